@@ -1,0 +1,107 @@
+// txmq::Broker: the whole broker (what txmqd runs), embeddable in a process
+// for tests, examples and users' own integration tests.
+//
+//   txmq::BrokerOptions options;
+//   options.listen = "tcp://127.0.0.1:*";        // any free port
+//   options.data_dir = "/tmp/my-test-broker";
+//   auto broker = txmq::Broker::Start(options);  // Result<unique_ptr<Broker>>
+//   std::string url = (*broker)->endpoint();     // "tcp://127.0.0.1:41234"
+//
+// Thread safety: Start, endpoint and Stop may be called from any thread;
+// Stop is idempotent and also runs from the destructor.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "txmq/status.h"
+
+namespace txmq {
+
+enum class FlushMode {
+  kSync,   // fsync before every acknowledgement (grouped): survives power loss
+  kAsync,  // write to the OS before acknowledging: survives a process crash only
+};
+
+// 1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h, as RocketMQ.
+std::vector<std::chrono::milliseconds> DefaultRetryBackoff();
+
+struct BrokerOptions {
+  // Name of this broker in logs and status; ids never assume one broker.
+  std::string name = "txmq-1";
+  // ZeroMQ endpoint to bind. "tcp://127.0.0.1:*" picks a free port
+  // (see Broker::endpoint()).
+  std::string listen = "tcp://127.0.0.1:7800";
+  // LevelDB directory; created if missing. One broker per directory.
+  std::string data_dir = "./txmq-data";
+  FlushMode flush = FlushMode::kSync;
+  // Queues of a topic created on first send.
+  uint32_t default_queues = 4;
+  // Create an unknown topic on first send; when false, sending to it fails
+  // NOT_FOUND until an operator creates it.
+  bool auto_create_topics = true;
+  // Largest message (body + key + properties). Frames above this plus 64 KiB
+  // of envelope are refused by the socket itself.
+  uint32_t max_message_bytes = 4 * 1024 * 1024;
+  // A resend of a message id seen within this window is answered with the
+  // first result and not stored again. Survives restarts.
+  std::chrono::milliseconds dedup_window = std::chrono::minutes(10);
+  // Messages older than this are deleted in the background.
+  std::chrono::milliseconds retention = std::chrono::hours(72);
+  // Lease length when a consumer does not ask for one.
+  std::chrono::milliseconds default_visibility_timeout = std::chrono::seconds(30);
+  // Redeliveries before a message goes to the group's dead-letter queue
+  // (%DLQ%<group>) when the consumer does not say.
+  uint32_t max_reconsume_times = 16;
+  // Wait before the n-th redelivery; the last entry repeats.
+  std::vector<std::chrono::milliseconds> retry_backoff = DefaultRetryBackoff();
+  // A client silent this long is considered gone: its leases end (counted as
+  // failed deliveries) and producers drop out of transaction checks.
+  std::chrono::milliseconds client_timeout = std::chrono::seconds(10);
+  // Longest a pull may wait for messages (long polling).
+  std::chrono::milliseconds max_long_poll = std::chrono::seconds(30);
+  // Longest delay a message may ask for.
+  std::chrono::milliseconds max_delay = std::chrono::hours(24 * 30);
+  // Most messages returned by one pull.
+  uint32_t max_pull_messages = 1024;
+  // How often retention and dedup cleanup run, and their batch size.
+  std::chrono::milliseconds cleanup_interval = std::chrono::seconds(1);
+  uint32_t cleanup_batch = 2000;
+  // LevelDB memtable size.
+  size_t write_buffer_bytes = 32 * 1024 * 1024;
+};
+
+// Checks every field; the error names the field and the bad value.
+Status ValidateBrokerOptions(const BrokerOptions& options);
+
+class Broker {
+ public:
+  // Opens the data directory, rebuilds state from it, binds the socket and
+  // starts serving. Fails UNAVAILABLE if another broker holds the directory.
+  static Result<std::unique_ptr<Broker>> Start(const BrokerOptions& options);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // The bound endpoint, with the real port when listen used "*".
+  const std::string& endpoint() const;
+  const BrokerOptions& options() const;
+
+  // Two-phase shutdown: stop taking requests, finish and acknowledge the
+  // writes already accepted, then close the socket and the database.
+  void Stop();
+  // Blocks until the broker stopped (Stop() or a fatal storage error).
+  // Returns why it stopped: OK after Stop().
+  Status Wait();
+
+  class Impl;
+
+ private:
+  explicit Broker(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace txmq

@@ -1,0 +1,63 @@
+#include "broker/src/admin_service.h"
+
+#include "protocol/src/message_codec.h"
+#include "protocol/src/util.h"
+#include "txmq/names.h"
+#include "txmq/version.h"
+
+namespace txmq::broker {
+
+namespace {
+constexpr uint32_t kMaxQueues = 1024;
+}
+
+void AdminService::HandleStatus(const RequestContext& ctx) {
+  auto reply = Core::NewReply(ctx);
+  auto s = reply.envelope().initStatusOk();
+  const BrokerOptions& o = core_.options();
+  s.setBrokerName(o.name);
+  s.setVersion(kVersion);
+  s.setUptimeMs(NowMs() - info_.started_ms);
+  s.setDataDir(o.data_dir);
+  s.setFlushMode(o.flush == FlushMode::kSync ? "sync" : "async");
+  s.setListen(info_.endpoint);
+  s.setTopics(static_cast<uint32_t>(topics_.all().size()));
+  s.setMessagesStored(topics_.MessagesStored());
+  s.setProducers(clients_.Count(wire::Role::PRODUCER));
+  s.setConsumers(clients_.Count(wire::Role::CONSUMER));
+  s.setBadFrames(core_.counters().bad_frames);
+  s.setStorageHealthy(!core_.storage_failed());
+  core_.Reply(ctx, reply);
+}
+
+void AdminService::HandleCreateTopic(const RequestContext& ctx,
+                                     wire::CreateTopicRequest::Reader request) {
+  if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+  const std::string name = wire::ToString(request.getTopic());
+  if (Status s = ValidateName("topic", name); !s.ok()) return core_.ReplyError(ctx, s);
+  uint32_t queues = request.getQueues();
+  if (queues > kMaxQueues) {
+    return core_.ReplyError(
+        ctx, Status::InvalidArgument("queues " + std::to_string(queues) + " must be 1-" +
+                                     std::to_string(kMaxQueues) + " (0 = broker default)"));
+  }
+  const bool existed = topics_.Find(name) != nullptr;
+  auto topic = topics_.GetOrCreate(name, true, queues);
+  if (!topic.ok()) return core_.ReplyError(ctx, topic.status());
+  const auto actual = static_cast<uint32_t>((*topic)->queues.size());
+  core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, name, actual,
+                   existed](const Status& s) {
+    if (!s.ok()) {
+      return core_.ReplyError({routing_id, request_id, nullptr},
+                              Status::Unavailable("topic not created: " + s.message()));
+    }
+    wire::OutFrame reply(request_id);
+    auto ok = reply.envelope().initCreateTopicOk();
+    ok.setTopic(name);
+    ok.setQueues(actual);
+    ok.setCreated(!existed);
+    core_.Reply(routing_id, reply);
+  });
+}
+
+}  // namespace txmq::broker

@@ -1,0 +1,32 @@
+// Operator requests: broker status and explicit topic creation.
+#pragma once
+
+#include <string>
+
+#include "broker/src/clients.h"
+#include "broker/src/core.h"
+#include "broker/src/topics.h"
+
+namespace txmq::broker {
+
+struct ServerInfo {
+  std::string endpoint;
+  int64_t started_ms = 0;
+};
+
+class AdminService {
+ public:
+  AdminService(Core& core, TopicManager& topics, ClientRegistry& clients, const ServerInfo& info)
+      : core_(core), topics_(topics), clients_(clients), info_(info) {}
+
+  void HandleStatus(const RequestContext& ctx);
+  void HandleCreateTopic(const RequestContext& ctx, wire::CreateTopicRequest::Reader request);
+
+ private:
+  Core& core_;
+  TopicManager& topics_;
+  ClientRegistry& clients_;
+  const ServerInfo& info_;
+};
+
+}  // namespace txmq::broker

@@ -1,0 +1,136 @@
+// Broker facade. Start() runs recovery and binding on the caller's thread,
+// then starts thread "txmq-core" (Server::Run), which owns all broker state
+// until Stop() joins it.
+#include "txmq/broker.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "broker/src/server.h"
+#include "protocol/src/log.h"
+#include "protocol/src/util.h"
+#include "storage/src/db.h"
+
+namespace txmq {
+
+std::vector<std::chrono::milliseconds> DefaultRetryBackoff() {
+  using std::chrono::hours, std::chrono::minutes, std::chrono::seconds;
+  return {seconds(1), seconds(5),  seconds(10), seconds(30), minutes(1), minutes(2),
+          minutes(3), minutes(4),  minutes(5),  minutes(6),  minutes(7), minutes(8),
+          minutes(9), minutes(10), minutes(20), minutes(30), hours(1),   hours(2)};
+}
+
+Status ValidateBrokerOptions(const BrokerOptions& o) {
+  auto bad = [](const std::string& field, const std::string& value, const std::string& rule) {
+    return Status::InvalidArgument(field + " = " + value + ": " + rule);
+  };
+  if (o.name.empty()) return bad("name", "''", "must not be empty");
+  if (o.listen.empty())
+    return bad("listen", "''", "must be a ZeroMQ endpoint like tcp://127.0.0.1:7800");
+  if (o.data_dir.empty()) return bad("data_dir", "''", "must name a directory");
+  if (o.default_queues < 1 || o.default_queues > 1024) {
+    return bad("default_queues", std::to_string(o.default_queues), "must be 1-1024");
+  }
+  if (o.max_message_bytes < 1024 || o.max_message_bytes > 64u * 1024 * 1024) {
+    return bad("max_message_bytes", std::to_string(o.max_message_bytes),
+               "must be between 1 KiB and 64 MiB");
+  }
+  auto positive = [&](const char* field, std::chrono::milliseconds d) {
+    return d.count() > 0 ? Status::OK()
+                         : bad(field, std::to_string(d.count()) + "ms", "must be positive");
+  };
+  for (auto [field, value] : {std::pair{"dedup_window", o.dedup_window},
+                              {"retention", o.retention},
+                              {"default_visibility_timeout", o.default_visibility_timeout},
+                              {"client_timeout", o.client_timeout},
+                              {"max_long_poll", o.max_long_poll},
+                              {"cleanup_interval", o.cleanup_interval}}) {
+    if (Status s = positive(field, value); !s.ok()) return s;
+  }
+  if (o.max_reconsume_times < 1 || o.max_reconsume_times > 1000) {
+    return bad("max_reconsume_times", std::to_string(o.max_reconsume_times), "must be 1-1000");
+  }
+  if (o.retry_backoff.empty()) return bad("retry_backoff", "[]", "needs at least one delay");
+  for (auto d : o.retry_backoff) {
+    if (d.count() < 0)
+      return bad("retry_backoff", std::to_string(d.count()) + "ms", "must not be negative");
+  }
+  if (o.max_pull_messages < 1) return bad("max_pull_messages", "0", "must be at least 1");
+  if (o.cleanup_batch < 1) return bad("cleanup_batch", "0", "must be at least 1");
+  return Status::OK();
+}
+
+class Broker::Impl {
+ public:
+  explicit Impl(const BrokerOptions& options) : options_(options) {}
+
+  Status Start() {
+    auto db = storage::Db::Open(
+        options_.data_dir, storage::DbOptions{.write_buffer_size = options_.write_buffer_bytes});
+    if (!db.ok()) return db.status();
+    db_ = std::move(db.value());
+    server_ = std::make_unique<broker::Server>(options_, *db_);
+    if (Status s = server_->Init(); !s.ok()) return s;
+    Logger("broker")->info("broker '{}' serving on {} (data {}, flush {})", options_.name,
+                           server_->endpoint(), options_.data_dir,
+                           options_.flush == FlushMode::kSync ? "sync" : "async");
+    thread_ = std::thread([this] {
+      server_->Run();
+      std::lock_guard<std::mutex> lock(mu_);
+      exit_status_ = server_->exit_status();
+      finished_ = true;
+      cv_.notify_all();
+    });
+    return Status::OK();
+  }
+
+  void Stop() {
+    std::lock_guard<std::mutex> stop_lock(stop_mu_);
+    if (!server_) return;
+    server_->RequestStop();
+    if (thread_.joinable()) thread_.join();
+    server_.reset();
+    db_.reset();
+    Logger("broker")->info("broker '{}' stopped", options_.name);
+  }
+
+  Status Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return finished_; });
+    return exit_status_;
+  }
+
+  const std::string& endpoint() const { return endpoint_cache_; }
+  void CacheEndpoint() { endpoint_cache_ = server_->endpoint(); }
+  const BrokerOptions& options() const { return options_; }
+
+ private:
+  BrokerOptions options_;
+  std::unique_ptr<storage::Db> db_;
+  std::unique_ptr<broker::Server> server_;
+  std::thread thread_;
+  std::string endpoint_cache_;
+  std::mutex stop_mu_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool finished_ = false;  // guarded by mu_
+  Status exit_status_;     // guarded by mu_
+};
+
+Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
+  if (Status s = ValidateBrokerOptions(options); !s.ok()) return s;
+  auto impl = std::make_unique<Impl>(options);
+  if (Status s = impl->Start(); !s.ok()) return s;
+  impl->CacheEndpoint();
+  return std::unique_ptr<Broker>(new Broker(std::move(impl)));
+}
+
+Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Broker::~Broker() { Stop(); }
+const std::string& Broker::endpoint() const { return impl_->endpoint(); }
+const BrokerOptions& Broker::options() const { return impl_->options(); }
+void Broker::Stop() { impl_->Stop(); }
+Status Broker::Wait() { return impl_->Wait(); }
+
+}  // namespace txmq

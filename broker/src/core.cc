@@ -1,0 +1,40 @@
+#include "broker/src/core.h"
+
+#include "protocol/src/log.h"
+
+namespace txmq::broker {
+
+Status Core::CheckWritable() const {
+  if (storage_error_.ok()) return Status::OK();
+  return Status::Unavailable("broker storage failed and refuses writes until restarted: " +
+                             storage_error_.message());
+}
+
+void Core::Reply(const std::string& routing_id, wire::OutFrame& reply) {
+  zmq::message_t payload = reply.Encode();
+  try {
+    auto first = router_->send(zmq::buffer(routing_id),
+                               zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    if (!first) {
+      counters_.dropped_replies++;
+      return;
+    }
+    // Once the routing frame went out the payload cannot be refused for
+    // lack of room (ZeroMQ queues whole multipart messages).
+    router_->send(payload, zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    // EHOSTUNREACH: the client disconnected (ROUTER_MANDATORY says so).
+    counters_.dropped_replies++;
+    if (e.num() != EHOSTUNREACH) {
+      Logger("broker")->warn("reply to client {} failed: {}", routing_id, e.what());
+    }
+  }
+}
+
+void Core::ReplyError(const RequestContext& ctx, const Status& status) {
+  auto reply = NewReply(ctx);
+  wire::SetError(reply.envelope(), status);
+  Reply(ctx, reply);
+}
+
+}  // namespace txmq::broker

@@ -1,0 +1,99 @@
+// What the broker's services share on the core thread: options, the
+// database (reads), the open commit round (writes), the reply path and the
+// counters. Every member is used by the core thread only.
+#pragma once
+
+#include <leveldb/db.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <zmq.hpp>
+
+#include "protocol/src/codec.h"
+#include "storage/src/group_commit.h"
+#include "txmq/broker.h"
+#include "txmq/status.h"
+
+namespace txmq::broker {
+
+struct ClientInfo;
+
+// Who sent a request. Handlers authorise against this, never against a
+// field in the request (room for CURVE principals later).
+struct RequestContext {
+  std::string routing_id;
+  uint64_t request_id = 0;
+  const ClientInfo* client = nullptr;  // null until the client said hello
+};
+
+struct Counters {
+  uint64_t bad_frames = 0;       // undecodable or unknown requests
+  uint64_t dropped_replies = 0;  // peer gone or its queue full
+  uint64_t messages_stored = 0;  // since start
+  uint64_t duplicates = 0;       // sends answered from the dedup window
+  uint64_t delivered = 0;
+  uint64_t acked = 0;
+  uint64_t redelivery_scheduled = 0;
+  uint64_t dead_lettered = 0;
+};
+
+class Core {
+ public:
+  Core(const BrokerOptions& options, leveldb::DB* db, zmq::socket_t* router)
+      : options_(options), db_(db), router_(router), round_(NewRound()) {}
+
+  const BrokerOptions& options() const { return options_; }
+  leveldb::DB* db() const { return db_; }
+  Counters& counters() { return counters_; }
+
+  // The round that collects this iteration's writes.
+  leveldb::WriteBatch& batch() { return round_->batch; }
+  // Runs `fn` on the core thread once everything written so far is durable.
+  void OnDurable(std::function<void(const Status&)> fn) {
+    round_->on_durable.push_back(std::move(fn));
+  }
+  // Like OnDurable, but runs before every completion added so far.
+  void OnDurableFirst(std::function<void(const Status&)> fn) {
+    round_->on_durable.insert(round_->on_durable.begin(), std::move(fn));
+  }
+  bool round_empty() const { return round_->empty(); }
+  std::unique_ptr<storage::CommitRound> TakeRound() {
+    auto r = std::move(round_);
+    round_ = NewRound();
+    return r;
+  }
+
+  // After a failed write nothing more is accepted: in-memory state may be
+  // ahead of the disk, and only a restart rebuilds it from what is there.
+  bool storage_failed() const { return !storage_error_.ok(); }
+  const Status& storage_error() const { return storage_error_; }
+  void SetStorageFailed(const Status& s) {
+    if (storage_error_.ok()) storage_error_ = s;
+  }
+  // UNAVAILABLE for writes once storage failed, else OK.
+  Status CheckWritable() const;
+
+  // Sends a reply (never blocks; a peer that is gone or stuck loses it).
+  void Reply(const std::string& routing_id, wire::OutFrame& reply);
+  void Reply(const RequestContext& ctx, wire::OutFrame& reply) { Reply(ctx.routing_id, reply); }
+  void ReplyError(const RequestContext& ctx, const Status& status);
+  static wire::OutFrame NewReply(const RequestContext& ctx) {
+    return wire::OutFrame(ctx.request_id);
+  }
+
+ private:
+  static std::unique_ptr<storage::CommitRound> NewRound() {
+    return std::make_unique<storage::CommitRound>();
+  }
+
+  const BrokerOptions& options_;
+  leveldb::DB* db_;
+  zmq::socket_t* router_;
+  std::unique_ptr<storage::CommitRound> round_;
+  Status storage_error_;
+  Counters counters_;
+};
+
+}  // namespace txmq::broker

@@ -1,0 +1,41 @@
+// Delayed messages: stored at once (durable, acknowledged) under their due
+// time ('l' keys), and moved into their queue when due, in one round that
+// adds the queue entry and deletes the delayed one.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <utility>
+
+#include "broker/src/core.h"
+#include "broker/src/topics.h"
+#include "storage/src/records.h"
+
+namespace txmq::broker {
+
+class DelayedMessages {
+ public:
+  DelayedMessages(Core& core, TopicManager& topics) : core_(core), topics_(topics) {}
+
+  Status Recover();
+
+  // Writes the message to the open round; returns its sequence number. Call
+  // Schedule(due, seq) once that round is durable.
+  uint64_t Add(int64_t due_ms, uint32_t queue, const storage::MessageView& message);
+  void Schedule(int64_t due_ms, uint64_t seq) { due_.emplace(due_ms, seq); }
+
+  // Moves up to `budget` due messages into their queues.
+  void Tick(int64_t now_ms, uint32_t budget);
+
+  // Earliest due time, or INT64_MAX.
+  int64_t NextDueMs() const;
+  size_t size() const { return due_.size(); }
+
+ private:
+  Core& core_;
+  TopicManager& topics_;
+  std::set<std::pair<int64_t, uint64_t>> due_;  // durable entries only
+  uint64_t next_seq_ = 1;
+};
+
+}  // namespace txmq::broker

@@ -1,0 +1,210 @@
+#include "broker/src/delivery.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "protocol/src/log.h"
+#include "protocol/src/message_codec.h"
+#include "storage/src/keys.h"
+#include "storage/src/records.h"
+#include "txmq/names.h"
+
+namespace txmq::broker {
+
+namespace keys = storage::keys;
+
+namespace {
+
+// One pull answers with at most this many bytes of records (but always at
+// least one message), so a reply stays well below any frame limit.
+constexpr size_t kMaxPullBytes = 4 * 1024 * 1024;
+constexpr uint32_t kDefaultPullMessages = 32;
+constexpr size_t kMaxPullTopics = 64;
+constexpr auto kMinVisibility = std::chrono::milliseconds(100);
+constexpr auto kMaxVisibility = std::chrono::hours(12);
+
+bool Contains(const std::vector<std::string>& v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+void Delivery::HandlePull(const RequestContext& ctx, wire::PullRequest::Reader request) {
+  PullSpec spec;
+  spec.group = wire::ToString(request.getGroup());
+  if (Status s = ValidateName("group", spec.group); !s.ok()) return core_.ReplyError(ctx, s);
+  auto topics = request.getTopics();
+  if (topics.size() == 0 || topics.size() > kMaxPullTopics) {
+    return core_.ReplyError(
+        ctx, Status::InvalidArgument("a pull names " + std::to_string(topics.size()) +
+                                     " topics; it must name 1-" + std::to_string(kMaxPullTopics)));
+  }
+  for (auto t : topics) {
+    spec.topics.push_back(wire::ToString(t));
+    if (Status s = ValidateNameOrSystem("topic", spec.topics.back()); !s.ok()) {
+      return core_.ReplyError(ctx, s);
+    }
+  }
+  const BrokerOptions& o = core_.options();
+  uint32_t max = request.getMaxMessages();
+  spec.max_messages = std::min(max == 0 ? kDefaultPullMessages : max, o.max_pull_messages);
+  auto visibility = std::chrono::milliseconds(request.getVisibilityTimeoutMs());
+  if (visibility.count() == 0) visibility = o.default_visibility_timeout;
+  spec.visibility =
+      std::clamp<std::chrono::milliseconds>(visibility, kMinVisibility, kMaxVisibility);
+  spec.from_latest = request.getStartFromLatest();
+  spec.client = ctx.routing_id;
+  auto wait = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(request.getWaitMs()),
+                                                  o.max_long_poll);
+
+  const SteadyTime now = SteadyClock::now();
+  std::vector<Item> items = Collect(spec, now);
+  if (!items.empty() || wait.count() == 0) {
+    return ReplyItems(ctx.routing_id, ctx.request_id, items);
+  }
+  parked_[spec.group].push_back(
+      Parked{ctx.routing_id, ctx.request_id, std::move(spec), now + wait});
+}
+
+std::vector<Delivery::Item> Delivery::Collect(const PullSpec& spec, SteadyTime now) {
+  GroupState& g = groups_.Get(spec.group);
+  std::vector<Item> out;
+  size_t bytes = 0;
+  CollectRetries(g, spec, now, &out, &bytes);
+  CollectFresh(g, spec, now, &out, &bytes);
+  core_.counters().delivered += out.size();
+  return out;
+}
+
+void Delivery::CollectRetries(GroupState& g, const PullSpec& spec, SteadyTime now,
+                              std::vector<Item>* out, size_t* bytes) {
+  const int64_t now_ms = NowMs();
+  for (auto it = g.due.begin(); it != g.due.end() && it->first <= now_ms &&
+                                out->size() < spec.max_messages && *bytes < kMaxPullBytes;) {
+    RetryEntry& e = g.retries.at(it->second);
+    const storage::RetryRecord& r = e.record;
+    if (!Contains(spec.topics, r.topic)) {
+      ++it;
+      continue;
+    }
+    std::string value;
+    leveldb::Status s =
+        core_.db()->Get(leveldb::ReadOptions(), keys::Message(r.topic, r.queue, r.offset), &value);
+    if (!s.ok()) {
+      Logger("broker")->warn(
+          "group '{}': redelivery of {}/{}/{} dropped, the message is gone "
+          "(retention): {}",
+          g.name, r.topic, r.queue, r.offset, s.ToString());
+      core_.batch().Delete(keys::Retry(g.name, static_cast<uint64_t>(e.due_ms), e.id));
+      it = g.due.erase(it);
+      g.retries.erase(e.id);
+      continue;
+    }
+    Lease lease{groups_.NewLeaseId(), spec.client, now + spec.visibility, r.delivery_count + 1};
+    groups_.AddLease(
+        LeaseRef{&g, nullptr, r.offset, e.id, r.topic, r.queue, spec.client, lease.deadline},
+        lease.lease_id);
+    *bytes += value.size();
+    out->push_back(Item{std::move(value), r.topic, r.queue, r.offset, lease.delivery_count, e.id,
+                        lease.lease_id});
+    e.lease = lease;
+    it = g.due.erase(it);
+  }
+}
+
+void Delivery::CollectFresh(GroupState& g, const PullSpec& spec, SteadyTime now,
+                            std::vector<Item>* out, size_t* bytes) {
+  std::unique_ptr<leveldb::Iterator> it;
+  for (const std::string& name : spec.topics) {
+    TopicState* t = topics_.Find(name);
+    if (t == nullptr) continue;  // not created yet: a long poll waits for it
+    Subscription* sub = groups_.Subscribe(g, *t, spec.from_latest);
+    const auto nq = static_cast<uint32_t>(sub->queues.size());
+    for (uint32_t k = 0; k < nq && out->size() < spec.max_messages && *bytes < kMaxPullBytes; ++k) {
+      const uint32_t q = (sub->next_queue + k) % nq;
+      QueueCursor& c = sub->queues[q];
+      const QueueState& qs = t->queues[q];
+      if (c.next < qs.min_offset) {  // retention deleted what this group had not read
+        c.next = qs.min_offset;
+        groups_.MarkDirty(c);
+      }
+      if (c.next >= qs.visible_end) continue;
+      if (!it) it.reset(core_.db()->NewIterator(leveldb::ReadOptions()));
+      const std::string prefix = keys::QueuePrefix(name, q);
+      for (it->Seek(keys::Message(name, q, c.next));
+           it->Valid() && it->key().starts_with(prefix) && c.next < qs.visible_end &&
+           out->size() < spec.max_messages && *bytes < kMaxPullBytes;
+           it->Next()) {
+        std::string_view topic_name;
+        uint32_t queue;
+        uint64_t offset;
+        if (!keys::ParseMessage(std::string_view(it->key().data(), it->key().size()), &topic_name,
+                                &queue, &offset) ||
+            offset >= qs.visible_end) {
+          break;
+        }
+        c.next = offset;  // skips a gap, should retention have made one
+        Lease lease{groups_.NewLeaseId(), spec.client, now + spec.visibility, 1};
+        c.leased.emplace(offset, lease);
+        groups_.AddLease(LeaseRef{&g, &c, offset, 0, name, q, spec.client, lease.deadline},
+                         lease.lease_id);
+        *bytes += it->value().size();
+        out->push_back(Item{it->value().ToString(), name, q, offset, 1, 0, lease.lease_id});
+        c.next = offset + 1;
+      }
+    }
+    sub->next_queue = (sub->next_queue + 1) % nq;
+  }
+}
+
+void Delivery::ReplyItems(const std::string& routing_id, uint64_t request_id,
+                          const std::vector<Item>& items) {
+  wire::OutFrame reply(request_id);
+  auto list = reply.envelope().initPullOk().initMessages(static_cast<unsigned>(items.size()));
+  for (unsigned i = 0; i < items.size(); ++i) {
+    const Item& item = items[i];
+    storage::MessageView m;
+    if (!storage::DecodeMessage(item.value, &m)) {
+      Logger("broker")->error("stored message {}/{}/{} is corrupt; delivering it empty", item.topic,
+                              item.queue, item.offset);
+    }
+    auto d = list[i];
+    auto wm = d.initMessage();
+    wm.setId(capnp::Text::Reader(m.id.data(), m.id.size()));
+    wm.setTopic(item.topic);
+    wm.setKey(capnp::Text::Reader(m.key.data(), m.key.size()));
+    wm.setBody(
+        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(m.body.data()), m.body.size()));
+    wm.setBornMs(m.born_ms);
+    if (!m.properties.empty()) {
+      auto props = wm.initProperties(static_cast<unsigned>(m.properties.size()));
+      for (unsigned p = 0; p < m.properties.size(); ++p) {
+        const auto& [k, v] = m.properties[p];
+        props[p].setKey(capnp::Text::Reader(k.data(), k.size()));
+        props[p].setValue(capnp::Text::Reader(v.data(), v.size()));
+      }
+    }
+    d.setQueue(item.queue);
+    d.setOffset(item.offset);
+    d.setDeliveryCount(item.delivery_count);
+    d.setStoredMs(m.stored_ms);
+    auto receipt = d.initReceipt();
+    receipt.setTopic(item.topic);
+    receipt.setQueue(item.queue);
+    receipt.setOffset(item.offset);
+    receipt.setRetryId(item.retry_id);
+    receipt.setLeaseId(item.lease_id);
+  }
+  core_.Reply(routing_id, reply);
+}
+
+SteadyTime Delivery::NextWake() const {
+  SteadyTime wake = SteadyTime::max();
+  if (!groups_.lease_deadlines().empty()) wake = groups_.lease_deadlines().begin()->first;
+  for (const auto& [group, queue] : parked_) {
+    for (const Parked& p : queue) wake = std::min(wake, p.deadline);
+  }
+  return wake;
+}
+
+}  // namespace txmq::broker

@@ -1,0 +1,89 @@
+// Serves consumers: pull (with long polling), ack and nack; ends leases
+// that expire or whose consumer left; sends messages that failed too often
+// to the group's dead-letter topic.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "broker/src/core.h"
+#include "broker/src/groups.h"
+#include "broker/src/topics.h"
+
+namespace txmq::broker {
+
+class Delivery {
+ public:
+  Delivery(Core& core, TopicManager& topics, GroupTable& groups)
+      : core_(core), topics_(topics), groups_(groups) {}
+
+  void HandlePull(const RequestContext& ctx, wire::PullRequest::Reader request);
+  void HandleAck(const RequestContext& ctx, wire::AckRequest::Reader request);
+  void HandleNack(const RequestContext& ctx, wire::NackRequest::Reader request);
+
+  // Expired leases, due redeliveries, long-poll timeouts.
+  void Tick(SteadyTime now);
+  // New messages became visible on these topics: serve parked pulls.
+  void OnTopicsAdvanced(const std::set<std::string>& topics);
+  // A client left. `failed`: it vanished (its leases count as failed
+  // deliveries); otherwise it said goodbye (leases are given back as is).
+  void ReleaseClient(const std::string& client_id, bool failed);
+  // Broker stopping: answer every parked pull.
+  void AnswerParked(const Status& status);
+
+  // Earliest time Tick has something to do.
+  SteadyTime NextWake() const;
+
+ private:
+  struct PullSpec {
+    std::string group;
+    std::vector<std::string> topics;
+    uint32_t max_messages = 0;
+    std::chrono::milliseconds visibility{0};
+    bool from_latest = false;
+    std::string client;
+  };
+  struct Parked {
+    std::string routing_id;
+    uint64_t request_id = 0;
+    PullSpec spec;
+    SteadyTime deadline;
+  };
+  struct Item {         // one message picked for a pull
+    std::string value;  // the stored MessageRecord
+    std::string topic;
+    uint32_t queue = 0;
+    uint64_t offset = 0;
+    uint32_t delivery_count = 1;
+    uint64_t retry_id = 0;
+    uint64_t lease_id = 0;
+  };
+
+  // Picks up to spec.max_messages messages and leases them.
+  std::vector<Item> Collect(const PullSpec& spec, SteadyTime now);
+  void CollectRetries(GroupState& g, const PullSpec& spec, SteadyTime now, std::vector<Item>* out,
+                      size_t* bytes);
+  void CollectFresh(GroupState& g, const PullSpec& spec, SteadyTime now, std::vector<Item>* out,
+                    size_t* bytes);
+  void ReplyItems(const std::string& routing_id, uint64_t request_id,
+                  const std::vector<Item>& items);
+
+  // Ends one lease because the delivery failed (or is given back).
+  // Returns true when the message went to the dead-letter topic.
+  bool FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_ms, uint32_t max_reconsume);
+  void ScheduleRetry(GroupState& g, RetryEntry& entry, int64_t due_ms);
+  void DeadLetter(GroupState& g, const std::string& topic, uint32_t queue, uint64_t offset,
+                  uint32_t delivery_count);
+  uint32_t BackoffMs(uint32_t failed_deliveries) const;
+
+  Core& core_;
+  TopicManager& topics_;
+  GroupTable& groups_;
+  std::map<std::string, std::deque<Parked>> parked_;  // by group
+};
+
+}  // namespace txmq::broker

@@ -1,0 +1,268 @@
+// The ends of leases: ack, nack, expiry, a consumer leaving; redelivery
+// scheduling and dead-lettering; long-poll bookkeeping.
+#include <algorithm>
+
+#include "broker/src/delivery.h"
+#include "protocol/src/log.h"
+#include "protocol/src/message_codec.h"
+#include "storage/src/keys.h"
+#include "storage/src/records.h"
+#include "txmq/names.h"
+
+namespace txmq::broker {
+
+namespace keys = storage::keys;
+
+namespace {
+
+// The lease a receipt names, if it is still the current one.
+const LeaseRef* MatchLease(GroupTable& groups, std::string_view group, wire::Receipt::Reader r) {
+  auto it = groups.leases().find(r.getLeaseId());
+  if (it == groups.leases().end()) return nullptr;
+  const LeaseRef& ref = it->second;
+  if (ref.group->name != group || ref.retry_id != r.getRetryId() || ref.offset != r.getOffset() ||
+      ref.queue != r.getQueue() || ref.topic != wire::ToString(r.getTopic())) {
+    return nullptr;
+  }
+  return &ref;
+}
+
+void ReplyCountsWhenDurable(Core& core, const RequestContext& ctx,
+                            std::function<void(wire::Envelope::Builder)> fill) {
+  core.OnDurable([&core, routing_id = ctx.routing_id, request_id = ctx.request_id,
+                  fill = std::move(fill)](const Status& s) {
+    if (!s.ok()) {
+      return core.ReplyError({routing_id, request_id, nullptr},
+                             Status::Unavailable("not recorded: " + s.message()));
+    }
+    wire::OutFrame reply(request_id);
+    fill(reply.envelope());
+    core.Reply(routing_id, reply);
+  });
+}
+
+}  // namespace
+
+void Delivery::HandleAck(const RequestContext& ctx, wire::AckRequest::Reader request) {
+  if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+  const std::string group = wire::ToString(request.getGroup());
+  uint32_t acked = 0, expired = 0;
+  for (auto r : request.getReceipts()) {
+    const LeaseRef* ref = MatchLease(groups_, group, r);
+    if (ref == nullptr) {
+      ++expired;
+      continue;
+    }
+    GroupState& g = *ref->group;
+    if (ref->cursor != nullptr) {
+      QueueCursor& c = *ref->cursor;
+      c.leased.erase(ref->offset);
+      groups_.MarkDirty(c);
+    } else {
+      auto e = g.retries.find(ref->retry_id);
+      core_.batch().Delete(keys::Retry(g.name, static_cast<uint64_t>(e->second.due_ms), e->first));
+      g.retries.erase(e);
+    }
+    groups_.RemoveLease(r.getLeaseId());
+    ++acked;
+  }
+  core_.counters().acked += acked;
+  ReplyCountsWhenDurable(core_, ctx, [acked, expired](wire::Envelope::Builder env) {
+    auto ok = env.initAckOk();
+    ok.setAcked(acked);
+    ok.setExpired(expired);
+  });
+}
+
+void Delivery::HandleNack(const RequestContext& ctx, wire::NackRequest::Reader request) {
+  if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+  const std::string group = wire::ToString(request.getGroup());
+  const bool release = request.getRelease();
+  const uint32_t max_reconsume = request.getMaxReconsumeTimes();
+  if (GroupState* g = groups_.Find(group); g != nullptr && max_reconsume != 0) {
+    g->max_reconsume = max_reconsume;
+  }
+  uint32_t requeued = 0, dead = 0, expired = 0;
+  for (auto r : request.getReceipts()) {
+    if (MatchLease(groups_, group, r) == nullptr) {
+      ++expired;
+      continue;
+    }
+    if (FailLease(r.getLeaseId(), !release, request.getDelayMs(), max_reconsume)) {
+      ++dead;
+    } else {
+      ++requeued;
+    }
+  }
+  ReplyCountsWhenDurable(core_, ctx, [requeued, dead, expired](wire::Envelope::Builder env) {
+    auto ok = env.initNackOk();
+    ok.setRequeued(requeued);
+    ok.setDeadLettered(dead);
+    ok.setExpired(expired);
+  });
+}
+
+uint32_t Delivery::BackoffMs(uint32_t failed_deliveries) const {
+  const auto& levels = core_.options().retry_backoff;
+  if (levels.empty()) return 1000;
+  size_t i =
+      std::min<size_t>(failed_deliveries == 0 ? 0 : failed_deliveries - 1, levels.size() - 1);
+  return static_cast<uint32_t>(levels[i].count());
+}
+
+bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_ms,
+                         uint32_t max_reconsume) {
+  auto found = groups_.leases().find(lease_id);
+  if (found == groups_.leases().end()) return false;
+  const LeaseRef ref = found->second;
+  groups_.RemoveLease(lease_id);
+  GroupState& g = *ref.group;
+  if (max_reconsume == 0) max_reconsume = g.max_reconsume;
+  if (max_reconsume == 0) max_reconsume = core_.options().max_reconsume_times;
+
+  uint32_t deliveries;  // deliveries that count so far, including this one
+  RetryEntry* existing = nullptr;
+  if (ref.cursor != nullptr) {
+    auto l = ref.cursor->leased.find(ref.offset);
+    deliveries = l->second.delivery_count;
+    ref.cursor->leased.erase(l);
+    groups_.MarkDirty(*ref.cursor);
+  } else {
+    existing = &g.retries.at(ref.retry_id);
+    deliveries = existing->lease->delivery_count;
+    existing->lease.reset();
+    core_.batch().Delete(
+        keys::Retry(g.name, static_cast<uint64_t>(existing->due_ms), existing->id));
+  }
+  if (!count_attempt) deliveries -= 1;  // given back unprocessed: does not count
+
+  if (count_attempt && deliveries > max_reconsume) {
+    DeadLetter(g, ref.topic, ref.queue, ref.offset, deliveries);
+    if (existing != nullptr) g.retries.erase(existing->id);
+    return true;
+  }
+  if (existing == nullptr) {
+    RetryEntry entry;
+    entry.id = groups_.NewRetryId();
+    entry.record =
+        storage::RetryRecord{ref.topic, ref.queue, ref.offset, deliveries, max_reconsume};
+    existing = &g.retries.emplace(entry.id, std::move(entry)).first->second;
+  }
+  existing->record.delivery_count = deliveries;
+  existing->record.max_reconsume = max_reconsume;
+  const int64_t wait = count_attempt ? (delay_ms != 0 ? delay_ms : BackoffMs(deliveries)) : 0;
+  ScheduleRetry(g, *existing, NowMs() + wait);
+  core_.counters().redelivery_scheduled++;
+  return false;
+}
+
+void Delivery::ScheduleRetry(GroupState& g, RetryEntry& entry, int64_t due_ms) {
+  entry.due_ms = due_ms;
+  core_.batch().Put(keys::Retry(g.name, static_cast<uint64_t>(due_ms), entry.id),
+                    storage::EncodeRetry(entry.record));
+  g.due.emplace(due_ms, entry.id);
+}
+
+void Delivery::DeadLetter(GroupState& g, const std::string& topic, uint32_t queue, uint64_t offset,
+                          uint32_t delivery_count) {
+  std::string value;
+  leveldb::Status s =
+      core_.db()->Get(leveldb::ReadOptions(), keys::Message(topic, queue, offset), &value);
+  storage::MessageView m;
+  if (!s.ok() || !storage::DecodeMessage(value, &m)) {
+    Logger("broker")->warn(
+        "group '{}': {}/{}/{} failed {} times but is gone (retention); "
+        "nothing to dead-letter",
+        g.name, topic, queue, offset, delivery_count);
+    return;
+  }
+  const std::string dlq = DeadLetterTopic(g.name);
+  auto t = topics_.GetOrCreate(dlq, true, 1);
+  if (!t.ok()) return;
+  const std::string queue_s = std::to_string(queue), offset_s = std::to_string(offset),
+                    count_s = std::to_string(delivery_count);
+  m.properties.emplace_back("txmq.dlq.group", g.name);
+  m.properties.emplace_back("txmq.dlq.topic", topic);
+  m.properties.emplace_back("txmq.dlq.queue", queue_s);
+  m.properties.emplace_back("txmq.dlq.offset", offset_s);
+  m.properties.emplace_back("txmq.dlq.deliveries", count_s);
+  m.topic = dlq;
+  m.stored_ms = NowMs();
+  topics_.Append(**t, 0, m);
+  core_.counters().dead_lettered++;
+  Logger("broker")->warn("group '{}': message {} ({}/{}/{}) failed {} deliveries; moved to '{}'",
+                         g.name, m.id, topic, queue, offset, delivery_count, dlq);
+}
+
+void Delivery::Tick(SteadyTime now) {
+  auto& deadlines = groups_.lease_deadlines();
+  while (!deadlines.empty() && deadlines.begin()->first <= now && !core_.storage_failed()) {
+    FailLease(deadlines.begin()->second, true, 0, 0);
+  }
+  const int64_t now_ms = NowMs();
+  for (auto& [group, parked] : parked_) {
+    GroupState* g = groups_.Find(group);
+    const bool retry_due = g != nullptr && !g->due.empty() && g->due.begin()->first <= now_ms;
+    for (auto p = parked.begin(); p != parked.end();) {
+      std::vector<Item> items;
+      if (retry_due) items = Collect(p->spec, now);
+      if (!items.empty() || p->deadline <= now) {
+        ReplyItems(p->routing_id, p->request_id, items);
+        p = parked.erase(p);
+      } else {
+        ++p;
+      }
+    }
+  }
+  std::erase_if(parked_, [](const auto& kv) { return kv.second.empty(); });
+}
+
+void Delivery::OnTopicsAdvanced(const std::set<std::string>& topics) {
+  if (topics.empty()) return;
+  const SteadyTime now = SteadyClock::now();
+  for (auto& [group, parked] : parked_) {
+    for (auto p = parked.begin(); p != parked.end();) {
+      bool interested = std::any_of(p->spec.topics.begin(), p->spec.topics.end(),
+                                    [&](const std::string& t) { return topics.count(t) > 0; });
+      std::vector<Item> items;
+      if (interested) items = Collect(p->spec, now);
+      if (!items.empty()) {
+        ReplyItems(p->routing_id, p->request_id, items);
+        p = parked.erase(p);
+      } else {
+        ++p;
+      }
+    }
+  }
+  std::erase_if(parked_, [](const auto& kv) { return kv.second.empty(); });
+}
+
+void Delivery::ReleaseClient(const std::string& client_id, bool failed) {
+  std::vector<uint64_t> held;
+  for (const auto& [lease_id, ref] : groups_.leases()) {
+    if (ref.client == client_id) held.push_back(lease_id);
+  }
+  for (uint64_t id : held) FailLease(id, failed, 0, 0);
+  if (!held.empty()) {
+    Logger("broker")->info("client {} {}: {} leased messages {}", client_id,
+                           failed ? "went silent" : "said goodbye", held.size(),
+                           failed ? "scheduled for redelivery" : "given back");
+  }
+  for (auto& [group, parked] : parked_) {
+    std::erase_if(parked, [&](const Parked& p) {
+      if (p.routing_id != client_id) return false;
+      if (!failed) ReplyItems(p.routing_id, p.request_id, {});
+      return true;
+    });
+  }
+  std::erase_if(parked_, [](const auto& kv) { return kv.second.empty(); });
+}
+
+void Delivery::AnswerParked(const Status& status) {
+  for (auto& [group, parked] : parked_) {
+    for (const Parked& p : parked) core_.ReplyError({p.routing_id, p.request_id, nullptr}, status);
+  }
+  parked_.clear();
+}
+
+}  // namespace txmq::broker

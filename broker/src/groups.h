@@ -1,0 +1,122 @@
+// Consumer-group state: per (group, topic, queue) a cursor, per group the
+// redelivery schedule, and the leases that say which consumer holds which
+// message until when.
+//
+// A cursor hands out offsets in order (next) and keeps the leased ones; its
+// floor is the lowest offset not yet finished (the first leased one, else
+// next). Only the floor is persisted ('c' keys): after a restart everything
+// from the floor on is delivered again (at-least-once), nothing below it.
+//
+// A message that fails (nack, expired lease, consumer gone) leaves the
+// cursor at once, so one slow message never holds back a queue: it becomes
+// a retry entry ('r' keys, ordered by due time) that points at its queue
+// offset, and is delivered again when due, with its delivery count.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/src/core.h"
+#include "broker/src/topics.h"
+#include "protocol/src/util.h"
+#include "storage/src/records.h"
+
+namespace txmq::broker {
+
+struct Lease {
+  uint64_t lease_id = 0;
+  std::string client;
+  SteadyTime deadline;
+  uint32_t delivery_count = 1;
+};
+
+struct QueueCursor {
+  std::string key;  // its 'c' key
+  uint64_t next = 0;
+  uint64_t persisted_floor = UINT64_MAX;
+  bool dirty = false;
+  std::map<uint64_t, Lease> leased;  // offset -> lease
+
+  uint64_t floor() const { return leased.empty() ? next : leased.begin()->first; }
+};
+
+struct Subscription {
+  std::vector<QueueCursor> queues;
+  uint32_t next_queue = 0;  // where the next pull starts, for fairness
+};
+
+struct RetryEntry {
+  uint64_t id = 0;
+  int64_t due_ms = 0;
+  storage::RetryRecord record;
+  std::optional<Lease> lease;
+};
+
+struct GroupState {
+  std::string name;
+  std::map<std::string, Subscription, std::less<>> subscriptions;
+  std::map<uint64_t, RetryEntry> retries;      // by retry id
+  std::set<std::pair<int64_t, uint64_t>> due;  // (due_ms, retry id) of entries not leased
+  uint32_t max_reconsume = 0;                  // last limit a consumer announced; 0 = default
+};
+
+// Where a lease lives, for expiry and client removal.
+struct LeaseRef {
+  GroupState* group = nullptr;
+  QueueCursor* cursor = nullptr;  // null for a retry entry
+  uint64_t offset = 0;
+  uint64_t retry_id = 0;
+  std::string topic;
+  uint32_t queue = 0;
+  std::string client;
+  SteadyTime deadline;
+};
+
+class GroupTable {
+ public:
+  GroupTable(Core& core, TopicManager& topics);
+
+  Status Recover();
+
+  GroupState& Get(const std::string& group);
+  GroupState* Find(std::string_view group);
+  // The group's cursors on a topic, created at the topic's start (or end,
+  // with `from_latest`) the first time; null when the topic does not exist.
+  Subscription* Subscribe(GroupState& group, const TopicState& topic, bool from_latest);
+
+  // Cursor moved: its floor may need persisting.
+  void MarkDirty(QueueCursor& cursor);
+  // Writes changed floors into the open round (before it is submitted).
+  void FlushDirty();
+
+  uint64_t NewLeaseId() { return next_lease_id_++; }
+  uint64_t NewRetryId() { return next_retry_id_++; }
+
+  // Leases by deadline, and where each lives.
+  void AddLease(const LeaseRef& ref, uint64_t lease_id);
+  void RemoveLease(uint64_t lease_id);
+  std::set<std::pair<SteadyTime, uint64_t>>& lease_deadlines() { return lease_deadlines_; }
+  const std::set<std::pair<SteadyTime, uint64_t>>& lease_deadlines() const {
+    return lease_deadlines_;
+  }
+  std::unordered_map<uint64_t, LeaseRef>& leases() { return leases_; }
+
+  std::map<std::string, GroupState, std::less<>>& all() { return groups_; }
+
+ private:
+  Core& core_;
+  TopicManager& topics_;
+  std::map<std::string, GroupState, std::less<>> groups_;
+  std::vector<QueueCursor*> dirty_;
+  std::set<std::pair<SteadyTime, uint64_t>> lease_deadlines_;
+  std::unordered_map<uint64_t, LeaseRef> leases_;
+  uint64_t next_lease_id_;
+  uint64_t next_retry_id_ = 1;
+};
+
+}  // namespace txmq::broker

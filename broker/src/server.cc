@@ -1,0 +1,269 @@
+#include "broker/src/server.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "protocol/src/log.h"
+#include "protocol/src/message_codec.h"
+#include "txmq/version.h"
+
+namespace txmq::broker {
+
+namespace {
+constexpr int kHighWaterMark = 100'000;
+constexpr int kReadBudget = 512;  // requests per loop pass before committing
+constexpr auto kMaxPollWait = std::chrono::milliseconds(100);
+}  // namespace
+
+Server::Server(const BrokerOptions& options, storage::Db& db)
+    : options_(options),
+      db_(db),
+      context_(1),
+      router_(std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router)),
+      core_(options, db.get(), router_.get()),
+      topics_(core_),
+      dedup_(core_),
+      delayed_(core_, topics_),
+      groups_(core_, topics_),
+      sends_(core_, topics_, dedup_, delayed_),
+      delivery_(core_, topics_, groups_),
+      retention_(core_, topics_),
+      admin_(core_, topics_, clients_, info_) {}
+
+Server::~Server() = default;
+
+Status Server::Init() {
+  auto log = Logger("broker");
+  const auto start = SteadyClock::now();
+  if (Status s = topics_.Recover(); !s.ok()) return s;
+  if (Status s = dedup_.Recover(); !s.ok()) return s;
+  if (Status s = delayed_.Recover(); !s.ok()) return s;
+  if (Status s = groups_.Recover(); !s.ok()) return s;
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
+  log->info("recovered {} topics, {} messages from {} in {} ms", topics_.all().size(),
+            topics_.MessagesStored(), options_.data_dir, took.count());
+
+  try {
+    router_->set(zmq::sockopt::router_mandatory, 1);
+    router_->set(zmq::sockopt::router_handover, 1);
+    router_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options_.max_message_bytes) +
+                                               static_cast<int64_t>(wire::kEnvelopeOverheadBytes));
+    router_->set(zmq::sockopt::sndhwm, kHighWaterMark);
+    router_->set(zmq::sockopt::rcvhwm, kHighWaterMark);
+    router_->set(zmq::sockopt::heartbeat_ivl, 1000);
+    router_->set(zmq::sockopt::heartbeat_timeout, 3000);
+    router_->set(zmq::sockopt::linger, 200);
+    router_->bind(options_.listen);
+    info_.endpoint = router_->get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable("cannot listen on '" + options_.listen + "': " + e.what());
+  }
+  info_.started_ms = NowMs();
+  committer_ = std::make_unique<storage::GroupCommitter>(
+      db_.get(), options_.flush == FlushMode::kSync, &commit_done_);
+  next_cleanup_ = SteadyClock::now();
+  return Status::OK();
+}
+
+void Server::RequestStop() {
+  stop_requested_ = true;
+  stop_signal_.Notify();
+}
+
+void Server::Run() {
+  while (!stop_requested_ && !core_.storage_failed()) {
+    SteadyTime now = SteadyClock::now();
+    SteadyTime wake = std::min({now + kMaxPollWait, delivery_.NextWake(), next_cleanup_});
+    if (delayed_.NextDueMs() <= NowMs()) wake = now;
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now);
+    zmq::pollitem_t items[] = {{router_->handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, commit_done_.fd(), ZMQ_POLLIN, 0},
+                               {nullptr, stop_signal_.fd(), ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 3, std::max(wait, std::chrono::milliseconds(0)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) Logger("broker")->error("poll failed: {}", e.what());
+    }
+    if (items[1].revents & ZMQ_POLLIN) {
+      commit_done_.Drain();
+      if (auto round = committer_->TakeFinished()) FinishRound(std::move(round));
+    }
+    if (items[0].revents & ZMQ_POLLIN) ReadRequests(kReadBudget);
+    Housekeeping(SteadyClock::now());
+    SubmitIfIdle();
+  }
+  Drain();
+}
+
+void Server::ReadRequests(int budget) {
+  const SteadyTime now = SteadyClock::now();
+  for (int i = 0; i < budget; ++i) {
+    zmq::message_t id, payload;
+    try {
+      if (!router_->recv(id, zmq::recv_flags::dontwait)) return;
+      if (!id.more()) continue;  // ROUTER always prefixes the routing id; nothing to answer
+      (void)router_->recv(payload, zmq::recv_flags::dontwait);
+      bool extra_parts = false;
+      for (bool more = payload.more(); more; extra_parts = true) {
+        zmq::message_t junk;
+        (void)router_->recv(junk, zmq::recv_flags::dontwait);
+        more = junk.more();
+      }
+      std::string routing_id = id.to_string();
+      if (extra_parts) {
+        CountBadFrame(routing_id, Status::Corruption("a request must be exactly one frame"));
+        continue;
+      }
+      clients_.Touch(routing_id, now);
+      auto frame = wire::DecodeFrame(
+          std::move(payload), wire::DecodeLimits{.max_frame_bytes = options_.max_message_bytes +
+                                                                    wire::kEnvelopeOverheadBytes});
+      if (!frame.ok()) {
+        CountBadFrame(routing_id, frame.status());
+        continue;
+      }
+      Dispatch(routing_id, frame.value());
+    } catch (const zmq::error_t& e) {
+      Logger("broker")->error("receive failed: {}", e.what());
+      return;
+    }
+  }
+}
+
+void Server::CountBadFrame(const std::string& routing_id, const Status& why) {
+  core_.counters().bad_frames++;
+  // Answer with request id 0: the sender may be a confused client that
+  // logs it; a hostile one learns nothing new.
+  core_.ReplyError({routing_id, 0, nullptr}, why);
+  const SteadyTime now = SteadyClock::now();
+  if (now - last_bad_frame_log_ > std::chrono::seconds(5)) {
+    Logger("broker")->warn("bad request from client {}: {} ({} bad requests so far)", routing_id,
+                           why.ToString(), core_.counters().bad_frames);
+    last_bad_frame_log_ = now;
+  }
+}
+
+void Server::Dispatch(const std::string& routing_id, wire::Frame& frame) {
+  using E = wire::Envelope;
+  try {
+    E::Reader env = frame.envelope();
+    RequestContext ctx{routing_id, env.getRequestId(), clients_.Find(routing_id)};
+    switch (env.which()) {
+      case E::HELLO:
+        return HandleHello(ctx, env.getHello());
+      case E::HEARTBEAT: {
+        auto reply = Core::NewReply(ctx);
+        reply.envelope().initHeartbeatOk().setRegistered(ctx.client != nullptr);
+        return core_.Reply(ctx, reply);
+      }
+      case E::GOODBYE: {
+        delivery_.ReleaseClient(routing_id, false);
+        clients_.Remove(routing_id);
+        auto reply = Core::NewReply(ctx);
+        reply.envelope().setGoodbyeOk();
+        return core_.Reply(ctx, reply);
+      }
+      case E::SEND:
+        return sends_.Handle(ctx, env.getSend());
+      case E::PULL:
+        return delivery_.HandlePull(ctx, env.getPull());
+      case E::ACK:
+        return delivery_.HandleAck(ctx, env.getAck());
+      case E::NACK:
+        return delivery_.HandleNack(ctx, env.getNack());
+      case E::CREATE_TOPIC:
+        return admin_.HandleCreateTopic(ctx, env.getCreateTopic());
+      case E::STATUS:
+        return admin_.HandleStatus(ctx);
+      default:
+        return CountBadFrame(routing_id,
+                             Status::InvalidArgument("request kind " +
+                                                     std::to_string(static_cast<int>(env.which())) +
+                                                     " is not one the broker serves"));
+    }
+  } catch (const kj::Exception& e) {
+    CountBadFrame(routing_id, Status::Corruption(std::string("malformed request: ") +
+                                                 e.getDescription().cStr()));
+  }
+}
+
+void Server::HandleHello(const RequestContext& ctx, wire::Hello::Reader hello) {
+  if (hello.getVersion() != wire::PROTOCOL_VERSION) {
+    return core_.ReplyError(
+        ctx, Status::FailedPrecondition("client speaks protocol version " +
+                                        std::to_string(hello.getVersion()) + ", broker speaks " +
+                                        std::to_string(wire::PROTOCOL_VERSION)));
+  }
+  if (wire::ToString(hello.getClientId()) != ctx.routing_id) {
+    return core_.ReplyError(
+        ctx, Status::InvalidArgument("hello names client '" + wire::ToString(hello.getClientId()) +
+                                     "' but the connection's routing id differs"));
+  }
+  const ClientInfo& c = clients_.Hello(ctx.routing_id, hello);
+  Logger("broker")->debug("client {} ({}, group '{}', {}) said hello", c.id,
+                          static_cast<int>(c.role), c.group, c.software);
+  auto reply = Core::NewReply(ctx);
+  auto ok = reply.envelope().initHelloOk();
+  ok.setBrokerName(options_.name);
+  ok.setBrokerVersion(kVersion);
+  ok.setMaxMessageBytes(options_.max_message_bytes);
+  ok.setClientTimeoutMs(static_cast<uint32_t>(options_.client_timeout.count()));
+  core_.Reply(ctx, reply);
+}
+
+void Server::FinishRound(std::unique_ptr<storage::CommitRound> round) {
+  if (!round->status.ok()) {
+    core_.SetStorageFailed(round->status);
+    Logger("broker")->critical(
+        "storage write failed: {}. The broker refuses writes from now on; "
+        "fix the disk and restart it (acknowledged data is safe)",
+        round->status.ToString());
+  }
+  for (auto& done : round->on_durable) done(round->status);
+  delivery_.OnTopicsAdvanced(topics_.TakeAdvanced());
+}
+
+void Server::SubmitIfIdle() {
+  if (committer_->busy()) return;
+  groups_.FlushDirty();
+  if (core_.round_empty()) return;
+  topics_.SealRound();
+  committer_->Submit(core_.TakeRound());
+}
+
+void Server::Housekeeping(SteadyTime now) {
+  delivery_.Tick(now);
+  if (!core_.storage_failed()) delayed_.Tick(NowMs(), options_.cleanup_batch);
+  if (now < next_cleanup_) return;
+  for (const ClientInfo& gone : clients_.ExpireSilent(now - options_.client_timeout)) {
+    Logger("broker")->info("client {} ({} of group '{}') silent for {} ms; forgetting it", gone.id,
+                           gone.role == wire::Role::PRODUCER ? "producer" : "consumer", gone.group,
+                           options_.client_timeout.count());
+    delivery_.ReleaseClient(gone.id, true);
+  }
+  bool more = false;
+  if (!core_.storage_failed()) {
+    more |= retention_.Tick(NowMs(), options_.cleanup_batch);
+    more |= dedup_.Cleanup(NowMs(), options_.cleanup_batch);
+  }
+  // With a backlog, come back soon instead of after a full interval.
+  next_cleanup_ = now + (more ? std::chrono::milliseconds(50) : options_.cleanup_interval);
+}
+
+void Server::Drain() {
+  // Phase two of shutdown: no new requests are read; everything already
+  // accepted is written and answered before the socket closes.
+  delivery_.AnswerParked(Status::Unavailable("broker is shutting down"));
+  if (auto round = committer_->WaitFinished()) FinishRound(std::move(round));
+  groups_.FlushDirty();
+  if (!core_.round_empty()) {
+    topics_.SealRound();
+    committer_->Submit(core_.TakeRound());
+    if (auto round = committer_->WaitFinished()) FinishRound(std::move(round));
+  }
+  committer_.reset();
+  router_->close();
+}
+
+}  // namespace txmq::broker

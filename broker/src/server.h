@@ -1,0 +1,83 @@
+// The broker's core: one thread that owns the ROUTER socket and every piece
+// of in-memory state, and one storage thread (GroupCommitter) that writes.
+//
+// Thread "txmq-core" (Server::Run) owns: router_, core_, topics_, dedup_,
+// delayed_, groups_, delivery_, clients_, retention_ and the open commit
+// round. Thread "txmq-storage" (inside committer_) only writes the rounds it
+// is handed. Other threads reach the core only through RequestStop().
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <zmq.hpp>
+
+#include "broker/src/admin_service.h"
+#include "broker/src/clients.h"
+#include "broker/src/core.h"
+#include "broker/src/dedup.h"
+#include "broker/src/delayed.h"
+#include "broker/src/delivery.h"
+#include "broker/src/groups.h"
+#include "broker/src/retention.h"
+#include "broker/src/send_service.h"
+#include "broker/src/topics.h"
+#include "protocol/src/event_fd.h"
+#include "storage/src/db.h"
+#include "storage/src/group_commit.h"
+
+namespace txmq::broker {
+
+class Server {
+ public:
+  Server(const BrokerOptions& options, storage::Db& db);
+  ~Server();
+
+  // On the starting thread: rebuild state from the database, bind.
+  Status Init();
+  // The core loop; returns when stopped or when storage failed for good.
+  void Run();
+  // Any thread.
+  void RequestStop();
+
+  const std::string& endpoint() const { return info_.endpoint; }
+  // Why Run() returned: OK after RequestStop(), else the storage failure.
+  Status exit_status() const { return core_.storage_error(); }
+
+ private:
+  void ReadRequests(int budget);
+  void Dispatch(const std::string& routing_id, wire::Frame& frame);
+  void HandleHello(const RequestContext& ctx, wire::Hello::Reader hello);
+  void CountBadFrame(const std::string& routing_id, const Status& why);
+  void FinishRound(std::unique_ptr<storage::CommitRound> round);
+  void SubmitIfIdle();
+  void Housekeeping(SteadyTime now);
+  void Drain();
+
+  const BrokerOptions& options_;
+  storage::Db& db_;
+  zmq::context_t context_;
+  std::unique_ptr<zmq::socket_t> router_;
+  EventFd commit_done_;
+  EventFd stop_signal_;
+  std::atomic<bool> stop_requested_{false};
+  ServerInfo info_;
+
+  Core core_;
+  TopicManager topics_;
+  DedupWindow dedup_;
+  DelayedMessages delayed_;
+  GroupTable groups_;
+  ClientRegistry clients_;
+  SendService sends_;
+  Delivery delivery_;
+  Retention retention_;
+  AdminService admin_;
+  std::unique_ptr<storage::GroupCommitter> committer_;
+
+  SteadyTime next_cleanup_;
+  SteadyTime last_bad_frame_log_;
+  uint64_t bad_frames_logged_ = 0;
+};
+
+}  // namespace txmq::broker

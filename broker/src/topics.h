@@ -1,0 +1,76 @@
+// Topics and their queues: which exist, how many queues each has, and for
+// every queue the range of offsets that is stored and visible.
+//
+// Offsets are assigned in order on the core thread when a message joins the
+// open round. A message becomes visible to consumers only when its round is
+// durable (MarkDurable), and rounds finish in order, so each queue's visible
+// offsets are always a prefix of its assigned ones.
+#pragma once
+
+#include <leveldb/db.h>
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/src/core.h"
+#include "storage/src/records.h"
+#include "txmq/status.h"
+
+namespace txmq::broker {
+
+struct QueueState {
+  uint64_t min_offset = 0;     // first offset still stored (retention moves it)
+  uint64_t next_offset = 0;    // next offset to assign
+  uint64_t visible_end = 0;    // offsets below are durable and deliverable
+  bool in_open_round = false;  // appended to since the last SealRound
+};
+
+struct TopicState {
+  std::string name;
+  int64_t created_ms = 0;
+  std::vector<QueueState> queues;
+  uint32_t round_robin = 0;
+};
+
+class TopicManager {
+ public:
+  explicit TopicManager(Core& core) : core_(core) {}
+
+  // Loads topic records and finds each queue's first and next offsets.
+  Status Recover();
+
+  TopicState* Find(std::string_view name);
+  // An existing topic, or a new one (recorded in the open round) when
+  // `create` allows it; NOT_FOUND otherwise. `queues` 0 = the default.
+  Result<TopicState*> GetOrCreate(std::string_view name, bool create, uint32_t queues = 0);
+
+  // hash(key) % queues with a key, else round robin.
+  static uint32_t SelectQueue(TopicState& topic, std::string_view key);
+
+  // Stores a message at the end of a queue in the open round. Returns its
+  // offset; it becomes visible when the round is durable (SealRound).
+  uint64_t Append(TopicState& topic, uint32_t queue, const storage::MessageView& message);
+
+  // Before the open round is submitted: makes every queue appended to in it
+  // visible up to its current end once the round is durable.
+  void SealRound();
+
+  // Topics that got new visible messages since the last call.
+  std::set<std::string> TakeAdvanced();
+
+  const std::map<std::string, TopicState, std::less<>>& all() const { return topics_; }
+  std::map<std::string, TopicState, std::less<>>& all() { return topics_; }
+  uint64_t MessagesStored() const;
+
+ private:
+  Core& core_;
+  std::map<std::string, TopicState, std::less<>> topics_;
+  std::set<std::string> advanced_;
+  std::vector<std::pair<TopicState*, uint32_t>> touched_;  // queues appended to in the open round
+};
+
+}  // namespace txmq::broker

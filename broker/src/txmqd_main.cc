@@ -1,0 +1,159 @@
+// txmqd: the broker daemon. Flags (or a config file) -> BrokerOptions ->
+// Broker::Start; runs until SIGINT/SIGTERM, then shuts down cleanly.
+//
+// Threads: main waits for signals; the broker runs its own core and
+// storage threads; one helper thread waits for the broker to stop by
+// itself (storage failure) and wakes main.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "protocol/src/log.h"
+#include "protocol/src/util.h"
+#include "txmq/broker.h"
+#include "txmq/logging.h"
+#include "txmq/version.h"
+
+namespace {
+
+// Parses a duration flag; the error names the flag and the value.
+bool ParseDuration(const std::string& flag, const std::string& text, std::chrono::milliseconds* out,
+                   std::string* error) {
+  int64_t ms = txmq::ParseDurationMs(text);
+  if (ms < 0) {
+    *error = flag + " = '" + text + "' is not a duration (examples: 500ms, 10s, 5m, 72h)";
+    return false;
+  }
+  *out = std::chrono::milliseconds(ms);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  txmq::BrokerOptions o;
+  std::string flush = "sync", log_level = "info", ready_file;
+  std::string dedup_window = "10m", retention = "72h", visibility = "30s", client_timeout = "10s";
+  std::string retry_backoff;
+  bool no_auto_create = false;
+
+  CLI::App app{
+      "txmqd: the txmq broker. Durable topics with per-key ordering, consumer groups with\n"
+      "leases and retries, dead-letter queues and transactional (half) messages.\n\n"
+      "Example:\n"
+      "  txmqd --listen tcp://127.0.0.1:7800 --data-dir /var/lib/txmq --flush sync\n"};
+  app.set_config("--config", "",
+                 "Read options from a TOML/INI file (keys are the long flag names)");
+  app.add_option("--listen", o.listen,
+                 "ZeroMQ endpoint to bind; tcp://127.0.0.1:* picks a free port")
+      ->capture_default_str();
+  app.add_option("--data-dir", o.data_dir,
+                 "LevelDB directory (created if missing; one broker each)")
+      ->capture_default_str();
+  app.add_option("--flush", flush,
+                 "sync: fsync before acknowledging (survives power loss); async: acknowledge once "
+                 "the OS has the write (survives a process crash only)")
+      ->check(CLI::IsMember({"sync", "async"}))
+      ->capture_default_str();
+  app.add_option("--queues", o.default_queues, "Queues of a topic created on first send")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_flag("--no-auto-create-topics", no_auto_create,
+               "Refuse sends to unknown topics (create them with txmqctl topic create)");
+  app.add_option("--max-message-bytes", o.max_message_bytes,
+                 "Largest message (body + key + properties)")
+      ->check(CLI::Range(1024, 64 * 1024 * 1024))
+      ->capture_default_str();
+  app.add_option("--name", o.name, "Broker name shown in logs and status")->capture_default_str();
+  app.add_option("--dedup-window", dedup_window,
+                 "Resends of a message id within this are stored once")
+      ->capture_default_str();
+  app.add_option("--retention", retention, "Delete messages older than this")
+      ->capture_default_str();
+  app.add_option("--visibility-timeout", visibility, "Default lease of a delivered message")
+      ->capture_default_str();
+  app.add_option("--max-reconsume-times", o.max_reconsume_times,
+                 "Redeliveries before a message goes to %DLQ%<group> (consumers may override)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--retry-backoff", retry_backoff,
+                 "Comma-separated waits before the 1st, 2nd, ... redelivery; the last repeats "
+                 "(default 1s,5s,10s,30s,1m,2m,...,2h)");
+  app.add_option("--client-timeout", client_timeout,
+                 "A client silent this long is gone: its leases end, it gets no checks")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  app.add_option("--ready-file", ready_file,
+                 "Write the bound endpoint to this file once the broker serves");
+  app.set_version_flag("--version", std::string("txmqd ") + txmq::kVersion);
+  CLI11_PARSE(app, argc, argv);
+
+  txmq::SetLogLevel(txmq::ParseLogLevel(log_level).value());
+  auto log = txmq::Logger("txmqd");
+  o.flush = flush == "async" ? txmq::FlushMode::kAsync : txmq::FlushMode::kSync;
+  o.auto_create_topics = !no_auto_create;
+  std::string error;
+  if (!ParseDuration("--dedup-window", dedup_window, &o.dedup_window, &error) ||
+      !ParseDuration("--retention", retention, &o.retention, &error) ||
+      !ParseDuration("--visibility-timeout", visibility, &o.default_visibility_timeout, &error) ||
+      !ParseDuration("--client-timeout", client_timeout, &o.client_timeout, &error)) {
+    std::cerr << "txmqd: " << error << "\n";
+    return 2;
+  }
+  if (!retry_backoff.empty()) {
+    o.retry_backoff.clear();
+    std::stringstream in(retry_backoff);
+    for (std::string part; std::getline(in, part, ',');) {
+      std::chrono::milliseconds d;
+      if (!ParseDuration("--retry-backoff", part, &d, &error)) {
+        std::cerr << "txmqd: " << error << "\n";
+        return 2;
+      }
+      o.retry_backoff.push_back(d);
+    }
+  }
+
+  // Signals go to main alone, which waits for them; the broker's threads
+  // inherit the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto broker = txmq::Broker::Start(o);
+  if (!broker.ok()) {
+    std::cerr << "txmqd: cannot start: " << broker.status().ToString() << "\n";
+    return 1;
+  }
+  if (!ready_file.empty()) {
+    std::string tmp = ready_file + ".tmp";
+    std::ofstream(tmp) << (*broker)->endpoint() << "\n";
+    std::rename(tmp.c_str(), ready_file.c_str());
+  }
+
+  txmq::Status stopped_by_itself;
+  std::thread watcher([&] {
+    stopped_by_itself = (*broker)->Wait();
+    kill(getpid(), SIGTERM);  // wake main, also when Stop() below ended it
+  });
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log->info("received {}; shutting down (finishing accepted writes)",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (*broker)->Stop();
+  watcher.join();
+  if (!stopped_by_itself.ok()) {
+    std::cerr << "txmqd: stopped: " << stopped_by_itself.ToString() << "\n";
+    return 3;
+  }
+  return 0;
+}

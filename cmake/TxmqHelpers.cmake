@@ -1,0 +1,19 @@
+# txmq_add_module(NAME SOURCES ... [DEPS ...] [PRIVATE_DEPS ...])
+# One static library per module, aliased txmq::NAME. Public headers live in
+# <module>/include/txmq/ (installed); everything else in <module>/src/ is
+# private. In-tree code includes private headers from the repository root
+# ("protocol/src/codec.h"), which is only on the build-tree include path.
+function(txmq_add_module name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(txmq_${name} STATIC ${ARG_SOURCES})
+  add_library(txmq::${name} ALIAS txmq_${name})
+  set_target_properties(txmq_${name} PROPERTIES OUTPUT_NAME txmq_${name} EXPORT_NAME ${name})
+  target_include_directories(txmq_${name}
+    PUBLIC
+      $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+      $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
+    PRIVATE
+      ${PROJECT_SOURCE_DIR}
+      ${PROJECT_BINARY_DIR}/gen)
+  target_link_libraries(txmq_${name} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+endfunction()

@@ -1,0 +1,77 @@
+// txmq::Producer: sends messages to a txmq broker.
+//
+//   txmq::Producer producer({.broker = "tcp://127.0.0.1:7800", .group = "orders"});
+//   if (txmq::Status s = producer.Start(); !s.ok()) ...
+//   txmq::Result<txmq::SendResult> r =
+//       producer.Send({.topic = "order-created", .key = "42", .body = "..."});
+//
+// A send is answered once the message is durable under the broker's flush
+// mode. On a timeout or an unreachable broker the producer resends with the
+// same message id (up to `retries` times); the broker's dedup window makes
+// the retry store nothing new, so a retried message is stored once.
+//
+// Thread safety: all methods may be called from any thread. Callbacks of
+// SendAsync run on the producer's I/O thread: keep them short, never block
+// in them, never call Send (the sync one) from them.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+
+#include "txmq/message.h"
+#include "txmq/status.h"
+
+namespace txmq {
+
+struct ProducerOptions {
+  // Broker endpoint.
+  std::string broker = "tcp://127.0.0.1:7800";
+  // Producer group: producers of one group answer each other's transaction
+  // checks. [A-Za-z0-9_.-]{1,127}.
+  std::string group = "default";
+  // How long one attempt waits for the broker's answer.
+  std::chrono::milliseconds send_timeout{3000};
+  // Further attempts after a timeout or an unreachable broker (same message
+  // id each time). Refusals (bad topic, too large) are never retried.
+  int retries = 2;
+  // Identifies this producer instance to the broker; a new UUIDv7 if empty.
+  std::string client_id{};
+};
+
+using SendCallback = std::function<void(Result<SendResult>)>;
+
+class Producer {
+ public:
+  explicit Producer(ProducerOptions options);
+  // Shutdown() if still running.
+  ~Producer();
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+
+  // Validates the options and connects (in the background). Sends made
+  // before the broker is reachable wait up to their timeout.
+  Status Start();
+  // Waits for nothing: sends still in flight complete with UNAVAILABLE.
+  // Idempotent.
+  void Shutdown();
+
+  // Sends and waits for the durable acknowledgement.
+  Result<SendResult> Send(Message message);
+  std::future<Result<SendResult>> SendAsync(Message message);
+  void SendAsync(Message message, SendCallback callback);
+
+  const ProducerOptions& options() const { return options_; }
+  // This instance's id as the broker knows it (valid after Start()).
+  const std::string& client_id() const;
+
+  class Impl;
+
+ private:
+  ProducerOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace txmq

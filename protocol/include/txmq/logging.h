@@ -1,0 +1,19 @@
+// Log level of every txmq logger in this process. Logs go to stderr, one
+// line each: time, level, module, message.
+//
+// Thread safety: safe to call from any thread.
+#pragma once
+
+#include <string_view>
+
+#include "txmq/status.h"
+
+namespace txmq {
+
+enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };
+
+// "trace", "debug", "info", "warn", "error", "critical", "off".
+Result<LogLevel> ParseLogLevel(std::string_view name);
+void SetLogLevel(LogLevel level);
+
+}  // namespace txmq

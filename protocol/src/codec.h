@@ -1,0 +1,83 @@
+// Encoding and bounded decoding of wire Envelopes.
+//
+// A frame is one unpacked Cap'n Proto message (segment table + segments).
+// Bytes from the network are untrusted: DecodeFrame refuses frames above
+// the size limit or not a whole number of words, and reads them with a
+// traversal and nesting limit so a hostile frame costs bounded work. Field
+// access may still throw kj::Exception on a malformed pointer; the code that
+// reads an envelope catches it at its top level (see broker dispatch).
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <cstddef>
+#include <memory>
+#include <zmq.hpp>
+
+#include "protocol/txmq.capnp.h"
+#include "txmq/status.h"
+
+namespace txmq::wire {
+
+// Default largest frame: a 4 MiB message plus room for its envelope.
+inline constexpr size_t kDefaultMaxMessageBytes = 4 * 1024 * 1024;
+inline constexpr size_t kEnvelopeOverheadBytes = 64 * 1024;
+
+struct DecodeLimits {
+  size_t max_frame_bytes = kDefaultMaxMessageBytes + kEnvelopeOverheadBytes;
+  int nesting_limit = 16;
+};
+
+// One received envelope, owning the bytes it reads from. Movable.
+class Frame {
+ public:
+  Frame(Frame&&) noexcept = default;
+  Frame& operator=(Frame&&) noexcept = default;
+
+  Envelope::Reader envelope() const { return root_; }
+  size_t size_bytes() const { return size_bytes_; }
+
+ private:
+  friend Result<Frame> DecodeFrame(zmq::message_t&& bytes, const DecodeLimits& limits);
+  Frame() = default;
+
+  // Heap-held so the words the reader points into never move with the Frame
+  // (ZeroMQ keeps small messages inside the message object itself).
+  std::unique_ptr<zmq::message_t> bytes_;
+  kj::Array<capnp::word> aligned_copy_;  // used only when bytes_ is not word aligned
+  std::unique_ptr<capnp::FlatArrayMessageReader> reader_;
+  Envelope::Reader root_;
+  size_t size_bytes_ = 0;
+};
+
+Result<Frame> DecodeFrame(zmq::message_t&& bytes, const DecodeLimits& limits);
+
+// Serializes a built message into one ZeroMQ message (a single copy).
+zmq::message_t EncodeFrame(capnp::MessageBuilder& builder);
+
+// A request or reply under construction, with its requestId set. Movable.
+class OutFrame {
+ public:
+  explicit OutFrame(uint64_t request_id);
+  OutFrame(OutFrame&&) noexcept = default;
+  OutFrame& operator=(OutFrame&&) noexcept = default;
+
+  Envelope::Builder envelope() { return root_; }
+  uint64_t request_id() const { return request_id_; }
+  zmq::message_t Encode() { return EncodeFrame(*builder_); }
+
+ private:
+  std::unique_ptr<capnp::MallocMessageBuilder> builder_;
+  Envelope::Builder root_;
+  uint64_t request_id_;
+};
+
+// Status <-> wire error, in one place.
+ErrorCode ToWireCode(StatusCode code);
+StatusCode FromWireCode(ErrorCode code);
+void SetError(Envelope::Builder envelope, const Status& status);
+// The Status an envelope stands for: its Error if it is one, else OK.
+Status StatusOf(Envelope::Reader envelope);
+
+}  // namespace txmq::wire

@@ -1,0 +1,404 @@
+// Thread "txmq-io" (started in Connection::Open) owns: socket_, pending_,
+// deadlines_, unsent_, the heartbeat timer. Shared with callers, under mu_:
+// inbox_ (requests to send) and closing_.
+#include "protocol/src/connection.h"
+
+#include <cerrno>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol/src/event_fd.h"
+#include "protocol/src/log.h"
+#include "protocol/src/util.h"
+
+namespace txmq::net {
+
+namespace {
+
+constexpr int kHighWaterMark = 100'000;
+
+struct Outgoing {
+  zmq::message_t bytes;
+  uint64_t request_id = 0;
+  ReplyFn done;  // empty for replies to broker calls
+  SteadyTime deadline;
+  bool expects_reply = false;
+};
+
+struct Pending {
+  ReplyFn done;
+  SteadyTime deadline;
+  bool sent = false;
+};
+
+bool IsBrokerCall(wire::Envelope::Which which) {
+  // Broker-initiated calls are added here as the protocol grows.
+  (void)which;
+  return false;
+}
+
+}  // namespace
+
+class Connection::Impl {
+ public:
+  Impl(ConnectionOptions options, IncomingCallFn on_call)
+      : options_(std::move(options)),
+        on_call_(std::move(on_call)),
+        log_(Logger("client")),
+        context_(1) {}
+
+  ~Impl() { Stop(); }
+
+  Status Start() {
+    // Create the socket here so a bad endpoint fails Open(), then hand it to
+    // the I/O thread, which is its only user from then on.
+    try {
+      socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+      socket_->set(zmq::sockopt::routing_id, options_.client_id);
+      socket_->set(zmq::sockopt::linger, 0);
+      socket_->set(zmq::sockopt::immediate, 1);
+      socket_->set(zmq::sockopt::sndhwm, kHighWaterMark);
+      socket_->set(zmq::sockopt::rcvhwm, kHighWaterMark);
+      socket_->set(zmq::sockopt::heartbeat_ivl, 1000);
+      socket_->set(zmq::sockopt::heartbeat_timeout, 3000);
+      socket_->set(zmq::sockopt::reconnect_ivl, 100);
+      socket_->set(zmq::sockopt::reconnect_ivl_max, 2000);
+      socket_->connect(options_.broker);
+    } catch (const zmq::error_t& e) {
+      return Status::InvalidArgument("cannot connect to broker '" + options_.broker +
+                                     "': " + e.what());
+    }
+    QueueHello();
+    thread_ = std::thread([this] { Run(); });
+    return Status::OK();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    wake_.Notify();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  wire::OutFrame NewRequest() { return wire::OutFrame(next_request_id_.fetch_add(1)); }
+
+  void Enqueue(Outgoing out) {
+    bool accepted = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!stopped_) {
+        inbox_.push_back(std::move(out));
+        accepted = true;
+      }
+    }
+    if (accepted) {
+      wake_.Notify();
+    } else if (out.done) {
+      out.done(Status::Unavailable("connection to " + options_.broker + " is closed"));
+    }
+  }
+
+  void Call(wire::OutFrame request, std::chrono::milliseconds timeout, ReplyFn done) {
+    Outgoing out;
+    out.request_id = request.request_id();
+    out.bytes = request.Encode();
+    out.done = std::move(done);
+    out.deadline = SteadyClock::now() + timeout;
+    out.expects_reply = true;
+    Enqueue(std::move(out));
+  }
+
+  void Reply(wire::OutFrame reply) {
+    Outgoing out;
+    out.request_id = reply.request_id();
+    out.bytes = reply.Encode();
+    out.deadline = SteadyClock::now() + std::chrono::seconds(10);
+    Enqueue(std::move(out));
+  }
+
+  void Close(std::chrono::milliseconds timeout) {
+    if (closed_.exchange(true)) return;
+    // Saying goodbye to a broker that has not answered lately only delays
+    // the caller; the broker forgets silent clients by itself.
+    if (SteadyClock::now() - last_heard() > options_.heartbeat_interval * 3) {
+      Stop();
+      return;
+    }
+    auto request = NewRequest();
+    request.envelope().setGoodbye();
+    std::promise<void> done;
+    auto future = done.get_future();
+    Call(std::move(request), timeout, [&done](Result<wire::Frame>) { done.set_value(); });
+    future.wait();
+    Stop();
+  }
+
+  const ConnectionOptions& options() const { return options_; }
+  SteadyTime last_heard() const { return SteadyTime(SteadyClock::duration(last_heard_ns_.load())); }
+  uint32_t broker_max_message_bytes() const { return broker_max_message_bytes_.load(); }
+
+ private:
+  void QueueHello() {
+    auto request = NewRequest();
+    auto hello = request.envelope().initHello();
+    hello.setClientId(options_.client_id);
+    hello.setRole(options_.role);
+    hello.setGroup(options_.group);
+    hello.setVersion(wire::PROTOCOL_VERSION);
+    hello.setSoftware(options_.software);
+    Outgoing out;
+    out.request_id = request.request_id();
+    out.bytes = request.Encode();
+    // If it fails, the next heartbeat reply ("unregistered") brings it back.
+    out.deadline = SteadyClock::now() + std::chrono::seconds(30);
+    out.expects_reply = true;
+    out.done = [this](Result<wire::Frame> reply) {
+      if (!reply.ok()) {
+        // Said again on the next heartbeat the broker answers "unregistered".
+        if (!closed_) {
+          log_->warn("hello to {} failed: {}", options_.broker, reply.status().ToString());
+        }
+        return;
+      }
+      auto ok = reply->envelope().getHelloOk();
+      broker_max_message_bytes_ = ok.getMaxMessageBytes();
+    };
+    // Hello is always first in line, also after a broker restart.
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_.push_front(std::move(out));
+  }
+
+  void QueueHeartbeat() {
+    auto request = NewRequest();
+    request.envelope().setHeartbeat();
+    Outgoing out;
+    out.request_id = request.request_id();
+    out.bytes = request.Encode();
+    out.deadline = SteadyClock::now() + options_.heartbeat_interval * 3;
+    out.expects_reply = true;
+    out.done = [this](Result<wire::Frame> reply) {
+      if (reply.ok() && !reply->envelope().getHeartbeatOk().getRegistered()) {
+        log_->info("broker {} does not know client {} (restarted?); saying hello again",
+                   options_.broker, options_.client_id);
+        QueueHello();
+      }
+    };
+    Register(std::move(out));
+  }
+
+  // I/O thread: move requests from callers into the pending table.
+  void TakeInbox() {
+    std::deque<Outgoing> batch;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      batch.swap(inbox_);
+    }
+    for (auto& out : batch) Register(std::move(out));
+  }
+
+  void Register(Outgoing out) {
+    if (out.expects_reply) {
+      deadlines_.emplace(out.deadline, out.request_id);
+      pending_[out.request_id] = Pending{std::move(out.done), out.deadline, false};
+    }
+    unsent_.push_back(std::move(out));
+  }
+
+  void SendUnsent() {
+    while (!unsent_.empty()) {
+      Outgoing& out = unsent_.front();
+      auto it = out.expects_reply ? pending_.find(out.request_id) : pending_.end();
+      const bool is_call = it != pending_.end();
+      // A call that already timed out, or a reply nobody waits for any more.
+      if ((out.expects_reply && !is_call) || out.deadline < SteadyClock::now()) {
+        unsent_.pop_front();
+        continue;
+      }
+      zmq::send_result_t sent;
+      try {
+        sent = socket_->send(out.bytes, zmq::send_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        log_->error("send to {} failed: {}", options_.broker, e.what());
+        Complete(out.request_id, Status::Unavailable(std::string("send failed: ") + e.what()));
+        unsent_.pop_front();
+        continue;
+      }
+      if (!sent) return;  // not connected yet or queue full: try again later
+      if (is_call) it->second.sent = true;
+      unsent_.pop_front();
+    }
+  }
+
+  void Complete(uint64_t request_id, Result<wire::Frame> result) {
+    auto it = pending_.find(request_id);
+    if (it == pending_.end()) return;
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    deadlines_.erase({p.deadline, request_id});
+    if (p.done) p.done(std::move(result));
+  }
+
+  void ReceiveAll() {
+    while (true) {
+      zmq::message_t msg;
+      zmq::recv_result_t got;
+      try {
+        got = socket_->recv(msg, zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        log_->error("receive from {} failed: {}", options_.broker, e.what());
+        return;
+      }
+      if (!got) return;
+      last_heard_ns_ = SteadyClock::now().time_since_epoch().count();
+      auto frame = wire::DecodeFrame(std::move(msg), options_.limits);
+      if (!frame.ok()) {
+        log_->warn("dropping undecodable frame from {}: {}", options_.broker,
+                   frame.status().ToString());
+        continue;
+      }
+      try {
+        auto env = frame->envelope();
+        const uint64_t id = env.getRequestId();
+        if (IsBrokerCall(env.which())) {
+          if (on_call_) on_call_(std::move(frame.value()));
+          continue;
+        }
+        if (!pending_.count(id)) continue;  // answered after its timeout
+        Status status = wire::StatusOf(env);
+        if (status.ok()) {
+          Complete(id, std::move(frame.value()));
+        } else {
+          Complete(id, status);
+        }
+      } catch (const kj::Exception& e) {
+        log_->warn("dropping malformed frame from {}: {}", options_.broker,
+                   e.getDescription().cStr());
+      }
+    }
+  }
+
+  void ExpireDeadlines(SteadyTime now) {
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+      uint64_t id = deadlines_.begin()->second;
+      auto it = pending_.find(id);
+      bool sent = it != pending_.end() && it->second.sent;
+      Complete(id, sent ? Status::Timeout("no reply from broker " + options_.broker + " in time")
+                        : Status::Unavailable("broker " + options_.broker +
+                                              " not reachable before the deadline"));
+    }
+  }
+
+  void Run() {
+    SteadyTime next_heartbeat = SteadyClock::now() + options_.heartbeat_interval;
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopped_) break;
+      }
+      TakeInbox();
+      SendUnsent();
+      SteadyTime now = SteadyClock::now();
+      if (now >= next_heartbeat) {
+        QueueHeartbeat();
+        SendUnsent();
+        next_heartbeat = now + options_.heartbeat_interval;
+      }
+      SteadyTime wake_at = next_heartbeat;
+      if (!deadlines_.empty()) wake_at = std::min(wake_at, deadlines_.begin()->first);
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count();
+      if (!unsent_.empty()) wait = std::min<long>(wait, 10);  // retry a blocked send soon
+      zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0},
+                                 {nullptr, wake_.fd(), ZMQ_POLLIN, 0}};
+      try {
+        zmq::poll(items, 2, std::chrono::milliseconds(std::max<long>(wait, 0)));
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) log_->error("poll failed: {}", e.what());
+      }
+      if (items[1].revents & ZMQ_POLLIN) wake_.Drain();
+      if (items[0].revents & ZMQ_POLLIN) ReceiveAll();
+      ExpireDeadlines(SteadyClock::now());
+    }
+    // Shutting down: everything still pending learns it now.
+    TakeInbox();
+    std::vector<uint64_t> ids;
+    for (auto& [id, p] : pending_) ids.push_back(id);
+    for (uint64_t id : ids) {
+      Complete(id, Status::Unavailable("connection to " + options_.broker + " is closed"));
+    }
+    socket_->close();
+  }
+
+  ConnectionOptions options_;
+  IncomingCallFn on_call_;
+  std::shared_ptr<spdlog::logger> log_;
+  zmq::context_t context_;
+  std::unique_ptr<zmq::socket_t> socket_;
+  std::thread thread_;
+  EventFd wake_;
+  std::atomic<uint64_t> next_request_id_{1};
+  std::atomic<uint32_t> broker_max_message_bytes_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<int64_t> last_heard_ns_{0};
+
+  std::mutex mu_;
+  std::deque<Outgoing> inbox_;  // guarded by mu_
+  bool stopped_ = false;        // guarded by mu_
+
+  // I/O thread only.
+  std::unordered_map<uint64_t, Pending> pending_;
+  std::set<std::pair<SteadyTime, uint64_t>> deadlines_;
+  std::deque<Outgoing> unsent_;
+};
+
+Result<std::unique_ptr<Connection>> Connection::Open(ConnectionOptions options,
+                                                     IncomingCallFn on_call) {
+  if (options.broker.empty()) return Status::InvalidArgument("broker endpoint is empty");
+  if (options.client_id.empty()) options.client_id = NewUuidV7();
+  if (options.client_id.size() > 255) {
+    return Status::InvalidArgument("client id is longer than 255 bytes");
+  }
+  if (options.heartbeat_interval <= std::chrono::milliseconds(0)) {
+    return Status::InvalidArgument("heartbeat_interval must be positive");
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(on_call));
+  if (Status s = impl->Start(); !s.ok()) return s;
+  return std::unique_ptr<Connection>(new Connection(std::move(impl)));
+}
+
+Connection::Connection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Connection::~Connection() { Close(); }
+
+wire::OutFrame Connection::NewRequest() { return impl_->NewRequest(); }
+
+void Connection::Call(wire::OutFrame request, std::chrono::milliseconds timeout, ReplyFn done) {
+  impl_->Call(std::move(request), timeout, std::move(done));
+}
+
+Result<wire::Frame> Connection::CallSync(wire::OutFrame request,
+                                         std::chrono::milliseconds timeout) {
+  std::promise<Result<wire::Frame>> promise;
+  auto future = promise.get_future();
+  impl_->Call(std::move(request), timeout,
+              [&promise](Result<wire::Frame> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+void Connection::Reply(wire::OutFrame reply) { impl_->Reply(std::move(reply)); }
+
+void Connection::Close(std::chrono::milliseconds timeout) { impl_->Close(timeout); }
+
+const std::string& Connection::client_id() const { return impl_->options().client_id; }
+const std::string& Connection::broker() const { return impl_->options().broker; }
+uint32_t Connection::broker_max_message_bytes() const { return impl_->broker_max_message_bytes(); }
+
+}  // namespace txmq::net

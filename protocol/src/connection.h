@@ -1,0 +1,91 @@
+// The client side of the wire: one DEALER socket to the broker, owned by one
+// I/O thread, shared by every caller of a producer, consumer or txmqctl.
+//
+// Threads: Open() starts the I/O thread ("txmq-io"). It alone touches the
+// socket, the table of pending calls and the heartbeat timer. Callers hand
+// it encoded requests through a mutex-guarded queue and an eventfd; it runs
+// each call's completion on itself, so completions must be quick and must
+// not block (hand work to another thread instead).
+//
+// Delivery: requests wait (until their deadline) while the broker is not
+// reachable; ZeroMQ reconnects by itself, and the socket keeps the same
+// routing id, so the broker recognises the client after a reconnect. A call
+// that was never sent fails UNAVAILABLE (safe to retry); one sent but not
+// answered in time fails TIMEOUT (the outcome is unknown, so retry only what
+// is idempotent, such as a send with the same message id).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "protocol/src/codec.h"
+#include "protocol/txmq.capnp.h"
+#include "txmq/status.h"
+
+namespace txmq::net {
+
+struct ConnectionOptions {
+  // Broker endpoint, e.g. "tcp://127.0.0.1:7800".
+  std::string broker = "tcp://127.0.0.1:7800";
+  // Routing id and registration name; a fresh UUIDv7 when empty.
+  std::string client_id;
+  wire::Role role = wire::Role::ADMIN;
+  // Producer or consumer group announced in hello.
+  std::string group;
+  // Shown to operators ("txmq-producer 0.1.0").
+  std::string software = "txmq";
+  // How often the client says it is alive. The broker forgets a client it
+  // has not heard from for a few intervals (its --client-timeout).
+  std::chrono::milliseconds heartbeat_interval{1000};
+  // Largest frame accepted from the broker.
+  wire::DecodeLimits limits{.max_frame_bytes = 64 * 1024 * 1024};
+};
+
+// Completion of a call: the reply frame, or why there is none (a broker
+// Error reply arrives as its Status).
+using ReplyFn = std::function<void(Result<wire::Frame>)>;
+// A call the broker started (e.g. a transaction check). Runs on the I/O
+// thread; answer with Connection::Reply using the same request id.
+using IncomingCallFn = std::function<void(wire::Frame)>;
+
+class Connection {
+ public:
+  // Validates options and starts the I/O thread; does not wait for the
+  // broker (ZeroMQ connects in the background).
+  static Result<std::unique_ptr<Connection>> Open(ConnectionOptions options,
+                                                  IncomingCallFn on_call = nullptr);
+  // Says goodbye (bounded wait), stops the I/O thread; calls still pending
+  // complete with UNAVAILABLE.
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // A request with a fresh request id. Thread-safe.
+  wire::OutFrame NewRequest();
+  // Sends `request`; `done` runs exactly once on the I/O thread. Thread-safe.
+  void Call(wire::OutFrame request, std::chrono::milliseconds timeout, ReplyFn done);
+  // Call and wait. Thread-safe; never call it from a completion.
+  Result<wire::Frame> CallSync(wire::OutFrame request, std::chrono::milliseconds timeout);
+  // Answers a broker-initiated call; `reply` must carry the call's request id.
+  void Reply(wire::OutFrame reply);
+
+  // Sends goodbye and waits up to `timeout` for the broker to confirm, so it
+  // releases this client's leases at once. Idempotent.
+  void Close(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
+
+  const std::string& client_id() const;
+  const std::string& broker() const;
+  // Max message bytes the broker announced in its hello reply (0 = not yet).
+  uint32_t broker_max_message_bytes() const;
+
+  class Impl;
+
+ private:
+  explicit Connection(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace txmq::net

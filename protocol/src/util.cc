@@ -1,0 +1,108 @@
+#include "protocol/src/util.h"
+
+#include <cstdio>
+#include <mutex>
+#include <random>
+
+namespace txmq {
+
+std::string NewUuidV7() {
+  // 48 bits of Unix ms, then a 12-bit counter (rand_a) that keeps ids from
+  // one process ordered inside a millisecond, then 62 random bits.
+  static std::mutex mu;
+  static std::mt19937_64 rng(std::random_device{}());
+  static int64_t last_ms = 0;
+  static uint32_t counter = 0;
+
+  uint64_t hi;
+  uint64_t lo;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    int64_t ms = NowMs();
+    if (ms <= last_ms) {
+      if (++counter > 0xfff) {  // counter exhausted: borrow the next millisecond
+        ++last_ms;
+        counter = 0;
+      }
+      ms = last_ms;
+    } else {
+      last_ms = ms;
+      counter = static_cast<uint32_t>(rng() & 0x3ff);  // random start, room to grow
+    }
+    hi = (static_cast<uint64_t>(ms) << 16) | 0x7000 | counter;
+    lo = (rng() & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+  }
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffull));
+  return std::string(buf, 36);
+}
+
+int64_t ParseDurationMs(std::string_view text) {
+  if (text.empty()) return -1;
+  int64_t total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    double value = 0;
+    double scale = 0;
+    while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) {
+      if (text[i] == '.') {
+        if (scale != 0) return -1;
+        scale = 1;
+      } else if (scale != 0) {
+        scale /= 10;
+        value += (text[i] - '0') * scale;
+      } else {
+        value = value * 10 + (text[i] - '0');
+      }
+      ++i;
+    }
+    if (i == start) return -1;
+    std::string_view unit;
+    size_t unit_start = i;
+    while (i < text.size() && text[i] >= 'a' && text[i] <= 'z') ++i;
+    unit = text.substr(unit_start, i - unit_start);
+    double ms;
+    if (unit == "ms") {
+      ms = value;
+    } else if (unit == "s" || unit.empty()) {
+      ms = value * 1000;  // a bare number means seconds
+    } else if (unit == "m") {
+      ms = value * 60'000;
+    } else if (unit == "h") {
+      ms = value * 3'600'000;
+    } else if (unit == "d") {
+      ms = value * 86'400'000;
+    } else {
+      return -1;
+    }
+    if (unit.empty() && i < text.size()) return -1;
+    total += static_cast<int64_t>(ms + 0.5);
+  }
+  return total;
+}
+
+std::string FormatDurationMs(int64_t ms) {
+  char buf[64];
+  if (ms < 0) return "-" + FormatDurationMs(-ms);
+  if (ms < 1000) {
+    std::snprintf(buf, sizeof buf, "%lldms", static_cast<long long>(ms));
+  } else if (ms < 60'000) {
+    std::snprintf(buf, sizeof buf, "%.1fs", ms / 1000.0);
+  } else if (ms < 3'600'000) {
+    std::snprintf(buf, sizeof buf, "%lldm%llds", static_cast<long long>(ms / 60'000),
+                  static_cast<long long>(ms % 60'000 / 1000));
+  } else if (ms < 86'400'000) {
+    std::snprintf(buf, sizeof buf, "%lldh%lldm", static_cast<long long>(ms / 3'600'000),
+                  static_cast<long long>(ms % 3'600'000 / 60'000));
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldd%lldh", static_cast<long long>(ms / 86'400'000),
+                  static_cast<long long>(ms % 86'400'000 / 3'600'000));
+  }
+  return buf;
+}
+
+}  // namespace txmq

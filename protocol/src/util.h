@@ -1,0 +1,46 @@
+// Small helpers every module uses: clocks, a stable hash, UUIDv7 ids.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace txmq {
+
+// Wall clock in milliseconds since the Unix epoch (stored timestamps).
+inline int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+using SteadyClock = std::chrono::steady_clock;
+using SteadyTime = SteadyClock::time_point;
+
+inline std::chrono::system_clock::time_point FromEpochMs(int64_t ms) {
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+// FNV-1a, 64 bit. Stable across builds and restarts (std::hash is not), so
+// a key keeps mapping to the same queue forever.
+inline uint64_t StableHash(std::string_view data) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// A new RFC 9562 UUIDv7 in canonical text form (36 characters). Ids made by
+// one process are strictly increasing, also within one millisecond.
+// Thread-safe.
+std::string NewUuidV7();
+
+// "1.5s", "250ms", "3m", "2h", "1d" -> milliseconds; -1 when unparseable.
+int64_t ParseDurationMs(std::string_view text);
+// 1500 -> "1.5s", 90000 -> "1m30s".
+std::string FormatDurationMs(int64_t ms);
+
+}  // namespace txmq

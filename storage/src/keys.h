@@ -1,0 +1,66 @@
+// The broker's LevelDB keyspaces. One database holds them all, so one
+// WriteBatch can change several atomically (a message and its dedup entry;
+// an ack and a retry entry). The first byte names the keyspace:
+//
+//   'q' topic 0x00 queue:be32 offset:be64     -> MessageRecord  (the queues)
+//   't' topic                                 -> TopicRecord
+//   's' topic 0x00 queue:be32                 -> fixed64 first offset kept (after retention)
+//   'c' group 0x00 topic 0x00 queue:be32      -> fixed64 floor: offsets below are done
+//   'r' group 0x00 due_ms:be64 retry_id:be64  -> RetryRecord    (redelivery schedule)
+//   'd' bucket:be64 message_id                -> DedupRecord    (send dedup window)
+//   'l' due_ms:be64 seq:be64                  -> DelayedRecord  (not yet visible)
+//   'm' name                                  -> broker metadata
+//
+// Names never contain 0x00 (see txmq/names.h), so 0x00 ends a name and a
+// prefix scan over "q<topic>\0" sees exactly one topic. Big-endian numbers
+// sort like the numbers, so offsets and due times iterate in order.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace txmq::storage::keys {
+
+inline constexpr char kQueue = 'q';
+inline constexpr char kTopic = 't';
+inline constexpr char kQueueStart = 's';
+inline constexpr char kCursor = 'c';
+inline constexpr char kRetry = 'r';
+inline constexpr char kDedup = 'd';
+inline constexpr char kDelayed = 'l';
+inline constexpr char kMeta = 'm';
+
+std::string Message(std::string_view topic, uint32_t queue, uint64_t offset);
+// Prefix of every message of one queue.
+std::string QueuePrefix(std::string_view topic, uint32_t queue);
+bool ParseMessage(std::string_view key, std::string_view* topic, uint32_t* queue, uint64_t* offset);
+
+std::string Topic(std::string_view topic);
+bool ParseTopic(std::string_view key, std::string_view* topic);
+
+std::string Cursor(std::string_view group, std::string_view topic, uint32_t queue);
+bool ParseCursor(std::string_view key, std::string_view* group, std::string_view* topic,
+                 uint32_t* queue);
+
+std::string Retry(std::string_view group, uint64_t due_ms, uint64_t retry_id);
+bool ParseRetry(std::string_view key, std::string_view* group, uint64_t* due_ms,
+                uint64_t* retry_id);
+
+// Dedup entries are grouped in time buckets so that expiry deletes whole
+// key ranges in order.
+std::string Dedup(uint64_t bucket, std::string_view message_id);
+std::string DedupBucketPrefix(uint64_t bucket);
+bool ParseDedup(std::string_view key, uint64_t* bucket, std::string_view* message_id);
+
+std::string QueueStart(std::string_view topic, uint32_t queue);
+
+std::string Delayed(uint64_t due_ms, uint64_t seq);
+bool ParseDelayed(std::string_view key, uint64_t* due_ms, uint64_t* seq);
+
+std::string Meta(std::string_view name);
+
+// One past the last key that starts with `prefix` (for iteration bounds).
+std::string PrefixEnd(std::string prefix);
+
+}  // namespace txmq::storage::keys

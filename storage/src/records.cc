@@ -1,0 +1,115 @@
+#include "storage/src/records.h"
+
+#include "storage/src/coding.h"
+
+namespace txmq::storage {
+namespace {
+constexpr uint8_t kVersion1 = 1;
+
+bool TakeVersion(std::string_view* in) {
+  uint8_t v;
+  return GetByte(in, &v) && v == kVersion1;
+}
+}  // namespace
+
+void EncodeMessage(const MessageView& m, std::string* out) {
+  size_t size = 32 + m.id.size() + m.topic.size() + m.key.size() + m.body.size();
+  for (const auto& [k, v] : m.properties) size += k.size() + v.size() + 4;
+  out->reserve(out->size() + size);
+  out->push_back(static_cast<char>(kVersion1));
+  out->push_back(static_cast<char>(m.flags));
+  PutFixed64(out, static_cast<uint64_t>(m.born_ms));
+  PutFixed64(out, static_cast<uint64_t>(m.stored_ms));
+  PutLengthPrefixed(out, m.id);
+  PutLengthPrefixed(out, m.topic);
+  PutLengthPrefixed(out, m.key);
+  PutVarint64(out, m.properties.size());
+  for (const auto& [k, v] : m.properties) {
+    PutLengthPrefixed(out, k);
+    PutLengthPrefixed(out, v);
+  }
+  PutLengthPrefixed(out, m.body);
+}
+
+bool DecodeMessage(std::string_view in, MessageView* m) {
+  uint64_t born, stored, nprops;
+  if (!TakeVersion(&in) || !GetByte(&in, &m->flags) || !GetFixed64(&in, &born) ||
+      !GetFixed64(&in, &stored) || !GetLengthPrefixed(&in, &m->id) ||
+      !GetLengthPrefixed(&in, &m->topic) || !GetLengthPrefixed(&in, &m->key) ||
+      !GetVarint64(&in, &nprops) || nprops > in.size()) {
+    return false;
+  }
+  m->born_ms = static_cast<int64_t>(born);
+  m->stored_ms = static_cast<int64_t>(stored);
+  m->properties.clear();
+  m->properties.reserve(nprops);
+  for (uint64_t i = 0; i < nprops; ++i) {
+    std::string_view k, v;
+    if (!GetLengthPrefixed(&in, &k) || !GetLengthPrefixed(&in, &v)) return false;
+    m->properties.emplace_back(k, v);
+  }
+  return GetLengthPrefixed(&in, &m->body) && in.empty();
+}
+
+std::string EncodeTopic(const TopicRecord& t) {
+  std::string out(1, static_cast<char>(kVersion1));
+  PutVarint64(&out, t.queues);
+  PutFixed64(&out, static_cast<uint64_t>(t.created_ms));
+  return out;
+}
+
+bool DecodeTopic(std::string_view in, TopicRecord* t) {
+  uint64_t created;
+  if (!TakeVersion(&in) || !GetVarint32(&in, &t->queues) || !GetFixed64(&in, &created)) {
+    return false;
+  }
+  t->created_ms = static_cast<int64_t>(created);
+  return true;
+}
+
+std::string EncodeRetry(const RetryRecord& r) {
+  std::string out(1, static_cast<char>(kVersion1));
+  PutLengthPrefixed(&out, r.topic);
+  PutVarint64(&out, r.queue);
+  PutVarint64(&out, r.offset);
+  PutVarint64(&out, r.delivery_count);
+  PutVarint64(&out, r.max_reconsume);
+  return out;
+}
+
+bool DecodeRetry(std::string_view in, RetryRecord* r) {
+  std::string_view topic;
+  if (!TakeVersion(&in) || !GetLengthPrefixed(&in, &topic) || !GetVarint32(&in, &r->queue) ||
+      !GetVarint64(&in, &r->offset) || !GetVarint32(&in, &r->delivery_count) ||
+      !GetVarint32(&in, &r->max_reconsume)) {
+    return false;
+  }
+  r->topic.assign(topic);
+  return true;
+}
+
+std::string EncodeDedup(const DedupRecord& d) {
+  std::string out(1, static_cast<char>(kVersion1));
+  PutFixed64(&out, static_cast<uint64_t>(d.stored_ms));
+  PutLengthPrefixed(&out, d.topic);
+  PutVarint64(&out, d.queue);
+  out.push_back(d.has_offset ? 1 : 0);
+  PutVarint64(&out, d.offset);
+  return out;
+}
+
+bool DecodeDedup(std::string_view in, DedupRecord* d) {
+  uint64_t stored;
+  std::string_view topic;
+  uint8_t has_offset;
+  if (!TakeVersion(&in) || !GetFixed64(&in, &stored) || !GetLengthPrefixed(&in, &topic) ||
+      !GetVarint32(&in, &d->queue) || !GetByte(&in, &has_offset) || !GetVarint64(&in, &d->offset)) {
+    return false;
+  }
+  d->stored_ms = static_cast<int64_t>(stored);
+  d->topic.assign(topic);
+  d->has_offset = has_offset != 0;
+  return true;
+}
+
+}  // namespace txmq::storage

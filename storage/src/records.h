@@ -1,0 +1,65 @@
+// Values stored under the keys of keys.h. Each record starts with a format
+// version byte so a later release can read what an earlier one wrote.
+//
+//   MessageRecord := 0x01 flags:u8 born_ms:fixed64 stored_ms:fixed64
+//                    id:lp topic:lp key:lp nprops:varint (name:lp value:lp)* body:lp
+//   DelayedRecord := queue:varint MessageRecord
+//   TopicRecord   := 0x01 queues:varint created_ms:fixed64
+//   RetryRecord   := 0x01 topic:lp queue:varint offset:varint delivery_count:varint
+//                    max_reconsume:varint
+//   DedupRecord   := 0x01 stored_ms:fixed64 topic:lp queue:varint has_offset:u8 offset:varint
+//
+// Decoders return views into the value they were given; the value must
+// outlive them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace txmq::storage {
+
+struct MessageView {
+  uint8_t flags = 0;
+  int64_t born_ms = 0;
+  int64_t stored_ms = 0;
+  std::string_view id;
+  std::string_view topic;
+  std::string_view key;
+  std::vector<std::pair<std::string_view, std::string_view>> properties;
+  std::string_view body;
+};
+
+void EncodeMessage(const MessageView& m, std::string* out);
+bool DecodeMessage(std::string_view value, MessageView* out);
+
+struct TopicRecord {
+  uint32_t queues = 0;
+  int64_t created_ms = 0;
+};
+std::string EncodeTopic(const TopicRecord& t);
+bool DecodeTopic(std::string_view value, TopicRecord* out);
+
+struct RetryRecord {
+  std::string topic;
+  uint32_t queue = 0;
+  uint64_t offset = 0;
+  uint32_t delivery_count = 0;  // deliveries so far
+  uint32_t max_reconsume = 0;   // the consumer's limit; 0 = broker default
+};
+std::string EncodeRetry(const RetryRecord& r);
+bool DecodeRetry(std::string_view value, RetryRecord* out);
+
+struct DedupRecord {
+  int64_t stored_ms = 0;
+  std::string topic;
+  uint32_t queue = 0;
+  bool has_offset = false;
+  uint64_t offset = 0;
+};
+std::string EncodeDedup(const DedupRecord& d);
+bool DecodeDedup(std::string_view value, DedupRecord* out);
+
+}  // namespace txmq::storage

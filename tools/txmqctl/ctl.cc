@@ -1,0 +1,119 @@
+#include "tools/txmqctl/ctl.h"
+
+#include <iostream>
+
+#include "protocol/src/util.h"
+#include "txmq/version.h"
+
+namespace txmq::ctl {
+
+std::chrono::milliseconds Ctl::timeout() const {
+  int64_t ms = ParseDurationMs(globals_.timeout);
+  return std::chrono::milliseconds(ms > 0 ? ms : 10'000);
+}
+
+Result<net::Connection*> Ctl::Connection() {
+  if (!connection_) {
+    net::ConnectionOptions o;
+    o.broker = globals_.broker;
+    o.role = wire::Role::ADMIN;
+    o.software = std::string("txmqctl ") + kVersion;
+    auto c = net::Connection::Open(o);
+    if (!c.ok()) return c.status();
+    connection_ = std::move(c.value());
+  }
+  return connection_.get();
+}
+
+Result<wire::Frame> Ctl::Call(const std::function<void(wire::Envelope::Builder)>& fill) {
+  auto c = Connection();
+  if (!c.ok()) return c.status();
+  auto request = (*c)->NewRequest();
+  fill(request.envelope());
+  return (*c)->CallSync(std::move(request), timeout());
+}
+
+int Ctl::Fail(const Status& status) const {
+  std::string text = status.ToString();
+  if (status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kTimeout) {
+    text += " (is txmqd running at " + globals_.broker + "? set --broker or TXMQ_BROKER)";
+  }
+  std::cerr << "txmqctl: " << text << "\n";
+  return kExitFailed;
+}
+
+int Ctl::Usage(const std::string& message) const {
+  std::cerr << "txmqctl: " << message << " (see --help)\n";
+  return kExitUsage;
+}
+
+namespace {
+
+// Structure only (lead and continuation bytes); JSON output also replaces
+// anything its own stricter check rejects.
+bool IsValidUtf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t extra;
+    if (c < 0x80) {
+      extra = 0;
+    } else if ((c & 0xe0) == 0xc0) {
+      extra = 1;
+    } else if ((c & 0xf0) == 0xe0) {
+      extra = 2;
+    } else if ((c & 0xf8) == 0xf0) {
+      extra = 3;
+    } else {
+      return false;
+    }
+    if (i + extra >= s.size() && extra > 0) return false;
+    for (size_t k = 1; k <= extra; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+std::string Base64(const std::string& in) {
+  static const char* kChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int k = 3; k >= 0; --k) out += kChars[(v >> (6 * k)) & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += kChars[(v >> 18) & 63];
+    out += kChars[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += kChars[(v >> 18) & 63];
+    out += kChars[(v >> 12) & 63];
+    out += kChars[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+}  // namespace
+
+void PutBytes(nlohmann::json& out, const std::string& field, const std::string& bytes) {
+  if (IsValidUtf8(bytes)) {
+    out[field] = bytes;
+  } else {
+    out[field + "_base64"] = Base64(bytes);
+  }
+}
+
+std::string Preview(const std::string& bytes, size_t max) {
+  bool printable = IsValidUtf8(bytes);
+  for (unsigned char c : bytes) printable = printable && (c >= 0x20 || c == '\t');
+  if (!printable) return "<" + std::to_string(bytes.size()) + " bytes, binary>";
+  if (bytes.size() <= max) return bytes;
+  return bytes.substr(0, max) + "... (" + std::to_string(bytes.size()) + " bytes)";
+}
+
+}  // namespace txmq::ctl

@@ -1,0 +1,50 @@
+// txmqctl: the operator's command line for a txmq broker.
+//   txmqctl [--broker URL] [--json] NOUN [VERB] [ARGS]
+#include <cstdlib>
+#include <iostream>
+
+#include "tools/txmqctl/ctl.h"
+#include "txmq/version.h"
+
+int main(int argc, char** argv) {
+  using namespace txmq::ctl;
+  Globals globals;
+  if (const char* env = std::getenv("TXMQ_BROKER"); env != nullptr && *env != '\0') {
+    globals.broker = env;
+  }
+  CLI::App app{
+      "txmqctl: inspect and operate a txmq broker.\n"
+      "Examples:\n"
+      "  txmqctl status\n"
+      "  txmqctl send orders --key 42 'hello'\n"
+      "  txmqctl consume orders --group audit --max 10\n"};
+  app.add_option("--broker,-b", globals.broker, "Broker endpoint (also TXMQ_BROKER)")
+      ->capture_default_str();
+  app.add_flag("--json", globals.json, "Machine-readable output (JSON; JSON lines for streams)");
+  app.add_option("--timeout", globals.timeout, "How long to wait for the broker (e.g. 10s)")
+      ->capture_default_str();
+  app.set_version_flag("--version", std::string("txmqctl ") + txmq::kVersion);
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags also after the command: txmqctl status --json
+
+  Ctl ctl(globals);
+  Runner run;
+  AddStatusCommand(app, ctl, run);
+  AddSendCommand(app, ctl, run);
+  AddConsumeCommand(app, ctl, run);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "txmqctl: " << e.what() << " (see --help)\n";
+    return kExitUsage;
+  }
+  if (!run) return ctl.Usage("no command given");
+  return run();
+}
