@@ -112,7 +112,7 @@ void Server::ReadRequests(int budget) {
       }
       std::string routing_id = id.to_string();
       if (extra_parts) {
-        CountBadFrame(routing_id, Status::Corruption("a request must be exactly one frame"));
+        CountBadFrame(routing_id, 0, Status::Corruption("a request must be exactly one frame"));
         continue;
       }
       clients_.Touch(routing_id, now);
@@ -120,7 +120,7 @@ void Server::ReadRequests(int budget) {
           std::move(payload), wire::DecodeLimits{.max_frame_bytes = options_.max_message_bytes +
                                                                     wire::kEnvelopeOverheadBytes});
       if (!frame.ok()) {
-        CountBadFrame(routing_id, frame.status());
+        CountBadFrame(routing_id, 0, frame.status());
         continue;
       }
       Dispatch(routing_id, frame.value());
@@ -131,11 +131,11 @@ void Server::ReadRequests(int budget) {
   }
 }
 
-void Server::CountBadFrame(const std::string& routing_id, const Status& why) {
+void Server::CountBadFrame(const std::string& routing_id, uint64_t request_id, const Status& why) {
   core_.counters().bad_frames++;
-  // Answer with request id 0: the sender may be a confused client that
-  // logs it; a hostile one learns nothing new.
-  core_.ReplyError({routing_id, 0, nullptr}, why);
+  // Request id 0 when the frame could not be read at all: a confused client
+  // can log the error; a hostile one learns nothing new.
+  core_.ReplyError({routing_id, request_id, nullptr}, why);
   const SteadyTime now = SteadyClock::now();
   if (now - last_bad_frame_log_ > std::chrono::seconds(5)) {
     Logger("broker")->warn("bad request from client {}: {} ({} bad requests so far)", routing_id,
@@ -177,14 +177,15 @@ void Server::Dispatch(const std::string& routing_id, wire::Frame& frame) {
       case E::STATUS:
         return admin_.HandleStatus(ctx);
       default:
-        return CountBadFrame(routing_id,
+        return CountBadFrame(routing_id, ctx.request_id,
                              Status::InvalidArgument("request kind " +
                                                      std::to_string(static_cast<int>(env.which())) +
                                                      " is not one the broker serves"));
     }
   } catch (const kj::Exception& e) {
-    CountBadFrame(routing_id, Status::Corruption(std::string("malformed request: ") +
-                                                 e.getDescription().cStr()));
+    CountBadFrame(
+        routing_id, 0,
+        Status::Corruption(std::string("malformed request: ") + e.getDescription().cStr()));
   }
 }
 

@@ -48,7 +48,7 @@ class Server {
   void ReadRequests(int budget);
   void Dispatch(const std::string& routing_id, wire::Frame& frame);
   void HandleHello(const RequestContext& ctx, wire::Hello::Reader hello);
-  void CountBadFrame(const std::string& routing_id, const Status& why);
+  void CountBadFrame(const std::string& routing_id, uint64_t request_id, const Status& why);
   void FinishRound(std::unique_ptr<storage::CommitRound> round);
   void SubmitIfIdle();
   void Housekeeping(SteadyTime now);

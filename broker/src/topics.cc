@@ -19,9 +19,10 @@ Status TopicManager::Recover() {
   std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
   const std::string prefix(1, keys::kTopic);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string key = it->key().ToString();
     std::string_view name;
     storage::TopicRecord record;
-    if (!keys::ParseTopic(it->key().ToString(), &name) ||
+    if (!keys::ParseTopic(key, &name) ||
         !storage::DecodeTopic(std::string_view(it->value().data(), it->value().size()), &record) ||
         record.queues == 0) {
       return Status::Corruption("bad topic record under key '" + it->key().ToString() + "'");
@@ -54,7 +55,9 @@ Status TopicManager::Recover() {
       state.min_offset = state.next_offset = state.visible_end = kept_from;
       it->Seek(prefix_q);
       if (!it->Valid() || !it->key().starts_with(prefix_q)) continue;  // empty queue
-      if (keys::ParseMessage(it->key().ToString(), &t, &qq, &offset)) state.min_offset = offset;
+      const std::string first = it->key().ToString();
+      if (keys::ParseMessage(first, &t, &qq, &offset))
+        state.min_offset = std::max(kept_from, offset);
       it->Seek(end);
       if (it->Valid()) {
         it->Prev();

@@ -4,6 +4,7 @@
 #include "protocol/src/connection.h"
 
 #include <cerrno>
+#include <cstring>
 #include <deque>
 #include <future>
 #include <map>
@@ -69,6 +70,15 @@ class Connection::Impl {
       socket_->set(zmq::sockopt::heartbeat_timeout, 3000);
       socket_->set(zmq::sockopt::reconnect_ivl, 100);
       socket_->set(zmq::sockopt::reconnect_ivl_max, 2000);
+      // Learn at once when the TCP connection drops: replies to what was
+      // sent on it will never come, so those calls need not wait out their
+      // whole timeout.
+      const std::string monitor_endpoint = "inproc://txmq-monitor-" + options_.client_id;
+      if (zmq_socket_monitor(socket_->handle(), monitor_endpoint.c_str(), ZMQ_EVENT_DISCONNECTED) ==
+          0) {
+        monitor_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
+        monitor_->connect(monitor_endpoint);
+      }
       socket_->connect(options_.broker);
     } catch (const zmq::error_t& e) {
       return Status::InvalidArgument("cannot connect to broker '" + options_.broker +
@@ -317,14 +327,16 @@ class Connection::Impl {
       auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now).count();
       if (!unsent_.empty()) wait = std::min<long>(wait, 10);  // retry a blocked send soon
       zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0},
-                                 {nullptr, wake_.fd(), ZMQ_POLLIN, 0}};
+                                 {nullptr, wake_.fd(), ZMQ_POLLIN, 0},
+                                 {monitor_ ? monitor_->handle() : nullptr, -1, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, 2, std::chrono::milliseconds(std::max<long>(wait, 0)));
+        zmq::poll(items, monitor_ ? 3 : 2, std::chrono::milliseconds(std::max<long>(wait, 0)));
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) log_->error("poll failed: {}", e.what());
       }
       if (items[1].revents & ZMQ_POLLIN) wake_.Drain();
       if (items[0].revents & ZMQ_POLLIN) ReceiveAll();
+      if (monitor_ && (items[2].revents & ZMQ_POLLIN)) OnMonitorEvent();
       ExpireDeadlines(SteadyClock::now());
     }
     // Shutting down: everything still pending learns it now.
@@ -334,7 +346,39 @@ class Connection::Impl {
     for (uint64_t id : ids) {
       Complete(id, Status::Unavailable("connection to " + options_.broker + " is closed"));
     }
+    if (monitor_) {
+      zmq_socket_monitor(socket_->handle(), nullptr, 0);
+      monitor_->close();
+    }
     socket_->close();
+  }
+
+  // I/O thread: the connection to the broker dropped. Calls already sent
+  // on it fail TIMEOUT (their outcome is unknown: the broker may have
+  // processed them); calls not yet sent wait for the reconnect.
+  void OnMonitorEvent() {
+    bool disconnected = false;
+    while (true) {
+      zmq::message_t event, address;
+      if (!monitor_->recv(event, zmq::recv_flags::dontwait)) break;
+      if (event.more()) (void)monitor_->recv(address, zmq::recv_flags::dontwait);
+      uint16_t id = 0;
+      if (event.size() >= 2) std::memcpy(&id, event.data(), 2);
+      disconnected = disconnected || id == ZMQ_EVENT_DISCONNECTED;
+    }
+    if (!disconnected) return;
+    std::vector<uint64_t> lost;
+    for (const auto& [id, p] : pending_) {
+      if (p.sent) lost.push_back(id);
+    }
+    if (!lost.empty()) {
+      log_->info("connection to {} dropped; {} calls in flight fail and may be retried",
+                 options_.broker, lost.size());
+    }
+    for (uint64_t id : lost) {
+      Complete(id, Status::Timeout("connection to broker " + options_.broker +
+                                   " dropped before the reply; outcome unknown"));
+    }
   }
 
   ConnectionOptions options_;
@@ -342,6 +386,7 @@ class Connection::Impl {
   std::shared_ptr<spdlog::logger> log_;
   zmq::context_t context_;
   std::unique_ptr<zmq::socket_t> socket_;
+  std::unique_ptr<zmq::socket_t> monitor_;  // disconnect events of socket_
   std::thread thread_;
   EventFd wake_;
   std::atomic<uint64_t> next_request_id_{1};

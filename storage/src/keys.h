@@ -60,6 +60,13 @@ bool ParseDelayed(std::string_view key, uint64_t* due_ms, uint64_t* seq);
 
 std::string Meta(std::string_view name);
 
+// The parsers return views into `key`: a temporary would leave them dangling.
+bool ParseMessage(std::string&&, std::string_view*, uint32_t*, uint64_t*) = delete;
+bool ParseTopic(std::string&&, std::string_view*) = delete;
+bool ParseCursor(std::string&&, std::string_view*, std::string_view*, uint32_t*) = delete;
+bool ParseRetry(std::string&&, std::string_view*, uint64_t*, uint64_t*) = delete;
+bool ParseDedup(std::string&&, uint64_t*, std::string_view*) = delete;
+
 // One past the last key that starts with `prefix` (for iteration bounds).
 std::string PrefixEnd(std::string prefix);
 

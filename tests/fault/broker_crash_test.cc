@@ -1,0 +1,195 @@
+// kill -9 the broker process while producers send and consumers ack; after
+// a restart every message whose send was acknowledged is still delivered.
+// Duplicates are allowed (and reported); loss is not.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "protocol/src/util.h"
+#include "tests/testutil/testutil.h"
+#include "txmq/consumer.h"
+#include "txmq/producer.h"
+
+namespace txmq {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::BrokerProcess;
+using testing::TempDir;
+using testing::WaitFor;
+
+// Producer threads that send until stopped and remember what was acked.
+class SendLoad {
+ public:
+  SendLoad(const std::string& endpoint, int producers, const std::string& topic)
+      : endpoint_(endpoint), topic_(topic) {
+    for (int p = 0; p < producers; ++p) threads_.emplace_back([this, p] { Run(p); });
+  }
+  ~SendLoad() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  std::set<std::string> acked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_;
+  }
+  size_t acked_count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_.size();
+  }
+
+ private:
+  void Run(int p) {
+    Producer producer({.broker = endpoint_,
+                       .group = "load",
+                       .send_timeout = 1000ms,
+                       .retries = 1000});  // keep resending the same ids until acked
+    if (!producer.Start().ok()) return;
+    std::atomic<int> in_flight{0};
+    for (int seq = 0; !stop_; ++seq) {
+      while (in_flight >= 32 && !stop_) std::this_thread::sleep_for(1ms);
+      ++in_flight;
+      std::string id = "p" + std::to_string(p) + "-" + std::to_string(seq);
+      producer.SendAsync({.topic = topic_, .key = std::to_string(seq % 7), .body = id, .id = id},
+                         [this, id, &in_flight](Result<SendResult> r) {
+                           if (r.ok()) {
+                             std::lock_guard<std::mutex> lock(mu_);
+                             acked_.insert(id);
+                           }
+                           --in_flight;
+                         });
+    }
+    producer.Shutdown();  // outstanding sends complete (unacknowledged) now
+    while (in_flight > 0) std::this_thread::sleep_for(1ms);
+  }
+
+  std::string endpoint_, topic_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::set<std::string> acked_;
+};
+
+// Drains a topic as one group; returns how often each id was delivered.
+std::map<std::string, int> DrainAll(const std::string& endpoint, const std::string& topic,
+                                    size_t at_least) {
+  std::mutex mu;
+  std::map<std::string, int> seen;
+  std::atomic<SteadyTime::rep> last_new{SteadyClock::now().time_since_epoch().count()};
+  Consumer c({.broker = endpoint, .group = "checker", .long_poll = 500ms});
+  EXPECT_TRUE(c.Subscribe(topic, [&](const Received& m) {
+                 std::lock_guard<std::mutex> lock(mu);
+                 if (seen[m.body]++ == 0) last_new = SteadyClock::now().time_since_epoch().count();
+                 return ConsumeResult::Success();
+               }).ok());
+  EXPECT_TRUE(c.Start().ok());
+  WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        auto quiet = SteadyClock::now() - SteadyTime(SteadyClock::duration(last_new.load()));
+        return seen.size() >= at_least && quiet > 1500ms;
+      },
+      60s);
+  c.Shutdown();
+  return seen;
+}
+
+void ExpectNothingLost(const std::set<std::string>& acked, const std::map<std::string, int>& seen) {
+  size_t lost = 0, duplicates = 0;
+  std::string first_lost;
+  for (const std::string& id : acked) {
+    if (!seen.count(id)) {
+      if (lost++ == 0) first_lost = id;
+    }
+  }
+  for (const auto& [id, n] : seen) duplicates += n - 1;
+  ::testing::Test::RecordProperty("acked", static_cast<int>(acked.size()));
+  ::testing::Test::RecordProperty("delivered", static_cast<int>(seen.size()));
+  ::testing::Test::RecordProperty("duplicates", static_cast<int>(duplicates));
+  EXPECT_EQ(lost, 0u) << lost << " acknowledged messages lost, e.g. " << first_lost;
+  std::cout << "acked " << acked.size() << ", delivered " << seen.size() << " distinct, "
+            << duplicates << " duplicate deliveries\n";
+}
+
+void KillWhileSending(const std::vector<std::string>& broker_args) {
+  TempDir dir;
+  BrokerProcess broker(dir.Sub("data"), broker_args);
+  ASSERT_TRUE(broker.Start());
+  std::set<std::string> acked;
+  {
+    SendLoad load(broker.endpoint(), 4, "crash");
+    for (int kill = 0; kill < 2; ++kill) {
+      const size_t before = load.acked_count();
+      ASSERT_TRUE(WaitFor([&] { return load.acked_count() > before + 2000; }, 30s));
+      broker.Kill9();  // in the middle of group commits
+      std::this_thread::sleep_for(300ms);
+      ASSERT_TRUE(broker.Start()) << "restart " << kill;
+    }
+    const size_t before = load.acked_count();
+    ASSERT_TRUE(WaitFor([&] { return load.acked_count() > before + 500; }, 30s));
+    load.Stop();
+    acked = load.acked();
+  }
+  ExpectNothingLost(acked, DrainAll(broker.endpoint(), "crash", acked.size()));
+}
+
+TEST(BrokerCrash, SyncFlushLosesNoAcknowledgedMessage) { KillWhileSending({"--flush", "sync"}); }
+
+TEST(BrokerCrash, AsyncFlushSurvivesAProcessCrashToo) { KillWhileSending({"--flush", "async"}); }
+
+TEST(BrokerCrash, KillDuringConsumptionRedeliversInsteadOfLosing) {
+  TempDir dir;
+  BrokerProcess broker(dir.Sub("data"));
+  ASSERT_TRUE(broker.Start());
+  std::set<std::string> sent;
+  {
+    Producer p({.broker = broker.endpoint()});
+    ASSERT_TRUE(p.Start().ok());
+    std::vector<std::future<Result<SendResult>>> futures;
+    for (int i = 0; i < 3000; ++i) {
+      std::string id = "c-" + std::to_string(i);
+      futures.push_back(p.SendAsync({.topic = "consume-crash", .body = id, .id = id}));
+    }
+    for (auto& f : futures) {
+      auto r = f.get();
+      ASSERT_TRUE(r.ok());
+      sent.insert(r->message_id);
+    }
+  }
+  std::mutex mu;
+  std::map<std::string, int> seen;
+  Consumer c({.broker = broker.endpoint(), .group = "checker", .long_poll = 500ms});
+  ASSERT_TRUE(c.Subscribe("consume-crash", [&](const Received& m) {
+                 std::this_thread::sleep_for(100us);
+                 std::lock_guard<std::mutex> lock(mu);
+                 seen[m.body]++;
+                 return ConsumeResult::Success();
+               }).ok());
+  ASSERT_TRUE(c.Start().ok());
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return seen.size() > 1000;
+  }));
+  broker.Kill9();
+  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(broker.Start());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return seen.size() == sent.size();
+      },
+      60s));
+  c.Shutdown();
+  ExpectNothingLost(sent, seen);
+}
+
+}  // namespace
+}  // namespace txmq

@@ -1,0 +1,303 @@
+// Bad input gets a clear error, and the broker keeps serving.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+
+#include "protocol/src/message_codec.h"
+#include "tests/integration/raw_client.h"
+#include "tests/testutil/testutil.h"
+#include "txmq/consumer.h"
+#include "txmq/producer.h"
+
+namespace txmq {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RawClient;
+
+class BadInput : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_ = testing::TestBrokerOptions(dir_.Sub("data"));
+    options_.max_message_bytes = 64 * 1024;
+    broker_ = testing::StartBroker(options_);
+    ASSERT_NE(broker_, nullptr);
+  }
+
+  // The broker still answers a well-formed request from a new client.
+  void ExpectServing() {
+    RawClient probe(broker_->endpoint());
+    wire::OutFrame f(1);
+    f.envelope().setStatus();
+    probe.Send(f);
+    auto reply = probe.Receive();
+    ASSERT_TRUE(reply.has_value()) << "broker stopped answering";
+    EXPECT_EQ(reply->envelope().which(), wire::Envelope::STATUS_OK);
+  }
+
+  uint64_t BadFrames() {
+    RawClient probe(broker_->endpoint());
+    wire::OutFrame f(1);
+    f.envelope().setStatus();
+    probe.Send(f);
+    auto reply = probe.Receive();
+    return reply ? reply->envelope().getStatusOk().getBadFrames() : 0;
+  }
+
+  static wire::OutFrame SendRequest(const std::string& topic, const std::string& body,
+                                    const std::string& id = "m-1") {
+    wire::OutFrame f(9);
+    auto m = f.envelope().initSend().initMessage();
+    m.setId(id);
+    m.setTopic(topic);
+    m.setBody(wire::AsData(body));
+    return f;
+  }
+
+  testing::TempDir dir_;
+  BrokerOptions options_;
+  std::unique_ptr<Broker> broker_;
+};
+
+TEST_F(BadInput, GarbageBytesGetACorruptionError) {
+  RawClient c(broker_->endpoint());
+  const char junk[] = "this is not a cap'n proto frame at all!!";  // 40 bytes
+  c.SendBytes(junk, 40);
+  auto reply = c.Receive();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(wire::StatusOf(reply->envelope()).code(), StatusCode::kCorruption);
+  EXPECT_EQ(reply->envelope().getRequestId(), 0u);
+  c.SendBytes("abc", 3);  // not even whole words
+  reply = c.Receive();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_NE(wire::StatusOf(reply->envelope()).message().find("8-byte words"), std::string::npos);
+  ExpectServing();
+}
+
+TEST_F(BadInput, TruncatedFrameGetsAnError) {
+  wire::OutFrame f = SendRequest("orders", std::string(1000, 'x'));
+  zmq::message_t whole = f.Encode();
+  RawClient c(broker_->endpoint());
+  c.SendBytes(whole.data(), whole.size() - 512);
+  auto reply = c.Receive();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(wire::StatusOf(reply->envelope()).code(), StatusCode::kCorruption);
+  ExpectServing();
+}
+
+TEST_F(BadInput, MultipartRequestGetsAnError) {
+  RawClient c(broker_->endpoint());
+  wire::OutFrame f(5);
+  f.envelope().setStatus();
+  c.socket().send(f.Encode(), zmq::send_flags::sndmore);
+  c.socket().send(zmq::str_buffer("extra"), zmq::send_flags::none);
+  auto reply = c.Receive();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_NE(wire::StatusOf(reply->envelope()).message().find("exactly one frame"),
+            std::string::npos);
+  ExpectServing();
+}
+
+TEST_F(BadInput, OversizedFrameIsCutOffAndOthersAreServed) {
+  RawClient c(broker_->endpoint());
+  std::string huge(4 * 1024 * 1024, 'x');  // far above 64 KiB + envelope
+  c.SendBytes(huge.data(), huge.size());
+  EXPECT_FALSE(c.Receive(500ms).has_value()) << "ZeroMQ drops the connection, no reply";
+  ExpectServing();
+}
+
+TEST_F(BadInput, MessageAboveTheLimitButInsideTheFrameIsRefusedTooLarge) {
+  RawClient c(broker_->endpoint());
+  wire::OutFrame f = SendRequest("orders", std::string(64 * 1024 + 1, 'x'));
+  Status s = c.Call(f);
+  EXPECT_EQ(s.code(), StatusCode::kTooLarge) << s.ToString();
+  EXPECT_NE(s.message().find("65537"), std::string::npos) << s.message();
+  ExpectServing();
+}
+
+TEST_F(BadInput, InvalidNamesAndIdsAreRefusedNamingTheValue) {
+  RawClient c(broker_->endpoint());
+  wire::OutFrame bad_topic = SendRequest("no spaces please", "x");
+  Status s = c.Call(bad_topic);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'no spaces please'"), std::string::npos) << s.message();
+
+  wire::OutFrame system_topic = SendRequest("%DLQ%group", "x");
+  EXPECT_EQ(c.Call(system_topic).code(), StatusCode::kInvalidArgument);
+
+  wire::OutFrame empty_id = SendRequest("orders", "x", "");
+  EXPECT_EQ(c.Call(empty_id).code(), StatusCode::kInvalidArgument);
+  wire::OutFrame spaced_id = SendRequest("orders", "x", "has space");
+  EXPECT_EQ(c.Call(spaced_id).code(), StatusCode::kInvalidArgument);
+
+  wire::OutFrame reserved = SendRequest("orders", "x");
+  auto props = reserved.envelope().getSend().getMessage().initProperties(1);
+  props[0].setKey("txmq.dlq.topic");
+  props[0].setValue("forged");
+  s = c.Call(reserved);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("reserved"), std::string::npos);
+
+  wire::OutFrame pull(3);
+  auto p = pull.envelope().initPull();
+  p.setGroup("bad group");
+  p.initTopics(1).set(0, "orders");
+  s = c.Call(pull);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'bad group'"), std::string::npos);
+
+  wire::OutFrame no_topics(4);
+  no_topics.envelope().initPull().setGroup("g");
+  EXPECT_EQ(c.Call(no_topics).code(), StatusCode::kInvalidArgument);
+
+  wire::OutFrame negative_delay = SendRequest("orders", "x", "m-delay");
+  negative_delay.envelope().getSend().getMessage().setDelayMs(-5);
+  EXPECT_EQ(c.Call(negative_delay).code(), StatusCode::kInvalidArgument);
+  ExpectServing();
+}
+
+TEST_F(BadInput, UnknownOrMisdirectedRequestKindsAreRefused) {
+  RawClient c(broker_->endpoint());
+  wire::OutFrame response_as_request(6);
+  response_as_request.envelope().initSendOk();
+  Status s = c.Call(response_as_request);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("not one the broker serves"), std::string::npos);
+
+  // A union discriminant from a future protocol version.
+  wire::OutFrame future(7);
+  future.envelope().setStatus();
+  zmq::message_t bytes = future.Encode();
+  // Layout: segment table (8 bytes), root pointer (8), data section: requestId
+  // (8 bytes) then the 16-bit discriminant.
+  uint16_t unknown = 999;
+  std::memcpy(static_cast<char*>(bytes.data()) + 24, &unknown, 2);
+  c.SendBytes(bytes.data(), bytes.size());
+  auto reply = c.Receive();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(wire::StatusOf(reply->envelope()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(reply->envelope().getRequestId(), 7u);
+  ExpectServing();
+}
+
+TEST_F(BadInput, HelloFromAnIncompatibleClientIsRefused) {
+  RawClient c(broker_->endpoint(), "client-x");
+  wire::OutFrame hello(1);
+  auto h = hello.envelope().initHello();
+  h.setClientId("client-x");
+  h.setVersion(wire::PROTOCOL_VERSION + 1);
+  EXPECT_EQ(c.Call(hello).code(), StatusCode::kFailedPrecondition);
+  wire::OutFrame impostor(2);
+  auto i = impostor.envelope().initHello();
+  i.setClientId("someone-else");
+  i.setVersion(wire::PROTOCOL_VERSION);
+  EXPECT_EQ(c.Call(impostor).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(BadInput, StaleOrForgedReceiptsChangeNothing) {
+  RawClient c(broker_->endpoint());
+  wire::OutFrame ack(1);
+  auto a = ack.envelope().initAck();
+  a.setGroup("g");
+  auto r = a.initReceipts(2);
+  r[0].setTopic("orders");
+  r[0].setLeaseId(12345);
+  r[1].setTopic("nope");
+  r[1].setRetryId(77);
+  c.Send(ack);
+  auto reply = c.Receive();
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_EQ(reply->envelope().which(), wire::Envelope::ACK_OK);
+  EXPECT_EQ(reply->envelope().getAckOk().getAcked(), 0u);
+  EXPECT_EQ(reply->envelope().getAckOk().getExpired(), 2u);
+}
+
+TEST_F(BadInput, AFloodOfGarbageIsCountedAndServingContinues) {
+  RawClient c(broker_->endpoint());
+  std::string junk(64, '\x5a');
+  for (int i = 0; i < 2000; ++i) c.SendBytes(junk.data(), junk.size());
+  EXPECT_TRUE(testing::WaitFor([&] { return BadFrames() >= 2000; }));
+  ExpectServing();
+}
+
+TEST_F(BadInput, ClientVanishingMidCallDoesNotHurtTheBroker) {
+  {
+    // A long poll whose asker is gone before the answer.
+    RawClient c(broker_->endpoint());
+    wire::OutFrame pull(1);
+    auto p = pull.envelope().initPull();
+    p.setGroup("g");
+    p.initTopics(1).set(0, "vanish");
+    p.setWaitMs(1000);
+    c.Send(pull);
+    std::this_thread::sleep_for(100ms);
+  }
+  {
+    // Sends whose sender is gone before their acknowledgements.
+    RawClient c(broker_->endpoint(), NewUuidV7(), /*linger_ms=*/1000);
+    for (int i = 0; i < 100; ++i) {
+      wire::OutFrame send = SendRequest("vanish", "still stored", "vanished-" + std::to_string(i));
+      c.Send(send);
+    }
+  }
+  std::this_thread::sleep_for(1500ms);  // the parked pull times out, its reply has no one to go to
+  ExpectServing();
+  Producer p({.broker = broker_->endpoint()});
+  ASSERT_TRUE(p.Start().ok());
+  auto r = p.Send({.topic = "vanish", .body = "x", .id = "vanished-0"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->duplicate) << "the vanished sender's message was stored";
+}
+
+TEST_F(BadInput, ConsumerThatDiesHoldingMessagesHasThemRedelivered) {
+  Producer p({.broker = broker_->endpoint()});
+  ASSERT_TRUE(p.Start().ok());
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(p.Send({.topic = "jobs", .body = std::to_string(i)}).ok());
+  {
+    // Takes all five and dies: no ack, no goodbye.
+    RawClient dying(broker_->endpoint(), "dying-consumer");
+    wire::OutFrame hello(1);
+    auto h = hello.envelope().initHello();
+    h.setClientId("dying-consumer");
+    h.setRole(wire::Role::CONSUMER);
+    h.setGroup("workers");
+    h.setVersion(wire::PROTOCOL_VERSION);
+    ASSERT_TRUE(dying.Call(hello).ok());
+    wire::OutFrame pull(2);
+    auto pr = pull.envelope().initPull();
+    pr.setGroup("workers");
+    pr.initTopics(1).set(0, "jobs");
+    pr.setMaxMessages(10);
+    pr.setVisibilityTimeoutMs(600'000);  // only its death can free them
+    dying.Send(pull);
+    auto reply = dying.Receive();
+    ASSERT_TRUE(reply.has_value());
+    ASSERT_EQ(reply->envelope().getPullOk().getMessages().size(), 5u);
+  }
+  std::mutex mu;
+  std::vector<Received> got;
+  Consumer survivor({.broker = broker_->endpoint(), .group = "workers", .long_poll = 500ms});
+  ASSERT_TRUE(survivor
+                  .Subscribe("jobs",
+                             [&](const Received& m) {
+                               std::lock_guard<std::mutex> lock(mu);
+                               got.push_back(m);
+                               return ConsumeResult::Success();
+                             })
+                  .ok());
+  ASSERT_TRUE(survivor.Start().ok());
+  // client_timeout is 2 s in tests, then the 100 ms first backoff.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return got.size() == 5;
+      },
+      15s));
+  survivor.Shutdown();
+  for (const Received& m : got) EXPECT_EQ(m.delivery_count, 2u);
+}
+
+}  // namespace
+}  // namespace txmq

@@ -1,0 +1,235 @@
+#include "tests/testutil/testutil.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace txmq::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/txmq-test-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+BrokerOptions TestBrokerOptions(const std::string& data_dir) {
+  BrokerOptions o;
+  o.listen = "tcp://127.0.0.1:*";
+  o.data_dir = data_dir;
+  o.retry_backoff = {std::chrono::milliseconds(100), std::chrono::milliseconds(200),
+                     std::chrono::milliseconds(300)};
+  o.client_timeout = std::chrono::seconds(2);
+  o.default_visibility_timeout = std::chrono::seconds(10);
+  o.cleanup_interval = std::chrono::milliseconds(100);
+  return o;
+}
+
+std::unique_ptr<Broker> StartBroker(const BrokerOptions& options) {
+  auto broker = Broker::Start(options);
+  EXPECT_TRUE(broker.ok()) << broker.status().ToString();
+  if (!broker.ok()) return nullptr;
+  return std::move(broker.value());
+}
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+std::string BinPath(const std::string& name) { return std::string(TXMQ_BIN_DIR) + "/" + name; }
+
+namespace {
+
+std::vector<char*> CStrings(const std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+int DecodeWaitStatus(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+std::unique_ptr<Process> Process::Spawn(const std::vector<std::string>& argv,
+                                        const std::string& log_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!log_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  }
+  auto args = CStrings(argv);
+  pid_t pid;
+  int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return nullptr;
+  return std::unique_ptr<Process>(new Process(pid));
+}
+
+Process::~Process() {
+  if (!exit_code_) {
+    Signal(SIGKILL);
+    Wait(std::chrono::seconds(10));
+  }
+}
+
+void Process::Signal(int sig) {
+  if (!exit_code_) kill(pid_, sig);
+}
+
+std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
+  if (exit_code_) return exit_code_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      exit_code_ = DecodeWaitStatus(status);
+      return exit_code_;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+BrokerProcess::BrokerProcess(std::string data_dir, std::vector<std::string> extra_args)
+    : data_dir_(std::move(data_dir)),
+      extra_args_(std::move(extra_args)),
+      log_path_(data_dir_ + ".log") {}
+
+BrokerProcess::~BrokerProcess() {
+  if (process_) Stop();
+}
+
+bool BrokerProcess::Start() {
+  const std::string ready = data_dir_ + ".ready";
+  std::filesystem::remove(ready);
+  std::vector<std::string> argv = {BinPath("txmqd"),
+                                   "--data-dir",
+                                   data_dir_,
+                                   "--listen",
+                                   endpoint_.empty() ? "tcp://127.0.0.1:*" : endpoint_,
+                                   "--ready-file",
+                                   ready};
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+  ++starts_;
+  process_ = Process::Spawn(argv, log_path_);
+  if (!process_) return false;
+  bool up = WaitFor(
+      [&] {
+        if (process_->Wait(std::chrono::milliseconds(0))) return true;  // exited
+        return std::filesystem::exists(ready);
+      },
+      std::chrono::seconds(20));
+  if (!up || !std::filesystem::exists(ready)) {
+    ADD_FAILURE() << "txmqd did not start; log:\n" << ReadFile(log_path_);
+    return false;
+  }
+  std::string ep = ReadFile(ready);
+  while (!ep.empty() && (ep.back() == '\n' || ep.back() == '\r')) ep.pop_back();
+  endpoint_ = ep;
+  return true;
+}
+
+void BrokerProcess::Kill9() {
+  if (!process_) return;
+  process_->Signal(SIGKILL);
+  process_->Wait(std::chrono::seconds(10));
+  process_.reset();
+}
+
+int BrokerProcess::Stop() {
+  if (!process_) return -1;
+  process_->Signal(SIGTERM);
+  auto code = process_->Wait(std::chrono::seconds(20));
+  process_.reset();
+  return code.value_or(-1);
+}
+
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input,
+                         std::chrono::milliseconds timeout,
+                         const std::vector<std::string>& extra_env) {
+  TempDir dir;
+  const std::string in_path = dir.Sub("in"), out_path = dir.Sub("out"), err_path = dir.Sub("err");
+  std::ofstream(in_path) << input;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
+  auto args = CStrings(argv);
+  auto envp = CStrings(env);
+  pid_t pid;
+  CommandResult result;
+  int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    result.err = "spawn failed";
+    return result;
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      result.err = "timed out; ";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  result.exit_code = DecodeWaitStatus(status);
+  result.out = ReadFile(out_path);
+  result.err += ReadFile(err_path);
+  return result;
+}
+
+std::vector<std::string> SplitLines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::stringstream ss(text);
+  for (std::string line; std::getline(ss, line);) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace txmq::testing

@@ -1,0 +1,104 @@
+// Helpers for txmq tests: temporary directories, an embedded broker with
+// test-friendly timings, real txmqd processes that can be SIGKILLed and
+// restarted, running command-line tools, and bounded waiting.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "txmq/broker.h"
+
+namespace txmq::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Options for a broker on a free loopback port with short timeouts, so
+// redelivery and client expiry happen within a test's patience.
+BrokerOptions TestBrokerOptions(const std::string& data_dir);
+
+// Starts an embedded broker; fails the current test (and returns null) if
+// it cannot.
+std::unique_ptr<Broker> StartBroker(const BrokerOptions& options);
+
+// Polls `done` every 10 ms until it is true or `timeout` passed.
+bool WaitFor(const std::function<bool()>& done,
+             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// Path of a binary built by this project (build/bin/NAME).
+std::string BinPath(const std::string& name);
+
+// A child process. Killed (SIGKILL) when destroyed if still running.
+class Process {
+ public:
+  // stdout/stderr go to `log_path` when given, else are inherited.
+  static std::unique_ptr<Process> Spawn(const std::vector<std::string>& argv,
+                                        const std::string& log_path = "");
+  ~Process();
+  pid_t pid() const { return pid_; }
+  void Signal(int sig);
+  // Exit code (128+signal when killed), or nullopt if still running at the
+  // deadline.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+
+ private:
+  explicit Process(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+  std::optional<int> exit_code_;
+};
+
+// txmqd as a real process on a data directory. Start() picks a free port
+// the first time and keeps it across restarts, so clients reconnect.
+class BrokerProcess {
+ public:
+  BrokerProcess(std::string data_dir, std::vector<std::string> extra_args = {});
+  ~BrokerProcess();
+  // Starts txmqd and waits until it serves (ready file written).
+  bool Start();
+  void Kill9();
+  // SIGTERM and wait; returns the exit code.
+  int Stop();
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  std::string data_dir_;
+  std::vector<std::string> extra_args_;
+  std::string endpoint_;
+  std::string log_path_;
+  std::unique_ptr<Process> process_;
+  int starts_ = 0;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs a command to completion (killed after `timeout`), feeding `input`
+// on stdin and capturing stdout and stderr.
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input = "",
+                         std::chrono::milliseconds timeout = std::chrono::seconds(60),
+                         const std::vector<std::string>& extra_env = {});
+
+std::vector<std::string> SplitLines(const std::string& text);
+
+}  // namespace txmq::testing
