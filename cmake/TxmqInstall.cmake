@@ -1,1 +1,36 @@
+# `cmake --install build --prefix P` puts headers, static libraries,
+# binaries and a CMake package under P, so another project can write
+#   find_package(txmq CONFIG REQUIRED)
+#   target_link_libraries(app PRIVATE txmq::producer txmq::consumer)
+include(CMakePackageConfigHelpers)
 
+set(TXMQ_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/txmq)
+
+install(TARGETS txmq_protocol txmq_storage txmq_broker txmq_producer txmq_consumer
+  EXPORT txmqTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+foreach(module protocol storage broker producer consumer)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${module}/include/
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+    FILES_MATCHING PATTERN "*.h")
+endforeach()
+
+install(TARGETS txmqd RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(TXMQ_BUILD_TOOLS)
+  install(TARGETS txmqctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  if(TARGET txmq-bench)
+    install(TARGETS txmq-bench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  endif()
+endif()
+
+install(EXPORT txmqTargets NAMESPACE txmq:: DESTINATION ${TXMQ_CMAKE_DIR})
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/txmqConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/txmqConfig.cmake
+  INSTALL_DESTINATION ${TXMQ_CMAKE_DIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/txmqConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/txmqConfig.cmake ${PROJECT_BINARY_DIR}/txmqConfigVersion.cmake
+  DESTINATION ${TXMQ_CMAKE_DIR})

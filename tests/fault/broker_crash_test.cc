@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -189,6 +190,73 @@ TEST(BrokerCrash, KillDuringConsumptionRedeliversInsteadOfLosing) {
       60s));
   c.Shutdown();
   ExpectNothingLost(sent, seen);
+}
+
+}  // namespace
+}  // namespace txmq
+
+namespace txmq {
+namespace {
+
+TEST(BrokerProcessLifecycle, SigtermFinishesAcceptedWritesAndExitsZero) {
+  TempDir dir;
+  BrokerProcess broker(dir.Sub("data"));
+  ASSERT_TRUE(broker.Start());
+  std::set<std::string> acked;
+  {
+    SendLoad load(broker.endpoint(), 2, "graceful");
+    ASSERT_TRUE(WaitFor([&] { return load.acked_count() > 1000; }, 30s));
+    EXPECT_EQ(broker.Stop(), 0) << "SIGTERM is a clean shutdown";
+    load.Stop();
+    acked = load.acked();
+  }
+  ASSERT_TRUE(broker.Start());
+  ExpectNothingLost(acked, DrainAll(broker.endpoint(), "graceful", acked.size()));
+}
+
+TEST(BrokerProcessLifecycle, SecondBrokerOnTheSameDirectoryFailsClearly) {
+  TempDir dir;
+  BrokerProcess first(dir.Sub("data"));
+  ASSERT_TRUE(first.Start());
+  auto second = testing::RunCommand(
+      {testing::BinPath("txmqd"), "--data-dir", dir.Sub("data"), "--listen", "tcp://127.0.0.1:*"});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find("in use by another process"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find(dir.Sub("data")), std::string::npos) << second.err;
+}
+
+TEST(BrokerProcessLifecycle, ClientsRegisterAgainAfterABrokerRestart) {
+  TempDir dir;
+  BrokerProcess broker(dir.Sub("data"));
+  ASSERT_TRUE(broker.Start());
+  Producer p({.broker = broker.endpoint(), .group = "survivors"});
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Send({.topic = "t", .body = "before"}).ok());
+  broker.Kill9();
+  ASSERT_TRUE(broker.Start());
+  auto r = p.Send({.topic = "t", .body = "after"});  // reconnects by itself
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto producers = [&] {
+    auto s = testing::RunCommand(
+        {testing::BinPath("txmqctl"), "--broker", broker.endpoint(), "--json", "status"});
+    return s.exit_code == 0 && s.out.find("\"producers\": 1") != std::string::npos;
+  };
+  EXPECT_TRUE(WaitFor(producers, 10s)) << "the producer said hello to the new broker";
+}
+
+TEST(BrokerProcessLifecycle, ReadsAConfigFile) {
+  TempDir dir;
+  std::ofstream(dir.Sub("txmqd.toml")) << "flush = \"async\"\nqueues = 2\nname = \"from-config\"\n";
+  BrokerProcess broker(dir.Sub("data"), {"--config", dir.Sub("txmqd.toml")});
+  ASSERT_TRUE(broker.Start());
+  auto s = testing::RunCommand(
+      {testing::BinPath("txmqctl"), "--broker", broker.endpoint(), "--json", "status"});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.out.find("\"flush\": \"async\""), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("\"broker\": \"from-config\""), std::string::npos) << s.out;
+  auto bad = testing::RunCommand({testing::BinPath("txmqd"), "--retention", "forever"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--retention = 'forever'"), std::string::npos) << bad.err;
 }
 
 }  // namespace

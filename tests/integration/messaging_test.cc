@@ -416,5 +416,92 @@ TEST_F(Messaging, StateSurvivesACleanRestart) {
   EXPECT_EQ(all, sent);
 }
 
+TEST_F(Messaging, RetentionDeletesOldMessagesAndOffsetsNeverRestart) {
+  broker_->Stop();
+  options_.retention = 500ms;
+  options_.cleanup_batch = 7;  // several bounded rounds
+  broker_ = StartBroker(options_);
+  ASSERT_NE(broker_, nullptr);
+  std::optional<uint64_t> last_offset;
+  {
+    Producer p(ProducerOpts());
+    ASSERT_TRUE(p.Start().ok());
+    for (int i = 0; i < 50; ++i) {
+      auto r = p.Send({.topic = "short-lived", .key = "one-queue", .body = std::to_string(i)});
+      ASSERT_TRUE(r.ok());
+      last_offset = r->offset;
+    }
+  }
+  std::this_thread::sleep_for(1s);
+  Seen s;
+  Consumer c(ConsumerOpts("late-group"));
+  ASSERT_TRUE(c.Subscribe("short-lived", s.Record()).ok());
+  ASSERT_TRUE(c.Start().ok());
+  std::this_thread::sleep_for(700ms);
+  c.Shutdown();
+  EXPECT_EQ(s.total(), 0u) << "expired messages are gone";
+
+  broker_->Stop();
+  broker_ = StartBroker(options_);
+  ASSERT_NE(broker_, nullptr);
+  Producer p(ProducerOpts());
+  ASSERT_TRUE(p.Start().ok());
+  auto r = p.Send({.topic = "short-lived", .key = "one-queue", .body = "new"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r->offset, *last_offset + 1) << "an emptied queue continues where it was";
+}
+
+TEST_F(Messaging, FlowControlBoundsMessagesHeldByAConsumer) {
+  Producer p(ProducerOpts());
+  ASSERT_TRUE(p.Start().ok());
+  SendMany(p, "bounded", 40);
+  std::mutex mu;
+  int running = 0, most = 0;
+  std::atomic<int> done{0};
+  Consumer c({.broker = broker_->endpoint(),
+              .group = "g",
+              .handler_threads = 8,
+              .max_in_flight = 3,
+              .long_poll = 500ms});
+  ASSERT_TRUE(c.Subscribe("bounded", [&](const Received&) {
+                 {
+                   std::lock_guard<std::mutex> lock(mu);
+                   most = std::max(most, ++running);
+                 }
+                 std::this_thread::sleep_for(20ms);
+                 {
+                   std::lock_guard<std::mutex> lock(mu);
+                   --running;
+                 }
+                 ++done;
+                 return ConsumeResult::Success();
+               }).ok());
+  ASSERT_TRUE(c.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return done == 40; }));
+  c.Shutdown();
+  EXPECT_LE(most, 3);
+  EXPECT_GE(most, 2) << "handlers do run concurrently";
+}
+
+TEST_F(Messaging, OneProducerIsSafeToShareBetweenThreads) {
+  Producer p(ProducerOpts());
+  ASSERT_TRUE(p.Start().ok());
+  std::mutex mu;
+  std::set<std::string> ids;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 250; ++i) {
+        auto r = p.Send({.topic = "shared-producer", .body = std::to_string(t * 1000 + i)});
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        std::lock_guard<std::mutex> lock(mu);
+        ids.insert(r->message_id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ids.size(), 1000u);
+}
+
 }  // namespace
 }  // namespace txmq

@@ -5,6 +5,7 @@
 
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
+#include "txmq/names.h"
 #include "txmq/producer.h"
 
 namespace txmq::ctl {
@@ -95,6 +96,7 @@ void AddSendCommand(CLI::App& app, Ctl& ctl, Runner& run) {
       ->check(CLI::Range(1, 100000));
   cmd->callback([&ctl, &run, args] {
     run = [&ctl, args]() -> int {
+      if (Status s = ValidateName("topic", args->topic); !s.ok()) return ctl.Usage(s.message());
       Message base;
       base.topic = args->topic;
       base.key = args->key;
