@@ -63,6 +63,7 @@ struct Hello {
   group @2 :Text;       # producer or consumer group; empty for admin
   version @3 :UInt32;   # protocolVersion of the client
   software @4 :Text;    # "txmq-producer 0.1.0", shown to operators
+  checker @5 :Bool;     # a producer that answers transaction checks
 }
 
 struct HelloOk {
@@ -169,6 +170,139 @@ struct BrokerStatus {
   consumers @9 :UInt32;
   badFrames @10 :UInt64;
   storageHealthy @11 :Bool;
+  transactions @12 :TxCounters;
+}
+
+# ---- transactional messages ----
+
+enum TxState {
+  prepared @0;
+  committed @1;
+  rolledBack @2;
+}
+
+enum TxOutcome {
+  commit @0;
+  rollback @1;
+  unknown @2;     # only in a check answer: "ask me again later"
+}
+
+# What the last check of a transaction learned.
+enum CheckAnswer {
+  none @0;          # never checked
+  commit @1;
+  rollback @2;
+  unknown @3;
+  error @4;         # the checker failed; see lastError
+  noAnswer @5;      # no reply in time
+  noProducer @6;    # no live producer of the group to ask
+}
+
+struct SendHalfRequest {
+  transactionId @0 :Text;   # chosen by the producer; a resend with it changes nothing
+  producerGroup @1 :Text;
+  messages @2 :List(Message);
+}
+
+struct SendHalfOk {
+  transactionId @0 :Text;
+  state @1 :TxState;        # prepared, unless a resend arrives after the end
+}
+
+struct EndTransactionRequest {
+  transactionId @0 :Text;
+  outcome @1 :TxOutcome;    # commit or rollback
+  fromCheck @2 :Bool;       # the producer answers a check this way
+  operator @3 :Text;        # set by txmqctl: a forced outcome, audit-logged
+  reason @4 :Text;
+}
+
+struct EndTransactionOk {
+  transactionId @0 :Text;
+  state @1 :TxState;        # the final state now recorded
+  alreadyFinal @2 :Bool;    # it was final before this request; nothing changed
+}
+
+# Broker -> producer: what became of this transaction?
+struct CheckTransaction {
+  transactionId @0 :Text;
+  producerGroup @1 :Text;
+  messages @2 :List(Message);
+  checkCount @3 :UInt32;    # this is check number checkCount
+  bornMs @4 :Int64;
+}
+
+# Producer -> broker, with the check's requestId.
+struct CheckReply {
+  transactionId @0 :Text;
+  outcome @1 :TxOutcome;
+  error @2 :Text;           # why the checker could not say (outcome unknown)
+}
+
+struct TxCounters {
+  halvesStored @0 :UInt64;
+  committed @1 :UInt64;
+  rolledBack @2 :UInt64;
+  checksSent @3 :UInt64;
+  answersCommit @4 :UInt64;
+  answersRollback @5 :UInt64;
+  answersUnknown @6 :UInt64;
+  answersError @7 :UInt64;
+  noAnswer @8 :UInt64;
+  noProducer @9 :UInt64;
+  open @10 :UInt64;
+  stuck @11 :UInt64;
+  oldestOpenAgeMs @12 :Int64;
+}
+
+struct TxSummary {
+  transactionId @0 :Text;
+  state @1 :TxState;
+  stuck @2 :Bool;
+  producerGroup @3 :Text;
+  producerInstance @4 :Text;
+  topics @5 :List(Text);
+  keys @6 :List(Text);
+  messageIds @7 :List(Text);
+  bornMs @8 :Int64;
+  checkCount @9 :UInt32;
+  lastCheckMs @10 :Int64;
+  nextCheckMs @11 :Int64;
+  lastAnswer @12 :CheckAnswer;
+  lastError @13 :Text;
+  resolvedMs @14 :Int64;
+  resolvedBy @15 :Text;
+}
+
+struct ListTransactionsRequest {
+  stuckOnly @0 :Bool;
+  pendingOnly @1 :Bool;     # open and not stuck
+  group @2 :Text;
+  topic @3 :Text;
+  olderThanMs @4 :Int64;
+  limit @5 :UInt32;
+  after @6 :Text;           # paging: ids after this one (ids sort by age)
+}
+
+struct ListTransactionsOk {
+  transactions @0 :List(TxSummary);
+  more @1 :Bool;
+}
+
+struct ShowTransactionOk {
+  summary @0 :TxSummary;
+  messages @1 :List(Message);
+}
+
+struct CheckNowRequest {
+  transactionId @0 :Text;   # empty with stuckOnly: every stuck one (of `group`)
+  stuckOnly @1 :Bool;
+  group @2 :Text;
+  operator @3 :Text;
+}
+
+struct CheckNowOk {
+  scheduled @0 :UInt32;
 }
 
 struct Envelope {
@@ -193,5 +327,17 @@ struct Envelope {
     createTopicOk @17 :CreateTopicOk;
     status @18 :Void;
     statusOk @19 :BrokerStatus;
+    sendHalf @20 :SendHalfRequest;
+    sendHalfOk @21 :SendHalfOk;
+    endTransaction @22 :EndTransactionRequest;
+    endTransactionOk @23 :EndTransactionOk;
+    checkTransaction @24 :CheckTransaction;   # broker -> producer
+    checkReply @25 :CheckReply;               # producer -> broker
+    listTransactions @26 :ListTransactionsRequest;
+    listTransactionsOk @27 :ListTransactionsOk;
+    showTransaction @28 :Text;                # transaction id
+    showTransactionOk @29 :ShowTransactionOk;
+    checkNow @30 :CheckNowRequest;
+    checkNowOk @31 :CheckNowOk;
   }
 }

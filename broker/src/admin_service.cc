@@ -27,6 +27,7 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
   s.setConsumers(clients_.Count(wire::Role::CONSUMER));
   s.setBadFrames(core_.counters().bad_frames);
   s.setStorageHealthy(!core_.storage_failed());
+  transactions_.FillCounters(s.initTransactions());
   core_.Reply(ctx, reply);
 }
 

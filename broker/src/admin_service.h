@@ -6,6 +6,7 @@
 #include "broker/src/clients.h"
 #include "broker/src/core.h"
 #include "broker/src/topics.h"
+#include "broker/src/transactions.h"
 
 namespace txmq::broker {
 
@@ -16,8 +17,9 @@ struct ServerInfo {
 
 class AdminService {
  public:
-  AdminService(Core& core, TopicManager& topics, ClientRegistry& clients, const ServerInfo& info)
-      : core_(core), topics_(topics), clients_(clients), info_(info) {}
+  AdminService(Core& core, TopicManager& topics, ClientRegistry& clients,
+               const TransactionService& transactions, const ServerInfo& info)
+      : core_(core), topics_(topics), clients_(clients), transactions_(transactions), info_(info) {}
 
   void HandleStatus(const RequestContext& ctx);
   void HandleCreateTopic(const RequestContext& ctx, wire::CreateTopicRequest::Reader request);
@@ -26,6 +28,7 @@ class AdminService {
   Core& core_;
   TopicManager& topics_;
   ClientRegistry& clients_;
+  const TransactionService& transactions_;
   const ServerInfo& info_;
 };
 

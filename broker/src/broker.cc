@@ -45,7 +45,12 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
                               {"default_visibility_timeout", o.default_visibility_timeout},
                               {"client_timeout", o.client_timeout},
                               {"max_long_poll", o.max_long_poll},
-                              {"cleanup_interval", o.cleanup_interval}}) {
+                              {"cleanup_interval", o.cleanup_interval},
+                              {"transaction_timeout", o.transaction_timeout},
+                              {"check_interval", o.check_interval},
+                              {"check_interval_max", o.check_interval_max},
+                              {"check_timeout", o.check_timeout},
+                              {"resolved_retention", o.resolved_retention}}) {
     if (Status s = positive(field, value); !s.ok()) return s;
   }
   if (o.max_reconsume_times < 1 || o.max_reconsume_times > 1000) {
@@ -58,6 +63,13 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
   }
   if (o.max_pull_messages < 1) return bad("max_pull_messages", "0", "must be at least 1");
   if (o.cleanup_batch < 1) return bad("cleanup_batch", "0", "must be at least 1");
+  if (o.check_max < 1) return bad("check_max", "0", "must be at least 1");
+  if (o.checks_per_second < 1) return bad("checks_per_second", "0", "must be at least 1");
+  if (o.check_interval_max < o.check_interval) {
+    return bad(
+        "check_interval_max", std::to_string(o.check_interval_max.count()) + "ms",
+        "must not be below check_interval (" + std::to_string(o.check_interval.count()) + "ms)");
+  }
   return Status::OK();
 }
 

@@ -12,6 +12,7 @@ const ClientInfo& ClientRegistry::Hello(const std::string& routing_id, wire::Hel
   c.role = hello.getRole();
   c.group = wire::ToString(hello.getGroup());
   c.software = wire::ToString(hello.getSoftware());
+  c.checker = hello.getChecker();
   c.connected_ms = NowMs();
   c.last_seen = SteadyClock::now();
   return c;
@@ -47,10 +48,10 @@ uint32_t ClientRegistry::Count(wire::Role role) const {
       clients_.begin(), clients_.end(), [&](const auto& kv) { return kv.second.role == role; }));
 }
 
-std::vector<const ClientInfo*> ClientRegistry::Producers(const std::string& group) const {
+std::vector<const ClientInfo*> ClientRegistry::Checkers(const std::string& group) const {
   std::vector<const ClientInfo*> out;
   for (const auto& [id, c] : clients_) {
-    if (c.role == wire::Role::PRODUCER && c.group == group) out.push_back(&c);
+    if (c.role == wire::Role::PRODUCER && c.checker && c.group == group) out.push_back(&c);
   }
   std::sort(out.begin(), out.end(),
             [](const ClientInfo* a, const ClientInfo* b) { return a->last_seen > b->last_seen; });

@@ -19,6 +19,7 @@ struct ClientInfo {
   wire::Role role = wire::Role::ADMIN;
   std::string group;
   std::string software;
+  bool checker = false;  // a producer that answers transaction checks
   int64_t connected_ms = 0;
   SteadyTime last_seen;
 };
@@ -36,8 +37,9 @@ class ClientRegistry {
   std::vector<ClientInfo> ExpireSilent(SteadyTime cutoff);
 
   uint32_t Count(wire::Role role) const;
-  // Live producers of one group, most recently heard first.
-  std::vector<const ClientInfo*> Producers(const std::string& group) const;
+  // Live producers of one group that answer transaction checks, most
+  // recently heard first.
+  std::vector<const ClientInfo*> Checkers(const std::string& group) const;
   const std::map<std::string, ClientInfo>& all() const { return clients_; }
 
  private:

@@ -10,24 +10,26 @@ Status Core::CheckWritable() const {
                              storage_error_.message());
 }
 
-void Core::Reply(const std::string& routing_id, wire::OutFrame& reply) {
-  zmq::message_t payload = reply.Encode();
+bool Core::Deliver(const std::string& routing_id, wire::OutFrame& frame) {
+  zmq::message_t payload = frame.Encode();
   try {
     auto first = router_->send(zmq::buffer(routing_id),
                                zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     if (!first) {
       counters_.dropped_replies++;
-      return;
+      return false;
     }
     // Once the routing frame went out the payload cannot be refused for
     // lack of room (ZeroMQ queues whole multipart messages).
     router_->send(payload, zmq::send_flags::dontwait);
+    return true;
   } catch (const zmq::error_t& e) {
     // EHOSTUNREACH: the client disconnected (ROUTER_MANDATORY says so).
     counters_.dropped_replies++;
     if (e.num() != EHOSTUNREACH) {
-      Logger("broker")->warn("reply to client {} failed: {}", routing_id, e.what());
+      Logger("broker")->warn("send to client {} failed: {}", routing_id, e.what());
     }
+    return false;
   }
 }
 

@@ -75,8 +75,11 @@ class Core {
   // UNAVAILABLE for writes once storage failed, else OK.
   Status CheckWritable() const;
 
+  // Sends a frame to a client without blocking; false when the client is
+  // not connected (or its queue is full) and the frame was dropped.
+  bool Deliver(const std::string& routing_id, wire::OutFrame& frame);
   // Sends a reply (never blocks; a peer that is gone or stuck loses it).
-  void Reply(const std::string& routing_id, wire::OutFrame& reply);
+  void Reply(const std::string& routing_id, wire::OutFrame& reply) { Deliver(routing_id, reply); }
   void Reply(const RequestContext& ctx, wire::OutFrame& reply) { Reply(ctx.routing_id, reply); }
   void ReplyError(const RequestContext& ctx, const Status& status);
   static wire::OutFrame NewReply(const RequestContext& ctx) {

@@ -1,5 +1,7 @@
 #include "broker/src/delivery.h"
 
+#include "broker/src/stored_message.h"
+
 #include <algorithm>
 #include <memory>
 
@@ -169,21 +171,8 @@ void Delivery::ReplyItems(const std::string& routing_id, uint64_t request_id,
                               item.queue, item.offset);
     }
     auto d = list[i];
-    auto wm = d.initMessage();
-    wm.setId(capnp::Text::Reader(m.id.data(), m.id.size()));
-    wm.setTopic(item.topic);
-    wm.setKey(capnp::Text::Reader(m.key.data(), m.key.size()));
-    wm.setBody(
-        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(m.body.data()), m.body.size()));
-    wm.setBornMs(m.born_ms);
-    if (!m.properties.empty()) {
-      auto props = wm.initProperties(static_cast<unsigned>(m.properties.size()));
-      for (unsigned p = 0; p < m.properties.size(); ++p) {
-        const auto& [k, v] = m.properties[p];
-        props[p].setKey(capnp::Text::Reader(k.data(), k.size()));
-        props[p].setValue(capnp::Text::Reader(v.data(), v.size()));
-      }
-    }
+    m.topic = item.topic;  // a dead letter's record names its own topic
+    FillWireMessage(m, 0, d.initMessage());
     d.setQueue(item.queue);
     d.setOffset(item.offset);
     d.setDeliveryCount(item.delivery_count);

@@ -27,8 +27,9 @@ Server::Server(const BrokerOptions& options, storage::Db& db)
       groups_(core_, topics_),
       sends_(core_, topics_, dedup_, delayed_),
       delivery_(core_, topics_, groups_),
+      transactions_(core_, topics_, delayed_, clients_),
       retention_(core_, topics_),
-      admin_(core_, topics_, clients_, info_) {}
+      admin_(core_, topics_, clients_, transactions_, info_) {}
 
 Server::~Server() = default;
 
@@ -39,6 +40,7 @@ Status Server::Init() {
   if (Status s = dedup_.Recover(); !s.ok()) return s;
   if (Status s = delayed_.Recover(); !s.ok()) return s;
   if (Status s = groups_.Recover(); !s.ok()) return s;
+  if (Status s = transactions_.Recover(); !s.ok()) return s;
   const auto took =
       std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
   log->info("recovered {} topics, {} messages from {} in {} ms", topics_.all().size(),
@@ -74,7 +76,8 @@ void Server::RequestStop() {
 void Server::Run() {
   while (!stop_requested_ && !core_.storage_failed()) {
     SteadyTime now = SteadyClock::now();
-    SteadyTime wake = std::min({now + kMaxPollWait, delivery_.NextWake(), next_cleanup_});
+    SteadyTime wake = std::min(
+        {now + kMaxPollWait, delivery_.NextWake(), transactions_.NextWake(), next_cleanup_});
     if (delayed_.NextDueMs() <= NowMs()) wake = now;
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now);
     zmq::pollitem_t items[] = {{router_->handle(), 0, ZMQ_POLLIN, 0},
@@ -176,6 +179,18 @@ void Server::Dispatch(const std::string& routing_id, wire::Frame& frame) {
         return admin_.HandleCreateTopic(ctx, env.getCreateTopic());
       case E::STATUS:
         return admin_.HandleStatus(ctx);
+      case E::SEND_HALF:
+        return transactions_.HandleSendHalf(ctx, env.getSendHalf());
+      case E::END_TRANSACTION:
+        return transactions_.HandleEndTransaction(ctx, env.getEndTransaction());
+      case E::CHECK_REPLY:
+        return transactions_.HandleCheckReply(ctx, env.getCheckReply());
+      case E::LIST_TRANSACTIONS:
+        return transactions_.HandleList(ctx, env.getListTransactions());
+      case E::SHOW_TRANSACTION:
+        return transactions_.HandleShow(ctx, env.getShowTransaction());
+      case E::CHECK_NOW:
+        return transactions_.HandleCheckNow(ctx, env.getCheckNow());
       default:
         return CountBadFrame(routing_id, ctx.request_id,
                              Status::InvalidArgument("request kind " +
@@ -235,6 +250,7 @@ void Server::SubmitIfIdle() {
 
 void Server::Housekeeping(SteadyTime now) {
   delivery_.Tick(now);
+  transactions_.Tick(now);
   if (!core_.storage_failed()) delayed_.Tick(NowMs(), options_.cleanup_batch);
   if (now < next_cleanup_) return;
   for (const ClientInfo& gone : clients_.ExpireSilent(now - options_.client_timeout)) {
@@ -247,6 +263,7 @@ void Server::Housekeeping(SteadyTime now) {
   if (!core_.storage_failed()) {
     more |= retention_.Tick(NowMs(), options_.cleanup_batch);
     more |= dedup_.Cleanup(NowMs(), options_.cleanup_batch);
+    more |= transactions_.Cleanup(NowMs(), options_.cleanup_batch);
   }
   // With a backlog, come back soon instead of after a full interval.
   next_cleanup_ = now + (more ? std::chrono::milliseconds(50) : options_.cleanup_interval);

@@ -2,7 +2,8 @@
 // of in-memory state, and one storage thread (GroupCommitter) that writes.
 //
 // Thread "txmq-core" (Server::Run) owns: router_, core_, topics_, dedup_,
-// delayed_, groups_, delivery_, clients_, retention_ and the open commit
+// delayed_, groups_, delivery_, transactions_, clients_, retention_ and the
+// open commit
 // round. Thread "txmq-storage" (inside committer_) only writes the rounds it
 // is handed. Other threads reach the core only through RequestStop().
 #pragma once
@@ -22,6 +23,7 @@
 #include "broker/src/retention.h"
 #include "broker/src/send_service.h"
 #include "broker/src/topics.h"
+#include "broker/src/transactions.h"
 #include "protocol/src/event_fd.h"
 #include "storage/src/db.h"
 #include "storage/src/group_commit.h"
@@ -71,6 +73,7 @@ class Server {
   ClientRegistry clients_;
   SendService sends_;
   Delivery delivery_;
+  TransactionService transactions_;
   Retention retention_;
   AdminService admin_;
   std::unique_ptr<storage::GroupCommitter> committer_;

@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   std::string dedup_window = "10m", retention = "72h", visibility = "30s", client_timeout = "10s";
   std::string retry_backoff;
   bool no_auto_create = false;
+  std::string tx_timeout = "6s", check_interval = "10s", check_interval_max = "60s",
+              check_timeout = "3s", resolved_retention = "24h", stuck_policy = "park";
 
   CLI::App app{
       "txmqd: the txmq broker. Durable topics with per-key ordering, consumer groups with\n"
@@ -88,6 +90,32 @@ int main(int argc, char** argv) {
   app.add_option("--client-timeout", client_timeout,
                  "A client silent this long is gone: its leases end, it gets no checks")
       ->capture_default_str();
+  app.add_option("--transaction-timeout", tx_timeout,
+                 "Check a half message with no outcome after this long")
+      ->capture_default_str();
+  app.add_option("--check-interval", check_interval,
+                 "Wait between checks of one transaction; grows by half each time")
+      ->capture_default_str();
+  app.add_option("--check-interval-max", check_interval_max, "Cap of the growing check interval")
+      ->capture_default_str();
+  app.add_option("--check-max", o.check_max,
+                 "Checks before an undecided transaction is stuck (then --stuck-policy)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--check-timeout", check_timeout, "How long to wait for a producer's answer")
+      ->capture_default_str();
+  app.add_option("--stuck-policy", stuck_policy,
+                 "park: keep a stuck transaction for operators (and keep checking); rollback or "
+                 "commit: decide it")
+      ->check(CLI::IsMember({"park", "rollback", "commit"}))
+      ->capture_default_str();
+  app.add_option("--checks-per-second", o.checks_per_second,
+                 "Most transaction checks sent per second")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--resolved-retention", resolved_retention,
+                 "How long a finished transaction's outcome is remembered")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -100,11 +128,19 @@ int main(int argc, char** argv) {
   auto log = txmq::Logger("txmqd");
   o.flush = flush == "async" ? txmq::FlushMode::kAsync : txmq::FlushMode::kSync;
   o.auto_create_topics = !no_auto_create;
+  o.stuck_policy = stuck_policy == "commit"     ? txmq::StuckPolicy::kCommit
+                   : stuck_policy == "rollback" ? txmq::StuckPolicy::kRollback
+                                                : txmq::StuckPolicy::kPark;
   std::string error;
   if (!ParseDuration("--dedup-window", dedup_window, &o.dedup_window, &error) ||
       !ParseDuration("--retention", retention, &o.retention, &error) ||
       !ParseDuration("--visibility-timeout", visibility, &o.default_visibility_timeout, &error) ||
-      !ParseDuration("--client-timeout", client_timeout, &o.client_timeout, &error)) {
+      !ParseDuration("--client-timeout", client_timeout, &o.client_timeout, &error) ||
+      !ParseDuration("--transaction-timeout", tx_timeout, &o.transaction_timeout, &error) ||
+      !ParseDuration("--check-interval", check_interval, &o.check_interval, &error) ||
+      !ParseDuration("--check-interval-max", check_interval_max, &o.check_interval_max, &error) ||
+      !ParseDuration("--check-timeout", check_timeout, &o.check_timeout, &error) ||
+      !ParseDuration("--resolved-retention", resolved_retention, &o.resolved_retention, &error)) {
     std::cerr << "txmqd: " << error << "\n";
     return 2;
   }

@@ -1,5 +1,7 @@
 #include "producer/src/send_path.h"
 
+#include <future>
+
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "txmq/names.h"
@@ -28,37 +30,55 @@ namespace {
 
 struct Attempt {
   net::Connection* connection;
-  ProducerOptions options;
-  std::shared_ptr<const Message> message;
-  int64_t born_ms;
+  FillFn fill;
+  std::chrono::milliseconds timeout;
   int attempts_left;
-  SendCallback done;
+  net::ReplyFn done;
 };
 
 void Try(std::shared_ptr<Attempt> attempt) {
   auto request = attempt->connection->NewRequest();
-  wire::MessageToWire(*attempt->message, attempt->born_ms,
-                      request.envelope().initSend().initMessage());
+  attempt->fill(request.envelope());
   attempt->connection->Call(
-      std::move(request), attempt->options.send_timeout,
-      [attempt](Result<wire::Frame> reply) mutable {
-        if (reply.ok()) {
-          return attempt->done(wire::SendResultFromWire(reply->envelope().getSendOk()));
+      std::move(request), attempt->timeout, [attempt](Result<wire::Frame> reply) mutable {
+        if (!reply.ok() && reply.status().IsRetryable() && attempt->attempts_left-- > 0) {
+          return Try(std::move(attempt));
         }
-        if (reply.status().IsRetryable() && attempt->attempts_left-- > 0) {
-          return Try(std::move(attempt));  // same message id: stored once
-        }
-        attempt->done(reply.status());
+        attempt->done(std::move(reply));
       });
 }
 
 }  // namespace
 
+void CallWithRetries(net::Connection& connection, FillFn fill, std::chrono::milliseconds timeout,
+                     int retries, net::ReplyFn done) {
+  Try(std::make_shared<Attempt>(
+      Attempt{&connection, std::move(fill), timeout, retries, std::move(done)}));
+}
+
+Result<wire::Frame> CallWithRetriesSync(net::Connection& connection, FillFn fill,
+                                        std::chrono::milliseconds timeout, int retries) {
+  std::promise<Result<wire::Frame>> promise;
+  auto future = promise.get_future();
+  CallWithRetries(connection, std::move(fill), timeout, retries,
+                  [&promise](Result<wire::Frame> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
 void SendWithRetries(net::Connection& connection, const ProducerOptions& options,
                      std::shared_ptr<const Message> message, SendCallback done) {
-  auto attempt = std::make_shared<Attempt>(
-      Attempt{&connection, options, std::move(message), NowMs(), options.retries, std::move(done)});
-  Try(std::move(attempt));
+  const int64_t born_ms = NowMs();
+  CallWithRetries(
+      connection,
+      [message, born_ms](wire::Envelope::Builder env) {
+        // The same message id every attempt: the broker stores it once.
+        wire::MessageToWire(*message, born_ms, env.initSend().initMessage());
+      },
+      options.send_timeout, options.retries,
+      [done = std::move(done)](Result<wire::Frame> reply) {
+        if (!reply.ok()) return done(reply.status());
+        done(wire::SendResultFromWire(reply->envelope().getSendOk()));
+      });
 }
 
 }  // namespace txmq::producer

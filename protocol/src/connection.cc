@@ -38,10 +38,9 @@ struct Pending {
   bool sent = false;
 };
 
+// Calls the broker starts (as opposed to replies to ours).
 bool IsBrokerCall(wire::Envelope::Which which) {
-  // Broker-initiated calls are added here as the protocol grows.
-  (void)which;
-  return false;
+  return which == wire::Envelope::CHECK_TRANSACTION;
 }
 
 }  // namespace
@@ -165,6 +164,7 @@ class Connection::Impl {
     hello.setGroup(options_.group);
     hello.setVersion(wire::PROTOCOL_VERSION);
     hello.setSoftware(options_.software);
+    hello.setChecker(options_.checker);
     Outgoing out;
     out.request_id = request.request_id();
     out.bytes = request.Encode();

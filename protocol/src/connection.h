@@ -37,6 +37,8 @@ struct ConnectionOptions {
   std::string group;
   // Shown to operators ("txmq-producer 0.1.0").
   std::string software = "txmq";
+  // A producer that answers transaction checks (needs an IncomingCallFn).
+  bool checker = false;
   // How often the client says it is alive. The broker forgets a client it
   // has not heard from for a few intervals (its --client-timeout).
   std::chrono::milliseconds heartbeat_interval{1000};

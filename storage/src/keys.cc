@@ -130,6 +130,38 @@ std::string Meta(std::string_view name) {
   return k;
 }
 
+std::string Tx(std::string_view tx_id) {
+  std::string k(1, kTx);
+  k += tx_id;
+  return k;
+}
+
+std::string HalfPrefix(std::string_view tx_id) {
+  std::string k(1, kHalf);
+  k += tx_id;
+  k += '\0';
+  return k;
+}
+
+std::string Half(std::string_view tx_id, uint32_t index) {
+  std::string k = HalfPrefix(tx_id);
+  PutBe32(&k, index);
+  return k;
+}
+
+std::string TimedTx(char keyspace, uint64_t ms, std::string_view tx_id) {
+  std::string k(1, keyspace);
+  PutBe64(&k, ms);
+  k += tx_id;
+  return k;
+}
+
+bool ParseTimedTx(std::string_view key, char keyspace, uint64_t* ms, std::string_view* tx_id) {
+  if (!TakeTag(&key, keyspace) || !GetBe64(&key, ms) || key.empty()) return false;
+  *tx_id = key;
+  return true;
+}
+
 std::string PrefixEnd(std::string prefix) {
   while (!prefix.empty()) {
     auto& last = reinterpret_cast<unsigned char&>(prefix.back());

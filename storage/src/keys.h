@@ -9,6 +9,10 @@
 //   'r' group 0x00 due_ms:be64 retry_id:be64  -> RetryRecord    (redelivery schedule)
 //   'd' bucket:be64 message_id                -> DedupRecord    (send dedup window)
 //   'l' due_ms:be64 seq:be64                  -> DelayedRecord  (not yet visible)
+//   'x' tx_id                                 -> TxRecord       (transactions)
+//   'h' tx_id 0x00 index:be32                 -> HalfRecord     (messages of an open tx)
+//   'k' next_check_ms:be64 tx_id              -> ""             (check schedule, open txs)
+//   'z' expire_ms:be64 tx_id                  -> ""             (when a resolved tx is forgotten)
 //   'm' name                                  -> broker metadata
 //
 // Names never contain 0x00 (see txmq/names.h), so 0x00 ends a name and a
@@ -30,6 +34,10 @@ inline constexpr char kRetry = 'r';
 inline constexpr char kDedup = 'd';
 inline constexpr char kDelayed = 'l';
 inline constexpr char kMeta = 'm';
+inline constexpr char kTx = 'x';
+inline constexpr char kHalf = 'h';
+inline constexpr char kCheck = 'k';
+inline constexpr char kTxExpiry = 'z';
 
 std::string Message(std::string_view topic, uint32_t queue, uint64_t offset);
 // Prefix of every message of one queue.
@@ -59,6 +67,14 @@ std::string Delayed(uint64_t due_ms, uint64_t seq);
 bool ParseDelayed(std::string_view key, uint64_t* due_ms, uint64_t* seq);
 
 std::string Meta(std::string_view name);
+
+std::string Tx(std::string_view tx_id);
+std::string Half(std::string_view tx_id, uint32_t index);
+std::string HalfPrefix(std::string_view tx_id);
+// A schedule entry: `ms` first, so iteration visits what is due first.
+std::string TimedTx(char keyspace, uint64_t ms, std::string_view tx_id);
+bool ParseTimedTx(std::string_view key, char keyspace, uint64_t* ms, std::string_view* tx_id);
+bool ParseTimedTx(std::string&&, char, uint64_t*, std::string_view*) = delete;
 
 // The parsers return views into `key`: a temporary would leave them dangling.
 bool ParseMessage(std::string&&, std::string_view*, uint32_t*, uint64_t*) = delete;

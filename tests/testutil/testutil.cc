@@ -40,6 +40,11 @@ BrokerOptions TestBrokerOptions(const std::string& data_dir) {
   o.client_timeout = std::chrono::seconds(2);
   o.default_visibility_timeout = std::chrono::seconds(10);
   o.cleanup_interval = std::chrono::milliseconds(100);
+  o.transaction_timeout = std::chrono::milliseconds(300);
+  o.check_interval = std::chrono::milliseconds(200);
+  o.check_interval_max = std::chrono::milliseconds(400);
+  o.check_max = 3;
+  o.check_timeout = std::chrono::milliseconds(300);
   return o;
 }
 

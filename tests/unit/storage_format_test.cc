@@ -3,6 +3,7 @@
 #include "storage/src/coding.h"
 #include "storage/src/keys.h"
 #include "storage/src/records.h"
+#include "storage/src/tx_records.h"
 
 namespace txmq::storage {
 namespace {
@@ -128,6 +129,53 @@ TEST(Records, SmallRecordsRoundTrip) {
   TopicRecord t2;
   ASSERT_TRUE(DecodeTopic(EncodeTopic(t), &t2));
   EXPECT_EQ(t2.queues, 4u);
+}
+
+TEST(Records, TransactionRoundTripAndTruncation) {
+  TxRecord tx;
+  tx.state = TxStateCode::kCommitted;
+  tx.stuck = true;
+  tx.group = "orders";
+  tx.instance = "client-1";
+  tx.born_ms = 5;
+  tx.check_count = 7;
+  tx.last_check_ms = 6;
+  tx.next_check_ms = 8;
+  tx.last_answer = CheckAnswerCode::kNoProducer;
+  tx.last_error = "nobody home";
+  tx.resolved_ms = 9;
+  tx.resolved_by = "operator alice";
+  tx.messages = {{"m1", "orders", "k1"}, {"m2", "audit", ""}};
+  const std::string value = EncodeTx(tx);
+  TxRecord out;
+  ASSERT_TRUE(DecodeTx(value, &out));
+  EXPECT_EQ(out.state, TxStateCode::kCommitted);
+  EXPECT_TRUE(out.stuck);
+  EXPECT_EQ(out.check_count, 7u);
+  EXPECT_EQ(out.last_answer, CheckAnswerCode::kNoProducer);
+  EXPECT_EQ(out.resolved_by, "operator alice");
+  ASSERT_EQ(out.messages.size(), 2u);
+  EXPECT_EQ(out.messages[1].topic, "audit");
+  for (size_t n = 0; n < value.size(); ++n) {
+    TxRecord partial;
+    EXPECT_FALSE(DecodeTx(std::string_view(value.data(), n), &partial)) << n;
+  }
+  std::string bad_state = value;
+  bad_state[1] = 9;
+  EXPECT_FALSE(DecodeTx(bad_state, &out));
+}
+
+TEST(Keys, TransactionSchedulesSortByTime) {
+  EXPECT_LT(keys::TimedTx(keys::kCheck, 99, "zzz"), keys::TimedTx(keys::kCheck, 100, "aaa"));
+  const std::string k = keys::TimedTx(keys::kCheck, 1234, "tx-9");
+  uint64_t ms;
+  std::string_view id;
+  ASSERT_TRUE(keys::ParseTimedTx(k, keys::kCheck, &ms, &id));
+  EXPECT_EQ(ms, 1234u);
+  EXPECT_EQ(id, "tx-9");
+  EXPECT_FALSE(keys::ParseTimedTx(k, keys::kTxExpiry, &ms, &id));
+  EXPECT_TRUE(keys::Half("tx", 1).starts_with(keys::HalfPrefix("tx")));
+  EXPECT_FALSE(keys::Half("tx2", 1).starts_with(keys::HalfPrefix("tx")));
 }
 
 }  // namespace

@@ -26,6 +26,13 @@ enum class FlushMode {
   kAsync,  // write to the OS before acknowledging: survives a process crash only
 };
 
+// What happens to a transaction still undecided after check_max checks.
+enum class StuckPolicy {
+  kPark,      // keep it (and keep checking at the capped interval); operators decide
+  kRollback,  // roll it back
+  kCommit,    // commit it
+};
+
 // 1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h, as RocketMQ.
 std::vector<std::chrono::milliseconds> DefaultRetryBackoff();
 
@@ -72,6 +79,26 @@ struct BrokerOptions {
   uint32_t cleanup_batch = 2000;
   // LevelDB memtable size.
   size_t write_buffer_bytes = 32 * 1024 * 1024;
+
+  // --- transactional messages ---
+  // A half message with no outcome this long after it was stored is
+  // checked with its producer group.
+  std::chrono::milliseconds transaction_timeout = std::chrono::seconds(6);
+  // Wait between checks; grows by half with each unanswered check, up to
+  // check_interval_max.
+  std::chrono::milliseconds check_interval = std::chrono::seconds(10);
+  std::chrono::milliseconds check_interval_max = std::chrono::seconds(60);
+  // Checks before a transaction is stuck (then stuck_policy applies).
+  uint32_t check_max = 15;
+  // How long the broker waits for a producer to answer one check.
+  std::chrono::milliseconds check_timeout = std::chrono::seconds(3);
+  StuckPolicy stuck_policy = StuckPolicy::kPark;
+  // Most checks sent per second, so a backlog after a restart does not
+  // flood the producers.
+  uint32_t checks_per_second = 1000;
+  // How long the outcome of a finished transaction is remembered (a late
+  // or repeated commit/rollback is answered from it).
+  std::chrono::milliseconds resolved_retention = std::chrono::hours(24);
 };
 
 // Checks every field; the error names the field and the bad value.

@@ -39,6 +39,8 @@ struct ProducerOptions {
   int retries = 2;
   // Identifies this producer instance to the broker; a new UUIDv7 if empty.
   std::string client_id{};
+  // TransactionProducer only: threads that run the checker.
+  int checker_threads = 2;
 };
 
 using SendCallback = std::function<void(Result<SendResult>)>;

@@ -1,0 +1,382 @@
+#include "broker/src/transactions.h"
+
+#include <memory>
+#include <set>
+
+#include "broker/src/message_check.h"
+#include "protocol/src/log.h"
+#include "protocol/src/message_codec.h"
+#include "protocol/src/util.h"
+#include "storage/src/coding.h"
+#include "storage/src/keys.h"
+#include "txmq/names.h"
+
+namespace txmq::broker {
+
+namespace keys = storage::keys;
+using storage::TxStateCode;
+
+namespace {
+
+constexpr size_t kMaxTxMessages = 64;
+
+wire::TxState ToWire(TxStateCode s) {
+  switch (s) {
+    case TxStateCode::kPrepared:
+      return wire::TxState::PREPARED;
+    case TxStateCode::kCommitted:
+      return wire::TxState::COMMITTED;
+    case TxStateCode::kRolledBack:
+      return wire::TxState::ROLLED_BACK;
+  }
+  return wire::TxState::PREPARED;
+}
+
+}  // namespace
+
+bool ReadHalf(leveldb::DB* db, const std::string& tx_id, uint32_t index, HalfMessage* out) {
+  if (!db->Get(leveldb::ReadOptions(), keys::Half(tx_id, index), &out->value).ok()) return false;
+  std::string_view in(out->value);
+  return storage::GetVarint64(&in, &out->delay_ms) && storage::DecodeMessage(in, &out->message);
+}
+
+const char* TxStateName(TxStateCode s) {
+  switch (s) {
+    case TxStateCode::kPrepared:
+      return "PREPARED";
+    case TxStateCode::kCommitted:
+      return "COMMITTED";
+    case TxStateCode::kRolledBack:
+      return "ROLLED_BACK";
+  }
+  return "?";
+}
+
+TransactionService::TransactionService(Core& core, TopicManager& topics, DelayedMessages& delayed,
+                                       ClientRegistry& clients)
+    : core_(core),
+      topics_(topics),
+      delayed_(delayed),
+      clients_(clients),
+      check_tokens_(core.options().checks_per_second),
+      tokens_at_(SteadyClock::now()) {}
+
+Status TransactionService::Recover() {
+  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
+  const std::string prefix(1, keys::kCheck);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string key = it->key().ToString();
+    uint64_t next_ms;
+    std::string_view id;
+    if (!keys::ParseTimedTx(key, keys::kCheck, &next_ms, &id)) {
+      return Status::Corruption("bad check schedule key");
+    }
+    std::string value;
+    OpenTx tx;
+    tx.id = std::string(id);
+    if (!core_.db()->Get(leveldb::ReadOptions(), keys::Tx(id), &value).ok() ||
+        !storage::DecodeTx(value, &tx.record) || tx.record.state != TxStateCode::kPrepared) {
+      return Status::Corruption("check schedule names transaction '" + tx.id +
+                                "' without an open record");
+    }
+    tx.record.next_check_ms = static_cast<int64_t>(next_ms);
+    if (tx.record.stuck) ++stuck_count_;
+    schedule_.emplace(tx.record.next_check_ms, tx.id);
+    open_.emplace(tx.id, std::move(tx));
+  }
+  Logger("broker")->info("transactions: {} open ({} stuck), checks rescheduled", open_.size(),
+                         stuck_count_);
+  return Status::OK();
+}
+
+void TransactionService::HandleSendHalf(const RequestContext& ctx,
+                                        wire::SendHalfRequest::Reader request) {
+  if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+  std::string tx_id = wire::ToString(request.getTransactionId());
+  if (tx_id.empty()) tx_id = NewUuidV7();
+  if (Status s = CheckMessageId(tx_id); !s.ok()) {
+    return core_.ReplyError(ctx, Status::InvalidArgument("transaction id: " + s.message()));
+  }
+  const std::string group = wire::ToString(request.getProducerGroup());
+  if (Status s = ValidateName("producer group", group); !s.ok()) return core_.ReplyError(ctx, s);
+  auto messages = request.getMessages();
+  if (messages.size() == 0 || messages.size() > kMaxTxMessages) {
+    return core_.ReplyError(
+        ctx, Status::InvalidArgument("a transaction carries 1-" + std::to_string(kMaxTxMessages) +
+                                     " messages (got " + std::to_string(messages.size()) + ")"));
+  }
+
+  // A resend of a half already stored (or already ended) changes nothing.
+  std::optional<TxStateCode> known;
+  if (open_.count(tx_id)) {
+    known = TxStateCode::kPrepared;
+  } else if (auto resolved = FindResolved(tx_id)) {
+    known = resolved->state;
+  }
+  if (known) {
+    core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id,
+                     state = *known](const Status&) {
+      wire::OutFrame reply(request_id);
+      auto ok = reply.envelope().initSendHalfOk();
+      ok.setTransactionId(tx_id);
+      ok.setState(ToWire(state));
+      core_.Reply(routing_id, reply);
+    });
+    return;
+  }
+
+  std::vector<storage::MessageView> views(messages.size());
+  std::set<std::string_view> ids;
+  size_t total = 0;
+  for (unsigned i = 0; i < messages.size(); ++i) {
+    if (Status s = CheckMessage(messages[i], core_.options(), false, &views[i]); !s.ok()) {
+      return core_.ReplyError(
+          ctx, Status(s.code(), "message " + std::to_string(i) + ": " + s.message()));
+    }
+    if (!ids.insert(views[i].id).second) {
+      return core_.ReplyError(ctx,
+                              Status::InvalidArgument("message id '" + std::string(views[i].id) +
+                                                      "' appears twice in the transaction"));
+    }
+    total += views[i].body.size() + views[i].key.size();
+    if (!core_.options().auto_create_topics && topics_.Find(views[i].topic) == nullptr) {
+      return core_.ReplyError(ctx, Status::NotFound("topic '" + std::string(views[i].topic) +
+                                                    "' does not exist and the broker does not "
+                                                    "create topics on first send"));
+    }
+  }
+  if (total > core_.options().max_message_bytes) {
+    return core_.ReplyError(
+        ctx, Status::TooLarge("the transaction's messages take " + std::to_string(total) +
+                              " bytes together; the limit is " +
+                              std::to_string(core_.options().max_message_bytes)));
+  }
+
+  const int64_t now = NowMs();
+  OpenTx tx;
+  tx.id = tx_id;
+  storage::TxRecord& r = tx.record;
+  r.group = group;
+  r.instance = ctx.routing_id;
+  r.born_ms = now;
+  r.next_check_ms = now + core_.options().transaction_timeout.count();
+  for (unsigned i = 0; i < views.size(); ++i) {
+    storage::MessageView& m = views[i];
+    m.stored_ms = now;
+    r.messages.push_back({std::string(m.id), std::string(m.topic), std::string(m.key)});
+    std::string value;
+    storage::PutVarint64(&value, static_cast<uint64_t>(messages[i].getDelayMs()));
+    storage::EncodeMessage(m, &value);
+    core_.batch().Put(keys::Half(tx_id, i), value);
+  }
+  core_.batch().Put(keys::TimedTx(keys::kCheck, static_cast<uint64_t>(r.next_check_ms), tx_id), "");
+  schedule_.emplace(r.next_check_ms, tx_id);
+  auto& stored = open_.emplace(tx_id, std::move(tx)).first->second;
+  Persist(stored);
+  stats_.halves_stored += views.size();
+
+  core_.OnDurable(
+      [this, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id](const Status& s) {
+        if (!s.ok()) {
+          return core_.ReplyError({routing_id, request_id, nullptr},
+                                  Status::Unavailable("half message not stored: " + s.message()));
+        }
+        wire::OutFrame reply(request_id);
+        auto ok = reply.envelope().initSendHalfOk();
+        ok.setTransactionId(tx_id);
+        ok.setState(wire::TxState::PREPARED);
+        core_.Reply(routing_id, reply);
+      });
+}
+
+void TransactionService::HandleEndTransaction(const RequestContext& ctx,
+                                              wire::EndTransactionRequest::Reader request) {
+  if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+  const std::string tx_id = wire::ToString(request.getTransactionId());
+  if (Status s = CheckMessageId(tx_id); !s.ok()) {
+    return core_.ReplyError(ctx, Status::InvalidArgument("transaction id: " + s.message()));
+  }
+  TxStateCode wanted;
+  switch (request.getOutcome()) {
+    case wire::TxOutcome::COMMIT:
+      wanted = TxStateCode::kCommitted;
+      break;
+    case wire::TxOutcome::ROLLBACK:
+      wanted = TxStateCode::kRolledBack;
+      break;
+    default:
+      return core_.ReplyError(
+          ctx, Status::InvalidArgument("an end must be commit or rollback; to leave a "
+                                       "transaction undecided, send nothing"));
+  }
+  const std::string op = wire::ToString(request.getOperator());
+  const std::string reason = wire::ToString(request.getReason());
+
+  auto it = open_.find(tx_id);
+  if (it != open_.end()) {
+    std::string by;
+    if (!op.empty()) {
+      by = "operator " + op;
+      Logger("audit")->warn("operator='{}' client={} action={} tx={} group={} reason='{}'", op,
+                            ctx.routing_id,
+                            wanted == TxStateCode::kCommitted ? "commit" : "rollback", tx_id,
+                            it->second.record.group, reason);
+    } else if (request.getFromCheck()) {
+      by = "check answer from " + ctx.routing_id;
+      NoteAnswer(it->second,
+                 wanted == TxStateCode::kCommitted ? storage::CheckAnswerCode::kCommit
+                                                   : storage::CheckAnswerCode::kRollback,
+                 "");
+    } else {
+      by = "producer " + ctx.routing_id;
+    }
+    Finish(it->second, wanted, by,
+           [this, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id,
+            wanted](const Status& s) {
+             if (!s.ok()) {
+               return core_.ReplyError({routing_id, request_id, nullptr},
+                                       Status::Unavailable("outcome not recorded: " + s.message()));
+             }
+             ReplyEnded(routing_id, request_id, tx_id, wanted, false);
+           });
+    return;
+  }
+
+  auto resolved = FindResolved(tx_id);
+  if (!resolved) {
+    return core_.ReplyError(
+        ctx,
+        Status::NotFound("transaction '" + tx_id +
+                         "' is unknown: never prepared here, or "
+                         "ended more than " +
+                         FormatDurationMs(core_.options().resolved_retention.count()) + " ago"));
+  }
+  if (resolved->state != wanted) {
+    return core_.ReplyError(ctx, Status::Conflict("transaction '" + tx_id + "' is already " +
+                                                  TxStateName(resolved->state) + " (by " +
+                                                  resolved->resolved_by + ")"));
+  }
+  // The same end again: answer OK once what recorded it is durable.
+  core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id, wanted](
+                      const Status&) { ReplyEnded(routing_id, request_id, tx_id, wanted, true); });
+}
+
+void TransactionService::ReplyEnded(const std::string& routing_id, uint64_t request_id,
+                                    const std::string& tx_id, TxStateCode state,
+                                    bool already_final) {
+  wire::OutFrame reply(request_id);
+  auto ok = reply.envelope().initEndTransactionOk();
+  ok.setTransactionId(tx_id);
+  ok.setState(ToWire(state));
+  ok.setAlreadyFinal(already_final);
+  core_.Reply(routing_id, reply);
+}
+
+std::optional<storage::TxRecord> TransactionService::FindResolved(const std::string& tx_id) {
+  if (auto it = resolving_.find(tx_id); it != resolving_.end()) return it->second;
+  std::string value;
+  storage::TxRecord record;
+  if (core_.db()->Get(leveldb::ReadOptions(), keys::Tx(tx_id), &value).ok() &&
+      storage::DecodeTx(value, &record) && record.state != TxStateCode::kPrepared) {
+    return record;
+  }
+  return std::nullopt;
+}
+
+void TransactionService::Finish(OpenTx& tx, TxStateCode state, const std::string& resolved_by,
+                                Then then) {
+  const int64_t now = NowMs();
+  storage::TxRecord& r = tx.record;
+  if (state == TxStateCode::kCommitted) {
+    Commit(tx, now);
+    stats_.committed++;
+  } else {
+    for (uint32_t i = 0; i < r.messages.size(); ++i) core_.batch().Delete(keys::Half(tx.id, i));
+    stats_.rolled_back++;
+  }
+  ForgetCheck(tx);
+  schedule_.erase({r.next_check_ms, tx.id});
+  core_.batch().Delete(keys::TimedTx(keys::kCheck, static_cast<uint64_t>(r.next_check_ms), tx.id));
+  if (r.stuck) --stuck_count_;
+  r.state = state;
+  r.stuck = false;
+  r.resolved_ms = now;
+  r.resolved_by = resolved_by;
+  const int64_t forget_at = now + core_.options().resolved_retention.count();
+  core_.batch().Put(keys::TimedTx(keys::kTxExpiry, static_cast<uint64_t>(forget_at), tx.id), "");
+  Persist(tx);
+  Logger("broker")->debug("transaction {} of group '{}' {} by {}", tx.id, r.group,
+                          TxStateName(state), resolved_by);
+  const std::string id = tx.id;
+  resolving_[id] = std::move(r);
+  open_.erase(id);
+  core_.OnDurable([this, id, then = std::move(then)](const Status& s) {
+    resolving_.erase(id);
+    if (then) then(s);
+  });
+}
+
+void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
+  for (uint32_t i = 0; i < tx.record.messages.size(); ++i) {
+    HalfMessage half;
+    if (!ReadHalf(core_.db(), tx.id, i, &half)) {
+      // Never drop silently: the record stays for an operator to look at.
+      Logger("broker")->critical(
+          "transaction {}: half message {} is missing or unreadable; the "
+          "other messages are committed, this one stays under its key",
+          tx.id, i);
+      continue;
+    }
+    storage::MessageView& m = half.message;
+    const uint64_t delay = half.delay_ms;
+    auto topic = topics_.GetOrCreate(m.topic, true);
+    if (!topic.ok()) continue;  // cannot happen: creation is allowed here
+    const uint32_t queue = TopicManager::SelectQueue(**topic, m.key);
+    m.stored_ms = now_ms;
+    if (delay > 0) {
+      const int64_t due = now_ms + static_cast<int64_t>(delay);
+      const uint64_t seq = delayed_.Add(due, queue, m);
+      core_.OnDurable([this, due, seq](const Status& st) {
+        if (st.ok()) delayed_.Schedule(due, seq);
+      });
+    } else {
+      topics_.Append(**topic, queue, m);
+      core_.counters().messages_stored++;
+    }
+    core_.batch().Delete(keys::Half(tx.id, i));
+  }
+}
+
+void TransactionService::Persist(const OpenTx& tx) {
+  core_.batch().Put(keys::Tx(tx.id), storage::EncodeTx(tx.record));
+}
+
+void TransactionService::Reschedule(OpenTx& tx, int64_t next_check_ms) {
+  storage::TxRecord& r = tx.record;
+  schedule_.erase({r.next_check_ms, tx.id});
+  core_.batch().Delete(keys::TimedTx(keys::kCheck, static_cast<uint64_t>(r.next_check_ms), tx.id));
+  r.next_check_ms = next_check_ms;
+  schedule_.emplace(r.next_check_ms, tx.id);
+  core_.batch().Put(keys::TimedTx(keys::kCheck, static_cast<uint64_t>(r.next_check_ms), tx.id), "");
+}
+
+bool TransactionService::Cleanup(int64_t now_ms, uint32_t budget) {
+  if (core_.storage_failed()) return false;
+  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
+  const std::string prefix(1, keys::kTxExpiry);
+  uint32_t done = 0;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && done < budget;
+       it->Next()) {
+    const std::string key = it->key().ToString();
+    uint64_t expire_ms;
+    std::string_view id;
+    if (!keys::ParseTimedTx(key, keys::kTxExpiry, &expire_ms, &id)) break;
+    if (static_cast<int64_t>(expire_ms) > now_ms) break;
+    core_.batch().Delete(key);
+    if (!open_.count(std::string(id))) core_.batch().Delete(keys::Tx(id));
+    ++done;
+  }
+  return done >= budget;
+}
+
+}  // namespace txmq::broker

@@ -1,0 +1,141 @@
+// Transactional (half) messages: the state machine
+//   PREPARED -> COMMITTED | ROLLED_BACK   (the first final state wins)
+// and the check-back that asks a producer group about transactions whose
+// outcome never arrived.
+//
+// Half messages live in their own keyspace ('h'), invisible to every
+// consumer. Ending a transaction is one round: the half records go, the
+// transaction record ('x') takes its final state and is kept for
+// resolved_retention, and on commit the messages are appended to their
+// topics (a delayed one is due `delay` after the commit). Every path that
+// ends a transaction (the producer, a check answer, an operator, the stuck
+// policy) goes through Finish().
+//
+// Open transactions are kept in memory, with a schedule ordered by (next
+// check time, id) that mirrors the 'k' keys, so a check round costs what is
+// due, not what is stored. Resolved ones are only on disk.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/src/clients.h"
+#include "broker/src/core.h"
+#include "broker/src/delayed.h"
+#include "broker/src/stored_message.h"
+#include "broker/src/topics.h"
+#include "storage/src/tx_records.h"
+
+namespace txmq::broker {
+
+const char* TxStateName(storage::TxStateCode state);
+
+// One stored half message; `message` views into `value`.
+struct HalfMessage {
+  std::string value;
+  uint64_t delay_ms = 0;
+  storage::MessageView message;
+};
+bool ReadHalf(leveldb::DB* db, const std::string& tx_id, uint32_t index, HalfMessage* out);
+
+struct OpenTx {
+  std::string id;
+  storage::TxRecord record;
+  uint64_t check_request = 0;  // request id of the check awaiting an answer; 0 = none
+  SteadyTime check_deadline;
+  std::string checked_instance;
+};
+
+struct TxStats {
+  uint64_t halves_stored = 0;
+  uint64_t committed = 0;
+  uint64_t rolled_back = 0;
+  uint64_t checks_sent = 0;
+  uint64_t answers[7] = {};  // by storage::CheckAnswerCode
+};
+
+class TransactionService {
+ public:
+  // Unanswered checks one producer instance may have at a time.
+  static constexpr int kMaxChecksInFlightPerProducer = 64;
+  // Schedule entries one tick looks at, due or not sendable.
+  static constexpr size_t kMaxScanPerTick = 10000;
+
+  TransactionService(Core& core, TopicManager& topics, DelayedMessages& delayed,
+                     ClientRegistry& clients);
+
+  // Rebuilds the open transactions and their schedule from the 'k' keys.
+  Status Recover();
+
+  void HandleSendHalf(const RequestContext& ctx, wire::SendHalfRequest::Reader request);
+  void HandleEndTransaction(const RequestContext& ctx, wire::EndTransactionRequest::Reader request);
+  void HandleCheckReply(const RequestContext& ctx, wire::CheckReply::Reader reply);
+
+  // Sends due checks (rate limited) and notes checks that went unanswered.
+  void Tick(SteadyTime now);
+  // Forgets resolved transactions older than resolved_retention.
+  bool Cleanup(int64_t now_ms, uint32_t budget);
+  SteadyTime NextWake() const;
+
+  // Operators.
+  void HandleList(const RequestContext& ctx, wire::ListTransactionsRequest::Reader request);
+  void HandleShow(const RequestContext& ctx, capnp::Text::Reader tx_id);
+  void HandleCheckNow(const RequestContext& ctx, wire::CheckNowRequest::Reader request);
+  void FillCounters(wire::TxCounters::Builder out) const;
+
+ private:
+  using Then = std::function<void(const Status&)>;
+
+  // Ends an open transaction; `then` runs once the round is durable.
+  void Finish(OpenTx& tx, storage::TxStateCode state, const std::string& resolved_by, Then then);
+  void Commit(OpenTx& tx, int64_t now_ms);
+  void Persist(const OpenTx& tx);
+  void Reschedule(OpenTx& tx, int64_t next_check_ms);
+  // Final state of a transaction that is not open: resolving now, or on disk.
+  std::optional<storage::TxRecord> FindResolved(const std::string& tx_id);
+
+  // Checks.
+  enum class CheckSent { kSent, kNoProducer, kProducersBusy };
+  CheckSent SendCheck(OpenTx& tx, SteadyTime now, int64_t now_ms);
+  // Records what a check learned (counters, last answer, no longer waiting).
+  void NoteAnswer(OpenTx& tx, storage::CheckAnswerCode answer, const std::string& error);
+  // NoteAnswer, then acts on it: ends the transaction on commit/rollback,
+  // marks it stuck when the checks are used up.
+  void ApplyAnswer(OpenTx& tx, storage::CheckAnswerCode answer, const std::string& error,
+                   const std::string& from);
+  void MarkStuck(OpenTx& tx);
+  int64_t IntervalAfter(uint32_t checks) const;
+  // Live checkers of the transaction's group, the one to ask first first.
+  std::vector<const ClientInfo*> CheckersInOrder(const OpenTx& tx);
+  void ForgetCheck(OpenTx& tx);
+  void ReplyEnded(const std::string& routing_id, uint64_t request_id, const std::string& tx_id,
+                  storage::TxStateCode state, bool already_final);
+
+  Core& core_;
+  TopicManager& topics_;
+  DelayedMessages& delayed_;
+  ClientRegistry& clients_;
+
+  std::map<std::string, OpenTx> open_;                  // by id
+  std::set<std::pair<int64_t, std::string>> schedule_;  // (next check ms, id)
+  // Ended in a round that is not durable yet: the disk does not know.
+  std::unordered_map<std::string, storage::TxRecord> resolving_;
+  std::unordered_map<uint64_t, std::string> outstanding_;      // check request id -> tx id
+  std::set<std::pair<SteadyTime, uint64_t>> check_deadlines_;  // (answer due, request id)
+  uint64_t next_check_request_ = uint64_t{1} << 62;            // far from client ids
+  std::unordered_map<std::string, int> checks_in_flight_;      // by producer instance
+  std::map<std::string, uint32_t> round_robin_;                // by group
+  std::map<std::string, SteadyTime> no_producer_logged_;       // by group
+  double check_tokens_;
+  SteadyTime tokens_at_;
+  SteadyTime next_dispatch_;  // earliest useful Tick while due checks wait
+  uint32_t stuck_count_ = 0;
+  TxStats stats_;
+};
+
+}  // namespace txmq::broker

@@ -1,0 +1,284 @@
+// Check-back: asking a producer group about transactions whose outcome
+// never arrived, and what the answers do.
+#include <algorithm>
+#include <cmath>
+
+#include "broker/src/transactions.h"
+#include "protocol/src/log.h"
+#include "protocol/src/message_codec.h"
+#include "protocol/src/util.h"
+#include "storage/src/coding.h"
+#include "storage/src/keys.h"
+
+namespace txmq::broker {
+
+namespace keys = storage::keys;
+using storage::CheckAnswerCode;
+using storage::TxStateCode;
+
+namespace {
+
+const char* AnswerName(CheckAnswerCode a) {
+  switch (a) {
+    case CheckAnswerCode::kNone:
+      return "none";
+    case CheckAnswerCode::kCommit:
+      return "commit";
+    case CheckAnswerCode::kRollback:
+      return "rollback";
+    case CheckAnswerCode::kUnknown:
+      return "unknown";
+    case CheckAnswerCode::kError:
+      return "error";
+    case CheckAnswerCode::kNoAnswer:
+      return "no answer";
+    case CheckAnswerCode::kNoProducer:
+      return "no producer";
+  }
+  return "?";
+}
+
+}  // namespace
+
+int64_t TransactionService::IntervalAfter(uint32_t checks) const {
+  const BrokerOptions& o = core_.options();
+  // Clamp in floating point: 1.5^n overflows int64 for large check counts.
+  const double grown = static_cast<double>(o.check_interval.count()) *
+                       std::pow(1.5, static_cast<double>(std::max<uint32_t>(checks, 1) - 1));
+  const double cap = static_cast<double>(o.check_interval_max.count());
+  return static_cast<int64_t>(std::min(grown, cap));
+}
+
+std::vector<const ClientInfo*> TransactionService::CheckersInOrder(const OpenTx& tx) {
+  auto checkers = clients_.Checkers(tx.record.group);
+  if (checkers.empty()) return checkers;
+  // The instance that started it knows best (it may answer from its own
+  // local store); the other members of the group take turns when it is gone.
+  uint32_t& rr = round_robin_[tx.record.group];
+  std::rotate(checkers.begin(), checkers.begin() + rr++ % checkers.size(), checkers.end());
+  auto origin = std::find_if(checkers.begin(), checkers.end(),
+                             [&](const ClientInfo* c) { return c->id == tx.record.instance; });
+  if (origin != checkers.end()) std::rotate(checkers.begin(), origin, origin + 1);
+  return checkers;
+}
+
+void TransactionService::ForgetCheck(OpenTx& tx) {
+  if (tx.check_request == 0) return;
+  outstanding_.erase(tx.check_request);
+  check_deadlines_.erase({tx.check_deadline, tx.check_request});
+  tx.check_request = 0;
+  auto it = checks_in_flight_.find(tx.checked_instance);
+  if (it != checks_in_flight_.end() && --it->second <= 0) checks_in_flight_.erase(it);
+}
+
+void TransactionService::Tick(SteadyTime now) {
+  if (core_.storage_failed()) return;
+  // Answers that never came.
+  while (!check_deadlines_.empty() && check_deadlines_.begin()->first <= now) {
+    const uint64_t request = check_deadlines_.begin()->second;
+    auto tx = open_.find(outstanding_.at(request));
+    ApplyAnswer(tx->second, CheckAnswerCode::kNoAnswer,
+                "no reply from producer " + tx->second.checked_instance + " within " +
+                    FormatDurationMs(core_.options().check_timeout.count()),
+                tx->second.checked_instance);
+  }
+
+  // Rate limit: a token per check, refilled at checks_per_second.
+  const double rate = core_.options().checks_per_second;
+  check_tokens_ = std::min(
+      rate, check_tokens_ + rate * std::chrono::duration<double>(now - tokens_at_).count());
+  tokens_at_ = now;
+  const int64_t now_ms = NowMs();
+  std::map<std::string, uint32_t> orphaned;  // group -> due checks with no producer to ask
+  std::set<std::string> saturated;           // groups whose checkers have enough to answer
+  size_t scanned = 0;
+  for (auto it = schedule_.begin(); it != schedule_.end() && it->first <= now_ms &&
+                                    check_tokens_ >= 1 && scanned < kMaxScanPerTick;
+       ++scanned) {
+    OpenTx& tx = open_.at(it->second);
+    ++it;  // SendCheck moves tx in the schedule
+    if (saturated.count(tx.record.group)) continue;
+    switch (SendCheck(tx, now, now_ms)) {
+      case CheckSent::kSent:
+        check_tokens_ -= 1;
+        break;
+      case CheckSent::kNoProducer:
+        check_tokens_ -= 1;
+        orphaned[tx.record.group]++;
+        break;
+      case CheckSent::kProducersBusy:
+        saturated.insert(tx.record.group);  // ask again when they have answered
+        break;
+    }
+  }
+  // Due checks left behind (no tokens, or every checker busy): come back a
+  // little later instead of spinning on a schedule that is already due.
+  next_dispatch_ = now;
+  if (!schedule_.empty() && schedule_.begin()->first <= now_ms) {
+    next_dispatch_ = now + std::chrono::milliseconds(check_tokens_ < 1 ? 5 : 20);
+  }
+  for (const auto& [group, n] : orphaned) {
+    SteadyTime& last = no_producer_logged_[group];
+    if (now - last < core_.options().check_interval) continue;
+    last = now;
+    size_t open_in_group = std::count_if(open_.begin(), open_.end(), [&](const auto& kv) {
+      return kv.second.record.group == group;
+    });
+    Logger("broker")->error(
+        "producer group '{}' has {} transactions due for a check but no live "
+        "producer that answers checks ({} open in the group); they stay open "
+        "and are checked again later",
+        group, n, open_in_group);
+  }
+}
+
+TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTime now,
+                                                            int64_t now_ms) {
+  storage::TxRecord& r = tx.record;
+  if (tx.check_request != 0) {  // the previous check is still unanswered
+    ApplyAnswer(tx, CheckAnswerCode::kNoAnswer, "no reply before the next check",
+                tx.checked_instance);
+    if (!open_.count(tx.id)) return CheckSent::kSent;
+  }
+  // A checker answers one check at a time per thread; sending it more than
+  // it can answer in time only turns every check into a timeout.
+  std::vector<const ClientInfo*> checkers = CheckersInOrder(tx);
+  std::erase_if(checkers, [this](const ClientInfo* c) {
+    auto it = checks_in_flight_.find(c->id);
+    return it != checks_in_flight_.end() && it->second >= kMaxChecksInFlightPerProducer;
+  });
+  if (checkers.empty() && !clients_.Checkers(r.group).empty()) return CheckSent::kProducersBusy;
+  r.check_count++;
+  r.last_check_ms = now_ms;
+  Reschedule(tx, now_ms + IntervalAfter(r.check_count));
+
+  wire::OutFrame call(next_check_request_++);
+  auto check = call.envelope().initCheckTransaction();
+  check.setTransactionId(tx.id);
+  check.setProducerGroup(r.group);
+  check.setCheckCount(r.check_count);
+  check.setBornMs(r.born_ms);
+  auto list = check.initMessages(static_cast<unsigned>(r.messages.size()));
+  for (uint32_t i = 0; i < r.messages.size(); ++i) {
+    HalfMessage half;
+    if (ReadHalf(core_.db(), tx.id, i, &half)) {
+      FillWireMessage(half.message, half.delay_ms, list[i]);
+    } else {  // still name it, so the checker can answer from the id
+      list[i].setId(r.messages[i].id);
+      list[i].setTopic(r.messages[i].topic);
+      list[i].setKey(r.messages[i].key);
+    }
+  }
+  // A registered producer may have disconnected since it was last heard;
+  // the socket knows at once, so try the next one.
+  const ClientInfo* target = nullptr;
+  for (const ClientInfo* c : checkers) {
+    if (core_.Deliver(c->id, call)) {
+      target = c;
+      break;
+    }
+  }
+  if (target == nullptr) {
+    ApplyAnswer(tx, CheckAnswerCode::kNoProducer,
+                "no live producer of group '" + r.group + "' answers checks", "");
+    return CheckSent::kNoProducer;
+  }
+  stats_.checks_sent++;
+  checks_in_flight_[target->id]++;
+  tx.check_request = call.request_id();
+  tx.check_deadline = now + core_.options().check_timeout;
+  tx.checked_instance = target->id;
+  outstanding_[tx.check_request] = tx.id;
+  check_deadlines_.emplace(tx.check_deadline, tx.check_request);
+  Persist(tx);
+  return CheckSent::kSent;
+}
+
+void TransactionService::NoteAnswer(OpenTx& tx, CheckAnswerCode answer, const std::string& error) {
+  ForgetCheck(tx);
+  tx.record.last_answer = answer;
+  tx.record.last_error = error;
+  stats_.answers[static_cast<int>(answer)]++;
+}
+
+void TransactionService::ApplyAnswer(OpenTx& tx, CheckAnswerCode answer, const std::string& error,
+                                     const std::string& from) {
+  NoteAnswer(tx, answer, error);
+  if (answer == CheckAnswerCode::kCommit || answer == CheckAnswerCode::kRollback) {
+    Finish(tx,
+           answer == CheckAnswerCode::kCommit ? TxStateCode::kCommitted : TxStateCode::kRolledBack,
+           "check answer from " + from, nullptr);
+    return;
+  }
+  if (tx.record.check_count >= core_.options().check_max && !tx.record.stuck) {
+    MarkStuck(tx);
+    if (!open_.count(tx.id)) return;  // the stuck policy ended it
+  }
+  Persist(tx);
+}
+
+void TransactionService::MarkStuck(OpenTx& tx) {
+  storage::TxRecord& r = tx.record;
+  r.stuck = true;
+  ++stuck_count_;
+  const StuckPolicy policy = core_.options().stuck_policy;
+  Logger("broker")->warn(
+      "transaction {} of group '{}' (topic '{}') is STUCK after {} checks, last answer: {}{}{}; "
+      "{}",
+      tx.id, r.group, r.messages.empty() ? "" : r.messages[0].topic, r.check_count,
+      AnswerName(r.last_answer), r.last_error.empty() ? "" : " - ", r.last_error,
+      policy == StuckPolicy::kPark     ? "kept for an operator (txmqctl tx show " + tx.id + ")"
+      : policy == StuckPolicy::kCommit ? std::string("committing it (stuck policy)")
+                                       : std::string("rolling it back (stuck policy)"));
+  if (policy == StuckPolicy::kCommit) {
+    Finish(tx, TxStateCode::kCommitted, "stuck policy commit", nullptr);
+  } else if (policy == StuckPolicy::kRollback) {
+    Finish(tx, TxStateCode::kRolledBack, "stuck policy rollback", nullptr);
+  }
+}
+
+void TransactionService::HandleCheckReply(const RequestContext& ctx,
+                                          wire::CheckReply::Reader reply) {
+  const std::string tx_id = wire::ToString(reply.getTransactionId());
+  auto found = open_.find(tx_id);
+  if (found == open_.end()) return;  // ended meanwhile
+  OpenTx& tx = found->second;
+  CheckAnswerCode answer = CheckAnswerCode::kUnknown;
+  std::string error = wire::ToString(reply.getError());
+  switch (reply.getOutcome()) {
+    case wire::TxOutcome::COMMIT:
+      answer = CheckAnswerCode::kCommit;
+      break;
+    case wire::TxOutcome::ROLLBACK:
+      answer = CheckAnswerCode::kRollback;
+      break;
+    default:
+      answer = error.empty() ? CheckAnswerCode::kUnknown : CheckAnswerCode::kError;
+  }
+  auto pending = outstanding_.find(ctx.request_id);
+  const bool current = pending != outstanding_.end() && pending->second == tx_id &&
+                       tx.checked_instance == ctx.routing_id;
+  if (!current) {
+    // A late answer to an earlier check. A decision is still the truth (a
+    // checker says commit or rollback only when it knows), so it counts; a
+    // late "unknown" says nothing new.
+    if (answer != CheckAnswerCode::kCommit && answer != CheckAnswerCode::kRollback) return;
+    if (!clients_.Find(ctx.routing_id) || clients_.Find(ctx.routing_id)->group != tx.record.group) {
+      return;  // only the group's producers decide its transactions
+    }
+  }
+  ApplyAnswer(tx, answer, error, ctx.routing_id);
+}
+
+SteadyTime TransactionService::NextWake() const {
+  SteadyTime wake = SteadyTime::max();
+  if (!check_deadlines_.empty()) wake = check_deadlines_.begin()->first;
+  if (!schedule_.empty()) {
+    const int64_t in_ms = std::max<int64_t>(0, schedule_.begin()->first - NowMs());
+    wake = std::min(
+        wake, std::max(next_dispatch_, SteadyClock::now() + std::chrono::milliseconds(in_ms)));
+  }
+  return wake;
+}
+
+}  // namespace txmq::broker

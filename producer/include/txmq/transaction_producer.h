@@ -1,0 +1,111 @@
+// txmq::TransactionProducer: messages that are delivered if and only if a
+// local transaction commits.
+//
+//   txmq::TransactionProducer producer(
+//       {.broker = "tcp://127.0.0.1:7800", .group = "orders"},
+//       [&](const txmq::CheckRequest& check) {       // asked when an outcome never arrived
+//         return db.HasOrder(check.message().key) ? txmq::TxState::kCommit
+//                                                 : txmq::TxState::kRollback;
+//       });
+//   producer.Start();
+//   auto r = producer.SendInTransaction(
+//       {.topic = "order-created", .key = "42", .body = "..."},
+//       [&](const txmq::Message&) {                   // the local transaction
+//         db.CreateOrder(42);
+//         return txmq::TxState::kCommit;
+//       });
+//
+// SendInTransaction stores the messages as a half (prepared) transaction,
+// invisible to consumers; runs the local transaction; then tells the broker
+// to commit or roll back, retrying until it answers. If the producer dies
+// or the outcome is lost, the broker asks the group's checker — preferring
+// the instance that started the transaction, any live one otherwise — until
+// it learns the outcome (see the broker's check options). The checker must
+// answer from durable local state: COMMIT only if the local change is
+// committed, ROLLBACK only if it never will be, UNKNOWN when it cannot tell
+// yet. An exception, or any other value, counts as UNKNOWN, never COMMIT.
+//
+// Thread safety: all methods may be called from any thread. The checker
+// runs on `checker_threads` library threads, possibly concurrently.
+// Shutdown waits for checkers that are running.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "txmq/message.h"
+#include "txmq/producer.h"
+#include "txmq/status.h"
+
+namespace txmq {
+
+enum class TxState {
+  kCommit,
+  kRollback,
+  kUnknown,  // undecided: leave it to the broker's check-back
+};
+
+// "COMMIT", "ROLLBACK", "UNKNOWN".
+const char* TxStateName(TxState state);
+
+// What the broker asks the checker about.
+struct CheckRequest {
+  std::string transaction_id{};
+  std::string producer_group{};
+  std::vector<Message> messages{};  // as sent, ids set
+  uint32_t check_count = 0;         // 1 for the first check
+  std::chrono::system_clock::time_point born_at{};
+  const Message& message() const { return messages.front(); }
+};
+
+using TransactionChecker = std::function<TxState(const CheckRequest&)>;
+
+struct TransactionResult {
+  std::string transaction_id{};
+  std::vector<std::string> message_ids{};
+  // What the local transaction decided (an exception counts as kRollback).
+  TxState local = TxState::kUnknown;
+  // What the broker recorded: kCommit or kRollback; kUnknown when the
+  // decision is left to check-back (local said kUnknown, or the end could
+  // not be delivered: then `end_status` says why).
+  TxState outcome = TxState::kUnknown;
+  Status end_status{};
+};
+
+class TransactionProducer {
+ public:
+  TransactionProducer(ProducerOptions options, TransactionChecker checker);
+  ~TransactionProducer();
+  TransactionProducer(const TransactionProducer&) = delete;
+  TransactionProducer& operator=(const TransactionProducer&) = delete;
+
+  Status Start();
+  void Shutdown();
+
+  // One message, or several (to one or more topics) committed or rolled
+  // back together. Fails without running `local` when the half messages
+  // cannot be stored.
+  Result<TransactionResult> SendInTransaction(Message message,
+                                              const std::function<TxState(const Message&)>& local);
+  Result<TransactionResult> SendInTransaction(
+      std::vector<Message> messages,
+      const std::function<TxState(const std::vector<Message>&)>& local);
+
+  // A plain (non-transactional) send on the same connection.
+  Result<SendResult> Send(Message message);
+
+  const ProducerOptions& options() const { return options_; }
+  const std::string& client_id() const;
+
+  class Impl;
+
+ private:
+  ProducerOptions options_;
+  TransactionChecker checker_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace txmq

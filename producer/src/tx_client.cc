@@ -1,0 +1,137 @@
+#include "producer/src/tx_client.h"
+
+#include "producer/src/send_path.h"
+#include "protocol/src/log.h"
+#include "protocol/src/message_codec.h"
+#include "protocol/src/util.h"
+#include "txmq/names.h"
+#include "txmq/version.h"
+
+namespace txmq::producer {
+
+Result<std::unique_ptr<TxClient>> TxClient::Open(const ProducerOptions& options,
+                                                 CheckRunner::CheckFn check) {
+  if (Status s = ValidateName("producer group", options.group); !s.ok()) return s;
+  if (options.send_timeout.count() <= 0 || options.retries < 0 || options.checker_threads < 1) {
+    return Status::InvalidArgument(
+        "send_timeout must be positive, retries not negative and "
+        "checker_threads at least 1");
+  }
+  auto client = std::unique_ptr<TxClient>(new TxClient(options));
+  TxClient* self = client.get();
+  client->runner_ = std::make_unique<CheckRunner>(
+      options.checker_threads, std::move(check),
+      [self](uint64_t request_id, const std::string& tx_id, CheckAnswer answer) {
+        wire::OutFrame reply(request_id);
+        auto r = reply.envelope().initCheckReply();
+        r.setTransactionId(tx_id);
+        r.setOutcome(answer.state == TxState::kCommit     ? wire::TxOutcome::COMMIT
+                     : answer.state == TxState::kRollback ? wire::TxOutcome::ROLLBACK
+                                                          : wire::TxOutcome::UNKNOWN);
+        r.setError(answer.error);
+        self->connection_->Reply(std::move(reply));
+      });
+  net::ConnectionOptions co;
+  co.broker = options.broker;
+  co.client_id = options.client_id;
+  co.role = wire::Role::PRODUCER;
+  co.group = options.group;
+  co.checker = true;
+  co.software = std::string("txmq-tx-producer ") + kVersion;
+  auto connection =
+      net::Connection::Open(co, [self](wire::Frame f) { self->OnCheck(std::move(f)); });
+  if (!connection.ok()) return connection.status();
+  client->connection_ = std::move(connection.value());
+  return client;
+}
+
+TxClient::~TxClient() {
+  runner_->Stop();  // its replies need the connection, so it goes first
+  connection_.reset();
+}
+
+void TxClient::OnCheck(wire::Frame frame) {
+  auto env = frame.envelope();
+  auto c = env.getCheckTransaction();
+  CheckRequest request;
+  request.transaction_id = wire::ToString(c.getTransactionId());
+  request.producer_group = wire::ToString(c.getProducerGroup());
+  request.check_count = c.getCheckCount();
+  request.born_at = FromEpochMs(c.getBornMs());
+  for (auto m : c.getMessages()) {
+    Message message;
+    message.id = wire::ToString(m.getId());
+    message.topic = wire::ToString(m.getTopic());
+    message.key = wire::ToString(m.getKey());
+    message.body = wire::ToString(m.getBody());
+    message.delay = std::chrono::milliseconds(m.getDelayMs());
+    for (auto p : m.getProperties()) {
+      message.properties.emplace(wire::ToString(p.getKey()), wire::ToString(p.getValue()));
+    }
+    request.messages.push_back(std::move(message));
+  }
+  if (request.messages.empty()) {  // nothing to judge by: say so rather than guess
+    wire::OutFrame reply(env.getRequestId());
+    auto r = reply.envelope().initCheckReply();
+    r.setTransactionId(request.transaction_id);
+    r.setOutcome(wire::TxOutcome::UNKNOWN);
+    r.setError("check named no messages");
+    connection_->Reply(std::move(reply));
+    return;
+  }
+  runner_->Submit(env.getRequestId(), std::move(request));
+}
+
+Status TxClient::Prepare(std::vector<Message>& messages) {
+  if (messages.empty()) return Status::InvalidArgument("a transaction needs at least one message");
+  for (Message& m : messages) {
+    if (Status s = PrepareMessage(m, *connection_); !s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+Status TxClient::SendHalf(const std::string& tx_id, const std::vector<Message>& messages) {
+  const int64_t born_ms = NowMs();
+  auto reply = CallWithRetriesSync(
+      *connection_,
+      [&](wire::Envelope::Builder env) {
+        auto half = env.initSendHalf();
+        half.setTransactionId(tx_id);
+        half.setProducerGroup(options_.group);
+        auto list = half.initMessages(static_cast<unsigned>(messages.size()));
+        for (unsigned i = 0; i < messages.size(); ++i) {
+          wire::MessageToWire(messages[i], born_ms, list[i]);
+        }
+      },
+      options_.send_timeout, options_.retries);
+  if (!reply.ok()) return reply.status();
+  if (reply->envelope().getSendHalfOk().getState() != wire::TxState::PREPARED) {
+    return Status::Conflict("transaction '" + tx_id + "' already ended before its half arrived");
+  }
+  return Status::OK();
+}
+
+Result<TxState> TxClient::End(const std::string& tx_id, TxState outcome) {
+  auto reply = CallWithRetriesSync(
+      *connection_,
+      [&](wire::Envelope::Builder env) {
+        auto end = env.initEndTransaction();
+        end.setTransactionId(tx_id);
+        end.setOutcome(outcome == TxState::kCommit ? wire::TxOutcome::COMMIT
+                                                   : wire::TxOutcome::ROLLBACK);
+      },
+      options_.send_timeout, options_.retries);
+  if (reply.ok()) {
+    return reply->envelope().getEndTransactionOk().getState() == wire::TxState::COMMITTED
+               ? TxState::kCommit
+               : TxState::kRollback;
+  }
+  if (reply.status().code() == StatusCode::kConflict) {
+    // Only two final states exist: the other one won.
+    Logger("producer")->warn("transaction {}: {}", tx_id, reply.status().ToString());
+    return outcome == TxState::kCommit ? TxState::kRollback : TxState::kCommit;
+  }
+  return reply.status();
+}
+
+}  // namespace txmq::producer

@@ -1,0 +1,436 @@
+// Transactional messages against an embedded broker with fast check
+// timings (first check after 300 ms, then every 200-400 ms, 3 checks before
+// a transaction is stuck).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "protocol/src/util.h"
+#include "tests/testutil/admin_client.h"
+#include "tests/testutil/testutil.h"
+#include "txmq/consumer.h"
+#include "txmq/producer.h"
+#include "txmq/transaction_producer.h"
+
+namespace txmq {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::AdminClient;
+using testing::WaitFor;
+
+// Collects what a consumer group receives from some topics.
+class Collector {
+ public:
+  Collector(const std::string& endpoint, const std::vector<std::string>& topics,
+            const std::string& group = "collector")
+      : consumer_({.broker = endpoint, .group = group, .long_poll = 300ms}) {
+    for (const auto& t : topics) {
+      EXPECT_TRUE(consumer_
+                      .Subscribe(t,
+                                 [this](const Received& m) {
+                                   std::lock_guard<std::mutex> lock(mu_);
+                                   ids_.insert(m.id);
+                                   count_++;
+                                   return ConsumeResult::Success();
+                                 })
+                      .ok());
+    }
+    EXPECT_TRUE(consumer_.Start().ok());
+  }
+  ~Collector() { consumer_.Shutdown(); }
+  bool Has(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ids_.count(id) > 0;
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return count_;
+  }
+  std::set<std::string> ids() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ids_;
+  }
+
+ private:
+  Consumer consumer_;
+  std::mutex mu_;
+  std::set<std::string> ids_;
+  size_t count_ = 0;
+};
+
+class Transactions : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_ = testing::TestBrokerOptions(dir_.Sub("data"));
+    broker_ = testing::StartBroker(options_);
+    ASSERT_NE(broker_, nullptr);
+    admin_ = std::make_unique<AdminClient>(broker_->endpoint());
+  }
+
+  ProducerOptions Opts(const std::string& group = "orders") {
+    return {.broker = broker_->endpoint(), .group = group};
+  }
+
+  // A producer whose checker answers `answer` and counts the checks.
+  std::unique_ptr<TransactionProducer> MakeProducer(std::atomic<TxState>& answer,
+                                                    std::atomic<int>* checks = nullptr,
+                                                    const std::string& group = "orders") {
+    auto p =
+        std::make_unique<TransactionProducer>(Opts(group), [&answer, checks](const CheckRequest&) {
+          if (checks) ++*checks;
+          return answer.load();
+        });
+    EXPECT_TRUE(p->Start().ok());
+    return p;
+  }
+
+  testing::TempDir dir_;
+  BrokerOptions options_;
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<AdminClient> admin_;
+};
+
+TEST_F(Transactions, CommitDeliversAndRollbackNeverDoes) {
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto p = MakeProducer(answer);
+  Collector c(broker_->endpoint(), {"order-created"});
+  auto committed = p->SendInTransaction({.topic = "order-created", .body = "yes"},
+                                        [](const Message&) { return TxState::kCommit; });
+  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  EXPECT_EQ(committed->outcome, TxState::kCommit);
+  auto rolled = p->SendInTransaction({.topic = "order-created", .body = "no"},
+                                     [](const Message&) { return TxState::kRollback; });
+  ASSERT_TRUE(rolled.ok());
+  EXPECT_EQ(rolled->outcome, TxState::kRollback);
+  auto threw =
+      p->SendInTransaction({.topic = "order-created", .body = "boom"},
+                           [](const Message&) -> TxState { throw std::runtime_error("db down"); });
+  ASSERT_TRUE(threw.ok());
+  EXPECT_EQ(threw->local, TxState::kRollback);
+  EXPECT_EQ(threw->outcome, TxState::kRollback);
+
+  ASSERT_TRUE(WaitFor([&] { return c.Has(committed->message_ids[0]); }));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(c.count(), 1u);
+  EXPECT_FALSE(c.Has(rolled->message_ids[0]));
+  EXPECT_FALSE(c.Has(threw->message_ids[0]));
+}
+
+TEST_F(Transactions, SeveralMessagesToSeveralTopicsCommitTogether) {
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto p = MakeProducer(answer);
+  Collector c(broker_->endpoint(), {"orders", "invoices", "audit"});
+  std::vector<Message> batch = {{.topic = "orders", .key = "o1", .body = "order"},
+                                {.topic = "invoices", .key = "o1", .body = "invoice"},
+                                {.topic = "audit", .body = "who"}};
+  auto r = p->SendInTransaction(batch, [](const std::vector<Message>& m) {
+    EXPECT_EQ(m.size(), 3u);
+    return TxState::kCommit;
+  });
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->message_ids.size(), 3u);
+  ASSERT_TRUE(WaitFor([&] { return c.count() == 3; }));
+  auto rolled =
+      p->SendInTransaction(batch, [](const std::vector<Message>&) { return TxState::kRollback; });
+  ASSERT_TRUE(rolled.ok());
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(c.count(), 3u);
+}
+
+TEST_F(Transactions, UnknownResolvedByCheckBackCommit) {
+  std::atomic<TxState> answer{TxState::kCommit};
+  std::atomic<int> checks{0};
+  auto p = MakeProducer(answer, &checks);
+  Collector c(broker_->endpoint(), {"t"});
+  auto started = SteadyClock::now();
+  auto r = p->SendInTransaction({.topic = "t", .body = "decided later"},
+                                [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, TxState::kUnknown);
+  // Within transaction timeout + one interval (plus scheduling slack).
+  ASSERT_TRUE(WaitFor([&] { return c.Has(r->message_ids[0]); }, 5s));
+  EXPECT_LT(SteadyClock::now() - started, 2s);
+  EXPECT_GE(checks, 1);
+  auto info = admin_->Show(r->transaction_id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, wire::TxState::COMMITTED);
+  EXPECT_NE(info->resolved_by.find("check answer"), std::string::npos) << info->resolved_by;
+}
+
+TEST_F(Transactions, UnknownResolvedByCheckBackRollback) {
+  std::atomic<TxState> answer{TxState::kRollback};
+  auto p = MakeProducer(answer);
+  Collector c(broker_->endpoint(), {"t"});
+  auto r = p->SendInTransaction({.topic = "t", .body = "never"},
+                                [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(WaitFor([&] {
+    auto info = admin_->Show(r->transaction_id);
+    return info.ok() && info->state == wire::TxState::ROLLED_BACK;
+  }));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(c.count(), 0u);
+}
+
+TEST_F(Transactions, NoLiveProducerMakesItStuckUntilAnOperatorCommits) {
+  std::string tx_id, message_id;
+  {
+    std::atomic<TxState> answer{TxState::kUnknown};
+    auto p = MakeProducer(answer, nullptr, "lonely");
+    auto r = p->SendInTransaction({.topic = "t", .body = "orphan"},
+                                  [](const Message&) { return TxState::kUnknown; });
+    ASSERT_TRUE(r.ok());
+    tx_id = r->transaction_id;
+    message_id = r->message_ids[0];
+  }  // the only producer of the group is gone
+  ASSERT_TRUE(WaitFor([&] { return !admin_->ListTransactions(true).empty(); }, 10s));
+  auto stuck = admin_->ListTransactions(/*stuck_only=*/true);
+  ASSERT_EQ(stuck.size(), 1u);
+  EXPECT_EQ(stuck[0].id, tx_id);
+  EXPECT_EQ(stuck[0].group, "lonely");
+  EXPECT_GE(stuck[0].check_count, options_.check_max);
+  EXPECT_EQ(stuck[0].last_answer, wire::CheckAnswer::NO_PRODUCER);
+  EXPECT_NE(stuck[0].last_error.find("no live producer"), std::string::npos);
+
+  Collector c(broker_->endpoint(), {"t"});
+  auto forced = admin_->End(tx_id, /*commit=*/true, "alice");
+  ASSERT_TRUE(forced.ok()) << forced.status().ToString();
+  EXPECT_EQ(*forced, wire::TxState::COMMITTED);
+  ASSERT_TRUE(WaitFor([&] { return c.Has(message_id); }));
+  auto again = admin_->End(tx_id, true, "alice");
+  ASSERT_TRUE(again.ok());  // same outcome again: OK, nothing changes
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(c.count(), 1u);
+  auto info = admin_->Show(tx_id);
+  EXPECT_EQ(info->resolved_by, "operator alice");
+  EXPECT_TRUE(admin_->ListTransactions(true).empty());
+}
+
+TEST_F(Transactions, StuckAfterExactlyCheckMaxChecks) {
+  broker_->Stop();
+  options_.check_interval_max = 10s;  // after the last counted check, silence
+  options_.check_interval = 150ms;
+  options_.check_max = 4;
+  broker_ = testing::StartBroker(options_);
+  admin_ = std::make_unique<AdminClient>(broker_->endpoint());
+  std::atomic<TxState> answer{TxState::kUnknown};
+  std::atomic<int> checks{0};
+  auto p = MakeProducer(answer, &checks);
+  auto r = p->SendInTransaction({.topic = "t", .body = "undecided"},
+                                [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto info = admin_->Show(r->transaction_id);
+        return info.ok() && info->stuck;
+      },
+      10s));
+  EXPECT_EQ(checks, 4);
+  auto info = admin_->Show(r->transaction_id);
+  EXPECT_EQ(info->check_count, 4u);
+  EXPECT_EQ(info->last_answer, wire::CheckAnswer::UNKNOWN);
+  // A stuck transaction is kept, never dropped; checking it again is allowed.
+  answer = TxState::kCommit;
+  ASSERT_TRUE(admin_->CheckNow(r->transaction_id).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    auto i = admin_->Show(r->transaction_id);
+    return i.ok() && i->state == wire::TxState::COMMITTED;
+  }));
+}
+
+TEST_F(Transactions, HalfMessagesAreNeverVisibleAlsoAcrossRestart) {
+  std::atomic<TxState> answer{TxState::kUnknown};
+  std::string tx_id;
+  {
+    auto p = MakeProducer(answer);
+    auto r = p->SendInTransaction({.topic = "hidden", .body = "half"},
+                                  [](const Message&) { return TxState::kUnknown; });
+    ASSERT_TRUE(r.ok());
+    tx_id = r->transaction_id;
+    Collector c(broker_->endpoint(), {"hidden"});
+    std::this_thread::sleep_for(800ms);
+    EXPECT_EQ(c.count(), 0u);
+  }
+  broker_->Stop();
+  broker_ = testing::StartBroker(options_);
+  admin_ = std::make_unique<AdminClient>(broker_->endpoint());
+  Collector c(broker_->endpoint(), {"hidden"});
+  std::this_thread::sleep_for(800ms);
+  EXPECT_EQ(c.count(), 0u);
+  auto info = admin_->Show(tx_id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, wire::TxState::PREPARED);
+}
+
+TEST_F(Transactions, RepeatedConflictingAndUnknownEnds) {
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto p = MakeProducer(answer);
+  Collector c(broker_->endpoint(), {"t"});
+  auto r = p->SendInTransaction({.topic = "t", .body = "once"},
+                                [](const Message&) { return TxState::kCommit; });
+  ASSERT_TRUE(r.ok());
+  for (int i = 0; i < 3; ++i) {  // duplicate commits: OK, one delivery
+    auto again = admin_->End(r->transaction_id, true);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(*again, wire::TxState::COMMITTED);
+  }
+  auto conflict = admin_->End(r->transaction_id, false);
+  ASSERT_FALSE(conflict.ok());
+  EXPECT_EQ(conflict.status().code(), StatusCode::kConflict);
+  EXPECT_NE(conflict.status().message().find("COMMITTED"), std::string::npos)
+      << conflict.status().message();
+  auto unknown = admin_->End("no-such-transaction", true);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(WaitFor([&] { return c.count() >= 1; }));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(c.count(), 1u);
+}
+
+TEST_F(Transactions, CommitAfterACheckRollbackIsRefused) {
+  std::atomic<TxState> answer{TxState::kRollback};
+  auto p = MakeProducer(answer);
+  Collector c(broker_->endpoint(), {"t"});
+  auto r = p->SendInTransaction({.topic = "t", .body = "late"}, [](const Message&) {
+    std::this_thread::sleep_for(1500ms);  // slower than the first check (300 ms)
+    return TxState::kCommit;
+  });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->local, TxState::kCommit);
+  EXPECT_EQ(r->outcome, TxState::kRollback) << "the check's rollback won; the late commit lost";
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(c.count(), 0u);
+}
+
+TEST_F(Transactions, CheckerThatThrowsOrHangsCountsAsUnknown) {
+  std::atomic<int> calls{0};
+  TransactionProducer p(Opts("flaky"), [&](const CheckRequest&) -> TxState {
+    if (calls++ % 2 == 0) throw std::runtime_error("checker database unreachable");
+    std::this_thread::sleep_for(2s);  // hangs past the broker's check timeout
+    return TxState::kCommit;
+  });
+  ASSERT_TRUE(p.Start().ok());
+  auto r = p.SendInTransaction({.topic = "t", .body = "x"},
+                               [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(WaitFor([&] {
+    auto info = admin_->Show(r->transaction_id);
+    return info.ok() && info->last_answer == wire::CheckAnswer::ERROR;
+  }));
+  auto info = admin_->Show(r->transaction_id);
+  EXPECT_NE(info->last_error.find("checker database unreachable"), std::string::npos);
+  EXPECT_EQ(info->state, wire::TxState::PREPARED) << "an error is never a commit";
+  // Meanwhile ordinary traffic flows.
+  Producer plain(Opts("plain"));
+  ASSERT_TRUE(plain.Start().ok());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(plain.Send({.topic = "other", .body = "x"}).ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto i = admin_->Show(r->transaction_id);
+        return i.ok() && i->last_answer == wire::CheckAnswer::NO_ANSWER;
+      },
+      10s));
+  p.Shutdown();
+}
+
+TEST_F(Transactions, ChecksGoToTheOriginatingInstanceWhileItIsAlive) {
+  std::atomic<int> checks_a{0}, checks_b{0};
+  TransactionProducer a(Opts("pair"), [&](const CheckRequest&) {
+    ++checks_a;
+    return TxState::kUnknown;
+  });
+  TransactionProducer b(Opts("pair"), [&](const CheckRequest&) {
+    ++checks_b;
+    return TxState::kCommit;  // would commit if it were asked
+  });
+  ASSERT_TRUE(a.Start().ok());
+  ASSERT_TRUE(b.Start().ok());
+  auto r = a.SendInTransaction({.topic = "t", .body = "x"},
+                               [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(WaitFor([&] { return checks_a >= 2; }));
+  EXPECT_EQ(checks_b, 0);
+  EXPECT_EQ(admin_->Show(r->transaction_id)->state, wire::TxState::PREPARED);
+  a.Shutdown();  // gone: now the other member of the group answers
+  ASSERT_TRUE(
+      WaitFor([&] { return admin_->Show(r->transaction_id)->state == wire::TxState::COMMITTED; }));
+  EXPECT_GE(checks_b, 1);
+}
+
+TEST_F(Transactions, DelayedTransactionalMessageIsDueAfterTheCommit) {
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto p = MakeProducer(answer);
+  Collector c(broker_->endpoint(), {"t"});
+  SteadyTime committed_at;
+  auto r =
+      p->SendInTransaction({.topic = "t", .body = "later", .delay = 700ms}, [&](const Message&) {
+        std::this_thread::sleep_for(200ms);
+        committed_at = SteadyClock::now();
+        return TxState::kCommit;
+      });
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(WaitFor([&] { return c.count() == 1; }));
+  EXPECT_GE(SteadyClock::now() - committed_at, 600ms);
+}
+
+TEST_F(Transactions, ProducerAndBrokerRestartInTheMiddle) {
+  std::string tx_id, message_id;
+  {
+    std::atomic<TxState> answer{TxState::kUnknown};
+    auto p = MakeProducer(answer, nullptr, "restarting");
+    auto r = p->SendInTransaction({.topic = "t", .body = "mid"},
+                                  [](const Message&) { return TxState::kUnknown; });
+    ASSERT_TRUE(r.ok());
+    tx_id = r->transaction_id;
+    message_id = r->message_ids[0];
+  }
+  broker_->Stop();
+  broker_ = testing::StartBroker(options_);
+  admin_ = std::make_unique<AdminClient>(broker_->endpoint());
+  EXPECT_EQ(admin_->Show(tx_id)->state, wire::TxState::PREPARED);
+  std::atomic<TxState> answer{TxState::kCommit};
+  auto p = MakeProducer(answer, nullptr, "restarting");  // the producer is back
+  Collector c(broker_->endpoint(), {"t"});
+  ASSERT_TRUE(WaitFor([&] { return c.Has(message_id); }, 10s));
+}
+
+TEST_F(Transactions, BadTransactionRequestsAreRefusedClearly) {
+  auto bad_id = admin_->Call([](wire::Envelope::Builder e) {
+    auto h = e.initSendHalf();
+    h.setTransactionId("has space");
+    h.setProducerGroup("g");
+    h.initMessages(1)[0].setTopic("t");
+  });
+  EXPECT_EQ(bad_id.status().code(), StatusCode::kInvalidArgument);
+  auto no_messages = admin_->Call([](wire::Envelope::Builder e) {
+    auto h = e.initSendHalf();
+    h.setTransactionId("tx-1");
+    h.setProducerGroup("g");
+  });
+  EXPECT_EQ(no_messages.status().code(), StatusCode::kInvalidArgument);
+  auto unknown_outcome = admin_->Call([](wire::Envelope::Builder e) {
+    auto end = e.initEndTransaction();
+    end.setTransactionId("tx-1");
+    end.setOutcome(wire::TxOutcome::UNKNOWN);
+  });
+  EXPECT_EQ(unknown_outcome.status().code(), StatusCode::kInvalidArgument);
+  auto dup = admin_->Call([](wire::Envelope::Builder e) {
+    auto h = e.initSendHalf();
+    h.setTransactionId("tx-2");
+    h.setProducerGroup("g");
+    auto m = h.initMessages(2);
+    for (int i = 0; i < 2; ++i) {
+      m[i].setId("same");
+      m[i].setTopic("t");
+    }
+  });
+  EXPECT_EQ(dup.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(dup.status().message().find("twice"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace txmq
