@@ -149,6 +149,7 @@ struct NackOk {
 struct CreateTopicRequest {
   topic @0 :Text;
   queues @1 :UInt32;    # 0 = broker default
+  operator @2 :Text;    # who asked, for the audit log
 }
 
 struct CreateTopicOk {
@@ -171,6 +172,8 @@ struct BrokerStatus {
   badFrames @10 :UInt64;
   storageHealthy @11 :Bool;
   transactions @12 :TxCounters;
+  consumerGroups @13 :UInt32;
+  deadLettered @14 :UInt64;
 }
 
 # ---- transactional messages ----
@@ -305,6 +308,171 @@ struct CheckNowOk {
   scheduled @0 :UInt32;
 }
 
+# ---- operator views: topics, messages, groups, dead letters ----
+
+struct QueueInfo {
+  queue @0 :UInt32;
+  minOffset @1 :UInt64;   # first offset still stored
+  endOffset @2 :UInt64;   # one past the last visible offset
+}
+
+struct GroupLag {
+  group @0 :Text;
+  lag @1 :UInt64;         # visible messages the group has not finished
+  inFlight @2 :UInt32;    # leased to a consumer now
+  retrying @3 :UInt32;    # waiting for a redelivery
+}
+
+struct TopicInfo {
+  name @0 :Text;
+  createdMs @1 :Int64;
+  queues @2 :List(QueueInfo);
+  messages @3 :UInt64;
+  groups @4 :List(GroupLag);
+}
+
+struct TopicListOk {
+  topics @0 :List(TopicInfo);   # without groups
+}
+
+struct Location {
+  topic @0 :Text;
+  queue @1 :UInt32;
+  offset @2 :UInt64;
+  storedMs @3 :Int64;
+}
+
+struct DeliveryState {
+  group @0 :Text;
+  state @1 :Text;          # consumed, pending, in-flight, retrying, dead-lettered
+  deliveryCount @2 :UInt32;
+  detail @3 :Text;         # lease holder and expiry, next retry time, ...
+}
+
+struct MessageDetail {
+  message @0 :Message;
+  location @1 :Location;
+  deliveries @2 :List(DeliveryState);
+}
+
+struct ShowMessageRequest {
+  messageId @0 :Text;
+}
+
+struct FindMessagesRequest {
+  topic @0 :Text;
+  key @1 :Text;
+  limit @2 :UInt32;        # newest first
+}
+
+struct MessageSummary {
+  id @0 :Text;
+  key @1 :Text;
+  location @2 :Location;
+  bodyBytes @3 :UInt32;
+  properties @4 :List(Property);
+}
+
+struct FindMessagesOk {
+  messages @0 :List(MessageSummary);
+  scanned @1 :UInt64;
+  truncated @2 :Bool;      # stopped at the scan limit
+}
+
+struct ClientSummary {
+  clientId @0 :Text;
+  role @1 :Role;
+  group @2 :Text;
+  software @3 :Text;
+  connectedMs @4 :Int64;
+  lastSeenAgoMs @5 :Int64;
+  checker @6 :Bool;
+}
+
+struct CursorInfo {
+  topic @0 :Text;
+  queue @1 :UInt32;
+  floor @2 :UInt64;        # offsets below are finished
+  next @3 :UInt64;         # next offset to hand out
+  end @4 :UInt64;          # visible end of the queue
+  inFlight @5 :UInt32;
+}
+
+struct RetryInfo {
+  retryId @0 :UInt64;
+  messageId @1 :Text;
+  topic @2 :Text;
+  queue @3 :UInt32;
+  offset @4 :UInt64;
+  deliveryCount @5 :UInt32;
+  dueMs @6 :Int64;
+  leased @7 :Bool;
+}
+
+struct GroupInfo {
+  name @0 :Text;
+  topics @1 :List(Text);
+  members @2 :List(ClientSummary);
+  lag @3 :UInt64;
+  inFlight @4 :UInt32;
+  retrying @5 :UInt32;
+  deadLetters @6 :UInt64;
+  cursors @7 :List(CursorInfo);   # group show only
+  retries @8 :List(RetryInfo);    # group show only (the first 100)
+}
+
+struct GroupListOk {
+  groups @0 :List(GroupInfo);
+}
+
+struct DeadLetter {
+  id @0 :Text;
+  offset @1 :UInt64;       # in %DLQ%<group>
+  originTopic @2 :Text;
+  originQueue @3 :UInt32;
+  originOffset @4 :UInt64;
+  deliveries @5 :UInt32;
+  storedMs @6 :Int64;
+  key @7 :Text;
+  bodyBytes @8 :UInt32;
+}
+
+struct DlqListRequest {
+  group @0 :Text;
+  limit @1 :UInt32;
+  afterOffset @2 :UInt64;  # paging; 0 = from the start
+  hasAfter @3 :Bool;
+}
+
+struct DlqListOk {
+  messages @0 :List(DeadLetter);
+  more @1 :Bool;
+  total @2 :UInt64;
+}
+
+struct DlqShowRequest {
+  group @0 :Text;
+  messageId @1 :Text;
+}
+
+struct DlqShowOk {
+  letter @0 :DeadLetter;
+  message @1 :Message;
+}
+
+struct DlqResendRequest {
+  group @0 :Text;
+  messageIds @1 :List(Text);
+  all @2 :Bool;
+  dryRun @3 :Bool;
+  operator @4 :Text;
+}
+
+struct DlqResendOk {
+  resent @0 :List(Text);   # ids (would be) delivered to the group again
+  missing @1 :List(Text);  # ids not in the group's dead-letter queue
+}
+
 struct Envelope {
   requestId @0 :UInt64;
   union {
@@ -339,5 +507,23 @@ struct Envelope {
     showTransactionOk @29 :ShowTransactionOk;
     checkNow @30 :CheckNowRequest;
     checkNowOk @31 :CheckNowOk;
+    topicList @32 :Void;
+    topicListOk @33 :TopicListOk;
+    topicShow @34 :Text;                      # topic name
+    topicShowOk @35 :TopicInfo;
+    showMessage @36 :ShowMessageRequest;
+    showMessageOk @37 :MessageDetail;
+    findMessages @38 :FindMessagesRequest;
+    findMessagesOk @39 :FindMessagesOk;
+    groupList @40 :Void;
+    groupListOk @41 :GroupListOk;
+    groupShow @42 :Text;                      # group name
+    groupShowOk @43 :GroupInfo;
+    dlqList @44 :DlqListRequest;
+    dlqListOk @45 :DlqListOk;
+    dlqShow @46 :DlqShowRequest;
+    dlqShowOk @47 :DlqShowOk;
+    dlqResend @48 :DlqResendRequest;
+    dlqResendOk @49 :DlqResendOk;
   }
 }

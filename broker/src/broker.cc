@@ -88,6 +88,7 @@ class Broker::Impl {
                            server_->endpoint(), options_.data_dir,
                            options_.flush == FlushMode::kSync ? "sync" : "async");
     thread_ = std::thread([this] {
+      SetThreadName("txmq-core");
       server_->Run();
       std::lock_guard<std::mutex> lock(mu_);
       exit_status_ = server_->exit_status();

@@ -90,8 +90,7 @@ void Delivery::CollectRetries(GroupState& g, const PullSpec& spec, SteadyTime no
       continue;
     }
     std::string value;
-    leveldb::Status s =
-        core_.db()->Get(leveldb::ReadOptions(), keys::Message(r.topic, r.queue, r.offset), &value);
+    leveldb::Status s = core_.db()->Get(leveldb::ReadOptions(), e.MessageKey(), &value);
     if (!s.ok()) {
       Logger("broker")->warn(
           "group '{}': redelivery of {}/{}/{} dropped, the message is gone "

@@ -76,8 +76,10 @@ class Delivery {
   // Returns true when the message went to the dead-letter topic.
   bool FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_ms, uint32_t max_reconsume);
   void ScheduleRetry(GroupState& g, RetryEntry& entry, int64_t due_ms);
-  void DeadLetter(GroupState& g, const std::string& topic, uint32_t queue, uint64_t offset,
-                  uint32_t delivery_count);
+  // Copies the message stored under `message_key` (known to the group as
+  // topic/queue/offset) into the group's dead-letter topic.
+  void DeadLetter(GroupState& g, const std::string& message_key, const std::string& topic,
+                  uint32_t queue, uint64_t offset, uint32_t delivery_count);
   uint32_t BackoffMs(uint32_t failed_deliveries) const;
 
   Core& core_;

@@ -137,15 +137,18 @@ bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_m
   if (!count_attempt) deliveries -= 1;  // given back unprocessed: does not count
 
   if (count_attempt && deliveries > max_reconsume) {
-    DeadLetter(g, ref.topic, ref.queue, ref.offset, deliveries);
+    DeadLetter(g,
+               existing != nullptr ? existing->MessageKey()
+                                   : keys::Message(ref.topic, ref.queue, ref.offset),
+               ref.topic, ref.queue, ref.offset, deliveries);
     if (existing != nullptr) g.retries.erase(existing->id);
     return true;
   }
   if (existing == nullptr) {
     RetryEntry entry;
     entry.id = groups_.NewRetryId();
-    entry.record =
-        storage::RetryRecord{ref.topic, ref.queue, ref.offset, deliveries, max_reconsume};
+    entry.record = storage::RetryRecord{ref.topic,  ref.queue,     ref.offset,
+                                        deliveries, max_reconsume, std::nullopt};
     existing = &g.retries.emplace(entry.id, std::move(entry)).first->second;
   }
   existing->record.delivery_count = deliveries;
@@ -163,11 +166,10 @@ void Delivery::ScheduleRetry(GroupState& g, RetryEntry& entry, int64_t due_ms) {
   g.due.emplace(due_ms, entry.id);
 }
 
-void Delivery::DeadLetter(GroupState& g, const std::string& topic, uint32_t queue, uint64_t offset,
-                          uint32_t delivery_count) {
+void Delivery::DeadLetter(GroupState& g, const std::string& message_key, const std::string& topic,
+                          uint32_t queue, uint64_t offset, uint32_t delivery_count) {
   std::string value;
-  leveldb::Status s =
-      core_.db()->Get(leveldb::ReadOptions(), keys::Message(topic, queue, offset), &value);
+  leveldb::Status s = core_.db()->Get(leveldb::ReadOptions(), message_key, &value);
   storage::MessageView m;
   if (!s.ok() || !storage::DecodeMessage(value, &m)) {
     Logger("broker")->warn(
@@ -181,6 +183,9 @@ void Delivery::DeadLetter(GroupState& g, const std::string& topic, uint32_t queu
   if (!t.ok()) return;
   const std::string queue_s = std::to_string(queue), offset_s = std::to_string(offset),
                     count_s = std::to_string(delivery_count);
+  // A message resent from the dead-letter queue before carries the last
+  // round's notes; this round's replace them.
+  std::erase_if(m.properties, [](const auto& p) { return p.first.starts_with("txmq.dlq."); });
   m.properties.emplace_back("txmq.dlq.group", g.name);
   m.properties.emplace_back("txmq.dlq.topic", topic);
   m.properties.emplace_back("txmq.dlq.queue", queue_s);

@@ -11,6 +11,12 @@ namespace txmq::broker {
 
 namespace keys = storage::keys;
 
+std::string RetryEntry::MessageKey() const {
+  if (record.source)
+    return keys::Message(record.source->topic, record.source->queue, record.source->offset);
+  return keys::Message(record.topic, record.queue, record.offset);
+}
+
 GroupTable::GroupTable(Core& core, TopicManager& topics)
     : core_(core),
       topics_(topics),

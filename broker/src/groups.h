@@ -55,6 +55,9 @@ struct RetryEntry {
   int64_t due_ms = 0;
   storage::RetryRecord record;
   std::optional<Lease> lease;
+
+  // Where the message's bytes are.
+  std::string MessageKey() const;
 };
 
 struct GroupState {

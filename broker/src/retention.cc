@@ -11,6 +11,18 @@ namespace txmq::broker {
 
 namespace keys = storage::keys;
 
+void Retention::ForgetIndex(std::string_view message_id, const storage::Location& where) {
+  // The id may have been sent again later (after its dedup window) and now
+  // point elsewhere; only this copy's entry goes.
+  const std::string key = keys::MessageIndex(message_id);
+  std::string value;
+  storage::Location indexed;
+  if (core_.db()->Get(leveldb::ReadOptions(), key, &value).ok() &&
+      storage::DecodeLocation(value, &indexed) && indexed == where) {
+    core_.batch().Delete(key);
+  }
+}
+
 bool Retention::Tick(int64_t now_ms, uint32_t budget) {
   if (core_.storage_failed()) return false;
   const int64_t cutoff = now_ms - core_.options().retention.count();
@@ -37,6 +49,7 @@ bool Retention::Tick(int64_t now_ms, uint32_t budget) {
           break;
         }
         core_.batch().Delete(it->key());
+        ForgetIndex(m.id, {name, q, offset});
         qs.min_offset = offset + 1;
         --left;
       }

@@ -6,6 +6,7 @@
 
 #include "broker/src/core.h"
 #include "broker/src/topics.h"
+#include "storage/src/records.h"
 
 namespace txmq::broker {
 
@@ -18,6 +19,8 @@ class Retention {
   uint64_t deleted() const { return deleted_; }
 
  private:
+  void ForgetIndex(std::string_view message_id, const storage::Location& where);
+
   Core& core_;
   TopicManager& topics_;
   uint64_t deleted_ = 0;

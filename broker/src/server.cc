@@ -79,7 +79,7 @@ void Server::Run() {
     SteadyTime wake = std::min(
         {now + kMaxPollWait, delivery_.NextWake(), transactions_.NextWake(), next_cleanup_});
     if (delayed_.NextDueMs() <= NowMs()) wake = now;
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now);
+    auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
     zmq::pollitem_t items[] = {{router_->handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, commit_done_.fd(), ZMQ_POLLIN, 0},
                                {nullptr, stop_signal_.fd(), ZMQ_POLLIN, 0}};

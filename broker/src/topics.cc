@@ -114,6 +114,12 @@ uint64_t TopicManager::Append(TopicState& topic, uint32_t queue,
   std::string value;
   storage::EncodeMessage(message, &value);
   core_.batch().Put(keys::Message(topic.name, queue, offset), value);
+  if (!IsSystemName(topic.name)) {
+    // Where to find it by id. A dead letter keeps its original's id, so the
+    // broker's own topics stay out of the index.
+    core_.batch().Put(keys::MessageIndex(message.id),
+                      storage::EncodeLocation({topic.name, queue, offset}));
+  }
   if (!q.in_open_round) {
     q.in_open_round = true;
     touched_.emplace_back(&topic, queue);

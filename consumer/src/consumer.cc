@@ -2,7 +2,8 @@
 //   "txmq-io"    (inside the Connection) runs pull and ack completions;
 //   puller       asks for messages while fewer than max_in_flight are held;
 //   workers      (handler_threads) run handlers and send acks / nacks.
-// Shared under mu_: work_, in_flight_, pending_acks_, stopping_.
+// Shared under mu_: work_, in_flight_, pending_acks_, stopping_. The puller
+// (and Shutdown) wait on puller_cv_, handlers on work_cv_.
 #include "txmq/consumer.h"
 
 #include <condition_variable>
@@ -15,6 +16,7 @@
 #include "protocol/src/connection.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
+#include "protocol/src/util.h"
 #include "txmq/names.h"
 #include "txmq/version.h"
 
@@ -43,9 +45,15 @@ class Consumer::Impl {
     auto connection = net::Connection::Open(co);
     if (!connection.ok()) return connection.status();
     connection_ = std::move(connection.value());
-    puller_ = std::thread([this] { PullLoop(); });
+    puller_ = std::thread([this] {
+      SetThreadName("txmq-pull");
+      PullLoop();
+    });
     for (int i = 0; i < options_.handler_threads; ++i) {
-      workers_.emplace_back([this] { WorkLoop(); });
+      workers_.emplace_back([this] {
+        SetThreadName("txmq-handler");
+        WorkLoop();
+      });
     }
     return Status::OK();
   }
@@ -56,7 +64,8 @@ class Consumer::Impl {
       if (stopping_ || !connection_) return;
       stopping_ = true;
     }
-    cv_.notify_all();
+    puller_cv_.notify_all();
+    work_cv_.notify_all();
     puller_.join();
     for (auto& w : workers_) w.join();
     std::vector<Received> unstarted;
@@ -70,7 +79,7 @@ class Consumer::Impl {
     if (!unstarted.empty()) Release(unstarted);
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, kShutdownAckWait, [this] { return pending_acks_ == 0; });
+      puller_cv_.wait_for(lock, kShutdownAckWait, [this] { return pending_acks_ == 0; });
     }
     connection_->Close();  // goodbye: the broker gives back whatever we still hold
     connection_.reset();
@@ -91,8 +100,15 @@ class Consumer::Impl {
     while (true) {
       int want;
       {
+        // Pull again once half a batch of room is free, not at the first
+        // free slot: each pull then brings a useful amount while the
+        // handlers still work through the rest (a pull per message would
+        // cost a round trip per message).
+        const int batch = std::min(options_.pull_batch, options_.max_in_flight);
+        const int room_needed = std::max(1, batch / 2);
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || in_flight_ < options_.max_in_flight; });
+        puller_cv_.wait(
+            lock, [&] { return stopping_ || options_.max_in_flight - in_flight_ >= room_needed; });
         if (stopping_) return;
         want = std::min(options_.pull_batch, options_.max_in_flight - in_flight_);
       }
@@ -112,7 +128,7 @@ class Consumer::Impl {
           std::move(request), options_.long_poll + kPullMargin,
           [this, outcome](Result<wire::Frame> reply) { OnPulled(std::move(reply), outcome); });
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || outcome->has_value(); });
+      puller_cv_.wait(lock, [&] { return stopping_ || outcome->has_value(); });
       if (stopping_) return;
       if (outcome->value().ok()) {
         backoff = std::chrono::milliseconds(100);
@@ -121,7 +137,7 @@ class Consumer::Impl {
       // Broker away or refusing: say so (once per backoff step), wait, retry.
       log_->warn("pull for group '{}' failed: {}; retrying in {} ms", options_.group,
                  outcome->value().ToString(), backoff.count());
-      cv_.wait_for(lock, backoff, [this] { return stopping_; });
+      puller_cv_.wait_for(lock, backoff, [this] { return stopping_; });
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
     }
   }
@@ -146,7 +162,8 @@ class Consumer::Impl {
         for (auto& m : got) work_.push_back(std::move(m));
       }
     }
-    cv_.notify_all();
+    puller_cv_.notify_all();  // the pull's outcome
+    work_cv_.notify_all();    // new work
     if (release) Release(got);
   }
 
@@ -155,7 +172,7 @@ class Consumer::Impl {
       Received m;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !work_.empty(); });
+        work_cv_.wait(lock, [this] { return stopping_ || !work_.empty(); });
         if (stopping_) return;  // what is queued is given back by Shutdown
         m = std::move(work_.front());
         work_.pop_front();
@@ -166,7 +183,7 @@ class Consumer::Impl {
         std::lock_guard<std::mutex> lock(mu_);
         --in_flight_;
       }
-      cv_.notify_all();
+      puller_cv_.notify_one();  // room for more
     }
   }
 
@@ -236,7 +253,7 @@ class Consumer::Impl {
         std::lock_guard<std::mutex> lock(mu_);
         --pending_acks_;
       }
-      cv_.notify_all();
+      puller_cv_.notify_all();  // Shutdown may wait for the last ack
     });
   }
 
@@ -248,11 +265,12 @@ class Consumer::Impl {
   std::vector<std::thread> workers_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Received> work_;  // guarded by mu_
-  int in_flight_ = 0;          // guarded by mu_
-  int pending_acks_ = 0;       // guarded by mu_
-  bool stopping_ = false;      // guarded by mu_
+  std::condition_variable puller_cv_;  // pull outcomes, room, acks, stopping
+  std::condition_variable work_cv_;    // work for handlers, stopping
+  std::deque<Received> work_;          // guarded by mu_
+  int in_flight_ = 0;                  // guarded by mu_
+  int pending_acks_ = 0;               // guarded by mu_
+  bool stopping_ = false;              // guarded by mu_
 
   std::atomic<uint64_t> received_{0}, succeeded_{0}, retried_{0}, ack_errors_{0};
 };

@@ -1,6 +1,7 @@
 #include "producer/src/check_runner.h"
 
 #include "protocol/src/log.h"
+#include "protocol/src/util.h"
 
 namespace txmq::producer {
 
@@ -12,7 +13,12 @@ constexpr size_t kMaxQueued = 10'000;
 
 CheckRunner::CheckRunner(int threads, CheckFn check, ReplyFn reply)
     : check_(std::move(check)), reply_(std::move(reply)) {
-  for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this] { Work(); });
+  for (int i = 0; i < std::max(threads, 1); ++i) {
+    threads_.emplace_back([this] {
+      SetThreadName("txmq-checker");
+      Work();
+    });
+  }
 }
 
 CheckRunner::~CheckRunner() { Stop(); }

@@ -1,5 +1,7 @@
 #include "protocol/src/util.h"
 
+#include <pthread.h>
+
 #include <cstdio>
 #include <mutex>
 #include <random>
@@ -39,6 +41,8 @@ std::string NewUuidV7() {
                 static_cast<unsigned long long>(lo & 0xffffffffffffull));
   return std::string(buf, 36);
 }
+
+void SetThreadName(const char* name) { pthread_setname_np(pthread_self(), name); }
 
 int64_t ParseDurationMs(std::string_view text) {
   if (text.empty()) return -1;

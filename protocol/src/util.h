@@ -38,6 +38,9 @@ inline uint64_t StableHash(std::string_view data) {
 // Thread-safe.
 std::string NewUuidV7();
 
+// Names the calling thread for top, gdb and perf (at most 15 characters).
+void SetThreadName(const char* name);
+
 // "1.5s", "250ms", "3m", "2h", "1d" -> milliseconds; -1 when unparseable.
 int64_t ParseDurationMs(std::string_view text);
 // 1500 -> "1.5s", 90000 -> "1m30s".

@@ -33,6 +33,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const DbOptions& o
   lo.block_cache = db->cache_.get();
   lo.filter_policy = db->filter_.get();
   lo.max_file_size = 8 * 1024 * 1024;
+  lo.compression = options.compress ? leveldb::kSnappyCompression : leveldb::kNoCompression;
   leveldb::DB* raw = nullptr;
   leveldb::Status s = leveldb::DB::Open(lo, path, &raw);
   if (!s.ok()) {

@@ -19,6 +19,10 @@ struct DbOptions {
   size_t write_buffer_size = 32 * 1024 * 1024;
   size_t block_cache_bytes = 64 * 1024 * 1024;
   bool create_if_missing = true;
+  // Message bodies are usually already compact (or encrypted); trying to
+  // compress them on every compaction costs CPU for nothing. Local stores
+  // of business rows may want it.
+  bool compress = false;
 };
 
 // Owns the DB and the objects its options point to, and closes them in the

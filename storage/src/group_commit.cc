@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "protocol/src/util.h"
 #include "storage/src/db.h"
 
 namespace txmq::storage {
@@ -47,6 +48,7 @@ CommitStats GroupCommitter::stats() const {
 }
 
 void GroupCommitter::Run() {
+  SetThreadName("txmq-storage");
   leveldb::WriteOptions options;
   options.sync = sync_;
   std::unique_lock<std::mutex> lock(mu_);

@@ -105,6 +105,12 @@ bool ParseDedup(std::string_view key, uint64_t* bucket, std::string_view* messag
   return true;
 }
 
+std::string MessageIndex(std::string_view message_id) {
+  std::string k(1, kMessageIndex);
+  k += message_id;
+  return k;
+}
+
 std::string QueueStart(std::string_view topic, uint32_t queue) {
   std::string k(1, kQueueStart);
   k += topic;

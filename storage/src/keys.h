@@ -8,6 +8,7 @@
 //   'c' group 0x00 topic 0x00 queue:be32      -> fixed64 floor: offsets below are done
 //   'r' group 0x00 due_ms:be64 retry_id:be64  -> RetryRecord    (redelivery schedule)
 //   'd' bucket:be64 message_id                -> DedupRecord    (send dedup window)
+//   'i' message_id                            -> LocationRecord (find a message by id)
 //   'l' due_ms:be64 seq:be64                  -> DelayedRecord  (not yet visible)
 //   'x' tx_id                                 -> TxRecord       (transactions)
 //   'h' tx_id 0x00 index:be32                 -> HalfRecord     (messages of an open tx)
@@ -32,6 +33,7 @@ inline constexpr char kQueueStart = 's';
 inline constexpr char kCursor = 'c';
 inline constexpr char kRetry = 'r';
 inline constexpr char kDedup = 'd';
+inline constexpr char kMessageIndex = 'i';
 inline constexpr char kDelayed = 'l';
 inline constexpr char kMeta = 'm';
 inline constexpr char kTx = 'x';
@@ -62,6 +64,8 @@ std::string DedupBucketPrefix(uint64_t bucket);
 bool ParseDedup(std::string_view key, uint64_t* bucket, std::string_view* message_id);
 
 std::string QueueStart(std::string_view topic, uint32_t queue);
+
+std::string MessageIndex(std::string_view message_id);
 
 std::string Delayed(uint64_t due_ms, uint64_t seq);
 bool ParseDelayed(std::string_view key, uint64_t* due_ms, uint64_t* seq);

@@ -67,6 +67,36 @@ bool DecodeTopic(std::string_view in, TopicRecord* t) {
   return true;
 }
 
+namespace {
+
+void PutLocation(std::string* out, const Location& l) {
+  PutLengthPrefixed(out, l.topic);
+  PutVarint64(out, l.queue);
+  PutVarint64(out, l.offset);
+}
+
+bool GetLocation(std::string_view* in, Location* l) {
+  std::string_view topic;
+  if (!GetLengthPrefixed(in, &topic) || !GetVarint32(in, &l->queue) ||
+      !GetVarint64(in, &l->offset)) {
+    return false;
+  }
+  l->topic.assign(topic);
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeLocation(const Location& l) {
+  std::string out;
+  PutLocation(&out, l);
+  return out;
+}
+
+bool DecodeLocation(std::string_view in, Location* out) {
+  return GetLocation(&in, out) && in.empty();
+}
+
 std::string EncodeRetry(const RetryRecord& r) {
   std::string out(1, static_cast<char>(kVersion1));
   PutLengthPrefixed(&out, r.topic);
@@ -74,6 +104,7 @@ std::string EncodeRetry(const RetryRecord& r) {
   PutVarint64(&out, r.offset);
   PutVarint64(&out, r.delivery_count);
   PutVarint64(&out, r.max_reconsume);
+  if (r.source) PutLocation(&out, *r.source);
   return out;
 }
 
@@ -85,6 +116,12 @@ bool DecodeRetry(std::string_view in, RetryRecord* r) {
     return false;
   }
   r->topic.assign(topic);
+  r->source.reset();
+  if (!in.empty()) {
+    Location source;
+    if (!GetLocation(&in, &source) || !in.empty()) return false;
+    r->source = std::move(source);
+  }
   return true;
 }
 

@@ -6,7 +6,8 @@
 //   DelayedRecord := queue:varint MessageRecord
 //   TopicRecord   := 0x01 queues:varint created_ms:fixed64
 //   RetryRecord   := 0x01 topic:lp queue:varint offset:varint delivery_count:varint
-//                    max_reconsume:varint
+//                    max_reconsume:varint [source:LocationRecord]
+//   LocationRecord := topic:lp queue:varint offset:varint
 //   DedupRecord   := 0x01 stored_ms:fixed64 topic:lp queue:varint has_offset:u8 offset:varint
 //
 // Decoders return views into the value they were given; the value must
@@ -14,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,12 +44,25 @@ struct TopicRecord {
 std::string EncodeTopic(const TopicRecord& t);
 bool DecodeTopic(std::string_view value, TopicRecord* out);
 
+struct Location {
+  std::string topic;
+  uint32_t queue = 0;
+  uint64_t offset = 0;
+  bool operator==(const Location&) const = default;
+};
+std::string EncodeLocation(const Location& l);
+bool DecodeLocation(std::string_view value, Location* out);
+
 struct RetryRecord {
+  // The message as the group knows it (receipts and subscriptions use it).
   std::string topic;
   uint32_t queue = 0;
   uint64_t offset = 0;
   uint32_t delivery_count = 0;  // deliveries so far
   uint32_t max_reconsume = 0;   // the consumer's limit; 0 = broker default
+  // Where the bytes are read from when not at topic/queue/offset: a dead
+  // letter sent back to its group is read from the dead-letter queue.
+  std::optional<Location> source;
 };
 std::string EncodeRetry(const RetryRecord& r);
 bool DecodeRetry(std::string_view value, RetryRecord* out);

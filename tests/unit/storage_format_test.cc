@@ -113,9 +113,14 @@ TEST(Records, TruncatedOrForeignBytesAreRefused) {
 }
 
 TEST(Records, SmallRecordsRoundTrip) {
-  RetryRecord r{"orders", 2, 99, 3, 16};
+  RetryRecord r{"orders", 2, 99, 3, 16, std::nullopt};
   RetryRecord r2;
   ASSERT_TRUE(DecodeRetry(EncodeRetry(r), &r2));
+  EXPECT_FALSE(r2.source.has_value());
+  r.source = Location{"%RETRY%g", 0, 7};
+  ASSERT_TRUE(DecodeRetry(EncodeRetry(r), &r2));
+  ASSERT_TRUE(r2.source.has_value());
+  EXPECT_EQ(*r2.source, *r.source);
   EXPECT_EQ(r2.topic, "orders");
   EXPECT_EQ(r2.offset, 99u);
   EXPECT_EQ(r2.delivery_count, 3u);

@@ -1,0 +1,124 @@
+#include "tools/txmq-bench/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "txmq/version.h"
+
+namespace txmq::bench {
+
+namespace {
+
+constexpr const char* kDescription =
+    "txmq-bench: throughput and latency of a txmq broker, measured like the peers\n"
+    "harness measures RabbitMQ, Redis and NATS (durable, acknowledged messages).\n"
+    "\n"
+    "Scenarios:\n"
+    "  send     P producers (own connection and thread each) keep up to W sends\n"
+    "           unacknowledged; msgs/s = acked / time to the last ack; p50/p99 =\n"
+    "           send -> durable ack.\n"
+    "  consume  preloads --consume-count messages (untimed), then one consumer\n"
+    "           (pull batch W, W in flight, 1 handler thread) receives and acks\n"
+    "           each of them; timed until the broker confirmed every ack.\n"
+    "  preload  only fills --topic with --consume-count messages, for a later\n"
+    "           'consume --no-preload --topic T' run (used by the peers harness).\n"
+    "\n"
+    "Without --broker, txmqd (next to this binary) is started on a fresh temporary\n"
+    "data dir and stopped afterwards; its CPU use during the timed part is reported.\n"
+    "\n"
+    "Examples:\n"
+    "  txmq-bench --scenario send --producers 4 --window 256 --duration 3\n"
+    "  txmq-bench --scenario consume --window 256 --json\n"
+    "  txmq-bench --broker tcp://127.0.0.1:7800 --producers 1 --window 1 \\\n"
+    "      --result-line --system txmq --scenario-name 'produce p=1 w=1'\n";
+
+}  // namespace
+
+std::string DefaultScenarioName(const BenchOptions& o) {
+  if (o.scenario == Scenario::kConsume) {
+    return "consume w=" + std::to_string(o.window) + " (ack/msg)";
+  }
+  return "produce p=" + std::to_string(o.producers) + " w=" + std::to_string(o.window);
+}
+
+int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
+  CLI::App app{kDescription, "txmq-bench"};
+  app.get_formatter()->column_width(34);
+  app.set_version_flag("--version", std::string("txmq-bench ") + kVersion);
+
+  std::string scenario = "send";
+  app.add_option("--scenario,-s", scenario, "send, consume, or preload (fills --topic only)")
+      ->check(CLI::IsMember({"send", "consume", "preload"}))
+      ->capture_default_str();
+  app.add_option("--producers,-p", o->producers, "Producers (send)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--window,-w", o->window,
+                 "Max unacknowledged sends per producer; consumer pull batch and in-flight limit")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--size", o->size, "Payload bytes per message (incompressible)")
+      ->check(CLI::Range(8, 4 * 1024 * 1024))
+      ->capture_default_str();
+  CLI::Option* duration =
+      app.add_option("--duration,-d", o->duration_s,
+                     "Time bound of the timed part in seconds (default 3 send, 15 consume)")
+          ->check(CLI::Range(0.001, 3600.0));
+  app.add_option("--count,-n", o->count, "Message bound of a send run, all producers together")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}))
+      ->capture_default_str();
+  app.add_option("--consume-count", o->consume_count, "Messages preloaded and drained (consume)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}))
+      ->capture_default_str();
+  app.add_option("--max-in-flight", o->max_in_flight,
+                 "consume: the consumer's in-flight limit (default: --window)")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--handler-threads", o->handler_threads, "consume: handler threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  CLI::Option* broker =
+      app.add_option("--broker,-b", o->broker,
+                     "Use this running broker (e.g. tcp://127.0.0.1:7800) instead of starting one");
+  app.add_option("--flush", o->flush, "Flush mode of the broker txmq-bench starts")
+      ->check(CLI::IsMember({"sync", "async"}))
+      ->capture_default_str()
+      ->excludes(broker);
+  app.add_option("--txmqd", o->txmqd, "txmqd binary to start (default: next to txmq-bench)")
+      ->excludes(broker);
+  app.add_option("--topic", o->topic, "Topic to use (default: a fresh bench-<uuid> per run)");
+  app.add_flag("--no-preload", o->no_preload,
+               "consume: the topic already holds --consume-count messages; do not preload");
+  app.add_flag("--json", o->json, "End the output with one JSON object");
+  app.add_flag("--result-line", o->result_line,
+               "Also print the peers harness's tab-separated RESULT line");
+  app.add_option("--system", o->system, "system= of the RESULT line")->capture_default_str();
+  app.add_option("--scenario-name", o->scenario_name,
+                 "scenario= of the RESULT line (default: 'produce p=P w=W' / "
+                 "'consume w=W (ack/msg)')");
+  app.add_option("--notes", o->notes, "notes= of the RESULT line (default: broker settings)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "txmq-bench: " << e.what() << " (see --help)\n";
+    return kExitUsage;
+  }
+  if ((o->no_preload || scenario == "preload") && o->topic.empty()) {
+    std::cerr << "txmq-bench: --no-preload and --scenario preload need --topic\n";
+    return kExitUsage;
+  }
+  o->scenario = scenario == "consume"   ? Scenario::kConsume
+                : scenario == "preload" ? Scenario::kPreload
+                                        : Scenario::kSend;
+  // The peers' consume runs are bounded by CONSUME_DUR = 15 s, not DUR.
+  if (duration->count() == 0) o->duration_s = o->scenario == Scenario::kConsume ? 15.0 : 3.0;
+  if (o->max_in_flight == 0) o->max_in_flight = o->window;
+  if (o->scenario_name.empty()) o->scenario_name = DefaultScenarioName(*o);
+  return -1;
+}
+
+}  // namespace txmq::bench

@@ -1,0 +1,54 @@
+// What one txmq-bench run is asked to do, as parsed from the command line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace txmq::bench {
+
+// kPreload only fills --topic with --consume-count messages for a later
+// `consume --no-preload` run (the peers harness prefills in its own step).
+enum class Scenario { kSend, kConsume, kPreload };
+
+struct BenchOptions {
+  Scenario scenario = Scenario::kSend;
+  // Producers (send) — each one its own connection and thread.
+  int producers = 1;
+  // Most unacknowledged sends per producer; the consumer's pull batch and
+  // in-flight limit (consume).
+  int window = 256;
+  // Payload bytes per message.
+  int size = 1024;
+  // Time bound of the timed part, seconds (3 for send, 15 for consume
+  // unless given).
+  double duration_s = 3.0;
+  // Message bound of one send run, all producers together.
+  int64_t count = 1'000'000;
+  // consume: the consumer's in-flight limit (0 = window) and handler
+  // threads. The peers' scenario is window / 1; other values are for
+  // finding out where the time goes.
+  int max_in_flight = 0;
+  int handler_threads = 1;
+  // Messages preloaded and then drained by the consume scenario.
+  int64_t consume_count = 50'000;
+  // Existing broker; empty = start txmqd on a fresh data dir.
+  std::string broker;
+  // The txmqd binary used when starting one; empty = next to txmq-bench.
+  std::string txmqd;
+  // Flush mode of the broker txmq-bench starts.
+  std::string flush = "sync";
+  // Topic name; empty = a fresh bench-<uuid> per run.
+  std::string topic;
+  // consume: --topic already holds consume_count messages (from an earlier
+  // --scenario preload run), so the run does not preload them again.
+  bool no_preload = false;
+
+  // Output.
+  bool json = false;
+  bool result_line = false;
+  std::string system = "txmq";
+  std::string scenario_name;  // empty = derived ("produce p=1 w=256", ...)
+  std::string notes;          // empty = derived from the broker settings
+};
+
+}  // namespace txmq::bench

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Measures txmq and its peers (RabbitMQ, Redis, NATS, plus the disk / ZeroMQ /
+# LevelDB limits) in one run of the peers harness, so all rows share the same
+# machine state.
+#
+#   tools/txmq-bench/run-with-peers.sh                          # txmq + every peer
+#   tools/txmq-bench/run-with-peers.sh --only txmq,redis,leveldb --reps 1
+#   TXMQ_BENCH=/path/to/build/bin/txmq-bench tools/txmq-bench/run-with-peers.sh
+#
+# Every argument goes to the harness's run-all.sh (--only, --reps, --dur,
+# --no-install, --no-probe, --keep-data); so does every knob of its
+# lib/common.sh (SIZE=, WINDOW=, ...). Without --only, txmq is added to the
+# harness's own system list.
+#
+# The harness folder is read-only and writes bin/ and out/ into itself, so it
+# runs from a copy: $TXMQ_PEERS_DIR (default /tmp/txmq-peers), refreshed from
+# $PEERS_SRC (default /work/shared/peers) on every call; earlier out/ runs and
+# built clients in the copy are kept. Needs a built txmq-bench and txmqd
+# ($TXMQ_BENCH, default /work/main/build/bin/txmq-bench; txmqd next to it).
+# Not used by tests or CI. The harness apt-get installs missing packages.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+peers_src=${PEERS_SRC:-/work/shared/peers}
+dest=${TXMQ_PEERS_DIR:-/tmp/txmq-peers}
+export TXMQ_BENCH=${TXMQ_BENCH:-/work/main/build/bin/txmq-bench}
+export TXMQD=${TXMQD:-$(dirname "$TXMQ_BENCH")/txmqd}
+
+die() {
+  echo "run-with-peers: $*" >&2
+  exit 1
+}
+[[ -f $peers_src/run-all.sh ]] || die "no peers harness at $peers_src (set PEERS_SRC)"
+[[ -x $TXMQ_BENCH ]] || die "no txmq-bench at $TXMQ_BENCH: build it (target txmq-bench) or set TXMQ_BENCH"
+[[ -x $TXMQD ]] || die "no txmqd at $TXMQD: build it (target txmqd) or set TXMQD"
+case $dest in
+  / | /tmp | /tmp/ | "$peers_src") die "refusing to use $dest as the copy" ;;
+esac
+
+# Copy the harness (not its bin/ or out/). cp -p keeps the sources' times, so
+# build.sh does not rebuild clients that are already in the copy's bin/.
+mkdir -p "$dest"
+for f in "$peers_src"/*; do
+  case $(basename "$f") in bin | out) continue ;; esac
+  rm -rf "${dest:?}/$(basename "$f")"
+  cp -rp "$f" "$dest/"
+done
+chmod -R u+w "$dest"
+cp "$here/peers/txmq.sh" "$dest/systems/txmq.sh"
+
+# Without --only, run the harness's own list plus txmq.
+args=("$@")
+has_only=0
+for a in "${args[@]}"; do [[ $a == --only ]] && has_only=1; done
+if [[ $has_only == 0 ]]; then
+  all=$(sed -n 's/^ALL_SYSTEMS="\(.*\)"$/\1/p' "$dest/run-all.sh")
+  [[ -n $all ]] || die "cannot read ALL_SYSTEMS from $dest/run-all.sh; pass --only"
+  args=(--only "${all// /,},txmq" "${args[@]}")
+fi
+
+echo "run-with-peers: harness copy $dest; txmq-bench $TXMQ_BENCH; txmqd $TXMQD" >&2
+echo "run-with-peers: $dest/run-all.sh ${args[*]}" >&2
+rc=0
+"$dest/run-all.sh" "${args[@]}" || rc=$?
+latest=$(find "$dest/out" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' 2>/dev/null |
+  sort -n | tail -1 | cut -d" " -f2-)
+echo
+echo "run-with-peers: output in ${latest:-$dest/out/} (raw.tsv, table.md, run.log, logs/)"
+echo "run-with-peers: aggregate several runs: python3 $dest/aggregate.py $dest/out/*/raw.tsv"
+exit "$rc"
