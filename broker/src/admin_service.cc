@@ -1,5 +1,6 @@
 #include "broker/src/admin_service.h"
 
+#include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "txmq/names.h"
@@ -28,6 +29,8 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
   s.setBadFrames(core_.counters().bad_frames);
   s.setStorageHealthy(!core_.storage_failed());
   transactions_.FillCounters(s.initTransactions());
+  s.setConsumerGroups(static_cast<uint32_t>(groups_.all().size()));
+  s.setDeadLettered(core_.counters().dead_lettered);
   core_.Reply(ctx, reply);
 }
 
@@ -43,6 +46,11 @@ void AdminService::HandleCreateTopic(const RequestContext& ctx,
                                      std::to_string(kMaxQueues) + " (0 = broker default)"));
   }
   const bool existed = topics_.Find(name) != nullptr;
+  if (!existed) {
+    Logger("audit")->warn("operator='{}' client={} action=topic-create topic={} queues={}",
+                          wire::ToString(request.getOperator()), ctx.routing_id, name,
+                          queues == 0 ? core_.options().default_queues : queues);
+  }
   auto topic = topics_.GetOrCreate(name, true, queues);
   if (!topic.ok()) return core_.ReplyError(ctx, topic.status());
   const auto actual = static_cast<uint32_t>((*topic)->queues.size());

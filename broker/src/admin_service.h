@@ -5,6 +5,7 @@
 
 #include "broker/src/clients.h"
 #include "broker/src/core.h"
+#include "broker/src/groups.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
 
@@ -18,8 +19,13 @@ struct ServerInfo {
 class AdminService {
  public:
   AdminService(Core& core, TopicManager& topics, ClientRegistry& clients,
-               const TransactionService& transactions, const ServerInfo& info)
-      : core_(core), topics_(topics), clients_(clients), transactions_(transactions), info_(info) {}
+               const TransactionService& transactions, GroupTable& groups, const ServerInfo& info)
+      : core_(core),
+        topics_(topics),
+        clients_(clients),
+        transactions_(transactions),
+        groups_(groups),
+        info_(info) {}
 
   void HandleStatus(const RequestContext& ctx);
   void HandleCreateTopic(const RequestContext& ctx, wire::CreateTopicRequest::Reader request);
@@ -29,6 +35,7 @@ class AdminService {
   TopicManager& topics_;
   ClientRegistry& clients_;
   const TransactionService& transactions_;
+  GroupTable& groups_;
   const ServerInfo& info_;
 };
 

@@ -32,6 +32,10 @@ class Delivery {
   // A client left. `failed`: it vanished (its leases count as failed
   // deliveries); otherwise it said goodbye (leases are given back as is).
   void ReleaseClient(const std::string& client_id, bool failed);
+  // Schedules a message for the group again, due now, with a fresh
+  // delivery count: known to consumers as `as_known`, read from `source`.
+  void Redeliver(GroupState& group, const storage::Location& as_known,
+                 const storage::Location& source);
   // Broker stopping: answer every parked pull.
   void AnswerParked(const Status& status);
 

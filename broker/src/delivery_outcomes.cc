@@ -159,6 +159,26 @@ bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_m
   return false;
 }
 
+void Delivery::Redeliver(GroupState& g, const storage::Location& as_known,
+                         const storage::Location& source) {
+  RetryEntry entry;
+  entry.id = groups_.NewRetryId();
+  entry.record =
+      storage::RetryRecord{as_known.topic, as_known.queue, as_known.offset, 0, 0, source};
+  RetryEntry& stored = g.retries.emplace(entry.id, std::move(entry)).first->second;
+  stored.due_ms = NowMs();
+  core_.batch().Put(keys::Retry(g.name, static_cast<uint64_t>(stored.due_ms), stored.id),
+                    storage::EncodeRetry(stored.record));
+  // The copy it reads from is written in this same round: deliverable only
+  // once that is on disk.
+  core_.OnDurable([this, group = g.name, id = stored.id](const Status& s) {
+    GroupState* g = groups_.Find(group);
+    if (!s.ok() || g == nullptr) return;
+    auto e = g->retries.find(id);
+    if (e != g->retries.end() && !e->second.lease) g->due.emplace(e->second.due_ms, id);
+  });
+}
+
 void Delivery::ScheduleRetry(GroupState& g, RetryEntry& entry, int64_t due_ms) {
   entry.due_ms = due_ms;
   core_.batch().Put(keys::Retry(g.name, static_cast<uint64_t>(due_ms), entry.id),

@@ -29,7 +29,9 @@ Server::Server(const BrokerOptions& options, storage::Db& db)
       delivery_(core_, topics_, groups_),
       transactions_(core_, topics_, delayed_, clients_),
       retention_(core_, topics_),
-      admin_(core_, topics_, clients_, transactions_, info_) {}
+      admin_(core_, topics_, clients_, transactions_, groups_, info_),
+      inspect_(core_, topics_, groups_, clients_),
+      dlq_(core_, topics_, groups_, delivery_) {}
 
 Server::~Server() = default;
 
@@ -191,6 +193,24 @@ void Server::Dispatch(const std::string& routing_id, wire::Frame& frame) {
         return transactions_.HandleShow(ctx, env.getShowTransaction());
       case E::CHECK_NOW:
         return transactions_.HandleCheckNow(ctx, env.getCheckNow());
+      case E::TOPIC_LIST:
+        return inspect_.HandleTopicList(ctx);
+      case E::TOPIC_SHOW:
+        return inspect_.HandleTopicShow(ctx, env.getTopicShow());
+      case E::SHOW_MESSAGE:
+        return inspect_.HandleShowMessage(ctx, env.getShowMessage());
+      case E::FIND_MESSAGES:
+        return inspect_.HandleFindMessages(ctx, env.getFindMessages());
+      case E::GROUP_LIST:
+        return inspect_.HandleGroupList(ctx);
+      case E::GROUP_SHOW:
+        return inspect_.HandleGroupShow(ctx, env.getGroupShow());
+      case E::DLQ_LIST:
+        return dlq_.HandleList(ctx, env.getDlqList());
+      case E::DLQ_SHOW:
+        return dlq_.HandleShow(ctx, env.getDlqShow());
+      case E::DLQ_RESEND:
+        return dlq_.HandleResend(ctx, env.getDlqResend());
       default:
         return CountBadFrame(routing_id, ctx.request_id,
                              Status::InvalidArgument("request kind " +

@@ -19,7 +19,9 @@
 #include "broker/src/dedup.h"
 #include "broker/src/delayed.h"
 #include "broker/src/delivery.h"
+#include "broker/src/dlq_service.h"
 #include "broker/src/groups.h"
+#include "broker/src/inspect_service.h"
 #include "broker/src/retention.h"
 #include "broker/src/send_service.h"
 #include "broker/src/topics.h"
@@ -76,6 +78,8 @@ class Server {
   TransactionService transactions_;
   Retention retention_;
   AdminService admin_;
+  InspectService inspect_;
+  DlqService dlq_;
   std::unique_ptr<storage::GroupCommitter> committer_;
 
   SteadyTime next_cleanup_;

@@ -1,0 +1,185 @@
+#include "broker/src/dlq_service.h"
+
+#include <set>
+
+#include "broker/src/inspect_service.h"
+#include "broker/src/stored_message.h"
+#include "protocol/src/log.h"
+#include "protocol/src/message_codec.h"
+#include "protocol/src/util.h"
+#include "storage/src/keys.h"
+#include "txmq/names.h"
+
+namespace txmq::broker {
+
+namespace keys = storage::keys;
+
+namespace {
+
+constexpr uint32_t kDefaultListLimit = 100;
+constexpr uint32_t kMaxListLimit = 10000;
+
+std::string Property(const storage::MessageView& m, std::string_view name) {
+  for (const auto& [k, v] : m.properties) {
+    if (k == name) return std::string(v);
+  }
+  return {};
+}
+
+uint64_t Number(const std::string& s) { return s.empty() ? 0 : std::stoull(s); }
+
+void FillLetter(uint64_t offset, const storage::MessageView& m, wire::DeadLetter::Builder out) {
+  out.setId(capnp::Text::Reader(m.id.data(), m.id.size()));
+  out.setOffset(offset);
+  out.setOriginTopic(Property(m, "txmq.dlq.topic"));
+  out.setOriginQueue(static_cast<uint32_t>(Number(Property(m, "txmq.dlq.queue"))));
+  out.setOriginOffset(Number(Property(m, "txmq.dlq.offset")));
+  out.setDeliveries(static_cast<uint32_t>(Number(Property(m, "txmq.dlq.deliveries"))));
+  out.setStoredMs(m.stored_ms);
+  out.setKey(capnp::Text::Reader(m.key.data(), m.key.size()));
+  out.setBodyBytes(static_cast<uint32_t>(m.body.size()));
+}
+
+Status CheckGroup(const std::string& group) { return ValidateName("group", group); }
+
+}  // namespace
+
+void DlqService::HandleList(const RequestContext& ctx, wire::DlqListRequest::Reader request) {
+  const std::string group = wire::ToString(request.getGroup());
+  if (Status s = CheckGroup(group); !s.ok()) return core_.ReplyError(ctx, s);
+  const uint32_t limit =
+      std::min(request.getLimit() == 0 ? kDefaultListLimit : request.getLimit(), kMaxListLimit);
+  const uint64_t from = request.getHasAfter() ? request.getAfterOffset() + 1 : 0;
+  struct Row {
+    uint64_t offset;
+    std::string value;
+  };
+  std::vector<Row> rows;
+  bool more = false;
+  uint64_t total = 0;
+  const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
+  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t, const storage::MessageView&) {
+    ++total;
+    return true;
+  });
+  ForEachDeadLetter(core_, dlq, from, [&](uint64_t offset, const storage::MessageView&) {
+    if (rows.size() == limit) {
+      more = true;
+      return false;
+    }
+    std::string value;
+    core_.db()->Get(leveldb::ReadOptions(), keys::Message(dlq->name, 0, offset), &value);
+    rows.push_back({offset, std::move(value)});
+    return true;
+  });
+  auto reply = Core::NewReply(ctx);
+  auto ok = reply.envelope().initDlqListOk();
+  auto list = ok.initMessages(static_cast<unsigned>(rows.size()));
+  for (unsigned i = 0; i < rows.size(); ++i) {
+    storage::MessageView m;
+    if (storage::DecodeMessage(rows[i].value, &m)) FillLetter(rows[i].offset, m, list[i]);
+  }
+  ok.setMore(more);
+  ok.setTotal(total);
+  core_.Reply(ctx, reply);
+}
+
+void DlqService::HandleShow(const RequestContext& ctx, wire::DlqShowRequest::Reader request) {
+  const std::string group = wire::ToString(request.getGroup());
+  const std::string id = wire::ToString(request.getMessageId());
+  if (Status s = CheckGroup(group); !s.ok()) return core_.ReplyError(ctx, s);
+  const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
+  std::optional<uint64_t> found;
+  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t offset, const storage::MessageView& m) {
+    if (m.id == id) found = offset;
+    return !found;
+  });
+  std::string value;
+  storage::MessageView m;
+  if (!found ||
+      !core_.db()->Get(leveldb::ReadOptions(), keys::Message(dlq->name, 0, *found), &value).ok() ||
+      !storage::DecodeMessage(value, &m)) {
+    return core_.ReplyError(
+        ctx, Status::NotFound("message '" + id + "' is not in the dead-letter queue of group '" +
+                              group + "'"));
+  }
+  auto reply = Core::NewReply(ctx);
+  auto ok = reply.envelope().initDlqShowOk();
+  FillLetter(*found, m, ok.initLetter());
+  FillWireMessage(m, 0, ok.initMessage());
+  core_.Reply(ctx, reply);
+}
+
+void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest::Reader request) {
+  const std::string group = wire::ToString(request.getGroup());
+  if (Status s = CheckGroup(group); !s.ok()) return core_.ReplyError(ctx, s);
+  const bool dry_run = request.getDryRun();
+  if (!dry_run) {
+    if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+  }
+  std::set<std::string> wanted;
+  for (auto id : request.getMessageIds()) wanted.insert(wire::ToString(id));
+  if (!request.getAll() && wanted.empty()) {
+    return core_.ReplyError(ctx, Status::InvalidArgument("name message ids, or ask for all"));
+  }
+  const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
+  struct Letter {
+    uint64_t offset;
+    std::string value;
+  };
+  std::vector<Letter> letters;
+  std::set<std::string> seen;
+  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t offset, const storage::MessageView& m) {
+    if (request.getAll() || wanted.count(std::string(m.id))) {
+      std::string value;
+      core_.db()->Get(leveldb::ReadOptions(), keys::Message(dlq->name, 0, offset), &value);
+      letters.push_back({offset, std::move(value)});
+      seen.insert(std::string(m.id));
+    }
+    return true;
+  });
+
+  std::vector<std::string> resent, missing;
+  for (const auto& id : wanted) {
+    if (!seen.count(id)) missing.push_back(id);
+  }
+  const std::string retry_topic = "%RETRY%" + group;
+  for (const Letter& letter : letters) {
+    storage::MessageView m;
+    if (!storage::DecodeMessage(letter.value, &m)) continue;
+    resent.emplace_back(m.id);
+    if (dry_run) continue;
+    storage::Location as_known{Property(m, "txmq.dlq.topic"),
+                               static_cast<uint32_t>(Number(Property(m, "txmq.dlq.queue"))),
+                               Number(Property(m, "txmq.dlq.offset"))};
+    std::erase_if(m.properties, [](const auto& p) { return p.first.starts_with("txmq.dlq."); });
+    auto copies = topics_.GetOrCreate(retry_topic, true, 1);
+    if (!copies.ok()) return core_.ReplyError(ctx, copies.status());
+    m.topic = retry_topic;
+    m.stored_ms = NowMs();
+    const uint64_t offset = topics_.Append(**copies, 0, m);
+    delivery_.Redeliver(groups_.Get(group), as_known, {retry_topic, 0, offset});
+    core_.batch().Delete(keys::Message(dlq->name, 0, letter.offset));
+  }
+  if (!dry_run) {
+    Logger("audit")->warn("operator='{}' client={} action=dlq-resend group={} messages={}",
+                          wire::ToString(request.getOperator()), ctx.routing_id, group,
+                          resent.size());
+  }
+  core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, resent,
+                   missing](const Status& s) {
+    if (!s.ok()) {
+      return core_.ReplyError({routing_id, request_id, nullptr},
+                              Status::Unavailable("not resent: " + s.message()));
+    }
+    wire::OutFrame reply(request_id);
+    auto ok = reply.envelope().initDlqResendOk();
+    auto r = ok.initResent(static_cast<unsigned>(resent.size()));
+    for (unsigned i = 0; i < resent.size(); ++i) r.set(i, resent[i]);
+    auto m = ok.initMissing(static_cast<unsigned>(missing.size()));
+    for (unsigned i = 0; i < missing.size(); ++i) m.set(i, missing[i]);
+    core_.Reply(routing_id, reply);
+  });
+}
+
+}  // namespace txmq::broker

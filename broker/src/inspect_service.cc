@@ -1,0 +1,369 @@
+#include "broker/src/inspect_service.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "broker/src/stored_message.h"
+#include "protocol/src/message_codec.h"
+#include "protocol/src/util.h"
+#include "storage/src/keys.h"
+#include "txmq/names.h"
+
+namespace txmq::broker {
+
+namespace keys = storage::keys;
+
+namespace {
+
+// find scans at most this many records of a queue (newest first).
+constexpr uint64_t kMaxFindScan = 200'000;
+constexpr uint32_t kDefaultFindLimit = 20;
+constexpr size_t kMaxRetriesShown = 100;
+
+std::string PropertyOf(const storage::MessageView& m, std::string_view name) {
+  for (const auto& [k, v] : m.properties) {
+    if (k == name) return std::string(v);
+  }
+  return {};
+}
+
+}  // namespace
+
+void ForEachDeadLetter(Core& core, const TopicState* dlq, uint64_t from_offset,
+                       const std::function<bool(uint64_t, const storage::MessageView&)>& fn) {
+  if (dlq == nullptr) return;
+  std::unique_ptr<leveldb::Iterator> it(core.db()->NewIterator(leveldb::ReadOptions()));
+  const std::string prefix = keys::QueuePrefix(dlq->name, 0);
+  const uint64_t end = dlq->queues[0].visible_end;
+  for (it->Seek(keys::Message(dlq->name, 0, from_offset));
+       it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view t;
+    uint32_t q;
+    uint64_t offset;
+    storage::MessageView m;
+    if (!keys::ParseMessage(std::string_view(it->key().data(), it->key().size()), &t, &q,
+                            &offset) ||
+        offset >= end) {
+      break;
+    }
+    if (!storage::DecodeMessage(std::string_view(it->value().data(), it->value().size()), &m)) {
+      continue;
+    }
+    if (!fn(offset, m)) break;
+  }
+}
+
+void InspectService::FillTopic(const TopicState& topic, bool with_groups,
+                               wire::TopicInfo::Builder out) {
+  out.setName(topic.name);
+  out.setCreatedMs(topic.created_ms);
+  auto queues = out.initQueues(static_cast<unsigned>(topic.queues.size()));
+  uint64_t messages = 0;
+  for (uint32_t q = 0; q < topic.queues.size(); ++q) {
+    queues[q].setQueue(q);
+    queues[q].setMinOffset(topic.queues[q].min_offset);
+    queues[q].setEndOffset(topic.queues[q].visible_end);
+    messages += topic.queues[q].visible_end - topic.queues[q].min_offset;
+  }
+  out.setMessages(messages);
+  if (!with_groups) return;
+  std::vector<std::pair<GroupState*, const Subscription*>> subs;
+  for (auto& [name, g] : groups_.all()) {
+    auto s = g.subscriptions.find(topic.name);
+    if (s != g.subscriptions.end()) subs.emplace_back(&g, &s->second);
+  }
+  auto groups = out.initGroups(static_cast<unsigned>(subs.size()));
+  for (unsigned i = 0; i < subs.size(); ++i) {
+    const auto& [g, sub] = subs[i];
+    uint64_t lag = 0;
+    uint32_t in_flight = 0, retrying = 0;
+    for (uint32_t q = 0; q < sub->queues.size() && q < topic.queues.size(); ++q) {
+      const uint64_t floor = std::max(sub->queues[q].floor(), topic.queues[q].min_offset);
+      lag += topic.queues[q].visible_end > floor ? topic.queues[q].visible_end - floor : 0;
+      in_flight += static_cast<uint32_t>(sub->queues[q].leased.size());
+    }
+    for (const auto& [id, e] : g->retries) retrying += e.record.topic == topic.name;
+    groups[i].setGroup(g->name);
+    groups[i].setLag(lag);
+    groups[i].setInFlight(in_flight);
+    groups[i].setRetrying(retrying);
+  }
+}
+
+void InspectService::HandleTopicList(const RequestContext& ctx) {
+  auto reply = Core::NewReply(ctx);
+  auto list =
+      reply.envelope().initTopicListOk().initTopics(static_cast<unsigned>(topics_.all().size()));
+  unsigned i = 0;
+  for (const auto& [name, topic] : topics_.all()) FillTopic(topic, false, list[i++]);
+  core_.Reply(ctx, reply);
+}
+
+void InspectService::HandleTopicShow(const RequestContext& ctx, capnp::Text::Reader name) {
+  const TopicState* topic = topics_.Find(wire::ToString(name));
+  if (topic == nullptr) {
+    return core_.ReplyError(
+        ctx, Status::NotFound("topic '" + wire::ToString(name) + "' does not exist"));
+  }
+  auto reply = Core::NewReply(ctx);
+  FillTopic(*topic, true, reply.envelope().initTopicShowOk());
+  core_.Reply(ctx, reply);
+}
+
+void InspectService::FillDeliveryState(GroupState& g, const std::string& topic, uint32_t queue,
+                                       uint64_t offset, const std::string& message_id,
+                                       wire::DeliveryState::Builder out) {
+  out.setGroup(g.name);
+  for (const auto& [id, e] : g.retries) {
+    if (e.record.topic != topic || e.record.queue != queue || e.record.offset != offset) continue;
+    out.setDeliveryCount(e.record.delivery_count);
+    if (e.lease) {
+      out.setState("in-flight");
+      out.setDeliveryCount(e.lease->delivery_count);
+      out.setDetail("redelivery leased to " + e.lease->client);
+    } else {
+      out.setState("retrying");
+      out.setDetail("next delivery in " +
+                    FormatDurationMs(std::max<int64_t>(0, e.due_ms - NowMs())));
+    }
+    return;
+  }
+  auto sub = g.subscriptions.find(topic);
+  if (sub == g.subscriptions.end() || queue >= sub->second.queues.size()) {
+    out.setState("pending");
+    out.setDetail("the group has not read this topic yet");
+    return;
+  }
+  const QueueCursor& c = sub->second.queues[queue];
+  if (auto l = c.leased.find(offset); l != c.leased.end()) {
+    out.setState("in-flight");
+    out.setDeliveryCount(l->second.delivery_count);
+    out.setDetail("leased to " + l->second.client + ", lease ends in " +
+                  FormatDurationMs(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       l->second.deadline - SteadyClock::now())
+                                       .count()));
+    return;
+  }
+  if (offset >= c.next) {
+    out.setState("pending");
+    return;
+  }
+  // Finished for the group: acknowledged, or failed into the dead letters.
+  bool dead = false;
+  ForEachDeadLetter(core_, topics_.Find(DeadLetterTopic(g.name)), 0,
+                    [&](uint64_t, const storage::MessageView& m) {
+                      dead = m.id == message_id && PropertyOf(m, "txmq.dlq.topic") == topic &&
+                             PropertyOf(m, "txmq.dlq.offset") == std::to_string(offset);
+                      return !dead;
+                    });
+  out.setState(dead ? "dead-lettered" : "consumed");
+}
+
+void InspectService::HandleShowMessage(const RequestContext& ctx,
+                                       wire::ShowMessageRequest::Reader request) {
+  const std::string id = wire::ToString(request.getMessageId());
+  std::string index, value;
+  storage::Location where;
+  storage::MessageView m;
+  if (!core_.db()->Get(leveldb::ReadOptions(), keys::MessageIndex(id), &index).ok() ||
+      !storage::DecodeLocation(index, &where) ||
+      !core_.db()
+           ->Get(leveldb::ReadOptions(), keys::Message(where.topic, where.queue, where.offset),
+                 &value)
+           .ok() ||
+      !storage::DecodeMessage(value, &m)) {
+    return core_.ReplyError(
+        ctx, Status::NotFound("message '" + id +
+                              "' is not stored in any topic (never sent, deleted by "
+                              "retention, still delayed, or a half message: see tx list)"));
+  }
+  auto reply = Core::NewReply(ctx);
+  auto detail = reply.envelope().initShowMessageOk();
+  FillWireMessage(m, 0, detail.initMessage());
+  auto loc = detail.initLocation();
+  loc.setTopic(where.topic);
+  loc.setQueue(where.queue);
+  loc.setOffset(where.offset);
+  loc.setStoredMs(m.stored_ms);
+  std::vector<GroupState*> readers;
+  for (auto& [name, g] : groups_.all()) {
+    if (g.subscriptions.count(where.topic)) readers.push_back(&g);
+  }
+  auto deliveries = detail.initDeliveries(static_cast<unsigned>(readers.size()));
+  for (unsigned i = 0; i < readers.size(); ++i) {
+    FillDeliveryState(*readers[i], where.topic, where.queue, where.offset, id, deliveries[i]);
+  }
+  core_.Reply(ctx, reply);
+}
+
+void InspectService::HandleFindMessages(const RequestContext& ctx,
+                                        wire::FindMessagesRequest::Reader request) {
+  const std::string name = wire::ToString(request.getTopic());
+  const std::string key = wire::ToString(request.getKey());
+  TopicState* topic = topics_.Find(name);
+  if (topic == nullptr) {
+    return core_.ReplyError(ctx, Status::NotFound("topic '" + name + "' does not exist"));
+  }
+  if (key.empty()) return core_.ReplyError(ctx, Status::InvalidArgument("a key is required"));
+  const uint32_t limit = request.getLimit() == 0 ? kDefaultFindLimit : request.getLimit();
+  // A key lives in exactly one queue: scan only that one, newest first.
+  const uint32_t queue = static_cast<uint32_t>(StableHash(key) % topic->queues.size());
+  const QueueState& qs = topic->queues[queue];
+  struct Hit {
+    uint64_t offset;
+    std::string value;
+  };
+  std::vector<Hit> hits;
+  uint64_t scanned = 0;
+  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
+  const std::string prefix = keys::QueuePrefix(name, queue);
+  if (qs.visible_end > qs.min_offset) {
+    for (it->Seek(keys::Message(name, queue, qs.visible_end - 1));
+         it->Valid() && it->key().starts_with(prefix) && hits.size() < limit &&
+         scanned < kMaxFindScan;
+         it->Prev(), ++scanned) {
+      storage::MessageView m;
+      std::string_view t;
+      uint32_t q;
+      uint64_t offset;
+      if (!keys::ParseMessage(std::string_view(it->key().data(), it->key().size()), &t, &q,
+                              &offset) ||
+          !storage::DecodeMessage(std::string_view(it->value().data(), it->value().size()), &m)) {
+        continue;
+      }
+      if (m.key == key) hits.push_back({offset, it->value().ToString()});
+    }
+  }
+  auto reply = Core::NewReply(ctx);
+  auto ok = reply.envelope().initFindMessagesOk();
+  auto list = ok.initMessages(static_cast<unsigned>(hits.size()));
+  for (unsigned i = 0; i < hits.size(); ++i) {
+    storage::MessageView m;
+    storage::DecodeMessage(hits[i].value, &m);
+    list[i].setId(capnp::Text::Reader(m.id.data(), m.id.size()));
+    list[i].setKey(capnp::Text::Reader(m.key.data(), m.key.size()));
+    list[i].setBodyBytes(static_cast<uint32_t>(m.body.size()));
+    auto loc = list[i].initLocation();
+    loc.setTopic(name);
+    loc.setQueue(queue);
+    loc.setOffset(hits[i].offset);
+    loc.setStoredMs(m.stored_ms);
+    auto props = list[i].initProperties(static_cast<unsigned>(m.properties.size()));
+    for (unsigned p = 0; p < m.properties.size(); ++p) {
+      props[p].setKey(
+          capnp::Text::Reader(m.properties[p].first.data(), m.properties[p].first.size()));
+      props[p].setValue(
+          capnp::Text::Reader(m.properties[p].second.data(), m.properties[p].second.size()));
+    }
+  }
+  ok.setScanned(scanned);
+  ok.setTruncated(scanned >= kMaxFindScan);
+  core_.Reply(ctx, reply);
+}
+
+void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Builder out) {
+  out.setName(g.name);
+  auto topics = out.initTopics(static_cast<unsigned>(g.subscriptions.size()));
+  unsigned t = 0;
+  uint64_t lag = 0;
+  uint32_t in_flight = 0;
+  std::vector<std::tuple<std::string, uint32_t, const QueueCursor*, const QueueState*>> cursors;
+  for (const auto& [name, sub] : g.subscriptions) {
+    topics.set(t++, name);
+    const TopicState* topic = topics_.Find(name);
+    for (uint32_t q = 0; q < sub.queues.size(); ++q) {
+      const QueueState* qs =
+          topic != nullptr && q < topic->queues.size() ? &topic->queues[q] : nullptr;
+      const QueueCursor& c = sub.queues[q];
+      if (qs != nullptr) {
+        const uint64_t floor = std::max(c.floor(), qs->min_offset);
+        lag += qs->visible_end > floor ? qs->visible_end - floor : 0;
+      }
+      in_flight += static_cast<uint32_t>(c.leased.size());
+      cursors.emplace_back(name, q, &c, qs);
+    }
+  }
+  std::vector<const ClientInfo*> members;
+  for (const auto& [id, c] : clients_.all()) {
+    if (c.role == wire::Role::CONSUMER && c.group == g.name) members.push_back(&c);
+  }
+  auto m = out.initMembers(static_cast<unsigned>(members.size()));
+  const SteadyTime now = SteadyClock::now();
+  for (unsigned i = 0; i < members.size(); ++i) {
+    m[i].setClientId(members[i]->id);
+    m[i].setRole(members[i]->role);
+    m[i].setGroup(members[i]->group);
+    m[i].setSoftware(members[i]->software);
+    m[i].setConnectedMs(members[i]->connected_ms);
+    m[i].setLastSeenAgoMs(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - members[i]->last_seen).count());
+  }
+  uint32_t leased_retries = 0;
+  for (const auto& [id, e] : g.retries) leased_retries += e.lease.has_value();
+  out.setLag(lag);
+  out.setInFlight(in_flight + leased_retries);
+  out.setRetrying(static_cast<uint32_t>(g.retries.size()));
+  // Counted, not subtracted: resending leaves gaps in the dead-letter queue.
+  uint64_t dead = 0;
+  ForEachDeadLetter(core_, topics_.Find(DeadLetterTopic(g.name)), 0,
+                    [&](uint64_t, const storage::MessageView&) {
+                      ++dead;
+                      return true;
+                    });
+  out.setDeadLetters(dead);
+  if (!detailed) return;
+  auto list = out.initCursors(static_cast<unsigned>(cursors.size()));
+  for (unsigned i = 0; i < cursors.size(); ++i) {
+    const auto& [name, q, c, qs] = cursors[i];
+    list[i].setTopic(name);
+    list[i].setQueue(q);
+    list[i].setFloor(c->floor());
+    list[i].setNext(c->next);
+    list[i].setEnd(qs != nullptr ? qs->visible_end : 0);
+    list[i].setInFlight(static_cast<uint32_t>(c->leased.size()));
+  }
+  std::vector<const RetryEntry*> retries;
+  for (const auto& [id, e] : g.retries) retries.push_back(&e);
+  std::sort(retries.begin(), retries.end(),
+            [](const RetryEntry* a, const RetryEntry* b) { return a->due_ms < b->due_ms; });
+  if (retries.size() > kMaxRetriesShown) retries.resize(kMaxRetriesShown);
+  auto r = out.initRetries(static_cast<unsigned>(retries.size()));
+  for (unsigned i = 0; i < retries.size(); ++i) {
+    const RetryEntry& e = *retries[i];
+    r[i].setRetryId(e.id);
+    r[i].setTopic(e.record.topic);
+    r[i].setQueue(e.record.queue);
+    r[i].setOffset(e.record.offset);
+    r[i].setDeliveryCount(e.record.delivery_count);
+    r[i].setDueMs(e.due_ms);
+    r[i].setLeased(e.lease.has_value());
+    std::string value;
+    storage::MessageView m;
+    if (core_.db()->Get(leveldb::ReadOptions(), e.MessageKey(), &value).ok() &&
+        storage::DecodeMessage(value, &m)) {
+      r[i].setMessageId(capnp::Text::Reader(m.id.data(), m.id.size()));
+    }
+  }
+}
+
+void InspectService::HandleGroupList(const RequestContext& ctx) {
+  auto reply = Core::NewReply(ctx);
+  auto list =
+      reply.envelope().initGroupListOk().initGroups(static_cast<unsigned>(groups_.all().size()));
+  unsigned i = 0;
+  for (auto& [name, g] : groups_.all()) FillGroup(g, false, list[i++]);
+  core_.Reply(ctx, reply);
+}
+
+void InspectService::HandleGroupShow(const RequestContext& ctx, capnp::Text::Reader name) {
+  GroupState* g = groups_.Find(wire::ToString(name));
+  if (g == nullptr) {
+    return core_.ReplyError(ctx, Status::NotFound("consumer group '" + wire::ToString(name) +
+                                                  "' has never consumed here"));
+  }
+  auto reply = Core::NewReply(ctx);
+  FillGroup(*g, true, reply.envelope().initGroupShowOk());
+  core_.Reply(ctx, reply);
+}
+
+}  // namespace txmq::broker
