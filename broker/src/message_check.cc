@@ -40,8 +40,11 @@ Status CheckMessage(wire::Message::Reader in, const BrokerOptions& options, bool
   out->born_ms = in.getBornMs();
 
   if (Status s = CheckMessageId(out->id); !s.ok()) return s;
-  Status name = allow_system_topic ? ValidateNameOrSystem("topic", out->topic)
-                                   : ValidateName("topic", out->topic);
+  // Clients may write to compensation topics (%COMP%<producer group>), the
+  // broker's paths to any of its own.
+  const bool system_ok = allow_system_topic || out->topic.starts_with("%COMP%");
+  Status name =
+      system_ok ? ValidateNameOrSystem("topic", out->topic) : ValidateName("topic", out->topic);
   if (!name.ok()) return name;
   if (out->key.size() > kMaxKeyBytes) {
     return Status::InvalidArgument("message key of " + std::to_string(out->key.size()) +

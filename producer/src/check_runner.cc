@@ -67,11 +67,13 @@ void CheckRunner::Work() {
 
 CheckAnswer CheckRunner::Run(const CheckRequest& request) {
   try {
-    TxState state = check_(request);
-    if (state == TxState::kCommit || state == TxState::kRollback || state == TxState::kUnknown) {
-      return {state, ""};
+    CheckAnswer answer = check_(request);
+    if (answer.state == TxState::kCommit || answer.state == TxState::kRollback ||
+        answer.state == TxState::kUnknown) {
+      return answer;
     }
-    return {TxState::kUnknown, "checker returned " + std::to_string(static_cast<int>(state)) +
+    return {TxState::kUnknown, "checker returned " +
+                                   std::to_string(static_cast<int>(answer.state)) +
                                    ", which is not COMMIT, ROLLBACK or UNKNOWN"};
   } catch (const std::exception& e) {
     Logger("producer")

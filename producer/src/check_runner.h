@@ -24,7 +24,8 @@ struct CheckAnswer {
 
 class CheckRunner {
  public:
-  using CheckFn = std::function<TxState(const CheckRequest&)>;
+  // Answers a check; an UNKNOWN answer may say why in `error`.
+  using CheckFn = std::function<CheckAnswer(const CheckRequest&)>;
   using ReplyFn = std::function<void(uint64_t request_id, const std::string& tx_id, CheckAnswer)>;
 
   CheckRunner(int threads, CheckFn check, ReplyFn reply);

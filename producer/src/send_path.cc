@@ -9,7 +9,11 @@
 namespace txmq::producer {
 
 Status PrepareMessage(Message& message, const net::Connection& connection) {
-  if (Status s = ValidateName("topic", message.topic); !s.ok()) return s;
+  // Compensation topics (%COMP%<producer group>) are the only '%' topics a
+  // client may send to.
+  Status name = message.topic.starts_with("%COMP%") ? ValidateNameOrSystem("topic", message.topic)
+                                                    : ValidateName("topic", message.topic);
+  if (!name.ok()) return name;
   if (message.id.empty()) message.id = NewUuidV7();
   uint32_t limit = connection.broker_max_message_bytes();
   if (limit == 0) limit = static_cast<uint32_t>(wire::kDefaultMaxMessageBytes);

@@ -25,6 +25,22 @@
 // committed, ROLLBACK only if it never will be, UNKNOWN when it cannot tell
 // yet. An exception, or any other value, counts as UNKNOWN, never COMMIT.
 //
+// With a LocalStore instead of a checker, the library answers checks by
+// itself: the local transaction's writes commit in one batch with a
+// transaction record; a check answers COMMIT when the record exists,
+// UNKNOWN while the local transaction is still running, and otherwise
+// writes a rollback tombstone and answers ROLLBACK, after which a late
+// local commit fails ABORTED instead of committing what was rolled back.
+// Transaction ids start with the store's instance id, and a store answers
+// only for its own (UNKNOWN for others'), so every producer of a group may
+// be asked safely.
+//
+//   txmq::TransactionProducer producer({.broker = url, .group = "orders"}, *store);
+//   producer.SendInTransaction(message, [&](txmq::LocalTxn& tx, const txmq::Message& m) {
+//     tx.Put("order/42", row);
+//     return txmq::TxState::kCommit;      // kRollback (or kUnknown): nothing is written
+//   });
+//
 // Thread safety: all methods may be called from any thread. The checker
 // runs on `checker_threads` library threads, possibly concurrently.
 // Shutdown waits for checkers that are running.
@@ -75,9 +91,16 @@ struct TransactionResult {
   Status end_status{};
 };
 
+class LocalStore;
+class LocalTxn;
+
 class TransactionProducer {
  public:
   TransactionProducer(ProducerOptions options, TransactionChecker checker);
+  // Answers checks from `store`, which must outlive the producer. The
+  // producer's client id defaults to the store's instance id, so after a
+  // restart the broker again asks this store about its transactions.
+  TransactionProducer(ProducerOptions options, LocalStore& store);
   ~TransactionProducer();
   TransactionProducer(const TransactionProducer&) = delete;
   TransactionProducer& operator=(const TransactionProducer&) = delete;
@@ -94,6 +117,16 @@ class TransactionProducer {
       std::vector<Message> messages,
       const std::function<TxState(const std::vector<Message>&)>& local);
 
+  // Store-backed producers: `local` writes into the LocalTxn, which the
+  // library commits together with the transaction record when `local`
+  // returns kCommit. Returns ABORTED when a check had already rolled the
+  // transaction back (nothing was committed locally).
+  Result<TransactionResult> SendInTransaction(
+      Message message, const std::function<TxState(LocalTxn&, const Message&)>& local);
+  Result<TransactionResult> SendInTransaction(
+      std::vector<Message> messages,
+      const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local);
+
   // A plain (non-transactional) send on the same connection.
   Result<SendResult> Send(Message message);
 
@@ -105,6 +138,7 @@ class TransactionProducer {
  private:
   ProducerOptions options_;
   TransactionChecker checker_;
+  LocalStore* store_ = nullptr;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,115 @@
+// txmq::Outbox: the local message table. A message added inside a
+// LocalTxn commits with the service's own rows or not at all; a relay
+// thread then sends it, retrying until the broker acknowledges it.
+//
+//   auto store = txmq::LocalStore::Open("./orders-db");
+//   txmq::Outbox outbox(**store, {.producer = {.broker = url, .group = "orders"}});
+//   outbox.Start();
+//   auto tx = (*store)->Begin();
+//   tx.Put("order/42", row);
+//   outbox.Add(tx, {.topic = "order-created", .key = "42", .body = row});
+//   tx.Commit();                       // the relay sends it from here on
+//
+// Guarantees: a row is sent with its row id as the message id, so a resend
+// (after a timeout or a crash) is stored once by the broker's dedup window;
+// a row is deleted only after the broker acknowledged it; rows of one key
+// are sent in commit order, and a row that keeps failing delays only the
+// later rows of its own key. A row the broker refuses for good (invalid
+// topic, too large) is parked with its error for an operator to requeue or
+// delete; transient failures are retried with capped, jittered backoff,
+// forever by default. Nothing is dropped silently.
+//
+// Thread safety: Add, Flush and stats from any thread; the relay is one
+// library thread ("txmq-relay").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "txmq/local_store.h"
+#include "txmq/message.h"
+#include "txmq/producer.h"
+#include "txmq/status.h"
+
+namespace txmq {
+
+struct OutboxOptions {
+  // Broker, producer group and per-send timeout used by the relay.
+  ProducerOptions producer{};
+  // Backoff of one row: initial * 2^(attempts-1), with jitter, capped.
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{60000};
+  // Give up (park) a row that keeps failing transiently after this many
+  // attempts or this age; 0 = never (a broker that is merely away is
+  // waited for).
+  int max_attempts = 0;
+  std::chrono::milliseconds max_age{0};
+  // Most rows sent and not yet acknowledged.
+  int max_in_flight = 256;
+};
+
+struct OutboxStats {
+  uint64_t pending = 0;
+  uint64_t parked = 0;
+  uint64_t sent = 0;  // since Start
+  std::chrono::milliseconds oldest_pending_age{0};
+  std::string last_error{};
+};
+
+// One row, as operators see it.
+struct OutboxRow {
+  std::string id{};  // also the message id
+  uint64_t seq = 0;  // commit order
+  bool parked = false;
+  Message message{};
+  uint32_t attempts = 0;
+  std::string last_error{};
+  std::chrono::system_clock::time_point created_at{};
+  std::chrono::system_clock::time_point next_attempt_at{};
+};
+
+class Outbox {
+ public:
+  Outbox(LocalStore& store, OutboxOptions options);
+  // Shutdown().
+  ~Outbox();
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
+
+  // Loads pending rows and starts the relay.
+  Status Start();
+  // Stops the relay; rows not yet acknowledged stay pending for the next
+  // Start (in this process or after a restart).
+  void Shutdown();
+
+  // Adds the message to `txn`: it is sent if and only if `txn` commits.
+  // Assigns a UUIDv7 id when the message has none.
+  Status Add(LocalTxn& txn, Message message);
+
+  // Waits until no row is pending (parked rows do not count), or TIMEOUT
+  // saying how many are left.
+  Status Flush(std::chrono::milliseconds timeout);
+  OutboxStats stats() const;
+
+  // Moves a parked row back to pending (attempts reset) and lets the
+  // running relay send it. NOT_FOUND if no parked row has that id.
+  Status Requeue(const std::string& id);
+
+  // --- operators, offline: for a store no running Outbox serves (txmqctl) ---
+  static std::vector<OutboxRow> List(LocalStore& store, bool parked);
+  // Moves a parked row back to pending (attempts reset). NOT_FOUND if no
+  // parked row has that id.
+  static Status Requeue(LocalStore& store, const std::string& id);
+  // Deletes a pending or parked row: it will never be sent.
+  static Status Delete(LocalStore& store, const std::string& id);
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace txmq

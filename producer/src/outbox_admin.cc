@@ -1,0 +1,91 @@
+// Operator access to outbox rows: list, requeue, delete. Works on a store
+// whose relay is not running (txmqctl opens the store offline; LevelDB's
+// lock refuses while the service has it open).
+#include <memory>
+
+#include "producer/src/outbox_row.h"
+#include "protocol/src/log.h"
+#include "storage/src/local_store_impl.h"
+#include "txmq/outbox.h"
+
+namespace txmq {
+
+namespace outbox {
+
+void ForEachRow(LocalStore& store, bool parked,
+                const std::function<void(uint64_t seq, StoredRow row)>& fn) {
+  const std::string prefix = parked ? ParkedPrefix() : PendingPrefix();
+  std::unique_ptr<leveldb::Iterator> it(store.impl().db()->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    uint64_t seq;
+    StoredRow row;
+    if (!ParseSeq(std::string_view(it->key().data(), it->key().size()), prefix, &seq) ||
+        !DecodeRow(std::string_view(it->value().data(), it->value().size()), &row)) {
+      Logger("outbox")->error("unreadable outbox row under a key of {} bytes in {}; left as is",
+                              it->key().size(), store.path());
+      continue;
+    }
+    fn(seq, std::move(row));
+  }
+}
+
+}  // namespace outbox
+
+namespace {
+
+// The row with `id`, pending or parked.
+struct Found {
+  uint64_t seq = 0;
+  bool parked = false;
+  outbox::StoredRow row;
+};
+
+std::optional<Found> FindRow(LocalStore& store, const std::string& id) {
+  std::optional<Found> found;
+  for (bool parked : {true, false}) {
+    outbox::ForEachRow(store, parked, [&](uint64_t seq, outbox::StoredRow row) {
+      if (!found && row.message.id == id) found = Found{seq, parked, std::move(row)};
+    });
+    if (found) break;
+  }
+  return found;
+}
+
+}  // namespace
+
+std::vector<OutboxRow> Outbox::List(LocalStore& store, bool parked) {
+  std::vector<OutboxRow> rows;
+  outbox::ForEachRow(store, parked, [&](uint64_t seq, outbox::StoredRow row) {
+    rows.push_back(outbox::ToPublic(row, seq, parked));
+  });
+  return rows;
+}
+
+Status Outbox::Requeue(LocalStore& store, const std::string& id) {
+  auto found = FindRow(store, id);
+  if (!found || !found->parked) {
+    return Status::NotFound("no parked outbox row has id '" + id + "'" +
+                            (found ? " (it is pending already)" : ""));
+  }
+  found->row.attempts = 0;
+  found->row.next_attempt_ms = 0;
+  leveldb::WriteBatch batch;
+  batch.Delete(outbox::ParkedKey(found->seq));
+  // Its old seq puts it first in line again, before later rows of its key.
+  batch.Put(outbox::PendingKey(found->seq), outbox::EncodeRow(found->row));
+  Logger("audit")->warn("action=outbox-requeue store={} row={} topic={}", store.path(), id,
+                        found->row.message.topic);
+  return store.impl().Write(batch);
+}
+
+Status Outbox::Delete(LocalStore& store, const std::string& id) {
+  auto found = FindRow(store, id);
+  if (!found) return Status::NotFound("no outbox row has id '" + id + "'");
+  leveldb::WriteBatch batch;
+  batch.Delete(found->parked ? outbox::ParkedKey(found->seq) : outbox::PendingKey(found->seq));
+  Logger("audit")->warn("action=outbox-delete store={} row={} topic={} was={}", store.path(), id,
+                        found->row.message.topic, found->parked ? "parked" : "pending");
+  return store.impl().Write(batch);
+}
+
+}  // namespace txmq

@@ -1,0 +1,110 @@
+#include "producer/src/store_checker.h"
+
+#include "protocol/src/log.h"
+#include "protocol/src/util.h"
+#include "storage/src/coding.h"
+#include "storage/src/local_store_impl.h"
+
+namespace txmq::producer {
+
+namespace {
+
+// How long a check waits for a running local transaction before it says
+// UNKNOWN (the broker asks again later).
+constexpr auto kRunningWait = std::chrono::milliseconds(500);
+constexpr size_t kRetentionBatch = 1000;
+
+std::string RecordKey(const std::string& tx_id) { return ReservedKey("t/r/" + tx_id); }
+
+std::string IndexKey(int64_t time_ms, const std::string& tx_id) {
+  std::string k = ReservedKey("t/e/");
+  storage::PutBe64(&k, static_cast<uint64_t>(time_ms));
+  k += tx_id;
+  return k;
+}
+
+}  // namespace
+
+StoreTransactions::StoreTransactions(LocalStore& store, std::chrono::milliseconds horizon)
+    : store_(store), prefix_(store.instance_id() + ":") {
+  store_.impl().AddRetention("t/", horizon, kRetentionBatch);
+}
+
+std::string StoreTransactions::NewTransactionId() const { return prefix_ + NewUuidV7(); }
+
+void StoreTransactions::Begin(const std::string& tx_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  running_.insert(tx_id);
+}
+
+void StoreTransactions::End(const std::string& tx_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.erase(tx_id);
+  }
+  cv_.notify_all();
+}
+
+void StoreTransactions::RecordCommit(LocalTxn& txn, const std::string& tx_id) {
+  const std::string key = RecordKey(tx_id);
+  const int64_t now = NowMs();
+  txn.impl().PutInternal(key, "C");
+  txn.impl().PutInternal(IndexKey(now, tx_id), "");
+  LocalStore::Impl* store = &store_.impl();
+  txn.impl().Require(key, [store, key, tx_id]() {
+    std::string value;
+    if (store->db()->Get(leveldb::ReadOptions(), key, &value).ok() && value == "R") {
+      return Status::Aborted("transaction " + tx_id +
+                             " was aborted by check-back (the broker asked, the local "
+                             "transaction had not committed, so it was rolled back); nothing was "
+                             "committed");
+    }
+    return Status::OK();
+  });
+}
+
+TxState StoreTransactions::Check(const std::string& tx_id, std::string* why) {
+  if (!tx_id.starts_with(prefix_)) {
+    // Another store's transaction: only that store can know.
+    *why = "transaction " + tx_id + " was not started by store " + store_.instance_id();
+    return TxState::kUnknown;
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, kRunningWait, [&] { return !running_.count(tx_id); })) {
+      *why = "the local transaction is still running";
+      return TxState::kUnknown;
+    }
+  }
+  const std::string key = RecordKey(tx_id);
+  LocalStore::Impl& store = store_.impl();
+  auto key_lock = store.LockKey(key);
+  std::string value;
+  leveldb::Status s = store.db()->Get(leveldb::ReadOptions(), key, &value);
+  if (s.ok()) return value == "C" ? TxState::kCommit : TxState::kRollback;
+  if (!s.IsNotFound()) {
+    *why = "reading the transaction record: " + s.ToString();
+    return TxState::kUnknown;
+  }
+  {
+    // Not committed and not running: it never will commit. Say so durably
+    // first, so a late local commit is refused.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (running_.count(tx_id)) {
+      *why = "the local transaction started again";
+      return TxState::kUnknown;
+    }
+  }
+  leveldb::WriteBatch batch;
+  batch.Put(key, "R");
+  batch.Put(IndexKey(NowMs(), tx_id), "");
+  if (Status w = store.Write(batch); !w.ok()) {
+    *why = "writing the rollback tombstone: " + w.ToString();
+    return TxState::kUnknown;
+  }
+  Logger("producer")
+      ->info("check-back: transaction {} never committed locally; rolled back", tx_id);
+  return TxState::kRollback;
+}
+
+}  // namespace txmq::producer

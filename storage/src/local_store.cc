@@ -1,0 +1,280 @@
+#include <algorithm>
+#include <memory>
+
+#include "protocol/src/log.h"
+#include "protocol/src/util.h"
+#include "storage/src/coding.h"
+#include "storage/src/local_store_impl.h"
+
+namespace txmq {
+
+std::string ReservedKey(std::string_view suffix) {
+  std::string k(LocalStore::kReservedPrefix);
+  k += suffix;
+  return k;
+}
+
+namespace {
+
+Status CheckBusinessKey(std::string_view key) {
+  if (key.empty()) return Status::InvalidArgument("an empty key cannot be stored");
+  if (key.starts_with(LocalStore::kReservedPrefix)) {
+    return Status::InvalidArgument(
+        "key starts with \\xfftxmq/, which is reserved for txmq's own tables; choose another key");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+// ---- LocalStore::Impl ----
+
+LocalStore::Impl::Impl(std::unique_ptr<storage::Db> db, const LocalStoreOptions& options)
+    : db_(std::move(db)), options_(options) {}
+
+LocalStore::Impl::~Impl() {
+  {
+    std::lock_guard<std::mutex> lock(retention_mu_);
+    stopping_ = true;
+  }
+  retention_cv_.notify_all();
+  if (retention_thread_.joinable()) retention_thread_.join();
+}
+
+Status LocalStore::Impl::LoadOrCreateInstanceId() {
+  const std::string key = ReservedKey("meta/instance");
+  std::string value;
+  leveldb::Status s = db()->Get(leveldb::ReadOptions(), key, &value);
+  if (s.ok()) {
+    instance_id_ = value;
+    return Status::OK();
+  }
+  if (!s.IsNotFound()) return storage::FromLevelDb(s, "reading the store's instance id");
+  instance_id_ = NewUuidV7();
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  return storage::FromLevelDb(db()->Put(wo, key, instance_id_), "writing the store's instance id");
+}
+
+LocalStore::Impl::KeyGuard LocalStore::Impl::LockKey(const std::string& key) {
+  KeyLockEntry* entry;
+  {
+    std::lock_guard<std::mutex> lock(key_locks_mu_);
+    auto& slot = key_locks_[key];
+    if (!slot) slot = std::make_unique<KeyLockEntry>();
+    slot->users++;
+    entry = slot.get();
+  }
+  entry->mu.lock();
+  return KeyGuard(this, key);
+}
+
+LocalStore::Impl::KeyGuard::~KeyGuard() {
+  if (table_ == nullptr) return;
+  std::lock_guard<std::mutex> lock(table_->key_locks_mu_);
+  auto it = table_->key_locks_.find(key_);
+  it->second->mu.unlock();
+  if (--it->second->users == 0) table_->key_locks_.erase(it);
+}
+
+uint64_t LocalStore::Impl::TakeSeq() {
+  std::lock_guard<std::mutex> lock(seq_mu_);
+  const uint64_t seq = ++commit_seq_;
+  in_flight_.insert(seq);
+  return seq;
+}
+
+void LocalStore::Impl::SeqDone(uint64_t seq) {
+  std::lock_guard<std::mutex> lock(seq_mu_);
+  in_flight_.erase(seq);
+}
+
+void LocalStore::Impl::ObserveSeq(uint64_t seq) {
+  std::lock_guard<std::mutex> lock(seq_mu_);
+  commit_seq_ = std::max(commit_seq_, seq);
+}
+
+uint64_t LocalStore::Impl::SafeSeq() {
+  std::lock_guard<std::mutex> lock(seq_mu_);
+  return in_flight_.empty() ? commit_seq_ : *in_flight_.begin() - 1;
+}
+
+Status LocalStore::Impl::Write(leveldb::WriteBatch& batch) {
+  leveldb::WriteOptions wo;
+  wo.sync = options_.sync;
+  return storage::FromLevelDb(db()->Write(wo, &batch), "writing to the local store at " + path());
+}
+
+void LocalStore::Impl::AddRetention(const std::string& table, std::chrono::milliseconds horizon,
+                                    size_t batch) {
+  std::lock_guard<std::mutex> lock(retention_mu_);
+  for (auto& t : retention_) {
+    if (t.table == table) {
+      t.horizon = horizon;
+      t.batch = batch;
+      return;
+    }
+  }
+  retention_.push_back({table, horizon, batch});
+  if (!retention_thread_.joinable()) {
+    retention_thread_ = std::thread([this] {
+      SetThreadName("txmq-local-gc");
+      RetentionLoop();
+    });
+  }
+}
+
+size_t LocalStore::Impl::RunRetentionPass() {
+  std::vector<RetentionTable> tables;
+  {
+    std::lock_guard<std::mutex> lock(retention_mu_);
+    tables = retention_;
+  }
+  size_t deleted = 0;
+  const int64_t now = NowMs();
+  for (const RetentionTable& t : tables) {
+    const std::string index_prefix = ReservedKey(t.table + "e/");
+    const std::string record_prefix = ReservedKey(t.table + "r/");
+    const uint64_t cutoff = static_cast<uint64_t>(std::max<int64_t>(0, now - t.horizon.count()));
+    leveldb::WriteBatch batch;
+    size_t n = 0;
+    std::unique_ptr<leveldb::Iterator> it(db()->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(index_prefix); it->Valid() && it->key().starts_with(index_prefix) && n < t.batch;
+         it->Next()) {
+      std::string_view rest(it->key().data() + index_prefix.size(),
+                            it->key().size() - index_prefix.size());
+      uint64_t time_ms;
+      if (!storage::GetBe64(&rest, &time_ms)) continue;
+      if (time_ms >= cutoff) break;  // the index is in time order: the rest is younger
+      batch.Delete(it->key());
+      batch.Delete(record_prefix + std::string(rest));
+      ++n;
+    }
+    if (n == 0) continue;
+    leveldb::WriteOptions wo;  // losing a deletion to a crash only delays it
+    if (db()->Write(wo, &batch).ok()) deleted += n;
+  }
+  retention_deleted_ += deleted;
+  retention_passes_++;
+  return deleted;
+}
+
+void LocalStore::Impl::RetentionLoop() {
+  std::unique_lock<std::mutex> lock(retention_mu_);
+  while (!stopping_) {
+    lock.unlock();
+    const size_t deleted = RunRetentionPass();
+    lock.lock();
+    // A full pass means more is waiting: come back soon, not in a second.
+    retention_cv_.wait_for(lock,
+                           deleted > 0 ? std::chrono::milliseconds(10) : std::chrono::seconds(1),
+                           [this] { return stopping_; });
+  }
+}
+
+// ---- LocalTxn ----
+
+LocalTxn::LocalTxn(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LocalTxn::LocalTxn(LocalTxn&&) noexcept = default;
+LocalTxn& LocalTxn::operator=(LocalTxn&&) noexcept = default;
+LocalTxn::~LocalTxn() = default;
+
+Result<std::string> LocalTxn::Get(std::string_view key) const {
+  std::string value;
+  leveldb::Status s = impl_->store->db()->Get(leveldb::ReadOptions(), Impl::key_slice(key), &value);
+  if (s.IsNotFound()) return Status::NotFound("no value under the key");
+  if (!s.ok()) return storage::FromLevelDb(s, "reading the local store");
+  return value;
+}
+
+Status LocalTxn::Put(std::string_view key, std::string_view value) {
+  if (impl_->done) return Status::FailedPrecondition("transaction already committed or aborted");
+  if (Status s = CheckBusinessKey(key); !s.ok()) return s;
+  impl_->PutInternal(key, value);
+  return Status::OK();
+}
+
+Status LocalTxn::Delete(std::string_view key) {
+  if (impl_->done) return Status::FailedPrecondition("transaction already committed or aborted");
+  if (Status s = CheckBusinessKey(key); !s.ok()) return s;
+  impl_->DeleteInternal(key);
+  return Status::OK();
+}
+
+void LocalTxn::Abort() { impl_->done = true; }
+bool LocalTxn::committed() const { return impl_->committed; }
+
+Status LocalTxn::Commit() {
+  Impl& t = *impl_;
+  if (t.done) return Status::FailedPrecondition("transaction already committed or aborted");
+  t.done = true;
+  LocalStore::Impl& store = *t.store;
+  // Key locks in key order, each once: no two commits can deadlock.
+  std::vector<std::string> keys = t.lock_keys;
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::vector<LocalStore::Impl::KeyGuard> held;
+  held.reserve(keys.size());
+  for (const auto& k : keys) held.push_back(store.LockKey(k));
+  for (const auto& condition : t.conditions) {
+    if (Status s = condition(); !s.ok()) return s;
+  }
+  uint64_t seq = 0;
+  if (!t.at_commit.empty()) {
+    seq = store.TakeSeq();
+    for (const auto& fn : t.at_commit) fn(t.batch, seq);
+  }
+  Status s = store.Write(t.batch);
+  if (seq != 0) store.SeqDone(seq);
+  held.clear();
+  if (!s.ok()) return s;
+  t.committed = true;
+  for (const auto& fn : t.on_committed) fn(seq);
+  return Status::OK();
+}
+
+// ---- LocalStore ----
+
+Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& path,
+                                                     LocalStoreOptions options) {
+  if (path.empty()) return Status::InvalidArgument("local store path is empty");
+  storage::DbOptions db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.compress = options.compress;
+  db_options.write_buffer_size = options.write_buffer_bytes;
+  db_options.block_cache_bytes = 8 * 1024 * 1024;
+  auto db = storage::Db::Open(path, db_options);
+  if (!db.ok()) return db.status();
+  auto impl = std::make_unique<Impl>(std::move(db.value()), options);
+  if (Status s = impl->LoadOrCreateInstanceId(); !s.ok()) return s;
+  return std::unique_ptr<LocalStore>(new LocalStore(std::move(impl)));
+}
+
+LocalStore::LocalStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LocalStore::~LocalStore() = default;
+
+const std::string& LocalStore::instance_id() const { return impl_->instance_id(); }
+const std::string& LocalStore::path() const { return impl_->path(); }
+
+LocalTxn LocalStore::Begin() { return LocalTxn(std::make_unique<LocalTxn::Impl>(impl_.get())); }
+
+Result<std::string> LocalStore::Get(std::string_view key) const {
+  std::string value;
+  leveldb::Status s =
+      impl_->db()->Get(leveldb::ReadOptions(), LocalTxn::Impl::key_slice(key), &value);
+  if (s.IsNotFound()) return Status::NotFound("no value under the key");
+  if (!s.ok()) return storage::FromLevelDb(s, "reading the local store");
+  return value;
+}
+
+void LocalStore::Scan(std::string_view prefix,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  std::unique_ptr<leveldb::Iterator> it(impl_->db()->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(LocalTxn::Impl::key_slice(prefix)); it->Valid(); it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    if (!key.starts_with(prefix) || key.starts_with(kReservedPrefix)) break;
+    if (!fn(key, std::string_view(it->value().data(), it->value().size()))) break;
+  }
+}
+
+}  // namespace txmq

@@ -1,0 +1,155 @@
+// The parts of LocalStore and LocalTxn that txmq's own tables use: writes
+// into the reserved key space, key locks for check-then-commit, a commit
+// sequence that orders outbox rows, and background retention.
+//
+// Reserved key space (all under LocalStore::kReservedPrefix):
+//   meta/instance                    -> the store's instance id
+//   o/p/<seq:be64>                   -> outbox row, pending      (producer/)
+//   o/x/<seq:be64>                   -> outbox row, parked       (producer/)
+//   i/r/<record key>                 -> inbox record             (consumer/)
+//   t/r/<transaction id>             -> transaction record       (producer/)
+//   <table>/e/<time_ms:be64><record key> -> "" retention index: the record
+//                                      goes when time_ms is past the horizon
+//
+// Threads: "txmq-local-gc" (started by the first AddRetention) owns the
+// retention passes. Shared under seq_mu_: commit_seq_, in_flight_; under
+// retention_mu_: retention_ and the stop flag.
+#pragma once
+
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/src/db.h"
+#include "txmq/local_store.h"
+
+namespace txmq {
+
+// A reserved key: kReservedPrefix + suffix.
+std::string ReservedKey(std::string_view suffix);
+
+class LocalStore::Impl {
+ public:
+  Impl(std::unique_ptr<storage::Db> db, const LocalStoreOptions& options);
+  ~Impl();
+
+  Status LoadOrCreateInstanceId();
+
+  leveldb::DB* db() const { return db_->get(); }
+  bool sync() const { return options_.sync; }
+  const std::string& instance_id() const { return instance_id_; }
+  const std::string& path() const { return db_->path(); }
+
+  // A lock per key (exactly that key: two keys never share one, so a
+  // holder may take another key's lock without deadlocking on itself):
+  // held from a check to the commit that depends on it.
+  class KeyGuard {
+   public:
+    KeyGuard(KeyGuard&& other) noexcept : table_(other.table_), key_(std::move(other.key_)) {
+      other.table_ = nullptr;
+    }
+    KeyGuard(const KeyGuard&) = delete;
+    ~KeyGuard();
+
+   private:
+    friend class Impl;
+    KeyGuard(Impl* table, std::string key) : table_(table), key_(std::move(key)) {}
+    Impl* table_;
+    std::string key_;
+  };
+  KeyGuard LockKey(const std::string& key);
+
+  // Commit sequence: taken under seq_mu_ by commits that order rows.
+  uint64_t TakeSeq();
+  void SeqDone(uint64_t seq);
+  void ObserveSeq(uint64_t seq);
+  // Every commit with a sequence at or below this is durable (or failed).
+  uint64_t SafeSeq();
+
+  // Writes a batch of txmq's own keys with the store's sync setting.
+  Status Write(leveldb::WriteBatch& batch);
+
+  // Records under `table` + "r/" are deleted `horizon` after the time in
+  // their retention index entry (`table` + "e/"), in passes of at most
+  // `batch` records.
+  void AddRetention(const std::string& table, std::chrono::milliseconds horizon, size_t batch);
+  // One pass over every table now; returns how many records went.
+  size_t RunRetentionPass();
+  uint64_t retention_deleted() const { return retention_deleted_; }
+  uint64_t retention_passes() const { return retention_passes_; }
+
+ private:
+  struct RetentionTable {
+    std::string table;
+    std::chrono::milliseconds horizon;
+    size_t batch;
+  };
+  void RetentionLoop();
+
+  std::unique_ptr<storage::Db> db_;
+  LocalStoreOptions options_;
+  std::string instance_id_;
+  struct KeyLockEntry {
+    std::mutex mu;
+    int users = 0;  // guarded by key_locks_mu_
+  };
+  std::mutex key_locks_mu_;
+  std::unordered_map<std::string, std::unique_ptr<KeyLockEntry>> key_locks_;  // guarded
+
+  std::mutex seq_mu_;
+  uint64_t commit_seq_ = 0;       // guarded by seq_mu_
+  std::set<uint64_t> in_flight_;  // guarded by seq_mu_
+
+  std::mutex retention_mu_;
+  std::condition_variable retention_cv_;
+  std::vector<RetentionTable> retention_;  // guarded by retention_mu_
+  bool stopping_ = false;                  // guarded by retention_mu_
+  std::thread retention_thread_;
+  std::atomic<uint64_t> retention_deleted_{0};
+  std::atomic<uint64_t> retention_passes_{0};
+};
+
+class LocalTxn::Impl {
+ public:
+  explicit Impl(LocalStore::Impl* store) : store(store) {}
+
+  // Writes into the reserved key space (no prefix check).
+  void PutInternal(std::string_view key, std::string_view value) {
+    batch.Put(key_slice(key), key_slice(value));
+  }
+  void DeleteInternal(std::string_view key) { batch.Delete(key_slice(key)); }
+  // Runs under the commit sequence: adds writes whose keys need the seq.
+  void AtCommit(std::function<void(leveldb::WriteBatch&, uint64_t seq)> fn) {
+    at_commit.push_back(std::move(fn));
+  }
+  // Checked while the key's lock is held, right before the write; a
+  // failure aborts the transaction with that status.
+  void Require(std::string lock_key, std::function<Status()> condition) {
+    lock_keys.push_back(std::move(lock_key));
+    conditions.push_back(std::move(condition));
+  }
+  // Runs after a successful write.
+  void OnCommitted(std::function<void(uint64_t seq)> fn) { on_committed.push_back(std::move(fn)); }
+
+  static leveldb::Slice key_slice(std::string_view s) { return {s.data(), s.size()}; }
+
+  LocalStore::Impl* store;
+  leveldb::WriteBatch batch;
+  std::vector<std::function<void(leveldb::WriteBatch&, uint64_t)>> at_commit;
+  std::vector<std::string> lock_keys;
+  std::vector<std::function<Status()>> conditions;
+  std::vector<std::function<void(uint64_t)>> on_committed;
+  bool done = false;
+  bool committed = false;
+};
+
+}  // namespace txmq

@@ -1,0 +1,121 @@
+// A service with local message tables, killed (SIGKILL) between its steps.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/testutil/admin_client.h"
+#include "tests/testutil/testutil.h"
+#include "txmq/consumer.h"
+#include "txmq/local_store.h"
+#include "txmq/outbox.h"
+#include "txmq/transaction_producer.h"
+
+namespace txmq {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Process;
+using testing::WaitFor;
+
+class LocalTablesCrash : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_ = testing::StartBroker(testing::TestBrokerOptions(dir_.Sub("broker")));
+    ASSERT_NE(broker_, nullptr);
+  }
+
+  // Runs the tool until it is ready, then kills it.
+  void RunAndKill(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {testing::BinPath("txmq-test-localtool")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto tool = Process::Spawn(argv, dir_.Sub("tool.log"));
+    ASSERT_NE(tool, nullptr);
+    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(dir_.Sub("ready")); }, 20s));
+    tool->Signal(SIGKILL);
+    tool->Wait(10s);
+  }
+
+  std::string ReadReady() {
+    std::string text;
+    std::ifstream(dir_.Sub("ready")) >> text;
+    return text;
+  }
+
+  // How many times each id reaches a fresh consumer group of `topic`.
+  std::map<std::string, int> Received(const std::string& topic, size_t at_least) {
+    std::mutex mu;
+    std::map<std::string, int> seen;
+    Consumer c({.broker = broker_->endpoint(), .group = "checker", .long_poll = 300ms});
+    EXPECT_TRUE(c.Subscribe(topic, [&](const txmq::Received& m) {
+                   std::lock_guard<std::mutex> lock(mu);
+                   seen[m.id]++;
+                   return ConsumeResult::Success();
+                 }).ok());
+    EXPECT_TRUE(c.Start().ok());
+    WaitFor(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu);
+          return seen.size() >= at_least;
+        },
+        10s);
+    std::this_thread::sleep_for(500ms);
+    c.Shutdown();
+    return seen;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Broker> broker_;
+};
+
+TEST_F(LocalTablesCrash, KilledAfterTheLocalCommitBeforeTheRelaySent) {
+  RunAndKill({"outbox-committed", dir_.Sub("db"), broker_->endpoint(), dir_.Sub("ready")});
+  auto store = LocalStore::Open(dir_.Sub("db"));  // the dead process's lock is gone
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(*(*store)->Get("order/1"), "created");
+  Outbox outbox(**store, {.producer = {.broker = broker_->endpoint(), .group = "orders"}});
+  ASSERT_TRUE(outbox.Start().ok());
+  ASSERT_TRUE(outbox.Flush(10s).ok());
+  auto seen = Received("orders", 1);
+  EXPECT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen["crash-row-1"], 1) << "delivered, once";
+}
+
+TEST_F(LocalTablesCrash, KilledBeforeTheLocalCommitSendsNothing) {
+  RunAndKill({"outbox-uncommitted", dir_.Sub("db"), broker_->endpoint(), dir_.Sub("ready")});
+  auto store = LocalStore::Open(dir_.Sub("db"));
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->Get("order/1").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Outbox::List(**store, false).empty());
+  Outbox outbox(**store, {.producer = {.broker = broker_->endpoint(), .group = "orders"}});
+  ASSERT_TRUE(outbox.Start().ok());
+  ASSERT_TRUE(outbox.Flush(5s).ok());
+  EXPECT_EQ(outbox.stats().sent, 0u);
+}
+
+TEST_F(LocalTablesCrash, HalfMessageOfADeadLocalTransactionIsRolledBackByCheckBack) {
+  RunAndKill(
+      {"tx-before-local-commit", dir_.Sub("db"), broker_->endpoint(), "orders", dir_.Sub("ready")});
+  const std::string tx_id = ReadReady();
+  ASSERT_FALSE(tx_id.empty());
+  auto store = LocalStore::Open(dir_.Sub("db"));
+  ASSERT_TRUE(store.ok());
+  // The service restarts: same store, so the same instance answers.
+  TransactionProducer restarted({.broker = broker_->endpoint(), .group = "orders"}, **store);
+  ASSERT_TRUE(restarted.Start().ok());
+  testing::AdminClient admin(broker_->endpoint());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto info = admin.Show(tx_id);
+        return info.ok() && info->state == wire::TxState::ROLLED_BACK;
+      },
+      15s));
+  EXPECT_NE(admin.Show(tx_id)->resolved_by.find((*store)->instance_id()), std::string::npos);
+  EXPECT_EQ((*store)->Get("order/2").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Received("orders", 0).empty());
+}
+
+}  // namespace
+}  // namespace txmq

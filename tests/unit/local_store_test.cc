@@ -1,0 +1,120 @@
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "storage/src/local_store_impl.h"
+#include "tests/testutil/testutil.h"
+#include "txmq/local_store.h"
+
+namespace txmq {
+namespace {
+
+TEST(LocalStore, CommitsBothOrNeither) {
+  testing::TempDir dir;
+  auto store = LocalStore::Open(dir.Sub("db"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  LocalTxn tx = (*store)->Begin();
+  ASSERT_TRUE(tx.Put("order/1", "new").ok());
+  ASSERT_TRUE(tx.Put("stock/apple", "9").ok());
+  EXPECT_EQ((*store)->Get("order/1").status().code(), StatusCode::kNotFound) << "not yet";
+  ASSERT_TRUE(tx.Commit().ok());
+  EXPECT_EQ(*(*store)->Get("order/1"), "new");
+  EXPECT_EQ(*(*store)->Get("stock/apple"), "9");
+  EXPECT_EQ(tx.Commit().code(), StatusCode::kFailedPrecondition) << "used once";
+
+  LocalTxn dropped = (*store)->Begin();
+  ASSERT_TRUE(dropped.Put("order/2", "x").ok());
+  dropped.Abort();
+  EXPECT_EQ((*store)->Get("order/2").status().code(), StatusCode::kNotFound);
+}
+
+TEST(LocalStore, RefusesBusinessWritesIntoTheReservedSpace) {
+  testing::TempDir dir;
+  auto store = LocalStore::Open(dir.Sub("db"));
+  ASSERT_TRUE(store.ok());
+  LocalTxn tx = (*store)->Begin();
+  Status s = tx.Put(std::string(LocalStore::kReservedPrefix) + "o/p/x", "forged");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("reserved"), std::string::npos);
+  EXPECT_EQ(tx.Delete(std::string(LocalStore::kReservedPrefix) + "meta/instance").code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(tx.Put("", "x").code(), StatusCode::kInvalidArgument);
+  // Scans of business keys never show txmq's rows.
+  ASSERT_TRUE(tx.Put("a", "1").ok());
+  ASSERT_TRUE(tx.Commit().ok());
+  std::vector<std::string> keys;
+  (*store)->Scan("", [&](std::string_view k, std::string_view) {
+    keys.emplace_back(k);
+    return true;
+  });
+  EXPECT_EQ(keys, std::vector<std::string>{"a"});
+}
+
+TEST(LocalStore, InstanceIdIsPersistentAndTheDirectoryExclusive) {
+  testing::TempDir dir;
+  std::string id;
+  {
+    auto store = LocalStore::Open(dir.Sub("db"));
+    ASSERT_TRUE(store.ok());
+    id = (*store)->instance_id();
+    EXPECT_EQ(id.size(), 36u);
+    auto second = LocalStore::Open(dir.Sub("db"));
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+    EXPECT_NE(second.status().message().find(dir.Sub("db")), std::string::npos);
+  }
+  auto reopened = LocalStore::Open(dir.Sub("db"));
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->instance_id(), id);
+  auto missing = LocalStore::Open(dir.Sub("nope"), {.create_if_missing = false});
+  EXPECT_FALSE(missing.ok());
+}
+
+TEST(LocalStore, AFailedConditionAbortsTheWholeCommit) {
+  testing::TempDir dir;
+  auto store = LocalStore::Open(dir.Sub("db"));
+  ASSERT_TRUE(store.ok());
+  LocalTxn tx = (*store)->Begin();
+  ASSERT_TRUE(tx.Put("row", "x").ok());
+  tx.impl().Require(ReservedKey("guard"), [] { return Status::Aborted("refused by a check"); });
+  Status s = tx.Commit();
+  EXPECT_EQ(s.code(), StatusCode::kAborted);
+  EXPECT_EQ((*store)->Get("row").status().code(), StatusCode::kNotFound);
+}
+
+TEST(LocalStore, KeyLocksSerializeOneKeyOnly) {
+  testing::TempDir dir;
+  auto store = LocalStore::Open(dir.Sub("db"));
+  ASSERT_TRUE(store.ok());
+  auto& impl = (*store)->impl();
+  auto a = impl.LockKey("a");
+  auto b = impl.LockKey("b");  // another key: no wait, even from the same thread
+  std::atomic<bool> got{false};
+  std::thread t([&] {
+    auto again = impl.LockKey("a");
+    got = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(got);
+  { auto release = std::move(a); }
+  t.join();
+  EXPECT_TRUE(got);
+}
+
+TEST(LocalStore, CommitSequenceWaterMark) {
+  testing::TempDir dir;
+  auto store = LocalStore::Open(dir.Sub("db"));
+  ASSERT_TRUE(store.ok());
+  auto& impl = (*store)->impl();
+  impl.ObserveSeq(10);
+  uint64_t first = impl.TakeSeq(), second = impl.TakeSeq();
+  EXPECT_EQ(first, 11u);
+  EXPECT_EQ(impl.SafeSeq(), 10u) << "11 is still being written";
+  impl.SeqDone(second);
+  EXPECT_EQ(impl.SafeSeq(), 10u) << "12 done, but 11 not: rows may not be sent past 11";
+  impl.SeqDone(first);
+  EXPECT_EQ(impl.SafeSeq(), 12u);
+}
+
+}  // namespace
+}  // namespace txmq
