@@ -1,0 +1,96 @@
+// The order service: places orders and publishes "order-created" through
+// its outbox (the order row and the message commit together), then
+// listens for the outcome: "stock-reserved" confirms an order, a
+// compensation from the inventory service cancels it.
+//
+//   txmq-example-order-service --broker tcp://127.0.0.1:7800 --db ./orders-db
+//       --order o-1:apple:2 --order o-2:pear:1
+//
+// Prints each order's final status and exits when all are final (or
+// after --wait seconds).
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "txmq/compensation.h"
+#include "txmq/consumer.h"
+#include "txmq/inbox.h"
+#include "txmq/local_store.h"
+#include "txmq/outbox.h"
+
+int main(int argc, char** argv) {
+  std::string broker = "tcp://127.0.0.1:7800", db = "./orders-db";
+  std::vector<std::string> orders;
+  int wait_seconds = 30;
+  CLI::App app{"Order service of the txmq order/inventory example"};
+  app.add_option("--broker", broker, "txmqd endpoint")->capture_default_str();
+  app.add_option("--db", db, "LevelDB directory for orders and txmq's tables")
+      ->capture_default_str();
+  app.add_option("--order", orders, "ID:ITEM:QUANTITY (repeatable)")->allow_extra_args(false);
+  app.add_option("--wait", wait_seconds, "Give up waiting for outcomes after this many seconds");
+  CLI11_PARSE(app, argc, argv);
+
+  auto opened = txmq::LocalStore::Open(db);
+  if (!opened.ok()) {
+    std::cerr << "order-service: " << opened.status().ToString() << "\n";
+    return 1;
+  }
+  txmq::LocalStore& store = **opened;
+
+  // Publishing: the outbox relays committed rows until the broker has them.
+  txmq::Outbox outbox(store, {.producer = {.broker = broker, .group = "orders"}});
+  if (!outbox.Start().ok()) return 1;
+
+  // Outcomes: confirmations and compensations, each applied once.
+  txmq::Inbox inbox(store, {.group = "orders"});
+  txmq::Consumer consumer({.broker = broker, .group = "orders"});
+  consumer.Subscribe("stock-reserved",
+                     inbox.Idempotent([](txmq::LocalTxn& tx, const txmq::Received& m) {
+                       tx.Put("order/" + m.key, "confirmed");
+                       return txmq::ConsumeResult::Success();
+                     }));
+  txmq::OnCompensation(consumer, inbox, "orders",
+                       [](txmq::LocalTxn& tx, const txmq::Compensation& c) {
+                         // The undo: the order is cancelled, with the reason.
+                         tx.Put("order/" + c.key, "cancelled (" + c.reason + ")");
+                         return txmq::ConsumeResult::Success();
+                       });
+  if (!consumer.Start().ok()) return 1;
+
+  std::vector<std::string> ids;
+  for (const std::string& spec : orders) {
+    std::string id, item, quantity;
+    std::stringstream in(spec);
+    std::getline(in, id, ':');
+    std::getline(in, item, ':');
+    std::getline(in, quantity, ':');
+    txmq::LocalTxn tx = store.Begin();
+    tx.Put("order/" + id, "pending");
+    outbox.Add(tx, {.topic = "order-created", .key = id, .body = item + ":" + quantity});
+    if (txmq::Status s = tx.Commit(); !s.ok()) {
+      std::cerr << "order-service: " << s.ToString() << "\n";
+      return 1;
+    }
+    std::cout << "placed " << id << " (" << item << " x" << quantity << ")\n";
+    ids.push_back(id);
+  }
+
+  auto status = [&](const std::string& id) { return store.Get("order/" + id).value(); };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+  auto all_final = [&] {
+    for (const auto& id : ids) {
+      if (status(id) == "pending") return false;
+    }
+    return true;
+  };
+  while (!all_final() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (const auto& id : ids) std::cout << id << ": " << status(id) << "\n";
+  consumer.Shutdown();
+  outbox.Shutdown();
+  return all_final() ? 0 : 1;
+}
