@@ -1,11 +1,12 @@
 // txmqctl as the real binary against a real (embedded) broker: exit codes,
-// tables, JSON.
+// tables, JSON; status, send, consume and what every command shares.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 
-#include "tests/testutil/testutil.h"
+#include "tests/tools/ctl_fixture.h"
 
 namespace txmq {
 namespace {
@@ -13,34 +14,47 @@ namespace {
 using testing::RunCommand;
 using testing::SplitLines;
 
-class Txmqctl : public ::testing::Test {
- protected:
-  void SetUp() override {
-    broker_ = testing::StartBroker(testing::TestBrokerOptions(dir_.Sub("data")));
-    ASSERT_NE(broker_, nullptr);
-  }
+using Txmqctl = CtlTest;
 
-  testing::CommandResult Ctl(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv = {testing::BinPath("txmqctl"), "--broker", broker_->endpoint()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, input);
-  }
-
-  testing::TempDir dir_;
-  std::unique_ptr<Broker> broker_;
-};
+// "name   value" as a Fields block prints it, whatever the padding.
+bool HasField(const std::string& out, const std::string& name, const std::string& value) {
+  return std::regex_search(out, std::regex("(^|\n)" + name + " +" + value + "\n"));
+}
 
 TEST_F(Txmqctl, StatusAsTableAndJson) {
   auto r = Ctl({"status"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("flush             sync"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find(dir_.Sub("data")), std::string::npos);
+  EXPECT_TRUE(HasField(r.out, "flush", "sync")) << r.out;
+  EXPECT_TRUE(HasField(r.out, "data dir", dir_.Sub("data"))) << r.out;
+  EXPECT_TRUE(HasField(r.out, "open transactions", "0")) << r.out;
+  EXPECT_TRUE(HasField(r.out, "stuck transactions", "0")) << r.out;
+  EXPECT_TRUE(HasField(r.out, "oldest open tx", "-")) << r.out;
   r = Ctl({"status", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["flush"], "sync");
   EXPECT_EQ(j["storage_healthy"], true);
   EXPECT_EQ(j["listen"], broker_->endpoint());
+  EXPECT_EQ(j["transactions"]["open"], 0);
+  EXPECT_EQ(j["transactions"]["stuck"], 0);
+  EXPECT_TRUE(j.contains("version") && j.contains("uptime_ms") && j.contains("producers") &&
+              j.contains("consumers") && j.contains("messages_stored") && j.contains("topics"));
+}
+
+TEST_F(Txmqctl, StatusCountsOpenAndStuckTransactions) {
+  Send("orders", "1", "plain");
+  LeaveStuckTransaction("shop", {.topic = "orders", .key = "42", .body = "order 42"});
+  auto j = Json({"status"});
+  EXPECT_EQ(j["transactions"]["open"], 1);
+  EXPECT_EQ(j["transactions"]["stuck"], 1);
+  EXPECT_GT(j["transactions"]["oldest_open_age_ms"].get<int64_t>(), 0);
+  EXPECT_EQ(j["messages_stored"], 1);
+  EXPECT_EQ(j["topics"], 1);
+  auto r = Ctl({"status"});
+  EXPECT_TRUE(HasField(r.out, "open transactions", "1")) << r.out;
+  EXPECT_TRUE(HasField(r.out, "stuck transactions", "1 \\(see: txmqctl tx list --state stuck\\)"))
+      << r.out;
+  EXPECT_TRUE(HasField(r.out, "messages stored", "1")) << r.out;
 }
 
 TEST_F(Txmqctl, SendThenConsumeAsJsonLines) {
@@ -96,17 +110,45 @@ TEST_F(Txmqctl, BodyFromStdinAndBinaryBodiesInJson) {
 }
 
 TEST_F(Txmqctl, BadUsageExitsTwoWithOneLine) {
-  for (const auto& args :
-       std::vector<std::vector<std::string>>{{"frobnicate"},
-                                             {"send"},
-                                             {"send", "bad topic", "x"},
-                                             {"consume", "orders"},
-                                             {"send", "t", "--prop", "novalue", "x"},
-                                             {"consume", "orders", "-g", "g", "--max", "-1"}}) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"frobnicate"},
+           {"send"},
+           {"send", "bad topic", "x"},
+           {"consume", "orders"},
+           {"send", "t", "--prop", "novalue", "x"},
+           {"consume", "orders", "-g", "g", "--max", "-1"},
+           {"topic"},
+           {"topic", "frobnicate"},
+           {"topic", "create", "bad name"},
+           {"topic", "create", "t", "--queues", "0"},
+           {"topic", "show"},
+           {"msg", "show"},
+           {"msg", "find", "--topic", "orders"},
+           {"msg", "find", "--topic", "orders", "--key", "k", "--limit", "0"},
+           {"tx"},
+           {"tx", "list", "--state", "bogus"},
+           {"tx", "list", "--older-than", "soon"},
+           {"tx", "list", "--group", "bad group"},
+           {"tx", "show", "has space"},
+           {"tx", "commit"},
+           {"tx", "rollback", "id", "--bogus"},
+           {"tx", "recheck"},
+           {"tx", "recheck", "--stuck", "--group", "bad group"},
+           {"group", "show"},
+           {"group", "show", "bad group"},
+           {"dlq", "list"},
+           {"dlq", "resend", "g"},
+           {"dlq", "resend", "g", "id", "--all"},
+           {"--operator", "", "status"},
+           {"--timeout", "soon", "status"},
+       }) {
     auto r = Ctl(args);
-    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
-    EXPECT_EQ(SplitLines(r.err).size(), 1u) << r.err;
-    EXPECT_EQ(r.err.rfind("txmqctl: ", 0), 0u) << r.err;
+    std::string what;
+    for (const auto& a : args) what += a + " ";
+    EXPECT_EQ(r.exit_code, 2) << what << ": " << r.err;
+    EXPECT_EQ(SplitLines(r.err).size(), 1u) << what << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("txmqctl: ", 0), 0u) << what << ": " << r.err;
+    EXPECT_EQ(r.out, "") << what;
   }
 }
 
@@ -125,10 +167,41 @@ TEST_F(Txmqctl, BrokerFromTheEnvironment) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["listen"], broker_->endpoint());
 }
 
-TEST_F(Txmqctl, HelpExplainsWithAnExample) {
-  auto r = Ctl({"send", "--help"});
-  EXPECT_EQ(r.exit_code, 0);
-  EXPECT_NE(r.out.find("Example"), std::string::npos);
+TEST_F(Txmqctl, HelpOnEveryLevelExplainsWithAnExample) {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--help"},
+                                                                {"status", "--help"},
+                                                                {"send", "--help"},
+                                                                {"consume", "--help"},
+                                                                {"topic", "--help"},
+                                                                {"topic", "list", "--help"},
+                                                                {"topic", "create", "--help"},
+                                                                {"topic", "show", "--help"},
+                                                                {"msg", "--help"},
+                                                                {"msg", "show", "--help"},
+                                                                {"msg", "find", "--help"},
+                                                                {"tx", "--help"},
+                                                                {"tx", "list", "--help"},
+                                                                {"tx", "show", "--help"},
+                                                                {"tx", "commit", "--help"},
+                                                                {"tx", "rollback", "--help"},
+                                                                {"tx", "check", "--help"},
+                                                                {"tx", "recheck", "--help"},
+                                                                {"group", "--help"},
+                                                                {"group", "list", "--help"},
+                                                                {"group", "show", "--help"},
+                                                                {"dlq", "--help"},
+                                                                {"dlq", "list", "--help"},
+                                                                {"dlq", "show", "--help"},
+                                                                {"dlq", "resend", "--help"}}) {
+    auto r = Ctl(args);
+    std::string what;
+    for (const auto& a : args) what += a + " ";
+    EXPECT_EQ(r.exit_code, 0) << what;
+    EXPECT_NE(r.out.find("Example"), std::string::npos) << what << r.out;
+  }
+  // Changes say they take --dry-run.
+  EXPECT_NE(Ctl({"tx", "commit", "--help"}).out.find("--dry-run"), std::string::npos);
+  EXPECT_NE(Ctl({"--help"}).out.find("--operator"), std::string::npos);
 }
 
 }  // namespace

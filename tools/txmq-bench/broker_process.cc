@@ -51,6 +51,24 @@ bool WaitForExit(pid_t pid, std::chrono::milliseconds timeout, int* status) {
 
 }  // namespace
 
+std::vector<std::string> MergeBrokerArgs(const std::vector<BrokerFlag>& defaults,
+                                         const std::vector<std::string>& overrides) {
+  auto overridden = [&overrides](const std::string& flag) {
+    for (const std::string& arg : overrides) {
+      if (arg == flag || arg.starts_with(flag + "=")) return true;
+    }
+    return false;
+  };
+  std::vector<std::string> args;
+  for (const auto& [flag, value] : defaults) {
+    if (overridden(flag)) continue;
+    args.push_back(flag);
+    args.push_back(value);
+  }
+  args.insert(args.end(), overrides.begin(), overrides.end());
+  return args;
+}
+
 std::string OwnDirectory() {
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -58,7 +76,8 @@ std::string OwnDirectory() {
   return exe.parent_path().string();
 }
 
-BrokerProcess::BrokerProcess(const std::string& txmqd_path, const std::string& flush) {
+BrokerProcess::BrokerProcess(const std::string& txmqd_path,
+                             const std::vector<std::string>& extra_args) {
   const std::string txmqd = txmqd_path.empty() ? OwnDirectory() + "/txmqd" : txmqd_path;
   if (access(txmqd.c_str(), X_OK) != 0) {
     throw BenchError("cannot run broker binary " + txmqd + ": " + strerror(errno) +
@@ -73,9 +92,9 @@ BrokerProcess::BrokerProcess(const std::string& txmqd_path, const std::string& f
   ready_path_ = temp_dir_ + "/ready";
   const std::string data_dir = temp_dir_ + "/data";
 
-  std::vector<std::string> args{
-      txmqd, "--listen",     "tcp://127.0.0.1:*", "--data-dir",  data_dir, "--flush",
-      flush, "--ready-file", ready_path_,         "--log-level", "warn"};
+  std::vector<std::string> args{txmqd,    "--listen",     "tcp://127.0.0.1:*", "--data-dir",
+                                data_dir, "--ready-file", ready_path_};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -7,14 +7,28 @@
 #include <sys/types.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace txmq::bench {
 
+// A txmqd flag with its value, e.g. {"--flush", "sync"}.
+using BrokerFlag = std::pair<std::string, std::string>;
+
+// The arguments for txmqd: `defaults` as "--flag value" words, except the
+// flags that `overrides` names ("--flag" or "--flag=..."), then `overrides`
+// as given. So a user's --broker-arg replaces txmq-bench's default instead of
+// repeating the flag (which txmqd would refuse).
+std::vector<std::string> MergeBrokerArgs(const std::vector<BrokerFlag>& defaults,
+                                         const std::vector<std::string>& overrides);
+
 class BrokerProcess {
  public:
-  // Starts `txmqd_path` (empty = the txmqd next to this executable) and
-  // waits until it serves. Throws BenchError when it does not.
-  BrokerProcess(const std::string& txmqd_path, const std::string& flush);
+  // Starts `txmqd_path` (empty = the txmqd next to this executable) with
+  // its own --listen, --data-dir and --ready-file, followed by `args`
+  // (e.g. "--flush", "sync"), and waits until it serves. Throws BenchError
+  // when it does not.
+  BrokerProcess(const std::string& txmqd_path, const std::vector<std::string>& args);
   ~BrokerProcess();
   BrokerProcess(const BrokerProcess&) = delete;
   BrokerProcess& operator=(const BrokerProcess&) = delete;

@@ -22,6 +22,19 @@ constexpr const char* kDescription =
     "           each of them; timed until the broker confirmed every ack.\n"
     "  preload  only fills --topic with --consume-count messages, for a later\n"
     "           'consume --no-preload --topic T' run (used by the peers harness).\n"
+    "  txn      P transaction producers (own connection and thread each), one\n"
+    "           transaction per message, one in flight: half message, empty local\n"
+    "           transaction (COMMIT), acknowledged commit; msgs/s = committed\n"
+    "           transactions / time; p50/p99 = per transaction.\n"
+    "  commit-visible\n"
+    "           one transaction producer commits one at a time while one consumer\n"
+    "           receives; p50/p99 = commit acknowledged -> handler sees the message.\n"
+    "  checkback\n"
+    "           P producers; --unknown-percent (10) of the local transactions answer\n"
+    "           UNKNOWN and are ended by the broker's check-back (checker: COMMIT).\n"
+    "           Reports the mix's rate while sending, how long until the broker had\n"
+    "           nothing open, checks sent; msgs/s = all / time until nothing open.\n"
+    "           A broker txmq-bench starts gets short check timing (see --broker-arg).\n"
     "\n"
     "Without --broker, txmqd (next to this binary) is started on a fresh temporary\n"
     "data dir and stopped afterwards; its CPU use during the timed part is reported.\n"
@@ -29,16 +42,29 @@ constexpr const char* kDescription =
     "Examples:\n"
     "  txmq-bench --scenario send --producers 4 --window 256 --duration 3\n"
     "  txmq-bench --scenario consume --window 256 --json\n"
+    "  txmq-bench --scenario txn --producers 4\n"
+    "  txmq-bench --scenario checkback --producers 4 --broker-arg=--check-interval=1s\n"
     "  txmq-bench --broker tcp://127.0.0.1:7800 --producers 1 --window 1 \\\n"
     "      --result-line --system txmq --scenario-name 'produce p=1 w=1'\n";
 
 }  // namespace
 
 std::string DefaultScenarioName(const BenchOptions& o) {
-  if (o.scenario == Scenario::kConsume) {
-    return "consume w=" + std::to_string(o.window) + " (ack/msg)";
+  const std::string p = std::to_string(o.producers);
+  switch (o.scenario) {
+    case Scenario::kConsume:
+      return "consume w=" + std::to_string(o.window) + " (ack/msg)";
+    case Scenario::kTxn:
+      return "txn p=" + p + " (commit/msg)";
+    case Scenario::kCommitVisible:
+      return "commit-visible (commit ack -> consumer)";
+    case Scenario::kCheckback:
+      return "checkback p=" + p + " (" + std::to_string(o.unknown_percent) + "% unknown)";
+    case Scenario::kSend:
+    case Scenario::kPreload:
+      break;
   }
-  return "produce p=" + std::to_string(o.producers) + " w=" + std::to_string(o.window);
+  return "produce p=" + p + " w=" + std::to_string(o.window);
 }
 
 int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
@@ -47,10 +73,11 @@ int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
   app.set_version_flag("--version", std::string("txmq-bench ") + kVersion);
 
   std::string scenario = "send";
-  app.add_option("--scenario,-s", scenario, "send, consume, or preload (fills --topic only)")
-      ->check(CLI::IsMember({"send", "consume", "preload"}))
+  app.add_option("--scenario,-s", scenario,
+                 "send, consume, preload (fills --topic only), txn, commit-visible, checkback")
+      ->check(CLI::IsMember({"send", "consume", "preload", "txn", "commit-visible", "checkback"}))
       ->capture_default_str();
-  app.add_option("--producers,-p", o->producers, "Producers (send)")
+  app.add_option("--producers,-p", o->producers, "Producers (send, txn, checkback)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   app.add_option("--window,-w", o->window,
@@ -60,12 +87,18 @@ int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
   app.add_option("--size", o->size, "Payload bytes per message (incompressible)")
       ->check(CLI::Range(8, 4 * 1024 * 1024))
       ->capture_default_str();
-  CLI::Option* duration =
-      app.add_option("--duration,-d", o->duration_s,
-                     "Time bound of the timed part in seconds (default 3 send, 15 consume)")
-          ->check(CLI::Range(0.001, 3600.0));
-  app.add_option("--count,-n", o->count, "Message bound of a send run, all producers together")
-      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}))
+  CLI::Option* duration = app.add_option("--duration,-d", o->duration_s,
+                                         "Time bound of the timed part in seconds (default 15 "
+                                         "consume, 10 commit-visible, else 3)")
+                              ->check(CLI::Range(0.001, 3600.0));
+  CLI::Option* count =
+      app.add_option("--count,-n", o->count,
+                     "Message (transaction) bound of a run, all producers together (default "
+                     "3000 commit-visible, else 1000000)")
+          ->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
+  app.add_option("--unknown-percent", o->unknown_percent,
+                 "checkback: % of local transactions that answer UNKNOWN")
+      ->check(CLI::Range(0, 100))
       ->capture_default_str();
   app.add_option("--consume-count", o->consume_count, "Messages preloaded and drained (consume)")
       ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}))
@@ -84,6 +117,15 @@ int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
       ->capture_default_str()
       ->excludes(broker);
   app.add_option("--txmqd", o->txmqd, "txmqd binary to start (default: next to txmq-bench)")
+      ->excludes(broker);
+  // One word per use, so flag and value go together with '=':
+  // --broker-arg=--check-interval=1s (a value starting with '--' would
+  // otherwise be read as one of our own flags).
+  app.add_option("--broker-arg", o->broker_args,
+                 "One more argument for the txmqd txmq-bench starts (repeatable), e.g.\n"
+                 "--broker-arg=--check-interval=1s; replaces txmq-bench's default for that flag")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->excludes(broker);
   app.add_option("--topic", o->topic, "Topic to use (default: a fresh bench-<uuid> per run)");
   app.add_flag("--no-preload", o->no_preload,
@@ -111,11 +153,31 @@ int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
     std::cerr << "txmq-bench: --no-preload and --scenario preload need --topic\n";
     return kExitUsage;
   }
-  o->scenario = scenario == "consume"   ? Scenario::kConsume
-                : scenario == "preload" ? Scenario::kPreload
-                                        : Scenario::kSend;
+  for (const std::string& arg : o->broker_args) {
+    // txmq-bench needs these to find and clean up the broker it starts.
+    for (const char* own : {"--listen", "--data-dir", "--ready-file"}) {
+      if (arg == own || arg.starts_with(std::string(own) + "=")) {
+        std::cerr << "txmq-bench: --broker-arg " << arg << ": " << own
+                  << " is set by txmq-bench itself\n";
+        return kExitUsage;
+      }
+    }
+  }
+  o->scenario = scenario == "consume"          ? Scenario::kConsume
+                : scenario == "preload"        ? Scenario::kPreload
+                : scenario == "txn"            ? Scenario::kTxn
+                : scenario == "commit-visible" ? Scenario::kCommitVisible
+                : scenario == "checkback"      ? Scenario::kCheckback
+                                               : Scenario::kSend;
   // The peers' consume runs are bounded by CONSUME_DUR = 15 s, not DUR.
-  if (duration->count() == 0) o->duration_s = o->scenario == Scenario::kConsume ? 15.0 : 3.0;
+  // commit-visible measures a latency, one transaction at a time: a few
+  // thousand samples give a stable p99.
+  if (duration->count() == 0) {
+    o->duration_s = o->scenario == Scenario::kConsume         ? 15.0
+                    : o->scenario == Scenario::kCommitVisible ? 10.0
+                                                              : 3.0;
+  }
+  if (count->count() == 0 && o->scenario == Scenario::kCommitVisible) o->count = 3000;
   if (o->max_in_flight == 0) o->max_in_flight = o->window;
   if (o->scenario_name.empty()) o->scenario_name = DefaultScenarioName(*o);
   return -1;

@@ -14,7 +14,8 @@ inline constexpr int kExitUsage = 2;
 // which it has already printed).
 int ParseCommandLine(int argc, char** argv, BenchOptions* options);
 
-// "produce p=4 w=256" / "consume w=256 (ack/msg)": the peers' row names.
+// "produce p=4 w=256" / "consume w=256 (ack/msg)" / "txn p=4 (commit/msg)":
+// the peers' row names; names of our own for commit-visible and checkback.
 std::string DefaultScenarioName(const BenchOptions& options);
 
 }  // namespace txmq::bench

@@ -9,15 +9,29 @@
 #include "protocol/src/util.h"
 #include "tools/txmq-bench/bench_error.h"
 #include "tools/txmq-bench/broker_process.h"
+#include "tools/txmq-bench/checkback_scenario.h"
 #include "tools/txmq-bench/cli.h"
+#include "tools/txmq-bench/commit_visible_scenario.h"
 #include "tools/txmq-bench/consume_scenario.h"
 #include "tools/txmq-bench/cpu_meter.h"
 #include "tools/txmq-bench/report.h"
 #include "tools/txmq-bench/send_scenario.h"
+#include "tools/txmq-bench/txn_scenario.h"
 #include "txmq/logging.h"
 
 namespace txmq::bench {
 namespace {
+
+// txmqd's arguments (beyond --listen, --data-dir and --ready-file): the
+// flush mode, quiet logs, the checkback scenario's short check timing, and
+// the user's --broker-arg words, which replace a default for the same flag.
+std::vector<std::string> BrokerArgs(const BenchOptions& o) {
+  std::vector<BrokerFlag> defaults{{"--flush", o.flush}, {"--log-level", "warn"}};
+  if (o.scenario == Scenario::kCheckback) {
+    for (const auto& [flag, value] : kCheckbackBrokerFlags) defaults.emplace_back(flag, value);
+  }
+  return MergeBrokerArgs(defaults, o.broker_args);
+}
 
 int Run(BenchOptions& o) {
   // Info lines of the client libraries (connects, goodbyes) would drown the
@@ -27,12 +41,29 @@ int Run(BenchOptions& o) {
   std::unique_ptr<BrokerProcess> broker;
   std::string endpoint = o.broker;
   if (endpoint.empty()) {
-    broker = std::make_unique<BrokerProcess>(o.txmqd, o.flush);
+    // Reported as given to txmqd (JSON "broker_args").
+    o.broker_args = BrokerArgs(o);
+    // A --broker-arg may have replaced the flush mode; the notes name it.
+    for (size_t i = 0; i < o.broker_args.size(); ++i) {
+      const std::string& a = o.broker_args[i];
+      if (a == "--flush" && i + 1 < o.broker_args.size()) o.flush = o.broker_args[i + 1];
+      if (a.starts_with("--flush=")) o.flush = a.substr(8);
+    }
+    broker = std::make_unique<BrokerProcess>(o.txmqd, o.broker_args);
     endpoint = broker->endpoint();
   }
   CpuMeter meter(broker ? broker->pid() : -1);
-  // Runs never see each other's messages.
-  const std::string topic = o.topic.empty() ? "bench-" + NewUuidV7() : o.topic;
+  // Runs never see each other's messages, nor answer each other's checks.
+  const std::string run_id = NewUuidV7();
+  const std::string topic = o.topic.empty() ? "bench-" + run_id : o.topic;
+  const TxnPlan txn{.broker = endpoint,
+                    .topic = topic,
+                    .group = "bench-" + run_id,
+                    .producers = o.producers,
+                    .size = o.size,
+                    .duration_s = o.duration_s,
+                    .count = o.count,
+                    .unknown_percent = o.scenario == Scenario::kCheckback ? o.unknown_percent : 0};
 
   BenchResult result;
   switch (o.scenario) {
@@ -67,6 +98,21 @@ int Run(BenchOptions& o) {
       printf("preloaded %lld messages of %d bytes into '%s'\n",
              static_cast<long long>(o.consume_count), o.size, topic.c_str());
       return 0;
+    case Scenario::kTxn:
+      result = RunTxn(txn, &meter);
+      break;
+    case Scenario::kCommitVisible:
+      result = RunCommitVisible({.broker = endpoint,
+                                 .topic = topic,
+                                 .group = txn.group,
+                                 .size = o.size,
+                                 .duration_s = o.duration_s,
+                                 .count = o.count},
+                                &meter);
+      break;
+    case Scenario::kCheckback:
+      result = RunCheckback(txn, &meter);
+      break;
   }
   result.broker_cpu = meter.broker_cores();
   result.client_cpu = meter.client_cores();
@@ -75,12 +121,13 @@ int Run(BenchOptions& o) {
   broker.reset();
   PrintReport(o, result);
   if (result.messages == 0) {
-    std::cerr << "txmq-bench: no message was acknowledged (" << result.errors << " errors)\n";
+    std::cerr << "txmq-bench: no message was acknowledged or seen (" << result.errors
+              << " errors)\n";
     return kExitFailure;
   }
   if (result.errors > 0) {
     std::cerr << "txmq-bench: warning: " << result.errors
-              << " sends or acks failed or were not answered in time\n";
+              << " sends, transactions or acks failed or were not answered in time\n";
   }
   return 0;
 }

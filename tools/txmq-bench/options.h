@@ -3,27 +3,34 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace txmq::bench {
 
 // kPreload only fills --topic with --consume-count messages for a later
 // `consume --no-preload` run (the peers harness prefills in its own step).
-enum class Scenario { kSend, kConsume, kPreload };
+// kTxn, kCommitVisible and kCheckback measure transactional messages.
+enum class Scenario { kSend, kConsume, kPreload, kTxn, kCommitVisible, kCheckback };
 
 struct BenchOptions {
   Scenario scenario = Scenario::kSend;
-  // Producers (send) — each one its own connection and thread.
+  // Producers (send, txn, checkback) — each one its own connection and
+  // thread.
   int producers = 1;
   // Most unacknowledged sends per producer; the consumer's pull batch and
   // in-flight limit (consume).
   int window = 256;
   // Payload bytes per message.
   int size = 1024;
-  // Time bound of the timed part, seconds (3 for send, 15 for consume
-  // unless given).
+  // Time bound of the timed part, seconds (unless given: 15 for consume,
+  // 10 for commit-visible, 3 for the others).
   double duration_s = 3.0;
-  // Message bound of one send run, all producers together.
+  // Message (transaction) bound of one send, txn or checkback run, all
+  // producers together; commit-visible: 3,000 unless given.
   int64_t count = 1'000'000;
+  // checkback: share of transactions whose local transaction answers
+  // UNKNOWN, so that only the broker's check-back can end them.
+  int unknown_percent = 10;
   // consume: the consumer's in-flight limit (0 = window) and handler
   // threads. The peers' scenario is window / 1; other values are for
   // finding out where the time goes.
@@ -37,6 +44,9 @@ struct BenchOptions {
   std::string txmqd;
   // Flush mode of the broker txmq-bench starts.
   std::string flush = "sync";
+  // More txmqd arguments (one word each) for the broker txmq-bench starts;
+  // a flag named here replaces txmq-bench's own default for it.
+  std::vector<std::string> broker_args;
   // Topic name; empty = a fresh bench-<uuid> per run.
   std::string topic;
   // consume: --topic already holds consume_count messages (from an earlier

@@ -7,9 +7,6 @@
 
 namespace txmq::bench {
 
-namespace {
-
-// 52341.7 -> "52,342".
 std::string WithThousands(double value) {
   std::string digits = std::to_string(static_cast<long long>(std::llround(value)));
   std::string out;
@@ -20,6 +17,8 @@ std::string WithThousands(double value) {
   }
   return out;
 }
+
+namespace {
 
 // Three significant digits are plenty for a latency and keep the line short.
 std::string HumanMs(std::optional<double> ms) {
@@ -37,11 +36,60 @@ std::string PeersMs(std::optional<double> ms) {
   return buf;
 }
 
+// The --scenario value, as named in the JSON object.
+const char* ScenarioFlag(Scenario s) {
+  switch (s) {
+    case Scenario::kSend:
+      return "send";
+    case Scenario::kConsume:
+      return "consume";
+    case Scenario::kPreload:
+      return "preload";
+    case Scenario::kTxn:
+      return "txn";
+    case Scenario::kCommitVisible:
+      return "commit-visible";
+    case Scenario::kCheckback:
+      return "checkback";
+  }
+  return "?";
+}
+
+// What ran, at the start of the human line.
+std::string HumanWhat(const BenchOptions& o) {
+  const std::string p = std::to_string(o.producers);
+  switch (o.scenario) {
+    case Scenario::kConsume:
+      return "consume w=" + std::to_string(o.window);
+    case Scenario::kTxn:
+      return "txn p=" + p + " (commit/msg)";
+    case Scenario::kCommitVisible:
+      return "commit-visible";
+    case Scenario::kCheckback:
+      return "checkback p=" + p + " (" + std::to_string(o.unknown_percent) + "% unknown)";
+    case Scenario::kSend:
+    case Scenario::kPreload:
+      break;
+  }
+  return "send p=" + p + " w=" + std::to_string(o.window);
+}
+
+// Producers and window as the peers would state them: a transaction
+// producer has one transaction in flight; commit-visible has one producer.
+int Producers(const BenchOptions& o) {
+  return o.scenario == Scenario::kConsume || o.scenario == Scenario::kCommitVisible ? 1
+                                                                                    : o.producers;
+}
+int Window(const BenchOptions& o) {
+  return o.scenario == Scenario::kTxn || o.scenario == Scenario::kCheckback ||
+                 o.scenario == Scenario::kCommitVisible
+             ? 1
+             : o.window;
+}
+
 void PrintHumanLine(const BenchOptions& o, const BenchResult& r, std::optional<double> p50,
                     std::optional<double> p99) {
-  std::string what = o.scenario == Scenario::kSend ? "send p=" + std::to_string(o.producers) +
-                                                         " w=" + std::to_string(o.window)
-                                                   : "consume w=" + std::to_string(o.window);
+  const std::string what = HumanWhat(o);
   char tail[160];
   snprintf(tail, sizeof tail, "(n=%llu, %.2f s, ", static_cast<unsigned long long>(r.messages),
            r.secs);
@@ -57,10 +105,19 @@ void PrintHumanLine(const BenchOptions& o, const BenchResult& r, std::optional<d
     cpu += buf;
   }
   std::string errors = r.errors ? ", " + std::to_string(r.errors) + " errors" : "";
+  const char* label = o.scenario == Scenario::kCommitVisible ? "commit->visible " : "";
   std::string latency =
-      o.scenario == Scenario::kSend ? "  p50 " + HumanMs(p50) + "  p99 " + HumanMs(p99) : "";
-  printf("%s size=%d: %s msgs/s%s  %s%s%s)\n", what.c_str(), o.size,
-         WithThousands(r.msgs_per_s()).c_str(), latency.c_str(), tail, cpu.c_str(), errors.c_str());
+      o.scenario != Scenario::kConsume
+          ? std::string("  ") + label + "p50 " + HumanMs(p50) + "  p99 " + HumanMs(p99)
+          : "";
+  std::string details;
+  for (const ResultDetail& d : r.details) {
+    if (!d.human.empty()) details += (details.empty() ? "  [" : ", ") + d.human;
+  }
+  if (!details.empty()) details += "]";
+  printf("%s size=%d: %s msgs/s%s%s  %s%s%s)\n", what.c_str(), o.size,
+         WithThousands(r.msgs_per_s()).c_str(), latency.c_str(), details.c_str(), tail, cpu.c_str(),
+         errors.c_str());
 }
 
 void PrintResultLine(const BenchOptions& o, const BenchResult& r, std::optional<double> p50,
@@ -79,11 +136,11 @@ void PrintJson(const BenchOptions& o, const BenchResult& r, std::optional<double
                std::optional<double> p99, const std::string& notes) {
   auto or_null = [](std::optional<double> v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
   nlohmann::json j{
-      {"scenario", o.scenario == Scenario::kSend ? "send" : "consume"},
+      {"scenario", ScenarioFlag(o.scenario)},
       {"scenario_name", o.scenario_name},
       {"system", o.system},
-      {"producers", o.scenario == Scenario::kSend ? o.producers : 1},
-      {"window", o.window},
+      {"producers", Producers(o)},
+      {"window", Window(o)},
       {"size", o.size},
       {"msgs_per_s", r.msgs_per_s()},
       {"p50_ms", or_null(p50)},
@@ -97,6 +154,8 @@ void PrintJson(const BenchOptions& o, const BenchResult& r, std::optional<double
       {"flush", o.broker.empty() ? nlohmann::json(o.flush) : nlohmann::json()},
       {"notes", notes},
   };
+  if (!o.broker_args.empty()) j["broker_args"] = o.broker_args;
+  for (const ResultDetail& d : r.details) j[d.key] = d.value;
   printf("%s\n", j.dump().c_str());
 }
 
@@ -119,6 +178,7 @@ void PrintReport(const BenchOptions& o, BenchResult& r) {
                                    (o.flush == "sync" ? " (fsync before ack, group commit)" : "")
                              : "broker " + o.broker;
     if (o.scenario == Scenario::kConsume) notes += "; one ack per message";
+    if (o.scenario == Scenario::kTxn) notes += "; half + commit per message, each acked durably";
   }
   PrintHumanLine(o, r, p50, p99);
   if (o.result_line) PrintResultLine(o, r, p50, p99, notes);

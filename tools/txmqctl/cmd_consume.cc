@@ -85,7 +85,7 @@ int Consume(Ctl& ctl, const ConsumeArgs& args) {
     auto acked = c.CallSync(std::move(ack), ctl.timeout());
     if (!acked.ok()) return ctl.Fail(acked.status());
   }
-  if (!ctl.json()) std::cerr << "txmqctl: " << printed << " messages\n";
+  if (!ctl.json()) std::cerr << "txmqctl: " << Count(printed, "message") << "\n";
   return kExitOk;
 }
 

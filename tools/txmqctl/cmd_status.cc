@@ -1,53 +1,93 @@
+#include <iostream>
+
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
+#include "tools/txmqctl/table.h"
 
 namespace txmq::ctl {
 
+namespace {
+
+nlohmann::json TxCountersJson(wire::TxCounters::Reader t) {
+  return {{"open", t.getOpen()},
+          {"stuck", t.getStuck()},
+          {"oldest_open_age_ms", t.getOldestOpenAgeMs()},
+          {"halves_stored", t.getHalvesStored()},
+          {"committed", t.getCommitted()},
+          {"rolled_back", t.getRolledBack()},
+          {"checks_sent", t.getChecksSent()},
+          {"answers",
+           {{"commit", t.getAnswersCommit()},
+            {"rollback", t.getAnswersRollback()},
+            {"unknown", t.getAnswersUnknown()},
+            {"error", t.getAnswersError()},
+            {"no_answer", t.getNoAnswer()},
+            {"no_producer", t.getNoProducer()}}}};
+}
+
+int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
+  auto t = s.getTransactions();
+  if (ctl.json()) {
+    PrintJson({
+        {"broker", wire::ToString(s.getBrokerName())},
+        {"version", wire::ToString(s.getVersion())},
+        {"uptime_ms", s.getUptimeMs()},
+        {"data_dir", wire::ToString(s.getDataDir())},
+        {"flush", wire::ToString(s.getFlushMode())},
+        {"listen", wire::ToString(s.getListen())},
+        {"topics", s.getTopics()},
+        {"messages_stored", s.getMessagesStored()},
+        {"producers", s.getProducers()},
+        {"consumers", s.getConsumers()},
+        {"consumer_groups", s.getConsumerGroups()},
+        {"dead_lettered", s.getDeadLettered()},
+        {"bad_frames", s.getBadFrames()},
+        {"storage_healthy", s.getStorageHealthy()},
+        {"transactions", TxCountersJson(t)},
+    });
+    return kExitOk;
+  }
+  Fields f;
+  f.Add("broker", wire::ToString(s.getBrokerName()));
+  f.Add("version", wire::ToString(s.getVersion()));
+  f.Add("uptime", FormatDurationMs(s.getUptimeMs()));
+  f.Add("listen", wire::ToString(s.getListen()));
+  f.Add("data dir", wire::ToString(s.getDataDir()));
+  f.Add("flush", wire::ToString(s.getFlushMode()));
+  f.Add("storage", s.getStorageHealthy() ? "healthy" : "FAILED (refusing writes; see log)");
+  f.Add("topics", std::to_string(s.getTopics()));
+  f.Add("messages stored", std::to_string(s.getMessagesStored()));
+  f.Add("producers", std::to_string(s.getProducers()));
+  f.Add("consumers", std::to_string(s.getConsumers()));
+  f.Add("consumer groups", std::to_string(s.getConsumerGroups()));
+  f.Add("dead-lettered", std::to_string(s.getDeadLettered()));
+  f.Add("open transactions", std::to_string(t.getOpen()));
+  // Stuck ones wait for a person: say where to look.
+  f.Add("stuck transactions",
+        t.getStuck() == 0 ? "0"
+                          : std::to_string(t.getStuck()) + " (see: txmqctl tx list --state stuck)");
+  f.Add("oldest open tx", t.getOpen() == 0 ? "-" : FormatDurationMs(t.getOldestOpenAgeMs()));
+  f.Add("committed", std::to_string(t.getCommitted()));
+  f.Add("rolled back", std::to_string(t.getRolledBack()));
+  f.Add("bad requests", std::to_string(s.getBadFrames()));
+  f.Print(std::cout);
+  return kExitOk;
+}
+
+}  // namespace
+
 void AddStatusCommand(CLI::App& app, Ctl& ctl, Runner& run) {
-  auto* cmd =
-      app.add_subcommand("status",
-                         "Show the broker: version, uptime, data dir, flush mode, topics, clients\n"
-                         "Example: txmqctl --broker tcp://127.0.0.1:7800 status");
+  auto* cmd = app.add_subcommand(
+      "status",
+      "Show the broker: version, uptime, data dir, flush mode, topics, messages,\n"
+      "clients, open and stuck transactions\n"
+      "Example: txmqctl --broker tcp://127.0.0.1:7800 status");
   cmd->callback([&ctl, &run] {
     run = [&ctl]() -> int {
       auto reply = ctl.Call([](wire::Envelope::Builder e) { e.setStatus(); });
       if (!reply.ok()) return ctl.Fail(reply.status());
-      auto s = reply->envelope().getStatusOk();
-      if (ctl.json()) {
-        nlohmann::json j = {
-            {"broker", wire::ToString(s.getBrokerName())},
-            {"version", wire::ToString(s.getVersion())},
-            {"uptime_ms", s.getUptimeMs()},
-            {"data_dir", wire::ToString(s.getDataDir())},
-            {"flush", wire::ToString(s.getFlushMode())},
-            {"listen", wire::ToString(s.getListen())},
-            {"topics", s.getTopics()},
-            {"messages_stored", s.getMessagesStored()},
-            {"producers", s.getProducers()},
-            {"consumers", s.getConsumers()},
-            {"bad_frames", s.getBadFrames()},
-            {"storage_healthy", s.getStorageHealthy()},
-        };
-        std::cout << j.dump(2) << "\n";
-        return kExitOk;
-      }
-      auto row = [](const char* k, const std::string& v) {
-        std::printf("%-17s %s\n", k, v.c_str());
-      };
-      row("broker", wire::ToString(s.getBrokerName()));
-      row("version", wire::ToString(s.getVersion()));
-      row("uptime", FormatDurationMs(s.getUptimeMs()));
-      row("listen", wire::ToString(s.getListen()));
-      row("data dir", wire::ToString(s.getDataDir()));
-      row("flush", wire::ToString(s.getFlushMode()));
-      row("storage", s.getStorageHealthy() ? "healthy" : "FAILED (refusing writes; see log)");
-      row("topics", std::to_string(s.getTopics()));
-      row("messages stored", std::to_string(s.getMessagesStored()));
-      row("producers", std::to_string(s.getProducers()));
-      row("consumers", std::to_string(s.getConsumers()));
-      row("bad requests", std::to_string(s.getBadFrames()));
-      return kExitOk;
+      return PrintStatus(ctl, reply->envelope().getStatusOk());
     };
   });
 }

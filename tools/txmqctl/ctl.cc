@@ -1,11 +1,23 @@
 #include "tools/txmqctl/ctl.h"
 
+#include <unistd.h>
+
+#include <ctime>
 #include <iostream>
 
 #include "protocol/src/util.h"
 #include "txmq/version.h"
 
 namespace txmq::ctl {
+
+std::string DefaultOperator() {
+  const char* user = std::getenv("USER");
+  if (user == nullptr || *user == '\0') user = std::getenv("LOGNAME");
+  if (user == nullptr || *user == '\0') return "unknown";
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') return user;
+  return std::string(user) + "@" + host;
+}
 
 std::chrono::milliseconds Ctl::timeout() const {
   int64_t ms = ParseDurationMs(globals_.timeout);
@@ -114,6 +126,53 @@ std::string Preview(const std::string& bytes, size_t max) {
   if (!printable) return "<" + std::to_string(bytes.size()) + " bytes, binary>";
   if (bytes.size() <= max) return bytes;
   return bytes.substr(0, max) + "... (" + std::to_string(bytes.size()) + " bytes)";
+}
+
+Status ValidateId(const std::string& what, const std::string& id) {
+  bool printable = !id.empty() && id.size() <= 128;  // the broker's limit
+  for (unsigned char c : id) printable = printable && c > 0x20 && c < 0x7f;
+  if (printable) return Status::OK();
+  return Status::InvalidArgument(what + " '" + OneLine(id, 60) +
+                                 "' is not an id (printable ASCII without spaces)");
+}
+
+std::string Count(uint64_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
+void PrintJson(const nlohmann::json& j) {
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+int64_t ParseDurationArg(const std::string& text) { return ParseDurationMs(text); }
+
+std::string FormatTimeMs(int64_t epoch_ms) {
+  if (epoch_ms <= 0) return "-";
+  const std::time_t seconds = static_cast<std::time_t>(epoch_ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf;
+}
+
+std::string AgeMs(int64_t epoch_ms) {
+  if (epoch_ms <= 0) return "-";
+  // Clocks of broker and operator may differ a little: never a negative age.
+  return FormatDurationMs(std::max<int64_t>(0, NowMs() - epoch_ms));
+}
+
+std::string OneLine(const std::string& text, size_t max) {
+  std::string out = text;
+  for (char& c : out) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  if (out.size() > max) {
+    size_t cut = max > 3 ? max - 3 : 0;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xc0) == 0x80) --cut;  // UTF-8
+    out = out.substr(0, cut) + "...";
+  }
+  return out;
 }
 
 }  // namespace txmq::ctl

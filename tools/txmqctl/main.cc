@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
 #include "txmq/version.h"
 
@@ -12,16 +13,23 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("TXMQ_BROKER"); env != nullptr && *env != '\0') {
     globals.broker = env;
   }
+  globals.operator_name = DefaultOperator();
   CLI::App app{
       "txmqctl: inspect and operate a txmq broker.\n"
+      "Exit codes: 0 done, 1 refused or failed (one line on stderr), 2 bad usage.\n"
       "Examples:\n"
       "  txmqctl status\n"
       "  txmqctl send orders --key 42 'hello'\n"
-      "  txmqctl consume orders --group audit --max 10\n"};
+      "  txmqctl consume orders --group audit --max 10\n"
+      "  txmqctl tx list --state stuck\n"
+      "  txmqctl --operator alice tx commit <id> --reason 'order 42 is paid'\n"};
   app.add_option("--broker,-b", globals.broker, "Broker endpoint (also TXMQ_BROKER)")
       ->capture_default_str();
   app.add_flag("--json", globals.json, "Machine-readable output (JSON; JSON lines for streams)");
   app.add_option("--timeout", globals.timeout, "How long to wait for the broker (e.g. 10s)")
+      ->capture_default_str();
+  app.add_option("--operator", globals.operator_name,
+                 "Who you are, for the broker's audit log of changes")
       ->capture_default_str();
   app.set_version_flag("--version", std::string("txmqctl ") + txmq::kVersion);
   app.require_subcommand(1);
@@ -32,6 +40,11 @@ int main(int argc, char** argv) {
   AddStatusCommand(app, ctl, run);
   AddSendCommand(app, ctl, run);
   AddConsumeCommand(app, ctl, run);
+  AddTopicCommand(app, ctl, run);
+  AddMsgCommand(app, ctl, run);
+  AddTxCommand(app, ctl, run);
+  AddGroupCommand(app, ctl, run);
+  AddDlqCommand(app, ctl, run);
 
   try {
     app.parse(argc, argv);
@@ -46,5 +59,9 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (!run) return ctl.Usage("no command given");
+  if (globals.operator_name.empty()) return ctl.Usage("--operator must not be empty");
+  if (txmq::ParseDurationMs(globals.timeout) <= 0) {
+    return ctl.Usage("--timeout '" + globals.timeout + "' is not a duration (e.g. 10s)");
+  }
   return run();
 }

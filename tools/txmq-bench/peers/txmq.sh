@@ -1,4 +1,5 @@
 # The new system: txmq (txmqd, LevelDB storage, group commit, fsync before ack).
+# Rows: produce p=1 w=1, produce p=1/p=4 w=$WINDOW, txn p=1/p=4 (commit/msg), consume.
 # Client: txmq-bench from the txmq build, called through bin/txmq_bench, a small
 # adapter (written below) that turns the harness's key=value arguments into
 # txmq-bench flags plus --result-line.
@@ -51,6 +52,7 @@ system_txmq() {
   local c=(txmq_bench broker="tcp://127.0.0.1:$TXMQ_PORT")
   local n="txmqd --flush sync: LevelDB batch + fsync before ack (group commit: one fsync per round)"
   local nk="pull batch $WINDOW, $WINDOW in flight, one ack per message (acks durable before reply)"
+  local nt="SendHalf + empty local txn + EndTransaction(commit) per message, both answered after fsync"
   # Every run gets its own topic (the run id keeps reruns on a kept data dir apart).
   local run_id=$$-$RANDOM
   for ((rep = 1; rep <= REPS; rep++)); do
@@ -61,14 +63,12 @@ system_txmq() {
     bench "$rep" "$pid" "${c[@]}" mode=send topic="s3-$run_id-$rep" system=txmq \
       scenario="produce p=4 w=$WINDOW" producers=4 window="$WINDOW" duration="$DUR" count="$COUNT" notes="$n"
 
-    # ---- TODO(txn): transaction rows go here, once txmq-bench has a txn mode ----
-    #   "txn p=1 (commit/msg)": producers=1; "txn p=4 (commit/msg)": producers=4
-    #   (half message + commit per message, latency per commit), e.g.
-    # bench "$rep" "$pid" "${c[@]}" mode=txn topic="t1-$run_id-$rep" system=txmq \
-    #   scenario="txn p=1 (commit/msg)" producers=1 window=1 duration="$DUR" count="$COUNT" notes="..."
-    # bench "$rep" "$pid" "${c[@]}" mode=txn topic="t4-$run_id-$rep" system=txmq \
-    #   scenario="txn p=4 (commit/msg)" producers=4 window=1 duration="$DUR" count="$COUNT" notes="..."
-    # ---- end of the transaction rows ----
+    # Every message its own transaction: half message, empty local transaction, commit;
+    # one in flight per producer (window 1 by definition), latency per transaction.
+    bench "$rep" "$pid" "${c[@]}" mode=txn topic="t1-$run_id-$rep" system=txmq \
+      scenario="txn p=1 (commit/msg)" producers=1 window=1 duration="$DUR" count="$COUNT" notes="$nt"
+    bench "$rep" "$pid" "${c[@]}" mode=txn topic="t4-$run_id-$rep" system=txmq \
+      scenario="txn p=4 (commit/msg)" producers=4 window=1 duration="$DUR" count="$COUNT" notes="$nt"
 
     # Prefill untimed in its own process (as the peers do), so srv_cpu covers the drain only.
     t="k-$run_id-$rep"
@@ -80,6 +80,7 @@ system_txmq() {
   done
   fsync_probe txmq "produce p=1 w=1" "$pid" "${c[@]}" mode=send topic="p1-$run_id" window=1 count=300 duration=60
   fsync_probe txmq "produce p=1 w=$WINDOW" "$pid" "${c[@]}" mode=send topic="p2-$run_id" window="$WINDOW" count=5000 duration=60
+  fsync_probe txmq "txn p=1 (commit/msg)" "$pid" "${c[@]}" mode=txn topic="p3-$run_id" producers=1 count=300 duration=60
   stop_pid "$pid"
   cp "$d/txmqd.log" "$OUT/logs/txmq.log" 2>/dev/null
 }

@@ -1,0 +1,179 @@
+// txmqctl topic, msg and group: what is stored and who reads it.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+
+#include "tests/tools/ctl_fixture.h"
+
+namespace txmq {
+namespace {
+
+using testing::SplitLines;
+using Inspect = CtlTest;
+
+bool Has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST_F(Inspect, TopicCreateListShow) {
+  auto r = Ctl({"topic", "list"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "(no topics)\n");
+
+  // --dry-run creates nothing.
+  r = Ctl({"topic", "create", "orders", "--queues", "3", "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Has(r.out, "would create topic 'orders' with 3 queues")) << r.out;
+  EXPECT_EQ(Json({"topic", "list"})["topics"].size(), 0u);
+
+  r = Ctl({"topic", "create", "orders", "--queues", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "created topic 'orders' with 3 queues\n");
+  auto j = Json({"topic", "create", "orders", "--queues", "5"});
+  EXPECT_EQ(j["created"], false);
+  EXPECT_EQ(j["queues"], 3);
+  r = Ctl({"topic", "create", "orders", "--dry-run"});
+  EXPECT_TRUE(Has(r.out, "exists already with 3 queues")) << r.out;
+
+  Send("orders", "k1", "one");
+  Send("orders", "k1", "two");
+  r = Ctl({"topic", "list"});
+  auto lines = SplitLines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(lines[0].rfind("NAME    QUEUES  MESSAGES  CREATED", 0), 0u) << r.out;
+  EXPECT_EQ(lines[1].rfind("orders  3       2         ", 0), 0u) << r.out;
+
+  ASSERT_EQ(Consume("orders", "audit").size(), 2u);
+  j = Json({"topic", "show", "orders"});
+  EXPECT_EQ(j["name"], "orders");
+  EXPECT_EQ(j["messages"], 2);
+  ASSERT_EQ(j["queues"].size(), 3u);
+  uint64_t stored = 0;
+  for (const auto& q : j["queues"]) stored += q["end_offset"].get<uint64_t>();
+  EXPECT_EQ(stored, 2u);
+  ASSERT_EQ(j["groups"].size(), 1u);
+  EXPECT_EQ(j["groups"][0]["group"], "audit");
+  EXPECT_EQ(j["groups"][0]["lag"], 0);
+
+  r = Ctl({"topic", "show", "orders"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Has(r.out, "QUEUE  MIN OFFSET  MAX OFFSET  MESSAGES")) << r.out;
+  EXPECT_TRUE(Has(r.out, "GROUP  LAG  IN FLIGHT  RETRYING\naudit  0")) << r.out;
+
+  ExpectFails({"topic", "show", "nope"}, 1, "NOT_FOUND");
+}
+
+TEST_F(Inspect, MsgShowAndFind) {
+  const std::string first = Send("orders", "k1", "first body");
+  auto sent = Ctl({"send", "orders", "--key", "k1", "--prop", "source=test", "second body"});
+  ASSERT_EQ(sent.exit_code, 0);
+  const std::string second = SplitLines(sent.out).at(0);
+  Send("orders", "k2", "other key");
+  ASSERT_EQ(Consume("orders", "audit").size(), 3u);
+
+  auto r = Ctl({"msg", "show", second});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const std::string& part :
+       {second, std::string("source=test"), std::string("second body"),
+        std::string("orders queue "), std::string("GROUP  STATE     DELIVERIES"),
+        std::string("audit  consumed")}) {
+    EXPECT_TRUE(Has(r.out, part)) << part << " in\n" << r.out;
+  }
+  auto j = Json({"msg", "show", second});
+  EXPECT_EQ(j["message"]["id"], second);
+  EXPECT_EQ(j["message"]["key"], "k1");
+  EXPECT_EQ(j["message"]["body"], "second body");
+  EXPECT_EQ(j["message"]["properties"]["source"], "test");
+  EXPECT_EQ(j["location"]["topic"], "orders");
+  ASSERT_EQ(j["deliveries"].size(), 1u);
+  EXPECT_EQ(j["deliveries"][0]["group"], "audit");
+  EXPECT_EQ(j["deliveries"][0]["state"], "consumed");
+
+  // Newest first.
+  j = Json({"msg", "find", "--topic", "orders", "--key", "k1"});
+  ASSERT_EQ(j["messages"].size(), 2u) << j;
+  EXPECT_EQ(j["messages"][0]["id"], second);
+  EXPECT_EQ(j["messages"][1]["id"], first);
+  j = Json({"msg", "find", "--topic", "orders", "--key", "k1", "--limit", "1"});
+  ASSERT_EQ(j["messages"].size(), 1u);
+  EXPECT_EQ(j["messages"][0]["id"], second);
+  r = Ctl({"msg", "find", "-t", "orders", "-k", "k1"});
+  ASSERT_EQ(r.exit_code, 0);
+  auto lines = SplitLines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_TRUE(Has(lines[0], "ID") && Has(lines[0], "OFFSET") && Has(lines[0], "PROPERTIES"));
+  EXPECT_TRUE(Has(lines[1], second) && Has(lines[1], "source=test")) << r.out;
+  EXPECT_EQ(Ctl({"msg", "find", "-t", "orders", "-k", "none"}).out,
+            "(no message with key 'none' in topic 'orders')\n");
+
+  ExpectFails({"msg", "show", "0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"}, 1, "NOT_FOUND");
+  ExpectFails({"msg", "find", "--topic", "nope", "--key", "k"}, 1, "NOT_FOUND");
+}
+
+TEST_F(Inspect, GroupListAndShowWithLeasesAndRetries) {
+  EXPECT_EQ(Ctl({"group", "list"}).out, "(no consumer groups)\n");
+  const std::string held = Send("orders", "a", "hold");
+  const std::string failed = Send("orders", "b", "fail");
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  Consumer consumer({.broker = broker_->endpoint(),
+                     .group = "billing",
+                     .long_poll = std::chrono::milliseconds(200)});
+  ASSERT_TRUE(consumer
+                  .Subscribe("orders",
+                             [released](const Received& m) {
+                               if (m.body == "fail") {
+                                 return ConsumeResult::RetryLater(std::chrono::seconds(60));
+                               }
+                               released.wait();
+                               return ConsumeResult::Success();
+                             })
+                  .ok());
+  ASSERT_TRUE(consumer.Start().ok());
+
+  // One leased to the handler that waits, one waiting for its redelivery.
+  nlohmann::json g;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    g = Json({"group", "show", "billing"});
+    return g["in_flight"] == 1 && g["retrying"] == 1;
+  })) << g;
+  EXPECT_EQ(g["members"].size(), 1u);
+  EXPECT_EQ(g["topics"][0], "orders");
+  ASSERT_EQ(g["retries"].size(), 1u);
+  EXPECT_EQ(g["retries"][0]["message_id"], failed);
+  EXPECT_EQ(g["retries"][0]["leased"], false);
+  uint64_t in_flight = 0;
+  for (const auto& q : g["queues"]) in_flight += q["in_flight"].get<uint64_t>();
+  EXPECT_EQ(in_flight, 1u);
+
+  auto r = Ctl({"group", "show", "billing"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const std::string& part :
+       {std::string("members:"), std::string("txmq-consumer"), std::string("queues:"),
+        std::string("TOPIC   QUEUE  FLOOR  NEXT  END  LAG  IN FLIGHT"), std::string("retrying:"),
+        failed, std::string("  in ")}) {
+    EXPECT_TRUE(Has(r.out, part)) << part << " in\n" << r.out;
+  }
+  r = Ctl({"group", "list"});
+  auto lines = SplitLines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(lines[0], "GROUP    TOPICS  MEMBERS  LAG  IN FLIGHT  RETRYING  DEAD LETTERS");
+  EXPECT_EQ(lines[1].rfind("billing  orders  1        ", 0), 0u) << r.out;
+  auto list = Json({"group", "list"});
+  ASSERT_EQ(list["groups"].size(), 1u);
+  EXPECT_EQ(list["groups"][0]["retrying"], 1);
+
+  // msg show sees the lease and the retry too.
+  auto m = Json({"msg", "show", held});
+  EXPECT_EQ(m["deliveries"][0]["state"], "in-flight");
+  m = Json({"msg", "show", failed});
+  EXPECT_EQ(m["deliveries"][0]["state"], "retrying");
+
+  release.set_value();
+  consumer.Shutdown();
+  ExpectFails({"group", "show", "nobody"}, 1, "NOT_FOUND");
+}
+
+}  // namespace
+}  // namespace txmq
