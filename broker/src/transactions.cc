@@ -211,16 +211,22 @@ void TransactionService::HandleEndTransaction(const RequestContext& ctx,
   }
   const std::string op = wire::ToString(request.getOperator());
   const std::string reason = wire::ToString(request.getReason());
+  // Every operator decision is audit-logged, also one that is refused or
+  // changes nothing: who tried what is the point.
+  auto audit = [&](const std::string& group, const std::string& result) {
+    if (op.empty()) return;
+    Logger("audit")->warn("operator='{}' client={} action={} tx={} group={} reason='{}' result={}",
+                          op, ctx.routing_id,
+                          wanted == TxStateCode::kCommitted ? "commit" : "rollback", tx_id, group,
+                          reason, result);
+  };
 
   auto it = open_.find(tx_id);
   if (it != open_.end()) {
     std::string by;
     if (!op.empty()) {
-      by = "operator " + op;
-      Logger("audit")->warn("operator='{}' client={} action={} tx={} group={} reason='{}'", op,
-                            ctx.routing_id,
-                            wanted == TxStateCode::kCommitted ? "commit" : "rollback", tx_id,
-                            it->second.record.group, reason);
+      by = "operator " + op + (reason.empty() ? "" : " (" + reason + ")");
+      audit(it->second.record.group, "applied");
     } else if (request.getFromCheck()) {
       by = "check answer from " + ctx.routing_id;
       NoteAnswer(it->second,
@@ -244,6 +250,7 @@ void TransactionService::HandleEndTransaction(const RequestContext& ctx,
 
   auto resolved = FindResolved(tx_id);
   if (!resolved) {
+    audit("", "not found");
     return core_.ReplyError(
         ctx,
         Status::NotFound("transaction '" + tx_id +
@@ -252,10 +259,12 @@ void TransactionService::HandleEndTransaction(const RequestContext& ctx,
                          FormatDurationMs(core_.options().resolved_retention.count()) + " ago"));
   }
   if (resolved->state != wanted) {
+    audit(resolved->group, std::string("conflict (already ") + TxStateName(resolved->state) + ")");
     return core_.ReplyError(ctx, Status::Conflict("transaction '" + tx_id + "' is already " +
                                                   TxStateName(resolved->state) + " (by " +
                                                   resolved->resolved_by + ")"));
   }
+  audit(resolved->group, "already final");
   // The same end again: answer OK once what recorded it is durable.
   core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id, wanted](
                       const Status&) { ReplyEnded(routing_id, request_id, tx_id, wanted, true); });

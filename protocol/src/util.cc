@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <cstdio>
+#include <iterator>
 #include <mutex>
 #include <random>
 
@@ -90,23 +91,33 @@ int64_t ParseDurationMs(std::string_view text) {
 }
 
 std::string FormatDurationMs(int64_t ms) {
-  char buf[64];
   if (ms < 0) return "-" + FormatDurationMs(-ms);
+  char buf[64];
   if (ms < 1000) {
     std::snprintf(buf, sizeof buf, "%lldms", static_cast<long long>(ms));
-  } else if (ms < 60'000) {
-    std::snprintf(buf, sizeof buf, "%.1fs", ms / 1000.0);
-  } else if (ms < 3'600'000) {
-    std::snprintf(buf, sizeof buf, "%lldm%llds", static_cast<long long>(ms / 60'000),
-                  static_cast<long long>(ms % 60'000 / 1000));
-  } else if (ms < 86'400'000) {
-    std::snprintf(buf, sizeof buf, "%lldh%lldm", static_cast<long long>(ms / 3'600'000),
-                  static_cast<long long>(ms % 3'600'000 / 60'000));
-  } else {
-    std::snprintf(buf, sizeof buf, "%lldd%lldh", static_cast<long long>(ms / 86'400'000),
-                  static_cast<long long>(ms % 86'400'000 / 3'600'000));
+    return buf;
   }
-  return buf;
+  if (ms < 60'000) {
+    std::snprintf(buf, sizeof buf, "%.1fs", ms / 1000.0);
+    std::string s = buf;
+    if (s.ends_with(".0s")) s.erase(s.size() - 3, 2);  // "10s", not "10.0s"
+    return s;
+  }
+  // Two units, the smaller left out when it is zero: "1m30s", "2h", "1d".
+  struct Unit {
+    int64_t ms;
+    const char* name;
+  };
+  static constexpr Unit kUnits[] = {
+      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}};
+  for (size_t i = 0; i + 1 < std::size(kUnits); ++i) {
+    if (ms < kUnits[i].ms) continue;
+    std::string s = std::to_string(ms / kUnits[i].ms) + kUnits[i].name;
+    const int64_t rest = ms % kUnits[i].ms / kUnits[i + 1].ms;
+    if (rest != 0) s += std::to_string(rest) + kUnits[i + 1].name;
+    return s;
+  }
+  return std::to_string(ms / 1000) + "s";
 }
 
 }  // namespace txmq

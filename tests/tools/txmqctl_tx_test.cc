@@ -94,7 +94,8 @@ TEST_F(TxCommands, CommitDeliversOnceThenSaysAlreadyCommittedAndRollbackConflict
   auto shown = admin_->Show(id);
   ASSERT_TRUE(shown.ok());
   EXPECT_EQ(shown->state, wire::TxState::COMMITTED);
-  EXPECT_EQ(shown->resolved_by, "operator tester");  // --operator reached the broker
+  EXPECT_EQ(shown->resolved_by, "operator tester (order 42 is paid)")
+      << "who, and why";  // --operator reached the broker
 
   // Delivered, once.
   auto bodies = Consume("order-created", "billing");
@@ -141,7 +142,7 @@ TEST_F(TxCommands, RollbackDiscardsTheMessages) {
 
   j = Json({"tx", "show", id});
   EXPECT_EQ(j["state"], "ROLLED_BACK");
-  EXPECT_EQ(j["resolved_by"], "operator tester");
+  EXPECT_EQ(j["resolved_by"], "operator tester (customer cancelled)");
   ExpectFails({"tx", "commit", id}, 1, "CONFLICT: transaction '" + id + "' is already ROLLED_BACK");
 }
 

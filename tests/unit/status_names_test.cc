@@ -92,6 +92,11 @@ TEST(Durations, ParseAndFormat) {
   EXPECT_EQ(FormatDurationMs(1500), "1.5s");
   EXPECT_EQ(FormatDurationMs(90000), "1m30s");
   EXPECT_EQ(FormatDurationMs(250), "250ms");
+  EXPECT_EQ(FormatDurationMs(10000), "10s");
+  EXPECT_EQ(FormatDurationMs(600000), "10m");
+  EXPECT_EQ(FormatDurationMs(86'400'000), "1d");
+  EXPECT_EQ(FormatDurationMs(90'000'000), "1d1h");
+  EXPECT_EQ(FormatDurationMs(7'200'000), "2h");
 }
 
 TEST(StableHash, NeverChangesAcrossBuilds) {

@@ -65,6 +65,7 @@ void AddTxCommand(CLI::App& app, Ctl& ctl, Runner& run);
 void AddTxResolveCommands(CLI::App& tx, Ctl& ctl, Runner& run);
 void AddGroupCommand(CLI::App& app, Ctl& ctl, Runner& run);
 void AddDlqCommand(CLI::App& app, Ctl& ctl, Runner& run);
+void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run);
 
 // A message or transaction id as the broker accepts it: printable ASCII
 // without spaces. Checked here so a pasted typo is bad usage (exit 2).

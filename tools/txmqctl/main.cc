@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   AddTxCommand(app, ctl, run);
   AddGroupCommand(app, ctl, run);
   AddDlqCommand(app, ctl, run);
+  AddOutboxCommand(app, ctl, run);
 
   try {
     app.parse(argc, argv);

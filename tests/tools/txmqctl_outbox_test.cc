@@ -1,0 +1,71 @@
+// txmqctl outbox: a service's local table, offline.
+#include <gtest/gtest.h>
+
+#include "tests/tools/ctl_fixture.h"
+#include "txmq/local_store.h"
+#include "txmq/outbox.h"
+
+namespace txmq {
+namespace {
+
+using namespace std::chrono_literals;
+
+class CtlOutbox : public CtlTest {};
+
+TEST_F(CtlOutbox, ListRequeueAndDeleteOffline) {
+  // The broker refuses the topic for good: the row is parked.
+  broker_->Stop();
+  BrokerOptions o = testing::TestBrokerOptions(dir_.Sub("data"));
+  o.auto_create_topics = false;
+  broker_ = testing::StartBroker(o);
+  ASSERT_NE(broker_, nullptr);
+  {
+    auto store = LocalStore::Open(dir_.Sub("orders-db"));
+    ASSERT_TRUE(store.ok());
+    Outbox outbox(**store, {.producer = {.broker = broker_->endpoint(), .group = "orders"}});
+    ASSERT_TRUE(outbox.Start().ok());
+    LocalTxn tx = (*store)->Begin();
+    ASSERT_TRUE(outbox.Add(tx, {.topic = "no-such-topic", .body = "x", .id = "parked-1"}).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+    ASSERT_TRUE(testing::WaitFor([&] { return outbox.stats().parked == 1; }));
+
+    // While the service holds the store, txmqctl stays out.
+    auto busy = Ctl({"outbox", "list", "--db", dir_.Sub("orders-db")});
+    EXPECT_EQ(busy.exit_code, 1);
+    EXPECT_NE(busy.err.find("open by a running service"), std::string::npos) << busy.err;
+  }
+  auto list = Ctl({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "parked"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("parked-1"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("NOT_FOUND"), std::string::npos) << list.out;
+  auto j = Json({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "all"});
+  ASSERT_EQ(j["rows"].size(), 1u);
+  EXPECT_EQ(j["rows"][0]["state"], "parked");
+  EXPECT_GE(j["rows"][0]["attempts"].get<int>(), 1);
+
+  auto dry = Ctl({"outbox", "requeue", "--db", dir_.Sub("orders-db"), "parked-1", "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("nothing changed"), std::string::npos);
+  EXPECT_EQ(
+      Json({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "parked"})["rows"].size(),
+      1u);
+
+  ASSERT_EQ(Ctl({"outbox", "requeue", "--db", dir_.Sub("orders-db"), "parked-1"}).exit_code, 0);
+  auto pending = Json({"outbox", "list", "--db", dir_.Sub("orders-db")});
+  ASSERT_EQ(pending["rows"].size(), 1u);
+  EXPECT_EQ(pending["rows"][0]["state"], "pending");
+  EXPECT_EQ(pending["rows"][0]["attempts"], 0);
+  ExpectFails({"outbox", "requeue", "--db", dir_.Sub("orders-db"), "parked-1"}, 1,
+              "pending already");
+
+  ASSERT_EQ(Ctl({"outbox", "delete", "--db", dir_.Sub("orders-db"), "parked-1"}).exit_code, 0);
+  EXPECT_TRUE(
+      Json({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "all"})["rows"].empty());
+  ExpectFails({"outbox", "delete", "--db", dir_.Sub("orders-db"), "parked-1"}, 1, "NOT_FOUND");
+  ExpectFails({"outbox", "list", "--db", dir_.Sub("nope")}, 1, "nope");
+  ExpectFails({"outbox", "list"}, 2, "--db");
+  ExpectFails({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "lost"}, 2, "lost");
+}
+
+}  // namespace
+}  // namespace txmq

@@ -1,0 +1,154 @@
+// txmqctl outbox list | requeue | delete: a service's local message table,
+// read and changed offline. LevelDB lets one process open a store at a
+// time, so while the service runs these commands are refused with a clear
+// message (stop the service first, or use its own tools).
+#include <iostream>
+
+#include "protocol/src/util.h"
+#include "tools/txmqctl/ctl.h"
+#include "tools/txmqctl/message_view.h"
+#include "tools/txmqctl/table.h"
+#include "txmq/local_store.h"
+#include "txmq/outbox.h"
+
+namespace txmq::ctl {
+
+namespace {
+
+struct OutboxArgs {
+  std::string db;
+  std::string state = "pending";
+  std::string id;
+  bool dry_run = false;
+};
+
+int64_t EpochMs(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// Opens the store offline; a store held by its service is refused.
+Result<std::unique_ptr<LocalStore>> OpenOffline(const std::string& db) {
+  auto store = LocalStore::Open(db, {.create_if_missing = false});
+  if (store.ok()) return store;
+  if (store.status().code() == StatusCode::kUnavailable) {
+    return Status::Unavailable("the store at '" + db +
+                               "' is open by a running service (its LevelDB lock is held); stop "
+                               "the service to change its outbox offline");
+  }
+  return store.status();
+}
+
+nlohmann::json RowJson(const OutboxRow& r) {
+  nlohmann::json j = {{"id", r.id},
+                      {"seq", r.seq},
+                      {"state", r.parked ? "parked" : "pending"},
+                      {"topic", r.message.topic},
+                      {"key", r.message.key},
+                      {"attempts", r.attempts},
+                      {"last_error", r.last_error},
+                      {"created_ms", EpochMs(r.created_at)},
+                      {"body_bytes", r.message.body.size()}};
+  return j;
+}
+
+int List(Ctl& ctl, const OutboxArgs& args) {
+  auto store = OpenOffline(args.db);
+  if (!store.ok()) return ctl.Fail(store.status());
+  std::vector<OutboxRow> rows;
+  for (bool parked : {false, true}) {
+    const bool wanted =
+        args.state == "all" || (parked ? args.state == "parked" : args.state == "pending");
+    if (!wanted) continue;
+    auto some = Outbox::List(**store, parked);
+    rows.insert(rows.end(), some.begin(), some.end());
+  }
+  if (ctl.json()) {
+    nlohmann::json j = {{"db", args.db}, {"rows", nlohmann::json::array()}};
+    for (const auto& r : rows) j["rows"].push_back(RowJson(r));
+    PrintJson(j);
+    return kExitOk;
+  }
+  Table table({"ID", "STATE", "TOPIC", "KEY", "ATTEMPTS", "CREATED", "LAST ERROR"});
+  for (const auto& r : rows) {
+    table.AddRow({r.id, r.parked ? "parked" : "pending", r.message.topic,
+                  r.message.key.empty() ? "-" : OneLine(r.message.key, 30),
+                  std::to_string(r.attempts), FormatTimeMs(EpochMs(r.created_at)),
+                  r.last_error.empty() ? "-" : OneLine(r.last_error, 80)});
+  }
+  table.Print(std::cout, "no " + (args.state == "all" ? std::string("") : args.state + " ") +
+                             "outbox rows in " + args.db);
+  return kExitOk;
+}
+
+// requeue and delete: find the row, say what would happen, do it.
+int Change(Ctl& ctl, const OutboxArgs& args, bool requeue) {
+  if (Status s = ValidateId("row", args.id); !s.ok()) return ctl.Usage(s.message());
+  auto store = OpenOffline(args.db);
+  if (!store.ok()) return ctl.Fail(store.status());
+  std::optional<OutboxRow> row;
+  for (bool parked : {true, false}) {
+    for (auto& r : Outbox::List(**store, parked)) {
+      if (r.id == args.id) row = r;
+    }
+  }
+  if (!row)
+    return ctl.Fail(Status::NotFound("no outbox row has id '" + args.id + "' in " + args.db));
+  if (requeue && !row->parked) {
+    return ctl.Fail(Status::FailedPrecondition(
+        "row '" + args.id + "' is pending already; only parked rows are requeued"));
+  }
+  const std::string what = requeue ? "requeue it: the service sends it when it next runs"
+                                   : "delete it: it will never be sent";
+  if (args.dry_run) {
+    std::cout << "row " << args.id << " (" << (row->parked ? "parked" : "pending") << ", topic "
+              << row->message.topic << ", " << row->attempts << " attempts)\n"
+              << "dry run: would " << what << "; nothing changed\n";
+    return kExitOk;
+  }
+  Status s = requeue ? Outbox::Requeue(**store, args.id) : Outbox::Delete(**store, args.id);
+  if (!s.ok()) return ctl.Fail(s);
+  std::cout << "row " << args.id << (requeue ? " requeued" : " deleted") << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
+  auto args = std::make_shared<OutboxArgs>();
+  auto* outbox = app.add_subcommand(
+      "outbox",
+      "A service's local outbox table, read and changed offline (stop the service first)\n"
+      "Example: txmqctl outbox list --db ./orders-db --state parked");
+  outbox->require_subcommand(1);
+
+  auto* list =
+      outbox->add_subcommand("list",
+                             "Rows waiting to be sent (pending) or refused for good (parked)\n"
+                             "Example: txmqctl outbox list --db ./orders-db --state parked");
+  list->add_option("--db", args->db, "The service's store directory")->required();
+  list->add_option("--state", args->state, "pending, parked or all")
+      ->check(CLI::IsMember({"pending", "parked", "all"}))
+      ->capture_default_str();
+  list->callback([&ctl, &run, args] { run = [&ctl, args] { return List(ctl, *args); }; });
+
+  auto* requeue =
+      outbox->add_subcommand("requeue",
+                             "Move a parked row back to pending, attempts reset\n"
+                             "Example: txmqctl outbox requeue --db ./orders-db 01a2...");
+  requeue->add_option("id", args->id, "Row id (the message id)")->required();
+  requeue->add_option("--db", args->db, "The service's store directory")->required();
+  requeue->add_flag("--dry-run", args->dry_run, "Show what would happen; change nothing");
+  requeue->callback(
+      [&ctl, &run, args] { run = [&ctl, args] { return Change(ctl, *args, true); }; });
+
+  auto* del =
+      outbox->add_subcommand("delete",
+                             "Delete a pending or parked row: it is never sent\n"
+                             "Example: txmqctl outbox delete --db ./orders-db 01a2... --dry-run");
+  del->add_option("id", args->id, "Row id (the message id)")->required();
+  del->add_option("--db", args->db, "The service's store directory")->required();
+  del->add_flag("--dry-run", args->dry_run, "Show what would happen; change nothing");
+  del->callback([&ctl, &run, args] { run = [&ctl, args] { return Change(ctl, *args, false); }; });
+}
+
+}  // namespace txmq::ctl
