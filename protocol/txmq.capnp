@@ -174,6 +174,9 @@ struct BrokerStatus {
   transactions @12 :TxCounters;
   consumerGroups @13 :UInt32;
   deadLettered @14 :UInt64;
+  commitRounds @15 :UInt64;      # group-commit rounds written since start
+  commitRequests @16 :UInt64;    # requests those rounds answered
+  commitWriteMicros @17 :UInt64; # time spent writing them (incl. fsync)
 }
 
 # ---- transactional messages ----

@@ -31,6 +31,12 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
   transactions_.FillCounters(s.initTransactions());
   s.setConsumerGroups(static_cast<uint32_t>(groups_.all().size()));
   s.setDeadLettered(core_.counters().dead_lettered);
+  if (info_.commit_stats) {
+    const storage::CommitStats c = info_.commit_stats();
+    s.setCommitRounds(c.rounds);
+    s.setCommitRequests(c.completions);
+    s.setCommitWriteMicros(c.write_micros);
+  }
   core_.Reply(ctx, reply);
 }
 

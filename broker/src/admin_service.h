@@ -1,6 +1,7 @@
 // Operator requests: broker status and explicit topic creation.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "broker/src/clients.h"
@@ -8,12 +9,14 @@
 #include "broker/src/groups.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
+#include "storage/src/group_commit.h"
 
 namespace txmq::broker {
 
 struct ServerInfo {
   std::string endpoint;
   int64_t started_ms = 0;
+  std::function<storage::CommitStats()> commit_stats;
 };
 
 class AdminService {

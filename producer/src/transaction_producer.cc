@@ -9,12 +9,6 @@
 
 namespace txmq {
 
-namespace {
-// How long a store remembers its transactions' outcomes for check-backs:
-// longer than any broker keeps asking.
-constexpr auto kTxRecordHorizon = std::chrono::hours(24 * 7);
-}  // namespace
-
 const char* TxStateName(TxState state) {
   switch (state) {
     case TxState::kCommit:
@@ -92,7 +86,10 @@ TransactionProducer::TransactionProducer(ProducerOptions options, TransactionChe
 
 TransactionProducer::TransactionProducer(ProducerOptions options, LocalStore& store)
     : options_(std::move(options)), store_(&store) {
-  if (options_.client_id.empty()) options_.client_id = store.instance_id();
+  // Stable across restarts, so the broker routes this store's checks back to
+  // it; the group in it keeps producers of different groups on one store
+  // apart (one routing id per connection).
+  if (options_.client_id.empty()) options_.client_id = store.instance_id() + "/" + options_.group;
 }
 
 TransactionProducer::~TransactionProducer() { Shutdown(); }
@@ -103,7 +100,8 @@ Status TransactionProducer::Start() {
   impl->group = options_.group;
   producer::CheckRunner::CheckFn check;
   if (store_ != nullptr) {
-    impl->store_txs = std::make_unique<producer::StoreTransactions>(*store_, kTxRecordHorizon);
+    impl->store_txs =
+        std::make_unique<producer::StoreTransactions>(*store_, options_.transaction_record_horizon);
     check = [txs = impl->store_txs.get()](const CheckRequest& request) {
       producer::CheckAnswer answer;
       answer.state = txs->Check(request.transaction_id, &answer.error);

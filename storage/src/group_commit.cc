@@ -42,6 +42,23 @@ std::unique_ptr<CommitRound> GroupCommitter::WaitFinished() {
   return std::move(finished_);
 }
 
+void GroupCommitter::WriteInline(CommitRound& round) { Write(round); }
+
+void GroupCommitter::Write(CommitRound& round) {
+  leveldb::WriteOptions options;
+  options.sync = sync_;
+  auto start = std::chrono::steady_clock::now();
+  round.status = FromLevelDb(db_->Write(options, &round.batch), "writing a batch");
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.rounds++;
+  stats_.completions += round.on_durable.size();
+  stats_.bytes += round.batch.ApproximateSize();
+  stats_.write_micros += static_cast<uint64_t>(micros);
+}
+
 CommitStats GroupCommitter::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
@@ -49,8 +66,6 @@ CommitStats GroupCommitter::stats() const {
 
 void GroupCommitter::Run() {
   SetThreadName("txmq-storage");
-  leveldb::WriteOptions options;
-  options.sync = sync_;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     // Stop only when nothing is in flight: a submitted round is always written.
@@ -58,18 +73,8 @@ void GroupCommitter::Run() {
     if (!in_flight_) return;
     std::unique_ptr<CommitRound> round = std::move(in_flight_);
     lock.unlock();
-
-    auto start = std::chrono::steady_clock::now();
-    round->status = FromLevelDb(db_->Write(options, &round->batch), "writing a batch");
-    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now() - start)
-                      .count();
-
+    Write(*round);
     lock.lock();
-    stats_.rounds++;
-    stats_.completions += round->on_durable.size();
-    stats_.bytes += round->batch.ApproximateSize();
-    stats_.write_micros += static_cast<uint64_t>(micros);
     finished_ = std::move(round);
     cv_.notify_all();
     done_->Notify();

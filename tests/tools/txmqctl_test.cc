@@ -204,5 +204,14 @@ TEST_F(Txmqctl, HelpOnEveryLevelExplainsWithAnExample) {
   EXPECT_NE(Ctl({"--help"}).out.find("--operator"), std::string::npos);
 }
 
+TEST_F(Txmqctl, SendDryRunSendsNothing) {
+  auto dry = Ctl({"send", "orders", "--key", "k", "--dry-run", "hello"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("nothing sent"), std::string::npos) << dry.out;
+  auto got = Ctl({"consume", "orders", "-g", "g", "--wait", "0.5"});
+  ASSERT_EQ(got.exit_code, 0);
+  EXPECT_EQ(got.out, "");
+}
+
 }  // namespace
 }  // namespace txmq

@@ -107,7 +107,7 @@ void AddConsumeCommand(CLI::App& app, Ctl& ctl, Runner& run) {
       ->capture_default_str();
   cmd->add_flag("--from-latest", args->from_latest,
                 "A group new to the topic starts at its end (default: its start)");
-  cmd->add_flag("--no-ack", args->no_ack,
+  cmd->add_flag("--no-ack,--dry-run", args->no_ack,
                 "Print without acknowledging (messages come back after their lease)");
   cmd->callback([&ctl, &run, args] {
     run = [&ctl, args]() -> int {

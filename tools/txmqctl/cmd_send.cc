@@ -16,6 +16,7 @@ struct SendArgs {
   std::string topic, key, id, body, delay;
   std::vector<std::string> props;
   bool lines = false;
+  bool dry_run = false;
   int window = 256;
 };
 
@@ -94,6 +95,8 @@ void AddSendCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   cmd->add_flag("--lines", args->lines, "Send each line of stdin as one message, pipelined");
   cmd->add_option("--window", args->window, "With --lines: most unacknowledged messages")
       ->check(CLI::Range(1, 100000));
+  cmd->add_flag("--dry-run", args->dry_run,
+                "Check the arguments and show the message; send nothing (not with --lines)");
   cmd->callback([&ctl, &run, args] {
     run = [&ctl, args]() -> int {
       if (Status s = ValidateName("topic", args->topic); !s.ok()) return ctl.Usage(s.message());
@@ -115,17 +118,29 @@ void AddSendCommand(CLI::App& app, Ctl& ctl, Runner& run) {
       if (args->lines && !args->id.empty()) return ctl.Usage("--id cannot be used with --lines");
       if (!args->lines && args->body.empty())
         return ctl.Usage("a body (or '-' for stdin) is required");
+      if (args->lines && args->dry_run) return ctl.Usage("--dry-run cannot be used with --lines");
 
+      if (!args->lines) {
+        if (args->body == "-") {
+          base.body.assign(std::istreambuf_iterator<char>(std::cin),
+                           std::istreambuf_iterator<char>());
+        } else {
+          base.body = args->body;
+        }
+      }
+      if (args->dry_run) {
+        std::cout << "dry run: would send " << base.body.size() << " bytes to topic '" << base.topic
+                  << "'" << (base.key.empty() ? "" : " with key '" + base.key + "'")
+                  << (base.properties.empty()
+                          ? ""
+                          : ", " + std::to_string(base.properties.size()) + " properties")
+                  << "; nothing sent\n";
+        return kExitOk;
+      }
       Producer producer(
           {.broker = ctl.broker(), .group = "txmqctl", .send_timeout = ctl.timeout()});
       if (Status s = producer.Start(); !s.ok()) return ctl.Fail(s);
       if (args->lines) return SendLines(ctl, producer, base, args->window);
-      if (args->body == "-") {
-        base.body.assign(std::istreambuf_iterator<char>(std::cin),
-                         std::istreambuf_iterator<char>());
-      } else {
-        base.body = args->body;
-      }
       auto r = producer.Send(std::move(base));
       if (!r.ok()) return ctl.Fail(r.status());
       PrintResult(ctl, *r);

@@ -45,6 +45,9 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
         {"bad_frames", s.getBadFrames()},
         {"storage_healthy", s.getStorageHealthy()},
         {"transactions", TxCountersJson(t)},
+        {"commit_rounds", s.getCommitRounds()},
+        {"commit_requests", s.getCommitRequests()},
+        {"commit_write_micros", s.getCommitWriteMicros()},
     });
     return kExitOk;
   }
@@ -56,6 +59,15 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   f.Add("data dir", wire::ToString(s.getDataDir()));
   f.Add("flush", wire::ToString(s.getFlushMode()));
   f.Add("storage", s.getStorageHealthy() ? "healthy" : "FAILED (refusing writes; see log)");
+  if (s.getCommitRounds() > 0) {
+    // How well group commit works: requests per fsync, and the fsync's cost.
+    char line[128];
+    std::snprintf(line, sizeof line, "%llu rounds, %.1f requests and %.2f ms each",
+                  static_cast<unsigned long long>(s.getCommitRounds()),
+                  static_cast<double>(s.getCommitRequests()) / s.getCommitRounds(),
+                  s.getCommitWriteMicros() / 1000.0 / s.getCommitRounds());
+    f.Add("group commit", line);
+  }
   f.Add("topics", std::to_string(s.getTopics()));
   f.Add("messages stored", std::to_string(s.getMessagesStored()));
   f.Add("producers", std::to_string(s.getProducers()));

@@ -41,6 +41,9 @@ struct ProducerOptions {
   std::string client_id{};
   // TransactionProducer only: threads that run the checker.
   int checker_threads = 2;
+  // TransactionProducer on a LocalStore only: how long its transaction
+  // records are kept for check-backs (longer than any broker keeps asking).
+  std::chrono::milliseconds transaction_record_horizon = std::chrono::hours(24 * 7);
 };
 
 using SendCallback = std::function<void(Result<SendResult>)>;

@@ -98,8 +98,9 @@ class TransactionProducer {
  public:
   TransactionProducer(ProducerOptions options, TransactionChecker checker);
   // Answers checks from `store`, which must outlive the producer. The
-  // producer's client id defaults to the store's instance id, so after a
-  // restart the broker again asks this store about its transactions.
+  // producer's client id defaults to "<store instance id>/<group>", so after
+  // a restart the broker again asks this store about its transactions (one
+  // such producer per store and group).
   TransactionProducer(ProducerOptions options, LocalStore& store);
   ~TransactionProducer();
   TransactionProducer(const TransactionProducer&) = delete;
