@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
+#include <random>
 #include <thread>
 
 #include "protocol/src/message_codec.h"
@@ -297,6 +299,107 @@ TEST_F(BadInput, ConsumerThatDiesHoldingMessagesHasThemRedelivered) {
       15s));
   survivor.Shutdown();
   for (const Received& m : got) EXPECT_EQ(m.delivery_count, 2u);
+}
+
+TEST_F(BadInput, MutatedRequestsOfEveryKindNeverTakeTheBrokerDown) {
+  // Well-formed requests of each kind, then thousands of bit-flipped,
+  // truncated and overwritten copies: decodable ones reach the handlers with
+  // nonsense in every field.
+  std::vector<std::string> seeds;
+  auto add = [&](const std::function<void(wire::Envelope::Builder)>& fill) {
+    wire::OutFrame f(1);
+    fill(f.envelope());
+    zmq::message_t m = f.Encode();
+    seeds.emplace_back(static_cast<const char*>(m.data()), m.size());
+  };
+  add([](wire::Envelope::Builder e) {
+    auto m = e.initSend().initMessage();
+    m.setId("m-1");
+    m.setTopic("orders");
+    m.setBody(wire::AsData("hello"));
+    m.initProperties(1)[0].setKey("a");
+  });
+  add([](wire::Envelope::Builder e) {
+    auto p = e.initPull();
+    p.setGroup("g");
+    p.initTopics(1).set(0, "orders");
+    p.setWaitMs(0);
+  });
+  add([](wire::Envelope::Builder e) {
+    auto a = e.initAck();
+    a.setGroup("g");
+    a.initReceipts(2)[0].setTopic("orders");
+  });
+  add([](wire::Envelope::Builder e) {
+    auto n = e.initNack();
+    n.setGroup("g");
+    n.initReceipts(1)[0].setLeaseId(7);
+  });
+  add([](wire::Envelope::Builder e) {
+    auto h = e.initSendHalf();
+    h.setTransactionId("tx-1");
+    h.setProducerGroup("p");
+    auto m = h.initMessages(1)[0];
+    m.setId("h-1");
+    m.setTopic("orders");
+  });
+  add([](wire::Envelope::Builder e) {
+    auto t = e.initEndTransaction();
+    t.setTransactionId("tx-1");
+    t.setOutcome(wire::TxOutcome::COMMIT);
+  });
+  add([](wire::Envelope::Builder e) { e.initCheckReply().setTransactionId("tx-1"); });
+  add([](wire::Envelope::Builder e) { e.initListTransactions().setLimit(5); });
+  add([](wire::Envelope::Builder e) { e.initCheckNow().setStuckOnly(true); });
+  add([](wire::Envelope::Builder e) { e.initCreateTopic().setTopic("made"); });
+  add([](wire::Envelope::Builder e) { e.initFindMessages().setTopic("orders"); });
+  add([](wire::Envelope::Builder e) { e.initDlqResend().setGroup("g"); });
+  add([](wire::Envelope::Builder e) { e.initDlqList().setGroup("g"); });
+  add([](wire::Envelope::Builder e) {
+    auto h = e.initHello();
+    h.setClientId("x");
+    h.setVersion(wire::PROTOCOL_VERSION);
+  });
+
+  std::mt19937_64 rng(42);
+  RawClient c(broker_->endpoint());
+  for (int i = 0; i < 5000; ++i) {
+    std::string frame = seeds[rng() % seeds.size()];
+    switch (rng() % 3) {
+      case 0:
+        for (int k = 0; k < 4; ++k)
+          frame[rng() % frame.size()] ^= static_cast<char>(1 << (rng() % 8));
+        break;
+      case 1:
+        frame.resize((rng() % (frame.size() / 8 + 1)) * 8);
+        break;
+      default: {
+        const uint64_t big = ~0ull >> (rng() % 40);
+        if (frame.size() >= 16)
+          std::memcpy(&frame[8 * (1 + rng() % (frame.size() / 8 - 1))], &big, 8);
+      }
+    }
+    if (!frame.empty()) c.SendBytes(frame.data(), frame.size());
+  }
+  // One client's requests are served in order: when this one is answered,
+  // all 5000 were handled.
+  wire::OutFrame last(777777);
+  last.envelope().setStatus();
+  c.Send(last);
+  bool answered = false;
+  for (int replies = 0; replies < 20000 && !answered; ++replies) {
+    auto reply = c.Receive(std::chrono::seconds(10));
+    ASSERT_TRUE(reply.has_value())
+        << "the broker stopped answering after " << replies << " replies";
+    answered = reply->envelope().getRequestId() == 777777;
+  }
+  ASSERT_TRUE(answered);
+  EXPECT_GT(BadFrames(), 100u);
+  ExpectServing();
+  // And it still does its job.
+  Producer p({.broker = broker_->endpoint()});
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Send({.topic = "after-the-storm", .body = "fine"}).ok());
 }
 
 }  // namespace
