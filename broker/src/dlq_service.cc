@@ -29,14 +29,14 @@ std::string Property(const storage::MessageView& m, std::string_view name) {
 uint64_t Number(const std::string& s) { return s.empty() ? 0 : std::stoull(s); }
 
 void FillLetter(uint64_t offset, const storage::MessageView& m, wire::DeadLetter::Builder out) {
-  out.setId(capnp::Text::Reader(m.id.data(), m.id.size()));
+  CopyText(m.id, [&](unsigned n) { return out.initId(n); });
   out.setOffset(offset);
   out.setOriginTopic(Property(m, "txmq.dlq.topic"));
   out.setOriginQueue(static_cast<uint32_t>(Number(Property(m, "txmq.dlq.queue"))));
   out.setOriginOffset(Number(Property(m, "txmq.dlq.offset")));
   out.setDeliveries(static_cast<uint32_t>(Number(Property(m, "txmq.dlq.deliveries"))));
   out.setStoredMs(m.stored_ms);
-  out.setKey(capnp::Text::Reader(m.key.data(), m.key.size()));
+  CopyText(m.key, [&](unsigned n) { return out.initKey(n); });
   out.setBodyBytes(static_cast<uint32_t>(m.body.size()));
 }
 

@@ -240,8 +240,8 @@ void InspectService::HandleFindMessages(const RequestContext& ctx,
   for (unsigned i = 0; i < hits.size(); ++i) {
     storage::MessageView m;
     storage::DecodeMessage(hits[i].value, &m);
-    list[i].setId(capnp::Text::Reader(m.id.data(), m.id.size()));
-    list[i].setKey(capnp::Text::Reader(m.key.data(), m.key.size()));
+    CopyText(m.id, [&](unsigned n) { return list[i].initId(n); });
+    CopyText(m.key, [&](unsigned n) { return list[i].initKey(n); });
     list[i].setBodyBytes(static_cast<uint32_t>(m.body.size()));
     auto loc = list[i].initLocation();
     loc.setTopic(name);
@@ -250,10 +250,8 @@ void InspectService::HandleFindMessages(const RequestContext& ctx,
     loc.setStoredMs(m.stored_ms);
     auto props = list[i].initProperties(static_cast<unsigned>(m.properties.size()));
     for (unsigned p = 0; p < m.properties.size(); ++p) {
-      props[p].setKey(
-          capnp::Text::Reader(m.properties[p].first.data(), m.properties[p].first.size()));
-      props[p].setValue(
-          capnp::Text::Reader(m.properties[p].second.data(), m.properties[p].second.size()));
+      CopyText(m.properties[p].first, [&](unsigned n) { return props[p].initKey(n); });
+      CopyText(m.properties[p].second, [&](unsigned n) { return props[p].initValue(n); });
     }
   }
   ok.setScanned(scanned);
@@ -341,7 +339,7 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
     storage::MessageView m;
     if (core_.db()->Get(leveldb::ReadOptions(), e.MessageKey(), &value).ok() &&
         storage::DecodeMessage(value, &m)) {
-      r[i].setMessageId(capnp::Text::Reader(m.id.data(), m.id.size()));
+      CopyText(m.id, [&](unsigned n) { return r[i].initMessageId(n); });
     }
   }
 }

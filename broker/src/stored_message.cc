@@ -3,9 +3,9 @@
 namespace txmq::broker {
 
 void FillWireMessage(const storage::MessageView& m, uint64_t delay_ms, wire::Message::Builder out) {
-  out.setId(capnp::Text::Reader(m.id.data(), m.id.size()));
-  out.setTopic(capnp::Text::Reader(m.topic.data(), m.topic.size()));
-  out.setKey(capnp::Text::Reader(m.key.data(), m.key.size()));
+  CopyText(m.id, [&](unsigned n) { return out.initId(n); });
+  CopyText(m.topic, [&](unsigned n) { return out.initTopic(n); });
+  CopyText(m.key, [&](unsigned n) { return out.initKey(n); });
   out.setBody(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(m.body.data()), m.body.size()));
   out.setBornMs(m.born_ms);
   out.setDelayMs(static_cast<int64_t>(delay_ms));
@@ -13,8 +13,8 @@ void FillWireMessage(const storage::MessageView& m, uint64_t delay_ms, wire::Mes
   auto props = out.initProperties(static_cast<unsigned>(m.properties.size()));
   for (unsigned p = 0; p < m.properties.size(); ++p) {
     const auto& [k, v] = m.properties[p];
-    props[p].setKey(capnp::Text::Reader(k.data(), k.size()));
-    props[p].setValue(capnp::Text::Reader(v.data(), v.size()));
+    CopyText(k, [&](unsigned n) { return props[p].initKey(n); });
+    CopyText(v, [&](unsigned n) { return props[p].initValue(n); });
   }
 }
 

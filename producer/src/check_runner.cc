@@ -29,6 +29,7 @@ void CheckRunner::Stop() {
     if (stopping_) return;
     stopping_ = true;
     queue_.clear();
+    queued_.clear();
   }
   cv_.notify_all();
   for (auto& t : threads_) t.join();
@@ -38,12 +39,20 @@ void CheckRunner::Submit(uint64_t request_id, CheckRequest request) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
+    // The broker asks again when a checker is slow; one queued check per
+    // transaction is enough (answering the latest request).
+    if (auto it = queued_.find(request.transaction_id); it != queued_.end()) {
+      it->second = request_id;
+      return;
+    }
+    queued_[request.transaction_id] = request_id;
     if (queue_.size() >= kMaxQueued) {
       Logger("producer")
           ->warn(
               "{} transaction checks are waiting for the checker (is it stuck?); "
               "dropping the oldest",
               queue_.size());
+      queued_.erase(queue_.front().request.transaction_id);
       queue_.pop_front();
     }
     queue_.push_back(Job{request_id, std::move(request)});
@@ -60,6 +69,9 @@ void CheckRunner::Work() {
       if (stopping_) return;
       job = std::move(queue_.front());
       queue_.pop_front();
+      auto latest = queued_.find(job.request.transaction_id);
+      job.request_id = latest->second;
+      queued_.erase(latest);
     }
     reply_(job.request_id, job.request.transaction_id, Run(job.request));
   }

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "txmq/transaction_producer.h"
@@ -52,7 +53,10 @@ class CheckRunner {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;  // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
+  // Transactions with a check in queue_: a repeated check of one of them
+  // replaces the queued one instead of queueing again.
+  std::unordered_map<std::string, uint64_t> queued_;  // guarded by mu_; tx id -> request id
+  bool stopping_ = false;                             // guarded by mu_
   std::vector<std::thread> threads_;
 };
 
