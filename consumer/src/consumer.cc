@@ -36,13 +36,11 @@ class Consumer::Impl {
   ~Impl() { Shutdown(); }
 
   Status Start() {
-    net::ConnectionOptions co;
-    co.broker = options_.broker;
-    co.client_id = options_.client_id;
-    co.role = wire::Role::CONSUMER;
-    co.group = options_.group;
-    co.software = std::string("txmq-consumer ") + kVersion;
-    auto connection = net::Connection::Open(co);
+    auto connection = net::Connection::Open({.broker = options_.broker,
+                                             .client_id = options_.client_id,
+                                             .role = wire::Role::CONSUMER,
+                                             .group = options_.group,
+                                             .software = std::string("txmq-consumer ") + kVersion});
     if (!connection.ok()) return connection.status();
     connection_ = std::move(connection.value());
     puller_ = std::thread([this] {

@@ -29,13 +29,11 @@ Status Producer::Start() {
     return Status::InvalidArgument("retries must not be negative (got " +
                                    std::to_string(options_.retries) + ")");
   }
-  net::ConnectionOptions co;
-  co.broker = options_.broker;
-  co.client_id = options_.client_id;
-  co.role = wire::Role::PRODUCER;
-  co.group = options_.group;
-  co.software = std::string("txmq-producer ") + kVersion;
-  auto connection = net::Connection::Open(co);
+  auto connection = net::Connection::Open({.broker = options_.broker,
+                                           .client_id = options_.client_id,
+                                           .role = wire::Role::PRODUCER,
+                                           .group = options_.group,
+                                           .software = std::string("txmq-producer ") + kVersion});
   if (!connection.ok()) return connection.status();
   impl_ = std::make_unique<Impl>();
   impl_->connection = std::move(connection.value());

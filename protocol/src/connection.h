@@ -31,10 +31,10 @@ struct ConnectionOptions {
   // Broker endpoint, e.g. "tcp://127.0.0.1:7800".
   std::string broker = "tcp://127.0.0.1:7800";
   // Routing id and registration name; a fresh UUIDv7 when empty.
-  std::string client_id;
+  std::string client_id{};
   wire::Role role = wire::Role::ADMIN;
   // Producer or consumer group announced in hello.
-  std::string group;
+  std::string group{};
   // Shown to operators ("txmq-producer 0.1.0").
   std::string software = "txmq";
   // A producer that answers transaction checks (needs an IncomingCallFn).

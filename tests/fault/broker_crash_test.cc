@@ -79,30 +79,6 @@ class SendLoad {
   std::set<std::string> acked_;
 };
 
-// Drains a topic as one group; returns how often each id was delivered.
-std::map<std::string, int> DrainAll(const std::string& endpoint, const std::string& topic,
-                                    size_t at_least) {
-  std::mutex mu;
-  std::map<std::string, int> seen;
-  std::atomic<SteadyTime::rep> last_new{SteadyClock::now().time_since_epoch().count()};
-  Consumer c({.broker = endpoint, .group = "checker", .long_poll = 500ms});
-  EXPECT_TRUE(c.Subscribe(topic, [&](const Received& m) {
-                 std::lock_guard<std::mutex> lock(mu);
-                 if (seen[m.body]++ == 0) last_new = SteadyClock::now().time_since_epoch().count();
-                 return ConsumeResult::Success();
-               }).ok());
-  EXPECT_TRUE(c.Start().ok());
-  WaitFor(
-      [&] {
-        std::lock_guard<std::mutex> lock(mu);
-        auto quiet = SteadyClock::now() - SteadyTime(SteadyClock::duration(last_new.load()));
-        return seen.size() >= at_least && quiet > 1500ms;
-      },
-      60s);
-  c.Shutdown();
-  return seen;
-}
-
 void ExpectNothingLost(const std::set<std::string>& acked, const std::map<std::string, int>& seen) {
   size_t lost = 0, duplicates = 0;
   std::string first_lost;
@@ -139,7 +115,7 @@ void KillWhileSending(const std::vector<std::string>& broker_args) {
     load.Stop();
     acked = load.acked();
   }
-  ExpectNothingLost(acked, DrainAll(broker.endpoint(), "crash", acked.size()));
+  ExpectNothingLost(acked, testing::DrainTopic(broker.endpoint(), "crash", acked.size()));
 }
 
 TEST(BrokerCrash, SyncFlushLosesNoAcknowledgedMessage) { KillWhileSending({"--flush", "sync"}); }
@@ -211,7 +187,7 @@ TEST(BrokerProcessLifecycle, SigtermFinishesAcceptedWritesAndExitsZero) {
     acked = load.acked();
   }
   ASSERT_TRUE(broker.Start());
-  ExpectNothingLost(acked, DrainAll(broker.endpoint(), "graceful", acked.size()));
+  ExpectNothingLost(acked, testing::DrainTopic(broker.endpoint(), "graceful", acked.size()));
 }
 
 TEST(BrokerProcessLifecycle, SecondBrokerOnTheSameDirectoryFailsClearly) {

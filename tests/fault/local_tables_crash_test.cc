@@ -44,28 +44,6 @@ class LocalTablesCrash : public ::testing::Test {
     return text;
   }
 
-  // How many times each id reaches a fresh consumer group of `topic`.
-  std::map<std::string, int> Received(const std::string& topic, size_t at_least) {
-    std::mutex mu;
-    std::map<std::string, int> seen;
-    Consumer c({.broker = broker_->endpoint(), .group = "checker", .long_poll = 300ms});
-    EXPECT_TRUE(c.Subscribe(topic, [&](const txmq::Received& m) {
-                   std::lock_guard<std::mutex> lock(mu);
-                   seen[m.id]++;
-                   return ConsumeResult::Success();
-                 }).ok());
-    EXPECT_TRUE(c.Start().ok());
-    WaitFor(
-        [&] {
-          std::lock_guard<std::mutex> lock(mu);
-          return seen.size() >= at_least;
-        },
-        10s);
-    std::this_thread::sleep_for(500ms);
-    c.Shutdown();
-    return seen;
-  }
-
   testing::TempDir dir_;
   std::unique_ptr<Broker> broker_;
 };
@@ -78,7 +56,7 @@ TEST_F(LocalTablesCrash, KilledAfterTheLocalCommitBeforeTheRelaySent) {
   Outbox outbox(**store, {.producer = {.broker = broker_->endpoint(), .group = "orders"}});
   ASSERT_TRUE(outbox.Start().ok());
   ASSERT_TRUE(outbox.Flush(10s).ok());
-  auto seen = Received("orders", 1);
+  auto seen = testing::DrainTopic(broker_->endpoint(), "orders", 1, 500ms, 10s);
   EXPECT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen["crash-row-1"], 1) << "delivered, once";
 }
@@ -114,7 +92,7 @@ TEST_F(LocalTablesCrash, HalfMessageOfADeadLocalTransactionIsRolledBackByCheckBa
       15s));
   EXPECT_NE(admin.Show(tx_id)->resolved_by.find((*store)->instance_id()), std::string::npos);
   EXPECT_EQ((*store)->Get("order/2").status().code(), StatusCode::kNotFound);
-  EXPECT_TRUE(Received("orders", 0).empty());
+  EXPECT_TRUE(testing::DrainTopic(broker_->endpoint(), "orders", 0, 500ms, 10s).empty());
 }
 
 }  // namespace

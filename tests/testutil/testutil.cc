@@ -10,8 +10,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
+
+#include "txmq/consumer.h"
 
 extern char** environ;
 
@@ -228,6 +231,30 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
   result.out = ReadFile(out_path);
   result.err += ReadFile(err_path);
   return result;
+}
+
+std::map<std::string, int> DrainTopic(const std::string& endpoint, const std::string& topic,
+                                      size_t at_least, std::chrono::milliseconds quiet,
+                                      std::chrono::milliseconds timeout, const std::string& group) {
+  std::mutex mu;
+  std::map<std::string, int> seen;
+  auto last_new = std::chrono::steady_clock::now();
+  Consumer c({.broker = endpoint, .group = group, .long_poll = std::chrono::milliseconds(300)});
+  EXPECT_TRUE(c.Subscribe(topic, [&](const Received& m) {
+                 std::lock_guard<std::mutex> lock(mu);
+                 if (seen[m.id]++ == 0) last_new = std::chrono::steady_clock::now();
+                 return ConsumeResult::Success();
+               }).ok());
+  EXPECT_TRUE(c.Start().ok());
+  WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return seen.size() >= at_least && std::chrono::steady_clock::now() - last_new > quiet;
+      },
+      timeout);
+  c.Shutdown();
+  std::lock_guard<std::mutex> lock(mu);
+  return seen;
 }
 
 std::vector<std::string> SplitLines(const std::string& text) {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -100,5 +101,14 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
                          const std::vector<std::string>& extra_env = {});
 
 std::vector<std::string> SplitLines(const std::string& text);
+
+// Receives `topic` as a fresh consumer group until at least `at_least`
+// distinct messages arrived and nothing new came for `quiet` (or `timeout`
+// passed); returns how often each message id was delivered.
+std::map<std::string, int> DrainTopic(
+    const std::string& endpoint, const std::string& topic, size_t at_least,
+    std::chrono::milliseconds quiet = std::chrono::milliseconds(1500),
+    std::chrono::milliseconds timeout = std::chrono::seconds(60),
+    const std::string& group = "drain");
 
 }  // namespace txmq::testing
