@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -177,14 +178,20 @@ int main(int argc, char** argv) {
   }
 
   txmq::Status stopped_by_itself;
+  std::atomic<bool> broker_ended{false};
   std::thread watcher([&] {
     stopped_by_itself = (*broker)->Wait();
+    broker_ended = true;
     kill(getpid(), SIGTERM);  // wake main, also when Stop() below ended it
   });
   int sig = 0;
   sigwait(&signals, &sig);
-  log->info("received {}; shutting down (finishing accepted writes)",
-            sig == SIGINT ? "SIGINT" : "SIGTERM");
+  if (broker_ended) {
+    log->critical("the broker stopped by itself; shutting down");
+  } else {
+    log->info("received {}; shutting down (finishing accepted writes)",
+              sig == SIGINT ? "SIGINT" : "SIGTERM");
+  }
   (*broker)->Stop();
   watcher.join();
   if (!stopped_by_itself.ok()) {
