@@ -20,8 +20,9 @@ const LeaseRef* MatchLease(GroupTable& groups, std::string_view group, wire::Rec
   auto it = groups.leases().find(r.getLeaseId());
   if (it == groups.leases().end()) return nullptr;
   const LeaseRef& ref = it->second;
+  const auto topic = r.getTopic();
   if (ref.group->name != group || ref.retry_id != r.getRetryId() || ref.offset != r.getOffset() ||
-      ref.queue != r.getQueue() || ref.topic != wire::ToString(r.getTopic())) {
+      ref.queue != r.getQueue() || ref.topic != std::string_view(topic.begin(), topic.size())) {
     return nullptr;
   }
   return &ref;

@@ -58,20 +58,18 @@ void DlqService::HandleList(const RequestContext& ctx, wire::DlqListRequest::Rea
   bool more = false;
   uint64_t total = 0;
   const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
-  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t, const storage::MessageView&) {
-    ++total;
-    return true;
-  });
-  ForEachDeadLetter(core_, dlq, from, [&](uint64_t offset, const storage::MessageView&) {
-    if (rows.size() == limit) {
-      more = true;
-      return false;
-    }
-    std::string value;
-    core_.db()->Get(leveldb::ReadOptions(), keys::Message(dlq->name, 0, offset), &value);
-    rows.push_back({offset, std::move(value)});
-    return true;
-  });
+  // One pass: count them all, keep the page.
+  ForEachDeadLetter(core_, dlq, 0,
+                    [&](uint64_t offset, const storage::MessageView&, std::string_view value) {
+                      ++total;
+                      if (offset < from) return true;
+                      if (rows.size() < limit) {
+                        rows.push_back({offset, std::string(value)});
+                      } else {
+                        more = true;
+                      }
+                      return true;
+                    });
   auto reply = Core::NewReply(ctx);
   auto ok = reply.envelope().initDlqListOk();
   auto list = ok.initMessages(static_cast<unsigned>(rows.size()));
@@ -90,15 +88,16 @@ void DlqService::HandleShow(const RequestContext& ctx, wire::DlqShowRequest::Rea
   if (Status s = CheckGroup(group); !s.ok()) return core_.ReplyError(ctx, s);
   const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
   std::optional<uint64_t> found;
-  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t offset, const storage::MessageView& m) {
-    if (m.id == id) found = offset;
-    return !found;
-  });
   std::string value;
+  ForEachDeadLetter(core_, dlq, 0,
+                    [&](uint64_t offset, const storage::MessageView& m, std::string_view raw) {
+                      if (m.id != id) return true;
+                      found = offset;
+                      value = raw;
+                      return false;
+                    });
   storage::MessageView m;
-  if (!found ||
-      !core_.db()->Get(leveldb::ReadOptions(), keys::Message(dlq->name, 0, *found), &value).ok() ||
-      !storage::DecodeMessage(value, &m)) {
+  if (!found || !storage::DecodeMessage(value, &m)) {
     return core_.ReplyError(
         ctx, Status::NotFound("message '" + id + "' is not in the dead-letter queue of group '" +
                               group + "'"));
@@ -129,15 +128,14 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
   };
   std::vector<Letter> letters;
   std::set<std::string> seen;
-  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t offset, const storage::MessageView& m) {
-    if (request.getAll() || wanted.count(std::string(m.id))) {
-      std::string value;
-      core_.db()->Get(leveldb::ReadOptions(), keys::Message(dlq->name, 0, offset), &value);
-      letters.push_back({offset, std::move(value)});
-      seen.insert(std::string(m.id));
-    }
-    return true;
-  });
+  ForEachDeadLetter(core_, dlq, 0,
+                    [&](uint64_t offset, const storage::MessageView& m, std::string_view value) {
+                      if (request.getAll() || wanted.count(std::string(m.id))) {
+                        letters.push_back({offset, std::string(value)});
+                        seen.insert(std::string(m.id));
+                      }
+                      return true;
+                    });
 
   std::vector<std::string> resent, missing;
   for (const auto& id : wanted) {

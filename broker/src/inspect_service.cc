@@ -30,7 +30,7 @@ std::string PropertyOf(const storage::MessageView& m, std::string_view name) {
 }  // namespace
 
 void ForEachDeadLetter(Core& core, const TopicState* dlq, uint64_t from_offset,
-                       const std::function<bool(uint64_t, const storage::MessageView&)>& fn) {
+                       const DeadLetterFn& fn) {
   if (dlq == nullptr) return;
   std::unique_ptr<leveldb::Iterator> it(core.db()->NewIterator(leveldb::ReadOptions()));
   const std::string prefix = keys::QueuePrefix(dlq->name, 0);
@@ -46,10 +46,9 @@ void ForEachDeadLetter(Core& core, const TopicState* dlq, uint64_t from_offset,
         offset >= end) {
       break;
     }
-    if (!storage::DecodeMessage(std::string_view(it->value().data(), it->value().size()), &m)) {
-      continue;
-    }
-    if (!fn(offset, m)) break;
+    const std::string_view value(it->value().data(), it->value().size());
+    if (!storage::DecodeMessage(value, &m)) continue;
+    if (!fn(offset, m, value)) break;
   }
 }
 
@@ -151,7 +150,7 @@ void InspectService::FillDeliveryState(GroupState& g, const std::string& topic, 
   // Finished for the group: acknowledged, or failed into the dead letters.
   bool dead = false;
   ForEachDeadLetter(core_, topics_.Find(DeadLetterTopic(g.name)), 0,
-                    [&](uint64_t, const storage::MessageView& m) {
+                    [&](uint64_t, const storage::MessageView& m, std::string_view) {
                       dead = m.id == message_id && PropertyOf(m, "txmq.dlq.topic") == topic &&
                              PropertyOf(m, "txmq.dlq.offset") == std::to_string(offset);
                       return !dead;
@@ -304,7 +303,7 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
   // Counted, not subtracted: resending leaves gaps in the dead-letter queue.
   uint64_t dead = 0;
   ForEachDeadLetter(core_, topics_.Find(DeadLetterTopic(g.name)), 0,
-                    [&](uint64_t, const storage::MessageView&) {
+                    [&](uint64_t, const storage::MessageView&, std::string_view) {
                       ++dead;
                       return true;
                     });

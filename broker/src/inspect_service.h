@@ -39,8 +39,11 @@ class InspectService {
 };
 
 // Calls `fn` for each message of a dead-letter topic (null: none) from
-// `from_offset` on, oldest first, until it returns false.
+// `from_offset` on, oldest first, until it returns false. `m` views into
+// `value`, the stored record; both are valid during the call only.
+using DeadLetterFn =
+    std::function<bool(uint64_t offset, const storage::MessageView& m, std::string_view value)>;
 void ForEachDeadLetter(Core& core, const TopicState* dlq, uint64_t from_offset,
-                       const std::function<bool(uint64_t offset, const storage::MessageView&)>& fn);
+                       const DeadLetterFn& fn);
 
 }  // namespace txmq::broker
