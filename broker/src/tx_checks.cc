@@ -150,7 +150,11 @@ TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTi
   if (checkers.empty() && !clients_.Checkers(r.group).empty()) return CheckSent::kProducersBusy;
   r.check_count++;
   r.last_check_ms = now_ms;
-  Reschedule(tx, now_ms + IntervalAfter(r.check_count));
+  // From the last counted check on, the transaction is (about to be) stuck:
+  // it is still checked, but only at the capped interval.
+  const bool last_counted = r.check_count >= core_.options().check_max;
+  Reschedule(tx, now_ms + (last_counted ? core_.options().check_interval_max.count()
+                                        : IntervalAfter(r.check_count)));
 
   wire::OutFrame call(next_check_request_++);
   auto check = call.envelope().initCheckTransaction();
