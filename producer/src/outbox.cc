@@ -219,6 +219,7 @@ class Outbox::Impl {
     outcomes.swap(outcomes_);
     leveldb::WriteBatch batch;
     const int64_t now = NowMs();
+    uint64_t newly_parked = 0;
     for (const Outcome& o : outcomes) {
       auto it = pending_.find(o.seq);
       if (it == pending_.end()) continue;
@@ -251,7 +252,7 @@ class Outbox::Impl {
         batch.Delete(outbox::PendingKey(o.seq));
         batch.Put(outbox::ParkedKey(o.seq), outbox::EncodeRow(row));
         pending_.erase(it);
-        ++parked_;
+        ++newly_parked;
         continue;
       }
       row.next_attempt_ms = now + BackoffMs(row.attempts);
@@ -270,7 +271,8 @@ class Outbox::Impl {
     leveldb::Status s = store_.impl().db()->Write(wo, &batch);
     lock.lock();
     if (!s.ok()) log_->error("outbox bookkeeping write failed: {}", s.ToString());
-    cv_.notify_all();  // Flush waits for pending_ to drain
+    parked_ += newly_parked;  // counted once the parked rows are in the store
+    cv_.notify_all();         // Flush waits for pending_ to drain
   }
 
   LocalStore& store_;
