@@ -169,6 +169,7 @@ TEST_F(Admin, DeadLettersCanBeListedShownAndResentToTheirGroupOnly) {
     return ids;
   };
   ASSERT_TRUE(WaitFor([&] { return dlq_list().size() == 1; }, 10s));
+  ASSERT_TRUE(WaitFor([&] { return other_group == 1; }));
   auto shown = admin_->Call([&](wire::Envelope::Builder e) {
     auto s = e.initDlqShow();
     s.setGroup("workers");

@@ -8,6 +8,7 @@
 
 #include "protocol/src/message_codec.h"
 #include "tests/integration/raw_client.h"
+#include "tests/testutil/admin_client.h"
 #include "tests/testutil/testutil.h"
 #include "txmq/consumer.h"
 #include "txmq/producer.h"
@@ -243,7 +244,10 @@ TEST_F(BadInput, ClientVanishingMidCallDoesNotHurtTheBroker) {
       c.Send(send);
     }
   }
-  std::this_thread::sleep_for(1500ms);  // the parked pull times out, its reply has no one to go to
+  std::this_thread::sleep_for(1100ms);  // the parked pull times out, its reply has no one to go to
+  // The vanished sender's messages are stored in the broker's own time.
+  testing::AdminClient admin(broker_->endpoint());
+  ASSERT_TRUE(testing::WaitFor([&] { return admin.TopicMessages("vanish") == 100; }));
   ExpectServing();
   Producer p({.broker = broker_->endpoint()});
   ASSERT_TRUE(p.Start().ok());

@@ -39,6 +39,16 @@ class AdminClient {
     return connection_->CallSync(std::move(request), std::chrono::seconds(10));
   }
 
+  // Messages a topic holds (end - min offset over its queues); -1 when the
+  // topic is unknown or the call failed.
+  int64_t TopicMessages(const std::string& topic) {
+    auto list = Call([](wire::Envelope::Builder e) { e.setTopicList(); });
+    if (!list.ok()) return -1;
+    for (auto t : list->envelope().getTopicListOk().getTopics())
+      if (wire::ToString(t.getName()) == topic) return static_cast<int64_t>(t.getMessages());
+    return -1;
+  }
+
   static TxInfo FromSummary(wire::TxSummary::Reader s) {
     TxInfo t;
     t.id = wire::ToString(s.getTransactionId());

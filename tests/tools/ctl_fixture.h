@@ -42,6 +42,15 @@ class CtlTest : public ::testing::Test {
     return j;
   }
 
+  // As Json, for polling: a failed run is not a test failure, just null.
+  nlohmann::json JsonIfOk(std::vector<std::string> args) {
+    args.insert(args.begin(), "--json");
+    auto r = Ctl(args);
+    if (r.exit_code != 0) return nullptr;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? nlohmann::json() : j;
+  }
+
   // A failure as txmqctl reports it: `code`, and one "txmqctl: " line on
   // stderr that contains `text`.
   void ExpectFails(const std::vector<std::string>& args, int code, const std::string& text) {

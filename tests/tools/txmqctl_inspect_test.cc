@@ -135,8 +135,9 @@ TEST_F(Inspect, GroupListAndShowWithLeasesAndRetries) {
   // One leased to the handler that waits, one waiting for its redelivery.
   nlohmann::json g;
   ASSERT_TRUE(testing::WaitFor([&] {
-    g = Json({"group", "show", "billing"});
-    return g["in_flight"] == 1 && g["retrying"] == 1;
+    // The group exists only once the consumer's first pull reached the broker.
+    g = JsonIfOk({"group", "show", "billing"});
+    return g.is_object() && g["in_flight"] == 1 && g["retrying"] == 1;
   })) << g;
   EXPECT_EQ(g["members"].size(), 1u);
   EXPECT_EQ(g["topics"][0], "orders");

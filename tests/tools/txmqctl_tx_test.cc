@@ -182,7 +182,10 @@ TEST_F(TxCommands, CheckNowAndRecheckStuck) {
   EXPECT_EQ(Json({"tx", "recheck", "--stuck", "--group", "shop"})["scheduled"], 1);
   // Back on the schedule with a fresh allowance of checks; with still nobody
   // to answer, stuck again after them.
-  EXPECT_TRUE(testing::WaitFor([&] { return admin_->Show(id)->stuck; }));
+  EXPECT_TRUE(testing::WaitFor([&] {
+    auto info = admin_->Show(id);
+    return info.ok() && info->stuck;
+  }));
   r = Ctl({"tx", "recheck", "--stuck"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Has(r.out, "put 1 stuck transaction back")) << r.out;
