@@ -63,6 +63,14 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
   }
   if (o.max_pull_messages < 1) return bad("max_pull_messages", "0", "must be at least 1");
   if (o.cleanup_batch < 1) return bad("cleanup_batch", "0", "must be at least 1");
+  constexpr size_t kMiB = 1024 * 1024;
+  if (o.write_buffer_bytes < kMiB) {
+    return bad("write_buffer_bytes", std::to_string(o.write_buffer_bytes),
+               "must be at least 1 MiB");
+  }
+  if (o.table_file_bytes < kMiB) {
+    return bad("table_file_bytes", std::to_string(o.table_file_bytes), "must be at least 1 MiB");
+  }
   if (o.check_max < 1) return bad("check_max", "0", "must be at least 1");
   if (o.checks_per_second < 1) return bad("checks_per_second", "0", "must be at least 1");
   if (o.check_interval_max < o.check_interval) {
@@ -78,8 +86,9 @@ class Broker::Impl {
   explicit Impl(const BrokerOptions& options) : options_(options) {}
 
   Status Start() {
-    auto db = storage::Db::Open(
-        options_.data_dir, storage::DbOptions{.write_buffer_size = options_.write_buffer_bytes});
+    auto db = storage::Db::Open(options_.data_dir,
+                                storage::DbOptions{.write_buffer_size = options_.write_buffer_bytes,
+                                                   .max_file_size = options_.table_file_bytes});
     if (!db.ok()) return db.status();
     db_ = std::move(db.value());
     server_ = std::make_unique<broker::Server>(options_, *db_);

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   std::string dedup_window = "10m", retention = "72h", visibility = "30s", client_timeout = "10s";
   std::string retry_backoff;
   bool no_auto_create = false;
+  size_t write_buffer_mb = o.write_buffer_bytes >> 20, table_file_mb = o.table_file_bytes >> 20;
   std::string tx_timeout = "6s", check_interval = "10s", check_interval_max = "60s",
               check_timeout = "3s", resolved_retention = "24h", stuck_policy = "park";
 
@@ -117,18 +118,35 @@ int main(int argc, char** argv) {
   app.add_option("--resolved-retention", resolved_retention,
                  "How long a finished transaction's outcome is remembered")
       ->capture_default_str();
+  app.add_option("--write-buffer-mb", write_buffer_mb,
+                 "LevelDB memtable size in MiB; larger keeps throughput up as the store grows, "
+                 "uses up to twice this in memory and replays up to this much log at start-up")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--table-file-mb", table_file_mb,
+                 "LevelDB table file size in MiB; larger means fewer, larger compactions")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   app.add_option("--ready-file", ready_file,
                  "Write the bound endpoint to this file once the broker serves");
   app.set_version_flag("--version", std::string("txmqd ") + txmq::kVersion);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; any bad usage exits 2, as txmqctl does.
+    app.exit(e);
+    return e.get_exit_code() == 0 ? 0 : 2;
+  }
 
   txmq::SetLogLevel(txmq::ParseLogLevel(log_level).value());
   auto log = txmq::Logger("txmqd");
   o.flush = flush == "async" ? txmq::FlushMode::kAsync : txmq::FlushMode::kSync;
   o.auto_create_topics = !no_auto_create;
+  o.write_buffer_bytes = write_buffer_mb << 20;
+  o.table_file_bytes = table_file_mb << 20;
   o.stuck_policy = stuck_policy == "commit"     ? txmq::StuckPolicy::kCommit
                    : stuck_policy == "rollback" ? txmq::StuckPolicy::kRollback
                                                 : txmq::StuckPolicy::kPark;

@@ -32,7 +32,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const DbOptions& o
   lo.write_buffer_size = options.write_buffer_size;
   lo.block_cache = db->cache_.get();
   lo.filter_policy = db->filter_.get();
-  lo.max_file_size = 8 * 1024 * 1024;
+  lo.max_file_size = options.max_file_size;
   lo.compression = options.compress ? leveldb::kSnappyCompression : leveldb::kNoCompression;
   leveldb::DB* raw = nullptr;
   leveldb::Status s = leveldb::DB::Open(lo, path, &raw);

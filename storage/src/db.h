@@ -17,6 +17,9 @@ struct DbOptions {
   // Larger memtables mean fewer, larger level-0 files under a steady
   // message stream; costs that much memory and a longer replay on restart.
   size_t write_buffer_size = 32 * 1024 * 1024;
+  // Size at which LevelDB starts a new table file. Larger files mean fewer
+  // compactions (each one larger) while data streams in.
+  size_t max_file_size = 8 * 1024 * 1024;
   size_t block_cache_bytes = 64 * 1024 * 1024;
   bool create_if_missing = true;
   // Message bodies are usually already compact (or encrypted); trying to

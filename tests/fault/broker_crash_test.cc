@@ -233,6 +233,10 @@ TEST(BrokerProcessLifecycle, ReadsAConfigFile) {
   auto bad = testing::RunCommand({testing::BinPath("txmqd"), "--retention", "forever"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--retention = 'forever'"), std::string::npos) << bad.err;
+  auto out_of_range = testing::RunCommand({testing::BinPath("txmqd"), "--write-buffer-mb", "0"});
+  EXPECT_EQ(out_of_range.exit_code, 2) << "bad usage exits 2, like txmqctl";
+  EXPECT_NE(out_of_range.err.find("--write-buffer-mb: Value 0 not in range"), std::string::npos)
+      << out_of_range.err;
 }
 
 }  // namespace

@@ -77,8 +77,13 @@ struct BrokerOptions {
   // How often retention and dedup cleanup run, and their batch size.
   std::chrono::milliseconds cleanup_interval = std::chrono::seconds(1);
   uint32_t cleanup_batch = 2000;
-  // LevelDB memtable size.
-  size_t write_buffer_bytes = 32 * 1024 * 1024;
+  // LevelDB memtable and table file sizes. Under a steady stream of bodies,
+  // small ones pile up level-0 files until LevelDB stalls writes (hundreds
+  // of stalls per few million messages at 32/8 MiB, a handful at 64/32; see
+  // "Sustained send" in BENCHMARKS.md). Costs up to twice the memtable in
+  // memory and a replay of up to one memtable's worth of log at start-up.
+  size_t write_buffer_bytes = 64 * 1024 * 1024;
+  size_t table_file_bytes = 32 * 1024 * 1024;
 
   // --- transactional messages ---
   // A half message with no outcome this long after it was stored is
