@@ -374,6 +374,10 @@ class Connection::Impl {
       disconnected = disconnected || id == ZMQ_EVENT_DISCONNECTED;
     }
     if (!disconnected) return;
+    // Replies the broker sent before it went away may still sit in the
+    // socket (ZeroMQ flags them readable lazily): take them first, so a
+    // call that got its answer is not reported as "outcome unknown".
+    ReceiveAll();
     std::vector<uint64_t> lost;
     for (const auto& [id, p] : pending_) {
       if (p.sent) lost.push_back(id);
