@@ -38,6 +38,7 @@ struct Attempt {
   std::chrono::milliseconds timeout;
   int attempts_left;
   net::ReplyFn done;
+  Status first_failure{};  // what went wrong first, often the real cause
 };
 
 void Try(std::shared_ptr<Attempt> attempt) {
@@ -45,8 +46,19 @@ void Try(std::shared_ptr<Attempt> attempt) {
   attempt->fill(request.envelope());
   attempt->connection->Call(
       std::move(request), attempt->timeout, [attempt](Result<wire::Frame> reply) mutable {
-        if (!reply.ok() && reply.status().IsRetryable() && attempt->attempts_left-- > 0) {
+        if (reply.ok()) return attempt->done(std::move(reply));
+        if (reply.status().IsRetryable() && attempt->attempts_left-- > 0) {
+          if (attempt->first_failure.ok()) attempt->first_failure = reply.status();
           return Try(std::move(attempt));
+        }
+        // Retries used up: the last error says where things stand now, the
+        // first one why (say, "message not stored: IO error" before the
+        // broker became unreachable).
+        const Status& first = attempt->first_failure;
+        if (!first.ok() && first.message() != reply.status().message()) {
+          return attempt->done(
+              Status(reply.status().code(),
+                     reply.status().message() + " (first attempt: " + first.ToString() + ")"));
         }
         attempt->done(std::move(reply));
       });
