@@ -182,6 +182,13 @@ void BrokerProcess::Kill9() {
   process_.reset();
 }
 
+std::optional<int> BrokerProcess::WaitExit(std::chrono::milliseconds timeout) {
+  if (!process_) return std::nullopt;
+  auto code = process_->Wait(timeout);
+  if (code) process_.reset();
+  return code;
+}
+
 int BrokerProcess::Stop() {
   if (!process_) return -1;
   process_->Signal(SIGTERM);

@@ -76,6 +76,9 @@ class BrokerProcess {
   void Kill9();
   // SIGTERM and wait; returns the exit code.
   int Stop();
+  // Waits for txmqd to exit by itself; its exit code, or nullopt if it still
+  // runs at the deadline.
+  std::optional<int> WaitExit(std::chrono::milliseconds timeout);
   const std::string& endpoint() const { return endpoint_; }
   const std::string& log_path() const { return log_path_; }
 
