@@ -3,6 +3,7 @@
 // inbox_ (requests to send) and closing_.
 #include "protocol/src/connection.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -187,10 +188,21 @@ class Connection::Impl {
       }
       auto ok = reply->envelope().getHelloOk();
       broker_max_message_bytes_ = ok.getMaxMessageBytes();
+      broker_client_timeout_ms_ = ok.getClientTimeoutMs();
     };
     // Hello is always first in line, also after a broker restart.
     std::lock_guard<std::mutex> lock(mu_);
     inbox_.push_front(std::move(out));
+  }
+
+  // I/O thread: the configured interval, or a quarter of the broker's client
+  // timeout when that is shorter, so a few late heartbeats on a busy machine
+  // do not make the broker forget a live client (and end its leases).
+  std::chrono::milliseconds HeartbeatInterval() const {
+    const uint32_t timeout_ms = broker_client_timeout_ms_.load();
+    if (timeout_ms == 0) return options_.heartbeat_interval;
+    return std::clamp(std::chrono::milliseconds(timeout_ms / 4), std::chrono::milliseconds(50),
+                      options_.heartbeat_interval);
   }
 
   void QueueHeartbeat() {
@@ -314,7 +326,9 @@ class Connection::Impl {
   }
 
   void Run() {
-    SteadyTime next_heartbeat = SteadyClock::now() + options_.heartbeat_interval;
+    // The interval may shorten once the broker's hello reply arrives, so the
+    // next beat is derived from the last one on every pass.
+    SteadyTime last_heartbeat = SteadyClock::now();
     while (true) {
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -323,12 +337,12 @@ class Connection::Impl {
       TakeInbox();
       SendUnsent();
       SteadyTime now = SteadyClock::now();
-      if (now >= next_heartbeat) {
+      if (now >= last_heartbeat + HeartbeatInterval()) {
         QueueHeartbeat();
         SendUnsent();
-        next_heartbeat = now + options_.heartbeat_interval;
+        last_heartbeat = now;
       }
-      SteadyTime wake_at = next_heartbeat;
+      SteadyTime wake_at = last_heartbeat + HeartbeatInterval();
       if (!deadlines_.empty()) wake_at = std::min(wake_at, deadlines_.begin()->first);
       // Rounded up: a deadline 0.3 ms away must not become a busy poll(0).
       auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
@@ -402,6 +416,7 @@ class Connection::Impl {
   EventFd wake_;
   std::atomic<uint64_t> next_request_id_{1};
   std::atomic<uint32_t> broker_max_message_bytes_{0};
+  std::atomic<uint32_t> broker_client_timeout_ms_{0};  // from the broker's hello reply
   std::atomic<bool> closed_{false};
   std::atomic<int64_t> last_heard_ns_{0};
 

@@ -244,5 +244,28 @@ TEST_F(Admin, GroupShowListsMembersCursorsAndRetries) {
   c.Shutdown();
 }
 
+TEST_F(Admin, IdleClientsHeartbeatFastEnoughForTheBrokersClientTimeout) {
+  // A broker that forgets clients after 400 ms: the clients' heartbeats
+  // (1 s by default) follow the broker's timeout from its hello reply.
+  broker_->Stop();
+  auto options = testing::TestBrokerOptions(dir_.Sub("short-timeout"));
+  options.client_timeout = 400ms;
+  broker_ = testing::StartBroker(options);
+  ASSERT_NE(broker_, nullptr);
+  Producer idle({.broker = broker_->endpoint(), .group = "idle"});
+  ASSERT_TRUE(idle.Start().ok());
+  AdminClient admin(broker_->endpoint());
+  auto producers = [&] {
+    auto r = admin.Call([](wire::Envelope::Builder e) { e.setStatus(); });
+    return r.ok() ? r->envelope().getStatusOk().getProducers() : 0u;
+  };
+  ASSERT_TRUE(WaitFor([&] { return producers() == 1; }));
+  for (int i = 0; i < 15; ++i) {  // 1.5 s of silence from the producer's side
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(producers(), 1u) << "the broker forgot an idle, live producer after " << i * 100
+                               << " ms";
+  }
+}
+
 }  // namespace
 }  // namespace txmq
