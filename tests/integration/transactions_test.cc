@@ -142,17 +142,25 @@ TEST_F(Transactions, SeveralMessagesToSeveralTopicsCommitTogether) {
 }
 
 TEST_F(Transactions, UnknownResolvedByCheckBackCommit) {
-  std::atomic<TxState> answer{TxState::kCommit};
+  // The local transaction is still undecided at the first check (UNKNOWN);
+  // by the second it has committed.
   std::atomic<int> checks{0};
-  auto p = MakeProducer(answer, &checks);
+  TransactionProducer p(Opts("orders"), [&](const CheckRequest&) {
+    return ++checks == 1 ? TxState::kUnknown : TxState::kCommit;
+  });
+  ASSERT_TRUE(p.Start().ok());
   Collector c(broker_->endpoint(), {"t"});
-  auto r = p->SendInTransaction({.topic = "t", .body = "decided later"},
-                                [](const Message&) { return TxState::kUnknown; });
+  auto started = SteadyClock::now();
+  auto r = p.SendInTransaction({.topic = "t", .body = "decided later"},
+                               [](const Message&) { return TxState::kUnknown; });
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->outcome, TxState::kUnknown);
-  // Due after the transaction timeout (300 ms here); 5 s is scheduling slack.
   ASSERT_TRUE(WaitFor([&] { return c.Has(r->message_ids[0]); }, 5s));
-  EXPECT_GE(checks, 1);
+  // Delivered within transaction timeout + one check interval (300 + 200 ms
+  // here), plus 1 s for a busy machine.
+  EXPECT_LT(SteadyClock::now() - started,
+            options_.transaction_timeout + options_.check_interval + 1s);
+  EXPECT_EQ(checks, 2);
   auto info = admin_->Show(r->transaction_id);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->state, wire::TxState::COMMITTED);
@@ -409,6 +417,125 @@ TEST_F(Transactions, ProducerAndBrokerRestartInTheMiddle) {
   auto p = MakeProducer(answer, nullptr, "restarting");  // the producer is back
   Collector c(broker_->endpoint(), {"t"});
   ASSERT_TRUE(WaitFor([&] { return c.Has(message_id); }, 10s));
+}
+
+TEST_F(Transactions, StuckPolicyCommitOrRollbackDecidesInsteadOfParking) {
+  for (StuckPolicy policy : {StuckPolicy::kRollback, StuckPolicy::kCommit}) {
+    const bool commit = policy == StuckPolicy::kCommit;
+    SCOPED_TRACE(commit ? "--stuck-policy commit" : "--stuck-policy rollback");
+    broker_->Stop();
+    options_.stuck_policy = policy;
+    options_.data_dir = dir_.Sub(commit ? "commit-policy" : "rollback-policy");
+    broker_ = testing::StartBroker(options_);
+    admin_ = std::make_unique<AdminClient>(broker_->endpoint());
+    Collector c(broker_->endpoint(), {"t"});
+    std::string tx_id, message_id;
+    {
+      std::atomic<TxState> answer{TxState::kUnknown};
+      auto p = MakeProducer(answer, nullptr, "lonely");
+      auto r = p->SendInTransaction({.topic = "t", .body = "orphan"},
+                                    [](const Message&) { return TxState::kUnknown; });
+      ASSERT_TRUE(r.ok());
+      tx_id = r->transaction_id;
+      message_id = r->message_ids[0];
+    }  // nobody left to answer: check-max checks, then the policy decides
+    const auto wanted = commit ? wire::TxState::COMMITTED : wire::TxState::ROLLED_BACK;
+    testing::TxInfo info;
+    ASSERT_TRUE(WaitFor([&] {
+      auto shown = admin_->Show(tx_id);
+      if (shown.ok()) info = *shown;
+      return shown.ok() && info.state == wanted;
+    }));
+    EXPECT_EQ(info.check_count, options_.check_max);
+    EXPECT_NE(info.resolved_by.find("stuck policy"), std::string::npos) << info.resolved_by;
+    EXPECT_TRUE(admin_->ListTransactions().empty()) << "decided, not parked";
+    if (commit) {
+      EXPECT_TRUE(WaitFor([&] { return c.Has(message_id); }));
+    } else {
+      std::this_thread::sleep_for(300ms);
+      EXPECT_EQ(c.count(), 0u);
+    }
+  }
+}
+
+TEST_F(Transactions, ChecksPerSecondCapsCheckTraffic) {
+  broker_->Stop();
+  options_.checks_per_second = 20;
+  options_.check_max = 1000;
+  broker_ = testing::StartBroker(options_);
+  admin_ = std::make_unique<AdminClient>(broker_->endpoint());
+  std::mutex mu;
+  std::vector<SteadyTime> checks;
+  TransactionProducer p(Opts("busy"), [&](const CheckRequest&) {
+    std::lock_guard<std::mutex> lock(mu);
+    checks.push_back(SteadyClock::now());
+    return TxState::kUnknown;
+  });
+  ASSERT_TRUE(p.Start().ok());
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(p.SendInTransaction({.topic = "t", .body = std::to_string(i)}, [](const Message&) {
+                   return TxState::kUnknown;
+                 }).ok());
+  }
+  // Uncapped, 100 transactions due every 200-400 ms would draw hundreds of
+  // checks a second.
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !checks.empty();
+  }));
+  std::this_thread::sleep_for(2s);
+  std::lock_guard<std::mutex> lock(mu);
+  const auto window_end = checks.front() + 2s;
+  const auto in_window =
+      std::count_if(checks.begin(), checks.end(), [&](SteadyTime t) { return t < window_end; });
+  // 20 a second for 2 s, plus a full bucket (20) at the start.
+  EXPECT_LE(in_window, 60) << "checks in the first 2 s";
+  EXPECT_GE(in_window, 20) << "checks do flow";
+}
+
+TEST_F(Transactions, AnOutcomeIsRememberedForResolvedRetentionThenForgotten) {
+  broker_->Stop();
+  options_.resolved_retention = 500ms;
+  broker_ = testing::StartBroker(options_);
+  admin_ = std::make_unique<AdminClient>(broker_->endpoint());
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto p = MakeProducer(answer);
+  auto r = p->SendInTransaction({.topic = "t", .body = "x"},
+                                [](const Message&) { return TxState::kCommit; });
+  ASSERT_TRUE(r.ok());
+  auto again = admin_->End(r->transaction_id, /*commit=*/true);
+  ASSERT_TRUE(again.ok()) << "a repeated commit is answered from the resolution record";
+  ASSERT_TRUE(WaitFor([&] {
+    return admin_->Show(r->transaction_id).status().code() == StatusCode::kNotFound;
+  })) << "the resolution record outlived --resolved-retention";
+  auto late = admin_->End(r->transaction_id, true);
+  EXPECT_EQ(late.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(late.status().message().find("ended more than 500ms ago"), std::string::npos)
+      << late.status().message();
+}
+
+TEST_F(Transactions, AnEndMarkedFromCheckCountsAsTheCheckAnswer) {
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto p = MakeProducer(answer);
+  Collector c(broker_->endpoint(), {"t"});
+  auto r = p->SendInTransaction({.topic = "t", .body = "x"},
+                                [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(r.ok());
+  // A producer that learns the outcome while handling a check may answer
+  // with an EndTransaction of its own instead of the check reply.
+  auto end = admin_->Call([&](wire::Envelope::Builder e) {
+    auto t = e.initEndTransaction();
+    t.setTransactionId(r->transaction_id);
+    t.setOutcome(wire::TxOutcome::COMMIT);
+    t.setFromCheck(true);
+  });
+  ASSERT_TRUE(end.ok()) << end.status().ToString();
+  EXPECT_TRUE(WaitFor([&] { return c.Has(r->message_ids[0]); }));
+  auto info = admin_->Show(r->transaction_id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, wire::TxState::COMMITTED);
+  EXPECT_EQ(info->last_answer, wire::CheckAnswer::COMMIT);
+  EXPECT_NE(info->resolved_by.find("check answer"), std::string::npos) << info->resolved_by;
 }
 
 TEST_F(Transactions, BadTransactionRequestsAreRefusedClearly) {
