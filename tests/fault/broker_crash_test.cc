@@ -174,17 +174,22 @@ TEST(BrokerCrash, KillDuringConsumptionRedeliversInsteadOfLosing) {
 namespace txmq {
 namespace {
 
-TEST(BrokerProcessLifecycle, SigtermFinishesAcceptedWritesAndExitsZero) {
+TEST(BrokerProcessLifecycle, SigtermAndSigintFinishAcceptedWritesAndExitZero) {
   TempDir dir;
   BrokerProcess broker(dir.Sub("data"));
-  ASSERT_TRUE(broker.Start());
   std::set<std::string> acked;
-  {
+  for (int sig : {SIGTERM, SIGINT}) {
+    SCOPED_TRACE(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    ASSERT_TRUE(broker.Start());
     SendLoad load(broker.endpoint(), 2, "graceful");
     ASSERT_TRUE(WaitFor([&] { return load.acked_count() > 1000; }, 30s));
-    EXPECT_EQ(broker.Stop(), 0) << "SIGTERM is a clean shutdown";
+    EXPECT_EQ(broker.Stop(sig), 0) << "a clean shutdown";
     load.Stop();
-    acked = load.acked();
+    auto more = load.acked();
+    acked.insert(more.begin(), more.end());
+    EXPECT_NE(testing::ReadFile(broker.log_path())
+                  .find(sig == SIGTERM ? "received SIGTERM" : "received SIGINT"),
+              std::string::npos);
   }
   ASSERT_TRUE(broker.Start());
   ExpectNothingLost(acked, testing::DrainTopic(broker.endpoint(), "graceful", acked.size()));

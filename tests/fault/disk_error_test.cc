@@ -11,7 +11,6 @@
 #include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "tests/testutil/testutil.h"
@@ -36,13 +35,6 @@ class ScopedEnv {
  private:
   const char* name_;
 };
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 TEST(DiskError, AFailedFsyncIsNeverAcknowledgedAndTheBrokerStopsSafely) {
   TempDir dir;
@@ -85,7 +77,7 @@ TEST(DiskError, AFailedFsyncIsNeverAcknowledgedAndTheBrokerStopsSafely) {
   for (auto& s : senders) s.join();
   ASSERT_TRUE(code.has_value()) << "the broker kept running on a failing disk";
   EXPECT_EQ(*code, 3) << "txmqd exits 3 when the broker stopped by itself";
-  const std::string log = ReadAll(broker.log_path());
+  const std::string log = testing::ReadFile(broker.log_path());
   EXPECT_NE(log.find("storage write failed"), std::string::npos) << log;
   EXPECT_NE(log.find("Input/output error"), std::string::npos) << "the cause is named:\n" << log;
   ASSERT_EQ(errors.size(), 3u) << "every sender was told its send failed";

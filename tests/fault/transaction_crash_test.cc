@@ -106,6 +106,39 @@ TEST(TransactionCrash, BrokerKilledWithAThousandOpenTransactions) {
   EXPECT_EQ(delivered, even);
 }
 
+TEST(TransactionCrash, AGroupWithNoLiveProducerIsLoggedOncePerIntervalNotPerTransaction) {
+  TempDir dir;
+  BrokerProcess broker(dir.Sub("data"), {"--transaction-timeout", "300ms", "--check-interval",
+                                         "300ms", "--check-interval-max", "300ms", "--check-max",
+                                         "1000", "--client-timeout", "2s"});
+  ASSERT_TRUE(broker.Start());
+  {
+    TransactionProducer p({.broker = broker.endpoint(), .group = "gone"},
+                          [](const CheckRequest&) { return TxState::kUnknown; });
+    ASSERT_TRUE(p.Start().ok());
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE(
+          p.SendInTransaction({.topic = "t", .body = std::to_string(i)}, [](const Message&) {
+             return TxState::kUnknown;
+           }).ok());
+    }
+  }  // the group's only producer leaves; 50 transactions come due every 300 ms
+  const std::string needle = "producer group 'gone' has";
+  auto lines = [&] {
+    const std::string log = testing::ReadFile(broker.log_path());
+    size_t n = 0;
+    for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return lines() >= 1; }));
+  std::this_thread::sleep_for(3s);
+  // Ten intervals: about ten lines (one per interval), not 50 per round.
+  EXPECT_LE(lines(), 13u);
+  EXPECT_GE(lines(), 3u) << "it keeps saying so while it lasts";
+  EXPECT_NE(testing::ReadFile(broker.log_path()).find("but no live producer that answers checks"),
+            std::string::npos);
+}
+
 TEST(TransactionCrash, CopierDeliversExactlyTheCommittedSet) {
   TempDir dir;
   BrokerProcess broker(dir.Sub("data"), kFastChecks);

@@ -67,6 +67,13 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeou
   return done();
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 std::string BinPath(const std::string& name) { return std::string(TXMQ_BIN_DIR) + "/" + name; }
 
 namespace {
@@ -82,13 +89,6 @@ int DecodeWaitStatus(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -189,9 +189,9 @@ std::optional<int> BrokerProcess::WaitExit(std::chrono::milliseconds timeout) {
   return code;
 }
 
-int BrokerProcess::Stop() {
+int BrokerProcess::Stop(int sig) {
   if (!process_) return -1;
-  process_->Signal(SIGTERM);
+  process_->Signal(sig);
   auto code = process_->Wait(std::chrono::seconds(20));
   process_.reset();
   return code.value_or(-1);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <map>
 #include <memory>
@@ -43,6 +44,9 @@ std::unique_ptr<Broker> StartBroker(const BrokerOptions& options);
 bool WaitFor(const std::function<bool()>& done,
              std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// The whole file ("" if it cannot be read).
+std::string ReadFile(const std::string& path);
+
 // Path of a binary built by this project (build/bin/NAME).
 std::string BinPath(const std::string& name);
 
@@ -74,8 +78,8 @@ class BrokerProcess {
   // Starts txmqd and waits until it serves (ready file written).
   bool Start();
   void Kill9();
-  // SIGTERM and wait; returns the exit code.
-  int Stop();
+  // SIGTERM (or `sig`) and wait; returns the exit code.
+  int Stop(int sig = SIGTERM);
   // Waits for txmqd to exit by itself; its exit code, or nullopt if it still
   // runs at the deadline.
   std::optional<int> WaitExit(std::chrono::milliseconds timeout);
