@@ -33,16 +33,18 @@ StoreTransactions::StoreTransactions(LocalStore& store, std::chrono::millisecond
 std::string StoreTransactions::NewTransactionId() const { return prefix_ + NewUuidV7(); }
 
 void StoreTransactions::Begin(const std::string& tx_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  running_.insert(tx_id);
+  auto& running = store_.impl().running_transactions();
+  std::lock_guard<std::mutex> lock(running.mu);
+  running.ids.insert(tx_id);
 }
 
 void StoreTransactions::End(const std::string& tx_id) {
+  auto& running = store_.impl().running_transactions();
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    running_.erase(tx_id);
+    std::lock_guard<std::mutex> lock(running.mu);
+    running.ids.erase(tx_id);
   }
-  cv_.notify_all();
+  running.cv.notify_all();
 }
 
 void StoreTransactions::RecordCommit(LocalTxn& txn, const std::string& tx_id) {
@@ -69,9 +71,10 @@ TxState StoreTransactions::Check(const std::string& tx_id, std::string* why) {
     *why = "transaction " + tx_id + " was not started by store " + store_.instance_id();
     return TxState::kUnknown;
   }
+  auto& running = store_.impl().running_transactions();
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, kRunningWait, [&] { return !running_.count(tx_id); })) {
+    std::unique_lock<std::mutex> lock(running.mu);
+    if (!running.cv.wait_for(lock, kRunningWait, [&] { return !running.ids.count(tx_id); })) {
       *why = "the local transaction is still running";
       return TxState::kUnknown;
     }
@@ -89,8 +92,8 @@ TxState StoreTransactions::Check(const std::string& tx_id, std::string* why) {
   {
     // Not committed and not running: it never will commit. Say so durably
     // first, so a late local commit is refused.
-    std::lock_guard<std::mutex> lock(mu_);
-    if (running_.count(tx_id)) {
+    std::lock_guard<std::mutex> lock(running.mu);
+    if (running.ids.count(tx_id)) {
       *why = "the local transaction started again";
       return TxState::kUnknown;
     }

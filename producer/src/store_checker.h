@@ -10,9 +10,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <set>
 #include <string>
 
 #include "txmq/local_store.h"
@@ -28,7 +25,8 @@ class StoreTransactions {
   std::string NewTransactionId() const;
 
   // Between these two the local transaction is running: checks answer
-  // UNKNOWN (after waiting a little for it to finish).
+  // UNKNOWN (after waiting a little for it to finish), whichever producer on
+  // the store gets them.
   void Begin(const std::string& tx_id);
   void End(const std::string& tx_id);
 
@@ -42,9 +40,6 @@ class StoreTransactions {
  private:
   LocalStore& store_;
   std::string prefix_;  // "<instance id>:"
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::set<std::string> running_;  // guarded by mu_
 };
 
 }  // namespace txmq::producer

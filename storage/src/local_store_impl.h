@@ -13,7 +13,8 @@
 //
 // Threads: "txmq-local-gc" (started by the first AddRetention) owns the
 // retention passes. Shared under seq_mu_: commit_seq_, in_flight_; under
-// retention_mu_: retention_ and the stop flag.
+// retention_mu_: retention_ and the stop flag; under running_transactions_.mu
+// its ids (written by SendInTransaction callers, read by checker threads).
 #pragma once
 
 #include <leveldb/db.h>
@@ -87,6 +88,16 @@ class LocalStore::Impl {
   uint64_t retention_deleted() const { return retention_deleted_; }
   uint64_t retention_passes() const { return retention_passes_; }
 
+  // Transactions whose local part is running right now, shared by every
+  // transaction producer on this store: a check answered by one producer
+  // must see what another one is still running (and never roll it back).
+  struct RunningTransactions {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::set<std::string> ids;  // guarded by mu
+  };
+  RunningTransactions& running_transactions() { return running_transactions_; }
+
  private:
   struct RetentionTable {
     std::string table;
@@ -116,6 +127,7 @@ class LocalStore::Impl {
   std::thread retention_thread_;
   std::atomic<uint64_t> retention_deleted_{0};
   std::atomic<uint64_t> retention_passes_{0};
+  RunningTransactions running_transactions_;
 };
 
 class LocalTxn::Impl {

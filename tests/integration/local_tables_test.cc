@@ -12,6 +12,7 @@
 
 #include "consumer/src/inbox_records.h"
 #include "producer/src/outbox_row.h"
+#include "producer/src/store_checker.h"
 #include "protocol/src/util.h"
 #include "storage/src/local_store_impl.h"
 #include "tests/testutil/admin_client.h"
@@ -450,19 +451,39 @@ TEST_F(LocalTables, ALateLocalCommitAfterACheckRollbackFails) {
     auto info = admin.Show(tx_id);
     return info.ok() && info->state == wire::TxState::ROLLED_BACK;
   }));
-  // The old local transaction, resumed, now tries to commit: refused.
+  // The old local transaction, resumed, now tries to commit through the
+  // library's commit path: refused, and none of its rows are written.
+  producer::StoreTransactions txs(*store, std::chrono::hours(1));
   LocalTxn late = store->Begin();
   ASSERT_TRUE(late.Put("order/x", "created").ok());
-  late.impl().PutInternal(ReservedKey("t/r/" + tx_id), "C");
-  late.impl().Require(ReservedKey("t/r/" + tx_id), [&] {
-    auto v = store->impl().db();
-    std::string value;
-    return v->Get(leveldb::ReadOptions(), ReservedKey("t/r/" + tx_id), &value).ok() && value == "R"
-               ? Status::Aborted("aborted by check-back")
-               : Status::OK();
-  });
-  EXPECT_EQ(late.Commit().code(), StatusCode::kAborted);
+  txs.RecordCommit(late, tx_id);
+  Status commit = late.Commit();
+  EXPECT_EQ(commit.code(), StatusCode::kAborted);
+  EXPECT_NE(commit.message().find("was aborted by check-back"), std::string::npos)
+      << commit.ToString();
   EXPECT_EQ(store->Get("order/x").status().code(), StatusCode::kNotFound);
+  std::string why;
+  EXPECT_EQ(txs.Check(tx_id, &why), TxState::kRollback) << "the answer stays ROLLBACK";
+}
+
+TEST_F(LocalTables, EveryProducerOnAStoreSeesTheTransactionsAnotherOneIsRunning) {
+  auto store = OpenStore("orders");
+  // Two transaction producers on one store (a service may run several): a
+  // check that reaches the one that did not start the transaction must not
+  // roll back what the other one is still running.
+  producer::StoreTransactions first(*store, std::chrono::hours(1));
+  producer::StoreTransactions second(*store, std::chrono::hours(1));
+  const std::string tx_id = first.NewTransactionId();
+  first.Begin(tx_id);
+  std::string why;
+  EXPECT_EQ(second.Check(tx_id, &why), TxState::kUnknown);
+  EXPECT_NE(why.find("still running"), std::string::npos) << why;
+  LocalTxn txn = store->Begin();
+  ASSERT_TRUE(txn.Put("order/y", "created").ok());
+  first.RecordCommit(txn, tx_id);
+  ASSERT_TRUE(txn.Commit().ok());
+  first.End(tx_id);
+  EXPECT_EQ(second.Check(tx_id, &why), TxState::kCommit);
 }
 
 TEST_F(LocalTables, AStoreAnswersOnlyForItsOwnTransactions) {
