@@ -64,7 +64,7 @@ TEST_F(Txmqctl, SendThenConsumeAsJsonLines) {
   std::string id = SplitLines(sent.out).at(0);
   EXPECT_EQ(id.size(), 36u);
 
-  auto got = Ctl({"--json", "consume", "orders", "--group", "audit", "--max", "1", "--wait", "5"});
+  auto got = Ctl({"--json", "consume", "orders", "--group", "audit", "--max", "1", "--wait", "5s"});
   ASSERT_EQ(got.exit_code, 0) << got.err;
   auto lines = SplitLines(got.out);
   ASSERT_EQ(lines.size(), 1u);
@@ -76,10 +76,12 @@ TEST_F(Txmqctl, SendThenConsumeAsJsonLines) {
   EXPECT_EQ(j["delivery_count"], 1);
   EXPECT_TRUE(j.contains("queue") && j.contains("offset"));
 
-  // Acknowledged: the group has nothing left.
+  // Acknowledged: the group has nothing left (--wait also takes seconds).
   auto again = Ctl({"consume", "orders", "--group", "audit", "--wait", "0.5"});
   ASSERT_EQ(again.exit_code, 0);
   EXPECT_EQ(again.out, "");
+  ExpectFails({"consume", "orders", "--group", "audit", "--wait", "soon"}, 2,
+              "--wait 'soon' is not a positive duration");
 }
 
 TEST_F(Txmqctl, LinesModeSendsEachLineAndPrintsEachId) {

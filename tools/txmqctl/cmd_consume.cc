@@ -13,7 +13,7 @@ namespace {
 struct ConsumeArgs {
   std::string topic, group;
   int64_t max = 0;  // 0: no limit
-  double wait_seconds = 5;
+  std::string wait = "5s";
   bool from_latest = false;
   bool no_ack = false;
 };
@@ -41,6 +41,18 @@ void Print(const Ctl& ctl, const Received& m) {
   std::cout << " | " << Preview(m.body, 200) << "\n";
 }
 
+// --wait: a duration (30s, 2m) or, as first documented, plain seconds;
+// -1 if it is neither or not positive.
+int64_t WaitMs(const std::string& text) {
+  char* end = nullptr;
+  const double seconds = std::strtod(text.c_str(), &end);
+  if (!text.empty() && end != nullptr && *end == '\0') {
+    return seconds > 0 ? static_cast<int64_t>(seconds * 1000) : -1;
+  }
+  const int64_t ms = ParseDurationArg(text);
+  return ms > 0 ? ms : -1;
+}
+
 int Consume(Ctl& ctl, const ConsumeArgs& args) {
   net::ConnectionOptions o;
   o.broker = ctl.broker();
@@ -51,7 +63,7 @@ int Consume(Ctl& ctl, const ConsumeArgs& args) {
   if (!conn.ok()) return ctl.Fail(conn.status());
   net::Connection& c = **conn;
 
-  const auto idle = std::chrono::milliseconds(static_cast<int64_t>(args.wait_seconds * 1000));
+  const auto idle = std::chrono::milliseconds(WaitMs(args.wait));
   SteadyTime give_up = SteadyClock::now() + idle;
   int64_t printed = 0;
   while (args.max == 0 || printed < args.max) {
@@ -96,14 +108,14 @@ void AddConsumeCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   auto* cmd = app.add_subcommand(
       "consume",
       "Receive messages of a topic as consumer group G, print and acknowledge them;\n"
-      "stop after --max messages or when nothing arrived for --wait seconds\n"
+      "stop after --max messages or when nothing arrived for --wait (default 5s)\n"
       "Example: txmqctl consume orders --group audit --max 10 --json");
   cmd->add_option("topic", args->topic, "Topic (or %DLQ%<group>)")->required();
   cmd->add_option("--group,-g", args->group, "Consumer group")->required();
   cmd->add_option("--max,-n", args->max, "Stop after this many messages (0: no limit)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--wait", args->wait_seconds, "Stop when nothing arrived for this many seconds")
-      ->check(CLI::PositiveNumber)
+  cmd->add_option("--wait", args->wait,
+                  "Stop when nothing arrived for this long (30s, 2m; a plain number is seconds)")
       ->capture_default_str();
   cmd->add_flag("--from-latest", args->from_latest,
                 "A group new to the topic starts at its end (default: its start)");
@@ -113,6 +125,10 @@ void AddConsumeCommand(CLI::App& app, Ctl& ctl, Runner& run) {
     run = [&ctl, args]() -> int {
       if (Status s = ValidateNameOrSystem("topic", args->topic); !s.ok())
         return ctl.Usage(s.message());
+      if (WaitMs(args->wait) < 0) {
+        return ctl.Usage("--wait '" + args->wait +
+                         "' is not a positive duration (e.g. 5s, 2m, or seconds: 5)");
+      }
       if (Status s = ValidateName("group", args->group); !s.ok()) return ctl.Usage(s.message());
       return Consume(ctl, *args);
     };

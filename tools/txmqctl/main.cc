@@ -5,6 +5,7 @@
 
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
+#include "txmq/logging.h"
 #include "txmq/version.h"
 
 int main(int argc, char** argv) {
@@ -30,6 +31,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--operator", globals.operator_name,
                  "Who you are, for the broker's audit log of changes")
+      ->capture_default_str();
+  // The client library's own log lines (reconnects, failed hellos) would be
+  // a second voice on stderr beside txmqctl's one line; they are there for
+  // debugging a connection.
+  std::string log_level = "error";
+  app.add_option("--log-level", log_level,
+                 "Client library logging: trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   app.set_version_flag("--version", std::string("txmqctl ") + txmq::kVersion);
   app.require_subcommand(1);
@@ -59,6 +68,7 @@ int main(int argc, char** argv) {
     std::cerr << "txmqctl: " << e.what() << " (see --help)\n";
     return kExitUsage;
   }
+  txmq::SetLogLevel(txmq::ParseLogLevel(log_level).value());
   if (!run) return ctl.Usage("no command given");
   if (globals.operator_name.empty()) return ctl.Usage("--operator must not be empty");
   if (txmq::ParseDurationMs(globals.timeout) <= 0) {
