@@ -1,10 +1,11 @@
 // txmq-test-txtool: a transactional producer in its own process, so fault
 // tests can SIGKILL it at any moment.
 //
-//   txmq-test-txtool half   BROKER GROUP TOPIC COUNT READY_FILE
-//     sends COUNT transactions whose local outcome is UNKNOWN, writes
-//     "<tx id> <message id>" per transaction to READY_FILE, then waits to be
-//     killed (its checker answers UNKNOWN).
+//   txmq-test-txtool half   BROKER GROUP TOPIC COUNT READY_FILE [KEY BODY]
+//     sends COUNT transactions whose local outcome is UNKNOWN (bodies
+//     "half-<i>", or KEY and BODY), writes "<tx id> <message id>" per
+//     transaction to READY_FILE, then waits to be killed (its checker answers
+//     UNKNOWN).
 //   txmq-test-txtool copier BROKER GROUP TOPIC FIRST COUNT THREADS DECISIONS
 //     runs transactions FIRST..FIRST+COUNT-1 on THREADS threads. Transaction
 //     i commits when i%10 < 7, rolls back when i%10 is 7 or 8, and is
@@ -34,14 +35,15 @@ using txmq::TxState;
 using txmq::testing::ReadDecisions;
 
 int Half(const std::string& broker, const std::string& group, const std::string& topic, int count,
-         const std::string& ready) {
+         const std::string& ready, const std::string& key = "", const std::string& body = "") {
   txmq::TransactionProducer p({.broker = broker, .group = group},
                               [](const txmq::CheckRequest&) { return TxState::kUnknown; });
   if (!p.Start().ok()) return 1;
   std::ofstream out(ready + ".tmp");
   for (int i = 0; i < count; ++i) {
-    auto r = p.SendInTransaction({.topic = topic, .body = "half-" + std::to_string(i)},
-                                 [](const txmq::Message&) { return TxState::kUnknown; });
+    auto r = p.SendInTransaction(
+        {.topic = topic, .key = key, .body = body.empty() ? "half-" + std::to_string(i) : body},
+        [](const txmq::Message&) { return TxState::kUnknown; });
     if (!r.ok()) {
       std::cerr << r.status().ToString() << "\n";
       return 1;
@@ -102,6 +104,9 @@ int Copier(const std::string& broker, const std::string& group, const std::strin
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
   if (a.size() == 6 && a[0] == "half") return Half(a[1], a[2], a[3], std::stoi(a[4]), a[5]);
+  if (a.size() == 8 && a[0] == "half") {
+    return Half(a[1], a[2], a[3], std::stoi(a[4]), a[5], a[6], a[7]);
+  }
   if (a.size() == 8 && a[0] == "copier") {
     return Copier(a[1], a[2], a[3], std::stoi(a[4]), std::stoi(a[5]), std::stoi(a[6]), a[7]);
   }

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -63,19 +66,36 @@ class CtlTest : public ::testing::Test {
     EXPECT_NE(r.err.find(text), std::string::npos) << what << r.err;
   }
 
-  // A transaction whose producer said "unknown" and went away: nobody can
-  // answer its checks, so after the broker's 3 checks (about a second with
-  // the test timings) it is stuck. Returns its id.
-  std::string LeaveStuckTransaction(const std::string& group, Message message) {
-    TransactionProducer p({.broker = broker_->endpoint(), .group = group},
-                          [](const CheckRequest&) { return TxState::kUnknown; });
-    EXPECT_TRUE(p.Start().ok());
-    auto r =
-        p.SendInTransaction(std::move(message), [](const Message&) { return TxState::kUnknown; });
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    p.Shutdown();
-    if (!r.ok()) return "";
-    const std::string id = r->transaction_id;
+  // A transaction whose producer said "unknown" and went away (shut down,
+  // or with `killed`, a producer process SIGKILLed): nobody can answer its
+  // checks, so after the broker's 3 checks (a second or two with the test
+  // timings) it is stuck. Returns its id.
+  std::string LeaveStuckTransaction(const std::string& group, Message message,
+                                    bool killed = false) {
+    std::string id;
+    if (killed) {
+      const std::string ready = dir_.Sub("half-" + message.key + ".ready");
+      auto tool = testing::Process::Spawn(
+          {testing::BinPath("txmq-test-txtool"), "half", broker_->endpoint(), group, message.topic,
+           "1", ready, message.key, message.body},
+          dir_.Sub("txtool.log"));
+      EXPECT_TRUE(testing::WaitFor([&] { return std::filesystem::exists(ready); },
+                                   std::chrono::seconds(20)))
+          << testing::ReadFile(dir_.Sub("txtool.log"));
+      std::ifstream(ready) >> id;
+      tool->Signal(SIGKILL);  // dies holding the undecided transaction
+      tool->Wait(std::chrono::seconds(5));
+    } else {
+      TransactionProducer p({.broker = broker_->endpoint(), .group = group},
+                            [](const CheckRequest&) { return TxState::kUnknown; });
+      EXPECT_TRUE(p.Start().ok());
+      auto r =
+          p.SendInTransaction(std::move(message), [](const Message&) { return TxState::kUnknown; });
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      p.Shutdown();
+      if (r.ok()) id = r->transaction_id;
+    }
+    if (id.empty()) return "";
     EXPECT_TRUE(testing::WaitFor([&] {
       auto t = admin_->Show(id);
       return t.ok() && t->stuck;

@@ -194,7 +194,11 @@ TEST_F(Txmqctl, HelpOnEveryLevelExplainsWithAnExample) {
                                                                 {"dlq", "--help"},
                                                                 {"dlq", "list", "--help"},
                                                                 {"dlq", "show", "--help"},
-                                                                {"dlq", "resend", "--help"}}) {
+                                                                {"dlq", "resend", "--help"},
+                                                                {"outbox", "--help"},
+                                                                {"outbox", "list", "--help"},
+                                                                {"outbox", "requeue", "--help"},
+                                                                {"outbox", "delete", "--help"}}) {
     auto r = Ctl(args);
     std::string what;
     for (const auto& a : args) what += a + " ";

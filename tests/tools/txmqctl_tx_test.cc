@@ -73,8 +73,8 @@ TEST_F(TxCommands, StuckTransactionIsListedWithWhyItIsStuck) {
 }
 
 TEST_F(TxCommands, CommitDeliversOnceThenSaysAlreadyCommittedAndRollbackConflicts) {
-  const std::string id =
-      LeaveStuckTransaction("shop", {.topic = "order-created", .key = "42", .body = "order 42"});
+  const std::string id = LeaveStuckTransaction(
+      "shop", {.topic = "order-created", .key = "42", .body = "order 42"}, /*killed=*/true);
   ASSERT_FALSE(id.empty());
 
   // A dry run shows what would happen and changes nothing.
