@@ -510,6 +510,69 @@ TEST_F(LocalTables, AStoreAnswersOnlyForItsOwnTransactions) {
   EXPECT_NE(info->last_error.find("not started by store"), std::string::npos) << info->last_error;
 }
 
+TEST_F(LocalTables, ARowIsParkedAfterMaxAttemptsWhenConfiguredSo) {
+  broker_->Stop();  // away for good, as far as this outbox can tell
+  auto store = OpenStore("orders");
+  OutboxOptions options = OutboxOpts("orders");
+  options.max_attempts = 3;
+  Outbox outbox(*store, options);
+  ASSERT_TRUE(outbox.Start().ok());
+  ASSERT_TRUE(CommitOrder(*store, outbox, "k", "1").ok());
+  EXPECT_TRUE(WaitFor([&] { return outbox.stats().oldest_pending_age >= 100ms; }))
+      << "a pending row ages";
+  ASSERT_TRUE(WaitFor([&] { return outbox.stats().parked == 1; }, 20s));
+  EXPECT_EQ(outbox.stats().pending, 0u);
+  EXPECT_EQ(outbox.stats().oldest_pending_age, 0ms);
+  auto parked = Outbox::List(*store, true);
+  ASSERT_EQ(parked.size(), 1u);
+  EXPECT_EQ(parked[0].attempts, 3u);
+  EXPECT_FALSE(parked[0].last_error.empty());
+}
+
+TEST_F(LocalTables, ACompensationGoesToTheTopicTheOriginalNames) {
+  // A plain producer (no producer group to answer to) names where a
+  // business failure should be reported.
+  Producer p({.broker = broker_->endpoint()});
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Send({.topic = "payments",
+                      .key = "order-9",
+                      .body = "charge 10",
+                      .properties = {{"txmq-compensate-to", "payment-failures"}},
+                      .id = "payment-9"})
+                  .ok());
+  auto billing = OpenStore("billing");
+  Outbox outbox(*billing, OutboxOpts("billing"));
+  ASSERT_TRUE(outbox.Start().ok());
+  Inbox inbox(*billing, {.group = "billing", .outbox = &outbox});
+  Consumer c(ConsumerOpts("billing"));
+  ASSERT_TRUE(c.Subscribe("payments", inbox.Idempotent([](LocalTxn&, const Received&) {
+                 return ConsumeResult::Compensate("card declined");
+               })).ok());
+  ASSERT_TRUE(c.Start().ok());
+  std::mutex mu;
+  std::vector<Received> got;
+  Consumer reader(ConsumerOpts("reader"));
+  ASSERT_TRUE(reader
+                  .Subscribe("payment-failures",
+                             [&](const Received& m) {
+                               std::lock_guard<std::mutex> lock(mu);
+                               got.push_back(m);
+                               return ConsumeResult::Success();
+                             })
+                  .ok());
+  ASSERT_TRUE(reader.Start().ok());
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !got.empty();
+  }));
+  reader.Shutdown();
+  c.Shutdown();
+  EXPECT_EQ(got[0].key, "order-9");
+  EXPECT_EQ(got[0].body, "card declined");
+  EXPECT_EQ(got[0].properties.at("txmq-original-id"), "payment-9");
+  EXPECT_EQ(got[0].properties.at("txmq-consumer-group"), "billing");
+}
+
 TEST_F(LocalTables, RefusedRowIsParkedThenRequeuedAndDeliveredOnce) {
   broker_->Stop();
   options_.auto_create_topics = false;
