@@ -1,5 +1,7 @@
 #include "producer/src/store_checker.h"
 
+#include <algorithm>
+
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "storage/src/coding.h"
@@ -26,7 +28,7 @@ std::string IndexKey(int64_t time_ms, const std::string& tx_id) {
 }  // namespace
 
 StoreTransactions::StoreTransactions(LocalStore& store, std::chrono::milliseconds horizon)
-    : store_(store), prefix_(store.instance_id() + ":") {
+    : store_(store), prefix_(store.instance_id() + ":"), horizon_(horizon) {
   store_.impl().AddRetention("t/", horizon, kRetentionBatch);
 }
 
@@ -87,6 +89,18 @@ TxState StoreTransactions::Check(const std::string& tx_id, std::string* why) {
   if (s.ok()) return value == "C" ? TxState::kCommit : TxState::kRollback;
   if (!s.IsNotFound()) {
     *why = "reading the transaction record: " + s.ToString();
+    return TxState::kUnknown;
+  }
+  // Records go after the horizon: for a transaction that old, "no record"
+  // may mean "committed, then cleaned up". Only an operator can tell now.
+  // (Started at the time in its UUIDv7; a half hour of margin for clocks.)
+  const int64_t born_ms = UuidV7Millis(std::string_view(tx_id).substr(prefix_.size()));
+  const int64_t margin_ms = 30 * 60 * 1000;
+  if (born_ms < 0 ||
+      NowMs() - born_ms > horizon_.count() - std::min(margin_ms, horizon_.count() / 2)) {
+    *why = "no record of transaction " + tx_id + ", but it is older than the record horizon (" +
+           FormatDurationMs(horizon_.count()) +
+           "): its record may have been removed after a local commit; resolve it with txmqctl";
     return TxState::kUnknown;
   }
   {

@@ -40,6 +40,7 @@ class StoreTransactions {
  private:
   LocalStore& store_;
   std::string prefix_;  // "<instance id>:"
+  std::chrono::milliseconds horizon_;
 };
 
 }  // namespace txmq::producer

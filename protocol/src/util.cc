@@ -9,6 +9,23 @@
 
 namespace txmq {
 
+int64_t UuidV7Millis(std::string_view id) {
+  // xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx: the first 12 hex digits are the time.
+  if (id.size() != 36 || id[8] != '-' || id[13] != '-' || id[14] != '7') return -1;
+  int64_t ms = 0;
+  for (size_t i = 0; i < 13; ++i) {
+    if (i == 8) continue;
+    const char c = id[i];
+    int digit = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+    if (digit < 0) return -1;
+    ms = ms * 16 + digit;
+  }
+  return ms;
+}
+
 std::string NewUuidV7() {
   // 48 bits of Unix ms, then a 12-bit counter (rand_a) that keeps ids from
   // one process ordered inside a millisecond, then 62 random bits.

@@ -38,6 +38,10 @@ inline uint64_t StableHash(std::string_view data) {
 // Thread-safe.
 std::string NewUuidV7();
 
+// The Unix milliseconds a UUIDv7 (canonical text) was made at; -1 if `id`
+// is not one.
+int64_t UuidV7Millis(std::string_view id);
+
 // Names the calling thread for top, gdb and perf (at most 15 characters).
 void SetThreadName(const char* name);
 

@@ -486,6 +486,20 @@ TEST_F(LocalTables, EveryProducerOnAStoreSeesTheTransactionsAnotherOneIsRunning)
   EXPECT_EQ(second.Check(tx_id, &why), TxState::kCommit);
 }
 
+TEST_F(LocalTables, NoRecordOfATransactionOlderThanTheHorizonIsUnknownNotRollback) {
+  auto store = OpenStore("orders");
+  // Records go after the horizon, so for an old transaction "no record" may
+  // mean "committed, then cleaned up": rolling it back could undo a commit.
+  producer::StoreTransactions txs(*store, 400ms);
+  const std::string old_tx = txs.NewTransactionId();
+  std::this_thread::sleep_for(300ms);  // past the horizon less its margin
+  const std::string young_tx = txs.NewTransactionId();
+  std::string why;
+  EXPECT_EQ(txs.Check(old_tx, &why), TxState::kUnknown);
+  EXPECT_NE(why.find("older than the record horizon"), std::string::npos) << why;
+  EXPECT_EQ(txs.Check(young_tx, &why), TxState::kRollback) << why;
+}
+
 TEST_F(LocalTables, AStoreAnswersOnlyForItsOwnTransactions) {
   auto mine = OpenStore("mine");
   auto theirs = OpenStore("theirs");
