@@ -1,5 +1,6 @@
 # The new system: txmq (txmqd, LevelDB storage, group commit, fsync before ack).
-# Rows: produce p=1 w=1, produce p=1/p=4 w=$WINDOW, txn p=1/p=4 (commit/msg), consume.
+# Rows: produce p=1 w=1, produce p=1/p=4 w=$WINDOW, txn p=1/p=4 (commit/msg), consume,
+# and two only txmq has: commit->visible and check-back with 10% left UNKNOWN.
 # Client: txmq-bench from the txmq build, called through bin/txmq_bench, a small
 # adapter (written below) that turns the harness's key=value arguments into
 # txmq-bench flags plus --result-line.
@@ -45,7 +46,10 @@ system_txmq() {
   write_txmq_adapter
   mkdata txmq; d=$DATA_DIR
   start_bg "$d/txmqd.log" "$TXMQD" --listen "tcp://127.0.0.1:$TXMQ_PORT" --data-dir "$d/data" \
-    --flush sync --log-level warn
+    --flush sync --log-level warn \
+    --transaction-timeout 1s --check-interval 500ms --check-interval-max 2s
+  # (The check timing matters only to the check-back row: no other row leaves
+  # a transaction undecided. It is txmq-bench's own for that scenario.)
   pid=$BG_PID
   wait_port "$TXMQ_PORT" 20 || { log "txmqd did not start"; stop_pid "$pid"; return 1; }
   # bench runs $BIN/<first word>; the rest are key=value arguments for the adapter.
@@ -70,6 +74,15 @@ system_txmq() {
     bench "$rep" "$pid" "${c[@]}" mode=txn topic="t4-$run_id-$rep" system=txmq \
       scenario="txn p=4 (commit/msg)" producers=4 window=1 duration="$DUR" count="$COUNT" notes="$nt"
 
+    # Commit acknowledged -> a waiting consumer has the message (p50/p99).
+    bench "$rep" "$pid" "${c[@]}" mode=commit-visible topic="v-$run_id-$rep" system=txmq \
+      scenario="commit->visible p=1" producers=1 window=1 duration="$DUR" count="$COUNT" \
+      notes="commit acked until the consumer's handler has it; msgs/s = committed transactions"
+    # 10% of the local transactions answer UNKNOWN and are ended by check-back;
+    # msgs/s counts all transactions until none is open.
+    bench "$rep" "$pid" "${c[@]}" mode=checkback topic="c-$run_id-$rep" system=txmq \
+      scenario="checkback p=4 (10% unknown)" producers=4 window=1 duration="$DUR" count="$COUNT" \
+      notes="90% commit at once, 10% UNKNOWN resolved by check-back (1s timeout); until none open"
     # Prefill untimed in its own process (as the peers do), so srv_cpu covers the drain only.
     t="k-$run_id-$rep"
     "$BIN/${c[0]}" "${c[@]:1}" mode=preload topic="$t" scenario=_prefill window="$WINDOW" size="$SIZE" \
