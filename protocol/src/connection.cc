@@ -201,8 +201,9 @@ class Connection::Impl {
   std::chrono::milliseconds HeartbeatInterval() const {
     const uint32_t timeout_ms = broker_client_timeout_ms_.load();
     if (timeout_ms == 0) return options_.heartbeat_interval;
-    return std::clamp(std::chrono::milliseconds(timeout_ms / 4), std::chrono::milliseconds(50),
-                      options_.heartbeat_interval);
+    const auto quarter =
+        std::max(std::chrono::milliseconds(timeout_ms / 4), std::chrono::milliseconds(50));
+    return std::min(quarter, options_.heartbeat_interval);
   }
 
   void QueueHeartbeat() {
