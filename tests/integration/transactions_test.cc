@@ -7,6 +7,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "protocol/src/util.h"
 #include "tests/testutil/admin_client.h"
@@ -86,6 +87,19 @@ class Transactions : public ::testing::Test {
         });
     EXPECT_TRUE(p->Start().ok());
     return p;
+  }
+
+  // One transaction of `group` left undecided (local UNKNOWN) by a producer
+  // that is gone again; {transaction id, message id}, empty on failure.
+  std::pair<std::string, std::string> LeaveUndecided(const std::string& group,
+                                                     const std::string& body) {
+    std::atomic<TxState> answer{TxState::kUnknown};
+    auto p = MakeProducer(answer, nullptr, group);
+    auto r = p->SendInTransaction({.topic = "t", .body = body},
+                                  [](const Message&) { return TxState::kUnknown; });
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return {};
+    return {r->transaction_id, r->message_ids[0]};
   }
 
   testing::TempDir dir_;
@@ -184,15 +198,8 @@ TEST_F(Transactions, UnknownResolvedByCheckBackRollback) {
 
 TEST_F(Transactions, NoLiveProducerMakesItStuckUntilAnOperatorCommits) {
   std::string tx_id, message_id;
-  {
-    std::atomic<TxState> answer{TxState::kUnknown};
-    auto p = MakeProducer(answer, nullptr, "lonely");
-    auto r = p->SendInTransaction({.topic = "t", .body = "orphan"},
-                                  [](const Message&) { return TxState::kUnknown; });
-    ASSERT_TRUE(r.ok());
-    tx_id = r->transaction_id;
-    message_id = r->message_ids[0];
-  }  // the only producer of the group is gone
+  std::tie(tx_id, message_id) = LeaveUndecided("lonely", "orphan");  // its only producer is gone
+  ASSERT_FALSE(tx_id.empty());
   ASSERT_TRUE(WaitFor([&] { return !admin_->ListTransactions(true).empty(); }, 10s));
   auto stuck = admin_->ListTransactions(/*stuck_only=*/true);
   ASSERT_EQ(stuck.size(), 1u);
@@ -400,15 +407,8 @@ TEST_F(Transactions, DelayedTransactionalMessageIsDueAfterTheCommit) {
 
 TEST_F(Transactions, ProducerAndBrokerRestartInTheMiddle) {
   std::string tx_id, message_id;
-  {
-    std::atomic<TxState> answer{TxState::kUnknown};
-    auto p = MakeProducer(answer, nullptr, "restarting");
-    auto r = p->SendInTransaction({.topic = "t", .body = "mid"},
-                                  [](const Message&) { return TxState::kUnknown; });
-    ASSERT_TRUE(r.ok());
-    tx_id = r->transaction_id;
-    message_id = r->message_ids[0];
-  }
+  std::tie(tx_id, message_id) = LeaveUndecided("restarting", "mid");
+  ASSERT_FALSE(tx_id.empty());
   broker_->Stop();
   broker_ = testing::StartBroker(options_);
   admin_ = std::make_unique<AdminClient>(broker_->endpoint());
@@ -429,16 +429,10 @@ TEST_F(Transactions, StuckPolicyCommitOrRollbackDecidesInsteadOfParking) {
     broker_ = testing::StartBroker(options_);
     admin_ = std::make_unique<AdminClient>(broker_->endpoint());
     Collector c(broker_->endpoint(), {"t"});
+    // Nobody left to answer: check-max checks, then the policy decides.
     std::string tx_id, message_id;
-    {
-      std::atomic<TxState> answer{TxState::kUnknown};
-      auto p = MakeProducer(answer, nullptr, "lonely");
-      auto r = p->SendInTransaction({.topic = "t", .body = "orphan"},
-                                    [](const Message&) { return TxState::kUnknown; });
-      ASSERT_TRUE(r.ok());
-      tx_id = r->transaction_id;
-      message_id = r->message_ids[0];
-    }  // nobody left to answer: check-max checks, then the policy decides
+    std::tie(tx_id, message_id) = LeaveUndecided("lonely", "orphan");
+    ASSERT_FALSE(tx_id.empty());
     const auto wanted = commit ? wire::TxState::COMMITTED : wire::TxState::ROLLED_BACK;
     testing::TxInfo info;
     ASSERT_TRUE(WaitFor([&] {
