@@ -97,17 +97,19 @@ void TransactionService::Tick(SteadyTime now) {
        ++scanned) {
     OpenTx& tx = open_.at(it->second);
     ++it;  // SendCheck moves tx in the schedule
-    if (saturated.count(tx.record.group)) continue;
+    // A copy: SendCheck may end the transaction (a stuck policy) and erase tx.
+    const std::string group = tx.record.group;
+    if (saturated.count(group)) continue;
     switch (SendCheck(tx, now, now_ms)) {
       case CheckSent::kSent:
         check_tokens_ -= 1;
         break;
       case CheckSent::kNoProducer:
         check_tokens_ -= 1;
-        orphaned[tx.record.group]++;
+        orphaned[group]++;
         break;
       case CheckSent::kProducersBusy:
-        saturated.insert(tx.record.group);  // ask again when they have answered
+        saturated.insert(group);  // ask again when they have answered
         break;
     }
   }
@@ -135,10 +137,11 @@ void TransactionService::Tick(SteadyTime now) {
 TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTime now,
                                                             int64_t now_ms) {
   storage::TxRecord& r = tx.record;
-  if (tx.check_request != 0) {  // the previous check is still unanswered
+  if (tx.check_request != 0) {     // the previous check is still unanswered
+    const std::string id = tx.id;  // ApplyAnswer may end the transaction and erase tx
     ApplyAnswer(tx, CheckAnswerCode::kNoAnswer, "no reply before the next check",
                 tx.checked_instance);
-    if (!open_.count(tx.id)) return CheckSent::kSent;
+    if (!open_.count(id)) return CheckSent::kSent;
   }
   // A checker answers one check at a time per thread; sending it more than
   // it can answer in time only turns every check into a timeout.
@@ -215,8 +218,9 @@ void TransactionService::ApplyAnswer(OpenTx& tx, CheckAnswerCode answer, const s
     return;
   }
   if (tx.record.check_count >= core_.options().check_max && !tx.record.stuck) {
+    const std::string id = tx.id;  // MarkStuck may end the transaction and erase tx
     MarkStuck(tx);
-    if (!open_.count(tx.id)) return;  // the stuck policy ended it
+    if (!open_.count(id)) return;  // the stuck policy ended it
   }
   Persist(tx);
 }

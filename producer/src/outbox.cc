@@ -270,9 +270,12 @@ class Outbox::Impl {
     leveldb::WriteOptions wo;
     leveldb::Status s = store_.impl().db()->Write(wo, &batch);
     lock.lock();
-    if (!s.ok()) log_->error("outbox bookkeeping write failed: {}", s.ToString());
-    parked_ += newly_parked;  // counted once the parked rows are in the store
-    cv_.notify_all();         // Flush waits for pending_ to drain
+    if (!s.ok()) {
+      log_->error("outbox bookkeeping write failed: {}", s.ToString());
+    } else {
+      parked_ += newly_parked;  // counted once the parked rows are in the store
+    }
+    cv_.notify_all();  // Flush waits for pending_ to drain
   }
 
   LocalStore& store_;

@@ -100,6 +100,16 @@ Status TransactionProducer::Start() {
   impl->group = options_.group;
   producer::CheckRunner::CheckFn check;
   if (store_ != nullptr) {
+    // Below this, a check for a transaction a few minutes old could not tell
+    // "never committed" from "committed, record cleaned up" (it answers
+    // UNKNOWN then), so failed local transactions would all end up stuck.
+    constexpr auto kMinHorizon = std::chrono::hours(1);
+    if (options_.transaction_record_horizon < kMinHorizon) {
+      return Status::InvalidArgument(
+          "transaction_record_horizon of " +
+          FormatDurationMs(options_.transaction_record_horizon.count()) +
+          " is below 1h: transaction records must outlive the broker's check-backs");
+    }
     impl->store_txs =
         std::make_unique<producer::StoreTransactions>(*store_, options_.transaction_record_horizon);
     check = [txs = impl->store_txs.get()](const CheckRequest& request) {

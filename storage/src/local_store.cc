@@ -110,7 +110,10 @@ void LocalStore::Impl::AddRetention(const std::string& table, std::chrono::milli
   std::lock_guard<std::mutex> lock(retention_mu_);
   for (auto& t : retention_) {
     if (t.table == table) {
-      t.horizon = horizon;
+      // Several users of one table (two producers on one store): records
+      // stay as long as the one that needs them longest says. A checker's
+      // "no record, but older than my horizon" then stays on the safe side.
+      t.horizon = std::max(t.horizon, horizon);
       t.batch = batch;
       return;
     }

@@ -41,6 +41,8 @@ TEST(DiskError, AFailedFsyncIsNeverAcknowledgedAndTheBrokerStopsSafely) {
   const std::string trigger = dir.Sub("fail-sync-now");
   ScopedEnv preload("LD_PRELOAD", testing::BinPath("txmq-test-fail-sync.so"));
   ScopedEnv when("TXMQ_TEST_FAIL_SYNC_IF", trigger);
+  // In a sanitizer build the ASan runtime would insist on being loaded first.
+  ScopedEnv asan("ASAN_OPTIONS", "verify_asan_link_order=0");
   BrokerProcess broker(dir.Sub("data"));
   ASSERT_TRUE(broker.Start());
 

@@ -7,27 +7,32 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+static int (*real_fdatasync)(int);
+static int (*real_fsync)(int);
+
+// Resolved once, before any thread of the process runs.
+__attribute__((constructor)) static void resolve_real_functions(void) {
+  real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+  real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+}
+
 static int failing_now(void) {
   const char* trigger = getenv("TXMQ_TEST_FAIL_SYNC_IF");
   return trigger != NULL && access(trigger, F_OK) == 0;
 }
 
 int fdatasync(int fd) {
-  static int (*real)(int) = NULL;
   if (failing_now()) {
     errno = EIO;
     return -1;
   }
-  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-  return real(fd);
+  return real_fdatasync(fd);
 }
 
 int fsync(int fd) {
-  static int (*real)(int) = NULL;
   if (failing_now()) {
     errno = EIO;
     return -1;
   }
-  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  return real(fd);
+  return real_fsync(fd);
 }

@@ -245,11 +245,12 @@ TEST_F(Admin, GroupShowListsMembersCursorsAndRetries) {
 }
 
 TEST_F(Admin, IdleClientsHeartbeatFastEnoughForTheBrokersClientTimeout) {
-  // A broker that forgets clients after 400 ms: the clients' heartbeats
-  // (1 s by default) follow the broker's timeout from its hello reply.
+  // A broker that forgets clients after 600 ms: the clients' heartbeats
+  // (1 s by default, which would lose the client here) follow the broker's
+  // timeout from its hello reply (150 ms).
   broker_->Stop();
   auto options = testing::TestBrokerOptions(dir_.Sub("short-timeout"));
-  options.client_timeout = 400ms;
+  options.client_timeout = 600ms;
   broker_ = testing::StartBroker(options);
   ASSERT_NE(broker_, nullptr);
   Producer idle({.broker = broker_->endpoint(), .group = "idle"});
@@ -260,7 +261,7 @@ TEST_F(Admin, IdleClientsHeartbeatFastEnoughForTheBrokersClientTimeout) {
     return r.ok() ? r->envelope().getStatusOk().getProducers() : 0u;
   };
   ASSERT_TRUE(WaitFor([&] { return producers() == 1; }));
-  for (int i = 0; i < 15; ++i) {  // 1.5 s of silence from the producer's side
+  for (int i = 0; i < 20; ++i) {  // 2 s of silence from the producer's side
     std::this_thread::sleep_for(100ms);
     EXPECT_EQ(producers(), 1u) << "the broker forgot an idle, live producer after " << i * 100
                                << " ms";

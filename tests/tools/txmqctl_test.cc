@@ -81,7 +81,7 @@ TEST_F(Txmqctl, SendThenConsumeAsJsonLines) {
   ASSERT_EQ(again.exit_code, 0);
   EXPECT_EQ(again.out, "");
   ExpectFails({"consume", "orders", "--group", "audit", "--wait", "soon"}, 2,
-              "--wait 'soon' is not a positive duration");
+              "--wait 'soon' is not a duration from 1ms to 1d");
 }
 
 TEST_F(Txmqctl, LinesModeSendsEachLineAndPrintsEachId) {

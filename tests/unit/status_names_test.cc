@@ -83,7 +83,7 @@ TEST(Uuid, CarriesTheMillisecondItWasMadeAt) {
   const std::string id = NewUuidV7();
   const int64_t at = UuidV7Millis(id);
   EXPECT_GE(at, before);
-  EXPECT_LE(at, NowMs() + 1);  // +1: a burst may borrow the next millisecond
+  EXPECT_LE(at, NowMs() + 50);  // a burst of ids may borrow milliseconds ahead
   EXPECT_EQ(UuidV7Millis("not-a-uuid"), -1);
   EXPECT_EQ(UuidV7Millis("01890a5d-ac96-4000-8000-000000000000"), -1) << "version 4, not 7";
   EXPECT_EQ(UuidV7Millis("01890a5d-ac96-7000-8000-000000000000"), 0x01890a5dac96);

@@ -35,7 +35,10 @@ dir=$(mktemp -d /tmp/txmq-sustained.XXXXXX)
 "$txmqd" --listen 'tcp://127.0.0.1:*' --data-dir "$dir/data" --ready-file "$dir/ready" \
   --log-level warn "$@" >"$dir/txmqd.log" 2>&1 &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() {
+  [[ -n $pid ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 for _ in $(seq 100); do [[ -s $dir/ready ]] && break; sleep 0.1; done
 [[ -s $dir/ready ]] || { echo "sustained.sh: txmqd did not start:" >&2; cat "$dir/txmqd.log" >&2; exit 1; }
@@ -49,8 +52,9 @@ for i in $(seq "$runs"); do
 done
 kill "$pid"
 wait "$pid" || true
+pid=''  # reaped: cleanup must not signal a reused pid
 l0_stalls=$(grep -c 'Too many L0 files; waiting' "$dir"/data/LOG* || true)
 memtable_stalls=$(grep -c 'Current memtable full; waiting' "$dir"/data/LOG* || true)
-compacted=$(grep -ho '=> [0-9]* bytes' "$dir"/data/LOG* | awk '{s += $2} END {printf "%.1f", s / 1e9}')
+compacted=$({ grep -ho '=> [0-9]* bytes' "$dir"/data/LOG* || true; } | awk '{s += $2} END {printf "%.1f", s / 1e9}')
 echo "LevelDB: writes stalled $l0_stalls times on too many level-0 files and $memtable_stalls" \
   "times on a full memtable; ${compacted} GB written by compaction, $(du -sh "$dir/data" | cut -f1) on disk"

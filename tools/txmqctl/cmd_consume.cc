@@ -41,16 +41,11 @@ void Print(const Ctl& ctl, const Received& m) {
   std::cout << " | " << Preview(m.body, 200) << "\n";
 }
 
-// --wait: a duration (30s, 2m) or, as first documented, plain seconds;
-// -1 if it is neither or not positive.
+// --wait: a duration (30s, 2m; a bare number is seconds, as first
+// documented), at least 1 ms and at most a day; -1 otherwise.
 int64_t WaitMs(const std::string& text) {
-  char* end = nullptr;
-  const double seconds = std::strtod(text.c_str(), &end);
-  if (!text.empty() && end != nullptr && *end == '\0') {
-    return seconds > 0 ? static_cast<int64_t>(seconds * 1000) : -1;
-  }
   const int64_t ms = ParseDurationArg(text);
-  return ms > 0 ? ms : -1;
+  return ms >= 1 && ms <= 24 * 3600 * 1000 ? ms : -1;
 }
 
 int Consume(Ctl& ctl, const ConsumeArgs& args) {
@@ -127,7 +122,7 @@ void AddConsumeCommand(CLI::App& app, Ctl& ctl, Runner& run) {
         return ctl.Usage(s.message());
       if (WaitMs(args->wait) < 0) {
         return ctl.Usage("--wait '" + args->wait +
-                         "' is not a positive duration (e.g. 5s, 2m, or seconds: 5)");
+                         "' is not a duration from 1ms to 1d (e.g. 5s, 2m, or seconds: 5)");
       }
       if (Status s = ValidateName("group", args->group); !s.ok()) return ctl.Usage(s.message());
       return Consume(ctl, *args);

@@ -42,7 +42,9 @@ struct ProducerOptions {
   // TransactionProducer only: threads that run the checker.
   int checker_threads = 2;
   // TransactionProducer on a LocalStore only: how long its transaction
-  // records are kept for check-backs (longer than any broker keeps asking).
+  // records are kept for check-backs (longer than any broker keeps asking;
+  // at least 1 h). A check that finds no record of a transaction older than
+  // this answers UNKNOWN, not ROLLBACK.
   std::chrono::milliseconds transaction_record_horizon = std::chrono::hours(24 * 7);
 };
 
