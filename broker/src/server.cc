@@ -96,14 +96,15 @@ void Server::Run() {
       commit_done_.Drain();
       if (auto round = committer_->TakeFinished()) {
         // Hand the disk its next batch before answering this one: the
-        // replies then overlap the next write instead of delaying it.
-        SubmitIfIdle();
+        // replies then overlap the next write instead of delaying it (so
+        // never write that batch inline here, which would make them wait).
+        SubmitIfIdle(/*allow_inline=*/false);
         FinishRound(std::move(round));
       }
     }
     if (items[0].revents & ZMQ_POLLIN) ReadRequests(kReadBudget);
     Housekeeping(SteadyClock::now());
-    SubmitIfIdle();
+    SubmitIfIdle(/*allow_inline=*/true);
   }
   Drain();
 }
@@ -267,7 +268,7 @@ void Server::FinishRound(std::unique_ptr<storage::CommitRound> round) {
   delivery_.OnTopicsAdvanced(topics_.TakeAdvanced());
 }
 
-void Server::SubmitIfIdle() {
+void Server::SubmitIfIdle(bool allow_inline) {
   if (committer_->busy()) return;
   groups_.FlushDirty();
   if (core_.round_empty()) return;
@@ -277,7 +278,7 @@ void Server::SubmitIfIdle() {
   // written right here: that saves two thread hand-offs on its latency.
   // Under load rounds are large and go to the storage thread, which writes
   // while this thread reads the next batch of requests.
-  if (round->on_durable.size() <= kInlineRoundMax &&
+  if (allow_inline && round->on_durable.size() <= kInlineRoundMax &&
       !(router_->get(zmq::sockopt::events) & ZMQ_POLLIN)) {
     committer_->WriteInline(*round);
     FinishRound(std::move(round));

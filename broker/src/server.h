@@ -54,7 +54,9 @@ class Server {
   void HandleHello(const RequestContext& ctx, wire::Hello::Reader hello);
   void CountBadFrame(const std::string& routing_id, uint64_t request_id, const Status& why);
   void FinishRound(std::unique_ptr<storage::CommitRound> round);
-  void SubmitIfIdle();
+  // Starts the next commit round if the storage thread is free; a small
+  // one may be written on this thread when `allow_inline`.
+  void SubmitIfIdle(bool allow_inline);
   void Housekeeping(SteadyTime now);
   void Drain();
 
