@@ -106,9 +106,11 @@ class TransactionService {
   void NoteAnswer(OpenTx& tx, storage::CheckAnswerCode answer, const std::string& error);
   // NoteAnswer, then acts on it: ends the transaction on commit/rollback,
   // marks it stuck when the checks are used up.
-  void ApplyAnswer(OpenTx& tx, storage::CheckAnswerCode answer, const std::string& error,
+  // Both return whether the transaction is still open: a decided one (an
+  // answer, or a stuck policy) is erased, and `tx` with it.
+  bool ApplyAnswer(OpenTx& tx, storage::CheckAnswerCode answer, const std::string& error,
                    const std::string& from);
-  void MarkStuck(OpenTx& tx);
+  bool MarkStuck(OpenTx& tx);
   int64_t IntervalAfter(uint32_t checks) const;
   // Live checkers of the transaction's group, the one to ask first first.
   std::vector<const ClientInfo*> CheckersInOrder(const OpenTx& tx);

@@ -46,6 +46,9 @@ int64_t TransactionService::IntervalAfter(uint32_t checks) const {
   const double grown = static_cast<double>(o.check_interval.count()) *
                        std::pow(1.5, static_cast<double>(std::max<uint32_t>(checks, 1) - 1));
   const double cap = static_cast<double>(o.check_interval_max.count());
+  // From the last counted check on, the transaction is (about to be) stuck:
+  // it is still checked, but only at the capped interval.
+  if (checks >= o.check_max) return o.check_interval_max.count();
   return static_cast<int64_t>(std::min(grown, cap));
 }
 
@@ -137,11 +140,11 @@ void TransactionService::Tick(SteadyTime now) {
 TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTime now,
                                                             int64_t now_ms) {
   storage::TxRecord& r = tx.record;
-  if (tx.check_request != 0) {     // the previous check is still unanswered
-    const std::string id = tx.id;  // ApplyAnswer may end the transaction and erase tx
-    ApplyAnswer(tx, CheckAnswerCode::kNoAnswer, "no reply before the next check",
-                tx.checked_instance);
-    if (!open_.count(id)) return CheckSent::kSent;
+  if (tx.check_request != 0) {  // the previous check is still unanswered
+    if (!ApplyAnswer(tx, CheckAnswerCode::kNoAnswer, "no reply before the next check",
+                     tx.checked_instance)) {
+      return CheckSent::kSent;
+    }
   }
   // A checker answers one check at a time per thread; sending it more than
   // it can answer in time only turns every check into a timeout.
@@ -153,11 +156,7 @@ TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTi
   if (checkers.empty() && !clients_.Checkers(r.group).empty()) return CheckSent::kProducersBusy;
   r.check_count++;
   r.last_check_ms = now_ms;
-  // From the last counted check on, the transaction is (about to be) stuck:
-  // it is still checked, but only at the capped interval.
-  const bool last_counted = r.check_count >= core_.options().check_max;
-  Reschedule(tx, now_ms + (last_counted ? core_.options().check_interval_max.count()
-                                        : IntervalAfter(r.check_count)));
+  Reschedule(tx, now_ms + IntervalAfter(r.check_count));
 
   wire::OutFrame call(next_check_request_++);
   auto check = call.envelope().initCheckTransaction();
@@ -208,24 +207,23 @@ void TransactionService::NoteAnswer(OpenTx& tx, CheckAnswerCode answer, const st
   stats_.answers[static_cast<int>(answer)]++;
 }
 
-void TransactionService::ApplyAnswer(OpenTx& tx, CheckAnswerCode answer, const std::string& error,
+bool TransactionService::ApplyAnswer(OpenTx& tx, CheckAnswerCode answer, const std::string& error,
                                      const std::string& from) {
   NoteAnswer(tx, answer, error);
   if (answer == CheckAnswerCode::kCommit || answer == CheckAnswerCode::kRollback) {
     Finish(tx,
            answer == CheckAnswerCode::kCommit ? TxStateCode::kCommitted : TxStateCode::kRolledBack,
            "check answer from " + from, nullptr);
-    return;
+    return false;
   }
-  if (tx.record.check_count >= core_.options().check_max && !tx.record.stuck) {
-    const std::string id = tx.id;  // MarkStuck may end the transaction and erase tx
-    MarkStuck(tx);
-    if (!open_.count(id)) return;  // the stuck policy ended it
+  if (tx.record.check_count >= core_.options().check_max && !tx.record.stuck && !MarkStuck(tx)) {
+    return false;  // the stuck policy ended it
   }
   Persist(tx);
+  return true;
 }
 
-void TransactionService::MarkStuck(OpenTx& tx) {
+bool TransactionService::MarkStuck(OpenTx& tx) {
   storage::TxRecord& r = tx.record;
   r.stuck = true;
   ++stuck_count_;
@@ -240,9 +238,13 @@ void TransactionService::MarkStuck(OpenTx& tx) {
                                        : std::string("rolling it back (stuck policy)"));
   if (policy == StuckPolicy::kCommit) {
     Finish(tx, TxStateCode::kCommitted, "stuck policy commit", nullptr);
-  } else if (policy == StuckPolicy::kRollback) {
-    Finish(tx, TxStateCode::kRolledBack, "stuck policy rollback", nullptr);
+    return false;
   }
+  if (policy == StuckPolicy::kRollback) {
+    Finish(tx, TxStateCode::kRolledBack, "stuck policy rollback", nullptr);
+    return false;
+  }
+  return true;
 }
 
 void TransactionService::HandleCheckReply(const RequestContext& ctx,
