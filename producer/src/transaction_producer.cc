@@ -177,7 +177,6 @@ Result<TransactionResult> TransactionProducer::SendInTransaction(
     return Status::FailedPrecondition("this producer has no local store; use its checker form");
   }
   const std::string tx_id = txs->NewTransactionId();
-  for (Message& m : messages) m.properties["txmq-store"] = store_->instance_id();
   txs->Begin(tx_id);
   auto result = impl_->Run(std::move(messages), tx_id,
                            [&](const std::vector<Message>& sent, Status* local_status) {

@@ -46,7 +46,6 @@ class LocalStore::Impl {
   Status LoadOrCreateInstanceId();
 
   leveldb::DB* db() const { return db_->get(); }
-  bool sync() const { return options_.sync; }
   const std::string& instance_id() const { return instance_id_; }
   const std::string& path() const { return db_->path(); }
 
