@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -85,6 +86,23 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
   return out;
 }
 
+// This process's environment with `extra` ("NAME=value" each) set on top:
+// an inherited variable of the same name is dropped, as getenv would
+// otherwise find it first.
+std::vector<std::string> EnvWith(const std::vector<std::string>& extra) {
+  auto name = [](const std::string& kv) { return kv.substr(0, kv.find('=')); };
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv(*e);
+    if (std::none_of(extra.begin(), extra.end(),
+                     [&](const std::string& x) { return name(x) == name(kv); })) {
+      env.push_back(std::move(kv));
+    }
+  }
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
 int DecodeWaitStatus(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -94,7 +112,8 @@ int DecodeWaitStatus(int status) {
 }  // namespace
 
 std::unique_ptr<Process> Process::Spawn(const std::vector<std::string>& argv,
-                                        const std::string& log_path) {
+                                        const std::string& log_path,
+                                        const std::vector<std::string>& extra_env) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   if (!log_path.empty()) {
@@ -103,8 +122,10 @@ std::unique_ptr<Process> Process::Spawn(const std::vector<std::string>& argv,
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
   }
   auto args = CStrings(argv);
+  const std::vector<std::string> env = EnvWith(extra_env);
+  auto envp = CStrings(env);
   pid_t pid;
-  int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return nullptr;
   return std::unique_ptr<Process>(new Process(pid));
@@ -136,9 +157,11 @@ std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
   }
 }
 
-BrokerProcess::BrokerProcess(std::string data_dir, std::vector<std::string> extra_args)
+BrokerProcess::BrokerProcess(std::string data_dir, std::vector<std::string> extra_args,
+                             std::vector<std::string> extra_env)
     : data_dir_(std::move(data_dir)),
       extra_args_(std::move(extra_args)),
+      extra_env_(std::move(extra_env)),
       log_path_(data_dir_ + ".log") {}
 
 BrokerProcess::~BrokerProcess() {
@@ -157,7 +180,7 @@ bool BrokerProcess::Start() {
                                    ready};
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   ++starts_;
-  process_ = Process::Spawn(argv, log_path_);
+  process_ = Process::Spawn(argv, log_path_, extra_env_);
   if (!process_) return false;
   bool up = WaitFor(
       [&] {
@@ -210,9 +233,7 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
                                    0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-  env.insert(env.end(), extra_env.begin(), extra_env.end());
+  const std::vector<std::string> env = EnvWith(extra_env);
   auto args = CStrings(argv);
   auto envp = CStrings(env);
   pid_t pid;

@@ -53,9 +53,11 @@ std::string BinPath(const std::string& name);
 // A child process. Killed (SIGKILL) when destroyed if still running.
 class Process {
  public:
-  // stdout/stderr go to `log_path` when given, else are inherited.
+  // stdout/stderr go to `log_path` when given, else are inherited; the
+  // environment is this process's with `extra_env` ("NAME=value") on top.
   static std::unique_ptr<Process> Spawn(const std::vector<std::string>& argv,
-                                        const std::string& log_path = "");
+                                        const std::string& log_path = "",
+                                        const std::vector<std::string>& extra_env = {});
   ~Process();
   pid_t pid() const { return pid_; }
   void Signal(int sig);
@@ -73,7 +75,8 @@ class Process {
 // the first time and keeps it across restarts, so clients reconnect.
 class BrokerProcess {
  public:
-  BrokerProcess(std::string data_dir, std::vector<std::string> extra_args = {});
+  BrokerProcess(std::string data_dir, std::vector<std::string> extra_args = {},
+                std::vector<std::string> extra_env = {});
   ~BrokerProcess();
   // Starts txmqd and waits until it serves (ready file written).
   bool Start();
@@ -89,6 +92,7 @@ class BrokerProcess {
  private:
   std::string data_dir_;
   std::vector<std::string> extra_args_;
+  std::vector<std::string> extra_env_;
   std::string endpoint_;
   std::string log_path_;
   std::unique_ptr<Process> process_;
