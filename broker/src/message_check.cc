@@ -40,11 +40,9 @@ Status CheckMessage(wire::Message::Reader in, const BrokerOptions& options, bool
   out->born_ms = in.getBornMs();
 
   if (Status s = CheckMessageId(out->id); !s.ok()) return s;
-  // Clients may write to compensation topics (%COMP%<producer group>), the
-  // broker's paths to any of its own.
-  const bool system_ok = allow_system_topic || out->topic.starts_with("%COMP%");
-  Status name =
-      system_ok ? ValidateNameOrSystem("topic", out->topic) : ValidateName("topic", out->topic);
+  // The broker's own paths may write to any of its topics.
+  Status name = allow_system_topic ? ValidateNameOrSystem("topic", out->topic)
+                                   : ValidateSendTopic(out->topic);
   if (!name.ok()) return name;
   if (out->key.size() > kMaxKeyBytes) {
     return Status::InvalidArgument("message key of " + std::to_string(out->key.size()) +

@@ -4,10 +4,6 @@
 
 namespace txmq {
 
-std::string CompensationTopic(const std::string& producer_group) {
-  return "%COMP%" + producer_group;
-}
-
 Result<Compensation> CompensationFromMessage(const Received& m) {
   auto get = [&](const char* name) -> std::string {
     auto it = m.properties.find(name);

@@ -26,9 +26,6 @@ namespace {
 
 using outbox::StoredRow;
 
-// Where compensations go: the only '%' topics a client may send to.
-bool IsCompensationTopic(std::string_view topic) { return topic.starts_with("%COMP%"); }
-
 }  // namespace
 
 class Outbox::Impl {
@@ -87,11 +84,7 @@ class Outbox::Impl {
   }
 
   Status Add(LocalTxn& txn, Message message) {
-    if (IsCompensationTopic(message.topic)) {
-      if (Status s = ValidateNameOrSystem("topic", message.topic); !s.ok()) return s;
-    } else if (Status s = ValidateName("topic", message.topic); !s.ok()) {
-      return s;
-    }
+    if (Status s = ValidateSendTopic(message.topic); !s.ok()) return s;
     if (message.id.empty()) message.id = NewUuidV7();
     // Who sent it, so a consumer can address a compensation back.
     message.properties["txmq-producer-group"] = options_.producer.group;

@@ -9,10 +9,7 @@
 namespace txmq::producer {
 
 Status PrepareMessage(Message& message, const net::Connection& connection) {
-  // Compensation topics (%COMP%<producer group>) are the only '%' topics a
-  // client may send to.
-  Status name = message.topic.starts_with("%COMP%") ? ValidateNameOrSystem("topic", message.topic)
-                                                    : ValidateName("topic", message.topic);
+  Status name = ValidateSendTopic(message.topic);
   if (!name.ok()) return name;
   if (message.id.empty()) message.id = NewUuidV7();
   uint32_t limit = connection.broker_max_message_bytes();

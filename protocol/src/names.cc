@@ -70,4 +70,17 @@ Status ValidateNameOrSystem(std::string_view what, std::string_view name) {
 
 std::string DeadLetterTopic(std::string_view group) { return "%DLQ%" + std::string(group); }
 
+namespace {
+constexpr std::string_view kCompensationPrefix = "%COMP%";
+}  // namespace
+
+std::string CompensationTopic(std::string_view producer_group) {
+  return std::string(kCompensationPrefix) + std::string(producer_group);
+}
+
+Status ValidateSendTopic(std::string_view topic) {
+  return topic.starts_with(kCompensationPrefix) ? ValidateNameOrSystem("topic", topic)
+                                                : ValidateName("topic", topic);
+}
+
 }  // namespace txmq

@@ -20,6 +20,7 @@
 
 #include "txmq/consumer.h"
 #include "txmq/inbox.h"
+#include "txmq/names.h"  // CompensationTopic
 
 namespace txmq {
 
@@ -38,9 +39,6 @@ using CompensationHandler = std::function<ConsumeResult(LocalTxn&, const Compens
 // to `producer_group` ("%COMP%<producer group>").
 Status OnCompensation(Consumer& consumer, Inbox& inbox, const std::string& producer_group,
                       CompensationHandler undo);
-
-// The compensation topic of a producer group.
-std::string CompensationTopic(const std::string& producer_group);
 
 // Parses a received compensation message; INVALID_ARGUMENT if it is not one.
 Result<Compensation> CompensationFromMessage(const Received& message);

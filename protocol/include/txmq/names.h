@@ -5,6 +5,7 @@
 // them but never send to them directly.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "txmq/status.h"
@@ -24,5 +25,12 @@ inline bool IsSystemName(std::string_view name) { return !name.empty() && name[0
 
 // "%DLQ%orders": the dead-letter topic of a consumer group.
 std::string DeadLetterTopic(std::string_view group);
+
+// "%COMP%orders": where a producer group receives compensations.
+std::string CompensationTopic(std::string_view producer_group);
+
+// A topic a client may send to: a user name, or a compensation topic (the
+// only broker-owned names clients write).
+Status ValidateSendTopic(std::string_view topic);
 
 }  // namespace txmq
