@@ -37,15 +37,16 @@ class TransactionProducer::Impl {
 Result<TransactionResult> TransactionProducer::Impl::Run(
     std::vector<Message> messages, const std::string& tx_id,
     const std::function<TxState(const std::vector<Message>&, Status*)>& run_local) {
+  for (Message& m : messages) {
+    // What a consumer needs to address a compensation back; stamped before
+    // Prepare, whose size check must count it.
+    m.properties["txmq-producer-group"] = group;
+    m.properties["txmq-tx"] = tx_id;
+  }
   if (Status s = client->Prepare(messages); !s.ok()) return s;
   TransactionResult result;
   result.transaction_id = tx_id;
-  for (Message& m : messages) {
-    // What a consumer needs to address a compensation back.
-    m.properties["txmq-producer-group"] = group;
-    m.properties["txmq-tx"] = tx_id;
-    result.message_ids.push_back(m.id);
-  }
+  for (const Message& m : messages) result.message_ids.push_back(m.id);
   if (Status s = client->SendHalf(tx_id, messages); !s.ok()) return s;
 
   Status local_status;
