@@ -127,14 +127,12 @@ std::string FormatDurationMs(int64_t ms) {
   };
   static constexpr Unit kUnits[] = {
       {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}};
-  for (size_t i = 0; i + 1 < std::size(kUnits); ++i) {
-    if (ms < kUnits[i].ms) continue;
-    std::string s = std::to_string(ms / kUnits[i].ms) + kUnits[i].name;
-    const int64_t rest = ms % kUnits[i].ms / kUnits[i + 1].ms;
-    if (rest != 0) s += std::to_string(rest) + kUnits[i + 1].name;
-    return s;
-  }
-  return std::to_string(ms / 1000) + "s";
+  size_t i = 0;
+  while (ms < kUnits[i].ms) ++i;  // ms >= 60 s here: stops at "m" at the latest
+  std::string s = std::to_string(ms / kUnits[i].ms) + kUnits[i].name;
+  const int64_t rest = ms % kUnits[i].ms / kUnits[i + 1].ms;
+  if (rest != 0) s += std::to_string(rest) + kUnits[i + 1].name;
+  return s;
 }
 
 }  // namespace txmq

@@ -182,13 +182,15 @@ LocalTxn::LocalTxn(LocalTxn&&) noexcept = default;
 LocalTxn& LocalTxn::operator=(LocalTxn&&) noexcept = default;
 LocalTxn::~LocalTxn() = default;
 
-Result<std::string> LocalTxn::Get(std::string_view key) const {
+Result<std::string> LocalStore::Impl::Get(std::string_view key) const {
   std::string value;
-  leveldb::Status s = impl_->store->db()->Get(leveldb::ReadOptions(), Impl::key_slice(key), &value);
+  leveldb::Status s = db()->Get(leveldb::ReadOptions(), LocalTxn::Impl::key_slice(key), &value);
   if (s.IsNotFound()) return Status::NotFound("no value under the key");
   if (!s.ok()) return storage::FromLevelDb(s, "reading the local store");
   return value;
 }
+
+Result<std::string> LocalTxn::Get(std::string_view key) const { return impl_->store->Get(key); }
 
 Status LocalTxn::Put(std::string_view key, std::string_view value) {
   if (impl_->done) return Status::FailedPrecondition("transaction already committed or aborted");
@@ -261,14 +263,7 @@ const std::string& LocalStore::path() const { return impl_->path(); }
 
 LocalTxn LocalStore::Begin() { return LocalTxn(std::make_unique<LocalTxn::Impl>(impl_.get())); }
 
-Result<std::string> LocalStore::Get(std::string_view key) const {
-  std::string value;
-  leveldb::Status s =
-      impl_->db()->Get(leveldb::ReadOptions(), LocalTxn::Impl::key_slice(key), &value);
-  if (s.IsNotFound()) return Status::NotFound("no value under the key");
-  if (!s.ok()) return storage::FromLevelDb(s, "reading the local store");
-  return value;
-}
+Result<std::string> LocalStore::Get(std::string_view key) const { return impl_->Get(key); }
 
 void LocalStore::Scan(std::string_view prefix,
                       const std::function<bool(std::string_view, std::string_view)>& fn) const {

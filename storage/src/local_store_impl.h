@@ -46,6 +46,8 @@ class LocalStore::Impl {
   Status LoadOrCreateInstanceId();
 
   leveldb::DB* db() const { return db_->get(); }
+  // The value under `key` (a business or reserved key); NOT_FOUND if none.
+  Result<std::string> Get(std::string_view key) const;
   const std::string& instance_id() const { return instance_id_; }
   const std::string& path() const { return db_->path(); }
 
