@@ -61,4 +61,10 @@ struct BenchOptions {
   std::string notes;          // empty = derived from the broker settings
 };
 
+// Producer `index`'s share of a bound of `total` over `parts` producers,
+// spread like the peers' quota(): the first total % parts get one more.
+inline int64_t ShareOf(int64_t total, int parts, int index) {
+  return total / parts + (index < total % parts ? 1 : 0);
+}
+
 }  // namespace txmq::bench

@@ -97,11 +97,6 @@ struct ProducerOutcome {
   std::vector<int64_t> latencies_ns;
 };
 
-// This producer's share of the message bound, spread like the peers' quota().
-int64_t Quota(const SendPlan& plan, int index) {
-  return plan.count / plan.producers + (index < plan.count % plan.producers ? 1 : 0);
-}
-
 // Counts producers still running; the last one to finish ends the broker
 // CPU measurement (before the producers' own shutdown, which is untimed).
 class FinishLine {
@@ -139,7 +134,7 @@ void RunProducer(const SendPlan& plan, int index, StartGate& gate, FinishLine& f
 
   const SteadyTime deadline = *start + std::chrono::duration_cast<SteadyClock::duration>(
                                            std::chrono::duration<double>(plan.duration_s));
-  const int64_t quota = Quota(plan, index);
+  const int64_t quota = ShareOf(plan.count, plan.producers, index);
   for (int64_t seq = 0; seq < quota; ++seq) {
     window.Acquire();
     if (SteadyClock::now() >= deadline) {

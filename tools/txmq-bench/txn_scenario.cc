@@ -29,12 +29,6 @@ int64_t Nanos(SteadyTime from, SteadyTime to) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count();
 }
 
-// This producer's share of the transaction bound, spread like the peers'
-// quota().
-int64_t Quota(const TxnPlan& plan, int index) {
-  return plan.count / plan.producers + (index < plan.count % plan.producers ? 1 : 0);
-}
-
 // True for transaction `seq` when `percent` of them are to be left
 // undecided: the integer part of seq * percent / 100 steps up exactly
 // `percent` times per hundred, evenly spread (not ten in a row).
@@ -81,7 +75,7 @@ void RunProducer(const TxnPlan& plan, int index, TransactionProducer& producer, 
   out->latencies_ns.reserve(1 << 16);
   out->half_ns.reserve(1 << 16);
   out->end_ns.reserve(1 << 16);
-  const int64_t quota = Quota(plan, index);
+  const int64_t quota = ShareOf(plan.count, plan.producers, index);
   for (int64_t seq = 0; seq < quota && SteadyClock::now() < deadline; ++seq) {
     StampPayload(body, static_cast<uint64_t>(seq));
     const bool leave_unknown = LeaveUnknown(seq, plan.unknown_percent);
