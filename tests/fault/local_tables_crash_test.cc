@@ -31,11 +31,7 @@ class LocalTablesCrash : public ::testing::Test {
   void RunAndKill(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {testing::BinPath("txmq-test-localtool")};
     argv.insert(argv.end(), args.begin(), args.end());
-    auto tool = Process::Spawn(argv, dir_.Sub("tool.log"));
-    ASSERT_NE(tool, nullptr);
-    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(dir_.Sub("ready")); }, 20s));
-    tool->Signal(SIGKILL);
-    tool->Wait(10s);
+    testing::RunUntilReadyThenKill(argv, dir_.Sub("ready"), dir_.Sub("tool.log"));
   }
 
   std::string ReadReady() {

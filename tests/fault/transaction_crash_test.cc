@@ -8,6 +8,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "protocol/src/util.h"
@@ -41,14 +42,14 @@ TEST(TransactionCrash, ProducerKilledAfterTheHalfIsResolvedByAnotherMember) {
   TempDir dir;
   BrokerProcess broker(dir.Sub("data"), kFastChecks);
   ASSERT_TRUE(broker.Start());
-  const std::string ready = dir.Sub("ready");
-  auto tool =
-      SpawnTool({"half", broker.endpoint(), "shop", "orders", "1", ready}, dir.Sub("tool.log"));
-  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(ready); }, 20s));
+  // The tool dies holding an undecided transaction.
+  std::istringstream ready(
+      testing::RunUntilReadyThenKill({testing::BinPath("txmq-test-txtool"), "half",
+                                      broker.endpoint(), "shop", "orders", "1", dir.Sub("ready")},
+                                     dir.Sub("ready"), dir.Sub("tool.log")));
   std::string tx_id, message_id;
-  std::ifstream(ready) >> tx_id >> message_id;
-  tool->Signal(SIGKILL);  // dies holding an undecided transaction
-  tool->Wait(5s);
+  ready >> tx_id >> message_id;
+  ASSERT_FALSE(message_id.empty());
 
   TransactionProducer survivor(
       {.broker = broker.endpoint(), .group = "shop"}, [&](const CheckRequest& c) {

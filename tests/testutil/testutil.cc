@@ -285,6 +285,22 @@ std::map<std::string, int> DrainTopic(const std::string& endpoint, const std::st
   return seen;
 }
 
+std::string RunUntilReadyThenKill(const std::vector<std::string>& argv,
+                                  const std::string& ready_path, const std::string& log_path) {
+  auto process = Process::Spawn(argv, log_path);
+  if (!process) {
+    ADD_FAILURE() << "cannot start " << argv[0];
+    return "";
+  }
+  if (!WaitFor([&] { return std::filesystem::exists(ready_path); }, std::chrono::seconds(20))) {
+    ADD_FAILURE() << argv[0] << " never got ready; log:\n" << ReadFile(log_path);
+    return "";
+  }
+  process->Signal(SIGKILL);
+  process->Wait(std::chrono::seconds(10));
+  return ReadFile(ready_path);
+}
+
 std::vector<std::string> SplitLines(const std::string& text) {
   std::vector<std::string> lines;
   std::stringstream ss(text);

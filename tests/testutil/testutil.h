@@ -113,6 +113,12 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
 
 std::vector<std::string> SplitLines(const std::string& text);
 
+// Runs `argv` (output to `log_path`) until it has written `ready_path`,
+// then SIGKILLs it: a process that dies at the point it chose. Returns the
+// ready file's contents; a test failure (and "") if it never got ready.
+std::string RunUntilReadyThenKill(const std::vector<std::string>& argv,
+                                  const std::string& ready_path, const std::string& log_path);
+
 // Receives `topic` as a fresh consumer group until at least `at_least`
 // distinct messages arrived and nothing new came for `quiet` (or `timeout`
 // passed); returns how often each message id was delivered.

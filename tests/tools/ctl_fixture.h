@@ -5,10 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include <csignal>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -55,8 +53,9 @@ class CtlTest : public ::testing::Test {
   }
 
   // A failure as txmqctl reports it: `code`, and one "txmqctl: " line on
-  // stderr that contains `text`.
-  void ExpectFails(const std::vector<std::string>& args, int code, const std::string& text) {
+  // stderr that contains `text`. Returns the run for further checks.
+  testing::CommandResult ExpectFails(const std::vector<std::string>& args, int code,
+                                     const std::string& text) {
     auto r = Ctl(args);
     std::string what;
     for (const auto& a : args) what += a + " ";
@@ -64,6 +63,7 @@ class CtlTest : public ::testing::Test {
     EXPECT_EQ(testing::SplitLines(r.err).size(), 1u) << what << r.err;
     EXPECT_EQ(r.err.rfind("txmqctl: ", 0), 0u) << what << r.err;
     EXPECT_NE(r.err.find(text), std::string::npos) << what << r.err;
+    return r;
   }
 
   // A transaction whose producer said "unknown" and went away (shut down,
@@ -74,17 +74,13 @@ class CtlTest : public ::testing::Test {
                                     bool killed = false) {
     std::string id;
     if (killed) {
+      // The producer process dies holding the undecided transaction.
       const std::string ready = dir_.Sub("half-" + message.key + ".ready");
-      auto tool = testing::Process::Spawn(
+      std::istringstream(testing::RunUntilReadyThenKill(
           {testing::BinPath("txmq-test-txtool"), "half", broker_->endpoint(), group, message.topic,
            "1", ready, message.key, message.body},
-          dir_.Sub("txtool.log"));
-      EXPECT_TRUE(testing::WaitFor([&] { return std::filesystem::exists(ready); },
-                                   std::chrono::seconds(20)))
-          << testing::ReadFile(dir_.Sub("txtool.log"));
-      std::ifstream(ready) >> id;
-      tool->Signal(SIGKILL);  // dies holding the undecided transaction
-      tool->Wait(std::chrono::seconds(5));
+          ready, dir_.Sub("txtool.log"))) >>
+          id;
     } else {
       TransactionProducer p({.broker = broker_->endpoint(), .group = group},
                             [](const CheckRequest&) { return TxState::kUnknown; });

@@ -144,13 +144,7 @@ TEST_F(Txmqctl, BadUsageExitsTwoWithOneLine) {
            {"--operator", "", "status"},
            {"--timeout", "soon", "status"},
        }) {
-    auto r = Ctl(args);
-    std::string what;
-    for (const auto& a : args) what += a + " ";
-    EXPECT_EQ(r.exit_code, 2) << what << ": " << r.err;
-    EXPECT_EQ(SplitLines(r.err).size(), 1u) << what << ": " << r.err;
-    EXPECT_EQ(r.err.rfind("txmqctl: ", 0), 0u) << what << ": " << r.err;
-    EXPECT_EQ(r.out, "") << what;
+    EXPECT_EQ(ExpectFails(args, 2, "").out, "") << args.back();
   }
 }
 
