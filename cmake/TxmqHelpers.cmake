@@ -3,6 +3,9 @@
 # <module>/include/txmq/ (installed); everything else in <module>/src/ is
 # private. In-tree code includes private headers from the repository root
 # ("protocol/src/codec.h"), which is only on the build-tree include path.
+# The public headers need C++20, so every module says so as a usage
+# requirement: a C++17 project that links an installed txmq::producer gets
+# its standard raised by CMake instead of a compile error in status.h.
 function(txmq_add_module name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
   add_library(txmq_${name} STATIC ${ARG_SOURCES})
@@ -15,5 +18,6 @@ function(txmq_add_module name)
     PRIVATE
       ${PROJECT_SOURCE_DIR}
       ${PROJECT_BINARY_DIR}/gen)
+  target_compile_features(txmq_${name} PUBLIC cxx_std_20)
   target_link_libraries(txmq_${name} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
 endfunction()

@@ -2,6 +2,9 @@
 # binaries and a CMake package under P, so another project can write
 #   find_package(txmq CONFIG REQUIRED)
 #   target_link_libraries(app PRIVATE txmq::producer txmq::consumer)
+# and a build without CMake can write
+#   c++ app.cc $(pkg-config --cflags --libs txmq)
+# (PKG_CONFIG_PATH=P/lib/pkgconfig for a prefix pkg-config does not search).
 include(CMakePackageConfigHelpers)
 
 set(TXMQ_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/txmq)
@@ -34,3 +37,9 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/txmqConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/txmqConfig.cmake ${PROJECT_BINARY_DIR}/txmqConfigVersion.cmake
   DESTINATION ${TXMQ_CMAKE_DIR})
+
+# The .pc file finds its prefix from its own place (${pcfiledir}), so it is
+# right for whatever --prefix the install is given.
+file(RELATIVE_PATH TXMQ_PC_PREFIX_FROM_PCDIR "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
+configure_file(${PROJECT_SOURCE_DIR}/cmake/txmq.pc.in ${PROJECT_BINARY_DIR}/txmq.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/txmq.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
