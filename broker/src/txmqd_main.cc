@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "broker/src/config_file.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "txmq/broker.h"
@@ -53,7 +54,9 @@ int main(int argc, char** argv) {
       "Example:\n"
       "  txmqd --listen tcp://127.0.0.1:7800 --data-dir /var/lib/txmq --flush sync\n"};
   app.set_config("--config", "",
-                 "Read options from a TOML/INI file (keys are the long flag names)");
+                 "Read options from a TOML/INI file: one 'key = value' a line, keys are the long "
+                 "flag names (flush = \"async\"); an unknown key or line is an error");
+  app.config_formatter(txmq::broker::StrictConfig(app));
   app.add_option("--listen", o.listen,
                  "ZeroMQ endpoint to bind; tcp://127.0.0.1:* picks a free port")
       ->capture_default_str();
@@ -135,6 +138,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("txmqd ") + txmq::kVersion);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ConfigError& e) {
+    std::cerr << "txmqd: " << e.what() << "\n";
+    return 2;
   } catch (const CLI::ParseError& e) {
     // --help and --version exit 0; any bad usage exits 2, as txmqctl does.
     app.exit(e);

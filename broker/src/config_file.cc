@@ -1,0 +1,169 @@
+#include "broker/src/config_file.h"
+
+#include <algorithm>
+#include <cctype>
+#include <iterator>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace txmq::broker {
+
+namespace {
+
+// Options a config file may not set: they are about this invocation.
+bool NotConfigurable(const std::string& key) {
+  return key == "config" || key == "help" || key == "version";
+}
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string Shown(const std::string& line) {
+  std::string out;
+  for (unsigned char c : line) out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+  return out.size() > 60 ? out.substr(0, 57) + "..." : out;
+}
+
+std::string Trim(const std::string& s) {
+  const size_t begin = s.find_first_not_of(" \t\r");
+  if (begin == std::string::npos) return "";
+  return s.substr(begin, s.find_last_not_of(" \t\r") - begin + 1);
+}
+
+class Strict : public CLI::ConfigBase {
+ public:
+  explicit Strict(const CLI::App& app) : app_(app) {}
+
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::string text(std::istreambuf_iterator<char>(input), {});
+    if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a UTF-8 byte order mark
+    Check(text);
+    std::istringstream checked(text);
+    return CLI::ConfigBase::from_config(checked);
+  }
+
+ private:
+  // The file being read: CLI11 hands over a stream, the name is the
+  // --config option's value.
+  std::string Where(int line) const {
+    const CLI::Option* config = app_.get_config_ptr();
+    std::string file = "the config file";
+    if (config != nullptr && config->results().size() == 1) {
+      file = "config file '" + config->results()[0] + "'";
+    }
+    return file + " line " + std::to_string(line) + ": ";
+  }
+
+  [[noreturn]] void Fail(int line, const std::string& what) const {
+    throw CLI::ConfigError(Where(line) + what);
+  }
+
+  // The long flag names a file may set.
+  std::vector<std::string> Keys() const {
+    std::vector<std::string> keys;
+    for (const CLI::Option* o : app_.get_options()) {
+      for (const std::string& name : o->get_lnames()) {
+        if (o->get_configurable() && !NotConfigurable(name)) keys.push_back(name);
+      }
+    }
+    return keys;
+  }
+
+  void CheckKey(int line, const std::string& key) const {
+    const CLI::Option* option = app_.get_option_no_throw("--" + key);
+    if (option != nullptr && option->get_configurable() && !NotConfigurable(key)) return;
+    if (NotConfigurable(key)) Fail(line, "'" + key + "' cannot be set in a config file");
+    std::string nearest;
+    size_t best = std::max<size_t>(2, key.size() / 3) + 1;
+    for (const std::string& k : Keys()) {
+      const size_t d = EditDistance(key, k);
+      if (d < best) best = d, nearest = k;
+    }
+    Fail(line, "unknown key '" + Shown(key) + "'" +
+                   (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") +
+                   "; keys are the long flag names of txmqd --help");
+  }
+
+  // A quoted value must close on its line; anything after it is a comment.
+  void CheckQuoted(int line, const std::string& key, const std::string& value) const {
+    const char quote = value[0];
+    size_t end = 1;
+    while (end < value.size() && value[end] != quote)
+      end += (quote == '"' && value[end] == '\\') ? 2 : 1;
+    if (end >= value.size()) Fail(line, "the value of '" + key + "' has no closing " + quote);
+    const std::string rest = Trim(value.substr(end + 1));
+    if (!rest.empty() && rest[0] != '#') {
+      Fail(line, "unexpected '" + Shown(rest) + "' after the value of '" + key + "'");
+    }
+  }
+
+  void Check(const std::string& text) const {
+    std::map<std::string, int> seen;  // key -> line it was set on
+    std::istringstream in(text);
+    int number = 0;
+    for (std::string raw; std::getline(in, raw);) {
+      ++number;
+      const std::string line = Trim(raw);
+      if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+      if (line[0] == '[') {
+        Fail(number, "'" + Shown(line) +
+                         "': txmqd's config has no sections; write key = value at the top level");
+      }
+      const size_t eq = line.find('=');
+      if (eq == std::string::npos) {
+        Fail(number, "'" + Shown(line) + "' is not key = value (a flag is written 'name = true')");
+      }
+      std::string key = Trim(line.substr(0, eq));
+      if (key.size() >= 2 && (key[0] == '"' || key[0] == '\'') && key.back() == key[0]) {
+        key = key.substr(1, key.size() - 2);
+      }
+      const bool key_ok = !key.empty() && std::all_of(key.begin(), key.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '-' || c == '_';
+      });
+      if (!key_ok) Fail(number, "'" + Shown(key) + "' is not a key (letters, digits, '-')");
+      CheckKey(number, key);
+      if (auto [it, fresh] = seen.emplace(key, number); !fresh) {
+        Fail(number,
+             "'" + key + "' is set twice (also on line " + std::to_string(it->second) + ")");
+      }
+      const std::string value = Trim(line.substr(eq + 1));
+      if (value.empty() || value[0] == '#') Fail(number, "'" + key + "' has no value");
+      if (value[0] == '"' || value[0] == '\'') {
+        CheckQuoted(number, key, value);
+      } else if (value[0] == '[' && value.find(']') == std::string::npos) {
+        // An array may span lines; it must close before the file ends.
+        const int opened = number;
+        bool closed = false;
+        for (std::string more; !closed && std::getline(in, more);) {
+          ++number;
+          closed = Trim(more).find(']') != std::string::npos;
+        }
+        if (!closed) Fail(opened, "the array of '" + key + "' is never closed with ']'");
+      }
+    }
+  }
+
+  const CLI::App& app_;
+};
+
+}  // namespace
+
+std::shared_ptr<CLI::Config> StrictConfig(const CLI::App& app) {
+  return std::make_shared<Strict>(app);
+}
+
+}  // namespace txmq::broker
