@@ -1,10 +1,12 @@
 // Thread "txmq-io" (started in Connection::Open) owns: socket_, pending_,
 // deadlines_, unsent_, the heartbeat timer. Shared with callers, under mu_:
-// inbox_ (requests to send) and closing_.
+// inbox_ (requests to send) and closing_; under link_mu_: link_ (what the
+// socket monitor last said about the TCP connection).
 #include "protocol/src/connection.h"
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <future>
@@ -72,10 +74,11 @@ class Connection::Impl {
       socket_->set(zmq::sockopt::reconnect_ivl_max, 2000);
       // Learn at once when the TCP connection drops: replies to what was
       // sent on it will never come, so those calls need not wait out their
-      // whole timeout.
+      // whole timeout. Connects and refused attempts feed WaitConnected().
       const std::string monitor_endpoint = "inproc://txmq-monitor-" + options_.client_id;
-      if (zmq_socket_monitor(socket_->handle(), monitor_endpoint.c_str(), ZMQ_EVENT_DISCONNECTED) ==
-          0) {
+      if (zmq_socket_monitor(
+              socket_->handle(), monitor_endpoint.c_str(),
+              ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED) == 0) {
         monitor_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
         monitor_->connect(monitor_endpoint);
       }
@@ -156,6 +159,17 @@ class Connection::Impl {
     Call(std::move(request), timeout, [&done](Result<wire::Frame>) { done.set_value(); });
     future.wait();
     Stop();
+  }
+
+  Status WaitConnected(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(link_mu_);
+    if (!monitor_) return Status::OK();  // no monitor: nothing to learn from
+    if (!link_cv_.wait_for(lock, timeout, [&] { return link_ != Link::kConnecting; })) {
+      return Status::Timeout("no connection to broker " + options_.broker + " within " +
+                             FormatDurationMs(timeout.count()));
+    }
+    if (link_ == Link::kRefused) return Refused();
+    return Status::OK();
   }
 
   const ConnectionOptions& options() const { return options_; }
@@ -320,9 +334,14 @@ class Connection::Impl {
       uint64_t id = deadlines_.begin()->second;
       auto it = pending_.find(id);
       bool sent = it != pending_.end() && it->second.sent;
-      Complete(id, sent ? Status::Timeout("no reply from broker " + options_.broker + " in time")
-                        : Status::Unavailable("broker " + options_.broker +
-                                              " not reachable before the deadline"));
+      if (sent) {
+        Complete(id, Status::Timeout("no reply from broker " + options_.broker + " in time"));
+      } else if (LinkState() == Link::kRefused) {
+        Complete(id, Refused());
+      } else {
+        Complete(id, Status::Unavailable("broker " + options_.broker +
+                                         " not reachable before the deadline"));
+      }
     }
   }
 
@@ -387,6 +406,7 @@ class Connection::Impl {
       uint16_t id = 0;
       if (event.size() >= 2) std::memcpy(&id, event.data(), 2);
       disconnected = disconnected || id == ZMQ_EVENT_DISCONNECTED;
+      OnLinkEvent(id);
     }
     if (!disconnected) return;
     // Replies the broker sent before it went away may still sit in the
@@ -407,6 +427,33 @@ class Connection::Impl {
     }
   }
 
+  // The TCP connection as the socket monitor reports it. An attempt that
+  // fails while not connected (CONNECT_RETRIED: refused, unreachable) means
+  // nothing listens there now; ZeroMQ keeps retrying, and a later
+  // CONNECTED clears it.
+  enum class Link { kConnecting, kConnected, kRefused };
+
+  void OnLinkEvent(uint16_t event) {
+    std::lock_guard<std::mutex> lock(link_mu_);
+    if (event == ZMQ_EVENT_CONNECTED) {
+      link_ = Link::kConnected;
+    } else if (event == ZMQ_EVENT_DISCONNECTED) {
+      link_ = Link::kConnecting;
+    } else if (event == ZMQ_EVENT_CONNECT_RETRIED && link_ != Link::kConnected) {
+      link_ = Link::kRefused;
+    }
+    link_cv_.notify_all();
+  }
+
+  Link LinkState() {
+    std::lock_guard<std::mutex> lock(link_mu_);
+    return link_;
+  }
+
+  Status Refused() const {
+    return Status::Unavailable("no broker at " + options_.broker + " (connection refused)");
+  }
+
   ConnectionOptions options_;
   IncomingCallFn on_call_;
   std::shared_ptr<spdlog::logger> log_;
@@ -420,6 +467,10 @@ class Connection::Impl {
   std::atomic<uint32_t> broker_client_timeout_ms_{0};  // from the broker's hello reply
   std::atomic<bool> closed_{false};
   std::atomic<int64_t> last_heard_ns_{0};
+
+  std::mutex link_mu_;
+  std::condition_variable link_cv_;
+  Link link_ = Link::kConnecting;  // guarded by link_mu_
 
   std::mutex mu_;
   std::deque<Outgoing> inbox_;  // guarded by mu_
@@ -466,6 +517,10 @@ Result<wire::Frame> Connection::CallSync(wire::OutFrame request,
 }
 
 void Connection::Reply(wire::OutFrame reply) { impl_->Reply(std::move(reply)); }
+
+Status Connection::WaitConnected(std::chrono::milliseconds timeout) {
+  return impl_->WaitConnected(timeout);
+}
 
 void Connection::Close(std::chrono::milliseconds timeout) { impl_->Close(timeout); }
 

@@ -74,6 +74,14 @@ class Connection {
   // Answers a broker-initiated call; `reply` must carry the call's request id.
   void Reply(wire::OutFrame reply);
 
+  // Waits until the socket holds a TCP connection to the broker, at most
+  // `timeout`, for a tool that should not wait out a long deadline when
+  // nothing listens at the address. OK once connected; UNAVAILABLE "no
+  // broker at URL (connection refused)" as soon as an attempt failed while
+  // not connected; TIMEOUT if neither happened (say, a host that drops
+  // packets). Thread-safe; never call it from a completion.
+  Status WaitConnected(std::chrono::milliseconds timeout);
+
   // Sends goodbye and waits up to `timeout` for the broker to confirm, so it
   // releases this client's leases at once. Idempotent.
   void Close(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));

@@ -17,6 +17,15 @@
 
 namespace txmq {
 
+// txmqctl's exit codes as `txmqctl --help` documents them: scripts rely on
+// these numbers, so the tests spell them out rather than share the tool's
+// constants.
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUnreachable = 3;
+inline constexpr int kExitNotFound = 4;
+inline constexpr int kExitConflict = 5;
+
 class CtlTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -87,8 +87,8 @@ TEST_F(Dlq, ListShowAndResendDeliversAgain) {
   EXPECT_EQ(again[0], "charge 10 EUR");
   EXPECT_EQ(Json({"dlq", "list", "billing"})["total"], 0);
 
-  ExpectFails({"dlq", "show", "billing", id}, 1, "NOT_FOUND");
-  ExpectFails({"dlq", "resend", "billing", id}, 1, "NOT_FOUND");
+  ExpectFails({"dlq", "show", "billing", id}, kExitNotFound, "NOT_FOUND");
+  ExpectFails({"dlq", "resend", "billing", id}, kExitNotFound, "NOT_FOUND");
 }
 
 TEST_F(Dlq, ResendAllAndPartlyMissing) {
@@ -97,7 +97,7 @@ TEST_F(Dlq, ResendAllAndPartlyMissing) {
   EXPECT_EQ(Json({"dlq", "list", "billing"})["total"], 2);
   // One of two names is not there: the other is resent, and it says which.
   auto r = Ctl({"dlq", "resend", "billing", a, "0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, kExitNotFound);
   EXPECT_TRUE(Has(r.out, "resent 1 message")) << r.out;
   EXPECT_TRUE(Has(r.err, "0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b")) << r.err;
   r = Ctl({"dlq", "resend", "billing", "--all"});

@@ -61,7 +61,7 @@ TEST_F(Inspect, TopicCreateListShow) {
   EXPECT_TRUE(Has(r.out, "QUEUE  MIN OFFSET  MAX OFFSET  MESSAGES")) << r.out;
   EXPECT_TRUE(Has(r.out, "GROUP  LAG  IN FLIGHT  RETRYING\naudit  0")) << r.out;
 
-  ExpectFails({"topic", "show", "nope"}, 1, "NOT_FOUND");
+  ExpectFails({"topic", "show", "nope"}, kExitNotFound, "NOT_FOUND");
 }
 
 TEST_F(Inspect, MsgShowAndFind) {
@@ -107,8 +107,8 @@ TEST_F(Inspect, MsgShowAndFind) {
   EXPECT_EQ(Ctl({"msg", "find", "-t", "orders", "-k", "none"}).out,
             "(no message with key 'none' in topic 'orders')\n");
 
-  ExpectFails({"msg", "show", "0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"}, 1, "NOT_FOUND");
-  ExpectFails({"msg", "find", "--topic", "nope", "--key", "k"}, 1, "NOT_FOUND");
+  ExpectFails({"msg", "show", "0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"}, kExitNotFound, "NOT_FOUND");
+  ExpectFails({"msg", "find", "--topic", "nope", "--key", "k"}, kExitNotFound, "NOT_FOUND");
 }
 
 TEST_F(Inspect, GroupListAndShowWithLeasesAndRetries) {
@@ -173,7 +173,7 @@ TEST_F(Inspect, GroupListAndShowWithLeasesAndRetries) {
 
   release.set_value();
   consumer.Shutdown();
-  ExpectFails({"group", "show", "nobody"}, 1, "NOT_FOUND");
+  ExpectFails({"group", "show", "nobody"}, kExitNotFound, "NOT_FOUND");
 }
 
 }  // namespace

@@ -55,14 +55,15 @@ TEST_F(CtlOutbox, ListRequeueAndDeleteOffline) {
   ASSERT_EQ(pending["rows"].size(), 1u);
   EXPECT_EQ(pending["rows"][0]["state"], "pending");
   EXPECT_EQ(pending["rows"][0]["attempts"], 0);
-  ExpectFails({"outbox", "requeue", "--db", dir_.Sub("orders-db"), "parked-1"}, 1,
+  ExpectFails({"outbox", "requeue", "--db", dir_.Sub("orders-db"), "parked-1"}, kExitFailed,
               "pending already");
 
   ASSERT_EQ(Ctl({"outbox", "delete", "--db", dir_.Sub("orders-db"), "parked-1"}).exit_code, 0);
   EXPECT_TRUE(
       Json({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "all"})["rows"].empty());
-  ExpectFails({"outbox", "delete", "--db", dir_.Sub("orders-db"), "parked-1"}, 1, "NOT_FOUND");
-  ExpectFails({"outbox", "list", "--db", dir_.Sub("nope")}, 1, "nope");
+  ExpectFails({"outbox", "delete", "--db", dir_.Sub("orders-db"), "parked-1"}, kExitNotFound,
+              "NOT_FOUND");
+  ExpectFails({"outbox", "list", "--db", dir_.Sub("nope")}, kExitUsage, "nope");
   ExpectFails({"outbox", "list"}, 2, "--db");
   ExpectFails({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "lost"}, 2, "lost");
 }

@@ -148,10 +148,10 @@ TEST_F(Txmqctl, BadUsageExitsTwoWithOneLine) {
   }
 }
 
-TEST_F(Txmqctl, UnreachableBrokerExitsOneAndSaysWhere) {
+TEST_F(Txmqctl, UnreachableBrokerExitsThreeAndSaysWhere) {
   auto r = RunCommand({testing::BinPath("txmqctl"), "--broker", "tcp://127.0.0.1:1", "--timeout",
                        "500ms", "status"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, kExitUnreachable);
   EXPECT_EQ(SplitLines(r.err).size(), 1u) << r.err;
   EXPECT_NE(r.err.find("tcp://127.0.0.1:1"), std::string::npos) << r.err;
 }

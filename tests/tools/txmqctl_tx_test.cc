@@ -114,10 +114,10 @@ TEST_F(TxCommands, CommitDeliversOnceThenSaysAlreadyCommittedAndRollbackConflict
   EXPECT_TRUE(Has(r.out, "already COMMITTED")) << r.out;
 
   // The other way: refused, with the broker's reason.
-  ExpectFails({"tx", "rollback", id}, 1, "CONFLICT");
-  ExpectFails({"tx", "rollback", id, "--reason", "x"}, 1, "already COMMITTED");
-  ExpectFails({"tx", "rollback", id, "--dry-run"}, 1, "CONFLICT");
-  ExpectFails({"tx", "check", id}, 1, "already COMMITTED");
+  ExpectFails({"tx", "rollback", id}, kExitConflict, "CONFLICT");
+  ExpectFails({"tx", "rollback", id, "--reason", "x"}, kExitConflict, "already COMMITTED");
+  ExpectFails({"tx", "rollback", id, "--dry-run"}, kExitConflict, "CONFLICT");
+  ExpectFails({"tx", "check", id}, kExitFailed, "already COMMITTED");
 
   EXPECT_TRUE(Consume("order-created", "billing", "0.3").empty());
   auto status = Json({"status"});
@@ -143,17 +143,18 @@ TEST_F(TxCommands, RollbackDiscardsTheMessages) {
   j = Json({"tx", "show", id});
   EXPECT_EQ(j["state"], "ROLLED_BACK");
   EXPECT_EQ(j["resolved_by"], "operator tester (customer cancelled)");
-  ExpectFails({"tx", "commit", id}, 1, "CONFLICT: transaction '" + id + "' is already ROLLED_BACK");
+  ExpectFails({"tx", "commit", id}, kExitConflict,
+              "CONFLICT: transaction '" + id + "' is already ROLLED_BACK");
 }
 
 TEST_F(TxCommands, UnknownIdsAreNotFound) {
   const std::string id = "0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b";
-  ExpectFails({"tx", "show", id}, 1, "NOT_FOUND");
-  ExpectFails({"tx", "commit", id}, 1, "NOT_FOUND");
-  ExpectFails({"tx", "rollback", id}, 1, "NOT_FOUND");
-  ExpectFails({"tx", "commit", id, "--dry-run"}, 1, "NOT_FOUND");
-  ExpectFails({"tx", "check", id}, 1, "NOT_FOUND");
-  ExpectFails({"tx", "check", id, "--dry-run"}, 1, "NOT_FOUND");
+  ExpectFails({"tx", "show", id}, kExitNotFound, "NOT_FOUND");
+  ExpectFails({"tx", "commit", id}, kExitNotFound, "NOT_FOUND");
+  ExpectFails({"tx", "rollback", id}, kExitNotFound, "NOT_FOUND");
+  ExpectFails({"tx", "commit", id, "--dry-run"}, kExitNotFound, "NOT_FOUND");
+  ExpectFails({"tx", "check", id}, kExitNotFound, "NOT_FOUND");
+  ExpectFails({"tx", "check", id, "--dry-run"}, kExitNotFound, "NOT_FOUND");
 }
 
 TEST_F(TxCommands, CheckNowAndRecheckStuck) {

@@ -57,6 +57,7 @@ int Consume(Ctl& ctl, const ConsumeArgs& args) {
   auto conn = net::Connection::Open(o);
   if (!conn.ok()) return ctl.Fail(conn.status());
   net::Connection& c = **conn;
+  if (Status s = ctl.WaitReachable(c); !s.ok()) return ctl.Fail(s);
 
   const auto idle = std::chrono::milliseconds(WaitMs(args.wait));
   SteadyTime give_up = SteadyClock::now() + idle;

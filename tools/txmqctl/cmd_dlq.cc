@@ -147,7 +147,7 @@ int Resend(Ctl& ctl, const ResendArgs& args) {
   for (const auto& id : missing) list += (list.empty() ? "" : ", ") + id;
   std::cerr << "txmqctl: NOT_FOUND: not in the dead-letter queue of group '" << args.group
             << "': " << list << "\n";
-  return kExitFailed;
+  return kExitNotFound;
 }
 
 }  // namespace

@@ -137,8 +137,16 @@ void AddSendCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                   << "; nothing sent\n";
         return kExitOk;
       }
+      // Learn first whether anything listens there, so a broker that is
+      // down fails now instead of after every retry's timeout.
+      if (auto reached = ctl.Connection(); !reached.ok()) return ctl.Fail(reached.status());
+      // The attempts share what is left of --timeout (--lines: per message).
+      constexpr int kRetries = 2;
       Producer producer(
-          {.broker = ctl.broker(), .group = "txmqctl", .send_timeout = ctl.timeout()});
+          {.broker = ctl.broker(),
+           .group = "txmqctl",
+           .send_timeout = std::max(ctl.Left() / (kRetries + 1), std::chrono::milliseconds(1)),
+           .retries = kRetries});
       if (Status s = producer.Start(); !s.ok()) return ctl.Fail(s);
       if (args->lines) return SendLines(ctl, producer, base, args->window);
       auto r = producer.Send(std::move(base));

@@ -31,26 +31,29 @@ struct RecheckArgs {
 };
 
 // A dry run's verdict: printed as a sentence, or as JSON with the
-// transaction it was based on.
+// transaction it was based on. `fails` is how the real request would fail
+// (kOk: it would not).
 int DryRunVerdict(Ctl& ctl, wire::ShowTransactionOk::Reader tx, const std::string& action,
-                  const std::string& would, const std::string& sentence, bool fails) {
+                  const std::string& would, const std::string& sentence,
+                  StatusCode fails = StatusCode::kOk) {
+  const bool failing = fails != StatusCode::kOk;
   if (ctl.json()) {
     nlohmann::json j = {{"dry_run", true},
                         {"action", action},
                         {"would", would},
                         {"operator", ctl.operator_name()},
                         {"transaction", TransactionJson(tx)}};
-    if (fails) j["error"] = sentence;
+    if (failing) j["error"] = sentence;
     PrintJson(j);
   } else {
     PrintTransaction(std::cout, tx);
     std::cout << "\n";
-    if (!fails) std::cout << "dry run: " << sentence << "; nothing changed\n";
+    if (!failing) std::cout << "dry run: " << sentence << "; nothing changed\n";
   }
   // A predicted refusal fails like the real request would, so a script
   // running the dry run first learns it the same way.
-  if (fails) std::cerr << "txmqctl: dry run: " << sentence << "\n";
-  return fails ? kExitFailed : kExitOk;
+  if (failing) std::cerr << "txmqctl: dry run: " << sentence << "\n";
+  return ExitCodeOf(Status(fails, sentence), true);
 }
 
 int EndDryRun(Ctl& ctl, const EndArgs& args, bool commit) {
@@ -64,20 +67,18 @@ int EndDryRun(Ctl& ctl, const EndArgs& args, bool commit) {
     const std::string n = Count(s.getMessageIds().size(), "message");
     return DryRunVerdict(ctl, tx, action, action,
                          commit ? "would commit it and deliver its " + n + " to consumers"
-                                : "would roll it back and discard its " + n,
-                         false);
+                                : "would roll it back and discard its " + n);
   }
   const std::string final_state = TxStateName(s.getState());
   if (s.getState() == wanted) {
     return DryRunVerdict(ctl, tx, action, "nothing",
-                         "it is already " + final_state + "; " + action + " would change nothing",
-                         false);
+                         "it is already " + final_state + "; " + action + " would change nothing");
   }
   return DryRunVerdict(ctl, tx, action, "fail",
                        std::string("would fail: CONFLICT: transaction '") + args.id +
                            "' is already " + final_state + " (by " +
                            wire::ToString(s.getResolvedBy()) + ")",
-                       true);
+                       StatusCode::kConflict);
 }
 
 int End(Ctl& ctl, const EndArgs& args, bool commit) {
@@ -122,12 +123,11 @@ int Check(Ctl& ctl, const CheckArgs& args) {
                            std::string("would fail: FAILED_PRECONDITION: transaction '") + args.id +
                                "' is already " + TxStateName(s.getState()) +
                                "; there is nothing to check",
-                           true);
+                           StatusCode::kFailedPrecondition);
     }
     return DryRunVerdict(
         ctl, tx, "check", "check",
-        "would ask producer group '" + wire::ToString(s.getProducerGroup()) + "' about it now",
-        false);
+        "would ask producer group '" + wire::ToString(s.getProducerGroup()) + "' about it now");
   }
   auto reply = ctl.Call([&](wire::Envelope::Builder e) {
     auto c = e.initCheckNow();

@@ -19,19 +19,89 @@ std::string DefaultOperator() {
   return std::string(user) + "@" + host;
 }
 
+int ExitCodeOf(const Status& status, bool from_broker) {
+  switch (status.code()) {
+    case StatusCode::kOk:
+      return kExitOk;
+    case StatusCode::kInvalidArgument:
+      return kExitUsage;
+    case StatusCode::kNotFound:
+      return kExitNotFound;
+    case StatusCode::kConflict:
+      return kExitConflict;
+    case StatusCode::kUnavailable:
+    case StatusCode::kTimeout:
+      return from_broker ? kExitUnreachable : kExitFailed;
+    default:
+      return kExitFailed;
+  }
+}
+
+namespace {
+
+bool IsPort(const std::string& text) {
+  if (text.empty() || text.size() > 5) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  const int port = std::stoi(text);
+  return port >= 1 && port <= 65535;
+}
+
+// "HOST:PORT" (HOST may be "[v6]"): true when the port is a port.
+bool IsHostPort(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  const std::string host = text.substr(0, colon);
+  for (unsigned char c : host) {
+    if (c <= 0x20 || c == '/' || c >= 0x7f) return false;
+  }
+  return IsPort(text.substr(colon + 1));
+}
+
+}  // namespace
+
+Result<std::string> NormalizeBrokerUrl(const std::string& flag, const std::string& text) {
+  if (text.rfind("tcp://", 0) == 0 && IsHostPort(text.substr(6))) return text;
+  if (text.rfind("ipc://", 0) == 0 && text.size() > 6) return text;
+  if (text.find("://") == std::string::npos) {
+    if (IsHostPort(text)) return "tcp://" + text;
+    if (IsPort(text)) return "tcp://127.0.0.1:" + text;
+  }
+  return Status::InvalidArgument(
+      flag + " '" + OneLine(text, 80) +
+      "' is not a broker address: write tcp://HOST:PORT (e.g. tcp://127.0.0.1:7800), "
+      "HOST:PORT, a port, or ipc://PATH");
+}
+
+void Ctl::StartClock() { deadline_ = SteadyClock::now() + timeout(); }
+
+std::chrono::milliseconds Ctl::Left() const {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - SteadyClock::now());
+  return std::max(left, std::chrono::milliseconds(1));
+}
+
 std::chrono::milliseconds Ctl::timeout() const {
   int64_t ms = ParseDurationMs(globals_.timeout);
   return std::chrono::milliseconds(ms > 0 ? ms : 10'000);
 }
 
+Status Ctl::WaitReachable(net::Connection& connection) {
+  used_broker_ = true;
+  return connection.WaitConnected(Left());
+}
+
 Result<net::Connection*> Ctl::Connection() {
   if (!connection_) {
+    used_broker_ = true;
     net::ConnectionOptions o;
     o.broker = globals_.broker;
     o.role = wire::Role::ADMIN;
     o.software = std::string("txmqctl ") + kVersion;
     auto c = net::Connection::Open(o);
     if (!c.ok()) return c.status();
+    if (Status s = WaitReachable(**c); !s.ok()) return s;
     connection_ = std::move(c.value());
   }
   return connection_.get();
@@ -42,16 +112,23 @@ Result<wire::Frame> Ctl::Call(const std::function<void(wire::Envelope::Builder)>
   if (!c.ok()) return c.status();
   auto request = (*c)->NewRequest();
   fill(request.envelope());
-  return (*c)->CallSync(std::move(request), timeout());
+  return (*c)->CallSync(std::move(request), Left());
 }
 
 int Ctl::Fail(const Status& status) const {
+  const int code = ExitCodeOf(status, used_broker_);
   std::string text = status.ToString();
-  if (status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kTimeout) {
-    text += " (is txmqd running at " + globals_.broker + "? set --broker or TXMQ_BROKER)";
+  // Nothing listening is a different fix from a broker that took a
+  // connection but did not answer (stopped, overloaded).
+  if (code == kExitUnreachable &&
+      status.message().find("connection refused") != std::string::npos) {
+    text += "; start txmqd there, or set --broker or TXMQ_BROKER";
+  } else if (code == kExitUnreachable) {
+    text += "; is txmqd at " + globals_.broker + " stopped or overloaded? (--timeout is " +
+            FormatDurationMs(timeout().count()) + ")";
   }
   std::cerr << "txmqctl: " << text << "\n";
-  return kExitFailed;
+  return code;
 }
 
 int Ctl::Usage(const std::string& message) const {

@@ -1,6 +1,6 @@
 // Shared plumbing of txmqctl commands: the global flags, the connection to
-// the broker, how results and failures are printed, and exit codes:
-//   0 success, 1 the broker refused or the operation failed, 2 bad usage.
+// the broker, the time budget of a command, how results and failures are
+// printed, and exit codes (kExit*, below; `txmqctl --help` lists them).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -10,17 +10,43 @@
 #include <string>
 
 #include "protocol/src/connection.h"
+#include "protocol/src/util.h"
 #include "txmq/status.h"
 
 namespace txmq::ctl {
 
+// Every command exits with one of these, so a script can tell "try again
+// later" from "fix the command" from "it is not there".
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;
-inline constexpr int kExitUsage = 2;
+inline constexpr int kExitFailed = 1;       // refused or failed for another reason
+inline constexpr int kExitUsage = 2;        // bad arguments (also the broker's INVALID_ARGUMENT)
+inline constexpr int kExitUnreachable = 3;  // no broker at the address, or no answer in time
+inline constexpr int kExitNotFound = 4;     // NOT_FOUND: no such topic, message, transaction
+inline constexpr int kExitConflict = 5;     // CONFLICT: already decided the other way
+
+// The exit-code lines of `txmqctl --help`.
+inline constexpr const char* kExitCodesHelp =
+    "Exit codes: 0 done; 1 refused or failed; 2 bad usage; 3 broker unreachable\n"
+    "(nothing listens at --broker, or no answer within --timeout); 4 not found;\n"
+    "5 conflict (e.g. a transaction already ended the other way). Failures print\n"
+    "one line on stderr.\n";
+
+// The exit code for a failure with `status`. UNAVAILABLE and TIMEOUT mean
+// "unreachable" only when `from_broker` (an offline command's UNAVAILABLE,
+// such as a locked store, is just a failure).
+int ExitCodeOf(const Status& status, bool from_broker);
+
+// --broker as txmqctl accepts it: "tcp://HOST:PORT" and "ipc://PATH" as
+// they are, "HOST:PORT" as tcp://HOST:PORT, a bare "PORT" as
+// tcp://127.0.0.1:PORT. Anything else is INVALID_ARGUMENT naming `flag`,
+// the value and the forms that work.
+Result<std::string> NormalizeBrokerUrl(const std::string& flag, const std::string& text);
 
 struct Globals {
   std::string broker = "tcp://127.0.0.1:7800";  // --broker or TXMQ_BROKER
   bool json = false;
+  // The whole command's time budget for the broker: connecting, every
+  // request, a send's retries.
   std::string timeout = "10s";
   // Who asks, sent with every state-changing request for the broker's audit
   // log: --operator, else "$USER@hostname".
@@ -34,22 +60,36 @@ class Ctl {
  public:
   explicit Ctl(Globals& globals) : globals_(globals) {}
 
-  // Connects (as an admin client) on first use.
+  // Starts the command's --timeout budget; main calls it before the command
+  // runs.
+  void StartClock();
+  // What is left of the budget (at least 1 ms, so a call still fails by
+  // itself with TIMEOUT rather than never being made).
+  std::chrono::milliseconds Left() const;
+  // Connects (as an admin client) on first use and waits until the broker
+  // is reachable: a refused connection fails at once ("no broker at URL"),
+  // not after the whole budget.
   Result<net::Connection*> Connection();
-  // One request/response with the global timeout; `fill` sets the request.
+  // The same for a connection a command opened itself (consume).
+  Status WaitReachable(net::Connection& connection);
+  // One request/response within the budget; `fill` sets the request.
   Result<wire::Frame> Call(const std::function<void(wire::Envelope::Builder)>& fill);
+  // --timeout as given (the budget's size).
   std::chrono::milliseconds timeout() const;
   bool json() const { return globals_.json; }
   const std::string& broker() const { return globals_.broker; }
   const std::string& operator_name() const { return globals_.operator_name; }
 
-  // Prints "txmqctl: <message>" on stderr; returns the exit code for it.
+  // Prints "txmqctl: <message>" on stderr; returns the exit code for it
+  // (ExitCodeOf).
   int Fail(const Status& status) const;
   int Usage(const std::string& message) const;
 
  private:
   Globals& globals_;
   std::unique_ptr<net::Connection> connection_;
+  SteadyTime deadline_{};
+  bool used_broker_ = false;  // a failure may be the broker's absence
 };
 
 // A command registers its subcommand and sets `run` to what executes it.

@@ -15,19 +15,21 @@ int main(int argc, char** argv) {
     globals.broker = env;
   }
   globals.operator_name = DefaultOperator();
-  CLI::App app{
-      "txmqctl: inspect and operate a txmq broker.\n"
-      "Exit codes: 0 done, 1 refused or failed (one line on stderr), 2 bad usage.\n"
-      "Examples:\n"
-      "  txmqctl status\n"
-      "  txmqctl send orders --key 42 'hello'\n"
-      "  txmqctl consume orders --group audit --max 10\n"
-      "  txmqctl tx list --state stuck\n"
-      "  txmqctl --operator alice tx commit <id> --reason 'order 42 is paid'\n"};
-  app.add_option("--broker,-b", globals.broker, "Broker endpoint (also TXMQ_BROKER)")
-      ->capture_default_str();
+  CLI::App app{std::string("txmqctl: inspect and operate a txmq broker.\n") + kExitCodesHelp +
+               "Examples:\n"
+               "  txmqctl status\n"
+               "  txmqctl send orders --key 42 'hello'\n"
+               "  txmqctl consume orders --group audit --max 10\n"
+               "  txmqctl tx list --state stuck\n"
+               "  txmqctl --operator alice tx commit <id> --reason 'order 42 is paid'\n"};
+  auto* broker_flag =
+      app.add_option("--broker,-b", globals.broker,
+                     "Broker address: tcp://HOST:PORT, HOST:PORT or a port (also TXMQ_BROKER)")
+          ->capture_default_str();
   app.add_flag("--json", globals.json, "Machine-readable output (JSON; JSON lines for streams)");
-  app.add_option("--timeout", globals.timeout, "How long to wait for the broker (e.g. 10s)")
+  app.add_option("--timeout", globals.timeout,
+                 "How long a command waits for the broker in all: connecting, replies, a "
+                 "send's retries (consume: beyond its --wait)")
       ->capture_default_str();
   app.add_option("--operator", globals.operator_name,
                  "Who you are, for the broker's audit log of changes")
@@ -74,5 +76,10 @@ int main(int argc, char** argv) {
   if (txmq::ParseDurationMs(globals.timeout) <= 0) {
     return ctl.Usage("--timeout '" + globals.timeout + "' is not a duration (e.g. 10s)");
   }
+  auto broker =
+      NormalizeBrokerUrl(broker_flag->count() > 0 ? "--broker" : "TXMQ_BROKER", globals.broker);
+  if (!broker.ok()) return ctl.Usage(broker.status().message());
+  globals.broker = *broker;
+  ctl.StartClock();
   return run();
 }
