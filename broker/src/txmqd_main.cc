@@ -1,5 +1,7 @@
 // txmqd: the broker daemon. Flags (or a config file) -> BrokerOptions ->
 // Broker::Start; runs until SIGINT/SIGTERM, then shuts down cleanly.
+// SIGHUP re-reads what an operator may change under a running broker
+// (today: reopens the --audit-log file after rotation) and never stops it.
 //
 // Threads: main waits for signals; the broker runs its own core and
 // storage threads; one helper thread waits for the broker to stop by
@@ -36,11 +38,33 @@ bool ParseDuration(const std::string& flag, const std::string& text, std::chrono
   return true;
 }
 
+// Files txmqd re-reads or reopens on SIGHUP.
+struct HangupFiles {
+  std::string audit_log;  // --audit-log, "" if none
+};
+
+// SIGHUP: each file in turn; a step that fails logs why and keeps what it
+// had, and none stops the broker. (An access-control file, once there is
+// one, is re-read here too.)
+void OnHangup(const HangupFiles& files, spdlog::logger& log) {
+  bool did_something = false;
+  if (!files.audit_log.empty()) {
+    did_something = true;
+    if (txmq::Status s = txmq::SetAuditFile(files.audit_log); s.ok()) {
+      log.info("SIGHUP: reopened audit log {}", files.audit_log);
+    } else {
+      log.error("SIGHUP: {}; audit lines still go to the file opened before", s.message());
+    }
+  }
+  if (!did_something) log.info("SIGHUP: ignored (nothing to reopen: no --audit-log)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   txmq::BrokerOptions o;
   std::string flush = "sync", log_level = "info", ready_file;
+  HangupFiles hangup_files;
   std::string dedup_window = "10m", retention = "72h", visibility = "30s", client_timeout = "10s";
   std::string retry_backoff;
   bool no_auto_create = false;
@@ -133,6 +157,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+  app.add_option("--audit-log", hangup_files.audit_log,
+                 "Also append the audit trail (operator actions; always on stderr, whatever "
+                 "--log-level) to this file; reopened on SIGHUP for log rotation");
   app.add_option("--ready-file", ready_file,
                  "Write the bound endpoint to this file once the broker serves");
   app.set_version_flag("--version", std::string("txmqd ") + txmq::kVersion);
@@ -149,6 +176,12 @@ int main(int argc, char** argv) {
 
   txmq::SetLogLevel(txmq::ParseLogLevel(log_level).value());
   auto log = txmq::Logger("txmqd");
+  if (!hangup_files.audit_log.empty()) {
+    if (txmq::Status s = txmq::SetAuditFile(hangup_files.audit_log); !s.ok()) {
+      std::cerr << "txmqd: --audit-log: " << s.message() << "\n";
+      return 2;
+    }
+  }
   o.flush = flush == "async" ? txmq::FlushMode::kAsync : txmq::FlushMode::kSync;
   o.auto_create_topics = !no_auto_create;
   o.write_buffer_bytes = write_buffer_mb << 20;
@@ -183,11 +216,12 @@ int main(int argc, char** argv) {
   }
 
   // Signals go to main alone, which waits for them; the broker's threads
-  // inherit the blocked mask.
+  // inherit the blocked mask. SIGHUP's default action would end txmqd.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto broker = txmq::Broker::Start(o);
@@ -209,7 +243,9 @@ int main(int argc, char** argv) {
     kill(getpid(), SIGTERM);  // wake main, also when Stop() below ended it
   });
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP && !broker_ended) {
+    OnHangup(hangup_files, *log);
+  }
   if (broker_ended) {
     log->critical("the broker stopped by itself; shutting down");
   } else {

@@ -1,4 +1,12 @@
-// Per-module loggers ("broker", "storage", "producer", ...) on stderr.
+// Per-module loggers ("broker", "storage", "producer", ...) on stderr, one
+// line each: "2026-12-01T10:00:00.123Z info  [txmq.broker] message". Times
+// are UTC and say so (the Z), as txmqctl prints them.
+//
+// Logger("audit") is the audit trail of operator actions. It is not a debug
+// log: it writes whatever the log level (SetLogLevel leaves it alone), to
+// stderr and, once SetAuditFile named one, to an append-only file too.
+//
+// Thread safety: every function here may be called from any thread.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -6,9 +14,17 @@
 #include <memory>
 #include <string>
 
+#include "txmq/status.h"
+
 namespace txmq {
 
-// The logger of one module, created on first use. Thread-safe.
+// The logger of one module, created on first use.
 std::shared_ptr<spdlog::logger> Logger(const std::string& module);
+
+// Appends audit lines to `path` from now on (created if missing). Called
+// again with the same path it reopens the file: after log rotation renamed
+// it, new lines go to a new file at `path`. "" stops writing to a file. On
+// failure the previous file (if any) stays in use.
+Status SetAuditFile(const std::string& path);
 
 }  // namespace txmq

@@ -2,8 +2,12 @@
 // Real txmqd processes throughout.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <csignal>
+#include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "tests/testutil/testutil.h"
 
@@ -74,6 +78,104 @@ TEST(TxmqdConfigFile, CommentsFlagsAndQuotedValuesAreRead) {
   auto send = RunCommand({BinPath("txmqctl"), "--broker", broker.endpoint(), "send", "t", "x"});
   EXPECT_NE(send.exit_code, 0) << "no-auto-create-topics = true was applied";
   EXPECT_NE(send.err.find("NOT_FOUND"), std::string::npos) << send.err;
+}
+
+// txmqctl against `broker`; fails the test unless it exits 0.
+std::string Ctl(const BrokerProcess& broker, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {BinPath("txmqctl"), "--broker", broker.endpoint()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = RunCommand(argv);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out;
+}
+
+bool LogHas(const std::string& path, const std::string& text) {
+  return testing::ReadFile(path).find(text) != std::string::npos;
+}
+
+TEST(TxmqdLogs, TimesAreUtcAndSaySo) {
+  TempDir dir;
+  // A local time zone five and a half hours east of UTC, so a local
+  // timestamp cannot pass for a UTC one.
+  BrokerProcess broker(dir.Sub("data"), {}, {"TZ=TXMQ-05:30"});
+  ASSERT_TRUE(broker.Start());
+  const std::string log = testing::ReadFile(broker.log_path());
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      log, m, std::regex(R"(^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.\d{3}Z info )")))
+      << log;
+  std::tm utc{};
+  utc.tm_year = std::stoi(m[1]) - 1900;
+  utc.tm_mon = std::stoi(m[2]) - 1;
+  utc.tm_mday = std::stoi(m[3]);
+  utc.tm_hour = std::stoi(m[4]);
+  utc.tm_min = std::stoi(m[5]);
+  utc.tm_sec = std::stoi(m[6]);
+  const auto logged = std::chrono::system_clock::from_time_t(timegm(&utc));
+  const auto off = std::chrono::abs(std::chrono::system_clock::now() - logged);
+  EXPECT_LT(off, 10min) << "the first log line is not UTC: " << log.substr(0, 80);
+}
+
+TEST(TxmqdLogs, AuditLinesAppearWhateverTheLogLevel) {
+  TempDir dir;
+  BrokerProcess broker(dir.Sub("data"), {"--log-level", "error"});
+  ASSERT_TRUE(broker.Start());
+  Ctl(broker, {"--operator", "alice", "topic", "create", "orders"});
+  EXPECT_TRUE(testing::WaitFor([&] {
+    return LogHas(broker.log_path(), "[txmq.audit] operator='alice'") &&
+           LogHas(broker.log_path(), "action=topic-create topic=orders");
+  })) << testing::ReadFile(broker.log_path());
+  EXPECT_FALSE(LogHas(broker.log_path(), " info ")) << "--log-level error still applies";
+}
+
+TEST(TxmqdSignals, SighupIsLoggedAndIgnoredAndNeverStopsTheBroker) {
+  TempDir dir;
+  BrokerProcess broker(dir.Sub("data"));
+  ASSERT_TRUE(broker.Start());
+  broker.Signal(SIGHUP);
+  EXPECT_TRUE(testing::WaitFor([&] {
+    return LogHas(broker.log_path(), "SIGHUP: ignored (nothing to reopen: no --audit-log)");
+  })) << testing::ReadFile(broker.log_path());
+  EXPECT_FALSE(broker.WaitExit(200ms).has_value()) << "SIGHUP ended txmqd";
+  Ctl(broker, {"status"});
+  EXPECT_EQ(broker.Stop(SIGTERM), 0);
+}
+
+TEST(TxmqdSignals, SighupReopensTheAuditLogForRotation) {
+  TempDir dir;
+  const std::string audit = dir.Sub("audit.log");
+  BrokerProcess broker(dir.Sub("data"), {"--audit-log", audit});
+  ASSERT_TRUE(broker.Start());
+  Ctl(broker, {"--operator", "alice", "topic", "create", "before"});
+  ASSERT_TRUE(testing::WaitFor([&] { return LogHas(audit, "topic=before"); }))
+      << testing::ReadFile(audit);
+  EXPECT_NE(testing::ReadFile(audit).find("[txmq.audit] operator='alice'"), std::string::npos);
+
+  // What logrotate does: move the file away, then tell the broker.
+  ASSERT_EQ(std::rename(audit.c_str(), (audit + ".1").c_str()), 0);
+  broker.Signal(SIGHUP);
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return LogHas(broker.log_path(), "SIGHUP: reopened audit log " + audit);
+  })) << testing::ReadFile(broker.log_path());
+  Ctl(broker, {"--operator", "bob", "topic", "create", "after"});
+  EXPECT_TRUE(testing::WaitFor([&] { return LogHas(audit, "topic=after"); }))
+      << testing::ReadFile(audit);
+  EXPECT_FALSE(LogHas(audit, "topic=before")) << "the new file starts empty";
+  EXPECT_TRUE(LogHas(audit + ".1", "topic=before"));
+  EXPECT_FALSE(LogHas(audit + ".1", "topic=after")) << "nothing more goes to the rotated file";
+  EXPECT_EQ(broker.Stop(SIGTERM), 0);
+}
+
+TEST(TxmqdLogs, AnAuditLogThatCannotBeOpenedIsBadUsage) {
+  TempDir dir;
+  // A directory is no file to append to.
+  auto r = RunCommand({BinPath("txmqd"), "--data-dir", dir.Sub("data"), "--listen",
+                       "tcp://127.0.0.1:*", "--audit-log", dir.path()},
+                      "", 15s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("txmqd: --audit-log: cannot open audit log '" + dir.path() + "'"),
+            std::string::npos)
+      << r.err;
 }
 
 }  // namespace

@@ -212,6 +212,10 @@ std::optional<int> BrokerProcess::WaitExit(std::chrono::milliseconds timeout) {
   return code;
 }
 
+void BrokerProcess::Signal(int sig) {
+  if (process_) process_->Signal(sig);
+}
+
 int BrokerProcess::Stop(int sig) {
   if (!process_) return -1;
   process_->Signal(sig);

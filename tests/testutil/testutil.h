@@ -83,6 +83,8 @@ class BrokerProcess {
   void Kill9();
   // SIGTERM (or `sig`) and wait; returns the exit code.
   int Stop(int sig = SIGTERM);
+  // Sends `sig` and returns at once (SIGHUP, SIGSTOP, ...).
+  void Signal(int sig);
   // Waits for txmqd to exit by itself; its exit code, or nullopt if it still
   // runs at the deadline.
   std::optional<int> WaitExit(std::chrono::milliseconds timeout);

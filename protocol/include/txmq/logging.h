@@ -1,5 +1,7 @@
 // Log level of every txmq logger in this process. Logs go to stderr, one
-// line each: time, level, module, message.
+// line each: time (UTC, "2026-12-01T10:00:00.123Z"), level, module,
+// message. The audit trail of operator actions ([txmq.audit]) is written
+// whatever the level.
 //
 // Thread safety: safe to call from any thread.
 #pragma once
