@@ -177,6 +177,14 @@ struct BrokerStatus {
   commitRounds @15 :UInt64;      # group-commit rounds written since start
   commitRequests @16 :UInt64;    # requests those rounds answered
   commitWriteMicros @17 :UInt64; # time spent writing them (incl. fsync)
+  settings @18 :List(Setting);   # every effective option, in txmqd --help order
+}
+
+# One broker option as an operator sets it: the txmqd flag name (without
+# "--") and its value in flag syntax ("30s", "sync").
+struct Setting {
+  name @0 :Text;
+  value @1 :Text;
 }
 
 # ---- transactional messages ----

@@ -1,5 +1,6 @@
 #include "broker/src/admin_service.h"
 
+#include "broker/src/settings.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
@@ -36,6 +37,12 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
     s.setCommitRounds(c.rounds);
     s.setCommitRequests(c.completions);
     s.setCommitWriteMicros(c.write_micros);
+  }
+  const auto settings = EffectiveSettings(o);
+  auto out = s.initSettings(static_cast<unsigned>(settings.size()));
+  for (unsigned i = 0; i < settings.size(); ++i) {
+    out[i].setName(settings[i].first);
+    out[i].setValue(settings[i].second);
   }
   core_.Reply(ctx, reply);
 }

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "broker/src/config_file.h"
+#include "broker/src/settings.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "txmq/broker.h"
@@ -223,6 +224,16 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // What this broker runs with, in one block: the first thing to read in a
+  // log at 3 a.m.
+  auto settings = txmq::broker::EffectiveSettings(o);
+  const auto* config = app.get_config_ptr();
+  settings.emplace_back("config", config->count() > 0 ? config->as<std::string>() : "-");
+  settings.emplace_back("log-level", log_level);
+  settings.emplace_back("audit-log", hangup_files.audit_log.empty() ? "-" : hangup_files.audit_log);
+  log->info("txmqd {} starting (pid {}) with these settings:{}", txmq::kVersion, getpid(),
+            txmq::broker::SettingsBlock(settings));
 
   auto broker = txmq::Broker::Start(o);
   if (!broker.ok()) {

@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "tests/testutil/testutil.h"
+#include "txmq/version.h"
 
 namespace txmq {
 namespace {
@@ -114,6 +115,27 @@ TEST(TxmqdLogs, TimesAreUtcAndSaySo) {
   const auto logged = std::chrono::system_clock::from_time_t(timegm(&utc));
   const auto off = std::chrono::abs(std::chrono::system_clock::now() - logged);
   EXPECT_LT(off, 10min) << "the first log line is not UTC: " << log.substr(0, 80);
+}
+
+TEST(TxmqdLogs, StartUpLogsTheVersionAndEveryEffectiveSetting) {
+  TempDir dir;
+  std::ofstream(dir.Sub("txmqd.toml")) << "flush = \"async\"\ncheck-max = 7\n";
+  BrokerProcess broker(dir.Sub("data"), {"--config", dir.Sub("txmqd.toml"), "--retention", "36h"});
+  ASSERT_TRUE(broker.Start());
+  const std::string log = testing::ReadFile(broker.log_path());
+  EXPECT_NE(log.find(std::string("txmqd ") + kVersion + " starting"), std::string::npos) << log;
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"flush", "async"},
+                                                        {"check-max", "7"},
+                                                        {"retention", "36h"},
+                                                        {"data-dir", dir.Sub("data")},
+                                                        {"dedup-window", "10m"},
+                                                        {"config", dir.Sub("txmqd.toml")},
+                                                        {"log-level", "info"}}) {
+    EXPECT_TRUE(std::regex_search(log, std::regex("\n  " + name + " +" + value + "\n")))
+        << name << " = " << value << " not in the start-up block:\n"
+        << log;
+  }
 }
 
 TEST(TxmqdLogs, AuditLinesAppearWhateverTheLogLevel) {

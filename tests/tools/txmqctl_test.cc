@@ -7,6 +7,7 @@
 #include <set>
 
 #include "tests/tools/ctl_fixture.h"
+#include "txmq/version.h"
 
 namespace txmq {
 namespace {
@@ -146,6 +147,45 @@ TEST_F(Txmqctl, BadUsageExitsTwoWithOneLine) {
        }) {
     EXPECT_EQ(ExpectFails(args, 2, "").out, "") << args.back();
   }
+}
+
+TEST_F(Txmqctl, StatusShowsTheVersionAndEveryEffectiveSetting) {
+  const BrokerOptions& o = broker_->options();
+  auto j = Json({"status"});
+  EXPECT_EQ(j["version"], kVersion);
+  const auto& settings = j["settings"];
+  ASSERT_TRUE(settings.is_object()) << j.dump();
+  EXPECT_EQ(settings["name"], o.name);
+  EXPECT_EQ(settings["data-dir"], dir_.Sub("data"));
+  EXPECT_EQ(settings["flush"], "sync");
+  EXPECT_EQ(settings["check-max"], std::to_string(o.check_max));
+  // Durations in flag syntax, as the test broker has them (2s, 300ms).
+  EXPECT_EQ(settings["client-timeout"], "2s");
+  EXPECT_EQ(settings["transaction-timeout"], "300ms");
+  EXPECT_EQ(settings["retry-backoff"], "100ms,200ms,300ms");
+  EXPECT_EQ(settings["retention"], "72h");
+  EXPECT_EQ(settings["no-auto-create-topics"], "false");
+
+  // Every flag of txmqd that sets a broker option is there; only the ones
+  // about the process itself are not.
+  auto help = RunCommand({testing::BinPath("txmqd"), "--help"});
+  const std::set<std::string> process_only = {"help",      "version",    "config",
+                                              "log-level", "ready-file", "audit-log"};
+  std::regex flag(R"(\n\s+--([a-z-]+))");
+  int flags = 0;
+  for (std::sregex_iterator it(help.out.begin(), help.out.end(), flag), end; it != end; ++it) {
+    const std::string name = (*it)[1];
+    if (process_only.count(name)) continue;
+    ++flags;
+    EXPECT_TRUE(settings.contains(name)) << "txmqctl status does not show --" << name;
+  }
+  EXPECT_GT(flags, 20) << help.out;
+
+  auto table = Ctl({"status"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_TRUE(HasField(table.out, "version", kVersion)) << table.out;
+  EXPECT_TRUE(HasField(table.out, "  data-dir", dir_.Sub("data"))) << table.out;
+  EXPECT_TRUE(HasField(table.out, "  check-max", std::to_string(o.check_max))) << table.out;
 }
 
 TEST_F(Txmqctl, UnreachableBrokerExitsThreeAndSaysWhere) {

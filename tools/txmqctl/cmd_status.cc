@@ -28,6 +28,14 @@ nlohmann::json TxCountersJson(wire::TxCounters::Reader t) {
 
 int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   auto t = s.getTransactions();
+  // In txmqd --help order; a broker older than the field sends none.
+  nlohmann::json settings = nlohmann::json::object();
+  Fields settings_block;
+  for (auto setting : s.getSettings()) {
+    settings[wire::ToString(setting.getName())] = wire::ToString(setting.getValue());
+    settings_block.Add("  " + wire::ToString(setting.getName()),
+                       wire::ToString(setting.getValue()));
+  }
   if (ctl.json()) {
     PrintJson({
         {"broker", wire::ToString(s.getBrokerName())},
@@ -48,6 +56,7 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
         {"commit_rounds", s.getCommitRounds()},
         {"commit_requests", s.getCommitRequests()},
         {"commit_write_micros", s.getCommitWriteMicros()},
+        {"settings", settings},
     });
     return kExitOk;
   }
@@ -84,6 +93,10 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   f.Add("rolled back", std::to_string(t.getRolledBack()));
   f.Add("bad requests", std::to_string(s.getBadFrames()));
   f.Print(std::cout);
+  if (s.getSettings().size() > 0) {
+    std::cout << "\nsettings (txmqd --help explains each)\n";
+    settings_block.Print(std::cout);
+  }
   return kExitOk;
 }
 
@@ -93,7 +106,7 @@ void AddStatusCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   auto* cmd = app.add_subcommand(
       "status",
       "Show the broker: version, uptime, data dir, flush mode, topics, messages,\n"
-      "clients, open and stuck transactions\n"
+      "clients, open and stuck transactions, and every effective setting\n"
       "Example: txmqctl --broker tcp://127.0.0.1:7800 status");
   cmd->callback([&ctl, &run] {
     run = [&ctl]() -> int {

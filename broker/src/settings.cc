@@ -1,0 +1,85 @@
+#include "broker/src/settings.h"
+
+#include <algorithm>
+
+namespace txmq::broker {
+
+namespace {
+
+// The largest unit that divides `d` exactly, as txmqd's flags take it.
+std::string Duration(std::chrono::milliseconds d) {
+  const int64_t ms = d.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+std::string Backoff(const std::vector<std::chrono::milliseconds>& waits) {
+  std::string out;
+  for (const auto& w : waits) out += (out.empty() ? "" : ",") + Duration(w);
+  return out;
+}
+
+std::string Bool(bool b) { return b ? "true" : "false"; }
+
+std::string StuckPolicyName(StuckPolicy p) {
+  switch (p) {
+    case StuckPolicy::kPark:
+      return "park";
+    case StuckPolicy::kRollback:
+      return "rollback";
+    case StuckPolicy::kCommit:
+      return "commit";
+  }
+  return "park";
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerOptions& o) {
+  using std::to_string;
+  return {
+      {"name", o.name},
+      {"listen", o.listen},
+      {"data-dir", o.data_dir},
+      {"flush", o.flush == FlushMode::kSync ? "sync" : "async"},
+      {"queues", to_string(o.default_queues)},
+      {"no-auto-create-topics", Bool(!o.auto_create_topics)},
+      {"max-message-bytes", to_string(o.max_message_bytes)},
+      {"dedup-window", Duration(o.dedup_window)},
+      {"retention", Duration(o.retention)},
+      {"visibility-timeout", Duration(o.default_visibility_timeout)},
+      {"max-reconsume-times", to_string(o.max_reconsume_times)},
+      {"retry-backoff", Backoff(o.retry_backoff)},
+      {"client-timeout", Duration(o.client_timeout)},
+      {"transaction-timeout", Duration(o.transaction_timeout)},
+      {"check-interval", Duration(o.check_interval)},
+      {"check-interval-max", Duration(o.check_interval_max)},
+      {"check-max", to_string(o.check_max)},
+      {"check-timeout", Duration(o.check_timeout)},
+      {"stuck-policy", StuckPolicyName(o.stuck_policy)},
+      {"checks-per-second", to_string(o.checks_per_second)},
+      {"resolved-retention", Duration(o.resolved_retention)},
+      {"write-buffer-mb", to_string(o.write_buffer_bytes >> 20)},
+      {"table-file-mb", to_string(o.table_file_bytes >> 20)},
+      // Not flags (yet): fixed limits, shown so nothing effective is hidden.
+      {"max-long-poll", Duration(o.max_long_poll)},
+      {"max-delay", Duration(o.max_delay)},
+      {"max-pull-messages", to_string(o.max_pull_messages)},
+      {"cleanup-interval", Duration(o.cleanup_interval)},
+      {"cleanup-batch", to_string(o.cleanup_batch)},
+  };
+}
+
+std::string SettingsBlock(const std::vector<std::pair<std::string, std::string>>& settings) {
+  size_t width = 0;
+  for (const auto& [name, value] : settings) width = std::max(width, name.size());
+  std::string out;
+  for (const auto& [name, value] : settings) {
+    out += "\n  " + name + std::string(width - name.size() + 2, ' ') + value;
+  }
+  return out;
+}
+
+}  // namespace txmq::broker
