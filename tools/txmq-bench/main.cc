@@ -1,5 +1,5 @@
 // txmq-bench: measures a txmq broker the way the peers harness
-// (/work/shared/peers) measures RabbitMQ, Redis and NATS, so the numbers
+// (../shared/peers beside the repository) measures RabbitMQ, Redis and NATS, so the numbers
 // can stand in the same table. See README.md and --help.
 #include <cstdio>
 #include <exception>

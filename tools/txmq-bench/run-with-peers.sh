@@ -14,16 +14,19 @@
 #
 # The harness folder is read-only and writes bin/ and out/ into itself, so it
 # runs from a copy: $TXMQ_PEERS_DIR (default /tmp/txmq-peers), refreshed from
-# $PEERS_SRC (default /work/shared/peers) on every call; earlier out/ runs and
-# built clients in the copy are kept. Needs a built txmq-bench and txmqd
-# ($TXMQ_BENCH, default /work/main/build/bin/txmq-bench; txmqd next to it).
-# Not used by tests or CI. The harness apt-get installs missing packages.
+# $PEERS_SRC (default ../shared/peers beside this repository) on every call;
+# earlier out/ runs and built clients in the copy are kept. Needs a built
+# txmq-bench and txmqd ($TXMQ_BENCH, default build/bin/txmq-bench of this
+# repository; txmqd next to it). Paths are found from this script's own
+# place, so any checkout works from any directory. Not used by tests or CI.
+# The harness apt-get installs missing packages.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-peers_src=${PEERS_SRC:-/work/shared/peers}
+repo=$(cd "$here/../.." && pwd)
+peers_src=${PEERS_SRC:-$(dirname "$repo")/shared/peers}
 dest=${TXMQ_PEERS_DIR:-/tmp/txmq-peers}
-export TXMQ_BENCH=${TXMQ_BENCH:-/work/main/build/bin/txmq-bench}
+export TXMQ_BENCH=${TXMQ_BENCH:-$repo/build/bin/txmq-bench}
 export TXMQD=${TXMQD:-$(dirname "$TXMQ_BENCH")/txmqd}
 
 die() {

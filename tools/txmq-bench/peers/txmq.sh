@@ -7,8 +7,11 @@
 #
 # Drop this file into the peers' systems/ (run-with-peers.sh does) and point
 # TXMQ_BENCH at a built txmq-bench; txmqd is taken from the same directory.
+# Sourced where it lies in a txmq checkout, it defaults to that checkout's
+# build/bin/txmq-bench; a copy has no checkout around it, so run-with-peers.sh
+# exports TXMQ_BENCH (and a copy without it says so and skips txmq).
 : "${TXMQ_PORT:=37800}"
-: "${TXMQ_BENCH:=/work/main/build/bin/txmq-bench}"
+: "${TXMQ_BENCH:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." 2>/dev/null && pwd)/build/bin/txmq-bench}"
 : "${TXMQD:=$(dirname "$TXMQ_BENCH")/txmqd}"
 
 # write_txmq_adapter -> $BIN/txmq_bench: `txmq_bench size=1024 mode=send window=1 ...`
