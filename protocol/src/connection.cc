@@ -1,12 +1,11 @@
 // Thread "txmq-io" (started in Connection::Open) owns: socket_, pending_,
 // deadlines_, unsent_, the heartbeat timer. Shared with callers, under mu_:
-// inbox_ (requests to send) and closing_; under link_mu_: link_ (what the
-// socket monitor last said about the TCP connection).
+// inbox_ (requests to send) and closing_. link_ (what the socket monitor
+// last said about the TCP connection) guards itself.
 #include "protocol/src/connection.h"
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <future>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "protocol/src/event_fd.h"
+#include "protocol/src/link_state.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 
@@ -162,14 +162,17 @@ class Connection::Impl {
   }
 
   Status WaitConnected(std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(link_mu_);
     if (!monitor_) return Status::OK();  // no monitor: nothing to learn from
-    if (!link_cv_.wait_for(lock, timeout, [&] { return link_ != Link::kConnecting; })) {
-      return Status::Timeout("no connection to broker " + options_.broker + " within " +
-                             FormatDurationMs(timeout.count()));
+    switch (link_.Wait(timeout)) {
+      case LinkState::Link::kConnected:
+        return Status::OK();
+      case LinkState::Link::kRefused:
+        return Refused();
+      case LinkState::Link::kConnecting:
+        break;
     }
-    if (link_ == Link::kRefused) return Refused();
-    return Status::OK();
+    return Status::Timeout("no connection to broker " + options_.broker + " within " +
+                           FormatDurationMs(timeout.count()));
   }
 
   const ConnectionOptions& options() const { return options_; }
@@ -336,7 +339,7 @@ class Connection::Impl {
       bool sent = it != pending_.end() && it->second.sent;
       if (sent) {
         Complete(id, Status::Timeout("no reply from broker " + options_.broker + " in time"));
-      } else if (LinkState() == Link::kRefused) {
+      } else if (link_.state() == LinkState::Link::kRefused) {
         Complete(id, Refused());
       } else {
         Complete(id, Status::Unavailable("broker " + options_.broker +
@@ -406,7 +409,7 @@ class Connection::Impl {
       uint16_t id = 0;
       if (event.size() >= 2) std::memcpy(&id, event.data(), 2);
       disconnected = disconnected || id == ZMQ_EVENT_DISCONNECTED;
-      OnLinkEvent(id);
+      link_.OnEvent(id);
     }
     if (!disconnected) return;
     // Replies the broker sent before it went away may still sit in the
@@ -427,29 +430,6 @@ class Connection::Impl {
     }
   }
 
-  // The TCP connection as the socket monitor reports it. An attempt that
-  // fails while not connected (CONNECT_RETRIED: refused, unreachable) means
-  // nothing listens there now; ZeroMQ keeps retrying, and a later
-  // CONNECTED clears it.
-  enum class Link { kConnecting, kConnected, kRefused };
-
-  void OnLinkEvent(uint16_t event) {
-    std::lock_guard<std::mutex> lock(link_mu_);
-    if (event == ZMQ_EVENT_CONNECTED) {
-      link_ = Link::kConnected;
-    } else if (event == ZMQ_EVENT_DISCONNECTED) {
-      link_ = Link::kConnecting;
-    } else if (event == ZMQ_EVENT_CONNECT_RETRIED && link_ != Link::kConnected) {
-      link_ = Link::kRefused;
-    }
-    link_cv_.notify_all();
-  }
-
-  Link LinkState() {
-    std::lock_guard<std::mutex> lock(link_mu_);
-    return link_;
-  }
-
   Status Refused() const {
     return Status::Unavailable("no broker at " + options_.broker + " (connection refused)");
   }
@@ -468,9 +448,7 @@ class Connection::Impl {
   std::atomic<bool> closed_{false};
   std::atomic<int64_t> last_heard_ns_{0};
 
-  std::mutex link_mu_;
-  std::condition_variable link_cv_;
-  Link link_ = Link::kConnecting;  // guarded by link_mu_
+  LinkState link_;  // fed by the monitor, read by WaitConnected
 
   std::mutex mu_;
   std::deque<Outgoing> inbox_;  // guarded by mu_
