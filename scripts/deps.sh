@@ -14,6 +14,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev      # logs
   nlohmann-json3-dev            # --json output
   libbenchmark-dev              # micro benchmarks
+  faketime                      # tests: steps txmqd's wall clock (libfaketime)
 )
 
 missing=()

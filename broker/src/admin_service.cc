@@ -19,7 +19,7 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
   const BrokerOptions& o = core_.options();
   s.setBrokerName(o.name);
   s.setVersion(kVersion);
-  s.setUptimeMs(NowMs() - info_.started_ms);
+  s.setUptimeMs(core_.NowMs() - info_.started_ms);
   s.setDataDir(o.data_dir);
   s.setFlushMode(o.flush == FlushMode::kSync ? "sync" : "async");
   s.setListen(info_.endpoint);

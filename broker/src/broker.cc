@@ -91,7 +91,7 @@ class Broker::Impl {
                                                    .max_file_size = options_.table_file_bytes});
     if (!db.ok()) return db.status();
     db_ = std::move(db.value());
-    server_ = std::make_unique<broker::Server>(options_, *db_);
+    server_ = std::make_unique<broker::Server>(options_, *db_, time_);
     if (Status s = server_->Init(); !s.ok()) return s;
     Logger("broker")->info("broker '{}' serving on {} (data {}, flush {})", options_.name,
                            server_->endpoint(), options_.data_dir,
@@ -129,6 +129,7 @@ class Broker::Impl {
 
  private:
   BrokerOptions options_;
+  broker::SystemTimeSource time_;
   std::unique_ptr<storage::Db> db_;
   std::unique_ptr<broker::Server> server_;
   std::thread thread_;

@@ -6,14 +6,15 @@
 
 namespace txmq::broker {
 
-const ClientInfo& ClientRegistry::Hello(const std::string& routing_id, wire::Hello::Reader hello) {
+const ClientInfo& ClientRegistry::Hello(const std::string& routing_id, wire::Hello::Reader hello,
+                                        int64_t now_ms) {
   ClientInfo& c = clients_[routing_id];
   c.id = routing_id;
   c.role = hello.getRole();
   c.group = wire::ToString(hello.getGroup());
   c.software = wire::ToString(hello.getSoftware());
   c.checker = hello.getChecker();
-  c.connected_ms = NowMs();
+  c.connected_ms = now_ms;
   c.last_seen = SteadyClock::now();
   return c;
 }

@@ -19,15 +19,15 @@ struct ClientInfo {
   wire::Role role = wire::Role::ADMIN;
   std::string group;
   std::string software;
-  bool checker = false;  // a producer that answers transaction checks
-  int64_t connected_ms = 0;
+  bool checker = false;      // a producer that answers transaction checks
+  int64_t connected_ms = 0;  // broker time
   SteadyTime last_seen;
 };
 
 class ClientRegistry {
  public:
-  // Registers (or re-registers) a client.
-  const ClientInfo& Hello(const std::string& routing_id, wire::Hello::Reader hello);
+  // Registers (or re-registers) a client; `now_ms` is broker time.
+  const ClientInfo& Hello(const std::string& routing_id, wire::Hello::Reader hello, int64_t now_ms);
   // Null when the client never said hello (or was forgotten).
   const ClientInfo* Find(const std::string& routing_id) const;
   void Touch(const std::string& routing_id, SteadyTime now);

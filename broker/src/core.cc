@@ -1,8 +1,17 @@
 #include "broker/src/core.h"
 
 #include "protocol/src/log.h"
+#include "storage/src/keys.h"
 
 namespace txmq::broker {
+
+std::unique_ptr<storage::CommitRound> Core::TakeRound() {
+  // A few bytes in a round that is written anyway: no write or fsync of its own.
+  round_->batch.Put(storage::keys::BrokerTime(), EncodeBrokerTime(clock_.NowMs()));
+  auto r = std::move(round_);
+  round_ = NewRound();
+  return r;
+}
 
 Status Core::CheckWritable() const {
   if (storage_error_.ok()) return Status::OK();

@@ -1,6 +1,6 @@
-// What the broker's services share on the core thread: options, the
-// database (reads), the open commit round (writes), the reply path and the
-// counters. Every member is used by the core thread only.
+// What the broker's services share on the core thread: options, broker
+// time, the database (reads), the open commit round (writes), the reply
+// path and the counters. Every member is used by the core thread only.
 #pragma once
 
 #include <leveldb/db.h>
@@ -11,6 +11,7 @@
 #include <string>
 #include <zmq.hpp>
 
+#include "broker/src/clock.h"
 #include "protocol/src/codec.h"
 #include "storage/src/group_commit.h"
 #include "txmq/broker.h"
@@ -41,10 +42,14 @@ struct Counters {
 
 class Core {
  public:
-  Core(const BrokerOptions& options, leveldb::DB* db, zmq::socket_t* router)
-      : options_(options), db_(db), router_(router), round_(NewRound()) {}
+  // `time` must outlive the core.
+  Core(const BrokerOptions& options, leveldb::DB* db, zmq::socket_t* router, const TimeSource& time)
+      : options_(options), clock_(time), db_(db), router_(router), round_(NewRound()) {}
 
   const BrokerOptions& options() const { return options_; }
+  // Broker time (see clock.h): what every schedule and stored timestamp uses.
+  int64_t NowMs() const { return clock_.NowMs(); }
+  BrokerClock& clock() { return clock_; }
   leveldb::DB* db() const { return db_; }
   Counters& counters() { return counters_; }
 
@@ -59,11 +64,9 @@ class Core {
     round_->on_durable.insert(round_->on_durable.begin(), std::move(fn));
   }
   bool round_empty() const { return round_->empty(); }
-  std::unique_ptr<storage::CommitRound> TakeRound() {
-    auto r = std::move(round_);
-    round_ = NewRound();
-    return r;
-  }
+  // Hands over the open round (stamped with broker time, so a restart
+  // continues from it) and opens the next.
+  std::unique_ptr<storage::CommitRound> TakeRound();
 
   // After a failed write nothing more is accepted: in-memory state may be
   // ahead of the disk, and only a restart rebuilds it from what is there.
@@ -92,6 +95,7 @@ class Core {
   }
 
   const BrokerOptions& options_;
+  BrokerClock clock_;
   leveldb::DB* db_;
   zmq::socket_t* router_;
   std::unique_ptr<storage::CommitRound> round_;

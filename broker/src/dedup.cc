@@ -85,7 +85,7 @@ void DedupWindow::AddToFilter(uint64_t bucket, uint64_t hash) {
 }
 
 Status DedupWindow::Recover() {
-  const int64_t now = NowMs();
+  const int64_t now = core_.NowMs();
   std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
   const std::string prefix(1, keys::kDedup);
   size_t loaded = 0;
@@ -110,7 +110,7 @@ std::optional<DedupWindow::Hit> DedupWindow::Find(std::string_view message_id) {
     return Hit{it->second, false};
   }
   const uint64_t hash = Mix(StableHash(message_id));
-  const uint64_t oldest = OldestLive(NowMs());
+  const uint64_t oldest = OldestLive(core_.NowMs());
   for (auto b = buckets_.rbegin(); b != buckets_.rend() && b->index >= oldest; ++b) {
     bool maybe = false;
     for (const auto& f : b->filters) maybe = maybe || f.MayContain(hash);

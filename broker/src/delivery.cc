@@ -80,7 +80,7 @@ std::vector<Delivery::Item> Delivery::Collect(const PullSpec& spec, SteadyTime n
 
 void Delivery::CollectRetries(GroupState& g, const PullSpec& spec, SteadyTime now,
                               std::vector<Item>* out, size_t* bytes) {
-  const int64_t now_ms = NowMs();
+  const int64_t now_ms = core_.NowMs();
   for (auto it = g.due.begin(); it != g.due.end() && it->first <= now_ms &&
                                 out->size() < spec.max_messages && *bytes < kMaxPullBytes;) {
     RetryEntry& e = g.retries.at(it->second);

@@ -155,7 +155,7 @@ bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_m
   existing->record.delivery_count = deliveries;
   existing->record.max_reconsume = max_reconsume;
   const int64_t wait = count_attempt ? (delay_ms != 0 ? delay_ms : BackoffMs(deliveries)) : 0;
-  ScheduleRetry(g, *existing, NowMs() + wait);
+  ScheduleRetry(g, *existing, core_.NowMs() + wait);
   core_.counters().redelivery_scheduled++;
   return false;
 }
@@ -167,7 +167,7 @@ void Delivery::Redeliver(GroupState& g, const storage::Location& as_known,
   entry.record =
       storage::RetryRecord{as_known.topic, as_known.queue, as_known.offset, 0, 0, source};
   RetryEntry& stored = g.retries.emplace(entry.id, std::move(entry)).first->second;
-  stored.due_ms = NowMs();
+  stored.due_ms = core_.NowMs();
   core_.batch().Put(keys::Retry(g.name, static_cast<uint64_t>(stored.due_ms), stored.id),
                     storage::EncodeRetry(stored.record));
   // The copy it reads from is written in this same round: deliverable only
@@ -213,7 +213,7 @@ void Delivery::DeadLetter(GroupState& g, const std::string& message_key, const s
   m.properties.emplace_back("txmq.dlq.offset", offset_s);
   m.properties.emplace_back("txmq.dlq.deliveries", count_s);
   m.topic = dlq;
-  m.stored_ms = NowMs();
+  m.stored_ms = core_.NowMs();
   topics_.Append(**t, 0, m);
   core_.counters().dead_lettered++;
   Logger("broker")->warn("group '{}': message {} ({}/{}/{}) failed {} deliveries; moved to '{}'",
@@ -225,7 +225,7 @@ void Delivery::Tick(SteadyTime now) {
   while (!deadlines.empty() && deadlines.begin()->first <= now && !core_.storage_failed()) {
     FailLease(deadlines.begin()->second, true, 0, 0);
   }
-  const int64_t now_ms = NowMs();
+  const int64_t now_ms = core_.NowMs();
   for (auto& [group, parked] : parked_) {
     GroupState* g = groups_.Find(group);
     const bool retry_due = g != nullptr && !g->due.empty() && g->due.begin()->first <= now_ms;

@@ -154,7 +154,7 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
     auto copies = topics_.GetOrCreate(retry_topic, true, 1);
     if (!copies.ok()) return core_.ReplyError(ctx, copies.status());
     m.topic = retry_topic;
-    m.stored_ms = NowMs();
+    m.stored_ms = core_.NowMs();
     const uint64_t offset = topics_.Append(**copies, 0, m);
     delivery_.Redeliver(groups_.Get(group), as_known, {retry_topic, 0, offset});
     core_.batch().Delete(keys::Message(dlq->name, 0, letter.offset));

@@ -17,14 +17,13 @@ std::string RetryEntry::MessageKey() const {
   return keys::Message(record.topic, record.queue, record.offset);
 }
 
-GroupTable::GroupTable(Core& core, TopicManager& topics)
-    : core_(core),
-      topics_(topics),
-      // Lease ids from an earlier run must never match a new lease, so
-      // start from the clock rather than from 1.
-      next_lease_id_(static_cast<uint64_t>(NowMs()) << 20) {}
+GroupTable::GroupTable(Core& core, TopicManager& topics) : core_(core), topics_(topics) {}
 
 Status GroupTable::Recover() {
+  // Lease ids from an earlier run must never match a new lease, so start
+  // from broker time (which never goes backward, also across restarts)
+  // rather than from 1.
+  next_lease_id_ = static_cast<uint64_t>(core_.NowMs()) << 20;
   std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
   size_t cursors = 0, retries = 0;
 

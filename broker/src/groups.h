@@ -118,7 +118,7 @@ class GroupTable {
   std::vector<QueueCursor*> dirty_;
   std::set<std::pair<SteadyTime, uint64_t>> lease_deadlines_;
   std::unordered_map<uint64_t, LeaseRef> leases_;
-  uint64_t next_lease_id_;
+  uint64_t next_lease_id_ = 1;  // set by Recover
   uint64_t next_retry_id_ = 1;
 };
 

@@ -123,7 +123,7 @@ void InspectService::FillDeliveryState(GroupState& g, const std::string& topic, 
     } else {
       out.setState("retrying");
       out.setDetail("next delivery in " +
-                    FormatDurationMs(std::max<int64_t>(0, e.due_ms - NowMs())));
+                    FormatDurationMs(std::max<int64_t>(0, e.due_ms - core_.NowMs())));
     }
     return;
   }

@@ -50,7 +50,7 @@ void SendService::Handle(const RequestContext& ctx, wire::SendRequest::Reader re
   TopicState& t = **topic;
 
   storage::DedupRecord where;
-  where.stored_ms = m.stored_ms = NowMs();
+  where.stored_ms = m.stored_ms = core_.NowMs();
   where.topic = t.name;
   where.queue = TopicManager::SelectQueue(t, m.key);
   const int64_t delay = in.getDelayMs();

@@ -5,6 +5,7 @@
 
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
+#include "storage/src/keys.h"
 #include "txmq/version.h"
 
 namespace txmq::broker {
@@ -16,12 +17,12 @@ constexpr auto kMaxPollWait = std::chrono::milliseconds(100);
 constexpr size_t kInlineRoundMax = 4;  // completions; a send has two
 }  // namespace
 
-Server::Server(const BrokerOptions& options, storage::Db& db)
+Server::Server(const BrokerOptions& options, storage::Db& db, const TimeSource& time)
     : options_(options),
       db_(db),
       context_(1),
       router_(std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router)),
-      core_(options, db.get(), router_.get()),
+      core_(options, db.get(), router_.get(), time),
       topics_(core_),
       dedup_(core_),
       delayed_(core_, topics_),
@@ -39,6 +40,7 @@ Server::~Server() = default;
 Status Server::Init() {
   auto log = Logger("broker");
   const auto start = SteadyClock::now();
+  if (Status s = ResumeBrokerTime(); !s.ok()) return s;
   if (Status s = topics_.Recover(); !s.ok()) return s;
   if (Status s = dedup_.Recover(); !s.ok()) return s;
   if (Status s = delayed_.Recover(); !s.ok()) return s;
@@ -64,11 +66,30 @@ Status Server::Init() {
   } catch (const zmq::error_t& e) {
     return Status::Unavailable("cannot listen on '" + options_.listen + "': " + e.what());
   }
-  info_.started_ms = NowMs();
+  info_.started_ms = core_.NowMs();
   committer_ = std::make_unique<storage::GroupCommitter>(
       db_.get(), options_.flush == FlushMode::kSync, &commit_done_);
   info_.commit_stats = [this] { return committer_->stats(); };
   next_cleanup_ = SteadyClock::now();
+  return Status::OK();
+}
+
+Status Server::ResumeBrokerTime() {
+  std::string value;
+  leveldb::Status read = db_->Get(leveldb::ReadOptions(), storage::keys::BrokerTime(), &value);
+  if (read.IsNotFound()) return Status::OK();  // a new data directory
+  int64_t persisted = 0;
+  if (!read.ok() || !DecodeBrokerTime(value, &persisted)) {
+    return Status::Corruption("cannot read the broker time stored in " + options_.data_dir + ": " +
+                              (read.ok() ? "bad record" : read.ToString()));
+  }
+  if (const int64_t behind = core_.clock().Resume(persisted); behind > 0) {
+    Logger("broker")->warn(
+        "the wall clock is {} behind the broker time this data directory last recorded (was it "
+        "set back?); broker time continues from that instead, so nothing scheduled runs late "
+        "and nothing stored looks younger than it is",
+        FormatDurationMs(behind));
+  }
   return Status::OK();
 }
 
@@ -82,7 +103,7 @@ void Server::Run() {
     SteadyTime now = SteadyClock::now();
     SteadyTime wake = std::min(
         {now + kMaxPollWait, delivery_.NextWake(), transactions_.NextWake(), next_cleanup_});
-    if (delayed_.NextDueMs() <= NowMs()) wake = now;
+    if (delayed_.NextDueMs() <= core_.NowMs()) wake = now;
     auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
     zmq::pollitem_t items[] = {{router_->handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, commit_done_.fd(), ZMQ_POLLIN, 0},
@@ -244,7 +265,7 @@ void Server::HandleHello(const RequestContext& ctx, wire::Hello::Reader hello) {
         ctx, Status::InvalidArgument("hello names client '" + wire::ToString(hello.getClientId()) +
                                      "' but the connection's routing id differs"));
   }
-  const ClientInfo& c = clients_.Hello(ctx.routing_id, hello);
+  const ClientInfo& c = clients_.Hello(ctx.routing_id, hello, core_.NowMs());
   Logger("broker")->debug("client {} ({}, group '{}', {}) said hello", c.id,
                           static_cast<int>(c.role), c.group, c.software);
   auto reply = Core::NewReply(ctx);
@@ -290,7 +311,7 @@ void Server::SubmitIfIdle(bool allow_inline) {
 void Server::Housekeeping(SteadyTime now) {
   delivery_.Tick(now);
   transactions_.Tick(now);
-  if (!core_.storage_failed()) delayed_.Tick(NowMs(), options_.cleanup_batch);
+  if (!core_.storage_failed()) delayed_.Tick(core_.NowMs(), options_.cleanup_batch);
   if (now < next_cleanup_) return;
   for (const ClientInfo& gone : clients_.ExpireSilent(now - options_.client_timeout)) {
     Logger("broker")->info("client {} ({} of group '{}') silent for {} ms; forgetting it", gone.id,
@@ -300,9 +321,9 @@ void Server::Housekeeping(SteadyTime now) {
   }
   bool more = false;
   if (!core_.storage_failed()) {
-    more |= retention_.Tick(NowMs(), options_.cleanup_batch);
-    more |= dedup_.Cleanup(NowMs(), options_.cleanup_batch);
-    more |= transactions_.Cleanup(NowMs(), options_.cleanup_batch);
+    more |= retention_.Tick(core_.NowMs(), options_.cleanup_batch);
+    more |= dedup_.Cleanup(core_.NowMs(), options_.cleanup_batch);
+    more |= transactions_.Cleanup(core_.NowMs(), options_.cleanup_batch);
   }
   // With a backlog, come back soon instead of after a full interval.
   next_cleanup_ = now + (more ? std::chrono::milliseconds(50) : options_.cleanup_interval);

@@ -6,6 +6,10 @@
 // open commit
 // round. Thread "txmq-storage" (inside committer_) only writes the rounds it
 // is handed. Other threads reach the core only through RequestStop().
+//
+// Time: schedules and stored timestamps use broker time (core_.NowMs(), see
+// clock.h); timeouts inside this process (leases, long polls, check
+// answers, client silence, the loop's own wake-ups) use the steady clock.
 #pragma once
 
 #include <atomic>
@@ -34,7 +38,8 @@ namespace txmq::broker {
 
 class Server {
  public:
-  Server(const BrokerOptions& options, storage::Db& db);
+  // `time` (the machine's clocks) must outlive the server.
+  Server(const BrokerOptions& options, storage::Db& db, const TimeSource& time);
   ~Server();
 
   // On the starting thread: rebuild state from the database, bind.
@@ -52,6 +57,8 @@ class Server {
   void ReadRequests(int budget);
   void Dispatch(const std::string& routing_id, wire::Frame& frame);
   void HandleHello(const RequestContext& ctx, wire::Hello::Reader hello);
+  // Continues broker time from what the data directory recorded last.
+  Status ResumeBrokerTime();
   void CountBadFrame(const std::string& routing_id, uint64_t request_id, const Status& why);
   void FinishRound(std::unique_ptr<storage::CommitRound> round);
   // Starts the next commit round if the storage thread is free; a small

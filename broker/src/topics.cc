@@ -92,7 +92,7 @@ Result<TopicState*> TopicManager::GetOrCreate(std::string_view name, bool create
   if (queues == 0) queues = core_.options().default_queues;
   TopicState topic;
   topic.name = std::string(name);
-  topic.created_ms = NowMs();
+  topic.created_ms = core_.NowMs();
   topic.queues.resize(queues);
   storage::TopicRecord record{queues, topic.created_ms};
   core_.batch().Put(keys::Topic(name), storage::EncodeTopic(record));

@@ -152,7 +152,7 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
                               std::to_string(core_.options().max_message_bytes)));
   }
 
-  const int64_t now = NowMs();
+  const int64_t now = core_.NowMs();
   OpenTx tx;
   tx.id = tx_id;
   storage::TxRecord& r = tx.record;
@@ -294,7 +294,7 @@ std::optional<storage::TxRecord> TransactionService::FindResolved(const std::str
 
 void TransactionService::Finish(OpenTx& tx, TxStateCode state, const std::string& resolved_by,
                                 Then then) {
-  const int64_t now = NowMs();
+  const int64_t now = core_.NowMs();
   storage::TxRecord& r = tx.record;
   if (state == TxStateCode::kCommitted) {
     Commit(tx, now);

@@ -51,7 +51,7 @@ void TransactionService::HandleList(const RequestContext& ctx,
   const std::string topic = wire::ToString(request.getTopic());
   const std::string after = wire::ToString(request.getAfter());
   const int64_t born_before =
-      request.getOlderThanMs() > 0 ? NowMs() - request.getOlderThanMs() : INT64_MAX;
+      request.getOlderThanMs() > 0 ? core_.NowMs() - request.getOlderThanMs() : INT64_MAX;
   uint32_t limit = request.getLimit() == 0 ? kDefaultListLimit : request.getLimit();
   limit = std::min(limit, kMaxListLimit);
 
@@ -114,7 +114,7 @@ void TransactionService::HandleCheckNow(const RequestContext& ctx,
   const std::string tx_id = wire::ToString(request.getTransactionId());
   const std::string group = wire::ToString(request.getGroup());
   const std::string op = wire::ToString(request.getOperator());
-  const int64_t now = NowMs();
+  const int64_t now = core_.NowMs();
   uint32_t scheduled = 0;
   auto schedule_now = [&](OpenTx& tx) {
     if (tx.record.stuck && request.getStuckOnly()) {
@@ -176,7 +176,7 @@ void TransactionService::FillCounters(wire::TxCounters::Builder out) const {
   out.setStuck(stuck_count_);
   int64_t oldest = INT64_MAX;
   for (const auto& [id, tx] : open_) oldest = std::min(oldest, tx.record.born_ms);
-  out.setOldestOpenAgeMs(open_.empty() ? 0 : NowMs() - oldest);
+  out.setOldestOpenAgeMs(open_.empty() ? 0 : core_.NowMs() - oldest);
 }
 
 }  // namespace txmq::broker

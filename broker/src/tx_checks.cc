@@ -91,7 +91,7 @@ void TransactionService::Tick(SteadyTime now) {
   check_tokens_ = std::min(
       rate, check_tokens_ + rate * std::chrono::duration<double>(now - tokens_at_).count());
   tokens_at_ = now;
-  const int64_t now_ms = NowMs();
+  const int64_t now_ms = core_.NowMs();
   std::map<std::string, uint32_t> orphaned;  // group -> due checks with no producer to ask
   std::set<std::string> saturated;           // groups whose checkers have enough to answer
   size_t scanned = 0;
@@ -284,7 +284,7 @@ SteadyTime TransactionService::NextWake() const {
   SteadyTime wake = SteadyTime::max();
   if (!check_deadlines_.empty()) wake = check_deadlines_.begin()->first;
   if (!schedule_.empty()) {
-    const int64_t in_ms = std::max<int64_t>(0, schedule_.begin()->first - NowMs());
+    const int64_t in_ms = std::max<int64_t>(0, schedule_.begin()->first - core_.NowMs());
     wake = std::min(
         wake, std::max(next_dispatch_, SteadyClock::now() + std::chrono::milliseconds(in_ms)));
   }

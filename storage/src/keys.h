@@ -14,7 +14,8 @@
 //   'h' tx_id 0x00 index:be32                 -> HalfRecord     (messages of an open tx)
 //   'k' next_check_ms:be64 tx_id              -> ""             (check schedule, open txs)
 //   'z' expire_ms:be64 tx_id                  -> ""             (when a resolved tx is forgotten)
-//   'm' name                                  -> broker metadata
+//   'm' name                                  -> broker metadata:
+//       'm' "broker-time"                     -> fixed64 broker time (ms) at the last round
 //
 // Names never contain 0x00 (see txmq/names.h), so 0x00 ends a name and a
 // prefix scan over "q<topic>\0" sees exactly one topic. Big-endian numbers
@@ -71,6 +72,8 @@ std::string Delayed(uint64_t due_ms, uint64_t seq);
 bool ParseDelayed(std::string_view key, uint64_t* due_ms, uint64_t* seq);
 
 std::string Meta(std::string_view name);
+// Broker time written with every commit round (broker/src/clock.h).
+inline std::string BrokerTime() { return Meta("broker-time"); }
 
 std::string Tx(std::string_view tx_id);
 std::string Half(std::string_view tx_id, uint32_t index);

@@ -36,6 +36,11 @@ enum class StuckPolicy {
 // 1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h, as RocketMQ.
 std::vector<std::chrono::milliseconds> DefaultRetryBackoff();
 
+// Durations below that schedule something or age stored data (retention,
+// dedup window, transaction checks, redelivery backoff, delays) count
+// broker time: the wall clock read at start-up, advanced by the monotonic
+// clock, never backward across restarts (README, "Time"). Stepping the wall
+// clock of a running broker does not shorten or stretch them.
 struct BrokerOptions {
   // Name of this broker in logs and status; ids never assume one broker.
   std::string name = "txmq-1";
