@@ -1,5 +1,6 @@
-// The send dedup window: a message id stored within the window is answered
-// with its first result instead of being stored twice.
+// The dedup window: a message id stored within the window (by a send, or
+// by a committed transaction) is answered with its first result instead of
+// being stored twice. Windows and buckets count broker time (clock.h).
 //
 // Entries live in LevelDB ('d' keys, grouped in time buckets so expiry
 // deletes whole ranges in order), so the window survives restarts. Memory

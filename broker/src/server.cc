@@ -29,7 +29,7 @@ Server::Server(const BrokerOptions& options, storage::Db& db, const TimeSource& 
       groups_(core_, topics_),
       sends_(core_, topics_, dedup_, delayed_),
       delivery_(core_, topics_, groups_),
-      transactions_(core_, topics_, delayed_, clients_),
+      transactions_(core_, topics_, delayed_, dedup_, clients_),
       retention_(core_, topics_),
       admin_(core_, topics_, clients_, transactions_, groups_, info_),
       inspect_(core_, topics_, groups_, clients_),

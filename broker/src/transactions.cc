@@ -53,10 +53,11 @@ const char* TxStateName(TxStateCode s) {
 }
 
 TransactionService::TransactionService(Core& core, TopicManager& topics, DelayedMessages& delayed,
-                                       ClientRegistry& clients)
+                                       DedupWindow& dedup, ClientRegistry& clients)
     : core_(core),
       topics_(topics),
       delayed_(delayed),
+      dedup_(dedup),
       clients_(clients),
       check_tokens_(core.options().checks_per_second),
       tokens_at_(SteadyClock::now()) {}
@@ -337,22 +338,37 @@ void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
       continue;
     }
     storage::MessageView& m = half.message;
+    core_.batch().Delete(keys::Half(tx.id, i));
+    if (auto first = dedup_.Find(m.id)) {
+      // Stored already inside the window: by a plain send, or by an
+      // earlier transaction the producer retried after an unknown outcome.
+      core_.counters().duplicates++;
+      Logger("broker")->debug(
+          "transaction {}: message {} is already stored ({}/{}{}); not stored again", tx.id, m.id,
+          first->first.topic, first->first.queue,
+          first->first.has_offset ? "/" + std::to_string(first->first.offset) : " delayed");
+      continue;
+    }
     const uint64_t delay = half.delay_ms;
     auto topic = topics_.GetOrCreate(m.topic, true);
     if (!topic.ok()) continue;  // cannot happen: creation is allowed here
-    const uint32_t queue = TopicManager::SelectQueue(**topic, m.key);
-    m.stored_ms = now_ms;
+    storage::DedupRecord where;
+    where.stored_ms = m.stored_ms = now_ms;
+    where.topic = (*topic)->name;
+    where.queue = TopicManager::SelectQueue(**topic, m.key);
     if (delay > 0) {
       const int64_t due = now_ms + static_cast<int64_t>(delay);
-      const uint64_t seq = delayed_.Add(due, queue, m);
+      const uint64_t seq = delayed_.Add(due, where.queue, m);
       core_.OnDurable([this, due, seq](const Status& st) {
         if (st.ok()) delayed_.Schedule(due, seq);
       });
     } else {
-      topics_.Append(**topic, queue, m);
-      core_.counters().messages_stored++;
+      where.offset = topics_.Append(**topic, where.queue, m);
+      where.has_offset = true;
     }
-    core_.batch().Delete(keys::Half(tx.id, i));
+    core_.counters().messages_stored++;
+    dedup_.Remember(m.id, where);
+    core_.OnDurable([this, id = std::string(m.id)](const Status&) { dedup_.Settled(id); });
   }
 }
 

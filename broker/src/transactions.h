@@ -7,7 +7,10 @@
 // consumer. Ending a transaction is one round: the half records go, the
 // transaction record ('x') takes its final state and is kept for
 // resolved_retention, and on commit the messages are appended to their
-// topics (a delayed one is due `delay` after the commit). Every path that
+// topics (a delayed one is due `delay` after the commit). A committed
+// message enters the send dedup window like a plain send; one whose id is
+// already there (a plain send, or an earlier transaction retried after an
+// unknown outcome) is not stored again. Every path that
 // ends a transaction (the producer, a check answer, an operator, the stuck
 // policy) goes through Finish().
 //
@@ -26,6 +29,7 @@
 
 #include "broker/src/clients.h"
 #include "broker/src/core.h"
+#include "broker/src/dedup.h"
 #include "broker/src/delayed.h"
 #include "broker/src/stored_message.h"
 #include "broker/src/topics.h"
@@ -66,7 +70,7 @@ class TransactionService {
   // Schedule entries one tick looks at, due or not sendable.
   static constexpr size_t kMaxScanPerTick = 10000;
 
-  TransactionService(Core& core, TopicManager& topics, DelayedMessages& delayed,
+  TransactionService(Core& core, TopicManager& topics, DelayedMessages& delayed, DedupWindow& dedup,
                      ClientRegistry& clients);
 
   // Rebuilds the open transactions and their schedule from the 'k' keys.
@@ -121,6 +125,7 @@ class TransactionService {
   Core& core_;
   TopicManager& topics_;
   DelayedMessages& delayed_;
+  DedupWindow& dedup_;
   ClientRegistry& clients_;
 
   std::map<std::string, OpenTx> open_;                  // by id

@@ -532,6 +532,80 @@ TEST_F(Transactions, AnEndMarkedFromCheckCountsAsTheCheckAnswer) {
   EXPECT_NE(info->resolved_by.find("check answer"), std::string::npos) << info->resolved_by;
 }
 
+// The dedup window covers committed transactional messages: one copy per
+// message id, whichever way it arrived first.
+TEST_F(Transactions, APlainSendOfACommittedIdIsADuplicateAlsoAfterRestart) {
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto tp = MakeProducer(answer);
+  auto committed = tp->SendInTransaction({.topic = "t", .body = "tx copy", .id = "order-7"},
+                                         [](const Message&) { return TxState::kCommit; });
+  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  ASSERT_EQ(committed->outcome, TxState::kCommit);
+  Producer plain(Opts("plain"));
+  ASSERT_TRUE(plain.Start().ok());
+  auto again = plain.Send({.topic = "t", .body = "plain copy", .id = "order-7"});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->duplicate) << "the transaction stored order-7 already";
+  ASSERT_TRUE(again->offset.has_value());
+
+  plain.Shutdown();
+  tp.reset();
+  broker_->Stop();
+  broker_ = testing::StartBroker(options_);
+  Producer after(Opts("plain"));
+  ASSERT_TRUE(after.Start().ok());
+  auto once_more = after.Send({.topic = "t", .body = "plain copy", .id = "order-7"});
+  ASSERT_TRUE(once_more.ok()) << once_more.status().ToString();
+  EXPECT_TRUE(once_more->duplicate) << "the window survives a restart";
+  EXPECT_EQ(once_more->queue, again->queue);
+  EXPECT_EQ(once_more->offset, again->offset);
+
+  auto seen = testing::DrainTopic(broker_->endpoint(), "t", 1);
+  EXPECT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen["order-7"], 1);
+}
+
+TEST_F(Transactions, ACommitOfAnIdAlreadySentIsNotStoredAgain) {
+  Producer plain(Opts("plain"));
+  ASSERT_TRUE(plain.Start().ok());
+  ASSERT_TRUE(plain.Send({.topic = "t", .body = "plain copy", .id = "order-8"}).ok());
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto tp = MakeProducer(answer);
+  auto committed = tp->SendInTransaction(
+      {{.topic = "t", .body = "tx copy", .id = "order-8"}, {.topic = "t", .body = "new one"}},
+      [](const std::vector<Message>&) { return TxState::kCommit; });
+  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  EXPECT_EQ(committed->outcome, TxState::kCommit);
+  auto seen = testing::DrainTopic(broker_->endpoint(), "t", 2);
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen["order-8"], 1) << "the plain send stored it; the commit must not again";
+  EXPECT_EQ(seen[committed->message_ids[1]], 1) << "the rest of the transaction commits";
+  EXPECT_EQ(admin_->TopicMessages("t"), 2);
+}
+
+TEST_F(Transactions, ATransactionRetriedWithTheSameMessageIdIsDeliveredOnce) {
+  // The producer committed, but the answer was lost (unknown outcome), so
+  // it runs the transaction again under a new transaction id, same message id.
+  std::atomic<TxState> answer{TxState::kCommit};
+  auto tp = MakeProducer(answer);
+  auto first = tp->SendInTransaction({.topic = "t", .body = "pay", .id = "payment-9"},
+                                     [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(WaitFor([&] {  // the check-back commits it
+    auto info = admin_->Show(first->transaction_id);
+    return info.ok() && info->state == wire::TxState::COMMITTED;
+  }));
+  auto retry = tp->SendInTransaction({.topic = "t", .body = "pay", .id = "payment-9"},
+                                     [](const Message&) { return TxState::kCommit; });
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_NE(retry->transaction_id, first->transaction_id);
+  EXPECT_EQ(retry->outcome, TxState::kCommit);
+  auto seen = testing::DrainTopic(broker_->endpoint(), "t", 1);
+  EXPECT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen["payment-9"], 1) << "two commits of one message id, one delivery";
+  EXPECT_EQ(admin_->TopicMessages("t"), 1);
+}
+
 TEST_F(Transactions, BadTransactionRequestsAreRefusedClearly) {
   auto bad_id = admin_->Call([](wire::Envelope::Builder e) {
     auto h = e.initSendHalf();
