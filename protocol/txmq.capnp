@@ -286,6 +286,7 @@ struct TxSummary {
   lastError @13 :Text;
   resolvedMs @14 :Int64;
   resolvedBy @15 :Text;
+  noProducerChecks @16 :UInt32;  # attempts in a row with no live producer; not in checkCount
 }
 
 struct ListTransactionsRequest {

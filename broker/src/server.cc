@@ -71,6 +71,7 @@ Status Server::Init() {
       db_.get(), options_.flush == FlushMode::kSync, &commit_done_);
   info_.commit_stats = [this] { return committer_->stats(); };
   next_cleanup_ = SteadyClock::now();
+  transactions_.StartServing(next_cleanup_);
   return Status::OK();
 }
 

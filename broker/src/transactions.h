@@ -17,6 +17,16 @@
 // Open transactions are kept in memory, with a schedule ordered by (next
 // check time, id) that mirrors the 'k' keys, so a check round costs what is
 // due, not what is stored. Resolved ones are only on disk.
+//
+// Checks that find nobody to ask. Only a check a producer received counts
+// against check_max. An attempt that finds no live producer of the group is
+// counted apart (no_producer_checks, reset by the next check that reaches
+// one); check_max such attempts in a row make the transaction stuck too,
+// with last answer "no producer", so operators see it and the stuck policy
+// applies. Right after start-up the broker knows no producer at all (the
+// client registry is not persisted): for a grace period of one client
+// timeout plus kReconnectAllowance, a due check whose group has no live
+// producer simply waits for one to reconnect; it is not an attempt at all.
 #pragma once
 
 #include <cstdint>
@@ -75,6 +85,13 @@ class TransactionService {
 
   // Rebuilds the open transactions and their schedule from the 'k' keys.
   Status Recover();
+  // The broker serves from `now` on: producers get the grace period from
+  // here to reconnect before a check without a producer counts.
+  void StartServing(SteadyTime now);
+  // Beyond the client timeout, how long a client may take to be back after
+  // a broker restart: its reconnect backoff (capped at 2 s) and one
+  // heartbeat (at most 1 s; the reply "unregistered" makes it say hello).
+  static constexpr std::chrono::milliseconds kReconnectAllowance{3000};
 
   void HandleSendHalf(const RequestContext& ctx, wire::SendHalfRequest::Reader request);
   void HandleEndTransaction(const RequestContext& ctx, wire::EndTransactionRequest::Reader request);
@@ -104,8 +121,15 @@ class TransactionService {
   std::optional<storage::TxRecord> FindResolved(const std::string& tx_id);
 
   // Checks.
-  enum class CheckSent { kSent, kNoProducer, kProducersBusy };
+  enum class CheckSent {
+    kSent,           // a producer got it (or the transaction was decided)
+    kNoProducer,     // nobody to ask: counted as a no-producer attempt
+    kProducersBusy,  // every checker has enough to answer: try later
+    kDeferred,       // nobody to ask yet, in the start-up grace: not an attempt
+  };
   CheckSent SendCheck(OpenTx& tx, SteadyTime now, int64_t now_ms);
+  // Nobody to ask: deferred during the grace, else a no-producer attempt.
+  CheckSent NoProducer(OpenTx& tx, SteadyTime now, int64_t now_ms);
   // Records what a check learned (counters, last answer, no longer waiting).
   void NoteAnswer(OpenTx& tx, storage::CheckAnswerCode answer, const std::string& error);
   // NoteAnswer, then acts on it: ends the transaction on commit/rollback,
@@ -140,7 +164,9 @@ class TransactionService {
   std::map<std::string, SteadyTime> no_producer_logged_;       // by group
   double check_tokens_;
   SteadyTime tokens_at_;
-  SteadyTime next_dispatch_;  // earliest useful Tick while due checks wait
+  SteadyTime next_dispatch_;                    // earliest useful Tick while due checks wait
+  SteadyTime grace_until_ = SteadyTime::max();  // until StartServing
+  std::set<std::string> grace_logged_;          // groups told about the grace
   uint32_t stuck_count_ = 0;
   TxStats stats_;
 };

@@ -35,6 +35,7 @@ void FillSummary(const std::string& id, const storage::TxRecord& r, wire::TxSumm
   }
   out.setBornMs(r.born_ms);
   out.setCheckCount(r.check_count);
+  out.setNoProducerChecks(r.no_producer_checks);
   out.setLastCheckMs(r.last_check_ms);
   out.setNextCheckMs(r.state == TxStateCode::kPrepared ? r.next_check_ms : 0);
   out.setLastAnswer(static_cast<wire::CheckAnswer>(r.last_answer));
@@ -121,6 +122,7 @@ void TransactionService::HandleCheckNow(const RequestContext& ctx,
       // Back on the schedule with a fresh allowance of checks.
       tx.record.stuck = false;
       tx.record.check_count = 0;
+      tx.record.no_producer_checks = 0;
       --stuck_count_;
     }
     Reschedule(tx, now);

@@ -74,6 +74,18 @@ void TransactionService::ForgetCheck(OpenTx& tx) {
   if (it != checks_in_flight_.end() && --it->second <= 0) checks_in_flight_.erase(it);
 }
 
+void TransactionService::StartServing(SteadyTime now) {
+  grace_until_ = now + core_.options().client_timeout + kReconnectAllowance;
+  if (!open_.empty()) {
+    Logger("broker")->info(
+        "{} open transactions; for the next {} a due check whose producer group has no live "
+        "producer waits for one to reconnect (it does not count)",
+        open_.size(),
+        FormatDurationMs(
+            std::chrono::duration_cast<std::chrono::milliseconds>(grace_until_ - now).count()));
+  }
+}
+
 void TransactionService::Tick(SteadyTime now) {
   if (core_.storage_failed()) return;
   // Answers that never came.
@@ -94,7 +106,8 @@ void TransactionService::Tick(SteadyTime now) {
   const int64_t now_ms = core_.NowMs();
   std::map<std::string, uint32_t> orphaned;  // group -> due checks with no producer to ask
   std::set<std::string> saturated;           // groups whose checkers have enough to answer
-  size_t scanned = 0;
+  std::set<std::string> deferred;            // groups with no producer back yet (grace)
+  size_t scanned = 0, sent = 0;
   for (auto it = schedule_.begin(); it != schedule_.end() && it->first <= now_ms &&
                                     check_tokens_ >= 1 && scanned < kMaxScanPerTick;
        ++scanned) {
@@ -102,25 +115,43 @@ void TransactionService::Tick(SteadyTime now) {
     ++it;  // SendCheck moves tx in the schedule
     // A copy: SendCheck may end the transaction (a stuck policy) and erase tx.
     const std::string group = tx.record.group;
-    if (saturated.count(group)) continue;
+    if (saturated.count(group) || deferred.count(group)) continue;
     switch (SendCheck(tx, now, now_ms)) {
       case CheckSent::kSent:
         check_tokens_ -= 1;
+        ++sent;
         break;
       case CheckSent::kNoProducer:
         check_tokens_ -= 1;
+        ++sent;
         orphaned[group]++;
         break;
       case CheckSent::kProducersBusy:
         saturated.insert(group);  // ask again when they have answered
         break;
+      case CheckSent::kDeferred:
+        deferred.insert(group);  // until a producer of it says hello, or the grace ends
+        if (grace_logged_.insert(group).second) {
+          Logger("broker")->info(
+              "transactions of producer group '{}' are due for a check, but none of its "
+              "producers has connected since the broker started; they wait up to {} for one "
+              "to reconnect",
+              group,
+              FormatDurationMs(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(grace_until_ - now)
+                      .count()));
+        }
+        break;
     }
   }
-  // Due checks left behind (no tokens, or every checker busy): come back a
-  // little later instead of spinning on a schedule that is already due.
+  // Due checks left behind (no tokens, every checker busy, or waiting for
+  // producers to reconnect): come back a little later instead of spinning
+  // on a schedule that is already due.
   next_dispatch_ = now;
   if (!schedule_.empty() && schedule_.begin()->first <= now_ms) {
-    next_dispatch_ = now + std::chrono::milliseconds(check_tokens_ < 1 ? 5 : 20);
+    auto wait = std::chrono::milliseconds(check_tokens_ < 1 ? 5 : 20);
+    if (sent == 0 && !deferred.empty()) wait = std::chrono::milliseconds(100);
+    next_dispatch_ = now + wait;
   }
   for (const auto& [group, n] : orphaned) {
     SteadyTime& last = no_producer_logged_[group];
@@ -154,15 +185,13 @@ TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTi
     return it != checks_in_flight_.end() && it->second >= kMaxChecksInFlightPerProducer;
   });
   if (checkers.empty() && !clients_.Checkers(r.group).empty()) return CheckSent::kProducersBusy;
-  r.check_count++;
-  r.last_check_ms = now_ms;
-  Reschedule(tx, now_ms + IntervalAfter(r.check_count));
+  if (checkers.empty()) return NoProducer(tx, now, now_ms);
 
   wire::OutFrame call(next_check_request_++);
   auto check = call.envelope().initCheckTransaction();
   check.setTransactionId(tx.id);
   check.setProducerGroup(r.group);
-  check.setCheckCount(r.check_count);
+  check.setCheckCount(r.check_count + 1);
   check.setBornMs(r.born_ms);
   auto list = check.initMessages(static_cast<unsigned>(r.messages.size()));
   for (uint32_t i = 0; i < r.messages.size(); ++i) {
@@ -184,11 +213,11 @@ TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTi
       break;
     }
   }
-  if (target == nullptr) {
-    ApplyAnswer(tx, CheckAnswerCode::kNoProducer,
-                "no live producer of group '" + r.group + "' answers checks", "");
-    return CheckSent::kNoProducer;
-  }
+  if (target == nullptr) return NoProducer(tx, now, now_ms);
+  r.check_count++;
+  r.no_producer_checks = 0;
+  r.last_check_ms = now_ms;
+  Reschedule(tx, now_ms + IntervalAfter(r.check_count));
   stats_.checks_sent++;
   checks_in_flight_[target->id]++;
   tx.check_request = call.request_id();
@@ -198,6 +227,22 @@ TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTi
   check_deadlines_.emplace(tx.check_deadline, tx.check_request);
   Persist(tx);
   return CheckSent::kSent;
+}
+
+TransactionService::CheckSent TransactionService::NoProducer(OpenTx& tx, SteadyTime now,
+                                                             int64_t now_ms) {
+  // Producers are still reconnecting to a broker that just started.
+  if (now < grace_until_) return CheckSent::kDeferred;
+  storage::TxRecord& r = tx.record;
+  r.no_producer_checks++;
+  r.last_check_ms = now_ms;
+  Reschedule(tx, now_ms + IntervalAfter(r.no_producer_checks));
+  ApplyAnswer(tx, CheckAnswerCode::kNoProducer,
+              "no live producer of group '" + r.group + "' answers checks (" +
+                  std::to_string(r.no_producer_checks) + " attempt" +
+                  (r.no_producer_checks == 1 ? "" : "s") + " in a row)",
+              "");
+  return CheckSent::kNoProducer;
 }
 
 void TransactionService::NoteAnswer(OpenTx& tx, CheckAnswerCode answer, const std::string& error) {
@@ -216,7 +261,9 @@ bool TransactionService::ApplyAnswer(OpenTx& tx, CheckAnswerCode answer, const s
            "check answer from " + from, nullptr);
     return false;
   }
-  if (tx.record.check_count >= core_.options().check_max && !tx.record.stuck && !MarkStuck(tx)) {
+  const uint32_t max = core_.options().check_max;
+  if ((tx.record.check_count >= max || tx.record.no_producer_checks >= max) && !tx.record.stuck &&
+      !MarkStuck(tx)) {
     return false;  // the stuck policy ended it
   }
   Persist(tx);
@@ -229,9 +276,12 @@ bool TransactionService::MarkStuck(OpenTx& tx) {
   ++stuck_count_;
   const StuckPolicy policy = core_.options().stuck_policy;
   Logger("broker")->warn(
-      "transaction {} of group '{}' (topic '{}') is STUCK after {} checks, last answer: {}{}{}; "
+      "transaction {} of group '{}' (topic '{}') is STUCK after {} checks{}, last answer: {}{}{}; "
       "{}",
       tx.id, r.group, r.messages.empty() ? "" : r.messages[0].topic, r.check_count,
+      r.no_producer_checks == 0
+          ? std::string()
+          : " and " + std::to_string(r.no_producer_checks) + " attempts with no live producer",
       AnswerName(r.last_answer), r.last_error.empty() ? "" : " - ", r.last_error,
       policy == StuckPolicy::kPark     ? "kept for an operator (txmqctl tx show " + tx.id + ")"
       : policy == StuckPolicy::kCommit ? std::string("committing it (stuck policy)")

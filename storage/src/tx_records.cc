@@ -5,6 +5,7 @@
 namespace txmq::storage {
 namespace {
 constexpr uint8_t kVersion1 = 1;
+constexpr uint8_t kVersion2 = 2;  // + no_producer_checks
 
 bool GetString(std::string_view* in, std::string* out) {
   std::string_view v;
@@ -23,7 +24,7 @@ bool GetInt64(std::string_view* in, int64_t* out) {
 
 std::string EncodeTx(const TxRecord& tx) {
   std::string out;
-  out.push_back(static_cast<char>(kVersion1));
+  out.push_back(static_cast<char>(kVersion2));
   out.push_back(static_cast<char>(tx.state));
   out.push_back(tx.stuck ? 1 : 0);
   PutLengthPrefixed(&out, tx.group);
@@ -42,19 +43,20 @@ std::string EncodeTx(const TxRecord& tx) {
     PutLengthPrefixed(&out, m.topic);
     PutLengthPrefixed(&out, m.key);
   }
+  PutVarint64(&out, tx.no_producer_checks);
   return out;
 }
 
 bool DecodeTx(std::string_view in, TxRecord* tx) {
   uint8_t version, state, stuck, answer;
   uint64_t nmsg;
-  if (!GetByte(&in, &version) || version != kVersion1 || !GetByte(&in, &state) || state > 2 ||
-      !GetByte(&in, &stuck) || !GetString(&in, &tx->group) || !GetString(&in, &tx->instance) ||
-      !GetInt64(&in, &tx->born_ms) || !GetVarint32(&in, &tx->check_count) ||
-      !GetInt64(&in, &tx->last_check_ms) || !GetInt64(&in, &tx->next_check_ms) ||
-      !GetByte(&in, &answer) || answer > 6 || !GetString(&in, &tx->last_error) ||
-      !GetInt64(&in, &tx->resolved_ms) || !GetString(&in, &tx->resolved_by) ||
-      !GetVarint64(&in, &nmsg) || nmsg > in.size()) {
+  if (!GetByte(&in, &version) || (version != kVersion1 && version != kVersion2) ||
+      !GetByte(&in, &state) || state > 2 || !GetByte(&in, &stuck) || !GetString(&in, &tx->group) ||
+      !GetString(&in, &tx->instance) || !GetInt64(&in, &tx->born_ms) ||
+      !GetVarint32(&in, &tx->check_count) || !GetInt64(&in, &tx->last_check_ms) ||
+      !GetInt64(&in, &tx->next_check_ms) || !GetByte(&in, &answer) || answer > 6 ||
+      !GetString(&in, &tx->last_error) || !GetInt64(&in, &tx->resolved_ms) ||
+      !GetString(&in, &tx->resolved_by) || !GetVarint64(&in, &nmsg) || nmsg > in.size()) {
     return false;
   }
   tx->state = static_cast<TxStateCode>(state);
@@ -66,6 +68,8 @@ bool DecodeTx(std::string_view in, TxRecord* tx) {
       return false;
     }
   }
+  tx->no_producer_checks = 0;
+  if (version >= kVersion2 && !GetVarint32(&in, &tx->no_producer_checks)) return false;
   return in.empty();
 }
 

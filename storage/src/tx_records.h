@@ -1,9 +1,10 @@
 // Stored form of transactions.
 //
-//   TxRecord   := 0x01 state:u8 stuck:u8 group:lp instance:lp born_ms:fixed64
+//   TxRecord   := version:u8 state:u8 stuck:u8 group:lp instance:lp born_ms:fixed64
 //                 check_count:varint last_check_ms:fixed64 next_check_ms:fixed64
 //                 last_answer:u8 last_error:lp resolved_ms:fixed64 resolved_by:lp
 //                 nmsg:varint (id:lp topic:lp key:lp)*
+//                 [no_producer_checks:varint]     (version 0x02; 0x01 has none: 0)
 //   HalfRecord := delay_ms:varint MessageRecord
 //
 // The TxRecord repeats each message's id, topic and key so that listing
@@ -42,7 +43,11 @@ struct TxRecord {
   std::string group;
   std::string instance;
   int64_t born_ms = 0;
+  // Checks a producer of the group received (they count against check_max).
   uint32_t check_count = 0;
+  // Check attempts in a row that found no live producer of the group to
+  // ask; counted apart, never against check_max (see TransactionService).
+  uint32_t no_producer_checks = 0;
   int64_t last_check_ms = 0;
   int64_t next_check_ms = 0;
   CheckAnswerCode last_answer = CheckAnswerCode::kNone;

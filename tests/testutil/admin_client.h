@@ -19,6 +19,7 @@ struct TxInfo {
   std::string group;
   std::string instance;
   uint32_t check_count = 0;
+  uint32_t no_producer_checks = 0;
   wire::CheckAnswer last_answer = wire::CheckAnswer::NONE;
   std::string last_error;
   std::string resolved_by;
@@ -57,6 +58,7 @@ class AdminClient {
     t.group = wire::ToString(s.getProducerGroup());
     t.instance = wire::ToString(s.getProducerInstance());
     t.check_count = s.getCheckCount();
+    t.no_producer_checks = s.getNoProducerChecks();
     t.last_answer = s.getLastAnswer();
     t.last_error = wire::ToString(s.getLastError());
     t.resolved_by = wire::ToString(s.getResolvedBy());

@@ -144,6 +144,7 @@ TEST(Records, TransactionRoundTripAndTruncation) {
   tx.instance = "client-1";
   tx.born_ms = 5;
   tx.check_count = 7;
+  tx.no_producer_checks = 3;
   tx.last_check_ms = 6;
   tx.next_check_ms = 8;
   tx.last_answer = CheckAnswerCode::kNoProducer;
@@ -157,6 +158,7 @@ TEST(Records, TransactionRoundTripAndTruncation) {
   EXPECT_EQ(out.state, TxStateCode::kCommitted);
   EXPECT_TRUE(out.stuck);
   EXPECT_EQ(out.check_count, 7u);
+  EXPECT_EQ(out.no_producer_checks, 3u);
   EXPECT_EQ(out.last_answer, CheckAnswerCode::kNoProducer);
   EXPECT_EQ(out.resolved_by, "operator alice");
   ASSERT_EQ(out.messages.size(), 2u);
@@ -168,6 +170,14 @@ TEST(Records, TransactionRoundTripAndTruncation) {
   std::string bad_state = value;
   bad_state[1] = 9;
   EXPECT_FALSE(DecodeTx(bad_state, &out));
+
+  // What a broker before version 2 wrote still reads, with no such attempts.
+  std::string v1 = value.substr(0, value.size() - 1);
+  v1[0] = 1;
+  ASSERT_TRUE(DecodeTx(v1, &out));
+  EXPECT_EQ(out.no_producer_checks, 0u);
+  EXPECT_EQ(out.check_count, 7u);
+  EXPECT_FALSE(DecodeTx(value.substr(0, value.size() - 1), &out)) << "v2 needs the field";
 }
 
 TEST(Keys, TransactionSchedulesSortByTime) {

@@ -89,6 +89,7 @@ nlohmann::json TxSummaryJson(wire::TxSummary::Reader s) {
           {"born_ms", s.getBornMs()},
           {"age_ms", std::max<int64_t>(0, NowMs() - s.getBornMs())},
           {"check_count", s.getCheckCount()},
+          {"no_producer_checks", s.getNoProducerChecks()},
           {"last_check_ms", s.getLastCheckMs()},
           {"next_check_ms", s.getNextCheckMs()},
           {"last_answer", Snake(CheckAnswerName(s.getLastAnswer()))},
@@ -120,7 +121,11 @@ void PrintTransaction(std::ostream& out, wire::ShowTransactionOk::Reader tx) {
   f.Add("producer group", wire::ToString(s.getProducerGroup()));
   f.Add("producer", wire::ToString(s.getProducerInstance()));
   f.Add("born", FormatTimeMs(s.getBornMs()) + " (" + AgeMs(s.getBornMs()) + " ago)");
-  f.Add("checks", std::to_string(s.getCheckCount()));
+  f.Add("checks",
+        std::to_string(s.getCheckCount()) +
+            (s.getNoProducerChecks() == 0 ? ""
+                                          : " (then " + std::to_string(s.getNoProducerChecks()) +
+                                                " attempts found no live producer)"));
   if (s.getLastCheckMs() > 0) f.Add("last check", AgeMs(s.getLastCheckMs()) + " ago");
   if (open && s.getNextCheckMs() > 0) {
     f.Add("next check",

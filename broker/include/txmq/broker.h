@@ -98,7 +98,13 @@ struct BrokerOptions {
   // check_interval_max.
   std::chrono::milliseconds check_interval = std::chrono::seconds(10);
   std::chrono::milliseconds check_interval_max = std::chrono::seconds(60);
-  // Checks before a transaction is stuck (then stuck_policy applies).
+  // Checks before a transaction is stuck (then stuck_policy applies). Only
+  // a check a producer received counts. An attempt that finds no live
+  // producer of the group is counted apart (reset by the next check that
+  // reaches one); check_max such attempts in a row make the transaction
+  // stuck too, with last answer "no producer". For client_timeout + 3 s
+  // after the broker starts (producers reconnecting), a due check of a group
+  // with no live producer waits and is no attempt at all.
   uint32_t check_max = 15;
   // How long the broker waits for a producer to answer one check.
   std::chrono::milliseconds check_timeout = std::chrono::seconds(3);
