@@ -1,0 +1,345 @@
+#include "storage/src/commit_log.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "storage/src/crc32c.h"
+
+namespace txmq::storage {
+
+namespace {
+
+constexpr std::string_view kSegmentSuffix = ".seg";
+constexpr size_t kSegmentNameDigits = 20;
+
+bool ParseSegmentName(const std::string& name, uint64_t* base) {
+  if (name.size() != kSegmentNameDigits + kSegmentSuffix.size() ||
+      !std::string_view(name).ends_with(kSegmentSuffix)) {
+    return false;
+  }
+  uint64_t v = 0;
+  for (size_t i = 0; i < kSegmentNameDigits; ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(name[i] - '0');
+  }
+  *base = v;
+  return true;
+}
+
+uint32_t EntryCrc(const char* header, std::string_view payload) {
+  uint32_t crc = crc32c::Value(log::CoveredHeader(header));
+  return crc32c::Mask(crc32c::Extend(crc, payload.data(), payload.size()));
+}
+
+}  // namespace
+
+bool ParseEntry(std::string_view bytes, uint64_t position, LogEntry* out) {
+  if (bytes.size() < log::kHeaderBytes) return false;
+  log::Header h;
+  if (!log::DecodeHeader(bytes.data(), &h) || h.type != log::kRoundEntry) return false;
+  if (h.length > bytes.size() - log::kHeaderBytes) return false;
+  std::string_view payload = bytes.substr(log::kHeaderBytes, h.length);
+  if (EntryCrc(bytes.data(), payload) != h.crc) return false;
+  out->position = position;
+  out->header = h;
+  out->payload = payload;
+  return true;
+}
+
+Result<std::unique_ptr<CommitLog>> CommitLog::Open(const LogOptions& options, LogCursor from,
+                                                   const ReplayFn& replay) {
+  if (options.segment_bytes < (1u << 16)) {
+    return Status::InvalidArgument("segment_bytes = " + std::to_string(options.segment_bytes) +
+                                   ": must be at least 64 KiB");
+  }
+  auto log = std::unique_ptr<CommitLog>(new CommitLog(options));
+  if (Status s = log->LoadSegments(); !s.ok()) return s;
+  if (Status s = log->Scan(from, replay); !s.ok()) return s;
+  return log;
+}
+
+CommitLog::~CommitLog() = default;
+
+std::string CommitLog::SegmentPath(uint64_t base) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "%020" PRIu64 ".seg", base);
+  return options_.dir + "/" + name;
+}
+
+Status CommitLog::LoadSegments() {
+  if (Status s = options_.fs->CreateDirs(options_.dir); !s.ok()) return s;
+  auto names = options_.fs->List(options_.dir);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    uint64_t base;
+    if (!ParseSegmentName(name, &base)) continue;
+    auto file = options_.fs->Open(options_.dir + "/" + name, 0);
+    if (!file.ok()) return file.status();
+    if ((*file)->size() < log::kHeaderBytes) {
+      // A segment whose creation never finished holds nothing.
+      (*file).reset();
+      if (Status s = options_.fs->Remove(options_.dir + "/" + name); !s.ok()) return s;
+      continue;
+    }
+    segments_.emplace(base, std::move(file.value()));
+  }
+  // Segments must follow each other without overlap.
+  uint64_t end = 0;
+  for (const auto& [base, file] : segments_) {
+    if (base < end) {
+      return Status::Corruption("log segment " + file->path() + " overlaps the one before it");
+    }
+    end = base + file->size();
+  }
+  return Status::OK();
+}
+
+File* CommitLog::Find(uint64_t position) const {
+  auto it = segments_.upper_bound(position);
+  if (it == segments_.begin()) return nullptr;
+  --it;
+  if (position >= it->first + it->second->size()) return nullptr;
+  return it->second.get();
+}
+
+Status CommitLog::Scan(LogCursor from, const ReplayFn& replay) {
+  LogCursor at = from;
+  auto base_of = [this](uint64_t position) {
+    return std::prev(segments_.upper_bound(position))->first;
+  };
+  if (!segments_.empty() && Find(at.position) == nullptr && !segments_.count(at.position)) {
+    // The cursor may sit exactly at the end of the last full segment.
+    const auto& [last_base, last] = *segments_.rbegin();
+    if (at.position != last_base + last->size()) {
+      return Status::NotFound("the log in " + options_.dir + " has no segment holding position " +
+                              std::to_string(at.position) + " where recovery must start");
+    }
+  } else if (segments_.empty() && at.position != 0) {
+    return Status::NotFound("the log in " + options_.dir + " has no segments, but recovery must " +
+                            "start at position " + std::to_string(at.position));
+  }
+  while (true) {
+    File* seg = Find(at.position);
+    LogEntry e;
+    if (seg != nullptr) {
+      const uint64_t base = base_of(at.position);
+      std::string_view rest = seg->mapped().substr(at.position - base);
+      if (ParseEntry(rest, at.position, &e) && e.header.index == at.index &&
+          e.header.prev_crc == at.prev_crc) {
+        if (Status s = replay(e); !s.ok()) return s;
+        at = {e.end(), at.index + 1, e.header.crc};
+        continue;
+      }
+      // The writer rolls to the next segment when an entry does not fit.
+      const uint64_t next = base + seg->size();
+      if (File* n = Find(next); n != nullptr && ParseEntry(n->mapped(), next, &e) &&
+                                e.header.index == at.index && e.header.prev_crc == at.prev_crc) {
+        at.position = next;
+        continue;
+      }
+      // A whole entry after this one means this one was complete once and
+      // is damaged now: not a torn tail.
+      log::Header h;
+      if (options_.strict_tail && rest.size() >= log::kHeaderBytes &&
+          log::DecodeHeader(rest.data(), &h) && h.index == at.index && h.prev_crc == at.prev_crc &&
+          h.length <= rest.size() - log::kHeaderBytes) {
+        const uint64_t after = at.position + log::kHeaderBytes + h.length;
+        File* holder = Find(after);
+        if (holder != nullptr &&
+            ParseEntry(holder->mapped().substr(after - base_of(after)), after, &e) &&
+            e.header.index == at.index + 1 && e.header.prev_crc == h.crc) {
+          return Status::Corruption("log entry " + std::to_string(at.index) + " at position " +
+                                    std::to_string(at.position) + " in " + seg->path() +
+                                    " is damaged (checksum mismatch) while later entries are "
+                                    "whole; refusing to cut acknowledged data");
+        }
+      }
+    }
+    break;
+  }
+  placed_ = written_ = at;
+  // The segment the next entry goes to, and anything beyond it: a segment
+  // that starts after the end holds nothing that belongs to the log.
+  uint64_t keep_base = at.position;
+  if (File* seg = Find(at.position); seg != nullptr) {
+    keep_base = base_of(at.position);
+    placed_segment_base_ = keep_base;
+    placed_segment_end_ = keep_base + seg->size();
+  } else {
+    placed_segment_base_ = placed_segment_end_ = at.position;  // the next Place creates one
+  }
+  std::vector<std::string> stale;
+  for (auto it = segments_.upper_bound(keep_base); it != segments_.end();) {
+    stale.push_back(it->second->path());
+    it = segments_.erase(it);
+  }
+  for (const std::string& path : stale) {
+    if (Status s = options_.fs->Remove(path); !s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+Status CommitLog::Place(PendingEntry& entry) {
+  const uint64_t n = entry.bytes();
+  if (n > options_.segment_bytes) {
+    return Status::TooLarge("a write round of " + std::to_string(n) +
+                            " bytes does not fit in a log segment of " +
+                            std::to_string(options_.segment_bytes) + " bytes");
+  }
+  entry.starts_segment = false;
+  if (placed_.position + n > placed_segment_end_) {
+    // Roll: the rest of the current segment stays unused.
+    placed_segment_base_ = placed_segment_end_;
+    placed_segment_end_ = placed_segment_base_ + options_.segment_bytes;
+    placed_.position = placed_segment_base_;
+    entry.starts_segment = true;
+  } else if (placed_.position == placed_segment_base_) {
+    entry.starts_segment = true;
+  }
+  entry.position = placed_.position;
+  entry.index = placed_.index;
+  placed_.position += n;
+  placed_.index++;
+  return Status::OK();
+}
+
+Result<File*> CommitLog::OpenSegment(uint64_t base) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = segments_.find(base); it != segments_.end()) return it->second.get();
+  }
+  auto file = options_.fs->Open(SegmentPath(base), options_.segment_bytes);
+  if (!file.ok()) return file.status();
+  File* raw = file->get();
+  std::lock_guard<std::mutex> lock(mu_);
+  segments_.emplace(base, std::move(file.value()));
+  return raw;
+}
+
+Status CommitLog::Write(PendingEntry& entry) {
+  if (entry.index != written_.index) {
+    return Status::Internal("log entries written out of order: " + std::to_string(entry.index) +
+                            " after " + std::to_string(written_.index - 1));
+  }
+  File* seg;
+  uint64_t base;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    seg = Find(entry.position);
+    base = seg ? std::prev(segments_.upper_bound(entry.position))->first : entry.position;
+  }
+  if (seg == nullptr) {
+    auto created = OpenSegment(entry.position);
+    if (!created.ok()) return created.status();
+    seg = *created;
+  }
+  log::Header h;
+  h.length = static_cast<uint32_t>(entry.payload_bytes);
+  h.epoch = entry.epoch;
+  h.index = entry.index;
+  h.prev_crc = written_.prev_crc;
+  h.time_ms = entry.time_ms;
+  char header[log::kHeaderBytes];
+  log::EncodeHeader(h, header);
+  uint32_t crc = crc32c::Value(log::CoveredHeader(header));
+  for (const iovec& piece : entry.payload) {
+    crc = crc32c::Extend(crc, static_cast<const char*>(piece.iov_base), piece.iov_len);
+  }
+  h.crc = entry.crc = crc32c::Mask(crc);
+  log::EncodeHeader(h, header);
+  std::vector<iovec> pieces;
+  pieces.reserve(entry.payload.size() + 1);
+  pieces.push_back({header, log::kHeaderBytes});
+  pieces.insert(pieces.end(), entry.payload.begin(), entry.payload.end());
+  if (Status s = seg->WriteAt(entry.position - base, pieces); !s.ok()) return s;
+  written_ = {entry.position + entry.bytes(), entry.index + 1, h.crc};
+  if (unsynced_.empty() || unsynced_.back() != seg) unsynced_.push_back(seg);
+  return Status::OK();
+}
+
+Status CommitLog::Sync() {
+  for (File* seg : unsynced_) {
+    if (Status s = seg->Sync(); !s.ok()) return s;
+  }
+  unsynced_.clear();
+  return Status::OK();
+}
+
+Status CommitLog::PrepareNextSegment() {
+  uint64_t next;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (segments_.empty()) return Status::OK();
+    const auto& [base, last] = *segments_.rbegin();
+    const uint64_t used = written_.position > base ? written_.position - base : 0;
+    if (used * 2 < last->size()) return Status::OK();
+    next = base + last->size();
+  }
+  auto created = OpenSegment(next);
+  return created.ok() ? Status::OK() : created.status();
+}
+
+Result<std::string_view> CommitLog::Read(uint64_t position, size_t n) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  File* seg = Find(position);
+  if (seg == nullptr) {
+    return Status::NotFound("log position " + std::to_string(position) + " is not in the log");
+  }
+  const uint64_t base = std::prev(segments_.upper_bound(position))->first;
+  std::string_view all = seg->mapped();
+  if (position - base + n > all.size()) {
+    return Status::Corruption("log read of " + std::to_string(n) + " bytes at " +
+                              std::to_string(position) + " runs past the end of " + seg->path());
+  }
+  return all.substr(position - base, n);
+}
+
+Result<LogEntry> CommitLog::ReadEntry(uint64_t position) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  File* seg = Find(position);
+  if (seg == nullptr) {
+    return Status::NotFound("log position " + std::to_string(position) + " is not in the log");
+  }
+  const uint64_t base = std::prev(segments_.upper_bound(position))->first;
+  LogEntry e;
+  if (!ParseEntry(seg->mapped().substr(position - base), position, &e)) {
+    return Status::Corruption("no intact log entry at position " + std::to_string(position) +
+                              " in " + seg->path());
+  }
+  return e;
+}
+
+Result<uint64_t> CommitLog::DeleteBefore(uint64_t position) {
+  std::vector<std::unique_ptr<File>> doomed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = segments_.begin(); it != segments_.end();) {
+      if (it->first + it->second->size() > position) break;
+      doomed.push_back(std::move(it->second));
+      it = segments_.erase(it);
+    }
+  }
+  uint64_t freed = 0;
+  for (auto& file : doomed) {
+    freed += file->size();
+    const std::string path = file->path();
+    file.reset();  // unmapped before the name goes
+    if (Status s = options_.fs->Remove(path); !s.ok()) return s;
+  }
+  return freed;
+}
+
+std::vector<SegmentInfo> CommitLog::Segments() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<SegmentInfo> out;
+  out.reserve(segments_.size());
+  for (const auto& [base, file] : segments_) out.push_back({base, file->size()});
+  return out;
+}
+
+uint64_t CommitLog::start() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return segments_.empty() ? placed_.position : segments_.begin()->first;
+}
+
+}  // namespace txmq::storage

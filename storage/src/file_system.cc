@@ -1,0 +1,209 @@
+#include "storage/src/file_system.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+
+namespace txmq::storage {
+namespace {
+
+Status Errno(const std::string& what, const std::string& path, int err) {
+  std::string msg = what + " '" + path + "': " + std::strerror(err);
+  if (err == ENOENT) return Status::NotFound(msg);
+  if (err == ENOSPC || err == EDQUOT) return Status::Unavailable(msg);
+  return Status::Internal(msg);
+}
+
+std::string DirOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("opening directory", dir, errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  return rc == 0 ? Status::OK() : Errno("syncing directory", dir, err);
+}
+
+class PosixFile final : public File {
+ public:
+  PosixFile(std::string path, int fd, uint64_t size, const char* map)
+      : path_(std::move(path)), fd_(fd), size_(size), map_(map) {}
+  ~PosixFile() override {
+    if (map_ != nullptr) ::munmap(const_cast<char*>(map_), size_);
+    ::close(fd_);
+  }
+
+  Status WriteAt(uint64_t offset, std::span<const iovec> data) override {
+    // pwritev takes at most IOV_MAX buffers and may write less than asked.
+    std::vector<iovec> rest(data.begin(), data.end());
+    size_t first = 0;
+    while (first < rest.size()) {
+      const int count = static_cast<int>(std::min<size_t>(rest.size() - first, IOV_MAX));
+      const ssize_t n = ::pwritev(fd_, rest.data() + first, count, static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Errno("writing", path_, errno);
+      }
+      offset += static_cast<uint64_t>(n);
+      size_t left = static_cast<size_t>(n);
+      while (first < rest.size() && left >= rest[first].iov_len) left -= rest[first++].iov_len;
+      if (left > 0) {
+        rest[first].iov_base = static_cast<char*>(rest[first].iov_base) + left;
+        rest[first].iov_len -= left;
+      }
+    }
+    return Status::OK();
+  }
+
+  Status Sync() override {
+    return ::fdatasync(fd_) == 0 ? Status::OK() : Errno("syncing", path_, errno);
+  }
+
+  std::string_view mapped() const override { return {map_, map_ ? size_ : 0}; }
+  uint64_t size() const override { return size_; }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+  const char* map_;
+};
+
+class PosixFileSystem final : public FileSystem {
+ public:
+  Status CreateDirs(const std::string& path) override {
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec) return Status::Internal("creating directory '" + path + "': " + ec.message());
+    return Status::OK();
+  }
+
+  Result<std::vector<std::string>> List(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return Errno("listing", dir, errno);
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(std::move(name));
+    }
+    ::closedir(d);
+    return names;
+  }
+
+  bool Exists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+
+  Result<std::unique_ptr<File>> Open(const std::string& path, uint64_t size) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && size > 0) {
+      fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd < 0) return Errno("creating", path, errno);
+      // Blocks reserved and the final size set now, so appends never
+      // change the file's size (fdatasync then flushes data only).
+      if (int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size)); rc != 0) {
+        ::close(fd);
+        ::unlink(path.c_str());
+        return Errno("preallocating", path, rc);
+      }
+      if (::fsync(fd) != 0) {
+        const int err = errno;
+        ::close(fd);
+        return Errno("syncing", path, err);
+      }
+      if (Status s = SyncDirectory(DirOf(path)); !s.ok()) {
+        ::close(fd);
+        return s;
+      }
+    } else if (fd < 0) {
+      return Errno("opening", path, errno);
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return Errno("reading the size of", path, err);
+    }
+    const auto file_size = static_cast<uint64_t>(st.st_size);
+    const char* map = nullptr;
+    if (file_size > 0) {
+      void* m = ::mmap(nullptr, file_size, PROT_READ, MAP_SHARED, fd, 0);
+      if (m == MAP_FAILED) {
+        const int err = errno;
+        ::close(fd);
+        return Errno("mapping", path, err);
+      }
+      map = static_cast<const char*>(m);
+    }
+    return std::unique_ptr<File>(new PosixFile(path, fd, file_size, map));
+  }
+
+  Status Remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("removing", path, errno);
+    return Status::OK();
+  }
+
+  Result<std::string> ReadFile(const std::string& path) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Errno("opening", path, errno);
+    std::string out;
+    char buf[4096];
+    while (true) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int err = errno;
+        ::close(fd);
+        return Errno("reading", path, err);
+      }
+      if (n == 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
+  }
+
+  Status WriteFileAtomically(const std::string& path, std::string_view contents) override {
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return Errno("creating", tmp, errno);
+    size_t done = 0;
+    while (done < contents.size()) {
+      const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int err = errno;
+        ::close(fd);
+        return Errno("writing", tmp, err);
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return Errno("syncing", tmp, err);
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("renaming", tmp, errno);
+    return SyncDirectory(DirOf(path));
+  }
+};
+
+}  // namespace
+
+FileSystem* FileSystem::Default() {
+  static PosixFileSystem* fs = new PosixFileSystem();  // never destroyed: used until exit
+  return fs;
+}
+
+}  // namespace txmq::storage
