@@ -294,6 +294,16 @@ Result<std::string_view> CommitLog::Read(uint64_t position, size_t n) const {
   return all.substr(position - base, n);
 }
 
+Result<std::string_view> CommitLog::ReadFrom(uint64_t position) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  File* seg = Find(position);
+  if (seg == nullptr) {
+    return Status::NotFound("log position " + std::to_string(position) + " is not in the log");
+  }
+  const uint64_t base = std::prev(segments_.upper_bound(position))->first;
+  return seg->mapped().substr(position - base);
+}
+
 Result<LogEntry> CommitLog::ReadEntry(uint64_t position) const {
   std::lock_guard<std::mutex> lock(mu_);
   File* seg = Find(position);

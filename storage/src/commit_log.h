@@ -125,6 +125,9 @@ class CommitLog {
   // Any thread. A view of [position, position + n) valid until that
   // segment is deleted; NOT_FOUND when it is gone or not in the log.
   Result<std::string_view> Read(uint64_t position, size_t n) const;
+  // Any thread. From `position` to the end of its segment (records are
+  // parsed from such a view); NOT_FOUND when it is not in the log.
+  Result<std::string_view> ReadFrom(uint64_t position) const;
   // Any thread. The whole entry at `position`, checksum verified.
   Result<LogEntry> ReadEntry(uint64_t position) const;
 

@@ -34,6 +34,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const DbOptions& o
   lo.filter_policy = db->filter_.get();
   lo.max_file_size = options.max_file_size;
   lo.compression = options.compress ? leveldb::kSnappyCompression : leveldb::kNoCompression;
+  lo.paranoid_checks = options.paranoid_checks;
+  if (options.env != nullptr) lo.env = options.env;
   leveldb::DB* raw = nullptr;
   leveldb::Status s = leveldb::DB::Open(lo, path, &raw);
   if (!s.ok()) {

@@ -4,6 +4,7 @@
 
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 #include <leveldb/filter_policy.h>
 
 #include <memory>
@@ -26,6 +27,11 @@ struct DbOptions {
   // compress them on every compaction costs CPU for nothing. Local stores
   // of business rows may want it.
   bool compress = false;
+  // Refuse to open (and stop writing) on any sign of damage instead of
+  // skipping it.
+  bool paranoid_checks = false;
+  // File layer; null: leveldb::Env::Default() (tests pass one that loses power).
+  leveldb::Env* env = nullptr;
 };
 
 // Owns the DB and the objects its options point to, and closes them in the

@@ -34,7 +34,7 @@ class FaultFile final : public storage::File {
   }
 
   Status Sync() override {
-    if (fs_->off_) return PowerIsOff(path());
+    if (fs_->off_ || fs_->fail_syncs_) return PowerIsOff(path());
     if (Status s = base_->Sync(); !s.ok()) return s;
     std::lock_guard<std::mutex> lock(fs_->mu_);
     fs_->files_[path()].undo.clear();

@@ -39,6 +39,9 @@ class FaultFileSystem final : public storage::FileSystem {
 
   // From now on every write and sync fails (EIO-like INTERNAL).
   void PowerOff() { off_ = true; }
+  // Writes still reach the page cache but syncs fail: the moment between
+  // a write and its fdatasync.
+  void FailSyncs() { fail_syncs_ = true; }
   bool powered_off() const { return off_; }
   // Keep a random subset of unsynced pages instead of none.
   void Torn(uint64_t seed) {
@@ -72,6 +75,7 @@ class FaultFileSystem final : public storage::FileSystem {
 
   storage::FileSystem* base_;
   std::atomic<bool> off_{false};
+  std::atomic<bool> fail_syncs_{false};
   bool torn_ = false;
   std::mt19937_64 rng_;
   mutable std::mutex mu_;

@@ -1,0 +1,952 @@
+// Thread "txmq-storage" (started by Open) writes, syncs and applies the
+// rounds it is handed; thread "txmq-checkpoint" flushes the index and
+// records the checkpoint. The core thread owns round_, busy_, run_cache_.
+#include "storage/src/broker_store.h"
+
+#include <leveldb/write_batch.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+
+#include "protocol/src/log.h"
+#include "protocol/src/util.h"
+#include "storage/src/coding.h"
+#include "storage/src/crc32c.h"
+
+namespace txmq::storage {
+
+namespace {
+
+constexpr const char* kFormatFile = "FORMAT";
+constexpr const char* kCheckpointFile = "CHECKPOINT";
+
+int64_t MicrosSince(SteadyTime start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - start).count();
+}
+
+std::string EncodeCheckpoint(const LogCursor& c) {
+  char line[128];
+  std::snprintf(line, sizeof line, "txmq-checkpoint 1 %" PRIu64 " %" PRIu64 " %" PRIu32, c.position,
+                c.index, c.prev_crc);
+  std::string text = line;
+  char crc[16];
+  std::snprintf(crc, sizeof crc, " %08x\n", crc32c::Value(text));
+  return text + crc;
+}
+
+bool DecodeCheckpoint(const std::string& text, LogCursor* c) {
+  unsigned version = 0;
+  unsigned crc = 0;
+  if (std::sscanf(text.c_str(), "txmq-checkpoint %u %" SCNu64 " %" SCNu64 " %" SCNu32 " %x",
+                  &version, &c->position, &c->index, &c->prev_crc, &crc) != 5 ||
+      version != 1) {
+    return false;
+  }
+  const size_t cut = text.rfind(' ');
+  return cut != std::string::npos && crc32c::Value(std::string_view(text).substr(0, cut)) == crc;
+}
+
+std::string Fixed64(uint64_t v) {
+  std::string s;
+  PutFixed64(&s, v);
+  return s;
+}
+
+bool ReadFixed64(std::string_view in, uint64_t* v) { return GetFixed64(&in, v) && in.empty(); }
+
+leveldb::Slice AsSlice(std::string_view s) { return {s.data(), s.size()}; }
+
+// A stored text quoted in an error: one line, bounded.
+std::string OneLineForLog(const std::string& text) {
+  std::string out = text.substr(0, 80);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
+bool IsLevelDbLog(const std::string& name) {
+  if (!name.ends_with(".log") || name.size() <= 4) return false;
+  return std::all_of(name.begin(), name.end() - 4, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+BrokerStore::BrokerStore(const StoreOptions& options, EventFd* round_done)
+    : options_(options), round_done_(round_done), round_(std::make_unique<Round>()) {}
+
+Result<std::unique_ptr<BrokerStore>> BrokerStore::Open(const StoreOptions& options,
+                                                       EventFd* round_done) {
+  if (options.dir.empty()) return Status::InvalidArgument("store directory is empty");
+  if (options.segment_bytes < options.max_round_bytes * 2) {
+    return Status::InvalidArgument("segment_bytes " + std::to_string(options.segment_bytes) +
+                                   " must be at least twice max_round_bytes " +
+                                   std::to_string(options.max_round_bytes));
+  }
+  auto store = std::unique_ptr<BrokerStore>(new BrokerStore(options, round_done));
+  if (Status s = store->Recover(); !s.ok()) return s;
+  store->storage_thread_ = std::thread([s = store.get()] {
+    SetThreadName("txmq-storage");
+    s->StorageLoop();
+  });
+  store->checkpoint_thread_ = std::thread([s = store.get()] {
+    SetThreadName("txmq-checkpoint");
+    s->CheckpointLoop();
+  });
+  return store;
+}
+
+BrokerStore::~BrokerStore() {
+  if (auto round = WaitFinished()) round->Complete();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (storage_thread_.joinable()) storage_thread_.join();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+  // A clean stop leaves nothing to replay.
+  if (log_ && db_) {
+    if (Status s = Checkpoint(); !s.ok()) {
+      Logger("storage")->warn("final checkpoint failed ({}); the next start replays the log",
+                              s.ToString());
+    }
+  }
+}
+
+// ---------------- recovery ----------------
+
+Status BrokerStore::Recover() {
+  FileSystem* fs = options_.fs;
+  const std::string& dir = options_.dir;
+  if (Status s = fs->CreateDirs(dir); !s.ok()) return s;
+  if (fs->Exists(dir + "/CURRENT")) {
+    return Status::FailedPrecondition(
+        "data directory '" + dir +
+        "' holds txmq data format 1 (txmq 0.1.x, everything in one LevelDB); this txmqd "
+        "reads format " +
+        std::to_string(kDataFormat) +
+        ". Drain it with the txmqd that wrote it, or start this one on an empty directory");
+  }
+  const std::string format_path = dir + "/" + kFormatFile;
+  if (fs->Exists(format_path)) {
+    auto text = fs->ReadFile(format_path);
+    if (!text.ok()) return text.status();
+    int version = 0;
+    if (std::sscanf(text->c_str(), "txmq-data %d", &version) != 1 || version != kDataFormat) {
+      return Status::FailedPrecondition("data directory '" + dir + "' has format '" +
+                                        OneLineForLog(*text) + "'; this txmqd reads format " +
+                                        std::to_string(kDataFormat));
+    }
+  } else {
+    if (Status s = fs->WriteFileAtomically(format_path, "txmq-data 2\n"); !s.ok()) return s;
+  }
+
+  // LevelDB's own write-ahead log is never replayed: what it held is
+  // replayed from the commit log instead (see the header).
+  const std::string index_dir = dir + "/index";
+  if (Status s = fs->CreateDirs(index_dir); !s.ok()) return s;
+  auto names = fs->List(index_dir);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    if (!IsLevelDbLog(name)) continue;
+    if (Status s = fs->Remove(index_dir + "/" + name); !s.ok()) return s;
+  }
+  DbOptions db_options;
+  db_options.write_buffer_size = options_.write_buffer_bytes;
+  db_options.max_file_size = options_.table_file_bytes;
+  db_options.block_cache_bytes = options_.block_cache_bytes;
+  db_options.env = options_.env;
+  db_options.paranoid_checks = true;
+  auto db = Db::Open(index_dir, db_options);
+  if (!db.ok()) return db.status();
+  db_ = std::move(db.value());
+
+  LogCursor from;
+  const std::string checkpoint_path = dir + "/" + kCheckpointFile;
+  LogOptions log_options;
+  log_options.dir = dir + "/log";
+  log_options.segment_bytes = options_.segment_bytes;
+  log_options.fs = fs;
+  log_options.strict_tail = options_.sync;
+  if (fs->Exists(checkpoint_path)) {
+    auto text = fs->ReadFile(checkpoint_path);
+    if (!text.ok()) return text.status();
+    if (!DecodeCheckpoint(*text, &from)) {
+      return Status::Corruption("checkpoint file '" + checkpoint_path + "' is damaged: '" +
+                                OneLineForLog(*text) + "'");
+    }
+  } else if (fs->Exists(log_options.dir)) {
+    auto segments = fs->List(log_options.dir);
+    if (segments.ok() && std::any_of(segments->begin(), segments->end(),
+                                     [](const auto& n) { return n.ends_with(".seg"); })) {
+      return Status::Corruption("data directory '" + dir +
+                                "' has a commit log but no CHECKPOINT file: refusing to guess "
+                                "where recovery starts");
+    }
+  }
+  const auto start = SteadyClock::now();
+  uint64_t replayed = 0;
+  auto log = CommitLog::Open(log_options, from, [&](const LogEntry& e) {
+    ++replayed;
+    return ApplyToIndex(e.position, e.payload, {});
+  });
+  if (!log.ok()) return log.status();
+  log_ = std::move(log.value());
+  applied_ = synced_ = log_->placed_end();
+  checkpointed_position_ = from.position;
+  stats_.replayed_entries = replayed;
+  if (replayed > 0) {
+    Logger("storage")->info("replayed {} log entries after the checkpoint in {} ms", replayed,
+                            MicrosSince(start) / 1000);
+  }
+  if (replayed > 0 || !fs->Exists(checkpoint_path)) return Checkpoint();
+  return Status::OK();
+}
+
+Status BrokerStore::ApplyToIndex(uint64_t entry_position, std::string_view records,
+                                 std::string_view ops_record) {
+  leveldb::WriteBatch batch;
+  struct Run {
+    uint32_t topic_id;
+    uint32_t queue;
+    store::QueueRun run;
+  };
+  std::vector<Run> runs;
+  auto flush_run = [&](const Run& r) {
+    batch.Put(store::QueueRunKey(r.topic_id, r.queue, r.run.first_offset),
+              store::EncodeQueueRun(r.run));
+    batch.Put(store::RunByPositionKey(entry_position, r.topic_id, r.queue, r.run.first_offset), "");
+  };
+  std::vector<store::RecordView> parsed;
+  const uint64_t payload_at = entry_position + log::kHeaderBytes;
+  std::vector<std::pair<std::string_view, uint64_t>> pieces = {{records, 0}};
+  if (!ops_record.empty()) pieces.emplace_back(ops_record, records.size());
+  for (const auto& [piece, base] : pieces) {
+    if (!store::ParseRecords(piece, &parsed)) {
+      return Status::Corruption("log entry at " + std::to_string(entry_position) +
+                                " holds a malformed record");
+    }
+    for (const store::RecordView& r : parsed) {
+      const uint64_t position = payload_at + base + r.offset_in_payload;
+      switch (r.type) {
+        case store::kMessage: {
+          store::MessageBody m;
+          if (!store::DecodeMessageBody(r.body, &m)) {
+            return Status::Corruption("undecodable message record at log position " +
+                                      std::to_string(position));
+          }
+          auto it = std::find_if(runs.begin(), runs.end(), [&](const Run& x) {
+            return x.topic_id == m.topic_id && x.queue == m.queue;
+          });
+          if (it != runs.end() && it->run.end_offset() != m.offset) {
+            flush_run(*it);  // not contiguous: a new run starts here
+            runs.erase(it);
+            it = runs.end();
+          }
+          if (it == runs.end()) {
+            runs.push_back({m.topic_id, m.queue, {m.offset, {}}});
+            it = std::prev(runs.end());
+          }
+          it->run.positions.push_back(position);
+          if (m.flags & store::kFlagIndexed) {
+            store::IdEntry id{m.topic_id, m.queue, true, m.offset, m.message.stored_ms};
+            batch.Put(store::IdKey(static_cast<uint64_t>(m.message.stored_ms) / store::kIdBucketMs,
+                                   m.message.id),
+                      store::EncodeIdEntry(id));
+          }
+          break;
+        }
+        case store::kHalf: {
+          store::HalfBody h;
+          if (!store::DecodeHalfBody(r.body, &h)) {
+            return Status::Corruption("undecodable half record at log position " +
+                                      std::to_string(position));
+          }
+          batch.Put(store::HalfKey(h.tx_id, h.index), Fixed64(position));
+          break;
+        }
+        case store::kDelayed: {
+          store::DelayedBody d;
+          if (!store::DecodeDelayedBody(r.body, &d)) {
+            return Status::Corruption("undecodable delayed record at log position " +
+                                      std::to_string(position));
+          }
+          batch.Put(store::DelayedKey(d.due_ms, d.seq), Fixed64(position));
+          store::IdEntry id{d.topic_id, d.queue, false, 0, d.message.stored_ms};
+          batch.Put(store::IdKey(static_cast<uint64_t>(d.message.stored_ms) / store::kIdBucketMs,
+                                 d.message.id),
+                    store::EncodeIdEntry(id));
+          break;
+        }
+        case store::kIndexOps: {
+          std::string_view in = r.body;
+          while (!in.empty()) {
+            uint8_t op;
+            std::string_view key, value;
+            if (!GetByte(&in, &op) || !GetLengthPrefixed(&in, &key) ||
+                (op == store::kPut && !GetLengthPrefixed(&in, &value)) ||
+                (op != store::kPut && op != store::kDelete)) {
+              return Status::Corruption("malformed index operations in the log entry at " +
+                                        std::to_string(entry_position));
+            }
+            if (op == store::kPut) {
+              batch.Put(AsSlice(key), AsSlice(value));
+            } else {
+              batch.Delete(AsSlice(key));
+            }
+          }
+          break;
+        }
+      }
+    }
+  }
+  for (const Run& r : runs) flush_run(r);
+  leveldb::WriteOptions wo;  // unsynced: the log is the durable copy
+  return FromLevelDb(db_->get()->Write(wo, &batch), "applying a round to the index");
+}
+
+// ---------------- writes ----------------
+
+void BrokerStore::PutTopic(std::string_view name, const store::TopicEntry& entry) {
+  round_->Put(store::TopicKey(name), store::EncodeTopicEntry(entry));
+}
+
+void BrokerStore::AppendMessage(uint32_t topic_id, uint32_t queue, uint64_t offset,
+                                const MessageView& message, bool indexed) {
+  store::MessageBody m;
+  m.topic_id = topic_id;
+  m.queue = queue;
+  m.offset = offset;
+  m.flags = indexed ? store::kFlagIndexed : 0;
+  m.message = message;
+  round_->AppendMessage(m);
+}
+
+void BrokerStore::SetQueueStart(uint32_t topic_id, uint32_t queue, uint64_t first_offset) {
+  round_->Put(store::QueueStartKey(topic_id, queue), Fixed64(first_offset));
+}
+
+void BrokerStore::PutCursor(std::string_view group, std::string_view topic, uint32_t queue,
+                            uint64_t floor) {
+  round_->Put(store::CursorKey(group, topic, queue), Fixed64(floor));
+}
+
+void BrokerStore::PutRetry(std::string_view group, int64_t due_ms, uint64_t retry_id,
+                           const RetryRecord& r) {
+  round_->Put(store::RetryKey(group, due_ms, retry_id), EncodeRetry(r));
+}
+
+void BrokerStore::DeleteRetry(std::string_view group, int64_t due_ms, uint64_t retry_id) {
+  round_->Delete(store::RetryKey(group, due_ms, retry_id));
+}
+
+void BrokerStore::PutDelayed(const store::DelayedBody& delayed) { round_->AppendDelayed(delayed); }
+
+void BrokerStore::DeleteDelayed(int64_t due_ms, uint64_t seq) {
+  round_->Delete(store::DelayedKey(due_ms, seq));
+}
+
+void BrokerStore::PutHalf(const store::HalfBody& half) { round_->AppendHalf(half); }
+
+void BrokerStore::DeleteHalf(std::string_view tx_id, uint32_t index) {
+  round_->Delete(store::HalfKey(tx_id, index));
+}
+
+void BrokerStore::PutTx(std::string_view tx_id, const TxRecord& record) {
+  round_->Put(store::TxKey(tx_id), EncodeTx(record));
+}
+
+void BrokerStore::DeleteTx(std::string_view tx_id) { round_->Delete(store::TxKey(tx_id)); }
+
+void BrokerStore::ScheduleCheck(int64_t next_check_ms, std::string_view tx_id) {
+  round_->Put(store::TimedTxKey(store::kCheck, next_check_ms, tx_id), "");
+}
+
+void BrokerStore::UnscheduleCheck(int64_t next_check_ms, std::string_view tx_id) {
+  round_->Delete(store::TimedTxKey(store::kCheck, next_check_ms, tx_id));
+}
+
+void BrokerStore::ScheduleTxExpiry(int64_t expire_ms, std::string_view tx_id) {
+  round_->Put(store::TimedTxKey(store::kTxExpiry, expire_ms, tx_id), "");
+}
+
+void BrokerStore::DeleteTxExpiry(int64_t expire_ms, std::string_view tx_id) {
+  round_->Delete(store::TimedTxKey(store::kTxExpiry, expire_ms, tx_id));
+}
+
+void BrokerStore::DeleteId(uint64_t bucket, std::string_view message_id) {
+  round_->Delete(store::IdKey(bucket, message_id));
+}
+
+void BrokerStore::PutMeta(std::string_view name, std::string_view value) {
+  round_->Put(store::MetaKey(name), value);
+}
+
+void BrokerStore::DeleteRunByPosition(uint64_t position, uint32_t topic_id, uint32_t queue,
+                                      uint64_t first_offset) {
+  round_->Delete(store::RunByPositionKey(position, topic_id, queue, first_offset));
+  round_->Delete(store::QueueRunKey(topic_id, queue, first_offset));
+  run_cache_.erase({topic_id, queue});
+}
+
+// ---------------- the pipeline ----------------
+
+void BrokerStore::WriteRound(Round& round) {
+  if (round.writes_nothing()) return;  // completions alone: nothing to make durable
+  const auto start = SteadyClock::now();
+  PendingEntry& e = round.entry();
+  Status s = log_->Write(e);
+  uint64_t sync_micros = 0;
+  if (s.ok() && options_.sync) {
+    const auto sync_start = SteadyClock::now();
+    s = log_->Sync();
+    sync_micros = static_cast<uint64_t>(MicrosSince(sync_start));
+  }
+  if (s.ok()) s = ApplyToIndex(e.position, round.records(), round.ops_record());
+  if (s.ok()) s = log_->PrepareNextSegment();
+  round.set_status(s);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (s.ok()) {
+    applied_ = log_->written_end();
+    if (options_.sync) synced_ = applied_;
+    bytes_since_checkpoint_ += e.bytes();
+  }
+  stats_.rounds++;
+  stats_.completions += round.completions();
+  stats_.bytes += e.bytes();
+  stats_.write_micros += static_cast<uint64_t>(MicrosSince(start));
+  stats_.sync_micros_max = std::max(stats_.sync_micros_max, sync_micros);
+  if (bytes_since_checkpoint_ >= options_.checkpoint_bytes) cv_.notify_all();
+}
+
+void BrokerStore::Submit(int64_t time_ms) {
+  std::unique_ptr<Round> round = std::exchange(round_, std::make_unique<Round>());
+  round->Seal(time_ms, options_.epoch);
+  if (!round->writes_nothing()) {
+    if (Status s = log_->Place(round->entry()); !s.ok()) round->set_status(s);
+  }
+  busy_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_ = std::move(round);
+  }
+  cv_.notify_all();
+}
+
+std::unique_ptr<Round> BrokerStore::WriteInline(int64_t time_ms) {
+  std::unique_ptr<Round> round = std::exchange(round_, std::make_unique<Round>());
+  round->Seal(time_ms, options_.epoch);
+  if (!round->writes_nothing()) {
+    if (Status s = log_->Place(round->entry()); !s.ok()) {
+      round->set_status(s);
+      return round;
+    }
+  }
+  // The storage thread is idle (not busy), so this thread is the writer.
+  std::lock_guard<std::mutex> writer(writer_mu_);
+  WriteRound(*round);
+  return round;
+}
+
+std::unique_ptr<Round> BrokerStore::TakeFinished() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finished_) busy_ = false;
+  return std::move(finished_);
+}
+
+std::unique_ptr<Round> BrokerStore::WaitFinished() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!busy_) return nullptr;
+  cv_.wait(lock, [this] { return finished_ != nullptr; });
+  busy_ = false;
+  return std::move(finished_);
+}
+
+void BrokerStore::StorageLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto last_sync = SteadyClock::now();
+  while (true) {
+    cv_.wait_for(lock, options_.async_sync_interval,
+                 [this] { return in_flight_ != nullptr || stopping_; });
+    if (in_flight_) {
+      std::unique_ptr<Round> round = std::move(in_flight_);
+      lock.unlock();
+      {
+        std::lock_guard<std::mutex> writer(writer_mu_);
+        if (round->status().ok()) WriteRound(*round);
+      }
+      lock.lock();
+      finished_ = std::move(round);
+      cv_.notify_all();
+      round_done_->Notify();
+      continue;
+    }
+    if (!options_.sync && synced_ != applied_ &&
+        SteadyClock::now() - last_sync >= options_.async_sync_interval) {
+      // flush async: the background fdatasync behind acknowledged rounds.
+      const LogCursor target = applied_;
+      lock.unlock();
+      Status s;
+      {
+        std::lock_guard<std::mutex> writer(writer_mu_);
+        s = log_->Sync();
+      }
+      lock.lock();
+      last_sync = SteadyClock::now();
+      if (s.ok()) {
+        synced_ = target;
+      } else {
+        Logger("storage")->error("background sync of the log failed: {}", s.ToString());
+      }
+    }
+    if (stopping_ && !in_flight_) return;
+  }
+}
+
+// ---------------- checkpoints ----------------
+
+Status BrokerStore::FlushIndex() {
+  // CompactRange first flushes the memtable into a synced table file and
+  // records it in the (synced) manifest; the range covers no key, so no
+  // other compaction runs.
+  const std::string nothing = "\xff\xff\xff\xff txmq-checkpoint";
+  leveldb::Slice begin(nothing), end(nothing);
+  db_->get()->CompactRange(&begin, &end);
+  // LevelDB reports a failed background flush only through its properties
+  // and later writes; a tiny unsynced write surfaces it.
+  leveldb::WriteOptions wo;
+  return FromLevelDb(db_->get()->Put(wo, store::MetaKey("checkpoint-probe"), ""),
+                     "flushing the index");
+}
+
+Status BrokerStore::Checkpoint() {
+  std::lock_guard<std::mutex> checkpoint(checkpoint_mu_);
+  LogCursor cover;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Covered: applied to the index and durable in the log.
+    cover = applied_.index <= synced_.index ? applied_ : synced_;
+  }
+  if (!options_.sync) {
+    // The cover must be durable in the log before the checkpoint names it.
+    std::lock_guard<std::mutex> writer(writer_mu_);
+    if (Status s = log_->Sync(); !s.ok()) return s;
+  }
+  // Concurrent rounds may keep applying meanwhile: the flushed table files
+  // then hold more than `cover`, which replay from `cover` tolerates.
+  if (Status s = FlushIndex(); !s.ok()) return s;
+  if (Status s = options_.fs->WriteFileAtomically(options_.dir + "/" + kCheckpointFile,
+                                                  EncodeCheckpoint(cover));
+      !s.ok()) {
+    return s;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  checkpointed_position_ = cover.position;
+  bytes_since_checkpoint_ = 0;
+  stats_.checkpoints++;
+  return Status::OK();
+}
+
+Status BrokerStore::CheckpointNow() { return Checkpoint(); }
+
+void BrokerStore::CheckpointLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto last = SteadyClock::now();
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(500), [this] {
+      return stopping_ || bytes_since_checkpoint_ >= options_.checkpoint_bytes;
+    });
+    if (stopping_) return;
+    const bool due =
+        bytes_since_checkpoint_ >= options_.checkpoint_bytes ||
+        (bytes_since_checkpoint_ > 0 && SteadyClock::now() - last >= options_.checkpoint_interval);
+    if (!due) continue;
+    lock.unlock();
+    Status s = Checkpoint();
+    if (!s.ok()) Logger("storage")->error("checkpoint failed: {}", s.ToString());
+    lock.lock();
+    last = SteadyClock::now();
+  }
+}
+
+// ---------------- reads ----------------
+
+Result<StoredMessage> BrokerStore::ReadMessage(uint32_t topic_id, uint32_t queue, uint64_t offset) {
+  store::QueueRun* run = nullptr;
+  if (auto it = run_cache_.find({topic_id, queue}); it != run_cache_.end() &&
+                                                    offset >= it->second.first_offset &&
+                                                    offset < it->second.end_offset()) {
+    run = &it->second;
+  } else {
+    // The run holding `offset`: the last run that starts at or before it.
+    std::unique_ptr<leveldb::Iterator> iter(db_->get()->NewIterator(leveldb::ReadOptions()));
+    const std::string prefix = store::QueueRunPrefix(topic_id, queue);
+    iter->Seek(store::QueueRunKey(topic_id, queue, offset + 1));
+    if (iter->Valid()) {
+      iter->Prev();
+    } else {
+      iter->SeekToLast();
+    }
+    if (!iter->Valid() || !iter->key().starts_with(prefix)) {
+      return Status::NotFound("offset " + std::to_string(offset) + " is not stored");
+    }
+    uint32_t t, q;
+    uint64_t first;
+    store::QueueRun found;
+    const std::string key = iter->key().ToString();
+    if (!store::ParseQueueRunKey(key, &t, &q, &first) ||
+        !store::DecodeQueueRun(first, {iter->value().data(), iter->value().size()}, &found)) {
+      return Status::Corruption("damaged queue index entry for topic " + std::to_string(topic_id) +
+                                " queue " + std::to_string(queue));
+    }
+    if (offset >= found.end_offset()) {
+      return Status::NotFound("offset " + std::to_string(offset) + " is not stored");
+    }
+    run = &(run_cache_[{topic_id, queue}] = std::move(found));
+  }
+  const uint64_t position = run->positions[offset - run->first_offset];
+  auto record = RecordAt(position, store::kMessage);
+  if (!record.ok()) return record.status();
+  StoredMessage out;
+  out.position = position;
+  if (!store::DecodeMessageBody(record->body, &out.body) || out.body.offset != offset ||
+      out.body.topic_id != topic_id || out.body.queue != queue) {
+    return Status::Corruption("the message record at log position " + std::to_string(position) +
+                              " is not topic " + std::to_string(topic_id) + " queue " +
+                              std::to_string(queue) + " offset " + std::to_string(offset));
+  }
+  return out;
+}
+
+Result<store::RecordView> BrokerStore::RecordAt(uint64_t position, store::RecordType type) const {
+  auto bytes = log_->ReadFrom(position);
+  if (!bytes.ok()) return bytes.status();
+  store::RecordView r;
+  if (!store::ParseRecordAt(*bytes, &r) || r.type != type) {
+    return Status::Corruption("no intact record of type " + std::to_string(type) +
+                              " at log position " + std::to_string(position));
+  }
+  return r;
+}
+
+Result<StoredHalf> BrokerStore::ReadHalf(std::string_view tx_id, uint32_t index) {
+  std::string value;
+  leveldb::Status s = db_->get()->Get(leveldb::ReadOptions(), store::HalfKey(tx_id, index), &value);
+  if (s.IsNotFound()) {
+    return Status::NotFound("no half message " + std::to_string(index) + " of transaction " +
+                            std::string(tx_id));
+  }
+  if (!s.ok()) return FromLevelDb(s, "reading a half message's place");
+  StoredHalf out;
+  if (!ReadFixed64(value, &out.position)) {
+    return Status::Corruption("damaged index entry of half message " + std::to_string(index) +
+                              " of transaction " + std::string(tx_id));
+  }
+  auto record = RecordAt(out.position, store::kHalf);
+  if (!record.ok()) return record.status();
+  if (!store::DecodeHalfBody(record->body, &out.body) || out.body.tx_id != tx_id ||
+      out.body.index != index) {
+    return Status::Corruption("the half record at log position " + std::to_string(out.position) +
+                              " is not message " + std::to_string(index) + " of transaction " +
+                              std::string(tx_id));
+  }
+  return out;
+}
+
+Result<StoredDelayed> BrokerStore::ReadDelayed(int64_t due_ms, uint64_t seq) {
+  std::string value;
+  leveldb::Status s =
+      db_->get()->Get(leveldb::ReadOptions(), store::DelayedKey(due_ms, seq), &value);
+  if (s.IsNotFound()) return Status::NotFound("no delayed message " + std::to_string(seq));
+  if (!s.ok()) return FromLevelDb(s, "reading a delayed message's place");
+  StoredDelayed out;
+  if (!ReadFixed64(value, &out.position)) {
+    return Status::Corruption("damaged index entry of delayed message " + std::to_string(seq));
+  }
+  auto record = RecordAt(out.position, store::kDelayed);
+  if (!record.ok()) return record.status();
+  if (!store::DecodeDelayedBody(record->body, &out.body) || out.body.seq != seq) {
+    return Status::Corruption("the delayed record at log position " + std::to_string(out.position) +
+                              " is not message " + std::to_string(seq));
+  }
+  return out;
+}
+
+std::optional<TxRecord> BrokerStore::GetTx(std::string_view tx_id) {
+  std::string value;
+  TxRecord record;
+  if (!db_->get()->Get(leveldb::ReadOptions(), store::TxKey(tx_id), &value).ok() ||
+      !DecodeTx(value, &record)) {
+    return std::nullopt;
+  }
+  return record;
+}
+
+std::optional<store::IdEntry> BrokerStore::GetId(uint64_t bucket, std::string_view message_id) {
+  std::string value;
+  store::IdEntry entry;
+  if (!db_->get()->Get(leveldb::ReadOptions(), store::IdKey(bucket, message_id), &value).ok() ||
+      !store::DecodeIdEntry(value, &entry)) {
+    return std::nullopt;
+  }
+  return entry;
+}
+
+std::optional<std::string> BrokerStore::GetMeta(std::string_view name) {
+  std::string value;
+  if (!db_->get()->Get(leveldb::ReadOptions(), store::MetaKey(name), &value).ok()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<uint64_t> BrokerStore::GetQueueStart(uint32_t topic_id, uint32_t queue) {
+  std::string value;
+  uint64_t first;
+  if (!db_->get()
+           ->Get(leveldb::ReadOptions(), store::QueueStartKey(topic_id, queue), &value)
+           .ok() ||
+      !ReadFixed64(value, &first)) {
+    return std::nullopt;
+  }
+  return first;
+}
+
+BrokerStore::QueueBounds BrokerStore::GetQueueBounds(uint32_t topic_id, uint32_t queue) {
+  QueueBounds b;
+  const uint64_t kept_from = GetQueueStart(topic_id, queue).value_or(0);
+  b.first = b.end = kept_from;
+  const std::string prefix = store::QueueRunPrefix(topic_id, queue);
+  std::unique_ptr<leveldb::Iterator> it(db_->get()->NewIterator(leveldb::ReadOptions()));
+  it->Seek(prefix);
+  if (!it->Valid() || !it->key().starts_with(prefix)) return b;
+  uint32_t t, q;
+  uint64_t first;
+  const std::string first_key = it->key().ToString();
+  if (store::ParseQueueRunKey(first_key, &t, &q, &first)) b.first = std::max(kept_from, first);
+  it->Seek(store::PrefixEnd(prefix));
+  if (it->Valid()) {
+    it->Prev();
+  } else {
+    it->SeekToLast();
+  }
+  store::QueueRun last;
+  const std::string last_key = it->Valid() ? it->key().ToString() : std::string();
+  if (store::ParseQueueRunKey(last_key, &t, &q, &first) &&
+      store::DecodeQueueRun(first, {it->value().data(), it->value().size()}, &last)) {
+    b.end = std::max(kept_from, last.end_offset());
+  }
+  return b;
+}
+
+// ---------------- iteration ----------------
+
+Status BrokerStore::Scan(
+    std::string_view prefix, std::string_view from,
+    const std::function<bool(std::string_view key, std::string_view value)>& fn) {
+  std::unique_ptr<leveldb::Iterator> it(db_->get()->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(AsSlice(from.empty() ? prefix : from));
+       it->Valid() && it->key().starts_with(AsSlice(prefix)); it->Next()) {
+    if (!fn({it->key().data(), it->key().size()}, {it->value().data(), it->value().size()})) {
+      break;
+    }
+  }
+  return it->status().ok() ? Status::OK() : FromLevelDb(it->status(), "scanning the index");
+}
+
+Status BrokerStore::ForEachTopic(
+    const std::function<bool(std::string_view, const store::TopicEntry&)>& fn) {
+  Status bad;
+  Status s = Scan(std::string(1, store::kTopic), {}, [&](std::string_view key, std::string_view v) {
+    std::string_view name;
+    store::TopicEntry entry;
+    if (!store::ParseTopicKey(key, &name) || !store::DecodeTopicEntry(v, &entry) ||
+        entry.queues == 0) {
+      bad = Status::Corruption("damaged topic entry in the index");
+      return false;
+    }
+    return fn(name, entry);
+  });
+  return bad.ok() ? s : bad;
+}
+
+Status BrokerStore::ForEachCursor(
+    const std::function<bool(std::string_view, std::string_view, uint32_t, uint64_t)>& fn) {
+  Status bad;
+  Status s =
+      Scan(std::string(1, store::kCursor), {}, [&](std::string_view key, std::string_view v) {
+        std::string_view group, topic;
+        uint32_t queue;
+        uint64_t floor;
+        if (!store::ParseCursorKey(key, &group, &topic, &queue) || !ReadFixed64(v, &floor)) {
+          bad = Status::Corruption("damaged consumer cursor in the index");
+          return false;
+        }
+        return fn(group, topic, queue, floor);
+      });
+  return bad.ok() ? s : bad;
+}
+
+Status BrokerStore::ForEachRetry(
+    const std::function<bool(std::string_view, int64_t, uint64_t, const RetryRecord&)>& fn) {
+  Status bad;
+  Status s = Scan(std::string(1, store::kRetry), {}, [&](std::string_view key, std::string_view v) {
+    std::string_view group;
+    int64_t due;
+    uint64_t id;
+    RetryRecord r;
+    if (!store::ParseRetryKey(key, &group, &due, &id) || !DecodeRetry(v, &r)) {
+      bad = Status::Corruption("damaged retry entry in the index");
+      return false;
+    }
+    return fn(group, due, id, r);
+  });
+  return bad.ok() ? s : bad;
+}
+
+Status BrokerStore::ForEachDelayed(const std::function<bool(int64_t, uint64_t)>& fn) {
+  return ForEachDelayedPosition([&](int64_t due, uint64_t seq, uint64_t) { return fn(due, seq); });
+}
+
+Status BrokerStore::ForEachDelayedPosition(
+    const std::function<bool(int64_t, uint64_t, uint64_t)>& fn) {
+  Status bad;
+  Status s =
+      Scan(std::string(1, store::kDelayedRef), {}, [&](std::string_view key, std::string_view v) {
+        int64_t due;
+        uint64_t seq, position;
+        if (!store::ParseDelayedKey(key, &due, &seq) || !ReadFixed64(v, &position)) {
+          bad = Status::Corruption("damaged delayed-message entry in the index");
+          return false;
+        }
+        return fn(due, seq, position);
+      });
+  return bad.ok() ? s : bad;
+}
+
+Status BrokerStore::ForEachScheduledCheck(
+    const std::function<bool(int64_t, std::string_view)>& fn) {
+  Status bad;
+  Status s = Scan(std::string(1, store::kCheck), {}, [&](std::string_view key, std::string_view) {
+    int64_t ms;
+    std::string_view tx;
+    if (!store::ParseTimedTxKey(key, store::kCheck, &ms, &tx)) {
+      bad = Status::Corruption("damaged transaction check schedule entry in the index");
+      return false;
+    }
+    return fn(ms, tx);
+  });
+  return bad.ok() ? s : bad;
+}
+
+Status BrokerStore::ForEachTxExpiry(int64_t until_ms,
+                                    const std::function<bool(int64_t, std::string_view)>& fn) {
+  Status bad;
+  Status s =
+      Scan(std::string(1, store::kTxExpiry), {}, [&](std::string_view key, std::string_view) {
+        int64_t ms;
+        std::string_view tx;
+        if (!store::ParseTimedTxKey(key, store::kTxExpiry, &ms, &tx)) {
+          bad = Status::Corruption("damaged transaction expiry entry in the index");
+          return false;
+        }
+        if (ms > until_ms) return false;
+        return fn(ms, tx);
+      });
+  return bad.ok() ? s : bad;
+}
+
+Status BrokerStore::ForEachId(uint64_t first_bucket,
+                              const std::function<bool(uint64_t, std::string_view)>& fn) {
+  Status bad;
+  Status s = Scan(std::string(1, store::kId), store::IdBucketPrefix(first_bucket),
+                  [&](std::string_view key, std::string_view) {
+                    uint64_t bucket;
+                    std::string_view id;
+                    if (!store::ParseIdKey(key, &bucket, &id)) {
+                      bad = Status::Corruption("damaged message id entry in the index");
+                      return false;
+                    }
+                    return fn(bucket, id);
+                  });
+  return bad.ok() ? s : bad;
+}
+
+Status BrokerStore::ForEachHalf(
+    const std::function<bool(std::string_view, uint32_t, uint64_t)>& fn) {
+  Status bad;
+  Status s =
+      Scan(std::string(1, store::kHalfRef), {}, [&](std::string_view key, std::string_view v) {
+        std::string_view tx;
+        uint32_t index;
+        uint64_t position;
+        if (!store::ParseHalfKey(key, &tx, &index) || !ReadFixed64(v, &position)) {
+          bad = Status::Corruption("damaged half-message entry in the index");
+          return false;
+        }
+        return fn(tx, index, position);
+      });
+  return bad.ok() ? s : bad;
+}
+
+Status BrokerStore::ForEachRunBefore(
+    uint64_t position,
+    const std::function<bool(uint64_t, uint32_t, uint32_t, uint64_t, uint64_t)>& fn) {
+  Status bad;
+  Status s =
+      Scan(std::string(1, store::kRunByPosition), {}, [&](std::string_view key, std::string_view) {
+        uint64_t at, first;
+        uint32_t topic_id, queue;
+        if (!store::ParseRunByPositionKey(key, &at, &topic_id, &queue, &first)) {
+          bad = Status::Corruption("damaged queue-run entry in the index");
+          return false;
+        }
+        if (at >= position) return false;
+        std::string value;
+        store::QueueRun run;
+        uint64_t end = first;
+        if (db_->get()
+                ->Get(leveldb::ReadOptions(), store::QueueRunKey(topic_id, queue, first), &value)
+                .ok() &&
+            store::DecodeQueueRun(first, value, &run)) {
+          end = run.end_offset();
+        }
+        return fn(at, topic_id, queue, first, end);
+      });
+  return bad.ok() ? s : bad;
+}
+
+// ---------------- the log as a whole ----------------
+
+std::vector<BrokerStore::SegmentSummary> BrokerStore::Segments() const {
+  std::vector<SegmentSummary> out;
+  for (const SegmentInfo& seg : log_->Segments()) {
+    SegmentSummary summary{seg.base, seg.size, 0};
+    auto head = log_->Read(seg.base, log::kHeaderBytes);
+    log::Header h;
+    if (head.ok() && log::DecodeHeader(head->data(), &h)) summary.first_time_ms = h.time_ms;
+    out.push_back(summary);
+  }
+  return out;
+}
+
+Result<uint64_t> BrokerStore::DeleteLogBefore(uint64_t position) {
+  uint64_t covered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    covered = checkpointed_position_;
+  }
+  return log_->DeleteBefore(std::min(position, covered));
+}
+
+StoreStats BrokerStore::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  StoreStats s = stats_;
+  s.log_start = log_->start();
+  s.log_end = applied_.position;
+  return s;
+}
+
+}  // namespace txmq::storage

@@ -1,0 +1,282 @@
+// The broker's storage: a commit log of write rounds (the data) and a
+// LevelDB index derived from it (where things are, and the small state
+// that changes: cursors, retries, transactions, schedules, topics). The
+// broker's services use this typed API only; no key layout, record codec
+// or leveldb::DB* leaves this module.
+//
+// Durability: a round is one log entry, appended and made durable with one
+// fdatasync (flush sync), then applied to the index with an unsynced
+// LevelDB write, then its completions run. The index may lag the log after
+// a crash; it never leads it (flush sync). A checkpoint (every
+// checkpoint_bytes of log or checkpoint_interval) flushes LevelDB's
+// memtable to synced table files and records the log cursor it covers;
+// recovery drops LevelDB's own write-ahead log, opens the index as of its
+// table files, and replays the log from the checkpoint. Replay applies
+// entries in order, and each entry's effect on the index is a function of
+// the entry alone, so the index ends the same whichever later effects its
+// table files already held. See DESIGN.md, "Recovery invariant".
+//
+// Data directory (format 2):
+//   FORMAT        "txmq-data 2"
+//   CHECKPOINT    the log cursor recovery starts from
+//   log/          commit-log segments (commit_log.h)
+//   index/        LevelDB
+//
+// Threads: the core thread (the broker's) builds rounds, reads, and runs
+// completions; thread "txmq-storage" writes, syncs and applies rounds;
+// thread "txmq-checkpoint" takes checkpoints. Shared under mu_: the round
+// slots, the applied/durable cursors, the stats.
+#pragma once
+
+#include <leveldb/db.h>
+#include <leveldb/env.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol/src/event_fd.h"
+#include "storage/src/commit_log.h"
+#include "storage/src/db.h"
+#include "storage/src/records.h"
+#include "storage/src/store_format.h"
+#include "storage/src/store_round.h"
+#include "storage/src/tx_records.h"
+#include "txmq/status.h"
+
+namespace txmq::storage {
+
+inline constexpr int kDataFormat = 2;
+
+struct StoreOptions {
+  std::string dir;
+  // fdatasync each round before it is acknowledged; without it a round is
+  // acknowledged once the OS has it (survives a process crash only) and
+  // the log is synced in the background every async_sync_interval.
+  bool sync = true;
+  std::chrono::milliseconds async_sync_interval{100};
+  uint64_t segment_bytes = 128ull << 20;
+  // A round stops taking more once it holds this much.
+  size_t max_round_bytes = 16u << 20;
+  // Log written between checkpoints (what a crash recovery replays at most).
+  uint64_t checkpoint_bytes = 512ull << 20;
+  std::chrono::milliseconds checkpoint_interval{60'000};
+  // The index.
+  size_t write_buffer_bytes = 16u << 20;
+  size_t table_file_bytes = 8u << 20;
+  size_t block_cache_bytes = 32u << 20;
+  uint64_t epoch = 1;
+  // File layers (tests swap in ones that lose power).
+  FileSystem* fs = FileSystem::Default();
+  leveldb::Env* env = nullptr;  // null: leveldb::Env::Default()
+};
+
+// A message read back from the log; the views point into the log mapping
+// and stay valid until retention deletes that part of the log.
+struct StoredMessage {
+  uint64_t position = 0;
+  store::MessageBody body;
+};
+struct StoredHalf {
+  uint64_t position = 0;
+  store::HalfBody body;
+};
+struct StoredDelayed {
+  uint64_t position = 0;
+  store::DelayedBody body;
+};
+
+struct StoreStats {
+  uint64_t rounds = 0;
+  uint64_t completions = 0;
+  uint64_t bytes = 0;            // log bytes written
+  uint64_t write_micros = 0;     // writing and syncing rounds
+  uint64_t sync_micros_max = 0;  // the slowest fdatasync
+  uint64_t checkpoints = 0;
+  uint64_t replayed_entries = 0;  // at the last start
+  uint64_t log_start = 0;
+  uint64_t log_end = 0;
+};
+
+class BrokerStore {
+ public:
+  // Opens (creating if missing) and recovers. `round_done` is raised after
+  // each submitted round finished; the core thread polls it.
+  static Result<std::unique_ptr<BrokerStore>> Open(const StoreOptions& options,
+                                                   EventFd* round_done);
+  // Finishes the round in flight, takes a checkpoint, stops the threads.
+  ~BrokerStore();
+  BrokerStore(const BrokerStore&) = delete;
+  BrokerStore& operator=(const BrokerStore&) = delete;
+
+  // ---------------- writes (core thread; into the open round) ----------------
+  void PutTopic(std::string_view name, const store::TopicEntry& entry);
+  void AppendMessage(uint32_t topic_id, uint32_t queue, uint64_t offset, const MessageView& message,
+                     bool indexed);
+  void SetQueueStart(uint32_t topic_id, uint32_t queue, uint64_t first_offset);
+  void PutCursor(std::string_view group, std::string_view topic, uint32_t queue, uint64_t floor);
+  void PutRetry(std::string_view group, int64_t due_ms, uint64_t retry_id, const RetryRecord& r);
+  void DeleteRetry(std::string_view group, int64_t due_ms, uint64_t retry_id);
+  void PutDelayed(const store::DelayedBody& delayed);
+  void DeleteDelayed(int64_t due_ms, uint64_t seq);
+  void PutHalf(const store::HalfBody& half);
+  void DeleteHalf(std::string_view tx_id, uint32_t index);
+  void PutTx(std::string_view tx_id, const TxRecord& record);
+  void DeleteTx(std::string_view tx_id);
+  void ScheduleCheck(int64_t next_check_ms, std::string_view tx_id);
+  void UnscheduleCheck(int64_t next_check_ms, std::string_view tx_id);
+  void ScheduleTxExpiry(int64_t expire_ms, std::string_view tx_id);
+  void DeleteTxExpiry(int64_t expire_ms, std::string_view tx_id);
+  void DeleteId(uint64_t bucket, std::string_view message_id);
+  void PutMeta(std::string_view name, std::string_view value);
+  // Deletes an index key found by iteration (retention of queue runs).
+  void DeleteRunByPosition(uint64_t position, uint32_t topic_id, uint32_t queue,
+                           uint64_t first_offset);
+
+  void OnDurable(Round::Completion fn) { round_->OnDurable(std::move(fn)); }
+  void OnDurableFirst(Round::Completion fn) { round_->OnDurableFirst(std::move(fn)); }
+  bool round_empty() const { return round_->empty(); }
+  size_t round_bytes() const { return round_->bytes(); }
+  bool round_full() const { return round_->bytes() >= options_.max_round_bytes; }
+
+  // ---------------- the write pipeline (core thread) ----------------
+  // True while a submitted round has not been taken back.
+  bool busy() const { return busy_; }
+  // Seals the open round (log time `time_ms`) and hands it to the storage
+  // thread. Requires !busy().
+  void Submit(int64_t time_ms);
+  // Writes the open round on the calling thread (its status set) and
+  // returns it: for a small round nobody waits behind. Requires !busy().
+  std::unique_ptr<Round> WriteInline(int64_t time_ms);
+  // The finished round (run its completions with Complete()), or null.
+  std::unique_ptr<Round> TakeFinished();
+  // Blocks until the round in flight finished; null if none.
+  std::unique_ptr<Round> WaitFinished();
+
+  // ---------------- reads (core thread) ----------------
+  // NOT_FOUND when the offset is not (or no longer) stored.
+  Result<StoredMessage> ReadMessage(uint32_t topic_id, uint32_t queue, uint64_t offset);
+  Result<StoredHalf> ReadHalf(std::string_view tx_id, uint32_t index);
+  Result<StoredDelayed> ReadDelayed(int64_t due_ms, uint64_t seq);
+  std::optional<TxRecord> GetTx(std::string_view tx_id);
+  std::optional<store::IdEntry> GetId(uint64_t bucket, std::string_view message_id);
+  std::optional<std::string> GetMeta(std::string_view name);
+  std::optional<uint64_t> GetQueueStart(uint32_t topic_id, uint32_t queue);
+  // A queue's stored offsets: [first, end).
+  struct QueueBounds {
+    uint64_t first = 0;
+    uint64_t end = 0;
+  };
+  QueueBounds GetQueueBounds(uint32_t topic_id, uint32_t queue);
+
+  // Iteration: fn returns false to stop. Index corruption ends with
+  // CORRUPTION naming the keyspace.
+  Status ForEachTopic(const std::function<bool(std::string_view, const store::TopicEntry&)>& fn);
+  Status ForEachCursor(const std::function<bool(std::string_view group, std::string_view topic,
+                                                uint32_t queue, uint64_t floor)>& fn);
+  Status ForEachRetry(const std::function<bool(std::string_view group, int64_t due_ms,
+                                               uint64_t retry_id, const RetryRecord&)>& fn);
+  Status ForEachDelayed(const std::function<bool(int64_t due_ms, uint64_t seq)>& fn);
+  Status ForEachScheduledCheck(const std::function<bool(int64_t ms, std::string_view tx_id)>& fn);
+  // Transactions due to be forgotten at or before `until_ms`.
+  Status ForEachTxExpiry(int64_t until_ms,
+                         const std::function<bool(int64_t ms, std::string_view tx_id)>& fn);
+  // Message ids in buckets from `first_bucket` on.
+  Status ForEachId(uint64_t first_bucket,
+                   const std::function<bool(uint64_t bucket, std::string_view id)>& fn);
+  Status ForEachHalf(
+      const std::function<bool(std::string_view tx_id, uint32_t index, uint64_t position)>& fn);
+  Status ForEachDelayedPosition(
+      const std::function<bool(int64_t due_ms, uint64_t seq, uint64_t position)>& fn);
+  // Queue runs whose entry lies before `position` (what deleting the log
+  // before it removes).
+  Status ForEachRunBefore(
+      uint64_t position,
+      const std::function<bool(uint64_t position, uint32_t topic_id, uint32_t queue,
+                               uint64_t first_offset, uint64_t end_offset)>& fn);
+
+  // ---------------- the log as a whole (core thread) ----------------
+  struct SegmentSummary {
+    uint64_t base = 0;
+    uint64_t size = 0;
+    int64_t first_time_ms = 0;  // of its first entry; 0 if none yet
+  };
+  std::vector<SegmentSummary> Segments() const;
+  // Deletes log segments wholly before `position`, once a checkpoint covers
+  // them; returns bytes freed (0 while the checkpoint is behind).
+  Result<uint64_t> DeleteLogBefore(uint64_t position);
+  uint64_t log_start() const { return log_->start(); }
+  // Where the next round will go.
+  uint64_t log_end() const { return log_->placed_end().position; }
+
+  StoreStats stats() const;
+  const StoreOptions& options() const { return options_; }
+  // Takes a checkpoint now (tests; shutdown does it by itself).
+  Status CheckpointNow();
+
+ private:
+  BrokerStore(const StoreOptions& options, EventFd* round_done);
+  Status Recover();
+  Status ApplyToIndex(uint64_t entry_position, std::string_view records,
+                      std::string_view ops_record);
+  void WriteRound(Round& round);
+  void StorageLoop();
+  void CheckpointLoop();
+  Status Checkpoint();
+  Status FlushIndex();
+  // The record of `type` at a log position.
+  Result<store::RecordView> RecordAt(uint64_t position, store::RecordType type) const;
+  // Calls fn(key, value) for every index key starting with `prefix` (from
+  // `from`, if given) until it returns false.
+  Status Scan(std::string_view prefix, std::string_view from,
+              const std::function<bool(std::string_view key, std::string_view value)>& fn);
+
+  StoreOptions options_;
+  EventFd* round_done_;
+  std::unique_ptr<Db> db_;
+  std::unique_ptr<CommitLog> log_;
+  std::unique_ptr<Round> round_;  // core thread: the open round
+  bool busy_ = false;             // core thread
+
+  // Read cache (core thread): the last queue run each queue was read from.
+  struct RunCacheKey {
+    uint32_t topic_id;
+    uint32_t queue;
+    bool operator==(const RunCacheKey&) const = default;
+  };
+  struct RunCacheHash {
+    size_t operator()(const RunCacheKey& k) const {
+      return (static_cast<size_t>(k.topic_id) << 32) ^ k.queue;
+    }
+  };
+  std::unordered_map<RunCacheKey, store::QueueRun, RunCacheHash> run_cache_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::unique_ptr<Round> in_flight_;     // guarded by mu_
+  std::unique_ptr<Round> finished_;      // guarded by mu_
+  bool stopping_ = false;                // guarded by mu_
+  LogCursor applied_;                    // guarded by mu_: the index reflects entries before it
+  LogCursor synced_;                     // guarded by mu_: entries before it are durable
+  uint64_t checkpointed_position_ = 0;   // guarded by mu_
+  uint64_t bytes_since_checkpoint_ = 0;  // guarded by mu_
+  StoreStats stats_;                     // guarded by mu_
+  // Whoever writes or syncs the log holds it: the storage thread, the core
+  // thread in WriteInline (while the storage thread idles), a checkpoint's
+  // sync under flush async.
+  std::mutex writer_mu_;
+  std::mutex checkpoint_mu_;  // one checkpoint at a time
+  std::thread storage_thread_;
+  std::thread checkpoint_thread_;
+};
+
+}  // namespace txmq::storage
