@@ -20,14 +20,20 @@ bool TakeTag(std::string_view* in, char tag) {
   return true;
 }
 
-// Record framing around a body built by `fill`.
+// Record framing around a body that `fill` appends to `out` in place: the
+// length is written as a 5-byte varint (continuation bits on the first
+// four) and patched afterwards, so the body is never copied.
 template <typename Fill>
 void AppendRecord(RecordType type, std::string* out, Fill&& fill) {
-  std::string body;
-  fill(&body);
+  const size_t at = out->size();
   out->push_back(static_cast<char>(type));
-  PutVarint64(out, body.size());
-  out->append(body);
+  out->append(5, '\0');
+  const size_t body_at = out->size();
+  fill(out);
+  auto length = static_cast<uint32_t>(out->size() - body_at);
+  char* p = out->data() + at + 1;
+  for (int i = 0; i < 4; ++i, length >>= 7) p[i] = static_cast<char>((length & 0x7f) | 0x80);
+  p[4] = static_cast<char>(length & 0x7f);
 }
 
 }  // namespace
@@ -60,18 +66,13 @@ bool ParseRecords(std::string_view payload, std::vector<RecordView>* out) {
 }
 
 void AppendMessageRecord(const MessageBody& m, std::string* out) {
-  // Framed by hand (not AppendRecord): the hot path, one copy of the body.
-  std::string head;
-  PutVarint64(&head, m.topic_id);
-  PutVarint64(&head, m.queue);
-  PutVarint64(&head, m.offset);
-  head.push_back(static_cast<char>(m.flags));
-  std::string record;
-  EncodeMessage(m.message, &record);
-  out->push_back(static_cast<char>(kMessage));
-  PutVarint64(out, head.size() + record.size());
-  out->append(head);
-  out->append(record);
+  AppendRecord(kMessage, out, [&](std::string* b) {
+    PutVarint64(b, m.topic_id);
+    PutVarint64(b, m.queue);
+    PutVarint64(b, m.offset);
+    b->push_back(static_cast<char>(m.flags));
+    EncodeMessage(m.message, b);
+  });
 }
 
 void AppendHalfRecord(const HalfBody& h, std::string* out) {

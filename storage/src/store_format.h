@@ -3,7 +3,7 @@
 //
 // Entry payload (one write round):
 //   Payload   := Record*
-//   Record    := type:u8 length:varint32 body
+//   Record    := type:u8 length:varint32 body   (length written in 5 bytes)
 //   kMessage  body := topic_id:varint queue:varint offset:varint flags:u8 MessageRecord
 //             flags bit 0: indexed by message id (dedup window, lookups)
 //   kHalf     body := tx_id:lp index:varint delay_ms:varint MessageRecord
