@@ -32,8 +32,8 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
   transactions_.FillCounters(s.initTransactions());
   s.setConsumerGroups(static_cast<uint32_t>(groups_.all().size()));
   s.setDeadLettered(core_.counters().dead_lettered);
-  if (info_.commit_stats) {
-    const storage::CommitStats c = info_.commit_stats();
+  if (info_.store_stats) {
+    const storage::StoreStats c = info_.store_stats();
     s.setCommitRounds(c.rounds);
     s.setCommitRequests(c.completions);
     s.setCommitWriteMicros(c.write_micros);

@@ -9,14 +9,14 @@
 #include "broker/src/groups.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
-#include "storage/src/group_commit.h"
+#include "storage/src/broker_store.h"
 
 namespace txmq::broker {
 
 struct ServerInfo {
   std::string endpoint;
   int64_t started_ms = 0;
-  std::function<storage::CommitStats()> commit_stats;
+  std::function<storage::StoreStats()> store_stats;
 };
 
 class AdminService {

@@ -10,7 +10,6 @@
 #include "broker/src/server.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
-#include "storage/src/db.h"
 
 namespace txmq {
 
@@ -71,6 +70,11 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
   if (o.table_file_bytes < kMiB) {
     return bad("table_file_bytes", std::to_string(o.table_file_bytes), "must be at least 1 MiB");
   }
+  if (o.segment_bytes < 4ull * o.max_message_bytes + kMiB || o.segment_bytes > (1ull << 40)) {
+    return bad("segment_bytes", std::to_string(o.segment_bytes),
+               "must be at least 4 x max_message_bytes + 1 MiB (" +
+                   std::to_string(4ull * o.max_message_bytes + kMiB) + ") and at most 1 TiB");
+  }
   if (o.check_max < 1) return bad("check_max", "0", "must be at least 1");
   if (o.checks_per_second < 1) return bad("checks_per_second", "0", "must be at least 1");
   if (o.check_interval_max < o.check_interval) {
@@ -86,12 +90,7 @@ class Broker::Impl {
   explicit Impl(const BrokerOptions& options) : options_(options) {}
 
   Status Start() {
-    auto db = storage::Db::Open(options_.data_dir,
-                                storage::DbOptions{.write_buffer_size = options_.write_buffer_bytes,
-                                                   .max_file_size = options_.table_file_bytes});
-    if (!db.ok()) return db.status();
-    db_ = std::move(db.value());
-    server_ = std::make_unique<broker::Server>(options_, *db_, time_);
+    server_ = std::make_unique<broker::Server>(options_, time_);
     if (Status s = server_->Init(); !s.ok()) return s;
     Logger("broker")->info("broker '{}' serving on {} (data {}, flush {})", options_.name,
                            server_->endpoint(), options_.data_dir,
@@ -113,7 +112,6 @@ class Broker::Impl {
     server_->RequestStop();
     if (thread_.joinable()) thread_.join();
     server_.reset();
-    db_.reset();
     Logger("broker")->info("broker '{}' stopped", options_.name);
   }
 
@@ -130,7 +128,6 @@ class Broker::Impl {
  private:
   BrokerOptions options_;
   broker::SystemTimeSource time_;
-  std::unique_ptr<storage::Db> db_;
   std::unique_ptr<broker::Server> server_;
   std::thread thread_;
   std::string endpoint_cache_;

@@ -1,16 +1,15 @@
 #include "broker/src/core.h"
 
 #include "protocol/src/log.h"
-#include "storage/src/keys.h"
 
 namespace txmq::broker {
 
-std::unique_ptr<storage::CommitRound> Core::TakeRound() {
-  // A few bytes in a round that is written anyway: no write or fsync of its own.
-  round_->batch.Put(storage::keys::BrokerTime(), EncodeBrokerTime(clock_.NowMs()));
-  auto r = std::move(round_);
-  round_ = NewRound();
-  return r;
+void Core::StampBrokerTime() {
+  // A few bytes in a round that is written anyway: no write or fsync of its
+  // own (a round of completions alone writes nothing, and gets none).
+  if (!store_->round_writes_nothing()) {
+    store_->PutMeta(kBrokerTimeMeta, EncodeBrokerTime(clock_.NowMs()));
+  }
 }
 
 Status Core::CheckWritable() const {

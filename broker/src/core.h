@@ -1,9 +1,7 @@
 // What the broker's services share on the core thread: options, broker
-// time, the database (reads), the open commit round (writes), the reply
-// path and the counters. Every member is used by the core thread only.
+// time, the store (reads, and writes into its open round), the reply path
+// and the counters. Every member is used by the core thread only.
 #pragma once
-
-#include <leveldb/db.h>
 
 #include <cstdint>
 #include <functional>
@@ -13,7 +11,7 @@
 
 #include "broker/src/clock.h"
 #include "protocol/src/codec.h"
-#include "storage/src/group_commit.h"
+#include "storage/src/broker_store.h"
 #include "txmq/broker.h"
 #include "txmq/status.h"
 
@@ -43,30 +41,30 @@ struct Counters {
 class Core {
  public:
   // `time` must outlive the core.
-  Core(const BrokerOptions& options, leveldb::DB* db, zmq::socket_t* router, const TimeSource& time)
-      : options_(options), clock_(time), db_(db), router_(router), round_(NewRound()) {}
+  Core(const BrokerOptions& options, zmq::socket_t* router, const TimeSource& time)
+      : options_(options), clock_(time), router_(router) {}
 
   const BrokerOptions& options() const { return options_; }
   // Broker time (see clock.h): what every schedule and stored timestamp uses.
   int64_t NowMs() const { return clock_.NowMs(); }
   BrokerClock& clock() { return clock_; }
-  leveldb::DB* db() const { return db_; }
   Counters& counters() { return counters_; }
 
-  // The round that collects this iteration's writes.
-  leveldb::WriteBatch& batch() { return round_->batch; }
+  // The store; set once it is open (Server::Init), before any request.
+  storage::BrokerStore& store() { return *store_; }
+  void set_store(storage::BrokerStore* store) { store_ = store; }
+
+  // Records broker time in the open round, so a restart continues from it
+  // (clock.h). Called as the round is sealed.
+  void StampBrokerTime();
+  static constexpr std::string_view kBrokerTimeMeta = "broker-time";
+
   // Runs `fn` on the core thread once everything written so far is durable.
-  void OnDurable(std::function<void(const Status&)> fn) {
-    round_->on_durable.push_back(std::move(fn));
-  }
+  void OnDurable(std::function<void(const Status&)> fn) { store_->OnDurable(std::move(fn)); }
   // Like OnDurable, but runs before every completion added so far.
   void OnDurableFirst(std::function<void(const Status&)> fn) {
-    round_->on_durable.insert(round_->on_durable.begin(), std::move(fn));
+    store_->OnDurableFirst(std::move(fn));
   }
-  bool round_empty() const { return round_->empty(); }
-  // Hands over the open round (stamped with broker time, so a restart
-  // continues from it) and opens the next.
-  std::unique_ptr<storage::CommitRound> TakeRound();
 
   // After a failed write nothing more is accepted: in-memory state may be
   // ahead of the disk, and only a restart rebuilds it from what is there.
@@ -90,15 +88,10 @@ class Core {
   }
 
  private:
-  static std::unique_ptr<storage::CommitRound> NewRound() {
-    return std::make_unique<storage::CommitRound>();
-  }
-
   const BrokerOptions& options_;
   BrokerClock clock_;
-  leveldb::DB* db_;
   zmq::socket_t* router_;
-  std::unique_ptr<storage::CommitRound> round_;
+  storage::BrokerStore* store_ = nullptr;
   Status storage_error_;
   Counters counters_;
 };

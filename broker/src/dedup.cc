@@ -5,18 +5,14 @@
 
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
-#include "storage/src/keys.h"
 
 namespace txmq::broker {
-
-namespace keys = storage::keys;
 
 namespace {
 
 constexpr int kProbes = 7;
 constexpr size_t kBitsPerEntry = 10;
 constexpr size_t kFilterCapacity = 64 * 1024;
-constexpr uint64_t kBuckets = 8;  // the window is split into this many buckets
 
 // Spreads FNV's bits before they pick Bloom probes (murmur3's finalizer).
 uint64_t Mix(uint64_t h) {
@@ -53,11 +49,11 @@ bool BloomFilter::MayContain(uint64_t hash) const {
   return true;
 }
 
-DedupWindow::DedupWindow(Core& core) : core_(core) {
+DedupWindow::DedupWindow(Core& core, TopicManager& topics) : core_(core), topics_(topics) {
   const auto window_ms = static_cast<uint64_t>(core.options().dedup_window.count());
-  bucket_ms_ = std::max<uint64_t>(1000, window_ms / kBuckets);
+  const auto bucket_ms = static_cast<uint64_t>(storage::store::kIdBucketMs);
   // Enough buckets that an entry stays findable for the whole window.
-  live_buckets_ = (window_ms + bucket_ms_ - 1) / bucket_ms_ + 1;
+  live_buckets_ = (window_ms + bucket_ms - 1) / bucket_ms + 1;
 }
 
 uint64_t DedupWindow::OldestLive(int64_t now_ms) const {
@@ -86,20 +82,13 @@ void DedupWindow::AddToFilter(uint64_t bucket, uint64_t hash) {
 
 Status DedupWindow::Recover() {
   const int64_t now = core_.NowMs();
-  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
-  const std::string prefix(1, keys::kDedup);
   size_t loaded = 0;
-  for (it->Seek(keys::DedupBucketPrefix(OldestLive(now)));
-       it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    uint64_t bucket;
-    std::string_view id;
-    std::string key = it->key().ToString();
-    if (!keys::ParseDedup(key, &bucket, &id)) {
-      return Status::Corruption("bad dedup key of " + std::to_string(key.size()) + " bytes");
-    }
+  Status s = core_.store().ForEachId(OldestLive(now), [&](uint64_t bucket, std::string_view id) {
     AddToFilter(bucket, Mix(StableHash(id)));
     ++loaded;
-  }
+    return true;
+  });
+  if (!s.ok()) return s;
   Logger("broker")->info("dedup window: {} message ids from the last {}", loaded,
                          FormatDurationMs(core_.options().dedup_window.count()));
   return Status::OK();
@@ -115,36 +104,31 @@ std::optional<DedupWindow::Hit> DedupWindow::Find(std::string_view message_id) {
     bool maybe = false;
     for (const auto& f : b->filters) maybe = maybe || f.MayContain(hash);
     if (!maybe) continue;
-    std::string value;
-    if (!core_.db()->Get(leveldb::ReadOptions(), keys::Dedup(b->index, message_id), &value).ok()) {
-      continue;  // a false positive
-    }
+    auto entry = core_.store().GetId(b->index, message_id);
+    if (!entry) continue;  // a false positive
+    // Buckets are a minute wide; the window is exact.
+    if (entry->stored_ms < core_.NowMs() - core_.options().dedup_window.count()) continue;
+    const TopicState* topic = topics_.FindById(entry->topic_id);
+    if (topic == nullptr) continue;
     Hit hit;
-    if (storage::DecodeDedup(value, &hit.first)) return hit;
+    hit.first.stored_ms = entry->stored_ms;
+    hit.first.topic = topic->name;
+    hit.first.queue = entry->queue;
+    hit.first.has_offset = entry->has_offset;
+    hit.first.offset = entry->offset;
+    return hit;
   }
   return std::nullopt;
 }
 
 void DedupWindow::Remember(std::string_view message_id, const storage::DedupRecord& record) {
-  const uint64_t bucket = BucketOf(record.stored_ms);
-  core_.batch().Put(keys::Dedup(bucket, message_id), storage::EncodeDedup(record));
-  AddToFilter(bucket, Mix(StableHash(message_id)));
+  AddToFilter(BucketOf(record.stored_ms), Mix(StableHash(message_id)));
   in_flight_[std::string(message_id)] = record;
 }
 
-bool DedupWindow::Cleanup(int64_t now_ms, uint32_t budget) {
+void DedupWindow::Cleanup(int64_t now_ms) {
   const uint64_t oldest = OldestLive(now_ms);
   while (!buckets_.empty() && buckets_.front().index < oldest) buckets_.pop_front();
-
-  const std::string end = keys::DedupBucketPrefix(oldest);
-  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
-  uint32_t deleted = 0;
-  for (it->Seek(std::string(1, keys::kDedup)); it->Valid() && deleted < budget; it->Next()) {
-    if (it->key().compare(end) >= 0) break;
-    core_.batch().Delete(it->key());
-    ++deleted;
-  }
-  return deleted >= budget;
 }
 
 }  // namespace txmq::broker

@@ -2,10 +2,11 @@
 // by a committed transaction) is answered with its first result instead of
 // being stored twice. Windows and buckets count broker time (clock.h).
 //
-// Entries live in LevelDB ('d' keys, grouped in time buckets so expiry
-// deletes whole ranges in order), so the window survives restarts. Memory
-// holds one Bloom filter per live bucket, so a new id (the common case) is
-// refused without touching LevelDB; a filter hit is confirmed with a Get.
+// The store indexes every message (outside the broker's own topics) by id
+// in one-minute buckets, derived from the message record itself, so the
+// window survives restarts and costs no extra write. Memory holds Bloom
+// filters per live bucket, so a new id (the common case) is refused
+// without touching the index; a filter hit is confirmed with a lookup.
 // Ids whose first write is not durable yet are kept exactly in memory.
 #pragma once
 
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "broker/src/core.h"
+#include "broker/src/topics.h"
 #include "storage/src/records.h"
 
 namespace txmq::broker {
@@ -39,7 +41,7 @@ class BloomFilter {
 
 class DedupWindow {
  public:
-  explicit DedupWindow(Core& core);
+  DedupWindow(Core& core, TopicManager& topics);
 
   // Rebuilds the filters from the entries still inside the window.
   Status Recover();
@@ -50,15 +52,13 @@ class DedupWindow {
   };
   std::optional<Hit> Find(std::string_view message_id);
 
-  // Records `message_id` in the open round. The caller calls Settled(id)
-  // when that round is durable (its own completion runs then anyway).
+  // Notes `message_id`, stored in the open round (the store indexes it by
+  // itself). The caller calls Settled(id) when that round is durable.
   void Remember(std::string_view message_id, const storage::DedupRecord& record);
   void Settled(const std::string& message_id) { in_flight_.erase(message_id); }
 
-  // Deletes up to `budget` expired entries; true when more are left.
-  bool Cleanup(int64_t now_ms, uint32_t budget);
-
-  uint64_t bucket_ms() const { return bucket_ms_; }
+  // Forgets the filters of buckets that left the window.
+  void Cleanup(int64_t now_ms);
 
  private:
   struct Bucket {
@@ -66,14 +66,16 @@ class DedupWindow {
     std::vector<BloomFilter> filters;  // a new one is added when the last is full
   };
 
-  uint64_t BucketOf(int64_t ms) const { return static_cast<uint64_t>(ms) / bucket_ms_; }
+  static uint64_t BucketOf(int64_t ms) {
+    return static_cast<uint64_t>(ms) / storage::store::kIdBucketMs;
+  }
   // Oldest bucket still inside the window.
   uint64_t OldestLive(int64_t now_ms) const;
   Bucket& BucketFor(uint64_t index);
   void AddToFilter(uint64_t bucket, uint64_t hash);
 
   Core& core_;
-  uint64_t bucket_ms_;
+  TopicManager& topics_;
   uint64_t live_buckets_;
   std::deque<Bucket> buckets_;  // ascending index
   std::unordered_map<std::string, storage::DedupRecord> in_flight_;

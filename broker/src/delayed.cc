@@ -5,34 +5,24 @@
 
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
-#include "storage/src/coding.h"
-#include "storage/src/keys.h"
 
 namespace txmq::broker {
 
-namespace keys = storage::keys;
-
 Status DelayedMessages::Recover() {
-  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
-  const std::string prefix(1, keys::kDelayed);
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    uint64_t due, seq;
-    if (!keys::ParseDelayed(it->key().ToString(), &due, &seq)) {
-      return Status::Corruption("bad delayed-message key");
-    }
-    due_.emplace(static_cast<int64_t>(due), seq);
+  Status s = core_.store().ForEachDelayed([&](int64_t due, uint64_t seq) {
+    due_.emplace(due, seq);
     next_seq_ = std::max(next_seq_, seq + 1);
-  }
+    return true;
+  });
+  if (!s.ok()) return s;
   if (!due_.empty()) Logger("broker")->info("{} delayed messages waiting", due_.size());
   return Status::OK();
 }
 
-uint64_t DelayedMessages::Add(int64_t due_ms, uint32_t queue, const storage::MessageView& message) {
+uint64_t DelayedMessages::Add(int64_t due_ms, const TopicState& topic, uint32_t queue,
+                              const storage::MessageView& message) {
   const uint64_t seq = next_seq_++;
-  std::string value;
-  storage::PutVarint64(&value, queue);
-  storage::EncodeMessage(message, &value);
-  core_.batch().Put(keys::Delayed(static_cast<uint64_t>(due_ms), seq), value);
+  core_.store().PutDelayed({due_ms, seq, topic.id, queue, message});
   return seq;
 }
 
@@ -41,26 +31,22 @@ void DelayedMessages::Tick(int64_t now_ms, uint32_t budget) {
   while (!due_.empty() && due_.begin()->first <= now_ms && budget-- > 0) {
     auto [due, seq] = *due_.begin();
     due_.erase(due_.begin());
-    const std::string key = keys::Delayed(static_cast<uint64_t>(due), seq);
-    std::string value;
-    leveldb::Status s = core_.db()->Get(leveldb::ReadOptions(), key, &value);
-    std::string_view in(value);
-    uint32_t queue;
-    storage::MessageView m;
-    if (!s.ok() || !storage::GetVarint32(&in, &queue) || !storage::DecodeMessage(in, &m)) {
+    auto stored = core_.store().ReadDelayed(due, seq);
+    if (!stored.ok()) {
       Logger("broker")->error("delayed message {} due at {} is unreadable ({}); left in place", seq,
-                              due, s.ToString());
+                              due, stored.status().ToString());
       continue;
     }
-    auto topic = topics_.GetOrCreate(m.topic, true);
-    if (!topic.ok() || queue >= (*topic)->queues.size()) {
-      Logger("broker")->error("delayed message {} names topic '{}' queue {} that cannot take it",
-                              m.id, m.topic, queue);
+    storage::store::DelayedBody& d = stored->body;
+    TopicState* topic = topics_.FindById(d.topic_id);
+    if (topic == nullptr || d.queue >= topic->queues.size()) {
+      Logger("broker")->error("delayed message {} names topic {} queue {} that cannot take it",
+                              d.message.id, d.topic_id, d.queue);
       continue;
     }
-    m.stored_ms = now_ms;  // retention counts from when it became visible
-    topics_.Append(**topic, queue, m);
-    core_.batch().Delete(key);
+    d.message.stored_ms = now_ms;  // retention counts from when it became visible
+    topics_.Append(*topic, d.queue, d.message);
+    core_.store().DeleteDelayed(due, seq);
   }
 }
 

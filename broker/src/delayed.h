@@ -1,6 +1,6 @@
 // Delayed messages: stored at once (durable, acknowledged) under their due
-// time ('l' keys), and moved into their queue when due, in one round that
-// adds the queue entry and deletes the delayed one.
+// time, and moved into their queue when due, in one round that appends the
+// queue entry and deletes the delayed one.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +21,8 @@ class DelayedMessages {
 
   // Writes the message to the open round; returns its sequence number. Call
   // Schedule(due, seq) once that round is durable.
-  uint64_t Add(int64_t due_ms, uint32_t queue, const storage::MessageView& message);
+  uint64_t Add(int64_t due_ms, const TopicState& topic, uint32_t queue,
+               const storage::MessageView& message);
   void Schedule(int64_t due_ms, uint64_t seq) { due_.emplace(due_ms, seq); }
 
   // Moves up to `budget` due messages into their queues.

@@ -57,8 +57,8 @@ class Delivery {
     PullSpec spec;
     SteadyTime deadline;
   };
-  struct Item {         // one message picked for a pull
-    std::string value;  // the stored MessageRecord
+  struct Item {                     // one message picked for a pull
+    storage::StoredMessage stored;  // views into the log
     std::string topic;
     uint32_t queue = 0;
     uint64_t offset = 0;
@@ -80,9 +80,11 @@ class Delivery {
   // Returns true when the message went to the dead-letter topic.
   bool FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_ms, uint32_t max_reconsume);
   void ScheduleRetry(GroupState& g, RetryEntry& entry, int64_t due_ms);
-  // Copies the message stored under `message_key` (known to the group as
+  // The message stored at `where`; NOT_FOUND once retention deleted it.
+  Result<storage::StoredMessage> Read(const storage::Location& where);
+  // Copies the message stored at `source` (known to the group as
   // topic/queue/offset) into the group's dead-letter topic.
-  void DeadLetter(GroupState& g, const std::string& message_key, const std::string& topic,
+  void DeadLetter(GroupState& g, const storage::Location& source, const std::string& topic,
                   uint32_t queue, uint64_t offset, uint32_t delivery_count);
   uint32_t BackoffMs(uint32_t failed_deliveries) const;
 

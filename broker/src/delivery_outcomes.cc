@@ -5,13 +5,10 @@
 #include "broker/src/delivery.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
-#include "storage/src/keys.h"
 #include "storage/src/records.h"
 #include "txmq/names.h"
 
 namespace txmq::broker {
-
-namespace keys = storage::keys;
 
 namespace {
 
@@ -61,7 +58,7 @@ void Delivery::HandleAck(const RequestContext& ctx, wire::AckRequest::Reader req
       groups_.MarkDirty(c);
     } else {
       auto e = g.retries.find(ref->retry_id);
-      core_.batch().Delete(keys::Retry(g.name, static_cast<uint64_t>(e->second.due_ms), e->first));
+      core_.store().DeleteRetry(g.name, e->second.due_ms, e->first);
       g.retries.erase(e);
     }
     groups_.RemoveLease(r.getLeaseId());
@@ -132,15 +129,14 @@ bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_m
     existing = &g.retries.at(ref.retry_id);
     deliveries = existing->lease->delivery_count;
     existing->lease.reset();
-    core_.batch().Delete(
-        keys::Retry(g.name, static_cast<uint64_t>(existing->due_ms), existing->id));
+    core_.store().DeleteRetry(g.name, existing->due_ms, existing->id);
   }
   if (!count_attempt) deliveries -= 1;  // given back unprocessed: does not count
 
   if (count_attempt && deliveries > max_reconsume) {
     DeadLetter(g,
-               existing != nullptr ? existing->MessageKey()
-                                   : keys::Message(ref.topic, ref.queue, ref.offset),
+               existing != nullptr ? existing->Source()
+                                   : storage::Location{ref.topic, ref.queue, ref.offset},
                ref.topic, ref.queue, ref.offset, deliveries);
     if (existing != nullptr) g.retries.erase(existing->id);
     return true;
@@ -168,8 +164,7 @@ void Delivery::Redeliver(GroupState& g, const storage::Location& as_known,
       storage::RetryRecord{as_known.topic, as_known.queue, as_known.offset, 0, 0, source};
   RetryEntry& stored = g.retries.emplace(entry.id, std::move(entry)).first->second;
   stored.due_ms = core_.NowMs();
-  core_.batch().Put(keys::Retry(g.name, static_cast<uint64_t>(stored.due_ms), stored.id),
-                    storage::EncodeRetry(stored.record));
+  core_.store().PutRetry(g.name, stored.due_ms, stored.id, stored.record);
   // The copy it reads from is written in this same round: deliverable only
   // once that is on disk.
   core_.OnDurable([this, group = g.name, id = stored.id](const Status& s) {
@@ -182,23 +177,21 @@ void Delivery::Redeliver(GroupState& g, const storage::Location& as_known,
 
 void Delivery::ScheduleRetry(GroupState& g, RetryEntry& entry, int64_t due_ms) {
   entry.due_ms = due_ms;
-  core_.batch().Put(keys::Retry(g.name, static_cast<uint64_t>(due_ms), entry.id),
-                    storage::EncodeRetry(entry.record));
+  core_.store().PutRetry(g.name, due_ms, entry.id, entry.record);
   g.due.emplace(due_ms, entry.id);
 }
 
-void Delivery::DeadLetter(GroupState& g, const std::string& message_key, const std::string& topic,
+void Delivery::DeadLetter(GroupState& g, const storage::Location& source, const std::string& topic,
                           uint32_t queue, uint64_t offset, uint32_t delivery_count) {
-  std::string value;
-  leveldb::Status s = core_.db()->Get(leveldb::ReadOptions(), message_key, &value);
-  storage::MessageView m;
-  if (!s.ok() || !storage::DecodeMessage(value, &m)) {
+  auto stored = Read(source);
+  if (!stored.ok()) {
     Logger("broker")->warn(
         "group '{}': {}/{}/{} failed {} times but is gone (retention); "
         "nothing to dead-letter",
         g.name, topic, queue, offset, delivery_count);
     return;
   }
+  storage::MessageView m = stored->body.message;  // views into the log; Append copies
   const std::string dlq = DeadLetterTopic(g.name);
   auto t = topics_.GetOrCreate(dlq, true, 1);
   if (!t.ok()) return;

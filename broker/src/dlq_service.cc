@@ -7,12 +7,9 @@
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
-#include "storage/src/keys.h"
 #include "txmq/names.h"
 
 namespace txmq::broker {
-
-namespace keys = storage::keys;
 
 namespace {
 
@@ -52,31 +49,27 @@ void DlqService::HandleList(const RequestContext& ctx, wire::DlqListRequest::Rea
   const uint64_t from = request.getHasAfter() ? request.getAfterOffset() + 1 : 0;
   struct Row {
     uint64_t offset;
-    std::string value;
+    storage::MessageView m;  // views into the log
   };
   std::vector<Row> rows;
   bool more = false;
   uint64_t total = 0;
   const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
   // One pass: count them all, keep the page.
-  ForEachDeadLetter(core_, dlq, 0,
-                    [&](uint64_t offset, const storage::MessageView&, std::string_view value) {
-                      ++total;
-                      if (offset < from) return true;
-                      if (rows.size() < limit) {
-                        rows.push_back({offset, std::string(value)});
-                      } else {
-                        more = true;
-                      }
-                      return true;
-                    });
+  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t offset, const storage::MessageView& m) {
+    ++total;
+    if (offset < from) return true;
+    if (rows.size() < limit) {
+      rows.push_back({offset, m});
+    } else {
+      more = true;
+    }
+    return true;
+  });
   auto reply = Core::NewReply(ctx);
   auto ok = reply.envelope().initDlqListOk();
   auto list = ok.initMessages(static_cast<unsigned>(rows.size()));
-  for (unsigned i = 0; i < rows.size(); ++i) {
-    storage::MessageView m;
-    if (storage::DecodeMessage(rows[i].value, &m)) FillLetter(rows[i].offset, m, list[i]);
-  }
+  for (unsigned i = 0; i < rows.size(); ++i) FillLetter(rows[i].offset, rows[i].m, list[i]);
   ok.setMore(more);
   ok.setTotal(total);
   core_.Reply(ctx, reply);
@@ -88,16 +81,14 @@ void DlqService::HandleShow(const RequestContext& ctx, wire::DlqShowRequest::Rea
   if (Status s = CheckGroup(group); !s.ok()) return core_.ReplyError(ctx, s);
   const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
   std::optional<uint64_t> found;
-  std::string value;
-  ForEachDeadLetter(core_, dlq, 0,
-                    [&](uint64_t offset, const storage::MessageView& m, std::string_view raw) {
-                      if (m.id != id) return true;
-                      found = offset;
-                      value = raw;
-                      return false;
-                    });
   storage::MessageView m;
-  if (!found || !storage::DecodeMessage(value, &m)) {
+  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t offset, const storage::MessageView& letter) {
+    if (letter.id != id) return true;
+    found = offset;
+    m = letter;
+    return false;
+  });
+  if (!found) {
     return core_.ReplyError(
         ctx, Status::NotFound("message '" + id + "' is not in the dead-letter queue of group '" +
                               group + "'"));
@@ -124,18 +115,17 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
   const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
   struct Letter {
     uint64_t offset;
-    std::string value;
+    storage::MessageView m;  // views into the log
   };
   std::vector<Letter> letters;
   std::set<std::string> seen;
-  ForEachDeadLetter(core_, dlq, 0,
-                    [&](uint64_t offset, const storage::MessageView& m, std::string_view value) {
-                      if (request.getAll() || wanted.count(std::string(m.id))) {
-                        letters.push_back({offset, std::string(value)});
-                        seen.insert(std::string(m.id));
-                      }
-                      return true;
-                    });
+  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t offset, const storage::MessageView& m) {
+    if (request.getAll() || wanted.count(std::string(m.id))) {
+      letters.push_back({offset, m});
+      seen.insert(std::string(m.id));
+    }
+    return true;
+  });
 
   std::vector<std::string> resent, missing;
   for (const auto& id : wanted) {
@@ -143,8 +133,7 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
   }
   const std::string retry_topic = "%RETRY%" + group;
   for (const Letter& letter : letters) {
-    storage::MessageView m;
-    if (!storage::DecodeMessage(letter.value, &m)) continue;
+    storage::MessageView m = letter.m;
     resent.emplace_back(m.id);
     if (dry_run) continue;
     storage::Location as_known{Property(m, "txmq.dlq.topic"),
@@ -157,7 +146,7 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
     m.stored_ms = core_.NowMs();
     const uint64_t offset = topics_.Append(**copies, 0, m);
     delivery_.Redeliver(groups_.Get(group), as_known, {retry_topic, 0, offset});
-    core_.batch().Delete(keys::Message(dlq->name, 0, letter.offset));
+    core_.store().RemoveMessage(dlq->id, 0, letter.offset);
   }
   if (!dry_run) {
     Logger("audit")->warn("operator='{}' client={} action=dlq-resend group={} messages={}",

@@ -4,17 +4,12 @@
 #include <memory>
 
 #include "protocol/src/log.h"
-#include "storage/src/coding.h"
-#include "storage/src/keys.h"
 
 namespace txmq::broker {
 
-namespace keys = storage::keys;
-
-std::string RetryEntry::MessageKey() const {
-  if (record.source)
-    return keys::Message(record.source->topic, record.source->queue, record.source->offset);
-  return keys::Message(record.topic, record.queue, record.offset);
+storage::Location RetryEntry::Source() const {
+  if (record.source) return *record.source;
+  return {record.topic, record.queue, record.offset};
 }
 
 GroupTable::GroupTable(Core& core, TopicManager& topics) : core_(core), topics_(topics) {}
@@ -24,57 +19,50 @@ Status GroupTable::Recover() {
   // from broker time (which never goes backward, also across restarts)
   // rather than from 1.
   next_lease_id_ = static_cast<uint64_t>(core_.NowMs()) << 20;
-  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
   size_t cursors = 0, retries = 0;
-
-  const std::string cursor_prefix(1, keys::kCursor);
-  for (it->Seek(cursor_prefix); it->Valid() && it->key().starts_with(cursor_prefix); it->Next()) {
-    std::string key = it->key().ToString();
-    std::string_view group, topic;
-    uint32_t queue;
-    uint64_t floor;
-    std::string_view value(it->value().data(), it->value().size());
-    if (!keys::ParseCursor(key, &group, &topic, &queue) || !storage::GetFixed64(&value, &floor)) {
-      return Status::Corruption("bad consumer cursor record");
-    }
-    const TopicState* t = topics_.Find(topic);
-    if (t == nullptr || queue >= t->queues.size()) continue;  // topic gone: stale cursor
-    GroupState& g = Get(std::string(group));
-    Subscription& sub = g.subscriptions[std::string(topic)];
-    if (sub.queues.empty()) {
-      sub.queues.resize(t->queues.size());
-      for (uint32_t q = 0; q < sub.queues.size(); ++q) {
-        sub.queues[q].key = keys::Cursor(group, topic, q);
-        sub.queues[q].next = t->queues[q].min_offset;
-      }
-    }
-    sub.queues[queue].next = std::max(floor, t->queues[queue].min_offset);
-    sub.queues[queue].persisted_floor = floor;
-    ++cursors;
-  }
-
-  const std::string retry_prefix(1, keys::kRetry);
-  for (it->Seek(retry_prefix); it->Valid() && it->key().starts_with(retry_prefix); it->Next()) {
-    std::string key = it->key().ToString();
-    std::string_view group;
-    uint64_t due, id;
-    RetryEntry entry;
-    if (!keys::ParseRetry(key, &group, &due, &id) ||
-        !storage::DecodeRetry(std::string_view(it->value().data(), it->value().size()),
-                              &entry.record)) {
-      return Status::Corruption("bad retry record");
-    }
-    entry.id = id;
-    entry.due_ms = static_cast<int64_t>(due);
-    GroupState& g = Get(std::string(group));
-    g.due.emplace(entry.due_ms, id);
-    g.retries.emplace(id, std::move(entry));
-    next_retry_id_ = std::max(next_retry_id_, id + 1);
-    ++retries;
-  }
+  Status s = core_.store().ForEachCursor(
+      [&](std::string_view group, std::string_view topic, uint32_t queue, uint64_t floor) {
+        const TopicState* t = topics_.Find(topic);
+        if (t == nullptr || queue >= t->queues.size()) return true;  // topic gone: stale cursor
+        GroupState& g = Get(std::string(group));
+        auto [it, fresh] = g.subscriptions.try_emplace(std::string(topic));
+        Subscription& sub = it->second;
+        if (fresh) InitCursors(g, it->first, *t, false, sub);
+        sub.queues[queue].next = std::max(floor, t->queues[queue].min_offset);
+        sub.queues[queue].persisted_floor = floor;
+        ++cursors;
+        return true;
+      });
+  if (!s.ok()) return s;
+  s = core_.store().ForEachRetry(
+      [&](std::string_view group, int64_t due, uint64_t id, const storage::RetryRecord& record) {
+        RetryEntry entry;
+        entry.id = id;
+        entry.due_ms = due;
+        entry.record = record;
+        GroupState& g = Get(std::string(group));
+        g.due.emplace(entry.due_ms, id);
+        g.retries.emplace(id, std::move(entry));
+        next_retry_id_ = std::max(next_retry_id_, id + 1);
+        ++retries;
+        return true;
+      });
+  if (!s.ok()) return s;
   Logger("broker")->info("consumer groups: {} groups, {} queue cursors, {} scheduled redeliveries",
                          groups_.size(), cursors, retries);
   return Status::OK();
+}
+
+void GroupTable::InitCursors(const GroupState& group, const std::string& topic_name,
+                             const TopicState& topic, bool from_latest, Subscription& sub) {
+  sub.queues.resize(topic.queues.size());
+  for (uint32_t q = 0; q < sub.queues.size(); ++q) {
+    QueueCursor& c = sub.queues[q];
+    c.group = &group.name;
+    c.topic = &topic_name;
+    c.queue = q;
+    c.next = from_latest ? topic.queues[q].visible_end : topic.queues[q].min_offset;
+  }
 }
 
 GroupState& GroupTable::Get(const std::string& group) {
@@ -93,14 +81,10 @@ GroupState* GroupTable::Find(std::string_view group) {
 Subscription* GroupTable::Subscribe(GroupState& group, const TopicState& topic, bool from_latest) {
   auto it = group.subscriptions.find(topic.name);
   if (it != group.subscriptions.end()) return &it->second;
-  Subscription& sub = group.subscriptions[topic.name];
-  sub.queues.resize(topic.queues.size());
-  for (uint32_t q = 0; q < sub.queues.size(); ++q) {
-    QueueCursor& c = sub.queues[q];
-    c.key = keys::Cursor(group.name, topic.name, q);
-    c.next = from_latest ? topic.queues[q].visible_end : topic.queues[q].min_offset;
-    MarkDirty(c);  // the starting point must survive a restart
-  }
+  auto [entry, fresh] = group.subscriptions.try_emplace(topic.name);
+  Subscription& sub = entry->second;
+  InitCursors(group, entry->first, topic, from_latest, sub);
+  for (QueueCursor& c : sub.queues) MarkDirty(c);  // the starting point must survive a restart
   Logger("broker")->info("group '{}' subscribed to '{}' from its {}", group.name, topic.name,
                          from_latest ? "end" : "start");
   return &sub;
@@ -117,9 +101,7 @@ void GroupTable::FlushDirty() {
     c->dirty = false;
     const uint64_t floor = c->floor();
     if (floor == c->persisted_floor) continue;
-    std::string value;
-    storage::PutFixed64(&value, floor);
-    core_.batch().Put(c->key, value);
+    core_.store().PutCursor(*c->group, *c->topic, c->queue, floor);
     c->persisted_floor = floor;
   }
   dirty_.clear();

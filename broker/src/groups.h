@@ -4,13 +4,13 @@
 //
 // A cursor hands out offsets in order (next) and keeps the leased ones; its
 // floor is the lowest offset not yet finished (the first leased one, else
-// next). Only the floor is persisted ('c' keys): after a restart everything
-// from the floor on is delivered again (at-least-once), nothing below it.
+// next). Only the floor is persisted: after a restart everything from the
+// floor on is delivered again (at-least-once), nothing below it.
 //
 // A message that fails (nack, expired lease, consumer gone) leaves the
 // cursor at once, so one slow message never holds back a queue: it becomes
-// a retry entry ('r' keys, ordered by due time) that points at its queue
-// offset, and is delivered again when due, with its delivery count.
+// a retry entry (ordered by due time) that points at its queue offset, and
+// is delivered again when due, with its delivery count.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +36,9 @@ struct Lease {
 };
 
 struct QueueCursor {
-  std::string key;  // its 'c' key
+  const std::string* group = nullptr;  // the owning GroupState's name
+  const std::string* topic = nullptr;  // the owning subscription's topic
+  uint32_t queue = 0;
   uint64_t next = 0;
   uint64_t persisted_floor = UINT64_MAX;
   bool dirty = false;
@@ -56,8 +58,8 @@ struct RetryEntry {
   storage::RetryRecord record;
   std::optional<Lease> lease;
 
-  // Where the message's bytes are.
-  std::string MessageKey() const;
+  // Where the message's bytes are: its queue, or the copy it is read from.
+  storage::Location Source() const;
 };
 
 struct GroupState {
@@ -91,6 +93,10 @@ class GroupTable {
   // The group's cursors on a topic, created at the topic's start (or end,
   // with `from_latest`) the first time; null when the topic does not exist.
   Subscription* Subscribe(GroupState& group, const TopicState& topic, bool from_latest);
+
+  // Sets up a subscription's cursors at the topic's start (or end).
+  void InitCursors(const GroupState& group, const std::string& topic_name, const TopicState& topic,
+                   bool from_latest, Subscription& sub);
 
   // Cursor moved: its floor may need persisting.
   void MarkDirty(QueueCursor& cursor);

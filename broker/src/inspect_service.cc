@@ -6,12 +6,9 @@
 #include "broker/src/stored_message.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
-#include "storage/src/keys.h"
 #include "txmq/names.h"
 
 namespace txmq::broker {
-
-namespace keys = storage::keys;
 
 namespace {
 
@@ -32,23 +29,11 @@ std::string PropertyOf(const storage::MessageView& m, std::string_view name) {
 void ForEachDeadLetter(Core& core, const TopicState* dlq, uint64_t from_offset,
                        const DeadLetterFn& fn) {
   if (dlq == nullptr) return;
-  std::unique_ptr<leveldb::Iterator> it(core.db()->NewIterator(leveldb::ReadOptions()));
-  const std::string prefix = keys::QueuePrefix(dlq->name, 0);
-  const uint64_t end = dlq->queues[0].visible_end;
-  for (it->Seek(keys::Message(dlq->name, 0, from_offset));
-       it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    std::string_view t;
-    uint32_t q;
-    uint64_t offset;
-    storage::MessageView m;
-    if (!keys::ParseMessage(std::string_view(it->key().data(), it->key().size()), &t, &q,
-                            &offset) ||
-        offset >= end) {
-      break;
-    }
-    const std::string_view value(it->value().data(), it->value().size());
-    if (!storage::DecodeMessage(value, &m)) continue;
-    if (!fn(offset, m, value)) break;
+  const QueueState& q = dlq->queues[0];
+  for (uint64_t offset = std::max(from_offset, q.min_offset); offset < q.visible_end; ++offset) {
+    auto stored = core.store().ReadMessage(dlq->id, 0, offset);
+    if (!stored.ok()) continue;  // resent (removed), or expired meanwhile
+    if (!fn(offset, stored->body.message)) break;
   }
 }
 
@@ -150,7 +135,7 @@ void InspectService::FillDeliveryState(GroupState& g, const std::string& topic, 
   // Finished for the group: acknowledged, or failed into the dead letters.
   bool dead = false;
   ForEachDeadLetter(core_, topics_.Find(DeadLetterTopic(g.name)), 0,
-                    [&](uint64_t, const storage::MessageView& m, std::string_view) {
+                    [&](uint64_t, const storage::MessageView& m) {
                       dead = m.id == message_id && PropertyOf(m, "txmq.dlq.topic") == topic &&
                              PropertyOf(m, "txmq.dlq.offset") == std::to_string(offset);
                       return !dead;
@@ -161,21 +146,31 @@ void InspectService::FillDeliveryState(GroupState& g, const std::string& topic, 
 void InspectService::HandleShowMessage(const RequestContext& ctx,
                                        wire::ShowMessageRequest::Reader request) {
   const std::string id = wire::ToString(request.getMessageId());
-  std::string index, value;
+  // Newest first over the retention period: the id index is bucketed by
+  // the time the message was stored.
+  storage::BrokerStore& store = core_.store();
+  const uint64_t newest = static_cast<uint64_t>(core_.NowMs()) / storage::store::kIdBucketMs + 1;
+  const uint64_t span =
+      static_cast<uint64_t>(core_.options().retention.count()) / storage::store::kIdBucketMs + 2;
+  std::optional<storage::StoredMessage> found;
   storage::Location where;
-  storage::MessageView m;
-  if (!core_.db()->Get(leveldb::ReadOptions(), keys::MessageIndex(id), &index).ok() ||
-      !storage::DecodeLocation(index, &where) ||
-      !core_.db()
-           ->Get(leveldb::ReadOptions(), keys::Message(where.topic, where.queue, where.offset),
-                 &value)
-           .ok() ||
-      !storage::DecodeMessage(value, &m)) {
+  for (uint64_t b = newest; b + span > newest && b > 0 && !found; --b) {
+    auto entry = store.GetId(b, id);
+    if (!entry || !entry->has_offset) continue;
+    const TopicState* topic = topics_.FindById(entry->topic_id);
+    if (topic == nullptr) continue;
+    auto stored = store.ReadMessage(topic->id, entry->queue, entry->offset);
+    if (!stored.ok()) continue;
+    found = std::move(stored.value());
+    where = {topic->name, entry->queue, entry->offset};
+  }
+  if (!found) {
     return core_.ReplyError(
         ctx, Status::NotFound("message '" + id +
                               "' is not stored in any topic (never sent, deleted by "
                               "retention, still delayed, or a half message: see tx list)"));
   }
+  const storage::MessageView& m = found->body.message;
   auto reply = Core::NewReply(ctx);
   auto detail = reply.envelope().initShowMessageOk();
   FillWireMessage(m, 0, detail.initMessage());
@@ -210,35 +205,23 @@ void InspectService::HandleFindMessages(const RequestContext& ctx,
   const QueueState& qs = topic->queues[queue];
   struct Hit {
     uint64_t offset;
-    std::string value;
+    storage::MessageView m;  // views into the log
   };
   std::vector<Hit> hits;
   uint64_t scanned = 0;
-  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
-  const std::string prefix = keys::QueuePrefix(name, queue);
-  if (qs.visible_end > qs.min_offset) {
-    for (it->Seek(keys::Message(name, queue, qs.visible_end - 1));
-         it->Valid() && it->key().starts_with(prefix) && hits.size() < limit &&
-         scanned < kMaxFindScan;
-         it->Prev(), ++scanned) {
-      storage::MessageView m;
-      std::string_view t;
-      uint32_t q;
-      uint64_t offset;
-      if (!keys::ParseMessage(std::string_view(it->key().data(), it->key().size()), &t, &q,
-                              &offset) ||
-          !storage::DecodeMessage(std::string_view(it->value().data(), it->value().size()), &m)) {
-        continue;
-      }
-      if (m.key == key) hits.push_back({offset, it->value().ToString()});
+  for (uint64_t offset = qs.visible_end;
+       offset > qs.min_offset && hits.size() < limit && scanned < kMaxFindScan; ++scanned) {
+    --offset;
+    auto stored = core_.store().ReadMessage(topic->id, queue, offset);
+    if (stored.ok() && stored->body.message.key == key) {
+      hits.push_back({offset, stored->body.message});
     }
   }
   auto reply = Core::NewReply(ctx);
   auto ok = reply.envelope().initFindMessagesOk();
   auto list = ok.initMessages(static_cast<unsigned>(hits.size()));
   for (unsigned i = 0; i < hits.size(); ++i) {
-    storage::MessageView m;
-    storage::DecodeMessage(hits[i].value, &m);
+    const storage::MessageView& m = hits[i].m;
     CopyText(m.id, [&](unsigned n) { return list[i].initId(n); });
     CopyText(m.key, [&](unsigned n) { return list[i].initKey(n); });
     list[i].setBodyBytes(static_cast<uint32_t>(m.body.size()));
@@ -303,7 +286,7 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
   // Counted, not subtracted: resending leaves gaps in the dead-letter queue.
   uint64_t dead = 0;
   ForEachDeadLetter(core_, topics_.Find(DeadLetterTopic(g.name)), 0,
-                    [&](uint64_t, const storage::MessageView&, std::string_view) {
+                    [&](uint64_t, const storage::MessageView&) {
                       ++dead;
                       return true;
                     });
@@ -334,11 +317,12 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
     r[i].setDeliveryCount(e.record.delivery_count);
     r[i].setDueMs(e.due_ms);
     r[i].setLeased(e.lease.has_value());
-    std::string value;
-    storage::MessageView m;
-    if (core_.db()->Get(leveldb::ReadOptions(), e.MessageKey(), &value).ok() &&
-        storage::DecodeMessage(value, &m)) {
-      CopyText(m.id, [&](unsigned n) { return r[i].initMessageId(n); });
+    const storage::Location source = e.Source();
+    if (const TopicState* t = topics_.Find(source.topic); t != nullptr) {
+      if (auto stored = core_.store().ReadMessage(t->id, source.queue, source.offset);
+          stored.ok()) {
+        CopyText(stored->body.message.id, [&](unsigned n) { return r[i].initMessageId(n); });
+      }
     }
   }
 }

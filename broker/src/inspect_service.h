@@ -40,9 +40,8 @@ class InspectService {
 
 // Calls `fn` for each message of a dead-letter topic (null: none) from
 // `from_offset` on, oldest first, until it returns false. `m` views into
-// `value`, the stored record; both are valid during the call only.
-using DeadLetterFn =
-    std::function<bool(uint64_t offset, const storage::MessageView& m, std::string_view value)>;
+// the log: valid until the core thread returns to its loop.
+using DeadLetterFn = std::function<bool(uint64_t offset, const storage::MessageView& m)>;
 void ForEachDeadLetter(Core& core, const TopicState* dlq, uint64_t from_offset,
                        const DeadLetterFn& fn);
 

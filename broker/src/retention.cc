@@ -1,70 +1,155 @@
 #include "broker/src/retention.h"
 
-#include <memory>
+#include <algorithm>
+#include <optional>
 
 #include "protocol/src/log.h"
-#include "storage/src/coding.h"
-#include "storage/src/keys.h"
-#include "storage/src/records.h"
 
 namespace txmq::broker {
-
-namespace keys = storage::keys;
-
-void Retention::ForgetIndex(std::string_view message_id, const storage::Location& where) {
-  // The id may have been sent again later (after its dedup window) and now
-  // point elsewhere; only this copy's entry goes.
-  const std::string key = keys::MessageIndex(message_id);
-  std::string value;
-  storage::Location indexed;
-  if (core_.db()->Get(leveldb::ReadOptions(), key, &value).ok() &&
-      storage::DecodeLocation(value, &indexed) && indexed == where) {
-    core_.batch().Delete(key);
-  }
-}
 
 bool Retention::Tick(int64_t now_ms, uint32_t budget) {
   if (core_.storage_failed()) return false;
   const int64_t cutoff = now_ms - core_.options().retention.count();
-  std::unique_ptr<leveldb::Iterator> it;
-  uint32_t left = budget;
-  for (auto& [name, topic] : topics_.all()) {
-    for (uint32_t q = 0; q < topic.queues.size() && left > 0; ++q) {
-      QueueState& qs = topic.queues[q];
-      if (qs.min_offset >= qs.visible_end) continue;
-      if (!it) it.reset(core_.db()->NewIterator(leveldb::ReadOptions()));
-      const std::string prefix = keys::QueuePrefix(name, q);
-      const uint64_t before = qs.min_offset;
-      for (it->Seek(keys::Message(name, q, qs.min_offset));
-           it->Valid() && it->key().starts_with(prefix) && left > 0; it->Next()) {
-        std::string_view t;
-        uint32_t queue;
-        uint64_t offset;
-        storage::MessageView m;
-        if (!keys::ParseMessage(std::string_view(it->key().data(), it->key().size()), &t, &queue,
-                                &offset) ||
-            offset >= qs.visible_end ||
-            !storage::DecodeMessage(std::string_view(it->value().data(), it->value().size()), &m) ||
-            m.stored_ms >= cutoff) {
-          break;
-        }
-        core_.batch().Delete(it->key());
-        ForgetIndex(m.id, {name, q, offset});
-        qs.min_offset = offset + 1;
-        --left;
-      }
-      if (qs.min_offset != before) {
-        // Remember where the queue continues, in case this emptied it.
-        std::string value;
-        storage::PutFixed64(&value, qs.min_offset);
-        core_.batch().Put(keys::QueueStart(name, q), value);
-        deleted_ += qs.min_offset - before;
-        Logger("broker")->debug("retention: deleted {}/{} offsets {}..{}", name, q, before,
-                                qs.min_offset - 1);
+  bool more = ExpireRuns(cutoff, &budget);
+  more |= ExpireIds(cutoff, &budget);
+  more |= ReleaseSegments(&budget);
+  return more;
+}
+
+bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
+  storage::BrokerStore& store = core_.store();
+  bool more = false;
+  std::optional<uint64_t> stopped_at;
+  Status s = store.ForEachRunBefore(UINT64_MAX, [&](uint64_t position, uint32_t topic_id,
+                                                    uint32_t queue, uint64_t first, uint64_t end) {
+    if (position < runs_expired_before_) return true;  // expired in a round on its way
+    if (*budget == 0) {
+      more = true;
+      return false;
+    }
+    const auto time = store.EntryTime(position);
+    if (time && *time >= cutoff_ms) {
+      stopped_at = position;
+      return false;  // this round and every later one are young enough
+    }
+    --*budget;
+    store.DeleteRunByPosition(position, topic_id, queue, first);
+    TopicState* topic = topics_.FindById(topic_id);
+    if (topic != nullptr && queue < topic->queues.size()) {
+      QueueState& q = topic->queues[queue];
+      if (end > q.min_offset) {
+        const uint64_t gone = end - std::max(first, q.min_offset);
+        expired_ += gone;
+        Logger("broker")->debug("retention: {}/{} offsets {}..{} expired", topic->name, queue,
+                                q.min_offset, end - 1);
+        q.min_offset = end;
+        store.SetQueueStart(topic_id, queue, end);
       }
     }
+    runs_expired_before_ = position + 1;
+    return true;
+  });
+  if (!s.ok()) Logger("broker")->error("retention: {}", s.ToString());
+  return more;
+}
+
+bool Retention::ExpireIds(int64_t cutoff_ms, uint32_t* budget) {
+  if (cutoff_ms <= 0) return false;
+  storage::BrokerStore& store = core_.store();
+  const uint64_t cutoff_bucket = static_cast<uint64_t>(cutoff_ms) / storage::store::kIdBucketMs;
+  bool more = false;
+  Status s = store.ForEachId(ids_expired_before_, [&](uint64_t bucket, std::string_view id) {
+    if (bucket >= cutoff_bucket) return false;
+    if (*budget == 0) {
+      more = true;
+      return false;
+    }
+    --*budget;
+    store.DeleteId(bucket, id);
+    ids_expired_before_ = bucket;  // this bucket may still hold more
+    return true;
+  });
+  if (!s.ok()) Logger("broker")->error("retention: {}", s.ToString());
+  if (!more) ids_expired_before_ = std::max(ids_expired_before_, cutoff_bucket);
+  return more;
+}
+
+bool Retention::ReleaseSegments(uint32_t* budget) {
+  storage::BrokerStore& store = core_.store();
+  const auto segments = store.Segments();
+  if (segments.size() < 2) return false;  // the segment in use always stays
+  // Where the oldest run still indexed lies: everything before it is free
+  // of queue messages.
+  uint64_t live = store.log_end();
+  Status s = store.ForEachRunBefore(UINT64_MAX,
+                                    [&](uint64_t position, uint32_t, uint32_t, uint64_t, uint64_t) {
+                                      if (position < runs_expired_before_) return true;
+                                      live = position;
+                                      return false;
+                                    });
+  if (!s.ok()) return false;
+  // Segments wholly before it, but never the one in use.
+  uint64_t release_before = 0;
+  for (size_t i = 0; i + 1 < segments.size(); ++i) {
+    const uint64_t end = segments[i].base + segments[i].size;
+    if (end > live) break;
+    release_before = end;
   }
-  return left == 0;
+  if (release_before == 0) return false;
+  // Halves and delayed messages there are copied forward first, at most
+  // one batch at a time (the copies must reach the index before a later
+  // tick looks again).
+  if (relocating_) return true;
+  bool pinned = false;
+  uint32_t moved = 0;
+  s = store.ForEachHalf([&](std::string_view tx_id, uint32_t index, uint64_t position) {
+    if (position >= release_before) return true;
+    pinned = true;
+    if (*budget == 0) return false;
+    --*budget;
+    if (auto half = store.ReadHalf(tx_id, index); half.ok()) {
+      store.PutHalf(half->body);
+      ++moved;
+    }
+    return true;
+  });
+  if (s.ok()) {
+    s = store.ForEachDelayedPosition([&](int64_t due, uint64_t seq, uint64_t position) {
+      if (position >= release_before) return true;
+      pinned = true;
+      if (*budget == 0) return false;
+      --*budget;
+      if (auto d = store.ReadDelayed(due, seq); d.ok()) {
+        store.PutDelayed(d->body);
+        ++moved;
+      }
+      return true;
+    });
+  }
+  if (!s.ok()) {
+    Logger("broker")->error("retention: {}", s.ToString());
+    return false;
+  }
+  if (moved > 0) {
+    relocating_ = true;
+    core_.OnDurable([this](const Status&) { relocating_ = false; });
+    Logger("broker")->info(
+        "retention: copied {} open half or delayed messages out of old log segments", moved);
+  }
+  // Relocations are in the open round: the segments go on a later tick,
+  // once the new places are in the index and a checkpoint covers it.
+  if (pinned) return true;
+  auto freed = store.DeleteLogBefore(release_before);
+  if (!freed.ok()) {
+    Logger("broker")->error("retention: deleting old log segments: {}", freed.status().ToString());
+    return false;
+  }
+  if (*freed > 0) {
+    Logger("broker")->info("retention: deleted {} MiB of old log segments", *freed >> 20);
+  } else {
+    store.RequestCheckpoint();  // the segments go once a checkpoint covers their index changes
+  }
+  return false;
 }
 
 }  // namespace txmq::broker

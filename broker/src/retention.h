@@ -1,12 +1,22 @@
-// Deletes messages older than the retention period, from the head of each
-// queue, a bounded number per call so the core thread never stalls.
+// Retention: messages older than --retention go, in three steps, each a
+// bounded amount of work per tick that costs what is due, never a pass over
+// every queue:
+//   1. queue runs (the offsets one round appended to a queue) whose round
+//      is older than the cutoff leave the index, oldest first (runs listed
+//      by log position are in time order); each queue's first kept offset
+//      moves past them;
+//   2. message ids older than the cutoff leave the id index;
+//   3. a log segment that nothing points into any more is deleted, once a
+//      checkpoint covers the index changes of steps 1 and 2. An open half
+//      message or a waiting delayed message in such a segment is first
+//      copied forward into the current round (relocated), so a transaction
+//      stuck for longer than the retention loses nothing.
 #pragma once
 
 #include <cstdint>
 
 #include "broker/src/core.h"
 #include "broker/src/topics.h"
-#include "storage/src/records.h"
 
 namespace txmq::broker {
 
@@ -14,16 +24,24 @@ class Retention {
  public:
   Retention(Core& core, TopicManager& topics) : core_(core), topics_(topics) {}
 
-  // Deletes up to `budget` expired messages; true when more are waiting.
+  // Does up to `budget` units of work; true when more is waiting.
   bool Tick(int64_t now_ms, uint32_t budget);
-  uint64_t deleted() const { return deleted_; }
+  // Messages expired since start.
+  uint64_t expired() const { return expired_; }
 
  private:
-  void ForgetIndex(std::string_view message_id, const storage::Location& where);
+  bool ExpireRuns(int64_t cutoff_ms, uint32_t* budget);
+  bool ExpireIds(int64_t cutoff_ms, uint32_t* budget);
+  bool ReleaseSegments(uint32_t* budget);
 
   Core& core_;
   TopicManager& topics_;
-  uint64_t deleted_ = 0;
+  uint64_t expired_ = 0;
+  // Work already put into a round that may not be applied yet: the next
+  // tick must not do it again.
+  uint64_t runs_expired_before_ = 0;  // log position
+  uint64_t ids_expired_before_ = 0;   // id bucket
+  bool relocating_ = false;           // copies in a round not yet applied
 };
 
 }  // namespace txmq::broker

@@ -58,7 +58,7 @@ void SendService::Handle(const RequestContext& ctx, wire::SendRequest::Reader re
   uint64_t delayed_seq = 0;
   if (delay > 0) {
     due = m.stored_ms + delay;
-    delayed_seq = delayed_.Add(due, where.queue, m);
+    delayed_seq = delayed_.Add(due, t, where.queue, m);
   } else {
     where.offset = topics_.Append(t, where.queue, m);
     where.has_offset = true;

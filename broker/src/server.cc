@@ -5,26 +5,40 @@
 
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
-#include "storage/src/keys.h"
 #include "txmq/version.h"
 
 namespace txmq::broker {
 
 namespace {
+
+storage::StoreOptions StoreOptionsFor(const BrokerOptions& o) {
+  storage::StoreOptions s;
+  s.dir = o.data_dir;
+  s.sync = o.flush == FlushMode::kSync;
+  s.segment_bytes = o.segment_bytes;
+  s.max_round_bytes = std::min<size_t>(16u << 20, o.segment_bytes / 4);
+  s.write_buffer_bytes = o.write_buffer_bytes;
+  s.table_file_bytes = o.table_file_bytes;
+  if (o.storage_layers) {
+    s.fs = o.storage_layers->fs;
+    s.env = o.storage_layers->env;
+  }
+  return s;
+}
+
 constexpr int kHighWaterMark = 100'000;
 constexpr int kReadBudget = 512;  // requests per loop pass before committing
 constexpr auto kMaxPollWait = std::chrono::milliseconds(100);
 constexpr size_t kInlineRoundMax = 4;  // completions; a send has two
 }  // namespace
 
-Server::Server(const BrokerOptions& options, storage::Db& db, const TimeSource& time)
+Server::Server(const BrokerOptions& options, const TimeSource& time)
     : options_(options),
-      db_(db),
       context_(1),
       router_(std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router)),
-      core_(options, db.get(), router_.get(), time),
+      core_(options, router_.get(), time),
       topics_(core_),
-      dedup_(core_),
+      dedup_(core_, topics_),
       delayed_(core_, topics_),
       groups_(core_, topics_),
       sends_(core_, topics_, dedup_, delayed_),
@@ -40,6 +54,10 @@ Server::~Server() = default;
 Status Server::Init() {
   auto log = Logger("broker");
   const auto start = SteadyClock::now();
+  auto store = storage::BrokerStore::Open(StoreOptionsFor(options_), &commit_done_);
+  if (!store.ok()) return store.status();
+  store_ = std::move(store.value());
+  core_.set_store(store_.get());
   if (Status s = ResumeBrokerTime(); !s.ok()) return s;
   if (Status s = topics_.Recover(); !s.ok()) return s;
   if (Status s = dedup_.Recover(); !s.ok()) return s;
@@ -67,22 +85,19 @@ Status Server::Init() {
     return Status::Unavailable("cannot listen on '" + options_.listen + "': " + e.what());
   }
   info_.started_ms = core_.NowMs();
-  committer_ = std::make_unique<storage::GroupCommitter>(
-      db_.get(), options_.flush == FlushMode::kSync, &commit_done_);
-  info_.commit_stats = [this] { return committer_->stats(); };
+  info_.store_stats = [this] { return store_->stats(); };
   next_cleanup_ = SteadyClock::now();
   transactions_.StartServing(next_cleanup_);
   return Status::OK();
 }
 
 Status Server::ResumeBrokerTime() {
-  std::string value;
-  leveldb::Status read = db_->Get(leveldb::ReadOptions(), storage::keys::BrokerTime(), &value);
-  if (read.IsNotFound()) return Status::OK();  // a new data directory
+  auto value = store_->GetMeta(Core::kBrokerTimeMeta);
+  if (!value) return Status::OK();  // a new data directory
   int64_t persisted = 0;
-  if (!read.ok() || !DecodeBrokerTime(value, &persisted)) {
-    return Status::Corruption("cannot read the broker time stored in " + options_.data_dir + ": " +
-                              (read.ok() ? "bad record" : read.ToString()));
+  if (!DecodeBrokerTime(*value, &persisted)) {
+    return Status::Corruption("cannot read the broker time stored in " + options_.data_dir +
+                              ": bad record");
   }
   if (const int64_t behind = core_.clock().Resume(persisted); behind > 0) {
     Logger("broker")->warn(
@@ -116,7 +131,7 @@ void Server::Run() {
     }
     if (items[1].revents & ZMQ_POLLIN) {
       commit_done_.Drain();
-      if (auto round = committer_->TakeFinished()) {
+      if (auto round = store_->TakeFinished()) {
         // Hand the disk its next batch before answering this one: the
         // replies then overlap the next write instead of delaying it (so
         // never write that batch inline here, which would make them wait).
@@ -124,7 +139,8 @@ void Server::Run() {
         FinishRound(std::move(round));
       }
     }
-    if (items[0].revents & ZMQ_POLLIN) ReadRequests(kReadBudget);
+    // A full round takes no more until the disk has it (backpressure).
+    if ((items[0].revents & ZMQ_POLLIN) && !store_->round_full()) ReadRequests(kReadBudget);
     Housekeeping(SteadyClock::now());
     SubmitIfIdle(/*allow_inline=*/true);
   }
@@ -278,35 +294,35 @@ void Server::HandleHello(const RequestContext& ctx, wire::Hello::Reader hello) {
   core_.Reply(ctx, reply);
 }
 
-void Server::FinishRound(std::unique_ptr<storage::CommitRound> round) {
-  if (!round->status.ok()) {
-    core_.SetStorageFailed(round->status);
+void Server::FinishRound(std::unique_ptr<storage::Round> round) {
+  if (!round->status().ok()) {
+    core_.SetStorageFailed(round->status());
     Logger("broker")->critical(
         "storage write failed: {}. The broker refuses writes from now on; "
         "fix the disk and restart it (acknowledged data is safe)",
-        round->status.ToString());
+        round->status().ToString());
   }
-  for (auto& done : round->on_durable) done(round->status);
+  round->Complete();
   delivery_.OnTopicsAdvanced(topics_.TakeAdvanced());
 }
 
 void Server::SubmitIfIdle(bool allow_inline) {
-  if (committer_->busy()) return;
+  if (store_->busy()) return;
   groups_.FlushDirty();
-  if (core_.round_empty()) return;
+  if (store_->round_empty()) return;
   topics_.SealRound();
-  std::unique_ptr<storage::CommitRound> round = core_.TakeRound();
   // A small round with nobody queued behind it (one send at a time, say) is
   // written right here: that saves two thread hand-offs on its latency.
   // Under load rounds are large and go to the storage thread, which writes
   // while this thread reads the next batch of requests.
-  if (allow_inline && round->on_durable.size() <= kInlineRoundMax &&
+  if (allow_inline && store_->round_completions() <= kInlineRoundMax &&
       !(router_->get(zmq::sockopt::events) & ZMQ_POLLIN)) {
-    committer_->WriteInline(*round);
-    FinishRound(std::move(round));
+    core_.StampBrokerTime();
+    FinishRound(store_->WriteInline(core_.NowMs()));
     return;
   }
-  committer_->Submit(std::move(round));
+  core_.StampBrokerTime();
+  store_->Submit(core_.NowMs());
 }
 
 void Server::Housekeeping(SteadyTime now) {
@@ -323,7 +339,7 @@ void Server::Housekeeping(SteadyTime now) {
   bool more = false;
   if (!core_.storage_failed()) {
     more |= retention_.Tick(core_.NowMs(), options_.cleanup_batch);
-    more |= dedup_.Cleanup(core_.NowMs(), options_.cleanup_batch);
+    dedup_.Cleanup(core_.NowMs());
     more |= transactions_.Cleanup(core_.NowMs(), options_.cleanup_batch);
   }
   // With a backlog, come back soon instead of after a full interval.
@@ -334,14 +350,15 @@ void Server::Drain() {
   // Phase two of shutdown: no new requests are read; everything already
   // accepted is written and answered before the socket closes.
   delivery_.AnswerParked(Status::Unavailable("broker is shutting down"));
-  if (auto round = committer_->WaitFinished()) FinishRound(std::move(round));
+  if (auto round = store_->WaitFinished()) FinishRound(std::move(round));
   groups_.FlushDirty();
-  if (!core_.round_empty()) {
+  if (!store_->round_empty()) {
     topics_.SealRound();
-    committer_->Submit(core_.TakeRound());
-    if (auto round = committer_->WaitFinished()) FinishRound(std::move(round));
+    core_.StampBrokerTime();
+    store_->Submit(core_.NowMs());
+    if (auto round = store_->WaitFinished()) FinishRound(std::move(round));
   }
-  committer_.reset();
+  store_.reset();  // a last checkpoint: a clean stop leaves nothing to replay
   router_->close();
 }
 

@@ -1,11 +1,11 @@
 // The broker's core: one thread that owns the ROUTER socket and every piece
-// of in-memory state, and one storage thread (GroupCommitter) that writes.
+// of in-memory state, and the store (storage/src/broker_store.h) that writes.
 //
 // Thread "txmq-core" (Server::Run) owns: router_, core_, topics_, dedup_,
 // delayed_, groups_, delivery_, transactions_, clients_, retention_ and the
-// open commit
-// round. Thread "txmq-storage" (inside committer_) only writes the rounds it
-// is handed. Other threads reach the core only through RequestStop().
+// store's open round. The store's own threads write, sync and checkpoint
+// the rounds they are handed. Other threads reach the core only through
+// RequestStop().
 //
 // Time: schedules and stored timestamps use broker time (core_.NowMs(), see
 // clock.h); timeouts inside this process (leases, long polls, check
@@ -31,18 +31,18 @@
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
 #include "protocol/src/event_fd.h"
-#include "storage/src/db.h"
-#include "storage/src/group_commit.h"
+#include "storage/src/broker_store.h"
 
 namespace txmq::broker {
 
 class Server {
  public:
   // `time` (the machine's clocks) must outlive the server.
-  Server(const BrokerOptions& options, storage::Db& db, const TimeSource& time);
+  Server(const BrokerOptions& options, const TimeSource& time);
   ~Server();
 
-  // On the starting thread: rebuild state from the database, bind.
+  // On the starting thread: open the store (recovering it), rebuild state
+  // from it, bind.
   Status Init();
   // The core loop; returns when stopped or when storage failed for good.
   void Run();
@@ -60,7 +60,7 @@ class Server {
   // Continues broker time from what the data directory recorded last.
   Status ResumeBrokerTime();
   void CountBadFrame(const std::string& routing_id, uint64_t request_id, const Status& why);
-  void FinishRound(std::unique_ptr<storage::CommitRound> round);
+  void FinishRound(std::unique_ptr<storage::Round> round);
   // Starts the next commit round if the storage thread is free; a small
   // one may be written on this thread when `allow_inline`.
   void SubmitIfIdle(bool allow_inline);
@@ -68,7 +68,6 @@ class Server {
   void Drain();
 
   const BrokerOptions& options_;
-  storage::Db& db_;
   zmq::context_t context_;
   std::unique_ptr<zmq::socket_t> router_;
   EventFd commit_done_;
@@ -89,7 +88,7 @@ class Server {
   AdminService admin_;
   InspectService inspect_;
   DlqService dlq_;
-  std::unique_ptr<storage::GroupCommitter> committer_;
+  std::unique_ptr<storage::BrokerStore> store_;
 
   SteadyTime next_cleanup_;
   SteadyTime last_bad_frame_log_;

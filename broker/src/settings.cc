@@ -61,6 +61,7 @@ std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerO
       {"stuck-policy", StuckPolicyName(o.stuck_policy)},
       {"checks-per-second", to_string(o.checks_per_second)},
       {"resolved-retention", Duration(o.resolved_retention)},
+      {"segment-mb", to_string(o.segment_bytes >> 20)},
       {"write-buffer-mb", to_string(o.write_buffer_bytes >> 20)},
       {"table-file-mb", to_string(o.table_file_bytes >> 20)},
       // Not flags (yet): fixed limits, shown so nothing effective is hidden.

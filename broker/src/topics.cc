@@ -7,70 +7,33 @@
 
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
-#include "storage/src/keys.h"
 #include "storage/src/records.h"
 #include "txmq/names.h"
 
 namespace txmq::broker {
 
-namespace keys = storage::keys;
-
 Status TopicManager::Recover() {
-  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
-  const std::string prefix(1, keys::kTopic);
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    const std::string key = it->key().ToString();
-    std::string_view name;
-    storage::TopicRecord record;
-    if (!keys::ParseTopic(key, &name) ||
-        !storage::DecodeTopic(std::string_view(it->value().data(), it->value().size()), &record) ||
-        record.queues == 0) {
-      return Status::Corruption("bad topic record under key '" + it->key().ToString() + "'");
-    }
+  storage::BrokerStore& store = core_.store();
+  Status s = store.ForEachTopic([&](std::string_view name, const storage::store::TopicEntry& e) {
     TopicState topic;
     topic.name = std::string(name);
-    topic.created_ms = record.created_ms;
-    topic.queues.resize(record.queues);
-    topics_.emplace(topic.name, std::move(topic));
-  }
-  if (!it->status().ok()) return Status::Corruption("scanning topics: " + it->status().ToString());
-
-  // Each queue's stored range: its first and last key.
+    topic.id = e.id;
+    topic.created_ms = e.created_ms;
+    topic.queues.resize(e.queues);
+    auto [it, inserted] = topics_.emplace(topic.name, std::move(topic));
+    by_id_[e.id] = &it->second;
+    next_id_ = std::max(next_id_, e.id + 1);
+    return true;
+  });
+  if (!s.ok()) return s;
+  // Each queue's stored range. Retention records where a queue it emptied
+  // continues, so offsets are never reused.
   for (auto& [name, topic] : topics_) {
     for (uint32_t q = 0; q < topic.queues.size(); ++q) {
-      const std::string prefix_q = keys::QueuePrefix(name, q);
-      const std::string end = keys::PrefixEnd(prefix_q);
+      const auto bounds = store.GetQueueBounds(topic.id, q);
       QueueState& state = topic.queues[q];
-      std::string_view t;
-      uint32_t qq;
-      uint64_t offset;
-      // Retention records where a queue it emptied continues, so offsets
-      // are never reused.
-      std::string start;
-      uint64_t kept_from = 0;
-      if (core_.db()->Get(leveldb::ReadOptions(), keys::QueueStart(name, q), &start).ok() &&
-          start.size() == 8) {
-        std::memcpy(&kept_from, start.data(), 8);
-      }
-      state.min_offset = state.next_offset = state.visible_end = kept_from;
-      it->Seek(prefix_q);
-      if (!it->Valid() || !it->key().starts_with(prefix_q)) continue;  // empty queue
-      const std::string first = it->key().ToString();
-      if (keys::ParseMessage(first, &t, &qq, &offset))
-        state.min_offset = std::max(kept_from, offset);
-      it->Seek(end);
-      if (it->Valid()) {
-        it->Prev();
-      } else {
-        it->SeekToLast();
-      }
-      std::string last = it->Valid() ? it->key().ToString() : std::string();
-      if (!keys::ParseMessage(last, &t, &qq, &offset)) {
-        return Status::Corruption("cannot find the last message of " + name + "/" +
-                                  std::to_string(q));
-      }
-      state.next_offset = std::max(kept_from, offset + 1);
-      state.visible_end = state.next_offset;
+      state.min_offset = bounds.first;
+      state.next_offset = state.visible_end = bounds.end;
     }
   }
   return Status::OK();
@@ -79,6 +42,11 @@ Status TopicManager::Recover() {
 TopicState* TopicManager::Find(std::string_view name) {
   auto it = topics_.find(name);
   return it == topics_.end() ? nullptr : &it->second;
+}
+
+TopicState* TopicManager::FindById(uint32_t id) {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
 }
 
 Result<TopicState*> TopicManager::GetOrCreate(std::string_view name, bool create, uint32_t queues) {
@@ -92,12 +60,13 @@ Result<TopicState*> TopicManager::GetOrCreate(std::string_view name, bool create
   if (queues == 0) queues = core_.options().default_queues;
   TopicState topic;
   topic.name = std::string(name);
+  topic.id = next_id_++;
   topic.created_ms = core_.NowMs();
   topic.queues.resize(queues);
-  storage::TopicRecord record{queues, topic.created_ms};
-  core_.batch().Put(keys::Topic(name), storage::EncodeTopic(record));
+  core_.store().PutTopic(name, {topic.id, queues, topic.created_ms});
   Logger("broker")->info("created topic '{}' with {} queues", topic.name, queues);
   auto [it, inserted] = topics_.emplace(topic.name, std::move(topic));
+  by_id_[it->second.id] = &it->second;
   return &it->second;
 }
 
@@ -111,15 +80,9 @@ uint64_t TopicManager::Append(TopicState& topic, uint32_t queue,
                               const storage::MessageView& message) {
   QueueState& q = topic.queues[queue];
   const uint64_t offset = q.next_offset++;
-  std::string value;
-  storage::EncodeMessage(message, &value);
-  core_.batch().Put(keys::Message(topic.name, queue, offset), value);
-  if (!IsSystemName(topic.name)) {
-    // Where to find it by id. A dead letter keeps its original's id, so the
-    // broker's own topics stay out of the index.
-    core_.batch().Put(keys::MessageIndex(message.id),
-                      storage::EncodeLocation({topic.name, queue, offset}));
-  }
+  // Found by id (dedup, msg show) unless it is a copy in one of the
+  // broker's own topics: a dead letter keeps its original's id.
+  core_.store().AppendMessage(topic.id, queue, offset, message, !IsSystemName(topic.name));
   if (!q.in_open_round) {
     q.in_open_round = true;
     touched_.emplace_back(&topic, queue);

@@ -7,8 +7,6 @@
 // offsets are always a prefix of its assigned ones.
 #pragma once
 
-#include <leveldb/db.h>
-
 #include <cstdint>
 #include <map>
 #include <set>
@@ -31,6 +29,7 @@ struct QueueState {
 
 struct TopicState {
   std::string name;
+  uint32_t id = 0;  // the store's name for it
   int64_t created_ms = 0;
   std::vector<QueueState> queues;
   uint32_t round_robin = 0;
@@ -44,6 +43,7 @@ class TopicManager {
   Status Recover();
 
   TopicState* Find(std::string_view name);
+  TopicState* FindById(uint32_t id);
   // An existing topic, or a new one (recorded in the open round) when
   // `create` allows it; NOT_FOUND otherwise. `queues` 0 = the default.
   Result<TopicState*> GetOrCreate(std::string_view name, bool create, uint32_t queues = 0);
@@ -69,6 +69,8 @@ class TopicManager {
  private:
   Core& core_;
   std::map<std::string, TopicState, std::less<>> topics_;
+  std::map<uint32_t, TopicState*> by_id_;
+  uint32_t next_id_ = 1;
   std::set<std::string> advanced_;
   std::vector<std::pair<TopicState*, uint32_t>> touched_;  // queues appended to in the open round
 };

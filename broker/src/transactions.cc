@@ -7,13 +7,10 @@
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
-#include "storage/src/coding.h"
-#include "storage/src/keys.h"
 #include "txmq/names.h"
 
 namespace txmq::broker {
 
-namespace keys = storage::keys;
 using storage::TxStateCode;
 
 namespace {
@@ -33,12 +30,6 @@ wire::TxState ToWire(TxStateCode s) {
 }
 
 }  // namespace
-
-bool ReadHalf(leveldb::DB* db, const std::string& tx_id, uint32_t index, HalfMessage* out) {
-  if (!db->Get(leveldb::ReadOptions(), keys::Half(tx_id, index), &out->value).ok()) return false;
-  std::string_view in(out->value);
-  return storage::GetVarint64(&in, &out->delay_ms) && storage::DecodeMessage(in, &out->message);
-}
 
 const char* TxStateName(TxStateCode s) {
   switch (s) {
@@ -63,28 +54,25 @@ TransactionService::TransactionService(Core& core, TopicManager& topics, Delayed
       tokens_at_(SteadyClock::now()) {}
 
 Status TransactionService::Recover() {
-  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
-  const std::string prefix(1, keys::kCheck);
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    const std::string key = it->key().ToString();
-    uint64_t next_ms;
-    std::string_view id;
-    if (!keys::ParseTimedTx(key, keys::kCheck, &next_ms, &id)) {
-      return Status::Corruption("bad check schedule key");
-    }
-    std::string value;
+  Status bad;
+  Status s = core_.store().ForEachScheduledCheck([&](int64_t next_ms, std::string_view id) {
     OpenTx tx;
     tx.id = std::string(id);
-    if (!core_.db()->Get(leveldb::ReadOptions(), keys::Tx(id), &value).ok() ||
-        !storage::DecodeTx(value, &tx.record) || tx.record.state != TxStateCode::kPrepared) {
-      return Status::Corruption("check schedule names transaction '" + tx.id +
-                                "' without an open record");
+    auto record = core_.store().GetTx(id);
+    if (!record || record->state != TxStateCode::kPrepared) {
+      bad = Status::Corruption("check schedule names transaction '" + tx.id +
+                               "' without an open record");
+      return false;
     }
-    tx.record.next_check_ms = static_cast<int64_t>(next_ms);
+    tx.record = std::move(*record);
+    tx.record.next_check_ms = next_ms;
     if (tx.record.stuck) ++stuck_count_;
     schedule_.emplace(tx.record.next_check_ms, tx.id);
     open_.emplace(tx.id, std::move(tx));
-  }
+    return true;
+  });
+  if (!bad.ok()) return bad;
+  if (!s.ok()) return s;
   Logger("broker")->info("transactions: {} open ({} stuck), checks rescheduled", open_.size(),
                          stuck_count_);
   return Status::OK();
@@ -165,12 +153,9 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
     storage::MessageView& m = views[i];
     m.stored_ms = now;
     r.messages.push_back({std::string(m.id), std::string(m.topic), std::string(m.key)});
-    std::string value;
-    storage::PutVarint64(&value, static_cast<uint64_t>(messages[i].getDelayMs()));
-    storage::EncodeMessage(m, &value);
-    core_.batch().Put(keys::Half(tx_id, i), value);
+    core_.store().PutHalf({tx_id, i, static_cast<uint64_t>(messages[i].getDelayMs()), m});
   }
-  core_.batch().Put(keys::TimedTx(keys::kCheck, static_cast<uint64_t>(r.next_check_ms), tx_id), "");
+  core_.store().ScheduleCheck(r.next_check_ms, tx_id);
   schedule_.emplace(r.next_check_ms, tx_id);
   auto& stored = open_.emplace(tx_id, std::move(tx)).first->second;
   Persist(stored);
@@ -284,12 +269,8 @@ void TransactionService::ReplyEnded(const std::string& routing_id, uint64_t requ
 
 std::optional<storage::TxRecord> TransactionService::FindResolved(const std::string& tx_id) {
   if (auto it = resolving_.find(tx_id); it != resolving_.end()) return it->second;
-  std::string value;
-  storage::TxRecord record;
-  if (core_.db()->Get(leveldb::ReadOptions(), keys::Tx(tx_id), &value).ok() &&
-      storage::DecodeTx(value, &record) && record.state != TxStateCode::kPrepared) {
-    return record;
-  }
+  auto record = core_.store().GetTx(tx_id);
+  if (record && record->state != TxStateCode::kPrepared) return record;
   return std::nullopt;
 }
 
@@ -301,19 +282,19 @@ void TransactionService::Finish(OpenTx& tx, TxStateCode state, const std::string
     Commit(tx, now);
     stats_.committed++;
   } else {
-    for (uint32_t i = 0; i < r.messages.size(); ++i) core_.batch().Delete(keys::Half(tx.id, i));
+    for (uint32_t i = 0; i < r.messages.size(); ++i) core_.store().DeleteHalf(tx.id, i);
     stats_.rolled_back++;
   }
   ForgetCheck(tx);
   schedule_.erase({r.next_check_ms, tx.id});
-  core_.batch().Delete(keys::TimedTx(keys::kCheck, static_cast<uint64_t>(r.next_check_ms), tx.id));
+  core_.store().UnscheduleCheck(r.next_check_ms, tx.id);
   if (r.stuck) --stuck_count_;
   r.state = state;
   r.stuck = false;
   r.resolved_ms = now;
   r.resolved_by = resolved_by;
   const int64_t forget_at = now + core_.options().resolved_retention.count();
-  core_.batch().Put(keys::TimedTx(keys::kTxExpiry, static_cast<uint64_t>(forget_at), tx.id), "");
+  core_.store().ScheduleTxExpiry(forget_at, tx.id);
   Persist(tx);
   Logger("broker")->debug("transaction {} of group '{}' {} by {}", tx.id, r.group,
                           TxStateName(state), resolved_by);
@@ -328,17 +309,17 @@ void TransactionService::Finish(OpenTx& tx, TxStateCode state, const std::string
 
 void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
   for (uint32_t i = 0; i < tx.record.messages.size(); ++i) {
-    HalfMessage half;
-    if (!ReadHalf(core_.db(), tx.id, i, &half)) {
+    auto half = core_.store().ReadHalf(tx.id, i);
+    if (!half.ok()) {
       // Never drop silently: the record stays for an operator to look at.
       Logger("broker")->critical(
-          "transaction {}: half message {} is missing or unreadable; the "
-          "other messages are committed, this one stays under its key",
-          tx.id, i);
+          "transaction {}: half message {} is missing or unreadable ({}); the "
+          "other messages are committed",
+          tx.id, i, half.status().ToString());
       continue;
     }
-    storage::MessageView& m = half.message;
-    core_.batch().Delete(keys::Half(tx.id, i));
+    storage::MessageView& m = half->body.message;  // views into the log; appends copy
+    core_.store().DeleteHalf(tx.id, i);
     if (auto first = dedup_.Find(m.id)) {
       // Stored already inside the window: by a plain send, or by an
       // earlier transaction the producer retried after an unknown outcome.
@@ -349,7 +330,7 @@ void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
           first->first.has_offset ? "/" + std::to_string(first->first.offset) : " delayed");
       continue;
     }
-    const uint64_t delay = half.delay_ms;
+    const uint64_t delay = half->body.delay_ms;
     auto topic = topics_.GetOrCreate(m.topic, true);
     if (!topic.ok()) continue;  // cannot happen: creation is allowed here
     storage::DedupRecord where;
@@ -358,7 +339,7 @@ void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
     where.queue = TopicManager::SelectQueue(**topic, m.key);
     if (delay > 0) {
       const int64_t due = now_ms + static_cast<int64_t>(delay);
-      const uint64_t seq = delayed_.Add(due, where.queue, m);
+      const uint64_t seq = delayed_.Add(due, **topic, where.queue, m);
       core_.OnDurable([this, due, seq](const Status& st) {
         if (st.ok()) delayed_.Schedule(due, seq);
       });
@@ -372,34 +353,29 @@ void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
   }
 }
 
-void TransactionService::Persist(const OpenTx& tx) {
-  core_.batch().Put(keys::Tx(tx.id), storage::EncodeTx(tx.record));
-}
+void TransactionService::Persist(const OpenTx& tx) { core_.store().PutTx(tx.id, tx.record); }
 
 void TransactionService::Reschedule(OpenTx& tx, int64_t next_check_ms) {
   storage::TxRecord& r = tx.record;
   schedule_.erase({r.next_check_ms, tx.id});
-  core_.batch().Delete(keys::TimedTx(keys::kCheck, static_cast<uint64_t>(r.next_check_ms), tx.id));
+  core_.store().UnscheduleCheck(r.next_check_ms, tx.id);
   r.next_check_ms = next_check_ms;
   schedule_.emplace(r.next_check_ms, tx.id);
-  core_.batch().Put(keys::TimedTx(keys::kCheck, static_cast<uint64_t>(r.next_check_ms), tx.id), "");
+  core_.store().ScheduleCheck(r.next_check_ms, tx.id);
 }
 
 bool TransactionService::Cleanup(int64_t now_ms, uint32_t budget) {
   if (core_.storage_failed()) return false;
-  std::unique_ptr<leveldb::Iterator> it(core_.db()->NewIterator(leveldb::ReadOptions()));
-  const std::string prefix(1, keys::kTxExpiry);
   uint32_t done = 0;
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && done < budget;
-       it->Next()) {
-    const std::string key = it->key().ToString();
-    uint64_t expire_ms;
-    std::string_view id;
-    if (!keys::ParseTimedTx(key, keys::kTxExpiry, &expire_ms, &id)) break;
-    if (static_cast<int64_t>(expire_ms) > now_ms) break;
-    core_.batch().Delete(key);
-    if (!open_.count(std::string(id))) core_.batch().Delete(keys::Tx(id));
-    ++done;
+  std::vector<std::pair<int64_t, std::string>> due;
+  Status s = core_.store().ForEachTxExpiry(now_ms, [&](int64_t ms, std::string_view id) {
+    due.emplace_back(ms, std::string(id));
+    return ++done < budget;
+  });
+  if (!s.ok()) Logger("broker")->error("transaction cleanup: {}", s.ToString());
+  for (const auto& [ms, id] : due) {
+    core_.store().DeleteTxExpiry(ms, id);
+    if (!open_.count(id)) core_.store().DeleteTx(id);
   }
   return done >= budget;
 }

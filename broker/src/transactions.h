@@ -3,9 +3,9 @@
 // and the check-back that asks a producer group about transactions whose
 // outcome never arrived.
 //
-// Half messages live in their own keyspace ('h'), invisible to every
-// consumer. Ending a transaction is one round: the half records go, the
-// transaction record ('x') takes its final state and is kept for
+// Half messages are records of their own in the store, invisible to every
+// consumer. Ending a transaction is one round: the halves go, the
+// transaction record takes its final state and is kept for
 // resolved_retention, and on commit the messages are appended to their
 // topics (a delayed one is due `delay` after the commit). A committed
 // message enters the send dedup window like a plain send; one whose id is
@@ -15,7 +15,7 @@
 // policy) goes through Finish().
 //
 // Open transactions are kept in memory, with a schedule ordered by (next
-// check time, id) that mirrors the 'k' keys, so a check round costs what is
+// check time, id) that mirrors the stored schedule, so a check round costs what is
 // due, not what is stored. Resolved ones are only on disk.
 //
 // Checks that find nobody to ask. Only a check a producer received counts
@@ -49,14 +49,6 @@ namespace txmq::broker {
 
 const char* TxStateName(storage::TxStateCode state);
 
-// One stored half message; `message` views into `value`.
-struct HalfMessage {
-  std::string value;
-  uint64_t delay_ms = 0;
-  storage::MessageView message;
-};
-bool ReadHalf(leveldb::DB* db, const std::string& tx_id, uint32_t index, HalfMessage* out);
-
 struct OpenTx {
   std::string id;
   storage::TxRecord record;
@@ -83,7 +75,7 @@ class TransactionService {
   TransactionService(Core& core, TopicManager& topics, DelayedMessages& delayed, DedupWindow& dedup,
                      ClientRegistry& clients);
 
-  // Rebuilds the open transactions and their schedule from the 'k' keys.
+  // Rebuilds the open transactions and their schedule from the store.
   Status Recover();
   // The broker serves from `now` on: producers get the grace period from
   // here to reconnect before a check without a producer counts.

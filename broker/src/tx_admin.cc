@@ -5,11 +5,9 @@
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
-#include "storage/src/keys.h"
 
 namespace txmq::broker {
 
-namespace keys = storage::keys;
 using storage::TxStateCode;
 
 namespace {
@@ -91,9 +89,8 @@ void TransactionService::HandleShow(const RequestContext& ctx, capnp::Text::Read
     FillSummary(tx_id, it->second.record, ok.initSummary());
     auto list = ok.initMessages(static_cast<unsigned>(it->second.record.messages.size()));
     for (uint32_t i = 0; i < list.size(); ++i) {
-      HalfMessage half;
-      if (ReadHalf(core_.db(), tx_id, i, &half)) {
-        FillWireMessage(half.message, half.delay_ms, list[i]);
+      if (auto half = core_.store().ReadHalf(tx_id, i); half.ok()) {
+        FillWireMessage(half->body.message, half->body.delay_ms, list[i]);
       }
     }
   } else if (auto resolved = FindResolved(tx_id)) {

@@ -7,12 +7,9 @@
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
-#include "storage/src/coding.h"
-#include "storage/src/keys.h"
 
 namespace txmq::broker {
 
-namespace keys = storage::keys;
 using storage::CheckAnswerCode;
 using storage::TxStateCode;
 
@@ -195,9 +192,8 @@ TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTi
   check.setBornMs(r.born_ms);
   auto list = check.initMessages(static_cast<unsigned>(r.messages.size()));
   for (uint32_t i = 0; i < r.messages.size(); ++i) {
-    HalfMessage half;
-    if (ReadHalf(core_.db(), tx.id, i, &half)) {
-      FillWireMessage(half.message, half.delay_ms, list[i]);
+    if (auto half = core_.store().ReadHalf(tx.id, i); half.ok()) {
+      FillWireMessage(half->body.message, half->body.delay_ms, list[i]);
     } else {  // still name it, so the checker can answer from the id
       list[i].setId(r.messages[i].id);
       list[i].setTopic(r.messages[i].topic);

@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   std::string retry_backoff;
   bool no_auto_create = false;
   size_t write_buffer_mb = o.write_buffer_bytes >> 20, table_file_mb = o.table_file_bytes >> 20;
+  uint64_t segment_mb = o.segment_bytes >> 20;
   std::string tx_timeout = "6s", check_interval = "10s", check_interval_max = "60s",
               check_timeout = "3s", resolved_retention = "24h", stuck_policy = "park";
 
@@ -146,13 +147,17 @@ int main(int argc, char** argv) {
   app.add_option("--resolved-retention", resolved_retention,
                  "How long a finished transaction's outcome is remembered")
       ->capture_default_str();
+  app.add_option("--segment-mb", segment_mb,
+                 "Size of a commit-log segment file in MiB (preallocated; retention frees whole "
+                 "segments; at least 4 x --max-message-bytes + 1 MiB)")
+      ->check(CLI::Range(2, 1 << 20))
+      ->capture_default_str();
   app.add_option("--write-buffer-mb", write_buffer_mb,
-                 "LevelDB memtable size in MiB; larger keeps throughput up as the store grows, "
-                 "uses up to twice this in memory and replays up to this much log at start-up")
+                 "Index (LevelDB) memtable size in MiB; a checkpoint flushes it, so larger means "
+                 "longer checkpoints")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  app.add_option("--table-file-mb", table_file_mb,
-                 "LevelDB table file size in MiB; larger means fewer, larger compactions")
+  app.add_option("--table-file-mb", table_file_mb, "Index (LevelDB) table file size in MiB")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
@@ -187,6 +192,7 @@ int main(int argc, char** argv) {
   o.auto_create_topics = !no_auto_create;
   o.write_buffer_bytes = write_buffer_mb << 20;
   o.table_file_bytes = table_file_mb << 20;
+  o.segment_bytes = segment_mb << 20;
   o.stuck_policy = stuck_policy == "commit"     ? txmq::StuckPolicy::kCommit
                    : stuck_policy == "rollback" ? txmq::StuckPolicy::kRollback
                                                 : txmq::StuckPolicy::kPark;

@@ -169,7 +169,6 @@ Status BrokerStore::Recover() {
   log_options.dir = dir + "/log";
   log_options.segment_bytes = options_.segment_bytes;
   log_options.fs = fs;
-  log_options.strict_tail = options_.sync;
   if (fs->Exists(checkpoint_path)) {
     auto text = fs->ReadFile(checkpoint_path);
     if (!text.ok()) return text.status();
@@ -195,6 +194,20 @@ Status BrokerStore::Recover() {
   if (!log.ok()) return log.status();
   log_ = std::move(log.value());
   applied_ = synced_ = log_->placed_end();
+  Status bad;
+  Status scanned =
+      Scan(std::string(1, store::kRemoved), {}, [&](std::string_view key, std::string_view) {
+        uint32_t topic_id, queue;
+        uint64_t offset;
+        if (!store::ParseRemovedKey(key, &topic_id, &queue, &offset)) {
+          bad = Status::Corruption("damaged removal mark in the index");
+          return false;
+        }
+        removed_[{topic_id, queue}].insert(offset);
+        return true;
+      });
+  if (!bad.ok()) return bad;
+  if (!scanned.ok()) return scanned;
   checkpointed_position_ = from.position;
   stats_.replayed_entries = replayed;
   if (replayed > 0) {
@@ -326,6 +339,19 @@ void BrokerStore::AppendMessage(uint32_t topic_id, uint32_t queue, uint64_t offs
 
 void BrokerStore::SetQueueStart(uint32_t topic_id, uint32_t queue, uint64_t first_offset) {
   round_->Put(store::QueueStartKey(topic_id, queue), Fixed64(first_offset));
+  if (auto it = removed_.find({topic_id, queue}); it != removed_.end()) {
+    auto& offsets = it->second;
+    for (auto o = offsets.begin(); o != offsets.end() && *o < first_offset;) {
+      round_->Delete(store::RemovedKey(topic_id, queue, *o));
+      o = offsets.erase(o);
+    }
+    if (offsets.empty()) removed_.erase(it);
+  }
+}
+
+void BrokerStore::RemoveMessage(uint32_t topic_id, uint32_t queue, uint64_t offset) {
+  round_->Put(store::RemovedKey(topic_id, queue, offset), "");
+  removed_[{topic_id, queue}].insert(offset);
 }
 
 void BrokerStore::PutCursor(std::string_view group, std::string_view topic, uint32_t queue,
@@ -574,6 +600,12 @@ void BrokerStore::CheckpointLoop() {
 // ---------------- reads ----------------
 
 Result<StoredMessage> BrokerStore::ReadMessage(uint32_t topic_id, uint32_t queue, uint64_t offset) {
+  if (!removed_.empty()) {
+    if (auto it = removed_.find({topic_id, queue});
+        it != removed_.end() && it->second.count(offset)) {
+      return Status::NotFound("offset " + std::to_string(offset) + " was removed");
+    }
+  }
   store::QueueRun* run = nullptr;
   if (auto it = run_cache_.find({topic_id, queue}); it != run_cache_.end() &&
                                                     offset >= it->second.first_offset &&
@@ -930,6 +962,21 @@ std::vector<BrokerStore::SegmentSummary> BrokerStore::Segments() const {
     out.push_back(summary);
   }
   return out;
+}
+
+std::optional<int64_t> BrokerStore::EntryTime(uint64_t position) const {
+  auto head = log_->Read(position, log::kHeaderBytes);
+  log::Header h;
+  if (!head.ok() || !log::DecodeHeader(head->data(), &h)) return std::nullopt;
+  return h.time_ms;
+}
+
+void BrokerStore::RequestCheckpoint() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    checkpoint_requested_ = true;
+  }
+  cv_.notify_all();
 }
 
 Result<uint64_t> BrokerStore::DeleteLogBefore(uint64_t position) {

@@ -39,6 +39,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -47,11 +48,22 @@
 #include "protocol/src/event_fd.h"
 #include "storage/src/commit_log.h"
 #include "storage/src/db.h"
+#include "storage/src/file_system.h"
 #include "storage/src/records.h"
 #include "storage/src/store_format.h"
 #include "storage/src/store_round.h"
 #include "storage/src/tx_records.h"
 #include "txmq/status.h"
+
+namespace txmq {
+
+// See txmq/broker.h: the file layers a broker's store uses.
+struct StorageLayers {
+  storage::FileSystem* fs = nullptr;
+  leveldb::Env* env = nullptr;
+};
+
+}  // namespace txmq
 
 namespace txmq::storage {
 
@@ -122,7 +134,11 @@ class BrokerStore {
   void PutTopic(std::string_view name, const store::TopicEntry& entry);
   void AppendMessage(uint32_t topic_id, uint32_t queue, uint64_t offset, const MessageView& message,
                      bool indexed);
+  // Sets where a queue now starts (retention); removal marks below it go.
   void SetQueueStart(uint32_t topic_id, uint32_t queue, uint64_t first_offset);
+  // Takes one message out of its queue (a dead letter resent): reads of it
+  // are NOT_FOUND from now on; its bytes go with their log segment.
+  void RemoveMessage(uint32_t topic_id, uint32_t queue, uint64_t offset);
   void PutCursor(std::string_view group, std::string_view topic, uint32_t queue, uint64_t floor);
   void PutRetry(std::string_view group, int64_t due_ms, uint64_t retry_id, const RetryRecord& r);
   void DeleteRetry(std::string_view group, int64_t due_ms, uint64_t retry_id);
@@ -145,6 +161,8 @@ class BrokerStore {
   void OnDurable(Round::Completion fn) { round_->OnDurable(std::move(fn)); }
   void OnDurableFirst(Round::Completion fn) { round_->OnDurableFirst(std::move(fn)); }
   bool round_empty() const { return round_->empty(); }
+  bool round_writes_nothing() const { return round_->writes_nothing(); }
+  size_t round_completions() const { return round_->completions(); }
   size_t round_bytes() const { return round_->bytes(); }
   bool round_full() const { return round_->bytes() >= options_.max_round_bytes; }
 
@@ -215,6 +233,10 @@ class BrokerStore {
   // them; returns bytes freed (0 while the checkpoint is behind).
   Result<uint64_t> DeleteLogBefore(uint64_t position);
   uint64_t log_start() const { return log_->start(); }
+  // The time of the entry at `position` (a round); none if it is gone.
+  std::optional<int64_t> EntryTime(uint64_t position) const;
+  // Asks the checkpoint thread for a checkpoint soon.
+  void RequestCheckpoint();
   // Where the next round will go.
   uint64_t log_end() const { return log_->placed_end().position; }
 
@@ -259,6 +281,9 @@ class BrokerStore {
     }
   };
   std::unordered_map<RunCacheKey, store::QueueRun, RunCacheHash> run_cache_;
+  // Messages removed from their queue (few: resent dead letters); loaded at
+  // open, mirrors the 'G' keys.
+  std::unordered_map<RunCacheKey, std::set<uint64_t>, RunCacheHash> removed_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -269,6 +294,7 @@ class BrokerStore {
   LogCursor synced_;                     // guarded by mu_: entries before it are durable
   uint64_t checkpointed_position_ = 0;   // guarded by mu_
   uint64_t bytes_since_checkpoint_ = 0;  // guarded by mu_
+  bool checkpoint_requested_ = false;    // guarded by mu_
   StoreStats stats_;                     // guarded by mu_
   // Whoever writes or syncs the log holds it: the storage thread, the core
   // thread in WriteInline (while the storage thread idles), a checkpoint's

@@ -140,14 +140,15 @@ Status CommitLog::Scan(LogCursor from, const ReplayFn& replay) {
       // A whole entry after this one means this one was complete once and
       // is damaged now: not a torn tail.
       log::Header h;
-      if (options_.strict_tail && rest.size() >= log::kHeaderBytes &&
-          log::DecodeHeader(rest.data(), &h) && h.index == at.index && h.prev_crc == at.prev_crc &&
+      if (rest.size() >= log::kHeaderBytes && log::DecodeHeader(rest.data(), &h) &&
+          h.index == at.index && h.prev_crc == at.prev_crc &&
           h.length <= rest.size() - log::kHeaderBytes) {
         const uint64_t after = at.position + log::kHeaderBytes + h.length;
         File* holder = Find(after);
         if (holder != nullptr &&
             ParseEntry(holder->mapped().substr(after - base_of(after)), after, &e) &&
-            e.header.index == at.index + 1 && e.header.prev_crc == h.crc) {
+            e.header.index == at.index + 1 && e.header.prev_crc == h.crc &&
+            (e.header.flags & log::kPreviousSynced)) {
           return Status::Corruption("log entry " + std::to_string(at.index) + " at position " +
                                     std::to_string(at.position) + " in " + seg->path() +
                                     " is damaged (checksum mismatch) while later entries are "
@@ -158,6 +159,7 @@ Status CommitLog::Scan(LogCursor from, const ReplayFn& replay) {
     break;
   }
   placed_ = written_ = at;
+  synced_index_ = at.index - 1;  // what is on disk now is as durable as it gets
   // The segment the next entry goes to, and anything beyond it: a segment
   // that starts after the end holds nothing that belongs to the log.
   uint64_t keep_base = at.position;
@@ -239,6 +241,7 @@ Status CommitLog::Write(PendingEntry& entry) {
   h.index = entry.index;
   h.prev_crc = written_.prev_crc;
   h.time_ms = entry.time_ms;
+  if (synced_index_ + 1 == entry.index) h.flags |= log::kPreviousSynced;
   char header[log::kHeaderBytes];
   log::EncodeHeader(h, header);
   uint32_t crc = crc32c::Value(log::CoveredHeader(header));
@@ -262,6 +265,7 @@ Status CommitLog::Sync() {
     if (Status s = seg->Sync(); !s.ok()) return s;
   }
   unsynced_.clear();
+  synced_index_ = written_.index - 1;
   return Status::OK();
 }
 

@@ -11,9 +11,12 @@
 // Open() scans the log from a cursor (the checkpoint: everything before it
 // is reflected in the index) to its end, hands each entry to a replay
 // function, and stops at the first entry that is torn or missing: the log
-// then continues there. An entry that is damaged while entries after it
-// are whole is not a torn tail but corruption: Open refuses, naming the
-// segment and position, instead of silently cutting acknowledged data.
+// then continues there. Each entry says whether everything before it was
+// synced when it was written (always under flush sync): a damaged entry
+// followed by a whole one that says so is not a torn write but damage, and
+// Open refuses, naming the segment and position, instead of silently
+// cutting acknowledged data. (Under flush async several entries may be
+// torn at once, and the log simply ends at the first.)
 //
 // Threads: Place, placed_end, DeleteBefore on the core thread; Write,
 // Sync, PrepareNextSegment, durable_end on the storage thread; Read and
@@ -41,12 +44,6 @@ struct LogOptions {
   // Size of a new segment file. An entry must fit in one segment.
   uint64_t segment_bytes = 128ull << 20;
   FileSystem* fs = FileSystem::Default();
-  // Every entry was synced before the next one was written (flush sync),
-  // so only the last entry can be torn by a crash: a damaged entry with
-  // whole entries after it is corruption, and Open refuses. Without it
-  // (flush async) many entries may be lost at once and the log simply ends
-  // at the first damaged one.
-  bool strict_tail = true;
 };
 
 // Where the log continues: the next entry is written at `position`, is
@@ -162,6 +159,7 @@ class CommitLog {
 
   // Storage thread.
   LogCursor written_;
+  uint64_t synced_index_ = 0;  // entries up to this index are durable
   std::vector<File*> unsynced_;
 };
 

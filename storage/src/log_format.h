@@ -15,6 +15,9 @@
 //     crc       masked CRC32C of header bytes [8, 48) and the payload
 //     length    payload bytes
 //     type      kRoundEntry
+//     flags     bit 0 kPreviousSynced: every entry before this one was durable
+//               when it was written (flush sync), so if one of them is
+//               damaged now, that is not a torn write but damage
 //     epoch     the leader epoch that wrote it (1 on a single broker)
 //     index     1, 2, 3, ... without gaps
 //     prev_crc  the crc field of the entry before it (0 before the first):
@@ -37,11 +40,13 @@ inline constexpr uint32_t kMagic = 0x474c5854;  // "TXLG" little-endian
 inline constexpr size_t kHeaderBytes = 48;
 inline constexpr uint8_t kFormat = 1;
 inline constexpr uint8_t kRoundEntry = 1;
+inline constexpr uint16_t kPreviousSynced = 1;
 
 struct Header {
   uint32_t crc = 0;
   uint32_t length = 0;
   uint8_t type = kRoundEntry;
+  uint16_t flags = 0;
   uint64_t epoch = 0;
   uint64_t index = 0;
   uint32_t prev_crc = 0;
@@ -57,7 +62,7 @@ inline void EncodeHeader(const Header& h, char* out) {
   put32(8, h.length);
   out[12] = static_cast<char>(h.type);
   out[13] = static_cast<char>(kFormat);
-  out[14] = out[15] = 0;
+  std::memcpy(out + 14, &h.flags, 2);
   put64(16, h.epoch);
   put64(24, h.index);
   put32(32, h.prev_crc);
@@ -82,6 +87,7 @@ inline bool DecodeHeader(const char* in, Header* h) {
   h->crc = get32(4);
   h->length = get32(8);
   h->type = static_cast<uint8_t>(in[12]);
+  std::memcpy(&h->flags, in + 14, 2);
   h->epoch = get64(16);
   h->index = get64(24);
   h->prev_crc = get32(32);

@@ -51,22 +51,6 @@ bool DecodeMessage(std::string_view in, MessageView* m) {
   return GetLengthPrefixed(&in, &m->body) && in.empty();
 }
 
-std::string EncodeTopic(const TopicRecord& t) {
-  std::string out(1, static_cast<char>(kVersion1));
-  PutVarint64(&out, t.queues);
-  PutFixed64(&out, static_cast<uint64_t>(t.created_ms));
-  return out;
-}
-
-bool DecodeTopic(std::string_view in, TopicRecord* t) {
-  uint64_t created;
-  if (!TakeVersion(&in) || !GetVarint32(&in, &t->queues) || !GetFixed64(&in, &created)) {
-    return false;
-  }
-  t->created_ms = static_cast<int64_t>(created);
-  return true;
-}
-
 namespace {
 
 void PutLocation(std::string* out, const Location& l) {
@@ -86,16 +70,6 @@ bool GetLocation(std::string_view* in, Location* l) {
 }
 
 }  // namespace
-
-std::string EncodeLocation(const Location& l) {
-  std::string out;
-  PutLocation(&out, l);
-  return out;
-}
-
-bool DecodeLocation(std::string_view in, Location* out) {
-  return GetLocation(&in, out) && in.empty();
-}
 
 std::string EncodeRetry(const RetryRecord& r) {
   std::string out(1, static_cast<char>(kVersion1));
@@ -122,30 +96,6 @@ bool DecodeRetry(std::string_view in, RetryRecord* r) {
     if (!GetLocation(&in, &source) || !in.empty()) return false;
     r->source = std::move(source);
   }
-  return true;
-}
-
-std::string EncodeDedup(const DedupRecord& d) {
-  std::string out(1, static_cast<char>(kVersion1));
-  PutFixed64(&out, static_cast<uint64_t>(d.stored_ms));
-  PutLengthPrefixed(&out, d.topic);
-  PutVarint64(&out, d.queue);
-  out.push_back(d.has_offset ? 1 : 0);
-  PutVarint64(&out, d.offset);
-  return out;
-}
-
-bool DecodeDedup(std::string_view in, DedupRecord* d) {
-  uint64_t stored;
-  std::string_view topic;
-  uint8_t has_offset;
-  if (!TakeVersion(&in) || !GetFixed64(&in, &stored) || !GetLengthPrefixed(&in, &topic) ||
-      !GetVarint32(&in, &d->queue) || !GetByte(&in, &has_offset) || !GetVarint64(&in, &d->offset)) {
-    return false;
-  }
-  d->stored_ms = static_cast<int64_t>(stored);
-  d->topic.assign(topic);
-  d->has_offset = has_offset != 0;
   return true;
 }
 

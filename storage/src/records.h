@@ -1,14 +1,12 @@
-// Values stored under the keys of keys.h. Each record starts with a format
-// version byte so a later release can read what an earlier one wrote.
+// Records the broker store keeps (store_format.h says where). Each starts
+// with a format version byte so a later release can read what an earlier
+// one wrote.
 //
 //   MessageRecord := 0x01 flags:u8 born_ms:fixed64 stored_ms:fixed64
 //                    id:lp topic:lp key:lp nprops:varint (name:lp value:lp)* body:lp
-//   DelayedRecord := queue:varint MessageRecord
-//   TopicRecord   := 0x01 queues:varint created_ms:fixed64
 //   RetryRecord   := 0x01 topic:lp queue:varint offset:varint delivery_count:varint
 //                    max_reconsume:varint [source:LocationRecord]
 //   LocationRecord := topic:lp queue:varint offset:varint
-//   DedupRecord   := 0x01 stored_ms:fixed64 topic:lp queue:varint has_offset:u8 offset:varint
 //
 // Decoders return views into the value they were given; the value must
 // outlive them.
@@ -37,21 +35,12 @@ struct MessageView {
 void EncodeMessage(const MessageView& m, std::string* out);
 bool DecodeMessage(std::string_view value, MessageView* out);
 
-struct TopicRecord {
-  uint32_t queues = 0;
-  int64_t created_ms = 0;
-};
-std::string EncodeTopic(const TopicRecord& t);
-bool DecodeTopic(std::string_view value, TopicRecord* out);
-
 struct Location {
   std::string topic;
   uint32_t queue = 0;
   uint64_t offset = 0;
   bool operator==(const Location&) const = default;
 };
-std::string EncodeLocation(const Location& l);
-bool DecodeLocation(std::string_view value, Location* out);
 
 struct RetryRecord {
   // The message as the group knows it (receipts and subscriptions use it).
@@ -67,6 +56,7 @@ struct RetryRecord {
 std::string EncodeRetry(const RetryRecord& r);
 bool DecodeRetry(std::string_view value, RetryRecord* out);
 
+// Where a message id was first stored (the dedup window's answer).
 struct DedupRecord {
   int64_t stored_ms = 0;
   std::string topic;
@@ -74,7 +64,5 @@ struct DedupRecord {
   bool has_offset = false;
   uint64_t offset = 0;
 };
-std::string EncodeDedup(const DedupRecord& d);
-bool DecodeDedup(std::string_view value, DedupRecord* out);
 
 }  // namespace txmq::storage

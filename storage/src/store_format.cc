@@ -250,6 +250,19 @@ std::string QueueStartKey(uint32_t topic_id, uint32_t queue) {
   return k;
 }
 
+std::string RemovedKey(uint32_t topic_id, uint32_t queue, uint64_t offset) {
+  std::string k(1, kRemoved);
+  PutBe32(&k, topic_id);
+  PutBe32(&k, queue);
+  PutBe64(&k, offset);
+  return k;
+}
+
+bool ParseRemovedKey(std::string_view key, uint32_t* topic_id, uint32_t* queue, uint64_t* offset) {
+  return TakeTag(&key, kRemoved) && GetBe32(&key, topic_id) && GetBe32(&key, queue) &&
+         GetBe64(&key, offset) && key.empty();
+}
+
 std::string CursorKey(std::string_view group, std::string_view topic, uint32_t queue) {
   std::string k(1, kCursor);
   k += group;

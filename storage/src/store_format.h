@@ -18,6 +18,7 @@
 //   'Q' topic_id:be32 queue:be32 first:be64     -> QueueRun: where offsets first.. are
 //   'E' position:be64 topic_id:be32 queue:be32 first:be64 -> "" (runs by log position)
 //   'S' topic_id:be32 queue:be32                -> first offset kept (fixed64)
+//   'G' topic_id:be32 queue:be32 offset:be64    -> "" (a message removed from its queue)
 //   'C' group 0 topic 0 queue:be32              -> cursor floor (fixed64)
 //   'R' group 0 due_ms:be64 retry_id:be64       -> RetryRecord
 //   'D' bucket:be64 message_id                  -> IdEntry (bucket = stored_ms / 60 s)
@@ -52,6 +53,7 @@ inline constexpr char kTopic = 'T';
 inline constexpr char kQueueRun = 'Q';
 inline constexpr char kRunByPosition = 'E';
 inline constexpr char kQueueStart = 'S';
+inline constexpr char kRemoved = 'G';
 inline constexpr char kCursor = 'C';
 inline constexpr char kRetry = 'R';
 inline constexpr char kId = 'D';
@@ -149,6 +151,8 @@ std::string RunByPositionKey(uint64_t position, uint32_t topic_id, uint32_t queu
 bool ParseRunByPositionKey(std::string_view key, uint64_t* position, uint32_t* topic_id,
                            uint32_t* queue, uint64_t* first_offset);
 std::string QueueStartKey(uint32_t topic_id, uint32_t queue);
+std::string RemovedKey(uint32_t topic_id, uint32_t queue, uint64_t offset);
+bool ParseRemovedKey(std::string_view key, uint32_t* topic_id, uint32_t* queue, uint64_t* offset);
 std::string CursorKey(std::string_view group, std::string_view topic, uint32_t queue);
 bool ParseCursorKey(std::string_view key, std::string_view* group, std::string_view* topic,
                     uint32_t* queue);

@@ -2,39 +2,54 @@
 // every record and key decoder refuses what it cannot read, never crashes.
 #include "consumer/src/inbox_records.h"
 #include "producer/src/outbox_row.h"
-#include "storage/src/keys.h"
 #include "storage/src/records.h"
+#include "storage/src/store_format.h"
 #include "storage/src/tx_records.h"
 #include "tests/fuzz/fuzz_target.h"
 
 namespace s = txmq::storage;
-namespace keys = txmq::storage::keys;
+namespace store = txmq::storage::store;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   s::MessageView m;
-  s::TopicRecord t;
   s::RetryRecord r;
-  s::DedupRecord d;
-  s::Location l;
   s::TxRecord tx;
   txmq::outbox::StoredRow row;
   (void)s::DecodeMessage(in, &m);
-  (void)s::DecodeTopic(in, &t);
   (void)s::DecodeRetry(in, &r);
-  (void)s::DecodeDedup(in, &d);
-  (void)s::DecodeLocation(in, &l);
   (void)s::DecodeTx(in, &tx);
   (void)txmq::outbox::DecodeRow(in, &row);
+  // The store's records and index values.
+  std::vector<store::RecordView> records;
+  if (store::ParseRecords(in, &records)) {
+    for (const auto& rec : records) {
+      store::MessageBody mb;
+      store::HalfBody hb;
+      store::DelayedBody db;
+      (void)store::DecodeMessageBody(rec.body, &mb);
+      (void)store::DecodeHalfBody(rec.body, &hb);
+      (void)store::DecodeDelayedBody(rec.body, &db);
+    }
+  }
+  store::QueueRun run;
+  store::IdEntry id;
+  store::TopicEntry topic;
+  (void)store::DecodeQueueRun(0, in, &run);
+  (void)store::DecodeIdEntry(in, &id);
+  (void)store::DecodeTopicEntry(in, &topic);
   std::string_view a, b;
-  uint32_t q;
+  uint32_t q, t;
   uint64_t x, y;
-  (void)keys::ParseMessage(in, &a, &q, &x);
-  (void)keys::ParseCursor(in, &a, &b, &q);
-  (void)keys::ParseRetry(in, &a, &x, &y);
-  (void)keys::ParseDedup(in, &x, &a);
-  (void)keys::ParseDelayed(in, &x, &y);
-  (void)keys::ParseTimedTx(in, keys::kCheck, &x, &a);
+  int64_t ms;
+  (void)store::ParseQueueRunKey(in, &t, &q, &x);
+  (void)store::ParseRunByPositionKey(in, &x, &t, &q, &y);
+  (void)store::ParseCursorKey(in, &a, &b, &q);
+  (void)store::ParseRetryKey(in, &a, &ms, &y);
+  (void)store::ParseIdKey(in, &x, &a);
+  (void)store::ParseDelayedKey(in, &ms, &y);
+  (void)store::ParseHalfKey(in, &a, &q);
+  (void)store::ParseTimedTxKey(in, store::kCheck, &ms, &a);
   return 0;
 }
 
@@ -52,13 +67,18 @@ std::vector<std::string> FuzzSeeds() {
   tx.messages = {{"m", "t", "k"}};
   txmq::outbox::StoredRow row;
   row.message = {.topic = "t", .body = "x", .id = "r"};
+  std::string payload;
+  store::AppendMessageRecord({1, 2, 3, store::kFlagIndexed, m}, &payload);
+  store::AppendHalfRecord({"tx", 0, 5, m}, &payload);
   return {message,
+          payload,
           s::EncodeTx(tx),
           s::EncodeRetry({"t", 1, 2, 3, 4, s::Location{"src", 0, 9}}),
-          s::EncodeDedup({5, "t", 1, true, 7}),
-          s::EncodeTopic({4, 1}),
+          store::EncodeQueueRun({7, {100, 200, 300}}),
+          store::EncodeIdEntry({1, 2, true, 3, 4}),
+          store::EncodeTopicEntry({4, 1, 9}),
           txmq::outbox::EncodeRow(row),
-          keys::Message("orders", 2, 77),
-          keys::Retry("g", 10, 11),
-          keys::TimedTx(keys::kCheck, 5, "tx")};
+          store::QueueRunKey(2, 1, 77),
+          store::RetryKey("g", 10, 11),
+          store::TimedTxKey(store::kCheck, 5, "tx")};
 }

@@ -49,6 +49,7 @@ BrokerOptions TestBrokerOptions(const std::string& data_dir) {
   o.check_interval_max = std::chrono::milliseconds(400);
   o.check_max = 3;
   o.check_timeout = std::chrono::milliseconds(300);
+  o.segment_bytes = 32ull << 20;  // small preallocated log files: tests start many brokers
   return o;
 }
 

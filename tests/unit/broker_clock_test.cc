@@ -8,8 +8,9 @@
 #include "broker/src/clock.h"
 #include "broker/src/core.h"
 #include "broker/src/dedup.h"
-#include "storage/src/db.h"
-#include "storage/src/keys.h"
+#include "broker/src/topics.h"
+#include "protocol/src/event_fd.h"
+#include "storage/src/broker_store.h"
 #include "tests/testutil/testutil.h"
 
 namespace txmq::broker {
@@ -78,68 +79,78 @@ class CoreClock : public ::testing::Test {
  protected:
   void SetUp() override {
     options_.dedup_window = 10min;
-    auto db = storage::Db::Open(dir_.Sub("db"), storage::DbOptions{});
-    ASSERT_TRUE(db.ok()) << db.status().ToString();
-    db_ = std::move(db.value());
-    core_ = std::make_unique<Core>(options_, db_->get(), nullptr, machine_);
+    core_ = std::make_unique<Core>(options_, nullptr, machine_);
+    storage::StoreOptions store_options;
+    store_options.dir = dir_.Sub("data");
+    auto store = storage::BrokerStore::Open(store_options, &round_done_);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store.value());
+    core_->set_store(store_.get());
+    topics_ = std::make_unique<TopicManager>(*core_);
+    ASSERT_TRUE(topics_->Recover().ok());
   }
 
-  // Writes the open round as the storage thread would.
+  // Seals and writes the open round as the server does.
   void Commit() {
-    auto round = core_->TakeRound();
-    ASSERT_TRUE((*db_)->Write(leveldb::WriteOptions(), &round->batch).ok());
-    for (auto& done : round->on_durable) done(Status::OK());
+    core_->StampBrokerTime();
+    auto round = store_->WriteInline(core_->NowMs());
+    ASSERT_TRUE(round->status().ok()) << round->status().ToString();
+    round->Complete();
   }
 
-  size_t DedupEntries() {
-    std::unique_ptr<leveldb::Iterator> it((*db_)->NewIterator(leveldb::ReadOptions()));
-    const std::string prefix(1, storage::keys::kDedup);
-    size_t n = 0;
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) ++n;
-    return n;
+  // Stores message `id` on topic "t" now, as a send would.
+  void StoreMessage(const std::string& id) {
+    auto topic = topics_->GetOrCreate("t", true, 1);
+    ASSERT_TRUE(topic.ok()) << topic.status().ToString();
+    storage::MessageView m;
+    m.id = id;
+    m.topic = "t";
+    m.body = "x";
+    m.born_ms = m.stored_ms = core_->NowMs();
+    store_->AppendMessage((*topic)->id, 0, 0, m, /*indexed=*/true);
   }
 
   testing::TempDir dir_;
   BrokerOptions options_;
   FakeTimeSource machine_;
-  std::unique_ptr<storage::Db> db_;
+  EventFd round_done_;
   std::unique_ptr<Core> core_;
+  std::unique_ptr<storage::BrokerStore> store_;
+  std::unique_ptr<TopicManager> topics_;
 };
 
 TEST_F(CoreClock, EveryRoundRecordsBrokerTime) {
-  core_->batch().Put("probe", "x");
+  store_->PutMeta("probe", "x");
   machine_.Advance(2s);
   machine_.StepWall(-std::chrono::hours(1));
   Commit();
-  std::string value;
-  ASSERT_TRUE((*db_)->Get(leveldb::ReadOptions(), storage::keys::BrokerTime(), &value).ok());
+  auto value = store_->GetMeta(Core::kBrokerTimeMeta);
+  ASSERT_TRUE(value.has_value());
   int64_t recorded = 0;
-  ASSERT_TRUE(DecodeBrokerTime(value, &recorded));
+  ASSERT_TRUE(DecodeBrokerTime(*value, &recorded));
   EXPECT_EQ(recorded, core_->NowMs());
   EXPECT_GT(recorded, machine_.WallMs()) << "broker time, not the stepped wall clock";
 }
 
 TEST_F(CoreClock, DedupWindowCountsInBrokerTime) {
-  DedupWindow dedup(*core_);
+  DedupWindow dedup(*core_, *topics_);
   ASSERT_TRUE(dedup.Recover().ok());
+  StoreMessage("m-1");
   dedup.Remember("m-1", {.stored_ms = core_->NowMs(), .topic = "t"});
   Commit();
   dedup.Settled("m-1");
 
   // The wall clock jumps a day ahead: the id is as young as it was.
   machine_.StepWall(std::chrono::hours(24));
-  EXPECT_TRUE(dedup.Find("m-1").has_value());
-  EXPECT_FALSE(dedup.Cleanup(core_->NowMs(), 1000));
-  Commit();
-  EXPECT_EQ(DedupEntries(), 1u) << "cleanup kept it";
-  EXPECT_TRUE(dedup.Find("m-1").has_value());
+  auto hit = dedup.Find("m-1");
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_TRUE(hit->durable);
+  dedup.Cleanup(core_->NowMs());
+  EXPECT_TRUE(dedup.Find("m-1").has_value()) << "cleanup kept its filter";
 
-  // Real time passes beyond the window: now it may go.
+  // Real time passes beyond the window: now it is out.
   machine_.Advance(options_.dedup_window + 2min);
   EXPECT_FALSE(dedup.Find("m-1").has_value());
-  dedup.Cleanup(core_->NowMs(), 1000);
-  Commit();
-  EXPECT_EQ(DedupEntries(), 0u) << "cleanup deleted it";
 }
 
 }  // namespace

@@ -1,58 +1,113 @@
 #include <gtest/gtest.h>
 
 #include "storage/src/coding.h"
-#include "storage/src/keys.h"
 #include "storage/src/records.h"
+#include "storage/src/store_format.h"
 #include "storage/src/tx_records.h"
 
 namespace txmq::storage {
 namespace {
 
-TEST(Keys, MessageKeysSortByOffset) {
-  std::string prev = keys::Message("orders", 1, 0);
+TEST(Keys, QueueRunKeysSortByOffsetAndGroupByQueue) {
+  std::string prev = store::QueueRunKey(3, 1, 0);
   for (uint64_t off : {1ull, 2ull, 255ull, 256ull, 65535ull, 65536ull, 1ull << 40}) {
-    std::string next = keys::Message("orders", 1, off);
+    std::string next = store::QueueRunKey(3, 1, off);
     EXPECT_LT(prev, next) << off;
     prev = next;
   }
-  // Queues and topics group, and a topic never sees its prefix-sharing sibling.
-  EXPECT_LT(keys::Message("orders", 1, 999), keys::Message("orders", 2, 0));
-  EXPECT_LT(keys::Message("a", 9, 9), keys::Message("ab", 0, 0));
-  EXPECT_FALSE(keys::Message("ab", 0, 0).starts_with(keys::QueuePrefix("a", 0)));
+  EXPECT_LT(store::QueueRunKey(3, 1, 999), store::QueueRunKey(3, 2, 0));
+  EXPECT_LT(store::QueueRunKey(3, 9, 9), store::QueueRunKey(4, 0, 0));
+  EXPECT_TRUE(store::QueueRunKey(3, 1, 5).starts_with(store::QueueRunPrefix(3, 1)));
+  EXPECT_FALSE(store::QueueRunKey(3, 2, 5).starts_with(store::QueueRunPrefix(3, 1)));
 }
 
 TEST(Keys, RoundTrip) {
   std::string_view topic, group;
-  uint32_t queue;
-  uint64_t offset, due, id;
-  const std::string message_key = keys::Message("t.1", 3, 77);
-  ASSERT_TRUE(keys::ParseMessage(message_key, &topic, &queue, &offset));
-  EXPECT_EQ(topic, "t.1");
+  uint32_t queue, topic_id;
+  uint64_t offset, id;
+  int64_t due;
+  const std::string run_key = store::QueueRunKey(7, 3, 77);
+  ASSERT_TRUE(store::ParseQueueRunKey(run_key, &topic_id, &queue, &offset));
+  EXPECT_EQ(topic_id, 7u);
   EXPECT_EQ(queue, 3u);
   EXPECT_EQ(offset, 77u);
-  const std::string cursor_key = keys::Cursor("g", "t", 2);
-  ASSERT_TRUE(keys::ParseCursor(cursor_key, &group, &topic, &queue));
+  const std::string cursor_key = store::CursorKey("g", "t", 2);
+  ASSERT_TRUE(store::ParseCursorKey(cursor_key, &group, &topic, &queue));
   EXPECT_EQ(group, "g");
   EXPECT_EQ(topic, "t");
   EXPECT_EQ(queue, 2u);
-  const std::string retry_key = keys::Retry("g", 123456, 9);
-  ASSERT_TRUE(keys::ParseRetry(retry_key, &group, &due, &id));
-  EXPECT_EQ(due, 123456u);
+  const std::string retry_key = store::RetryKey("g", 123456, 9);
+  ASSERT_TRUE(store::ParseRetryKey(retry_key, &group, &due, &id));
+  EXPECT_EQ(due, 123456);
   EXPECT_EQ(id, 9u);
-  EXPECT_FALSE(keys::ParseMessage(std::string_view("q"), &topic, &queue, &offset));
-  const std::string longer = keys::Message("t", 1, 1) + "x";
-  EXPECT_FALSE(keys::ParseMessage(longer, &topic, &queue, &offset));
+  EXPECT_FALSE(store::ParseQueueRunKey(std::string_view("Q"), &topic_id, &queue, &offset));
+  const std::string longer = store::QueueRunKey(1, 1, 1) + "x";
+  EXPECT_FALSE(store::ParseQueueRunKey(longer, &topic_id, &queue, &offset));
 }
 
-TEST(Keys, RetryKeysSortByDueTime) {
-  EXPECT_LT(keys::Retry("g", 1000, 50), keys::Retry("g", 1001, 1));
-  EXPECT_LT(keys::Delayed(5, 100), keys::Delayed(6, 1));
+TEST(Keys, SchedulesSortByTime) {
+  EXPECT_LT(store::RetryKey("g", 1000, 50), store::RetryKey("g", 1001, 1));
+  EXPECT_LT(store::DelayedKey(5, 100), store::DelayedKey(6, 1));
+  EXPECT_LT(store::RunByPositionKey(10, 9, 9, 9), store::RunByPositionKey(11, 0, 0, 0));
+  EXPECT_LT(store::IdKey(5, "zzz"), store::IdKey(6, "aaa"));
 }
 
 TEST(Keys, PrefixEndBoundsAPrefix) {
-  EXPECT_EQ(keys::PrefixEnd("ab"), "ac");
-  EXPECT_EQ(keys::PrefixEnd(std::string("a\xff", 2)), "b");
-  EXPECT_EQ(keys::PrefixEnd(std::string("\xff\xff", 2)), "");
+  EXPECT_EQ(store::PrefixEnd("ab"), "ac");
+  EXPECT_EQ(store::PrefixEnd(std::string("a\xff", 2)), "b");
+  EXPECT_EQ(store::PrefixEnd(std::string("\xff\xff", 2)), "");
+}
+
+TEST(StoreRecords, QueueRunsIdsAndTopicsRoundTrip) {
+  store::QueueRun run{40, {1000, 1100, 5000, 5001}};
+  store::QueueRun back;
+  ASSERT_TRUE(store::DecodeQueueRun(40, store::EncodeQueueRun(run), &back));
+  EXPECT_EQ(back.positions, run.positions);
+  EXPECT_EQ(back.end_offset(), 44u);
+  EXPECT_FALSE(store::DecodeQueueRun(40, "", &back));
+  store::IdEntry id{3, 1, true, 99, 12345};
+  store::IdEntry id_back;
+  ASSERT_TRUE(store::DecodeIdEntry(store::EncodeIdEntry(id), &id_back));
+  EXPECT_EQ(id_back.offset, 99u);
+  EXPECT_EQ(id_back.stored_ms, 12345);
+  store::TopicEntry t{5, 8, 777};
+  store::TopicEntry t_back;
+  ASSERT_TRUE(store::DecodeTopicEntry(store::EncodeTopicEntry(t), &t_back));
+  EXPECT_EQ(t_back.id, 5u);
+  EXPECT_EQ(t_back.queues, 8u);
+}
+
+TEST(StoreRecords, PayloadRecordsRoundTripAndRefuseTruncation) {
+  MessageView m;
+  m.id = "id-1";
+  m.topic = "orders";
+  m.key = "k";
+  m.body = std::string(300, 'b');
+  m.properties = {{"a", "1"}};
+  std::string payload;
+  store::AppendMessageRecord({2, 1, 7, store::kFlagIndexed, m}, &payload);
+  store::AppendHalfRecord({"tx-1", 3, 250, m}, &payload);
+  store::AppendDelayedRecord({999, 4, 2, 0, m}, &payload);
+  std::vector<store::RecordView> records;
+  ASSERT_TRUE(store::ParseRecords(payload, &records));
+  ASSERT_EQ(records.size(), 3u);
+  store::MessageBody mb;
+  ASSERT_TRUE(store::DecodeMessageBody(records[0].body, &mb));
+  EXPECT_EQ(mb.offset, 7u);
+  EXPECT_EQ(mb.message.body, m.body);
+  store::HalfBody hb;
+  ASSERT_TRUE(store::DecodeHalfBody(records[1].body, &hb));
+  EXPECT_EQ(hb.tx_id, "tx-1");
+  EXPECT_EQ(hb.delay_ms, 250u);
+  store::DelayedBody db;
+  ASSERT_TRUE(store::DecodeDelayedBody(records[2].body, &db));
+  EXPECT_EQ(db.due_ms, 999);
+  EXPECT_EQ(records[1].offset_in_payload, records[0].body.size() + 6);
+  for (size_t cut = 1; cut < payload.size(); cut += 37) {
+    std::vector<store::RecordView> partial;
+    const bool ok = store::ParseRecords(std::string_view(payload).substr(0, cut), &partial);
+    EXPECT_TRUE(!ok || partial.size() < 3) << cut;
+  }
 }
 
 TEST(Coding, VarintsRoundTripAndRefuseTruncation) {
@@ -124,16 +179,6 @@ TEST(Records, SmallRecordsRoundTrip) {
   EXPECT_EQ(r2.topic, "orders");
   EXPECT_EQ(r2.offset, 99u);
   EXPECT_EQ(r2.delivery_count, 3u);
-  DedupRecord d{123, "orders", 1, true, 5};
-  DedupRecord d2;
-  ASSERT_TRUE(DecodeDedup(EncodeDedup(d), &d2));
-  EXPECT_EQ(d2.stored_ms, 123);
-  EXPECT_TRUE(d2.has_offset);
-  EXPECT_EQ(d2.offset, 5u);
-  TopicRecord t{4, 77};
-  TopicRecord t2;
-  ASSERT_TRUE(DecodeTopic(EncodeTopic(t), &t2));
-  EXPECT_EQ(t2.queues, 4u);
 }
 
 TEST(Records, TransactionRoundTripAndTruncation) {
@@ -181,16 +226,17 @@ TEST(Records, TransactionRoundTripAndTruncation) {
 }
 
 TEST(Keys, TransactionSchedulesSortByTime) {
-  EXPECT_LT(keys::TimedTx(keys::kCheck, 99, "zzz"), keys::TimedTx(keys::kCheck, 100, "aaa"));
-  const std::string k = keys::TimedTx(keys::kCheck, 1234, "tx-9");
-  uint64_t ms;
+  EXPECT_LT(store::TimedTxKey(store::kCheck, 99, "zzz"),
+            store::TimedTxKey(store::kCheck, 100, "aaa"));
+  const std::string k = store::TimedTxKey(store::kCheck, 1234, "tx-9");
+  int64_t ms;
   std::string_view id;
-  ASSERT_TRUE(keys::ParseTimedTx(k, keys::kCheck, &ms, &id));
-  EXPECT_EQ(ms, 1234u);
+  ASSERT_TRUE(store::ParseTimedTxKey(k, store::kCheck, &ms, &id));
+  EXPECT_EQ(ms, 1234);
   EXPECT_EQ(id, "tx-9");
-  EXPECT_FALSE(keys::ParseTimedTx(k, keys::kTxExpiry, &ms, &id));
-  EXPECT_TRUE(keys::Half("tx", 1).starts_with(keys::HalfPrefix("tx")));
-  EXPECT_FALSE(keys::Half("tx2", 1).starts_with(keys::HalfPrefix("tx")));
+  EXPECT_FALSE(store::ParseTimedTxKey(k, store::kTxExpiry, &ms, &id));
+  EXPECT_TRUE(store::HalfKey("tx", 1).starts_with(store::HalfPrefix("tx")));
+  EXPECT_FALSE(store::HalfKey("tx2", 1).starts_with(store::HalfPrefix("tx")));
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
 // The stored record formats (storage/src/records.h, tx_records.h): every
-// send encodes a MessageRecord and a DedupRecord, every pull decodes
+// send appends a store record to its round, every pull decodes
 // MessageRecords, and every transaction step rewrites its TxRecord.
 #include <benchmark/benchmark.h>
 
 #include <string>
+#include <vector>
 
 #include "storage/src/records.h"
+#include "storage/src/store_format.h"
 #include "storage/src/tx_records.h"
 
 namespace txmq::storage {
@@ -50,29 +52,42 @@ void BM_DecodeMessageRecord(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeMessageRecord)->Arg(128)->Arg(1024)->Arg(64 * 1024);
 
-DedupRecord SampleDedup() {
-  return {.stored_ms = 1'764'000'000'000,
-          .topic = "order-created",
-          .queue = 3,
-          .has_offset = true,
-          .offset = 123456789};
-}
-
-void BM_EncodeDedupRecord(benchmark::State& state) {
-  const DedupRecord d = SampleDedup();
-  for (auto _ : state) benchmark::DoNotOptimize(EncodeDedup(d));
-}
-BENCHMARK(BM_EncodeDedupRecord);
-
-void BM_DecodeDedupRecord(benchmark::State& state) {
-  const std::string stored = EncodeDedup(SampleDedup());
-  DedupRecord out;
+// A send's whole store work per message: its record appended to the round
+// and, after the fsync, parsed again to derive the index entries.
+void BM_AppendStoreMessageRecord(benchmark::State& state) {
+  SampleMessage m(static_cast<size_t>(state.range(0)));
+  const store::MessageBody record{.topic_id = 7, .queue = 3, .offset = 123456789,
+                                  .flags = store::kFlagIndexed, .message = m.view};
+  std::string round;
   for (auto _ : state) {
-    bool ok = DecodeDedup(stored, &out);
+    round.clear();
+    store::AppendMessageRecord(record, &round);
+    benchmark::DoNotOptimize(round.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0));
+}
+BENCHMARK(BM_AppendStoreMessageRecord)->Arg(128)->Arg(1024)->Arg(64 * 1024);
+
+// Arg: messages in one round (the group commit's batch).
+void BM_ParseStoreRound(benchmark::State& state) {
+  SampleMessage m(1024);
+  std::string round;
+  for (int64_t i = 0; i < state.range(0); ++i) {
+    store::AppendMessageRecord({.topic_id = 7, .queue = 3, .offset = static_cast<uint64_t>(i),
+                                .flags = store::kFlagIndexed, .message = m.view},
+                               &round);
+  }
+  std::vector<store::RecordView> records;
+  store::MessageBody body;
+  for (auto _ : state) {
+    records.clear();
+    bool ok = store::ParseRecords(round, &records);
+    for (const store::RecordView& r : records) ok &= store::DecodeMessageBody(r.body, &body);
     benchmark::DoNotOptimize(ok);
   }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * state.range(0));
 }
-BENCHMARK(BM_DecodeDedupRecord);
+BENCHMARK(BM_ParseStoreRound)->Arg(1)->Arg(64);
 
 TxRecord SampleTx(int messages) {
   TxRecord tx;

@@ -21,6 +21,10 @@
 
 namespace txmq {
 
+// File layers under the store, for tests that simulate a power loss
+// (tests/testutil/fault_fs.h); defined in storage/src/broker_store.h.
+struct StorageLayers;
+
 enum class FlushMode {
   kSync,   // fsync before every acknowledgement (grouped): survives power loss
   kAsync,  // write to the OS before acknowledging: survives a process crash only
@@ -82,13 +86,17 @@ struct BrokerOptions {
   // How often retention and dedup cleanup run, and their batch size.
   std::chrono::milliseconds cleanup_interval = std::chrono::seconds(1);
   uint32_t cleanup_batch = 2000;
-  // LevelDB memtable and table file sizes. Under a steady stream of bodies,
-  // small ones pile up level-0 files until LevelDB stalls writes (hundreds
-  // of stalls per few million messages at 32/8 MiB, a handful at 64/32; see
-  // "Sustained send" in BENCHMARKS.md). Costs up to twice the memtable in
-  // memory and a replay of up to one memtable's worth of log at start-up.
-  size_t write_buffer_bytes = 64 * 1024 * 1024;
-  size_t table_file_bytes = 32 * 1024 * 1024;
+  // Size of a commit-log segment file (preallocated; retention frees whole
+  // segments). A write round never spans two, so it bounds the largest
+  // round: at least 4 x max_message_bytes.
+  uint64_t segment_bytes = 128ull * 1024 * 1024;
+  // The index (LevelDB: where messages are, cursors, schedules; message
+  // bodies live in the log): memtable and table file sizes. A checkpoint
+  // flushes the memtable, so larger means longer checkpoints.
+  size_t write_buffer_bytes = 16 * 1024 * 1024;
+  size_t table_file_bytes = 8 * 1024 * 1024;
+  // Tests only: file layers that can lose power. Null: the real ones.
+  std::shared_ptr<const StorageLayers> storage_layers{};
 
   // --- transactional messages ---
   // A half message with no outcome this long after it was stored is
