@@ -19,19 +19,16 @@ bool Retention::Tick(int64_t now_ms, uint32_t budget) {
 bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
   storage::BrokerStore& store = core_.store();
   bool more = false;
-  std::optional<uint64_t> stopped_at;
   Status s = store.ForEachRunBefore(UINT64_MAX, [&](uint64_t position, uint32_t topic_id,
                                                     uint32_t queue, uint64_t first, uint64_t end) {
-    if (position < runs_expired_before_) return true;  // expired in a round on its way
+    const RunKey run{position, topic_id, queue, first};
+    if (last_expired_run_ && run <= *last_expired_run_) return true;  // on its way out
     if (*budget == 0) {
       more = true;
       return false;
     }
     const auto time = store.EntryTime(position);
-    if (time && *time >= cutoff_ms) {
-      stopped_at = position;
-      return false;  // this round and every later one are young enough
-    }
+    if (time && *time >= cutoff_ms) return false;  // this round and every later one are young
     --*budget;
     store.DeleteRunByPosition(position, topic_id, queue, first);
     TopicState* topic = topics_.FindById(topic_id);
@@ -46,7 +43,7 @@ bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
         store.SetQueueStart(topic_id, queue, end);
       }
     }
-    runs_expired_before_ = position + 1;
+    last_expired_run_ = run;
     return true;
   });
   if (!s.ok()) Logger("broker")->error("retention: {}", s.ToString());
@@ -81,12 +78,14 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
   // Where the oldest run still indexed lies: everything before it is free
   // of queue messages.
   uint64_t live = store.log_end();
-  Status s = store.ForEachRunBefore(UINT64_MAX,
-                                    [&](uint64_t position, uint32_t, uint32_t, uint64_t, uint64_t) {
-                                      if (position < runs_expired_before_) return true;
-                                      live = position;
-                                      return false;
-                                    });
+  Status s = store.ForEachRunBefore(UINT64_MAX, [&](uint64_t position, uint32_t topic_id,
+                                                    uint32_t queue, uint64_t first, uint64_t) {
+    if (last_expired_run_ && RunKey{position, topic_id, queue, first} <= *last_expired_run_) {
+      return true;  // on its way out
+    }
+    live = position;
+    return false;
+  });
   if (!s.ok()) return false;
   // Segments wholly before it, but never the one in use.
   uint64_t release_before = 0;

@@ -14,6 +14,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <tuple>
 
 #include "broker/src/core.h"
 #include "broker/src/topics.h"
@@ -39,9 +41,12 @@ class Retention {
   uint64_t expired_ = 0;
   // Work already put into a round that may not be applied yet: the next
   // tick must not do it again.
-  uint64_t runs_expired_before_ = 0;  // log position
-  uint64_t ids_expired_before_ = 0;   // id bucket
-  bool relocating_ = false;           // copies in a round not yet applied
+  // The last run expired (log position, topic id, queue, first offset: the
+  // order runs are listed in); runs up to it are gone or going.
+  using RunKey = std::tuple<uint64_t, uint32_t, uint32_t, uint64_t>;
+  std::optional<RunKey> last_expired_run_;
+  uint64_t ids_expired_before_ = 0;  // id bucket
+  bool relocating_ = false;          // copies in a round not yet applied
 };
 
 }  // namespace txmq::broker

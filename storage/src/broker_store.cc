@@ -582,13 +582,15 @@ void BrokerStore::CheckpointLoop() {
   auto last = SteadyClock::now();
   while (!stopping_) {
     cv_.wait_for(lock, std::chrono::milliseconds(500), [this] {
-      return stopping_ || bytes_since_checkpoint_ >= options_.checkpoint_bytes;
+      return stopping_ || checkpoint_requested_ ||
+             bytes_since_checkpoint_ >= options_.checkpoint_bytes;
     });
     if (stopping_) return;
     const bool due =
-        bytes_since_checkpoint_ >= options_.checkpoint_bytes ||
+        checkpoint_requested_ || bytes_since_checkpoint_ >= options_.checkpoint_bytes ||
         (bytes_since_checkpoint_ > 0 && SteadyClock::now() - last >= options_.checkpoint_interval);
     if (!due) continue;
+    checkpoint_requested_ = false;
     lock.unlock();
     Status s = Checkpoint();
     if (!s.ok()) Logger("storage")->error("checkpoint failed: {}", s.ToString());
