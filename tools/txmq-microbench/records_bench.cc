@@ -56,8 +56,11 @@ BENCHMARK(BM_DecodeMessageRecord)->Arg(128)->Arg(1024)->Arg(64 * 1024);
 // and, after the fsync, parsed again to derive the index entries.
 void BM_AppendStoreMessageRecord(benchmark::State& state) {
   SampleMessage m(static_cast<size_t>(state.range(0)));
-  const store::MessageBody record{.topic_id = 7, .queue = 3, .offset = 123456789,
-                                  .flags = store::kFlagIndexed, .message = m.view};
+  const store::MessageBody record{.topic_id = 7,
+                                  .queue = 3,
+                                  .offset = 123456789,
+                                  .flags = store::kFlagIndexed,
+                                  .message = m.view};
   std::string round;
   for (auto _ : state) {
     round.clear();
@@ -73,8 +76,11 @@ void BM_ParseStoreRound(benchmark::State& state) {
   SampleMessage m(1024);
   std::string round;
   for (int64_t i = 0; i < state.range(0); ++i) {
-    store::AppendMessageRecord({.topic_id = 7, .queue = 3, .offset = static_cast<uint64_t>(i),
-                                .flags = store::kFlagIndexed, .message = m.view},
+    store::AppendMessageRecord({.topic_id = 7,
+                                .queue = 3,
+                                .offset = static_cast<uint64_t>(i),
+                                .flags = store::kFlagIndexed,
+                                .message = m.view},
                                &round);
   }
   std::vector<store::RecordView> records;
