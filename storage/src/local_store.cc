@@ -1,5 +1,7 @@
 #include <algorithm>
+#include <filesystem>
 #include <memory>
+#include <system_error>
 
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
@@ -243,6 +245,19 @@ Status LocalTxn::Commit() {
 Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& path,
                                                      LocalStoreOptions options) {
   if (path.empty()) return Status::InvalidArgument("local store path is empty");
+  if (!options.create_if_missing) {
+    // Checked here because LevelDB, told not to create a database, still
+    // creates the directory and its LOCK file: a mistyped path would leave
+    // an empty store behind.
+    std::error_code ec;
+    if (!std::filesystem::is_directory(path, ec)) {
+      return Status::NotFound("no local store at '" + path + "': no such directory");
+    }
+    if (!std::filesystem::exists(std::filesystem::path(path) / "CURRENT", ec)) {
+      return Status::NotFound("no local store at '" + path +
+                              "': the directory holds no LevelDB database (no CURRENT file)");
+    }
+  }
   storage::DbOptions db_options;
   db_options.create_if_missing = options.create_if_missing;
   db_options.compress = options.compress;

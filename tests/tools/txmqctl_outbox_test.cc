@@ -1,6 +1,8 @@
 // txmqctl outbox: a service's local table, offline.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "tests/tools/ctl_fixture.h"
 #include "txmq/local_store.h"
 #include "txmq/outbox.h"
@@ -66,6 +68,21 @@ TEST_F(CtlOutbox, ListRequeueAndDeleteOffline) {
   ExpectFails({"outbox", "list", "--db", dir_.Sub("nope")}, kExitUsage, "nope");
   ExpectFails({"outbox", "list"}, 2, "--db");
   ExpectFails({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "lost"}, 2, "lost");
+}
+
+TEST_F(CtlOutbox, AMistypedStorePathIsAnErrorAndCreatesNothing) {
+  // No directory at all, and a directory without a database (an empty
+  // directory, or a typo that names some other directory).
+  const std::string typo = dir_.Sub("ordrs-db");
+  std::filesystem::create_directories(dir_.Sub("empty"));
+  for (std::string verb : {"list", "requeue", "delete"}) {
+    std::vector<std::string> args = {"outbox", verb, "--db", typo};
+    if (verb != "list") args.push_back("some-row");
+    ExpectFails(args, 1, "NOT_FOUND: no local store at '" + typo + "': no such directory");
+    EXPECT_FALSE(std::filesystem::exists(typo)) << verb << " created " << typo;
+  }
+  ExpectFails({"outbox", "list", "--db", dir_.Sub("empty")}, 1, "no LevelDB database");
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.Sub("empty"))) << "nothing was created inside";
 }
 
 }  // namespace

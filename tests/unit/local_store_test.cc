@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "storage/src/local_store_impl.h"
@@ -67,7 +68,9 @@ TEST(LocalStore, InstanceIdIsPersistentAndTheDirectoryExclusive) {
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ((*reopened)->instance_id(), id);
   auto missing = LocalStore::Open(dir.Sub("nope"), {.create_if_missing = false});
-  EXPECT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find(dir.Sub("nope")), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("nope"))) << "nothing is created at a wrong path";
 }
 
 TEST(LocalStore, AFailedConditionAbortsTheWholeCommit) {

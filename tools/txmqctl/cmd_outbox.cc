@@ -26,14 +26,16 @@ int64_t EpochMs(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-// Opens the store offline; a store held by its service is refused.
+// Opens the store offline; a store held by its service is refused, and a
+// path with no store is an error (never an empty store created there).
 Result<std::unique_ptr<LocalStore>> OpenOffline(const std::string& db) {
   auto store = LocalStore::Open(db, {.create_if_missing = false});
   if (store.ok()) return store;
   if (store.status().code() == StatusCode::kUnavailable) {
-    return Status::Unavailable("the store at '" + db +
-                               "' is open by a running service (its LevelDB lock is held); stop "
-                               "the service to change its outbox offline");
+    // Not UNAVAILABLE: that would send the reader looking for the broker.
+    return Status::FailedPrecondition("the store at '" + db +
+                                      "' is open by a running service (its LevelDB lock is "
+                                      "held); stop the service to change its outbox offline");
   }
   return store.status();
 }
@@ -125,7 +127,9 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
       outbox->add_subcommand("list",
                              "Rows waiting to be sent (pending) or refused for good (parked)\n"
                              "Example: txmqctl outbox list --db ./orders-db --state parked");
-  list->add_option("--db", args->db, "The service's store directory")->required();
+  list->add_option("--db", args->db,
+                   "The service's store directory (must exist; nothing is created)")
+      ->required();
   list->add_option("--state", args->state, "pending, parked or all")
       ->check(CLI::IsMember({"pending", "parked", "all"}))
       ->capture_default_str();
@@ -136,7 +140,10 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                              "Move a parked row back to pending, attempts reset\n"
                              "Example: txmqctl outbox requeue --db ./orders-db 01a2...");
   requeue->add_option("id", args->id, "Row id (the message id)")->required();
-  requeue->add_option("--db", args->db, "The service's store directory")->required();
+  requeue
+      ->add_option("--db", args->db,
+                   "The service's store directory (must exist; nothing is created)")
+      ->required();
   requeue->add_flag("--dry-run", args->dry_run, "Show what would happen; change nothing");
   requeue->callback(
       [&ctl, &run, args] { run = [&ctl, args] { return Change(ctl, *args, true); }; });
@@ -146,7 +153,9 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                              "Delete a pending or parked row: it is never sent\n"
                              "Example: txmqctl outbox delete --db ./orders-db 01a2... --dry-run");
   del->add_option("id", args->id, "Row id (the message id)")->required();
-  del->add_option("--db", args->db, "The service's store directory")->required();
+  del->add_option("--db", args->db,
+                  "The service's store directory (must exist; nothing is created)")
+      ->required();
   del->add_flag("--dry-run", args->dry_run, "Show what would happen; change nothing");
   del->callback([&ctl, &run, args] { run = [&ctl, args] { return Change(ctl, *args, false); }; });
 }

@@ -33,7 +33,8 @@ struct LocalStoreOptions {
   // fsync every commit (a commit survives power loss). Turning it off
   // keeps commits across a process crash only.
   bool sync = true;
-  // Create the directory and database when missing.
+  // Create the directory and database when missing. When false, Open
+  // fails NOT_FOUND, naming the path, and creates nothing there.
   bool create_if_missing = true;
   // Snappy-compress table blocks (business rows are often compressible).
   bool compress = true;
