@@ -47,22 +47,16 @@ class Outbox::Impl {
     }
     producer_ = std::make_unique<Producer>(options_.producer);
     if (Status s = producer_->Start(); !s.ok()) return s;
-    uint64_t max_seq = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       outbox::ForEachRow(store_, false, [&](uint64_t seq, StoredRow row) {
         row.next_attempt_ms = 0;  // a restart is a good moment to try again
         pending_.emplace(seq, Pending{std::move(row), false});
-        max_seq = std::max(max_seq, seq);
       });
       parked_ = 0;
-      outbox::ForEachRow(store_, true, [&](uint64_t seq, const StoredRow&) {
-        ++parked_;
-        max_seq = std::max(max_seq, seq);
-      });
+      outbox::ForEachRow(store_, true, [&](uint64_t, const StoredRow&) { ++parked_; });
       stopping_ = false;
     }
-    store_.impl().ObserveSeq(max_seq);
     log_->info("outbox of store {}: {} rows pending, {} parked", store_.path(), pending_.size(),
                parked_);
     relay_ = std::thread([this] {

@@ -8,8 +8,8 @@ namespace txmq::outbox {
 
 namespace s = txmq::storage;
 
-std::string PendingPrefix() { return ReservedKey("o/p/"); }
-std::string ParkedPrefix() { return ReservedKey("o/x/"); }
+std::string PendingPrefix() { return ReservedKey(kOutboxPendingTable); }
+std::string ParkedPrefix() { return ReservedKey(kOutboxParkedTable); }
 
 std::string PendingKey(uint64_t seq) {
   std::string k = PendingPrefix();

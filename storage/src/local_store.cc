@@ -91,9 +91,31 @@ void LocalStore::Impl::SeqDone(uint64_t seq) {
   in_flight_.erase(seq);
 }
 
-void LocalStore::Impl::ObserveSeq(uint64_t seq) {
+Status LocalStore::Impl::SeedCommitSeq() {
+  uint64_t highest = 0;
+  std::unique_ptr<leveldb::Iterator> it(db()->NewIterator(leveldb::ReadOptions()));
+  for (std::string_view table : {kOutboxPendingTable, kOutboxParkedTable}) {
+    const std::string prefix = ReservedKey(table);
+    std::string after = prefix;
+    after.back()++;  // the first key past every key with the prefix
+    it->Seek(after);
+    if (it->Valid()) {
+      it->Prev();
+    } else {
+      it->SeekToLast();
+    }
+    if (!it->status().ok()) break;
+    if (!it->Valid() || !it->key().starts_with(prefix)) continue;
+    std::string_view rest(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    uint64_t seq;
+    if (storage::GetBe64(&rest, &seq) && rest.empty()) highest = std::max(highest, seq);
+  }
+  if (!it->status().ok()) {
+    return storage::FromLevelDb(it->status(), "reading the commit sequence of " + path());
+  }
   std::lock_guard<std::mutex> lock(seq_mu_);
-  commit_seq_ = std::max(commit_seq_, seq);
+  commit_seq_ = std::max(commit_seq_, highest);
+  return Status::OK();
 }
 
 uint64_t LocalStore::Impl::SafeSeq() {
@@ -267,6 +289,7 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& path,
   if (!db.ok()) return db.status();
   auto impl = std::make_unique<Impl>(std::move(db.value()), options);
   if (Status s = impl->LoadOrCreateInstanceId(); !s.ok()) return s;
+  if (Status s = impl->SeedCommitSeq(); !s.ok()) return s;
   return std::unique_ptr<LocalStore>(new LocalStore(std::move(impl)));
 }
 

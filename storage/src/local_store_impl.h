@@ -38,12 +38,21 @@ namespace txmq {
 // A reserved key: kReservedPrefix + suffix.
 std::string ReservedKey(std::string_view suffix);
 
+// Tables keyed by commit sequence (reserved suffix + <seq:be64>): the
+// outbox's pending and parked rows. The store starts its sequence above
+// every key in them, so a commit never reuses a stored row's seq.
+inline constexpr std::string_view kOutboxPendingTable = "o/p/";
+inline constexpr std::string_view kOutboxParkedTable = "o/x/";
+
 class LocalStore::Impl {
  public:
   Impl(std::unique_ptr<storage::Db> db, const LocalStoreOptions& options);
   ~Impl();
 
   Status LoadOrCreateInstanceId();
+  // Starts the commit sequence above the highest seq stored in the tables
+  // keyed by it (called once by Open, before any commit can take a seq).
+  Status SeedCommitSeq();
 
   leveldb::DB* db() const { return db_->get(); }
   // The value under `key` (a business or reserved key); NOT_FOUND if none.
@@ -73,7 +82,6 @@ class LocalStore::Impl {
   // Commit sequence: taken under seq_mu_ by commits that order rows.
   uint64_t TakeSeq();
   void SeqDone(uint64_t seq);
-  void ObserveSeq(uint64_t seq);
   // Every commit with a sequence at or below this is durable (or failed).
   uint64_t SafeSeq();
 

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "storage/src/coding.h"
 #include "storage/src/local_store_impl.h"
 #include "tests/testutil/testutil.h"
 #include "txmq/local_store.h"
@@ -109,14 +110,60 @@ TEST(LocalStore, CommitSequenceWaterMark) {
   auto store = LocalStore::Open(dir.Sub("db"));
   ASSERT_TRUE(store.ok());
   auto& impl = (*store)->impl();
-  impl.ObserveSeq(10);
+  const uint64_t before = impl.SafeSeq();
   uint64_t first = impl.TakeSeq(), second = impl.TakeSeq();
-  EXPECT_EQ(first, 11u);
-  EXPECT_EQ(impl.SafeSeq(), 10u) << "11 is still being written";
+  EXPECT_EQ(first, before + 1);
+  EXPECT_EQ(impl.SafeSeq(), before) << "first is still being written";
   impl.SeqDone(second);
-  EXPECT_EQ(impl.SafeSeq(), 10u) << "12 done, but 11 not: rows may not be sent past 11";
+  EXPECT_EQ(impl.SafeSeq(), before) << "second done, but first not: rows may not be sent past it";
   impl.SeqDone(first);
-  EXPECT_EQ(impl.SafeSeq(), 12u);
+  EXPECT_EQ(impl.SafeSeq(), second);
+}
+
+// A commit that writes a row keyed by its commit sequence into `table`.
+Status CommitSeqRow(LocalStore& store, std::string_view table, uint64_t* seq_out) {
+  LocalTxn tx = store.Begin();
+  tx.impl().AtCommit([table, seq_out](leveldb::WriteBatch& batch, uint64_t seq) {
+    std::string key = ReservedKey(table);
+    storage::PutBe64(&key, seq);
+    batch.Put(key, "row");
+    *seq_out = seq;
+  });
+  return tx.Commit();
+}
+
+TEST(LocalStore, TheCommitSequenceStartsAboveEveryStoredRowWhenTheStoreOpens) {
+  testing::TempDir dir;
+  uint64_t seq = 0;
+  {
+    auto store = LocalStore::Open(dir.Sub("db"));
+    ASSERT_TRUE(store.ok());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(CommitSeqRow(**store, kOutboxPendingTable, &seq).ok());
+    EXPECT_EQ(seq, 3u);
+  }
+  {
+    // Reopened: the next commit comes after the stored rows, with no
+    // outbox started to tell the store about them.
+    auto store = LocalStore::Open(dir.Sub("db"));
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(CommitSeqRow(**store, kOutboxPendingTable, &seq).ok());
+    EXPECT_EQ(seq, 4u);
+    // A parked row with a higher seq than any pending one counts too.
+    leveldb::WriteBatch batch;
+    std::string parked = ReservedKey(kOutboxParkedTable);
+    storage::PutBe64(&parked, 1000);
+    batch.Put(parked, "parked row");
+    ASSERT_TRUE((*store)->impl().Write(batch).ok());
+  }
+  auto store = LocalStore::Open(dir.Sub("db"));
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(CommitSeqRow(**store, kOutboxPendingTable, &seq).ok());
+  EXPECT_EQ(seq, 1001u);
+  int pending = 0;
+  std::unique_ptr<leveldb::Iterator> it((*store)->impl().db()->NewIterator({}));
+  const std::string prefix = ReservedKey(kOutboxPendingTable);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) ++pending;
+  EXPECT_EQ(pending, 5) << "no row was overwritten";
 }
 
 }  // namespace
