@@ -1,5 +1,7 @@
 #include "txmq/inbox.h"
 
+#include <optional>
+
 #include "consumer/src/inbox_records.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
@@ -24,15 +26,35 @@ ConsumeResult RunHandler(const TxnHandler& handler, LocalTxn& txn, const Receive
   return ConsumeResult::RetryLater();
 }
 
-// Commits, turning a failure into a retry (the message comes back).
-ConsumeResult CommitOrRetry(LocalTxn& txn, const Received& m) {
-  if (Status s = txn.Commit(); !s.ok()) {
-    Logger("inbox")->error("commit for message {} of '{}' failed: {}; will retry", m.id, m.topic,
-                           s.ToString());
+// How often a handler runs for one delivery when its commit is ABORTED
+// because a key it read was changed by a concurrent commit. Each abort
+// means another commit went through, so a few runs nearly always do; past
+// this the message goes back to the broker and comes again later.
+constexpr int kMaxRuns = 16;
+
+// One run of a handler: a result decided without a commit (nothing to do,
+// a transient failure), or the status of the commit it made.
+struct Run {
+  std::optional<ConsumeResult> decided;
+  Status commit;
+};
+
+// Runs `once` again while its commit is ABORTED (at most kMaxRuns times);
+// any other failure is a retry later (the message comes back).
+ConsumeResult UntilCommitted(const Received& m, const std::function<Run()>& once) {
+  for (int run = 1;; ++run) {
+    Run r = once();
+    if (r.decided) return *r.decided;
+    if (r.commit.ok()) return ConsumeResult::Success();
+    if (r.commit.code() == StatusCode::kAborted && run < kMaxRuns) continue;
+    Logger("inbox")->error("commit for message {} of '{}' failed (run {}): {}; will retry", m.id,
+                           m.topic, run, r.commit.ToString());
     return ConsumeResult::RetryLater();
   }
-  return ConsumeResult::Success();
 }
+
+Run Decided(ConsumeResult result) { return {std::move(result), Status::OK()}; }
+Run Committed(LocalTxn& txn) { return {std::nullopt, txn.Commit()}; }
 
 // The compensation for `m`, which failed in `group` for `reason`.
 Result<Message> MakeCompensation(const Received& m, const std::string& group,
@@ -60,6 +82,39 @@ Result<Message> MakeCompensation(const Received& m, const std::string& group,
     c.properties["txmq-tx"] = tx->second;
   }
   return c;
+}
+
+// A business failure: none of the handler's writes; the failure recorded
+// and the compensation added to the inbox's outbox, in one commit that
+// also depends on what the handler read (the decision must still hold).
+Run Compensated(LocalStore& store, const InboxOptions& options, LocalTxn& txn, const Received& m,
+                const std::string& key, const std::string& reason) {
+  txn.Abort();
+  if (options.outbox == nullptr) {
+    Logger("inbox")->error(
+        "handler asked to compensate message {} ({}) but the inbox has no outbox to send it; "
+        "will retry",
+        m.id, reason);
+    return Decided(ConsumeResult::RetryLater());
+  }
+  auto compensation = MakeCompensation(m, options.group, reason);
+  if (!compensation.ok()) {
+    Logger("inbox")->error("{}; will retry", compensation.status().message());
+    return Decided(ConsumeResult::RetryLater());
+  }
+  LocalTxn failed = store.Begin();
+  failed.impl().AdoptReads(txn.impl());
+  inbox::Write(failed, options.group, key, InboxState::kCompensated, reason);
+  if (Status s = options.outbox->Add(failed, std::move(compensation.value())); !s.ok()) {
+    Logger("inbox")->error("compensation for {} not added: {}; will retry", m.id, s.ToString());
+    return Decided(ConsumeResult::RetryLater());
+  }
+  Run run = Committed(failed);
+  if (run.commit.ok()) {
+    Logger("inbox")->info("message {} of '{}' failed in group '{}' ({}); compensation sent", m.id,
+                          m.topic, options.group, reason);
+  }
+  return run;
 }
 
 }  // namespace
@@ -105,43 +160,22 @@ Handler Inbox::Idempotent(TxnHandler handler, DedupKeyFn dedup_key) {
                    "arrived after its undo (" + existing->note + "); not applied");
       Logger("inbox")->info("message {} of '{}' arrived after its undo; acknowledged, not applied",
                             m.id, m.topic);
-      return CommitOrRetry(txn, m);
+      return UntilCommitted(m, [&] { return Committed(txn); });
     }
-    LocalTxn txn = store_.Begin();
-    ConsumeResult result = RunHandler(handler, txn, m);
-    switch (result.kind()) {
-      case ConsumeResult::Kind::kRetryLater:
-        return result;  // transient: the writes are dropped, no compensation
-      case ConsumeResult::Kind::kSuccess:
-        inbox::Write(txn, options_.group, key, InboxState::kProcessed, "");
-        return CommitOrRetry(txn, m);
-      case ConsumeResult::Kind::kCompensate: {
-        txn.Abort();  // a business failure: none of the handler's writes
-        if (options_.outbox == nullptr) {
-          Logger("inbox")->error(
-              "handler asked to compensate message {} ({}) but the inbox has "
-              "no outbox to send it; will retry",
-              m.id, result.reason());
-          return ConsumeResult::RetryLater();
-        }
-        auto compensation = MakeCompensation(m, options_.group, result.reason());
-        if (!compensation.ok()) {
-          Logger("inbox")->error("{}; will retry", compensation.status().message());
-          return ConsumeResult::RetryLater();
-        }
-        LocalTxn failed = store_.Begin();
-        inbox::Write(failed, options_.group, key, InboxState::kCompensated, result.reason());
-        if (Status s = options_.outbox->Add(failed, std::move(compensation.value())); !s.ok()) {
-          Logger("inbox")->error("compensation for {} not added: {}; will retry", m.id,
-                                 s.ToString());
-          return ConsumeResult::RetryLater();
-        }
-        Logger("inbox")->info("message {} of '{}' failed in group '{}' ({}); compensation sent",
-                              m.id, m.topic, options_.group, result.reason());
-        return CommitOrRetry(failed, m);
+    return UntilCommitted(m, [&]() -> Run {
+      LocalTxn txn = store_.Begin();
+      ConsumeResult result = RunHandler(handler, txn, m);
+      switch (result.kind()) {
+        case ConsumeResult::Kind::kRetryLater:
+          return Decided(result);  // transient: the writes are dropped, no compensation
+        case ConsumeResult::Kind::kSuccess:
+          inbox::Write(txn, options_.group, key, InboxState::kProcessed, "");
+          return Committed(txn);
+        case ConsumeResult::Kind::kCompensate:
+          return Compensated(store_, options_, txn, m, key, result.reason());
       }
-    }
-    return ConsumeResult::RetryLater();
+      return Decided(ConsumeResult::RetryLater());
+    });
   };
 }
 
@@ -152,25 +186,26 @@ Handler Inbox::Undo(TxnHandler handler, DedupKeyFn undoes) {
     const std::string record_key = inbox::RecordKey(options_.group, target);
     auto guard = store_.impl().LockKey(record_key);
     auto existing = inbox::Read(store_, record_key);
-    LocalTxn txn = store_.Begin();
     if (!existing) {
       // Nothing to undo yet: fence the original so it never takes effect.
+      LocalTxn txn = store_.Begin();
       inbox::Write(txn, options_.group, target, InboxState::kFenced, "undo " + m.id);
       Logger("inbox")->info("undo {} arrived before message {}; fenced it", m.id, target);
-      return CommitOrRetry(txn, m);
+      return UntilCommitted(m, [&] { return Committed(txn); });
     }
     if (existing->state != InboxState::kProcessed)
       return ConsumeResult::Success();  // nothing to do
-    ConsumeResult result = RunHandler(handler, txn, m);
-    if (result.kind() != ConsumeResult::Kind::kSuccess) {
+    return UntilCommitted(m, [&]() -> Run {
+      LocalTxn txn = store_.Begin();
+      ConsumeResult result = RunHandler(handler, txn, m);
       if (result.kind() == ConsumeResult::Kind::kCompensate) {
         Logger("inbox")->error("an undo cannot be compensated (message {}): will retry", m.id);
-        return ConsumeResult::RetryLater();
+        return Decided(ConsumeResult::RetryLater());
       }
-      return result;
-    }
-    inbox::Write(txn, options_.group, target, InboxState::kUndone, "undone by " + m.id);
-    return CommitOrRetry(txn, m);
+      if (result.kind() != ConsumeResult::Kind::kSuccess) return Decided(result);
+      inbox::Write(txn, options_.group, target, InboxState::kUndone, "undone by " + m.id);
+      return Committed(txn);
+    });
   };
 }
 

@@ -7,6 +7,9 @@
 //   txmq-example-inventory-service --broker tcp://127.0.0.1:7800
 //       --db ./inventory-db --stock apple=5 --stock pear=0
 //
+// --stock sets an item's stock on the first start only (a restart on the
+// same --db keeps what is left).
+//
 // Runs until SIGINT/SIGTERM.
 #include <signal.h>
 
@@ -25,8 +28,20 @@ int main(int argc, char** argv) {
   app.add_option("--broker", broker, "txmqd endpoint")->capture_default_str();
   app.add_option("--db", db, "LevelDB directory for stock and txmq's tables")
       ->capture_default_str();
-  app.add_option("--stock", stock, "ITEM=QUANTITY to start with (repeatable)")
-      ->allow_extra_args(false);
+  app.add_option("--stock", stock,
+                 "ITEM=QUANTITY to start with (repeatable; ignored for an item the store has)")
+      ->allow_extra_args(false)
+      ->check(
+          [](const std::string& s) -> std::string {
+            const auto eq = s.find('=');
+            const std::string quantity = eq == std::string::npos ? "" : s.substr(eq + 1);
+            if (eq == 0 || quantity.empty() || quantity.size() > 9 ||
+                quantity.find_first_not_of("0123456789") != std::string::npos) {
+              return "'" + s + "' is not ITEM=QUANTITY (a whole number of at most 9 digits)";
+            }
+            return "";
+          },
+          "ITEM=QUANTITY");
   CLI11_PARSE(app, argc, argv);
 
   sigset_t signals;
@@ -42,10 +57,15 @@ int main(int argc, char** argv) {
   }
   txmq::LocalStore& store = **opened;
   for (const std::string& s : stock) {
+    // Only the first start sets the stock: a restart keeps what is left.
     auto eq = s.find('=');
     txmq::LocalTxn tx = store.Begin();
+    if (tx.Get("stock/" + s.substr(0, eq)).ok()) continue;
     tx.Put("stock/" + s.substr(0, eq), s.substr(eq + 1));
-    tx.Commit();
+    if (txmq::Status st = tx.Commit(); !st.ok()) {
+      std::cerr << "inventory-service: " << st.ToString() << "\n";
+      return 1;
+    }
   }
 
   txmq::Outbox outbox(store, {.producer = {.broker = broker, .group = "inventory"}});
@@ -56,6 +76,10 @@ int main(int argc, char** argv) {
       "order-created", inbox.Idempotent([&](txmq::LocalTxn& tx, const txmq::Received& m) {
         const std::string item = m.body.substr(0, m.body.find(':'));
         const int wanted = std::stoi(m.body.substr(m.body.find(':') + 1));
+        // Handlers run on several threads at once. The commit checks that
+        // the stock read here is still what the store holds; if another
+        // order took some meanwhile, it is aborted and the inbox runs this
+        // handler again with the new stock: never oversold.
         auto have = tx.Get("stock/" + item);
         const int in_stock = have.ok() ? std::stoi(*have) : 0;
         if (in_stock < wanted) {

@@ -214,12 +214,23 @@ Result<std::string> LocalStore::Impl::Get(std::string_view key) const {
   return value;
 }
 
-Result<std::string> LocalTxn::Get(std::string_view key) const { return impl_->store->Get(key); }
+Result<std::string> LocalTxn::Get(std::string_view key) const {
+  Result<std::string> value = impl_->store->Get(key);
+  // Reserved keys are txmq's: their writers check them under their own locks.
+  if (impl_->done || key.empty() || key.starts_with(LocalStore::kReservedPrefix)) return value;
+  if (value.ok()) {
+    impl_->reads.emplace(std::string(key), *value);  // keeps the first value seen
+  } else if (value.status().code() == StatusCode::kNotFound) {
+    impl_->reads.emplace(std::string(key), std::nullopt);
+  }
+  return value;
+}
 
 Status LocalTxn::Put(std::string_view key, std::string_view value) {
   if (impl_->done) return Status::FailedPrecondition("transaction already committed or aborted");
   if (Status s = CheckBusinessKey(key); !s.ok()) return s;
   impl_->PutInternal(key, value);
+  impl_->written.emplace(key);
   return Status::OK();
 }
 
@@ -227,6 +238,7 @@ Status LocalTxn::Delete(std::string_view key) {
   if (impl_->done) return Status::FailedPrecondition("transaction already committed or aborted");
   if (Status s = CheckBusinessKey(key); !s.ok()) return s;
   impl_->DeleteInternal(key);
+  impl_->written.emplace(key);
   return Status::OK();
 }
 
@@ -240,11 +252,25 @@ Status LocalTxn::Commit() {
   LocalStore::Impl& store = *t.store;
   // Key locks in key order, each once: no two commits can deadlock.
   std::vector<std::string> keys = t.lock_keys;
+  for (const auto& [key, value] : t.reads) keys.push_back(key);
+  keys.insert(keys.end(), t.written.begin(), t.written.end());
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   std::vector<LocalStore::Impl::KeyGuard> held;
   held.reserve(keys.size());
   for (const auto& k : keys) held.push_back(store.LockKey(k));
+  // Every key read is as it was when read: the transaction's decisions
+  // still hold, and it takes effect as if it ran alone, now.
+  for (const auto& [key, seen] : t.reads) {
+    Result<std::string> now = store.Get(key);
+    if (!now.ok() && now.status().code() != StatusCode::kNotFound) return now.status();
+    const bool same = now.ok() ? seen.has_value() && *seen == *now : !seen.has_value();
+    if (!same) {
+      return Status::Aborted("key '" + key +
+                             "' changed after this transaction read it (another commit wrote "
+                             "it); nothing was written: run the transaction again");
+    }
+  }
   for (const auto& condition : t.conditions) {
     if (Status s = condition(); !s.ok()) return s;
   }

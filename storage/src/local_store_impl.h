@@ -22,8 +22,10 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -160,6 +162,11 @@ class LocalTxn::Impl {
   }
   // Runs after a successful write.
   void OnCommitted(std::function<void(uint64_t seq)> fn) { on_committed.push_back(std::move(fn)); }
+  // Makes this transaction's commit depend on what `other` read too (a
+  // decision taken in one transaction, committed by another).
+  void AdoptReads(const Impl& other) {
+    for (const auto& [key, value] : other.reads) reads.emplace(key, value);
+  }
 
   static leveldb::Slice key_slice(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -169,6 +176,12 @@ class LocalTxn::Impl {
   std::vector<std::string> lock_keys;
   std::vector<std::function<Status()>> conditions;
   std::vector<std::function<void(uint64_t)>> on_committed;
+  // Business keys read through Get, with the value first seen (nullopt:
+  // absent); Commit fails ABORTED if one changed since.
+  std::map<std::string, std::optional<std::string>, std::less<>> reads;
+  // Business keys written: locked at Commit, so no commit slips between
+  // another one's check of its reads and its write.
+  std::set<std::string, std::less<>> written;
   bool done = false;
   bool committed = false;
 };

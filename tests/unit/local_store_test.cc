@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -118,6 +119,89 @@ TEST(LocalStore, CommitSequenceWaterMark) {
   EXPECT_EQ(impl.SafeSeq(), before) << "second done, but first not: rows may not be sent past it";
   impl.SeqDone(first);
   EXPECT_EQ(impl.SafeSeq(), second);
+}
+
+TEST(LocalStore, ACommitWhoseReadsChangedIsAbortedAndWritesNothing) {
+  testing::TempDir dir;
+  auto store = LocalStore::Open(dir.Sub("db"));
+  ASSERT_TRUE(store.ok());
+  LocalStore& db = **store;
+  {
+    LocalTxn seed = db.Begin();
+    ASSERT_TRUE(seed.Put("stock/apple", "5").ok());
+    ASSERT_TRUE(seed.Commit().ok());
+  }
+  // Read 5, decide, but another commit changed the key in between.
+  LocalTxn slow = db.Begin();
+  ASSERT_EQ(*slow.Get("stock/apple"), "5");
+  ASSERT_EQ(slow.Get("reserved/o-1").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(slow.Put("stock/apple", "4").ok());
+  ASSERT_TRUE(slow.Put("reserved/o-1", "1").ok());
+  {
+    LocalTxn fast = db.Begin();
+    ASSERT_TRUE(fast.Put("stock/apple", "3").ok());
+    ASSERT_TRUE(fast.Commit().ok());
+  }
+  Status s = slow.Commit();
+  EXPECT_EQ(s.code(), StatusCode::kAborted) << s.ToString();
+  EXPECT_NE(s.message().find("'stock/apple' changed after this transaction read it"),
+            std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(*db.Get("stock/apple"), "3") << "the other commit's value stays";
+  EXPECT_EQ(db.Get("reserved/o-1").status().code(), StatusCode::kNotFound) << "nothing written";
+
+  // A key read as absent that appears meanwhile is a change too.
+  LocalTxn creator = db.Begin();
+  ASSERT_FALSE(creator.Get("order/7").ok());
+  ASSERT_TRUE(creator.Put("order/7", "mine").ok());
+  {
+    LocalTxn other = db.Begin();
+    ASSERT_TRUE(other.Put("order/7", "theirs").ok());
+    ASSERT_TRUE(other.Commit().ok());
+  }
+  EXPECT_EQ(creator.Commit().code(), StatusCode::kAborted);
+  EXPECT_EQ(*db.Get("order/7"), "theirs");
+
+  // Unchanged reads (and changes to keys it never read) commit.
+  LocalTxn fine = db.Begin();
+  ASSERT_EQ(*fine.Get("stock/apple"), "3");
+  {
+    LocalTxn unrelated = db.Begin();
+    ASSERT_TRUE(unrelated.Put("stock/pear", "9").ok());
+    ASSERT_TRUE(unrelated.Commit().ok());
+  }
+  ASSERT_TRUE(fine.Put("stock/apple", "2").ok());
+  EXPECT_TRUE(fine.Commit().ok());
+  EXPECT_EQ(*db.Get("stock/apple"), "2");
+}
+
+TEST(LocalStore, ConcurrentReadModifyWriteIncrementsLoseNothing) {
+  testing::TempDir dir;
+  auto store = LocalStore::Open(dir.Sub("db"));  // synced: each commit takes a while
+  ASSERT_TRUE(store.ok());
+  LocalStore& db = **store;
+  constexpr int kThreads = 4, kEach = 100;
+  std::atomic<int> aborted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        for (int run = 0; run < 10'000; ++run) {  // the caller's retry loop
+          LocalTxn tx = db.Begin();
+          auto have = tx.Get("counter");
+          const int value = have.ok() ? std::stoi(*have) : 0;
+          ASSERT_TRUE(tx.Put("counter", std::to_string(value + 1)).ok());
+          Status s = tx.Commit();
+          if (s.ok()) break;
+          ASSERT_EQ(s.code(), StatusCode::kAborted) << s.ToString();
+          ++aborted;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(*db.Get("counter"), std::to_string(kThreads * kEach));
+  EXPECT_GT(aborted, 0) << "the threads did collide (else this test proves nothing)";
 }
 
 // A commit that writes a row keyed by its commit sequence into `table`.

@@ -12,6 +12,13 @@
 //         return txmq::ConsumeResult::Success();   // or RetryLater(): transient, no compensation
 //       }));
 //
+// Handlers may run on many threads at once, also for the same business
+// keys: a commit whose reads changed meanwhile is ABORTED (see LocalTxn)
+// and the inbox runs the handler again at once with a fresh transaction,
+// up to 16 times, before giving the message back to the broker (retry
+// later). So a handler may run more than once for one message, but only
+// one run commits; keep side effects outside the LocalTxn out of it.
+//
 // Compensate(reason) is a business failure: the handler's writes are
 // dropped, the failure is recorded, and a compensation message (original
 // id, transaction id, key, group, reason) goes into this service's outbox
@@ -29,6 +36,7 @@
 // redeliver) and then removed in the background.
 //
 // Thread safety: handlers made by an Inbox may run on many threads at once.
+// The Inbox (and its store) must outlive every consumer using its handlers.
 #pragma once
 
 #include <chrono>

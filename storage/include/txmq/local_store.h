@@ -46,6 +46,16 @@ class LocalStore;
 
 // Reads plus a write batch, committed atomically with one (synced) write.
 // Reads see the store as it is, not this transaction's own writes.
+//
+// Isolation: every key read through Get (present or absent) is checked
+// again at Commit, under a lock of that key and of every key written
+// (taken in key order): if another commit changed it since it was read,
+// Commit fails ABORTED and writes nothing; begin again and re-read. So a
+// read-modify-write of a key never loses a concurrent update: committed
+// transactions are serializable with respect to the keys they read.
+// LocalStore::Get and Scan are not tracked (a range is not protected
+// against rows appearing in it). Commits of unrelated keys do not wait for
+// each other. Inbox handlers are run again for you on ABORTED.
 class LocalTxn {
  public:
   LocalTxn(LocalTxn&&) noexcept;
@@ -58,8 +68,9 @@ class LocalTxn {
   Status Delete(std::string_view key);
 
   // Writes everything in one batch. FAILED_PRECONDITION after a Commit or
-  // Abort; ABORTED when a txmq condition failed (e.g. a transaction check
-  // already rolled this transaction back). A transaction is used once.
+  // Abort; ABORTED, nothing written, when a key it read changed since (run
+  // it again) or a txmq condition failed (e.g. a transaction check already
+  // rolled this transaction back). A transaction is used once.
   Status Commit();
   // Drops the writes. Also what destruction without Commit does.
   void Abort();
