@@ -1,8 +1,20 @@
 #include "txmq/compensation.h"
 
+#include "consumer/src/inbox_records.h"
+#include "producer/src/origin_fence.h"
 #include "protocol/src/log.h"
 
 namespace txmq {
+
+namespace {
+
+// The inbox's dedup key of a compensation: its original.
+std::string DedupKey(const Received& m) {
+  auto c = CompensationFromMessage(m);
+  return "compensation/" + (c.ok() ? c->original_id : m.id);
+}
+
+}  // namespace
 
 Result<Compensation> CompensationFromMessage(const Received& m) {
   auto get = [&](const char* name) -> std::string {
@@ -24,26 +36,43 @@ Result<Compensation> CompensationFromMessage(const Received& m) {
 }
 
 Status OnCompensation(Consumer& consumer, Inbox& inbox, const std::string& producer_group,
-                      CompensationHandler undo) {
+                      CompensationHandler undo, CompensationOptions options) {
   if (!undo) return Status::InvalidArgument("the compensation handler is empty");
+  if (options.record_horizon.count() <= 0) {
+    return Status::InvalidArgument("compensation options: record_horizon must be positive");
+  }
   // One undo per original message, however often (or by however many
   // consumers) it was compensated.
-  auto key = [](const Received& m) {
+  auto key = [](const Received& m) { return DedupKey(m); };
+  auto handler = [&inbox, undo = std::move(undo), options](LocalTxn& txn, const Received& m) {
     auto c = CompensationFromMessage(m);
-    return "compensation/" + (c.ok() ? c->original_id : m.id);
+    if (!c.ok()) {
+      // Not ours to understand; acknowledge so it does not loop.
+      Logger("inbox")->error("{}; ignored", c.status().message());
+      return ConsumeResult::Success();
+    }
+    if (options.only_recorded) {
+      std::string why;
+      switch (producer::CheckOrigin(inbox.store(), txn, c->original_id, c->transaction_id,
+                                    options.record_horizon, &why)) {
+        case producer::Origin::kCommitted:
+          break;
+        case producer::Origin::kUndecided:
+          Logger("inbox")->warn("compensation {} for {}: {}; will retry", m.id, c->original_id,
+                                why);
+          return ConsumeResult::RetryLater();
+        case producer::Origin::kNotCommitted:
+          Logger("inbox")->warn("compensation {} for {} from '{}' ({}) not undone: {}", m.id,
+                                c->original_id, c->consumer_group, c->reason, why);
+          inbox::Write(txn, inbox.options().group, DedupKey(m), InboxState::kSkipped,
+                       "not undone: " + why);
+          return ConsumeResult::Success();
+      }
+    }
+    return undo(txn, *c);
   };
   return consumer.Subscribe(CompensationTopic(producer_group),
-                            inbox.Idempotent(
-                                [undo = std::move(undo)](LocalTxn& txn, const Received& m) {
-                                  auto c = CompensationFromMessage(m);
-                                  if (!c.ok()) {
-                                    // Not ours to understand; acknowledge so it does not loop.
-                                    Logger("inbox")->error("{}; ignored", c.status().message());
-                                    return ConsumeResult::Success();
-                                  }
-                                  return undo(txn, *c);
-                                },
-                                key));
+                            inbox.Idempotent(std::move(handler), key));
 }
 
 }  // namespace txmq

@@ -164,12 +164,14 @@ Handler Inbox::Idempotent(TxnHandler handler, DedupKeyFn dedup_key) {
     }
     return UntilCommitted(m, [&]() -> Run {
       LocalTxn txn = store_.Begin();
+      // Before the handler runs, so a handler of txmq's own may replace it
+      // (OnCompensation records a compensation it did not undo as skipped).
+      inbox::Write(txn, options_.group, key, InboxState::kProcessed, "");
       ConsumeResult result = RunHandler(handler, txn, m);
       switch (result.kind()) {
         case ConsumeResult::Kind::kRetryLater:
           return Decided(result);  // transient: the writes are dropped, no compensation
         case ConsumeResult::Kind::kSuccess:
-          inbox::Write(txn, options_.group, key, InboxState::kProcessed, "");
           return Committed(txn);
         case ConsumeResult::Kind::kCompensate:
           return Compensated(store_, options_, txn, m, key, result.reason());

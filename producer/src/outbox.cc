@@ -26,6 +26,8 @@ namespace {
 
 using outbox::StoredRow;
 
+constexpr size_t kRetentionBatch = 1000;
+
 }  // namespace
 
 class Outbox::Impl {
@@ -34,16 +36,21 @@ class Outbox::Impl {
       : store_(store),
         options_(std::move(options)),
         log_(Logger("outbox")),
-        rng_(std::random_device{}()) {}
+        rng_(std::random_device{}()) {
+    store_.impl().AddRetention(std::string(outbox::kRecordTable),
+                               std::max(options_.record_horizon, std::chrono::milliseconds(1)),
+                               kRetentionBatch);
+  }
 
   ~Impl() { Shutdown(); }
 
   Status Start() {
     if (options_.backoff_initial.count() <= 0 || options_.backoff_max < options_.backoff_initial ||
-        options_.max_in_flight < 1 || options_.max_attempts < 0) {
+        options_.max_in_flight < 1 || options_.max_attempts < 0 ||
+        options_.record_horizon.count() <= 0) {
       return Status::InvalidArgument(
           "outbox options: backoff_initial must be positive, backoff_max not below it, "
-          "max_in_flight at least 1, max_attempts not negative");
+          "max_in_flight at least 1, max_attempts not negative, record_horizon positive");
     }
     producer_ = std::make_unique<Producer>(options_.producer);
     if (Status s = producer_->Start(); !s.ok()) return s;
@@ -82,6 +89,18 @@ class Outbox::Impl {
     if (message.id.empty()) message.id = NewUuidV7();
     // Who sent it, so a consumer can address a compensation back.
     message.properties["txmq-producer-group"] = options_.producer.group;
+    // The store's memory that it committed this message, checked (and
+    // fenced) by compensations: a commit after a fence must fail.
+    outbox::PutRecord(txn, message.id, outbox::kCommitted, "");
+    txn.impl().Require(outbox::RecordKey(message.id), [store = &store_, id = message.id] {
+      auto record = outbox::ReadRecord(*store, id);
+      if (record && record->state == outbox::kFenced) {
+        return Status::Aborted("message " + id +
+                               " was fenced: a compensation for it arrived before it committed (" +
+                               record->note + "); nothing was committed");
+      }
+      return Status::OK();
+    });
     StoredRow row{std::move(message), NowMs(), 0, 0, ""};
     auto shared = std::make_shared<const StoredRow>(std::move(row));
     txn.impl().AtCommit([shared](leveldb::WriteBatch& batch, uint64_t seq) {

@@ -81,6 +81,38 @@ bool DecodeRow(std::string_view in, StoredRow* row) {
   return true;
 }
 
+std::string RecordKey(std::string_view message_id) {
+  std::string k = ReservedKey("o/r/");
+  k += message_id;
+  return k;
+}
+
+std::optional<Record> ReadRecord(LocalStore& store, std::string_view message_id) {
+  auto value = store.impl().Get(RecordKey(message_id));
+  if (!value.ok()) return std::nullopt;
+  std::string_view in(*value);
+  uint8_t state;
+  uint64_t time_ms;
+  std::string_view note;
+  if (!s::GetByte(&in, &state) || !s::GetFixed64(&in, &time_ms) ||
+      !s::GetLengthPrefixed(&in, &note)) {
+    return std::nullopt;
+  }
+  return Record{static_cast<char>(state), static_cast<int64_t>(time_ms), std::string(note)};
+}
+
+void PutRecord(LocalTxn& txn, std::string_view message_id, char state, std::string_view note) {
+  const int64_t now = NowMs();
+  std::string value(1, state);
+  s::PutFixed64(&value, static_cast<uint64_t>(now));
+  s::PutLengthPrefixed(&value, note);
+  txn.impl().PutInternal(RecordKey(message_id), value);
+  std::string index = ReservedKey("o/e/");
+  s::PutBe64(&index, static_cast<uint64_t>(now));
+  index += message_id;
+  txn.impl().PutInternal(index, "");
+}
+
 OutboxRow ToPublic(const StoredRow& row, uint64_t seq, bool parked) {
   OutboxRow r;
   r.id = row.message.id;

@@ -9,10 +9,21 @@
 //
 // seq is the commit order (taken inside the commit), so "claimed by state,
 // in seq order" sends every committed row, also one that committed late.
+//
+// What this store committed, kept after the row is sent (for the
+// compensation fence, producer/src/origin_fence.h):
+//
+//   o/r/<message id>                 -> Record
+//   o/e/<time_ms:be64><message id>   -> ""    retention index (records go
+//                                             after OutboxOptions::record_horizon)
+//   Record := state:u8 ('S' committed with its business rows |
+//                       'F' fenced: a compensation came first, never commit)
+//             time_ms:fixed64 note:lp
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,6 +50,21 @@ std::string EncodeRow(const StoredRow& row);
 bool DecodeRow(std::string_view value, StoredRow* row);
 
 OutboxRow ToPublic(const StoredRow& row, uint64_t seq, bool parked);
+
+inline constexpr char kCommitted = 'S';
+inline constexpr char kFenced = 'F';
+inline constexpr std::string_view kRecordTable = "o/";  // for LocalStore retention
+
+struct Record {
+  char state = kCommitted;
+  int64_t time_ms = 0;
+  std::string note;
+};
+
+std::string RecordKey(std::string_view message_id);
+std::optional<Record> ReadRecord(LocalStore& store, std::string_view message_id);
+// Puts the record of `message_id` and its retention index entry into `txn`.
+void PutRecord(LocalTxn& txn, std::string_view message_id, char state, std::string_view note);
 
 // Calls fn(seq, row) for every pending (or parked) row, in seq order.
 void ForEachRow(LocalStore& store, bool parked,

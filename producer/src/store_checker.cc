@@ -68,12 +68,18 @@ void StoreTransactions::RecordCommit(LocalTxn& txn, const std::string& tx_id) {
 }
 
 TxState StoreTransactions::Check(const std::string& tx_id, std::string* why) {
-  if (!tx_id.starts_with(prefix_)) {
+  return ResolveTransaction(store_, tx_id, horizon_, why);
+}
+
+TxState ResolveTransaction(LocalStore& local_store, const std::string& tx_id,
+                           std::chrono::milliseconds horizon, std::string* why) {
+  const std::string prefix = local_store.instance_id() + ":";
+  if (!tx_id.starts_with(prefix)) {
     // Another store's transaction: only that store can know.
-    *why = "transaction " + tx_id + " was not started by store " + store_.instance_id();
+    *why = "transaction " + tx_id + " was not started by store " + local_store.instance_id();
     return TxState::kUnknown;
   }
-  auto& running = store_.impl().running_transactions();
+  auto& running = local_store.impl().running_transactions();
   {
     std::unique_lock<std::mutex> lock(running.mu);
     if (!running.cv.wait_for(lock, kRunningWait, [&] { return !running.ids.count(tx_id); })) {
@@ -82,7 +88,7 @@ TxState StoreTransactions::Check(const std::string& tx_id, std::string* why) {
     }
   }
   const std::string key = RecordKey(tx_id);
-  LocalStore::Impl& store = store_.impl();
+  LocalStore::Impl& store = local_store.impl();
   auto key_lock = store.LockKey(key);
   std::string value;
   leveldb::Status s = store.db()->Get(leveldb::ReadOptions(), key, &value);
@@ -94,12 +100,12 @@ TxState StoreTransactions::Check(const std::string& tx_id, std::string* why) {
   // Records go after the horizon: for a transaction that old, "no record"
   // may mean "committed, then cleaned up". Only an operator can tell now.
   // (Started at the time in its UUIDv7; a half hour of margin for clocks.)
-  const int64_t born_ms = UuidV7Millis(std::string_view(tx_id).substr(prefix_.size()));
+  const int64_t born_ms = UuidV7Millis(std::string_view(tx_id).substr(prefix.size()));
   const int64_t margin_ms = 30 * 60 * 1000;
   if (born_ms < 0 ||
-      NowMs() - born_ms > horizon_.count() - std::min(margin_ms, horizon_.count() / 2)) {
+      NowMs() - born_ms > horizon.count() - std::min(margin_ms, horizon.count() / 2)) {
     *why = "no record of transaction " + tx_id + ", but it is older than the record horizon (" +
-           FormatDurationMs(horizon_.count()) +
+           FormatDurationMs(horizon.count()) +
            "): its record may have been removed after a local commit; resolve it with txmqctl";
     return TxState::kUnknown;
   }
@@ -120,7 +126,7 @@ TxState StoreTransactions::Check(const std::string& tx_id, std::string* why) {
     return TxState::kUnknown;
   }
   Logger("producer")
-      ->info("check-back: transaction {} never committed locally; rolled back", tx_id);
+      ->info("transaction {} never committed locally: recorded as rolled back", tx_id);
   return TxState::kRollback;
 }
 

@@ -43,4 +43,12 @@ class StoreTransactions {
   std::chrono::milliseconds horizon_;
 };
 
+// What `store` knows of `tx_id`, a transaction started by this store (its
+// id begins with the store's instance id): COMMIT when its record says so;
+// UNKNOWN while it is still running, or when it has no record but is older
+// than `horizon` (the record may have been removed); otherwise ROLLBACK,
+// after writing the rollback tombstone that makes a late local commit fail.
+TxState ResolveTransaction(LocalStore& store, const std::string& tx_id,
+                           std::chrono::milliseconds horizon, std::string* why);
+
 }  // namespace txmq::producer

@@ -323,6 +323,13 @@ TEST_F(LocalTables, BusinessFailureIsCompensatedOnceAndTransientFailureIsNot) {
 
 TEST_F(LocalTables, CompensationDeliveredThreeTimesUndoesOnce) {
   auto orders = OpenStore("orders");
+  {
+    // The original, committed by this store (its relay need not run).
+    Outbox outbox(*orders, OutboxOpts("orders"));
+    LocalTxn tx = orders->Begin();
+    ASSERT_TRUE(outbox.Add(tx, {.topic = "orders", .key = "o1", .id = "order-1-created"}).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
   Inbox undo_inbox(*orders, {.group = "orders-undo"});
   Consumer undo_consumer(ConsumerOpts("orders-undo"));
   std::atomic<int> undos{0};

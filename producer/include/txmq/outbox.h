@@ -49,6 +49,11 @@ struct OutboxOptions {
   std::chrono::milliseconds max_age{0};
   // Most rows sent and not yet acknowledged.
   int max_in_flight = 256;
+  // How long the store remembers each message it committed, after it was
+  // sent: a compensation for it (OnCompensation) runs the undo only while
+  // this record exists. At least as long as a compensation may take to
+  // come back.
+  std::chrono::milliseconds record_horizon = std::chrono::hours(24 * 7);
 };
 
 struct OutboxStats {
@@ -86,7 +91,10 @@ class Outbox {
   void Shutdown();
 
   // Adds the message to `txn`: it is sent if and only if `txn` commits.
-  // Assigns a UUIDv7 id when the message has none.
+  // Assigns a UUIDv7 id when the message has none. The commit also records
+  // that this store committed the message (see record_horizon); it fails
+  // ABORTED if a compensation for this message id arrived first (the
+  // message was fenced: it must never take effect now).
   Status Add(LocalTxn& txn, Message message);
 
   // Waits until no row is pending (parked rows do not count), or TIMEOUT
