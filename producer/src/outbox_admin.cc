@@ -2,6 +2,7 @@
 // whose relay is not running (txmqctl opens the store offline; LevelDB's
 // lock refuses while the service has it open).
 #include <memory>
+#include <unordered_map>
 
 #include "producer/src/outbox_row.h"
 #include "protocol/src/log.h"
@@ -53,15 +54,9 @@ std::optional<Found> FindRow(LocalStore& store, const std::string& id) {
 
 }  // namespace
 
-std::vector<OutboxRow> Outbox::List(LocalStore& store, bool parked) {
-  std::vector<OutboxRow> rows;
-  outbox::ForEachRow(store, parked, [&](uint64_t seq, outbox::StoredRow row) {
-    rows.push_back(outbox::ToPublic(row, seq, parked));
-  });
-  return rows;
-}
+namespace outbox {
 
-Status Outbox::Requeue(LocalStore& store, const std::string& id) {
+Result<uint64_t> RequeueRow(LocalStore& store, const std::string& id) {
   auto found = FindRow(store, id);
   if (!found || !found->parked) {
     return Status::NotFound("no parked outbox row has id '" + id + "'" +
@@ -73,19 +68,53 @@ Status Outbox::Requeue(LocalStore& store, const std::string& id) {
   batch.Delete(outbox::ParkedKey(found->seq));
   // Its old seq puts it first in line again, before later rows of its key.
   batch.Put(outbox::PendingKey(found->seq), outbox::EncodeRow(found->row));
-  Logger("audit")->warn("action=outbox-requeue store={} row={} topic={}", store.path(), id,
-                        found->row.message.topic);
-  return store.impl().Write(batch);
+  Logger("audit")->warn("action=outbox-requeue store={} row={} topic={} key={}", store.path(), id,
+                        found->row.message.topic, found->row.message.key);
+  if (Status s = store.impl().Write(batch); !s.ok()) return s;
+  return found->seq;
+}
+
+Result<uint64_t> DeleteRow(LocalStore& store, const std::string& id, bool parked_only) {
+  auto found = FindRow(store, id);
+  if (!found || (parked_only && !found->parked)) {
+    return Status::NotFound("no " + std::string(parked_only ? "parked " : "") +
+                            "outbox row has id '" + id + "'" +
+                            (found ? " (it is pending: the running relay owns it)" : ""));
+  }
+  leveldb::WriteBatch batch;
+  batch.Delete(found->parked ? outbox::ParkedKey(found->seq) : outbox::PendingKey(found->seq));
+  Logger("audit")->warn("action=outbox-delete store={} row={} topic={} key={} was={}", store.path(),
+                        id, found->row.message.topic, found->row.message.key,
+                        found->parked ? "parked" : "pending");
+  if (Status s = store.impl().Write(batch); !s.ok()) return s;
+  return found->seq;
+}
+
+}  // namespace outbox
+
+std::vector<OutboxRow> Outbox::List(LocalStore& store, bool parked) {
+  // The first parked row of each key: later pending rows of that key wait
+  // behind it (when the service holds keys behind parked rows, the default).
+  std::unordered_map<std::string, std::pair<uint64_t, std::string>> held;
+  outbox::ForEachRow(store, true, [&](uint64_t seq, outbox::StoredRow row) {
+    if (!row.message.key.empty()) held.try_emplace(row.message.key, seq, row.message.id);
+  });
+  std::vector<OutboxRow> rows;
+  outbox::ForEachRow(store, parked, [&](uint64_t seq, outbox::StoredRow row) {
+    OutboxRow r = outbox::ToPublic(row, seq, parked);
+    auto it = parked ? held.end() : held.find(row.message.key);
+    if (it != held.end() && it->second.first < seq) r.blocked_by = it->second.second;
+    rows.push_back(std::move(r));
+  });
+  return rows;
+}
+
+Status Outbox::Requeue(LocalStore& store, const std::string& id) {
+  return outbox::RequeueRow(store, id).status();
 }
 
 Status Outbox::Delete(LocalStore& store, const std::string& id) {
-  auto found = FindRow(store, id);
-  if (!found) return Status::NotFound("no outbox row has id '" + id + "'");
-  leveldb::WriteBatch batch;
-  batch.Delete(found->parked ? outbox::ParkedKey(found->seq) : outbox::PendingKey(found->seq));
-  Logger("audit")->warn("action=outbox-delete store={} row={} topic={} was={}", store.path(), id,
-                        found->row.message.topic, found->parked ? "parked" : "pending");
-  return store.impl().Write(batch);
+  return outbox::DeleteRow(store, id, false).status();
 }
 
 }  // namespace txmq

@@ -66,6 +66,12 @@ std::optional<Record> ReadRecord(LocalStore& store, std::string_view message_id)
 // Puts the record of `message_id` and its retention index entry into `txn`.
 void PutRecord(LocalTxn& txn, std::string_view message_id, char state, std::string_view note);
 
+// Operator actions, by row id; each returns the row's seq. RequeueRow moves
+// a parked row back to pending (attempts reset) under its old seq;
+// DeleteRow deletes a pending or (`parked_only`) only a parked row.
+Result<uint64_t> RequeueRow(LocalStore& store, const std::string& id);
+Result<uint64_t> DeleteRow(LocalStore& store, const std::string& id, bool parked_only);
+
 // Calls fn(seq, row) for every pending (or parked) row, in seq order.
 void ForEachRow(LocalStore& store, bool parked,
                 const std::function<void(uint64_t seq, StoredRow row)>& fn);

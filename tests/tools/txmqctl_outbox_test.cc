@@ -70,6 +70,34 @@ TEST_F(CtlOutbox, ListRequeueAndDeleteOffline) {
   ExpectFails({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "lost"}, 2, "lost");
 }
 
+TEST_F(CtlOutbox, ARowBlockedBehindAParkedRowSaysWhichOne) {
+  broker_->Stop();
+  BrokerOptions o = testing::TestBrokerOptions(dir_.Sub("data"));
+  o.auto_create_topics = false;  // refused for good: parked at once
+  broker_ = testing::StartBroker(o);
+  ASSERT_NE(broker_, nullptr);
+  {
+    auto store = LocalStore::Open(dir_.Sub("orders-db"));
+    ASSERT_TRUE(store.ok());
+    Outbox outbox(**store, {.producer = {.broker = broker_->endpoint(), .group = "orders"}});
+    ASSERT_TRUE(outbox.Start().ok());
+    for (const std::string id : {"first", "second"}) {
+      LocalTxn tx = (*store)->Begin();
+      ASSERT_TRUE(outbox.Add(tx, {.topic = "no-such-topic", .key = "k", .id = id}).ok());
+      ASSERT_TRUE(tx.Commit().ok());
+    }
+    ASSERT_TRUE(testing::WaitFor([&] { return outbox.stats().blocked == 1; }));
+  }
+  auto list = Ctl({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "all"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("blocked behind parked row first"), std::string::npos) << list.out;
+  auto j = Json({"outbox", "list", "--db", dir_.Sub("orders-db")});
+  ASSERT_EQ(j["rows"].size(), 1u);
+  EXPECT_EQ(j["rows"][0]["id"], "second");
+  EXPECT_EQ(j["rows"][0]["state"], "pending");
+  EXPECT_EQ(j["rows"][0]["blocked_by"], "first");
+}
+
 TEST_F(CtlOutbox, AMistypedStorePathIsAnErrorAndCreatesNothing) {
   // No directory at all, and a directory without a database (an empty
   // directory, or a typo that names some other directory).

@@ -50,6 +50,8 @@ nlohmann::json RowJson(const OutboxRow& r) {
                       {"last_error", r.last_error},
                       {"created_ms", EpochMs(r.created_at)},
                       {"body_bytes", r.message.body.size()}};
+  // A pending row that waits behind a parked row of its key.
+  j["blocked_by"] = r.blocked_by.empty() ? nlohmann::json() : nlohmann::json(r.blocked_by);
   return j;
 }
 
@@ -70,12 +72,13 @@ int List(Ctl& ctl, const OutboxArgs& args) {
     PrintJson(j);
     return kExitOk;
   }
-  Table table({"ID", "STATE", "TOPIC", "KEY", "ATTEMPTS", "CREATED", "LAST ERROR"});
+  Table table({"ID", "STATE", "TOPIC", "KEY", "ATTEMPTS", "CREATED", "LAST ERROR / WAITS FOR"});
   for (const auto& r : rows) {
-    table.AddRow({r.id, r.parked ? "parked" : "pending", r.message.topic,
-                  r.message.key.empty() ? "-" : OneLine(r.message.key, 30),
-                  std::to_string(r.attempts), FormatTimeMs(EpochMs(r.created_at)),
-                  r.last_error.empty() ? "-" : OneLine(r.last_error, 80)});
+    std::string why = r.last_error.empty() ? "-" : OneLine(r.last_error, 80);
+    if (!r.blocked_by.empty()) why = "blocked behind parked row " + r.blocked_by;
+    table.AddRow({r.id, r.parked ? "parked" : (r.blocked_by.empty() ? "pending" : "blocked"),
+                  r.message.topic, r.message.key.empty() ? "-" : OneLine(r.message.key, 30),
+                  std::to_string(r.attempts), FormatTimeMs(EpochMs(r.created_at)), why});
   }
   table.Print(std::cout, "no " + (args.state == "all" ? std::string("") : args.state + " ") +
                              "outbox rows in " + args.db);
@@ -125,7 +128,9 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
 
   auto* list =
       outbox->add_subcommand("list",
-                             "Rows waiting to be sent (pending) or refused for good (parked)\n"
+                             "Rows waiting to be sent (pending) or refused for good (parked).\n"
+                             "A pending row behind a parked row of its key shows as blocked:\n"
+                             "it goes once that row is requeued or deleted.\n"
                              "Example: txmqctl outbox list --db ./orders-db --state parked");
   list->add_option("--db", args->db,
                    "The service's store directory (must exist; nothing is created)")
@@ -137,7 +142,8 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
 
   auto* requeue =
       outbox->add_subcommand("requeue",
-                             "Move a parked row back to pending, attempts reset\n"
+                             "Move a parked row back to pending, attempts reset (the rows of\n"
+                             "its key that waited behind it follow it, in order)\n"
                              "Example: txmqctl outbox requeue --db ./orders-db 01a2...");
   requeue->add_option("id", args->id, "Row id (the message id)")->required();
   requeue

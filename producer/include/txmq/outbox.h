@@ -17,7 +17,10 @@
 // later rows of its own key. A row the broker refuses for good (invalid
 // topic, too large) is parked with its error for an operator to requeue or
 // delete; transient failures are retried with capped, jittered backoff,
-// forever by default. Nothing is dropped silently.
+// forever by default (max_attempts / max_age park them too). A parked row
+// holds the later rows of its key until it is requeued or deleted, so a
+// key's rows still arrive in commit order (hold_key_behind_parked). Nothing
+// is dropped silently.
 //
 // Thread safety: Add, Flush and stats from any thread; the relay is one
 // library thread ("txmq-relay").
@@ -49,6 +52,12 @@ struct OutboxOptions {
   std::chrono::milliseconds max_age{0};
   // Most rows sent and not yet acknowledged.
   int max_in_flight = 256;
+  // true: a parked row holds the later rows of its key (they stay pending,
+  // counted in stats().blocked and shown by `txmqctl outbox list`) until an
+  // operator requeues or deletes it; a key's rows arrive in commit order.
+  // false: later rows of the key go on without it, and a requeued row
+  // arrives after them. Rows without a key never wait for another row.
+  bool hold_key_behind_parked = true;
   // How long the store remembers each message it committed, after it was
   // sent: a compensation for it (OnCompensation) runs the undo only while
   // this record exists. At least as long as a compensation may take to
@@ -60,6 +69,9 @@ struct OutboxStats {
   uint64_t pending = 0;
   uint64_t parked = 0;
   uint64_t sent = 0;  // since Start
+  // Pending rows waiting behind a parked row of their key (counted in
+  // pending too).
+  uint64_t blocked = 0;
   std::chrono::milliseconds oldest_pending_age{0};
   std::string last_error{};
 };
@@ -74,6 +86,9 @@ struct OutboxRow {
   std::string last_error{};
   std::chrono::system_clock::time_point created_at{};
   std::chrono::system_clock::time_point next_attempt_at{};
+  // A pending row behind a parked row of its key: that row's id. It waits
+  // until that row is requeued or deleted (see hold_key_behind_parked).
+  std::string blocked_by{};
 };
 
 class Outbox {
@@ -103,8 +118,12 @@ class Outbox {
   OutboxStats stats() const;
 
   // Moves a parked row back to pending (attempts reset) and lets the
-  // running relay send it. NOT_FOUND if no parked row has that id.
+  // running relay send it, and the rows of its key that waited behind it.
+  // NOT_FOUND if no parked row has that id.
   Status Requeue(const std::string& id);
+  // Deletes a parked row (it is never sent) and lets the rows of its key
+  // that waited behind it go on. NOT_FOUND if no parked row has that id.
+  Status Delete(const std::string& id);
 
   // --- operators, offline: for a store no running Outbox serves (txmqctl) ---
   static std::vector<OutboxRow> List(LocalStore& store, bool parked);
