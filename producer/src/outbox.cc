@@ -23,15 +23,28 @@ Outbox::Impl::Impl(LocalStore& store, OutboxOptions options)
     : store_(store),
       options_(std::move(options)),
       log_(Logger("outbox")),
+      link_(std::make_shared<Link>()),
       rng_(std::random_device{}()) {
+  link_->impl = this;
   store_.impl().AddRetention(std::string(outbox::kRecordTable),
                              std::max(options_.record_horizon, std::chrono::milliseconds(1)),
                              kRetentionBatch);
 }
 
-Outbox::Impl::~Impl() { Shutdown(); }
+Outbox::Impl::~Impl() {
+  Shutdown();
+  // A transaction with an Add may still commit: its row is in the store,
+  // for the next Outbox on it.
+  std::lock_guard<std::mutex> lock(link_->mu);
+  link_->impl = nullptr;
+}
 
 Status Outbox::Impl::Start() {
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (running_) return Status::FailedPrecondition("outbox already started");
+  }
   if (options_.backoff_initial.count() <= 0 || options_.backoff_max < options_.backoff_initial ||
       options_.max_in_flight < 1 || options_.max_attempts < 0 ||
       options_.record_horizon.count() <= 0) {
@@ -39,10 +52,14 @@ Status Outbox::Impl::Start() {
         "outbox options: backoff_initial must be positive, backoff_max not below it, "
         "max_in_flight at least 1, max_attempts not negative, record_horizon positive");
   }
-  producer_ = std::make_unique<Producer>(options_.producer);
-  if (Status s = producer_->Start(); !s.ok()) return s;
+  auto producer = std::make_unique<Producer>(options_.producer);
+  if (Status s = producer->Start(); !s.ok()) return s;
+  producer_ = std::move(producer);
   {
+    // The store is the truth: whatever committed before (also while no
+    // relay ran, or while this one was stopped) is pending there.
     std::lock_guard<std::mutex> lock(mu_);
+    pending_.clear();
     outbox::ForEachRow(store_, false, [&](uint64_t seq, StoredRow row) {
       row.next_attempt_ms = 0;  // a restart is a good moment to try again
       pending_.emplace(seq, Pending{std::move(row), false});
@@ -51,7 +68,11 @@ Status Outbox::Impl::Start() {
     outbox::ForEachRow(store_, true, [&](uint64_t seq, StoredRow row) {
       parked_.emplace(seq, Parked{row.message.key, row.message.id});
     });
-    stopping_ = false;
+    outcomes_.clear();
+    in_flight_ = 0;
+    consecutive_failures_ = 0;
+    paused_until_ = 0;
+    running_ = true;
     log_->info("outbox of store {}: {} rows pending ({} behind parked rows), {} parked",
                store_.path(), pending_.size(), CountBlocked(), parked_.size());
   }
@@ -63,14 +84,24 @@ Status Outbox::Impl::Start() {
 }
 
 void Outbox::Impl::Shutdown() {
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || !relay_.joinable()) return;
-    stopping_ = true;
+    if (!running_) return;
+    running_ = false;
   }
   cv_.notify_all();
   relay_.join();
-  producer_.reset();  // sends in flight complete (unacknowledged: they stay pending)
+  // Sends in flight complete (UNAVAILABLE when not acknowledged yet); then
+  // the last outcomes are recorded here: acknowledged rows are deleted,
+  // the others stay pending for the next Start.
+  producer_.reset();
+  std::unique_lock<std::mutex> lock(mu_);
+  ApplyOutcomes(lock);
+  for (auto& [seq, p] : pending_) p.in_flight = false;
+  in_flight_ = 0;
+  log_->info("outbox of store {} stopped: {} rows pending, {} parked", store_.path(),
+             pending_.size(), parked_.size());
 }
 
 Status Outbox::Impl::Add(LocalTxn& txn, Message message) {
@@ -95,23 +126,37 @@ Status Outbox::Impl::Add(LocalTxn& txn, Message message) {
   txn.impl().AtCommit([shared](leveldb::WriteBatch& batch, uint64_t seq) {
     batch.Put(outbox::PendingKey(seq), outbox::EncodeRow(*shared));
   });
-  txn.impl().OnCommitted([this, shared](uint64_t seq) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      pending_.emplace(seq, Pending{*shared, false});
-      wake_now_ = true;
-    }
-    cv_.notify_all();
+  txn.impl().OnCommitted([link = link_, shared](uint64_t seq) {
+    std::lock_guard<std::mutex> lock(link->mu);
+    if (link->impl != nullptr) link->impl->Committed(seq, *shared);
   });
   return Status::OK();
 }
 
+void Outbox::Impl::Committed(uint64_t seq, const StoredRow& row) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.emplace(seq, Pending{row, false});
+    wake_now_ = true;
+  }
+  cv_.notify_all();
+}
+
 Status Outbox::Impl::Flush(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  // Rows behind a parked row cannot go until an operator acts: waiting for
-  // them would only run into the timeout.
-  if (cv_.wait_for(lock, timeout, [this] { return pending_.size() == CountBlocked(); })) {
-    if (pending_.empty()) return Status::OK();
+  // Rows behind a parked row cannot go until an operator acts, and none
+  // goes while the relay is stopped: waiting would only run into the
+  // timeout.
+  const bool settled = cv_.wait_for(
+      lock, timeout, [this] { return !running_ || pending_.size() == CountBlocked(); });
+  if (pending_.empty()) return Status::OK();
+  if (!running_) {
+    return Status::FailedPrecondition(
+        "the outbox relay is not running (not started, or shut down): " +
+        std::to_string(pending_.size()) + " rows wait in the store at " + store_.path() +
+        " for the next Start");
+  }
+  if (settled) {
     return Status::FailedPrecondition(
         std::to_string(pending_.size()) + " outbox rows wait behind parked rows of their keys (" +
         std::to_string(parked_.size()) + " parked, e.g. row " + parked_.begin()->second.id +

@@ -4,8 +4,10 @@
 //
 // Thread "txmq-relay" (started by Start) sends pending rows and records
 // the outcomes; the producer's I/O thread hands outcomes over through
-// outcomes_; committing threads add rows through OnCommitted. Shared under
-// mu_: everything marked "guarded by mu_".
+// outcomes_; committing threads add rows through link_ (a commit may come
+// after the Outbox is gone). Shared under mu_: everything marked "guarded
+// by mu_". Start and Shutdown run one at a time (lifecycle_mu_); they alone
+// create and destroy producer_ and relay_.
 #pragma once
 
 #include <condition_variable>
@@ -53,6 +55,13 @@ class Outbox::Impl {
   // Keys held by a parked row: key -> the first parked row of that key.
   using HeldKeys = std::unordered_map<std::string_view, std::pair<uint64_t, std::string_view>>;
 
+  // What a committed Add calls back through: null once the Impl is gone.
+  struct Link {
+    std::mutex mu;
+    Impl* impl = nullptr;  // guarded by mu
+  };
+  void Committed(uint64_t seq, const outbox::StoredRow& row);
+
   // --- outbox_relay.cc (relay thread) ---
   void Relay();
   // Sends every row that may go now; returns when the next one is due.
@@ -72,9 +81,11 @@ class Outbox::Impl {
   LocalStore& store_;
   const OutboxOptions options_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<Producer> producer_;
-  std::thread relay_;
-  std::mt19937_64 rng_;  // relay thread only
+  const std::shared_ptr<Link> link_;
+  std::mutex lifecycle_mu_;
+  std::unique_ptr<Producer> producer_;  // guarded by lifecycle_mu_; used by the relay
+  std::thread relay_;                   // guarded by lifecycle_mu_
+  std::mt19937_64 rng_;                 // the relay thread, or Shutdown once it is gone
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -84,7 +95,7 @@ class Outbox::Impl {
   int in_flight_ = 0;                    // guarded by mu_
   uint64_t sent_ = 0;                    // guarded by mu_
   std::string last_error_;               // guarded by mu_
-  bool stopping_ = true;                 // guarded by mu_
+  bool running_ = false;                 // guarded by mu_: started, not told to stop
   bool wake_now_ = false;                // guarded by mu_
   uint32_t consecutive_failures_ = 0;    // guarded by mu_
   int64_t paused_until_ = 0;             // guarded by mu_

@@ -21,11 +21,11 @@ int64_t Outbox::Impl::BackoffMs(uint32_t failures) {
 
 void Outbox::Impl::Relay() {
   std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
+  while (running_) {
     ApplyOutcomes(lock);
     const int64_t wake_ms = SendDue(lock);
     cv_.wait_for(lock, std::chrono::milliseconds(std::clamp<int64_t>(wake_ms - NowMs(), 1, 1000)),
-                 [this] { return stopping_ || !outcomes_.empty() || wake_now_; });
+                 [this] { return !running_ || !outcomes_.empty() || wake_now_; });
     wake_now_ = false;
   }
 }

@@ -22,8 +22,11 @@
 // key's rows still arrive in commit order (hold_key_behind_parked). Nothing
 // is dropped silently.
 //
-// Thread safety: Add, Flush and stats from any thread; the relay is one
-// library thread ("txmq-relay").
+// Thread safety: every method may be called from any thread, also while
+// Start or Shutdown runs on another (those two run one at a time). Add
+// works whether the relay runs or not: a committed row waits in the store
+// until a relay sends it, also when the commit comes after this Outbox is
+// destroyed. The relay is one library thread ("txmq-relay").
 #pragma once
 
 #include <chrono>
@@ -99,10 +102,13 @@ class Outbox {
   Outbox(const Outbox&) = delete;
   Outbox& operator=(const Outbox&) = delete;
 
-  // Loads pending rows and starts the relay.
+  // Loads pending and parked rows from the store and starts the relay.
+  // FAILED_PRECONDITION if it runs already; after Shutdown it may start
+  // again.
   Status Start();
-  // Stops the relay; rows not yet acknowledged stay pending for the next
-  // Start (in this process or after a restart).
+  // Stops the relay and waits for it; sends in flight end (an
+  // acknowledged row is deleted), rows not acknowledged stay pending for
+  // the next Start (in this process or after a restart). Idempotent.
   void Shutdown();
 
   // Adds the message to `txn`: it is sent if and only if `txn` commits.
@@ -112,8 +118,10 @@ class Outbox {
   // message was fenced: it must never take effect now).
   Status Add(LocalTxn& txn, Message message);
 
-  // Waits until no row is pending (parked rows do not count), or TIMEOUT
-  // saying how many are left.
+  // Waits until no row is pending (parked rows do not count): OK. TIMEOUT
+  // saying how many are left; FAILED_PRECONDITION at once (or when
+  // Shutdown stops the relay meanwhile) if the relay does not run, or if
+  // the rows left all wait behind parked rows.
   Status Flush(std::chrono::milliseconds timeout);
   OutboxStats stats() const;
 
