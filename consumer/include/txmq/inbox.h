@@ -56,7 +56,9 @@ struct InboxOptions {
   std::string group{};
   // How long records are kept; at least the broker's redelivery horizon.
   std::chrono::milliseconds horizon = std::chrono::hours(24 * 7);
-  // Where compensations are sent from; needed only to use Compensate.
+  // Where compensations are sent from; needed only to use Compensate. It
+  // must outlive the handlers; its relay need not run (a compensation
+  // waits in the store until it does).
   Outbox* outbox = nullptr;
 };
 
