@@ -65,7 +65,7 @@ TEST_F(CtlOutbox, ListRequeueAndDeleteOffline) {
       Json({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "all"})["rows"].empty());
   ExpectFails({"outbox", "delete", "--db", dir_.Sub("orders-db"), "parked-1"}, kExitNotFound,
               "NOT_FOUND");
-  ExpectFails({"outbox", "list", "--db", dir_.Sub("nope")}, kExitUsage, "nope");
+  ExpectFails({"outbox", "list", "--db", dir_.Sub("nope")}, kExitNotFound, "nope");
   ExpectFails({"outbox", "list"}, 2, "--db");
   ExpectFails({"outbox", "list", "--db", dir_.Sub("orders-db"), "--state", "lost"}, 2, "lost");
 }
@@ -106,10 +106,10 @@ TEST_F(CtlOutbox, AMistypedStorePathIsAnErrorAndCreatesNothing) {
   for (std::string verb : {"list", "requeue", "delete"}) {
     std::vector<std::string> args = {"outbox", verb, "--db", typo};
     if (verb != "list") args.push_back("some-row");
-    ExpectFails(args, 1, "NOT_FOUND: no local store at '" + typo + "': no such directory");
+    ExpectFails(args, kExitNotFound, "NOT_FOUND: no local store at '" + typo + "': no such directory");
     EXPECT_FALSE(std::filesystem::exists(typo)) << verb << " created " << typo;
   }
-  ExpectFails({"outbox", "list", "--db", dir_.Sub("empty")}, 1, "no LevelDB database");
+  ExpectFails({"outbox", "list", "--db", dir_.Sub("empty")}, kExitNotFound, "no LevelDB database");
   EXPECT_TRUE(std::filesystem::is_empty(dir_.Sub("empty"))) << "nothing was created inside";
 }
 
