@@ -537,5 +537,43 @@ struct Envelope {
     dlqShowOk @47 :DlqShowOk;
     dlqResend @48 :DlqResendRequest;
     dlqResendOk @49 :DlqResendOk;
+    extendLease @50 :ExtendLeaseRequest;
+    extendLeaseOk @51 :ExtendLeaseOk;
   }
+}
+
+# ---- lease extension ----
+
+# Keeps leases alive while a consumer holds their messages without running
+# them: waiting behind an earlier message of the same key, or for a retry in
+# place. The receipt (lease id) stays the same. Only the client holding a
+# lease may extend it.
+struct ExtendLeaseRequest {
+  group @0 :Text;
+  receipts @1 :List(Receipt);
+  visibilityTimeoutMs @2 :UInt32; # the lease ends this long from now (after the
+                                  # retry delay when failed); 0 = broker default
+  failed @3 :Bool;                # the handler failed this delivery: count it and
+                                  # keep the message leased for a retry in place,
+                                  # or dead-letter it past maxReconsumeTimes
+  delayMs @4 :UInt32;             # with failed: 0 = the broker's backoff for the count
+  maxReconsumeTimes @5 :UInt32;   # with failed: 0 = broker default
+}
+
+enum LeaseState {
+  extended @0;
+  expired @1;        # ended or unknown: the broker delivers the message again
+  notHolder @2;      # leased to another client; nothing changed
+  deadLettered @3;   # failed past maxReconsumeTimes: moved to the dead-letter topic
+}
+
+struct LeaseExtension {
+  state @0 :LeaseState;
+  deliveryCount @1 :UInt32;   # of the next delivery (failed: one more than before)
+  retryAfterMs @2 :UInt32;    # failed and extended: run it again after this long
+  validForMs @3 :UInt32;      # extended: the lease ends this long after the broker answered
+}
+
+struct ExtendLeaseOk {
+  results @0 :List(LeaseExtension);   # one per receipt, in the request's order
 }

@@ -47,10 +47,7 @@ void Delivery::HandlePull(const RequestContext& ctx, wire::PullRequest::Reader r
   const BrokerOptions& o = core_.options();
   uint32_t max = request.getMaxMessages();
   spec.max_messages = std::min(max == 0 ? kDefaultPullMessages : max, o.max_pull_messages);
-  auto visibility = std::chrono::milliseconds(request.getVisibilityTimeoutMs());
-  if (visibility.count() == 0) visibility = o.default_visibility_timeout;
-  spec.visibility =
-      std::clamp<std::chrono::milliseconds>(visibility, kMinVisibility, kMaxVisibility);
+  spec.visibility = ClampVisibility(request.getVisibilityTimeoutMs());
   spec.from_latest = request.getStartFromLatest();
   spec.client = ctx.routing_id;
   auto wait = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(request.getWaitMs()),
@@ -63,6 +60,12 @@ void Delivery::HandlePull(const RequestContext& ctx, wire::PullRequest::Reader r
   }
   parked_[spec.group].push_back(
       Parked{ctx.routing_id, ctx.request_id, std::move(spec), now + wait});
+}
+
+std::chrono::milliseconds Delivery::ClampVisibility(uint32_t requested_ms) const {
+  auto visibility = std::chrono::milliseconds(requested_ms);
+  if (visibility.count() == 0) visibility = core_.options().default_visibility_timeout;
+  return std::clamp<std::chrono::milliseconds>(visibility, kMinVisibility, kMaxVisibility);
 }
 
 std::vector<Delivery::Item> Delivery::Collect(const PullSpec& spec, SteadyTime now) {

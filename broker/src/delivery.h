@@ -16,6 +16,9 @@
 
 namespace txmq::broker {
 
+// The lease a receipt names, if it is still the current one.
+const LeaseRef* MatchLease(GroupTable& groups, std::string_view group, wire::Receipt::Reader r);
+
 class Delivery {
  public:
   Delivery(Core& core, TopicManager& topics, GroupTable& groups)
@@ -24,6 +27,9 @@ class Delivery {
   void HandlePull(const RequestContext& ctx, wire::PullRequest::Reader request);
   void HandleAck(const RequestContext& ctx, wire::AckRequest::Reader request);
   void HandleNack(const RequestContext& ctx, wire::NackRequest::Reader request);
+  // Keeps leases alive for their holder; with `failed`, counts a failed
+  // delivery and keeps the message leased for a retry in place.
+  void HandleExtendLease(const RequestContext& ctx, wire::ExtendLeaseRequest::Reader request);
 
   // Expired leases, due redeliveries, long-poll timeouts.
   void Tick(SteadyTime now);
@@ -66,6 +72,12 @@ class Delivery {
     uint64_t retry_id = 0;
     uint64_t lease_id = 0;
   };
+
+  // A consumer's lease length, or the broker default, within the allowed range.
+  std::chrono::milliseconds ClampVisibility(uint32_t requested_ms) const;
+  // The group's redelivery limit: the consumer's, else the group's last
+  // announced one, else the broker default.
+  uint32_t MaxReconsume(const GroupState& g, uint32_t requested) const;
 
   // Picks up to spec.max_messages messages and leases them.
   std::vector<Item> Collect(const PullSpec& spec, SteadyTime now);

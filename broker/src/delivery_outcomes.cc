@@ -10,8 +10,6 @@
 
 namespace txmq::broker {
 
-namespace {
-
 // The lease a receipt names, if it is still the current one.
 const LeaseRef* MatchLease(GroupTable& groups, std::string_view group, wire::Receipt::Reader r) {
   auto it = groups.leases().find(r.getLeaseId());
@@ -24,6 +22,8 @@ const LeaseRef* MatchLease(GroupTable& groups, std::string_view group, wire::Rec
   }
   return &ref;
 }
+
+namespace {
 
 void ReplyCountsWhenDurable(Core& core, const RequestContext& ctx,
                             std::function<void(wire::Envelope::Builder)> fill) {
@@ -108,6 +108,12 @@ uint32_t Delivery::BackoffMs(uint32_t failed_deliveries) const {
   return static_cast<uint32_t>(levels[i].count());
 }
 
+uint32_t Delivery::MaxReconsume(const GroupState& g, uint32_t requested) const {
+  if (requested != 0) return requested;
+  if (g.max_reconsume != 0) return g.max_reconsume;
+  return core_.options().max_reconsume_times;
+}
+
 bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_ms,
                          uint32_t max_reconsume) {
   auto found = groups_.leases().find(lease_id);
@@ -115,8 +121,7 @@ bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_m
   const LeaseRef ref = found->second;
   groups_.RemoveLease(lease_id);
   GroupState& g = *ref.group;
-  if (max_reconsume == 0) max_reconsume = g.max_reconsume;
-  if (max_reconsume == 0) max_reconsume = core_.options().max_reconsume_times;
+  max_reconsume = MaxReconsume(g, max_reconsume);
 
   uint32_t deliveries;  // deliveries that count so far, including this one
   RetryEntry* existing = nullptr;
@@ -261,6 +266,9 @@ void Delivery::ReleaseClient(const std::string& client_id, bool failed) {
   for (const auto& [lease_id, ref] : groups_.leases()) {
     if (ref.client == client_id) held.push_back(lease_id);
   }
+  // In the order they were handed out: the redeliveries are then scheduled,
+  // and delivered, in that order too (keeps a key's messages in order).
+  std::sort(held.begin(), held.end());
   for (uint64_t id : held) FailLease(id, failed, 0, 0);
   if (!held.empty()) {
     Logger("broker")->info("client {} {}: {} leased messages {}", client_id,

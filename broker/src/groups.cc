@@ -112,6 +112,21 @@ void GroupTable::AddLease(const LeaseRef& ref, uint64_t lease_id) {
   leases_.emplace(lease_id, ref);
 }
 
+Lease& GroupTable::LeaseOf(const LeaseRef& ref) {
+  if (ref.cursor != nullptr) return ref.cursor->leased.at(ref.offset);
+  return *ref.group->retries.at(ref.retry_id).lease;
+}
+
+void GroupTable::ExtendLease(uint64_t lease_id, SteadyTime deadline) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) return;
+  LeaseRef& ref = it->second;
+  lease_deadlines_.erase({ref.deadline, lease_id});
+  lease_deadlines_.emplace(deadline, lease_id);
+  ref.deadline = deadline;
+  LeaseOf(ref).deadline = deadline;
+}
+
 void GroupTable::RemoveLease(uint64_t lease_id) {
   auto it = leases_.find(lease_id);
   if (it == leases_.end()) return;

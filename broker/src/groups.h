@@ -109,6 +109,10 @@ class GroupTable {
   // Leases by deadline, and where each lives.
   void AddLease(const LeaseRef& ref, uint64_t lease_id);
   void RemoveLease(uint64_t lease_id);
+  // The lease record behind `ref`: in its cursor, or in its retry entry.
+  Lease& LeaseOf(const LeaseRef& ref);
+  // Moves a lease's deadline wherever it is kept.
+  void ExtendLease(uint64_t lease_id, SteadyTime deadline);
   std::set<std::pair<SteadyTime, uint64_t>>& lease_deadlines() { return lease_deadlines_; }
   const std::set<std::pair<SteadyTime, uint64_t>>& lease_deadlines() const {
     return lease_deadlines_;

@@ -223,6 +223,8 @@ void Server::Dispatch(const std::string& routing_id, wire::Frame& frame) {
         return delivery_.HandleAck(ctx, env.getAck());
       case E::NACK:
         return delivery_.HandleNack(ctx, env.getNack());
+      case E::EXTEND_LEASE:
+        return delivery_.HandleExtendLease(ctx, env.getExtendLease());
       case E::CREATE_TOPIC:
         return admin_.HandleCreateTopic(ctx, env.getCreateTopic());
       case E::STATUS:

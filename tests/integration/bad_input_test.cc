@@ -340,6 +340,12 @@ TEST_F(BadInput, MutatedRequestsOfEveryKindNeverTakeTheBrokerDown) {
     n.initReceipts(1)[0].setLeaseId(7);
   });
   add([](wire::Envelope::Builder e) {
+    auto x = e.initExtendLease();
+    x.setGroup("g");
+    x.setFailed(true);
+    x.initReceipts(2)[1].setLeaseId(7);
+  });
+  add([](wire::Envelope::Builder e) {
     auto h = e.initSendHalf();
     h.setTransactionId("tx-1");
     h.setProducerGroup("p");
