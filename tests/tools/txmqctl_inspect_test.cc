@@ -114,7 +114,9 @@ TEST_F(Inspect, MsgShowAndFind) {
 TEST_F(Inspect, GroupListAndShowWithLeasesAndRetries) {
   EXPECT_EQ(Ctl({"group", "list"}).out, "(no consumer groups)\n");
   const std::string held = Send("orders", "a", "hold");
-  const std::string failed = Send("orders", "b", "fail");
+  // Without a key: a failed keyed message would be retried in place by the
+  // consumer (still in flight), not wait at the broker.
+  const std::string failed = Send("orders", "", "fail");
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   Consumer consumer({.broker = broker_->endpoint(),

@@ -13,14 +13,45 @@
 // Every consumer group gets every message of the topics it subscribes to;
 // consumers of one group share them. A message is leased to one consumer
 // until its handler returns: Success acknowledges it; RetryLater (or an
-// exception from the handler) makes the broker deliver it again after a
-// backoff, with a growing delivery count; after max_reconsume_times
-// redeliveries it goes to the group's dead-letter topic "%DLQ%<group>".
-// Delivery is at-least-once: make handlers idempotent (see txmq/inbox.h).
+// exception from the handler) makes it run again after a backoff, with a
+// growing delivery count; after max_reconsume_times redeliveries it goes
+// to the group's dead-letter topic "%DLQ%<group>". Delivery is
+// at-least-once: make handlers idempotent (see txmq/inbox.h).
+//
+// Order. Messages of one topic with the same key are stored on one queue
+// in send order, and the broker hands a queue's messages out in that order.
+// A consumer runs them one at a time, in the order it received them: a
+// message waits while an earlier message of its key runs or waits for a
+// retry. Different keys, and messages without a key, run in parallel on
+// handler_threads (handler_threads = 1 runs everything one at a time).
+//  - Retry: when message k of a key fails (RetryLater, Compensate outside
+//    an Inbox, or an exception), k stays with this consumer and runs again
+//    after the delay (default: the broker's backoff for its delivery
+//    count); k+1 waits and runs once, after k succeeded, or after k failed
+//    max_reconsume_times redeliveries and went to the dead-letter topic.
+//    A message without a key that fails goes back to the broker instead and
+//    may come back after messages received later.
+//  - Waiting is free: the consumer renews the leases of messages it holds
+//    but has not started (waiting behind their key or for a retry), so they
+//    are not delivered elsewhere meanwhile. A running handler is not
+//    renewed: one that runs longer than visibility_timeout loses its lease.
+//  - Lost lease (this consumer crashed or was cut off from the broker for
+//    visibility_timeout, a handler overran it, or the broker restarted):
+//    the broker delivers k again after its backoff, possibly to another
+//    consumer of the group, and k+1 can overtake k then: the messages of
+//    the key that were not leased yet are delivered at once, and each held
+//    one after its own backoff. A broker restart delivers everything not
+//    acknowledged again, in order. Shutdown gives held messages back in
+//    order, due at once, before the key's later messages.
+//  - Scope: order holds within one consumer. Consumers of one group pull
+//    from the same queues, so with several consumers in a group a key's
+//    messages can run on two of them at once; run one consumer per group
+//    where the order of a key matters across all its messages.
 //
 // Thread safety: Subscribe before Start; Start and Shutdown from one thread.
-// Handlers run on `handler_threads` library threads, concurrently; a
-// handler must be safe to call from several threads at once.
+// Handlers run on `handler_threads` library threads, concurrently (never
+// two of one key at once); a handler must be safe to call from several
+// threads at once.
 #pragma once
 
 #include <atomic>
@@ -41,8 +72,9 @@ class ConsumeResult {
   enum class Kind { kSuccess, kRetryLater, kCompensate };
 
   static ConsumeResult Success() { return ConsumeResult(Kind::kSuccess, {}, {}); }
-  // Deliver again after `delay`; zero means the broker's backoff for the
-  // delivery count (1s, 5s, 10s, 30s, 1m, ...).
+  // Run again after `delay`; zero means the broker's backoff for the
+  // delivery count (1s, 5s, 10s, 30s, 1m, ...). A message with a key is
+  // retried by this consumer before the key's later messages run.
   static ConsumeResult RetryLater(std::chrono::milliseconds delay = std::chrono::milliseconds(0)) {
     return ConsumeResult(Kind::kRetryLater, delay, {});
   }
@@ -79,7 +111,9 @@ struct ConsumerOptions {
   // How long one pull waits at the broker for messages (long polling).
   std::chrono::milliseconds long_poll{5000};
   // How long the broker waits for a handler's outcome before it delivers
-  // the message to another consumer (counted as a failed delivery).
+  // the message to another consumer (counted as a failed delivery). The
+  // consumer renews it for messages it holds without running them, every
+  // half of it.
   std::chrono::milliseconds visibility_timeout{30000};
   // Redeliveries before the dead-letter topic; 0 = the broker's default (16).
   uint32_t max_reconsume_times = 0;
@@ -95,6 +129,9 @@ struct ConsumerStats {
   uint64_t succeeded = 0;
   uint64_t retried = 0;  // RetryLater, Compensate outside an Inbox, or an exception
   uint64_t ack_errors = 0;
+  // Held messages whose lease ended before they ran (again): the broker
+  // delivers them again; see "Lost lease" above.
+  uint64_t leases_lost = 0;
 };
 
 class Consumer {
@@ -107,9 +144,11 @@ class Consumer {
   // Before Start. One handler per topic; topics may be '%DLQ%<group>'.
   Status Subscribe(std::string topic, Handler handler);
   Status Start();
-  // Stops pulling, waits for running handlers and their acknowledgements,
-  // gives messages not yet started back to the broker (they are delivered
-  // again at once, not counted as failures). Idempotent.
+  // Stops pulling, waits for running handlers and their acknowledgements
+  // (at most a few seconds for the broker's answers), gives messages not
+  // yet started back to the broker (delivered again at once, each key's in
+  // order, not counted as failures), and says goodbye, so whatever is
+  // still leased is given back too. Idempotent.
   void Shutdown();
 
   ConsumerStats stats() const;
