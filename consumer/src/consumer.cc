@@ -9,6 +9,7 @@
 // see held_messages.h), pending_calls_, stopping_, released_,
 // renew_not_before_. Waiting: the puller on puller_cv_, handlers on
 // work_cv_, the lease keeper on keeper_cv_, Shutdown on calls_cv_.
+// A stop asked for on a handler thread runs on "txmq-stop".
 #include "txmq/consumer.h"
 
 #include <algorithm>
@@ -29,7 +30,10 @@ constexpr auto kShutdownAckWait = std::chrono::seconds(5);
 Consumer::Impl::Impl(const ConsumerOptions& options, std::map<std::string, Handler> handlers)
     : options_(options), handlers_(std::move(handlers)), log_(Logger("consumer")) {}
 
-Consumer::Impl::~Impl() { Shutdown(); }
+Consumer::Impl::~Impl() {
+  Shutdown();
+  if (stopper_.joinable()) stopper_.join();
+}
 
 Status Consumer::Impl::Start() {
   auto connection = net::Connection::Open({.broker = options_.broker,
@@ -57,6 +61,22 @@ Status Consumer::Impl::Start() {
   return Status::OK();
 }
 
+void Consumer::Impl::Shutdown() {
+  if (OnHandlerThread()) {
+    // A handler cannot wait for itself: stop on another thread, which
+    // waits for this handler to return; the destructor waits for that.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    stopper_ = std::thread([this] {
+      SetThreadName("txmq-stop");
+      StopAndWait();
+    });
+    return;
+  }
+  StopAndWait();
+}
+
 ConsumerStats Consumer::Impl::stats() const {
   ConsumerStats s;
   s.received = received_;
@@ -67,10 +87,17 @@ ConsumerStats Consumer::Impl::stats() const {
   return s;
 }
 
-void Consumer::Impl::Shutdown() {
+bool Consumer::Impl::OnHandlerThread() const {
+  const auto self = std::this_thread::get_id();
+  return std::any_of(workers_.begin(), workers_.end(),
+                     [&](const std::thread& t) { return t.get_id() == self; });
+}
+
+void Consumer::Impl::StopAndWait() {
+  std::lock_guard<std::mutex> serial(shutdown_mu_);
+  if (stopped_ || !started_) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || !started_) return;
     stopping_ = true;
   }
   puller_cv_.notify_all();
@@ -105,6 +132,7 @@ void Consumer::Impl::Shutdown() {
         options_.group, unanswered, unreported);
   }
   connection_->Close();  // goodbye; pending calls complete UNAVAILABLE before it returns
+  stopped_ = true;
 }
 
 void Consumer::Impl::PullLoop() {
@@ -306,6 +334,8 @@ Consumer::Consumer(ConsumerOptions options) : options_(std::move(options)) {}
 Consumer::~Consumer() { Shutdown(); }
 
 Status Consumer::Subscribe(std::string topic, Handler handler) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shut_down_) return Status::FailedPrecondition("consumer was shut down; make a new one");
   if (impl_) return Status::FailedPrecondition("Subscribe must come before Start");
   if (Status s = ValidateNameOrSystem("topic", topic); !s.ok()) return s;
   if (!handler) return Status::InvalidArgument("handler for topic '" + topic + "' is empty");
@@ -316,6 +346,8 @@ Status Consumer::Subscribe(std::string topic, Handler handler) {
 }
 
 Status Consumer::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shut_down_) return Status::FailedPrecondition("consumer was shut down; make a new one");
   if (impl_) return Status::FailedPrecondition("consumer already started");
   if (Status s = ValidateName("consumer group", options_.group); !s.ok()) return s;
   if (handlers_.empty()) return Status::FailedPrecondition("subscribe to a topic before Start");
@@ -338,9 +370,19 @@ Status Consumer::Start() {
 }
 
 void Consumer::Shutdown() {
-  if (impl_) impl_->Shutdown();
+  Impl* impl;
+  {
+    // Not held while stopping: a handler may call stats() or Shutdown().
+    std::lock_guard<std::mutex> lock(mu_);
+    shut_down_ = true;
+    impl = impl_.get();
+  }
+  if (impl != nullptr) impl->Shutdown();
 }
 
-ConsumerStats Consumer::stats() const { return impl_ ? impl_->stats() : ConsumerStats{}; }
+ConsumerStats Consumer::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return impl_ ? impl_->stats() : ConsumerStats{};
+}
 
 }  // namespace txmq

@@ -41,15 +41,19 @@ class Consumer::Impl {
   ~Impl();
 
   Status Start();
-  // Stops intake, lets running handlers finish and their outcomes reach the
-  // broker, gives every other held message back (each key's in order), and
-  // says goodbye. Calls still unanswered then end UNAVAILABLE; the broker
-  // gives their messages back on goodbye, or redelivers them after the
-  // lease.
+  // See Consumer::Shutdown. On a handler thread it only starts the stop.
   void Shutdown();
   ConsumerStats stats() const;
 
  private:
+  bool OnHandlerThread() const;
+  // Stops intake, lets running handlers finish and their outcomes reach the
+  // broker, gives every other held message back (each key's in order), and
+  // says goodbye. Calls still unanswered then end UNAVAILABLE; the broker
+  // gives their messages back on goodbye, or redelivers them after the
+  // lease. Serialised: a second caller waits for the first to finish.
+  void StopAndWait();
+
   void PullLoop();
   // Free places for messages under max_in_flight. Needs mu_.
   int Room() const;
@@ -82,9 +86,12 @@ class Consumer::Impl {
   const std::map<std::string, Handler> handlers_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<net::Connection> connection_;
-  std::thread puller_, keeper_;
+  std::thread puller_, keeper_, stopper_;
   std::vector<std::thread> workers_;  // written by Start only
   bool started_ = false;              // written by Start only
+
+  std::mutex shutdown_mu_;  // one StopAndWait at a time
+  bool stopped_ = false;    // guarded by shutdown_mu_
 
   std::mutex mu_;
   std::condition_variable puller_cv_;  // pull outcomes, room, stopping

@@ -48,10 +48,10 @@
 //    messages can run on two of them at once; run one consumer per group
 //    where the order of a key matters across all its messages.
 //
-// Thread safety: Subscribe before Start; Start and Shutdown from one thread.
-// Handlers run on `handler_threads` library threads, concurrently (never
-// two of one key at once); a handler must be safe to call from several
-// threads at once.
+// Thread safety: every method may be called from any thread. Subscribe
+// before Start; Start after Shutdown fails. Handlers run on
+// `handler_threads` library threads, concurrently (never two of one key at
+// once); a handler must be safe to call from several threads at once.
 #pragma once
 
 #include <atomic>
@@ -60,6 +60,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "txmq/message.h"
@@ -143,12 +144,15 @@ class Consumer {
 
   // Before Start. One handler per topic; topics may be '%DLQ%<group>'.
   Status Subscribe(std::string topic, Handler handler);
+  // FAILED_PRECONDITION when already started or shut down.
   Status Start();
   // Stops pulling, waits for running handlers and their acknowledgements
   // (at most a few seconds for the broker's answers), gives messages not
   // yet started back to the broker (delivered again at once, each key's in
   // order, not counted as failures), and says goodbye, so whatever is
-  // still leased is given back too. Idempotent.
+  // still leased is given back too. Final and idempotent: a second call
+  // waits for the first to finish. From a handler it only starts the stop
+  // (a handler cannot wait for itself); the destructor waits for it.
   void Shutdown();
 
   ConsumerStats stats() const;
@@ -158,8 +162,10 @@ class Consumer {
 
  private:
   ConsumerOptions options_;
+  mutable std::mutex mu_;  // guards what follows
   std::map<std::string, Handler> handlers_;
-  std::unique_ptr<Impl> impl_;
+  bool shut_down_ = false;
+  std::unique_ptr<Impl> impl_;  // lives until the destructor
 };
 
 }  // namespace txmq
