@@ -7,7 +7,7 @@
 //   "txmq-handler" (handler_threads) run handlers and send their outcomes.
 // Shared under mu_: held_ (every message this consumer holds a lease on,
 // see held_messages.h), pending_calls_, stopping_, released_,
-// renew_not_before_. Waiting: the puller on puller_cv_, handlers on
+// renew_not_before_, renew_failing_. Waiting: the puller on puller_cv_, handlers on
 // work_cv_, the lease keeper on keeper_cv_, Shutdown on calls_cv_.
 // A stop asked for on a handler thread runs on "txmq-stop".
 #include "txmq/consumer.h"

@@ -73,7 +73,8 @@ class Consumer::Impl {
 
   // consumer_leases.cc.
   // Counts the failed delivery at the broker and keeps the message leased:
-  // it runs again here after the delay, unless the broker dead-lettered it.
+  // it runs again here after the delay, unless the broker dead-lettered it
+  // (or cannot hold it: then it is nacked).
   void ReportFailure(HeldMessages::Id id, const Received& m, std::chrono::milliseconds delay);
   // Thread "txmq-lease".
   void KeepLoop();
@@ -103,6 +104,7 @@ class Consumer::Impl {
   bool stopping_ = false;              // guarded by mu_
   bool released_ = false;              // guarded by mu_: Shutdown gave back what was held
   SteadyTime renew_not_before_{};      // guarded by mu_: after a failed renewal
+  bool renew_failing_ = false;         // guarded by mu_: said so in the log
 
   std::atomic<uint64_t> received_{0}, succeeded_{0}, retried_{0}, ack_errors_{0}, leases_lost_{0};
 };

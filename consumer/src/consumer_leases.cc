@@ -55,6 +55,7 @@ void Consumer::Impl::ReportFailure(HeldMessages::Id id, const Received& m,
       }
     }
     bool done = false;
+    std::optional<Received> nack;  // the broker cannot keep it: old behaviour
     {
       std::lock_guard<std::mutex> lock(mu_);
       HeldMessages::Entry* e = held_.Find(id);
@@ -81,6 +82,17 @@ void Consumer::Impl::ReportFailure(HeldMessages::Id id, const Received& m,
             LeaseStateName(*state), e->message.key);
         held_.Finish(id);
         done = true;
+      } else if (!reply.ok() && !reply.status().IsRetryable()) {
+        // A broker that does not serve extendLease (an older version):
+        // hand the failure to it as a nack; this message loses its place
+        // in its key's order.
+        log_->error(
+            "broker cannot hold message {} for a retry in place ({}); nacking it, so key '{}' "
+            "may run out of order",
+            e->message.id, reply.status().ToString(), e->message.key);
+        nack = e->message;
+        held_.Finish(id);
+        done = true;
       } else {
         // Unknown whether it was counted; keep it, try again in a while.
         log_->warn("could not report the failure of message {} to the broker: {}; retrying it",
@@ -88,6 +100,7 @@ void Consumer::Impl::ReportFailure(HeldMessages::Id id, const Received& m,
         held_.Backoff(id, now + std::max<std::chrono::milliseconds>(delay, kUnreportedRetry));
       }
     }
+    if (nack) SendOutcome(*nack, ConsumeResult::RetryLater(delay));
     if (done) {
       work_cv_.notify_all();
       puller_cv_.notify_one();
@@ -158,9 +171,15 @@ void Consumer::Impl::OnRenewed(const std::vector<HeldMessages::Id>& ids, SteadyT
     std::optional<capnp::List<wire::LeaseExtension>::Reader> results;
     if (reply.ok()) results = reply->envelope().getExtendLeaseOk().getResults();
     if (!results || results->size() != ids.size()) {
-      log_->warn("renewing {} leases of group '{}' failed: {}; trying again", ids.size(),
-                 options_.group, reply.ok() ? "malformed reply" : reply.status().ToString());
+      // Said once until renewals work again: the keeper retries often.
+      if (!renew_failing_) {
+        log_->warn("renewing {} leases of group '{}' failed: {}; trying again", ids.size(),
+                   options_.group, reply.ok() ? "malformed reply" : reply.status().ToString());
+      }
+      renew_failing_ = true;
       renew_not_before_ = SteadyClock::now() + options_.visibility_timeout / 8;
+    } else {
+      renew_failing_ = false;
     }
     for (size_t i = 0; i < ids.size(); ++i) {
       HeldMessages::Entry* e = held_.Find(ids[i]);

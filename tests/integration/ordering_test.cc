@@ -8,7 +8,9 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <zmq.hpp>
 
+#include "protocol/src/codec.h"
 #include "tests/testutil/testutil.h"
 #include "txmq/consumer.h"
 #include "txmq/producer.h"
@@ -272,6 +274,82 @@ TEST_F(Ordering, ShutdownGivesBackAKeysMessagesInOrderBehindItsRetry) {
   EXPECT_EQ(second.BodiesOf("order-5"), Numbers(0, 6));
   EXPECT_EQ(second.CountsOf("0"), (std::vector<uint32_t>{2})) << "its failure counted once";
   EXPECT_EQ(second.CountsOf("1"), (std::vector<uint32_t>{1})) << "given back, not failed";
+}
+
+// A broker from before lease extension answers extendLease with an error:
+// the consumer then nacks the failed message, as consumers did before.
+TEST(OrderingWithAnOlderBroker, AFailureTheBrokerCannotHoldIsNacked) {
+  zmq::context_t context(1);
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+  std::atomic<bool> stop{false}, nacked{false};
+  std::thread fake([&] {
+    bool delivered = false;
+    while (!stop) {
+      zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(20)) == 0) continue;
+      zmq::message_t id, body;
+      if (!router.recv(id) || !router.recv(body)) continue;
+      auto frame = wire::DecodeFrame(std::move(body), {});
+      if (!frame.ok()) continue;
+      auto env = frame->envelope();
+      wire::OutFrame reply(env.getRequestId());
+      switch (env.which()) {
+        case wire::Envelope::HELLO:
+          reply.envelope().initHelloOk();
+          break;
+        case wire::Envelope::HEARTBEAT:
+          reply.envelope().initHeartbeatOk().setRegistered(true);
+          break;
+        case wire::Envelope::PULL: {
+          auto list = reply.envelope().initPullOk().initMessages(delivered ? 0 : 1);
+          if (!delivered) {
+            auto m = list[0].initMessage();
+            m.setId("m-1");
+            m.setTopic("orders");
+            m.setKey("order-1");
+            list[0].setDeliveryCount(1);
+            auto r = list[0].initReceipt();
+            r.setTopic("orders");
+            r.setLeaseId(77);
+            delivered = true;
+          }
+          break;
+        }
+        case wire::Envelope::NACK:
+          nacked = env.getNack().getReceipts().size() == 1 &&
+                   env.getNack().getReceipts()[0].getLeaseId() == 77;
+          reply.envelope().initNackOk().setRequeued(1);
+          break;
+        case wire::Envelope::GOODBYE:
+          reply.envelope().setGoodbyeOk();
+          break;
+        default: {
+          auto e = reply.envelope().initError();
+          e.setCode(wire::ErrorCode::INVALID_ARGUMENT);
+          e.setMessage("request kind is not one the broker serves");
+        }
+      }
+      router.send(id, zmq::send_flags::sndmore);
+      router.send(reply.Encode(), zmq::send_flags::none);
+    }
+  });
+  std::atomic<int> runs{0};
+  {
+    Consumer c({.broker = endpoint, .group = "billing", .long_poll = 100ms});
+    ASSERT_TRUE(c.Subscribe("orders", [&](const Received&) {
+                   ++runs;
+                   return ConsumeResult::RetryLater();
+                 }).ok());
+    ASSERT_TRUE(c.Start().ok());
+    EXPECT_TRUE(WaitFor([&] { return nacked.load(); })) << "the failure never reached the broker";
+    c.Shutdown();
+  }
+  stop = true;
+  fake.join();
+  EXPECT_EQ(runs, 1) << "handed back to the broker, not retried here";
 }
 
 }  // namespace
