@@ -1,11 +1,14 @@
 #include "protocol/src/util.h"
 
 #include <pthread.h>
+#include <sys/random.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <iterator>
 #include <mutex>
-#include <random>
 
 namespace txmq {
 
@@ -26,13 +29,43 @@ int64_t UuidV7Millis(std::string_view id) {
   return ms;
 }
 
+namespace {
+
+// Fills `out` from the kernel's CSPRNG. getrandom(2) draws per call, so a
+// fork()ed child never repeats its parent's bits (a user-space generator
+// copied into the child would) and no seed is ever guessable.
+void KernelRandom(void* out, size_t size) {
+  auto* p = static_cast<unsigned char*>(out);
+  while (size > 0) {
+    const ssize_t n = getrandom(p, size, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // Ids are dedup keys: without real randomness two processes could
+      // collide and silently drop each other's messages. Refuse to go on.
+      std::fprintf(stderr, "txmq: getrandom failed (%s); cannot make unique ids\n",
+                   std::strerror(errno));
+      std::abort();
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
 std::string NewUuidV7() {
   // 48 bits of Unix ms, then a 12-bit counter (rand_a) that keeps ids from
-  // one process ordered inside a millisecond, then 62 random bits.
+  // one process ordered inside a millisecond, then 62 random bits (rand_b)
+  // fresh from the kernel for every id.
   static std::mutex mu;
-  static std::mt19937_64 rng(std::random_device{}());
   static int64_t last_ms = 0;
   static uint32_t counter = 0;
+
+  struct {
+    uint64_t lo;
+    uint16_t counter_start;
+  } random;
+  KernelRandom(&random, sizeof random);  // outside the lock: a syscall
 
   uint64_t hi;
   uint64_t lo;
@@ -47,10 +80,10 @@ std::string NewUuidV7() {
       ms = last_ms;
     } else {
       last_ms = ms;
-      counter = static_cast<uint32_t>(rng() & 0x3ff);  // random start, room to grow
+      counter = random.counter_start & 0x3ff;  // random start, room to grow
     }
     hi = (static_cast<uint64_t>(ms) << 16) | 0x7000 | counter;
-    lo = (rng() & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+    lo = (random.lo & 0x3fffffffffffffffull) | 0x8000000000000000ull;
   }
   char buf[37];
   std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),

@@ -1,4 +1,10 @@
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <thread>
+#include <vector>
 
 #include "protocol/src/util.h"
 #include "txmq/names.h"
@@ -76,6 +82,77 @@ TEST(Uuid, IsVersion7AndStrictlyIncreasing) {
     ASSERT_LT(prev, next) << "ids must sort in creation order";
     prev = next;
   }
+}
+
+// The 62 random bits (rand_b) of a canonical UUIDv7: its last 16 hex digits.
+std::string RandomPart(const std::string& id) { return id.substr(19, 4) + id.substr(24); }
+
+TEST(Uuid, RandomPartsDifferAcrossThreads) {
+  constexpr int kThreads = 4, kEach = 5000;
+  std::vector<std::vector<std::string>> made(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&made, t] {
+      for (int i = 0; i < kEach; ++i) made[t].push_back(NewUuidV7());
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> ids, randoms;
+  for (const auto& list : made) {
+    for (const auto& id : list) {
+      ids.insert(id);
+      randoms.insert(RandomPart(id));
+    }
+  }
+  EXPECT_EQ(ids.size(), size_t{kThreads * kEach});
+  EXPECT_EQ(randoms.size(), size_t{kThreads * kEach}) << "62 random bits never repeat here";
+}
+
+TEST(Uuid, AForkedChildDoesNotRepeatItsParentsRandomBits) {
+  // A generator whose state lives in the process is copied by fork(): the
+  // child then makes the parent's next ids' random bits, and ids made in
+  // the same millisecond collide outright.
+  (void)NewUuidV7();  // whatever the generator keeps is set up before fork
+  constexpr int kIds = 200;
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    std::string all;
+    for (int i = 0; i < kIds; ++i) all += NewUuidV7();
+    const char* p = all.data();
+    size_t left = all.size();
+    while (left > 0) {
+      const ssize_t n = write(fds[1], p, left);
+      if (n <= 0) _exit(1);
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  std::vector<std::string> parent;
+  for (int i = 0; i < kIds; ++i) parent.push_back(NewUuidV7());
+  std::string bytes;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) bytes.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(bytes.size(), size_t{36 * kIds});
+  std::set<std::string> randoms;
+  for (const auto& id : parent) randoms.insert(RandomPart(id));
+  int shared = 0;
+  for (int i = 0; i < kIds; ++i) {
+    const std::string id = bytes.substr(36 * i, 36);
+    ASSERT_EQ(id[14], '7') << id;
+    shared += randoms.count(RandomPart(id)) > 0 ? 1 : 0;
+  }
+  EXPECT_EQ(shared, 0) << "the child repeated " << shared << " of its parent's random parts";
 }
 
 TEST(Uuid, CarriesTheMillisecondItWasMadeAt) {
