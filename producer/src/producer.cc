@@ -1,7 +1,9 @@
 #include "txmq/producer.h"
 
+#include <atomic>
 #include <mutex>
 
+#include "producer/src/call_gate.h"
 #include "producer/src/send_path.h"
 #include "protocol/src/connection.h"
 #include "txmq/names.h"
@@ -11,50 +13,107 @@ namespace txmq {
 
 class Producer::Impl {
  public:
-  std::unique_ptr<net::Connection> connection;
+  explicit Impl(const ProducerOptions& options) : options_(options) {}
+
+  Status Start() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ == State::kRunning) return Status::FailedPrecondition("producer already started");
+    if (state_ == State::kShutDown) {
+      return Status::FailedPrecondition("producer was shut down; make a new one");
+    }
+    if (Status s = ValidateName("producer group", options_.group); !s.ok()) return s;
+    if (options_.send_timeout.count() <= 0) {
+      return Status::InvalidArgument("send_timeout must be positive (got " +
+                                     std::to_string(options_.send_timeout.count()) + " ms)");
+    }
+    if (options_.retries < 0) {
+      return Status::InvalidArgument("retries must not be negative (got " +
+                                     std::to_string(options_.retries) + ")");
+    }
+    auto connection = net::Connection::Open({.broker = options_.broker,
+                                             .client_id = options_.client_id,
+                                             .role = wire::Role::PRODUCER,
+                                             .group = options_.group,
+                                             .software = std::string("txmq-producer ") + kVersion});
+    if (!connection.ok()) return connection.status();
+    connection_ = std::move(connection.value());
+    client_id_ = connection_->client_id();
+    state_ = State::kRunning;
+    gate_.Open();
+    return Status::OK();
+  }
+
+  void Shutdown() {
+    std::lock_guard<std::mutex> one_at_a_time(shutdown_mu_);  // a second caller waits too
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const bool running = state_ == State::kRunning;
+      state_ = State::kShutDown;
+      if (!running) return;
+    }
+    // Calls inside the gate only hand their send to the I/O thread: short.
+    gate_.Close();
+    gate_.WaitIdle();
+    shut_down_->store(true);
+    connection_.reset();  // sends in flight complete now, with UNAVAILABLE
+  }
+
+  void SendAsync(Message message, SendCallback callback) {
+    producer::CallGate::Pass pass(gate_);
+    if (!pass) return callback(NotRunning());
+    if (Status s = producer::PrepareMessage(message, *connection_); !s.ok()) return callback(s);
+    const std::string id = message.id;
+    producer::SendWithRetries(
+        *connection_, options_, std::make_shared<const Message>(std::move(message)),
+        [callback = std::move(callback), shut_down = shut_down_, id](Result<SendResult> r) {
+          if (!r.ok() && shut_down->load() && r.status().code() == StatusCode::kUnavailable) {
+            return callback(Status::Unavailable(
+                "producer shut down before message " + id +
+                " was acknowledged; it may have been stored: resend it with the same id (the "
+                "broker stores it once)"));
+          }
+          callback(std::move(r));
+        });
+  }
+
+  const std::string& client_id() const { return client_id_; }
+
+ private:
+  enum class State { kNew, kRunning, kShutDown };
+
+  Status NotRunning() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return state_ == State::kShutDown ? Status::FailedPrecondition("producer is shut down")
+                                      : Status::FailedPrecondition("producer is not started");
+  }
+
+  const ProducerOptions options_;
+  std::mutex shutdown_mu_;
+  std::mutex mu_;
+  State state_ = State::kNew;  // guarded by mu_
+  // Calls pass it while they use connection_, which Start sets and
+  // Shutdown frees once the gate is closed and empty.
+  producer::CallGate gate_;
+  std::unique_ptr<net::Connection> connection_;
+  std::string client_id_;  // set by Start, then constant
+  // Read by completions: a call that fails because the producer shut down
+  // says so.
+  std::shared_ptr<std::atomic<bool>> shut_down_ = std::make_shared<std::atomic<bool>>(false);
 };
 
-Producer::Producer(ProducerOptions options) : options_(std::move(options)) {}
+Producer::Producer(ProducerOptions options)
+    : options_(std::move(options)), impl_(std::make_unique<Impl>(options_)) {}
 
 Producer::~Producer() { Shutdown(); }
 
-Status Producer::Start() {
-  if (impl_) return Status::FailedPrecondition("producer already started");
-  if (Status s = ValidateName("producer group", options_.group); !s.ok()) return s;
-  if (options_.send_timeout.count() <= 0) {
-    return Status::InvalidArgument("send_timeout must be positive (got " +
-                                   std::to_string(options_.send_timeout.count()) + " ms)");
-  }
-  if (options_.retries < 0) {
-    return Status::InvalidArgument("retries must not be negative (got " +
-                                   std::to_string(options_.retries) + ")");
-  }
-  auto connection = net::Connection::Open({.broker = options_.broker,
-                                           .client_id = options_.client_id,
-                                           .role = wire::Role::PRODUCER,
-                                           .group = options_.group,
-                                           .software = std::string("txmq-producer ") + kVersion});
-  if (!connection.ok()) return connection.status();
-  impl_ = std::make_unique<Impl>();
-  impl_->connection = std::move(connection.value());
-  return Status::OK();
-}
+Status Producer::Start() { return impl_->Start(); }
 
-void Producer::Shutdown() { impl_.reset(); }
+void Producer::Shutdown() { impl_->Shutdown(); }
 
-const std::string& Producer::client_id() const {
-  static const std::string kNone;
-  return impl_ ? impl_->connection->client_id() : kNone;
-}
+const std::string& Producer::client_id() const { return impl_->client_id(); }
 
 void Producer::SendAsync(Message message, SendCallback callback) {
-  if (!impl_) return callback(Status::FailedPrecondition("producer is not started"));
-  if (Status s = producer::PrepareMessage(message, *impl_->connection); !s.ok()) {
-    return callback(s);
-  }
-  producer::SendWithRetries(*impl_->connection, options_,
-                            std::make_shared<const Message>(std::move(message)),
-                            std::move(callback));
+  impl_->SendAsync(std::move(message), std::move(callback));
 }
 
 std::future<Result<SendResult>> Producer::SendAsync(Message message) {

@@ -1,5 +1,10 @@
 #include "txmq/transaction_producer.h"
 
+#include <atomic>
+#include <future>
+#include <mutex>
+
+#include "producer/src/call_gate.h"
 #include "producer/src/send_path.h"
 #include "producer/src/store_checker.h"
 #include "producer/src/tx_client.h"
@@ -23,15 +28,48 @@ const char* TxStateName(TxState state) {
 
 class TransactionProducer::Impl {
  public:
-  std::unique_ptr<producer::TxClient> client;
-  std::unique_ptr<producer::StoreTransactions> store_txs;  // store-backed only
-  std::string group;
+  Impl(const ProducerOptions& options, TransactionChecker checker, LocalStore* store)
+      : options_(options), checker_(std::move(checker)), store_(store) {}
+
+  Status Start();
+  void Shutdown();
+
+  Result<TransactionResult> SendWithChecker(
+      std::vector<Message> messages,
+      const std::function<TxState(const std::vector<Message>&)>& local);
+  Result<TransactionResult> SendWithStore(
+      std::vector<Message> messages,
+      const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local);
+  Result<SendResult> Send(Message message);
+
+  const std::string& client_id() const { return client_id_; }
+
+ private:
+  enum class State { kNew, kRunning, kShutDown };
 
   // Runs one transaction: half, local part (`run_local` returns the
   // decision, and for a store the local commit's status), end.
   Result<TransactionResult> Run(
       std::vector<Message> messages, const std::string& tx_id,
       const std::function<TxState(const std::vector<Message>&, Status*)>& run_local);
+  Status NotRunning();
+  // A failure caused by Shutdown closing the connection says so.
+  Status Explain(Status s) const;
+
+  const ProducerOptions options_;
+  const TransactionChecker checker_;
+  LocalStore* const store_;  // store-backed only; outlives the producer
+
+  std::mutex shutdown_mu_;
+  std::mutex mu_;
+  State state_ = State::kNew;  // guarded by mu_
+  // Calls pass it while they use client_ and store_txs_, which Start sets
+  // and Shutdown frees once the gate is closed and empty.
+  producer::CallGate gate_;
+  std::unique_ptr<producer::TxClient> client_;
+  std::unique_ptr<producer::StoreTransactions> store_txs_;  // store-backed only
+  std::string client_id_;                                   // set by Start, then constant
+  std::atomic<bool> closing_{false};  // Shutdown is failing the calls in flight
 };
 
 Result<TransactionResult> TransactionProducer::Impl::Run(
@@ -40,14 +78,14 @@ Result<TransactionResult> TransactionProducer::Impl::Run(
   for (Message& m : messages) {
     // What a consumer needs to address a compensation back; stamped before
     // Prepare, whose size check must count it.
-    m.properties["txmq-producer-group"] = group;
+    m.properties["txmq-producer-group"] = options_.group;
     m.properties["txmq-tx"] = tx_id;
   }
-  if (Status s = client->Prepare(messages); !s.ok()) return s;
+  if (Status s = client_->Prepare(messages); !s.ok()) return s;
   TransactionResult result;
   result.transaction_id = tx_id;
   for (const Message& m : messages) result.message_ids.push_back(m.id);
-  if (Status s = client->SendHalf(tx_id, messages); !s.ok()) return s;
+  if (Status s = client_->SendHalf(tx_id, messages); !s.ok()) return Explain(s);
 
   Status local_status;
   try {
@@ -65,41 +103,45 @@ Result<TransactionResult> TransactionProducer::Impl::Run(
   if (!local_status.ok()) {
     // The local commit failed (or a check rolled it back first): say so;
     // the broker side is rolled back already or will be by check-back.
-    client->End(tx_id, TxState::kRollback);
+    (void)client_->End(tx_id, TxState::kRollback);
     return local_status;
   }
   if (result.local == TxState::kUnknown) return result;  // check-back decides
 
-  auto recorded = client->End(tx_id, result.local);
+  auto recorded = client_->End(tx_id, result.local);
   if (recorded.ok()) {
     result.outcome = *recorded;
   } else {
-    result.end_status = recorded.status();
+    result.end_status = Explain(recorded.status());
     Logger("producer")
         ->warn("transaction {}: {} not confirmed ({}); check-back will decide", tx_id,
-               TxStateName(result.local), recorded.status().ToString());
+               TxStateName(result.local), result.end_status.ToString());
   }
   return result;
 }
 
-TransactionProducer::TransactionProducer(ProducerOptions options, TransactionChecker checker)
-    : options_(std::move(options)), checker_(std::move(checker)) {}
-
-TransactionProducer::TransactionProducer(ProducerOptions options, LocalStore& store)
-    : options_(std::move(options)), store_(&store) {
-  // Stable across restarts, so the broker routes this store's checks back to
-  // it; the group in it keeps producers of different groups on one store
-  // apart (one routing id per connection).
-  if (options_.client_id.empty()) options_.client_id = store.instance_id() + "/" + options_.group;
+Status TransactionProducer::Impl::Explain(Status s) const {
+  if (s.ok() || !closing_.load()) return s;
+  return Status(s.code(), "transaction producer shut down: " + s.message());
 }
 
-TransactionProducer::~TransactionProducer() { Shutdown(); }
+Status TransactionProducer::Impl::NotRunning() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_ == State::kShutDown
+             ? Status::FailedPrecondition("transaction producer is shut down")
+             : Status::FailedPrecondition("transaction producer is not started");
+}
 
-Status TransactionProducer::Start() {
-  if (impl_) return Status::FailedPrecondition("transaction producer already started");
-  auto impl = std::make_unique<Impl>();
-  impl->group = options_.group;
+Status TransactionProducer::Impl::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ == State::kRunning) {
+    return Status::FailedPrecondition("transaction producer already started");
+  }
+  if (state_ == State::kShutDown) {
+    return Status::FailedPrecondition("transaction producer was shut down; make a new one");
+  }
   producer::CheckRunner::CheckFn check;
+  std::unique_ptr<producer::StoreTransactions> store_txs;
   if (store_ != nullptr) {
     // Below this, a check for a transaction a few minutes old could not tell
     // "never committed" from "committed, record cleaned up" (it answers
@@ -111,9 +153,9 @@ Status TransactionProducer::Start() {
           FormatDurationMs(options_.transaction_record_horizon.count()) +
           " is below 1h: transaction records must outlive the broker's check-backs");
     }
-    impl->store_txs =
+    store_txs =
         std::make_unique<producer::StoreTransactions>(*store_, options_.transaction_record_horizon);
-    check = [txs = impl->store_txs.get()](const CheckRequest& request) {
+    check = [txs = store_txs.get()](const CheckRequest& request) {
       producer::CheckAnswer answer;
       answer.state = txs->Check(request.transaction_id, &answer.error);
       return answer;
@@ -127,17 +169,114 @@ Status TransactionProducer::Start() {
   }
   auto client = producer::TxClient::Open(options_, std::move(check));
   if (!client.ok()) return client.status();
-  impl->client = std::move(client.value());
-  impl_ = std::move(impl);
+  client_ = std::move(client.value());
+  store_txs_ = std::move(store_txs);
+  client_id_ = client_->connection().client_id();
+  state_ = State::kRunning;
+  gate_.Open();
   return Status::OK();
 }
 
-void TransactionProducer::Shutdown() { impl_.reset(); }
-
-const std::string& TransactionProducer::client_id() const {
-  static const std::string kNone;
-  return impl_ ? impl_->client->connection().client_id() : kNone;
+void TransactionProducer::Impl::Shutdown() {
+  std::lock_guard<std::mutex> one_at_a_time(shutdown_mu_);  // a second caller waits too
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const bool running = state_ == State::kRunning;
+    state_ = State::kShutDown;
+    if (!running) return;
+  }
+  gate_.Close();  // new calls fail from here on
+  // Calls in flight get a moment to end their transactions properly; past
+  // it, whatever still waits on the broker fails at once (an undelivered
+  // end is left to check-back). Only a local transaction still running can
+  // hold Shutdown after that: what it uses must not be freed under it.
+  if (!gate_.WaitIdle(options_.send_timeout)) {
+    closing_ = true;
+    client_->Close();
+    gate_.WaitIdle();
+  }
+  client_.reset();  // stops the checkers (waiting for running ones) first
+  store_txs_.reset();
 }
+
+Result<TransactionResult> TransactionProducer::Impl::SendWithChecker(
+    std::vector<Message> messages,
+    const std::function<TxState(const std::vector<Message>&)>& local) {
+  producer::CallGate::Pass pass(gate_);
+  if (!pass) return NotRunning();
+  if (store_txs_) {
+    return Status::FailedPrecondition(
+        "this producer answers checks from its local store: pass a local transaction that takes "
+        "a LocalTxn&");
+  }
+  return Run(std::move(messages), NewUuidV7(),
+             [&](const std::vector<Message>& sent, Status*) { return local(sent); });
+}
+
+Result<TransactionResult> TransactionProducer::Impl::SendWithStore(
+    std::vector<Message> messages,
+    const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local) {
+  producer::CallGate::Pass pass(gate_);
+  if (!pass) return NotRunning();
+  producer::StoreTransactions* txs = store_txs_.get();
+  if (txs == nullptr) {
+    return Status::FailedPrecondition("this producer has no local store; use its checker form");
+  }
+  const std::string tx_id = txs->NewTransactionId();
+  txs->Begin(tx_id);
+  auto result =
+      Run(std::move(messages), tx_id, [&](const std::vector<Message>& sent, Status* local_status) {
+        LocalTxn txn = store_->Begin();
+        TxState decision = local(txn, sent);
+        if (decision != TxState::kCommit) return decision;  // nothing is written
+        txs->RecordCommit(txn, tx_id);
+        *local_status = txn.Commit();
+        return decision;
+      });
+  txs->End(tx_id);
+  return result;
+}
+
+Result<SendResult> TransactionProducer::Impl::Send(Message message) {
+  producer::CallGate::Pass pass(gate_);
+  if (!pass) return NotRunning();
+  net::Connection& connection = client_->connection();
+  if (Status s = producer::PrepareMessage(message, connection); !s.ok()) return s;
+  std::promise<Result<SendResult>> promise;
+  auto future = promise.get_future();
+  producer::SendWithRetries(connection, options_,
+                            std::make_shared<const Message>(std::move(message)),
+                            [&promise](Result<SendResult> r) { promise.set_value(std::move(r)); });
+  auto r = future.get();
+  if (!r.ok()) return Explain(r.status());
+  return r;
+}
+
+TransactionProducer::TransactionProducer(ProducerOptions options, TransactionChecker checker)
+    : options_(std::move(options)),
+      impl_(std::make_unique<Impl>(options_, std::move(checker), nullptr)) {}
+
+namespace {
+// Stable across restarts, so the broker routes this store's checks back to
+// it; the group in it keeps producers of different groups on one store
+// apart (one routing id per connection).
+ProducerOptions WithStoreClientId(ProducerOptions options, const LocalStore& store) {
+  if (options.client_id.empty()) options.client_id = store.instance_id() + "/" + options.group;
+  return options;
+}
+}  // namespace
+
+TransactionProducer::TransactionProducer(ProducerOptions options, LocalStore& store)
+    : options_(WithStoreClientId(std::move(options), store)),
+      impl_(std::make_unique<Impl>(options_, nullptr, &store)) {}
+
+TransactionProducer::~TransactionProducer() { Shutdown(); }
+
+Status TransactionProducer::Start() { return impl_->Start(); }
+
+void TransactionProducer::Shutdown() { impl_->Shutdown(); }
+
+const std::string& TransactionProducer::client_id() const { return impl_->client_id(); }
 
 Result<TransactionResult> TransactionProducer::SendInTransaction(
     Message message, const std::function<TxState(const Message&)>& local) {
@@ -150,14 +289,7 @@ Result<TransactionResult> TransactionProducer::SendInTransaction(
 Result<TransactionResult> TransactionProducer::SendInTransaction(
     std::vector<Message> messages,
     const std::function<TxState(const std::vector<Message>&)>& local) {
-  if (!impl_) return Status::FailedPrecondition("transaction producer is not started");
-  if (impl_->store_txs) {
-    return Status::FailedPrecondition(
-        "this producer answers checks from its local store: pass a local transaction that takes "
-        "a LocalTxn&");
-  }
-  return impl_->Run(std::move(messages), NewUuidV7(),
-                    [&](const std::vector<Message>& sent, Status*) { return local(sent); });
+  return impl_->SendWithChecker(std::move(messages), local);
 }
 
 Result<TransactionResult> TransactionProducer::SendInTransaction(
@@ -172,37 +304,11 @@ Result<TransactionResult> TransactionProducer::SendInTransaction(
 Result<TransactionResult> TransactionProducer::SendInTransaction(
     std::vector<Message> messages,
     const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local) {
-  if (!impl_) return Status::FailedPrecondition("transaction producer is not started");
-  producer::StoreTransactions* txs = impl_->store_txs.get();
-  if (txs == nullptr) {
-    return Status::FailedPrecondition("this producer has no local store; use its checker form");
-  }
-  const std::string tx_id = txs->NewTransactionId();
-  txs->Begin(tx_id);
-  auto result = impl_->Run(std::move(messages), tx_id,
-                           [&](const std::vector<Message>& sent, Status* local_status) {
-                             LocalTxn txn = store_->Begin();
-                             TxState decision = local(txn, sent);
-                             if (decision != TxState::kCommit)
-                               return decision;  // nothing is written
-                             txs->RecordCommit(txn, tx_id);
-                             *local_status = txn.Commit();
-                             return decision;
-                           });
-  txs->End(tx_id);
-  return result;
+  return impl_->SendWithStore(std::move(messages), local);
 }
 
 Result<SendResult> TransactionProducer::Send(Message message) {
-  if (!impl_) return Status::FailedPrecondition("transaction producer is not started");
-  net::Connection& connection = impl_->client->connection();
-  if (Status s = producer::PrepareMessage(message, connection); !s.ok()) return s;
-  std::promise<Result<SendResult>> promise;
-  auto future = promise.get_future();
-  producer::SendWithRetries(connection, options_,
-                            std::make_shared<const Message>(std::move(message)),
-                            [&promise](Result<SendResult> r) { promise.set_value(std::move(r)); });
-  return future.get();
+  return impl_->Send(std::move(message));
 }
 
 }  // namespace txmq

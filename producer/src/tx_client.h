@@ -21,6 +21,10 @@ class TxClient {
   // Stops the checkers (waiting for running ones), then the connection.
   ~TxClient();
 
+  // Closes the connection: calls waiting on the broker fail UNAVAILABLE at
+  // once, later ones too, and check answers are no longer sent. Thread-safe.
+  void Close() { connection_->Close(); }
+
   // Prepares the messages (ids, checks) in place.
   Status Prepare(std::vector<Message>& messages);
   // Stores the half messages; idempotent for one tx_id.

@@ -10,7 +10,9 @@
 // same message id (up to `retries` times); the broker's dedup window makes
 // the retry store nothing new, so a retried message is stored once.
 //
-// Thread safety: all methods may be called from any thread. Callbacks of
+// Thread safety: all methods may be called from any thread, Shutdown also
+// while other threads are inside Send (they get a status, never a crash).
+// Callbacks of
 // SendAsync run on the producer's I/O thread: keep them short, never block
 // in them, never call Send (the sync one) from them.
 #pragma once
@@ -59,10 +61,14 @@ class Producer {
   Producer& operator=(const Producer&) = delete;
 
   // Validates the options and connects (in the background). Sends made
-  // before the broker is reachable wait up to their timeout.
+  // before the broker is reachable wait up to their timeout. A producer
+  // starts once: FAILED_PRECONDITION after Shutdown.
   Status Start();
-  // Waits for nothing: sends still in flight complete with UNAVAILABLE.
-  // Idempotent.
+  // Closes the connection without waiting for the broker: sends in flight
+  // complete with UNAVAILABLE "producer shut down" (the message may have
+  // been stored: resending it with the same id elsewhere is safe), later
+  // calls fail FAILED_PRECONDITION. Returns once no other thread uses the
+  // connection any more. Idempotent.
   void Shutdown();
 
   // Sends and waits for the durable acknowledgement.
@@ -71,7 +77,8 @@ class Producer {
   void SendAsync(Message message, SendCallback callback);
 
   const ProducerOptions& options() const { return options_; }
-  // This instance's id as the broker knows it (valid after Start()).
+  // This instance's id as the broker knows it (valid once Start() returned
+  // OK, also after Shutdown).
   const std::string& client_id() const;
 
   class Impl;

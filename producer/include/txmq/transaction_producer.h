@@ -41,9 +41,9 @@
 //     return txmq::TxState::kCommit;      // kRollback (or kUnknown): nothing is written
 //   });
 //
-// Thread safety: all methods may be called from any thread. The checker
-// runs on `checker_threads` library threads, possibly concurrently.
-// Shutdown waits for checkers that are running.
+// Thread safety: all methods may be called from any thread, Shutdown also
+// while other threads are inside SendInTransaction (see Shutdown). The
+// checker runs on `checker_threads` library threads, possibly concurrently.
 #pragma once
 
 #include <chrono>
@@ -106,7 +106,17 @@ class TransactionProducer {
   TransactionProducer(const TransactionProducer&) = delete;
   TransactionProducer& operator=(const TransactionProducer&) = delete;
 
+  // Connects and starts answering checks. A producer starts once:
+  // FAILED_PRECONDITION after Shutdown.
   Status Start();
+  // Two phases. New calls fail FAILED_PRECONDITION at once; calls in flight
+  // get up to `send_timeout` to finish their transactions. Then the
+  // connection closes: whatever still waits on the broker fails UNAVAILABLE
+  // "transaction producer shut down" (a half already stored is resolved by
+  // the broker's check-back with another member of the group, or marked
+  // stuck). Returns when no call uses the producer any more (a local
+  // transaction still running is waited for) and the checkers running
+  // have finished. Idempotent; also run by the destructor.
   void Shutdown();
 
   // One message, or several (to one or more topics) committed or rolled
@@ -138,8 +148,6 @@ class TransactionProducer {
 
  private:
   ProducerOptions options_;
-  TransactionChecker checker_;
-  LocalStore* store_ = nullptr;
   std::unique_ptr<Impl> impl_;
 };
 
