@@ -34,10 +34,10 @@ class TransactionProducer::Impl {
   Status Start();
   void Shutdown();
 
-  Result<TransactionResult> SendWithChecker(
+  TransactionResult SendWithChecker(
       std::vector<Message> messages,
       const std::function<TxState(const std::vector<Message>&)>& local);
-  Result<TransactionResult> SendWithStore(
+  TransactionResult SendWithStore(
       std::vector<Message> messages,
       const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local);
   Result<SendResult> Send(Message message);
@@ -49,10 +49,16 @@ class TransactionProducer::Impl {
 
   // Runs one transaction: half, local part (`run_local` returns the
   // decision, and for a store the local commit's status), end.
-  Result<TransactionResult> Run(
+  TransactionResult Run(
       std::vector<Message> messages, const std::string& tx_id,
       const std::function<TxState(const std::vector<Message>&, Status*)>& run_local);
   Status NotRunning();
+  // A result for a call that sent nothing.
+  static TransactionResult Failed(Status s) {
+    TransactionResult r;
+    r.status = std::move(s);
+    return r;
+  }
   // A failure caused by Shutdown closing the connection says so.
   Status Explain(Status s) const;
 
@@ -72,51 +78,76 @@ class TransactionProducer::Impl {
   std::atomic<bool> closing_{false};  // Shutdown is failing the calls in flight
 };
 
-Result<TransactionResult> TransactionProducer::Impl::Run(
+TransactionResult TransactionProducer::Impl::Run(
     std::vector<Message> messages, const std::string& tx_id,
     const std::function<TxState(const std::vector<Message>&, Status*)>& run_local) {
+  TransactionResult result;
   for (Message& m : messages) {
     // What a consumer needs to address a compensation back; stamped before
     // Prepare, whose size check must count it.
     m.properties["txmq-producer-group"] = options_.group;
     m.properties["txmq-tx"] = tx_id;
   }
-  if (Status s = client_->Prepare(messages); !s.ok()) return s;
-  TransactionResult result;
-  result.transaction_id = tx_id;
+  if (Status s = client_->Prepare(messages); !s.ok()) return Failed(s);
   for (const Message& m : messages) result.message_ids.push_back(m.id);
-  if (Status s = client_->SendHalf(tx_id, messages); !s.ok()) return Explain(s);
+  // From here on the broker may know the transaction: the caller gets its
+  // id with every answer, to follow an error up.
+  result.transaction_id = tx_id;
+  const auto about = [&tx_id](const std::string& what) {
+    return "transaction " + tx_id + ": " + what;
+  };
+  if (Status s = client_->SendHalf(tx_id, messages); !s.ok()) {
+    result.status = Status(s.code(), about("half messages not stored, local transaction not run (" +
+                                           Explain(s).message() + ")"));
+    return result;
+  }
 
   Status local_status;
+  TxState local;
   try {
-    result.local = run_local(messages, &local_status);
-    if (result.local != TxState::kCommit && result.local != TxState::kUnknown) {
-      result.local = TxState::kRollback;
-    }
+    local = run_local(messages, &local_status);
+    if (local != TxState::kCommit && local != TxState::kUnknown) local = TxState::kRollback;
   } catch (const std::exception& e) {
     Logger("producer")->warn("local transaction {} threw ({}); rolling back", tx_id, e.what());
-    result.local = TxState::kRollback;
+    local = TxState::kRollback;
   } catch (...) {
     Logger("producer")->warn("local transaction {} threw; rolling back", tx_id);
-    result.local = TxState::kRollback;
+    local = TxState::kRollback;
   }
+  result.local = local;
   if (!local_status.ok()) {
-    // The local commit failed (or a check rolled it back first): say so;
-    // the broker side is rolled back already or will be by check-back.
-    (void)client_->End(tx_id, TxState::kRollback);
-    return local_status;
+    // The local commit failed (or a check rolled it back first): the broker
+    // side is rolled back already, or is now (or later by check-back).
+    auto recorded = client_->End(tx_id, TxState::kRollback);
+    if (recorded.ok()) result.outcome = *recorded;
+    result.status = Status(local_status.code(), about(local_status.message()));
+    return result;
   }
-  if (result.local == TxState::kUnknown) return result;  // check-back decides
+  if (local == TxState::kUnknown) return result;  // check-back decides
 
-  auto recorded = client_->End(tx_id, result.local);
-  if (recorded.ok()) {
-    result.outcome = *recorded;
-  } else {
-    result.end_status = Explain(recorded.status());
-    Logger("producer")
-        ->warn("transaction {}: {} not confirmed ({}); check-back will decide", tx_id,
-               TxStateName(result.local), result.end_status.ToString());
+  auto recorded = client_->End(tx_id, local);
+  if (!recorded.ok()) {
+    const Status why = Explain(recorded.status());
+    result.status =
+        Status(why.code(), about(std::string(TxStateName(local)) +
+                                 " not confirmed by the broker (" + why.message() +
+                                 "); its check-back decides. The local transaction ran: do not "
+                                 "repeat the call, follow the transaction up"));
+    Logger("producer")->warn("{}", result.status.message());
+    return result;
   }
+  result.outcome = *recorded;
+  if (result.outcome == TxState::kRollback && local == TxState::kCommit) {
+    result.status = Status::Aborted(
+        about("the local transaction committed, but the broker had already rolled the "
+              "transaction back (a check-back answered ROLLBACK, or an operator): its messages "
+              "will not be delivered"));
+  } else if (result.outcome == TxState::kCommit && local == TxState::kRollback) {
+    result.status = Status::Conflict(
+        about("the local transaction rolled back, but the broker had already committed the "
+              "transaction (an operator): its messages are delivered"));
+  }
+  if (!result.ok()) Logger("producer")->error("{}", result.status.message());
   return result;
 }
 
@@ -199,28 +230,29 @@ void TransactionProducer::Impl::Shutdown() {
   store_txs_.reset();
 }
 
-Result<TransactionResult> TransactionProducer::Impl::SendWithChecker(
+TransactionResult TransactionProducer::Impl::SendWithChecker(
     std::vector<Message> messages,
     const std::function<TxState(const std::vector<Message>&)>& local) {
   producer::CallGate::Pass pass(gate_);
-  if (!pass) return NotRunning();
+  if (!pass) return Failed(NotRunning());
   if (store_txs_) {
-    return Status::FailedPrecondition(
+    return Failed(Status::FailedPrecondition(
         "this producer answers checks from its local store: pass a local transaction that takes "
-        "a LocalTxn&");
+        "a LocalTxn&"));
   }
   return Run(std::move(messages), NewUuidV7(),
              [&](const std::vector<Message>& sent, Status*) { return local(sent); });
 }
 
-Result<TransactionResult> TransactionProducer::Impl::SendWithStore(
+TransactionResult TransactionProducer::Impl::SendWithStore(
     std::vector<Message> messages,
     const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local) {
   producer::CallGate::Pass pass(gate_);
-  if (!pass) return NotRunning();
+  if (!pass) return Failed(NotRunning());
   producer::StoreTransactions* txs = store_txs_.get();
   if (txs == nullptr) {
-    return Status::FailedPrecondition("this producer has no local store; use its checker form");
+    return Failed(
+        Status::FailedPrecondition("this producer has no local store; use its checker form"));
   }
   const std::string tx_id = txs->NewTransactionId();
   txs->Begin(tx_id);
@@ -278,7 +310,7 @@ void TransactionProducer::Shutdown() { impl_->Shutdown(); }
 
 const std::string& TransactionProducer::client_id() const { return impl_->client_id(); }
 
-Result<TransactionResult> TransactionProducer::SendInTransaction(
+TransactionResult TransactionProducer::SendInTransaction(
     Message message, const std::function<TxState(const Message&)>& local) {
   std::vector<Message> messages;
   messages.push_back(std::move(message));
@@ -286,13 +318,13 @@ Result<TransactionResult> TransactionProducer::SendInTransaction(
                            [&local](const std::vector<Message>& m) { return local(m.front()); });
 }
 
-Result<TransactionResult> TransactionProducer::SendInTransaction(
+TransactionResult TransactionProducer::SendInTransaction(
     std::vector<Message> messages,
     const std::function<TxState(const std::vector<Message>&)>& local) {
   return impl_->SendWithChecker(std::move(messages), local);
 }
 
-Result<TransactionResult> TransactionProducer::SendInTransaction(
+TransactionResult TransactionProducer::SendInTransaction(
     Message message, const std::function<TxState(LocalTxn&, const Message&)>& local) {
   std::vector<Message> messages;
   messages.push_back(std::move(message));
@@ -301,7 +333,7 @@ Result<TransactionResult> TransactionProducer::SendInTransaction(
       [&local](LocalTxn& txn, const std::vector<Message>& m) { return local(txn, m.front()); });
 }
 
-Result<TransactionResult> TransactionProducer::SendInTransaction(
+TransactionResult TransactionProducer::SendInTransaction(
     std::vector<Message> messages,
     const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local) {
   return impl_->SendWithStore(std::move(messages), local);

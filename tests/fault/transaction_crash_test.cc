@@ -82,9 +82,9 @@ TEST(TransactionCrash, BrokerKilledWithAThousandOpenTransactions) {
       for (int i = t; i < 1000; i += 4) {
         auto r = p.SendInTransaction({.topic = "bulk", .body = std::to_string(i)},
                                      [](const Message&) { return TxState::kUnknown; });
-        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        ASSERT_TRUE(r.ok()) << r.status.ToString();
         std::lock_guard<std::mutex> lock(mu);
-        if (i % 2 == 0) even.insert(r->message_ids[0]);
+        if (i % 2 == 0) even.insert(r.message_ids[0]);
       }
     });
   }

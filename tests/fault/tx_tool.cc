@@ -45,10 +45,10 @@ int Half(const std::string& broker, const std::string& group, const std::string&
         {.topic = topic, .key = key, .body = body.empty() ? "half-" + std::to_string(i) : body},
         [](const txmq::Message&) { return TxState::kUnknown; });
     if (!r.ok()) {
-      std::cerr << r.status().ToString() << "\n";
+      std::cerr << r.status.ToString() << "\n";
       return 1;
     }
-    out << r->transaction_id << " " << r->message_ids[0] << "\n";
+    out << r.transaction_id << " " << r.message_ids[0] << "\n";
   }
   out.close();
   std::rename((ready + ".tmp").c_str(), ready.c_str());

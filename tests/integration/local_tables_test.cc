@@ -430,10 +430,10 @@ TEST_F(LocalTables, CheckBackNeverRollsBackARunningLocalTransaction) {
         EXPECT_TRUE(tx.Put("order/slow", "created").ok());
         return TxState::kCommit;
       });
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->outcome, TxState::kCommit);
-  EXPECT_TRUE(r->transaction_id.starts_with(store->instance_id() + ":"));
-  auto info = admin.Show(r->transaction_id);
+  ASSERT_TRUE(r.ok()) << r.status.ToString();
+  EXPECT_EQ(r.outcome, TxState::kCommit);
+  EXPECT_TRUE(r.transaction_id.starts_with(store->instance_id() + ":"));
+  auto info = admin.Show(r.transaction_id);
   ASSERT_TRUE(info.ok());
   EXPECT_GE(info->check_count, 1u) << "checks did arrive while it ran";
   EXPECT_EQ(*store->Get("order/slow"), "created");
@@ -449,7 +449,7 @@ TEST_F(LocalTables, ALateLocalCommitAfterACheckRollbackFails) {
     auto r = dying.SendInTransaction({.topic = "orders", .body = "x"},
                                      [](LocalTxn&, const Message&) { return TxState::kUnknown; });
     ASSERT_TRUE(r.ok());
-    tx_id = r->transaction_id;
+    tx_id = r.transaction_id;
   }
   // Restarted: the check finds no record and nothing running: rollback.
   TransactionProducer restarted({.broker = broker_->endpoint(), .group = "orders"}, *store);
@@ -530,7 +530,7 @@ TEST_F(LocalTables, AStoreAnswersOnlyForItsOwnTransactions) {
     auto r = p.SendInTransaction({.topic = "t", .body = "x"},
                                  [](LocalTxn&, const Message&) { return TxState::kUnknown; });
     ASSERT_TRUE(r.ok());
-    tx_id = r->transaction_id;
+    tx_id = r.transaction_id;
   }
   TransactionProducer other({.broker = broker_->endpoint(), .group = "shared"}, *mine);
   ASSERT_TRUE(other.Start().ok());

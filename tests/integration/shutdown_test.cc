@@ -95,7 +95,7 @@ TEST_F(Shutdown, TransactionProducerShutDownWhileThreadsSendInTransaction) {
               std::this_thread::sleep_for(std::chrono::milliseconds(i % 3));
               return i % 2 == 0 ? TxState::kCommit : TxState::kRollback;
             });
-            s = r.ok() ? r->end_status : r.status();
+            s = r.status;
           }
           if (s.ok()) done++;
           ExpectOkOrShutDown(s);
@@ -108,8 +108,9 @@ TEST_F(Shutdown, TransactionProducerShutDownWhileThreadsSendInTransaction) {
     for (auto& t : senders) t.join();
     auto late = p.SendInTransaction({.topic = "tx-race", .body = "late"},
                                     [](const Message&) { return TxState::kCommit; });
-    EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition);
-    EXPECT_NE(late.status().message().find("shut down"), std::string::npos);
+    EXPECT_EQ(late.status.code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(late.status.message().find("shut down"), std::string::npos);
+    EXPECT_TRUE(late.transaction_id.empty()) << "nothing was sent";
   }
 }
 
@@ -122,7 +123,7 @@ TEST_F(Shutdown, ALocalTransactionOutlastingTheGraceFailsItsEndAndShutdownWaitsF
       [](const CheckRequest&) { return TxState::kUnknown; });
   ASSERT_TRUE(p.Start().ok());
   std::atomic<bool> in_local{false}, shutting_down{false}, call_returned{false};
-  Result<TransactionResult> result = Status::Internal("not run");
+  TransactionResult result;
   std::thread caller([&] {
     result = p.SendInTransaction({.topic = "slow", .body = "x"}, [&](const Message&) {
       in_local = true;
@@ -137,10 +138,12 @@ TEST_F(Shutdown, ALocalTransactionOutlastingTheGraceFailsItsEndAndShutdownWaitsF
   p.Shutdown();
   EXPECT_TRUE(call_returned.load()) << "Shutdown returned while a call still used the producer";
   caller.join();
-  ASSERT_TRUE(result.ok()) << result.status().ToString();
-  EXPECT_FALSE(result->end_status.ok());
-  EXPECT_NE(result->end_status.message().find("shut down"), std::string::npos)
-      << result->end_status.ToString();
+  EXPECT_EQ(result.status.code(), StatusCode::kUnavailable) << result.status.ToString();
+  EXPECT_NE(result.status.message().find("shut down"), std::string::npos)
+      << result.status.ToString();
+  EXPECT_NE(result.status.message().find(result.transaction_id), std::string::npos);
+  EXPECT_EQ(result.local, TxState::kCommit);
+  EXPECT_EQ(result.outcome, TxState::kUnknown);
 }
 
 TEST_F(Shutdown, StoreBackedProducerShutDownWhileThreadsSendInTransaction) {
@@ -161,7 +164,7 @@ TEST_F(Shutdown, StoreBackedProducerShutDownWhileThreadsSendInTransaction) {
                                          tx.Put("row/" + m.id, std::to_string(t));
                                          return TxState::kCommit;
                                        });
-          Status s = r.ok() ? r->end_status : r.status();
+          Status s = r.status;
           if (s.ok()) done++;
           ExpectOkOrShutDown(s);
           if (s.code() == StatusCode::kFailedPrecondition) return;

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 #include <tuple>
+#include <zmq.hpp>
 
 #include "protocol/src/util.h"
 #include "tests/testutil/admin_client.h"
@@ -97,9 +98,9 @@ class Transactions : public ::testing::Test {
     auto p = MakeProducer(answer, nullptr, group);
     auto r = p->SendInTransaction({.topic = "t", .body = body},
                                   [](const Message&) { return TxState::kUnknown; });
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE(r.ok()) << r.status.ToString();
     if (!r.ok()) return {};
-    return {r->transaction_id, r->message_ids[0]};
+    return {r.transaction_id, r.message_ids[0]};
   }
 
   testing::TempDir dir_;
@@ -114,24 +115,24 @@ TEST_F(Transactions, CommitDeliversAndRollbackNeverDoes) {
   Collector c(broker_->endpoint(), {"order-created"});
   auto committed = p->SendInTransaction({.topic = "order-created", .body = "yes"},
                                         [](const Message&) { return TxState::kCommit; });
-  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
-  EXPECT_EQ(committed->outcome, TxState::kCommit);
+  ASSERT_TRUE(committed.ok()) << committed.status.ToString();
+  EXPECT_EQ(committed.outcome, TxState::kCommit);
   auto rolled = p->SendInTransaction({.topic = "order-created", .body = "no"},
                                      [](const Message&) { return TxState::kRollback; });
   ASSERT_TRUE(rolled.ok());
-  EXPECT_EQ(rolled->outcome, TxState::kRollback);
+  EXPECT_EQ(rolled.outcome, TxState::kRollback);
   auto threw =
       p->SendInTransaction({.topic = "order-created", .body = "boom"},
                            [](const Message&) -> TxState { throw std::runtime_error("db down"); });
   ASSERT_TRUE(threw.ok());
-  EXPECT_EQ(threw->local, TxState::kRollback);
-  EXPECT_EQ(threw->outcome, TxState::kRollback);
+  EXPECT_EQ(threw.local, TxState::kRollback);
+  EXPECT_EQ(threw.outcome, TxState::kRollback);
 
-  ASSERT_TRUE(WaitFor([&] { return c.Has(committed->message_ids[0]); }));
+  ASSERT_TRUE(WaitFor([&] { return c.Has(committed.message_ids[0]); }));
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(c.count(), 1u);
-  EXPECT_FALSE(c.Has(rolled->message_ids[0]));
-  EXPECT_FALSE(c.Has(threw->message_ids[0]));
+  EXPECT_FALSE(c.Has(rolled.message_ids[0]));
+  EXPECT_FALSE(c.Has(threw.message_ids[0]));
 }
 
 TEST_F(Transactions, SeveralMessagesToSeveralTopicsCommitTogether) {
@@ -146,7 +147,7 @@ TEST_F(Transactions, SeveralMessagesToSeveralTopicsCommitTogether) {
     return TxState::kCommit;
   });
   ASSERT_TRUE(r.ok());
-  ASSERT_EQ(r->message_ids.size(), 3u);
+  ASSERT_EQ(r.message_ids.size(), 3u);
   ASSERT_TRUE(WaitFor([&] { return c.count() == 3; }));
   auto rolled =
       p->SendInTransaction(batch, [](const std::vector<Message>&) { return TxState::kRollback; });
@@ -168,14 +169,14 @@ TEST_F(Transactions, UnknownResolvedByCheckBackCommit) {
   auto r = p.SendInTransaction({.topic = "t", .body = "decided later"},
                                [](const Message&) { return TxState::kUnknown; });
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->outcome, TxState::kUnknown);
-  ASSERT_TRUE(WaitFor([&] { return c.Has(r->message_ids[0]); }, 5s));
+  EXPECT_EQ(r.outcome, TxState::kUnknown);
+  ASSERT_TRUE(WaitFor([&] { return c.Has(r.message_ids[0]); }, 5s));
   // Delivered within transaction timeout + one check interval (300 + 200 ms
   // here), plus 1 s for a busy machine.
   EXPECT_LT(SteadyClock::now() - started,
             options_.transaction_timeout + options_.check_interval + 1s);
   EXPECT_EQ(checks, 2);
-  auto info = admin_->Show(r->transaction_id);
+  auto info = admin_->Show(r.transaction_id);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->state, wire::TxState::COMMITTED);
   EXPECT_NE(info->resolved_by.find("check answer"), std::string::npos) << info->resolved_by;
@@ -189,7 +190,7 @@ TEST_F(Transactions, UnknownResolvedByCheckBackRollback) {
                                 [](const Message&) { return TxState::kUnknown; });
   ASSERT_TRUE(r.ok());
   ASSERT_TRUE(WaitFor([&] {
-    auto info = admin_->Show(r->transaction_id);
+    auto info = admin_->Show(r.transaction_id);
     return info.ok() && info->state == wire::TxState::ROLLED_BACK;
   }));
   std::this_thread::sleep_for(500ms);
@@ -241,7 +242,7 @@ TEST_F(Transactions, StuckAfterExactlyCheckMaxChecks) {
   testing::TxInfo info;
   ASSERT_TRUE(WaitFor(
       [&] {
-        auto shown = admin_->Show(r->transaction_id);
+        auto shown = admin_->Show(r.transaction_id);
         if (shown.ok()) info = *shown;
         return shown.ok() && info.stuck;
       },
@@ -251,12 +252,12 @@ TEST_F(Transactions, StuckAfterExactlyCheckMaxChecks) {
   // A stuck transaction is checked again only at the capped interval (10 s).
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(checks, 4);
-  EXPECT_EQ(admin_->Show(r->transaction_id)->check_count, 4u);
+  EXPECT_EQ(admin_->Show(r.transaction_id)->check_count, 4u);
   // A stuck transaction is kept, never dropped; checking it again is allowed.
   answer = TxState::kCommit;
-  ASSERT_TRUE(admin_->CheckNow(r->transaction_id).ok());
+  ASSERT_TRUE(admin_->CheckNow(r.transaction_id).ok());
   ASSERT_TRUE(WaitFor([&] {
-    auto i = admin_->Show(r->transaction_id);
+    auto i = admin_->Show(r.transaction_id);
     return i.ok() && i->state == wire::TxState::COMMITTED;
   }));
 }
@@ -269,7 +270,7 @@ TEST_F(Transactions, HalfMessagesAreNeverVisibleAlsoAcrossRestart) {
     auto r = p->SendInTransaction({.topic = "hidden", .body = "half"},
                                   [](const Message&) { return TxState::kUnknown; });
     ASSERT_TRUE(r.ok());
-    tx_id = r->transaction_id;
+    tx_id = r.transaction_id;
     Collector c(broker_->endpoint(), {"hidden"});
     std::this_thread::sleep_for(800ms);
     EXPECT_EQ(c.count(), 0u);
@@ -293,11 +294,11 @@ TEST_F(Transactions, RepeatedConflictingAndUnknownEnds) {
                                 [](const Message&) { return TxState::kCommit; });
   ASSERT_TRUE(r.ok());
   for (int i = 0; i < 3; ++i) {  // duplicate commits: OK, one delivery
-    auto again = admin_->End(r->transaction_id, true);
+    auto again = admin_->End(r.transaction_id, true);
     ASSERT_TRUE(again.ok());
     EXPECT_EQ(*again, wire::TxState::COMMITTED);
   }
-  auto conflict = admin_->End(r->transaction_id, false);
+  auto conflict = admin_->End(r.transaction_id, false);
   ASSERT_FALSE(conflict.ok());
   EXPECT_EQ(conflict.status().code(), StatusCode::kConflict);
   EXPECT_NE(conflict.status().message().find("COMMITTED"), std::string::npos)
@@ -326,11 +327,52 @@ TEST_F(Transactions, CommitAfterACheckRollbackIsRefused) {
     return TxState::kCommit;
   });
   EXPECT_TRUE(rolled_back_first) << "the check never rolled the transaction back";
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->local, TxState::kCommit);
-  EXPECT_EQ(r->outcome, TxState::kRollback) << "the check's rollback won; the late commit lost";
+  // Not ok(): a caller who checks only that must not believe it committed.
+  EXPECT_EQ(r.status.code(), StatusCode::kAborted) << r.status.ToString();
+  EXPECT_NE(r.status.message().find(r.transaction_id), std::string::npos) << r.status.message();
+  EXPECT_NE(r.status.message().find("rolled the transaction back"), std::string::npos);
+  EXPECT_EQ(r.local, TxState::kCommit);
+  EXPECT_EQ(r.outcome, TxState::kRollback) << "the check's rollback won; the late commit lost";
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(c.count(), 0u);
+}
+
+TEST_F(Transactions, LocalRollbackAfterAnOperatorCommitIsAConflict) {
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto p = MakeProducer(answer);
+  auto r = p->SendInTransaction({.topic = "t", .body = "x"}, [&](const Message& m) {
+    EXPECT_TRUE(admin_->End(m.properties.at("txmq-tx"), /*commit=*/true, "ops").ok());
+    return TxState::kRollback;
+  });
+  EXPECT_EQ(r.status.code(), StatusCode::kConflict) << r.status.ToString();
+  EXPECT_NE(r.status.message().find(r.transaction_id), std::string::npos) << r.status.message();
+  EXPECT_EQ(r.local, TxState::kRollback);
+  EXPECT_EQ(r.outcome, TxState::kCommit);
+}
+
+TEST_F(Transactions, AHalfWhoseReplyTimedOutStillNamesItsTransaction) {
+  // A peer that takes requests and never answers, like a hung broker.
+  zmq::context_t context(1);
+  zmq::socket_t silent(context, zmq::socket_type::router);
+  silent.set(zmq::sockopt::linger, 0);
+  silent.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = silent.get(zmq::sockopt::last_endpoint);
+  TransactionProducer p(
+      {.broker = endpoint, .group = "orders", .send_timeout = 300ms, .retries = 1},
+      [](const CheckRequest&) { return TxState::kUnknown; });
+  ASSERT_TRUE(p.Start().ok());
+  bool ran = false;
+  auto r = p.SendInTransaction({.topic = "t", .body = "x"}, [&](const Message&) {
+    ran = true;
+    return TxState::kCommit;
+  });
+  EXPECT_FALSE(ran) << "the local transaction must not run without a stored half";
+  EXPECT_EQ(r.status.code(), StatusCode::kTimeout) << r.status.ToString();
+  EXPECT_FALSE(r.transaction_id.empty()) << "the half may be stored: its id must be known";
+  EXPECT_NE(r.status.message().find(r.transaction_id), std::string::npos) << r.status.message();
+  EXPECT_FALSE(r.local.has_value());
+  EXPECT_EQ(r.outcome, TxState::kUnknown);
+  ASSERT_EQ(r.message_ids.size(), 1u);
 }
 
 TEST_F(Transactions, CheckerThatThrowsOrHangsCountsAsUnknown) {
@@ -347,7 +389,7 @@ TEST_F(Transactions, CheckerThatThrowsOrHangsCountsAsUnknown) {
   // Keep the view that showed ERROR: the next (hanging) check overwrites it.
   testing::TxInfo info;
   ASSERT_TRUE(WaitFor([&] {
-    auto shown = admin_->Show(r->transaction_id);
+    auto shown = admin_->Show(r.transaction_id);
     if (shown.ok()) info = *shown;
     return shown.ok() && info.last_answer == wire::CheckAnswer::ERROR;
   }));
@@ -359,7 +401,7 @@ TEST_F(Transactions, CheckerThatThrowsOrHangsCountsAsUnknown) {
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(plain.Send({.topic = "other", .body = "x"}).ok());
   ASSERT_TRUE(WaitFor(
       [&] {
-        auto i = admin_->Show(r->transaction_id);
+        auto i = admin_->Show(r.transaction_id);
         return i.ok() && i->last_answer == wire::CheckAnswer::NO_ANSWER;
       },
       10s));
@@ -383,10 +425,10 @@ TEST_F(Transactions, ChecksGoToTheOriginatingInstanceWhileItIsAlive) {
   ASSERT_TRUE(r.ok());
   ASSERT_TRUE(WaitFor([&] { return checks_a >= 2; }));
   EXPECT_EQ(checks_b, 0);
-  EXPECT_EQ(admin_->Show(r->transaction_id)->state, wire::TxState::PREPARED);
+  EXPECT_EQ(admin_->Show(r.transaction_id)->state, wire::TxState::PREPARED);
   a.Shutdown();  // gone: now the other member of the group answers
   ASSERT_TRUE(
-      WaitFor([&] { return admin_->Show(r->transaction_id)->state == wire::TxState::COMMITTED; }));
+      WaitFor([&] { return admin_->Show(r.transaction_id)->state == wire::TxState::COMMITTED; }));
   EXPECT_GE(checks_b, 1);
 }
 
@@ -500,12 +542,12 @@ TEST_F(Transactions, AnOutcomeIsRememberedForResolvedRetentionThenForgotten) {
   auto r = p->SendInTransaction({.topic = "t", .body = "x"},
                                 [](const Message&) { return TxState::kCommit; });
   ASSERT_TRUE(r.ok());
-  auto again = admin_->End(r->transaction_id, /*commit=*/true);
+  auto again = admin_->End(r.transaction_id, /*commit=*/true);
   ASSERT_TRUE(again.ok()) << "a repeated commit is answered from the resolution record";
   ASSERT_TRUE(WaitFor([&] {
-    return admin_->Show(r->transaction_id).status().code() == StatusCode::kNotFound;
+    return admin_->Show(r.transaction_id).status().code() == StatusCode::kNotFound;
   })) << "the resolution record outlived --resolved-retention";
-  auto late = admin_->End(r->transaction_id, true);
+  auto late = admin_->End(r.transaction_id, true);
   EXPECT_EQ(late.status().code(), StatusCode::kNotFound);
   EXPECT_NE(late.status().message().find("ended more than 2s ago"), std::string::npos)
       << late.status().message();
@@ -522,13 +564,13 @@ TEST_F(Transactions, AnEndMarkedFromCheckCountsAsTheCheckAnswer) {
   // with an EndTransaction of its own instead of the check reply.
   auto end = admin_->Call([&](wire::Envelope::Builder e) {
     auto t = e.initEndTransaction();
-    t.setTransactionId(r->transaction_id);
+    t.setTransactionId(r.transaction_id);
     t.setOutcome(wire::TxOutcome::COMMIT);
     t.setFromCheck(true);
   });
   ASSERT_TRUE(end.ok()) << end.status().ToString();
-  EXPECT_TRUE(WaitFor([&] { return c.Has(r->message_ids[0]); }));
-  auto info = admin_->Show(r->transaction_id);
+  EXPECT_TRUE(WaitFor([&] { return c.Has(r.message_ids[0]); }));
+  auto info = admin_->Show(r.transaction_id);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->state, wire::TxState::COMMITTED);
   EXPECT_EQ(info->last_answer, wire::CheckAnswer::COMMIT);

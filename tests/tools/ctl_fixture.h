@@ -96,9 +96,9 @@ class CtlTest : public ::testing::Test {
       EXPECT_TRUE(p.Start().ok());
       auto r =
           p.SendInTransaction(std::move(message), [](const Message&) { return TxState::kUnknown; });
-      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_TRUE(r.ok()) << r.status.ToString();
       p.Shutdown();
-      if (r.ok()) id = r->transaction_id;
+      if (r.ok()) id = r.transaction_id;
     }
     if (id.empty()) return "";
     EXPECT_TRUE(testing::WaitFor([&] {

@@ -143,9 +143,9 @@ BenchResult RunCommitVisible(const CommitVisiblePlan& plan, CpuMeter* meter) {
   // Setup, untimed: the topic exists and the consumer receives from it.
   auto warm_up =
       producer.SendInTransaction({.topic = plan.topic, .key = kWarmUpKey, .body = body}, commit);
-  if (!warm_up.ok() || warm_up->outcome != TxState::kCommit) {
-    throw BenchError("warm-up transaction on " + plan.broker + " failed: " +
-                     (warm_up.ok() ? warm_up->end_status.ToString() : warm_up.status().ToString()));
+  if (!warm_up.ok() || warm_up.outcome != TxState::kCommit) {
+    throw BenchError("warm-up transaction on " + plan.broker +
+                     " failed: " + warm_up.status.ToString());
   }
   if (!log.WaitForWarmUp(SteadyClock::now() + kWarmUpBound)) {
     throw BenchError("the consumer did not receive the committed warm-up message within 30 s");
@@ -164,11 +164,11 @@ BenchResult RunCommitVisible(const CommitVisiblePlan& plan, CpuMeter* meter) {
     auto r = producer.SendInTransaction({.topic = plan.topic, .body = body}, commit);
     // SendInTransaction returned: the broker has made the commit durable.
     const SteadyTime acked = SteadyClock::now();
-    if (!r.ok() || r->outcome != TxState::kCommit) {
+    if (!r.ok() || r.outcome != TxState::kCommit) {
       ++failed;
       continue;
     }
-    log.Acked(r->message_ids.front(), acked);
+    log.Acked(r.message_ids.front(), acked);
     commit_ns.push_back(
         std::chrono::duration_cast<std::chrono::nanoseconds>(acked - before).count());
   }

@@ -48,12 +48,9 @@ void RunProducer(const TxnPlan& plan, int index, TransactionProducer& producer, 
   }
   auto commit = [](const Message&) { return TxState::kCommit; };
   auto warm_up = producer.SendInTransaction({.topic = plan.topic, .body = body}, commit);
-  if (!warm_up.ok() || warm_up->outcome != TxState::kCommit) {
+  if (!warm_up.ok() || warm_up.outcome != TxState::kCommit) {
     out->setup_error = "warm-up transaction of producer " + std::to_string(index) + " on " +
-                       plan.broker + " failed: " +
-                       (warm_up.ok() ? "outcome " + std::string(TxStateName(warm_up->outcome)) +
-                                           " (" + warm_up->end_status.ToString() + ")"
-                                     : warm_up.status().ToString());
+                       plan.broker + " failed: " + warm_up.status.ToString();
     return gate.Abort();
   }
   std::optional<SteadyTime> start = gate.ArriveAndWait();
@@ -87,7 +84,7 @@ void RunProducer(const TxnPlan& plan, int index, TransactionProducer& producer, 
     const SteadyTime now = SteadyClock::now();
     out->last_return = now;
     const bool ok =
-        r.ok() && (leave_unknown ? r->local == TxState::kUnknown : r->outcome == TxState::kCommit);
+        r.ok() && (leave_unknown ? r.local == TxState::kUnknown : r.outcome == TxState::kCommit);
     if (!ok) {
       ++out->errors;
       continue;

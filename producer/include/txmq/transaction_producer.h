@@ -8,12 +8,13 @@
 //                                                 : txmq::TxState::kRollback;
 //       });
 //   producer.Start();
-//   auto r = producer.SendInTransaction(
+//   txmq::TransactionResult r = producer.SendInTransaction(
 //       {.topic = "order-created", .key = "42", .body = "..."},
 //       [&](const txmq::Message&) {                   // the local transaction
 //         db.CreateOrder(42);
 //         return txmq::TxState::kCommit;
 //       });
+//   if (!r.ok()) log("transaction {}: {}", r.transaction_id, r.status.ToString());
 //
 // SendInTransaction stores the messages as a half (prepared) transaction,
 // invisible to consumers; runs the local transaction; then tells the broker
@@ -49,6 +50,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,16 +81,38 @@ struct CheckRequest {
 
 using TransactionChecker = std::function<TxState(const CheckRequest&)>;
 
+// What SendInTransaction did. ok() means the broker recorded what the local
+// transaction decided: COMMIT (the messages are delivered) or ROLLBACK
+// (they never are), or the local transaction said UNKNOWN and left the
+// decision to check-back (outcome kUnknown). Anything else is a non-OK
+// `status`, whose message names the transaction:
+//   - nothing was sent (bad message, TOO_LARGE, not started, shut down):
+//     transaction_id is empty;
+//   - the half was not stored or not confirmed: `local` is empty (the local
+//     transaction never ran); an unconfirmed half is rolled back by
+//     check-back, as the local transaction never committed;
+//   - ABORTED: the local transaction committed but the broker had already
+//     rolled the transaction back (a check-back answered ROLLBACK, or an
+//     operator): its messages are never delivered. A store-backed producer
+//     does not commit locally in that case and says ABORTED too;
+//   - CONFLICT: the local transaction rolled back but an operator had
+//     already committed: the messages are delivered;
+//   - TIMEOUT, UNAVAILABLE (or another error): the end was not confirmed;
+//     check-back decides. The local transaction ran: do not simply repeat
+//     the call, follow transaction_id up (txmqctl tx show <id>).
+// Once the half was sent, transaction_id is set, on error too.
 struct TransactionResult {
+  Status status{};
   std::string transaction_id{};
   std::vector<std::string> message_ids{};
-  // What the local transaction decided (an exception counts as kRollback).
-  TxState local = TxState::kUnknown;
-  // What the broker recorded: kCommit or kRollback; kUnknown when the
-  // decision is left to check-back (local said kUnknown, or the end could
-  // not be delivered: then `end_status` says why).
+  // What the local transaction decided (an exception counts as kRollback);
+  // empty when it did not run.
+  std::optional<TxState> local{};
+  // What the broker recorded: kCommit or kRollback; kUnknown when it is left
+  // to check-back or was not confirmed.
   TxState outcome = TxState::kUnknown;
-  Status end_status{};
+
+  bool ok() const { return status.ok(); }
 };
 
 class LocalStore;
@@ -120,21 +144,21 @@ class TransactionProducer {
   void Shutdown();
 
   // One message, or several (to one or more topics) committed or rolled
-  // back together. Fails without running `local` when the half messages
-  // cannot be stored.
-  Result<TransactionResult> SendInTransaction(Message message,
-                                              const std::function<TxState(const Message&)>& local);
-  Result<TransactionResult> SendInTransaction(
+  // back together. Does not run `local` when the half messages cannot be
+  // stored. See TransactionResult for what to check.
+  TransactionResult SendInTransaction(Message message,
+                                      const std::function<TxState(const Message&)>& local);
+  TransactionResult SendInTransaction(
       std::vector<Message> messages,
       const std::function<TxState(const std::vector<Message>&)>& local);
 
   // Store-backed producers: `local` writes into the LocalTxn, which the
   // library commits together with the transaction record when `local`
-  // returns kCommit. Returns ABORTED when a check had already rolled the
+  // returns kCommit. ABORTED when a check had already rolled the
   // transaction back (nothing was committed locally).
-  Result<TransactionResult> SendInTransaction(
+  TransactionResult SendInTransaction(
       Message message, const std::function<TxState(LocalTxn&, const Message&)>& local);
-  Result<TransactionResult> SendInTransaction(
+  TransactionResult SendInTransaction(
       std::vector<Message> messages,
       const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local);
 
