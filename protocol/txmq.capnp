@@ -69,8 +69,9 @@ struct Hello {
 struct HelloOk {
   brokerName @0 :Text;
   brokerVersion @1 :Text;
-  maxMessageBytes @2 :UInt32;
+  maxMessageBytes @2 :UInt32;   # counted bytes of one request's messages together
   clientTimeoutMs @3 :UInt32;   # the broker forgets a client silent this long
+  maxFrameBytes @4 :UInt32;     # a bigger request frame drops the connection (0: unknown)
 }
 
 struct HeartbeatOk {

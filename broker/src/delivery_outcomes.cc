@@ -7,6 +7,7 @@
 #include "protocol/src/message_codec.h"
 #include "storage/src/records.h"
 #include "txmq/names.h"
+#include "txmq/properties.h"
 
 namespace txmq::broker {
 
@@ -204,12 +205,13 @@ void Delivery::DeadLetter(GroupState& g, const storage::Location& source, const 
                     count_s = std::to_string(delivery_count);
   // A message resent from the dead-letter queue before carries the last
   // round's notes; this round's replace them.
-  std::erase_if(m.properties, [](const auto& p) { return p.first.starts_with("txmq.dlq."); });
-  m.properties.emplace_back("txmq.dlq.group", g.name);
-  m.properties.emplace_back("txmq.dlq.topic", topic);
-  m.properties.emplace_back("txmq.dlq.queue", queue_s);
-  m.properties.emplace_back("txmq.dlq.offset", offset_s);
-  m.properties.emplace_back("txmq.dlq.deliveries", count_s);
+  std::erase_if(m.properties,
+                [](const auto& p) { return p.first.starts_with(property::kDeadLetterPrefix); });
+  m.properties.emplace_back(property::kDeadLetterGroup, g.name);
+  m.properties.emplace_back(property::kDeadLetterTopic, topic);
+  m.properties.emplace_back(property::kDeadLetterQueue, queue_s);
+  m.properties.emplace_back(property::kDeadLetterOffset, offset_s);
+  m.properties.emplace_back(property::kDeadLetterDeliveries, count_s);
   m.topic = dlq;
   m.stored_ms = core_.NowMs();
   topics_.Append(**t, 0, m);

@@ -8,6 +8,7 @@
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "txmq/names.h"
+#include "txmq/properties.h"
 
 namespace txmq::broker {
 
@@ -28,10 +29,10 @@ uint64_t Number(const std::string& s) { return s.empty() ? 0 : std::stoull(s); }
 void FillLetter(uint64_t offset, const storage::MessageView& m, wire::DeadLetter::Builder out) {
   CopyText(m.id, [&](unsigned n) { return out.initId(n); });
   out.setOffset(offset);
-  out.setOriginTopic(Property(m, "txmq.dlq.topic"));
-  out.setOriginQueue(static_cast<uint32_t>(Number(Property(m, "txmq.dlq.queue"))));
-  out.setOriginOffset(Number(Property(m, "txmq.dlq.offset")));
-  out.setDeliveries(static_cast<uint32_t>(Number(Property(m, "txmq.dlq.deliveries"))));
+  out.setOriginTopic(Property(m, property::kDeadLetterTopic));
+  out.setOriginQueue(static_cast<uint32_t>(Number(Property(m, property::kDeadLetterQueue))));
+  out.setOriginOffset(Number(Property(m, property::kDeadLetterOffset)));
+  out.setDeliveries(static_cast<uint32_t>(Number(Property(m, property::kDeadLetterDeliveries))));
   out.setStoredMs(m.stored_ms);
   CopyText(m.key, [&](unsigned n) { return out.initKey(n); });
   out.setBodyBytes(static_cast<uint32_t>(m.body.size()));
@@ -136,10 +137,12 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
     storage::MessageView m = letter.m;
     resent.emplace_back(m.id);
     if (dry_run) continue;
-    storage::Location as_known{Property(m, "txmq.dlq.topic"),
-                               static_cast<uint32_t>(Number(Property(m, "txmq.dlq.queue"))),
-                               Number(Property(m, "txmq.dlq.offset"))};
-    std::erase_if(m.properties, [](const auto& p) { return p.first.starts_with("txmq.dlq."); });
+    storage::Location as_known{
+        Property(m, property::kDeadLetterTopic),
+        static_cast<uint32_t>(Number(Property(m, property::kDeadLetterQueue))),
+        Number(Property(m, property::kDeadLetterOffset))};
+    std::erase_if(m.properties,
+                  [](const auto& p) { return p.first.starts_with(property::kDeadLetterPrefix); });
     auto copies = topics_.GetOrCreate(retry_topic, true, 1);
     if (!copies.ok()) return core_.ReplyError(ctx, copies.status());
     m.topic = retry_topic;

@@ -7,6 +7,7 @@
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "txmq/names.h"
+#include "txmq/properties.h"
 
 namespace txmq::broker {
 
@@ -136,8 +137,9 @@ void InspectService::FillDeliveryState(GroupState& g, const std::string& topic, 
   bool dead = false;
   ForEachDeadLetter(core_, topics_.Find(DeadLetterTopic(g.name)), 0,
                     [&](uint64_t, const storage::MessageView& m) {
-                      dead = m.id == message_id && PropertyOf(m, "txmq.dlq.topic") == topic &&
-                             PropertyOf(m, "txmq.dlq.offset") == std::to_string(offset);
+                      dead = m.id == message_id &&
+                             PropertyOf(m, property::kDeadLetterTopic) == topic &&
+                             PropertyOf(m, property::kDeadLetterOffset) == std::to_string(offset);
                       return !dead;
                     });
   out.setState(dead ? "dead-lettered" : "consumed");

@@ -4,6 +4,7 @@
 
 #include "protocol/src/util.h"
 #include "txmq/names.h"
+#include "txmq/properties.h"
 
 namespace txmq::broker {
 namespace {
@@ -32,7 +33,7 @@ Status CheckMessageId(std::string_view id) {
 }
 
 Status CheckMessage(wire::Message::Reader in, const BrokerOptions& options, bool allow_system_topic,
-                    storage::MessageView* out) {
+                    storage::MessageView* out, size_t* counted_bytes) {
   out->id = View(in.getId());
   out->topic = View(in.getTopic());
   out->key = View(in.getKey());
@@ -49,12 +50,16 @@ Status CheckMessage(wire::Message::Reader in, const BrokerOptions& options, bool
                                    " bytes is above the limit of " + std::to_string(kMaxKeyBytes));
   }
   auto props = in.getProperties();
-  if (props.size() > kMaxProperties) {
+  if (props.size() > kMaxProperties + wire::kMaxReservedProperties) {
     return Status::InvalidArgument("message has " + std::to_string(props.size()) +
                                    " properties; at most " + std::to_string(kMaxProperties) +
-                                   " are allowed");
+                                   " (plus " + std::to_string(wire::kMaxReservedProperties) +
+                                   " reserved 'txmq.' ones) are allowed");
   }
+  // Reserved properties ("txmq.") are the libraries' and do not count
+  // against max_message_bytes; they have their own, smaller bounds.
   size_t payload = out->body.size() + out->key.size();
+  size_t user_properties = 0, reserved_properties = 0, reserved_bytes = 0;
   out->properties.clear();
   out->properties.reserve(props.size());
   for (auto p : props) {
@@ -63,18 +68,43 @@ Status CheckMessage(wire::Message::Reader in, const BrokerOptions& options, bool
       return Status::InvalidArgument("property name '" + std::string(k.substr(0, 64)) +
                                      "' must be 1-256 printable ASCII characters");
     }
-    if (!allow_system_topic && k.starts_with("txmq.")) {
-      return Status::InvalidArgument("property name '" + std::string(k) +
-                                     "' starts with 'txmq.', which is reserved for the broker");
+    if (property::IsReserved(k)) {
+      if (!allow_system_topic && !property::IsClientStamped(k)) {
+        return Status::InvalidArgument(
+            "property name '" + std::string(k) + "' is reserved for txmq (it starts with '" +
+            std::string(property::kReservedPrefix) + "') and is not one a client may send");
+      }
+      if (k == property::kCompensateTo) {
+        if (Status s = ValidateSendTopic(v); !s.ok()) {
+          return Status::InvalidArgument("property " + std::string(k) + ": " + s.message());
+        }
+      }
+      ++reserved_properties;
+      reserved_bytes += k.size() + v.size();
+    } else {
+      ++user_properties;
+      payload += k.size() + v.size();
     }
-    payload += k.size() + v.size();
     out->properties.emplace_back(k, v);
+  }
+  if (user_properties > kMaxProperties || reserved_properties > wire::kMaxReservedProperties) {
+    return Status::InvalidArgument("message has " + std::to_string(user_properties) +
+                                   " properties and " + std::to_string(reserved_properties) +
+                                   " reserved ones; at most " + std::to_string(kMaxProperties) +
+                                   " and " + std::to_string(wire::kMaxReservedProperties));
+  }
+  if (reserved_bytes > property::kMaxReservedBytes && !allow_system_topic) {
+    return Status::TooLarge("the message's reserved ('txmq.') properties take " +
+                            std::to_string(reserved_bytes) + " bytes; at most " +
+                            std::to_string(property::kMaxReservedBytes) + " are allowed");
   }
   if (payload > options.max_message_bytes) {
     return Status::TooLarge("message of " + std::to_string(payload) +
-                            " bytes (body + key + properties) is above the broker's limit of " +
+                            " bytes (body + key + properties not starting with 'txmq.') is above "
+                            "the broker's limit of " +
                             std::to_string(options.max_message_bytes) + " bytes");
   }
+  if (counted_bytes != nullptr) *counted_bytes = payload;
   const int64_t delay = in.getDelayMs();
   if (delay < 0 || delay > options.max_delay.count()) {
     return Status::InvalidArgument("delay of " + std::to_string(delay) +

@@ -72,8 +72,10 @@ Status Server::Init() {
   try {
     router_->set(zmq::sockopt::router_mandatory, 1);
     router_->set(zmq::sockopt::router_handover, 1);
-    router_->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options_.max_message_bytes) +
-                                               static_cast<int64_t>(wire::kEnvelopeOverheadBytes));
+    // Room for any request that obeys the size rule; a bigger frame drops
+    // only the connection that sent it.
+    router_->set(zmq::sockopt::maxmsgsize,
+                 static_cast<int64_t>(wire::MaxFrameBytes(options_.max_message_bytes)));
     router_->set(zmq::sockopt::sndhwm, kHighWaterMark);
     router_->set(zmq::sockopt::rcvhwm, kHighWaterMark);
     router_->set(zmq::sockopt::heartbeat_ivl, 1000);
@@ -168,8 +170,8 @@ void Server::ReadRequests(int budget) {
       }
       clients_.Touch(routing_id, now);
       auto frame = wire::DecodeFrame(
-          std::move(payload), wire::DecodeLimits{.max_frame_bytes = options_.max_message_bytes +
-                                                                    wire::kEnvelopeOverheadBytes});
+          std::move(payload),
+          wire::DecodeLimits{.max_frame_bytes = wire::MaxFrameBytes(options_.max_message_bytes)});
       if (!frame.ok()) {
         CountBadFrame(routing_id, 0, frame.status());
         continue;
@@ -292,6 +294,7 @@ void Server::HandleHello(const RequestContext& ctx, wire::Hello::Reader hello) {
   ok.setBrokerName(options_.name);
   ok.setBrokerVersion(kVersion);
   ok.setMaxMessageBytes(options_.max_message_bytes);
+  ok.setMaxFrameBytes(static_cast<uint32_t>(wire::MaxFrameBytes(options_.max_message_bytes)));
   ok.setClientTimeoutMs(static_cast<uint32_t>(options_.client_timeout.count()));
   core_.Reply(ctx, reply);
 }

@@ -15,7 +15,7 @@ using storage::TxStateCode;
 
 namespace {
 
-constexpr size_t kMaxTxMessages = 64;
+constexpr size_t kMaxTxMessages = wire::kMaxMessagesPerRequest;
 
 wire::TxState ToWire(TxStateCode s) {
   switch (s) {
@@ -118,7 +118,9 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
   std::set<std::string_view> ids;
   size_t total = 0;
   for (unsigned i = 0; i < messages.size(); ++i) {
-    if (Status s = CheckMessage(messages[i], core_.options(), false, &views[i]); !s.ok()) {
+    size_t counted = 0;
+    if (Status s = CheckMessage(messages[i], core_.options(), false, &views[i], &counted);
+        !s.ok()) {
       return core_.ReplyError(
           ctx, Status(s.code(), "message " + std::to_string(i) + ": " + s.message()));
     }
@@ -127,7 +129,7 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
                               Status::InvalidArgument("message id '" + std::string(views[i].id) +
                                                       "' appears twice in the transaction"));
     }
-    total += views[i].body.size() + views[i].key.size();
+    total += counted;  // the size rule of a send, for all messages together
     if (!core_.options().auto_create_topics && topics_.Find(views[i].topic) == nullptr) {
       return core_.ReplyError(ctx, Status::NotFound("topic '" + std::string(views[i].topic) +
                                                     "' does not exist and the broker does not "
@@ -137,8 +139,9 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
   if (total > core_.options().max_message_bytes) {
     return core_.ReplyError(
         ctx, Status::TooLarge("the transaction's messages take " + std::to_string(total) +
-                              " bytes together; the limit is " +
-                              std::to_string(core_.options().max_message_bytes)));
+                              " bytes together (body + key + properties not starting with "
+                              "'txmq.'); the broker's limit for one request is " +
+                              std::to_string(core_.options().max_message_bytes) + " bytes"));
   }
 
   const int64_t now = core_.NowMs();

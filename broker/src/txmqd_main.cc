@@ -100,7 +100,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-auto-create-topics", no_auto_create,
                "Refuse sends to unknown topics (create them with txmqctl topic create)");
   app.add_option("--max-message-bytes", o.max_message_bytes,
-                 "Largest message (body + key + properties)")
+                 "Largest request: body + key + properties not starting with 'txmq.', "
+                 "summed over a transaction's messages")
       ->check(CLI::Range(1024, 64 * 1024 * 1024))
       ->capture_default_str();
   app.add_option("--name", o.name, "Broker name shown in logs and status")->capture_default_str();

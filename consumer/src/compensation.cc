@@ -3,6 +3,7 @@
 #include "consumer/src/inbox_records.h"
 #include "producer/src/origin_fence.h"
 #include "protocol/src/log.h"
+#include "txmq/properties.h"
 
 namespace txmq {
 
@@ -17,21 +18,23 @@ std::string DedupKey(const Received& m) {
 }  // namespace
 
 Result<Compensation> CompensationFromMessage(const Received& m) {
+  // Find also reads the "txmq-..." names of compensations sent by txmq 0.1.
   auto get = [&](const char* name) -> std::string {
-    auto it = m.properties.find(name);
-    return it == m.properties.end() ? std::string() : it->second;
+    const std::string* value = property::Find(m.properties, name);
+    return value == nullptr ? std::string() : *value;
   };
   Compensation c;
-  c.original_id = get("txmq-original-id");
+  c.original_id = get(property::kOriginalId);
   if (c.original_id.empty()) {
-    return Status::InvalidArgument("message " + m.id +
-                                   " is not a compensation (no txmq-original-id)");
+    return Status::InvalidArgument("message " + m.id + " is not a compensation (no " +
+                                   property::kOriginalId + ")");
   }
-  c.original_topic = get("txmq-original-topic");
-  c.transaction_id = get("txmq-tx");
+  c.original_topic = get(property::kOriginalTopic);
+  c.transaction_id = get(property::kTransactionId);
   c.key = m.key;
-  c.consumer_group = get("txmq-consumer-group");
-  c.reason = get("txmq-reason");
+  c.consumer_group = get(property::kConsumerGroup);
+  // The body carries the reason whole; the property only its start.
+  c.reason = m.body.empty() ? get(property::kReason) : m.body;
   return c;
 }
 

@@ -3,9 +3,11 @@
 #include <optional>
 
 #include "consumer/src/inbox_records.h"
+#include "producer/src/library_send.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "txmq/compensation.h"
+#include "txmq/properties.h"
 
 namespace txmq {
 
@@ -59,27 +61,28 @@ Run Committed(LocalTxn& txn) { return {std::nullopt, txn.Commit()}; }
 // The compensation for `m`, which failed in `group` for `reason`.
 Result<Message> MakeCompensation(const Received& m, const std::string& group,
                                  const std::string& reason) {
+  // Messages stored by txmq 0.1 spell these "txmq-...": Find reads both.
   std::string topic;
-  if (auto to = m.properties.find("txmq-compensate-to"); to != m.properties.end()) {
-    topic = to->second;
-  } else if (auto from = m.properties.find("txmq-producer-group"); from != m.properties.end()) {
-    topic = CompensationTopic(from->second);
+  if (const std::string* to = property::Find(m.properties, property::kCompensateTo)) {
+    topic = *to;
+  } else if (const std::string* from = property::Find(m.properties, property::kProducerGroup)) {
+    topic = CompensationTopic(*from);
   } else {
-    return Status::FailedPrecondition(
-        "message " + m.id +
-        " names no producer group (property txmq-producer-group) and no "
-        "compensation topic (txmq-compensate-to): the compensation cannot be addressed");
+    return Status::FailedPrecondition("message " + m.id + " names no producer group (property " +
+                                      property::kProducerGroup + ") and no compensation topic (" +
+                                      property::kCompensateTo +
+                                      "): the compensation cannot be addressed");
   }
   Message c;
   c.topic = topic;
   c.key = m.key;
   c.body = reason;
-  c.properties = {{"txmq-original-id", m.id},
-                  {"txmq-original-topic", m.topic},
-                  {"txmq-consumer-group", group},
-                  {"txmq-reason", reason}};
-  if (auto tx = m.properties.find("txmq-tx"); tx != m.properties.end()) {
-    c.properties["txmq-tx"] = tx->second;
+  c.properties = {{property::kOriginalId, m.id},
+                  {property::kOriginalTopic, m.topic},
+                  {property::kConsumerGroup, group},
+                  {property::kReason, reason.substr(0, property::kMaxReasonBytes)}};
+  if (const std::string* tx = property::Find(m.properties, property::kTransactionId)) {
+    c.properties[property::kTransactionId] = *tx;
   }
   return c;
 }
@@ -105,7 +108,8 @@ Run Compensated(LocalStore& store, const InboxOptions& options, LocalTxn& txn, c
   LocalTxn failed = store.Begin();
   failed.impl().AdoptReads(txn.impl());
   inbox::Write(failed, options.group, key, InboxState::kCompensated, reason);
-  if (Status s = options.outbox->Add(failed, std::move(compensation.value())); !s.ok()) {
+  if (Status s = producer::AddStamped(*options.outbox, failed, std::move(compensation.value()));
+      !s.ok()) {
     Logger("inbox")->error("compensation for {} not added: {}; will retry", m.id, s.ToString());
     return Decided(ConsumeResult::RetryLater());
   }

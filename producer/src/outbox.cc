@@ -4,10 +4,12 @@
 
 #include <algorithm>
 
+#include "producer/src/library_send.h"
 #include "producer/src/outbox_impl.h"
 #include "protocol/src/util.h"
 #include "storage/src/local_store_impl.h"
 #include "txmq/names.h"
+#include "txmq/properties.h"
 
 namespace txmq {
 
@@ -108,7 +110,7 @@ Status Outbox::Impl::Add(LocalTxn& txn, Message message) {
   if (Status s = ValidateSendTopic(message.topic); !s.ok()) return s;
   if (message.id.empty()) message.id = NewUuidV7();
   // Who sent it, so a consumer can address a compensation back.
-  message.properties["txmq-producer-group"] = options_.producer.group;
+  message.properties[property::kProducerGroup] = options_.producer.group;
   // The store's memory that it committed this message, checked (and
   // fenced) by compensations: a commit after a fence must fail.
   outbox::PutRecord(txn, message.id, outbox::kCommitted, "");
@@ -235,7 +237,14 @@ Outbox::Outbox(LocalStore& store, OutboxOptions options)
 Outbox::~Outbox() = default;
 Status Outbox::Start() { return impl_->Start(); }
 void Outbox::Shutdown() { impl_->Shutdown(); }
-Status Outbox::Add(LocalTxn& txn, Message message) { return impl_->Add(txn, std::move(message)); }
+Status Outbox::Add(LocalTxn& txn, Message message) {
+  if (Status s = property::CheckUserProperties(message.properties); !s.ok()) return s;
+  return impl_->Add(txn, std::move(message));
+}
+
+Status producer::AddStamped(Outbox& outbox, LocalTxn& txn, Message message) {
+  return outbox.impl().Add(txn, std::move(message));
+}
 Status Outbox::Flush(std::chrono::milliseconds timeout) { return impl_->Flush(timeout); }
 Status Outbox::Requeue(const std::string& id) { return impl_->Requeue(id); }
 Status Outbox::Delete(const std::string& id) { return impl_->Delete(id); }

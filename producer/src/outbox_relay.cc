@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "producer/src/library_send.h"
 #include "producer/src/outbox_impl.h"
 #include "protocol/src/util.h"
 #include "storage/src/local_store_impl.h"
@@ -56,7 +57,7 @@ int64_t Outbox::Impl::SendDue(std::unique_lock<std::mutex>& lock) {
   if (to_send.empty()) return next_due;
   lock.unlock();  // a send may complete inline, and completions take mu_
   for (auto& [seq, message] : to_send) {
-    producer_->SendAsync(std::move(message), [this, seq = seq](Result<SendResult> r) {
+    producer::SendStamped(*producer_, std::move(message), [this, seq = seq](Result<SendResult> r) {
       {
         std::lock_guard<std::mutex> guard(mu_);
         outcomes_.push_back({seq, r.status()});

@@ -4,9 +4,11 @@
 #include <mutex>
 
 #include "producer/src/call_gate.h"
+#include "producer/src/library_send.h"
 #include "producer/src/send_path.h"
 #include "protocol/src/connection.h"
 #include "txmq/names.h"
+#include "txmq/properties.h"
 #include "txmq/version.h"
 
 namespace txmq {
@@ -58,9 +60,15 @@ class Producer::Impl {
     connection_.reset();  // sends in flight complete now, with UNAVAILABLE
   }
 
-  void SendAsync(Message message, SendCallback callback) {
+  // `stamped`: the library set the message's reserved properties.
+  void SendAsync(Message message, SendCallback callback, bool stamped) {
     producer::CallGate::Pass pass(gate_);
     if (!pass) return callback(NotRunning());
+    if (!stamped) {
+      if (Status s = property::CheckUserProperties(message.properties); !s.ok()) {
+        return callback(s);
+      }
+    }
     if (Status s = producer::PrepareMessage(message, *connection_); !s.ok()) return callback(s);
     const std::string id = message.id;
     producer::SendWithRetries(
@@ -113,7 +121,11 @@ void Producer::Shutdown() { impl_->Shutdown(); }
 const std::string& Producer::client_id() const { return impl_->client_id(); }
 
 void Producer::SendAsync(Message message, SendCallback callback) {
-  impl_->SendAsync(std::move(message), std::move(callback));
+  impl_->SendAsync(std::move(message), std::move(callback), /*stamped=*/false);
+}
+
+void producer::SendStamped(Producer& producer, Message message, SendCallback callback) {
+  producer.impl().SendAsync(std::move(message), std::move(callback), /*stamped=*/true);
 }
 
 std::future<Result<SendResult>> Producer::SendAsync(Message message) {

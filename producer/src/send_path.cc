@@ -5,24 +5,69 @@
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "txmq/names.h"
+#include "txmq/properties.h"
 
 namespace txmq::producer {
+
+namespace {
+
+// The broker's limit for one request's counted bytes.
+size_t MessageLimit(const net::Connection& connection) {
+  const uint32_t announced = connection.broker_max_message_bytes();
+  return announced != 0 ? announced : wire::kDefaultMaxMessageBytes;
+}
+
+}  // namespace
 
 Status PrepareMessage(Message& message, const net::Connection& connection) {
   Status name = ValidateSendTopic(message.topic);
   if (!name.ok()) return name;
   if (message.id.empty()) message.id = NewUuidV7();
-  uint32_t limit = connection.broker_max_message_bytes();
-  if (limit == 0) limit = static_cast<uint32_t>(wire::kDefaultMaxMessageBytes);
-  const size_t size = wire::MessagePayloadBytes(message);
+  const size_t limit = MessageLimit(connection);
+  const size_t size = property::CountedBytes(message);
   if (size > limit) {
     return Status::TooLarge("message of " + std::to_string(size) +
-                            " bytes (body + key + properties) is above the broker's limit of " +
+                            " bytes (body + key + properties not starting with 'txmq.') is above "
+                            "the broker's limit of " +
                             std::to_string(limit) + " bytes");
+  }
+  size_t reserved = 0;
+  for (const auto& [k, v] : message.properties) {
+    if (property::IsReserved(k)) reserved += k.size() + v.size();
+  }
+  if (reserved > property::kMaxReservedBytes) {
+    return Status::TooLarge("the message's reserved ('txmq.') properties take " +
+                            std::to_string(reserved) + " bytes; at most " +
+                            std::to_string(property::kMaxReservedBytes) + " are allowed");
+  }
+  if (const std::string* to = property::Find(message.properties, property::kCompensateTo)) {
+    if (Status s = ValidateSendTopic(*to); !s.ok()) {
+      return Status::InvalidArgument(std::string("property ") + property::kCompensateTo + ": " +
+                                     s.message());
+    }
   }
   if (message.delay.count() < 0) {
     return Status::InvalidArgument("delay of " + std::to_string(message.delay.count()) +
                                    " ms is negative");
+  }
+  return Status::OK();
+}
+
+Status CheckTotalSize(const std::vector<Message>& messages, const net::Connection& connection) {
+  if (messages.size() > wire::kMaxMessagesPerRequest) {
+    return Status::InvalidArgument("a transaction carries 1-" +
+                                   std::to_string(wire::kMaxMessagesPerRequest) +
+                                   " messages (got " + std::to_string(messages.size()) + ")");
+  }
+  size_t total = 0;
+  for (const Message& m : messages) total += property::CountedBytes(m);
+  const size_t limit = MessageLimit(connection);
+  if (total > limit) {
+    return Status::TooLarge("the transaction's " + std::to_string(messages.size()) +
+                            " messages take " + std::to_string(total) +
+                            " bytes together (body + key + properties not starting with "
+                            "'txmq.'); the broker's limit for one request is " +
+                            std::to_string(limit) + " bytes");
   }
   return Status::OK();
 }

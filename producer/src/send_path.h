@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "protocol/src/connection.h"
 #include "txmq/message.h"
@@ -13,8 +14,14 @@
 namespace txmq::producer {
 
 // Fills in a missing id; refuses what the broker would refuse anyway
-// (name, size) without a round trip.
+// (name, size, compensation address) without a round trip. Reserved
+// properties are not checked here: the library stamps them before; the
+// public entry points check what the user set (property::CheckUserProperties).
 Status PrepareMessage(Message& message, const net::Connection& connection);
+
+// The size rule for a transaction: its messages' counted bytes together
+// within the broker's limit, and at most wire::kMaxMessagesPerRequest.
+Status CheckTotalSize(const std::vector<Message>& messages, const net::Connection& connection);
 
 // Sends the request `fill` builds; on TIMEOUT or UNAVAILABLE builds and
 // sends it again, up to `retries` more times. Only for requests the broker

@@ -11,6 +11,7 @@
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "storage/src/local_store_impl.h"
+#include "txmq/properties.h"
 
 namespace txmq {
 
@@ -83,10 +84,11 @@ TransactionResult TransactionProducer::Impl::Run(
     const std::function<TxState(const std::vector<Message>&, Status*)>& run_local) {
   TransactionResult result;
   for (Message& m : messages) {
-    // What a consumer needs to address a compensation back; stamped before
-    // Prepare, whose size check must count it.
-    m.properties["txmq-producer-group"] = options_.group;
-    m.properties["txmq-tx"] = tx_id;
+    if (Status s = property::CheckUserProperties(m.properties); !s.ok()) return Failed(s);
+    // What a consumer needs to address a compensation back. Reserved: they
+    // do not count against the size limit.
+    m.properties[property::kProducerGroup] = options_.group;
+    m.properties[property::kTransactionId] = tx_id;
   }
   if (Status s = client_->Prepare(messages); !s.ok()) return Failed(s);
   for (const Message& m : messages) result.message_ids.push_back(m.id);
@@ -273,6 +275,7 @@ Result<SendResult> TransactionProducer::Impl::Send(Message message) {
   producer::CallGate::Pass pass(gate_);
   if (!pass) return NotRunning();
   net::Connection& connection = client_->connection();
+  if (Status s = property::CheckUserProperties(message.properties); !s.ok()) return s;
   if (Status s = producer::PrepareMessage(message, connection); !s.ok()) return s;
   std::promise<Result<SendResult>> promise;
   auto future = promise.get_future();

@@ -84,10 +84,15 @@ void TxClient::OnCheck(wire::Frame frame) {
 
 Status TxClient::Prepare(std::vector<Message>& messages) {
   if (messages.empty()) return Status::InvalidArgument("a transaction needs at least one message");
-  for (Message& m : messages) {
-    if (Status s = PrepareMessage(m, *connection_); !s.ok()) return s;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (Status s = PrepareMessage(messages[i], *connection_); !s.ok()) {
+      return messages.size() == 1
+                 ? s
+                 : Status(s.code(), "message " + std::to_string(i) + ": " + s.message());
+    }
   }
-  return Status::OK();
+  // Checked before anything is sent: one frame carries them all.
+  return CheckTotalSize(messages, *connection_);
 }
 
 Status TxClient::SendHalf(const std::string& tx_id, const std::vector<Message>& messages) {

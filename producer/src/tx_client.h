@@ -25,7 +25,8 @@ class TxClient {
   // once, later ones too, and check answers are no longer sent. Thread-safe.
   void Close() { connection_->Close(); }
 
-  // Prepares the messages (ids, checks) in place.
+  // Prepares the messages (ids, checks) in place; TOO_LARGE when together
+  // they break the size rule (nothing is sent then).
   Status Prepare(std::vector<Message>& messages);
   // Stores the half messages; idempotent for one tx_id.
   Status SendHalf(const std::string& tx_id, const std::vector<Message>& messages);

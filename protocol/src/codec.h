@@ -20,12 +20,36 @@
 
 namespace txmq::wire {
 
-// Default largest frame: a 4 MiB message plus room for its envelope.
+// The size rule, one for every request that carries messages (a send, a
+// transaction's half): the sum over its messages of their counted bytes
+// (property::CountedBytes: body + key + non-reserved properties) is at most
+// the broker's max_message_bytes. The rest of such a request is bounded by
+// the broker's checks, with these limits:
 inline constexpr size_t kDefaultMaxMessageBytes = 4 * 1024 * 1024;
+inline constexpr size_t kMaxMessagesPerRequest = 64;
+inline constexpr size_t kMaxMessageIdBytes = 128;
+inline constexpr size_t kMaxKeyBytes = 4096;
+inline constexpr size_t kMaxUserProperties = 128;
+inline constexpr size_t kMaxReservedProperties = 16;
+inline constexpr size_t kMaxPropertyNameBytes = 256;
+// What one message may add to a frame beyond its counted bytes: id and
+// topic, fixed fields, list and text framing of up to 144 properties
+// (about 32 bytes each), and up to property::kMaxReservedBytes of reserved
+// properties. A unit test builds the worst case and checks it fits.
+inline constexpr size_t kMessageFramingBytes = 16 * 1024;
+// The envelope around the messages (request id, transaction id, group).
 inline constexpr size_t kEnvelopeOverheadBytes = 64 * 1024;
 
+// The largest frame a request that obeys the size rule can take. The
+// broker's socket drops a connection that sends a bigger frame (ZeroMQ's
+// ZMQ_MAXMSGSIZE), so the broker announces this in its hello reply and the
+// client refuses a bigger request without sending it.
+constexpr size_t MaxFrameBytes(size_t max_message_bytes) {
+  return max_message_bytes + kMaxMessagesPerRequest * kMessageFramingBytes + kEnvelopeOverheadBytes;
+}
+
 struct DecodeLimits {
-  size_t max_frame_bytes = kDefaultMaxMessageBytes + kEnvelopeOverheadBytes;
+  size_t max_frame_bytes = MaxFrameBytes(kDefaultMaxMessageBytes);
   int nesting_limit = 16;
 };
 

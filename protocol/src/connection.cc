@@ -130,6 +130,16 @@ class Connection::Impl {
     Outgoing out;
     out.request_id = request.request_id();
     out.bytes = request.Encode();
+    // The broker's socket drops the whole connection on a bigger frame, and
+    // with it every other call in flight: refuse this one alone.
+    if (const size_t limit = FrameLimit(); out.bytes.size() > limit) {
+      if (done) {
+        done(Status::TooLarge("request of " + std::to_string(out.bytes.size()) +
+                              " bytes is above the broker's frame limit of " +
+                              std::to_string(limit) + " bytes; nothing was sent"));
+      }
+      return;
+    }
     out.done = std::move(done);
     out.deadline = SteadyClock::now() + timeout;
     out.expects_reply = true;
@@ -179,6 +189,18 @@ class Connection::Impl {
   SteadyTime last_heard() const { return SteadyTime(SteadyClock::duration(last_heard_ns_.load())); }
   uint32_t broker_max_message_bytes() const { return broker_max_message_bytes_.load(); }
 
+  // The broker's frame limit: as announced; derived from its message limit
+  // for a broker that does not announce one; the default's before hello.
+  size_t FrameLimit() const {
+    if (const uint32_t announced = broker_max_frame_bytes_.load(); announced != 0) {
+      return announced;
+    }
+    if (const uint32_t message = broker_max_message_bytes_.load(); message != 0) {
+      return size_t{message} + wire::kEnvelopeOverheadBytes;  // its socket's limit
+    }
+    return wire::MaxFrameBytes(wire::kDefaultMaxMessageBytes);
+  }
+
  private:
   void QueueHello() {
     auto request = NewRequest();
@@ -205,6 +227,7 @@ class Connection::Impl {
       }
       auto ok = reply->envelope().getHelloOk();
       broker_max_message_bytes_ = ok.getMaxMessageBytes();
+      broker_max_frame_bytes_ = ok.getMaxFrameBytes();
       broker_client_timeout_ms_ = ok.getClientTimeoutMs();
     };
     // Hello is always first in line, also after a broker restart.
@@ -444,6 +467,7 @@ class Connection::Impl {
   EventFd wake_;
   std::atomic<uint64_t> next_request_id_{1};
   std::atomic<uint32_t> broker_max_message_bytes_{0};
+  std::atomic<uint32_t> broker_max_frame_bytes_{0};
   std::atomic<uint32_t> broker_client_timeout_ms_{0};  // from the broker's hello reply
   std::atomic<bool> closed_{false};
   std::atomic<int64_t> last_heard_ns_{0};
@@ -505,5 +529,6 @@ void Connection::Close(std::chrono::milliseconds timeout) { impl_->Close(timeout
 const std::string& Connection::client_id() const { return impl_->options().client_id; }
 const std::string& Connection::broker() const { return impl_->options().broker; }
 uint32_t Connection::broker_max_message_bytes() const { return impl_->broker_max_message_bytes(); }
+size_t Connection::broker_max_frame_bytes() const { return impl_->FrameLimit(); }
 
 }  // namespace txmq::net

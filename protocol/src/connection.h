@@ -67,7 +67,10 @@ class Connection {
 
   // A request with a fresh request id. Thread-safe.
   wire::OutFrame NewRequest();
-  // Sends `request`; `done` runs exactly once on the I/O thread. Thread-safe.
+  // Sends `request`; `done` runs exactly once, on the I/O thread, or at
+  // once on the caller's thread when the request is refused without being
+  // sent (TOO_LARGE above the broker's frame limit, UNAVAILABLE once
+  // closed). Thread-safe.
   void Call(wire::OutFrame request, std::chrono::milliseconds timeout, ReplyFn done);
   // Call and wait. Thread-safe; never call it from a completion.
   Result<wire::Frame> CallSync(wire::OutFrame request, std::chrono::milliseconds timeout);
@@ -90,6 +93,9 @@ class Connection {
   const std::string& broker() const;
   // Max message bytes the broker announced in its hello reply (0 = not yet).
   uint32_t broker_max_message_bytes() const;
+  // Largest request frame the broker takes (announced, or derived; see
+  // wire::MaxFrameBytes).
+  size_t broker_max_frame_bytes() const;
 
   class Impl;
 

@@ -51,10 +51,4 @@ SendResult SendResultFromWire(wire::SendOk::Reader in) {
   return r;
 }
 
-size_t MessagePayloadBytes(const ::txmq::Message& message) {
-  size_t n = message.body.size() + message.key.size();
-  for (const auto& [k, v] : message.properties) n += k.size() + v.size();
-  return n;
-}
-
 }  // namespace txmq::wire

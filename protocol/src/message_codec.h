@@ -21,8 +21,4 @@ void MessageToWire(const ::txmq::Message& message, int64_t born_ms, wire::Messag
 Received DeliveredFromWire(wire::Delivered::Reader in);
 SendResult SendResultFromWire(wire::SendOk::Reader in);
 
-// Bytes a message takes against the broker's max message size: body, key
-// and properties (what the producer controls).
-size_t MessagePayloadBytes(const ::txmq::Message& message);
-
 }  // namespace txmq::wire

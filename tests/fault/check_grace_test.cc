@@ -63,9 +63,9 @@ TEST_P(ChecksAfterRestart, TheReconnectingProducerDecidesAndNoCheckIsWasted) {
   for (int i = 0; i < kTransactions; ++i) {
     auto r = p.SendInTransaction({.topic = "orders", .body = std::to_string(i)},
                                  [](const Message&) { return TxState::kUnknown; });
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    body_of[r->transaction_id] = i;
-    if (i % 2 == 0) even_messages.insert(r->message_ids[0]);
+    ASSERT_TRUE(r.ok()) << r.status.ToString();
+    body_of[r.transaction_id] = i;
+    if (i % 2 == 0) even_messages.insert(r.message_ids[0]);
   }
   {
     AdminClient admin(broker.endpoint());

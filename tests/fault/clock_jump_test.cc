@@ -193,7 +193,7 @@ TEST_F(ClockJump, BackwardKeepsRedeliveriesAndChecksOnTime) {
   ASSERT_TRUE(tp.Start().ok());
   auto tx = tp.SendInTransaction({.topic = "paid", .body = "order"},
                                  [](const Message&) { return TxState::kUnknown; });
-  ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+  ASSERT_TRUE(tx.ok()) << tx.status.ToString();
 
   const auto stepped = SteadyClock::now();
   StepWallClock(*broker, "-1d", -kDayMs);
@@ -203,7 +203,7 @@ TEST_F(ClockJump, BackwardKeepsRedeliveriesAndChecksOnTime) {
   EXPECT_TRUE(WaitFor([&] { return checks >= 1; }, 15s))
       << "the check waits for the wall clock to catch up a day";
   EXPECT_TRUE(WaitFor([&] {
-    auto info = admin.Show(tx->transaction_id);
+    auto info = admin.Show(tx.transaction_id);
     return info.ok() && info->state == wire::TxState::COMMITTED;
   }));
   EXPECT_LT(SteadyClock::now() - stepped, 15s);

@@ -21,6 +21,7 @@
 
 #include "txmq/local_store.h"
 #include "txmq/outbox.h"
+#include "txmq/properties.h"
 #include "txmq/transaction_producer.h"
 
 namespace {
@@ -67,7 +68,7 @@ int TxBeforeLocalCommit(const std::string& db, const std::string& broker, const 
   p.SendInTransaction({.topic = "orders", .body = "never committed"},
                       [&](txmq::LocalTxn& tx, const txmq::Message& m) {
                         tx.Put("order/2", "created");
-                        Ready(ready, m.properties.at("txmq-tx"));
+                        Ready(ready, m.properties.at(txmq::property::kTransactionId));
                         WaitToBeKilled();
                         return txmq::TxState::kCommit;
                       });

@@ -120,11 +120,11 @@ TEST(PowerLoss, CommittedTransactionsAndOpenHalvesSurviveAndRolledBackOnesStayAw
                                             : TxState::kUnknown;
       auto r = producer.SendInTransaction({.topic = "tx-power", .body = std::to_string(i)},
                                           [&](const Message&) { return decision; });
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
-      const std::string id = r->message_ids[0];
+      ASSERT_TRUE(r.ok()) << r.status.ToString();
+      const std::string id = r.message_ids[0];
       if (decision == TxState::kCommit) committed.insert(id);
       if (decision == TxState::kRollback) rolled_back.insert(id);
-      if (decision == TxState::kUnknown) open.insert(r->transaction_id);
+      if (decision == TxState::kUnknown) open.insert(r.transaction_id);
     }
     powered.PowerLoss();
   }

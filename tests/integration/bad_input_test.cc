@@ -3,15 +3,18 @@
 
 #include <cstring>
 #include <functional>
+#include <future>
 #include <random>
 #include <thread>
 
+#include "protocol/src/connection.h"
 #include "protocol/src/message_codec.h"
 #include "tests/integration/raw_client.h"
 #include "tests/testutil/admin_client.h"
 #include "tests/testutil/testutil.h"
 #include "txmq/consumer.h"
 #include "txmq/producer.h"
+#include "txmq/properties.h"
 
 namespace txmq {
 namespace {
@@ -119,6 +122,111 @@ TEST_F(BadInput, MessageAboveTheLimitButInsideTheFrameIsRefusedTooLarge) {
   ExpectServing();
 }
 
+TEST_F(BadInput, AnOversizedFrameDropsOnlyItsOwnConnection) {
+  // A library producer keeps sending, with calls in flight, while another
+  // client sends a frame above the socket's limit.
+  Producer p({.broker = broker_->endpoint(), .group = "bystander"});
+  ASSERT_TRUE(p.Start().ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0}, failed{0};
+  std::thread sender([&] {
+    while (!stop) {
+      std::vector<std::future<Result<SendResult>>> batch;
+      for (int i = 0; i < 20; ++i) batch.push_back(p.SendAsync({.topic = "calm", .body = "x"}));
+      for (auto& f : batch) {
+        auto r = f.get();
+        if (r.ok()) {
+          ++sent;
+        } else {
+          ++failed;
+          ADD_FAILURE() << r.status().ToString();
+        }
+      }
+    }
+  });
+  ASSERT_TRUE(testing::WaitFor([&] { return sent.load() >= 100; }));
+  for (int i = 0; i < 3; ++i) {
+    RawClient c(broker_->endpoint());
+    std::string huge(wire::MaxFrameBytes(options_.max_message_bytes) + 8, 'x');
+    c.SendBytes(huge.data(), huge.size());
+    EXPECT_FALSE(c.Receive(300ms).has_value()) << "ZeroMQ drops that connection, no reply";
+  }
+  const int before = sent.load();
+  ASSERT_TRUE(testing::WaitFor([&] { return sent.load() >= before + 100; }));
+  stop = true;
+  sender.join();
+  EXPECT_EQ(failed.load(), 0);
+  ExpectServing();
+}
+
+TEST_F(BadInput, TheClientRefusesAFrameAboveTheBrokersLimitWithoutSendingIt) {
+  auto connection = net::Connection::Open({.broker = broker_->endpoint()});
+  ASSERT_TRUE(connection.ok());
+  net::Connection& c = **connection;
+  ASSERT_TRUE(testing::WaitFor([&] { return c.broker_max_message_bytes() != 0; }));
+  EXPECT_EQ(c.broker_max_frame_bytes(), wire::MaxFrameBytes(options_.max_message_bytes))
+      << "announced in the hello reply";
+  wire::OutFrame big = SendRequest("orders", std::string(c.broker_max_frame_bytes(), 'x'));
+  const auto started = SteadyClock::now();
+  auto r = c.CallSync(std::move(big), 5s);
+  EXPECT_LT(SteadyClock::now() - started, 1s);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kTooLarge) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("nothing was sent"), std::string::npos);
+  wire::OutFrame status(c.NewRequest().request_id());
+  status.envelope().setStatus();
+  auto after = c.CallSync(std::move(status), 5s);
+  EXPECT_TRUE(after.ok()) << after.status().ToString();
+}
+
+TEST_F(BadInput, OneSizeRuleForASendAndATransaction) {
+  // max_message_bytes is 64 KiB here. User properties count, reserved ones
+  // do not; a transaction's messages count together.
+  RawClient c(broker_->endpoint());
+  wire::OutFrame with_props = SendRequest("orders", std::string(60 * 1024, 'x'), "m-props");
+  auto props = with_props.envelope().getSend().getMessage().initProperties(2);
+  props[0].setKey("note");
+  props[0].setValue(std::string(5000, 'n'));
+  props[1].setKey(property::kCompensateTo);
+  props[1].setValue("payment-failures");
+  Status s = c.Call(with_props);
+  EXPECT_EQ(s.code(), StatusCode::kTooLarge) << s.ToString();
+  EXPECT_NE(s.message().find(std::to_string(60 * 1024 + 4 + 5000)), std::string::npos)
+      << s.ToString();
+
+  wire::OutFrame reserved_only = SendRequest("orders", std::string(64 * 1024, 'x'), "m-res");
+  auto r = reserved_only.envelope().getSend().getMessage().initProperties(2);
+  r[0].setKey(property::kTransactionId);
+  r[0].setValue("tx-1");
+  r[1].setKey(property::kProducerGroup);
+  r[1].setValue("orders");
+  s = c.Call(reserved_only);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+
+  wire::OutFrame made_up = SendRequest("orders", "x", "m-made-up");
+  auto m = made_up.envelope().getSend().getMessage().initProperties(1);
+  m[0].setKey("txmq.made-up");
+  s = c.Call(made_up);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("reserved"), std::string::npos) << s.ToString();
+
+  wire::OutFrame half(11);
+  auto h = half.envelope().initSendHalf();
+  h.setTransactionId("tx-too-big");
+  h.setProducerGroup("orders");
+  auto list = h.initMessages(2);
+  for (unsigned i = 0; i < 2; ++i) {
+    list[i].setId("half-" + std::to_string(i));
+    list[i].setTopic("orders");
+    const std::string body(40 * 1024, 'h');
+    list[i].setBody(wire::AsData(body));
+  }
+  s = c.Call(half);
+  EXPECT_EQ(s.code(), StatusCode::kTooLarge) << s.ToString();
+  EXPECT_NE(s.message().find(std::to_string(80 * 1024)), std::string::npos) << s.ToString();
+  ExpectServing();
+}
+
 TEST_F(BadInput, InvalidNamesAndIdsAreRefusedNamingTheValue) {
   RawClient c(broker_->endpoint());
   wire::OutFrame bad_topic = SendRequest("no spaces please", "x");
@@ -136,7 +244,7 @@ TEST_F(BadInput, InvalidNamesAndIdsAreRefusedNamingTheValue) {
 
   wire::OutFrame reserved = SendRequest("orders", "x");
   auto props = reserved.envelope().getSend().getMessage().initProperties(1);
-  props[0].setKey("txmq.dlq.topic");
+  props[0].setKey(property::kDeadLetterTopic);
   props[0].setValue("forged");
   s = c.Call(reserved);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);

@@ -157,17 +157,17 @@ TEST_F(CompensationFence, TransactionsAreFencedByTheirRecord) {
         return TxState::kCommit;
       });
   ASSERT_TRUE(committed.ok());
-  ASSERT_EQ(committed->outcome, TxState::kCommit);
+  ASSERT_EQ(committed.outcome, TxState::kCommit);
   // A transaction of this store that never committed, and another store's.
   producer::StoreTransactions txs(*store_, 24h);
   const std::string never = txs.NewTransactionId();
   const std::string foreign = "0190aaaa-0000-7000-8000-000000000000:" + NewUuidV7();
 
   StartUndo();
-  SendCompensation(committed->message_ids.at(0), "9", committed->transaction_id);
+  SendCompensation(committed.message_ids.at(0), "9", committed.transaction_id);
   SendCompensation("never-msg", "10", never);
   SendCompensation("foreign-msg", "11", foreign);
-  auto done = Handled(committed->message_ids.at(0));
+  auto done = Handled(committed.message_ids.at(0));
   ASSERT_TRUE(done.has_value());
   EXPECT_EQ(done->state, InboxState::kProcessed);
   EXPECT_EQ(*store_->Get("order/9"), "cancelled");

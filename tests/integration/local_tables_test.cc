@@ -3,6 +3,7 @@
 // transaction checks, retention.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -21,6 +22,7 @@
 #include "txmq/consumer.h"
 #include "txmq/inbox.h"
 #include "txmq/outbox.h"
+#include "txmq/properties.h"
 #include "txmq/transaction_producer.h"
 
 namespace txmq {
@@ -93,7 +95,7 @@ TEST_F(LocalTables, OutboxRowGoesOutOnlyWhenTheBusinessTransactionCommits) {
   ASSERT_TRUE(c.Subscribe("orders", [&](const Received& m) {
                  std::lock_guard<std::mutex> lock(mu);
                  bodies.push_back(m.body);
-                 EXPECT_EQ(m.properties.at("txmq-producer-group"), "orders");
+                 EXPECT_EQ(m.properties.at(property::kProducerGroup), "orders");
                  return ConsumeResult::Success();
                }).ok());
   ASSERT_TRUE(c.Start().ok());
@@ -299,8 +301,9 @@ TEST_F(LocalTables, BusinessFailureIsCompensatedOnceAndTransientFailureIsNot) {
   }
   ASSERT_TRUE(CommitOrder(*orders, order_outbox, "plenty", "2").ok());
   ASSERT_TRUE(WaitFor([&] { return undos == 1 && transient_attempts >= 3; }, 15s));
-  // The same compensation once more (as a second failing consumer would
-  // send it) undoes nothing more.
+  // The same compensation once more (as a second failing consumer on txmq
+  // 0.1 would send it: the old "txmq-..." names are still understood)
+  // undoes nothing more.
   Producer resend({.broker = broker_->endpoint(), .group = "manual"});
   ASSERT_TRUE(resend.Start().ok());
   ASSERT_TRUE(resend
@@ -341,7 +344,9 @@ TEST_F(LocalTables, CompensationDeliveredThreeTimesUndoesOnce) {
   ASSERT_TRUE(undo_consumer.Start().ok());
   Producer p({.broker = broker_->endpoint(), .group = "inventory"});
   ASSERT_TRUE(p.Start().ok());
-  for (int i = 0; i < 3; ++i) {  // three copies (three ids) of one compensation
+  // Three copies (three ids) of one compensation, as txmq 0.1 named its
+  // properties: still understood.
+  for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(p.Send({.topic = CompensationTopic("orders"),
                         .key = "o1",
                         .body = "no stock",
@@ -424,7 +429,7 @@ TEST_F(LocalTables, CheckBackNeverRollsBackARunningLocalTransaction) {
       p.SendInTransaction({.topic = "orders", .body = "slow"}, [&](LocalTxn& tx, const Message& m) {
         // Run until checks came (every ~300 ms); they must say UNKNOWN.
         EXPECT_TRUE(WaitFor([&] {
-          auto info = admin.Show(m.properties.at("txmq-tx"));
+          auto info = admin.Show(m.properties.at(property::kTransactionId));
           return info.ok() && info->check_count >= 2;
         })) << "no check arrived while the local transaction ran";
         EXPECT_TRUE(tx.Put("order/slow", "created").ok());
@@ -571,8 +576,15 @@ TEST_F(LocalTables, ACompensationGoesToTheTopicTheOriginalNames) {
   ASSERT_TRUE(p.Send({.topic = "payments",
                       .key = "order-9",
                       .body = "charge 10",
-                      .properties = {{"txmq-compensate-to", "payment-failures"}},
+                      .properties = {{property::kCompensateTo, "payment-failures"}},
                       .id = "payment-9"})
+                  .ok());
+  // Stored by txmq 0.1, whose name for it was "txmq-compensate-to".
+  ASSERT_TRUE(p.Send({.topic = "payments",
+                      .key = "order-8",
+                      .body = "charge 20",
+                      .properties = {{"txmq-compensate-to", "payment-failures"}},
+                      .id = "payment-8"})
                   .ok());
   auto billing = OpenStore("billing");
   Outbox outbox(*billing, OutboxOpts("billing"));
@@ -597,14 +609,18 @@ TEST_F(LocalTables, ACompensationGoesToTheTopicTheOriginalNames) {
   ASSERT_TRUE(reader.Start().ok());
   ASSERT_TRUE(WaitFor([&] {
     std::lock_guard<std::mutex> lock(mu);
-    return !got.empty();
+    return got.size() >= 2;
   }));
   reader.Shutdown();
   c.Shutdown();
+  std::sort(got.begin(), got.end(),
+            [](const Received& a, const Received& b) { return a.key > b.key; });
+  ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(got[0].key, "order-9");
   EXPECT_EQ(got[0].body, "card declined");
-  EXPECT_EQ(got[0].properties.at("txmq-original-id"), "payment-9");
-  EXPECT_EQ(got[0].properties.at("txmq-consumer-group"), "billing");
+  EXPECT_EQ(got[0].properties.at(property::kOriginalId), "payment-9");
+  EXPECT_EQ(got[0].properties.at(property::kConsumerGroup), "billing");
+  EXPECT_EQ(got[1].properties.at(property::kOriginalId), "payment-8");
 }
 
 TEST_F(LocalTables, RefusedRowIsParkedThenRequeuedAndDeliveredOnce) {

@@ -13,6 +13,7 @@
 #include "tests/testutil/testutil.h"
 #include "txmq/consumer.h"
 #include "txmq/producer.h"
+#include "txmq/properties.h"
 
 namespace txmq {
 namespace {
@@ -253,9 +254,9 @@ TEST_F(Messaging, FailedHandlerIsRetriedWithBackoffThenDeadLettered) {
   const Received& dead = dlq.messages.at(0);
   EXPECT_EQ(dead.id, sent->message_id);
   EXPECT_EQ(dead.body, "poison");
-  EXPECT_EQ(dead.properties.at("txmq.dlq.topic"), "fragile");
-  EXPECT_EQ(dead.properties.at("txmq.dlq.deliveries"), "3");
-  EXPECT_EQ(dead.properties.at("txmq.dlq.group"), "fragile-group");
+  EXPECT_EQ(dead.properties.at(property::kDeadLetterTopic), "fragile");
+  EXPECT_EQ(dead.properties.at(property::kDeadLetterDeliveries), "3");
+  EXPECT_EQ(dead.properties.at(property::kDeadLetterGroup), "fragile-group");
 }
 
 TEST_F(Messaging, ExpiredLeaseIsRedeliveredWithAHigherCount) {
@@ -368,6 +369,43 @@ TEST_F(Messaging, OversizedMessageIsRefusedWithItsSize) {
   EXPECT_NE(r.status().message().find(std::to_string(options_.max_message_bytes + 1)),
             std::string::npos);
   EXPECT_TRUE(p.Send({.topic = "big", .body = std::string(100000, 'x')}).ok());
+}
+
+TEST_F(Messaging, ReservedPropertiesAreRefusedExceptTheCompensationAddress) {
+  Producer p(ProducerOpts());
+  ASSERT_TRUE(p.Start().ok());
+  auto forged =
+      p.Send({.topic = "t", .body = "x", .properties = {{property::kTransactionId, "t"}}});
+  EXPECT_EQ(forged.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(forged.status().message().find("'txmq.tx' is reserved"), std::string::npos)
+      << forged.status().message();
+  auto bad_address =
+      p.Send({.topic = "t", .body = "x", .properties = {{property::kCompensateTo, "no spaces"}}});
+  EXPECT_EQ(bad_address.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_address.status().message().find("'no spaces'"), std::string::npos)
+      << bad_address.status().message();
+  auto r = p.Send(
+      {.topic = "t", .body = "x", .properties = {{property::kCompensateTo, "payment-failures"}}});
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+}
+
+TEST_F(Messaging, TheUserBytesOfAMessageAreWhatCountsAgainstTheLimit) {
+  // body + key + properties not starting with "txmq.": exactly the limit
+  // is fine, one byte more is not, and a compensation address on top does
+  // not count.
+  Producer p(ProducerOpts());
+  ASSERT_TRUE(p.Start().ok());
+  const size_t limit = options_.max_message_bytes;
+  Message m{.topic = "exact", .key = "k", .properties = {{"user", "12345"}}};
+  m.body = std::string(limit - 1 - 4 - 5, 'x');
+  m.properties[property::kCompensateTo] = "payment-failures";
+  EXPECT_TRUE(p.Send(m).ok());
+  m.id.clear();
+  m.properties["user"] = "123456";
+  auto over = p.Send(m);
+  EXPECT_EQ(over.status().code(), StatusCode::kTooLarge);
+  EXPECT_NE(over.status().message().find(std::to_string(limit + 1)), std::string::npos)
+      << over.status().message();
 }
 
 TEST_F(Messaging, StateSurvivesACleanRestart) {

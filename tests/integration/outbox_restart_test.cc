@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tests/testutil/testutil.h"
+#include "txmq/properties.h"
 #include "txmq/compensation.h"
 #include "txmq/inbox.h"
 #include "txmq/outbox.h"
@@ -167,7 +168,7 @@ TEST_F(OutboxRestart, ACompensationAddedBeforeTheOutboxStartedOverwritesNothing)
     m.id = "order-9";
     m.topic = "order-created";
     m.key = "9";
-    m.properties["txmq-producer-group"] = "shop";
+    m.properties[property::kProducerGroup] = "shop";
     ASSERT_EQ(handler(m).kind(), ConsumeResult::Kind::kSuccess);
     EXPECT_EQ(Outbox::List(*store, false).size(), 4u) << "three rows and the compensation";
   }

@@ -48,7 +48,7 @@ TEST(Retention, WholeSegmentsGoAndOldHalvesAndDelayedMessagesAreCopiedForward) {
   ASSERT_TRUE(tp.Start().ok());
   auto tx = tp.SendInTransaction({.topic = "kept", .body = "decided late"},
                                  [](const Message&) { return TxState::kUnknown; });
-  ASSERT_TRUE(tx.ok()) << tx.status().ToString();
+  ASSERT_TRUE(tx.ok()) << tx.status.ToString();
   Producer p({.broker = endpoint});
   ASSERT_TRUE(p.Start().ok());
   auto delayed = p.Send({.topic = "kept", .body = "due later", .delay = 8s});
@@ -71,7 +71,7 @@ TEST(Retention, WholeSegmentsGoAndOldHalvesAndDelayedMessagesAreCopiedForward) {
   EXPECT_LT(Segments(dir.Sub("data")).size(), before.size());
 
   // The transaction, whose half sat in a deleted segment, commits whole.
-  auto ended = admin.End(tx->transaction_id, /*commit=*/true, "test");
+  auto ended = admin.End(tx.transaction_id, /*commit=*/true, "test");
   ASSERT_TRUE(ended.ok()) << ended.status().ToString();
   std::mutex mu;
   std::set<std::string> bodies;

@@ -15,6 +15,7 @@
 #include "tests/testutil/testutil.h"
 #include "txmq/consumer.h"
 #include "txmq/producer.h"
+#include "txmq/properties.h"
 #include "txmq/transaction_producer.h"
 
 namespace txmq {
@@ -319,7 +320,7 @@ TEST_F(Transactions, CommitAfterACheckRollbackIsRefused) {
   auto r = p->SendInTransaction({.topic = "t", .body = "late"}, [&](const Message& m) {
     // Slower than the first check (due after 300 ms): commit only once the
     // check's rollback has landed.
-    const std::string tx_id = m.properties.at("txmq-tx");
+    const std::string tx_id = m.properties.at(property::kTransactionId);
     rolled_back_first = WaitFor([&] {
       auto info = admin_->Show(tx_id);
       return info.ok() && info->state == wire::TxState::ROLLED_BACK;
@@ -341,7 +342,8 @@ TEST_F(Transactions, LocalRollbackAfterAnOperatorCommitIsAConflict) {
   std::atomic<TxState> answer{TxState::kUnknown};
   auto p = MakeProducer(answer);
   auto r = p->SendInTransaction({.topic = "t", .body = "x"}, [&](const Message& m) {
-    EXPECT_TRUE(admin_->End(m.properties.at("txmq-tx"), /*commit=*/true, "ops").ok());
+    EXPECT_TRUE(
+        admin_->End(m.properties.at(property::kTransactionId), /*commit=*/true, "ops").ok());
     return TxState::kRollback;
   });
   EXPECT_EQ(r.status.code(), StatusCode::kConflict) << r.status.ToString();
@@ -373,6 +375,69 @@ TEST_F(Transactions, AHalfWhoseReplyTimedOutStillNamesItsTransaction) {
   EXPECT_FALSE(r.local.has_value());
   EXPECT_EQ(r.outcome, TxState::kUnknown);
   ASSERT_EQ(r.message_ids.size(), 1u);
+}
+
+TEST_F(Transactions, AnOversizedTransactionIsTooLargeAtOnceAndOthersOnTheProducerGoOn) {
+  // Two 3 MiB messages: each fits the 4 MiB limit, together they do not.
+  // Refused before anything is sent, so the connection (and the other
+  // calls on it) never notice.
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto p = MakeProducer(answer);
+  std::atomic<bool> oversized_done{false};
+  std::atomic<int> plain_sent{0};
+  TransactionResult other;
+  std::thread other_tx([&] {
+    other = p->SendInTransaction({.topic = "t", .body = "small"}, [&](const Message&) {
+      EXPECT_TRUE(WaitFor([&] { return oversized_done.load(); }));
+      return TxState::kCommit;
+    });
+  });
+  std::thread plain([&] {
+    while (!oversized_done) {
+      auto r = p->Send({.topic = "plain", .body = "x"});
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      ++plain_sent;
+    }
+  });
+  ASSERT_TRUE(WaitFor([&] { return plain_sent.load() > 5; }));
+  const auto started = SteadyClock::now();
+  bool ran = false;
+  auto big =
+      p->SendInTransaction(std::vector<Message>{{.topic = "t", .body = std::string(3 << 20, 'a')},
+                                                {.topic = "t", .body = std::string(3 << 20, 'b')}},
+                           [&](const std::vector<Message>&) {
+                             ran = true;
+                             return TxState::kCommit;
+                           });
+  const auto took = SteadyClock::now() - started;
+  oversized_done = true;
+  other_tx.join();
+  plain.join();
+  EXPECT_EQ(big.status.code(), StatusCode::kTooLarge) << big.status.ToString();
+  EXPECT_NE(big.status.message().find(std::to_string(6 << 20)), std::string::npos)
+      << big.status.message();
+  EXPECT_TRUE(big.transaction_id.empty()) << "nothing was sent";
+  EXPECT_FALSE(ran);
+  EXPECT_LT(took, 1s) << "refused without a round trip";
+  EXPECT_TRUE(other.ok()) << other.status.ToString();
+  EXPECT_EQ(other.outcome, TxState::kCommit);
+}
+
+TEST_F(Transactions, AMessageThatFitsSendFitsATransaction) {
+  // The library's own properties (transaction id, producer group) do not
+  // count against the limit.
+  std::atomic<TxState> answer{TxState::kUnknown};
+  auto p = MakeProducer(answer);
+  Message m{.topic = "t", .body = std::string(options_.max_message_bytes, 'x')};
+  auto sent = p->Send(m);
+  ASSERT_TRUE(sent.ok()) << sent.status().ToString();
+  m.id.clear();
+  auto r = p->SendInTransaction(m, [](const Message&) { return TxState::kCommit; });
+  EXPECT_TRUE(r.ok()) << r.status.ToString();
+  auto forged = p->SendInTransaction(
+      {.topic = "t", .body = "x", .properties = {{property::kProducerGroup, "someone-else"}}},
+      [](const Message&) { return TxState::kCommit; });
+  EXPECT_EQ(forged.status.code(), StatusCode::kInvalidArgument) << forged.status.ToString();
 }
 
 TEST_F(Transactions, CheckerThatThrowsOrHangsCountsAsUnknown) {
@@ -584,8 +649,8 @@ TEST_F(Transactions, APlainSendOfACommittedIdIsADuplicateAlsoAfterRestart) {
   auto tp = MakeProducer(answer);
   auto committed = tp->SendInTransaction({.topic = "t", .body = "tx copy", .id = "order-7"},
                                          [](const Message&) { return TxState::kCommit; });
-  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
-  ASSERT_EQ(committed->outcome, TxState::kCommit);
+  ASSERT_TRUE(committed.ok()) << committed.status.ToString();
+  ASSERT_EQ(committed.outcome, TxState::kCommit);
   Producer plain(Opts("plain"));
   ASSERT_TRUE(plain.Start().ok());
   auto again = plain.Send({.topic = "t", .body = "plain copy", .id = "order-7"});
@@ -619,12 +684,12 @@ TEST_F(Transactions, ACommitOfAnIdAlreadySentIsNotStoredAgain) {
   auto committed = tp->SendInTransaction(
       {{.topic = "t", .body = "tx copy", .id = "order-8"}, {.topic = "t", .body = "new one"}},
       [](const std::vector<Message>&) { return TxState::kCommit; });
-  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
-  EXPECT_EQ(committed->outcome, TxState::kCommit);
+  ASSERT_TRUE(committed.ok()) << committed.status.ToString();
+  EXPECT_EQ(committed.outcome, TxState::kCommit);
   auto seen = testing::DrainTopic(broker_->endpoint(), "t", 2);
   EXPECT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen["order-8"], 1) << "the plain send stored it; the commit must not again";
-  EXPECT_EQ(seen[committed->message_ids[1]], 1) << "the rest of the transaction commits";
+  EXPECT_EQ(seen[committed.message_ids[1]], 1) << "the rest of the transaction commits";
   EXPECT_EQ(admin_->TopicMessages("t"), 2);
 }
 
@@ -635,16 +700,16 @@ TEST_F(Transactions, ATransactionRetriedWithTheSameMessageIdIsDeliveredOnce) {
   auto tp = MakeProducer(answer);
   auto first = tp->SendInTransaction({.topic = "t", .body = "pay", .id = "payment-9"},
                                      [](const Message&) { return TxState::kUnknown; });
-  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(first.ok()) << first.status.ToString();
   ASSERT_TRUE(WaitFor([&] {  // the check-back commits it
-    auto info = admin_->Show(first->transaction_id);
+    auto info = admin_->Show(first.transaction_id);
     return info.ok() && info->state == wire::TxState::COMMITTED;
   }));
   auto retry = tp->SendInTransaction({.topic = "t", .body = "pay", .id = "payment-9"},
                                      [](const Message&) { return TxState::kCommit; });
-  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
-  EXPECT_NE(retry->transaction_id, first->transaction_id);
-  EXPECT_EQ(retry->outcome, TxState::kCommit);
+  ASSERT_TRUE(retry.ok()) << retry.status.ToString();
+  EXPECT_NE(retry.transaction_id, first.transaction_id);
+  EXPECT_EQ(retry.outcome, TxState::kCommit);
   auto seen = testing::DrainTopic(broker_->endpoint(), "t", 1);
   EXPECT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen["payment-9"], 1) << "two commits of one message id, one delivery";

@@ -59,8 +59,14 @@ struct BrokerOptions {
   // Create an unknown topic on first send; when false, sending to it fails
   // NOT_FOUND until an operator creates it.
   bool auto_create_topics = true;
-  // Largest message (body + key + properties). Frames above this plus 64 KiB
-  // of envelope are refused by the socket itself.
+  // The size rule, the same for a send and a transaction: the messages of
+  // one request together take at most this many bytes, counting body, key
+  // and the names and values of properties not starting with "txmq." (see
+  // txmq/properties.h; reserved ones are bounded on their own, 8 KiB per
+  // message). Refusals are TOO_LARGE and name the size. The socket takes
+  // frames up to this plus 1 MiB + 64 KiB of framing (announced to clients,
+  // which refuse bigger requests without sending them); a bigger frame
+  // drops only the connection that sent it. 1 KiB to 64 MiB.
   uint32_t max_message_bytes = 4 * 1024 * 1024;
   // A resend of a message id seen within this window is answered with the
   // first result and not stored again. Survives restarts.

@@ -24,8 +24,8 @@
 // id, transaction id, key, group, reason) goes into this service's outbox
 // in the same batch, addressed to the producer group's compensation topic
 // "%COMP%<producer group>" (or the topic the original names in its
-// "txmq-compensate-to" property). The producer undoes its change with
-// OnCompensation (see txmq/compensation.h).
+// txmq.compensate-to property, txmq::property::kCompensateTo). The
+// producer undoes its change with OnCompensation (see txmq/compensation.h).
 //
 // Undo() handles messages that undo an earlier one: the undo runs once,
 // after the original. If it arrives first, the inbox records a fence, the

@@ -112,10 +112,11 @@ class Outbox {
   void Shutdown();
 
   // Adds the message to `txn`: it is sent if and only if `txn` commits.
-  // Assigns a UUIDv7 id when the message has none. The commit also records
-  // that this store committed the message (see record_horizon); it fails
-  // ABORTED if a compensation for this message id arrived first (the
-  // message was fenced: it must never take effect now).
+  // Assigns a UUIDv7 id when the message has none. INVALID_ARGUMENT for a
+  // reserved property other than txmq.compensate-to (txmq/properties.h).
+  // The commit also records that this store committed the message (see
+  // record_horizon); it fails ABORTED if a compensation for this message id
+  // arrived first (the message was fenced: it must never take effect now).
   Status Add(LocalTxn& txn, Message message);
 
   // Waits until no row is pending (parked rows do not count): OK. TIMEOUT
@@ -142,6 +143,7 @@ class Outbox {
   static Status Delete(LocalStore& store, const std::string& id);
 
   class Impl;
+  Impl& impl() { return *impl_; }  // library internal
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -71,7 +71,9 @@ class Producer {
   // connection any more. Idempotent.
   void Shutdown();
 
-  // Sends and waits for the durable acknowledgement.
+  // Sends and waits for the durable acknowledgement. INVALID_ARGUMENT for
+  // a reserved property other than txmq.compensate-to
+  // (txmq/properties.h); TOO_LARGE above the broker's max_message_bytes.
   Result<SendResult> Send(Message message);
   std::future<Result<SendResult>> SendAsync(Message message);
   void SendAsync(Message message, SendCallback callback);
@@ -82,6 +84,7 @@ class Producer {
   const std::string& client_id() const;
 
   class Impl;
+  Impl& impl() { return *impl_; }  // library internal
 
  private:
   ProducerOptions options_;

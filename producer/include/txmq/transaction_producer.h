@@ -145,7 +145,11 @@ class TransactionProducer {
 
   // One message, or several (to one or more topics) committed or rolled
   // back together. Does not run `local` when the half messages cannot be
-  // stored. See TransactionResult for what to check.
+  // stored. See TransactionResult for what to check. At most 64 messages,
+  // whose counted bytes together are within the broker's max_message_bytes
+  // (the rule of one Send; txmq/properties.h), else TOO_LARGE before
+  // anything is sent. The library stamps txmq.tx and txmq.producer-group on
+  // each message; they do not count.
   TransactionResult SendInTransaction(Message message,
                                       const std::function<TxState(const Message&)>& local);
   TransactionResult SendInTransaction(

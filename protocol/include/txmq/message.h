@@ -21,10 +21,13 @@ struct Message {
   // Optional. Messages with the same key go to the same queue of the topic
   // and keep their order there; without a key, queues are used round robin.
   std::string key{};
-  // Opaque payload; at most the broker's max message size (default 4 MiB)
-  // together with key and properties.
+  // Opaque payload. Body, key and the properties not starting with "txmq."
+  // count against the broker's max_message_bytes (default 4 MiB); the
+  // messages of one transaction count together (txmq/properties.h).
   std::string body{};
-  // Optional application headers. Names starting with "txmq." are reserved.
+  // Optional application headers. Names starting with "txmq." are
+  // reserved: see txmq/properties.h (the one a user may set is
+  // txmq.compensate-to).
   Properties properties{};
   // Unique id. Left empty, the producer assigns a time-ordered UUIDv7. A
   // resend with the same id inside the broker's dedup window (default 10
