@@ -61,8 +61,9 @@ int main(int argc, char** argv) {
     auto eq = s.find('=');
     txmq::LocalTxn tx = store.Begin();
     if (tx.Get("stock/" + s.substr(0, eq)).ok()) continue;
-    tx.Put("stock/" + s.substr(0, eq), s.substr(eq + 1));
-    if (txmq::Status st = tx.Commit(); !st.ok()) {
+    txmq::Status st = tx.Put("stock/" + s.substr(0, eq), s.substr(eq + 1));
+    if (st.ok()) st = tx.Commit();
+    if (!st.ok()) {
       std::cerr << "inventory-service: " << st.ToString() << "\n";
       return 1;
     }
@@ -72,7 +73,7 @@ int main(int argc, char** argv) {
   if (!outbox.Start().ok()) return 1;
   txmq::Inbox inbox(store, {.group = "inventory", .outbox = &outbox});
   txmq::Consumer consumer({.broker = broker, .group = "inventory"});
-  consumer.Subscribe(
+  txmq::Status subscribed = consumer.Subscribe(
       "order-created", inbox.Idempotent([&](txmq::LocalTxn& tx, const txmq::Received& m) {
         const std::string item = m.body.substr(0, m.body.find(':'));
         const int wanted = std::stoi(m.body.substr(m.body.find(':') + 1));
@@ -86,11 +87,21 @@ int main(int argc, char** argv) {
           std::cout << "order " << m.key << ": " << item << " x" << wanted << " out of stock\n";
           return txmq::ConsumeResult::Compensate(item + " out of stock");
         }
-        tx.Put("stock/" + item, std::to_string(in_stock - wanted));
-        outbox.Add(tx, {.topic = "stock-reserved", .key = m.key, .body = item});
+        txmq::Status written = tx.Put("stock/" + item, std::to_string(in_stock - wanted));
+        if (written.ok()) {
+          written = outbox.Add(tx, {.topic = "stock-reserved", .key = m.key, .body = item});
+        }
+        if (!written.ok()) {
+          std::cerr << "order " << m.key << ": " << written.ToString() << "\n";
+          return txmq::ConsumeResult::RetryLater();
+        }
         std::cout << "order " << m.key << ": reserved " << item << " x" << wanted << "\n";
         return txmq::ConsumeResult::Success();
       }));
+  if (!subscribed.ok()) {
+    std::cerr << "inventory-service: " << subscribed.ToString() << "\n";
+    return 1;
+  }
   if (!consumer.Start().ok()) return 1;
   std::cout << "inventory service ready" << std::endl;
 

@@ -47,17 +47,27 @@ int main(int argc, char** argv) {
   // Outcomes: confirmations and compensations, each applied once.
   txmq::Inbox inbox(store, {.group = "orders"});
   txmq::Consumer consumer({.broker = broker, .group = "orders"});
-  consumer.Subscribe("stock-reserved",
-                     inbox.Idempotent([](txmq::LocalTxn& tx, const txmq::Received& m) {
-                       tx.Put("order/" + m.key, "confirmed");
-                       return txmq::ConsumeResult::Success();
-                     }));
-  txmq::OnCompensation(consumer, inbox, "orders",
-                       [](txmq::LocalTxn& tx, const txmq::Compensation& c) {
-                         // The undo: the order is cancelled, with the reason.
-                         tx.Put("order/" + c.key, "cancelled (" + c.reason + ")");
-                         return txmq::ConsumeResult::Success();
-                       });
+  txmq::Status subscribed = consumer.Subscribe(
+      "stock-reserved", inbox.Idempotent([](txmq::LocalTxn& tx, const txmq::Received& m) {
+        if (!tx.Put("order/" + m.key, "confirmed").ok()) {
+          return txmq::ConsumeResult::RetryLater();
+        }
+        return txmq::ConsumeResult::Success();
+      }));
+  if (subscribed.ok()) {
+    subscribed = txmq::OnCompensation(
+        consumer, inbox, "orders", [](txmq::LocalTxn& tx, const txmq::Compensation& c) {
+          // The undo: the order is cancelled, with the reason.
+          if (!tx.Put("order/" + c.key, "cancelled (" + c.reason + ")").ok()) {
+            return txmq::ConsumeResult::RetryLater();
+          }
+          return txmq::ConsumeResult::Success();
+        });
+  }
+  if (!subscribed.ok()) {
+    std::cerr << "order-service: " << subscribed.ToString() << "\n";
+    return 1;
+  }
   if (!consumer.Start().ok()) return 1;
 
   std::vector<std::string> ids;
@@ -68,9 +78,11 @@ int main(int argc, char** argv) {
     std::getline(in, item, ':');
     std::getline(in, quantity, ':');
     txmq::LocalTxn tx = store.Begin();
-    tx.Put("order/" + id, "pending");
-    outbox.Add(tx, {.topic = "order-created", .key = id, .body = item + ":" + quantity});
-    if (txmq::Status s = tx.Commit(); !s.ok()) {
+    txmq::Status s = tx.Put("order/" + id, "pending");
+    if (s.ok())
+      s = outbox.Add(tx, {.topic = "order-created", .key = id, .body = item + ":" + quantity});
+    if (s.ok()) s = tx.Commit();
+    if (!s.ok()) {
       std::cerr << "order-service: " << s.ToString() << "\n";
       return 1;
     }

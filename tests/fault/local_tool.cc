@@ -65,13 +65,14 @@ int TxBeforeLocalCommit(const std::string& db, const std::string& broker, const 
   txmq::TransactionProducer p({.broker = broker, .group = group}, *store);
   if (!p.Start().ok()) return 1;
   std::string tx_id;
-  p.SendInTransaction({.topic = "orders", .body = "never committed"},
-                      [&](txmq::LocalTxn& tx, const txmq::Message& m) {
-                        tx.Put("order/2", "created");
-                        Ready(ready, m.properties.at(txmq::property::kTransactionId));
-                        WaitToBeKilled();
-                        return txmq::TxState::kCommit;
-                      });
+  // Killed inside the local step: the call never returns.
+  (void)p.SendInTransaction({.topic = "orders", .body = "never committed"},
+                            [&](txmq::LocalTxn& tx, const txmq::Message& m) {
+                              if (!tx.Put("order/2", "created").ok()) std::abort();
+                              Ready(ready, m.properties.at(txmq::property::kTransactionId));
+                              WaitToBeKilled();
+                              return txmq::TxState::kCommit;
+                            });
   return 1;
 }
 

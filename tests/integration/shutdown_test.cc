@@ -161,7 +161,7 @@ TEST_F(Shutdown, StoreBackedProducerShutDownWhileThreadsSendInTransaction) {
         for (int i = 0; i < 100'000; ++i) {
           auto r = p.SendInTransaction({.topic = "store-race", .body = "tx"},
                                        [&](LocalTxn& tx, const Message& m) {
-                                         tx.Put("row/" + m.id, std::to_string(t));
+                                         EXPECT_TRUE(tx.Put("row/" + m.id, std::to_string(t)).ok());
                                          return TxState::kCommit;
                                        });
           Status s = r.status;

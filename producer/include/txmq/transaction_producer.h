@@ -101,7 +101,7 @@ using TransactionChecker = std::function<TxState(const CheckRequest&)>;
 //     check-back decides. The local transaction ran: do not simply repeat
 //     the call, follow transaction_id up (txmqctl tx show <id>).
 // Once the half was sent, transaction_id is set, on error too.
-struct TransactionResult {
+struct [[nodiscard]] TransactionResult {
   Status status{};
   std::string transaction_id{};
   std::vector<std::string> message_ids{};
