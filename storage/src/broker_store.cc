@@ -66,11 +66,6 @@ std::string OneLineForLog(const std::string& text) {
   return out;
 }
 
-bool IsLevelDbLog(const std::string& name) {
-  if (!name.ends_with(".log") || name.size() <= 4) return false;
-  return std::all_of(name.begin(), name.end() - 4, [](char c) { return c >= '0' && c <= '9'; });
-}
-
 }  // namespace
 
 BrokerStore::BrokerStore(const StoreOptions& options, EventFd* round_done)
@@ -150,14 +145,16 @@ Status BrokerStore::Recover() {
   auto names = fs->List(index_dir);
   if (!names.ok()) return names.status();
   for (const std::string& name : *names) {
-    if (!IsLevelDbLog(name)) continue;
+    if (!IsLevelDbLogName(name)) continue;
     if (Status s = fs->Remove(index_dir + "/" + name); !s.ok()) return s;
   }
   DbOptions db_options;
   db_options.write_buffer_size = options_.write_buffer_bytes;
   db_options.max_file_size = options_.table_file_bytes;
   db_options.block_cache_bytes = options_.block_cache_bytes;
-  db_options.env = options_.env;
+  index_env_ = std::make_unique<WalDiscardingEnv>(
+      options_.env != nullptr ? options_.env : leveldb::Env::Default());
+  db_options.env = index_env_.get();
   db_options.paranoid_checks = true;
   auto db = Db::Open(index_dir, db_options);
   if (!db.ok()) return db.status();

@@ -10,11 +10,11 @@
 // a crash; it never leads it (flush sync). A checkpoint (every
 // checkpoint_bytes of log or checkpoint_interval) flushes LevelDB's
 // memtable to synced table files and records the log cursor it covers;
-// recovery drops LevelDB's own write-ahead log, opens the index as of its
-// table files, and replays the log from the checkpoint. Replay applies
-// entries in order, and each entry's effect on the index is a function of
-// the entry alone, so the index ends the same whichever later effects its
-// table files already held. See DESIGN.md, "Recovery invariant".
+// recovery drops LevelDB's own write-ahead log (never written:
+// index_env.h), opens the index as of its table files, and replays the log
+// from the checkpoint. Replay applies entries in order, and each entry's
+// effect on the index is a function of the entry alone, so the index ends
+// the same whichever later effects its table files already held. See DESIGN.md, "Recovery invariant".
 //
 // Data directory (format 2):
 //   FORMAT        "txmq-data 2"
@@ -49,6 +49,7 @@
 #include "storage/src/commit_log.h"
 #include "storage/src/db.h"
 #include "storage/src/file_system.h"
+#include "storage/src/index_env.h"
 #include "storage/src/records.h"
 #include "storage/src/store_format.h"
 #include "storage/src/store_round.h"
@@ -264,6 +265,7 @@ class BrokerStore {
 
   StoreOptions options_;
   EventFd* round_done_;
+  std::unique_ptr<leveldb::Env> index_env_;  // outlives db_
   std::unique_ptr<Db> db_;
   std::unique_ptr<CommitLog> log_;
   std::unique_ptr<Round> round_;  // core thread: the open round

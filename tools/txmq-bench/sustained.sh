@@ -1,60 +1,102 @@
 #!/usr/bin/env bash
-# Sustained durable send: how throughput holds up as one broker's store grows.
-# Starts txmqd on a fresh data dir, runs `txmq-bench --scenario send` into it
-# --runs times back to back (each --dur seconds, 4 producers, window 256,
-# 1 KiB), and prints each run's msgs/s, then what LevelDB's own log says about
-# write stalls and compaction. The harness scenarios measure a few seconds
-# each; this is the view of a broker that has taken millions of messages.
+# Sustained durable send: what one broker looks like after it took millions
+# of messages. Starts txmqd on a fresh data dir and sends --millions x 1 M
+# messages into it (1 KiB, 4 producers, window 256), one txmq-bench run per
+# million, printing each million's msgs/s. Then it reports:
+#   - bytes the broker wrote to disk (/proc/<pid>/io write_bytes) against the
+#     payload it took (write amplification),
+#   - its resident memory (VmRSS, and the peak VmHWM),
+#   - the data directory's size,
+#   - the time to ready after a clean stop, and after kill -9 (recovery
+#     replays the commit log from the last checkpoint).
 #
-#   tools/txmq-bench/sustained.sh                                  # defaults
-#   tools/txmq-bench/sustained.sh --runs 8 -- --write-buffer-mb 32 --table-file-mb 8
+#   tools/txmq-bench/sustained.sh                              # 5 x 1 M, no open transactions
+#   tools/txmq-bench/sustained.sh --millions 2 -- --segment-mb 256
 #
 # Arguments after -- go to txmqd. Needs a built txmq-bench and txmqd
 # ($TXMQ_BENCH, default build/bin/txmq-bench of this checkout; txmqd next to
-# it). Uses a free port on 127.0.0.1 and a temp dir it removes. Not used by
-# tests or CI.
+# it) and about 1.1 GB of disk per million. Uses a free port on 127.0.0.1
+# and a temp dir under $TMPDIR it removes. Not used by tests or CI.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bench=${TXMQ_BENCH:-$here/../../build/bin/txmq-bench}
 txmqd=$(dirname "$bench")/txmqd
-runs=6
-dur=5
+millions=5
+per_run=1000000
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --runs) runs=$2; shift 2 ;;
-    --dur) dur=$2; shift 2 ;;
+    --millions) millions=$2; shift 2 ;;
+    --per-run) per_run=$2; shift 2 ;; # smaller chunks, for trying the script out
     --) shift; break ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "sustained.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ -x $bench && -x $txmqd ]] || { echo "sustained.sh: build first (no $bench or $txmqd)" >&2; exit 2; }
 
-dir=$(mktemp -d /tmp/txmq-sustained.XXXXXX)
-"$txmqd" --listen 'tcp://127.0.0.1:*' --data-dir "$dir/data" --ready-file "$dir/ready" \
-  --log-level warn "$@" >"$dir/txmqd.log" 2>&1 &
-pid=$!
+dir=$(mktemp -d "${TMPDIR:-/tmp}/txmq-sustained.XXXXXX")
+pid=''
 cleanup() {
-  [[ -n $pid ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+  [[ -n $pid ]] && { kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
   rm -rf "$dir"
 }
 trap cleanup EXIT
-for _ in $(seq 100); do [[ -s $dir/ready ]] && break; sleep 0.1; done
-[[ -s $dir/ready ]] || { echo "sustained.sh: txmqd did not start:" >&2; cat "$dir/txmqd.log" >&2; exit 1; }
-endpoint=$(cat "$dir/ready")
 
-echo "txmqd $* on $endpoint; send p=4 w=256 1 KiB, ${runs} x ${dur} s"
-for i in $(seq "$runs"); do
+# start_broker: starts txmqd on $dir/data (same port on a restart); sets pid
+# and ready_s, the seconds until it was ready.
+port=''
+start_broker() {
+  local listen='tcp://127.0.0.1:*'
+  [[ -n $port ]] && listen="tcp://127.0.0.1:$port"
+  rm -f "$dir/ready"
+  local t0
+  t0=$(date +%s.%N)
+  "$txmqd" --listen "$listen" --data-dir "$dir/data" --ready-file "$dir/ready" \
+    --log-level warn --transaction-timeout 1h "$@" >>"$dir/txmqd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1200); do [[ -s $dir/ready ]] && break; sleep 0.05; done
+  [[ -s $dir/ready ]] || { echo "sustained.sh: txmqd did not start:" >&2; cat "$dir/txmqd.log" >&2; exit 1; }
+  ready_s=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.2f}')")
+}
+field() { awk -v k="$1" '$1 == k {print $2}' "/proc/$pid/$2"; }
+
+start_broker "$@"
+endpoint=$(cat "$dir/ready")
+port=${endpoint##*:}
+echo "txmqd ${*:-(defaults)} on $endpoint; send p=4 w=256 1 KiB, ${millions} x ${per_run} messages"
+sent=0
+for i in $(seq "$millions"); do
   rate=$("$bench" --broker "$endpoint" --scenario send --producers 4 --window 256 --size 1024 \
-    --duration "$dur" --json | tail -1 | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["msgs_per_s"]))')
-  echo "run $i: $rate msgs/s"
+    --count "$per_run" --duration 3600 --json | tail -1 |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["msgs_per_s"]), r["n"])')
+  echo "run $i: ${rate% *} msgs/s"
+  sent=$((sent + ${rate#* }))
 done
+
+written=$(field write_bytes: io)
+rss=$(field VmRSS: status)
+hwm=$(field VmHWM: status)
+payload=$((sent * 1024))
+python3 - "$sent" "$payload" "$written" "$rss" "$hwm" <<'EOF'
+import sys
+sent, payload, written, rss, hwm = map(int, sys.argv[1:])
+print(f"stored {sent:,} messages, {payload / 1e9:.2f} GB of payload")
+print(f"disk writes {written / 1e9:.2f} GB: {written / payload:.2f} x the payload")
+print(f"RSS {rss / 1024:.0f} MB (peak {hwm / 1024:.0f} MB)")
+EOF
+echo "data directory $(du -sh "$dir/data" | cut -f1) (log $(du -sh "$dir/data/log" | cut -f1), index $(du -sh "$dir/data/index" | cut -f1))"
+
 kill "$pid"
 wait "$pid" || true
-pid=''  # reaped: cleanup must not signal a reused pid
-l0_stalls=$(grep -c 'Too many L0 files; waiting' "$dir"/data/LOG* || true)
-memtable_stalls=$(grep -c 'Current memtable full; waiting' "$dir"/data/LOG* || true)
-compacted=$({ grep -ho '=> [0-9]* bytes' "$dir"/data/LOG* || true; } | awk '{s += $2} END {printf "%.1f", s / 1e9}')
-echo "LevelDB: writes stalled $l0_stalls times on too many level-0 files and $memtable_stalls" \
-  "times on a full memtable; ${compacted} GB written by compaction, $(du -sh "$dir/data" | cut -f1) on disk"
+pid=''
+start_broker "$@"
+echo "restart after a clean stop: ready in $ready_s s"
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
+pid=''
+start_broker "$@"
+echo "restart after kill -9: ready in $ready_s s (RSS $(($(field VmRSS: status) / 1024)) MB)"
+kill "$pid"
+wait "$pid" || true
+pid=''
