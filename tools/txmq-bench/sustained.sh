@@ -44,8 +44,10 @@ cleanup() {
 trap cleanup EXIT
 
 # start_broker: starts txmqd on $dir/data (same port on a restart); sets pid
-# and ready_s, the seconds until it was ready.
+# and ready_s, the seconds until it was ready. Restarts log at info level,
+# so what recovery took is in the log.
 port=''
+level=warn
 start_broker() {
   local listen='tcp://127.0.0.1:*'
   [[ -n $port ]] && listen="tcp://127.0.0.1:$port"
@@ -53,7 +55,7 @@ start_broker() {
   local t0
   t0=$(date +%s.%N)
   "$txmqd" --listen "$listen" --data-dir "$dir/data" --ready-file "$dir/ready" \
-    --log-level warn --transaction-timeout 1h "$@" >>"$dir/txmqd.log" 2>&1 &
+    --log-level "$level" --transaction-timeout 1h "$@" >>"$dir/txmqd.log" 2>&1 &
   pid=$!
   for _ in $(seq 1200); do [[ -s $dir/ready ]] && break; sleep 0.05; done
   [[ -s $dir/ready ]] || { echo "sustained.sh: txmqd did not start:" >&2; cat "$dir/txmqd.log" >&2; exit 1; }
@@ -90,6 +92,7 @@ echo "data directory $(du -sh "$dir/data" | cut -f1) (log $(du -sh "$dir/data/lo
 kill "$pid"
 wait "$pid" || true
 pid=''
+level=info
 start_broker "$@"
 echo "restart after a clean stop: ready in $ready_s s"
 kill -9 "$pid"
@@ -97,6 +100,7 @@ wait "$pid" 2>/dev/null || true
 pid=''
 start_broker "$@"
 echo "restart after kill -9: ready in $ready_s s (RSS $(($(field VmRSS: status) / 1024)) MB)"
+grep -hE "dedup window|recovered|replayed" "$dir/txmqd.log" | sed 's/^/  /' || true
 kill "$pid"
 wait "$pid" || true
 pid=''
