@@ -84,6 +84,7 @@ ConsumerStats Consumer::Impl::stats() const {
   s.retried = retried_;
   s.ack_errors = ack_errors_;
   s.leases_lost = leases_lost_;
+  s.ack_requests = ack_requests_;
   return s;
 }
 
@@ -271,25 +272,78 @@ void Consumer::Impl::Done(HeldMessages::Id id) {
 }
 
 void Consumer::Impl::SendOutcome(const Received& m, const ConsumeResult& result) {
+  if (result.kind() == ConsumeResult::Kind::kSuccess) return QueueAck(m);
   auto request = connection_->NewRequest();
-  if (result.kind() == ConsumeResult::Kind::kSuccess) {
-    auto ack = request.envelope().initAck();
-    ack.setGroup(options_.group);
-    AddReceipt(ack.initReceipts(1)[0], m);
-  } else {
-    auto nack = request.envelope().initNack();
-    nack.setGroup(options_.group);
-    nack.setDelayMs(static_cast<uint32_t>(result.delay().count()));
-    nack.setMaxReconsumeTimes(options_.max_reconsume_times);
-    AddReceipt(nack.initReceipts(1)[0], m);
-  }
+  auto nack = request.envelope().initNack();
+  nack.setGroup(options_.group);
+  nack.setDelayMs(static_cast<uint32_t>(result.delay().count()));
+  nack.setMaxReconsumeTimes(options_.max_reconsume_times);
+  AddReceipt(nack.initReceipts(1)[0], m);
   Track(std::move(request), kAckTimeout, [this](Result<wire::Frame> reply) {
     if (!reply.ok()) {
       ++ack_errors_;
       // The lease ends by itself; the message comes back (at-least-once).
-      log_->warn("ack/nack for group '{}' failed: {}", options_.group, reply.status().ToString());
+      log_->warn("nack for group '{}' failed: {}", options_.group, reply.status().ToString());
     }
   });
+}
+
+void Consumer::Impl::QueueAck(const Received& m) {
+  std::vector<AckReceipt> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    acks_waiting_.push_back({m.topic, m.queue, m.offset, m.lease.retry_id, m.lease.lease_id});
+    if (ack_in_flight_) return;  // goes with the next request
+    ack_in_flight_ = true;
+    batch.swap(acks_waiting_);
+  }
+  SendAcks(std::move(batch));
+}
+
+void Consumer::Impl::SendAcks(std::vector<AckReceipt> batch) {
+  // More than one request holds goes back to wait for the next.
+  if (batch.size() > kMaxReceiptsPerRequest) {
+    std::lock_guard<std::mutex> lock(mu_);
+    acks_waiting_.insert(acks_waiting_.begin(), batch.begin() + kMaxReceiptsPerRequest,
+                         batch.end());
+    batch.resize(kMaxReceiptsPerRequest);
+  }
+  auto request = connection_->NewRequest();
+  auto ack = request.envelope().initAck();
+  ack.setGroup(options_.group);
+  auto receipts = ack.initReceipts(static_cast<unsigned>(batch.size()));
+  for (unsigned i = 0; i < batch.size(); ++i) {
+    receipts[i].setTopic(batch[i].topic);
+    receipts[i].setQueue(batch[i].queue);
+    receipts[i].setOffset(batch[i].offset);
+    receipts[i].setRetryId(batch[i].retry_id);
+    receipts[i].setLeaseId(batch[i].lease_id);
+  }
+  ++ack_requests_;
+  Track(std::move(request), kAckTimeout, [this, count = batch.size()](Result<wire::Frame> reply) {
+    OnAcked(count, std::move(reply));
+  });
+}
+
+void Consumer::Impl::OnAcked(size_t count, Result<wire::Frame> reply) {
+  if (!reply.ok()) {
+    ack_errors_ += count;
+    // The leases end by themselves; the messages come back (at-least-once).
+    log_->warn("ack of {} messages for group '{}' failed: {}", count, options_.group,
+               reply.status().ToString());
+  }
+  // Runs inside Track's completion, before it counts this call answered,
+  // so Shutdown also waits for the acks that were waiting.
+  std::vector<AckReceipt> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (acks_waiting_.empty()) {
+      ack_in_flight_ = false;
+      return;
+    }
+    batch.swap(acks_waiting_);
+  }
+  SendAcks(std::move(batch));
 }
 
 void Consumer::Impl::Release(const std::vector<Received>& messages) {

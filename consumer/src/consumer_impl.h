@@ -35,6 +35,15 @@ inline void AddReceipt(wire::Receipt::Builder r, const Received& m) {
   r.setLeaseId(m.lease.lease_id);
 }
 
+// What an ack names, kept while it waits for the ack request in flight.
+struct AckReceipt {
+  std::string topic;
+  uint32_t queue = 0;
+  uint64_t offset = 0;
+  uint64_t retry_id = 0;
+  uint64_t lease_id = 0;
+};
+
 class Consumer::Impl {
  public:
   Impl(const ConsumerOptions& options, std::map<std::string, Handler> handlers);
@@ -65,6 +74,13 @@ class Consumer::Impl {
   void Done(HeldMessages::Id id);
   // Ack on success, else a nack: the broker redelivers it after the delay.
   void SendOutcome(const Received& m, const ConsumeResult& result);
+  // Acks go one request at a time: those that arrive while one is in
+  // flight wait and go together in the next (as a group commit batches
+  // writes), so a busy consumer sends one ack request per round trip, not
+  // one per message, and a lone ack still goes at once.
+  void QueueAck(const Received& m);
+  void SendAcks(std::vector<AckReceipt> batch);  // with ack_in_flight_ set
+  void OnAcked(size_t count, Result<wire::Frame> reply);
   // Gives messages back unprocessed: delivered again at once, not counted.
   void Release(const std::vector<Received>& messages);
   // Sends a call whose answer Shutdown waits for (bounded).
@@ -95,18 +111,21 @@ class Consumer::Impl {
   bool stopped_ = false;    // guarded by shutdown_mu_
 
   std::mutex mu_;
-  std::condition_variable puller_cv_;  // pull outcomes, room, stopping
-  std::condition_variable work_cv_;    // ready messages, stopping
-  std::condition_variable keeper_cv_;  // held messages changed, stopping
-  std::condition_variable calls_cv_;   // a tracked call was answered
-  HeldMessages held_;                  // guarded by mu_
-  size_t pending_calls_ = 0;           // guarded by mu_
-  bool stopping_ = false;              // guarded by mu_
-  bool released_ = false;              // guarded by mu_: Shutdown gave back what was held
-  SteadyTime renew_not_before_{};      // guarded by mu_: after a failed renewal
-  bool renew_failing_ = false;         // guarded by mu_: said so in the log
+  std::condition_variable puller_cv_;     // pull outcomes, room, stopping
+  std::condition_variable work_cv_;       // ready messages, stopping
+  std::condition_variable keeper_cv_;     // held messages changed, stopping
+  std::condition_variable calls_cv_;      // a tracked call was answered
+  HeldMessages held_;                     // guarded by mu_
+  size_t pending_calls_ = 0;              // guarded by mu_
+  bool stopping_ = false;                 // guarded by mu_
+  bool released_ = false;                 // guarded by mu_: Shutdown gave back what was held
+  SteadyTime renew_not_before_{};         // guarded by mu_: after a failed renewal
+  bool renew_failing_ = false;            // guarded by mu_: said so in the log
+  std::vector<AckReceipt> acks_waiting_;  // guarded by mu_
+  bool ack_in_flight_ = false;            // guarded by mu_
 
-  std::atomic<uint64_t> received_{0}, succeeded_{0}, retried_{0}, ack_errors_{0}, leases_lost_{0};
+  std::atomic<uint64_t> received_{0}, succeeded_{0}, retried_{0}, ack_errors_{0}, leases_lost_{0},
+      ack_requests_{0};
 };
 
 }  // namespace txmq

@@ -105,6 +105,42 @@ TEST_F(Messaging, TenThousandMessagesReachEachOfTwoGroups) {
   EXPECT_EQ(a.total(), 10000u) << "no redelivery expected without failures";
 }
 
+// Acks that pile up while one ack request is in flight go together in the
+// next; each message is still acked, once, and none comes back.
+TEST_F(Messaging, ABusyConsumersAcksGoTogetherAndEveryMessageIsAcked) {
+  Producer p(ProducerOpts());
+  ASSERT_TRUE(p.Start().ok());
+  std::set<std::string> sent = SendMany(p, "orders", 3000);
+  ASSERT_EQ(sent.size(), 3000u);
+
+  Seen seen;
+  ConsumerOptions opts = ConsumerOpts("billing");
+  opts.visibility_timeout = 1s;  // an unacked message would come back soon
+  {
+    Consumer c(opts);
+    ASSERT_TRUE(c.Subscribe("orders", seen.Record()).ok());
+    ASSERT_TRUE(c.Start().ok());
+    ASSERT_TRUE(WaitFor([&] { return seen.distinct() == 3000; }, 60s)) << seen.distinct();
+    c.Shutdown();  // waits for the acks in flight and those waiting
+    const ConsumerStats stats = c.stats();
+    EXPECT_EQ(stats.succeeded, 3000u);
+    EXPECT_EQ(stats.ack_errors, 0u);
+    EXPECT_GE(stats.ack_requests, 1u);
+    EXPECT_LT(stats.ack_requests, stats.succeeded / 2) << "acks were sent one by one";
+  }
+  // Every ack reached the broker: after the leases would have ended, the
+  // group has nothing left.
+  std::this_thread::sleep_for(1500ms);
+  Seen again;
+  Consumer later(opts);
+  ASSERT_TRUE(later.Subscribe("orders", again.Record()).ok());
+  ASSERT_TRUE(later.Start().ok());
+  std::this_thread::sleep_for(1500ms);
+  later.Shutdown();
+  EXPECT_EQ(again.total(), 0u) << "messages came back: their acks were lost";
+  EXPECT_EQ(seen.total(), 3000u);
+}
+
 TEST_F(Messaging, PerKeyOrderIsKeptWithinAQueue) {
   Producer p(ProducerOpts());
   ASSERT_TRUE(p.Start().ok());
