@@ -133,6 +133,33 @@ TEST_F(TxEdges, AScheduledCheckOfNoOpenTransactionIsRefusedAtStartNamingIt) {
   EXPECT_EQ(info->state, wire::TxState::COMMITTED);
 }
 
+TEST_F(TxEdges, AnOpenTransactionMissingFromTheScheduleIsScheduledAgainAndListed) {
+  ASSERT_TRUE(testing::SendHalf(*admin_, "tx-lost", "orders", {{.id = "l"}}).ok());
+  auto before = admin_->Show("tx-lost");
+  ASSERT_TRUE(before.ok());
+  Stop();
+  // The schedule entry is gone; the record and the half are there.
+  ChangeStore([](storage::BrokerStore& store) {
+    auto record = store.GetTx("tx-lost");
+    ASSERT_TRUE(record.has_value());
+    store.UnscheduleCheck(record->next_check_ms, "tx-lost");
+  });
+  BrokerLogCapture log;
+  Start();
+  EXPECT_NE(log.text().find("'tx-lost' of group 'orders' is open but was missing from the check "
+                            "schedule"),
+            std::string::npos)
+      << log.text();
+  auto listed = admin_->ListTransactions();
+  ASSERT_EQ(listed.size(), 1u) << "an open transaction vanished from the operator's view";
+  EXPECT_EQ(listed[0].id, "tx-lost");
+  EXPECT_EQ(admin_->OpenTransactions(), 1u);
+  auto end = admin_->End("tx-lost", true);
+  ASSERT_TRUE(end.ok()) << end.status().ToString();
+  auto seen = testing::DrainTopic(broker_->endpoint(), "t", 1);
+  EXPECT_EQ(seen["l"], 1);
+}
+
 TEST_F(TxEdges, AHalfResentAfterItsTransactionEndedChangesNothing) {
   for (bool commit : {true, false}) {
     const std::string tx = commit ? "tx-committed" : "tx-rolled-back";
