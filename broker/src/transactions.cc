@@ -73,8 +73,45 @@ Status TransactionService::Recover() {
   });
   if (!bad.ok()) return bad;
   if (!s.ok()) return s;
+  if (Status found = RecoverUnscheduled(); !found.ok()) return found;
   Logger("broker")->info("transactions: {} open ({} stuck), checks rescheduled", open_.size(),
                          stuck_count_);
+  return Status::OK();
+}
+
+Status TransactionService::RecoverUnscheduled() {
+  // The schedule is an index like any other: an open transaction missing
+  // from it would never be checked, listed or ended, its messages neither
+  // delivered nor dropped. Its halves still name it.
+  std::vector<std::string> unscheduled;
+  Status s = core_.store().ForEachHalf([&](std::string_view tx_id, uint32_t, uint64_t) {
+    if (!open_.count(std::string(tx_id)) && (unscheduled.empty() || unscheduled.back() != tx_id)) {
+      unscheduled.emplace_back(tx_id);
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  for (const std::string& id : unscheduled) {
+    auto record = core_.store().GetTx(id);
+    if (!record || record->state != TxStateCode::kPrepared) {
+      Logger("broker")->error(
+          "half messages of transaction '{}' have no open transaction record ({}); they are "
+          "never delivered",
+          id, record ? TxStateName(record->state) : "no record");
+      continue;
+    }
+    Logger("broker")->error(
+        "transaction '{}' of group '{}' is open but was missing from the check schedule; "
+        "scheduled again",
+        id, record->group);
+    OpenTx tx;
+    tx.id = id;
+    tx.record = std::move(*record);
+    if (tx.record.stuck) ++stuck_count_;
+    schedule_.emplace(tx.record.next_check_ms, tx.id);
+    core_.store().ScheduleCheck(tx.record.next_check_ms, tx.id);
+    open_.emplace(tx.id, std::move(tx));
+  }
   return Status::OK();
 }
 

@@ -109,6 +109,9 @@ class TransactionService {
   void Commit(OpenTx& tx, int64_t now_ms);
   void Persist(const OpenTx& tx);
   void Reschedule(OpenTx& tx, int64_t next_check_ms);
+  // Recover(): open transactions whose halves are stored but whose check
+  // schedule entry is gone are scheduled again (and logged).
+  Status RecoverUnscheduled();
   // Final state of a transaction that is not open: resolving now, or on disk.
   std::optional<storage::TxRecord> FindResolved(const std::string& tx_id);
 

@@ -417,6 +417,11 @@ void BrokerStore::DeleteRunByPosition(uint64_t position, uint32_t topic_id, uint
 // ---------------- the pipeline ----------------
 
 void BrokerStore::WriteRound(Round& round) {
+  // Even completions alone wait on what came before them, which may be lost.
+  if (!write_error_.ok()) {
+    round.set_status(write_error_);
+    return;
+  }
   if (round.writes_nothing()) return;  // completions alone: nothing to make durable
   const auto start = SteadyClock::now();
   PendingEntry& e = round.entry();
@@ -427,6 +432,7 @@ void BrokerStore::WriteRound(Round& round) {
     s = log_->Sync();
     sync_micros = static_cast<uint64_t>(MicrosSince(sync_start));
   }
+  if (!s.ok()) write_error_ = s;
   if (s.ok()) s = ApplyToIndex(e.position, round.records(), round.ops_record());
   if (s.ok()) s = log_->PrepareNextSegment();
   round.set_status(s);
@@ -515,6 +521,7 @@ void BrokerStore::StorageLoop() {
       {
         std::lock_guard<std::mutex> writer(writer_mu_);
         s = log_->Sync();
+        if (!s.ok() && write_error_.ok()) write_error_ = s;
       }
       lock.lock();
       last_sync = SteadyClock::now();
@@ -555,7 +562,8 @@ Status BrokerStore::Checkpoint() {
   if (!options_.sync) {
     // The cover must be durable in the log before the checkpoint names it.
     std::lock_guard<std::mutex> writer(writer_mu_);
-    if (Status s = log_->Sync(); !s.ok()) return s;
+    if (!write_error_.ok()) return write_error_;
+    if (Status s = log_->Sync(); !s.ok()) return write_error_ = s;
   }
   // Concurrent rounds may keep applying meanwhile: the flushed table files
   // then hold more than `cover`, which replay from `cover` tolerates.

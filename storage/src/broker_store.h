@@ -302,6 +302,12 @@ class BrokerStore {
   // thread in WriteInline (while the storage thread idles), a checkpoint's
   // sync under flush async.
   std::mutex writer_mu_;
+  // The first failed write or sync of the log (guarded by writer_mu_).
+  // Every later round fails with it: the kernel may have dropped the
+  // failed bytes while a later fdatasync succeeds, so a round written
+  // behind them would be acknowledged and unreadable. Only reopening
+  // (recovery finds where the durable log ends) clears it.
+  Status write_error_;
   std::mutex checkpoint_mu_;  // one checkpoint at a time
   std::thread storage_thread_;
   std::thread checkpoint_thread_;

@@ -35,6 +35,14 @@ class FaultFile final : public storage::File {
 
   Status Sync() override {
     if (fs_->off_ || fs_->fail_syncs_) return PowerIsOff(path());
+    int fail = fs_->fail_next_syncs_.load();
+    while (fail > 0 && !fs_->fail_next_syncs_.compare_exchange_weak(fail, fail - 1)) {
+    }
+    if (fail > 0) {
+      std::lock_guard<std::mutex> lock(fs_->mu_);
+      fs_->RestoreLocked(path(), fs_->files_[path()]);
+      return Status::Internal("I/O error syncing '" + path() + "' (test): unsynced writes lost");
+    }
     if (Status s = base_->Sync(); !s.ok()) return s;
     std::lock_guard<std::mutex> lock(fs_->mu_);
     fs_->files_[path()].undo.clear();
@@ -84,28 +92,32 @@ uint64_t FaultFileSystem::unsynced_bytes() const {
 uint64_t FaultFileSystem::DropUnsynced() {
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t restored = 0;
-  for (auto& [path, t] : files_) {
-    if (t.undo.empty()) continue;
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) continue;  // removed meanwhile
-    // Newest first, so each range ends with what it held at the last sync.
-    for (auto u = t.undo.rbegin(); u != t.undo.rend(); ++u) {
-      for (uint64_t at = 0; at < u->old_bytes.size();) {
-        const uint64_t page_end = std::min<uint64_t>(
-            u->old_bytes.size(), (u->offset + at) / kPage * kPage + kPage - u->offset);
-        const bool keep_new = torn_ && (rng_() & 1);
-        if (!keep_new) {
-          (void)!::pwrite(fd, u->old_bytes.data() + at, page_end - at,
-                          static_cast<off_t>(u->offset + at));
-          restored += page_end - at;
-        }
-        at = page_end;
+  for (auto& [path, t] : files_) restored += RestoreLocked(path, t);
+  return restored;
+}
+
+uint64_t FaultFileSystem::RestoreLocked(const std::string& path, Tracked& t) {
+  if (t.undo.empty()) return 0;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return 0;  // removed meanwhile
+  uint64_t restored = 0;
+  // Newest first, so each range ends with what it held at the last sync.
+  for (auto u = t.undo.rbegin(); u != t.undo.rend(); ++u) {
+    for (uint64_t at = 0; at < u->old_bytes.size();) {
+      const uint64_t page_end = std::min<uint64_t>(
+          u->old_bytes.size(), (u->offset + at) / kPage * kPage + kPage - u->offset);
+      const bool keep_new = torn_ && (rng_() & 1);
+      if (!keep_new) {
+        (void)!::pwrite(fd, u->old_bytes.data() + at, page_end - at,
+                        static_cast<off_t>(u->offset + at));
+        restored += page_end - at;
       }
+      at = page_end;
     }
-    ::fsync(fd);
-    ::close(fd);
-    t.undo.clear();
   }
+  ::fsync(fd);
+  ::close(fd);
+  t.undo.clear();
   return restored;
 }
 

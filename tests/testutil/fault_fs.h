@@ -42,6 +42,10 @@ class FaultFileSystem final : public storage::FileSystem {
   // Writes still reach the page cache but syncs fail: the moment between
   // a write and its fdatasync.
   void FailSyncs() { fail_syncs_ = true; }
+  // The next `n` syncs fail and, as a kernel does after a writeback error,
+  // the file's unsynced writes are lost; later syncs succeed again (a
+  // transient fault: the caller must not trust a later sync to cover them).
+  void FailNextSyncs(int n) { fail_next_syncs_ = n; }
   bool powered_off() const { return off_; }
   // Keep a random subset of unsynced pages instead of none.
   void Torn(uint64_t seed) {
@@ -72,10 +76,13 @@ class FaultFileSystem final : public storage::FileSystem {
   struct Tracked {
     std::vector<Undo> undo;  // in write order
   };
+  // Puts back what `t` remembers; returns the bytes restored. Holds mu_.
+  uint64_t RestoreLocked(const std::string& path, Tracked& t);
 
   storage::FileSystem* base_;
   std::atomic<bool> off_{false};
   std::atomic<bool> fail_syncs_{false};
+  std::atomic<int> fail_next_syncs_{0};
   bool torn_ = false;
   std::mt19937_64 rng_;
   mutable std::mutex mu_;

@@ -1,0 +1,117 @@
+// The broker store after a write round failed. A failed fdatasync is not
+// a promise that a later one covers the same bytes: Linux drops the dirty
+// pages of a failed writeback, reports the error once, and the next
+// fdatasync succeeds. A round written after that would sit behind a hole,
+// acknowledged but unreadable (and the log refuses to open past damage).
+// So the first failure is the store's last word until it is reopened.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "protocol/src/event_fd.h"
+#include "storage/src/broker_store.h"
+#include "tests/testutil/fault_fs.h"
+#include "tests/testutil/testutil.h"
+
+namespace txmq::storage {
+namespace {
+
+using testing::FaultFileSystem;
+using testing::TempDir;
+
+struct Store {
+  explicit Store(const std::string& dir, FileSystem* fs = FileSystem::Default()) {
+    options.dir = dir;
+    options.segment_bytes = 1 << 20;
+    options.max_round_bytes = options.segment_bytes / 4;
+    options.fs = fs;
+  }
+  Status Open() {
+    auto s = BrokerStore::Open(options, &done);
+    if (!s.ok()) return s.status();
+    store = std::move(s.value());
+    return Status::OK();
+  }
+  // One message per round, on the storage thread or inline.
+  Status Append(uint64_t offset, bool inline_write) {
+    const std::string id = "m" + std::to_string(offset);
+    MessageView m;
+    m.id = id;
+    m.topic = "orders";
+    m.body = "body of " + id;
+    m.stored_ms = 1000;
+    store->AppendMessage(1, 0, offset, m, true);
+    std::unique_ptr<Round> round;
+    if (inline_write) {
+      round = store->WriteInline(++clock);
+    } else {
+      store->Submit(++clock);
+      round = store->WaitFinished();
+    }
+    Status s = round->status();
+    round->Complete();
+    return s;
+  }
+  StoreOptions options;
+  EventFd done;
+  std::unique_ptr<BrokerStore> store;
+  int64_t clock = 1'000'000;
+};
+
+void NoRoundAfterAFailedOneIsDurable(bool inline_write) {
+  TempDir dir;
+  FaultFileSystem fs;
+  {
+    Store s(dir.path(), &fs);
+    ASSERT_TRUE(s.Open().ok());
+    ASSERT_TRUE(s.Append(0, inline_write).ok());
+    fs.FailNextSyncs(1);  // this round's bytes are lost; the disk is fine again after
+    Status failed = s.Append(1, inline_write);
+    ASSERT_FALSE(failed.ok());
+    Status later = s.Append(2, inline_write);
+    EXPECT_FALSE(later.ok()) << "a round after a failed one was reported durable";
+    EXPECT_NE(later.message().find(failed.message()), std::string::npos)
+        << "it names the first failure: " << later.ToString();
+  }
+  // Restarted on the same (healthy) disk: what was durable is there, the
+  // log ends where the failure was, and the store takes rounds again.
+  Store s(dir.path());
+  Status opened = s.Open();
+  ASSERT_TRUE(opened.ok()) << opened.ToString();
+  auto m0 = s.store->ReadMessage(1, 0, 0);
+  ASSERT_TRUE(m0.ok()) << m0.status().ToString();
+  EXPECT_EQ(m0->body.message.id, "m0");
+  EXPECT_EQ(s.store->GetQueueBounds(1, 0).end, 1u);
+  ASSERT_TRUE(s.Append(1, inline_write).ok());
+  auto m1 = s.store->ReadMessage(1, 0, 1);
+  ASSERT_TRUE(m1.ok()) << m1.status().ToString();
+  EXPECT_EQ(m1->body.message.id, "m1");
+}
+
+TEST(BrokerStoreFailure, NoRoundAfterAFailedOneIsDurableOnTheStorageThread) {
+  NoRoundAfterAFailedOneIsDurable(false);
+}
+
+TEST(BrokerStoreFailure, NoRoundAfterAFailedOneIsDurableInline) {
+  NoRoundAfterAFailedOneIsDurable(true);
+}
+
+TEST(BrokerStoreFailure, UnderFlushAsyncAFailedBackgroundSyncFailsTheNextRound) {
+  TempDir dir;
+  FaultFileSystem fs;
+  Store s(dir.path(), &fs);
+  s.options.sync = false;
+  s.options.async_sync_interval = std::chrono::milliseconds(20);
+  ASSERT_TRUE(s.Open().ok());
+  fs.FailNextSyncs(1);
+  ASSERT_TRUE(s.Append(0, false).ok()) << "flush async acknowledges before the sync";
+  // The background sync fails (and the kernel drops the round).
+  ASSERT_TRUE(testing::WaitFor([&] { return fs.unsynced_bytes() == 0; }));
+  uint64_t offset = 1;
+  EXPECT_TRUE(testing::WaitFor([&] { return !s.Append(offset++, false).ok(); }))
+      << "rounds are still acknowledged after the log lost what they follow";
+}
+
+}  // namespace
+}  // namespace txmq::storage
