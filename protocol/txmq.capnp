@@ -217,11 +217,27 @@ struct SendHalfRequest {
   transactionId @0 :Text;   # chosen by the producer; a resend with it changes nothing
   producerGroup @1 :Text;
   messages @2 :List(Message);
+  # Ends of this producer's earlier transactions, riding along so that they
+  # cost no round trip of their own (at most 64). The broker applies them
+  # before the half, in the same round, exactly as endTransaction requests,
+  # and answers each in SendHalfOk.ends. An error reply to the half says
+  # nothing about them: the producer sends them again (ends are idempotent).
+  ends @3 :List(EndTransactionRequest);
 }
 
 struct SendHalfOk {
   transactionId @0 :Text;
   state @1 :TxState;        # prepared, unless a resend arrives after the end
+  ends @2 :List(EndResult); # one per SendHalfRequest.ends, in its order
+}
+
+# What became of one end carried by another request: error.code ok and the
+# state recorded (durably), or the error an endTransaction would have got.
+struct EndResult {
+  transactionId @0 :Text;
+  state @1 :TxState;
+  alreadyFinal @2 :Bool;
+  error @3 :Error;
 }
 
 struct EndTransactionRequest {
@@ -268,6 +284,7 @@ struct TxCounters {
   open @10 :UInt64;
   stuck @11 :UInt64;
   oldestOpenAgeMs @12 :Int64;
+  endsCarried @13 :UInt64;   # ends that arrived riding on a half (SendHalfRequest.ends)
 }
 
 struct TxSummary {

@@ -118,6 +118,42 @@ Status TransactionService::RecoverUnscheduled() {
 void TransactionService::HandleSendHalf(const RequestContext& ctx,
                                         wire::SendHalfRequest::Reader request) {
   if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+  // Earlier transactions' ends first, into the round the half joins: every
+  // one of them is answered (durably) before the half's reply is sent,
+  // because completions of one round run in the order they were added.
+  auto ends = std::make_shared<std::vector<EndDone>>();
+  if (request.hasEnds()) {
+    auto carried = request.getEnds();
+    if (carried.size() > wire::kMaxEndsPerHalf) {
+      return core_.ReplyError(
+          ctx, Status::InvalidArgument("a half message carries at most " +
+                                       std::to_string(wire::kMaxEndsPerHalf) + " ends (got " +
+                                       std::to_string(carried.size()) + ")"));
+    }
+    ends->resize(carried.size());
+    stats_.ends_carried += carried.size();
+    for (unsigned i = 0; i < carried.size(); ++i) {
+      EndOne(ctx, carried[i], [ends, i](const EndDone& done) { (*ends)[i] = done; });
+    }
+  }
+  const auto reply_half = [this, ends](const std::string& routing_id, uint64_t request_id,
+                                       const std::string& tx_id, TxStateCode state) {
+    wire::OutFrame reply(request_id);
+    auto ok = reply.envelope().initSendHalfOk();
+    ok.setTransactionId(tx_id);
+    ok.setState(ToWire(state));
+    auto list = ok.initEnds(static_cast<unsigned>(ends->size()));
+    for (unsigned i = 0; i < ends->size(); ++i) {
+      const EndDone& e = (*ends)[i];
+      list[i].setTransactionId(e.tx_id);
+      list[i].setState(ToWire(e.state));
+      list[i].setAlreadyFinal(e.already_final);
+      auto error = list[i].initError();
+      error.setCode(wire::ToWireCode(e.status.code()));
+      error.setMessage(e.status.message());
+    }
+    core_.Reply(routing_id, reply);
+  };
   std::string tx_id = wire::ToString(request.getTransactionId());
   if (tx_id.empty()) tx_id = NewUuidV7();
   if (Status s = CheckMessageId(tx_id); !s.ok()) {
@@ -140,14 +176,9 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
     known = resolved->state;
   }
   if (known) {
-    core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id,
-                     state = *known](const Status&) {
-      wire::OutFrame reply(request_id);
-      auto ok = reply.envelope().initSendHalfOk();
-      ok.setTransactionId(tx_id);
-      ok.setState(ToWire(state));
-      core_.Reply(routing_id, reply);
-    });
+    core_.OnDurable(
+        [reply_half, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id,
+         state = *known](const Status&) { reply_half(routing_id, request_id, tx_id, state); });
     return;
   }
 
@@ -201,26 +232,34 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
   Persist(stored);
   stats_.halves_stored += views.size();
 
-  core_.OnDurable(
-      [this, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id](const Status& s) {
-        if (!s.ok()) {
-          return core_.ReplyError({routing_id, request_id, nullptr},
-                                  Status::Unavailable("half message not stored: " + s.message()));
-        }
-        wire::OutFrame reply(request_id);
-        auto ok = reply.envelope().initSendHalfOk();
-        ok.setTransactionId(tx_id);
-        ok.setState(wire::TxState::PREPARED);
-        core_.Reply(routing_id, reply);
-      });
+  core_.OnDurable([this, reply_half, routing_id = ctx.routing_id, request_id = ctx.request_id,
+                   tx_id](const Status& s) {
+    if (!s.ok()) {
+      return core_.ReplyError({routing_id, request_id, nullptr},
+                              Status::Unavailable("half message not stored: " + s.message()));
+    }
+    reply_half(routing_id, request_id, tx_id, TxStateCode::kPrepared);
+  });
 }
 
 void TransactionService::HandleEndTransaction(const RequestContext& ctx,
                                               wire::EndTransactionRequest::Reader request) {
-  if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+  EndOne(ctx, request,
+         [this, routing_id = ctx.routing_id, request_id = ctx.request_id](const EndDone& done) {
+           if (!done.status.ok())
+             return core_.ReplyError({routing_id, request_id, nullptr}, done.status);
+           ReplyEnded(routing_id, request_id, done.tx_id, done.state, done.already_final);
+         });
+}
+
+void TransactionService::EndOne(const RequestContext& ctx,
+                                wire::EndTransactionRequest::Reader request,
+                                std::function<void(const EndDone&)> then) {
   const std::string tx_id = wire::ToString(request.getTransactionId());
+  const auto fail = [&](Status s) { then(EndDone{tx_id, std::move(s)}); };
+  if (Status s = core_.CheckWritable(); !s.ok()) return fail(s);
   if (Status s = CheckMessageId(tx_id); !s.ok()) {
-    return core_.ReplyError(ctx, Status::InvalidArgument("transaction id: " + s.message()));
+    return fail(Status::InvalidArgument("transaction id: " + s.message()));
   }
   TxStateCode wanted;
   switch (request.getOutcome()) {
@@ -231,9 +270,8 @@ void TransactionService::HandleEndTransaction(const RequestContext& ctx,
       wanted = TxStateCode::kRolledBack;
       break;
     default:
-      return core_.ReplyError(
-          ctx, Status::InvalidArgument("an end must be commit or rollback; to leave a "
-                                       "transaction undecided, send nothing"));
+      return fail(Status::InvalidArgument(
+          "an end must be commit or rollback; to leave a transaction undecided, send nothing"));
   }
   const std::string op = wire::ToString(request.getOperator());
   const std::string reason = wire::ToString(request.getReason());
@@ -262,38 +300,35 @@ void TransactionService::HandleEndTransaction(const RequestContext& ctx,
     } else {
       by = "producer " + ctx.routing_id;
     }
-    Finish(it->second, wanted, by,
-           [this, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id,
-            wanted](const Status& s) {
-             if (!s.ok()) {
-               return core_.ReplyError({routing_id, request_id, nullptr},
-                                       Status::Unavailable("outcome not recorded: " + s.message()));
-             }
-             ReplyEnded(routing_id, request_id, tx_id, wanted, false);
-           });
+    Finish(it->second, wanted, by, [tx_id, wanted, then = std::move(then)](const Status& s) {
+      if (!s.ok()) {
+        return then(EndDone{tx_id, Status::Unavailable("outcome not recorded: " + s.message())});
+      }
+      then(EndDone{tx_id, Status::OK(), wanted, false});
+    });
     return;
   }
 
   auto resolved = FindResolved(tx_id);
   if (!resolved) {
     audit("", "not found");
-    return core_.ReplyError(
-        ctx,
-        Status::NotFound("transaction '" + tx_id +
-                         "' is unknown: never prepared here, or "
-                         "ended more than " +
-                         FormatDurationMs(core_.options().resolved_retention.count()) + " ago"));
+    return fail(Status::NotFound("transaction '" + tx_id +
+                                 "' is unknown: never prepared here, or "
+                                 "ended more than " +
+                                 FormatDurationMs(core_.options().resolved_retention.count()) +
+                                 " ago"));
   }
   if (resolved->state != wanted) {
     audit(resolved->group, std::string("conflict (already ") + TxStateName(resolved->state) + ")");
-    return core_.ReplyError(ctx, Status::Conflict("transaction '" + tx_id + "' is already " +
-                                                  TxStateName(resolved->state) + " (by " +
-                                                  resolved->resolved_by + ")"));
+    return fail(Status::Conflict("transaction '" + tx_id + "' is already " +
+                                 TxStateName(resolved->state) + " (by " + resolved->resolved_by +
+                                 ")"));
   }
   audit(resolved->group, "already final");
   // The same end again: answer OK once what recorded it is durable.
-  core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id, wanted](
-                      const Status&) { ReplyEnded(routing_id, request_id, tx_id, wanted, true); });
+  core_.OnDurable([tx_id, wanted, then = std::move(then)](const Status&) {
+    then(EndDone{tx_id, Status::OK(), wanted, true});
+  });
 }
 
 void TransactionService::ReplyEnded(const std::string& routing_id, uint64_t request_id,

@@ -62,6 +62,7 @@ struct TxStats {
   uint64_t committed = 0;
   uint64_t rolled_back = 0;
   uint64_t checks_sent = 0;
+  uint64_t ends_carried = 0;  // arrived on a half (SendHalfRequest.ends)
   uint64_t answers[7] = {};  // by storage::CheckAnswerCode
 };
 
@@ -103,6 +104,19 @@ class TransactionService {
 
  private:
   using Then = std::function<void(const Status&)>;
+
+  // What one end request came to: an error, or the state now durably
+  // recorded.
+  struct EndDone {
+    std::string tx_id;
+    Status status;
+    storage::TxStateCode state = storage::TxStateCode::kPrepared;
+    bool already_final = false;
+  };
+  // Applies one end (a request of its own, or one carried by a half);
+  // `then` runs once, when the outcome is durable or at once on an error.
+  void EndOne(const RequestContext& ctx, wire::EndTransactionRequest::Reader request,
+              std::function<void(const EndDone&)> then);
 
   // Ends an open transaction; `then` runs once the round is durable.
   void Finish(OpenTx& tx, storage::TxStateCode state, const std::string& resolved_by, Then then);

@@ -173,6 +173,7 @@ void TransactionService::FillCounters(wire::TxCounters::Builder out) const {
   out.setNoProducer(stats_.answers[static_cast<int>(A::kNoProducer)]);
   out.setOpen(open_.size());
   out.setStuck(stuck_count_);
+  out.setEndsCarried(stats_.ends_carried);
   int64_t oldest = INT64_MAX;
   for (const auto& [id, tx] : open_) oldest = std::min(oldest, tx.record.born_ms);
   out.setOldestOpenAgeMs(open_.empty() ? 0 : core_.NowMs() - oldest);

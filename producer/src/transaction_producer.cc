@@ -1,13 +1,9 @@
 #include "txmq/transaction_producer.h"
 
-#include <atomic>
 #include <future>
-#include <mutex>
 
-#include "producer/src/call_gate.h"
 #include "producer/src/send_path.h"
-#include "producer/src/store_checker.h"
-#include "producer/src/tx_client.h"
+#include "producer/src/transaction_producer_impl.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "storage/src/local_store_impl.h"
@@ -27,130 +23,111 @@ const char* TxStateName(TxState state) {
   return "UNKNOWN";
 }
 
-class TransactionProducer::Impl {
- public:
-  Impl(const ProducerOptions& options, TransactionChecker checker, LocalStore* store)
-      : options_(options), checker_(std::move(checker)), store_(store) {}
+namespace {
+std::string About(const std::string& tx_id, const std::string& what) {
+  return "transaction " + tx_id + ": " + what;
+}
+}  // namespace
 
-  Status Start();
-  void Shutdown();
-
-  TransactionResult SendWithChecker(
-      std::vector<Message> messages,
-      const std::function<TxState(const std::vector<Message>&)>& local);
-  TransactionResult SendWithStore(
-      std::vector<Message> messages,
-      const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local);
-  Result<SendResult> Send(Message message);
-
-  const std::string& client_id() const { return client_id_; }
-
- private:
-  enum class State { kNew, kRunning, kShutDown };
-
-  // Runs one transaction: half, local part (`run_local` returns the
-  // decision, and for a store the local commit's status), end.
-  TransactionResult Run(
-      std::vector<Message> messages, const std::string& tx_id,
-      const std::function<TxState(const std::vector<Message>&, Status*)>& run_local);
-  Status NotRunning();
-  // A result for a call that sent nothing.
-  static TransactionResult Failed(Status s) {
-    TransactionResult r;
-    r.status = std::move(s);
-    return r;
-  }
-  // A failure caused by Shutdown closing the connection says so.
-  Status Explain(Status s) const;
-
-  const ProducerOptions options_;
-  const TransactionChecker checker_;
-  LocalStore* const store_;  // store-backed only; outlives the producer
-
-  std::mutex shutdown_mu_;
-  std::mutex mu_;
-  State state_ = State::kNew;  // guarded by mu_
-  // Calls pass it while they use client_ and store_txs_, which Start sets
-  // and Shutdown frees once the gate is closed and empty.
-  producer::CallGate gate_;
-  std::unique_ptr<producer::TxClient> client_;
-  std::unique_ptr<producer::StoreTransactions> store_txs_;  // store-backed only
-  std::string client_id_;                                   // set by Start, then constant
-  std::atomic<bool> closing_{false};  // Shutdown is failing the calls in flight
-};
-
-TransactionResult TransactionProducer::Impl::Run(
-    std::vector<Message> messages, const std::string& tx_id,
-    const std::function<TxState(const std::vector<Message>&, Status*)>& run_local) {
-  TransactionResult result;
-  for (Message& m : messages) {
-    if (Status s = property::CheckUserProperties(m.properties); !s.ok()) return Failed(s);
+Status TransactionProducer::Impl::Prepare(Call& call) {
+  for (Message& m : call.messages) {
+    if (Status s = property::CheckUserProperties(m.properties); !s.ok()) return s;
     // What a consumer needs to address a compensation back. Reserved: they
     // do not count against the size limit.
     m.properties[property::kProducerGroup] = options_.group;
-    m.properties[property::kTransactionId] = tx_id;
+    m.properties[property::kTransactionId] = call.tx_id;
   }
-  if (Status s = client_->Prepare(messages); !s.ok()) return Failed(s);
-  for (const Message& m : messages) result.message_ids.push_back(m.id);
+  if (Status s = client_->Prepare(call.messages); !s.ok()) return s;
+  for (const Message& m : call.messages) call.result.message_ids.push_back(m.id);
   // From here on the broker may know the transaction: the caller gets its
   // id with every answer, to follow an error up.
-  result.transaction_id = tx_id;
-  const auto about = [&tx_id](const std::string& what) {
-    return "transaction " + tx_id + ": " + what;
-  };
-  if (Status s = client_->SendHalf(tx_id, messages); !s.ok()) {
-    result.status = Status(s.code(), about("half messages not stored, local transaction not run (" +
-                                           Explain(s).message() + ")"));
-    return result;
-  }
+  call.result.transaction_id = call.tx_id;
+  return Status::OK();
+}
 
-  Status local_status;
+void TransactionProducer::Impl::HalfFailed(Call& call, const Status& s) {
+  call.result.status =
+      Status(s.code(), About(call.tx_id, "half messages not stored, local transaction not run (" +
+                                             Explain(s).message() + ")"));
+}
+
+void TransactionProducer::Impl::RunLocal(Call& call, const LocalFn& run_local) {
   TxState local;
   try {
-    local = run_local(messages, &local_status);
+    local = run_local(call.messages, &call.local_status);
     if (local != TxState::kCommit && local != TxState::kUnknown) local = TxState::kRollback;
   } catch (const std::exception& e) {
-    Logger("producer")->warn("local transaction {} threw ({}); rolling back", tx_id, e.what());
+    Logger("producer")->warn("local transaction {} threw ({}); rolling back", call.tx_id, e.what());
     local = TxState::kRollback;
   } catch (...) {
-    Logger("producer")->warn("local transaction {} threw; rolling back", tx_id);
+    Logger("producer")->warn("local transaction {} threw; rolling back", call.tx_id);
     local = TxState::kRollback;
   }
-  result.local = local;
-  if (!local_status.ok()) {
+  call.result.local = local;
+}
+
+bool TransactionProducer::Impl::AfterLocal(Call& call, TxState* end) {
+  TransactionResult& result = call.result;
+  if (!call.local_status.ok()) {
     // The local commit failed (or a check rolled it back first): the broker
     // side is rolled back already, or is now (or later by check-back).
-    auto recorded = client_->End(tx_id, TxState::kRollback);
-    if (recorded.ok()) result.outcome = *recorded;
-    result.status = Status(local_status.code(), about(local_status.message()));
-    return result;
+    result.status =
+        Status(call.local_status.code(), About(call.tx_id, call.local_status.message()));
+    *end = TxState::kRollback;
+  } else if (*result.local == TxState::kUnknown) {
+    return false;  // check-back decides
+  } else {
+    *end = *result.local;
   }
-  if (local == TxState::kUnknown) return result;  // check-back decides
+  if (!background()) return true;
+  client_->ends().Add(call.tx_id, *end);
+  result.end_pending = true;
+  return false;
+}
 
-  auto recorded = client_->End(tx_id, local);
+void TransactionProducer::Impl::AfterEnd(Call& call, TxState sent, Result<TxState> recorded) {
+  TransactionResult& result = call.result;
+  if (!call.local_status.ok()) {  // result.status says why already
+    if (recorded.ok()) result.outcome = *recorded;
+    return;
+  }
   if (!recorded.ok()) {
     const Status why = Explain(recorded.status());
     result.status =
-        Status(why.code(), about(std::string(TxStateName(local)) +
-                                 " not confirmed by the broker (" + why.message() +
-                                 "); its check-back decides. The local transaction ran: do not "
-                                 "repeat the call, follow the transaction up"));
+        Status(why.code(), About(call.tx_id, std::string(TxStateName(sent)) +
+                                                 " not confirmed by the broker (" + why.message() +
+                                                 "); its check-back decides. The local transaction "
+                                                 "ran: do not repeat the call, follow the "
+                                                 "transaction up"));
     Logger("producer")->warn("{}", result.status.message());
-    return result;
+    return;
   }
   result.outcome = *recorded;
-  if (result.outcome == TxState::kRollback && local == TxState::kCommit) {
+  if (result.outcome == TxState::kRollback && sent == TxState::kCommit) {
     result.status = Status::Aborted(
-        about("the local transaction committed, but the broker had already rolled the "
-              "transaction back (a check-back answered ROLLBACK, or an operator): its messages "
-              "will not be delivered"));
-  } else if (result.outcome == TxState::kCommit && local == TxState::kRollback) {
+        About(call.tx_id,
+              "the local transaction committed, but the broker had already rolled the transaction "
+              "back (a check-back answered ROLLBACK, or an operator): its messages will not be "
+              "delivered"));
+  } else if (result.outcome == TxState::kCommit && sent == TxState::kRollback) {
     result.status = Status::Conflict(
-        about("the local transaction rolled back, but the broker had already committed the "
+        About(call.tx_id,
+              "the local transaction rolled back, but the broker had already committed the "
               "transaction (an operator): its messages are delivered"));
   }
   if (!result.ok()) Logger("producer")->error("{}", result.status.message());
-  return result;
+}
+
+TransactionResult TransactionProducer::Impl::Run(Call call, const LocalFn& run_local) {
+  if (Status s = Prepare(call); !s.ok()) return Failed(s);
+  if (Status s = client_->SendHalf(call.tx_id, call.messages); !s.ok()) {
+    HalfFailed(call, s);
+    return std::move(call.result);
+  }
+  RunLocal(call, run_local);
+  TxState end;
+  if (AfterLocal(call, &end)) AfterEnd(call, end, client_->End(call.tx_id, end));
+  return std::move(call.result);
 }
 
 Status TransactionProducer::Impl::Explain(Status s) const {
@@ -200,9 +177,17 @@ Status TransactionProducer::Impl::Start() {
   } else {
     return Status::InvalidArgument("a transaction producer needs a checker or a local store");
   }
+  if (options_.transaction_window < 1 || options_.local_threads < 1 ||
+      options_.local_threads > 256) {
+    return Status::InvalidArgument("transaction_window (" +
+                                   std::to_string(options_.transaction_window) +
+                                   ") must be at least 1 and local_threads (" +
+                                   std::to_string(options_.local_threads) + ") 1-256");
+  }
   auto client = producer::TxClient::Open(options_, std::move(check));
   if (!client.ok()) return client.status();
   client_ = std::move(client.value());
+  locals_ = std::make_unique<producer::TaskThreads>(options_.local_threads);
   store_txs_ = std::move(store_txs);
   client_id_ = client_->connection().client_id();
   state_ = State::kRunning;
@@ -219,15 +204,28 @@ void TransactionProducer::Impl::Shutdown() {
     if (!running) return;
   }
   gate_.Close();  // new calls fail from here on
-  // Calls in flight get a moment to end their transactions properly; past
-  // it, whatever still waits on the broker fails at once (an undelivered
-  // end is left to check-back). Only a local transaction still running can
-  // hold Shutdown after that: what it uses must not be freed under it.
-  if (!gate_.WaitIdle(options_.send_timeout)) {
+  {
+    std::lock_guard<std::mutex> lock(window_mu_);
+    window_closed_ = true;  // calls waiting for room fail too
+    window_cv_.notify_all();
+  }
+  // Calls in flight get a moment to end their transactions properly, and
+  // background ends as long again to be confirmed; past that, whatever
+  // still waits on the broker fails at once (an undelivered end is left to
+  // check-back). Only a local transaction still running can hold Shutdown
+  // after that: what it uses must not be freed under it.
+  const bool idle = gate_.WaitIdle(options_.send_timeout);
+  if (idle) {
+    if (Status s = client_->ends().Flush(options_.send_timeout); !s.ok()) {
+      Logger("producer")
+          ->warn("transaction producer {} shutting down: {}", client_id_, s.message());
+    }
+  } else {
     closing_ = true;
     client_->Close();
     gate_.WaitIdle();
   }
+  locals_.reset();  // idle: no task is left
   client_.reset();  // stops the checkers (waiting for running ones) first
   store_txs_.reset();
 }
@@ -242,7 +240,7 @@ TransactionResult TransactionProducer::Impl::SendWithChecker(
         "this producer answers checks from its local store: pass a local transaction that takes "
         "a LocalTxn&"));
   }
-  return Run(std::move(messages), NewUuidV7(),
+  return Run(Call{NewUuidV7(), std::move(messages)},
              [&](const std::vector<Message>& sent, Status*) { return local(sent); });
 }
 
@@ -258,15 +256,15 @@ TransactionResult TransactionProducer::Impl::SendWithStore(
   }
   const std::string tx_id = txs->NewTransactionId();
   txs->Begin(tx_id);
-  auto result =
-      Run(std::move(messages), tx_id, [&](const std::vector<Message>& sent, Status* local_status) {
-        LocalTxn txn = store_->Begin();
-        TxState decision = local(txn, sent);
-        if (decision != TxState::kCommit) return decision;  // nothing is written
-        txs->RecordCommit(txn, tx_id);
-        *local_status = txn.Commit();
-        return decision;
-      });
+  auto result = Run(Call{tx_id, std::move(messages)},
+                    [&](const std::vector<Message>& sent, Status* local_status) {
+                      LocalTxn txn = store_->Begin();
+                      TxState decision = local(txn, sent);
+                      if (decision != TxState::kCommit) return decision;  // nothing is written
+                      txs->RecordCommit(txn, tx_id);
+                      *local_status = txn.Commit();
+                      return decision;
+                    });
   txs->End(tx_id);
   return result;
 }
@@ -340,6 +338,41 @@ TransactionResult TransactionProducer::SendInTransaction(
     std::vector<Message> messages,
     const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local) {
   return impl_->SendWithStore(std::move(messages), local);
+}
+
+std::future<TransactionResult> TransactionProducer::SendInTransactionAsync(
+    Message message, std::function<TxState(const Message&)> local) {
+  std::vector<Message> messages;
+  messages.push_back(std::move(message));
+  return impl_->AsyncWithChecker(
+      std::move(messages),
+      [local = std::move(local)](const std::vector<Message>& m) { return local(m.front()); });
+}
+
+std::future<TransactionResult> TransactionProducer::SendInTransactionAsync(
+    std::vector<Message> messages, std::function<TxState(const std::vector<Message>&)> local) {
+  return impl_->AsyncWithChecker(std::move(messages), std::move(local));
+}
+
+std::future<TransactionResult> TransactionProducer::SendInTransactionAsync(
+    Message message, std::function<TxState(LocalTxn&, const Message&)> local) {
+  std::vector<Message> messages;
+  messages.push_back(std::move(message));
+  return impl_->AsyncWithStore(
+      std::move(messages),
+      [local = std::move(local)](LocalTxn& txn, const std::vector<Message>& m) {
+        return local(txn, m.front());
+      });
+}
+
+std::future<TransactionResult> TransactionProducer::SendInTransactionAsync(
+    std::vector<Message> messages,
+    std::function<TxState(LocalTxn&, const std::vector<Message>&)> local) {
+  return impl_->AsyncWithStore(std::move(messages), std::move(local));
+}
+
+Status TransactionProducer::FlushEnds(std::chrono::milliseconds timeout) {
+  return impl_->FlushEnds(timeout);
 }
 
 Result<SendResult> TransactionProducer::Send(Message message) {

@@ -1,5 +1,7 @@
 #include "producer/src/tx_client.h"
 
+#include <future>
+
 #include "producer/src/send_path.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
@@ -42,12 +44,15 @@ Result<std::unique_ptr<TxClient>> TxClient::Open(const ProducerOptions& options,
       net::Connection::Open(co, [self](wire::Frame f) { self->OnCheck(std::move(f)); });
   if (!connection.ok()) return connection.status();
   client->connection_ = std::move(connection.value());
+  client->ends_ = std::make_unique<EndSender>(*client->connection_, options);
   return client;
 }
 
 TxClient::~TxClient() {
   runner_->Stop();  // its replies need the connection, so it goes first
-  connection_.reset();
+  ends_->Stop();
+  connection_.reset();  // answers what is in flight (UNAVAILABLE) before ends_ goes
+  ends_.reset();
 }
 
 void TxClient::OnCheck(wire::Frame frame) {
@@ -95,48 +100,98 @@ Status TxClient::Prepare(std::vector<Message>& messages) {
   return CheckTotalSize(messages, *connection_);
 }
 
-Status TxClient::SendHalf(const std::string& tx_id, const std::vector<Message>& messages) {
+namespace {
+
+TxState FromWire(wire::TxState state) {
+  return state == wire::TxState::COMMITTED ? TxState::kCommit : TxState::kRollback;
+}
+
+}  // namespace
+
+void TxClient::SendHalfAsync(const std::string& tx_id,
+                             std::shared_ptr<const std::vector<Message>> messages, StatusFn done) {
   const int64_t born_ms = NowMs();
-  auto reply = CallWithRetriesSync(
+  // Taken once: every attempt carries the same ends.
+  auto ends = std::make_shared<std::vector<QueuedEnd>>(ends_->Take());
+  CallWithRetries(
       *connection_,
-      [&](wire::Envelope::Builder env) {
+      [this, tx_id, messages, ends, born_ms](wire::Envelope::Builder env) {
         auto half = env.initSendHalf();
         half.setTransactionId(tx_id);
         half.setProducerGroup(options_.group);
-        auto list = half.initMessages(static_cast<unsigned>(messages.size()));
-        for (unsigned i = 0; i < messages.size(); ++i) {
-          wire::MessageToWire(messages[i], born_ms, list[i]);
+        auto list = half.initMessages(static_cast<unsigned>(messages->size()));
+        for (unsigned i = 0; i < messages->size(); ++i) {
+          wire::MessageToWire((*messages)[i], born_ms, list[i]);
+        }
+        if (ends->empty()) return;
+        auto carried = half.initEnds(static_cast<unsigned>(ends->size()));
+        for (unsigned i = 0; i < ends->size(); ++i) {
+          carried[i].setTransactionId((*ends)[i].tx_id);
+          carried[i].setOutcome((*ends)[i].outcome == TxState::kCommit ? wire::TxOutcome::COMMIT
+                                                                       : wire::TxOutcome::ROLLBACK);
         }
       },
-      options_.send_timeout, options_.retries);
-  if (!reply.ok()) return reply.status();
-  if (reply->envelope().getSendHalfOk().getState() != wire::TxState::PREPARED) {
-    return Status::Conflict("transaction '" + tx_id + "' already ended before its half arrived");
-  }
-  return Status::OK();
+      options_.send_timeout, options_.retries,
+      [this, tx_id, ends, done = std::move(done)](Result<wire::Frame> reply) {
+        std::vector<EndAnswer> answers;
+        if (reply.ok()) {
+          for (auto e : reply->envelope().getSendHalfOk().getEnds()) {
+            auto error = e.getError();
+            answers.push_back(
+                {wire::ToString(e.getTransactionId()),
+                 Status(wire::FromWireCode(error.getCode()), wire::ToString(error.getMessage())),
+                 FromWire(e.getState())});
+          }
+        }
+        if (reply.ok() && answers.empty() && !ends->empty()) ends_->StopCarrying();
+        // Unanswered ones (a failed half) wait to be sent again.
+        if (!ends->empty()) ends_->Settle(std::move(*ends), answers);
+        if (!reply.ok()) return done(reply.status());
+        if (reply->envelope().getSendHalfOk().getState() != wire::TxState::PREPARED) {
+          return done(Status::Conflict("transaction '" + tx_id +
+                                       "' already ended before its half arrived"));
+        }
+        done(Status::OK());
+      });
 }
 
-Result<TxState> TxClient::End(const std::string& tx_id, TxState outcome) {
-  auto reply = CallWithRetriesSync(
+Status TxClient::SendHalf(const std::string& tx_id, const std::vector<Message>& messages) {
+  std::promise<Status> promise;
+  auto future = promise.get_future();
+  // Not owned: the request is resent only before `done`, and this waits
+  // for `done`.
+  std::shared_ptr<const std::vector<Message>> borrowed(std::shared_ptr<void>(), &messages);
+  SendHalfAsync(tx_id, std::move(borrowed),
+                [&promise](Status s) { promise.set_value(std::move(s)); });
+  return future.get();
+}
+
+void TxClient::EndAsync(const std::string& tx_id, TxState outcome, EndFn done) {
+  CallWithRetries(
       *connection_,
-      [&](wire::Envelope::Builder env) {
+      [tx_id, outcome](wire::Envelope::Builder env) {
         auto end = env.initEndTransaction();
         end.setTransactionId(tx_id);
         end.setOutcome(outcome == TxState::kCommit ? wire::TxOutcome::COMMIT
                                                    : wire::TxOutcome::ROLLBACK);
       },
-      options_.send_timeout, options_.retries);
-  if (reply.ok()) {
-    return reply->envelope().getEndTransactionOk().getState() == wire::TxState::COMMITTED
-               ? TxState::kCommit
-               : TxState::kRollback;
-  }
-  if (reply.status().code() == StatusCode::kConflict) {
-    // Only two final states exist: the other one won.
-    Logger("producer")->warn("transaction {}: {}", tx_id, reply.status().ToString());
-    return outcome == TxState::kCommit ? TxState::kRollback : TxState::kCommit;
-  }
-  return reply.status();
+      options_.send_timeout, options_.retries,
+      [tx_id, outcome, done = std::move(done)](Result<wire::Frame> reply) {
+        if (reply.ok()) return done(FromWire(reply->envelope().getEndTransactionOk().getState()));
+        if (reply.status().code() == StatusCode::kConflict) {
+          // Only two final states exist: the other one won.
+          Logger("producer")->warn("transaction {}: {}", tx_id, reply.status().ToString());
+          return done(outcome == TxState::kCommit ? TxState::kRollback : TxState::kCommit);
+        }
+        done(reply.status());
+      });
+}
+
+Result<TxState> TxClient::End(const std::string& tx_id, TxState outcome) {
+  std::promise<Result<TxState>> promise;
+  auto future = promise.get_future();
+  EndAsync(tx_id, outcome, [&promise](Result<TxState> r) { promise.set_value(std::move(r)); });
+  return future.get();
 }
 
 }  // namespace txmq::producer

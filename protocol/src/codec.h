@@ -27,6 +27,10 @@ namespace txmq::wire {
 // the broker's checks, with these limits:
 inline constexpr size_t kDefaultMaxMessageBytes = 4 * 1024 * 1024;
 inline constexpr size_t kMaxMessagesPerRequest = 64;
+// Ends one half message may carry (SendHalfRequest.ends). Each takes at
+// most a transaction id (kMaxMessageIdBytes) and a few words, so together
+// they stay well inside kEnvelopeOverheadBytes.
+inline constexpr size_t kMaxEndsPerHalf = 64;
 inline constexpr size_t kMaxMessageIdBytes = 128;
 inline constexpr size_t kMaxKeyBytes = 4096;
 inline constexpr size_t kMaxUserProperties = 128;

@@ -26,6 +26,11 @@ constexpr const char* kDescription =
     "           transaction per message, one in flight: half message, empty local\n"
     "           transaction (COMMIT), acknowledged commit; msgs/s = committed\n"
     "           transactions / time; p50/p99 = per transaction.\n"
+    "           --txn-end background: the commit is sent in the background (riding\n"
+    "           on the next half), the call returns after the local transaction;\n"
+    "           the time includes waiting for the last ends to be confirmed.\n"
+    "           --txn-window W: W transactions in flight per producer\n"
+    "           (SendInTransactionAsync).\n"
     "  commit-visible\n"
     "           one transaction producer commits one at a time while one consumer\n"
     "           receives; p50/p99 = commit acknowledged -> handler sees the message.\n"
@@ -43,6 +48,7 @@ constexpr const char* kDescription =
     "  txmq-bench --scenario send --producers 4 --window 256 --duration 3\n"
     "  txmq-bench --scenario consume --window 256 --json\n"
     "  txmq-bench --scenario txn --producers 4\n"
+    "  txmq-bench --scenario txn --producers 4 --txn-end background --txn-window 64\n"
     "  txmq-bench --scenario checkback --producers 4 --broker-arg=--check-interval=1s\n"
     "  txmq-bench --broker tcp://127.0.0.1:7800 --producers 1 --window 1 \\\n"
     "      --result-line --system txmq --scenario-name 'produce p=1 w=1'\n";
@@ -55,7 +61,8 @@ std::string DefaultScenarioName(const BenchOptions& o) {
     case Scenario::kConsume:
       return "consume w=" + std::to_string(o.window) + " (ack/msg)";
     case Scenario::kTxn:
-      return "txn p=" + p + " (commit/msg)";
+      return "txn p=" + p + (o.txn_window > 1 ? " w=" + std::to_string(o.txn_window) : "") +
+             (o.txn_background_end ? " (commit/msg, background end)" : " (commit/msg)");
     case Scenario::kCommitVisible:
       return "commit-visible (commit ack -> consumer)";
     case Scenario::kCheckback:
@@ -99,6 +106,17 @@ int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
   app.add_option("--unknown-percent", o->unknown_percent,
                  "checkback: % of local transactions that answer UNKNOWN")
       ->check(CLI::Range(0, 100))
+      ->capture_default_str();
+  std::string txn_end = "confirmed";
+  app.add_option("--txn-end", txn_end,
+                 "txn, checkback: confirmed (the call waits for the broker's durable answer "
+                 "to the commit) or background (it does not)")
+      ->check(CLI::IsMember({"confirmed", "background"}))
+      ->capture_default_str();
+  app.add_option("--txn-window", o->txn_window,
+                 "txn, checkback: transactions in flight per producer (1: SendInTransaction; "
+                 "more: SendInTransactionAsync)")
+      ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   app.add_option("--consume-count", o->consume_count, "Messages preloaded and drained (consume)")
       ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}))
@@ -179,6 +197,7 @@ int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
   }
   if (count->count() == 0 && o->scenario == Scenario::kCommitVisible) o->count = 3000;
   if (o->max_in_flight == 0) o->max_in_flight = o->window;
+  o->txn_background_end = txn_end == "background";
   if (o->scenario_name.empty()) o->scenario_name = DefaultScenarioName(*o);
   return -1;
 }

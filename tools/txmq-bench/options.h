@@ -28,6 +28,12 @@ struct BenchOptions {
   // Message (transaction) bound of one send, txn or checkback run, all
   // producers together; commit-visible: 3,000 unless given.
   int64_t count = 1'000'000;
+  // txn, checkback: how the producers end transactions (true: in the
+  // background, TransactionEndMode::kBackground) and how many each keeps
+  // in flight (1: SendInTransaction, one at a time; more:
+  // SendInTransactionAsync with that window).
+  bool txn_background_end = false;
+  int txn_window = 1;
   // checkback: share of transactions whose local transaction answers
   // UNKNOWN, so that only the broker's check-back can end them.
   int unknown_percent = 10;

@@ -62,7 +62,8 @@ std::string HumanWhat(const BenchOptions& o) {
     case Scenario::kConsume:
       return "consume w=" + std::to_string(o.window);
     case Scenario::kTxn:
-      return "txn p=" + p + " (commit/msg)";
+      return "txn p=" + p + (o.txn_window > 1 ? " w=" + std::to_string(o.txn_window) : "") +
+             (o.txn_background_end ? " (commit/msg, background end)" : " (commit/msg)");
     case Scenario::kCommitVisible:
       return "commit-visible";
     case Scenario::kCheckback:
@@ -75,16 +76,15 @@ std::string HumanWhat(const BenchOptions& o) {
 }
 
 // Producers and window as the peers would state them: a transaction
-// producer has one transaction in flight; commit-visible has one producer.
+// producer has --txn-window transactions in flight (1 unless given);
+// commit-visible has one producer.
 int Producers(const BenchOptions& o) {
   return o.scenario == Scenario::kConsume || o.scenario == Scenario::kCommitVisible ? 1
                                                                                     : o.producers;
 }
 int Window(const BenchOptions& o) {
-  return o.scenario == Scenario::kTxn || o.scenario == Scenario::kCheckback ||
-                 o.scenario == Scenario::kCommitVisible
-             ? 1
-             : o.window;
+  if (o.scenario == Scenario::kTxn || o.scenario == Scenario::kCheckback) return o.txn_window;
+  return o.scenario == Scenario::kCommitVisible ? 1 : o.window;
 }
 
 void PrintHumanLine(const BenchOptions& o, const BenchResult& r, std::optional<double> p50,
@@ -178,7 +178,14 @@ void PrintReport(const BenchOptions& o, BenchResult& r) {
                                    (o.flush == "sync" ? " (fsync before ack, group commit)" : "")
                              : "broker " + o.broker;
     if (o.scenario == Scenario::kConsume) notes += "; one ack per message";
-    if (o.scenario == Scenario::kTxn) notes += "; half + commit per message, each acked durably";
+    if (o.scenario == Scenario::kTxn) {
+      notes += o.txn_background_end
+                   ? "; half per message carrying earlier commits, commits confirmed durably in "
+                     "the background (timed until all confirmed)"
+                   : "; half + commit per message, each acked durably";
+      if (o.txn_window > 1)
+        notes += "; " + std::to_string(o.txn_window) + " in flight per producer";
+    }
   }
   PrintHumanLine(o, r, p50, p99);
   if (o.result_line) PrintResultLine(o, r, p50, p99, notes);

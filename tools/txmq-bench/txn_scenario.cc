@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <deque>
+#include <future>
 #include <memory>
 #include <thread>
 
@@ -36,6 +38,71 @@ bool LeaveUnknown(int64_t seq, int percent) {
   return (seq + 1) * percent / 100 != seq * percent / 100;
 }
 
+// Counts one result; true when it is what the run asked for.
+bool Count(const TransactionResult& r, bool leave_unknown, ProducerOutcome* out) {
+  const bool committed =
+      r.outcome == TxState::kCommit || (r.end_pending && r.local == TxState::kCommit);
+  const bool ok = r.ok() && (leave_unknown ? r.local == TxState::kUnknown : committed);
+  if (!ok) {
+    ++out->errors;
+    return false;
+  }
+  ++(leave_unknown ? out->unknown : out->committed);
+  return true;
+}
+
+// Background ends: the run is over when the broker has confirmed them.
+void FlushEnds(const TxnPlan& plan, TransactionProducer& producer, ProducerOutcome* out) {
+  if (!plan.background_end) return;
+  if (Status s = producer.FlushEnds(std::chrono::seconds(30)); !s.ok()) {
+    fprintf(stderr, "txmq-bench: %s\n", s.ToString().c_str());
+    ++out->errors;
+  }
+  out->last_return = SteadyClock::now();
+}
+
+// Up to plan.window transactions in flight (SendInTransactionAsync).
+// Latency = from the call to the moment its future is found complete
+// (collected oldest first, so a little late at times).
+void RunWindowed(const TxnPlan& plan, TransactionProducer& producer, std::string& body,
+                 SteadyTime deadline, int64_t quota, ProducerOutcome* out) {
+  struct InFlight {
+    std::future<TransactionResult> result;
+    SteadyTime sent;
+    bool leave_unknown;
+  };
+  std::deque<InFlight> in_flight;
+  const auto collect = [&] {
+    InFlight& f = in_flight.front();
+    auto r = f.result.get();
+    const SteadyTime now = SteadyClock::now();
+    out->last_return = now;
+    if (Count(r, f.leave_unknown, out)) out->latencies_ns.push_back(Nanos(f.sent, now));
+    in_flight.pop_front();
+  };
+  const std::function<TxState(const Message&)> commit = [](const Message&) {
+    return TxState::kCommit;
+  };
+  const std::function<TxState(const Message&)> unknown = [](const Message&) {
+    return TxState::kUnknown;
+  };
+  for (int64_t seq = 0; seq < quota && SteadyClock::now() < deadline; ++seq) {
+    while (!in_flight.empty() && (in_flight.size() >= static_cast<size_t>(plan.window) ||
+                                  in_flight.front().result.wait_for(std::chrono::seconds(0)) ==
+                                      std::future_status::ready)) {
+      collect();
+    }
+    StampPayload(body, static_cast<uint64_t>(seq));
+    const bool leave_unknown = LeaveUnknown(seq, plan.unknown_percent);
+    const SteadyTime sent = SteadyClock::now();
+    in_flight.push_back({producer.SendInTransactionAsync({.topic = plan.topic, .body = body},
+                                                         leave_unknown ? unknown : commit),
+                         sent, leave_unknown});
+  }
+  while (!in_flight.empty()) collect();
+  FlushEnds(plan, producer, out);
+}
+
 void RunProducer(const TxnPlan& plan, int index, TransactionProducer& producer, StartGate& gate,
                  ProducerOutcome* out) {
   std::string body = MakePayload(static_cast<size_t>(plan.size), 700 + index);
@@ -48,7 +115,9 @@ void RunProducer(const TxnPlan& plan, int index, TransactionProducer& producer, 
   }
   auto commit = [](const Message&) { return TxState::kCommit; };
   auto warm_up = producer.SendInTransaction({.topic = plan.topic, .body = body}, commit);
-  if (!warm_up.ok() || warm_up.outcome != TxState::kCommit) {
+  if (warm_up.ok() && plan.background_end)
+    warm_up.status = producer.FlushEnds(std::chrono::seconds(10));
+  if (!warm_up.ok() || !(warm_up.outcome == TxState::kCommit || warm_up.end_pending)) {
     out->setup_error = "warm-up transaction of producer " + std::to_string(index) + " on " +
                        plan.broker + " failed: " + warm_up.status.ToString();
     return gate.Abort();
@@ -73,6 +142,7 @@ void RunProducer(const TxnPlan& plan, int index, TransactionProducer& producer, 
   out->half_ns.reserve(1 << 16);
   out->end_ns.reserve(1 << 16);
   const int64_t quota = ShareOf(plan.count, plan.producers, index);
+  if (plan.window > 1) return RunWindowed(plan, producer, body, deadline, quota, out);
   for (int64_t seq = 0; seq < quota && SteadyClock::now() < deadline; ++seq) {
     StampPayload(body, static_cast<uint64_t>(seq));
     const bool leave_unknown = LeaveUnknown(seq, plan.unknown_percent);
@@ -83,17 +153,12 @@ void RunProducer(const TxnPlan& plan, int index, TransactionProducer& producer, 
                                         leave_unknown ? unknown : timed_commit);
     const SteadyTime now = SteadyClock::now();
     out->last_return = now;
-    const bool ok =
-        r.ok() && (leave_unknown ? r.local == TxState::kUnknown : r.outcome == TxState::kCommit);
-    if (!ok) {
-      ++out->errors;
-      continue;
-    }
-    ++(leave_unknown ? out->unknown : out->committed);
+    if (!Count(r, leave_unknown, out)) continue;
     out->latencies_ns.push_back(Nanos(before, now));
     out->half_ns.push_back(Nanos(before, local_ran));
     if (!leave_unknown) out->end_ns.push_back(Nanos(local_ran, now));
   }
+  FlushEnds(plan, producer, out);
 }
 
 }  // namespace
@@ -104,6 +169,7 @@ void AddPhaseDetails(TxnRun& run, BenchResult* result) {
     snprintf(buf, sizeof buf, "%.2f", v.value_or(0.0));
     return std::string(buf);
   };
+  if (run.half_ns.empty()) return;  // windowed: the parts are not measured
   const auto half50 = PercentileMs(run.half_ns, 0.50), half99 = PercentileMs(run.half_ns, 0.99);
   const auto end50 = PercentileMs(run.end_ns, 0.50), end99 = PercentileMs(run.end_ns, 0.99);
   auto& d = result->details;
@@ -130,7 +196,12 @@ TxnRun RunTransactions(const TxnPlan& plan, CpuMeter* meter,
   std::vector<std::unique_ptr<TransactionProducer>> producers;
   for (int i = 0; i < plan.producers; ++i) {
     producers.push_back(std::make_unique<TransactionProducer>(
-        ProducerOptions{.broker = plan.broker, .group = plan.group}, checker));
+        ProducerOptions{.broker = plan.broker,
+                        .group = plan.group,
+                        .end_mode = plan.background_end ? TransactionEndMode::kBackground
+                                                        : TransactionEndMode::kConfirmed,
+                        .transaction_window = plan.window},
+        checker));
   }
   StartGate gate(plan.producers, [meter] {
     if (meter) meter->Start();

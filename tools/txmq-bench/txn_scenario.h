@@ -2,8 +2,10 @@
 // (commit/msg)": P producers, each its own txmq::TransactionProducer
 // (connection) on its own thread, every message its own transaction (half
 // message, an empty local transaction, acknowledged commit), one
-// transaction in flight per producer. The checkback scenario runs the same
-// producers with some local transactions left undecided.
+// transaction in flight per producer; or, with TxnPlan's background_end
+// and window, ends in the background and many transactions in flight. The
+// checkback scenario runs the same producers with some local transactions
+// left undecided.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +34,14 @@ struct TxnPlan {
   // outcome, and the broker's check-back ends the transaction. The checker
   // answers COMMIT.
   int unknown_percent = 0;
+  // TransactionEndMode::kBackground: a call returns once the local
+  // transaction decided; the producers wait for their last ends to be
+  // confirmed (FlushEnds) before the clock stops.
+  bool background_end = false;
+  // Transactions in flight per producer: 1 runs SendInTransaction one at a
+  // time; more runs SendInTransactionAsync with this transaction_window
+  // (no half/end split then: the local transactions run on library threads).
+  int window = 1;
 };
 
 // What the producers of one run did in the timed part.

@@ -17,6 +17,7 @@ nlohmann::json TxCountersJson(wire::TxCounters::Reader t) {
           {"committed", t.getCommitted()},
           {"rolled_back", t.getRolledBack()},
           {"checks_sent", t.getChecksSent()},
+          {"ends_carried", t.getEndsCarried()},
           {"answers",
            {{"commit", t.getAnswersCommit()},
             {"rollback", t.getAnswersRollback()},

@@ -28,6 +28,23 @@
 
 namespace txmq {
 
+// How a TransactionProducer tells the broker what the local transaction
+// decided (see txmq/transaction_producer.h).
+enum class TransactionEndMode {
+  // SendInTransaction returns once the broker has durably recorded the
+  // outcome: two round trips per transaction; TransactionResult::outcome
+  // says what the broker recorded, ABORTED and CONFLICT are reported.
+  kConfirmed,
+  // SendInTransaction returns once the local transaction decided; the end
+  // is sent in the background, riding on the producer's next half message
+  // when one goes out soon, else on its own, retried until the broker
+  // answers. One round trip per transaction; the result says
+  // `end_pending` and outcome kUnknown. An end that never arrives (the
+  // producer dies first) is learnt by check-back, so the checker (or the
+  // LocalStore) must answer from the local commit, as always.
+  kBackground,
+};
+
 struct ProducerOptions {
   // Broker endpoint.
   std::string broker = "tcp://127.0.0.1:7800";
@@ -48,6 +65,18 @@ struct ProducerOptions {
   // at least 1 h). A check that finds no record of a transaction older than
   // this answers UNKNOWN, not ROLLBACK.
   std::chrono::milliseconds transaction_record_horizon = std::chrono::hours(24 * 7);
+  // TransactionProducer only: how outcomes reach the broker. kConfirmed by
+  // default, so that an OK result means the broker recorded the outcome;
+  // kBackground saves a round trip per transaction.
+  TransactionEndMode end_mode = TransactionEndMode::kConfirmed;
+  // TransactionProducer only: most SendInTransactionAsync transactions in
+  // flight at once (half sent, not yet completed); a further call waits
+  // for one to complete. At least 1.
+  int transaction_window = 64;
+  // TransactionProducer only: library threads that run the local
+  // transactions of SendInTransactionAsync. With 1, they run one at a time,
+  // in the order their half messages were stored.
+  int local_threads = 1;
 };
 
 using SendCallback = std::function<void(Result<SendResult>)>;

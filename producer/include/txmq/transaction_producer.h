@@ -42,13 +42,41 @@
 //     return txmq::TxState::kCommit;      // kRollback (or kUnknown): nothing is written
 //   });
 //
+// Ends. By default (ProducerOptions::end_mode = kConfirmed) the call
+// returns once the broker has durably recorded the outcome: two round trips
+// per transaction, and `outcome` says what the broker recorded. With
+// kBackground the call returns as soon as the local transaction decided:
+// the local commit is the decision, and the broker learns it from an end
+// sent in the background (riding on the producer's next half message, or
+// on its own after a moment; retried until answered) or, should that never
+// arrive, from its check-back. The result then has end_pending set and
+// outcome kUnknown; FlushEnds waits for the broker's answers, and Shutdown
+// tries for up to `send_timeout`. A background end the broker refuses
+// (CONFLICT: a check-back or an operator decided otherwise first) is
+// logged at error level; store-backed producers never commit locally what
+// a check rolled back, so for them only an operator can cause that.
+// kConfirmed stays the default because it is what an OK result has always
+// meant; choose kBackground for throughput.
+//
+// Windowed: SendInTransactionAsync keeps up to `transaction_window`
+// transactions of one producer in flight. Its local transactions run on
+// `local_threads` library threads, each once its half is durable.
+//
+//   std::vector<std::future<txmq::TransactionResult>> results;
+//   for (auto& m : batch) results.push_back(producer.SendInTransactionAsync(
+//       m, [&](txmq::LocalTxn& tx, const txmq::Message& m) { ...; return txmq::TxState::kCommit;
+//       }));
+//   for (auto& r : results) if (auto t = r.get(); !t.ok()) log(t.status.ToString());
+//
 // Thread safety: all methods may be called from any thread, Shutdown also
 // while other threads are inside SendInTransaction (see Shutdown). The
-// checker runs on `checker_threads` library threads, possibly concurrently.
+// checker runs on `checker_threads` library threads, possibly concurrently;
+// the local transactions of SendInTransactionAsync on `local_threads`.
 #pragma once
 
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -109,8 +137,12 @@ struct [[nodiscard]] TransactionResult {
   // empty when it did not run.
   std::optional<TxState> local{};
   // What the broker recorded: kCommit or kRollback; kUnknown when it is left
-  // to check-back or was not confirmed.
+  // to check-back, was not confirmed, or is still on its way (end_pending).
   TxState outcome = TxState::kUnknown;
+  // TransactionEndMode::kBackground: the end (`local`) was queued, not yet
+  // confirmed; the broker records it when it arrives, or learns it by
+  // check-back. ok() then means: half durable, local transaction decided.
+  bool end_pending = false;
 
   bool ok() const { return status.ok(); }
 };
@@ -134,7 +166,9 @@ class TransactionProducer {
   // FAILED_PRECONDITION after Shutdown.
   Status Start();
   // Two phases. New calls fail FAILED_PRECONDITION at once; calls in flight
-  // get up to `send_timeout` to finish their transactions. Then the
+  // (also asynchronous ones) get up to `send_timeout` to finish their
+  // transactions, and background ends up to `send_timeout` more to be
+  // confirmed (those still unconfirmed are left to check-back). Then the
   // connection closes: whatever still waits on the broker fails UNAVAILABLE
   // "transaction producer shut down" (a half already stored is resolved by
   // the broker's check-back with another member of the group, or marked
@@ -165,6 +199,29 @@ class TransactionProducer {
   TransactionResult SendInTransaction(
       std::vector<Message> messages,
       const std::function<TxState(LocalTxn&, const std::vector<Message>&)>& local);
+
+  // The same, asynchronously: waits only while `transaction_window`
+  // transactions of this producer are in flight, then returns a future
+  // that completes with what SendInTransaction would have returned. `local`
+  // is copied and runs on a library thread once the half is durable (never
+  // when it is not); it must not call this producer's synchronous methods
+  // or wait for another of its futures. A call the producer refuses
+  // (not started, shut down) completes at once.
+  std::future<TransactionResult> SendInTransactionAsync(
+      Message message, std::function<TxState(const Message&)> local);
+  std::future<TransactionResult> SendInTransactionAsync(
+      std::vector<Message> messages, std::function<TxState(const std::vector<Message>&)> local);
+  std::future<TransactionResult> SendInTransactionAsync(
+      Message message, std::function<TxState(LocalTxn&, const Message&)> local);
+  std::future<TransactionResult> SendInTransactionAsync(
+      std::vector<Message> messages,
+      std::function<TxState(LocalTxn&, const std::vector<Message>&)> local);
+
+  // kBackground: waits until the broker answered every end queued so far.
+  // OK, or TIMEOUT naming how many are still unconfirmed (their
+  // transactions are then resolved by check-back if the ends never
+  // arrive). OK at once in kConfirmed mode.
+  Status FlushEnds(std::chrono::milliseconds timeout);
 
   // A plain (non-transactional) send on the same connection.
   Result<SendResult> Send(Message message);
