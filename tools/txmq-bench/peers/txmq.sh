@@ -1,4 +1,4 @@
-# The new system: txmq (txmqd, LevelDB storage, group commit, fsync before ack).
+# The new system: txmq (txmqd, commit log + LevelDB index, group commit, fsync before ack).
 # Rows: produce p=1 w=1, produce p=1/p=4 w=$WINDOW, txn p=1/p=4 (commit/msg), consume,
 # and two only txmq has: commit->visible and check-back with 10% left UNKNOWN.
 # Client: txmq-bench from the txmq build, called through bin/txmq_bench, a small
@@ -57,8 +57,8 @@ system_txmq() {
   wait_port "$TXMQ_PORT" 20 || { log "txmqd did not start"; stop_pid "$pid"; return 1; }
   # bench runs $BIN/<first word>; the rest are key=value arguments for the adapter.
   local c=(txmq_bench broker="tcp://127.0.0.1:$TXMQ_PORT")
-  local n="txmqd --flush sync: LevelDB batch + fsync before ack (group commit: one fsync per round)"
-  local nk="pull batch $WINDOW, $WINDOW in flight, one ack per message (acks durable before reply)"
+  local n="txmqd --flush sync: commit-log append + fdatasync before ack (group commit: one fsync per round)"
+  local nk="pull batch $WINDOW, $WINDOW in flight, an ack per message (acks batched per request, durable before reply)"
   local nt="SendHalf + empty local txn + EndTransaction(commit) per message, both answered after fsync"
   local ntb="SendHalf (carrying earlier commits) + empty local txn per message; commits confirmed after fsync in the background"
   # Every run gets its own topic (the run id keeps reruns on a kept data dir apart).
