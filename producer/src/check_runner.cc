@@ -40,12 +40,13 @@ void CheckRunner::Submit(uint64_t request_id, CheckRequest request) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     // The broker asks again when a checker is slow; one queued check per
-    // transaction is enough (answering the latest request).
+    // transaction is enough (answering the latest request, which the
+    // checker sees with its count).
     if (auto it = queued_.find(request.transaction_id); it != queued_.end()) {
-      it->second = request_id;
+      it->second = Latest{request_id, request.check_count};
       return;
     }
-    queued_[request.transaction_id] = request_id;
+    queued_[request.transaction_id] = Latest{request_id, request.check_count};
     if (queue_.size() >= kMaxQueued) {
       Logger("producer")
           ->warn(
@@ -70,7 +71,8 @@ void CheckRunner::Work() {
       job = std::move(queue_.front());
       queue_.pop_front();
       auto latest = queued_.find(job.request.transaction_id);
-      job.request_id = latest->second;
+      job.request_id = latest->second.request_id;
+      job.request.check_count = latest->second.check_count;
       queued_.erase(latest);
     }
     reply_(job.request_id, job.request.transaction_id, Run(job.request));

@@ -55,8 +55,12 @@ class CheckRunner {
   std::deque<Job> queue_;  // guarded by mu_
   // Transactions with a check in queue_: a repeated check of one of them
   // replaces the queued one instead of queueing again.
-  std::unordered_map<std::string, uint64_t> queued_;  // guarded by mu_; tx id -> request id
-  bool stopping_ = false;                             // guarded by mu_
+  struct Latest {
+    uint64_t request_id;
+    uint32_t check_count;
+  };
+  std::unordered_map<std::string, Latest> queued_;  // guarded by mu_; by tx id
+  bool stopping_ = false;                           // guarded by mu_
   std::vector<std::thread> threads_;
 };
 
