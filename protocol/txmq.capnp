@@ -243,7 +243,9 @@ struct EndResult {
 struct EndTransactionRequest {
   transactionId @0 :Text;
   outcome @1 :TxOutcome;    # commit or rollback
-  fromCheck @2 :Bool;       # the producer answers a check this way
+  fromCheckDeprecated @2 :Bool;  # unused, ignored by the broker: no client ever set it; a
+                                 # check is answered with a CheckReply. Kept so the
+                                 # ordinal is never reused.
   operator @3 :Text;        # set by txmqctl: a forced outcome, audit-logged
   reason @4 :Text;
 }

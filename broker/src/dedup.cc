@@ -26,6 +26,8 @@ uint64_t Mix(uint64_t h) {
 
 }  // namespace
 
+uint64_t DedupHash(std::string_view message_id) { return Mix(StableHash(message_id)); }
+
 BloomFilter::BloomFilter(size_t capacity)
     : bits_((capacity * kBitsPerEntry + 63) / 64, 0), capacity_(capacity) {}
 
@@ -84,7 +86,7 @@ Status DedupWindow::Recover() {
   const int64_t now = core_.NowMs();
   size_t loaded = 0;
   Status s = core_.store().ForEachId(OldestLive(now), [&](uint64_t bucket, std::string_view id) {
-    AddToFilter(bucket, Mix(StableHash(id)));
+    AddToFilter(bucket, DedupHash(id));
     ++loaded;
     return true;
   });
@@ -98,7 +100,7 @@ std::optional<DedupWindow::Hit> DedupWindow::Find(std::string_view message_id) {
   if (auto it = in_flight_.find(std::string(message_id)); it != in_flight_.end()) {
     return Hit{it->second, false};
   }
-  const uint64_t hash = Mix(StableHash(message_id));
+  const uint64_t hash = DedupHash(message_id);
   const uint64_t oldest = OldestLive(core_.NowMs());
   for (auto b = buckets_.rbegin(); b != buckets_.rend() && b->index >= oldest; ++b) {
     bool maybe = false;
@@ -122,7 +124,7 @@ std::optional<DedupWindow::Hit> DedupWindow::Find(std::string_view message_id) {
 }
 
 void DedupWindow::Remember(std::string_view message_id, const storage::DedupRecord& record) {
-  AddToFilter(BucketOf(record.stored_ms), Mix(StableHash(message_id)));
+  AddToFilter(BucketOf(record.stored_ms), DedupHash(message_id));
   in_flight_[std::string(message_id)] = record;
 }
 

@@ -24,6 +24,10 @@
 
 namespace txmq::broker {
 
+// The hash a message id is filed under in the dedup filters: FNV-1a
+// (StableHash), its bits spread by murmur3's finalizer.
+uint64_t DedupHash(std::string_view message_id);
+
 // A classic Bloom filter with 10 bits and 7 probes per expected entry
 // (about 1% false positives at capacity).
 class BloomFilter {

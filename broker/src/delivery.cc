@@ -181,7 +181,12 @@ void Delivery::ReplyItems(const std::string& routing_id, uint64_t request_id,
     receipt.setRetryId(item.retry_id);
     receipt.setLeaseId(item.lease_id);
   }
-  core_.Reply(routing_id, reply);
+  if (!core_.Deliver(routing_id, reply)) {
+    // The asker is gone (a long poll outlived its client): nobody holds
+    // these, so they are given back at once, not counted as a delivery,
+    // instead of waiting out the visibility timeout.
+    for (const Item& item : items) FailLease(item.lease_id, /*count_attempt=*/false, 0, 0);
+  }
 }
 
 SteadyTime Delivery::NextWake() const {

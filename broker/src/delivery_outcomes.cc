@@ -48,7 +48,9 @@ void Delivery::HandleAck(const RequestContext& ctx, wire::AckRequest::Reader req
   uint32_t acked = 0, expired = 0;
   for (auto r : request.getReceipts()) {
     const LeaseRef* ref = MatchLease(groups_, group, r);
-    if (ref == nullptr) {
+    // Only the holder ends a lease (as only it may extend one): another
+    // client's receipt, copied or guessed, counts as expired.
+    if (ref == nullptr || ref->client != ctx.routing_id) {
       ++expired;
       continue;
     }
@@ -83,7 +85,8 @@ void Delivery::HandleNack(const RequestContext& ctx, wire::NackRequest::Reader r
   }
   uint32_t requeued = 0, dead = 0, expired = 0;
   for (auto r : request.getReceipts()) {
-    if (MatchLease(groups_, group, r) == nullptr) {
+    const LeaseRef* ref = MatchLease(groups_, group, r);
+    if (ref == nullptr || ref->client != ctx.routing_id) {  // see HandleAck
       ++expired;
       continue;
     }

@@ -291,12 +291,6 @@ void TransactionService::EndOne(const RequestContext& ctx,
     if (!op.empty()) {
       by = "operator " + op + (reason.empty() ? "" : " (" + reason + ")");
       audit(it->second.record.group, "applied");
-    } else if (request.getFromCheck()) {
-      by = "check answer from " + ctx.routing_id;
-      NoteAnswer(it->second,
-                 wanted == TxStateCode::kCommitted ? storage::CheckAnswerCode::kCommit
-                                                   : storage::CheckAnswerCode::kRollback,
-                 "");
     } else {
       by = "producer " + ctx.routing_id;
     }

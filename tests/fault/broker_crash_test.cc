@@ -5,6 +5,8 @@
 // durability; tests/fault/power_loss_test.cc covers the other half.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <fstream>
 #include <map>
@@ -174,6 +176,16 @@ TEST(BrokerProcessLifecycle, ReadsAConfigFile) {
   ASSERT_EQ(s.exit_code, 0) << s.err;
   EXPECT_NE(s.out.find("\"flush\": \"async\""), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("\"broker\": \"from-config\""), std::string::npos) << s.out;
+  // queues = 2: a topic created by a send gets 2 queues (the default is 4).
+  auto sent = testing::RunCommand(
+      {testing::BinPath("txmqctl"), "--broker", broker.endpoint(), "send", "configured", "x"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.err;
+  auto shown = testing::RunCommand({testing::BinPath("txmqctl"), "--broker", broker.endpoint(),
+                                    "--json", "topic", "show", "configured"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  auto topic = nlohmann::json::parse(shown.out, nullptr, false);
+  ASSERT_FALSE(topic.is_discarded()) << shown.out;
+  EXPECT_EQ(topic["queues"].size(), 2u) << shown.out;
   auto bad = testing::RunCommand({testing::BinPath("txmqd"), "--retention", "forever"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--retention = 'forever'"), std::string::npos) << bad.err;

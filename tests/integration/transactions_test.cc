@@ -618,30 +618,6 @@ TEST_F(Transactions, AnOutcomeIsRememberedForResolvedRetentionThenForgotten) {
       << late.status().message();
 }
 
-TEST_F(Transactions, AnEndMarkedFromCheckCountsAsTheCheckAnswer) {
-  std::atomic<TxState> answer{TxState::kUnknown};
-  auto p = MakeProducer(answer);
-  Collector c(broker_->endpoint(), {"t"});
-  auto r = p->SendInTransaction({.topic = "t", .body = "x"},
-                                [](const Message&) { return TxState::kUnknown; });
-  ASSERT_TRUE(r.ok());
-  // A producer that learns the outcome while handling a check may answer
-  // with an EndTransaction of its own instead of the check reply.
-  auto end = admin_->Call([&](wire::Envelope::Builder e) {
-    auto t = e.initEndTransaction();
-    t.setTransactionId(r.transaction_id);
-    t.setOutcome(wire::TxOutcome::COMMIT);
-    t.setFromCheck(true);
-  });
-  ASSERT_TRUE(end.ok()) << end.status().ToString();
-  EXPECT_TRUE(WaitFor([&] { return c.Has(r.message_ids[0]); }));
-  auto info = admin_->Show(r.transaction_id);
-  ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->state, wire::TxState::COMMITTED);
-  EXPECT_EQ(info->last_answer, wire::CheckAnswer::COMMIT);
-  EXPECT_NE(info->resolved_by.find("check answer"), std::string::npos) << info->resolved_by;
-}
-
 // The dedup window covers committed transactional messages: one copy per
 // message id, whichever way it arrived first.
 TEST_F(Transactions, APlainSendOfACommittedIdIsADuplicateAlsoAfterRestart) {

@@ -29,10 +29,13 @@ inline constexpr int kExitConflict = 5;
 class CtlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    broker_ = testing::StartBroker(testing::TestBrokerOptions(dir_.Sub("data")));
+    broker_ = testing::StartBroker(Options());
     ASSERT_NE(broker_, nullptr);
     admin_ = std::make_unique<testing::AdminClient>(broker_->endpoint());
   }
+
+  // The broker's options; a fixture may change the test defaults.
+  virtual BrokerOptions Options() { return testing::TestBrokerOptions(dir_.Sub("data")); }
 
   // txmqctl --broker <ours> --operator tester ARGS...
   testing::CommandResult Ctl(std::vector<std::string> args, const std::string& input = "") {

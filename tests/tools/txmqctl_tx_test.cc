@@ -2,6 +2,10 @@
 // an operator would, against a real broker.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <mutex>
+#include <vector>
+
 #include "tests/tools/ctl_fixture.h"
 
 namespace txmq {
@@ -158,17 +162,84 @@ TEST_F(TxCommands, UnknownIdsAreNotFound) {
   ExpectFails({"tx", "check", id, "--dry-run"}, kExitNotFound, "NOT_FOUND");
 }
 
-TEST_F(TxCommands, CheckNowAndRecheckStuck) {
-  const std::string id =
-      LeaveStuckTransaction("shop", {.topic = "order-created", .key = "9", .body = "order 9"});
-  ASSERT_FALSE(id.empty());
+// A stuck transaction is not checked again by itself (the capped interval
+// is an hour), and a check waits long for its answer: every check seen
+// here is one an operator asked for, and its state can be read while the
+// checker holds the answer.
+class TxCheckCommands : public TxCommands {
+ protected:
+  BrokerOptions Options() override {
+    BrokerOptions o = TxCommands::Options();
+    o.check_interval_max = std::chrono::hours(1);
+    o.check_timeout = std::chrono::seconds(60);
+    return o;
+  }
+};
+
+// A checker of producer group "shop" that records every check, answers
+// UNKNOWN, and holds its answer while `hold` is set.
+struct RecordingChecker {
+  std::mutex mu;
+  std::vector<uint32_t> check_counts;  // as each check arrived
+  std::atomic<bool> hold{false};
+  std::atomic<bool> holding{false};
+
+  TransactionChecker Fn() {
+    return [this](const CheckRequest& c) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        check_counts.push_back(c.check_count);
+      }
+      holding = true;
+      testing::WaitFor([&] { return !hold.load(); }, std::chrono::seconds(30));
+      holding = false;
+      return TxState::kUnknown;
+    };
+  }
+  size_t checks() {
+    std::lock_guard<std::mutex> lock(mu);
+    return check_counts.size();
+  }
+  uint32_t last_count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return check_counts.empty() ? 0 : check_counts.back();
+  }
+};
+
+TEST_F(TxCheckCommands, CheckNowAndRecheckStuck) {
+  // A transaction whose producer answers every check UNKNOWN: stuck after
+  // the broker's 3 checks, then left alone.
+  RecordingChecker checker;
+  TransactionProducer producer({.broker = broker_->endpoint(), .group = "shop"}, checker.Fn());
+  ASSERT_TRUE(producer.Start().ok());
+  auto sent = producer.SendInTransaction({.topic = "order-created", .key = "9", .body = "order 9"},
+                                         [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(sent.ok()) << sent.status.ToString();
+  const std::string id = sent.transaction_id;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto t = admin_->Show(id);
+    return t.ok() && t->stuck;
+  })) << "transaction never became stuck";
+  EXPECT_EQ(admin_->Show(id)->check_count, 3u);
+  EXPECT_EQ(checker.checks(), 3u);
 
   auto r = Ctl({"tx", "check", id, "--dry-run"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Has(r.out, "would ask producer group 'shop'")) << r.out;
+  EXPECT_EQ(checker.checks(), 3u) << "a dry run sent a check";
+
+  // tx check: the producer really gets a check, and the broker counts it.
   r = Ctl({"tx", "check", id});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Has(r.out, "will be checked now")) << r.out;
+  ASSERT_TRUE(testing::WaitFor([&] { return checker.checks() == 4; }))
+      << "tx check sent no check to the producer";
+  EXPECT_EQ(checker.last_count(), 4u);
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto info = admin_->Show(id);
+    return info.ok() && info->check_count == 4;
+  })) << "the check was not counted";
+  EXPECT_TRUE(admin_->Show(id)->stuck) << "tx check alone does not unstick";
 
   // recheck --dry-run lists the stuck ones and leaves them stuck.
   r = Ctl({"tx", "recheck", "--stuck", "--dry-run"});
@@ -178,19 +249,36 @@ TEST_F(TxCommands, CheckNowAndRecheckStuck) {
   EXPECT_TRUE(admin_->Show(id)->stuck);
   EXPECT_EQ(Json({"tx", "recheck", "--stuck", "--group", "other", "--dry-run"})["would_schedule"],
             0);
-
   EXPECT_EQ(Json({"tx", "recheck", "--stuck", "--group", "other"})["scheduled"], 0);
   EXPECT_TRUE(admin_->Show(id)->stuck);
+  EXPECT_EQ(checker.checks(), 4u) << "a recheck of another group checked this one";
+
+  // recheck: back on the schedule with a fresh allowance of checks. The
+  // checker holds the next check's answer, so the state is read while the
+  // transaction waits for it.
+  checker.hold = true;
   EXPECT_EQ(Json({"tx", "recheck", "--stuck", "--group", "shop"})["scheduled"], 1);
-  // Back on the schedule with a fresh allowance of checks; with still nobody
-  // to answer, stuck again after them.
+  ASSERT_TRUE(testing::WaitFor([&] { return checker.checks() == 5 && checker.holding; }))
+      << "recheck sent no check";
+  EXPECT_EQ(checker.last_count(), 1u) << "the check count did not start again";
+  auto info = admin_->Show(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_FALSE(info->stuck) << "still stuck after recheck";
+  EXPECT_EQ(info->check_count, 1u);
+  EXPECT_EQ(Json({"status"})["transactions"]["stuck"], 0);
+  checker.hold = false;
+
+  // With still nobody to say more than UNKNOWN, stuck again after its 3
+  // checks; and recheck puts it back once more.
   EXPECT_TRUE(testing::WaitFor([&] {
     auto info = admin_->Show(id);
     return info.ok() && info->stuck;
   }));
+  EXPECT_EQ(checker.checks(), 7u);
   r = Ctl({"tx", "recheck", "--stuck"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Has(r.out, "put 1 stuck transaction back")) << r.out;
+  producer.Shutdown();
 }
 
 }  // namespace

@@ -84,20 +84,70 @@ TEST(Codec, ReadsUnalignedBytes) {
   EXPECT_EQ(ToString(frame->envelope().getSend().getMessage().getBody()), "unaligned");
 }
 
-TEST(Codec, TraversalLimitStopsAmplification) {
-  // A list of many pointers to one struct costs little on the wire but a
-  // lot to traverse; the limit is proportional to the frame size.
+TEST(Codec, HonestFramesWithManyPointersAreFullyReadable) {
+  // The traversal limit is proportional to the frame size, so an honest
+  // frame with many small objects stays readable.
   capnp::MallocMessageBuilder builder;
-  auto env = builder.initRoot<Envelope>();
-  auto pull = env.initPull();
-  auto topics = pull.initTopics(2000);
+  auto topics = builder.initRoot<Envelope>().initPull().initTopics(2000);
   for (unsigned i = 0; i < topics.size(); ++i) topics.set(i, "t");
-  zmq::message_t bytes = EncodeFrame(builder);
-  auto frame = DecodeFrame(std::move(bytes), {});
+  auto frame = DecodeFrame(EncodeFrame(builder), {});
   ASSERT_TRUE(frame.ok());
   size_t total = 0;
   for (auto t : frame->envelope().getPull().getTopics()) total += t.size();
-  EXPECT_EQ(total, 2000u);  // honest frames are fully readable
+  EXPECT_EQ(total, 2000u);
+}
+
+// A Pull whose `count` topic pointers all point at one text of
+// `text_bytes` bytes: small on the wire, count * text_bytes to read.
+zmq::message_t AmplifiedPullFrame(unsigned count, unsigned text_bytes) {
+  capnp::MallocMessageBuilder builder(count + text_bytes / 8 + 64);  // one segment
+  auto topics = builder.initRoot<Envelope>().initPull().initTopics(count);
+  topics.set(0, std::string(text_bytes, 'a'));  // topics 1.. stay null pointers
+  auto segments = builder.getSegmentsForOutput();
+  EXPECT_EQ(segments.size(), 1u);
+  // Patched in place, before encoding: the builder owns these words.
+  auto* words = reinterpret_cast<unsigned char*>(const_cast<capnp::word*>(segments[0].begin()));
+  // A list pointer: low 32 bits = offset (words, from the end of the
+  // pointer) << 2 | 1; high 32 bits = element count << 3 | 2 (bytes).
+  const uint64_t want_high = (uint64_t{text_bytes + 1} << 3) | 2;  // + NUL
+  for (size_t w = 0; w + count <= segments[0].size(); ++w) {
+    uint64_t ptr;
+    std::memcpy(&ptr, words + w * 8, 8);
+    if ((ptr >> 32) != want_high || (ptr & 3) != 1) continue;
+    const int32_t offset = static_cast<int32_t>(ptr & 0xffffffffu) >> 2;
+    for (unsigned i = 1; i < count; ++i) {
+      // Pointer i sits i words later, so it needs an offset i words shorter.
+      const uint64_t alias = (ptr & 0xffffffff00000000ull) |
+                             static_cast<uint32_t>(static_cast<int32_t>(offset - i) << 2) | 1;
+      std::memcpy(words + (w + i) * 8, &alias, 8);
+    }
+    return EncodeFrame(builder);
+  }
+  ADD_FAILURE() << "did not find the first topic's pointer";
+  return EncodeFrame(builder);
+}
+
+TEST(Codec, TraversalLimitStopsAmplification) {
+  // 2000 pointers at one 8 KB text: a ~24 KB frame that reads as 16 MB.
+  zmq::message_t bytes = AmplifiedPullFrame(2000, 8000);
+  ASSERT_LT(bytes.size(), 32u * 1024);
+  auto frame = DecodeFrame(std::move(bytes), {});
+  ASSERT_TRUE(frame.ok()) << frame.status().ToString();
+  auto topics = frame->envelope().getPull().getTopics();
+  ASSERT_EQ(topics.size(), 2000u);
+  // The aliasing is real: the first few reads see the same text.
+  EXPECT_EQ(topics[1].size(), 8000u);
+  EXPECT_EQ(topics[1].begin(), topics[0].begin());
+  size_t read = 0;
+  std::string refusal;
+  try {
+    for (auto t : topics) read += t.size();
+  } catch (const kj::Exception& e) {
+    refusal = e.getDescription().cStr();
+  }
+  EXPECT_NE(refusal.find("traversal limit"), std::string::npos)
+      << "read " << read << " bytes without refusal";
+  EXPECT_LT(read, 1u << 20);  // refused long before the 16 MB were read
 }
 
 TEST(Codec, EveryStatusCodeSurvivesTheWire) {
