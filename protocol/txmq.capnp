@@ -29,6 +29,7 @@ enum ErrorCode {
   aborted @9;
   failedPrecondition @10;
   internal @11;
+  permissionDenied @12;
 }
 
 struct Error {
@@ -58,7 +59,7 @@ enum Role {
 }
 
 struct Hello {
-  clientId @0 :Text;    # also the socket's routing id
+  clientId @0 :Text;    # the public name of the client (not its routing id, which stays secret)
   role @1 :Role;
   group @2 :Text;       # producer or consumer group; empty for admin
   version @3 :UInt32;   # protocolVersion of the client

@@ -61,7 +61,7 @@ void AdminService::HandleCreateTopic(const RequestContext& ctx,
   const bool existed = topics_.Find(name) != nullptr;
   if (!existed) {
     Logger("audit")->warn("operator='{}' client={} action=topic-create topic={} queues={}",
-                          wire::ToString(request.getOperator()), ctx.routing_id, name,
+                          wire::ToString(request.getOperator()), ctx.client_id(), name,
                           queues == 0 ? core_.options().default_queues : queues);
   }
   auto topic = topics_.GetOrCreate(name, true, queues);

@@ -1,5 +1,6 @@
 #include "broker/src/core.h"
 
+#include "broker/src/clients.h"
 #include "protocol/src/log.h"
 
 namespace txmq::broker {
@@ -18,6 +19,8 @@ Status Core::CheckWritable() const {
                              storage_error_.message());
 }
 
+std::string RequestContext::client_id() const { return client != nullptr ? client->id : ""; }
+
 bool Core::Deliver(const std::string& routing_id, wire::OutFrame& frame) {
   zmq::message_t payload = frame.Encode();
   try {
@@ -35,7 +38,8 @@ bool Core::Deliver(const std::string& routing_id, wire::OutFrame& frame) {
     // EHOSTUNREACH: the client disconnected (ROUTER_MANDATORY says so).
     counters_.dropped_replies++;
     if (e.num() != EHOSTUNREACH) {
-      Logger("broker")->warn("send to client {} failed: {}", routing_id, e.what());
+      // Routing ids are secrets (clients.h): never logged.
+      Logger("broker")->warn("send to a client failed: {}", e.what());
     }
     return false;
   }

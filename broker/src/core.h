@@ -20,11 +20,15 @@ namespace txmq::broker {
 struct ClientInfo;
 
 // Who sent a request. Handlers authorise against this, never against a
-// field in the request (room for CURVE principals later).
+// field in the request.
 struct RequestContext {
-  std::string routing_id;
+  std::string routing_id;  // the connection (a secret: reply to it, never show it)
   uint64_t request_id = 0;
   const ClientInfo* client = nullptr;  // null until the client said hello
+
+  // The client id it registered under, or "" before hello: what logs,
+  // records and operators see.
+  std::string client_id() const;
 };
 
 struct Counters {

@@ -153,7 +153,7 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
   }
   if (!dry_run) {
     Logger("audit")->warn("operator='{}' client={} action=dlq-resend group={} messages={}",
-                          wire::ToString(request.getOperator()), ctx.routing_id, group,
+                          wire::ToString(request.getOperator()), ctx.client_id(), group,
                           resent.size());
   }
   core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, resent,

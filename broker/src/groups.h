@@ -30,7 +30,7 @@ namespace txmq::broker {
 
 struct Lease {
   uint64_t lease_id = 0;
-  std::string client;
+  std::string client;  // routing id of the connection holding it (never shown)
   SteadyTime deadline;
   uint32_t delivery_count = 1;
 };

@@ -105,7 +105,7 @@ void InspectService::FillDeliveryState(GroupState& g, const std::string& topic, 
     if (e.lease) {
       out.setState("in-flight");
       out.setDeliveryCount(e.lease->delivery_count);
-      out.setDetail("redelivery leased to " + e.lease->client);
+      out.setDetail("redelivery leased to " + clients_.NameOf(e.lease->client));
     } else {
       out.setState("retrying");
       out.setDetail("next delivery in " +
@@ -123,7 +123,7 @@ void InspectService::FillDeliveryState(GroupState& g, const std::string& topic, 
   if (auto l = c.leased.find(offset); l != c.leased.end()) {
     out.setState("in-flight");
     out.setDeliveryCount(l->second.delivery_count);
-    out.setDetail("leased to " + l->second.client + ", lease ends in " +
+    out.setDetail("leased to " + clients_.NameOf(l->second.client) + ", lease ends in " +
                   FormatDurationMs(std::chrono::duration_cast<std::chrono::milliseconds>(
                                        l->second.deadline - SteadyClock::now())
                                        .count()));

@@ -191,8 +191,9 @@ void Server::CountBadFrame(const std::string& routing_id, uint64_t request_id, c
   core_.ReplyError({routing_id, request_id, nullptr}, why);
   const SteadyTime now = SteadyClock::now();
   if (now - last_bad_frame_log_ > std::chrono::seconds(5)) {
-    Logger("broker")->warn("bad request from client {}: {} ({} bad requests so far)", routing_id,
-                           why.ToString(), core_.counters().bad_frames);
+    Logger("broker")->warn("bad request from {}: {} ({} bad requests so far)",
+                           clients_.NameOf(routing_id), why.ToString(),
+                           core_.counters().bad_frames);
     last_bad_frame_log_ = now;
   }
 }
@@ -281,12 +282,12 @@ void Server::HandleHello(const RequestContext& ctx, wire::Hello::Reader hello) {
                                         std::to_string(hello.getVersion()) + ", broker speaks " +
                                         std::to_string(wire::PROTOCOL_VERSION)));
   }
-  if (wire::ToString(hello.getClientId()) != ctx.routing_id) {
-    return core_.ReplyError(
-        ctx, Status::InvalidArgument("hello names client '" + wire::ToString(hello.getClientId()) +
-                                     "' but the connection's routing id differs"));
+  auto registered = clients_.Hello(ctx.routing_id, "", hello, core_.NowMs());
+  if (!registered.ok()) {
+    Logger("broker")->warn("hello refused: {}", registered.status().message());
+    return core_.ReplyError(ctx, registered.status());
   }
-  const ClientInfo& c = clients_.Hello(ctx.routing_id, hello, core_.NowMs());
+  const ClientInfo& c = **registered;
   Logger("broker")->debug("client {} ({}, group '{}', {}) said hello", c.id,
                           static_cast<int>(c.role), c.group, c.software);
   auto reply = Core::NewReply(ctx);
@@ -339,7 +340,7 @@ void Server::Housekeeping(SteadyTime now) {
     Logger("broker")->info("client {} ({} of group '{}') silent for {} ms; forgetting it", gone.id,
                            gone.role == wire::Role::PRODUCER ? "producer" : "consumer", gone.group,
                            options_.client_timeout.count());
-    delivery_.ReleaseClient(gone.id, true);
+    delivery_.ReleaseClient(gone.routing_id, true);
   }
   bool more = false;
   if (!core_.storage_failed()) {

@@ -217,7 +217,7 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
   tx.id = tx_id;
   storage::TxRecord& r = tx.record;
   r.group = group;
-  r.instance = ctx.routing_id;
+  r.instance = ctx.client_id();
   r.born_ms = now;
   r.next_check_ms = now + core_.options().transaction_timeout.count();
   for (unsigned i = 0; i < views.size(); ++i) {
@@ -280,7 +280,7 @@ void TransactionService::EndOne(const RequestContext& ctx,
   auto audit = [&](const std::string& group, const std::string& result) {
     if (op.empty()) return;
     Logger("audit")->warn("operator='{}' client={} action={} tx={} group={} reason='{}' result={}",
-                          op, ctx.routing_id,
+                          op, ctx.client_id(),
                           wanted == TxStateCode::kCommitted ? "commit" : "rollback", tx_id, group,
                           reason, result);
   };
@@ -292,7 +292,7 @@ void TransactionService::EndOne(const RequestContext& ctx,
       by = "operator " + op + (reason.empty() ? "" : " (" + reason + ")");
       audit(it->second.record.group, "applied");
     } else {
-      by = "producer " + ctx.routing_id;
+      by = "producer " + ctx.client_id();
     }
     Finish(it->second, wanted, by, [tx_id, wanted, then = std::move(then)](const Status& s) {
       if (!s.ok()) {

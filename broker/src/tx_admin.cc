@@ -146,7 +146,7 @@ void TransactionService::HandleCheckNow(const RequestContext& ctx,
         ctx, Status::InvalidArgument("name a transaction, or ask for the stuck ones"));
   }
   Logger("audit")->warn("operator='{}' client={} action=check tx={} group={} scheduled={}", op,
-                        ctx.routing_id, tx_id.empty() ? "*stuck*" : tx_id, group, scheduled);
+                        ctx.client_id(), tx_id.empty() ? "*stuck*" : tx_id, group, scheduled);
   core_.OnDurable(
       [this, routing_id = ctx.routing_id, request_id = ctx.request_id, scheduled](const Status& s) {
         if (!s.ok()) {

@@ -204,7 +204,7 @@ TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTi
   // the socket knows at once, so try the next one.
   const ClientInfo* target = nullptr;
   for (const ClientInfo* c : checkers) {
-    if (core_.Deliver(c->id, call)) {
+    if (core_.Deliver(c->routing_id, call)) {
       target = c;
       break;
     }
@@ -313,17 +313,17 @@ void TransactionService::HandleCheckReply(const RequestContext& ctx,
   }
   auto pending = outstanding_.find(ctx.request_id);
   const bool current = pending != outstanding_.end() && pending->second == tx_id &&
-                       tx.checked_instance == ctx.routing_id;
+                       ctx.client != nullptr && tx.checked_instance == ctx.client->id;
   if (!current) {
     // A late answer to an earlier check. A decision is still the truth (a
     // checker says commit or rollback only when it knows), so it counts; a
     // late "unknown" says nothing new.
     if (answer != CheckAnswerCode::kCommit && answer != CheckAnswerCode::kRollback) return;
-    if (!clients_.Find(ctx.routing_id) || clients_.Find(ctx.routing_id)->group != tx.record.group) {
+    if (ctx.client == nullptr || ctx.client->group != tx.record.group) {
       return;  // only the group's producers decide its transactions
     }
   }
-  ApplyAnswer(tx, answer, error, ctx.routing_id);
+  ApplyAnswer(tx, answer, error, ctx.client_id());
 }
 
 SteadyTime TransactionService::NextWake() const {

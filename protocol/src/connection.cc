@@ -63,7 +63,7 @@ class Connection::Impl {
     // the I/O thread, which is its only user from then on.
     try {
       socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
-      socket_->set(zmq::sockopt::routing_id, options_.client_id);
+      socket_->set(zmq::sockopt::routing_id, NewSecretHex(16));
       socket_->set(zmq::sockopt::linger, 0);
       socket_->set(zmq::sockopt::immediate, 1);
       socket_->set(zmq::sockopt::sndhwm, kHighWaterMark);
@@ -75,7 +75,7 @@ class Connection::Impl {
       // Learn at once when the TCP connection drops: replies to what was
       // sent on it will never come, so those calls need not wait out their
       // whole timeout. Connects and refused attempts feed WaitConnected().
-      const std::string monitor_endpoint = "inproc://txmq-monitor-" + options_.client_id;
+      const std::string monitor_endpoint = "inproc://txmq-monitor";
       if (zmq_socket_monitor(
               socket_->handle(), monitor_endpoint.c_str(),
               ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED) == 0) {

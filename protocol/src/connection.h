@@ -9,7 +9,14 @@
 //
 // Delivery: requests wait (until their deadline) while the broker is not
 // reachable; ZeroMQ reconnects by itself, and the socket keeps the same
-// routing id, so the broker recognises the client after a reconnect. A call
+// routing id, so the broker recognises the client after a reconnect.
+//
+// Identity: the client id (hello) is a public name, shown by txmqctl. The
+// socket's routing id is something else: 128 random bits made per
+// Connection and never shown, because the broker's socket hands a routing
+// id to whichever connection presents it last (that is what lets a client
+// reconnect at once). Whoever knew another client's routing id would get
+// that client's replies; nobody knows this one. A call
 // that was never sent fails UNAVAILABLE (safe to retry); one sent but not
 // answered in time fails TIMEOUT (the outcome is unknown, so retry only what
 // is idempotent, such as a send with the same message id).
@@ -30,7 +37,7 @@ namespace txmq::net {
 struct ConnectionOptions {
   // Broker endpoint, e.g. "tcp://127.0.0.1:7800".
   std::string broker = "tcp://127.0.0.1:7800";
-  // Routing id and registration name; a fresh UUIDv7 when empty.
+  // The name this client registers under (hello); a fresh UUIDv7 when empty.
   std::string client_id{};
   wire::Role role = wire::Role::ADMIN;
   // Producer or consumer group announced in hello.

@@ -93,6 +93,19 @@ std::string NewUuidV7() {
   return std::string(buf, 36);
 }
 
+std::string NewSecretHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  KernelRandom(raw.data(), raw.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes * 2);
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xf]);
+  }
+  return out;
+}
+
 void SetThreadName(const char* name) { pthread_setname_np(pthread_self(), name); }
 
 int64_t ParseDurationMs(std::string_view text) {

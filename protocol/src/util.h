@@ -43,6 +43,10 @@ std::string NewUuidV7();
 // is not one.
 int64_t UuidV7Millis(std::string_view id);
 
+// `bytes` bytes from the kernel's CSPRNG, as lower-case hex: a value nobody
+// can guess (a connection's routing id). Thread-safe.
+std::string NewSecretHex(size_t bytes);
+
 // Names the calling thread for top, gdb and perf (at most 15 characters).
 void SetThreadName(const char* name);
 

@@ -301,7 +301,13 @@ TEST_F(BadInput, HelloFromAnIncompatibleClientIsRefused) {
   h.setClientId("client-x");
   h.setVersion(wire::PROTOCOL_VERSION + 1);
   EXPECT_EQ(c.Call(hello).code(), StatusCode::kFailedPrecondition);
-  wire::OutFrame impostor(2);
+  wire::OutFrame good(2);
+  auto g = good.envelope().initHello();
+  g.setClientId("client-x");
+  g.setVersion(wire::PROTOCOL_VERSION);
+  EXPECT_TRUE(c.Call(good).ok());
+  // A connection has one name: it cannot say hello again as someone else.
+  wire::OutFrame impostor(3);
   auto i = impostor.envelope().initHello();
   i.setClientId("someone-else");
   i.setVersion(wire::PROTOCOL_VERSION);

@@ -28,6 +28,7 @@ enum class StatusCode : int {
   kAborted = 9,              // the operation was cancelled by a concurrent decision
   kFailedPrecondition = 10,  // called in the wrong state (not started, shut down)
   kInternal = 11,            // a bug or an I/O error; see the broker log
+  kPermissionDenied = 12,    // the caller's key or principal may not do this
 };
 
 // "INVALID_ARGUMENT", "NOT_FOUND", ...
@@ -54,6 +55,9 @@ class [[nodiscard]] Status {
     return {StatusCode::kFailedPrecondition, std::move(m)};
   }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status PermissionDenied(std::string m) {
+    return {StatusCode::kPermissionDenied, std::move(m)};
+  }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -1,0 +1,121 @@
+// A client id belongs to the connection that registered it. Another
+// connection presenting it (as its routing id, in hello, or both) gets
+// nothing of the owner's: not its parked delivery, not its name.
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "protocol/src/connection.h"
+#include "protocol/src/message_codec.h"
+#include "tests/integration/raw_client.h"
+#include "tests/testutil/testutil.h"
+#include "txmq/producer.h"
+
+namespace txmq {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RawClient;
+using testing::StartBroker;
+using testing::TempDir;
+using testing::TestBrokerOptions;
+
+class ClientIdentity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_ = StartBroker(TestBrokerOptions(dir_.Sub("data")));
+    ASSERT_NE(broker_, nullptr);
+  }
+
+  std::unique_ptr<net::Connection> Client(const std::string& id, wire::Role role,
+                                          const std::string& group) {
+    auto c = net::Connection::Open(
+        {.broker = broker_->endpoint(), .client_id = id, .role = role, .group = group});
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    // Requests of one connection are served in order: once this answer
+    // is back, the hello queued before it was served too.
+    auto beat = c.value()->NewRequest();
+    beat.envelope().setHeartbeat();
+    auto r = c.value()->CallSync(std::move(beat), 10s);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE(r->envelope().getHeartbeatOk().getRegistered());
+    return std::move(c.value());
+  }
+
+  static Status Hello(RawClient& raw, const std::string& id, wire::Role role,
+                      const std::string& group) {
+    wire::OutFrame hello(1);
+    auto h = hello.envelope().initHello();
+    h.setClientId(id);
+    h.setRole(role);
+    h.setGroup(group);
+    h.setVersion(wire::PROTOCOL_VERSION);
+    return raw.Call(hello);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Broker> broker_;
+};
+
+TEST_F(ClientIdentity, ParkedDeliveryGoesToItsConnectionNotToAnImpostor) {
+  auto victim = Client("victim-1", wire::Role::CONSUMER, "billing");
+  auto pull = victim->NewRequest();
+  auto p = pull.envelope().initPull();
+  p.setGroup("billing");
+  p.initTopics(1).set(0, "invoices");
+  p.setMaxMessages(1);
+  p.setWaitMs(20'000);
+  std::promise<Result<wire::Frame>> pulled;
+  auto pulled_future = pulled.get_future();
+  victim->Call(std::move(pull), 30s,
+               [&pulled](Result<wire::Frame> r) { pulled.set_value(std::move(r)); });
+  // Served in order: the heartbeat's answer means the pull is parked.
+  auto beat = victim->NewRequest();
+  beat.envelope().setHeartbeat();
+  ASSERT_TRUE(victim->CallSync(std::move(beat), 10s).ok());
+
+  // The impostor knows the victim's client id (group show prints it) and
+  // presents it as its routing id and in hello.
+  RawClient impostor(broker_->endpoint(), "victim-1");
+  const Status hello = Hello(impostor, "victim-1", wire::Role::CONSUMER, "billing");
+  EXPECT_EQ(hello.code(), StatusCode::kConflict) << hello.ToString();
+
+  Producer producer({.broker = broker_->endpoint()});
+  ASSERT_TRUE(producer.Start().ok());
+  ASSERT_TRUE(producer.Send({.topic = "invoices", .body = "for the victim"}).ok());
+
+  ASSERT_EQ(pulled_future.wait_for(20s), std::future_status::ready);
+  auto got = pulled_future.get();
+  ASSERT_TRUE(got.ok()) << "the victim lost its parked pull: " << got.status().ToString();
+  auto messages = got->envelope().getPullOk().getMessages();
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(wire::DeliveredFromWire(messages[0]).body, "for the victim");
+  // Nothing of it reached the impostor.
+  while (auto frame = impostor.Receive(500ms)) {
+    EXPECT_NE(frame->envelope().which(), wire::Envelope::PULL_OK) << "the impostor got a delivery";
+  }
+}
+
+TEST_F(ClientIdentity, ACheckerIdIsNotTakenOverByAnotherConnection) {
+  auto owner = Client("orders-checker", wire::Role::PRODUCER, "orders");
+  RawClient other(broker_->endpoint());
+  EXPECT_EQ(Hello(other, "orders-checker", wire::Role::PRODUCER, "orders").code(),
+            StatusCode::kConflict);
+  // The owner keeps its registration.
+  auto beat = owner->NewRequest();
+  beat.envelope().setHeartbeat();
+  auto r = owner->CallSync(std::move(beat), 10s);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->envelope().getHeartbeatOk().getRegistered());
+}
+
+TEST_F(ClientIdentity, AnIdIsFreeAgainOnceItsOwnerSaidGoodbye) {
+  auto owner = Client("reused-name", wire::Role::CONSUMER, "g");
+  owner->Close();
+  owner.reset();
+  RawClient next(broker_->endpoint());
+  EXPECT_TRUE(Hello(next, "reused-name", wire::Role::CONSUMER, "g").ok());
+}
+
+}  // namespace
+}  // namespace txmq
