@@ -59,24 +59,37 @@ Status LocalStore::Impl::LoadOrCreateInstanceId() {
 }
 
 LocalStore::Impl::KeyGuard LocalStore::Impl::LockKey(const std::string& key) {
-  KeyLockEntry* entry;
-  {
-    std::lock_guard<std::mutex> lock(key_locks_mu_);
-    auto& slot = key_locks_[key];
-    if (!slot) slot = std::make_unique<KeyLockEntry>();
-    slot->users++;
-    entry = slot.get();
+  std::unique_lock<std::mutex> lock(key_locks_mu_);
+  auto& slot = key_locks_[key];
+  if (!slot) slot = std::make_unique<KeyLockEntry>();
+  KeyLockEntry* entry = slot.get();  // stays while users > 0
+  entry->users++;
+  if (entry->held) {
+    entry->waiters++;
+    entry->released.wait(lock, [entry] { return !entry->held; });
+    entry->waiters--;
   }
-  entry->mu.lock();
+  entry->held = true;
   return KeyGuard(this, key);
+}
+
+int LocalStore::Impl::TEST_KeyLockWaiters(const std::string& key) {
+  std::lock_guard<std::mutex> lock(key_locks_mu_);
+  auto it = key_locks_.find(key);
+  return it == key_locks_.end() ? 0 : it->second->waiters;
 }
 
 LocalStore::Impl::KeyGuard::~KeyGuard() {
   if (table_ == nullptr) return;
   std::lock_guard<std::mutex> lock(table_->key_locks_mu_);
   auto it = table_->key_locks_.find(key_);
-  it->second->mu.unlock();
-  if (--it->second->users == 0) table_->key_locks_.erase(it);
+  KeyLockEntry& entry = *it->second;
+  entry.held = false;
+  if (--entry.users == 0) {
+    table_->key_locks_.erase(it);
+  } else {
+    entry.released.notify_one();
+  }
 }
 
 uint64_t LocalStore::Impl::TakeSeq() {
