@@ -73,6 +73,7 @@ Status Outbox::Impl::Start() {
     outcomes_.clear();
     in_flight_ = 0;
     consecutive_failures_ = 0;
+    bookkeeping_failures_ = 0;
     paused_until_ = 0;
     running_ = true;
     log_->info("outbox of store {}: {} rows pending ({} behind parked rows), {} parked",

@@ -305,6 +305,12 @@ Status LocalTxn::Commit() {
 
 Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& path,
                                                      LocalStoreOptions options) {
+  return Impl::Open(path, options, nullptr);
+}
+
+Result<std::unique_ptr<LocalStore>> LocalStore::Impl::Open(const std::string& path,
+                                                           const LocalStoreOptions& options,
+                                                           leveldb::Env* env) {
   if (path.empty()) return Status::InvalidArgument("local store path is empty");
   if (!options.create_if_missing) {
     // Checked here because LevelDB, told not to create a database, still
@@ -324,6 +330,7 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& path,
   db_options.compress = options.compress;
   db_options.write_buffer_size = options.write_buffer_bytes;
   db_options.block_cache_bytes = 8 * 1024 * 1024;
+  db_options.env = env;
   auto db = storage::Db::Open(path, db_options);
   if (!db.ok()) return db.status();
   auto impl = std::make_unique<Impl>(std::move(db.value()), options);

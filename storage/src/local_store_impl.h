@@ -53,6 +53,12 @@ class LocalStore::Impl {
   Impl(std::unique_ptr<storage::Db> db, const LocalStoreOptions& options);
   ~Impl();
 
+  // LocalStore::Open on the file layer `env` (null: LevelDB's default);
+  // fault tests pass one that fails or stalls writes.
+  static Result<std::unique_ptr<LocalStore>> Open(const std::string& path,
+                                                  const LocalStoreOptions& options,
+                                                  leveldb::Env* env);
+
   Status LoadOrCreateInstanceId();
   // Starts the commit sequence above the highest seq stored in the tables
   // keyed by it (called once by Open, before any commit can take a seq).

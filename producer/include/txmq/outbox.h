@@ -20,7 +20,11 @@
 // forever by default (max_attempts / max_age park them too). A parked row
 // holds the later rows of its key until it is requeued or deleted, so a
 // key's rows still arrive in commit order (hold_key_behind_parked). Nothing
-// is dropped silently.
+// is dropped silently. When the store refuses the relay's own write (the
+// deletion of an acknowledged row, a row's attempt count), the row stays
+// pending and is sent again later, until its deletion is written (the
+// broker stores the id once); stats().last_error and the log say why, and
+// Flush waits for it.
 //
 // Thread safety: every method may be called from any thread, also while
 // Start or Shutdown runs on another (those two run one at a time). Add
