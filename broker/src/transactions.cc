@@ -51,7 +51,7 @@ TransactionService::TransactionService(Core& core, TopicManager& topics, Delayed
       dedup_(dedup),
       clients_(clients),
       check_tokens_(core.options().checks_per_second),
-      tokens_at_(SteadyClock::now()) {}
+      tokens_at_(core.SteadyNow()) {}
 
 Status TransactionService::Recover() {
   Status bad;
