@@ -102,16 +102,36 @@ int Change(Ctl& ctl, const OutboxArgs& args, bool requeue) {
     return ctl.Fail(Status::FailedPrecondition(
         "row '" + args.id + "' is pending already; only parked rows are requeued"));
   }
-  const std::string what = requeue ? "requeue it: the service sends it when it next runs"
-                                   : "delete it: it will never be sent";
+  const std::string state = row->parked ? "parked" : "pending";
+  const char* action = requeue ? "requeue" : "delete";
   if (args.dry_run) {
-    std::cout << "row " << args.id << " (" << (row->parked ? "parked" : "pending") << ", topic "
-              << row->message.topic << ", " << row->attempts << " attempts)\n"
-              << "dry run: would " << what << "; nothing changed\n";
+    if (ctl.json()) {
+      PrintJson({{"dry_run", true},
+                 {"action", action},
+                 {"changed", false},
+                 {"operator", ctl.operator_name()},
+                 {"row", RowJson(*row)}});
+      return kExitOk;
+    }
+    std::cout << "row " << args.id << " (" << state << ", topic " << row->message.topic
+              << (row->message.key.empty() ? "" : ", key " + OneLine(row->message.key, 30)) << ", "
+              << Count(row->attempts, "attempt") << ")\n"
+              << "dry run: would "
+              << (requeue ? "requeue it: the service sends it when it next runs"
+                          : "delete it: it would never be sent")
+              << "; nothing changed\n";
     return kExitOk;
   }
   Status s = requeue ? Outbox::Requeue(**store, args.id) : Outbox::Delete(**store, args.id);
   if (!s.ok()) return ctl.Fail(s);
+  if (ctl.json()) {
+    PrintJson({{"dry_run", false},
+               {"action", action},
+               {"changed", true},
+               {"operator", ctl.operator_name()},
+               {"row", RowJson(*row)}});
+    return kExitOk;
+  }
   std::cout << "row " << args.id << (requeue ? " requeued" : " deleted") << "\n";
   return kExitOk;
 }
