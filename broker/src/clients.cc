@@ -8,7 +8,7 @@ namespace txmq::broker {
 
 Result<const ClientInfo*> ClientRegistry::Hello(const std::string& routing_id,
                                                 const std::string& key, wire::Hello::Reader hello,
-                                                int64_t now_ms) {
+                                                int64_t now_ms, SteadyTime now) {
   const std::string client_id = wire::ToString(hello.getClientId());
   if (client_id.empty() || client_id.size() > 255) {
     return Status::InvalidArgument("client id must be 1-255 bytes (got " +
@@ -41,7 +41,7 @@ Result<const ClientInfo*> ClientRegistry::Hello(const std::string& routing_id,
   c.software = wire::ToString(hello.getSoftware());
   c.checker = hello.getChecker();
   c.connected_ms = now_ms;
-  c.last_seen = SteadyClock::now();
+  c.last_seen = now;
   by_client_[client_id] = routing_id;
   return &c;
 }

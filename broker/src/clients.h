@@ -39,11 +39,12 @@ struct ClientInfo {
 class ClientRegistry {
  public:
   // Registers the connection `routing_id` (authenticated with `key`, "" in
-  // plaintext mode) under the hello's client id; `now_ms` is broker time.
+  // plaintext mode) under the hello's client id; `now_ms` is broker time,
+  // `now` the steady clock (both from the core: clock.h).
   // CONFLICT when another connection holds that client id; INVALID_ARGUMENT
   // when this connection registered under another id before.
   Result<const ClientInfo*> Hello(const std::string& routing_id, const std::string& key,
-                                  wire::Hello::Reader hello, int64_t now_ms);
+                                  wire::Hello::Reader hello, int64_t now_ms, SteadyTime now);
   // Null when the connection never said hello (or was forgotten).
   const ClientInfo* Find(const std::string& routing_id) const;
   void Touch(const std::string& routing_id, SteadyTime now);
