@@ -61,13 +61,14 @@ void AdminService::HandleCreateTopic(const RequestContext& ctx,
   const bool existed = topics_.Find(name) != nullptr;
   auto topic = topics_.GetOrCreate(name, true, queues);
   // One audit line per create asked for, also one that changes nothing.
-  Logger("audit")->warn("operator='{}' client={} action=topic-create topic={} queues={} result={}",
-                        AuditField(wire::ToString(request.getOperator())),
-                        AuditToken(ctx.client_id()), name,
-                        topic.ok() ? (*topic)->queues.size()
-                                   : (queues == 0 ? core_.options().default_queues : queues),
-                        !topic.ok() ? "failed: " + AuditField(topic.status().ToString())
-                                    : (existed ? "exists" : "created"));
+  Logger("audit")->warn(
+      "operator='{}' principal='{}' client={} action=topic-create topic={} queues={} result={}",
+      AuditField(wire::ToString(request.getOperator())), AuditField(ctx.principal_name()),
+      AuditToken(ctx.client_id()), name,
+      topic.ok() ? (*topic)->queues.size()
+                 : (queues == 0 ? core_.options().default_queues : queues),
+      !topic.ok() ? "failed: " + AuditField(topic.status().ToString())
+                  : (existed ? "exists" : "created"));
   if (!topic.ok()) return core_.ReplyError(ctx, topic.status());
   const auto actual = static_cast<uint32_t>((*topic)->queues.size());
   core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, name, actual,

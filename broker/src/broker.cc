@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "broker/src/auth/security.h"
 #include "broker/src/server.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
@@ -75,6 +76,18 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
                "must be at least 4 x max_message_bytes + 1 MiB (" +
                    std::to_string(4ull * o.max_message_bytes + kMiB) + ") and at most 1 TiB");
   }
+  if (o.curve_secret_key_file.empty() != o.acl_file.empty()) {
+    return bad(o.acl_file.empty() ? "acl_file" : "curve_secret_key_file", "''",
+               "CURVE needs both the broker's secret key and the ACL (txmqd --curve-secret-key "
+               "and --acl): with no ACL nobody could connect, with no key nobody is known");
+  }
+  if (o.curve_secret_key_file.empty() && !o.insecure &&
+      !broker::auth::IsLoopbackEndpoint(o.listen)) {
+    return bad("listen", o.listen,
+               "is reachable from other machines, and without CURVE anyone who reaches it could "
+               "send, consume and act as an operator. Turn CURVE on (txmqd --curve-secret-key "
+               "FILE --acl FILE), listen on 127.0.0.1, or accept plaintext with --insecure");
+  }
   if (o.check_max < 1) return bad("check_max", "0", "must be at least 1");
   if (o.checks_per_second < 1) return bad("checks_per_second", "0", "must be at least 1");
   if (o.check_interval_max < o.check_interval) {
@@ -115,6 +128,12 @@ class Broker::Impl {
     Logger("broker")->info("broker '{}' stopped", options_.name);
   }
 
+  Status ReloadAcl() {
+    std::lock_guard<std::mutex> stop_lock(stop_mu_);
+    if (!server_) return Status::Unavailable("the broker is stopped");
+    return server_->ReloadAcl();
+  }
+
   Status Wait() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this] { return finished_; });
@@ -152,5 +171,6 @@ const std::string& Broker::endpoint() const { return impl_->endpoint(); }
 const BrokerOptions& Broker::options() const { return impl_->options(); }
 void Broker::Stop() { impl_->Stop(); }
 Status Broker::Wait() { return impl_->Wait(); }
+Status Broker::ReloadAcl() { return impl_->ReloadAcl(); }
 
 }  // namespace txmq

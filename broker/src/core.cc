@@ -1,5 +1,6 @@
 #include "broker/src/core.h"
 
+#include "broker/src/auth/acl.h"
 #include "broker/src/clients.h"
 
 namespace txmq::broker {
@@ -19,6 +20,10 @@ Status Core::CheckWritable() const {
 }
 
 std::string RequestContext::client_id() const { return client != nullptr ? client->id : ""; }
+
+std::string RequestContext::principal_name() const {
+  return principal != nullptr ? principal->name : "(unauthenticated)";
+}
 
 bool Core::Deliver(const std::string& routing_id, wire::OutFrame& frame) {
   if (link_.Send(routing_id, frame)) return true;

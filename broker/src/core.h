@@ -24,17 +24,29 @@
 namespace txmq::broker {
 
 struct ClientInfo;
+namespace auth {
+struct Principal;
+}
 
 // Who sent a request. Handlers authorise against this, never against a
-// field in the request.
+// field in the request (auth/guard.h does, before any handler runs).
 struct RequestContext {
   std::string routing_id;  // the connection (a secret: reply to it, never show it)
   uint64_t request_id = 0;
   const ClientInfo* client = nullptr;  // null until the client said hello
+  // With CURVE: the connection's key (the ZAP user id), its principal
+  // (valid while the request is served), and whether only the admin right
+  // allowed the request (then it is audit-logged).
+  std::string key{};
+  const auth::Principal* principal = nullptr;
+  bool as_admin = false;
 
   // The client id it registered under, or "" before hello: what logs,
   // records and operators see.
   std::string client_id() const;
+  // Who the audit trail names: the principal, or "(unauthenticated)" when
+  // the broker runs without CURVE.
+  std::string principal_name() const;
 };
 
 struct Counters {

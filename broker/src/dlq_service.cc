@@ -160,9 +160,10 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
     }
     if (resent.size() > kAuditedIds) ids += ",+" + std::to_string(resent.size() - kAuditedIds);
     Logger("audit")->warn(
-        "operator='{}' client={} action=dlq-resend group={} messages={} ids={} missing={}",
-        AuditField(wire::ToString(request.getOperator())), AuditToken(ctx.client_id()), group,
-        resent.size(), ids.empty() ? "-" : ids, missing.size());
+        "operator='{}' principal='{}' client={} action=dlq-resend group={} messages={} ids={} "
+        "missing={}",
+        AuditField(wire::ToString(request.getOperator())), AuditField(ctx.principal_name()),
+        AuditToken(ctx.client_id()), group, resent.size(), ids.empty() ? "-" : ids, missing.size());
   }
   core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, resent,
                    missing](const Status& s) {

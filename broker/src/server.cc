@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
@@ -48,7 +49,8 @@ Server::Server(const BrokerOptions& options, const TimeSource& time)
       retention_(core_, topics_),
       admin_(core_, topics_, clients_, transactions_, groups_, info_),
       inspect_(core_, topics_, groups_, clients_),
-      dlq_(core_, topics_, groups_, delivery_) {}
+      dlq_(core_, topics_, groups_, delivery_),
+      guard_([this](const std::string& tx_id) { return transactions_.GroupOf(tx_id); }) {}
 
 Server::~Server() = default;
 
@@ -70,6 +72,14 @@ Status Server::Init() {
   log->info("recovered {} topics, {} messages from {} in {} ms", topics_.all().size(),
             topics_.MessagesStored(), options_.data_dir, took.count());
 
+  // With CURVE the ZAP handler is bound before the socket exists, let
+  // alone listens: there is no moment at which a key goes unchecked.
+  auto security = auth::Security::Open(options_, context_);
+  if (!security.ok()) return security.status();
+  security_ = std::move(security.value());
+  if (security_) {
+    if (Status s = security_->ConfigureRouter(*router_); !s.ok()) return s;
+  }
   try {
     router_->set(zmq::sockopt::router_mandatory, 1);
     router_->set(zmq::sockopt::router_handover, 1);
@@ -86,6 +96,22 @@ Status Server::Init() {
     info_.endpoint = router_->get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
     return Status::Unavailable("cannot listen on '" + options_.listen + "': " + e.what());
+  }
+  if (security_) {
+    if (Status s = security_->Prove(context_, info_.endpoint); !s.ok()) {
+      router_->close();
+      return s;
+    }
+    guard_.Enable(&security_->acl());
+    clients_.set_check_filter([this](const ClientInfo& c, const std::string& group) {
+      return guard_.MayActFor(c.key, group);
+    });
+  } else if (!auth::IsLoopbackEndpoint(options_.listen)) {
+    Logger("broker")->warn(
+        "listening on {} in PLAINTEXT with no authentication (--insecure): whoever reaches it "
+        "can send, consume, end any transaction and act as an operator. Use "
+        "--curve-secret-key and --acl",
+        info_.endpoint);
   }
   info_.started_ms = core_.NowMs();
   info_.store_stats = [this] { return store_->stats(); };
@@ -112,13 +138,47 @@ Status Server::ResumeBrokerTime() {
   return Status::OK();
 }
 
+Status Server::ReloadAcl() {
+  if (!security_) {
+    return Status::FailedPrecondition(
+        "the broker runs without an ACL (no --acl); nothing to reload");
+  }
+  if (Status s = security_->ReloadAcl(); !s.ok()) return s;
+  // Return once the core judges by the new list: whatever a client sends
+  // after this is refused if the list says so. The core looks at least
+  // every kMaxPollWait.
+  const uint64_t wanted = security_->acl().generation();
+  const SteadyTime deadline = SteadyClock::now() + std::chrono::seconds(10);
+  while (running_ && acl_applied_.load() < wanted && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return Status::OK();
+}
+
+void Server::ForgetUnauthorized() {
+  std::vector<std::string> gone;
+  for (const auto& [routing_id, c] : clients_.all()) {
+    if (!guard_.MayKeepRegistration(c.key, c.role, c.checker, c.group)) gone.push_back(routing_id);
+  }
+  for (const std::string& routing_id : gone) {
+    const ClientInfo* c = clients_.Find(routing_id);
+    Logger("auth")->info(
+        "client {} (group '{}') lost its rights with the reloaded ACL; forgetting it", c->id,
+        c->group);
+    delivery_.ReleaseClient(routing_id, false);
+    clients_.Remove(routing_id);
+  }
+}
+
 void Server::RequestStop() {
   stop_requested_ = true;
   stop_signal_.Notify();
 }
 
 void Server::Run() {
+  running_ = true;
   while (!stop_requested_ && !core_.storage_failed()) {
+    ApplyAclChanges();
     SteadyTime now = core_.SteadyNow();
     SteadyTime wake = std::min(
         {now + kMaxPollWait, delivery_.NextWake(), transactions_.NextWake(), next_cleanup_});
@@ -147,10 +207,18 @@ void Server::Run() {
     Housekeeping(core_.SteadyNow());
     SubmitIfIdle(/*allow_inline=*/true);
   }
+  running_ = false;
   Drain();
 }
 
+void Server::ApplyAclChanges() {
+  if (guard_.Refresh()) ForgetUnauthorized();
+  acl_applied_.store(guard_.generation());
+}
+
 void Server::ReadRequests(int budget) {
+  // A batch is judged by one ACL, the newest when it starts.
+  ApplyAclChanges();
   const SteadyTime now = core_.SteadyNow();
   for (int i = 0; i < budget; ++i) {
     zmq::message_t id, payload;
@@ -165,6 +233,14 @@ void Server::ReadRequests(int budget) {
         more = junk.more();
       }
       std::string routing_id = id.to_string();
+      // The principal comes from the connection: libzmq stamps the ZAP
+      // user id (the client's key) on each of its messages.
+      std::string key;
+      if (guard_.enabled()) {
+        if (const char* user = zmq_msg_gets(payload.handle(), "User-Id"); user != nullptr) {
+          key = user;
+        }
+      }
       if (extra_parts) {
         CountBadFrame(routing_id, 0, Status::Corruption("a request must be exactly one frame"));
         continue;
@@ -177,7 +253,7 @@ void Server::ReadRequests(int budget) {
         CountBadFrame(routing_id, 0, frame.status());
         continue;
       }
-      Dispatch(routing_id, frame.value());
+      Dispatch(routing_id, std::move(key), frame.value());
     } catch (const zmq::error_t& e) {
       Logger("broker")->error("receive failed: {}", e.what());
       return;
@@ -199,11 +275,14 @@ void Server::CountBadFrame(const std::string& routing_id, uint64_t request_id, c
   }
 }
 
-void Server::Dispatch(const std::string& routing_id, wire::Frame& frame) {
+void Server::Dispatch(const std::string& routing_id, std::string key, wire::Frame& frame) {
   using E = wire::Envelope;
   try {
     E::Reader env = frame.envelope();
-    RequestContext ctx{routing_id, env.getRequestId(), clients_.Find(routing_id)};
+    RequestContext ctx{routing_id, env.getRequestId(), clients_.Find(routing_id), std::move(key)};
+    // Every right is checked here, before any handler: a refused request
+    // changes nothing (auth/guard.h lists what each request needs).
+    if (Status s = guard_.Check(ctx, env); !s.ok()) return core_.ReplyError(ctx, s);
     switch (env.which()) {
       case E::HELLO:
         return HandleHello(ctx, env.getHello());
@@ -283,7 +362,8 @@ void Server::HandleHello(const RequestContext& ctx, wire::Hello::Reader hello) {
                                         std::to_string(hello.getVersion()) + ", broker speaks " +
                                         std::to_string(wire::PROTOCOL_VERSION)));
   }
-  auto registered = clients_.Hello(ctx.routing_id, "", hello, core_.NowMs(), core_.SteadyNow());
+  auto registered =
+      clients_.Hello(ctx.routing_id, ctx.key, hello, core_.NowMs(), core_.SteadyNow());
   if (!registered.ok()) {
     Logger("broker")->warn("hello refused: {}", registered.status().message());
     return core_.ReplyError(ctx, registered.status());

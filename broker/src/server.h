@@ -2,10 +2,11 @@
 // of in-memory state, and the store (storage/src/broker_store.h) that writes.
 //
 // Thread "txmq-core" (Server::Run) owns: router_, core_, topics_, dedup_,
-// delayed_, groups_, delivery_, transactions_, clients_, retention_ and the
-// store's open round. The store's own threads write, sync and checkpoint
-// the rounds they are handed. Other threads reach the core only through
-// RequestStop().
+// delayed_, groups_, delivery_, transactions_, clients_, retention_, guard_
+// and the store's open round. The store's own threads write, sync and
+// checkpoint the rounds they are handed. With CURVE, security_ runs the
+// ZAP handler's thread (auth/zap_handler.h). Other threads reach the core
+// only through RequestStop() and ReloadAcl().
 //
 // Time: every reading comes from the TimeSource the server is built with,
 // through the core (clock.h): schedules and stored timestamps use broker
@@ -20,6 +21,8 @@
 #include <zmq.hpp>
 
 #include "broker/src/admin_service.h"
+#include "broker/src/auth/guard.h"
+#include "broker/src/auth/security.h"
 #include "broker/src/clients.h"
 #include "broker/src/core.h"
 #include "broker/src/dedup.h"
@@ -51,6 +54,9 @@ class Server {
   void Run();
   // Any thread.
   void RequestStop();
+  // Any thread, after Init: re-reads the ACL file (FAILED_PRECONDITION
+  // without one); the core applies it from its next batch of requests.
+  Status ReloadAcl();
 
   const std::string& endpoint() const { return info_.endpoint; }
   // Why Run() returned: OK after RequestStop(), else the storage failure.
@@ -58,7 +64,14 @@ class Server {
 
  private:
   void ReadRequests(int budget);
-  void Dispatch(const std::string& routing_id, wire::Frame& frame);
+  // `key`: the connection's CURVE key (ZAP user id), "" in plaintext mode.
+  void Dispatch(const std::string& routing_id, std::string key, wire::Frame& frame);
+  // After an ACL reload: forgets clients whose principal is gone or lost
+  // the right their registration needs (their leases go back).
+  void ForgetUnauthorized();
+  // Core thread: takes up a reloaded ACL (ForgetUnauthorized) and says so
+  // in acl_applied_.
+  void ApplyAclChanges();
   void HandleHello(const RequestContext& ctx, wire::Hello::Reader hello);
   // Continues broker time from what the data directory recorded last.
   Status ResumeBrokerTime();
@@ -72,11 +85,17 @@ class Server {
 
   const BrokerOptions& options_;
   zmq::context_t context_;
+  // Null in plaintext mode. Declared before router_, so the broker socket
+  // closes before the ZAP handler goes: libzmq would admit any key while a
+  // CURVE socket has no handler to ask.
+  std::unique_ptr<auth::Security> security_;
   std::unique_ptr<zmq::socket_t> router_;
   RouterLink link_;
   EventFd commit_done_;
   EventFd stop_signal_;
   std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> running_{false};      // Run() is in its loop
+  std::atomic<uint64_t> acl_applied_{0};  // ACL generation the core judges by
   ServerInfo info_;
 
   Core core_;
@@ -92,6 +111,7 @@ class Server {
   AdminService admin_;
   InspectService inspect_;
   DlqService dlq_;
+  auth::Guard guard_;
   std::unique_ptr<storage::BrokerStore> store_;
 
   SteadyTime next_cleanup_;

@@ -276,20 +276,26 @@ void TransactionService::EndOne(const RequestContext& ctx,
   const std::string op = wire::ToString(request.getOperator());
   const std::string reason = wire::ToString(request.getReason());
   // Every operator decision is audit-logged, also one that is refused or
-  // changes nothing: who tried what is the point.
+  // changes nothing: who tried what is the point. With an ACL, an end that
+  // only the admin right allowed is an operator decision whatever the
+  // request says.
   auto audit = [&](const std::string& group, const std::string& result) {
-    if (op.empty()) return;
-    Logger("audit")->warn("operator='{}' client={} action={} tx={} group={} reason='{}' result={}",
-                          AuditField(op), AuditToken(ctx.client_id()),
-                          wanted == TxStateCode::kCommitted ? "commit" : "rollback", tx_id,
-                          AuditToken(group), AuditField(reason), result);
+    if (op.empty() && !ctx.as_admin) return;
+    Logger("audit")->warn(
+        "operator='{}' principal='{}' client={} action={} tx={} group={} reason='{}' result={}",
+        AuditField(op), AuditField(ctx.principal_name()), AuditToken(ctx.client_id()),
+        wanted == TxStateCode::kCommitted ? "commit" : "rollback", tx_id, AuditToken(group),
+        AuditField(reason), result);
   };
 
   auto it = open_.find(tx_id);
   if (it != open_.end()) {
     std::string by;
-    if (!op.empty()) {
-      by = "operator " + op + (reason.empty() ? "" : " (" + reason + ")");
+    if (!op.empty() || ctx.as_admin) {
+      // The principal is who it was; the operator name is what it said.
+      by = "operator " + (op.empty() ? ctx.principal_name() : op) +
+           (ctx.principal != nullptr ? " (principal " + ctx.principal_name() + ")" : "") +
+           (reason.empty() ? "" : " (" + reason + ")");
       audit(it->second.record.group, "applied");
     } else {
       by = "producer " + ctx.client_id();
@@ -323,6 +329,12 @@ void TransactionService::EndOne(const RequestContext& ctx,
   core_.OnDurable([tx_id, wanted, then = std::move(then)](const Status&) {
     then(EndDone{tx_id, Status::OK(), wanted, true});
   });
+}
+
+std::optional<std::string> TransactionService::GroupOf(const std::string& tx_id) {
+  if (auto it = open_.find(tx_id); it != open_.end()) return it->second.record.group;
+  if (auto resolved = FindResolved(tx_id)) return resolved->group;
+  return std::nullopt;
 }
 
 void TransactionService::ReplyEnded(const std::string& routing_id, uint64_t request_id,

@@ -102,6 +102,11 @@ class TransactionService {
   void HandleCheckNow(const RequestContext& ctx, wire::CheckNowRequest::Reader request);
   void FillCounters(wire::TxCounters::Builder out) const;
 
+  // The producer group of a transaction, open or ended within
+  // resolved_retention; nullopt when the broker does not know it. What
+  // authorization checks a request about the transaction against.
+  std::optional<std::string> GroupOf(const std::string& tx_id);
+
  private:
   using Then = std::function<void(const Status&)>;
 

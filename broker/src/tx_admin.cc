@@ -129,9 +129,10 @@ void TransactionService::HandleCheckNow(const RequestContext& ctx,
   // One audit line per check asked for, also a refused one (as for commit
   // and rollback: who tried what is the point).
   auto audit_check = [&](const std::string& tx_group, const std::string& result) {
-    Logger("audit")->warn("operator='{}' client={} action=check tx={} group={} result={}",
-                          AuditField(op), AuditToken(ctx.client_id()), AuditToken(tx_id),
-                          AuditToken(tx_group), result);
+    Logger("audit")->warn(
+        "operator='{}' principal='{}' client={} action=check tx={} group={} result={}",
+        AuditField(op), AuditField(ctx.principal_name()), AuditToken(ctx.client_id()),
+        AuditToken(tx_id), AuditToken(tx_group), result);
   };
   if (!tx_id.empty()) {
     auto it = open_.find(tx_id);
@@ -152,9 +153,10 @@ void TransactionService::HandleCheckNow(const RequestContext& ctx,
     for (auto& [id, tx] : open_) {
       if (tx.record.stuck && (group.empty() || tx.record.group == group)) schedule_now(tx);
     }
-    Logger("audit")->warn("operator='{}' client={} action=recheck group={} scheduled={}",
-                          AuditField(op), AuditToken(ctx.client_id()),
-                          group.empty() ? "*" : AuditToken(group), scheduled);
+    Logger("audit")->warn(
+        "operator='{}' principal='{}' client={} action=recheck group={} scheduled={}",
+        AuditField(op), AuditField(ctx.principal_name()), AuditToken(ctx.client_id()),
+        group.empty() ? "*" : AuditToken(group), scheduled);
   } else {
     return core_.ReplyError(
         ctx, Status::InvalidArgument("name a transaction, or ask for the stuck ones"));

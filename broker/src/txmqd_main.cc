@@ -1,7 +1,8 @@
 // txmqd: the broker daemon. Flags (or a config file) -> BrokerOptions ->
 // Broker::Start; runs until SIGINT/SIGTERM, then shuts down cleanly.
-// SIGHUP re-reads what an operator may change under a running broker
-// (today: reopens the --audit-log file after rotation) and never stops it.
+// SIGHUP re-reads what an operator may change under a running broker (the
+// --acl file; the --audit-log file is reopened after rotation) and never
+// stops it.
 //
 // Threads: main waits for signals; the broker runs its own core and
 // storage threads; one helper thread waits for the broker to stop by
@@ -17,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "broker/src/auth/security.h"
 #include "broker/src/config_file.h"
 #include "broker/src/settings.h"
 #include "protocol/src/log.h"
@@ -42,13 +44,22 @@ bool ParseDuration(const std::string& flag, const std::string& text, std::chrono
 // Files txmqd re-reads or reopens on SIGHUP.
 struct HangupFiles {
   std::string audit_log;  // --audit-log, "" if none
+  std::string acl;        // --acl, "" if none
 };
 
 // SIGHUP: each file in turn; a step that fails logs why and keeps what it
-// had, and none stops the broker. (An access-control file, once there is
-// one, is re-read here too.)
-void OnHangup(const HangupFiles& files, spdlog::logger& log) {
+// had, and none stops the broker.
+void OnHangup(const HangupFiles& files, txmq::Broker& broker, spdlog::logger& log) {
   bool did_something = false;
+  if (!files.acl.empty()) {
+    did_something = true;
+    if (txmq::Status s = broker.ReloadAcl(); s.ok()) {
+      log.info("SIGHUP: reloaded ACL {}", files.acl);
+    } else {
+      log.error("SIGHUP: ACL {} NOT reloaded, the previous one stays in force: {}", files.acl,
+                s.message());
+    }
+  }
   if (!files.audit_log.empty()) {
     did_something = true;
     if (txmq::Status s = txmq::SetAuditFile(files.audit_log); s.ok()) {
@@ -57,7 +68,9 @@ void OnHangup(const HangupFiles& files, spdlog::logger& log) {
       log.error("SIGHUP: {}; audit lines still go to the file opened before", s.message());
     }
   }
-  if (!did_something) log.info("SIGHUP: ignored (nothing to reopen: no --audit-log)");
+  if (!did_something) {
+    log.info("SIGHUP: ignored (nothing to reopen: no --audit-log); no --acl to re-read either");
+  }
 }
 
 }  // namespace
@@ -167,6 +180,16 @@ int main(int argc, char** argv) {
   app.add_option("--audit-log", hangup_files.audit_log,
                  "Also append the audit trail (operator actions; always on stderr, whatever "
                  "--log-level) to this file; reopened on SIGHUP for log rotation");
+  app.add_option("--curve-secret-key", o.curve_secret_key_file,
+                 "CURVE: the broker's secret key file (txmqctl keygen NAME writes NAME.key; give "
+                 "clients NAME.pub as --server-key). Needs --acl. Encrypts every connection and "
+                 "admits only keys the ACL names");
+  app.add_option("--acl", hangup_files.acl,
+                 "CURVE: the ACL file (JSON: principals, their public keys and rights; README "
+                 "'Security'). Needs --curve-secret-key. Re-read on SIGHUP");
+  app.add_flag("--insecure", o.insecure,
+               "Allow plaintext (no --curve-secret-key) on an address other machines can reach; "
+               "logged as a warning. Without it txmqd refuses to listen there");
   app.add_option("--ready-file", ready_file,
                  "Write the bound endpoint to this file once the broker serves");
   app.set_version_flag("--version", std::string("txmqd ") + txmq::kVersion);
@@ -189,6 +212,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  o.acl_file = hangup_files.acl;
   o.flush = flush == "async" ? txmq::FlushMode::kAsync : txmq::FlushMode::kSync;
   o.auto_create_topics = !no_auto_create;
   o.write_buffer_bytes = write_buffer_mb << 20;
@@ -221,6 +245,21 @@ int main(int argc, char** argv) {
       }
       o.retry_backoff.push_back(d);
     }
+  }
+
+  // Security flags that do not fit are bad usage, told before anything starts.
+  if (o.curve_secret_key_file.empty() != o.acl_file.empty()) {
+    std::cerr << "txmqd: --curve-secret-key and --acl go together: with no ACL nobody could "
+                 "connect, with no key nobody is known\n";
+    return 2;
+  }
+  if (o.curve_secret_key_file.empty() && !o.insecure &&
+      !txmq::broker::auth::IsLoopbackEndpoint(o.listen)) {
+    std::cerr << "txmqd: --listen " << o.listen
+              << " is reachable from other machines, and without CURVE anyone who reaches it "
+                 "could send, consume and act as an operator. Use --curve-secret-key FILE --acl "
+                 "FILE, listen on 127.0.0.1, or accept plaintext with --insecure\n";
+    return 2;
   }
 
   // Signals go to main alone, which waits for them; the broker's threads
@@ -262,7 +301,7 @@ int main(int argc, char** argv) {
   });
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP && !broker_ended) {
-    OnHangup(hangup_files, *log);
+    OnHangup(hangup_files, **broker, *log);
   }
   if (broker_ended) {
     log->critical("the broker stopped by itself; shutting down");

@@ -36,11 +36,15 @@ Consumer::Impl::~Impl() {
 }
 
 Status Consumer::Impl::Start() {
+  auto keys =
+      curve::LoadClientKeys(options_.curve_key, options_.server_key, "curve_key", "server_key");
+  if (!keys.ok()) return keys.status();
   auto connection = net::Connection::Open({.broker = options_.broker,
                                            .client_id = options_.client_id,
                                            .role = wire::Role::CONSUMER,
                                            .group = options_.group,
-                                           .software = std::string("txmq-consumer ") + kVersion});
+                                           .software = std::string("txmq-consumer ") + kVersion,
+                                           .curve = *keys});
   if (!connection.ok()) return connection.status();
   connection_ = std::move(connection.value());
   puller_ = std::thread([this] {

@@ -32,11 +32,15 @@ class Producer::Impl {
       return Status::InvalidArgument("retries must not be negative (got " +
                                      std::to_string(options_.retries) + ")");
     }
+    auto keys =
+        curve::LoadClientKeys(options_.curve_key, options_.server_key, "curve_key", "server_key");
+    if (!keys.ok()) return keys.status();
     auto connection = net::Connection::Open({.broker = options_.broker,
                                              .client_id = options_.client_id,
                                              .role = wire::Role::PRODUCER,
                                              .group = options_.group,
-                                             .software = std::string("txmq-producer ") + kVersion});
+                                             .software = std::string("txmq-producer ") + kVersion,
+                                             .curve = *keys});
     if (!connection.ok()) return connection.status();
     connection_ = std::move(connection.value());
     client_id_ = connection_->client_id();

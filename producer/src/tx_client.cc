@@ -33,8 +33,12 @@ Result<std::unique_ptr<TxClient>> TxClient::Open(const ProducerOptions& options,
         r.setError(answer.error);
         self->connection_->Reply(std::move(reply));
       });
+  auto keys =
+      curve::LoadClientKeys(options.curve_key, options.server_key, "curve_key", "server_key");
+  if (!keys.ok()) return keys.status();
   net::ConnectionOptions co;
   co.broker = options.broker;
+  co.curve = *keys;
   co.client_id = options.client_id;
   co.role = wire::Role::PRODUCER;
   co.group = options.group;

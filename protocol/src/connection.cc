@@ -72,13 +72,21 @@ class Connection::Impl {
       socket_->set(zmq::sockopt::heartbeat_timeout, 3000);
       socket_->set(zmq::sockopt::reconnect_ivl, 100);
       socket_->set(zmq::sockopt::reconnect_ivl_max, 2000);
+      if (options_.curve.enabled()) {
+        socket_->set(zmq::sockopt::curve_serverkey, options_.curve.server_key);
+        socket_->set(zmq::sockopt::curve_publickey, options_.curve.public_key);
+        socket_->set(zmq::sockopt::curve_secretkey, options_.curve.secret_key);
+      }
       // Learn at once when the TCP connection drops: replies to what was
       // sent on it will never come, so those calls need not wait out their
       // whole timeout. Connects and refused attempts feed WaitConnected().
       const std::string monitor_endpoint = "inproc://txmq-monitor";
-      if (zmq_socket_monitor(
-              socket_->handle(), monitor_endpoint.c_str(),
-              ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED) == 0) {
+      // Handshake events say whether the broker took our key.
+      if (zmq_socket_monitor(socket_->handle(), monitor_endpoint.c_str(),
+                             ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
+                                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
         monitor_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
         monitor_->connect(monitor_endpoint);
       }
@@ -173,13 +181,19 @@ class Connection::Impl {
 
   Status WaitConnected(std::chrono::milliseconds timeout) {
     if (!monitor_) return Status::OK();  // no monitor: nothing to learn from
-    switch (link_.Wait(timeout)) {
+    const LinkState::Link link = link_.Wait(timeout);
+    switch (link) {
       case LinkState::Link::kConnected:
         return Status::OK();
-      case LinkState::Link::kRefused:
-        return Refused();
       case LinkState::Link::kConnecting:
         break;
+      default:
+        if (Status s = LinkStatus(link); !s.ok() && link != LinkState::Link::kHandshakeFailed) {
+          return s;
+        }
+        return Status::Timeout("no connection to broker " + options_.broker + " within " +
+                               FormatDurationMs(timeout.count()) + ": " +
+                               LinkStatus(link).message());
     }
     return Status::Timeout("no connection to broker " + options_.broker + " within " +
                            FormatDurationMs(timeout.count()));
@@ -275,6 +289,12 @@ class Connection::Impl {
   }
 
   void Register(Outgoing out) {
+    // A link libzmq gave up on (our key refused, CURVE on one side only)
+    // never carries anything: say why at once.
+    if (const LinkState::Link link = link_.state(); LinkState::IsFinal(link)) {
+      if (out.done) out.done(LinkStatus(link));
+      return;
+    }
     if (out.expects_reply) {
       deadlines_.emplace(out.deadline, out.request_id);
       pending_[out.request_id] = Pending{std::move(out.done), out.deadline, false};
@@ -362,8 +382,9 @@ class Connection::Impl {
       bool sent = it != pending_.end() && it->second.sent;
       if (sent) {
         Complete(id, Status::Timeout("no reply from broker " + options_.broker + " in time"));
-      } else if (link_.state() == LinkState::Link::kRefused) {
-        Complete(id, Refused());
+      } else if (const auto link = link_.state();
+                 link == LinkState::Link::kRefused || link == LinkState::Link::kHandshakeFailed) {
+        Complete(id, LinkStatus(link));
       } else {
         Complete(id, Status::Unavailable("broker " + options_.broker +
                                          " not reachable before the deadline"));
@@ -430,9 +451,21 @@ class Connection::Impl {
       if (!monitor_->recv(event, zmq::recv_flags::dontwait)) break;
       if (event.more()) (void)monitor_->recv(address, zmq::recv_flags::dontwait);
       uint16_t id = 0;
-      if (event.size() >= 2) std::memcpy(&id, event.data(), 2);
+      uint32_t value = 0;
+      if (event.size() >= 6) {
+        std::memcpy(&id, event.data(), 2);
+        std::memcpy(&value, static_cast<const char*>(event.data()) + 2, 4);
+      }
       disconnected = disconnected || id == ZMQ_EVENT_DISCONNECTED;
-      link_.OnEvent(id);
+      link_.OnEvent(id, value);
+    }
+    if (const LinkState::Link link = link_.state(); LinkState::IsFinal(link)) {
+      const Status why = LinkStatus(link);
+      log_->error("{}", why.message());
+      std::vector<uint64_t> all;
+      for (const auto& [id, p] : pending_) all.push_back(id);
+      for (uint64_t id : all) Complete(id, why);
+      return;
     }
     if (!disconnected) return;
     // Replies the broker sent before it went away may still sit in the
@@ -455,6 +488,41 @@ class Connection::Impl {
 
   Status Refused() const {
     return Status::Unavailable("no broker at " + options_.broker + " (connection refused)");
+  }
+
+  // Why a link in state `link` carries nothing; OK when it may.
+  Status LinkStatus(LinkState::Link link) const {
+    const std::string& b = options_.broker;
+    switch (link) {
+      case LinkState::Link::kConnected:
+      case LinkState::Link::kConnecting:
+        return Status::OK();
+      case LinkState::Link::kRefused:
+        return Refused();
+      case LinkState::Link::kKeyRefused:
+        return Status::PermissionDenied("broker " + b + " refused this client's CURVE key " +
+                                        options_.curve.public_key +
+                                        " (not in its ACL, or revoked)");
+      case LinkState::Link::kMechanismMismatch:
+        if (options_.curve.enabled()) {
+          return Status::FailedPrecondition("broker " + b +
+                                            " does not use CURVE, but this client was given keys");
+        }
+        return Status::PermissionDenied(
+            "broker " + b +
+            " requires CURVE: give this client its secret key (--curve-key) and the "
+            "broker's public key (--server-key)");
+      case LinkState::Link::kProtocolError:
+        return Status::Unavailable("the handshake with broker " + b +
+                                   " failed with a protocol error");
+      case LinkState::Link::kHandshakeFailed:
+        return Status::Unavailable(
+            "the handshake with broker " + b + " keeps failing" +
+            (options_.curve.enabled()
+                 ? ": the broker drops it; is --server-key the broker's public key?"
+                 : ": is a txmq broker listening there?"));
+    }
+    return Status::OK();
   }
 
   ConnectionOptions options_;
@@ -490,6 +558,9 @@ Result<std::unique_ptr<Connection>> Connection::Open(ConnectionOptions options,
   if (options.client_id.empty()) options.client_id = NewUuidV7();
   if (options.client_id.size() > 255) {
     return Status::InvalidArgument("client id is longer than 255 bytes");
+  }
+  if (options.curve.enabled()) {
+    if (Status s = curve::CheckKey("server key", options.curve.server_key); !s.ok()) return s;
   }
   if (options.heartbeat_interval <= std::chrono::milliseconds(0)) {
     return Status::InvalidArgument("heartbeat_interval must be positive");

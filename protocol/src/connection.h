@@ -29,6 +29,7 @@
 #include <string>
 
 #include "protocol/src/codec.h"
+#include "protocol/src/curve_keys.h"
 #include "protocol/txmq.capnp.h"
 #include "txmq/status.h"
 
@@ -46,6 +47,11 @@ struct ConnectionOptions {
   std::string software = "txmq";
   // A producer that answers transaction checks (needs an IncomingCallFn).
   bool checker = false;
+  // CURVE: this client's key pair and the broker's public key (see
+  // curve::LoadClientKeys); empty for plaintext. A broker that refuses
+  // the key, or disagrees on CURVE, fails every call at once with
+  // PERMISSION_DENIED (or FAILED_PRECONDITION) saying so.
+  curve::ClientKeys curve{};
   // How often the client says it is alive. The broker forgets a client it
   // has not heard from for a few intervals (its --client-timeout).
   std::chrono::milliseconds heartbeat_interval{1000};
@@ -84,12 +90,15 @@ class Connection {
   // Answers a broker-initiated call; `reply` must carry the call's request id.
   void Reply(wire::OutFrame reply);
 
-  // Waits until the socket holds a TCP connection to the broker, at most
-  // `timeout`, for a tool that should not wait out a long deadline when
-  // nothing listens at the address. OK once connected; UNAVAILABLE "no
-  // broker at URL (connection refused)" as soon as an attempt failed while
-  // not connected; TIMEOUT if neither happened (say, a host that drops
-  // packets). Thread-safe; never call it from a completion.
+  // Waits until the socket holds a connection to the broker (handshake
+  // done), at most `timeout`, for a tool that should not wait out a long
+  // deadline when nothing listens at the address. OK once connected;
+  // UNAVAILABLE "no broker at URL (connection refused)" as soon as an
+  // attempt failed while not connected; PERMISSION_DENIED when the broker
+  // refused this client's key or wants CURVE from a client without one;
+  // TIMEOUT if nothing was decided (say, a host that drops packets; the
+  // message says so when handshakes kept failing). Thread-safe; never call
+  // it from a completion.
   Status WaitConnected(std::chrono::milliseconds timeout);
 
   // Sends goodbye and waits up to `timeout` for the broker to confirm, so it

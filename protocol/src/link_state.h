@@ -1,13 +1,23 @@
-// What a client's socket monitor last said about its TCP connection to the
-// broker, so a caller can learn "nothing listens there" at once instead of
-// waiting out a request's deadline (Connection::WaitConnected).
+// What a client's socket monitor last said about its connection to the
+// broker, so a caller learns "nothing listens there" or "the broker refused
+// our key" at once instead of waiting out a request's deadline
+// (Connection::WaitConnected, and calls that fail early).
 //
-// An attempt that fails while not connected (ZMQ_EVENT_CONNECT_RETRIED:
-// refused, unreachable) means nothing listens at the address now. ZeroMQ
-// keeps retrying, and a later ZMQ_EVENT_CONNECTED clears it.
+// - kConnected: the ZMTP handshake succeeded (with CURVE: both keys
+//   accepted). A drop makes it kConnecting again.
+// - kRefused: an attempt failed while not connected
+//   (ZMQ_EVENT_CONNECT_RETRIED: refused, unreachable): nothing listens at
+//   the address now. ZeroMQ keeps retrying; a later handshake clears it.
+// - kKeyRefused: the broker's ZAP handler refused this client's CURVE key.
+//   Final: libzmq does not reconnect after it.
+// - kMechanismMismatch: one side uses CURVE and the other not. Final too.
+// - kProtocolError: another ZMTP protocol failure in the handshake. Final.
+// - kHandshakeFailed: the handshake broke off (e.g. the broker could not
+//   open our hello: a wrong server key). ZeroMQ retries; kept until a
+//   handshake succeeds, so a caller can say why nothing works.
 //
 // Thread safety: OnEvent runs on the thread that reads the monitor socket;
-// state() and Wait() may be called from any thread.
+// the readers may be called from any thread.
 #pragma once
 
 #include <zmq.h>
@@ -21,17 +31,43 @@ namespace txmq::net {
 
 class LinkState {
  public:
-  enum class Link { kConnecting, kConnected, kRefused };
+  enum class Link {
+    kConnecting,
+    kConnected,
+    kRefused,
+    kKeyRefused,
+    kMechanismMismatch,
+    kProtocolError,
+    kHandshakeFailed,
+  };
 
-  // A ZMQ_EVENT_* the socket monitor reported; others are ignored.
-  void OnEvent(uint16_t event) {
+  // A ZMQ_EVENT_* the socket monitor reported, with its value; others are
+  // ignored.
+  void OnEvent(uint16_t event, uint32_t value) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (event == ZMQ_EVENT_CONNECTED) {
-      link_ = Link::kConnected;
-    } else if (event == ZMQ_EVENT_DISCONNECTED) {
-      link_ = Link::kConnecting;
-    } else if (event == ZMQ_EVENT_CONNECT_RETRIED && link_ != Link::kConnected) {
-      link_ = Link::kRefused;
+    if (IsFinal(link_)) return;
+    switch (event) {
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        link_ = Link::kConnected;
+        break;
+      case ZMQ_EVENT_DISCONNECTED:
+        if (link_ == Link::kConnected) link_ = Link::kConnecting;
+        break;
+      case ZMQ_EVENT_CONNECT_RETRIED:
+        if (link_ != Link::kConnected && link_ != Link::kHandshakeFailed) link_ = Link::kRefused;
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        link_ = Link::kKeyRefused;
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        link_ = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH ? Link::kMechanismMismatch
+                                                                    : Link::kProtocolError;
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        link_ = Link::kHandshakeFailed;
+        break;
+      default:
+        return;
     }
     changed_.notify_all();
   }
@@ -41,10 +77,20 @@ class LinkState {
     return link_;
   }
 
-  // The state once it is not kConnecting, or kConnecting after `timeout`.
+  // The link can never carry a request (libzmq gave up on it).
+  static bool IsFinal(Link link) {
+    return link == Link::kKeyRefused || link == Link::kMechanismMismatch ||
+           link == Link::kProtocolError;
+  }
+
+  // The state once it is decided (connected, refused, a final failure), or
+  // whatever it is after `timeout` (kConnecting, kHandshakeFailed: ZeroMQ
+  // still retries those).
   Link Wait(std::chrono::milliseconds timeout) const {
     std::unique_lock<std::mutex> lock(mu_);
-    changed_.wait_for(lock, timeout, [&] { return link_ != Link::kConnecting; });
+    changed_.wait_for(lock, timeout, [&] {
+      return link_ != Link::kConnecting && link_ != Link::kHandshakeFailed;
+    });
     return link_;
   }
 

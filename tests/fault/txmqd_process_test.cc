@@ -144,7 +144,8 @@ TEST(TxmqdLogs, AuditLinesAppearWhateverTheLogLevel) {
   ASSERT_TRUE(broker.Start());
   Ctl(broker, {"--operator", "alice", "topic", "create", "orders"});
   EXPECT_TRUE(testing::WaitFor([&] {
-    return LogHas(broker.log_path(), "[txmq.audit] operator='alice'") &&
+    return LogHas(broker.log_path(),
+                  "[txmq.audit] operator='alice' principal='(unauthenticated)'") &&
            LogHas(broker.log_path(), "action=topic-create topic=orders");
   })) << testing::ReadFile(broker.log_path());
   EXPECT_FALSE(LogHas(broker.log_path(), " info ")) << "--log-level error still applies";
@@ -171,7 +172,9 @@ TEST(TxmqdSignals, SighupReopensTheAuditLogForRotation) {
   Ctl(broker, {"--operator", "alice", "topic", "create", "before"});
   ASSERT_TRUE(testing::WaitFor([&] { return LogHas(audit, "topic=before"); }))
       << testing::ReadFile(audit);
-  EXPECT_NE(testing::ReadFile(audit).find("[txmq.audit] operator='alice'"), std::string::npos);
+  EXPECT_NE(
+      testing::ReadFile(audit).find("[txmq.audit] operator='alice' principal='(unauthenticated)'"),
+      std::string::npos);
 
   // What logrotate does: move the file away, then tell the broker.
   ASSERT_EQ(std::rename(audit.c_str(), (audit + ".1").c_str()), 0);

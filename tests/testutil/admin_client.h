@@ -28,9 +28,11 @@ struct TxInfo {
 
 class AdminClient {
  public:
-  explicit AdminClient(const std::string& endpoint) {
+  // `keys`: CURVE keys for a broker that wants them.
+  explicit AdminClient(const std::string& endpoint, curve::ClientKeys keys = {}) {
     net::ConnectionOptions o;
     o.broker = endpoint;
+    o.curve = std::move(keys);
     connection_ = std::move(net::Connection::Open(o).value());
   }
 

@@ -119,7 +119,7 @@ void BrokerHarness::Housekeeping() {
   if (!core_.storage_failed()) delayed_.Tick(core_.NowMs(), options_.cleanup_batch);
   if (now < next_cleanup_) return;
   for (const ClientInfo& gone : clients_.ExpireSilent(now - options_.client_timeout)) {
-    delivery_.ReleaseClient(gone.id, true);
+    delivery_.ReleaseClient(gone.routing_id, true);
   }
   bool more = false;
   if (!core_.storage_failed()) {
@@ -174,7 +174,10 @@ void BrokerHarness::Dispatch(const std::string& client, const wire::Frame& frame
   RequestContext ctx{client, env.getRequestId(), clients_.Find(client)};
   switch (env.which()) {
     case E::HELLO: {
-      clients_.Hello(client, env.getHello(), core_.NowMs(), core_.SteadyNow());
+      // Plaintext: no key. The harness's client ids are their routing ids.
+      auto registered =
+          clients_.Hello(client, "", env.getHello(), core_.NowMs(), core_.SteadyNow());
+      if (!registered.ok()) return core_.ReplyError(ctx, registered.status());
       auto reply = Core::NewReply(ctx);
       reply.envelope().initHelloOk();
       return core_.Reply(ctx, reply);

@@ -144,6 +144,8 @@ void AddSendCommand(CLI::App& app, Ctl& ctl, Runner& run) {
       constexpr int kRetries = 2;
       Producer producer(
           {.broker = ctl.broker(),
+           .curve_key = ctl.curve_key_file(),
+           .server_key = ctl.server_key_file(),
            .group = "txmqctl",
            .send_timeout = std::max(ctl.Left() / (kRetries + 1), std::chrono::milliseconds(1)),
            .retries = kRetries});

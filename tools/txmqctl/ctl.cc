@@ -29,6 +29,8 @@ int ExitCodeOf(const Status& status, bool from_broker) {
       return kExitNotFound;
     case StatusCode::kConflict:
       return kExitConflict;
+    case StatusCode::kPermissionDenied:
+      return kExitDenied;
     case StatusCode::kUnavailable:
     case StatusCode::kTimeout:
       return from_broker ? kExitUnreachable : kExitFailed;
@@ -92,10 +94,22 @@ Status Ctl::WaitReachable(net::Connection& connection) {
   return connection.WaitConnected(Left());
 }
 
+Result<curve::ClientKeys> Ctl::Keys() {
+  if (!keys_) {
+    auto keys = curve::LoadClientKeys(globals_.curve_key, globals_.server_key);
+    if (!keys.ok()) return keys.status();
+    keys_ = *keys;
+  }
+  return *keys_;
+}
+
 Result<net::Connection*> Ctl::Connection() {
   if (!connection_) {
+    auto keys = Keys();
+    if (!keys.ok()) return keys.status();
     used_broker_ = true;
     net::ConnectionOptions o;
+    o.curve = *keys;
     o.broker = globals_.broker;
     o.role = wire::Role::ADMIN;
     o.software = std::string("txmqctl ") + kVersion;

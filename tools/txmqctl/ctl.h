@@ -7,9 +7,11 @@
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "protocol/src/connection.h"
+#include "protocol/src/curve_keys.h"
 #include "protocol/src/util.h"
 #include "txmq/status.h"
 
@@ -23,13 +25,15 @@ inline constexpr int kExitUsage = 2;        // bad arguments (also the broker's 
 inline constexpr int kExitUnreachable = 3;  // no broker at the address, or no answer in time
 inline constexpr int kExitNotFound = 4;     // NOT_FOUND: no such topic, message, transaction
 inline constexpr int kExitConflict = 5;     // CONFLICT: already decided the other way
+inline constexpr int kExitDenied = 6;       // PERMISSION_DENIED: key refused, or no right
 
 // The exit-code lines of `txmqctl --help`.
 inline constexpr const char* kExitCodesHelp =
     "Exit codes: 0 done; 1 refused or failed; 2 bad usage; 3 broker unreachable\n"
     "(nothing listens at --broker, or no answer within --timeout); 4 not found;\n"
-    "5 conflict (e.g. a transaction already ended the other way). Failures print\n"
-    "one line on stderr.\n";
+    "5 conflict (e.g. a transaction already ended the other way); 6 permission\n"
+    "denied (the broker refused the --curve-key, or its ACL does not allow this).\n"
+    "Failures print one line on stderr.\n";
 
 // The exit code for a failure with `status`. UNAVAILABLE and TIMEOUT mean
 // "unreachable" only when `from_broker` (an offline command's UNAVAILABLE,
@@ -51,6 +55,10 @@ struct Globals {
   // Who asks, sent with every state-changing request for the broker's audit
   // log: --operator, else "$USER@hostname".
   std::string operator_name;
+  // CURVE: this client's secret key file and the broker's public key file
+  // (--curve-key, --server-key; TXMQ_CURVE_KEY, TXMQ_SERVER_KEY).
+  std::string curve_key;
+  std::string server_key;
 };
 
 // "$USER@hostname" (LOGNAME when USER is unset), or "unknown".
@@ -79,6 +87,10 @@ class Ctl {
   bool json() const { return globals_.json; }
   const std::string& broker() const { return globals_.broker; }
   const std::string& operator_name() const { return globals_.operator_name; }
+  // The keys of --curve-key and --server-key (empty: plaintext); read once.
+  Result<curve::ClientKeys> Keys();
+  const std::string& curve_key_file() const { return globals_.curve_key; }
+  const std::string& server_key_file() const { return globals_.server_key; }
 
   // Prints "txmqctl: <message>" on stderr; returns the exit code for it
   // (ExitCodeOf).
@@ -88,6 +100,7 @@ class Ctl {
  private:
   Globals& globals_;
   std::unique_ptr<net::Connection> connection_;
+  std::optional<curve::ClientKeys> keys_;
   SteadyTime deadline_{};
   bool used_broker_ = false;  // a failure may be the broker's absence
 };
@@ -106,6 +119,7 @@ void AddTxResolveCommands(CLI::App& tx, Ctl& ctl, Runner& run);
 void AddGroupCommand(CLI::App& app, Ctl& ctl, Runner& run);
 void AddDlqCommand(CLI::App& app, Ctl& ctl, Runner& run);
 void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run);
+void AddKeygenCommand(CLI::App& app, Ctl& ctl, Runner& run);
 
 // A message or transaction id as the broker accepts it: printable ASCII
 // without spaces. Checked here so a pasted typo is bad usage (exit 2).

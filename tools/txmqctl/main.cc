@@ -15,13 +15,17 @@ int main(int argc, char** argv) {
     globals.broker = env;
   }
   globals.operator_name = DefaultOperator();
+  if (const char* env = std::getenv("TXMQ_CURVE_KEY"); env != nullptr) globals.curve_key = env;
+  if (const char* env = std::getenv("TXMQ_SERVER_KEY"); env != nullptr) globals.server_key = env;
   CLI::App app{std::string("txmqctl: inspect and operate a txmq broker.\n") + kExitCodesHelp +
                "Examples:\n"
                "  txmqctl status\n"
                "  txmqctl send orders --key 42 'hello'\n"
                "  txmqctl consume orders --group audit --max 10\n"
                "  txmqctl tx list --state stuck\n"
-               "  txmqctl --operator alice tx commit <id> --reason 'order 42 is paid'\n"};
+               "  txmqctl --operator alice tx commit <id> --reason 'order 42 is paid'\n"
+               "  txmqctl keygen alice    # alice.key (secret) and alice.pub\n"
+               "  txmqctl --curve-key alice.key --server-key broker.pub status\n"};
   auto* broker_flag =
       app.add_option("--broker,-b", globals.broker,
                      "Broker address: tcp://HOST:PORT, HOST:PORT or a port (also TXMQ_BROKER)")
@@ -32,8 +36,14 @@ int main(int argc, char** argv) {
                  "send's retries (consume: beyond its --wait)")
       ->capture_default_str();
   app.add_option("--operator", globals.operator_name,
-                 "Who you are, for the broker's audit log of changes")
+                 "A name for the broker's audit log of changes (with CURVE the log names your "
+                 "key's principal first; this is an extra label)")
       ->capture_default_str();
+  app.add_option("--curve-key", globals.curve_key,
+                 "CURVE: your secret key file (txmqctl keygen NAME writes NAME.key; also "
+                 "TXMQ_CURVE_KEY). Needs --server-key");
+  app.add_option("--server-key", globals.server_key,
+                 "CURVE: the broker's public key file (its NAME.pub; also TXMQ_SERVER_KEY)");
   // The client library's own log lines (reconnects, failed hellos) would be
   // a second voice on stderr beside txmqctl's one line; they are there for
   // debugging a connection.
@@ -57,6 +67,7 @@ int main(int argc, char** argv) {
   AddGroupCommand(app, ctl, run);
   AddDlqCommand(app, ctl, run);
   AddOutboxCommand(app, ctl, run);
+  AddKeygenCommand(app, ctl, run);
 
   try {
     app.parse(argc, argv);

@@ -101,6 +101,21 @@ struct BrokerOptions {
   // flushes the memtable, so larger means longer checkpoints.
   size_t write_buffer_bytes = 16 * 1024 * 1024;
   size_t table_file_bytes = 8 * 1024 * 1024;
+  // --- security ---
+  // CURVE (txmqd --curve-secret-key FILE --acl FILE): the broker's secret
+  // key file (`txmqctl keygen NAME` writes NAME.key; clients pin its
+  // NAME.pub) and the ACL file (JSON; README "Security" shows it). Set both:
+  // connections are encrypted, only keys the ACL names get in, and every
+  // request is checked against its connection's principal. Both empty:
+  // plaintext, no authentication, everything allowed, and `listen` must be
+  // a loopback address unless `insecure` says otherwise. The ACL is re-read
+  // by Broker::ReloadAcl (txmqd: SIGHUP).
+  std::string curve_secret_key_file{};
+  std::string acl_file{};
+  // Accept plaintext on an address other machines can reach (a warning is
+  // logged at start).
+  bool insecure = false;
+
   // Tests only: file layers that can lose power. Null: the real ones.
   std::shared_ptr<const StorageLayers> storage_layers{};
 
@@ -150,6 +165,12 @@ class Broker {
   // Two-phase shutdown: stop taking requests, finish and acknowledge the
   // writes already accepted, then close the socket and the database.
   void Stop();
+  // Re-reads BrokerOptions::acl_file. On success the new list governs every
+  // request from now on (keys it no longer names are refused, also on
+  // connections already open); on error the list in force stays and the
+  // error names the mistake. FAILED_PRECONDITION without an ACL.
+  Status ReloadAcl();
+
   // Blocks until the broker stopped (Stop() or a fatal storage error).
   // Returns why it stopped: OK after Stop().
   Status Wait();

@@ -48,6 +48,14 @@ enum class TransactionEndMode {
 struct ProducerOptions {
   // Broker endpoint.
   std::string broker = "tcp://127.0.0.1:7800";
+  // CURVE, for a broker started with --curve-secret-key: the file of this
+  // client's secret key (`txmqctl keygen NAME` writes NAME.key; the public
+  // key is derived from it) and the file of the broker's public key (its
+  // NAME.pub), which pins the broker: another key never gets an answer.
+  // Both or neither; neither talks plaintext. Read at Start(); a broker
+  // that refuses the key fails calls with PERMISSION_DENIED.
+  std::string curve_key{};
+  std::string server_key{};
   // Producer group: producers of one group answer each other's transaction
   // checks. [A-Za-z0-9_.-]{1,127}.
   std::string group = "default";
