@@ -2,11 +2,11 @@
 // of in-memory state, and the store (storage/src/broker_store.h) that writes.
 //
 // Thread "txmq-core" (Server::Run) owns: router_, core_, topics_, dedup_,
-// delayed_, groups_, delivery_, transactions_, clients_, retention_, guard_
-// and the store's open round. The store's own threads write, sync and
-// checkpoint the rounds they are handed. With CURVE, security_ runs the
-// ZAP handler's thread (auth/zap_handler.h). Other threads reach the core
-// only through RequestStop() and ReloadAcl().
+// delayed_, groups_, delivery_, transactions_, clients_, retention_,
+// sweeper_, guard_ and the store's open round. The store's own threads
+// write, sync and checkpoint the rounds they are handed. With CURVE,
+// security_ runs the ZAP handler's thread (auth/zap_handler.h). Other
+// threads reach the core only through RequestStop() and ReloadAcl().
 //
 // Time: every reading comes from the TimeSource the server is built with,
 // through the core (clock.h): schedules and stored timestamps use broker
@@ -31,9 +31,11 @@
 #include "broker/src/dlq_service.h"
 #include "broker/src/groups.h"
 #include "broker/src/inspect_service.h"
+#include "broker/src/lifecycle_service.h"
 #include "broker/src/retention.h"
 #include "broker/src/router_link.h"
 #include "broker/src/send_service.h"
+#include "broker/src/topic_sweeper.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
 #include "protocol/src/event_fd.h"
@@ -111,6 +113,8 @@ class Server {
   AdminService admin_;
   InspectService inspect_;
   DlqService dlq_;
+  TopicSweeper sweeper_;
+  LifecycleService lifecycle_;
   auth::Guard guard_;
   std::unique_ptr<storage::BrokerStore> store_;
 

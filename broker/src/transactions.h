@@ -101,6 +101,9 @@ class TransactionService {
   void HandleShow(const RequestContext& ctx, capnp::Text::Reader tx_id);
   void HandleCheckNow(const RequestContext& ctx, wire::CheckNowRequest::Reader request);
   void FillCounters(wire::TxCounters::Builder out) const;
+  // Open transactions by id (lifecycle_service.h refuses to delete a topic
+  // they would append to).
+  const std::map<std::string, OpenTx>& open() const { return open_; }
 
   // The producer group of a transaction, open or ended within
   // resolved_retention; nullopt when the broker does not know it. What

@@ -325,6 +325,24 @@ TEST_F(Curve, EveryVerbOfAWrongPrincipalIsRefusedAndChangesNothing) {
       {"list topics", "mallory", [](auto e) { e.setTopicList(); }},
       {"list groups", "mallory", [](auto e) { e.setGroupList(); }},
       {"list dead letters", "mallory", [](auto e) { e.initDlqList().setGroup("billing"); }},
+      // The lifecycle verbs: refused by RequireAdmin (admin_auth.h).
+      {"delete a topic", "orders", [](auto e) { e.initLifecycle().setDeleteTopic("orders"); }},
+      {"delete a group", "billing", [](auto e) { e.initLifecycle().setDeleteGroup("billing"); }},
+      {"reset a group", "billing",
+       [](auto e) {
+         auto r = e.initLifecycle();
+         r.setForce(true);
+         auto g = r.initResetGroup();
+         g.setGroup("billing");
+         g.setTopic("orders");
+         g.setTo(wire::ResetTarget::LATEST);
+       }},
+      {"purge dead letters", "billing",
+       [](auto e) {
+         auto p = e.initLifecycle().initPurgeDlq();
+         p.setGroup("billing");
+         p.setAll(true);
+       }},
   };
   std::map<std::string, std::unique_ptr<net::Connection>> connections;
   for (const Row& row : rows) {
@@ -359,6 +377,12 @@ TEST_F(Curve, EveryVerbOfAWrongPrincipalIsRefusedAndChangesNothing) {
   auto ops = ConnectAs("ops");
   EXPECT_TRUE(Call(*ops, [](auto e) { e.initCreateTopic().setTopic("made-by-ops"); }).ok());
   EXPECT_TRUE(Call(*ops, [](auto e) { e.setGroupList(); }).ok());
+  auto dry = Call(*ops, [](auto e) {
+    auto r = e.initLifecycle();
+    r.setDryRun(true);
+    r.setDeleteTopic("made-by-ops");
+  });
+  EXPECT_TRUE(dry.ok()) << "an admin may delete topics: " << dry.status().ToString();
   auto status = Call(*connections["mallory"], [](auto e) { e.setStatus(); });
   EXPECT_TRUE(status.ok()) << "status is for every principal: " << status.status().ToString();
   auto ended = Call(*orders, [tx](auto e) {

@@ -17,7 +17,10 @@
 //                    consumer of G
 //   admin            create a topic, end any transaction, check now, resend
 //                    dead letters, and every read of txmqctl (topics,
-//                    messages, groups, transactions, dead letters)
+//                    messages, groups, transactions, dead letters); topic
+//                    and group delete, group reset and dead-letter purge
+//                    (lifecycle) are let through here and refused by
+//                    RequireAdmin (admin_auth.h), which audits the object
 //   (any principal)  hello as a plain producer or admin client, heartbeat,
 //                    goodbye, status
 //
