@@ -14,8 +14,13 @@ constexpr auto kStatusTimeout = std::chrono::seconds(5);
 
 }  // namespace
 
-BrokerStatus::BrokerStatus(const std::string& broker) : broker_(broker) {
+BrokerStatus::BrokerStatus(const std::string& broker, const std::string& curve_key,
+                           const std::string& server_key)
+    : broker_(broker) {
+  auto keys = curve::LoadClientKeys(curve_key, server_key);
+  if (!keys.ok()) throw BenchError(keys.status().ToString());
   net::ConnectionOptions o;
+  o.curve = *keys;
   o.broker = broker;
   o.role = wire::Role::ADMIN;
   o.software = std::string("txmq-bench ") + kVersion;

@@ -28,7 +28,8 @@ class BrokerStatus {
  public:
   // Connects as an admin client (in the background; the first call waits).
   // Throws BenchError when the connection cannot be set up.
-  explicit BrokerStatus(const std::string& broker);
+  explicit BrokerStatus(const std::string& broker, const std::string& curve_key = "",
+                        const std::string& server_key = "");
   ~BrokerStatus();
   BrokerStatus(const BrokerStatus&) = delete;
   BrokerStatus& operator=(const BrokerStatus&) = delete;

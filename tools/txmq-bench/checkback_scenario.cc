@@ -29,7 +29,7 @@ std::string Fixed(const char* format, double value) {
 }  // namespace
 
 BenchResult RunCheckback(const TxnPlan& plan, CpuMeter* meter) {
-  BrokerStatus status(plan.broker);
+  BrokerStatus status(plan.broker, plan.curve_key, plan.server_key);
   // Before the run (and its warm-up transactions): a shared broker may hold
   // other open transactions, so "nothing open" means "no more than now".
   const TxCounters before = status.Transactions();

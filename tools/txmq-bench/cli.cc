@@ -53,6 +53,7 @@ constexpr const char* kDescription =
     "  txmq-bench --scenario txn --producers 4\n"
     "  txmq-bench --scenario txn --producers 4 --txn-end background --txn-window 64\n"
     "  txmq-bench --scenario checkback --producers 4 --broker-arg=--check-interval=1s\n"
+    "  txmq-bench --scenario send --producers 4 --curve\n"
     "  txmq-bench --broker tcp://127.0.0.1:7800 --producers 1 --window 1 \\\n"
     "      --result-line --system txmq --scenario-name 'produce p=1 w=1'\n";
 
@@ -137,6 +138,14 @@ int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
   CLI::Option* broker =
       app.add_option("--broker,-b", o->broker,
                      "Use this running broker (e.g. tcp://127.0.0.1:7800) instead of starting one");
+  app.add_flag("--curve", o->curve,
+               "CURVE: start the broker with fresh keys and an ACL, and connect every client with "
+               "CURVE (measures what encryption and authorization cost)")
+      ->excludes(broker);
+  app.add_option("--curve-key", o->curve_key,
+                 "CURVE with --broker: this client's secret key file (needs --server-key)");
+  app.add_option("--server-key", o->server_key,
+                 "CURVE with --broker: the broker's public key file");
   app.add_option("--flush", o->flush, "Flush mode of the broker txmq-bench starts")
       ->check(CLI::IsMember({"sync", "async"}))
       ->capture_default_str()
@@ -174,13 +183,18 @@ int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
     std::cerr << "txmq-bench: " << e.what() << " (see --help)\n";
     return kExitUsage;
   }
+  if (o->curve_key.empty() != o->server_key.empty()) {
+    std::cerr << "txmq-bench: --curve-key and --server-key go together\n";
+    return kExitUsage;
+  }
   if ((o->no_preload || scenario == "preload") && o->topic.empty()) {
     std::cerr << "txmq-bench: --no-preload and --scenario preload need --topic\n";
     return kExitUsage;
   }
   for (const std::string& arg : o->broker_args) {
     // txmq-bench needs these to find and clean up the broker it starts.
-    for (const char* own : {"--listen", "--data-dir", "--ready-file"}) {
+    for (const char* own :
+         {"--listen", "--data-dir", "--ready-file", "--curve-secret-key", "--acl"}) {
       if (arg == own || arg.starts_with(std::string(own) + "=")) {
         std::cerr << "txmq-bench: --broker-arg " << arg << ": " << own
                   << " is set by txmq-bench itself\n";

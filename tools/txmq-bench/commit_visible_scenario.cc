@@ -125,6 +125,8 @@ BenchResult RunCommitVisible(const CommitVisiblePlan& plan, CpuMeter* meter) {
   VisibilityLog log;
   // Declared after `log`, so it is gone (handlers finished) before it.
   txmq::Consumer consumer({.broker = plan.broker,
+                           .curve_key = plan.curve_key,
+                           .server_key = plan.server_key,
                            .group = plan.group,
                            .handler_threads = 1,
                            .max_in_flight = kPullBatch,
@@ -139,7 +141,10 @@ BenchResult RunCommitVisible(const CommitVisiblePlan& plan, CpuMeter* meter) {
   if (s = consumer.Start(); !s.ok()) throw BenchError("consumer cannot start: " + s.ToString());
 
   auto commit = [](const Message&) { return TxState::kCommit; };
-  TransactionProducer producer({.broker = plan.broker, .group = plan.group},
+  TransactionProducer producer({.broker = plan.broker,
+                                .curve_key = plan.curve_key,
+                                .server_key = plan.server_key,
+                                .group = plan.group},
                                [](const CheckRequest&) { return TxState::kCommit; });
   if (s = producer.Start(); !s.ok()) {
     throw BenchError("transaction producer cannot start: " + s.ToString());

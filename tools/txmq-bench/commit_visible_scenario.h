@@ -14,6 +14,9 @@ namespace txmq::bench {
 
 struct CommitVisiblePlan {
   std::string broker;  // endpoint
+  // CURVE key files (--curve-key, --server-key); empty: plaintext.
+  std::string curve_key;
+  std::string server_key;
   std::string topic;
   std::string group;  // producer group and consumer group (separate namespaces)
   int size = 1024;

@@ -24,6 +24,8 @@ void Preload(const ConsumePlan& plan) {
   // untimed warm-up send is the first of the `count` messages, so the topic
   // ends up holding exactly `count`.
   SendPlan fill{.broker = plan.broker,
+                .curve_key = plan.curve_key,
+                .server_key = plan.server_key,
                 .topic = plan.topic,
                 .producers = 1,
                 .window = plan.window,
@@ -77,6 +79,8 @@ BenchResult RunConsume(const ConsumePlan& plan, CpuMeter* meter) {
   DrainCounter counter(static_cast<uint64_t>(plan.count));
   // A fresh group starts at the topic's oldest message.
   txmq::Consumer consumer({.broker = plan.broker,
+                           .curve_key = plan.curve_key,
+                           .server_key = plan.server_key,
                            .group = "bench-" + NewUuidV7(),
                            .handler_threads = plan.handler_threads,
                            .max_in_flight = plan.max_in_flight,

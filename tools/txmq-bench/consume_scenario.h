@@ -13,6 +13,9 @@ namespace txmq::bench {
 
 struct ConsumePlan {
   std::string broker;  // endpoint
+  // CURVE key files (--curve-key, --server-key); empty: plaintext.
+  std::string curve_key;
+  std::string server_key;
   std::string topic;
   int window = 256;  // pull batch (and, by default, the in-flight limit)
   int max_in_flight = 256;

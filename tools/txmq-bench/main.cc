@@ -14,6 +14,7 @@
 #include "tools/txmq-bench/commit_visible_scenario.h"
 #include "tools/txmq-bench/consume_scenario.h"
 #include "tools/txmq-bench/cpu_meter.h"
+#include "tools/txmq-bench/curve_setup.h"
 #include "tools/txmq-bench/report.h"
 #include "tools/txmq-bench/send_scenario.h"
 #include "tools/txmq-bench/txn_scenario.h"
@@ -38,11 +39,18 @@ int Run(BenchOptions& o) {
   // result; warnings (failed acks, timeouts) explain a bad run, so keep them.
   SetLogLevel(LogLevel::kWarn);
 
+  std::unique_ptr<CurveSetup> curve;
   std::unique_ptr<BrokerProcess> broker;
   std::string endpoint = o.broker;
   if (endpoint.empty()) {
     // Reported as given to txmqd (JSON "broker_args").
     o.broker_args = BrokerArgs(o);
+    if (o.curve) {
+      curve = std::make_unique<CurveSetup>();
+      for (const std::string& a : curve->broker_args()) o.broker_args.push_back(a);
+      o.curve_key = curve->client_key_file();
+      o.server_key = curve->server_key_file();
+    }
     // A --broker-arg may have replaced the flush mode; the notes name it.
     for (size_t i = 0; i < o.broker_args.size(); ++i) {
       const std::string& a = o.broker_args[i];
@@ -57,6 +65,8 @@ int Run(BenchOptions& o) {
   const std::string run_id = NewUuidV7();
   const std::string topic = o.topic.empty() ? "bench-" + run_id : o.topic;
   const TxnPlan txn{.broker = endpoint,
+                    .curve_key = o.curve_key,
+                    .server_key = o.server_key,
                     .topic = topic,
                     .group = "bench-" + run_id,
                     .producers = o.producers,
@@ -73,6 +83,8 @@ int Run(BenchOptions& o) {
   switch (o.scenario) {
     case Scenario::kSend:
       result = RunSend({.broker = endpoint,
+                        .curve_key = o.curve_key,
+                        .server_key = o.server_key,
                         .topic = topic,
                         .producers = o.producers,
                         .window = o.window,
@@ -83,6 +95,8 @@ int Run(BenchOptions& o) {
       break;
     case Scenario::kConsume:
       result = RunConsume({.broker = endpoint,
+                           .curve_key = o.curve_key,
+                           .server_key = o.server_key,
                            .topic = topic,
                            .window = o.window,
                            .max_in_flight = o.max_in_flight,
@@ -95,6 +109,8 @@ int Run(BenchOptions& o) {
       break;
     case Scenario::kPreload:
       Preload({.broker = endpoint,
+               .curve_key = o.curve_key,
+               .server_key = o.server_key,
                .topic = topic,
                .window = o.window,
                .size = o.size,
@@ -107,6 +123,8 @@ int Run(BenchOptions& o) {
       break;
     case Scenario::kCommitVisible:
       result = RunCommitVisible({.broker = endpoint,
+                                 .curve_key = o.curve_key,
+                                 .server_key = o.server_key,
                                  .topic = topic,
                                  .group = txn.group,
                                  .size = o.size,

@@ -49,6 +49,12 @@ struct BenchOptions {
   int64_t consume_count = 50'000;
   // Existing broker; empty = start txmqd on a fresh data dir.
   std::string broker;
+  // CURVE: the broker txmq-bench starts gets fresh keys and an ACL, and
+  // every client of the run uses CURVE (--curve); or the key files for a
+  // running broker (--curve-key, --server-key).
+  bool curve = false;
+  std::string curve_key;
+  std::string server_key;
   // The txmqd binary used when starting one; empty = next to txmq-bench.
   std::string txmqd;
   // Flush mode of the broker txmq-bench starts.

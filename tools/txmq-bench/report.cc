@@ -178,6 +178,7 @@ void PrintReport(const BenchOptions& o, BenchResult& r) {
     notes = o.broker.empty() ? "txmqd --flush " + o.flush +
                                    (o.flush == "sync" ? " (fsync before ack, group commit)" : "")
                              : "broker " + o.broker;
+    if (!o.curve_key.empty()) notes += "; CURVE (encrypted, authenticated, ACL checked)";
     if (o.scenario == Scenario::kConsume) notes += "; one ack per message";
     if (o.scenario == Scenario::kTxn) {
       notes += o.txn_background_end

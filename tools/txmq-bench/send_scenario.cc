@@ -116,7 +116,10 @@ void RunProducer(const SendPlan& plan, int index, StartGate& gate, FinishLine& f
   // Declared before the producer, so it outlives every callback: the
   // producer's destructor completes what is still in flight.
   AckWindow window(plan.window);
-  txmq::Producer producer({.broker = plan.broker, .group = "txmq-bench"});
+  txmq::Producer producer({.broker = plan.broker,
+                           .curve_key = plan.curve_key,
+                           .server_key = plan.server_key,
+                           .group = "txmq-bench"});
   std::string body = MakePayload(static_cast<size_t>(plan.size), 300 + index);
 
   // Setup, untimed: connect, and one send that also creates the topic.

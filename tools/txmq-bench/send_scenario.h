@@ -13,6 +13,9 @@ namespace txmq::bench {
 
 struct SendPlan {
   std::string broker;  // endpoint
+  // CURVE key files (--curve-key, --server-key); empty: plaintext.
+  std::string curve_key;
+  std::string server_key;
   std::string topic;
   int producers = 1;
   int window = 256;

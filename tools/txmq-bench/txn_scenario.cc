@@ -197,6 +197,8 @@ TxnRun RunTransactions(const TxnPlan& plan, CpuMeter* meter,
   for (int i = 0; i < plan.producers; ++i) {
     producers.push_back(std::make_unique<TransactionProducer>(
         ProducerOptions{.broker = plan.broker,
+                        .curve_key = plan.curve_key,
+                        .server_key = plan.server_key,
                         .group = plan.group,
                         .end_mode = plan.background_end ? TransactionEndMode::kBackground
                                                         : TransactionEndMode::kConfirmed,

@@ -21,6 +21,9 @@ namespace txmq::bench {
 
 struct TxnPlan {
   std::string broker;  // endpoint
+  // CURVE key files (--curve-key, --server-key); empty: plaintext.
+  std::string curve_key;
+  std::string server_key;
   std::string topic;
   // Producer group of every producer of the run: the broker checks back
   // only within it, so a run never answers another run's checks.
