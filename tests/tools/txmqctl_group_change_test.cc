@@ -114,7 +114,8 @@ TEST_F(GroupChange, ResetToEarliestLatestTimeAndOffsets) {
   EXPECT_EQ(j["dry_run"], false);
   EXPECT_EQ(j["delivered_again"], 4);
   ASSERT_EQ(AuditLinesOf("group-reset").size(), 1u);
-  EXPECT_TRUE(Has(AuditLinesOf("group-reset")[0], "operator='tester' client="))
+  EXPECT_TRUE(Has(AuditLinesOf("group-reset")[0],
+                  "operator='tester' principal='(unauthenticated)' client="))
       << AuditLinesOf("group-reset")[0];
   EXPECT_TRUE(
       Has(AuditLinesOf("group-reset")[0], "group=billing topic=orders to=earliest result=applied"));
@@ -157,8 +158,7 @@ TEST_F(GroupChange, ResetToEarliestLatestTimeAndOffsets) {
   const auto resets = AuditLinesOf("group-reset");
   ASSERT_EQ(resets.size(), 5u);
   EXPECT_TRUE(Has(resets[1], "to=" + UtcMs(cut) + " result=applied")) << resets[1];
-  EXPECT_TRUE(Has(resets[4], "to=" + std::to_string(key_queue) + ":4 result=applied"))
-      << resets[4];
+  EXPECT_TRUE(Has(resets[4], "to=" + std::to_string(key_queue) + ":4 result=applied")) << resets[4];
 
   // Bad targets are named.
   ExpectFails({"group", "reset", "billing", "--topic", "orders", "--to", "yesterday"}, kExitUsage,
