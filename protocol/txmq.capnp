@@ -29,6 +29,7 @@ enum ErrorCode {
   aborted @9;
   failedPrecondition @10;
   internal @11;
+  resourceExhausted @12;  # a broker limit (disk space, ...); back off and retry
 }
 
 struct Error {

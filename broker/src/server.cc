@@ -302,10 +302,13 @@ void Server::HandleHello(const RequestContext& ctx, wire::Hello::Reader hello) {
 void Server::FinishRound(std::unique_ptr<storage::Round> round) {
   if (!round->status().ok()) {
     core_.SetStorageFailed(round->status());
+    // RESOURCE_EXHAUSTED: storage waited a minute for a file descriptor.
+    const bool descriptors = round->status().code() == StatusCode::kResourceExhausted;
     Logger("broker")->critical(
-        "storage write failed: {}. The broker refuses writes from now on; "
-        "fix the disk and restart it (acknowledged data is safe)",
-        round->status().ToString());
+        "storage write failed: {}. The broker refuses writes from now on; {} and restart it "
+        "(acknowledged data is safe)",
+        round->status().ToString(),
+        descriptors ? "find what holds the file descriptors (raise ulimit -n)" : "fix the disk");
   }
   round->Complete();
   delivery_.OnTopicsAdvanced(topics_.TakeAdvanced());

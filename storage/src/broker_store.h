@@ -265,7 +265,8 @@ class BrokerStore {
 
   StoreOptions options_;
   EventFd* round_done_;
-  std::unique_ptr<leveldb::Env> index_env_;  // outlives db_
+  std::unique_ptr<leveldb::Env> waiting_env_;  // outlives index_env_
+  std::unique_ptr<leveldb::Env> index_env_;    // outlives db_
   std::unique_ptr<Db> db_;
   std::unique_ptr<CommitLog> log_;
   std::unique_ptr<Round> round_;  // core thread: the open round
