@@ -7,7 +7,7 @@
 namespace txmq::broker {
 
 const ClientInfo& ClientRegistry::Hello(const std::string& routing_id, wire::Hello::Reader hello,
-                                        int64_t now_ms) {
+                                        int64_t now_ms, SteadyTime now) {
   ClientInfo& c = clients_[routing_id];
   c.id = routing_id;
   c.role = hello.getRole();
@@ -15,7 +15,7 @@ const ClientInfo& ClientRegistry::Hello(const std::string& routing_id, wire::Hel
   c.software = wire::ToString(hello.getSoftware());
   c.checker = hello.getChecker();
   c.connected_ms = now_ms;
-  c.last_seen = SteadyClock::now();
+  c.last_seen = now;
   return c;
 }
 

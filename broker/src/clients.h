@@ -26,8 +26,10 @@ struct ClientInfo {
 
 class ClientRegistry {
  public:
-  // Registers (or re-registers) a client; `now_ms` is broker time.
-  const ClientInfo& Hello(const std::string& routing_id, wire::Hello::Reader hello, int64_t now_ms);
+  // Registers (or re-registers) a client; `now_ms` is broker time, `now`
+  // the steady clock (both from the core: clock.h).
+  const ClientInfo& Hello(const std::string& routing_id, wire::Hello::Reader hello, int64_t now_ms,
+                          SteadyTime now);
   // Null when the client never said hello (or was forgotten).
   const ClientInfo* Find(const std::string& routing_id) const;
   void Touch(const std::string& routing_id, SteadyTime now);

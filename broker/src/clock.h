@@ -1,8 +1,21 @@
-// Broker time: the one clock behind every schedule and stored timestamp of
-// the broker (redelivery and delayed-message due times, transaction checks,
-// born/stored/resolved times, dedup buckets, retention cutoffs, expiry of
-// resolved transactions). Pure in-process timeouts (leases, long polls,
-// check answers, client silence) use the steady clock directly.
+// Where the broker's time comes from: one TimeSource (the machine's wall
+// and monotonic clocks) handed to the Core when it is built. The real one
+// (SystemTimeSource) serves txmqd and txmq::Broker; unit tests hand in a
+// ManualTimeSource and move time themselves, so leases, retries, delays and
+// transaction checks are tested at exact instants without sockets or sleeps.
+// No code under broker/src reads std::chrono clocks directly; everything
+// asks the Core (Core::NowMs, Core::SteadyNow).
+//
+// Two kinds of time come out of it:
+//
+// Broker time (BrokerClock::NowMs): the one clock behind every schedule and
+// stored timestamp of the broker (redelivery and delayed-message due times,
+// transaction checks, born/stored/resolved times, dedup buckets, retention
+// cutoffs, expiry of resolved transactions).
+//
+// Steady time (BrokerClock::SteadyNow, the source's monotonic clock): pure
+// in-process timeouts (leases, long polls, check answers, the check rate
+// limit, client silence, the core loop's wake-ups).
 //
 // The wall clock is read once, when the broker starts; from then on broker
 // time advances with the monotonic clock:
@@ -15,7 +28,7 @@
 // ages past --retention at once, no dedup entry expires early. NTP's gradual
 // corrections (slewing) apply to the monotonic clock as well, so broker time
 // keeps the wall clock's pace. The core writes broker time into every commit
-// round (Core::TakeRound, key 'm' "broker-time"), so it never goes backward
+// round (Core::StampBrokerTime, meta "broker-time"), so it never goes backward
 // across restarts either.
 //
 // A step while the broker is down: forward looks like that much downtime
@@ -24,6 +37,8 @@
 // value it wrote and stays ahead of the wall clock by that much.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -50,6 +65,33 @@ class SystemTimeSource final : public TimeSource {
   SteadyTime SteadyNow() const override { return SteadyClock::now(); }
 };
 
+// A machine whose clocks move only when told to: for tests. Starts at
+// `wall_ms` and an arbitrary steady instant.
+// Thread safety: every method may be called from any thread.
+class ManualTimeSource final : public TimeSource {
+ public:
+  explicit ManualTimeSource(int64_t wall_ms = 1'700'000'000'000) : wall_ms_(wall_ms) {}
+
+  int64_t WallMs() const override { return wall_ms_.load(); }
+  SteadyTime SteadyNow() const override {
+    return SteadyTime(SteadyClock::duration(steady_ns_.load()));
+  }
+
+  // Time passes: both clocks move by `d` (not negative).
+  void Advance(std::chrono::milliseconds d) {
+    wall_ms_ += d.count();
+    steady_ns_ += std::chrono::duration_cast<SteadyClock::duration>(d).count();
+  }
+  // Someone sets the wall clock (NTP step, date -s): only it moves.
+  void StepWall(std::chrono::milliseconds d) { wall_ms_ += d.count(); }
+
+ private:
+  std::atomic<int64_t> wall_ms_;
+  // 1000 hours after the steady clock's epoch, as a machine that has run a while.
+  std::atomic<int64_t> steady_ns_{
+      std::chrono::duration_cast<SteadyClock::duration>(std::chrono::hours(1000)).count()};
+};
+
 // Thread safety: Resume before the broker serves (start-up thread); after
 // that only const calls, safe from any thread.
 class BrokerClock {
@@ -66,6 +108,8 @@ class BrokerClock {
 
   // Broker time in milliseconds since the Unix epoch; never goes backward.
   int64_t NowMs() const;
+  // The source's monotonic clock, for in-process timeouts.
+  SteadyTime SteadyNow() const { return source_.SteadyNow(); }
 
  private:
   const TimeSource& source_;

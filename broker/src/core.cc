@@ -1,7 +1,5 @@
 #include "broker/src/core.h"
 
-#include "protocol/src/log.h"
-
 namespace txmq::broker {
 
 void Core::StampBrokerTime() {
@@ -19,26 +17,9 @@ Status Core::CheckWritable() const {
 }
 
 bool Core::Deliver(const std::string& routing_id, wire::OutFrame& frame) {
-  zmq::message_t payload = frame.Encode();
-  try {
-    auto first = router_->send(zmq::buffer(routing_id),
-                               zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    if (!first) {
-      counters_.dropped_replies++;
-      return false;
-    }
-    // Once the routing frame went out the payload cannot be refused for
-    // lack of room (ZeroMQ queues whole multipart messages).
-    router_->send(payload, zmq::send_flags::dontwait);
-    return true;
-  } catch (const zmq::error_t& e) {
-    // EHOSTUNREACH: the client disconnected (ROUTER_MANDATORY says so).
-    counters_.dropped_replies++;
-    if (e.num() != EHOSTUNREACH) {
-      Logger("broker")->warn("send to client {} failed: {}", routing_id, e.what());
-    }
-    return false;
-  }
+  if (link_.Send(routing_id, frame)) return true;
+  counters_.dropped_replies++;
+  return false;
 }
 
 void Core::ReplyError(const RequestContext& ctx, const Status& status) {

@@ -1,13 +1,19 @@
-// What the broker's services share on the core thread: options, broker
-// time, the store (reads, and writes into its open round), the reply path
-// and the counters. Every member is used by the core thread only.
+// What the broker's services share on the core thread: options, time (both
+// broker time and the steady clock, from the TimeSource the core is built
+// with: clock.h), the store (reads, and writes into its open round), the
+// path to clients and the counters. Every member is used by the core thread
+// only.
+//
+// The services reach the network only through ClientLink and time only
+// through the core, so the whole of delivery and of the transaction state
+// machine runs in a unit test with a fake clock and a recording link
+// (tests/unit/broker_harness.h).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <zmq.hpp>
 
 #include "broker/src/clock.h"
 #include "protocol/src/codec.h"
@@ -38,15 +44,28 @@ struct Counters {
   uint64_t dead_lettered = 0;
 };
 
+// Where frames for clients go: the ROUTER socket in the server
+// (router_link.h), a recorder in unit tests.
+// Thread safety: the core thread only.
+class ClientLink {
+ public:
+  virtual ~ClientLink() = default;
+  // Sends without blocking; false when the client is not connected (or its
+  // queue is full) and the frame was dropped.
+  virtual bool Send(const std::string& routing_id, wire::OutFrame& frame) = 0;
+};
+
 class Core {
  public:
-  // `time` must outlive the core.
-  Core(const BrokerOptions& options, zmq::socket_t* router, const TimeSource& time)
-      : options_(options), clock_(time), router_(router) {}
+  // `link` and `time` must outlive the core.
+  Core(const BrokerOptions& options, ClientLink& link, const TimeSource& time)
+      : options_(options), clock_(time), link_(link) {}
 
   const BrokerOptions& options() const { return options_; }
   // Broker time (see clock.h): what every schedule and stored timestamp uses.
   int64_t NowMs() const { return clock_.NowMs(); }
+  // The steady clock (see clock.h): what every in-process timeout uses.
+  SteadyTime SteadyNow() const { return clock_.SteadyNow(); }
   BrokerClock& clock() { return clock_; }
   Counters& counters() { return counters_; }
 
@@ -90,7 +109,7 @@ class Core {
  private:
   const BrokerOptions& options_;
   BrokerClock clock_;
-  zmq::socket_t* router_;
+  ClientLink& link_;
   storage::BrokerStore* store_ = nullptr;
   Status storage_error_;
   Counters counters_;

@@ -10,9 +10,11 @@ namespace txmq::broker {
 
 namespace {
 
-constexpr int kProbes = 7;
-constexpr size_t kBitsPerEntry = 10;
-constexpr size_t kFilterCapacity = 64 * 1024;
+constexpr int kProbes = 10;
+constexpr size_t kBlockWords = 8;  // 512 bits: one cache line
+constexpr size_t kBitsPerEntry = 14;
+constexpr size_t kFirstFilterCapacity = 64 * 1024;
+constexpr size_t kMaxFilterCapacity = 16 * 1024 * 1024;  // 20 MB of bits
 
 // Spreads FNV's bits before they pick Bloom probes (murmur3's finalizer).
 uint64_t Mix(uint64_t h) {
@@ -29,26 +31,76 @@ uint64_t Mix(uint64_t h) {
 uint64_t DedupHash(std::string_view message_id) { return Mix(StableHash(message_id)); }
 
 BloomFilter::BloomFilter(size_t capacity)
-    : bits_((capacity * kBitsPerEntry + 63) / 64, 0), capacity_(capacity) {}
+    : bits_(((capacity * kBitsPerEntry + 511) / 512) * kBlockWords, 0), capacity_(capacity) {}
+
+namespace {
+// Where an entry's probes go: one block of kBlockWords words (a cache line,
+// so a lookup costs one miss per filter), chosen by the hash (a multiply
+// maps it onto the blocks), and kProbes bits inside it, 9 bits of two more
+// hashes each.
+class Probes {
+ public:
+  Probes(uint64_t hash, size_t blocks)
+      : block_(static_cast<size_t>((static_cast<unsigned __int128>(hash) * blocks) >> 64)),
+        bits_{Mix(hash ^ 0x9e3779b97f4a7c15ull), Mix(hash ^ 0xc2b2ae3d27d4eb4full)} {}
+  size_t block() const { return block_; }
+  // The i-th probe's bit in the block, 0..511.
+  uint64_t Bit(int i) const { return (bits_[i / 7] >> (9 * (i % 7))) & 511; }
+
+ private:
+  size_t block_;
+  uint64_t bits_[2];
+};
+static_assert(kProbes <= 14, "two 64-bit hashes give 14 probes of 9 bits");
+}  // namespace
 
 void BloomFilter::Add(uint64_t hash) {
-  const uint64_t nbits = bits_.size() * 64;
-  uint64_t h1 = hash, h2 = (hash >> 32) | 1;
-  for (int i = 0; i < kProbes; ++i) {
-    uint64_t bit = (h1 + i * h2) % nbits;
-    bits_[bit / 64] |= uint64_t{1} << (bit % 64);
-  }
+  const Probes p(hash, bits_.size() / kBlockWords);
+  uint64_t* words = &bits_[p.block() * kBlockWords];
+  for (int i = 0; i < kProbes; ++i) words[p.Bit(i) / 64] |= uint64_t{1} << (p.Bit(i) % 64);
   ++count_;
 }
 
 bool BloomFilter::MayContain(uint64_t hash) const {
-  const uint64_t nbits = bits_.size() * 64;
-  uint64_t h1 = hash, h2 = (hash >> 32) | 1;
+  const Probes p(hash, bits_.size() / kBlockWords);
+  const uint64_t* words = &bits_[p.block() * kBlockWords];
   for (int i = 0; i < kProbes; ++i) {
-    uint64_t bit = (h1 + i * h2) % nbits;
-    if ((bits_[bit / 64] & (uint64_t{1} << (bit % 64))) == 0) return false;
+    if ((words[p.Bit(i) / 64] & (uint64_t{1} << (p.Bit(i) % 64))) == 0) return false;
   }
   return true;
+}
+
+void BloomFilter::Prefetch(uint64_t hash) const {
+  const Probes p(hash, bits_.size() / kBlockWords);
+  __builtin_prefetch(&bits_[p.block() * kBlockWords]);
+}
+
+void GrowingBloomFilter::Add(uint64_t hash) {
+  if (filters_.empty() || filters_.back().full()) {
+    const size_t capacity = filters_.empty()
+                                ? std::max(kFirstFilterCapacity, expected_ + expected_ / 4)
+                                : filters_.back().capacity() * 2;
+    filters_.emplace_back(std::min(capacity, kMaxFilterCapacity));
+  }
+  filters_.back().Add(hash);
+}
+
+void GrowingBloomFilter::Prefetch(uint64_t hash) const {
+  for (const auto& f : filters_) f.Prefetch(hash);
+}
+
+size_t GrowingBloomFilter::count() const {
+  size_t n = 0;
+  for (const auto& f : filters_) n += f.count();
+  return n;
+}
+
+bool GrowingBloomFilter::MayContain(uint64_t hash) const {
+  // Newest (largest) first: it holds more than all the others together.
+  for (auto f = filters_.rbegin(); f != filters_.rend(); ++f) {
+    if (f->MayContain(hash)) return true;
+  }
+  return false;
 }
 
 DedupWindow::DedupWindow(Core& core, TopicManager& topics) : core_(core), topics_(topics) {
@@ -65,7 +117,9 @@ uint64_t DedupWindow::OldestLive(int64_t now_ms) const {
 
 DedupWindow::Bucket& DedupWindow::BucketFor(uint64_t index) {
   if (buckets_.empty() || buckets_.back().index < index) {
-    buckets_.push_back(Bucket{index, {}});
+    // Sized for what the previous minute took: one filter at a steady rate.
+    const size_t expected = buckets_.empty() ? 0 : buckets_.back().filter.count();
+    buckets_.push_back(Bucket{index, GrowingBloomFilter(expected)});
     return buckets_.back();
   }
   for (auto& b : buckets_) {  // recovery may see buckets out of order
@@ -73,13 +127,11 @@ DedupWindow::Bucket& DedupWindow::BucketFor(uint64_t index) {
   }
   auto pos = std::find_if(buckets_.begin(), buckets_.end(),
                           [&](const Bucket& b) { return b.index > index; });
-  return *buckets_.insert(pos, Bucket{index, {}});
+  return *buckets_.insert(pos, Bucket{index, GrowingBloomFilter()});
 }
 
 void DedupWindow::AddToFilter(uint64_t bucket, uint64_t hash) {
-  Bucket& b = BucketFor(bucket);
-  if (b.filters.empty() || b.filters.back().full()) b.filters.emplace_back(kFilterCapacity);
-  b.filters.back().Add(hash);
+  BucketFor(bucket).filter.Add(hash);
 }
 
 Status DedupWindow::Recover() {
@@ -103,9 +155,10 @@ std::optional<DedupWindow::Hit> DedupWindow::Find(std::string_view message_id) {
   const uint64_t hash = DedupHash(message_id);
   const uint64_t oldest = OldestLive(core_.NowMs());
   for (auto b = buckets_.rbegin(); b != buckets_.rend() && b->index >= oldest; ++b) {
-    bool maybe = false;
-    for (const auto& f : b->filters) maybe = maybe || f.MayContain(hash);
-    if (!maybe) continue;
+    b->filter.Prefetch(hash);
+  }
+  for (auto b = buckets_.rbegin(); b != buckets_.rend() && b->index >= oldest; ++b) {
+    if (!b->filter.MayContain(hash)) continue;
     auto entry = core_.store().GetId(b->index, message_id);
     if (!entry) continue;  // a false positive
     // Buckets are a minute wide; the window is exact.

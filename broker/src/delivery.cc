@@ -53,7 +53,7 @@ void Delivery::HandlePull(const RequestContext& ctx, wire::PullRequest::Reader r
   auto wait = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(request.getWaitMs()),
                                                   o.max_long_poll);
 
-  const SteadyTime now = SteadyClock::now();
+  const SteadyTime now = core_.SteadyNow();
   std::vector<Item> items = Collect(spec, now);
   if (!items.empty() || wait.count() == 0) {
     return ReplyItems(ctx.routing_id, ctx.request_id, items);

@@ -45,7 +45,7 @@ void Delivery::HandleExtendLease(const RequestContext& ctx,
     g->max_reconsume = requested_max;
   }
 
-  const SteadyTime now = SteadyClock::now();
+  const SteadyTime now = core_.SteadyNow();
   std::vector<Extension> results;
   bool dead_lettered = false;
   for (auto r : request.getReceipts()) {

@@ -248,7 +248,7 @@ void Delivery::Tick(SteadyTime now) {
 
 void Delivery::OnTopicsAdvanced(const std::set<std::string>& topics) {
   if (topics.empty()) return;
-  const SteadyTime now = SteadyClock::now();
+  const SteadyTime now = core_.SteadyNow();
   for (auto& [group, parked] : parked_) {
     for (auto p = parked.begin(); p != parked.end();) {
       bool interested = std::any_of(p->spec.topics.begin(), p->spec.topics.end(),

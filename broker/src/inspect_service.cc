@@ -125,7 +125,7 @@ void InspectService::FillDeliveryState(GroupState& g, const std::string& topic, 
     out.setDeliveryCount(l->second.delivery_count);
     out.setDetail("leased to " + l->second.client + ", lease ends in " +
                   FormatDurationMs(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       l->second.deadline - SteadyClock::now())
+                                       l->second.deadline - core_.SteadyNow())
                                        .count()));
     return;
   }
@@ -270,7 +270,7 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
     if (c.role == wire::Role::CONSUMER && c.group == g.name) members.push_back(&c);
   }
   auto m = out.initMembers(static_cast<unsigned>(members.size()));
-  const SteadyTime now = SteadyClock::now();
+  const SteadyTime now = core_.SteadyNow();
   for (unsigned i = 0; i < members.size(); ++i) {
     m[i].setClientId(members[i]->id);
     m[i].setRole(members[i]->role);

@@ -36,7 +36,8 @@ Server::Server(const BrokerOptions& options, const TimeSource& time)
     : options_(options),
       context_(1),
       router_(std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router)),
-      core_(options, router_.get(), time),
+      link_(*router_),
+      core_(options, link_, time),
       topics_(core_),
       dedup_(core_, topics_),
       delayed_(core_, topics_),
@@ -53,7 +54,7 @@ Server::~Server() = default;
 
 Status Server::Init() {
   auto log = Logger("broker");
-  const auto start = SteadyClock::now();
+  const auto start = core_.SteadyNow();
   auto store = storage::BrokerStore::Open(StoreOptionsFor(options_), &commit_done_);
   if (!store.ok()) return store.status();
   store_ = std::move(store.value());
@@ -65,7 +66,7 @@ Status Server::Init() {
   if (Status s = groups_.Recover(); !s.ok()) return s;
   if (Status s = transactions_.Recover(); !s.ok()) return s;
   const auto took =
-      std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
+      std::chrono::duration_cast<std::chrono::milliseconds>(core_.SteadyNow() - start);
   log->info("recovered {} topics, {} messages from {} in {} ms", topics_.all().size(),
             topics_.MessagesStored(), options_.data_dir, took.count());
 
@@ -88,7 +89,7 @@ Status Server::Init() {
   }
   info_.started_ms = core_.NowMs();
   info_.store_stats = [this] { return store_->stats(); };
-  next_cleanup_ = SteadyClock::now();
+  next_cleanup_ = core_.SteadyNow();
   transactions_.StartServing(next_cleanup_);
   return Status::OK();
 }
@@ -118,7 +119,7 @@ void Server::RequestStop() {
 
 void Server::Run() {
   while (!stop_requested_ && !core_.storage_failed()) {
-    SteadyTime now = SteadyClock::now();
+    SteadyTime now = core_.SteadyNow();
     SteadyTime wake = std::min(
         {now + kMaxPollWait, delivery_.NextWake(), transactions_.NextWake(), next_cleanup_});
     if (delayed_.NextDueMs() <= core_.NowMs()) wake = now;
@@ -143,14 +144,14 @@ void Server::Run() {
     }
     // A full round takes no more until the disk has it (backpressure).
     if ((items[0].revents & ZMQ_POLLIN) && !store_->round_full()) ReadRequests(kReadBudget);
-    Housekeeping(SteadyClock::now());
+    Housekeeping(core_.SteadyNow());
     SubmitIfIdle(/*allow_inline=*/true);
   }
   Drain();
 }
 
 void Server::ReadRequests(int budget) {
-  const SteadyTime now = SteadyClock::now();
+  const SteadyTime now = core_.SteadyNow();
   for (int i = 0; i < budget; ++i) {
     zmq::message_t id, payload;
     try {
@@ -189,7 +190,7 @@ void Server::CountBadFrame(const std::string& routing_id, uint64_t request_id, c
   // Request id 0 when the frame could not be read at all: a confused client
   // can log the error; a hostile one learns nothing new.
   core_.ReplyError({routing_id, request_id, nullptr}, why);
-  const SteadyTime now = SteadyClock::now();
+  const SteadyTime now = core_.SteadyNow();
   if (now - last_bad_frame_log_ > std::chrono::seconds(5)) {
     Logger("broker")->warn("bad request from client {}: {} ({} bad requests so far)", routing_id,
                            why.ToString(), core_.counters().bad_frames);
@@ -286,7 +287,7 @@ void Server::HandleHello(const RequestContext& ctx, wire::Hello::Reader hello) {
         ctx, Status::InvalidArgument("hello names client '" + wire::ToString(hello.getClientId()) +
                                      "' but the connection's routing id differs"));
   }
-  const ClientInfo& c = clients_.Hello(ctx.routing_id, hello, core_.NowMs());
+  const ClientInfo& c = clients_.Hello(ctx.routing_id, hello, core_.NowMs(), core_.SteadyNow());
   Logger("broker")->debug("client {} ({}, group '{}', {}) said hello", c.id,
                           static_cast<int>(c.role), c.group, c.software);
   auto reply = Core::NewReply(ctx);

@@ -7,9 +7,11 @@
 // the rounds they are handed. Other threads reach the core only through
 // RequestStop().
 //
-// Time: schedules and stored timestamps use broker time (core_.NowMs(), see
-// clock.h); timeouts inside this process (leases, long polls, check
-// answers, client silence, the loop's own wake-ups) use the steady clock.
+// Time: every reading comes from the TimeSource the server is built with,
+// through the core (clock.h): schedules and stored timestamps use broker
+// time (core_.NowMs()); timeouts inside this process (leases, long polls,
+// check answers, client silence, the loop's own wake-ups) use its steady
+// clock (core_.SteadyNow()).
 #pragma once
 
 #include <atomic>
@@ -27,6 +29,7 @@
 #include "broker/src/groups.h"
 #include "broker/src/inspect_service.h"
 #include "broker/src/retention.h"
+#include "broker/src/router_link.h"
 #include "broker/src/send_service.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
@@ -70,6 +73,7 @@ class Server {
   const BrokerOptions& options_;
   zmq::context_t context_;
   std::unique_ptr<zmq::socket_t> router_;
+  RouterLink link_;
   EventFd commit_done_;
   EventFd stop_signal_;
   std::atomic<bool> stop_requested_{false};

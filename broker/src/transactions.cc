@@ -51,7 +51,7 @@ TransactionService::TransactionService(Core& core, TopicManager& topics, Delayed
       dedup_(dedup),
       clients_(clients),
       check_tokens_(core.options().checks_per_second),
-      tokens_at_(SteadyClock::now()) {}
+      tokens_at_(core.SteadyNow()) {}
 
 Status TransactionService::Recover() {
   Status bad;
@@ -280,9 +280,9 @@ void TransactionService::EndOne(const RequestContext& ctx,
   auto audit = [&](const std::string& group, const std::string& result) {
     if (op.empty()) return;
     Logger("audit")->warn("operator='{}' client={} action={} tx={} group={} reason='{}' result={}",
-                          op, ctx.routing_id,
-                          wanted == TxStateCode::kCommitted ? "commit" : "rollback", tx_id, group,
-                          reason, result);
+                          AuditField(op), AuditToken(ctx.routing_id),
+                          wanted == TxStateCode::kCommitted ? "commit" : "rollback", tx_id,
+                          AuditToken(group), AuditField(reason), result);
   };
 
   auto it = open_.find(tx_id);

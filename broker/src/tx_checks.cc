@@ -331,8 +331,8 @@ SteadyTime TransactionService::NextWake() const {
   if (!check_deadlines_.empty()) wake = check_deadlines_.begin()->first;
   if (!schedule_.empty()) {
     const int64_t in_ms = std::max<int64_t>(0, schedule_.begin()->first - core_.NowMs());
-    wake = std::min(
-        wake, std::max(next_dispatch_, SteadyClock::now() + std::chrono::milliseconds(in_ms)));
+    wake = std::min(wake,
+                    std::max(next_dispatch_, core_.SteadyNow() + std::chrono::milliseconds(in_ms)));
   }
   return wake;
 }

@@ -73,6 +73,7 @@ Status Outbox::Impl::Start() {
     outcomes_.clear();
     in_flight_ = 0;
     consecutive_failures_ = 0;
+    bookkeeping_failures_ = 0;
     paused_until_ = 0;
     running_ = true;
     log_->info("outbox of store {}: {} rows pending ({} behind parked rows), {} parked",
@@ -171,7 +172,7 @@ Status Outbox::Impl::Flush(std::chrono::milliseconds timeout) {
 
 Status Outbox::Impl::Requeue(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto seq = outbox::RequeueRow(store_, id);
+  auto seq = outbox::RequeueRow(store_, id, outbox::kInProcess);
   if (!seq.ok()) return seq.status();
   outbox::ForEachRow(store_, false, [&](uint64_t s, StoredRow row) {
     if (s == *seq) pending_.emplace(s, Pending{std::move(row), false});
@@ -184,7 +185,7 @@ Status Outbox::Impl::Requeue(const std::string& id) {
 
 Status Outbox::Impl::Delete(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto seq = outbox::DeleteRow(store_, id, /*parked_only=*/true);
+  auto seq = outbox::DeleteRow(store_, id, /*parked_only=*/true, outbox::kInProcess);
   if (!seq.ok()) return seq.status();
   parked_.erase(*seq);
   wake_now_ = true;

@@ -98,6 +98,7 @@ class Outbox::Impl {
   bool running_ = false;                 // guarded by mu_: started, not told to stop
   bool wake_now_ = false;                // guarded by mu_
   uint32_t consecutive_failures_ = 0;    // guarded by mu_
+  uint32_t bookkeeping_failures_ = 0;    // guarded by mu_: failed store writes in a row
   int64_t paused_until_ = 0;             // guarded by mu_
 };
 

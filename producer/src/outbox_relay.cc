@@ -76,6 +76,7 @@ void Outbox::Impl::ApplyOutcomes(std::unique_lock<std::mutex>& lock) {
   leveldb::WriteBatch batch;
   const int64_t now = NowMs();
   std::vector<std::pair<uint64_t, Pending>> newly_parked;
+  std::vector<uint64_t> acked;  // leave pending_ once `batch` deleted them
   for (const Outcome& o : outcomes) {
     auto it = pending_.find(o.seq);
     if (it == pending_.end()) continue;
@@ -84,8 +85,8 @@ void Outbox::Impl::ApplyOutcomes(std::unique_lock<std::mutex>& lock) {
     p.in_flight = false;
     if (o.status.ok()) {
       batch.Delete(outbox::PendingKey(o.seq));
-      pending_.erase(it);
-      ++sent_;
+      p.in_flight = true;  // not sent again while its deletion is written
+      acked.push_back(o.seq);
       consecutive_failures_ = 0;
       paused_until_ = 0;
       continue;
@@ -127,6 +128,29 @@ void Outbox::Impl::ApplyOutcomes(std::unique_lock<std::mutex>& lock) {
   leveldb::WriteOptions wo;
   leveldb::Status s = store_.impl().db()->Write(wo, &batch);
   lock.lock();
+  if (s.ok()) {
+    if (bookkeeping_failures_ > 0) {
+      log_->info("outbox relay: bookkeeping writes to {} work again (after {} failures)",
+                 store_.path(), bookkeeping_failures_);
+    }
+    bookkeeping_failures_ = 0;
+  } else {
+    ++bookkeeping_failures_;
+  }
+  for (uint64_t seq : acked) {
+    auto it = pending_.find(seq);
+    if (it == pending_.end()) continue;
+    if (s.ok()) {
+      pending_.erase(it);
+      ++sent_;
+      continue;
+    }
+    // The broker has it, but the row is still in the store (a restart would
+    // send it again). Send it again later and delete it then: the broker's
+    // dedup window stores the id once. Flush waits for that.
+    it->second.in_flight = false;
+    it->second.row.next_attempt_ms = now + BackoffMs(bookkeeping_failures_);
+  }
   for (auto& [seq, p] : newly_parked) {
     if (s.ok()) {
       parked_.emplace(seq, Parked{p.row.message.key, p.row.message.id});
@@ -136,7 +160,16 @@ void Outbox::Impl::ApplyOutcomes(std::unique_lock<std::mutex>& lock) {
       pending_.emplace(seq, std::move(p));
     }
   }
-  if (!s.ok()) log_->error("outbox bookkeeping write failed: {}", s.ToString());
+  if (!s.ok()) {
+    last_error_ = "outbox bookkeeping write to the local store failed: " + s.ToString();
+    if (bookkeeping_failures_ == 1 || bookkeeping_failures_ % 20 == 0) {
+      log_->error(
+          "outbox relay: writing what the broker answered to the local store {} failed ({} in a "
+          "row): {}. Nothing is lost: {} acknowledged rows stay pending and are sent again "
+          "(the broker stores each id once), failed ones keep their place",
+          store_.path(), bookkeeping_failures_, s.ToString(), acked.size());
+    }
+  }
   cv_.notify_all();  // Flush waits for pending_ to drain
 }
 

@@ -59,24 +59,37 @@ Status LocalStore::Impl::LoadOrCreateInstanceId() {
 }
 
 LocalStore::Impl::KeyGuard LocalStore::Impl::LockKey(const std::string& key) {
-  KeyLockEntry* entry;
-  {
-    std::lock_guard<std::mutex> lock(key_locks_mu_);
-    auto& slot = key_locks_[key];
-    if (!slot) slot = std::make_unique<KeyLockEntry>();
-    slot->users++;
-    entry = slot.get();
+  std::unique_lock<std::mutex> lock(key_locks_mu_);
+  auto& slot = key_locks_[key];
+  if (!slot) slot = std::make_unique<KeyLockEntry>();
+  KeyLockEntry* entry = slot.get();  // stays while users > 0
+  entry->users++;
+  if (entry->held) {
+    entry->waiters++;
+    entry->released.wait(lock, [entry] { return !entry->held; });
+    entry->waiters--;
   }
-  entry->mu.lock();
+  entry->held = true;
   return KeyGuard(this, key);
+}
+
+int LocalStore::Impl::TEST_KeyLockWaiters(const std::string& key) {
+  std::lock_guard<std::mutex> lock(key_locks_mu_);
+  auto it = key_locks_.find(key);
+  return it == key_locks_.end() ? 0 : it->second->waiters;
 }
 
 LocalStore::Impl::KeyGuard::~KeyGuard() {
   if (table_ == nullptr) return;
   std::lock_guard<std::mutex> lock(table_->key_locks_mu_);
   auto it = table_->key_locks_.find(key_);
-  it->second->mu.unlock();
-  if (--it->second->users == 0) table_->key_locks_.erase(it);
+  KeyLockEntry& entry = *it->second;
+  entry.held = false;
+  if (--entry.users == 0) {
+    table_->key_locks_.erase(it);
+  } else {
+    entry.released.notify_one();
+  }
 }
 
 uint64_t LocalStore::Impl::TakeSeq() {
@@ -292,6 +305,12 @@ Status LocalTxn::Commit() {
 
 Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& path,
                                                      LocalStoreOptions options) {
+  return Impl::Open(path, options, nullptr);
+}
+
+Result<std::unique_ptr<LocalStore>> LocalStore::Impl::Open(const std::string& path,
+                                                           const LocalStoreOptions& options,
+                                                           leveldb::Env* env) {
   if (path.empty()) return Status::InvalidArgument("local store path is empty");
   if (!options.create_if_missing) {
     // Checked here because LevelDB, told not to create a database, still
@@ -311,6 +330,7 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(const std::string& path,
   db_options.compress = options.compress;
   db_options.write_buffer_size = options.write_buffer_bytes;
   db_options.block_cache_bytes = 8 * 1024 * 1024;
+  db_options.env = env;
   auto db = storage::Db::Open(path, db_options);
   if (!db.ok()) return db.status();
   auto impl = std::make_unique<Impl>(std::move(db.value()), options);

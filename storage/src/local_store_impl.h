@@ -14,7 +14,9 @@
 // Threads: "txmq-local-gc" (started by the first AddRetention) owns the
 // retention passes. Shared under seq_mu_: commit_seq_, in_flight_; under
 // retention_mu_: retention_ and the stop flag; under running_transactions_.mu
-// its ids (written by SendInTransaction callers, read by checker threads).
+// its ids (written by SendInTransaction callers, read by checker threads);
+// under key_locks_mu_: key_locks_ and each entry's state (a waiter sleeps
+// on its entry's condition variable).
 #pragma once
 
 #include <leveldb/db.h>
@@ -51,6 +53,12 @@ class LocalStore::Impl {
   Impl(std::unique_ptr<storage::Db> db, const LocalStoreOptions& options);
   ~Impl();
 
+  // LocalStore::Open on the file layer `env` (null: LevelDB's default);
+  // fault tests pass one that fails or stalls writes.
+  static Result<std::unique_ptr<LocalStore>> Open(const std::string& path,
+                                                  const LocalStoreOptions& options,
+                                                  leveldb::Env* env);
+
   Status LoadOrCreateInstanceId();
   // Starts the commit sequence above the highest seq stored in the tables
   // keyed by it (called once by Open, before any commit can take a seq).
@@ -80,6 +88,10 @@ class LocalStore::Impl {
     std::string key_;
   };
   KeyGuard LockKey(const std::string& key);
+  // How many threads wait in LockKey(key) right now (blocked behind its
+  // holder), for tests that must see a waiter queued rather than guess
+  // from a sleep.
+  int TEST_KeyLockWaiters(const std::string& key);
 
   // Commit sequence: taken under seq_mu_ by commits that order rows.
   uint64_t TakeSeq();
@@ -120,9 +132,12 @@ class LocalStore::Impl {
   std::unique_ptr<storage::Db> db_;
   LocalStoreOptions options_;
   std::string instance_id_;
+  // One key's lock, present while someone holds or waits for it.
   struct KeyLockEntry {
-    std::mutex mu;
-    int users = 0;  // guarded by key_locks_mu_
+    std::condition_variable released;
+    bool held = false;  // guarded by key_locks_mu_
+    int users = 0;      // guarded by key_locks_mu_: the holder and the waiters
+    int waiters = 0;    // guarded by key_locks_mu_
   };
   std::mutex key_locks_mu_;
   std::unordered_map<std::string, std::unique_ptr<KeyLockEntry>> key_locks_;  // guarded

@@ -57,6 +57,34 @@ TEST_F(LocalTablesCrash, KilledAfterTheLocalCommitBeforeTheRelaySent) {
   EXPECT_EQ(seen["crash-row-1"], 1) << "delivered, once";
 }
 
+TEST_F(LocalTablesCrash, KilledBetweenTheBrokersAckAndTheRowDelete) {
+  // The tool's relay sends its row, the broker stores and acknowledges it,
+  // and the process is killed while the write that deletes the row is
+  // still on its way (the tool holds it).
+  RunAndKill({"outbox-acked", dir_.Sub("db"), broker_->endpoint(), dir_.Sub("ready")});
+  ASSERT_EQ(ReadReady(), "stalled");
+  testing::AdminClient admin(broker_->endpoint());
+  ASSERT_EQ(admin.TopicMessages("orders"), 1) << "the broker had stored the row before the kill";
+  auto store = LocalStore::Open(dir_.Sub("db"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto rows = Outbox::List(**store, false);
+  ASSERT_EQ(rows.size(), 1u) << "the row's deletion was not to survive the kill";
+  EXPECT_EQ(rows[0].id, "crash-row-2");
+  EXPECT_EQ(*(*store)->Get("order/2"), "created");
+
+  // Restarted: the relay sends the row again, the broker's dedup window
+  // answers with the first copy, and the row goes.
+  Outbox outbox(**store, {.producer = {.broker = broker_->endpoint(), .group = "orders"}});
+  ASSERT_TRUE(outbox.Start().ok());
+  ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
+  EXPECT_EQ(outbox.stats().sent, 1u) << "sent again after the restart";
+  EXPECT_TRUE(Outbox::List(**store, false).empty()) << "the row is gone once acknowledged";
+  EXPECT_EQ(admin.TopicMessages("orders"), 1) << "the resend was stored a second time";
+  auto seen = testing::DrainTopic(broker_->endpoint(), "orders", 1, 500ms, 10s);
+  EXPECT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen["crash-row-2"], 1) << "delivered, exactly once";
+}
+
 TEST_F(LocalTablesCrash, KilledBeforeTheLocalCommitSendsNothing) {
   RunAndKill({"outbox-uncommitted", dir_.Sub("db"), broker_->endpoint(), dir_.Sub("ready")});
   auto store = LocalStore::Open(dir_.Sub("db"));

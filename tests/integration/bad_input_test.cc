@@ -404,16 +404,21 @@ TEST_F(BadInput, AFloodOfGarbageIsCountedAndServingContinues) {
 }
 
 TEST_F(BadInput, ClientVanishingMidCallDoesNotHurtTheBroker) {
+  testing::AdminClient admin(broker_->endpoint());
   {
-    // A long poll whose asker is gone before the answer.
+    // A long poll whose asker is gone before the answer. It is parked (the
+    // broker has taken it: its group exists, and "vanish" has nothing yet)
+    // before the asker goes, and waits long enough to be woken below.
     RawClient c(broker_->endpoint());
     wire::OutFrame pull(1);
     auto p = pull.envelope().initPull();
     p.setGroup("g");
     p.initTopics(1).set(0, "vanish");
-    p.setWaitMs(1000);
+    p.setWaitMs(25000);
     c.Send(pull);
-    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(testing::WaitFor([&] {
+      return admin.Call([](wire::Envelope::Builder e) { e.setGroupShow("g"); }).ok();
+    })) << "the long poll never reached the broker";
   }
   {
     // Sends whose sender is gone before their acknowledgements.
@@ -424,7 +429,6 @@ TEST_F(BadInput, ClientVanishingMidCallDoesNotHurtTheBroker) {
     }
   }
   // The vanished sender's messages are stored in the broker's own time.
-  testing::AdminClient admin(broker_->endpoint());
   ASSERT_TRUE(testing::WaitFor([&] { return admin.TopicMessages("vanish") == 100; }));
   ExpectServing();
   // They woke the parked pull, whose asker is gone: what it took is given

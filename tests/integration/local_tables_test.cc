@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -482,7 +483,67 @@ TEST_F(LocalTables, CheckBackNeverRollsBackARunningLocalTransaction) {
   EXPECT_EQ(*store->Get("order/slow"), "created");
 }
 
-TEST_F(LocalTables, ALateLocalCommitAfterACheckRollbackFails) {
+TEST_F(LocalTables, AnOperatorRollbackWhileTheLocalStepRunsEndsTheCallAborted) {
+  auto store = OpenStore("orders");
+  TransactionProducer p({.broker = broker_->endpoint(), .group = "orders"}, *store);
+  ASSERT_TRUE(p.Start().ok());
+  testing::AdminClient admin(broker_->endpoint());
+  std::promise<std::string> started;
+  std::promise<void> resume;
+  std::future<void> resumed = resume.get_future();
+  auto call = std::async(std::launch::async, [&] {
+    return p.SendInTransaction({.topic = "orders", .key = "7", .body = "order 7"},
+                               [&](LocalTxn& tx, const Message& m) {
+                                 started.set_value(m.properties.at(property::kTransactionId));
+                                 // Held here until the operator has ended the transaction.
+                                 if (resumed.wait_for(30s) != std::future_status::ready)
+                                   return TxState::kRollback;
+                                 EXPECT_TRUE(tx.Put("order/7", "created").ok());
+                                 return TxState::kCommit;
+                               });
+  });
+  std::future<std::string> started_id = started.get_future();
+  ASSERT_EQ(started_id.wait_for(10s), std::future_status::ready) << "the local step never ran";
+  const std::string tx_id = started_id.get();
+  // Check-backs meanwhile answer UNKNOWN (it is running); an operator does
+  // not ask: the transaction is rolled back while the local step runs.
+  auto ended = admin.End(tx_id, /*commit=*/false, "alice");
+  ASSERT_TRUE(ended.ok()) << ended.status().ToString();
+  EXPECT_EQ(*ended, wire::TxState::ROLLED_BACK);
+  resume.set_value();
+  TransactionResult r = call.get();
+  // The local step went on and committed: the call says ABORTED, names the
+  // transaction, and reports both sides.
+  EXPECT_EQ(r.status.code(), StatusCode::kAborted) << r.status.ToString();
+  EXPECT_NE(r.status.message().find("transaction " + tx_id), std::string::npos)
+      << r.status.ToString();
+  EXPECT_NE(r.status.message().find("the broker had already rolled the transaction back"),
+            std::string::npos)
+      << r.status.ToString();
+  EXPECT_EQ(r.transaction_id, tx_id);
+  ASSERT_TRUE(r.local.has_value());
+  EXPECT_EQ(*r.local, TxState::kCommit);
+  EXPECT_EQ(r.outcome, TxState::kRollback);
+  EXPECT_FALSE(r.end_pending);
+  // The operator's outcome stands: its message is never delivered.
+  auto info = admin.Show(tx_id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, wire::TxState::ROLLED_BACK);
+  EXPECT_NE(info->resolved_by.find("alice"), std::string::npos) << info->resolved_by;
+  EXPECT_LE(admin.TopicMessages("orders"), 0);
+  EXPECT_TRUE(testing::DrainTopic(broker_->endpoint(), "orders", 0, 500ms, 5s).empty());
+  // Nothing told the local step of the operator's decision before it
+  // committed (the library cannot know it without asking the broker): its
+  // rows are in, and ABORTED is how the caller learns that they have no
+  // message.
+  EXPECT_EQ(*store->Get("order/7"), "created");
+}
+
+TEST_F(LocalTables, ARollbackTombstoneRefusesALaterCommitOfItsTransaction) {
+  // A check rolls back only a transaction that is not running in any
+  // producer on the store (CheckBackNeverRollsBackARunningLocalTransaction),
+  // so SendInTransaction never commits after it; the tombstone is the last
+  // guard should a commit come anyway, built here from the library's parts.
   auto store = OpenStore("orders");
   std::string tx_id;
   {
@@ -502,8 +563,8 @@ TEST_F(LocalTables, ALateLocalCommitAfterACheckRollbackFails) {
     auto info = admin.Show(tx_id);
     return info.ok() && info->state == wire::TxState::ROLLED_BACK;
   }));
-  // The old local transaction, resumed, now tries to commit through the
-  // library's commit path: refused, and none of its rows are written.
+  // A commit of that transaction through the library's commit step is
+  // refused, and none of its rows are written.
   producer::StoreTransactions txs(*store, std::chrono::hours(1));
   LocalTxn late = store->Begin();
   ASSERT_TRUE(late.Put("order/x", "created").ok());

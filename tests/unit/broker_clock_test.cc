@@ -18,23 +18,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A machine whose clocks only move when told to.
-class FakeTimeSource final : public TimeSource {
+using FakeTimeSource = ManualTimeSource;
+
+// Frames to clients go nowhere: these tests send none.
+class NoLink final : public ClientLink {
  public:
-  int64_t WallMs() const override { return wall_ms_; }
-  SteadyTime SteadyNow() const override { return steady_; }
-
-  // Time passes: both clocks move.
-  void Advance(std::chrono::milliseconds d) {
-    wall_ms_ += d.count();
-    steady_ += d;
-  }
-  // Someone sets the wall clock (NTP step, date -s): only it moves.
-  void StepWall(std::chrono::milliseconds d) { wall_ms_ += d.count(); }
-
- private:
-  int64_t wall_ms_ = 1'700'000'000'000;
-  SteadyTime steady_ = SteadyTime(std::chrono::hours(1000));
+  bool Send(const std::string&, wire::OutFrame&) override { return false; }
 };
 
 TEST(BrokerClock, StartsAtTheWallClockAndIgnoresItsSteps) {
@@ -79,7 +68,7 @@ class CoreClock : public ::testing::Test {
  protected:
   void SetUp() override {
     options_.dedup_window = 10min;
-    core_ = std::make_unique<Core>(options_, nullptr, machine_);
+    core_ = std::make_unique<Core>(options_, link_, machine_);
     storage::StoreOptions store_options;
     store_options.dir = dir_.Sub("data");
     auto store = storage::BrokerStore::Open(store_options, &round_done_);
@@ -113,6 +102,7 @@ class CoreClock : public ::testing::Test {
   testing::TempDir dir_;
   BrokerOptions options_;
   FakeTimeSource machine_;
+  NoLink link_;
   EventFd round_done_;
   std::unique_ptr<Core> core_;
   std::unique_ptr<storage::BrokerStore> store_;

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "storage/src/coding.h"
@@ -92,18 +93,36 @@ TEST(LocalStore, KeyLocksSerializeOneKeyOnly) {
   auto store = LocalStore::Open(dir.Sub("db"));
   ASSERT_TRUE(store.ok());
   auto& impl = (*store)->impl();
-  auto a = impl.LockKey("a");
-  auto b = impl.LockKey("b");  // another key: no wait, even from the same thread
-  std::atomic<bool> got{false};
-  std::thread t([&] {
+  std::optional<LocalStore::Impl::KeyGuard> a(impl.LockKey("a"));
+  // A second taker of "a" is seen queued behind the holder (not merely
+  // "not done yet"), and stays queued while its key is held.
+  std::atomic<bool> got_a{false};
+  std::thread waiter([&] {
     auto again = impl.LockKey("a");
-    got = true;
+    got_a = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_FALSE(got);
-  { auto release = std::move(a); }
-  t.join();
-  EXPECT_TRUE(got);
+  EXPECT_TRUE(testing::WaitFor([&] { return impl.TEST_KeyLockWaiters("a") == 1; }))
+      << "LockKey(\"a\") did not wait for the holder of \"a\"";
+  EXPECT_FALSE(got_a) << "two holders of one key at once";
+  // Another key is taken and given back meanwhile, from another thread and
+  // from the holder's own thread, while "a" still has its waiter.
+  std::atomic<bool> got_b{false};
+  std::thread other([&] {
+    auto b = impl.LockKey("b");
+    got_b = true;
+  });
+  EXPECT_TRUE(testing::WaitFor([&] { return got_b.load(); }))
+      << "a lock of \"b\" waited for the holder of \"a\"";
+  if (got_b) {                   // (keys not apart: this thread would wait for itself)
+    auto c = impl.LockKey("c");  // the holder of "a" takes another key too
+  }
+  EXPECT_EQ(impl.TEST_KeyLockWaiters("a"), 1);
+  EXPECT_FALSE(got_a);
+  a.reset();  // releasing "a" lets its waiter in
+  waiter.join();
+  other.join();
+  EXPECT_TRUE(got_a);
+  EXPECT_EQ(impl.TEST_KeyLockWaiters("a"), 0);
 }
 
 TEST(LocalStore, CommitSequenceWaterMark) {

@@ -31,6 +31,9 @@ constexpr const char* kDescription =
     "           the time includes waiting for the last ends to be confirmed.\n"
     "           --txn-window W: W transactions in flight per producer\n"
     "           (SendInTransactionAsync).\n"
+    "           --leave-open: every local transaction answers UNKNOWN and the run\n"
+    "           ends none; with a broker whose --transaction-timeout outlasts the\n"
+    "           run they stay open (what 100k open transactions cost the broker).\n"
     "  commit-visible\n"
     "           one transaction producer commits one at a time while one consumer\n"
     "           receives; p50/p99 = commit acknowledged -> handler sees the message.\n"
@@ -62,7 +65,9 @@ std::string DefaultScenarioName(const BenchOptions& o) {
       return "consume w=" + std::to_string(o.window) + " (ack/msg)";
     case Scenario::kTxn:
       return "txn p=" + p + (o.txn_window > 1 ? " w=" + std::to_string(o.txn_window) : "") +
-             (o.txn_background_end ? " (commit/msg, background end)" : " (commit/msg)");
+             (o.leave_open           ? " (left open)"
+              : o.txn_background_end ? " (commit/msg, background end)"
+                                     : " (commit/msg)");
     case Scenario::kCommitVisible:
       return "commit-visible (commit ack -> consumer)";
     case Scenario::kCheckback:
@@ -118,6 +123,8 @@ int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
                  "more: SendInTransactionAsync)")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
+  app.add_flag("--leave-open", o->leave_open,
+               "txn: leave every transaction undecided (its half stored, no end sent)");
   app.add_option("--consume-count", o->consume_count, "Messages preloaded and drained (consume)")
       ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}))
       ->capture_default_str();
@@ -198,6 +205,10 @@ int ParseCommandLine(int argc, char** argv, BenchOptions* o) {
   if (count->count() == 0 && o->scenario == Scenario::kCommitVisible) o->count = 3000;
   if (o->max_in_flight == 0) o->max_in_flight = o->window;
   o->txn_background_end = txn_end == "background";
+  if (o->leave_open && o->scenario != Scenario::kTxn) {
+    std::cerr << "txmq-bench: --leave-open is for --scenario txn only\n";
+    return kExitUsage;
+  }
   if (o->scenario_name.empty()) o->scenario_name = DefaultScenarioName(*o);
   return -1;
 }

@@ -63,7 +63,9 @@ int Run(BenchOptions& o) {
                     .size = o.size,
                     .duration_s = o.duration_s,
                     .count = o.count,
-                    .unknown_percent = o.scenario == Scenario::kCheckback ? o.unknown_percent : 0,
+                    .unknown_percent = o.scenario == Scenario::kCheckback ? o.unknown_percent
+                                       : o.leave_open                     ? 100
+                                                                          : 0,
                     .background_end = o.txn_background_end,
                     .window = o.txn_window};
 

@@ -37,6 +37,9 @@ struct BenchOptions {
   // checkback: share of transactions whose local transaction answers
   // UNKNOWN, so that only the broker's check-back can end them.
   int unknown_percent = 10;
+  // txn: the local transactions answer UNKNOWN and the run never ends them
+  // (they stay open in the broker until its --transaction-timeout).
+  bool leave_open = false;
   // consume: the consumer's in-flight limit (0 = window) and handler
   // threads. The peers' scenario is window / 1; other values are for
   // finding out where the time goes.

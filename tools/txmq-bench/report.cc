@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "tools/txmq-bench/cli.h"
+
 namespace txmq::bench {
 
 std::string WithThousands(double value) {
@@ -62,8 +64,7 @@ std::string HumanWhat(const BenchOptions& o) {
     case Scenario::kConsume:
       return "consume w=" + std::to_string(o.window);
     case Scenario::kTxn:
-      return "txn p=" + p + (o.txn_window > 1 ? " w=" + std::to_string(o.txn_window) : "") +
-             (o.txn_background_end ? " (commit/msg, background end)" : " (commit/msg)");
+      return DefaultScenarioName(o);
     case Scenario::kCommitVisible:
       return "commit-visible";
     case Scenario::kCheckback:

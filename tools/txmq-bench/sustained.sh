@@ -5,12 +5,15 @@
 # million, printing each million's msgs/s. Then it reports:
 #   - bytes the broker wrote to disk (/proc/<pid>/io write_bytes) against the
 #     payload it took (write amplification),
-#   - its resident memory (VmRSS, and the peak VmHWM),
+#   - its resident memory (VmRSS, and the peak VmHWM), after
+#     --open-transactions N transactions were left undecided on top (their
+#     half messages stored, no end; --transaction-timeout is 1h here),
 #   - the data directory's size,
 #   - the time to ready after a clean stop, and after kill -9 (recovery
 #     replays the commit log from the last checkpoint).
 #
 #   tools/txmq-bench/sustained.sh                              # 5 x 1 M, no open transactions
+#   tools/txmq-bench/sustained.sh --millions 1 --open-transactions 100000
 #   tools/txmq-bench/sustained.sh --millions 2 -- --segment-mb 256
 #
 # Arguments after -- go to txmqd. Needs a built txmq-bench and txmqd
@@ -24,12 +27,14 @@ bench=${TXMQ_BENCH:-$here/../../build/bin/txmq-bench}
 txmqd=$(dirname "$bench")/txmqd
 millions=5
 per_run=1000000
+open_tx=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --millions) millions=$2; shift 2 ;;
     --per-run) per_run=$2; shift 2 ;; # smaller chunks, for trying the script out
+    --open-transactions) open_tx=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "sustained.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -76,6 +81,14 @@ for i in $(seq "$millions"); do
   sent=$((sent + ${rate#* }))
 done
 
+if [[ $open_tx -gt 0 ]]; then
+  opened=$("$bench" --broker "$endpoint" --scenario txn --producers 4 --txn-window 64 --leave-open \
+    --size 1024 --count "$open_tx" --duration 3600 --json | tail -1 |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["msgs_per_s"]), r["n"])')
+  echo "left ${opened#* } transactions open (${opened% *} halves/s)"
+  sent=$((sent + ${opened#* })) # their half messages are stored payload too
+fi
+
 written=$(field write_bytes: io)
 rss=$(field VmRSS: status)
 hwm=$(field VmHWM: status)
@@ -83,7 +96,7 @@ payload=$((sent * 1024))
 python3 - "$sent" "$payload" "$written" "$rss" "$hwm" <<'EOF'
 import sys
 sent, payload, written, rss, hwm = map(int, sys.argv[1:])
-print(f"stored {sent:,} messages, {payload / 1e9:.2f} GB of payload")
+print(f"stored {sent:,} messages (open halves included), {payload / 1e9:.2f} GB of payload")
 print(f"disk writes {written / 1e9:.2f} GB: {written / payload:.2f} x the payload")
 print(f"RSS {rss / 1024:.0f} MB (peak {hwm / 1024:.0f} MB)")
 EOF
@@ -100,6 +113,8 @@ wait "$pid" 2>/dev/null || true
 pid=''
 start_broker "$@"
 echo "restart after kill -9: ready in $ready_s s (RSS $(($(field VmRSS: status) / 1024)) MB)"
+"$(dirname "$bench")/txmqctl" --broker "$endpoint" status | grep -E "messages stored|open transactions" |
+  sed 's/^/  after it: /' || true
 grep -hE "dedup window|recovered|replayed" "$dir/txmqd.log" | sed 's/^/  /' || true
 kill "$pid"
 wait "$pid" || true

@@ -244,10 +244,15 @@ BenchResult RunTxn(const TxnPlan& plan, CpuMeter* meter) {
     if (meter) meter->Stop();
   });
   BenchResult result;
-  result.messages = run.committed;
-  // A transaction left undecided here would be a bug in the run itself
-  // (unknown_percent is 0); count it with the failures.
-  result.errors = run.errors + run.unknown;
+  // Undecided transactions are what a --leave-open run asks for; in any
+  // other txn run one would be a bug in the run itself: a failure.
+  const bool leave_open = plan.unknown_percent == 100;
+  result.messages = run.committed + (leave_open ? run.unknown : 0);
+  result.errors = run.errors + (leave_open ? 0 : run.unknown);
+  if (leave_open) {
+    result.details.push_back({"left_open", static_cast<double>(run.unknown),
+                              std::to_string(run.unknown) + " transactions left open"});
+  }
   result.secs = std::chrono::duration<double>(run.last_return - run.start).count();
   result.latencies_ns = std::move(run.latencies_ns);
   AddPhaseDetails(run, &result);

@@ -20,7 +20,11 @@
 // forever by default (max_attempts / max_age park them too). A parked row
 // holds the later rows of its key until it is requeued or deleted, so a
 // key's rows still arrive in commit order (hold_key_behind_parked). Nothing
-// is dropped silently.
+// is dropped silently. When the store refuses the relay's own write (the
+// deletion of an acknowledged row, a row's attempt count), the row stays
+// pending and is sent again later, until its deletion is written (the
+// broker stores the id once); stats().last_error and the log say why, and
+// Flush waits for it.
 //
 // Thread safety: every method may be called from any thread, also while
 // Start or Shutdown runs on another (those two run one at a time). Add
@@ -135,12 +139,14 @@ class Outbox {
   Status Delete(const std::string& id);
 
   // --- operators, offline: for a store no running Outbox serves (txmqctl) ---
+  // Requeue and Delete write one audit line ([txmq.audit]) naming
+  // `operator_name`, the row and the result.
   static std::vector<OutboxRow> List(LocalStore& store, bool parked);
   // Moves a parked row back to pending (attempts reset). NOT_FOUND if no
   // parked row has that id.
-  static Status Requeue(LocalStore& store, const std::string& id);
+  static Status Requeue(LocalStore& store, const std::string& id, const std::string& operator_name);
   // Deletes a pending or parked row: it will never be sent.
-  static Status Delete(LocalStore& store, const std::string& id);
+  static Status Delete(LocalStore& store, const std::string& id, const std::string& operator_name);
 
   class Impl;
   Impl& impl() { return *impl_; }  // library internal
