@@ -262,6 +262,8 @@ class BrokerStore {
   void RequestCheckpoint();
   // Where the next round will go.
   uint64_t log_end() const { return log_->placed_end().position; }
+  // Bytes of log segments created since open (disk space the log took).
+  uint64_t log_allocated_bytes() const { return log_->allocated_bytes(); }
 
   StoreStats stats() const;
   const StoreOptions& options() const { return options_; }
