@@ -29,6 +29,7 @@ enum ErrorCode {
   aborted @9;
   failedPrecondition @10;
   internal @11;
+  resourceExhausted @12;  # a broker limit (disk space, ...); back off and retry
 }
 
 struct Error {
@@ -179,6 +180,9 @@ struct BrokerStatus {
   commitRequests @16 :UInt64;    # requests those rounds answered
   commitWriteMicros @17 :UInt64; # time spent writing them (incl. fsync)
   settings @18 :List(Setting);   # every effective option, in txmqd --help order
+  diskFreeBytes @19 :UInt64;     # free space for the data directory (estimate)
+  minFreeDiskBytes @20 :UInt64;  # --min-free-disk (0: not checked)
+  diskLow @21 :Bool;             # below it: new messages are refused (RESOURCE_EXHAUSTED)
 }
 
 # One broker option as an operator sets it: the txmqd flag name (without

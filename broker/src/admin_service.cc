@@ -38,6 +38,11 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
     s.setCommitRequests(c.completions);
     s.setCommitWriteMicros(c.write_micros);
   }
+  if (info_.disk != nullptr) {
+    s.setDiskFreeBytes(info_.disk->free_bytes());
+    s.setMinFreeDiskBytes(info_.disk->min_free());
+    s.setDiskLow(info_.disk->low());
+  }
   const auto settings = EffectiveSettings(o);
   auto out = s.initSettings(static_cast<unsigned>(settings.size()));
   for (unsigned i = 0; i < settings.size(); ++i) {
@@ -59,6 +64,9 @@ void AdminService::HandleCreateTopic(const RequestContext& ctx,
                                      std::to_string(kMaxQueues) + " (0 = broker default)"));
   }
   const bool existed = topics_.Find(name) != nullptr;
+  if (!existed) {
+    if (Status s = core_.CheckAcceptsNewData(); !s.ok()) return core_.ReplyError(ctx, s);
+  }
   auto topic = topics_.GetOrCreate(name, true, queues);
   // One audit line per create asked for, also one that changes nothing.
   Logger("audit")->warn("operator='{}' client={} action=topic-create topic={} queues={} result={}",

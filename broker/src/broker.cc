@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "broker/src/server.h"
+#include "protocol/src/byte_size.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 
@@ -75,6 +76,13 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
                "must be at least 4 x max_message_bytes + 1 MiB (" +
                    std::to_string(4ull * o.max_message_bytes + kMiB) + ") and at most 1 TiB");
   }
+  if (o.min_free_disk_bytes && *o.min_free_disk_bytes != 0 &&
+      *o.min_free_disk_bytes < MinFreeDiskRoom(o)) {
+    return bad("min_free_disk_bytes (--min-free-disk)", FormatBytes(*o.min_free_disk_bytes),
+               "must be 0 (off) or at least " + FormatBytes(MinFreeDiskRoom(o)) +
+                   ", the room the broker may still need while it refuses new messages (2 x "
+                   "segment + 4 x write buffer + 25 x table file; see txmqd --help)");
+  }
   if (o.check_max < 1) return bad("check_max", "0", "must be at least 1");
   if (o.checks_per_second < 1) return bad("checks_per_second", "0", "must be at least 1");
   if (o.check_interval_max < o.check_interval) {
@@ -83,6 +91,15 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
         "must not be below check_interval (" + std::to_string(o.check_interval.count()) + "ms)");
   }
   return Status::OK();
+}
+
+uint64_t MinFreeDiskRoom(const BrokerOptions& o) {
+  return 2 * o.segment_bytes + 4 * uint64_t{o.write_buffer_bytes} +
+         25 * uint64_t{o.table_file_bytes};
+}
+
+uint64_t EffectiveMinFreeDisk(const BrokerOptions& o) {
+  return o.min_free_disk_bytes ? *o.min_free_disk_bytes : MinFreeDiskRoom(o);
 }
 
 class Broker::Impl {

@@ -1,5 +1,7 @@
 #include "broker/src/core.h"
 
+#include "broker/src/disk_watermark.h"
+
 namespace txmq::broker {
 
 void Core::StampBrokerTime() {
@@ -14,6 +16,11 @@ Status Core::CheckWritable() const {
   if (storage_error_.ok()) return Status::OK();
   return Status::Unavailable("broker storage failed and refuses writes until restarted: " +
                              storage_error_.message());
+}
+
+Status Core::CheckAcceptsNewData() const {
+  if (Status s = CheckWritable(); !s.ok()) return s;
+  return disk_ != nullptr ? disk_->CheckAccepts() : Status::OK();
 }
 
 bool Core::Deliver(const std::string& routing_id, wire::OutFrame& frame) {

@@ -24,6 +24,7 @@
 namespace txmq::broker {
 
 struct ClientInfo;
+class DiskWatermark;
 
 // Who sent a request. Handlers authorise against this, never against a
 // field in the request (room for CURVE principals later).
@@ -94,6 +95,13 @@ class Core {
   }
   // UNAVAILABLE for writes once storage failed, else OK.
   Status CheckWritable() const;
+  // For requests that add data (sends, halves, dead-letter resends, topic
+  // creation): CheckWritable, then RESOURCE_EXHAUSTED while disk space is
+  // low (disk_watermark.h). Requests that let data go (acks, nacks,
+  // transaction ends) check CheckWritable only, so consumers can drain.
+  Status CheckAcceptsNewData() const;
+  // Set once by the server before any request; must outlive the core.
+  void set_disk(const DiskWatermark* disk) { disk_ = disk; }
 
   // Sends a frame to a client without blocking; false when the client is
   // not connected (or its queue is full) and the frame was dropped.
@@ -111,6 +119,7 @@ class Core {
   BrokerClock clock_;
   ClientLink& link_;
   storage::BrokerStore* store_ = nullptr;
+  const DiskWatermark* disk_ = nullptr;
   Status storage_error_;
   Counters counters_;
 };

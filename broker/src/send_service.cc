@@ -45,6 +45,8 @@ void SendService::Handle(const RequestContext& ctx, wire::SendRequest::Reader re
     return;
   }
 
+  // After the dedup window: a resend of a stored message writes nothing.
+  if (Status s = core_.CheckAcceptsNewData(); !s.ok()) return core_.ReplyError(ctx, s);
   auto topic = topics_.GetOrCreate(m.topic, core_.options().auto_create_topics);
   if (!topic.ok()) return core_.ReplyError(ctx, topic.status());
   TopicState& t = **topic;

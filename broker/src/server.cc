@@ -36,8 +36,10 @@ Server::Server(const BrokerOptions& options, const TimeSource& time)
     : options_(options),
       context_(1),
       router_(std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router)),
+      guard_(context_, options.max_connections),
       link_(*router_),
       core_(options, link_, time),
+      disk_(options),
       topics_(core_),
       dedup_(core_, topics_),
       delayed_(core_, topics_),
@@ -62,6 +64,8 @@ Status Server::Init() {
   if (!store.ok()) return store.status();
   store_ = std::move(store.value());
   core_.set_store(store_.get());
+  disk_.Start(core_.SteadyNow(), store_->log_allocated_bytes());
+  core_.set_disk(&disk_);
   if (Status s = ResumeBrokerTime(); !s.ok()) return s;
   if (Status s = topics_.Recover(); !s.ok()) return s;
   if (Status s = dedup_.Recover(); !s.ok()) return s;
@@ -86,6 +90,10 @@ Status Server::Init() {
     router_->set(zmq::sockopt::heartbeat_ivl, 1000);
     router_->set(zmq::sockopt::heartbeat_timeout, 3000);
     router_->set(zmq::sockopt::linger, 200);
+    // A connection that never completes its ZeroMQ handshake holds a
+    // descriptor for nothing: drop it after 5 s (libzmq's default is 30).
+    router_->set(zmq::sockopt::handshake_ivl, 5000);
+    if (Status s = guard_.Attach(*router_); !s.ok()) return s;
     router_->bind(options_.listen);
     info_.endpoint = router_->get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -93,6 +101,7 @@ Status Server::Init() {
   }
   info_.started_ms = core_.NowMs();
   info_.store_stats = [this] { return store_->stats(); };
+  info_.disk = &disk_;
   next_cleanup_ = core_.SteadyNow();
   transactions_.StartServing(next_cleanup_);
   return Status::OK();
@@ -309,10 +318,13 @@ void Server::HandleHello(const RequestContext& ctx, wire::Hello::Reader hello) {
 void Server::FinishRound(std::unique_ptr<storage::Round> round) {
   if (!round->status().ok()) {
     core_.SetStorageFailed(round->status());
+    // RESOURCE_EXHAUSTED: storage waited a minute for a file descriptor.
+    const bool descriptors = round->status().code() == StatusCode::kResourceExhausted;
     Logger("broker")->critical(
-        "storage write failed: {}. The broker refuses writes from now on; "
-        "fix the disk and restart it (acknowledged data is safe)",
-        round->status().ToString());
+        "storage write failed: {}. The broker refuses writes from now on; {} and restart it "
+        "(acknowledged data is safe)",
+        round->status().ToString(),
+        descriptors ? "find what holds the file descriptors (raise ulimit -n)" : "fix the disk");
   }
   round->Complete();
   delivery_.OnTopicsAdvanced(topics_.TakeAdvanced());
@@ -338,6 +350,7 @@ void Server::SubmitIfIdle(bool allow_inline) {
 }
 
 void Server::Housekeeping(SteadyTime now) {
+  disk_.Tick(now, store_->log_allocated_bytes());
   delivery_.Tick(now);
   transactions_.Tick(now);
   if (!core_.storage_failed()) delayed_.Tick(core_.NowMs(), options_.cleanup_batch);

@@ -23,6 +23,13 @@ std::string Backoff(const std::vector<std::chrono::milliseconds>& waits) {
 
 std::string Bool(bool b) { return b ? "true" : "false"; }
 
+// In the largest binary unit that divides `bytes` exactly, as --min-free-disk takes it.
+std::string Size(uint64_t bytes) {
+  if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + "GiB";
+  if (bytes != 0 && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
+  return std::to_string(bytes);
+}
+
 std::string StuckPolicyName(StuckPolicy p) {
   switch (p) {
     case StuckPolicy::kPark:
@@ -42,6 +49,8 @@ std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerO
   return {
       {"name", o.name},
       {"listen", o.listen},
+      {"max-connections", o.max_connections == 0 ? "0 (ulimit -n less descriptors in use)"
+                                                 : to_string(o.max_connections)},
       {"data-dir", o.data_dir},
       {"flush", o.flush == FlushMode::kSync ? "sync" : "async"},
       {"queues", to_string(o.default_queues)},
@@ -64,6 +73,7 @@ std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerO
       {"segment-mb", to_string(o.segment_bytes >> 20)},
       {"write-buffer-mb", to_string(o.write_buffer_bytes >> 20)},
       {"table-file-mb", to_string(o.table_file_bytes >> 20)},
+      {"min-free-disk", Size(EffectiveMinFreeDisk(o))},
       // Not flags (yet): fixed limits, shown so nothing effective is hidden.
       {"max-long-poll", Duration(o.max_long_poll)},
       {"max-delay", Duration(o.max_delay)},

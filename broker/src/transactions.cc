@@ -117,7 +117,7 @@ Status TransactionService::RecoverUnscheduled() {
 
 void TransactionService::HandleSendHalf(const RequestContext& ctx,
                                         wire::SendHalfRequest::Reader request) {
-  if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+  if (Status s = core_.CheckAcceptsNewData(); !s.ok()) return core_.ReplyError(ctx, s);
   // Earlier transactions' ends first, into the round the half joins: every
   // one of them is answered (durably) before the half's reply is sent,
   // because completions of one round run in the order they were added.

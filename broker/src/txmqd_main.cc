@@ -7,11 +7,13 @@
 // storage threads; one helper thread waits for the broker to stop by
 // itself (storage failure) and wakes main.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -19,6 +21,7 @@
 
 #include "broker/src/config_file.h"
 #include "broker/src/settings.h"
+#include "protocol/src/byte_size.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "txmq/broker.h"
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
   bool no_auto_create = false;
   size_t write_buffer_mb = o.write_buffer_bytes >> 20, table_file_mb = o.table_file_bytes >> 20;
   uint64_t segment_mb = o.segment_bytes >> 20;
+  std::string min_free_disk;  // "": MinFreeDiskRoom
   std::string tx_timeout = "6s", check_interval = "10s", check_interval_max = "60s",
               check_timeout = "3s", resolved_retention = "24h", stuck_policy = "park";
 
@@ -85,6 +89,13 @@ int main(int argc, char** argv) {
   app.config_formatter(txmq::broker::StrictConfig(app));
   app.add_option("--listen", o.listen,
                  "ZeroMQ endpoint to bind; tcp://127.0.0.1:* picks a free port")
+      ->capture_default_str();
+  app.add_option("--max-connections", o.max_connections,
+                 "Most TCP connections open at once; one more is closed as it arrives (logged, "
+                 "the client retries). Whatever it says, connections never take the file "
+                 "descriptors the storage needs: at most ulimit -n less the descriptors in use "
+                 "less 64 kept for storage (txmqd raises its soft descriptor limit to the hard "
+                 "one at start). 0: that bound alone")
       ->capture_default_str();
   app.add_option("--data-dir", o.data_dir,
                  "LevelDB directory (created if missing; one broker each)")
@@ -161,6 +172,15 @@ int main(int argc, char** argv) {
   app.add_option("--table-file-mb", table_file_mb, "Index (LevelDB) table file size in MiB")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  app.add_option("--min-free-disk", min_free_disk,
+                 "Disk watermark: below this much free space on the data directory's file "
+                 "system, refuse new messages (sends, transactional halves, DLQ resends, topic "
+                 "creation: RESOURCE_EXHAUSTED) while consumers drain and transactions end; "
+                 "accept them again once an eighth more is free. A size: 1GiB, 600MiB, 2GB. "
+                 "Default and least: the room the broker may still need while it refuses, "
+                 "2 x segment + 4 x write buffer (LevelDB level-0 compaction) + 25 x table file "
+                 "(its largest compaction): 520MiB with the defaults. 0: off (a full disk then "
+                 "stops the broker)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -210,6 +230,15 @@ int main(int argc, char** argv) {
     std::cerr << "txmqd: " << error << "\n";
     return 2;
   }
+  if (!min_free_disk.empty()) {
+    auto bytes = txmq::ParseByteSize(min_free_disk);
+    if (!bytes) {
+      std::cerr << "txmqd: --min-free-disk = '" << min_free_disk
+                << "' is not a size (examples: 1GiB, 600MiB, 2GB; 0 turns the check off)\n";
+      return 2;
+    }
+    o.min_free_disk_bytes = *bytes;
+  }
   if (!retry_backoff.empty()) {
     o.retry_backoff.clear();
     std::stringstream in(retry_backoff);
@@ -220,6 +249,25 @@ int main(int argc, char** argv) {
         return 2;
       }
       o.retry_backoff.push_back(d);
+    }
+  }
+
+  // Rules between options (a segment must hold 4 messages, the disk
+  // watermark must leave the broker its room, ...): bad usage, like a bad flag.
+  if (txmq::Status s = txmq::ValidateBrokerOptions(o); !s.ok()) {
+    std::cerr << "txmqd: " << s.message() << "\n";
+    return 2;
+  }
+
+  // Each connection holds a descriptor, as does each log segment: take
+  // every descriptor the hard limit allows (the soft one is often 1024).
+  if (rlimit nofile{};
+      getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    const rlim_t was = nofile.rlim_cur;
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) {
+      log->warn("cannot raise the descriptor limit from {} to {}: {}", was, nofile.rlim_max,
+                std::strerror(errno));
     }
   }
 

@@ -86,6 +86,8 @@ ErrorCode ToWireCode(StatusCode code) {
       return ErrorCode::FAILED_PRECONDITION;
     case StatusCode::kInternal:
       return ErrorCode::INTERNAL;
+    case StatusCode::kResourceExhausted:
+      return ErrorCode::RESOURCE_EXHAUSTED;
   }
   return ErrorCode::INTERNAL;
 }
@@ -116,6 +118,8 @@ StatusCode FromWireCode(ErrorCode code) {
       return StatusCode::kFailedPrecondition;
     case ErrorCode::INTERNAL:
       return StatusCode::kInternal;
+    case ErrorCode::RESOURCE_EXHAUSTED:
+      return StatusCode::kResourceExhausted;
   }
   // A newer broker may send a code this client does not know.
   return StatusCode::kInternal;

@@ -4,7 +4,11 @@
 //
 // An attempt that fails while not connected (ZMQ_EVENT_CONNECT_RETRIED:
 // refused, unreachable) means nothing listens at the address now. ZeroMQ
-// keeps retrying, and a later ZMQ_EVENT_CONNECTED clears it.
+// keeps retrying, and a later ZMQ_EVENT_CONNECTED clears it. The first
+// ZMQ_EVENT_CONNECT_RETRIED after a ZMQ_EVENT_DISCONNECTED is not a failed
+// attempt: ZeroMQ reports the reconnect it schedules that way. A broker
+// that closed the connection (over its connection limit, restarting) is
+// not "nothing listens" until an attempt fails.
 //
 // Thread safety: OnEvent runs on the thread that reads the monitor socket;
 // state() and Wait() may be called from any thread.
@@ -28,8 +32,12 @@ class LinkState {
     std::lock_guard<std::mutex> lock(mu_);
     if (event == ZMQ_EVENT_CONNECTED) {
       link_ = Link::kConnected;
+      reconnect_scheduled_ = false;
     } else if (event == ZMQ_EVENT_DISCONNECTED) {
       link_ = Link::kConnecting;
+      reconnect_scheduled_ = true;
+    } else if (event == ZMQ_EVENT_CONNECT_RETRIED && reconnect_scheduled_) {
+      reconnect_scheduled_ = false;
     } else if (event == ZMQ_EVENT_CONNECT_RETRIED && link_ != Link::kConnected) {
       link_ = Link::kRefused;
     }
@@ -51,7 +59,8 @@ class LinkState {
  private:
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
-  Link link_ = Link::kConnecting;  // guarded by mu_
+  Link link_ = Link::kConnecting;     // guarded by mu_
+  bool reconnect_scheduled_ = false;  // guarded by mu_; the next RETRIED is no failure
 };
 
 }  // namespace txmq::net

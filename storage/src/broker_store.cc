@@ -13,6 +13,7 @@
 #include "protocol/src/util.h"
 #include "storage/src/coding.h"
 #include "storage/src/crc32c.h"
+#include "storage/src/fd_shortage.h"
 
 namespace txmq::storage {
 
@@ -152,8 +153,13 @@ Status BrokerStore::Recover() {
   db_options.write_buffer_size = options_.write_buffer_bytes;
   db_options.max_file_size = options_.table_file_bytes;
   db_options.block_cache_bytes = options_.block_cache_bytes;
-  index_env_ = std::make_unique<WalDiscardingEnv>(
+  // Below 1000 every table file LevelDB keeps open is mapped and holds no
+  // descriptor: descriptors stay for connections and the storage reserve
+  // (fd_shortage.h).
+  db_options.max_open_files = 500;
+  waiting_env_ = std::make_unique<DescriptorWaitingEnv>(
       options_.env != nullptr ? options_.env : leveldb::Env::Default());
+  index_env_ = std::make_unique<WalDiscardingEnv>(waiting_env_.get());
   db_options.env = index_env_.get();
   db_options.paranoid_checks = true;
   auto db = Db::Open(index_dir, db_options);

@@ -262,6 +262,8 @@ class BrokerStore {
   void RequestCheckpoint();
   // Where the next round will go.
   uint64_t log_end() const { return log_->placed_end().position; }
+  // Bytes of log segments created since open (disk space the log took).
+  uint64_t log_allocated_bytes() const { return log_->allocated_bytes(); }
 
   StoreStats stats() const;
   const StoreOptions& options() const { return options_; }
@@ -287,7 +289,8 @@ class BrokerStore {
 
   StoreOptions options_;
   EventFd* round_done_;
-  std::unique_ptr<leveldb::Env> index_env_;  // outlives db_
+  std::unique_ptr<leveldb::Env> waiting_env_;  // outlives index_env_
+  std::unique_ptr<leveldb::Env> index_env_;    // outlives db_
   std::unique_ptr<Db> db_;
   std::unique_ptr<CommitLog> log_;
   std::unique_ptr<Round> round_;  // core thread: the open round

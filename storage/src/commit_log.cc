@@ -213,6 +213,7 @@ Result<File*> CommitLog::OpenSegment(uint64_t base) {
   auto file = options_.fs->Open(SegmentPath(base), options_.segment_bytes);
   if (!file.ok()) return file.status();
   File* raw = file->get();
+  allocated_bytes_ += raw->size();
   std::lock_guard<std::mutex> lock(mu_);
   segments_.emplace(base, std::move(file.value()));
   return raw;

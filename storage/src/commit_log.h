@@ -25,6 +25,7 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -135,6 +136,9 @@ class CommitLog {
   std::vector<SegmentInfo> Segments() const;
   // First position still in the log.
   uint64_t start() const;
+  // Any thread. Bytes of the segment files created since Open: what the
+  // log took from the file system (segments are preallocated whole).
+  uint64_t allocated_bytes() const { return allocated_bytes_.load(std::memory_order_relaxed); }
 
   const LogOptions& options() const { return options_; }
 
@@ -151,6 +155,7 @@ class CommitLog {
 
   mutable std::mutex mu_;
   std::map<uint64_t, std::unique_ptr<File>> segments_;  // by base; guarded by mu_
+  std::atomic<uint64_t> allocated_bytes_{0};
 
   // Core thread.
   LogCursor placed_;

@@ -1,5 +1,6 @@
 #include <iostream>
 
+#include "protocol/src/byte_size.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
@@ -25,6 +26,17 @@ nlohmann::json TxCountersJson(wire::TxCounters::Reader t) {
             {"error", t.getAnswersError()},
             {"no_answer", t.getNoAnswer()},
             {"no_producer", t.getNoProducer()}}}};
+}
+
+// Free space and what the disk watermark does with it.
+std::string DiskLine(wire::BrokerStatus::Reader s) {
+  const std::string free = FormatBytes(s.getDiskFreeBytes()) + " free";
+  if (s.getMinFreeDiskBytes() == 0) return free + " (not checked: --min-free-disk 0)";
+  const std::string min = FormatBytes(s.getMinFreeDiskBytes());
+  if (!s.getDiskLow()) return free + " (new messages refused below " + min + ")";
+  return "LOW: " + free + ", below --min-free-disk " + min +
+         ": refusing new messages (sends, halves, DLQ resends, topic creation); consumers and "
+         "transaction ends go on";
 }
 
 int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
@@ -53,6 +65,9 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
         {"dead_lettered", s.getDeadLettered()},
         {"bad_frames", s.getBadFrames()},
         {"storage_healthy", s.getStorageHealthy()},
+        {"disk_free_bytes", s.getDiskFreeBytes()},
+        {"min_free_disk_bytes", s.getMinFreeDiskBytes()},
+        {"disk_low", s.getDiskLow()},
         {"transactions", TxCountersJson(t)},
         {"commit_rounds", s.getCommitRounds()},
         {"commit_requests", s.getCommitRequests()},
@@ -69,6 +84,7 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   f.Add("data dir", wire::ToString(s.getDataDir()));
   f.Add("flush", wire::ToString(s.getFlushMode()));
   f.Add("storage", s.getStorageHealthy() ? "healthy" : "FAILED (refusing writes; see log)");
+  f.Add("disk", DiskLine(s));
   if (s.getCommitRounds() > 0) {
     // How well group commit works: requests per fsync, and the fsync's cost.
     char line[128];

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ namespace txmq {
 // File layers under the store, for tests that simulate a power loss
 // (tests/testutil/fault_fs.h); defined in storage/src/broker_store.h.
 struct StorageLayers;
+// Where a broker reads its data directory's free space (tests inject a
+// fake); defined in broker/src/disk_watermark.h.
+class FreeSpaceSource;
 
 enum class FlushMode {
   kSync,   // fsync before every acknowledgement (grouped): survives power loss
@@ -51,6 +55,12 @@ struct BrokerOptions {
   // ZeroMQ endpoint to bind. "tcp://127.0.0.1:*" picks a free port
   // (see Broker::endpoint()).
   std::string listen = "tcp://127.0.0.1:7800";
+  // Most TCP connections open at once; one more is closed as it arrives
+  // (logged). Whatever this says, connections never take the file
+  // descriptors the storage needs: the limit in force is at most the
+  // descriptor limit (ulimit -n) less the descriptors in use less a reserve
+  // for storage (broker/src/connection_guard.h). 0: that bound alone.
+  size_t max_connections = 0;
   // LevelDB directory; created if missing. One broker per directory.
   std::string data_dir = "./txmq-data";
   FlushMode flush = FlushMode::kSync;
@@ -104,6 +114,19 @@ struct BrokerOptions {
   // Tests only: file layers that can lose power. Null: the real ones.
   std::shared_ptr<const StorageLayers> storage_layers{};
 
+  // --- disk space ---
+  // The disk watermark: below this much free space on the data directory's
+  // file system the broker refuses new messages (sends, transactional
+  // halves, dead-letter resends, topic creation) with RESOURCE_EXHAUSTED,
+  // while consumers still pull, ack and nack and transactions still end
+  // (commit, rollback, check answers); it accepts them again by itself once
+  // an eighth more is free. Unset: MinFreeDiskRoom(*this). A value below
+  // that room is refused; 0 turns the check off (a full disk then stops the
+  // broker, as any failed write does).
+  std::optional<uint64_t> min_free_disk_bytes{};
+  // Tests only: where free space is read. Null: statvfs(2) of data_dir.
+  std::shared_ptr<FreeSpaceSource> free_space{};
+
   // --- transactional messages ---
   // A half message with no outcome this long after it was stored is
   // checked with its producer group.
@@ -133,6 +156,22 @@ struct BrokerOptions {
 
 // Checks every field; the error names the field and the bad value.
 Status ValidateBrokerOptions(const BrokerOptions& options);
+
+// The room the broker may still write into while it refuses new messages,
+// and so the least (and the default) min_free_disk_bytes:
+//   2 x segment_bytes        the next commit-log segment is preallocated
+//                            once the current one is half full, and acks,
+//                            cursors and transaction ends keep the log
+//                            growing while sends are refused;
+// + 4 x write_buffer_bytes   LevelDB compacts its level 0 once 4 memtable
+//                            flushes piled up, and writes the result before
+//                            deleting them;
+// + 25 x table_file_bytes    the largest compaction LevelDB expands to (its
+//                            output is written before its inputs go).
+// 520 MiB with the defaults (128 MiB segments, 16 MiB memtable, 8 MiB tables).
+uint64_t MinFreeDiskRoom(const BrokerOptions& options);
+// min_free_disk_bytes, or MinFreeDiskRoom when unset.
+uint64_t EffectiveMinFreeDisk(const BrokerOptions& options);
 
 class Broker {
  public:

@@ -2,8 +2,9 @@
 //
 // A Status is a cheap value: a code and, when not OK, a message that names
 // the bad value and the rule it broke. The code tells the caller whether a
-// retry can help (IsRetryable()): kTimeout, kUnavailable and kOverloaded are
-// transient; everything else will fail the same way again.
+// retry can help (IsRetryable()): kTimeout, kUnavailable, kOverloaded and
+// kResourceExhausted are transient; everything else will fail the same way
+// again.
 //
 // Thread safety: values; safe to copy between threads.
 #pragma once
@@ -28,6 +29,8 @@ enum class StatusCode : int {
   kAborted = 9,              // the operation was cancelled by a concurrent decision
   kFailedPrecondition = 10,  // called in the wrong state (not started, shut down)
   kInternal = 11,            // a bug or an I/O error; see the broker log
+  kResourceExhausted = 12,   // a broker limit is reached (disk space low, ...); the
+                             // message names it; back off and retry later
 };
 
 // "INVALID_ARGUMENT", "NOT_FOUND", ...
@@ -54,6 +57,9 @@ class [[nodiscard]] Status {
     return {StatusCode::kFailedPrecondition, std::move(m)};
   }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status ResourceExhausted(std::string m) {
+    return {StatusCode::kResourceExhausted, std::move(m)};
+  }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
@@ -62,7 +68,7 @@ class [[nodiscard]] Status {
   // True when the same call may succeed later without any change.
   bool IsRetryable() const {
     return code_ == StatusCode::kTimeout || code_ == StatusCode::kUnavailable ||
-           code_ == StatusCode::kOverloaded;
+           code_ == StatusCode::kOverloaded || code_ == StatusCode::kResourceExhausted;
   }
 
   // "OK" or "NOT_FOUND: topic 'orders' does not exist".
