@@ -179,6 +179,7 @@ struct BrokerStatus {
   commitRequests @16 :UInt64;    # requests those rounds answered
   commitWriteMicros @17 :UInt64; # time spent writing them (incl. fsync)
   settings @18 :List(Setting);   # every effective option, in txmqd --help order
+  damagedRecords @19 :UInt64;    # stored records found failing their checksum since start
 }
 
 # One broker option as an operator sets it: the txmqd flag name (without

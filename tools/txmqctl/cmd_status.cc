@@ -53,6 +53,7 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
         {"dead_lettered", s.getDeadLettered()},
         {"bad_frames", s.getBadFrames()},
         {"storage_healthy", s.getStorageHealthy()},
+        {"damaged_records", s.getDamagedRecords()},
         {"transactions", TxCountersJson(t)},
         {"commit_rounds", s.getCommitRounds()},
         {"commit_requests", s.getCommitRequests()},
@@ -80,6 +81,11 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   }
   f.Add("topics", std::to_string(s.getTopics()));
   f.Add("messages stored", std::to_string(s.getMessagesStored()));
+  if (s.getDamagedRecords() > 0) {
+    f.Add("damaged records", std::to_string(s.getDamagedRecords()) +
+                                 " (not served, not counted; see the broker log, then "
+                                 "txmqd --repair)");
+  }
   f.Add("producers", std::to_string(s.getProducers()));
   f.Add("consumers", std::to_string(s.getConsumers()));
   f.Add("consumer groups", std::to_string(s.getConsumerGroups()));
