@@ -334,6 +334,9 @@ class BrokerStore {
   leveldb::ReadOptions reads_;               // every index read: checksums verified
   RepairReport repair_;                      // Open with options.repair
   bool repairing_ = false;                   // while Open repairs (its reads are checks)
+  // Repair: what the damaged message records of salvaged rounds still say
+  // of themselves (unverified), to name them in the report.
+  std::vector<LostMessage> damaged_peeks_;
   std::unique_ptr<Db> db_;
   std::unique_ptr<CommitLog> log_;
   std::unique_ptr<Round> round_;  // core thread: the open round

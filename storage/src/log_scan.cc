@@ -2,6 +2,7 @@
 // from the recovery cursor on, and tells a torn tail from damage (the
 // rules are in commit_log.h; why they hold is in DESIGN.md, "Recovery
 // invariant").
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +35,38 @@ bool AllZero(std::string_view bytes) {
   for (char c : bytes) {
     if (c != 0) return false;
   }
+  return true;
+}
+
+// Sectors a torn write may leave unwritten (the smallest a disk persists
+// on its own).
+constexpr size_t kSectorBytes = 512;
+
+// Whether the entry whose header starts `rest` (at `offset` in its segment)
+// reached the disk whole, only its checksum failing. Segment files are
+// created zero-filled and never reused, so a sector a crash kept from the
+// disk reads as zeros: a torn entry has a sector whose bytes from the
+// entry's start on are all zero (the header's too, or it runs past the
+// file). An entry that chains on and has none was written whole, and
+// under flush sync it was then acknowledged: its checksum failing is
+// damage, not a torn write. (A body with 512 aligned zero bytes makes a
+// damaged last entry look torn: then the old rule, a warning, applies.)
+bool WrittenWhole(std::string_view rest, uint64_t offset, const LogCursor& at, bool chain_known,
+                  uint64_t* end) {
+  log::Header h;
+  if (rest.size() < log::kHeaderBytes || !log::DecodeHeader(rest.data(), &h) ||
+      h.type != log::kRoundEntry || h.length > rest.size() - log::kHeaderBytes) {
+    return false;
+  }
+  if (chain_known && (h.index != at.index || h.prev_crc != at.prev_crc)) return false;
+  const uint64_t size = log::kHeaderBytes + h.length;
+  for (uint64_t sector = offset / kSectorBytes * kSectorBytes; sector < offset + size;
+       sector += kSectorBytes) {
+    const uint64_t from = std::max(sector, offset) - offset;
+    const uint64_t to = std::min<uint64_t>(sector + kSectorBytes - offset, rest.size());
+    if (AllZero(rest.substr(from, to - from))) return false;
+  }
+  *end = size;
   return true;
 }
 
@@ -287,7 +320,10 @@ Status CommitLog::Walk(LogCursor from, const ReplayFn& replay, LogCursor* end) {
           " of a development build; this txmqd reads format " + std::to_string(log::kFormat) +
           ". Start it on an empty data directory");
     }
-    if (!truncated && !next && !before_cursor) {
+    uint64_t whole_size = 0;
+    const bool written_whole = !truncated && !next && !before_cursor &&
+                               WrittenWhole(rest, at.position - base, at, chain_known, &whole_size);
+    if (!truncated && !next && !before_cursor && !written_whole) {
       const std::string_view head = rest.substr(0, log::kHeaderBytes);
       if (!AllZero(head)) {
         Logger("storage")->warn(
@@ -303,6 +339,11 @@ Status CommitLog::Walk(LogCursor from, const ReplayFn& replay, LogCursor* end) {
       what = "the segment file is " + std::to_string(seg->size()) + " bytes, but it was created " +
              "with " + std::to_string(created) + ": it was truncated and the log bytes after " +
              std::to_string(base + seg->size()) + " are gone";
+    } else if (written_whole) {
+      to = at.position + whole_size;
+      what = "the entry there (" + std::to_string(whole_size) + " bytes) is on disk whole, " +
+             "every sector of it written, but its checksum does not match: it was damaged " +
+             "after it was written (a write cut short by a crash leaves sectors unwritten)";
     } else if (next) {
       what = "the entry there is not whole (checksum mismatch or broken header), but entry " +
              std::to_string(next->header.index) + " at position " + std::to_string(next->position) +
@@ -314,6 +355,12 @@ Status CommitLog::Walk(LogCursor from, const ReplayFn& replay, LogCursor* end) {
     }
     LogDamage d = damage(to, std::move(what));
     d.resume = resume_at(d, next);
+    if (written_whole) {
+      // The log continues after it, chained to it as written.
+      log::Header h;
+      log::DecodeHeader(rest.data(), &h);
+      d.resume = {to, h.index + 1, h.crc};
+    }
     if (Status s = Damaged(d); !s.ok()) return s;
     at = d.resume;
     chain_known = true;

@@ -17,6 +17,7 @@
 #include "protocol/src/util.h"
 #include "storage/src/broker_store.h"
 #include "storage/src/coding.h"
+#include "storage/src/log_format.h"
 #include "storage/src/store_check.h"
 
 namespace txmq::storage {
@@ -57,38 +58,65 @@ std::string UtcStamp(int64_t ms) {
   return out;
 }
 
-// Records found by their checksums in a stretch of damaged log.
-std::vector<PlacedRecord> FindRecords(uint64_t position, std::string_view bytes) {
-  std::vector<PlacedRecord> out;
-  size_t at = 0;
-  while (at + store::kRecordHeaderBytes <= bytes.size()) {
-    store::RecordView r;
-    if (store::ParseRecordAt(bytes.substr(at), &r)) {
-      out.push_back({position + at, r});
-      at += r.size();
-    } else {
-      ++at;
-    }
-  }
-  return out;
-}
-
-// The id of a message record that fails its checksum, if its bytes still
-// decode: said as unverified.
-std::string PeekId(std::string_view bytes) {
+// What a message record says of itself when its checksum fails, if its
+// bytes still decode.
+bool PeekMessage(std::string_view bytes, store::MessageBody* out) {
   std::string_view in = bytes;
   uint8_t type;
   uint32_t length;
   if (!GetByte(&in, &type) || type != store::kMessage || !GetVarint32(&in, &length) ||
       in.size() < 4 || length > in.size() - 4) {
-    return "";
+    return false;
   }
+  if (!store::DecodeMessageBody(in.substr(4, length), out) || out->message.id.empty()) {
+    return false;
+  }
+  for (char c : out->message.id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// The id of a message record that fails its checksum, if its bytes still
+// decode: said as unverified.
+std::string PeekId(std::string_view bytes) {
   store::MessageBody m;
-  if (!store::DecodeMessageBody(in.substr(4, length), &m)) return "";
-  for (char c : m.message.id) {
-    if (c < 0x21 || c > 0x7e) return "";
-  }
+  if (!PeekMessage(bytes, &m)) return "";
   return std::string(m.message.id.substr(0, 200));
+}
+
+// Records found by their checksums in a stretch of damaged log. Where an
+// intact record ends and none follows (and where the payload of an entry
+// starting the stretch begins), a damaged record starts: a message one
+// that still decodes goes to `peeks`.
+std::vector<PlacedRecord> FindRecords(uint64_t position, std::string_view bytes,
+                                      std::vector<LostMessage>* peeks) {
+  std::vector<PlacedRecord> out;
+  auto peek = [&](size_t at) {
+    store::MessageBody m;
+    if (at >= bytes.size() || !PeekMessage(bytes.substr(at), &m)) return;
+    peeks->push_back({std::string(m.message.id.substr(0, 200)), false, "", m.topic_id, m.queue,
+                      m.offset, position + at,
+                      "its record in the damaged log round fails its checksum"});
+  };
+  size_t at = 0;
+  if (bytes.size() >= log::kHeaderBytes && log::HeaderFormat(bytes.data()) == log::kFormat) {
+    at = log::kHeaderBytes;
+  }
+  bool after_record = true;  // `at` is where a record should start
+  while (at + store::kRecordHeaderBytes <= bytes.size()) {
+    store::RecordView r;
+    if (store::ParseRecordAt(bytes.substr(at), &r)) {
+      out.push_back({position + at, r});
+      at += r.size();
+      after_record = true;
+    } else {
+      if (after_record) peek(at);
+      after_record = false;
+      ++at;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -192,7 +220,7 @@ void BrokerStore::SalvageDamaged(const LogDamage& damage, uint64_t replay_from) 
   if (damage.to <= replay_from) return;  // its records are in the index already
   std::vector<PlacedRecord> found;
   for (const auto& [position, bytes] : damage.bytes) {
-    for (PlacedRecord& r : FindRecords(position, bytes)) {
+    for (PlacedRecord& r : FindRecords(position, bytes, &damaged_peeks_)) {
       if (r.position >= replay_from) found.push_back(r);
     }
   }
@@ -277,6 +305,23 @@ Status BrokerStore::CheckQueues() {
         PutCursor(group, name, q, expected);
       }
     }
+  }
+  // Damaged records of salvaged rounds: they name a hole found above, or a
+  // message at the end of its queue that no index entry is left for.
+  for (const LostMessage& p : damaged_peeks_) {
+    auto topic = topics.find(p.topic_id);
+    if (topic == topics.end() || p.queue >= topic->second.second) continue;
+    if (auto it = lost_at.find({p.topic_id, p.queue, p.offset}); it != lost_at.end()) {
+      LostMessage& m = repair_.messages[it->second];
+      if (m.position == 0) m.position = p.position;
+      continue;
+    }
+    if (ReadMessage(p.topic_id, p.queue, p.offset).ok()) continue;  // an older copy
+    lost_at[{p.topic_id, p.queue, p.offset}] = repair_.messages.size();
+    LostMessage m = p;
+    m.id.clear();  // from the id index if it has it, else peeked below
+    m.topic = topic->second.first;
+    repair_.messages.push_back(std::move(m));
   }
   if (repair_.messages.empty()) return Status::OK();
   // Their ids, from the message-id index (inside the dedup window).

@@ -248,14 +248,17 @@ TEST(CommitLog, EntriesWrittenBeforeTheLastOneWasSyncedMayBeTornTogether) {
     auto log = OpenLog(Options(dir, FileSystem::Default()), &r);
     ASSERT_TRUE(log.ok());
     for (int i = 0; i < 5; ++i) {
-      entries.push_back(Append(**log, std::string(100, 'a' + i), /*sync=*/i < 2));
+      entries.push_back(Append(**log, std::string(2000, 'a' + i), /*sync=*/i < 2));
     }
     ASSERT_TRUE((*log)->Sync().ok());
   }
+  // The power went while entries 4 and 5 were in flight: from the middle
+  // of entry 4 on nothing reached the disk (the preallocated zeros).
   const std::string path = dir.Sub("log") + "/00000000000000000000.seg";
   const int fd = ::open(path.c_str(), O_RDWR);
-  char c = 'Z';
-  ASSERT_EQ(::pwrite(fd, &c, 1, static_cast<off_t>(entries[3].position + 60)), 1);
+  const std::string zeros(6000, '\0');
+  ASSERT_EQ(::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(entries[3].position + 600)),
+            static_cast<ssize_t>(zeros.size()));
   ::close(fd);
   auto log = OpenLog(Options(dir, FileSystem::Default()), &r);
   ASSERT_TRUE(log.ok()) << log.status().ToString();
@@ -371,6 +374,17 @@ void Flip(const TempDir& dir, uint64_t offset, size_t n = 1,
   ::close(fd);
 }
 
+// Zeroes `n` bytes at `offset` of the first segment file: sectors a torn
+// write never wrote.
+void Zero(const TempDir& dir, uint64_t offset, size_t n) {
+  const std::string path = dir.Sub("log") + "/00000000000000000000.seg";
+  const int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const std::string zeros(n, '\0');
+  ASSERT_EQ(::pwrite(fd, zeros.data(), n, static_cast<off_t>(offset)), static_cast<ssize_t>(n));
+  ::close(fd);
+}
+
 TEST(CommitLog, DamageToTheLastEntryBeforeTheCursorIsRefused) {
   // A clean stop: the checkpoint cursor is after the last entry, so that
   // entry was durable and a damaged one is not a torn tail.
@@ -381,7 +395,7 @@ TEST(CommitLog, DamageToTheLastEntryBeforeTheCursorIsRefused) {
   {
     auto log = OpenLog(Options(dir, FileSystem::Default()), &r);
     ASSERT_TRUE(log.ok());
-    for (int i = 0; i < 5; ++i) entries.push_back(Append(**log, std::string(100, 'a' + i)));
+    for (int i = 0; i < 5; ++i) entries.push_back(Append(**log, std::string(2000, 'a' + i)));
     end = (*log)->written_end();
   }
   Flip(dir, entries[4].position + 70);
@@ -391,11 +405,41 @@ TEST(CommitLog, DamageToTheLastEntryBeforeTheCursorIsRefused) {
   EXPECT_NE(log.status().message().find("byte " + std::to_string(entries[4].position)),
             std::string::npos)
       << log.status().message();
-  // From an older cursor the same damage is the torn tail of a crash.
+  // From an older cursor, the same entry with sectors that never reached
+  // the disk is the torn tail of a crash.
+  Zero(dir, entries[4].position + 600, 1200);
   r = {};
   LogCursor after_four{entries[4].position, 5, entries[3].crc};
   ASSERT_TRUE(OpenLog(Options(dir, FileSystem::Default()), &r, after_four).ok());
   EXPECT_EQ(r.payloads.size(), 0u);
+}
+
+TEST(CommitLog, ALastEntryWrittenWholeWithABadChecksumIsDamageNotATornTail) {
+  // kill -9 after the last round was acknowledged (no checkpoint covers
+  // it), then bit rot in its middle: every sector of it was written, so no
+  // crash tore it, and it was acknowledged. Cutting it as a torn tail would
+  // lose acknowledged messages silently.
+  TempDir dir;
+  Replayed r;
+  std::vector<PendingEntry> entries;
+  {
+    auto log = OpenLog(Options(dir, FileSystem::Default()), &r);
+    ASSERT_TRUE(log.ok());
+    for (int i = 0; i < 5; ++i) entries.push_back(Append(**log, std::string(2000, 'a' + i)));
+  }
+  Flip(dir, entries[4].position + 1000, 64);
+  r = {};
+  auto log = OpenLog(Options(dir, FileSystem::Default()), &r);
+  ASSERT_EQ(log.status().code(), StatusCode::kCorruption) << log.status().ToString();
+  EXPECT_NE(log.status().message().find("entry 5"), std::string::npos) << log.status().message();
+  EXPECT_NE(log.status().message().find("every sector of it written"), std::string::npos)
+      << log.status().message();
+  // The same entry with a sector never written: a torn tail, dropped.
+  Zero(dir, entries[4].position + 600, 1200);
+  r = {};
+  auto torn = OpenLog(Options(dir, FileSystem::Default()), &r);
+  ASSERT_TRUE(torn.ok()) << torn.status().ToString();
+  EXPECT_EQ(r.payloads.size(), 4u);
 }
 
 TEST(CommitLog, DamageBeforeTheCursorIsFoundByTheFullCheckOnly) {
