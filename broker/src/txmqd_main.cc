@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
                  "crash recovery replays (damage elsewhere is found when it is read)")
       ->check(CLI::IsMember({"all", "recent"}))
       ->capture_default_str();
-  app.add_flag("--repair", o.repair,
+  app.add_flag("--repair,--salvage", o.repair,
                "Start on a damaged data directory: keep what can be read, take the messages that "
                "cannot out of their queues, rebuild a damaged index from the log, log every lost "
                "message (id, topic, queue, offset) and write DATA-DIR/repair-<time>.json; then "
