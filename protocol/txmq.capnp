@@ -183,6 +183,7 @@ struct BrokerStatus {
   diskFreeBytes @19 :UInt64;     # free space for the data directory (estimate)
   minFreeDiskBytes @20 :UInt64;  # --min-free-disk (0: not checked)
   diskLow @21 :Bool;             # below it: new messages are refused (RESOURCE_EXHAUSTED)
+  damagedRecords @22 :UInt64;    # stored records found failing their checksum since start
 }
 
 # One broker option as an operator sets it: the txmqd flag name (without

@@ -24,7 +24,11 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
   s.setFlushMode(o.flush == FlushMode::kSync ? "sync" : "async");
   s.setListen(info_.endpoint);
   s.setTopics(static_cast<uint32_t>(topics_.all().size()));
-  s.setMessagesStored(topics_.MessagesStored());
+  // Counted from offsets, less what cannot be read back (taken out of its
+  // queue, or found damaged).
+  const uint64_t unreadable = core_.store().unreadable_messages();
+  const uint64_t stored = topics_.MessagesStored();
+  s.setMessagesStored(stored > unreadable ? stored - unreadable : 0);
   s.setProducers(clients_.Count(wire::Role::PRODUCER));
   s.setConsumers(clients_.Count(wire::Role::CONSUMER));
   s.setBadFrames(core_.counters().bad_frames);
@@ -37,6 +41,7 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
     s.setCommitRounds(c.rounds);
     s.setCommitRequests(c.completions);
     s.setCommitWriteMicros(c.write_micros);
+    s.setDamagedRecords(c.damaged_records);
   }
   if (info_.disk != nullptr) {
     s.setDiskFreeBytes(info_.disk->free_bytes());

@@ -84,12 +84,14 @@ class Delivery {
   // announced one, else the broker default.
   uint32_t MaxReconsume(const GroupState& g, uint32_t requested) const;
 
-  // Picks up to spec.max_messages messages and leases them.
-  std::vector<Item> Collect(const PullSpec& spec, SteadyTime now);
+  // Picks up to spec.max_messages messages and leases them. A message that cannot be read (damaged
+  // in the log) is never served and never skipped: its queue waits there (the store logged it;
+  // txmqd --repair takes it out) and `held` says why.
+  std::vector<Item> Collect(const PullSpec& spec, SteadyTime now, Status* held = nullptr);
   void CollectRetries(GroupState& g, const PullSpec& spec, SteadyTime now, std::vector<Item>* out,
-                      size_t* bytes);
+                      size_t* bytes, Status* held);
   void CollectFresh(GroupState& g, const PullSpec& spec, SteadyTime now, std::vector<Item>* out,
-                    size_t* bytes);
+                    size_t* bytes, Status* held);
   void ReplyItems(const std::string& routing_id, uint64_t request_id,
                   const std::vector<Item>& items);
 

@@ -19,6 +19,8 @@ storage::StoreOptions StoreOptionsFor(const BrokerOptions& o) {
   s.max_round_bytes = std::min<size_t>(16u << 20, o.segment_bytes / 4);
   s.write_buffer_bytes = o.write_buffer_bytes;
   s.table_file_bytes = o.table_file_bytes;
+  s.verify_all = o.verify_storage_at_start;
+  s.repair = o.repair;
   if (o.storage_layers) {
     s.fs = o.storage_layers->fs;
     s.env = o.storage_layers->env;

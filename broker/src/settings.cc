@@ -74,6 +74,8 @@ std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerO
       {"write-buffer-mb", to_string(o.write_buffer_bytes >> 20)},
       {"table-file-mb", to_string(o.table_file_bytes >> 20)},
       {"min-free-disk", Size(EffectiveMinFreeDisk(o))},
+      {"verify-on-start", o.verify_storage_at_start ? "all" : "recent"},
+      {"repair", Bool(o.repair)},
       // Not flags (yet): fixed limits, shown so nothing effective is hidden.
       {"max-long-poll", Duration(o.max_long_poll)},
       {"max-delay", Duration(o.max_delay)},

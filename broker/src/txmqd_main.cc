@@ -3,6 +3,10 @@
 // SIGHUP re-reads what an operator may change under a running broker
 // (today: reopens the --audit-log file after rotation) and never stops it.
 //
+// Exit codes: 0 stopped on a signal, 1 cannot start, 2 bad usage, 3 the
+// storage failed while serving, 4 the data directory is damaged (start
+// with --repair; README, "A damaged data directory").
+//
 // Threads: main waits for signals; the broker runs its own core and
 // storage threads; one helper thread waits for the broker to stop by
 // itself (storage failure) and wakes main.
@@ -72,6 +76,7 @@ int main(int argc, char** argv) {
   std::string dedup_window = "10m", retention = "72h", visibility = "30s", client_timeout = "10s";
   std::string retry_backoff;
   bool no_auto_create = false;
+  std::string verify_on_start = "all";
   size_t write_buffer_mb = o.write_buffer_bytes >> 20, table_file_mb = o.table_file_bytes >> 20;
   uint64_t segment_mb = o.segment_bytes >> 20;
   std::string min_free_disk;  // "": MinFreeDiskRoom
@@ -181,6 +186,17 @@ int main(int argc, char** argv) {
                  "2 x segment + 4 x write buffer (LevelDB level-0 compaction) + 25 x table file "
                  "(its largest compaction): 520MiB with the defaults. 0: off (a full disk then "
                  "stops the broker)");
+  app.add_option("--verify-on-start", verify_on_start,
+                 "all: read the whole commit log and index (every checksum) at start and refuse "
+                 "to start on damage (start-up time grows with the log); recent: only what a "
+                 "crash recovery replays (damage elsewhere is found when it is read)")
+      ->check(CLI::IsMember({"all", "recent"}))
+      ->capture_default_str();
+  app.add_flag("--repair,--salvage", o.repair,
+               "Start on a damaged data directory: keep what can be read, take the messages that "
+               "cannot out of their queues, rebuild a damaged index from the log, log every lost "
+               "message (id, topic, queue, offset) and write DATA-DIR/repair-<time>.json; then "
+               "serve. Without damage it just starts");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -214,6 +230,7 @@ int main(int argc, char** argv) {
   o.write_buffer_bytes = write_buffer_mb << 20;
   o.table_file_bytes = table_file_mb << 20;
   o.segment_bytes = segment_mb << 20;
+  o.verify_storage_at_start = verify_on_start == "all";
   o.stuck_policy = stuck_policy == "commit"     ? txmq::StuckPolicy::kCommit
                    : stuck_policy == "rollback" ? txmq::StuckPolicy::kRollback
                                                 : txmq::StuckPolicy::kPark;
@@ -291,6 +308,14 @@ int main(int argc, char** argv) {
             txmq::broker::SettingsBlock(settings));
 
   auto broker = txmq::Broker::Start(o);
+  if (!broker.ok() && broker.status().code() == txmq::StatusCode::kCorruption) {
+    // Damage is its own exit code: a supervisor must not restart into it.
+    std::cerr << "txmqd: the data directory " << o.data_dir
+              << " is damaged; refusing to start: " << broker.status().message() << "\n"
+              << "txmqd: copy the directory aside, then start txmqd once with the same options "
+                 "and --repair (README: \"A damaged data directory\")\n";
+    return 4;
+  }
   if (!broker.ok()) {
     std::cerr << "txmqd: cannot start: " << broker.status().ToString() << "\n";
     return 1;

@@ -68,6 +68,7 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
         {"disk_free_bytes", s.getDiskFreeBytes()},
         {"min_free_disk_bytes", s.getMinFreeDiskBytes()},
         {"disk_low", s.getDiskLow()},
+        {"damaged_records", s.getDamagedRecords()},
         {"transactions", TxCountersJson(t)},
         {"commit_rounds", s.getCommitRounds()},
         {"commit_requests", s.getCommitRequests()},
@@ -96,6 +97,11 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   }
   f.Add("topics", std::to_string(s.getTopics()));
   f.Add("messages stored", std::to_string(s.getMessagesStored()));
+  if (s.getDamagedRecords() > 0) {
+    f.Add("damaged records", std::to_string(s.getDamagedRecords()) +
+                                 " (not served, not counted; see the broker log, then "
+                                 "txmqd --repair)");
+  }
   f.Add("producers", std::to_string(s.getProducers()));
   f.Add("consumers", std::to_string(s.getConsumers()));
   f.Add("consumer groups", std::to_string(s.getConsumerGroups()));

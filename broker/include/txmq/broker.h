@@ -111,6 +111,17 @@ struct BrokerOptions {
   // flushes the memtable, so larger means longer checkpoints.
   size_t write_buffer_bytes = 16 * 1024 * 1024;
   size_t table_file_bytes = 8 * 1024 * 1024;
+  // At start, read the whole commit log and index (every checksum) and
+  // refuse to start on damage anywhere, naming the file and the position
+  // (Start fails CORRUPTION). False: check only what recovery replays;
+  // damage elsewhere is found when it is read. Start-up reads the log once
+  // either way for a crash recovery; this reads all of it every time.
+  bool verify_storage_at_start = true;
+  // Start on a damaged data directory: keep what can be read, take the
+  // messages that cannot out of their queues, rebuild a damaged index from
+  // the log, and report every loss (log lines and data_dir/repair-*.json;
+  // README, "A damaged data directory").
+  bool repair = false;
   // Tests only: file layers that can lose power. Null: the real ones.
   std::shared_ptr<const StorageLayers> storage_layers{};
 
