@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "broker/src/core.h"
@@ -75,9 +76,13 @@ class Delivery {
 
   // A consumer's lease length, or the broker default, within the allowed range.
   std::chrono::milliseconds ClampVisibility(uint32_t requested_ms) const;
-  // The group's redelivery limit: the consumer's, else the group's last
-  // announced one, else the broker default.
-  uint32_t MaxReconsume(const GroupState& g, uint32_t requested) const;
+  // A consumer's redelivery limit for a message it failed: what it asked
+  // for with this failure, else what it said last, else the broker
+  // default. Never another consumer's: each consumer's setting is its own.
+  uint32_t MaxReconsume(const std::string& client, uint32_t requested) const;
+  // Remembers the limit a registered consumer announced (0: the default),
+  // for its leases that expire.
+  void Announce(const RequestContext& ctx, uint32_t max_reconsume);
 
   // Picks up to spec.max_messages messages and leases them.
   std::vector<Item> Collect(const PullSpec& spec, SteadyTime now);
@@ -104,6 +109,9 @@ class Delivery {
   TopicManager& topics_;
   GroupTable& groups_;
   std::map<std::string, std::deque<Parked>> parked_;  // by group
+  // Redelivery limits consumers announced (not 0), by client id; a client
+  // is forgotten when it leaves.
+  std::unordered_map<std::string, uint32_t> announced_max_reconsume_;
 };
 
 }  // namespace txmq::broker

@@ -80,9 +80,7 @@ void Delivery::HandleNack(const RequestContext& ctx, wire::NackRequest::Reader r
   const std::string group = wire::ToString(request.getGroup());
   const bool release = request.getRelease();
   const uint32_t max_reconsume = request.getMaxReconsumeTimes();
-  if (GroupState* g = groups_.Find(group); g != nullptr && max_reconsume != 0) {
-    g->max_reconsume = max_reconsume;
-  }
+  Announce(ctx, max_reconsume);
   uint32_t requeued = 0, dead = 0, expired = 0;
   for (auto r : request.getReceipts()) {
     const LeaseRef* ref = MatchLease(groups_, group, r);
@@ -112,10 +110,21 @@ uint32_t Delivery::BackoffMs(uint32_t failed_deliveries) const {
   return static_cast<uint32_t>(levels[i].count());
 }
 
-uint32_t Delivery::MaxReconsume(const GroupState& g, uint32_t requested) const {
+uint32_t Delivery::MaxReconsume(const std::string& client, uint32_t requested) const {
   if (requested != 0) return requested;
-  if (g.max_reconsume != 0) return g.max_reconsume;
+  auto it = announced_max_reconsume_.find(client);
+  if (it != announced_max_reconsume_.end()) return it->second;
   return core_.options().max_reconsume_times;
+}
+
+void Delivery::Announce(const RequestContext& ctx, uint32_t max_reconsume) {
+  // Only registered clients: their entry goes when they leave (ReleaseClient).
+  if (ctx.client == nullptr) return;
+  if (max_reconsume == 0) {
+    announced_max_reconsume_.erase(ctx.routing_id);
+  } else {
+    announced_max_reconsume_[ctx.routing_id] = max_reconsume;
+  }
 }
 
 bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_ms,
@@ -125,7 +134,7 @@ bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_m
   const LeaseRef ref = found->second;
   groups_.RemoveLease(lease_id);
   GroupState& g = *ref.group;
-  max_reconsume = MaxReconsume(g, max_reconsume);
+  max_reconsume = MaxReconsume(ref.client, max_reconsume);
 
   uint32_t deliveries;  // deliveries that count so far, including this one
   RetryEntry* existing = nullptr;
@@ -275,6 +284,7 @@ void Delivery::ReleaseClient(const std::string& client_id, bool failed) {
   // and delivered, in that order too (keeps a key's messages in order).
   std::sort(held.begin(), held.end());
   for (uint64_t id : held) FailLease(id, failed, 0, 0);
+  announced_max_reconsume_.erase(client_id);
   if (!held.empty()) {
     Logger("broker")->info("client {} {}: {} leased messages {}", client_id,
                            failed ? "went silent" : "said goodbye", held.size(),
