@@ -59,12 +59,15 @@ void AdminService::HandleCreateTopic(const RequestContext& ctx,
                                      std::to_string(kMaxQueues) + " (0 = broker default)"));
   }
   const bool existed = topics_.Find(name) != nullptr;
-  if (!existed) {
-    Logger("audit")->warn("operator='{}' client={} action=topic-create topic={} queues={}",
-                          wire::ToString(request.getOperator()), ctx.routing_id, name,
-                          queues == 0 ? core_.options().default_queues : queues);
-  }
   auto topic = topics_.GetOrCreate(name, true, queues);
+  // One audit line per create asked for, also one that changes nothing.
+  Logger("audit")->warn("operator='{}' client={} action=topic-create topic={} queues={} result={}",
+                        AuditField(wire::ToString(request.getOperator())),
+                        AuditToken(ctx.routing_id), name,
+                        topic.ok() ? (*topic)->queues.size()
+                                   : (queues == 0 ? core_.options().default_queues : queues),
+                        !topic.ok() ? "failed: " + AuditField(topic.status().ToString())
+                                    : (existed ? "exists" : "created"));
   if (!topic.ok()) return core_.ReplyError(ctx, topic.status());
   const auto actual = static_cast<uint32_t>((*topic)->queues.size());
   core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, name, actual,

@@ -152,9 +152,17 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
     core_.store().RemoveMessage(dlq->id, 0, letter.offset);
   }
   if (!dry_run) {
-    Logger("audit")->warn("operator='{}' client={} action=dlq-resend group={} messages={}",
-                          wire::ToString(request.getOperator()), ctx.routing_id, group,
-                          resent.size());
+    // Which messages, not only how many: the first kAuditedIds of them.
+    constexpr size_t kAuditedIds = 20;
+    std::string ids;
+    for (size_t i = 0; i < resent.size() && i < kAuditedIds; ++i) {
+      ids += (i == 0 ? "" : ",") + AuditToken(resent[i]);
+    }
+    if (resent.size() > kAuditedIds) ids += ",+" + std::to_string(resent.size() - kAuditedIds);
+    Logger("audit")->warn(
+        "operator='{}' client={} action=dlq-resend group={} messages={} ids={} missing={}",
+        AuditField(wire::ToString(request.getOperator())), AuditToken(ctx.routing_id), group,
+        resent.size(), ids.empty() ? "-" : ids, missing.size());
   }
   core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, resent,
                    missing](const Status& s) {

@@ -280,9 +280,9 @@ void TransactionService::EndOne(const RequestContext& ctx,
   auto audit = [&](const std::string& group, const std::string& result) {
     if (op.empty()) return;
     Logger("audit")->warn("operator='{}' client={} action={} tx={} group={} reason='{}' result={}",
-                          op, ctx.routing_id,
-                          wanted == TxStateCode::kCommitted ? "commit" : "rollback", tx_id, group,
-                          reason, result);
+                          AuditField(op), AuditToken(ctx.routing_id),
+                          wanted == TxStateCode::kCommitted ? "commit" : "rollback", tx_id,
+                          AuditToken(group), AuditField(reason), result);
   };
 
   auto it = open_.find(tx_id);

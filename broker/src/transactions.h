@@ -63,7 +63,7 @@ struct TxStats {
   uint64_t rolled_back = 0;
   uint64_t checks_sent = 0;
   uint64_t ends_carried = 0;  // arrived on a half (SendHalfRequest.ends)
-  uint64_t answers[7] = {};  // by storage::CheckAnswerCode
+  uint64_t answers[7] = {};   // by storage::CheckAnswerCode
 };
 
 class TransactionService {

@@ -126,10 +126,20 @@ void TransactionService::HandleCheckNow(const RequestContext& ctx,
     Persist(tx);
     ++scheduled;
   };
+  // One audit line per check asked for, also a refused one (as for commit
+  // and rollback: who tried what is the point).
+  auto audit_check = [&](const std::string& tx_group, const std::string& result) {
+    Logger("audit")->warn("operator='{}' client={} action=check tx={} group={} result={}",
+                          AuditField(op), AuditToken(ctx.routing_id), AuditToken(tx_id),
+                          AuditToken(tx_group), result);
+  };
   if (!tx_id.empty()) {
     auto it = open_.find(tx_id);
     if (it == open_.end()) {
       auto resolved = FindResolved(tx_id);
+      audit_check(resolved ? resolved->group : "",
+                  resolved ? std::string("refused (already ") + TxStateName(resolved->state) + ")"
+                           : "not found");
       return core_.ReplyError(
           ctx, resolved ? Status::FailedPrecondition("transaction '" + tx_id + "' is already " +
                                                      TxStateName(resolved->state) +
@@ -137,16 +147,18 @@ void TransactionService::HandleCheckNow(const RequestContext& ctx,
                         : Status::NotFound("transaction '" + tx_id + "' is unknown"));
     }
     schedule_now(it->second);
+    audit_check(it->second.record.group, "scheduled");
   } else if (request.getStuckOnly()) {
     for (auto& [id, tx] : open_) {
       if (tx.record.stuck && (group.empty() || tx.record.group == group)) schedule_now(tx);
     }
+    Logger("audit")->warn("operator='{}' client={} action=recheck group={} scheduled={}",
+                          AuditField(op), AuditToken(ctx.routing_id),
+                          group.empty() ? "*" : AuditToken(group), scheduled);
   } else {
     return core_.ReplyError(
         ctx, Status::InvalidArgument("name a transaction, or ask for the stuck ones"));
   }
-  Logger("audit")->warn("operator='{}' client={} action=check tx={} group={} scheduled={}", op,
-                        ctx.routing_id, tx_id.empty() ? "*stuck*" : tx_id, group, scheduled);
   core_.OnDurable(
       [this, routing_id = ctx.routing_id, request_id = ctx.request_id, scheduled](const Status& s) {
         if (!s.ok()) {

@@ -152,9 +152,10 @@ void EndSender::StopCarrying() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!carry_) return;
   carry_ = false;
-  Logger("producer")->warn(
-      "the broker does not answer ends carried on a half message (an older txmqd?); "
-      "sending each end on its own");
+  Logger("producer")
+      ->warn(
+          "the broker does not answer ends carried on a half message (an older txmqd?); "
+          "sending each end on its own");
 }
 
 Status EndSender::Flush(std::chrono::milliseconds timeout) {

@@ -172,7 +172,7 @@ Status Outbox::Impl::Flush(std::chrono::milliseconds timeout) {
 
 Status Outbox::Impl::Requeue(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto seq = outbox::RequeueRow(store_, id);
+  auto seq = outbox::RequeueRow(store_, id, outbox::kInProcess);
   if (!seq.ok()) return seq.status();
   outbox::ForEachRow(store_, false, [&](uint64_t s, StoredRow row) {
     if (s == *seq) pending_.emplace(s, Pending{std::move(row), false});
@@ -185,7 +185,7 @@ Status Outbox::Impl::Requeue(const std::string& id) {
 
 Status Outbox::Impl::Delete(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto seq = outbox::DeleteRow(store_, id, /*parked_only=*/true);
+  auto seq = outbox::DeleteRow(store_, id, /*parked_only=*/true, outbox::kInProcess);
   if (!seq.ok()) return seq.status();
   parked_.erase(*seq);
   wake_now_ = true;

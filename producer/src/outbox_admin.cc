@@ -56,7 +56,8 @@ std::optional<Found> FindRow(LocalStore& store, const std::string& id) {
 
 namespace outbox {
 
-Result<uint64_t> RequeueRow(LocalStore& store, const std::string& id) {
+Result<uint64_t> RequeueRow(LocalStore& store, const std::string& id,
+                            const std::string& operator_name) {
   auto found = FindRow(store, id);
   if (!found || !found->parked) {
     return Status::NotFound("no parked outbox row has id '" + id + "'" +
@@ -68,13 +69,18 @@ Result<uint64_t> RequeueRow(LocalStore& store, const std::string& id) {
   batch.Delete(outbox::ParkedKey(found->seq));
   // Its old seq puts it first in line again, before later rows of its key.
   batch.Put(outbox::PendingKey(found->seq), outbox::EncodeRow(found->row));
-  Logger("audit")->warn("action=outbox-requeue store={} row={} topic={} key={}", store.path(), id,
-                        found->row.message.topic, found->row.message.key);
-  if (Status s = store.impl().Write(batch); !s.ok()) return s;
+  Status s = store.impl().Write(batch);
+  Logger("audit")->warn(
+      "operator='{}' action=outbox-requeue store='{}' row={} topic={} key='{}' result={}",
+      AuditField(operator_name), AuditField(store.path()), AuditToken(id), found->row.message.topic,
+      AuditField(found->row.message.key),
+      s.ok() ? std::string("applied") : "failed: " + AuditField(s.ToString()));
+  if (!s.ok()) return s;
   return found->seq;
 }
 
-Result<uint64_t> DeleteRow(LocalStore& store, const std::string& id, bool parked_only) {
+Result<uint64_t> DeleteRow(LocalStore& store, const std::string& id, bool parked_only,
+                           const std::string& operator_name) {
   auto found = FindRow(store, id);
   if (!found || (parked_only && !found->parked)) {
     return Status::NotFound("no " + std::string(parked_only ? "parked " : "") +
@@ -83,10 +89,13 @@ Result<uint64_t> DeleteRow(LocalStore& store, const std::string& id, bool parked
   }
   leveldb::WriteBatch batch;
   batch.Delete(found->parked ? outbox::ParkedKey(found->seq) : outbox::PendingKey(found->seq));
-  Logger("audit")->warn("action=outbox-delete store={} row={} topic={} key={} was={}", store.path(),
-                        id, found->row.message.topic, found->row.message.key,
-                        found->parked ? "parked" : "pending");
-  if (Status s = store.impl().Write(batch); !s.ok()) return s;
+  Status s = store.impl().Write(batch);
+  Logger("audit")->warn(
+      "operator='{}' action=outbox-delete store='{}' row={} topic={} key='{}' was={} result={}",
+      AuditField(operator_name), AuditField(store.path()), AuditToken(id), found->row.message.topic,
+      AuditField(found->row.message.key), found->parked ? "parked" : "pending",
+      s.ok() ? std::string("applied") : "failed: " + AuditField(s.ToString()));
+  if (!s.ok()) return s;
   return found->seq;
 }
 
@@ -109,12 +118,12 @@ std::vector<OutboxRow> Outbox::List(LocalStore& store, bool parked) {
   return rows;
 }
 
-Status Outbox::Requeue(LocalStore& store, const std::string& id) {
-  return outbox::RequeueRow(store, id).status();
+Status Outbox::Requeue(LocalStore& store, const std::string& id, const std::string& operator_name) {
+  return outbox::RequeueRow(store, id, operator_name).status();
 }
 
-Status Outbox::Delete(LocalStore& store, const std::string& id) {
-  return outbox::DeleteRow(store, id, false).status();
+Status Outbox::Delete(LocalStore& store, const std::string& id, const std::string& operator_name) {
+  return outbox::DeleteRow(store, id, false, operator_name).status();
 }
 
 }  // namespace txmq

@@ -66,11 +66,15 @@ std::optional<Record> ReadRecord(LocalStore& store, std::string_view message_id)
 // Puts the record of `message_id` and its retention index entry into `txn`.
 void PutRecord(LocalTxn& txn, std::string_view message_id, char state, std::string_view note);
 
-// Operator actions, by row id; each returns the row's seq. RequeueRow moves
-// a parked row back to pending (attempts reset) under its old seq;
-// DeleteRow deletes a pending or (`parked_only`) only a parked row.
-Result<uint64_t> RequeueRow(LocalStore& store, const std::string& id);
-Result<uint64_t> DeleteRow(LocalStore& store, const std::string& id, bool parked_only);
+// Operator actions, by row id; each returns the row's seq and writes one
+// audit line naming `operator_name` (kInProcess: the service's own call).
+// RequeueRow moves a parked row back to pending (attempts reset) under its
+// old seq; DeleteRow deletes a pending or (`parked_only`) only a parked row.
+inline constexpr char kInProcess[] = "(in-process call)";
+Result<uint64_t> RequeueRow(LocalStore& store, const std::string& id,
+                            const std::string& operator_name);
+Result<uint64_t> DeleteRow(LocalStore& store, const std::string& id, bool parked_only,
+                           const std::string& operator_name);
 
 // Calls fn(seq, row) for every pending (or parked) row, in seq order.
 void ForEachRow(LocalStore& store, bool parked,

@@ -103,6 +103,39 @@ Status SetAuditFile(const std::string& path) {
   return Status::OK();
 }
 
+namespace {
+
+std::string EscapeForAudit(std::string_view text, bool escape_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\\' || c == '\'') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f || (escape_space && c == ' ')) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;  // printable ASCII and UTF-8 bytes as they are
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string AuditField(std::string_view text) { return EscapeForAudit(text, false); }
+std::string AuditToken(std::string_view text) { return EscapeForAudit(text, true); }
+
 Result<LogLevel> ParseLogLevel(std::string_view name) {
   if (name == "trace") return LogLevel::kTrace;
   if (name == "debug") return LogLevel::kDebug;

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "txmq/status.h"
 
@@ -26,5 +27,14 @@ std::shared_ptr<spdlog::logger> Logger(const std::string& module);
 // it, new lines go to a new file at `path`. "" stops writing to a file. On
 // failure the previous file (if any) stays in use.
 Status SetAuditFile(const std::string& path);
+
+// `text` made safe for one field of an audit line: control characters,
+// backslash and the single quote become escapes (\n, \\, \', \x1b), so no
+// value a client sends (an operator name, a reason, a key) can end the line
+// or forge the next one. One audit line is one action.
+std::string AuditField(std::string_view text);
+// The same for a field written without quotes (key=value): a space is
+// escaped too (\x20), so a value cannot add a key of its own.
+std::string AuditToken(std::string_view text);
 
 }  // namespace txmq

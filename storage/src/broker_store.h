@@ -14,7 +14,8 @@
 // index_env.h), opens the index as of its table files, and replays the log
 // from the checkpoint. Replay applies entries in order, and each entry's
 // effect on the index is a function of the entry alone, so the index ends
-// the same whichever later effects its table files already held. See DESIGN.md, "Recovery invariant".
+// the same whichever later effects its table files already held. See DESIGN.md, "Recovery
+// invariant".
 //
 // Data directory (format 2):
 //   FORMAT        "txmq-data 2"

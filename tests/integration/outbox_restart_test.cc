@@ -9,10 +9,10 @@
 #include <thread>
 
 #include "tests/testutil/testutil.h"
-#include "txmq/properties.h"
 #include "txmq/compensation.h"
 #include "txmq/inbox.h"
 #include "txmq/outbox.h"
+#include "txmq/properties.h"
 
 namespace txmq {
 namespace {

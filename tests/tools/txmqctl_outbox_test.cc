@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 #include "tests/tools/ctl_fixture.h"
 #include "txmq/local_store.h"
@@ -98,6 +99,54 @@ TEST_F(CtlOutbox, ARowBlockedBehindAParkedRowSaysWhichOne) {
   EXPECT_EQ(j["rows"][0]["blocked_by"], "first");
 }
 
+TEST_F(CtlOutbox, DeleteDryRunDeletesNothingAndTheRelayStillSendsTheRow) {
+  const std::string db = dir_.Sub("orders-db");
+  {
+    // Two committed rows; no relay ran since, so both wait in the store.
+    auto store = LocalStore::Open(db);
+    ASSERT_TRUE(store.ok());
+    Outbox outbox(**store, {.producer = {.broker = broker_->endpoint(), .group = "orders"}});
+    for (const std::string id : {"keep", "drop"}) {
+      LocalTxn tx = (*store)->Begin();
+      ASSERT_TRUE(outbox.Add(tx, {.topic = "orders", .key = "k-" + id, .body = id, .id = id}).ok());
+      ASSERT_TRUE(tx.Commit().ok());
+    }
+  }
+  auto dry = Ctl({"outbox", "delete", "--db", db, "keep", "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_EQ(dry.out,
+            "row keep (pending, topic orders, key k-keep, 0 attempts)\n"
+            "dry run: would delete it: it would never be sent; nothing changed\n");
+  auto j = Json({"outbox", "delete", "--db", db, "keep", "--dry-run"});
+  EXPECT_EQ(j["dry_run"], true);
+  EXPECT_EQ(j["changed"], false);
+  EXPECT_EQ(j["action"], "delete");
+  EXPECT_EQ(j["row"]["id"], "keep");
+  EXPECT_EQ(j["row"]["state"], "pending");
+  ExpectFails({"outbox", "delete", "--db", db, "nope", "--dry-run"}, kExitNotFound, "nope");
+  EXPECT_EQ(Json({"outbox", "list", "--db", db})["rows"].size(), 2u) << "a dry run deleted";
+
+  // Without --dry-run the row goes.
+  auto del = Ctl({"outbox", "delete", "--db", db, "drop"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_EQ(del.out, "row drop deleted\n");
+  auto left = Json({"outbox", "list", "--db", db, "--state", "all"});
+  ASSERT_EQ(left["rows"].size(), 1u) << left;
+  EXPECT_EQ(left["rows"][0]["id"], "keep");
+
+  // The service's relay sends what is left, and only that.
+  {
+    auto store = LocalStore::Open(db);
+    ASSERT_TRUE(store.ok());
+    Outbox outbox(**store, {.producer = {.broker = broker_->endpoint(), .group = "orders"}});
+    ASSERT_TRUE(outbox.Start().ok());
+    ASSERT_TRUE(outbox.Flush(std::chrono::seconds(20)).ok());
+    EXPECT_EQ(outbox.stats().sent, 1u);
+  }
+  EXPECT_EQ(testing::DrainTopic(broker_->endpoint(), "orders", 1),
+            (std::map<std::string, int>{{"keep", 1}}));
+}
+
 TEST_F(CtlOutbox, AMistypedStorePathIsAnErrorAndCreatesNothing) {
   // No directory at all, and a directory without a database (an empty
   // directory, or a typo that names some other directory).
@@ -106,7 +155,8 @@ TEST_F(CtlOutbox, AMistypedStorePathIsAnErrorAndCreatesNothing) {
   for (std::string verb : {"list", "requeue", "delete"}) {
     std::vector<std::string> args = {"outbox", verb, "--db", typo};
     if (verb != "list") args.push_back("some-row");
-    ExpectFails(args, kExitNotFound, "NOT_FOUND: no local store at '" + typo + "': no such directory");
+    ExpectFails(args, kExitNotFound,
+                "NOT_FOUND: no local store at '" + typo + "': no such directory");
     EXPECT_FALSE(std::filesystem::exists(typo)) << verb << " created " << typo;
   }
   ExpectFails({"outbox", "list", "--db", dir_.Sub("empty")}, kExitNotFound, "no LevelDB database");

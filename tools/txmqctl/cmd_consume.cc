@@ -1,4 +1,8 @@
+// txmqctl consume: receive a topic as a consumer group and print what
+// arrives; acknowledge it, or (--no-ack) give it back uncounted at the end.
+#include <algorithm>
 #include <iostream>
+#include <vector>
 
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
@@ -48,7 +52,76 @@ int64_t WaitMs(const std::string& text) {
   return ms >= 1 && ms <= 24 * 3600 * 1000 ? ms : -1;
 }
 
+// A peek (--no-ack) holds what it printed for as long as it runs, so no
+// lease runs out mid-peek (that would count as a failed delivery and print
+// the message twice); the broker's longest lease. When the peek ends it
+// gives them all back at once, uncounted.
+constexpr uint32_t kPeekLeaseMs = 12 * 3600 * 1000;
+
+// One printed message's receipt, kept by a peek to give it back.
+struct Held {
+  std::string topic;
+  uint32_t queue = 0;
+  uint64_t offset = 0;
+  uint64_t retry_id = 0;
+  uint64_t lease_id = 0;
+};
+
+// --from-latest asks the broker to start a new group at the topic's end,
+// and the broker decides that on the pull that first finds the topic. A
+// topic that does not exist yet holds nothing sent before this consume
+// started, so reading it from its start is what --from-latest means: its
+// first message is not skipped because it was also what created the topic.
+Result<bool> StartFromLatest(Ctl& ctl, const ConsumeArgs& args) {
+  if (!args.from_latest) return false;
+  auto reply = ctl.Call([&](wire::Envelope::Builder e) { e.setTopicShow(args.topic); });
+  if (reply.ok()) return true;
+  if (reply.status().code() == StatusCode::kNotFound) return false;
+  return reply.status();
+}
+
+// Gives the peeked messages back to the group: visible again at once, the
+// delivery not counted (no retry backoff, no step toward the dead-letter
+// queue). In requests of at most kGiveBackBatch receipts, each far below
+// the broker's frame limit.
+constexpr size_t kGiveBackBatch = 1000;
+
+Status GiveBack(Ctl& ctl, net::Connection& c, const std::string& group,
+                const std::vector<Held>& held) {
+  uint64_t expired = 0;
+  for (size_t begin = 0; begin < held.size(); begin += kGiveBackBatch) {
+    const size_t n = std::min(kGiveBackBatch, held.size() - begin);
+    auto request = c.NewRequest();
+    auto nack = request.envelope().initNack();
+    nack.setGroup(group);
+    nack.setRelease(true);
+    auto receipts = nack.initReceipts(static_cast<unsigned>(n));
+    for (unsigned i = 0; i < n; ++i) {
+      const Held& h = held[begin + i];
+      receipts[i].setTopic(h.topic);
+      receipts[i].setQueue(h.queue);
+      receipts[i].setOffset(h.offset);
+      receipts[i].setRetryId(h.retry_id);
+      receipts[i].setLeaseId(h.lease_id);
+    }
+    auto reply = c.CallSync(std::move(request), ctl.timeout());
+    if (!reply.ok()) return reply.status();
+    expired += reply->envelope().getNackOk().getExpired();
+  }
+  if (expired > 0) {
+    // Only a broker restart, or the broker forgetting this consume, ends a
+    // peek's lease early.
+    return Status::FailedPrecondition(
+        Count(expired, "printed message") +
+        " had left this consume's hands already (the broker ended their lease); it "
+        "redelivers them as it does any message whose lease ended");
+  }
+  return Status::OK();
+}
+
 int Consume(Ctl& ctl, const ConsumeArgs& args) {
+  auto from_latest = StartFromLatest(ctl, args);
+  if (!from_latest.ok()) return ctl.Fail(from_latest.status());
   net::ConnectionOptions o;
   o.broker = ctl.broker();
   o.role = wire::Role::CONSUMER;
@@ -62,6 +135,7 @@ int Consume(Ctl& ctl, const ConsumeArgs& args) {
   const auto idle = std::chrono::milliseconds(WaitMs(args.wait));
   SteadyTime give_up = SteadyClock::now() + idle;
   int64_t printed = 0;
+  std::vector<Held> held;  // --no-ack: every printed message, given back at the end
   while (args.max == 0 || printed < args.max) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(give_up - SteadyClock::now());
@@ -73,27 +147,42 @@ int Consume(Ctl& ctl, const ConsumeArgs& args) {
     pull.setMaxMessages(
         static_cast<uint32_t>(args.max == 0 ? 64 : std::min<int64_t>(64, args.max - printed)));
     pull.setWaitMs(static_cast<uint32_t>(left.count()));
-    pull.setStartFromLatest(args.from_latest);
+    pull.setStartFromLatest(*from_latest);
+    if (args.no_ack) pull.setVisibilityTimeoutMs(kPeekLeaseMs);
     auto reply = c.CallSync(std::move(request), left + ctl.timeout());
     if (!reply.ok()) return ctl.Fail(reply.status());
     auto messages = reply->envelope().getPullOk().getMessages();
     if (messages.size() == 0) continue;
     give_up = SteadyClock::now() + idle;
+    for (auto m : messages) Print(ctl, wire::DeliveredFromWire(m));
+    printed += messages.size();
+    std::cout.flush();
+    if (args.no_ack) {
+      for (auto m : messages) {
+        auto r = m.getReceipt();
+        held.push_back({wire::ToString(r.getTopic()), r.getQueue(), r.getOffset(), r.getRetryId(),
+                        r.getLeaseId()});
+      }
+      continue;
+    }
     auto ack = c.NewRequest();
     auto a = ack.envelope().initAck();
     a.setGroup(args.group);
     auto receipts = a.initReceipts(messages.size());
     for (unsigned i = 0; i < messages.size(); ++i) {
-      Print(ctl, wire::DeliveredFromWire(messages[i]));
       receipts.setWithCaveats(i, messages[i].getReceipt());
-      ++printed;
     }
-    std::cout.flush();
-    if (args.no_ack) continue;
     auto acked = c.CallSync(std::move(ack), ctl.timeout());
     if (!acked.ok()) return ctl.Fail(acked.status());
   }
-  if (!ctl.json()) std::cerr << "txmqctl: " << Count(printed, "message") << "\n";
+  if (Status s = GiveBack(ctl, c, args.group, held); !s.ok()) return ctl.Fail(s);
+  if (!ctl.json()) {
+    std::cerr << "txmqctl: " << Count(printed, "message")
+              << (args.no_ack && printed > 0
+                      ? " (not acknowledged: given back to group '" + args.group + "')"
+                      : "")
+              << "\n";
+  }
   return kExitOk;
 }
 
@@ -103,9 +192,12 @@ void AddConsumeCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   auto args = std::make_shared<ConsumeArgs>();
   auto* cmd = app.add_subcommand(
       "consume",
-      "Receive messages of a topic as consumer group G, print and acknowledge them;\n"
-      "stop after --max messages or when nothing arrived for --wait (default 5s)\n"
-      "Example: txmqctl consume orders --group audit --max 10 --json");
+      "Receive messages of a topic as consumer group G, print and acknowledge them\n"
+      "(--no-ack: only print); stop after --max messages or when nothing arrived\n"
+      "for --wait (default 5s)\n"
+      "Examples:\n"
+      "  txmqctl consume orders --group audit --max 10 --json\n"
+      "  txmqctl consume orders --group billing --no-ack --max 5");
   cmd->add_option("topic", args->topic, "Topic (or %DLQ%<group>)")->required();
   cmd->add_option("--group,-g", args->group, "Consumer group")->required();
   cmd->add_option("--max,-n", args->max, "Stop after this many messages (0: no limit)")
@@ -114,9 +206,13 @@ void AddConsumeCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                   "Stop when nothing arrived for this long (30s, 2m; a plain number is seconds)")
       ->capture_default_str();
   cmd->add_flag("--from-latest", args->from_latest,
-                "A group new to the topic starts at its end (default: its start)");
+                "A group new to the topic starts at its end: only messages sent from now on.\n"
+                "A group that read the topic before goes on where it stopped (default: a\n"
+                "new group starts at the topic's start)");
   cmd->add_flag("--no-ack,--dry-run", args->no_ack,
-                "Print without acknowledging (messages come back after their lease)");
+                "Peek: print without acknowledging. When consume ends the messages go back\n"
+                "to the group at once, uncounted (no retry delay, no step toward its\n"
+                "dead-letter queue); until then this consume holds them");
   cmd->callback([&ctl, &run, args] {
     run = [&ctl, args]() -> int {
       if (Status s = ValidateNameOrSystem("topic", args->topic); !s.ok())

@@ -1,9 +1,12 @@
 // txmqctl outbox list | requeue | delete: a service's local message table,
 // read and changed offline. LevelDB lets one process open a store at a
 // time, so while the service runs these commands are refused with a clear
-// message (stop the service first, or use its own tools).
+// message (stop the service first, or use its own tools). No broker sees
+// these changes, so txmqctl writes their audit line itself: on stderr, and
+// appended to --audit-log FILE when given.
 #include <iostream>
 
+#include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
 #include "tools/txmqctl/message_view.h"
@@ -20,7 +23,12 @@ struct OutboxArgs {
   std::string state = "pending";
   std::string id;
   bool dry_run = false;
+  std::string audit_log;  // requeue, delete: also append the audit line here
 };
+
+constexpr const char* kAuditLogHelp =
+    "Also append the audit line (always on stderr) to this file, e.g. the file the\n"
+    "broker's --audit-log names when it is on this machine";
 
 int64_t EpochMs(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -102,16 +110,40 @@ int Change(Ctl& ctl, const OutboxArgs& args, bool requeue) {
     return ctl.Fail(Status::FailedPrecondition(
         "row '" + args.id + "' is pending already; only parked rows are requeued"));
   }
-  const std::string what = requeue ? "requeue it: the service sends it when it next runs"
-                                   : "delete it: it will never be sent";
+  const std::string state = row->parked ? "parked" : "pending";
+  const char* action = requeue ? "requeue" : "delete";
   if (args.dry_run) {
-    std::cout << "row " << args.id << " (" << (row->parked ? "parked" : "pending") << ", topic "
-              << row->message.topic << ", " << row->attempts << " attempts)\n"
-              << "dry run: would " << what << "; nothing changed\n";
+    if (ctl.json()) {
+      PrintJson({{"dry_run", true},
+                 {"action", action},
+                 {"changed", false},
+                 {"operator", ctl.operator_name()},
+                 {"row", RowJson(*row)}});
+      return kExitOk;
+    }
+    std::cout << "row " << args.id << " (" << state << ", topic " << row->message.topic
+              << (row->message.key.empty() ? "" : ", key " + OneLine(row->message.key, 30)) << ", "
+              << Count(row->attempts, "attempt") << ")\n"
+              << "dry run: would "
+              << (requeue ? "requeue it: the service sends it when it next runs"
+                          : "delete it: it would never be sent")
+              << "; nothing changed\n";
     return kExitOk;
   }
-  Status s = requeue ? Outbox::Requeue(**store, args.id) : Outbox::Delete(**store, args.id);
+  if (!args.audit_log.empty()) {
+    if (Status s = SetAuditFile(args.audit_log); !s.ok()) return ctl.Usage(s.message());
+  }
+  Status s = requeue ? Outbox::Requeue(**store, args.id, ctl.operator_name())
+                     : Outbox::Delete(**store, args.id, ctl.operator_name());
   if (!s.ok()) return ctl.Fail(s);
+  if (ctl.json()) {
+    PrintJson({{"dry_run", false},
+               {"action", action},
+               {"changed", true},
+               {"operator", ctl.operator_name()},
+               {"row", RowJson(*row)}});
+    return kExitOk;
+  }
   std::cout << "row " << args.id << (requeue ? " requeued" : " deleted") << "\n";
   return kExitOk;
 }
@@ -151,6 +183,7 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                    "The service's store directory (must exist; nothing is created)")
       ->required();
   requeue->add_flag("--dry-run", args->dry_run, "Show what would happen; change nothing");
+  requeue->add_option("--audit-log", args->audit_log, kAuditLogHelp);
   requeue->callback(
       [&ctl, &run, args] { run = [&ctl, args] { return Change(ctl, *args, true); }; });
 
@@ -163,6 +196,7 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                   "The service's store directory (must exist; nothing is created)")
       ->required();
   del->add_flag("--dry-run", args->dry_run, "Show what would happen; change nothing");
+  del->add_option("--audit-log", args->audit_log, kAuditLogHelp);
   del->callback([&ctl, &run, args] { run = [&ctl, args] { return Change(ctl, *args, false); }; });
 }
 

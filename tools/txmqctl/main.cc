@@ -73,6 +73,13 @@ int main(int argc, char** argv) {
   txmq::SetLogLevel(txmq::ParseLogLevel(log_level).value());
   if (!run) return ctl.Usage("no command given");
   if (globals.operator_name.empty()) return ctl.Usage("--operator must not be empty");
+  for (unsigned char c : globals.operator_name) {
+    // The name lands in audit lines: one line each, nothing hidden.
+    if (c < 0x20 || c == 0x7f) {
+      return ctl.Usage("--operator '" + OneLine(globals.operator_name, 60) +
+                       "' has a control character; a name is printable text");
+    }
+  }
   if (txmq::ParseDurationMs(globals.timeout) <= 0) {
     return ctl.Usage("--timeout '" + globals.timeout + "' is not a duration (e.g. 10s)");
   }

@@ -139,12 +139,14 @@ class Outbox {
   Status Delete(const std::string& id);
 
   // --- operators, offline: for a store no running Outbox serves (txmqctl) ---
+  // Requeue and Delete write one audit line ([txmq.audit]) naming
+  // `operator_name`, the row and the result.
   static std::vector<OutboxRow> List(LocalStore& store, bool parked);
   // Moves a parked row back to pending (attempts reset). NOT_FOUND if no
   // parked row has that id.
-  static Status Requeue(LocalStore& store, const std::string& id);
+  static Status Requeue(LocalStore& store, const std::string& id, const std::string& operator_name);
   // Deletes a pending or parked row: it will never be sent.
-  static Status Delete(LocalStore& store, const std::string& id);
+  static Status Delete(LocalStore& store, const std::string& id, const std::string& operator_name);
 
   class Impl;
   Impl& impl() { return *impl_; }  // library internal
