@@ -559,6 +559,9 @@ struct Envelope {
     dlqResendOk @49 :DlqResendOk;
     extendLease @50 :ExtendLeaseRequest;
     extendLeaseOk @51 :ExtendLeaseOk;
+    # Operator lifecycle changes (see "lifecycle" below).
+    lifecycle @52 :LifecycleRequest;
+    lifecycleOk @53 :LifecycleOk;
   }
 }
 
@@ -596,4 +599,98 @@ struct LeaseExtension {
 
 struct ExtendLeaseOk {
   results @0 :List(LeaseExtension);   # one per receipt, in the request's order
+}
+
+# ---- lifecycle: deleting topics and consumer groups, resetting a group's
+# offsets, purging dead letters ----
+#
+# One request kind for the four operator verbs (txmqctl topic delete, group
+# delete, group reset, dlq purge). Each is authorized as an admin change,
+# audit-logged (one line: operator, action, object, result), refused with
+# FAILED_PRECONDITION when it cannot be done safely, and with dryRun
+# answers exactly what it would change without changing anything.
+
+enum ResetTarget {
+  earliest @0;    # the first offset still stored
+  latest @1;      # the end: only messages stored from now on
+  time @2;        # the first message stored at or after timeMs
+  offsets @3;     # the offsets given, per queue; queues not named keep theirs
+}
+
+struct QueueOffset {
+  queue @0 :UInt32;
+  offset @1 :UInt64;
+}
+
+struct GroupResetRequest {
+  group @0 :Text;
+  topic @1 :Text;
+  to @2 :ResetTarget;
+  timeMs @3 :Int64;                # with to = time: broker time, ms since the epoch
+  offsets @4 :List(QueueOffset);   # with to = offsets
+}
+
+struct DlqPurgeRequest {
+  group @0 :Text;
+  messageIds @1 :List(Text);
+  all @2 :Bool;
+}
+
+struct LifecycleRequest {
+  operator @0 :Text;    # who asks, for the audit log
+  dryRun @1 :Bool;      # answer what would change; change nothing
+  force @2 :Bool;       # go ahead although consumers are live (topic/group delete, reset)
+  union {
+    deleteTopic @3 :Text;              # topic name
+    deleteGroup @4 :Text;              # consumer group
+    resetGroup @5 :GroupResetRequest;
+    purgeDlq @6 :DlqPurgeRequest;
+  }
+}
+
+struct TopicDeletion {
+  topic @0 :TopicInfo;                  # its queues, messages, and the groups reading it
+  delayed @1 :UInt32;                   # delayed messages waiting to enter it
+  liveConsumers @2 :List(ClientSummary); # connected consumers of those groups (force)
+}
+
+struct GroupDeletion {
+  group @0 :GroupInfo;           # cursors, retries, members (live consumers: force), dead letters
+  retryCopies @1 :UInt64;        # messages in %RETRY%<group> (resent dead letters)
+  parkedPulls @2 :UInt32;        # long polls of the group waiting now
+}
+
+struct CursorMove {
+  queue @0 :UInt32;
+  from @1 :UInt64;      # the group's floor before (offsets below were finished)
+  to @2 :UInt64;        # its next offset after
+  minOffset @3 :UInt64; # the queue's stored range then
+  endOffset @4 :UInt64;
+}
+
+struct GroupResetResult {
+  group @0 :Text;
+  topic @1 :Text;
+  moves @2 :List(CursorMove);
+  retriesDropped @3 :UInt32;     # the group's scheduled redeliveries of the topic
+  leasesDropped @4 :UInt32;      # messages of the topic in flight to its consumers (force)
+  liveConsumers @5 :List(ClientSummary);
+  newCursors @6 :Bool;           # the group had not read the topic before
+}
+
+struct DlqPurgeResult {
+  group @0 :Text;
+  purged @1 :List(Text);      # ids (would be) deleted
+  missing @2 :List(Text);     # ids asked for that are not dead letters of the group
+  remaining @3 :UInt64;       # dead letters left
+}
+
+struct LifecycleOk {
+  dryRun @0 :Bool;      # true: nothing changed
+  union {
+    topicDeleted @1 :TopicDeletion;
+    groupDeleted @2 :GroupDeletion;
+    groupReset @3 :GroupResetResult;
+    dlqPurged @4 :DlqPurgeResult;
+  }
 }

@@ -39,7 +39,13 @@ void DelayedMessages::Tick(int64_t now_ms, uint32_t budget) {
     }
     storage::store::DelayedBody& d = stored->body;
     TopicState* topic = topics_.FindById(d.topic_id);
-    if (topic == nullptr || d.queue >= topic->queues.size()) {
+    if (topic == nullptr) {
+      Logger("broker")->info("delayed message {} is due for a deleted topic; dropped it",
+                             d.message.id);
+      Drop(due, seq, d);
+      continue;
+    }
+    if (d.queue >= topic->queues.size()) {
       Logger("broker")->error("delayed message {} names topic {} queue {} that cannot take it",
                               d.message.id, d.topic_id, d.queue);
       continue;
@@ -47,6 +53,16 @@ void DelayedMessages::Tick(int64_t now_ms, uint32_t budget) {
     d.message.stored_ms = now_ms;  // retention counts from when it became visible
     topics_.Append(*topic, d.queue, d.message);
     core_.store().DeleteDelayed(due, seq);
+  }
+}
+
+void DelayedMessages::Drop(int64_t due_ms, uint64_t seq, const storage::store::DelayedBody& d) {
+  storage::BrokerStore& store = core_.store();
+  due_.erase({due_ms, seq});
+  store.DeleteDelayed(due_ms, seq);
+  const uint64_t bucket = static_cast<uint64_t>(d.message.stored_ms) / storage::store::kIdBucketMs;
+  if (auto id = store.GetId(bucket, d.message.id); id && id->topic_id == d.topic_id) {
+    store.DeleteId(bucket, d.message.id);
   }
 }
 

@@ -10,6 +10,7 @@
 #include "broker/src/core.h"
 #include "broker/src/topics.h"
 #include "storage/src/records.h"
+#include "storage/src/store_format.h"
 
 namespace txmq::broker {
 
@@ -25,8 +26,12 @@ class DelayedMessages {
                const storage::MessageView& message);
   void Schedule(int64_t due_ms, uint64_t seq) { due_.emplace(due_ms, seq); }
 
-  // Moves up to `budget` due messages into their queues.
+  // Moves up to `budget` due messages into their queues; one whose topic
+  // was deleted meanwhile is deleted instead.
   void Tick(int64_t now_ms, uint32_t budget);
+  // Deletes a waiting message `d` (its topic was deleted) and its id entry
+  // in the open round.
+  void Drop(int64_t due_ms, uint64_t seq, const storage::store::DelayedBody& d);
 
   // Earliest due time, or INT64_MAX.
   int64_t NextDueMs() const;

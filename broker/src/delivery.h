@@ -45,6 +45,11 @@ class Delivery {
                  const storage::Location& source);
   // Broker stopping: answer every parked pull.
   void AnswerParked(const Status& status);
+  // Long polls of `group` waiting now.
+  size_t ParkedPulls(const std::string& group) const;
+  // The group was deleted: its long polls are answered with nothing now
+  // (a consumer still running asks again and starts the group over).
+  void AnswerParkedOf(const std::string& group);
 
   // Earliest time Tick has something to do.
   SteadyTime NextWake() const;

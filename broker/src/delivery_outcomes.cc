@@ -307,4 +307,16 @@ void Delivery::AnswerParked(const Status& status) {
   parked_.clear();
 }
 
+size_t Delivery::ParkedPulls(const std::string& group) const {
+  auto it = parked_.find(group);
+  return it == parked_.end() ? 0 : it->second.size();
+}
+
+void Delivery::AnswerParkedOf(const std::string& group) {
+  auto it = parked_.find(group);
+  if (it == parked_.end()) return;
+  for (const Parked& p : it->second) ReplyItems(p.routing_id, p.request_id, {});
+  parked_.erase(it);
+}
+
 }  // namespace txmq::broker

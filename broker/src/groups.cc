@@ -107,6 +107,45 @@ void GroupTable::FlushDirty() {
   dirty_.clear();
 }
 
+uint32_t GroupTable::DropSubscription(GroupState& group, const std::string& topic) {
+  auto it = group.subscriptions.find(topic);
+  if (it == group.subscriptions.end()) return 0;
+  uint32_t leases = 0;
+  for (QueueCursor& c : it->second.queues) {
+    for (const auto& [offset, lease] : c.leased) RemoveLease(lease.lease_id);
+    leases += static_cast<uint32_t>(c.leased.size());
+    std::erase(dirty_, &c);  // never written again
+    core_.store().DeleteCursor(group.name, topic, c.queue);
+  }
+  group.subscriptions.erase(it);
+  return leases;
+}
+
+bool GroupTable::DropRetry(GroupState& group, uint64_t retry_id) {
+  auto it = group.retries.find(retry_id);
+  if (it == group.retries.end()) return false;
+  RetryEntry& e = it->second;
+  const bool leased = e.lease.has_value();
+  if (leased) RemoveLease(e.lease->lease_id);
+  group.due.erase({e.due_ms, e.id});
+  core_.store().DeleteRetry(group.name, e.due_ms, e.id);
+  group.retries.erase(it);
+  return leased;
+}
+
+void GroupTable::Erase(const std::string& name) {
+  auto it = groups_.find(name);
+  if (it == groups_.end()) return;
+  GroupState& g = it->second;
+  std::vector<std::string> topics;
+  for (const auto& [topic, sub] : g.subscriptions) topics.push_back(topic);
+  for (const auto& topic : topics) DropSubscription(g, topic);
+  std::vector<uint64_t> retries;
+  for (const auto& [id, e] : g.retries) retries.push_back(id);
+  for (uint64_t id : retries) DropRetry(g, id);
+  groups_.erase(it);
+}
+
 void GroupTable::AddLease(const LeaseRef& ref, uint64_t lease_id) {
   lease_deadlines_.emplace(ref.deadline, lease_id);
   leases_.emplace(lease_id, ref);

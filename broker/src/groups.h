@@ -102,6 +102,16 @@ class GroupTable {
   // Writes changed floors into the open round (before it is submitted).
   void FlushDirty();
 
+  // Operators (lifecycle_service.h). Each forgets the leases involved (their
+  // receipts then count as expired) and deletes the stored state in the
+  // open round.
+  // The group's cursors on `topic`; returns the leases dropped.
+  uint32_t DropSubscription(GroupState& group, const std::string& topic);
+  // One redelivery entry; true if it was leased.
+  bool DropRetry(GroupState& group, uint64_t retry_id);
+  // The whole group: cursors, redeliveries, leases.
+  void Erase(const std::string& group);
+
   uint64_t NewLeaseId() { return next_lease_id_++; }
   uint64_t NewRetryId() { return next_retry_id_++; }
 

@@ -24,9 +24,12 @@ class InspectService {
   void HandleGroupList(const RequestContext& ctx);
   void HandleGroupShow(const RequestContext& ctx, capnp::Text::Reader name);
 
- private:
+  // What topic show and group show answer (also the reports of a topic or
+  // group deletion: lifecycle_service.h).
   void FillTopic(const TopicState& topic, bool with_groups, wire::TopicInfo::Builder out);
   void FillGroup(GroupState& group, bool detailed, wire::GroupInfo::Builder out);
+
+ private:
   // Where the message at topic/queue/offset stands in `group`.
   void FillDeliveryState(GroupState& group, const std::string& topic, uint32_t queue,
                          uint64_t offset, const std::string& message_id,

@@ -48,7 +48,10 @@ Server::Server(const BrokerOptions& options, const TimeSource& time)
       retention_(core_, topics_),
       admin_(core_, topics_, clients_, transactions_, groups_, info_),
       inspect_(core_, topics_, groups_, clients_),
-      dlq_(core_, topics_, groups_, delivery_) {}
+      dlq_(core_, topics_, groups_, delivery_),
+      sweeper_(core_, topics_, delayed_),
+      lifecycle_(
+          {core_, topics_, groups_, clients_, delivery_, transactions_, inspect_, sweeper_}) {}
 
 Server::~Server() = default;
 
@@ -65,6 +68,7 @@ Status Server::Init() {
   if (Status s = delayed_.Recover(); !s.ok()) return s;
   if (Status s = groups_.Recover(); !s.ok()) return s;
   if (Status s = transactions_.Recover(); !s.ok()) return s;
+  if (Status s = sweeper_.Recover(); !s.ok()) return s;
   const auto took =
       std::chrono::duration_cast<std::chrono::milliseconds>(core_.SteadyNow() - start);
   log->info("recovered {} topics, {} messages from {} in {} ms", topics_.all().size(),
@@ -262,6 +266,8 @@ void Server::Dispatch(const std::string& routing_id, wire::Frame& frame) {
         return dlq_.HandleShow(ctx, env.getDlqShow());
       case E::DLQ_RESEND:
         return dlq_.HandleResend(ctx, env.getDlqResend());
+      case E::LIFECYCLE:
+        return lifecycle_.Handle(ctx, env.getLifecycle());
       default:
         return CountBadFrame(routing_id, ctx.request_id,
                              Status::InvalidArgument("request kind " +
@@ -347,6 +353,7 @@ void Server::Housekeeping(SteadyTime now) {
     more |= retention_.Tick(core_.NowMs(), options_.cleanup_batch);
     dedup_.Cleanup(core_.NowMs());
     more |= transactions_.Cleanup(core_.NowMs(), options_.cleanup_batch);
+    more |= sweeper_.Tick(options_.cleanup_batch);
   }
   // With a backlog, come back soon instead of after a full interval.
   next_cleanup_ = now + (more ? std::chrono::milliseconds(50) : options_.cleanup_interval);

@@ -2,7 +2,7 @@
 // of in-memory state, and the store (storage/src/broker_store.h) that writes.
 //
 // Thread "txmq-core" (Server::Run) owns: router_, core_, topics_, dedup_,
-// delayed_, groups_, delivery_, transactions_, clients_, retention_ and the
+// delayed_, groups_, delivery_, transactions_, clients_, retention_, sweeper_ and the
 // store's open round. The store's own threads write, sync and checkpoint
 // the rounds they are handed. Other threads reach the core only through
 // RequestStop().
@@ -28,9 +28,11 @@
 #include "broker/src/dlq_service.h"
 #include "broker/src/groups.h"
 #include "broker/src/inspect_service.h"
+#include "broker/src/lifecycle_service.h"
 #include "broker/src/retention.h"
 #include "broker/src/router_link.h"
 #include "broker/src/send_service.h"
+#include "broker/src/topic_sweeper.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
 #include "protocol/src/event_fd.h"
@@ -92,6 +94,8 @@ class Server {
   AdminService admin_;
   InspectService inspect_;
   DlqService dlq_;
+  TopicSweeper sweeper_;
+  LifecycleService lifecycle_;
   std::unique_ptr<storage::BrokerStore> store_;
 
   SteadyTime next_cleanup_;

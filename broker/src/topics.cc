@@ -1,6 +1,7 @@
 #include "broker/src/topics.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <tuple>
@@ -26,6 +27,13 @@ Status TopicManager::Recover() {
     return true;
   });
   if (!s.ok()) return s;
+  if (auto used = store.GetMeta(kNextIdMeta)) {
+    uint32_t next = 0;
+    if (std::sscanf(used->c_str(), "%u", &next) != 1) {
+      return Status::Corruption("damaged '" + std::string(kNextIdMeta) + "' record in the index");
+    }
+    next_id_ = std::max(next_id_, next);
+  }
   // Each queue's stored range. Retention records where a queue it emptied
   // continues, so offsets are never reused.
   for (auto& [name, topic] : topics_) {
@@ -70,6 +78,19 @@ Result<TopicState*> TopicManager::GetOrCreate(std::string_view name, bool create
   return &it->second;
 }
 
+void TopicManager::Remove(std::string_view name) {
+  auto it = topics_.find(name);
+  if (it == topics_.end()) return;
+  const uint32_t id = it->second.id;
+  std::erase_if(touched_, [&](const auto& t) { return t.first == id; });
+  advanced_.erase(it->second.name);
+  by_id_.erase(id);
+  core_.store().DeleteTopic(name);
+  core_.store().PutMeta(kNextIdMeta, std::to_string(next_id_));
+  Logger("broker")->info("deleted topic '{}' (id {})", it->second.name, id);
+  topics_.erase(it);
+}
+
 uint32_t TopicManager::SelectQueue(TopicState& topic, std::string_view key) {
   const auto n = static_cast<uint32_t>(topic.queues.size());
   if (!key.empty()) return static_cast<uint32_t>(StableHash(key) % n);
@@ -85,24 +106,26 @@ uint64_t TopicManager::Append(TopicState& topic, uint32_t queue,
   core_.store().AppendMessage(topic.id, queue, offset, message, !IsSystemName(topic.name));
   if (!q.in_open_round) {
     q.in_open_round = true;
-    touched_.emplace_back(&topic, queue);
+    touched_.emplace_back(topic.id, queue);
   }
   return offset;
 }
 
 void TopicManager::SealRound() {
   if (touched_.empty()) return;
-  std::vector<std::tuple<TopicState*, uint32_t, uint64_t>> ends;
+  std::vector<std::tuple<uint32_t, uint32_t, uint64_t>> ends;
   ends.reserve(touched_.size());
-  for (auto [topic, queue] : touched_) {
-    QueueState& q = topic->queues[queue];
+  for (auto [id, queue] : touched_) {
+    QueueState& q = by_id_.at(id)->queues[queue];
     q.in_open_round = false;
-    ends.emplace_back(topic, queue, q.next_offset);
+    ends.emplace_back(id, queue, q.next_offset);
   }
   touched_.clear();
   core_.OnDurableFirst([this, ends = std::move(ends)](const Status& s) {
     if (!s.ok()) return;  // never visible: the broker refuses writes from now on
-    for (auto [topic, queue, end] : ends) {
+    for (auto [id, queue, end] : ends) {
+      TopicState* topic = FindById(id);
+      if (topic == nullptr) continue;  // deleted meanwhile
       QueueState& q = topic->queues[queue];
       if (end > q.visible_end) {
         q.visible_end = end;

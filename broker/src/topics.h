@@ -48,6 +48,15 @@ class TopicManager {
   // `create` allows it; NOT_FOUND otherwise. `queues` 0 = the default.
   Result<TopicState*> GetOrCreate(std::string_view name, bool create, uint32_t queues = 0);
 
+  // Deletes a topic: it leaves memory now, and its entry leaves the store
+  // in the open round, with the highest topic id used so far (ids are
+  // never reused: a topic created later under the same name is a new one,
+  // whose offsets start at 0, and what the store still holds of the old
+  // one is swept by id: topic_sweeper.h). Callers first drop whatever
+  // names the topic (cursors, retries).
+  void Remove(std::string_view name);
+  static constexpr std::string_view kNextIdMeta = "next-topic-id";
+
   // hash(key) % queues with a key, else round robin.
   static uint32_t SelectQueue(TopicState& topic, std::string_view key);
 
@@ -72,7 +81,9 @@ class TopicManager {
   std::map<uint32_t, TopicState*> by_id_;
   uint32_t next_id_ = 1;
   std::set<std::string> advanced_;
-  std::vector<std::pair<TopicState*, uint32_t>> touched_;  // queues appended to in the open round
+  // Queues appended to in the open round (by topic id: a topic may be
+  // deleted before its round is durable).
+  std::vector<std::pair<uint32_t, uint32_t>> touched_;
 };
 
 }  // namespace txmq::broker

@@ -101,6 +101,9 @@ class TransactionService {
   void HandleShow(const RequestContext& ctx, capnp::Text::Reader tx_id);
   void HandleCheckNow(const RequestContext& ctx, wire::CheckNowRequest::Reader request);
   void FillCounters(wire::TxCounters::Builder out) const;
+  // Open transactions by id (lifecycle_service.h refuses to delete a topic
+  // they would append to).
+  const std::map<std::string, OpenTx>& open() const { return open_; }
 
  private:
   using Then = std::function<void(const Status&)>;

@@ -160,6 +160,27 @@ class BrokerStore {
   void DeleteRunByPosition(uint64_t position, uint32_t topic_id, uint32_t queue,
                            uint64_t first_offset);
 
+  // ---------------- deleting topics (core thread; broker_store_sweep.cc) ----------------
+  // A topic goes in two steps. One round deletes its entry and whatever
+  // names it (cursors, retries: the broker's services know them); a topic
+  // id is never used again, so what the index derived from its messages
+  // (queue runs, starts, removal marks, message ids, delayed messages) is
+  // then swept in batches, once that round is applied (broker/src/
+  // topic_sweeper.h). Its log bytes go with their segments (retention).
+  void DeleteTopic(std::string_view name);
+  void DeleteCursor(std::string_view group, std::string_view topic, uint32_t queue);
+  void DeleteMeta(std::string_view name);
+  // Every topic id with queue runs, queue starts or removal marks in the
+  // index, ascending; one seek per id.
+  Status ForEachQueueTopicId(const std::function<bool(uint32_t topic_id)>& fn);
+  // The queue runs of one topic id, by queue and first offset.
+  Status ForEachRunOf(uint32_t topic_id,
+                      const std::function<bool(uint32_t queue, const store::QueueRun&)>& fn);
+  // Deletes a run from the index, by offset and by log position.
+  void DeleteRun(uint32_t topic_id, uint32_t queue, const store::QueueRun& run);
+  // Deletes a topic id's queue starts and removal marks; how many there were.
+  Result<uint64_t> DeleteQueueMarks(uint32_t topic_id);
+
   void OnDurable(Round::Completion fn) { round_->OnDurable(std::move(fn)); }
   void OnDurableFirst(Round::Completion fn) { round_->OnDurableFirst(std::move(fn)); }
   bool round_empty() const { return round_->empty(); }

@@ -160,19 +160,19 @@ TEST(TransactionCrash, CopierDeliversExactlyTheCommittedSet) {
   auto lines = [&] { return testing::ReadDecisions(decisions).size(); };
 
   auto first =
-      SpawnTool({"copier", broker.endpoint(), "copier", "copy", "0", "10000", "4", decisions},
+      SpawnTool({"copier", broker.endpoint(), "copier", "copy", "0", "3000", "4", decisions},
                 dir.Sub("copier1.log"));
-  ASSERT_TRUE(WaitFor([&] { return lines() >= 2500; }, 120s));
+  ASSERT_TRUE(WaitFor([&] { return lines() >= 750; }, 120s));
   broker.Kill9();  // first broker crash, mid-stream
   ASSERT_TRUE(broker.Start());
-  ASSERT_TRUE(WaitFor([&] { return lines() >= 8000; }, 120s));
+  ASSERT_TRUE(WaitFor([&] { return lines() >= 2400; }, 120s));
   first->Signal(SIGKILL);  // the producer dies with transactions in every phase
   first->Wait(10s);
 
   auto second =
-      SpawnTool({"copier", broker.endpoint(), "copier", "copy", "10000", "10000", "4", decisions},
+      SpawnTool({"copier", broker.endpoint(), "copier", "copy", "3000", "3000", "4", decisions},
                 dir.Sub("copier2.log"));
-  ASSERT_TRUE(WaitFor([&] { return lines() >= 12000; }, 120s));
+  ASSERT_TRUE(WaitFor([&] { return lines() >= 3600; }, 120s));
   broker.Kill9();  // second broker crash
   ASSERT_TRUE(broker.Start());
   ASSERT_TRUE(second->Wait(180s).has_value()) << "copier did not finish";
@@ -207,7 +207,7 @@ TEST(TransactionCrash, CopierDeliversExactlyTheCommittedSet) {
   EXPECT_EQ(delivered, committed) << "delivered " << delivered.size() << ", committed "
                                   << committed.size();
   std::cout << "committed " << committed.size() << ", rolled back " << rolled_back
-            << " (of ~20000 started), delivered " << delivered.size() << "\n";
+            << " (of ~6000 started), delivered " << delivered.size() << "\n";
 }
 
 }  // namespace

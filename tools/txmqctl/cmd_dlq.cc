@@ -1,5 +1,6 @@
 // txmqctl dlq list | show | resend: a consumer group's dead letters
-// (messages its handlers failed too often), and giving them another try.
+// (messages its handlers failed too often), and giving them another try
+// (purge: cmd_lifecycle.cc).
 #include <iostream>
 
 #include "protocol/src/message_codec.h"
@@ -155,7 +156,8 @@ int Resend(Ctl& ctl, const ResendArgs& args) {
 void AddDlqCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   auto* noun =
       app.add_subcommand("dlq",
-                         "Dead letters of a consumer group (%DLQ%<group>): list, show, resend\n"
+                         "Dead letters of a consumer group (%DLQ%<group>): list, show, resend,\n"
+                         "purge\n"
                          "Examples:\n"
                          "  txmqctl dlq list billing\n"
                          "  txmqctl dlq resend billing --all --dry-run");
@@ -197,6 +199,8 @@ void AddDlqCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   resend->callback([&ctl, &run, resend_args] {
     run = [&ctl, resend_args] { return Resend(ctl, *resend_args); };
   });
+
+  AddDlqPurgeCommand(*noun, ctl, run);
 }
 
 }  // namespace txmq::ctl

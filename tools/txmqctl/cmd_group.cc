@@ -1,4 +1,5 @@
-// txmqctl group list | show: consumer groups, their members and progress.
+// txmqctl group list | show: consumer groups, their members and progress
+// (delete, reset: cmd_lifecycle.cc).
 #include <iostream>
 
 #include "protocol/src/message_codec.h"
@@ -144,11 +145,14 @@ int Show(Ctl& ctl, const std::string& name) {
 }  // namespace
 
 void AddGroupCommand(CLI::App& app, Ctl& ctl, Runner& run) {
-  auto* noun = app.add_subcommand("group",
-                                  "Consumer groups: list them, show one's members and progress\n"
-                                  "Examples:\n"
-                                  "  txmqctl group list\n"
-                                  "  txmqctl group show billing");
+  auto* noun =
+      app.add_subcommand("group",
+                         "Consumer groups: list them, show one's members and progress,\n"
+                         "reset one's position on a topic, delete one\n"
+                         "Examples:\n"
+                         "  txmqctl group list\n"
+                         "  txmqctl group show billing\n"
+                         "  txmqctl group reset billing --topic orders --to earliest --dry-run");
   noun->require_subcommand(1);
 
   auto* list = noun->add_subcommand(
@@ -165,6 +169,8 @@ void AddGroupCommand(CLI::App& app, Ctl& ctl, Runner& run) {
       "Example: txmqctl group show billing");
   show->add_option("group", *name, "Consumer group")->required();
   show->callback([&ctl, &run, name] { run = [&ctl, name] { return Show(ctl, *name); }; });
+
+  AddGroupChangeCommands(*noun, ctl, run);
 }
 
 }  // namespace txmq::ctl

@@ -1,4 +1,4 @@
-// txmqctl topic list | create | show.
+// txmqctl topic list | create | show (delete: cmd_lifecycle.cc).
 #include <iostream>
 
 #include "protocol/src/message_codec.h"
@@ -155,11 +155,13 @@ int Create(Ctl& ctl, const CreateArgs& args) {
 
 void AddTopicCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   auto* noun = app.add_subcommand("topic",
-                                  "Topics: list them, create one, show one's queues and readers\n"
+                                  "Topics: list them, create one, show one's queues and readers,\n"
+                                  "delete one\n"
                                   "Examples:\n"
                                   "  txmqctl topic list\n"
                                   "  txmqctl topic create orders --queues 8\n"
-                                  "  txmqctl topic show orders --json");
+                                  "  txmqctl topic show orders --json\n"
+                                  "  txmqctl topic delete old-orders --dry-run");
   noun->require_subcommand(1);
 
   auto* list = noun->add_subcommand(
@@ -184,6 +186,8 @@ void AddTopicCommand(CLI::App& app, Ctl& ctl, Runner& run) {
       "Example: txmqctl topic show orders");
   show->add_option("name", *name, "Topic name (or %DLQ%<group>)")->required();
   show->callback([&ctl, &run, name] { run = [&ctl, name] { return Show(ctl, *name); }; });
+
+  AddTopicDeleteCommand(*noun, ctl, run);
 }
 
 }  // namespace txmq::ctl

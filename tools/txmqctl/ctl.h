@@ -105,6 +105,11 @@ void AddTxCommand(CLI::App& app, Ctl& ctl, Runner& run);
 void AddTxResolveCommands(CLI::App& tx, Ctl& ctl, Runner& run);
 void AddGroupCommand(CLI::App& app, Ctl& ctl, Runner& run);
 void AddDlqCommand(CLI::App& app, Ctl& ctl, Runner& run);
+// The verbs that delete or rewind (cmd_lifecycle.cc): topic delete, group
+// delete and reset, dlq purge.
+void AddTopicDeleteCommand(CLI::App& topic, Ctl& ctl, Runner& run);
+void AddGroupChangeCommands(CLI::App& group, Ctl& ctl, Runner& run);
+void AddDlqPurgeCommand(CLI::App& dlq, Ctl& ctl, Runner& run);
 void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run);
 
 // A message or transaction id as the broker accepts it: printable ASCII
