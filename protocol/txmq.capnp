@@ -29,6 +29,9 @@ enum ErrorCode {
   aborted @9;
   failedPrecondition @10;
   internal @11;
+  # ---- limits (issue 10) ----
+  resourceExhausted @12;   # a configured count is reached (topics, groups, open
+                           # transactions); the message names the limit and its flag
 }
 
 struct Error {
@@ -179,6 +182,16 @@ struct BrokerStatus {
   commitRequests @16 :UInt64;    # requests those rounds answered
   commitWriteMicros @17 :UInt64; # time spent writing them (incl. fsync)
   settings @18 :List(Setting);   # every effective option, in txmqd --help order
+  # ---- limits (issue 10) ----
+  limits @19 :List(LimitUse);    # every limit: its flag, value, use now, refusals
+}
+
+# One of the broker's limits as an operator sees it (txmqctl status).
+struct LimitUse {
+  name @0 :Text;        # the txmqd flag that sets it, without "--"
+  limit @1 :UInt64;
+  used @2 :UInt64;      # now, for a broker-wide limit; the largest client's, for a per-client one
+  refused @3 :UInt64;   # requests refused (or replies dropped) by it since start
 }
 
 # One broker option as an operator sets it: the txmqd flag name (without

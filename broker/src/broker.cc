@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "broker/src/limits.h"
 #include "broker/src/server.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
@@ -82,7 +83,7 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
         "check_interval_max", std::to_string(o.check_interval_max.count()) + "ms",
         "must not be below check_interval (" + std::to_string(o.check_interval.count()) + "ms)");
   }
-  return Status::OK();
+  return broker::ValidateLimitOptions(o);
 }
 
 class Broker::Impl {

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <set>
 #include <string>
@@ -69,6 +68,18 @@ class Delivery {
     PullSpec spec;
     SteadyTime deadline;
   };
+  // Long polls (delivery_parked.cc).
+  void Park(Parked parked);
+  // Removes a parked pull from every index and returns it.
+  Parked Unpark(uint64_t id);
+  // Serves the parked pull `id` if messages are there for it now; true
+  // when it was answered.
+  bool TryServeParked(uint64_t id, SteadyTime now);
+  // Parked pulls of groups with a due redelivery, and waits that are over.
+  void TickParked(SteadyTime now);
+  // The client's parked pulls end: answered empty, or (`failed`: it
+  // vanished) dropped.
+  void ReleaseParked(const std::string& client_id, bool failed);
   struct Item {                     // one message picked for a pull
     storage::StoredMessage stored;  // views into the log
     std::string topic;
@@ -113,7 +124,14 @@ class Delivery {
   Core& core_;
   TopicManager& topics_;
   GroupTable& groups_;
-  std::map<std::string, std::deque<Parked>> parked_;  // by group
+  // Long polls waiting, by arrival number, with an index per event that
+  // wakes them (delivery_parked.cc).
+  std::map<uint64_t, Parked> parked_;
+  std::set<std::pair<SteadyTime, uint64_t>> parked_by_deadline_;
+  std::map<std::string, std::set<uint64_t>, std::less<>> parked_by_topic_;
+  std::map<std::string, std::set<uint64_t>, std::less<>> parked_by_group_;
+  std::map<std::string, std::set<uint64_t>, std::less<>> parked_by_client_;
+  uint64_t next_parked_ = 1;
   // Redelivery limits consumers announced (not 0), by client id; a client
   // is forgotten when it leaves.
   std::unordered_map<std::string, uint32_t> announced_max_reconsume_;

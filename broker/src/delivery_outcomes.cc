@@ -1,5 +1,5 @@
 // The ends of leases: ack, nack, expiry, a consumer leaving; redelivery
-// scheduling and dead-lettering; long-poll bookkeeping.
+// scheduling and dead-lettering. (Long polls: delivery_parked.cc.)
 #include <algorithm>
 
 #include "broker/src/delivery.h"
@@ -237,42 +237,7 @@ void Delivery::Tick(SteadyTime now) {
   while (!deadlines.empty() && deadlines.begin()->first <= now && !core_.storage_failed()) {
     FailLease(deadlines.begin()->second, true, 0, 0);
   }
-  const int64_t now_ms = core_.NowMs();
-  for (auto& [group, parked] : parked_) {
-    GroupState* g = groups_.Find(group);
-    const bool retry_due = g != nullptr && !g->due.empty() && g->due.begin()->first <= now_ms;
-    for (auto p = parked.begin(); p != parked.end();) {
-      std::vector<Item> items;
-      if (retry_due) items = Collect(p->spec, now);
-      if (!items.empty() || p->deadline <= now) {
-        ReplyItems(p->routing_id, p->request_id, items);
-        p = parked.erase(p);
-      } else {
-        ++p;
-      }
-    }
-  }
-  std::erase_if(parked_, [](const auto& kv) { return kv.second.empty(); });
-}
-
-void Delivery::OnTopicsAdvanced(const std::set<std::string>& topics) {
-  if (topics.empty()) return;
-  const SteadyTime now = core_.SteadyNow();
-  for (auto& [group, parked] : parked_) {
-    for (auto p = parked.begin(); p != parked.end();) {
-      bool interested = std::any_of(p->spec.topics.begin(), p->spec.topics.end(),
-                                    [&](const std::string& t) { return topics.count(t) > 0; });
-      std::vector<Item> items;
-      if (interested) items = Collect(p->spec, now);
-      if (!items.empty()) {
-        ReplyItems(p->routing_id, p->request_id, items);
-        p = parked.erase(p);
-      } else {
-        ++p;
-      }
-    }
-  }
-  std::erase_if(parked_, [](const auto& kv) { return kv.second.empty(); });
+  TickParked(now);
 }
 
 void Delivery::ReleaseClient(const std::string& client_id, bool failed) {
@@ -290,33 +255,7 @@ void Delivery::ReleaseClient(const std::string& client_id, bool failed) {
                            failed ? "went silent" : "said goodbye", held.size(),
                            failed ? "scheduled for redelivery" : "given back");
   }
-  for (auto& [group, parked] : parked_) {
-    std::erase_if(parked, [&](const Parked& p) {
-      if (p.routing_id != client_id) return false;
-      if (!failed) ReplyItems(p.routing_id, p.request_id, {});
-      return true;
-    });
-  }
-  std::erase_if(parked_, [](const auto& kv) { return kv.second.empty(); });
-}
-
-void Delivery::AnswerParked(const Status& status) {
-  for (auto& [group, parked] : parked_) {
-    for (const Parked& p : parked) core_.ReplyError({p.routing_id, p.request_id, nullptr}, status);
-  }
-  parked_.clear();
-}
-
-size_t Delivery::ParkedPulls(const std::string& group) const {
-  auto it = parked_.find(group);
-  return it == parked_.end() ? 0 : it->second.size();
-}
-
-void Delivery::AnswerParkedOf(const std::string& group) {
-  auto it = parked_.find(group);
-  if (it == parked_.end()) return;
-  for (const Parked& p : it->second) ReplyItems(p.routing_id, p.request_id, {});
-  parked_.erase(it);
+  ReleaseParked(client_id, failed);
 }
 
 }  // namespace txmq::broker

@@ -28,6 +28,13 @@ enum class StatusCode : int {
   kAborted = 9,              // the operation was cancelled by a concurrent decision
   kFailedPrecondition = 10,  // called in the wrong state (not started, shut down)
   kInternal = 11,            // a bug or an I/O error; see the broker log
+  // A configured count is reached (topics, consumer groups, open
+  // transactions of a producer group). The message names the limit, its
+  // value and the txmqd flag that sets it. Not retryable as is: it passes
+  // once something is freed (an operator deletes, transactions end) or the
+  // limit is raised. Rates and queues that drain by themselves are
+  // kOverloaded instead.
+  kResourceExhausted = 12,
 };
 
 // "INVALID_ARGUMENT", "NOT_FOUND", ...
@@ -54,6 +61,9 @@ class [[nodiscard]] Status {
     return {StatusCode::kFailedPrecondition, std::move(m)};
   }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status ResourceExhausted(std::string m) {
+    return {StatusCode::kResourceExhausted, std::move(m)};
+  }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
