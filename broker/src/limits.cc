@@ -266,7 +266,7 @@ void Limits::Unparked(const std::string& routing_id) {
   EraseIfIdle(it);
 }
 
-Status Limits::AdmitTopic(std::string_view name, size_t existing) {
+Status Limits::AdmitTopic(std::string_view name, size_t existing, bool take_token) {
   if (existing >= options_.max_topics) {
     return Refuse(kTopics, Status::ResourceExhausted(
                                "cannot create topic '" + std::string(name) + "': the broker has " +
@@ -274,7 +274,7 @@ Status Limits::AdmitTopic(std::string_view name, size_t existing) {
                                std::to_string(options_.max_topics) +
                                " (--max-topics): use an existing topic or ask an operator"));
   }
-  if (!topic_bucket_.Take(clock_.SteadyNow())) {
+  if (take_token && !topic_bucket_.Take(clock_.SteadyNow())) {
     return Refuse(kTopicRate,
                   Status::Overloaded("cannot create topic '" + std::string(name) +
                                      "' now: topics are being created faster than " +

@@ -111,7 +111,10 @@ class Limits {
   // ---- names a client may create ----
   // A new topic (`existing` topics now): RESOURCE_EXHAUSTED past the count,
   // OVERLOADED past the rate. Takes a token when it admits.
-  Status AdmitTopic(std::string_view name, size_t existing);
+  // With `take_token` false only the count is checked and no token taken:
+  // a half names a topic that only its commit creates, and many halves
+  // may name the same one (the commit itself must not fail).
+  Status AdmitTopic(std::string_view name, size_t existing, bool take_token = true);
   Status AdmitGroup(std::string_view name, size_t existing);
 
   // ---- transactions ----

@@ -225,10 +225,11 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
                               "'txmq.'); the broker's limit for one request is " +
                               std::to_string(core_.options().max_message_bytes) + " bytes"));
   }
-  // A topic the commit will create counts against the topic limits now:
-  // the commit itself must not fail.
+  // A topic the commit will create is checked against the topic count now
+  // (the commit itself must not fail); the creation rate is not: halves
+  // naming a topic create nothing, and many may name the same one.
   for (std::string_view name : new_topics) {
-    if (Status s = core_.limits().AdmitTopic(name, topics_.all().size()); !s.ok()) {
+    if (Status s = core_.limits().AdmitTopic(name, topics_.all().size(), false); !s.ok()) {
       return core_.ReplyError(ctx, s);
     }
   }

@@ -251,6 +251,31 @@ TEST(TopicLimits, CreationIsRateLimitedWithABurstOfTenSeconds) {
   EXPECT_TRUE(SendTo(h, "c", "t20", "m20").ok());
 }
 
+TEST(TopicLimits, HalvesNamingATopicTheirCommitCreatesTakeNoCreationToken) {
+  // The rate counts topics created: halves naming one that does not exist
+  // yet create nothing (issue 10 flood test: a thousand halves to one new
+  // topic used up the burst and every later half was refused).
+  BrokerOptions o = LimitOptions();
+  o.topic_creates_per_second = 1;  // a bucket of 10
+  BrokerHarness h(o);
+  for (int i = 0; i < 30; ++i) {
+    const std::string tx = "tx" + std::to_string(i);
+    auto half = StatusOf(h.Call("p", [&](wire::Envelope::Builder e) {
+      auto r = e.initSendHalf();
+      r.setTransactionId(tx);
+      r.setProducerGroup("shop");
+      auto m = r.initMessages(1)[0];
+      m.setId("m-" + tx);
+      m.setTopic("payments");
+      m.setBody(wire::AsData("x"));
+    }));
+    ASSERT_TRUE(half.ok()) << i << ": " << half.ToString();
+  }
+  EXPECT_EQ(h.core().limits().refused(Limits::kTopicRate), 0u);
+  EXPECT_TRUE(h.End("p", "tx0", wire::TxOutcome::COMMIT).first.ok());
+  EXPECT_NE(h.topics().Find("payments"), nullptr) << "the commit created it";
+}
+
 TEST(GroupLimits, ANewGroupPastTheCountOrTheRateIsRefused) {
   BrokerOptions o = LimitOptions();
   o.max_groups = 12;
