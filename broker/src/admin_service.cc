@@ -48,6 +48,19 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
     s.setMinFreeDiskBytes(info_.disk->min_free());
     s.setDiskLow(info_.disk->low());
   }
+  Limits::Counts counts;
+  counts.topics = topics_.all().size();
+  counts.groups = groups_.all().size();
+  counts.open_tx = transactions_.open_count();
+  counts.open_tx_largest_group = transactions_.LargestGroupOpen();
+  const auto limits = core_.limits().Report(counts);
+  auto uses = s.initLimits(static_cast<unsigned>(limits.size()));
+  for (unsigned i = 0; i < limits.size(); ++i) {
+    uses[i].setName(limits[i].name);
+    uses[i].setLimit(limits[i].limit);
+    uses[i].setUsed(limits[i].used);
+    uses[i].setRefused(limits[i].refused);
+  }
   const auto settings = EffectiveSettings(o);
   auto out = s.initSettings(static_cast<unsigned>(settings.size()));
   for (unsigned i = 0; i < settings.size(); ++i) {
@@ -70,7 +83,16 @@ void AdminService::HandleCreateTopic(const RequestContext& ctx,
   }
   const bool existed = topics_.Find(name) != nullptr;
   if (!existed) {
-    if (Status s = core_.CheckAcceptsNewData(); !s.ok()) return core_.ReplyError(ctx, s);
+    Status s = core_.CheckAcceptsNewData();
+    if (s.ok()) s = core_.limits().AdmitTopic(name, topics_.all().size());
+    if (!s.ok()) {
+      Logger("audit")->warn(
+          "operator='{}' client={} action=topic-create topic={} queues={} result={}",
+          AuditField(wire::ToString(request.getOperator())), AuditToken(ctx.routing_id), name,
+          queues == 0 ? core_.options().default_queues : queues,
+          "refused: " + AuditField(s.ToString()));
+      return core_.ReplyError(ctx, s);
+    }
   }
   auto topic = topics_.GetOrCreate(name, true, queues);
   // One audit line per create asked for, also one that changes nothing.

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "broker/src/limits.h"
 #include "broker/src/server.h"
 #include "protocol/src/byte_size.h"
 #include "protocol/src/log.h"
@@ -90,7 +91,7 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
         "check_interval_max", std::to_string(o.check_interval_max.count()) + "ms",
         "must not be below check_interval (" + std::to_string(o.check_interval.count()) + "ms)");
   }
-  return Status::OK();
+  return broker::ValidateLimitOptions(o);
 }
 
 uint64_t MinFreeDiskRoom(const BrokerOptions& o) {

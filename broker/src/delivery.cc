@@ -53,6 +53,12 @@ void Delivery::HandlePull(const RequestContext& ctx, wire::PullRequest::Reader r
   auto wait = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(request.getWaitMs()),
                                                   o.max_long_poll);
 
+  if (groups_.Find(spec.group) == nullptr) {
+    if (Status s = core_.limits().AdmitGroup(spec.group, groups_.all().size()); !s.ok()) {
+      return core_.ReplyError(ctx, s);
+    }
+  }
+
   const SteadyTime now = core_.SteadyNow();
   Status held;
   std::vector<Item> items = Collect(spec, now, &held);
@@ -60,8 +66,10 @@ void Delivery::HandlePull(const RequestContext& ctx, wire::PullRequest::Reader r
   if (!items.empty() || wait.count() == 0) {
     return ReplyItems(ctx.routing_id, ctx.request_id, items);
   }
-  parked_[spec.group].push_back(
-      Parked{ctx.routing_id, ctx.request_id, std::move(spec), now + wait});
+  if (Status s = core_.limits().AdmitPark(ctx.routing_id); !s.ok()) {
+    return core_.ReplyError(ctx, s);
+  }
+  Park(Parked{ctx.routing_id, ctx.request_id, std::move(spec), now + wait});
 }
 
 std::chrono::milliseconds Delivery::ClampVisibility(uint32_t requested_ms) const {
@@ -196,15 +204,6 @@ void Delivery::ReplyItems(const std::string& routing_id, uint64_t request_id,
     // instead of waiting out the visibility timeout.
     for (const Item& item : items) FailLease(item.lease_id, /*count_attempt=*/false, 0, 0);
   }
-}
-
-SteadyTime Delivery::NextWake() const {
-  SteadyTime wake = SteadyTime::max();
-  if (!groups_.lease_deadlines().empty()) wake = groups_.lease_deadlines().begin()->first;
-  for (const auto& [group, queue] : parked_) {
-    for (const Parked& p : queue) wake = std::min(wake, p.deadline);
-  }
-  return wake;
 }
 
 }  // namespace txmq::broker

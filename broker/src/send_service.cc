@@ -47,7 +47,13 @@ void SendService::Handle(const RequestContext& ctx, wire::SendRequest::Reader re
 
   // After the dedup window: a resend of a stored message writes nothing.
   if (Status s = core_.CheckAcceptsNewData(); !s.ok()) return core_.ReplyError(ctx, s);
-  auto topic = topics_.GetOrCreate(m.topic, core_.options().auto_create_topics);
+  const bool create = core_.options().auto_create_topics;
+  if (create && topics_.Find(m.topic) == nullptr) {
+    if (Status s = core_.limits().AdmitTopic(m.topic, topics_.all().size()); !s.ok()) {
+      return core_.ReplyError(ctx, s);
+    }
+  }
+  auto topic = topics_.GetOrCreate(m.topic, create);
   if (!topic.ok()) return core_.ReplyError(ctx, topic.status());
   TopicState& t = **topic;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
@@ -215,9 +216,16 @@ void Server::CountBadFrame(const std::string& routing_id, uint64_t request_id, c
 
 void Server::Dispatch(const std::string& routing_id, wire::Frame& frame) {
   using E = wire::Envelope;
+  uint64_t request_id = 0;
   try {
     E::Reader env = frame.envelope();
     RequestContext ctx{routing_id, env.getRequestId(), clients_.Find(routing_id)};
+    request_id = ctx.request_id;
+    std::optional<RequestScope> in_flight;  // limits.h: counts it until answered
+    if (Limits::Counted(env.which())) {
+      in_flight.emplace(core_.limits(), routing_id, ctx.request_id);
+      if (!in_flight->admitted().ok()) return core_.ReplyError(ctx, in_flight->admitted());
+    }
     switch (env.which()) {
       case E::HELLO:
         return HandleHello(ctx, env.getHello());
@@ -286,6 +294,7 @@ void Server::Dispatch(const std::string& routing_id, wire::Frame& frame) {
                                                      " is not one the broker serves"));
     }
   } catch (const kj::Exception& e) {
+    core_.limits().Abandon(routing_id, request_id);  // answered below, without its id
     CountBadFrame(
         routing_id, 0,
         Status::Corruption(std::string("malformed request: ") + e.getDescription().cStr()));
@@ -362,7 +371,9 @@ void Server::Housekeeping(SteadyTime now) {
                            gone.role == wire::Role::PRODUCER ? "producer" : "consumer", gone.group,
                            options_.client_timeout.count());
     delivery_.ReleaseClient(gone.id, true);
+    core_.limits().ForgetClient(gone.id);
   }
+  core_.limits().Sweep();
   bool more = false;
   if (!core_.storage_failed()) {
     more |= retention_.Tick(core_.NowMs(), options_.cleanup_batch);

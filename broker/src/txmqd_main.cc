@@ -197,6 +197,59 @@ int main(int argc, char** argv) {
                "cannot out of their queues, rebuild a damaged index from the log, log every lost "
                "message (id, topic, queue, offset) and write DATA-DIR/repair-<time>.json; then "
                "serve. Without damage it just starts");
+  // Limits (BrokerOptions, "limits": why each default). A refusal names
+  // the flag that would raise it.
+  app.add_option("--max-reply-bytes-per-client", o.max_reply_bytes_per_client,
+                 "Reply bytes the broker holds for one client that does not read them; a "
+                 "reply beyond it is dropped and the client gets OVERLOADED instead (a reply "
+                 "always fits when none waits). Default: several maximal pulls")
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40))
+      ->capture_default_str();
+  app.add_option("--max-reply-bytes", o.max_reply_bytes,
+                 "Reply bytes held for slow clients in all: bounds the broker's memory for them")
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40))
+      ->capture_default_str();
+  app.add_option("--max-parked-pulls-per-client", o.max_parked_pulls_per_client,
+                 "Long polls one client may have waiting; the next is refused OVERLOADED "
+                 "(a consumer parks one at a time)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-parked-pulls", o.max_parked_pulls, "Long polls waiting, over all clients")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--max-in-flight-per-client", o.max_in_flight_per_client,
+                 "Requests of one client waiting for their answer (sends and acks being "
+                 "written, parked pulls); more are refused OVERLOADED. Default: 16 x the client "
+                 "libraries' largest window")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--max-open-transactions-per-group", o.max_open_transactions_per_group,
+                 "Undecided transactions of one producer group; a new half beyond it is "
+                 "refused RESOURCE_EXHAUSTED (ends are always accepted)")
+      ->check(CLI::Range(1, 100000000))
+      ->capture_default_str();
+  app.add_option("--max-open-transactions", o.max_open_transactions,
+                 "Undecided transactions over all producer groups")
+      ->check(CLI::Range(1, 100000000))
+      ->capture_default_str();
+  app.add_option("--max-topics", o.max_topics,
+                 "Topics; a send, half or create naming a new one beyond it is refused "
+                 "RESOURCE_EXHAUSTED (dead-letter and retry topics are always created)")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--topic-creates-per-second", o.topic_creates_per_second,
+                 "New topics per second (bursts of 10 s' worth); beyond it OVERLOADED")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-groups", o.max_groups,
+                 "Consumer groups; a pull naming a new one beyond it is refused "
+                 "RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--group-creates-per-second", o.group_creates_per_second,
+                 "New consumer groups per second (bursts of 10 s' worth); beyond it OVERLOADED")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();

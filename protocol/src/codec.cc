@@ -53,6 +53,11 @@ zmq::message_t EncodeFrame(capnp::MessageBuilder& builder) {
   return out;
 }
 
+void EncodeFrameInto(capnp::MessageBuilder& builder, kj::ArrayPtr<capnp::word> out) {
+  kj::ArrayOutputStream stream(out.asBytes());
+  capnp::writeMessage(stream, builder);
+}
+
 OutFrame::OutFrame(uint64_t request_id)
     : builder_(std::make_unique<capnp::MallocMessageBuilder>()),
       root_(builder_->initRoot<Envelope>()),

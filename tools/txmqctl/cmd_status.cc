@@ -49,6 +49,19 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
     settings_block.Add("  " + wire::ToString(setting.getName()),
                        wire::ToString(setting.getValue()));
   }
+  // Limits: what is used and what was refused (a broker older than the
+  // field sends none).
+  nlohmann::json limits = nlohmann::json::object();
+  Fields limits_block;
+  for (auto l : s.getLimits()) {
+    const std::string name = wire::ToString(l.getName());
+    limits[name] = {{"limit", l.getLimit()}, {"used", l.getUsed()}, {"refused", l.getRefused()}};
+    const bool rate = name.ends_with("-per-second");
+    std::string line = rate ? std::to_string(l.getLimit()) + " a second"
+                            : std::to_string(l.getUsed()) + " of " + std::to_string(l.getLimit());
+    if (l.getRefused() > 0) line += ", " + std::to_string(l.getRefused()) + " refused";
+    limits_block.Add("  " + name, line);
+  }
   if (ctl.json()) {
     PrintJson({
         {"broker", wire::ToString(s.getBrokerName())},
@@ -74,6 +87,7 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
         {"commit_requests", s.getCommitRequests()},
         {"commit_write_micros", s.getCommitWriteMicros()},
         {"settings", settings},
+        {"limits", limits},
     });
     return kExitOk;
   }
@@ -116,6 +130,11 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   f.Add("rolled back", std::to_string(t.getRolledBack()));
   f.Add("bad requests", std::to_string(s.getBadFrames()));
   f.Print(std::cout);
+  if (s.getLimits().size() > 0) {
+    // Per-client limits show the busiest client; rates show only refusals.
+    std::cout << "\nlimits (used now of the limit; refused since start)\n";
+    limits_block.Print(std::cout);
+  }
   if (s.getSettings().size() > 0) {
     std::cout << "\nsettings (txmqd --help explains each)\n";
     settings_block.Print(std::cout);

@@ -163,6 +163,64 @@ struct BrokerOptions {
   // How long the outcome of a finished transaction is remembered (a late
   // or repeated commit/rollback is answered from it).
   std::chrono::milliseconds resolved_retention = std::chrono::hours(24);
+
+  // --- limits: what one client, or a flood of requests, may take ---
+  // Each refusal names the limit, its value and the txmqd flag. "Per
+  // client" means per client id today (per authenticated principal once
+  // there are principals). OVERLOADED refusals pass by themselves (back off
+  // and retry); RESOURCE_EXHAUSTED ones need something freed or the limit
+  // raised.
+  //
+  // Reply bytes waiting in the broker for a client that does not read them
+  // (ZeroMQ's queue counts messages, not bytes). A reply that does not fit
+  // is dropped and the client gets a short OVERLOADED error in its place; a
+  // reply always fits when nothing is waiting for its client, so one frame
+  // of any allowed size gets through. 32 MiB: several maximal pulls (4 MiB
+  // each) of a consumer that reads slowly.
+  uint64_t max_reply_bytes_per_client = 32ull << 20;
+  // The same, summed over every client: bounds the broker's memory for
+  // unread replies. A client with nothing waiting may still get a reply
+  // from a reserve of one client's budget beyond it, so slow clients do not
+  // starve those that read: the broker holds at most this plus
+  // max_reply_bytes_per_client. 256 MiB.
+  uint64_t max_reply_bytes = 256ull << 20;
+  // Long polls one client may have waiting; the next is refused OVERLOADED
+  // at once. The client library parks one at a time per consumer; 16
+  // leaves room for several consumers sharing a client id and for polls a
+  // client gave up on that the broker still holds.
+  uint32_t max_parked_pulls_per_client = 16;
+  // Long polls waiting, over all clients (each costs memory and a look
+  // when a topic gets messages). 10,000.
+  uint32_t max_parked_pulls = 10'000;
+  // Requests of one client accepted and not yet answered (sends and acks
+  // waiting for their write to be durable, parked pulls); more are refused
+  // OVERLOADED until some are answered. 4096: 16 times the largest window
+  // of the client libraries (256), so only a runaway pipeline meets it.
+  uint32_t max_in_flight_per_client = 4096;
+  // Open (prepared, undecided) transactions of one producer group; a new
+  // half beyond it is refused RESOURCE_EXHAUSTED, ends are always taken.
+  // 10,000: far above what a live group keeps open (a transaction waits
+  // for its local commit, milliseconds), below what would hide a producer
+  // that never ends its transactions.
+  uint32_t max_open_transactions_per_group = 10'000;
+  // Open transactions over all producer groups. 100,000 (~120 MB).
+  uint32_t max_open_transactions = 100'000;
+  // Topics (every topic counts, also the broker's own; those, %DLQ% and
+  // %RETRY% topics of consumer groups, are created even past the limit so
+  // no failed message is ever lost). A send, half or create naming a new
+  // topic beyond it is refused RESOURCE_EXHAUSTED. 10,000: each costs
+  // memory, start-up time and status time.
+  uint32_t max_topics = 10'000;
+  // New topics per second (a token bucket holding 10 s' worth, so a
+  // deployment creating its topics at once is not slowed); beyond it,
+  // OVERLOADED. 100.
+  uint32_t topic_creates_per_second = 100;
+  // Consumer groups (a pull naming an unknown group creates it); beyond
+  // it, RESOURCE_EXHAUSTED. 10,000.
+  uint32_t max_groups = 10'000;
+  // New consumer groups per second (bucket of 10 s' worth); OVERLOADED
+  // beyond it. 100.
+  uint32_t group_creates_per_second = 100;
 };
 
 // Checks every field; the error names the field and the bad value.

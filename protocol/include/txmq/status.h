@@ -29,8 +29,13 @@ enum class StatusCode : int {
   kAborted = 9,              // the operation was cancelled by a concurrent decision
   kFailedPrecondition = 10,  // called in the wrong state (not started, shut down)
   kInternal = 11,            // a bug or an I/O error; see the broker log
-  kResourceExhausted = 12,   // a broker limit is reached (disk space low, ...); the
-                             // message names it; back off and retry later
+  // A broker limit is reached: free disk space is low (--min-free-disk) or
+  // a configured count is (topics, consumer groups, open transactions of a
+  // producer group). The message names the limit, its value and the txmqd
+  // flag that sets it. Retryable: it passes once something is freed (disk
+  // space, transactions end, an operator deletes) or the limit is raised.
+  // Rates and queues that drain by themselves are kOverloaded instead.
+  kResourceExhausted = 12,
 };
 
 // "INVALID_ARGUMENT", "NOT_FOUND", ...
