@@ -29,7 +29,9 @@ enum ErrorCode {
   aborted @9;
   failedPrecondition @10;
   internal @11;
-  permissionDenied @12;
+  resourceExhausted @12;  # a broker limit: disk space low, or a configured count (topics,
+                          # groups, open transactions); the message names it and its flag
+  permissionDenied @13;   # the caller's key or principal may not do this
 }
 
 struct Error {
@@ -180,6 +182,19 @@ struct BrokerStatus {
   commitRequests @16 :UInt64;    # requests those rounds answered
   commitWriteMicros @17 :UInt64; # time spent writing them (incl. fsync)
   settings @18 :List(Setting);   # every effective option, in txmqd --help order
+  diskFreeBytes @19 :UInt64;     # free space for the data directory (estimate)
+  minFreeDiskBytes @20 :UInt64;  # --min-free-disk (0: not checked)
+  diskLow @21 :Bool;             # below it: new messages are refused (RESOURCE_EXHAUSTED)
+  damagedRecords @22 :UInt64;    # stored records found failing their checksum since start
+  limits @23 :List(LimitUse);    # every limit: its flag, value, use now, refusals
+}
+
+# One of the broker's limits as an operator sees it (txmqctl status).
+struct LimitUse {
+  name @0 :Text;        # the txmqd flag that sets it, without "--"
+  limit @1 :UInt64;
+  used @2 :UInt64;      # now, for a broker-wide limit; the largest client's, for a per-client one
+  refused @3 :UInt64;   # requests refused (or replies dropped) by it since start
 }
 
 # One broker option as an operator sets it: the txmqd flag name (without

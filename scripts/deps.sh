@@ -15,6 +15,7 @@ PACKAGES=(
   nlohmann-json3-dev            # --json output
   libbenchmark-dev              # micro benchmarks
   faketime                      # tests: steps txmqd's wall clock (libfaketime)
+  util-linux mount              # tests: unshare --mount, a small tmpfs (disk full)
 )
 
 missing=()

@@ -24,7 +24,11 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
   s.setFlushMode(o.flush == FlushMode::kSync ? "sync" : "async");
   s.setListen(info_.endpoint);
   s.setTopics(static_cast<uint32_t>(topics_.all().size()));
-  s.setMessagesStored(topics_.MessagesStored());
+  // Counted from offsets, less what cannot be read back (taken out of its
+  // queue, or found damaged).
+  const uint64_t unreadable = core_.store().unreadable_messages();
+  const uint64_t stored = topics_.MessagesStored();
+  s.setMessagesStored(stored > unreadable ? stored - unreadable : 0);
   s.setProducers(clients_.Count(wire::Role::PRODUCER));
   s.setConsumers(clients_.Count(wire::Role::CONSUMER));
   s.setBadFrames(core_.counters().bad_frames);
@@ -37,6 +41,25 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
     s.setCommitRounds(c.rounds);
     s.setCommitRequests(c.completions);
     s.setCommitWriteMicros(c.write_micros);
+    s.setDamagedRecords(c.damaged_records);
+  }
+  if (info_.disk != nullptr) {
+    s.setDiskFreeBytes(info_.disk->free_bytes());
+    s.setMinFreeDiskBytes(info_.disk->min_free());
+    s.setDiskLow(info_.disk->low());
+  }
+  Limits::Counts counts;
+  counts.topics = topics_.all().size();
+  counts.groups = groups_.all().size();
+  counts.open_tx = transactions_.open_count();
+  counts.open_tx_largest_group = transactions_.LargestGroupOpen();
+  const auto limits = core_.limits().Report(counts);
+  auto uses = s.initLimits(static_cast<unsigned>(limits.size()));
+  for (unsigned i = 0; i < limits.size(); ++i) {
+    uses[i].setName(limits[i].name);
+    uses[i].setLimit(limits[i].limit);
+    uses[i].setUsed(limits[i].used);
+    uses[i].setRefused(limits[i].refused);
   }
   const auto settings = EffectiveSettings(o);
   auto out = s.initSettings(static_cast<unsigned>(settings.size()));
@@ -59,6 +82,18 @@ void AdminService::HandleCreateTopic(const RequestContext& ctx,
                                      std::to_string(kMaxQueues) + " (0 = broker default)"));
   }
   const bool existed = topics_.Find(name) != nullptr;
+  if (!existed) {
+    Status s = core_.CheckAcceptsNewData();
+    if (s.ok()) s = core_.limits().AdmitTopic(name, topics_.all().size());
+    if (!s.ok()) {
+      Logger("audit")->warn(
+          "operator='{}' client={} action=topic-create topic={} queues={} result={}",
+          AuditField(wire::ToString(request.getOperator())), AuditToken(ctx.routing_id), name,
+          queues == 0 ? core_.options().default_queues : queues,
+          "refused: " + AuditField(s.ToString()));
+      return core_.ReplyError(ctx, s);
+    }
+  }
   auto topic = topics_.GetOrCreate(name, true, queues);
   // One audit line per create asked for, also one that changes nothing.
   Logger("audit")->warn(

@@ -6,6 +6,7 @@
 
 #include "broker/src/clients.h"
 #include "broker/src/core.h"
+#include "broker/src/disk_watermark.h"
 #include "broker/src/groups.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
@@ -17,6 +18,7 @@ struct ServerInfo {
   std::string endpoint;
   int64_t started_ms = 0;
   std::function<storage::StoreStats()> store_stats;
+  const DiskWatermark* disk = nullptr;
 };
 
 class AdminService {

@@ -8,7 +8,9 @@
 #include <thread>
 
 #include "broker/src/auth/security.h"
+#include "broker/src/limits.h"
 #include "broker/src/server.h"
+#include "protocol/src/byte_size.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 
@@ -88,6 +90,13 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
                "send, consume and act as an operator. Turn CURVE on (txmqd --curve-secret-key "
                "FILE --acl FILE), listen on 127.0.0.1, or accept plaintext with --insecure");
   }
+  if (o.min_free_disk_bytes && *o.min_free_disk_bytes != 0 &&
+      *o.min_free_disk_bytes < MinFreeDiskRoom(o)) {
+    return bad("min_free_disk_bytes (--min-free-disk)", FormatBytes(*o.min_free_disk_bytes),
+               "must be 0 (off) or at least " + FormatBytes(MinFreeDiskRoom(o)) +
+                   ", the room the broker may still need while it refuses new messages (2 x "
+                   "segment + 4 x write buffer + 25 x table file; see txmqd --help)");
+  }
   if (o.check_max < 1) return bad("check_max", "0", "must be at least 1");
   if (o.checks_per_second < 1) return bad("checks_per_second", "0", "must be at least 1");
   if (o.check_interval_max < o.check_interval) {
@@ -95,7 +104,16 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
         "check_interval_max", std::to_string(o.check_interval_max.count()) + "ms",
         "must not be below check_interval (" + std::to_string(o.check_interval.count()) + "ms)");
   }
-  return Status::OK();
+  return broker::ValidateLimitOptions(o);
+}
+
+uint64_t MinFreeDiskRoom(const BrokerOptions& o) {
+  return 2 * o.segment_bytes + 4 * uint64_t{o.write_buffer_bytes} +
+         25 * uint64_t{o.table_file_bytes};
+}
+
+uint64_t EffectiveMinFreeDisk(const BrokerOptions& o) {
+  return o.min_free_disk_bytes ? *o.min_free_disk_bytes : MinFreeDiskRoom(o);
 }
 
 class Broker::Impl {

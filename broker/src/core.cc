@@ -2,6 +2,7 @@
 
 #include "broker/src/auth/acl.h"
 #include "broker/src/clients.h"
+#include "broker/src/disk_watermark.h"
 
 namespace txmq::broker {
 
@@ -25,9 +26,29 @@ std::string RequestContext::principal_name() const {
   return principal != nullptr ? principal->name : "(unauthenticated)";
 }
 
+Status Core::CheckAcceptsNewData() const {
+  if (Status s = CheckWritable(); !s.ok()) return s;
+  return disk_ != nullptr ? disk_->CheckAccepts() : Status::OK();
+}
+
 bool Core::Deliver(const std::string& routing_id, wire::OutFrame& frame) {
-  if (link_.Send(routing_id, frame)) return true;
+  limits_.Answered(routing_id, frame.request_id());
+  auto ticket = limits_.ReserveReply(routing_id, frame.EncodedBytes(), false);
+  if (ticket.ok()) {
+    if (link_.Send(routing_id, frame, std::move(ticket.value()))) return true;
+    counters_.dropped_replies++;
+    return false;
+  }
   counters_.dropped_replies++;
+  // The client reads too slowly for what it asks: it learns why instead of
+  // waiting for a timeout (a check sent to a producer is not a reply; it
+  // just counts as not delivered).
+  if (frame.envelope().which() != wire::Envelope::CHECK_TRANSACTION) {
+    wire::OutFrame error(frame.request_id());
+    wire::SetError(error.envelope(), ticket.status());
+    auto room = limits_.ReserveReply(routing_id, error.EncodedBytes(), true);
+    if (room.ok()) link_.Send(routing_id, error, std::move(room.value()));
+  }
   return false;
 }
 

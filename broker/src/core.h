@@ -16,6 +16,7 @@
 #include <string>
 
 #include "broker/src/clock.h"
+#include "broker/src/limits.h"
 #include "protocol/src/codec.h"
 #include "storage/src/broker_store.h"
 #include "txmq/broker.h"
@@ -27,6 +28,7 @@ struct ClientInfo;
 namespace auth {
 struct Principal;
 }
+class DiskWatermark;
 
 // Who sent a request. Handlers authorise against this, never against a
 // field in the request (auth/guard.h does, before any handler runs).
@@ -67,15 +69,17 @@ class ClientLink {
  public:
   virtual ~ClientLink() = default;
   // Sends without blocking; false when the client is not connected (or its
-  // queue is full) and the frame was dropped.
-  virtual bool Send(const std::string& routing_id, wire::OutFrame& frame) = 0;
+  // queue is full) and the frame was dropped. `ticket` reserves the frame's
+  // bytes in the reply budget (limits.h): keep it with the bytes until they
+  // left the process (or were dropped), then destroy it.
+  virtual bool Send(const std::string& routing_id, wire::OutFrame& frame, ReplyTicket ticket) = 0;
 };
 
 class Core {
  public:
   // `link` and `time` must outlive the core.
   Core(const BrokerOptions& options, ClientLink& link, const TimeSource& time)
-      : options_(options), clock_(time), link_(link) {}
+      : options_(options), clock_(time), link_(link), limits_(options, clock_) {}
 
   const BrokerOptions& options() const { return options_; }
   // Broker time (see clock.h): what every schedule and stored timestamp uses.
@@ -84,6 +88,8 @@ class Core {
   SteadyTime SteadyNow() const { return clock_.SteadyNow(); }
   BrokerClock& clock() { return clock_; }
   Counters& counters() { return counters_; }
+  Limits& limits() { return limits_; }
+  const Limits& limits() const { return limits_; }
 
   // The store; set once it is open (Server::Init), before any request.
   storage::BrokerStore& store() { return *store_; }
@@ -110,9 +116,18 @@ class Core {
   }
   // UNAVAILABLE for writes once storage failed, else OK.
   Status CheckWritable() const;
+  // For requests that add data (sends, halves, dead-letter resends, topic
+  // creation): CheckWritable, then RESOURCE_EXHAUSTED while disk space is
+  // low (disk_watermark.h). Requests that let data go (acks, nacks,
+  // transaction ends) check CheckWritable only, so consumers can drain.
+  Status CheckAcceptsNewData() const;
+  // Set once by the server before any request; must outlive the core.
+  void set_disk(const DiskWatermark* disk) { disk_ = disk; }
 
   // Sends a frame to a client without blocking; false when the client is
-  // not connected (or its queue is full) and the frame was dropped.
+  // not connected (or its queue is full) and the frame was dropped. A
+  // reply that does not fit in the client's reply budget is dropped too,
+  // and a short OVERLOADED error naming the limit goes in its place.
   bool Deliver(const std::string& routing_id, wire::OutFrame& frame);
   // Sends a reply (never blocks; a peer that is gone or stuck loses it).
   void Reply(const std::string& routing_id, wire::OutFrame& reply) { Deliver(routing_id, reply); }
@@ -127,8 +142,10 @@ class Core {
   BrokerClock clock_;
   ClientLink& link_;
   storage::BrokerStore* store_ = nullptr;
+  const DiskWatermark* disk_ = nullptr;
   Status storage_error_;
   Counters counters_;
+  Limits limits_;
 };
 
 }  // namespace txmq::broker

@@ -53,13 +53,23 @@ void Delivery::HandlePull(const RequestContext& ctx, wire::PullRequest::Reader r
   auto wait = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(request.getWaitMs()),
                                                   o.max_long_poll);
 
+  if (groups_.Find(spec.group) == nullptr) {
+    if (Status s = core_.limits().AdmitGroup(spec.group, groups_.all().size()); !s.ok()) {
+      return core_.ReplyError(ctx, s);
+    }
+  }
+
   const SteadyTime now = core_.SteadyNow();
-  std::vector<Item> items = Collect(spec, now);
+  Status held;
+  std::vector<Item> items = Collect(spec, now, &held);
+  if (items.empty() && !held.ok()) return core_.ReplyError(ctx, held);
   if (!items.empty() || wait.count() == 0) {
     return ReplyItems(ctx.routing_id, ctx.request_id, items);
   }
-  parked_[spec.group].push_back(
-      Parked{ctx.routing_id, ctx.request_id, std::move(spec), now + wait});
+  if (Status s = core_.limits().AdmitPark(ctx.routing_id); !s.ok()) {
+    return core_.ReplyError(ctx, s);
+  }
+  Park(Parked{ctx.routing_id, ctx.request_id, std::move(spec), now + wait});
 }
 
 std::chrono::milliseconds Delivery::ClampVisibility(uint32_t requested_ms) const {
@@ -68,18 +78,19 @@ std::chrono::milliseconds Delivery::ClampVisibility(uint32_t requested_ms) const
   return std::clamp<std::chrono::milliseconds>(visibility, kMinVisibility, kMaxVisibility);
 }
 
-std::vector<Delivery::Item> Delivery::Collect(const PullSpec& spec, SteadyTime now) {
+std::vector<Delivery::Item> Delivery::Collect(const PullSpec& spec, SteadyTime now, Status* held) {
   GroupState& g = groups_.Get(spec.group);
   std::vector<Item> out;
   size_t bytes = 0;
-  CollectRetries(g, spec, now, &out, &bytes);
-  CollectFresh(g, spec, now, &out, &bytes);
+  Status unused;
+  CollectRetries(g, spec, now, &out, &bytes, held ? held : &unused);
+  CollectFresh(g, spec, now, &out, &bytes, held ? held : &unused);
   core_.counters().delivered += out.size();
   return out;
 }
 
 void Delivery::CollectRetries(GroupState& g, const PullSpec& spec, SteadyTime now,
-                              std::vector<Item>* out, size_t* bytes) {
+                              std::vector<Item>* out, size_t* bytes, Status* held) {
   const int64_t now_ms = core_.NowMs();
   for (auto it = g.due.begin(); it != g.due.end() && it->first <= now_ms &&
                                 out->size() < spec.max_messages && *bytes < kMaxPullBytes;) {
@@ -90,6 +101,11 @@ void Delivery::CollectRetries(GroupState& g, const PullSpec& spec, SteadyTime no
       continue;
     }
     auto stored = Read(e.Source());
+    if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) {
+      *held = stored.status();  // damaged: it stays due, never served as valid
+      ++it;
+      continue;
+    }
     if (!stored.ok()) {
       Logger("broker")->warn(
           "group '{}': redelivery of {}/{}/{} dropped, the message is gone "
@@ -113,7 +129,7 @@ void Delivery::CollectRetries(GroupState& g, const PullSpec& spec, SteadyTime no
 }
 
 void Delivery::CollectFresh(GroupState& g, const PullSpec& spec, SteadyTime now,
-                            std::vector<Item>* out, size_t* bytes) {
+                            std::vector<Item>* out, size_t* bytes, Status* held) {
   storage::BrokerStore& store = core_.store();
   for (const std::string& name : spec.topics) {
     TopicState* t = topics_.Find(name);
@@ -131,14 +147,15 @@ void Delivery::CollectFresh(GroupState& g, const PullSpec& spec, SteadyTime now,
       for (; c.next < qs.visible_end && out->size() < spec.max_messages && *bytes < kMaxPullBytes;
            ++c.next) {
         auto stored = store.ReadMessage(t->id, q, c.next);
-        if (!stored.ok()) {
-          // A gap (a resent dead letter) is skipped; damage is said once.
-          if (stored.status().code() != StatusCode::kNotFound) {
-            Logger("broker")->error("group '{}': skipping {}/{}/{}: {}", g.name, name, q, c.next,
-                                    stored.status().ToString());
-          }
-          continue;
+        if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) {
+          // Damaged: not served, not skipped; this queue waits here.
+          *held =
+              Status(stored.status().code(), "group '" + g.name + "': " + name + "/" +
+                                                 std::to_string(q) + "/" + std::to_string(c.next) +
+                                                 " cannot be read: " + stored.status().message());
+          break;
         }
+        if (!stored.ok()) continue;  // a gap (a resent dead letter, a repaired loss)
         const uint64_t offset = c.next;
         Lease lease{groups_.NewLeaseId(), spec.client, now + spec.visibility, 1};
         c.leased.emplace(offset, lease);
@@ -187,15 +204,6 @@ void Delivery::ReplyItems(const std::string& routing_id, uint64_t request_id,
     // instead of waiting out the visibility timeout.
     for (const Item& item : items) FailLease(item.lease_id, /*count_attempt=*/false, 0, 0);
   }
-}
-
-SteadyTime Delivery::NextWake() const {
-  SteadyTime wake = SteadyTime::max();
-  if (!groups_.lease_deadlines().empty()) wake = groups_.lease_deadlines().begin()->first;
-  for (const auto& [group, queue] : parked_) {
-    for (const Parked& p : queue) wake = std::min(wake, p.deadline);
-  }
-  return wake;
 }
 
 }  // namespace txmq::broker

@@ -4,10 +4,10 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "broker/src/core.h"
@@ -68,6 +68,18 @@ class Delivery {
     PullSpec spec;
     SteadyTime deadline;
   };
+  // Long polls (delivery_parked.cc).
+  void Park(Parked parked);
+  // Removes a parked pull from every index and returns it.
+  Parked Unpark(uint64_t id);
+  // Serves the parked pull `id` if messages are there for it now; true
+  // when it was answered.
+  bool TryServeParked(uint64_t id, SteadyTime now);
+  // Parked pulls of groups with a due redelivery, and waits that are over.
+  void TickParked(SteadyTime now);
+  // The client's parked pulls end: answered empty, or (`failed`: it
+  // vanished) dropped.
+  void ReleaseParked(const std::string& client_id, bool failed);
   struct Item {                     // one message picked for a pull
     storage::StoredMessage stored;  // views into the log
     std::string topic;
@@ -80,16 +92,22 @@ class Delivery {
 
   // A consumer's lease length, or the broker default, within the allowed range.
   std::chrono::milliseconds ClampVisibility(uint32_t requested_ms) const;
-  // The group's redelivery limit: the consumer's, else the group's last
-  // announced one, else the broker default.
-  uint32_t MaxReconsume(const GroupState& g, uint32_t requested) const;
+  // A consumer's redelivery limit for a message it failed: what it asked
+  // for with this failure, else what it said last, else the broker
+  // default. Never another consumer's: each consumer's setting is its own.
+  uint32_t MaxReconsume(const std::string& client, uint32_t requested) const;
+  // Remembers the limit a registered consumer announced (0: the default),
+  // for its leases that expire.
+  void Announce(const RequestContext& ctx, uint32_t max_reconsume);
 
-  // Picks up to spec.max_messages messages and leases them.
-  std::vector<Item> Collect(const PullSpec& spec, SteadyTime now);
+  // Picks up to spec.max_messages messages and leases them. A message that cannot be read (damaged
+  // in the log) is never served and never skipped: its queue waits there (the store logged it;
+  // txmqd --repair takes it out) and `held` says why.
+  std::vector<Item> Collect(const PullSpec& spec, SteadyTime now, Status* held = nullptr);
   void CollectRetries(GroupState& g, const PullSpec& spec, SteadyTime now, std::vector<Item>* out,
-                      size_t* bytes);
+                      size_t* bytes, Status* held);
   void CollectFresh(GroupState& g, const PullSpec& spec, SteadyTime now, std::vector<Item>* out,
-                    size_t* bytes);
+                    size_t* bytes, Status* held);
   void ReplyItems(const std::string& routing_id, uint64_t request_id,
                   const std::vector<Item>& items);
 
@@ -108,7 +126,17 @@ class Delivery {
   Core& core_;
   TopicManager& topics_;
   GroupTable& groups_;
-  std::map<std::string, std::deque<Parked>> parked_;  // by group
+  // Long polls waiting, by arrival number, with an index per event that
+  // wakes them (delivery_parked.cc).
+  std::map<uint64_t, Parked> parked_;
+  std::set<std::pair<SteadyTime, uint64_t>> parked_by_deadline_;
+  std::map<std::string, std::set<uint64_t>, std::less<>> parked_by_topic_;
+  std::map<std::string, std::set<uint64_t>, std::less<>> parked_by_group_;
+  std::map<std::string, std::set<uint64_t>, std::less<>> parked_by_client_;
+  uint64_t next_parked_ = 1;
+  // Redelivery limits consumers announced (not 0), by client id; a client
+  // is forgotten when it leaves.
+  std::unordered_map<std::string, uint32_t> announced_max_reconsume_;
 };
 
 }  // namespace txmq::broker

@@ -41,9 +41,7 @@ void Delivery::HandleExtendLease(const RequestContext& ctx,
   if (Status s = ValidateName("group", group); !s.ok()) return core_.ReplyError(ctx, s);
   const std::chrono::milliseconds visibility = ClampVisibility(request.getVisibilityTimeoutMs());
   const uint32_t requested_max = request.getMaxReconsumeTimes();
-  if (GroupState* g = groups_.Find(group); g != nullptr && failed && requested_max != 0) {
-    g->max_reconsume = requested_max;
-  }
+  if (failed) Announce(ctx, requested_max);
 
   const SteadyTime now = core_.SteadyNow();
   std::vector<Extension> results;
@@ -60,7 +58,7 @@ void Delivery::HandleExtendLease(const RequestContext& ctx,
     Lease& lease = groups_.LeaseOf(*ref);
     std::chrono::milliseconds wait{0};
     if (failed) {
-      const uint32_t max = MaxReconsume(*ref->group, requested_max);
+      const uint32_t max = MaxReconsume(ctx.routing_id, requested_max);
       if (lease.delivery_count > max) {
         x.delivery_count = lease.delivery_count;
         x.state = wire::LeaseState::DEAD_LETTERED;

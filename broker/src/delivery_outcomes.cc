@@ -1,5 +1,5 @@
 // The ends of leases: ack, nack, expiry, a consumer leaving; redelivery
-// scheduling and dead-lettering; long-poll bookkeeping.
+// scheduling and dead-lettering. (Long polls: delivery_parked.cc.)
 #include <algorithm>
 
 #include "broker/src/delivery.h"
@@ -80,9 +80,7 @@ void Delivery::HandleNack(const RequestContext& ctx, wire::NackRequest::Reader r
   const std::string group = wire::ToString(request.getGroup());
   const bool release = request.getRelease();
   const uint32_t max_reconsume = request.getMaxReconsumeTimes();
-  if (GroupState* g = groups_.Find(group); g != nullptr && max_reconsume != 0) {
-    g->max_reconsume = max_reconsume;
-  }
+  Announce(ctx, max_reconsume);
   uint32_t requeued = 0, dead = 0, expired = 0;
   for (auto r : request.getReceipts()) {
     const LeaseRef* ref = MatchLease(groups_, group, r);
@@ -112,10 +110,21 @@ uint32_t Delivery::BackoffMs(uint32_t failed_deliveries) const {
   return static_cast<uint32_t>(levels[i].count());
 }
 
-uint32_t Delivery::MaxReconsume(const GroupState& g, uint32_t requested) const {
+uint32_t Delivery::MaxReconsume(const std::string& client, uint32_t requested) const {
   if (requested != 0) return requested;
-  if (g.max_reconsume != 0) return g.max_reconsume;
+  auto it = announced_max_reconsume_.find(client);
+  if (it != announced_max_reconsume_.end()) return it->second;
   return core_.options().max_reconsume_times;
+}
+
+void Delivery::Announce(const RequestContext& ctx, uint32_t max_reconsume) {
+  // Only registered clients: their entry goes when they leave (ReleaseClient).
+  if (ctx.client == nullptr) return;
+  if (max_reconsume == 0) {
+    announced_max_reconsume_.erase(ctx.routing_id);
+  } else {
+    announced_max_reconsume_[ctx.routing_id] = max_reconsume;
+  }
 }
 
 bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_ms,
@@ -125,7 +134,7 @@ bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_m
   const LeaseRef ref = found->second;
   groups_.RemoveLease(lease_id);
   GroupState& g = *ref.group;
-  max_reconsume = MaxReconsume(g, max_reconsume);
+  max_reconsume = MaxReconsume(ref.client, max_reconsume);
 
   uint32_t deliveries;  // deliveries that count so far, including this one
   RetryEntry* existing = nullptr;
@@ -228,42 +237,7 @@ void Delivery::Tick(SteadyTime now) {
   while (!deadlines.empty() && deadlines.begin()->first <= now && !core_.storage_failed()) {
     FailLease(deadlines.begin()->second, true, 0, 0);
   }
-  const int64_t now_ms = core_.NowMs();
-  for (auto& [group, parked] : parked_) {
-    GroupState* g = groups_.Find(group);
-    const bool retry_due = g != nullptr && !g->due.empty() && g->due.begin()->first <= now_ms;
-    for (auto p = parked.begin(); p != parked.end();) {
-      std::vector<Item> items;
-      if (retry_due) items = Collect(p->spec, now);
-      if (!items.empty() || p->deadline <= now) {
-        ReplyItems(p->routing_id, p->request_id, items);
-        p = parked.erase(p);
-      } else {
-        ++p;
-      }
-    }
-  }
-  std::erase_if(parked_, [](const auto& kv) { return kv.second.empty(); });
-}
-
-void Delivery::OnTopicsAdvanced(const std::set<std::string>& topics) {
-  if (topics.empty()) return;
-  const SteadyTime now = core_.SteadyNow();
-  for (auto& [group, parked] : parked_) {
-    for (auto p = parked.begin(); p != parked.end();) {
-      bool interested = std::any_of(p->spec.topics.begin(), p->spec.topics.end(),
-                                    [&](const std::string& t) { return topics.count(t) > 0; });
-      std::vector<Item> items;
-      if (interested) items = Collect(p->spec, now);
-      if (!items.empty()) {
-        ReplyItems(p->routing_id, p->request_id, items);
-        p = parked.erase(p);
-      } else {
-        ++p;
-      }
-    }
-  }
-  std::erase_if(parked_, [](const auto& kv) { return kv.second.empty(); });
+  TickParked(now);
 }
 
 void Delivery::ReleaseClient(const std::string& client_id, bool failed) {
@@ -275,38 +249,13 @@ void Delivery::ReleaseClient(const std::string& client_id, bool failed) {
   // and delivered, in that order too (keeps a key's messages in order).
   std::sort(held.begin(), held.end());
   for (uint64_t id : held) FailLease(id, failed, 0, 0);
+  announced_max_reconsume_.erase(client_id);
   if (!held.empty()) {
     Logger("broker")->info("client {} {}: {} leased messages {}", client_id,
                            failed ? "went silent" : "said goodbye", held.size(),
                            failed ? "scheduled for redelivery" : "given back");
   }
-  for (auto& [group, parked] : parked_) {
-    std::erase_if(parked, [&](const Parked& p) {
-      if (p.routing_id != client_id) return false;
-      if (!failed) ReplyItems(p.routing_id, p.request_id, {});
-      return true;
-    });
-  }
-  std::erase_if(parked_, [](const auto& kv) { return kv.second.empty(); });
-}
-
-void Delivery::AnswerParked(const Status& status) {
-  for (auto& [group, parked] : parked_) {
-    for (const Parked& p : parked) core_.ReplyError({p.routing_id, p.request_id, nullptr}, status);
-  }
-  parked_.clear();
-}
-
-size_t Delivery::ParkedPulls(const std::string& group) const {
-  auto it = parked_.find(group);
-  return it == parked_.end() ? 0 : it->second.size();
-}
-
-void Delivery::AnswerParkedOf(const std::string& group) {
-  auto it = parked_.find(group);
-  if (it == parked_.end()) return;
-  for (const Parked& p : it->second) ReplyItems(p.routing_id, p.request_id, {});
-  parked_.erase(it);
+  ReleaseParked(client_id, failed);
 }
 
 }  // namespace txmq::broker

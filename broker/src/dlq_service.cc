@@ -106,7 +106,7 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
   if (Status s = CheckGroup(group); !s.ok()) return core_.ReplyError(ctx, s);
   const bool dry_run = request.getDryRun();
   if (!dry_run) {
-    if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+    if (Status s = core_.CheckAcceptsNewData(); !s.ok()) return core_.ReplyError(ctx, s);
   }
   std::set<std::string> wanted;
   for (auto id : request.getMessageIds()) wanted.insert(wire::ToString(id));

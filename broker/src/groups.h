@@ -67,7 +67,6 @@ struct GroupState {
   std::map<std::string, Subscription, std::less<>> subscriptions;
   std::map<uint64_t, RetryEntry> retries;      // by retry id
   std::set<std::pair<int64_t, uint64_t>> due;  // (due_ms, retry id) of entries not leased
-  uint32_t max_reconsume = 0;                  // last limit a consumer announced; 0 = default
 };
 
 // Where a lease lives, for expiry and client removal.

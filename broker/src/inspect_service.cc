@@ -48,7 +48,10 @@ void InspectService::FillTopic(const TopicState& topic, bool with_groups,
     queues[q].setQueue(q);
     queues[q].setMinOffset(topic.queues[q].min_offset);
     queues[q].setEndOffset(topic.queues[q].visible_end);
-    messages += topic.queues[q].visible_end - topic.queues[q].min_offset;
+    // Not what cannot be read back (taken out of the queue, or damaged).
+    const uint64_t offsets = topic.queues[q].visible_end - topic.queues[q].min_offset;
+    const uint64_t unreadable = core_.store().unreadable_messages(topic.id, q);
+    messages += offsets > unreadable ? offsets - unreadable : 0;
   }
   out.setMessages(messages);
   if (!with_groups) return;

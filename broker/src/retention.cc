@@ -21,6 +21,7 @@ bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
   bool more = false;
   Status s = store.ForEachRunBefore(UINT64_MAX, [&](uint64_t position, uint32_t topic_id,
                                                     uint32_t queue, uint64_t first, uint64_t end) {
+    ++examined_;
     const RunKey run{position, topic_id, queue, first};
     if (last_expired_run_ && run <= *last_expired_run_) return true;  // on its way out
     if (*budget == 0) {
@@ -56,6 +57,7 @@ bool Retention::ExpireIds(int64_t cutoff_ms, uint32_t* budget) {
   const uint64_t cutoff_bucket = static_cast<uint64_t>(cutoff_ms) / storage::store::kIdBucketMs;
   bool more = false;
   Status s = store.ForEachId(ids_expired_before_, [&](uint64_t bucket, std::string_view id) {
+    ++examined_;
     if (bucket >= cutoff_bucket) return false;
     if (*budget == 0) {
       more = true;
@@ -80,6 +82,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
   uint64_t live = store.log_end();
   Status s = store.ForEachRunBefore(UINT64_MAX, [&](uint64_t position, uint32_t topic_id,
                                                     uint32_t queue, uint64_t first, uint64_t) {
+    ++examined_;
     if (last_expired_run_ && RunKey{position, topic_id, queue, first} <= *last_expired_run_) {
       return true;  // on its way out
     }
@@ -102,6 +105,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
   bool pinned = false;
   uint32_t moved = 0;
   s = store.ForEachHalf([&](std::string_view tx_id, uint32_t index, uint64_t position) {
+    ++examined_;
     if (position >= release_before) return true;
     pinned = true;
     if (*budget == 0) return false;
@@ -114,6 +118,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
   });
   if (s.ok()) {
     s = store.ForEachDelayedPosition([&](int64_t due, uint64_t seq, uint64_t position) {
+      ++examined_;
       if (position >= release_before) return true;
       pinned = true;
       if (*budget == 0) return false;

@@ -30,6 +30,10 @@ class Retention {
   bool Tick(int64_t now_ms, uint32_t budget);
   // Messages expired since start.
   uint64_t expired() const { return expired_; }
+  // Index entries (queue runs, ids, halves, delayed messages) looked at
+  // since start: what ticks cost. With nothing due a tick looks at one run
+  // and one id bucket, however many topics and queues there are.
+  uint64_t examined() const { return examined_; }
 
  private:
   bool ExpireRuns(int64_t cutoff_ms, uint32_t* budget);
@@ -39,6 +43,7 @@ class Retention {
   Core& core_;
   TopicManager& topics_;
   uint64_t expired_ = 0;
+  uint64_t examined_ = 0;
   // Work already put into a round that may not be applied yet: the next
   // tick must not do it again.
   // The last run expired (log position, topic id, queue, first offset: the

@@ -45,7 +45,15 @@ void SendService::Handle(const RequestContext& ctx, wire::SendRequest::Reader re
     return;
   }
 
-  auto topic = topics_.GetOrCreate(m.topic, core_.options().auto_create_topics);
+  // After the dedup window: a resend of a stored message writes nothing.
+  if (Status s = core_.CheckAcceptsNewData(); !s.ok()) return core_.ReplyError(ctx, s);
+  const bool create = core_.options().auto_create_topics;
+  if (create && topics_.Find(m.topic) == nullptr) {
+    if (Status s = core_.limits().AdmitTopic(m.topic, topics_.all().size()); !s.ok()) {
+      return core_.ReplyError(ctx, s);
+    }
+  }
+  auto topic = topics_.GetOrCreate(m.topic, create);
   if (!topic.ok()) return core_.ReplyError(ctx, topic.status());
   TopicState& t = **topic;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "protocol/src/log.h"
@@ -20,6 +21,8 @@ storage::StoreOptions StoreOptionsFor(const BrokerOptions& o) {
   s.max_round_bytes = std::min<size_t>(16u << 20, o.segment_bytes / 4);
   s.write_buffer_bytes = o.write_buffer_bytes;
   s.table_file_bytes = o.table_file_bytes;
+  s.verify_all = o.verify_storage_at_start;
+  s.repair = o.repair;
   if (o.storage_layers) {
     s.fs = o.storage_layers->fs;
     s.env = o.storage_layers->env;
@@ -37,8 +40,10 @@ Server::Server(const BrokerOptions& options, const TimeSource& time)
     : options_(options),
       context_(1),
       router_(std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router)),
+      guard_(context_, options.max_connections),
       link_(*router_),
       core_(options, link_, time),
+      disk_(options),
       topics_(core_),
       dedup_(core_, topics_),
       delayed_(core_, topics_),
@@ -52,7 +57,7 @@ Server::Server(const BrokerOptions& options, const TimeSource& time)
       dlq_(core_, topics_, groups_, delivery_),
       sweeper_(core_, topics_, delayed_),
       lifecycle_({core_, topics_, groups_, clients_, delivery_, transactions_, inspect_, sweeper_}),
-      guard_([this](const std::string& tx_id) { return transactions_.GroupOf(tx_id); }) {}
+      acl_guard_([this](const std::string& tx_id) { return transactions_.GroupOf(tx_id); }) {}
 
 Server::~Server() = default;
 
@@ -63,6 +68,8 @@ Status Server::Init() {
   if (!store.ok()) return store.status();
   store_ = std::move(store.value());
   core_.set_store(store_.get());
+  disk_.Start(core_.SteadyNow(), store_->log_allocated_bytes());
+  core_.set_disk(&disk_);
   if (Status s = ResumeBrokerTime(); !s.ok()) return s;
   if (Status s = topics_.Recover(); !s.ok()) return s;
   if (Status s = dedup_.Recover(); !s.ok()) return s;
@@ -95,6 +102,10 @@ Status Server::Init() {
     router_->set(zmq::sockopt::heartbeat_ivl, 1000);
     router_->set(zmq::sockopt::heartbeat_timeout, 3000);
     router_->set(zmq::sockopt::linger, 200);
+    // A connection that never completes its ZeroMQ handshake holds a
+    // descriptor for nothing: drop it after 5 s (libzmq's default is 30).
+    router_->set(zmq::sockopt::handshake_ivl, 5000);
+    if (Status s = guard_.Attach(*router_); !s.ok()) return s;
     router_->bind(options_.listen);
     info_.endpoint = router_->get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -105,9 +116,9 @@ Status Server::Init() {
       router_->close();
       return s;
     }
-    guard_.Enable(&security_->acl());
+    acl_guard_.Enable(&security_->acl());
     clients_.set_check_filter([this](const ClientInfo& c, const std::string& group) {
-      return guard_.MayActFor(c.key, group);
+      return acl_guard_.MayActFor(c.key, group);
     });
   } else if (!auth::IsLoopbackEndpoint(options_.listen)) {
     Logger("broker")->warn(
@@ -118,6 +129,7 @@ Status Server::Init() {
   }
   info_.started_ms = core_.NowMs();
   info_.store_stats = [this] { return store_->stats(); };
+  info_.disk = &disk_;
   next_cleanup_ = core_.SteadyNow();
   transactions_.StartServing(next_cleanup_);
   return Status::OK();
@@ -161,7 +173,8 @@ Status Server::ReloadAcl() {
 void Server::ForgetUnauthorized() {
   std::vector<std::string> gone;
   for (const auto& [routing_id, c] : clients_.all()) {
-    if (!guard_.MayKeepRegistration(c.key, c.role, c.checker, c.group)) gone.push_back(routing_id);
+    if (!acl_guard_.MayKeepRegistration(c.key, c.role, c.checker, c.group))
+      gone.push_back(routing_id);
   }
   for (const std::string& routing_id : gone) {
     const ClientInfo* c = clients_.Find(routing_id);
@@ -215,8 +228,8 @@ void Server::Run() {
 }
 
 void Server::ApplyAclChanges() {
-  if (guard_.Refresh()) ForgetUnauthorized();
-  acl_applied_.store(guard_.generation());
+  if (acl_guard_.Refresh()) ForgetUnauthorized();
+  acl_applied_.store(acl_guard_.generation());
 }
 
 void Server::ReadRequests(int budget) {
@@ -239,7 +252,7 @@ void Server::ReadRequests(int budget) {
       // The principal comes from the connection: libzmq stamps the ZAP
       // user id (the client's key) on each of its messages.
       std::string key;
-      if (guard_.enabled()) {
+      if (acl_guard_.enabled()) {
         if (const char* user = zmq_msg_gets(payload.handle(), "User-Id"); user != nullptr) {
           key = user;
         }
@@ -280,12 +293,19 @@ void Server::CountBadFrame(const std::string& routing_id, uint64_t request_id, c
 
 void Server::Dispatch(const std::string& routing_id, std::string key, wire::Frame& frame) {
   using E = wire::Envelope;
+  uint64_t request_id = 0;
   try {
     E::Reader env = frame.envelope();
     RequestContext ctx{routing_id, env.getRequestId(), clients_.Find(routing_id), std::move(key)};
+    request_id = ctx.request_id;
     // Every right is checked here, before any handler: a refused request
     // changes nothing (auth/guard.h lists what each request needs).
-    if (Status s = guard_.Check(ctx, env); !s.ok()) return core_.ReplyError(ctx, s);
+    if (Status s = acl_guard_.Check(ctx, env); !s.ok()) return core_.ReplyError(ctx, s);
+    std::optional<RequestScope> in_flight;  // limits.h: counts it until answered
+    if (Limits::Counted(env.which())) {
+      in_flight.emplace(core_.limits(), routing_id, ctx.request_id);
+      if (!in_flight->admitted().ok()) return core_.ReplyError(ctx, in_flight->admitted());
+    }
     switch (env.which()) {
       case E::HELLO:
         return HandleHello(ctx, env.getHello());
@@ -354,6 +374,7 @@ void Server::Dispatch(const std::string& routing_id, std::string key, wire::Fram
                                                      " is not one the broker serves"));
     }
   } catch (const kj::Exception& e) {
+    core_.limits().Abandon(routing_id, request_id);  // answered below, without its id
     CountBadFrame(
         routing_id, 0,
         Status::Corruption(std::string("malformed request: ") + e.getDescription().cStr()));
@@ -389,10 +410,13 @@ void Server::HandleHello(const RequestContext& ctx, wire::Hello::Reader hello) {
 void Server::FinishRound(std::unique_ptr<storage::Round> round) {
   if (!round->status().ok()) {
     core_.SetStorageFailed(round->status());
+    // RESOURCE_EXHAUSTED: storage waited a minute for a file descriptor.
+    const bool descriptors = round->status().code() == StatusCode::kResourceExhausted;
     Logger("broker")->critical(
-        "storage write failed: {}. The broker refuses writes from now on; "
-        "fix the disk and restart it (acknowledged data is safe)",
-        round->status().ToString());
+        "storage write failed: {}. The broker refuses writes from now on; {} and restart it "
+        "(acknowledged data is safe)",
+        round->status().ToString(),
+        descriptors ? "find what holds the file descriptors (raise ulimit -n)" : "fix the disk");
   }
   round->Complete();
   delivery_.OnTopicsAdvanced(topics_.TakeAdvanced());
@@ -418,6 +442,7 @@ void Server::SubmitIfIdle(bool allow_inline) {
 }
 
 void Server::Housekeeping(SteadyTime now) {
+  disk_.Tick(now, store_->log_allocated_bytes());
   delivery_.Tick(now);
   transactions_.Tick(now);
   if (!core_.storage_failed()) delayed_.Tick(core_.NowMs(), options_.cleanup_batch);
@@ -427,7 +452,9 @@ void Server::Housekeeping(SteadyTime now) {
                            gone.role == wire::Role::PRODUCER ? "producer" : "consumer", gone.group,
                            options_.client_timeout.count());
     delivery_.ReleaseClient(gone.routing_id, true);
+    core_.limits().ForgetClient(gone.routing_id);
   }
+  core_.limits().Sweep();
   bool more = false;
   if (!core_.storage_failed()) {
     more |= retention_.Tick(core_.NowMs(), options_.cleanup_batch);

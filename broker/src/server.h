@@ -1,12 +1,14 @@
 // The broker's core: one thread that owns the ROUTER socket and every piece
 // of in-memory state, and the store (storage/src/broker_store.h) that writes.
 //
-// Thread "txmq-core" (Server::Run) owns: router_, core_, topics_, dedup_,
-// delayed_, groups_, delivery_, transactions_, clients_, retention_,
-// sweeper_, guard_ and the store's open round. The store's own threads
-// write, sync and checkpoint the rounds they are handed. With CURVE,
-// security_ runs the ZAP handler's thread (auth/zap_handler.h). Other
-// threads reach the core only through RequestStop() and ReloadAcl().
+// Thread "txmq-core" (Server::Run) owns: router_, core_, disk_, topics_,
+// dedup_, delayed_, groups_, delivery_, transactions_, clients_, retention_,
+// sweeper_, acl_guard_ and the store's open round. The store's own threads
+// write, sync and checkpoint the rounds they are handed. Thread
+// "txmq-conn-guard" (guard_) watches the socket's connections and sheds
+// those over the limit. With CURVE, security_ runs the ZAP handler's thread
+// (auth/zap_handler.h). Other threads reach the core only through
+// RequestStop() and ReloadAcl().
 //
 // Time: every reading comes from the TimeSource the server is built with,
 // through the core (clock.h): schedules and stored timestamps use broker
@@ -24,10 +26,12 @@
 #include "broker/src/auth/guard.h"
 #include "broker/src/auth/security.h"
 #include "broker/src/clients.h"
+#include "broker/src/connection_guard.h"
 #include "broker/src/core.h"
 #include "broker/src/dedup.h"
 #include "broker/src/delayed.h"
 #include "broker/src/delivery.h"
+#include "broker/src/disk_watermark.h"
 #include "broker/src/dlq_service.h"
 #include "broker/src/groups.h"
 #include "broker/src/inspect_service.h"
@@ -92,6 +96,8 @@ class Server {
   // CURVE socket has no handler to ask.
   std::unique_ptr<auth::Security> security_;
   std::unique_ptr<zmq::socket_t> router_;
+  // Before link_ and the services: stopped before the socket closes.
+  ConnectionGuard guard_;
   RouterLink link_;
   EventFd commit_done_;
   EventFd stop_signal_;
@@ -101,6 +107,7 @@ class Server {
   ServerInfo info_;
 
   Core core_;
+  DiskWatermark disk_;
   TopicManager topics_;
   DedupWindow dedup_;
   DelayedMessages delayed_;
@@ -115,7 +122,7 @@ class Server {
   DlqService dlq_;
   TopicSweeper sweeper_;
   LifecycleService lifecycle_;
-  auth::Guard guard_;
+  auth::Guard acl_guard_;
   std::unique_ptr<storage::BrokerStore> store_;
 
   SteadyTime next_cleanup_;

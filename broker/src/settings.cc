@@ -23,6 +23,13 @@ std::string Backoff(const std::vector<std::chrono::milliseconds>& waits) {
 
 std::string Bool(bool b) { return b ? "true" : "false"; }
 
+// In the largest binary unit that divides `bytes` exactly, as --min-free-disk takes it.
+std::string Size(uint64_t bytes) {
+  if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + "GiB";
+  if (bytes != 0 && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
+  return std::to_string(bytes);
+}
+
 std::string StuckPolicyName(StuckPolicy p) {
   switch (p) {
     case StuckPolicy::kPark:
@@ -42,6 +49,8 @@ std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerO
   return {
       {"name", o.name},
       {"listen", o.listen},
+      {"max-connections", o.max_connections == 0 ? "0 (ulimit -n less descriptors in use)"
+                                                 : to_string(o.max_connections)},
       {"data-dir", o.data_dir},
       {"flush", o.flush == FlushMode::kSync ? "sync" : "async"},
       {"queues", to_string(o.default_queues)},
@@ -67,6 +76,20 @@ std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerO
       {"curve-secret-key", o.curve_secret_key_file.empty() ? "-" : o.curve_secret_key_file},
       {"acl", o.acl_file.empty() ? "-" : o.acl_file},
       {"insecure", Bool(o.insecure)},
+      {"min-free-disk", Size(EffectiveMinFreeDisk(o))},
+      {"verify-on-start", o.verify_storage_at_start ? "all" : "recent"},
+      {"repair", Bool(o.repair)},
+      {"max-reply-bytes-per-client", to_string(o.max_reply_bytes_per_client)},
+      {"max-reply-bytes", to_string(o.max_reply_bytes)},
+      {"max-parked-pulls-per-client", to_string(o.max_parked_pulls_per_client)},
+      {"max-parked-pulls", to_string(o.max_parked_pulls)},
+      {"max-in-flight-per-client", to_string(o.max_in_flight_per_client)},
+      {"max-open-transactions-per-group", to_string(o.max_open_transactions_per_group)},
+      {"max-open-transactions", to_string(o.max_open_transactions)},
+      {"max-topics", to_string(o.max_topics)},
+      {"topic-creates-per-second", to_string(o.topic_creates_per_second)},
+      {"max-groups", to_string(o.max_groups)},
+      {"group-creates-per-second", to_string(o.group_creates_per_second)},
       // Not flags (yet): fixed limits, shown so nothing effective is hidden.
       {"max-long-poll", Duration(o.max_long_poll)},
       {"max-delay", Duration(o.max_delay)},

@@ -1,5 +1,6 @@
 #include "broker/src/transactions.h"
 
+#include <algorithm>
 #include <memory>
 #include <set>
 
@@ -68,7 +69,7 @@ Status TransactionService::Recover() {
     tx.record.next_check_ms = next_ms;
     if (tx.record.stuck) ++stuck_count_;
     schedule_.emplace(tx.record.next_check_ms, tx.id);
-    open_.emplace(tx.id, std::move(tx));
+    Open(std::move(tx));
     return true;
   });
   if (!bad.ok()) return bad;
@@ -110,14 +111,14 @@ Status TransactionService::RecoverUnscheduled() {
     if (tx.record.stuck) ++stuck_count_;
     schedule_.emplace(tx.record.next_check_ms, tx.id);
     core_.store().ScheduleCheck(tx.record.next_check_ms, tx.id);
-    open_.emplace(tx.id, std::move(tx));
+    Open(std::move(tx));
   }
   return Status::OK();
 }
 
 void TransactionService::HandleSendHalf(const RequestContext& ctx,
                                         wire::SendHalfRequest::Reader request) {
-  if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
+  if (Status s = core_.CheckAcceptsNewData(); !s.ok()) return core_.ReplyError(ctx, s);
   // Earlier transactions' ends first, into the round the half joins: every
   // one of them is answered (durably) before the half's reply is sent,
   // because completions of one round run in the order they were added.
@@ -182,8 +183,18 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
     return;
   }
 
+  {
+    auto n = open_by_group_.find(group);
+    if (Status s = core_.limits().AdmitTransaction(group, n == open_by_group_.end() ? 0 : n->second,
+                                                   open_.size());
+        !s.ok()) {
+      return core_.ReplyError(ctx, s);
+    }
+  }
+
   std::vector<storage::MessageView> views(messages.size());
   std::set<std::string_view> ids;
+  std::set<std::string_view> new_topics;  // created when it commits
   size_t total = 0;
   for (unsigned i = 0; i < messages.size(); ++i) {
     size_t counted = 0;
@@ -198,10 +209,13 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
                                                       "' appears twice in the transaction"));
     }
     total += counted;  // the size rule of a send, for all messages together
-    if (!core_.options().auto_create_topics && topics_.Find(views[i].topic) == nullptr) {
-      return core_.ReplyError(ctx, Status::NotFound("topic '" + std::string(views[i].topic) +
-                                                    "' does not exist and the broker does not "
-                                                    "create topics on first send"));
+    if (topics_.Find(views[i].topic) == nullptr) {
+      if (!core_.options().auto_create_topics) {
+        return core_.ReplyError(ctx, Status::NotFound("topic '" + std::string(views[i].topic) +
+                                                      "' does not exist and the broker does not "
+                                                      "create topics on first send"));
+      }
+      new_topics.insert(views[i].topic);
     }
   }
   if (total > core_.options().max_message_bytes) {
@@ -210,6 +224,14 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
                               " bytes together (body + key + properties not starting with "
                               "'txmq.'); the broker's limit for one request is " +
                               std::to_string(core_.options().max_message_bytes) + " bytes"));
+  }
+  // A topic the commit will create is checked against the topic count now
+  // (the commit itself must not fail); the creation rate is not: halves
+  // naming a topic create nothing, and many may name the same one.
+  for (std::string_view name : new_topics) {
+    if (Status s = core_.limits().AdmitTopic(name, topics_.all().size(), false); !s.ok()) {
+      return core_.ReplyError(ctx, s);
+    }
   }
 
   const int64_t now = core_.NowMs();
@@ -228,7 +250,7 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
   }
   core_.store().ScheduleCheck(r.next_check_ms, tx_id);
   schedule_.emplace(r.next_check_ms, tx_id);
-  auto& stored = open_.emplace(tx_id, std::move(tx)).first->second;
+  OpenTx& stored = Open(std::move(tx));
   Persist(stored);
   stats_.halves_stored += views.size();
 
@@ -380,6 +402,9 @@ void TransactionService::Finish(OpenTx& tx, TxStateCode state, const std::string
   Logger("broker")->debug("transaction {} of group '{}' {} by {}", tx.id, r.group,
                           TxStateName(state), resolved_by);
   const std::string id = tx.id;
+  if (auto n = open_by_group_.find(r.group); n != open_by_group_.end() && --n->second == 0) {
+    open_by_group_.erase(n);
+  }
   resolving_[id] = std::move(r);
   open_.erase(id);
   core_.OnDurable([this, id, then = std::move(then)](const Status& s) {
@@ -435,6 +460,18 @@ void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
 }
 
 void TransactionService::Persist(const OpenTx& tx) { core_.store().PutTx(tx.id, tx.record); }
+
+OpenTx& TransactionService::Open(OpenTx tx) {
+  ++open_by_group_[tx.record.group];
+  const std::string id = tx.id;
+  return open_.emplace(id, std::move(tx)).first->second;
+}
+
+size_t TransactionService::LargestGroupOpen() const {
+  size_t most = 0;
+  for (const auto& [group, n] : open_by_group_) most = std::max<size_t>(most, n);
+  return most;
+}
 
 void TransactionService::Reschedule(OpenTx& tx, int64_t next_check_ms) {
   storage::TxRecord& r = tx.record;

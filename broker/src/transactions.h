@@ -104,6 +104,9 @@ class TransactionService {
   // Open transactions by id (lifecycle_service.h refuses to delete a topic
   // they would append to).
   const std::map<std::string, OpenTx>& open() const { return open_; }
+  size_t open_count() const { return open_.size(); }
+  // The most open transactions one producer group has (O(groups)).
+  size_t LargestGroupOpen() const;
 
   // The producer group of a transaction, open or ended within
   // resolved_retention; nullopt when the broker does not know it. What
@@ -130,6 +133,8 @@ class TransactionService {
   void Finish(OpenTx& tx, storage::TxStateCode state, const std::string& resolved_by, Then then);
   void Commit(OpenTx& tx, int64_t now_ms);
   void Persist(const OpenTx& tx);
+  // Adds a transaction to open_ (and its group's count).
+  OpenTx& Open(OpenTx tx);
   void Reschedule(OpenTx& tx, int64_t next_check_ms);
   // Recover(): open transactions whose halves are stored but whose check
   // schedule entry is gone are scheduled again (and logged).
@@ -169,8 +174,9 @@ class TransactionService {
   DedupWindow& dedup_;
   ClientRegistry& clients_;
 
-  std::map<std::string, OpenTx> open_;                  // by id
-  std::set<std::pair<int64_t, std::string>> schedule_;  // (next check ms, id)
+  std::map<std::string, OpenTx> open_;                       // by id
+  std::unordered_map<std::string, uint32_t> open_by_group_;  // counts of open_, for the limit
+  std::set<std::pair<int64_t, std::string>> schedule_;       // (next check ms, id)
   // Ended in a round that is not durable yet: the disk does not know.
   std::unordered_map<std::string, storage::TxRecord> resolving_;
   std::unordered_map<uint64_t, std::string> outstanding_;      // check request id -> tx id

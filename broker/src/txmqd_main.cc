@@ -4,15 +4,21 @@
 // --acl file; the --audit-log file is reopened after rotation) and never
 // stops it.
 //
+// Exit codes: 0 stopped on a signal, 1 cannot start, 2 bad usage, 3 the
+// storage failed while serving, 4 the data directory is damaged (start
+// with --repair; README, "A damaged data directory").
+//
 // Threads: main waits for signals; the broker runs its own core and
 // storage threads; one helper thread waits for the broker to stop by
 // itself (storage failure) and wakes main.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -21,6 +27,7 @@
 #include "broker/src/auth/security.h"
 #include "broker/src/config_file.h"
 #include "broker/src/settings.h"
+#include "protocol/src/byte_size.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "txmq/broker.h"
@@ -82,8 +89,10 @@ int main(int argc, char** argv) {
   std::string dedup_window = "10m", retention = "72h", visibility = "30s", client_timeout = "10s";
   std::string retry_backoff;
   bool no_auto_create = false;
+  std::string verify_on_start = "all";
   size_t write_buffer_mb = o.write_buffer_bytes >> 20, table_file_mb = o.table_file_bytes >> 20;
   uint64_t segment_mb = o.segment_bytes >> 20;
+  std::string min_free_disk;  // "": MinFreeDiskRoom
   std::string tx_timeout = "6s", check_interval = "10s", check_interval_max = "60s",
               check_timeout = "3s", resolved_retention = "24h", stuck_policy = "park";
 
@@ -98,6 +107,13 @@ int main(int argc, char** argv) {
   app.config_formatter(txmq::broker::StrictConfig(app));
   app.add_option("--listen", o.listen,
                  "ZeroMQ endpoint to bind; tcp://127.0.0.1:* picks a free port")
+      ->capture_default_str();
+  app.add_option("--max-connections", o.max_connections,
+                 "Most TCP connections open at once; one more is closed as it arrives (logged, "
+                 "the client retries). Whatever it says, connections never take the file "
+                 "descriptors the storage needs: at most ulimit -n less the descriptors in use "
+                 "less 64 kept for storage (txmqd raises its soft descriptor limit to the hard "
+                 "one at start). 0: that bound alone")
       ->capture_default_str();
   app.add_option("--data-dir", o.data_dir,
                  "LevelDB directory (created if missing; one broker each)")
@@ -174,6 +190,79 @@ int main(int argc, char** argv) {
   app.add_option("--table-file-mb", table_file_mb, "Index (LevelDB) table file size in MiB")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  app.add_option("--min-free-disk", min_free_disk,
+                 "Disk watermark: below this much free space on the data directory's file "
+                 "system, refuse new messages (sends, transactional halves, DLQ resends, topic "
+                 "creation: RESOURCE_EXHAUSTED) while consumers drain and transactions end; "
+                 "accept them again once an eighth more is free. A size: 1GiB, 600MiB, 2GB. "
+                 "Default and least: the room the broker may still need while it refuses, "
+                 "2 x segment + 4 x write buffer (LevelDB level-0 compaction) + 25 x table file "
+                 "(its largest compaction): 520MiB with the defaults. 0: off (a full disk then "
+                 "stops the broker)");
+  app.add_option("--verify-on-start", verify_on_start,
+                 "all: read the whole commit log and index (every checksum) at start and refuse "
+                 "to start on damage (start-up time grows with the log); recent: only what a "
+                 "crash recovery replays (damage elsewhere is found when it is read)")
+      ->check(CLI::IsMember({"all", "recent"}))
+      ->capture_default_str();
+  app.add_flag("--repair,--salvage", o.repair,
+               "Start on a damaged data directory: keep what can be read, take the messages that "
+               "cannot out of their queues, rebuild a damaged index from the log, log every lost "
+               "message (id, topic, queue, offset) and write DATA-DIR/repair-<time>.json; then "
+               "serve. Without damage it just starts");
+  // Limits (BrokerOptions, "limits": why each default). A refusal names
+  // the flag that would raise it.
+  app.add_option("--max-reply-bytes-per-client", o.max_reply_bytes_per_client,
+                 "Reply bytes the broker holds for one client that does not read them; a "
+                 "reply beyond it is dropped and the client gets OVERLOADED instead (a reply "
+                 "always fits when none waits). Default: several maximal pulls")
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40))
+      ->capture_default_str();
+  app.add_option("--max-reply-bytes", o.max_reply_bytes,
+                 "Reply bytes held for slow clients in all: bounds the broker's memory for them")
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40))
+      ->capture_default_str();
+  app.add_option("--max-parked-pulls-per-client", o.max_parked_pulls_per_client,
+                 "Long polls one client may have waiting; the next is refused OVERLOADED "
+                 "(a consumer parks one at a time)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-parked-pulls", o.max_parked_pulls, "Long polls waiting, over all clients")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--max-in-flight-per-client", o.max_in_flight_per_client,
+                 "Requests of one client waiting for their answer (sends and acks being "
+                 "written, parked pulls); more are refused OVERLOADED. Default: 16 x the client "
+                 "libraries' largest window")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--max-open-transactions-per-group", o.max_open_transactions_per_group,
+                 "Undecided transactions of one producer group; a new half beyond it is "
+                 "refused RESOURCE_EXHAUSTED (ends are always accepted)")
+      ->check(CLI::Range(1, 100000000))
+      ->capture_default_str();
+  app.add_option("--max-open-transactions", o.max_open_transactions,
+                 "Undecided transactions over all producer groups")
+      ->check(CLI::Range(1, 100000000))
+      ->capture_default_str();
+  app.add_option("--max-topics", o.max_topics,
+                 "Topics; a send, half or create naming a new one beyond it is refused "
+                 "RESOURCE_EXHAUSTED (dead-letter and retry topics are always created)")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--topic-creates-per-second", o.topic_creates_per_second,
+                 "New topics per second (bursts of 10 s' worth); beyond it OVERLOADED")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-groups", o.max_groups,
+                 "Consumer groups; a pull naming a new one beyond it is refused "
+                 "RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--group-creates-per-second", o.group_creates_per_second,
+                 "New consumer groups per second (bursts of 10 s' worth); beyond it OVERLOADED")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -218,6 +307,7 @@ int main(int argc, char** argv) {
   o.write_buffer_bytes = write_buffer_mb << 20;
   o.table_file_bytes = table_file_mb << 20;
   o.segment_bytes = segment_mb << 20;
+  o.verify_storage_at_start = verify_on_start == "all";
   o.stuck_policy = stuck_policy == "commit"     ? txmq::StuckPolicy::kCommit
                    : stuck_policy == "rollback" ? txmq::StuckPolicy::kRollback
                                                 : txmq::StuckPolicy::kPark;
@@ -233,6 +323,15 @@ int main(int argc, char** argv) {
       !ParseDuration("--resolved-retention", resolved_retention, &o.resolved_retention, &error)) {
     std::cerr << "txmqd: " << error << "\n";
     return 2;
+  }
+  if (!min_free_disk.empty()) {
+    auto bytes = txmq::ParseByteSize(min_free_disk);
+    if (!bytes) {
+      std::cerr << "txmqd: --min-free-disk = '" << min_free_disk
+                << "' is not a size (examples: 1GiB, 600MiB, 2GB; 0 turns the check off)\n";
+      return 2;
+    }
+    o.min_free_disk_bytes = *bytes;
   }
   if (!retry_backoff.empty()) {
     o.retry_backoff.clear();
@@ -262,6 +361,25 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Rules between options (a segment must hold 4 messages, the disk
+  // watermark must leave the broker its room, ...): bad usage, like a bad flag.
+  if (txmq::Status s = txmq::ValidateBrokerOptions(o); !s.ok()) {
+    std::cerr << "txmqd: " << s.message() << "\n";
+    return 2;
+  }
+
+  // Each connection holds a descriptor, as does each log segment: take
+  // every descriptor the hard limit allows (the soft one is often 1024).
+  if (rlimit nofile{};
+      getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    const rlim_t was = nofile.rlim_cur;
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) {
+      log->warn("cannot raise the descriptor limit from {} to {}: {}", was, nofile.rlim_max,
+                std::strerror(errno));
+    }
+  }
+
   // Signals go to main alone, which waits for them; the broker's threads
   // inherit the blocked mask. SIGHUP's default action would end txmqd.
   sigset_t signals;
@@ -282,6 +400,14 @@ int main(int argc, char** argv) {
             txmq::broker::SettingsBlock(settings));
 
   auto broker = txmq::Broker::Start(o);
+  if (!broker.ok() && broker.status().code() == txmq::StatusCode::kCorruption) {
+    // Damage is its own exit code: a supervisor must not restart into it.
+    std::cerr << "txmqd: the data directory " << o.data_dir
+              << " is damaged; refusing to start: " << broker.status().message() << "\n"
+              << "txmqd: copy the directory aside, then start txmqd once with the same options "
+                 "and --repair (README: \"A damaged data directory\")\n";
+    return 4;
+  }
   if (!broker.ok()) {
     std::cerr << "txmqd: cannot start: " << broker.status().ToString() << "\n";
     return 1;

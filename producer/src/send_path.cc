@@ -89,7 +89,13 @@ void Try(std::shared_ptr<Attempt> attempt) {
   attempt->connection->Call(
       std::move(request), attempt->timeout, [attempt](Result<wire::Frame> reply) mutable {
         if (reply.ok()) return attempt->done(std::move(reply));
-        if (reply.status().IsRetryable() && attempt->attempts_left-- > 0) {
+        // RESOURCE_EXHAUSTED (disk low, a count limit reached) will not
+        // change within microseconds: an immediate retry only adds to the
+        // refusals. The caller (or the outbox relay, with its backoff)
+        // tries again later.
+        const bool retry_now =
+            reply.status().IsRetryable() && reply.status().code() != StatusCode::kResourceExhausted;
+        if (retry_now && attempt->attempts_left-- > 0) {
           if (attempt->first_failure.ok()) attempt->first_failure = reply.status();
           return Try(std::move(attempt));
         }

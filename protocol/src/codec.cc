@@ -53,6 +53,11 @@ zmq::message_t EncodeFrame(capnp::MessageBuilder& builder) {
   return out;
 }
 
+void EncodeFrameInto(capnp::MessageBuilder& builder, kj::ArrayPtr<capnp::word> out) {
+  kj::ArrayOutputStream stream(out.asBytes());
+  capnp::writeMessage(stream, builder);
+}
+
 OutFrame::OutFrame(uint64_t request_id)
     : builder_(std::make_unique<capnp::MallocMessageBuilder>()),
       root_(builder_->initRoot<Envelope>()),
@@ -86,6 +91,8 @@ ErrorCode ToWireCode(StatusCode code) {
       return ErrorCode::FAILED_PRECONDITION;
     case StatusCode::kInternal:
       return ErrorCode::INTERNAL;
+    case StatusCode::kResourceExhausted:
+      return ErrorCode::RESOURCE_EXHAUSTED;
     case StatusCode::kPermissionDenied:
       return ErrorCode::PERMISSION_DENIED;
   }
@@ -118,6 +125,8 @@ StatusCode FromWireCode(ErrorCode code) {
       return StatusCode::kFailedPrecondition;
     case ErrorCode::INTERNAL:
       return StatusCode::kInternal;
+    case ErrorCode::RESOURCE_EXHAUSTED:
+      return StatusCode::kResourceExhausted;
     case ErrorCode::PERMISSION_DENIED:
       return StatusCode::kPermissionDenied;
   }

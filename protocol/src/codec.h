@@ -83,6 +83,9 @@ Result<Frame> DecodeFrame(zmq::message_t&& bytes, const DecodeLimits& limits);
 
 // Serializes a built message into one ZeroMQ message (a single copy).
 zmq::message_t EncodeFrame(capnp::MessageBuilder& builder);
+// Serializes a built message into `out`, which must hold exactly
+// computeSerializedSizeInWords(builder) words.
+void EncodeFrameInto(capnp::MessageBuilder& builder, kj::ArrayPtr<capnp::word> out);
 
 // A request or reply under construction, with its requestId set. Movable.
 class OutFrame {
@@ -94,6 +97,12 @@ class OutFrame {
   Envelope::Builder envelope() { return root_; }
   uint64_t request_id() const { return request_id_; }
   zmq::message_t Encode() { return EncodeFrame(*builder_); }
+  // The size Encode() would produce, without encoding.
+  size_t EncodedBytes() {
+    return capnp::computeSerializedSizeInWords(*builder_) * sizeof(capnp::word);
+  }
+  // Encodes into words the caller owns (EncodedBytes() / 8 of them).
+  void EncodeInto(kj::ArrayPtr<capnp::word> out) { EncodeFrameInto(*builder_, out); }
 
  private:
   std::unique_ptr<capnp::MallocMessageBuilder> builder_;

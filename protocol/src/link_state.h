@@ -8,6 +8,10 @@
 // - kRefused: an attempt failed while not connected
 //   (ZMQ_EVENT_CONNECT_RETRIED: refused, unreachable): nothing listens at
 //   the address now. ZeroMQ keeps retrying; a later handshake clears it.
+//   The first ZMQ_EVENT_CONNECT_RETRIED after a ZMQ_EVENT_DISCONNECTED is
+//   not a failed attempt: ZeroMQ reports the reconnect it schedules that
+//   way. A broker that closed the connection (over its connection limit,
+//   restarting) is not "nothing listens" until an attempt fails.
 // - kKeyRefused: the broker's ZAP handler refused this client's CURVE key.
 //   Final: libzmq does not reconnect after it.
 // - kMechanismMismatch: one side uses CURVE and the other not. Final too.
@@ -43,18 +47,24 @@ class LinkState {
 
   // A ZMQ_EVENT_* the socket monitor reported, with its value; others are
   // ignored.
-  void OnEvent(uint16_t event, uint32_t value) {
+  void OnEvent(uint16_t event, uint32_t value = 0) {
     std::lock_guard<std::mutex> lock(mu_);
     if (IsFinal(link_)) return;
     switch (event) {
       case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         link_ = Link::kConnected;
+        reconnect_scheduled_ = false;
         break;
       case ZMQ_EVENT_DISCONNECTED:
         if (link_ == Link::kConnected) link_ = Link::kConnecting;
+        reconnect_scheduled_ = true;
         break;
       case ZMQ_EVENT_CONNECT_RETRIED:
-        if (link_ != Link::kConnected && link_ != Link::kHandshakeFailed) link_ = Link::kRefused;
+        if (reconnect_scheduled_) {
+          reconnect_scheduled_ = false;
+        } else if (link_ != Link::kConnected && link_ != Link::kHandshakeFailed) {
+          link_ = Link::kRefused;
+        }
         break;
       case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
         link_ = Link::kKeyRefused;
@@ -97,7 +107,8 @@ class LinkState {
  private:
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
-  Link link_ = Link::kConnecting;  // guarded by mu_
+  Link link_ = Link::kConnecting;     // guarded by mu_
+  bool reconnect_scheduled_ = false;  // guarded by mu_; the next RETRIED is no failure
 };
 
 }  // namespace txmq::net

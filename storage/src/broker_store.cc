@@ -7,12 +7,16 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <cstdarg>
 #include <cstdio>
+#include <filesystem>
 
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "storage/src/coding.h"
 #include "storage/src/crc32c.h"
+#include "storage/src/fd_shortage.h"
+#include "storage/src/store_check.h"
 
 namespace txmq::storage {
 
@@ -20,6 +24,7 @@ namespace {
 
 constexpr const char* kFormatFile = "FORMAT";
 constexpr const char* kCheckpointFile = "CHECKPOINT";
+constexpr const char* kRepairsFile = "REPAIRS";
 
 int64_t MicrosSince(SteadyTime start) {
   return std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - start).count();
@@ -52,8 +57,6 @@ std::string Fixed64(uint64_t v) {
   PutFixed64(&s, v);
   return s;
 }
-
-bool ReadFixed64(std::string_view in, uint64_t* v) { return GetFixed64(&in, v) && in.empty(); }
 
 leveldb::Slice AsSlice(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -152,35 +155,73 @@ Status BrokerStore::Recover() {
   db_options.write_buffer_size = options_.write_buffer_bytes;
   db_options.max_file_size = options_.table_file_bytes;
   db_options.block_cache_bytes = options_.block_cache_bytes;
-  index_env_ = std::make_unique<WalDiscardingEnv>(
+  // Below 1000 every table file LevelDB keeps open is mapped and holds no
+  // descriptor: descriptors stay for connections and the storage reserve
+  // (fd_shortage.h).
+  db_options.max_open_files = 500;
+  waiting_env_ = std::make_unique<DescriptorWaitingEnv>(
       options_.env != nullptr ? options_.env : leveldb::Env::Default());
+  index_env_ = std::make_unique<WalDiscardingEnv>(waiting_env_.get());
   db_options.env = index_env_.get();
   db_options.paranoid_checks = true;
-  auto db = Db::Open(index_dir, db_options);
-  if (!db.ok()) return db.status();
-  db_ = std::move(db.value());
+  reads_.verify_checksums = true;
+  const bool check = options_.verify_all || options_.repair;
+  repairing_ = options_.repair;
+  const auto index_start = SteadyClock::now();
+  bool rebuild = false;
+  if (Status s = OpenIndex(db_options, check); !s.ok()) {
+    if (s.code() != StatusCode::kCorruption) return s;
+    if (!options_.repair) {
+      return Status::Corruption(s.message() +
+                                ". Nothing was changed. The index is derived from the commit "
+                                "log: start txmqd with --repair to rebuild it");
+    }
+    if (Status r = RebuildIndex(db_options, s.message()); !r.ok()) return r;
+    rebuild = true;
+  }
 
+  auto skips = LoadSkips(fs, dir + "/" + kRepairsFile);
+  if (!skips.ok()) return skips.status();
   LogCursor from;
   const std::string checkpoint_path = dir + "/" + kCheckpointFile;
   LogOptions log_options;
   log_options.dir = dir + "/log";
   log_options.segment_bytes = options_.segment_bytes;
   log_options.fs = fs;
+  log_options.verify_all = check;
+  log_options.skips = *skips;
+  Status no_checkpoint;
   if (fs->Exists(checkpoint_path)) {
     auto text = fs->ReadFile(checkpoint_path);
     if (!text.ok()) return text.status();
     if (!DecodeCheckpoint(*text, &from)) {
-      return Status::Corruption("checkpoint file '" + checkpoint_path + "' is damaged: '" +
-                                OneLineForLog(*text) + "'");
+      no_checkpoint = Status::Corruption("checkpoint file '" + checkpoint_path + "' is damaged: '" +
+                                         OneLineForLog(*text) + "'");
     }
   } else if (fs->Exists(log_options.dir)) {
     auto segments = fs->List(log_options.dir);
     if (segments.ok() && std::any_of(segments->begin(), segments->end(),
                                      [](const auto& n) { return n.ends_with(".seg"); })) {
-      return Status::Corruption("data directory '" + dir +
-                                "' has a commit log but no CHECKPOINT file: refusing to guess "
-                                "where recovery starts");
+      no_checkpoint = Status::Corruption("data directory '" + dir +
+                                         "' has a commit log but no CHECKPOINT file: refusing "
+                                         "to guess where recovery starts");
     }
+  }
+  if (!no_checkpoint.ok()) {
+    if (!options_.repair) return no_checkpoint;
+    // Without the cursor every entry is applied again: the same as for an
+    // index rebuilt from the log.
+    repair_.index_problem = no_checkpoint.message();
+    from = FirstEntryCursor(fs, log_options.dir);
+    rebuild = true;
+  }
+  if (options_.repair) {
+    // Entries before the cursor are in the index unless it is rebuilt.
+    log_options.replay_before_cursor = rebuild;
+    const uint64_t replay_from = rebuild ? 0 : from.position;
+    log_options.on_damage = [this, replay_from](const LogDamage& d) {
+      SalvageDamaged(d, replay_from);
+    };
   }
   const auto start = SteadyClock::now();
   uint64_t replayed = 0;
@@ -188,8 +229,14 @@ Status BrokerStore::Recover() {
     ++replayed;
     return ApplyToIndex(e.position, e.payload, {});
   });
-  if (!log.ok()) return log.status();
+  if (!log.ok()) {
+    if (log.status().code() != StatusCode::kCorruption || options_.repair) return log.status();
+    return Status::Corruption(log.status().message() +
+                              ". Nothing was changed. Start txmqd with --repair to keep what "
+                              "can be read and list what is lost");
+  }
   log_ = std::move(log.value());
+  for (LogDamage& d : repair_.log_damage) d.bytes.clear();
   applied_ = synced_ = log_->placed_end();
   Status bad;
   Status scanned =
@@ -208,15 +255,180 @@ Status BrokerStore::Recover() {
   checkpointed_position_ = from.position;
   stats_.replayed_entries = replayed;
   if (replayed > 0) {
-    Logger("storage")->info("replayed {} log entries after the checkpoint in {} ms", replayed,
+    Logger("storage")->info("replayed {} log entries {} in {} ms", replayed,
+                            rebuild ? "into the rebuilt index" : "after the checkpoint",
                             MicrosSince(start) / 1000);
+  }
+  if (check) {
+    Logger("storage")->info(
+        "checked the whole commit log ({} MiB) and the index in {} ms (--verify-on-start all)",
+        (log_->placed_end().position - log_->start()) >> 20, MicrosSince(index_start) / 1000);
+  }
+  if (options_.repair) {
+    repair_.index_rebuilt = rebuild;
+    repair_.replayed_entries = replayed;
+    if (Status s = FinishRepair(*skips); !s.ok()) return s;
+    repairing_ = false;
+    return Checkpoint();
+  }
+  if (check) {
+    if (Status s = CheckIndexAgainstLog(); !s.ok()) {
+      return Status::Corruption(s.message() +
+                                ". Nothing was changed. Start txmqd with --repair to keep what "
+                                "can be read and list what is lost");
+    }
   }
   if (replayed > 0 || !fs->Exists(checkpoint_path)) return Checkpoint();
   return Status::OK();
 }
 
+Status BrokerStore::OpenIndex(const DbOptions& db_options, bool check) {
+  const std::string index_dir = options_.dir + "/index";
+  auto db = Db::Open(index_dir, db_options);
+  if (!db.ok()) return db.status();
+  db_ = std::move(db.value());
+  if (!check) return Status::OK();
+  const auto start = SteadyClock::now();
+  if (Status s = VerifyIndexTables(db_->get(), index_dir, db_options.env); !s.ok()) {
+    db_.reset();
+    return s;
+  }
+  Logger("storage")->debug("checked the index in {} ms", MicrosSince(start) / 1000);
+  return Status::OK();
+}
+
+namespace {
+
+// LevelDB's account of a repair, line by line.
+class NoteLogger final : public leveldb::Logger {
+ public:
+  explicit NoteLogger(std::vector<std::string>* notes) : notes_(notes) {}
+  void Logv(const char* format, std::va_list ap) override {
+    char line[512];
+    std::vsnprintf(line, sizeof line, format, ap);
+    std::string text = line;
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    std::lock_guard<std::mutex> lock(mu_);
+    notes_->push_back(std::move(text));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string>* notes_;
+};
+
+}  // namespace
+
+Status BrokerStore::RebuildIndex(const DbOptions& db_options, const std::string& problem) {
+  const std::string index_dir = options_.dir + "/index";
+  repair_.index_problem = problem;
+  Logger("repair")->warn("{}; rebuilding the index from the commit log", problem);
+  db_.reset();
+  {
+    // What LevelDB can still read of it keeps state older than the log's
+    // first segment (topics, consumer positions); the log is applied again
+    // on top. Damaged table files go to index/lost/.
+    NoteLogger notes(&repair_.index_notes);
+    leveldb::Options o;
+    o.env = db_options.env;
+    o.paranoid_checks = true;
+    o.info_log = &notes;
+    leveldb::Status s = leveldb::RepairDB(index_dir, o);
+    if (!s.ok()) repair_.index_notes.push_back("LevelDB repair failed: " + s.ToString());
+  }
+  // The log is the data; keep only LevelDB's own account of what it did.
+  std::erase_if(repair_.index_notes, [](const std::string& n) {
+    return n.find("Table #") == std::string::npos && n.find("Archiving") == std::string::npos &&
+           n.find("failed") == std::string::npos;
+  });
+  if (OpenIndex(db_options, /*check=*/true).ok()) return Status::OK();
+  // Nothing readable: a fresh index, the damaged one kept aside.
+  const std::string aside = index_dir + ".damaged-" + std::to_string(NowMs());
+  std::error_code ec;
+  std::filesystem::rename(index_dir, aside, ec);
+  if (ec) return Status::Internal("moving the damaged index aside: " + ec.message());
+  repair_.index_notes.push_back("the salvaged index was still unreadable; moved to " + aside +
+                                " and built anew from the log alone");
+  if (Status s = options_.fs->CreateDirs(index_dir); !s.ok()) return s;
+  return OpenIndex(db_options, /*check=*/true);
+}
+
+Status BrokerStore::CheckIndexAgainstLog() {
+  // Runs name the rounds that hold them: the first and the last.
+  uint64_t first = UINT64_MAX, last = 0;
+  const std::string prefix(1, store::kRunByPosition);
+  std::unique_ptr<leveldb::Iterator> it(db_->get()->NewIterator(reads_));
+  it->Seek(prefix);
+  uint64_t at, start_offset;
+  uint32_t t, q;
+  if (it->Valid() && it->key().starts_with(prefix) &&
+      store::ParseRunByPositionKey({it->key().data(), it->key().size()}, &at, &t, &q,
+                                   &start_offset)) {
+    first = at;
+  }
+  it->Seek(store::PrefixEnd(prefix));
+  it->Valid() ? it->Prev() : it->SeekToLast();
+  if (it->Valid() && it->key().starts_with(prefix) &&
+      store::ParseRunByPositionKey({it->key().data(), it->key().size()}, &at, &t, &q,
+                                   &start_offset)) {
+    last = at;
+  }
+  if (!it->status().ok()) return FromLevelDb(it->status(), "checking the index");
+  if (first != UINT64_MAX && first < log_->start()) {
+    return Status::Corruption("the index names messages at log position " + std::to_string(first) +
+                              ", but the log starts at " + std::to_string(log_->start()) +
+                              ": a segment file holding acknowledged messages is missing");
+  }
+  const uint64_t end = log_->placed_end().position;
+  if (last != 0 && last >= end) {
+    return Status::Corruption(
+        "the index names messages at log position " + std::to_string(last) +
+        ", but the log ends at " + std::to_string(end) +
+        ": acknowledged log data is missing (a segment file was cut or removed; under --flush "
+        "async a power loss also loses the last acknowledged writes)");
+  }
+  return Status::OK();
+}
+
+uint64_t BrokerStore::MaxIndexedPosition() {
+  uint64_t max = 0;
+  (void)ForEachRunBefore(UINT64_MAX,
+                         [&](uint64_t position, uint32_t, uint32_t, uint64_t, uint64_t) {
+                           max = std::max(max, position);
+                           return true;
+                         });
+  (void)ForEachHalf([&](std::string_view, uint32_t, uint64_t position) {
+    max = std::max(max, position);
+    return true;
+  });
+  (void)ForEachDelayedPosition([&](int64_t, uint64_t, uint64_t position) {
+    max = std::max(max, position);
+    return true;
+  });
+  return max;
+}
+
 Status BrokerStore::ApplyToIndex(uint64_t entry_position, std::string_view records,
                                  std::string_view ops_record) {
+  std::vector<PlacedRecord> placed;
+  std::vector<store::RecordView> parsed;
+  const uint64_t payload_at = entry_position + log::kHeaderBytes;
+  std::vector<std::pair<std::string_view, uint64_t>> pieces = {{records, 0}};
+  if (!ops_record.empty()) pieces.emplace_back(ops_record, records.size());
+  for (const auto& [piece, base] : pieces) {
+    if (!store::ParseRecords(piece, &parsed)) {
+      return Status::Corruption("log entry at " + std::to_string(entry_position) +
+                                " holds a malformed record");
+    }
+    for (const store::RecordView& r : parsed) {
+      placed.push_back({payload_at + base + r.offset_in_payload, r});
+    }
+  }
+  return ApplyRecords(entry_position, placed);
+}
+
+Status BrokerStore::ApplyRecords(uint64_t entry_position,
+                                 const std::vector<PlacedRecord>& records) {
   leveldb::WriteBatch batch;
   struct Run {
     uint32_t topic_id;
@@ -229,86 +441,75 @@ Status BrokerStore::ApplyToIndex(uint64_t entry_position, std::string_view recor
               store::EncodeQueueRun(r.run));
     batch.Put(store::RunByPositionKey(entry_position, r.topic_id, r.queue, r.run.first_offset), "");
   };
-  std::vector<store::RecordView> parsed;
-  const uint64_t payload_at = entry_position + log::kHeaderBytes;
-  std::vector<std::pair<std::string_view, uint64_t>> pieces = {{records, 0}};
-  if (!ops_record.empty()) pieces.emplace_back(ops_record, records.size());
-  for (const auto& [piece, base] : pieces) {
-    if (!store::ParseRecords(piece, &parsed)) {
-      return Status::Corruption("log entry at " + std::to_string(entry_position) +
-                                " holds a malformed record");
-    }
-    for (const store::RecordView& r : parsed) {
-      const uint64_t position = payload_at + base + r.offset_in_payload;
-      switch (r.type) {
-        case store::kMessage: {
-          store::MessageBody m;
-          if (!store::DecodeMessageBody(r.body, &m)) {
-            return Status::Corruption("undecodable message record at log position " +
-                                      std::to_string(position));
-          }
-          auto it = std::find_if(runs.begin(), runs.end(), [&](const Run& x) {
-            return x.topic_id == m.topic_id && x.queue == m.queue;
-          });
-          if (it != runs.end() && it->run.end_offset() != m.offset) {
-            flush_run(*it);  // not contiguous: a new run starts here
-            runs.erase(it);
-            it = runs.end();
-          }
-          if (it == runs.end()) {
-            runs.push_back({m.topic_id, m.queue, {m.offset, {}}});
-            it = std::prev(runs.end());
-          }
-          it->run.positions.push_back(position);
-          if (m.flags & store::kFlagIndexed) {
-            store::IdEntry id{m.topic_id, m.queue, true, m.offset, m.message.stored_ms};
-            batch.Put(store::IdKey(static_cast<uint64_t>(m.message.stored_ms) / store::kIdBucketMs,
-                                   m.message.id),
-                      store::EncodeIdEntry(id));
-          }
-          break;
+  for (const auto& [position, r] : records) {
+    switch (r.type) {
+      case store::kMessage: {
+        store::MessageBody m;
+        if (!store::DecodeMessageBody(r.body, &m)) {
+          return Status::Corruption("undecodable message record at log position " +
+                                    std::to_string(position));
         }
-        case store::kHalf: {
-          store::HalfBody h;
-          if (!store::DecodeHalfBody(r.body, &h)) {
-            return Status::Corruption("undecodable half record at log position " +
-                                      std::to_string(position));
-          }
-          batch.Put(store::HalfKey(h.tx_id, h.index), Fixed64(position));
-          break;
+        auto it = std::find_if(runs.begin(), runs.end(), [&](const Run& x) {
+          return x.topic_id == m.topic_id && x.queue == m.queue;
+        });
+        if (it != runs.end() && it->run.end_offset() != m.offset) {
+          flush_run(*it);  // not contiguous: a new run starts here
+          runs.erase(it);
+          it = runs.end();
         }
-        case store::kDelayed: {
-          store::DelayedBody d;
-          if (!store::DecodeDelayedBody(r.body, &d)) {
-            return Status::Corruption("undecodable delayed record at log position " +
-                                      std::to_string(position));
-          }
-          batch.Put(store::DelayedKey(d.due_ms, d.seq), Fixed64(position));
-          store::IdEntry id{d.topic_id, d.queue, false, 0, d.message.stored_ms};
-          batch.Put(store::IdKey(static_cast<uint64_t>(d.message.stored_ms) / store::kIdBucketMs,
-                                 d.message.id),
+        if (it == runs.end()) {
+          runs.push_back({m.topic_id, m.queue, {m.offset, {}}});
+          it = std::prev(runs.end());
+        }
+        it->run.positions.push_back(position);
+        if (m.flags & store::kFlagIndexed) {
+          store::IdEntry id{m.topic_id, m.queue, true, m.offset, m.message.stored_ms};
+          batch.Put(store::IdKey(static_cast<uint64_t>(m.message.stored_ms) / store::kIdBucketMs,
+                                 m.message.id),
                     store::EncodeIdEntry(id));
-          break;
         }
-        case store::kIndexOps: {
-          std::string_view in = r.body;
-          while (!in.empty()) {
-            uint8_t op;
-            std::string_view key, value;
-            if (!GetByte(&in, &op) || !GetLengthPrefixed(&in, &key) ||
-                (op == store::kPut && !GetLengthPrefixed(&in, &value)) ||
-                (op != store::kPut && op != store::kDelete)) {
-              return Status::Corruption("malformed index operations in the log entry at " +
-                                        std::to_string(entry_position));
-            }
-            if (op == store::kPut) {
-              batch.Put(AsSlice(key), AsSlice(value));
-            } else {
-              batch.Delete(AsSlice(key));
-            }
+        break;
+      }
+      case store::kHalf: {
+        store::HalfBody h;
+        if (!store::DecodeHalfBody(r.body, &h)) {
+          return Status::Corruption("undecodable half record at log position " +
+                                    std::to_string(position));
+        }
+        batch.Put(store::HalfKey(h.tx_id, h.index), Fixed64(position));
+        break;
+      }
+      case store::kDelayed: {
+        store::DelayedBody d;
+        if (!store::DecodeDelayedBody(r.body, &d)) {
+          return Status::Corruption("undecodable delayed record at log position " +
+                                    std::to_string(position));
+        }
+        batch.Put(store::DelayedKey(d.due_ms, d.seq), Fixed64(position));
+        store::IdEntry id{d.topic_id, d.queue, false, 0, d.message.stored_ms};
+        batch.Put(store::IdKey(static_cast<uint64_t>(d.message.stored_ms) / store::kIdBucketMs,
+                               d.message.id),
+                  store::EncodeIdEntry(id));
+        break;
+      }
+      case store::kIndexOps: {
+        std::string_view in = r.body;
+        while (!in.empty()) {
+          uint8_t op;
+          std::string_view key, value;
+          if (!GetByte(&in, &op) || !GetLengthPrefixed(&in, &key) ||
+              (op == store::kPut && !GetLengthPrefixed(&in, &value)) ||
+              (op != store::kPut && op != store::kDelete)) {
+            return Status::Corruption("malformed index operations in the log entry at " +
+                                      std::to_string(entry_position));
           }
-          break;
+          if (op == store::kPut) {
+            batch.Put(AsSlice(key), AsSlice(value));
+          } else {
+            batch.Delete(AsSlice(key));
+          }
         }
+        break;
       }
     }
   }
@@ -602,405 +803,6 @@ void BrokerStore::CheckpointLoop() {
     lock.lock();
     last = SteadyClock::now();
   }
-}
-
-// ---------------- reads ----------------
-
-Result<StoredMessage> BrokerStore::ReadMessage(uint32_t topic_id, uint32_t queue, uint64_t offset) {
-  if (!removed_.empty()) {
-    if (auto it = removed_.find({topic_id, queue});
-        it != removed_.end() && it->second.count(offset)) {
-      return Status::NotFound("offset " + std::to_string(offset) + " was removed");
-    }
-  }
-  store::QueueRun* run = nullptr;
-  if (auto it = run_cache_.find({topic_id, queue}); it != run_cache_.end() &&
-                                                    offset >= it->second.first_offset &&
-                                                    offset < it->second.end_offset()) {
-    run = &it->second;
-  } else {
-    // The run holding `offset`: the last run that starts at or before it.
-    std::unique_ptr<leveldb::Iterator> iter(db_->get()->NewIterator(leveldb::ReadOptions()));
-    const std::string prefix = store::QueueRunPrefix(topic_id, queue);
-    iter->Seek(store::QueueRunKey(topic_id, queue, offset + 1));
-    if (iter->Valid()) {
-      iter->Prev();
-    } else {
-      iter->SeekToLast();
-    }
-    if (!iter->Valid() || !iter->key().starts_with(prefix)) {
-      return Status::NotFound("offset " + std::to_string(offset) + " is not stored");
-    }
-    uint32_t t, q;
-    uint64_t first;
-    store::QueueRun found;
-    const std::string key = iter->key().ToString();
-    if (!store::ParseQueueRunKey(key, &t, &q, &first) ||
-        !store::DecodeQueueRun(first, {iter->value().data(), iter->value().size()}, &found)) {
-      return Status::Corruption("damaged queue index entry for topic " + std::to_string(topic_id) +
-                                " queue " + std::to_string(queue));
-    }
-    if (offset >= found.end_offset()) {
-      return Status::NotFound("offset " + std::to_string(offset) + " is not stored");
-    }
-    run = &(run_cache_[{topic_id, queue}] = std::move(found));
-  }
-  const uint64_t position = run->positions[offset - run->first_offset];
-  auto record = RecordAt(position, store::kMessage);
-  if (!record.ok()) return record.status();
-  StoredMessage out;
-  out.position = position;
-  if (!store::DecodeMessageBody(record->body, &out.body) || out.body.offset != offset ||
-      out.body.topic_id != topic_id || out.body.queue != queue) {
-    return Status::Corruption("the message record at log position " + std::to_string(position) +
-                              " is not topic " + std::to_string(topic_id) + " queue " +
-                              std::to_string(queue) + " offset " + std::to_string(offset));
-  }
-  return out;
-}
-
-Result<store::RecordView> BrokerStore::RecordAt(uint64_t position, store::RecordType type) const {
-  auto bytes = log_->ReadFrom(position);
-  if (!bytes.ok()) return bytes.status();
-  store::RecordView r;
-  if (!store::ParseRecordAt(*bytes, &r) || r.type != type) {
-    return Status::Corruption("no intact record of type " + std::to_string(type) +
-                              " at log position " + std::to_string(position));
-  }
-  return r;
-}
-
-Result<StoredHalf> BrokerStore::ReadHalf(std::string_view tx_id, uint32_t index) {
-  std::string value;
-  leveldb::Status s = db_->get()->Get(leveldb::ReadOptions(), store::HalfKey(tx_id, index), &value);
-  if (s.IsNotFound()) {
-    return Status::NotFound("no half message " + std::to_string(index) + " of transaction " +
-                            std::string(tx_id));
-  }
-  if (!s.ok()) return FromLevelDb(s, "reading a half message's place");
-  StoredHalf out;
-  if (!ReadFixed64(value, &out.position)) {
-    return Status::Corruption("damaged index entry of half message " + std::to_string(index) +
-                              " of transaction " + std::string(tx_id));
-  }
-  auto record = RecordAt(out.position, store::kHalf);
-  if (!record.ok()) return record.status();
-  if (!store::DecodeHalfBody(record->body, &out.body) || out.body.tx_id != tx_id ||
-      out.body.index != index) {
-    return Status::Corruption("the half record at log position " + std::to_string(out.position) +
-                              " is not message " + std::to_string(index) + " of transaction " +
-                              std::string(tx_id));
-  }
-  return out;
-}
-
-Result<StoredDelayed> BrokerStore::ReadDelayed(int64_t due_ms, uint64_t seq) {
-  std::string value;
-  leveldb::Status s =
-      db_->get()->Get(leveldb::ReadOptions(), store::DelayedKey(due_ms, seq), &value);
-  if (s.IsNotFound()) return Status::NotFound("no delayed message " + std::to_string(seq));
-  if (!s.ok()) return FromLevelDb(s, "reading a delayed message's place");
-  StoredDelayed out;
-  if (!ReadFixed64(value, &out.position)) {
-    return Status::Corruption("damaged index entry of delayed message " + std::to_string(seq));
-  }
-  auto record = RecordAt(out.position, store::kDelayed);
-  if (!record.ok()) return record.status();
-  if (!store::DecodeDelayedBody(record->body, &out.body) || out.body.seq != seq) {
-    return Status::Corruption("the delayed record at log position " + std::to_string(out.position) +
-                              " is not message " + std::to_string(seq));
-  }
-  return out;
-}
-
-std::optional<TxRecord> BrokerStore::GetTx(std::string_view tx_id) {
-  std::string value;
-  TxRecord record;
-  if (!db_->get()->Get(leveldb::ReadOptions(), store::TxKey(tx_id), &value).ok() ||
-      !DecodeTx(value, &record)) {
-    return std::nullopt;
-  }
-  return record;
-}
-
-std::optional<store::IdEntry> BrokerStore::GetId(uint64_t bucket, std::string_view message_id) {
-  std::string value;
-  store::IdEntry entry;
-  if (!db_->get()->Get(leveldb::ReadOptions(), store::IdKey(bucket, message_id), &value).ok() ||
-      !store::DecodeIdEntry(value, &entry)) {
-    return std::nullopt;
-  }
-  return entry;
-}
-
-std::optional<std::string> BrokerStore::GetMeta(std::string_view name) {
-  std::string value;
-  if (!db_->get()->Get(leveldb::ReadOptions(), store::MetaKey(name), &value).ok()) {
-    return std::nullopt;
-  }
-  return value;
-}
-
-std::optional<uint64_t> BrokerStore::GetQueueStart(uint32_t topic_id, uint32_t queue) {
-  std::string value;
-  uint64_t first;
-  if (!db_->get()
-           ->Get(leveldb::ReadOptions(), store::QueueStartKey(topic_id, queue), &value)
-           .ok() ||
-      !ReadFixed64(value, &first)) {
-    return std::nullopt;
-  }
-  return first;
-}
-
-BrokerStore::QueueBounds BrokerStore::GetQueueBounds(uint32_t topic_id, uint32_t queue) {
-  QueueBounds b;
-  const uint64_t kept_from = GetQueueStart(topic_id, queue).value_or(0);
-  b.first = b.end = kept_from;
-  const std::string prefix = store::QueueRunPrefix(topic_id, queue);
-  std::unique_ptr<leveldb::Iterator> it(db_->get()->NewIterator(leveldb::ReadOptions()));
-  it->Seek(prefix);
-  if (!it->Valid() || !it->key().starts_with(prefix)) return b;
-  uint32_t t, q;
-  uint64_t first;
-  const std::string first_key = it->key().ToString();
-  if (store::ParseQueueRunKey(first_key, &t, &q, &first)) b.first = std::max(kept_from, first);
-  it->Seek(store::PrefixEnd(prefix));
-  if (it->Valid()) {
-    it->Prev();
-  } else {
-    it->SeekToLast();
-  }
-  store::QueueRun last;
-  const std::string last_key = it->Valid() ? it->key().ToString() : std::string();
-  if (store::ParseQueueRunKey(last_key, &t, &q, &first) &&
-      store::DecodeQueueRun(first, {it->value().data(), it->value().size()}, &last)) {
-    b.end = std::max(kept_from, last.end_offset());
-  }
-  return b;
-}
-
-// ---------------- iteration ----------------
-
-Status BrokerStore::Scan(
-    std::string_view prefix, std::string_view from,
-    const std::function<bool(std::string_view key, std::string_view value)>& fn) {
-  std::unique_ptr<leveldb::Iterator> it(db_->get()->NewIterator(leveldb::ReadOptions()));
-  for (it->Seek(AsSlice(from.empty() ? prefix : from));
-       it->Valid() && it->key().starts_with(AsSlice(prefix)); it->Next()) {
-    if (!fn({it->key().data(), it->key().size()}, {it->value().data(), it->value().size()})) {
-      break;
-    }
-  }
-  return it->status().ok() ? Status::OK() : FromLevelDb(it->status(), "scanning the index");
-}
-
-Status BrokerStore::ForEachTopic(
-    const std::function<bool(std::string_view, const store::TopicEntry&)>& fn) {
-  Status bad;
-  Status s = Scan(std::string(1, store::kTopic), {}, [&](std::string_view key, std::string_view v) {
-    std::string_view name;
-    store::TopicEntry entry;
-    if (!store::ParseTopicKey(key, &name) || !store::DecodeTopicEntry(v, &entry) ||
-        entry.queues == 0) {
-      bad = Status::Corruption("damaged topic entry in the index");
-      return false;
-    }
-    return fn(name, entry);
-  });
-  return bad.ok() ? s : bad;
-}
-
-Status BrokerStore::ForEachCursor(
-    const std::function<bool(std::string_view, std::string_view, uint32_t, uint64_t)>& fn) {
-  Status bad;
-  Status s =
-      Scan(std::string(1, store::kCursor), {}, [&](std::string_view key, std::string_view v) {
-        std::string_view group, topic;
-        uint32_t queue;
-        uint64_t floor;
-        if (!store::ParseCursorKey(key, &group, &topic, &queue) || !ReadFixed64(v, &floor)) {
-          bad = Status::Corruption("damaged consumer cursor in the index");
-          return false;
-        }
-        return fn(group, topic, queue, floor);
-      });
-  return bad.ok() ? s : bad;
-}
-
-Status BrokerStore::ForEachRetry(
-    const std::function<bool(std::string_view, int64_t, uint64_t, const RetryRecord&)>& fn) {
-  Status bad;
-  Status s = Scan(std::string(1, store::kRetry), {}, [&](std::string_view key, std::string_view v) {
-    std::string_view group;
-    int64_t due;
-    uint64_t id;
-    RetryRecord r;
-    if (!store::ParseRetryKey(key, &group, &due, &id) || !DecodeRetry(v, &r)) {
-      bad = Status::Corruption("damaged retry entry in the index");
-      return false;
-    }
-    return fn(group, due, id, r);
-  });
-  return bad.ok() ? s : bad;
-}
-
-Status BrokerStore::ForEachDelayed(const std::function<bool(int64_t, uint64_t)>& fn) {
-  return ForEachDelayedPosition([&](int64_t due, uint64_t seq, uint64_t) { return fn(due, seq); });
-}
-
-Status BrokerStore::ForEachDelayedPosition(
-    const std::function<bool(int64_t, uint64_t, uint64_t)>& fn) {
-  Status bad;
-  Status s =
-      Scan(std::string(1, store::kDelayedRef), {}, [&](std::string_view key, std::string_view v) {
-        int64_t due;
-        uint64_t seq, position;
-        if (!store::ParseDelayedKey(key, &due, &seq) || !ReadFixed64(v, &position)) {
-          bad = Status::Corruption("damaged delayed-message entry in the index");
-          return false;
-        }
-        return fn(due, seq, position);
-      });
-  return bad.ok() ? s : bad;
-}
-
-Status BrokerStore::ForEachScheduledCheck(
-    const std::function<bool(int64_t, std::string_view)>& fn) {
-  Status bad;
-  Status s = Scan(std::string(1, store::kCheck), {}, [&](std::string_view key, std::string_view) {
-    int64_t ms;
-    std::string_view tx;
-    if (!store::ParseTimedTxKey(key, store::kCheck, &ms, &tx)) {
-      bad = Status::Corruption("damaged transaction check schedule entry in the index");
-      return false;
-    }
-    return fn(ms, tx);
-  });
-  return bad.ok() ? s : bad;
-}
-
-Status BrokerStore::ForEachTxExpiry(int64_t until_ms,
-                                    const std::function<bool(int64_t, std::string_view)>& fn) {
-  Status bad;
-  Status s =
-      Scan(std::string(1, store::kTxExpiry), {}, [&](std::string_view key, std::string_view) {
-        int64_t ms;
-        std::string_view tx;
-        if (!store::ParseTimedTxKey(key, store::kTxExpiry, &ms, &tx)) {
-          bad = Status::Corruption("damaged transaction expiry entry in the index");
-          return false;
-        }
-        if (ms > until_ms) return false;
-        return fn(ms, tx);
-      });
-  return bad.ok() ? s : bad;
-}
-
-Status BrokerStore::ForEachId(uint64_t first_bucket,
-                              const std::function<bool(uint64_t, std::string_view)>& fn) {
-  Status bad;
-  Status s = Scan(std::string(1, store::kId), store::IdBucketPrefix(first_bucket),
-                  [&](std::string_view key, std::string_view) {
-                    uint64_t bucket;
-                    std::string_view id;
-                    if (!store::ParseIdKey(key, &bucket, &id)) {
-                      bad = Status::Corruption("damaged message id entry in the index");
-                      return false;
-                    }
-                    return fn(bucket, id);
-                  });
-  return bad.ok() ? s : bad;
-}
-
-Status BrokerStore::ForEachHalf(
-    const std::function<bool(std::string_view, uint32_t, uint64_t)>& fn) {
-  Status bad;
-  Status s =
-      Scan(std::string(1, store::kHalfRef), {}, [&](std::string_view key, std::string_view v) {
-        std::string_view tx;
-        uint32_t index;
-        uint64_t position;
-        if (!store::ParseHalfKey(key, &tx, &index) || !ReadFixed64(v, &position)) {
-          bad = Status::Corruption("damaged half-message entry in the index");
-          return false;
-        }
-        return fn(tx, index, position);
-      });
-  return bad.ok() ? s : bad;
-}
-
-Status BrokerStore::ForEachRunBefore(
-    uint64_t position,
-    const std::function<bool(uint64_t, uint32_t, uint32_t, uint64_t, uint64_t)>& fn) {
-  Status bad;
-  Status s =
-      Scan(std::string(1, store::kRunByPosition), {}, [&](std::string_view key, std::string_view) {
-        uint64_t at, first;
-        uint32_t topic_id, queue;
-        if (!store::ParseRunByPositionKey(key, &at, &topic_id, &queue, &first)) {
-          bad = Status::Corruption("damaged queue-run entry in the index");
-          return false;
-        }
-        if (at >= position) return false;
-        std::string value;
-        store::QueueRun run;
-        uint64_t end = first;
-        if (db_->get()
-                ->Get(leveldb::ReadOptions(), store::QueueRunKey(topic_id, queue, first), &value)
-                .ok() &&
-            store::DecodeQueueRun(first, value, &run)) {
-          end = run.end_offset();
-        }
-        return fn(at, topic_id, queue, first, end);
-      });
-  return bad.ok() ? s : bad;
-}
-
-// ---------------- the log as a whole ----------------
-
-std::vector<BrokerStore::SegmentSummary> BrokerStore::Segments() const {
-  std::vector<SegmentSummary> out;
-  for (const SegmentInfo& seg : log_->Segments()) {
-    SegmentSummary summary{seg.base, seg.size, 0};
-    auto head = log_->Read(seg.base, log::kHeaderBytes);
-    log::Header h;
-    if (head.ok() && log::DecodeHeader(head->data(), &h)) summary.first_time_ms = h.time_ms;
-    out.push_back(summary);
-  }
-  return out;
-}
-
-std::optional<int64_t> BrokerStore::EntryTime(uint64_t position) const {
-  auto head = log_->Read(position, log::kHeaderBytes);
-  log::Header h;
-  if (!head.ok() || !log::DecodeHeader(head->data(), &h)) return std::nullopt;
-  return h.time_ms;
-}
-
-void BrokerStore::RequestCheckpoint() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    checkpoint_requested_ = true;
-  }
-  cv_.notify_all();
-}
-
-Result<uint64_t> BrokerStore::DeleteLogBefore(uint64_t position) {
-  uint64_t covered;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    covered = checkpointed_position_;
-  }
-  return log_->DeleteBefore(std::min(position, covered));
-}
-
-StoreStats BrokerStore::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  StoreStats s = stats_;
-  s.log_start = log_->start();
-  s.log_end = applied_.position;
-  return s;
 }
 
 }  // namespace txmq::storage

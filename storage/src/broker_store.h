@@ -17,11 +17,23 @@
 // the same whichever later effects its table files already held. See DESIGN.md, "Recovery
 // invariant".
 //
+// Nothing read back is trusted unchecked: the log walk at Open checks
+// every entry (commit_log.h), every index block is read with its checksum
+// verified, and each record read from the log checks its own CRC. Damage
+// found at Open is CORRUPTION naming the file and the position, unless
+// options.repair (store_repair.h): then what can be read is kept, what
+// cannot is reported and taken out of its queue. Damage found later: a
+// damaged record is a CORRUPTION read (logged once, counted in stats, never
+// served as valid); a damaged index stops all further writes (the broker
+// then stops: only a repair rebuilds the index).
+//
 // Data directory (format 2):
 //   FORMAT        "txmq-data 2"
 //   CHECKPOINT    the log cursor recovery starts from
+//   REPAIRS       stretches of log a repair gave up on (store_check.h)
 //   log/          commit-log segments (commit_log.h)
 //   index/        LevelDB
+//   repair-*.json what each repair found (store_repair.h)
 //
 // Threads: the core thread (the broker's) builds rounds, reads, and runs
 // completions; thread "txmq-storage" writes, syncs and applies rounds;
@@ -53,6 +65,7 @@
 #include "storage/src/index_env.h"
 #include "storage/src/records.h"
 #include "storage/src/store_format.h"
+#include "storage/src/store_repair.h"
 #include "storage/src/store_round.h"
 #include "storage/src/tx_records.h"
 #include "txmq/status.h"
@@ -89,6 +102,14 @@ struct StoreOptions {
   size_t table_file_bytes = 8u << 20;
   size_t block_cache_bytes = 32u << 20;
   uint64_t epoch = 1;
+  // At Open, read the whole log and index and refuse damage anywhere
+  // (false: only what recovery replays; damage elsewhere is found when it
+  // is read).
+  bool verify_all = true;
+  // Open a damaged directory anyway: salvage what can be read, take out of
+  // their queues the messages that cannot, rebuild a damaged index from
+  // the log, and report (repair_report()).
+  bool repair = false;
   // File layers (tests swap in ones that lose power).
   FileSystem* fs = FileSystem::Default();
   leveldb::Env* env = nullptr;  // null: leveldb::Env::Default()
@@ -109,6 +130,12 @@ struct StoredDelayed {
   store::DelayedBody body;
 };
 
+// A record at a log position (salvage and replay).
+struct PlacedRecord {
+  uint64_t position = 0;
+  store::RecordView record;
+};
+
 struct StoreStats {
   uint64_t rounds = 0;
   uint64_t completions = 0;
@@ -119,6 +146,7 @@ struct StoreStats {
   uint64_t replayed_entries = 0;  // at the last start
   uint64_t log_start = 0;
   uint64_t log_end = 0;
+  uint64_t damaged_records = 0;  // found failing their checksum since start
 };
 
 class BrokerStore {
@@ -257,29 +285,67 @@ class BrokerStore {
   Result<uint64_t> DeleteLogBefore(uint64_t position);
   uint64_t log_start() const { return log_->start(); }
   // The time of the entry at `position` (a round); none if it is gone.
+  // (Of the next whole entry when the one there is damaged.)
   std::optional<int64_t> EntryTime(uint64_t position) const;
   // Asks the checkpoint thread for a checkpoint soon.
   void RequestCheckpoint();
   // Where the next round will go.
   uint64_t log_end() const { return log_->placed_end().position; }
+  // Bytes of log segments created since open (disk space the log took).
+  uint64_t log_allocated_bytes() const { return log_->allocated_bytes(); }
 
   StoreStats stats() const;
   const StoreOptions& options() const { return options_; }
+  // Messages counted in their queues' offset ranges that cannot be read:
+  // taken out (resent dead letters, losses a repair recorded) or found
+  // damaged since start. Core thread.
+  uint64_t unreadable_messages() const;
+  // The same for one queue.
+  uint64_t unreadable_messages(uint32_t topic_id, uint32_t queue) const;
+  // What Open with options.repair found and did.
+  const RepairReport& repair_report() const { return repair_; }
   // Takes a checkpoint now (tests; shutdown does it by itself).
   Status CheckpointNow();
 
  private:
   BrokerStore(const StoreOptions& options, EventFd* round_done);
   Status Recover();
+  // Opens the index; with `check`, reads all of it first (store_check.h).
+  Status OpenIndex(const DbOptions& db_options, bool check);
+  // Repair: salvages what LevelDB can read of a damaged index, then the
+  // whole log is applied to it again.
+  Status RebuildIndex(const DbOptions& db_options, const std::string& problem);
+  // The index must not name log positions the log does not hold.
+  Status CheckIndexAgainstLog();
+  uint64_t MaxIndexedPosition();
   Status ApplyToIndex(uint64_t entry_position, std::string_view records,
                       std::string_view ops_record);
+  // Derived keys for `records`; runs are keyed under `entry_position`.
+  Status ApplyRecords(uint64_t entry_position, const std::vector<PlacedRecord>& records);
+  // store_repair.cc
+  void SalvageDamaged(const LogDamage& damage, uint64_t replay_from);
+  Status CheckQueues();
+  Status CheckHalvesAndDelayed();
+  Status FinishRepair(const std::vector<LogSkip>& old_skips);
+  bool IsRemoved(uint32_t topic_id, uint32_t queue, uint64_t offset) const;
+  // A record failed its checksum (or is not what the index says): logged
+  // once, counted; the read is CORRUPTION.
+  Status RecordDamaged(uint64_t position, const std::string& what) const;
+  // An index read failed on a damaged block: no more rounds are written
+  // (the broker stops; a repair rebuilds the index).
+  Status IndexDamaged(const leveldb::Status& s, const std::string& what);
+  // leveldb Get with the checksums verified: NOT_FOUND, or CORRUPTION
+  // after IndexDamaged.
+  Status IndexGet(std::string_view key, std::string* value, const std::string& what);
   void WriteRound(Round& round);
   void StorageLoop();
   void CheckpointLoop();
   Status Checkpoint();
   Status FlushIndex();
   // The record of `type` at a log position.
-  Result<store::RecordView> RecordAt(uint64_t position, store::RecordType type) const;
+  // (`what` names it in errors: "message 3/1/17").
+  Result<store::RecordView> RecordAt(uint64_t position, store::RecordType type,
+                                     const std::string& what) const;
   // Calls fn(key, value) for every index key starting with `prefix` (from
   // `from`, if given) until it returns false.
   Status Scan(std::string_view prefix, std::string_view from,
@@ -287,7 +353,14 @@ class BrokerStore {
 
   StoreOptions options_;
   EventFd* round_done_;
-  std::unique_ptr<leveldb::Env> index_env_;  // outlives db_
+  std::unique_ptr<leveldb::Env> waiting_env_;  // outlives index_env_
+  std::unique_ptr<leveldb::Env> index_env_;    // outlives db_
+  leveldb::ReadOptions reads_;                 // every index read: checksums verified
+  RepairReport repair_;                        // Open with options.repair
+  bool repairing_ = false;                     // while Open repairs (its reads are checks)
+  // Repair: what the damaged message records of salvaged rounds still say
+  // of themselves (unverified), to name them in the report.
+  std::vector<LostMessage> damaged_peeks_;
   std::unique_ptr<Db> db_;
   std::unique_ptr<CommitLog> log_;
   std::unique_ptr<Round> round_;  // core thread: the open round
@@ -308,6 +381,9 @@ class BrokerStore {
   // Messages removed from their queue (few: resent dead letters); loaded at
   // open, mirrors the 'G' keys.
   std::unordered_map<RunCacheKey, std::set<uint64_t>, RunCacheHash> removed_;
+  // Messages whose record failed its checksum when read (core thread).
+  std::unordered_map<RunCacheKey, std::set<uint64_t>, RunCacheHash> damaged_;
+  mutable std::set<uint64_t> damaged_positions_;  // guarded by mu_: logged once each
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

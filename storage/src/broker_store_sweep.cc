@@ -38,7 +38,7 @@ Status BrokerStore::ForEachQueueTopicId(const std::function<bool(uint32_t)>& fn)
   // Keys of these keyspaces start with the topic id: a seek past each id
   // visits one key per id, however many runs it has.
   std::set<uint32_t> ids;
-  std::unique_ptr<leveldb::Iterator> it(db_->get()->NewIterator(leveldb::ReadOptions()));
+  std::unique_ptr<leveldb::Iterator> it(db_->get()->NewIterator(reads_));
   for (char tag : {store::kQueueRun, store::kQueueStart, store::kRemoved}) {
     const std::string prefix(1, tag);
     it->Seek(prefix);
@@ -52,7 +52,7 @@ Status BrokerStore::ForEachQueueTopicId(const std::function<bool(uint32_t)>& fn)
       if (id == UINT32_MAX) break;
       it->Seek(IdPrefix(tag, id + 1));
     }
-    if (!it->status().ok()) return FromLevelDb(it->status(), "scanning the index");
+    if (!it->status().ok()) return IndexDamaged(it->status(), "scanning the index");
   }
   for (uint32_t id : ids) {
     if (!fn(id)) break;
@@ -86,7 +86,7 @@ void BrokerStore::DeleteRun(uint32_t topic_id, uint32_t queue, const store::Queu
   // The run's key by log position names the entry that appended it: the
   // last entry that starts before the run's first record, so the last
   // 'E' key below that record's position carries the entry's position.
-  std::unique_ptr<leveldb::Iterator> it(db_->get()->NewIterator(leveldb::ReadOptions()));
+  std::unique_ptr<leveldb::Iterator> it(db_->get()->NewIterator(reads_));
   it->Seek(store::RunByPositionKey(run.positions[0], 0, 0, 0));
   if (it->Valid()) {
     it->Prev();
@@ -100,7 +100,7 @@ void BrokerStore::DeleteRun(uint32_t topic_id, uint32_t queue, const store::Queu
   if (!store::ParseRunByPositionKey(found, &entry, &t, &q, &first)) return;
   const std::string key = store::RunByPositionKey(entry, topic_id, queue, run.first_offset);
   std::string value;
-  if (db_->get()->Get(leveldb::ReadOptions(), key, &value).ok()) round_->Delete(key);
+  if (db_->get()->Get(reads_, key, &value).ok()) round_->Delete(key);
 }
 
 Result<uint64_t> BrokerStore::DeleteQueueMarks(uint32_t topic_id) {
@@ -115,6 +115,7 @@ Result<uint64_t> BrokerStore::DeleteQueueMarks(uint32_t topic_id) {
   }
   std::erase_if(removed_, [&](const auto& kv) { return kv.first.topic_id == topic_id; });
   std::erase_if(run_cache_, [&](const auto& kv) { return kv.first.topic_id == topic_id; });
+  std::erase_if(damaged_, [&](const auto& kv) { return kv.first.topic_id == topic_id; });
   return n;
 }
 

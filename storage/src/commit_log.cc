@@ -1,8 +1,5 @@
 #include "storage/src/commit_log.h"
 
-#include <cinttypes>
-#include <cstdio>
-
 #include "storage/src/crc32c.h"
 
 namespace txmq::storage {
@@ -48,9 +45,11 @@ bool ParseEntry(std::string_view bytes, uint64_t position, LogEntry* out) {
 
 Result<std::unique_ptr<CommitLog>> CommitLog::Open(const LogOptions& options, LogCursor from,
                                                    const ReplayFn& replay) {
-  if (options.segment_bytes < (1u << 16)) {
-    return Status::InvalidArgument("segment_bytes = " + std::to_string(options.segment_bytes) +
-                                   ": must be at least 64 KiB");
+  if (options.segment_bytes < (1u << 16) || options.segment_bytes % 1024 != 0 ||
+      options.segment_bytes / 1024 > UINT32_MAX) {
+    return Status::InvalidArgument(
+        "segment_bytes = " + std::to_string(options.segment_bytes) +
+        ": must be a multiple of 1 KiB, at least 64 KiB and below 4 TiB");
   }
   auto log = std::unique_ptr<CommitLog>(new CommitLog(options));
   if (Status s = log->LoadSegments(); !s.ok()) return s;
@@ -61,9 +60,7 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(const LogOptions& options, Lo
 CommitLog::~CommitLog() = default;
 
 std::string CommitLog::SegmentPath(uint64_t base) const {
-  char name[32];
-  std::snprintf(name, sizeof name, "%020" PRIu64 ".seg", base);
-  return options_.dir + "/" + name;
+  return options_.dir + "/" + SegmentFileName(base);
 }
 
 Status CommitLog::LoadSegments() {
@@ -75,13 +72,15 @@ Status CommitLog::LoadSegments() {
     if (!ParseSegmentName(name, &base)) continue;
     auto file = options_.fs->Open(options_.dir + "/" + name, 0);
     if (!file.ok()) return file.status();
-    if ((*file)->size() < log::kHeaderBytes) {
-      // A segment whose creation never finished holds nothing.
-      (*file).reset();
-      if (Status s = options_.fs->Remove(options_.dir + "/" + name); !s.ok()) return s;
-      continue;
-    }
     segments_.emplace(base, std::move(file.value()));
+  }
+  // A last segment too short for one entry header is one whose creation
+  // never finished: it holds nothing. (A short segment before others is
+  // damage; the scan reports it.)
+  if (!segments_.empty() && segments_.rbegin()->second->size() < log::kHeaderBytes) {
+    const std::string path = segments_.rbegin()->second->path();
+    segments_.erase(std::prev(segments_.end()));
+    if (Status s = options_.fs->Remove(path); !s.ok()) return s;
   }
   // Segments must follow each other without overlap.
   uint64_t end = 0;
@@ -103,75 +102,13 @@ File* CommitLog::Find(uint64_t position) const {
 }
 
 Status CommitLog::Scan(LogCursor from, const ReplayFn& replay) {
-  LogCursor at = from;
-  auto base_of = [this](uint64_t position) {
-    return std::prev(segments_.upper_bound(position))->first;
-  };
-  if (!segments_.empty() && Find(at.position) == nullptr && !segments_.count(at.position)) {
-    // The cursor may sit exactly at the end of the last full segment.
-    const auto& [last_base, last] = *segments_.rbegin();
-    if (at.position != last_base + last->size()) {
-      return Status::NotFound("the log in " + options_.dir + " has no segment holding position " +
-                              std::to_string(at.position) + " where recovery must start");
-    }
-  } else if (segments_.empty() && at.position != 0) {
-    return Status::NotFound("the log in " + options_.dir + " has no segments, but recovery must " +
-                            "start at position " + std::to_string(at.position));
-  }
-  while (true) {
-    File* seg = Find(at.position);
-    LogEntry e;
-    if (seg != nullptr) {
-      const uint64_t base = base_of(at.position);
-      std::string_view rest = seg->mapped().substr(at.position - base);
-      if (ParseEntry(rest, at.position, &e) && e.header.index == at.index &&
-          e.header.prev_crc == at.prev_crc) {
-        if (Status s = replay(e); !s.ok()) return s;
-        at = {e.end(), at.index + 1, e.header.crc};
-        continue;
-      }
-      // The writer rolls to the next segment when an entry does not fit.
-      const uint64_t next = base + seg->size();
-      if (File* n = Find(next); n != nullptr && ParseEntry(n->mapped(), next, &e) &&
-                                e.header.index == at.index && e.header.prev_crc == at.prev_crc) {
-        at.position = next;
-        continue;
-      }
-      // A whole entry after this one means this one was complete once and
-      // is damaged now: not a torn tail.
-      log::Header h;
-      if (rest.size() >= log::kHeaderBytes && log::DecodeHeader(rest.data(), &h) &&
-          h.index == at.index && h.prev_crc == at.prev_crc &&
-          h.length <= rest.size() - log::kHeaderBytes) {
-        const uint64_t after = at.position + log::kHeaderBytes + h.length;
-        File* holder = Find(after);
-        if (holder != nullptr &&
-            ParseEntry(holder->mapped().substr(after - base_of(after)), after, &e) &&
-            e.header.index == at.index + 1 && e.header.prev_crc == h.crc &&
-            (e.header.flags & log::kPreviousSynced)) {
-          return Status::Corruption("log entry " + std::to_string(at.index) + " at position " +
-                                    std::to_string(at.position) + " in " + seg->path() +
-                                    " is damaged (checksum mismatch) while later entries are "
-                                    "whole; refusing to cut acknowledged data");
-        }
-      }
-    }
-    break;
-  }
-  placed_ = written_ = at;
-  synced_index_ = at.index - 1;  // what is on disk now is as durable as it gets
-  // The segment the next entry goes to, and anything beyond it: a segment
-  // that starts after the end holds nothing that belongs to the log.
-  uint64_t keep_base = at.position;
-  if (File* seg = Find(at.position); seg != nullptr) {
-    keep_base = base_of(at.position);
-    placed_segment_base_ = keep_base;
-    placed_segment_end_ = keep_base + seg->size();
-  } else {
-    placed_segment_base_ = placed_segment_end_ = at.position;  // the next Place creates one
-  }
+  LogCursor at;
+  if (Status s = Walk(from, replay, &at); !s.ok()) return s;
+  SetEnd(at);
+  // A segment that starts after the end holds nothing that belongs to the
+  // log.
   std::vector<std::string> stale;
-  for (auto it = segments_.upper_bound(keep_base); it != segments_.end();) {
+  for (auto it = segments_.upper_bound(placed_segment_base_); it != segments_.end();) {
     stale.push_back(it->second->path());
     it = segments_.erase(it);
   }
@@ -179,6 +116,22 @@ Status CommitLog::Scan(LogCursor from, const ReplayFn& replay) {
     if (Status s = options_.fs->Remove(path); !s.ok()) return s;
   }
   return Status::OK();
+}
+
+void CommitLog::SetEnd(const LogCursor& at) {
+  placed_ = written_ = at;
+  synced_index_ = at.index - 1;  // what is on disk now is as durable as it gets
+  if (File* seg = Find(at.position); seg != nullptr) {
+    placed_segment_base_ = BaseOf(at.position);
+    placed_segment_end_ = placed_segment_base_ + seg->size();
+  } else {
+    placed_segment_base_ = placed_segment_end_ = at.position;  // the next Place creates one
+  }
+}
+
+void CommitLog::ContinueAt(const LogCursor& at) {
+  std::lock_guard<std::mutex> lock(mu_);
+  SetEnd(at);
 }
 
 Status CommitLog::Place(PendingEntry& entry) {
@@ -213,6 +166,7 @@ Result<File*> CommitLog::OpenSegment(uint64_t base) {
   auto file = options_.fs->Open(SegmentPath(base), options_.segment_bytes);
   if (!file.ok()) return file.status();
   File* raw = file->get();
+  allocated_bytes_ += raw->size();
   std::lock_guard<std::mutex> lock(mu_);
   segments_.emplace(base, std::move(file.value()));
   return raw;
@@ -241,6 +195,7 @@ Status CommitLog::Write(PendingEntry& entry) {
   h.index = entry.index;
   h.prev_crc = written_.prev_crc;
   h.time_ms = entry.time_ms;
+  h.segment_kib = static_cast<uint32_t>(seg->size() / 1024);
   if (synced_index_ + 1 == entry.index) h.flags |= log::kPreviousSynced;
   char header[log::kHeaderBytes];
   log::EncodeHeader(h, header);

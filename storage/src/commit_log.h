@@ -8,15 +8,22 @@
 // thread serves it from then on through Read(), a view into the segment's
 // read-only mapping (no copy, no system call).
 //
-// Open() scans the log from a cursor (the checkpoint: everything before it
-// is reflected in the index) to its end, hands each entry to a replay
-// function, and stops at the first entry that is torn or missing: the log
-// then continues there. Each entry says whether everything before it was
-// synced when it was written (always under flush sync): a damaged entry
-// followed by a whole one that says so is not a torn write but damage, and
-// Open refuses, naming the segment and position, instead of silently
-// cutting acknowledged data. (Under flush async several entries may be
-// torn at once, and the log simply ends at the first.)
+// Open() walks the log (from its first segment, or with verify_all off
+// from the recovery cursor), checks every entry's CRC and the chain, hands
+// each entry from the cursor (the checkpoint: everything before it is
+// reflected in the index) on to a replay function, and tells a torn tail
+// from damage (log_scan.cc):
+//   * Before the cursor every entry was durable (a checkpoint names only
+//     durable entries): anything not whole there is damage.
+//   * After it, the log ends at the first entry that is not whole, unless a
+//     whole entry that says "everything before me was synced"
+//     (kPreviousSynced) lies anywhere further on: then the damaged entry
+//     was durable once and that is damage, not a torn write.
+//   * A segment file shorter than the size its entries say it was created
+//     with, or a hole between two segments, is damage wherever it is.
+// Damage fails Open with CORRUPTION naming the segment, the byte in it,
+// the log position and the entry, unless a repair accepted that stretch
+// (LogOptions::skips) or the caller salvages (LogOptions::on_damage).
 //
 // Threads: Place, placed_end, DeleteBefore on the core thread; Write,
 // Sync, PrepareNextSegment, durable_end on the storage thread; Read and
@@ -25,11 +32,13 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,13 +48,6 @@
 
 namespace txmq::storage {
 
-struct LogOptions {
-  std::string dir;
-  // Size of a new segment file. An entry must fit in one segment.
-  uint64_t segment_bytes = 128ull << 20;
-  FileSystem* fs = FileSystem::Default();
-};
-
 // Where the log continues: the next entry is written at `position`, is
 // number `index`, and chains to `prev_crc`.
 struct LogCursor {
@@ -53,6 +55,53 @@ struct LogCursor {
   uint64_t index = 1;
   uint32_t prev_crc = 0;
   bool operator==(const LogCursor&) const = default;
+};
+
+// A stretch of the log a repair gave up on: [from, to) holds damaged or
+// missing bytes. A scan that reaches `from` continues at `resume` (whose
+// position is `to`): the next whole entry, or where the next one is
+// written.
+struct LogSkip {
+  uint64_t from = 0;
+  LogCursor resume;
+  int64_t repaired_ms = 0;  // when (broker time), for people
+  uint64_t to() const { return resume.position; }
+};
+
+// Damage a scan found: [from, to) is not a chain of whole entries.
+struct LogDamage {
+  uint64_t from = 0;
+  uint64_t to = 0;              // the next whole entry, or the end of the damaged segment
+  std::string segment;          // path of the segment holding `from` ("" if none does)
+  uint64_t segment_offset = 0;  // `from` in that file
+  uint64_t expected_index = 0;  // the entry that should start at `from` (0: unknown)
+  bool before_cursor = false;   // durable for sure: before the recovery cursor
+  std::string what;             // why, for a person
+  LogCursor resume;             // where the scan continued (position `to`)
+  bool whole_after = false;     // a whole entry starts at `to`
+  // The damaged bytes as mapped, per segment: (log position, bytes). Valid
+  // while the log is open; empty once kept (the report copies the rest).
+  std::vector<std::pair<uint64_t, std::string_view>> bytes;
+  // One line naming the file, the byte, the position and the entry.
+  std::string Describe() const;
+};
+
+struct LogOptions {
+  std::string dir;
+  // Size of a new segment file, a multiple of 1 KiB. An entry must fit in
+  // one segment.
+  uint64_t segment_bytes = 128ull << 20;
+  FileSystem* fs = FileSystem::Default();
+  // Check every entry from the first segment on, not only those replayed.
+  bool verify_all = true;
+  // Hand the entries before the cursor to the replay function too (an
+  // index rebuilt from the log).
+  bool replay_before_cursor = false;
+  // Stretches a repair accepted as lost; the scan steps over them.
+  std::vector<LogSkip> skips;
+  // Salvage: damage does not fail Open; each damaged stretch is handed to
+  // this and the scan continues after it.
+  std::function<void(const LogDamage&)> on_damage;
 };
 
 // One entry as stored; `payload` views into the segment mapping.
@@ -94,8 +143,8 @@ class CommitLog {
   using ReplayFn = std::function<Status(const LogEntry&)>;
 
   // Opens (or creates) the log in options.dir and replays every entry from
-  // `from` on. Fails CORRUPTION when entries before the end are damaged,
-  // and NOT_FOUND when `from` lies in a segment that is gone.
+  // `from` on. Fails CORRUPTION when it finds damage (see above), also
+  // when `from` lies in a segment that is gone.
   static Result<std::unique_ptr<CommitLog>> Open(const LogOptions& options, LogCursor from,
                                                  const ReplayFn& replay);
   ~CommitLog();
@@ -131,10 +180,19 @@ class CommitLog {
   // Core thread. Removes the segments that lie wholly before `position`;
   // returns how many bytes that freed.
   Result<uint64_t> DeleteBefore(uint64_t position);
+  // Repair, before the first Place: the log continues at `at` (beyond
+  // positions the index still names), not where the scan ended.
+  void ContinueAt(const LogCursor& at);
+  // Any thread. The time of the entry at `position`; when the entry there
+  // is damaged, of the next whole entry after it. None if neither exists.
+  std::optional<int64_t> TimeAt(uint64_t position) const;
   // Any thread: the segments, oldest first.
   std::vector<SegmentInfo> Segments() const;
   // First position still in the log.
   uint64_t start() const;
+  // Any thread. Bytes of the segment files created since Open: what the
+  // log took from the file system (segments are preallocated whole).
+  uint64_t allocated_bytes() const { return allocated_bytes_.load(std::memory_order_relaxed); }
 
   const LogOptions& options() const { return options_; }
 
@@ -142,6 +200,23 @@ class CommitLog {
   explicit CommitLog(const LogOptions& options) : options_(options) {}
   Status LoadSegments();
   Status Scan(LogCursor from, const ReplayFn& replay);
+  // Sets where the next entry goes (the end of the scan, or ContinueAt).
+  void SetEnd(const LogCursor& at);
+  // log_scan.cc: the walk and its parts.
+  Status Walk(LogCursor from, const ReplayFn& replay, LogCursor* end);
+  Status Damaged(LogDamage damage);
+  const LogSkip* SkipAt(uint64_t position) const;
+  bool InSkip(uint64_t from, uint64_t to) const;
+  // The first whole entry after `position` (this segment on, then the
+  // later ones) that is at least number `min_index` and (with `synced`)
+  // says every entry before it was synced; none if none. Caller holds mu_
+  // (or is Open).
+  std::optional<LogEntry> FindSyncedEntryAfter(uint64_t position, uint64_t min_index,
+                                               bool synced = true) const;
+  // The size the entries of the segment at `base` say it was created with
+  // (0 if its first entry header is unreadable).
+  uint64_t CreatedSize(uint64_t base) const;
+  uint64_t BaseOf(uint64_t position) const;
   // The segment holding `position`, or null. Caller holds mu_.
   File* Find(uint64_t position) const;
   std::string SegmentPath(uint64_t base) const;
@@ -151,6 +226,7 @@ class CommitLog {
 
   mutable std::mutex mu_;
   std::map<uint64_t, std::unique_ptr<File>> segments_;  // by base; guarded by mu_
+  std::atomic<uint64_t> allocated_bytes_{0};
 
   // Core thread.
   LogCursor placed_;
@@ -162,6 +238,14 @@ class CommitLog {
   uint64_t synced_index_ = 0;  // entries up to this index are durable
   std::vector<File*> unsynced_;
 };
+
+// "<base:20 digits>.seg"
+std::string SegmentFileName(uint64_t base);
+
+// Where the log in `dir` starts: its first segment's first entry (the
+// entry number 1 of a new log when there is none or it is unreadable).
+// For a repair that has no checkpoint to start from.
+LogCursor FirstEntryCursor(FileSystem* fs, const std::string& dir);
 
 // Decodes and checks the entry at the start of `bytes` (a segment from
 // that point on). False when it is not a whole, intact entry.

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "storage/src/fd_shortage.h"
+
 namespace txmq::storage {
 
 Status FromLevelDb(const leveldb::Status& s, const std::string& context) {
@@ -11,6 +13,7 @@ Status FromLevelDb(const leveldb::Status& s, const std::string& context) {
   if (s.IsNotFound()) return Status::NotFound(msg);
   if (s.IsCorruption()) return Status::Corruption(msg);
   if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (IsDescriptorShortage(s)) return Status::ResourceExhausted(msg + " (out of file descriptors)");
   return Status::Internal(msg);
 }
 
@@ -33,6 +36,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const DbOptions& o
   lo.block_cache = db->cache_.get();
   lo.filter_policy = db->filter_.get();
   lo.max_file_size = options.max_file_size;
+  lo.max_open_files = options.max_open_files;
   lo.compression = options.compress ? leveldb::kSnappyCompression : leveldb::kNoCompression;
   lo.paranoid_checks = options.paranoid_checks;
   if (options.env != nullptr) lo.env = options.env;
@@ -40,7 +44,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const DbOptions& o
   leveldb::Status s = leveldb::DB::Open(lo, path, &raw);
   if (!s.ok()) {
     std::string text = s.ToString();
-    if (text.find("/LOCK") != std::string::npos) {
+    if (text.find("/LOCK") != std::string::npos && !IsDescriptorShortage(s)) {
       return Status::Unavailable(
           "data directory '" + path +
           "' is in use by another process (its LevelDB lock is held): " + text);

@@ -22,6 +22,9 @@ struct DbOptions {
   // compactions (each one larger) while data streams in.
   size_t max_file_size = 8 * 1024 * 1024;
   size_t block_cache_bytes = 64 * 1024 * 1024;
+  // Table files LevelDB keeps open. Its POSIX env maps up to 1000 of them
+  // and closes their descriptors; above that each takes a descriptor.
+  int max_open_files = 1000;
   bool create_if_missing = true;
   // Message bodies are usually already compact (or encrypted); trying to
   // compress them on every compaction costs CPU for nothing. Local stores

@@ -11,13 +11,27 @@
 #include <cstring>
 #include <filesystem>
 
+#include "storage/src/fd_shortage.h"
+
 namespace txmq::storage {
 namespace {
+
+// open(2) that waits out a shortage of descriptors (fd_shortage.h).
+int OpenWaiting(const std::string& path, int flags, mode_t mode = 0) {
+  DescriptorWait wait(path);
+  int fd;
+  do {
+    fd = ::open(path.c_str(), flags, mode);
+  } while (fd < 0 && wait.Again(errno));
+  return fd;
+}
 
 Status Errno(const std::string& what, const std::string& path, int err) {
   std::string msg = what + " '" + path + "': " + std::strerror(err);
   if (err == ENOENT) return Status::NotFound(msg);
   if (err == ENOSPC || err == EDQUOT) return Status::Unavailable(msg);
+  if (IsDescriptorShortage(err))
+    return Status::ResourceExhausted(msg + " (out of file descriptors)");
   return Status::Internal(msg);
 }
 
@@ -27,7 +41,7 @@ std::string DirOf(const std::string& path) {
 }
 
 Status SyncDirectory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int fd = OpenWaiting(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Errno("opening directory", dir, errno);
   const int rc = ::fsync(fd);
   const int err = errno;
@@ -91,7 +105,11 @@ class PosixFileSystem final : public FileSystem {
   }
 
   Result<std::vector<std::string>> List(const std::string& dir) override {
-    DIR* d = ::opendir(dir.c_str());
+    DescriptorWait wait(dir);
+    DIR* d;
+    do {
+      d = ::opendir(dir.c_str());
+    } while (d == nullptr && wait.Again(errno));
     if (d == nullptr) return Errno("listing", dir, errno);
     std::vector<std::string> names;
     while (dirent* e = ::readdir(d)) {
@@ -105,9 +123,9 @@ class PosixFileSystem final : public FileSystem {
   bool Exists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
 
   Result<std::unique_ptr<File>> Open(const std::string& path, uint64_t size) override {
-    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    int fd = OpenWaiting(path, O_RDWR | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && size > 0) {
-      fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      fd = OpenWaiting(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
       if (fd < 0) return Errno("creating", path, errno);
       // Blocks reserved and the final size set now, so appends never
       // change the file's size (fdatasync then flushes data only).
@@ -154,7 +172,7 @@ class PosixFileSystem final : public FileSystem {
   }
 
   Result<std::string> ReadFile(const std::string& path) override {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = OpenWaiting(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Errno("opening", path, errno);
     std::string out;
     char buf[4096];
@@ -175,7 +193,7 @@ class PosixFileSystem final : public FileSystem {
 
   Status WriteFileAtomically(const std::string& path, std::string_view contents) override {
     const std::string tmp = path + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int fd = OpenWaiting(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return Errno("creating", tmp, errno);
     size_t done = 0;
     while (done < contents.size()) {

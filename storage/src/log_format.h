@@ -9,7 +9,7 @@
 //
 //   Entry  := Header Payload
 //   Header := magic:u32 crc:u32 length:u32 type:u8 format:u8 flags:u16
-//             epoch:u64 index:u64 prev_crc:u32 reserved:u32 time_ms:i64
+//             epoch:u64 index:u64 prev_crc:u32 segment_kib:u32 time_ms:i64
 //             (48 bytes, little-endian)
 //     magic     "TXLG"
 //     crc       masked CRC32C of header bytes [8, 48) and the payload
@@ -23,8 +23,13 @@
 //     prev_crc  the crc field of the entry before it (0 before the first):
 //               a chain, so stale bytes after a truncation never read as
 //               the entry that follows
+//     segment_kib  the size of the segment file the entry was written into,
+//               in KiB: a segment file found shorter was truncated
 //     time_ms   broker time when the round was sealed (retention)
 //   Payload := Record*          (the broker store's records; opaque here)
+//
+// Format 1 (development builds before records carried their own CRC) had
+// a reserved field where segment_kib is; it is refused, not misread.
 //
 // A log position is a byte offset in the log as a whole: segment base +
 // offset in the segment. Positions are stable for the life of the data.
@@ -38,7 +43,7 @@ namespace txmq::storage::log {
 
 inline constexpr uint32_t kMagic = 0x474c5854;  // "TXLG" little-endian
 inline constexpr size_t kHeaderBytes = 48;
-inline constexpr uint8_t kFormat = 1;
+inline constexpr uint8_t kFormat = 2;
 inline constexpr uint8_t kRoundEntry = 1;
 inline constexpr uint16_t kPreviousSynced = 1;
 
@@ -50,6 +55,7 @@ struct Header {
   uint64_t epoch = 0;
   uint64_t index = 0;
   uint32_t prev_crc = 0;
+  uint32_t segment_kib = 0;
   int64_t time_ms = 0;
 };
 
@@ -66,7 +72,7 @@ inline void EncodeHeader(const Header& h, char* out) {
   put64(16, h.epoch);
   put64(24, h.index);
   put32(32, h.prev_crc);
-  put32(36, 0);
+  put32(36, h.segment_kib);
   put64(40, static_cast<uint64_t>(h.time_ms));
 }
 
@@ -91,8 +97,17 @@ inline bool DecodeHeader(const char* in, Header* h) {
   h->epoch = get64(16);
   h->index = get64(24);
   h->prev_crc = get32(32);
+  h->segment_kib = get32(36);
   h->time_ms = static_cast<int64_t>(get64(40));
   return true;
+}
+
+// The format byte of what looks like an entry header (magic matches), or
+// 0 when `in` (at least kHeaderBytes) does not start with one.
+inline uint8_t HeaderFormat(const char* in) {
+  uint32_t magic;
+  std::memcpy(&magic, in, 4);
+  return magic == kMagic ? static_cast<uint8_t>(in[13]) : 0;
 }
 
 // Bytes of the header the crc covers (everything after magic and crc).

@@ -1,6 +1,9 @@
 #include "storage/src/store_format.h"
 
+#include <cstring>
+
 #include "storage/src/coding.h"
+#include "storage/src/crc32c.h"
 
 namespace txmq::storage::store {
 
@@ -22,18 +25,22 @@ bool TakeTag(std::string_view* in, char tag) {
 
 // Record framing around a body that `fill` appends to `out` in place: the
 // length is written as a 5-byte varint (continuation bits on the first
-// four) and patched afterwards, so the body is never copied.
+// four) and patched afterwards, with the checksum, so the body is never
+// copied.
 template <typename Fill>
 void AppendRecord(RecordType type, std::string* out, Fill&& fill) {
   const size_t at = out->size();
   out->push_back(static_cast<char>(type));
-  out->append(5, '\0');
+  out->append(kRecordHeaderBytes - 1, '\0');
   const size_t body_at = out->size();
   fill(out);
   auto length = static_cast<uint32_t>(out->size() - body_at);
   char* p = out->data() + at + 1;
   for (int i = 0; i < 4; ++i, length >>= 7) p[i] = static_cast<char>((length & 0x7f) | 0x80);
   p[4] = static_cast<char>(length & 0x7f);
+  uint32_t crc = crc32c::Value(out->data() + at, 6);
+  crc = crc32c::Mask(crc32c::Extend(crc, out->data() + body_at, out->size() - body_at));
+  std::memcpy(p + 5, &crc, 4);
 }
 
 }  // namespace
@@ -43,12 +50,17 @@ bool ParseRecordAt(std::string_view bytes, RecordView* out) {
   uint8_t type;
   uint32_t length;
   if (!GetByte(&in, &type) || type < kMessage || type > kIndexOps || !GetVarint32(&in, &length) ||
-      length > in.size()) {
+      in.size() < 4 || bytes.size() - in.size() != 6 || length > in.size() - 4) {
     return false;
   }
+  uint32_t stored;
+  std::memcpy(&stored, in.data(), 4);
+  const std::string_view body = in.substr(4, length);
+  const uint32_t crc = crc32c::Extend(crc32c::Value(bytes.data(), 6), body.data(), body.size());
+  if (crc32c::Mask(crc) != stored) return false;
   out->type = static_cast<RecordType>(type);
   out->offset_in_payload = 0;
-  out->body = in.substr(0, length);
+  out->body = body;
   return true;
 }
 
@@ -59,7 +71,7 @@ bool ParseRecords(std::string_view payload, std::vector<RecordView>* out) {
     RecordView r;
     if (!ParseRecordAt(payload.substr(at), &r)) return false;
     r.offset_in_payload = static_cast<uint32_t>(at);
-    at = static_cast<size_t>(r.body.data() + r.body.size() - payload.data());
+    at += r.size();
     out->push_back(r);
   }
   return true;
@@ -82,6 +94,10 @@ void AppendHalfRecord(const HalfBody& h, std::string* out) {
     PutVarint64(b, h.delay_ms);
     EncodeMessage(h.message, b);
   });
+}
+
+void AppendIndexOpsRecord(std::string_view ops, std::string* out) {
+  AppendRecord(kIndexOps, out, [&](std::string* b) { b->append(ops); });
 }
 
 void AppendDelayedRecord(const DelayedBody& d, std::string* out) {

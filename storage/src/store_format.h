@@ -3,7 +3,11 @@
 //
 // Entry payload (one write round):
 //   Payload   := Record*
-//   Record    := type:u8 length:varint32 body   (length written in 5 bytes)
+//   Record    := type:u8 length:varint32 crc:u32 body   (length written in 5 bytes)
+//     crc: masked CRC32C of type, length and body. Every read of a record
+//     checks it, so one message is verified when it is read (the entry's
+//     CRC covers the whole round and is checked when the log is scanned),
+//     and a repair can tell the intact records of a damaged entry.
 //   kMessage  body := topic_id:varint queue:varint offset:varint flags:u8 MessageRecord
 //             flags bit 0: indexed by message id (dedup window, lookups)
 //   kHalf     body := tx_id:lp index:varint delay_ms:varint MessageRecord
@@ -65,15 +69,22 @@ inline constexpr char kTxExpiry = 'Z';
 
 // ---- records ----
 
+// type, length, crc.
+inline constexpr size_t kRecordHeaderBytes = 10;
+
 // A record as found in a payload: `body` views into the payload.
 struct RecordView {
   RecordType type;
   uint32_t offset_in_payload;  // of the record's first byte
   std::string_view body;
+  // Header and body: where the next record starts.
+  size_t size() const { return kRecordHeaderBytes + body.size(); }
 };
-// Reads the records of a payload; false if it is malformed.
+// Reads the records of a payload; false if it is malformed or a record's
+// checksum does not match.
 bool ParseRecords(std::string_view payload, std::vector<RecordView>* out);
-// The record at the start of `bytes` (a log view from a record position).
+// The record at the start of `bytes` (a log view from a record position);
+// false unless a whole record with a matching checksum starts there.
 bool ParseRecordAt(std::string_view bytes, RecordView* out);
 
 struct MessageBody {
@@ -101,6 +112,8 @@ struct DelayedBody {
 void AppendMessageRecord(const MessageBody& m, std::string* out);
 void AppendHalfRecord(const HalfBody& h, std::string* out);
 void AppendDelayedRecord(const DelayedBody& d, std::string* out);
+// The record of a round's index operations (the OpType encoding above).
+void AppendIndexOpsRecord(std::string_view ops, std::string* out);
 
 bool DecodeMessageBody(std::string_view body, MessageBody* out);
 bool DecodeHalfBody(std::string_view body, HalfBody* out);

@@ -17,11 +17,7 @@ void Round::Delete(std::string_view key) {
 
 void Round::Seal(int64_t time_ms, uint64_t epoch) {
   ops_record_.clear();
-  if (!ops_.empty()) {
-    ops_record_.push_back(static_cast<char>(store::kIndexOps));
-    PutVarint64(&ops_record_, ops_.size());
-    ops_record_.append(ops_);
-  }
+  if (!ops_.empty()) store::AppendIndexOpsRecord(ops_, &ops_record_);
   entry_ = PendingEntry{};
   entry_.epoch = epoch;
   entry_.time_ms = time_ms;

@@ -94,6 +94,69 @@ bool LogHas(const std::string& path, const std::string& text) {
   return testing::ReadFile(path).find(text) != std::string::npos;
 }
 
+TEST(TxmqdLimits, FlagsAndTheConfigFileSetThemAndARefusalNamesTheFlag) {
+  auto help = RunCommand({BinPath("txmqd"), "--help"});
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  for (const char* flag :
+       {"max-reply-bytes-per-client", "max-reply-bytes", "max-parked-pulls-per-client",
+        "max-parked-pulls", "max-in-flight-per-client", "max-open-transactions-per-group",
+        "max-open-transactions", "max-topics", "topic-creates-per-second", "max-groups",
+        "group-creates-per-second"}) {
+    EXPECT_NE(help.out.find(std::string("--") + flag + " "), std::string::npos) << flag;
+  }
+
+  TempDir dir;
+  std::ofstream(dir.Sub("txmqd.toml")) << "max-topics = 2\n";
+  BrokerProcess broker(dir.Sub("data"),
+                       {"--config", dir.Sub("txmqd.toml"), "--max-parked-pulls-per-client", "3"});
+  ASSERT_TRUE(broker.Start());
+  Ctl(broker, {"send", "first", "x"});
+  Ctl(broker, {"send", "second", "x"});
+  auto third =
+      RunCommand({BinPath("txmqctl"), "--broker", broker.endpoint(), "send", "third", "x"});
+  EXPECT_NE(third.exit_code, 0);
+  EXPECT_NE(third.err.find("RESOURCE_EXHAUSTED"), std::string::npos) << third.err;
+  EXPECT_NE(third.err.find("--max-topics"), std::string::npos) << third.err;
+  Ctl(broker, {"send", "first", "y"});  // an existing topic still takes messages
+
+  auto j = nlohmann::json::parse(Ctl(broker, {"--json", "status"}));
+  EXPECT_EQ(j["limits"]["max-topics"]["limit"], 2);
+  EXPECT_EQ(j["limits"]["max-topics"]["used"], 2);
+  EXPECT_EQ(j["limits"]["max-topics"]["refused"], 1);
+  EXPECT_EQ(j["limits"]["max-parked-pulls-per-client"]["limit"], 3);
+  EXPECT_EQ(j["settings"]["max-topics"], "2");
+  EXPECT_TRUE(testing::WaitFor([&] {
+    return LogHas(broker.log_path(), "limit --max-topics refused 1 request");
+  })) << testing::ReadFile(broker.log_path());
+
+  // A deleted topic makes room for a new one.
+  Ctl(broker, {"topic", "delete", "second", "--force"});
+  Ctl(broker, {"send", "third", "x"});
+  j = nlohmann::json::parse(Ctl(broker, {"--json", "status"}));
+  EXPECT_EQ(j["limits"]["max-topics"]["used"], 2);
+}
+
+TEST(TxmqdLimits, ADeletedConsumerGroupMakesRoomForANewOne) {
+  TempDir dir;
+  BrokerProcess broker(dir.Sub("data"), {"--max-groups", "2"});
+  ASSERT_TRUE(broker.Start());
+  Ctl(broker, {"send", "orders", "x"});
+  for (const char* group : {"billing", "shipping"}) {
+    Ctl(broker, {"consume", "orders", "--group", group, "--max", "1", "--wait", "5s"});
+  }
+  auto third = RunCommand({BinPath("txmqctl"), "--broker", broker.endpoint(), "consume", "orders",
+                           "--group", "audit", "--max", "1", "--wait", "5s"});
+  EXPECT_NE(third.exit_code, 0);
+  EXPECT_NE(third.err.find("RESOURCE_EXHAUSTED"), std::string::npos) << third.err;
+  EXPECT_NE(third.err.find("--max-groups"), std::string::npos) << third.err;
+
+  Ctl(broker, {"group", "delete", "billing", "--force"});
+  Ctl(broker, {"consume", "orders", "--group", "audit", "--max", "1", "--wait", "5s"});
+  auto j = nlohmann::json::parse(Ctl(broker, {"--json", "status"}));
+  EXPECT_EQ(j["limits"]["max-groups"]["used"], 2);
+  EXPECT_EQ(j["limits"]["max-groups"]["refused"], 1);
+}
+
 TEST(TxmqdLogs, TimesAreUtcAndSaySo) {
   TempDir dir;
   // A local time zone five and a half hours east of UTC, so a local

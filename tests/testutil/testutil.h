@@ -90,6 +90,8 @@ class BrokerProcess {
   std::optional<int> WaitExit(std::chrono::milliseconds timeout);
   const std::string& endpoint() const { return endpoint_; }
   const std::string& log_path() const { return log_path_; }
+  // The running txmqd's pid; -1 when none runs.
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
 
  private:
   std::string data_dir_;

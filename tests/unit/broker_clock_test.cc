@@ -23,7 +23,7 @@ using FakeTimeSource = ManualTimeSource;
 // Frames to clients go nowhere: these tests send none.
 class NoLink final : public ClientLink {
  public:
-  bool Send(const std::string&, wire::OutFrame&) override { return false; }
+  bool Send(const std::string&, wire::OutFrame&, ReplyTicket) override { return false; }
 };
 
 TEST(BrokerClock, StartsAtTheWallClockAndIgnoresItsSteps) {

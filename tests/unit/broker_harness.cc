@@ -53,18 +53,21 @@ std::vector<Pulled> PulledFrom(wire::PullOk::Reader ok) {
 
 }  // namespace
 
-bool RecordingLink::Send(const std::string& routing_id, wire::OutFrame& frame) {
+bool RecordingLink::Send(const std::string& routing_id, wire::OutFrame& frame, ReplyTicket ticket) {
   if (gone_.count(routing_id)) return false;
   auto decoded = wire::DecodeFrame(frame.Encode(), wire::DecodeLimits{});
   EXPECT_TRUE(decoded.ok()) << decoded.status().ToString();
-  if (decoded.ok()) sent_[routing_id].push_back(std::move(decoded.value()));
+  if (decoded.ok()) {
+    sent_[routing_id].push_back(Sent{std::move(decoded.value()), std::move(ticket)});
+  }
   return true;
 }
 
 std::vector<wire::Frame> RecordingLink::Take(const std::string& client) {
   auto it = sent_.find(client);
   if (it == sent_.end()) return {};
-  std::vector<wire::Frame> out = std::move(it->second);
+  std::vector<wire::Frame> out;
+  for (Sent& s : it->second) out.push_back(std::move(s.frame));
   sent_.erase(it);
   return out;
 }
@@ -75,8 +78,8 @@ std::optional<wire::Frame> RecordingLink::TakeReply(const std::string& client,
   if (it == sent_.end()) return std::nullopt;
   auto& frames = it->second;
   for (auto f = frames.begin(); f != frames.end(); ++f) {
-    if (f->envelope().getRequestId() != request_id) continue;
-    wire::Frame out = std::move(*f);
+    if (f->frame.envelope().getRequestId() != request_id) continue;
+    wire::Frame out = std::move(f->frame);
     frames.erase(f);
     return out;
   }
@@ -120,7 +123,9 @@ void BrokerHarness::Housekeeping() {
   if (now < next_cleanup_) return;
   for (const ClientInfo& gone : clients_.ExpireSilent(now - options_.client_timeout)) {
     delivery_.ReleaseClient(gone.routing_id, true);
+    core_.limits().ForgetClient(gone.routing_id);
   }
+  core_.limits().Sweep();
   bool more = false;
   if (!core_.storage_failed()) {
     more |= retention_.Tick(core_.NowMs(), options_.cleanup_batch);
@@ -167,11 +172,29 @@ std::optional<wire::Frame> BrokerHarness::Call(
   return link_.TakeReply(client, request_id);
 }
 
+uint64_t BrokerHarness::Submit(const std::string& client,
+                               const std::function<void(wire::Envelope::Builder)>& build) {
+  const uint64_t request_id = next_request_++;
+  wire::OutFrame request(request_id);
+  build(request.envelope());
+  auto frame = wire::DecodeFrame(request.Encode(), wire::DecodeLimits{});
+  EXPECT_TRUE(frame.ok()) << frame.status().ToString();
+  if (!frame.ok()) return request_id;
+  clients_.Touch(client, core_.SteadyNow());
+  Dispatch(client, frame.value());
+  return request_id;
+}
+
 void BrokerHarness::Dispatch(const std::string& client, const wire::Frame& frame) {
   // The part of Server::Dispatch these tests use.
   using E = wire::Envelope;
   E::Reader env = frame.envelope();
   RequestContext ctx{client, env.getRequestId(), clients_.Find(client)};
+  std::optional<RequestScope> in_flight;
+  if (Limits::Counted(env.which())) {
+    in_flight.emplace(core_.limits(), client, ctx.request_id);
+    if (!in_flight->admitted().ok()) return core_.ReplyError(ctx, in_flight->admitted());
+  }
   switch (env.which()) {
     case E::HELLO: {
       // Plaintext: no key. The harness's client ids are their routing ids.

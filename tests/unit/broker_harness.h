@@ -43,9 +43,11 @@ namespace txmq::broker {
 
 // Keeps every frame the core sends, decoded, by client.
 // Thread safety: the core (test) thread only.
+// A frame not taken yet holds its bytes in the reply budget, as a frame a
+// client has not read does on the socket.
 class RecordingLink final : public ClientLink {
  public:
-  bool Send(const std::string& routing_id, wire::OutFrame& frame) override;
+  bool Send(const std::string& routing_id, wire::OutFrame& frame, ReplyTicket ticket) override;
 
   // Frames sent to `client` since the last Take, oldest first.
   std::vector<wire::Frame> Take(const std::string& client);
@@ -55,7 +57,11 @@ class RecordingLink final : public ClientLink {
   void Disconnect(const std::string& client) { gone_.insert(client); }
 
  private:
-  std::map<std::string, std::vector<wire::Frame>> sent_;
+  struct Sent {
+    wire::Frame frame;
+    ReplyTicket ticket;
+  };
+  std::map<std::string, std::vector<Sent>> sent_;
   std::set<std::string> gone_;
 };
 
@@ -120,6 +126,12 @@ class BrokerHarness {
                                   const std::function<void(wire::Envelope::Builder)>& build,
                                   uint64_t request_id = 0);
 
+  // Runs a request as Call does but writes nothing: a request that waits
+  // for its round stays in flight (until Commit). Returns its request id;
+  // its reply, if any was sent, is in link().
+  uint64_t Submit(const std::string& client,
+                  const std::function<void(wire::Envelope::Builder)>& build);
+
   void Hello(const std::string& client, wire::Role role, const std::string& group,
              bool checker = true);
   // A plain send; fails the test unless the broker stored it.
@@ -168,6 +180,7 @@ class BrokerHarness {
   GroupTable& groups() { return groups_; }
   Delivery& delivery() { return delivery_; }
   TransactionService& transactions() { return transactions_; }
+  Retention& retention() { return retention_; }
 
  private:
   void Dispatch(const std::string& client, const wire::Frame& frame);

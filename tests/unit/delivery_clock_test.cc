@@ -191,6 +191,54 @@ TEST_F(DeliveryClock, PastTheRedeliveryLimitTheMessageGoesToTheDeadLetterTopic) 
   EXPECT_EQ(d.properties.at(property::kDeadLetterGroup), kGroup);
 }
 
+// maxReconsumeTimes is one consumer's setting, for the messages it fails:
+// a consumer that says 1 must not set the dead-letter threshold of every
+// other consumer of its group (issue 10: one nack used to change it for
+// the whole group, also for leases that simply expired).
+TEST_F(DeliveryClock, ALimitAConsumerAnnouncesAppliesToItsOwnFailuresOnly) {
+  h_.Send(kTopic, "strict");
+  h_.Send(kTopic, "lenient");
+  auto strict = h_.Pull("c1", kGroup, kTopic, 60'000, 0, /*max_messages=*/1);
+  auto lenient = h_.Pull("c2", kGroup, kTopic, 60'000, 0, /*max_messages=*/1);
+  ASSERT_TRUE(strict && lenient);
+  ASSERT_EQ(strict->size(), 1u);
+  ASSERT_EQ(lenient->size(), 1u);
+  ASSERT_EQ((*strict)[0].id, "strict");
+  // c1 allows one redelivery of what it fails: the second failure is final.
+  EXPECT_EQ(h_.Nack("c1", kGroup, (*strict)[0].receipt, 0, /*max_reconsume=*/1).requeued, 1u);
+  h_.Advance(1s);
+  auto again = h_.Pull("c1", kGroup, kTopic, 60'000, 0, 1);
+  ASSERT_TRUE(again && again->size() == 1u);
+  ASSERT_EQ((*again)[0].id, "strict");
+  EXPECT_EQ(h_.Nack("c1", kGroup, (*again)[0].receipt, 0, 1).dead, 1u);
+
+  // c2 says nothing: the broker's limit (10) applies to its failures, by
+  // nack, by failed extension and by an expired lease alike.
+  TestReceipt current = (*lenient)[0].receipt;
+  for (uint32_t delivery = 1; delivery <= 6; ++delivery) {
+    switch (delivery % 3) {
+      case 0: {
+        const LeaseAnswer x = h_.Extend("c2", kGroup, current, 1000, /*failed=*/true);
+        EXPECT_EQ(x.state, wire::LeaseState::EXTENDED) << "delivery " << delivery;
+        h_.Advance(std::chrono::milliseconds(x.valid_for_ms));  // then the lease expires
+        break;
+      }
+      case 1:
+        EXPECT_EQ(h_.Nack("c2", kGroup, current).requeued, 1u) << "delivery " << delivery;
+        break;
+      case 2:
+        h_.Advance(60s);  // the lease expires
+        break;
+    }
+    EXPECT_EQ(h_.core().counters().dead_lettered, 1u) << "after delivery " << delivery;
+    h_.Advance(1h);  // past any backoff
+    auto next = PullNow("c2");
+    ASSERT_EQ(next.size(), 1u) << "delivery " << delivery;
+    EXPECT_EQ(next[0].id, "lenient");
+    current = next[0].receipt;
+  }
+}
+
 class DeliveryClockLimitOne : public DeliveryClock {
  protected:
   static BrokerOptions Options() {

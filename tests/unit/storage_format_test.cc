@@ -102,11 +102,34 @@ TEST(StoreRecords, PayloadRecordsRoundTripAndRefuseTruncation) {
   store::DelayedBody db;
   ASSERT_TRUE(store::DecodeDelayedBody(records[2].body, &db));
   EXPECT_EQ(db.due_ms, 999);
-  EXPECT_EQ(records[1].offset_in_payload, records[0].body.size() + 6);
+  EXPECT_EQ(records[1].offset_in_payload, records[0].body.size() + store::kRecordHeaderBytes);
   for (size_t cut = 1; cut < payload.size(); cut += 37) {
     std::vector<store::RecordView> partial;
     const bool ok = store::ParseRecords(std::string_view(payload).substr(0, cut), &partial);
     EXPECT_TRUE(!ok || partial.size() < 3) << cut;
+  }
+}
+
+TEST(StoreRecords, EachRecordChecksItselfSoOneFlippedByteIsCaught) {
+  MessageView m;
+  m.id = "id-1";
+  m.topic = "orders";
+  m.body = std::string(200, 'b');
+  std::string payload;
+  store::AppendMessageRecord({2, 1, 7, 0, m}, &payload);
+  const size_t second = payload.size();
+  store::AppendMessageRecord({2, 1, 8, 0, m}, &payload);
+  store::RecordView r;
+  ASSERT_TRUE(store::ParseRecordAt(payload, &r));
+  ASSERT_TRUE(store::ParseRecordAt(std::string_view(payload).substr(second), &r));
+  for (size_t at : {size_t{0}, size_t{3}, size_t{7}, size_t{50}, second - 1}) {
+    std::string damaged = payload;
+    damaged[at] = static_cast<char>(damaged[at] ^ 0x20);
+    EXPECT_FALSE(store::ParseRecordAt(damaged, &r)) << "flip at " << at;
+    // The record after it is still whole on its own.
+    EXPECT_TRUE(store::ParseRecordAt(std::string_view(damaged).substr(second), &r)) << at;
+    std::vector<store::RecordView> records;
+    EXPECT_FALSE(store::ParseRecords(damaged, &records)) << at;
   }
 }
 

@@ -1,5 +1,6 @@
 #include <iostream>
 
+#include "protocol/src/byte_size.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
@@ -27,6 +28,17 @@ nlohmann::json TxCountersJson(wire::TxCounters::Reader t) {
             {"no_producer", t.getNoProducer()}}}};
 }
 
+// Free space and what the disk watermark does with it.
+std::string DiskLine(wire::BrokerStatus::Reader s) {
+  const std::string free = FormatBytes(s.getDiskFreeBytes()) + " free";
+  if (s.getMinFreeDiskBytes() == 0) return free + " (not checked: --min-free-disk 0)";
+  const std::string min = FormatBytes(s.getMinFreeDiskBytes());
+  if (!s.getDiskLow()) return free + " (new messages refused below " + min + ")";
+  return "LOW: " + free + ", below --min-free-disk " + min +
+         ": refusing new messages (sends, halves, DLQ resends, topic creation); consumers and "
+         "transaction ends go on";
+}
+
 int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   auto t = s.getTransactions();
   // In txmqd --help order; a broker older than the field sends none.
@@ -36,6 +48,19 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
     settings[wire::ToString(setting.getName())] = wire::ToString(setting.getValue());
     settings_block.Add("  " + wire::ToString(setting.getName()),
                        wire::ToString(setting.getValue()));
+  }
+  // Limits: what is used and what was refused (a broker older than the
+  // field sends none).
+  nlohmann::json limits = nlohmann::json::object();
+  Fields limits_block;
+  for (auto l : s.getLimits()) {
+    const std::string name = wire::ToString(l.getName());
+    limits[name] = {{"limit", l.getLimit()}, {"used", l.getUsed()}, {"refused", l.getRefused()}};
+    const bool rate = name.ends_with("-per-second");
+    std::string line = rate ? std::to_string(l.getLimit()) + " a second"
+                            : std::to_string(l.getUsed()) + " of " + std::to_string(l.getLimit());
+    if (l.getRefused() > 0) line += ", " + std::to_string(l.getRefused()) + " refused";
+    limits_block.Add("  " + name, line);
   }
   if (ctl.json()) {
     PrintJson({
@@ -53,11 +78,16 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
         {"dead_lettered", s.getDeadLettered()},
         {"bad_frames", s.getBadFrames()},
         {"storage_healthy", s.getStorageHealthy()},
+        {"disk_free_bytes", s.getDiskFreeBytes()},
+        {"min_free_disk_bytes", s.getMinFreeDiskBytes()},
+        {"disk_low", s.getDiskLow()},
+        {"damaged_records", s.getDamagedRecords()},
         {"transactions", TxCountersJson(t)},
         {"commit_rounds", s.getCommitRounds()},
         {"commit_requests", s.getCommitRequests()},
         {"commit_write_micros", s.getCommitWriteMicros()},
         {"settings", settings},
+        {"limits", limits},
     });
     return kExitOk;
   }
@@ -69,6 +99,7 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   f.Add("data dir", wire::ToString(s.getDataDir()));
   f.Add("flush", wire::ToString(s.getFlushMode()));
   f.Add("storage", s.getStorageHealthy() ? "healthy" : "FAILED (refusing writes; see log)");
+  f.Add("disk", DiskLine(s));
   if (s.getCommitRounds() > 0) {
     // How well group commit works: requests per fsync, and the fsync's cost.
     char line[128];
@@ -80,6 +111,11 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   }
   f.Add("topics", std::to_string(s.getTopics()));
   f.Add("messages stored", std::to_string(s.getMessagesStored()));
+  if (s.getDamagedRecords() > 0) {
+    f.Add("damaged records", std::to_string(s.getDamagedRecords()) +
+                                 " (not served, not counted; see the broker log, then "
+                                 "txmqd --repair)");
+  }
   f.Add("producers", std::to_string(s.getProducers()));
   f.Add("consumers", std::to_string(s.getConsumers()));
   f.Add("consumer groups", std::to_string(s.getConsumerGroups()));
@@ -94,6 +130,11 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   f.Add("rolled back", std::to_string(t.getRolledBack()));
   f.Add("bad requests", std::to_string(s.getBadFrames()));
   f.Print(std::cout);
+  if (s.getLimits().size() > 0) {
+    // Per-client limits show the busiest client; rates show only refusals.
+    std::cout << "\nlimits (used now of the limit; refused since start)\n";
+    limits_block.Print(std::cout);
+  }
   if (s.getSettings().size() > 0) {
     std::cout << "\nsettings (txmqd --help explains each)\n";
     settings_block.Print(std::cout);

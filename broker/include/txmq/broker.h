@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ namespace txmq {
 // File layers under the store, for tests that simulate a power loss
 // (tests/testutil/fault_fs.h); defined in storage/src/broker_store.h.
 struct StorageLayers;
+// Where a broker reads its data directory's free space (tests inject a
+// fake); defined in broker/src/disk_watermark.h.
+class FreeSpaceSource;
 
 enum class FlushMode {
   kSync,   // fsync before every acknowledgement (grouped): survives power loss
@@ -51,6 +55,12 @@ struct BrokerOptions {
   // ZeroMQ endpoint to bind. "tcp://127.0.0.1:*" picks a free port
   // (see Broker::endpoint()).
   std::string listen = "tcp://127.0.0.1:7800";
+  // Most TCP connections open at once; one more is closed as it arrives
+  // (logged). Whatever this says, connections never take the file
+  // descriptors the storage needs: the limit in force is at most the
+  // descriptor limit (ulimit -n) less the descriptors in use less a reserve
+  // for storage (broker/src/connection_guard.h). 0: that bound alone.
+  size_t max_connections = 0;
   // LevelDB directory; created if missing. One broker per directory.
   std::string data_dir = "./txmq-data";
   FlushMode flush = FlushMode::kSync;
@@ -116,8 +126,32 @@ struct BrokerOptions {
   // logged at start).
   bool insecure = false;
 
+  // At start, read the whole commit log and index (every checksum) and
+  // refuse to start on damage anywhere, naming the file and the position
+  // (Start fails CORRUPTION). False: check only what recovery replays;
+  // damage elsewhere is found when it is read. Start-up reads the log once
+  // either way for a crash recovery; this reads all of it every time.
+  bool verify_storage_at_start = true;
+  // Start on a damaged data directory: keep what can be read, take the
+  // messages that cannot out of their queues, rebuild a damaged index from
+  // the log, and report every loss (log lines and data_dir/repair-*.json;
+  // README, "A damaged data directory").
+  bool repair = false;
   // Tests only: file layers that can lose power. Null: the real ones.
   std::shared_ptr<const StorageLayers> storage_layers{};
+
+  // --- disk space ---
+  // The disk watermark: below this much free space on the data directory's
+  // file system the broker refuses new messages (sends, transactional
+  // halves, dead-letter resends, topic creation) with RESOURCE_EXHAUSTED,
+  // while consumers still pull, ack and nack and transactions still end
+  // (commit, rollback, check answers); it accepts them again by itself once
+  // an eighth more is free. Unset: MinFreeDiskRoom(*this). A value below
+  // that room is refused; 0 turns the check off (a full disk then stops the
+  // broker, as any failed write does).
+  std::optional<uint64_t> min_free_disk_bytes{};
+  // Tests only: where free space is read. Null: statvfs(2) of data_dir.
+  std::shared_ptr<FreeSpaceSource> free_space{};
 
   // --- transactional messages ---
   // A half message with no outcome this long after it was stored is
@@ -144,10 +178,84 @@ struct BrokerOptions {
   // How long the outcome of a finished transaction is remembered (a late
   // or repeated commit/rollback is answered from it).
   std::chrono::milliseconds resolved_retention = std::chrono::hours(24);
+
+  // --- limits: what one client, or a flood of requests, may take ---
+  // Each refusal names the limit, its value and the txmqd flag. "Per
+  // client" means per client id today (per authenticated principal once
+  // there are principals). OVERLOADED refusals pass by themselves (back off
+  // and retry); RESOURCE_EXHAUSTED ones need something freed or the limit
+  // raised.
+  //
+  // Reply bytes waiting in the broker for a client that does not read them
+  // (ZeroMQ's queue counts messages, not bytes). A reply that does not fit
+  // is dropped and the client gets a short OVERLOADED error in its place; a
+  // reply always fits when nothing is waiting for its client, so one frame
+  // of any allowed size gets through. 32 MiB: several maximal pulls (4 MiB
+  // each) of a consumer that reads slowly.
+  uint64_t max_reply_bytes_per_client = 32ull << 20;
+  // The same, summed over every client: bounds the broker's memory for
+  // unread replies. A client with nothing waiting may still get a reply
+  // from a reserve of one client's budget beyond it, so slow clients do not
+  // starve those that read: the broker holds at most this plus
+  // max_reply_bytes_per_client. 256 MiB.
+  uint64_t max_reply_bytes = 256ull << 20;
+  // Long polls one client may have waiting; the next is refused OVERLOADED
+  // at once. The client library parks one at a time per consumer; 16
+  // leaves room for several consumers sharing a client id and for polls a
+  // client gave up on that the broker still holds.
+  uint32_t max_parked_pulls_per_client = 16;
+  // Long polls waiting, over all clients (each costs memory and a look
+  // when a topic gets messages). 10,000.
+  uint32_t max_parked_pulls = 10'000;
+  // Requests of one client accepted and not yet answered (sends and acks
+  // waiting for their write to be durable, parked pulls); more are refused
+  // OVERLOADED until some are answered. 4096: 16 times the largest window
+  // of the client libraries (256), so only a runaway pipeline meets it.
+  uint32_t max_in_flight_per_client = 4096;
+  // Open (prepared, undecided) transactions of one producer group; a new
+  // half beyond it is refused RESOURCE_EXHAUSTED, ends are always taken.
+  // 10,000: far above what a live group keeps open (a transaction waits
+  // for its local commit, milliseconds), below what would hide a producer
+  // that never ends its transactions.
+  uint32_t max_open_transactions_per_group = 10'000;
+  // Open transactions over all producer groups. 100,000 (~120 MB).
+  uint32_t max_open_transactions = 100'000;
+  // Topics (every topic counts, also the broker's own; those, %DLQ% and
+  // %RETRY% topics of consumer groups, are created even past the limit so
+  // no failed message is ever lost). A send, half or create naming a new
+  // topic beyond it is refused RESOURCE_EXHAUSTED. 10,000: each costs
+  // memory, start-up time and status time.
+  uint32_t max_topics = 10'000;
+  // New topics per second (a token bucket holding 10 s' worth, so a
+  // deployment creating its topics at once is not slowed); beyond it,
+  // OVERLOADED. 100.
+  uint32_t topic_creates_per_second = 100;
+  // Consumer groups (a pull naming an unknown group creates it); beyond
+  // it, RESOURCE_EXHAUSTED. 10,000.
+  uint32_t max_groups = 10'000;
+  // New consumer groups per second (bucket of 10 s' worth); OVERLOADED
+  // beyond it. 100.
+  uint32_t group_creates_per_second = 100;
 };
 
 // Checks every field; the error names the field and the bad value.
 Status ValidateBrokerOptions(const BrokerOptions& options);
+
+// The room the broker may still write into while it refuses new messages,
+// and so the least (and the default) min_free_disk_bytes:
+//   2 x segment_bytes        the next commit-log segment is preallocated
+//                            once the current one is half full, and acks,
+//                            cursors and transaction ends keep the log
+//                            growing while sends are refused;
+// + 4 x write_buffer_bytes   LevelDB compacts its level 0 once 4 memtable
+//                            flushes piled up, and writes the result before
+//                            deleting them;
+// + 25 x table_file_bytes    the largest compaction LevelDB expands to (its
+//                            output is written before its inputs go).
+// 520 MiB with the defaults (128 MiB segments, 16 MiB memtable, 8 MiB tables).
+uint64_t MinFreeDiskRoom(const BrokerOptions& options);
+// min_free_disk_bytes, or MinFreeDiskRoom when unset.
+uint64_t EffectiveMinFreeDisk(const BrokerOptions& options);
 
 class Broker {
  public:

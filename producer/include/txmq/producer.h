@@ -62,7 +62,9 @@ struct ProducerOptions {
   // How long one attempt waits for the broker's answer.
   std::chrono::milliseconds send_timeout{3000};
   // Further attempts after a timeout or an unreachable broker (same message
-  // id each time). Refusals (bad topic, too large) are never retried.
+  // id each time). Refusals (bad topic, too large) are never retried, nor is
+  // RESOURCE_EXHAUSTED (disk low, a limit reached): it is returned at once
+  // for the caller to retry later; the outbox relay does so with backoff.
   int retries = 2;
   // Identifies this producer instance to the broker; a new UUIDv7 if empty.
   std::string client_id{};

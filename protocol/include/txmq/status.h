@@ -2,8 +2,9 @@
 //
 // A Status is a cheap value: a code and, when not OK, a message that names
 // the bad value and the rule it broke. The code tells the caller whether a
-// retry can help (IsRetryable()): kTimeout, kUnavailable and kOverloaded are
-// transient; everything else will fail the same way again.
+// retry can help (IsRetryable()): kTimeout, kUnavailable, kOverloaded and
+// kResourceExhausted are transient; everything else will fail the same way
+// again.
 //
 // Thread safety: values; safe to copy between threads.
 #pragma once
@@ -28,7 +29,14 @@ enum class StatusCode : int {
   kAborted = 9,              // the operation was cancelled by a concurrent decision
   kFailedPrecondition = 10,  // called in the wrong state (not started, shut down)
   kInternal = 11,            // a bug or an I/O error; see the broker log
-  kPermissionDenied = 12,    // the caller's key or principal may not do this
+  // A broker limit is reached: free disk space is low (--min-free-disk) or
+  // a configured count is (topics, consumer groups, open transactions of a
+  // producer group). The message names the limit, its value and the txmqd
+  // flag that sets it. Retryable: it passes once something is freed (disk
+  // space, transactions end, an operator deletes) or the limit is raised.
+  // Rates and queues that drain by themselves are kOverloaded instead.
+  kResourceExhausted = 12,
+  kPermissionDenied = 13,  // the caller's key or principal may not do this
 };
 
 // "INVALID_ARGUMENT", "NOT_FOUND", ...
@@ -55,6 +63,9 @@ class [[nodiscard]] Status {
     return {StatusCode::kFailedPrecondition, std::move(m)};
   }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status ResourceExhausted(std::string m) {
+    return {StatusCode::kResourceExhausted, std::move(m)};
+  }
   static Status PermissionDenied(std::string m) {
     return {StatusCode::kPermissionDenied, std::move(m)};
   }
@@ -66,7 +77,7 @@ class [[nodiscard]] Status {
   // True when the same call may succeed later without any change.
   bool IsRetryable() const {
     return code_ == StatusCode::kTimeout || code_ == StatusCode::kUnavailable ||
-           code_ == StatusCode::kOverloaded;
+           code_ == StatusCode::kOverloaded || code_ == StatusCode::kResourceExhausted;
   }
 
   // "OK" or "NOT_FOUND: topic 'orders' does not exist".

@@ -1,0 +1,389 @@
+#include "broker/src/limits.h"
+
+#include <algorithm>
+
+#include "protocol/src/log.h"
+
+namespace txmq::broker {
+
+namespace {
+
+// A creation rate's bucket holds this many seconds of it: a deployment that
+// creates its topics (or a test its groups) all at once is not slowed.
+constexpr double kBurstSeconds = 10;
+// Idle clients Sweep looks at per call (once per cleanup interval).
+constexpr size_t kSweepPerCall = 256;
+constexpr auto kLogEvery = std::chrono::seconds(10);
+
+}  // namespace
+
+Status ValidateLimitOptions(const BrokerOptions& o) {
+  auto bad = [](const std::string& field, uint64_t value, const std::string& rule) {
+    return Status::InvalidArgument(field + " = " + std::to_string(value) + ": " + rule);
+  };
+  constexpr uint64_t kMiB = 1 << 20;
+  if (o.max_reply_bytes_per_client < kMiB) {
+    return bad("max_reply_bytes_per_client", o.max_reply_bytes_per_client,
+               "must be at least 1 MiB");
+  }
+  if (o.max_reply_bytes < o.max_reply_bytes_per_client) {
+    return bad("max_reply_bytes", o.max_reply_bytes,
+               "must be at least max_reply_bytes_per_client (" +
+                   std::to_string(o.max_reply_bytes_per_client) + ")");
+  }
+  if (o.max_parked_pulls_per_client < 1)
+    return bad("max_parked_pulls_per_client", 0, "must be >= 1");
+  if (o.max_parked_pulls < o.max_parked_pulls_per_client) {
+    return bad("max_parked_pulls", o.max_parked_pulls,
+               "must be at least max_parked_pulls_per_client (" +
+                   std::to_string(o.max_parked_pulls_per_client) + ")");
+  }
+  if (o.max_in_flight_per_client < 1) return bad("max_in_flight_per_client", 0, "must be >= 1");
+  if (o.max_open_transactions_per_group < 1) {
+    return bad("max_open_transactions_per_group", 0, "must be >= 1");
+  }
+  if (o.max_open_transactions < o.max_open_transactions_per_group) {
+    return bad("max_open_transactions", o.max_open_transactions,
+               "must be at least max_open_transactions_per_group (" +
+                   std::to_string(o.max_open_transactions_per_group) + ")");
+  }
+  if (o.max_topics < 1) return bad("max_topics", 0, "must be >= 1");
+  if (o.max_groups < 1) return bad("max_groups", 0, "must be >= 1");
+  if (o.topic_creates_per_second < 1) return bad("topic_creates_per_second", 0, "must be >= 1");
+  if (o.group_creates_per_second < 1) return bad("group_creates_per_second", 0, "must be >= 1");
+  return Status::OK();
+}
+
+TokenBucket::TokenBucket(double per_second, double capacity, SteadyTime now)
+    : per_second_(per_second), capacity_(capacity), tokens_(capacity), at_(now) {}
+
+void TokenBucket::Refill(SteadyTime now) {
+  if (now <= at_) return;
+  const double seconds = std::chrono::duration<double>(now - at_).count();
+  tokens_ = std::min(capacity_, tokens_ + seconds * per_second_);
+  at_ = now;
+}
+
+bool TokenBucket::Take(SteadyTime now) {
+  Refill(now);
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
+const char* Limits::FlagOf(Which which) {
+  switch (which) {
+    case kReplyBytesPerClient:
+      return "max-reply-bytes-per-client";
+    case kReplyBytes:
+      return "max-reply-bytes";
+    case kInFlightPerClient:
+      return "max-in-flight-per-client";
+    case kParkedPerClient:
+      return "max-parked-pulls-per-client";
+    case kParked:
+      return "max-parked-pulls";
+    case kOpenTxPerGroup:
+      return "max-open-transactions-per-group";
+    case kOpenTx:
+      return "max-open-transactions";
+    case kTopics:
+      return "max-topics";
+    case kTopicRate:
+      return "topic-creates-per-second";
+    case kGroups:
+      return "max-groups";
+    case kGroupRate:
+      return "group-creates-per-second";
+    case kCount:
+      break;
+  }
+  return "?";
+}
+
+Limits::Limits(const BrokerOptions& options, const BrokerClock& clock)
+    : options_(options),
+      clock_(clock),
+      replies_(options.max_reply_bytes_per_client, options.max_reply_bytes),
+      topic_bucket_(options.topic_creates_per_second,
+                    options.topic_creates_per_second * kBurstSeconds, clock.SteadyNow()),
+      group_bucket_(options.group_creates_per_second,
+                    options.group_creates_per_second * kBurstSeconds, clock.SteadyNow()) {}
+
+uint64_t Limits::LimitOf(Which which) const {
+  const BrokerOptions& o = options_;
+  switch (which) {
+    case kReplyBytesPerClient:
+      return o.max_reply_bytes_per_client;
+    case kReplyBytes:
+      return o.max_reply_bytes;
+    case kInFlightPerClient:
+      return o.max_in_flight_per_client;
+    case kParkedPerClient:
+      return o.max_parked_pulls_per_client;
+    case kParked:
+      return o.max_parked_pulls;
+    case kOpenTxPerGroup:
+      return o.max_open_transactions_per_group;
+    case kOpenTx:
+      return o.max_open_transactions;
+    case kTopics:
+      return o.max_topics;
+    case kTopicRate:
+      return o.topic_creates_per_second;
+    case kGroups:
+      return o.max_groups;
+    case kGroupRate:
+      return o.group_creates_per_second;
+    case kCount:
+      break;
+  }
+  return 0;
+}
+
+Status Limits::Refuse(Which which, Status why) {
+  CountRefusal(which, why);
+  return why;
+}
+
+void Limits::CountRefusal(Which which, const Status& why) {
+  ++refused_[which];
+  // A flood refused a million times is one line every 10 s, not a million.
+  const SteadyTime now = clock_.SteadyNow();
+  if (refused_logged_[which] != 0 && now - logged_at_[which] < kLogEvery) return;
+  const uint64_t since = refused_[which] - refused_logged_[which];
+  Logger("broker")->warn("limit --{} refused {} request{} since the last report; latest: {}",
+                         FlagOf(which), since, since == 1 ? "" : "s", why.ToString());
+  refused_logged_[which] = refused_[which];
+  logged_at_[which] = now;
+}
+
+bool Limits::Counted(wire::Envelope::Which kind) {
+  using E = wire::Envelope;
+  switch (kind) {
+    case E::HELLO:
+    case E::HEARTBEAT:
+    case E::GOODBYE:
+    case E::CHECK_REPLY:
+      return false;
+    default:
+      return true;
+  }
+}
+
+Status Limits::BeginRequest(const std::string& routing_id, uint64_t request_id) {
+  current_client_ = &routing_id;
+  current_request_ = request_id;
+  current_answered_ = false;
+  auto it = accounts_.find(IdentityOf(routing_id));
+  if (it == accounts_.end() || it->second.in_flight < options_.max_in_flight_per_client) {
+    return Status::OK();
+  }
+  return Refuse(
+      kInFlightPerClient,
+      Status::Overloaded("client '" + routing_id + "' has " + std::to_string(it->second.in_flight) +
+                         " requests waiting for an answer; the limit is " +
+                         std::to_string(options_.max_in_flight_per_client) +
+                         " (--max-in-flight-per-client): wait for answers first"));
+}
+
+void Limits::EndRequest() {
+  if (current_client_ != nullptr && !current_answered_) {
+    Account& a = accounts_[IdentityOf(*current_client_)];
+    ++a.pending[current_request_];
+    ++a.in_flight;
+  }
+  current_client_ = nullptr;
+}
+
+void Limits::Answered(const std::string& routing_id, uint64_t request_id) {
+  if (current_client_ != nullptr && request_id == current_request_ &&
+      routing_id == *current_client_) {
+    current_answered_ = true;
+    return;
+  }
+  Abandon(routing_id, request_id);
+}
+
+void Limits::Abandon(const std::string& routing_id, uint64_t request_id) {
+  auto it = accounts_.find(IdentityOf(routing_id));
+  if (it == accounts_.end()) return;
+  Account& a = it->second;
+  auto p = a.pending.find(request_id);
+  if (p == a.pending.end()) return;  // a broker-initiated call, or answered at once
+  if (--p->second == 0) a.pending.erase(p);
+  --a.in_flight;
+  EraseIfIdle(it);
+}
+
+void Limits::ForgetClient(const std::string& routing_id) {
+  auto it = accounts_.find(IdentityOf(routing_id));
+  if (it == accounts_.end()) return;
+  it->second.pending.clear();
+  it->second.in_flight = 0;
+  EraseIfIdle(it);
+}
+
+uint32_t Limits::InFlight(const std::string& routing_id) const {
+  auto it = accounts_.find(IdentityOf(routing_id));
+  return it == accounts_.end() ? 0 : it->second.in_flight;
+}
+
+void Limits::EraseIfIdle(std::unordered_map<std::string, Account>::iterator it) {
+  if (it->second.in_flight == 0 && it->second.parked == 0) accounts_.erase(it);
+}
+
+Status Limits::AdmitPark(const std::string& routing_id) {
+  auto it = accounts_.find(IdentityOf(routing_id));
+  const uint32_t mine = it == accounts_.end() ? 0 : it->second.parked;
+  if (mine >= options_.max_parked_pulls_per_client) {
+    return Refuse(kParkedPerClient,
+                  Status::Overloaded("client '" + routing_id + "' has " + std::to_string(mine) +
+                                     " pulls waiting for messages already; the limit is " +
+                                     std::to_string(options_.max_parked_pulls_per_client) +
+                                     " (--max-parked-pulls-per-client)"));
+  }
+  if (parked_ >= options_.max_parked_pulls) {
+    return Refuse(kParked,
+                  Status::Overloaded(std::to_string(parked_) +
+                                     " pulls wait for messages at the broker; the limit is " +
+                                     std::to_string(options_.max_parked_pulls) +
+                                     " (--max-parked-pulls): retry later"));
+  }
+  return Status::OK();
+}
+
+void Limits::Parked(const std::string& routing_id) {
+  ++accounts_[IdentityOf(routing_id)].parked;
+  ++parked_;
+}
+
+void Limits::Unparked(const std::string& routing_id) {
+  --parked_;
+  auto it = accounts_.find(IdentityOf(routing_id));
+  if (it == accounts_.end() || it->second.parked == 0) return;
+  --it->second.parked;
+  EraseIfIdle(it);
+}
+
+Status Limits::AdmitTopic(std::string_view name, size_t existing, bool take_token) {
+  if (existing >= options_.max_topics) {
+    return Refuse(kTopics, Status::ResourceExhausted(
+                               "cannot create topic '" + std::string(name) + "': the broker has " +
+                               std::to_string(existing) + " topics; the limit is " +
+                               std::to_string(options_.max_topics) +
+                               " (--max-topics): use an existing topic or ask an operator"));
+  }
+  if (take_token && !topic_bucket_.Take(clock_.SteadyNow())) {
+    return Refuse(kTopicRate,
+                  Status::Overloaded("cannot create topic '" + std::string(name) +
+                                     "' now: topics are being created faster than " +
+                                     std::to_string(options_.topic_creates_per_second) +
+                                     " a second (--topic-creates-per-second): retry later"));
+  }
+  return Status::OK();
+}
+
+Status Limits::AdmitGroup(std::string_view name, size_t existing) {
+  if (existing >= options_.max_groups) {
+    return Refuse(kGroups,
+                  Status::ResourceExhausted(
+                      "cannot create consumer group '" + std::string(name) + "': the broker has " +
+                      std::to_string(existing) + " groups; the limit is " +
+                      std::to_string(options_.max_groups) + " (--max-groups)"));
+  }
+  if (!group_bucket_.Take(clock_.SteadyNow())) {
+    return Refuse(kGroupRate,
+                  Status::Overloaded("cannot create consumer group '" + std::string(name) +
+                                     "' now: groups are being created faster than " +
+                                     std::to_string(options_.group_creates_per_second) +
+                                     " a second (--group-creates-per-second): retry later"));
+  }
+  return Status::OK();
+}
+
+Status Limits::AdmitTransaction(std::string_view group, size_t open_in_group, size_t open_total) {
+  if (open_in_group >= options_.max_open_transactions_per_group) {
+    return Refuse(kOpenTxPerGroup,
+                  Status::ResourceExhausted(
+                      "producer group '" + std::string(group) + "' has " +
+                      std::to_string(open_in_group) + " open transactions; the limit is " +
+                      std::to_string(options_.max_open_transactions_per_group) +
+                      " (--max-open-transactions-per-group): end or resolve them first (txmqctl "
+                      "tx list --group " +
+                      std::string(group) + ")"));
+  }
+  if (open_total >= options_.max_open_transactions) {
+    return Refuse(kOpenTx,
+                  Status::ResourceExhausted("the broker has " + std::to_string(open_total) +
+                                            " open transactions; the limit is " +
+                                            std::to_string(options_.max_open_transactions) +
+                                            " (--max-open-transactions)"));
+  }
+  return Status::OK();
+}
+
+Result<ReplyTicket> Limits::ReserveReply(const std::string& routing_id, uint64_t bytes,
+                                         bool is_error) {
+  ReplyBudget::Over over;
+  auto ticket = replies_.Reserve(routing_id, bytes, is_error, &over);
+  if (!ticket.ok() && !is_error) {
+    CountRefusal(over == ReplyBudget::Over::kTotal ? kReplyBytes : kReplyBytesPerClient,
+                 ticket.status());
+  }
+  return ticket;
+}
+
+void Limits::Sweep() { replies_.Sweep(kSweepPerCall); }
+
+std::vector<Limits::Use> Limits::Report(const Counts& counts) const {
+  uint64_t in_flight = 0, parked = 0;
+  for (const auto& [id, a] : accounts_) {
+    in_flight = std::max<uint64_t>(in_flight, a.in_flight);
+    parked = std::max<uint64_t>(parked, a.parked);
+  }
+  std::vector<Use> out;
+  for (int i = 0; i < kCount; ++i) {
+    const auto which = static_cast<Which>(i);
+    Use& u = out.emplace_back();
+    u.name = FlagOf(which);
+    u.limit = LimitOf(which);
+    u.refused = refused_[i];
+    switch (which) {
+      case kReplyBytesPerClient:
+        u.used = replies_.largest_queued();
+        break;
+      case kReplyBytes:
+        u.used = replies_.total_queued();
+        break;
+      case kInFlightPerClient:
+        u.used = in_flight;
+        break;
+      case kParkedPerClient:
+        u.used = parked;
+        break;
+      case kParked:
+        u.used = parked_;
+        break;
+      case kOpenTxPerGroup:
+        u.used = counts.open_tx_largest_group;
+        break;
+      case kOpenTx:
+        u.used = counts.open_tx;
+        break;
+      case kTopics:
+        u.used = counts.topics;
+        break;
+      case kGroups:
+        u.used = counts.groups;
+        break;
+      case kTopicRate:
+      case kGroupRate:
+      case kCount:
+        break;
+    }
+  }
+  return out;
+}
+
+}  // namespace txmq::broker

@@ -1,0 +1,199 @@
+// The broker's limits: what one client, or a flood of requests, may take of
+// its memory and time (BrokerOptions, "limits"). Each service asks here
+// before it takes something a client could pile up, and a refusal is a
+// Status naming the limit, its value and the txmqd flag that sets it:
+//
+//   reply bytes waiting for a client, and for all   ReplyBudget (reply_budget.h)
+//   requests of a client in flight                   Begin/EndRequest, Answered
+//   long polls parked, per client and in all         AdmitPark, Parked, Unparked
+//   topics, consumer groups: counts and rates        AdmitTopic, AdmitGroup
+//   open transactions, per producer group and all    AdmitTransaction
+//
+// Whose budget: IdentityOf(routing id). Today that is the client id (a
+// client names itself, so per-client limits bound one connection's share,
+// not an attacker's); once connections are authenticated it becomes the
+// connection's principal, and every per-client limit is per principal
+// without further change.
+//
+// Every refusal is counted by limit (txmqctl status shows them) and logged,
+// at most once per limit every 10 s, with how many since.
+//
+// Thread safety: the core thread only.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/src/clock.h"
+#include "broker/src/reply_budget.h"
+#include "protocol/src/util.h"
+#include "protocol/txmq.capnp.h"
+#include "txmq/broker.h"
+#include "txmq/status.h"
+
+namespace txmq::broker {
+
+// Checks the limit fields of BrokerOptions; the error names the field.
+Status ValidateLimitOptions(const BrokerOptions& options);
+
+// A rate with bursts: `per_second` tokens a second, holding at most
+// `capacity`. Starts full.
+class TokenBucket {
+ public:
+  TokenBucket(double per_second, double capacity, SteadyTime now);
+  // Takes a token if there is one.
+  bool Take(SteadyTime now);
+
+ private:
+  void Refill(SteadyTime now);
+  double per_second_;
+  double capacity_;
+  double tokens_;
+  SteadyTime at_;
+};
+
+class Limits {
+ public:
+  enum Which : int {
+    kReplyBytesPerClient,
+    kReplyBytes,
+    kInFlightPerClient,
+    kParkedPerClient,
+    kParked,
+    kOpenTxPerGroup,
+    kOpenTx,
+    kTopics,
+    kTopicRate,
+    kGroups,
+    kGroupRate,
+    kCount,
+  };
+  // The txmqd flag (without "--") that sets a limit.
+  static const char* FlagOf(Which which);
+
+  // `clock` (the core's) must outlive the limits.
+  Limits(const BrokerOptions& options, const BrokerClock& clock);
+  Limits(const Limits&) = delete;
+  Limits& operator=(const Limits&) = delete;
+
+  // Whose budget a client's requests count against (see the top).
+  static const std::string& IdentityOf(const std::string& routing_id) { return routing_id; }
+
+  // ---- requests in flight (accepted, not answered yet) ----
+  // Requests of these kinds are answered at once or never (a check answer
+  // has no reply): not counted, never refused.
+  static bool Counted(wire::Envelope::Which kind);
+  // Before a request is served: OVERLOADED when its client has the most
+  // requests in flight already. Always pair with EndRequest.
+  Status BeginRequest(const std::string& routing_id, uint64_t request_id);
+  // After its handler returned: not answered yet, it is in flight.
+  void EndRequest();
+  // A frame answering `request_id` goes to `routing_id` (or was meant to).
+  void Answered(const std::string& routing_id, uint64_t request_id);
+  // A request that will never be answered (a parked pull of a client that
+  // vanished).
+  void Abandon(const std::string& routing_id, uint64_t request_id);
+  // The client is gone: forget what it had in flight.
+  void ForgetClient(const std::string& routing_id);
+  uint32_t InFlight(const std::string& routing_id) const;
+
+  // ---- long polls ----
+  // OVERLOADED when the client, or the broker, has the most parked.
+  Status AdmitPark(const std::string& routing_id);
+  void Parked(const std::string& routing_id);
+  void Unparked(const std::string& routing_id);
+  uint32_t parked() const { return parked_; }
+
+  // ---- names a client may create ----
+  // A new topic (`existing` topics now): RESOURCE_EXHAUSTED past the count,
+  // OVERLOADED past the rate. Takes a token when it admits.
+  // With `take_token` false only the count is checked and no token taken:
+  // a half names a topic that only its commit creates, and many halves
+  // may name the same one (the commit itself must not fail).
+  Status AdmitTopic(std::string_view name, size_t existing, bool take_token = true);
+  Status AdmitGroup(std::string_view name, size_t existing);
+
+  // ---- transactions ----
+  // A new transaction of `group`, which has `open_in_group` open,
+  // `open_total` in all: RESOURCE_EXHAUSTED past either.
+  Status AdmitTransaction(std::string_view group, size_t open_in_group, size_t open_total);
+
+  // ---- reply bytes ----
+  // Room for a frame of `bytes` to the client (ReplyBudget::Reserve); a
+  // refusal is counted, unless `is_error` (the error that replaces a
+  // refused reply is not a second refusal).
+  Result<ReplyTicket> ReserveReply(const std::string& routing_id, uint64_t bytes, bool is_error);
+  const ReplyBudget& replies() const { return replies_; }
+
+  // Housekeeping: forgets idle clients, a bounded number per call.
+  void Sweep();
+
+  // For status: each limit, its value, its use and its refusals. `used`
+  // holds what the services count (topics, groups, open transactions);
+  // the rest is known here.
+  struct Use {
+    std::string name;
+    uint64_t limit = 0;
+    uint64_t used = 0;
+    uint64_t refused = 0;
+  };
+  struct Counts {
+    size_t topics = 0;
+    size_t groups = 0;
+    size_t open_tx = 0;
+    size_t open_tx_largest_group = 0;
+  };
+  std::vector<Use> Report(const Counts& counts) const;
+  uint64_t refused(Which which) const { return refused_[which]; }
+
+ private:
+  struct Account {
+    uint32_t in_flight = 0;
+    uint32_t parked = 0;
+    // Request id -> how many with that id are unanswered (a client may
+    // reuse ids; each reply ends one).
+    std::unordered_map<uint64_t, uint32_t> pending;
+  };
+  Status Refuse(Which which, Status why);
+  void CountRefusal(Which which, const Status& why);
+  uint64_t LimitOf(Which which) const;
+  void EraseIfIdle(std::unordered_map<std::string, Account>::iterator it);
+
+  const BrokerOptions& options_;
+  const BrokerClock& clock_;
+  ReplyBudget replies_;
+  std::unordered_map<std::string, Account> accounts_;  // by IdentityOf
+  uint32_t parked_ = 0;
+  TokenBucket topic_bucket_;
+  TokenBucket group_bucket_;
+  // The request being served (BeginRequest .. EndRequest).
+  const std::string* current_client_ = nullptr;
+  uint64_t current_request_ = 0;
+  bool current_answered_ = false;
+  std::array<uint64_t, kCount> refused_{};
+  std::array<uint64_t, kCount> refused_logged_{};
+  std::array<SteadyTime, kCount> logged_at_{};
+};
+
+// BeginRequest .. EndRequest around one request's handler.
+class RequestScope {
+ public:
+  RequestScope(Limits& limits, const std::string& routing_id, uint64_t request_id)
+      : limits_(limits), admitted_(limits.BeginRequest(routing_id, request_id)) {}
+  ~RequestScope() { limits_.EndRequest(); }
+  RequestScope(const RequestScope&) = delete;
+  RequestScope& operator=(const RequestScope&) = delete;
+
+  // OK, or why the request is refused (answer it with that).
+  const Status& admitted() const { return admitted_; }
+
+ private:
+  Limits& limits_;
+  Status admitted_;
+};
+
+}  // namespace txmq::broker
