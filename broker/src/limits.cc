@@ -14,6 +14,9 @@ constexpr double kBurstSeconds = 10;
 // Idle clients Sweep looks at per call (once per cleanup interval).
 constexpr size_t kSweepPerCall = 256;
 constexpr auto kLogEvery = std::chrono::seconds(10);
+// A connection that holds nothing and sent nothing for this long is
+// forgotten (a client's heartbeats keep its connection known).
+constexpr auto kForgetConnectionAfter = std::chrono::seconds(60);
 
 }  // namespace
 
@@ -171,27 +174,68 @@ bool Limits::Counted(wire::Envelope::Which kind) {
   }
 }
 
+void Limits::Seen(const std::string& routing_id, const std::string& principal) {
+  Connection& c = Track(routing_id);
+  c.seen = clock_.SteadyNow();
+  // A connection's key never changes, so neither does its owner; the first
+  // request names it (a connection tracked before, without a principal,
+  // keeps its own budget).
+  if (!principal.empty() && c.owner.rfind("c:", 0) == 0 && c.in_flight == 0 && c.parked == 0) {
+    EraseIfIdle(c.owner);
+    c.owner = "p:" + principal;
+  }
+}
+
+Limits::Connection& Limits::Track(const std::string& routing_id) {
+  auto [it, added] = connections_.try_emplace(routing_id);
+  if (added) {
+    it->second.owner = "c:" + routing_id;
+    it->second.seen = clock_.SteadyNow();
+  }
+  return it->second;
+}
+
+Limits::Account* Limits::AccountOf(const Connection& c) {
+  auto it = accounts_.find(c.owner);
+  return it == accounts_.end() ? nullptr : &it->second;
+}
+
+void Limits::EraseIfIdle(const std::string& owner) {
+  auto it = accounts_.find(owner);
+  if (it != accounts_.end() && it->second.in_flight == 0 && it->second.parked == 0) {
+    accounts_.erase(it);
+  }
+}
+
+std::string Limits::LabelOf(const std::string& owner) {
+  return owner.rfind("p:", 0) == 0 ? "principal '" + owner.substr(2) + "'" : "this client";
+}
+
+std::string Limits::OwnerKey(const std::string& routing_id) const {
+  auto it = connections_.find(routing_id);
+  return it == connections_.end() ? "c:" + routing_id : it->second.owner;
+}
+
 Status Limits::BeginRequest(const std::string& routing_id, uint64_t request_id) {
   current_client_ = &routing_id;
   current_request_ = request_id;
   current_answered_ = false;
-  auto it = accounts_.find(IdentityOf(routing_id));
-  if (it == accounts_.end() || it->second.in_flight < options_.max_in_flight_per_client) {
-    return Status::OK();
-  }
-  return Refuse(
-      kInFlightPerClient,
-      Status::Overloaded("client '" + routing_id + "' has " + std::to_string(it->second.in_flight) +
-                         " requests waiting for an answer; the limit is " +
-                         std::to_string(options_.max_in_flight_per_client) +
-                         " (--max-in-flight-per-client): wait for answers first"));
+  const Connection& c = Track(routing_id);
+  const Account* a = AccountOf(c);
+  if (a == nullptr || a->in_flight < options_.max_in_flight_per_client) return Status::OK();
+  return Refuse(kInFlightPerClient,
+                Status::Overloaded(LabelOf(c.owner) + " has " + std::to_string(a->in_flight) +
+                                   " requests waiting for an answer; the limit is " +
+                                   std::to_string(options_.max_in_flight_per_client) +
+                                   " (--max-in-flight-per-client): wait for answers first"));
 }
 
 void Limits::EndRequest() {
   if (current_client_ != nullptr && !current_answered_) {
-    Account& a = accounts_[IdentityOf(*current_client_)];
-    ++a.pending[current_request_];
-    ++a.in_flight;
+    Connection& c = Track(*current_client_);
+    ++c.pending[current_request_];
+    ++c.in_flight;
+    ++accounts_[c.owner].in_flight;
   }
   current_client_ = nullptr;
 }
@@ -206,39 +250,44 @@ void Limits::Answered(const std::string& routing_id, uint64_t request_id) {
 }
 
 void Limits::Abandon(const std::string& routing_id, uint64_t request_id) {
-  auto it = accounts_.find(IdentityOf(routing_id));
-  if (it == accounts_.end()) return;
-  Account& a = it->second;
-  auto p = a.pending.find(request_id);
-  if (p == a.pending.end()) return;  // a broker-initiated call, or answered at once
-  if (--p->second == 0) a.pending.erase(p);
-  --a.in_flight;
-  EraseIfIdle(it);
+  auto it = connections_.find(routing_id);
+  if (it == connections_.end()) return;
+  Connection& c = it->second;
+  auto p = c.pending.find(request_id);
+  if (p == c.pending.end()) return;  // a broker-initiated call, or answered at once
+  if (--p->second == 0) c.pending.erase(p);
+  --c.in_flight;
+  if (Account* a = AccountOf(c); a != nullptr && a->in_flight > 0) --a->in_flight;
+  EraseIfIdle(c.owner);
 }
 
 void Limits::ForgetClient(const std::string& routing_id) {
-  auto it = accounts_.find(IdentityOf(routing_id));
-  if (it == accounts_.end()) return;
-  it->second.pending.clear();
-  it->second.in_flight = 0;
-  EraseIfIdle(it);
+  auto it = connections_.find(routing_id);
+  if (it == connections_.end()) return;
+  Connection& c = it->second;
+  if (Account* a = AccountOf(c); a != nullptr) a->in_flight -= std::min(a->in_flight, c.in_flight);
+  c.pending.clear();
+  c.in_flight = 0;
+  const std::string owner = c.owner;
+  // Its parked polls are unparked by whoever holds them (Delivery), later.
+  if (c.parked == 0) connections_.erase(it);
+  EraseIfIdle(owner);
 }
 
 uint32_t Limits::InFlight(const std::string& routing_id) const {
-  auto it = accounts_.find(IdentityOf(routing_id));
-  return it == accounts_.end() ? 0 : it->second.in_flight;
-}
-
-void Limits::EraseIfIdle(std::unordered_map<std::string, Account>::iterator it) {
-  if (it->second.in_flight == 0 && it->second.parked == 0) accounts_.erase(it);
+  auto c = connections_.find(routing_id);
+  if (c == connections_.end()) return 0;
+  auto a = accounts_.find(c->second.owner);
+  return a == accounts_.end() ? 0 : a->second.in_flight;
 }
 
 Status Limits::AdmitPark(const std::string& routing_id) {
-  auto it = accounts_.find(IdentityOf(routing_id));
-  const uint32_t mine = it == accounts_.end() ? 0 : it->second.parked;
+  const Connection& c = Track(routing_id);
+  const Account* a = AccountOf(c);
+  const uint32_t mine = a == nullptr ? 0 : a->parked;
   if (mine >= options_.max_parked_pulls_per_client) {
     return Refuse(kParkedPerClient,
-                  Status::Overloaded("client '" + routing_id + "' has " + std::to_string(mine) +
+                  Status::Overloaded(LabelOf(c.owner) + " has " + std::to_string(mine) +
                                      " pulls waiting for messages already; the limit is " +
                                      std::to_string(options_.max_parked_pulls_per_client) +
                                      " (--max-parked-pulls-per-client)"));
@@ -254,16 +303,20 @@ Status Limits::AdmitPark(const std::string& routing_id) {
 }
 
 void Limits::Parked(const std::string& routing_id) {
-  ++accounts_[IdentityOf(routing_id)].parked;
+  Connection& c = Track(routing_id);
+  ++c.parked;
+  ++accounts_[c.owner].parked;
   ++parked_;
 }
 
 void Limits::Unparked(const std::string& routing_id) {
   --parked_;
-  auto it = accounts_.find(IdentityOf(routing_id));
-  if (it == accounts_.end() || it->second.parked == 0) return;
-  --it->second.parked;
-  EraseIfIdle(it);
+  auto it = connections_.find(routing_id);
+  if (it == connections_.end() || it->second.parked == 0) return;
+  Connection& c = it->second;
+  --c.parked;
+  if (Account* a = AccountOf(c); a != nullptr && a->parked > 0) --a->parked;
+  EraseIfIdle(c.owner);
 }
 
 Status Limits::AdmitTopic(std::string_view name, size_t existing, bool take_token) {
@@ -326,7 +379,8 @@ Status Limits::AdmitTransaction(std::string_view group, size_t open_in_group, si
 Result<ReplyTicket> Limits::ReserveReply(const std::string& routing_id, uint64_t bytes,
                                          bool is_error) {
   ReplyBudget::Over over;
-  auto ticket = replies_.Reserve(routing_id, bytes, is_error, &over);
+  const std::string owner = OwnerKey(routing_id);
+  auto ticket = replies_.Reserve(owner, bytes, is_error, &over, LabelOf(owner));
   if (!ticket.ok() && !is_error) {
     CountRefusal(over == ReplyBudget::Over::kTotal ? kReplyBytes : kReplyBytesPerClient,
                  ticket.status());
@@ -334,7 +388,24 @@ Result<ReplyTicket> Limits::ReserveReply(const std::string& routing_id, uint64_t
   return ticket;
 }
 
-void Limits::Sweep() { replies_.Sweep(kSweepPerCall); }
+void Limits::Sweep() {
+  replies_.Sweep(kSweepPerCall);
+  // Connections come and go without a word to the broker: forget those
+  // that hold nothing and were not heard from for a while, a bounded
+  // number per call (their next request tracks them again).
+  const SteadyTime idle_since = clock_.SteadyNow() - kForgetConnectionAfter;
+  auto it = connections_.upper_bound(sweep_after_);
+  for (size_t looked = 0; looked < kSweepPerCall && it != connections_.end(); ++looked) {
+    sweep_after_ = it->first;
+    const Connection& c = it->second;
+    if (c.in_flight == 0 && c.parked == 0 && c.seen < idle_since) {
+      it = connections_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (it == connections_.end()) sweep_after_.clear();  // next call starts over
+}
 
 std::vector<Limits::Use> Limits::Report(const Counts& counts) const {
   uint64_t in_flight = 0, parked = 0;

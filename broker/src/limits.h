@@ -9,11 +9,11 @@
 //   topics, consumer groups: counts and rates        AdmitTopic, AdmitGroup
 //   open transactions, per producer group and all    AdmitTransaction
 //
-// Whose budget: IdentityOf(routing id). Today that is the client id (a
-// client names itself, so per-client limits bound one connection's share,
-// not an attacker's); once connections are authenticated it becomes the
-// connection's principal, and every per-client limit is per principal
-// without further change.
+// Whose budget ("per client" in the flags' names): with CURVE, the
+// connection's principal, so all connections of one key share one budget
+// and a principal cannot widen its share by opening more connections; in
+// plaintext mode, the connection (there is nobody to trust with a name).
+// Server::Dispatch tells each request's principal (Seen) before it counts.
 //
 // Every refusal is counted by limit (txmqctl status shows them) and logged,
 // at most once per limit every 10 s, with how many since.
@@ -23,6 +23,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -80,8 +81,11 @@ class Limits {
   Limits(const Limits&) = delete;
   Limits& operator=(const Limits&) = delete;
 
-  // Whose budget a client's requests count against (see the top).
-  static const std::string& IdentityOf(const std::string& routing_id) { return routing_id; }
+  // ---- whose budget (see the top) ----
+  // A request arrived on `routing_id`, authenticated as `principal` ("" in
+  // plaintext mode). Call before BeginRequest; a connection never seen
+  // counts as its own client.
+  void Seen(const std::string& routing_id, const std::string& principal);
 
   // ---- requests in flight (accepted, not answered yet) ----
   // Requests of these kinds are answered at once or never (a check answer
@@ -128,9 +132,15 @@ class Limits {
   // refused reply is not a second refusal).
   Result<ReplyTicket> ReserveReply(const std::string& routing_id, uint64_t bytes, bool is_error);
   const ReplyBudget& replies() const { return replies_; }
+  // Reply bytes waiting for the budget `routing_id` draws on.
+  uint64_t QueuedFor(const std::string& routing_id) const {
+    return replies_.queued_for(OwnerKey(routing_id));
+  }
 
-  // Housekeeping: forgets idle clients, a bounded number per call.
+  // Housekeeping: forgets idle clients and connections not heard from
+  // for a minute, a bounded number per call.
   void Sweep();
+  size_t connections_known() const { return connections_.size(); }
 
   // For status: each limit, its value, its use and its refusals. `used`
   // holds what the services count (topics, groups, open transactions);
@@ -151,22 +161,39 @@ class Limits {
   uint64_t refused(Which which) const { return refused_[which]; }
 
  private:
+  // What one budget's owner (a principal, or a plaintext connection) has
+  // taken; kept only while it has something.
   struct Account {
+    uint32_t in_flight = 0;
+    uint32_t parked = 0;
+  };
+  // One connection: whose budget it draws on and what it holds of it, so
+  // a connection that goes gives back exactly its own share.
+  struct Connection {
+    std::string owner;  // key of accounts_: "p:" + principal or "c:" + routing id
     uint32_t in_flight = 0;
     uint32_t parked = 0;
     // Request id -> how many with that id are unanswered (a client may
     // reuse ids; each reply ends one).
     std::unordered_map<uint64_t, uint32_t> pending;
+    SteadyTime seen{};
   };
   Status Refuse(Which which, Status why);
   void CountRefusal(Which which, const Status& why);
   uint64_t LimitOf(Which which) const;
-  void EraseIfIdle(std::unordered_map<std::string, Account>::iterator it);
+  Connection& Track(const std::string& routing_id);
+  Account* AccountOf(const Connection& c);
+  void EraseIfIdle(const std::string& owner);
+  static std::string LabelOf(const std::string& owner);
+  // The key of the budget `routing_id` draws on (Connection::owner).
+  std::string OwnerKey(const std::string& routing_id) const;
 
   const BrokerOptions& options_;
   const BrokerClock& clock_;
   ReplyBudget replies_;
-  std::unordered_map<std::string, Account> accounts_;  // by IdentityOf
+  std::map<std::string, Connection, std::less<>> connections_;  // by routing id
+  std::unordered_map<std::string, Account> accounts_;           // by Connection::owner
+  std::string sweep_after_;                                     // Sweep's cursor in connections_
   uint32_t parked_ = 0;
   TokenBucket topic_bucket_;
   TokenBucket group_bucket_;

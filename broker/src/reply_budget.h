@@ -72,8 +72,10 @@ class ReplyBudget {
   // process holds at most total + per_client (+ slack), and clients that
   // read are not starved by those that do not. With `is_error`, the slack
   // applies.
+  // `label` names the client in the error ("principal 'billing'"); empty:
+  // "client '<client>'".
   Result<ReplyTicket> Reserve(const std::string& client, uint64_t bytes, bool is_error = false,
-                              Over* over = nullptr);
+                              Over* over = nullptr, const std::string& label = {});
 
   // Forgets up to `budget` idle clients (nothing queued, no ticket alive),
   // continuing where the last call stopped: bounded work per call.

@@ -301,6 +301,8 @@ void Server::Dispatch(const std::string& routing_id, std::string key, wire::Fram
     // Every right is checked here, before any handler: a refused request
     // changes nothing (auth/guard.h lists what each request needs).
     if (Status s = acl_guard_.Check(ctx, env); !s.ok()) return core_.ReplyError(ctx, s);
+    // Per-client limits are the principal's: all its connections share them.
+    core_.limits().Seen(routing_id, ctx.principal != nullptr ? ctx.principal->name : "");
     std::optional<RequestScope> in_flight;  // limits.h: counts it until answered
     if (Limits::Counted(env.which())) {
       in_flight.emplace(core_.limits(), routing_id, ctx.request_id);

@@ -3,6 +3,7 @@
 // changes nothing.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <functional>
 
@@ -451,6 +452,67 @@ TEST_F(Curve, ChecksGoOnlyToConnectionsOfAPrincipalOfTheGroup) {
       },
       20s));
   EXPECT_LE(asked.load(), before + 1) << "at most a check already on its way when revoked";
+}
+
+// Per-client limits are per principal: a second connection of the same key
+// brings no second budget.
+TEST(CurveLimits, AllConnectionsOfAPrincipalShareItsParkedPolls) {
+  TempDir dir;
+  SecureWorld world(dir.path(), Principals());
+  BrokerOptions options = testing::TestBrokerOptions(dir.Sub("data"));
+  world.Secure(options);
+  options.max_parked_pulls_per_client = 2;
+  auto broker = testing::StartBroker(options);
+  ASSERT_NE(broker, nullptr);
+  Producer orders({.broker = broker->endpoint(),
+                   .curve_key = world.key_file("orders"),
+                   .server_key = world.broker_pub_file(),
+                   .group = "orders"});
+  ASSERT_TRUE(orders.Start().ok());
+  ASSERT_TRUE(orders.Send({.topic = "orders", .body = "creates the topic"}).ok());
+
+  auto connect = [&] {
+    auto c = net::Connection::Open({.broker = broker->endpoint(),
+                                    .role = wire::Role::CONSUMER,
+                                    .group = "billing",
+                                    .curve = world.client_keys("billing")});
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(c.value()) : nullptr;
+  };
+  auto pull = [](net::Connection& c, uint32_t wait_ms) {
+    auto request = c.NewRequest();
+    auto p = request.envelope().initPull();
+    p.setGroup("billing");
+    p.initTopics(1).set(0, "orders");
+    p.setWaitMs(wait_ms);
+    p.setMaxMessages(1);
+    p.setVisibilityTimeoutMs(60'000);
+    return request;
+  };
+  auto first = connect();
+  auto second = connect();
+  ASSERT_TRUE(first && second);
+  // Take the one message, so later pulls find nothing and wait.
+  ASSERT_TRUE(first->CallSync(pull(*first, 0), 10s).ok());
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 2; ++i) {
+    first->Call(pull(*first, 20'000), 30s, [&](Result<wire::Frame>) { answered++; });
+  }
+  AdminClient ops(broker->endpoint(), world.client_keys("ops"));
+  ASSERT_TRUE(WaitFor([&] {
+    auto status = ops.Call([](wire::Envelope::Builder e) { e.setStatus(); });
+    if (!status.ok()) return false;
+    for (auto l : status->envelope().getStatusOk().getLimits()) {
+      if (wire::ToString(l.getName()) == "max-parked-pulls" && l.getUsed() == 2) return true;
+    }
+    return false;
+  }));
+  auto refused = second->CallSync(pull(*second, 20'000), 10s);
+  const Status st = refused.ok() ? wire::StatusOf(refused->envelope()) : refused.status();
+  EXPECT_EQ(st.code(), StatusCode::kOverloaded) << st.ToString();
+  EXPECT_NE(st.message().find("principal 'billing'"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("--max-parked-pulls-per-client"), std::string::npos) << st.ToString();
+  EXPECT_EQ(answered.load(), 0) << "the first connection's polls still wait";
 }
 
 TEST_F(Curve, TheAuditTrailNamesThePrincipalNotTheClaimedOperator) {

@@ -172,6 +172,12 @@ class BrokerHarness {
   // The transaction's record as the store has it (after Commit).
   std::optional<storage::TxRecord> GetTx(const std::string& tx_id) { return store_->GetTx(tx_id); }
 
+  // From now on `client`'s requests come authenticated as `principal`
+  // (as with CURVE; the harness skips the ACL itself).
+  void SetPrincipal(const std::string& client, const std::string& principal) {
+    principal_of_[client] = principal;
+  }
+
   const BrokerOptions& options() const { return options_; }
   ManualTimeSource& time() { return time_; }
   RecordingLink& link() { return link_; }
@@ -187,6 +193,7 @@ class BrokerHarness {
 
   testing::TempDir dir_;
   BrokerOptions options_;
+  std::map<std::string, std::string> principal_of_;  // client -> principal (SetPrincipal)
   ManualTimeSource time_;
   RecordingLink link_;
   EventFd round_done_;

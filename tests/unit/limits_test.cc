@@ -120,6 +120,53 @@ TEST_F(ParkedLimits, AClientThatVanishesFreesItsPollsAndItsInFlightCount) {
   EXPECT_EQ(h_.core().limits().InFlight("gone"), 0u);
 }
 
+TEST_F(ParkedLimits, AllConnectionsOfAPrincipalShareItsBudgetAndOthersKeepTheirs) {
+  h_.SetPrincipal("billing-1", "billing");
+  h_.SetPrincipal("billing-2", "billing");
+  h_.SetPrincipal("shop-1", "shop");
+  EXPECT_FALSE(Park("billing-1", "g").has_value());
+  EXPECT_FALSE(Park("billing-1", "g").has_value());
+  EXPECT_FALSE(Park("billing-2", "g").has_value());
+  // A fresh connection of the same key does not bring a fresh budget.
+  Status refused = StatusOf(Park("billing-2", "g"));
+  ExpectRefusal(refused, StatusCode::kOverloaded, "max-parked-pulls-per-client", 3);
+  EXPECT_THAT(refused.message(), HasSubstr("principal 'billing'"));
+  EXPECT_EQ(h_.core().limits().InFlight("billing-1"), 3u) << "the principal's count";
+  // Another principal parks as before.
+  EXPECT_FALSE(Park("shop-1", "g").has_value());
+  EXPECT_EQ(h_.core().limits().parked(), 4u);
+}
+
+TEST_F(ParkedLimits, AConnectionThatGoesGivesBackItsShareOnly) {
+  h_.SetPrincipal("billing-1", "billing");
+  h_.SetPrincipal("billing-2", "billing");
+  h_.Hello("billing-1", wire::Role::CONSUMER, "g");
+  EXPECT_FALSE(Park("billing-1", "g").has_value());
+  EXPECT_FALSE(Park("billing-1", "g").has_value());
+  EXPECT_FALSE(Park("billing-2", "g").has_value());  // no hello: never expires as a client
+  h_.Advance(h_.options().client_timeout + 1s);      // billing-1 is silent: forgotten
+  EXPECT_EQ(h_.core().limits().parked(), 1u);
+  EXPECT_EQ(h_.core().limits().InFlight("billing-2"), 1u) << "billing-2's pull is still counted";
+  EXPECT_FALSE(Park("billing-2", "g").has_value());
+  EXPECT_FALSE(Park("billing-2", "g").has_value());
+  ExpectRefusal(StatusOf(Park("billing-2", "g")), StatusCode::kOverloaded,
+                "max-parked-pulls-per-client", 3);
+}
+
+TEST(ConnectionAccounts, ConnectionsThatHoldNothingAreForgottenAfterAMinute) {
+  BrokerHarness h(LimitOptions());
+  ASSERT_TRUE(SendTo(h, "producer", "t", "first").ok());
+  for (int i = 0; i < 600; ++i) {  // more than one sweep looks at
+    h.SetPrincipal("c" + std::to_string(i), i % 2 ? "odd" : "even");
+    ASSERT_TRUE(SendTo(h, "c" + std::to_string(i), "t", "m" + std::to_string(i)).ok());
+  }
+  EXPECT_GE(h.core().limits().connections_known(), 600u);
+  h.Advance(30s);
+  EXPECT_GE(h.core().limits().connections_known(), 600u) << "not idle long enough yet";
+  for (int i = 0; i < 10 && h.core().limits().connections_known() > 0; ++i) h.Advance(61s);
+  EXPECT_EQ(h.core().limits().connections_known(), 0u);
+}
+
 // ---- requests in flight ----
 
 TEST(InFlightLimit, RequestsWaitingForTheirWriteAreCappedPerClient) {
@@ -329,7 +376,7 @@ class ReplyLimits : public ::testing::Test {
 TEST_F(ReplyLimits, AClientThatDoesNotReadGetsAnErrorInsteadOfMoreBytes) {
   // Three unread replies of 300 KiB fit in 1 MiB; the fourth does not.
   for (int i = 0; i < 3; ++i) PullOne("reader", "g");
-  EXPECT_GT(h_.core().limits().replies().queued_for("reader"), 3 * kBody);
+  EXPECT_GT(h_.core().limits().QueuedFor("reader"), 3 * kBody);
   const uint64_t fourth = PullOne("reader", "g");
   auto frames = h_.link().Take("reader");  // now it reads
   ASSERT_EQ(frames.size(), 4u);
@@ -337,7 +384,7 @@ TEST_F(ReplyLimits, AClientThatDoesNotReadGetsAnErrorInsteadOfMoreBytes) {
   EXPECT_EQ(frames[3].envelope().getRequestId(), fourth);
   ExpectRefusal(wire::StatusOf(frames[3].envelope()), StatusCode::kOverloaded,
                 "max-reply-bytes-per-client", 1u << 20);
-  EXPECT_EQ(h_.core().limits().replies().queued_for("reader"), 0u) << "read: released";
+  EXPECT_EQ(h_.core().limits().QueuedFor("reader"), 0u) << "read: released";
   EXPECT_EQ(h_.core().limits().refused(Limits::kReplyBytesPerClient), 1u);
 
   // The refused pull's message was given back at once, uncounted: the next
