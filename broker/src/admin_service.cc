@@ -53,6 +53,9 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
   counts.groups = groups_.all().size();
   counts.open_tx = transactions_.open_count();
   counts.open_tx_largest_group = transactions_.LargestGroupOpen();
+  if (info_.largest_principal_connections) {
+    counts.connections_largest_principal = info_.largest_principal_connections();
+  }
   const auto limits = core_.limits().Report(counts);
   auto uses = s.initLimits(static_cast<unsigned>(limits.size()));
   for (unsigned i = 0; i < limits.size(); ++i) {

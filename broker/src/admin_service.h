@@ -19,6 +19,8 @@ struct ServerInfo {
   int64_t started_ms = 0;
   std::function<storage::StoreStats()> store_stats;
   const DiskWatermark* disk = nullptr;
+  // The most connections one principal has open (CURVE); null: none counted.
+  std::function<size_t()> largest_principal_connections;
 };
 
 class AdminService {

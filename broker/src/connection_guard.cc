@@ -16,9 +16,9 @@ namespace {
 
 constexpr int kWatchedEvents = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED;
 
-// The peer of a connected socket as "address:port", or "" when `fd` is not
-// one (any more).
-std::string PeerOf(int fd) {
+}  // namespace
+
+std::string PeerOfSocket(int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
@@ -37,6 +37,8 @@ std::string PeerOf(int fd) {
   }
   return std::string(host) + ":" + std::to_string(port);
 }
+
+namespace {
 
 // Descriptors this process has open, or 0 when they cannot be counted (no
 // descriptor left to list them with).
@@ -67,8 +69,9 @@ size_t DescriptorLimit() {
   return static_cast<size_t>(limit.rlim_cur);
 }
 
-ConnectionGuard::ConnectionGuard(zmq::context_t& context, size_t max_connections)
-    : context_(context), configured_(max_connections) {}
+ConnectionGuard::ConnectionGuard(zmq::context_t& context, size_t max_connections,
+                                 size_t per_principal)
+    : context_(context), configured_(max_connections), principals_(per_principal, PeerOfSocket) {}
 
 ConnectionGuard::~ConnectionGuard() {
   stop_ = true;
@@ -128,15 +131,16 @@ void ConnectionGuard::OnEvent(uint16_t event, uint32_t value, const std::string&
   const int fd = static_cast<int>(value);
   if (event == ZMQ_EVENT_ACCEPTED) {
     if (open_.size() + 1 > limit()) return Shed(fd, endpoint);
-    open_[fd] = PeerOf(fd);
+    open_[fd] = PeerOfSocket(fd);
   } else if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_CLOSED) {
     open_.erase(fd);
+    principals_.Closed(fd);
   }
   connections_.store(open_.size(), std::memory_order_relaxed);
 }
 
 void ConnectionGuard::Shed(int fd, const std::string& endpoint) {
-  const std::string peer = PeerOf(fd);
+  const std::string peer = PeerOfSocket(fd);
   // Not close(): the descriptor is libzmq's. After shutdown its reads end
   // and libzmq closes the connection (and the descriptor) itself.
   ::shutdown(fd, SHUT_RDWR);
@@ -173,8 +177,9 @@ void ConnectionGuard::Recount() {
   // reconnecting peer ends without an event): forget descriptors that no
   // longer hold the connection they held.
   for (auto it = open_.begin(); it != open_.end();) {
-    it = PeerOf(it->first) == it->second ? std::next(it) : open_.erase(it);
+    it = PeerOfSocket(it->first) == it->second ? std::next(it) : open_.erase(it);
   }
+  principals_.Prune();
   // With no descriptor left to list them with, the other descriptors are
   // taken to be as many as last time; the descriptor limit is read anew
   // (an operator may have lowered it: prlimit).

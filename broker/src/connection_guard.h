@@ -21,9 +21,13 @@
 // use are counted again every kRecountInterval, so a log that grew by a
 // few segments lowers the limit.
 //
+// With CURVE it also counts connections per principal (principals(), see
+// principal_connections.h): the core claims a connection for its key, this
+// thread gives the claim back when the connection closes.
+//
 // Thread "txmq-conn-guard" (started by Attach) owns monitor_ and open_ (the
 // descriptors of accepted connections); the counters are atomics any
-// thread may read.
+// thread may read; principals_ has its own lock.
 //
 // Thread safety: Attach on the thread that owns the ROUTER socket, before
 // it binds; the getters from any thread.
@@ -39,6 +43,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "broker/src/principal_connections.h"
 #include "txmq/status.h"
 
 namespace txmq::broker {
@@ -54,6 +59,10 @@ size_t EffectiveConnectionLimit(size_t configured, size_t fd_limit, size_t other
 // The soft RLIMIT_NOFILE of this process.
 size_t DescriptorLimit();
 
+// The peer of a connected socket as "address:port", or "" when `fd` is not
+// one (any more).
+std::string PeerOfSocket(int fd);
+
 class ConnectionGuard {
  public:
   static constexpr std::chrono::milliseconds kRecountInterval{1000};
@@ -61,8 +70,9 @@ class ConnectionGuard {
   // this interval (a flood must not flood the log).
   static constexpr std::chrono::seconds kLogInterval{10};
 
-  // `max_connections`: --max-connections (0: only the descriptor limit).
-  ConnectionGuard(zmq::context_t& context, size_t max_connections);
+  // `max_connections`: --max-connections (0: only the descriptor limit);
+  // `per_principal`: --max-connections-per-principal (0: none).
+  ConnectionGuard(zmq::context_t& context, size_t max_connections, size_t per_principal = 0);
   // Stops the guard's thread.
   ~ConnectionGuard();
   ConnectionGuard(const ConnectionGuard&) = delete;
@@ -75,6 +85,8 @@ class ConnectionGuard {
   size_t connections() const { return connections_.load(std::memory_order_relaxed); }
   size_t limit() const { return limit_.load(std::memory_order_relaxed); }
   uint64_t shed() const { return shed_.load(std::memory_order_relaxed); }
+  PrincipalConnections& principals() { return principals_; }
+  const PrincipalConnections& principals() const { return principals_; }
 
  private:
   void Run();
@@ -104,6 +116,7 @@ class ConnectionGuard {
   std::atomic<size_t> connections_{0};
   std::atomic<size_t> limit_{0};
   std::atomic<uint64_t> shed_{0};
+  PrincipalConnections principals_;
 };
 
 }  // namespace txmq::broker

@@ -98,6 +98,8 @@ const char* Limits::FlagOf(Which which) {
       return "max-groups";
     case kGroupRate:
       return "group-creates-per-second";
+    case kConnectionsPerPrincipal:
+      return "max-connections-per-principal";
     case kCount:
       break;
   }
@@ -138,6 +140,8 @@ uint64_t Limits::LimitOf(Which which) const {
       return o.max_groups;
     case kGroupRate:
       return o.group_creates_per_second;
+    case kConnectionsPerPrincipal:
+      return o.max_connections_per_principal;
     case kCount:
       break;
   }
@@ -185,6 +189,13 @@ void Limits::Seen(const std::string& routing_id, const std::string& principal) {
     c.owner = "p:" + principal;
   }
 }
+
+bool Limits::Claimed(const std::string& routing_id) const {
+  auto it = connections_.find(routing_id);
+  return it != connections_.end() && it->second.claimed;
+}
+
+void Limits::SetClaimed(const std::string& routing_id) { Track(routing_id).claimed = true; }
 
 Limits::Connection& Limits::Track(const std::string& routing_id) {
   auto [it, added] = connections_.try_emplace(routing_id);
@@ -447,6 +458,9 @@ std::vector<Limits::Use> Limits::Report(const Counts& counts) const {
         break;
       case kGroups:
         u.used = counts.groups;
+        break;
+      case kConnectionsPerPrincipal:
+        u.used = counts.connections_largest_principal;
         break;
       case kTopicRate:
       case kGroupRate:

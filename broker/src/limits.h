@@ -8,6 +8,8 @@
 //   long polls parked, per client and in all         AdmitPark, Parked, Unparked
 //   topics, consumer groups: counts and rates        AdmitTopic, AdmitGroup
 //   open transactions, per producer group and all    AdmitTransaction
+//   connections of a principal (CURVE)               Claimed, SetClaimed
+//                                                      (ConnectionGuard counts)
 //
 // Whose budget ("per client" in the flags' names): with CURVE, the
 // connection's principal, so all connections of one key share one budget
@@ -71,6 +73,7 @@ class Limits {
     kTopicRate,
     kGroups,
     kGroupRate,
+    kConnectionsPerPrincipal,
     kCount,
   };
   // The txmqd flag (without "--") that sets a limit.
@@ -86,6 +89,13 @@ class Limits {
   // plaintext mode). Call before BeginRequest; a connection never seen
   // counts as its own client.
   void Seen(const std::string& routing_id, const std::string& principal);
+  // Whether the connection was counted among its principal's connections
+  // (ConnectionGuard::principals), and to say it was.
+  bool Claimed(const std::string& routing_id) const;
+  void SetClaimed(const std::string& routing_id);
+  // A refusal decided elsewhere (a principal's connection count): counted
+  // and logged like the others; returns `why`.
+  Status Refused(Which which, Status why) { return Refuse(which, std::move(why)); }
 
   // ---- requests in flight (accepted, not answered yet) ----
   // Requests of these kinds are answered at once or never (a check answer
@@ -156,6 +166,7 @@ class Limits {
     size_t groups = 0;
     size_t open_tx = 0;
     size_t open_tx_largest_group = 0;
+    size_t connections_largest_principal = 0;
   };
   std::vector<Use> Report(const Counts& counts) const;
   uint64_t refused(Which which) const { return refused_[which]; }
@@ -177,6 +188,7 @@ class Limits {
     // reuse ids; each reply ends one).
     std::unordered_map<uint64_t, uint32_t> pending;
     SteadyTime seen{};
+    bool claimed = false;  // counted among its principal's connections
   };
   Status Refuse(Which which, Status why);
   void CountRefusal(Which which, const Status& why);

@@ -40,7 +40,7 @@ Server::Server(const BrokerOptions& options, const TimeSource& time)
     : options_(options),
       context_(1),
       router_(std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router)),
-      guard_(context_, options.max_connections),
+      guard_(context_, options.max_connections, options.max_connections_per_principal),
       link_(*router_),
       core_(options, link_, time),
       disk_(options),
@@ -130,6 +130,7 @@ Status Server::Init() {
   info_.started_ms = core_.NowMs();
   info_.store_stats = [this] { return store_->stats(); };
   info_.disk = &disk_;
+  info_.largest_principal_connections = [this] { return guard_.principals().Largest(); };
   next_cleanup_ = core_.SteadyNow();
   transactions_.StartServing(next_cleanup_);
   return Status::OK();
@@ -252,10 +253,14 @@ void Server::ReadRequests(int budget) {
       // The principal comes from the connection: libzmq stamps the ZAP
       // user id (the client's key) on each of its messages.
       std::string key;
+      int fd = -1;
       if (acl_guard_.enabled()) {
         if (const char* user = zmq_msg_gets(payload.handle(), "User-Id"); user != nullptr) {
           key = user;
         }
+        // Which connection, to count it for its principal (deprecated in
+        // libzmq, kept through 4.x; -1 when unknown).
+        fd = zmq_msg_get(payload.handle(), ZMQ_SRCFD);
       }
       if (extra_parts) {
         CountBadFrame(routing_id, 0, Status::Corruption("a request must be exactly one frame"));
@@ -269,7 +274,7 @@ void Server::ReadRequests(int budget) {
         CountBadFrame(routing_id, 0, frame.status());
         continue;
       }
-      Dispatch(routing_id, std::move(key), frame.value());
+      Dispatch(routing_id, std::move(key), fd, frame.value());
     } catch (const zmq::error_t& e) {
       Logger("broker")->error("receive failed: {}", e.what());
       return;
@@ -291,7 +296,7 @@ void Server::CountBadFrame(const std::string& routing_id, uint64_t request_id, c
   }
 }
 
-void Server::Dispatch(const std::string& routing_id, std::string key, wire::Frame& frame) {
+void Server::Dispatch(const std::string& routing_id, std::string key, int fd, wire::Frame& frame) {
   using E = wire::Envelope;
   uint64_t request_id = 0;
   try {
@@ -303,6 +308,14 @@ void Server::Dispatch(const std::string& routing_id, std::string key, wire::Fram
     if (Status s = acl_guard_.Check(ctx, env); !s.ok()) return core_.ReplyError(ctx, s);
     // Per-client limits are the principal's: all its connections share them.
     core_.limits().Seen(routing_id, ctx.principal != nullptr ? ctx.principal->name : "");
+    // A principal's connections are counted on their first request; one
+    // over its limit gets every request refused until another one closes.
+    if (ctx.principal != nullptr && !core_.limits().Claimed(routing_id)) {
+      if (Status s = guard_.principals().Claim(fd, ctx.principal->name); !s.ok()) {
+        return core_.ReplyError(ctx, core_.limits().Refused(Limits::kConnectionsPerPrincipal, s));
+      }
+      core_.limits().SetClaimed(routing_id);
+    }
     std::optional<RequestScope> in_flight;  // limits.h: counts it until answered
     if (Limits::Counted(env.which())) {
       in_flight.emplace(core_.limits(), routing_id, ctx.request_id);

@@ -71,7 +71,8 @@ class Server {
  private:
   void ReadRequests(int budget);
   // `key`: the connection's CURVE key (ZAP user id), "" in plaintext mode.
-  void Dispatch(const std::string& routing_id, std::string key, wire::Frame& frame);
+  // `fd`: the descriptor of the request's connection (-1: unknown).
+  void Dispatch(const std::string& routing_id, std::string key, int fd, wire::Frame& frame);
   // After an ACL reload: forgets clients whose principal is gone or lost
   // the right their registration needs (their leases go back).
   void ForgetUnauthorized();

@@ -51,6 +51,7 @@ std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerO
       {"listen", o.listen},
       {"max-connections", o.max_connections == 0 ? "0 (ulimit -n less descriptors in use)"
                                                  : to_string(o.max_connections)},
+      {"max-connections-per-principal", to_string(o.max_connections_per_principal)},
       {"data-dir", o.data_dir},
       {"flush", o.flush == FlushMode::kSync ? "sync" : "async"},
       {"queues", to_string(o.default_queues)},

@@ -115,6 +115,11 @@ int main(int argc, char** argv) {
                  "less 64 kept for storage (txmqd raises its soft descriptor limit to the hard "
                  "one at start). 0: that bound alone")
       ->capture_default_str();
+  app.add_option("--max-connections-per-principal", o.max_connections_per_principal,
+                 "With CURVE: most connections of one principal at once. Requests on one more "
+                 "are refused (RESOURCE_EXHAUSTED) until another of its connections closes. 0: "
+                 "no limit")
+      ->capture_default_str();
   app.add_option("--data-dir", o.data_dir,
                  "LevelDB directory (created if missing; one broker each)")
       ->capture_default_str();

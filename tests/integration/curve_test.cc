@@ -515,6 +515,51 @@ TEST(CurveLimits, AllConnectionsOfAPrincipalShareItsParkedPolls) {
   EXPECT_EQ(answered.load(), 0) << "the first connection's polls still wait";
 }
 
+TEST(CurveLimits, APrincipalsConnectionsPastItsLimitAreRefusedUntilOneCloses) {
+  TempDir dir;
+  SecureWorld world(dir.path(), Principals());
+  BrokerOptions options = testing::TestBrokerOptions(dir.Sub("data"));
+  world.Secure(options);
+  options.max_connections_per_principal = 2;
+  auto broker = testing::StartBroker(options);
+  ASSERT_NE(broker, nullptr);
+  auto connect = [&](const std::string& who) {
+    auto c = net::Connection::Open({.broker = broker->endpoint(), .curve = world.client_keys(who)});
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(c.value()) : nullptr;
+  };
+  auto heartbeat = [](net::Connection& c) {
+    auto request = c.NewRequest();
+    request.envelope().setHeartbeat();
+    auto reply = c.CallSync(std::move(request), 10s);
+    return reply.ok() ? wire::StatusOf(reply->envelope()) : reply.status();
+  };
+  auto first = connect("billing");
+  auto second = connect("billing");
+  auto third = connect("billing");
+  ASSERT_TRUE(first && second && third);
+  ASSERT_TRUE(heartbeat(*first).ok());
+  ASSERT_TRUE(heartbeat(*second).ok());
+  const Status refused = heartbeat(*third);
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted) << refused.ToString();
+  EXPECT_NE(refused.message().find("principal 'billing' has 2 connections"), std::string::npos)
+      << refused.ToString();
+  EXPECT_NE(refused.message().find("--max-connections-per-principal"), std::string::npos);
+  // Another principal is not touched.
+  AdminClient ops(broker->endpoint(), world.client_keys("ops"));
+  auto status = ops.Call([](wire::Envelope::Builder e) { e.setStatus(); });
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  for (auto l : status->envelope().getStatusOk().getLimits()) {
+    if (wire::ToString(l.getName()) != "max-connections-per-principal") continue;
+    EXPECT_EQ(l.getLimit(), 2u);
+    EXPECT_EQ(l.getUsed(), 2u);
+    EXPECT_GE(l.getRefused(), 1u) << "its hello, and the heartbeat";
+  }
+  // One closes: the refused connection gets in.
+  first.reset();
+  EXPECT_TRUE(WaitFor([&] { return heartbeat(*third).ok(); }, 10s));
+}
+
 TEST_F(Curve, TheAuditTrailNamesThePrincipalNotTheClaimedOperator) {
   const std::string audit = dir_.Sub("audit.log");
   ASSERT_TRUE(SetAuditFile(audit).ok());

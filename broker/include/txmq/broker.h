@@ -61,6 +61,10 @@ struct BrokerOptions {
   // descriptor limit (ulimit -n) less the descriptors in use less a reserve
   // for storage (broker/src/connection_guard.h). 0: that bound alone.
   size_t max_connections = 0;
+  // With CURVE: most connections of one principal (key) at once, so one
+  // key cannot take every connection. Requests on one more are refused
+  // RESOURCE_EXHAUSTED until one of its others closes. 0: no limit.
+  size_t max_connections_per_principal = 1000;
   // LevelDB directory; created if missing. One broker per directory.
   std::string data_dir = "./txmq-data";
   FlushMode flush = FlushMode::kSync;
