@@ -10,8 +10,6 @@ namespace {
 
 using E = wire::Envelope;
 
-constexpr auto kLogEvery = std::chrono::seconds(5);
-
 Status Denied(const Principal& p, const std::string& what, const std::string& right) {
   return Status::PermissionDenied("principal '" + p.name + "' may not " + what + " (" + right +
                                   ")");
@@ -238,17 +236,7 @@ void Guard::LogRefusal(const RequestContext& ctx, const Status& why, bool admin_
                           ctx.principal != nullptr ? ctx.principal->name : "?", client,
                           why.message());
   }
-  const SteadyTime now = SteadyClock::now();
-  if (now - last_log_ < kLogEvery) {
-    ++unlogged_;
-    return;
-  }
-  Logger("auth")->warn("refused a request of {}: {}{}", client, why.message(),
-                       unlogged_ == 0 ? std::string()
-                                      : " (and " + std::to_string(unlogged_) +
-                                            " more refusals not logged in the last 5s)");
-  last_log_ = now;
-  unlogged_ = 0;
+  refusals_.Warn("refused a request of " + client + ": " + why.message());
 }
 
 }  // namespace txmq::broker::auth

@@ -42,6 +42,7 @@
 #include <string>
 
 #include "broker/src/auth/acl.h"
+#include "broker/src/auth/refusal_log.h"
 #include "broker/src/core.h"
 #include "protocol/src/util.h"
 #include "protocol/txmq.capnp.h"
@@ -89,8 +90,7 @@ class Guard {
   const AclHolder* acl_ = nullptr;
   std::shared_ptr<const Acl> current_;
   uint64_t generation_ = 0;
-  SteadyTime last_log_{};
-  uint64_t unlogged_ = 0;
+  RefusalLog refusals_;
 };
 
 }  // namespace txmq::broker::auth

@@ -17,8 +17,6 @@ namespace txmq::broker::auth {
 
 namespace {
 
-constexpr auto kLogEvery = std::chrono::seconds(5);
-
 struct Verdict {
   bool allow = false;
   std::string text;     // the status text, and why in the log
@@ -131,18 +129,7 @@ void ZapHandler::Serve() {
     return;
   }
   denied_++;
-  // Only spaces out log lines, so the thread's own steady clock will do.
-  const SteadyTime now = SteadyClock::now();
-  if (now - last_log_ < kLogEvery) {
-    ++unlogged_;
-    return;
-  }
-  Logger("auth")->warn("refused a connection from {}: {}{}", address, v.text,
-                       unlogged_ == 0 ? std::string()
-                                      : " (and " + std::to_string(unlogged_) +
-                                            " more refusals not logged in the last 5s)");
-  last_log_ = now;
-  unlogged_ = 0;
+  refusals_.Warn("refused a connection from " + address + ": " + v.text);
 }
 
 }  // namespace txmq::broker::auth

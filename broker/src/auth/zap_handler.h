@@ -25,6 +25,7 @@
 #include <zmq.hpp>
 
 #include "broker/src/auth/acl.h"
+#include "broker/src/auth/refusal_log.h"
 #include "protocol/src/event_fd.h"
 #include "protocol/src/util.h"
 #include "txmq/status.h"
@@ -57,10 +58,7 @@ class ZapHandler {
   std::thread thread_;
   std::atomic<uint64_t> allowed_{0};
   std::atomic<uint64_t> denied_{0};
-  // Thread "txmq-zap" only: when a refusal was last logged, and how many
-  // went unlogged since (a scanner must not flood the log).
-  SteadyTime last_log_{};
-  uint64_t unlogged_ = 0;
+  RefusalLog refusals_;  // thread "txmq-zap" only
 };
 
 }  // namespace txmq::broker::auth
