@@ -110,6 +110,7 @@ Limits::Limits(const BrokerOptions& options, const BrokerClock& clock)
     : options_(options),
       clock_(clock),
       replies_(options.max_reply_bytes_per_client, options.max_reply_bytes),
+      last_sweep_at_(clock.SteadyNow()),
       topic_bucket_(options.topic_creates_per_second,
                     options.topic_creates_per_second * kBurstSeconds, clock.SteadyNow()),
       group_bucket_(options.group_creates_per_second,
@@ -180,13 +181,14 @@ bool Limits::Counted(wire::Envelope::Which kind) {
 
 void Limits::Seen(const std::string& routing_id, const std::string& principal) {
   Connection& c = Track(routing_id);
-  c.seen = clock_.SteadyNow();
+  c.seen = last_sweep_at_;
   // A connection's key never changes, so neither does its owner; the first
   // request names it (a connection tracked before, without a principal,
   // keeps its own budget).
   if (!principal.empty() && c.owner.rfind("c:", 0) == 0 && c.in_flight == 0 && c.parked == 0) {
     EraseIfIdle(c.owner);
     c.owner = "p:" + principal;
+    c.label = LabelOf(c.owner);
   }
 }
 
@@ -201,7 +203,8 @@ Limits::Connection& Limits::Track(const std::string& routing_id) {
   auto [it, added] = connections_.try_emplace(routing_id);
   if (added) {
     it->second.owner = "c:" + routing_id;
-    it->second.seen = clock_.SteadyNow();
+    it->second.label = LabelOf(it->second.owner);
+    it->second.seen = last_sweep_at_;
   }
   return it->second;
 }
@@ -222,20 +225,16 @@ std::string Limits::LabelOf(const std::string& owner) {
   return owner.rfind("p:", 0) == 0 ? "principal '" + owner.substr(2) + "'" : "this client";
 }
 
-std::string Limits::OwnerKey(const std::string& routing_id) const {
-  auto it = connections_.find(routing_id);
-  return it == connections_.end() ? "c:" + routing_id : it->second.owner;
-}
-
 Status Limits::BeginRequest(const std::string& routing_id, uint64_t request_id) {
   current_client_ = &routing_id;
   current_request_ = request_id;
   current_answered_ = false;
-  const Connection& c = Track(routing_id);
+  Connection& c = Track(routing_id);
+  current_connection_ = &c;
   const Account* a = AccountOf(c);
   if (a == nullptr || a->in_flight < options_.max_in_flight_per_client) return Status::OK();
   return Refuse(kInFlightPerClient,
-                Status::Overloaded(LabelOf(c.owner) + " has " + std::to_string(a->in_flight) +
+                Status::Overloaded(c.label + " has " + std::to_string(a->in_flight) +
                                    " requests waiting for an answer; the limit is " +
                                    std::to_string(options_.max_in_flight_per_client) +
                                    " (--max-in-flight-per-client): wait for answers first"));
@@ -243,12 +242,13 @@ Status Limits::BeginRequest(const std::string& routing_id, uint64_t request_id) 
 
 void Limits::EndRequest() {
   if (current_client_ != nullptr && !current_answered_) {
-    Connection& c = Track(*current_client_);
+    Connection& c = current_connection_ != nullptr ? *current_connection_ : Track(*current_client_);
     ++c.pending[current_request_];
     ++c.in_flight;
     ++accounts_[c.owner].in_flight;
   }
   current_client_ = nullptr;
+  current_connection_ = nullptr;
 }
 
 void Limits::Answered(const std::string& routing_id, uint64_t request_id) {
@@ -281,7 +281,10 @@ void Limits::ForgetClient(const std::string& routing_id) {
   c.in_flight = 0;
   const std::string owner = c.owner;
   // Its parked polls are unparked by whoever holds them (Delivery), later.
-  if (c.parked == 0) connections_.erase(it);
+  if (c.parked == 0) {
+    if (&c == current_connection_) current_connection_ = nullptr;
+    connections_.erase(it);
+  }
   EraseIfIdle(owner);
 }
 
@@ -298,7 +301,7 @@ Status Limits::AdmitPark(const std::string& routing_id) {
   const uint32_t mine = a == nullptr ? 0 : a->parked;
   if (mine >= options_.max_parked_pulls_per_client) {
     return Refuse(kParkedPerClient,
-                  Status::Overloaded(LabelOf(c.owner) + " has " + std::to_string(mine) +
+                  Status::Overloaded(c.label + " has " + std::to_string(mine) +
                                      " pulls waiting for messages already; the limit is " +
                                      std::to_string(options_.max_parked_pulls_per_client) +
                                      " (--max-parked-pulls-per-client)"));
@@ -390,8 +393,10 @@ Status Limits::AdmitTransaction(std::string_view group, size_t open_in_group, si
 Result<ReplyTicket> Limits::ReserveReply(const std::string& routing_id, uint64_t bytes,
                                          bool is_error) {
   ReplyBudget::Over over;
-  const std::string owner = OwnerKey(routing_id);
-  auto ticket = replies_.Reserve(owner, bytes, is_error, &over, LabelOf(owner));
+  auto it = connections_.find(routing_id);
+  auto ticket = it != connections_.end()
+                    ? replies_.Reserve(it->second.owner, bytes, is_error, &over, it->second.label)
+                    : replies_.Reserve("c:" + routing_id, bytes, is_error, &over, "this client");
   if (!ticket.ok() && !is_error) {
     CountRefusal(over == ReplyBudget::Over::kTotal ? kReplyBytes : kReplyBytesPerClient,
                  ticket.status());
@@ -404,12 +409,14 @@ void Limits::Sweep() {
   // Connections come and go without a word to the broker: forget those
   // that hold nothing and were not heard from for a while, a bounded
   // number per call (their next request tracks them again).
-  const SteadyTime idle_since = clock_.SteadyNow() - kForgetConnectionAfter;
+  last_sweep_at_ = clock_.SteadyNow();
+  const SteadyTime idle_since = last_sweep_at_ - kForgetConnectionAfter;
   auto it = connections_.upper_bound(sweep_after_);
   for (size_t looked = 0; looked < kSweepPerCall && it != connections_.end(); ++looked) {
     sweep_after_ = it->first;
     const Connection& c = it->second;
     if (c.in_flight == 0 && c.parked == 0 && c.seen < idle_since) {
+      if (&c == current_connection_) current_connection_ = nullptr;
       it = connections_.erase(it);
     } else {
       ++it;

@@ -144,7 +144,8 @@ class Limits {
   const ReplyBudget& replies() const { return replies_; }
   // Reply bytes waiting for the budget `routing_id` draws on.
   uint64_t QueuedFor(const std::string& routing_id) const {
-    return replies_.queued_for(OwnerKey(routing_id));
+    auto it = connections_.find(routing_id);
+    return replies_.queued_for(it == connections_.end() ? "c:" + routing_id : it->second.owner);
   }
 
   // Housekeeping: forgets idle clients and connections not heard from
@@ -182,6 +183,7 @@ class Limits {
   // a connection that goes gives back exactly its own share.
   struct Connection {
     std::string owner;  // key of accounts_: "p:" + principal or "c:" + routing id
+    std::string label;  // LabelOf(owner), made once for the errors
     uint32_t in_flight = 0;
     uint32_t parked = 0;
     // Request id -> how many with that id are unanswered (a client may
@@ -197,8 +199,6 @@ class Limits {
   Account* AccountOf(const Connection& c);
   void EraseIfIdle(const std::string& owner);
   static std::string LabelOf(const std::string& owner);
-  // The key of the budget `routing_id` draws on (Connection::owner).
-  std::string OwnerKey(const std::string& routing_id) const;
 
   const BrokerOptions& options_;
   const BrokerClock& clock_;
@@ -206,11 +206,15 @@ class Limits {
   std::map<std::string, Connection, std::less<>> connections_;  // by routing id
   std::unordered_map<std::string, Account> accounts_;           // by Connection::owner
   std::string sweep_after_;                                     // Sweep's cursor in connections_
+  // When Sweep last ran: what Seen stamps a connection with, so a request
+  // costs no clock read (forgetting may come one cleanup interval early).
+  SteadyTime last_sweep_at_;
   uint32_t parked_ = 0;
   TokenBucket topic_bucket_;
   TokenBucket group_bucket_;
   // The request being served (BeginRequest .. EndRequest).
   const std::string* current_client_ = nullptr;
+  Connection* current_connection_ = nullptr;
   uint64_t current_request_ = 0;
   bool current_answered_ = false;
   std::array<uint64_t, kCount> refused_{};

@@ -48,7 +48,7 @@ ReplyBudget::ReplyBudget(uint64_t per_client, uint64_t total)
     : per_client_(per_client), total_limit_(total) {}
 
 Result<ReplyTicket> ReplyBudget::Reserve(const std::string& client, uint64_t bytes, bool is_error,
-                                         Over* over, const std::string& label) {
+                                         Over* over, std::string_view label) {
   if (over != nullptr) *over = Over::kNone;
   auto it = clients_.find(client);
   if (it == clients_.end()) {
@@ -59,11 +59,11 @@ Result<ReplyTicket> ReplyBudget::Reserve(const std::string& client, uint64_t byt
   const uint64_t all = total_queued();
   if (mine > 0 && mine + bytes > per_client_ + slack) {
     if (over != nullptr) *over = Over::kPerClient;
-    return Status::Overloaded("replies to " + (label.empty() ? "client '" + client + "'" : label) +
-                              " are not being read: " + std::to_string(mine) +
-                              " bytes wait for it, this reply has " + std::to_string(bytes) +
-                              "; the limit is " + Bytes(per_client_) +
-                              " (--max-reply-bytes-per-client)");
+    return Status::Overloaded(
+        "replies to " + (label.empty() ? "client '" + client + "'" : std::string(label)) +
+        " are not being read: " + std::to_string(mine) + " bytes wait for it, this reply has " +
+        std::to_string(bytes) + "; the limit is " + Bytes(per_client_) +
+        " (--max-reply-bytes-per-client)");
   }
   // Slow clients share the total; a client with nothing waiting (one that
   // reads) may also use a reserve of one client's budget beyond it, so a

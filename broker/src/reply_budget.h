@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "txmq/status.h"
 
@@ -75,7 +76,7 @@ class ReplyBudget {
   // `label` names the client in the error ("principal 'billing'"); empty:
   // "client '<client>'".
   Result<ReplyTicket> Reserve(const std::string& client, uint64_t bytes, bool is_error = false,
-                              Over* over = nullptr, const std::string& label = {});
+                              Over* over = nullptr, std::string_view label = {});
 
   // Forgets up to `budget` idle clients (nothing queued, no ticket alive),
   // continuing where the last call stopped: bounded work per call.
