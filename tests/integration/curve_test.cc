@@ -454,28 +454,39 @@ TEST_F(Curve, ChecksGoOnlyToConnectionsOfAPrincipalOfTheGroup) {
   EXPECT_LE(asked.load(), before + 1) << "at most a check already on its way when revoked";
 }
 
+// A CURVE broker with some of its limits lowered.
+class CurveLimits : public ::testing::Test {
+ protected:
+  void Start(const std::function<void(BrokerOptions&)>& lower) {
+    world_ = std::make_unique<SecureWorld>(dir_.path(), Principals());
+    BrokerOptions options = testing::TestBrokerOptions(dir_.Sub("data"));
+    world_->Secure(options);
+    lower(options);
+    broker_ = testing::StartBroker(options);
+    ASSERT_NE(broker_, nullptr);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<SecureWorld> world_;
+  std::unique_ptr<Broker> broker_;
+};
+
 // Per-client limits are per principal: a second connection of the same key
 // brings no second budget.
-TEST(CurveLimits, AllConnectionsOfAPrincipalShareItsParkedPolls) {
-  TempDir dir;
-  SecureWorld world(dir.path(), Principals());
-  BrokerOptions options = testing::TestBrokerOptions(dir.Sub("data"));
-  world.Secure(options);
-  options.max_parked_pulls_per_client = 2;
-  auto broker = testing::StartBroker(options);
-  ASSERT_NE(broker, nullptr);
-  Producer orders({.broker = broker->endpoint(),
-                   .curve_key = world.key_file("orders"),
-                   .server_key = world.broker_pub_file(),
+TEST_F(CurveLimits, AllConnectionsOfAPrincipalShareItsParkedPolls) {
+  ASSERT_NO_FATAL_FAILURE(Start([](BrokerOptions& o) { o.max_parked_pulls_per_client = 2; }));
+  Producer orders({.broker = broker_->endpoint(),
+                   .curve_key = world_->key_file("orders"),
+                   .server_key = world_->broker_pub_file(),
                    .group = "orders"});
   ASSERT_TRUE(orders.Start().ok());
   ASSERT_TRUE(orders.Send({.topic = "orders", .body = "creates the topic"}).ok());
 
   auto connect = [&] {
-    auto c = net::Connection::Open({.broker = broker->endpoint(),
+    auto c = net::Connection::Open({.broker = broker_->endpoint(),
                                     .role = wire::Role::CONSUMER,
                                     .group = "billing",
-                                    .curve = world.client_keys("billing")});
+                                    .curve = world_->client_keys("billing")});
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? std::move(c.value()) : nullptr;
   };
@@ -498,7 +509,7 @@ TEST(CurveLimits, AllConnectionsOfAPrincipalShareItsParkedPolls) {
   for (int i = 0; i < 2; ++i) {
     first->Call(pull(*first, 20'000), 30s, [&](Result<wire::Frame>) { answered++; });
   }
-  AdminClient ops(broker->endpoint(), world.client_keys("ops"));
+  AdminClient ops(broker_->endpoint(), world_->client_keys("ops"));
   ASSERT_TRUE(WaitFor([&] {
     auto status = ops.Call([](wire::Envelope::Builder e) { e.setStatus(); });
     if (!status.ok()) return false;
@@ -515,16 +526,11 @@ TEST(CurveLimits, AllConnectionsOfAPrincipalShareItsParkedPolls) {
   EXPECT_EQ(answered.load(), 0) << "the first connection's polls still wait";
 }
 
-TEST(CurveLimits, APrincipalsConnectionsPastItsLimitAreRefusedUntilOneCloses) {
-  TempDir dir;
-  SecureWorld world(dir.path(), Principals());
-  BrokerOptions options = testing::TestBrokerOptions(dir.Sub("data"));
-  world.Secure(options);
-  options.max_connections_per_principal = 2;
-  auto broker = testing::StartBroker(options);
-  ASSERT_NE(broker, nullptr);
+TEST_F(CurveLimits, APrincipalsConnectionsPastItsLimitAreRefusedUntilOneCloses) {
+  ASSERT_NO_FATAL_FAILURE(Start([](BrokerOptions& o) { o.max_connections_per_principal = 2; }));
   auto connect = [&](const std::string& who) {
-    auto c = net::Connection::Open({.broker = broker->endpoint(), .curve = world.client_keys(who)});
+    auto c =
+        net::Connection::Open({.broker = broker_->endpoint(), .curve = world_->client_keys(who)});
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? std::move(c.value()) : nullptr;
   };
@@ -550,7 +556,7 @@ TEST(CurveLimits, APrincipalsConnectionsPastItsLimitAreRefusedUntilOneCloses) {
       << refused.ToString();
   EXPECT_NE(refused.message().find("--max-connections-per-principal"), std::string::npos);
   // Another principal is not touched.
-  AdminClient ops(broker->endpoint(), world.client_keys("ops"));
+  AdminClient ops(broker_->endpoint(), world_->client_keys("ops"));
   auto status = ops.Call([](wire::Envelope::Builder e) { e.setStatus(); });
   ASSERT_TRUE(status.ok()) << status.status().ToString();
   for (auto l : status->envelope().getStatusOk().getLimits()) {
