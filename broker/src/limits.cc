@@ -182,22 +182,30 @@ bool Limits::Counted(wire::Envelope::Which kind) {
 void Limits::Seen(const std::string& routing_id, const std::string& principal) {
   Connection& c = Track(routing_id);
   c.seen = last_sweep_at_;
-  // A connection's key never changes, so neither does its owner; the first
-  // request names it (a connection tracked before, without a principal,
-  // keeps its own budget).
-  if (!principal.empty() && c.owner.rfind("c:", 0) == 0 && c.in_flight == 0 && c.parked == 0) {
+  // The first request names the owner. A key's principal changes only with
+  // an ACL reload that renames it; a connection holding something keeps its
+  // owner until it holds nothing (its shares must go back where they came).
+  const bool owned_by_principal = !principal.empty() && c.owner.size() == principal.size() + 2 &&
+                                  c.owner.compare(0, 2, "p:") == 0 &&
+                                  c.owner.compare(2, std::string::npos, principal) == 0;
+  if (!principal.empty() && !owned_by_principal && c.in_flight == 0 && c.parked == 0) {
     EraseIfIdle(c.owner);
     c.owner = "p:" + principal;
     c.label = LabelOf(c.owner);
   }
 }
 
-bool Limits::Claimed(const std::string& routing_id) const {
+bool Limits::Claimed(const std::string& routing_id, int fd, uint64_t releases) const {
   auto it = connections_.find(routing_id);
-  return it != connections_.end() && it->second.claimed;
+  return it != connections_.end() && it->second.claimed_fd == fd &&
+         it->second.claimed_at_releases == releases;
 }
 
-void Limits::SetClaimed(const std::string& routing_id) { Track(routing_id).claimed = true; }
+void Limits::SetClaimed(const std::string& routing_id, int fd, uint64_t releases) {
+  Connection& c = Track(routing_id);
+  c.claimed_fd = fd;
+  c.claimed_at_releases = releases;
+}
 
 Limits::Connection& Limits::Track(const std::string& routing_id) {
   auto [it, added] = connections_.try_emplace(routing_id);
@@ -404,7 +412,7 @@ Result<ReplyTicket> Limits::ReserveReply(const std::string& routing_id, uint64_t
   return ticket;
 }
 
-void Limits::Sweep() {
+bool Limits::Sweep() {
   replies_.Sweep(kSweepPerCall);
   // Connections come and go without a word to the broker: forget those
   // that hold nothing and were not heard from for a while, a bounded
@@ -422,7 +430,11 @@ void Limits::Sweep() {
       ++it;
     }
   }
-  if (it == connections_.end()) sweep_after_.clear();  // next call starts over
+  if (it == connections_.end()) {
+    sweep_after_.clear();  // next call starts over
+    return false;
+  }
+  return true;
 }
 
 std::vector<Limits::Use> Limits::Report(const Counts& counts) const {

@@ -90,9 +90,13 @@ class Limits {
   // counts as its own client.
   void Seen(const std::string& routing_id, const std::string& principal);
   // Whether the connection was counted among its principal's connections
-  // (ConnectionGuard::principals), and to say it was.
-  bool Claimed(const std::string& routing_id) const;
-  void SetClaimed(const std::string& routing_id);
+  // (ConnectionGuard::principals) on descriptor `fd` with no claim given
+  // back since (`releases`: PrincipalConnections::releases()), and to say
+  // it was. A client that reconnects keeps its routing id on a new
+  // descriptor, and a release may have been its old one: then it is
+  // claimed again.
+  bool Claimed(const std::string& routing_id, int fd, uint64_t releases) const;
+  void SetClaimed(const std::string& routing_id, int fd, uint64_t releases);
   // A refusal decided elsewhere (a principal's connection count): counted
   // and logged like the others; returns `why`.
   Status Refused(Which which, Status why) { return Refuse(which, std::move(why)); }
@@ -149,8 +153,9 @@ class Limits {
   }
 
   // Housekeeping: forgets idle clients and connections not heard from
-  // for a minute, a bounded number per call.
-  void Sweep();
+  // for a minute, a bounded number per call. True when it stopped with
+  // more to look at (call again soon).
+  bool Sweep();
   size_t connections_known() const { return connections_.size(); }
 
   // For status: each limit, its value, its use and its refusals. `used`
@@ -190,7 +195,8 @@ class Limits {
     // reuse ids; each reply ends one).
     std::unordered_map<uint64_t, uint32_t> pending;
     SteadyTime seen{};
-    bool claimed = false;  // counted among its principal's connections
+    int claimed_fd = -1;  // counted among its principal's connections on it
+    uint64_t claimed_at_releases = 0;
   };
   Status Refuse(Which which, Status why);
   void CountRefusal(Which which, const Status& why);

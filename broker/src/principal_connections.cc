@@ -11,6 +11,9 @@ Status PrincipalConnections::Claim(int fd, const std::string& principal) {
   if (fd < 0) return Status::OK();  // no descriptor to count by (not TCP)
   std::lock_guard<std::mutex> lock(mu_);
   const std::string peer = peer_of_(fd);
+  // Closed before its request was read: nothing to count, and a claim with
+  // no peer could never be told apart from the next one on the number.
+  if (peer.empty()) return Status::OK();
   if (auto it = claims_.find(fd); it != claims_.end()) {
     if (it->second.peer == peer && it->second.principal == principal) return Status::OK();
     Release(it);  // the descriptor holds another connection now
@@ -19,7 +22,13 @@ Status PrincipalConnections::Claim(int fd, const std::string& principal) {
     auto it = open_.find(principal);
     return it == open_.end() ? size_t{0} : it->second;
   };
-  if (limit_ != 0 && open() >= limit_) PruneLocked(&principal);
+  if (limit_ != 0 && open() >= limit_) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - pruned_at_ >= kPruneEvery) {
+      pruned_at_ = now;
+      PruneLocked(&principal);
+    }
+  }
   if (limit_ != 0 && open() >= limit_) {
     return Status::ResourceExhausted(
         "principal '" + principal + "' has " + std::to_string(open()) +
@@ -59,6 +68,7 @@ void PrincipalConnections::Release(std::map<int, Claimed>::iterator it) {
   auto count = open_.find(it->second.principal);
   if (count != open_.end() && --count->second == 0) open_.erase(count);
   claims_.erase(it);
+  releases_.fetch_add(1, std::memory_order_release);
 }
 
 size_t PrincipalConnections::Of(const std::string& principal) const {

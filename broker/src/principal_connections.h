@@ -13,7 +13,10 @@
 // Thread safety: every method may be called from any thread (one mutex).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -46,6 +49,10 @@ class PrincipalConnections {
   // The most connections any principal has open (for status).
   size_t Largest() const;
   size_t limit() const { return limit_; }
+  // Claims given back so far: a connection claimed before the last release
+  // may have been the one released (a client that reconnected under the
+  // same routing id on a new descriptor), so its next request claims again.
+  uint64_t releases() const { return releases_.load(std::memory_order_acquire); }
 
  private:
   struct Claimed {
@@ -56,11 +63,17 @@ class PrincipalConnections {
   void Release(std::map<int, Claimed>::iterator it);
   void PruneLocked(const std::string* only_principal);
 
+  // A refused connection claims again with each request; the search for
+  // claims libzmq closed silently runs at most this often for them.
+  static constexpr std::chrono::milliseconds kPruneEvery{100};
+
   const size_t limit_;
   const PeerFn peer_of_;
+  std::atomic<uint64_t> releases_{0};
   mutable std::mutex mu_;
-  std::map<int, Claimed> claims_;                 // by descriptor; guarded by mu_
-  std::unordered_map<std::string, size_t> open_;  // by principal; guarded by mu_
+  std::chrono::steady_clock::time_point pruned_at_{};  // guarded by mu_
+  std::map<int, Claimed> claims_;                      // by descriptor; guarded by mu_
+  std::unordered_map<std::string, size_t> open_;       // by principal; guarded by mu_
 };
 
 }  // namespace txmq::broker

@@ -310,11 +310,14 @@ void Server::Dispatch(const std::string& routing_id, std::string key, int fd, wi
     core_.limits().Seen(routing_id, ctx.principal != nullptr ? ctx.principal->name : "");
     // A principal's connections are counted on their first request; one
     // over its limit gets every request refused until another one closes.
-    if (ctx.principal != nullptr && !core_.limits().Claimed(routing_id)) {
-      if (Status s = guard_.principals().Claim(fd, ctx.principal->name); !s.ok()) {
-        return core_.ReplyError(ctx, core_.limits().Refused(Limits::kConnectionsPerPrincipal, s));
+    if (ctx.principal != nullptr) {
+      const uint64_t releases = guard_.principals().releases();
+      if (!core_.limits().Claimed(routing_id, fd, releases)) {
+        if (Status s = guard_.principals().Claim(fd, ctx.principal->name); !s.ok()) {
+          return core_.ReplyError(ctx, core_.limits().Refused(Limits::kConnectionsPerPrincipal, s));
+        }
+        core_.limits().SetClaimed(routing_id, fd, releases);
       }
-      core_.limits().SetClaimed(routing_id);
     }
     std::optional<RequestScope> in_flight;  // limits.h: counts it until answered
     if (Limits::Counted(env.which())) {
@@ -469,8 +472,7 @@ void Server::Housekeeping(SteadyTime now) {
     delivery_.ReleaseClient(gone.routing_id, true);
     core_.limits().ForgetClient(gone.routing_id);
   }
-  core_.limits().Sweep();
-  bool more = false;
+  bool more = core_.limits().Sweep();
   if (!core_.storage_failed()) {
     more |= retention_.Tick(core_.NowMs(), options_.cleanup_batch);
     dedup_.Cleanup(core_.NowMs());

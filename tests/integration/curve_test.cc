@@ -6,6 +6,9 @@
 #include <atomic>
 #include <fstream>
 #include <functional>
+#include <optional>
+#include <thread>
+#include <zmq.hpp>
 
 #include "protocol/src/connection.h"
 #include "protocol/src/log.h"
@@ -466,6 +469,21 @@ class CurveLimits : public ::testing::Test {
     ASSERT_NE(broker_, nullptr);
   }
 
+  // The max-connections-per-principal row of status, if there is one.
+  struct LimitUse {
+    uint64_t limit = 0, used = 0, refused = 0;
+  };
+  static std::optional<LimitUse> ConnectionLimitUse(AdminClient& ops) {
+    auto status = ops.Call([](wire::Envelope::Builder e) { e.setStatus(); });
+    if (!status.ok()) return std::nullopt;
+    for (auto l : status->envelope().getStatusOk().getLimits()) {
+      if (wire::ToString(l.getName()) == "max-connections-per-principal") {
+        return LimitUse{l.getLimit(), l.getUsed(), l.getRefused()};
+      }
+    }
+    return std::nullopt;
+  }
+
   TempDir dir_;
   std::unique_ptr<SecureWorld> world_;
   std::unique_ptr<Broker> broker_;
@@ -557,17 +575,72 @@ TEST_F(CurveLimits, APrincipalsConnectionsPastItsLimitAreRefusedUntilOneCloses) 
   EXPECT_NE(refused.message().find("--max-connections-per-principal"), std::string::npos);
   // Another principal is not touched.
   AdminClient ops(broker_->endpoint(), world_->client_keys("ops"));
-  auto status = ops.Call([](wire::Envelope::Builder e) { e.setStatus(); });
-  ASSERT_TRUE(status.ok()) << status.status().ToString();
-  for (auto l : status->envelope().getStatusOk().getLimits()) {
-    if (wire::ToString(l.getName()) != "max-connections-per-principal") continue;
-    EXPECT_EQ(l.getLimit(), 2u);
-    EXPECT_EQ(l.getUsed(), 2u);
-    EXPECT_GE(l.getRefused(), 1u) << "its hello, and the heartbeat";
-  }
+  auto use = ConnectionLimitUse(ops);
+  ASSERT_TRUE(use.has_value()) << "status shows the limit";
+  EXPECT_EQ(use->limit, 2u);
+  EXPECT_EQ(use->used, 2u);
+  EXPECT_GE(use->refused, 1u) << "its hello, and the heartbeat";
   // One closes: the refused connection gets in.
   first.reset();
   EXPECT_TRUE(WaitFor([&] { return heartbeat(*third).ok(); }, 10s));
+}
+
+// A client that reconnects keeps its routing id (the broker hands it over),
+// on a new descriptor: it must be counted again, or a key could hold any
+// number of connections by reconnecting.
+TEST_F(CurveLimits, AClientThatReconnectsUnderItsRoutingIdIsCountedAgain) {
+  ASSERT_NO_FATAL_FAILURE(Start([](BrokerOptions& o) { o.max_connections_per_principal = 2; }));
+  const curve::ClientKeys keys = world_->client_keys("billing");
+  zmq::context_t context(1);
+  auto open_raw = [&] {
+    auto s = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+    s->set(zmq::sockopt::linger, 0);
+    s->set(zmq::sockopt::routing_id, "reconnecting-client-1");
+    s->set(zmq::sockopt::curve_serverkey, keys.server_key);
+    s->set(zmq::sockopt::curve_publickey, keys.public_key);
+    s->set(zmq::sockopt::curve_secretkey, keys.secret_key);
+    s->connect(broker_->endpoint());
+    return s;
+  };
+  auto raw_heartbeat = [](zmq::socket_t& s) -> Status {
+    wire::OutFrame request(1);
+    request.envelope().setHeartbeat();
+    s.send(request.Encode(), zmq::send_flags::none);
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, 10s) == 0) return Status::Timeout("no answer to a heartbeat");
+    zmq::message_t reply;
+    (void)s.recv(reply);
+    auto frame = wire::DecodeFrame(std::move(reply), {});
+    return frame.ok() ? wire::StatusOf(frame->envelope()) : frame.status();
+  };
+  auto raw = open_raw();
+  ASSERT_TRUE(raw_heartbeat(*raw).ok());
+  raw.reset();       // the connection drops,
+  raw = open_raw();  // and the client is back under the same routing id
+  // The broker learns of the old connection's close within a second (its
+  // guard also looks every second); the client keeps talking meanwhile.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(raw_heartbeat(*raw).ok());
+    std::this_thread::sleep_for(100ms);
+  }
+  AdminClient ops(broker_->endpoint(), world_->client_keys("ops"));
+  auto use = ConnectionLimitUse(ops);
+  ASSERT_TRUE(use.has_value());
+  EXPECT_EQ(use->used, 1u) << "the reconnected client counts";
+
+  auto heartbeat = [](net::Connection& c) {
+    auto request = c.NewRequest();
+    request.envelope().setHeartbeat();
+    auto reply = c.CallSync(std::move(request), 10s);
+    return reply.ok() ? wire::StatusOf(reply->envelope()) : reply.status();
+  };
+  auto other = net::Connection::Open({.broker = broker_->endpoint(), .curve = keys});
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(heartbeat(**other).ok());
+  auto third = net::Connection::Open({.broker = broker_->endpoint(), .curve = keys});
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(heartbeat(**third).code(), StatusCode::kResourceExhausted)
+      << "two connections of billing are open already";
 }
 
 TEST_F(Curve, TheAuditTrailNamesThePrincipalNotTheClaimedOperator) {

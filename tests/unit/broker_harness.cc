@@ -125,8 +125,7 @@ void BrokerHarness::Housekeeping() {
     delivery_.ReleaseClient(gone.routing_id, true);
     core_.limits().ForgetClient(gone.routing_id);
   }
-  core_.limits().Sweep();
-  bool more = false;
+  bool more = core_.limits().Sweep();
   if (!core_.storage_failed()) {
     more |= retention_.Tick(core_.NowMs(), options_.cleanup_batch);
     dedup_.Cleanup(core_.NowMs());

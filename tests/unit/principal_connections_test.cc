@@ -70,6 +70,21 @@ TEST_F(PrincipalConnectionsTest, ConnectionsClosedWithoutAnEventAreFoundWhenTheL
   EXPECT_EQ(counts_.Of("billing"), 1u);
 }
 
+TEST_F(PrincipalConnectionsTest, AConnectionClosedBeforeItsRequestIsNotCounted) {
+  // Its descriptor has no peer any more: a claim could never be released.
+  EXPECT_TRUE(counts_.Claim(10, "billing").ok());
+  EXPECT_EQ(counts_.Of("billing"), 0u);
+}
+
+TEST_F(PrincipalConnectionsTest, EveryReleaseIsCountedSoReconnectedClientsClaimAgain) {
+  peers_ = {{10, "127.0.0.1:5001"}};
+  ASSERT_TRUE(counts_.Claim(10, "billing").ok());
+  const uint64_t before = counts_.releases();
+  peers_.erase(10);
+  counts_.Closed(10);
+  EXPECT_EQ(counts_.releases(), before + 1);
+}
+
 TEST(PrincipalConnections, ZeroMeansNoLimit) {
   PrincipalConnections counts(0, [](int fd) { return std::to_string(fd); });
   for (int fd = 0; fd < 100; ++fd) EXPECT_TRUE(counts.Claim(fd, "everyone").ok());
