@@ -53,6 +53,8 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
   counts.groups = groups_.all().size();
   counts.open_tx = transactions_.open_count();
   counts.open_tx_largest_group = transactions_.LargestGroupOpen();
+  counts.topics_largest_principal = topics_.created_by().Largest();
+  counts.groups_largest_principal = groups_.created_by().Largest();
   if (info_.largest_principal_connections) {
     counts.connections_largest_principal = info_.largest_principal_connections();
   }
@@ -87,7 +89,7 @@ void AdminService::HandleCreateTopic(const RequestContext& ctx,
   const bool existed = topics_.Find(name) != nullptr;
   if (!existed) {
     Status s = core_.CheckAcceptsNewData();
-    if (s.ok()) s = core_.limits().AdmitTopic(name, topics_.all().size());
+    if (s.ok()) s = topics_.AdmitNew(name, ctx);
     if (!s.ok()) {
       Logger("audit")->warn(
           "operator='{}' client={} action=topic-create topic={} queues={} result={}",
@@ -97,7 +99,7 @@ void AdminService::HandleCreateTopic(const RequestContext& ctx,
       return core_.ReplyError(ctx, s);
     }
   }
-  auto topic = topics_.GetOrCreate(name, true, queues);
+  auto topic = topics_.GetOrCreate(name, true, queues, ctx.creator());
   // One audit line per create asked for, also one that changes nothing.
   Logger("audit")->warn(
       "operator='{}' principal='{}' client={} action=topic-create topic={} queues={} result={}",

@@ -26,6 +26,11 @@ std::string RequestContext::principal_name() const {
   return principal != nullptr ? principal->name : "(unauthenticated)";
 }
 
+std::string_view RequestContext::creator() const {
+  return principal != nullptr && !principal->admin ? std::string_view(principal->name)
+                                                   : std::string_view();
+}
+
 Status Core::CheckAcceptsNewData() const {
   if (Status s = CheckWritable(); !s.ok()) return s;
   return disk_ != nullptr ? disk_->CheckAccepts() : Status::OK();

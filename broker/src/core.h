@@ -49,6 +49,10 @@ struct RequestContext {
   // Who the audit trail names: the principal, or "(unauthenticated)" when
   // the broker runs without CURVE.
   std::string principal_name() const;
+  // Whose share a topic or group this request creates counts against (the
+  // per-principal creation limits): its principal, unless that is an admin
+  // ("" then, as without CURVE: only the broker-wide limits apply).
+  std::string_view creator() const;
 };
 
 struct Counters {

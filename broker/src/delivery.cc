@@ -54,9 +54,8 @@ void Delivery::HandlePull(const RequestContext& ctx, wire::PullRequest::Reader r
                                                   o.max_long_poll);
 
   if (groups_.Find(spec.group) == nullptr) {
-    if (Status s = core_.limits().AdmitGroup(spec.group, groups_.all().size()); !s.ok()) {
-      return core_.ReplyError(ctx, s);
-    }
+    if (Status s = groups_.AdmitNew(spec.group, ctx); !s.ok()) return core_.ReplyError(ctx, s);
+    groups_.Create(spec.group, ctx.creator());
   }
 
   const SteadyTime now = core_.SteadyNow();

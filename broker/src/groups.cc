@@ -20,7 +20,16 @@ Status GroupTable::Recover() {
   // rather than from 1.
   next_lease_id_ = static_cast<uint64_t>(core_.NowMs()) << 20;
   size_t cursors = 0, retries = 0;
-  Status s = core_.store().ForEachCursor(
+  Status s = core_.store().ForEachGroup(
+      [&](std::string_view name, const storage::store::GroupEntry& entry) {
+        GroupState& g = Get(std::string(name));
+        g.creator = entry.creator;
+        g.created_ms = entry.created_ms;
+        created_by_.Add(g.creator);
+        return true;
+      });
+  if (!s.ok()) return s;
+  s = core_.store().ForEachCursor(
       [&](std::string_view group, std::string_view topic, uint32_t queue, uint64_t floor) {
         const TopicState* t = topics_.Find(topic);
         if (t == nullptr || queue >= t->queues.size()) return true;  // topic gone: stale cursor
@@ -76,6 +85,22 @@ GroupState& GroupTable::Get(const std::string& group) {
 GroupState* GroupTable::Find(std::string_view group) {
   auto it = groups_.find(group);
   return it == groups_.end() ? nullptr : &it->second;
+}
+
+Status GroupTable::AdmitNew(std::string_view name, const RequestContext& ctx) {
+  const std::string_view creator = ctx.creator();
+  return core_.limits().AdmitGroup(name, groups_.size(), {creator, created_by_.Of(creator)});
+}
+
+GroupState& GroupTable::Create(const std::string& name, std::string_view creator) {
+  GroupState& g = Get(name);
+  g.creator = std::string(creator);
+  g.created_ms = core_.NowMs();
+  created_by_.Add(creator);
+  core_.store().PutGroup(name, {g.created_ms, g.creator});
+  Logger("broker")->info("consumer group '{}' began{}", name,
+                         creator.empty() ? "" : " for principal '" + g.creator + "'");
+  return g;
 }
 
 Subscription* GroupTable::Subscribe(GroupState& group, const TopicState& topic, bool from_latest) {
@@ -143,6 +168,8 @@ void GroupTable::Erase(const std::string& name) {
   std::vector<uint64_t> retries;
   for (const auto& [id, e] : g.retries) retries.push_back(id);
   for (uint64_t id : retries) DropRetry(g, id);
+  created_by_.Remove(g.creator);
+  core_.store().DeleteGroup(name);
   groups_.erase(it);
 }
 

@@ -64,6 +64,11 @@ struct RetryEntry {
 
 struct GroupState {
   std::string name;
+  // Whose per-principal count it is part of (RequestContext::creator; ""
+  // for none, and for a group older than the record) and when it began;
+  // recorded by GroupTable::Create.
+  std::string creator;
+  int64_t created_ms = 0;
   std::map<std::string, Subscription, std::less<>> subscriptions;
   std::map<uint64_t, RetryEntry> retries;      // by retry id
   std::set<std::pair<int64_t, uint64_t>> due;  // (due_ms, retry id) of entries not leased
@@ -87,8 +92,17 @@ class GroupTable {
 
   Status Recover();
 
+  // The group, made in memory if it is new (its cursors and redeliveries
+  // are what the store keeps of it then).
   GroupState& Get(const std::string& group);
   GroupState* Find(std::string_view group);
+  // Whether the caller of `ctx` may begin group `name` now: the broker's
+  // and its principal's limits (Limits::AdmitGroup).
+  Status AdmitNew(std::string_view name, const RequestContext& ctx);
+  // Begins a group for a client's pull: recorded in the open round with
+  // its creator, whose per-principal count it then is part of.
+  GroupState& Create(const std::string& name, std::string_view creator);
+  const CreatorCounts& created_by() const { return created_by_; }
   // The group's cursors on a topic, created at the topic's start (or end,
   // with `from_latest`) the first time; null when the topic does not exist.
   Subscription* Subscribe(GroupState& group, const TopicState& topic, bool from_latest);
@@ -134,6 +148,7 @@ class GroupTable {
   Core& core_;
   TopicManager& topics_;
   std::map<std::string, GroupState, std::less<>> groups_;
+  CreatorCounts created_by_;
   std::vector<QueueCursor*> dirty_;
   std::set<std::pair<SteadyTime, uint64_t>> lease_deadlines_;
   std::unordered_map<uint64_t, LeaseRef> leases_;

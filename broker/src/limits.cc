@@ -54,6 +54,14 @@ Status ValidateLimitOptions(const BrokerOptions& o) {
   if (o.max_groups < 1) return bad("max_groups", 0, "must be >= 1");
   if (o.topic_creates_per_second < 1) return bad("topic_creates_per_second", 0, "must be >= 1");
   if (o.group_creates_per_second < 1) return bad("group_creates_per_second", 0, "must be >= 1");
+  if (o.max_topics_per_principal < 1) return bad("max_topics_per_principal", 0, "must be >= 1");
+  if (o.max_groups_per_principal < 1) return bad("max_groups_per_principal", 0, "must be >= 1");
+  if (o.topic_creates_per_second_per_principal < 1) {
+    return bad("topic_creates_per_second_per_principal", 0, "must be >= 1");
+  }
+  if (o.group_creates_per_second_per_principal < 1) {
+    return bad("group_creates_per_second_per_principal", 0, "must be >= 1");
+  }
   return Status::OK();
 }
 
@@ -68,10 +76,38 @@ void TokenBucket::Refill(SteadyTime now) {
 }
 
 bool TokenBucket::Take(SteadyTime now) {
-  Refill(now);
-  if (tokens_ < 1) return false;
+  if (!Has(now)) return false;
   tokens_ -= 1;
   return true;
+}
+
+bool TokenBucket::Has(SteadyTime now) {
+  Refill(now);
+  return tokens_ >= 1;
+}
+
+void CreatorCounts::Add(std::string_view principal) {
+  if (principal.empty()) return;
+  auto it = counts_.find(principal);
+  if (it == counts_.end()) it = counts_.emplace(std::string(principal), 0).first;
+  ++it->second;
+}
+
+void CreatorCounts::Remove(std::string_view principal) {
+  auto it = counts_.find(principal);
+  if (it == counts_.end()) return;
+  if (--it->second == 0) counts_.erase(it);
+}
+
+size_t CreatorCounts::Of(std::string_view principal) const {
+  auto it = counts_.find(principal);
+  return it == counts_.end() ? 0 : it->second;
+}
+
+size_t CreatorCounts::Largest() const {
+  size_t largest = 0;
+  for (const auto& [principal, n] : counts_) largest = std::max(largest, n);
+  return largest;
 }
 
 const char* Limits::FlagOf(Which which) {
@@ -100,6 +136,14 @@ const char* Limits::FlagOf(Which which) {
       return "group-creates-per-second";
     case kConnectionsPerPrincipal:
       return "max-connections-per-principal";
+    case kTopicsPerPrincipal:
+      return "max-topics-per-principal";
+    case kTopicRatePerPrincipal:
+      return "topic-creates-per-second-per-principal";
+    case kGroupsPerPrincipal:
+      return "max-groups-per-principal";
+    case kGroupRatePerPrincipal:
+      return "group-creates-per-second-per-principal";
     case kCount:
       break;
   }
@@ -143,6 +187,14 @@ uint64_t Limits::LimitOf(Which which) const {
       return o.group_creates_per_second;
     case kConnectionsPerPrincipal:
       return o.max_connections_per_principal;
+    case kTopicsPerPrincipal:
+      return o.max_topics_per_principal;
+    case kTopicRatePerPrincipal:
+      return o.topic_creates_per_second_per_principal;
+    case kGroupsPerPrincipal:
+      return o.max_groups_per_principal;
+    case kGroupRatePerPrincipal:
+      return o.group_creates_per_second_per_principal;
     case kCount:
       break;
   }
@@ -341,39 +393,74 @@ void Limits::Unparked(const std::string& routing_id) {
   EraseIfIdle(c.owner);
 }
 
-Status Limits::AdmitTopic(std::string_view name, size_t existing, bool take_token) {
-  if (existing >= options_.max_topics) {
-    return Refuse(kTopics, Status::ResourceExhausted(
-                               "cannot create topic '" + std::string(name) + "': the broker has " +
-                               std::to_string(existing) + " topics; the limit is " +
-                               std::to_string(options_.max_topics) +
-                               " (--max-topics): use an existing topic or ask an operator"));
-  }
-  if (take_token && !topic_bucket_.Take(clock_.SteadyNow())) {
-    return Refuse(kTopicRate,
-                  Status::Overloaded("cannot create topic '" + std::string(name) +
-                                     "' now: topics are being created faster than " +
-                                     std::to_string(options_.topic_creates_per_second) +
-                                     " a second (--topic-creates-per-second): retry later"));
-  }
-  return Status::OK();
+Status Limits::AdmitTopic(std::string_view name, size_t existing, const Creator& by,
+                          bool take_token) {
+  const BrokerOptions& o = options_;
+  return AdmitName({"topic", "topics", kTopics, kTopicRate, kTopicsPerPrincipal,
+                    kTopicRatePerPrincipal, o.max_topics, o.topic_creates_per_second,
+                    o.max_topics_per_principal, o.topic_creates_per_second_per_principal,
+                    ": use an existing topic or ask an operator", &topic_bucket_, &topic_buckets_},
+                   name, existing, by, take_token);
 }
 
-Status Limits::AdmitGroup(std::string_view name, size_t existing) {
-  if (existing >= options_.max_groups) {
-    return Refuse(kGroups,
-                  Status::ResourceExhausted(
-                      "cannot create consumer group '" + std::string(name) + "': the broker has " +
-                      std::to_string(existing) + " groups; the limit is " +
-                      std::to_string(options_.max_groups) + " (--max-groups)"));
+Status Limits::AdmitGroup(std::string_view name, size_t existing, const Creator& by) {
+  const BrokerOptions& o = options_;
+  return AdmitName(
+      {"consumer group", "groups", kGroups, kGroupRate, kGroupsPerPrincipal, kGroupRatePerPrincipal,
+       o.max_groups, o.group_creates_per_second, o.max_groups_per_principal,
+       o.group_creates_per_second_per_principal, "", &group_bucket_, &group_buckets_},
+      name, existing, by, true);
+}
+
+Status Limits::AdmitName(const NameLimits& kind, std::string_view name, size_t existing,
+                         const Creator& by, bool take_token) {
+  const std::string what =
+      std::string("cannot create ") + kind.noun + " '" + std::string(name) + "'";
+  const std::string who = "principal '" + std::string(by.principal) + "'";
+  if (existing >= kind.max) {
+    return Refuse(kind.count, Status::ResourceExhausted(
+                                  what + ": the broker has " + std::to_string(existing) + " " +
+                                  kind.plural + "; the limit is " + std::to_string(kind.max) +
+                                  " (--" + FlagOf(kind.count) + ")" + kind.advice));
   }
-  if (!group_bucket_.Take(clock_.SteadyNow())) {
-    return Refuse(kGroupRate,
-                  Status::Overloaded("cannot create consumer group '" + std::string(name) +
-                                     "' now: groups are being created faster than " +
-                                     std::to_string(options_.group_creates_per_second) +
-                                     " a second (--group-creates-per-second): retry later"));
+  const bool own_share = !by.principal.empty();
+  if (own_share && by.created >= kind.max_per_principal) {
+    return Refuse(
+        kind.count_per_principal,
+        Status::ResourceExhausted(what + ": " + who + " created " + std::to_string(by.created) +
+                                  " " + kind.plural + " that still exist; the limit is " +
+                                  std::to_string(kind.max_per_principal) + " (--" +
+                                  FlagOf(kind.count_per_principal) + ")" + kind.advice));
   }
+  if (!take_token) return Status::OK();
+  const SteadyTime now = clock_.SteadyNow();
+  TokenBucket* own = nullptr;
+  if (own_share) {
+    auto it = kind.principal_buckets->find(by.principal);
+    if (it == kind.principal_buckets->end()) {
+      const double rate = kind.per_second_per_principal;
+      it = kind.principal_buckets
+               ->emplace(std::string(by.principal), TokenBucket(rate, rate * kBurstSeconds, now))
+               .first;
+    }
+    own = &it->second;
+    // Checked before the broker's bucket, so a principal over its own rate
+    // takes nothing from everyone's.
+    if (!own->Has(now)) {
+      return Refuse(
+          kind.rate_per_principal,
+          Status::Overloaded(what + " now: " + who + " creates " + kind.plural + " faster than " +
+                             std::to_string(kind.per_second_per_principal) + " a second (--" +
+                             FlagOf(kind.rate_per_principal) + "): retry later"));
+    }
+  }
+  if (!kind.bucket->Take(now)) {
+    return Refuse(kind.rate, Status::Overloaded(what + " now: " + kind.plural +
+                                                " are being created faster than " +
+                                                std::to_string(kind.per_second) + " a second (--" +
+                                                FlagOf(kind.rate) + "): retry later"));
+  }
+  if (own != nullptr) own->Take(now);
   return Status::OK();
 }
 
@@ -481,8 +568,16 @@ std::vector<Limits::Use> Limits::Report(const Counts& counts) const {
       case kConnectionsPerPrincipal:
         u.used = counts.connections_largest_principal;
         break;
+      case kTopicsPerPrincipal:
+        u.used = counts.topics_largest_principal;
+        break;
+      case kGroupsPerPrincipal:
+        u.used = counts.groups_largest_principal;
+        break;
       case kTopicRate:
       case kGroupRate:
+      case kTopicRatePerPrincipal:
+      case kGroupRatePerPrincipal:
       case kCount:
         break;
     }

@@ -6,7 +6,8 @@
 //   reply bytes waiting for a client, and for all   ReplyBudget (reply_budget.h)
 //   requests of a client in flight                   Begin/EndRequest, Answered
 //   long polls parked, per client and in all         AdmitPark, Parked, Unparked
-//   topics, consumer groups: counts and rates        AdmitTopic, AdmitGroup
+//   topics, consumer groups: counts and rates,       AdmitTopic, AdmitGroup
+//     in all and per principal
 //   open transactions, per producer group and all    AdmitTransaction
 //   connections of a principal (CURVE)               Claimed, SetClaimed
 //                                                      (ConnectionGuard counts)
@@ -50,6 +51,8 @@ class TokenBucket {
   TokenBucket(double per_second, double capacity, SteadyTime now);
   // Takes a token if there is one.
   bool Take(SteadyTime now);
+  // Whether Take would succeed now.
+  bool Has(SteadyTime now);
 
  private:
   void Refill(SteadyTime now);
@@ -57,6 +60,20 @@ class TokenBucket {
   double capacity_;
   double tokens_;
   SteadyTime at_;
+};
+
+// How many names of one kind (topics, or consumer groups) each principal
+// created that still exist: what the per-principal counts are checked
+// against. "" (no principal) is not counted.
+class CreatorCounts {
+ public:
+  void Add(std::string_view principal);
+  void Remove(std::string_view principal);
+  size_t Of(std::string_view principal) const;
+  size_t Largest() const;
+
+ private:
+  std::map<std::string, size_t, std::less<>> counts_;  // no zero entries
 };
 
 class Limits {
@@ -74,6 +91,10 @@ class Limits {
     kGroups,
     kGroupRate,
     kConnectionsPerPrincipal,
+    kTopicsPerPrincipal,
+    kTopicRatePerPrincipal,
+    kGroupsPerPrincipal,
+    kGroupRatePerPrincipal,
     kCount,
   };
   // The txmqd flag (without "--") that sets a limit.
@@ -127,13 +148,24 @@ class Limits {
   uint32_t parked() const { return parked_; }
 
   // ---- names a client may create ----
-  // A new topic (`existing` topics now): RESOURCE_EXHAUSTED past the count,
-  // OVERLOADED past the rate. Takes a token when it admits.
-  // With `take_token` false only the count is checked and no token taken:
+  // Who asks to create a name. A principal (CURVE) that is not an admin is
+  // also held to its own share: `created` is how many names of the kind
+  // it created that still exist (the creator is stored with each, so the
+  // count survives a restart). "" = no principal (plaintext mode, the
+  // broker itself, an admin): only the broker-wide limits apply.
+  struct Creator {
+    std::string_view principal;
+    size_t created = 0;
+  };
+  // A new topic (`existing` topics now): RESOURCE_EXHAUSTED past the
+  // broker's count or the creator's, OVERLOADED past either rate. Takes a
+  // token from each bucket when it admits.
+  // With `take_token` false only the counts are checked and no token taken:
   // a half names a topic that only its commit creates, and many halves
   // may name the same one (the commit itself must not fail).
-  Status AdmitTopic(std::string_view name, size_t existing, bool take_token = true);
-  Status AdmitGroup(std::string_view name, size_t existing);
+  Status AdmitTopic(std::string_view name, size_t existing, const Creator& by,
+                    bool take_token = true);
+  Status AdmitGroup(std::string_view name, size_t existing, const Creator& by);
 
   // ---- transactions ----
   // A new transaction of `group`, which has `open_in_group` open,
@@ -173,6 +205,8 @@ class Limits {
     size_t open_tx = 0;
     size_t open_tx_largest_group = 0;
     size_t connections_largest_principal = 0;
+    size_t topics_largest_principal = 0;  // created by one principal, still there
+    size_t groups_largest_principal = 0;
   };
   std::vector<Use> Report(const Counts& counts) const;
   uint64_t refused(Which which) const { return refused_[which]; }
@@ -198,6 +232,18 @@ class Limits {
     int claimed_fd = -1;  // counted among its principal's connections on it
     uint64_t claimed_at_releases = 0;
   };
+  // What AdmitTopic and AdmitGroup share: the limits of one kind of name.
+  struct NameLimits {
+    const char* noun;    // "topic"
+    const char* plural;  // "topics"
+    Which count, rate, count_per_principal, rate_per_principal;
+    uint32_t max, per_second, max_per_principal, per_second_per_principal;
+    const char* advice;  // after the count's refusal
+    TokenBucket* bucket;
+    std::map<std::string, TokenBucket, std::less<>>* principal_buckets;
+  };
+  Status AdmitName(const NameLimits& kind, std::string_view name, size_t existing,
+                   const Creator& by, bool take_token);
   Status Refuse(Which which, Status why);
   void CountRefusal(Which which, const Status& why);
   uint64_t LimitOf(Which which) const;
@@ -218,6 +264,10 @@ class Limits {
   uint32_t parked_ = 0;
   TokenBucket topic_bucket_;
   TokenBucket group_bucket_;
+  // By principal; one per principal that created something (the ACL names
+  // them all, so these stay small).
+  std::map<std::string, TokenBucket, std::less<>> topic_buckets_;
+  std::map<std::string, TokenBucket, std::less<>> group_buckets_;
   // The request being served (BeginRequest .. EndRequest).
   const std::string* current_client_ = nullptr;
   Connection* current_connection_ = nullptr;

@@ -49,11 +49,9 @@ void SendService::Handle(const RequestContext& ctx, wire::SendRequest::Reader re
   if (Status s = core_.CheckAcceptsNewData(); !s.ok()) return core_.ReplyError(ctx, s);
   const bool create = core_.options().auto_create_topics;
   if (create && topics_.Find(m.topic) == nullptr) {
-    if (Status s = core_.limits().AdmitTopic(m.topic, topics_.all().size()); !s.ok()) {
-      return core_.ReplyError(ctx, s);
-    }
+    if (Status s = topics_.AdmitNew(m.topic, ctx); !s.ok()) return core_.ReplyError(ctx, s);
   }
-  auto topic = topics_.GetOrCreate(m.topic, create);
+  auto topic = topics_.GetOrCreate(m.topic, create, 0, ctx.creator());
   if (!topic.ok()) return core_.ReplyError(ctx, topic.status());
   TopicState& t = **topic;
 

@@ -91,6 +91,12 @@ std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerO
       {"topic-creates-per-second", to_string(o.topic_creates_per_second)},
       {"max-groups", to_string(o.max_groups)},
       {"group-creates-per-second", to_string(o.group_creates_per_second)},
+      {"max-topics-per-principal", to_string(o.max_topics_per_principal)},
+      {"topic-creates-per-second-per-principal",
+       to_string(o.topic_creates_per_second_per_principal)},
+      {"max-groups-per-principal", to_string(o.max_groups_per_principal)},
+      {"group-creates-per-second-per-principal",
+       to_string(o.group_creates_per_second_per_principal)},
       // Not flags (yet): fixed limits, shown so nothing effective is hidden.
       {"max-long-poll", Duration(o.max_long_poll)},
       {"max-delay", Duration(o.max_delay)},

@@ -20,7 +20,9 @@ Status TopicManager::Recover() {
     topic.name = std::string(name);
     topic.id = e.id;
     topic.created_ms = e.created_ms;
+    topic.creator = e.creator;
     topic.queues.resize(e.queues);
+    created_by_.Add(topic.creator);
     auto [it, inserted] = topics_.emplace(topic.name, std::move(topic));
     by_id_[e.id] = &it->second;
     next_id_ = std::max(next_id_, e.id + 1);
@@ -57,7 +59,14 @@ TopicState* TopicManager::FindById(uint32_t id) {
   return it == by_id_.end() ? nullptr : it->second;
 }
 
-Result<TopicState*> TopicManager::GetOrCreate(std::string_view name, bool create, uint32_t queues) {
+Status TopicManager::AdmitNew(std::string_view name, const RequestContext& ctx, bool take_token) {
+  const std::string_view creator = ctx.creator();
+  return core_.limits().AdmitTopic(name, topics_.size(), {creator, created_by_.Of(creator)},
+                                   take_token);
+}
+
+Result<TopicState*> TopicManager::GetOrCreate(std::string_view name, bool create, uint32_t queues,
+                                              std::string_view creator) {
   if (TopicState* existing = Find(name)) return existing;
   if (!create) {
     return Status::NotFound("topic '" + std::string(name) +
@@ -70,9 +79,12 @@ Result<TopicState*> TopicManager::GetOrCreate(std::string_view name, bool create
   topic.name = std::string(name);
   topic.id = next_id_++;
   topic.created_ms = core_.NowMs();
+  topic.creator = std::string(creator);
   topic.queues.resize(queues);
-  core_.store().PutTopic(name, {topic.id, queues, topic.created_ms});
-  Logger("broker")->info("created topic '{}' with {} queues", topic.name, queues);
+  core_.store().PutTopic(name, {topic.id, queues, topic.created_ms, topic.creator});
+  created_by_.Add(topic.creator);
+  Logger("broker")->info("created topic '{}' with {} queues{}", topic.name, queues,
+                         creator.empty() ? "" : " for principal '" + topic.creator + "'");
   auto [it, inserted] = topics_.emplace(topic.name, std::move(topic));
   by_id_[it->second.id] = &it->second;
   return &it->second;
@@ -87,6 +99,7 @@ void TopicManager::Remove(std::string_view name) {
   by_id_.erase(id);
   core_.store().DeleteTopic(name);
   core_.store().PutMeta(kNextIdMeta, std::to_string(next_id_));
+  created_by_.Remove(it->second.creator);
   Logger("broker")->info("deleted topic '{}' (id {})", it->second.name, id);
   topics_.erase(it);
 }

@@ -31,6 +31,9 @@ struct TopicState {
   std::string name;
   uint32_t id = 0;  // the store's name for it
   int64_t created_ms = 0;
+  // Whose per-principal count it is part of (RequestContext::creator; "":
+  // none, also for the broker's own topics and older entries).
+  std::string creator;
   std::vector<QueueState> queues;
   uint32_t round_robin = 0;
 };
@@ -44,9 +47,16 @@ class TopicManager {
 
   TopicState* Find(std::string_view name);
   TopicState* FindById(uint32_t id);
-  // An existing topic, or a new one (recorded in the open round) when
-  // `create` allows it; NOT_FOUND otherwise. `queues` 0 = the default.
-  Result<TopicState*> GetOrCreate(std::string_view name, bool create, uint32_t queues = 0);
+  // An existing topic, or a new one (recorded in the open round, with
+  // `creator`) when `create` allows it; NOT_FOUND otherwise. `queues` 0 =
+  // the default.
+  Result<TopicState*> GetOrCreate(std::string_view name, bool create, uint32_t queues = 0,
+                                  std::string_view creator = {});
+  // Whether the caller of `ctx` may create topic `name` now: the broker's
+  // and its principal's limits (Limits::AdmitTopic).
+  Status AdmitNew(std::string_view name, const RequestContext& ctx, bool take_token = true);
+  // Topics that exist, by the principal that created them.
+  const CreatorCounts& created_by() const { return created_by_; }
 
   // Deletes a topic: it leaves memory now, and its entry leaves the store
   // in the open round, with the highest topic id used so far (ids are
@@ -78,6 +88,7 @@ class TopicManager {
  private:
   Core& core_;
   std::map<std::string, TopicState, std::less<>> topics_;
+  CreatorCounts created_by_;
   std::map<uint32_t, TopicState*> by_id_;
   uint32_t next_id_ = 1;
   std::set<std::string> advanced_;

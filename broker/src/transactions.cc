@@ -229,7 +229,7 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
   // (the commit itself must not fail); the creation rate is not: halves
   // naming a topic create nothing, and many may name the same one.
   for (std::string_view name : new_topics) {
-    if (Status s = core_.limits().AdmitTopic(name, topics_.all().size(), false); !s.ok()) {
+    if (Status s = topics_.AdmitNew(name, ctx, false); !s.ok()) {
       return core_.ReplyError(ctx, s);
     }
   }
@@ -240,6 +240,7 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
   storage::TxRecord& r = tx.record;
   r.group = group;
   r.instance = ctx.client_id();
+  r.principal = std::string(ctx.creator());
   r.born_ms = now;
   r.next_check_ms = now + core_.options().transaction_timeout.count();
   for (unsigned i = 0; i < views.size(); ++i) {
@@ -437,7 +438,7 @@ void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
       continue;
     }
     const uint64_t delay = half->body.delay_ms;
-    auto topic = topics_.GetOrCreate(m.topic, true);
+    auto topic = topics_.GetOrCreate(m.topic, true, 0, tx.record.principal);
     if (!topic.ok()) continue;  // cannot happen: creation is allowed here
     storage::DedupRecord where;
     where.stored_ms = m.stored_ms = now_ms;

@@ -268,6 +268,28 @@ int main(int argc, char** argv) {
                  "New consumer groups per second (bursts of 10 s' worth); beyond it OVERLOADED")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
+  app.add_option("--max-topics-per-principal", o.max_topics_per_principal,
+                 "With CURVE: topics one principal that is not an admin may have created "
+                 "(still existing, also across restarts); beyond it RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--topic-creates-per-second-per-principal",
+                 o.topic_creates_per_second_per_principal,
+                 "With CURVE: new topics per second of one principal that is not an admin "
+                 "(bursts of 10 s' worth); beyond it OVERLOADED")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-groups-per-principal", o.max_groups_per_principal,
+                 "With CURVE: consumer groups one principal that is not an admin may have "
+                 "created; beyond it RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--group-creates-per-second-per-principal",
+                 o.group_creates_per_second_per_principal,
+                 "With CURVE: new consumer groups per second of one principal that is not an "
+                 "admin (bursts of 10 s' worth); beyond it OVERLOADED")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();

@@ -524,6 +524,12 @@ void BrokerStore::PutTopic(std::string_view name, const store::TopicEntry& entry
   round_->Put(store::TopicKey(name), store::EncodeTopicEntry(entry));
 }
 
+void BrokerStore::PutGroup(std::string_view name, const store::GroupEntry& entry) {
+  round_->Put(store::GroupKey(name), store::EncodeGroupEntry(entry));
+}
+
+void BrokerStore::DeleteGroup(std::string_view name) { round_->Delete(store::GroupKey(name)); }
+
 void BrokerStore::AppendMessage(uint32_t topic_id, uint32_t queue, uint64_t offset,
                                 const MessageView& message, bool indexed) {
   store::MessageBody m;

@@ -162,6 +162,8 @@ class BrokerStore {
 
   // ---------------- writes (core thread; into the open round) ----------------
   void PutTopic(std::string_view name, const store::TopicEntry& entry);
+  void PutGroup(std::string_view name, const store::GroupEntry& entry);
+  void DeleteGroup(std::string_view name);
   void AppendMessage(uint32_t topic_id, uint32_t queue, uint64_t offset, const MessageView& message,
                      bool indexed);
   // Sets where a queue now starts (retention); removal marks below it go.
@@ -250,6 +252,7 @@ class BrokerStore {
   // Iteration: fn returns false to stop. Index corruption ends with
   // CORRUPTION naming the keyspace.
   Status ForEachTopic(const std::function<bool(std::string_view, const store::TopicEntry&)>& fn);
+  Status ForEachGroup(const std::function<bool(std::string_view, const store::GroupEntry&)>& fn);
   Status ForEachCursor(const std::function<bool(std::string_view group, std::string_view topic,
                                                 uint32_t queue, uint64_t floor)>& fn);
   Status ForEachRetry(const std::function<bool(std::string_view group, int64_t due_ms,

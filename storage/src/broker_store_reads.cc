@@ -287,6 +287,21 @@ Status BrokerStore::ForEachTopic(
   return bad.ok() ? s : bad;
 }
 
+Status BrokerStore::ForEachGroup(
+    const std::function<bool(std::string_view, const store::GroupEntry&)>& fn) {
+  Status bad;
+  Status s = Scan(std::string(1, store::kGroup), {}, [&](std::string_view key, std::string_view v) {
+    std::string_view name;
+    store::GroupEntry entry;
+    if (!store::ParseGroupKey(key, &name) || !store::DecodeGroupEntry(v, &entry)) {
+      bad = Status::Corruption("damaged consumer group entry in the index");
+      return false;
+    }
+    return fn(name, entry);
+  });
+  return bad.ok() ? s : bad;
+}
+
 Status BrokerStore::ForEachCursor(
     const std::function<bool(std::string_view, std::string_view, uint32_t, uint64_t)>& fn) {
   Status bad;

@@ -134,21 +134,45 @@ bool DecodeDelayedBody(std::string_view in, DelayedBody* out) {
 // ---- values ----
 
 std::string EncodeTopicEntry(const TopicEntry& t) {
-  std::string out(1, '\x01');
+  std::string out(1, '\x02');
   PutVarint64(&out, t.id);
   PutVarint64(&out, t.queues);
   PutFixed64(&out, static_cast<uint64_t>(t.created_ms));
+  PutLengthPrefixed(&out, t.creator);
   return out;
 }
 
 bool DecodeTopicEntry(std::string_view in, TopicEntry* t) {
   uint8_t version;
   uint64_t created;
-  if (!GetByte(&in, &version) || version != 1 || !GetVarint32(&in, &t->id) ||
-      !GetVarint32(&in, &t->queues) || !GetFixed64(&in, &created) || !in.empty()) {
+  if (!GetByte(&in, &version) || (version != 1 && version != 2) || !GetVarint32(&in, &t->id) ||
+      !GetVarint32(&in, &t->queues) || !GetFixed64(&in, &created)) {
     return false;
   }
   t->created_ms = static_cast<int64_t>(created);
+  std::string_view creator;
+  if (version >= 2 && !GetLengthPrefixed(&in, &creator)) return false;
+  t->creator = std::string(creator);
+  return in.empty();
+}
+
+std::string EncodeGroupEntry(const GroupEntry& g) {
+  std::string out(1, '\x01');
+  PutFixed64(&out, static_cast<uint64_t>(g.created_ms));
+  PutLengthPrefixed(&out, g.creator);
+  return out;
+}
+
+bool DecodeGroupEntry(std::string_view in, GroupEntry* g) {
+  uint8_t version;
+  uint64_t created;
+  std::string_view creator;
+  if (!GetByte(&in, &version) || version != 1 || !GetFixed64(&in, &created) ||
+      !GetLengthPrefixed(&in, &creator) || !in.empty()) {
+    return false;
+  }
+  g->created_ms = static_cast<int64_t>(created);
+  g->creator = std::string(creator);
   return true;
 }
 
@@ -220,6 +244,18 @@ std::string TopicKey(std::string_view name) {
 
 bool ParseTopicKey(std::string_view key, std::string_view* name) {
   if (!TakeTag(&key, kTopic) || key.empty()) return false;
+  *name = key;
+  return true;
+}
+
+std::string GroupKey(std::string_view name) {
+  std::string k(1, kGroup);
+  k += name;
+  return k;
+}
+
+bool ParseGroupKey(std::string_view key, std::string_view* name) {
+  if (!TakeTag(&key, kGroup) || key.empty()) return false;
   *name = key;
   return true;
 }

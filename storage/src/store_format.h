@@ -19,6 +19,7 @@
 // Index keyspaces (the first byte names one):
 //   'M' name                                    -> meta value
 //   'T' topic name                              -> TopicEntry
+//   'N' group name                              -> GroupEntry
 //   'Q' topic_id:be32 queue:be32 first:be64     -> QueueRun: where offsets first.. are
 //   'E' position:be64 topic_id:be32 queue:be32 first:be64 -> "" (runs by log position)
 //   'S' topic_id:be32 queue:be32                -> first offset kept (fixed64)
@@ -54,6 +55,7 @@ inline constexpr int64_t kIdBucketMs = 60'000;
 
 inline constexpr char kMeta = 'M';
 inline constexpr char kTopic = 'T';
+inline constexpr char kGroup = 'N';
 inline constexpr char kQueueRun = 'Q';
 inline constexpr char kRunByPosition = 'E';
 inline constexpr char kQueueStart = 'S';
@@ -121,13 +123,29 @@ bool DecodeDelayedBody(std::string_view body, DelayedBody* out);
 
 // ---- index values ----
 
+// Version 2 adds the creator; version 1 entries (older data dirs) decode
+// with none.
 struct TopicEntry {
   uint32_t id = 0;
   uint32_t queues = 0;
   int64_t created_ms = 0;
+  // The principal whose request created it, when that principal is held
+  // to per-principal limits ("" without CURVE, for admins, the broker's own
+  // topics and entries older than the field): what its per-principal
+  // topic count is made of, also after a restart.
+  std::string creator;
 };
 std::string EncodeTopicEntry(const TopicEntry& t);
 bool DecodeTopicEntry(std::string_view in, TopicEntry* out);
+
+// A consumer group exists from its first pull until an operator deletes
+// it; the entry says when it began and who began it (as for a topic).
+struct GroupEntry {
+  int64_t created_ms = 0;
+  std::string creator;
+};
+std::string EncodeGroupEntry(const GroupEntry& g);
+bool DecodeGroupEntry(std::string_view in, GroupEntry* out);
 
 // Offsets first .. first+count-1 of a queue, written in one round: the
 // log position of each.
@@ -155,6 +173,8 @@ bool DecodeIdEntry(std::string_view in, IdEntry* out);
 std::string MetaKey(std::string_view name);
 std::string TopicKey(std::string_view name);
 bool ParseTopicKey(std::string_view key, std::string_view* name);
+std::string GroupKey(std::string_view name);
+bool ParseGroupKey(std::string_view key, std::string_view* name);
 std::string QueueRunKey(uint32_t topic_id, uint32_t queue, uint64_t first_offset);
 std::string QueueRunPrefix(uint32_t topic_id, uint32_t queue);
 bool ParseQueueRunKey(std::string_view key, uint32_t* topic_id, uint32_t* queue,
@@ -187,6 +207,7 @@ bool ParseTimedTxKey(std::string_view key, char keyspace, int64_t* ms, std::stri
 
 // The parsers return views into `key`: a temporary would leave them dangling.
 bool ParseTopicKey(std::string&&, std::string_view*) = delete;
+bool ParseGroupKey(std::string&&, std::string_view*) = delete;
 bool ParseCursorKey(std::string&&, std::string_view*, std::string_view*, uint32_t*) = delete;
 bool ParseRetryKey(std::string&&, std::string_view*, int64_t*, uint64_t*) = delete;
 bool ParseIdKey(std::string&&, uint64_t*, std::string_view*) = delete;

@@ -6,6 +6,7 @@ namespace txmq::storage {
 namespace {
 constexpr uint8_t kVersion1 = 1;
 constexpr uint8_t kVersion2 = 2;  // + no_producer_checks
+constexpr uint8_t kVersion3 = 3;  // + principal
 
 bool GetString(std::string_view* in, std::string* out) {
   std::string_view v;
@@ -24,7 +25,7 @@ bool GetInt64(std::string_view* in, int64_t* out) {
 
 std::string EncodeTx(const TxRecord& tx) {
   std::string out;
-  out.push_back(static_cast<char>(kVersion2));
+  out.push_back(static_cast<char>(kVersion3));
   out.push_back(static_cast<char>(tx.state));
   out.push_back(tx.stuck ? 1 : 0);
   PutLengthPrefixed(&out, tx.group);
@@ -44,13 +45,14 @@ std::string EncodeTx(const TxRecord& tx) {
     PutLengthPrefixed(&out, m.key);
   }
   PutVarint64(&out, tx.no_producer_checks);
+  PutLengthPrefixed(&out, tx.principal);
   return out;
 }
 
 bool DecodeTx(std::string_view in, TxRecord* tx) {
   uint8_t version, state, stuck, answer;
   uint64_t nmsg;
-  if (!GetByte(&in, &version) || (version != kVersion1 && version != kVersion2) ||
+  if (!GetByte(&in, &version) || version < kVersion1 || version > kVersion3 ||
       !GetByte(&in, &state) || state > 2 || !GetByte(&in, &stuck) || !GetString(&in, &tx->group) ||
       !GetString(&in, &tx->instance) || !GetInt64(&in, &tx->born_ms) ||
       !GetVarint32(&in, &tx->check_count) || !GetInt64(&in, &tx->last_check_ms) ||
@@ -70,6 +72,8 @@ bool DecodeTx(std::string_view in, TxRecord* tx) {
   }
   tx->no_producer_checks = 0;
   if (version >= kVersion2 && !GetVarint32(&in, &tx->no_producer_checks)) return false;
+  tx->principal.clear();
+  if (version >= kVersion3 && !GetString(&in, &tx->principal)) return false;
   return in.empty();
 }
 

@@ -5,6 +5,7 @@
 //                 last_answer:u8 last_error:lp resolved_ms:fixed64 resolved_by:lp
 //                 nmsg:varint (id:lp topic:lp key:lp)*
 //                 [no_producer_checks:varint]     (version 0x02; 0x01 has none: 0)
+//                 [principal:lp]                  (version 0x03; older: "")
 //   HalfRecord := delay_ms:varint MessageRecord
 //
 // The TxRecord repeats each message's id, topic and key so that listing
@@ -42,6 +43,10 @@ struct TxRecord {
   bool stuck = false;
   std::string group;
   std::string instance;
+  // The principal that sent the halves, when held to per-principal limits
+  // ("" without CURVE and for an admin): a topic the commit creates counts
+  // against its share.
+  std::string principal;
   int64_t born_ms = 0;
   // Checks a producer of the group received (they count against check_max).
   uint32_t check_count = 0;

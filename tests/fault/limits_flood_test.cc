@@ -23,6 +23,7 @@
 #include "protocol/src/codec.h"
 #include "protocol/src/message_codec.h"
 #include "tests/testutil/admin_client.h"
+#include "tests/testutil/secure_world.h"
 #include "tests/testutil/testutil.h"
 #include "txmq/producer.h"
 
@@ -60,13 +61,20 @@ struct FloodResult {
 // at most `window` unanswered, and reads the replies; stops waiting once
 // all but `unanswered` are answered (parked polls), or after 60 s without
 // a reply.
+// With `keys`, the flood comes over CURVE as their principal.
 FloodResult Flood(const std::string& endpoint, const std::string& routing_id, uint64_t count,
                   uint64_t window, uint64_t unanswered, const std::string& expect_flag,
                   pid_t broker_pid,
-                  const std::function<void(uint64_t, wire::Envelope::Builder)>& fill) {
+                  const std::function<void(uint64_t, wire::Envelope::Builder)>& fill,
+                  const curve::ClientKeys* keys = nullptr) {
   FloodResult r;
   zmq::context_t context(1);
   zmq::socket_t s(context, zmq::socket_type::dealer);
+  if (keys != nullptr) {
+    s.set(zmq::sockopt::curve_serverkey, keys->server_key);
+    s.set(zmq::sockopt::curve_publickey, keys->public_key);
+    s.set(zmq::sockopt::curve_secretkey, keys->secret_key);
+  }
   s.set(zmq::sockopt::routing_id, routing_id);
   s.set(zmq::sockopt::linger, 0);
   s.set(zmq::sockopt::sndhwm, 0);
@@ -123,7 +131,7 @@ double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 // A producer that behaves: one send at a time, measured.
 class GoodProducer {
  public:
-  explicit GoodProducer(const std::string& endpoint) : producer_({.broker = endpoint}) {
+  explicit GoodProducer(const ProducerOptions& options) : producer_(options) {
     EXPECT_TRUE(producer_.Start().ok());
   }
   // One send; its latency, or a test failure.
@@ -169,8 +177,9 @@ void ExpectLatencyKept(Clock::duration unloaded, Clock::duration loaded) {
 }
 
 // The broker's use of `limit` (txmqctl status): {used, refused}.
-std::pair<uint64_t, uint64_t> LimitUse(const std::string& endpoint, const std::string& limit) {
-  testing::AdminClient admin(endpoint);
+std::pair<uint64_t, uint64_t> LimitUse(const std::string& endpoint, const std::string& limit,
+                                       const curve::ClientKeys& admin_keys = {}) {
+  testing::AdminClient admin(endpoint, admin_keys);
   auto status = admin.Call([](wire::Envelope::Builder e) { e.setStatus(); });
   EXPECT_TRUE(status.ok()) << status.status().ToString();
   if (!status.ok()) return {0, 0};
@@ -183,10 +192,11 @@ std::pair<uint64_t, uint64_t> LimitUse(const std::string& endpoint, const std::s
 
 class LimitsFlood : public ::testing::Test {
  protected:
-  void StartBroker(std::vector<std::string> args = {}) {
+  void StartBroker(std::vector<std::string> args = {}, ProducerOptions good = {}) {
     broker_ = std::make_unique<BrokerProcess>(dir_.Sub("data"), std::move(args));
     ASSERT_TRUE(broker_->Start());
-    good_ = std::make_unique<GoodProducer>(broker_->endpoint());
+    good.broker = broker_->endpoint();
+    good_ = std::make_unique<GoodProducer>(good);
     unloaded_ = good_->UnloadedP99();
   }
   void TearDown() override {
@@ -366,6 +376,63 @@ TEST_F(LimitsFlood, TopicCreationsAreRefusedLongBeforeAMillion) {
   EXPECT_EQ(refused, kAttempts - r.ok);
   EXPECT_LE(created, r.ok + 2) << "the good producer's topic, and the broker's own";
   EXPECT_LT(r.peak_rss, kRssBound);
+  ExpectLatencyKept(unloaded_, loaded);
+}
+
+// With CURVE, one principal's flood of new topics meets its own rate
+// (--topic-creates-per-second-per-principal, 20 a second after a burst of
+// 200) long before the broker's (100 a second after 1,000): another
+// principal still creates its topics at once, and sends as before.
+TEST_F(LimitsFlood, OnePrincipalsTopicFloodLeavesOthersTheBrokersCreationRate) {
+  testing::SecureWorld world(dir_.path(), {{.name = "ops", .admin = true},
+                                           {.name = "flood", .produce = {"flood-*"}},
+                                           {.name = "good", .produce = {"orders", "good-*"}}});
+  ASSERT_NO_FATAL_FAILURE(
+      StartBroker({"--curve-secret-key", world.broker_key_file(), "--acl", world.acl_file()},
+                  {.curve_key = world.key_file("good"), .server_key = world.broker_pub_file()}));
+  constexpr uint64_t kAttempts = 20'000;
+  const curve::ClientKeys flood_keys = world.client_keys("flood");
+  FloodResult r;
+  const auto start = Clock::now();
+  const auto loaded = good_->LoadedP99([&] {
+    r = Flood(
+        endpoint(), "topic-maker", kAttempts, 512, 0, "topic-creates-per-second-per-principal",
+        pid(),
+        [](uint64_t i, wire::Envelope::Builder e) {
+          auto m = e.initSend().initMessage();
+          m.setId("t-" + std::to_string(i));
+          m.setTopic("flood-" + std::to_string(i));
+          m.setBody(wire::AsData(std::string("x")));
+        },
+        &flood_keys);
+  });
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::cout << "flood topics: " << r.ok << " created in " << seconds << " s, "
+            << r.errors[StatusCode::kOverloaded] << " refused, first: " << r.first_error << "\n";
+  EXPECT_EQ(r.sent, kAttempts);
+  EXPECT_GE(r.ok, 200u);
+  EXPECT_LE(r.ok, 200 + 20 * (seconds + 1)) << "the principal's burst plus its rate";
+  EXPECT_EQ(r.ok + r.errors[StatusCode::kOverloaded], kAttempts);
+  EXPECT_EQ(r.named, kAttempts - r.ok) << r.first_error;
+
+  // The broker's bucket kept what the flood was refused: another principal
+  // creates its burst of 200 new topics at once (had the flood taken the
+  // broker's burst, these would be refused OVERLOADED).
+  Producer good({.broker = endpoint(),
+                 .curve_key = world.key_file("good"),
+                 .server_key = world.broker_pub_file(),
+                 .retries = 0});
+  ASSERT_TRUE(good.Start().ok());
+  for (int i = 0; i < 200; ++i) {
+    auto sent = good.Send({.topic = "good-" + std::to_string(i), .body = "mine"});
+    ASSERT_TRUE(sent.ok()) << i << ": " << sent.status().ToString();
+  }
+  const curve::ClientKeys ops = world.client_keys("ops");
+  EXPECT_EQ(LimitUse(endpoint(), "topic-creates-per-second", ops).second, 0u)
+      << "nobody met the broker's rate";
+  EXPECT_EQ(LimitUse(endpoint(), "max-topics-per-principal", ops).first,
+            std::max<uint64_t>(r.ok, 201))
+      << "the larger of flood's and good's (200 and orders)";
   ExpectLatencyKept(unloaded_, loaded);
 }
 

@@ -82,6 +82,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckStable<store::IdEntry>("id entry", in, store::DecodeIdEntry, store::EncodeIdEntry);
   CheckStable<store::TopicEntry>("topic entry", in, store::DecodeTopicEntry,
                                  store::EncodeTopicEntry);
+  CheckStable<store::GroupEntry>("group entry", in, store::DecodeGroupEntry,
+                                 store::EncodeGroupEntry);
   std::string_view a, b;
   uint32_t q, t;
   uint64_t x, y;
@@ -134,7 +136,8 @@ std::vector<std::string> FuzzSeeds() {
           s::EncodeRetry({"t", 1, 2, 3, 4, s::Location{"src", 0, 9}}),
           store::EncodeQueueRun({7, {100, 200, 300}}),
           store::EncodeIdEntry({1, 2, true, 3, 4}),
-          store::EncodeTopicEntry({4, 1, 9}),
+          store::EncodeTopicEntry({4, 1, 9, "svc"}),
+          store::EncodeGroupEntry({9, "svc"}),
           txmq::outbox::EncodeRow(row),
           store::QueueRunKey(2, 1, 77),
           store::RetryKey("g", 10, 11),

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
 #include <thread>
 #include <zmq.hpp>
@@ -39,6 +40,7 @@ std::vector<TestPrincipal> Principals() {
       {.name = "billing", .consume = {"billing"}},
       {.name = "payments", .produce = {"payments"}, .producer_groups = {"payments"}},
       {.name = "mallory"},
+      {.name = "flood", .produce = {"flood-*"}, .consume = {"flood-*"}},
   };
 }
 
@@ -462,11 +464,50 @@ class CurveLimits : public ::testing::Test {
  protected:
   void Start(const std::function<void(BrokerOptions&)>& lower) {
     world_ = std::make_unique<SecureWorld>(dir_.path(), Principals());
-    BrokerOptions options = testing::TestBrokerOptions(dir_.Sub("data"));
-    world_->Secure(options);
-    lower(options);
-    broker_ = testing::StartBroker(options);
+    options_ = testing::TestBrokerOptions(dir_.Sub("data"));
+    world_->Secure(options_);
+    lower(options_);
+    broker_ = testing::StartBroker(options_);
     ASSERT_NE(broker_, nullptr);
+  }
+
+  // Stops the broker and starts it again on the same data.
+  void Restart() {
+    broker_.reset();
+    broker_ = testing::StartBroker(options_);
+    ASSERT_NE(broker_, nullptr);
+  }
+
+  // A raw connection of principal `who`, and one request on it.
+  std::unique_ptr<net::Connection> ConnectAs(const std::string& who) {
+    auto c = net::Connection::Open({.broker = broker_->endpoint(),
+                                    .role = wire::Role::CONSUMER,
+                                    .curve = world_->client_keys(who)});
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(c.value()) : nullptr;
+  }
+  static Status Call(net::Connection& c, const std::function<void(wire::Envelope::Builder)>& fill) {
+    auto request = c.NewRequest();
+    fill(request.envelope());
+    auto reply = c.CallSync(std::move(request), 10s);
+    return reply.ok() ? wire::StatusOf(reply->envelope()) : reply.status();
+  }
+  static Status SendTo(net::Connection& c, const std::string& topic) {
+    static int sent = 0;
+    return Call(c, [&](wire::Envelope::Builder e) {
+      auto m = e.initSend().initMessage();
+      m.setId("creation-limit-" + std::to_string(++sent));
+      m.setTopic(topic);
+      m.setBody(wire::AsData("x"));
+    });
+  }
+  static Status PullAs(net::Connection& c, const std::string& group, const std::string& topic) {
+    return Call(c, [&](wire::Envelope::Builder e) {
+      auto p = e.initPull();
+      p.setGroup(group);
+      p.initTopics(1).set(0, topic);
+      p.setMaxMessages(1);
+    });
   }
 
   // The max-connections-per-principal row of status, if there is one.
@@ -486,8 +527,82 @@ class CurveLimits : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<SecureWorld> world_;
+  BrokerOptions options_;
   std::unique_ptr<Broker> broker_;
 };
+
+// Each principal creates topics and groups from its own share, counted from
+// the creator stored with each, so a restart does not hand out a fresh one;
+// another principal keeps creating, an admin has only the broker's limits,
+// and a deleted name no longer counts.
+TEST_F(CurveLimits, APrincipalsTopicsAndGroupsCountAgainstItsShareAlsoAfterARestart) {
+  ASSERT_NO_FATAL_FAILURE(Start([](BrokerOptions& o) {
+    o.max_topics_per_principal = 3;
+    o.max_groups_per_principal = 2;
+  }));
+  auto flood = ConnectAs("flood");
+  for (const char* t : {"flood-0", "flood-1", "flood-2"}) ASSERT_TRUE(SendTo(*flood, t).ok()) << t;
+  Status refused = SendTo(*flood, "flood-3");
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted) << refused.ToString();
+  EXPECT_NE(refused.message().find("principal 'flood' created 3 topics"), std::string::npos)
+      << refused.ToString();
+  EXPECT_NE(refused.message().find("--max-topics-per-principal"), std::string::npos);
+  EXPECT_TRUE(SendTo(*flood, "flood-1").ok()) << "its existing topics take messages";
+  for (const char* g : {"flood-g0", "flood-g1"}) ASSERT_TRUE(PullAs(*flood, g, "flood-0").ok());
+  refused = PullAs(*flood, "flood-g2", "flood-0");
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted) << refused.ToString();
+  EXPECT_NE(refused.message().find("--max-groups-per-principal"), std::string::npos);
+
+  auto others = [&] {
+    auto orders = ConnectAs("orders");
+    EXPECT_TRUE(SendTo(*orders, "orders").ok()) << "another principal creates its own";
+    auto billing = ConnectAs("billing");
+    EXPECT_TRUE(PullAs(*billing, "billing", "orders").ok());
+  };
+  others();
+
+  flood.reset();
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  flood = ConnectAs("flood");
+  EXPECT_EQ(SendTo(*flood, "flood-3").code(), StatusCode::kResourceExhausted)
+      << "a restart gave the principal a fresh share";
+  EXPECT_EQ(PullAs(*flood, "flood-g2", "flood-0").code(), StatusCode::kResourceExhausted);
+  AdminClient ops(broker_->endpoint(), world_->client_keys("ops"));
+  auto status = ops.Call([](wire::Envelope::Builder e) { e.setStatus(); });
+  ASSERT_TRUE(status.ok());
+  std::map<std::string, uint64_t> used;
+  for (auto l : status->envelope().getStatusOk().getLimits()) {
+    used[wire::ToString(l.getName())] = l.getUsed();
+  }
+  EXPECT_EQ(used["max-topics-per-principal"], 3u);
+  EXPECT_EQ(used["max-groups-per-principal"], 2u);
+
+  auto admin = [&](const std::function<void(wire::Envelope::Builder)>& fill) {
+    auto reply = ops.Call(fill);
+    return reply.ok() ? wire::StatusOf(reply->envelope()) : reply.status();
+  };
+  // An admin creates past a principal's share.
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(admin([&](wire::Envelope::Builder e) {
+                  e.initCreateTopic().setTopic("ops-" + std::to_string(i));
+                }).ok());
+  }
+  EXPECT_EQ(ops.TopicMessages("ops-3"), 0);
+  // What an operator deletes stops counting.
+  Status deleted =
+      admin([](wire::Envelope::Builder e) { e.initLifecycle().setDeleteTopic("flood-2"); });
+  ASSERT_TRUE(deleted.ok()) << deleted.ToString();
+  deleted = admin([](wire::Envelope::Builder e) {
+    auto l = e.initLifecycle();
+    l.setDeleteGroup("flood-g1");
+    l.setForce(true);
+  });
+  ASSERT_TRUE(deleted.ok()) << deleted.ToString();
+  EXPECT_TRUE(SendTo(*flood, "flood-3").ok());
+  EXPECT_TRUE(PullAs(*flood, "flood-g2", "flood-0").ok());
+  EXPECT_EQ(SendTo(*flood, "flood-4").code(), StatusCode::kResourceExhausted);
+  others();
+}
 
 // Per-client limits are per principal: a second connection of the same key
 // brings no second budget.

@@ -189,7 +189,8 @@ void BrokerHarness::Dispatch(const std::string& client, const wire::Frame& frame
   using E = wire::Envelope;
   E::Reader env = frame.envelope();
   RequestContext ctx{client, env.getRequestId(), clients_.Find(client)};
-  core_.limits().Seen(client, principal_of_.count(client) ? principal_of_.at(client) : "");
+  if (auto p = principal_of_.find(client); p != principal_of_.end()) ctx.principal = &p->second;
+  core_.limits().Seen(client, ctx.principal != nullptr ? ctx.principal->name : "");
   std::optional<RequestScope> in_flight;
   if (Limits::Counted(env.which())) {
     in_flight.emplace(core_.limits(), client, ctx.request_id);

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/src/auth/acl.h"
 #include "broker/src/clients.h"
 #include "broker/src/clock.h"
 #include "broker/src/core.h"
@@ -173,9 +174,12 @@ class BrokerHarness {
   std::optional<storage::TxRecord> GetTx(const std::string& tx_id) { return store_->GetTx(tx_id); }
 
   // From now on `client`'s requests come authenticated as `principal`
-  // (as with CURVE; the harness skips the ACL itself).
-  void SetPrincipal(const std::string& client, const std::string& principal) {
-    principal_of_[client] = principal;
+  // (as with CURVE; the harness skips the ACL itself, but handlers see
+  // the principal and whether it is an admin).
+  void SetPrincipal(const std::string& client, const std::string& principal, bool admin = false) {
+    auth::Principal& p = principal_of_[client];
+    p.name = principal;
+    p.admin = admin;
   }
 
   const BrokerOptions& options() const { return options_; }
@@ -193,7 +197,7 @@ class BrokerHarness {
 
   testing::TempDir dir_;
   BrokerOptions options_;
-  std::map<std::string, std::string> principal_of_;  // client -> principal (SetPrincipal)
+  std::map<std::string, auth::Principal> principal_of_;  // by client (SetPrincipal)
   ManualTimeSource time_;
   RecordingLink link_;
   EventFd round_done_;

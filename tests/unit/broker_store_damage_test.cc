@@ -50,7 +50,7 @@ std::string BodyOf(int i) { return "body-" + std::to_string(1000 + i) + std::str
 void Fill(const std::string& dir, int rounds = 10, int per_round = 10) {
   Store s(dir);
   ASSERT_TRUE(s.Open().ok());
-  s.store->PutTopic("orders", {3, 1, 1});
+  s.store->PutTopic("orders", {3, 1, 1, ""});
   for (int round = 0; round < rounds; ++round) {
     for (int i = 0; i < per_round; ++i) {
       const int n = round * per_round + i;

@@ -108,7 +108,7 @@ TEST(BrokerStore, IndexStateRoundTripsThroughTheLog) {
   {
     Harness h(dir.path());
     ASSERT_TRUE(h.Open().ok());
-    h.store->PutTopic("orders", {3, 4, 111});
+    h.store->PutTopic("orders", {3, 4, 111, "svc"});
     h.store->PutCursor("billing", "orders", 2, 17);
     RetryRecord r{"orders", 1, 5, 2, 16, std::nullopt};
     h.store->PutRetry("billing", 5000, 9, r);

@@ -343,6 +343,126 @@ TEST(GroupLimits, ANewGroupPastTheCountOrTheRateIsRefused) {
   EXPECT_EQ(h.groups().all().size(), 12u);
 }
 
+// Per principal (CURVE): each principal that is not an admin creates from
+// its own share as well as the broker's.
+TEST(CreationLimits, APrincipalPastItsTopicShareIsRefusedWhileOthersCreate) {
+  BrokerOptions o = LimitOptions();
+  o.max_topics_per_principal = 3;
+  BrokerHarness h(o);
+  h.SetPrincipal("flood-1", "flood");
+  h.SetPrincipal("flood-2", "flood");
+  h.SetPrincipal("shop-1", "shop");
+  h.SetPrincipal("ops-1", "ops", /*admin=*/true);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(
+        SendTo(h, i % 2 ? "flood-1" : "flood-2", "f" + std::to_string(i), "m" + std::to_string(i))
+            .ok());
+  }
+  Status refused = SendTo(h, "flood-2", "f3", "m3");
+  ExpectRefusal(refused, StatusCode::kResourceExhausted, "max-topics-per-principal", 3);
+  EXPECT_THAT(refused.message(), HasSubstr("principal 'flood' created 3 topics"));
+  EXPECT_EQ(h.core().limits().refused(Limits::kTopicsPerPrincipal), 1u);
+  EXPECT_TRUE(SendTo(h, "flood-1", "f0", "again").ok()) << "its topics still take messages";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(SendTo(h, "shop-1", "s" + std::to_string(i), "s" + std::to_string(i)).ok());
+  }
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(SendTo(h, "ops-1", "o" + std::to_string(i), "o" + std::to_string(i)).ok())
+        << "an admin has only the broker's limits";
+  }
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(SendTo(h, "plain", "p" + std::to_string(i), "p" + std::to_string(i)).ok())
+        << "without a principal, only the broker's limits";
+  }
+  EXPECT_EQ(h.topics().created_by().Of("flood"), 3u);
+  EXPECT_EQ(h.topics().created_by().Of("ops"), 0u) << "an admin's topics are nobody's share";
+  EXPECT_EQ(h.topics().Find("f1")->creator, "flood");
+
+  // A topic that goes stops counting.
+  h.topics().Remove("f1");
+  EXPECT_TRUE(SendTo(h, "flood-1", "f3", "m3").ok());
+  EXPECT_EQ(SendTo(h, "flood-1", "f4", "m4").code(), StatusCode::kResourceExhausted);
+}
+
+TEST(CreationLimits, APrincipalsRateRefusalTakesNothingFromTheBrokersRate) {
+  BrokerOptions o = LimitOptions();
+  o.topic_creates_per_second_per_principal = 1;  // a bucket of 10
+  o.topic_creates_per_second = 2;                // a bucket of 20
+  BrokerHarness h(o);
+  h.SetPrincipal("flood-1", "flood");
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(SendTo(h, "flood-1", "f" + std::to_string(i), "m" + std::to_string(i)).ok()) << i;
+  }
+  for (int i = 10; i < 30; ++i) {
+    ExpectRefusal(SendTo(h, "flood-1", "f" + std::to_string(i), "m" + std::to_string(i)),
+                  StatusCode::kOverloaded, "topic-creates-per-second-per-principal", 1);
+  }
+  // The broker's bucket lost only the ten it admitted (a client without a
+  // principal draws on it alone).
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(SendTo(h, "plain", "s" + std::to_string(i), "s" + std::to_string(i)).ok()) << i;
+  }
+  ExpectRefusal(SendTo(h, "plain", "s10", "s10"), StatusCode::kOverloaded,
+                "topic-creates-per-second", 2);
+  h.Advance(1s);  // one token for flood, two for the broker
+  EXPECT_TRUE(SendTo(h, "flood-1", "f10", "m10").ok());
+  EXPECT_EQ(SendTo(h, "flood-1", "f11", "m11").code(), StatusCode::kOverloaded);
+  EXPECT_TRUE(SendTo(h, "plain", "s10", "s10").ok());
+}
+
+TEST(CreationLimits, ATopicATransactionCreatesCountsAgainstTheSendersShare) {
+  BrokerOptions o = LimitOptions();
+  o.max_topics_per_principal = 2;
+  BrokerHarness h(o);
+  h.SetPrincipal("p", "payments");
+  ASSERT_TRUE(SendTo(h, "p", "first", "m1").ok());
+  auto half = [&](const std::string& tx, const std::string& topic) {
+    return StatusOf(h.Call("p", [&](wire::Envelope::Builder e) {
+      auto r = e.initSendHalf();
+      r.setTransactionId(tx);
+      r.setProducerGroup("shop");
+      auto m = r.initMessages(1)[0];
+      m.setId("m-" + tx);
+      m.setTopic(topic);
+      m.setBody(wire::AsData("x"));
+    }));
+  };
+  ASSERT_TRUE(half("tx1", "second").ok());
+  ASSERT_TRUE(half("tx2", "second").ok()) << "halves create nothing";
+  EXPECT_EQ(h.GetTx("tx1")->principal, "payments");
+  EXPECT_TRUE(h.End("p", "tx1", wire::TxOutcome::COMMIT).first.ok());
+  ASSERT_NE(h.topics().Find("second"), nullptr);
+  EXPECT_EQ(h.topics().Find("second")->creator, "payments");
+  ExpectRefusal(half("tx3", "third"), StatusCode::kResourceExhausted, "max-topics-per-principal",
+                2);
+}
+
+TEST(CreationLimits, APrincipalPastItsGroupShareOrRateIsRefused) {
+  BrokerOptions o = LimitOptions();
+  o.max_groups_per_principal = 12;
+  o.group_creates_per_second_per_principal = 1;  // a bucket of 10
+  BrokerHarness h(o);
+  ASSERT_TRUE(SendTo(h, "producer", "t", "m").ok());
+  h.SetPrincipal("c", "readers");
+  h.SetPrincipal("other", "audit");
+  auto pull = [&](const std::string& client, const std::string& group) {
+    return StatusOf(h.Call(client, [&](wire::Envelope::Builder e) { FillPull(e, group, "t", 0); }));
+  };
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(pull("c", "g" + std::to_string(i)).ok()) << i;
+  ExpectRefusal(pull("c", "g10"), StatusCode::kOverloaded, "group-creates-per-second-per-principal",
+                1);
+  EXPECT_TRUE(pull("other", "a0").ok()) << "another principal has its own rate";
+  h.Advance(2s);
+  EXPECT_TRUE(pull("c", "g10").ok());
+  EXPECT_TRUE(pull("c", "g11").ok());
+  h.Advance(10s);
+  ExpectRefusal(pull("c", "g12"), StatusCode::kResourceExhausted, "max-groups-per-principal", 12);
+  EXPECT_TRUE(pull("c", "g3").ok()) << "its groups are served";
+  EXPECT_EQ(h.groups().created_by().Of("readers"), 12u);
+  h.groups().Erase("g3");
+  EXPECT_TRUE(pull("c", "g12").ok()) << "a deleted group stops counting";
+}
+
 // ---- reply bytes ----
 
 class ReplyLimits : public ::testing::Test {

@@ -70,11 +70,45 @@ TEST(StoreRecords, QueueRunsIdsAndTopicsRoundTrip) {
   ASSERT_TRUE(store::DecodeIdEntry(store::EncodeIdEntry(id), &id_back));
   EXPECT_EQ(id_back.offset, 99u);
   EXPECT_EQ(id_back.stored_ms, 12345);
-  store::TopicEntry t{5, 8, 777};
+  store::TopicEntry t{5, 8, 777, "svc-orders"};
   store::TopicEntry t_back;
   ASSERT_TRUE(store::DecodeTopicEntry(store::EncodeTopicEntry(t), &t_back));
   EXPECT_EQ(t_back.id, 5u);
   EXPECT_EQ(t_back.queues, 8u);
+  EXPECT_EQ(t_back.creator, "svc-orders");
+}
+
+TEST(StoreRecords, TopicEntriesOfVersionOneStillReadWithNoCreator) {
+  // What a broker before the creator field wrote: version 1, no creator.
+  std::string v2 = store::EncodeTopicEntry({5, 8, 777, "svc-orders"});
+  std::string v1 = v2.substr(0, v2.size() - 1 - std::string("svc-orders").size());
+  v1[0] = 1;
+  store::TopicEntry back{0, 0, 0, "stale"};
+  ASSERT_TRUE(store::DecodeTopicEntry(v1, &back));
+  EXPECT_EQ(back.id, 5u);
+  EXPECT_EQ(back.created_ms, 777);
+  EXPECT_EQ(back.creator, "");
+  v1[0] = 2;
+  EXPECT_FALSE(store::DecodeTopicEntry(v1, &back)) << "version 2 needs the creator";
+  v2[0] = 3;
+  EXPECT_FALSE(store::DecodeTopicEntry(v2, &back)) << "an unknown version";
+}
+
+TEST(StoreRecords, GroupEntriesRoundTripAndRefuseTruncation) {
+  const std::string value = store::EncodeGroupEntry({1234, "svc-billing"});
+  store::GroupEntry back;
+  ASSERT_TRUE(store::DecodeGroupEntry(value, &back));
+  EXPECT_EQ(back.created_ms, 1234);
+  EXPECT_EQ(back.creator, "svc-billing");
+  for (size_t n = 0; n < value.size(); ++n) {
+    EXPECT_FALSE(store::DecodeGroupEntry(value.substr(0, n), &back)) << n;
+  }
+  std::string_view name;
+  const std::string key = store::GroupKey("billing");
+  ASSERT_TRUE(store::ParseGroupKey(key, &name));
+  EXPECT_EQ(name, "billing");
+  const std::string topic_key = store::TopicKey("billing");
+  EXPECT_FALSE(store::ParseGroupKey(topic_key, &name));
 }
 
 TEST(StoreRecords, PayloadRecordsRoundTripAndRefuseTruncation) {
@@ -219,6 +253,7 @@ TEST(Records, TransactionRoundTripAndTruncation) {
   tx.last_error = "nobody home";
   tx.resolved_ms = 9;
   tx.resolved_by = "operator alice";
+  tx.principal = "svc";
   tx.messages = {{"m1", "orders", "k1"}, {"m2", "audit", ""}};
   const std::string value = EncodeTx(tx);
   TxRecord out;
@@ -229,6 +264,7 @@ TEST(Records, TransactionRoundTripAndTruncation) {
   EXPECT_EQ(out.no_producer_checks, 3u);
   EXPECT_EQ(out.last_answer, CheckAnswerCode::kNoProducer);
   EXPECT_EQ(out.resolved_by, "operator alice");
+  EXPECT_EQ(out.principal, "svc");
   ASSERT_EQ(out.messages.size(), 2u);
   EXPECT_EQ(out.messages[1].topic, "audit");
   for (size_t n = 0; n < value.size(); ++n) {
@@ -239,13 +275,20 @@ TEST(Records, TransactionRoundTripAndTruncation) {
   bad_state[1] = 9;
   EXPECT_FALSE(DecodeTx(bad_state, &out));
 
-  // What a broker before version 2 wrote still reads, with no such attempts.
-  std::string v1 = value.substr(0, value.size() - 1);
+  // What brokers before versions 3 and 2 wrote still reads, without the
+  // principal and without the attempts.
+  std::string v2 = value.substr(0, value.size() - 4);  // length 3, "svc"
+  v2[0] = 2;
+  ASSERT_TRUE(DecodeTx(v2, &out));
+  EXPECT_EQ(out.principal, "");
+  EXPECT_EQ(out.no_producer_checks, 3u);
+  std::string v1 = v2.substr(0, v2.size() - 1);
   v1[0] = 1;
   ASSERT_TRUE(DecodeTx(v1, &out));
   EXPECT_EQ(out.no_producer_checks, 0u);
   EXPECT_EQ(out.check_count, 7u);
-  EXPECT_FALSE(DecodeTx(value.substr(0, value.size() - 1), &out)) << "v2 needs the field";
+  EXPECT_FALSE(DecodeTx(value.substr(0, value.size() - 4), &out)) << "v3 needs the field";
+  EXPECT_FALSE(DecodeTx(v2.substr(0, v2.size() - 1), &out)) << "v2 needs the field";
 }
 
 TEST(Keys, TransactionSchedulesSortByTime) {

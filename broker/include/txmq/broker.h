@@ -240,6 +240,18 @@ struct BrokerOptions {
   // New consumer groups per second (bucket of 10 s' worth); OVERLOADED
   // beyond it. 100.
   uint32_t group_creates_per_second = 100;
+  // With CURVE, each principal that is not an admin is also held to its
+  // own share of the above, so one service cannot take every name from
+  // the others. Counted from the creator stored with each topic and group,
+  // so also across restarts; names it created that were deleted no longer
+  // count. Admins (txmqctl) and plaintext mode have only the broker-wide
+  // limits. Beyond a count: RESOURCE_EXHAUSTED; beyond a rate (a bucket
+  // of 10 s' worth): OVERLOADED. 1,000 topics and groups each (a tenth of
+  // the broker's), 20 new ones a second.
+  uint32_t max_topics_per_principal = 1'000;
+  uint32_t topic_creates_per_second_per_principal = 20;
+  uint32_t max_groups_per_principal = 1'000;
+  uint32_t group_creates_per_second_per_principal = 20;
 };
 
 // Checks every field; the error names the field and the bad value.
