@@ -186,6 +186,7 @@ class BrokerHarness {
   ManualTimeSource& time() { return time_; }
   RecordingLink& link() { return link_; }
   Core& core() { return core_; }
+  ClientRegistry& clients() { return clients_; }
   TopicManager& topics() { return topics_; }
   GroupTable& groups() { return groups_; }
   Delivery& delivery() { return delivery_; }

@@ -209,6 +209,34 @@ TEST_F(TransactionClock, AProducerThatIsGoneIsSkippedForAnotherOfItsGroup) {
   EXPECT_EQ(Tx().resolved_by, "check answer from p2");
 }
 
+// With CURVE the registry's check filter asks the ACL whether a producer
+// may still act for the group when a checker is picked: between an ACL
+// reload and the core applying it, a registration the new list refuses is
+// still there, and the filter alone keeps the group's halves from it.
+TEST_F(TransactionClock, ChecksGoOnlyToProducersTheCheckFilterAllows) {
+  h_.Hello("p1", wire::Role::PRODUCER, kGroup);
+  h_.Hello("revoked", wire::Role::PRODUCER, kGroup);
+  h_.clients().set_check_filter([](const ClientInfo& c, const std::string& group) {
+    return c.id != "revoked" && group == kGroup;
+  });
+  h_.SendHalf("p1", kGroup, "tx-1", {"m1"});
+  // The most recently heard producer is asked first: that is "revoked".
+  h_.Advance(1ms);
+  h_.clients().Touch("revoked", h_.SteadyNow());
+  At(6000);
+  EXPECT_TRUE(h_.TakeChecks("revoked").empty()) << "a producer the filter refuses was checked";
+  auto checks = h_.TakeChecks("p1");
+  ASSERT_EQ(checks.size(), 1u);
+
+  // Nobody the filter allows: nobody is asked.
+  h_.clients().set_check_filter([](const ClientInfo&, const std::string&) { return false; });
+  h_.SendHalf("p1", kGroup, "tx-2", {"m2"});
+  At(6000 + 6000 + 1);
+  EXPECT_TRUE(h_.TakeChecks("revoked").empty());
+  for (const Check& c : h_.TakeChecks("p1")) EXPECT_NE(c.tx_id, "tx-2");
+  EXPECT_EQ(Tx("tx-2").check_count, 0u);
+}
+
 class TransactionClockStuck : public TransactionClock {
  protected:
   static BrokerOptions Options(StuckPolicy policy) {
