@@ -219,10 +219,8 @@ TEST_F(TransactionClock, ChecksGoOnlyToProducersTheCheckFilterAllows) {
   h_.clients().set_check_filter([](const ClientInfo& c, const std::string& group) {
     return c.id != "revoked" && group == kGroup;
   });
-  h_.SendHalf("p1", kGroup, "tx-1", {"m1"});
-  // The most recently heard producer is asked first: that is "revoked".
-  h_.Advance(1ms);
-  h_.clients().Touch("revoked", h_.SteadyNow());
+  // The instance that sent the half would be asked first.
+  h_.SendHalf("revoked", kGroup, "tx-1", {"m1"});
   At(6000);
   EXPECT_TRUE(h_.TakeChecks("revoked").empty()) << "a producer the filter refuses was checked";
   auto checks = h_.TakeChecks("p1");
@@ -230,7 +228,7 @@ TEST_F(TransactionClock, ChecksGoOnlyToProducersTheCheckFilterAllows) {
 
   // Nobody the filter allows: nobody is asked.
   h_.clients().set_check_filter([](const ClientInfo&, const std::string&) { return false; });
-  h_.SendHalf("p1", kGroup, "tx-2", {"m2"});
+  h_.SendHalf("revoked", kGroup, "tx-2", {"m2"});
   At(6000 + 6000 + 1);
   EXPECT_TRUE(h_.TakeChecks("revoked").empty());
   for (const Check& c : h_.TakeChecks("p1")) EXPECT_NE(c.tx_id, "tx-2");
