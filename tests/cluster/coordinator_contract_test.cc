@@ -4,7 +4,9 @@
 // same on both, so unit tests on the fake say something about production.
 //
 // Every RealEtcd test shares one etcd (started by the first of them, stopped
-// after the last); each test writes under its own key prefix.
+// after the last); each test writes under its own key prefix. Threads: the
+// leader race runs two short-lived threads that only call the coordinator
+// and are joined before the test checks anything.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -79,7 +81,7 @@ class CoordinatorContract : public ::testing::TestWithParam<std::string> {
   Coordinator& c() { return backend_->coordinator(); }
   std::string Key(const std::string& name) const { return prefix_ + name; }
 
-  // The key's value, "" if it is absent (failing the test on an error).
+  // The key's value, nullopt if it is absent (failing the test on an error).
   std::optional<std::string> ValueOf(const std::string& key) {
     auto r = c().Get(key);
     EXPECT_TRUE(r.ok()) << r.status().ToString();

@@ -20,6 +20,8 @@
 #include <curl/curl.h>
 
 #include <array>
+#include <cstdint>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 
