@@ -187,6 +187,8 @@ struct BrokerStatus {
   diskLow @21 :Bool;             # below it: new messages are refused (RESOURCE_EXHAUSTED)
   damagedRecords @22 :UInt64;    # stored records found failing their checksum since start
   limits @23 :List(LimitUse);    # every limit: its flag, value, use now, refusals
+  expiredUnconsumed @24 :UInt64; # messages retention deleted before a group reading their
+                                 # topic received them, counted per group (since start)
 }
 
 # One of the broker's limits as an operator sees it (txmqctl status).
@@ -403,6 +405,23 @@ struct MessageDetail {
   deliveries @2 :List(DeliveryState);
 }
 
+# Reads a topic's stored messages without a consumer group: no lease, no
+# cursor, no redelivery; nothing in the broker changes.
+struct PeekRequest {
+  topic @0 :Text;
+  oneQueue @1 :Bool;       # read only `queue`; else every queue, merged by stored time
+  queue @2 :UInt32;
+  fromOffset @3 :UInt64;   # the first offset read (of each queue); below what is stored: its start
+  fromTimeMs @4 :Int64;    # > 0: instead, the first message stored at or after it (broker time)
+  maxMessages @5 :UInt32;  # 0 = 20; at most 1024, and at most 4 MiB of bodies (one always)
+}
+
+struct PeekOk {
+  messages @0 :List(MessageDetail);  # oldest first; deliveries are not filled in
+  next @1 :List(QueueOffset);        # each queue read: where a next peek goes on (fromOffset)
+  more @2 :Bool;                     # messages remain past what was returned
+}
+
 struct ShowMessageRequest {
   messageId @0 :Text;
 }
@@ -444,6 +463,8 @@ struct CursorInfo {
   next @3 :UInt64;         # next offset to hand out
   end @4 :UInt64;          # visible end of the queue
   inFlight @5 :UInt32;
+  lag @6 :UInt64;          # stored messages not yet finished: end - max(floor, first stored)
+  expired @7 :UInt64;      # deleted by retention before the group received them (since start)
 }
 
 struct RetryInfo {
@@ -467,6 +488,8 @@ struct GroupInfo {
   deadLetters @6 :UInt64;
   cursors @7 :List(CursorInfo);   # group show only
   retries @8 :List(RetryInfo);    # group show only (the first 100)
+  expired @9 :UInt64;             # messages retention deleted before the group received them
+                                  # (since the broker started; the sum of its cursors')
 }
 
 struct GroupListOk {
@@ -578,6 +601,9 @@ struct Envelope {
     # Operator lifecycle changes (see "lifecycle" below).
     lifecycle @52 :LifecycleRequest;
     lifecycleOk @53 :LifecycleOk;
+    # Browsing a topic without a consumer group (txmqctl topic peek).
+    peek @54 :PeekRequest;
+    peekOk @55 :PeekOk;
   }
 }
 

@@ -36,6 +36,7 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
   transactions_.FillCounters(s.initTransactions());
   s.setConsumerGroups(static_cast<uint32_t>(groups_.all().size()));
   s.setDeadLettered(core_.counters().dead_lettered);
+  s.setExpiredUnconsumed(core_.counters().expired_unconsumed);
   if (info_.store_stats) {
     const storage::StoreStats c = info_.store_stats();
     s.setCommitRounds(c.rounds);

@@ -64,6 +64,9 @@ struct Counters {
   uint64_t acked = 0;
   uint64_t redelivery_scheduled = 0;
   uint64_t dead_lettered = 0;
+  // Messages retention deleted before a group reading their topic received
+  // them, once per such group.
+  uint64_t expired_unconsumed = 0;
 };
 
 // Where frames for clients go: the ROUTER socket in the server

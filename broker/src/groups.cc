@@ -1,9 +1,12 @@
 #include "broker/src/groups.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <memory>
 
 #include "protocol/src/log.h"
+#include "protocol/src/util.h"
 
 namespace txmq::broker {
 
@@ -36,7 +39,10 @@ Status GroupTable::Recover() {
         GroupState& g = Get(std::string(group));
         auto [it, fresh] = g.subscriptions.try_emplace(std::string(topic));
         Subscription& sub = it->second;
-        if (fresh) InitCursors(g, it->first, *t, false, sub);
+        if (fresh) {
+          InitCursors(g, it->first, *t, false, sub);
+          readers_[it->first].insert(&g);
+        }
         sub.queues[queue].next = std::max(floor, t->queues[queue].min_offset);
         sub.queues[queue].persisted_floor = floor;
         ++cursors;
@@ -109,10 +115,63 @@ Subscription* GroupTable::Subscribe(GroupState& group, const TopicState& topic, 
   auto [entry, fresh] = group.subscriptions.try_emplace(topic.name);
   Subscription& sub = entry->second;
   InitCursors(group, entry->first, topic, from_latest, sub);
+  readers_[entry->first].insert(&group);
   for (QueueCursor& c : sub.queues) MarkDirty(c);  // the starting point must survive a restart
   Logger("broker")->info("group '{}' subscribed to '{}' from its {}", group.name, topic.name,
                          from_latest ? "end" : "start");
   return &sub;
+}
+
+void GroupTable::NoteExpired(const TopicState& topic, uint32_t queue, uint64_t old_start,
+                             uint64_t new_start) {
+  auto readers = readers_.find(topic.name);
+  if (readers == readers_.end()) return;
+  for (GroupState* g : readers->second) {
+    auto sub = g->subscriptions.find(topic.name);
+    if (sub == g->subscriptions.end() || queue >= sub->second.queues.size()) continue;
+    QueueCursor& c = sub->second.queues[queue];
+    // Offsets from `next` on were never handed out; those below it were
+    // received (finished, or leased: a lease that ends finds its message
+    // gone and says so itself, see Delivery).
+    const uint64_t from = std::max(c.next, old_start);
+    if (new_start <= from) continue;
+    const uint64_t lost = new_start - from;
+    c.expired += lost;
+    g->expired += lost;
+    core_.counters().expired_unconsumed += lost;
+    // The latest stretch grows while retention walks one queue forward.
+    const std::string where = topic.name + "/" + std::to_string(queue) + " offsets ";
+    const size_t dots = g->expired_latest.rfind("..");
+    if (g->expired_unlogged > 0 && g->expired_latest.starts_with(where) &&
+        dots != std::string::npos &&
+        g->expired_latest.substr(dots + 2) == std::to_string(from - 1)) {
+      g->expired_latest.replace(dots + 2, std::string::npos, std::to_string(new_start - 1));
+    } else {
+      g->expired_latest = where + std::to_string(from) + ".." + std::to_string(new_start - 1);
+    }
+    g->expired_unlogged += lost;
+    expiry_unlogged_.insert(g);
+  }
+}
+
+void GroupTable::LogExpired() {
+  constexpr auto kLogEvery = std::chrono::seconds(10);
+  const SteadyTime now = core_.SteadyNow();
+  for (auto it = expiry_unlogged_.begin(); it != expiry_unlogged_.end();) {
+    GroupState* g = *it;
+    if (g->expiry_logged != SteadyTime{} && now - g->expiry_logged < kLogEvery) {
+      ++it;
+      continue;
+    }
+    Logger("broker")->warn(
+        "retention deleted {} message{} that group '{}' had not received (latest: {}; older "
+        "than --retention {}); the group lost {} this way since start",
+        g->expired_unlogged, g->expired_unlogged == 1 ? "" : "s", g->name, g->expired_latest,
+        FormatDurationMs(core_.options().retention.count()), g->expired);
+    g->expired_unlogged = 0;
+    g->expiry_logged = now;
+    it = expiry_unlogged_.erase(it);
+  }
 }
 
 void GroupTable::MarkDirty(QueueCursor& cursor) {
@@ -143,6 +202,10 @@ uint32_t GroupTable::DropSubscription(GroupState& group, const std::string& topi
     core_.store().DeleteCursor(group.name, topic, c.queue);
   }
   group.subscriptions.erase(it);
+  if (auto r = readers_.find(topic); r != readers_.end()) {
+    r->second.erase(&group);
+    if (r->second.empty()) readers_.erase(r);
+  }
   return leases;
 }
 
@@ -169,6 +232,7 @@ void GroupTable::Erase(const std::string& name) {
   for (const auto& [id, e] : g.retries) retries.push_back(id);
   for (uint64_t id : retries) DropRetry(g, id);
   created_by_.Remove(g.creator);
+  expiry_unlogged_.erase(&g);
   core_.store().DeleteGroup(name);
   groups_.erase(it);
 }

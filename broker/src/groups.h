@@ -43,6 +43,7 @@ struct QueueCursor {
   uint64_t persisted_floor = UINT64_MAX;
   bool dirty = false;
   std::map<uint64_t, Lease> leased;  // offset -> lease
+  uint64_t expired = 0;  // offsets retention deleted before they were handed out (since start)
 
   uint64_t floor() const { return leased.empty() ? next : leased.begin()->first; }
 };
@@ -72,6 +73,13 @@ struct GroupState {
   std::map<std::string, Subscription, std::less<>> subscriptions;
   std::map<uint64_t, RetryEntry> retries;      // by retry id
   std::set<std::pair<int64_t, uint64_t>> due;  // (due_ms, retry id) of entries not leased
+  // Retention (NoteExpired): messages deleted before the group received
+  // them, since start; how many of them no log line named yet, the latest
+  // stretch ("orders/0 offsets 2..4"), and when the last line was written.
+  uint64_t expired = 0;
+  uint64_t expired_unlogged = 0;
+  std::string expired_latest;
+  SteadyTime expiry_logged{};
 };
 
 // Where a lease lives, for expiry and client removal.
@@ -111,6 +119,15 @@ class GroupTable {
   void InitCursors(const GroupState& group, const std::string& topic_name, const TopicState& topic,
                    bool from_latest, Subscription& sub);
 
+  // Retention moved the start of `queue` of `topic` from `old_start` to
+  // `new_start`: what each group reading the topic had not received there
+  // is counted (its cursor, the group, Counters::expired_unconsumed).
+  // Costs the groups reading the topic, not all groups.
+  void NoteExpired(const TopicState& topic, uint32_t queue, uint64_t old_start, uint64_t new_start);
+  // After a retention tick: one log line per group that lost messages,
+  // at most one every 10 s per group (what waits is told in a later call).
+  void LogExpired();
+
   // Cursor moved: its floor may need persisting.
   void MarkDirty(QueueCursor& cursor);
   // Writes changed floors into the open round (before it is submitted).
@@ -149,6 +166,9 @@ class GroupTable {
   TopicManager& topics_;
   std::map<std::string, GroupState, std::less<>> groups_;
   CreatorCounts created_by_;
+  // Topic name -> the groups with a subscription to it (NoteExpired).
+  std::map<std::string, std::set<GroupState*>, std::less<>> readers_;
+  std::set<GroupState*> expiry_unlogged_;  // groups with expired_unlogged > 0
   std::vector<QueueCursor*> dirty_;
   std::set<std::pair<SteadyTime, uint64_t>> lease_deadlines_;
   std::unordered_map<uint64_t, LeaseRef> leases_;

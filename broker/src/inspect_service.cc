@@ -252,7 +252,16 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
   unsigned t = 0;
   uint64_t lag = 0;
   uint32_t in_flight = 0;
-  std::vector<std::tuple<std::string, uint32_t, const QueueCursor*, const QueueState*>> cursors;
+  // Each cursor's lag is worked out once, so the header's sum and the rows
+  // agree: what retention deleted is not lag (it is counted as expired).
+  struct Row {
+    const std::string* topic;
+    uint32_t queue;
+    const QueueCursor* cursor;
+    const QueueState* state;
+    uint64_t lag;
+  };
+  std::vector<Row> cursors;
   for (const auto& [name, sub] : g.subscriptions) {
     topics.set(t++, name);
     const TopicState* topic = topics_.Find(name);
@@ -260,12 +269,14 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
       const QueueState* qs =
           topic != nullptr && q < topic->queues.size() ? &topic->queues[q] : nullptr;
       const QueueCursor& c = sub.queues[q];
+      uint64_t queue_lag = 0;
       if (qs != nullptr) {
         const uint64_t floor = std::max(c.floor(), qs->min_offset);
-        lag += qs->visible_end > floor ? qs->visible_end - floor : 0;
+        queue_lag = qs->visible_end > floor ? qs->visible_end - floor : 0;
       }
+      lag += queue_lag;
       in_flight += static_cast<uint32_t>(c.leased.size());
-      cursors.emplace_back(name, q, &c, qs);
+      cursors.push_back({&name, q, &c, qs, queue_lag});
     }
   }
   std::vector<const ClientInfo*> members;
@@ -286,6 +297,7 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
   uint32_t leased_retries = 0;
   for (const auto& [id, e] : g.retries) leased_retries += e.lease.has_value();
   out.setLag(lag);
+  out.setExpired(g.expired);
   out.setInFlight(in_flight + leased_retries);
   out.setRetrying(static_cast<uint32_t>(g.retries.size()));
   // Counted, not subtracted: resending leaves gaps in the dead-letter queue.
@@ -299,13 +311,15 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
   if (!detailed) return;
   auto list = out.initCursors(static_cast<unsigned>(cursors.size()));
   for (unsigned i = 0; i < cursors.size(); ++i) {
-    const auto& [name, q, c, qs] = cursors[i];
-    list[i].setTopic(name);
-    list[i].setQueue(q);
-    list[i].setFloor(c->floor());
-    list[i].setNext(c->next);
-    list[i].setEnd(qs != nullptr ? qs->visible_end : 0);
-    list[i].setInFlight(static_cast<uint32_t>(c->leased.size()));
+    const Row& row = cursors[i];
+    list[i].setTopic(*row.topic);
+    list[i].setQueue(row.queue);
+    list[i].setFloor(row.cursor->floor());
+    list[i].setNext(row.cursor->next);
+    list[i].setEnd(row.state != nullptr ? row.state->visible_end : 0);
+    list[i].setInFlight(static_cast<uint32_t>(row.cursor->leased.size()));
+    list[i].setLag(row.lag);
+    list[i].setExpired(row.cursor->expired);
   }
   std::vector<const RetryEntry*> retries;
   for (const auto& [id, e] : g.retries) retries.push_back(&e);

@@ -21,6 +21,8 @@ class InspectService {
   void HandleTopicShow(const RequestContext& ctx, capnp::Text::Reader name);
   void HandleShowMessage(const RequestContext& ctx, wire::ShowMessageRequest::Reader request);
   void HandleFindMessages(const RequestContext& ctx, wire::FindMessagesRequest::Reader request);
+  // txmqctl topic peek (inspect_peek.cc).
+  void HandlePeek(const RequestContext& ctx, wire::PeekRequest::Reader request);
   void HandleGroupList(const RequestContext& ctx);
   void HandleGroupShow(const RequestContext& ctx, capnp::Text::Reader name);
 

@@ -121,31 +121,6 @@ void LifecycleService::DeleteGroup(const Call& call, const std::string& name) {
   Finish(call, kAction, object, reply);
 }
 
-uint64_t LifecycleService::FirstStoredAtOrAfter(const TopicState& topic, uint32_t queue,
-                                                int64_t time_ms) {
-  // Broker time never goes back, so stored times do not decrease along a
-  // queue: a binary search. Offsets that cannot be read (removed) are
-  // passed over.
-  storage::BrokerStore& store = d_.core.store();
-  uint64_t lo = topic.queues[queue].min_offset;
-  uint64_t hi = topic.queues[queue].visible_end;
-  while (lo < hi) {
-    const uint64_t mid = lo + (hi - lo) / 2;
-    uint64_t at = mid;
-    std::optional<int64_t> stored;
-    for (; at < hi && !stored; ++at) {
-      if (auto m = store.ReadMessage(topic.id, queue, at); m.ok())
-        stored = m->body.message.stored_ms;
-    }
-    if (!stored || *stored >= time_ms) {
-      hi = mid;
-    } else {
-      lo = at;  // `at` is one past the message read
-    }
-  }
-  return lo;
-}
-
 void LifecycleService::ResetGroup(const Call& call, wire::GroupResetRequest::Reader request) {
   constexpr std::string_view kAction = "group-reset";
   const std::string group = wire::ToString(request.getGroup());
@@ -185,7 +160,7 @@ void LifecycleService::ResetGroup(const Call& call, wire::GroupResetRequest::Rea
         target[q] = qs.visible_end;
         break;
       case wire::ResetTarget::TIME:
-        target[q] = FirstStoredAtOrAfter(*topic, q, request.getTimeMs());
+        target[q] = d_.topics.FirstStoredAtOrAfter(*topic, q, request.getTimeMs());
         break;
       case wire::ResetTarget::OFFSETS:  // set below for the queues named
         break;

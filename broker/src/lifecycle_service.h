@@ -96,9 +96,6 @@ class LifecycleService {
   uint32_t InFlight(const GroupState* group, const std::string& topic) const;
   // Delayed messages stored to enter the topic once due.
   uint32_t CountDelayed(uint32_t topic_id);
-  // The first offset of a queue whose message was stored at or after
-  // `time_ms` (the queue's end if none).
-  uint64_t FirstStoredAtOrAfter(const TopicState& topic, uint32_t queue, int64_t time_ms);
 
   Deps d_;
 };

@@ -11,6 +11,7 @@ bool Retention::Tick(int64_t now_ms, uint32_t budget) {
   if (core_.storage_failed()) return false;
   const int64_t cutoff = now_ms - core_.options().retention.count();
   bool more = ExpireRuns(cutoff, &budget);
+  groups_.LogExpired();
   more |= ExpireIds(cutoff, &budget);
   more |= ReleaseSegments(&budget);
   return more;
@@ -40,6 +41,7 @@ bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
         expired_ += gone;
         Logger("broker")->debug("retention: {}/{} offsets {}..{} expired", topic->name, queue,
                                 q.min_offset, end - 1);
+        groups_.NoteExpired(*topic, queue, q.min_offset, end);
         q.min_offset = end;
         store.SetQueueStart(topic_id, queue, end);
       }

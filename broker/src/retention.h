@@ -18,13 +18,16 @@
 #include <tuple>
 
 #include "broker/src/core.h"
+#include "broker/src/groups.h"
 #include "broker/src/topics.h"
 
 namespace txmq::broker {
 
 class Retention {
  public:
-  Retention(Core& core, TopicManager& topics) : core_(core), topics_(topics) {}
+  // `groups` hears of every queue start moved (GroupTable::NoteExpired).
+  Retention(Core& core, TopicManager& topics, GroupTable& groups)
+      : core_(core), topics_(topics), groups_(groups) {}
 
   // Does up to `budget` units of work; true when more is waiting.
   bool Tick(int64_t now_ms, uint32_t budget);
@@ -42,6 +45,7 @@ class Retention {
 
   Core& core_;
   TopicManager& topics_;
+  GroupTable& groups_;
   uint64_t expired_ = 0;
   uint64_t examined_ = 0;
   // Work already put into a round that may not be applied yet: the next

@@ -51,7 +51,7 @@ Server::Server(const BrokerOptions& options, const TimeSource& time)
       sends_(core_, topics_, dedup_, delayed_),
       delivery_(core_, topics_, groups_),
       transactions_(core_, topics_, delayed_, dedup_, clients_),
-      retention_(core_, topics_),
+      retention_(core_, topics_, groups_),
       admin_(core_, topics_, clients_, transactions_, groups_, info_),
       inspect_(core_, topics_, groups_, clients_),
       dlq_(core_, topics_, groups_, delivery_),
@@ -373,6 +373,8 @@ void Server::Dispatch(const std::string& routing_id, std::string key, int fd, wi
         return inspect_.HandleShowMessage(ctx, env.getShowMessage());
       case E::FIND_MESSAGES:
         return inspect_.HandleFindMessages(ctx, env.getFindMessages());
+      case E::PEEK:
+        return inspect_.HandlePeek(ctx, env.getPeek());
       case E::GROUP_LIST:
         return inspect_.HandleGroupList(ctx);
       case E::GROUP_SHOW:

@@ -104,6 +104,31 @@ void TopicManager::Remove(std::string_view name) {
   topics_.erase(it);
 }
 
+uint64_t TopicManager::FirstStoredAtOrAfter(const TopicState& topic, uint32_t queue,
+                                            int64_t time_ms) {
+  // Broker time never goes back, so stored times do not decrease along a
+  // queue: a binary search. Offsets that cannot be read (removed) are
+  // passed over.
+  storage::BrokerStore& store = core_.store();
+  uint64_t lo = topic.queues[queue].min_offset;
+  uint64_t hi = topic.queues[queue].visible_end;
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    uint64_t at = mid;
+    std::optional<int64_t> stored;
+    for (; at < hi && !stored; ++at) {
+      if (auto m = store.ReadMessage(topic.id, queue, at); m.ok())
+        stored = m->body.message.stored_ms;
+    }
+    if (!stored || *stored >= time_ms) {
+      hi = mid;
+    } else {
+      lo = at;  // `at` is one past the message read
+    }
+  }
+  return lo;
+}
+
 uint32_t TopicManager::SelectQueue(TopicState& topic, std::string_view key) {
   const auto n = static_cast<uint32_t>(topic.queues.size());
   if (!key.empty()) return static_cast<uint32_t>(StableHash(key) % n);

@@ -67,6 +67,11 @@ class TopicManager {
   void Remove(std::string_view name);
   static constexpr std::string_view kNextIdMeta = "next-topic-id";
 
+  // The first offset of `queue` whose message was stored at or after
+  // `time_ms` (its visible end if none): a binary search, as stored times
+  // never decrease along a queue.
+  uint64_t FirstStoredAtOrAfter(const TopicState& topic, uint32_t queue, int64_t time_ms);
+
   // hash(key) % queues with a key, else round robin.
   static uint32_t SelectQueue(TopicState& topic, std::string_view key);
 

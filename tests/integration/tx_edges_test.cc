@@ -3,8 +3,6 @@
 // transaction ended, and the 64-message and size limits of one transaction.
 // The damage is made with the broker stopped, through the store itself.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-
 #include <atomic>
 #include <memory>
 #include <sstream>
@@ -14,6 +12,7 @@
 #include "protocol/src/log.h"
 #include "storage/src/broker_store.h"
 #include "tests/testutil/admin_client.h"
+#include "tests/testutil/log_capture.h"
 #include "tests/testutil/testutil.h"
 #include "tests/testutil/tx_requests.h"
 #include "txmq/transaction_producer.h"
@@ -25,25 +24,7 @@ using namespace std::chrono_literals;
 using testing::AdminClient;
 using testing::HalfMessage;
 
-// Copies what the broker logs while it lives.
-class BrokerLogCapture {
- public:
-  BrokerLogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)) {
-    Logger("broker")->sinks().push_back(sink_);
-  }
-  ~BrokerLogCapture() {
-    auto& sinks = Logger("broker")->sinks();
-    std::erase(sinks, sink_);
-  }
-  std::string text() {
-    sink_->flush();
-    return out_.str();
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-};
+using BrokerLogCapture = testing::LogCapture;
 
 class TxEdges : public ::testing::Test {
  protected:

@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <future>
+#include <map>
+#include <set>
 
 #include "tests/tools/ctl_fixture.h"
 
@@ -111,6 +113,72 @@ TEST_F(Inspect, MsgShowAndFind) {
   ExpectFails({"msg", "find", "--topic", "nope", "--key", "k"}, kExitNotFound, "NOT_FOUND");
 }
 
+// topic peek reads in place: no group, no lease, no cursor. A consumer
+// that comes after still gets every message, once.
+TEST_F(Inspect, TopicPeekReadsWithoutAGroupOrALease) {
+  ASSERT_EQ(Ctl({"topic", "create", "orders", "--queues", "2"}).exit_code, 0);
+  std::set<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    ids.insert(Send("orders", "k" + std::to_string(i), "body " + std::to_string(i)));
+  }
+
+  // Every queue, merged oldest first.
+  auto j = Json({"topic", "peek", "orders"});
+  ASSERT_EQ(j["messages"].size(), 6u) << j;
+  std::set<std::string> seen;
+  int64_t last_stored = 0;
+  std::map<uint32_t, uint64_t> per_queue;
+  for (const auto& m : j["messages"]) {
+    seen.insert(m["id"].get<std::string>());
+    EXPECT_GE(m["stored_ms"].get<int64_t>(), last_stored) << "oldest first";
+    last_stored = m["stored_ms"].get<int64_t>();
+    EXPECT_EQ(m["offset"].get<uint64_t>(), per_queue[m["queue"].get<uint32_t>()]++)
+        << "each queue read in order from its start";
+  }
+  EXPECT_EQ(seen, ids);
+  EXPECT_EQ(j["more"], false);
+  ASSERT_EQ(j["next"].size(), 2u);
+
+  // Peeking changed nothing: no group appeared, and a peek again sees the same.
+  EXPECT_EQ(Ctl({"group", "list"}).out, "(no consumer groups)\n");
+  EXPECT_EQ(Json({"topic", "peek", "orders"})["messages"], j["messages"]);
+
+  // One queue, from an offset, at most one message: where to go on.
+  const uint32_t q = per_queue[0] >= 2 ? 0 : 1;
+  auto one =
+      Json({"topic", "peek", "orders", "--queue", std::to_string(q), "--from", "1", "--max", "1"});
+  ASSERT_EQ(one["messages"].size(), 1u) << one;
+  EXPECT_EQ(one["messages"][0]["queue"], q);
+  EXPECT_EQ(one["messages"][0]["offset"], 1);
+  ASSERT_EQ(one["next"].size(), 1u);
+  EXPECT_EQ(one["next"][0]["offset"], 2);
+  EXPECT_EQ(one["more"], per_queue[q] > 2);
+  auto r = Ctl({"topic", "peek", "orders", "--max", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto lines = SplitLines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_TRUE(Has(lines[0], "QUEUE") && Has(lines[0], "OFFSET") && Has(lines[0], "BODY")) << r.out;
+  EXPECT_TRUE(Has(lines[1], "body ")) << r.out;
+  EXPECT_TRUE(Has(r.err, "more messages follow")) << r.err;
+
+  // By time: everything stored in the last hour; nothing from the future.
+  EXPECT_EQ(Json({"topic", "peek", "orders", "--from-time", "now-1h"})["messages"].size(), 6u);
+  EXPECT_EQ(
+      Json({"topic", "peek", "orders", "--from-time", "2999-01-01T00:00:00Z"})["messages"].size(),
+      0u);
+
+  ExpectFails({"topic", "peek", "nope"}, kExitNotFound, "topic 'nope' does not exist");
+  ExpectFails({"topic", "peek", "orders", "--queue", "2"}, kExitUsage,
+              "queue 2: topic 'orders' has 2 queues (0-1)");
+  ExpectFails({"topic", "peek", "orders", "--from-time", "yesterday"}, kExitUsage,
+              "--from-time 'yesterday' is not a time");
+  EXPECT_EQ(Ctl({"topic", "peek", "orders", "--from", "1", "--from-time", "now-1h"}).exit_code,
+            kExitUsage);
+
+  // A consumer gets all of them: peeking took no lease and moved no cursor.
+  EXPECT_EQ(Consume("orders", "audit").size(), 6u);
+}
+
 TEST_F(Inspect, GroupListAndShowWithLeasesAndRetries) {
   EXPECT_EQ(Ctl({"group", "list"}).out, "(no consumer groups)\n");
   const std::string held = Send("orders", "a", "hold");
@@ -154,14 +222,14 @@ TEST_F(Inspect, GroupListAndShowWithLeasesAndRetries) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const std::string& part :
        {std::string("members:"), std::string("txmq-consumer"), std::string("queues:"),
-        std::string("TOPIC   QUEUE  FLOOR  NEXT  END  LAG  IN FLIGHT"), std::string("retrying:"),
-        failed, std::string("  in ")}) {
+        std::string("TOPIC   QUEUE  FLOOR  NEXT  END  LAG  IN FLIGHT  EXPIRED"),
+        std::string("retrying:"), failed, std::string("  in ")}) {
     EXPECT_TRUE(Has(r.out, part)) << part << " in\n" << r.out;
   }
   r = Ctl({"group", "list"});
   auto lines = SplitLines(r.out);
   ASSERT_EQ(lines.size(), 2u) << r.out;
-  EXPECT_EQ(lines[0], "GROUP    TOPICS  MEMBERS  LAG  IN FLIGHT  RETRYING  DEAD LETTERS");
+  EXPECT_EQ(lines[0], "GROUP    TOPICS  MEMBERS  LAG  IN FLIGHT  RETRYING  DEAD LETTERS  EXPIRED");
   EXPECT_EQ(lines[1].rfind("billing  orders  1        ", 0), 0u) << r.out;
   auto list = Json({"group", "list"});
   ASSERT_EQ(list["groups"].size(), 1u);
@@ -176,6 +244,46 @@ TEST_F(Inspect, GroupListAndShowWithLeasesAndRetries) {
   release.set_value();
   consumer.Shutdown();
   ExpectFails({"group", "show", "nobody"}, kExitNotFound, "NOT_FOUND");
+}
+
+// Retention deletes by age whether or not a group read the messages: what a
+// group lost that way is "expired", shown in group list, group show (header
+// and each queue) and status, and it is not lag; header and rows agree.
+class InspectRetention : public CtlTest {
+ protected:
+  BrokerOptions Options() override {
+    BrokerOptions o = CtlTest::Options();
+    o.retention = std::chrono::seconds(2);
+    return o;
+  }
+};
+
+TEST_F(InspectRetention, WhatRetentionDeletedUnreadIsExpiredNotLag) {
+  ASSERT_EQ(Ctl({"topic", "create", "orders", "--queues", "1"}).exit_code, 0);
+  for (int i = 0; i < 3; ++i) Send("orders", "k", "m" + std::to_string(i));
+  auto r = Ctl({"consume", "orders", "--group", "slow", "--max", "1", "--wait", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto t = JsonIfOk({"topic", "show", "orders"});
+        return t.is_object() && t["queues"][0]["min_offset"] == 3;
+      },
+      std::chrono::seconds(20)))
+      << "retention never deleted the messages";
+
+  auto j = Json({"group", "show", "slow"});
+  EXPECT_EQ(j["lag"], 0) << j;
+  EXPECT_EQ(j["expired"], 2) << j;
+  ASSERT_EQ(j["queues"].size(), 1u);
+  EXPECT_EQ(j["queues"][0]["lag"], j["lag"]) << "the row says what the header says";
+  EXPECT_EQ(j["queues"][0]["expired"], 2);
+  EXPECT_EQ(Json({"group", "list"})["groups"][0]["expired"], 2);
+  EXPECT_EQ(Json({"status"})["expired_unconsumed"], 2);
+  r = Ctl({"group", "show", "slow"});
+  EXPECT_TRUE(Has(r.out, "expired       2 (deleted by retention before the group received them"))
+      << r.out;
+  r = Ctl({"status"});
+  EXPECT_TRUE(Has(r.out, "expired unconsumed")) << r.out;
 }
 
 }  // namespace

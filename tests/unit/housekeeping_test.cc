@@ -4,6 +4,7 @@
 // scanning every queue every second).
 #include <gtest/gtest.h>
 
+#include "tests/testutil/log_capture.h"
 #include "tests/unit/broker_harness.h"
 
 namespace txmq::broker {
@@ -39,6 +40,49 @@ TEST(Housekeeping, RetentionLooksAtWhatIsDueNotAtEveryQueue) {
   const uint64_t after = h.retention().examined();
   for (int tick = 0; tick < 10; ++tick) h.Advance(1s);
   EXPECT_LE(h.retention().examined() - after, 10u * 4);
+}
+
+// Retention deletes by age, read or not: what a group had not received is
+// counted (its cursor, the group, the broker) and logged, never silent.
+TEST(Housekeeping, RetentionCountsAndLogsWhatAGroupHadNotReceived) {
+  BrokerOptions o;
+  o.default_queues = 1;
+  o.max_message_bytes = 1u << 20;
+  o.segment_bytes = 8u << 20;
+  o.retention = 1h;
+  o.cleanup_interval = 1s;
+  BrokerHarness h(o);
+  for (int i = 0; i < 5; ++i) h.Send("orders", "m" + std::to_string(i));
+  // "slow" received two of five; "done" all of them; "other" reads another topic.
+  auto slow = h.Pull("c1", "slow", "orders", 60'000, 0, 2);
+  ASSERT_TRUE(slow.has_value());
+  ASSERT_EQ(slow->size(), 2u);
+  for (const Pulled& p : *slow) h.Ack("c1", "slow", p.receipt);
+  auto done = h.Pull("c2", "done", "orders", 60'000);
+  ASSERT_TRUE(done.has_value());
+  ASSERT_EQ(done->size(), 5u);
+  for (const Pulled& p : *done) h.Ack("c2", "done", p.receipt);
+  h.Send("elsewhere", "e0");
+  ASSERT_TRUE(h.Pull("c3", "other", "elsewhere", 60'000).has_value());
+
+  testing::LogCapture log;
+  h.Advance(o.retention + 2s);
+  for (int tick = 0; tick < 10 && h.retention().expired() < 6; ++tick) h.Advance(1s);
+  ASSERT_EQ(h.retention().expired(), 6u);
+
+  GroupState* g = h.groups().Find("slow");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->expired, 3u);
+  EXPECT_EQ(g->subscriptions.at("orders").queues[0].expired, 3u);
+  EXPECT_EQ(h.groups().Find("done")->expired, 0u);
+  EXPECT_EQ(h.groups().Find("other")->expired, 0u) << "it had received its message";
+  EXPECT_EQ(h.core().counters().expired_unconsumed, 3u);
+  const std::string text = log.text();
+  EXPECT_NE(text.find("retention deleted 3 messages that group 'slow' had not received (latest: "
+                      "orders/0 offsets 2..4"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("group 'done'"), std::string::npos) << text;
 }
 
 }  // namespace

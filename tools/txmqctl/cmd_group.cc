@@ -18,15 +18,11 @@ std::string Joined(capnp::List<capnp::Text>::Reader list) {
   return out.empty() ? "-" : out;
 }
 
-uint64_t CursorLag(wire::CursorInfo::Reader c) {
-  return c.getEnd() > c.getFloor() ? c.getEnd() - c.getFloor() : 0;
-}
-
 nlohmann::json GroupJson(wire::GroupInfo::Reader g, bool detailed) {
   nlohmann::json j = {{"name", wire::ToString(g.getName())}, {"topics", nlohmann::json::array()},
                       {"members", nlohmann::json::array()},  {"lag", g.getLag()},
                       {"in_flight", g.getInFlight()},        {"retrying", g.getRetrying()},
-                      {"dead_letters", g.getDeadLetters()}};
+                      {"dead_letters", g.getDeadLetters()},  {"expired", g.getExpired()}};
   for (auto t : g.getTopics()) j["topics"].push_back(wire::ToString(t));
   for (auto m : g.getMembers()) {
     j["members"].push_back({{"client_id", wire::ToString(m.getClientId())},
@@ -42,8 +38,9 @@ nlohmann::json GroupJson(wire::GroupInfo::Reader g, bool detailed) {
                            {"floor", c.getFloor()},
                            {"next", c.getNext()},
                            {"end", c.getEnd()},
-                           {"lag", CursorLag(c)},
-                           {"in_flight", c.getInFlight()}});
+                           {"lag", c.getLag()},
+                           {"in_flight", c.getInFlight()},
+                           {"expired", c.getExpired()}});
   }
   j["retries"] = nlohmann::json::array();
   for (auto r : g.getRetries()) {
@@ -69,12 +66,13 @@ int List(Ctl& ctl) {
     PrintJson(j);
     return kExitOk;
   }
-  Table table({"GROUP", "TOPICS", "MEMBERS", "LAG", "IN FLIGHT", "RETRYING", "DEAD LETTERS"});
+  Table table(
+      {"GROUP", "TOPICS", "MEMBERS", "LAG", "IN FLIGHT", "RETRYING", "DEAD LETTERS", "EXPIRED"});
   for (auto g : groups) {
     table.AddRow({wire::ToString(g.getName()), OneLine(Joined(g.getTopics()), 60),
                   std::to_string(g.getMembers().size()), std::to_string(g.getLag()),
                   std::to_string(g.getInFlight()), std::to_string(g.getRetrying()),
-                  std::to_string(g.getDeadLetters())});
+                  std::to_string(g.getDeadLetters()), std::to_string(g.getExpired())});
   }
   table.Print(std::cout, "no consumer groups");
   return kExitOk;
@@ -91,6 +89,11 @@ void PrintGroup(wire::GroupInfo::Reader g) {
                             ? "0"
                             : std::to_string(g.getDeadLetters()) + " (see: txmqctl dlq list " +
                                   wire::ToString(g.getName()) + ")");
+  if (g.getExpired() > 0) {
+    f.Add("expired", std::to_string(g.getExpired()) +
+                         " (deleted by retention before the group received them; since the "
+                         "broker started)");
+  }
   f.Print(std::cout);
 
   std::cout << "\nmembers:\n";
@@ -103,12 +106,12 @@ void PrintGroup(wire::GroupInfo::Reader g) {
   members.Print(std::cout, "no consumer of this group is connected");
 
   std::cout << "\nqueues:\n";
-  Table queues({"TOPIC", "QUEUE", "FLOOR", "NEXT", "END", "LAG", "IN FLIGHT"});
+  Table queues({"TOPIC", "QUEUE", "FLOOR", "NEXT", "END", "LAG", "IN FLIGHT", "EXPIRED"});
   for (auto c : g.getCursors()) {
     queues.AddRow({wire::ToString(c.getTopic()), std::to_string(c.getQueue()),
                    std::to_string(c.getFloor()), std::to_string(c.getNext()),
-                   std::to_string(c.getEnd()), std::to_string(CursorLag(c)),
-                   std::to_string(c.getInFlight())});
+                   std::to_string(c.getEnd()), std::to_string(c.getLag()),
+                   std::to_string(c.getInFlight()), std::to_string(c.getExpired())});
   }
   queues.Print(std::cout, "the group has not read any topic yet");
 

@@ -76,6 +76,7 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
         {"consumers", s.getConsumers()},
         {"consumer_groups", s.getConsumerGroups()},
         {"dead_lettered", s.getDeadLettered()},
+        {"expired_unconsumed", s.getExpiredUnconsumed()},
         {"bad_frames", s.getBadFrames()},
         {"storage_healthy", s.getStorageHealthy()},
         {"disk_free_bytes", s.getDiskFreeBytes()},
@@ -120,6 +121,11 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
   f.Add("consumers", std::to_string(s.getConsumers()));
   f.Add("consumer groups", std::to_string(s.getConsumerGroups()));
   f.Add("dead-lettered", std::to_string(s.getDeadLettered()));
+  f.Add("expired unconsumed",
+        s.getExpiredUnconsumed() == 0
+            ? "0"
+            : std::to_string(s.getExpiredUnconsumed()) +
+                  " (deleted by retention before a group received them; see: txmqctl group list)");
   f.Add("open transactions", std::to_string(t.getOpen()));
   // Stuck ones wait for a person: say where to look.
   f.Add("stuck transactions",

@@ -103,6 +103,15 @@ Result<wire::Frame> CallLifecycle(
   });
 }
 
+std::optional<int64_t> ParseTimeArg(const std::string& text, int64_t now_ms) {
+  if (text.rfind("now-", 0) == 0) {
+    const int64_t ago = ParseDurationMs(text.substr(4));
+    if (ago <= 0) return std::nullopt;
+    return now_ms - ago;
+  }
+  return ParseUtc(text);
+}
+
 Result<ResetTarget> ParseResetTarget(const std::string& text, int64_t now_ms) {
   ResetTarget t;
   if (text == "earliest") return t;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +27,9 @@ struct ResetTarget {
   std::vector<std::pair<uint32_t, uint64_t>> offsets;
 };
 Result<ResetTarget> ParseResetTarget(const std::string& text, int64_t now_ms);
+// A point in time as operators write it: "2026-01-31T12:00:00Z" (UTC, ms
+// optional) or "now-30m"; epoch ms, or nullopt when it is neither.
+std::optional<int64_t> ParseTimeArg(const std::string& text, int64_t now_ms);
 
 void PrintTopicDeletion(Ctl& ctl, wire::TopicDeletion::Reader d, bool dry_run);
 void PrintGroupDeletion(Ctl& ctl, wire::GroupDeletion::Reader d, bool dry_run);

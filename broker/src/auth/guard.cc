@@ -30,6 +30,7 @@ bool IsAdminVerb(E::Which which) {
     case E::TOPIC_SHOW:
     case E::SHOW_MESSAGE:
     case E::FIND_MESSAGES:
+    case E::PEEK:
     case E::GROUP_LIST:
     case E::GROUP_SHOW:
     case E::DLQ_LIST:
@@ -56,6 +57,7 @@ const char* VerbName(E::Which which) {
       return "inspect topics";
     case E::SHOW_MESSAGE:
     case E::FIND_MESSAGES:
+    case E::PEEK:
       return "inspect messages";
     case E::GROUP_LIST:
     case E::GROUP_SHOW:
