@@ -379,6 +379,22 @@ TEST_F(GroupMemberTest, ARestartedLeaderTakesANewEpoch) {
   EXPECT_TRUE(Tick(n1).stepped_down);
 }
 
+TEST_F(GroupMemberTest, ALeaderThatLostItsLeaseUnreplacedWinsANewEpochInOneTick) {
+  Node n1 = Join("n1");
+  ASSERT_TRUE(Tick(n1).became_leader);
+  auto key = store_.Get(BrokerKey("c", "n1"));
+  ASSERT_TRUE(key.ok() && key->kvs.size() == 1u);
+  ASSERT_TRUE(store_.RevokeLease(key->kvs.front().lease).ok());
+  // Others could have taken over: it steps down, then, as nobody did and it
+  // is still named leader, runs again with a new epoch.
+  TickReport r = Tick(n1);
+  EXPECT_TRUE(r.stepped_down);
+  EXPECT_TRUE(r.became_leader);
+  EXPECT_EQ(n1->leader_epoch(), 2);
+  EXPECT_TRUE(n1->IsLeader(now_));
+  EXPECT_EQ(Record(), (GroupState{2, "n1", {"n1"}}));
+}
+
 TEST_F(GroupMemberTest, LeavingHandsOverWithoutWaitingForTheTtl) {
   Node n1 = Join("n1");
   Node n2 = Join("n2");

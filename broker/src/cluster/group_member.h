@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "broker/src/cluster/coordinator.h"
 #include "broker/src/cluster/group_state.h"
