@@ -16,6 +16,7 @@ PACKAGES=(
   libbenchmark-dev              # micro benchmarks
   faketime                      # tests: steps txmqd's wall clock (libfaketime)
   util-linux mount              # tests: unshare --mount, a small tmpfs (disk full)
+  systemd                       # tests: systemd-analyze verify of tools/packaging/txmqd.service
   libcurl4-openssl-dev          # cluster: HTTP to etcd's JSON gateway
   etcd-server                   # tests: the cluster's coordinator (a real etcd 3.4)
 )

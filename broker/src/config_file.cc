@@ -14,7 +14,7 @@ namespace {
 
 // Options a config file may not set: they are about this invocation.
 bool NotConfigurable(const std::string& key) {
-  return key == "config" || key == "help" || key == "version";
+  return key == "config" || key == "help" || key == "version" || key == "print-config";
 }
 
 size_t EditDistance(const std::string& a, const std::string& b) {
@@ -164,6 +164,53 @@ class Strict : public CLI::ConfigBase {
 
 std::shared_ptr<CLI::Config> StrictConfig(const CLI::App& app) {
   return std::make_shared<Strict>(app);
+}
+
+namespace {
+
+// `text` as comment lines of at most `width` characters.
+std::string Commented(const std::string& text, size_t width) {
+  std::string out, line;
+  std::istringstream words(text);
+  for (std::string word; words >> word;) {
+    if (!line.empty() && line.size() + 1 + word.size() > width) {
+      out += "# " + line + "\n";
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+  }
+  if (!line.empty()) out += "# " + line + "\n";
+  return out;
+}
+
+bool Numeric(const std::string& value) {
+  return !value.empty() && std::all_of(value.begin(), value.end(),
+                                       [](unsigned char c) { return std::isdigit(c) || c == '.'; });
+}
+
+}  // namespace
+
+std::string SampleConfig(const CLI::App& app) {
+  std::string out =
+      "# txmqd configuration file: every option, commented out at its default.\n"
+      "# Keys are txmqd's long flag names; uncomment a line to change it. A flag\n"
+      "# given on the command line wins over this file. Use it with:\n"
+      "#   txmqd --config /etc/txmq/txmqd.conf\n"
+      "# Made by `txmqd --print-config`; a key txmqd does not know is an error.\n";
+  for (const CLI::Option* option : app.get_options()) {
+    const auto& names = option->get_lnames();
+    if (names.empty() || NotConfigurable(names[0])) continue;
+    out += "\n" + Commented(option->get_description(), 76);
+    std::string value = option->get_default_str();
+    if (option->get_items_expected_min() == 0 && option->get_type_size_max() <= 1 &&
+        option->get_default_str().empty()) {
+      value = "false";  // a flag: off unless given
+    } else if (!value.empty() && !Numeric(value) && value != "true" && value != "false") {
+      value = "\"" + value + "\"";
+    }
+    out += "# " + names[0] + " =" + (value.empty() ? "" : " " + value) + "\n";
+  }
+  return out;
 }
 
 }  // namespace txmq::broker

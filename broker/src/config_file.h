@@ -21,4 +21,11 @@ namespace txmq::broker {
 //   app.config_formatter(StrictConfig(app));
 std::shared_ptr<CLI::Config> StrictConfig(const CLI::App& app);
 
+// A config file naming every option `app` takes from one (txmqd
+// --print-config; tools/packaging/txmqd.conf is its output): each key with
+// its --help text above it, commented out at its default ("key = false"
+// for a flag, "key =" when there is no default), in --help order. Every
+// line that has a value is valid when uncommented.
+std::string SampleConfig(const CLI::App& app);
+
 }  // namespace txmq::broker

@@ -26,6 +26,7 @@
 
 #include "broker/src/auth/security.h"
 #include "broker/src/config_file.h"
+#include "broker/src/sd_notify.h"
 #include "broker/src/settings.h"
 #include "protocol/src/byte_size.h"
 #include "protocol/src/log.h"
@@ -308,6 +309,10 @@ int main(int argc, char** argv) {
                "logged as a warning. Without it txmqd refuses to listen there");
   app.add_option("--ready-file", ready_file,
                  "Write the bound endpoint to this file once the broker serves");
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "Print a config file naming every option, commented out at its default, and exit "
+               "(the sample tools/packaging/txmqd.conf is its output)");
   app.set_version_flag("--version", std::string("txmqd ") + txmq::kVersion);
   try {
     app.parse(argc, argv);
@@ -320,6 +325,10 @@ int main(int argc, char** argv) {
     return e.get_exit_code() == 0 ? 0 : 2;
   }
 
+  if (print_config) {
+    std::cout << txmq::broker::SampleConfig(app);
+    return 0;
+  }
   txmq::SetLogLevel(txmq::ParseLogLevel(log_level).value());
   auto log = txmq::Logger("txmqd");
   if (!hangup_files.audit_log.empty()) {
@@ -444,6 +453,13 @@ int main(int argc, char** argv) {
     std::ofstream(tmp) << (*broker)->endpoint() << "\n";
     std::rename(tmp.c_str(), ready_file.c_str());
   }
+  // Type=notify: systemd counts txmqd as started from here.
+  if (txmq::Status s =
+          txmq::broker::NotifyServiceManager("READY=1\nSTATUS=serving on " + (*broker)->endpoint() +
+                                             "\nMAINPID=" + std::to_string(getpid()));
+      !s.ok()) {
+    log->warn("could not tell the service manager txmqd is ready: {}", s.message());
+  }
 
   txmq::Status stopped_by_itself;
   std::atomic<bool> broker_ended{false};
@@ -462,6 +478,7 @@ int main(int argc, char** argv) {
     log->info("received {}; shutting down (finishing accepted writes)",
               sig == SIGINT ? "SIGINT" : "SIGTERM");
   }
+  (void)txmq::broker::NotifyServiceManager("STOPPING=1");
   (*broker)->Stop();
   watcher.join();
   if (!stopped_by_itself.ok()) {
