@@ -1,0 +1,240 @@
+// The bank transfer example: Bob, at the paying bank, pays Smith, at the
+// receiving bank, many times. Each bank is its own service with its own
+// LevelDB store; the money moves only through txmq.
+//
+//   sender:   the debit of Bob's account and the transfer message commit
+//             together: a transactional message whose local transaction
+//             is the debit, on a store-backed TransactionProducer (the
+//             library answers the broker's check-backs from the store).
+//             Every tenth transfer is declined locally (rolled back): its
+//             message is never delivered.
+//   receiver: credits Smith once per transfer through an idempotent inbox
+//             (the credit and the dedup record commit together).
+//   report:   balances and counts of a stopped service's store.
+//
+//   txmq-example-bank sender   --broker URL --db DIR --transfers 1000 [--crash-at 137,411]
+//                              [--decided-file FILE]
+//   txmq-example-bank receiver --broker URL --db DIR [--status-file FILE]
+//   txmq-example-bank report   --db DIR
+//
+// --crash-at N kills the sender (SIGKILL, by itself) right after transfer
+// N's local commit, before the broker heard the outcome: the broker asks
+// the group's producers, and the restarted sender answers from its store.
+// A restarted sender goes on at the first transfer it has not committed.
+// With --decided-file it writes that file once every transfer is decided
+// and then keeps serving (answering check-backs) until SIGTERM.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "txmq/consumer.h"
+#include "txmq/inbox.h"
+#include "txmq/local_store.h"
+#include "txmq/transaction_producer.h"
+
+namespace {
+
+constexpr int64_t kOpeningBalance = 1'000'000;
+constexpr char kTopic[] = "transfers";
+
+std::atomic<bool> stop{false};
+void OnSignal(int) { stop = true; }
+
+int64_t Number(const txmq::Result<std::string>& value, int64_t absent = 0) {
+  return value.ok() ? std::stoll(value.value()) : absent;
+}
+
+// The same amounts on every run of a seed, also after a restart.
+int64_t AmountOf(uint64_t seed, int64_t transfer) {
+  std::mt19937_64 rng(seed * 1'000'003 + static_cast<uint64_t>(transfer));
+  return std::uniform_int_distribution<int64_t>(1, 100)(rng);
+}
+
+bool Declined(int64_t transfer) { return transfer % 10 == 9; }
+
+int Sender(const std::string& broker, const std::string& db, int64_t transfers, uint64_t seed,
+           const std::set<int64_t>& crash_at, const std::string& decided_file) {
+  auto opened = txmq::LocalStore::Open(db);
+  if (!opened.ok()) {
+    std::cerr << "sender: " << opened.status().ToString() << "\n";
+    return 1;
+  }
+  txmq::LocalStore& store = **opened;
+  if (!store.Get("account/bob").ok()) {
+    txmq::LocalTxn tx = store.Begin();
+    if (!tx.Put("account/bob", std::to_string(kOpeningBalance)).ok() || !tx.Commit().ok()) {
+      return 1;
+    }
+  }
+  // kBackground: the local commit is the decision; the broker learns it from
+  // an end sent behind the call, or, after a crash, from its check-back.
+  txmq::TransactionProducer producer(
+      {.broker = broker, .group = "bank-a", .end_mode = txmq::TransactionEndMode::kBackground},
+      store);
+  if (txmq::Status s = producer.Start(); !s.ok()) {
+    std::cerr << "sender: " << s.ToString() << "\n";
+    return 1;
+  }
+  int64_t next = Number(store.Get("transfer/next"));
+  if (next > 0) std::cerr << "sender: restarted; going on at transfer " << next << "\n";
+  for (; next < transfers && !stop; ++next) {
+    const int64_t amount = AmountOf(seed, next);
+    const std::string id = "t-" + std::to_string(next);
+    auto result = producer.SendInTransaction(
+        {.topic = kTopic, .key = id, .body = "bob:smith:" + std::to_string(amount)},
+        [&](txmq::LocalTxn& tx, const txmq::Message&) {
+          if (Declined(next)) return txmq::TxState::kRollback;
+          const int64_t balance = Number(tx.Get("account/bob"));
+          if (!tx.Put("account/bob", std::to_string(balance - amount)).ok() ||
+              !tx.Put("debit/" + id, std::to_string(amount)).ok() ||
+              !tx.Put("transfer/next", std::to_string(next + 1)).ok()) {
+            return txmq::TxState::kRollback;
+          }
+          return txmq::TxState::kCommit;
+        });
+    if (!result.ok()) {
+      std::cerr << "sender: transfer " << id << ": " << result.status.ToString() << "\n";
+      return 1;
+    }
+    if (Declined(next)) {
+      // Nothing committed locally: remember only that it was decided.
+      txmq::LocalTxn tx = store.Begin();
+      if (!tx.Put("transfer/next", std::to_string(next + 1)).ok() || !tx.Commit().ok()) return 1;
+    }
+    if (crash_at.count(next) > 0 && !Declined(next)) {
+      std::cerr << "sender: killed after the local commit of " << id << "\n";
+      raise(SIGKILL);
+    }
+  }
+  std::cout << "sender: " << next << " transfers decided\n" << std::flush;
+  if (!decided_file.empty()) {
+    // A service keeps running: its producer answers the broker's checks of
+    // transactions an earlier run left undecided (killed after the local
+    // commit). Until SIGTERM.
+    std::ofstream(decided_file) << next << "\n";
+    while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  (void)producer.FlushEnds(std::chrono::seconds(10));
+  producer.Shutdown();
+  return 0;
+}
+
+int Receiver(const std::string& broker, const std::string& db, const std::string& status_file) {
+  auto opened = txmq::LocalStore::Open(db);
+  if (!opened.ok()) {
+    std::cerr << "receiver: " << opened.status().ToString() << "\n";
+    return 1;
+  }
+  txmq::LocalStore& store = **opened;
+  txmq::Inbox inbox(store, {.group = "bank-b"});
+  txmq::Consumer consumer(
+      {.broker = broker, .group = "bank-b", .long_poll = std::chrono::milliseconds(500)});
+  std::atomic<int64_t> credited{0};
+  txmq::Status s =
+      consumer.Subscribe(kTopic, inbox.Idempotent([&](txmq::LocalTxn& tx, const txmq::Received& m) {
+        const int64_t amount = std::stoll(m.body.substr(m.body.rfind(':') + 1));
+        const int64_t balance = Number(tx.Get("account/smith"));
+        if (!tx.Put("account/smith", std::to_string(balance + amount)).ok() ||
+            !tx.Put("credit/" + m.key, std::to_string(amount)).ok()) {
+          return txmq::ConsumeResult::RetryLater();
+        }
+        credited++;
+        return txmq::ConsumeResult::Success();
+      }));
+  if (s.ok()) s = consumer.Start();
+  if (!s.ok()) {
+    std::cerr << "receiver: " << s.ToString() << "\n";
+    return 1;
+  }
+  // What it has credited so far, for whoever waits for it (run.sh).
+  int64_t told = -1;
+  while (!stop) {
+    int64_t count = 0;
+    store.Scan("credit/", [&](std::string_view, std::string_view) {
+      ++count;
+      return true;
+    });
+    if (!status_file.empty() && count != told) {
+      { std::ofstream(status_file + ".tmp") << count << "\n"; }
+      std::rename((status_file + ".tmp").c_str(), status_file.c_str());
+      told = count;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  consumer.Shutdown();
+  std::cout << "receiver: credited " << credited << " transfers in this run\n";
+  return 0;
+}
+
+int Report(const std::string& db) {
+  auto opened = txmq::LocalStore::Open(db);
+  if (!opened.ok()) {
+    std::cerr << "report: " << opened.status().ToString() << "\n";
+    return 1;
+  }
+  txmq::LocalStore& store = **opened;
+  for (const char* account : {"bob", "smith"}) {
+    auto balance = store.Get(std::string("account/") + account);
+    if (balance.ok()) std::cout << "account " << account << " " << balance.value() << "\n";
+  }
+  for (const char* kind : {"debit", "credit"}) {
+    int64_t count = 0, total = 0;
+    store.Scan(std::string(kind) + "/", [&](std::string_view, std::string_view value) {
+      ++count;
+      total += std::stoll(std::string(value));
+      return true;
+    });
+    if (count > 0) std::cout << kind << "s " << count << " total " << total << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string broker = "tcp://127.0.0.1:7800", db, status_file, crash_at, decided_file;
+  int64_t transfers = 1000;
+  uint64_t seed = 1;
+  CLI::App app{"The txmq bank transfer example (see the top of bank.cc)"};
+  app.require_subcommand(1);
+  auto* sender = app.add_subcommand("sender", "Bob's bank: debits and sends transfers");
+  auto* receiver = app.add_subcommand("receiver", "Smith's bank: credits each transfer once");
+  auto* report = app.add_subcommand("report", "Balances and counts of a stopped service's store");
+  for (CLI::App* cmd : {sender, receiver, report}) {
+    cmd->add_option("--db", db, "LevelDB directory of this bank")->required();
+  }
+  for (CLI::App* cmd : {sender, receiver}) {
+    cmd->add_option("--broker", broker, "txmqd endpoint")->capture_default_str();
+  }
+  sender->add_option("--transfers", transfers, "How many transfers in all")->capture_default_str();
+  sender->add_option("--seed", seed, "Seed of the amounts")->capture_default_str();
+  sender->add_option("--crash-at", crash_at, "Transfers after whose local commit to die: 137,411");
+  sender->add_option("--decided-file", decided_file,
+                     "Once all are decided, write this file and serve checks until SIGTERM");
+  receiver->add_option("--status-file", status_file, "Keep the count of credits here");
+  CLI11_PARSE(app, argc, argv);
+
+  signal(SIGTERM, OnSignal);
+  signal(SIGINT, OnSignal);
+  if (*sender) {
+    std::set<int64_t> crashes;
+    for (size_t at = 0; at < crash_at.size();) {
+      const size_t comma = std::min(crash_at.find(',', at), crash_at.size());
+      crashes.insert(std::stoll(crash_at.substr(at, comma - at)));
+      at = comma + 1;
+    }
+    return Sender(broker, db, transfers, seed, crashes, decided_file);
+  }
+  if (*receiver) return Receiver(broker, db, status_file);
+  return Report(db);
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Runs the bank transfer example end to end: a broker, Smith's bank (the
+# receiver) and Bob's bank (the sender) making 1,000 transfers. The sender
+# is killed after the local commit of three transfers, before the broker
+# heard their outcome, and restarted each time; the receiver is killed once
+# and restarted too. At the end both stores are read: money is conserved
+# and every committed transfer was credited exactly once.
+#   examples/bank_transfer/run.sh [BUILD_BIN_DIR]
+# TRANSFERS=N changes the count; KEEP=1 keeps the work directory (the logs).
+set -euo pipefail
+bin=${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
+transfers=${TRANSFERS:-1000}
+work=$(mktemp -d "${TMPDIR:-/tmp}/txmq-bank-XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Check-backs come a second after a transaction's outcome is missing; a
+# killed process's client id is free again two seconds after it went silent.
+"$bin/txmqd" --data-dir "$work/broker" --listen 'tcp://127.0.0.1:*' --ready-file "$work/ready" \
+  --transaction-timeout 1s --check-interval 1s --check-interval-max 2s --client-timeout 2s \
+  --log-level warn 2>"$work/broker.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
+broker=$(cat "$work/ready")
+echo "broker at $broker"
+
+start_receiver() {
+  "$bin/txmq-example-bank" receiver --broker "$broker" --db "$work/bank-b" \
+    --status-file "$work/credited" 2>>"$work/receiver.log" &
+  receiver=$!
+  pids+=($receiver)
+}
+start_receiver
+
+# The sender dies (SIGKILL) after three local commits; each time it is
+# started again and goes on. The receiver is killed once, while transfers
+# flow. Once every transfer is decided the sender keeps serving, as a
+# service would, answering the broker's checks of the killed transactions.
+start_sender() {
+  "$bin/txmq-example-bank" sender --broker "$broker" --db "$work/bank-a" \
+    --transfers "$transfers" --crash-at 137,411,733 --decided-file "$work/decided" \
+    2>>"$work/sender.log" &
+  sender=$!
+  pids+=($sender)
+}
+start_sender
+runs=0
+for _ in $(seq 1200); do
+  [ -f "$work/decided" ] && break
+  if ! kill -0 "$sender" 2>/dev/null; then
+    wait "$sender" 2>/dev/null || true
+    runs=$((runs + 1))
+    echo "sender killed (run $runs); starting it again"
+    if [ "$runs" -eq 1 ]; then
+      kill -9 "$receiver"
+      wait "$receiver" 2>/dev/null || true
+      echo "receiver killed; starting it again"
+      start_receiver
+    fi
+    [ "$runs" -lt 10 ] || { echo "the sender keeps failing: $(tail -3 "$work/sender.log")"; exit 1; }
+    start_sender
+  fi
+  sleep 0.1
+done
+[ -f "$work/decided" ] || { echo "the sender never finished: $(tail -3 "$work/sender.log")"; exit 1; }
+
+# Wait (bounded) until the broker has no transaction of Bob's bank open and
+# Smith's bank credited every transfer Bob's bank committed.
+committed=$(( transfers - transfers / 10 ))
+for _ in $(seq ${WAIT_TENTHS:-600}); do
+  if [ "$(cat "$work/credited" 2>/dev/null || echo 0)" -ge "$committed" ] &&
+     "$bin/txmqctl" --broker "$broker" tx list --state open --group bank-a |
+       grep -qx "(no pending transactions)"; then
+    break
+  fi
+  sleep 0.1
+done
+kill "$sender" "$receiver"
+wait "$sender" "$receiver" 2>/dev/null || true
+
+echo "Bob's bank:";   "$bin/txmq-example-bank" report --db "$work/bank-a" | sed 's/^/  /'
+echo "Smith's bank:"; "$bin/txmq-example-bank" report --db "$work/bank-b" | sed 's/^/  /'
+a=$("$bin/txmq-example-bank" report --db "$work/bank-a")
+b=$("$bin/txmq-example-bank" report --db "$work/bank-b")
+bob=$(awk '/^account bob/ {print $3}' <<<"$a")
+smith=$(awk '/^account smith/ {print $3}' <<<"$b")
+debits=$(awk '/^debits/ {print $2}' <<<"$a");  debited=$(awk '/^debits/ {print $4}' <<<"$a")
+credits=$(awk '/^credits/ {print $2}' <<<"$b"); credited=$(awk '/^credits/ {print $4}' <<<"$b")
+echo "committed transfers: $debits (of $transfers; every tenth declined), credited: $credits"
+if [ "$((bob + smith))" -eq 1000000 ] && [ "$debited" -eq "$credited" ] && [ "$smith" -eq "$credited" ]; then
+  echo "money conserved: yes ($bob + $smith = 1000000)"
+else
+  echo "money conserved: NO (bob $bob, smith $smith, debited $debited, credited $credited)"
+fi
+if [ "$debits" -eq "$committed" ] && [ "$credits" -eq "$debits" ]; then
+  echo "every committed transfer applied once: yes"
+else
+  echo "every committed transfer applied once: NO (debits $debits, credits $credits, expected $committed)"
+fi
