@@ -7,7 +7,10 @@
 //             is the debit, on a store-backed TransactionProducer (the
 //             library answers the broker's check-backs from the store).
 //             Every tenth transfer is declined locally (rolled back): its
-//             message is never delivered.
+//             message is never delivered. Every fiftieth goes to Carol,
+//             who has no account at the receiving bank: the receiver
+//             answers with a compensation and the sender refunds Bob
+//             (an undo through its inbox, once per transfer).
 //   receiver: credits Smith once per transfer through an idempotent inbox
 //             (the credit and the dedup record commit together).
 //   report:   balances and counts of a stopped service's store.
@@ -37,9 +40,11 @@
 #include <string>
 #include <thread>
 
+#include "txmq/compensation.h"
 #include "txmq/consumer.h"
 #include "txmq/inbox.h"
 #include "txmq/local_store.h"
+#include "txmq/outbox.h"
 #include "txmq/transaction_producer.h"
 
 namespace {
@@ -61,9 +66,29 @@ int64_t AmountOf(uint64_t seed, int64_t transfer) {
 }
 
 bool Declined(int64_t transfer) { return transfer % 10 == 9; }
+// Carol has no account at the receiving bank.
+std::string PayeeOf(int64_t transfer) { return transfer % 50 == 25 ? "carol" : "smith"; }
+
+// How many keys start with `prefix`.
+int64_t Count(const txmq::LocalStore& store, const std::string& prefix) {
+  int64_t count = 0;
+  store.Scan(prefix, [&](std::string_view, std::string_view) {
+    ++count;
+    return true;
+  });
+  return count;
+}
+
+// Writes `count` to `file` whole (a reader never sees half a number).
+void Tell(const std::string& file, int64_t count) {
+  if (file.empty()) return;
+  { std::ofstream(file + ".tmp") << count << "\n"; }
+  std::rename((file + ".tmp").c_str(), file.c_str());
+}
 
 int Sender(const std::string& broker, const std::string& db, int64_t transfers, uint64_t seed,
-           const std::set<int64_t>& crash_at, const std::string& decided_file) {
+           const std::set<int64_t>& crash_at, const std::string& decided_file,
+           const std::string& status_file) {
   auto opened = txmq::LocalStore::Open(db);
   if (!opened.ok()) {
     std::cerr << "sender: " << opened.status().ToString() << "\n";
@@ -85,23 +110,56 @@ int Sender(const std::string& broker, const std::string& db, int64_t transfers, 
     std::cerr << "sender: " << s.ToString() << "\n";
     return 1;
   }
+  // Refunds: a transfer the receiving bank could not credit comes back as a
+  // compensation, and Bob gets the amount back, once.
+  txmq::Inbox inbox(store, {.group = "bank-a-refunds"});
+  txmq::Consumer refunds(
+      {.broker = broker, .group = "bank-a-refunds", .long_poll = std::chrono::milliseconds(500)});
+  txmq::Status s = txmq::OnCompensation(
+      refunds, inbox, "bank-a", [](txmq::LocalTxn& tx, const txmq::Compensation& c) {
+        const int64_t amount = Number(tx.Get("debit/" + c.key));
+        const int64_t balance = Number(tx.Get("account/bob"));
+        if (!tx.Put("account/bob", std::to_string(balance + amount)).ok() ||
+            !tx.Put("refund/" + c.key, std::to_string(amount)).ok()) {
+          return txmq::ConsumeResult::RetryLater();
+        }
+        std::cerr << "sender: refunded " << c.key << " (" << c.reason << ")\n";
+        return txmq::ConsumeResult::Success();
+      });
+  if (s.ok()) s = refunds.Start();
+  if (!s.ok()) {
+    std::cerr << "sender: " << s.ToString() << "\n";
+    return 1;
+  }
   int64_t next = Number(store.Get("transfer/next"));
   if (next > 0) std::cerr << "sender: restarted; going on at transfer " << next << "\n";
   for (; next < transfers && !stop; ++next) {
     const int64_t amount = AmountOf(seed, next);
     const std::string id = "t-" + std::to_string(next);
-    auto result = producer.SendInTransaction(
-        {.topic = kTopic, .key = id, .body = "bob:smith:" + std::to_string(amount)},
-        [&](txmq::LocalTxn& tx, const txmq::Message&) {
-          if (Declined(next)) return txmq::TxState::kRollback;
-          const int64_t balance = Number(tx.Get("account/bob"));
-          if (!tx.Put("account/bob", std::to_string(balance - amount)).ok() ||
-              !tx.Put("debit/" + id, std::to_string(amount)).ok() ||
-              !tx.Put("transfer/next", std::to_string(next + 1)).ok()) {
-            return txmq::TxState::kRollback;
-          }
-          return txmq::TxState::kCommit;
-        });
+    auto transfer = [&] {
+      return producer.SendInTransaction(
+          {.topic = kTopic,
+           .key = id,
+           .body = "bob:" + PayeeOf(next) + ":" + std::to_string(amount)},
+          [&](txmq::LocalTxn& tx, const txmq::Message&) {
+            if (Declined(next)) return txmq::TxState::kRollback;
+            const int64_t balance = Number(tx.Get("account/bob"));
+            if (!tx.Put("account/bob", std::to_string(balance - amount)).ok() ||
+                !tx.Put("debit/" + id, std::to_string(amount)).ok() ||
+                !tx.Put("transfer/next", std::to_string(next + 1)).ok()) {
+              return txmq::TxState::kRollback;
+            }
+            return txmq::TxState::kCommit;
+          });
+    };
+    // ABORTED: a refund changed Bob's balance between the read and the
+    // commit (the store commits optimistically); nothing was written and
+    // the half was rolled back, so the transfer simply runs again.
+    auto result = transfer();
+    for (int attempt = 1; result.status.code() == txmq::StatusCode::kAborted && attempt < 100;
+         ++attempt) {
+      result = transfer();
+    }
     if (!result.ok()) {
       std::cerr << "sender: transfer " << id << ": " << result.status.ToString() << "\n";
       return 1;
@@ -122,9 +180,13 @@ int Sender(const std::string& broker, const std::string& db, int64_t transfers, 
     // transactions an earlier run left undecided (killed after the local
     // commit). Until SIGTERM.
     std::ofstream(decided_file) << next << "\n";
-    while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    while (!stop) {
+      Tell(status_file, Count(store, "refund/"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
   (void)producer.FlushEnds(std::chrono::seconds(10));
+  refunds.Shutdown();
   producer.Shutdown();
   return 0;
 }
@@ -136,12 +198,21 @@ int Receiver(const std::string& broker, const std::string& db, const std::string
     return 1;
   }
   txmq::LocalStore& store = **opened;
-  txmq::Inbox inbox(store, {.group = "bank-b"});
+  // The outbox carries the compensations of transfers it cannot credit.
+  txmq::Outbox outbox(store, {.producer = {.broker = broker, .group = "bank-b"}});
+  if (txmq::Status started = outbox.Start(); !started.ok()) {
+    std::cerr << "receiver: " << started.ToString() << "\n";
+    return 1;
+  }
+  txmq::Inbox inbox(store, {.group = "bank-b", .outbox = &outbox});
   txmq::Consumer consumer(
       {.broker = broker, .group = "bank-b", .long_poll = std::chrono::milliseconds(500)});
   std::atomic<int64_t> credited{0};
   txmq::Status s =
       consumer.Subscribe(kTopic, inbox.Idempotent([&](txmq::LocalTxn& tx, const txmq::Received& m) {
+        const size_t colon = m.body.find(':');
+        const std::string payee = m.body.substr(colon + 1, m.body.rfind(':') - colon - 1);
+        if (payee != "smith") return txmq::ConsumeResult::Compensate("no account " + payee);
         const int64_t amount = std::stoll(m.body.substr(m.body.rfind(':') + 1));
         const int64_t balance = Number(tx.Get("account/smith"));
         if (!tx.Put("account/smith", std::to_string(balance + amount)).ok() ||
@@ -157,21 +228,12 @@ int Receiver(const std::string& broker, const std::string& db, const std::string
     return 1;
   }
   // What it has credited so far, for whoever waits for it (run.sh).
-  int64_t told = -1;
   while (!stop) {
-    int64_t count = 0;
-    store.Scan("credit/", [&](std::string_view, std::string_view) {
-      ++count;
-      return true;
-    });
-    if (!status_file.empty() && count != told) {
-      { std::ofstream(status_file + ".tmp") << count << "\n"; }
-      std::rename((status_file + ".tmp").c_str(), status_file.c_str());
-      told = count;
-    }
+    Tell(status_file, Count(store, "credit/"));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   consumer.Shutdown();
+  outbox.Shutdown();
   std::cout << "receiver: credited " << credited << " transfers in this run\n";
   return 0;
 }
@@ -187,7 +249,7 @@ int Report(const std::string& db) {
     auto balance = store.Get(std::string("account/") + account);
     if (balance.ok()) std::cout << "account " << account << " " << balance.value() << "\n";
   }
-  for (const char* kind : {"debit", "credit"}) {
+  for (const char* kind : {"debit", "credit", "refund"}) {
     int64_t count = 0, total = 0;
     store.Scan(std::string(kind) + "/", [&](std::string_view, std::string_view value) {
       ++count;
@@ -222,6 +284,8 @@ int main(int argc, char** argv) {
   sender->add_option("--decided-file", decided_file,
                      "Once all are decided, write this file and serve checks until SIGTERM");
   receiver->add_option("--status-file", status_file, "Keep the count of credits here");
+  sender->add_option("--status-file", status_file,
+                     "With --decided-file: keep the count of refunds here");
   CLI11_PARSE(app, argc, argv);
 
   signal(SIGTERM, OnSignal);
@@ -233,7 +297,7 @@ int main(int argc, char** argv) {
       crashes.insert(std::stoll(crash_at.substr(at, comma - at)));
       at = comma + 1;
     }
-    return Sender(broker, db, transfers, seed, crashes, decided_file);
+    return Sender(broker, db, transfers, seed, crashes, decided_file, status_file);
   }
   if (*receiver) return Receiver(broker, db, status_file);
   return Report(db);

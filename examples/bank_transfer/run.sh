@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the bank transfer example end to end: a broker, Smith's bank (the
-# receiver) and Bob's bank (the sender) making 1,000 transfers. The sender
+# receiver) and Bob's bank (the sender) making 1,000 transfers; every
+# fiftieth is to Carol, who has no account at Smith's bank, and comes back
+# as a compensation that refunds Bob. The sender
 # is killed after the local commit of three transfers, before the broker
 # heard their outcome, and restarted each time; the receiver is killed once
 # and restarted too. At the end both stores are read: money is conserved
-# and every committed transfer was credited exactly once.
+# and every committed transfer was credited or refunded exactly once.
 #   examples/bank_transfer/run.sh [BUILD_BIN_DIR]
 # TRANSFERS=N changes the count; KEEP=1 keeps the work directory (the logs).
 set -euo pipefail
@@ -44,6 +46,7 @@ start_receiver
 start_sender() {
   "$bin/txmq-example-bank" sender --broker "$broker" --db "$work/bank-a" \
     --transfers "$transfers" --crash-at 137,411,733 --decided-file "$work/decided" \
+    --status-file "$work/refunded" \
     2>>"$work/sender.log" &
   sender=$!
   pids+=($sender)
@@ -69,11 +72,14 @@ for _ in $(seq 1200); do
 done
 [ -f "$work/decided" ] || { echo "the sender never finished: $(tail -3 "$work/sender.log")"; exit 1; }
 
-# Wait (bounded) until the broker has no transaction of Bob's bank open and
-# Smith's bank credited every transfer Bob's bank committed.
+# Wait (bounded) until the broker has no transaction of Bob's bank open,
+# Smith's bank credited every transfer to Smith Bob's bank committed, and
+# Bob's bank refunded every transfer to Carol.
 committed=$(( transfers - transfers / 10 ))
+to_carol=$(( transfers > 25 ? (transfers - 26) / 50 + 1 : 0 ))
 for _ in $(seq ${WAIT_TENTHS:-600}); do
-  if [ "$(cat "$work/credited" 2>/dev/null || echo 0)" -ge "$committed" ] &&
+  if [ "$(cat "$work/credited" 2>/dev/null || echo 0)" -ge "$((committed - to_carol))" ] &&
+     [ "$(cat "$work/refunded" 2>/dev/null || echo 0)" -ge "$to_carol" ] &&
      "$bin/txmqctl" --broker "$broker" tx list --state open --group bank-a |
        grep -qx "(no pending transactions)"; then
     break
@@ -89,16 +95,20 @@ a=$("$bin/txmq-example-bank" report --db "$work/bank-a")
 b=$("$bin/txmq-example-bank" report --db "$work/bank-b")
 bob=$(awk '/^account bob/ {print $3}' <<<"$a")
 smith=$(awk '/^account smith/ {print $3}' <<<"$b")
-debits=$(awk '/^debits/ {print $2}' <<<"$a");  debited=$(awk '/^debits/ {print $4}' <<<"$a")
-credits=$(awk '/^credits/ {print $2}' <<<"$b"); credited=$(awk '/^credits/ {print $4}' <<<"$b")
-echo "committed transfers: $debits (of $transfers; every tenth declined), credited: $credits"
-if [ "$((bob + smith))" -eq 1000000 ] && [ "$debited" -eq "$credited" ] && [ "$smith" -eq "$credited" ]; then
+debits=$(awk '/^debits/ {print $2}' <<<"$a");   debited=$(awk '/^debits/ {print $4}' <<<"$a")
+refunds=$(awk '/^refunds/ {print $2}' <<<"$a"); refunded=$(awk '/^refunds/ {print $4}' <<<"$a")
+credits=$(awk '/^credits/ {print $2}' <<<"$b");  credited=$(awk '/^credits/ {print $4}' <<<"$b")
+refunds=${refunds:-0}; refunded=${refunded:-0}
+echo "committed transfers: $debits (of $transfers; every tenth declined), credited: $credits, refunded: $refunds"
+if [ "$((bob + smith))" -eq 1000000 ] && [ "$debited" -eq "$((credited + refunded))" ] &&
+   [ "$smith" -eq "$credited" ]; then
   echo "money conserved: yes ($bob + $smith = 1000000)"
 else
-  echo "money conserved: NO (bob $bob, smith $smith, debited $debited, credited $credited)"
+  echo "money conserved: NO (bob $bob, smith $smith, debited $debited, credited $credited, refunded $refunded)"
 fi
-if [ "$debits" -eq "$committed" ] && [ "$credits" -eq "$debits" ]; then
-  echo "every committed transfer applied once: yes"
+if [ "$debits" -eq "$committed" ] && [ "$credits" -eq "$((committed - to_carol))" ] &&
+   [ "$refunds" -eq "$to_carol" ]; then
+  echo "every committed transfer applied once: yes ($credits credited, $refunds refunded)"
 else
-  echo "every committed transfer applied once: NO (debits $debits, credits $credits, expected $committed)"
+  echo "every committed transfer applied once: NO (debits $debits, credits $credits, refunds $refunds; expected $committed, $((committed - to_carol)), $to_carol)"
 fi
