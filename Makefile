@@ -2,6 +2,9 @@
 #   make run    install missing Debian packages, build, start txmqd with its defaults
 #   make test   install missing Debian packages, build, run every test through ctest
 #   make build  install missing Debian packages and build
+#   make demo   as make build, then the bank transfer example told step by step:
+#               a half message, a killed producer, a check-back, an idempotent
+#               redelivery, a compensation; txmqctl's view; the final balances
 #   make check-asan  a separate build (build-asan/) with AddressSanitizer and
 #               UBSan; runs the fuzz replays and the fault tests (slow; not
 #               part of `make test`)
@@ -11,7 +14,7 @@ JOBS       ?= 2
 CTEST_ARGS ?=
 ASAN_DIR   ?= build-asan
 
-.PHONY: all deps configure build run test check-asan install clean format
+.PHONY: all deps configure build run test demo check-asan install clean format
 
 all: build
 
@@ -29,6 +32,9 @@ run: build
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+demo: build
+	@DEMO=1 TRANSFERS=100 CRASH_AT=37 examples/bank_transfer/run.sh $(BUILD_DIR)/bin
 
 # Any sanitizer report fails the test that caused it. The fault tests
 # LD_PRELOAD a shim or libfaketime into txmqd, so ASan may not come first

@@ -170,7 +170,8 @@ int Sender(const std::string& broker, const std::string& db, int64_t transfers, 
       if (!tx.Put("transfer/next", std::to_string(next + 1)).ok() || !tx.Commit().ok()) return 1;
     }
     if (crash_at.count(next) > 0 && !Declined(next)) {
-      std::cerr << "sender: killed after the local commit of " << id << "\n";
+      std::cerr << "sender: killed after the local commit of " << id << " (transaction "
+                << result.transaction_id << ")\n";
       raise(SIGKILL);
     }
   }

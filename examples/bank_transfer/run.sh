@@ -8,10 +8,15 @@
 # and restarted too. At the end both stores are read: money is conserved
 # and every committed transfer was credited or refunded exactly once.
 #   examples/bank_transfer/run.sh [BUILD_BIN_DIR]
-# TRANSFERS=N changes the count; KEEP=1 keeps the work directory (the logs).
+# TRANSFERS=N changes the count, CRASH_AT=37,80 where the sender dies;
+# KEEP=1 keeps the work directory (the logs); DEMO=1 says what happens as it
+# goes and shows txmqctl's view at the end (`make demo`).
 set -euo pipefail
 bin=${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
 transfers=${TRANSFERS:-1000}
+crash_at=${CRASH_AT:-137,411,733}
+say() { if [ -n "${DEMO:-}" ]; then printf '\n== %s\n' "$*"; fi; }
+ctl() { echo "\$ txmqctl $*"; "$bin/txmqctl" --broker "$broker" "$@" | sed 's/^/  /'; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/txmq-bank-XXXXXX")
 pids=()
 cleanup() {
@@ -30,6 +35,11 @@ pids+=($!)
 for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
 broker=$(cat "$work/ready")
 echo "broker at $broker"
+say "Smith's bank (the receiver) credits each transfer once, through an idempotent inbox."
+say "Bob's bank (the sender) debits Bob and sends the transfer in one transaction: a half
+   message at the broker, invisible to Smith's bank until Bob's debit commits locally.
+   Every tenth transfer is declined (rolled back); every fiftieth is to Carol, unknown
+   at Smith's bank, which answers with a compensation: Bob is refunded."
 
 start_receiver() {
   "$bin/txmq-example-bank" receiver --broker "$broker" --db "$work/bank-b" \
@@ -45,7 +55,7 @@ start_receiver
 # service would, answering the broker's checks of the killed transactions.
 start_sender() {
   "$bin/txmq-example-bank" sender --broker "$broker" --db "$work/bank-a" \
-    --transfers "$transfers" --crash-at 137,411,733 --decided-file "$work/decided" \
+    --transfers "$transfers" --crash-at "$crash_at" --decided-file "$work/decided" \
     --status-file "$work/refunded" \
     2>>"$work/sender.log" &
   sender=$!
@@ -59,10 +69,15 @@ for _ in $(seq 1200); do
     wait "$sender" 2>/dev/null || true
     runs=$((runs + 1))
     echo "sender killed (run $runs); starting it again"
+    say "The sender was killed (SIGKILL) right after a local commit, before the broker heard
+   the outcome. The broker keeps that half message and asks the sender's group whether it
+   committed (check-back); the restarted sender answers COMMIT from its store."
     if [ "$runs" -eq 1 ]; then
       kill -9 "$receiver"
       wait "$receiver" 2>/dev/null || true
       echo "receiver killed; starting it again"
+      say "The receiver was killed too: what it had not acknowledged is delivered again, and
+   its inbox makes sure no transfer is credited twice."
       start_receiver
     fi
     [ "$runs" -lt 10 ] || { echo "the sender keeps failing: $(tail -3 "$work/sender.log")"; exit 1; }
@@ -86,9 +101,20 @@ for _ in $(seq ${WAIT_TENTHS:-600}); do
   fi
   sleep 0.1
 done
+if [ -n "${DEMO:-}" ]; then
+  say "What an operator sees (txmqctl): no transaction of Bob's bank is left open; the one
+   whose sender was killed was decided by a check-back (its checks and who resolved it);
+   the consumer groups have no lag."
+  killed_tx=$(sed -n 's/.*killed after the local commit of .* (transaction \(.*\))$/\1/p' \
+    "$work/sender.log" | tail -1)
+  ctl tx list --group bank-a
+  [ -z "$killed_tx" ] || ctl tx show "$killed_tx"
+  ctl group list
+fi
 kill "$sender" "$receiver"
 wait "$sender" "$receiver" 2>/dev/null || true
 
+say "Both stores, read after the services stopped:"
 echo "Bob's bank:";   "$bin/txmq-example-bank" report --db "$work/bank-a" | sed 's/^/  /'
 echo "Smith's bank:"; "$bin/txmq-example-bank" report --db "$work/bank-b" | sed 's/^/  /'
 a=$("$bin/txmq-example-bank" report --db "$work/bank-a")
