@@ -227,11 +227,31 @@ Status FileReplicaLog::Append(const ReplicaEntry& entry) {
 
 Status FileReplicaLog::Sync() {
   for (auto it = unsynced_.begin(); it != unsynced_.end();) {
-    if (Status s = segments_.at(*it)->Sync(); !s.ok()) return s;
+    if (Status s = segments_.at(*it)->Sync(); !s.ok()) {
+      // After a failed fdatasync the kernel may have dropped the dirty
+      // pages and a later sync succeeds without them (fsyncgate): forget
+      // every entry since the last good sync; they are appended again.
+      ForgetAfter(durable_.index);
+      return s;
+    }
     it = unsynced_.erase(it);
   }
   durable_ = last_;
   return Status::OK();
+}
+
+void FileReplicaLog::ForgetAfter(uint64_t keep) {
+  locs_.resize(keep);
+  epochs_.TruncateAfter(keep);
+  last_ = {keep, keep == 0 ? 0 : locs_.back().crc};
+  if (durable_.index > keep) durable_ = last_;
+  if (keep == 0) {
+    tail_segment_ = tail_offset_ = 0;
+  } else {
+    const Loc& end = locs_.back();
+    tail_segment_ = end.segment;
+    tail_offset_ = end.offset + kHeaderBytes + end.length;
+  }
 }
 
 Status FileReplicaLog::TruncateAfter(uint64_t keep) {
@@ -255,17 +275,7 @@ Status FileReplicaLog::TruncateAfter(uint64_t keep) {
   for (uint64_t first : later) {
     if (Status s = RemoveSegment(first); !s.ok()) return s;
   }
-  locs_.resize(keep);
-  epochs_.TruncateAfter(keep);
-  last_ = {keep, keep == 0 ? 0 : locs_.back().crc};
-  if (durable_.index > keep) durable_ = last_;
-  if (keep == 0) {
-    tail_segment_ = tail_offset_ = 0;
-  } else {
-    const Loc& end = locs_.back();
-    tail_segment_ = end.segment;
-    tail_offset_ = end.offset + kHeaderBytes + end.length;
-  }
+  ForgetAfter(keep);
   return Status::OK();
 }
 

@@ -61,6 +61,8 @@ class FileReplicaLog final : public ReplicaLog {
   explicit FileReplicaLog(FileReplicaLogOptions options) : options_(std::move(options)) {}
   Status Recover();
   Status RemoveSegment(uint64_t first);
+  // Drops entries after `keep` from memory; the next append goes after it.
+  void ForgetAfter(uint64_t keep);
   std::string SegmentPath(uint64_t first) const;
   std::string EpochPath() const { return options_.dir + "/epoch"; }
 

@@ -103,6 +103,9 @@ class ReplicaLog {
   // written). Not durable until Sync.
   virtual Status Append(const ReplicaEntry& entry) = 0;
   // Makes every appended entry durable (one fdatasync per file touched).
+  // On failure the entries appended since the last good Sync are dropped
+  // (last() goes back to durable()): their pages may be lost, and a later
+  // sync would not say so.
   virtual Status Sync() = 0;
   // Drops every entry after index `keep` (durably: a restart does not see
   // them again). kInvalidArgument when keep > last().index.
