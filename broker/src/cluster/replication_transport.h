@@ -2,7 +2,8 @@
 // encoded frames (replication_messages.h) to and from named peers.
 //
 // Implementations: InProcNetwork (inproc_transport.h) for deterministic
-// tests, ZmqReplicationTransport (zmq_transport.h) on sockets. Delivery is
+// tests; a ZeroMQ one (a DEALER per follower on the leader, a ROUTER on
+// every node) comes with the wiring into txmqd. Delivery is
 // best effort: a frame may be lost (the leader resends after
 // ReplicationLeaderOptions.resend_after); frames from one peer arrive in
 // order.
