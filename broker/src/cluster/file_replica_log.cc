@@ -1,0 +1,299 @@
+// Layout of a replica log directory:
+//
+//   <dir>/epoch                   the highest epoch seen, decimal; replaced
+//                                 atomically (write, sync, rename, sync dir)
+//   <dir>/<first:20 digits>.rlog  a preallocated segment of segment_bytes
+//                                 whose first entry is number `first`; an
+//                                 entry that does not fit starts a new one
+//
+//   Entry  := Header Payload
+//   Header := magic:u32 crc:u32 length:u32 reserved:u32 epoch:i64 index:u64
+//             (32 bytes, little-endian)
+//     magic   "TXRL"
+//     crc     the chain crc (replica_log.h): covers the previous entry's
+//             crc, epoch, index and payload, so it is the same on every
+//             replica, and stale bytes never continue a chain
+//     length  payload bytes
+//
+// Recovery walks the segments from the one named 1, entry by entry, while
+// each entry is whole, has the next index, an epoch no lower than the one
+// before, and chains. Where that fails the log continues in the segment
+// named by the next index if there is one (the entry rolled), else it ends
+// there; every other segment is removed. A torn or unsynced tail therefore
+// just ends the log: only synced entries were ever reported durable, and
+// they come before it. (Unlike the commit log, a damaged synced entry is
+// not told apart from a torn tail: the leader's copy makes it whole again.)
+//
+// Truncation after `keep` zeroes the header of entry keep + 1 and syncs it
+// before removing the segments that start after keep, so a crash in
+// between leaves the truncated log or the whole one, and the whole one only
+// causes another divergence round (its entries do not chain to the
+// leader's).
+#include "broker/src/cluster/file_replica_log.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace txmq::cluster {
+namespace {
+
+constexpr uint32_t kMagic = 0x4c525854;  // "TXRL" little-endian
+constexpr size_t kHeaderBytes = 32;
+constexpr std::string_view kSuffix = ".rlog";
+constexpr size_t kDigits = 20;
+
+struct Header {
+  uint32_t crc = 0;
+  uint32_t length = 0;
+  int64_t epoch = 0;
+  uint64_t index = 0;
+};
+
+void EncodeHeader(const Header& h, char* out) {
+  const uint32_t magic = kMagic, reserved = 0;
+  std::memcpy(out, &magic, 4);
+  std::memcpy(out + 4, &h.crc, 4);
+  std::memcpy(out + 8, &h.length, 4);
+  std::memcpy(out + 12, &reserved, 4);
+  std::memcpy(out + 16, &h.epoch, 8);
+  std::memcpy(out + 24, &h.index, 8);
+}
+
+bool DecodeHeader(std::string_view in, Header* h) {
+  if (in.size() < kHeaderBytes) return false;
+  uint32_t magic;
+  std::memcpy(&magic, in.data(), 4);
+  if (magic != kMagic) return false;
+  std::memcpy(&h->crc, in.data() + 4, 4);
+  std::memcpy(&h->length, in.data() + 8, 4);
+  std::memcpy(&h->epoch, in.data() + 16, 8);
+  std::memcpy(&h->index, in.data() + 24, 8);
+  return true;
+}
+
+bool ParseSegmentName(const std::string& name, uint64_t* first) {
+  if (name.size() != kDigits + kSuffix.size() || !std::string_view(name).ends_with(kSuffix)) {
+    return false;
+  }
+  uint64_t v = 0;
+  for (size_t i = 0; i < kDigits; ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(name[i] - '0');
+  }
+  *first = v;
+  return v > 0;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FileReplicaLog>> FileReplicaLog::Open(FileReplicaLogOptions options) {
+  if (options.dir.empty()) return Status::InvalidArgument("FileReplicaLogOptions.dir is empty");
+  if (options.segment_bytes < 4096) {
+    return Status::InvalidArgument("FileReplicaLogOptions.segment_bytes " +
+                                   std::to_string(options.segment_bytes) +
+                                   ": must be at least 4096");
+  }
+  auto log = std::unique_ptr<FileReplicaLog>(new FileReplicaLog(std::move(options)));
+  if (Status s = log->Recover(); !s.ok()) return s;
+  return log;
+}
+
+std::string FileReplicaLog::SegmentPath(uint64_t first) const {
+  std::string digits = std::to_string(first);
+  return options_.dir + "/" + std::string(kDigits - digits.size(), '0') + digits +
+         std::string(kSuffix);
+}
+
+Status FileReplicaLog::Recover() {
+  storage::FileSystem* fs = options_.fs;
+  if (Status s = fs->CreateDirs(options_.dir); !s.ok()) return s;
+  if (fs->Exists(EpochPath())) {
+    auto text = fs->ReadFile(EpochPath());
+    if (!text.ok()) return text.status();
+    try {
+      highest_epoch_ = std::stoll(*text);
+    } catch (const std::exception&) {
+      return Status::Corruption("replica log epoch file '" + EpochPath() + "' holds '" + *text +
+                                "', not a number");
+    }
+  }
+  auto names = fs->List(options_.dir);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    uint64_t first;
+    if (!ParseSegmentName(name, &first)) continue;
+    auto file = fs->Open(options_.dir + "/" + name, 0);
+    if (!file.ok()) return file.status();
+    segments_.emplace(first, std::move(*file));
+  }
+  if (!segments_.empty() && segments_.begin()->first != 1) {
+    return Status::Corruption("replica log '" + options_.dir + "' starts with segment " +
+                              std::to_string(segments_.begin()->first) + ", not 1");
+  }
+  // The walk (see the top of the file).
+  auto seg = segments_.begin();
+  while (seg != segments_.end() && seg->first == last_.index + 1) {
+    const std::string_view bytes = seg->second->mapped();
+    uint64_t offset = 0;
+    tail_segment_ = seg->first;
+    while (true) {
+      Header h;
+      if (!DecodeHeader(bytes.substr(offset), &h)) break;
+      if (h.index != last_.index + 1 || h.length > bytes.size() - offset - kHeaderBytes) break;
+      if (!locs_.empty() && h.epoch < locs_.back().epoch) break;
+      const std::string_view payload = bytes.substr(offset + kHeaderBytes, h.length);
+      if (ChainCrc(last_.crc, h.epoch, h.index, payload) != h.crc) break;
+      locs_.push_back({seg->first, offset, h.length, h.epoch, h.crc});
+      epochs_.Append(h.epoch, h.index);
+      last_ = {h.index, h.crc};
+      offset += kHeaderBytes + h.length;
+    }
+    tail_offset_ = offset;
+    ++seg;
+  }
+  std::vector<uint64_t> stale;
+  for (; seg != segments_.end(); ++seg) stale.push_back(seg->first);
+  for (uint64_t first : stale) {
+    if (Status s = RemoveSegment(first); !s.ok()) return s;
+  }
+  durable_ = last_;
+  if (!locs_.empty()) highest_epoch_ = std::max(highest_epoch_, locs_.back().epoch);
+  return Status::OK();
+}
+
+Status FileReplicaLog::RemoveSegment(uint64_t first) {
+  auto it = segments_.find(first);
+  if (it == segments_.end()) return Status::OK();
+  const std::string path = it->second->path();
+  segments_.erase(it);
+  unsynced_.erase(first);
+  return options_.fs->Remove(path);
+}
+
+Status FileReplicaLog::RaiseEpoch(int64_t epoch) {
+  if (epoch <= highest_epoch_) return Status::OK();
+  if (Status s = options_.fs->WriteFileAtomically(EpochPath(), std::to_string(epoch)); !s.ok()) {
+    return s;
+  }
+  highest_epoch_ = epoch;
+  return Status::OK();
+}
+
+Status FileReplicaLog::Append(const ReplicaEntry& entry) {
+  if (entry.index != last_.index + 1) {
+    return Status::InvalidArgument("replica log append of entry " + std::to_string(entry.index) +
+                                   " after " + std::to_string(last_.index));
+  }
+  if (!locs_.empty() && entry.epoch < locs_.back().epoch) {
+    return Status::InvalidArgument("replica log append of entry " + std::to_string(entry.index) +
+                                   " of epoch " + std::to_string(entry.epoch) + " after epoch " +
+                                   std::to_string(locs_.back().epoch));
+  }
+  if (ChainCrc(last_.crc, entry.epoch, entry.index, entry.payload) != entry.crc) {
+    return Status::Corruption("replica log entry " + std::to_string(entry.index) +
+                              ": crc does not chain to the entry before it");
+  }
+  const uint64_t n = kHeaderBytes + entry.payload.size();
+  if (n > options_.segment_bytes) {
+    return Status::TooLarge("replica log entry " + std::to_string(entry.index) + " of " +
+                            std::to_string(n) + " bytes does not fit in a segment of " +
+                            std::to_string(options_.segment_bytes));
+  }
+  storage::File* file = nullptr;
+  if (tail_segment_ != 0 && tail_offset_ + n <= segments_.at(tail_segment_)->size()) {
+    file = segments_.at(tail_segment_).get();
+  } else {
+    auto created = options_.fs->Open(SegmentPath(entry.index), options_.segment_bytes);
+    if (!created.ok()) return created.status();
+    file = created->get();
+    segments_[entry.index] = std::move(*created);
+    tail_segment_ = entry.index;
+    tail_offset_ = 0;
+  }
+  char header[kHeaderBytes];
+  EncodeHeader({entry.crc, static_cast<uint32_t>(entry.payload.size()), entry.epoch, entry.index},
+               header);
+  const iovec parts[2] = {{header, kHeaderBytes},
+                          {const_cast<char*>(entry.payload.data()), entry.payload.size()}};
+  if (Status s = file->WriteAt(tail_offset_, parts); !s.ok()) return s;
+  unsynced_.insert(tail_segment_);
+  locs_.push_back({tail_segment_, tail_offset_, static_cast<uint32_t>(entry.payload.size()),
+                   entry.epoch, entry.crc});
+  epochs_.Append(entry.epoch, entry.index);
+  tail_offset_ += n;
+  last_ = entry.ref();
+  return Status::OK();
+}
+
+Status FileReplicaLog::Sync() {
+  for (auto it = unsynced_.begin(); it != unsynced_.end();) {
+    if (Status s = segments_.at(*it)->Sync(); !s.ok()) {
+      // After a failed fdatasync the kernel may have dropped the dirty
+      // pages and a later sync succeeds without them (fsyncgate): forget
+      // every entry since the last good sync; they are appended again.
+      ForgetAfter(durable_.index);
+      return s;
+    }
+    it = unsynced_.erase(it);
+  }
+  durable_ = last_;
+  return Status::OK();
+}
+
+void FileReplicaLog::ForgetAfter(uint64_t keep) {
+  locs_.resize(keep);
+  epochs_.TruncateAfter(keep);
+  last_ = {keep, keep == 0 ? 0 : locs_.back().crc};
+  if (durable_.index > keep) durable_ = last_;
+  if (keep == 0) {
+    tail_segment_ = tail_offset_ = 0;
+  } else {
+    const Loc& end = locs_.back();
+    tail_segment_ = end.segment;
+    tail_offset_ = end.offset + kHeaderBytes + end.length;
+  }
+}
+
+Status FileReplicaLog::TruncateAfter(uint64_t keep) {
+  if (keep > last_.index) {
+    return Status::InvalidArgument("replica log truncation after " + std::to_string(keep) +
+                                   ": the log ends at " + std::to_string(last_.index));
+  }
+  if (keep == last_.index) return Status::OK();
+  // First the entry after `keep` stops being whole, durably; then the
+  // segments that hold only later entries go.
+  const Loc cut = locs_[keep];
+  storage::File* file = segments_.at(cut.segment).get();
+  const char zeros[kHeaderBytes] = {};
+  const iovec part{const_cast<char*>(zeros), kHeaderBytes};
+  if (Status s = file->WriteAt(cut.offset, {&part, 1}); !s.ok()) return s;
+  if (Status s = file->Sync(); !s.ok()) return s;
+  std::vector<uint64_t> later;
+  for (auto it = segments_.upper_bound(keep); it != segments_.end(); ++it) {
+    later.push_back(it->first);
+  }
+  for (uint64_t first : later) {
+    if (Status s = RemoveSegment(first); !s.ok()) return s;
+  }
+  ForgetAfter(keep);
+  return Status::OK();
+}
+
+Result<ReplicaEntry> FileReplicaLog::Read(uint64_t index) const {
+  if (index == 0 || index > locs_.size()) {
+    return Status::NotFound("replica log entry " + std::to_string(index) + ": the log holds 1.." +
+                            std::to_string(locs_.size()));
+  }
+  const Loc& loc = locs_[index - 1];
+  const std::string_view bytes = segments_.at(loc.segment)->mapped();
+  return ReplicaEntry{index, loc.epoch, loc.crc,
+                      std::string(bytes.substr(loc.offset + kHeaderBytes, loc.length))};
+}
+
+std::optional<uint32_t> FileReplicaLog::CrcAt(uint64_t index) const {
+  if (index == 0) return 0u;
+  if (index > locs_.size()) return std::nullopt;
+  return locs_[index - 1].crc;
+}
+
+}  // namespace txmq::cluster

@@ -1,0 +1,81 @@
+// A ReplicaLog in files, on the storage engine's FileSystem layer (so tests
+// can cut the power: tests/testutil/fault_fs.h). Layout and recovery are
+// at the top of file_replica_log.cc.
+//
+// Thread safety: none (see replica_log.h).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "broker/src/cluster/replica_log.h"
+#include "storage/src/file_system.h"
+
+namespace txmq::cluster {
+
+struct FileReplicaLogOptions {
+  std::string dir;
+  // Size of a new segment file (preallocated whole); an entry must fit in
+  // one. At least 4 KiB. Default 64 MiB: few files, one roll a minute at
+  // 1 MB/s.
+  uint64_t segment_bytes = 64ull << 20;
+  // Not owned; must outlive the log.
+  storage::FileSystem* fs = storage::FileSystem::Default();
+};
+
+class FileReplicaLog final : public ReplicaLog {
+ public:
+  // Opens (or creates) the log in options.dir and recovers it: the log ends
+  // at the first entry that is not whole or does not chain; segments past
+  // the end are removed. kCorruption when the first segment is not the
+  // log's start.
+  static Result<std::unique_ptr<FileReplicaLog>> Open(FileReplicaLogOptions options);
+  FileReplicaLog(const FileReplicaLog&) = delete;
+  FileReplicaLog& operator=(const FileReplicaLog&) = delete;
+
+  int64_t highest_epoch() const override { return highest_epoch_; }
+  Status RaiseEpoch(int64_t epoch) override;
+  EntryRef last() const override { return last_; }
+  EntryRef durable() const override { return durable_; }
+  const EpochTable& epochs() const override { return epochs_; }
+  Status Append(const ReplicaEntry& entry) override;
+  Status Sync() override;
+  Status TruncateAfter(uint64_t keep) override;
+  Result<ReplicaEntry> Read(uint64_t index) const override;
+  std::optional<uint32_t> CrcAt(uint64_t index) const override;
+
+ private:
+  // Where an entry lies: its segment (by first index) and offset there.
+  struct Loc {
+    uint64_t segment = 0;
+    uint64_t offset = 0;
+    uint32_t length = 0;
+    int64_t epoch = 0;
+    uint32_t crc = 0;
+  };
+
+  explicit FileReplicaLog(FileReplicaLogOptions options) : options_(std::move(options)) {}
+  Status Recover();
+  Status RemoveSegment(uint64_t first);
+  // Drops entries after `keep` from memory; the next append goes after it.
+  void ForgetAfter(uint64_t keep);
+  std::string SegmentPath(uint64_t first) const;
+  std::string EpochPath() const { return options_.dir + "/epoch"; }
+
+  const FileReplicaLogOptions options_;
+  std::map<uint64_t, std::unique_ptr<storage::File>> segments_;  // by first index
+  std::vector<Loc> locs_;  // locs_[i] is entry i + 1 (TODO(perf): sparse, with prefix deletion)
+  EpochTable epochs_;
+  int64_t highest_epoch_ = 0;
+  EntryRef last_;
+  EntryRef durable_;
+  uint64_t tail_segment_ = 0;  // where the next entry goes (0: a new segment)
+  uint64_t tail_offset_ = 0;
+  std::set<uint64_t> unsynced_;  // segments written since the last Sync
+};
+
+}  // namespace txmq::cluster

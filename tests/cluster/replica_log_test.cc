@@ -1,0 +1,161 @@
+// FileReplicaLog: the chain, recovery after a restart and after a power
+// loss (tests/testutil/fault_fs.h forgets what was not synced), durable
+// epochs, truncation and segment rolls.
+#include "broker/src/cluster/file_replica_log.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testutil/fault_fs.h"
+#include "tests/testutil/testutil.h"
+
+namespace txmq::cluster {
+namespace {
+
+using testing::FaultFileSystem;
+using testing::TempDir;
+
+// The entry after `prev` in epoch `epoch` with `payload`.
+ReplicaEntry Next(EntryRef prev, int64_t epoch, std::string payload) {
+  ReplicaEntry e{prev.index + 1, epoch, 0, std::move(payload)};
+  e.crc = ChainCrc(prev.crc, epoch, e.index, e.payload);
+  return e;
+}
+
+std::unique_ptr<FileReplicaLog> OpenLog(const std::string& dir, storage::FileSystem* fs,
+                                        uint64_t segment_bytes = 64 << 10) {
+  auto log = FileReplicaLog::Open({dir, segment_bytes, fs});
+  EXPECT_TRUE(log.ok()) << log.status().message();
+  return log.ok() ? std::move(*log) : nullptr;
+}
+
+void AppendN(ReplicaLog& log, int n, int64_t epoch, size_t bytes = 100) {
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(log.Append(Next(log.last(), epoch, std::string(bytes, 'a' + i % 26))).ok());
+  }
+}
+
+TEST(ReplicaLog, AppendsSyncsAndRecoversTheSameChain) {
+  TempDir dir;
+  EntryRef last;
+  {
+    auto log = OpenLog(dir.path(), storage::FileSystem::Default());
+    AppendN(*log, 5, 1);
+    AppendN(*log, 5, 3);
+    EXPECT_EQ(log->durable().index, 0u);
+    ASSERT_TRUE(log->Sync().ok());
+    EXPECT_EQ(log->durable(), log->last());
+    last = log->last();
+  }
+  auto log = OpenLog(dir.path(), storage::FileSystem::Default());
+  EXPECT_EQ(log->last(), last);
+  EXPECT_EQ(log->highest_epoch(), 3);
+  EXPECT_EQ(log->epochs().starts(), (std::map<int64_t, uint64_t>{{1, 1}, {3, 6}}));
+  auto e7 = log->Read(7);
+  ASSERT_TRUE(e7.ok());
+  EXPECT_EQ(e7->epoch, 3);
+  EXPECT_EQ(e7->payload, std::string(100, 'b'));  // the second of its AppendN
+}
+
+TEST(ReplicaLog, RefusesAnEntryThatDoesNotChainOrFollow) {
+  TempDir dir;
+  auto log = OpenLog(dir.path(), storage::FileSystem::Default());
+  AppendN(*log, 2, 2);
+  ReplicaEntry bad = Next(log->last(), 2, "x");
+  bad.crc ^= 1;
+  EXPECT_EQ(log->Append(bad).code(), StatusCode::kCorruption);
+  EXPECT_EQ(log->Append(Next({5, 0}, 2, "x")).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(log->Append(Next(log->last(), 1, "x")).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(log->last().index, 2u);
+}
+
+TEST(ReplicaLog, PowerLossKeepsExactlyWhatWasSynced) {
+  TempDir dir;
+  FaultFileSystem fs;
+  EntryRef synced;
+  {
+    auto log = OpenLog(dir.path(), &fs, 4096);  // a few entries per segment: rolls too
+    AppendN(*log, 30, 1);
+    ASSERT_TRUE(log->Sync().ok());
+    synced = log->durable();
+    AppendN(*log, 30, 1);  // written, never synced
+    fs.PowerOff();
+  }
+  EXPECT_GT(fs.DropUnsynced(), 0u);
+  auto log = OpenLog(dir.path(), storage::FileSystem::Default(), 4096);
+  EXPECT_EQ(log->last(), synced);
+  // And it goes on from there.
+  AppendN(*log, 3, 1);
+  ASSERT_TRUE(log->Sync().ok());
+  EXPECT_EQ(log->last().index, 33u);
+}
+
+TEST(ReplicaLog, RaisedEpochIsDurableAndNeverLowered) {
+  TempDir dir;
+  FaultFileSystem fs;
+  {
+    auto log = OpenLog(dir.path(), &fs);
+    ASSERT_TRUE(log->RaiseEpoch(7).ok());
+    ASSERT_TRUE(log->RaiseEpoch(5).ok());
+    EXPECT_EQ(log->highest_epoch(), 7);
+    fs.PowerOff();
+  }
+  fs.DropUnsynced();
+  auto log = OpenLog(dir.path(), storage::FileSystem::Default());
+  EXPECT_EQ(log->highest_epoch(), 7);
+}
+
+TEST(ReplicaLog, TruncationSurvivesRestartAndTheLogContinuesAfterIt) {
+  TempDir dir;
+  {
+    auto log = OpenLog(dir.path(), storage::FileSystem::Default(), 4096);
+    AppendN(*log, 40, 1);  // over several segments
+    ASSERT_TRUE(log->Sync().ok());
+    EXPECT_EQ(log->TruncateAfter(41).code(), StatusCode::kInvalidArgument);
+    ASSERT_TRUE(log->TruncateAfter(12).ok());
+    EXPECT_EQ(log->last().index, 12u);
+    EXPECT_EQ(log->durable().index, 12u);
+    EXPECT_FALSE(log->Read(13).ok());
+    AppendN(*log, 2, 2, 10);  // shorter than the entries they replace
+    ASSERT_TRUE(log->Sync().ok());
+  }
+  auto log = OpenLog(dir.path(), storage::FileSystem::Default(), 4096);
+  EXPECT_EQ(log->last().index, 14u);
+  EXPECT_EQ(log->epochs().starts(), (std::map<int64_t, uint64_t>{{1, 1}, {2, 13}}));
+  EXPECT_EQ(log->Read(14)->payload, std::string(10, 'b'));
+}
+
+TEST(ReplicaLog, TruncatingEverything) {
+  TempDir dir;
+  auto log = OpenLog(dir.path(), storage::FileSystem::Default());
+  AppendN(*log, 3, 1);
+  ASSERT_TRUE(log->Sync().ok());
+  ASSERT_TRUE(log->TruncateAfter(0).ok());
+  EXPECT_EQ(log->last(), EntryRef{});
+  EXPECT_TRUE(log->epochs().starts().empty());
+  AppendN(*log, 1, 4);
+  ASSERT_TRUE(log->Sync().ok());
+  log.reset();
+  log = OpenLog(dir.path(), storage::FileSystem::Default());
+  EXPECT_EQ(log->last().index, 1u);
+  EXPECT_EQ(log->Read(1)->epoch, 4);
+}
+
+TEST(EpochTable, EndsAndFloors) {
+  EpochTable t;
+  t.Append(1, 1);
+  t.Append(1, 2);
+  t.Append(3, 10);
+  t.Append(6, 20);
+  EXPECT_EQ(t.EndOf(1, 25), 9u);
+  EXPECT_EQ(t.EndOf(3, 25), 19u);
+  EXPECT_EQ(t.EndOf(6, 25), 25u);
+  EXPECT_EQ(t.FloorEpoch(5), 3);
+  EXPECT_EQ(t.FloorEpoch(0), std::nullopt);
+  EXPECT_EQ(t.EpochAt(15), 3);
+  EXPECT_EQ(t.EpochAt(0), 0);
+  t.TruncateAfter(10);
+  EXPECT_EQ(t.starts(), (std::map<int64_t, uint64_t>{{1, 1}, {3, 10}}));
+}
+
+}  // namespace
+}  // namespace txmq::cluster
