@@ -126,13 +126,14 @@ Status Outbox::Impl::Add(LocalTxn& txn, Message message) {
   });
   StoredRow row{std::move(message), NowMs(), 0, 0, ""};
   auto shared = std::make_shared<const StoredRow>(std::move(row));
-  txn.impl().AtCommit([shared](leveldb::WriteBatch& batch, uint64_t seq) {
-    batch.Put(outbox::PendingKey(seq), outbox::EncodeRow(*shared));
-  });
-  txn.impl().OnCommitted([link = link_, shared](uint64_t seq) {
-    std::lock_guard<std::mutex> lock(link->mu);
-    if (link->impl != nullptr) link->impl->Committed(seq, *shared);
-  });
+  txn.impl().AtCommit(
+      [shared](leveldb::WriteBatch& batch, uint64_t seq) {
+        batch.Put(outbox::PendingKey(seq), outbox::EncodeRow(*shared));
+      },
+      [link = link_, shared](uint64_t seq) {
+        std::lock_guard<std::mutex> lock(link->mu);
+        if (link->impl != nullptr) link->impl->Committed(seq, *shared);
+      });
   return Status::OK();
 }
 

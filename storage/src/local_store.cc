@@ -92,16 +92,19 @@ LocalStore::Impl::KeyGuard::~KeyGuard() {
   }
 }
 
-uint64_t LocalStore::Impl::TakeSeq() {
+uint64_t LocalStore::Impl::TakeSeqs(uint64_t n) {
   std::lock_guard<std::mutex> lock(seq_mu_);
-  const uint64_t seq = ++commit_seq_;
-  in_flight_.insert(seq);
-  return seq;
+  const uint64_t first = commit_seq_ + 1;
+  commit_seq_ += n;
+  // The first is enough for SafeSeq (the lowest in flight): the rest are
+  // done together with it.
+  in_flight_.insert(first);
+  return first;
 }
 
-void LocalStore::Impl::SeqDone(uint64_t seq) {
+void LocalStore::Impl::SeqsDone(uint64_t first, uint64_t /*n*/) {
   std::lock_guard<std::mutex> lock(seq_mu_);
-  in_flight_.erase(seq);
+  in_flight_.erase(first);
 }
 
 Status LocalStore::Impl::SeedCommitSeq() {
@@ -287,17 +290,19 @@ Status LocalTxn::Commit() {
   for (const auto& condition : t.conditions) {
     if (Status s = condition(); !s.ok()) return s;
   }
-  uint64_t seq = 0;
-  if (!t.at_commit.empty()) {
-    seq = store.TakeSeq();
-    for (const auto& fn : t.at_commit) fn(t.batch, seq);
-  }
+  // One sequence number per sequenced write: two outbox rows of one
+  // commit must not share a key.
+  const uint64_t sequenced = t.at_commit.size();
+  const uint64_t first = sequenced > 0 ? store.TakeSeqs(sequenced) : 0;
+  for (uint64_t i = 0; i < sequenced; ++i) t.at_commit[i].write(t.batch, first + i);
   Status s = store.Write(t.batch);
-  if (seq != 0) store.SeqDone(seq);
+  if (sequenced > 0) store.SeqsDone(first, sequenced);
   held.clear();
   if (!s.ok()) return s;
   t.committed = true;
-  for (const auto& fn : t.on_committed) fn(seq);
+  for (uint64_t i = 0; i < sequenced; ++i) {
+    if (t.at_commit[i].committed) t.at_commit[i].committed(first + i);
+  }
   return Status::OK();
 }
 

@@ -93,9 +93,10 @@ class LocalStore::Impl {
   // from a sleep.
   int TEST_KeyLockWaiters(const std::string& key);
 
-  // Commit sequence: taken under seq_mu_ by commits that order rows.
-  uint64_t TakeSeq();
-  void SeqDone(uint64_t seq);
+  // Commit sequence: taken under seq_mu_ by commits that order rows, `n`
+  // consecutive numbers from the one returned (one per sequenced write).
+  uint64_t TakeSeqs(uint64_t n);
+  void SeqsDone(uint64_t first, uint64_t n);
   // Every commit with a sequence at or below this is durable (or failed).
   uint64_t SafeSeq();
 
@@ -165,9 +166,14 @@ class LocalTxn::Impl {
     batch.Put(key_slice(key), key_slice(value));
   }
   void DeleteInternal(std::string_view key) { batch.Delete(key_slice(key)); }
-  // Runs under the commit sequence: adds writes whose keys need the seq.
-  void AtCommit(std::function<void(leveldb::WriteBatch&, uint64_t seq)> fn) {
-    at_commit.push_back(std::move(fn));
+  // A write whose key needs a commit sequence number (an outbox row: rows
+  // are relayed in seq order). Every registration gets a number of its
+  // own, consecutive within the commit in the order registered; `write`
+  // runs under the commit sequence, `committed` (optional) with the same
+  // number after a successful write.
+  void AtCommit(std::function<void(leveldb::WriteBatch&, uint64_t seq)> write,
+                std::function<void(uint64_t seq)> committed = nullptr) {
+    at_commit.push_back({std::move(write), std::move(committed)});
   }
   // Checked while the key's lock is held, right before the write; a
   // failure aborts the transaction with that status.
@@ -175,8 +181,6 @@ class LocalTxn::Impl {
     lock_keys.push_back(std::move(lock_key));
     conditions.push_back(std::move(condition));
   }
-  // Runs after a successful write.
-  void OnCommitted(std::function<void(uint64_t seq)> fn) { on_committed.push_back(std::move(fn)); }
   // Makes this transaction's commit depend on what `other` read too (a
   // decision taken in one transaction, committed by another).
   void AdoptReads(const Impl& other) {
@@ -187,10 +191,13 @@ class LocalTxn::Impl {
 
   LocalStore::Impl* store;
   leveldb::WriteBatch batch;
-  std::vector<std::function<void(leveldb::WriteBatch&, uint64_t)>> at_commit;
+  struct Sequenced {
+    std::function<void(leveldb::WriteBatch&, uint64_t)> write;
+    std::function<void(uint64_t)> committed;
+  };
+  std::vector<Sequenced> at_commit;
   std::vector<std::string> lock_keys;
   std::vector<std::function<Status()>> conditions;
-  std::vector<std::function<void(uint64_t)>> on_committed;
   // Business keys read through Get, with the value first seen (nullopt:
   // absent); Commit fails ABORTED if one changed since.
   std::map<std::string, std::optional<std::string>, std::less<>> reads;

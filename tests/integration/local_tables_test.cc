@@ -111,6 +111,58 @@ TEST_F(LocalTables, OutboxRowGoesOutOnlyWhenTheBusinessTransactionCommits) {
   EXPECT_EQ(outbox.stats().sent, 1u);
 }
 
+// Several messages in one local transaction: every one is kept and sent,
+// in the order they were added (the TCC example sends try-a and try-b in
+// one commit; only one of them ever left, the other stayed in the store).
+TEST_F(LocalTables, EveryMessageOfOneLocalTransactionIsSentInOrder) {
+  auto store = OpenStore("orders");
+  {
+    Outbox stopped(*store, OutboxOpts("orders"));  // not started: rows stay in the store
+    LocalTxn tx = store->Begin();
+    ASSERT_TRUE(tx.Put("order/1", "placed").ok());
+    for (const char* body : {"first", "second", "third"}) {
+      ASSERT_TRUE(stopped.Add(tx, {.topic = "orders", .key = "1", .body = body}).ok());
+    }
+    ASSERT_TRUE(stopped.Add(tx, {.topic = "audit", .key = "1", .body = "audited"}).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  EXPECT_EQ(Outbox::List(*store, /*parked=*/false).size(), 4u) << "every row is stored";
+
+  Outbox outbox(*store, OutboxOpts("orders"));
+  ASSERT_TRUE(outbox.Start().ok());
+  LocalTxn tx = store->Begin();
+  ASSERT_TRUE(outbox.Add(tx, {.topic = "orders", .key = "2", .body = "live-1"}).ok());
+  ASSERT_TRUE(outbox.Add(tx, {.topic = "orders", .key = "2", .body = "live-2"}).ok());
+  ASSERT_TRUE(tx.Commit().ok());
+  ASSERT_TRUE(outbox.Flush(10s).ok());
+  EXPECT_EQ(outbox.stats().sent, 6u);
+
+  std::mutex mu;
+  std::vector<std::string> bodies;
+  Consumer c(ConsumerOpts("g"));
+  for (const char* topic : {"orders", "audit"}) {
+    ASSERT_TRUE(c.Subscribe(topic, [&](const Received& m) {
+                   std::lock_guard<std::mutex> lock(mu);
+                   bodies.push_back(m.body);
+                   return ConsumeResult::Success();
+                 }).ok());
+  }
+  ASSERT_TRUE(c.Start().ok());
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return bodies.size() >= 6;
+  })) << "only "
+      << bodies.size() << " of 6 messages arrived";
+  c.Shutdown();
+  auto at = [&](const std::string& body) {
+    return std::find(bodies.begin(), bodies.end(), body) - bodies.begin();
+  };
+  EXPECT_LT(at("first"), at("second"));
+  EXPECT_LT(at("second"), at("third"));
+  EXPECT_LT(at("live-1"), at("live-2"));
+  EXPECT_LT(at("audited"), static_cast<long>(bodies.size()));
+}
+
 TEST_F(LocalTables, BrokerDownTenSecondsKeepsOrderPerKeyAndBackoffUnderTheCap) {
   auto store = OpenStore("orders");
   Outbox outbox(*store, OutboxOpts("orders"));

@@ -131,12 +131,13 @@ TEST(LocalStore, CommitSequenceWaterMark) {
   ASSERT_TRUE(store.ok());
   auto& impl = (*store)->impl();
   const uint64_t before = impl.SafeSeq();
-  uint64_t first = impl.TakeSeq(), second = impl.TakeSeq();
+  uint64_t first = impl.TakeSeqs(3), second = impl.TakeSeqs(1);
   EXPECT_EQ(first, before + 1);
+  EXPECT_EQ(second, first + 3) << "a commit of three sequenced writes takes three numbers";
   EXPECT_EQ(impl.SafeSeq(), before) << "first is still being written";
-  impl.SeqDone(second);
+  impl.SeqsDone(second, 1);
   EXPECT_EQ(impl.SafeSeq(), before) << "second done, but first not: rows may not be sent past it";
-  impl.SeqDone(first);
+  impl.SeqsDone(first, 3);
   EXPECT_EQ(impl.SafeSeq(), second);
 }
 
