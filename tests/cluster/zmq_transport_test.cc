@@ -285,18 +285,21 @@ TEST(ZmqReplication, GarbageOnTheRouterIsDroppedAndServingGoesOn) {
   ASSERT_TRUE(g.PumpUntil([&] { return l.commit_index() == last; }));
 
   zmq::context_t ctx(1);
-  // A name the group does not have: refused by the transport.
-  zmq::socket_t stranger = RawDealer(ctx, g["b"].endpoint, "mallory");
+  // A name the group does not have, and a routing id of the wrong shape:
+  // refused by the transport.
+  zmq::socket_t stranger = RawDealer(ctx, g["b"].endpoint, "mallory/1");
   // A member's name (plaintext trusts it) with bytes that do not decode:
   // dropped by ServeFollower. Then a three-part frame: refused.
-  zmq::socket_t spoof = RawDealer(ctx, g["b"].endpoint, "c");
+  zmq::socket_t shapeless = RawDealer(ctx, g["b"].endpoint, "c");
+  zmq::socket_t spoof = RawDealer(ctx, g["b"].endpoint, "c/1");
   ASSERT_TRUE(g.PumpUntil([&] {
     (void)stranger.send(zmq::str_buffer("hello"), zmq::send_flags::dontwait);
+    (void)shapeless.send(zmq::str_buffer("hello"), zmq::send_flags::dontwait);
     (void)spoof.send(zmq::buffer(std::string(100, '\xff')), zmq::send_flags::dontwait);
     (void)spoof.send(zmq::str_buffer("x"), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     (void)spoof.send(zmq::str_buffer("y"), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     (void)spoof.send(zmq::str_buffer("z"), zmq::send_flags::dontwait);
-    return g["b"].transport->refused() >= 2;
+    return g["b"].transport->refused() >= 3;
   }));
   last = g.Write(5);
   ASSERT_TRUE(g.PumpUntil([&] { return l.commit_index() == last; }));
@@ -316,11 +319,12 @@ TEST(ZmqReplication, CurveLinksAdmitOnlyListedKeysUnderTheirOwnNames) {
   const std::string forged = EncodeReplicationMessage({1, AppendRequest{99, "a", b_last, {}, 0}});
   zmq::context_t ctx(1);
   auto unlisted = *curve::NewKeyPair();
-  zmq::socket_t intruder = RawDealer(ctx, g["b"].endpoint, "a", &unlisted, g["b"].keys.public_key);
-  zmq::socket_t plain = RawDealer(ctx, g["b"].endpoint, "a");
+  zmq::socket_t intruder =
+      RawDealer(ctx, g["b"].endpoint, "a/1", &unlisted, g["b"].keys.public_key);
+  zmq::socket_t plain = RawDealer(ctx, g["b"].endpoint, "a/2");
   // c's own key, speaking as a: admitted, but its frames are refused.
   zmq::socket_t impostor =
-      RawDealer(ctx, g["b"].endpoint, "a", &g["c"].keys, g["b"].keys.public_key);
+      RawDealer(ctx, g["b"].endpoint, "a/3", &g["c"].keys, g["b"].keys.public_key);
   ASSERT_TRUE(g.PumpUntil([&] {
     for (zmq::socket_t* s : {&intruder, &plain, &impostor}) {
       (void)s->send(zmq::buffer(forged), zmq::send_flags::dontwait);
@@ -331,8 +335,9 @@ TEST(ZmqReplication, CurveLinksAdmitOnlyListedKeysUnderTheirOwnNames) {
   EXPECT_EQ(g["b"].log->highest_epoch(), 1);
   EXPECT_EQ(g["b"].log->last(), b_last);
 
+  // The real a's link to b was not disturbed by any of them.
   last = g.Write(5);
-  ASSERT_TRUE(g.PumpUntil([&] { return l.commit_index() == last; }));
+  ASSERT_TRUE(g.PumpUntil([&] { return l.commit_index() == last; }, 1s));
   ExpectSameLog(*g["a"].log, *g["b"].log);
 }
 

@@ -5,7 +5,7 @@
 //
 // Frames on a link (ZeroMQ multipart, as the ROUTER sees them):
 //
-//   routing id (the sender's node name) | one encoded ReplicationMessage
+//   routing id ("<node>/<16 hex digits>") | one encoded ReplicationMessage
 //
 // The DEALER sends only the second part; anything else is refused.
 #include "broker/src/cluster/zmq_transport.h"
@@ -14,6 +14,7 @@
 
 #include "protocol/src/curve_keys.h"
 #include "protocol/src/log.h"
+#include "protocol/src/util.h"
 
 namespace txmq::cluster {
 
@@ -96,7 +97,6 @@ Status ZmqReplicationTransport::Setup() {
     SetCommon(router_);
     router_.set(zmq::sockopt::rcvhwm, options_.receive_hwm);
     router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options_.max_frame_bytes));
-    router_.set(zmq::sockopt::router_handover, 1);
     if (curve) {
       router_.set(zmq::sockopt::zap_domain, kReplicationZapDomain);
       router_.set(zmq::sockopt::curve_server, 1);
@@ -112,7 +112,7 @@ Status ZmqReplicationTransport::Setup() {
     try {
       zmq::socket_t d(context_, zmq::socket_type::dealer);
       SetCommon(d);
-      d.set(zmq::sockopt::routing_id, options_.node);
+      d.set(zmq::sockopt::routing_id, options_.node + "/" + NewSecretHex(8));
       d.set(zmq::sockopt::sndhwm, options_.send_hwm);
       d.set(zmq::sockopt::rcvhwm, 1);     // nothing is ever sent to a DEALER
       d.set(zmq::sockopt::immediate, 1);  // queue only to a live connection
@@ -149,19 +149,20 @@ Status ZmqReplicationTransport::Send(const std::string& peer, std::string bytes)
 
 std::string ZmqReplicationTransport::Sender(std::vector<zmq::message_t>& frames) const {
   if (frames.size() != 2) return "";
-  const std::string id = frames[0].to_string();
-  if (id == options_.node) return "";
+  const std::string_view id = frames[0].to_string_view();
+  const std::string name(id.substr(0, id.find('/')));
+  if (name == options_.node || name.size() == id.size()) return "";
   if (!zap_) {
     for (const ZmqPeer& p : options_.peers) {
-      if (p.name == id) return id;
+      if (p.name == name) return name;
     }
     return "";
   }
-  // The key the ZAP handler admitted the connection with; a member may
-  // only speak under its own name.
+  // The key the ZAP handler admitted the connection with says who it is;
+  // a member may not speak under another's name.
   try {
     auto it = name_by_key_.find(frames[1].gets("User-Id"));
-    if (it != name_by_key_.end() && it->second == id) return id;
+    if (it != name_by_key_.end() && it->second == name) return name;
   } catch (const zmq::error_t&) {
     // No User-Id: the connection was not authenticated.
   }

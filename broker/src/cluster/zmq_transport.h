@@ -10,17 +10,20 @@
 // leader, then follower, then leader again keeps the same sockets. (One
 // leader ROUTER dealing to every follower would need the follower's
 // routing id before its first request, that is a connection in the other
-// direction anyway.) A DEALER's routing id is its node's name; the ROUTER
-// sets router_handover so a restarted peer's new connection takes the name
-// over at once.
+// direction anyway.) A DEALER's routing id is "<node>/<64 random bits>",
+// new for every socket: a restarted peer never collides with the pipe of
+// its former self that the ROUTER may not yet have dropped, and no
+// router_handover is needed (which would let one connection cut off
+// another by presenting its id).
 //
-// Who a frame is from. Plaintext: the routing id, which must name a listed
-// peer; anything else is refused (a check against mistakes, not against
-// an attacker on the network). CURVE (secret_key set): the link is
-// encrypted, the ROUTER admits only connections whose public key is a
-// listed peer's (zap_allow_list.h), and a frame is accepted only when its
-// routing id is the name that key belongs to: a member cannot speak for
-// another. Refused frames are counted and dropped.
+// Who a frame is from. Plaintext: the node part of the routing id, which
+// must name a listed peer; anything else is refused (a check against
+// mistakes, not against an attacker on the network). CURVE (secret_key
+// set): the link is encrypted, the ROUTER admits only connections whose
+// public key is a listed peer's (zap_allow_list.h), the sender is the peer
+// that key belongs to, and a frame whose routing id names another node is
+// refused: a member cannot speak for another. Refused frames are counted
+// and dropped.
 //
 // Bounds. Send never blocks: a DEALER queues at most send_hwm frames and
 // only to a connected peer (ZMQ_IMMEDIATE); past that, or with no
