@@ -28,8 +28,8 @@
 // Bounds. Send never blocks: a DEALER queues at most send_hwm frames and
 // only to a connected peer (ZMQ_IMMEDIATE); past that, or with no
 // connection, Send drops the frame and returns kUnavailable (the leader's
-// resend_after covers it). The ROUTER holds at most receive_hwm frames
-// (libzmq stops reading the peer's TCP stream beyond that) and refuses a
+// resend_after covers it). The ROUTER holds at most receive_hwm frames per
+// connection (libzmq stops reading that TCP stream beyond that) and refuses a
 // frame over max_frame_bytes by closing that connection. So the memory a
 // dead or slow peer can pin is about (send_hwm + receive_hwm) frames per
 // peer plus kernel socket buffers. ZMTP heartbeats drop a connection whose
