@@ -347,6 +347,8 @@ TEST(ZmqReplication, OpenRefusesBadOptions) {
   o.bind = "tcp://127.0.0.1:*";
   o.peers = {{"b", "tcp://127.0.0.1:1", ""}, {"b", "tcp://127.0.0.1:2", ""}};
   EXPECT_EQ(ZmqReplicationTransport::Open(o).status().code(), StatusCode::kInvalidArgument);
+  o.peers = {{"b/1", "tcp://127.0.0.1:1", ""}};  // '/' ends the name in a routing id
+  EXPECT_EQ(ZmqReplicationTransport::Open(o).status().code(), StatusCode::kInvalidArgument);
   if (!curve::Available()) return;
   o.peers = {{"b", "tcp://127.0.0.1:1", ""}};
   o.secret_key = curve::NewKeyPair()->secret_key;

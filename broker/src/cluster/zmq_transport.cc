@@ -20,8 +20,13 @@ namespace txmq::cluster {
 
 namespace {
 
+// A node name goes into a routing id (at most 255 bytes) before a '/'.
+bool ValidName(const std::string& name) {
+  return !name.empty() && name.size() <= 200 && name.find('/') == std::string::npos;
+}
+
 Status CheckOptions(const ZmqTransportOptions& o) {
-  if (o.node.empty()) return Status::InvalidArgument("node must not be empty");
+  if (!ValidName(o.node)) return Status::InvalidArgument("node: 1 to 200 characters, no '/'");
   if (o.bind.empty()) return Status::InvalidArgument("bind must not be empty");
   if (o.send_hwm <= 0 || o.receive_hwm <= 0) {
     return Status::InvalidArgument("send_hwm and receive_hwm must be positive");
@@ -39,8 +44,9 @@ Status CheckOptions(const ZmqTransportOptions& o) {
     }
   }
   for (const ZmqPeer& p : o.peers) {
-    if (p.name.empty() || p.endpoint.empty()) {
-      return Status::InvalidArgument("peers: every peer needs a name and an endpoint");
+    if (!ValidName(p.name) || p.endpoint.empty()) {
+      return Status::InvalidArgument(
+          "peers: every peer needs a name (1 to 200 characters, no '/') and an endpoint");
     }
     if (!names.insert(p.name).second) {
       return Status::InvalidArgument("peers: the name " + p.name + " is used twice");
