@@ -2,8 +2,8 @@
 // encoded frames (replication_messages.h) to and from named peers.
 //
 // Implementations: InProcNetwork (inproc_transport.h) for deterministic
-// tests; a ZeroMQ one (a DEALER per follower on the leader, a ROUTER on
-// every node) comes with the wiring into txmqd. Delivery is
+// tests; ZmqReplicationTransport (zmq_transport.h: a DEALER per peer, a
+// ROUTER on every node, optional CURVE) between processes. Delivery is
 // best effort: a frame may be lost (the leader resends after
 // ReplicationLeaderOptions.resend_after); frames from one peer arrive in
 // order.
