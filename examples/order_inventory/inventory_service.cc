@@ -10,7 +10,8 @@
 // --stock sets an item's stock on the first start only (a restart on the
 // same --db keeps what is left).
 //
-// Runs until SIGINT/SIGTERM.
+// Runs until SIGINT/SIGTERM. With --report it prints the stock of a
+// stopped service's --db and exits.
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -42,6 +43,9 @@ int main(int argc, char** argv) {
             return "";
           },
           "ITEM=QUANTITY");
+  bool report = false;
+  app.add_flag("--report", report,
+               "Print the stock in --db and exit (the service must be stopped)");
   CLI11_PARSE(app, argc, argv);
 
   sigset_t signals;
@@ -56,6 +60,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   txmq::LocalStore& store = **opened;
+  if (report) {
+    store.Scan("stock/", [](std::string_view key, std::string_view value) {
+      std::cout << "stock " << key.substr(6) << " " << value << "\n";
+      return true;
+    });
+    return 0;
+  }
   for (const std::string& s : stock) {
     // Only the first start sets the stock: a restart keeps what is left.
     auto eq = s.find('=');

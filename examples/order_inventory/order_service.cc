@@ -7,7 +7,8 @@
 //       --order o-1:apple:2 --order o-2:pear:1
 //
 // Prints each order's final status and exits when all are final (or
-// after --wait seconds).
+// after --wait seconds). Started again with the same --db and --order
+// flags, it places only the orders it had not placed, then waits.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
@@ -77,6 +78,13 @@ int main(int argc, char** argv) {
     std::getline(in, id, ':');
     std::getline(in, item, ':');
     std::getline(in, quantity, ':');
+    ids.push_back(id);
+    // Started again after a crash: what was placed stays placed (its
+    // message is in the outbox or already sent), and is not placed twice.
+    if (auto placed = store.Get("order/" + id); placed.ok()) {
+      std::cout << id << " was placed before (" << placed.value() << ")\n";
+      continue;
+    }
     txmq::LocalTxn tx = store.Begin();
     txmq::Status s = tx.Put("order/" + id, "pending");
     if (s.ok())
@@ -87,7 +95,6 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cout << "placed " << id << " (" << item << " x" << quantity << ")\n";
-    ids.push_back(id);
   }
 
   auto status = [&](const std::string& id) { return store.Get("order/" + id).value(); };
