@@ -5,6 +5,8 @@
 #   make demo   as make build, then the bank transfer example told step by step:
 #               a half message, a killed producer, a check-back, an idempotent
 #               redelivery, a compensation; txmqctl's view; the final balances
+#   make check-shared  a separate build (build-shared/) of the libraries as
+#               shared objects; installs it and builds an app against it
 #   make check-asan  a separate build (build-asan/) with AddressSanitizer and
 #               UBSan; runs the fuzz replays and the fault tests (slow; not
 #               part of `make test`)
@@ -13,8 +15,9 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= 2
 CTEST_ARGS ?=
 ASAN_DIR   ?= build-asan
+SHARED_DIR ?= build-shared
 
-.PHONY: all deps configure build run test demo check-asan install clean format
+.PHONY: all deps configure build run test demo check-asan check-shared install clean format
 
 all: build
 
@@ -48,6 +51,16 @@ check-asan: deps
 	@cmake --build $(ASAN_DIR) -j $(JOBS) --target txmq-fuzz-frame txmq-fuzz-records fault_tests
 	$(ASAN_ENV) ctest --test-dir $(ASAN_DIR) -L '^(fuzz|fault)$$' --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
+# The libraries as shared objects (TXMQ_SHARED_LIBS): txmqd must link them,
+# and an app built against the installed prefix must run. Not part of
+# `make test` (a second build of the libraries and tools).
+check-shared: deps
+	@cmake -S . -B $(SHARED_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DTXMQ_SHARED_LIBS=ON \
+	  -DTXMQ_BUILD_TESTS=OFF -DTXMQ_BUILD_EXAMPLES=OFF >/dev/null
+	@cmake --build $(SHARED_DIR) -j $(JOBS)
+	ldd $(SHARED_DIR)/bin/txmqd | grep -q 'libtxmq_broker.so'
+	tests/install/check_install.sh $(SHARED_DIR) $(CURDIR)
+
 install: build
 	cmake --install $(BUILD_DIR) --prefix $(or $(PREFIX),/usr/local)
 
@@ -55,4 +68,4 @@ format:
 	@git ls-files '*.h' '*.cc' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(SHARED_DIR)

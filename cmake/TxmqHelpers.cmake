@@ -1,5 +1,7 @@
 # txmq_add_module(NAME SOURCES ... [DEPS ...] [PRIVATE_DEPS ...])
-# One static library per module, aliased txmq::NAME. Public headers live in
+# One library per module, aliased txmq::NAME: static, or shared with
+# TXMQ_SHARED_LIBS (versioned by the minor version: before 1.0 a minor
+# version may change the ABI, so libtxmq_producer.so.0.1). Public headers live in
 # <module>/include/txmq/ (installed); everything else in <module>/src/ is
 # private. In-tree code includes private headers from the repository root
 # ("protocol/src/codec.h"), which is only on the build-tree include path.
@@ -8,7 +10,17 @@
 # its standard raised by CMake instead of a compile error in status.h.
 function(txmq_add_module name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
-  add_library(txmq_${name} STATIC ${ARG_SOURCES})
+  if(TXMQ_SHARED_LIBS)
+    add_library(txmq_${name} SHARED ${ARG_SOURCES})
+    # $ORIGIN: an installed library finds the txmq libraries it needs
+    # beside it (an application links only the ones it names).
+    set_target_properties(txmq_${name} PROPERTIES
+      VERSION ${PROJECT_VERSION}
+      SOVERSION ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR}
+      INSTALL_RPATH "$ORIGIN")
+  else()
+    add_library(txmq_${name} STATIC ${ARG_SOURCES})
+  endif()
   add_library(txmq::${name} ALIAS txmq_${name})
   set_target_properties(txmq_${name} PROPERTIES OUTPUT_NAME txmq_${name} EXPORT_NAME ${name})
   target_include_directories(txmq_${name}

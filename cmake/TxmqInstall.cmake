@@ -8,6 +8,15 @@
 include(CMakePackageConfigHelpers)
 
 set(TXMQ_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/txmq)
+# Installed binaries find shared txmq libraries beside them (P/lib).
+if(TXMQ_SHARED_LIBS)
+  set_target_properties(txmqd PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
+  foreach(tool txmqctl txmq-bench)
+    if(TARGET ${tool})
+      set_target_properties(${tool} PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
+    endif()
+  endforeach()
+endif()
 
 install(TARGETS txmq_protocol txmq_storage txmq_broker txmq_producer txmq_consumer
   EXPORT txmqTargets

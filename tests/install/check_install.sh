@@ -33,4 +33,5 @@ flags=$(PKG_CONFIG_PATH="$pc_dir" pkg-config --cflags --libs txmq)
 test "$(PKG_CONFIG_PATH="$pc_dir" pkg-config --modversion txmq)" = "$(sed -n 's/.*kVersion = "\(.*\)".*/\1/p' "$prefix/include/txmq/version.h")"
 # shellcheck disable=SC2086  # the flags are words
 c++ -std=c++17 "$source_dir/tests/install/app/main.cc" -o "$work/app-pc" $flags
-"$work/app-pc" "$work/data-pc"
+# (A shared-library build: the loader finds libtxmq_*.so in the prefix.)
+LD_LIBRARY_PATH="$(dirname "$pc_dir")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$work/app-pc" "$work/data-pc"
