@@ -13,6 +13,21 @@ namespace {
 constexpr uint32_t kMaxQueues = 1024;
 }
 
+Limits::Counts CountLimits(const TopicManager& topics, GroupTable& groups,
+                           const TransactionService& transactions, const ServerInfo& info) {
+  Limits::Counts counts;
+  counts.topics = topics.all().size();
+  counts.groups = groups.all().size();
+  counts.open_tx = transactions.open_count();
+  counts.open_tx_largest_group = transactions.LargestGroupOpen();
+  counts.topics_largest_principal = topics.created_by().Largest();
+  counts.groups_largest_principal = groups.created_by().Largest();
+  if (info.largest_principal_connections) {
+    counts.connections_largest_principal = info.largest_principal_connections();
+  }
+  return counts;
+}
+
 void AdminService::HandleStatus(const RequestContext& ctx) {
   auto reply = Core::NewReply(ctx);
   auto s = reply.envelope().initStatusOk();
@@ -49,17 +64,7 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
     s.setMinFreeDiskBytes(info_.disk->min_free());
     s.setDiskLow(info_.disk->low());
   }
-  Limits::Counts counts;
-  counts.topics = topics_.all().size();
-  counts.groups = groups_.all().size();
-  counts.open_tx = transactions_.open_count();
-  counts.open_tx_largest_group = transactions_.LargestGroupOpen();
-  counts.topics_largest_principal = topics_.created_by().Largest();
-  counts.groups_largest_principal = groups_.created_by().Largest();
-  if (info_.largest_principal_connections) {
-    counts.connections_largest_principal = info_.largest_principal_connections();
-  }
-  const auto limits = core_.limits().Report(counts);
+  const auto limits = core_.limits().Report(CountLimits(topics_, groups_, transactions_, info_));
   auto uses = s.initLimits(static_cast<unsigned>(limits.size()));
   for (unsigned i = 0; i < limits.size(); ++i) {
     uses[i].setName(limits[i].name);

@@ -23,6 +23,11 @@ struct ServerInfo {
   std::function<size_t()> largest_principal_connections;
 };
 
+// What the limits count now (Limits::Report's input): status and metrics
+// report the same.
+Limits::Counts CountLimits(const TopicManager& topics, GroupTable& groups,
+                           const TransactionService& transactions, const ServerInfo& info);
+
 class AdminService {
  public:
   AdminService(Core& core, TopicManager& topics, ClientRegistry& clients,
