@@ -17,6 +17,7 @@ PACKAGES=(
   faketime                      # tests: steps txmqd's wall clock (libfaketime)
   util-linux mount              # tests: unshare --mount, a small tmpfs (disk full)
   libcurl4-openssl-dev          # cluster: HTTP to etcd's JSON gateway
+  libcpp-httplib-dev            # txmqd --http: /metrics, /healthz, /readyz
   etcd-server                   # tests: the cluster's coordinator (a real etcd 3.4)
 )
 
