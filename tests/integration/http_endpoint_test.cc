@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <nlohmann/json.hpp>
 
 #include "broker/src/disk_watermark.h"
 #include "broker/src/http/http_server.h"
@@ -166,6 +167,31 @@ TEST_F(HttpProcess, MetricsAfterSendsPullsAndTransactionsAreExactAndValid) {
   EXPECT_EQ(m.Value("txmq_clients_connected", {{"role", "producer"}}), 0);
   EXPECT_GT(m.Value("process_resident_memory_bytes").value_or(0), 1 << 20);
   EXPECT_GT(m.Value("process_cpu_seconds_total").value_or(0), 0);
+
+  // txmqctl status --json carries the same counts.
+  auto status = testing::RunCommand(
+      {testing::BinPath("txmqctl"), "--broker", broker_->endpoint(), "--json", "status"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  const auto json = nlohmann::json::parse(status.out)["metrics"];
+  EXPECT_EQ(json["delivered"], 2);
+  EXPECT_EQ(json["acked"], 1);
+  ASSERT_EQ(json["groups"].size(), 1u) << json.dump();
+  EXPECT_EQ(json["groups"][0]["group"], "billing");
+  EXPECT_EQ(json["groups"][0]["topics"][0]["lag"], 2);
+  EXPECT_EQ(json["groups"][0]["in_flight"], 1);
+  ASSERT_EQ(json["producer_groups"].size(), 1u) << json.dump();
+  EXPECT_EQ(json["producer_groups"][0]["open"], 1);
+  EXPECT_EQ(json["producer_groups"][0]["committed"], 1);
+  EXPECT_EQ(json["producer_groups"][0]["rolled_back"], 1);
+  bool found_orders = false;
+  for (const auto& q : json["queues"]) {
+    if (q["topic"] == "orders") {
+      found_orders = true;
+      EXPECT_EQ(q["messages_in"], 3);
+      EXPECT_EQ(q["bytes_in"], 12);
+    }
+  }
+  EXPECT_TRUE(found_orders) << json.dump();
 }
 
 TEST_F(HttpProcess, HealthAndReadinessAnswerAndAMalformedRequestHarmsNothing) {
