@@ -450,6 +450,7 @@ int main(int argc, char** argv) {
   settings.emplace_back("config", config->count() > 0 ? config->as<std::string>() : "-");
   settings.emplace_back("log-level", log_level);
   settings.emplace_back("audit-log", hangup_files.audit_log.empty() ? "-" : hangup_files.audit_log);
+  settings.emplace_back("http", http_address.empty() ? "-" : http_address);
   log->info("txmqd {} starting (pid {}) with these settings:{}", txmq::kVersion, getpid(),
             txmq::broker::SettingsBlock(settings));
 
