@@ -189,6 +189,62 @@ struct BrokerStatus {
   limits @23 :List(LimitUse);    # every limit: its flag, value, use now, refusals
   expiredUnconsumed @24 :UInt64; # messages retention deleted before a group reading their
                                  # topic received them, counted per group (since start)
+  metrics @25 :MetricsStatus;    # what txmqd --http /metrics shows that the fields above do not
+}
+
+# The broker's metrics snapshot (broker/src/metrics_snapshot.h) beyond the
+# fields of BrokerStatus; counters since start.
+struct MetricsStatus {
+  delivered @0 :UInt64;
+  acked @1 :UInt64;
+  duplicates @2 :UInt64;
+  redeliveriesScheduled @3 :UInt64;
+  droppedReplies @4 :UInt64;
+  messagesStoredSinceStart @5 :UInt64;
+  admins @6 :UInt32;                    # registered admin clients (producers, consumers above)
+  storageBytesWritten @7 :UInt64;
+  storageCheckpoints @8 :UInt64;
+  latencyBoundsMicros @9 :List(UInt64); # bucket upper bounds; one more bucket counts the rest
+  roundWriteCounts @10 :List(UInt64);   # rounds by write + fsync time, per bucket (not cumulative)
+  fsyncCounts @11 :List(UInt64);        # fdatasyncs by time, per bucket
+  queues @12 :List(QueueMetricsStatus);
+  groups @13 :List(GroupMetricsStatus);
+  producerGroups @14 :List(ProducerGroupMetricsStatus);
+}
+
+struct QueueMetricsStatus {
+  topic @0 :Text;
+  queue @1 :UInt32;
+  messagesIn @2 :UInt64;     # durable offsets ever assigned
+  bytesIn @3 :UInt64;        # body bytes since start
+  backlog @4 :UInt64;        # stored messages
+  oldestAgeMs @5 :Int64;     # -1: none stored
+}
+
+struct GroupMetricsStatus {
+  group @0 :Text;
+  topics @1 :List(GroupTopicMetricsStatus);
+  inFlight @2 :UInt64;
+  redeliveriesScheduled @3 :UInt64;
+  deadLettered @4 :UInt64;
+  expired @5 :UInt64;
+}
+
+struct GroupTopicMetricsStatus {
+  topic @0 :Text;
+  lag @1 :UInt64;
+  inFlight @2 :UInt64;
+}
+
+struct ProducerGroupMetricsStatus {
+  group @0 :Text;
+  open @1 :UInt64;
+  stuck @2 :UInt64;
+  committed @3 :UInt64;
+  rolledBack @4 :UInt64;
+  checksSent @5 :UInt64;
+  answers @6 :List(UInt64);  # by CheckAnswer ordinal (none, commit, rollback, unknown, error,
+                             # noAnswer, noProducer)
 }
 
 # One of the broker's limits as an operator sees it (txmqctl status).

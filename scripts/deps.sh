@@ -18,6 +18,7 @@ PACKAGES=(
   util-linux mount              # tests: unshare --mount, a small tmpfs (disk full)
   systemd                       # tests: systemd-analyze verify of tools/packaging/txmqd.service
   libcurl4-openssl-dev          # cluster: HTTP to etcd's JSON gateway
+  libcpp-httplib-dev            # txmqd --http: /metrics, /healthz, /readyz
   etcd-server                   # tests: the cluster's coordinator (a real etcd 3.4)
 )
 

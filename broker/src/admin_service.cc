@@ -13,6 +13,76 @@ namespace {
 constexpr uint32_t kMaxQueues = 1024;
 }
 
+Limits::Counts CountLimits(const TopicManager& topics, GroupTable& groups,
+                           const TransactionService& transactions, const ServerInfo& info) {
+  Limits::Counts counts;
+  counts.topics = topics.all().size();
+  counts.groups = groups.all().size();
+  counts.open_tx = transactions.open_count();
+  counts.open_tx_largest_group = transactions.LargestGroupOpen();
+  counts.topics_largest_principal = topics.created_by().Largest();
+  counts.groups_largest_principal = groups.created_by().Largest();
+  if (info.largest_principal_connections) {
+    counts.connections_largest_principal = info.largest_principal_connections();
+  }
+  return counts;
+}
+
+void FillMetricsStatus(const MetricsSnapshot& m, wire::MetricsStatus::Builder out) {
+  out.setDelivered(m.counters.delivered);
+  out.setAcked(m.counters.acked);
+  out.setDuplicates(m.counters.duplicates);
+  out.setRedeliveriesScheduled(m.counters.redeliveries_scheduled);
+  out.setDroppedReplies(m.counters.dropped_replies);
+  out.setMessagesStoredSinceStart(m.counters.messages_stored);
+  out.setAdmins(static_cast<uint32_t>(m.admins));
+  out.setStorageBytesWritten(m.storage.bytes_written);
+  out.setStorageCheckpoints(m.storage.checkpoints);
+  auto copy = [](const auto& from, auto to) {
+    for (unsigned i = 0; i < from.size(); ++i) to.set(i, from[i]);
+  };
+  copy(storage::kLatencyBucketsMicros,
+       out.initLatencyBoundsMicros(storage::kLatencyBucketsMicros.size()));
+  copy(m.storage.round_write.counts, out.initRoundWriteCounts(m.storage.round_write.counts.size()));
+  copy(m.storage.fsync.counts, out.initFsyncCounts(m.storage.fsync.counts.size()));
+  auto queues = out.initQueues(static_cast<unsigned>(m.queues.size()));
+  for (unsigned i = 0; i < m.queues.size(); ++i) {
+    const QueueMetrics& q = m.queues[i];
+    queues[i].setTopic(q.topic);
+    queues[i].setQueue(q.queue);
+    queues[i].setMessagesIn(q.messages_in);
+    queues[i].setBytesIn(q.bytes_in);
+    queues[i].setBacklog(q.backlog);
+    queues[i].setOldestAgeMs(q.oldest_age_ms);
+  }
+  auto groups = out.initGroups(static_cast<unsigned>(m.groups.size()));
+  for (unsigned i = 0; i < m.groups.size(); ++i) {
+    const GroupMetrics& g = m.groups[i];
+    groups[i].setGroup(g.name);
+    auto topics = groups[i].initTopics(static_cast<unsigned>(g.topics.size()));
+    for (unsigned t = 0; t < g.topics.size(); ++t) {
+      topics[t].setTopic(g.topics[t].topic);
+      topics[t].setLag(g.topics[t].lag);
+      topics[t].setInFlight(g.topics[t].in_flight);
+    }
+    groups[i].setInFlight(g.in_flight);
+    groups[i].setRedeliveriesScheduled(g.redeliveries_scheduled);
+    groups[i].setDeadLettered(g.dead_lettered);
+    groups[i].setExpired(g.expired);
+  }
+  auto producers = out.initProducerGroups(static_cast<unsigned>(m.producer_groups.size()));
+  for (unsigned i = 0; i < m.producer_groups.size(); ++i) {
+    const ProducerGroupMetrics& p = m.producer_groups[i];
+    producers[i].setGroup(p.name);
+    producers[i].setOpen(p.open);
+    producers[i].setStuck(p.stuck);
+    producers[i].setCommitted(p.committed);
+    producers[i].setRolledBack(p.rolled_back);
+    producers[i].setChecksSent(p.checks_sent);
+    copy(p.answers, producers[i].initAnswers(p.answers.size()));
+  }
+}
+
 void AdminService::HandleStatus(const RequestContext& ctx) {
   auto reply = Core::NewReply(ctx);
   auto s = reply.envelope().initStatusOk();
@@ -49,17 +119,7 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
     s.setMinFreeDiskBytes(info_.disk->min_free());
     s.setDiskLow(info_.disk->low());
   }
-  Limits::Counts counts;
-  counts.topics = topics_.all().size();
-  counts.groups = groups_.all().size();
-  counts.open_tx = transactions_.open_count();
-  counts.open_tx_largest_group = transactions_.LargestGroupOpen();
-  counts.topics_largest_principal = topics_.created_by().Largest();
-  counts.groups_largest_principal = groups_.created_by().Largest();
-  if (info_.largest_principal_connections) {
-    counts.connections_largest_principal = info_.largest_principal_connections();
-  }
-  const auto limits = core_.limits().Report(counts);
+  const auto limits = core_.limits().Report(CountLimits(topics_, groups_, transactions_, info_));
   auto uses = s.initLimits(static_cast<unsigned>(limits.size()));
   for (unsigned i = 0; i < limits.size(); ++i) {
     uses[i].setName(limits[i].name);
@@ -67,6 +127,7 @@ void AdminService::HandleStatus(const RequestContext& ctx) {
     uses[i].setUsed(limits[i].used);
     uses[i].setRefused(limits[i].refused);
   }
+  if (collect_) FillMetricsStatus(collect_(), s.initMetrics());
   const auto settings = EffectiveSettings(o);
   auto out = s.initSettings(static_cast<unsigned>(settings.size()));
   for (unsigned i = 0; i < settings.size(); ++i) {

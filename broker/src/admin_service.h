@@ -8,6 +8,7 @@
 #include "broker/src/core.h"
 #include "broker/src/disk_watermark.h"
 #include "broker/src/groups.h"
+#include "broker/src/metrics_snapshot.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
 #include "storage/src/broker_store.h"
@@ -23,16 +24,28 @@ struct ServerInfo {
   std::function<size_t()> largest_principal_connections;
 };
 
+// What the limits count now (Limits::Report's input): status and metrics
+// report the same.
+Limits::Counts CountLimits(const TopicManager& topics, GroupTable& groups,
+                           const TransactionService& transactions, const ServerInfo& info);
+
+// Fills status's metrics object from a snapshot (what /metrics shows
+// beyond the other status fields).
+void FillMetricsStatus(const MetricsSnapshot& snapshot, wire::MetricsStatus::Builder out);
+
 class AdminService {
  public:
+  // `collect` takes a metrics snapshot (MetricsCollector::Collect).
   AdminService(Core& core, TopicManager& topics, ClientRegistry& clients,
-               const TransactionService& transactions, GroupTable& groups, const ServerInfo& info)
+               const TransactionService& transactions, GroupTable& groups, const ServerInfo& info,
+               std::function<MetricsSnapshot()> collect)
       : core_(core),
         topics_(topics),
         clients_(clients),
         transactions_(transactions),
         groups_(groups),
-        info_(info) {}
+        info_(info),
+        collect_(std::move(collect)) {}
 
   void HandleStatus(const RequestContext& ctx);
   void HandleCreateTopic(const RequestContext& ctx, wire::CreateTopicRequest::Reader request);
@@ -44,6 +57,7 @@ class AdminService {
   const TransactionService& transactions_;
   GroupTable& groups_;
   const ServerInfo& info_;
+  std::function<MetricsSnapshot()> collect_;
 };
 
 }  // namespace txmq::broker

@@ -121,7 +121,7 @@ class Broker::Impl {
   explicit Impl(const BrokerOptions& options) : options_(options) {}
 
   Status Start() {
-    server_ = std::make_unique<broker::Server>(options_, time_);
+    server_ = std::make_unique<broker::Server>(options_, time_, &mailbox_);
     if (Status s = server_->Init(); !s.ok()) return s;
     Logger("broker")->info("broker '{}' serving on {} (data {}, flush {})", options_.name,
                            server_->endpoint(), options_.data_dir,
@@ -158,6 +158,13 @@ class Broker::Impl {
     return exit_status_;
   }
 
+  Result<std::shared_ptr<const broker::MetricsSnapshot>> Metrics(
+      std::chrono::milliseconds timeout) {
+    // The mailbox outlives the server: no lock needed, and a request
+    // after Stop() is told the broker stopped.
+    return mailbox_.Request(timeout);
+  }
+
   const std::string& endpoint() const { return endpoint_cache_; }
   void CacheEndpoint() { endpoint_cache_ = server_->endpoint(); }
   const BrokerOptions& options() const { return options_; }
@@ -165,6 +172,7 @@ class Broker::Impl {
  private:
   BrokerOptions options_;
   broker::SystemTimeSource time_;
+  broker::SnapshotMailbox mailbox_;  // before server_, which answers it
   std::unique_ptr<broker::Server> server_;
   std::thread thread_;
   std::string endpoint_cache_;
@@ -190,5 +198,9 @@ const BrokerOptions& Broker::options() const { return impl_->options(); }
 void Broker::Stop() { impl_->Stop(); }
 Status Broker::Wait() { return impl_->Wait(); }
 Status Broker::ReloadAcl() { return impl_->ReloadAcl(); }
+Result<std::shared_ptr<const broker::MetricsSnapshot>> Broker::Metrics(
+    std::chrono::milliseconds timeout) const {
+  return impl_->Metrics(timeout);
+}
 
 }  // namespace txmq

@@ -228,6 +228,7 @@ void Delivery::DeadLetter(GroupState& g, const storage::Location& source, const 
   m.stored_ms = core_.NowMs();
   topics_.Append(**t, 0, m);
   core_.counters().dead_lettered++;
+  g.dead_lettered++;
   Logger("broker")->warn("group '{}': message {} ({}/{}/{}) failed {} deliveries; moved to '{}'",
                          g.name, m.id, topic, queue, offset, delivery_count, dlq);
 }

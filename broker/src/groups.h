@@ -72,6 +72,7 @@ struct GroupState {
   int64_t created_ms = 0;
   std::map<std::string, Subscription, std::less<>> subscriptions;
   std::map<uint64_t, RetryEntry> retries;      // by retry id
+  uint64_t dead_lettered = 0;                  // moved to its DLQ since start (metrics)
   std::set<std::pair<int64_t, uint64_t>> due;  // (due_ms, retry id) of entries not leased
   // Retention (NoteExpired): messages deleted before the group received
   // them, since start; how many of them no log line named yet, the latest

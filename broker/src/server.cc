@@ -36,7 +36,7 @@ constexpr auto kMaxPollWait = std::chrono::milliseconds(100);
 constexpr size_t kInlineRoundMax = 4;  // completions; a send has two
 }  // namespace
 
-Server::Server(const BrokerOptions& options, const TimeSource& time)
+Server::Server(const BrokerOptions& options, const TimeSource& time, SnapshotMailbox* metrics)
     : options_(options),
       context_(1),
       router_(std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router)),
@@ -52,11 +52,14 @@ Server::Server(const BrokerOptions& options, const TimeSource& time)
       delivery_(core_, topics_, groups_),
       transactions_(core_, topics_, delayed_, dedup_, clients_),
       retention_(core_, topics_, groups_),
-      admin_(core_, topics_, clients_, transactions_, groups_, info_),
+      admin_(core_, topics_, clients_, transactions_, groups_, info_,
+             [this] { return metrics_.Collect(); }),
       inspect_(core_, topics_, groups_, clients_),
       dlq_(core_, topics_, groups_, delivery_),
       sweeper_(core_, topics_, delayed_),
       lifecycle_({core_, topics_, groups_, clients_, delivery_, transactions_, inspect_, sweeper_}),
+      metrics_(core_, topics_, groups_, clients_, transactions_, info_),
+      mailbox_(metrics),
       acl_guard_([this](const std::string& tx_id) { return transactions_.GroupOf(tx_id); }) {}
 
 Server::~Server() = default;
@@ -203,9 +206,10 @@ void Server::Run() {
     auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
     zmq::pollitem_t items[] = {{router_->handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, commit_done_.fd(), ZMQ_POLLIN, 0},
-                               {nullptr, stop_signal_.fd(), ZMQ_POLLIN, 0}};
+                               {nullptr, stop_signal_.fd(), ZMQ_POLLIN, 0},
+                               {nullptr, mailbox_ ? mailbox_->fd() : -1, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(items, 3, std::max(wait, std::chrono::milliseconds(0)));
+      zmq::poll(items, mailbox_ ? 4 : 3, std::max(wait, std::chrono::milliseconds(0)));
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) Logger("broker")->error("poll failed: {}", e.what());
     }
@@ -223,9 +227,18 @@ void Server::Run() {
     if ((items[0].revents & ZMQ_POLLIN) && !store_->round_full()) ReadRequests(kReadBudget);
     Housekeeping(core_.SteadyNow());
     SubmitIfIdle(/*allow_inline=*/true);
+    if (mailbox_ && (items[3].revents & ZMQ_POLLIN)) PublishMetrics();
   }
   running_ = false;
+  // Before Drain: a scrape waiting now learns at once why nobody answers.
+  if (mailbox_) mailbox_->Close(core_.storage_error());
   Drain();
+}
+
+void Server::PublishMetrics() {
+  if (const uint64_t ticket = mailbox_->TakeRequest(); ticket != 0) {
+    mailbox_->Publish(std::make_shared<const MetricsSnapshot>(metrics_.Collect()), ticket);
+  }
 }
 
 void Server::ApplyAclChanges() {

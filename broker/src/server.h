@@ -8,7 +8,8 @@
 // "txmq-conn-guard" (guard_) watches the socket's connections and sheds
 // those over the limit. With CURVE, security_ runs the ZAP handler's thread
 // (auth/zap_handler.h). Other threads reach the core only through
-// RequestStop() and ReloadAcl().
+// RequestStop(), ReloadAcl() and the metrics mailbox (snapshot_mailbox.h:
+// they ask, the core copies its state into a snapshot between batches).
 //
 // Time: every reading comes from the TimeSource the server is built with,
 // through the core (clock.h): schedules and stored timestamps use broker
@@ -36,9 +37,11 @@
 #include "broker/src/groups.h"
 #include "broker/src/inspect_service.h"
 #include "broker/src/lifecycle_service.h"
+#include "broker/src/metrics_collector.h"
 #include "broker/src/retention.h"
 #include "broker/src/router_link.h"
 #include "broker/src/send_service.h"
+#include "broker/src/snapshot_mailbox.h"
 #include "broker/src/topic_sweeper.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
@@ -49,8 +52,10 @@ namespace txmq::broker {
 
 class Server {
  public:
-  // `time` (the machine's clocks) must outlive the server.
-  Server(const BrokerOptions& options, const TimeSource& time);
+  // `time` (the machine's clocks) must outlive the server, and so must
+  // `metrics` (null: nobody asks for snapshots), which the core answers
+  // while Run() loops and closes when it returns.
+  Server(const BrokerOptions& options, const TimeSource& time, SnapshotMailbox* metrics = nullptr);
   ~Server();
 
   // On the starting thread: open the store (recovering it), rebuild state
@@ -88,6 +93,8 @@ class Server {
   // one may be written on this thread when `allow_inline`.
   void SubmitIfIdle(bool allow_inline);
   void Housekeeping(SteadyTime now);
+  // Answers the metrics mailbox's waiting requests with one snapshot.
+  void PublishMetrics();
   void Drain();
 
   const BrokerOptions& options_;
@@ -123,6 +130,8 @@ class Server {
   DlqService dlq_;
   TopicSweeper sweeper_;
   LifecycleService lifecycle_;
+  MetricsCollector metrics_;
+  SnapshotMailbox* mailbox_;
   auth::Guard acl_guard_;
   std::unique_ptr<storage::BrokerStore> store_;
 

@@ -139,6 +139,7 @@ uint64_t TopicManager::Append(TopicState& topic, uint32_t queue,
                               const storage::MessageView& message) {
   QueueState& q = topic.queues[queue];
   const uint64_t offset = q.next_offset++;
+  q.bytes_in += message.body.size();
   // Found by id (dedup, msg show) unless it is a copy in one of the
   // broker's own topics: a dead letter keeps its original's id.
   core_.store().AppendMessage(topic.id, queue, offset, message, !IsSystemName(topic.name));

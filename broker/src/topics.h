@@ -25,6 +25,7 @@ struct QueueState {
   uint64_t next_offset = 0;    // next offset to assign
   uint64_t visible_end = 0;    // offsets below are durable and deliverable
   bool in_open_round = false;  // appended to since the last SealRound
+  uint64_t bytes_in = 0;       // body bytes appended since start (metrics)
 };
 
 struct TopicState {

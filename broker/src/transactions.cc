@@ -385,9 +385,11 @@ void TransactionService::Finish(OpenTx& tx, TxStateCode state, const std::string
   if (state == TxStateCode::kCommitted) {
     Commit(tx, now);
     stats_.committed++;
+    StatsOf(r.group).committed++;
   } else {
     for (uint32_t i = 0; i < r.messages.size(); ++i) core_.store().DeleteHalf(tx.id, i);
     stats_.rolled_back++;
+    StatsOf(r.group).rolled_back++;
   }
   ForgetCheck(tx);
   schedule_.erase({r.next_check_ms, tx.id});
@@ -472,6 +474,13 @@ size_t TransactionService::LargestGroupOpen() const {
   size_t most = 0;
   for (const auto& [group, n] : open_by_group_) most = std::max<size_t>(most, n);
   return most;
+}
+
+TxStats& TransactionService::StatsOf(const std::string& group) {
+  if (auto it = group_stats_.find(group); it != group_stats_.end()) return it->second;
+  if (group_stats_.size() + 1 >= kMaxProducerGroupsTracked)
+    return group_stats_[kOtherProducerGroups];
+  return group_stats_[group];
 }
 
 void TransactionService::Reschedule(OpenTx& tx, int64_t next_check_ms) {

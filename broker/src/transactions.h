@@ -41,6 +41,7 @@
 #include "broker/src/core.h"
 #include "broker/src/dedup.h"
 #include "broker/src/delayed.h"
+#include "broker/src/metrics_snapshot.h"
 #include "broker/src/stored_message.h"
 #include "broker/src/topics.h"
 #include "storage/src/tx_records.h"
@@ -107,6 +108,10 @@ class TransactionService {
   size_t open_count() const { return open_.size(); }
   // The most open transactions one producer group has (O(groups)).
   size_t LargestGroupOpen() const;
+  // Counts since start by producer group (see group_stats_), and the
+  // broker-wide ones.
+  const std::map<std::string, TxStats, std::less<>>& group_stats() const { return group_stats_; }
+  const TxStats& stats() const { return stats_; }
 
   // The producer group of a transaction, open or ended within
   // resolved_retention; nullopt when the broker does not know it. What
@@ -165,6 +170,8 @@ class TransactionService {
   // Live checkers of the transaction's group, the one to ask first first.
   std::vector<const ClientInfo*> CheckersInOrder(const OpenTx& tx);
   void ForgetCheck(OpenTx& tx);
+  // The entry of group_stats_ that counts `group`.
+  TxStats& StatsOf(const std::string& group);
   void ReplyEnded(const std::string& routing_id, uint64_t request_id, const std::string& tx_id,
                   storage::TxStateCode state, bool already_final);
 
@@ -192,6 +199,10 @@ class TransactionService {
   std::set<std::string> grace_logged_;          // groups told about the grace
   uint32_t stuck_count_ = 0;
   TxStats stats_;
+  // The same counts by producer group (metrics), for at most
+  // kMaxProducerGroupsTracked groups; later ones are summed under
+  // kOtherProducerGroups so a stream of new group names cannot grow it.
+  std::map<std::string, TxStats, std::less<>> group_stats_;
 };
 
 }  // namespace txmq::broker

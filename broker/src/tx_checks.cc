@@ -215,6 +215,7 @@ TransactionService::CheckSent TransactionService::SendCheck(OpenTx& tx, SteadyTi
   r.last_check_ms = now_ms;
   Reschedule(tx, now_ms + IntervalAfter(r.check_count));
   stats_.checks_sent++;
+  StatsOf(r.group).checks_sent++;
   checks_in_flight_[target->id]++;
   tx.check_request = call.request_id();
   tx.check_deadline = now + core_.options().check_timeout;
@@ -246,6 +247,7 @@ void TransactionService::NoteAnswer(OpenTx& tx, CheckAnswerCode answer, const st
   tx.record.last_answer = answer;
   tx.record.last_error = error;
   stats_.answers[static_cast<int>(answer)]++;
+  StatsOf(tx.record.group).answers[static_cast<int>(answer)]++;
 }
 
 bool TransactionService::ApplyAnswer(OpenTx& tx, CheckAnswerCode answer, const std::string& error,

@@ -10,7 +10,9 @@
 //
 // Threads: main waits for signals; the broker runs its own core and
 // storage threads; one helper thread waits for the broker to stop by
-// itself (storage failure) and wakes main.
+// itself (storage failure) and wakes main. With --http, the HTTP endpoint
+// runs its own threads (broker/src/http/http_server.h) and reads the
+// broker only through snapshots the core thread hands over.
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@
 
 #include "broker/src/auth/security.h"
 #include "broker/src/config_file.h"
+#include "broker/src/http/http_server.h"
 #include "broker/src/sd_notify.h"
 #include "broker/src/settings.h"
 #include "protocol/src/byte_size.h"
@@ -85,7 +88,7 @@ void OnHangup(const HangupFiles& files, txmq::Broker& broker, spdlog::logger& lo
 
 int main(int argc, char** argv) {
   txmq::BrokerOptions o;
-  std::string flush = "sync", log_level = "info", ready_file;
+  std::string flush = "sync", log_level = "info", ready_file, http_address;
   HangupFiles hangup_files;
   std::string dedup_window = "10m", retention = "72h", visibility = "30s", client_timeout = "10s";
   std::string retry_backoff;
@@ -308,7 +311,13 @@ int main(int argc, char** argv) {
                "Allow plaintext (no --curve-secret-key) on an address other machines can reach; "
                "logged as a warning. Without it txmqd refuses to listen there");
   app.add_option("--ready-file", ready_file,
-                 "Write the bound endpoint to this file once the broker serves");
+                 "Write the bound endpoint to this file once the broker serves (with --http, "
+                 "the HTTP address as a second line: http://HOST:PORT)");
+  app.add_option("--http", http_address,
+                 "Serve GET /metrics (Prometheus), /healthz and /readyz on HOST:PORT, e.g. "
+                 "127.0.0.1:9464 (port 0 picks a free one; it is logged and written to "
+                 "--ready-file). Off by default. Unauthenticated: an address other machines "
+                 "can reach needs --insecure");
   bool print_config = false;
   app.add_flag("--print-config", print_config,
                "Print a config file naming every option, commented out at its default, and exit "
@@ -397,6 +406,24 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (!http_address.empty()) {
+    std::string host;
+    int port = 0;
+    if (txmq::Status s = txmq::broker::http::ParseHttpAddress(http_address, &host, &port);
+        !s.ok()) {
+      std::cerr << "txmqd: " << s.message() << "\n";
+      return 2;
+    }
+    if (!o.insecure && !txmq::broker::http::IsLoopbackHttpAddress(http_address)) {
+      std::cerr << "txmqd: --http " << http_address
+                << " is reachable from other machines, and the HTTP endpoint has no "
+                   "authentication: anyone who reaches it reads every topic and group name and "
+                   "the broker's counters. Serve it on 127.0.0.1 (and let a local agent or a "
+                   "proxy expose it), or accept that with --insecure\n";
+      return 2;
+    }
+  }
+
   // Rules between options (a segment must hold 4 messages, the disk
   // watermark must leave the broker its room, ...): bad usage, like a bad flag.
   if (txmq::Status s = txmq::ValidateBrokerOptions(o); !s.ok()) {
@@ -432,8 +459,31 @@ int main(int argc, char** argv) {
   settings.emplace_back("config", config->count() > 0 ? config->as<std::string>() : "-");
   settings.emplace_back("log-level", log_level);
   settings.emplace_back("audit-log", hangup_files.audit_log.empty() ? "-" : hangup_files.audit_log);
+  settings.emplace_back("http", http_address.empty() ? "-" : http_address);
   log->info("txmqd {} starting (pid {}) with these settings:{}", txmq::kVersion, getpid(),
             txmq::broker::SettingsBlock(settings));
+
+  // The HTTP endpoint starts before recovery, so /healthz answers during a
+  // long one while /readyz says "starting".
+  std::unique_ptr<txmq::broker::http::HttpServer> http;
+  if (!http_address.empty()) {
+    // A client that closes its connection before reading the answer must
+    // not end txmqd (cpp-httplib writes without MSG_NOSIGNAL).
+    signal(SIGPIPE, SIG_IGN);
+    auto started = txmq::broker::http::HttpServer::Start(http_address);
+    if (!started.ok()) {
+      std::cerr << "txmqd: " << started.status().message() << "\n";
+      return 1;
+    }
+    http = std::move(started.value());
+    log->info("HTTP endpoint on http://{} (/metrics, /healthz, /readyz)", http->address());
+    if (!txmq::broker::http::IsLoopbackHttpAddress(http_address)) {
+      log->warn(
+          "the HTTP endpoint on {} is reachable from other machines and has no "
+          "authentication (--insecure)",
+          http->address());
+    }
+  }
 
   auto broker = txmq::Broker::Start(o);
   if (!broker.ok() && broker.status().code() == txmq::StatusCode::kCorruption) {
@@ -448,9 +498,14 @@ int main(int argc, char** argv) {
     std::cerr << "txmqd: cannot start: " << broker.status().ToString() << "\n";
     return 1;
   }
+  if (http) {
+    http->Attach(
+        [b = broker->get()](std::chrono::milliseconds timeout) { return b->Metrics(timeout); });
+  }
   if (!ready_file.empty()) {
     std::string tmp = ready_file + ".tmp";
-    std::ofstream(tmp) << (*broker)->endpoint() << "\n";
+    std::ofstream(tmp) << (*broker)->endpoint() << "\n"
+                       << (http ? "http://" + http->address() + "\n" : "");
     std::rename(tmp.c_str(), ready_file.c_str());
   }
   // Type=notify: systemd counts txmqd as started from here.
@@ -479,6 +534,8 @@ int main(int argc, char** argv) {
               sig == SIGINT ? "SIGINT" : "SIGTERM");
   }
   (void)txmq::broker::NotifyServiceManager("STOPPING=1");
+  // The HTTP threads go first: they ask the broker for snapshots.
+  if (http) http->Stop();
   (*broker)->Stop();
   watcher.join();
   if (!stopped_by_itself.ok()) {

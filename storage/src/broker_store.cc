@@ -634,7 +634,8 @@ void BrokerStore::WriteRound(Round& round) {
   PendingEntry& e = round.entry();
   Status s = log_->Write(e);
   uint64_t sync_micros = 0;
-  if (s.ok() && options_.sync) {
+  const bool syncs = s.ok() && options_.sync;
+  if (syncs) {
     const auto sync_start = SteadyClock::now();
     s = log_->Sync();
     sync_micros = static_cast<uint64_t>(MicrosSince(sync_start));
@@ -652,8 +653,11 @@ void BrokerStore::WriteRound(Round& round) {
   stats_.rounds++;
   stats_.completions += round.completions();
   stats_.bytes += e.bytes();
-  stats_.write_micros += static_cast<uint64_t>(MicrosSince(start));
+  const auto write_micros = static_cast<uint64_t>(MicrosSince(start));
+  stats_.write_micros += write_micros;
+  stats_.write_latency.Observe(write_micros);
   stats_.sync_micros_max = std::max(stats_.sync_micros_max, sync_micros);
+  if (syncs) stats_.sync_latency.Observe(sync_micros);
   if (bytes_since_checkpoint_ >= options_.checkpoint_bytes) cv_.notify_all();
 }
 

@@ -63,6 +63,7 @@
 #include "storage/src/db.h"
 #include "storage/src/file_system.h"
 #include "storage/src/index_env.h"
+#include "storage/src/latency_histogram.h"
 #include "storage/src/records.h"
 #include "storage/src/store_format.h"
 #include "storage/src/store_repair.h"
@@ -146,7 +147,9 @@ struct StoreStats {
   uint64_t replayed_entries = 0;  // at the last start
   uint64_t log_start = 0;
   uint64_t log_end = 0;
-  uint64_t damaged_records = 0;  // found failing their checksum since start
+  uint64_t damaged_records = 0;    // found failing their checksum since start
+  LatencyHistogram write_latency;  // each round: write, fsync, index update
+  LatencyHistogram sync_latency;   // each fdatasync (--flush sync)
 };
 
 class BrokerStore {

@@ -193,9 +193,10 @@ bool BrokerProcess::Start() {
     ADD_FAILURE() << "txmqd did not start; log:\n" << ReadFile(log_path_);
     return false;
   }
-  std::string ep = ReadFile(ready);
-  while (!ep.empty() && (ep.back() == '\n' || ep.back() == '\r')) ep.pop_back();
-  endpoint_ = ep;
+  // Line 1: the ZeroMQ endpoint; line 2 (with --http): the HTTP address.
+  const auto lines = SplitLines(ReadFile(ready));
+  endpoint_ = lines.empty() ? "" : lines[0];
+  http_endpoint_ = lines.size() > 1 ? lines[1] : "";
   return true;
 }
 

@@ -89,6 +89,8 @@ class BrokerProcess {
   // runs at the deadline.
   std::optional<int> WaitExit(std::chrono::milliseconds timeout);
   const std::string& endpoint() const { return endpoint_; }
+  // With --http: "http://HOST:PORT" (the ready file's second line); else "".
+  const std::string& http_endpoint() const { return http_endpoint_; }
   const std::string& log_path() const { return log_path_; }
   // The running txmqd's pid; -1 when none runs.
   pid_t pid() const { return process_ ? process_->pid() : -1; }
@@ -98,6 +100,7 @@ class BrokerProcess {
   std::vector<std::string> extra_args_;
   std::vector<std::string> extra_env_;
   std::string endpoint_;
+  std::string http_endpoint_;
   std::string log_path_;
   std::unique_ptr<Process> process_;
   int starts_ = 0;

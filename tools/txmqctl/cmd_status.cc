@@ -28,6 +28,75 @@ nlohmann::json TxCountersJson(wire::TxCounters::Reader t) {
             {"no_producer", t.getNoProducer()}}}};
 }
 
+// status's metrics object: what txmqd --http /metrics shows beyond the
+// other fields (a broker older than the field sends an empty one).
+nlohmann::json MetricsJson(wire::MetricsStatus::Reader m) {
+  static constexpr const char* kAnswers[] = {"none",  "commit",    "rollback",   "unknown",
+                                             "error", "no_answer", "no_producer"};
+  auto histogram = [&](capnp::List<uint64_t>::Reader counts) {
+    nlohmann::json buckets = nlohmann::json::array();
+    auto bounds = m.getLatencyBoundsMicros();
+    for (unsigned i = 0; i < counts.size(); ++i) {
+      buckets.push_back(
+          {{"le_micros", i < bounds.size() ? nlohmann::json(bounds[i]) : nlohmann::json("+Inf")},
+           {"count", counts[i]}});
+    }
+    return buckets;
+  };
+  nlohmann::json queues = nlohmann::json::array();
+  for (auto q : m.getQueues()) {
+    queues.push_back({{"topic", wire::ToString(q.getTopic())},
+                      {"queue", q.getQueue()},
+                      {"messages_in", q.getMessagesIn()},
+                      {"bytes_in", q.getBytesIn()},
+                      {"backlog", q.getBacklog()},
+                      {"oldest_age_ms", q.getOldestAgeMs()}});
+  }
+  nlohmann::json groups = nlohmann::json::array();
+  for (auto g : m.getGroups()) {
+    nlohmann::json topics = nlohmann::json::array();
+    for (auto t : g.getTopics()) {
+      topics.push_back({{"topic", wire::ToString(t.getTopic())},
+                        {"lag", t.getLag()},
+                        {"in_flight", t.getInFlight()}});
+    }
+    groups.push_back({{"group", wire::ToString(g.getGroup())},
+                      {"topics", topics},
+                      {"in_flight", g.getInFlight()},
+                      {"redeliveries_scheduled", g.getRedeliveriesScheduled()},
+                      {"dead_lettered", g.getDeadLettered()},
+                      {"expired_unconsumed", g.getExpired()}});
+  }
+  nlohmann::json producers = nlohmann::json::array();
+  for (auto p : m.getProducerGroups()) {
+    nlohmann::json answers = nlohmann::json::object();
+    for (unsigned i = 1; i < p.getAnswers().size() && i < std::size(kAnswers); ++i) {
+      answers[kAnswers[i]] = p.getAnswers()[i];
+    }
+    producers.push_back({{"group", wire::ToString(p.getGroup())},
+                         {"open", p.getOpen()},
+                         {"stuck", p.getStuck()},
+                         {"committed", p.getCommitted()},
+                         {"rolled_back", p.getRolledBack()},
+                         {"checks_sent", p.getChecksSent()},
+                         {"answers", answers}});
+  }
+  return {{"delivered", m.getDelivered()},
+          {"acked", m.getAcked()},
+          {"duplicates", m.getDuplicates()},
+          {"redeliveries_scheduled", m.getRedeliveriesScheduled()},
+          {"dropped_replies", m.getDroppedReplies()},
+          {"messages_stored_since_start", m.getMessagesStoredSinceStart()},
+          {"admins", m.getAdmins()},
+          {"storage_bytes_written", m.getStorageBytesWritten()},
+          {"storage_checkpoints", m.getStorageCheckpoints()},
+          {"round_write_latency", histogram(m.getRoundWriteCounts())},
+          {"fsync_latency", histogram(m.getFsyncCounts())},
+          {"queues", queues},
+          {"groups", groups},
+          {"producer_groups", producers}};
+}
+
 // Free space and what the disk watermark does with it.
 std::string DiskLine(wire::BrokerStatus::Reader s) {
   const std::string free = FormatBytes(s.getDiskFreeBytes()) + " free";
@@ -89,6 +158,7 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
         {"commit_write_micros", s.getCommitWriteMicros()},
         {"settings", settings},
         {"limits", limits},
+        {"metrics", MetricsJson(s.getMetrics())},
     });
     return kExitOk;
   }

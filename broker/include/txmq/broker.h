@@ -28,6 +28,11 @@ struct StorageLayers;
 // Where a broker reads its data directory's free space (tests inject a
 // fake); defined in broker/src/disk_watermark.h.
 class FreeSpaceSource;
+namespace broker {
+// What the broker's metrics are at one moment (Broker::Metrics); defined
+// in broker/src/metrics_snapshot.h, for txmqd's HTTP endpoint and tests.
+struct MetricsSnapshot;
+}  // namespace broker
 
 enum class FlushMode {
   kSync,   // fsync before every acknowledgement (grouped): survives power loss
@@ -294,6 +299,13 @@ class Broker {
   // connections already open); on error the list in force stays and the
   // error names the mistake. FAILED_PRECONDITION without an ACL.
   Status ReloadAcl();
+
+  // Any thread: the broker's metrics now, copied by its core thread
+  // between batches of requests. UNAVAILABLE when the core does not answer
+  // within `timeout`, or has stopped (the status then says why: a storage
+  // failure names it).
+  Result<std::shared_ptr<const broker::MetricsSnapshot>> Metrics(
+      std::chrono::milliseconds timeout) const;
 
   // Blocks until the broker stopped (Stop() or a fatal storage error).
   // Returns why it stopped: OK after Stop().
