@@ -12,29 +12,16 @@
 # KEEP=1 keeps the work directory (the logs); DEMO=1 says what happens as it
 # goes and shows txmqctl's view at the end (`make demo`).
 set -euo pipefail
-bin=${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
+. "$(dirname "$0")/../common.sh" "$@"
 transfers=${TRANSFERS:-1000}
 crash_at=${CRASH_AT:-137,411,733}
 say() { if [ -n "${DEMO:-}" ]; then printf '\n== %s\n' "$*"; fi; }
 ctl() { echo "\$ txmqctl $*"; "$bin/txmqctl" --broker "$broker" "$@" | sed 's/^/  /'; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/txmq-bank-XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
 
 # Check-backs come a second after a transaction's outcome is missing; a
 # killed process's client id is free again two seconds after it went silent.
-"$bin/txmqd" --data-dir "$work/broker" --listen 'tcp://127.0.0.1:*' --ready-file "$work/ready" \
-  --transaction-timeout 1s --check-interval 1s --check-interval-max 2s --client-timeout 2s \
-  --log-level warn 2>"$work/broker.log" &
-pids+=($!)
-for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
-broker=$(cat "$work/ready")
-echo "broker at $broker"
+start_broker --transaction-timeout 1s --check-interval 1s --check-interval-max 2s \
+  --client-timeout 2s
 say "Smith's bank (the receiver) credits each transfer once, through an idempotent inbox."
 say "Bob's bank (the sender) debits Bob and sends the transfer in one transaction: a half
    message at the broker, invisible to Smith's bank until Bob's debit commits locally.

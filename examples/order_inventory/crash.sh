@@ -8,22 +8,8 @@
 #   examples/order_inventory/crash.sh [BUILD_BIN_DIR]
 # KEEP=1 keeps the work directory (the logs).
 set -euo pipefail
-bin=${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
-work=$(mktemp -d "${TMPDIR:-/tmp}/txmq-example-XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$bin/txmqd" --data-dir "$work/broker" --listen 'tcp://127.0.0.1:*' --ready-file "$work/ready" \
-  --client-timeout 2s --log-level warn 2>"$work/broker.log" &
-pids+=($!)
-for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
-broker=$(cat "$work/ready")
-echo "broker at $broker"
+. "$(dirname "$0")/../common.sh" "$@"
+start_broker --client-timeout 2s
 
 start_inventory() {
   "$bin/txmq-example-inventory-service" --broker "$broker" --db "$work/inventory-db" \
