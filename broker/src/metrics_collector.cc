@@ -124,6 +124,7 @@ void MetricsCollector::CollectProducerGroups(MetricsSnapshot& out) {
     m.rolled_back = stats.rolled_back;
     m.checks_sent = stats.checks_sent;
     std::copy(std::begin(stats.answers), std::end(stats.answers), m.answers.begin());
+    m.check_latency = stats.check_latency;
   }
   // Open transactions are bounded by --max-open-transactions, so their
   // groups are too: each gets its own series, tracked totals or not.

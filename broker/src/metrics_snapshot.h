@@ -64,6 +64,7 @@ struct ProducerGroupMetrics {
   uint64_t rolled_back = 0;  // since start
   uint64_t checks_sent = 0;  // since start
   std::array<uint64_t, kCheckAnswerNames.size()> answers{};
+  storage::LatencyHistogram check_latency;  // check sent -> its answer, since start
 };
 inline constexpr size_t kMaxProducerGroupsTracked = 1000;
 inline constexpr const char* kOtherProducerGroups = "(other)";

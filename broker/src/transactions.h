@@ -44,6 +44,7 @@
 #include "broker/src/metrics_snapshot.h"
 #include "broker/src/stored_message.h"
 #include "broker/src/topics.h"
+#include "storage/src/latency_histogram.h"
 #include "storage/src/tx_records.h"
 
 namespace txmq::broker {
@@ -65,6 +66,9 @@ struct TxStats {
   uint64_t checks_sent = 0;
   uint64_t ends_carried = 0;  // arrived on a half (SendHalfRequest.ends)
   uint64_t answers[7] = {};   // by storage::CheckAnswerCode
+  // From a check sent to its producer's answer (answers to the check
+  // awaited, not late ones).
+  storage::LatencyHistogram check_latency;
 };
 
 class TransactionService {

@@ -325,6 +325,13 @@ void TransactionService::HandleCheckReply(const RequestContext& ctx,
       return;  // only the group's producers decide its transactions
     }
   }
+  if (current) {
+    // Sent check_timeout before its deadline.
+    const auto waited = core_.SteadyNow() - (tx.check_deadline - core_.options().check_timeout);
+    StatsOf(tx.record.group)
+        .check_latency.Observe(static_cast<uint64_t>(std::max<int64_t>(
+            0, std::chrono::duration_cast<std::chrono::microseconds>(waited).count())));
+  }
   ApplyAnswer(tx, answer, error, ctx.client_id());
 }
 

@@ -20,6 +20,7 @@
 #include "tests/testutil/prometheus_text.h"
 #include "tests/testutil/testutil.h"
 #include "tests/testutil/tx_requests.h"
+#include "txmq/transaction_producer.h"
 
 namespace txmq {
 namespace {
@@ -192,6 +193,45 @@ TEST_F(HttpProcess, MetricsAfterSendsPullsAndTransactionsAreExactAndValid) {
     }
   }
   EXPECT_TRUE(found_orders) << json.dump();
+}
+
+// Check latency per producer group: a transaction whose outcome never
+// arrives is checked, its producer answers, and the histogram counts it.
+TEST(HttpChecks, ACheckAndItsAnswerAreTimedPerProducerGroup) {
+  testing::TempDir dir;
+  testing::BrokerProcess broker(dir.Sub("data"), {"--http", "127.0.0.1:0", "--transaction-timeout",
+                                                  "200ms", "--check-interval", "200ms"});
+  ASSERT_TRUE(broker.Start());
+  std::atomic<int> asked{0};
+  TransactionProducer producer({.broker = broker.endpoint(), .group = "shop"},
+                               [&](const CheckRequest&) {
+                                 asked++;
+                                 return TxState::kCommit;
+                               });
+  ASSERT_TRUE(producer.Start().ok());
+  auto r = producer.SendInTransaction({.topic = "orders", .body = "decided later"},
+                                      [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(r.ok()) << r.status.ToString();
+  AdminClient admin(broker.endpoint());
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto info = admin.Show(r.transaction_id);
+    return info.ok() && info->state == wire::TxState::COMMITTED;
+  })) << "the check never decided the transaction";
+
+  const Got got = HttpGet(broker.http_endpoint(), "/metrics");
+  ASSERT_EQ(got.status, 200) << got.body;
+  const auto m = ParsePromText(got.body);
+  ASSERT_TRUE(m.errors.empty()) << ::testing::PrintToString(m.errors) << "\n" << got.body;
+  const std::map<std::string, std::string> shop = {{"group", "shop"}};
+  EXPECT_EQ(m.Value("txmq_producer_group_check_seconds_count", shop), asked.load());
+  EXPECT_GE(asked.load(), 1);
+  EXPECT_GT(m.Value("txmq_producer_group_check_seconds_sum", shop).value_or(0), 0);
+  EXPECT_LT(m.Value("txmq_producer_group_check_seconds_sum", shop).value_or(99), 10)
+      << "a loopback answer takes milliseconds";
+  EXPECT_EQ(
+      m.Value("txmq_producer_group_check_answers_total", {{"group", "shop"}, {"answer", "commit"}}),
+      asked.load());
+  producer.Shutdown();
 }
 
 TEST_F(HttpProcess, HealthAndReadinessAnswerAndAMalformedRequestHarmsNothing) {

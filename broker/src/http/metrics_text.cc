@@ -204,6 +204,12 @@ std::string RenderMetrics(const MetricsSnapshot& s, const ProcessStats& process)
                L{{"group", p.name}, {"answer", kCheckAnswerNames[a]}}, p.answers[a]);
     }
   }
+  e.Family("txmq_producer_group_check_seconds", "histogram",
+           "From a transaction check sent to the producer's answer to it, since the broker "
+           "started.");
+  for (const auto& p : s.producer_groups) {
+    e.Histogram("txmq_producer_group_check_seconds", L{{"group", p.name}}, p.check_latency);
+  }
 
   // ---- broker-wide counters ----
   const BrokerCounters& c = s.counters;
