@@ -112,6 +112,11 @@ class GroupTable {
   // its creator, whose per-principal count it then is part of.
   GroupState& Create(const std::string& name, std::string_view creator);
   const CreatorCounts& created_by() const { return created_by_; }
+  // The groups reading `topic` (with a subscription to it); null if none.
+  const std::set<GroupState*>* ReadersOf(std::string_view topic) const {
+    auto it = readers_.find(topic);
+    return it == readers_.end() ? nullptr : &it->second;
+  }
   // The group's cursors on a topic, created at the topic's start (or end,
   // with `from_latest`) the first time; null when the topic does not exist.
   Subscription* Subscribe(GroupState& group, const TopicState& topic, bool from_latest);

@@ -47,6 +47,7 @@ MetricsSnapshot MetricsCollector::Collect() {
 
 void MetricsCollector::CollectQueues(MetricsSnapshot& out) {
   decltype(oldest_) still_there;
+  decltype(unconsumed_) still_unconsumed;
   for (const auto& [name, topic] : topics_.all()) {
     for (uint32_t q = 0; q < topic.queues.size(); ++q) {
       const QueueState& qs = topic.queues[q];
@@ -70,16 +71,45 @@ void MetricsCollector::CollectQueues(MetricsSnapshot& out) {
           m.oldest_age_ms = std::max<int64_t>(0, out.taken_ms - *stored_ms);
         }
       }
+      // The oldest message some group reading the topic has not finished.
+      if (const auto* readers = groups_.ReadersOf(name); readers != nullptr && m.backlog > 0) {
+        uint64_t lowest = qs.visible_end;
+        for (const GroupState* g : *readers) {
+          auto sub = g->subscriptions.find(name);
+          if (sub == g->subscriptions.end() || q >= sub->second.queues.size()) continue;
+          lowest = std::min(lowest, std::max(sub->second.queues[q].floor(), qs.min_offset));
+        }
+        if (lowest < qs.visible_end) {
+          const auto key = std::make_pair(topic.id, q);
+          auto known = unconsumed_.find(key);
+          std::optional<int64_t> stored_ms;
+          if (known != unconsumed_.end() && known->second.first == lowest) {
+            stored_ms = known->second.second;
+          } else {
+            stored_ms = StoredMsAt(topic, q, lowest);
+          }
+          if (stored_ms) {
+            still_unconsumed[key] = {lowest, *stored_ms};
+            m.oldest_unconsumed_age_ms = std::max<int64_t>(0, out.taken_ms - *stored_ms);
+          }
+        }
+      }
       out.queues.push_back(std::move(m));
     }
   }
   oldest_ = std::move(still_there);
+  unconsumed_ = std::move(still_unconsumed);
 }
 
 std::optional<int64_t> MetricsCollector::OldestStoredMs(const TopicState& topic, uint32_t queue) {
+  return StoredMsAt(topic, queue, topic.queues[queue].min_offset);
+}
+
+std::optional<int64_t> MetricsCollector::StoredMsAt(const TopicState& topic, uint32_t queue,
+                                                    uint64_t offset) {
   const QueueState& qs = topic.queues[queue];
-  const uint64_t end = std::min(qs.visible_end, qs.min_offset + kOldestProbe);
-  for (uint64_t at = qs.min_offset; at < end; ++at) {
+  const uint64_t end = std::min(qs.visible_end, offset + kOldestProbe);
+  for (uint64_t at = offset; at < end; ++at) {
     if (auto m = core_.store().ReadMessage(topic.id, queue, at); m.ok()) {
       return m->body.message.stored_ms;
     }

@@ -7,7 +7,9 @@
 // each walk anyway). The age of each queue's oldest stored message needs
 // that message's stored time, a store read: it is remembered per queue and
 // read again only when retention moved the queue's start, so a steady
-// broker pays no reads per scrape.
+// broker pays no reads per scrape. The same holds for the oldest message a
+// group reading the queue has not finished (the lowest cursor floor of the
+// topic's readers, GroupTable::ReadersOf): read again only when it moved.
 //
 // Thread safety: the core thread only.
 #pragma once
@@ -48,6 +50,7 @@ class MetricsCollector {
   // Stored time of the first readable message at or after `offset` (up to
   // a few offsets on: some may have been taken out); nullopt if none.
   std::optional<int64_t> OldestStoredMs(const TopicState& topic, uint32_t queue);
+  std::optional<int64_t> StoredMsAt(const TopicState& topic, uint32_t queue, uint64_t offset);
 
   Core& core_;
   TopicManager& topics_;
@@ -58,6 +61,9 @@ class MetricsCollector {
   // (topic id, queue) -> (first stored offset when read, its stored time).
   // Entries of deleted topics stay until the next collection drops them.
   std::map<std::pair<uint32_t, uint32_t>, std::pair<uint64_t, int64_t>> oldest_;
+  // The same for the oldest unconsumed message: (its offset, stored time),
+  // read again only when the lowest floor moved.
+  std::map<std::pair<uint32_t, uint32_t>, std::pair<uint64_t, int64_t>> unconsumed_;
 };
 
 }  // namespace txmq::broker

@@ -35,6 +35,10 @@ struct QueueMetrics {
   // Age of the oldest stored message; -1 when the queue stores none (or
   // the message there cannot be read).
   int64_t oldest_age_ms = -1;
+  // Age of the oldest message a group reading the topic has not finished
+  // (the lowest cursor floor of those groups); -1 when every group is done
+  // with what is stored, or no group reads the topic.
+  int64_t oldest_unconsumed_age_ms = -1;
 };
 
 struct GroupTopicMetrics {

@@ -139,6 +139,11 @@ TEST_F(HttpProcess, MetricsAfterSendsPullsAndTransactionsAreExactAndValid) {
   EXPECT_EQ(m.Value("txmq_queue_bytes_in_total", orders), 12);
   EXPECT_EQ(m.Value("txmq_queue_backlog_messages", orders), 3);
   EXPECT_GE(m.Value("txmq_queue_oldest_message_age_seconds", orders).value_or(-1), 0);
+  // billing has not finished m2 (leased) and m3: the oldest unconsumed is
+  // m2; nobody reads ledger, so it has none.
+  EXPECT_GE(m.Value("txmq_queue_oldest_unconsumed_age_seconds", orders).value_or(-1), 0);
+  EXPECT_FALSE(
+      m.Value("txmq_queue_oldest_unconsumed_age_seconds", {{"topic", "ledger"}}).has_value());
   // Acked m1; m2 leased, m3 not delivered: two not finished.
   EXPECT_EQ(m.Value("txmq_group_lag_messages", {{"group", "billing"}, {"topic", "orders"}}), 2);
   EXPECT_EQ(m.Value("txmq_group_in_flight_leases", {{"group", "billing"}}), 1);

@@ -139,6 +139,15 @@ std::string RenderMetrics(const MetricsSnapshot& s, const ProcessStats& process)
       e.Sample("txmq_queue_oldest_message_age_seconds", queue_labels(q), Seconds(q.oldest_age_ms));
     }
   }
+  e.Family("txmq_queue_oldest_unconsumed_age_seconds", "gauge",
+           "Age of the oldest message of the queue that a consumer group reading the topic has "
+           "not finished; absent when every such group is done with what is stored.");
+  for (const auto& q : s.queues) {
+    if (q.oldest_unconsumed_age_ms >= 0) {
+      e.Sample("txmq_queue_oldest_unconsumed_age_seconds", queue_labels(q),
+               Seconds(q.oldest_unconsumed_age_ms));
+    }
+  }
 
   // ---- per consumer group ----
   e.Family("txmq_group_lag_messages", "gauge",
