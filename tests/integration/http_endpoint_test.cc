@@ -172,7 +172,8 @@ TEST_F(HttpProcess, MetricsAfterSendsPullsAndTransactionsAreExactAndValid) {
   EXPECT_EQ(m.Value("txmq_limit_used", {{"limit", "max-topics"}}), 2);
   EXPECT_EQ(m.Value("txmq_clients_connected", {{"role", "producer"}}), 0);
   EXPECT_GT(m.Value("process_resident_memory_bytes").value_or(0), 1 << 20);
-  EXPECT_GT(m.Value("process_cpu_seconds_total").value_or(0), 0);
+  // CPU time comes in clock ticks (10 ms): a broker this young may show 0.
+  EXPECT_GE(m.Value("process_cpu_seconds_total").value_or(-1), 0);
 
   // txmqctl status --json carries the same counts.
   auto status = testing::RunCommand(
