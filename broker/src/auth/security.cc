@@ -17,6 +17,10 @@ bool IsLoopbackEndpoint(const std::string& endpoint) {
   std::string host = rest.substr(0, colon);
   // "tcp://eth0;127.0.0.1:7800" binds through the interface before ';'.
   if (host.find(';') != std::string::npos) return false;
+  return IsLoopbackHost(host);
+}
+
+bool IsLoopbackHost(const std::string& host) {
   if (host == "localhost" || host == "[::1]" || host == "::1") return true;
   if (host.rfind("127.", 0) != 0) return false;
   int dots = 0;

@@ -20,6 +20,8 @@ namespace txmq::broker::auth {
 // [::1] or localhost, and ipc:// and inproc://. Anything else (0.0.0.0, *,
 // an interface name, another address) reaches the network.
 bool IsLoopbackEndpoint(const std::string& endpoint);
+// The host part alone: 127.0.0.0/8 in dotted form, ::1 ([::1]), localhost.
+bool IsLoopbackHost(const std::string& host);
 
 class Security {
  public:

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "broker/src/auth/security.h"
 #include "broker/src/http/metrics_text.h"
 #include "broker/src/http/process_stats.h"
 #include "broker/src/http/readiness.h"
@@ -54,18 +55,7 @@ Status ParseHttpAddress(const std::string& address, std::string* host, int* port
 bool IsLoopbackHttpAddress(const std::string& address) {
   std::string host;
   int port = 0;
-  if (!ParseHttpAddress(address, &host, &port).ok()) return false;
-  if (host == "localhost" || host == "::1") return true;
-  if (host.rfind("127.", 0) != 0) return false;
-  int dots = 0;
-  for (char c : host) {
-    if (c == '.') {
-      ++dots;
-    } else if (c < '0' || c > '9') {
-      return false;
-    }
-  }
-  return dots == 3;
+  return ParseHttpAddress(address, &host, &port).ok() && auth::IsLoopbackHost(host);
 }
 
 HttpServer::HttpServer() : server_(std::make_unique<httplib::Server>()) {}
