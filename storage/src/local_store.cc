@@ -102,7 +102,7 @@ uint64_t LocalStore::Impl::TakeSeqs(uint64_t n) {
   return first;
 }
 
-void LocalStore::Impl::SeqsDone(uint64_t first, uint64_t /*n*/) {
+void LocalStore::Impl::SeqsDone(uint64_t first) {
   std::lock_guard<std::mutex> lock(seq_mu_);
   in_flight_.erase(first);
 }
@@ -296,7 +296,7 @@ Status LocalTxn::Commit() {
   const uint64_t first = sequenced > 0 ? store.TakeSeqs(sequenced) : 0;
   for (uint64_t i = 0; i < sequenced; ++i) t.at_commit[i].write(t.batch, first + i);
   Status s = store.Write(t.batch);
-  if (sequenced > 0) store.SeqsDone(first, sequenced);
+  if (sequenced > 0) store.SeqsDone(first);
   held.clear();
   if (!s.ok()) return s;
   t.committed = true;

@@ -96,7 +96,7 @@ class LocalStore::Impl {
   // Commit sequence: taken under seq_mu_ by commits that order rows, `n`
   // consecutive numbers from the one returned (one per sequenced write).
   uint64_t TakeSeqs(uint64_t n);
-  void SeqsDone(uint64_t first, uint64_t n);
+  void SeqsDone(uint64_t first);  // the first number TakeSeqs returned
   // Every commit with a sequence at or below this is durable (or failed).
   uint64_t SafeSeq();
 

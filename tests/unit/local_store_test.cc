@@ -135,9 +135,9 @@ TEST(LocalStore, CommitSequenceWaterMark) {
   EXPECT_EQ(first, before + 1);
   EXPECT_EQ(second, first + 3) << "a commit of three sequenced writes takes three numbers";
   EXPECT_EQ(impl.SafeSeq(), before) << "first is still being written";
-  impl.SeqsDone(second, 1);
+  impl.SeqsDone(second);
   EXPECT_EQ(impl.SafeSeq(), before) << "second done, but first not: rows may not be sent past it";
-  impl.SeqsDone(first, 3);
+  impl.SeqsDone(first);
   EXPECT_EQ(impl.SafeSeq(), second);
 }
 
