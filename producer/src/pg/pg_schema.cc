@@ -1,0 +1,87 @@
+#include "producer/src/pg/pg_schema.h"
+
+#include <string>
+
+#include "producer/src/pg/pg_connection.h"
+#include "protocol/src/log.h"
+
+namespace txmq::pg {
+
+namespace {
+
+// Any constant: txmq's migrations take it, so two of them never interleave.
+constexpr char kMigrationLock[] = "7305710001";
+
+// One statement each: parameterized execution takes one at a time.
+constexpr const char* kOutboxV1[] = {
+    R"sql(
+CREATE TABLE txmq_outbox (
+  id              text PRIMARY KEY,
+  seq             bigserial NOT NULL,
+  topic           text NOT NULL,
+  msg_key         text NOT NULL DEFAULT '',
+  state           smallint NOT NULL DEFAULT 0,
+  attempts        integer NOT NULL DEFAULT 0,
+  next_attempt_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  last_error      text NOT NULL DEFAULT '',
+  created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  lease_owner     text NOT NULL DEFAULT '',
+  lease_until     timestamptz,
+  fence           bigint NOT NULL DEFAULT 0,
+  payload         bytea NOT NULL
+))sql",
+    "CREATE INDEX txmq_outbox_by_state_seq ON txmq_outbox (state, seq)",
+    "CREATE INDEX txmq_outbox_by_key_seq ON txmq_outbox (msg_key, seq)",
+};
+
+Status Run(PGconn* conn) {
+  if (auto r = Exec(conn, std::string("SELECT pg_advisory_xact_lock(") + kMigrationLock + ")");
+      !r.ok()) {
+    return r.status();
+  }
+  if (auto r = Exec(conn,
+                    "CREATE TABLE IF NOT EXISTS txmq_schema (component text PRIMARY KEY, "
+                    "version integer NOT NULL, migrated_at timestamptz NOT NULL DEFAULT now())");
+      !r.ok()) {
+    return r.status();
+  }
+  auto current = Exec(conn, "SELECT version FROM txmq_schema WHERE component = 'outbox'");
+  if (!current.ok()) return current.status();
+  const int version =
+      PQntuples(current->get()) == 0 ? 0 : static_cast<int>(IntField(current->get(), 0, 0));
+  if (version > kOutboxSchemaVersion) {
+    return Status::FailedPrecondition(
+        "the database's txmq outbox tables are version " + std::to_string(version) +
+        "; this txmq knows versions up to " + std::to_string(kOutboxSchemaVersion) +
+        ": upgrade txmq (a newer txmq migrated this database)");
+  }
+  if (version == kOutboxSchemaVersion) return Status::OK();
+  for (const char* statement : kOutboxV1) {
+    if (auto r = Exec(conn, statement); !r.ok()) return r.status();
+  }
+  if (auto r = Exec(conn,
+                    "INSERT INTO txmq_schema (component, version) VALUES ('outbox', $1) "
+                    "ON CONFLICT (component) DO UPDATE SET version = $1, migrated_at = now()",
+                    {Param::Int(kOutboxSchemaVersion)});
+      !r.ok()) {
+    return r.status();
+  }
+  Logger("outbox")->info("created the txmq outbox tables (version {}) in database '{}'",
+                         kOutboxSchemaVersion, PQdb(conn));
+  return Status::OK();
+}
+
+}  // namespace
+
+Status MigrateOutbox(PGconn* conn) {
+  if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+    return Status::FailedPrecondition(
+        "the outbox tables are migrated on a connection outside any transaction");
+  }
+  if (auto r = Exec(conn, "BEGIN"); !r.ok()) return r.status();
+  Status s = Run(conn);
+  if (auto r = Exec(conn, s.ok() ? "COMMIT" : "ROLLBACK"); !r.ok() && s.ok()) s = r.status();
+  return s;
+}
+
+}  // namespace txmq::pg
