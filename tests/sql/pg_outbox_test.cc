@@ -16,8 +16,8 @@
 #include "producer/src/library_send.h"
 #include "producer/src/pg/pg_connection.h"
 #include "producer/src/pg/pg_outbox_table.h"
+#include "tests/sql/pg_fixture.h"
 #include "tests/testutil/admin_client.h"
-#include "tests/testutil/postgres_server.h"
 #include "tests/testutil/testutil.h"
 #include "txmq/consumer.h"
 #include "txmq/pg/outbox.h"
@@ -29,35 +29,8 @@ namespace {
 using namespace std::chrono_literals;
 using testing::WaitFor;
 
-class PgOutbox : public ::testing::Test {
+class PgOutbox : public testing::PgTest {
  protected:
-  static void SetUpTestSuite() { server_ = testing::PostgresServer::Start().release(); }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    conninfo_ = server_->CreateDatabase();
-    options_ = testing::TestBrokerOptions(dir_.Sub("broker"));
-    broker_ = testing::StartBroker(options_);
-    ASSERT_NE(broker_, nullptr);
-    conn_ = Connect();
-    Sql(conn_.get(), "CREATE TABLE orders (id text PRIMARY KEY, amount int)");
-  }
-
-  pg::Connection Connect() {
-    auto c = pg::Connection::Open(conninfo_);
-    EXPECT_TRUE(c.ok()) << c.status().ToString();
-    return c.ok() ? std::move(*c) : pg::Connection();
-  }
-
-  static void Sql(PGconn* conn, const std::string& sql) {
-    auto r = pg::Exec(conn, sql);
-    ASSERT_TRUE(r.ok()) << sql << ": " << r.status().ToString();
-  }
-
   pg::OutboxOptions Opts(const std::string& instance = "") {
     pg::OutboxOptions o;
     o.conninfo = conninfo_;
@@ -78,54 +51,7 @@ class PgOutbox : public ::testing::Test {
     ASSERT_TRUE(outbox.Add(conn, {.topic = "orders", .key = key, .body = id, .id = id}).ok());
     Sql(conn, commit ? "COMMIT" : "ROLLBACK");
   }
-
-  int64_t Count(const std::string& table) {
-    auto r = pg::Exec(conn_.get(), "SELECT count(*) FROM " + table);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? pg::IntField(r->get(), 0, 0) : -1;
-  }
-
-  // What the group "reader" receives of topic "orders" until `count`
-  // messages came (then `quiet` more of nothing), in arrival order.
-  std::vector<Received> Receive(size_t count, std::chrono::milliseconds quiet = 300ms) {
-    std::mutex mu;
-    std::vector<Received> got;
-    Consumer c({.broker = broker_->endpoint(),
-                .group = "reader",
-                .handler_threads = 1,
-                .max_in_flight = 1,
-                .long_poll = 200ms});
-    EXPECT_TRUE(c.Subscribe("orders", [&](const Received& m) {
-                   std::lock_guard<std::mutex> lock(mu);
-                   got.push_back(m);
-                   return ConsumeResult::Success();
-                 }).ok());
-    EXPECT_TRUE(c.Start().ok());
-    EXPECT_TRUE(WaitFor([&] {
-      std::lock_guard<std::mutex> lock(mu);
-      return got.size() >= count;
-    }));
-    std::this_thread::sleep_for(quiet);  // and nothing more
-    c.Shutdown();
-    std::lock_guard<std::mutex> lock(mu);
-    return got;
-  }
-
-  static std::map<std::string, std::vector<std::string>> ByKey(const std::vector<Received>& got) {
-    std::map<std::string, std::vector<std::string>> by_key;
-    for (const auto& m : got) by_key[m.key].push_back(m.id);
-    return by_key;
-  }
-
-  static testing::PostgresServer* server_;
-  testing::TempDir dir_;
-  std::string conninfo_;
-  BrokerOptions options_;
-  std::unique_ptr<Broker> broker_;
-  pg::Connection conn_;
 };
-
-testing::PostgresServer* PgOutbox::server_ = nullptr;
 
 TEST_F(PgOutbox, ACommittedRowIsSentOnceAndDeletedARolledBackOneNever) {
   pg::Outbox outbox(Opts());

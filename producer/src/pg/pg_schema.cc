@@ -1,5 +1,6 @@
 #include "producer/src/pg/pg_schema.h"
 
+#include <span>
 #include <string>
 
 #include "producer/src/pg/pg_connection.h"
@@ -34,7 +35,22 @@ CREATE TABLE txmq_outbox (
     "CREATE INDEX txmq_outbox_by_key_seq ON txmq_outbox (msg_key, seq)",
 };
 
-Status Run(PGconn* conn) {
+constexpr const char* kInboxV1[] = {
+    "CREATE TABLE txmq_inbox (group_name text NOT NULL, message_id text NOT NULL,"
+    " processed_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+    " PRIMARY KEY (group_name, message_id))",
+    "CREATE INDEX txmq_inbox_by_time ON txmq_inbox (processed_at)",
+};
+
+// A component's tables: the statements of its version 1 (later versions
+// will add a step each).
+struct Component {
+  const char* name;
+  int version;
+  std::span<const char* const> v1;
+};
+
+Status Run(PGconn* conn, const Component& c) {
   if (auto r = Exec(conn, std::string("SELECT pg_advisory_xact_lock(") + kMigrationLock + ")");
       !r.ok()) {
     return r.status();
@@ -45,43 +61,53 @@ Status Run(PGconn* conn) {
       !r.ok()) {
     return r.status();
   }
-  auto current = Exec(conn, "SELECT version FROM txmq_schema WHERE component = 'outbox'");
+  auto current =
+      Exec(conn, "SELECT version FROM txmq_schema WHERE component = $1", {Param::Text(c.name)});
   if (!current.ok()) return current.status();
   const int version =
       PQntuples(current->get()) == 0 ? 0 : static_cast<int>(IntField(current->get(), 0, 0));
-  if (version > kOutboxSchemaVersion) {
+  if (version > c.version) {
     return Status::FailedPrecondition(
-        "the database's txmq outbox tables are version " + std::to_string(version) +
-        "; this txmq knows versions up to " + std::to_string(kOutboxSchemaVersion) +
+        std::string("the database's txmq ") + c.name + " tables are version " +
+        std::to_string(version) + "; this txmq knows versions up to " + std::to_string(c.version) +
         ": upgrade txmq (a newer txmq migrated this database)");
   }
-  if (version == kOutboxSchemaVersion) return Status::OK();
-  for (const char* statement : kOutboxV1) {
+  if (version == c.version) return Status::OK();
+  for (const char* statement : c.v1) {
     if (auto r = Exec(conn, statement); !r.ok()) return r.status();
   }
   if (auto r = Exec(conn,
-                    "INSERT INTO txmq_schema (component, version) VALUES ('outbox', $1) "
+                    "INSERT INTO txmq_schema (component, version) VALUES ($2, $1) "
                     "ON CONFLICT (component) DO UPDATE SET version = $1, migrated_at = now()",
-                    {Param::Int(kOutboxSchemaVersion)});
+                    {Param::Int(c.version), Param::Text(c.name)});
       !r.ok()) {
     return r.status();
   }
-  Logger("outbox")->info("created the txmq outbox tables (version {}) in database '{}'",
-                         kOutboxSchemaVersion, PQdb(conn));
+  Logger(c.name)->info("created the txmq {} tables (version {}) in database '{}'", c.name,
+                       c.version, PQdb(conn));
   return Status::OK();
+}
+
+Status Migrate(PGconn* conn, const Component& c) {
+  if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+    return Status::FailedPrecondition(std::string("the txmq ") + c.name +
+                                      " tables are migrated on a connection outside any "
+                                      "transaction");
+  }
+  if (auto r = Exec(conn, "BEGIN"); !r.ok()) return r.status();
+  Status s = Run(conn, c);
+  if (auto r = Exec(conn, s.ok() ? "COMMIT" : "ROLLBACK"); !r.ok() && s.ok()) s = r.status();
+  return s;
 }
 
 }  // namespace
 
 Status MigrateOutbox(PGconn* conn) {
-  if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
-    return Status::FailedPrecondition(
-        "the outbox tables are migrated on a connection outside any transaction");
-  }
-  if (auto r = Exec(conn, "BEGIN"); !r.ok()) return r.status();
-  Status s = Run(conn);
-  if (auto r = Exec(conn, s.ok() ? "COMMIT" : "ROLLBACK"); !r.ok() && s.ok()) s = r.status();
-  return s;
+  return Migrate(conn, {"outbox", kOutboxSchemaVersion, kOutboxV1});
+}
+
+Status MigrateInbox(PGconn* conn) {
+  return Migrate(conn, {"inbox", kInboxSchemaVersion, kInboxV1});
 }
 
 }  // namespace txmq::pg

@@ -22,6 +22,12 @@
 //                                        -- name the fence they claimed at
 //     payload         bytea)             -- the message, txmq row format
 //
+//   inbox, version 1:
+//   txmq_inbox (
+//     group_name      text,              -- the consumer group: a dedup
+//     message_id      text,              -- namespace; primary key of both
+//     processed_at    timestamptz)       -- records go after the horizon
+//
 // Migration runs in one transaction under an advisory lock, so service
 // instances starting together migrate once; a database whose tables are
 // newer than this txmq knows is refused, naming both versions.
@@ -34,10 +40,12 @@
 namespace txmq::pg {
 
 inline constexpr int kOutboxSchemaVersion = 1;
+inline constexpr int kInboxSchemaVersion = 1;
 
-// Creates or upgrades the outbox tables on `conn` (not inside a
+// Create or upgrade the outbox (inbox) tables on `conn` (not inside a
 // transaction of the caller's). FAILED_PRECONDITION when the database's
-// outbox tables are newer than kOutboxSchemaVersion.
+// tables are newer than this txmq's version.
 Status MigrateOutbox(PGconn* conn);
+Status MigrateInbox(PGconn* conn);
 
 }  // namespace txmq::pg

@@ -1,0 +1,213 @@
+// pg::Inbox: insert-first dedup records in the handler's own transaction
+// (see txmq/pg/inbox.h). Handlers run on the consumer's handler threads;
+// each takes a pooled connection (pool_ under mu_) for the whole call.
+#include "txmq/pg/inbox.h"
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include "producer/src/pg/pg_connection.h"
+#include "producer/src/pg/pg_schema.h"
+#include "protocol/src/log.h"
+#include "protocol/src/util.h"
+
+namespace txmq::pg {
+
+namespace {
+
+constexpr int kMaxReruns = 16;
+constexpr int64_t kSweepEveryMs = 60'000;
+constexpr int kSweepBatch = 1000;
+
+}  // namespace
+
+class Inbox::Impl {
+ public:
+  explicit Impl(InboxOptions options) : options_(std::move(options)), log_(Logger("inbox")) {}
+
+  Status Open() {
+    if (options_.group.empty()) return Status::InvalidArgument("pg inbox: group is empty");
+    if (options_.horizon.count() <= 0 || options_.pool_size < 1) {
+      return Status::InvalidArgument(
+          "pg inbox options: horizon must be positive, pool_size at "
+          "least 1");
+    }
+    auto conn = Connection::Open(options_.conninfo);
+    if (!conn.ok()) return conn.status();
+    if (Status s = MigrateInbox(conn->get()); !s.ok()) return s;
+    Give(std::move(*conn));
+    return Status::OK();
+  }
+
+  ConsumeResult Handle(const SqlHandler& handler, const Received& m) {
+    auto taken = Take();
+    if (!taken.ok()) {
+      log_->warn("pg inbox of group '{}': message {} given back: {}", options_.group, m.id,
+                 taken.status().ToString());
+      return ConsumeResult::RetryLater();
+    }
+    Connection conn = std::move(*taken);
+    ConsumeResult result = Run(conn.get(), handler, m);
+    MaybeSweep(conn.get());
+    Give(std::move(conn));
+    return result;
+  }
+
+  Result<bool> Processed(const std::string& id) {
+    auto conn = Take();
+    if (!conn.ok()) return conn.status();
+    auto r = Exec(conn->get(), "SELECT 1 FROM txmq_inbox WHERE group_name = $1 AND message_id = $2",
+                  {Param::Text(options_.group), Param::Text(id)});
+    Give(std::move(*conn));
+    if (!r.ok()) return r.status();
+    return PQntuples(r->get()) == 1;
+  }
+
+  Result<int64_t> RemoveExpired() {
+    auto conn = Take();
+    if (!conn.ok()) return conn.status();
+    auto n = Sweep(conn->get());
+    Give(std::move(*conn));
+    return n;
+  }
+
+ private:
+  // One message: up to kMaxReruns transactions until one commits or the
+  // outcome is not a serialization failure.
+  ConsumeResult Run(PGconn* conn, const SqlHandler& handler, const Received& m) {
+    const char* begin = options_.repeatable_read ? "BEGIN ISOLATION LEVEL REPEATABLE READ"
+                                                 : "BEGIN ISOLATION LEVEL READ COMMITTED";
+    std::string why;
+    for (int run = 0; run < kMaxReruns; ++run) {
+      if (auto r = Exec(conn, begin); !r.ok()) {
+        why = r.status().ToString();
+        break;
+      }
+      auto inserted = Exec(conn,
+                           "INSERT INTO txmq_inbox (group_name, message_id) VALUES ($1, $2) "
+                           "ON CONFLICT DO NOTHING",
+                           {Param::Text(options_.group), Param::Text(m.id)});
+      if (!inserted.ok()) {
+        Rollback(conn);
+        if (inserted.status().code() == StatusCode::kAborted) continue;  // a fresh snapshot
+        why = inserted.status().ToString();
+        break;
+      }
+      if (RowsChanged(inserted->get()) == 0) {
+        Rollback(conn);
+        log_->debug("pg inbox of group '{}': message {} was processed before; acknowledged",
+                    options_.group, m.id);
+        return ConsumeResult::Success();
+      }
+      ConsumeResult result = ConsumeResult::RetryLater();
+      try {
+        result = handler(conn, m);
+      } catch (const std::exception& e) {
+        Rollback(conn);
+        log_->error("pg inbox of group '{}': handler threw on message {}: {}; retried later",
+                    options_.group, m.id, e.what());
+        return ConsumeResult::RetryLater();
+      }
+      if (result.kind() != ConsumeResult::Kind::kSuccess) {
+        Rollback(conn);
+        if (result.kind() == ConsumeResult::Kind::kCompensate) {
+          log_->error(
+              "pg inbox of group '{}': message {} asks for a compensation ({}), which "
+              "the PostgreSQL inbox cannot send yet; retried later",
+              options_.group, m.id, result.reason());
+          return ConsumeResult::RetryLater();
+        }
+        return result;
+      }
+      if (PQtransactionStatus(conn) == PQTRANS_INERROR) {
+        // A statement of the handler failed and the handler went on: the
+        // transaction can only roll back. Run it again (a serialization
+        // failure passes); a handler that always fails ends below.
+        Rollback(conn);
+        why = "the handler returned Success from a failed transaction";
+        continue;
+      }
+      auto committed = Exec(conn, "COMMIT");
+      if (committed.ok()) return ConsumeResult::Success();
+      if (committed.status().code() != StatusCode::kAborted) {
+        why = committed.status().ToString();
+        break;
+      }
+    }
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE) Rollback(conn);
+    log_->warn("pg inbox of group '{}': message {} not processed ({}); retried later",
+               options_.group, m.id, why.empty() ? "serialization failures in a row" : why);
+    return ConsumeResult::RetryLater();
+  }
+
+  static void Rollback(PGconn* conn) { (void)Exec(conn, "ROLLBACK"); }
+
+  void MaybeSweep(PGconn* conn) {
+    const int64_t now = NowMs();
+    int64_t last = last_sweep_ms_.load();
+    if (now - last < kSweepEveryMs || !last_sweep_ms_.compare_exchange_strong(last, now)) return;
+    if (auto n = Sweep(conn); !n.ok()) {
+      log_->warn("pg inbox of group '{}': removing old records failed: {}", options_.group,
+                 n.status().ToString());
+    }
+  }
+
+  Result<int64_t> Sweep(PGconn* conn) {
+    auto r = Exec(conn,
+                  "DELETE FROM txmq_inbox WHERE ctid IN (SELECT ctid FROM txmq_inbox "
+                  "WHERE group_name = $1 AND processed_at < clock_timestamp() - $2::bigint * "
+                  "interval '1 millisecond' LIMIT $3)",
+                  {Param::Text(options_.group), Param::Int(options_.horizon.count()),
+                   Param::Int(kSweepBatch)});
+    if (!r.ok()) return r.status();
+    return RowsChanged(r->get());
+  }
+
+  Result<Connection> Take() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!pool_.empty()) {
+        Connection c = std::move(pool_.back());
+        pool_.pop_back();
+        if (!c.broken()) return c;
+      }
+    }
+    return Connection::Open(options_.conninfo);
+  }
+
+  void Give(Connection conn) {
+    if (conn.broken() || PQtransactionStatus(conn.get()) != PQTRANS_IDLE) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (static_cast<int>(pool_.size()) < options_.pool_size) pool_.push_back(std::move(conn));
+  }
+
+  const InboxOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::atomic<int64_t> last_sweep_ms_{0};
+  std::mutex mu_;
+  std::vector<Connection> pool_;  // guarded by mu_
+};
+
+Result<std::unique_ptr<Inbox>> Inbox::Open(InboxOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  if (Status s = impl->Open(); !s.ok()) return s;
+  return std::unique_ptr<Inbox>(new Inbox(std::move(impl)));
+}
+
+Inbox::Inbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Inbox::~Inbox() = default;
+
+Handler Inbox::Idempotent(SqlHandler handler) {
+  return [impl = impl_.get(), handler = std::move(handler)](const Received& m) {
+    return impl->Handle(handler, m);
+  };
+}
+
+Result<bool> Inbox::Processed(const std::string& message_id) {
+  return impl_->Processed(message_id);
+}
+
+Result<int64_t> Inbox::RemoveExpired() { return impl_->RemoveExpired(); }
+
+}  // namespace txmq::pg
