@@ -159,9 +159,8 @@ void Outbox::Impl::Record(const Outcome& o) {
   if (park && written.ok() && *written) {
     log_->error(
         "outbox row {} (topic '{}', key '{}') parked after {} attempts: {}. Requeue or "
-        "delete it: pg::Outbox::Requeue / Delete (row id '{}' in txmq_outbox of "
-        "database '{}', state 1)",
-        id, o.row.message.topic, o.row.message.key, attempts, error, id, PQdb(relay_conn_.get()));
+        "delete it: txmqctl outbox list --pg '<conninfo of database {}>' --state parked",
+        id, o.row.message.topic, o.row.message.key, attempts, error, PQdb(relay_conn_.get()));
   }
 }
 
