@@ -25,6 +25,7 @@ Status FromResult(PGconn* conn, const PGresult* r, std::string_view sql) {
   if (code == "40001" || code == "40P01") return Status::Aborted(message);
   if (code == "23505") return Status::Conflict(message);
   if (code == "25P02") return Status::FailedPrecondition(message);
+  if (code == "55P03") return Status::Timeout(message);  // lock_timeout ran out
   if (code.starts_with("08") || code == "57P01") return Status::Unavailable(message);
   return Status::Internal(message);
 }
@@ -81,6 +82,24 @@ Result<Connection> Connection::Open(const std::string& conninfo) {
     return Status::Unavailable("cannot connect to PostgreSQL (" + Redacted(conninfo) + "): " + why);
   }
   return c;
+}
+
+Result<Connection> ConnectionPool::Take() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (!idle_.empty()) {
+      Connection c = std::move(idle_.back());
+      idle_.pop_back();
+      if (!c.broken()) return c;
+    }
+  }
+  return Connection::Open(conninfo_);
+}
+
+void ConnectionPool::Give(Connection conn) {
+  if (conn.broken() || PQtransactionStatus(conn.get()) != PQTRANS_IDLE) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (static_cast<int>(idle_.size()) < max_idle_) idle_.push_back(std::move(conn));
 }
 
 std::string Redacted(const std::string& conninfo) {

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,8 +37,8 @@ struct Param {
 // UNAVAILABLE when the connection is broken, ABORTED for a serialization
 // failure or deadlock (run the transaction again), CONFLICT for a unique
 // violation, FAILED_PRECONDITION when the transaction is already failed,
-// INTERNAL otherwise; each message carries the SQL state and the server's
-// words.
+// TIMEOUT when lock_timeout ran out, INTERNAL otherwise; each message carries the SQL state and the
+// server's words.
 Result<ResultPtr> Exec(PGconn* conn, std::string_view sql, const std::vector<Param>& params = {});
 
 // Field (row, column) of a text-format result.
@@ -68,6 +69,25 @@ class Connection {
     void operator()(PGconn* c) const { PQfinish(c); }
   };
   std::unique_ptr<PGconn, Closer> conn_;
+};
+
+// Idle connections to one database, for calls that run on many threads
+// (inbox handlers, check-backs). Thread-safe.
+class ConnectionPool {
+ public:
+  ConnectionPool(std::string conninfo, int max_idle)
+      : conninfo_(std::move(conninfo)), max_idle_(max_idle) {}
+  // An idle connection, or a new one.
+  Result<Connection> Take();
+  // Keeps `conn` for the next Take unless it is broken, inside a
+  // transaction, or `max_idle` are kept already.
+  void Give(Connection conn);
+
+ private:
+  const std::string conninfo_;
+  const int max_idle_;
+  std::mutex mu_;
+  std::vector<Connection> idle_;  // guarded by mu_
 };
 
 // "host=127.0.0.1 port=5432 dbname=orders" without "password=...", for

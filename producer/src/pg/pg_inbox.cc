@@ -1,11 +1,9 @@
 // pg::Inbox: insert-first dedup records in the handler's own transaction
 // (see txmq/pg/inbox.h). Handlers run on the consumer's handler threads;
-// each takes a pooled connection (pool_ under mu_) for the whole call.
+// each takes a pooled connection for the whole call.
 #include "txmq/pg/inbox.h"
 
 #include <atomic>
-#include <mutex>
-#include <vector>
 
 #include "producer/src/pg/pg_connection.h"
 #include "producer/src/pg/pg_schema.h"
@@ -24,7 +22,10 @@ constexpr int kSweepBatch = 1000;
 
 class Inbox::Impl {
  public:
-  explicit Impl(InboxOptions options) : options_(std::move(options)), log_(Logger("inbox")) {}
+  explicit Impl(InboxOptions options)
+      : options_(std::move(options)),
+        log_(Logger("inbox")),
+        pool_(options_.conninfo, options_.pool_size) {}
 
   Status Open() {
     if (options_.group.empty()) return Status::InvalidArgument("pg inbox: group is empty");
@@ -36,12 +37,12 @@ class Inbox::Impl {
     auto conn = Connection::Open(options_.conninfo);
     if (!conn.ok()) return conn.status();
     if (Status s = MigrateInbox(conn->get()); !s.ok()) return s;
-    Give(std::move(*conn));
+    pool_.Give(std::move(*conn));
     return Status::OK();
   }
 
   ConsumeResult Handle(const SqlHandler& handler, const Received& m) {
-    auto taken = Take();
+    auto taken = pool_.Take();
     if (!taken.ok()) {
       log_->warn("pg inbox of group '{}': message {} given back: {}", options_.group, m.id,
                  taken.status().ToString());
@@ -50,25 +51,25 @@ class Inbox::Impl {
     Connection conn = std::move(*taken);
     ConsumeResult result = Run(conn.get(), handler, m);
     MaybeSweep(conn.get());
-    Give(std::move(conn));
+    pool_.Give(std::move(conn));
     return result;
   }
 
   Result<bool> Processed(const std::string& id) {
-    auto conn = Take();
+    auto conn = pool_.Take();
     if (!conn.ok()) return conn.status();
     auto r = Exec(conn->get(), "SELECT 1 FROM txmq_inbox WHERE group_name = $1 AND message_id = $2",
                   {Param::Text(options_.group), Param::Text(id)});
-    Give(std::move(*conn));
+    pool_.Give(std::move(*conn));
     if (!r.ok()) return r.status();
     return PQntuples(r->get()) == 1;
   }
 
   Result<int64_t> RemoveExpired() {
-    auto conn = Take();
+    auto conn = pool_.Take();
     if (!conn.ok()) return conn.status();
     auto n = Sweep(conn->get());
-    Give(std::move(*conn));
+    pool_.Give(std::move(*conn));
     return n;
   }
 
@@ -164,29 +165,10 @@ class Inbox::Impl {
     return RowsChanged(r->get());
   }
 
-  Result<Connection> Take() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!pool_.empty()) {
-        Connection c = std::move(pool_.back());
-        pool_.pop_back();
-        if (!c.broken()) return c;
-      }
-    }
-    return Connection::Open(options_.conninfo);
-  }
-
-  void Give(Connection conn) {
-    if (conn.broken() || PQtransactionStatus(conn.get()) != PQTRANS_IDLE) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (static_cast<int>(pool_.size()) < options_.pool_size) pool_.push_back(std::move(conn));
-  }
-
   const InboxOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::atomic<int64_t> last_sweep_ms_{0};
-  std::mutex mu_;
-  std::vector<Connection> pool_;  // guarded by mu_
+  ConnectionPool pool_;
 };
 
 Result<std::unique_ptr<Inbox>> Inbox::Open(InboxOptions options) {

@@ -42,6 +42,12 @@ constexpr const char* kInboxV1[] = {
     "CREATE INDEX txmq_inbox_by_time ON txmq_inbox (processed_at)",
 };
 
+constexpr const char* kTransactionsV1[] = {
+    "CREATE TABLE txmq_tx (tx_id text PRIMARY KEY, state char(1) NOT NULL,"
+    " recorded_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    "CREATE INDEX txmq_tx_by_time ON txmq_tx (recorded_at)",
+};
+
 // A component's tables: the statements of its version 1 (later versions
 // will add a step each).
 struct Component {
@@ -104,6 +110,10 @@ Status Migrate(PGconn* conn, const Component& c) {
 
 Status MigrateOutbox(PGconn* conn) {
   return Migrate(conn, {"outbox", kOutboxSchemaVersion, kOutboxV1});
+}
+
+Status MigrateTransactions(PGconn* conn) {
+  return Migrate(conn, {"transactions", kTransactionsSchemaVersion, kTransactionsV1});
 }
 
 Status MigrateInbox(PGconn* conn) {

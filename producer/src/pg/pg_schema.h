@@ -28,6 +28,14 @@
 //     message_id      text,              -- namespace; primary key of both
 //     processed_at    timestamptz)       -- records go after the horizon
 //
+//   transactions, version 1:
+//   txmq_tx (
+//     tx_id           text primary key,
+//     state           char(1),           -- 'C' committed by the local
+//                                        -- transaction, 'R' rolled back
+//                                        -- by a check (a tombstone)
+//     recorded_at     timestamptz)       -- records go after the horizon
+//
 // Migration runs in one transaction under an advisory lock, so service
 // instances starting together migrate once; a database whose tables are
 // newer than this txmq knows is refused, naming both versions.
@@ -41,11 +49,13 @@ namespace txmq::pg {
 
 inline constexpr int kOutboxSchemaVersion = 1;
 inline constexpr int kInboxSchemaVersion = 1;
+inline constexpr int kTransactionsSchemaVersion = 1;
 
 // Create or upgrade the outbox (inbox) tables on `conn` (not inside a
 // transaction of the caller's). FAILED_PRECONDITION when the database's
 // tables are newer than this txmq's version.
 Status MigrateOutbox(PGconn* conn);
 Status MigrateInbox(PGconn* conn);
+Status MigrateTransactions(PGconn* conn);
 
 }  // namespace txmq::pg
