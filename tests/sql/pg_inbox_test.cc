@@ -11,6 +11,7 @@
 
 #include "tests/sql/pg_fixture.h"
 #include "txmq/pg/inbox.h"
+#include "txmq/pg/outbox.h"
 #include "txmq/producer.h"
 
 namespace txmq {
@@ -143,6 +144,64 @@ TEST_F(PgInbox, ARedeliveryAfterALostAckIsAcknowledgedWithoutRunning) {
   consumer.Shutdown();
   EXPECT_EQ(runs, 1);
   EXPECT_EQ(Count("orders"), 1);
+}
+
+// A business failure: the handler's writes are rolled back, the failure
+// record and the compensation commit together, and the compensation
+// reaches the original producer group's compensation topic through the
+// inbox's outbox. A redelivery is then a duplicate.
+TEST_F(PgInbox, ACompensationCommitsWithTheFailureRecordAndReachesTheProducer) {
+  pg::Outbox outbox({.conninfo = conninfo_,
+                     .producer = {.broker = broker_->endpoint(), .group = "billing"},
+                     .poll_interval = 200ms});
+  ASSERT_TRUE(outbox.Start().ok());
+  auto inbox = pg::Inbox::Open({.conninfo = conninfo_, .group = "billing", .outbox = &outbox});
+  ASSERT_TRUE(inbox.ok()) << inbox.status().ToString();
+  std::atomic<int> runs{0};
+  Handler declining = (*inbox)->Idempotent([&](PGconn* conn, const Received& m) {
+    ++runs;
+    (void)pg::Exec(conn, "INSERT INTO orders VALUES ($1, 1)", {pg::Param::Text(m.body)});
+    return ConsumeResult::Compensate("card declined");
+  });
+  Received m = Message("m-1", "order-1");
+  m.key = "order-1";
+  m.properties["txmq.producer-group"] = "orders";
+  EXPECT_EQ(declining(m).kind(), ConsumeResult::Kind::kSuccess);
+  EXPECT_EQ(declining(m).kind(), ConsumeResult::Kind::kSuccess) << "a redelivery: duplicate";
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(Count("orders"), 0) << "the handler's writes were rolled back";
+  EXPECT_TRUE(*(*inbox)->Processed("m-1"));
+  ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
+
+  std::mutex mu;
+  std::vector<Received> got;
+  Consumer undo({.broker = broker_->endpoint(), .group = "undo", .long_poll = 200ms});
+  ASSERT_TRUE(undo.Subscribe("%COMP%orders",
+                             [&](const Received& c) {
+                               std::lock_guard<std::mutex> lock(mu);
+                               got.push_back(c);
+                               return ConsumeResult::Success();
+                             })
+                  .ok());
+  ASSERT_TRUE(undo.Start().ok());
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !got.empty();
+  }));
+  undo.Shutdown();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].body, "card declined");
+  EXPECT_EQ(got[0].key, "order-1");
+  EXPECT_EQ(got[0].properties.at("txmq.original-id"), "m-1");
+  EXPECT_EQ(got[0].properties.at("txmq.consumer-group"), "billing");
+
+  auto no_outbox = pg::Inbox::Open({.conninfo = conninfo_, .group = "other"});
+  ASSERT_TRUE(no_outbox.ok());
+  Handler nowhere = (*no_outbox)->Idempotent([](PGconn*, const Received&) {
+    return ConsumeResult::Compensate("no");
+  });
+  EXPECT_EQ(nowhere(Message("m-2", "order-2")).kind(), ConsumeResult::Kind::kRetryLater)
+      << "no outbox to send it: retried";
 }
 
 TEST_F(PgInbox, RecordsOlderThanTheHorizonAreRemoved) {

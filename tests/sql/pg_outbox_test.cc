@@ -122,6 +122,8 @@ TEST_F(PgOutbox, AddOutsideATransactionIsRefusedAndWritesNothing) {
   Sql(conn_.get(), "BEGIN");
   s = outbox.Add(conn_.get(), {.topic = "bad topic!", .body = "x"});
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  s = outbox.Add(conn_.get(), {.topic = "orders", .body = "x", .properties = {{"txmq.tx", "t"}}});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << "reserved property: " << s.ToString();
   Sql(conn_.get(), "ROLLBACK");
 }
 

@@ -5,7 +5,9 @@
 
 #include <atomic>
 
+#include "consumer/src/compensation_message.h"
 #include "producer/src/pg/pg_connection.h"
+#include "producer/src/pg/pg_library_add.h"
 #include "producer/src/pg/pg_schema.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
@@ -113,11 +115,7 @@ class Inbox::Impl {
       if (result.kind() != ConsumeResult::Kind::kSuccess) {
         Rollback(conn);
         if (result.kind() == ConsumeResult::Kind::kCompensate) {
-          log_->error(
-              "pg inbox of group '{}': message {} asks for a compensation ({}), which "
-              "the PostgreSQL inbox cannot send yet; retried later",
-              options_.group, m.id, result.reason());
-          return ConsumeResult::RetryLater();
+          return Compensate(conn, m, result.reason());
         }
         return result;
       }
@@ -143,6 +141,51 @@ class Inbox::Impl {
   }
 
   static void Rollback(PGconn* conn) { (void)Exec(conn, "ROLLBACK"); }
+
+  // A business failure: the handler's writes are gone; the failure record
+  // and the compensation commit together.
+  ConsumeResult Compensate(PGconn* conn, const Received& m, const std::string& reason) {
+    if (options_.outbox == nullptr) {
+      log_->error(
+          "pg inbox of group '{}': handler asked to compensate message {} ({}) but the "
+          "inbox has no outbox to send it; retried later",
+          options_.group, m.id, reason);
+      return ConsumeResult::RetryLater();
+    }
+    auto compensation = consumer::MakeCompensation(m, options_.group, reason);
+    if (!compensation.ok()) {
+      log_->error("{}; retried later", compensation.status().message());
+      return ConsumeResult::RetryLater();
+    }
+    Status s = [&]() -> Status {
+      if (auto r = Exec(conn, "BEGIN"); !r.ok()) return r.status();
+      auto inserted = Exec(conn,
+                           "INSERT INTO txmq_inbox (group_name, message_id, state, note) "
+                           "VALUES ($1, $2, 'X', $3) ON CONFLICT DO NOTHING",
+                           {Param::Text(options_.group), Param::Text(m.id), Param::Text(reason)});
+      if (!inserted.ok()) return inserted.status();
+      if (RowsChanged(inserted->get()) == 0) {
+        return Status::Conflict("recorded meanwhile by another copy");
+      }
+      if (Status a = AddStamped(*options_.outbox, conn, std::move(*compensation)); !a.ok()) {
+        return a;
+      }
+      auto committed = Exec(conn, "COMMIT");
+      return committed.ok() ? Status::OK() : committed.status();
+    }();
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE) Rollback(conn);
+    if (s.code() == StatusCode::kConflict) return ConsumeResult::Success();
+    if (!s.ok()) {
+      log_->error(
+          "pg inbox of group '{}': compensation for message {} not recorded: {}; "
+          "retried later",
+          options_.group, m.id, s.ToString());
+      return ConsumeResult::RetryLater();
+    }
+    log_->info("message {} of '{}' failed in group '{}' ({}); compensation sent", m.id, m.topic,
+               options_.group, reason);
+    return ConsumeResult::Success();
+  }
 
   void MaybeSweep(PGconn* conn) {
     const int64_t now = NowMs();

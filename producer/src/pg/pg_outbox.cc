@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "producer/src/pg/pg_library_add.h"
 #include "producer/src/pg/pg_outbox_impl.h"
 #include "producer/src/pg/pg_schema.h"
 #include "protocol/src/util.h"
@@ -182,7 +183,14 @@ Outbox::Outbox(OutboxOptions options) : impl_(std::make_unique<Impl>(std::move(o
 Outbox::~Outbox() = default;
 Status Outbox::Start() { return impl_->Start(); }
 void Outbox::Shutdown() { impl_->Shutdown(); }
-Status Outbox::Add(pg_conn* conn, Message message) { return impl_->Add(conn, std::move(message)); }
+Status Outbox::Add(pg_conn* conn, Message message) {
+  if (Status s = property::CheckUserProperties(message.properties); !s.ok()) return s;
+  return impl_->Add(conn, std::move(message));
+}
+
+Status AddStamped(Outbox& outbox, PGconn* conn, Message message) {
+  return outbox.impl().Add(conn, std::move(message));
+}
 Status Outbox::Flush(std::chrono::milliseconds timeout) { return impl_->Flush(timeout); }
 OutboxStats Outbox::stats() const { return impl_->stats(); }
 Status Outbox::Migrate(pg_conn* conn) { return MigrateOutbox(conn); }

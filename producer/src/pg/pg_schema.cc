@@ -37,6 +37,7 @@ CREATE TABLE txmq_outbox (
 
 constexpr const char* kInboxV1[] = {
     "CREATE TABLE txmq_inbox (group_name text NOT NULL, message_id text NOT NULL,"
+    " state char(1) NOT NULL DEFAULT 'P', note text NOT NULL DEFAULT '',"
     " processed_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
     " PRIMARY KEY (group_name, message_id))",
     "CREATE INDEX txmq_inbox_by_time ON txmq_inbox (processed_at)",

@@ -26,6 +26,8 @@
 //   txmq_inbox (
 //     group_name      text,              -- the consumer group: a dedup
 //     message_id      text,              -- namespace; primary key of both
+//     state           char(1),           -- 'P' processed, 'X' compensated
+//     note            text,              -- the compensation's reason
 //     processed_at    timestamptz)       -- records go after the horizon
 //
 //   transactions, version 1:

@@ -26,8 +26,14 @@
 // included) runs the handler again at once with a new transaction, up to
 // 16 times, then gives the message back to the broker (retry later). A
 // handler that returns RetryLater, throws, or leaves its transaction
-// failed is rolled back, record included. Compensate is not supported on
-// PostgreSQL yet: it is logged and treated as RetryLater.
+// failed is rolled back, record included.
+//
+// Compensate(reason) is a business failure: the handler's writes are
+// rolled back; the failure is recorded (state 'X', the reason) and the
+// compensation message (consumer/src/compensation_message.h) is added to
+// `outbox`, in one transaction, so the producer learns of the failure once
+// (txmq/compensation.h undoes its change). Without an outbox it is logged
+// and retried later.
 //
 // Records are kept for `horizon` and then removed, a batch at a time, at
 // most once a minute from a handler call (or RemoveExpired).
@@ -49,6 +55,8 @@ struct pg_conn;  // libpq's PGconn
 
 namespace txmq::pg {
 
+class Outbox;
+
 struct InboxOptions {
   // libpq connection string of the database with the business tables.
   std::string conninfo{};
@@ -62,6 +70,10 @@ struct InboxOptions {
   // Most pooled connections kept open (one per handler running at once;
   // more handlers than this open extra connections and close them after).
   int pool_size = 8;
+  // Where compensations are sent from (an outbox on the same database);
+  // needed only to use Compensate. It must outlive the handlers; its relay
+  // need not run here.
+  Outbox* outbox = nullptr;
 };
 
 using SqlHandler = std::function<ConsumeResult(pg_conn* conn, const Received& message)>;

@@ -97,7 +97,8 @@ class Outbox {
   void Shutdown();
 
   // Adds `message` inside the transaction open on `conn` (the caller's
-  // BEGIN). An empty id gets a UUIDv7. INVALID_ARGUMENT for a bad topic;
+  // BEGIN). An empty id gets a UUIDv7. INVALID_ARGUMENT for a bad topic or
+  // a reserved property (txmq/properties.h);
   // FAILED_PRECONDITION when `conn` is not inside a transaction; CONFLICT
   // when a row with this id exists; other errors fail the caller's
   // transaction (PostgreSQL's rule): roll it back.
@@ -121,6 +122,7 @@ class Outbox {
                        const std::string& operator_name = "(in-process call)");
 
   class Impl;
+  Impl& impl() { return *impl_; }
 
  private:
   std::unique_ptr<Impl> impl_;
