@@ -20,6 +20,8 @@ PACKAGES=(
   libcurl4-openssl-dev          # cluster: HTTP to etcd's JSON gateway
   libcpp-httplib-dev            # txmqd --http: /metrics, /healthz, /readyz
   etcd-server                   # tests: the cluster's coordinator (a real etcd 3.4)
+  libpq-dev                     # local message tables in PostgreSQL (txmq::postgres)
+  postgresql                    # tests: a real PostgreSQL server (initdb into a temp dir)
 )
 
 missing=()

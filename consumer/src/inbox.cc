@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "consumer/src/compensation_message.h"
 #include "consumer/src/inbox_records.h"
 #include "producer/src/library_send.h"
 #include "protocol/src/log.h"
@@ -58,35 +59,6 @@ ConsumeResult UntilCommitted(const Received& m, const std::function<Run()>& once
 Run Decided(ConsumeResult result) { return {std::move(result), Status::OK()}; }
 Run Committed(LocalTxn& txn) { return {std::nullopt, txn.Commit()}; }
 
-// The compensation for `m`, which failed in `group` for `reason`.
-Result<Message> MakeCompensation(const Received& m, const std::string& group,
-                                 const std::string& reason) {
-  // Messages stored by txmq 0.1 spell these "txmq-...": Find reads both.
-  std::string topic;
-  if (const std::string* to = property::Find(m.properties, property::kCompensateTo)) {
-    topic = *to;
-  } else if (const std::string* from = property::Find(m.properties, property::kProducerGroup)) {
-    topic = CompensationTopic(*from);
-  } else {
-    return Status::FailedPrecondition("message " + m.id + " names no producer group (property " +
-                                      property::kProducerGroup + ") and no compensation topic (" +
-                                      property::kCompensateTo +
-                                      "): the compensation cannot be addressed");
-  }
-  Message c;
-  c.topic = topic;
-  c.key = m.key;
-  c.body = reason;
-  c.properties = {{property::kOriginalId, m.id},
-                  {property::kOriginalTopic, m.topic},
-                  {property::kConsumerGroup, group},
-                  {property::kReason, reason.substr(0, property::kMaxReasonBytes)}};
-  if (const std::string* tx = property::Find(m.properties, property::kTransactionId)) {
-    c.properties[property::kTransactionId] = *tx;
-  }
-  return c;
-}
-
 // A business failure: none of the handler's writes; the failure recorded
 // and the compensation added to the inbox's outbox, in one commit that
 // also depends on what the handler read (the decision must still hold).
@@ -100,7 +72,7 @@ Run Compensated(LocalStore& store, const InboxOptions& options, LocalTxn& txn, c
         m.id, reason);
     return Decided(ConsumeResult::RetryLater());
   }
-  auto compensation = MakeCompensation(m, options.group, reason);
+  auto compensation = consumer::MakeCompensation(m, options.group, reason);
   if (!compensation.ok()) {
     Logger("inbox")->error("{}; will retry", compensation.status().message());
     return Decided(ConsumeResult::RetryLater());

@@ -46,8 +46,4 @@ class EtcdServer {
   std::unique_ptr<Process> process_;
 };
 
-// A loopback TCP port nobody listened on a moment ago (the kernel picks
-// it). Another process may take it before the caller does: retry then.
-int FreeLoopbackPort();
-
 }  // namespace txmq::testing

@@ -5,10 +5,7 @@
 // threads would; time is the real clock and every wait is bounded.
 // After every step the harness checks that the leader's commit index never
 // passes what a checked follower has fsynced.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <functional>
@@ -29,23 +26,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::FaultFileSystem;
+using testing::FreeLoopbackPort;
 using testing::TempDir;
-
-// A loopback port nothing listens on now (the kernel's pick for port 0).
-int FreeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 struct Node {
   std::string endpoint;

@@ -47,6 +47,10 @@ bool WaitFor(const std::function<bool()>& done,
 // The whole file ("" if it cannot be read).
 std::string ReadFile(const std::string& path);
 
+// A loopback TCP port nobody listened on a moment ago (the kernel picks
+// it). Another process may take it before the caller does: retry then.
+int FreeLoopbackPort();
+
 // Path of a binary built by this project (build/bin/NAME).
 std::string BinPath(const std::string& name);
 

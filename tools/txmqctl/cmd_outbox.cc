@@ -1,17 +1,18 @@
 // txmqctl outbox list | requeue | delete: a service's local message table,
-// read and changed offline. LevelDB lets one process open a store at a
-// time, so while the service runs these commands are refused with a clear
-// message (stop the service first, or use its own tools). No broker sees
-// these changes, so txmqctl writes their audit line itself: on stderr, and
-// appended to --audit-log FILE when given.
+// in its LevelDB store (--db, offline: LevelDB lets one process open a
+// store at a time, so while the service runs these commands are refused
+// with a clear message) or in its PostgreSQL database (--pg, also while
+// the service runs; see outbox_source.h). No broker sees these changes, so
+// txmqctl writes their audit line itself: on stderr, and appended to
+// --audit-log FILE when given.
 #include <iostream>
 
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
 #include "tools/txmqctl/message_view.h"
+#include "tools/txmqctl/outbox_source.h"
 #include "tools/txmqctl/table.h"
-#include "txmq/local_store.h"
 #include "txmq/outbox.h"
 
 namespace txmq::ctl {
@@ -20,6 +21,7 @@ namespace {
 
 struct OutboxArgs {
   std::string db;
+  std::string pg;
   std::string state = "pending";
   std::string id;
   bool dry_run = false;
@@ -32,20 +34,6 @@ constexpr const char* kAuditLogHelp =
 
 int64_t EpochMs(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-// Opens the store offline; a store held by its service is refused, and a
-// path with no store is an error (never an empty store created there).
-Result<std::unique_ptr<LocalStore>> OpenOffline(const std::string& db) {
-  auto store = LocalStore::Open(db, {.create_if_missing = false});
-  if (store.ok()) return store;
-  if (store.status().code() == StatusCode::kUnavailable) {
-    // Not UNAVAILABLE: that would send the reader looking for the broker.
-    return Status::FailedPrecondition("the store at '" + db +
-                                      "' is open by a running service (its LevelDB lock is "
-                                      "held); stop the service to change its outbox offline");
-  }
-  return store.status();
 }
 
 nlohmann::json RowJson(const OutboxRow& r) {
@@ -64,18 +52,20 @@ nlohmann::json RowJson(const OutboxRow& r) {
 }
 
 int List(Ctl& ctl, const OutboxArgs& args) {
-  auto store = OpenOffline(args.db);
-  if (!store.ok()) return ctl.Fail(store.status());
+  auto source = OutboxSource::Open(args.db, args.pg);
+  if (!source.ok()) return ctl.Fail(source.status());
   std::vector<OutboxRow> rows;
   for (bool parked : {false, true}) {
     const bool wanted =
         args.state == "all" || (parked ? args.state == "parked" : args.state == "pending");
     if (!wanted) continue;
-    auto some = Outbox::List(**store, parked);
-    rows.insert(rows.end(), some.begin(), some.end());
+    auto some = (*source)->Rows(parked);
+    if (!some.ok()) return ctl.Fail(some.status());
+    rows.insert(rows.end(), some->begin(), some->end());
   }
   if (ctl.json()) {
-    nlohmann::json j = {{"db", args.db}, {"rows", nlohmann::json::array()}};
+    nlohmann::json j = {{"outbox", (*source)->name()}, {"rows", nlohmann::json::array()}};
+    if (!args.db.empty()) j["db"] = args.db;
     for (const auto& r : rows) j["rows"].push_back(RowJson(r));
     PrintJson(j);
     return kExitOk;
@@ -89,23 +79,27 @@ int List(Ctl& ctl, const OutboxArgs& args) {
                   std::to_string(r.attempts), FormatTimeMs(EpochMs(r.created_at)), why});
   }
   table.Print(std::cout, "no " + (args.state == "all" ? std::string("") : args.state + " ") +
-                             "outbox rows in " + args.db);
+                             "outbox rows in " + (*source)->name());
   return kExitOk;
 }
 
 // requeue and delete: find the row, say what would happen, do it.
 int Change(Ctl& ctl, const OutboxArgs& args, bool requeue) {
   if (Status s = ValidateId("row", args.id); !s.ok()) return ctl.Usage(s.message());
-  auto store = OpenOffline(args.db);
-  if (!store.ok()) return ctl.Fail(store.status());
+  auto source = OutboxSource::Open(args.db, args.pg);
+  if (!source.ok()) return ctl.Fail(source.status());
   std::optional<OutboxRow> row;
   for (bool parked : {true, false}) {
-    for (auto& r : Outbox::List(**store, parked)) {
+    auto rows = (*source)->Rows(parked);
+    if (!rows.ok()) return ctl.Fail(rows.status());
+    for (auto& r : *rows) {
       if (r.id == args.id) row = r;
     }
   }
-  if (!row)
-    return ctl.Fail(Status::NotFound("no outbox row has id '" + args.id + "' in " + args.db));
+  if (!row) {
+    return ctl.Fail(
+        Status::NotFound("no outbox row has id '" + args.id + "' in " + (*source)->name()));
+  }
   if (requeue && !row->parked) {
     return ctl.Fail(Status::FailedPrecondition(
         "row '" + args.id + "' is pending already; only parked rows are requeued"));
@@ -126,15 +120,18 @@ int Change(Ctl& ctl, const OutboxArgs& args, bool requeue) {
               << Count(row->attempts, "attempt") << ")\n"
               << "dry run: would "
               << (requeue ? "requeue it: the service sends it when it next runs"
-                          : "delete it: it would never be sent")
+                          : ((*source)->live() && !row->parked
+                                 ? "delete it: it would not be sent, unless a relay sends it "
+                                   "already"
+                                 : "delete it: it would never be sent"))
               << "; nothing changed\n";
     return kExitOk;
   }
   if (!args.audit_log.empty()) {
     if (Status s = SetAuditFile(args.audit_log); !s.ok()) return ctl.Usage(s.message());
   }
-  Status s = requeue ? Outbox::Requeue(**store, args.id, ctl.operator_name())
-                     : Outbox::Delete(**store, args.id, ctl.operator_name());
+  Status s = requeue ? (*source)->Requeue(args.id, ctl.operator_name())
+                     : (*source)->Delete(args.id, ctl.operator_name());
   if (!s.ok()) return ctl.Fail(s);
   if (ctl.json()) {
     PrintJson({{"dry_run", false},
@@ -148,14 +145,28 @@ int Change(Ctl& ctl, const OutboxArgs& args, bool requeue) {
   return kExitOk;
 }
 
+// --db or --pg: where the outbox is (OutboxSource::Open refuses both or
+// neither, naming the two).
+void AddWhere(CLI::App* command, OutboxArgs& args) {
+  auto* db = command->add_option(
+      "--db", args.db, "The service's LevelDB store directory (must exist; nothing is created)");
+  command
+      ->add_option("--pg", args.pg,
+                   "The service's PostgreSQL database, as a libpq connection string\n"
+                   "(\"host=127.0.0.1 dbname=orders user=svc\" or postgresql://...)")
+      ->excludes(db);
+}
+
 }  // namespace
 
 void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   auto args = std::make_shared<OutboxArgs>();
   auto* outbox = app.add_subcommand(
       "outbox",
-      "A service's local outbox table, read and changed offline (stop the service first)\n"
-      "Example: txmqctl outbox list --db ./orders-db --state parked");
+      "A service's local outbox table: a LevelDB store offline (stop the service first),\n"
+      "or a PostgreSQL database (also while the service runs)\n"
+      "Example: txmqctl outbox list --db ./orders-db --state parked\n"
+      "         txmqctl outbox list --pg 'host=127.0.0.1 dbname=orders' --state parked");
   outbox->require_subcommand(1);
 
   auto* list =
@@ -164,9 +175,7 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                              "A pending row behind a parked row of its key shows as blocked:\n"
                              "it goes once that row is requeued or deleted.\n"
                              "Example: txmqctl outbox list --db ./orders-db --state parked");
-  list->add_option("--db", args->db,
-                   "The service's store directory (must exist; nothing is created)")
-      ->required();
+  AddWhere(list, *args);
   list->add_option("--state", args->state, "pending, parked or all")
       ->check(CLI::IsMember({"pending", "parked", "all"}))
       ->capture_default_str();
@@ -178,10 +187,7 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                              "its key that waited behind it follow it, in order)\n"
                              "Example: txmqctl outbox requeue --db ./orders-db 01a2...");
   requeue->add_option("id", args->id, "Row id (the message id)")->required();
-  requeue
-      ->add_option("--db", args->db,
-                   "The service's store directory (must exist; nothing is created)")
-      ->required();
+  AddWhere(requeue, *args);
   requeue->add_flag("--dry-run", args->dry_run, "Show what would happen; change nothing");
   requeue->add_option("--audit-log", args->audit_log, kAuditLogHelp);
   requeue->callback(
@@ -192,9 +198,7 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                              "Delete a pending or parked row: it is never sent\n"
                              "Example: txmqctl outbox delete --db ./orders-db 01a2... --dry-run");
   del->add_option("id", args->id, "Row id (the message id)")->required();
-  del->add_option("--db", args->db,
-                  "The service's store directory (must exist; nothing is created)")
-      ->required();
+  AddWhere(del, *args);
   del->add_flag("--dry-run", args->dry_run, "Show what would happen; change nothing");
   del->add_option("--audit-log", args->audit_log, kAuditLogHelp);
   del->callback([&ctl, &run, args] { run = [&ctl, args] { return Change(ctl, *args, false); }; });

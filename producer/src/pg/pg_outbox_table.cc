@@ -1,0 +1,209 @@
+#include "producer/src/pg/pg_outbox_table.h"
+
+#include "producer/src/outbox_row.h"
+#include "producer/src/pg/pg_connection.h"
+#include "protocol/src/log.h"
+#include "protocol/src/util.h"
+
+namespace txmq::pg {
+
+namespace {
+
+// Milliseconds since `column`, by the database's clock.
+std::string AgeMs(const char* column) {
+  return std::string("(extract(epoch from clock_timestamp() - ") + column + ") * 1000)::bigint";
+}
+
+// The payload: the message in the outbox row format (outbox_row.h); the
+// row's columns, not the payload, hold its attempts and state.
+std::string EncodePayload(const Message& message) {
+  outbox::StoredRow row;
+  row.message = message;
+  return outbox::EncodeRow(row);
+}
+
+void Audit(const std::string& operator_name, const char* action, PGconn* conn,
+           const std::string& id, const std::string& result) {
+  Logger("audit")->warn("operator='{}' action={} database='{}' row={} result={}", operator_name,
+                        action, PQdb(conn), id, result);
+}
+
+}  // namespace
+
+Status InsertRow(PGconn* conn, const Message& message) {
+  if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
+    return Status::FailedPrecondition(
+        "outbox Add runs inside the caller's open transaction (BEGIN first, on the same "
+        "connection as the business rows); this connection is not in one");
+  }
+  if (!message.key.empty()) {
+    if (auto r =
+            Exec(conn, "SELECT pg_advisory_xact_lock(hashtextextended('txmq.outbox:' || $1, 0))",
+                 {Param::Text(message.key)});
+        !r.ok()) {
+      return r.status();
+    }
+  }
+  auto r =
+      Exec(conn, "INSERT INTO txmq_outbox (id, topic, msg_key, payload) VALUES ($1, $2, $3, $4)",
+           {Param::Text(message.id), Param::Text(message.topic), Param::Text(message.key),
+            Param::Bytes(EncodePayload(message))});
+  if (!r.ok()) return r.status();
+  if (auto n = Exec(conn, "SELECT pg_notify('txmq_outbox', '')"); !n.ok()) return n.status();
+  return Status::OK();
+}
+
+Result<std::vector<ClaimedRow>> ClaimDue(PGconn* conn, const std::string& owner,
+                                         std::chrono::milliseconds lease, int limit,
+                                         bool hold_key_behind_parked) {
+  const std::string earlier_blocks = hold_key_behind_parked ? "" : " AND e.state = 0";
+  const std::string sql =
+      "WITH due AS ("
+      "  SELECT o.id FROM txmq_outbox o"
+      "  WHERE o.state = 0 AND o.next_attempt_at <= clock_timestamp()"
+      "    AND (o.lease_until IS NULL OR o.lease_until < clock_timestamp())"
+      "    AND (o.msg_key = '' OR NOT EXISTS (SELECT 1 FROM txmq_outbox e"
+      "         WHERE e.msg_key = o.msg_key AND e.seq < o.seq" +
+      earlier_blocks +
+      "))"
+      "  ORDER BY o.seq LIMIT $3 FOR UPDATE SKIP LOCKED) "
+      "UPDATE txmq_outbox t SET lease_owner = $1, fence = t.fence + 1,"
+      "  lease_until = clock_timestamp() + $2::bigint * interval '1 millisecond' "
+      "FROM due WHERE t.id = due.id "
+      "RETURNING t.seq, t.fence, t.attempts, " +
+      AgeMs("t.created_at") + ", t.payload";
+  auto r = Exec(conn, sql, {Param::Text(owner), Param::Int(lease.count()), Param::Int(limit)});
+  if (!r.ok()) return r.status();
+  std::vector<ClaimedRow> rows;
+  const PGresult* res = r->get();
+  for (int i = 0; i < PQntuples(res); ++i) {
+    outbox::StoredRow stored;
+    if (!outbox::DecodeRow(BytesField(res, i, 4), &stored)) {
+      Logger("outbox")->error(
+          "unreadable payload of outbox row seq {} in database '{}'; left as is",
+          IntField(res, i, 0), PQdb(conn));
+      continue;
+    }
+    ClaimedRow row;
+    row.message = std::move(stored.message);
+    row.seq = IntField(res, i, 0);
+    row.fence = IntField(res, i, 1);
+    row.attempts = static_cast<uint32_t>(IntField(res, i, 2));
+    row.age_ms = IntField(res, i, 3);
+    rows.push_back(std::move(row));
+  }
+  // UPDATE ... RETURNING does not keep the CTE's order.
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  return rows;
+}
+
+Result<bool> MarkSent(PGconn* conn, const std::string& id, int64_t fence) {
+  auto r = Exec(conn, "DELETE FROM txmq_outbox WHERE id = $1 AND fence = $2",
+                {Param::Text(id), Param::Int(fence)});
+  if (!r.ok()) return r.status();
+  return RowsChanged(r->get()) == 1;
+}
+
+Result<bool> MarkFailed(PGconn* conn, const std::string& id, int64_t fence, bool park,
+                        std::chrono::milliseconds retry_in, const std::string& error) {
+  auto r = Exec(conn,
+                "UPDATE txmq_outbox SET attempts = attempts + 1, last_error = $3, state = $4,"
+                " lease_owner = '', lease_until = NULL,"
+                " next_attempt_at = clock_timestamp() + $5::bigint * interval '1 millisecond' "
+                "WHERE id = $1 AND fence = $2",
+                {Param::Text(id), Param::Int(fence), Param::Text(error), Param::Int(park ? 1 : 0),
+                 Param::Int(retry_in.count())});
+  if (!r.ok()) return r.status();
+  return RowsChanged(r->get()) == 1;
+}
+
+Status ReleaseClaims(PGconn* conn, const std::string& owner) {
+  auto r = Exec(conn,
+                "UPDATE txmq_outbox SET lease_until = NULL, lease_owner = '' "
+                "WHERE lease_owner = $1 AND lease_until IS NOT NULL",
+                {Param::Text(owner)});
+  return r.ok() ? Status::OK() : r.status();
+}
+
+Result<Counts> CountRows(PGconn* conn) {
+  auto r = Exec(conn,
+                "SELECT count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1),"
+                " count(*) FILTER (WHERE state = 0 AND msg_key <> '' AND EXISTS (SELECT 1 FROM "
+                "  txmq_outbox p WHERE p.state = 1 AND p.msg_key = o.msg_key AND p.seq < o.seq)),"
+                " coalesce(max(" +
+                    AgeMs("created_at") +
+                    ") FILTER (WHERE state = 0), 0),"
+                    " coalesce(greatest(0, min((extract(epoch from next_attempt_at - "
+                    "clock_timestamp()) * 1000)::bigint) FILTER (WHERE state = 0)), -1) "
+                    "FROM txmq_outbox o");
+  if (!r.ok()) return r.status();
+  const PGresult* res = r->get();
+  Counts c;
+  c.pending = static_cast<uint64_t>(IntField(res, 0, 0));
+  c.parked = static_cast<uint64_t>(IntField(res, 0, 1));
+  c.blocked = static_cast<uint64_t>(IntField(res, 0, 2));
+  c.oldest_pending_age = std::chrono::milliseconds(IntField(res, 0, 3));
+  c.next_due_in = std::chrono::milliseconds(IntField(res, 0, 4));
+  return c;
+}
+
+Result<std::vector<OutboxRow>> ListRows(PGconn* conn, bool parked) {
+  auto r = Exec(conn,
+                "SELECT o.seq, o.attempts, o.last_error,"
+                " (extract(epoch from o.created_at) * 1000)::bigint,"
+                " (extract(epoch from o.next_attempt_at) * 1000)::bigint,"
+                " coalesce((SELECT p.id FROM txmq_outbox p WHERE p.state = 1 AND o.msg_key <> ''"
+                "   AND p.msg_key = o.msg_key AND p.seq < o.seq ORDER BY p.seq LIMIT 1), ''),"
+                " o.payload FROM txmq_outbox o WHERE o.state = $1 ORDER BY o.seq",
+                {Param::Int(parked ? 1 : 0)});
+  if (!r.ok()) return r.status();
+  const PGresult* res = r->get();
+  std::vector<OutboxRow> rows;
+  for (int i = 0; i < PQntuples(res); ++i) {
+    outbox::StoredRow stored;
+    if (!outbox::DecodeRow(BytesField(res, i, 6), &stored)) continue;
+    stored.attempts = static_cast<uint32_t>(IntField(res, i, 1));
+    stored.last_error = std::string(Field(res, i, 2));
+    stored.created_ms = IntField(res, i, 3);
+    stored.next_attempt_ms = IntField(res, i, 4);
+    OutboxRow row = outbox::ToPublic(stored, static_cast<uint64_t>(IntField(res, i, 0)), parked);
+    if (!parked) row.blocked_by = std::string(Field(res, i, 5));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+Status RequeueRow(PGconn* conn, const std::string& id, const std::string& operator_name) {
+  auto r = Exec(conn,
+                "UPDATE txmq_outbox SET state = 0, attempts = 0, last_error = '',"
+                " next_attempt_at = clock_timestamp(), lease_owner = '', lease_until = NULL "
+                "WHERE id = $1 AND state = 1",
+                {Param::Text(id)});
+  if (!r.ok()) return r.status();
+  if (RowsChanged(r->get()) == 0) {
+    Audit(operator_name, "outbox-requeue", conn, id, "not-found");
+    return Status::NotFound("no parked outbox row '" + id + "' in database '" + PQdb(conn) + "'");
+  }
+  (void)Exec(conn, "SELECT pg_notify('txmq_outbox', '')");
+  Audit(operator_name, "outbox-requeue", conn, id, "applied");
+  return Status::OK();
+}
+
+Status DeleteRow(PGconn* conn, const std::string& id, bool parked_only,
+                 const std::string& operator_name) {
+  auto r = Exec(conn,
+                parked_only ? "DELETE FROM txmq_outbox WHERE id = $1 AND state = 1"
+                            : "DELETE FROM txmq_outbox WHERE id = $1",
+                {Param::Text(id)});
+  if (!r.ok()) return r.status();
+  if (RowsChanged(r->get()) == 0) {
+    Audit(operator_name, "outbox-delete", conn, id, "not-found");
+    return Status::NotFound(std::string("no ") + (parked_only ? "parked " : "") + "outbox row '" +
+                            id + "' in database '" + PQdb(conn) + "'");
+  }
+  (void)Exec(conn, "SELECT pg_notify('txmq_outbox', '')");
+  Audit(operator_name, "outbox-delete", conn, id, "applied");
+  return Status::OK();
+}
+
+}  // namespace txmq::pg

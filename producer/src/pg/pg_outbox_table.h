@@ -1,0 +1,78 @@
+// The statements of the PostgreSQL outbox (tables: pg_schema.h). Each
+// takes the connection to run on; none begins or ends a transaction except
+// where it says so.
+//
+// Claims: a relay claims a batch of due pending rows with FOR UPDATE SKIP
+// LOCKED, sets its lease and bumps each row's fence; a row is claimable
+// when no earlier row of its key is still in the table (pending, claimed
+// by anyone, or parked when parked rows hold their key), so at most one row
+// of a key is in flight across all relays and a key's rows go in seq
+// order. Marking a row sent or failed names the fence it was claimed at:
+// after its lease ran out and another relay claimed it, the first relay's
+// late write changes nothing (the other relay sends it again; the broker's
+// dedup window stores it once).
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "txmq/message.h"
+#include "txmq/outbox.h"
+#include "txmq/status.h"
+
+namespace txmq::pg {
+
+struct ClaimedRow {
+  Message message;  // message.id is the row id
+  int64_t seq = 0;
+  int64_t fence = 0;
+  uint32_t attempts = 0;  // failed attempts before this one
+  int64_t age_ms = 0;     // since the row was inserted (the database's clock)
+};
+
+// Inserts the row inside the caller's open transaction; NOTIFY wakes the
+// relays when it commits. A keyed row first takes a transaction-scoped
+// advisory lock of its key, so writers of one key commit one after the
+// other and their seq order is their commit order. FAILED_PRECONDITION
+// when `conn` is not inside a transaction; CONFLICT when a row with this
+// id exists.
+Status InsertRow(PGconn* conn, const Message& message);
+
+Result<std::vector<ClaimedRow>> ClaimDue(PGconn* conn, const std::string& owner,
+                                         std::chrono::milliseconds lease, int limit,
+                                         bool hold_key_behind_parked);
+
+// Deletes a sent row; false when the row's fence moved on (or it is gone).
+Result<bool> MarkSent(PGconn* conn, const std::string& id, int64_t fence);
+// Records a failed attempt: parks the row (`park`) or makes it due again
+// in `retry_in`; false when the row's fence moved on.
+Result<bool> MarkFailed(PGconn* conn, const std::string& id, int64_t fence, bool park,
+                        std::chrono::milliseconds retry_in, const std::string& error);
+// Gives back the claims of `owner` that are still held (a relay shutting
+// down), so other relays need not wait out the lease.
+Status ReleaseClaims(PGconn* conn, const std::string& owner);
+
+struct Counts {
+  uint64_t pending = 0;
+  uint64_t parked = 0;
+  uint64_t blocked = 0;  // pending behind a parked row of their key
+  std::chrono::milliseconds oldest_pending_age{0};
+  // How long until the next pending row is due (0: one is due now; -1: none).
+  std::chrono::milliseconds next_due_in{-1};
+};
+Result<Counts> CountRows(PGconn* conn);
+
+// Operator access, also with no relay running. Requeue makes a parked row
+// pending again (attempts reset, keeps its seq); Delete removes a parked
+// row, or any row unless `parked_only`. NOT_FOUND names the id. Each
+// writes one audit line naming `operator_name`.
+Result<std::vector<OutboxRow>> ListRows(PGconn* conn, bool parked);
+Status RequeueRow(PGconn* conn, const std::string& id, const std::string& operator_name);
+Status DeleteRow(PGconn* conn, const std::string& id, bool parked_only,
+                 const std::string& operator_name);
+
+}  // namespace txmq::pg

@@ -1,0 +1,286 @@
+// The PostgreSQL outbox against a real PostgreSQL server and a real
+// broker: the outbox row commits (or rolls back) with the business rows in
+// the caller's own transaction, a late commit of an earlier sequence is
+// never skipped, writers of one key arrive in commit order, several relays
+// share one table, and a relay whose claim ran out cannot undo the relay
+// that took the row over.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "producer/src/library_send.h"
+#include "producer/src/pg/pg_connection.h"
+#include "producer/src/pg/pg_outbox_table.h"
+#include "tests/sql/pg_fixture.h"
+#include "tests/testutil/admin_client.h"
+#include "tests/testutil/testutil.h"
+#include "txmq/consumer.h"
+#include "txmq/pg/outbox.h"
+#include "txmq/producer.h"
+
+namespace txmq {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::WaitFor;
+
+class PgOutbox : public testing::PgTest {
+ protected:
+  pg::OutboxOptions Opts(const std::string& instance = "") {
+    pg::OutboxOptions o;
+    o.conninfo = conninfo_;
+    o.producer = {.broker = broker_->endpoint(), .group = "orders", .send_timeout = 1s};
+    o.lease = 10s;
+    o.backoff_initial = 20ms;
+    o.backoff_max = 200ms;
+    o.poll_interval = 200ms;
+    o.instance = instance;
+    return o;
+  }
+
+  // One business row and its outbox row in one transaction of `conn`.
+  void PlaceOrder(pg::Outbox& outbox, PGconn* conn, const std::string& id, const std::string& key,
+                  bool commit = true) {
+    Sql(conn, "BEGIN");
+    Sql(conn, "INSERT INTO orders VALUES ('" + id + "', 1)");
+    ASSERT_TRUE(outbox.Add(conn, {.topic = "orders", .key = key, .body = id, .id = id}).ok());
+    Sql(conn, commit ? "COMMIT" : "ROLLBACK");
+  }
+};
+
+TEST_F(PgOutbox, ACommittedRowIsSentOnceAndDeletedARolledBackOneNever) {
+  pg::Outbox outbox(Opts());
+  ASSERT_TRUE(outbox.Start().ok());
+  PlaceOrder(outbox, conn_.get(), "order-1", "c1");
+  PlaceOrder(outbox, conn_.get(), "order-2", "c2", /*commit=*/false);
+  ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
+  EXPECT_EQ(Count("txmq_outbox"), 0);
+  EXPECT_EQ(Count("orders"), 1);
+  auto got = Receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, "order-1");
+  EXPECT_EQ(got[0].body, "order-1");
+  EXPECT_EQ(got[0].properties.at("txmq.producer-group"), "orders");
+  EXPECT_EQ(outbox.stats().sent, 1u);
+}
+
+// The service died after its commit, before any relay sent the row: the
+// row waits in the table, and the next relay to start sends it.
+TEST_F(PgOutbox, RowsCommittedWhileNoRelayRunsAreSentByTheNextOne) {
+  {
+    pg::Outbox writer(Opts());  // Add needs no running relay
+    ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
+    PlaceOrder(writer, conn_.get(), "order-1", "c1");
+    PlaceOrder(writer, conn_.get(), "order-2", "c1");
+  }
+  EXPECT_EQ(Count("txmq_outbox"), 2);
+  pg::Outbox outbox(Opts());
+  ASSERT_TRUE(outbox.Start().ok());
+  ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
+  EXPECT_EQ(ByKey(Receive(2))["c1"], (std::vector<std::string>{"order-1", "order-2"}));
+}
+
+// A relay died after the broker acknowledged the row and before it
+// deleted it: the table holds the row under that relay's claim. Once the
+// claim runs out another relay sends it again, and the broker's dedup
+// window stores it once.
+TEST_F(PgOutbox, ARowAcknowledgedByADeadRelayIsSentAgainAndStoredOnce) {
+  ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
+  pg::Outbox writer(Opts());
+  PlaceOrder(writer, conn_.get(), "order-1", "c1");
+  auto claimed = pg::ClaimDue(conn_.get(), "dead-relay", 300ms, 10, true);
+  ASSERT_TRUE(claimed.ok() && claimed->size() == 1u);
+  Producer producer({.broker = broker_->endpoint(), .group = "orders"});
+  ASSERT_TRUE(producer.Start().ok());
+  std::promise<Status> acked;
+  producer::SendStamped(producer, (*claimed)[0].message,
+                        [&](Result<SendResult> r) { acked.set_value(r.status()); });
+  ASSERT_TRUE(acked.get_future().get().ok());  // acknowledged; then the relay died
+
+  pg::Outbox outbox(Opts());
+  ASSERT_TRUE(outbox.Start().ok());
+  ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
+  EXPECT_EQ(outbox.stats().sent, 1u) << "sent again once the claim ran out";
+  EXPECT_EQ(Count("txmq_outbox"), 0);
+  auto got = Receive(1, 500ms);
+  ASSERT_EQ(got.size(), 1u) << "stored once";
+  EXPECT_EQ(got[0].id, "order-1");
+}
+
+TEST_F(PgOutbox, AddOutsideATransactionIsRefusedAndWritesNothing) {
+  pg::Outbox outbox(Opts());
+  ASSERT_TRUE(outbox.Start().ok());
+  Status s = outbox.Add(conn_.get(), {.topic = "orders", .body = "x", .id = "loose"});
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("BEGIN"), std::string::npos) << s.ToString();
+  EXPECT_EQ(Count("txmq_outbox"), 0);
+  Sql(conn_.get(), "BEGIN");
+  s = outbox.Add(conn_.get(), {.topic = "bad topic!", .body = "x"});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  s = outbox.Add(conn_.get(), {.topic = "orders", .body = "x", .properties = {{"txmq.tx", "t"}}});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << "reserved property: " << s.ToString();
+  Sql(conn_.get(), "ROLLBACK");
+}
+
+TEST_F(PgOutbox, TablesAreCreatedOnceAndNewerTablesAreRefusedNamingTheVersion) {
+  Status first = pg::Outbox::Migrate(conn_.get());
+  ASSERT_TRUE(first.ok()) << first.ToString();
+  ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok()) << "a second migration changes nothing";
+  auto r = pg::Exec(conn_.get(), "SELECT version FROM txmq_schema WHERE component = 'outbox'");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(pg::IntField(r->get(), 0, 0), 1);
+  Sql(conn_.get(), "UPDATE txmq_schema SET version = 99 WHERE component = 'outbox'");
+  pg::Outbox outbox(Opts());
+  Status s = outbox.Start();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("version 99"), std::string::npos) << s.ToString();
+}
+
+// Transaction A takes seq 1 and commits after B took seq 2 and was sent:
+// the relay claims by state, not by a high-water mark, so A's row goes too.
+TEST_F(PgOutbox, ALateCommitOfAnEarlierSequenceIsNeverSkipped) {
+  pg::Outbox outbox(Opts());
+  ASSERT_TRUE(outbox.Start().ok());
+  pg::Connection a = Connect();
+  Sql(a.get(), "BEGIN");
+  ASSERT_TRUE(outbox.Add(a.get(), {.topic = "orders", .key = "ka", .body = "a", .id = "a"}).ok());
+  PlaceOrder(outbox, conn_.get(), "b", "kb");
+  ASSERT_TRUE(WaitFor([&] { return outbox.stats().sent == 1; }));
+  Sql(a.get(), "COMMIT");
+  ASSERT_TRUE(outbox.Flush(10s).ok());
+  auto got = Receive(2);
+  std::set<std::string> ids;
+  for (const auto& m : got) ids.insert(m.id);
+  EXPECT_EQ(ids, (std::set<std::string>{"a", "b"}));
+}
+
+// B adds a row of key k while A's transaction, which added an earlier row
+// of k, is open: B waits at Add until A commits, so k's rows arrive in
+// commit order (without the key lock B commits first and k-2 overtakes).
+TEST_F(PgOutbox, WritersOfOneKeyCommitOneAfterTheOtherAndArriveInThatOrder) {
+  pg::Outbox outbox(Opts());
+  ASSERT_TRUE(outbox.Start().ok());
+  pg::Connection a = Connect();
+  Sql(a.get(), "BEGIN");
+  ASSERT_TRUE(outbox.Add(a.get(), {.topic = "orders", .key = "k", .body = "1", .id = "k-1"}).ok());
+  std::atomic<bool> b_committed{false};
+  std::thread b([&] {
+    pg::Connection c = Connect();
+    PlaceOrder(outbox, c.get(), "k-2", "k");
+    b_committed = true;
+  });
+  std::this_thread::sleep_for(300ms);  // time for B to overtake, if it could
+  const bool overtook = b_committed.load();
+  Sql(a.get(), "COMMIT");
+  b.join();
+  EXPECT_FALSE(overtook) << "B committed a row of k while A's earlier row was uncommitted";
+  ASSERT_TRUE(outbox.Flush(10s).ok());
+  EXPECT_EQ(ByKey(Receive(2))["k"], (std::vector<std::string>{"k-1", "k-2"}));
+}
+
+TEST_F(PgOutbox, TwoRelaysOnOneDatabaseSendEveryRowOnceInKeyOrder) {
+  auto o1 = Opts("relay-1"), o2 = Opts("relay-2");
+  o1.max_in_flight = o2.max_in_flight = 4;
+  pg::Outbox relay1(o1), relay2(o2);
+  ASSERT_TRUE(relay1.Start().ok());
+  ASSERT_TRUE(relay2.Start().ok());
+  constexpr int kRows = 200, kKeys = 8;
+  for (int i = 0; i < kRows; i += 10) {
+    Sql(conn_.get(), "BEGIN");
+    for (int j = i; j < i + 10; ++j) {
+      const std::string id = "r-" + std::to_string(1000 + j);
+      ASSERT_TRUE(
+          relay1
+              .Add(
+                  conn_.get(),
+                  {.topic = "orders", .key = "k" + std::to_string(j % kKeys), .body = id, .id = id})
+              .ok());
+    }
+    Sql(conn_.get(), "COMMIT");
+  }
+  ASSERT_TRUE(relay1.Flush(30s).ok()) << relay1.stats().last_error;
+  EXPECT_EQ(relay1.stats().sent + relay2.stats().sent, static_cast<uint64_t>(kRows));
+  auto got = Receive(kRows);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kRows)) << "every row once";
+  for (auto& [key, ids] : ByKey(got)) {
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << "key " << key << " out of order";
+  }
+}
+
+// The claim's fence: relay "a" claimed the row and paused past its lease;
+// relay "b" claimed it again. a's late "sent" changes nothing; b's does.
+TEST_F(PgOutbox, ARelayPausedPastItsLeaseCannotUndoTheTakeover) {
+  ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
+  pg::Outbox outbox(Opts());  // Add only; not started
+  Sql(conn_.get(), "BEGIN");
+  ASSERT_TRUE(outbox.Add(conn_.get(), {.topic = "orders", .body = "x", .id = "row"}).ok());
+  Sql(conn_.get(), "COMMIT");
+  auto a = pg::ClaimDue(conn_.get(), "a", 200ms, 10, true);
+  ASSERT_TRUE(a.ok() && a->size() == 1u);
+  auto none = pg::ClaimDue(conn_.get(), "b", 10s, 10, true);
+  ASSERT_TRUE(none.ok() && none->empty()) << "claimed rows are not claimed twice";
+  std::vector<pg::ClaimedRow> b;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = pg::ClaimDue(conn_.get(), "b", 10s, 10, true);
+    if (r.ok()) b = *r;
+    return !b.empty();
+  }));
+  EXPECT_GT(b[0].fence, (*a)[0].fence);
+  auto late = pg::MarkFailed(conn_.get(), "row", (*a)[0].fence, true, 0ms, "late");
+  ASSERT_TRUE(late.ok());
+  EXPECT_FALSE(*late) << "a's late failure must not park b's claim";
+  auto late_sent = pg::MarkSent(conn_.get(), "row", (*a)[0].fence);
+  ASSERT_TRUE(late_sent.ok());
+  EXPECT_FALSE(*late_sent);
+  EXPECT_EQ(Count("txmq_outbox"), 1);
+  auto sent = pg::MarkSent(conn_.get(), "row", b[0].fence);
+  ASSERT_TRUE(sent.ok());
+  EXPECT_TRUE(*sent);
+  EXPECT_EQ(Count("txmq_outbox"), 0);
+}
+
+TEST_F(PgOutbox, ARefusedRowIsParkedHoldsItsKeyAndARequeueSendsBothInOrder) {
+  broker_->Stop();
+  options_.auto_create_topics = false;
+  broker_ = testing::StartBroker(options_);
+  ASSERT_NE(broker_, nullptr);
+  testing::AdminClient admin(broker_->endpoint());
+  ASSERT_TRUE(
+      admin.Call([](wire::Envelope::Builder e) { e.initCreateTopic().setTopic("orders"); }).ok());
+  pg::Outbox outbox(Opts());
+  ASSERT_TRUE(outbox.Start().ok());
+  Sql(conn_.get(), "BEGIN");
+  ASSERT_TRUE(
+      outbox.Add(conn_.get(), {.topic = "later", .key = "k", .body = "1", .id = "k-1"}).ok());
+  Sql(conn_.get(), "COMMIT");
+  ASSERT_TRUE(WaitFor([&] { return outbox.stats().parked == 1; }));
+  PlaceOrder(outbox, conn_.get(), "k-2", "k");
+  Status flush = outbox.Flush(5s);
+  EXPECT_EQ(flush.code(), StatusCode::kFailedPrecondition) << flush.ToString();
+  auto pending = pg::Outbox::List(conn_.get(), false);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].blocked_by, "k-1");
+  auto parked = pg::Outbox::List(conn_.get(), true);
+  ASSERT_TRUE(parked.ok() && parked->size() == 1u);
+  EXPECT_NE((*parked)[0].last_error.find("NOT_FOUND"), std::string::npos)
+      << (*parked)[0].last_error;
+  EXPECT_EQ(pg::Outbox::Requeue(conn_.get(), "nope").code(), StatusCode::kNotFound);
+
+  ASSERT_TRUE(
+      admin.Call([](wire::Envelope::Builder e) { e.initCreateTopic().setTopic("later"); }).ok());
+  ASSERT_TRUE(pg::Outbox::Requeue(conn_.get(), "k-1").ok());
+  ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
+  EXPECT_EQ(outbox.stats().parked, 0u);
+  auto got = Receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, "k-2") << "k-1 went to topic 'later', after it";
+}
+
+}  // namespace
+}  // namespace txmq
