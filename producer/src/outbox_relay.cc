@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "producer/src/backoff.h"
 #include "producer/src/library_send.h"
 #include "producer/src/outbox_impl.h"
 #include "protocol/src/util.h"
@@ -13,13 +14,9 @@
 namespace txmq {
 
 int64_t Outbox::Impl::BackoffMs(uint32_t failures) {
-  const double base = static_cast<double>(options_.backoff_initial.count()) *
-                      std::pow(2.0, std::min<uint32_t>(failures, 40) - 1.0);
-  const double capped = std::min(base, static_cast<double>(options_.backoff_max.count()));
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
-  return static_cast<int64_t>(capped * jitter(rng_));
+  return producer::JitteredBackoffMs(options_.backoff_initial, options_.backoff_max, failures,
+                                     rng_);
 }
-
 void Outbox::Impl::Relay() {
   std::unique_lock<std::mutex> lock(mu_);
   while (running_) {

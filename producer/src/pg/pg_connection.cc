@@ -102,6 +102,29 @@ void ConnectionPool::Give(Connection conn) {
   if (static_cast<int>(idle_.size()) < max_idle_) idle_.push_back(std::move(conn));
 }
 
+Result<int64_t> DeleteOlderThan(PGconn* conn, std::string_view table, std::string_view time_column,
+                                std::chrono::milliseconds horizon, const std::string& group) {
+  const std::string where = std::string(time_column) +
+                            " < clock_timestamp() - $1::bigint * interval '1 millisecond'" +
+                            (group.empty() ? "" : " AND group_name = $2");
+  std::vector<Param> params = {Param::Int(horizon.count())};
+  if (!group.empty()) params.push_back(Param::Text(group));
+  auto r = Exec(conn,
+                "DELETE FROM " + std::string(table) + " WHERE ctid IN (SELECT ctid FROM " +
+                    std::string(table) + " WHERE " + where + " LIMIT 1000)",
+                params);
+  if (!r.ok()) return r.status();
+  return RowsChanged(r->get());
+}
+
+bool SweepThrottle::Due() {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t last = last_ms_.load();
+  return now - last >= 60'000 && last_ms_.compare_exchange_strong(last, now);
+}
+
 std::string Redacted(const std::string& conninfo) {
   static const std::regex kv(R"((password\s*=\s*)('[^']*'|\S+))", std::regex::icase);
   static const std::regex url(R"((postgres(ql)?://[^:/@]*:)[^@]*@)", std::regex::icase);

@@ -9,6 +9,8 @@
 
 #include <libpq-fe.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -88,6 +90,22 @@ class ConnectionPool {
   const int max_idle_;
   std::mutex mu_;
   std::vector<Connection> idle_;  // guarded by mu_
+};
+
+// Retention of txmq's record tables: deletes up to 1,000 rows of `table`
+// whose `time_column` is older than `horizon` (and, when `group` is not
+// empty, whose group_name is `group`); how many. Run at most once a minute
+// per table by SweepIfDue.
+Result<int64_t> DeleteOlderThan(PGconn* conn, std::string_view table, std::string_view time_column,
+                                std::chrono::milliseconds horizon, const std::string& group = "");
+
+// At most one sweep a minute, whichever thread asks. Thread-safe.
+class SweepThrottle {
+ public:
+  bool Due();
+
+ private:
+  std::atomic<int64_t> last_ms_{0};
 };
 
 // "host=127.0.0.1 port=5432 dbname=orders" without "password=...", for

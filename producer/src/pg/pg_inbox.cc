@@ -17,8 +17,6 @@ namespace txmq::pg {
 namespace {
 
 constexpr int kMaxReruns = 16;
-constexpr int64_t kSweepEveryMs = 60'000;
-constexpr int kSweepBatch = 1000;
 
 }  // namespace
 
@@ -188,29 +186,19 @@ class Inbox::Impl {
   }
 
   void MaybeSweep(PGconn* conn) {
-    const int64_t now = NowMs();
-    int64_t last = last_sweep_ms_.load();
-    if (now - last < kSweepEveryMs || !last_sweep_ms_.compare_exchange_strong(last, now)) return;
+    if (!sweeps_.Due()) return;
     if (auto n = Sweep(conn); !n.ok()) {
-      log_->warn("pg inbox of group '{}': removing old records failed: {}", options_.group,
-                 n.status().ToString());
+      log_->warn("removing old records of txmq_inbox failed: {}", n.status().ToString());
     }
   }
 
   Result<int64_t> Sweep(PGconn* conn) {
-    auto r = Exec(conn,
-                  "DELETE FROM txmq_inbox WHERE ctid IN (SELECT ctid FROM txmq_inbox "
-                  "WHERE group_name = $1 AND processed_at < clock_timestamp() - $2::bigint * "
-                  "interval '1 millisecond' LIMIT $3)",
-                  {Param::Text(options_.group), Param::Int(options_.horizon.count()),
-                   Param::Int(kSweepBatch)});
-    if (!r.ok()) return r.status();
-    return RowsChanged(r->get());
+    return DeleteOlderThan(conn, "txmq_inbox", "processed_at", options_.horizon, options_.group);
   }
 
   const InboxOptions options_;
   std::shared_ptr<spdlog::logger> log_;
-  std::atomic<int64_t> last_sweep_ms_{0};
+  SweepThrottle sweeps_;
   ConnectionPool pool_;
 };
 

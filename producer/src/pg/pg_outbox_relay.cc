@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "producer/src/backoff.h"
 #include "producer/src/library_send.h"
 #include "producer/src/pg/pg_outbox_impl.h"
 #include "protocol/src/util.h"
@@ -19,13 +20,9 @@
 namespace txmq::pg {
 
 int64_t Outbox::Impl::BackoffMs(uint32_t failures) {
-  const double base = static_cast<double>(options_.backoff_initial.count()) *
-                      std::pow(2.0, std::min<uint32_t>(failures, 40) - 1.0);
-  const double capped = std::min(base, static_cast<double>(options_.backoff_max.count()));
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
-  return static_cast<int64_t>(capped * jitter(rng_));
+  return producer::JitteredBackoffMs(options_.backoff_initial, options_.backoff_max, failures,
+                                     rng_);
 }
-
 void Outbox::Impl::Wake() {
   if (wake_pipe_[1] >= 0) {
     const char byte = 1;

@@ -2,8 +2,6 @@
 // producer's checker threads, each on a pooled connection.
 #include "txmq/pg/transactions.h"
 
-#include <atomic>
-
 #include "producer/src/pg/pg_connection.h"
 #include "producer/src/pg/pg_schema.h"
 #include "protocol/src/log.h"
@@ -11,13 +9,6 @@
 #include "txmq/properties.h"
 
 namespace txmq::pg {
-
-namespace {
-
-constexpr int64_t kSweepEveryMs = 60'000;
-constexpr int kSweepBatch = 1000;
-
-}  // namespace
 
 class TransactionRecords::Impl {
  public:
@@ -152,26 +143,19 @@ class TransactionRecords::Impl {
   }
 
   void MaybeSweep(PGconn* conn) {
-    const int64_t now = NowMs();
-    int64_t last = last_sweep_ms_.load();
-    if (now - last < kSweepEveryMs || !last_sweep_ms_.compare_exchange_strong(last, now)) return;
+    if (!sweeps_.Due()) return;
     if (auto n = Sweep(conn); !n.ok()) {
-      log_->warn("removing old transaction records failed: {}", n.status().ToString());
+      log_->warn("removing old records of txmq_tx failed: {}", n.status().ToString());
     }
   }
 
   Result<int64_t> Sweep(PGconn* conn) {
-    auto r = Exec(conn,
-                  "DELETE FROM txmq_tx WHERE ctid IN (SELECT ctid FROM txmq_tx WHERE recorded_at "
-                  "< clock_timestamp() - $1::bigint * interval '1 millisecond' LIMIT $2)",
-                  {Param::Int(options_.horizon.count()), Param::Int(kSweepBatch)});
-    if (!r.ok()) return r.status();
-    return RowsChanged(r->get());
+    return DeleteOlderThan(conn, "txmq_tx", "recorded_at", options_.horizon);
   }
 
   const TransactionRecordOptions options_;
   std::shared_ptr<spdlog::logger> log_;
-  std::atomic<int64_t> last_sweep_ms_{0};
+  SweepThrottle sweeps_;
   ConnectionPool pool_;
 };
 
