@@ -1,0 +1,100 @@
+// txmq-test-pgservice: a service with a PostgreSQL outbox in its own
+// process, so tests can SIGKILL or SIGSTOP it at any instant.
+//
+//   txmq-test-pgservice place CONNINFO BROKER COUNT PROGRESS
+//     runs a relay (lease 1 s) and places COUNT orders, each a business
+//     row and an outbox row ("order-<i>", key "k<i % 5>") in one
+//     transaction; after each commit writes the number placed to PROGRESS;
+//     then waits to be killed.
+//   txmq-test-pgservice relay CONNINFO BROKER INSTANCE LEASE_MS
+//     runs a relay named INSTANCE until killed.
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "txmq/pg/outbox.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+[[noreturn]] void WaitToBeKilled() {
+  while (true) std::this_thread::sleep_for(1s);
+}
+
+void Write(const std::string& path, const std::string& text) {
+  std::ofstream(path + ".tmp") << text << "\n";
+  std::rename((path + ".tmp").c_str(), path.c_str());
+}
+
+bool Ok(PGresult* r) {
+  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+  PQclear(r);
+  return ok;
+}
+
+txmq::pg::OutboxOptions Options(const std::string& conninfo, const std::string& broker,
+                                const std::string& instance, std::chrono::milliseconds lease) {
+  txmq::pg::OutboxOptions o;
+  o.conninfo = conninfo;
+  o.producer = {.broker = broker, .group = "orders", .send_timeout = 300ms, .retries = 0};
+  o.lease = lease;
+  o.backoff_initial = 20ms;
+  o.backoff_max = 200ms;
+  o.poll_interval = 100ms;
+  o.max_in_flight = 8;
+  o.instance = instance;
+  return o;
+}
+
+int Place(const std::string& conninfo, const std::string& broker, int count,
+          const std::string& progress) {
+  txmq::pg::Outbox outbox(Options(conninfo, broker, "placer", 1000ms));
+  if (txmq::Status s = outbox.Start(); !s.ok()) {
+    std::cerr << s.ToString() << "\n";
+    return 1;
+  }
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  for (int i = 0; i < count; ++i) {
+    const std::string id = "order-" + std::to_string(1000 + i);
+    if (!Ok(PQexec(conn, "BEGIN")) ||
+        !Ok(PQexec(conn, ("INSERT INTO orders VALUES ('" + id + "', 1)").c_str()))) {
+      std::cerr << PQerrorMessage(conn);
+      return 1;
+    }
+    txmq::Status s = outbox.Add(
+        conn, {.topic = "orders", .key = "k" + std::to_string(i % 5), .body = id, .id = id});
+    if (!s.ok() || !Ok(PQexec(conn, "COMMIT"))) {
+      std::cerr << s.ToString() << " " << PQerrorMessage(conn);
+      return 1;
+    }
+    Write(progress, std::to_string(i + 1));
+  }
+  WaitToBeKilled();
+}
+
+int Relay(const std::string& conninfo, const std::string& broker, const std::string& instance,
+          int lease_ms) {
+  txmq::pg::Outbox outbox(Options(conninfo, broker, instance, std::chrono::milliseconds(lease_ms)));
+  if (txmq::Status s = outbox.Start(); !s.ok()) {
+    std::cerr << s.ToString() << "\n";
+    return 1;
+  }
+  WaitToBeKilled();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "place" && argc == 6) return Place(argv[2], argv[3], std::stoi(argv[4]), argv[5]);
+  if (mode == "relay" && argc == 6) return Relay(argv[2], argv[3], argv[4], std::stoi(argv[5]));
+  std::cerr << "usage: txmq-test-pgservice place CONNINFO BROKER COUNT PROGRESS\n"
+               "       txmq-test-pgservice relay CONNINFO BROKER INSTANCE LEASE_MS\n";
+  return 2;
+}
