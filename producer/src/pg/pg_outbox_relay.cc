@@ -64,9 +64,8 @@ void Outbox::Impl::Relay() {
     if (sent > 0) continue;  // more may be due: claim again before sleeping
     std::chrono::milliseconds sleep = options_.poll_interval;
     if (written && !relay_conn_.broken()) {
-      if (auto counts = CountRows(relay_conn_.get());
-          counts.ok() && counts->next_due_in.count() >= 0) {
-        sleep = std::clamp(counts->next_due_in, std::chrono::milliseconds(1), sleep);
+      if (auto due = NextDueIn(relay_conn_.get()); due.ok() && due->count() >= 0) {
+        sleep = std::clamp(*due, std::chrono::milliseconds(1), sleep);
       }
     }
     Wait(sleep);

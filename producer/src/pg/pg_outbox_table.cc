@@ -131,11 +131,7 @@ Result<Counts> CountRows(PGconn* conn) {
                 " count(*) FILTER (WHERE state = 0 AND msg_key <> '' AND EXISTS (SELECT 1 FROM "
                 "  txmq_outbox p WHERE p.state = 1 AND p.msg_key = o.msg_key AND p.seq < o.seq)),"
                 " coalesce(max(" +
-                    AgeMs("created_at") +
-                    ") FILTER (WHERE state = 0), 0),"
-                    " coalesce(greatest(0, min((extract(epoch from next_attempt_at - "
-                    "clock_timestamp()) * 1000)::bigint) FILTER (WHERE state = 0)), -1) "
-                    "FROM txmq_outbox o");
+                    AgeMs("created_at") + ") FILTER (WHERE state = 0), 0) FROM txmq_outbox o");
   if (!r.ok()) return r.status();
   const PGresult* res = r->get();
   Counts c;
@@ -143,8 +139,15 @@ Result<Counts> CountRows(PGconn* conn) {
   c.parked = static_cast<uint64_t>(IntField(res, 0, 1));
   c.blocked = static_cast<uint64_t>(IntField(res, 0, 2));
   c.oldest_pending_age = std::chrono::milliseconds(IntField(res, 0, 3));
-  c.next_due_in = std::chrono::milliseconds(IntField(res, 0, 4));
   return c;
+}
+
+Result<std::chrono::milliseconds> NextDueIn(PGconn* conn) {
+  auto r = Exec(conn,
+                "SELECT coalesce(greatest(0, (extract(epoch from min(next_attempt_at) - "
+                "clock_timestamp()) * 1000)::bigint), -1) FROM txmq_outbox WHERE state = 0");
+  if (!r.ok()) return r.status();
+  return std::chrono::milliseconds(IntField(r->get(), 0, 0));
 }
 
 Result<std::vector<OutboxRow>> ListRows(PGconn* conn, bool parked) {

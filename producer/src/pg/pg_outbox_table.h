@@ -61,10 +61,11 @@ struct Counts {
   uint64_t parked = 0;
   uint64_t blocked = 0;  // pending behind a parked row of their key
   std::chrono::milliseconds oldest_pending_age{0};
-  // How long until the next pending row is due (0: one is due now; -1: none).
-  std::chrono::milliseconds next_due_in{-1};
 };
 Result<Counts> CountRows(PGconn* conn);
+// How long until the next pending row is due (0: one is due now; -1:
+// none), for the relay's sleep: one pass over pending rows, no counts.
+Result<std::chrono::milliseconds> NextDueIn(PGconn* conn);
 
 // Operator access, also with no relay running. Requeue makes a parked row
 // pending again (attempts reset, keeps its seq); Delete removes a parked
