@@ -18,7 +18,7 @@ if(TXMQ_SHARED_LIBS)
   endforeach()
 endif()
 
-install(TARGETS txmq_protocol txmq_storage txmq_broker txmq_producer txmq_consumer
+install(TARGETS txmq_protocol txmq_storage txmq_broker txmq_producer txmq_consumer txmq_postgres
   EXPORT txmqTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
