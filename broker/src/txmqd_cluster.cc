@@ -4,6 +4,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "broker/src/standby_responder.h"
 #include "protocol/src/log.h"
 
 namespace txmq::broker {
@@ -72,6 +73,15 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
                                    ": with --etcd it is stored for clients, so name the port");
   }
   if (o.repair) return Status::InvalidArgument("--repair: not with --etcd (the log is the record)");
+  for (const auto& [flag, name] : {std::pair<std::string, std::string>{"--cluster", f.cluster},
+                                   {"--group", f.group},
+                                   {"--node", f.node.empty() ? o.name : f.node}}) {
+    if (name.empty() || name.find('/') != std::string::npos) {
+      return Status::InvalidArgument(flag + " '" + name +
+                                     "': a name must be non-empty without '/' (it is part of "
+                                     "etcd keys)");
+    }
+  }
   c.cluster = f.cluster;
   c.group = f.group;
   c.node = f.node.empty() ? o.name : f.node;
@@ -108,6 +118,20 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(const cluster::ClusterNod
     return nullptr;
   }
   log->info("following; serving clients once this node leads group {}", options.group);
+  // Until then clients hear where the leader is. (With CURVE they would
+  // need this socket to be a CURVE server with the broker's ZAP handler:
+  // not yet, so they wait for their timeout instead.)
+  std::unique_ptr<StandbyResponder> standby;
+  if (o.curve_secret_key_file.empty()) {
+    auto started = StandbyResponder::Start(o.listen, options.node,
+                                           [n = node->get()] { return n->leader_url(); });
+    if (!started.ok()) {
+      std::cerr << "txmqd: " << started.status().message() << "\n";
+      *exit_code = 1;
+      return nullptr;
+    }
+    standby = std::move(started.value());
+  }
   while (!(*node)->WaitUntilLeading(std::chrono::milliseconds(200))) {
     const timespec now{0, 0};
     const int sig = sigtimedwait(&signals, nullptr, &now);
@@ -117,6 +141,7 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(const cluster::ClusterNod
       return nullptr;
     }
   }
+  standby.reset();  // frees the endpoint for the broker
   // The broker rebuilds its store there from the committed rounds.
   o.data_dir += "/store";
   o.replicator = node->get();

@@ -131,6 +131,19 @@ TEST_F(TxmqdGroup, KillNineTheLeaderLosesNoAcknowledgedMessage) {
   Node* leader = WaitForLeader();
   ASSERT_NE(leader, nullptr);
 
+  // A node that does not lead sends clients to the one that does.
+  for (const Node& n : nodes_) {
+    if (&n == leader) continue;
+    Producer lost({.broker = n.url(), .send_timeout = 2s, .retries = 0});
+    ASSERT_TRUE(lost.Start().ok());
+    auto r = lost.Send({.topic = "orders", .body = "to a follower", .id = "follower"});
+    ASSERT_FALSE(r.ok()) << n.name << " does not lead, yet acknowledged";
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+    EXPECT_NE(r.status().message().find("NOT_LEADER"), std::string::npos) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(leader->url()), std::string::npos)
+        << n.name << " does not name the leader: " << r.status().ToString();
+  }
+
   constexpr int kMessages = 200;
   std::vector<std::string> acked;
   {
