@@ -42,7 +42,8 @@ void AddClusterFlags(CLI::App& app, ClusterFlags& f) {
   app.add_option("--min-isr", f.min_isr,
                  "With --etcd: a send, an end or an ack is answered only once this many nodes "
                  "(every in-sync one, at least this many) have it on disk; 1 is a single "
-                 "node's durability, 2 survives a lost node")
+                 "node's durability, 2 survives a lost node. Each node fsyncs its log before "
+                 "it counts, whatever --flush says")
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
 }

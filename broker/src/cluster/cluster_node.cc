@@ -166,8 +166,11 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
           log->info("node {} leads group {} in epoch {} (ISR {})", options_.node, options_.group,
                     m.leader->epoch(), m.member->view().isr.size());
         } else {
-          log->error("node {} won epoch {} but cannot lead it: {}", options_.node,
-                     m.member->leader_epoch(), leader.status().ToString());
+          // Holding the record without leading would stall the group: let
+          // another member (or this one, in a higher epoch) run.
+          log->error("node {} won epoch {} but cannot lead it: {}; leaving the election",
+                     options_.node, m.member->leader_epoch(), leader.status().ToString());
+          (void)m.member->Leave();
         }
       }
       {
