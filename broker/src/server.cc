@@ -2,21 +2,23 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <thread>
 
+#include "broker/src/replicated_round.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
 #include "txmq/version.h"
 
 namespace txmq::broker {
 
-namespace {
-
 storage::StoreOptions StoreOptionsFor(const BrokerOptions& o) {
   storage::StoreOptions s;
   s.dir = o.data_dir;
-  s.sync = o.flush == FlushMode::kSync;
+  // A cluster node's durable record is the replicated log (its fsync gates
+  // every ack); the store is rebuilt from it, so a second fsync buys nothing.
+  s.sync = o.flush == FlushMode::kSync && o.replicator == nullptr;
   s.segment_bytes = o.segment_bytes;
   s.max_round_bytes = std::min<size_t>(16u << 20, o.segment_bytes / 4);
   s.write_buffer_bytes = o.write_buffer_bytes;
@@ -29,6 +31,8 @@ storage::StoreOptions StoreOptionsFor(const BrokerOptions& o) {
   }
   return s;
 }
+
+namespace {
 
 constexpr int kHighWaterMark = 100'000;
 constexpr int kReadBudget = 512;  // requests per loop pass before committing
@@ -67,9 +71,21 @@ Server::~Server() = default;
 Status Server::Init() {
   auto log = Logger("broker");
   const auto start = core_.SteadyNow();
+  if (options_.replicator != nullptr) {
+    // Derived from the replicated log, and rebuilt in this store's one
+    // session from empty, so records land where the leader's did.
+    std::error_code ec;
+    std::filesystem::remove_all(options_.data_dir, ec);
+    if (ec) return Status::Internal("cannot clear " + options_.data_dir + ": " + ec.message());
+  }
   auto store = storage::BrokerStore::Open(StoreOptionsFor(options_), &commit_done_);
   if (!store.ok()) return store.status();
   store_ = std::move(store.value());
+  if (options_.replicator != nullptr) {
+    auto rounds = options_.replicator->TakeCommittedRounds();
+    log->info("rebuilding the store from {} committed entries", rounds.size());
+    if (Status s = ApplyReplicatedRounds(*store_, std::move(rounds)); !s.ok()) return s;
+  }
   core_.set_store(store_.get());
   disk_.Start(core_.SteadyNow(), store_->log_allocated_bytes());
   core_.set_disk(&disk_);
@@ -207,11 +223,21 @@ void Server::Run() {
     zmq::pollitem_t items[] = {{router_->handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, commit_done_.fd(), ZMQ_POLLIN, 0},
                                {nullptr, stop_signal_.fd(), ZMQ_POLLIN, 0},
-                               {nullptr, mailbox_ ? mailbox_->fd() : -1, ZMQ_POLLIN, 0}};
+                               {nullptr, mailbox_ ? mailbox_->fd() : -1, ZMQ_POLLIN, 0},
+                               {nullptr, -1, ZMQ_POLLIN, 0}};
+    size_t polled = mailbox_ ? 4 : 3;
+    if (options_.replicator != nullptr) {
+      items[polled] = {nullptr, options_.replicator->event().fd(), ZMQ_POLLIN, 0};
+      ++polled;
+    }
     try {
-      zmq::poll(items, mailbox_ ? 4 : 3, std::max(wait, std::chrono::milliseconds(0)));
+      zmq::poll(items, polled, std::max(wait, std::chrono::milliseconds(0)));
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) Logger("broker")->error("poll failed: {}", e.what());
+    }
+    if (options_.replicator != nullptr && (items[polled - 1].revents & ZMQ_POLLIN)) {
+      options_.replicator->event().Drain();
+      CompleteReplicated();
     }
     if (items[1].revents & ZMQ_POLLIN) {
       commit_done_.Drain();
@@ -451,8 +477,57 @@ void Server::FinishRound(std::unique_ptr<storage::Round> round) {
         round->status().ToString(),
         descriptors ? "find what holds the file descriptors (raise ulimit -n)" : "fix the disk");
   }
+  if (options_.replicator != nullptr && round->status().ok()) {
+    if (!round->writes_nothing()) {
+      last_ticket_ = options_.replicator->Replicate(
+          EncodeReplicatedRound(round->entry().time_ms, round->records(), round->ops_record()));
+    }
+    // Completions alone wait for the round before them.
+    replicating_.push_back({last_ticket_, std::move(round)});
+    return CompleteReplicated();
+  }
   round->Complete();
   delivery_.OnTopicsAdvanced(topics_.TakeAdvanced());
+}
+
+void Server::CompleteReplicated() {
+  const uint64_t committed = options_.replicator->committed();
+  const Status lost = options_.replicator->failure();
+  if (lost.ok() && (replicating_.empty() || replicating_.front().ticket > committed)) return;
+  while (!replicating_.empty() && (replicating_.front().ticket <= committed || !lost.ok())) {
+    Replicating r = std::move(replicating_.front());
+    replicating_.pop_front();
+    // Not committed here; it may still commit under the next leader, so
+    // the client retries (same message id) rather than gives up.
+    if (r.ticket > committed) r.round->set_status(Status::Unavailable(lost.message()));
+    r.round->Complete();
+  }
+  if (!lost.ok() && !core_.storage_failed()) {
+    core_.SetStorageFailed(lost);
+    Logger("broker")->critical("{}; stopping (this node's rounds since may never commit)",
+                               lost.message());
+  }
+  delivery_.OnTopicsAdvanced(topics_.TakeAdvanced());
+}
+
+void Server::DrainReplicated() {
+  if (options_.replicator == nullptr) return;
+  const SteadyTime deadline = SteadyClock::now() + std::chrono::seconds(5);
+  while (!replicating_.empty() && options_.replicator->failure().ok() &&
+         SteadyClock::now() < deadline) {
+    zmq::pollitem_t item{nullptr, options_.replicator->event().fd(), ZMQ_POLLIN, 0};
+    try {
+      zmq::poll(&item, 1, std::chrono::milliseconds(50));
+    } catch (const zmq::error_t&) {
+    }
+    options_.replicator->event().Drain();
+    CompleteReplicated();
+  }
+  for (Replicating& r : replicating_) {
+    r.round->set_status(Status::Unavailable("the broker stopped before the round was replicated"));
+    r.round->Complete();
+  }
+  replicating_.clear();
 }
 
 void Server::SubmitIfIdle(bool allow_inline) {
@@ -510,6 +585,7 @@ void Server::Drain() {
     store_->Submit(core_.NowMs());
     if (auto round = store_->WaitFinished()) FinishRound(std::move(round));
   }
+  DrainReplicated();
   store_.reset();  // a last checkpoint: a clean stop leaves nothing to replay
   router_->close();
 }

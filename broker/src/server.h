@@ -19,6 +19,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <string>
 #include <zmq.hpp>
@@ -39,6 +40,7 @@
 #include "broker/src/lifecycle_service.h"
 #include "broker/src/metrics_collector.h"
 #include "broker/src/retention.h"
+#include "broker/src/round_replicator.h"
 #include "broker/src/router_link.h"
 #include "broker/src/send_service.h"
 #include "broker/src/snapshot_mailbox.h"
@@ -49,6 +51,10 @@
 #include "storage/src/broker_store.h"
 
 namespace txmq::broker {
+
+// The store a broker with these options opens (also what a cluster node
+// rebuilds its store with: the same segment size places records alike).
+storage::StoreOptions StoreOptionsFor(const BrokerOptions& o);
 
 class Server {
  public:
@@ -89,6 +95,12 @@ class Server {
   Status ResumeBrokerTime();
   void CountBadFrame(const std::string& routing_id, uint64_t request_id, const Status& why);
   void FinishRound(std::unique_ptr<storage::Round> round);
+  // Cluster node: completes the rounds whose entries committed, in order;
+  // once the replicator failed, fails the rest with its status and stops
+  // the broker.
+  void CompleteReplicated();
+  // Shutdown: waits (bounded) for the rounds still replicating.
+  void DrainReplicated();
   // Starts the next commit round if the storage thread is free; a small
   // one may be written on this thread when `allow_inline`.
   void SubmitIfIdle(bool allow_inline);
@@ -134,6 +146,15 @@ class Server {
   SnapshotMailbox* mailbox_;
   auth::Guard acl_guard_;
   std::unique_ptr<storage::BrokerStore> store_;
+
+  // Cluster node (options_.replicator): rounds the store wrote whose
+  // entries have not committed yet, by ticket; their completions wait.
+  struct Replicating {
+    uint64_t ticket = 0;
+    std::unique_ptr<storage::Round> round;
+  };
+  std::deque<Replicating> replicating_;
+  uint64_t last_ticket_ = 0;
 
   SteadyTime next_cleanup_;
   SteadyTime last_bad_frame_log_;

@@ -6,7 +6,8 @@
 //
 // Exit codes: 0 stopped on a signal, 1 cannot start, 2 bad usage, 3 the
 // storage failed while serving, 4 the data directory is damaged (start
-// with --repair; README, "A damaged data directory").
+// with --repair; README, "A damaged data directory"), 5 (--etcd) this node
+// stopped leading its group (restart it: it rejoins as a follower).
 //
 // Threads: main waits for signals; the broker runs its own core and
 // storage threads; one helper thread waits for the broker to stop by
@@ -31,6 +32,7 @@
 #include "broker/src/http/http_server.h"
 #include "broker/src/sd_notify.h"
 #include "broker/src/settings.h"
+#include "broker/src/txmqd_cluster.h"
 #include "protocol/src/byte_size.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
@@ -318,6 +320,8 @@ int main(int argc, char** argv) {
                  "127.0.0.1:9464 (port 0 picks a free one; it is logged and written to "
                  "--ready-file). Off by default. Unauthenticated: an address other machines "
                  "can reach needs --insecure");
+  txmq::broker::ClusterFlags cluster_flags;
+  txmq::broker::AddClusterFlags(app, cluster_flags);
   bool print_config = false;
   app.add_flag("--print-config", print_config,
                "Print a config file naming every option, commented out at its default, and exit "
@@ -424,6 +428,12 @@ int main(int argc, char** argv) {
     }
   }
 
+  auto cluster_options = txmq::broker::ClusterOptions(cluster_flags, o);
+  if (!cluster_options.ok()) {
+    std::cerr << "txmqd: " << cluster_options.status().message() << "\n";
+    return 2;
+  }
+
   // Rules between options (a segment must hold 4 messages, the disk
   // watermark must leave the broker its room, ...): bad usage, like a bad flag.
   if (txmq::Status s = txmq::ValidateBrokerOptions(o); !s.ok()) {
@@ -460,6 +470,15 @@ int main(int argc, char** argv) {
   settings.emplace_back("log-level", log_level);
   settings.emplace_back("audit-log", hangup_files.audit_log.empty() ? "-" : hangup_files.audit_log);
   settings.emplace_back("http", http_address.empty() ? "-" : http_address);
+  settings.emplace_back("etcd", cluster_flags.etcd.empty() ? "-" : cluster_flags.etcd);
+  if (!cluster_flags.etcd.empty()) {
+    settings.emplace_back("cluster", cluster_flags.cluster);
+    settings.emplace_back("group", cluster_flags.group);
+    settings.emplace_back("node", cluster_options->node);
+    settings.emplace_back("replication-listen", cluster_flags.replication_listen);
+    settings.emplace_back("peers", cluster_flags.peers.empty() ? "-" : cluster_flags.peers);
+    settings.emplace_back("min-isr", std::to_string(cluster_flags.min_isr));
+  }
   log->info("txmqd {} starting (pid {}) with these settings:{}", txmq::kVersion, getpid(),
             txmq::broker::SettingsBlock(settings));
 
@@ -485,6 +504,13 @@ int main(int argc, char** argv) {
     }
   }
 
+  // A cluster node follows until it leads; only then is there a store.
+  std::unique_ptr<txmq::cluster::ClusterNode> node;
+  if (!cluster_flags.etcd.empty()) {
+    int exit_code = 0;
+    node = txmq::broker::StartClusterNode(*cluster_options, o, signals, &exit_code);
+    if (!node) return exit_code;
+  }
   auto broker = txmq::Broker::Start(o);
   if (!broker.ok() && broker.status().code() == txmq::StatusCode::kCorruption) {
     // Damage is its own exit code: a supervisor must not restart into it.
@@ -538,6 +564,10 @@ int main(int argc, char** argv) {
   if (http) http->Stop();
   (*broker)->Stop();
   watcher.join();
+  if (node && !node->failure().ok()) {
+    std::cerr << "txmqd: stopped: " << node->failure().message() << "\n";
+    return 5;
+  }
   if (!stopped_by_itself.ok()) {
     std::cerr << "txmqd: stopped: " << stopped_by_itself.ToString() << "\n";
     return 3;

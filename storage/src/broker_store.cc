@@ -690,6 +690,19 @@ std::unique_ptr<Round> BrokerStore::WriteInline(int64_t time_ms) {
   return round;
 }
 
+Status BrokerStore::WriteReplicated(int64_t time_ms, std::string records, std::string ops_record) {
+  if (busy_ || !round_->empty()) {
+    return Status::FailedPrecondition("a replicated round must not overtake this store's own");
+  }
+  Round round;
+  round.SealReplicated(time_ms, options_.epoch, std::move(records), std::move(ops_record));
+  if (round.writes_nothing()) return Status::OK();
+  if (Status s = log_->Place(round.entry()); !s.ok()) return s;
+  std::lock_guard<std::mutex> writer(writer_mu_);
+  WriteRound(round);
+  return round.status();
+}
+
 std::unique_ptr<Round> BrokerStore::TakeFinished() {
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) busy_ = false;

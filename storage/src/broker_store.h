@@ -231,6 +231,12 @@ class BrokerStore {
   // Writes the open round on the calling thread (its status set) and
   // returns it: for a small round nobody waits behind. Requires !busy().
   std::unique_ptr<Round> WriteInline(int64_t time_ms);
+  // Writes a round another store sealed (a replica's committed entry:
+  // its time, records and operations record) on the calling thread, with
+  // the same write and index update as a round of this store. Requires
+  // !busy() and an empty open round; positions come out as on the store
+  // that sealed it when both applied the same rounds from empty.
+  Status WriteReplicated(int64_t time_ms, std::string records, std::string ops_record);
   // The finished round (run its completions with Complete()), or null.
   std::unique_ptr<Round> TakeFinished();
   // Blocks until the round in flight finished; null if none.

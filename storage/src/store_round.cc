@@ -25,6 +25,18 @@ void Round::Seal(int64_t time_ms, uint64_t epoch) {
   if (!ops_record_.empty()) entry_.Add(ops_record_.data(), ops_record_.size());
 }
 
+void Round::SealReplicated(int64_t time_ms, uint64_t epoch, std::string records,
+                           std::string ops_record) {
+  records_ = std::move(records);
+  ops_.clear();
+  ops_record_ = std::move(ops_record);
+  entry_ = PendingEntry{};
+  entry_.epoch = epoch;
+  entry_.time_ms = time_ms;
+  if (!records_.empty()) entry_.Add(records_.data(), records_.size());
+  if (!ops_record_.empty()) entry_.Add(ops_record_.data(), ops_record_.size());
+}
+
 void Round::Complete() {
   for (auto& fn : completions_) fn(status_);
   completions_.clear();

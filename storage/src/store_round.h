@@ -51,6 +51,9 @@ class Round {
   // Store side.
   // Builds the entry: records, then one kIndexOps record of the operations.
   void Seal(int64_t time_ms, uint64_t epoch);
+  // Builds the entry from another store's sealed round (replication): its
+  // records and its operations record, as that store wrote them.
+  void SealReplicated(int64_t time_ms, uint64_t epoch, std::string records, std::string ops_record);
   PendingEntry& entry() { return entry_; }
   // The whole payload as written (records and the operations record).
   std::string_view records() const { return records_; }

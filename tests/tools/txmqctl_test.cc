@@ -171,11 +171,15 @@ TEST_F(Txmqctl, StatusShowsTheVersionAndEveryEffectiveSetting) {
   auto help = RunCommand({testing::BinPath("txmqd"), "--help"});
   const std::set<std::string> process_only = {"help",       "version",   "config", "log-level",
                                               "ready-file", "audit-log", "http",   "print-config"};
+  // The cluster flags (--etcd ...) are the node's, not the broker's: its
+  // start-up log shows them; `txmqctl cluster status` will (issue 11).
+  const std::set<std::string> node_only = {
+      "etcd", "cluster", "group", "node", "replication-listen", "peers", "min-isr"};
   std::regex flag(R"(\n\s+--([a-z-]+))");
   int flags = 0;
   for (std::sregex_iterator it(help.out.begin(), help.out.end(), flag), end; it != end; ++it) {
     const std::string name = (*it)[1];
-    if (process_only.count(name)) continue;
+    if (process_only.count(name) || node_only.count(name)) continue;
     ++flags;
     EXPECT_TRUE(settings.contains(name)) << "txmqctl status does not show --" << name;
   }

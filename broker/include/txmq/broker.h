@@ -32,6 +32,9 @@ namespace broker {
 // What the broker's metrics are at one moment (Broker::Metrics); defined
 // in broker/src/metrics_snapshot.h, for txmqd's HTTP endpoint and tests.
 struct MetricsSnapshot;
+// Where a cluster node's rounds are replicated (broker/src/
+// round_replicator.h); txmqd's --etcd sets one.
+class RoundReplicator;
 }  // namespace broker
 
 enum class FlushMode {
@@ -148,6 +151,9 @@ struct BrokerOptions {
   bool repair = false;
   // Tests only: file layers that can lose power. Null: the real ones.
   std::shared_ptr<const StorageLayers> storage_layers{};
+  // A cluster node (txmqd --etcd): each round's replies wait until the
+  // group committed it (must outlive the broker). Null: a single node.
+  broker::RoundReplicator* replicator = nullptr;
 
   // --- disk space ---
   // The disk watermark: below this much free space on the data directory's

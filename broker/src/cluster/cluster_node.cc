@@ -1,0 +1,282 @@
+#include "broker/src/cluster/cluster_node.h"
+
+#include <algorithm>
+
+#include "broker/src/cluster/etcd_coordinator.h"
+#include "broker/src/cluster/file_replica_log.h"
+#include "broker/src/cluster/group_member.h"
+#include "broker/src/cluster/replica_follower.h"
+#include "broker/src/cluster/replication_leader.h"
+#include "broker/src/cluster/replication_messages.h"
+#include "protocol/src/log.h"
+
+namespace txmq::cluster {
+
+using namespace std::chrono_literals;
+
+struct ClusterNode::Impl {
+  std::unique_ptr<Coordinator> coordinator;
+  std::unique_ptr<GroupMember> member;
+  std::unique_ptr<FileReplicaLog> log;
+  std::unique_ptr<ReplicaFollower> follower;
+  std::unique_ptr<ReplicationLeader> leader;
+  std::unique_ptr<ZmqReplicationTransport> transport;
+  // Tickets appended to the log in this epoch and their indexes, in order.
+  std::deque<std::pair<uint64_t, uint64_t>> tickets;
+  uint64_t next_ticket = 0;  // the ticket of the next round appended
+  ReplicationClock::time_point led_since{};
+  bool handed_over = false;  // main has the entries: the broker serves
+};
+
+ClusterNode::ClusterNode(ClusterNodeOptions options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions options) {
+  if (options.etcd_endpoints.empty()) return Status::InvalidArgument("--etcd: no URL given");
+  if (options.min_isr < 1 || options.min_isr > options.peers.size() + 1) {
+    return Status::InvalidArgument("--min-isr " + std::to_string(options.min_isr) +
+                                   ": must be between 1 and the group's size (" +
+                                   std::to_string(options.peers.size() + 1) + ")");
+  }
+  std::unique_ptr<ClusterNode> node(new ClusterNode(std::move(options)));
+  auto started = std::make_shared<std::promise<Status>>();
+  auto result = started->get_future();
+  node->thread_ = std::thread([n = node.get(), started] { n->Loop(started); });
+  if (Status s = result.get(); !s.ok()) {
+    node->thread_.join();
+    return s;
+  }
+  return node;
+}
+
+ClusterNode::~ClusterNode() {
+  stop_ = true;
+  leadership_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool ClusterNode::WaitUntilLeading(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  leadership_cv_.wait_for(lock, timeout, [this] { return leadership_.has_value() || stop_; });
+  if (!leadership_) return false;
+  leadership_taken_ = true;
+  return true;
+}
+
+std::vector<std::string> ClusterNode::TakeCommittedRounds() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> rounds;
+  if (leadership_) rounds.swap(*leadership_);
+  return rounds;
+}
+
+std::string ClusterNode::leader_url() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return leader_url_;
+}
+
+uint64_t ClusterNode::Replicate(std::string payload) {
+  std::lock_guard<std::mutex> lock(mu_);
+  to_append_.push_back(std::move(payload));
+  return ++next_ticket_;
+}
+
+Status ClusterNode::failure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_;
+}
+
+void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
+  auto log = Logger("cluster");
+  Impl m;
+  {
+    EtcdOptions etcd;
+    etcd.endpoint = options_.etcd_endpoints.front();
+    auto coordinator = OpenEtcdCoordinator(etcd);
+    if (!coordinator.ok()) return started->set_value(coordinator.status());
+    m.coordinator = std::move(coordinator.value());
+    auto replica_log = FileReplicaLog::Open({.dir = options_.log_dir});
+    if (!replica_log.ok()) return started->set_value(replica_log.status());
+    m.log = std::move(replica_log.value());
+    GroupMemberOptions g;
+    g.cluster = options_.cluster;
+    g.group = options_.group;
+    g.node = options_.node;
+    g.listen_url = options_.client_url;
+    g.lease_ttl = options_.lease_ttl;
+    g.min_isr = options_.min_isr;
+    g.highest_epoch_seen = m.log->highest_epoch();
+    auto member = GroupMember::Open(*m.coordinator, g);
+    if (!member.ok()) return started->set_value(member.status());
+    m.member = std::move(member.value());
+    ZmqTransportOptions t;
+    t.node = options_.node;
+    t.bind = options_.replication_bind;
+    t.peers = options_.peers;
+    auto transport = ZmqReplicationTransport::Open(t);
+    if (!transport.ok()) return started->set_value(transport.status());
+    m.transport = std::move(transport.value());
+    // Followers apply nothing (the store is rebuilt when this node leads),
+    // so nothing below the log's end is known committed: floor 0.
+    m.follower = std::make_unique<ReplicaFollower>(options_.node, *m.log, 0);
+  }
+  log->info("node {} of group {} (cluster {}): replication on {}, log at index {} epoch {}",
+            options_.node, options_.group, options_.cluster, m.transport->endpoint(),
+            m.log->last().index, m.log->highest_epoch());
+  started->set_value(Status::OK());
+
+  // Stops leading: before the broker serves, back to following; after,
+  // for good (the broker's uncommitted rounds must never be served).
+  auto lose = [&](const std::string& why) {
+    if (!m.leader) return;
+    m.leader->StepDown(Status::Unavailable(why));
+    m.leader.reset();
+    m.tickets.clear();
+    log->warn("node {} stopped leading group {}: {}", options_.node, options_.group, why);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!leadership_taken_) leadership_.reset();
+    m.handed_over = leadership_taken_;  // not taken yet: hand over again on a later win
+    if (leadership_taken_ && failure_.ok()) {
+      failure_ = Status::Unavailable("node " + options_.node + " stopped leading group " +
+                                     options_.group + ": " + why);
+      event_.Notify();
+    }
+  };
+  std::vector<std::string> peer_names;
+  for (const ZmqPeer& p : options_.peers) peer_names.push_back(p.name);
+  const auto tick_every =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 3;
+  auto next_tick = ReplicationClock::now();
+  while (!stop_) {
+    auto now = ReplicationClock::now();
+    if (now >= next_tick) {
+      TickReport report = m.member->Tick(now);
+      if (!report.coordinator.ok()) log->debug("etcd: {}", report.coordinator.ToString());
+      if (report.stepped_down)
+        lose(report.note.empty() ? "the group record moved on" : report.note);
+      if (report.became_leader && failure().ok()) {
+        ReplicationLeaderOptions lo;
+        lo.node = options_.node;
+        lo.followers = peer_names;
+        lo.min_isr = options_.min_isr;
+        auto leader = ReplicationLeader::Start(*m.log, lo, m.member->leader_epoch(),
+                                               m.member->view().isr, 0, now);
+        if (leader.ok()) {
+          m.leader = std::move(leader.value());
+          m.led_since = now;
+          log->info("node {} leads group {} in epoch {} (ISR {})", options_.node, options_.group,
+                    m.leader->epoch(), m.member->view().isr.size());
+        } else {
+          // Holding the record without leading would stall the group: let
+          // another member (or this one, in a higher epoch) run.
+          log->error("node {} won epoch {} but cannot lead it: {}; leaving the election",
+                     options_.node, m.member->leader_epoch(), leader.status().ToString());
+          (void)m.member->Leave();
+        }
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        leader_url_ = m.member->leader_url();
+      }
+      // ISR upkeep, after a grace of max_lag so live followers answer first.
+      if (m.leader && now - m.led_since > options_.max_lag) {
+        for (const std::string& lagging : m.leader->Lagging(now, options_.max_lag)) {
+          Status s = m.member->ShrinkIsr(lagging, now);
+          log->warn("{} lags; taking it out of the ISR: {}", lagging,
+                    s.ok() ? "done" : s.ToString());
+          if (s.ok()) m.leader->SetIsr(m.member->view().isr);
+        }
+      }
+      if (m.leader) {
+        const auto& isr = m.member->view().isr;
+        for (const std::string& peer : peer_names) {
+          if (std::find(isr.begin(), isr.end(), peer) != isr.end()) continue;
+          if (!m.leader->HoldsCommitted(peer)) continue;
+          Status s = m.member->ExpandIsr(peer, now);
+          log->info("{} caught up; into the ISR: {}", peer, s.ok() ? "done" : s.ToString());
+          if (s.ok()) m.leader->SetIsr(m.member->view().isr);
+        }
+      }
+      next_tick = now + tick_every;
+      now = ReplicationClock::now();
+    }
+    // Rounds the core handed over: appended and fsynced here in one go.
+    if (m.leader) {
+      std::deque<std::string> rounds;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        rounds.swap(to_append_);
+      }
+      for (std::string& payload : rounds) {
+        auto index = m.leader->Append(std::move(payload));
+        if (!index.ok()) {
+          lose("appending to the replica log: " + index.status().ToString());
+          break;
+        }
+        m.tickets.emplace_back(++m.next_ticket, *index);
+      }
+      // (Also the epoch-start entry, which Start appends unsynced.)
+      if (m.leader && m.log->last().index != m.log->durable().index) {
+        if (Status s = m.leader->SyncLocal(); !s.ok())
+          lose("syncing the replica log: " + s.ToString());
+      }
+    }
+    size_t moved = 0;
+    if (m.leader) {
+      for (Outgoing& out : m.leader->Poll(now)) {
+        (void)m.transport->Send(out.to, EncodeReplicationMessage(out.message));
+        ++moved;
+      }
+    }
+    while (auto frame = m.transport->Receive()) {
+      ++moved;
+      auto message = DecodeReplicationMessage(frame->bytes);
+      if (!message.ok()) continue;
+      if (std::holds_alternative<AppendAnswer>(message->body)) {
+        if (m.leader) m.leader->OnAnswer(frame->peer, *message);
+        continue;
+      }
+      // A request: answered by the follower's rules also while this node
+      // leads (its epoch is then above any sender's: refused).
+      (void)m.transport->Send(frame->peer, EncodeReplicationMessage(m.follower->Handle(*message)));
+    }
+    if (m.leader && m.leader->superseded()) lose("a follower has seen a newer epoch");
+    if (m.leader) {
+      const uint64_t commit = m.leader->commit_index();
+      uint64_t done = 0;
+      while (!m.tickets.empty() && m.tickets.front().second <= commit) {
+        done = m.tickets.front().first;
+        m.tickets.pop_front();
+      }
+      if (done != 0) {
+        committed_.store(done, std::memory_order_release);
+        event_.Notify();
+      }
+      if (!m.handed_over && commit >= m.leader->epoch_start()) {
+        std::vector<std::string> entries;
+        bool ok = true;
+        for (uint64_t i = 1; i < m.leader->epoch_start(); ++i) {
+          auto entry = m.log->Read(i);
+          if (!entry.ok()) {
+            log->error("cannot read replica entry {}: {}", i, entry.status().ToString());
+            ok = false;
+            break;
+          }
+          entries.push_back(std::move(entry->payload));
+        }
+        if (ok) {
+          m.handed_over = true;
+          log->info("node {} serves group {}: epoch {} committed from index {}", options_.node,
+                    options_.group, m.leader->epoch(), m.leader->epoch_start());
+          std::lock_guard<std::mutex> lock(mu_);
+          leadership_ = std::move(entries);
+          leadership_cv_.notify_all();
+        }
+      }
+    }
+    if (moved == 0) m.transport->Wait(m.leader ? 1ms : 20ms);
+  }
+  if (m.leader) m.leader->StepDown(Status::Unavailable("node stopping"));
+  (void)m.member->Leave();
+}
+
+}  // namespace txmq::cluster

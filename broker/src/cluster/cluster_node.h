@@ -1,0 +1,110 @@
+// One txmqd's part in a replicated broker group: the replication thread
+// and what it owns, and the RoundReplicator the broker's core hands its
+// rounds to (DESIGN.md "Wiring into txmqd: the decisions").
+//
+// Thread "txmq-replica" owns: the coordinator and the GroupMember (ticked
+// every lease TTL / 3), the FileReplicaLog, the ReplicaFollower, the
+// ReplicationLeader while this node leads, the ZmqReplicationTransport
+// (its sockets), and the ticket -> log index map. Shared under mu_: rounds
+// handed over by the core thread and not yet appended, the hand-over of
+// leadership to main (the committed entries before this epoch), the
+// leader's URL, the failure; committed_ is atomic. The core thread calls
+// Replicate (and the broker's Init TakeCommittedRounds); main calls
+// WaitUntilLeading and leader_url.
+//
+// Life of a node: it follows (answers appends, keeps its log) until it
+// wins an election and its epoch-start entry commits; then main rebuilds
+// the store from the entries before it and starts the broker, whose rounds
+// come through Replicate. If it stops leading after that, failure() is set
+// for good (the broker stops and txmqd exits; restarted, it follows).
+//
+// Thread safety: as above; the destructor stops and joins the thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/src/cluster/zmq_transport.h"
+#include "broker/src/round_replicator.h"
+#include "protocol/src/event_fd.h"
+#include "txmq/status.h"
+
+namespace txmq::cluster {
+
+struct ClusterNodeOptions {
+  // etcd client URLs; the first is used (TODO: move on to the next).
+  std::vector<std::string> etcd_endpoints;
+  std::string cluster;
+  std::string group;
+  std::string node;
+  // Where clients reach this node (its --listen, port resolved): stored in
+  // its liveness key, named in answers of the nodes that do not lead.
+  std::string client_url;
+  // Where this node's replication ROUTER binds, and the group's other
+  // members with theirs.
+  std::string replication_bind;
+  std::vector<ZmqPeer> peers;
+  size_t min_isr = 1;
+  std::chrono::seconds lease_ttl{3};
+  // An ISR follower that has lacked entries this long is taken out of the
+  // ISR (so a dead one stops holding commits back).
+  std::chrono::milliseconds max_lag{3000};
+  // The replica log's directory.
+  std::string log_dir;
+};
+
+class ClusterNode final : public broker::RoundReplicator {
+ public:
+  // Opens the replica log, binds the transport and starts the thread; the
+  // error names what failed (kInvalidArgument for options, kUnavailable
+  // for an address that cannot be bound).
+  static Result<std::unique_ptr<ClusterNode>> Start(ClusterNodeOptions options);
+  ~ClusterNode() override;
+  ClusterNode(const ClusterNode&) = delete;
+  ClusterNode& operator=(const ClusterNode&) = delete;
+
+  // Main thread. True once this node leads and its epoch-start entry
+  // committed (within `timeout`): the broker may open now, and
+  // TakeCommittedRounds has the entries before it.
+  bool WaitUntilLeading(std::chrono::milliseconds timeout);
+  // The leader's client URL as last read from etcd ("" unknown).
+  std::string leader_url() const;
+
+  std::vector<std::string> TakeCommittedRounds() override;
+  uint64_t Replicate(std::string payload) override;
+  uint64_t committed() const override { return committed_.load(std::memory_order_acquire); }
+  Status failure() const override;
+  EventFd& event() override { return event_; }
+
+ private:
+  struct Impl;  // the replication thread's own state (cluster_node.cc)
+  explicit ClusterNode(ClusterNodeOptions options);
+  void Loop(std::shared_ptr<std::promise<Status>> started);
+
+  const ClusterNodeOptions options_;
+  EventFd event_;
+  std::atomic<uint64_t> committed_{0};
+  std::atomic<bool> stop_{false};
+
+  mutable std::mutex mu_;
+  std::condition_variable leadership_cv_;
+  std::deque<std::string> to_append_;                   // guarded by mu_
+  uint64_t next_ticket_ = 0;                            // guarded by mu_
+  std::optional<std::vector<std::string>> leadership_;  // guarded by mu_
+  bool leadership_taken_ = false;                       // guarded by mu_
+  std::string leader_url_;                              // guarded by mu_
+  Status failure_;                                      // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace txmq::cluster

@@ -1,0 +1,39 @@
+// What the broker's core needs from replication (a cluster node,
+// broker/src/cluster/cluster_node.h): a place to hand each written round,
+// and word of when it is committed, so its completions (replies,
+// visibility to consumers) run only then. Without one (a single node)
+// completions run when the store has the round, as always.
+//
+// Thread safety: TakeCommittedRounds and Replicate are called by the
+// broker's opening and core thread only; committed,
+// failure and event from any thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "protocol/src/event_fd.h"
+#include "txmq/status.h"
+
+namespace txmq::broker {
+
+class RoundReplicator {
+ public:
+  virtual ~RoundReplicator() = default;
+  // Once, when the broker opens: the committed rounds (payloads,
+  // replicated_round.h) the store is rebuilt from, oldest first.
+  virtual std::vector<std::string> TakeCommittedRounds() = 0;
+  // Takes one round's payload (replicated_round.h) for the replicated
+  // log; returns its ticket: 1, 2, ... in call order.
+  virtual uint64_t Replicate(std::string payload) = 0;
+  // Every round with a ticket up to this is committed.
+  virtual uint64_t committed() const = 0;
+  // Non-OK once nothing more will commit through this node (it stopped
+  // leading): rounds still waiting fail with it and the broker stops.
+  virtual Status failure() const = 0;
+  // Raised when committed() moved or failure() was set.
+  virtual EventFd& event() = 0;
+};
+
+}  // namespace txmq::broker

@@ -1,0 +1,84 @@
+#include "broker/src/standby_responder.h"
+
+#include <zmq.hpp>
+
+#include "protocol/src/codec.h"
+#include "protocol/src/log.h"
+
+namespace txmq::broker {
+
+struct StandbyResponder::Impl {
+  std::string who;
+  std::function<std::string()> leader;
+  zmq::context_t context{1};
+  zmq::socket_t router{context, zmq::socket_type::router};
+  std::atomic<bool> stop{false};
+  std::thread thread;
+
+  void Loop() {
+    const wire::DecodeLimits limits;
+    while (!stop) {
+      zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+      try {
+        zmq::poll(&item, 1, std::chrono::milliseconds(100));
+        if (!(item.revents & ZMQ_POLLIN)) continue;
+        zmq::message_t id, payload;
+        if (!router.recv(id, zmq::recv_flags::dontwait) || !id.more()) continue;
+        (void)router.recv(payload, zmq::recv_flags::dontwait);
+        bool more = payload.more();
+        while (more) {  // a request is one frame; drop the rest
+          zmq::message_t junk;
+          (void)router.recv(junk, zmq::recv_flags::dontwait);
+          more = junk.more();
+        }
+        auto frame = wire::DecodeFrame(std::move(payload), limits);
+        const uint64_t request_id = frame.ok() ? frame->envelope().getRequestId() : 0;
+        wire::OutFrame reply(request_id);
+        wire::SetError(reply.envelope(), NotLeader(who, leader()));
+        (void)router.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        (void)router.send(reply.Encode(), zmq::send_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR && e.num() != EHOSTUNREACH) {
+          Logger("cluster")->warn("standby answer failed: {}", e.what());
+        }
+      } catch (const kj::Exception&) {
+        // A malformed request: nothing to answer it with.
+      }
+    }
+  }
+};
+
+Status StandbyResponder::NotLeader(const std::string& who, const std::string& leader_url) {
+  return Status::Unavailable(
+      "NOT_LEADER: " + who + " does not lead its group; " +
+      (leader_url.empty() ? std::string("no leader is known yet") : "the leader is " + leader_url) +
+      " (retry there)");
+}
+
+Result<std::unique_ptr<StandbyResponder>> StandbyResponder::Start(
+    std::string endpoint, std::string who, std::function<std::string()> leader) {
+  auto impl = std::make_unique<Impl>();
+  impl->who = std::move(who);
+  impl->leader = std::move(leader);
+  try {
+    impl->router.set(zmq::sockopt::linger, 0);
+    impl->router.set(zmq::sockopt::sndhwm, 1000);
+    impl->router.bind(endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable("cannot listen on '" + endpoint + "': " + e.what());
+  }
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->Loop(); });
+  return std::unique_ptr<StandbyResponder>(new StandbyResponder(std::move(impl)));
+}
+
+StandbyResponder::StandbyResponder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+StandbyResponder::~StandbyResponder() {
+  impl_->stop = true;
+  impl_->thread.join();
+  impl_->router.close();
+  impl_->context.close();
+}
+
+}  // namespace txmq::broker

@@ -1,0 +1,152 @@
+#include "broker/src/txmqd_cluster.h"
+
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "broker/src/standby_responder.h"
+#include "protocol/src/log.h"
+
+namespace txmq::broker {
+
+namespace {
+
+std::vector<std::string> SplitComma(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');) {
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+}  // namespace
+
+void AddClusterFlags(CLI::App& app, ClusterFlags& f) {
+  app.add_option("--etcd", f.etcd,
+                 "Join a replicated broker group: etcd's client URL(s), comma-separated "
+                 "(http://127.0.0.1:2379; only the first is used yet). Without it txmqd is a "
+                 "single broker and every other cluster flag is refused");
+  app.add_option("--cluster", f.cluster, "With --etcd: the cluster's name (etcd key prefix)")
+      ->capture_default_str();
+  app.add_option("--group", f.group,
+                 "With --etcd: this node's broker group; its members replicate one log");
+  app.add_option("--node", f.node,
+                 "With --etcd: this node's name in its group (default: --name); unique, no '/'");
+  app.add_option("--replication-listen", f.replication_listen,
+                 "With --etcd: ZeroMQ endpoint where this node takes replication traffic, "
+                 "e.g. tcp://127.0.0.1:7900 (plaintext: keep it on a private network)");
+  app.add_option("--peers", f.peers,
+                 "With --etcd: the group's other nodes and their --replication-listen, "
+                 "comma-separated NODE=ENDPOINT (b=tcp://10.0.0.2:7900,c=tcp://10.0.0.3:7900)");
+  app.add_option("--min-isr", f.min_isr,
+                 "With --etcd: a send, an end or an ack is answered only once this many nodes "
+                 "(every in-sync one, at least this many) have it on disk; 1 is a single "
+                 "node's durability, 2 survives a lost node. Each node fsyncs its log before "
+                 "it counts, whatever --flush says")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
+}
+
+Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const BrokerOptions& o) {
+  cluster::ClusterNodeOptions c;
+  if (f.etcd.empty()) {
+    if (!f.group.empty() || !f.node.empty() || !f.replication_listen.empty() || !f.peers.empty() ||
+        f.min_isr != 1) {
+      return Status::InvalidArgument(
+          "--group, --node, --replication-listen, --peers and --min-isr need --etcd (without it "
+          "txmqd is a single broker)");
+    }
+    return c;
+  }
+  c.etcd_endpoints = SplitComma(f.etcd);
+  for (const std::string& url : c.etcd_endpoints) {
+    if (url.rfind("http://", 0) != 0) {
+      return Status::InvalidArgument("--etcd " + url + ": not an http:// URL");
+    }
+  }
+  if (f.group.empty()) return Status::InvalidArgument("--etcd needs --group NAME");
+  if (f.replication_listen.empty()) {
+    return Status::InvalidArgument("--etcd needs --replication-listen ENDPOINT");
+  }
+  if (o.listen.find('*') != std::string::npos) {
+    return Status::InvalidArgument("--listen " + o.listen +
+                                   ": with --etcd it is stored for clients, so name the port");
+  }
+  if (o.repair) return Status::InvalidArgument("--repair: not with --etcd (the log is the record)");
+  for (const auto& [flag, name] : {std::pair<std::string, std::string>{"--cluster", f.cluster},
+                                   {"--group", f.group},
+                                   {"--node", f.node.empty() ? o.name : f.node}}) {
+    if (name.empty() || name.find('/') != std::string::npos) {
+      return Status::InvalidArgument(flag + " '" + name +
+                                     "': a name must be non-empty without '/' (it is part of "
+                                     "etcd keys)");
+    }
+  }
+  c.cluster = f.cluster;
+  c.group = f.group;
+  c.node = f.node.empty() ? o.name : f.node;
+  c.client_url = o.listen;
+  c.replication_bind = f.replication_listen;
+  for (const std::string& peer : SplitComma(f.peers)) {
+    const size_t eq = peer.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == peer.size()) {
+      return Status::InvalidArgument("--peers " + peer + ": not NODE=ENDPOINT");
+    }
+    c.peers.push_back({peer.substr(0, eq), peer.substr(eq + 1), ""});
+  }
+  c.min_isr = f.min_isr;
+  if (c.min_isr > c.peers.size() + 1) {
+    return Status::InvalidArgument("--min-isr " + std::to_string(c.min_isr) +
+                                   " is more than the group's " +
+                                   std::to_string(c.peers.size() + 1) + " nodes (--peers)");
+  }
+  c.log_dir = o.data_dir + "/replica";
+  return c;
+}
+
+std::unique_ptr<cluster::ClusterNode> StartClusterNode(const cluster::ClusterNodeOptions& options,
+                                                       BrokerOptions& o, const sigset_t& signals,
+                                                       int* exit_code) {
+  auto log = Logger("txmqd");
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  auto node = cluster::ClusterNode::Start(options);
+  if (!node.ok()) {
+    std::cerr << "txmqd: cannot join group " << options.group << ": " << node.status().ToString()
+              << "\n";
+    *exit_code = 1;
+    return nullptr;
+  }
+  log->info("following; serving clients once this node leads group {}", options.group);
+  // Until then clients hear where the leader is. (With CURVE they would
+  // need this socket to be a CURVE server with the broker's ZAP handler:
+  // not yet, so they wait for their timeout instead.)
+  std::unique_ptr<StandbyResponder> standby;
+  if (o.curve_secret_key_file.empty()) {
+    auto started = StandbyResponder::Start(o.listen, options.node,
+                                           [n = node->get()] { return n->leader_url(); });
+    if (!started.ok()) {
+      std::cerr << "txmqd: " << started.status().message() << "\n";
+      *exit_code = 1;
+      return nullptr;
+    }
+    standby = std::move(started.value());
+  }
+  while (!(*node)->WaitUntilLeading(std::chrono::milliseconds(200))) {
+    const timespec now{0, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &now);
+    if (sig == SIGINT || sig == SIGTERM) {
+      log->info("stopping before leading");
+      *exit_code = 0;
+      return nullptr;
+    }
+  }
+  standby.reset();  // frees the endpoint for the broker
+  // The broker rebuilds its store there from the committed rounds.
+  o.data_dir += "/store";
+  o.replicator = node->get();
+  return std::move(node.value());
+}
+
+}  // namespace txmq::broker

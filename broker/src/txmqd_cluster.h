@@ -1,0 +1,40 @@
+// txmqd's cluster flags (--etcd and friends) and the start of a cluster
+// node: follow until this node leads, rebuild the store from the
+// committed entries, then let main start the broker on it.
+#pragma once
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "broker/src/cluster/cluster_node.h"
+#include "txmq/broker.h"
+#include "txmq/status.h"
+
+namespace txmq::broker {
+
+struct ClusterFlags {
+  std::string etcd;  // "": a single node
+  std::string cluster = "txmq";
+  std::string group;
+  std::string node;
+  std::string replication_listen;
+  std::string peers;  // NODE=ENDPOINT,...
+  size_t min_isr = 1;
+};
+
+void AddClusterFlags(CLI::App& app, ClusterFlags& flags);
+// The node's options from the flags; kInvalidArgument naming the flag.
+Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& flags,
+                                                   const BrokerOptions& o);
+// Starts the node and waits until it may serve (it leads); then points
+// `o` at the store o.data_dir + "/store" (which the broker rebuilds from
+// the committed rounds) and at the node. Null (and `*exit_code` set: 0 on a signal in `signals`, 1
+// on an error) when it stops first.
+std::unique_ptr<cluster::ClusterNode> StartClusterNode(const cluster::ClusterNodeOptions& options,
+                                                       BrokerOptions& o, const sigset_t& signals,
+                                                       int* exit_code);
+
+}  // namespace txmq::broker
