@@ -169,8 +169,9 @@ TEST_F(Txmqctl, StatusShowsTheVersionAndEveryEffectiveSetting) {
   // Every flag of txmqd that sets a broker option is there; only the ones
   // about the process itself are not.
   auto help = RunCommand({testing::BinPath("txmqd"), "--help"});
-  const std::set<std::string> process_only = {"help",       "version",   "config", "log-level",
-                                              "ready-file", "audit-log", "http",   "print-config"};
+  const std::set<std::string> process_only = {"help",      "version",      "config",
+                                              "log-level", "ready-file",   "audit-log",
+                                              "http",      "print-config", "http-token-file"};
   std::regex flag(R"(\n\s+--([a-z-]+))");
   int flags = 0;
   for (std::sregex_iterator it(help.out.begin(), help.out.end(), flag), end; it != end; ++it) {
