@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "tests/console/console_fixture.h"
+#include "tests/testutil/secure_world.h"
 #include "tests/testutil/tx_requests.h"
 
 namespace txmq {
@@ -243,6 +244,37 @@ TEST_F(ConsoleApiTest, GeneratedTokenIsReadableByTheBrokersUserOnly) {
   EXPECT_EQ(Get("/api/topics").status, 403);
   token_ = testing::SplitLines(testing::ReadFile(dir_.Sub("data/http-token"))).at(0);
   EXPECT_EQ(Get("/api/topics").status, 200);
+}
+
+// Under CURVE and an ACL the console has no key, and needs none: whoever
+// holds the token acts as the built-in principal http-console, which the
+// ACL does not have to name.
+TEST(ConsoleUnderCurve, TheTokenActsAsTheConsolePrincipal) {
+  testing::TempDir dir;
+  testing::SecureWorld world(
+      dir.path(), {{.name = "shop-app", .produce = {"orders"}, .producer_groups = {"shop"}}});
+  testing::BrokerProcess broker(
+      dir.Sub("data"), {"--http", "127.0.0.1:0", "--curve-secret-key", world.broker_key_file(),
+                        "--acl", world.acl_file(), "--audit-log", dir.Sub("audit.log")});
+  ASSERT_TRUE(broker.Start());
+  testing::AdminClient app(broker.endpoint(), world.client_keys("shop-app"));
+  ASSERT_TRUE(testing::SendHalf(app, "tx-s", "shop", {{.id = "m-s", .topic = "orders"}}).ok());
+
+  const std::string token =
+      testing::SplitLines(testing::ReadFile(dir.Sub("data/http-token"))).at(0);
+  httplib::Client client(broker.http_endpoint());
+  const httplib::Headers auth = {{"Authorization", "Bearer " + token}};
+  auto list = client.Get("/api/transactions", auth);
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->status, 200) << list->body;
+  EXPECT_NE(list->body.find("tx-s"), std::string::npos) << list->body;
+  auto commit =
+      client.Post("/api/transactions/tx-s/commit", auth, kAlice.dump(), "application/json");
+  ASSERT_TRUE(commit);
+  EXPECT_EQ(commit->status, 200) << commit->body;
+  const std::string audit = testing::ReadFile(dir.Sub("audit.log"));
+  EXPECT_NE(audit.find("operator='alice' principal='http-console'"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("action=commit tx=tx-s group=shop"), std::string::npos) << audit;
 }
 
 TEST(ConsoleTokenFile, IsUsedWhenGivenAndRefusedWhenTooShort) {
