@@ -197,6 +197,18 @@ TEST_F(ConsoleApiTest, ListsFilterAndShowOneWithItsMessagesAndChecks) {
   EXPECT_EQ(j["messages"][0]["body"], "body of tx-a");
 }
 
+TEST_F(ConsoleApiTest, AnyPrintableTransactionIdCanBeShownAndEnded) {
+  // As the page sends it: encodeURIComponent.
+  OpenTx("shop/order?42#1");
+  const std::string path = "/api/transactions/shop%2Forder%3F42%231";
+  auto shown = Get(path);
+  ASSERT_EQ(shown.status, 200) << shown.body;
+  EXPECT_EQ(shown.Json()["transaction"]["id"], "shop/order?42#1");
+  auto ended = Post(path + "/rollback", kAlice);
+  ASSERT_EQ(ended.status, 200) << ended.body;
+  EXPECT_EQ(StateOf("shop/order?42#1"), wire::TxState::ROLLED_BACK);
+}
+
 TEST_F(ConsoleApiTest, ActionsWriteTheAuditLineWithOperatorActionAndReason) {
   OpenTx("tx-c");
   OpenTx("tx-r");

@@ -126,10 +126,12 @@ void RouteConsole(httplib::Server& server, ConsoleSource source) {
   route(false, "/api/transactions", [](ConsoleApi& api, const httplib::Request& req) {
     return api.ListTransactions(req.params, Peer(req));
   });
-  route(false, R"(/api/transactions/([^/]+))", [](ConsoleApi& api, const httplib::Request& req) {
+  // A transaction id may hold any printable character, '/' too (the path
+  // arrives decoded): the action is the last segment, the id all before.
+  route(false, R"(/api/transactions/(.+))", [](ConsoleApi& api, const httplib::Request& req) {
     return api.ShowTransaction(Match(req, 1), Peer(req));
   });
-  route(true, R"(/api/transactions/([^/]+)/([^/]+))",
+  route(true, R"(/api/transactions/(.+)/([^/]+))",
         [](ConsoleApi& api, const httplib::Request& req) {
           return api.ActOnTransaction(Match(req, 1), Match(req, 2), req.body, Peer(req));
         });
