@@ -168,10 +168,12 @@ TEST_F(ConsoleApiTest, ListsFilterAndShowOneWithItsMessagesAndChecks) {
   OpenTx("tx-a", "shop", "orders");
   OpenTx("tx-b", "billing", "invoices");
   // Nobody answers checks for either: both end up stuck.
-  ASSERT_TRUE(WaitFor([&] {
-    auto j = Get("/api/transactions?filter=stuck").Json();
-    return j.is_object() && j["transactions"].size() == 2;
-  }));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto j = Get("/api/transactions?filter=stuck").Json();
+        return j.is_object() && j["transactions"].size() == 2;
+      },
+      std::chrono::seconds(30)));
   auto ids = [&](const std::string& query) {
     std::vector<std::string> out;
     const nlohmann::json list = Get("/api/transactions" + query).Json();

@@ -60,7 +60,10 @@ TEST_F(ConsoleBrowserTest, OperatorCommitsAStuckTransactionOnceWithAReason) {
   std::string tx_id, message_id;
   ready >> tx_id >> message_id;
   ASSERT_FALSE(message_id.empty());
-  ASSERT_TRUE(WaitFor([&] { return admin_->ListTransactions(/*stuck_only=*/true).size() == 1; }));
+  // Stuck once the start-up grace (client timeout + 3 s) and two checks
+  // with no producer passed: about 4 s.
+  ASSERT_TRUE(
+      WaitFor([&] { return admin_->ListTransactions(/*stuck_only=*/true).size() == 1; }, 30s));
 
   auto page = browser_->OpenPage(broker_->http_endpoint() + "/");
   ASSERT_TRUE(page.ok()) << page.status().ToString() << "\n" << browser_->log();
