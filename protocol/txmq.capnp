@@ -408,6 +408,7 @@ struct CheckNowRequest {
   stuckOnly @1 :Bool;
   group @2 :Text;
   operator @3 :Text;
+  reason @4 :Text;          # why the operator asks (audit-logged)
 }
 
 struct CheckNowOk {
@@ -593,6 +594,7 @@ struct DlqResendRequest {
   all @2 :Bool;
   dryRun @3 :Bool;
   operator @4 :Text;
+  reason @5 :Text;          # why the operator resends (audit-logged)
 }
 
 struct DlqResendOk {

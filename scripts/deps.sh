@@ -18,7 +18,8 @@ PACKAGES=(
   util-linux mount              # tests: unshare --mount, a small tmpfs (disk full)
   systemd                       # tests: systemd-analyze verify of tools/packaging/txmqd.service
   libcurl4-openssl-dev          # cluster: HTTP to etcd's JSON gateway
-  libcpp-httplib-dev            # txmqd --http: /metrics, /healthz, /readyz
+  libcpp-httplib-dev            # txmqd --http: /metrics, /healthz, /readyz, the web console
+  chromium                      # tests: the web console in a real headless browser
   etcd-server                   # tests: the cluster's coordinator (a real etcd 3.4)
   libpq-dev                     # local message tables in PostgreSQL (txmq::postgres)
   postgresql                    # tests: a real PostgreSQL server (initdb into a temp dir)

@@ -11,6 +11,7 @@
 #include "broker/src/limits.h"
 #include "broker/src/server.h"
 #include "protocol/src/byte_size.h"
+#include "protocol/src/codec.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 
@@ -121,7 +122,7 @@ class Broker::Impl {
   explicit Impl(const BrokerOptions& options) : options_(options) {}
 
   Status Start() {
-    server_ = std::make_unique<broker::Server>(options_, time_, &mailbox_);
+    server_ = std::make_unique<broker::Server>(options_, time_, &mailbox_, &operators_);
     if (Status s = server_->Init(); !s.ok()) return s;
     Logger("broker")->info("broker '{}' serving on {} (data {}, flush {})", options_.name,
                            server_->endpoint(), options_.data_dir,
@@ -165,6 +166,23 @@ class Broker::Impl {
     return mailbox_.Request(timeout);
   }
 
+  Result<std::string> Operate(std::string request, std::string peer,
+                              std::chrono::milliseconds timeout) {
+    // The id, to match the reply; the core decodes the frame again, with
+    // its own limits, as it would a frame from the network.
+    uint64_t request_id = 0;
+    try {
+      auto frame = wire::DecodeFrame(zmq::message_t(request.data(), request.size()), {});
+      if (!frame.ok()) return frame.status();
+      request_id = frame->envelope().getRequestId();
+    } catch (const kj::Exception& e) {
+      return Status::InvalidArgument(std::string("malformed request: ") +
+                                     e.getDescription().cStr());
+    }
+    // Like the metrics mailbox, this one outlives the server.
+    return operators_.Call({request_id, std::move(peer), std::move(request)}, timeout);
+  }
+
   const std::string& endpoint() const { return endpoint_cache_; }
   void CacheEndpoint() { endpoint_cache_ = server_->endpoint(); }
   const BrokerOptions& options() const { return options_; }
@@ -172,7 +190,8 @@ class Broker::Impl {
  private:
   BrokerOptions options_;
   broker::SystemTimeSource time_;
-  broker::SnapshotMailbox mailbox_;  // before server_, which answers it
+  broker::SnapshotMailbox mailbox_;    // before server_, which answers it
+  broker::OperatorMailbox operators_;  // likewise
   std::unique_ptr<broker::Server> server_;
   std::thread thread_;
   std::string endpoint_cache_;
@@ -189,6 +208,11 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   if (Status s = impl->Start(); !s.ok()) return s;
   impl->CacheEndpoint();
   return std::unique_ptr<Broker>(new Broker(std::move(impl)));
+}
+
+Result<std::string> Broker::Operate(std::string request, std::string peer,
+                                    std::chrono::milliseconds timeout) const {
+  return impl_->Operate(std::move(request), std::move(peer), timeout);
 }
 
 Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

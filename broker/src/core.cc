@@ -20,7 +20,10 @@ Status Core::CheckWritable() const {
                              storage_error_.message());
 }
 
-std::string RequestContext::client_id() const { return client != nullptr ? client->id : ""; }
+std::string RequestContext::client_id() const {
+  if (client != nullptr) return client->id;
+  return console() ? "http@" + console_peer : "";
+}
 
 std::string RequestContext::principal_name() const {
   return principal != nullptr ? principal->name : "(unauthenticated)";

@@ -42,9 +42,13 @@ struct RequestContext {
   std::string key{};
   const auth::Principal* principal = nullptr;
   bool as_admin = false;
+  // Set for a request from the HTTP console (operator_mailbox.h): the
+  // address of the browser that asked, "" for a request from the network.
+  std::string console_peer{};
 
-  // The client id it registered under, or "" before hello: what logs,
-  // records and operators see.
+  bool console() const { return !console_peer.empty(); }
+  // The client id it registered under, or "" before hello ("http@PEER"
+  // for the console): what logs, records and operators see.
   std::string client_id() const;
   // Who the audit trail names: the principal, or "(unauthenticated)" when
   // the broker runs without CURVE.

@@ -161,9 +161,10 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
     if (resent.size() > kAuditedIds) ids += ",+" + std::to_string(resent.size() - kAuditedIds);
     Logger("audit")->warn(
         "operator='{}' principal='{}' client={} action=dlq-resend group={} messages={} ids={} "
-        "missing={}",
+        "missing={} reason='{}'",
         AuditField(wire::ToString(request.getOperator())), AuditField(ctx.principal_name()),
-        AuditToken(ctx.client_id()), group, resent.size(), ids.empty() ? "-" : ids, missing.size());
+        AuditToken(ctx.client_id()), group, resent.size(), ids.empty() ? "-" : ids, missing.size(),
+        AuditField(wire::ToString(request.getReason())));
   }
   core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, resent,
                    missing](const Status& s) {

@@ -40,13 +40,15 @@ constexpr auto kMaxPollWait = std::chrono::milliseconds(100);
 constexpr size_t kInlineRoundMax = 4;  // completions; a send has two
 }  // namespace
 
-Server::Server(const BrokerOptions& options, const TimeSource& time, SnapshotMailbox* metrics)
+Server::Server(const BrokerOptions& options, const TimeSource& time, SnapshotMailbox* metrics,
+               OperatorMailbox* operators)
     : options_(options),
       context_(1),
       router_(std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router)),
       guard_(context_, options.max_connections, options.max_connections_per_principal),
       link_(*router_),
-      core_(options, link_, time),
+      split_link_(link_, operators),
+      core_(options, split_link_, time),
       disk_(options),
       topics_(core_),
       dedup_(core_, topics_),
@@ -64,6 +66,7 @@ Server::Server(const BrokerOptions& options, const TimeSource& time, SnapshotMai
       lifecycle_({core_, topics_, groups_, clients_, delivery_, transactions_, inspect_, sweeper_}),
       metrics_(core_, topics_, groups_, clients_, transactions_, info_),
       mailbox_(metrics),
+      operators_(operators),
       acl_guard_([this](const std::string& tx_id) { return transactions_.GroupOf(tx_id); }) {}
 
 Server::~Server() = default;
@@ -220,12 +223,15 @@ void Server::Run() {
         {now + kMaxPollWait, delivery_.NextWake(), transactions_.NextWake(), next_cleanup_});
     if (delayed_.NextDueMs() <= core_.NowMs()) wake = now;
     auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
-    zmq::pollitem_t items[] = {{router_->handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, commit_done_.fd(), ZMQ_POLLIN, 0},
-                               {nullptr, stop_signal_.fd(), ZMQ_POLLIN, 0},
-                               {nullptr, mailbox_ ? mailbox_->fd() : -1, ZMQ_POLLIN, 0},
-                               {nullptr, -1, ZMQ_POLLIN, 0}};
-    size_t polled = mailbox_ ? 4 : 3;
+    zmq::pollitem_t items[6] = {{router_->handle(), 0, ZMQ_POLLIN, 0},
+                                {nullptr, commit_done_.fd(), ZMQ_POLLIN, 0},
+                                {nullptr, stop_signal_.fd(), ZMQ_POLLIN, 0}};
+    size_t polled = 3;
+    // The mailboxes a server has, after the fixed three (0: none).
+    const size_t metrics_item = mailbox_ ? polled++ : 0;
+    if (metrics_item) items[metrics_item] = {nullptr, mailbox_->fd(), ZMQ_POLLIN, 0};
+    const size_t operators_item = operators_ ? polled++ : 0;
+    if (operators_item) items[operators_item] = {nullptr, operators_->fd(), ZMQ_POLLIN, 0};
     if (options_.replicator != nullptr) {
       items[polled] = {nullptr, options_.replicator->event().fd(), ZMQ_POLLIN, 0};
       ++polled;
@@ -251,13 +257,15 @@ void Server::Run() {
     }
     // A full round takes no more until the disk has it (backpressure).
     if ((items[0].revents & ZMQ_POLLIN) && !store_->round_full()) ReadRequests(kReadBudget);
+    if (operators_item && (items[operators_item].revents & ZMQ_POLLIN)) ServeOperatorRequests();
     Housekeeping(core_.SteadyNow());
     SubmitIfIdle(/*allow_inline=*/true);
-    if (mailbox_ && (items[3].revents & ZMQ_POLLIN)) PublishMetrics();
+    if (metrics_item && (items[metrics_item].revents & ZMQ_POLLIN)) PublishMetrics();
   }
   running_ = false;
   // Before Drain: a scrape waiting now learns at once why nobody answers.
   if (mailbox_) mailbox_->Close(core_.storage_error());
+  if (operators_) operators_->Close(core_.storage_error());
   Drain();
 }
 
@@ -289,6 +297,9 @@ void Server::ReadRequests(int budget) {
         more = junk.more();
       }
       std::string routing_id = id.to_string();
+      // The console's id, claimed by a peer: its replies would go to the
+      // console's askers. Nothing to answer it on, either.
+      if (routing_id == kConsoleRoutingId) continue;
       // The principal comes from the connection: libzmq stamps the ZAP
       // user id (the client's key) on each of its messages.
       std::string key;
@@ -335,13 +346,76 @@ void Server::CountBadFrame(const std::string& routing_id, uint64_t request_id, c
   }
 }
 
-void Server::Dispatch(const std::string& routing_id, std::string key, int fd, wire::Frame& frame) {
+void Server::ServeOperatorRequests() {
+  for (OperatorMailbox::Request& r : operators_->Take()) {
+    const std::string routing_id(kConsoleRoutingId);
+    // The same bounded decoding as a frame from the network.
+    zmq::message_t bytes(r.frame.data(), r.frame.size());
+    auto frame = wire::DecodeFrame(
+        std::move(bytes),
+        wire::DecodeLimits{.max_frame_bytes = wire::MaxFrameBytes(options_.max_message_bytes)});
+    if (!frame.ok()) {
+      core_.ReplyError({routing_id, r.request_id, nullptr}, frame.status());
+      continue;
+    }
+    if (frame->envelope().getRequestId() != r.request_id) {
+      core_.ReplyError({routing_id, r.request_id, nullptr},
+                       Status::InvalidArgument("a console request must carry the request id "
+                                               "the operator mailbox gave it"));
+      continue;
+    }
+    Dispatch(routing_id, "", -1, frame.value(), r.peer.empty() ? "?" : r.peer);
+  }
+}
+
+namespace {
+
+// What the HTTP console may ask: txmqctl's reads and its transaction and
+// dead-letter actions; never a client's requests (hello, send, pull...),
+// and never the lifecycle's deletions.
+bool ConsoleMayAsk(wire::Envelope::Which which) {
+  using E = wire::Envelope;
+  switch (which) {
+    case E::STATUS:
+    case E::LIST_TRANSACTIONS:
+    case E::SHOW_TRANSACTION:
+    case E::END_TRANSACTION:
+    case E::CHECK_NOW:
+    case E::TOPIC_LIST:
+    case E::TOPIC_SHOW:
+    case E::SHOW_MESSAGE:
+    case E::GROUP_LIST:
+    case E::GROUP_SHOW:
+    case E::DLQ_LIST:
+    case E::DLQ_SHOW:
+    case E::DLQ_RESEND:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+void Server::Dispatch(const std::string& routing_id, std::string key, int fd, wire::Frame& frame,
+                      const std::string& console_peer) {
   using E = wire::Envelope;
   uint64_t request_id = 0;
   try {
     E::Reader env = frame.envelope();
     RequestContext ctx{routing_id, env.getRequestId(), clients_.Find(routing_id), std::move(key)};
     request_id = ctx.request_id;
+    if (!console_peer.empty()) {
+      ctx.console_peer = console_peer;
+      if (!ConsoleMayAsk(env.which())) {
+        return core_.ReplyError(
+            ctx, Status::PermissionDenied("the HTTP console may not make request kind " +
+                                          std::to_string(static_cast<int>(env.which()))));
+      }
+      // Without an ACL the guard names nobody; the console is still who
+      // the audit trail should name.
+      if (!acl_guard_.enabled()) ctx.principal = &acl_guard_.console_principal();
+    }
     // Every right is checked here, before any handler: a refused request
     // changes nothing (auth/guard.h lists what each request needs).
     if (Status s = acl_guard_.Check(ctx, env); !s.ok()) return core_.ReplyError(ctx, s);
@@ -349,7 +423,7 @@ void Server::Dispatch(const std::string& routing_id, std::string key, int fd, wi
     core_.limits().Seen(routing_id, ctx.principal != nullptr ? ctx.principal->name : "");
     // A principal's connections are counted on their first request; one
     // over its limit gets every request refused until another one closes.
-    if (ctx.principal != nullptr) {
+    if (ctx.principal != nullptr && !ctx.console()) {
       const uint64_t releases = guard_.principals().releases();
       if (!core_.limits().Claimed(routing_id, fd, releases)) {
         if (Status s = guard_.principals().Claim(fd, ctx.principal->name); !s.ok()) {

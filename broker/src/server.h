@@ -8,8 +8,10 @@
 // "txmq-conn-guard" (guard_) watches the socket's connections and sheds
 // those over the limit. With CURVE, security_ runs the ZAP handler's thread
 // (auth/zap_handler.h). Other threads reach the core only through
-// RequestStop(), ReloadAcl() and the metrics mailbox (snapshot_mailbox.h:
-// they ask, the core copies its state into a snapshot between batches).
+// RequestStop(), ReloadAcl(), the metrics mailbox (snapshot_mailbox.h:
+// they ask, the core copies its state into a snapshot between batches) and
+// the operator mailbox (operator_mailbox.h: the HTTP console's requests,
+// served between batches like any other request).
 //
 // Time: every reading comes from the TimeSource the server is built with,
 // through the core (clock.h): schedules and stored timestamps use broker
@@ -39,6 +41,8 @@
 #include "broker/src/inspect_service.h"
 #include "broker/src/lifecycle_service.h"
 #include "broker/src/metrics_collector.h"
+#include "broker/src/operator_link.h"
+#include "broker/src/operator_mailbox.h"
 #include "broker/src/retention.h"
 #include "broker/src/round_replicator.h"
 #include "broker/src/router_link.h"
@@ -59,9 +63,11 @@ storage::StoreOptions StoreOptionsFor(const BrokerOptions& o);
 class Server {
  public:
   // `time` (the machine's clocks) must outlive the server, and so must
-  // `metrics` (null: nobody asks for snapshots), which the core answers
-  // while Run() loops and closes when it returns.
-  Server(const BrokerOptions& options, const TimeSource& time, SnapshotMailbox* metrics = nullptr);
+  // `metrics` (null: nobody asks for snapshots) and `operators` (null: no
+  // console requests), which the core answers while Run() loops and closes
+  // when it returns.
+  Server(const BrokerOptions& options, const TimeSource& time, SnapshotMailbox* metrics = nullptr,
+         OperatorMailbox* operators = nullptr);
   ~Server();
 
   // On the starting thread: open the store (recovering it), rebuild state
@@ -83,7 +89,12 @@ class Server {
   void ReadRequests(int budget);
   // `key`: the connection's CURVE key (ZAP user id), "" in plaintext mode.
   // `fd`: the descriptor of the request's connection (-1: unknown).
-  void Dispatch(const std::string& routing_id, std::string key, int fd, wire::Frame& frame);
+  // `console_peer`: set for a request from the operator mailbox (who asked
+  // over HTTP); "" for one from the network.
+  void Dispatch(const std::string& routing_id, std::string key, int fd, wire::Frame& frame,
+                const std::string& console_peer = "");
+  // Serves the operator mailbox's waiting requests.
+  void ServeOperatorRequests();
   // After an ACL reload: forgets clients whose principal is gone or lost
   // the right their registration needs (their leases go back).
   void ForgetUnauthorized();
@@ -119,6 +130,7 @@ class Server {
   // Before link_ and the services: stopped before the socket closes.
   ConnectionGuard guard_;
   RouterLink link_;
+  OperatorLink split_link_;  // link_, or the operator mailbox for console replies
   EventFd commit_done_;
   EventFd stop_signal_;
   std::atomic<bool> stop_requested_{false};
@@ -144,6 +156,7 @@ class Server {
   LifecycleService lifecycle_;
   MetricsCollector metrics_;
   SnapshotMailbox* mailbox_;
+  OperatorMailbox* operators_;
   auth::Guard acl_guard_;
   std::unique_ptr<storage::BrokerStore> store_;
 

@@ -112,6 +112,7 @@ void TransactionService::HandleCheckNow(const RequestContext& ctx,
   const std::string tx_id = wire::ToString(request.getTransactionId());
   const std::string group = wire::ToString(request.getGroup());
   const std::string op = wire::ToString(request.getOperator());
+  const std::string reason = wire::ToString(request.getReason());
   const int64_t now = core_.NowMs();
   uint32_t scheduled = 0;
   auto schedule_now = [&](OpenTx& tx) {
@@ -130,9 +131,9 @@ void TransactionService::HandleCheckNow(const RequestContext& ctx,
   // and rollback: who tried what is the point).
   auto audit_check = [&](const std::string& tx_group, const std::string& result) {
     Logger("audit")->warn(
-        "operator='{}' principal='{}' client={} action=check tx={} group={} result={}",
+        "operator='{}' principal='{}' client={} action=check tx={} group={} result={} reason='{}'",
         AuditField(op), AuditField(ctx.principal_name()), AuditToken(ctx.client_id()),
-        AuditToken(tx_id), AuditToken(tx_group), result);
+        AuditToken(tx_id), AuditToken(tx_group), result, AuditField(reason));
   };
   if (!tx_id.empty()) {
     auto it = open_.find(tx_id);
@@ -154,9 +155,9 @@ void TransactionService::HandleCheckNow(const RequestContext& ctx,
       if (tx.record.stuck && (group.empty() || tx.record.group == group)) schedule_now(tx);
     }
     Logger("audit")->warn(
-        "operator='{}' principal='{}' client={} action=recheck group={} scheduled={}",
+        "operator='{}' principal='{}' client={} action=recheck group={} scheduled={} reason='{}'",
         AuditField(op), AuditField(ctx.principal_name()), AuditToken(ctx.client_id()),
-        group.empty() ? "*" : AuditToken(group), scheduled);
+        group.empty() ? "*" : AuditToken(group), scheduled, AuditField(reason));
   } else {
     return core_.ReplyError(
         ctx, Status::InvalidArgument("name a transaction, or ask for the stuck ones"));

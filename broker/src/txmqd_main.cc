@@ -12,8 +12,9 @@
 // Threads: main waits for signals; the broker runs its own core and
 // storage threads; one helper thread waits for the broker to stop by
 // itself (storage failure) and wakes main. With --http, the HTTP endpoint
-// runs its own threads (broker/src/http/http_server.h) and reads the
-// broker only through snapshots the core thread hands over.
+// runs its own threads (broker/src/http/http_server.h) and reaches the
+// broker only through its core thread: snapshots it hands over, and the
+// console's operator requests it serves (Broker::Operate).
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -90,7 +91,7 @@ void OnHangup(const HangupFiles& files, txmq::Broker& broker, spdlog::logger& lo
 
 int main(int argc, char** argv) {
   txmq::BrokerOptions o;
-  std::string flush = "sync", log_level = "info", ready_file, http_address;
+  std::string flush = "sync", log_level = "info", ready_file, http_address, http_token_file;
   HangupFiles hangup_files;
   std::string dedup_window = "10m", retention = "72h", visibility = "30s", client_timeout = "10s";
   std::string retry_backoff;
@@ -316,10 +317,15 @@ int main(int argc, char** argv) {
                  "Write the bound endpoint to this file once the broker serves (with --http, "
                  "the HTTP address as a second line: http://HOST:PORT)");
   app.add_option("--http", http_address,
-                 "Serve GET /metrics (Prometheus), /healthz and /readyz on HOST:PORT, e.g. "
-                 "127.0.0.1:9464 (port 0 picks a free one; it is logged and written to "
-                 "--ready-file). Off by default. Unauthenticated: an address other machines "
-                 "can reach needs --insecure");
+                 "Serve GET /metrics (Prometheus), /healthz and /readyz, and the operators' web "
+                 "console at /, on HOST:PORT, e.g. 127.0.0.1:9464 (port 0 picks a free one; it "
+                 "is logged and written to --ready-file). Off by default. The metrics are "
+                 "unauthenticated, the console's API needs the token (--http-token-file), and "
+                 "all of it is plaintext: an address other machines can reach needs --insecure");
+  app.add_option("--http-token-file", http_token_file,
+                 "With --http: the file holding the token the web console's API asks for "
+                 "(one word of 16 bytes or more). Without it txmqd writes a new random token to "
+                 "DATA-DIR/http-token (mode 0600) at each start and logs where");
   txmq::broker::ClusterFlags cluster_flags;
   txmq::broker::AddClusterFlags(app, cluster_flags);
   bool print_config = false;
@@ -410,6 +416,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (http_address.empty() && !http_token_file.empty()) {
+    std::cerr << "txmqd: --http-token-file is the web console's token, and needs --http\n";
+    return 2;
+  }
   if (!http_address.empty()) {
     std::string host;
     int port = 0;
@@ -418,11 +428,18 @@ int main(int argc, char** argv) {
       std::cerr << "txmqd: " << s.message() << "\n";
       return 2;
     }
+    if (!http_token_file.empty()) {
+      if (auto token = txmq::broker::http::ReadConsoleToken(http_token_file); !token.ok()) {
+        std::cerr << "txmqd: " << token.status().message() << "\n";
+        return 2;
+      }
+    }
     if (!o.insecure && !txmq::broker::http::IsLoopbackHttpAddress(http_address)) {
       std::cerr << "txmqd: --http " << http_address
                 << " is reachable from other machines, and the HTTP endpoint has no "
-                   "authentication: anyone who reaches it reads every topic and group name and "
-                   "the broker's counters. Serve it on 127.0.0.1 (and let a local agent or a "
+                   "authentication for /metrics (anyone who reaches it reads every topic and "
+                   "group name and the broker's counters) and no TLS (the console's token "
+                   "travels in plaintext). Serve it on 127.0.0.1 (and let a local agent or a "
                    "proxy expose it), or accept that with --insecure\n";
       return 2;
     }
@@ -470,6 +487,7 @@ int main(int argc, char** argv) {
   settings.emplace_back("log-level", log_level);
   settings.emplace_back("audit-log", hangup_files.audit_log.empty() ? "-" : hangup_files.audit_log);
   settings.emplace_back("http", http_address.empty() ? "-" : http_address);
+  settings.emplace_back("http-token-file", http_token_file.empty() ? "-" : http_token_file);
   settings.emplace_back("etcd", cluster_flags.etcd.empty() ? "-" : cluster_flags.etcd);
   if (!cluster_flags.etcd.empty()) {
     settings.emplace_back("cluster", cluster_flags.cluster);
@@ -495,11 +513,12 @@ int main(int argc, char** argv) {
       return 1;
     }
     http = std::move(started.value());
-    log->info("HTTP endpoint on http://{} (/metrics, /healthz, /readyz)", http->address());
+    log->info("HTTP endpoint on http://{} (/metrics, /healthz, /readyz; web console at /)",
+              http->address());
     if (!txmq::broker::http::IsLoopbackHttpAddress(http_address)) {
       log->warn(
-          "the HTTP endpoint on {} is reachable from other machines and has no "
-          "authentication (--insecure)",
+          "the HTTP endpoint on {} is reachable from other machines, with no authentication "
+          "for /metrics and no TLS for the console's token (--insecure)",
           http->address());
     }
   }
@@ -527,6 +546,21 @@ int main(int argc, char** argv) {
   if (http) {
     http->Attach(
         [b = broker->get()](std::chrono::milliseconds timeout) { return b->Metrics(timeout); });
+    // The data directory exists now (and is ours: the store holds its lock).
+    auto token = http_token_file.empty() ? txmq::broker::http::WriteNewConsoleToken(o.data_dir)
+                                         : txmq::broker::http::ReadConsoleToken(http_token_file);
+    if (!token.ok()) {
+      log->error("the web console stays closed: {}", token.status().message());
+    } else {
+      log->info("web console on http://{}/ ; the token it asks for is in {}", http->address(),
+                token->path);
+      http->AttachConsole(
+          [b = broker->get()](std::string request, std::string peer,
+                              std::chrono::milliseconds timeout) {
+            return b->Operate(std::move(request), std::move(peer), timeout);
+          },
+          std::move(token.value()));
+    }
   }
   if (!ready_file.empty()) {
     std::string tmp = ready_file + ".tmp";

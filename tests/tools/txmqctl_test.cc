@@ -169,8 +169,9 @@ TEST_F(Txmqctl, StatusShowsTheVersionAndEveryEffectiveSetting) {
   // Every flag of txmqd that sets a broker option is there; only the ones
   // about the process itself are not.
   auto help = RunCommand({testing::BinPath("txmqd"), "--help"});
-  const std::set<std::string> process_only = {"help",       "version",   "config", "log-level",
-                                              "ready-file", "audit-log", "http",   "print-config"};
+  const std::set<std::string> process_only = {"help",      "version",      "config",
+                                              "log-level", "ready-file",   "audit-log",
+                                              "http",      "print-config", "http-token-file"};
   // The cluster flags (--etcd ...) are the node's, not the broker's: its
   // start-up log shows them; `txmqctl cluster status` will (issue 11).
   const std::set<std::string> node_only = {

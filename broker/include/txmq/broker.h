@@ -313,6 +313,20 @@ class Broker {
   Result<std::shared_ptr<const broker::MetricsSnapshot>> Metrics(
       std::chrono::milliseconds timeout) const;
 
+  // Any thread: serves one operator request on the core thread, through
+  // the same rights check, handlers and audit lines as a request from a
+  // txmqctl connection, as the built-in principal "http-console" (this is
+  // how txmqd's web console acts; README, "The web console").
+  // `request` is an encoded Envelope (protocol/txmq.capnp) whose request
+  // id no other waiting Operate call uses; only txmqctl's reads and its
+  // transaction and dead-letter actions are served (PERMISSION_DENIED
+  // answers the rest). `peer` names who asked in the audit line ("client=
+  // http@PEER"). Returns the encoded reply; UNAVAILABLE when the core does
+  // not answer within `timeout` (the request may still be served) or has
+  // stopped, OVERLOADED when too many requests wait.
+  Result<std::string> Operate(std::string request, std::string peer,
+                              std::chrono::milliseconds timeout) const;
+
   // Blocks until the broker stopped (Stop() or a fatal storage error).
   // Returns why it stopped: OK after Stop().
   Status Wait();

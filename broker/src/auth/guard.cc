@@ -111,7 +111,10 @@ Status Guard::Check(RequestContext& ctx, wire::Envelope::Reader env) {
   if (!enabled()) return Status::OK();
   const Principal* p = ctx.key.empty() ? nullptr : PrincipalOf(ctx.key);
   Status verdict;
-  if (ctx.key.empty()) {
+  if (ctx.console()) {
+    ctx.principal = &console_;
+    verdict = CheckVerb(ctx, console_, env);
+  } else if (ctx.key.empty()) {
     // ZAP admitted nothing without a key; refuse rather than trust it.
     verdict = Status::PermissionDenied("connection is not authenticated (no CURVE key)");
   } else if (p == nullptr) {

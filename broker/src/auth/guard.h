@@ -24,6 +24,12 @@
 //   (any principal)  hello as a plain producer or admin client, heartbeat,
 //                    goodbye, status
 //
+// A request from the HTTP console (RequestContext::console(), through the
+// operator mailbox) has no connection and no key: it runs as the built-in
+// principal "http-console" (console_principal()), an admin with no
+// producer, consumer or producer-group rights. Whoever holds the HTTP
+// token may act as it (README, "The web console").
+//
 // A connection keeps the key it said hello with: a request on that
 // connection under another key is refused. When the ACL is reloaded, keys
 // it no longer names are refused from their next request on.
@@ -55,7 +61,10 @@ class Guard {
   // when the broker does not know it.
   using GroupOfTx = std::function<std::optional<std::string>(const std::string& tx_id)>;
 
-  explicit Guard(GroupOfTx group_of_tx) : group_of_tx_(std::move(group_of_tx)) {}
+  explicit Guard(GroupOfTx group_of_tx) : group_of_tx_(std::move(group_of_tx)) {
+    console_.name = "http-console";
+    console_.admin = true;
+  }
 
   // Turns checking on; `acl` must outlive the guard. Before: plaintext.
   void Enable(const AclHolder* acl);
@@ -68,6 +77,8 @@ class Guard {
   // valid until the next Refresh.
   bool Refresh();
 
+  // Who a console request is.
+  const Principal& console_principal() const { return console_; }
   // The principal of a CURVE key under the ACL in force; null if none.
   const Principal* PrincipalOf(const std::string& key) const;
   // Whether the connection `key` may receive group G's checks.
@@ -87,6 +98,7 @@ class Guard {
   void LogRefusal(const RequestContext& ctx, const Status& why, bool admin_verb);
 
   GroupOfTx group_of_tx_;
+  Principal console_;  // set once, by the constructor
   const AclHolder* acl_ = nullptr;
   std::shared_ptr<const Acl> current_;
   uint64_t generation_ = 0;

@@ -16,7 +16,8 @@ namespace txmq::broker::http {
 
 namespace {
 
-// Requests are small GETs; anything bigger is not for this endpoint.
+// Requests are GETs and small JSON bodies; anything bigger is not for
+// this endpoint.
 constexpr size_t kMaxPayload = 64 * 1024;
 // A client that goes quiet mid-request (or never reads the answer) holds a
 // worker at most this long.
@@ -97,6 +98,14 @@ void HttpServer::Attach(SnapshotSource source) {
   source_ = std::move(source);
 }
 
+void HttpServer::AttachConsole(OperatorCall call, ConsoleToken token) {
+  auto state = std::make_shared<ConsoleState>();
+  state->api = std::make_shared<ConsoleApi>(std::move(call));
+  state->token = std::move(token);
+  std::lock_guard<std::mutex> lock(mu_);
+  console_ = std::move(state);
+}
+
 HttpServer::SnapshotSource HttpServer::Source() {
   std::lock_guard<std::mutex> lock(mu_);
   return source_;
@@ -135,6 +144,10 @@ void HttpServer::Route() {
     }
     res.set_content(RenderMetrics(**snapshot, ReadProcessStats()), kExpositionContentType);
   });
+  RouteConsole(server, [this]() -> std::shared_ptr<const ConsoleState> {
+    std::lock_guard<std::mutex> lock(mu_);
+    return console_;
+  });
   server.set_exception_handler(
       [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
         std::string what = "unknown error";
@@ -144,7 +157,7 @@ void HttpServer::Route() {
           what = e.what();
         } catch (...) {
         }
-        Logger("http")->error("GET {} failed: {}", req.path, what);
+        Logger("http")->error("{} {} failed: {}", req.method, req.path, what);
         res.status = 500;
         res.set_content("internal error: " + what + "\n", kTextPlain);
       });

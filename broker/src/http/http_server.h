@@ -1,6 +1,7 @@
 // txmqd's HTTP endpoint (--http HOST:PORT): GET /metrics (Prometheus text,
-// metrics_text.h), /healthz (200 while the process serves HTTP) and
-// /readyz (readiness.h), served by cpp-httplib.
+// metrics_text.h), /healthz (200 while the process serves HTTP), /readyz
+// (readiness.h) and the operators' web console at / with its API under
+// /api/ (console_routes.h), served by cpp-httplib.
 //
 // Threads and who owns what:
 //   "txmq-http"   runs cpp-httplib's accept loop: owns the listening socket.
@@ -11,7 +12,9 @@
 // its state into a MetricsSnapshot between batches of requests and hands
 // it over (snapshot_mailbox.h), and the worker renders that copy. A core
 // that does not answer within kSnapshotTimeout makes /readyz say so (503)
-// instead of hanging the scrape.
+// instead of hanging the scrape. The console's reads and actions go the
+// same way in the other direction: a worker hands the operator request to
+// the core (Broker::Operate, operator_mailbox.h) and waits for its reply.
 //
 // The server starts before the broker recovers, so /healthz answers during
 // a long recovery while /readyz says "starting" (503); Attach() hands it
@@ -27,6 +30,7 @@
 #include <string>
 #include <thread>
 
+#include "broker/src/http/console_routes.h"
 #include "broker/src/metrics_snapshot.h"
 #include "txmq/status.h"
 
@@ -58,6 +62,9 @@ class HttpServer {
 
   // The broker serves: /readyz and /metrics ask `source` from now on.
   void Attach(SnapshotSource source);
+  // The broker serves: the console's API sends operator requests to
+  // `call` (Broker::Operate) for whoever presents `token`.
+  void AttachConsole(OperatorCall call, ConsoleToken token);
   // The bound address, "HOST:PORT" with the real port.
   const std::string& address() const { return address_; }
   // Stops accepting, finishes the requests being answered, joins the
@@ -74,7 +81,8 @@ class HttpServer {
   std::string address_;
   std::thread thread_;
   std::mutex mu_;
-  SnapshotSource source_;  // guarded by mu_
+  SnapshotSource source_;                        // guarded by mu_
+  std::shared_ptr<const ConsoleState> console_;  // null before AttachConsole (guarded by mu_)
 };
 
 }  // namespace txmq::broker::http
