@@ -105,9 +105,10 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
   return c;
 }
 
-std::unique_ptr<cluster::ClusterNode> StartClusterNode(const cluster::ClusterNodeOptions& options,
-                                                       BrokerOptions& o, const sigset_t& signals,
-                                                       int* exit_code) {
+std::unique_ptr<cluster::ClusterNode> StartClusterNode(
+    const cluster::ClusterNodeOptions& options, BrokerOptions& o, const sigset_t& signals,
+    int* exit_code,
+    const std::function<void(std::shared_ptr<const cluster::HealthBoard>)>& joined) {
   auto log = Logger("txmqd");
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
@@ -118,6 +119,7 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(const cluster::ClusterNod
     *exit_code = 1;
     return nullptr;
   }
+  if (joined) joined((*node)->health());
   log->info("following; serving clients once this node leads group {}", options.group);
   // Until then clients hear where the leader is. (With CURVE they would
   // need this socket to be a CURVE server with the broker's ZAP handler:

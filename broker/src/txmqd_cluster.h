@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,10 +32,11 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& flags,
                                                    const BrokerOptions& o);
 // Starts the node and waits until it may serve (it leads); then points
 // `o` at the store o.data_dir + "/store" (which the broker rebuilds from
-// the committed rounds) and at the node. Null (and `*exit_code` set: 0 on a signal in `signals`, 1
-// on an error) when it stops first.
-std::unique_ptr<cluster::ClusterNode> StartClusterNode(const cluster::ClusterNodeOptions& options,
-                                                       BrokerOptions& o, const sigset_t& signals,
-                                                       int* exit_code);
+// the committed rounds) and at the node. Null (and `*exit_code` set: 0 on
+// a signal in `signals`, 1 on an error) when it stops first. `joined` is
+// called with the node's health board once it runs, before it leads.
+std::unique_ptr<cluster::ClusterNode> StartClusterNode(
+    const cluster::ClusterNodeOptions& options, BrokerOptions& o, const sigset_t& signals,
+    int* exit_code, const std::function<void(std::shared_ptr<const cluster::HealthBoard>)>& joined);
 
 }  // namespace txmq::broker

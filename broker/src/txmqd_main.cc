@@ -527,7 +527,11 @@ int main(int argc, char** argv) {
   std::unique_ptr<txmq::cluster::ClusterNode> node;
   if (!cluster_flags.etcd.empty()) {
     int exit_code = 0;
-    node = txmq::broker::StartClusterNode(*cluster_options, o, signals, &exit_code);
+    node = txmq::broker::StartClusterNode(
+        *cluster_options, o, signals, &exit_code,
+        [&](std::shared_ptr<const txmq::cluster::HealthBoard> board) {
+          if (http) http->AttachCluster([board] { return board->Read(); });
+        });
     if (!node) return exit_code;
   }
   auto broker = txmq::Broker::Start(o);

@@ -150,6 +150,84 @@ TEST(Readiness, SaysWhyNotReady) {
   EXPECT_NE(r.reason.find("--min-free-disk"), std::string::npos);
 }
 
+cluster::ClusterHealth Member(const std::string& node, std::vector<std::string> isr,
+                              bool leading) {
+  cluster::ClusterHealth c;
+  c.group = "g1";
+  c.node = node;
+  c.epoch = 4;
+  c.leading = leading;
+  c.isr = std::move(isr);
+  c.min_isr = 2;
+  c.leader_url = "tcp://127.0.0.1:7001";
+  c.last_index = 17;
+  return c;
+}
+
+TEST(Readiness, ClusterMemberIsReadyOnlyInTheIsr) {
+  auto ok = std::make_shared<const MetricsSnapshot>();
+  const Status not_serving = Status::Unavailable("not started");
+
+  // A follower serves no broker (started false) but is ready in the ISR.
+  auto follower = Member("b", {"a", "b"}, false);
+  auto r = http::DecideReadiness(false, not_serving, &follower);
+  EXPECT_TRUE(r.ready) << r.reason;
+  EXPECT_NE(r.reason.find("tcp://127.0.0.1:7001"), std::string::npos) << r.reason;
+
+  auto behind = Member("c", {"a", "b"}, false);
+  r = http::DecideReadiness(false, not_serving, &behind);
+  EXPECT_FALSE(r.ready);
+  EXPECT_NE(r.reason.find("not in the ISR of group g1"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("index 17"), std::string::npos) << r.reason;
+
+  auto joining = Member("c", {}, false);
+  joining.epoch = 0;
+  joining.coordinator_error = "UNAVAILABLE: etcd at http://127.0.0.1:2379: connection refused";
+  r = http::DecideReadiness(false, not_serving, &joining);
+  EXPECT_FALSE(r.ready);
+  EXPECT_NE(r.reason.find("connection refused"), std::string::npos) << r.reason;
+
+  auto leader = Member("a", {"a", "b"}, true);
+  r = http::DecideReadiness(false, not_serving, &leader);
+  EXPECT_FALSE(r.ready) << "a leader that does not serve yet is starting";
+  EXPECT_NE(r.reason.find("starting"), std::string::npos) << r.reason;
+  r = http::DecideReadiness(true, ok, &leader);
+  EXPECT_TRUE(r.ready) << r.reason;
+  EXPECT_NE(r.reason.find("leads group g1"), std::string::npos) << r.reason;
+
+  auto alone = Member("a", {"a"}, true);
+  r = http::DecideReadiness(true, ok, &alone);
+  EXPECT_FALSE(r.ready) << "below --min-isr nothing is acknowledged";
+  EXPECT_NE(r.reason.find("--min-isr 2"), std::string::npos) << r.reason;
+
+  // The broker's own troubles still count on a leader.
+  auto failed = std::make_shared<MetricsSnapshot>();
+  failed->storage.failed = true;
+  r = http::DecideReadiness(true, std::shared_ptr<const MetricsSnapshot>(failed), &leader);
+  EXPECT_FALSE(r.ready);
+}
+
+TEST(MetricsText, ClusterFamiliesForLeaderAndFollower) {
+  MetricsSnapshot snapshot;
+  auto leader = Member("a", {"a", "b"}, true);
+  leader.commit_index = 15;
+  const std::string text = http::RenderMetrics(&snapshot, &leader, http::ProcessStats{});
+  EXPECT_TRUE(ParsePromText(text).errors.empty()) << text;
+  EXPECT_NE(text.find("txmq_cluster_leader{group=\"g1\",node=\"a\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("txmq_cluster_isr_size{group=\"g1\",node=\"a\"} 2"), std::string::npos);
+  EXPECT_NE(text.find("txmq_cluster_commit_index{group=\"g1\",node=\"a\"} 15"),
+            std::string::npos);
+  EXPECT_NE(text.find("txmq_build_info"), std::string::npos);
+
+  // A follower has no broker: only its view of the group.
+  auto follower = Member("c", {"a", "b"}, false);
+  const std::string only = http::RenderMetrics(nullptr, &follower, http::ProcessStats{});
+  EXPECT_TRUE(ParsePromText(only).errors.empty()) << only;
+  EXPECT_NE(only.find("txmq_cluster_in_isr{group=\"g1\",node=\"c\"} 0"), std::string::npos);
+  EXPECT_EQ(only.find("txmq_build_info"), std::string::npos);
+  EXPECT_EQ(only.find("txmq_cluster_commit_index{"), std::string::npos);
+}
+
 TEST(HttpAddress, ParsesHostPortAndKnowsLoopback) {
   std::string host;
   int port = -1;

@@ -28,7 +28,23 @@ struct ClusterNode::Impl {
   bool handed_over = false;  // main has the entries: the broker serves
 };
 
-ClusterNode::ClusterNode(ClusterNodeOptions options) : options_(std::move(options)) {}
+namespace {
+
+// Before the first tick: who the node is, nothing known about its group.
+ClusterHealth Unknown(const ClusterNodeOptions& o) {
+  ClusterHealth h;
+  h.cluster = o.cluster;
+  h.group = o.group;
+  h.node = o.node;
+  h.min_isr = o.min_isr;
+  h.coordinator_error = "etcd not asked yet";
+  return h;
+}
+
+}  // namespace
+
+ClusterNode::ClusterNode(ClusterNodeOptions options)
+    : options_(std::move(options)), health_(std::make_shared<HealthBoard>(Unknown(options_))) {}
 
 Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions options) {
   if (options.etcd_endpoints.empty()) return Status::InvalidArgument("--etcd: no URL given");
@@ -173,10 +189,6 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
           (void)m.member->Leave();
         }
       }
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        leader_url_ = m.member->leader_url();
-      }
       // ISR upkeep, after a grace of max_lag so live followers answer first.
       if (m.leader && now - m.led_since > options_.max_lag) {
         for (const std::string& lagging : m.leader->Lagging(now, options_.max_lag)) {
@@ -196,6 +208,23 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
           if (s.ok()) m.leader->SetIsr(m.member->view().isr);
         }
       }
+      ClusterHealth health;
+      health.cluster = options_.cluster;
+      health.group = options_.group;
+      health.node = options_.node;
+      health.epoch = m.member->view().epoch;
+      health.leading = m.leader != nullptr;
+      health.isr = m.member->view().isr;
+      health.min_isr = options_.min_isr;
+      health.leader_url = m.member->leader_url();
+      health.last_index = m.log->last().index;
+      health.commit_index = m.leader ? m.leader->commit_index() : 0;
+      if (!report.coordinator.ok()) health.coordinator_error = report.coordinator.ToString();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        leader_url_ = health.leader_url;
+      }
+      health_->Publish(std::move(health));
       next_tick = now + tick_every;
       now = ReplicationClock::now();
     }

@@ -8,9 +8,10 @@
 // (its sockets), and the ticket -> log index map. Shared under mu_: rounds
 // handed over by the core thread and not yet appended, the hand-over of
 // leadership to main (the committed entries before this epoch), the
-// leader's URL, the failure; committed_ is atomic. The core thread calls
-// Replicate (and the broker's Init TakeCommittedRounds); main calls
-// WaitUntilLeading and leader_url.
+// leader's URL, the failure; committed_ is atomic; the health board has
+// its own lock. The core thread calls Replicate (and the broker's Init
+// TakeCommittedRounds); main calls WaitUntilLeading and leader_url; the
+// HTTP workers read the health board.
 //
 // Life of a node: it follows (answers appends, keeps its log) until it
 // wins an election and its epoch-start entry commits; then main rebuilds
@@ -34,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "broker/src/cluster/cluster_health.h"
 #include "broker/src/cluster/zmq_transport.h"
 #include "broker/src/round_replicator.h"
 #include "protocol/src/event_fd.h"
@@ -79,6 +81,10 @@ class ClusterNode final : public broker::RoundReplicator {
   bool WaitUntilLeading(std::chrono::milliseconds timeout);
   // The leader's client URL as last read from etcd ("" unknown).
   std::string leader_url() const;
+  // Any thread: the node's view of its group as of the replication
+  // thread's last tick (every lease TTL / 3). The board outlives the node
+  // for whoever keeps it.
+  std::shared_ptr<const HealthBoard> health() const { return health_; }
 
   std::vector<std::string> TakeCommittedRounds() override;
   uint64_t Replicate(std::string payload) override;
@@ -93,6 +99,7 @@ class ClusterNode final : public broker::RoundReplicator {
 
   const ClusterNodeOptions options_;
   EventFd event_;
+  const std::shared_ptr<HealthBoard> health_;
   std::atomic<uint64_t> committed_{0};
   std::atomic<bool> stop_{false};
 

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <optional>
 
 #include "broker/src/auth/security.h"
 #include "broker/src/http/metrics_text.h"
@@ -106,6 +107,16 @@ void HttpServer::AttachConsole(OperatorCall call, ConsoleToken token) {
   console_ = std::move(state);
 }
 
+void HttpServer::AttachCluster(ClusterSource source) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cluster_ = std::move(source);
+}
+
+HttpServer::ClusterSource HttpServer::Cluster() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cluster_;
+}
+
 HttpServer::SnapshotSource HttpServer::Source() {
   std::lock_guard<std::mutex> lock(mu_);
   return source_;
@@ -124,25 +135,39 @@ void HttpServer::Route() {
   });
   server.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
     SnapshotSource source = Source();
-    const Readiness r = source ? DecideReadiness(true, source(kSnapshotTimeout))
-                               : DecideReadiness(false, Status::Unavailable("not started"));
+    ClusterSource group_view = Cluster();
+    std::optional<cluster::ClusterHealth> health;
+    if (group_view) health = group_view();
+    const Readiness r = DecideReadiness(
+        source != nullptr, source ? source(kSnapshotTimeout) : Status::Unavailable("not started"),
+        health ? &*health : nullptr);
     res.status = r.ready ? 200 : 503;
     res.set_content(r.reason + "\n", kTextPlain);
   });
   server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     SnapshotSource source = Source();
-    if (!source) {
+    ClusterSource group_view = Cluster();
+    // A follower has no broker to ask (it serves once it leads), but its
+    // view of the group is what an operator watches it for.
+    if (!source && !group_view) {
       res.status = 503;
       res.set_content("starting: recovering the data directory, no metrics yet\n", kTextPlain);
       return;
     }
-    auto snapshot = source(kSnapshotTimeout);
-    if (!snapshot.ok()) {
-      res.status = 503;
-      res.set_content(snapshot.status().message() + "\n", kTextPlain);
-      return;
+    std::shared_ptr<const MetricsSnapshot> snapshot;
+    if (source) {
+      auto asked = source(kSnapshotTimeout);
+      if (!asked.ok()) {
+        res.status = 503;
+        res.set_content(asked.status().message() + "\n", kTextPlain);
+        return;
+      }
+      snapshot = std::move(asked.value());
     }
-    res.set_content(RenderMetrics(**snapshot, ReadProcessStats()), kExpositionContentType);
+    std::optional<cluster::ClusterHealth> health;
+    if (group_view) health = group_view();
+    res.set_content(RenderMetrics(snapshot.get(), health ? &*health : nullptr, ReadProcessStats()),
+                    kExpositionContentType);
   });
   RouteConsole(server, [this]() -> std::shared_ptr<const ConsoleState> {
     std::lock_guard<std::mutex> lock(mu_);

@@ -30,6 +30,7 @@
 #include <string>
 #include <thread>
 
+#include "broker/src/cluster/cluster_health.h"
 #include "broker/src/http/console_routes.h"
 #include "broker/src/metrics_snapshot.h"
 #include "txmq/status.h"
@@ -50,6 +51,7 @@ class HttpServer {
  public:
   using SnapshotSource = std::function<Result<std::shared_ptr<const MetricsSnapshot>>(
       std::chrono::milliseconds timeout)>;
+  using ClusterSource = std::function<cluster::ClusterHealth()>;
   static constexpr int kWorkers = 4;
   static constexpr std::chrono::milliseconds kSnapshotTimeout{2000};
 
@@ -62,6 +64,10 @@ class HttpServer {
 
   // The broker serves: /readyz and /metrics ask `source` from now on.
   void Attach(SnapshotSource source);
+  // A member of a replicated group, from the start (also while it
+  // follows): /readyz decides with the group's view (readiness.h) and
+  // /metrics adds it.
+  void AttachCluster(ClusterSource source);
   // The broker serves: the console's API sends operator requests to
   // `call` (Broker::Operate) for whoever presents `token`.
   void AttachConsole(OperatorCall call, ConsoleToken token);
@@ -81,7 +87,11 @@ class HttpServer {
   std::string address_;
   std::thread thread_;
   std::mutex mu_;
+  // The attached cluster source, or null (a lone broker).
+  ClusterSource Cluster();
+
   SnapshotSource source_;                        // guarded by mu_
+  ClusterSource cluster_;                        // guarded by mu_
   std::shared_ptr<const ConsoleState> console_;  // null before AttachConsole (guarded by mu_)
 };
 

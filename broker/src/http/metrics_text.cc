@@ -108,8 +108,9 @@ void Exposition::Histogram(std::string_view name, const Labels& labels,
   Sample(base + "_count", labels, cumulative);
 }
 
-std::string RenderMetrics(const MetricsSnapshot& s, const ProcessStats& process) {
-  Exposition e;
+namespace {
+
+void RenderBroker(Exposition& e, const MetricsSnapshot& s) {
   using L = Exposition::Labels;
 
   e.Family("txmq_build_info", "gauge", "Always 1; the labels name the broker and its version.");
@@ -293,8 +294,38 @@ std::string RenderMetrics(const MetricsSnapshot& s, const ProcessStats& process)
            "Requests refused (or replies dropped) by each limit since the broker started.");
   for (const auto& l : s.limits)
     e.Sample("txmq_limit_refused_total", L{{"limit", l.name}}, l.refused);
+}
 
-  // ---- the process ----
+// A member of a replicated group: its view of the group, so an alert can
+// fire on a shrunken ISR or a follower that stopped catching up.
+void RenderCluster(Exposition& e, const cluster::ClusterHealth& c) {
+  using L = Exposition::Labels;
+  const L group{{"group", c.group}, {"node", c.node}};
+  e.Family("txmq_cluster_epoch", "gauge",
+           "The replication group's epoch as this node last read or won it (0: none seen).");
+  e.Sample("txmq_cluster_epoch", group, static_cast<uint64_t>(c.epoch < 0 ? 0 : c.epoch));
+  e.Family("txmq_cluster_leader", "gauge", "1 while this node leads its group.");
+  e.Sample("txmq_cluster_leader", group, uint64_t{c.leading});
+  e.Family("txmq_cluster_in_isr", "gauge",
+           "1 while this node is in its group's in-sync replica set (holds every acknowledged "
+           "entry).");
+  e.Sample("txmq_cluster_in_isr", group, uint64_t{c.InIsr()});
+  e.Family("txmq_cluster_isr_size", "gauge", "Members of the group's in-sync replica set.");
+  e.Sample("txmq_cluster_isr_size", group, static_cast<uint64_t>(c.isr.size()));
+  e.Family("txmq_cluster_min_isr", "gauge",
+           "--min-isr: the ISR size below which the leader acknowledges nothing.");
+  e.Sample("txmq_cluster_min_isr", group, static_cast<uint64_t>(c.min_isr));
+  e.Family("txmq_cluster_log_last_index", "gauge", "The index of this node's last replica entry.");
+  e.Sample("txmq_cluster_log_last_index", group, c.last_index);
+  e.Family("txmq_cluster_commit_index", "gauge",
+           "Leader only: the highest replica entry every ISR member has fsynced.");
+  if (c.leading) e.Sample("txmq_cluster_commit_index", group, c.commit_index);
+  e.Family("txmq_cluster_coordinator_reachable", "gauge",
+           "1 when the last lease tick reached etcd.");
+  e.Sample("txmq_cluster_coordinator_reachable", group, uint64_t{c.coordinator_error.empty()});
+}
+
+void RenderProcess(Exposition& e, const ProcessStats& process) {
   if (process.ok) {
     e.Family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     e.Sample("process_resident_memory_bytes", {}, process.resident_bytes);
@@ -308,6 +339,16 @@ std::string RenderMetrics(const MetricsSnapshot& s, const ProcessStats& process)
              "Start time of the process since the Unix epoch in seconds.");
     e.Sample("process_start_time_seconds", {}, process.start_time_seconds);
   }
+}
+
+}  // namespace
+
+std::string RenderMetrics(const MetricsSnapshot* snapshot, const cluster::ClusterHealth* cluster,
+                          const ProcessStats& process) {
+  Exposition e;
+  if (snapshot != nullptr) RenderBroker(e, *snapshot);
+  if (cluster != nullptr) RenderCluster(e, *cluster);
+  RenderProcess(e, process);
   return e.text();
 }
 

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "broker/src/cluster/cluster_health.h"
 #include "broker/src/http/process_stats.h"
 #include "broker/src/metrics_snapshot.h"
 
@@ -24,7 +25,14 @@ namespace txmq::broker::http {
 
 inline constexpr const char* kExpositionContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-std::string RenderMetrics(const MetricsSnapshot& snapshot, const ProcessStats& process);
+// `snapshot`: the broker's figures, null while it does not serve (a
+// follower, or still starting). `cluster`: the node's replication group,
+// null for a lone broker.
+std::string RenderMetrics(const MetricsSnapshot* snapshot, const cluster::ClusterHealth* cluster,
+                          const ProcessStats& process);
+inline std::string RenderMetrics(const MetricsSnapshot& snapshot, const ProcessStats& process) {
+  return RenderMetrics(&snapshot, nullptr, process);
+}
 
 // A label value as the exposition writes it between quotes: backslash,
 // double quote and line feed escaped.

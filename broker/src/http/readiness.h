@@ -4,8 +4,13 @@
 //
 // Ready: recovery finished, the core thread answers, storage has not
 // failed and the disk is above the watermark. Not ready otherwise, with a
-// reason an operator can act on. /healthz (alive) does not look at any of
-// this: it answers 200 while the process serves HTTP.
+// reason an operator can act on.
+//
+// A member of a replicated group is ready while it is in its group's ISR:
+// a follower there holds every acknowledged entry and answers clients
+// with the leader's address; the leader must also serve and have an ISR
+// of at least --min-isr (below it no send is acknowledged). /healthz (alive) does not look at any
+// of this: it answers 200 while the process serves HTTP.
 //
 // Thread safety: a pure function.
 #pragma once
@@ -13,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "broker/src/cluster/cluster_health.h"
 #include "broker/src/metrics_snapshot.h"
 #include "txmq/status.h"
 
@@ -25,7 +31,9 @@ struct Readiness {
 
 // `started`: Broker::Start returned (recovery done, the socket bound).
 // `snapshot`: Broker::Metrics's answer (ignored until started).
+// `cluster`: the group as this node last saw it; null for a lone broker.
 Readiness DecideReadiness(bool started,
-                          const Result<std::shared_ptr<const MetricsSnapshot>>& snapshot);
+                          const Result<std::shared_ptr<const MetricsSnapshot>>& snapshot,
+                          const cluster::ClusterHealth* cluster = nullptr);
 
 }  // namespace txmq::broker::http

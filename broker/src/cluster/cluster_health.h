@@ -1,0 +1,59 @@
+// What a cluster node knows about its part in its replication group: a
+// copy the replication thread publishes at every tick
+// (ClusterNode::health()), read by /readyz, /metrics and the start-up log.
+//
+// Thread safety: ClusterHealth is plain data; HealthBoard is shared by the
+// replication thread (Publish) and any reader (Read), under its mutex.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace txmq::cluster {
+
+struct ClusterHealth {
+  std::string cluster;
+  std::string group;
+  std::string node;
+  // The group record's epoch as last read or won (0: none seen yet).
+  int64_t epoch = 0;
+  // This node leads `epoch`. It serves clients only once its epoch-start
+  // entry committed (the broker then reports `started`).
+  bool leading = false;
+  std::vector<std::string> isr;  // as last read or written
+  size_t min_isr = 1;
+  std::string leader_url;  // the leader's client URL ("" unknown)
+  // The replica log: its last entry and (on the leader) the highest entry
+  // every ISR member has fsynced.
+  uint64_t last_index = 0;
+  uint64_t commit_index = 0;
+  // Why the last tick could not reach etcd ("" when it could).
+  std::string coordinator_error;
+
+  bool InIsr() const { return std::find(isr.begin(), isr.end(), node) != isr.end(); }
+};
+
+// Where the node posts its latest ClusterHealth. Held by shared_ptr so a
+// reader (the HTTP endpoint) may outlive the node it watches.
+class HealthBoard {
+ public:
+  explicit HealthBoard(ClusterHealth initial) : health_(std::move(initial)) {}
+  void Publish(ClusterHealth health) {
+    std::lock_guard<std::mutex> lock(mu_);
+    health_ = std::move(health);
+  }
+  ClusterHealth Read() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return health_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  ClusterHealth health_;  // guarded by mu_
+};
+
+}  // namespace txmq::cluster
