@@ -23,7 +23,7 @@ struct ShowArgs {
 };
 
 struct ResendArgs {
-  std::string group;
+  std::string group, reason;
   std::vector<std::string> ids;
   bool all = false;
   bool dry_run = false;
@@ -124,6 +124,7 @@ int Resend(Ctl& ctl, const ResendArgs& args) {
     r.setAll(args.all);
     r.setDryRun(args.dry_run);
     r.setOperator(ctl.operator_name());
+    r.setReason(args.reason);
   });
   if (!reply.ok()) return ctl.Fail(reply.status());
   auto ok = reply->envelope().getDlqResendOk();
@@ -196,6 +197,7 @@ void AddDlqCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   resend->add_option("ids", resend_args->ids, "Message ids");
   resend->add_flag("--all", resend_args->all, "Every dead letter of the group");
   resend->add_flag("--dry-run", resend_args->dry_run, "List what would be resent");
+  resend->add_option("--reason", resend_args->reason, "Why, for the broker's audit log");
   resend->callback([&ctl, &run, resend_args] {
     run = [&ctl, resend_args] { return Resend(ctl, *resend_args); };
   });

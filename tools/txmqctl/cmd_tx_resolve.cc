@@ -20,13 +20,13 @@ struct EndArgs {
 };
 
 struct CheckArgs {
-  std::string id;
+  std::string id, reason;
   bool dry_run = false;
 };
 
 struct RecheckArgs {
   bool stuck = false;
-  std::string group;
+  std::string group, reason;
   bool dry_run = false;
 };
 
@@ -133,6 +133,7 @@ int Check(Ctl& ctl, const CheckArgs& args) {
     auto c = e.initCheckNow();
     c.setTransactionId(args.id);
     c.setOperator(ctl.operator_name());
+    c.setReason(args.reason);
   });
   if (!reply.ok()) return ctl.Fail(reply.status());
   const uint32_t scheduled = reply->envelope().getCheckNowOk().getScheduled();
@@ -199,6 +200,7 @@ int Recheck(Ctl& ctl, const RecheckArgs& args) {
     c.setStuckOnly(true);
     c.setGroup(args.group);
     c.setOperator(ctl.operator_name());
+    c.setReason(args.reason);
   });
   if (!reply.ok()) return ctl.Fail(reply.status());
   const uint32_t scheduled = reply->envelope().getCheckNowOk().getScheduled();
@@ -241,6 +243,7 @@ void AddTxResolveCommands(CLI::App& tx, Ctl& ctl, Runner& run) {
       "scheduled check (a stuck one stays stuck unless the answer ends it)\n"
       "Example: txmqctl tx check 0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b");
   c->add_option("id", check->id, "Transaction id")->required();
+  c->add_option("--reason", check->reason, "Why, for the broker's audit log");
   c->add_flag("--dry-run", check->dry_run, "Show the transaction and what would happen");
   c->callback([&ctl, &run, check] { run = [&ctl, check] { return Check(ctl, *check); }; });
 
@@ -252,6 +255,7 @@ void AddTxResolveCommands(CLI::App& tx, Ctl& ctl, Runner& run) {
       "Example: txmqctl tx recheck --stuck --group orders --dry-run");
   r->add_flag("--stuck", recheck->stuck, "The stuck transactions (required)");
   r->add_option("--group,-g", recheck->group, "Only this producer group");
+  r->add_option("--reason", recheck->reason, "Why, for the broker's audit log");
   r->add_flag("--dry-run", recheck->dry_run, "List what would be rescheduled");
   r->callback([&ctl, &run, recheck] { run = [&ctl, recheck] { return Recheck(ctl, *recheck); }; });
 }
