@@ -10,38 +10,6 @@
 
 namespace txmq::ctl {
 
-const char* TxStateName(wire::TxState state) {
-  switch (state) {
-    case wire::TxState::PREPARED:
-      return "PREPARED";
-    case wire::TxState::COMMITTED:
-      return "COMMITTED";
-    case wire::TxState::ROLLED_BACK:
-      return "ROLLED_BACK";
-  }
-  return "?";
-}
-
-const char* CheckAnswerName(wire::CheckAnswer answer) {
-  switch (answer) {
-    case wire::CheckAnswer::NONE:
-      return "none";
-    case wire::CheckAnswer::COMMIT:
-      return "commit";
-    case wire::CheckAnswer::ROLLBACK:
-      return "rollback";
-    case wire::CheckAnswer::UNKNOWN:
-      return "unknown";
-    case wire::CheckAnswer::ERROR:
-      return "error";
-    case wire::CheckAnswer::NO_ANSWER:
-      return "no answer";
-    case wire::CheckAnswer::NO_PRODUCER:
-      return "no producer";
-  }
-  return "?";
-}
-
 std::string TxCondition(wire::TxSummary::Reader s) {
   if (s.getState() != wire::TxState::PREPARED) return TxStateName(s.getState());
   return s.getStuck() ? "stuck" : "pending";

@@ -6,17 +6,15 @@
 #include <ostream>
 #include <string>
 
+#include "protocol/src/wire_names.h"
 #include "protocol/txmq.capnp.h"
 
 namespace txmq::ctl {
 
 class Ctl;
 
-// "PREPARED", "COMMITTED", "ROLLED_BACK": the words the broker's own
-// messages use ("already COMMITTED").
-const char* TxStateName(wire::TxState state);
-// "none", "commit", ..., "no answer", "no producer".
-const char* CheckAnswerName(wire::CheckAnswer answer);
+using wire::CheckAnswerName;
+using wire::TxStateName;
 // "pending" or "stuck" while open, else the final state.
 std::string TxCondition(wire::TxSummary::Reader s);
 

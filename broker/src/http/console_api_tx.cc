@@ -7,42 +7,11 @@
 #include "broker/src/http/console_api.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
+#include "protocol/src/wire_names.h"
 
 namespace txmq::broker::http {
 
 namespace {
-
-const char* StateName(wire::TxState state) {
-  switch (state) {
-    case wire::TxState::PREPARED:
-      return "PREPARED";
-    case wire::TxState::COMMITTED:
-      return "COMMITTED";
-    case wire::TxState::ROLLED_BACK:
-      return "ROLLED_BACK";
-  }
-  return "?";
-}
-
-const char* AnswerName(wire::CheckAnswer answer) {
-  switch (answer) {
-    case wire::CheckAnswer::NONE:
-      return "none";
-    case wire::CheckAnswer::COMMIT:
-      return "commit";
-    case wire::CheckAnswer::ROLLBACK:
-      return "rollback";
-    case wire::CheckAnswer::UNKNOWN:
-      return "unknown";
-    case wire::CheckAnswer::ERROR:
-      return "error";
-    case wire::CheckAnswer::NO_ANSWER:
-      return "no answer";
-    case wire::CheckAnswer::NO_PRODUCER:
-      return "no producer";
-  }
-  return "?";
-}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -58,25 +27,26 @@ nlohmann::json SummaryJson(wire::TxSummary::Reader s) {
                         {"key", i < s.getKeys().size() ? wire::ToString(s.getKeys()[i]) : ""}});
   }
   const bool open = s.getState() == wire::TxState::PREPARED;
-  return {{"id", wire::ToString(s.getTransactionId())},
-          {"state", StateName(s.getState())},
-          {"condition", open ? (s.getStuck() ? "stuck" : "pending") : StateName(s.getState())},
-          {"stuck", s.getStuck()},
-          {"producer_group", wire::ToString(s.getProducerGroup())},
-          {"producer_instance", wire::ToString(s.getProducerInstance())},
-          {"messages", messages},
-          {"born_ms", s.getBornMs()},
-          // Clocks of broker and this process may differ a little: never negative.
-          {"age_ms", std::max<int64_t>(0, NowMs() - s.getBornMs())},
-          {"checks",
-           {{"count", s.getCheckCount()},
-            {"no_producer", s.getNoProducerChecks()},
-            {"last_ms", s.getLastCheckMs()},
-            {"next_ms", s.getNextCheckMs()},
-            {"last_answer", AnswerName(s.getLastAnswer())},
-            {"last_error", wire::ToString(s.getLastError())}}},
-          {"resolved_ms", s.getResolvedMs()},
-          {"resolved_by", wire::ToString(s.getResolvedBy())}};
+  return {
+      {"id", wire::ToString(s.getTransactionId())},
+      {"state", wire::TxStateName(s.getState())},
+      {"condition", open ? (s.getStuck() ? "stuck" : "pending") : wire::TxStateName(s.getState())},
+      {"stuck", s.getStuck()},
+      {"producer_group", wire::ToString(s.getProducerGroup())},
+      {"producer_instance", wire::ToString(s.getProducerInstance())},
+      {"messages", messages},
+      {"born_ms", s.getBornMs()},
+      // Clocks of broker and this process may differ a little: never negative.
+      {"age_ms", std::max<int64_t>(0, NowMs() - s.getBornMs())},
+      {"checks",
+       {{"count", s.getCheckCount()},
+        {"no_producer", s.getNoProducerChecks()},
+        {"last_ms", s.getLastCheckMs()},
+        {"next_ms", s.getNextCheckMs()},
+        {"last_answer", wire::CheckAnswerName(s.getLastAnswer())},
+        {"last_error", wire::ToString(s.getLastError())}}},
+      {"resolved_ms", s.getResolvedMs()},
+      {"resolved_by", wire::ToString(s.getResolvedBy())}};
 }
 
 std::string Param(const Query& query, const char* name) {
@@ -166,7 +136,7 @@ ApiReply ConsoleApi::ActOnTransaction(const std::string& id, const std::string& 
   return {200,
           {{"transaction_id", wire::ToString(ok.getTransactionId())},
            {"action", action},
-           {"state", StateName(ok.getState())},
+           {"state", wire::TxStateName(ok.getState())},
            {"already_final", ok.getAlreadyFinal()},
            {"operator", parsed->operator_name}}};
 }
