@@ -282,5 +282,39 @@ TEST_F(PgOutbox, ARefusedRowIsParkedHoldsItsKeyAndARequeueSendsBothInOrder) {
   EXPECT_EQ(got[0].id, "k-2") << "k-1 went to topic 'later', after it";
 }
 
+// Many writers turn NOTIFY off (it serializes their commits): the row is
+// then found by polling, and no notification is sent.
+TEST_F(PgOutbox, WithoutNotifyOnAddRowsAreFoundByPollingAndNothingIsNotified) {
+  pg::Connection listener = Connect();
+  Sql(listener.get(), "LISTEN txmq_outbox");
+  auto notified = [&] {
+    PQconsumeInput(listener.get());
+    bool any = false;
+    while (PGnotify* n = PQnotifies(listener.get())) {
+      any = true;
+      PQfreemem(n);
+    }
+    return any;
+  };
+  pg::OutboxOptions quiet = Opts("quiet");
+  quiet.notify_on_add = false;
+  quiet.poll_interval = 50ms;
+  {
+    pg::Outbox outbox(quiet);
+    ASSERT_TRUE(outbox.Start().ok());
+    PlaceOrder(outbox, conn_.get(), "order-1", "c1");
+    ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
+    EXPECT_FALSE(notified()) << "notify_on_add = false must not NOTIFY";
+  }
+  auto got = Receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, "order-1");
+
+  pg::Outbox loud(Opts("loud"));
+  ASSERT_TRUE(loud.Start().ok());
+  PlaceOrder(loud, conn_.get(), "order-2", "c2");
+  EXPECT_TRUE(WaitFor([&] { return notified(); }, 5s)) << "the default wakes relays";
+}
+
 }  // namespace
 }  // namespace txmq

@@ -50,10 +50,9 @@ Status Outbox::Impl::Start() {
         "pg outbox options: backoff_initial must be positive, backoff_max not below it, "
         "max_in_flight at least 1, max_attempts not negative, poll_interval positive");
   }
-  auto relay_conn = Connection::Open(options_.conninfo);
+  auto relay_conn = OpenRelayConnection(options_.conninfo);
   if (!relay_conn.ok()) return relay_conn.status();
   if (Status s = MigrateOutbox(relay_conn->get()); !s.ok()) return s;
-  if (auto r = Exec(relay_conn->get(), "LISTEN txmq_outbox"); !r.ok()) return r.status();
   auto admin_conn = Connection::Open(options_.conninfo);
   if (!admin_conn.ok()) return admin_conn.status();
   auto producer = std::make_unique<Producer>(options_.producer);
@@ -128,7 +127,7 @@ Status Outbox::Impl::Add(PGconn* conn, Message message) {
   if (message.id.empty()) message.id = NewUuidV7();
   // Who sent it, so a consumer can address a compensation back.
   message.properties[property::kProducerGroup] = options_.producer.group;
-  return InsertRow(conn, message);
+  return InsertRow(conn, message, options_.notify_on_add);
 }
 
 Status Outbox::Impl::Flush(std::chrono::milliseconds timeout) {

@@ -50,6 +50,9 @@ class Outbox::Impl {
   // Sleeps until an outcome or a NOTIFY arrives, or `timeout` passes.
   void Wait(std::chrono::milliseconds timeout);
   bool EnsureConnected();
+  // The relay's own connection: listening for Adds, its commits not
+  // waiting for the WAL flush (pg_outbox_relay.cc says why that is safe).
+  static Result<Connection> OpenRelayConnection(const std::string& conninfo);
   int64_t BackoffMs(uint32_t failures);
   void Wake();
 

@@ -30,21 +30,36 @@ void Outbox::Impl::Wake() {
   }
 }
 
+// The relay's writes (claims, deletions of sent rows, failed attempts)
+// commit without waiting for the WAL flush: a database crash may lose the
+// last few hundred milliseconds of them, and then a row is claimed and sent
+// again, which the broker's dedup window stores once, in the same place in
+// its key's order. So the relay adds no fsync of its own to the database
+// the service's transactions wait on. The service's Add commits as the
+// service's transaction says (synchronous by default): that is the write
+// that must not be lost.
+Result<Connection> Outbox::Impl::OpenRelayConnection(const std::string& conninfo) {
+  auto c = Connection::Open(conninfo);
+  if (!c.ok()) return c.status();
+  for (const char* sql : {"SET synchronous_commit = off", "LISTEN txmq_outbox"}) {
+    if (auto r = Exec(c->get(), sql); !r.ok()) return r.status();
+  }
+  return c;
+}
+
 bool Outbox::Impl::EnsureConnected() {
   if (!relay_conn_.broken()) return true;
-  auto c = Connection::Open(options_.conninfo);
+  auto c = OpenRelayConnection(options_.conninfo);
   if (c.ok()) {
-    if (auto r = Exec(c->get(), "LISTEN txmq_outbox"); r.ok()) {
-      relay_conn_ = std::move(*c);
-      log_->info("pg outbox relay {}: connected to database '{}' again", instance_,
-                 PQdb(relay_conn_.get()));
-      db_failures_ = 0;
-      return true;
-    }
+    relay_conn_ = std::move(*c);
+    log_->info("pg outbox relay {}: connected to database '{}' again", instance_,
+               PQdb(relay_conn_.get()));
+    db_failures_ = 0;
+    return true;
   }
   ++db_failures_;
   std::lock_guard<std::mutex> lock(mu_);
-  last_error_ = c.ok() ? "cannot LISTEN on the outbox database" : c.status().ToString();
+  last_error_ = c.status().ToString();
   log_->warn("pg outbox relay {}: {} ({} failures in a row)", instance_, last_error_, db_failures_);
   return false;
 }
@@ -112,9 +127,28 @@ bool Outbox::Impl::ApplyOutcomes() {
     std::lock_guard<std::mutex> lock(mu_);
     outcomes.swap(outcomes_);
   }
+  // The outcomes of a batch are written in one transaction: one commit
+  // (one WAL flush) instead of one per row, which capped a relay at the
+  // database's commit rate.
+  PGconn* conn = relay_conn_.get();
+  const bool batch = outcomes.size() > 1 && Exec(conn, "BEGIN").ok();
   for (const Outcome& o : outcomes) {
     if (relay_conn_.broken()) break;
     Record(o);
+  }
+  if (batch && !relay_conn_.broken()) {
+    // A statement that failed aborted the transaction: COMMIT would only
+    // roll it back (and report success), so say what was lost instead.
+    const bool aborted = PQtransactionStatus(conn) == PQTRANS_INERROR;
+    auto ended = Exec(conn, aborted ? "ROLLBACK" : "COMMIT");
+    if (aborted || !ended.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!ended.ok()) last_error_ = ended.status().ToString();
+      log_->warn(
+          "pg outbox relay {}: the outcomes of {} rows were not written ({}); they are sent "
+          "again after their claim runs out and stored once",
+          instance_, outcomes.size(), last_error_);
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   in_flight_ -= static_cast<int>(outcomes.size());

@@ -30,7 +30,7 @@ void Audit(const std::string& operator_name, const char* action, PGconn* conn,
 
 }  // namespace
 
-Status InsertRow(PGconn* conn, const Message& message) {
+Status InsertRow(PGconn* conn, const Message& message, bool notify) {
   if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
     return Status::FailedPrecondition(
         "outbox Add runs inside the caller's open transaction (BEGIN first, on the same "
@@ -49,6 +49,7 @@ Status InsertRow(PGconn* conn, const Message& message) {
            {Param::Text(message.id), Param::Text(message.topic), Param::Text(message.key),
             Param::Bytes(EncodePayload(message))});
   if (!r.ok()) return r.status();
+  if (!notify) return Status::OK();
   if (auto n = Exec(conn, "SELECT pg_notify('txmq_outbox', '')"); !n.ok()) return n.status();
   return Status::OK();
 }

@@ -34,13 +34,13 @@ struct ClaimedRow {
   int64_t age_ms = 0;     // since the row was inserted (the database's clock)
 };
 
-// Inserts the row inside the caller's open transaction; NOTIFY wakes the
-// relays when it commits. A keyed row first takes a transaction-scoped
+// Inserts the row inside the caller's open transaction; with `notify`,
+// NOTIFY wakes the relays when it commits. A keyed row first takes a transaction-scoped
 // advisory lock of its key, so writers of one key commit one after the
 // other and their seq order is their commit order. FAILED_PRECONDITION
 // when `conn` is not inside a transaction; CONFLICT when a row with this
 // id exists.
-Status InsertRow(PGconn* conn, const Message& message);
+Status InsertRow(PGconn* conn, const Message& message, bool notify);
 
 Result<std::vector<ClaimedRow>> ClaimDue(PGconn* conn, const std::string& owner,
                                          std::chrono::milliseconds lease, int limit,
