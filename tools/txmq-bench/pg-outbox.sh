@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# What the PostgreSQL outbox costs: starts a throwaway PostgreSQL (initdb
+# into a temp dir as user nobody, a free port on 127.0.0.1, the server's
+# defaults: fsync on, synchronous_commit on, so a COMMIT is durable as in
+# production), then runs txmq-bench-pg-outbox for each writer count in
+# --writers, --reps times each, alternating the bare business transaction
+# and the same transaction with an outbox row relayed through a txmqd
+# (--flush sync) to a consumer, with the default NOTIFY wake-up (outbox)
+# and with notify_on_add off and a 20 ms poll (outbox-poll). Prints each
+# run, then the medians: commits/s, their ratio to bare (the overhead of
+# reliability), relayed messages/s and the relay lag (COMMIT returned ->
+# consumer received) p50 and p99.
+#
+#   tools/txmq-bench/pg-outbox.sh                          # writers 1 4 16, 3 reps, 5000 tx
+#   tools/txmq-bench/pg-outbox.sh --writers "1 4" --reps 5 --transactions 20000
+#
+# Needs a built txmq-bench-pg-outbox ($TXMQ_BENCH_PG, default
+# build/bin/txmq-bench-pg-outbox of this checkout; txmqd next to it) and
+# Debian's postgresql. Removes its temp dir and stops the server on exit.
+# Not used by tests or CI.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bench=${TXMQ_BENCH_PG:-$here/../../build/bin/txmq-bench-pg-outbox}
+writers="1 4 16"
+reps=3
+transactions=5000
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --writers) writers=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    --transactions) transactions=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "pg-outbox.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ -x $bench ]] || { echo "pg-outbox.sh: no $bench: build it (cmake --build build --target txmq-bench-pg-outbox)" >&2; exit 2; }
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[[ -x $pgbin/postgres ]] || { echo "pg-outbox.sh: no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql" >&2; exit 2; }
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/txmq-pg-outbox.XXXXXX")
+pg_pid=
+cleanup() {
+  if [[ -n $pg_pid ]]; then
+    kill -INT "$pg_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pg_pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+as_server=()
+if [[ $(id -u) -eq 0 ]]; then
+  chown nobody:nogroup "$dir"
+  as_server=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+fi
+"${as_server[@]}" "$pgbin/initdb" -D "$dir/data" -U txmq -A trust -E UTF8 --no-instructions \
+  >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"${as_server[@]}" "$pgbin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
+  -c unix_socket_directories= -c max_connections=100 -c log_min_messages=warning \
+  >"$dir/postgres.log" 2>&1 &
+pg_pid=$!
+conninfo="host=127.0.0.1 port=$port user=txmq dbname=postgres"
+for _ in $(seq 300); do
+  "$pgbin/pg_isready" -q -d "$conninfo" && break
+  kill -0 "$pg_pid" 2>/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
+  sleep 0.1
+done
+echo "PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (fsync on, synchronous_commit on)"
+
+results=$dir/results.jsonl
+for w in $writers; do
+  for rep in $(seq "$reps"); do
+    for mode in bare outbox outbox-poll; do
+      line=$(PGOPTIONS='-c client_min_messages=warning' "$bench" --pg "$conninfo" --mode "$mode" --writers "$w" --transactions "$transactions" --json)
+      echo "$line" >>"$results"
+      echo "writers=$w rep=$rep $line"
+    done
+  done
+done
+
+python3 - "$results" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(w, mode, key):
+    vals = [r[key] for r in rows if r["writers"] == w and r["mode"] == mode and key in r]
+    return statistics.median(vals) if vals else float("nan")
+print()
+print("| writers | mode | commits/s | bare / this | relayed msgs/s | relay lag p50 | relay lag p99 |")
+print("|---|---|---|---|---|---|---|")
+for w in sorted({r["writers"] for r in rows}):
+    bare = med(w, "bare", "commits_per_s")
+    print(f"| {w} | bare | {bare:,.0f} | 1.00x | | | |")
+    for mode in ("outbox", "outbox-poll"):
+        out = med(w, mode, "commits_per_s")
+        print(f"| {w} | {mode} | {out:,.0f} | {bare / out:.2f}x | {med(w, mode, 'relayed_per_s'):,.0f} "
+              f"| {med(w, mode, 'lag_p50_ms'):.2f} ms | {med(w, mode, 'lag_p99_ms'):.2f} ms |")
+EOF
