@@ -35,38 +35,16 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -x $bench ]] || { echo "pg-outbox.sh: no $bench: build it (cmake --build build --target txmq-bench-pg-outbox)" >&2; exit 2; }
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[[ -x $pgbin/postgres ]] || { echo "pg-outbox.sh: no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql" >&2; exit 2; }
-
+. "$here/../../scripts/scratch_postgres.sh"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/txmq-pg-outbox.XXXXXX")
-pg_pid=
 cleanup() {
-  if [[ -n $pg_pid ]]; then
-    kill -INT "$pg_pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pg_pid" 2>/dev/null || break; sleep 0.1; done
-  fi
+  stop_scratch_postgres
   rm -rf "$dir"
 }
 trap cleanup EXIT
-as_server=()
-if [[ $(id -u) -eq 0 ]]; then
-  chown nobody:nogroup "$dir"
-  as_server=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
-fi
-"${as_server[@]}" "$pgbin/initdb" -D "$dir/data" -U txmq -A trust -E UTF8 --no-instructions \
-  >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"${as_server[@]}" "$pgbin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
-  -c unix_socket_directories= -c max_connections=100 -c log_min_messages=warning \
-  >"$dir/postgres.log" 2>&1 &
-pg_pid=$!
-conninfo="host=127.0.0.1 port=$port user=txmq dbname=postgres"
-for _ in $(seq 300); do
-  "$pgbin/pg_isready" -q -d "$conninfo" && break
-  kill -0 "$pg_pid" 2>/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
-  sleep 0.1
-done
-echo "PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (fsync on, synchronous_commit on)"
+start_scratch_postgres "$dir"
+conninfo="host=127.0.0.1 port=$pg_port user=txmq dbname=postgres"
+echo "PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port (fsync on, synchronous_commit on)"
 
 results=$dir/results.jsonl
 for w in $writers; do

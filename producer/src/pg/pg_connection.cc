@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <regex>
+#include <string>
+
+#include "protocol/src/log.h"
 
 namespace txmq::pg {
 
@@ -81,6 +84,18 @@ Result<Connection> Connection::Open(const std::string& conninfo) {
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
     return Status::Unavailable("cannot connect to PostgreSQL (" + Redacted(conninfo) + "): " + why);
   }
+  // The server's notices ("relation ... already exists, skipping" from
+  // the migrations) would go to the service's stderr: they are debug lines
+  // of txmq's log instead. (Only txmq's own connections; the service's
+  // keep whatever it set.)
+  PQsetNoticeProcessor(
+      c.conn_.get(),
+      [](void*, const char* message) {
+        std::string line = message;
+        while (!line.empty() && line.back() == '\n') line.pop_back();
+        Logger("pg")->debug("PostgreSQL: {}", line);
+      },
+      nullptr);
   return c;
 }
 
