@@ -5,9 +5,11 @@
 // --mode outbox) txmq::pg::Outbox::Add of a message; COMMIT. --mode bare
 // is the same transaction without the outbox row, the service's cost
 // without reliability; --mode outbox-poll is outbox with notify_on_add off
-// and a 20 ms poll_interval (the setting for many writers). In outbox mode the relay (one per
-// process, as in a service instance) sends the rows to a txmqd and a consumer in this process
-// receives them; the run ends when the consumer has every message.
+// and a 20 ms poll_interval (the setting for many writers); --mode
+// outbox-add inserts the outbox rows with no relay running (what the
+// insert itself costs, apart from the relay's work on the same database). In outbox mode the relay
+// (one per process, as in a service instance) sends the rows to a txmqd and a consumer in this
+// process receives them; the run ends when the consumer has every message.
 //
 // Reported: commits per second (timed from the start gate to the last
 // COMMIT), in outbox mode also relayed per second (to the last message
@@ -173,13 +175,16 @@ std::string OneTransaction(const Connection& c, pg::Outbox* outbox, const std::s
 }
 
 BenchResult Run(const PgBenchOptions& o) {
-  const bool with_outbox = o.mode != "bare";
+  const bool adds = o.mode != "bare";
+  const bool with_outbox = adds && o.mode != "outbox-add";  // relayed and received
   {
     Connection admin(o.conninfo);
     admin.Exec(
         "CREATE TABLE IF NOT EXISTS bench_orders (id bigserial PRIMARY KEY, customer text NOT "
         "NULL, amount bigint NOT NULL, payload bytea NOT NULL)");
     admin.Exec("TRUNCATE bench_orders");
+    if (Status s = pg::Outbox::Migrate(admin.conn); !s.ok()) throw BenchError(s.ToString());
+    admin.Exec("TRUNCATE txmq_outbox");  // nothing left from an earlier run
   }
   std::unique_ptr<BrokerProcess> broker;
   std::string url = o.broker;
@@ -191,6 +196,9 @@ BenchResult Run(const PgBenchOptions& o) {
   LagLog lag;
   std::unique_ptr<Consumer> consumer;
   std::unique_ptr<pg::Outbox> outbox;
+  if (adds && !with_outbox) {  // Add works without a running relay
+    outbox = std::make_unique<pg::Outbox>(pg::OutboxOptions{.conninfo = o.conninfo});
+  }
   if (with_outbox) {
     consumer = std::make_unique<Consumer>(ConsumerOptions{
         .broker = url, .group = "bench-pg", .handler_threads = 1, .pull_batch = 64});
@@ -272,8 +280,9 @@ int Main(int argc, char** argv) {
   app.add_option("--pg", o.conninfo, "libpq connection string of the database to use")->required();
   app.add_option("--mode", o.mode,
                  "outbox: business row + outbox row; outbox-poll: the same with notify_on_add "
-                 "off and a 20 ms poll; bare: business row only")
-      ->check(CLI::IsMember({"outbox", "outbox-poll", "bare"}))
+                 "off and a 20 ms poll; outbox-add: the rows added, no relay running; bare: "
+                 "business row only")
+      ->check(CLI::IsMember({"outbox", "outbox-poll", "outbox-add", "bare"}))
       ->capture_default_str();
   app.add_option("--writers,-w", o.writers, "Concurrent writer connections")
       ->check(CLI::Range(1, 64))
