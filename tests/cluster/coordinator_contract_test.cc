@@ -72,7 +72,7 @@ class CoordinatorContract : public ::testing::TestWithParam<std::string> {
     }
     ASSERT_TRUE(etcd_) << "no etcd to test against";
     EtcdOptions options;
-    options.endpoint = etcd_->endpoint();
+    options.endpoints = {etcd_->endpoint()};
     auto c = OpenEtcdCoordinator(options);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     backend_ = std::make_unique<EtcdBackend>(std::move(*c));

@@ -17,9 +17,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::unique_ptr<Coordinator> Open(const std::string& endpoint) {
+std::unique_ptr<Coordinator> Open(std::vector<std::string> endpoints) {
   EtcdOptions options;
-  options.endpoint = endpoint;
+  options.endpoints = std::move(endpoints);
   options.connect_timeout = 500ms;
   options.request_timeout = 800ms;
   auto c = OpenEtcdCoordinator(options);
@@ -37,7 +37,7 @@ std::chrono::milliseconds Timed(F&& f) {
 
 TEST(EtcdCoordinator, AClosedPortIsUnavailableAndNamesTheEndpoint) {
   const std::string endpoint = "http://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
-  auto c = Open(endpoint);
+  auto c = Open({endpoint});
   ASSERT_TRUE(c);
   std::vector<Status> failures;
   auto took = Timed([&] {
@@ -72,7 +72,7 @@ TEST(EtcdCoordinator, ASilentServerTimesOutWithinTheRequestTimeout) {
   ASSERT_EQ(listen(fd, 8), 0);  // the kernel completes handshakes; nobody reads
   ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   const std::string endpoint = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
-  auto c = Open(endpoint);
+  auto c = Open({endpoint});
   ASSERT_TRUE(c);
   Status s;
   auto took = Timed([&] {
@@ -86,15 +86,75 @@ TEST(EtcdCoordinator, ASilentServerTimesOutWithinTheRequestTimeout) {
   EXPECT_LT(took, 3s);
 }
 
+std::string ClosedEndpoint() {
+  return "http://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
+}
+
+// Every member is tried once within a call when none can be connected to;
+// the error names the last one tried.
+TEST(EtcdCoordinator, MembersThatCannotBeReachedAreAllTriedOnce) {
+  const std::string a = ClosedEndpoint(), b = ClosedEndpoint();
+  auto c = Open({a, b});
+  ASSERT_TRUE(c);
+  Status s = c->Get("/k").status();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find(b), std::string::npos) << s.ToString();
+}
+
+// A member that was reached and did not answer in time: the call fails
+// (its outcome is unknown, it is not sent again) and the next call starts
+// at the next member.
+TEST(EtcdCoordinator, AMemberThatTimedOutIsNotAskedAgainFirst) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 8), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string silent = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto etcd = testing::EtcdServer::Start();
+  ASSERT_TRUE(etcd);
+  auto c = Open({silent, etcd->endpoint()});
+  ASSERT_TRUE(c);
+  Status first = c->Put("/k", "v").status();
+  EXPECT_EQ(first.code(), StatusCode::kTimeout) << first.ToString();
+  EXPECT_NE(first.message().find(silent), std::string::npos) << first.ToString();
+  auto got = c->Get("/k");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  // Not sent to the live member after the timeout: nothing was written.
+  EXPECT_TRUE(got->kvs.empty());
+  close(fd);
+}
+
+// A member that cannot be connected to is skipped within the call.
+TEST(EtcdCoordinator, ADeadMemberIsSkippedForTheNext) {
+  auto etcd = testing::EtcdServer::Start();
+  ASSERT_TRUE(etcd);
+  auto c = Open({ClosedEndpoint(), etcd->endpoint()});
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->Put("/k", "v").ok());
+  auto got = c->Get("/k");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->kvs.size(), 1u);
+  EXPECT_EQ(got->kvs[0].value, "v");
+}
+
 TEST(EtcdCoordinator, BadOptionsAreRefusedUpFront) {
   EtcdOptions options;
-  options.endpoint = "127.0.0.1:2379";
+  options.endpoints = {"127.0.0.1:2379"};
   EXPECT_EQ(OpenEtcdCoordinator(options).status().code(), StatusCode::kInvalidArgument);
-  options.endpoint = "https://127.0.0.1:2379";
+  options.endpoints = {"https://127.0.0.1:2379"};
   EXPECT_EQ(OpenEtcdCoordinator(options).status().code(), StatusCode::kInvalidArgument);
-  options.endpoint = "http://127.0.0.1:2379/";
+  options.endpoints = {"http://127.0.0.1:2379/"};
   EXPECT_EQ(OpenEtcdCoordinator(options).status().code(), StatusCode::kInvalidArgument);
-  options.endpoint = "http://127.0.0.1:2379";
+  options.endpoints = {};
+  EXPECT_EQ(OpenEtcdCoordinator(options).status().code(), StatusCode::kInvalidArgument);
+  options.endpoints = {"http://127.0.0.1:2379", "http://127.0.0.1:2380/"};
+  EXPECT_EQ(OpenEtcdCoordinator(options).status().code(), StatusCode::kInvalidArgument);
+  options.endpoints = {"http://127.0.0.1:2379"};
   options.request_timeout = 0ms;
   EXPECT_EQ(OpenEtcdCoordinator(options).status().code(), StatusCode::kInvalidArgument);
 }

@@ -41,7 +41,7 @@ bool EtcdServer::Launch(std::chrono::milliseconds timeout, bool& exited) {
                      dir_.Sub("etcd.log"));
   if (!process_) return false;
   cluster::EtcdOptions options;
-  options.endpoint = endpoint_;
+  options.endpoints = {endpoint_};
   options.connect_timeout = std::chrono::milliseconds(200);
   options.request_timeout = std::chrono::milliseconds(500);
   auto client = cluster::OpenEtcdCoordinator(options);

@@ -44,7 +44,7 @@ class RealEtcdGroupMember : public ::testing::Test {
 
   std::unique_ptr<Coordinator> Connect() {
     EtcdOptions options;
-    options.endpoint = etcd_->endpoint();
+    options.endpoints = {etcd_->endpoint()};
     auto c = OpenEtcdCoordinator(options);
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? std::move(*c) : nullptr;

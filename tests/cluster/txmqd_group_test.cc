@@ -114,7 +114,7 @@ class TxmqdGroup : public ::testing::Test {
 
   // The group's ISR as etcd has it (empty when it cannot be read).
   std::vector<std::string> Isr() {
-    auto etcd = cluster::OpenEtcdCoordinator({.endpoint = etcd_->endpoint()});
+    auto etcd = cluster::OpenEtcdCoordinator({.endpoints = {etcd_->endpoint()}});
     if (!etcd.ok()) return {};
     auto read = (*etcd)->Get(cluster::GroupStateKey(cluster_, "g"));
     if (!read.ok() || read->kvs.empty()) return {};

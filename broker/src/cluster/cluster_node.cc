@@ -106,7 +106,7 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
   Impl m;
   {
     EtcdOptions etcd;
-    etcd.endpoint = options_.etcd_endpoints.front();
+    etcd.endpoints = options_.etcd_endpoints;
     auto coordinator = OpenEtcdCoordinator(etcd);
     if (!coordinator.ok()) return started->set_value(coordinator.status());
     m.coordinator = std::move(coordinator.value());

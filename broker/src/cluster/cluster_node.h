@@ -44,7 +44,7 @@
 namespace txmq::cluster {
 
 struct ClusterNodeOptions {
-  // etcd client URLs; the first is used (TODO: move on to the next).
+  // etcd client URLs: one etcd, or the members of one etcd cluster.
   std::vector<std::string> etcd_endpoints;
   std::string cluster;
   std::string group;

@@ -21,6 +21,8 @@
 // left out of an answer (succeeded false, an empty value, lease 0).
 #include "broker/src/cluster/etcd_coordinator.h"
 
+#include <atomic>
+
 #include <charconv>
 #include <stdexcept>
 
@@ -178,7 +180,8 @@ class EtcdCoordinator final : public Coordinator {
 
  private:
   std::string Prefix(const char* call) const {
-    return "etcd at " + options_.endpoint + ": " + call + ": ";
+    return "etcd at " + options_.endpoints[current_.load() % options_.endpoints.size()] + ": " +
+           call + ": ";
   }
   Status Failed(const char* call, const std::string& what) const {
     return Status::Internal(Prefix(call) + "etcd says: " + what);
@@ -201,7 +204,29 @@ class EtcdCoordinator final : public Coordinator {
   // Posts and decodes; an answer of the wrong shape is kCorruption.
   template <typename T, typename Decode>
   Result<T> Call(const char* call, std::string_view path, const json& request, Decode decode) {
-    auto answer = etcd::Post(options_, call, path, request);
+    const size_t n = options_.endpoints.size();
+    const size_t first = current_.load();
+    Result<json> answer = Status::Unavailable("no etcd endpoint");
+    for (size_t attempt = 0; attempt < n; ++attempt) {
+      const size_t at = (first + attempt) % n;
+      bool connected = false;
+      answer = etcd::Post(options_.endpoints[at], options_, call, path, request, &connected);
+      if (answer.ok()) {
+        current_.store(at);
+        break;
+      }
+      if (connected) {
+        // Reached, and it failed: the request may have been applied, so it
+        // is not sent again. A member without a leader or an answer in
+        // time is not asked first next time.
+        const StatusCode code = answer.status().code();
+        if (code == StatusCode::kUnavailable || code == StatusCode::kTimeout) {
+          current_.store((at + 1) % n);
+        }
+        break;
+      }
+      current_.store((at + 1) % n);  // nothing was sent: the next member
+    }
     if (!answer.ok()) return answer.status();
     try {
       if (!answer->is_object()) throw std::invalid_argument("not a JSON object");
@@ -213,12 +238,17 @@ class EtcdCoordinator final : public Coordinator {
   }
 
   const EtcdOptions options_;
+  // The member to ask first (an index into options_.endpoints).
+  std::atomic<size_t> current_{0};
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Coordinator>> OpenEtcdCoordinator(const EtcdOptions& options) {
-  if (Status s = etcd::CheckEndpoint(options.endpoint); !s.ok()) return s;
+  if (options.endpoints.empty()) return Status::InvalidArgument("etcd: no endpoint given");
+  for (const std::string& endpoint : options.endpoints) {
+    if (Status s = etcd::CheckEndpoint(endpoint); !s.ok()) return s;
+  }
   if (options.connect_timeout <= std::chrono::milliseconds(0) ||
       options.request_timeout <= std::chrono::milliseconds(0)) {
     return Status::InvalidArgument("etcd connect_timeout and request_timeout must be positive");

@@ -1,21 +1,25 @@
 // The Coordinator over etcd 3.4's JSON gateway (HTTP POST /v3/...).
 //
-// One endpoint for now (a single etcd, or one member of a cluster that
-// forwards to its leader). TODO: a list of endpoints, moving on to the next
-// when one cannot be reached.
+// Several endpoints (the members of one etcd cluster): a call goes to the
+// member that answered last. One that cannot be connected to (nothing was
+// sent) is skipped for the next within the same call; one that was reached
+// and failed (no answer in time, no leader) fails the call, whose outcome
+// may be unknown, and the next call starts at the next member.
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "broker/src/cluster/coordinator.h"
 
 namespace txmq::cluster {
 
 struct EtcdOptions {
-  // etcd's client URL, "http://HOST:PORT" (no TLS yet).
-  std::string endpoint = "http://127.0.0.1:2379";
+  // etcd's client URLs, "http://HOST:PORT" (no TLS yet): one etcd, or the
+  // members of one etcd cluster.
+  std::vector<std::string> endpoints{"http://127.0.0.1:2379"};
   // Bound on opening the TCP connection; past it the call fails with
   // kUnavailable (nothing was sent).
   std::chrono::milliseconds connect_timeout{1000};

@@ -100,14 +100,15 @@ nlohmann::json ParseAnswer(const std::string& body) {
 
 }  // namespace
 
-Result<nlohmann::json> Post(const EtcdOptions& options, const char* call, std::string_view path,
-                            const nlohmann::json& request) {
+Result<nlohmann::json> Post(const std::string& endpoint, const EtcdOptions& options,
+                            const char* call, std::string_view path, const nlohmann::json& request,
+                            bool* connected) {
+  *connected = false;
   static std::once_flag curl_init;
   std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 
-  const std::string url = options.endpoint + std::string(path);
-  std::string prefix =
-      "etcd at " + options.endpoint + ": " + call + " (POST " + std::string(path) + "): ";
+  const std::string url = endpoint + std::string(path);
+  std::string prefix = "etcd at " + endpoint + ": " + call + " (POST " + std::string(path) + "): ";
   std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
   if (!easy) return Status::Internal(prefix + "curl_easy_init failed");
   std::unique_ptr<curl_slist, ListDeleter> headers(
@@ -138,9 +139,10 @@ Result<nlohmann::json> Post(const EtcdOptions& options, const char* call, std::s
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
 
   CURLcode rc = curl_easy_perform(c);
+  curl_off_t connected_us = 0;
+  curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connected_us);
+  *connected = connected_us != 0;
   if (rc != CURLE_OK) {
-    curl_off_t connected_us = 0;
-    curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connected_us);
     std::string detail = error[0] != '\0' ? error.data() : curl_easy_strerror(rc);
     if (rc == CURLE_WRITE_ERROR) {
       return Status::Internal(prefix + "answer larger than " +

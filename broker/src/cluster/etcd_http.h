@@ -10,13 +10,15 @@
 
 namespace txmq::cluster::etcd {
 
-// POSTs `request` to options.endpoint + `path` and returns the answer's
-// JSON. `call` names the operation in error messages ("txn", "range").
-// Errors as described in coordinator.h; a non-200 answer maps etcd's gRPC
-// code (NotFound -> kNotFound, Unavailable -> kUnavailable, ...).
+// POSTs `request` to `endpoint` + `path` and returns the answer's JSON.
+// `call` names the operation in error messages ("txn", "range"). Errors as
+// described in coordinator.h; a non-200 answer maps etcd's gRPC code
+// (NotFound -> kNotFound, Unavailable -> kUnavailable, ...). `*connected`
+// says whether a connection was made: when not, nothing was sent.
 // Thread safety: any thread; each call uses its own connection.
-Result<nlohmann::json> Post(const EtcdOptions& options, const char* call, std::string_view path,
-                            const nlohmann::json& request);
+Result<nlohmann::json> Post(const std::string& endpoint, const EtcdOptions& options,
+                            const char* call, std::string_view path, const nlohmann::json& request,
+                            bool* connected);
 
 // Keys and values are `bytes` in etcd's protos: base64 (RFC 4648, padded)
 // in the gateway's JSON.
