@@ -5,6 +5,8 @@
 #   make demo   as make build, then the bank transfer example told step by step:
 #               a half message, a killed producer, a check-back, an idempotent
 #               redelivery, a compensation; txmqctl's view; the final balances
+#   make cluster  as make build, then a replicated group on this machine:
+#               one etcd and three txmqd nodes (scripts/cluster.sh); Ctrl-C stops it
 #   make check-shared  a separate build (build-shared/) of the libraries as
 #               shared objects; installs it and builds an app against it
 #   make check-asan  a separate build (build-asan/) with AddressSanitizer and
@@ -17,7 +19,7 @@ CTEST_ARGS ?=
 ASAN_DIR   ?= build-asan
 SHARED_DIR ?= build-shared
 
-.PHONY: all deps configure build run test demo check-asan check-shared install clean format
+.PHONY: all deps configure build run test demo cluster check-asan check-shared install clean format
 
 all: build
 
@@ -38,6 +40,9 @@ test: build
 
 demo: build
 	@DEMO=1 TRANSFERS=100 CRASH_AT=37 examples/bank_transfer/run.sh $(BUILD_DIR)/bin
+
+cluster: build
+	@scripts/cluster.sh $(BUILD_DIR)/bin
 
 # Any sanitizer report fails the test that caused it. The fault tests
 # LD_PRELOAD a shim or libfaketime into txmqd, so ASan may not come first
