@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -222,6 +223,59 @@ TEST_F(TxmqdGroup, MinIsrTwoAcknowledgesNothingOneNodeHolds) {
   }
   auto second = producer.Send({.topic = "t", .body = "only one holds it", .id = "second"});
   EXPECT_FALSE(second.ok()) << "acknowledged with one node alive under --min-isr 2";
+}
+
+// A leader paused past its lease (SIGSTOP: a long GC pause, a frozen VM)
+// wakes up deposed. Whatever it was asked meanwhile it must not
+// acknowledge unless the new group holds it; it notices and exits (5), and
+// every send any node acknowledged is read from the new leader.
+TEST_F(TxmqdGroup, ALeaderPausedPastItsLeaseAcknowledgesNothingTheGroupLacks) {
+  MakeNodes(3);
+  for (Node& n : nodes_) StartNode(n, 2);
+  Node* old = WaitForLeader();
+  ASSERT_NE(old, nullptr);
+  std::vector<std::string> acked = SendAll(old->url(), "before", 50);
+  ASSERT_FALSE(HasFailure());
+
+  Producer stale({.broker = old->url(), .send_timeout = 15s, .retries = 0});
+  ASSERT_TRUE(stale.Start().ok());
+  old->process->Signal(SIGSTOP);
+  // Sent to the paused leader: they wait in its socket.
+  std::vector<std::string> stale_ids;
+  std::vector<std::future<Result<SendResult>>> stale_sends;
+  for (int i = 0; i < 20; ++i) {
+    stale_ids.push_back("paused-" + std::to_string(i));
+    stale_sends.push_back(
+        stale.SendAsync({.topic = "orders", .body = "to a paused leader", .id = stale_ids.back()}));
+  }
+  Node* next = nullptr;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        for (Node& n : nodes_) {
+          if (&n != old && std::filesystem::exists(Ready(n))) next = &n;
+        }
+        return next != nullptr;
+      },
+      30s))
+      << "no other node took over from the paused leader";
+  for (const std::string& id : SendAll(next->url(), "after", 50)) acked.push_back(id);
+  ASSERT_FALSE(HasFailure());
+
+  old->process->Signal(SIGCONT);
+  for (size_t i = 0; i < stale_sends.size(); ++i) {
+    auto r = stale_sends[i].get();
+    if (r.ok()) acked.push_back(stale_ids[i]);  // allowed only if the group has it (below)
+  }
+  auto exited = old->process->Wait(20s);
+  ASSERT_TRUE(exited.has_value()) << "the deposed leader keeps running";
+  EXPECT_EQ(*exited, 5) << testing::ReadFile(dir_.Sub(old->name + ".log"));
+  old->process.reset();
+  std::filesystem::remove(Ready(*old));
+
+  auto delivered = testing::DrainTopic(next->url(), "orders", acked.size(), 300ms);
+  for (const std::string& id : acked) {
+    EXPECT_EQ(delivered.count(id), 1u) << "acknowledged " << id << " is not in the new group";
+  }
 }
 
 }  // namespace
