@@ -159,6 +159,15 @@ void GroupMember::TryElect(Clock::time_point now, TickReport& report) {
   GroupState next = view_;
   next.epoch = std::max(view_.epoch, highest_epoch_) + 1;
   next.leader = options_.node;
+  // The gone leader leaves the ISR in the same step: the compare above
+  // makes "its key is absent" part of this write, and a shrink is always
+  // safe (every remaining member still holds every committed entry). Left
+  // in, it would hold back the new epoch's first commit until the leader
+  // shrank it for lag, a few seconds more of failover. When it comes back
+  // it catches up and is taken in again like any follower.
+  if (!old.empty() && old != options_.node && next.InIsr(old)) {
+    next.isr.erase(std::find(next.isr.begin(), next.isr.end(), old));
+  }
   WinIfCommitted(next, std::move(compares), report);
 }
 
