@@ -282,9 +282,9 @@ TEST_F(PgOutbox, ARefusedRowIsParkedHoldsItsKeyAndARequeueSendsBothInOrder) {
   EXPECT_EQ(got[0].id, "k-2") << "k-1 went to topic 'later', after it";
 }
 
-// Many writers turn NOTIFY off (it serializes their commits): the row is
-// then found by polling, and no notification is sent.
-TEST_F(PgOutbox, WithoutNotifyOnAddRowsAreFoundByPollingAndNothingIsNotified) {
+// By default (NOTIFY serializes the adding transactions' commits) the row
+// is found by polling and no notification is sent; notify_on_add sends one.
+TEST_F(PgOutbox, ByDefaultRowsAreFoundByPollingAndOnlyNotifyOnAddNotifies) {
   pg::Connection listener = Connect();
   Sql(listener.get(), "LISTEN txmq_outbox");
   auto notified = [&] {
@@ -297,23 +297,25 @@ TEST_F(PgOutbox, WithoutNotifyOnAddRowsAreFoundByPollingAndNothingIsNotified) {
     return any;
   };
   pg::OutboxOptions quiet = Opts("quiet");
-  quiet.notify_on_add = false;
+  ASSERT_FALSE(quiet.notify_on_add);
   quiet.poll_interval = 50ms;
   {
     pg::Outbox outbox(quiet);
     ASSERT_TRUE(outbox.Start().ok());
     PlaceOrder(outbox, conn_.get(), "order-1", "c1");
     ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
-    EXPECT_FALSE(notified()) << "notify_on_add = false must not NOTIFY";
+    EXPECT_FALSE(notified()) << "the default must not NOTIFY";
   }
   auto got = Receive(1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].id, "order-1");
 
-  pg::Outbox loud(Opts("loud"));
+  pg::OutboxOptions loud_options = Opts("loud");
+  loud_options.notify_on_add = true;
+  pg::Outbox loud(loud_options);
   ASSERT_TRUE(loud.Start().ok());
   PlaceOrder(loud, conn_.get(), "order-2", "c2");
-  EXPECT_TRUE(WaitFor([&] { return notified(); }, 5s)) << "the default wakes relays";
+  EXPECT_TRUE(WaitFor([&] { return notified(); }, 5s)) << "notify_on_add wakes relays";
 }
 
 }  // namespace

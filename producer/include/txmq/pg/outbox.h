@@ -70,16 +70,16 @@ struct OutboxOptions {
   int max_in_flight = 256;
   // See OutboxOptions::hold_key_behind_parked in txmq/outbox.h.
   bool hold_key_behind_parked = true;
-  // A committed Add wakes the relays at once (NOTIFY). PostgreSQL commits
-  // the transactions that NOTIFY one at a time (a database-wide lock held
-  // through the commit's WAL flush), which costs many concurrent writers
-  // about a third of their commits (BENCHMARKS.md); turn it off there and
-  // shorten poll_interval, which then bounds the relay lag of a quiet
-  // table (a busy one is claimed again as soon as a batch is sent).
-  bool notify_on_add = true;
-  // How often relays look for rows that became due, whose claim ran out,
-  // or (without notify_on_add) were added.
-  std::chrono::milliseconds poll_interval{1000};
+  // Relays look for rows this often: rows that were added, became due, or
+  // whose claim ran out. A relay that found rows looks again at once, so
+  // this bounds the relay lag of a quiet table only.
+  std::chrono::milliseconds poll_interval{100};
+  // true: a committed Add also wakes the relays at once (NOTIFY), for the
+  // lowest lag on a quiet table. Off by default: PostgreSQL commits the
+  // transactions that NOTIFY one at a time (a database-wide lock held
+  // through the commit's WAL flush), which cost 16 concurrent writers five
+  // sixths of their commits here (BENCHMARKS.md, "The PostgreSQL outbox").
+  bool notify_on_add = false;
   // Names this relay's claims in the table (lease_owner); default: host,
   // pid and a random suffix.
   std::string instance{};
