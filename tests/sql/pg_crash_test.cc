@@ -49,17 +49,6 @@ class PgCrash : public testing::PgTest {
     }
     return ids;
   }
-
-  // Every message once, and each key's messages in order.
-  void ExpectEachOnceInKeyOrder(const std::vector<Received>& got,
-                                const std::set<std::string>& ids) {
-    std::set<std::string> seen;
-    for (const auto& m : got) EXPECT_TRUE(seen.insert(m.id).second) << m.id << " twice";
-    EXPECT_EQ(seen, ids);
-    for (auto& [key, in_order] : ByKey(got)) {
-      EXPECT_TRUE(std::is_sorted(in_order.begin(), in_order.end())) << "key " << key;
-    }
-  }
 };
 
 TEST_F(PgCrash, AServiceKilledWhilePlacingOrdersLosesNoCommittedOrder) {
