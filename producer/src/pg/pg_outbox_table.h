@@ -20,19 +20,14 @@
 #include <string>
 #include <vector>
 
+#include "producer/src/sql/sql_relay.h"
 #include "txmq/message.h"
 #include "txmq/outbox.h"
 #include "txmq/status.h"
 
 namespace txmq::pg {
 
-struct ClaimedRow {
-  Message message;  // message.id is the row id
-  int64_t seq = 0;
-  int64_t fence = 0;
-  uint32_t attempts = 0;  // failed attempts before this one
-  int64_t age_ms = 0;     // since the row was inserted (the database's clock)
-};
+using ClaimedRow = sql::ClaimedRow;
 
 // Inserts the row inside the caller's open transaction; NOTIFY wakes the
 // relays when it commits. A keyed row first takes a transaction-scoped
@@ -56,12 +51,7 @@ Result<bool> MarkFailed(PGconn* conn, const std::string& id, int64_t fence, bool
 // down), so other relays need not wait out the lease.
 Status ReleaseClaims(PGconn* conn, const std::string& owner);
 
-struct Counts {
-  uint64_t pending = 0;
-  uint64_t parked = 0;
-  uint64_t blocked = 0;  // pending behind a parked row of their key
-  std::chrono::milliseconds oldest_pending_age{0};
-};
+using Counts = sql::Counts;
 Result<Counts> CountRows(PGconn* conn);
 // How long until the next pending row is due (0: one is due now; -1:
 // none), for the relay's sleep: one pass over pending rows, no counts.

@@ -30,6 +30,26 @@ Status ValidateRelayOptions(const RelayOptions& o, const std::string& who) {
   return Status::OK();
 }
 
+Status WaitUntilFlushed(const std::function<Result<Counts>()>& count, bool hold_key_behind_parked,
+                        std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto counts = count();
+    if (!counts.ok()) return counts.status();
+    if (counts->pending == 0) return Status::OK();
+    if (counts->pending == counts->blocked && hold_key_behind_parked) {
+      return Status::FailedPrecondition(
+          std::to_string(counts->pending) +
+          " outbox rows wait behind parked rows of their keys: requeue or delete the parked rows");
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::Timeout(std::to_string(counts->pending) + " outbox rows still pending after " +
+                             FormatDurationMs(timeout.count()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 std::string DefaultInstance() {
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -83,6 +84,36 @@ struct RelayOptions {
   std::string instance{};
   std::string thread_name{};  // "txmq-pg-relay"
 };
+
+// The relay fields of a backend's OutboxOptions (pg::, sqlite::).
+template <class BackendOptions>
+RelayOptions ToRelayOptions(const BackendOptions& o, std::string thread_name) {
+  return {.producer = o.producer,
+          .lease = o.lease,
+          .backoff_initial = o.backoff_initial,
+          .backoff_max = o.backoff_max,
+          .max_attempts = o.max_attempts,
+          .max_age = o.max_age,
+          .max_in_flight = o.max_in_flight,
+          .hold_key_behind_parked = o.hold_key_behind_parked,
+          .poll_interval = o.poll_interval,
+          .instance = o.instance,
+          .thread_name = std::move(thread_name)};
+}
+
+// Counts of a whole outbox table.
+struct Counts {
+  uint64_t pending = 0;
+  uint64_t parked = 0;
+  uint64_t blocked = 0;  // pending behind a parked row of their key
+  std::chrono::milliseconds oldest_pending_age{0};
+};
+
+// Outbox::Flush of every backend: polls `count` until no pending row is
+// left (OK), the rows left all wait behind parked rows and
+// `hold_key_behind_parked` (FAILED_PRECONDITION), or `timeout` (TIMEOUT).
+Status WaitUntilFlushed(const std::function<Result<Counts>()>& count, bool hold_key_behind_parked,
+                        std::chrono::milliseconds timeout);
 
 // INVALID_ARGUMENT naming the first bad option, else OK. `who` starts the
 // message ("pg outbox options").

@@ -2,6 +2,7 @@
 // is sql::Relay over the SQLite statements of sqlite_outbox_table.h.
 #include <thread>
 
+#include "producer/src/sql/relay_holder.h"
 #include "producer/src/sql/sql_relay.h"
 #include "producer/src/sqlite/sqlite_db.h"
 #include "producer/src/sqlite/sqlite_library_add.h"
@@ -53,17 +54,7 @@ class RelayTable : public sql::RelayTable {
 };
 
 sql::RelayOptions ToRelayOptions(const OutboxOptions& o) {
-  return {.producer = o.producer,
-          .lease = o.lease,
-          .backoff_initial = o.backoff_initial,
-          .backoff_max = o.backoff_max,
-          .max_attempts = o.max_attempts,
-          .max_age = o.max_age,
-          .max_in_flight = o.max_in_flight,
-          .hold_key_behind_parked = o.hold_key_behind_parked,
-          .poll_interval = o.poll_interval,
-          .instance = o.instance,
-          .thread_name = "txmq-sqlite-rly"};
+  return sql::ToRelayOptions(o, "txmq-sqlite-rly");
 }
 
 }  // namespace
@@ -71,48 +62,32 @@ sql::RelayOptions ToRelayOptions(const OutboxOptions& o) {
 class Outbox::Impl {
  public:
   explicit Impl(OutboxOptions options) : options_(std::move(options)) {}
-  ~Impl() { Shutdown(); }
 
   Status Start() {
-    std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
-    if (relay_) return Status::FailedPrecondition("outbox already started");
     if (options_.path.empty()) return Status::InvalidArgument("sqlite outbox: path is empty");
     if (Status s = sql::ValidateRelayOptions(ToRelayOptions(options_), "sqlite outbox options");
         !s.ok()) {
       return s;
     }
-    auto admin = Database::Open(options_.path, options_.busy_timeout);
-    if (!admin.ok()) return admin.status();
-    if (Status s = MigrateOutbox(admin->get()); !s.ok()) return s;
-    auto table = std::make_unique<RelayTable>(options_.path, options_.busy_timeout);
-    if (Status s = table->Connect(); !s.ok()) return s;
-    auto relay = std::make_unique<sql::Relay>(ToRelayOptions(options_), std::move(table));
-    if (Status s = relay->Start(); !s.ok()) return s;
-    if (auto counts = CountRows(admin->get()); counts.ok()) {
-      Logger("outbox")->info(
-          "sqlite outbox relay {} on '{}': {} rows pending ({} behind parked rows), {} parked",
-          relay->instance(), options_.path, counts->pending, counts->blocked, counts->parked);
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    admin_ = std::move(*admin);
-    relay_ = std::move(relay);
-    return Status::OK();
+    return relay_.Start([&]() -> Result<std::unique_ptr<sql::Relay>> {
+      auto admin = Database::Open(options_.path, options_.busy_timeout);
+      if (!admin.ok()) return admin.status();
+      if (Status s = MigrateOutbox(admin->get()); !s.ok()) return s;
+      auto table = std::make_unique<RelayTable>(options_.path, options_.busy_timeout);
+      if (Status s = table->Connect(); !s.ok()) return s;
+      auto relay = std::make_unique<sql::Relay>(ToRelayOptions(options_), std::move(table));
+      if (auto counts = CountRows(admin->get()); counts.ok()) {
+        Logger("outbox")->info(
+            "sqlite outbox relay {} on '{}': {} rows pending ({} behind parked rows), {} parked",
+            relay->instance(), options_.path, counts->pending, counts->blocked, counts->parked);
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      admin_ = std::move(*admin);
+      return relay;
+    });
   }
 
-  void Shutdown() {
-    std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
-    std::unique_ptr<sql::Relay> relay;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      relay = std::move(relay_);
-    }
-    if (relay) relay->Shutdown();
-    std::lock_guard<std::mutex> lock(mu_);
-    if (relay) {
-      sent_before_ += relay->sent();
-      last_error_ = relay->last_error();
-    }
-  }
+  void Shutdown() { relay_.Shutdown(); }
 
   Status Add(sqlite3* db, Message message) {
     if (Status s = ValidateSendTopic(message.topic); !s.ok()) return s;
@@ -120,46 +95,19 @@ class Outbox::Impl {
     // Who sent it, so a consumer can address a compensation back.
     message.properties[property::kProducerGroup] = options_.producer.group;
     if (Status s = InsertRow(db, message); !s.ok()) return s;
-    // The row is visible once the caller commits; the relay's claim waits
-    // for that commit on the write lock (or finds nothing and polls).
-    std::lock_guard<std::mutex> lock(mu_);
-    if (relay_) relay_->Wake();
+    // No NOTIFY on SQLite. The row is visible once the caller commits; the
+    // woken relay's claim waits for that commit on the write lock (or
+    // finds nothing and polls).
+    relay_.Wake();
     return Status::OK();
   }
 
   Status Flush(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto counts = Count();
-      if (!counts.ok()) return counts.status();
-      if (counts->pending == 0) return Status::OK();
-      if (counts->pending == counts->blocked && options_.hold_key_behind_parked) {
-        return Status::FailedPrecondition(std::to_string(counts->pending) +
-                                          " outbox rows wait behind parked rows of their keys: "
-                                          "requeue or delete the parked rows");
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return Status::Timeout(std::to_string(counts->pending) +
-                               " outbox rows still pending after " +
-                               FormatDurationMs(timeout.count()));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    return sql::WaitUntilFlushed([this] { return Count(); }, options_.hold_key_behind_parked,
+                                 timeout);
   }
 
-  OutboxStats stats() const {
-    OutboxStats s;
-    if (auto c = Count(); c.ok()) {
-      s.pending = c->pending;
-      s.parked = c->parked;
-      s.blocked = c->blocked;
-      s.oldest_pending_age = c->oldest_pending_age;
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    s.sent = sent_before_ + (relay_ ? relay_->sent() : 0);
-    s.last_error = relay_ ? relay_->last_error() : last_error_;
-    return s;
-  }
+  OutboxStats stats() const { return relay_.Stats(Count()); }
 
  private:
   Result<Counts> Count() const {
@@ -173,12 +121,9 @@ class Outbox::Impl {
   }
 
   const OutboxOptions options_;
-  std::mutex lifecycle_mu_;
   mutable std::mutex mu_;
-  mutable Database admin_;             // guarded by mu_: Flush and stats
-  std::unique_ptr<sql::Relay> relay_;  // guarded by mu_
-  uint64_t sent_before_ = 0;           // guarded by mu_: by relays shut down
-  std::string last_error_;             // guarded by mu_
+  mutable Database admin_;  // guarded by mu_: Flush and stats
+  sql::RelayHolder relay_;
 };
 
 Outbox::Outbox(OutboxOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -49,12 +49,7 @@ Result<bool> MarkFailed(sqlite3* db, const std::string& id, int64_t fence, bool 
                         std::chrono::milliseconds retry_in, const std::string& error);
 Status ReleaseClaims(sqlite3* db, const std::string& owner);
 
-struct Counts {
-  uint64_t pending = 0;
-  uint64_t parked = 0;
-  uint64_t blocked = 0;  // pending behind a parked row of their key
-  std::chrono::milliseconds oldest_pending_age{0};
-};
+using Counts = sql::Counts;
 Result<Counts> CountRows(sqlite3* db);
 Result<std::chrono::milliseconds> NextDueIn(sqlite3* db);
 
