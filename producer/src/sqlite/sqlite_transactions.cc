@@ -3,6 +3,7 @@
 // busy_timeout is the check's lock_wait.
 #include "txmq/sqlite/transactions.h"
 
+#include "producer/src/sql/tx_records.h"
 #include "producer/src/sqlite/sqlite_db.h"
 #include "producer/src/sqlite/sqlite_schema.h"
 #include "producer/src/sweep_throttle.h"
@@ -34,13 +35,8 @@ class TransactionRecords::Impl {
   }
 
   Status RecordCommit(sqlite3* db, const Message& message) {
-    const std::string* tx = property::Find(message.properties, property::kTransactionId);
-    if (tx == nullptr || tx->empty()) {
-      return Status::FailedPrecondition(
-          "message " + message.id +
-          " has no transaction id: record the commit of a message SendInTransaction passed to "
-          "the local transaction");
-    }
+    auto tx = sql::TransactionIdOf(message);
+    if (!tx.ok()) return tx.status();
     if (!InTransaction(db)) {
       return Status::FailedPrecondition(
           "RecordCommit runs inside the local transaction (BEGIN IMMEDIATE first, on the handle "
@@ -48,11 +44,7 @@ class TransactionRecords::Impl {
     }
     auto r = Exec(db, "INSERT INTO txmq_tx (tx_id, state) VALUES (?1, 'C')", {Value::Text(*tx)});
     if (r.ok()) return Status::OK();
-    if (r.status().code() == StatusCode::kConflict) {
-      return Status::Conflict("transaction " + *tx +
-                              " was rolled back by a check-back before its local transaction "
-                              "recorded its commit; roll the local transaction back");
-    }
+    if (r.status().code() == StatusCode::kConflict) return sql::RolledBackByCheck(*tx);
     return r.status();
   }
 
@@ -68,8 +60,7 @@ class TransactionRecords::Impl {
       pool_.Give(std::move(*db));
     }
     if (why != nullptr) *why = reason;
-    log_->info("check of transaction {} (group '{}', check {}): {} ({})", check.transaction_id,
-               check.producer_group, check.check_count, TxStateName(state), reason);
+    sql::LogCheck(*log_, check, state, reason);
     return state;
   }
 
@@ -84,9 +75,7 @@ class TransactionRecords::Impl {
  private:
   TxState Decide(sqlite3* db, const CheckRequest& check, std::string* why) {
     const std::string& tx = check.transaction_id;
-    const auto age = std::chrono::system_clock::now() - check.born_at;
-    const bool beyond_horizon =
-        check.born_at.time_since_epoch().count() > 0 && age > options_.horizon;
+    const bool beyond_horizon = sql::BeyondHorizon(check, options_.horizon);
     // A transaction this old may have had its record removed: never write
     // a tombstone for it; only read.
     if (!beyond_horizon) {
@@ -96,35 +85,22 @@ class TransactionRecords::Impl {
                  FormatDurationMs(options_.lock_wait.count()) + "); it may be this one";
           return TxState::kUnknown;
         }
-        return Unknown(b.status(), why);
+        return sql::DatabaseUnknown(b.status(), why);
       }
       auto tombstone = Exec(db, "INSERT OR IGNORE INTO txmq_tx (tx_id, state) VALUES (?1, 'R')",
                             {Value::Text(tx)});
-      if (!tombstone.ok()) return Unknown(tombstone.status(), why);
+      if (!tombstone.ok()) return sql::DatabaseUnknown(tombstone.status(), why);
       if (tombstone->changes == 1) {
-        if (auto c = Exec(db, "COMMIT"); !c.ok()) return Unknown(c.status(), why);
+        if (auto c = Exec(db, "COMMIT"); !c.ok()) return sql::DatabaseUnknown(c.status(), why);
         *why = "no commit record: rolled back, and a late local commit will fail";
         return TxState::kRollback;
       }
     }
     auto state = Exec(db, "SELECT state FROM txmq_tx WHERE tx_id = ?1", {Value::Text(tx)});
-    if (!state.ok()) return Unknown(state.status(), why);
-    if (state->rows.empty()) {
-      *why = "no record, and the transaction is older than the records' horizon (" +
-             FormatDurationMs(options_.horizon.count()) + "): an operator decides";
-      return TxState::kUnknown;
-    }
-    if (state->rows[0][0].AsText() == "C") {
-      *why = "its local transaction committed";
-      return TxState::kCommit;
-    }
-    *why = "a check rolled it back before";
-    return TxState::kRollback;
-  }
-
-  static TxState Unknown(const Status& s, std::string* why) {
-    *why = "the database could not tell: " + s.ToString();
-    return TxState::kUnknown;
+    if (!state.ok()) return sql::DatabaseUnknown(state.status(), why);
+    std::optional<std::string> recorded;
+    if (!state->rows.empty()) recorded = state->rows[0][0].AsText();
+    return sql::FromRecord(recorded, options_.horizon, why);
   }
 
   void MaybeSweep(sqlite3* db) {
