@@ -1,11 +1,13 @@
 // What the local-table tests of every SQL backend share: a temp dir, an
-// embedded broker per test, and the reading side (what group "reader"
-// receives of topic "orders", each message once and in key order).
+// embedded broker per test, the reading side (what group "reader"
+// receives of topic "orders", each message once and in key order), and
+// the broker-side steps of the inbox and check-back tests.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -15,6 +17,9 @@
 
 #include "tests/testutil/testutil.h"
 #include "txmq/consumer.h"
+#include "txmq/producer.h"
+#include "txmq/properties.h"
+#include "txmq/transaction_producer.h"
 
 namespace txmq::testing {
 
@@ -69,6 +74,82 @@ class SqlBrokerTest : public ::testing::Test {
     for (auto& [key, in_order] : ByKey(got)) {
       EXPECT_TRUE(std::is_sorted(in_order.begin(), in_order.end())) << "key " << key;
     }
+  }
+
+  // A delivery of topic "orders" as a consumer's handler gets it.
+  static Received Delivery(const std::string& id, const std::string& body) {
+    Received m;
+    m.id = id;
+    m.topic = "orders";
+    m.body = body;
+    return m;
+  }
+
+  // Sends one message "m-1" of topic "orders" through the broker to group
+  // "billing", whose handler runs `idempotent` and then, the first time,
+  // answers RetryLater as a consumer killed after its commit would leave
+  // it; returns once the redelivery was handled.
+  void DeliverLosingTheFirstAck(const Handler& idempotent) {
+    std::atomic<int> deliveries{0};
+    Consumer consumer({.broker = broker_->endpoint(),
+                       .group = "billing",
+                       .long_poll = std::chrono::milliseconds(200)});
+    ASSERT_TRUE(consumer
+                    .Subscribe("orders",
+                               [&](const Received& m) {
+                                 ConsumeResult r = idempotent(m);
+                                 if (++deliveries == 1) {
+                                   return ConsumeResult::RetryLater(std::chrono::milliseconds(100));
+                                 }
+                                 return r;
+                               })
+                    .ok());
+    ASSERT_TRUE(consumer.Start().ok());
+    Producer producer({.broker = broker_->endpoint(), .group = "orders"});
+    ASSERT_TRUE(producer.Start().ok());
+    ASSERT_TRUE(producer.Send({.topic = "orders", .body = "order-1", .id = "m-1"}).ok());
+    ASSERT_TRUE(WaitFor([&] { return deliveries.load() >= 2; }));
+    consumer.Shutdown();
+  }
+
+  // The first compensation that reaches topic `topic` (group "undo").
+  std::vector<Received> ReceiveCompensation(const std::string& topic) {
+    std::mutex mu;
+    std::vector<Received> got;
+    Consumer undo({.broker = broker_->endpoint(),
+                   .group = "undo",
+                   .long_poll = std::chrono::milliseconds(200)});
+    EXPECT_TRUE(undo.Subscribe(topic,
+                               [&](const Received& c) {
+                                 std::lock_guard<std::mutex> lock(mu);
+                                 got.push_back(c);
+                                 return ConsumeResult::Success();
+                               })
+                    .ok());
+    EXPECT_TRUE(undo.Start().ok());
+    EXPECT_TRUE(WaitFor([&] {
+      std::lock_guard<std::mutex> lock(mu);
+      return !got.empty();
+    }));
+    undo.Shutdown();
+    std::lock_guard<std::mutex> lock(mu);
+    return got;
+  }
+
+  // A check-back of `tx_id` as the broker sends it, and a message of a
+  // local transaction.
+  static CheckRequest CheckOf(const std::string& tx_id) {
+    CheckRequest c;
+    c.transaction_id = tx_id;
+    c.producer_group = "orders";
+    c.check_count = 1;
+    c.born_at = std::chrono::system_clock::now();
+    return c;
+  }
+  static Message InTransaction(const std::string& tx_id) {
+    Message m{.topic = "orders", .body = "x", .id = "m-" + tx_id};
+    m.properties[property::kTransactionId] = tx_id;
+    return m;
   }
 
   TempDir dir_;

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "tests/sql/pg_fixture.h"
+#include "tests/sql/service_tool.h"
 #include "txmq/pg/outbox.h"
 
 namespace txmq {
@@ -30,13 +31,7 @@ class PgCrash : public testing::PgTest {
   pg::OutboxOptions RelayOptions(const std::string& instance) {
     pg::OutboxOptions o;
     o.conninfo = conninfo_;
-    o.producer = {
-        .broker = broker_->endpoint(), .group = "orders", .send_timeout = 300ms, .retries = 0};
-    o.lease = 1s;
-    o.backoff_initial = 20ms;
-    o.backoff_max = 200ms;
-    o.poll_interval = 100ms;
-    o.instance = instance;
+    testing::SetTestRelayOptions(o, broker_->endpoint(), instance, 1s, 100ms);
     return o;
   }
 

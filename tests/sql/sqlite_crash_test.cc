@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 
+#include "tests/sql/service_tool.h"
 #include "tests/sql/sqlite_fixture.h"
 #include "txmq/sqlite/inbox.h"
 #include "txmq/sqlite/outbox.h"
@@ -34,13 +35,7 @@ class SqliteCrash : public testing::SqliteTest {
   sqlite::OutboxOptions RelayOptions(const std::string& instance) {
     sqlite::OutboxOptions o;
     o.path = path_;
-    o.producer = {
-        .broker = broker_->endpoint(), .group = "orders", .send_timeout = 300ms, .retries = 0};
-    o.lease = 1s;
-    o.backoff_initial = 20ms;
-    o.backoff_max = 200ms;
-    o.poll_interval = 50ms;
-    o.instance = instance;
+    testing::SetTestRelayOptions(o, broker_->endpoint(), instance, 1s, 50ms);
     return o;
   }
 

@@ -39,14 +39,6 @@ class SqliteInbox : public testing::SqliteTest {
       return ConsumeResult::Success();
     };
   }
-
-  static Received Message(const std::string& id, const std::string& order) {
-    Received m;
-    m.id = id;
-    m.topic = "orders";
-    m.body = order;
-    return m;
-  }
 };
 
 TEST_F(SqliteInbox, ARedeliveredMessageRunsTheHandlerOnce) {
@@ -54,8 +46,8 @@ TEST_F(SqliteInbox, ARedeliveredMessageRunsTheHandlerOnce) {
   ASSERT_NE(inbox, nullptr);
   std::atomic<int> runs{0};
   Handler handler = inbox->Idempotent(RecordOrder(runs));
-  EXPECT_EQ(handler(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
-  EXPECT_EQ(handler(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess)
+  EXPECT_EQ(handler(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
+  EXPECT_EQ(handler(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess)
       << "a duplicate is acknowledged";
   EXPECT_EQ(runs, 1);
   EXPECT_EQ(Count("orders"), 1);
@@ -69,9 +61,9 @@ TEST_F(SqliteInbox, TwoCopiesAtOnceRunTheHandlerOnce) {
   std::atomic<int> runs{0};
   Handler handler = inbox->Idempotent(RecordOrder(runs, 300ms));
   ConsumeResult::Kind first = ConsumeResult::Kind::kRetryLater;
-  std::thread copy([&] { first = handler(Message("m-1", "order-1")).kind(); });
+  std::thread copy([&] { first = handler(Delivery("m-1", "order-1")).kind(); });
   ASSERT_TRUE(WaitFor([&] { return runs.load() == 1; }));  // the first copy is in its handler
-  const ConsumeResult second = handler(Message("m-1", "order-1"));
+  const ConsumeResult second = handler(Delivery("m-1", "order-1"));
   copy.join();
   EXPECT_EQ(first, ConsumeResult::Kind::kSuccess);
   EXPECT_EQ(second.kind(), ConsumeResult::Kind::kSuccess);
@@ -88,7 +80,7 @@ TEST_F(SqliteInbox, AFailedHandlerLeavesNeitherItsWritesNorTheRecord) {
     (void)sqlite::Exec(db, "INSERT INTO orders VALUES (?1, 1)", {sqlite::Value::Text(m.body)});
     return ConsumeResult::RetryLater(5s);
   });
-  const ConsumeResult r = failing(Message("m-1", "order-1"));
+  const ConsumeResult r = failing(Delivery("m-1", "order-1"));
   EXPECT_EQ(r.kind(), ConsumeResult::Kind::kRetryLater);
   EXPECT_EQ(r.delay(), 5s) << "the handler's own delay is kept";
   EXPECT_EQ(Count("orders"), 0);
@@ -98,7 +90,7 @@ TEST_F(SqliteInbox, AFailedHandlerLeavesNeitherItsWritesNorTheRecord) {
     (void)sqlite::Exec(db, "INSERT INTO orders VALUES (?1, 1)", {sqlite::Value::Text(m.body)});
     throw std::runtime_error("boom");
   });
-  EXPECT_EQ(throwing(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kRetryLater);
+  EXPECT_EQ(throwing(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kRetryLater);
   EXPECT_EQ(Count("orders"), 0);
 
   // A handler that ends the inbox's transaction itself: the record went
@@ -107,11 +99,11 @@ TEST_F(SqliteInbox, AFailedHandlerLeavesNeitherItsWritesNorTheRecord) {
     (void)sqlite::Exec(db, "ROLLBACK");
     return ConsumeResult::Success();
   });
-  EXPECT_EQ(committing(Message("m-2", "order-2")).kind(), ConsumeResult::Kind::kRetryLater);
+  EXPECT_EQ(committing(Delivery("m-2", "order-2")).kind(), ConsumeResult::Kind::kRetryLater);
   EXPECT_FALSE(*inbox->Processed("m-2"));
 
   Handler working = inbox->Idempotent(RecordOrder(runs));
-  EXPECT_EQ(working(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
+  EXPECT_EQ(working(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
   EXPECT_TRUE(*inbox->Processed("m-1"));
   EXPECT_EQ(Count("orders"), 1);
 }
@@ -125,33 +117,18 @@ TEST_F(SqliteInbox, ABusyDatabaseGivesTheMessageBack) {
   std::atomic<int> runs{0};
   Handler handler = (*inbox)->Idempotent(RecordOrder(runs));
   Sql(db_.get(), "BEGIN IMMEDIATE");
-  EXPECT_EQ(handler(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kRetryLater);
+  EXPECT_EQ(handler(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kRetryLater);
   Sql(db_.get(), "COMMIT");
   EXPECT_EQ(runs, 0);
-  EXPECT_EQ(handler(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
+  EXPECT_EQ(handler(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
   EXPECT_EQ(runs, 1);
 }
 
 TEST_F(SqliteInbox, ARedeliveryAfterALostAckIsAcknowledgedWithoutRunning) {
   auto inbox = OpenInbox();
   ASSERT_NE(inbox, nullptr);
-  std::atomic<int> runs{0}, deliveries{0};
-  Handler idempotent = inbox->Idempotent(RecordOrder(runs));
-  Consumer consumer({.broker = broker_->endpoint(), .group = "billing", .long_poll = 200ms});
-  ASSERT_TRUE(consumer
-                  .Subscribe("orders",
-                             [&](const Received& m) {
-                               ConsumeResult r = idempotent(m);
-                               if (++deliveries == 1) return ConsumeResult::RetryLater(100ms);
-                               return r;
-                             })
-                  .ok());
-  ASSERT_TRUE(consumer.Start().ok());
-  Producer producer({.broker = broker_->endpoint(), .group = "orders"});
-  ASSERT_TRUE(producer.Start().ok());
-  ASSERT_TRUE(producer.Send({.topic = "orders", .body = "order-1", .id = "m-1"}).ok());
-  ASSERT_TRUE(WaitFor([&] { return deliveries.load() >= 2; }));
-  consumer.Shutdown();
+  std::atomic<int> runs{0};
+  DeliverLosingTheFirstAck(inbox->Idempotent(RecordOrder(runs)));
   EXPECT_EQ(runs, 1);
   EXPECT_EQ(Count("orders"), 1);
 }
@@ -169,7 +146,7 @@ TEST_F(SqliteInbox, ACompensationCommitsWithTheFailureRecordAndReachesTheProduce
     (void)sqlite::Exec(db, "INSERT INTO orders VALUES (?1, 1)", {sqlite::Value::Text(m.body)});
     return ConsumeResult::Compensate("card declined");
   });
-  Received m = Message("m-1", "order-1");
+  Received m = Delivery("m-1", "order-1");
   m.key = "order-1";
   m.properties["txmq.producer-group"] = "orders";
   EXPECT_EQ(declining(m).kind(), ConsumeResult::Kind::kSuccess);
@@ -179,22 +156,7 @@ TEST_F(SqliteInbox, ACompensationCommitsWithTheFailureRecordAndReachesTheProduce
   EXPECT_TRUE(*(*inbox)->Processed("m-1"));
   ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
 
-  std::mutex mu;
-  std::vector<Received> got;
-  Consumer undo({.broker = broker_->endpoint(), .group = "undo", .long_poll = 200ms});
-  ASSERT_TRUE(undo.Subscribe("%COMP%orders",
-                             [&](const Received& c) {
-                               std::lock_guard<std::mutex> lock(mu);
-                               got.push_back(c);
-                               return ConsumeResult::Success();
-                             })
-                  .ok());
-  ASSERT_TRUE(undo.Start().ok());
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return !got.empty();
-  }));
-  undo.Shutdown();
+  auto got = ReceiveCompensation("%COMP%orders");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].body, "card declined");
   EXPECT_EQ(got[0].properties.at("txmq.original-id"), "m-1");
@@ -205,7 +167,7 @@ TEST_F(SqliteInbox, ACompensationCommitsWithTheFailureRecordAndReachesTheProduce
   Handler nowhere = (*no_outbox)->Idempotent([](sqlite3*, const Received&) {
     return ConsumeResult::Compensate("no");
   });
-  EXPECT_EQ(nowhere(Message("m-2", "order-2")).kind(), ConsumeResult::Kind::kRetryLater)
+  EXPECT_EQ(nowhere(Delivery("m-2", "order-2")).kind(), ConsumeResult::Kind::kRetryLater)
       << "no outbox to send it: retried";
 }
 
@@ -214,7 +176,7 @@ TEST_F(SqliteInbox, RecordsOlderThanTheHorizonAreRemoved) {
   ASSERT_TRUE(inbox.ok());
   std::atomic<int> runs{0};
   Handler handler = (*inbox)->Idempotent(RecordOrder(runs));
-  ASSERT_EQ(handler(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
+  ASSERT_EQ(handler(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
   EXPECT_EQ(*(*inbox)->RemoveExpired(), 0) << "younger than the horizon";
   ASSERT_TRUE(WaitFor([&] { return *(*inbox)->RemoveExpired() == 1; }));
   EXPECT_FALSE(*(*inbox)->Processed("m-1"));

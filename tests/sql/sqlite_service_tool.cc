@@ -12,26 +12,15 @@
 #include <sqlite3.h>
 
 #include <chrono>
-#include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <string>
-#include <thread>
 
+#include "tests/sql/service_tool.h"
 #include "txmq/sqlite/outbox.h"
 
 namespace {
 
 using namespace std::chrono_literals;
-
-[[noreturn]] void WaitToBeKilled() {
-  while (true) std::this_thread::sleep_for(1s);
-}
-
-void Write(const std::string& path, const std::string& text) {
-  std::ofstream(path + ".tmp") << text << "\n";
-  std::rename((path + ".tmp").c_str(), path.c_str());
-}
 
 bool Ok(sqlite3* db, const std::string& sql) {
   if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK) return true;
@@ -43,13 +32,7 @@ txmq::sqlite::OutboxOptions Options(const std::string& path, const std::string& 
                                     const std::string& instance, std::chrono::milliseconds lease) {
   txmq::sqlite::OutboxOptions o;
   o.path = path;
-  o.producer = {.broker = broker, .group = "orders", .send_timeout = 300ms, .retries = 0};
-  o.lease = lease;
-  o.backoff_initial = 20ms;
-  o.backoff_max = 200ms;
-  o.poll_interval = 50ms;
-  o.max_in_flight = 8;
-  o.instance = instance;
+  txmq::testing::SetTestRelayOptions(o, broker, instance, lease, 50ms);
   return o;
 }
 
@@ -75,9 +58,9 @@ int Place(const std::string& path, const std::string& broker, int count,
       return 1;
     }
     if (!Ok(db, i % 7 == 3 ? "ROLLBACK" : "COMMIT")) return 1;
-    Write(progress, std::to_string(i + 1));
+    txmq::testing::WriteAtomically(progress, std::to_string(i + 1));
   }
-  WaitToBeKilled();
+  txmq::testing::WaitToBeKilled();
 }
 
 int Relay(const std::string& path, const std::string& broker, const std::string& instance,
@@ -87,7 +70,7 @@ int Relay(const std::string& path, const std::string& broker, const std::string&
     std::cerr << s.ToString() << "\n";
     return 1;
   }
-  WaitToBeKilled();
+  txmq::testing::WaitToBeKilled();
 }
 
 }  // namespace

@@ -26,21 +26,6 @@ class SqliteTransactions : public testing::SqliteTest {
     records_ = std::move(*records);
   }
 
-  static CheckRequest CheckOf(const std::string& tx_id) {
-    CheckRequest c;
-    c.transaction_id = tx_id;
-    c.producer_group = "orders";
-    c.check_count = 1;
-    c.born_at = std::chrono::system_clock::now();
-    return c;
-  }
-
-  static Message InTransaction(const std::string& tx_id) {
-    Message m{.topic = "orders", .body = "x", .id = "m-" + tx_id};
-    m.properties[property::kTransactionId] = tx_id;
-    return m;
-  }
-
   std::string StateOf(const std::string& tx) {
     auto r = sqlite::Exec(db_.get(), "SELECT state FROM txmq_tx WHERE tx_id = ?1",
                           {sqlite::Value::Text(tx)});
