@@ -112,16 +112,10 @@ Result<Database> Database::Open(const std::string& path, std::chrono::millisecon
   sqlite3_busy_timeout(raw, static_cast<int>(busy_timeout.count()));
   sqlite3_extended_result_codes(raw, 1);
   // WAL lets readers (txmqctl, Flush) run beside the one writer, and a
-  // commit costs one fsync of the log. The mode is the file's, so it is
-  // switched once; switching waits for other connections' transactions
-  // (up to busy_timeout), which a file already in WAL mode never pays.
-  // When it cannot switch now the file keeps its mode, which is only
-  // slower. synchronous is per connection: NORMAL is durable in WAL mode
-  // but for the last commits on power loss, never corrupting.
-  auto mode = Exec(raw, "PRAGMA journal_mode");
-  if (mode.ok() && !mode->rows.empty() && mode->rows[0][0].AsText() != "wal") {
-    (void)Exec(raw, "PRAGMA journal_mode=WAL");
-  }
+  // commit costs one fsync of the log. Switching needs no other connection
+  // inside a transaction; when it cannot switch now the file keeps its
+  // mode, which is only slower.
+  (void)Exec(raw, "PRAGMA journal_mode=WAL");
   (void)Exec(raw, "PRAGMA synchronous=NORMAL");
   return d;
 }
