@@ -1,10 +1,9 @@
 #include "producer/src/sqlite/sqlite_schema.h"
 
-#include <span>
 #include <string>
 
+#include "producer/src/sql/schema.h"
 #include "producer/src/sqlite/sqlite_db.h"
-#include "protocol/src/log.h"
 
 namespace txmq::sqlite {
 
@@ -50,54 +49,42 @@ constexpr const char* kTransactionsV1[] = {
 
 #undef TXMQ_NOW
 
-struct Component {
-  const char* name;
-  int version;
-  std::span<const char* const> v1;
+using sql::Component;
+
+class SqliteSteps : public sql::SchemaSteps {
+ public:
+  explicit SqliteSteps(sqlite3* db) : db_(db) {}
+  Status CreateSchemaTable() override {
+    return Done(Exec(db_,
+                     "CREATE TABLE IF NOT EXISTS txmq_schema (component TEXT PRIMARY KEY, "
+                     "version INTEGER NOT NULL, migrated_at INTEGER NOT NULL)"));
+  }
+  Result<int> Version(const char* component) override {
+    auto r =
+        Exec(db_, "SELECT version FROM txmq_schema WHERE component = ?1", {Value::Text(component)});
+    if (!r.ok()) return r.status();
+    return r->rows.empty() ? 0 : static_cast<int>(r->rows[0][0].AsInt());
+  }
+  Status Run(const char* statement) override { return Done(Exec(db_, statement)); }
+  Status SetVersion(const char* component, int version) override {
+    return Done(Exec(db_,
+                     std::string("INSERT OR REPLACE INTO txmq_schema (component, version, "
+                                 "migrated_at) VALUES (?1, ?2, ") +
+                         kNowMs + ")",
+                     {Value::Text(component), Value::Int(version)}));
+  }
+  std::string where() const override { return "SQLite database '" + FileName(db_) + "'"; }
+
+ private:
+  static Status Done(const Result<Rows>& r) { return r.ok() ? Status::OK() : r.status(); }
+  sqlite3* db_;
 };
 
-Status Run(sqlite3* db, const Component& c) {
-  if (auto r = Exec(db,
-                    "CREATE TABLE IF NOT EXISTS txmq_schema (component TEXT PRIMARY KEY, "
-                    "version INTEGER NOT NULL, migrated_at INTEGER NOT NULL)");
-      !r.ok()) {
-    return r.status();
-  }
-  auto current =
-      Exec(db, "SELECT version FROM txmq_schema WHERE component = ?1", {Value::Text(c.name)});
-  if (!current.ok()) return current.status();
-  const int version = current->rows.empty() ? 0 : static_cast<int>(current->rows[0][0].AsInt());
-  if (version > c.version) {
-    return Status::FailedPrecondition(
-        std::string("the database's txmq ") + c.name + " tables are version " +
-        std::to_string(version) + "; this txmq knows versions up to " + std::to_string(c.version) +
-        ": upgrade txmq (a newer txmq migrated this database)");
-  }
-  if (version == c.version) return Status::OK();
-  for (const char* statement : c.v1) {
-    if (auto r = Exec(db, statement); !r.ok()) return r.status();
-  }
-  if (auto r = Exec(db,
-                    std::string("INSERT OR REPLACE INTO txmq_schema (component, version, "
-                                "migrated_at) VALUES (?1, ?2, ") +
-                        kNowMs + ")",
-                    {Value::Text(c.name), Value::Int(c.version)});
-      !r.ok()) {
-    return r.status();
-  }
-  Logger(c.name)->info("created the txmq {} tables (version {}) in SQLite database '{}'", c.name,
-                       c.version, FileName(db));
-  return Status::OK();
-}
-
 Status Migrate(sqlite3* db, const Component& c) {
-  if (InTransaction(db)) {
-    return Status::FailedPrecondition(std::string("the txmq ") + c.name +
-                                      " tables are migrated on a connection outside any "
-                                      "transaction");
-  }
+  if (InTransaction(db)) return sql::MigrationInsideTransaction(c);
   if (auto r = Exec(db, "BEGIN IMMEDIATE"); !r.ok()) return r.status();
-  Status s = Run(db, c);
+  SqliteSteps steps(db);
+  Status s = sql::MigrateComponent(steps, c);
   if (auto r = Exec(db, s.ok() ? "COMMIT" : "ROLLBACK"); !r.ok() && s.ok()) s = r.status();
   RollbackIfOpen(db);
   return s;
