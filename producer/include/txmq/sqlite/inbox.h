@@ -18,8 +18,12 @@
 // back (it then runs).
 //
 // A handler that returns RetryLater or throws is rolled back, record
-// included. A handler statement that fails with SQLITE_BUSY should make
-// the handler return RetryLater. Compensate(reason) rolls back the
+// included. Unlike PostgreSQL, SQLite keeps the transaction open after a
+// failed statement (only that statement is undone), so the inbox cannot
+// tell: a handler must return RetryLater when one of its statements fails
+// (SQLITE_BUSY included), or the record commits without that write. A
+// handler that ends the transaction itself is given back (retry later).
+// Compensate(reason) rolls back the
 // handler's writes, records the failure (state 'X') and adds the
 // compensation message to `outbox` in one transaction, as the PostgreSQL
 // inbox does (txmq/pg/inbox.h).
