@@ -235,9 +235,14 @@ bool Relay::ApplyOutcomes() {
 void Relay::Record(const Outcome& o) {
   const std::string& id = o.row.message.id;
   if (o.status.ok()) {
+    // Counted before the row is deleted: a Flush that sees the table empty
+    // then finds every acknowledged row in sent().
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++sent_;
+    }
     auto deleted = table_->MarkSent(id, o.row.fence);
     std::lock_guard<std::mutex> lock(mu_);
-    ++sent_;
     if (!deleted.ok()) {
       last_error_ = deleted.status().ToString();
       log_->warn(
