@@ -19,6 +19,7 @@ if(TXMQ_SHARED_LIBS)
 endif()
 
 install(TARGETS txmq_protocol txmq_storage txmq_broker txmq_producer txmq_consumer txmq_postgres
+  txmq_sqlite
   EXPORT txmqTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

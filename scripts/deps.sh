@@ -23,6 +23,7 @@ PACKAGES=(
   etcd-server                   # tests: the cluster's coordinator (a real etcd 3.4)
   libpq-dev                     # local message tables in PostgreSQL (txmq::postgres)
   postgresql                    # tests: a real PostgreSQL server (initdb into a temp dir)
+  libsqlite3-dev                # local message tables in SQLite (txmq::sqlite)
 )
 
 missing=()

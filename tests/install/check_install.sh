@@ -27,6 +27,7 @@ cmake --build "$work/app-build" -j 2 >"$work/cmake-build.log" 2>&1 || {
 }
 "$work/app-build/app" "$work/data-cmake"
 "$work/app-build/app_pg"
+"$work/app-build/app_sqlite"
 
 echo "== pkg-config consumer (c++ -std=c++17)"
 pc_dir=$(dirname "$(find "$prefix" -name txmq.pc)")

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "tests/sql/pg_fixture.h"
+#include "tests/sql/service_tool.h"
 #include "txmq/pg/outbox.h"
 
 namespace txmq {
@@ -30,13 +31,7 @@ class PgCrash : public testing::PgTest {
   pg::OutboxOptions RelayOptions(const std::string& instance) {
     pg::OutboxOptions o;
     o.conninfo = conninfo_;
-    o.producer = {
-        .broker = broker_->endpoint(), .group = "orders", .send_timeout = 300ms, .retries = 0};
-    o.lease = 1s;
-    o.backoff_initial = 20ms;
-    o.backoff_max = 200ms;
-    o.poll_interval = 100ms;
-    o.instance = instance;
+    testing::SetTestRelayOptions(o, broker_->endpoint(), instance, 1s, 100ms);
     return o;
   }
 
@@ -48,17 +43,6 @@ class PgCrash : public testing::PgTest {
       ids.insert(std::string(pg::Field(r->get(), i, 0)));
     }
     return ids;
-  }
-
-  // Every message once, and each key's messages in order.
-  void ExpectEachOnceInKeyOrder(const std::vector<Received>& got,
-                                const std::set<std::string>& ids) {
-    std::set<std::string> seen;
-    for (const auto& m : got) EXPECT_TRUE(seen.insert(m.id).second) << m.id << " twice";
-    EXPECT_EQ(seen, ids);
-    for (auto& [key, in_order] : ByKey(got)) {
-      EXPECT_TRUE(std::is_sorted(in_order.begin(), in_order.end())) << "key " << key;
-    }
   }
 };
 

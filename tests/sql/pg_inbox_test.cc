@@ -40,14 +40,6 @@ class PgInbox : public testing::PgTest {
       return ConsumeResult::Success();
     };
   }
-
-  static Received Message(const std::string& id, const std::string& order) {
-    Received m;
-    m.id = id;
-    m.topic = "orders";
-    m.body = order;
-    return m;
-  }
 };
 
 TEST_F(PgInbox, ARedeliveredMessageRunsTheHandlerOnce) {
@@ -55,8 +47,8 @@ TEST_F(PgInbox, ARedeliveredMessageRunsTheHandlerOnce) {
   ASSERT_NE(inbox, nullptr);
   std::atomic<int> runs{0};
   Handler handler = inbox->Idempotent(RecordOrder(runs));
-  EXPECT_EQ(handler(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
-  EXPECT_EQ(handler(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess)
+  EXPECT_EQ(handler(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
+  EXPECT_EQ(handler(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess)
       << "a duplicate is acknowledged";
   EXPECT_EQ(runs, 1);
   EXPECT_EQ(Count("orders"), 1);
@@ -72,9 +64,9 @@ TEST_P(PgInboxIsolation, TwoCopiesAtOnceRunTheHandlerOnce) {
   std::atomic<int> runs{0};
   Handler handler = inbox->Idempotent(RecordOrder(runs, 300ms));
   ConsumeResult::Kind first = ConsumeResult::Kind::kRetryLater;
-  std::thread copy([&] { first = handler(Message("m-1", "order-1")).kind(); });
+  std::thread copy([&] { first = handler(Delivery("m-1", "order-1")).kind(); });
   ASSERT_TRUE(WaitFor([&] { return runs.load() == 1; }));  // the first copy is in its handler
-  const ConsumeResult second = handler(Message("m-1", "order-1"));
+  const ConsumeResult second = handler(Delivery("m-1", "order-1"));
   copy.join();
   EXPECT_EQ(first, ConsumeResult::Kind::kSuccess);
   EXPECT_EQ(second.kind(), ConsumeResult::Kind::kSuccess);
@@ -96,7 +88,7 @@ TEST_F(PgInbox, AFailedHandlerLeavesNeitherItsWritesNorTheRecord) {
     (void)pg::Exec(conn, "INSERT INTO orders VALUES ($1, 1)", {pg::Param::Text(m.body)});
     return ConsumeResult::RetryLater(5s);
   });
-  const ConsumeResult r = failing(Message("m-1", "order-1"));
+  const ConsumeResult r = failing(Delivery("m-1", "order-1"));
   EXPECT_EQ(r.kind(), ConsumeResult::Kind::kRetryLater);
   EXPECT_EQ(r.delay(), 5s) << "the handler's own delay is kept";
   EXPECT_EQ(Count("orders"), 0);
@@ -109,12 +101,12 @@ TEST_F(PgInbox, AFailedHandlerLeavesNeitherItsWritesNorTheRecord) {
     (void)pg::Exec(conn, "INSERT INTO orders VALUES ($1, 1)", {pg::Param::Text(m.body)});
     return ConsumeResult::Success();
   });
-  EXPECT_EQ(ignoring_errors(Message("m-2", "order-2")).kind(), ConsumeResult::Kind::kRetryLater);
+  EXPECT_EQ(ignoring_errors(Delivery("m-2", "order-2")).kind(), ConsumeResult::Kind::kRetryLater);
   EXPECT_FALSE(*inbox->Processed("m-2"));
 
   // The next delivery of m-1 runs and commits.
   Handler working = inbox->Idempotent(RecordOrder(runs));
-  EXPECT_EQ(working(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
+  EXPECT_EQ(working(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
   EXPECT_TRUE(*inbox->Processed("m-1"));
   EXPECT_EQ(Count("orders"), 2);
 }
@@ -125,23 +117,8 @@ TEST_F(PgInbox, AFailedHandlerLeavesNeitherItsWritesNorTheRecord) {
 TEST_F(PgInbox, ARedeliveryAfterALostAckIsAcknowledgedWithoutRunning) {
   auto inbox = OpenInbox();
   ASSERT_NE(inbox, nullptr);
-  std::atomic<int> runs{0}, deliveries{0};
-  Handler idempotent = inbox->Idempotent(RecordOrder(runs));
-  Consumer consumer({.broker = broker_->endpoint(), .group = "billing", .long_poll = 200ms});
-  ASSERT_TRUE(consumer
-                  .Subscribe("orders",
-                             [&](const Received& m) {
-                               ConsumeResult r = idempotent(m);
-                               if (++deliveries == 1) return ConsumeResult::RetryLater(100ms);
-                               return r;
-                             })
-                  .ok());
-  ASSERT_TRUE(consumer.Start().ok());
-  Producer producer({.broker = broker_->endpoint(), .group = "orders"});
-  ASSERT_TRUE(producer.Start().ok());
-  ASSERT_TRUE(producer.Send({.topic = "orders", .body = "order-1", .id = "m-1"}).ok());
-  ASSERT_TRUE(WaitFor([&] { return deliveries.load() >= 2; }));
-  consumer.Shutdown();
+  std::atomic<int> runs{0};
+  DeliverLosingTheFirstAck(inbox->Idempotent(RecordOrder(runs)));
   EXPECT_EQ(runs, 1);
   EXPECT_EQ(Count("orders"), 1);
 }
@@ -163,7 +140,7 @@ TEST_F(PgInbox, ACompensationCommitsWithTheFailureRecordAndReachesTheProducer) {
     (void)pg::Exec(conn, "INSERT INTO orders VALUES ($1, 1)", {pg::Param::Text(m.body)});
     return ConsumeResult::Compensate("card declined");
   });
-  Received m = Message("m-1", "order-1");
+  Received m = Delivery("m-1", "order-1");
   m.key = "order-1";
   m.properties["txmq.producer-group"] = "orders";
   EXPECT_EQ(declining(m).kind(), ConsumeResult::Kind::kSuccess);
@@ -173,22 +150,7 @@ TEST_F(PgInbox, ACompensationCommitsWithTheFailureRecordAndReachesTheProducer) {
   EXPECT_TRUE(*(*inbox)->Processed("m-1"));
   ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
 
-  std::mutex mu;
-  std::vector<Received> got;
-  Consumer undo({.broker = broker_->endpoint(), .group = "undo", .long_poll = 200ms});
-  ASSERT_TRUE(undo.Subscribe("%COMP%orders",
-                             [&](const Received& c) {
-                               std::lock_guard<std::mutex> lock(mu);
-                               got.push_back(c);
-                               return ConsumeResult::Success();
-                             })
-                  .ok());
-  ASSERT_TRUE(undo.Start().ok());
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return !got.empty();
-  }));
-  undo.Shutdown();
+  auto got = ReceiveCompensation("%COMP%orders");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].body, "card declined");
   EXPECT_EQ(got[0].key, "order-1");
@@ -200,7 +162,7 @@ TEST_F(PgInbox, ACompensationCommitsWithTheFailureRecordAndReachesTheProducer) {
   Handler nowhere = (*no_outbox)->Idempotent([](PGconn*, const Received&) {
     return ConsumeResult::Compensate("no");
   });
-  EXPECT_EQ(nowhere(Message("m-2", "order-2")).kind(), ConsumeResult::Kind::kRetryLater)
+  EXPECT_EQ(nowhere(Delivery("m-2", "order-2")).kind(), ConsumeResult::Kind::kRetryLater)
       << "no outbox to send it: retried";
 }
 
@@ -209,7 +171,7 @@ TEST_F(PgInbox, RecordsOlderThanTheHorizonAreRemoved) {
   ASSERT_TRUE(inbox.ok());
   std::atomic<int> runs{0};
   Handler handler = (*inbox)->Idempotent(RecordOrder(runs));
-  ASSERT_EQ(handler(Message("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
+  ASSERT_EQ(handler(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);
   EXPECT_EQ(*(*inbox)->RemoveExpired(), 0) << "younger than the horizon";
   ASSERT_TRUE(WaitFor([&] { return *(*inbox)->RemoveExpired() == 1; }));
   EXPECT_FALSE(*(*inbox)->Processed("m-1"));

@@ -318,5 +318,31 @@ TEST_F(PgOutbox, ByDefaultRowsAreFoundByPollingAndOnlyNotifyOnAddNotifies) {
   EXPECT_TRUE(WaitFor([&] { return notified(); }, 5s)) << "notify_on_add wakes relays";
 }
 
+// A relay deletes the rows of a batch in one statement (its ids go in an
+// array literal): any id stays one element, and a row whose claim moved on
+// is left to the relay that holds it.
+TEST_F(PgOutbox, SentRowsOfABatchAreDeletedInOneStatementWhateverTheirIds) {
+  ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
+  pg::Outbox writer(Opts());
+  const std::vector<std::string> ids = {"a,b", "{c}", "d\"e", "f\\g", "h i", "NULL"};
+  Sql(conn_.get(), "BEGIN");
+  for (const std::string& id : ids) {
+    ASSERT_TRUE(writer.Add(conn_.get(), {.topic = "orders", .body = id, .id = id}).ok()) << id;
+  }
+  Sql(conn_.get(), "COMMIT");
+  auto claimed = pg::ClaimDue(conn_.get(), "r", 10s, 10, true);
+  ASSERT_TRUE(claimed.ok()) << claimed.status().ToString();
+  ASSERT_EQ(claimed->size(), ids.size());
+  std::vector<std::pair<std::string, int64_t>> rows;
+  for (const auto& c : *claimed) rows.emplace_back(c.message.id, c.fence);
+  rows.back().second += 1;  // as if another relay had claimed it since
+  auto deleted = pg::MarkSentMany(conn_.get(), rows);
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  ASSERT_EQ(deleted->size(), rows.size());
+  for (size_t i = 0; i + 1 < rows.size(); ++i) EXPECT_TRUE((*deleted)[i]) << rows[i].first;
+  EXPECT_FALSE(deleted->back()) << "a moved fence deletes nothing";
+  EXPECT_EQ(Count("txmq_outbox"), 1);
+}
+
 }  // namespace
 }  // namespace txmq

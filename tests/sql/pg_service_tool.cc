@@ -11,26 +11,15 @@
 #include <libpq-fe.h>
 
 #include <chrono>
-#include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <string>
-#include <thread>
 
+#include "tests/sql/service_tool.h"
 #include "txmq/pg/outbox.h"
 
 namespace {
 
 using namespace std::chrono_literals;
-
-[[noreturn]] void WaitToBeKilled() {
-  while (true) std::this_thread::sleep_for(1s);
-}
-
-void Write(const std::string& path, const std::string& text) {
-  std::ofstream(path + ".tmp") << text << "\n";
-  std::rename((path + ".tmp").c_str(), path.c_str());
-}
 
 bool Ok(PGresult* r) {
   const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
@@ -42,13 +31,7 @@ txmq::pg::OutboxOptions Options(const std::string& conninfo, const std::string& 
                                 const std::string& instance, std::chrono::milliseconds lease) {
   txmq::pg::OutboxOptions o;
   o.conninfo = conninfo;
-  o.producer = {.broker = broker, .group = "orders", .send_timeout = 300ms, .retries = 0};
-  o.lease = lease;
-  o.backoff_initial = 20ms;
-  o.backoff_max = 200ms;
-  o.poll_interval = 100ms;
-  o.max_in_flight = 8;
-  o.instance = instance;
+  txmq::testing::SetTestRelayOptions(o, broker, instance, lease, 100ms);
   return o;
 }
 
@@ -73,9 +56,9 @@ int Place(const std::string& conninfo, const std::string& broker, int count,
       std::cerr << s.ToString() << " " << PQerrorMessage(conn);
       return 1;
     }
-    Write(progress, std::to_string(i + 1));
+    txmq::testing::WriteAtomically(progress, std::to_string(i + 1));
   }
-  WaitToBeKilled();
+  txmq::testing::WaitToBeKilled();
 }
 
 int Relay(const std::string& conninfo, const std::string& broker, const std::string& instance,
@@ -85,7 +68,7 @@ int Relay(const std::string& conninfo, const std::string& broker, const std::str
     std::cerr << s.ToString() << "\n";
     return 1;
   }
-  WaitToBeKilled();
+  txmq::testing::WaitToBeKilled();
 }
 
 }  // namespace

@@ -28,21 +28,6 @@ class PgTransactions : public testing::PgTest {
     records_ = std::move(*records);
   }
 
-  static CheckRequest CheckOf(const std::string& tx_id) {
-    CheckRequest c;
-    c.transaction_id = tx_id;
-    c.producer_group = "orders";
-    c.check_count = 1;
-    c.born_at = std::chrono::system_clock::now();
-    return c;
-  }
-
-  static Message InTransaction(const std::string& tx_id) {
-    Message m{.topic = "orders", .body = "x", .id = "m-" + tx_id};
-    m.properties[property::kTransactionId] = tx_id;
-    return m;
-  }
-
   std::unique_ptr<pg::TransactionRecords> records_;
 };
 

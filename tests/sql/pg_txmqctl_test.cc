@@ -2,10 +2,8 @@
 // PostgreSQL outbox while the service's relay runs.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
+#include "tests/sql/ctl_scenario.h"
 #include "tests/sql/pg_fixture.h"
-#include "tests/testutil/admin_client.h"
 #include "txmq/pg/outbox.h"
 
 namespace txmq {
@@ -14,70 +12,25 @@ namespace {
 using namespace std::chrono_literals;
 using testing::WaitFor;
 
-class PgCtl : public testing::PgTest {
- protected:
-  testing::CommandResult Ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {testing::BinPath("txmqctl"), "--operator", "tester"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return testing::RunCommand(argv);
-  }
-
-  nlohmann::json ListJson(const std::string& state) {
-    auto r = Ctl({"--json", "outbox", "list", "--pg", conninfo_, "--state", state});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << r.out;
-    return j;
-  }
-
-  void Add(pg::Outbox& outbox, const std::string& topic, const std::string& id) {
-    Sql(conn_.get(), "BEGIN");
-    ASSERT_TRUE(outbox.Add(conn_.get(), {.topic = topic, .body = id, .id = id}).ok());
-    Sql(conn_.get(), "COMMIT");
-  }
-};
+class PgCtl : public testing::SqlCtlTest<testing::PgTest> {};
 
 TEST_F(PgCtl, ListRequeueAndDeleteWhileTheRelayRuns) {
-  broker_->Stop();
-  options_.auto_create_topics = false;
-  broker_ = testing::StartBroker(options_);
-  ASSERT_NE(broker_, nullptr);
-  pg::Outbox outbox({.conninfo = conninfo_,
-                     .producer = {.broker = broker_->endpoint(), .group = "orders"},
-                     .backoff_initial = 20ms,
-                     .poll_interval = 200ms});
-  ASSERT_TRUE(outbox.Start().ok());
-  Add(outbox, "orders", "row-1");
-  Add(outbox, "gone", "row-2");
-  ASSERT_TRUE(WaitFor([&] { return outbox.stats().parked == 2; }));
-
-  auto parked = ListJson("parked");
-  ASSERT_EQ(parked["rows"].size(), 2u) << parked.dump();
-  EXPECT_EQ(parked["rows"][0]["id"], "row-1");
-  EXPECT_EQ(parked["rows"][0]["state"], "parked");
-  EXPECT_NE(parked["rows"][0]["last_error"].get<std::string>().find("NOT_FOUND"),
-            std::string::npos);
-  auto table = Ctl({"outbox", "list", "--pg", conninfo_, "--state", "all"});
-  EXPECT_EQ(table.exit_code, 0) << table.err;
-  EXPECT_NE(table.out.find("row-2"), std::string::npos) << table.out;
-
-  testing::AdminClient admin(broker_->endpoint());
-  ASSERT_TRUE(
-      admin.Call([](wire::Envelope::Builder e) { e.initCreateTopic().setTopic("orders"); }).ok());
-  auto dry = Ctl({"outbox", "requeue", "--pg", conninfo_, "row-1", "--dry-run"});
-  EXPECT_EQ(dry.exit_code, 0) << dry.err;
-  EXPECT_EQ(ListJson("parked")["rows"].size(), 2u) << "a dry run changes nothing";
-  auto requeue = Ctl({"outbox", "requeue", "--pg", conninfo_, "row-1"});
-  ASSERT_EQ(requeue.exit_code, 0) << requeue.err;
-  EXPECT_NE(requeue.err.find("operator='tester' action=outbox-requeue"), std::string::npos)
-      << requeue.err;
-  ASSERT_TRUE(WaitFor([&] { return outbox.stats().sent == 1; })) << "the running relay sent it";
-
-  auto del = Ctl({"outbox", "delete", "--pg", conninfo_, "row-2"});
-  ASSERT_EQ(del.exit_code, 0) << del.err;
-  EXPECT_NE(del.err.find("action=outbox-delete"), std::string::npos) << del.err;
-  EXPECT_EQ(ListJson("all")["rows"].size(), 0u);
-  EXPECT_EQ(Ctl({"outbox", "delete", "--pg", conninfo_, "row-2"}).exit_code, 4) << "not found";
+  std::unique_ptr<pg::Outbox> outbox;
+  ListRequeueAndDeleteWhileTheRelayRuns("--pg", conninfo_, [&](const std::string& broker) {
+    outbox.reset(new pg::Outbox({.conninfo = conninfo_,
+                                 .producer = {.broker = broker, .group = "orders"},
+                                 .backoff_initial = 20ms,
+                                 .poll_interval = 200ms}));
+    EXPECT_TRUE(outbox->Start().ok());
+    return OutboxUnderTest{
+        .add =
+            [&](const std::string& topic, const std::string& id) {
+              Sql(conn_.get(), "BEGIN");
+              EXPECT_TRUE(outbox->Add(conn_.get(), {.topic = topic, .body = id, .id = id}).ok());
+              Sql(conn_.get(), "COMMIT");
+            },
+        .stats = [&] { return outbox->stats(); }};
+  });
 }
 
 TEST_F(PgCtl, WrongOrMissingDatabaseIsAClearError) {

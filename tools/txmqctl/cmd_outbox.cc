@@ -1,8 +1,9 @@
 // txmqctl outbox list | requeue | delete: a service's local message table,
 // in its LevelDB store (--db, offline: LevelDB lets one process open a
 // store at a time, so while the service runs these commands are refused
-// with a clear message) or in its PostgreSQL database (--pg, also while
-// the service runs; see outbox_source.h). No broker sees these changes, so
+// with a clear message), in its PostgreSQL database (--pg) or its SQLite
+// database file (--sqlite), both also while the service runs; see
+// outbox_source.h. No broker sees these changes, so
 // txmqctl writes their audit line itself: on stderr, and appended to
 // --audit-log FILE when given.
 #include <iostream>
@@ -22,6 +23,7 @@ namespace {
 struct OutboxArgs {
   std::string db;
   std::string pg;
+  std::string sqlite;
   std::string state = "pending";
   std::string id;
   bool dry_run = false;
@@ -52,7 +54,7 @@ nlohmann::json RowJson(const OutboxRow& r) {
 }
 
 int List(Ctl& ctl, const OutboxArgs& args) {
-  auto source = OutboxSource::Open(args.db, args.pg);
+  auto source = OutboxSource::Open(args.db, args.pg, args.sqlite);
   if (!source.ok()) return ctl.Fail(source.status());
   std::vector<OutboxRow> rows;
   for (bool parked : {false, true}) {
@@ -86,7 +88,7 @@ int List(Ctl& ctl, const OutboxArgs& args) {
 // requeue and delete: find the row, say what would happen, do it.
 int Change(Ctl& ctl, const OutboxArgs& args, bool requeue) {
   if (Status s = ValidateId("row", args.id); !s.ok()) return ctl.Usage(s.message());
-  auto source = OutboxSource::Open(args.db, args.pg);
+  auto source = OutboxSource::Open(args.db, args.pg, args.sqlite);
   if (!source.ok()) return ctl.Fail(source.status());
   std::optional<OutboxRow> row;
   for (bool parked : {true, false}) {
@@ -145,16 +147,21 @@ int Change(Ctl& ctl, const OutboxArgs& args, bool requeue) {
   return kExitOk;
 }
 
-// --db or --pg: where the outbox is (OutboxSource::Open refuses both or
-// neither, naming the two).
+// --db, --pg or --sqlite: where the outbox is (OutboxSource::Open refuses
+// more than one or none, naming them).
 void AddWhere(CLI::App* command, OutboxArgs& args) {
   auto* db = command->add_option(
       "--db", args.db, "The service's LevelDB store directory (must exist; nothing is created)");
+  auto* pg = command
+                 ->add_option("--pg", args.pg,
+                              "The service's PostgreSQL database, as a libpq connection string\n"
+                              "(\"host=127.0.0.1 dbname=orders user=svc\" or postgresql://...)")
+                 ->excludes(db);
   command
-      ->add_option("--pg", args.pg,
-                   "The service's PostgreSQL database, as a libpq connection string\n"
-                   "(\"host=127.0.0.1 dbname=orders user=svc\" or postgresql://...)")
-      ->excludes(db);
+      ->add_option("--sqlite", args.sqlite,
+                   "The service's SQLite database file (must exist; nothing is created)")
+      ->excludes(db)
+      ->excludes(pg);
 }
 
 }  // namespace
@@ -164,9 +171,10 @@ void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   auto* outbox = app.add_subcommand(
       "outbox",
       "A service's local outbox table: a LevelDB store offline (stop the service first),\n"
-      "or a PostgreSQL database (also while the service runs)\n"
+      "or a PostgreSQL or SQLite database (also while the service runs)\n"
       "Example: txmqctl outbox list --db ./orders-db --state parked\n"
-      "         txmqctl outbox list --pg 'host=127.0.0.1 dbname=orders' --state parked");
+      "         txmqctl outbox list --pg 'host=127.0.0.1 dbname=orders' --state parked\n"
+      "         txmqctl outbox list --sqlite ./orders.db --state parked");
   outbox->require_subcommand(1);
 
   auto* list =

@@ -4,6 +4,8 @@
 
 #include "producer/src/pg/pg_connection.h"
 #include "producer/src/pg/pg_outbox_table.h"
+#include "producer/src/sqlite/sqlite_db.h"
+#include "producer/src/sqlite/sqlite_outbox_table.h"
 #include "txmq/local_store.h"
 
 namespace txmq::ctl {
@@ -50,14 +52,52 @@ class PostgresSource : public OutboxSource {
   pg::Connection conn_;
 };
 
+class SqliteSource : public OutboxSource {
+ public:
+  SqliteSource(sqlite::Database db, std::string path)
+      : db_(std::move(db)), path_(std::move(path)) {}
+  Result<std::vector<OutboxRow>> Rows(bool parked) override {
+    return sqlite::ListRows(db_.get(), parked);
+  }
+  Status Requeue(const std::string& id, const std::string& op) override {
+    return sqlite::RequeueRow(db_.get(), id, op);
+  }
+  Status Delete(const std::string& id, const std::string& op) override {
+    return sqlite::DeleteRow(db_.get(), id, false, op);
+  }
+  std::string name() const override { return "SQLite database '" + path_ + "'"; }
+  bool live() const override { return true; }
+
+ private:
+  sqlite::Database db_;
+  std::string path_;
+};
+
+Result<std::unique_ptr<OutboxSource>> OpenSqlite(const std::string& path) {
+  // Never created: a mistyped path is an error, not a new empty database.
+  auto db = sqlite::Database::Open(path, std::chrono::milliseconds(5000), /*create=*/false);
+  if (!db.ok()) return db.status();
+  auto has_table = sqlite::Exec(
+      db->get(), "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'txmq_outbox'");
+  if (!has_table.ok()) return has_table.status();
+  if (has_table->rows.empty()) {
+    return Status::NotFound("SQLite database '" + path +
+                            "' has no txmq_outbox table (no txmq outbox ever started there)");
+  }
+  return std::unique_ptr<OutboxSource>(new SqliteSource(std::move(*db), path));
+}
+
 }  // namespace
 
 Result<std::unique_ptr<OutboxSource>> OutboxSource::Open(const std::string& db,
-                                                         const std::string& pg) {
-  if (db.empty() == pg.empty()) {
+                                                         const std::string& pg,
+                                                         const std::string& sqlite) {
+  if (!db.empty() + !pg.empty() + !sqlite.empty() != 1) {
     return Status::InvalidArgument(
-        "name the outbox: --db DIR (a LevelDB store) or --pg CONNINFO (a PostgreSQL database)");
+        "name the outbox: --db DIR (a LevelDB store), --pg CONNINFO (a PostgreSQL database) or "
+        "--sqlite FILE (a SQLite database)");
   }
+  if (!sqlite.empty()) return OpenSqlite(sqlite);
   if (!pg.empty()) {
     auto conn = pg::Connection::Open(pg);
     if (!conn.ok()) return conn.status();

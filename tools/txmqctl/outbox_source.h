@@ -1,7 +1,8 @@
 // Where `txmqctl outbox` finds a service's outbox: a LevelDB store opened
 // offline (--db; LevelDB lets one process open it, so a running service
-// keeps txmqctl out), or the service's PostgreSQL database (--pg; shared,
-// so it works while the service runs).
+// keeps txmqctl out), or the service's PostgreSQL database (--pg) or SQLite
+// database file (--sqlite); both are shared, so they work while the
+// service runs.
 #pragma once
 
 #include <memory>
@@ -15,8 +16,9 @@ namespace txmq::ctl {
 
 class OutboxSource {
  public:
-  // Exactly one of `db` and `pg` is non-empty.
-  static Result<std::unique_ptr<OutboxSource>> Open(const std::string& db, const std::string& pg);
+  // Exactly one of `db`, `pg` and `sqlite` is non-empty.
+  static Result<std::unique_ptr<OutboxSource>> Open(const std::string& db, const std::string& pg,
+                                                    const std::string& sqlite);
   virtual ~OutboxSource() = default;
 
   virtual Result<std::vector<OutboxRow>> Rows(bool parked) = 0;

@@ -132,14 +132,6 @@ Result<int64_t> DeleteOlderThan(PGconn* conn, std::string_view table, std::strin
   return RowsChanged(r->get());
 }
 
-bool SweepThrottle::Due() {
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
-  int64_t last = last_ms_.load();
-  return now - last >= 60'000 && last_ms_.compare_exchange_strong(last, now);
-}
-
 std::string Redacted(const std::string& conninfo) {
   static const std::regex kv(R"((password\s*=\s*)('[^']*'|\S+))", std::regex::icase);
   static const std::regex url(R"((postgres(ql)?://[^:/@]*:)[^@]*@)", std::regex::icase);

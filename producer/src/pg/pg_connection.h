@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "producer/src/sweep_throttle.h"
 #include "txmq/status.h"
 
 namespace txmq::pg {
@@ -99,14 +100,7 @@ class ConnectionPool {
 Result<int64_t> DeleteOlderThan(PGconn* conn, std::string_view table, std::string_view time_column,
                                 std::chrono::milliseconds horizon, const std::string& group = "");
 
-// At most one sweep a minute, whichever thread asks. Thread-safe.
-class SweepThrottle {
- public:
-  bool Due();
-
- private:
-  std::atomic<int64_t> last_ms_{0};
-};
+using SweepThrottle = producer::SweepThrottle;
 
 // "host=127.0.0.1 port=5432 dbname=orders" without "password=...", for
 // logs and errors.

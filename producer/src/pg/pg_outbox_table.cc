@@ -1,5 +1,7 @@
 #include "producer/src/pg/pg_outbox_table.h"
 
+#include <set>
+
 #include "producer/src/outbox_row.h"
 #include "producer/src/pg/pg_connection.h"
 #include "protocol/src/log.h"
@@ -103,6 +105,48 @@ Result<bool> MarkSent(PGconn* conn, const std::string& id, int64_t fence) {
                 {Param::Text(id), Param::Int(fence)});
   if (!r.ok()) return r.status();
   return RowsChanged(r->get()) == 1;
+}
+
+namespace {
+
+// A PostgreSQL array literal of texts: every element double-quoted, with
+// backslash and double quote escaped (the array input syntax), so an id
+// with commas or braces stays one element.
+std::string TextArray(const std::vector<std::pair<std::string, int64_t>>& rows) {
+  std::string out = "{";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    out += i == 0 ? "\"" : ",\"";
+    for (char c : rows[i].first) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+std::string FenceArray(const std::vector<std::pair<std::string, int64_t>>& rows) {
+  std::string out = "{";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    out += (i == 0 ? "" : ",") + std::to_string(rows[i].second);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+Result<std::vector<bool>> MarkSentMany(PGconn* conn,
+                                       const std::vector<std::pair<std::string, int64_t>>& rows) {
+  auto r = Exec(conn,
+                "DELETE FROM txmq_outbox o USING unnest($1::text[], $2::bigint[]) AS s(id, fence) "
+                "WHERE o.id = s.id AND o.fence = s.fence RETURNING o.id",
+                {Param::Text(TextArray(rows)), Param::Text(FenceArray(rows))});
+  if (!r.ok()) return r.status();
+  std::set<std::string> deleted;
+  for (int i = 0; i < PQntuples(r->get()); ++i) deleted.insert(std::string(Field(r->get(), i, 0)));
+  std::vector<bool> out;
+  for (const auto& row : rows) out.push_back(deleted.count(row.first) > 0);
+  return out;
 }
 
 Result<bool> MarkFailed(PGconn* conn, const std::string& id, int64_t fence, bool park,

@@ -18,21 +18,17 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "producer/src/sql/sql_relay.h"
 #include "txmq/message.h"
 #include "txmq/outbox.h"
 #include "txmq/status.h"
 
 namespace txmq::pg {
 
-struct ClaimedRow {
-  Message message;  // message.id is the row id
-  int64_t seq = 0;
-  int64_t fence = 0;
-  uint32_t attempts = 0;  // failed attempts before this one
-  int64_t age_ms = 0;     // since the row was inserted (the database's clock)
-};
+using ClaimedRow = sql::ClaimedRow;
 
 // Inserts the row inside the caller's open transaction; with `notify`,
 // NOTIFY wakes the relays when it commits. A keyed row first takes a transaction-scoped
@@ -48,6 +44,10 @@ Result<std::vector<ClaimedRow>> ClaimDue(PGconn* conn, const std::string& owner,
 
 // Deletes a sent row; false when the row's fence moved on (or it is gone).
 Result<bool> MarkSent(PGconn* conn, const std::string& id, int64_t fence);
+// MarkSent of many rows in one statement (one commit); for each row in
+// order, whether it was deleted.
+Result<std::vector<bool>> MarkSentMany(PGconn* conn,
+                                       const std::vector<std::pair<std::string, int64_t>>& rows);
 // Records a failed attempt: parks the row (`park`) or makes it due again
 // in `retry_in`; false when the row's fence moved on.
 Result<bool> MarkFailed(PGconn* conn, const std::string& id, int64_t fence, bool park,
@@ -56,12 +56,7 @@ Result<bool> MarkFailed(PGconn* conn, const std::string& id, int64_t fence, bool
 // down), so other relays need not wait out the lease.
 Status ReleaseClaims(PGconn* conn, const std::string& owner);
 
-struct Counts {
-  uint64_t pending = 0;
-  uint64_t parked = 0;
-  uint64_t blocked = 0;  // pending behind a parked row of their key
-  std::chrono::milliseconds oldest_pending_age{0};
-};
+using Counts = sql::Counts;
 Result<Counts> CountRows(PGconn* conn);
 // How long until the next pending row is due (0: one is due now; -1:
 // none), for the relay's sleep: one pass over pending rows, no counts.

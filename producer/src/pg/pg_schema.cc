@@ -1,10 +1,9 @@
 #include "producer/src/pg/pg_schema.h"
 
-#include <span>
 #include <string>
 
 #include "producer/src/pg/pg_connection.h"
-#include "protocol/src/log.h"
+#include "producer/src/sql/schema.h"
 
 namespace txmq::pg {
 
@@ -49,12 +48,34 @@ constexpr const char* kTransactionsV1[] = {
     "CREATE INDEX txmq_tx_by_time ON txmq_tx (recorded_at)",
 };
 
-// A component's tables: the statements of its version 1 (later versions
-// will add a step each).
-struct Component {
-  const char* name;
-  int version;
-  std::span<const char* const> v1;
+using sql::Component;
+
+class PgSteps : public sql::SchemaSteps {
+ public:
+  explicit PgSteps(PGconn* conn) : conn_(conn) {}
+  Status CreateSchemaTable() override {
+    return Done(Exec(conn_,
+                     "CREATE TABLE IF NOT EXISTS txmq_schema (component text PRIMARY KEY, "
+                     "version integer NOT NULL, migrated_at timestamptz NOT NULL DEFAULT now())"));
+  }
+  Result<int> Version(const char* component) override {
+    auto r = Exec(conn_, "SELECT version FROM txmq_schema WHERE component = $1",
+                  {Param::Text(component)});
+    if (!r.ok()) return r.status();
+    return PQntuples(r->get()) == 0 ? 0 : static_cast<int>(IntField(r->get(), 0, 0));
+  }
+  Status Run(const char* statement) override { return Done(Exec(conn_, statement)); }
+  Status SetVersion(const char* component, int version) override {
+    return Done(Exec(conn_,
+                     "INSERT INTO txmq_schema (component, version) VALUES ($2, $1) "
+                     "ON CONFLICT (component) DO UPDATE SET version = $1, migrated_at = now()",
+                     {Param::Int(version), Param::Text(component)}));
+  }
+  std::string where() const override { return std::string("database '") + PQdb(conn_) + "'"; }
+
+ private:
+  static Status Done(const Result<ResultPtr>& r) { return r.ok() ? Status::OK() : r.status(); }
+  PGconn* conn_;
 };
 
 Status Run(PGconn* conn, const Component& c) {
@@ -62,45 +83,12 @@ Status Run(PGconn* conn, const Component& c) {
       !r.ok()) {
     return r.status();
   }
-  if (auto r = Exec(conn,
-                    "CREATE TABLE IF NOT EXISTS txmq_schema (component text PRIMARY KEY, "
-                    "version integer NOT NULL, migrated_at timestamptz NOT NULL DEFAULT now())");
-      !r.ok()) {
-    return r.status();
-  }
-  auto current =
-      Exec(conn, "SELECT version FROM txmq_schema WHERE component = $1", {Param::Text(c.name)});
-  if (!current.ok()) return current.status();
-  const int version =
-      PQntuples(current->get()) == 0 ? 0 : static_cast<int>(IntField(current->get(), 0, 0));
-  if (version > c.version) {
-    return Status::FailedPrecondition(
-        std::string("the database's txmq ") + c.name + " tables are version " +
-        std::to_string(version) + "; this txmq knows versions up to " + std::to_string(c.version) +
-        ": upgrade txmq (a newer txmq migrated this database)");
-  }
-  if (version == c.version) return Status::OK();
-  for (const char* statement : c.v1) {
-    if (auto r = Exec(conn, statement); !r.ok()) return r.status();
-  }
-  if (auto r = Exec(conn,
-                    "INSERT INTO txmq_schema (component, version) VALUES ($2, $1) "
-                    "ON CONFLICT (component) DO UPDATE SET version = $1, migrated_at = now()",
-                    {Param::Int(c.version), Param::Text(c.name)});
-      !r.ok()) {
-    return r.status();
-  }
-  Logger(c.name)->info("created the txmq {} tables (version {}) in database '{}'", c.name,
-                       c.version, PQdb(conn));
-  return Status::OK();
+  PgSteps steps(conn);
+  return sql::MigrateComponent(steps, c);
 }
 
 Status Migrate(PGconn* conn, const Component& c) {
-  if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
-    return Status::FailedPrecondition(std::string("the txmq ") + c.name +
-                                      " tables are migrated on a connection outside any "
-                                      "transaction");
-  }
+  if (PQtransactionStatus(conn) != PQTRANS_IDLE) return sql::MigrationInsideTransaction(c);
   if (auto r = Exec(conn, "BEGIN"); !r.ok()) return r.status();
   Status s = Run(conn, c);
   if (auto r = Exec(conn, s.ok() ? "COMMIT" : "ROLLBACK"); !r.ok() && s.ok()) s = r.status();

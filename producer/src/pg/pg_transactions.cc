@@ -4,6 +4,7 @@
 
 #include "producer/src/pg/pg_connection.h"
 #include "producer/src/pg/pg_schema.h"
+#include "producer/src/sql/tx_records.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "txmq/properties.h"
@@ -32,13 +33,8 @@ class TransactionRecords::Impl {
   }
 
   Status RecordCommit(PGconn* conn, const Message& message) {
-    const std::string* tx = property::Find(message.properties, property::kTransactionId);
-    if (tx == nullptr || tx->empty()) {
-      return Status::FailedPrecondition(
-          "message " + message.id +
-          " has no transaction id: record the commit of a message SendInTransaction passed to "
-          "the local transaction");
-    }
+    auto tx = sql::TransactionIdOf(message);
+    if (!tx.ok()) return tx.status();
     if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
       return Status::FailedPrecondition(
           "RecordCommit runs inside the local transaction (BEGIN first, on the connection of "
@@ -46,11 +42,7 @@ class TransactionRecords::Impl {
     }
     auto r = Exec(conn, "INSERT INTO txmq_tx (tx_id, state) VALUES ($1, 'C')", {Param::Text(*tx)});
     if (r.ok()) return Status::OK();
-    if (r.status().code() == StatusCode::kConflict) {
-      return Status::Conflict("transaction " + *tx +
-                              " was rolled back by a check-back before its local transaction "
-                              "recorded its commit; roll the local transaction back");
-    }
+    if (r.status().code() == StatusCode::kConflict) return sql::RolledBackByCheck(*tx);
     return r.status();
   }
 
@@ -58,8 +50,7 @@ class TransactionRecords::Impl {
     std::string reason;
     const TxState state = Decide(check, &reason);
     if (why != nullptr) *why = reason;
-    log_->info("check of transaction {} (group '{}', check {}): {} ({})", check.transaction_id,
-               check.producer_group, check.check_count, TxStateName(state), reason);
+    sql::LogCheck(*log_, check, state, reason);
     return state;
   }
 
@@ -87,18 +78,16 @@ class TransactionRecords::Impl {
 
   TxState DecideOn(PGconn* conn, const CheckRequest& check, std::string* why) {
     const std::string& tx = check.transaction_id;
-    const auto age = std::chrono::system_clock::now() - check.born_at;
-    const bool beyond_horizon =
-        check.born_at.time_since_epoch().count() > 0 && age > options_.horizon;
+    const bool beyond_horizon = sql::BeyondHorizon(check, options_.horizon);
     auto step = [&](std::string_view sql, std::vector<Param> params = {}) {
       auto r = Exec(conn, sql, std::move(params));
       if (!r.ok() && PQtransactionStatus(conn) != PQTRANS_IDLE) (void)Exec(conn, "ROLLBACK");
       return r;
     };
-    if (auto r = step("BEGIN"); !r.ok()) return Unknown(r.status(), why);
+    if (auto r = step("BEGIN"); !r.ok()) return sql::DatabaseUnknown(r.status(), why);
     if (auto r = step("SET LOCAL lock_timeout = " + std::to_string(options_.lock_wait.count()));
         !r.ok()) {
-      return Unknown(r.status(), why);
+      return sql::DatabaseUnknown(r.status(), why);
     }
     // A transaction this old may have had its record removed: never write
     // a tombstone for it; only read.
@@ -113,33 +102,20 @@ class TransactionRecords::Impl {
                  FormatDurationMs(options_.lock_wait.count()) + ")";
           return TxState::kUnknown;
         }
-        return Unknown(tombstone.status(), why);
+        return sql::DatabaseUnknown(tombstone.status(), why);
       }
       if (RowsChanged(tombstone->get()) == 1) {
-        if (auto c = step("COMMIT"); !c.ok()) return Unknown(c.status(), why);
+        if (auto c = step("COMMIT"); !c.ok()) return sql::DatabaseUnknown(c.status(), why);
         *why = "no commit record: rolled back, and a late local commit will fail";
         return TxState::kRollback;
       }
     }
     auto state = step("SELECT state FROM txmq_tx WHERE tx_id = $1", {Param::Text(tx)});
-    if (!state.ok()) return Unknown(state.status(), why);
+    if (!state.ok()) return sql::DatabaseUnknown(state.status(), why);
     (void)step("COMMIT");
-    if (PQntuples(state->get()) == 0) {
-      *why = "no record, and the transaction is older than the records' horizon (" +
-             FormatDurationMs(options_.horizon.count()) + "): an operator decides";
-      return TxState::kUnknown;
-    }
-    if (Field(state->get(), 0, 0) == "C") {
-      *why = "its local transaction committed";
-      return TxState::kCommit;
-    }
-    *why = "a check rolled it back before";
-    return TxState::kRollback;
-  }
-
-  static TxState Unknown(const Status& s, std::string* why) {
-    *why = "the database could not tell: " + s.ToString();
-    return TxState::kUnknown;
+    std::optional<std::string> recorded;
+    if (PQntuples(state->get()) == 1) recorded = std::string(Field(state->get(), 0, 0));
+    return sql::FromRecord(recorded, options_.horizon, why);
   }
 
   void MaybeSweep(PGconn* conn) {
