@@ -95,6 +95,8 @@ ErrorCode ToWireCode(StatusCode code) {
       return ErrorCode::RESOURCE_EXHAUSTED;
     case StatusCode::kPermissionDenied:
       return ErrorCode::PERMISSION_DENIED;
+    case StatusCode::kNotLeader:
+      return ErrorCode::NOT_LEADER;
   }
   return ErrorCode::INTERNAL;
 }
@@ -129,6 +131,8 @@ StatusCode FromWireCode(ErrorCode code) {
       return StatusCode::kResourceExhausted;
     case ErrorCode::PERMISSION_DENIED:
       return StatusCode::kPermissionDenied;
+    case ErrorCode::NOT_LEADER:
+      return StatusCode::kNotLeader;
   }
   // A newer broker may send a code this client does not know.
   return StatusCode::kInternal;
@@ -138,6 +142,19 @@ void SetError(Envelope::Builder envelope, const Status& status) {
   auto error = envelope.initError();
   error.setCode(ToWireCode(status.code()));
   error.setMessage(status.message());
+}
+
+void SetNotLeader(Envelope::Builder envelope, const std::string& message,
+                  const std::string& leader_url) {
+  auto error = envelope.initError();
+  error.setCode(ErrorCode::NOT_LEADER);
+  error.setMessage(message);
+  error.setLeaderUrl(leader_url);
+}
+
+std::string LeaderUrlOf(Envelope::Reader envelope) {
+  if (envelope.which() != Envelope::ERROR) return "";
+  return envelope.getError().getLeaderUrl().cStr();
 }
 
 Status StatusOf(Envelope::Reader envelope) {

@@ -114,6 +114,11 @@ class OutFrame {
 ErrorCode ToWireCode(StatusCode code);
 StatusCode FromWireCode(ErrorCode code);
 void SetError(Envelope::Builder envelope, const Status& status);
+// NOT_LEADER with the leader's client URL ("" while an election runs).
+void SetNotLeader(Envelope::Builder envelope, const std::string& message,
+                  const std::string& leader_url);
+// The leader URL of a NOT_LEADER error ("" for anything else).
+std::string LeaderUrlOf(Envelope::Reader envelope);
 // The Status an envelope stands for: its Error if it is one, else OK.
 Status StatusOf(Envelope::Reader envelope);
 
