@@ -26,6 +26,7 @@
 #include "tests/cluster/etcd_server.h"
 #include "tests/testutil/testutil.h"
 #include "txmq/producer.h"
+#include "txmq/transaction_producer.h"
 
 namespace txmq {
 namespace {
@@ -64,36 +65,37 @@ class TxmqdGroup : public ::testing::Test {
     }
   }
 
-  void StartNode(Node& n, int min_isr) {
+  void StartNode(Node& n, int min_isr, const std::vector<std::string>& extra = {}) {
     std::string peers;
     for (const Node& p : nodes_) {
       if (p.name == n.name) continue;
       peers += (peers.empty() ? "" : ",") + p.name + "=" + p.replication();
     }
-    n.process = Process::Spawn({testing::BinPath("txmqd"),
-                                "--etcd",
-                                etcd_->endpoint(),
-                                "--cluster",
-                                cluster_,
-                                "--group",
-                                "g",
-                                "--node",
-                                n.name,
-                                "--listen",
-                                n.url(),
-                                "--replication-listen",
-                                n.replication(),
-                                "--peers",
-                                peers,
-                                "--min-isr",
-                                std::to_string(min_isr),
-                                "--data-dir",
-                                dir_.Sub(n.name),
-                                "--ready-file",
-                                Ready(n),
-                                "--client-timeout",
-                                "3s"},
-                               dir_.Sub(n.name + ".log"));
+    std::vector<std::string> argv = {testing::BinPath("txmqd"),
+                                     "--etcd",
+                                     etcd_->endpoint(),
+                                     "--cluster",
+                                     cluster_,
+                                     "--group",
+                                     "g",
+                                     "--node",
+                                     n.name,
+                                     "--listen",
+                                     n.url(),
+                                     "--replication-listen",
+                                     n.replication(),
+                                     "--peers",
+                                     peers,
+                                     "--min-isr",
+                                     std::to_string(min_isr),
+                                     "--data-dir",
+                                     dir_.Sub(n.name),
+                                     "--ready-file",
+                                     Ready(n),
+                                     "--client-timeout",
+                                     "3s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    n.process = Process::Spawn(argv, dir_.Sub(n.name + ".log"));
     ASSERT_NE(n.process, nullptr);
   }
 
@@ -339,6 +341,36 @@ TEST_F(TxmqdGroup, ProducerGivenTheListKeepsSendingThroughKillNine) {
   }
   EXPECT_EQ(lost, 0);
   EXPECT_EQ(twice, 0);
+}
+
+// A TransactionProducer given the list registers its checker with
+// whichever node leads: a half message left to check-back before the
+// leader's kill -9 is checked by the next leader, which reaches the
+// checker through the producer's new connection.
+TEST_F(TxmqdGroup, TheNextLeaderChecksBackThroughTheFollowingProducer) {
+  MakeNodes(3);
+  const std::vector<std::string> quick_checks = {
+      "--transaction-timeout", "1s", "--check-interval", "1s", "--check-interval-max", "2s"};
+  for (Node& n : nodes_) StartNode(n, 2, quick_checks);
+  Node* leader = WaitForLeader();
+  ASSERT_NE(leader, nullptr);
+
+  std::atomic<int> checks{0};
+  TransactionProducer producer({.broker = AllUrls(), .group = "payments", .send_timeout = 10s},
+                               [&](const CheckRequest&) {
+                                 ++checks;
+                                 return TxState::kCommit;
+                               });
+  ASSERT_TRUE(producer.Start().ok());
+  auto half = producer.SendInTransaction(
+      {.topic = "paid", .body = "decided by check-back", .id = "checked"},
+      [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(half.ok()) << half.status.ToString();
+  Kill9(*leader);
+
+  auto delivered = testing::DrainTopic(AllUrls(), "paid", 1, 300ms, 60s);
+  EXPECT_EQ(delivered["checked"], 1) << "the next leader did not commit it by check-back";
+  EXPECT_GE(checks.load(), 1);
 }
 
 }  // namespace
