@@ -157,6 +157,17 @@ std::string LeaderUrlOf(Envelope::Reader envelope) {
   return envelope.getError().getLeaderUrl().cStr();
 }
 
+Result<zmq::message_t> WithRequestId(const zmq::message_t& bytes, uint64_t request_id) {
+  zmq::message_t shared;
+  shared.copy(const_cast<zmq::message_t&>(bytes));  // a reference to the same buffer
+  auto frame = DecodeFrame(std::move(shared), {.max_frame_bytes = bytes.size()});
+  if (!frame.ok()) return frame.status();
+  capnp::MallocMessageBuilder builder;
+  builder.setRoot(frame->envelope());
+  builder.getRoot<Envelope>().setRequestId(request_id);
+  return EncodeFrame(builder);
+}
+
 Status StatusOf(Envelope::Reader envelope) {
   if (envelope.which() != Envelope::ERROR) return Status::OK();
   auto error = envelope.getError();

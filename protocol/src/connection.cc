@@ -20,6 +20,7 @@
 
 #include "protocol/src/broker_list.h"
 #include "protocol/src/broker_picker.h"
+#include "protocol/src/client_socket.h"
 #include "protocol/src/event_fd.h"
 #include "protocol/src/link_state.h"
 #include "protocol/src/log.h"
@@ -29,7 +30,6 @@ namespace txmq::net {
 
 namespace {
 
-constexpr int kHighWaterMark = 100'000;
 // How long a link may stay unconnected before a client with somewhere else
 // to go (a group's other URLs) tries there: a broker that hangs, a host
 // that drops packets. A refused connection moves on at once.
@@ -51,20 +51,6 @@ struct Pending {
   zmq::message_t bytes;  // shares the request's buffer, to send it again elsewhere
   bool hello = false;
 };
-
-// The encoded request `bytes` under another request id: a call sent again
-// elsewhere gets a new id, so a late answer to the first sending (it may
-// still be on its way from the broker left) is unknown and ignored.
-Result<zmq::message_t> WithRequestId(const zmq::message_t& bytes, uint64_t request_id) {
-  zmq::message_t shared;
-  shared.copy(const_cast<zmq::message_t&>(bytes));  // a reference to the same buffer
-  auto frame = wire::DecodeFrame(std::move(shared), {.max_frame_bytes = bytes.size()});
-  if (!frame.ok()) return frame.status();
-  capnp::MallocMessageBuilder builder;
-  builder.setRoot(frame->envelope());
-  builder.getRoot<wire::Envelope>().setRequestId(request_id);
-  return wire::EncodeFrame(builder);
-}
 
 // Calls the broker starts (as opposed to replies to ours).
 bool IsBrokerCall(wire::Envelope::Which which) {
@@ -107,57 +93,23 @@ class Connection::Impl {
   // requests meant for the new broker could still leave for the old one.
   // The routing id stays, so a broker knows the client again.
   Status OpenSocket(const std::string& url) {
-    std::unique_ptr<zmq::socket_t> socket, monitor;
-    try {
-      socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
-      socket->set(zmq::sockopt::routing_id, routing_id_);
-      socket->set(zmq::sockopt::linger, 0);
-      socket->set(zmq::sockopt::immediate, 1);
-      socket->set(zmq::sockopt::sndhwm, kHighWaterMark);
-      socket->set(zmq::sockopt::rcvhwm, kHighWaterMark);
-      socket->set(zmq::sockopt::heartbeat_ivl, 1000);
-      socket->set(zmq::sockopt::heartbeat_timeout, 3000);
-      socket->set(zmq::sockopt::reconnect_ivl, 100);
-      socket->set(zmq::sockopt::reconnect_ivl_max, 2000);
-      if (options_.curve.enabled()) {
-        socket->set(zmq::sockopt::curve_serverkey, options_.curve.server_key);
-        socket->set(zmq::sockopt::curve_publickey, options_.curve.public_key);
-        socket->set(zmq::sockopt::curve_secretkey, options_.curve.secret_key);
-      }
-      // Learn at once when the TCP connection drops: replies to what was
-      // sent on it will never come, so those calls need not wait out their
-      // whole timeout. Connects and refused attempts feed WaitConnected().
-      // One endpoint per socket: the old one's may still be in use.
-      const std::string monitor_endpoint =
-          "inproc://txmq-monitor-" + std::to_string(sockets_opened_++);
-      // Handshake events say whether the broker took our key.
-      if (zmq_socket_monitor(socket->handle(), monitor_endpoint.c_str(),
-                             ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
-                                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
-        monitor = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
-        monitor->connect(monitor_endpoint);
-      }
-      socket->connect(url);
-    } catch (const zmq::error_t& e) {
-      return Status::InvalidArgument("cannot connect to broker '" + url + "': " + e.what());
-    }
+    auto opened = OpenClientSocket(
+        context_, url,
+        {.routing_id = routing_id_,
+         .curve = options_.curve,
+         // One endpoint per socket: the old one's may still be in use.
+         .monitor_endpoint = "inproc://txmq-monitor-" + std::to_string(sockets_opened_++)});
+    if (!opened.ok()) return opened.status();
     CloseSocket();
-    socket_ = std::move(socket);
-    monitor_ = std::move(monitor);
+    socket_ = std::move(opened->socket);
+    monitor_ = std::move(opened->monitor);
+    unusable_socket_ = false;
     return Status::OK();
   }
 
   void CloseSocket() {
-    if (!socket_) return;
-    if (monitor_) {
-      zmq_socket_monitor(socket_->handle(), nullptr, 0);
-      monitor_->close();
-      monitor_.reset();
-    }
-    socket_->close();
-    socket_.reset();
+    ClientSocket s{std::move(socket_), std::move(monitor_)};
+    CloseClientSocket(s);
   }
 
   void Stop() {
@@ -532,7 +484,7 @@ class Connection::Impl {
       if (items[1].revents & ZMQ_POLLIN) wake_.Drain();
       if (items[0].revents & ZMQ_POLLIN) ReceiveAll();
       if (monitor_ && (items[2].revents & ZMQ_POLLIN)) OnMonitorEvent();
-      if (monitor_ && options_.follow_leader) CheckLink(SteadyClock::now());
+      if (options_.follow_leader && (monitor_ || unusable_socket_)) CheckLink(SteadyClock::now());
       ExpireDeadlines(SteadyClock::now());
     }
     // Shutting down: everything still pending learns it now.
@@ -614,7 +566,7 @@ class Connection::Impl {
       Pending& p = node.mapped();
       deadlines_.erase({p.deadline, old_id});
       const uint64_t id = next_request_id_.fetch_add(1);
-      auto bytes = WithRequestId(p.bytes, id);
+      auto bytes = wire::WithRequestId(p.bytes, id);
       if (!bytes.ok()) {  // cannot happen: these bytes were encoded here
         if (p.done) p.done(bytes.status());
         continue;
@@ -639,7 +591,7 @@ class Connection::Impl {
   // I/O thread: leave a broker whose link failed, if there is somewhere
   // else to go.
   void CheckLink(SteadyTime now) {
-    const LinkState::Link link = link_.state();
+    const LinkState::Link link = unusable_socket_ ? LinkState::Link::kConnecting : link_.state();
     if (link == LinkState::Link::kConnected || LinkState::IsFinal(link)) return;
     if (link != LinkState::Link::kRefused && now - link_since_ < kLinkPatience) return;
     link_since_ = now;
@@ -692,6 +644,7 @@ class Connection::Impl {
       socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
       socket_->set(zmq::sockopt::linger, 0);
       socket_->set(zmq::sockopt::immediate, 1);
+      unusable_socket_ = true;
     }
   }
 
@@ -761,10 +714,11 @@ class Connection::Impl {
   std::string current_url_;  // guarded by url_mu_; picker_.current() for other threads
 
   // I/O thread only.
-  Status last_not_leader_;       // the last NOT_LEADER answer, until a broker serves
-  SteadyTime link_since_;        // since when the current link is not connected (if it is not)
-  std::string routing_id_;       // every socket's, so a broker knows the client again
-  uint64_t sockets_opened_ = 0;  // names each socket's monitor endpoint
+  Status last_not_leader_;        // the last NOT_LEADER answer, until a broker serves
+  SteadyTime link_since_;         // since when the current link is not connected (if it is not)
+  std::string routing_id_;        // every socket's, so a broker knows the client again
+  uint64_t sockets_opened_ = 0;   // names each socket's monitor endpoint
+  bool unusable_socket_ = false;  // the current URL could not be connected to
   std::unordered_map<uint64_t, Pending> pending_;
   std::set<std::pair<SteadyTime, uint64_t>> deadlines_;
   std::deque<Outgoing> unsent_;
