@@ -32,11 +32,14 @@ enum ErrorCode {
   resourceExhausted @12;  # a broker limit: disk space low, or a configured count (topics,
                           # groups, open transactions); the message names it and its flag
   permissionDenied @13;   # the caller's key or principal may not do this
+  notLeader @14;          # a node of a replicated group that does not lead it; Error.leaderUrl
+                          # says where the leader is (empty while an election runs)
 }
 
 struct Error {
   code @0 :ErrorCode;
   message @1 :Text;
+  leaderUrl @2 :Text;  # with notLeader: the group leader's client URL, when known
 }
 
 struct Property {

@@ -34,7 +34,8 @@ struct StandbyResponder::Impl {
         auto frame = wire::DecodeFrame(std::move(payload), limits);
         const uint64_t request_id = frame.ok() ? frame->envelope().getRequestId() : 0;
         wire::OutFrame reply(request_id);
-        wire::SetError(reply.envelope(), NotLeader(who, leader()));
+        const std::string leader_url = leader();
+        wire::SetNotLeader(reply.envelope(), NotLeader(who, leader_url).message(), leader_url);
         (void)router.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
         (void)router.send(reply.Encode(), zmq::send_flags::dontwait);
       } catch (const zmq::error_t& e) {
@@ -49,10 +50,11 @@ struct StandbyResponder::Impl {
 };
 
 Status StandbyResponder::NotLeader(const std::string& who, const std::string& leader_url) {
-  return Status::Unavailable(
-      "NOT_LEADER: " + who + " does not lead its group; " +
-      (leader_url.empty() ? std::string("no leader is known yet") : "the leader is " + leader_url) +
-      " (retry there)");
+  return Status(StatusCode::kNotLeader,
+                who + " does not lead its group; " +
+                    (leader_url.empty() ? std::string("no leader is known yet")
+                                        : "the leader is " + leader_url) +
+                    " (retry there)");
 }
 
 Result<std::unique_ptr<StandbyResponder>> StandbyResponder::Start(

@@ -1,8 +1,9 @@
 // What a cluster node that does not lead answers its clients: every
-// request gets UNAVAILABLE naming the group's leader, so a client (or an
-// operator reading its error) knows where to go, and retries (a leader may
-// be elected any moment). Nothing is read or stored: a node that does not
-// lead has no broker yet (txmqd_cluster.h).
+// request gets NOT_LEADER with the group leader's client URL in the error's
+// leaderUrl field (empty while unknown) and in its message, so a client
+// library reconnects there and an operator reading the error knows where to
+// go. Clients older than the code read it as an error all the same. Nothing is read or stored: a
+// node that does not lead has no broker yet (txmqd_cluster.h).
 //
 // Thread "txmq-standby" owns the ROUTER socket and its ZeroMQ context;
 // `leader` is called on it. Destroying the responder closes the socket and

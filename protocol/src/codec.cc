@@ -95,6 +95,8 @@ ErrorCode ToWireCode(StatusCode code) {
       return ErrorCode::RESOURCE_EXHAUSTED;
     case StatusCode::kPermissionDenied:
       return ErrorCode::PERMISSION_DENIED;
+    case StatusCode::kNotLeader:
+      return ErrorCode::NOT_LEADER;
   }
   return ErrorCode::INTERNAL;
 }
@@ -129,6 +131,8 @@ StatusCode FromWireCode(ErrorCode code) {
       return StatusCode::kResourceExhausted;
     case ErrorCode::PERMISSION_DENIED:
       return StatusCode::kPermissionDenied;
+    case ErrorCode::NOT_LEADER:
+      return StatusCode::kNotLeader;
   }
   // A newer broker may send a code this client does not know.
   return StatusCode::kInternal;
@@ -138,6 +142,30 @@ void SetError(Envelope::Builder envelope, const Status& status) {
   auto error = envelope.initError();
   error.setCode(ToWireCode(status.code()));
   error.setMessage(status.message());
+}
+
+void SetNotLeader(Envelope::Builder envelope, const std::string& message,
+                  const std::string& leader_url) {
+  auto error = envelope.initError();
+  error.setCode(ErrorCode::NOT_LEADER);
+  error.setMessage(message);
+  error.setLeaderUrl(leader_url);
+}
+
+std::string LeaderUrlOf(Envelope::Reader envelope) {
+  if (envelope.which() != Envelope::ERROR) return "";
+  return envelope.getError().getLeaderUrl().cStr();
+}
+
+Result<zmq::message_t> WithRequestId(const zmq::message_t& bytes, uint64_t request_id) {
+  zmq::message_t shared;
+  shared.copy(const_cast<zmq::message_t&>(bytes));  // a reference to the same buffer
+  auto frame = DecodeFrame(std::move(shared), {.max_frame_bytes = bytes.size()});
+  if (!frame.ok()) return frame.status();
+  capnp::MallocMessageBuilder builder;
+  builder.setRoot(frame->envelope());
+  builder.getRoot<Envelope>().setRequestId(request_id);
+  return EncodeFrame(builder);
 }
 
 Status StatusOf(Envelope::Reader envelope) {

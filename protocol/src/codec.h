@@ -114,6 +114,14 @@ class OutFrame {
 ErrorCode ToWireCode(StatusCode code);
 StatusCode FromWireCode(ErrorCode code);
 void SetError(Envelope::Builder envelope, const Status& status);
+// NOT_LEADER with the leader's client URL ("" while an election runs).
+void SetNotLeader(Envelope::Builder envelope, const std::string& message,
+                  const std::string& leader_url);
+// The leader URL of a NOT_LEADER error ("" for anything else).
+std::string LeaderUrlOf(Envelope::Reader envelope);
+// The encoded request `bytes` under another request id (a call a client
+// sends again elsewhere, so a late answer to the first sending is unknown).
+Result<zmq::message_t> WithRequestId(const zmq::message_t& bytes, uint64_t request_id);
 // The Status an envelope stands for: its Error if it is one, else OK.
 Status StatusOf(Envelope::Reader envelope);
 

@@ -1,7 +1,9 @@
 // Thread "txmq-io" (started in Connection::Open) owns: socket_, pending_,
-// deadlines_, unsent_, the heartbeat timer. Shared with callers, under mu_:
-// inbox_ (requests to send) and closing_. link_ (what the socket monitor
-// last said about the TCP connection) guards itself.
+// deadlines_, unsent_, the heartbeat timer, picker_ (which broker of a
+// group), link_since_. Shared with callers, under mu_:
+// inbox_ (requests to send) and closing_; under url_mu_: current_url_.
+// link_ (what the socket monitor last said about the TCP connection)
+// guards itself.
 #include "protocol/src/connection.h"
 
 #include <algorithm>
@@ -16,6 +18,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "protocol/src/broker_list.h"
+#include "protocol/src/broker_picker.h"
+#include "protocol/src/client_socket.h"
 #include "protocol/src/event_fd.h"
 #include "protocol/src/link_state.h"
 #include "protocol/src/log.h"
@@ -25,7 +30,10 @@ namespace txmq::net {
 
 namespace {
 
-constexpr int kHighWaterMark = 100'000;
+// How long a link may stay unconnected before a client with somewhere else
+// to go (a group's other URLs) tries there: a broker that hangs, a host
+// that drops packets. A refused connection moves on at once.
+constexpr std::chrono::milliseconds kLinkPatience{2000};
 
 struct Outgoing {
   zmq::message_t bytes;
@@ -33,12 +41,15 @@ struct Outgoing {
   ReplyFn done;  // empty for replies to broker calls
   SteadyTime deadline;
   bool expects_reply = false;
+  bool hello = false;
 };
 
 struct Pending {
   ReplyFn done;
   SteadyTime deadline;
   bool sent = false;
+  zmq::message_t bytes;  // shares the request's buffer, to send it again elsewhere
+  bool hello = false;
 };
 
 // Calls the broker starts (as opposed to replies to ours).
@@ -50,8 +61,9 @@ bool IsBrokerCall(wire::Envelope::Which which) {
 
 class Connection::Impl {
  public:
-  Impl(ConnectionOptions options, IncomingCallFn on_call)
+  Impl(ConnectionOptions options, std::vector<std::string> urls, IncomingCallFn on_call)
       : options_(std::move(options)),
+        picker_(std::move(urls)),
         on_call_(std::move(on_call)),
         log_(Logger("client")),
         context_(1) {}
@@ -61,46 +73,43 @@ class Connection::Impl {
   Status Start() {
     // Create the socket here so a bad endpoint fails Open(), then hand it to
     // the I/O thread, which is its only user from then on.
-    try {
-      socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
-      socket_->set(zmq::sockopt::routing_id, NewSecretHex(16));
-      socket_->set(zmq::sockopt::linger, 0);
-      socket_->set(zmq::sockopt::immediate, 1);
-      socket_->set(zmq::sockopt::sndhwm, kHighWaterMark);
-      socket_->set(zmq::sockopt::rcvhwm, kHighWaterMark);
-      socket_->set(zmq::sockopt::heartbeat_ivl, 1000);
-      socket_->set(zmq::sockopt::heartbeat_timeout, 3000);
-      socket_->set(zmq::sockopt::reconnect_ivl, 100);
-      socket_->set(zmq::sockopt::reconnect_ivl_max, 2000);
-      if (options_.curve.enabled()) {
-        socket_->set(zmq::sockopt::curve_serverkey, options_.curve.server_key);
-        socket_->set(zmq::sockopt::curve_publickey, options_.curve.public_key);
-        socket_->set(zmq::sockopt::curve_secretkey, options_.curve.secret_key);
-      }
-      // Learn at once when the TCP connection drops: replies to what was
-      // sent on it will never come, so those calls need not wait out their
-      // whole timeout. Connects and refused attempts feed WaitConnected().
-      const std::string monitor_endpoint = "inproc://txmq-monitor";
-      // Handshake events say whether the broker took our key.
-      if (zmq_socket_monitor(socket_->handle(), monitor_endpoint.c_str(),
-                             ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
-                                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
-        monitor_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
-        monitor_->connect(monitor_endpoint);
-      }
-      socket_->connect(options_.broker);
-    } catch (const zmq::error_t& e) {
-      return Status::InvalidArgument("cannot connect to broker '" + options_.broker +
-                                     "': " + e.what());
-    }
+    routing_id_ = NewSecretHex(16);
+    if (Status s = OpenSocket(picker_.current()); !s.ok()) return s;
+    has_monitor_ = monitor_ != nullptr;
+    current_url_ = picker_.current();
+    link_since_ = SteadyClock::now();
     QueueHello();
     thread_ = std::thread([this] {
       SetThreadName("txmq-io");
       Run();
     });
     return Status::OK();
+  }
+
+  // A DEALER connected to `url` (with its monitor), in place of the one
+  // before, if any. A new socket rather than disconnect + connect: with
+  // ZMQ_IMMEDIATE, zmq_disconnect leaves the old connection's pipe
+  // writable until the socket next processes commands, so the first
+  // requests meant for the new broker could still leave for the old one.
+  // The routing id stays, so a broker knows the client again.
+  Status OpenSocket(const std::string& url) {
+    auto opened = OpenClientSocket(
+        context_, url,
+        {.routing_id = routing_id_,
+         .curve = options_.curve,
+         // One endpoint per socket: the old one's may still be in use.
+         .monitor_endpoint = "inproc://txmq-monitor-" + std::to_string(sockets_opened_++)});
+    if (!opened.ok()) return opened.status();
+    CloseSocket();
+    socket_ = std::move(opened->socket);
+    monitor_ = std::move(opened->monitor);
+    unusable_socket_ = false;
+    return Status::OK();
+  }
+
+  void CloseSocket() {
+    ClientSocket s{std::move(socket_), std::move(monitor_)};
+    CloseClientSocket(s);
   }
 
   void Stop() {
@@ -180,7 +189,8 @@ class Connection::Impl {
   }
 
   Status WaitConnected(std::chrono::milliseconds timeout) {
-    if (!monitor_) return Status::OK();  // no monitor: nothing to learn from
+    if (!has_monitor_) return Status::OK();  // no monitor: nothing to learn from
+    if (picker_.bootstrap().size() > 1) return WaitAnyConnected(timeout);
     const LinkState::Link link = link_.Wait(timeout);
     switch (link) {
       case LinkState::Link::kConnected:
@@ -197,6 +207,30 @@ class Connection::Impl {
     }
     return Status::Timeout("no connection to broker " + options_.broker + " within " +
                            FormatDurationMs(timeout.count()));
+  }
+
+  // A group's list: a refused URL is not an answer, since the I/O thread
+  // moves on to the next one; wait for any connection.
+  Status WaitAnyConnected(std::chrono::milliseconds timeout) {
+    const SteadyTime deadline = SteadyClock::now() + timeout;
+    LinkState::Link link = LinkState::Link::kConnecting;
+    for (SteadyTime now = SteadyClock::now(); now < deadline; now = SteadyClock::now()) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+      link = link_.Wait(std::min(left, std::chrono::milliseconds(100)));
+      if (link == LinkState::Link::kConnected) return Status::OK();
+      if (LinkState::IsFinal(link)) return LinkStatus(link);
+      // Decided but not connected: the I/O thread is about to move on.
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const Status last = LinkStatus(link);
+    return Status::Timeout("no connection to any broker of " + options_.broker + " within " +
+                           FormatDurationMs(timeout.count()) +
+                           (last.ok() ? std::string() : " (last: " + last.message() + ")"));
+  }
+
+  std::string current_url() const {
+    std::lock_guard<std::mutex> lock(url_mu_);
+    return current_url_;
   }
 
   const ConnectionOptions& options() const { return options_; }
@@ -217,6 +251,13 @@ class Connection::Impl {
 
  private:
   void QueueHello() {
+    Outgoing out = MakeHello();
+    // Hello is always first in line, also after a broker restart.
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_.push_front(std::move(out));
+  }
+
+  Outgoing MakeHello() {
     auto request = NewRequest();
     auto hello = request.envelope().initHello();
     hello.setClientId(options_.client_id);
@@ -231,11 +272,12 @@ class Connection::Impl {
     // If it fails, the next heartbeat reply ("unregistered") brings it back.
     out.deadline = SteadyClock::now() + std::chrono::seconds(30);
     out.expects_reply = true;
+    out.hello = true;
     out.done = [this](Result<wire::Frame> reply) {
       if (!reply.ok()) {
         // Said again on the next heartbeat the broker answers "unregistered".
         if (!closed_) {
-          log_->warn("hello to {} failed: {}", options_.broker, reply.status().ToString());
+          log_->warn("hello to {} failed: {}", picker_.current(), reply.status().ToString());
         }
         return;
       }
@@ -244,9 +286,7 @@ class Connection::Impl {
       broker_max_frame_bytes_ = ok.getMaxFrameBytes();
       broker_client_timeout_ms_ = ok.getClientTimeoutMs();
     };
-    // Hello is always first in line, also after a broker restart.
-    std::lock_guard<std::mutex> lock(mu_);
-    inbox_.push_front(std::move(out));
+    return out;
   }
 
   // I/O thread: the configured interval, or a quarter of the broker's client
@@ -271,7 +311,7 @@ class Connection::Impl {
     out.done = [this](Result<wire::Frame> reply) {
       if (reply.ok() && !reply->envelope().getHeartbeatOk().getRegistered()) {
         log_->info("broker {} does not know client {} (restarted?); saying hello again",
-                   options_.broker, options_.client_id);
+                   picker_.current(), options_.client_id);
         QueueHello();
       }
     };
@@ -295,14 +335,21 @@ class Connection::Impl {
       if (out.done) out.done(LinkStatus(link));
       return;
     }
-    if (out.expects_reply) {
-      deadlines_.emplace(out.deadline, out.request_id);
-      pending_[out.request_id] = Pending{std::move(out.done), out.deadline, false};
-    }
+    Track(out);
     unsent_.push_back(std::move(out));
   }
 
+  // A call's entry in the pending table (nothing for a reply).
+  void Track(Outgoing& out) {
+    if (!out.expects_reply) return;
+    deadlines_.emplace(out.deadline, out.request_id);
+    Pending& p = pending_[out.request_id];
+    p = Pending{std::move(out.done), out.deadline, false, zmq::message_t(), out.hello};
+    p.bytes.copy(out.bytes);  // a reference, not a copy, above ZeroMQ's 33-byte inline size
+  }
+
   void SendUnsent() {
+    if (SteadyClock::now() < picker_.hold_until()) return;  // backing off
     while (!unsent_.empty()) {
       Outgoing& out = unsent_.front();
       auto it = out.expects_reply ? pending_.find(out.request_id) : pending_.end();
@@ -316,7 +363,7 @@ class Connection::Impl {
       try {
         sent = socket_->send(out.bytes, zmq::send_flags::dontwait);
       } catch (const zmq::error_t& e) {
-        log_->error("send to {} failed: {}", options_.broker, e.what());
+        log_->error("send to {} failed: {}", picker_.current(), e.what());
         Complete(out.request_id, Status::Unavailable(std::string("send failed: ") + e.what()));
         unsent_.pop_front();
         continue;
@@ -343,14 +390,14 @@ class Connection::Impl {
       try {
         got = socket_->recv(msg, zmq::recv_flags::dontwait);
       } catch (const zmq::error_t& e) {
-        log_->error("receive from {} failed: {}", options_.broker, e.what());
+        log_->error("receive from {} failed: {}", picker_.current(), e.what());
         return;
       }
       if (!got) return;
       last_heard_ns_ = SteadyClock::now().time_since_epoch().count();
       auto frame = wire::DecodeFrame(std::move(msg), options_.limits);
       if (!frame.ok()) {
-        log_->warn("dropping undecodable frame from {}: {}", options_.broker,
+        log_->warn("dropping undecodable frame from {}: {}", picker_.current(),
                    frame.status().ToString());
         continue;
       }
@@ -363,13 +410,21 @@ class Connection::Impl {
         }
         if (!pending_.count(id)) continue;  // answered after its timeout
         Status status = wire::StatusOf(env);
+        if (status.code() == StatusCode::kNotLeader && options_.follow_leader) {
+          OnNotLeader(wire::LeaderUrlOf(env), status);
+          continue;
+        }
+        if (status.code() != StatusCode::kNotLeader) {
+          picker_.OnServed();
+          last_not_leader_ = Status::OK();
+        }
         if (status.ok()) {
           Complete(id, std::move(frame.value()));
         } else {
           Complete(id, status);
         }
       } catch (const kj::Exception& e) {
-        log_->warn("dropping malformed frame from {}: {}", options_.broker,
+        log_->warn("dropping malformed frame from {}: {}", picker_.current(),
                    e.getDescription().cStr());
       }
     }
@@ -381,12 +436,16 @@ class Connection::Impl {
       auto it = pending_.find(id);
       bool sent = it != pending_.end() && it->second.sent;
       if (sent) {
-        Complete(id, Status::Timeout("no reply from broker " + options_.broker + " in time"));
+        Complete(id, Status::Timeout("no reply from broker " + picker_.current() + " in time"));
+      } else if (!last_not_leader_.ok()) {
+        Complete(id,
+                 Status(StatusCode::kNotLeader,
+                        last_not_leader_.message() + "; no leader answered before the deadline"));
       } else if (const auto link = link_.state();
                  link == LinkState::Link::kRefused || link == LinkState::Link::kHandshakeFailed) {
         Complete(id, LinkStatus(link));
       } else {
-        Complete(id, Status::Unavailable("broker " + options_.broker +
+        Complete(id, Status::Unavailable("broker " + picker_.current() +
                                          " not reachable before the deadline"));
       }
     }
@@ -425,6 +484,7 @@ class Connection::Impl {
       if (items[1].revents & ZMQ_POLLIN) wake_.Drain();
       if (items[0].revents & ZMQ_POLLIN) ReceiveAll();
       if (monitor_ && (items[2].revents & ZMQ_POLLIN)) OnMonitorEvent();
+      if (options_.follow_leader && (monitor_ || unusable_socket_)) CheckLink(SteadyClock::now());
       ExpireDeadlines(SteadyClock::now());
     }
     // Shutting down: everything still pending learns it now.
@@ -434,11 +494,7 @@ class Connection::Impl {
     for (uint64_t id : ids) {
       Complete(id, Status::Unavailable("connection to " + options_.broker + " is closed"));
     }
-    if (monitor_) {
-      zmq_socket_monitor(socket_->handle(), nullptr, 0);
-      monitor_->close();
-    }
-    socket_->close();
+    CloseSocket();
   }
 
   // I/O thread: the connection to the broker dropped. Calls already sent
@@ -468,6 +524,7 @@ class Connection::Impl {
       return;
     }
     if (!disconnected) return;
+    link_since_ = SteadyClock::now();
     // Replies the broker sent before it went away may still sit in the
     // socket (ZeroMQ flags them readable lazily): take them first, so a
     // call that got its answer is not reported as "outcome unknown".
@@ -478,21 +535,126 @@ class Connection::Impl {
     }
     if (!lost.empty()) {
       log_->info("connection to {} dropped; {} calls in flight fail and may be retried",
-                 options_.broker, lost.size());
+                 picker_.current(), lost.size());
     }
     for (uint64_t id : lost) {
-      Complete(id, Status::Timeout("connection to broker " + options_.broker +
+      Complete(id, Status::Timeout("connection to broker " + picker_.current() +
                                    " dropped before the reply; outcome unknown"));
     }
   }
 
+  // I/O thread: the broker answered a call NOT_LEADER naming `leader`.
+  void OnNotLeader(const std::string& leader, const Status& status) {
+    const SteadyTime now = SteadyClock::now();
+    last_not_leader_ = status;
+    const std::string to = picker_.OnNotLeader(leader, now);
+    if (!to.empty()) {
+      log_->info("{}; moving to {}", status.message(), to);
+    } else {
+      log_->debug("{}; asking again", status.message());
+    }
+    // It stored nothing: everything sent to it goes out again, in order,
+    // under new request ids (its answers to the old ones are ignored).
+    std::vector<uint64_t> again;
+    for (auto& [id, p] : pending_) {
+      if (p.sent && !p.hello) again.push_back(id);
+    }
+    std::sort(again.begin(), again.end());
+    std::vector<Outgoing> resend;
+    for (uint64_t old_id : again) {
+      auto node = pending_.extract(old_id);
+      Pending& p = node.mapped();
+      deadlines_.erase({p.deadline, old_id});
+      const uint64_t id = next_request_id_.fetch_add(1);
+      auto bytes = wire::WithRequestId(p.bytes, id);
+      if (!bytes.ok()) {  // cannot happen: these bytes were encoded here
+        if (p.done) p.done(bytes.status());
+        continue;
+      }
+      p.sent = false;
+      p.bytes.copy(*bytes);
+      deadlines_.emplace(p.deadline, id);
+      Outgoing out;
+      out.request_id = id;
+      out.bytes = std::move(*bytes);
+      out.deadline = p.deadline;
+      out.expects_reply = true;
+      node.key() = id;
+      pending_.insert(std::move(node));
+      resend.push_back(std::move(out));
+    }
+    for (auto it = resend.rbegin(); it != resend.rend(); ++it) unsent_.push_front(std::move(*it));
+    if (!to.empty()) MoveSocket(to, now);
+    SayHelloFirst();
+  }
+
+  // I/O thread: leave a broker whose link failed, if there is somewhere
+  // else to go.
+  void CheckLink(SteadyTime now) {
+    const LinkState::Link link = unusable_socket_ ? LinkState::Link::kConnecting : link_.state();
+    if (link == LinkState::Link::kConnected || LinkState::IsFinal(link)) return;
+    if (link != LinkState::Link::kRefused && now - link_since_ < kLinkPatience) return;
+    link_since_ = now;
+    const std::string from = picker_.current();
+    const std::string to = picker_.OnLinkDown(now);
+    if (to.empty()) return;
+    log_->info("no connection to broker {} ({}); trying {}", from,
+               link == LinkState::Link::kRefused ? "refused" : "not connected in time", to);
+    std::vector<uint64_t> lost;
+    for (const auto& [id, p] : pending_) {
+      if (p.sent && !p.hello) lost.push_back(id);
+    }
+    for (uint64_t id : lost) {
+      Complete(id, Status::Timeout("no connection to broker " + from +
+                                   " any more, and no reply from it; outcome unknown"));
+    }
+    MoveSocket(to, now);
+    SayHelloFirst();
+  }
+
+  // I/O thread: a fresh hello goes out before anything else (the broker
+  // may not know this client); earlier hellos are forgotten.
+  void SayHelloFirst() {
+    std::vector<uint64_t> hellos;
+    for (const auto& [id, p] : pending_) {
+      if (p.hello) hellos.push_back(id);
+    }
+    for (uint64_t id : hellos) {
+      deadlines_.erase({pending_.at(id).deadline, id});
+      pending_.erase(id);  // its unsent_ entry, if any, is skipped
+    }
+    Outgoing hello = MakeHello();
+    Track(hello);
+    unsent_.push_front(std::move(hello));
+  }
+
+  // I/O thread: talk to `to` from now on.
+  void MoveSocket(const std::string& to, SteadyTime now) {
+    link_.Reset();
+    link_since_ = now;
+    {
+      std::lock_guard<std::mutex> lock(url_mu_);
+      current_url_ = to;
+    }
+    if (Status s = OpenSocket(to); !s.ok()) {
+      // A URL a broker named that ZeroMQ refuses: stay unconnected, and
+      // CheckLink moves on after its patience.
+      log_->warn("{}", s.message());
+      CloseSocket();
+      socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+      socket_->set(zmq::sockopt::linger, 0);
+      socket_->set(zmq::sockopt::immediate, 1);
+      unusable_socket_ = true;
+    }
+  }
+
   Status Refused() const {
-    return Status::Unavailable("no broker at " + options_.broker + " (connection refused)");
+    return Status::Unavailable("no broker at " + current_url() + " (connection refused)");
   }
 
   // Why a link in state `link` carries nothing; OK when it may.
   Status LinkStatus(LinkState::Link link) const {
-    const std::string& b = options_.broker;
+    const std::string b = current_url();
     switch (link) {
       case LinkState::Link::kConnected:
       case LinkState::Link::kConnecting:
@@ -526,11 +688,13 @@ class Connection::Impl {
   }
 
   ConnectionOptions options_;
+  BrokerPicker picker_;  // I/O thread only, once started
   IncomingCallFn on_call_;
   std::shared_ptr<spdlog::logger> log_;
   zmq::context_t context_;
   std::unique_ptr<zmq::socket_t> socket_;
   std::unique_ptr<zmq::socket_t> monitor_;  // disconnect events of socket_
+  std::atomic<bool> has_monitor_{false};    // set before the I/O thread starts
   std::thread thread_;
   EventFd wake_;
   std::atomic<uint64_t> next_request_id_{1};
@@ -546,7 +710,15 @@ class Connection::Impl {
   std::deque<Outgoing> inbox_;  // guarded by mu_
   bool stopped_ = false;        // guarded by mu_
 
+  mutable std::mutex url_mu_;
+  std::string current_url_;  // guarded by url_mu_; picker_.current() for other threads
+
   // I/O thread only.
+  Status last_not_leader_;        // the last NOT_LEADER answer, until a broker serves
+  SteadyTime link_since_;         // since when the current link is not connected (if it is not)
+  std::string routing_id_;        // every socket's, so a broker knows the client again
+  uint64_t sockets_opened_ = 0;   // names each socket's monitor endpoint
+  bool unusable_socket_ = false;  // the current URL could not be connected to
   std::unordered_map<uint64_t, Pending> pending_;
   std::set<std::pair<SteadyTime, uint64_t>> deadlines_;
   std::deque<Outgoing> unsent_;
@@ -555,6 +727,8 @@ class Connection::Impl {
 Result<std::unique_ptr<Connection>> Connection::Open(ConnectionOptions options,
                                                      IncomingCallFn on_call) {
   if (options.broker.empty()) return Status::InvalidArgument("broker endpoint is empty");
+  auto urls = ParseBrokerList(options.broker);
+  if (!urls.ok()) return urls.status();
   if (options.client_id.empty()) options.client_id = NewUuidV7();
   if (options.client_id.size() > 255) {
     return Status::InvalidArgument("client id is longer than 255 bytes");
@@ -565,7 +739,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(ConnectionOptions options,
   if (options.heartbeat_interval <= std::chrono::milliseconds(0)) {
     return Status::InvalidArgument("heartbeat_interval must be positive");
   }
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(on_call));
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(*urls), std::move(on_call));
   if (Status s = impl->Start(); !s.ok()) return s;
   return std::unique_ptr<Connection>(new Connection(std::move(impl)));
 }
@@ -599,6 +773,7 @@ void Connection::Close(std::chrono::milliseconds timeout) { impl_->Close(timeout
 
 const std::string& Connection::client_id() const { return impl_->options().client_id; }
 const std::string& Connection::broker() const { return impl_->options().broker; }
+std::string Connection::current_broker() const { return impl_->current_url(); }
 uint32_t Connection::broker_max_message_bytes() const { return impl_->broker_max_message_bytes(); }
 size_t Connection::broker_max_frame_bytes() const { return impl_->FrameLimit(); }
 

@@ -11,6 +11,21 @@
 // reachable; ZeroMQ reconnects by itself, and the socket keeps the same
 // routing id, so the broker recognises the client after a reconnect.
 //
+// A replicated broker group: `broker` may list several URLs
+// (broker_list.h). A node that does not lead answers NOT_LEADER, naming the
+// leader when it knows it; the I/O thread then reconnects the socket to that
+// leader (or to the next listed URL), says hello there, and sends again every
+// call the node refused, in request order, with its original content (so a
+// send keeps its message id) under a new request id (a late answer to the
+// old one is ignored), and its original deadline: the call's timeout
+// bounds the whole search. A node answering NOT_LEADER stored nothing, so
+// sending those again is safe for any call. When the link to the current
+// broker fails (refused, or not connected for 2 s), the socket moves to the
+// next listed URL; calls already sent on the lost link fail TIMEOUT as
+// before (their outcome is unknown; the producer resends a send with the
+// same message id and the broker's dedup answers). broker_picker.h has the
+// rules and the backoff.
+//
 // Identity: the client id (hello) is a public name, shown by txmqctl. The
 // socket's routing id is something else: 128 random bits made per
 // Connection and never shown, because the broker's socket hands a routing
@@ -36,8 +51,12 @@
 namespace txmq::net {
 
 struct ConnectionOptions {
-  // Broker endpoint, e.g. "tcp://127.0.0.1:7800".
+  // Broker endpoint, e.g. "tcp://127.0.0.1:7800", or a replicated group's
+  // comma-separated bootstrap list (broker_list.h).
   std::string broker = "tcp://127.0.0.1:7800";
+  // Follow NOT_LEADER answers and move on from a broker that cannot be
+  // reached (see above). False: a NOT_LEADER answer completes the call.
+  bool follow_leader = true;
   // The name this client registers under (hello); a fresh UUIDv7 when empty.
   std::string client_id{};
   wire::Role role = wire::Role::ADMIN;
@@ -106,7 +125,10 @@ class Connection {
   void Close(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
 
   const std::string& client_id() const;
+  // As configured (the whole list).
   const std::string& broker() const;
+  // The broker the socket talks to now. Thread-safe.
+  std::string current_broker() const;
   // Max message bytes the broker announced in its hello reply (0 = not yet).
   uint32_t broker_max_message_bytes() const;
   // Largest request frame the broker takes (announced, or derived; see

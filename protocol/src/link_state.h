@@ -82,6 +82,14 @@ class LinkState {
     changed_.notify_all();
   }
 
+  // The socket now talks to another broker: nothing is known about it yet.
+  void Reset() {
+    std::lock_guard<std::mutex> lock(mu_);
+    link_ = Link::kConnecting;
+    reconnect_scheduled_ = false;
+    changed_.notify_all();
+  }
+
   Link state() const {
     std::lock_guard<std::mutex> lock(mu_);
     return link_;

@@ -32,6 +32,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "RESOURCE_EXHAUSTED";
     case StatusCode::kPermissionDenied:
       return "PERMISSION_DENIED";
+    case StatusCode::kNotLeader:
+      return "NOT_LEADER";
   }
   return "UNKNOWN";
 }

@@ -133,6 +133,26 @@ TEST_F(TxmqctlAddress, AnythingElseIsBadUsageThatNamesTheFix) {
   EXPECT_NE(env.err.find("TXMQ_BROKER 'localhost'"), std::string::npos) << env.err;
 }
 
+// A replicated group's nodes, comma-separated, each in any form above;
+// a bad entry is named. (Following the leader: TxmqdGroup.*.)
+TEST_F(TxmqctlAddress, AListTakesEachFormAndNamesABadEntry) {
+  const std::string url = broker_->endpoint();
+  // Nothing listens at the first entry: the next one answers.
+  const std::string nobody = std::to_string(testing::FreeLoopbackPort());
+  auto [r, took] = RunTxmqctl({"--broker", nobody + "," + url.substr(6), "--json", "status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["listen"], url);
+
+  auto [twice, took2] = RunTxmqctl({"--broker", url + "," + url, "status"});
+  EXPECT_EQ(twice.exit_code, kExitUsage) << twice.err;
+  EXPECT_NE(twice.err.find("'" + url + "', appears twice"), std::string::npos) << twice.err;
+
+  auto [bad, took3] = RunTxmqctl({"--broker", url + ",localhost", "status"});
+  EXPECT_EQ(bad.exit_code, kExitUsage) << bad.err;
+  EXPECT_NE(bad.err.find("--broker entry 'localhost' is not a broker address"), std::string::npos)
+      << bad.err;
+}
+
 TEST(TxmqctlExitCodes, HelpDocumentsThem) {
   auto [r, took] = RunTxmqctl({"--help"});
   ASSERT_EQ(r.exit_code, 0);

@@ -151,7 +151,7 @@ TEST(Codec, TraversalLimitStopsAmplification) {
 }
 
 TEST(Codec, EveryStatusCodeSurvivesTheWire) {
-  for (int c = 1; c <= static_cast<int>(StatusCode::kPermissionDenied); ++c) {
+  for (int c = 1; c <= static_cast<int>(StatusCode::kNotLeader); ++c) {
     Status s(static_cast<StatusCode>(c), "why " + std::to_string(c));
     OutFrame f(1);
     SetError(f.envelope(), s);
@@ -159,6 +159,27 @@ TEST(Codec, EveryStatusCodeSurvivesTheWire) {
     ASSERT_TRUE(frame.ok());
     EXPECT_EQ(StatusOf(frame->envelope()), s);
   }
+}
+
+TEST(Codec, NotLeaderCarriesTheLeadersUrl) {
+  OutFrame f(3);
+  SetNotLeader(f.envelope(), "b does not lead", "tcp://127.0.0.1:7801");
+  auto frame = DecodeFrame(f.Encode(), {});
+  ASSERT_TRUE(frame.ok());
+  EXPECT_EQ(StatusOf(frame->envelope()), Status(StatusCode::kNotLeader, "b does not lead"));
+  EXPECT_EQ(LeaderUrlOf(frame->envelope()), "tcp://127.0.0.1:7801");
+}
+
+TEST(Codec, ARequestSentAgainKeepsItsContentUnderANewId) {
+  OutFrame f(5);
+  f.envelope().initSend().initMessage().setId("m-1");
+  const zmq::message_t bytes = f.Encode();
+  auto again = WithRequestId(bytes, 9);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  auto frame = DecodeFrame(std::move(*again), {});
+  ASSERT_TRUE(frame.ok());
+  EXPECT_EQ(frame->envelope().getRequestId(), 9u);
+  EXPECT_EQ(std::string(frame->envelope().getSend().getMessage().getId().cStr()), "m-1");
 }
 
 TEST(Codec, AnErrorClaimingOkIsStillAnError) {

@@ -33,6 +33,7 @@ int ExitCodeOf(const Status& status, bool from_broker) {
       return kExitDenied;
     case StatusCode::kUnavailable:
     case StatusCode::kTimeout:
+    case StatusCode::kNotLeader:
       return from_broker ? kExitUnreachable : kExitFailed;
     default:
       return kExitFailed;
@@ -64,6 +65,21 @@ bool IsHostPort(const std::string& text) {
 }  // namespace
 
 Result<std::string> NormalizeBrokerUrl(const std::string& flag, const std::string& text) {
+  if (text.find(',') != std::string::npos) {
+    // A replicated group's bootstrap list: each entry in any form below.
+    std::string list;
+    size_t start = 0;
+    while (true) {
+      const size_t comma = text.find(',', start);
+      const std::string item =
+          text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      auto url = NormalizeBrokerUrl(flag + " entry", item);
+      if (!url.ok()) return url.status();
+      list += (list.empty() ? "" : ",") + *url;
+      if (comma == std::string::npos) return list;
+      start = comma + 1;
+    }
+  }
   if (text.rfind("tcp://", 0) == 0 && IsHostPort(text.substr(6))) return text;
   if (text.rfind("ipc://", 0) == 0 && text.size() > 6) return text;
   if (text.find("://") == std::string::npos) {

@@ -43,7 +43,9 @@ int ExitCodeOf(const Status& status, bool from_broker);
 // --broker as txmqctl accepts it: "tcp://HOST:PORT" and "ipc://PATH" as
 // they are, "HOST:PORT" as tcp://HOST:PORT, a bare "PORT" as
 // tcp://127.0.0.1:PORT. Anything else is INVALID_ARGUMENT naming `flag`,
-// the value and the forms that work.
+// the value and the forms that work. A comma-separated list (a replicated
+// group's nodes) has each entry normalized so; the connection follows the
+// group's leader from there.
 Result<std::string> NormalizeBrokerUrl(const std::string& flag, const std::string& text);
 
 struct Globals {

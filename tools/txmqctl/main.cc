@@ -27,8 +27,10 @@ int main(int argc, char** argv) {
                "  txmqctl keygen alice    # alice.key (secret) and alice.pub\n"
                "  txmqctl --curve-key alice.key --server-key broker.pub status\n"};
   auto* broker_flag =
-      app.add_option("--broker,-b", globals.broker,
-                     "Broker address: tcp://HOST:PORT, HOST:PORT or a port (also TXMQ_BROKER)")
+      app.add_option(
+             "--broker,-b", globals.broker,
+             "Broker address: tcp://HOST:PORT, HOST:PORT or a port (also TXMQ_BROKER); for a "
+             "replicated group, its nodes comma-separated (the leader is found)")
           ->capture_default_str();
   app.add_flag("--json", globals.json, "Machine-readable output (JSON; JSON lines for streams)");
   app.add_option("--timeout", globals.timeout,

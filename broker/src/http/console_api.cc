@@ -25,6 +25,7 @@ int HttpStatusOf(StatusCode code) {
     case StatusCode::kResourceExhausted:
       return 429;
     case StatusCode::kUnavailable:
+    case StatusCode::kNotLeader:
       return 503;
     case StatusCode::kTimeout:
       return 504;

@@ -46,7 +46,11 @@ enum class TransactionEndMode {
 };
 
 struct ProducerOptions {
-  // Broker endpoint.
+  // Broker endpoint, or a replicated group's nodes comma-separated
+  // ("tcp://10.0.0.1:7800,tcp://10.0.0.2:7800"): the producer finds the
+  // group's leader and follows it across failovers; a send keeps its
+  // message id on every attempt, so one the old leader stored is not
+  // stored again. Each attempt's send_timeout bounds the search.
   std::string broker = "tcp://127.0.0.1:7800";
   // CURVE, for a broker started with --curve-secret-key: the file of this
   // client's secret key (`txmqctl keygen NAME` writes NAME.key; the public

@@ -2,8 +2,8 @@
 //
 // A Status is a cheap value: a code and, when not OK, a message that names
 // the bad value and the rule it broke. The code tells the caller whether a
-// retry can help (IsRetryable()): kTimeout, kUnavailable, kOverloaded and
-// kResourceExhausted are transient; everything else will fail the same way
+// retry can help (IsRetryable()): kTimeout, kUnavailable, kOverloaded,
+// kResourceExhausted and kNotLeader are transient; everything else will fail the same way
 // again.
 //
 // Thread safety: values; safe to copy between threads.
@@ -37,6 +37,11 @@ enum class StatusCode : int {
   // Rates and queues that drain by themselves are kOverloaded instead.
   kResourceExhausted = 12,
   kPermissionDenied = 13,  // the caller's key or principal may not do this
+  // A node of a replicated broker group that does not lead it. The client
+  // libraries follow the leader the node names (or try the next bootstrap
+  // URL) by themselves; a caller sees this only when no leader answered
+  // before the call's deadline. Retryable.
+  kNotLeader = 14,
 };
 
 // "INVALID_ARGUMENT", "NOT_FOUND", ...
@@ -77,7 +82,8 @@ class [[nodiscard]] Status {
   // True when the same call may succeed later without any change.
   bool IsRetryable() const {
     return code_ == StatusCode::kTimeout || code_ == StatusCode::kUnavailable ||
-           code_ == StatusCode::kOverloaded || code_ == StatusCode::kResourceExhausted;
+           code_ == StatusCode::kOverloaded || code_ == StatusCode::kResourceExhausted ||
+           code_ == StatusCode::kNotLeader;
   }
 
   // "OK" or "NOT_FOUND: topic 'orders' does not exist".

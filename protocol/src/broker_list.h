@@ -1,0 +1,23 @@
+// A client's bootstrap list: `tcp://127.0.0.1:7800` or, for a replicated
+// broker group, several URLs separated by commas
+// (`tcp://10.0.0.1:7800,tcp://10.0.0.2:7800`). Every client (Producer,
+// Consumer, TransactionProducer, txmqctl --broker) takes one; the
+// connection starts at the first URL and follows the leader from there
+// (broker_picker.h).
+//
+// Thread safety: pure functions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "txmq/status.h"
+
+namespace txmq::net {
+
+// The URLs of `text` in order, blanks around each removed. INVALID_ARGUMENT
+// naming the entry (and its position) when one is empty, is not
+// tcp://HOST:PORT, ipc://PATH or inproc://NAME, or appears twice.
+Result<std::vector<std::string>> ParseBrokerList(const std::string& text);
+
+}  // namespace txmq::net

@@ -1,0 +1,63 @@
+#include "protocol/src/broker_picker.h"
+
+#include <algorithm>
+
+namespace txmq::net {
+
+BrokerPicker::BrokerPicker(std::vector<std::string> bootstrap, Options options)
+    : bootstrap_(std::move(bootstrap)),
+      options_(options),
+      current_(bootstrap_.front()),
+      backoff_(options.min_backoff) {}
+
+std::string BrokerPicker::OnNotLeader(const std::string& leader, SteadyTime now) {
+  if (!leader.empty() && leader != current_ && !RefusedLately(leader, now)) {
+    current_ = leader;
+    return current_;
+  }
+  Hold(now);
+  // It names itself: elected, and about to serve once its first entry
+  // commits. Ask it again.
+  if (leader == current_) return "";
+  return Next(now);
+}
+
+std::string BrokerPicker::OnLinkDown(SteadyTime now) {
+  refused_[current_] = now;
+  const std::string next = Next(now);
+  if (!next.empty()) Hold(now);
+  return next;
+}
+
+void BrokerPicker::OnServed() { backoff_ = options_.min_backoff; }
+
+std::string BrokerPicker::Next(SteadyTime now) {
+  // One bootstrap URL and there already: nowhere else to go.
+  if (bootstrap_.size() == 1 && current_ == bootstrap_.front()) return "";
+  // The next URL in turn that is not this one, preferring one that did not
+  // just refuse (a dead leader stays in the list).
+  std::string fallback;
+  for (size_t tried = 0; tried < bootstrap_.size(); ++tried) {
+    const std::string& candidate = bootstrap_[next_++ % bootstrap_.size()];
+    if (candidate == current_) continue;
+    if (fallback.empty()) fallback = candidate;
+    if (!RefusedLately(candidate, now)) {
+      current_ = candidate;
+      return current_;
+    }
+  }
+  current_ = fallback.empty() ? bootstrap_.front() : fallback;
+  return current_;
+}
+
+bool BrokerPicker::RefusedLately(const std::string& url, SteadyTime now) const {
+  const auto refused = refused_.find(url);
+  return refused != refused_.end() && now - refused->second < options_.refused_memory;
+}
+
+void BrokerPicker::Hold(SteadyTime now) {
+  hold_until_ = now + backoff_;
+  backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+}
+
+}  // namespace txmq::net

@@ -1,0 +1,70 @@
+// Which broker of a replicated group a client's connection talks to, and
+// when it may send again: the decisions only, without sockets or clocks of
+// its own, so they are unit-tested alone (Connection does the moving).
+//
+// Rules:
+// - Start at the first bootstrap URL.
+// - NOT_LEADER naming a leader: go there at once, unless that URL refused
+//   a connection within the last `refused_memory` (a dead leader that
+//   etcd still names while the election runs): then as without a name.
+// - NOT_LEADER naming nobody (an election runs), or the link to the
+//   current broker failed: go to the next bootstrap URL (skipping those
+//   that refused within `refused_memory` while others remain), and send nothing
+//   before `hold_until()`, a backoff doubling from `min_backoff` to
+//   `max_backoff`, reset once a broker serves a call. With one bootstrap
+//   URL and no leader named, stay (a single broker restarts in place).
+// - NOT_LEADER naming the broker that answered (elected, not serving yet):
+//   stay, and ask again after the backoff.
+//
+// Thread safety: none; the connection's I/O thread owns it.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "protocol/src/util.h"
+
+namespace txmq::net {
+
+class BrokerPicker {
+ public:
+  struct Options {
+    std::chrono::milliseconds min_backoff{50};
+    std::chrono::milliseconds max_backoff{1000};
+    std::chrono::milliseconds refused_memory{2000};
+  };
+
+  // `bootstrap` is non-empty (ParseBrokerList).
+  explicit BrokerPicker(std::vector<std::string> bootstrap) : BrokerPicker(bootstrap, Options{}) {}
+  BrokerPicker(std::vector<std::string> bootstrap, Options options);
+
+  const std::string& current() const { return current_; }
+  const std::vector<std::string>& bootstrap() const { return bootstrap_; }
+  SteadyTime hold_until() const { return hold_until_; }
+
+  // The current broker answered NOT_LEADER naming `leader` ("" for
+  // nobody). The URL to move to, or "" to stay.
+  std::string OnNotLeader(const std::string& leader, SteadyTime now);
+  // The link to the current broker failed (refused, or no connection for
+  // long). The URL to move to, or "" to stay.
+  std::string OnLinkDown(SteadyTime now);
+  // A broker answered a call with something other than NOT_LEADER.
+  void OnServed();
+
+ private:
+  std::string Next(SteadyTime now);
+  bool RefusedLately(const std::string& url, SteadyTime now) const;
+  void Hold(SteadyTime now);
+
+  const std::vector<std::string> bootstrap_;
+  const Options options_;
+  std::string current_;
+  size_t next_ = 1;  // bootstrap index tried on the next rotation
+  std::chrono::milliseconds backoff_;
+  SteadyTime hold_until_{};
+  std::map<std::string, SteadyTime> refused_;  // URL -> when its link last failed
+};
+
+}  // namespace txmq::net

@@ -1,0 +1,127 @@
+// The bootstrap list every client takes (broker_list.h) and the rules for
+// moving through it (broker_picker.h).
+#include <gtest/gtest.h>
+
+#include "protocol/src/broker_list.h"
+#include "protocol/src/broker_picker.h"
+
+namespace txmq::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(BrokerList, OneUrlIsAListOfOne) {
+  auto urls = ParseBrokerList("tcp://127.0.0.1:7800");
+  ASSERT_TRUE(urls.ok()) << urls.status().ToString();
+  EXPECT_EQ(*urls, std::vector<std::string>{"tcp://127.0.0.1:7800"});
+}
+
+TEST(BrokerList, CommasSeparateAndBlanksAroundAreDropped) {
+  auto urls = ParseBrokerList("tcp://127.0.0.1:1, tcp://127.0.0.1:2 ,ipc:///tmp/b,inproc://c");
+  ASSERT_TRUE(urls.ok()) << urls.status().ToString();
+  EXPECT_EQ(*urls, (std::vector<std::string>{"tcp://127.0.0.1:1", "tcp://127.0.0.1:2",
+                                             "ipc:///tmp/b", "inproc://c"}));
+}
+
+TEST(BrokerList, ErrorsNameTheBadUrlAndWhereItIs) {
+  struct Case {
+    std::string text;
+    std::string expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"tcp://127.0.0.1:1,,tcp://127.0.0.1:2", "broker URL 2 of "},
+           {"tcp://127.0.0.1:1,", "broker URL 2 of 'tcp://127.0.0.1:1,' is empty"},
+           {"", "broker URL 1 of '' is empty"},
+           {"tcp://127.0.0.1:1,http://127.0.0.1:2", "'http://127.0.0.1:2', is not tcp://"},
+           {"tcp://127.0.0.1:99999", "'tcp://127.0.0.1:99999', has no port"},
+           {"tcp://127.0.0.1", "'tcp://127.0.0.1', has no HOST:PORT"},
+           {"127.0.0.1:7800", "broker URL 1 of '127.0.0.1:7800', '127.0.0.1:7800', is not"},
+           {"tcp://127.0.0.1:1,tcp://127.0.0.1:1", "broker URL 2 of "},
+           {"ipc://", "'ipc://', has no name"},
+       }) {
+    auto urls = ParseBrokerList(c.text);
+    ASSERT_FALSE(urls.ok()) << "'" << c.text << "' was taken";
+    EXPECT_EQ(urls.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(urls.status().message().find(c.expected), std::string::npos)
+        << urls.status().message() << "\n  does not say: " << c.expected;
+  }
+  EXPECT_NE(ParseBrokerList("tcp://127.0.0.1:1,tcp://127.0.0.1:1")
+                .status()
+                .message()
+                .find("appears twice"),
+            std::string::npos);
+}
+
+const std::string kA = "tcp://127.0.0.1:1";
+const std::string kB = "tcp://127.0.0.1:2";
+const std::string kC = "tcp://127.0.0.1:3";
+const std::string kL = "tcp://10.0.0.9:7800";  // a leader not in the list
+
+TEST(BrokerPicker, FollowsTheNamedLeader) {
+  BrokerPicker p({kA, kB, kC});
+  const SteadyTime now = SteadyClock::now();
+  EXPECT_EQ(p.current(), kA);
+  EXPECT_EQ(p.OnNotLeader(kL, now), kL);
+  EXPECT_EQ(p.current(), kL);
+  EXPECT_LE(p.hold_until(), now);  // no wait: the leader is known
+}
+
+TEST(BrokerPicker, WithoutALeaderTriesTheNextUrlAfterABackoff) {
+  BrokerPicker p({kA, kB, kC}, {.min_backoff = 50ms, .max_backoff = 200ms});
+  const SteadyTime now = SteadyClock::now();
+  EXPECT_EQ(p.OnNotLeader("", now), kB);
+  EXPECT_EQ(p.hold_until(), now + 50ms);
+  EXPECT_EQ(p.OnNotLeader("", now), kC);
+  EXPECT_EQ(p.hold_until(), now + 100ms);
+  EXPECT_EQ(p.OnNotLeader("", now), kA);
+  EXPECT_EQ(p.OnNotLeader("", now), kB);
+  EXPECT_EQ(p.hold_until(), now + 200ms);  // bounded
+  p.OnServed();
+  EXPECT_EQ(p.OnNotLeader("", now), kC);
+  EXPECT_EQ(p.hold_until(), now + 50ms);
+}
+
+TEST(BrokerPicker, ALeaderThatJustRefusedIsNotFollowedBack) {
+  BrokerPicker p({kA, kB, kC});
+  SteadyTime now = SteadyClock::now();
+  ASSERT_EQ(p.OnNotLeader(kL, now), kL);
+  EXPECT_EQ(p.OnLinkDown(now), kB);  // the leader died
+  // etcd still names it while the election runs: try the others instead.
+  EXPECT_EQ(p.OnNotLeader(kL, now + 10ms), kC);
+  // Long after, it may be back (restarted and elected again).
+  now += 10s;
+  EXPECT_EQ(p.OnNotLeader(kL, now), kL);
+}
+
+TEST(BrokerPicker, TheRotationSkipsAUrlThatJustRefused) {
+  BrokerPicker p({kA, kB, kC});
+  const SteadyTime now = SteadyClock::now();
+  EXPECT_EQ(p.OnLinkDown(now), kB);  // kA died
+  EXPECT_EQ(p.OnNotLeader(kA, now), kC);
+  EXPECT_EQ(p.OnNotLeader(kA, now), kB);  // not kA, next in turn
+  EXPECT_EQ(p.OnLinkDown(now), kC);
+  EXPECT_EQ(p.OnLinkDown(now), kA);  // all refused lately: in turn again
+}
+
+TEST(BrokerPicker, ANodeNamingItselfIsAskedAgain) {
+  BrokerPicker p({kA, kB});
+  const SteadyTime now = SteadyClock::now();
+  EXPECT_EQ(p.OnNotLeader(kA, now), "");
+  EXPECT_EQ(p.current(), kA);
+  EXPECT_GT(p.hold_until(), now);
+}
+
+TEST(BrokerPicker, OneUrlStaysWhenNobodyElseIsNamed) {
+  BrokerPicker p({kA});
+  const SteadyTime now = SteadyClock::now();
+  EXPECT_EQ(p.OnLinkDown(now), "");  // a single broker restarts in place
+  EXPECT_EQ(p.OnNotLeader("", now), "");
+  EXPECT_EQ(p.current(), kA);
+  // Sent to a follower: it names the leader; when that dies, back to the
+  // URL given.
+  EXPECT_EQ(p.OnNotLeader(kL, now + 5s), kL);
+  EXPECT_EQ(p.OnLinkDown(now + 5s), kA);
+}
+
+}  // namespace
+}  // namespace txmq::net
