@@ -1,0 +1,162 @@
+// The fixture of the replicated-group tests: a real etcd (etcd_server.h)
+// shared by a suite, and txmqd nodes a, b, c... on free loopback ports with
+// their own data directories under a temp dir, started and killed (-9) by
+// the test. Each test gets its own cluster name, so suites can share etcd.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "broker/src/cluster/etcd_coordinator.h"
+#include "broker/src/cluster/group_state.h"
+#include "tests/cluster/etcd_server.h"
+#include "tests/testutil/testutil.h"
+#include "txmq/producer.h"
+
+namespace txmq::testing {
+
+struct Node {
+  std::string name;
+  int client_port = 0;
+  int replication_port = 0;
+  std::unique_ptr<Process> process;
+  std::string url() const { return "tcp://127.0.0.1:" + std::to_string(client_port); }
+  std::string replication() const { return "tcp://127.0.0.1:" + std::to_string(replication_port); }
+};
+
+class TxmqdGroupFixture : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { etcd_ = EtcdServer::Start(); }
+  static void TearDownTestSuite() { etcd_.reset(); }
+
+  void SetUp() override {
+    ASSERT_NE(etcd_, nullptr);
+    cluster_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  }
+
+  // Nodes named a, b, ... on fresh ports (not started).
+  void MakeNodes(int n) {
+    for (int i = 0; i < n; ++i) {
+      Node node;
+      node.name = std::string(1, static_cast<char>('a' + i));
+      node.client_port = FreeLoopbackPort();
+      node.replication_port = FreeLoopbackPort();
+      nodes_.push_back(std::move(node));
+    }
+  }
+
+  void StartNode(Node& n, int min_isr, const std::vector<std::string>& extra = {}) {
+    std::string peers;
+    for (const Node& p : nodes_) {
+      if (p.name == n.name) continue;
+      peers += (peers.empty() ? "" : ",") + p.name + "=" + p.replication();
+    }
+    std::vector<std::string> argv = {BinPath("txmqd"),
+                                     "--etcd",
+                                     etcd_->endpoint(),
+                                     "--cluster",
+                                     cluster_,
+                                     "--group",
+                                     "g",
+                                     "--node",
+                                     n.name,
+                                     "--listen",
+                                     n.url(),
+                                     "--replication-listen",
+                                     n.replication(),
+                                     "--peers",
+                                     peers,
+                                     "--min-isr",
+                                     std::to_string(min_isr),
+                                     "--data-dir",
+                                     dir_.Sub(n.name),
+                                     "--ready-file",
+                                     Ready(n),
+                                     "--client-timeout",
+                                     "3s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    n.process = Process::Spawn(argv, dir_.Sub(n.name + ".log"));
+    ASSERT_NE(n.process, nullptr);
+  }
+
+  std::string Ready(const Node& n) const { return dir_.Sub(n.name + ".ready"); }
+
+  // Every node's client URL, comma-separated: a client's bootstrap list.
+  std::string AllUrls() const {
+    std::string urls;
+    for (const Node& n : nodes_) urls += (urls.empty() ? "" : ",") + n.url();
+    return urls;
+  }
+
+  // The node that serves (has written its ready file) among the living,
+  // waiting for one up to `timeout`.
+  Node* WaitForLeader(std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    Node* leader = nullptr;
+    WaitFor(
+        [&] {
+          for (Node& n : nodes_) {
+            if (n.process && std::filesystem::exists(Ready(n))) leader = &n;
+          }
+          return leader != nullptr;
+        },
+        timeout);
+    if (leader == nullptr) {
+      for (const Node& n : nodes_) {
+        ADD_FAILURE() << "no leader; " << n.name << "'s log:\n"
+                      << ReadFile(dir_.Sub(n.name + ".log"));
+      }
+    }
+    return leader;
+  }
+
+  // The group's ISR as etcd has it (empty when it cannot be read).
+  std::vector<std::string> Isr() {
+    auto etcd = cluster::OpenEtcdCoordinator({.endpoints = {etcd_->endpoint()}});
+    if (!etcd.ok()) return {};
+    auto read = (*etcd)->Get(cluster::GroupStateKey(cluster_, "g"));
+    if (!read.ok() || read->kvs.empty()) return {};
+    auto state = cluster::DecodeGroupState(read->kvs.front().value);
+    return state.ok() ? state->isr : std::vector<std::string>{};
+  }
+
+  // Sends `n` messages with ids prefix-0.. to `url`; every one must be
+  // acknowledged. Their ids.
+  std::vector<std::string> SendAll(const std::string& url, const std::string& prefix, int n) {
+    std::vector<std::string> ids;
+    Producer producer({.broker = url, .send_timeout = std::chrono::seconds(5)});
+    EXPECT_TRUE(producer.Start().ok());
+    std::vector<std::future<Result<SendResult>>> sends;
+    for (int i = 0; i < n; ++i) {
+      ids.push_back(prefix + "-" + std::to_string(i));
+      sends.push_back(producer.SendAsync({.topic = "orders",
+                                          .key = std::to_string(i % 7),
+                                          .body = "m" + std::to_string(i),
+                                          .id = ids.back()}));
+    }
+    for (int i = 0; i < n; ++i) {
+      auto r = sends[i].get();
+      EXPECT_TRUE(r.ok()) << ids[i] << ": " << r.status().ToString();
+    }
+    return ids;
+  }
+
+  void Kill9(Node& n) {
+    n.process->Signal(SIGKILL);
+    (void)n.process->Wait(std::chrono::seconds(10));
+    n.process.reset();
+    std::filesystem::remove(Ready(n));
+  }
+
+  static inline std::unique_ptr<EtcdServer> etcd_;
+  TempDir dir_;
+  std::string cluster_;
+  std::vector<Node> nodes_;
+};
+
+}  // namespace txmq::testing
