@@ -41,3 +41,47 @@ start_broker() {
   broker=$(head -1 "$work/ready")
   echo "broker at $broker"
 }
+
+# Waits (bounded, 10 s) until FILE has at least N lines matching PATTERN.
+#   wait_lines FILE PATTERN N
+wait_lines() {
+  for _ in $(seq 200); do
+    [ "$(grep -c "$2" "$1" 2>/dev/null || true)" -ge "$3" ] && return 0
+    sleep 0.05
+  done
+}
+
+# The order/inventory kill-and-restart run (examples/order_inventory*/crash.sh):
+# the order service is killed right after placing its orders (some still in
+# its outbox), the inventory service mid-handler; both start again, and the
+# verdict is read from what they report. The caller defines start_orders
+# (sets $order_service, output in $work/orders.out), start_inventory (sets
+# $inventory, output appended to $work/inventory.out) and apples_left.
+run_order_inventory_crash() {
+  start_orders
+  wait_lines "$work/orders.out" "^placed" 20
+  kill -9 "$order_service"; wait "$order_service" 2>/dev/null || true
+  echo "order service killed right after placing 20 orders"
+  start_inventory
+  wait_lines "$work/inventory.out" "^order " 3
+  kill -9 "$inventory"; wait "$inventory" 2>/dev/null || true
+  echo "inventory service killed while reserving; started again"
+  start_inventory
+  # The order service again, with the same orders: it places none twice,
+  # relays what its outbox still held, and waits for every outcome.
+  start_orders
+  echo "order service started again"
+  wait "$order_service" || true
+  grep -v "was placed before" "$work/orders.out"
+  kill "$inventory"; wait "$inventory" 2>/dev/null || true
+
+  local confirmed cancelled left
+  confirmed=$(grep -c ": confirmed$" "$work/orders.out" || true)
+  cancelled=$(grep -c ": cancelled (apple out of stock)$" "$work/orders.out" || true)
+  left=$(apples_left)
+  if [ "$confirmed" -eq 15 ] && [ "$cancelled" -eq 5 ] && [ "$left" -eq 0 ]; then
+    echo "after the kills: 15 confirmed, 5 cancelled, 0 apples left: nothing lost, nothing twice"
+  else
+    echo "after the kills: WRONG: $confirmed confirmed, $cancelled cancelled, $left apples left"
+  fi
+}

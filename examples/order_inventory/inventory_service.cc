@@ -95,7 +95,8 @@ int main(int argc, char** argv) {
         auto have = tx.Get("stock/" + item);
         const int in_stock = have.ok() ? std::stoi(*have) : 0;
         if (in_stock < wanted) {
-          std::cout << "order " << m.key << ": " << item << " x" << wanted << " out of stock\n";
+          std::cout << "order " << m.key << ": " << item << " x" << wanted << " out of stock"
+                    << std::endl;
           return txmq::ConsumeResult::Compensate(item + " out of stock");
         }
         txmq::Status written = tx.Put("stock/" + item, std::to_string(in_stock - wanted));
@@ -106,7 +107,7 @@ int main(int argc, char** argv) {
           std::cerr << "order " << m.key << ": " << written.ToString() << "\n";
           return txmq::ConsumeResult::RetryLater();
         }
-        std::cout << "order " << m.key << ": reserved " << item << " x" << wanted << "\n";
+        std::cout << "order " << m.key << ": reserved " << item << " x" << wanted << std::endl;
         return txmq::ConsumeResult::Success();
       }));
   if (!subscribed.ok()) {
