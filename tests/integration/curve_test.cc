@@ -3,6 +3,8 @@
 // changes nothing.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <atomic>
 #include <fstream>
 #include <functional>
@@ -756,6 +758,35 @@ TEST_F(CurveLimits, AClientThatReconnectsUnderItsRoutingIdIsCountedAgain) {
   ASSERT_TRUE(third.ok());
   EXPECT_EQ(heartbeat(**third).code(), StatusCode::kResourceExhausted)
       << "two connections of billing are open already";
+}
+
+// Also a refusal's audit line names who asked: the principal and the client
+// id, never the connection's secret routing id.
+TEST_F(CurveLimits, ARefusedTopicCreationIsAuditedWithItsPrincipal) {
+  ASSERT_NO_FATAL_FAILURE(Start([](BrokerOptions& o) { o.max_topics = 1; }));
+  const std::string audit = dir_.Sub("audit.log");
+  ASSERT_TRUE(SetAuditFile(audit).ok());
+  AdminClient ops(broker_->endpoint(), world_->client_keys("ops"));
+  auto create = [&](const std::string& topic) {
+    auto reply = ops.Call([&](wire::Envelope::Builder e) {
+      auto c = e.initCreateTopic();
+      c.setTopic(topic);
+      c.setOperator("alice");
+    });
+    return reply.ok() ? wire::StatusOf(reply->envelope()) : reply.status();
+  };
+  ASSERT_TRUE(create("first").ok());
+  EXPECT_EQ(create("second").code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(
+      WaitFor([&] { return testing::ReadFile(audit).find("topic=second") != std::string::npos; }));
+  std::string line;
+  std::istringstream lines(testing::ReadFile(audit));
+  for (std::string l; std::getline(lines, l);) {
+    if (l.find("topic=second") != std::string::npos) line = l;
+  }
+  EXPECT_NE(line.find("operator='alice' principal='ops'"), std::string::npos) << line;
+  EXPECT_NE(line.find("result=refused"), std::string::npos) << line;
+  ASSERT_TRUE(SetAuditFile("").ok());
 }
 
 TEST_F(Curve, TheAuditTrailNamesThePrincipalNotTheClaimedOperator) {
