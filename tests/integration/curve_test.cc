@@ -333,6 +333,23 @@ TEST_F(Curve, EveryVerbOfAWrongPrincipalIsRefusedAndChangesNothing) {
       {"list topics", "mallory", [](auto e) { e.setTopicList(); }},
       {"list groups", "mallory", [](auto e) { e.setGroupList(); }},
       {"list dead letters", "mallory", [](auto e) { e.initDlqList().setGroup("billing"); }},
+      // The read-only verbs that show bodies or names: operators' only.
+      {"show a message", "billing",
+       [](auto e) { e.initShowMessage().setMessageId("any-message-id"); }},
+      {"peek into a topic", "billing",
+       [](auto e) {
+         auto p = e.initPeek();
+         p.setTopic("orders");
+         p.setMaxMessages(10);
+       }},
+      {"show a topic", "mallory", [](auto e) { e.setTopicShow("orders"); }},
+      {"show a group", "mallory", [](auto e) { e.setGroupShow("billing"); }},
+      {"show a dead letter", "billing",
+       [](auto e) {
+         auto d = e.initDlqShow();
+         d.setGroup("billing");
+         d.setMessageId("any-message-id");
+       }},
       // The lifecycle verbs: refused by RequireAdmin (admin_auth.h).
       {"delete a topic", "orders", [](auto e) { e.initLifecycle().setDeleteTopic("orders"); }},
       {"delete a group", "billing", [](auto e) { e.initLifecycle().setDeleteGroup("billing"); }},
@@ -429,6 +446,38 @@ TEST_F(Curve, ARevokedKeyIsRefusedAfterTheAclIsReloaded) {
   Producer pay(ProducerAs("payments"));
   ASSERT_TRUE(pay.Start().ok());
   EXPECT_TRUE(pay.Send({.topic = "payments", .body = "still allowed"}).ok());
+}
+
+// A client id belongs to the connection and principal that registered it:
+// another principal saying hello with it is refused, and the owner keeps it.
+TEST_F(Curve, AClientIdRegisteredByOnePrincipalIsNotTakenByAnother) {
+  auto owner = net::Connection::Open({.broker = broker_->endpoint(),
+                                      .client_id = "orders-producer-1",
+                                      .role = wire::Role::PRODUCER,
+                                      .group = "orders",
+                                      .curve = world_->client_keys("orders")});
+  ASSERT_TRUE(owner.ok()) << owner.status().ToString();
+  auto beat = [](net::Connection& c) {
+    return Call(c, [](wire::Envelope::Builder e) { e.setHeartbeat(); });
+  };
+  auto registered = beat(**owner);
+  ASSERT_TRUE(registered.ok()) << registered.status().ToString();
+  ASSERT_TRUE(registered->envelope().getHeartbeatOk().getRegistered());
+
+  // The library says hello with the id it is given; the broker refuses it.
+  auto other = net::Connection::Open({.broker = broker_->endpoint(),
+                                      .client_id = "orders-producer-1",
+                                      .role = wire::Role::PRODUCER,
+                                      .group = "payments",
+                                      .curve = world_->client_keys("payments")});
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  auto theirs = beat(**other);
+  ASSERT_TRUE(theirs.ok()) << theirs.status().ToString();
+  EXPECT_FALSE(theirs->envelope().getHeartbeatOk().getRegistered())
+      << "another principal registered under the owner's id";
+  auto still = beat(**owner);
+  ASSERT_TRUE(still.ok()) << still.status().ToString();
+  EXPECT_TRUE(still->envelope().getHeartbeatOk().getRegistered()) << "the owner lost its id";
 }
 
 TEST_F(Curve, ChecksGoOnlyToConnectionsOfAPrincipalOfTheGroup) {
