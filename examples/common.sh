@@ -2,11 +2,13 @@
 # them needs before its services start.
 #   . "$(dirname "$0")/../common.sh" "$@"   # $1: the build's bin directory
 #   start_broker [txmqd flags...]            # a broker; sets $broker
+#   ... "${client_keys[@]}"                  # a service's CURVE flags (TXMQ_EXAMPLE_CURVE=1)
 #   start_postgres                           # a throwaway PostgreSQL; sets $pg_port
 #   pids+=($!)                               # killed when the script ends
 # The work directory $work goes away at exit (KEEP=1 keeps it, and the
 # services' logs in it).
 bin=${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/bin}
+bin=$(cd "$bin" && pwd)  # absolute: some steps run in $work
 work=$(mktemp -d "${TMPDIR:-/tmp}/txmq-example-XXXXXX")
 pids=()
 cleanup() {
@@ -30,11 +32,26 @@ create_database() {
   "$pgbin/createdb" -h 127.0.0.1 -p "$pg_port" -U txmq "$1"
 }
 
+# With TXMQ_EXAMPLE_CURVE=1 the broker runs CURVE with an ACL, and every
+# service passes "${client_keys[@]}" (--curve-key/--server-key) to reach it.
+client_keys=()
+curve_flags=()
+if [ -n "${TXMQ_EXAMPLE_CURVE:-}" ]; then
+  (cd "$work" && "$bin/txmqctl" keygen broker >/dev/null && "$bin/txmqctl" keygen service >/dev/null)
+  cat >"$work/acl.json" <<ACL
+{"principals": {"service": {"public_key": "$(cat "$work/service.pub")",
+  "produce": ["*"], "consume": ["*"], "producer_groups": ["*"]}}}
+ACL
+  curve_flags=(--curve-secret-key "$work/broker.key" --acl "$work/acl.json")
+  client_keys=(--curve-key "$work/service.key" --server-key "$work/broker.pub")
+  echo "CURVE: services connect as principal 'service' (ACL $work/acl.json)"
+fi
+
 # txmqd on a free loopback port and a data directory in $work; waits
 # (bounded) until it serves.
 start_broker() {
   "$bin/txmqd" --data-dir "$work/broker" --listen 'tcp://127.0.0.1:*' \
-    --ready-file "$work/ready" --log-level warn "$@" 2>"$work/broker.log" &
+    --ready-file "$work/ready" --log-level warn "${curve_flags[@]}" "$@" 2>"$work/broker.log" &
   pids+=($!)
   for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
   [ -f "$work/ready" ] || { echo "txmqd did not start: $(tail -3 "$work/broker.log")"; exit 1; }
