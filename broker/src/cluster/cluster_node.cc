@@ -5,6 +5,7 @@
 #include "broker/src/cluster/etcd_coordinator.h"
 #include "broker/src/cluster/file_replica_log.h"
 #include "broker/src/cluster/group_member.h"
+#include "broker/src/cluster/member_thread.h"
 #include "broker/src/cluster/replica_follower.h"
 #include "broker/src/cluster/replication_leader.h"
 #include "broker/src/cluster/replication_messages.h"
@@ -16,7 +17,8 @@ using namespace std::chrono_literals;
 
 struct ClusterNode::Impl {
   std::unique_ptr<Coordinator> coordinator;
-  std::unique_ptr<GroupMember> member;
+  // Destroyed before the coordinator it calls (it leaves the group).
+  std::unique_ptr<MemberThread> member;
   std::unique_ptr<FileReplicaLog> log;
   std::unique_ptr<ReplicaFollower> follower;
   std::unique_ptr<ReplicationLeader> leader;
@@ -104,6 +106,8 @@ Status ClusterNode::failure() const {
 void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
   auto log = Logger("cluster");
   Impl m;
+  const auto tick_every =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 3;
   {
     EtcdOptions etcd;
     etcd.endpoints = options_.etcd_endpoints;
@@ -123,7 +127,7 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
     g.highest_epoch_seen = m.log->highest_epoch();
     auto member = GroupMember::Open(*m.coordinator, g);
     if (!member.ok()) return started->set_value(member.status());
-    m.member = std::move(member.value());
+    m.member = std::make_unique<MemberThread>(std::move(member.value()), tick_every);
     ZmqTransportOptions t;
     t.node = options_.node;
     t.bind = options_.replication_bind;
@@ -161,67 +165,70 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
   };
   std::vector<std::string> peer_names;
   for (const ZmqPeer& p : options_.peers) peer_names.push_back(p.name);
-  const auto tick_every =
-      std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 3;
   auto next_tick = ReplicationClock::now();
   while (!stop_) {
     auto now = ReplicationClock::now();
-    if (now >= next_tick) {
-      TickReport report = m.member->Tick(now);
-      if (!report.coordinator.ok()) log->debug("etcd: {}", report.coordinator.ToString());
-      if (report.stepped_down)
-        lose(report.note.empty() ? "the group record moved on" : report.note);
-      if (report.became_leader && failure().ok()) {
-        ReplicationLeaderOptions lo;
-        lo.node = options_.node;
-        lo.followers = peer_names;
-        lo.min_isr = options_.min_isr;
-        auto leader = ReplicationLeader::Start(*m.log, lo, m.member->leader_epoch(),
-                                               m.member->view().isr, 0, now);
-        if (leader.ok()) {
-          m.leader = std::move(leader.value());
-          m.led_since = now;
-          log->info("node {} leads group {} in epoch {} (ISR {})", options_.node, options_.group,
-                    m.leader->epoch(), m.member->view().isr.size());
-        } else {
-          // Holding the record without leading would stall the group: let
-          // another member (or this one, in a higher epoch) run.
-          log->error("node {} won epoch {} but cannot lead it: {}; leaving the election",
-                     options_.node, m.member->leader_epoch(), leader.status().ToString());
-          (void)m.member->Leave();
+    // What the member thread learnt from etcd, in order. Nothing here
+    // waits for etcd: appends and answers go on while it is away.
+    for (MemberEvent& e : m.member->TakeEvents()) {
+      switch (e.kind) {
+        case MemberEvent::Kind::kSteppedDown:
+          lose(e.note);
+          break;
+        case MemberEvent::Kind::kBecameLeader: {
+          if (!failure().ok()) break;
+          ReplicationLeaderOptions lo;
+          lo.node = options_.node;
+          lo.followers = peer_names;
+          lo.min_isr = options_.min_isr;
+          auto leader = ReplicationLeader::Start(*m.log, lo, e.epoch, e.isr, 0, now);
+          if (leader.ok()) {
+            m.leader = std::move(leader.value());
+            m.led_since = now;
+            log->info("node {} leads group {} in epoch {} (ISR {})", options_.node, options_.group,
+                      m.leader->epoch(), e.isr.size());
+          } else {
+            // Holding the record without leading would stall the group: let
+            // another member (or this one, in a higher epoch) run.
+            log->error("node {} won epoch {} but cannot lead it: {}; leaving the election",
+                       options_.node, e.epoch, leader.status().ToString());
+            m.member->RequestLeave();
+          }
+          break;
         }
+        case MemberEvent::Kind::kIsrChanged:
+          if (m.leader && m.leader->epoch() == e.epoch) m.leader->SetIsr(e.isr);
+          break;
       }
+    }
+    if (now >= next_tick) {
+      const MemberView view = m.member->view();
       // ISR upkeep, after a grace of max_lag so live followers answer first.
       if (m.leader && now - m.led_since > options_.max_lag) {
         for (const std::string& lagging : m.leader->Lagging(now, options_.max_lag)) {
-          Status s = m.member->ShrinkIsr(lagging, now);
-          log->warn("{} lags; taking it out of the ISR: {}", lagging,
-                    s.ok() ? "done" : s.ToString());
-          if (s.ok()) m.leader->SetIsr(m.member->view().isr);
+          m.member->RequestShrink(lagging);
         }
       }
       if (m.leader) {
-        const auto& isr = m.member->view().isr;
+        const auto& isr = view.state.isr;
         for (const std::string& peer : peer_names) {
           if (std::find(isr.begin(), isr.end(), peer) != isr.end()) continue;
           if (!m.leader->HoldsCommitted(peer)) continue;
-          Status s = m.member->ExpandIsr(peer, now);
-          log->info("{} caught up; into the ISR: {}", peer, s.ok() ? "done" : s.ToString());
-          if (s.ok()) m.leader->SetIsr(m.member->view().isr);
+          m.member->RequestExpand(peer);
         }
       }
       ClusterHealth health;
       health.cluster = options_.cluster;
       health.group = options_.group;
       health.node = options_.node;
-      health.epoch = m.member->view().epoch;
+      health.epoch = view.state.epoch;
       health.leading = m.leader != nullptr;
-      health.isr = m.member->view().isr;
+      health.isr = view.state.isr;
       health.min_isr = options_.min_isr;
-      health.leader_url = m.member->leader_url();
+      health.leader_url = view.leader_url;
       health.last_index = m.log->last().index;
       health.commit_index = m.leader ? m.leader->commit_index() : 0;
-      if (!report.coordinator.ok()) health.coordinator_error = report.coordinator.ToString();
+      if (!view.coordinator.ok()) health.coordinator_error = view.coordinator.ToString();
       {
         std::lock_guard<std::mutex> lock(mu_);
         leader_url_ = health.leader_url;
@@ -307,7 +314,7 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
     if (moved == 0) m.transport->Wait(m.leader ? 1ms : 20ms);
   }
   if (m.leader) m.leader->StepDown(Status::Unavailable("node stopping"));
-  (void)m.member->Leave();
+  m.member.reset();  // leaves the group: the lease is revoked
 }
 
 }  // namespace txmq::cluster

@@ -2,10 +2,13 @@
 // and what it owns, and the RoundReplicator the broker's core hands its
 // rounds to (DESIGN.md "Wiring into txmqd: the decisions").
 //
-// Thread "txmq-replica" owns: the coordinator and the GroupMember (ticked
-// every lease TTL / 3), the FileReplicaLog, the ReplicaFollower, the
-// ReplicationLeader while this node leads, the ZmqReplicationTransport
-// (its sockets), and the ticket -> log index map. Shared under mu_: rounds
+// Thread "txmq-replica" owns: the coordinator, the FileReplicaLog, the
+// ReplicaFollower, the ReplicationLeader while this node leads, the
+// ZmqReplicationTransport (its sockets), and the ticket -> log index map.
+// It never calls etcd itself: the GroupMember runs on thread "txmq-member"
+// (member_thread.h), ticked every lease TTL / 3, and the replication
+// thread takes its events (won, stepped down, ISR changed) and asks it for
+// ISR changes, so a slow or absent etcd never stops appends and answers. Shared under mu_: rounds
 // handed over by the core thread and not yet appended, the hand-over of
 // leadership to main (the committed entries before this epoch), the
 // leader's URL, the failure; committed_ is atomic; the health board has
