@@ -55,11 +55,11 @@ class TxmqdGroupFixture : public ::testing::Test {
     std::string peers;
     for (const Node& p : nodes_) {
       if (p.name == n.name) continue;
-      peers += (peers.empty() ? "" : ",") + p.name + "=" + p.replication();
+      peers += (peers.empty() ? "" : ",") + p.name + "=" + ReplicationEndpoint(n, p);
     }
     std::vector<std::string> argv = {BinPath("txmqd"),
                                      "--etcd",
-                                     etcd_->endpoint(),
+                                     EtcdEndpoint(n),
                                      "--cluster",
                                      cluster_,
                                      "--group",
@@ -84,6 +84,13 @@ class TxmqdGroupFixture : public ::testing::Test {
     n.process = Process::Spawn(argv, dir_.Sub(n.name + ".log"));
     ASSERT_NE(n.process, nullptr);
   }
+
+  // Where node `from` reaches `to`'s replication port, and where `n`
+  // reaches etcd: tests that put a proxy on a link override them.
+  virtual std::string ReplicationEndpoint(const Node& /*from*/, const Node& to) const {
+    return to.replication();
+  }
+  virtual std::string EtcdEndpoint(const Node& /*n*/) const { return etcd_->endpoint(); }
 
   std::string Ready(const Node& n) const { return dir_.Sub(n.name + ".ready"); }
 
