@@ -107,8 +107,10 @@ class Outbox {
   // BEGIN). An empty id gets a UUIDv7. INVALID_ARGUMENT for a bad topic or
   // a reserved property (txmq/properties.h);
   // FAILED_PRECONDITION when `conn` is not inside a transaction; CONFLICT
-  // when a row with this id exists; other errors fail the caller's
-  // transaction (PostgreSQL's rule): roll it back.
+  // when a row with this id exists; ABORTED when a compensation for this
+  // id came first and fenced it (pg/compensation.h), or an earlier message
+  // had this id; other errors fail the caller's transaction (PostgreSQL's
+  // rule): roll it back.
   Status Add(pg_conn* conn, Message message);
 
   // Waits until no pending row is left (rows of every relay). OK then;

@@ -89,8 +89,10 @@ class Outbox {
   // Adds `message` inside the transaction open on `db` (the caller's
   // BEGIN IMMEDIATE). An empty id gets a UUIDv7. INVALID_ARGUMENT for a bad
   // topic or a reserved property; FAILED_PRECONDITION when `db` has no
-  // transaction open; CONFLICT when a row with this id exists; TIMEOUT
-  // when the database stayed locked (roll back and retry).
+  // transaction open; CONFLICT when a row with this id exists; ABORTED
+  // when a compensation for this id came first and fenced it
+  // (sqlite/compensation.h), or an earlier message had this id: roll back;
+  // TIMEOUT when the database stayed locked (roll back and retry).
   Status Add(sqlite3* db, Message message);
 
   // Waits until no pending row is left. OK then; FAILED_PRECONDITION when
