@@ -103,19 +103,22 @@ class SqlBackendTest : public B::Fixture {
     return inbox.ok() ? std::move(*inbox) : nullptr;
   }
 
-  // An outbox of producer group "orders" whose relay is not started: Add
-  // needs none.
-  std::unique_ptr<typename B::Outbox> MakeOutbox() {
+  // An outbox of producer group "orders", its relay not started (Add
+  // needs none).
+  std::unique_ptr<typename B::Outbox> MakeOutbox(
+      std::chrono::milliseconds record_horizon = std::chrono::hours(1)) {
     if constexpr (std::is_same_v<B, PgBackend>) {
       auto o = std::make_unique<pg::Outbox>(
           pg::OutboxOptions{.conninfo = this->conninfo_,
-                            .producer = {.broker = this->broker_->endpoint(), .group = "orders"}});
+                            .producer = {.broker = this->broker_->endpoint(), .group = "orders"},
+                            .record_horizon = record_horizon});
       EXPECT_TRUE(pg::Outbox::Migrate(main_handle()).ok());
       return o;
     } else {
       auto o = std::make_unique<sqlite::Outbox>(sqlite::OutboxOptions{
           .path = this->path_,
-          .producer = {.broker = this->broker_->endpoint(), .group = "orders"}});
+          .producer = {.broker = this->broker_->endpoint(), .group = "orders"},
+          .record_horizon = record_horizon});
       EXPECT_TRUE(sqlite::Outbox::Migrate(main_handle()).ok());
       return o;
     }

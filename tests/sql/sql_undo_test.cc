@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 
 #include "consumer/src/compensation_message.h"
 #include "tests/sql/sql_backends.h"
@@ -256,6 +257,20 @@ TYPED_TEST(SqlUndo, OnlyRecordedSkipsOriginalsThisDatabaseNeverCommitted) {
   EXPECT_EQ(this->Count("orders"), 0);
 }
 
+// Origin records outlive their sent rows by the record horizon only; the
+// relay removes older ones when idle (its first idle pass, then once a
+// minute).
+TYPED_TEST(SqlUndo, TheRelayRemovesOriginRecordsPastTheHorizon) {
+  auto outbox = this->MakeOutbox(std::chrono::milliseconds(1));
+  this->CommitWithOutbox(*outbox, this->Original("order-6"));
+  EXPECT_EQ(this->Count("txmq_origin"), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the 1 ms horizon
+  ASSERT_TRUE(outbox->Start().ok());
+  EXPECT_TRUE(WaitFor([&] { return this->Count("txmq_origin") == 0; }));
+  EXPECT_TRUE(outbox->Flush(std::chrono::seconds(10)).ok());
+  outbox->Shutdown();
+}
+
 TYPED_TEST(SqlUndo, BadArgumentsAreRefusedNamingThem) {
   auto inbox = this->OpenInbox("orders-undo");
   ASSERT_NE(inbox, nullptr);
@@ -267,6 +282,10 @@ TYPED_TEST(SqlUndo, BadArgumentsAreRefusedNamingThem) {
                                                 {.record_horizon = std::chrono::milliseconds(0)});
   EXPECT_EQ(horizon.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(horizon.status().message().find("record_horizon"), std::string::npos);
+  auto outbox = this->MakeOutbox(std::chrono::milliseconds(0));
+  Status s = outbox->Start();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("record_horizon (0 ms)"), std::string::npos) << s.ToString();
 }
 
 }  // namespace

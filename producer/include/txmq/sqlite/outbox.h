@@ -67,6 +67,11 @@ struct OutboxOptions {
   // SQLite has no NOTIFY: the relay looks this often for committed rows
   // (one indexed query), and at once after an Add in this process.
   std::chrono::milliseconds poll_interval{200};
+  // How long txmq_origin remembers each message Add committed, after it was
+  // sent: a compensation (OnCompensation, only_recorded) runs the undo only
+  // while this record exists. At least as long as a compensation may take
+  // to come back; the relay removes older records at idle moments.
+  std::chrono::milliseconds record_horizon = std::chrono::hours(24 * 7);
   std::string instance{};
 };
 
