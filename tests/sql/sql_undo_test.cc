@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "consumer/src/compensation_message.h"
+#include "protocol/src/util.h"
 #include "tests/sql/sql_backends.h"
 #include "txmq/properties.h"
 
@@ -255,6 +256,30 @@ TYPED_TEST(SqlUndo, OnlyRecordedSkipsOriginalsThisDatabaseNeverCommitted) {
             ConsumeResult::Kind::kSuccess);
   EXPECT_EQ(undos, 1) << "without only_recorded the handler decides";
   EXPECT_EQ(this->Count("orders"), 0);
+}
+
+// A database whose outbox tables were upgraded from version 1 has no
+// origin records of messages added before: a compensation for one of
+// those is retried (and ends with an operator), never fenced or skipped
+// as if the message had not committed.
+TYPED_TEST(SqlUndo, AMessageFromBeforeTheUpgradeIsNeitherFencedNorSkipped) {
+  auto outbox = this->MakeOutbox();
+  auto h = this->main_handle();
+  EXPECT_EQ(this->Count("txmq_schema WHERE component = 'outbox.origins'"), 0)
+      << "a new database records every origin";
+  this->Run(h, "DROP TABLE txmq_origin");
+  this->Run(h, "UPDATE txmq_schema SET version = 1 WHERE component = 'outbox'");
+  ASSERT_TRUE(TypeParam::Outbox::Migrate(h).ok());
+  EXPECT_EQ(this->Count("txmq_schema WHERE component = 'outbox.origins'"), 1);
+  auto inbox = this->OpenInbox("orders-undo");
+  ASSERT_NE(inbox, nullptr);
+  std::atomic<int> undos{0};
+  Handler handler = this->Compensations(*inbox, undos);
+  const Message old_order = this->Original(NewUuidV7());  // as if added before the upgrade
+  EXPECT_EQ(handler(this->CompensationFor(old_order, "c-7")).kind(),
+            ConsumeResult::Kind::kRetryLater);
+  EXPECT_EQ(this->Count("txmq_origin"), 0) << "no fence";
+  EXPECT_EQ(undos, 0);
 }
 
 // Origin records outlive their sent rows by the record horizon only; the

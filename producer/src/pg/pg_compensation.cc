@@ -33,6 +33,14 @@ class PgOriginTables : public sql::OriginTables {
         Exec(conn_, "INSERT INTO txmq_tx (tx_id, state) VALUES ($1, $2) ON CONFLICT DO NOTHING",
              {Param::Text(tx), Param::Text(state)}));
   }
+  Result<std::optional<int64_t>> OriginsSinceMs() override {
+    auto r = Exec(conn_,
+                  "SELECT (extract(epoch FROM migrated_at) * 1000)::bigint FROM txmq_schema"
+                  " WHERE component = 'outbox.origins'");
+    if (!r.ok()) return r.status();
+    if (PQntuples(r->get()) == 0) return std::optional<int64_t>();
+    return std::optional<int64_t>(IntField(r->get(), 0, 0));
+  }
   Result<std::optional<sql::OriginRecord>> Transaction(const std::string& tx) override {
     return Read(Exec(conn_, "SELECT state, '' FROM txmq_tx WHERE tx_id = $1", {Param::Text(tx)}));
   }

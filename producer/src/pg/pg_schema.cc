@@ -43,6 +43,10 @@ constexpr const char* kOutboxV2[] = {
     " note text NOT NULL DEFAULT '',"
     " recorded_at timestamptz NOT NULL DEFAULT clock_timestamp())",
     "CREATE INDEX txmq_origin_by_time ON txmq_origin (recorded_at)",
+    // On an upgrade (not a new database, whose outbox row is written after
+    // the steps), its migrated_at: since when every Add records its origin.
+    "INSERT INTO txmq_schema (component, version) SELECT 'outbox.origins', 2"
+    " WHERE EXISTS (SELECT 1 FROM txmq_schema WHERE component = 'outbox')",
 };
 
 constexpr const char* kInboxV1[] = {

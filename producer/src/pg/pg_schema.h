@@ -22,7 +22,9 @@
 //                                        -- name the fence they claimed at
 //     payload         bytea)             -- the message, txmq row format
 //
-//   outbox, version 2 adds:
+//   outbox, version 2 adds, on an upgrade from 1, the txmq_schema row
+//   'outbox.origins', whose migrated_at says since when every Add records
+//   its origin, and:
 //   txmq_origin (
 //     message_id      text primary key,  -- an outbox message's id
 //     state           char(1),           -- 'C' committed with its outbox

@@ -11,6 +11,9 @@ namespace {
 // Margin for clocks when telling from a UUIDv7 id whether its record may
 // have expired: as origin_fence.cc.
 constexpr int64_t kClockMarginMs = 30 * 60 * 1000;
+// The same for a message id against the time of the upgrade that began
+// origin records: the service's clock against the database's.
+constexpr int64_t kUpgradeMarginMs = 5 * 60 * 1000;
 
 bool MayHaveExpired(const std::string& message_id, std::chrono::milliseconds horizon) {
   const int64_t born_ms = UuidV7Millis(message_id);
@@ -39,13 +42,27 @@ Result<Origin> CheckOrigin(OriginTables& tables, const std::string& message_id,
   auto read = [&]() {
     return transactional ? tables.Transaction(tx_id) : tables.Message(message_id);
   };
-  // A record this old may have been removed: never fence it, only read.
+  // A record this old may have been removed, or never written (added
+  // before the outbox tables had origin records): never fence, only read.
+  std::string unsure;
   if (MayHaveExpired(message_id, horizon)) {
+    unsure = "it is older than the record horizon (" + FormatDurationMs(horizon.count()) +
+             "): it may have committed and its record expired";
+  } else if (!transactional) {
+    auto since = tables.OriginsSinceMs();
+    if (!since.ok()) return since.status();
+    const int64_t born_ms = UuidV7Millis(message_id);
+    if (born_ms >= 0 && *since && born_ms < **since + kUpgradeMarginMs) {
+      unsure =
+          "it is older than this database's origin records (the outbox tables' version 2"
+          "): it may have committed before they began";
+    }
+  }
+  if (!unsure.empty()) {
     auto record = read();
     if (!record.ok()) return record.status();
     if (*record) return FromState(what, **record, why);
-    *why = "no record of " + what + ", but it is older than the record horizon (" +
-           FormatDurationMs(horizon.count()) + "): it may have committed and its record expired";
+    *why = "no record of " + what + ", but " + unsure;
     return Origin::kUndecided;
   }
   const std::string note = "compensation arrived first";

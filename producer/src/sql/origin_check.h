@@ -52,13 +52,18 @@ class OriginTables {
   // The same for txmq_tx (which has no note).
   virtual Result<bool> InsertTransaction(const std::string& tx, const char* state) = 0;
   virtual Result<std::optional<OriginRecord>> Transaction(const std::string& tx) = 0;
+  // Since when (ms since the epoch) every Add records its origin: the
+  // outbox tables' upgrade to version 2; nullopt when they were created
+  // at version 2 or later (always).
+  virtual Result<std::optional<int64_t>> OriginsSinceMs() = 0;
 };
 
 // What the database knows of message `message_id`, sent in transaction
 // `tx_id` (empty when it was not transactional); fences it when it knows
 // nothing and the original is younger than `horizon` (how long the
-// producer side keeps its records). `why` says what was decided. Errors
-// are the database's (run the compensation again).
+// producer side keeps its records) and than the origin records (a
+// message added before the database had them may have committed). `why` says what was decided.
+// Errors are the database's (run the compensation again).
 Result<Origin> CheckOrigin(OriginTables& tables, const std::string& message_id,
                            const std::string& tx_id, std::chrono::milliseconds horizon,
                            std::string* why);

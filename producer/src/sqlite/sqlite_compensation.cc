@@ -32,6 +32,12 @@ class SqliteOriginTables : public sql::OriginTables {
     return Inserted(Exec(db_, "INSERT OR IGNORE INTO txmq_tx (tx_id, state) VALUES (?1, ?2)",
                          {Value::Text(tx), Value::Text(state)}));
   }
+  Result<std::optional<int64_t>> OriginsSinceMs() override {
+    auto r = Exec(db_, "SELECT migrated_at FROM txmq_schema WHERE component = 'outbox.origins'");
+    if (!r.ok()) return r.status();
+    if (r->rows.empty()) return std::optional<int64_t>();
+    return std::optional<int64_t>(r->rows[0][0].AsInt());
+  }
   Result<std::optional<sql::OriginRecord>> Transaction(const std::string& tx) override {
     return Read(Exec(db_, "SELECT state, '' FROM txmq_tx WHERE tx_id = ?1", {Value::Text(tx)}));
   }

@@ -39,6 +39,11 @@ constexpr const char* kOutboxV2[] = {
     " note TEXT NOT NULL DEFAULT '',"
     " recorded_at INTEGER NOT NULL DEFAULT " TXMQ_NOW ")",
     "CREATE INDEX txmq_origin_by_time ON txmq_origin (recorded_at)",
+    // On an upgrade (not a new database, whose outbox row is written after
+    // the steps), its migrated_at: since when every Add records its origin.
+    "INSERT INTO txmq_schema (component, version, migrated_at)"
+    " SELECT 'outbox.origins', 2, " TXMQ_NOW
+    " WHERE EXISTS (SELECT 1 FROM txmq_schema WHERE component = 'outbox')",
 };
 
 constexpr const char* kInboxV1[] = {

@@ -22,7 +22,9 @@
 //                                        -- name the fence they claimed at
 //     payload         blob)              -- the message, txmq row format
 //
-//   outbox, version 2 adds:
+//   outbox, version 2 adds, on an upgrade from 1, the txmq_schema row
+//   'outbox.origins', whose migrated_at says since when every Add records
+//   its origin, and:
 //   txmq_origin (message_id primary key, state 'C' committed with its
 //                outbox row / 'F' fenced by a compensation that came
 //                first, note, recorded_at)
