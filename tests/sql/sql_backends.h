@@ -39,6 +39,10 @@ struct PgBackend {
                                              CompensationOptions options) {
     return pg::CompensationHandler(inbox, std::move(undo), options);
   }
+  static Status OnCompensation(Consumer& consumer, Inbox& inbox, const std::string& group,
+                               pg::SqlCompensationHandler undo) {
+    return pg::OnCompensation(consumer, inbox, group, std::move(undo));
+  }
 };
 
 struct SqliteBackend {
@@ -63,6 +67,10 @@ struct SqliteBackend {
   static Result<Handler> CompensationHandler(Inbox& inbox, sqlite::SqlCompensationHandler undo,
                                              CompensationOptions options) {
     return sqlite::CompensationHandler(inbox, std::move(undo), options);
+  }
+  static Status OnCompensation(Consumer& consumer, Inbox& inbox, const std::string& group,
+                               sqlite::SqlCompensationHandler undo) {
+    return sqlite::OnCompensation(consumer, inbox, group, std::move(undo));
   }
 };
 
@@ -89,16 +97,18 @@ class SqlBackendTest : public B::Fixture {
     }
   }
 
-  auto InboxOptions(const std::string& group) {
+  auto InboxOptions(const std::string& group, typename B::Outbox* outbox) {
     if constexpr (std::is_same_v<B, PgBackend>) {
-      return pg::InboxOptions{.conninfo = this->conninfo_, .group = group};
+      return pg::InboxOptions{.conninfo = this->conninfo_, .group = group, .outbox = outbox};
     } else {
-      return sqlite::InboxOptions{.path = this->path_, .group = group};
+      return sqlite::InboxOptions{.path = this->path_, .group = group, .outbox = outbox};
     }
   }
 
-  std::unique_ptr<typename B::Inbox> OpenInbox(const std::string& group) {
-    auto inbox = B::Inbox::Open(InboxOptions(group));
+  // `outbox`: where its compensations go (Compensate), if anywhere.
+  std::unique_ptr<typename B::Inbox> OpenInbox(const std::string& group,
+                                               typename B::Outbox* outbox = nullptr) {
+    auto inbox = B::Inbox::Open(InboxOptions(group, outbox));
     EXPECT_TRUE(inbox.ok()) << inbox.status().ToString();
     return inbox.ok() ? std::move(*inbox) : nullptr;
   }

@@ -258,6 +258,56 @@ TYPED_TEST(SqlUndo, OnlyRecordedSkipsOriginalsThisDatabaseNeverCommitted) {
   EXPECT_EQ(this->Count("orders"), 0);
 }
 
+// Through the broker: the inventory's handler fails an order for good;
+// its inbox sends the compensation through the outbox, the order
+// service's undo consumer (OnCompensation) cancels the order once, and
+// the same compensation sent again (as another failing consumer on txmq
+// 0.1 would) undoes nothing more.
+TYPED_TEST(SqlUndo, AFailedOrderIsCompensatedThroughTheBrokerAndUndoneOnce) {
+  using namespace std::chrono_literals;
+  auto outbox = this->MakeOutbox();
+  ASSERT_TRUE(outbox->Start().ok());
+  auto undo_inbox = this->OpenInbox("orders-undo");
+  auto inventory_inbox = this->OpenInbox("inventory", outbox.get());
+  ASSERT_NE(undo_inbox, nullptr);
+  ASSERT_NE(inventory_inbox, nullptr);
+  std::atomic<int> undos{0};
+  Consumer undo_consumer(
+      {.broker = this->broker_->endpoint(), .group = "orders-undo", .long_poll = 200ms});
+  ASSERT_TRUE(
+      TypeParam::OnCompensation(undo_consumer, *undo_inbox, "orders", this->UndoOrder(undos)).ok());
+  Consumer inventory(
+      {.broker = this->broker_->endpoint(), .group = "inventory", .long_poll = 200ms});
+  ASSERT_TRUE(inventory
+                  .Subscribe("orders", inventory_inbox->Idempotent(
+                                           [](typename TypeParam::Handle, const Received&) {
+                                             return ConsumeResult::Compensate("out of stock");
+                                           }))
+                  .ok());
+  ASSERT_TRUE(undo_consumer.Start().ok());
+  ASSERT_TRUE(inventory.Start().ok());
+  this->CommitWithOutbox(*outbox, this->Original("order-8"));
+  ASSERT_TRUE(WaitFor([&] { return undos == 1; }, 20s));
+  EXPECT_EQ(this->Count("orders"), 0);
+
+  Producer resend({.broker = this->broker_->endpoint(), .group = "manual"});
+  ASSERT_TRUE(resend.Start().ok());
+  ASSERT_TRUE(resend
+                  .Send({.topic = CompensationTopic("orders"),
+                         .body = "out of stock",
+                         // txmq 0.1's names: a user cannot set "txmq." ones.
+                         .properties = {{"txmq-original-id", "order-8"},
+                                        {"txmq-consumer-group", "shipping"}}})
+                  .ok());
+  // Nothing to wait for when nothing happens: give the resend's delivery
+  // the time it took the first compensation to arrive, and more.
+  std::this_thread::sleep_for(1s);
+  inventory.Shutdown();
+  undo_consumer.Shutdown();
+  outbox->Shutdown();
+  EXPECT_EQ(undos, 1);
+}
+
 // A database whose outbox tables were upgraded from version 1 has no
 // origin records of messages added before: a compensation for one of
 // those is retried (and ends with an operator), never fenced or skipped
