@@ -140,6 +140,24 @@ TYPED_TEST(SqlUndo, AnUndoRunsOnceAfterItsOriginal) {
   EXPECT_NE(this->NoteOf(*inbox, "o-1").find("u-1"), std::string::npos);
 }
 
+TYPED_TEST(SqlUndo, AnUndoHandlerThatEndsTheTransactionItselfIsGivenBackNotRecorded) {
+  auto inbox = this->OpenInbox("billing");
+  ASSERT_NE(inbox, nullptr);
+  std::atomic<int> placed{0};
+  Handler original = inbox->Idempotent(this->PlaceOrder(placed));
+  ASSERT_EQ(original(Delivery("o-1", "o-1")).kind(), ConsumeResult::Kind::kSuccess);
+  Handler undo = inbox->Undo(
+      [](typename TypeParam::Handle h, const Received& m) {
+        (void)TypeParam::Exec(h, "DELETE FROM orders WHERE id = $1", {m.body});
+        (void)TypeParam::Exec(h, "ROLLBACK", {});
+        return ConsumeResult::Success();
+      },
+      Undoes);
+  EXPECT_EQ(undo(Delivery("u-1", "o-1")).kind(), ConsumeResult::Kind::kRetryLater);
+  EXPECT_EQ(this->StateOf(*inbox, "o-1"), InboxState::kProcessed) << "not recorded as undone";
+  EXPECT_EQ(this->Count("orders"), 1);
+}
+
 TYPED_TEST(SqlUndo, AnUndoBeforeItsOriginalFencesItAndTheNetEffectIsZero) {
   auto inbox = this->OpenInbox("billing");
   ASSERT_NE(inbox, nullptr);

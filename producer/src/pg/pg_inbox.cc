@@ -124,6 +124,12 @@ class Inbox::Impl {
       }
       if (run.then != Attempt::Then::kCommit) return run;
       if (PQtransactionStatus(conn) == PQTRANS_INERROR) return FailedHandlerTransaction();
+      if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
+        // Marking it undone outside the handler's transaction could record
+        // an undo whose writes were rolled back.
+        return {Attempt::Then::kGiveBack, ConsumeResult::RetryLater(),
+                "the undo handler ended the inbox's transaction itself"};
+      }
       auto undone = Exec(
           conn,
           "UPDATE txmq_inbox SET state = 'U', note = $3,"

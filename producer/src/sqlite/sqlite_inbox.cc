@@ -98,6 +98,11 @@ class Inbox::Impl {
         return {Attempt::Then::kRollback, ConsumeResult::RetryLater()};
       }
       if (run.then != Attempt::Then::kCommit) return run;
+      if (!InTransaction(db)) {
+        // Marking it undone outside the handler's transaction could record
+        // an undo whose writes were rolled back.
+        return GiveBackAttempt("the undo handler ended the inbox's transaction itself");
+      }
       auto undone = Exec(
           db,
           "UPDATE txmq_inbox SET state = 'U', note = ?3, processed_at = " + std::string(kNowMs) +
