@@ -32,8 +32,9 @@
 // rolled back; the failure is recorded (state 'X', the reason) and the
 // compensation message (consumer/src/compensation_message.h) is added to
 // `outbox`, in one transaction, so the producer learns of the failure once
-// (txmq/compensation.h undoes its change). Without an outbox it is logged
-// and retried later.
+// (OnCompensation undoes its change: txmq/compensation.h on LevelDB,
+// txmq/pg/compensation.h, txmq/sqlite/compensation.h). Without an outbox
+// it is logged and retried later.
 //
 // Undo() handles messages that undo an earlier one (same semantics as
 // txmq::Inbox::Undo): the undo runs once, after the original, in the same
