@@ -19,8 +19,8 @@
 
 #include "examples/broker_flags.h"
 #include "examples/order_inventory_pg/sql.h"
-#include "txmq/compensation.h"
 #include "txmq/consumer.h"
+#include "txmq/pg/compensation.h"
 #include "txmq/pg/inbox.h"
 #include "txmq/pg/outbox.h"
 
@@ -65,22 +65,18 @@ int main(int argc, char** argv) {
           Sql(conn, "UPDATE orders SET status = 'confirmed' WHERE id = $1", {m.key});
           return txmq::ConsumeResult::Success();
         }));
-    // The undo. Only a pending order is cancelled: a compensation for an
-    // order this database never committed (or already decided) changes
-    // nothing.
+    // The undo, once per order, and only for an order this database
+    // committed (an order it never committed is fenced instead). Only a
+    // pending order is cancelled: a confirmed one stays as decided.
     if (subscribed.ok()) {
-      subscribed = consumer.Subscribe(
-          txmq::CompensationTopic("orders"),
-          (*inbox)->Idempotent([](PGconn* conn, const txmq::Received& m) {
-            auto c = txmq::CompensationFromMessage(m);
-            if (!c.ok())
-              return txmq::ConsumeResult::Success();  // not a compensation: nothing to undo
+      subscribed = txmq::pg::OnCompensation(
+          consumer, **inbox, "orders", [](PGconn* conn, const txmq::Compensation& c) {
             Sql(conn,
                 "UPDATE orders SET status = 'cancelled (' || $2 || ')' "
                 "WHERE id = $1 AND status = 'pending'",
-                {c->key, c->reason});
+                {c.key, c.reason});
             return txmq::ConsumeResult::Success();
-          }));
+          });
     }
     if (!subscribed.ok()) throw std::runtime_error(subscribed.ToString());
     if (txmq::Status s = consumer.Start(); !s.ok()) throw std::runtime_error(s.ToString());

@@ -133,12 +133,31 @@ TEST_F(PgOutbox, TablesAreCreatedOnceAndNewerTablesAreRefusedNamingTheVersion) {
   ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok()) << "a second migration changes nothing";
   auto r = pg::Exec(conn_.get(), "SELECT version FROM txmq_schema WHERE component = 'outbox'");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(pg::IntField(r->get(), 0, 0), 1);
+  EXPECT_EQ(pg::IntField(r->get(), 0, 0), 2);
   Sql(conn_.get(), "UPDATE txmq_schema SET version = 99 WHERE component = 'outbox'");
   pg::Outbox outbox(Opts());
   Status s = outbox.Start();
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
   EXPECT_NE(s.message().find("version 99"), std::string::npos) << s.ToString();
+}
+
+// A database of txmq's outbox version 1 (before txmq_origin) with a
+// pending row: the migration adds the origin table and keeps the row.
+TEST_F(PgOutbox, AVersion1DatabaseMigratesForwardKeepingItsRows) {
+  ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
+  Sql(conn_.get(), "DROP TABLE txmq_origin");  // version 2's only step
+  Sql(conn_.get(), "UPDATE txmq_schema SET version = 1 WHERE component = 'outbox'");
+  Sql(conn_.get(), "INSERT INTO txmq_outbox (id, topic, payload) VALUES ('old', 'orders', '')");
+  pg::Outbox outbox(Opts());
+  ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
+  auto r = pg::Exec(conn_.get(), "SELECT version FROM txmq_schema WHERE component = 'outbox'");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(pg::IntField(r->get(), 0, 0), 2);
+  EXPECT_EQ(Count("txmq_origin"), 0);
+  EXPECT_EQ(Count("txmq_outbox"), 1);
+  PlaceOrder(outbox, conn_.get(), "after", "");
+  EXPECT_EQ(Count("txmq_origin"), 1) << "Add records its origin once the table exists";
+  EXPECT_EQ(Count("txmq_outbox"), 2);
 }
 
 // Transaction A takes seq 1 and commits after B took seq 2 and was sent:

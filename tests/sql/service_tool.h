@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "txmq/consumer.h"
 #include "txmq/producer.h"
 
 namespace txmq::testing {
@@ -36,6 +37,17 @@ void SetTestRelayOptions(OutboxOptions& o, const std::string& broker, const std:
   o.poll_interval = poll;
   o.max_in_flight = 8;
   o.instance = instance;
+}
+
+// The consumer of a kill test (group "billing"): a short visibility
+// timeout, so what a killed consumer held comes back within seconds.
+inline ConsumerOptions TestConsumerOptions(const std::string& broker) {
+  using namespace std::chrono_literals;
+  return {.broker = broker,
+          .group = "billing",
+          .handler_threads = 2,
+          .long_poll = 200ms,
+          .visibility_timeout = 2s};
 }
 
 }  // namespace txmq::testing

@@ -5,15 +5,19 @@
 // idempotent consumer (a SQLite inbox recording an effect per message):
 // every committed order has exactly one effect, in key order; no
 // rolled-back order has any. A relay process killed mid-stream leaves its
-// claims to another after the lease.
+// claims to another after the lease. A relay killed holding acknowledged
+// rows it has not marked sent, and a consumer killed inside its handler's
+// transaction, lose nothing, and the inbox keeps one effect per id.
 #include <gtest/gtest.h>
 
 #include <csignal>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "tests/sql/service_tool.h"
 #include "tests/sql/sqlite_fixture.h"
+#include "tests/testutil/admin_client.h"
 #include "txmq/sqlite/inbox.h"
 #include "txmq/sqlite/outbox.h"
 
@@ -37,6 +41,51 @@ class SqliteCrash : public testing::SqliteTest {
     o.path = path_;
     testing::SetTestRelayOptions(o, broker_->endpoint(), instance, 1s, 50ms);
     return o;
+  }
+
+  // Adds orders order-1000.. to the outbox, without sending; keyed k0..k4,
+  // or without keys (never held behind an earlier row of theirs).
+  std::set<std::string> AddOrders(int count, bool keyed = true) {
+    sqlite::Outbox writer(RelayOptions("writer"));  // Add only
+    std::set<std::string> ids;
+    for (int i = 0; i < count; ++i) {
+      const std::string id = "order-" + std::to_string(1000 + i);
+      ids.insert(id);
+      Sql(db_.get(), "BEGIN IMMEDIATE");
+      EXPECT_TRUE(writer
+                      .Add(db_.get(), {.topic = "orders",
+                                       .key = keyed ? "k" + std::to_string(i % 5) : "",
+                                       .body = id,
+                                       .id = id})
+                      .ok());
+      Sql(db_.get(), "COMMIT");
+    }
+    return ids;
+  }
+
+  void SendAll() {
+    sqlite::Outbox relay(RelayOptions("sender"));
+    ASSERT_TRUE(relay.Start().ok());
+    ASSERT_TRUE(relay.Flush(30s).ok()) << relay.stats().last_error;
+  }
+
+  // Runs the consumer service (no handler held) on the service's file
+  // until `count` effects exist and half a second more; the effects'
+  // message ids, repeats included.
+  std::multiset<std::string> ConsumeInAService(size_t count) {
+    auto consumer = Service({"consume", path_, broker_->endpoint(), "-", dir_.Sub("none")});
+    EXPECT_TRUE(WaitFor([&] { return Count("effects") >= static_cast<int64_t>(count); }, 30s))
+        << Count("effects") << " of " << count;
+    std::this_thread::sleep_for(500ms);  // and nothing more
+    consumer->Signal(SIGKILL);
+    consumer->Wait(10s);
+    std::multiset<std::string> ids;
+    auto r = sqlite::Exec(db_.get(), "SELECT message_id FROM effects");
+    EXPECT_TRUE(r.ok());
+    for (const auto& row : r.ok() ? r->rows : std::vector<sqlite::Row>{}) {
+      ids.insert(row.at(0).AsText());
+    }
+    return ids;
   }
 
   // Consumes "orders" through a SQLite inbox on the consumer's own file,
@@ -125,6 +174,60 @@ TEST_F(SqliteCrash, ARelayProcessKilledMidStreamLeavesItsClaimsToAnother) {
   const std::multiset<std::string> effects = ConsumeIdempotently(ids.size());
   EXPECT_EQ(std::set<std::string>(effects.begin(), effects.end()), ids);
   EXPECT_EQ(effects.size(), ids.size()) << "each exactly once";
+}
+
+// Marking a row sent deletes it: a trigger makes that fail, so however
+// the kill falls, the relay dies holding rows the broker acknowledged and
+// it did not mark sent. Another relay sends them again after the lease;
+// the broker's dedup window and the inbox keep one effect per id.
+TEST_F(SqliteCrash, ARelayKilledAfterTheBrokersAckBeforeMarkSentLosesNothing) {
+  ASSERT_TRUE(sqlite::Outbox::Migrate(db_.get()).ok());
+  Sql(db_.get(), "CREATE TABLE effects (message_id TEXT)");
+  Sql(db_.get(),
+      "CREATE TRIGGER hold_mark_sent BEFORE DELETE ON txmq_outbox "
+      "BEGIN SELECT RAISE(ABORT, 'test: mark-sent held back'); END");
+  // Unkeyed: a key's next row would wait for its unmarked predecessor.
+  const std::set<std::string> ids = AddOrders(30, /*keyed=*/false);
+  auto relay = Service({"relay", path_, broker_->endpoint(), "killed", "1000"});
+  testing::AdminClient admin(broker_->endpoint());
+  ASSERT_TRUE(WaitFor([&] { return admin.TopicMessages("orders") == 30; }, 20s))
+      << testing::ReadFile(dir_.Sub("service.log"));
+  EXPECT_EQ(Count("txmq_outbox"), 30) << "acknowledged, none marked sent";
+  relay->Signal(SIGKILL);
+  relay->Wait(10s);
+  Sql(db_.get(), "DROP TRIGGER hold_mark_sent");
+
+  SendAll();
+  EXPECT_EQ(Count("txmq_outbox"), 0);
+  const std::multiset<std::string> effects = ConsumeInAService(ids.size());
+  EXPECT_EQ(std::set<std::string>(effects.begin(), effects.end()), ids) << "none lost";
+  EXPECT_EQ(effects.size(), ids.size()) << "one effect per message id";
+}
+
+// The consumer service is killed inside the handler of order-1020: its
+// effect inserted, the inbox's record with it, neither committed (the
+// write lock goes with the process). The restarted consumer gets it again
+// after the visibility timeout, and every message the dead one committed
+// but did not acknowledge too.
+TEST_F(SqliteCrash, AConsumerKilledInsideItsHandlerLosesNothingAndRepeatsNothing) {
+  ASSERT_TRUE(sqlite::Outbox::Migrate(db_.get()).ok());
+  Sql(db_.get(), "CREATE TABLE effects (message_id TEXT)");
+  const std::set<std::string> ids = AddOrders(40);
+  SendAll();
+  const std::string ready = dir_.Sub("ready");
+  auto consumer = Service({"consume", path_, broker_->endpoint(), "order-1020", ready});
+  ASSERT_TRUE(WaitFor([&] { return testing::ReadFile(ready).starts_with("in-handler"); }, 30s))
+      << testing::ReadFile(dir_.Sub("service.log"));
+  consumer->Signal(SIGKILL);
+  consumer->Wait(10s);
+  auto held =
+      sqlite::Exec(db_.get(), "SELECT count(*) FROM effects WHERE message_id = 'order-1020'");
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  EXPECT_EQ(held->rows.at(0).at(0).AsInt(), 0) << "the held effect never committed";
+
+  const std::multiset<std::string> effects = ConsumeInAService(ids.size());
+  EXPECT_EQ(std::set<std::string>(effects.begin(), effects.end()), ids) << "none lost";
+  EXPECT_EQ(effects.size(), ids.size()) << "one effect per message id";
 }
 
 }  // namespace

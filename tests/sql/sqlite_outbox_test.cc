@@ -123,7 +123,7 @@ TEST_F(SqliteOutbox, TablesAreCreatedOnceAndNewerTablesAreRefusedNamingTheVersio
   ASSERT_TRUE(sqlite::Outbox::Migrate(db_.get()).ok()) << "a second migration changes nothing";
   auto r = sqlite::Exec(db_.get(), "SELECT version FROM txmq_schema WHERE component = 'outbox'");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->rows.at(0).at(0).AsInt(), 1);
+  EXPECT_EQ(r->rows.at(0).at(0).AsInt(), 2);
   auto mode = sqlite::Exec(db_.get(), "PRAGMA journal_mode");
   ASSERT_TRUE(mode.ok());
   EXPECT_EQ(mode->rows.at(0).at(0).AsText(), "wal");
@@ -132,6 +132,27 @@ TEST_F(SqliteOutbox, TablesAreCreatedOnceAndNewerTablesAreRefusedNamingTheVersio
   Status s = outbox.Start();
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
   EXPECT_NE(s.message().find("version 99"), std::string::npos) << s.ToString();
+}
+
+// A database of txmq's outbox version 1 (before txmq_origin) with a
+// pending row: the migration adds the origin table and keeps the row.
+TEST_F(SqliteOutbox, AVersion1DatabaseMigratesForwardKeepingItsRows) {
+  ASSERT_TRUE(sqlite::Outbox::Migrate(db_.get()).ok());
+  Sql(db_.get(), "DROP TABLE txmq_origin");  // version 2's only step
+  Sql(db_.get(), "UPDATE txmq_schema SET version = 1 WHERE component = 'outbox'");
+  Sql(db_.get(), "INSERT INTO txmq_outbox (id, topic, payload) VALUES ('old', 'orders', x'')");
+  ASSERT_TRUE(sqlite::Outbox::Migrate(db_.get()).ok());
+  auto r = sqlite::Exec(db_.get(), "SELECT version FROM txmq_schema WHERE component = 'outbox'");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->rows.at(0).at(0).AsInt(), 2);
+  EXPECT_EQ(Count("txmq_origin"), 0);
+  EXPECT_EQ(Count("txmq_outbox"), 1);
+  sqlite::Outbox outbox(Opts());
+  Sql(db_.get(), "BEGIN IMMEDIATE");
+  ASSERT_TRUE(outbox.Add(db_.get(), {.topic = "orders", .body = "x", .id = "after"}).ok());
+  Sql(db_.get(), "COMMIT");
+  EXPECT_EQ(Count("txmq_origin"), 1) << "Add records its origin once the table exists";
+  EXPECT_EQ(Count("txmq_outbox"), 2);
 }
 
 // A holds the write lock with its row (seq 1) uncommitted. B cannot take

@@ -9,6 +9,11 @@
 //     be killed.
 //   txmq-test-sqliteservice relay PATH BROKER INSTANCE LEASE_MS
 //     runs a relay named INSTANCE until killed.
+//   txmq-test-sqliteservice consume PATH BROKER HOLD_ID READY
+//     consumes "orders" as group "billing" through a sqlite::Inbox, each
+//     message inserting its id into table "effects"; the handler of
+//     message HOLD_ID writes "in-handler" to READY after its insert and
+//     stops there, its transaction (and the write lock) held, until killed.
 #include <sqlite3.h>
 
 #include <chrono>
@@ -16,6 +21,8 @@
 #include <string>
 
 #include "tests/sql/service_tool.h"
+#include "txmq/consumer.h"
+#include "txmq/sqlite/inbox.h"
 #include "txmq/sqlite/outbox.h"
 
 namespace {
@@ -73,13 +80,46 @@ int Relay(const std::string& path, const std::string& broker, const std::string&
   txmq::testing::WaitToBeKilled();
 }
 
+int Consume(const std::string& path, const std::string& broker, const std::string& hold_id,
+            const std::string& ready) {
+  auto inbox = txmq::sqlite::Inbox::Open({.path = path, .group = "billing"});
+  if (!inbox.ok()) {
+    std::cerr << inbox.status().ToString() << "\n";
+    return 1;
+  }
+  txmq::Consumer consumer(txmq::testing::TestConsumerOptions(broker));
+  txmq::Status s =
+      consumer.Subscribe("orders", (*inbox)->Idempotent([&](sqlite3* db, const txmq::Received& m) {
+        sqlite3_stmt* stmt = nullptr;
+        bool ok = sqlite3_prepare_v2(db, "INSERT INTO effects VALUES (?1)", -1, &stmt, nullptr) ==
+                  SQLITE_OK;
+        ok = ok && sqlite3_bind_text(stmt, 1, m.id.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+             sqlite3_step(stmt) == SQLITE_DONE;
+        sqlite3_finalize(stmt);
+        if (!ok) return txmq::ConsumeResult::RetryLater();
+        if (m.id == hold_id) {
+          txmq::testing::WriteAtomically(ready, "in-handler");
+          txmq::testing::WaitToBeKilled();
+        }
+        return txmq::ConsumeResult::Success();
+      }));
+  if (s.ok()) s = consumer.Start();
+  if (!s.ok()) {
+    std::cerr << s.ToString() << "\n";
+    return 1;
+  }
+  txmq::testing::WaitToBeKilled();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "place" && argc == 6) return Place(argv[2], argv[3], std::stoi(argv[4]), argv[5]);
   if (mode == "relay" && argc == 6) return Relay(argv[2], argv[3], argv[4], std::stoi(argv[5]));
+  if (mode == "consume" && argc == 6) return Consume(argv[2], argv[3], argv[4], argv[5]);
   std::cerr << "usage: txmq-test-sqliteservice place PATH BROKER COUNT PROGRESS\n"
-               "       txmq-test-sqliteservice relay PATH BROKER INSTANCE LEASE_MS\n";
+               "       txmq-test-sqliteservice relay PATH BROKER INSTANCE LEASE_MS\n"
+               "       txmq-test-sqliteservice consume PATH BROKER HOLD_ID READY\n";
   return 2;
 }

@@ -55,6 +55,9 @@ class PgRelayTable : public sql::RelayTable {
       const std::vector<std::pair<std::string, int64_t>>& rows) override {
     return pg::MarkSentMany(conn_.get(), rows);
   }
+  Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon) override {
+    return DeleteOlderThan(conn_.get(), "txmq_origin", "recorded_at", horizon);
+  }
   Result<std::chrono::milliseconds> NextDueIn() override { return pg::NextDueIn(conn_.get()); }
   int wake_fd() override { return PQsocket(conn_.get()); }
   void Drain() override {

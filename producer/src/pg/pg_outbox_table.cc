@@ -51,6 +51,18 @@ Status InsertRow(PGconn* conn, const Message& message, bool notify) {
            {Param::Text(message.id), Param::Text(message.topic), Param::Text(message.key),
             Param::Bytes(EncodePayload(message))});
   if (!r.ok()) return r.status();
+  // The origin record a compensation asks about later (sql/origin_check.h).
+  // Its key conflicts with a compensation's fence, committed or not, so a
+  // fenced message cannot commit; the failed insert fails the transaction.
+  auto origin = Exec(conn, "INSERT INTO txmq_origin (message_id, state) VALUES ($1, 'C')",
+                     {Param::Text(message.id)});
+  if (!origin.ok()) {
+    if (origin.status().code() != StatusCode::kConflict) return origin.status();
+    return Status::Aborted("outbox Add of message " + message.id +
+                           ": a compensation fenced this id before it committed (or a message "
+                           "with this id was added before); the transaction has failed, roll "
+                           "it back");
+  }
   if (!notify) return Status::OK();
   if (auto n = Exec(conn, "SELECT pg_notify('txmq_outbox', '')"); !n.ok()) return n.status();
   return Status::OK();

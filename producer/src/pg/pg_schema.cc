@@ -1,5 +1,6 @@
 #include "producer/src/pg/pg_schema.h"
 
+#include <iterator>
 #include <string>
 
 #include "producer/src/pg/pg_connection.h"
@@ -34,6 +35,20 @@ CREATE TABLE txmq_outbox (
     "CREATE INDEX txmq_outbox_by_key_seq ON txmq_outbox (msg_key, seq)",
 };
 
+// Version 2: the committed and fenced originals a compensation asks about
+// (sql/origin_check.h). The outbox's Add inserts 'C' with its row; a compensation
+// that finds no record inserts 'F', which Add's insert then conflicts with.
+constexpr const char* kOutboxV2[] = {
+    "CREATE TABLE txmq_origin (message_id text PRIMARY KEY, state char(1) NOT NULL,"
+    " note text NOT NULL DEFAULT '',"
+    " recorded_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    "CREATE INDEX txmq_origin_by_time ON txmq_origin (recorded_at)",
+    // On an upgrade (not a new database, whose outbox row is written after
+    // the steps), its migrated_at: since when every Add records its origin.
+    "INSERT INTO txmq_schema (component, version) SELECT 'outbox.origins', 2"
+    " WHERE EXISTS (SELECT 1 FROM txmq_schema WHERE component = 'outbox')",
+};
+
 constexpr const char* kInboxV1[] = {
     "CREATE TABLE txmq_inbox (group_name text NOT NULL, message_id text NOT NULL,"
     " state char(1) NOT NULL DEFAULT 'P', note text NOT NULL DEFAULT '',"
@@ -49,6 +64,14 @@ constexpr const char* kTransactionsV1[] = {
 };
 
 using sql::Component;
+using sql::Step;
+
+constexpr Step kOutboxSteps[] = {kOutboxV1, kOutboxV2};
+constexpr Step kInboxSteps[] = {kInboxV1};
+constexpr Step kTransactionsSteps[] = {kTransactionsV1};
+static_assert(std::size(kOutboxSteps) == kOutboxSchemaVersion);
+static_assert(std::size(kInboxSteps) == kInboxSchemaVersion);
+static_assert(std::size(kTransactionsSteps) == kTransactionsSchemaVersion);
 
 class PgSteps : public sql::SchemaSteps {
  public:
@@ -97,16 +120,12 @@ Status Migrate(PGconn* conn, const Component& c) {
 
 }  // namespace
 
-Status MigrateOutbox(PGconn* conn) {
-  return Migrate(conn, {"outbox", kOutboxSchemaVersion, kOutboxV1});
-}
+Status MigrateOutbox(PGconn* conn) { return Migrate(conn, {"outbox", kOutboxSteps}); }
 
 Status MigrateTransactions(PGconn* conn) {
-  return Migrate(conn, {"transactions", kTransactionsSchemaVersion, kTransactionsV1});
+  return Migrate(conn, {"transactions", kTransactionsSteps});
 }
 
-Status MigrateInbox(PGconn* conn) {
-  return Migrate(conn, {"inbox", kInboxSchemaVersion, kInboxV1});
-}
+Status MigrateInbox(PGconn* conn) { return Migrate(conn, {"inbox", kInboxSteps}); }
 
 }  // namespace txmq::pg

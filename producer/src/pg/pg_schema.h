@@ -22,11 +22,26 @@
 //                                        -- name the fence they claimed at
 //     payload         bytea)             -- the message, txmq row format
 //
+//   outbox, version 2 adds, on an upgrade from 1, the txmq_schema row
+//   'outbox.origins', whose migrated_at says since when every Add records
+//   its origin, and:
+//   txmq_origin (
+//     message_id      text primary key,  -- an outbox message's id
+//     state           char(1),           -- 'C' committed with its outbox
+//                                        -- row, 'F' fenced: a compensation
+//                                        -- came first (the row's Add then
+//                                        -- fails on this key)
+//     note            text,              -- who fenced it
+//     recorded_at     timestamptz)       -- records go after the horizon
+//
 //   inbox, version 1:
 //   txmq_inbox (
 //     group_name      text,              -- the consumer group: a dedup
 //     message_id      text,              -- namespace; primary key of both
-//     state           char(1),           -- 'P' processed, 'X' compensated
+//     state           char(1),           -- 'P' processed, 'X' compensated,
+//                                        -- 'U' undone, 'F' fenced (its undo
+//                                        -- came first), 'S' skipped (came
+//                                        -- after its undo; not run)
 //     note            text,              -- the compensation's reason
 //     processed_at    timestamptz)       -- records go after the horizon
 //
@@ -49,7 +64,7 @@
 
 namespace txmq::pg {
 
-inline constexpr int kOutboxSchemaVersion = 1;
+inline constexpr int kOutboxSchemaVersion = 2;
 inline constexpr int kInboxSchemaVersion = 1;
 inline constexpr int kTransactionsSchemaVersion = 1;
 

@@ -12,12 +12,16 @@
 
 namespace txmq::sql {
 
-// A component's tables: the statements of its version 1 (later versions
-// will add a step each).
+// The statements of one migration step.
+using Step = std::span<const char* const>;
+
+// A component's tables: steps[0] creates version 1, steps[i] brings
+// version i to i + 1; `version` is steps.size(). A database at version v
+// runs steps[v..] in the one transaction, so it never stops in between.
 struct Component {
   const char* name;
-  int version;
-  std::span<const char* const> v1;
+  std::span<const Step> steps;
+  int version() const { return static_cast<int>(steps.size()); }
 };
 
 // One database's statements of a migration.

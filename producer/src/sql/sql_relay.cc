@@ -27,6 +27,11 @@ Status ValidateRelayOptions(const RelayOptions& o, const std::string& who) {
         ": backoff_initial must be positive, backoff_max not below it, max_in_flight at least "
         "1, max_attempts not negative, poll_interval positive");
   }
+  if (o.record_horizon.count() <= 0) {
+    return Status::InvalidArgument(who + ": record_horizon (" +
+                                   std::to_string(o.record_horizon.count()) +
+                                   " ms) must be positive");
+  }
   return Status::OK();
 }
 
@@ -173,6 +178,13 @@ void Relay::Run() {
     const bool written = ApplyOutcomes();
     const int sent = written ? ClaimAndSend() : 0;
     if (sent > 0) continue;  // more may be due: claim again before sleeping
+    if (written && origin_sweeps_.Due()) {
+      // Idle moments only; a sweep that fails is tried at the next one.
+      if (auto n = table_->RemoveExpiredOrigins(options_.record_horizon); !n.ok()) {
+        log_->warn("outbox relay {}: removing old origin records failed: {}", options_.instance,
+                   n.status().ToString());
+      }
+    }
     std::chrono::milliseconds sleep = options_.poll_interval;
     if (written && !table_->broken()) {
       if (auto due = table_->NextDueIn(); due.ok() && due->count() >= 0) {

@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "producer/src/sweep_throttle.h"
 #include "protocol/src/log.h"
 #include "txmq/message.h"
 #include "txmq/producer.h"
@@ -74,6 +75,9 @@ class RelayTable {
     }
     return deleted;
   }
+  // Removes origin records (txmq_origin, sql/origin_check.h) older than
+  // `horizon`, a batch at a time; how many.
+  virtual Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon) = 0;
   // Until the next pending row is due (0: now; -1: none).
   virtual Result<std::chrono::milliseconds> NextDueIn() = 0;
   // A descriptor that becomes readable when rows were added (NOTIFY), or
@@ -95,6 +99,7 @@ struct RelayOptions {
   int max_in_flight = 256;
   bool hold_key_behind_parked = true;
   std::chrono::milliseconds poll_interval{1000};
+  std::chrono::milliseconds record_horizon = std::chrono::hours(24 * 7);
   std::string instance{};
   std::string thread_name{};  // "txmq-pg-relay"
 };
@@ -111,6 +116,7 @@ RelayOptions ToRelayOptions(const BackendOptions& o, std::string thread_name) {
           .max_in_flight = o.max_in_flight,
           .hold_key_behind_parked = o.hold_key_behind_parked,
           .poll_interval = o.poll_interval,
+          .record_horizon = o.record_horizon,
           .instance = o.instance,
           .thread_name = std::move(thread_name)};
 }
@@ -177,6 +183,7 @@ class Relay {
 
   RelayOptions options_;
   std::unique_ptr<RelayTable> table_;  // relay thread (Shutdown once it is gone)
+  producer::SweepThrottle origin_sweeps_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<Producer> producer_;
   std::thread thread_;

@@ -18,8 +18,9 @@ Result<std::string> TransactionIdOf(const Message& message) {
 
 Status RolledBackByCheck(const std::string& tx) {
   return Status::Conflict("transaction " + tx +
-                          " was rolled back by a check-back before its local transaction "
-                          "recorded its commit; roll the local transaction back");
+                          " was rolled back by a check-back (or fenced by a compensation) "
+                          "before its local transaction recorded its commit; roll the local "
+                          "transaction back");
 }
 
 bool BeyondHorizon(const CheckRequest& check, std::chrono::milliseconds horizon) {

@@ -43,6 +43,9 @@ class RelayTable : public sql::RelayTable {
     return sqlite::MarkFailed(db_.get(), id, fence, park, retry_in, error);
   }
   Status Release(const std::string& owner) override { return ReleaseClaims(db_.get(), owner); }
+  Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon) override {
+    return DeleteOlderThan(db_.get(), "txmq_origin", "recorded_at", horizon);
+  }
   Result<std::chrono::milliseconds> NextDueIn() override { return sqlite::NextDueIn(db_.get()); }
   std::string where() const override { return "SQLite database '" + path_ + "'"; }
   std::string ctl_flag() const override { return "--sqlite '" + path_ + "'"; }

@@ -46,7 +46,21 @@ Status InsertRow(sqlite3* db, const Message& message) {
   auto r = Exec(db, "INSERT INTO txmq_outbox (id, topic, msg_key, payload) VALUES (?1, ?2, ?3, ?4)",
                 {Value::Text(message.id), Value::Text(message.topic), Value::Text(message.key),
                  Value::Blob(EncodePayload(message))});
-  return r.ok() ? Status::OK() : r.status();
+  if (!r.ok()) return r.status();
+  // The origin record a compensation asks about later (sql/origin_check.h);
+  // SQLite's single writer orders it against a compensation's fence.
+  auto origin = Exec(db, "INSERT OR IGNORE INTO txmq_origin (message_id, state) VALUES (?1, 'C')",
+                     {Value::Text(message.id)});
+  if (!origin.ok()) return origin.status();
+  if (origin->changes == 1) return Status::OK();
+  auto was = Exec(db, "SELECT state, note FROM txmq_origin WHERE message_id = ?1",
+                  {Value::Text(message.id)});
+  const bool fenced = was.ok() && !was->rows.empty() && was->rows[0][0].AsText() == "F";
+  return Status::Aborted("outbox Add of message " + message.id +
+                         (fenced ? ": a compensation fenced this id before it committed (" +
+                                       was->rows[0][1].AsText() + ")"
+                                 : ": a message with this id was added before") +
+                         "; roll the transaction back");
 }
 
 Result<std::vector<sql::ClaimedRow>> ClaimDue(sqlite3* db, const std::string& owner,

@@ -1,5 +1,6 @@
 #include "producer/src/sqlite/sqlite_schema.h"
 
+#include <iterator>
 #include <string>
 
 #include "producer/src/sql/schema.h"
@@ -32,6 +33,19 @@ constexpr const char* kOutboxV1[] = {
     "CREATE INDEX txmq_outbox_by_key_seq ON txmq_outbox (msg_key, seq)",
 };
 
+// Version 2: committed and fenced originals (as pg_schema.cc).
+constexpr const char* kOutboxV2[] = {
+    "CREATE TABLE txmq_origin (message_id TEXT PRIMARY KEY, state TEXT NOT NULL,"
+    " note TEXT NOT NULL DEFAULT '',"
+    " recorded_at INTEGER NOT NULL DEFAULT " TXMQ_NOW ")",
+    "CREATE INDEX txmq_origin_by_time ON txmq_origin (recorded_at)",
+    // On an upgrade (not a new database, whose outbox row is written after
+    // the steps), its migrated_at: since when every Add records its origin.
+    "INSERT INTO txmq_schema (component, version, migrated_at)"
+    " SELECT 'outbox.origins', 2, " TXMQ_NOW
+    " WHERE EXISTS (SELECT 1 FROM txmq_schema WHERE component = 'outbox')",
+};
+
 constexpr const char* kInboxV1[] = {
     "CREATE TABLE txmq_inbox (group_name TEXT NOT NULL, message_id TEXT NOT NULL,"
     " state TEXT NOT NULL DEFAULT 'P', note TEXT NOT NULL DEFAULT '',"
@@ -50,6 +64,14 @@ constexpr const char* kTransactionsV1[] = {
 #undef TXMQ_NOW
 
 using sql::Component;
+using sql::Step;
+
+constexpr Step kOutboxSteps[] = {kOutboxV1, kOutboxV2};
+constexpr Step kInboxSteps[] = {kInboxV1};
+constexpr Step kTransactionsSteps[] = {kTransactionsV1};
+static_assert(std::size(kOutboxSteps) == kOutboxSchemaVersion);
+static_assert(std::size(kInboxSteps) == kInboxSchemaVersion);
+static_assert(std::size(kTransactionsSteps) == kTransactionsSchemaVersion);
 
 class SqliteSteps : public sql::SchemaSteps {
  public:
@@ -92,14 +114,12 @@ Status Migrate(sqlite3* db, const Component& c) {
 
 }  // namespace
 
-Status MigrateOutbox(sqlite3* db) {
-  return Migrate(db, {"outbox", kOutboxSchemaVersion, kOutboxV1});
-}
+Status MigrateOutbox(sqlite3* db) { return Migrate(db, {"outbox", kOutboxSteps}); }
 
-Status MigrateInbox(sqlite3* db) { return Migrate(db, {"inbox", kInboxSchemaVersion, kInboxV1}); }
+Status MigrateInbox(sqlite3* db) { return Migrate(db, {"inbox", kInboxSteps}); }
 
 Status MigrateTransactions(sqlite3* db) {
-  return Migrate(db, {"transactions", kTransactionsSchemaVersion, kTransactionsV1});
+  return Migrate(db, {"transactions", kTransactionsSteps});
 }
 
 }  // namespace txmq::sqlite

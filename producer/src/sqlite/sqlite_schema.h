@@ -22,9 +22,17 @@
 //                                        -- name the fence they claimed at
 //     payload         blob)              -- the message, txmq row format
 //
+//   outbox, version 2 adds, on an upgrade from 1, the txmq_schema row
+//   'outbox.origins', whose migrated_at says since when every Add records
+//   its origin, and:
+//   txmq_origin (message_id primary key, state 'C' committed with its
+//                outbox row / 'F' fenced by a compensation that came
+//                first, note, recorded_at)
+//
 //   inbox, version 1:
 //   txmq_inbox (group_name, message_id  -- primary key
-//               state 'P' processed / 'X' compensated, note, processed_at)
+//               state 'P' processed / 'X' compensated / 'U' undone /
+//               'F' fenced / 'S' skipped, note, processed_at)
 //
 //   transactions, version 1:
 //   txmq_tx (tx_id primary key, state 'C' committed / 'R' rolled back by a
@@ -41,7 +49,7 @@
 
 namespace txmq::sqlite {
 
-inline constexpr int kOutboxSchemaVersion = 1;
+inline constexpr int kOutboxSchemaVersion = 2;
 inline constexpr int kInboxSchemaVersion = 1;
 inline constexpr int kTransactionsSchemaVersion = 1;
 

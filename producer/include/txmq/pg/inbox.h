@@ -32,8 +32,27 @@
 // rolled back; the failure is recorded (state 'X', the reason) and the
 // compensation message (consumer/src/compensation_message.h) is added to
 // `outbox`, in one transaction, so the producer learns of the failure once
-// (txmq/compensation.h undoes its change). Without an outbox it is logged
-// and retried later.
+// (OnCompensation undoes its change: txmq/compensation.h on LevelDB,
+// txmq/pg/compensation.h, txmq/sqlite/compensation.h). Without an outbox
+// it is logged and retried later.
+//
+// Undo() handles messages that undo an earlier one (same semantics as
+// txmq::Inbox::Undo): the undo runs once, after the original, in the same
+// kind of transaction, and the original's record becomes 'U' (undone). If
+// the undo arrives first, it inserts a fence ('F') and does no business
+// work; the original, arriving later, finds the fence, is acknowledged
+// without running and recorded as skipped ('S'): net effect zero. Both
+// orders meet on the record's primary key, so an undo and its original
+// running at once also end in one of the two.
+//
+//   consumer.Subscribe("order-cancelled", (*inbox)->Undo(
+//       [&](PGconn* conn, const txmq::Received& m) {
+//         PQexec...(conn, "UPDATE stock ... (give back)");
+//         return txmq::ConsumeResult::Success();
+//       },
+//       [](const txmq::Received& m) { return m.body; }));  // the original's id
+//
+// Lookup(dedup key) tells which of these states a message is in.
 //
 // Records are kept for `horizon` and then removed, a batch at a time, at
 // most once a minute from a handler call (or RemoveExpired).
@@ -46,9 +65,11 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "txmq/consumer.h"
+#include "txmq/inbox.h"  // InboxState, InboxRecord, DedupKeyFn
 #include "txmq/status.h"
 
 struct pg_conn;  // libpq's PGconn
@@ -87,10 +108,17 @@ class Inbox {
   Inbox(const Inbox&) = delete;
   Inbox& operator=(const Inbox&) = delete;
 
-  // A consumer handler that runs `handler` once per message id of the group.
-  Handler Idempotent(SqlHandler handler);
-  // Whether the group's record of `message_id` is committed.
+  // A consumer handler that runs `handler` once per dedup key (default:
+  // the message id) of the group.
+  Handler Idempotent(SqlHandler handler, DedupKeyFn dedup_key = nullptr);
+  // A consumer handler for messages that undo the message whose dedup key
+  // `undoes` returns (see above).
+  Handler Undo(SqlHandler handler, DedupKeyFn undoes);
+  // Whether the group has a committed record of `message_id` (in any state).
   Result<bool> Processed(const std::string& message_id);
+  // The group's committed record of `dedup_key`; nullopt when there is none.
+  Result<std::optional<InboxRecord>> Lookup(const std::string& dedup_key);
+  const InboxOptions& options() const;
   // Removes records older than the horizon; how many.
   Result<int64_t> RemoveExpired();
 

@@ -74,6 +74,11 @@ struct OutboxOptions {
   // whose claim ran out. A relay that found rows looks again at once, so
   // this bounds the relay lag of a quiet table only.
   std::chrono::milliseconds poll_interval{100};
+  // How long txmq_origin remembers each message Add committed, after it was
+  // sent: a compensation (OnCompensation, only_recorded) runs the undo only
+  // while this record exists. At least as long as a compensation may take
+  // to come back; the relay removes older records at idle moments.
+  std::chrono::milliseconds record_horizon = std::chrono::hours(24 * 7);
   // true: a committed Add also wakes the relays at once (NOTIFY), for the
   // lowest lag on a quiet table. Off by default: PostgreSQL commits the
   // transactions that NOTIFY one at a time (a database-wide lock held
@@ -107,8 +112,10 @@ class Outbox {
   // BEGIN). An empty id gets a UUIDv7. INVALID_ARGUMENT for a bad topic or
   // a reserved property (txmq/properties.h);
   // FAILED_PRECONDITION when `conn` is not inside a transaction; CONFLICT
-  // when a row with this id exists; other errors fail the caller's
-  // transaction (PostgreSQL's rule): roll it back.
+  // when a row with this id exists; ABORTED when a compensation for this
+  // id came first and fenced it (pg/compensation.h), or an earlier message
+  // had this id; other errors fail the caller's transaction (PostgreSQL's
+  // rule): roll it back.
   Status Add(pg_conn* conn, Message message);
 
   // Waits until no pending row is left (rows of every relay). OK then;

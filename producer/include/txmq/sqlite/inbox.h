@@ -28,6 +28,16 @@
 // compensation message to `outbox` in one transaction, as the PostgreSQL
 // inbox does (txmq/pg/inbox.h).
 //
+// Undo() handles messages that undo an earlier one, as the PostgreSQL
+// inbox's Undo (txmq/pg/inbox.h): the undo runs once, after the original;
+// an undo that arrives first leaves a fence ('F') and does no business
+// work, and the original, arriving later, is acknowledged without running
+// (skipped, 'S'). Lookup(dedup key) tells the state.
+//
+//   consumer.Subscribe("order-cancelled", (*inbox)->Undo(
+//       [&](sqlite3* db, const txmq::Received& m) { ...; return txmq::ConsumeResult::Success(); },
+//       [](const txmq::Received& m) { return m.body; }));  // the original's id
+//
 // Thread safety: handlers may run on many threads at once, each on its own
 // pooled handle; their transactions take turns on the database's write
 // lock (waiting up to busy_timeout). The Inbox must outlive every consumer
@@ -37,9 +47,11 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "txmq/consumer.h"
+#include "txmq/inbox.h"  // InboxState, InboxRecord, DedupKeyFn
 #include "txmq/status.h"
 
 struct sqlite3;
@@ -74,8 +86,15 @@ class Inbox {
   Inbox(const Inbox&) = delete;
   Inbox& operator=(const Inbox&) = delete;
 
-  Handler Idempotent(SqlHandler handler);
+  // Once per dedup key (default: the message id) of the group.
+  Handler Idempotent(SqlHandler handler, DedupKeyFn dedup_key = nullptr);
+  // For messages that undo the message whose dedup key `undoes` returns.
+  Handler Undo(SqlHandler handler, DedupKeyFn undoes);
+  // Whether the group has a committed record of `message_id` (any state).
   Result<bool> Processed(const std::string& message_id);
+  // The group's committed record of `dedup_key`; nullopt when none.
+  Result<std::optional<InboxRecord>> Lookup(const std::string& dedup_key);
+  const InboxOptions& options() const;
   Result<int64_t> RemoveExpired();
 
   class Impl;

@@ -67,6 +67,11 @@ struct OutboxOptions {
   // SQLite has no NOTIFY: the relay looks this often for committed rows
   // (one indexed query), and at once after an Add in this process.
   std::chrono::milliseconds poll_interval{200};
+  // How long txmq_origin remembers each message Add committed, after it was
+  // sent: a compensation (OnCompensation, only_recorded) runs the undo only
+  // while this record exists. At least as long as a compensation may take
+  // to come back; the relay removes older records at idle moments.
+  std::chrono::milliseconds record_horizon = std::chrono::hours(24 * 7);
   std::string instance{};
 };
 
@@ -89,8 +94,10 @@ class Outbox {
   // Adds `message` inside the transaction open on `db` (the caller's
   // BEGIN IMMEDIATE). An empty id gets a UUIDv7. INVALID_ARGUMENT for a bad
   // topic or a reserved property; FAILED_PRECONDITION when `db` has no
-  // transaction open; CONFLICT when a row with this id exists; TIMEOUT
-  // when the database stayed locked (roll back and retry).
+  // transaction open; CONFLICT when a row with this id exists; ABORTED
+  // when a compensation for this id came first and fenced it
+  // (sqlite/compensation.h), or an earlier message had this id: roll back;
+  // TIMEOUT when the database stayed locked (roll back and retry).
   Status Add(sqlite3* db, Message message);
 
   // Waits until no pending row is left. OK then; FAILED_PRECONDITION when
