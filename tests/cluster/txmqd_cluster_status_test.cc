@@ -105,9 +105,18 @@ TEST_F(TxmqdClusterStatus, EveryNodeNamesTheLeaderAndAKilledFollowerLeavesTheIsr
     EXPECT_EQ(j["groups"][0]["epoch"], record.epoch) << n.name;
     EXPECT_EQ(j["groups"][0]["replicas"].size(), 3u) << n.name;
   }
+  // The table for people, asked at a follower.
+  Node* follower = &nodes_[0] == leader ? &nodes_[1] : &nodes_[0];
+  auto text = testing::RunCommand(
+      {testing::BinPath("txmqctl"), "--broker", follower->url(), "cluster", "status"}, "", 20s);
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("the leader's (" + leader->name + ")"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("NODE  ROLE      IN ISR  LOG INDEX  LAG  LAST CONTACT"),
+            std::string::npos)
+      << text.out;
+
   // A follower's own view (--local) agrees on leader, epoch and ISR and
   // knows no lag.
-  Node* follower = &nodes_[0] == leader ? &nodes_[1] : &nodes_[0];
   nlohmann::json own;
   ASSERT_TRUE(testing::WaitFor(
       [&] {
