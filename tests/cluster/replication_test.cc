@@ -280,6 +280,7 @@ TEST(Replication, LeaderReportsEachFollowersMatchLagAndLastAnswer) {
   ASSERT_EQ(health.size(), 3u);
   EXPECT_TRUE(health[0].leader);
   EXPECT_EQ(health[0].log_index, 18u);
+  EXPECT_EQ(health[0].last_contact_ms, -1);
   EXPECT_EQ(health[2].node, "c");
   EXPECT_EQ(health[2].lag_entries, 7u);
   EXPECT_GE(health[2].last_contact_ms, 2000);

@@ -22,8 +22,7 @@ std::vector<ReplicaHealth> DescribeReplicas(const std::string& self,
     r.in_isr = view.InIsr(name);
     if (name == self) {
       r.progress_known = true;
-      r.log_index = own_last;
-      if (leader != nullptr) r.last_contact_ms = 0;
+      r.log_index = own_last;  // contact stays -1: no node hears from itself
     } else if (auto lag = std::find_if(lags.begin(), lags.end(),
                                        [&](const ReplicaLag& l) { return l.node == name; });
                lag != lags.end()) {
