@@ -154,9 +154,10 @@ void AdminService::HandleCreateTopic(const RequestContext& ctx,
     if (s.ok()) s = topics_.AdmitNew(name, ctx);
     if (!s.ok()) {
       Logger("audit")->warn(
-          "operator='{}' client={} action=topic-create topic={} queues={} result={}",
-          AuditField(wire::ToString(request.getOperator())), AuditToken(ctx.routing_id), name,
-          queues == 0 ? core_.options().default_queues : queues,
+          "operator='{}' principal='{}' client={} action=topic-create topic={} queues={} "
+          "result={}",
+          AuditField(wire::ToString(request.getOperator())), AuditField(ctx.principal_name()),
+          AuditToken(ctx.client_id()), name, queues == 0 ? core_.options().default_queues : queues,
           "refused: " + AuditField(s.ToString()));
       return core_.ReplyError(ctx, s);
     }

@@ -35,9 +35,11 @@ class Delivery {
   void Tick(SteadyTime now);
   // New messages became visible on these topics: serve parked pulls.
   void OnTopicsAdvanced(const std::set<std::string>& topics);
-  // A client left. `failed`: it vanished (its leases count as failed
-  // deliveries); otherwise it said goodbye (leases are given back as is).
-  void ReleaseClient(const std::string& client_id, bool failed);
+  // A client left: the connection `routing_id`, logged as `shown_as` (its
+  // hello id; the routing id is a secret). `failed`: it vanished (its
+  // leases count as failed deliveries); otherwise it said goodbye (leases
+  // are given back as is).
+  void ReleaseClient(const std::string& routing_id, const std::string& shown_as, bool failed);
   // Schedules a message for the group again, due now, with a fresh
   // delivery count: known to consumers as `as_known`, read from `source`.
   void Redeliver(GroupState& group, const storage::Location& as_known,

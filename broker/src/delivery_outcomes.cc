@@ -241,22 +241,23 @@ void Delivery::Tick(SteadyTime now) {
   TickParked(now);
 }
 
-void Delivery::ReleaseClient(const std::string& client_id, bool failed) {
+void Delivery::ReleaseClient(const std::string& routing_id, const std::string& shown_as,
+                             bool failed) {
   std::vector<uint64_t> held;
   for (const auto& [lease_id, ref] : groups_.leases()) {
-    if (ref.client == client_id) held.push_back(lease_id);
+    if (ref.client == routing_id) held.push_back(lease_id);
   }
   // In the order they were handed out: the redeliveries are then scheduled,
   // and delivered, in that order too (keeps a key's messages in order).
   std::sort(held.begin(), held.end());
   for (uint64_t id : held) FailLease(id, failed, 0, 0);
-  announced_max_reconsume_.erase(client_id);
+  announced_max_reconsume_.erase(routing_id);
   if (!held.empty()) {
-    Logger("broker")->info("client {} {}: {} leased messages {}", client_id,
+    Logger("broker")->info("client {} {}: {} leased messages {}", shown_as,
                            failed ? "went silent" : "said goodbye", held.size(),
                            failed ? "scheduled for redelivery" : "given back");
   }
-  ReleaseParked(client_id, failed);
+  ReleaseParked(routing_id, failed);
 }
 
 }  // namespace txmq::broker

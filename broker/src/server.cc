@@ -205,7 +205,7 @@ void Server::ForgetUnauthorized() {
     Logger("auth")->info(
         "client {} (group '{}') lost its rights with the reloaded ACL; forgetting it", c->id,
         c->group);
-    delivery_.ReleaseClient(routing_id, false);
+    delivery_.ReleaseClient(routing_id, c->id, false);
     clients_.Remove(routing_id);
   }
 }
@@ -447,7 +447,7 @@ void Server::Dispatch(const std::string& routing_id, std::string key, int fd, wi
         return core_.Reply(ctx, reply);
       }
       case E::GOODBYE: {
-        delivery_.ReleaseClient(routing_id, false);
+        delivery_.ReleaseClient(routing_id, clients_.NameOf(routing_id), false);
         clients_.Remove(routing_id);
         auto reply = Core::NewReply(ctx);
         reply.envelope().setGoodbyeOk();
@@ -639,7 +639,7 @@ void Server::Housekeeping(SteadyTime now) {
     Logger("broker")->info("client {} ({} of group '{}') silent for {} ms; forgetting it", gone.id,
                            gone.role == wire::Role::PRODUCER ? "producer" : "consumer", gone.group,
                            options_.client_timeout.count());
-    delivery_.ReleaseClient(gone.routing_id, true);
+    delivery_.ReleaseClient(gone.routing_id, gone.id, true);
     core_.limits().ForgetClient(gone.routing_id);
   }
   bool more = core_.limits().Sweep();

@@ -4,8 +4,10 @@
 #include <iostream>
 #include <sstream>
 
+#include "broker/src/auth/security.h"
 #include "broker/src/cluster_status_reply.h"
 #include "broker/src/standby_responder.h"
+#include "protocol/src/curve_keys.h"
 #include "protocol/src/log.h"
 
 namespace txmq::broker {
@@ -19,6 +21,46 @@ std::vector<std::string> SplitComma(const std::string& text) {
     if (!part.empty()) out.push_back(part);
   }
   return out;
+}
+
+// CURVE on the replication links: this node's secret key and each peer's
+// public key, or plaintext, which an address other machines can reach
+// takes only with --insecure: whoever reaches a plaintext replication port
+// can speak as a peer and write into the group's log.
+Status ReplicationKeys(const ClusterFlags& f, const BrokerOptions& o,
+                       cluster::ClusterNodeOptions& c) {
+  if (f.replication_key.empty()) {
+    if (!f.replication_peer_keys.empty()) {
+      return Status::InvalidArgument(
+          "--replication-peer-keys needs --replication-key (this node's own secret key)");
+    }
+    if (!o.insecure && !auth::IsLoopbackEndpoint(f.replication_listen)) {
+      return Status::InvalidArgument(
+          "--replication-listen " + f.replication_listen +
+          " is reachable from other machines, and without CURVE anyone who reaches it could "
+          "write into the group's log as a peer. Use --replication-key FILE "
+          "--replication-peer-keys DIR, listen on 127.0.0.1, or accept plaintext with "
+          "--insecure");
+    }
+    return Status::OK();
+  }
+  if (!curve::Available()) {
+    return Status::InvalidArgument("--replication-key: this libzmq has no CURVE support");
+  }
+  if (f.replication_peer_keys.empty()) {
+    return Status::InvalidArgument(
+        "--replication-key needs --replication-peer-keys DIR (NODE.pub of every peer)");
+  }
+  auto secret = curve::ReadKeyFile(f.replication_key, "--replication-key");
+  if (!secret.ok()) return secret.status();
+  c.replication_secret_key = *secret;
+  for (cluster::ZmqPeer& peer : c.peers) {
+    const std::string path = f.replication_peer_keys + "/" + peer.name + ".pub";
+    auto key = curve::ReadKeyFile(path, "--replication-peer-keys (peer " + peer.name + ")");
+    if (!key.ok()) return key.status();
+    peer.public_key = *key;
+  }
+  return Status::OK();
 }
 
 }  // namespace
@@ -40,6 +82,15 @@ void AddClusterFlags(CLI::App& app, ClusterFlags& f) {
   app.add_option("--peers", f.peers,
                  "With --etcd: the group's other nodes and their --replication-listen, "
                  "comma-separated NODE=ENDPOINT (b=tcp://10.0.0.2:7900,c=tcp://10.0.0.3:7900)");
+  app.add_option("--replication-key", f.replication_key,
+                 "With --etcd: this node's CURVE secret key file for replication links "
+                 "(txmqctl keygen NODE writes NODE.key and NODE.pub). Encrypts them and admits "
+                 "only the peers whose public keys --replication-peer-keys holds. Without it "
+                 "replication is plaintext, and a --replication-listen other machines can reach "
+                 "needs --insecure");
+  app.add_option("--replication-peer-keys", f.replication_peer_keys,
+                 "With --replication-key: a directory holding NODE.pub, the public key of each "
+                 "node named in --peers");
   app.add_option("--min-isr", f.min_isr,
                  "With --etcd: a send, an end or an ack is answered only once this many nodes "
                  "(every in-sync one, at least this many) have it on disk; 1 is a single "
@@ -53,10 +104,11 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
   cluster::ClusterNodeOptions c;
   if (f.etcd.empty()) {
     if (!f.group.empty() || !f.node.empty() || !f.replication_listen.empty() || !f.peers.empty() ||
-        f.min_isr != 1) {
+        f.min_isr != 1 || !f.replication_key.empty() || !f.replication_peer_keys.empty()) {
       return Status::InvalidArgument(
-          "--group, --node, --replication-listen, --peers and --min-isr need --etcd (without it "
-          "txmqd is a single broker)");
+          "--group, --node, --replication-listen, --peers, --replication-key, "
+          "--replication-peer-keys and --min-isr need --etcd (without it txmqd is a single "
+          "broker)");
     }
     return c;
   }
@@ -96,6 +148,7 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
     }
     c.peers.push_back({peer.substr(0, eq), peer.substr(eq + 1), ""});
   }
+  if (Status keys = ReplicationKeys(f, o, c); !keys.ok()) return keys;
   c.min_isr = f.min_isr;
   if (c.min_isr > c.peers.size() + 1) {
     return Status::InvalidArgument("--min-isr " + std::to_string(c.min_isr) +

@@ -24,6 +24,8 @@ struct ClusterFlags {
   std::string replication_listen;
   std::string peers;  // NODE=ENDPOINT,...
   size_t min_isr = 1;
+  std::string replication_key;        // this node's CURVE secret key file
+  std::string replication_peer_keys;  // directory of NODE.pub, one per peer
 };
 
 void AddClusterFlags(CLI::App& app, ClusterFlags& flags);

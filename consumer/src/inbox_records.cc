@@ -2,6 +2,7 @@
 
 #include "protocol/src/util.h"
 #include "storage/src/coding.h"
+#include "storage/src/db.h"
 
 namespace txmq::inbox {
 
@@ -22,7 +23,8 @@ std::string RecordKey(const std::string& group, const std::string& dedup_key) {
 
 std::optional<InboxRecord> Read(LocalStore& store, const std::string& record_key) {
   std::string value;
-  if (!store.impl().db()->Get(leveldb::ReadOptions(), record_key, &value).ok()) return std::nullopt;
+  if (!store.impl().db()->Get(storage::CheckedReads(), record_key, &value).ok())
+    return std::nullopt;
   std::string_view in(value);
   uint8_t state;
   uint64_t time_ms;

@@ -40,6 +40,7 @@
 #include <string>
 #include <thread>
 
+#include "examples/broker_flags.h"
 #include "txmq/compensation.h"
 #include "txmq/consumer.h"
 #include "txmq/inbox.h"
@@ -86,8 +87,8 @@ void Tell(const std::string& file, int64_t count) {
   std::rename((file + ".tmp").c_str(), file.c_str());
 }
 
-int Sender(const std::string& broker, const std::string& db, int64_t transfers, uint64_t seed,
-           const std::set<int64_t>& crash_at, const std::string& decided_file,
+int Sender(const txmq::examples::BrokerFlags& broker, const std::string& db, int64_t transfers,
+           uint64_t seed, const std::set<int64_t>& crash_at, const std::string& decided_file,
            const std::string& status_file) {
   auto opened = txmq::LocalStore::Open(db);
   if (!opened.ok()) {
@@ -103,9 +104,12 @@ int Sender(const std::string& broker, const std::string& db, int64_t transfers, 
   }
   // kBackground: the local commit is the decision; the broker learns it from
   // an end sent behind the call, or, after a crash, from its check-back.
-  txmq::TransactionProducer producer(
-      {.broker = broker, .group = "bank-a", .end_mode = txmq::TransactionEndMode::kBackground},
-      store);
+  txmq::TransactionProducer producer({.broker = broker.url,
+                                      .curve_key = broker.curve_key,
+                                      .server_key = broker.server_key,
+                                      .group = "bank-a",
+                                      .end_mode = txmq::TransactionEndMode::kBackground},
+                                     store);
   if (txmq::Status s = producer.Start(); !s.ok()) {
     std::cerr << "sender: " << s.ToString() << "\n";
     return 1;
@@ -113,8 +117,11 @@ int Sender(const std::string& broker, const std::string& db, int64_t transfers, 
   // Refunds: a transfer the receiving bank could not credit comes back as a
   // compensation, and Bob gets the amount back, once.
   txmq::Inbox inbox(store, {.group = "bank-a-refunds"});
-  txmq::Consumer refunds(
-      {.broker = broker, .group = "bank-a-refunds", .long_poll = std::chrono::milliseconds(500)});
+  txmq::Consumer refunds({.broker = broker.url,
+                          .curve_key = broker.curve_key,
+                          .server_key = broker.server_key,
+                          .group = "bank-a-refunds",
+                          .long_poll = std::chrono::milliseconds(500)});
   txmq::Status s = txmq::OnCompensation(
       refunds, inbox, "bank-a", [](txmq::LocalTxn& tx, const txmq::Compensation& c) {
         const int64_t amount = Number(tx.Get("debit/" + c.key));
@@ -192,7 +199,8 @@ int Sender(const std::string& broker, const std::string& db, int64_t transfers, 
   return 0;
 }
 
-int Receiver(const std::string& broker, const std::string& db, const std::string& status_file) {
+int Receiver(const txmq::examples::BrokerFlags& broker, const std::string& db,
+             const std::string& status_file) {
   auto opened = txmq::LocalStore::Open(db);
   if (!opened.ok()) {
     std::cerr << "receiver: " << opened.status().ToString() << "\n";
@@ -200,14 +208,20 @@ int Receiver(const std::string& broker, const std::string& db, const std::string
   }
   txmq::LocalStore& store = **opened;
   // The outbox carries the compensations of transfers it cannot credit.
-  txmq::Outbox outbox(store, {.producer = {.broker = broker, .group = "bank-b"}});
+  txmq::Outbox outbox(store, {.producer = {.broker = broker.url,
+                                           .curve_key = broker.curve_key,
+                                           .server_key = broker.server_key,
+                                           .group = "bank-b"}});
   if (txmq::Status started = outbox.Start(); !started.ok()) {
     std::cerr << "receiver: " << started.ToString() << "\n";
     return 1;
   }
   txmq::Inbox inbox(store, {.group = "bank-b", .outbox = &outbox});
-  txmq::Consumer consumer(
-      {.broker = broker, .group = "bank-b", .long_poll = std::chrono::milliseconds(500)});
+  txmq::Consumer consumer({.broker = broker.url,
+                           .curve_key = broker.curve_key,
+                           .server_key = broker.server_key,
+                           .group = "bank-b",
+                           .long_poll = std::chrono::milliseconds(500)});
   std::atomic<int64_t> credited{0};
   txmq::Status s =
       consumer.Subscribe(kTopic, inbox.Idempotent([&](txmq::LocalTxn& tx, const txmq::Received& m) {
@@ -265,7 +279,8 @@ int Report(const std::string& db) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string broker = "tcp://127.0.0.1:7800", db, status_file, crash_at, decided_file;
+  txmq::examples::BrokerFlags broker;
+  std::string db, status_file, crash_at, decided_file;
   int64_t transfers = 1000;
   uint64_t seed = 1;
   CLI::App app{"The txmq bank transfer example (see the top of bank.cc)"};
@@ -277,7 +292,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--db", db, "LevelDB directory of this bank")->required();
   }
   for (CLI::App* cmd : {sender, receiver}) {
-    cmd->add_option("--broker", broker, "txmqd endpoint")->capture_default_str();
+    txmq::examples::AddBrokerFlags(*cmd, broker);
   }
   sender->add_option("--transfers", transfers, "How many transfers in all")->capture_default_str();
   sender->add_option("--seed", seed, "Seed of the amounts")->capture_default_str();

@@ -17,16 +17,18 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "examples/broker_flags.h"
 #include "txmq/consumer.h"
 #include "txmq/inbox.h"
 #include "txmq/local_store.h"
 #include "txmq/outbox.h"
 
 int main(int argc, char** argv) {
-  std::string broker = "tcp://127.0.0.1:7800", db = "./inventory-db";
+  txmq::examples::BrokerFlags broker;
+  std::string db = "./inventory-db";
   std::vector<std::string> stock;
   CLI::App app{"Inventory service of the txmq order/inventory example"};
-  app.add_option("--broker", broker, "txmqd endpoint")->capture_default_str();
+  txmq::examples::AddBrokerFlags(app, broker);
   app.add_option("--db", db, "LevelDB directory for stock and txmq's tables")
       ->capture_default_str();
   app.add_option("--stock", stock,
@@ -80,10 +82,16 @@ int main(int argc, char** argv) {
     }
   }
 
-  txmq::Outbox outbox(store, {.producer = {.broker = broker, .group = "inventory"}});
+  txmq::Outbox outbox(store, {.producer = {.broker = broker.url,
+                                           .curve_key = broker.curve_key,
+                                           .server_key = broker.server_key,
+                                           .group = "inventory"}});
   if (!outbox.Start().ok()) return 1;
   txmq::Inbox inbox(store, {.group = "inventory", .outbox = &outbox});
-  txmq::Consumer consumer({.broker = broker, .group = "inventory"});
+  txmq::Consumer consumer({.broker = broker.url,
+                           .curve_key = broker.curve_key,
+                           .server_key = broker.server_key,
+                           .group = "inventory"});
   txmq::Status subscribed = consumer.Subscribe(
       "order-created", inbox.Idempotent([&](txmq::LocalTxn& tx, const txmq::Received& m) {
         const std::string item = m.body.substr(0, m.body.find(':'));
@@ -95,7 +103,8 @@ int main(int argc, char** argv) {
         auto have = tx.Get("stock/" + item);
         const int in_stock = have.ok() ? std::stoi(*have) : 0;
         if (in_stock < wanted) {
-          std::cout << "order " << m.key << ": " << item << " x" << wanted << " out of stock\n";
+          std::cout << "order " << m.key << ": " << item << " x" << wanted << " out of stock"
+                    << std::endl;
           return txmq::ConsumeResult::Compensate(item + " out of stock");
         }
         txmq::Status written = tx.Put("stock/" + item, std::to_string(in_stock - wanted));
@@ -106,7 +115,7 @@ int main(int argc, char** argv) {
           std::cerr << "order " << m.key << ": " << written.ToString() << "\n";
           return txmq::ConsumeResult::RetryLater();
         }
-        std::cout << "order " << m.key << ": reserved " << item << " x" << wanted << "\n";
+        std::cout << "order " << m.key << ": reserved " << item << " x" << wanted << std::endl;
         return txmq::ConsumeResult::Success();
       }));
   if (!subscribed.ok()) {

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "examples/broker_flags.h"
 #include "txmq/compensation.h"
 #include "txmq/consumer.h"
 #include "txmq/inbox.h"
@@ -23,11 +24,12 @@
 #include "txmq/outbox.h"
 
 int main(int argc, char** argv) {
-  std::string broker = "tcp://127.0.0.1:7800", db = "./orders-db";
+  txmq::examples::BrokerFlags broker;
+  std::string db = "./orders-db";
   std::vector<std::string> orders;
   int wait_seconds = 30;
   CLI::App app{"Order service of the txmq order/inventory example"};
-  app.add_option("--broker", broker, "txmqd endpoint")->capture_default_str();
+  txmq::examples::AddBrokerFlags(app, broker);
   app.add_option("--db", db, "LevelDB directory for orders and txmq's tables")
       ->capture_default_str();
   app.add_option("--order", orders, "ID:ITEM:QUANTITY (repeatable)")->allow_extra_args(false);
@@ -42,12 +44,18 @@ int main(int argc, char** argv) {
   txmq::LocalStore& store = **opened;
 
   // Publishing: the outbox relays committed rows until the broker has them.
-  txmq::Outbox outbox(store, {.producer = {.broker = broker, .group = "orders"}});
+  txmq::Outbox outbox(store, {.producer = {.broker = broker.url,
+                                           .curve_key = broker.curve_key,
+                                           .server_key = broker.server_key,
+                                           .group = "orders"}});
   if (!outbox.Start().ok()) return 1;
 
   // Outcomes: confirmations and compensations, each applied once.
   txmq::Inbox inbox(store, {.group = "orders"});
-  txmq::Consumer consumer({.broker = broker, .group = "orders"});
+  txmq::Consumer consumer({.broker = broker.url,
+                           .curve_key = broker.curve_key,
+                           .server_key = broker.server_key,
+                           .group = "orders"});
   txmq::Status subscribed = consumer.Subscribe(
       "stock-reserved", inbox.Idempotent([](txmq::LocalTxn& tx, const txmq::Received& m) {
         if (!tx.Put("order/" + m.key, "confirmed").ok()) {

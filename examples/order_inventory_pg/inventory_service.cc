@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "examples/broker_flags.h"
 #include "examples/order_inventory_pg/sql.h"
 #include "txmq/consumer.h"
 #include "txmq/pg/inbox.h"
@@ -23,11 +24,12 @@
 using example::Sql;
 
 int main(int argc, char** argv) {
-  std::string broker = "tcp://127.0.0.1:7800", conninfo = "dbname=inventory";
+  txmq::examples::BrokerFlags broker;
+  std::string conninfo = "dbname=inventory";
   std::vector<std::string> stock;
   bool report = false;
   CLI::App app{"Inventory service of the txmq order/inventory example, on PostgreSQL"};
-  app.add_option("--broker", broker, "txmqd endpoint")->capture_default_str();
+  txmq::examples::AddBrokerFlags(app, broker);
   app.add_option("--pg", conninfo, "libpq connection string of the inventory database")
       ->capture_default_str();
   app.add_option("--stock", stock,
@@ -66,13 +68,19 @@ int main(int argc, char** argv) {
           {s.substr(0, eq), s.substr(eq + 1)});
     }
 
-    txmq::pg::Outbox outbox(
-        {.conninfo = conninfo, .producer = {.broker = broker, .group = "inventory"}});
+    txmq::pg::Outbox outbox({.conninfo = conninfo,
+                             .producer = {.broker = broker.url,
+                                          .curve_key = broker.curve_key,
+                                          .server_key = broker.server_key,
+                                          .group = "inventory"}});
     if (txmq::Status s = outbox.Start(); !s.ok()) throw std::runtime_error(s.ToString());
     auto inbox =
         txmq::pg::Inbox::Open({.conninfo = conninfo, .group = "inventory", .outbox = &outbox});
     if (!inbox.ok()) throw std::runtime_error(inbox.status().ToString());
-    txmq::Consumer consumer({.broker = broker, .group = "inventory"});
+    txmq::Consumer consumer({.broker = broker.url,
+                             .curve_key = broker.curve_key,
+                             .server_key = broker.server_key,
+                             .group = "inventory"});
     txmq::Status subscribed = consumer.Subscribe(
         "order-created", (*inbox)->Idempotent([&](PGconn* conn, const txmq::Received& m) {
           const std::string item = m.body.substr(0, m.body.find(':'));

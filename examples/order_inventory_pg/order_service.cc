@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "examples/broker_flags.h"
 #include "examples/order_inventory_pg/sql.h"
 #include "txmq/compensation.h"
 #include "txmq/consumer.h"
@@ -26,11 +27,12 @@
 using example::Sql;
 
 int main(int argc, char** argv) {
-  std::string broker = "tcp://127.0.0.1:7800", conninfo = "dbname=orders";
+  txmq::examples::BrokerFlags broker;
+  std::string conninfo = "dbname=orders";
   std::vector<std::string> orders;
   int wait_seconds = 30;
   CLI::App app{"Order service of the txmq order/inventory example, on PostgreSQL"};
-  app.add_option("--broker", broker, "txmqd endpoint")->capture_default_str();
+  txmq::examples::AddBrokerFlags(app, broker);
   app.add_option("--pg", conninfo, "libpq connection string of the orders database")
       ->capture_default_str();
   app.add_option("--order", orders, "ID:ITEM:QUANTITY (repeatable)")->allow_extra_args(false);
@@ -44,14 +46,20 @@ int main(int argc, char** argv) {
         "quantity int NOT NULL, status text NOT NULL)");
 
     // Publishing: the relay sends committed outbox rows until the broker has them.
-    txmq::pg::Outbox outbox(
-        {.conninfo = conninfo, .producer = {.broker = broker, .group = "orders"}});
+    txmq::pg::Outbox outbox({.conninfo = conninfo,
+                             .producer = {.broker = broker.url,
+                                          .curve_key = broker.curve_key,
+                                          .server_key = broker.server_key,
+                                          .group = "orders"}});
     if (txmq::Status s = outbox.Start(); !s.ok()) throw std::runtime_error(s.ToString());
 
     // Outcomes, each applied once: the inbox's record commits with the update.
     auto inbox = txmq::pg::Inbox::Open({.conninfo = conninfo, .group = "orders"});
     if (!inbox.ok()) throw std::runtime_error(inbox.status().ToString());
-    txmq::Consumer consumer({.broker = broker, .group = "orders"});
+    txmq::Consumer consumer({.broker = broker.url,
+                             .curve_key = broker.curve_key,
+                             .server_key = broker.server_key,
+                             .group = "orders"});
     txmq::Status subscribed = consumer.Subscribe(
         "stock-reserved", (*inbox)->Idempotent([](PGconn* conn, const txmq::Received& m) {
           Sql(conn, "UPDATE orders SET status = 'confirmed' WHERE id = $1", {m.key});

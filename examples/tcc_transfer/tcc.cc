@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "examples/broker_flags.h"
 #include "txmq/compensation.h"
 #include "txmq/consumer.h"
 #include "txmq/inbox.h"
@@ -69,7 +70,8 @@ txmq::ConsumeResult Done(const txmq::Status& s) {
   return s.ok() ? txmq::ConsumeResult::Success() : txmq::ConsumeResult::RetryLater();
 }
 
-int Bank(const std::string& bank, const std::string& broker, const std::string& db) {
+int Bank(const std::string& bank, const txmq::examples::BrokerFlags& broker,
+         const std::string& db) {
   auto opened = txmq::LocalStore::Open(db);
   if (!opened.ok()) {
     std::cerr << "bank " << bank << ": " << opened.status().ToString() << "\n";
@@ -85,11 +87,17 @@ int Bank(const std::string& bank, const std::string& broker, const std::string& 
     }
   }
   const std::string group = "bank-" + bank;
-  txmq::Outbox outbox(store, {.producer = {.broker = broker, .group = group}});
+  txmq::Outbox outbox(store, {.producer = {.broker = broker.url,
+                                           .curve_key = broker.curve_key,
+                                           .server_key = broker.server_key,
+                                           .group = group}});
   if (!outbox.Start().ok()) return 1;
   txmq::Inbox inbox(store, {.group = group, .outbox = &outbox});
-  txmq::Consumer consumer(
-      {.broker = broker, .group = group, .long_poll = std::chrono::milliseconds(300)});
+  txmq::Consumer consumer({.broker = broker.url,
+                           .curve_key = broker.curve_key,
+                           .server_key = broker.server_key,
+                           .group = group,
+                           .long_poll = std::chrono::milliseconds(300)});
   // Try and cancel share a dedup key: the cancel undoes the try.
   auto try_of = [](const txmq::Received& m) { return "try/" + m.key; };
 
@@ -163,7 +171,7 @@ struct Transfer {
   int64_t amount = 0;
 };
 
-int Coordinator(const std::string& broker, const std::string& db,
+int Coordinator(const txmq::examples::BrokerFlags& broker, const std::string& db,
                 const std::vector<Transfer>& transfers, const std::string& slow_try,
                 std::chrono::milliseconds try_timeout, int wait_seconds) {
   auto opened = txmq::LocalStore::Open(db);
@@ -172,11 +180,17 @@ int Coordinator(const std::string& broker, const std::string& db,
     return 1;
   }
   txmq::LocalStore& store = **opened;
-  txmq::Outbox outbox(store, {.producer = {.broker = broker, .group = "tcc"}});
+  txmq::Outbox outbox(store, {.producer = {.broker = broker.url,
+                                           .curve_key = broker.curve_key,
+                                           .server_key = broker.server_key,
+                                           .group = "tcc"}});
   if (!outbox.Start().ok()) return 1;
   txmq::Inbox inbox(store, {.group = "tcc"});
-  txmq::Consumer consumer(
-      {.broker = broker, .group = "tcc", .long_poll = std::chrono::milliseconds(300)});
+  txmq::Consumer consumer({.broker = broker.url,
+                           .curve_key = broker.curve_key,
+                           .server_key = broker.server_key,
+                           .group = "tcc",
+                           .long_poll = std::chrono::milliseconds(300)});
 
   // Phase two: both confirm, or both cancel. Only from "trying": a late
   // answer to a transfer already decided changes nothing.
@@ -288,7 +302,8 @@ int Report(const std::string& bank, const std::string& db, const std::vector<std
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string broker = "tcp://127.0.0.1:7800", db, bank, slow_try;
+  txmq::examples::BrokerFlags broker;
+  std::string db, bank, slow_try;
   std::vector<std::string> specs, ids;
   int timeout_ms = 1000, wait_seconds = 60;
   CLI::App app{"The txmq TCC transfer example (see the top of tcc.cc)"};
@@ -300,7 +315,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--db", db, "LevelDB directory of this service")->required();
   }
   for (CLI::App* cmd : {bank_cmd, coordinator}) {
-    cmd->add_option("--broker", broker, "txmqd endpoint")->capture_default_str();
+    txmq::examples::AddBrokerFlags(*cmd, broker);
   }
   for (CLI::App* cmd : {bank_cmd, report}) {
     cmd->add_option("--bank", bank, "a (Bob's) or b (Smith's)")

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "examples/broker_flags.h"
 #include "txmq/compensation.h"
 #include "txmq/consumer.h"
 #include "txmq/inbox.h"
@@ -55,19 +56,25 @@ txmq::Status Note(txmq::LocalTxn& tx, const std::string& trip, const std::string
   return tx.Put("trip/" + trip + "/log", (log.ok() ? *log + ", " : "") + line);
 }
 
-int Booking(const std::string& kind, const std::string& broker, const std::string& db,
-            const std::set<std::string>& sold_out) {
+int Booking(const std::string& kind, const txmq::examples::BrokerFlags& broker,
+            const std::string& db, const std::set<std::string>& sold_out) {
   auto opened = txmq::LocalStore::Open(db);
   if (!opened.ok()) {
     std::cerr << kind << ": " << opened.status().ToString() << "\n";
     return 1;
   }
   txmq::LocalStore& store = **opened;
-  txmq::Outbox outbox(store, {.producer = {.broker = broker, .group = kind}});
+  txmq::Outbox outbox(store, {.producer = {.broker = broker.url,
+                                           .curve_key = broker.curve_key,
+                                           .server_key = broker.server_key,
+                                           .group = kind}});
   if (!outbox.Start().ok()) return 1;
   txmq::Inbox inbox(store, {.group = kind, .outbox = &outbox});
-  txmq::Consumer consumer(
-      {.broker = broker, .group = kind, .long_poll = std::chrono::milliseconds(500)});
+  txmq::Consumer consumer({.broker = broker.url,
+                           .curve_key = broker.curve_key,
+                           .server_key = broker.server_key,
+                           .group = kind,
+                           .long_poll = std::chrono::milliseconds(500)});
   // A booking and its cancel share a dedup key: the cancel undoes the booking.
   auto booking_of = [](const txmq::Received& m) { return "book/" + m.key; };
   txmq::Status s = consumer.Subscribe(
@@ -113,19 +120,25 @@ int Booking(const std::string& kind, const std::string& broker, const std::strin
   return 0;
 }
 
-int Trip(const std::string& broker, const std::string& db, const std::vector<std::string>& trips,
-         int wait_seconds) {
+int Trip(const txmq::examples::BrokerFlags& broker, const std::string& db,
+         const std::vector<std::string>& trips, int wait_seconds) {
   auto opened = txmq::LocalStore::Open(db);
   if (!opened.ok()) {
     std::cerr << "trip: " << opened.status().ToString() << "\n";
     return 1;
   }
   txmq::LocalStore& store = **opened;
-  txmq::Outbox outbox(store, {.producer = {.broker = broker, .group = "trip"}});
+  txmq::Outbox outbox(store, {.producer = {.broker = broker.url,
+                                           .curve_key = broker.curve_key,
+                                           .server_key = broker.server_key,
+                                           .group = "trip"}});
   if (!outbox.Start().ok()) return 1;
   txmq::Inbox inbox(store, {.group = "trip"});
-  txmq::Consumer consumer(
-      {.broker = broker, .group = "trip", .long_poll = std::chrono::milliseconds(500)});
+  txmq::Consumer consumer({.broker = broker.url,
+                           .curve_key = broker.curve_key,
+                           .server_key = broker.server_key,
+                           .group = "trip",
+                           .long_poll = std::chrono::milliseconds(500)});
 
   // A step's answer moves the trip on: the next booking, or, when a step
   // failed, the cancel of the latest step still booked.
@@ -248,7 +261,8 @@ int Report(const std::string& db) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string broker = "tcp://127.0.0.1:7800", db, kind;
+  txmq::examples::BrokerFlags broker;
+  std::string db, kind;
   std::vector<std::string> sold_out, trips;
   int wait_seconds = 60;
   CLI::App app{"The txmq travel saga example (see the top of travel.cc)"};
@@ -260,7 +274,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--db", db, "LevelDB directory of this service")->required();
   }
   for (CLI::App* cmd : {booking, trip}) {
-    cmd->add_option("--broker", broker, "txmqd endpoint")->capture_default_str();
+    txmq::examples::AddBrokerFlags(*cmd, broker);
   }
   booking->add_option("--kind", kind, "car, hotel or flight")
       ->required()

@@ -6,6 +6,7 @@
 
 #include "producer/src/outbox_row.h"
 #include "protocol/src/log.h"
+#include "storage/src/db.h"
 #include "storage/src/local_store_impl.h"
 #include "txmq/outbox.h"
 
@@ -16,7 +17,7 @@ namespace outbox {
 void ForEachRow(LocalStore& store, bool parked,
                 const std::function<void(uint64_t seq, StoredRow row)>& fn) {
   const std::string prefix = parked ? ParkedPrefix() : PendingPrefix();
-  std::unique_ptr<leveldb::Iterator> it(store.impl().db()->NewIterator(leveldb::ReadOptions()));
+  std::unique_ptr<leveldb::Iterator> it(store.impl().db()->NewIterator(storage::CheckedReads()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     uint64_t seq;
     StoredRow row;

@@ -5,6 +5,7 @@
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "storage/src/coding.h"
+#include "storage/src/db.h"
 #include "storage/src/local_store_impl.h"
 
 namespace txmq::producer {
@@ -57,7 +58,7 @@ void StoreTransactions::RecordCommit(LocalTxn& txn, const std::string& tx_id) {
   LocalStore::Impl* store = &store_.impl();
   txn.impl().Require(key, [store, key, tx_id]() {
     std::string value;
-    if (store->db()->Get(leveldb::ReadOptions(), key, &value).ok() && value == "R") {
+    if (store->db()->Get(storage::CheckedReads(), key, &value).ok() && value == "R") {
       return Status::Aborted("transaction " + tx_id +
                              " was aborted by check-back (the broker asked, the local "
                              "transaction had not committed, so it was rolled back); nothing was "
@@ -91,7 +92,7 @@ TxState ResolveTransaction(LocalStore& local_store, const std::string& tx_id,
   LocalStore::Impl& store = local_store.impl();
   auto key_lock = store.LockKey(key);
   std::string value;
-  leveldb::Status s = store.db()->Get(leveldb::ReadOptions(), key, &value);
+  leveldb::Status s = store.db()->Get(storage::CheckedReads(), key, &value);
   if (s.ok()) return value == "C" ? TxState::kCommit : TxState::kRollback;
   if (!s.IsNotFound()) {
     *why = "reading the transaction record: " + s.ToString();

@@ -6,6 +6,7 @@
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "storage/src/coding.h"
+#include "storage/src/db.h"
 #include "storage/src/local_store_impl.h"
 
 namespace txmq {
@@ -46,12 +47,13 @@ LocalStore::Impl::~Impl() {
 Status LocalStore::Impl::LoadOrCreateInstanceId() {
   const std::string key = ReservedKey("meta/instance");
   std::string value;
-  leveldb::Status s = db()->Get(leveldb::ReadOptions(), key, &value);
+  leveldb::Status s = db()->Get(storage::CheckedReads(), key, &value);
   if (s.ok()) {
     instance_id_ = value;
     return Status::OK();
   }
-  if (!s.IsNotFound()) return storage::FromLevelDb(s, "reading the store's instance id");
+  if (!s.IsNotFound())
+    return storage::FromLevelDb(s, "reading the instance id of the local store at " + path());
   instance_id_ = NewUuidV7();
   leveldb::WriteOptions wo;
   wo.sync = true;
@@ -109,7 +111,7 @@ void LocalStore::Impl::SeqsDone(uint64_t first) {
 
 Status LocalStore::Impl::SeedCommitSeq() {
   uint64_t highest = 0;
-  std::unique_ptr<leveldb::Iterator> it(db()->NewIterator(leveldb::ReadOptions()));
+  std::unique_ptr<leveldb::Iterator> it(db()->NewIterator(storage::CheckedReads()));
   for (std::string_view table : {kOutboxPendingTable, kOutboxParkedTable}) {
     const std::string prefix = ReservedKey(table);
     std::string after = prefix;
@@ -181,7 +183,7 @@ size_t LocalStore::Impl::RunRetentionPass() {
     const uint64_t cutoff = static_cast<uint64_t>(std::max<int64_t>(0, now - t.horizon.count()));
     leveldb::WriteBatch batch;
     size_t n = 0;
-    std::unique_ptr<leveldb::Iterator> it(db()->NewIterator(leveldb::ReadOptions()));
+    std::unique_ptr<leveldb::Iterator> it(db()->NewIterator(storage::CheckedReads()));
     for (it->Seek(index_prefix); it->Valid() && it->key().starts_with(index_prefix) && n < t.batch;
          it->Next()) {
       std::string_view rest(it->key().data() + index_prefix.size(),
@@ -224,7 +226,7 @@ LocalTxn::~LocalTxn() = default;
 
 Result<std::string> LocalStore::Impl::Get(std::string_view key) const {
   std::string value;
-  leveldb::Status s = db()->Get(leveldb::ReadOptions(), LocalTxn::Impl::key_slice(key), &value);
+  leveldb::Status s = db()->Get(storage::CheckedReads(), LocalTxn::Impl::key_slice(key), &value);
   if (s.IsNotFound()) return Status::NotFound("no value under the key");
   if (!s.ok()) return storage::FromLevelDb(s, "reading the local store");
   return value;
@@ -356,7 +358,7 @@ Result<std::string> LocalStore::Get(std::string_view key) const { return impl_->
 
 void LocalStore::Scan(std::string_view prefix,
                       const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  std::unique_ptr<leveldb::Iterator> it(impl_->db()->NewIterator(leveldb::ReadOptions()));
+  std::unique_ptr<leveldb::Iterator> it(impl_->db()->NewIterator(storage::CheckedReads()));
   for (it->Seek(LocalTxn::Impl::key_slice(prefix)); it->Valid(); it->Next()) {
     std::string_view key(it->key().data(), it->key().size());
     if (!key.starts_with(prefix) || key.starts_with(kReservedPrefix)) break;

@@ -50,5 +50,22 @@ TEST(TxmqdFlags, ABadClusterValueIsRefusedByName) {
   ExpectRefused({"--etcd", "http://127.0.0.1:1", "--group", "g"}, "--replication-listen");
 }
 
+TEST(TxmqdFlags, ReplicationKeysAreCheckedBeforeAnythingStarts) {
+  testing::TempDir keys;
+  ExpectRefused(Cluster({"--replication-peer-keys", keys.path()}), "--replication-key");
+  ExpectRefused(Cluster({"--replication-key", keys.Sub("a.key")}), "--replication-peer-keys");
+  // Unreadable key files are named.
+  ExpectRefused(
+      Cluster({"--replication-key", keys.Sub("a.key"), "--replication-peer-keys", keys.path()}),
+      keys.Sub("a.key"));
+  ExpectRefused({"--replication-key", "a.key"}, "--etcd");
+}
+
+TEST(TxmqdFlags, PlaintextReplicationOtherMachinesCanReachNeedsInsecure) {
+  ExpectRefused(
+      {"--etcd", "http://127.0.0.1:1", "--group", "g", "--replication-listen", "tcp://0.0.0.0:2"},
+      "--insecure");
+}
+
 }  // namespace
 }  // namespace txmq

@@ -304,6 +304,34 @@ TEST_F(LimitsFlood, FiftyThousandParkedPollsFromOneClient) {
   ExpectLatencyKept(unloaded_, loaded);
 }
 
+// One client that never waits: sends stream in far faster than rounds
+// reach the disk. Past its in-flight limit each request is answered
+// OVERLOADED at once, naming the limit, instead of queueing without bound.
+TEST_F(LimitsFlood, OneClientSendingWithoutWaitingIsHeldToItsInFlightLimit) {
+  constexpr uint64_t kSends = 50'000, kInFlight = 64;
+  StartBroker({"--flush", "sync", "--max-in-flight-per-client", std::to_string(kInFlight)});
+  FloodResult r;
+  const auto loaded = good_->LoadedP99([&] {
+    r = Flood(endpoint(), "impatient", kSends, 1024, 0, "max-in-flight-per-client", pid(),
+              [](uint64_t i, wire::Envelope::Builder e) {
+                auto m = e.initSend().initMessage();
+                m.setId("impatient-" + std::to_string(i));
+                m.setTopic("flood");
+                m.setBody(wire::AsData(std::string(100, 'f')));
+              });
+  });
+  const uint64_t refused = r.errors[StatusCode::kOverloaded];
+  std::cout << "sends: " << r.ok << " stored, " << refused << " refused, first: " << r.first_error
+            << "; peak VmRSS " << (r.peak_rss >> 20) << " MiB\n";
+  EXPECT_EQ(r.sent, kSends);
+  EXPECT_EQ(r.ok + refused, kSends) << "every send is answered, stored or refused";
+  EXPECT_GT(refused, 0u) << "the flood never met the limit: it tests nothing";
+  EXPECT_EQ(r.named, refused) << r.first_error;
+  EXPECT_GT(LimitUse(endpoint(), "max-in-flight-per-client").second, 0u);
+  EXPECT_LT(r.peak_rss, kRssBound);
+  ExpectLatencyKept(unloaded_, loaded);
+}
+
 TEST_F(LimitsFlood, AHundredThousandNeverEndedTransactions) {
   // The group limit at its default (10,000): the flood fills it, then
   // every further half is refused; another producer group is not affected.

@@ -8,6 +8,7 @@
 #include "protocol/src/connection.h"
 #include "protocol/src/message_codec.h"
 #include "tests/integration/raw_client.h"
+#include "tests/testutil/log_capture.h"
 #include "tests/testutil/testutil.h"
 #include "txmq/producer.h"
 
@@ -115,6 +116,36 @@ TEST_F(ClientIdentity, AnIdIsFreeAgainOnceItsOwnerSaidGoodbye) {
   owner.reset();
   RawClient next(broker_->endpoint());
   EXPECT_TRUE(Hello(next, "reused-name", wire::Role::CONSUMER, "g").ok());
+}
+
+// The routing id is what a connection's replies go to; logging it would
+// hand it to whoever reads the logs. Lines about a client name its hello id.
+TEST_F(ClientIdentity, LogsNameAClientByItsIdNeverByItsRoutingId) {
+  testing::LogCapture log("broker");
+  const std::string secret = "routing-secret-7f3a9c";
+  RawClient client(broker_->endpoint(), secret);
+  ASSERT_TRUE(Hello(client, "named-consumer", wire::Role::CONSUMER, "g").ok());
+  Producer producer({.broker = broker_->endpoint()});
+  ASSERT_TRUE(producer.Start().ok());
+  ASSERT_TRUE(producer.Send({.topic = "t", .body = "leased"}).ok());
+  wire::OutFrame pull(2);
+  auto p = pull.envelope().initPull();
+  p.setGroup("g");
+  p.initTopics(1).set(0, "t");
+  p.setMaxMessages(1);
+  client.Send(pull);
+  auto pulled = client.Receive();
+  ASSERT_TRUE(pulled.has_value());
+  ASSERT_EQ(pulled->envelope().getPullOk().getMessages().size(), 1u);
+
+  wire::OutFrame goodbye(3);
+  goodbye.envelope().setGoodbye();
+  ASSERT_TRUE(client.Call(goodbye).ok());
+  EXPECT_TRUE(testing::WaitFor([&] {
+    return log.text().find("client named-consumer said goodbye: 1 leased messages given back") !=
+           std::string::npos;
+  })) << log.text();
+  EXPECT_EQ(log.text().find(secret), std::string::npos) << log.text();
 }
 
 }  // namespace

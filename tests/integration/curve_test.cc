@@ -3,6 +3,8 @@
 // changes nothing.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <atomic>
 #include <fstream>
 #include <functional>
@@ -331,6 +333,23 @@ TEST_F(Curve, EveryVerbOfAWrongPrincipalIsRefusedAndChangesNothing) {
       {"list topics", "mallory", [](auto e) { e.setTopicList(); }},
       {"list groups", "mallory", [](auto e) { e.setGroupList(); }},
       {"list dead letters", "mallory", [](auto e) { e.initDlqList().setGroup("billing"); }},
+      // The read-only verbs that show bodies or names: operators' only.
+      {"show a message", "billing",
+       [](auto e) { e.initShowMessage().setMessageId("any-message-id"); }},
+      {"peek into a topic", "billing",
+       [](auto e) {
+         auto p = e.initPeek();
+         p.setTopic("orders");
+         p.setMaxMessages(10);
+       }},
+      {"show a topic", "mallory", [](auto e) { e.setTopicShow("orders"); }},
+      {"show a group", "mallory", [](auto e) { e.setGroupShow("billing"); }},
+      {"show a dead letter", "billing",
+       [](auto e) {
+         auto d = e.initDlqShow();
+         d.setGroup("billing");
+         d.setMessageId("any-message-id");
+       }},
       // The lifecycle verbs: refused by RequireAdmin (admin_auth.h).
       {"delete a topic", "orders", [](auto e) { e.initLifecycle().setDeleteTopic("orders"); }},
       {"delete a group", "billing", [](auto e) { e.initLifecycle().setDeleteGroup("billing"); }},
@@ -427,6 +446,38 @@ TEST_F(Curve, ARevokedKeyIsRefusedAfterTheAclIsReloaded) {
   Producer pay(ProducerAs("payments"));
   ASSERT_TRUE(pay.Start().ok());
   EXPECT_TRUE(pay.Send({.topic = "payments", .body = "still allowed"}).ok());
+}
+
+// A client id belongs to the connection and principal that registered it:
+// another principal saying hello with it is refused, and the owner keeps it.
+TEST_F(Curve, AClientIdRegisteredByOnePrincipalIsNotTakenByAnother) {
+  auto owner = net::Connection::Open({.broker = broker_->endpoint(),
+                                      .client_id = "orders-producer-1",
+                                      .role = wire::Role::PRODUCER,
+                                      .group = "orders",
+                                      .curve = world_->client_keys("orders")});
+  ASSERT_TRUE(owner.ok()) << owner.status().ToString();
+  auto beat = [](net::Connection& c) {
+    return Call(c, [](wire::Envelope::Builder e) { e.setHeartbeat(); });
+  };
+  auto registered = beat(**owner);
+  ASSERT_TRUE(registered.ok()) << registered.status().ToString();
+  ASSERT_TRUE(registered->envelope().getHeartbeatOk().getRegistered());
+
+  // The library says hello with the id it is given; the broker refuses it.
+  auto other = net::Connection::Open({.broker = broker_->endpoint(),
+                                      .client_id = "orders-producer-1",
+                                      .role = wire::Role::PRODUCER,
+                                      .group = "payments",
+                                      .curve = world_->client_keys("payments")});
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  auto theirs = beat(**other);
+  ASSERT_TRUE(theirs.ok()) << theirs.status().ToString();
+  EXPECT_FALSE(theirs->envelope().getHeartbeatOk().getRegistered())
+      << "another principal registered under the owner's id";
+  auto still = beat(**owner);
+  ASSERT_TRUE(still.ok()) << still.status().ToString();
+  EXPECT_TRUE(still->envelope().getHeartbeatOk().getRegistered()) << "the owner lost its id";
 }
 
 TEST_F(Curve, ChecksGoOnlyToConnectionsOfAPrincipalOfTheGroup) {
@@ -756,6 +807,35 @@ TEST_F(CurveLimits, AClientThatReconnectsUnderItsRoutingIdIsCountedAgain) {
   ASSERT_TRUE(third.ok());
   EXPECT_EQ(heartbeat(**third).code(), StatusCode::kResourceExhausted)
       << "two connections of billing are open already";
+}
+
+// Also a refusal's audit line names who asked: the principal and the client
+// id, never the connection's secret routing id.
+TEST_F(CurveLimits, ARefusedTopicCreationIsAuditedWithItsPrincipal) {
+  ASSERT_NO_FATAL_FAILURE(Start([](BrokerOptions& o) { o.max_topics = 1; }));
+  const std::string audit = dir_.Sub("audit.log");
+  ASSERT_TRUE(SetAuditFile(audit).ok());
+  AdminClient ops(broker_->endpoint(), world_->client_keys("ops"));
+  auto create = [&](const std::string& topic) {
+    auto reply = ops.Call([&](wire::Envelope::Builder e) {
+      auto c = e.initCreateTopic();
+      c.setTopic(topic);
+      c.setOperator("alice");
+    });
+    return reply.ok() ? wire::StatusOf(reply->envelope()) : reply.status();
+  };
+  ASSERT_TRUE(create("first").ok());
+  EXPECT_EQ(create("second").code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(
+      WaitFor([&] { return testing::ReadFile(audit).find("topic=second") != std::string::npos; }));
+  std::string line;
+  std::istringstream lines(testing::ReadFile(audit));
+  for (std::string l; std::getline(lines, l);) {
+    if (l.find("topic=second") != std::string::npos) line = l;
+  }
+  EXPECT_NE(line.find("operator='alice' principal='ops'"), std::string::npos) << line;
+  EXPECT_NE(line.find("result=refused"), std::string::npos) << line;
+  ASSERT_TRUE(SetAuditFile("").ok());
 }
 
 TEST_F(Curve, TheAuditTrailNamesThePrincipalNotTheClaimedOperator) {

@@ -122,7 +122,7 @@ void BrokerHarness::Housekeeping() {
   if (!core_.storage_failed()) delayed_.Tick(core_.NowMs(), options_.cleanup_batch);
   if (now < next_cleanup_) return;
   for (const ClientInfo& gone : clients_.ExpireSilent(now - options_.client_timeout)) {
-    delivery_.ReleaseClient(gone.routing_id, true);
+    delivery_.ReleaseClient(gone.routing_id, gone.id, true);
     core_.limits().ForgetClient(gone.routing_id);
   }
   bool more = core_.limits().Sweep();

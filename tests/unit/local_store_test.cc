@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <thread>
 
@@ -268,6 +270,51 @@ TEST(LocalStore, TheCommitSequenceStartsAboveEveryStoredRowWhenTheStoreOpens) {
   const std::string prefix = ReservedKey(kOutboxPendingTable);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) ++pending;
   EXPECT_EQ(pending, 5) << "no row was overwritten";
+}
+
+// A damaged table file gives an error, never a wrong answer: every read
+// checks the block's CRC. The bytes flipped are inside one stored value.
+TEST(LocalStore, AReadOfADamagedTableIsAnErrorNotAWrongValue) {
+  testing::TempDir dir;
+  const std::string value = "stock row " + std::string(200, 'v');
+  {
+    // Uncompressed, so the test can find the value's bytes in the file.
+    auto store = LocalStore::Open(dir.Sub("db"), {.compress = false});
+    ASSERT_TRUE(store.ok());
+    LocalTxn tx = (*store)->Begin();
+    ASSERT_TRUE(tx.Put("a/stock/apple", value).ok());
+    // Rows enough that the damaged one's block holds nothing the store
+    // reads when it opens (its own records sort last).
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_TRUE(tx.Put("filler/" + std::to_string(1000 + i), std::string(200, 'f')).ok());
+    }
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  // Opened again, LevelDB turns its log into a table file.
+  ASSERT_TRUE(LocalStore::Open(dir.Sub("db"), {.compress = false}).ok());
+  std::string table;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.Sub("db"))) {
+    if (entry.path().extension() == ".ldb") table = entry.path();
+  }
+  ASSERT_FALSE(table.empty()) << "no table file was written";
+  std::string bytes;
+  {
+    std::ifstream in(table, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const size_t at = bytes.find(std::string(200, 'v'));
+  ASSERT_NE(at, std::string::npos) << "the value is not stored uncompressed";
+  bytes[at + 100] = 'X';
+  {
+    std::ofstream out(table, std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+
+  auto store = LocalStore::Open(dir.Sub("db"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto read = (*store)->Get("a/stock/apple");
+  ASSERT_FALSE(read.ok()) << "a damaged row was read as valid: " << read->substr(0, 40);
+  EXPECT_EQ(read.status().code(), StatusCode::kCorruption) << read.status().ToString();
 }
 
 }  // namespace

@@ -52,7 +52,8 @@ constexpr auto kReceiveBound = std::chrono::seconds(120);
 
 struct PgBenchOptions {
   std::string conninfo;
-  std::string broker;  // empty: start txmqd
+  std::string broker;                 // empty: start txmqd
+  std::string curve_key, server_key;  // CURVE, with --broker
   std::string txmqd;
   std::string mode = "outbox";
   int writers = 1;
@@ -200,8 +201,12 @@ BenchResult Run(const PgBenchOptions& o) {
     outbox = std::make_unique<pg::Outbox>(pg::OutboxOptions{.conninfo = o.conninfo});
   }
   if (with_outbox) {
-    consumer = std::make_unique<Consumer>(ConsumerOptions{
-        .broker = url, .group = "bench-pg", .handler_threads = 1, .pull_batch = 64});
+    consumer = std::make_unique<Consumer>(ConsumerOptions{.broker = url,
+                                                          .curve_key = o.curve_key,
+                                                          .server_key = o.server_key,
+                                                          .group = "bench-pg",
+                                                          .handler_threads = 1,
+                                                          .pull_batch = 64});
     if (Status s = consumer->Subscribe(kTopic,
                                        [&lag](const txmq::Received& m) {
                                          lag.Received(m, SteadyClock::now());
@@ -211,8 +216,11 @@ BenchResult Run(const PgBenchOptions& o) {
       throw BenchError("subscribe: " + s.ToString());
     }
     if (Status s = consumer->Start(); !s.ok()) throw BenchError("consumer: " + s.ToString());
-    outbox = std::make_unique<pg::Outbox>(pg::OutboxOptions{
-        .conninfo = o.conninfo, .producer = {.broker = url, .group = "bench-pg"}});
+    outbox = std::make_unique<pg::Outbox>(pg::OutboxOptions{.conninfo = o.conninfo,
+                                                            .producer = {.broker = url,
+                                                                         .curve_key = o.curve_key,
+                                                                         .server_key = o.server_key,
+                                                                         .group = "bench-pg"}});
     if (Status s = outbox->Start(); !s.ok()) throw BenchError("outbox: " + s.ToString());
     // Warm-up: the topic exists, the relay and the consumer are connected.
     Connection c(o.conninfo);
@@ -297,6 +305,11 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(8, 1 << 20))
       ->capture_default_str();
   app.add_option("--broker", o.broker, "Use this txmqd instead of starting one");
+  auto* curve_key = app.add_option("--curve-key", o.curve_key,
+                                   "With --broker: this client's CURVE secret key file");
+  app.add_option("--server-key", o.server_key, "With --broker: the broker's CURVE public key file")
+      ->needs(curve_key);
+  curve_key->needs("--server-key")->needs("--broker");
   app.add_option("--txmqd", o.txmqd, "The txmqd to start (default: the one beside this tool)");
   app.add_flag("--json", o.json, "Print one JSON object");
   CLI11_PARSE(app, argc, argv);

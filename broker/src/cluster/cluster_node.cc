@@ -129,6 +129,7 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
     t.node = options_.node;
     t.bind = options_.replication_bind;
     t.peers = options_.peers;
+    t.secret_key = options_.replication_secret_key;
     auto transport = ZmqReplicationTransport::Open(t);
     if (!transport.ok()) return started->set_value(transport.status());
     m.transport = std::move(transport.value());
@@ -136,9 +137,10 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
     // so nothing below the log's end is known committed: floor 0.
     m.follower = std::make_unique<ReplicaFollower>(options_.node, *m.log, 0);
   }
-  log->info("node {} of group {} (cluster {}): replication on {}, log at index {} epoch {}",
+  log->info("node {} of group {} (cluster {}): replication on {} ({}), log at index {} epoch {}",
             options_.node, options_.group, options_.cluster, m.transport->endpoint(),
-            m.log->last().index, m.log->highest_epoch());
+            options_.replication_secret_key.empty() ? "plaintext" : "CURVE", m.log->last().index,
+            m.log->highest_epoch());
   started->set_value(Status::OK());
 
   // Stops leading: before the broker serves, back to following; after,

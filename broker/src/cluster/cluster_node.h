@@ -56,6 +56,9 @@ struct ClusterNodeOptions {
   // members with theirs.
   std::string replication_bind;
   std::vector<ZmqPeer> peers;
+  // This node's Z85 CURVE secret key for the replication links; with it
+  // every peer needs its public_key. Empty: plaintext links.
+  std::string replication_secret_key;
   size_t min_isr = 1;
   std::chrono::seconds lease_ttl{3};
   // An ISR follower that has lacked entries this long is taken out of the
