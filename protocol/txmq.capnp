@@ -424,6 +424,8 @@ struct QueueInfo {
   queue @0 :UInt32;
   minOffset @1 :UInt64;   # first offset still stored
   endOffset @2 :UInt64;   # one past the last visible offset
+  group @3 :Text;         # the replicated broker group holding it; empty: a single broker
+  leader @4 :Text;        # the node (or single broker) that serves it
 }
 
 struct GroupLag {
@@ -665,7 +667,41 @@ struct Envelope {
     # Browsing a topic without a consumer group (txmqctl topic peek).
     peek @54 :PeekRequest;
     peekOk @55 :PeekOk;
+    # A replicated group's state (txmqctl cluster status). Answered by
+    # every node, also one that does not lead.
+    clusterStatus @56 :Void;
+    clusterStatusOk @57 :ClusterStatus;
   }
+}
+
+# ---- replicated broker groups (txmqctl cluster status) ----
+
+# One member of the group as the answering node knows it.
+struct ReplicaStatus {
+  node @0 :Text;
+  leader @1 :Bool;          # the group record names it leader
+  inIsr @2 :Bool;
+  progressKnown @3 :Bool;   # false: the answering node does not know its log
+  logIndex @4 :UInt64;      # its last entry (itself, the leader), else its match index
+  lagEntries @5 :UInt64;    # entries the leader has and it has not confirmed
+  lastContactMs @6 :Int64;  # since the leader last heard from it; -1 unknown
+}
+
+struct ClusterStatus {
+  member @0 :Bool;          # false: a single broker, in no group (no --etcd)
+  cluster @1 :Text;
+  group @2 :Text;
+  node @3 :Text;            # the answering node (a single broker: its name)
+  leading @4 :Bool;         # it leads: replicas carry its view of each follower
+  leader @5 :Text;          # the leader as etcd has it; empty: none
+  leaderUrl @6 :Text;       # the leader's client URL; empty: unknown
+  epoch @7 :Int64;
+  isr @8 :List(Text);
+  minIsr @9 :UInt32;
+  lastIndex @10 :UInt64;    # the answering node's replica log
+  commitIndex @11 :UInt64;  # leader only
+  coordinatorError @12 :Text;  # why its last tick could not reach etcd; empty: it could
+  replicas @13 :List(ReplicaStatus);
 }
 
 # ---- lease extension ----

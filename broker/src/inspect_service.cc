@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "broker/src/cluster_status_reply.h"
 #include "broker/src/stored_message.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
@@ -43,9 +44,12 @@ void InspectService::FillTopic(const TopicState& topic, bool with_groups,
   out.setName(topic.name);
   out.setCreatedMs(topic.created_ms);
   auto queues = out.initQueues(static_cast<unsigned>(topic.queues.size()));
+  const QueuePlacement placement = PlacementFor(core_.options());
   uint64_t messages = 0;
   for (uint32_t q = 0; q < topic.queues.size(); ++q) {
     queues[q].setQueue(q);
+    queues[q].setGroup(placement.group);
+    queues[q].setLeader(placement.leader);
     queues[q].setMinOffset(topic.queues[q].min_offset);
     queues[q].setEndOffset(topic.queues[q].visible_end);
     // Not what cannot be read back (taken out of the queue, or damaged).

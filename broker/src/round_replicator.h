@@ -6,13 +6,15 @@
 //
 // Thread safety: TakeCommittedRounds and Replicate are called by the
 // broker's opening and core thread only; committed,
-// failure and event from any thread.
+// failure, event and health from any thread.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "broker/src/cluster/cluster_health.h"
 #include "protocol/src/event_fd.h"
 #include "txmq/status.h"
 
@@ -34,6 +36,9 @@ class RoundReplicator {
   virtual Status failure() const = 0;
   // Raised when committed() moved or failure() was set.
   virtual EventFd& event() = 0;
+  // The group as the node last saw it (cluster status, topic show's
+  // group and leader); null when there is none to show.
+  virtual std::shared_ptr<const cluster::HealthBoard> health() const { return nullptr; }
 };
 
 }  // namespace txmq::broker

@@ -6,6 +6,7 @@
 #include <optional>
 #include <thread>
 
+#include "broker/src/cluster_status_reply.h"
 #include "broker/src/replicated_round.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
@@ -500,6 +501,11 @@ void Server::Dispatch(const std::string& routing_id, std::string key, int fd, wi
         return dlq_.HandleResend(ctx, env.getDlqResend());
       case E::LIFECYCLE:
         return lifecycle_.Handle(ctx, env.getLifecycle());
+      case E::CLUSTER_STATUS: {
+        auto reply = Core::NewReply(ctx);
+        wire::FillClusterStatus(ClusterStatusFor(options_), reply.envelope().initClusterStatusOk());
+        return core_.Reply(ctx, reply);
+      }
       default:
         return CountBadFrame(routing_id, ctx.request_id,
                              Status::InvalidArgument("request kind " +

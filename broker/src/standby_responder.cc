@@ -10,6 +10,7 @@ namespace txmq::broker {
 struct StandbyResponder::Impl {
   std::string who;
   std::function<std::string()> leader;
+  std::function<wire::ClusterStatusView()> status;
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
   std::atomic<bool> stop{false};
@@ -34,8 +35,14 @@ struct StandbyResponder::Impl {
         auto frame = wire::DecodeFrame(std::move(payload), limits);
         const uint64_t request_id = frame.ok() ? frame->envelope().getRequestId() : 0;
         wire::OutFrame reply(request_id);
-        const std::string leader_url = leader();
-        wire::SetNotLeader(reply.envelope(), NotLeader(who, leader_url).message(), leader_url);
+        if (frame.ok() && frame->envelope().which() == wire::Envelope::CLUSTER_STATUS) {
+          // Read-only and about this node: answered here, so an operator
+          // sees what a follower thinks even when no leader can be reached.
+          wire::FillClusterStatus(status(), reply.envelope().initClusterStatusOk());
+        } else {
+          const std::string leader_url = leader();
+          wire::SetNotLeader(reply.envelope(), NotLeader(who, leader_url).message(), leader_url);
+        }
         (void)router.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
         (void)router.send(reply.Encode(), zmq::send_flags::dontwait);
       } catch (const zmq::error_t& e) {
@@ -58,10 +65,12 @@ Status StandbyResponder::NotLeader(const std::string& who, const std::string& le
 }
 
 Result<std::unique_ptr<StandbyResponder>> StandbyResponder::Start(
-    std::string endpoint, std::string who, std::function<std::string()> leader) {
+    std::string endpoint, std::string who, std::function<std::string()> leader,
+    std::function<wire::ClusterStatusView()> status) {
   auto impl = std::make_unique<Impl>();
   impl->who = std::move(who);
   impl->leader = std::move(leader);
+  impl->status = std::move(status);
   try {
     impl->router.set(zmq::sockopt::linger, 0);
     impl->router.set(zmq::sockopt::sndhwm, 1000);

@@ -1,5 +1,6 @@
-// What a cluster node that does not lead answers its clients: every
-// request gets NOT_LEADER with the group leader's client URL in the error's
+// What a cluster node that does not lead answers its clients: a cluster
+// status request gets this node's own view of its group (an operator
+// asks any node), every other request NOT_LEADER with the group leader's client URL in the error's
 // leaderUrl field (empty while unknown) and in its message, so a client
 // library reconnects there and an operator reading the error knows where to
 // go. Clients older than the code read it as an error all the same. Nothing is read or stored: a
@@ -18,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "protocol/src/cluster_status_codec.h"
 #include "txmq/status.h"
 
 namespace txmq::broker {
@@ -26,9 +28,10 @@ class StandbyResponder {
  public:
   // Binds `endpoint` (plaintext); kUnavailable when it cannot. `leader`
   // says where the leader is ("" while unknown); `who` names this node in
-  // the answers.
-  static Result<std::unique_ptr<StandbyResponder>> Start(std::string endpoint, std::string who,
-                                                         std::function<std::string()> leader);
+  // the answers; `status` is its view for cluster status requests.
+  static Result<std::unique_ptr<StandbyResponder>> Start(
+      std::string endpoint, std::string who, std::function<std::string()> leader,
+      std::function<wire::ClusterStatusView()> status);
   ~StandbyResponder();
   StandbyResponder(const StandbyResponder&) = delete;
   StandbyResponder& operator=(const StandbyResponder&) = delete;

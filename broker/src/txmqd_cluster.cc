@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "broker/src/auth/security.h"
+#include "broker/src/cluster_status_reply.h"
 #include "broker/src/standby_responder.h"
 #include "protocol/src/curve_keys.h"
 #include "protocol/src/log.h"
@@ -179,8 +180,9 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(
   // not yet, so they wait for their timeout instead.)
   std::unique_ptr<StandbyResponder> standby;
   if (o.curve_secret_key_file.empty()) {
-    auto started = StandbyResponder::Start(o.listen, options.node,
-                                           [n = node->get()] { return n->leader_url(); });
+    auto started = StandbyResponder::Start(
+        o.listen, options.node, [n = node->get()] { return n->leader_url(); },
+        [board = (*node)->health()] { return ClusterStatusOf(board->Read()); });
     if (!started.ok()) {
       std::cerr << "txmqd: " << started.status().message() << "\n";
       *exit_code = 1;

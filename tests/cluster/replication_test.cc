@@ -11,6 +11,7 @@
 #include "broker/src/cluster/file_replica_log.h"
 #include "broker/src/cluster/inproc_transport.h"
 #include "broker/src/cluster/replica_follower.h"
+#include "broker/src/cluster/replica_health.h"
 #include "broker/src/cluster/replication_leader.h"
 #include "tests/testutil/fault_fs.h"
 #include "tests/testutil/testutil.h"
@@ -237,6 +238,57 @@ TEST(Replication, LaggingFollowerIsShrunkThenCaughtUpAndRejoins) {
   g.isr_of_check_ = {"b", "c"};
   g.Write(5);
   EXPECT_EQ(l.commit_index(), 116u);
+}
+
+TEST(Replication, LeaderReportsEachFollowersMatchLagAndLastAnswer) {
+  Group g;
+  ReplicationLeader& l = g.Lead("a", 1);
+  for (const ReplicaLag& r : l.Replicas(g.now())) {
+    EXPECT_FALSE(r.since_answer.has_value()) << r.node << " has not answered yet";
+  }
+  g.Write(10);
+  auto caught_up = l.Replicas(g.now());
+  ASSERT_EQ(caught_up.size(), 2u);
+  for (const ReplicaLag& r : caught_up) {
+    EXPECT_TRUE(r.in_isr) << r.node;
+    EXPECT_EQ(r.match, 11u) << r.node;
+    EXPECT_EQ(r.lag, 0u) << r.node;
+    ASSERT_TRUE(r.since_answer.has_value()) << r.node;
+    EXPECT_LT(*r.since_answer, 100ms) << r.node;
+  }
+
+  // c is cut off: its match stays, the lag grows with every entry, and the
+  // time since it answered grows with the clock.
+  g.Cut("a", "c", true);
+  g.isr_of_check_ = {"b"};
+  g.Write(7);
+  g.Pass(2s);
+  g.Pump();
+  l.SetIsr({"a", "b"});
+  auto lagging = l.Replicas(g.now());
+  ASSERT_EQ(lagging[1].node, "c");
+  EXPECT_FALSE(lagging[1].in_isr);
+  EXPECT_EQ(lagging[1].match, 11u);
+  EXPECT_EQ(lagging[1].lag, 7u);
+  EXPECT_GE(*lagging[1].since_answer, 2s);
+  EXPECT_EQ(lagging[0].lag, 0u);
+  EXPECT_LT(*lagging[0].since_answer, 300ms) << "b answers heartbeats";
+
+  // What txmqd publishes: every member, the leader with its own log.
+  GroupState view{1, "a", {"a", "b"}};
+  auto health = DescribeReplicas("a", {"b", "c"}, view, 18, &l, g.now());
+  ASSERT_EQ(health.size(), 3u);
+  EXPECT_TRUE(health[0].leader);
+  EXPECT_EQ(health[0].log_index, 18u);
+  EXPECT_EQ(health[0].last_contact_ms, -1);
+  EXPECT_EQ(health[2].node, "c");
+  EXPECT_EQ(health[2].lag_entries, 7u);
+  EXPECT_GE(health[2].last_contact_ms, 2000);
+  // A follower's own view: its log, nothing about its peers.
+  auto seen = DescribeReplicas("b", {"a", "c"}, view, 18, nullptr, g.now());
+  EXPECT_FALSE(seen[0].progress_known);
+  EXPECT_TRUE(seen[1].progress_known);
+  EXPECT_EQ(seen[1].log_index, 18u);
 }
 
 TEST(Replication, DivergentSuffixIsTruncatedAtTheEpochBoundary) {

@@ -60,7 +60,7 @@ TEST_F(Inspect, TopicCreateListShow) {
 
   r = Ctl({"topic", "show", "orders"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(Has(r.out, "QUEUE  MIN OFFSET  MAX OFFSET  MESSAGES")) << r.out;
+  EXPECT_TRUE(Has(r.out, "QUEUE  MIN OFFSET  MAX OFFSET  MESSAGES  GROUP  LEADER")) << r.out;
   EXPECT_TRUE(Has(r.out, "GROUP  LAG  IN FLIGHT  RETRYING\naudit  0")) << r.out;
 
   ExpectFails({"topic", "show", "nope"}, kExitNotFound, "NOT_FOUND");

@@ -172,10 +172,17 @@ TEST_F(Txmqctl, StatusShowsTheVersionAndEveryEffectiveSetting) {
   const std::set<std::string> process_only = {"help",      "version",      "config",
                                               "log-level", "ready-file",   "audit-log",
                                               "http",      "print-config", "http-token-file"};
-  // The cluster flags (--etcd ...) are the node's, not the broker's: its
-  // start-up log shows them; `txmqctl cluster status` will (issue 11).
-  const std::set<std::string> node_only = {
-      "etcd", "cluster", "group", "node", "replication-listen", "peers", "min-isr"};
+  // The cluster flags (--etcd ...) are the node's, not the broker's
+  // (`txmqctl cluster status` shows the group they make).
+  const std::set<std::string> node_only = {"etcd",
+                                           "cluster",
+                                           "group",
+                                           "node",
+                                           "replication-listen",
+                                           "peers",
+                                           "min-isr",
+                                           "replication-key",
+                                           "replication-peer-keys"};
   std::regex flag(R"(\n\s+--([a-z-]+))");
   int flags = 0;
   for (std::sregex_iterator it(help.out.begin(), help.out.end(), flag), end; it != end; ++it) {

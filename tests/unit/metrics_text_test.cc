@@ -150,8 +150,7 @@ TEST(Readiness, SaysWhyNotReady) {
   EXPECT_NE(r.reason.find("--min-free-disk"), std::string::npos);
 }
 
-cluster::ClusterHealth Member(const std::string& node, std::vector<std::string> isr,
-                              bool leading) {
+cluster::ClusterHealth Member(const std::string& node, std::vector<std::string> isr, bool leading) {
   cluster::ClusterHealth c;
   c.group = "g1";
   c.node = node;
@@ -215,8 +214,7 @@ TEST(MetricsText, ClusterFamiliesForLeaderAndFollower) {
   EXPECT_TRUE(ParsePromText(text).errors.empty()) << text;
   EXPECT_NE(text.find("txmq_cluster_leader{group=\"g1\",node=\"a\"} 1"), std::string::npos);
   EXPECT_NE(text.find("txmq_cluster_isr_size{group=\"g1\",node=\"a\"} 2"), std::string::npos);
-  EXPECT_NE(text.find("txmq_cluster_commit_index{group=\"g1\",node=\"a\"} 15"),
-            std::string::npos);
+  EXPECT_NE(text.find("txmq_cluster_commit_index{group=\"g1\",node=\"a\"} 15"), std::string::npos);
   EXPECT_NE(text.find("txmq_build_info"), std::string::npos);
 
   // A follower has no broker: only its view of the group.
@@ -226,6 +224,36 @@ TEST(MetricsText, ClusterFamiliesForLeaderAndFollower) {
   EXPECT_NE(only.find("txmq_cluster_in_isr{group=\"g1\",node=\"c\"} 0"), std::string::npos);
   EXPECT_EQ(only.find("txmq_build_info"), std::string::npos);
   EXPECT_EQ(only.find("txmq_cluster_commit_index{"), std::string::npos);
+}
+
+TEST(MetricsText, LeaderExportsEachFollowersLag) {
+  auto leader = Member("a", {"a", "b"}, true);
+  leader.replicas = {{"a", true, true, true, 17, 0, 0},
+                     {"b", false, true, true, 15, 2, 120},
+                     {"c", false, false, true, 3, 14, 4500},
+                     {"d", false, false, true, 0, 17, -1}};
+  const std::string text = http::RenderMetrics(nullptr, &leader, http::ProcessStats{});
+  const auto m = ParsePromText(text);
+  ASSERT_TRUE(m.errors.empty()) << text;
+  const std::map<std::string, std::string> b = {{"group", "g1"}, {"node", "a"}, {"replica", "b"}};
+  const std::map<std::string, std::string> c = {{"group", "g1"}, {"node", "a"}, {"replica", "c"}};
+  EXPECT_EQ(m.Value("txmq_replica_match_index", b), 15);
+  EXPECT_EQ(m.Value("txmq_replica_lag_entries", b), 2);
+  EXPECT_EQ(m.Value("txmq_replica_in_isr", b), 1);
+  EXPECT_DOUBLE_EQ(m.Value("txmq_replica_last_contact_seconds", b).value_or(-1), 0.12);
+  EXPECT_EQ(m.Value("txmq_replica_lag_entries", c), 14);
+  EXPECT_EQ(m.Value("txmq_replica_in_isr", c), 0);
+  EXPECT_DOUBLE_EQ(m.Value("txmq_replica_last_contact_seconds", c).value_or(-1), 4.5);
+  // Never answered in this epoch: no contact time rather than a made-up one.
+  EXPECT_FALSE(m.Value("txmq_replica_last_contact_seconds", {{"replica", "d"}}).has_value());
+  // The leader itself is not its own replica.
+  EXPECT_FALSE(m.Value("txmq_replica_lag_entries", {{"replica", "a"}}).has_value());
+
+  // A follower does not hear from its peers: it exports no lag.
+  auto follower = Member("b", {"a", "b"}, false);
+  follower.replicas = {{"a", true, true, false, 0, 0, -1}, {"b", false, true, true, 15, 0, -1}};
+  const std::string only = http::RenderMetrics(nullptr, &follower, http::ProcessStats{});
+  EXPECT_EQ(only.find("txmq_replica_lag_entries{"), std::string::npos) << only;
 }
 
 TEST(HttpAddress, ParsesHostPortAndKnowsLoopback) {

@@ -28,11 +28,23 @@ struct PeekArgs {
   uint32_t max = 20;
 };
 
+// A single broker (or one older than the fields) names no group.
+std::string GroupOf(wire::QueueInfo::Reader q) {
+  return q.getGroup().size() == 0 ? "-" : wire::ToString(q.getGroup());
+}
+std::string LeaderOf(wire::QueueInfo::Reader q) {
+  return q.getLeader().size() == 0 ? "-" : wire::ToString(q.getLeader());
+}
+
 nlohmann::json QueueJson(wire::QueueInfo::Reader q) {
   return {{"queue", q.getQueue()},
           {"min_offset", q.getMinOffset()},
           {"end_offset", q.getEndOffset()},
-          {"messages", q.getEndOffset() - q.getMinOffset()}};
+          {"messages", q.getEndOffset() - q.getMinOffset()},
+          {"group", q.getGroup().size() == 0 ? nlohmann::json(nullptr)
+                                             : nlohmann::json(wire::ToString(q.getGroup()))},
+          {"leader", q.getLeader().size() == 0 ? nlohmann::json(nullptr)
+                                               : nlohmann::json(wire::ToString(q.getLeader()))}};
 }
 
 nlohmann::json TopicJson(wire::TopicInfo::Reader t, bool with_groups) {
@@ -87,12 +99,14 @@ int Show(Ctl& ctl, const std::string& name) {
   f.Print(std::cout);
   std::cout << "\n";
   // MAX OFFSET is the last stored one; the broker reports one past it.
-  Table queues({"QUEUE", "MIN OFFSET", "MAX OFFSET", "MESSAGES"});
+  // GROUP and LEADER: the replicated group holding the queue and the node
+  // serving it ("-" and the broker's name on a single broker).
+  Table queues({"QUEUE", "MIN OFFSET", "MAX OFFSET", "MESSAGES", "GROUP", "LEADER"});
   for (auto q : t.getQueues()) {
     const bool empty = q.getEndOffset() <= q.getMinOffset();
     queues.AddRow({std::to_string(q.getQueue()), empty ? "-" : std::to_string(q.getMinOffset()),
                    empty ? "-" : std::to_string(q.getEndOffset() - 1),
-                   std::to_string(q.getEndOffset() - q.getMinOffset())});
+                   std::to_string(q.getEndOffset() - q.getMinOffset()), GroupOf(q), LeaderOf(q)});
   }
   queues.Print(std::cout, "no queues");
   std::cout << "\n";
@@ -259,7 +273,9 @@ void AddTopicCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   auto name = std::make_shared<std::string>();
   auto* show = noun->add_subcommand(
       "show",
-      "A topic's queues (min/max offsets) and the consumer groups reading it, with their lag\n"
+      "A topic's queues (min/max offsets; in a replicated group also the group holding\n"
+      "each queue and the node leading it: '-' and the broker's name on a single broker)\n"
+      "and the consumer groups reading it, with their lag\n"
       "Example: txmqctl topic show orders");
   show->add_option("name", *name, "Topic name (or %DLQ%<group>)")->required();
   show->callback([&ctl, &run, name] { run = [&ctl, name] { return Show(ctl, *name); }; });

@@ -105,9 +105,10 @@ std::chrono::milliseconds Ctl::timeout() const {
   return std::chrono::milliseconds(ms > 0 ? ms : 10'000);
 }
 
-Status Ctl::WaitReachable(net::Connection& connection) {
+Status Ctl::WaitReachable(net::Connection& connection,
+                          std::optional<std::chrono::milliseconds> budget) {
   used_broker_ = true;
-  return connection.WaitConnected(Left());
+  return connection.WaitConnected(budget.value_or(Left()));
 }
 
 Result<curve::ClientKeys> Ctl::Keys() {

@@ -80,8 +80,10 @@ class Ctl {
   // is reachable: a refused connection fails at once ("no broker at URL"),
   // not after the whole budget.
   Result<net::Connection*> Connection();
-  // The same for a connection a command opened itself (consume).
-  Status WaitReachable(net::Connection& connection);
+  // The same for a connection a command opened itself (consume), within
+  // `budget` when given (else what is left).
+  Status WaitReachable(net::Connection& connection,
+                       std::optional<std::chrono::milliseconds> budget = std::nullopt);
   // One request/response within the budget; `fill` sets the request.
   Result<wire::Frame> Call(const std::function<void(wire::Envelope::Builder)>& fill);
   // --timeout as given (the budget's size).
@@ -127,6 +129,7 @@ void AddGroupChangeCommands(CLI::App& group, Ctl& ctl, Runner& run);
 void AddDlqPurgeCommand(CLI::App& dlq, Ctl& ctl, Runner& run);
 void AddOutboxCommand(CLI::App& app, Ctl& ctl, Runner& run);
 void AddKeygenCommand(CLI::App& app, Ctl& ctl, Runner& run);
+void AddClusterCommand(CLI::App& app, Ctl& ctl, Runner& run);
 
 // A message or transaction id as the broker accepts it: printable ASCII
 // without spaces. Checked here so a pasted typo is bad usage (exit 2).

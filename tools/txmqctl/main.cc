@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
                "  txmqctl send orders --key 42 'hello'\n"
                "  txmqctl consume orders --group audit --max 10\n"
                "  txmqctl tx list --state stuck\n"
+               "  txmqctl --broker 7001,7002,7003 cluster status\n"
                "  txmqctl --operator alice tx commit <id> --reason 'order 42 is paid'\n"
                "  txmqctl keygen alice    # alice.key (secret) and alice.pub\n"
                "  txmqctl --curve-key alice.key --server-key broker.pub status\n"};
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
   AddDlqCommand(app, ctl, run);
   AddOutboxCommand(app, ctl, run);
   AddKeygenCommand(app, ctl, run);
+  AddClusterCommand(app, ctl, run);
 
   try {
     app.parse(argc, argv);

@@ -15,6 +15,27 @@
 
 namespace txmq::cluster {
 
+// One member of the group as the publishing node knows it. The leader
+// knows each follower's progress from its answers; a follower knows only
+// its own log (`progress_known` false for the others).
+struct ReplicaHealth {
+  std::string node;
+  bool leader = false;  // the group record names it
+  bool in_isr = false;
+  bool progress_known = false;
+  // The leader and the publishing node itself: the last entry of its log;
+  // a follower seen by the leader: its match index (fsynced and identical).
+  uint64_t log_index = 0;
+  // Entries the leader has and this member has not confirmed (0 for the
+  // leader; unknown on a follower's own view).
+  uint64_t lag_entries = 0;
+  // Milliseconds since the leader last heard from it; -1: not in this epoch
+  // (or not known: a follower does not hear from its peers).
+  int64_t last_contact_ms = -1;
+
+  bool operator==(const ReplicaHealth&) const = default;
+};
+
 struct ClusterHealth {
   std::string cluster;
   std::string group;
@@ -26,6 +47,7 @@ struct ClusterHealth {
   bool leading = false;
   std::vector<std::string> isr;  // as last read or written
   size_t min_isr = 1;
+  std::string leader;      // the leader's node name as etcd has it ("" none)
   std::string leader_url;  // the leader's client URL ("" unknown)
   // The replica log: its last entry and (on the leader) the highest entry
   // every ISR member has fsynced.
@@ -33,6 +55,8 @@ struct ClusterHealth {
   uint64_t commit_index = 0;
   // Why the last tick could not reach etcd ("" when it could).
   std::string coordinator_error;
+  // Every member of the group (this node and its --peers), by name.
+  std::vector<ReplicaHealth> replicas;
 
   bool InIsr() const { return std::find(isr.begin(), isr.end(), node) != isr.end(); }
 };

@@ -7,6 +7,7 @@
 #include "broker/src/cluster/group_member.h"
 #include "broker/src/cluster/member_thread.h"
 #include "broker/src/cluster/replica_follower.h"
+#include "broker/src/cluster/replica_health.h"
 #include "broker/src/cluster/replication_leader.h"
 #include "broker/src/cluster/replication_messages.h"
 #include "protocol/src/log.h"
@@ -225,9 +226,13 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
       health.leading = m.leader != nullptr;
       health.isr = view.state.isr;
       health.min_isr = options_.min_isr;
+      health.leader = view.state.leader;
       health.leader_url = view.leader_url;
       health.last_index = m.log->last().index;
       health.commit_index = m.leader ? m.leader->commit_index() : 0;
+      // Published once a tick (TTL / 3): lag figures are that old at most.
+      health.replicas = DescribeReplicas(options_.node, peer_names, view.state, health.last_index,
+                                         m.leader.get(), now);
       if (!view.coordinator.ok()) health.coordinator_error = view.coordinator.ToString();
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -270,7 +275,7 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
       auto message = DecodeReplicationMessage(frame->bytes);
       if (!message.ok()) continue;
       if (std::holds_alternative<AppendAnswer>(message->body)) {
-        if (m.leader) m.leader->OnAnswer(frame->peer, *message);
+        if (m.leader) m.leader->OnAnswer(frame->peer, *message, now);
         continue;
       }
       // A request: answered by the follower's rules also while this node

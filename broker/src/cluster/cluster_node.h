@@ -90,7 +90,7 @@ class ClusterNode final : public broker::RoundReplicator {
   // Any thread: the node's view of its group as of the replication
   // thread's last tick (every lease TTL / 3). The board outlives the node
   // for whoever keeps it.
-  std::shared_ptr<const HealthBoard> health() const { return health_; }
+  std::shared_ptr<const HealthBoard> health() const override { return health_; }
 
   std::vector<std::string> TakeCommittedRounds() override;
   uint64_t Replicate(std::string payload) override;

@@ -112,11 +112,13 @@ std::vector<Outgoing> ReplicationLeader::Poll(ReplicationClock::time_point now) 
   return out;
 }
 
-void ReplicationLeader::OnAnswer(const std::string& from, const ReplicationMessage& message) {
+void ReplicationLeader::OnAnswer(const std::string& from, const ReplicationMessage& message,
+                                 ReplicationClock::time_point now) {
   auto it = followers_.find(from);
   const auto* a = std::get_if<AppendAnswer>(&message.body);
   if (it == followers_.end() || a == nullptr || stepped_down_) return;
   FollowerProgress& p = it->second;
+  p.answered_at = now;
   if (a->epoch > epoch_) {
     // A follower saw a newer epoch: this node is a zombie leader.
     superseded_ = true;
@@ -232,6 +234,21 @@ std::vector<std::string> ReplicationLeader::Lagging(ReplicationClock::time_point
 bool ReplicationLeader::HoldsCommitted(const std::string& node) const {
   auto it = followers_.find(node);
   return it != followers_.end() && it->second.match >= commit_ && it->second.match >= epoch_start_;
+}
+
+std::vector<ReplicaLag> ReplicationLeader::Replicas(ReplicationClock::time_point now) const {
+  std::vector<ReplicaLag> out;
+  const uint64_t last = log_.last().index;
+  for (const auto& [node, p] : followers_) {
+    ReplicaLag r;
+    r.node = node;
+    r.in_isr = std::find(isr_.begin(), isr_.end(), node) != isr_.end();
+    r.match = p.match;
+    r.lag = last > p.match ? last - p.match : 0;
+    if (p.answered_at) r.since_answer = now - *p.answered_at;
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 }  // namespace txmq::cluster

@@ -8,6 +8,7 @@
 //   WhenCommitted(i)  runs a completion once entry i is committed (acks)
 //   Poll(now)         the requests to send now, one in flight per follower
 //   OnAnswer(...)     each follower's answer
+//   Replicas(now)     each follower's progress, for operators
 //   SetIsr(...)       after GroupMember changed the ISR
 //   StepDown(why)     on stepped_down, or when superseded() turns true
 //
@@ -71,6 +72,20 @@ struct FollowerProgress {
   uint64_t sent_up_to = 0;  // the leader's last index when it was sent
   uint64_t sent_commit = 0;
   ReplicationClock::time_point caught_up_at{};  // last answer that held all then sent
+  // Any answer at all, counted or not: a follower that answers but cannot
+  // keep up is a different problem from one that is gone.
+  std::optional<ReplicationClock::time_point> answered_at;
+};
+
+// One follower as this leader sees it, for txmqctl cluster status and
+// /metrics: how far behind it is and whether it still talks.
+struct ReplicaLag {
+  std::string node;
+  bool in_isr = false;
+  uint64_t match = 0;  // its highest entry known identical to this log's and fsynced
+  uint64_t lag = 0;    // this log's last index - match
+  // Since its last answer of any kind; nullopt: none in this epoch.
+  std::optional<ReplicationClock::duration> since_answer;
 };
 
 class ReplicationLeader {
@@ -100,7 +115,8 @@ class ReplicationLeader {
   void WhenCommitted(uint64_t index, Completion done);
 
   std::vector<Outgoing> Poll(ReplicationClock::time_point now);
-  void OnAnswer(const std::string& from, const ReplicationMessage& message);
+  void OnAnswer(const std::string& from, const ReplicationMessage& message,
+                ReplicationClock::time_point now);
   void SetIsr(std::vector<std::string> isr);
   void StepDown(const Status& why);
 
@@ -119,6 +135,8 @@ class ReplicationLeader {
                                    std::chrono::milliseconds max_lag) const;
   // A follower that holds every committed entry: may be ExpandIsr'ed.
   bool HoldsCommitted(const std::string& node) const;
+  // Every follower (ISR or not), by name.
+  std::vector<ReplicaLag> Replicas(ReplicationClock::time_point now) const;
 
  private:
   ReplicationLeader(ReplicaLog& log, ReplicationLeaderOptions options, int64_t epoch);

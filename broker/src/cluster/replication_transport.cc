@@ -23,7 +23,7 @@ size_t PumpLeader(ReplicationTransport& transport, ReplicationLeader& leader,
   }
   while (auto frame = transport.Receive()) {
     auto answer = DecodeReplicationMessage(frame->bytes);
-    if (answer.ok()) leader.OnAnswer(frame->peer, *answer);
+    if (answer.ok()) leader.OnAnswer(frame->peer, *answer, now);
     ++moved;
   }
   return moved;

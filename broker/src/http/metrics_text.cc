@@ -296,6 +296,37 @@ void RenderBroker(Exposition& e, const MetricsSnapshot& s) {
     e.Sample("txmq_limit_refused_total", L{{"limit", l.name}}, l.refused);
 }
 
+// The leader's view of each follower (only the leader has one: followers
+// do not hear from each other), so an alert can name the replica that
+// stopped answering or fell behind before the ISR shrinks.
+void RenderReplicas(Exposition& e, const cluster::ClusterHealth& c) {
+  using L = Exposition::Labels;
+  if (!c.leading) return;
+  std::vector<const cluster::ReplicaHealth*> followers;
+  for (const auto& r : c.replicas) {
+    if (r.node != c.node && r.progress_known) followers.push_back(&r);
+  }
+  auto labels = [&](const cluster::ReplicaHealth& r) {
+    return L{{"group", c.group}, {"node", c.node}, {"replica", r.node}};
+  };
+  e.Family("txmq_replica_match_index", "gauge",
+           "Leader only: the highest entry each follower has fsynced and matches the leader's "
+           "log.");
+  for (const auto* r : followers) e.Sample("txmq_replica_match_index", labels(*r), r->log_index);
+  e.Family("txmq_replica_lag_entries", "gauge",
+           "Leader only: entries the leader has that each follower has not confirmed.");
+  for (const auto* r : followers) e.Sample("txmq_replica_lag_entries", labels(*r), r->lag_entries);
+  e.Family("txmq_replica_in_isr", "gauge", "Leader only: 1 while the follower is in the ISR.");
+  for (const auto* r : followers) e.Sample("txmq_replica_in_isr", labels(*r), uint64_t{r->in_isr});
+  e.Family("txmq_replica_last_contact_seconds", "gauge",
+           "Leader only: seconds since each follower last answered (absent: not in this epoch).");
+  for (const auto* r : followers) {
+    if (r->last_contact_ms >= 0) {
+      e.Sample("txmq_replica_last_contact_seconds", labels(*r), Seconds(r->last_contact_ms));
+    }
+  }
+}
+
 // A member of a replicated group: its view of the group, so an alert can
 // fire on a shrunken ISR or a follower that stopped catching up.
 void RenderCluster(Exposition& e, const cluster::ClusterHealth& c) {
@@ -323,6 +354,7 @@ void RenderCluster(Exposition& e, const cluster::ClusterHealth& c) {
   e.Family("txmq_cluster_coordinator_reachable", "gauge",
            "1 when the last lease tick reached etcd.");
   e.Sample("txmq_cluster_coordinator_reachable", group, uint64_t{c.coordinator_error.empty()});
+  RenderReplicas(e, c);
 }
 
 void RenderProcess(Exposition& e, const ProcessStats& process) {
