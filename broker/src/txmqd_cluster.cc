@@ -156,6 +156,7 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
                                    std::to_string(c.peers.size() + 1) + " nodes (--peers)");
   }
   c.log_dir = o.data_dir + "/replica";
+  c.segment_bytes = o.segment_bytes;
   return c;
 }
 

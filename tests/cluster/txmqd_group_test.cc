@@ -285,5 +285,21 @@ TEST_F(TxmqdGroup, TheNextLeaderChecksBackThroughTheFollowingProducer) {
   EXPECT_GE(checks.load(), 1);
 }
 
+// Every node cuts its log into segments of one size (group_config.h): a
+// node started with another one is refused, saying which to use.
+TEST_F(TxmqdGroup, ANodeWithAnotherSegmentSizeIsRefused) {
+  MakeNodes(2);
+  StartNode(nodes_[0], 1);
+  ASSERT_NE(WaitForLeader(), nullptr);
+  StartNode(nodes_[1], 1, {"--segment-mb", "64"});
+  const auto exited = nodes_[1].process->Wait(20s);
+  ASSERT_TRUE(exited.has_value()) << "a node with another --segment-mb joined";
+  EXPECT_EQ(*exited, 1);
+  const std::string log = testing::ReadFile(dir_.Sub("b.log"));
+  EXPECT_NE(log.find("64 MiB"), std::string::npos) << log;
+  EXPECT_NE(log.find("--segment-mb 128"), std::string::npos) << log;
+  nodes_[1].process.reset();
+}
+
 }  // namespace
 }  // namespace txmq

@@ -4,6 +4,7 @@
 
 #include "broker/src/cluster/etcd_coordinator.h"
 #include "broker/src/cluster/file_replica_log.h"
+#include "broker/src/cluster/group_config.h"
 #include "broker/src/cluster/group_member.h"
 #include "broker/src/cluster/member_thread.h"
 #include "broker/src/cluster/replica_follower.h"
@@ -115,6 +116,21 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
     auto coordinator = OpenEtcdCoordinator(etcd);
     if (!coordinator.ok()) return started->set_value(coordinator.status());
     m.coordinator = std::move(coordinator.value());
+    if (options_.segment_bytes != 0) {
+      Status agreed = AgreeOnGroupConfig(*m.coordinator, options_.cluster, options_.group,
+                                         {.segment_bytes = options_.segment_bytes});
+      // A different segment size is refused at once; an etcd that cannot be
+      // asked now only postpones the check to the next start, since a node
+      // that waited for etcd here could not even be stopped.
+      if (agreed.code() == StatusCode::kFailedPrecondition ||
+          agreed.code() == StatusCode::kCorruption) {
+        return started->set_value(agreed);
+      }
+      if (!agreed.ok()) {
+        log->warn("cannot check --segment-mb against group {} now ({}); going on", options_.group,
+                  agreed.ToString());
+      }
+    }
     auto replica_log = FileReplicaLog::Open({.dir = options_.log_dir});
     if (!replica_log.ok()) return started->set_value(replica_log.status());
     m.log = std::move(replica_log.value());

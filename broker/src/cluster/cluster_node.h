@@ -69,6 +69,9 @@ struct ClusterNodeOptions {
   std::chrono::milliseconds max_lag{3000};
   // The replica log's directory.
   std::string log_dir;
+  // The store's commit-log segment size (--segment-mb): the same on every
+  // node of the group (group_config.h); checked against etcd at start.
+  uint64_t segment_bytes = 0;
 };
 
 class ClusterNode final : public broker::RoundReplicator {
