@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -174,6 +175,29 @@ TEST(TxmqdListen, PlaintextOnAReachableAddressNeedsInsecureAndCurveNeedsBothFile
   EXPECT_EQ(half.exit_code, 2) << half.err;
   EXPECT_NE(half.err.find("--curve-secret-key and --acl go together"), std::string::npos)
       << half.err;
+}
+
+// With --insecure it serves in plaintext and says so where an operator
+// looks. "tcp://lo:PORT" binds the loopback interface by name: not an
+// address the loopback rule knows, so it counts as reachable, yet nothing
+// leaves this machine.
+TEST(TxmqdListen, InsecurePlaintextOnAReachableAddressIsLoggedAsAWarning) {
+  TempDir dir;
+  const std::string listen = "tcp://lo:" + std::to_string(testing::FreeLoopbackPort());
+  auto refused =
+      RunCommand({BinPath("txmqd"), "--data-dir", dir.Sub("data"), "--listen", listen}, "", 15s);
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  auto broker =
+      testing::Process::Spawn({BinPath("txmqd"), "--data-dir", dir.Sub("data"), "--listen", listen,
+                               "--insecure", "--ready-file", dir.Sub("ready")},
+                              dir.Sub("txmqd.log"));
+  ASSERT_NE(broker, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(dir.Sub("ready")); }, 20s))
+      << testing::ReadFile(dir.Sub("txmqd.log"));
+  const std::string log = testing::ReadFile(dir.Sub("txmqd.log"));
+  EXPECT_NE(log.find("in PLAINTEXT with no authentication (--insecure)"), std::string::npos) << log;
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(20s), 0);
 }
 
 }  // namespace
