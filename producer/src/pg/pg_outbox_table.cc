@@ -38,26 +38,28 @@ Status InsertRow(PGconn* conn, const Message& message, bool notify) {
         "outbox Add runs inside the caller's open transaction (BEGIN first, on the same "
         "connection as the business rows); this connection is not in one");
   }
-  if (!message.key.empty()) {
-    if (auto r =
-            Exec(conn, "SELECT pg_advisory_xact_lock(hashtextextended('txmq.outbox:' || $1, 0))",
-                 {Param::Text(message.key)});
-        !r.ok()) {
-      return r.status();
-    }
-  }
-  auto r =
-      Exec(conn, "INSERT INTO txmq_outbox (id, topic, msg_key, payload) VALUES ($1, $2, $3, $4)",
-           {Param::Text(message.id), Param::Text(message.topic), Param::Text(message.key),
-            Param::Bytes(EncodePayload(message))});
-  if (!r.ok()) return r.status();
-  // The origin record a compensation asks about later (sql/origin_check.h).
-  // Its key conflicts with a compensation's fence, committed or not, so a
-  // fenced message cannot commit; the failed insert fails the transaction.
-  auto origin = Exec(conn, "INSERT INTO txmq_origin (message_id, state) VALUES ($1, 'C')",
-                     {Param::Text(message.id)});
-  if (!origin.ok()) {
-    if (origin.status().code() != StatusCode::kConflict) return origin.status();
+  // One round trip for the key's lock, the row and its origin record: at
+  // one writer the business transaction is latency-bound, and each extra
+  // round trip to the server cost about as much as its commit.
+  //  - The key's transaction-scoped lock is taken before the row gets its
+  //    sequence number (the insert reads the lock's row first), so rows of
+  //    one key are numbered in commit order.
+  //  - The origin record is what a compensation asks about later
+  //    (sql/origin_check.h). Its key conflicts with a compensation's fence,
+  //    committed or not, so a fenced message cannot commit.
+  auto r = Exec(conn,
+                "WITH key_lock AS ("
+                "  SELECT pg_advisory_xact_lock(hashtextextended('txmq.outbox:' || $3, 0))"
+                "  WHERE $3 <> ''),"
+                " added AS ("
+                "  INSERT INTO txmq_outbox (id, topic, msg_key, payload)"
+                "  SELECT $1, $2, $3, $4 FROM (SELECT count(*) FROM key_lock) AS locked"
+                "  RETURNING id)"
+                " INSERT INTO txmq_origin (message_id, state) SELECT id, 'C' FROM added",
+                {Param::Text(message.id), Param::Text(message.topic), Param::Text(message.key),
+                 Param::Bytes(EncodePayload(message))});
+  if (!r.ok()) {
+    if (r.status().code() != StatusCode::kConflict) return r.status();
     return Status::Aborted("outbox Add of message " + message.id +
                            ": a compensation fenced this id before it committed (or a message "
                            "with this id was added before); the transaction has failed, roll "
