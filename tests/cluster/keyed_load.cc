@@ -22,7 +22,6 @@ void KeyedLoad::Run() {
                      .send_timeout = options_.send_timeout,
                      .retries = options_.retries});
   if (!producer.Start().ok()) return;
-  started_ = true;
   // Set by a send's callback (the producer's I/O thread), read here.
   auto busy = std::make_shared<std::vector<std::atomic<bool>>>(options_.keys);
   const auto interval = std::chrono::microseconds(1'000'000 / options_.per_second);
@@ -52,11 +51,8 @@ void KeyedLoad::Run() {
     (*busy)[free_key] = true;
     ++in_flight_;
     const std::string k = "k" + std::to_string(free_key);
-    const auto op = history_.Invoke("k" + std::to_string(free_key), options_.id_prefix);
-    producer.SendAsync({.topic = options_.topic,
-                        .key = "k" + std::to_string(free_key),
-                        .body = op.id,
-                        .id = op.id},
+    const auto op = history_.Invoke(k, options_.id_prefix);
+    producer.SendAsync({.topic = options_.topic, .key = k, .body = op.id, .id = op.id},
                        [this, busy, free_key, index = op.index](Result<SendResult> r) {
                          history_.Complete(index, r);
                          (*busy)[free_key] = false;

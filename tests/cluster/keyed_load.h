@@ -37,7 +37,6 @@ class KeyedLoad {
   // Stops making sends and waits (bounded by the sends' own timeouts and
   // retries) for those in flight to complete.
   void Stop();
-  bool started() const { return started_; }
 
  private:
   void Run();
@@ -45,7 +44,6 @@ class KeyedLoad {
   const KeyedLoadOptions options_;
   OpHistory& history_;
   std::atomic<bool> stop_{false};
-  std::atomic<bool> started_{false};
   std::atomic<int> in_flight_{0};
   std::thread thread_;
 };
