@@ -6,7 +6,7 @@
 // lost, nothing unexpected, no id stored twice, no per-key reordering, and
 // failover p99 within the lease TTL + 3 s.
 //
-// 10 cycles in CI; TXMQ_SOAK_CYCLES=300 makes it the soak (README, "Tests").
+// 10 cycles in CI; TXMQ_SOAK_CYCLES=300 makes it the soak (README, "Two commands").
 #include <gtest/gtest.h>
 
 #include <chrono>
