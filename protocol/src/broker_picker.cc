@@ -12,8 +12,11 @@ BrokerPicker::BrokerPicker(std::vector<std::string> bootstrap, Options options)
 
 std::string BrokerPicker::OnNotLeader(const std::string& leader, SteadyTime now) {
   if (!leader.empty() && leader != named_) {
+    // A leader named in place of another has just been elected: it
+    // rebuilds its store before it binds the client endpoint, and refuses
+    // meanwhile. Its refusals count only after that grace.
+    named_since_ = named_.empty() ? now : now + options_.leader_start_grace;
     named_ = leader;
-    named_since_ = now;
   }
   // Failed since it is the leader named: most likely dead, and named only
   // until its lease ends. Failed before: the old name was the dead one,

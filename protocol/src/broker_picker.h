@@ -9,7 +9,9 @@
 //   `refused_memory` while it was already the leader named (a dead leader
 //   that etcd still names while the election runs): then as without a
 //   name. A newly named leader is followed even if it failed just before:
-//   a node refuses for a moment while it turns from standby to leader.
+//   a node refuses for a moment while it turns from standby to leader;
+//   named in place of another, also if it refuses within
+//   `leader_start_grace` after (its store is being rebuilt).
 // - NOT_LEADER naming nobody (an election runs), or the link to the
 //   current broker failed: go to the next bootstrap URL (skipping those
 //   that refused within `refused_memory` while others remain), and send nothing
@@ -41,6 +43,9 @@ class BrokerPicker {
     std::chrono::milliseconds min_backoff{50};
     std::chrono::milliseconds max_backoff{1000};
     std::chrono::milliseconds refused_memory{2000};
+    // How long a leader named in place of another may refuse and still be
+    // followed when named again (it is opening its store).
+    std::chrono::milliseconds leader_start_grace{2000};
   };
 
   // `bootstrap` is non-empty (ParseBrokerList).

@@ -132,9 +132,13 @@ TEST(BrokerPicker, ANewlyNamedLeaderIsFollowedThoughItRefusedJustBefore) {
   EXPECT_EQ(p.OnLinkDown(t + 2ms), kD);  // kB refused while it took over
   // kB is named now: its refusal came before, while kC was the leader.
   EXPECT_EQ(p.OnNotLeader(kB, t + 3ms), kB);
-  // It refuses again: now it failed as the leader named, and is skipped.
+  // It refuses again while it opens its store: followed when named again.
   EXPECT_EQ(p.OnLinkDown(t + 4ms), kA);
-  EXPECT_EQ(p.OnNotLeader(kB, t + 5ms), kD);
+  EXPECT_EQ(p.OnNotLeader(kB, t + 5ms), kB);
+  // Refusing past the start grace, it counts as dead and is skipped.
+  const SteadyTime later = t + 3ms + 2s + 1ms;
+  EXPECT_NE(p.OnLinkDown(later), kB);
+  EXPECT_NE(p.OnNotLeader(kB, later + 1ms), kB);
 }
 
 TEST(BrokerPicker, ABrokerThatServedAndWentSilentIsNotFollowedBack) {
