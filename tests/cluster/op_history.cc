@@ -67,7 +67,7 @@ std::optional<std::chrono::steady_clock::time_point> OpHistory::FirstAckAfter(
   std::lock_guard<std::mutex> lock(mu_);
   std::optional<std::chrono::steady_clock::time_point> first;
   for (const Op& op : ops_) {
-    if (op.state == OpState::kOk && op.completed > t && (!first || op.completed < *first)) {
+    if (op.state == OpState::kOk && op.invoked > t && (!first || op.completed < *first)) {
       first = op.completed;
     }
   }

@@ -55,7 +55,9 @@ class OpHistory {
   void Complete(size_t index, const Result<SendResult>& outcome);
   std::vector<Op> Snapshot() const;
   size_t acknowledged() const;
-  // When the first send acknowledged after `t` was acknowledged.
+  // When the first send invoked after `t` was acknowledged: a broker
+  // killed or paused at `t` cannot have answered it (an answer it sent
+  // just before may still be read after `t`).
   std::optional<std::chrono::steady_clock::time_point> FirstAckAfter(
       std::chrono::steady_clock::time_point t) const;
 
