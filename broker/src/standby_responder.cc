@@ -74,6 +74,11 @@ Result<std::unique_ptr<StandbyResponder>> StandbyResponder::Start(
   try {
     impl->router.set(zmq::sockopt::linger, 0);
     impl->router.set(zmq::sockopt::sndhwm, 1000);
+    // A client keeps its routing id on every socket, and one that tries the
+    // group's URLs in turn comes back here a moment after it left: without
+    // handover the new connection's requests are ignored for as long as the
+    // old one is not yet torn down, and its hello goes unanswered.
+    impl->router.set(zmq::sockopt::router_handover, 1);
     impl->router.bind(endpoint);
   } catch (const zmq::error_t& e) {
     return Status::Unavailable("cannot listen on '" + endpoint + "': " + e.what());

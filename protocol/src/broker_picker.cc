@@ -11,7 +11,19 @@ BrokerPicker::BrokerPicker(std::vector<std::string> bootstrap, Options options)
       backoff_(options.min_backoff) {}
 
 std::string BrokerPicker::OnNotLeader(const std::string& leader, SteadyTime now) {
-  if (!leader.empty() && leader != current_ && !RefusedLately(leader, now)) {
+  if (!leader.empty() && leader != named_) {
+    // A leader named in place of another has just been elected: it
+    // rebuilds its store before it binds the client endpoint, and refuses
+    // meanwhile. Its refusals count only after that grace.
+    named_since_ = named_.empty() ? now : now + options_.leader_start_grace;
+    named_ = leader;
+  }
+  // Failed since it is the leader named: most likely dead, and named only
+  // until its lease ends. Failed before: the old name was the dead one,
+  // and this one refused while it took over.
+  const auto failed = refused_.find(leader);
+  const bool failed_as_leader = failed != refused_.end() && failed->second >= named_since_;
+  if (!leader.empty() && leader != current_ && !(failed_as_leader && RefusedLately(leader, now))) {
     current_ = leader;
     return current_;
   }
@@ -29,7 +41,20 @@ std::string BrokerPicker::OnLinkDown(SteadyTime now) {
   return next;
 }
 
-void BrokerPicker::OnServed() { backoff_ = options_.min_backoff; }
+std::string BrokerPicker::OnSilent(SteadyTime now) {
+  if (bootstrap_.size() == 1) return "";
+  return OnLinkDown(now);
+}
+
+void BrokerPicker::OnServed() {
+  backoff_ = options_.min_backoff;
+  // It serves, so it leads (or is a single broker) since before any
+  // failure seen from now on: a NOT_LEADER naming it later is not news.
+  if (named_ != current_) {
+    named_ = current_;
+    named_since_ = SteadyTime{};
+  }
+}
 
 std::string BrokerPicker::Next(SteadyTime now) {
   // One bootstrap URL and there already: nowhere else to go.

@@ -4,9 +4,14 @@
 //
 // Rules:
 // - Start at the first bootstrap URL.
-// - NOT_LEADER naming a leader: go there at once, unless that URL refused
-//   a connection within the last `refused_memory` (a dead leader that
-//   etcd still names while the election runs): then as without a name.
+// - NOT_LEADER naming a leader: go there at once, unless that URL failed
+//   (refused a connection, or left a call unanswered) within the last
+//   `refused_memory` while it was already the leader named (a dead leader
+//   that etcd still names while the election runs): then as without a
+//   name. A newly named leader is followed even if it failed just before:
+//   a node refuses for a moment while it turns from standby to leader;
+//   named in place of another, also if it refuses within
+//   `leader_start_grace` after (its store is being rebuilt).
 // - NOT_LEADER naming nobody (an election runs), or the link to the
 //   current broker failed: go to the next bootstrap URL (skipping those
 //   that refused within `refused_memory` while others remain), and send nothing
@@ -15,6 +20,10 @@
 //   URL and no leader named, stay (a single broker restarts in place).
 // - NOT_LEADER naming the broker that answered (elected, not serving yet):
 //   stay, and ask again after the backoff.
+// - A call the current broker left unanswered until its deadline, or
+//   answered UNAVAILABLE (paused, stepping down, its storage failed): with
+//   more than one bootstrap URL, as when its link failed; with one, stay
+//   (nothing changes: a single broker is waited for, as ever).
 //
 // Thread safety: none; the connection's I/O thread owns it.
 #pragma once
@@ -34,6 +43,9 @@ class BrokerPicker {
     std::chrono::milliseconds min_backoff{50};
     std::chrono::milliseconds max_backoff{1000};
     std::chrono::milliseconds refused_memory{2000};
+    // How long a leader named in place of another may refuse and still be
+    // followed when named again (it is opening its store).
+    std::chrono::milliseconds leader_start_grace{2000};
   };
 
   // `bootstrap` is non-empty (ParseBrokerList).
@@ -50,7 +62,12 @@ class BrokerPicker {
   // The link to the current broker failed (refused, or no connection for
   // long). The URL to move to, or "" to stay.
   std::string OnLinkDown(SteadyTime now);
-  // A broker answered a call with something other than NOT_LEADER.
+  // The current broker left a call unanswered until its deadline, or
+  // answered UNAVAILABLE. The URL to move to, or "" to stay (one bootstrap
+  // URL: nothing else is tried).
+  std::string OnSilent(SteadyTime now);
+  // A broker answered a call with something other than NOT_LEADER or
+  // UNAVAILABLE.
   void OnServed();
 
  private:
@@ -64,7 +81,9 @@ class BrokerPicker {
   size_t next_ = 1;  // bootstrap index tried on the next rotation
   std::chrono::milliseconds backoff_;
   SteadyTime hold_until_{};
-  std::map<std::string, SteadyTime> refused_;  // URL -> when its link last failed
+  std::map<std::string, SteadyTime> refused_;  // URL -> when it last failed
+  std::string named_;                          // the last leader a NOT_LEADER named ("" before any)
+  SteadyTime named_since_{};                   // since when named_ is named
 };
 
 }  // namespace txmq::net

@@ -1,6 +1,6 @@
 // Thread "txmq-io" (started in Connection::Open) owns: socket_, pending_,
 // deadlines_, unsent_, the heartbeat timer, picker_ (which broker of a
-// group), link_since_. Shared with callers, under mu_:
+// group), link_since_, silent_. Shared with callers, under mu_:
 // inbox_ (requests to send) and closing_; under url_mu_: current_url_.
 // link_ (what the socket monitor last said about the TCP connection)
 // guards itself.
@@ -35,6 +35,17 @@ namespace {
 // that drops packets. A refused connection moves on at once.
 constexpr std::chrono::milliseconds kLinkPatience{2000};
 
+// A group's client rotates through its list while an election runs and
+// waits one backoff on each node before asking: a shorter cap finds the
+// new leader sooner (TxmqdFailover: kill -> next ack p50 4.7 s with the
+// 1 s cap, 4.0 s with this), for at most two requests a second per client
+// while nobody leads. One URL keeps the longer cap, as before.
+BrokerPicker::Options PickerOptions(size_t urls) {
+  BrokerPicker::Options options;
+  if (urls > 1) options.max_backoff = std::chrono::milliseconds(500);
+  return options;
+}
+
 struct Outgoing {
   zmq::message_t bytes;
   uint64_t request_id = 0;
@@ -63,7 +74,7 @@ class Connection::Impl {
  public:
   Impl(ConnectionOptions options, std::vector<std::string> urls, IncomingCallFn on_call)
       : options_(std::move(options)),
-        picker_(std::move(urls)),
+        picker_(urls, PickerOptions(urls.size())),
         on_call_(std::move(on_call)),
         log_(Logger("client")),
         context_(1) {}
@@ -414,7 +425,12 @@ class Connection::Impl {
           OnNotLeader(wire::LeaderUrlOf(env), status);
           continue;
         }
-        if (status.code() != StatusCode::kNotLeader) {
+        if (status.code() == StatusCode::kUnavailable && MayMoveOn()) {
+          // Stepping down, or its storage failed: the group's next leader
+          // (or a node that names it) is elsewhere. Moved after the rest of
+          // this burst is read, so every answer it sent counts.
+          silent_ = "answered " + status.ToString();
+        } else if (status.code() != StatusCode::kNotLeader) {
           picker_.OnServed();
           last_not_leader_ = Status::OK();
         }
@@ -437,6 +453,9 @@ class Connection::Impl {
       bool sent = it != pending_.end() && it->second.sent;
       if (sent) {
         Complete(id, Status::Timeout("no reply from broker " + picker_.current() + " in time"));
+        // A paused or hung broker keeps its TCP connection: without this,
+        // the client waits for ZeroMQ's heartbeat to drop the link.
+        if (MayMoveOn()) silent_ = "left a call unanswered until its deadline";
       } else if (!last_not_leader_.ok()) {
         Complete(id,
                  Status(StatusCode::kNotLeader,
@@ -486,6 +505,7 @@ class Connection::Impl {
       if (monitor_ && (items[2].revents & ZMQ_POLLIN)) OnMonitorEvent();
       if (options_.follow_leader && (monitor_ || unusable_socket_)) CheckLink(SteadyClock::now());
       ExpireDeadlines(SteadyClock::now());
+      if (!silent_.empty()) LeaveSilentBroker(SteadyClock::now());
     }
     // Shutting down: everything still pending learns it now.
     TakeInbox();
@@ -600,14 +620,32 @@ class Connection::Impl {
     if (to.empty()) return;
     log_->info("no connection to broker {} ({}); trying {}", from,
                link == LinkState::Link::kRefused ? "refused" : "not connected in time", to);
+    MoveOn(to, now, "no connection to broker " + from + " any more, and no reply from it");
+  }
+
+  // I/O thread: a group's client leaves a broker that left a call
+  // unanswered or answered UNAVAILABLE (silent_ says which).
+  void LeaveSilentBroker(SteadyTime now) {
+    const std::string why = std::move(silent_);
+    silent_.clear();
+    const std::string from = picker_.current();
+    const std::string to = picker_.OnSilent(now);
+    if (to.empty()) return;
+    log_->info("broker {} {}; trying {}", from, why, to);
+    MoveOn(to, now, "the client left broker " + from + " (it " + why + ") before its reply");
+  }
+
+  bool MayMoveOn() const { return options_.follow_leader && picker_.bootstrap().size() > 1; }
+
+  // I/O thread: calls sent on the current link fail TIMEOUT (the broker may
+  // have done them; a send is retried with its message id and dedup
+  // answers), the socket moves to `to` and says hello there first.
+  void MoveOn(const std::string& to, SteadyTime now, const std::string& why) {
     std::vector<uint64_t> lost;
     for (const auto& [id, p] : pending_) {
       if (p.sent && !p.hello) lost.push_back(id);
     }
-    for (uint64_t id : lost) {
-      Complete(id, Status::Timeout("no connection to broker " + from +
-                                   " any more, and no reply from it; outcome unknown"));
-    }
+    for (uint64_t id : lost) Complete(id, Status::Timeout(why + "; outcome unknown"));
     MoveSocket(to, now);
     SayHelloFirst();
   }
@@ -715,6 +753,7 @@ class Connection::Impl {
 
   // I/O thread only.
   Status last_not_leader_;        // the last NOT_LEADER answer, until a broker serves
+  std::string silent_;            // why to leave the current broker ("": stay)
   SteadyTime link_since_;         // since when the current link is not connected (if it is not)
   std::string routing_id_;        // every socket's, so a broker knows the client again
   uint64_t sockets_opened_ = 0;   // names each socket's monitor endpoint

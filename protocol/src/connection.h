@@ -23,8 +23,12 @@
 // broker fails (refused, or not connected for 2 s), the socket moves to the
 // next listed URL; calls already sent on the lost link fail TIMEOUT as
 // before (their outcome is unknown; the producer resends a send with the
-// same message id and the broker's dedup answers). broker_picker.h has the
-// rules and the backoff.
+// same message id and the broker's dedup answers). The same happens, with
+// more than one URL, when a call sent to the current broker gets no answer
+// by its deadline or is answered UNAVAILABLE: a paused broker keeps its TCP
+// connection, so the link alone would hold the client until ZeroMQ's
+// heartbeat drops it. With one URL such a call just fails, as ever.
+// broker_picker.h has the rules and the backoff.
 //
 // Identity: the client id (hello) is a public name, shown by txmqctl. The
 // socket's routing id is something else: 128 random bits made per

@@ -290,13 +290,25 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
 std::map<std::string, int> DrainTopic(const std::string& endpoint, const std::string& topic,
                                       size_t at_least, std::chrono::milliseconds quiet,
                                       std::chrono::milliseconds timeout, const std::string& group) {
+  std::map<std::string, int> seen;
+  for (const Received& m : DrainDeliveries(endpoint, topic, at_least, quiet, timeout, group)) {
+    ++seen[m.id];
+  }
+  return seen;
+}
+
+std::vector<Received> DrainDeliveries(const std::string& endpoint, const std::string& topic,
+                                      size_t at_least, std::chrono::milliseconds quiet,
+                                      std::chrono::milliseconds timeout, const std::string& group) {
   std::mutex mu;
   std::map<std::string, int> seen;
+  std::vector<Received> deliveries;
   auto last_new = std::chrono::steady_clock::now();
   Consumer c({.broker = endpoint, .group = group, .long_poll = std::chrono::milliseconds(300)});
   EXPECT_TRUE(c.Subscribe(topic, [&](const Received& m) {
                  std::lock_guard<std::mutex> lock(mu);
                  if (seen[m.id]++ == 0) last_new = std::chrono::steady_clock::now();
+                 deliveries.push_back(m);
                  return ConsumeResult::Success();
                }).ok());
   EXPECT_TRUE(c.Start().ok());
@@ -308,7 +320,7 @@ std::map<std::string, int> DrainTopic(const std::string& endpoint, const std::st
       timeout);
   c.Shutdown();
   std::lock_guard<std::mutex> lock(mu);
-  return seen;
+  return deliveries;
 }
 
 std::string RunUntilReadyThenKill(const std::vector<std::string>& argv,

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "txmq/broker.h"
+#include "txmq/message.h"
 
 namespace txmq::testing {
 
@@ -134,6 +135,14 @@ std::string RunUntilReadyThenKill(const std::vector<std::string>& argv,
 // distinct messages arrived and nothing new came for `quiet` (or `timeout`
 // passed); returns how often each message id was delivered.
 std::map<std::string, int> DrainTopic(
+    const std::string& endpoint, const std::string& topic, size_t at_least,
+    std::chrono::milliseconds quiet = std::chrono::milliseconds(1500),
+    std::chrono::milliseconds timeout = std::chrono::seconds(60),
+    const std::string& group = "drain");
+
+// As DrainTopic, but every delivery in the order it arrived, with its
+// queue and offset (a redelivery repeats them; a second stored copy does not).
+std::vector<Received> DrainDeliveries(
     const std::string& endpoint, const std::string& topic, size_t at_least,
     std::chrono::milliseconds quiet = std::chrono::milliseconds(1500),
     std::chrono::milliseconds timeout = std::chrono::seconds(60),

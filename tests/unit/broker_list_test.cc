@@ -123,5 +123,48 @@ TEST(BrokerPicker, OneUrlStaysWhenNobodyElseIsNamed) {
   EXPECT_EQ(p.OnLinkDown(now + 5s), kA);
 }
 
+TEST(BrokerPicker, ANewlyNamedLeaderIsFollowedThoughItRefusedJustBefore) {
+  const std::string kD = "tcp://127.0.0.1:4";
+  BrokerPicker p({kA, kB, kC, kD});
+  const SteadyTime t = SteadyClock::now();
+  ASSERT_EQ(p.OnNotLeader(kC, t), kC);
+  EXPECT_EQ(p.OnLinkDown(t + 1ms), kB);  // kC died
+  EXPECT_EQ(p.OnLinkDown(t + 2ms), kD);  // kB refused while it took over
+  // kB is named now: its refusal came before, while kC was the leader.
+  EXPECT_EQ(p.OnNotLeader(kB, t + 3ms), kB);
+  // It refuses again while it opens its store: followed when named again.
+  EXPECT_EQ(p.OnLinkDown(t + 4ms), kA);
+  EXPECT_EQ(p.OnNotLeader(kB, t + 5ms), kB);
+  // Refusing past the start grace, it counts as dead and is skipped.
+  const SteadyTime later = t + 3ms + 2s + 1ms;
+  EXPECT_NE(p.OnLinkDown(later), kB);
+  EXPECT_NE(p.OnNotLeader(kB, later + 1ms), kB);
+}
+
+TEST(BrokerPicker, ABrokerThatServedAndWentSilentIsNotFollowedBack) {
+  BrokerPicker p({kA, kB, kC});
+  const SteadyTime t = SteadyClock::now();
+  p.OnServed();                  // kA leads
+  EXPECT_EQ(p.OnSilent(t), kB);  // paused: a call timed out
+  EXPECT_GT(p.hold_until(), t);
+  // kB still names it until its lease ends: not back to the paused one.
+  EXPECT_EQ(p.OnNotLeader(kA, t + 10ms), kC);
+  EXPECT_EQ(p.OnNotLeader("", t + 20ms), kB);
+  // The next leader is named: followed at once.
+  EXPECT_EQ(p.OnNotLeader(kC, t + 30ms), kC);
+}
+
+TEST(BrokerPicker, OneUrlStaysOnSilence) {
+  BrokerPicker p({kA});
+  const SteadyTime t = SteadyClock::now();
+  EXPECT_EQ(p.OnSilent(t), "");
+  EXPECT_EQ(p.current(), kA);
+  EXPECT_EQ(p.hold_until(), SteadyTime{});  // no backoff either: as before
+  // Also when it was sent to a leader outside its list.
+  ASSERT_EQ(p.OnNotLeader(kL, t), kL);
+  EXPECT_EQ(p.OnSilent(t + 1ms), "");
+  EXPECT_EQ(p.current(), kL);
+}
+
 }  // namespace
 }  // namespace txmq::net
