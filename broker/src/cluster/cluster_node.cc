@@ -144,7 +144,13 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
     g.highest_epoch_seen = m.log->highest_epoch();
     auto member = GroupMember::Open(*m.coordinator, g);
     if (!member.ok()) return started->set_value(member.status());
-    m.member = std::make_unique<MemberThread>(std::move(member.value()), tick_every);
+    // Clients asking a node that does not lead hear the leader's URL as
+    // soon as the member reads it, not at the next tick of this thread.
+    m.member = std::make_unique<MemberThread>(std::move(member.value()), tick_every,
+                                              [this](const MemberView& view) {
+                                                std::lock_guard<std::mutex> lock(mu_);
+                                                leader_url_ = view.leader_url;
+                                              });
     ZmqTransportOptions t;
     t.node = options_.node;
     t.bind = options_.replication_bind;

@@ -9,8 +9,9 @@
 namespace txmq::cluster {
 
 MemberThread::MemberThread(std::unique_ptr<GroupMember> member,
-                           std::chrono::milliseconds tick_every)
-    : member_(std::move(member)), tick_every_(tick_every) {
+                           std::chrono::milliseconds tick_every,
+                           std::function<void(const MemberView&)> on_view)
+    : member_(std::move(member)), tick_every_(tick_every), on_view_(std::move(on_view)) {
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "txmq-member");
     Loop();
@@ -145,6 +146,7 @@ void MemberThread::PublishView(const Status& coordinator) {
   view_.state = member_->view();
   view_.leader_url = member_->leader_url();
   view_.coordinator = coordinator;
+  if (on_view_) on_view_(view_);
 }
 
 }  // namespace txmq::cluster

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -55,7 +56,11 @@ struct MemberView {
 
 class MemberThread {
  public:
-  MemberThread(std::unique_ptr<GroupMember> member, std::chrono::milliseconds tick_every);
+  // `on_view`, when given, is called with each new view on this thread
+  // (under its lock: it must not call back into the MemberThread), so an
+  // owner can publish the leader's URL as soon as it is read.
+  MemberThread(std::unique_ptr<GroupMember> member, std::chrono::milliseconds tick_every,
+               std::function<void(const MemberView&)> on_view = nullptr);
   ~MemberThread();
   MemberThread(const MemberThread&) = delete;
   MemberThread& operator=(const MemberThread&) = delete;
@@ -86,6 +91,7 @@ class MemberThread {
 
   std::unique_ptr<GroupMember> member_;  // this thread's alone
   const std::chrono::milliseconds tick_every_;
+  const std::function<void(const MemberView&)> on_view_;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
