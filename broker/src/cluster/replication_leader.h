@@ -118,6 +118,7 @@ class ReplicationLeader {
   void OnAnswer(const std::string& from, const ReplicationMessage& message,
                 ReplicationClock::time_point now);
   void SetIsr(std::vector<std::string> isr);
+  const std::vector<std::string>& isr() const { return isr_; }
   void StepDown(const Status& why);
 
   int64_t epoch() const { return epoch_; }
