@@ -1,0 +1,74 @@
+// Where a topic's queues live when a cluster has more than one broker
+// group (DESIGN.md "Cluster: placement of queues on groups").
+//
+// Two maps, both fixed functions that any client or broker can compute
+// and that never change with a build or a restart:
+//
+//   key   -> queue: StableHash(key) % queue_count (FNV-1a 64, the same as a
+//                   single broker's, protocol/src/util.h), queue_count
+//                   fixed when the topic is created;
+//   queue -> group: weighted rendezvous hashing with bounded load, computed
+//                   once when the topic is created and then *stored* in
+//                   etcd (placement/<topic>), so a group joining later does
+//                   not silently move queues that hold data: what is
+//                   stored is the truth, the function only proposes it.
+//
+// Rendezvous: every (topic, queue, group) gets a score, weight / -ln(u)
+// with u in (0, 1) from a 64-bit hash of the three (PlacementHash); a
+// queue goes to the group scoring highest (ties: the smaller name). Alone
+// that spreads queues only as evenly as chance does (8 queues on 3 groups
+// come out 5/2/1 often enough), so each group takes at most its share,
+// ceil(queues x weight / total weight), and a queue whose first choice is
+// full goes to its next. Queues are placed in order, so the result is a
+// function of its inputs only. Adding a group moves about queues / groups
+// of a new topic's queues compared with the old set (tested), not all.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "txmq/status.h"
+
+namespace txmq::cluster {
+
+struct GroupWeight {
+  std::string group;
+  uint32_t weight = 1;  // relative share of queues; >= 1
+};
+
+// A topic's queue -> group map as stored in etcd.
+struct TopicPlacement {
+  uint32_t queue_count = 0;
+  std::vector<std::string> groups;  // groups[q]: the group that serves queue q
+
+  // Queues served by `group`, ascending.
+  std::vector<uint32_t> QueuesOf(std::string_view group) const;
+  bool operator==(const TopicPlacement&) const = default;
+};
+
+// The 64-bit hash a (topic, queue, group) score comes from: FNV-1a over
+// topic, 0x00, the queue number in decimal, 0x00, group; then murmur3's
+// 64-bit finalizer, so nearby inputs land far apart. Stable forever (the
+// stored placements of older topics do not depend on it, but clients and
+// tools that propose one do).
+uint64_t PlacementHash(std::string_view topic, uint32_t queue, std::string_view group);
+
+// The placement of a new topic's `queue_count` queues on `groups` (at least
+// one; names unique and non-empty; weights >= 1). kInvalidArgument naming
+// the bad value otherwise.
+Result<TopicPlacement> PlaceQueues(std::string_view topic, uint32_t queue_count,
+                                   const std::vector<GroupWeight>& groups);
+
+// /txmq/<cluster>/placement/<topic>, and the prefix of all of them.
+std::string PlacementKey(const std::string& cluster, std::string_view topic);
+std::string PlacementPrefix(const std::string& cluster);
+
+// {"queues": N, "groups": ["g1", ...]} with one group per queue. Decoding
+// ignores unknown fields and refuses any other shape (kCorruption naming
+// the key's text).
+std::string EncodeTopicPlacement(const TopicPlacement& p);
+Result<TopicPlacement> DecodeTopicPlacement(const std::string& json);
+
+}  // namespace txmq::cluster

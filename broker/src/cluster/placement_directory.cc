@@ -1,0 +1,134 @@
+#include "broker/src/cluster/placement_directory.h"
+
+#include <string_view>
+
+namespace txmq::cluster {
+
+namespace {
+
+std::string GroupsPrefix(const std::string& cluster) { return "/txmq/" + cluster + "/groups/"; }
+std::string BrokersPrefix(const std::string& cluster) { return "/txmq/" + cluster + "/brokers/"; }
+
+// "<group>" of ".../groups/<group>/state"; "" for any other key under the
+// prefix (a group's config, say).
+std::string GroupOfStateKey(std::string_view key, std::string_view prefix) {
+  constexpr std::string_view kSuffix = "/state";
+  if (key.size() <= prefix.size() + kSuffix.size() || !key.ends_with(kSuffix)) return "";
+  std::string_view group = key.substr(prefix.size(), key.size() - prefix.size() - kSuffix.size());
+  if (group.find('/') != std::string_view::npos) return "";
+  return std::string(group);
+}
+
+Result<std::optional<TopicPlacement>> ReadPlacement(Coordinator& coordinator,
+                                                    const std::string& key) {
+  auto read = coordinator.Get(key);
+  if (!read.ok()) return read.status();
+  if (read->kvs.empty()) return std::optional<TopicPlacement>();
+  auto placement = DecodeTopicPlacement(read->kvs.front().value);
+  if (!placement.ok()) return Status::Corruption(key + ": " + placement.status().message());
+  return std::optional<TopicPlacement>(std::move(*placement));
+}
+
+}  // namespace
+
+Result<std::vector<GroupWeight>> ListGroups(Coordinator& coordinator, const std::string& cluster) {
+  const std::string prefix = GroupsPrefix(cluster);
+  auto read = coordinator.GetPrefix(prefix);
+  if (!read.ok()) return read.status();
+  std::vector<GroupWeight> groups;  // kvs come sorted by key, so by group
+  for (const KeyValue& kv : read->kvs) {
+    std::string group = GroupOfStateKey(kv.key, prefix);
+    if (!group.empty()) groups.push_back({std::move(group), 1});
+  }
+  return groups;
+}
+
+Result<TopicPlacement> EnsurePlacement(Coordinator& coordinator, const std::string& cluster,
+                                       const std::string& topic, uint32_t queue_count) {
+  const std::string key = PlacementKey(cluster, topic);
+  auto stored = ReadPlacement(coordinator, key);
+  if (!stored.ok()) return stored.status();
+  if (stored->has_value()) return std::move(**stored);
+
+  auto groups = ListGroups(coordinator, cluster);
+  if (!groups.ok()) return groups.status();
+  if (groups->empty()) {
+    return Status::FailedPrecondition("cluster " + cluster + " has no broker group yet (no " +
+                                      GroupsPrefix(cluster) + "<group>/state): topic " + topic +
+                                      " cannot be placed");
+  }
+  auto placement = PlaceQueues(topic, queue_count, *groups);
+  if (!placement.ok()) return placement.status();
+
+  Txn create;
+  create.compares = {Compare::Absent(key)};
+  create.on_success = {WriteOp::Put(key, EncodeTopicPlacement(*placement))};
+  auto written = coordinator.Commit(create);
+  // A timeout may have written it: the read below says.
+  if (!written.ok() && written.status().code() != StatusCode::kTimeout) return written.status();
+  if (written.ok() && written->succeeded) return std::move(*placement);
+
+  // Another writer's placement (or ours, if the timed-out write landed).
+  stored = ReadPlacement(coordinator, key);
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) {
+    return written.ok() ? Status::Unavailable(key + " was created and deleted meanwhile; ask again")
+                        : written.status();
+  }
+  return std::move(**stored);
+}
+
+ClusterMap::QueueRoute ClusterMap::Route(const std::string& topic, uint32_t queue) const {
+  auto t = topics.find(topic);
+  if (t == topics.end() || queue >= t->second.groups.size()) return {};
+  const std::string& group = t->second.groups[queue];
+  auto g = groups.find(group);
+  return {&group, g == groups.end() ? nullptr : &g->second};
+}
+
+Result<ClusterMap> ReadClusterMap(Coordinator& coordinator, const std::string& cluster) {
+  ClusterMap map;
+  const std::string groups_prefix = GroupsPrefix(cluster);
+  auto groups = coordinator.GetPrefix(groups_prefix);
+  if (!groups.ok()) return groups.status();
+  auto brokers = coordinator.GetPrefix(BrokersPrefix(cluster));
+  if (!brokers.ok()) return brokers.status();
+  const std::string placement_prefix = PlacementPrefix(cluster);
+  auto placements = coordinator.GetPrefix(placement_prefix);
+  if (!placements.ok()) return placements.status();
+
+  std::map<std::string, std::string> url_of;  // node -> client URL
+  for (const KeyValue& kv : brokers->kvs) {
+    auto r = DecodeNodeRegistration(kv.value);
+    if (!r.ok()) {
+      map.unreadable.push_back(kv.key + ": " + r.status().message());
+      continue;
+    }
+    url_of[kv.key.substr(BrokersPrefix(cluster).size())] = r->url;
+  }
+  for (const KeyValue& kv : groups->kvs) {
+    const std::string group = GroupOfStateKey(kv.key, groups_prefix);
+    if (group.empty()) continue;
+    auto state = DecodeGroupState(kv.value);
+    if (!state.ok()) {
+      map.unreadable.push_back(kv.key + ": " + state.status().message());
+      continue;
+    }
+    GroupRoute route{std::move(*state), {}};
+    if (auto url = url_of.find(route.state.leader); url != url_of.end()) {
+      route.leader_url = url->second;
+    }
+    map.groups.emplace(group, std::move(route));
+  }
+  for (const KeyValue& kv : placements->kvs) {
+    auto p = DecodeTopicPlacement(kv.value);
+    if (!p.ok()) {
+      map.unreadable.push_back(kv.key + ": " + p.status().message());
+      continue;
+    }
+    map.topics.emplace(kv.key.substr(placement_prefix.size()), std::move(*p));
+  }
+  return map;
+}
+
+}  // namespace txmq::cluster

@@ -1,0 +1,71 @@
+// Placements as the cluster stores them in etcd, and the map a router
+// needs: for every topic the group of each queue, for every group its
+// leader and where clients reach it (DESIGN.md "Cluster: placement of
+// queues on groups").
+//
+// A placement is written once, by whoever creates the topic first: a
+// transaction on the key's absence, so two brokers creating one topic at
+// once agree on the first one's placement, never on two. It lists the
+// groups that have a state record at that moment (a group is part of the
+// cluster once its first node won an election); a group that is down
+// still gets its share, and its queues fail until it is back: keys are
+// never re-hashed onto another group behind their writers' backs.
+//
+// Thread safety: free functions; safe from any thread the coordinator is.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "broker/src/cluster/coordinator.h"
+#include "broker/src/cluster/group_state.h"
+#include "broker/src/cluster/placement.h"
+#include "txmq/status.h"
+
+namespace txmq::cluster {
+
+// The groups a new topic is placed on: each with a state record, weight 1
+// (weights are not configurable yet), sorted by name.
+Result<std::vector<GroupWeight>> ListGroups(Coordinator& coordinator, const std::string& cluster);
+
+// The topic's stored placement; if it has none, `queue_count` queues
+// placed on ListGroups and stored, unless another writer got there first
+// (then theirs). A stored placement is returned as it is, also when its
+// queue count is not `queue_count`: the caller says so. Errors:
+// kFailedPrecondition when the cluster has no group yet, kCorruption for a
+// record that cannot be read (naming its key), the coordinator's
+// kUnavailable / kTimeout when etcd cannot be asked.
+Result<TopicPlacement> EnsurePlacement(Coordinator& coordinator, const std::string& cluster,
+                                       const std::string& topic, uint32_t queue_count);
+
+// Where a group is served, as the records said when read.
+struct GroupRoute {
+  GroupState state;        // epoch, leader, ISR
+  std::string leader_url;  // the leader's client URL; "" when it is not registered (down)
+};
+
+struct ClusterMap {
+  std::map<std::string, GroupRoute> groups;      // by group name
+  std::map<std::string, TopicPlacement> topics;  // by topic name
+  // Records that could not be read, one line each (key: why); the rest of
+  // the map is still good.
+  std::vector<std::string> unreadable;
+
+  // The group serving `queue` of `topic` and that group's route; nullptr
+  // when the topic has no placement or the queue is out of range. The
+  // route is null when the group has no state record.
+  struct QueueRoute {
+    const std::string* group = nullptr;
+    const GroupRoute* route = nullptr;
+  };
+  QueueRoute Route(const std::string& topic, uint32_t queue) const;
+};
+
+// Three prefix reads (groups, brokers, placements). They are not one
+// snapshot of the store: a route may be a moment old, which brokers
+// answer with NOT_LEADER naming where to go.
+Result<ClusterMap> ReadClusterMap(Coordinator& coordinator, const std::string& cluster);
+
+}  // namespace txmq::cluster

@@ -1,0 +1,165 @@
+// Placements stored in the coordination store (placement_directory.h), on
+// the in-memory fake and on a real etcd: one placement per topic however
+// many brokers create it at once, stored placements win over proposals,
+// and the cluster map joins placements with each group's leader.
+//
+// Every RealEtcdPlacement test shares one etcd (started by the first,
+// stopped after the last); each test uses its own cluster name. Threads:
+// the creation race runs short-lived threads that only call the
+// coordinator and are joined before anything is checked.
+#include "broker/src/cluster/placement_directory.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <thread>
+
+#include "broker/src/cluster/etcd_coordinator.h"
+#include "tests/cluster/etcd_server.h"
+#include "tests/testutil/fake_coordinator.h"
+
+namespace txmq::cluster {
+namespace {
+
+using testing::EtcdServer;
+using testing::FakeCoordinator;
+
+class PlacementDirectory : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void TearDownTestSuite() { etcd_.reset(); }
+
+  void SetUp() override {
+    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    cluster_ = "placement-" + name.substr(0, name.find('/'));
+    if (GetParam() == "fake") {
+      coordinator_ = std::make_unique<FakeCoordinator>();
+      return;
+    }
+    if (!etcd_) etcd_ = EtcdServer::Start();
+    ASSERT_TRUE(etcd_) << "no etcd to test against";
+    EtcdOptions options;
+    options.endpoints = {etcd_->endpoint()};
+    auto c = OpenEtcdCoordinator(options);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    coordinator_ = std::move(*c);
+  }
+
+  Coordinator& c() { return *coordinator_; }
+
+  // A group as its first node leaves it: a state record naming `leader`,
+  // and the leader's registration with its client URL.
+  void AddGroup(const std::string& group, const std::string& leader, const std::string& url) {
+    ASSERT_TRUE(
+        c().Put(GroupStateKey(cluster_, group), EncodeGroupState({1, leader, {leader}})).ok());
+    ASSERT_TRUE(c().Put(BrokerKey(cluster_, leader), EncodeNodeRegistration({url, group})).ok());
+  }
+
+  static inline std::unique_ptr<EtcdServer> etcd_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::string cluster_;
+};
+
+TEST_P(PlacementDirectory, ATopicIsPlacedOnceOnTheGroupsThatExist) {
+  AddGroup("g1", "a1", "tcp://127.0.0.1:1001");
+  AddGroup("g2", "b1", "tcp://127.0.0.1:1002");
+  // A group's config alone (its first node has not been elected) is not a
+  // group to place on yet.
+  ASSERT_TRUE(c().Put("/txmq/" + cluster_ + "/groups/g9/config", "{\"segment_bytes\":1}").ok());
+  auto groups = ListGroups(c(), cluster_);
+  ASSERT_TRUE(groups.ok()) << groups.status().ToString();
+  ASSERT_EQ(groups->size(), 2u);
+  EXPECT_EQ((*groups)[0].group, "g1");
+  EXPECT_EQ((*groups)[1].group, "g2");
+
+  auto placed = EnsurePlacement(c(), cluster_, "orders", 8);
+  ASSERT_TRUE(placed.ok()) << placed.status().ToString();
+  EXPECT_EQ(*placed, *PlaceQueues("orders", 8, *groups));
+  EXPECT_EQ(placed->QueuesOf("g1").size(), 4u);
+
+  // Once stored it is the truth: a group that joins later, or a creator
+  // asking for another queue count, gets what is stored.
+  AddGroup("g3", "c1", "tcp://127.0.0.1:1003");
+  auto again = EnsurePlacement(c(), cluster_, "orders", 16);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *placed);
+  auto fresh = EnsurePlacement(c(), cluster_, "payments", 6);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->QueuesOf("g3").size(), 2u) << "a new topic uses the group that joined";
+}
+
+TEST_P(PlacementDirectory, BrokersCreatingOneTopicAtOnceAgreeOnOnePlacement) {
+  AddGroup("g1", "a1", "tcp://127.0.0.1:1001");
+  AddGroup("g2", "b1", "tcp://127.0.0.1:1002");
+  AddGroup("g3", "c1", "tcp://127.0.0.1:1003");
+  // Each asks with another queue count, so two stored placements could not
+  // look alike by chance.
+  constexpr int kCreators = 4;
+  std::vector<Result<TopicPlacement>> results(kCreators, Status::Unavailable("not run"));
+  std::vector<std::thread> creators;
+  for (int i = 0; i < kCreators; ++i) {
+    creators.emplace_back([&, i] {
+      results[i] = EnsurePlacement(c(), cluster_, "race", 3 + static_cast<uint32_t>(i));
+    });
+  }
+  for (std::thread& t : creators) t.join();
+  for (int i = 0; i < kCreators; ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status().ToString();
+    EXPECT_EQ(*results[i], *results[0]) << "creator " << i;
+  }
+  auto read = c().Get(PlacementKey(cluster_, "race"));
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->kvs.size(), 1u);
+  EXPECT_EQ(read->kvs[0].version, 1) << "written once, never overwritten";
+}
+
+TEST_P(PlacementDirectory, NoGroupMeansNoPlacementAndSaysWhy) {
+  auto placed = EnsurePlacement(c(), cluster_, "orders", 4);
+  EXPECT_EQ(placed.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(placed.status().message().find("no broker group"), std::string::npos);
+  EXPECT_NE(placed.status().message().find("orders"), std::string::npos);
+  auto read = c().Get(PlacementKey(cluster_, "orders"));
+  ASSERT_TRUE(read.ok());
+  EXPECT_TRUE(read->kvs.empty());
+}
+
+TEST_P(PlacementDirectory, TheMapRoutesEveryQueueToItsGroupsLeader) {
+  AddGroup("g1", "a1", "tcp://127.0.0.1:1001");
+  AddGroup("g2", "b1", "tcp://127.0.0.1:1002");
+  auto placed = EnsurePlacement(c(), cluster_, "orders", 4);
+  ASSERT_TRUE(placed.ok());
+  // g2's leader lost its lease: its group stays placed, with no URL (its
+  // queues fail until it is back; nothing moves).
+  ASSERT_TRUE(c().Delete(BrokerKey(cluster_, "b1")).ok());
+  // A record nobody can read spoils only itself.
+  ASSERT_TRUE(c().Put(PlacementKey(cluster_, "broken"), "{\"queues\":2}").ok());
+
+  auto map = ReadClusterMap(c(), cluster_);
+  ASSERT_TRUE(map.ok()) << map.status().ToString();
+  ASSERT_EQ(map->groups.size(), 2u);
+  EXPECT_EQ(map->groups.at("g1").leader_url, "tcp://127.0.0.1:1001");
+  EXPECT_EQ(map->groups.at("g1").state.epoch, 1);
+  EXPECT_EQ(map->groups.at("g2").leader_url, "");
+  ASSERT_EQ(map->unreadable.size(), 1u);
+  EXPECT_NE(map->unreadable[0].find("broken"), std::string::npos);
+  ASSERT_EQ(map->topics.count("orders"), 1u);
+  for (uint32_t q = 0; q < 4; ++q) {
+    auto route = map->Route("orders", q);
+    ASSERT_NE(route.group, nullptr);
+    EXPECT_EQ(*route.group, placed->groups[q]);
+    ASSERT_NE(route.route, nullptr);
+    EXPECT_EQ(route.route->leader_url, *route.group == "g1" ? "tcp://127.0.0.1:1001" : "");
+  }
+  EXPECT_EQ(map->Route("orders", 4).group, nullptr);
+  EXPECT_EQ(map->Route("nothing", 0).group, nullptr);
+
+  // A corrupt stored placement is named, never replaced by a fresh one.
+  auto broken = EnsurePlacement(c(), cluster_, "broken", 2);
+  EXPECT_EQ(broken.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(broken.status().message().find(PlacementKey(cluster_, "broken")), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fake, PlacementDirectory, ::testing::Values("fake"));
+INSTANTIATE_TEST_SUITE_P(RealEtcdPlacement, PlacementDirectory, ::testing::Values("etcd"));
+
+}  // namespace
+}  // namespace txmq::cluster
