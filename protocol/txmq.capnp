@@ -34,12 +34,15 @@ enum ErrorCode {
   permissionDenied @13;   # the caller's key or principal may not do this
   notLeader @14;          # a node of a replicated group that does not lead it; Error.leaderUrl
                           # says where the leader is (empty while an election runs)
+  wrongGroup @15;         # the message's queue is placed on another broker group of the
+                          # cluster; Error.leaderUrl names that group's leader (empty: unknown).
+                          # Nothing of the request was stored: ask the route again, send there
 }
 
 struct Error {
   code @0 :ErrorCode;
   message @1 :Text;
-  leaderUrl @2 :Text;  # with notLeader: the group leader's client URL, when known
+  leaderUrl @2 :Text;  # with notLeader, wrongGroup: the group leader's client URL, when known
 }
 
 struct Property {
@@ -671,7 +674,31 @@ struct Envelope {
     # every node, also one that does not lead.
     clusterStatus @56 :Void;
     clusterStatusOk @57 :ClusterStatus;
+    # Where a topic's queues are served (clients route sends by it).
+    # Answered by every node of a cluster, also one that does not lead.
+    route @58 :RouteRequest;
+    routeOk @59 :TopicRoute;
   }
+}
+
+# ---- placement of queues on broker groups (clients' routing) ----
+
+struct RouteRequest {
+  topic @0 :Text;
+  create @1 :Bool;      # place the topic now if it has no placement yet
+  queues @2 :UInt32;    # with create: its queue count; 0 = the broker's default
+}
+
+struct QueueRoute {
+  group @0 :Text;       # the broker group serving the queue
+  leaderUrl @1 :Text;   # that group's leader's client URL; empty: none now (down)
+}
+
+# queues[q] is queue q's route. A single broker (no cluster) answers with
+# every queue on group "" at its own URL, so a client routes the same way.
+struct TopicRoute {
+  topic @0 :Text;
+  queues @1 :List(QueueRoute);
 }
 
 # ---- replicated broker groups (txmqctl cluster status) ----

@@ -9,10 +9,6 @@
 
 namespace txmq::broker {
 
-namespace {
-constexpr uint32_t kMaxQueues = 1024;
-}
-
 Limits::Counts CountLimits(const TopicManager& topics, GroupTable& groups,
                            const TransactionService& transactions, const ServerInfo& info) {
   Limits::Counts counts;

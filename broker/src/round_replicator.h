@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "broker/src/cluster/cluster_health.h"
+#include "broker/src/cluster/placement.h"
 #include "protocol/src/event_fd.h"
 #include "txmq/status.h"
 
@@ -39,6 +40,19 @@ class RoundReplicator {
   // The group as the node last saw it (cluster status, topic show's
   // group and leader); null when there is none to show.
   virtual std::shared_ptr<const cluster::HealthBoard> health() const { return nullptr; }
+
+  // Placement (DESIGN.md "Cluster: placement of queues on groups"), any
+  // thread: the group this node serves; a topic's placement from the
+  // node's last map, or a request to store one with `queue_count` queues
+  // (cluster/placement_thread.h: null and OK while it is stored); a
+  // group's leader's client URL from that map ("" unknown). event() fires
+  // when a placement was stored.
+  virtual std::string group() const { return ""; }
+  virtual cluster::PlacementLookup LookupPlacement(const std::string& /*topic*/,
+                                                   uint32_t /*queue_count*/) {
+    return {nullptr, Status::FailedPrecondition("not a cluster node: nothing is placed")};
+  }
+  virtual std::string LeaderUrlOf(const std::string& /*group*/) const { return ""; }
 };
 
 }  // namespace txmq::broker

@@ -58,7 +58,7 @@ void SendService::Handle(const RequestContext& ctx, wire::SendRequest::Reader re
   storage::DedupRecord where;
   where.stored_ms = m.stored_ms = core_.NowMs();
   where.topic = t.name;
-  where.queue = TopicManager::SelectQueue(t, m.key);
+  where.queue = topics_.SelectQueue(t, m.key);
   const int64_t delay = in.getDelayMs();
   int64_t due = 0;
   uint64_t delayed_seq = 0;

@@ -51,6 +51,7 @@ Server::Server(const BrokerOptions& options, const TimeSource& time, SnapshotMai
       split_link_(link_, operators),
       core_(options, split_link_, time),
       disk_(options),
+      placement_(options.replicator),
       topics_(core_),
       dedup_(core_, topics_),
       delayed_(core_, topics_),
@@ -94,6 +95,7 @@ Status Server::Init() {
   disk_.Start(core_.SteadyNow(), store_->log_allocated_bytes());
   core_.set_disk(&disk_);
   if (Status s = ResumeBrokerTime(); !s.ok()) return s;
+  if (placement_.active()) topics_.set_placement(&placement_);
   if (Status s = topics_.Recover(); !s.ok()) return s;
   if (Status s = dedup_.Recover(); !s.ok()) return s;
   if (Status s = delayed_.Recover(); !s.ok()) return s;
@@ -245,6 +247,7 @@ void Server::Run() {
     if (options_.replicator != nullptr && (items[polled - 1].revents & ZMQ_POLLIN)) {
       options_.replicator->event().Drain();
       CompleteReplicated();
+      placement_.ResumeParked(core_.SteadyNow());
     }
     if (items[1].revents & ZMQ_POLLIN) {
       commit_done_.Drain();
@@ -438,6 +441,7 @@ void Server::Dispatch(const std::string& routing_id, std::string key, int fd, wi
       in_flight.emplace(core_.limits(), routing_id, ctx.request_id);
       if (!in_flight->admitted().ok()) return core_.ReplyError(ctx, in_flight->admitted());
     }
+    if (HoldForPlacement(ctx, env, frame, fd)) return;
     switch (env.which()) {
       case E::HELLO:
         return HandleHello(ctx, env.getHello());
@@ -501,6 +505,8 @@ void Server::Dispatch(const std::string& routing_id, std::string key, int fd, wi
         return dlq_.HandleResend(ctx, env.getDlqResend());
       case E::LIFECYCLE:
         return lifecycle_.Handle(ctx, env.getLifecycle());
+      case E::ROUTE:
+        return HandleRoute(ctx, env.getRoute(), frame, fd);
       case E::CLUSTER_STATUS: {
         auto reply = Core::NewReply(ctx);
         wire::FillClusterStatus(ClusterStatusFor(options_), reply.envelope().initClusterStatusOk());
@@ -630,6 +636,7 @@ void Server::SubmitIfIdle(bool allow_inline) {
 }
 
 void Server::Housekeeping(SteadyTime now) {
+  placement_.ResumeParked(now);
   disk_.Tick(now, store_->log_allocated_bytes());
   delivery_.Tick(now);
   transactions_.Tick(now);

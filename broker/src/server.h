@@ -43,6 +43,7 @@
 #include "broker/src/metrics_collector.h"
 #include "broker/src/operator_link.h"
 #include "broker/src/operator_mailbox.h"
+#include "broker/src/placement_gate.h"
 #include "broker/src/retention.h"
 #include "broker/src/round_replicator.h"
 #include "broker/src/router_link.h"
@@ -102,6 +103,15 @@ class Server {
   // in acl_applied_.
   void ApplyAclChanges();
   void HandleHello(const RequestContext& ctx, wire::Hello::Reader hello);
+  // Placement (server_placement.cc). True when the request was answered
+  // or parked for its topic's placement; false: serve it now.
+  bool HoldForPlacement(const RequestContext& ctx, wire::Envelope::Reader env, wire::Frame& frame,
+                        int fd);
+  // Keeps the request (the frame moves) until its topic is placed, then
+  // dispatches it again.
+  void ParkRequest(const RequestContext& ctx, const std::string& topic, wire::Frame& frame, int fd);
+  void HandleRoute(const RequestContext& ctx, wire::RouteRequest::Reader request,
+                   wire::Frame& frame, int fd);
   // Continues broker time from what the data directory recorded last.
   Status ResumeBrokerTime();
   void CountBadFrame(const std::string& routing_id, uint64_t request_id, const Status& why);
@@ -140,6 +150,8 @@ class Server {
 
   Core core_;
   DiskWatermark disk_;
+  // Before topics_, which asks it (a cluster node's placement).
+  PlacementGate placement_;
   TopicManager topics_;
   DedupWindow dedup_;
   DelayedMessages delayed_;

@@ -74,8 +74,20 @@ Result<TopicState*> TopicManager::GetOrCreate(std::string_view name, bool create
                             "send; create it with: txmqctl topic create " +
                             std::string(name));
   }
-  if (queues == 0) queues = core_.options().default_queues;
+  std::optional<TopicPlacementSource::Served> placed;
+  if (placement_ != nullptr) placed = placement_->ServedQueues(name);
+  if (placed && queues != 0 && queues != placed->queue_count) {
+    return Status::FailedPrecondition(
+        "topic '" + std::string(name) + "' is placed on the cluster's groups with " +
+        std::to_string(placed->queue_count) + " queues (etcd); it cannot be created here with " +
+        std::to_string(queues));
+  }
+  if (queues == 0) queues = placed ? placed->queue_count : core_.options().default_queues;
   TopicState topic;
+  if (placed) {
+    topic.served = std::move(placed->queues);
+    topic.placement_checked = true;
+  }
   topic.name = std::string(name);
   topic.id = next_id_++;
   topic.created_ms = core_.NowMs();
@@ -129,9 +141,21 @@ uint64_t TopicManager::FirstStoredAtOrAfter(const TopicState& topic, uint32_t qu
   return lo;
 }
 
+void TopicManager::CheckPlacement(TopicState& topic) {
+  if (topic.placement_checked || placement_ == nullptr) return;
+  auto placed = placement_->ServedQueues(topic.name);
+  if (!placed) return;  // not placed (yet): asked again next time
+  topic.placement_checked = true;
+  if (placed->queue_count == topic.queues.size()) topic.served = std::move(placed->queues);
+}
+
 uint32_t TopicManager::SelectQueue(TopicState& topic, std::string_view key) {
   const auto n = static_cast<uint32_t>(topic.queues.size());
   if (!key.empty()) return static_cast<uint32_t>(StableHash(key) % n);
+  CheckPlacement(topic);
+  if (!topic.served.empty()) {
+    return topic.served[topic.round_robin++ % topic.served.size()];
+  }
   return topic.round_robin++ % n;
 }
 

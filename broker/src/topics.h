@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -19,6 +20,9 @@
 #include "txmq/status.h"
 
 namespace txmq::broker {
+
+// The most queues a topic may have.
+inline constexpr uint32_t kMaxQueues = 1024;
 
 struct QueueState {
   uint64_t min_offset = 0;     // first offset still stored (retention moves it)
@@ -37,11 +41,30 @@ struct TopicState {
   std::string creator;
   std::vector<QueueState> queues;
   uint32_t round_robin = 0;
+  // In a cluster, the queues this node's group serves (placement_gate.h);
+  // empty: all of them (a single broker, a broker's own topic).
+  std::vector<uint32_t> served;
+  bool placement_checked = false;  // `served` was asked of the placement
+};
+
+// What a cluster's placement says about a topic (placement_gate.h).
+class TopicPlacementSource {
+ public:
+  virtual ~TopicPlacementSource() = default;
+  struct Served {
+    uint32_t queue_count = 0;
+    std::vector<uint32_t> queues;  // served by this node's group
+  };
+  // Nullopt: the topic is not placed (a single broker, a broker's own
+  // topic, or not yet).
+  virtual std::optional<Served> ServedQueues(std::string_view topic) = 0;
 };
 
 class TopicManager {
  public:
   explicit TopicManager(Core& core) : core_(core) {}
+  // A cluster node's placement (null: none); set before any request.
+  void set_placement(TopicPlacementSource* placement) { placement_ = placement; }
 
   // Loads topic records and finds each queue's first and next offsets.
   Status Recover();
@@ -50,7 +73,8 @@ class TopicManager {
   TopicState* FindById(uint32_t id);
   // An existing topic, or a new one (recorded in the open round, with
   // `creator`) when `create` allows it; NOT_FOUND otherwise. `queues` 0 =
-  // the default.
+  // the default, or in a cluster the placed count (FAILED_PRECONDITION
+  // when `queues` asks for another).
   Result<TopicState*> GetOrCreate(std::string_view name, bool create, uint32_t queues = 0,
                                   std::string_view creator = {});
   // Whether the caller of `ctx` may create topic `name` now: the broker's
@@ -73,8 +97,9 @@ class TopicManager {
   // never decrease along a queue.
   uint64_t FirstStoredAtOrAfter(const TopicState& topic, uint32_t queue, int64_t time_ms);
 
-  // hash(key) % queues with a key, else round robin.
-  static uint32_t SelectQueue(TopicState& topic, std::string_view key);
+  // hash(key) % queues with a key, else round robin over the queues this
+  // node serves.
+  uint32_t SelectQueue(TopicState& topic, std::string_view key);
 
   // Stores a message at the end of a queue in the open round. Returns its
   // offset; it becomes visible when the round is durable (SealRound).
@@ -92,7 +117,11 @@ class TopicManager {
   uint64_t MessagesStored() const;
 
  private:
+  // Fills topic.served from the placement once it is known.
+  void CheckPlacement(TopicState& topic);
+
   Core& core_;
+  TopicPlacementSource* placement_ = nullptr;
   std::map<std::string, TopicState, std::less<>> topics_;
   CreatorCounts created_by_;
   std::map<uint32_t, TopicState*> by_id_;

@@ -445,7 +445,7 @@ void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
     storage::DedupRecord where;
     where.stored_ms = m.stored_ms = now_ms;
     where.topic = (*topic)->name;
-    where.queue = TopicManager::SelectQueue(**topic, m.key);
+    where.queue = topics_.SelectQueue(**topic, m.key);
     if (delay > 0) {
       const int64_t due = now_ms + static_cast<int64_t>(delay);
       const uint64_t seq = delayed_.Add(due, **topic, where.queue, m);

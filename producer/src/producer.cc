@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "producer/src/call_gate.h"
+#include "producer/src/group_router.h"
 #include "producer/src/library_send.h"
 #include "producer/src/send_path.h"
 #include "protocol/src/connection.h"
@@ -35,14 +36,17 @@ class Producer::Impl {
     auto keys =
         curve::LoadClientKeys(options_.curve_key, options_.server_key, "curve_key", "server_key");
     if (!keys.ok()) return keys.status();
-    auto connection = net::Connection::Open({.broker = options_.broker,
-                                             .client_id = options_.client_id,
-                                             .role = wire::Role::PRODUCER,
-                                             .group = options_.group,
-                                             .software = std::string("txmq-producer ") + kVersion,
-                                             .curve = *keys});
+    net::ConnectionOptions connection_options{.broker = options_.broker,
+                                              .client_id = options_.client_id,
+                                              .role = wire::Role::PRODUCER,
+                                              .group = options_.group,
+                                              .software = std::string("txmq-producer ") + kVersion,
+                                              .curve = *keys};
+    auto connection = net::Connection::Open(connection_options);
     if (!connection.ok()) return connection.status();
     connection_ = std::move(connection.value());
+    router_ = std::make_shared<producer::GroupRouter>(*connection_, connection_options,
+                                                      options_.send_timeout);
     client_id_ = connection_->client_id();
     state_ = State::kRunning;
     gate_.Open();
@@ -61,6 +65,7 @@ class Producer::Impl {
     gate_.Close();
     gate_.WaitIdle();
     shut_down_->store(true);
+    router_.reset();      // group connections first: they route through home
     connection_.reset();  // sends in flight complete now, with UNAVAILABLE
   }
 
@@ -75,23 +80,56 @@ class Producer::Impl {
     }
     if (Status s = producer::PrepareMessage(message, *connection_); !s.ok()) return callback(s);
     const std::string id = message.id;
-    producer::SendWithRetries(
-        *connection_, options_, std::make_shared<const Message>(std::move(message)),
+    SendRouted(
+        router_, options_, std::make_shared<const Message>(std::move(message)),
         [callback = std::move(callback), shut_down = shut_down_, id](Result<SendResult> r) {
           if (!r.ok() && shut_down->load() && r.status().code() == StatusCode::kUnavailable) {
             return callback(Status::Unavailable(
                 "producer shut down before message " + id +
-                " was acknowledged; it may have been stored: resend it with the same id (the "
-                "broker stores it once)"));
+                " was acknowledged; it may have been stored: resend it with the same id "
+                "(the broker stores it once)"));
           }
           callback(std::move(r));
-        });
+        },
+        kReroutes);
   }
 
   const std::string& client_id() const { return client_id_; }
 
  private:
   enum class State { kNew, kRunning, kShutDown };
+
+  // A send whose route turned out stale (WRONG_GROUP, or its group's
+  // connection failed it) is routed again this many times, same message id.
+  static constexpr int kReroutes = 3;
+
+  // Sends `message` where the router says; runs on the caller's thread,
+  // then on I/O threads (never waits).
+  static void SendRouted(std::shared_ptr<producer::GroupRouter> router,
+                         const ProducerOptions& options, std::shared_ptr<const Message> message,
+                         SendCallback done, int reroutes_left) {
+    std::weak_ptr<producer::GroupRouter> weak = router;
+    router->Resolve(
+        message->topic, message->key,
+        [weak, &options, message, done = std::move(done),
+         reroutes_left](Result<producer::GroupRouter::Target> target) mutable {
+          if (!target.ok()) return done(target.status());
+          const bool routed = target->routed;
+          producer::SendWithRetries(
+              *target->connection, options, message,
+              [weak, &options, message, done = std::move(done), reroutes_left,
+               routed](Result<SendResult> r) mutable {
+                const StatusCode code = r.ok() ? StatusCode::kOk : r.status().code();
+                const bool stale =
+                    code == StatusCode::kWrongGroup ||
+                    (routed && (code == StatusCode::kUnavailable || code == StatusCode::kTimeout));
+                auto router = weak.lock();
+                if (!stale || reroutes_left == 0 || !router) return done(std::move(r));
+                router->Forget(message->topic);
+                SendRouted(std::move(router), options, message, std::move(done), reroutes_left - 1);
+              });
+        });
+  }
 
   Status NotRunning() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -107,6 +145,8 @@ class Producer::Impl {
   // Shutdown frees once the gate is closed and empty.
   producer::CallGate gate_;
   std::unique_ptr<net::Connection> connection_;
+  // Routes sends across a cluster's broker groups; set with connection_.
+  std::shared_ptr<producer::GroupRouter> router_;
   std::string client_id_;  // set by Start, then constant
   // Read by completions: a call that fails because the producer shut down
   // says so.

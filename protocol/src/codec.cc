@@ -97,6 +97,8 @@ ErrorCode ToWireCode(StatusCode code) {
       return ErrorCode::PERMISSION_DENIED;
     case StatusCode::kNotLeader:
       return ErrorCode::NOT_LEADER;
+    case StatusCode::kWrongGroup:
+      return ErrorCode::WRONG_GROUP;
   }
   return ErrorCode::INTERNAL;
 }
@@ -133,6 +135,8 @@ StatusCode FromWireCode(ErrorCode code) {
       return StatusCode::kPermissionDenied;
     case ErrorCode::NOT_LEADER:
       return StatusCode::kNotLeader;
+    case ErrorCode::WRONG_GROUP:
+      return StatusCode::kWrongGroup;
   }
   // A newer broker may send a code this client does not know.
   return StatusCode::kInternal;
@@ -148,6 +152,14 @@ void SetNotLeader(Envelope::Builder envelope, const std::string& message,
                   const std::string& leader_url) {
   auto error = envelope.initError();
   error.setCode(ErrorCode::NOT_LEADER);
+  error.setMessage(message);
+  error.setLeaderUrl(leader_url);
+}
+
+void SetWrongGroup(Envelope::Builder envelope, const std::string& message,
+                   const std::string& leader_url) {
+  auto error = envelope.initError();
+  error.setCode(ErrorCode::WRONG_GROUP);
   error.setMessage(message);
   error.setLeaderUrl(leader_url);
 }

@@ -117,7 +117,10 @@ void SetError(Envelope::Builder envelope, const Status& status);
 // NOT_LEADER with the leader's client URL ("" while an election runs).
 void SetNotLeader(Envelope::Builder envelope, const std::string& message,
                   const std::string& leader_url);
-// The leader URL of a NOT_LEADER error ("" for anything else).
+// WRONG_GROUP with the serving group's leader URL ("" unknown).
+void SetWrongGroup(Envelope::Builder envelope, const std::string& message,
+                   const std::string& leader_url);
+// The leader URL of a NOT_LEADER or WRONG_GROUP error ("" for anything else).
 std::string LeaderUrlOf(Envelope::Reader envelope);
 // The encoded request `bytes` under another request id (a call a client
 // sends again elsewhere, so a late answer to the first sending is unknown).

@@ -34,6 +34,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "PERMISSION_DENIED";
     case StatusCode::kNotLeader:
       return "NOT_LEADER";
+    case StatusCode::kWrongGroup:
+      return "WRONG_GROUP";
   }
   return "UNKNOWN";
 }

@@ -151,7 +151,7 @@ TEST(Codec, TraversalLimitStopsAmplification) {
 }
 
 TEST(Codec, EveryStatusCodeSurvivesTheWire) {
-  for (int c = 1; c <= static_cast<int>(StatusCode::kNotLeader); ++c) {
+  for (int c = 1; c <= static_cast<int>(StatusCode::kWrongGroup); ++c) {
     Status s(static_cast<StatusCode>(c), "why " + std::to_string(c));
     OutFrame f(1);
     SetError(f.envelope(), s);
@@ -168,6 +168,18 @@ TEST(Codec, NotLeaderCarriesTheLeadersUrl) {
   ASSERT_TRUE(frame.ok());
   EXPECT_EQ(StatusOf(frame->envelope()), Status(StatusCode::kNotLeader, "b does not lead"));
   EXPECT_EQ(LeaderUrlOf(frame->envelope()), "tcp://127.0.0.1:7801");
+}
+
+TEST(Codec, WrongGroupCarriesTheServingGroupsLeader) {
+  OutFrame f(4);
+  SetWrongGroup(f.envelope(), "queue 1 of topic t is served by broker group g2",
+                "tcp://127.0.0.1:7802");
+  auto frame = DecodeFrame(f.Encode(), {});
+  ASSERT_TRUE(frame.ok());
+  EXPECT_EQ(StatusOf(frame->envelope()).code(), StatusCode::kWrongGroup);
+  EXPECT_EQ(StatusOf(frame->envelope()).ToString(),
+            "WRONG_GROUP: queue 1 of topic t is served by broker group g2");
+  EXPECT_EQ(LeaderUrlOf(frame->envelope()), "tcp://127.0.0.1:7802");
 }
 
 TEST(Codec, ARequestSentAgainKeepsItsContentUnderANewId) {

@@ -27,6 +27,7 @@ TEST(Status, OnlyTransientCodesAreRetryable) {
   EXPECT_TRUE(Status::Overloaded("").IsRetryable());
   EXPECT_TRUE(Status::ResourceExhausted("").IsRetryable());
   EXPECT_TRUE(Status(StatusCode::kNotLeader, "").IsRetryable());
+  EXPECT_TRUE(Status(StatusCode::kWrongGroup, "").IsRetryable());
   EXPECT_EQ(Status(StatusCode::kNotLeader, "b").ToString(), "NOT_LEADER: b");
   EXPECT_EQ(Status::ResourceExhausted("disk").ToString(), "RESOURCE_EXHAUSTED: disk");
   EXPECT_FALSE(Status::InvalidArgument("").IsRetryable());

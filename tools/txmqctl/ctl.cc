@@ -34,6 +34,7 @@ int ExitCodeOf(const Status& status, bool from_broker) {
     case StatusCode::kUnavailable:
     case StatusCode::kTimeout:
     case StatusCode::kNotLeader:
+    case StatusCode::kWrongGroup:
       return from_broker ? kExitUnreachable : kExitFailed;
     default:
       return kExitFailed;

@@ -179,6 +179,18 @@ Status Guard::CheckVerb(RequestContext& ctx, const Principal& p, wire::Envelope:
       if (p.produce.Matches(topic)) return Status::OK();
       return Denied(p, "send to topic " + Quoted(topic), "not in its produce list");
     }
+    case E::ROUTE: {
+      // A producer asks where its sends go, and places the topic as its
+      // first send would.
+      const std::string topic = wire::ToString(env.getRoute().getTopic());
+      if (p.produce.Matches(topic)) return Status::OK();
+      if (p.admin) {
+        ctx.as_admin = true;
+        return Status::OK();
+      }
+      return Denied(p, "ask the route of topic " + Quoted(topic),
+                    "not in its produce list, and not admin");
+    }
     case E::SEND_HALF: {
       auto half = env.getSendHalf();
       const std::string group = wire::ToString(half.getProducerGroup());

@@ -62,6 +62,18 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions optio
                                    std::to_string(options.peers.size() + 1) + ")");
   }
   std::unique_ptr<ClusterNode> node(new ClusterNode(std::move(options)));
+  {
+    // Its own client: a slow etcd call for a placement never waits behind
+    // (or holds up) the member thread's.
+    EtcdOptions etcd;
+    etcd.endpoints = node->options_.etcd_endpoints;
+    auto coordinator = OpenEtcdCoordinator(etcd);
+    if (!coordinator.ok()) return coordinator.status();
+    node->placement_ = std::make_unique<PlacementThread>(
+        std::move(coordinator.value()), node->options_.cluster,
+        std::chrono::duration_cast<std::chrono::milliseconds>(node->options_.lease_ttl) / 3,
+        [n = node.get()] { n->event_.Notify(); });
+  }
   auto started = std::make_shared<std::promise<Status>>();
   auto result = started->get_future();
   node->thread_ = std::thread([n = node.get(), started] { n->Loop(started); });
@@ -91,6 +103,16 @@ std::vector<std::string> ClusterNode::TakeCommittedRounds() {
   std::vector<std::string> rounds;
   if (leadership_) rounds.swap(*leadership_);
   return rounds;
+}
+
+PlacementLookup ClusterNode::LookupPlacement(const std::string& topic, uint32_t queue_count) {
+  return placement_->Lookup(topic, queue_count);
+}
+
+std::string ClusterNode::LeaderUrlOf(const std::string& group) const {
+  auto map = placement_->map();
+  auto it = map->groups.find(group);
+  return it == map->groups.end() ? "" : it->second.leader_url;
 }
 
 std::string ClusterNode::leader_url() const {

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "broker/src/cluster/cluster_health.h"
+#include "broker/src/cluster/placement_thread.h"
 #include "broker/src/cluster/zmq_transport.h"
 #include "broker/src/round_replicator.h"
 #include "protocol/src/event_fd.h"
@@ -95,6 +96,10 @@ class ClusterNode final : public broker::RoundReplicator {
   // for whoever keeps it.
   std::shared_ptr<const HealthBoard> health() const override { return health_; }
 
+  std::string group() const override { return options_.group; }
+  PlacementLookup LookupPlacement(const std::string& topic, uint32_t queue_count) override;
+  std::string LeaderUrlOf(const std::string& group) const override;
+
   std::vector<std::string> TakeCommittedRounds() override;
   uint64_t Replicate(std::string payload) override;
   uint64_t committed() const override { return committed_.load(std::memory_order_acquire); }
@@ -111,6 +116,8 @@ class ClusterNode final : public broker::RoundReplicator {
   const std::shared_ptr<HealthBoard> health_;
   std::atomic<uint64_t> committed_{0};
   std::atomic<bool> stop_{false};
+  // Placements and the cluster map (its own thread; set by Start).
+  std::unique_ptr<PlacementThread> placement_;
 
   mutable std::mutex mu_;
   std::condition_variable leadership_cv_;

@@ -40,14 +40,6 @@ double Score(uint64_t hash, uint32_t weight) {
 
 }  // namespace
 
-std::vector<uint32_t> TopicPlacement::QueuesOf(std::string_view group) const {
-  std::vector<uint32_t> out;
-  for (uint32_t q = 0; q < groups.size(); ++q) {
-    if (groups[q] == group) out.push_back(q);
-  }
-  return out;
-}
-
 uint64_t PlacementHash(std::string_view topic, uint32_t queue, std::string_view group) {
   std::string input;
   input.reserve(topic.size() + group.size() + 12);

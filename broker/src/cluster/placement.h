@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,9 +44,23 @@ struct TopicPlacement {
   uint32_t queue_count = 0;
   std::vector<std::string> groups;  // groups[q]: the group that serves queue q
 
-  // Queues served by `group`, ascending.
-  std::vector<uint32_t> QueuesOf(std::string_view group) const;
+  // Queues served by `group`, ascending. (Inline: the broker library uses
+  // it without linking the cluster's.)
+  std::vector<uint32_t> QueuesOf(std::string_view group) const {
+    std::vector<uint32_t> out;
+    for (uint32_t q = 0; q < groups.size(); ++q) {
+      if (groups[q] == group) out.push_back(q);
+    }
+    return out;
+  }
   bool operator==(const TopicPlacement&) const = default;
+};
+
+// What a node knows about a topic's placement now: the placement, or why
+// it has none (ok and null: being stored, or nobody asked; look again).
+struct PlacementLookup {
+  std::shared_ptr<const TopicPlacement> placement;
+  Status error;
 };
 
 // The 64-bit hash a (topic, queue, group) score comes from: FNV-1a over

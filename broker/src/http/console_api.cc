@@ -26,6 +26,7 @@ int HttpStatusOf(StatusCode code) {
       return 429;
     case StatusCode::kUnavailable:
     case StatusCode::kNotLeader:
+    case StatusCode::kWrongGroup:
       return 503;
     case StatusCode::kTimeout:
       return 504;

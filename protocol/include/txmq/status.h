@@ -3,8 +3,8 @@
 // A Status is a cheap value: a code and, when not OK, a message that names
 // the bad value and the rule it broke. The code tells the caller whether a
 // retry can help (IsRetryable()): kTimeout, kUnavailable, kOverloaded,
-// kResourceExhausted and kNotLeader are transient; everything else will fail the same way
-// again.
+// kResourceExhausted, kNotLeader and kWrongGroup are transient; everything else will fail the same
+// way again.
 //
 // Thread safety: values; safe to copy between threads.
 #pragma once
@@ -42,6 +42,13 @@ enum class StatusCode : int {
   // URL) by themselves; a caller sees this only when no leader answered
   // before the call's deadline. Retryable.
   kNotLeader = 14,
+  // The message's queue is placed on another broker group of the cluster
+  // (the key decides the queue, the placement the group). Nothing was
+  // stored. The producer libraries route by placement and handle it by
+  // themselves (they read the route again); a caller sees it only from a
+  // raw request or when the route kept changing until the deadline.
+  // Retryable.
+  kWrongGroup = 15,
 };
 
 // "INVALID_ARGUMENT", "NOT_FOUND", ...
@@ -83,7 +90,7 @@ class [[nodiscard]] Status {
   bool IsRetryable() const {
     return code_ == StatusCode::kTimeout || code_ == StatusCode::kUnavailable ||
            code_ == StatusCode::kOverloaded || code_ == StatusCode::kResourceExhausted ||
-           code_ == StatusCode::kNotLeader;
+           code_ == StatusCode::kNotLeader || code_ == StatusCode::kWrongGroup;
   }
 
   // "OK" or "NOT_FOUND: topic 'orders' does not exist".

@@ -1,0 +1,124 @@
+#include "broker/src/cluster/placement_thread.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+
+#include "protocol/src/log.h"
+
+namespace txmq::cluster {
+
+PlacementThread::PlacementThread(std::unique_ptr<Coordinator> coordinator, std::string cluster,
+                                 std::chrono::milliseconds poll_every,
+                                 std::function<void()> on_placed)
+    : coordinator_(std::move(coordinator)),
+      cluster_(std::move(cluster)),
+      poll_every_(poll_every),
+      on_placed_(std::move(on_placed)),
+      map_(std::make_shared<const ClusterMap>()) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+PlacementThread::~PlacementThread() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+PlacementLookup PlacementThread::Lookup(const std::string& topic, uint32_t queue_count) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = map_->topics.find(topic); it != map_->topics.end()) {
+    // Shares the map's ownership: valid as long as the caller keeps it.
+    return {std::shared_ptr<const TopicPlacement>(map_, &it->second), Status::OK()};
+  }
+  if (auto failed = failed_.find(topic); failed != failed_.end()) {
+    Status why = failed->second;
+    failed_.erase(failed);
+    return {nullptr, why};
+  }
+  if (queue_count == 0) return {nullptr, Status::OK()};  // only a look
+  const bool asked =
+      std::any_of(asked_.begin(), asked_.end(), [&](const auto& a) { return a.first == topic; });
+  if (!asked) {
+    asked_.emplace_back(topic, queue_count);
+    wake_.notify_all();
+  }
+  return {nullptr, Status::OK()};
+}
+
+std::shared_ptr<const ClusterMap> PlacementThread::map() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return map_;
+}
+
+bool PlacementThread::WaitForFreshMap(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const uint64_t before = map_reads_;
+  wake_.notify_all();
+  return refreshed_.wait_for(lock, timeout, [&] { return map_reads_ > before || stop_; }) &&
+         map_reads_ > before;
+}
+
+Status PlacementThread::coordinator_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return coordinator_error_;
+}
+
+void PlacementThread::Refresh() {
+  auto read = ReadClusterMap(*coordinator_, cluster_);
+  std::lock_guard<std::mutex> lock(mu_);
+  coordinator_error_ = read.ok() ? Status::OK() : read.status();
+  if (read.ok()) map_ = std::make_shared<const ClusterMap>(std::move(*read));
+  ++map_reads_;
+  refreshed_.notify_all();
+}
+
+void PlacementThread::Loop() {
+  pthread_setname_np(pthread_self(), "txmq-placement");
+  auto log = Logger("cluster");
+  auto next_poll = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (!asked_.empty()) {
+      auto [topic, queues] = asked_.front();
+      lock.unlock();
+      auto placed = EnsurePlacement(*coordinator_, cluster_, topic, queues);
+      if (placed.ok()) {
+        log->info("topic {}: {} queues placed on groups [{}]", topic, placed->queue_count, [&] {
+          std::string groups;
+          for (const std::string& g : placed->groups) {
+            groups += (groups.empty() ? "" : " ") + g;
+          }
+          return groups;
+        }());
+        Refresh();  // the map has it before the topic leaves asked_
+      } else {
+        log->warn("topic {} cannot be placed now: {}", topic, placed.status().ToString());
+      }
+      lock.lock();
+      if (!placed.ok()) failed_[topic] = placed.status();
+      asked_.pop_front();
+      if (on_placed_) {
+        lock.unlock();
+        on_placed_();
+        lock.lock();
+      }
+      continue;
+    }
+    if (std::chrono::steady_clock::now() >= next_poll) {
+      lock.unlock();
+      Refresh();
+      lock.lock();
+      next_poll = std::chrono::steady_clock::now() + poll_every_;
+      continue;
+    }
+    wake_.wait_until(lock, next_poll);
+    // A WaitForFreshMap wakes this thread without a request: read now.
+    if (asked_.empty() && !stop_) next_poll = std::min(next_poll, std::chrono::steady_clock::now());
+  }
+}
+
+}  // namespace txmq::cluster

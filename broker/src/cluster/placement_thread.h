@@ -1,0 +1,80 @@
+// A node's view of where every topic's queues are served, kept fresh off
+// the broker's core thread (DESIGN.md "Cluster: placement of queues on
+// groups").
+//
+// Thread "txmq-placement" owns the coordinator calls: every `poll_every`
+// it reads the cluster map (placement_directory.h), and it stores the
+// placements that Lookup asked for, one topic at a time, reading the map
+// again after each. The core thread never waits for etcd: Lookup answers
+// from the last map at once, and a topic that has no placement yet is
+// "pending" (the broker tells the client to ask again in a moment) while
+// this thread stores one. Shared under mu_: the map, the topics asked for,
+// the last error per topic and of the last poll.
+//
+// Thread safety: every public method may be called from any thread; the
+// destructor stops and joins the thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "broker/src/cluster/coordinator.h"
+#include "broker/src/cluster/placement_directory.h"
+#include "txmq/status.h"
+
+namespace txmq::cluster {
+
+class PlacementThread {
+ public:
+  // `on_placed` (optional) runs on this thread after a placement asked for
+  // was stored and the map has it (or storing it failed), so that the
+  // asker can look again.
+  PlacementThread(std::unique_ptr<Coordinator> coordinator, std::string cluster,
+                  std::chrono::milliseconds poll_every, std::function<void()> on_placed = nullptr);
+  ~PlacementThread();
+  PlacementThread(const PlacementThread&) = delete;
+  PlacementThread& operator=(const PlacementThread&) = delete;
+
+  // The topic's placement from the last map; without one, a request to
+  // store one with `queue_count` queues (0: only a look) and null; the
+  // error of the last try, once, when it failed (the next Lookup tries
+  // again).
+  PlacementLookup Lookup(const std::string& topic, uint32_t queue_count);
+  // The last map read (empty before the first read).
+  std::shared_ptr<const ClusterMap> map() const;
+  // Blocks the caller until a map newer than the current one has been read
+  // or `timeout` passed; true when it was.
+  bool WaitForFreshMap(std::chrono::milliseconds timeout);
+  // Why the last poll failed (OK when it did not).
+  Status coordinator_error() const;
+
+ private:
+  void Loop();
+  void Refresh();
+
+  const std::unique_ptr<Coordinator> coordinator_;  // this thread's alone
+  const std::string cluster_;
+  const std::chrono::milliseconds poll_every_;
+  const std::function<void()> on_placed_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::condition_variable refreshed_;
+  std::shared_ptr<const ClusterMap> map_;               // guarded by mu_
+  uint64_t map_reads_ = 0;                              // guarded by mu_
+  std::deque<std::pair<std::string, uint32_t>> asked_;  // guarded by mu_
+  std::map<std::string, Status> failed_;                // by topic; guarded by mu_
+  Status coordinator_error_ = Status::Unavailable("etcd not asked yet");  // mu_
+  bool stop_ = false;                                                     // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace txmq::cluster

@@ -1,0 +1,97 @@
+// The core thread's side of placement (DESIGN.md "Cluster: placement of
+// queues on groups"): which queues of a topic this node's group serves,
+// and what happens to a send or a half that names a topic whose
+// placement is not known yet or whose queue another group serves.
+//
+// Without a cluster (no replicator) the gate is inactive: every topic is
+// the broker's, all of its queues. In a cluster every topic a client
+// sends to is placed, also when the cluster has one group, so that a group
+// joining later finds every older topic's queues where their data is.
+//
+// - Placement known, the message's queue served here: serve.
+// - Placement known, its queue served by another group: WRONG_GROUP naming
+//   that group's leader (nothing stored; the producer routes by placement
+//   and asks the route again).
+// - No placement yet: the placement thread stores one
+//   (cluster/placement_thread.h) while the request waits here, parked, to
+//   be served as if it arrived once the placement is known. Nothing waits
+//   on etcd on this thread. A parked request that is not placed within
+//   kParkLimit is answered UNAVAILABLE with the reason (etcd unreachable,
+//   say); one whose placement failed, with the error.
+//
+// Thread safety: the core thread only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/src/cluster/placement.h"
+#include "broker/src/round_replicator.h"
+#include "broker/src/topics.h"
+#include "protocol/src/util.h"
+#include "txmq/status.h"
+
+namespace txmq::broker {
+
+class PlacementGate final : public TopicPlacementSource {
+ public:
+  // Inactive when `replicator` is null.
+  explicit PlacementGate(RoundReplicator* replicator) : replicator_(replicator) {}
+
+  bool active() const { return replicator_ != nullptr; }
+
+  struct Decision {
+    enum class Kind { kServe, kPark, kRefuse } kind = Kind::kServe;
+    Status status{};         // kRefuse: why (kWrongGroup names the group)
+    std::string leader_url;  // kWrongGroup: the serving group's leader ("" unknown)
+  };
+  // A send or half of `topic` whose (first) message has `key`.
+  // `queues_here` is the topic's queue count on this node (0: not here
+  // yet); `default_queues` what a new one gets.
+  Decision Admit(std::string_view topic, std::string_view key, uint32_t queues_here,
+                 uint32_t default_queues);
+
+  // The topic's placement when known (null otherwise, and when inactive).
+  std::shared_ptr<const cluster::TopicPlacement> Known(std::string_view topic);
+  // The lookup Admit does, for a route request: the placement, or null and
+  // OK while it is being stored, or the error of storing it.
+  cluster::PlacementLookup Lookup(std::string_view topic, uint32_t queue_count);
+
+  // TopicPlacementSource (topics.h): the placed queue count and this
+  // group's queues of a placed topic.
+  std::optional<Served> ServedQueues(std::string_view topic) override;
+
+  // Keeps `resume` until the placement of `topic` is known (resume(OK)),
+  // failed (resume(error)) or kParkLimit passed (resume(UNAVAILABLE)).
+  // More than kMaxParked waiting: resume(OVERLOADED) at once.
+  void Park(std::string topic, SteadyTime now, std::function<void(const Status&)> resume);
+  // Resumes the parked requests whose topic is decided or whose time ran
+  // out. Called when the replicator's event fires and at housekeeping.
+  void ResumeParked(SteadyTime now);
+  bool has_parked() const { return !parked_.empty(); }
+
+  static constexpr std::chrono::seconds kParkLimit{5};
+  static constexpr size_t kMaxParked = 10000;
+
+ private:
+  struct Parked {
+    std::string topic;
+    SteadyTime deadline;
+    std::function<void(const Status&)> resume;
+  };
+
+  RoundReplicator* const replicator_;
+  // Placements never change once stored (queues do not move yet), so
+  // each is fetched from the thread's map once.
+  std::map<std::string, std::shared_ptr<const cluster::TopicPlacement>, std::less<>> known_;
+  std::deque<Parked> parked_;
+};
+
+}  // namespace txmq::broker

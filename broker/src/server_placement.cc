@@ -1,0 +1,141 @@
+// The server's requests that depend on placement (placement_gate.h): sends,
+// halves and topic creation wait for their topic's placement or go to the
+// group serving their queue; route requests say where each queue is
+// served.
+#include "broker/src/message_check.h"
+#include "broker/src/server.h"
+#include "protocol/src/message_codec.h"
+#include "txmq/names.h"
+
+namespace txmq::broker {
+
+namespace {
+
+using E = wire::Envelope;
+
+// Every topic a request names with the key of its message: what the gate
+// decides on. Empty for requests that name none.
+std::vector<std::pair<std::string, std::string>> TopicsOf(E::Reader env) {
+  std::vector<std::pair<std::string, std::string>> out;
+  switch (env.which()) {
+    case E::SEND: {
+      auto m = env.getSend().getMessage();
+      out.emplace_back(wire::ToString(m.getTopic()), wire::ToString(m.getKey()));
+      break;
+    }
+    case E::SEND_HALF:
+      for (auto m : env.getSendHalf().getMessages()) {
+        out.emplace_back(wire::ToString(m.getTopic()), wire::ToString(m.getKey()));
+      }
+      break;
+    case E::CREATE_TOPIC:
+      out.emplace_back(wire::ToString(env.getCreateTopic().getTopic()), "");
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+}  // namespace
+
+bool Server::HoldForPlacement(const RequestContext& ctx, wire::Envelope::Reader env,
+                              wire::Frame& frame, int fd) {
+  if (!placement_.active()) return false;
+  const auto topics = TopicsOf(env);
+  if (topics.empty()) return false;
+  // A send places its topic only where a send may create one; a half's
+  // topic is created when it commits, and a create is one.
+  const bool may_place = env.which() != E::SEND || options_.auto_create_topics;
+  uint32_t asked_queues = options_.default_queues;
+  if (env.which() == E::CREATE_TOPIC && env.getCreateTopic().getQueues() != 0) {
+    asked_queues = env.getCreateTopic().getQueues();
+  }
+  for (const auto& [topic, key] : topics) {
+    // Bad names are the handlers' to refuse; they must not be placed.
+    if (!ValidateName("topic", topic).ok() || asked_queues > kMaxQueues) return false;
+    const TopicState* here = topics_.Find(topic);
+    const uint32_t queues_here = here ? static_cast<uint32_t>(here->queues.size()) : 0;
+    if (!may_place && queues_here == 0 && !placement_.Known(topic)) {
+      return false;  // the handler answers NOT_FOUND, as a single broker would
+    }
+    auto decision = placement_.Admit(topic, key, queues_here, asked_queues);
+    using Kind = PlacementGate::Decision::Kind;
+    if (decision.kind == Kind::kServe) continue;
+    if (decision.kind == Kind::kRefuse) {
+      if (decision.status.code() == StatusCode::kWrongGroup) {
+        auto reply = Core::NewReply(ctx);
+        wire::SetWrongGroup(reply.envelope(), decision.status.message(), decision.leader_url);
+        core_.Reply(ctx, reply);
+      } else {
+        core_.ReplyError(ctx, decision.status);
+      }
+      return true;
+    }
+    ParkRequest(ctx, topic, frame, fd);
+    return true;
+  }
+  return false;
+}
+
+void Server::ParkRequest(const RequestContext& ctx, const std::string& topic, wire::Frame& frame,
+                         int fd) {
+  // Served again from the top once the topic is placed: rights, limits
+  // and the gate decide afresh.
+  auto held = std::make_shared<wire::Frame>(std::move(frame));
+  placement_.Park(
+      topic, core_.SteadyNow(),
+      [this, routing_id = ctx.routing_id, key = ctx.key, fd, console_peer = ctx.console_peer,
+       request_id = ctx.request_id, held](const Status& s) {
+        if (s.ok()) return Dispatch(routing_id, key, fd, *held, console_peer);
+        core_.ReplyError({routing_id, request_id, nullptr}, s);
+      });
+}
+
+void Server::HandleRoute(const RequestContext& ctx, wire::RouteRequest::Reader request,
+                         wire::Frame& frame, int fd) {
+  const std::string topic = wire::ToString(request.getTopic());
+  if (Status s = ValidateName("topic", topic); !s.ok()) return core_.ReplyError(ctx, s);
+  const uint32_t queues = request.getQueues() == 0 ? options_.default_queues : request.getQueues();
+  if (queues > kMaxQueues) {
+    return core_.ReplyError(
+        ctx, Status::InvalidArgument("queues " + std::to_string(queues) + " must be 1-" +
+                                     std::to_string(kMaxQueues) + " (0 = broker default)"));
+  }
+  auto reply = Core::NewReply(ctx);
+  auto route = reply.envelope().initRouteOk();
+  route.setTopic(topic);
+  if (!placement_.active()) {
+    // One broker serves every queue: group "", its own URL ("" = the
+    // broker you asked).
+    const TopicState* here = topics_.Find(topic);
+    const uint32_t n = here ? static_cast<uint32_t>(here->queues.size()) : queues;
+    route.initQueues(n);
+    return core_.Reply(ctx, reply);
+  }
+  std::shared_ptr<const cluster::TopicPlacement> placed = placement_.Known(topic);
+  if (!placed) {
+    if (!request.getCreate()) {
+      return core_.ReplyError(
+          ctx, Status::NotFound("topic " + topic + " is not placed on the cluster's groups"));
+    }
+    const TopicState* here = topics_.Find(topic);
+    auto found =
+        placement_.Lookup(topic, here ? static_cast<uint32_t>(here->queues.size()) : queues);
+    if (!found.error.ok()) {
+      return core_.ReplyError(
+          ctx,
+          Status::Unavailable("topic " + topic + " cannot be placed: " + found.error.ToString()));
+    }
+    if (!found.placement) return ParkRequest(ctx, topic, frame, fd);
+    placed = found.placement;
+  }
+  auto out = route.initQueues(placed->queue_count);
+  for (uint32_t q = 0; q < placed->queue_count; ++q) {
+    out[q].setGroup(placed->groups[q]);
+    out[q].setLeaderUrl(options_.replicator->LeaderUrlOf(placed->groups[q]));
+  }
+  core_.Reply(ctx, reply);
+}
+
+}  // namespace txmq::broker

@@ -1,0 +1,131 @@
+#include "producer/src/group_router.h"
+
+#include "protocol/src/codec.h"
+#include "protocol/src/log.h"
+#include "protocol/src/message_codec.h"
+#include "protocol/src/util.h"
+
+namespace txmq::producer {
+
+GroupRouter::GroupRouter(net::Connection& home, net::ConnectionOptions group_options,
+                         std::chrono::milliseconds timeout)
+    : home_(home), group_options_(std::move(group_options)), timeout_(timeout) {}
+
+GroupRouter::~GroupRouter() {
+  // Their pending calls fail now, on this thread; their completions hold
+  // only weak pointers to this router, which no longer lock.
+  std::map<std::string, std::unique_ptr<net::Connection>> groups;
+  std::map<std::string, std::vector<std::pair<std::string, ResolveFn>>> asking;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    groups.swap(groups_);
+    asking.swap(asking_);
+  }
+  groups.clear();
+  // Sends waiting for a route that will now never be read.
+  for (auto& [topic, waiting] : asking) {
+    for (auto& [key, done] : waiting) {
+      done(Status::Unavailable("the producer shut down before the route of topic " + topic +
+                               " was known"));
+    }
+  }
+}
+
+void GroupRouter::Forget(const std::string& topic) {
+  std::lock_guard<std::mutex> lock(mu_);
+  routes_.erase(topic);
+}
+
+void GroupRouter::Resolve(const std::string& topic, const std::string& key, ResolveFn done) {
+  Result<Target> target = Status::Unavailable("no route");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto route = routes_.find(topic);
+    if (route == routes_.end()) {
+      auto& waiting = asking_[topic];
+      waiting.emplace_back(key, std::move(done));
+      if (waiting.size() > 1) return;  // asked already
+    } else {
+      target = Pick(topic, route->second, key);
+    }
+  }
+  if (done) return done(std::move(target));
+
+  auto request = home_.NewRequest();
+  auto route = request.envelope().initRoute();
+  route.setTopic(topic);
+  route.setCreate(true);
+  std::weak_ptr<GroupRouter> weak = weak_from_this();
+  home_.Call(std::move(request), timeout_, [weak, topic](Result<wire::Frame> reply) {
+    if (auto self = weak.lock()) self->OnRoute(topic, std::move(reply));
+  });
+}
+
+void GroupRouter::OnRoute(const std::string& topic, Result<wire::Frame> reply) {
+  std::vector<std::pair<std::string, ResolveFn>> waiting;
+  std::vector<Result<Target>> targets;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiting.swap(asking_[topic]);
+    asking_.erase(topic);
+    Route route;
+    bool known = false;
+    if (reply.ok()) {
+      auto queues = reply->envelope().getRouteOk().getQueues();
+      std::string first_group;
+      bool one_group = true;
+      for (uint32_t q = 0; q < queues.size(); ++q) {
+        route.groups.push_back(wire::ToString(queues[q].getGroup()));
+        route.urls.push_back(wire::ToString(queues[q].getLeaderUrl()));
+        if (q == 0) first_group = route.groups.back();
+        one_group = one_group && route.groups.back() == first_group;
+      }
+      // One broker or one group serves it all: the home connection, which
+      // follows that group's leader.
+      if (one_group) route = Route{};
+      known = true;
+    } else if (reply.status().code() == StatusCode::kInvalidArgument &&
+               reply.status().message().find("is not one the broker serves") != std::string::npos) {
+      known = true;  // a broker from before placement: it serves it all
+    }
+    // Any other failure (unreachable, not placed in time) is not kept: the
+    // send goes to the home connection, which reports the state of things.
+    if (known) {
+      auto& stored = routes_[topic] = std::move(route);
+      for (auto& [key, done] : waiting) targets.push_back(Pick(topic, stored, key));
+    } else {
+      for (size_t i = 0; i < waiting.size(); ++i) targets.push_back(Target{&home_, false});
+    }
+  }
+  for (size_t i = 0; i < waiting.size(); ++i) waiting[i].second(std::move(targets[i]));
+}
+
+Result<GroupRouter::Target> GroupRouter::Pick(const std::string& topic, Route& route,
+                                              const std::string& key) {
+  if (route.groups.empty()) return Target{&home_, false};
+  const auto n = static_cast<uint32_t>(route.groups.size());
+  const uint32_t queue =
+      key.empty() ? route.next++ % n : static_cast<uint32_t>(StableHash(key) % n);
+  const std::string& group = route.groups[queue];
+  const std::string& url = route.urls[queue];
+  if (url.empty()) {
+    return Status::Unavailable("queue " + std::to_string(queue) + " of topic " + topic +
+                               " is served by broker group " + group + ", which has no leader now");
+  }
+  auto& connection = groups_[group + "|" + url];
+  if (!connection) {
+    net::ConnectionOptions o = group_options_;
+    o.broker = url;
+    // Its own name at each group's broker, so that no registration
+    // replaces the home connection's.
+    o.client_id = home_.client_id() + "." + group;
+    if (o.client_id.size() > 127) o.client_id = NewUuidV7();
+    auto opened = net::Connection::Open(std::move(o));
+    if (!opened.ok()) return opened.status();
+    connection = std::move(opened.value());
+    Logger("producer")->info("topic {}: queues of broker group {} go to {}", topic, group, url);
+  }
+  return Target{connection.get(), true};
+}
+
+}  // namespace txmq::producer

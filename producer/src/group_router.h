@@ -1,0 +1,86 @@
+// Where a producer's sends go when a cluster has several broker groups
+// (DESIGN.md "Cluster: placement of queues on groups").
+//
+// Each topic's route is asked once, of the broker the producer's own
+// connection talks to (a route request, which also places a topic that
+// has no placement yet, as its first send would). A topic that one broker
+// serves (a single broker, a cluster of one group, or a broker too old to
+// know routes) keeps using that connection: nothing changes for it. Across
+// groups, a message goes to the group serving its queue (the key's queue,
+// StableHash(key) % queues, as the broker computes it; keyless messages
+// turn round the topic's queues), through one connection per group, opened
+// at its leader on first use and following that group's leader moves
+// (NOT_LEADER) by itself. A WRONG_GROUP answer, or a group connection that
+// failed a call, makes the topic's route be asked again.
+//
+// Threads: Resolve may be called from any thread, and also from a
+// connection's I/O thread (completions call it to send again elsewhere):
+// it never waits; a route being asked is answered on the asking
+// connection's I/O thread. mu_ guards the routes, the waiters and the
+// group connections.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "protocol/src/connection.h"
+#include "txmq/status.h"
+
+namespace txmq::producer {
+
+// Held by shared_ptr: completions keep only a weak one, so a router being
+// destroyed (its connections failing their calls) is never called back.
+class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
+ public:
+  // `home`: the producer's connection (must outlive the router);
+  // `group_options`: what a group connection is opened with (its broker
+  // is set per group); `timeout`: a route request's.
+  GroupRouter(net::Connection& home, net::ConnectionOptions group_options,
+              std::chrono::milliseconds timeout);
+  ~GroupRouter();
+  GroupRouter(const GroupRouter&) = delete;
+  GroupRouter& operator=(const GroupRouter&) = delete;
+
+  struct Target {
+    net::Connection* connection = nullptr;
+    // Sent to a group of a cluster with several: a failure there may mean
+    // the route changed (the caller forgets the topic and resolves again).
+    bool routed = false;
+  };
+  using ResolveFn = std::function<void(Result<Target>)>;
+  // Calls `done` with where a message of `topic` with `key` goes: at once
+  // when the route is known, else once it was asked.
+  void Resolve(const std::string& topic, const std::string& key, ResolveFn done);
+  // The topic's route is asked again on its next use.
+  void Forget(const std::string& topic);
+
+ private:
+  struct Route {
+    // Empty: the home connection serves every queue.
+    std::vector<std::string> groups;  // per queue
+    std::vector<std::string> urls;    // per queue: its group leader's client URL
+    uint32_t next = 0;                // keyless messages turn round the queues
+  };
+  // Under mu_: where `key` goes by `route`.
+  Result<Target> Pick(const std::string& topic, Route& route, const std::string& key);
+  // The route request's answer (I/O thread of home_).
+  void OnRoute(const std::string& topic, Result<wire::Frame> reply);
+
+  net::Connection& home_;
+  const net::ConnectionOptions group_options_;
+  const std::chrono::milliseconds timeout_;
+
+  std::mutex mu_;
+  std::map<std::string, Route> routes_;                                           // guarded by mu_
+  std::map<std::string, std::vector<std::pair<std::string, ResolveFn>>> asking_;  // mu_
+  // By "group|url": a group whose leader moved gets a new connection
+  // when its route names the new URL.
+  std::map<std::string, std::unique_ptr<net::Connection>> groups_;  // guarded by mu_
+};
+
+}  // namespace txmq::producer

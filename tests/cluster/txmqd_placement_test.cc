@@ -1,0 +1,163 @@
+// A cluster of two broker groups around one real etcd: a topic's queues
+// are placed on both, each message is stored by the group serving its
+// key's queue and by no other, a producer given the cluster routes there
+// by itself, and a broker asked to store a message of another group's
+// queue refuses, naming that group's leader.
+//
+// Each group is one node (--min-isr 1): placement does not care how a
+// group replicates, and two single-node groups keep the test small.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "broker/src/cluster/etcd_coordinator.h"
+#include "broker/src/cluster/placement.h"
+#include "protocol/src/codec.h"
+#include "protocol/src/connection.h"
+#include "protocol/src/message_codec.h"
+#include "protocol/src/util.h"
+#include "tests/cluster/txmqd_group_fixture.h"
+
+namespace txmq::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class TxmqdPlacement : public TxmqdGroupFixture {
+ protected:
+  // Node `n` alone in broker group `group`.
+  void StartAlone(Node& n, const std::string& group) {
+    n.process = Process::Spawn(
+        {BinPath("txmqd"), "--etcd", etcd_->endpoint(), "--cluster", cluster_, "--group", group,
+         "--node", n.name, "--listen", n.url(), "--replication-listen", n.replication(),
+         "--data-dir", dir_.Sub(n.name), "--ready-file", Ready(n), "--client-timeout", "3s"},
+        dir_.Sub(n.name + ".log"));
+    ASSERT_NE(n.process, nullptr);
+  }
+
+  void WaitReady(const Node& n) {
+    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(Ready(n)); }, 20s))
+        << n.name << " never served; its log:\n"
+        << ReadFile(dir_.Sub(n.name + ".log"));
+  }
+
+  // Two groups, g1 = {a} and g2 = {b}, both serving.
+  void StartTwoGroups() {
+    MakeNodes(2);
+    StartAlone(nodes_[0], "g1");
+    StartAlone(nodes_[1], "g2");
+    WaitReady(nodes_[0]);
+    WaitReady(nodes_[1]);
+  }
+
+  // The topic's placement as etcd has it.
+  cluster::TopicPlacement StoredPlacement(const std::string& topic) {
+    auto etcd = cluster::OpenEtcdCoordinator({.endpoints = {etcd_->endpoint()}});
+    EXPECT_TRUE(etcd.ok());
+    auto read = (*etcd)->Get(cluster::PlacementKey(cluster_, topic));
+    EXPECT_TRUE(read.ok() && !read->kvs.empty()) << "no placement stored for " << topic;
+    if (!read.ok() || read->kvs.empty()) return {};
+    auto p = cluster::DecodeTopicPlacement(read->kvs.front().value);
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    return p.ok() ? *p : cluster::TopicPlacement{};
+  }
+
+  // A key whose queue (of `queues`) `placement` gives to `group`.
+  static std::string KeyServedBy(const cluster::TopicPlacement& placement,
+                                 const std::string& group) {
+    for (int i = 0; i < 10000; ++i) {
+      const std::string key = "k" + std::to_string(i);
+      if (placement.groups[StableHash(key) % placement.queue_count] == group) return key;
+    }
+    ADD_FAILURE() << "no key lands on " << group;
+    return "";
+  }
+};
+
+TEST_F(TxmqdPlacement, AProducerGivenTheClusterStoresEachMessageInTheGroupOfItsQueue) {
+  StartTwoGroups();
+  // The bootstrap list names only g1's node: the producer learns g2's
+  // leader from the route.
+  Producer producer({.broker = nodes_[0].url(), .send_timeout = 10s});
+  ASSERT_TRUE(producer.Start().ok());
+  constexpr int kMessages = 120;
+  std::map<std::string, uint32_t> queue_of;
+  std::vector<std::future<Result<SendResult>>> sends;
+  for (int i = 0; i < kMessages; ++i) {
+    sends.push_back(producer.SendAsync({.topic = "orders",
+                                        .key = "key-" + std::to_string(i % 30),
+                                        .body = "m" + std::to_string(i),
+                                        .id = "id-" + std::to_string(i)}));
+  }
+  for (int i = 0; i < kMessages; ++i) {
+    auto r = sends[i].get();
+    ASSERT_TRUE(r.ok()) << "id-" << i << ": " << r.status().ToString();
+    queue_of["id-" + std::to_string(i)] = r->queue;
+  }
+  const cluster::TopicPlacement placement = StoredPlacement("orders");
+  ASSERT_EQ(placement.queue_count, 4u);  // txmqd's default
+  ASSERT_FALSE(placement.QueuesOf("g1").empty());
+  ASSERT_FALSE(placement.QueuesOf("g2").empty());
+
+  // Each group's broker holds exactly the messages of its queues.
+  std::set<std::string> seen;
+  for (const auto& [node, group] : {std::pair{&nodes_[0], "g1"}, std::pair{&nodes_[1], "g2"}}) {
+    size_t expected = 0;
+    for (const auto& [id, q] : queue_of) expected += placement.groups[q] == group ? 1 : 0;
+    ASSERT_GT(expected, 0u) << "the keys should reach both groups";
+    auto delivered = DrainDeliveries(node->url(), "orders", expected, 500ms, 30s);
+    EXPECT_EQ(delivered.size(), expected) << group;
+    for (const Received& m : delivered) {
+      EXPECT_EQ(placement.groups[m.queue], group) << m.id << " stored in queue " << m.queue;
+      EXPECT_EQ(queue_of[m.id], m.queue) << m.id;
+      EXPECT_TRUE(seen.insert(m.id).second) << m.id << " delivered by both groups";
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kMessages));
+}
+
+TEST_F(TxmqdPlacement, ABrokerRefusesAMessageOfAnotherGroupsQueueNamingItsLeader) {
+  StartTwoGroups();
+  // Place the topic through g1's broker.
+  {
+    Producer producer({.broker = nodes_[0].url(), .send_timeout = 10s});
+    ASSERT_TRUE(producer.Start().ok());
+    ASSERT_TRUE(producer.Send({.topic = "orders", .key = "first", .body = "x"}).ok());
+  }
+  const cluster::TopicPlacement placement = StoredPlacement("orders");
+  const std::string g1_key = KeyServedBy(placement, "g1");
+
+  // A raw send to g2's broker with a key of g1's queue.
+  auto connection = net::Connection::Open({.broker = nodes_[1].url(), .follow_leader = true});
+  ASSERT_TRUE(connection.ok());
+  auto request = (*connection)->NewRequest();
+  auto m = request.envelope().initSend().initMessage();
+  m.setId("raw-1");
+  m.setTopic("orders");
+  m.setKey(g1_key);
+  m.setBody(kj::StringPtr("x").asBytes());
+  auto reply = (*connection)->CallSync(std::move(request), 10s);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), StatusCode::kWrongGroup) << reply.status().ToString();
+  EXPECT_NE(reply.status().message().find("broker group g1"), std::string::npos)
+      << reply.status().message();
+
+  // The route names both groups' leaders.
+  auto ask = (*connection)->NewRequest();
+  ask.envelope().initRoute().setTopic("orders");
+  auto route = (*connection)->CallSync(std::move(ask), 10s);
+  ASSERT_TRUE(route.ok()) << route.status().ToString();
+  auto queues = route->envelope().getRouteOk().getQueues();
+  ASSERT_EQ(queues.size(), placement.queue_count);
+  for (uint32_t q = 0; q < queues.size(); ++q) {
+    EXPECT_EQ(wire::ToString(queues[q].getGroup()), placement.groups[q]);
+    EXPECT_EQ(wire::ToString(queues[q].getLeaderUrl()),
+              placement.groups[q] == "g1" ? nodes_[0].url() : nodes_[1].url());
+  }
+  // Nothing of the refused send was stored on g2.
+  auto delivered = DrainDeliveries(nodes_[1].url(), "orders", 0, 500ms, 5s);
+  for (const Received& r : delivered) EXPECT_NE(r.id, "raw-1");
+}
+
+}  // namespace
+}  // namespace txmq::testing
