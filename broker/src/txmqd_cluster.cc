@@ -98,17 +98,25 @@ void AddClusterFlags(CLI::App& app, ClusterFlags& f) {
                  "it counts, whatever --flush says")
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
+  app.add_option("--lease-ttl", f.lease_ttl_seconds,
+                 "With --etcd: seconds (1 to 60) this node's liveness lease lasts without a "
+                 "keep-alive (sent every third of it). A dead or cut-off leader is replaced "
+                 "about this long after it stopped: shorter fails over sooner, longer "
+                 "rides out longer stalls of the node or etcd without an election. The same "
+                 "on every node of a group")
+      ->capture_default_str();
 }
 
 Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const BrokerOptions& o) {
   cluster::ClusterNodeOptions c;
   if (f.etcd.empty()) {
     if (!f.group.empty() || !f.node.empty() || !f.replication_listen.empty() || !f.peers.empty() ||
-        f.min_isr != 1 || !f.replication_key.empty() || !f.replication_peer_keys.empty()) {
+        f.min_isr != 1 || !f.replication_key.empty() || !f.replication_peer_keys.empty() ||
+        f.lease_ttl_seconds != 3) {
       return Status::InvalidArgument(
           "--group, --node, --replication-listen, --peers, --replication-key, "
-          "--replication-peer-keys and --min-isr need --etcd (without it txmqd is a single "
-          "broker)");
+          "--replication-peer-keys, --min-isr and --lease-ttl need --etcd (without it txmqd is "
+          "a single broker)");
     }
     return c;
   }
@@ -155,6 +163,14 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
                                    " is more than the group's " +
                                    std::to_string(c.peers.size() + 1) + " nodes (--peers)");
   }
+  if (f.lease_ttl_seconds < kMinLeaseTtlSeconds || f.lease_ttl_seconds > kMaxLeaseTtlSeconds) {
+    return Status::InvalidArgument(
+        "--lease-ttl " + std::to_string(f.lease_ttl_seconds) +
+        ": the lease TTL is whole seconds from " + std::to_string(kMinLeaseTtlSeconds) + " to " +
+        std::to_string(kMaxLeaseTtlSeconds) +
+        " (below 1 s etcd cannot keep it alive; above 60 s a dead leader's group waits that long)");
+  }
+  c.lease_ttl = std::chrono::seconds(f.lease_ttl_seconds);
   c.log_dir = o.data_dir + "/replica";
   c.segment_bytes = o.segment_bytes;
   return c;
