@@ -192,21 +192,17 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(
   }
   if (joined) joined((*node)->health());
   log->info("following; serving clients once this node leads group {}", options.group);
-  // Until then clients hear where the leader is. (With CURVE they would
-  // need this socket to be a CURVE server with the broker's ZAP handler:
-  // not yet, so they wait for their timeout instead.)
-  std::unique_ptr<StandbyResponder> standby;
-  if (o.curve_secret_key_file.empty()) {
-    auto started = StandbyResponder::Start(
-        o.listen, options.node, [n = node->get()] { return n->leader_url(); },
-        [board = (*node)->health()] { return ClusterStatusOf(board->Read()); });
-    if (!started.ok()) {
-      std::cerr << "txmqd: " << started.status().message() << "\n";
-      *exit_code = 1;
-      return nullptr;
-    }
-    standby = std::move(started.value());
+  // Until then clients hear where the leader is: with CURVE on a CURVE
+  // server admitting the ACL's keys, as the broker will.
+  auto started = StandbyResponder::Start(
+      o.listen, options.node, [n = node->get()] { return n->leader_url(); },
+      [board = (*node)->health()] { return ClusterStatusOf(board->Read()); }, o);
+  if (!started.ok()) {
+    std::cerr << "txmqd: " << started.status().message() << "\n";
+    *exit_code = 1;
+    return nullptr;
   }
+  std::unique_ptr<StandbyResponder> standby = std::move(started.value());
   while (!(*node)->WaitUntilLeading(std::chrono::milliseconds(200))) {
     const timespec now{0, 0};
     const int sig = sigtimedwait(&signals, nullptr, &now);
@@ -214,6 +210,15 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(
       log->info("stopping before leading");
       *exit_code = 0;
       return nullptr;
+    }
+    if (sig == SIGHUP && standby->curve()) {
+      // A key revoked while this node follows is refused here at once.
+      if (Status s = standby->ReloadAcl(); s.ok()) {
+        log->info("SIGHUP: reloaded ACL {}", o.acl_file);
+      } else {
+        log->error("SIGHUP: ACL {} NOT reloaded, the previous one stays in force: {}", o.acl_file,
+                   s.message());
+      }
     }
   }
   standby.reset();  // frees the endpoint for the broker
