@@ -2,6 +2,7 @@
 
 #include <zmq.hpp>
 
+#include "broker/src/auth/security.h"
 #include "protocol/src/codec.h"
 #include "protocol/src/log.h"
 
@@ -12,9 +13,19 @@ struct StandbyResponder::Impl {
   std::function<std::string()> leader;
   std::function<wire::ClusterStatusView()> status;
   zmq::context_t context{1};
-  zmq::socket_t router{context, zmq::socket_type::router};
+  // Before the router: its ZAP handler binds in `context` first.
+  std::unique_ptr<auth::Security> security;
+  zmq::socket_t router;
   std::atomic<bool> stop{false};
   std::thread thread;
+
+  // The socket first, then the ZAP handler (no handshake may find it
+  // gone), then the context, which waits for every socket of it.
+  void Close() {
+    router.close();
+    security.reset();
+    context.close();
+  }
 
   void Loop() {
     const wire::DecodeLimits limits;
@@ -66,12 +77,26 @@ Status StandbyResponder::NotLeader(const std::string& who, const std::string& le
 
 Result<std::unique_ptr<StandbyResponder>> StandbyResponder::Start(
     std::string endpoint, std::string who, std::function<std::string()> leader,
-    std::function<wire::ClusterStatusView()> status) {
+    std::function<wire::ClusterStatusView()> status, const BrokerOptions& security) {
   auto impl = std::make_unique<Impl>();
   impl->who = std::move(who);
   impl->leader = std::move(leader);
   impl->status = std::move(status);
+  // As the broker does (Server::Init): the ZAP handler is bound before the
+  // socket exists, the socket is a CURVE server before it binds, and an
+  // unknown key is proven refused before anyone is answered.
+  auto opened = auth::Security::Open(security, impl->context);
+  if (!opened.ok()) return opened.status();
+  impl->security = std::move(opened.value());
   try {
+    impl->router = zmq::socket_t(impl->context, zmq::socket_type::router);
+    if (impl->security) {
+      if (Status s = impl->security->ConfigureRouter(impl->router); !s.ok()) return s;
+      // The broker's own bounds on what an unauthenticated peer may cost.
+      impl->router.set(zmq::sockopt::handshake_ivl, 5000);
+      impl->router.set(zmq::sockopt::maxmsgsize,
+                       static_cast<int64_t>(wire::MaxFrameBytes(security.max_message_bytes)));
+    }
     impl->router.set(zmq::sockopt::linger, 0);
     impl->router.set(zmq::sockopt::sndhwm, 1000);
     // A client keeps its routing id on every socket, and one that tries the
@@ -81,7 +106,15 @@ Result<std::unique_ptr<StandbyResponder>> StandbyResponder::Start(
     impl->router.set(zmq::sockopt::router_handover, 1);
     impl->router.bind(endpoint);
   } catch (const zmq::error_t& e) {
+    impl->Close();
     return Status::Unavailable("cannot listen on '" + endpoint + "': " + e.what());
+  }
+  if (impl->security) {
+    const std::string bound = impl->router.get(zmq::sockopt::last_endpoint);
+    if (Status s = impl->security->Prove(impl->context, bound); !s.ok()) {
+      impl->Close();
+      return s;
+    }
   }
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->Loop(); });
@@ -93,8 +126,13 @@ StandbyResponder::StandbyResponder(std::unique_ptr<Impl> impl) : impl_(std::move
 StandbyResponder::~StandbyResponder() {
   impl_->stop = true;
   impl_->thread.join();
-  impl_->router.close();
-  impl_->context.close();
+  impl_->Close();
+}
+
+bool StandbyResponder::curve() const { return impl_->security != nullptr; }
+
+Status StandbyResponder::ReloadAcl() {
+  return impl_->security ? impl_->security->ReloadAcl() : Status::OK();
 }
 
 }  // namespace txmq::broker

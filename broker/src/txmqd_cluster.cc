@@ -98,17 +98,25 @@ void AddClusterFlags(CLI::App& app, ClusterFlags& f) {
                  "it counts, whatever --flush says")
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
+  app.add_option("--lease-ttl", f.lease_ttl_seconds,
+                 "With --etcd: seconds (1 to 60) this node's liveness lease lasts without a "
+                 "keep-alive (sent every third of it). A dead or cut-off leader is replaced "
+                 "about this long after it stopped: shorter fails over sooner, longer "
+                 "rides out longer stalls of the node or etcd without an election. The same "
+                 "on every node of a group")
+      ->capture_default_str();
 }
 
 Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const BrokerOptions& o) {
   cluster::ClusterNodeOptions c;
   if (f.etcd.empty()) {
     if (!f.group.empty() || !f.node.empty() || !f.replication_listen.empty() || !f.peers.empty() ||
-        f.min_isr != 1 || !f.replication_key.empty() || !f.replication_peer_keys.empty()) {
+        f.min_isr != 1 || !f.replication_key.empty() || !f.replication_peer_keys.empty() ||
+        f.lease_ttl_seconds != 3) {
       return Status::InvalidArgument(
           "--group, --node, --replication-listen, --peers, --replication-key, "
-          "--replication-peer-keys and --min-isr need --etcd (without it txmqd is a single "
-          "broker)");
+          "--replication-peer-keys, --min-isr and --lease-ttl need --etcd (without it txmqd is "
+          "a single broker)");
     }
     return c;
   }
@@ -155,6 +163,14 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
                                    " is more than the group's " +
                                    std::to_string(c.peers.size() + 1) + " nodes (--peers)");
   }
+  if (f.lease_ttl_seconds < kMinLeaseTtlSeconds || f.lease_ttl_seconds > kMaxLeaseTtlSeconds) {
+    return Status::InvalidArgument(
+        "--lease-ttl " + std::to_string(f.lease_ttl_seconds) +
+        ": the lease TTL is whole seconds from " + std::to_string(kMinLeaseTtlSeconds) + " to " +
+        std::to_string(kMaxLeaseTtlSeconds) +
+        " (below 1 s etcd cannot keep it alive; above 60 s a dead leader's group waits that long)");
+  }
+  c.lease_ttl = std::chrono::seconds(f.lease_ttl_seconds);
   c.log_dir = o.data_dir + "/replica";
   c.segment_bytes = o.segment_bytes;
   return c;
@@ -176,21 +192,17 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(
   }
   if (joined) joined((*node)->health());
   log->info("following; serving clients once this node leads group {}", options.group);
-  // Until then clients hear where the leader is. (With CURVE they would
-  // need this socket to be a CURVE server with the broker's ZAP handler:
-  // not yet, so they wait for their timeout instead.)
-  std::unique_ptr<StandbyResponder> standby;
-  if (o.curve_secret_key_file.empty()) {
-    auto started = StandbyResponder::Start(
-        o.listen, options.node, [n = node->get()] { return n->leader_url(); },
-        [board = (*node)->health()] { return ClusterStatusOf(board->Read()); });
-    if (!started.ok()) {
-      std::cerr << "txmqd: " << started.status().message() << "\n";
-      *exit_code = 1;
-      return nullptr;
-    }
-    standby = std::move(started.value());
+  // Until then clients hear where the leader is: with CURVE on a CURVE
+  // server admitting the ACL's keys, as the broker will.
+  auto started = StandbyResponder::Start(
+      o.listen, options.node, [n = node->get()] { return n->leader_url(); },
+      [board = (*node)->health()] { return ClusterStatusOf(board->Read()); }, o);
+  if (!started.ok()) {
+    std::cerr << "txmqd: " << started.status().message() << "\n";
+    *exit_code = 1;
+    return nullptr;
   }
+  std::unique_ptr<StandbyResponder> standby = std::move(started.value());
   while (!(*node)->WaitUntilLeading(std::chrono::milliseconds(200))) {
     const timespec now{0, 0};
     const int sig = sigtimedwait(&signals, nullptr, &now);
@@ -198,6 +210,15 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(
       log->info("stopping before leading");
       *exit_code = 0;
       return nullptr;
+    }
+    if (sig == SIGHUP && standby->curve()) {
+      // A key revoked while this node follows is refused here at once.
+      if (Status s = standby->ReloadAcl(); s.ok()) {
+        log->info("SIGHUP: reloaded ACL {}", o.acl_file);
+      } else {
+        log->error("SIGHUP: ACL {} NOT reloaded, the previous one stays in force: {}", o.acl_file,
+                   s.message());
+      }
     }
   }
   standby.reset();  // frees the endpoint for the broker

@@ -26,7 +26,16 @@ struct ClusterFlags {
   size_t min_isr = 1;
   std::string replication_key;        // this node's CURVE secret key file
   std::string replication_peer_keys;  // directory of NODE.pub, one per peer
+  // The liveness lease's TTL (ClusterNodeOptions::lease_ttl). Like
+  // --min-isr, refused without --etcd unless at its default (the sample
+  // config file names every key at its default).
+  int lease_ttl_seconds = 3;
 };
+
+// --lease-ttl's range in seconds: at least one keep-alive round trip to
+// etcd, at most what leaves a dead leader's group waiting a minute.
+inline constexpr int kMinLeaseTtlSeconds = 1;
+inline constexpr int kMaxLeaseTtlSeconds = 60;
 
 void AddClusterFlags(CLI::App& app, ClusterFlags& flags);
 // The node's options from the flags; kInvalidArgument naming the flag.

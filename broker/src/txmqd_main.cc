@@ -496,6 +496,7 @@ int main(int argc, char** argv) {
     settings.emplace_back("replication-listen", cluster_flags.replication_listen);
     settings.emplace_back("peers", cluster_flags.peers.empty() ? "-" : cluster_flags.peers);
     settings.emplace_back("min-isr", std::to_string(cluster_flags.min_isr));
+    settings.emplace_back("lease-ttl", std::to_string(cluster_flags.lease_ttl_seconds) + "s");
   }
   log->info("txmqd {} starting (pid {}) with these settings:{}", txmq::kVersion, getpid(),
             txmq::broker::SettingsBlock(settings));

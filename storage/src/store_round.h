@@ -41,8 +41,9 @@ class Round {
   void OnDurable(Completion fn) { completions_.push_back(std::move(fn)); }
   void OnDurableFirst(Completion fn) { completions_.insert(completions_.begin(), std::move(fn)); }
 
-  // Nothing to write (completions alone need no log entry).
-  bool writes_nothing() const { return records_.empty() && ops_.empty(); }
+  // Nothing to write (completions alone need no log entry). A replicated
+  // round has its operations sealed already (ops_record_, ops_ empty).
+  bool writes_nothing() const { return records_.empty() && ops_.empty() && ops_record_.empty(); }
   bool empty() const { return writes_nothing() && completions_.empty(); }
   size_t bytes() const { return records_.size() + ops_.size(); }
   size_t messages() const { return messages_; }

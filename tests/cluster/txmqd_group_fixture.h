@@ -80,6 +80,9 @@ class TxmqdGroupFixture : public ::testing::Test {
                                      Ready(n),
                                      "--client-timeout",
                                      "3s"};
+    if (lease_ttl_seconds_ > 0) {
+      argv.insert(argv.end(), {"--lease-ttl", std::to_string(lease_ttl_seconds_)});
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     n.process = Process::Spawn(argv, dir_.Sub(n.name + ".log"));
     ASSERT_NE(n.process, nullptr);
@@ -161,6 +164,9 @@ class TxmqdGroupFixture : public ::testing::Test {
   }
 
   static inline std::unique_ptr<EtcdServer> etcd_;
+  // Every node's --lease-ttl; 0: txmqd's default (3 s). Below 2 s a loaded
+  // CI machine stalls a keep-alive long enough to depose a live leader.
+  int lease_ttl_seconds_ = 0;
   TempDir dir_;
   std::string cluster_;
   std::vector<Node> nodes_;

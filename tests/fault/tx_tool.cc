@@ -12,7 +12,15 @@
 //     abandoned (never ended) when i%10 == 9. The local transaction appends
 //     "<message id> COMMIT|ROLLBACK" to DECISIONS and fdatasyncs it before
 //     the end is sent: that file is the "database" checkers answer from.
+//   txmq-test-txtool dying-copier BROKER GROUP TOPIC FIRST COUNT THREADS DECISIONS
+//     as copier, except that transaction i with i%10 == 9 is decided too
+//     (commit when (i/10)%2 == 0, else rollback), its decision made durable
+//     in DECISIONS, and then the process kills itself (SIGKILL) before the
+//     end is sent: a producer killed knowing the outcome, with every other
+//     transaction it had in flight cut in whatever phase it was. Only a
+//     check-back can end those; checkers answer from DECISIONS alone.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -56,7 +64,7 @@ int Half(const std::string& broker, const std::string& group, const std::string&
 }
 
 int Copier(const std::string& broker, const std::string& group, const std::string& topic, int first,
-           int count, int threads, const std::string& decisions) {
+           int count, int threads, const std::string& decisions, bool dies = false) {
   int fd = open(decisions.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (fd < 0) return 1;
   txmq::TransactionProducer p({.broker = broker,
@@ -79,8 +87,11 @@ int Copier(const std::string& broker, const std::string& group, const std::strin
         auto r = p.SendInTransaction(
             {.topic = topic, .key = std::to_string(i % 13), .body = id, .id = id},
             [&](const txmq::Message&) {
-              if (i % 10 == 9) return TxState::kUnknown;  // abandoned: never decided
-              const TxState decision = i % 10 < 7 ? TxState::kCommit : TxState::kRollback;
+              if (i % 10 == 9 && !dies) return TxState::kUnknown;  // abandoned: never decided
+              const TxState decision = i % 10 < 7          ? TxState::kCommit
+                                       : i % 10 < 9        ? TxState::kRollback
+                                       : (i / 10) % 2 == 0 ? TxState::kCommit
+                                                           : TxState::kRollback;
               const std::string line =
                   id + (decision == TxState::kCommit ? " COMMIT\n" : " ROLLBACK\n");
               // The "local commit": durable before the broker hears of it.
@@ -88,6 +99,7 @@ int Copier(const std::string& broker, const std::string& group, const std::strin
                   fdatasync(fd) != 0) {
                 throw std::runtime_error("decision not written");
               }
+              if (i % 10 == 9) raise(SIGKILL);  // dies knowing the outcome, before the end
               return decision;
             });
         (void)r;
@@ -109,6 +121,9 @@ int main(int argc, char** argv) {
   }
   if (a.size() == 8 && a[0] == "copier") {
     return Copier(a[1], a[2], a[3], std::stoi(a[4]), std::stoi(a[5]), std::stoi(a[6]), a[7]);
+  }
+  if (a.size() == 8 && a[0] == "dying-copier") {
+    return Copier(a[1], a[2], a[3], std::stoi(a[4]), std::stoi(a[5]), std::stoi(a[6]), a[7], true);
   }
   std::cerr << "usage: see the top of tests/fault/tx_tool.cc\n";
   return 2;

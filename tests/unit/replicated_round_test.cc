@@ -69,6 +69,48 @@ TEST(ReplicatedRound, ARebuiltStoreHasEveryMessageAtTheSamePosition) {
   }
 }
 
+// Rounds that carry only index operations (a check rescheduled, a cursor
+// moved, a transaction record rewritten) are rounds like any other. The
+// rebuild once dropped them (the replicated round looked empty), so a new
+// leader kept a check schedule entry its old leader had moved and refused
+// its own store ("check schedule names transaction ... without an open
+// record"; found by TxmqdTxnFailover).
+TEST(ReplicatedRound, RoundsOfIndexOperationsAloneAreRebuiltToo) {
+  testing::TempDir dir;
+  EventFd done_a;
+  auto a = storage::BrokerStore::Open(Options(dir.Sub("a")), &done_a);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  std::vector<std::string> payloads;
+  auto round = [&](int64_t time_ms) {
+    auto written = (*a)->WriteInline(time_ms);
+    ASSERT_TRUE(written->status().ok()) << written->status().ToString();
+    payloads.push_back(
+        EncodeReplicatedRound(written->entry().time_ms, written->records(), written->ops_record()));
+    written->Complete();
+  };
+  (*a)->ScheduleCheck(100, "tx");
+  round(1);
+  (*a)->UnscheduleCheck(100, "tx");  // rescheduled: operations alone
+  (*a)->ScheduleCheck(200, "tx");
+  round(2);
+  (*a)->PutMeta("k", "v");
+  round(3);
+
+  EventFd done_b;
+  auto b = storage::BrokerStore::Open(Options(dir.Sub("b")), &done_b);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  ASSERT_TRUE(ApplyReplicatedRounds(**b, payloads).ok());
+  EXPECT_EQ((*b)->log_end(), (*a)->log_end());
+  EXPECT_EQ((*b)->GetMeta("k"), std::optional<std::string>("v"));
+  std::vector<int64_t> checks;
+  ASSERT_TRUE((*b)->ForEachScheduledCheck([&](int64_t ms, std::string_view) {
+                    checks.push_back(ms);
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(checks, std::vector<int64_t>{200}) << "the rescheduling round was lost";
+}
+
 TEST(ReplicatedRound, APayloadTooShortIsCorruption) {
   EXPECT_EQ(DecodeReplicatedRound("short").status().code(), StatusCode::kCorruption);
   std::string lying = EncodeReplicatedRound(1, "records", "ops");
