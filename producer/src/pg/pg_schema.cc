@@ -49,6 +49,18 @@ constexpr const char* kOutboxV2[] = {
     " WHERE EXISTS (SELECT 1 FROM txmq_schema WHERE component = 'outbox')",
 };
 
+// Version 3: room on every page of the outbox for the claim's new row
+// version. A claim changes no indexed column, so with room on the page its
+// UPDATE is a heap-only (HOT) update: no index entries, and the WAL record
+// holds only the bytes that changed (a few dozen) instead of the whole 1
+// KiB+ row; with full pages (the default fillfactor 100) each claim wrote
+// the row anew plus an entry in each of the three indexes. Sent rows are
+// deleted soon, so the table stays small; pages written before the
+// upgrade keep their layout until they are reused.
+constexpr const char* kOutboxV3[] = {
+    "ALTER TABLE txmq_outbox SET (fillfactor = 50)",
+};
+
 constexpr const char* kInboxV1[] = {
     "CREATE TABLE txmq_inbox (group_name text NOT NULL, message_id text NOT NULL,"
     " state char(1) NOT NULL DEFAULT 'P', note text NOT NULL DEFAULT '',"
@@ -66,7 +78,7 @@ constexpr const char* kTransactionsV1[] = {
 using sql::Component;
 using sql::Step;
 
-constexpr Step kOutboxSteps[] = {kOutboxV1, kOutboxV2};
+constexpr Step kOutboxSteps[] = {kOutboxV1, kOutboxV2, kOutboxV3};
 constexpr Step kInboxSteps[] = {kInboxV1};
 constexpr Step kTransactionsSteps[] = {kTransactionsV1};
 static_assert(std::size(kOutboxSteps) == kOutboxSchemaVersion);

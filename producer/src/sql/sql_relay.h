@@ -170,7 +170,8 @@ class Relay {
 
   void Run();
   // Claims due rows up to max_in_flight and sends them; how many it sent.
-  int ClaimAndSend();
+  // `room`: how many it could have claimed.
+  int ClaimAndSend(int* room);
   // Writes the outcomes handed over so far; false when the database failed.
   bool ApplyOutcomes();
   // Deletes the rows the broker acknowledged.
