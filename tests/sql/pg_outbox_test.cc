@@ -367,6 +367,26 @@ TEST_F(PgOutbox, ByDefaultRowsAreFoundByPollingAndOnlyNotifyOnAddNotifies) {
   EXPECT_TRUE(WaitFor([&] { return notified(); }, 5s)) << "notify_on_add wakes relays";
 }
 
+// With notify_on_add the commits' NOTIFY wakes the relay, and the rows
+// that commit while it works are claimed when its outcomes wake it or,
+// with nothing in flight, because NextDueIn finds them due: no row waits
+// for the poll, here a minute away.
+TEST_F(PgOutbox, WithNotifyOnAddNoRowWaitsForThePoll) {
+  pg::OutboxOptions o = Opts("notified");
+  o.notify_on_add = true;
+  o.poll_interval = 60s;
+  pg::Outbox outbox(o);
+  ASSERT_TRUE(outbox.Start().ok());
+  for (int burst = 0; burst < 10; ++burst) {
+    for (int i = 0; i < 5; ++i) {
+      PlaceOrder(outbox, conn_.get(), "order-" + std::to_string(burst * 5 + i),
+                 "k" + std::to_string(i));
+    }
+    ASSERT_TRUE(WaitFor([&] { return Count("txmq_outbox") == 0; }, 5s))
+        << Count("txmq_outbox") << " rows of burst " << burst << " wait for the poll";
+  }
+}
+
 // A relay deletes the rows of a batch in one statement (its ids go in an
 // array literal): any id stays one element, and a row whose claim moved on
 // is left to the relay that holds it.
