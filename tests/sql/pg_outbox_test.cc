@@ -160,15 +160,19 @@ TEST_F(PgOutbox, AVersion1DatabaseMigratesForwardKeepingItsRows) {
   EXPECT_EQ(Count("txmq_outbox"), 2);
 }
 
-// A database of outbox version 2 (full pages) with a claimed row: the
-// migration gives the table room for heap-only claims and keeps the row
-// and its claim; the row is sent once its claim runs out.
+// A database of outbox version 2 (full pages, Add's statement sent each
+// time) with a claimed row: the migration gives the table room for
+// heap-only claims and creates txmq_outbox_add, and keeps the row and its
+// claim; the row is sent once its claim runs out, before the next of its
+// key.
 TEST_F(PgOutbox, AVersion2DatabaseMigratesForwardKeepingItsRowsAndClaims) {
   ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
-  Sql(conn_.get(), "ALTER TABLE txmq_outbox RESET (fillfactor)");  // version 3's only step
-  Sql(conn_.get(), "UPDATE txmq_schema SET version = 2 WHERE component = 'outbox'");
   pg::Outbox writer(Opts());
   PlaceOrder(writer, conn_.get(), "old", "k");
+  // Version 3's steps undone.
+  Sql(conn_.get(), "ALTER TABLE txmq_outbox RESET (fillfactor)");
+  Sql(conn_.get(), "DROP FUNCTION txmq_outbox_add");
+  Sql(conn_.get(), "UPDATE txmq_schema SET version = 2 WHERE component = 'outbox'");
   auto claimed = pg::ClaimDue(conn_.get(), "old-relay", 500ms, 10, true);
   ASSERT_TRUE(claimed.ok() && claimed->size() == 1u);
   ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());

@@ -40,22 +40,16 @@ Status InsertRow(PGconn* conn, const Message& message, bool notify) {
   }
   // One round trip for the key's lock, the row and its origin record: at
   // one writer the business transaction is latency-bound, and each extra
-  // round trip to the server cost about as much as its commit.
+  // round trip to the server cost about as much as its commit. The
+  // function (schema version 3, pg_schema.cc) keeps its statements' plans
+  // for the session, where a statement sent here would be planned anew at
+  // each call.
   //  - The key's transaction-scoped lock is taken before the row gets its
-  //    sequence number (the insert reads the lock's row first), so rows of
-  //    one key are numbered in commit order.
+  //    sequence number, so rows of one key are numbered in commit order.
   //  - The origin record is what a compensation asks about later
   //    (sql/origin_check.h). Its key conflicts with a compensation's fence,
   //    committed or not, so a fenced message cannot commit.
-  auto r = Exec(conn,
-                "WITH key_lock AS ("
-                "  SELECT pg_advisory_xact_lock(hashtextextended('txmq.outbox:' || $3, 0))"
-                "  WHERE $3 <> ''),"
-                " added AS ("
-                "  INSERT INTO txmq_outbox (id, topic, msg_key, payload)"
-                "  SELECT $1, $2, $3, $4 FROM (SELECT count(*) FROM key_lock) AS locked"
-                "  RETURNING id)"
-                " INSERT INTO txmq_origin (message_id, state) SELECT id, 'C' FROM added",
+  auto r = Exec(conn, "SELECT txmq_outbox_add($1::text, $2::text, $3::text, $4::bytea)",
                 {Param::Text(message.id), Param::Text(message.topic), Param::Text(message.key),
                  Param::Bytes(EncodePayload(message))});
   if (!r.ok()) {

@@ -36,7 +36,10 @@
 //
 //   outbox, version 3: txmq_outbox WITH (fillfactor = 50), so a claim's
 //   UPDATE finds room on its row's page and is heap-only (no new index
-//   entries, a WAL record of the changed bytes only).
+//   entries, a WAL record of the changed bytes only); and the function
+//   txmq_outbox_add(id, topic, key, payload) that Add calls: the key's
+//   advisory lock, the outbox row, its txmq_origin record, with plans
+//   kept per session.
 //
 //   inbox, version 1:
 //   txmq_inbox (
