@@ -133,7 +133,7 @@ TEST_F(PgOutbox, TablesAreCreatedOnceAndNewerTablesAreRefusedNamingTheVersion) {
   ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok()) << "a second migration changes nothing";
   auto r = pg::Exec(conn_.get(), "SELECT version FROM txmq_schema WHERE component = 'outbox'");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(pg::IntField(r->get(), 0, 0), 2);
+  EXPECT_EQ(pg::IntField(r->get(), 0, 0), 3);
   Sql(conn_.get(), "UPDATE txmq_schema SET version = 99 WHERE component = 'outbox'");
   pg::Outbox outbox(Opts());
   Status s = outbox.Start();
@@ -152,12 +152,46 @@ TEST_F(PgOutbox, AVersion1DatabaseMigratesForwardKeepingItsRows) {
   ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
   auto r = pg::Exec(conn_.get(), "SELECT version FROM txmq_schema WHERE component = 'outbox'");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(pg::IntField(r->get(), 0, 0), 2);
+  EXPECT_EQ(pg::IntField(r->get(), 0, 0), 3);
   EXPECT_EQ(Count("txmq_origin"), 0);
   EXPECT_EQ(Count("txmq_outbox"), 1);
   PlaceOrder(outbox, conn_.get(), "after", "");
   EXPECT_EQ(Count("txmq_origin"), 1) << "Add records its origin once the table exists";
   EXPECT_EQ(Count("txmq_outbox"), 2);
+}
+
+// A database of outbox version 2 (full pages, Add's statement sent each
+// time) with a claimed row: the migration gives the table room for
+// heap-only claims and creates txmq_outbox_add, and keeps the row and its
+// claim; the row is sent once its claim runs out, before the next of its
+// key.
+TEST_F(PgOutbox, AVersion2DatabaseMigratesForwardKeepingItsRowsAndClaims) {
+  ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
+  pg::Outbox writer(Opts());
+  PlaceOrder(writer, conn_.get(), "old", "k");
+  // Version 3's steps undone.
+  Sql(conn_.get(), "ALTER TABLE txmq_outbox RESET (fillfactor)");
+  Sql(conn_.get(), "DROP FUNCTION txmq_outbox_add");
+  Sql(conn_.get(), "UPDATE txmq_schema SET version = 2 WHERE component = 'outbox'");
+  auto claimed = pg::ClaimDue(conn_.get(), "old-relay", 500ms, 10, true);
+  ASSERT_TRUE(claimed.ok() && claimed->size() == 1u);
+  ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
+  auto r =
+      pg::Exec(conn_.get(),
+               "SELECT (SELECT version FROM txmq_schema WHERE component = 'outbox'),"
+               " array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'txmq_outbox'");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(pg::IntField(r->get(), 0, 0), 3);
+  EXPECT_EQ(pg::Field(r->get(), 0, 1), "fillfactor=50");
+  auto row = pg::Exec(conn_.get(), "SELECT lease_owner, fence FROM txmq_outbox WHERE id = 'old'");
+  ASSERT_TRUE(row.ok() && PQntuples(row->get()) == 1);
+  EXPECT_EQ(pg::Field(row->get(), 0, 0), "old-relay");
+  EXPECT_EQ(pg::IntField(row->get(), 0, 1), (*claimed)[0].fence);
+  PlaceOrder(writer, conn_.get(), "new", "k");
+  pg::Outbox outbox(Opts());
+  ASSERT_TRUE(outbox.Start().ok());
+  ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
+  EXPECT_EQ(ByKey(Receive(2))["k"], (std::vector<std::string>{"old", "new"}));
 }
 
 // Transaction A takes seq 1 and commits after B took seq 2 and was sent:
@@ -337,6 +371,26 @@ TEST_F(PgOutbox, ByDefaultRowsAreFoundByPollingAndOnlyNotifyOnAddNotifies) {
   EXPECT_TRUE(WaitFor([&] { return notified(); }, 5s)) << "notify_on_add wakes relays";
 }
 
+// With notify_on_add the commits' NOTIFY wakes the relay, and the rows
+// that commit while it works are claimed when its outcomes wake it or,
+// with nothing in flight, because NextDueIn finds them due: no row waits
+// for the poll, here a minute away.
+TEST_F(PgOutbox, WithNotifyOnAddNoRowWaitsForThePoll) {
+  pg::OutboxOptions o = Opts("notified");
+  o.notify_on_add = true;
+  o.poll_interval = 60s;
+  pg::Outbox outbox(o);
+  ASSERT_TRUE(outbox.Start().ok());
+  for (int burst = 0; burst < 10; ++burst) {
+    for (int i = 0; i < 5; ++i) {
+      PlaceOrder(outbox, conn_.get(), "order-" + std::to_string(burst * 5 + i),
+                 "k" + std::to_string(i));
+    }
+    ASSERT_TRUE(WaitFor([&] { return Count("txmq_outbox") == 0; }, 5s))
+        << Count("txmq_outbox") << " rows of burst " << burst << " wait for the poll";
+  }
+}
+
 // A relay deletes the rows of a batch in one statement (its ids go in an
 // array literal): any id stays one element, and a row whose claim moved on
 // is left to the relay that holds it.
@@ -361,6 +415,37 @@ TEST_F(PgOutbox, SentRowsOfABatchAreDeletedInOneStatementWhateverTheirIds) {
   for (size_t i = 0; i + 1 < rows.size(); ++i) EXPECT_TRUE((*deleted)[i]) << rows[i].first;
   EXPECT_FALSE(deleted->back()) << "a moved fence deletes nothing";
   EXPECT_EQ(Count("txmq_outbox"), 1);
+}
+
+// Nothing is due in an empty table, and a claimed row, and the rows of
+// its key behind it, are due when the claim runs out: a relay with nothing
+// to claim sleeps until its poll, its outcomes or the lease end wake it,
+// instead of asking the database again every millisecond.
+TEST_F(PgOutbox, AClaimedRowAndTheRowsOfItsKeyBehindItAreDueWhenTheClaimRunsOut) {
+  ASSERT_TRUE(pg::Outbox::Migrate(conn_.get()).ok());
+  auto due = pg::NextDueIn(conn_.get());
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_EQ(due->count(), -1) << "an empty table has nothing due (the relay sleeps its poll)";
+  pg::Outbox writer(Opts());
+  PlaceOrder(writer, conn_.get(), "k-1", "k");
+  PlaceOrder(writer, conn_.get(), "k-2", "k");
+  PlaceOrder(writer, conn_.get(), "u-1", "");
+  due = pg::NextDueIn(conn_.get());
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_EQ(due->count(), 0);
+  auto claimed = pg::ClaimDue(conn_.get(), "r", 10s, 10, true);
+  ASSERT_TRUE(claimed.ok() && claimed->size() == 2u) << "k-1 and u-1; k-2 waits behind k-1";
+  due = pg::NextDueIn(conn_.get());
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_GT(*due, 9s) << "nothing is due before the claim runs out";
+  EXPECT_LE(*due, 10s);
+  const int64_t k1_fence =
+      (*claimed)[0].message.id == "k-1" ? (*claimed)[0].fence : (*claimed)[1].fence;
+  auto sent = pg::MarkSent(conn_.get(), "k-1", k1_fence);
+  ASSERT_TRUE(sent.ok() && *sent);
+  due = pg::NextDueIn(conn_.get());
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_EQ(due->count(), 0) << "k-2 is due once k-1 is gone";
 }
 
 }  // namespace

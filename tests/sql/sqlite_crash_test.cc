@@ -7,11 +7,17 @@
 // rolled-back order has any. A relay process killed mid-stream leaves its
 // claims to another after the lease. A relay killed holding acknowledged
 // rows it has not marked sent, and a consumer killed inside its handler's
-// transaction, lose nothing, and the inbox keeps one effect per id.
+// transaction, lose nothing, and the inbox keeps one effect per id. A
+// relay process stopped past its lease between its claim and its
+// mark-sent changes nothing when it wakes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -26,6 +32,13 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::WaitFor;
+
+// Whether SIGSTOP took effect on `pid` (state 'T' in /proc/PID/stat).
+bool IsStopped(pid_t pid) {
+  const std::string stat = testing::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'T';
+}
 
 class SqliteCrash : public testing::SqliteTest {
  protected:
@@ -88,17 +101,104 @@ class SqliteCrash : public testing::SqliteTest {
     return ids;
   }
 
+  // Orders order-<1000+from> .. order-<1000+to-1>, keyed k0..k4: each a
+  // business row and an outbox row in one transaction, not sent.
+  std::set<std::string> PlaceOrders(int from, int to) {
+    sqlite::Outbox writer(RelayOptions("writer"));  // Add only
+    std::set<std::string> ids;
+    for (int i = from; i < to; ++i) {
+      const std::string id = "order-" + std::to_string(1000 + i);
+      ids.insert(id);
+      Sql(db_.get(), "BEGIN IMMEDIATE");
+      Sql(db_.get(), "INSERT INTO orders VALUES ('" + id + "', 1)");
+      EXPECT_TRUE(
+          writer
+              .Add(db_.get(),
+                   {.topic = "orders", .key = "k" + std::to_string(i % 5), .body = id, .id = id})
+              .ok());
+      Sql(db_.get(), "COMMIT");
+    }
+    return ids;
+  }
+
+  // The rows relay `owner` holds claimed (not marked sent or failed): id
+  // to fence.
+  std::map<std::string, int64_t> ClaimsOf(const std::string& owner) {
+    std::map<std::string, int64_t> claims;
+    auto r = sqlite::Exec(db_.get(),
+                          "SELECT id, fence FROM txmq_outbox WHERE lease_owner = ?1 AND "
+                          "lease_until IS NOT NULL",
+                          {sqlite::Value::Text(owner)});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    for (const auto& row : r.ok() ? r->rows : std::vector<sqlite::Row>{}) {
+      claims[row.at(0).AsText()] = row.at(1).AsInt();
+    }
+    return claims;
+  }
+
+  // Stops `relay` (whose instance is `owner`) between a claim and its
+  // outcome, never inside a write: the test takes the database's write
+  // lock itself, looks at what `owner` holds, and when `enough` says so
+  // sends SIGSTOP and waits until the process stopped before it lets the
+  // lock go. (A process stopped inside a write would hold the lock and
+  // block every writer on the file, DESIGN.md's SQLite section.) The
+  // claims it was stopped with; none when `enough` never held within 20 s.
+  std::map<std::string, int64_t> StopHoldingClaims(
+      testing::Process& relay, const std::string& owner,
+      const std::function<bool(const std::map<std::string, int64_t>&)>& enough) {
+    std::map<std::string, int64_t> caught;
+    WaitFor(
+        [&] {
+          if (!sqlite::Exec(db_.get(), "BEGIN IMMEDIATE").ok()) return false;
+          std::map<std::string, int64_t> claims = ClaimsOf(owner);
+          const bool now = !claims.empty() && enough(claims);
+          if (now) {
+            relay.Signal(SIGSTOP);
+            EXPECT_TRUE(WaitFor([&] { return IsStopped(relay.pid()); }, 5s));
+            caught = std::move(claims);
+          }
+          Sql(db_.get(), "ROLLBACK");
+          return now;
+        },
+        20s);
+    return caught;
+  }
+
+  // What a relay's writes would change of rows `ids`, one line per row.
+  std::vector<std::string> RowStates(const std::map<std::string, int64_t>& ids) {
+    std::vector<std::string> states;
+    for (const auto& [id, fence] : ids) {
+      auto r = sqlite::Exec(db_.get(),
+                            "SELECT fence, lease_owner, coalesce(lease_until, -1), state, "
+                            "attempts, next_attempt_at, last_error FROM txmq_outbox WHERE id = ?1",
+                            {sqlite::Value::Text(id)});
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      std::string line = id + ":";
+      for (const auto& row : r.ok() ? r->rows : std::vector<sqlite::Row>{}) {
+        line += " fence " + std::to_string(row.at(0).AsInt()) + ", owner '" + row.at(1).AsText() +
+                "', lease until " + std::to_string(row.at(2).AsInt()) + ", state " +
+                std::to_string(row.at(3).AsInt()) + ", attempts " +
+                std::to_string(row.at(4).AsInt()) + ", next attempt " +
+                std::to_string(row.at(5).AsInt()) + ", last error '" + row.at(6).AsText() + "'";
+      }
+      states.push_back(r.ok() && r->rows.empty() ? id + ": gone" : line);
+    }
+    return states;
+  }
+
   // Consumes "orders" through a SQLite inbox on the consumer's own file,
   // each run adding an effect row, until `count` effects exist and `quiet`
-  // more passed; the effects' message ids, repeats included.
-  std::multiset<std::string> ConsumeIdempotently(size_t count) {
+  // more passed; the effects' message ids, repeats included. From the
+  // embedded broker, or the one at `broker`.
+  std::multiset<std::string> ConsumeIdempotently(size_t count, std::string broker = "") {
+    if (broker.empty()) broker = broker_->endpoint();
     const std::string path = dir_.Sub("consumer.db");
     auto db = sqlite::Database::Open(path, 5s);
     EXPECT_TRUE(db.ok());
     Sql(db->get(), "CREATE TABLE effects (message_id TEXT, key TEXT, n INTEGER)");
     auto inbox = sqlite::Inbox::Open({.path = path, .group = "billing"});
     EXPECT_TRUE(inbox.ok()) << inbox.status().ToString();
-    Consumer c({.broker = broker_->endpoint(), .group = "billing", .long_poll = 200ms});
+    Consumer c({.broker = broker, .group = "billing", .long_poll = 200ms});
     EXPECT_TRUE(c.Subscribe("orders", (*inbox)->Idempotent([](sqlite3* h, const Received& m) {
                    auto r = sqlite::Exec(h,
                                          "INSERT INTO effects SELECT ?1, ?2, count(*) FROM effects "
@@ -174,6 +274,63 @@ TEST_F(SqliteCrash, ARelayProcessKilledMidStreamLeavesItsClaimsToAnother) {
   const std::multiset<std::string> effects = ConsumeIdempotently(ids.size());
   EXPECT_EQ(std::set<std::string>(effects.begin(), effects.end()), ids);
   EXPECT_EQ(effects.size(), ids.size()) << "each exactly once";
+}
+
+// Issue 12's "two relays on one database with one paused past its lease",
+// with real processes and a real txmqd. Relay a is stopped between its
+// claim and its mark-sent, never inside a write. Relay b takes a's rows
+// over when a's lease ran out and is stopped the same way holding them,
+// its sends hanging on a stopped txmqd. So when a wakes, the rows it
+// still has outcomes to write for (acknowledgements, or failures when
+// its sends timed out) are b's claims: written under a's old fences they
+// must change nothing. b then delivers every order, each once.
+TEST_F(SqliteCrash, ARelayStoppedPastItsLeaseBetweenClaimAndMarkSentChangesNothingWhenItWakes) {
+  ASSERT_TRUE(sqlite::Outbox::Migrate(db_.get()).ok());
+  testing::BrokerProcess txmqd(dir_.Sub("txmqd"));
+  ASSERT_TRUE(txmqd.Start()) << testing::ReadFile(txmqd.log_path());
+  const std::set<std::string> ids = PlaceOrders(0, 100);
+
+  auto a = Service({"relay", path_, txmqd.endpoint(), "a", "1000"});
+  ASSERT_TRUE(WaitFor([&] { return Count("txmq_outbox") <= 80; }, 20s)) << "relay a works";
+  // Stopped once txmqd stored what a holds: its late writes then include
+  // mark-sent (while the test holds the write lock a cannot mark them).
+  testing::AdminClient admin(txmqd.endpoint());
+  const std::map<std::string, int64_t> a_claims =
+      StopHoldingClaims(*a, "a", [&](const std::map<std::string, int64_t>& claims) {
+        const int64_t stored = 100 - Count("txmq_outbox") + static_cast<int64_t>(claims.size());
+        return WaitFor([&] { return admin.TopicMessages("orders") == stored; }, 2s);
+      });
+  ASSERT_FALSE(a_claims.empty()) << "relay a was never seen holding a claim\n"
+                                 << testing::ReadFile(dir_.Sub("service.log"));
+  ASSERT_GT(Count("txmq_outbox"), 0);
+
+  txmqd.Signal(SIGSTOP);  // b's sends hang: it holds what it claims for a while
+  auto b = Service({"relay", path_, txmqd.endpoint(), "b", "30000"});
+  const std::map<std::string, int64_t> b_claims = StopHoldingClaims(*b, "b", [&](const auto& c) {
+    return std::all_of(a_claims.begin(), a_claims.end(), [&](const auto& claim) {
+      auto it = c.find(claim.first);
+      return it != c.end() && it->second > claim.second;
+    });
+  });
+  txmqd.Signal(SIGCONT);
+  ASSERT_FALSE(b_claims.empty()) << "relay b was never seen holding a's rows\n"
+                                 << testing::ReadFile(dir_.Sub("service.log"));
+
+  const std::vector<std::string> before = RowStates(a_claims);
+  a->Signal(SIGCONT);
+  a->Signal(SIGTERM);  // shuts down: writes the outcomes of all its sends, gives back its claims
+  ASSERT_EQ(a->Wait(20s), std::optional<int>(0)) << testing::ReadFile(dir_.Sub("service.log"));
+  EXPECT_EQ(RowStates(a_claims), before) << "a's late writes name old fences: they change nothing";
+
+  b->Signal(SIGCONT);
+  EXPECT_TRUE(WaitFor([&] { return Count("txmq_outbox") == 0; }, 30s))
+      << Count("txmq_outbox") << " rows left\n"
+      << testing::ReadFile(dir_.Sub("service.log"));
+  b->Signal(SIGKILL);
+  b->Wait(10s);
+  const std::multiset<std::string> effects = ConsumeIdempotently(ids.size(), txmqd.endpoint());
+  EXPECT_EQ(std::set<std::string>(effects.begin(), effects.end()), ids) << "none lost";
+  EXPECT_EQ(effects.size(), ids.size()) << "one effect per message id";
 }
 
 // Marking a row sent deletes it: a trigger makes that fail, so however

@@ -278,5 +278,35 @@ TEST_F(SqliteOutbox, ARefusedRowIsParkedHoldsItsKeyAndARequeueSendsBothInOrder) 
   EXPECT_EQ(got[0].id, "k-2") << "k-1 went to topic 'later', after it";
 }
 
+// As on PostgreSQL: nothing is due in an empty table, and a claimed row,
+// and the rows of its key behind it, are due when the claim runs out, so a
+// relay with nothing to claim sleeps instead of asking every millisecond.
+TEST_F(SqliteOutbox, AClaimedRowAndTheRowsOfItsKeyBehindItAreDueWhenTheClaimRunsOut) {
+  ASSERT_TRUE(sqlite::Outbox::Migrate(db_.get()).ok());
+  auto due = sqlite::NextDueIn(db_.get());
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_EQ(due->count(), -1);
+  sqlite::Outbox writer(Opts());
+  PlaceOrder(writer, db_.get(), "k-1", "k");
+  PlaceOrder(writer, db_.get(), "k-2", "k");
+  PlaceOrder(writer, db_.get(), "u-1", "");
+  due = sqlite::NextDueIn(db_.get());
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_EQ(due->count(), 0);
+  auto claimed = sqlite::ClaimDue(db_.get(), "r", 10s, 10, true);
+  ASSERT_TRUE(claimed.ok() && claimed->size() == 2u) << "k-1 and u-1; k-2 waits behind k-1";
+  due = sqlite::NextDueIn(db_.get());
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_GT(*due, 9s) << "nothing is due before the claim runs out";
+  EXPECT_LE(*due, 10s);
+  const int64_t k1_fence =
+      (*claimed)[0].message.id == "k-1" ? (*claimed)[0].fence : (*claimed)[1].fence;
+  auto sent = sqlite::MarkSent(db_.get(), "k-1", k1_fence);
+  ASSERT_TRUE(sent.ok() && *sent);
+  due = sqlite::NextDueIn(db_.get());
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_EQ(due->count(), 0) << "k-2 is due once k-1 is gone";
+}
+
 }  // namespace
 }  // namespace txmq

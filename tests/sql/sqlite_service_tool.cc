@@ -8,15 +8,19 @@
 //     each transaction writes the number ended to PROGRESS; then waits to
 //     be killed.
 //   txmq-test-sqliteservice relay PATH BROKER INSTANCE LEASE_MS
-//     runs a relay named INSTANCE until killed.
+//     runs a relay named INSTANCE until killed; SIGTERM shuts it down
+//     (the outcomes of its sends in flight written, its claims given
+//     back) and ends the process with 0.
 //   txmq-test-sqliteservice consume PATH BROKER HOLD_ID READY
 //     consumes "orders" as group "billing" through a sqlite::Inbox, each
 //     message inserting its id into table "effects"; the handler of
 //     message HOLD_ID writes "in-handler" to READY after its insert and
 //     stops there, its transaction (and the write lock) held, until killed.
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <chrono>
+#include <csignal>
 #include <iostream>
 #include <string>
 
@@ -72,12 +76,22 @@ int Place(const std::string& path, const std::string& broker, int count,
 
 int Relay(const std::string& path, const std::string& broker, const std::string& instance,
           int lease_ms) {
+  // Blocked before any thread starts, so every thread inherits the mask and
+  // only the sigwait below takes SIGTERM.
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &term, nullptr);
   txmq::sqlite::Outbox outbox(Options(path, broker, instance, std::chrono::milliseconds(lease_ms)));
   if (txmq::Status s = outbox.Start(); !s.ok()) {
     std::cerr << s.ToString() << "\n";
     return 1;
   }
-  txmq::testing::WaitToBeKilled();
+  int sig = 0;
+  while (sigwait(&term, &sig) != 0 || sig != SIGTERM) {
+  }
+  outbox.Shutdown();
+  return 0;
 }
 
 int Consume(const std::string& path, const std::string& broker, const std::string& hold_id,

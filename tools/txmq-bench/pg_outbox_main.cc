@@ -216,11 +216,13 @@ BenchResult Run(const PgBenchOptions& o) {
       throw BenchError("subscribe: " + s.ToString());
     }
     if (Status s = consumer->Start(); !s.ok()) throw BenchError("consumer: " + s.ToString());
-    outbox = std::make_unique<pg::Outbox>(pg::OutboxOptions{.conninfo = o.conninfo,
-                                                            .producer = {.broker = url,
-                                                                         .curve_key = o.curve_key,
-                                                                         .server_key = o.server_key,
-                                                                         .group = "bench-pg"}});
+    outbox =
+        std::make_unique<pg::Outbox>(pg::OutboxOptions{.conninfo = o.conninfo,
+                                                       .producer = {.broker = url,
+                                                                    .curve_key = o.curve_key,
+                                                                    .server_key = o.server_key,
+                                                                    .group = "bench-pg"},
+                                                       .notify_on_add = o.mode == "outbox-notify"});
     if (Status s = outbox->Start(); !s.ok()) throw BenchError("outbox: " + s.ToString());
     // Warm-up: the topic exists, the relay and the consumer are connected.
     Connection c(o.conninfo);

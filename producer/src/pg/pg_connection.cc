@@ -35,22 +35,57 @@ Status FromResult(PGconn* conn, const PGresult* r, std::string_view sql) {
 
 }  // namespace
 
-Result<ResultPtr> Exec(PGconn* conn, std::string_view sql, const std::vector<Param>& params) {
+namespace {
+
+// libpq's three parallel arrays of the parameters.
+struct ParamArrays {
+  explicit ParamArrays(const std::vector<Param>& params) {
+    for (const Param& p : params) {
+      values.push_back(p.value.data());
+      lengths.push_back(static_cast<int>(p.value.size()));
+      formats.push_back(p.binary ? 1 : 0);
+    }
+  }
   std::vector<const char*> values;
   std::vector<int> lengths, formats;
-  for (const Param& p : params) {
-    values.push_back(p.value.data());
-    lengths.push_back(static_cast<int>(p.value.size()));
-    formats.push_back(p.binary ? 1 : 0);
-  }
-  const std::string statement(sql);
-  ResultPtr r(PQexecParams(conn, statement.c_str(), static_cast<int>(params.size()), nullptr,
-                           values.data(), lengths.data(), formats.data(), 0));
+};
+
+Result<ResultPtr> Checked(PGconn* conn, ResultPtr r, std::string_view sql) {
   const ExecStatusType status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
     return FromResult(conn, r.get(), sql);
   }
   return r;
+}
+
+}  // namespace
+
+Result<ResultPtr> Exec(PGconn* conn, std::string_view sql, const std::vector<Param>& params) {
+  const ParamArrays a(params);
+  const std::string statement(sql);
+  ResultPtr r(PQexecParams(conn, statement.c_str(), static_cast<int>(params.size()), nullptr,
+                           a.values.data(), a.lengths.data(), a.formats.data(), 0));
+  return Checked(conn, std::move(r), sql);
+}
+
+Result<ResultPtr> PreparedStatements::Exec(PGconn* conn, const std::string& sql,
+                                           const std::vector<Param>& params) {
+  auto it = names_.find(sql);
+  if (it == names_.end()) {
+    const std::string name = "txmq_" + std::to_string(names_.size() + 1);
+    ResultPtr prepared(PQprepare(conn, name.c_str(), sql.c_str(), 0, nullptr));
+    if (auto r = Checked(conn, std::move(prepared), sql); !r.ok()) return r.status();
+    it = names_.emplace(sql, name).first;
+  }
+  const ParamArrays a(params);
+  ResultPtr r(PQexecPrepared(conn, it->second.c_str(), static_cast<int>(params.size()),
+                             a.values.data(), a.lengths.data(), a.formats.data(), 0));
+  return Checked(conn, std::move(r), sql);
+}
+
+Result<ResultPtr> Exec(PGconn* conn, PreparedStatements* prepared, const std::string& sql,
+                       const std::vector<Param>& params) {
+  return prepared != nullptr ? prepared->Exec(conn, sql, params) : Exec(conn, sql, params);
 }
 
 std::string_view Field(const PGresult* r, int row, int column) {

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "producer/src/sweep_throttle.h"
@@ -43,6 +44,26 @@ struct Param {
 // TIMEOUT when lock_timeout ran out, INTERNAL otherwise; each message carries the SQL state and the
 // server's words.
 Result<ResultPtr> Exec(PGconn* conn, std::string_view sql, const std::vector<Param>& params = {});
+
+// The statements txmq runs again and again on a connection of its own
+// (the relay's), prepared there on first use so the server parses and
+// plans each once per connection, not once per call. Never for a caller's
+// connection: txmq cannot know when that one is replaced or reset (or
+// what a pooler in front of it does with prepared statements). Belongs
+// with one connection: Clear() when it is replaced.
+class PreparedStatements {
+ public:
+  // Exec of `sql`, prepared on `conn` the first time.
+  Result<ResultPtr> Exec(PGconn* conn, const std::string& sql, const std::vector<Param>& params);
+  void Clear() { names_.clear(); }
+
+ private:
+  std::unordered_map<std::string, std::string> names_;  // SQL text -> statement name
+};
+
+// Exec on `prepared`'s statements of `conn` when it is given, else Exec.
+Result<ResultPtr> Exec(PGconn* conn, PreparedStatements* prepared, const std::string& sql,
+                       const std::vector<Param>& params);
 
 // Field (row, column) of a text-format result.
 std::string_view Field(const PGresult* r, int row, int column);

@@ -34,7 +34,8 @@ Status Outbox::Impl::Start() {
     auto admin_conn = Connection::Open(options_.conninfo);
     if (!admin_conn.ok()) return admin_conn.status();
     auto relay = std::make_unique<sql::Relay>(
-        ToRelayOptions(options_), MakeRelayTable(options_.conninfo, std::move(*relay_conn)));
+        ToRelayOptions(options_),
+        MakeRelayTable(options_.conninfo, std::move(*relay_conn), options_.hold_key_behind_parked));
     if (auto counts = CountRows(admin_conn->get()); counts.ok()) {
       Logger("outbox")->info(
           "pg outbox relay {} on database '{}': {} rows pending ({} behind parked rows), {} "

@@ -25,7 +25,8 @@ Status PrepareRelayConnection(PGconn* conn);
 
 // The relay's connection: reconnects and prepares again after a failure;
 // its socket wakes the relay on NOTIFY.
-std::unique_ptr<sql::RelayTable> MakeRelayTable(std::string conninfo, Connection conn);
+std::unique_ptr<sql::RelayTable> MakeRelayTable(std::string conninfo, Connection conn,
+                                                bool hold_key_behind_parked);
 
 class Outbox::Impl {
  public:

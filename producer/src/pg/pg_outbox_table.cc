@@ -40,22 +40,16 @@ Status InsertRow(PGconn* conn, const Message& message, bool notify) {
   }
   // One round trip for the key's lock, the row and its origin record: at
   // one writer the business transaction is latency-bound, and each extra
-  // round trip to the server cost about as much as its commit.
+  // round trip to the server cost about as much as its commit. The
+  // function (schema version 3, pg_schema.cc) keeps its statements' plans
+  // for the session, where a statement sent here would be planned anew at
+  // each call.
   //  - The key's transaction-scoped lock is taken before the row gets its
-  //    sequence number (the insert reads the lock's row first), so rows of
-  //    one key are numbered in commit order.
+  //    sequence number, so rows of one key are numbered in commit order.
   //  - The origin record is what a compensation asks about later
   //    (sql/origin_check.h). Its key conflicts with a compensation's fence,
   //    committed or not, so a fenced message cannot commit.
-  auto r = Exec(conn,
-                "WITH key_lock AS ("
-                "  SELECT pg_advisory_xact_lock(hashtextextended('txmq.outbox:' || $3, 0))"
-                "  WHERE $3 <> ''),"
-                " added AS ("
-                "  INSERT INTO txmq_outbox (id, topic, msg_key, payload)"
-                "  SELECT $1, $2, $3, $4 FROM (SELECT count(*) FROM key_lock) AS locked"
-                "  RETURNING id)"
-                " INSERT INTO txmq_origin (message_id, state) SELECT id, 'C' FROM added",
+  auto r = Exec(conn, "SELECT txmq_outbox_add($1::text, $2::text, $3::text, $4::bytea)",
                 {Param::Text(message.id), Param::Text(message.topic), Param::Text(message.key),
                  Param::Bytes(EncodePayload(message))});
   if (!r.ok()) {
@@ -72,7 +66,8 @@ Status InsertRow(PGconn* conn, const Message& message, bool notify) {
 
 Result<std::vector<ClaimedRow>> ClaimDue(PGconn* conn, const std::string& owner,
                                          std::chrono::milliseconds lease, int limit,
-                                         bool hold_key_behind_parked) {
+                                         bool hold_key_behind_parked,
+                                         PreparedStatements* prepared) {
   const std::string earlier_blocks = hold_key_behind_parked ? "" : " AND e.state = 0";
   const std::string sql =
       "WITH due AS ("
@@ -89,7 +84,8 @@ Result<std::vector<ClaimedRow>> ClaimDue(PGconn* conn, const std::string& owner,
       "FROM due WHERE t.id = due.id "
       "RETURNING t.seq, t.fence, t.attempts, " +
       AgeMs("t.created_at") + ", t.payload";
-  auto r = Exec(conn, sql, {Param::Text(owner), Param::Int(lease.count()), Param::Int(limit)});
+  auto r =
+      Exec(conn, prepared, sql, {Param::Text(owner), Param::Int(lease.count()), Param::Int(limit)});
   if (!r.ok()) return r.status();
   std::vector<ClaimedRow> rows;
   const PGresult* res = r->get();
@@ -114,8 +110,9 @@ Result<std::vector<ClaimedRow>> ClaimDue(PGconn* conn, const std::string& owner,
   return rows;
 }
 
-Result<bool> MarkSent(PGconn* conn, const std::string& id, int64_t fence) {
-  auto r = Exec(conn, "DELETE FROM txmq_outbox WHERE id = $1 AND fence = $2",
+Result<bool> MarkSent(PGconn* conn, const std::string& id, int64_t fence,
+                      PreparedStatements* prepared) {
+  auto r = Exec(conn, prepared, "DELETE FROM txmq_outbox WHERE id = $1 AND fence = $2",
                 {Param::Text(id), Param::Int(fence)});
   if (!r.ok()) return r.status();
   return RowsChanged(r->get()) == 1;
@@ -150,8 +147,9 @@ std::string FenceArray(const std::vector<std::pair<std::string, int64_t>>& rows)
 }  // namespace
 
 Result<std::vector<bool>> MarkSentMany(PGconn* conn,
-                                       const std::vector<std::pair<std::string, int64_t>>& rows) {
-  auto r = Exec(conn,
+                                       const std::vector<std::pair<std::string, int64_t>>& rows,
+                                       PreparedStatements* prepared) {
+  auto r = Exec(conn, prepared,
                 "DELETE FROM txmq_outbox o USING unnest($1::text[], $2::bigint[]) AS s(id, fence) "
                 "WHERE o.id = s.id AND o.fence = s.fence RETURNING o.id",
                 {Param::Text(TextArray(rows)), Param::Text(FenceArray(rows))});
@@ -164,8 +162,9 @@ Result<std::vector<bool>> MarkSentMany(PGconn* conn,
 }
 
 Result<bool> MarkFailed(PGconn* conn, const std::string& id, int64_t fence, bool park,
-                        std::chrono::milliseconds retry_in, const std::string& error) {
-  auto r = Exec(conn,
+                        std::chrono::milliseconds retry_in, const std::string& error,
+                        PreparedStatements* prepared) {
+  auto r = Exec(conn, prepared,
                 "UPDATE txmq_outbox SET attempts = attempts + 1, last_error = $3, state = $4,"
                 " lease_owner = '', lease_until = NULL,"
                 " next_attempt_at = clock_timestamp() + $5::bigint * interval '1 millisecond' "
@@ -201,10 +200,22 @@ Result<Counts> CountRows(PGconn* conn) {
   return c;
 }
 
-Result<std::chrono::milliseconds> NextDueIn(PGconn* conn) {
-  auto r = Exec(conn,
-                "SELECT coalesce(greatest(0, (extract(epoch from min(next_attempt_at) - "
-                "clock_timestamp()) * 1000)::bigint), -1) FROM txmq_outbox WHERE state = 0");
+Result<std::chrono::milliseconds> NextDueIn(PGconn* conn, bool hold_key_behind_parked,
+                                            PreparedStatements* prepared) {
+  // The rows ClaimDue would look at, each due at its next attempt or, when
+  // claimed, when the claim runs out.
+  const std::string earlier_blocks = hold_key_behind_parked ? "" : " AND e.state = 0";
+  auto r = Exec(conn, prepared,
+                // No row: -1 (greatest() skips NULLs, so the NULL of an
+                // empty min() is tested first; it made 0, due now).
+                "SELECT CASE WHEN due IS NULL THEN -1 ELSE greatest(0, (extract(epoch from"
+                " due - clock_timestamp()) * 1000)::bigint) END FROM ("
+                " SELECT min(greatest(o.next_attempt_at, coalesce(o.lease_until,"
+                " o.next_attempt_at))) AS due FROM txmq_outbox o WHERE o.state = 0"
+                " AND (o.msg_key = '' OR NOT EXISTS (SELECT 1 FROM txmq_outbox e"
+                "      WHERE e.msg_key = o.msg_key AND e.seq < o.seq" +
+                    earlier_blocks + "))) AS next",
+                {});
   if (!r.ok()) return r.status();
   return std::chrono::milliseconds(IntField(r->get(), 0, 0));
 }

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "producer/src/pg/pg_connection.h"
 #include "producer/src/sql/sql_relay.h"
 #include "txmq/message.h"
 #include "txmq/outbox.h"
@@ -38,29 +39,41 @@ using ClaimedRow = sql::ClaimedRow;
 // id exists.
 Status InsertRow(PGconn* conn, const Message& message, bool notify);
 
+// The relay's statements (ClaimDue, MarkSent, MarkSentMany, MarkFailed,
+// NextDueIn) run as prepared statements of `prepared` when it is given:
+// the relay's own connection.
 Result<std::vector<ClaimedRow>> ClaimDue(PGconn* conn, const std::string& owner,
                                          std::chrono::milliseconds lease, int limit,
-                                         bool hold_key_behind_parked);
+                                         bool hold_key_behind_parked,
+                                         PreparedStatements* prepared = nullptr);
 
 // Deletes a sent row; false when the row's fence moved on (or it is gone).
-Result<bool> MarkSent(PGconn* conn, const std::string& id, int64_t fence);
+Result<bool> MarkSent(PGconn* conn, const std::string& id, int64_t fence,
+                      PreparedStatements* prepared = nullptr);
 // MarkSent of many rows in one statement (one commit); for each row in
 // order, whether it was deleted.
 Result<std::vector<bool>> MarkSentMany(PGconn* conn,
-                                       const std::vector<std::pair<std::string, int64_t>>& rows);
+                                       const std::vector<std::pair<std::string, int64_t>>& rows,
+                                       PreparedStatements* prepared = nullptr);
 // Records a failed attempt: parks the row (`park`) or makes it due again
 // in `retry_in`; false when the row's fence moved on.
 Result<bool> MarkFailed(PGconn* conn, const std::string& id, int64_t fence, bool park,
-                        std::chrono::milliseconds retry_in, const std::string& error);
+                        std::chrono::milliseconds retry_in, const std::string& error,
+                        PreparedStatements* prepared = nullptr);
 // Gives back the claims of `owner` that are still held (a relay shutting
 // down), so other relays need not wait out the lease.
 Status ReleaseClaims(PGconn* conn, const std::string& owner);
 
 using Counts = sql::Counts;
 Result<Counts> CountRows(PGconn* conn);
-// How long until the next pending row is due (0: one is due now; -1:
-// none), for the relay's sleep: one pass over pending rows, no counts.
-Result<std::chrono::milliseconds> NextDueIn(PGconn* conn);
+// How long until the next pending row can be claimed (0: one can now;
+// -1: none), for the relay's sleep: a claimed row when its claim runs out,
+// a row behind an earlier one of its key not before that one (which is
+// what decides), behind a parked one never when `hold_key_behind_parked`.
+// The relay is woken by its own outcomes: while its rows are in flight it
+// does not poll.
+Result<std::chrono::milliseconds> NextDueIn(PGconn* conn, bool hold_key_behind_parked = true,
+                                            PreparedStatements* prepared = nullptr);
 
 // Operator access, also with no relay running. Requeue makes a parked row
 // pending again (attempts reset, keeps its seq); Delete removes a parked

@@ -49,6 +49,37 @@ constexpr const char* kOutboxV2[] = {
     " WHERE EXISTS (SELECT 1 FROM txmq_schema WHERE component = 'outbox')",
 };
 
+// Version 3: room on every page of the outbox for the claim's new row
+// version. A claim changes no indexed column, so with room on the page its
+// UPDATE is a heap-only (HOT) update: no index entries, and the WAL record
+// holds only the bytes that changed (a few dozen) instead of the whole 1
+// KiB+ row; with full pages (the default fillfactor 100) each claim wrote
+// the row anew plus an entry in each of the three indexes. Sent rows are
+// deleted soon, so the table stays small; pages written before the
+// upgrade keep their layout until they are reused.
+//
+// And Add's statements in a function: the caller's connection is the
+// service's, where txmq prepares nothing, so Add's statement was parsed
+// and planned at every call. PL/pgSQL keeps the plans of its statements
+// for the session; the call itself is trivial to plan. The key's lock
+// comes first, before the row takes its seq (pg_outbox_table.cc), and a
+// unique violation (an id fenced or added before) fails the call as it
+// failed the statement.
+constexpr const char* kOutboxV3[] = {
+    "ALTER TABLE txmq_outbox SET (fillfactor = 50)",
+    R"sql(
+CREATE OR REPLACE FUNCTION txmq_outbox_add(p_id text, p_topic text, p_key text, p_payload bytea)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF p_key <> '' THEN
+    PERFORM pg_advisory_xact_lock(hashtextextended('txmq.outbox:' || p_key, 0));
+  END IF;
+  INSERT INTO txmq_outbox (id, topic, msg_key, payload) VALUES (p_id, p_topic, p_key, p_payload);
+  INSERT INTO txmq_origin (message_id, state) VALUES (p_id, 'C');
+END
+$$)sql",
+};
+
 constexpr const char* kInboxV1[] = {
     "CREATE TABLE txmq_inbox (group_name text NOT NULL, message_id text NOT NULL,"
     " state char(1) NOT NULL DEFAULT 'P', note text NOT NULL DEFAULT '',"
@@ -66,7 +97,7 @@ constexpr const char* kTransactionsV1[] = {
 using sql::Component;
 using sql::Step;
 
-constexpr Step kOutboxSteps[] = {kOutboxV1, kOutboxV2};
+constexpr Step kOutboxSteps[] = {kOutboxV1, kOutboxV2, kOutboxV3};
 constexpr Step kInboxSteps[] = {kInboxV1};
 constexpr Step kTransactionsSteps[] = {kTransactionsV1};
 static_assert(std::size(kOutboxSteps) == kOutboxSchemaVersion);

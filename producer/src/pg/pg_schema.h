@@ -34,6 +34,13 @@
 //     note            text,              -- who fenced it
 //     recorded_at     timestamptz)       -- records go after the horizon
 //
+//   outbox, version 3: txmq_outbox WITH (fillfactor = 50), so a claim's
+//   UPDATE finds room on its row's page and is heap-only (no new index
+//   entries, a WAL record of the changed bytes only); and the function
+//   txmq_outbox_add(id, topic, key, payload) that Add calls: the key's
+//   advisory lock, the outbox row, its txmq_origin record, with plans
+//   kept per session.
+//
 //   inbox, version 1:
 //   txmq_inbox (
 //     group_name      text,              -- the consumer group: a dedup
@@ -64,7 +71,7 @@
 
 namespace txmq::pg {
 
-inline constexpr int kOutboxSchemaVersion = 2;
+inline constexpr int kOutboxSchemaVersion = 3;
 inline constexpr int kInboxSchemaVersion = 1;
 inline constexpr int kTransactionsSchemaVersion = 1;
 

@@ -176,17 +176,40 @@ void Relay::Run() {
       continue;
     }
     const bool written = ApplyOutcomes();
-    const int sent = written ? ClaimAndSend() : 0;
-    if (sent > 0) continue;  // more may be due: claim again before sleeping
-    if (written && origin_sweeps_.Due()) {
+    int room = 0;
+    const int sent = written ? ClaimAndSend(&room) : 0;
+    // A claim that filled the room may have left due rows behind: claim
+    // again at once. One that did not took every row claimable at that
+    // moment; rows committed since are claimed when the outcomes of the
+    // rows now in flight wake the relay (within the producer's send
+    // timeout), on NOTIFY, or at the next poll. Claiming again at once
+    // would mostly find nothing, a round trip per message for nothing.
+    if (sent > 0 && sent >= room) continue;
+    if (sent == 0 && written && origin_sweeps_.Due()) {
       // Idle moments only; a sweep that fails is tried at the next one.
       if (auto n = table_->RemoveExpiredOrigins(options_.record_horizon); !n.ok()) {
         log_->warn("outbox relay {}: removing old origin records failed: {}", options_.instance,
                    n.status().ToString());
       }
     }
+    // While rows keep coming (a claim found some within the last poll
+    // interval) the relay looks again after a tenth of it: rows committed
+    // meanwhile wait a few milliseconds, not half a poll, and each claim
+    // still takes what accumulated. An idle relay polls at the interval.
+    const auto now = std::chrono::steady_clock::now();
+    if (sent > 0) last_found_ = now;
     std::chrono::milliseconds sleep = options_.poll_interval;
-    if (written && !table_->broken()) {
+    if (now - last_found_ < options_.poll_interval) {
+      sleep = std::max(std::chrono::milliseconds(1), options_.poll_interval / 10);
+    }
+    bool in_flight;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_flight = in_flight_ > 0;
+    }
+    // With rows in flight their outcomes wake the relay; without, the next
+    // due row (a retry, a claim running out) decides.
+    if (written && !table_->broken() && !in_flight) {
       if (auto due = table_->NextDueIn(); due.ok() && due->count() >= 0) {
         sleep = std::clamp(*due, std::chrono::milliseconds(1), sleep);
       }
@@ -195,12 +218,13 @@ void Relay::Run() {
   }
 }
 
-int Relay::ClaimAndSend() {
+int Relay::ClaimAndSend(int* room_out) {
   int room;
   {
     std::lock_guard<std::mutex> lock(mu_);
     room = options_.max_in_flight - in_flight_;
   }
+  *room_out = room;
   if (room <= 0) return 0;
   auto claimed =
       table_->Claim(options_.instance, options_.lease, room, options_.hold_key_behind_parked);

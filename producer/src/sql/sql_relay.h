@@ -170,7 +170,8 @@ class Relay {
 
   void Run();
   // Claims due rows up to max_in_flight and sends them; how many it sent.
-  int ClaimAndSend();
+  // `room`: how many it could have claimed.
+  int ClaimAndSend(int* room);
   // Writes the outcomes handed over so far; false when the database failed.
   bool ApplyOutcomes();
   // Deletes the rows the broker acknowledged.
@@ -190,6 +191,9 @@ class Relay {
   int wake_pipe_[2] = {-1, -1};  // [0] relay reads, [1] anyone writes
   std::mt19937_64 rng_;          // relay thread
   uint32_t db_failures_ = 0;     // relay thread: failed connects in a row
+  // Relay thread: when a claim last found rows. Within a poll_interval of
+  // it the relay looks again after poll_interval / 10.
+  std::chrono::steady_clock::time_point last_found_{};
 
   mutable std::mutex mu_;
   std::deque<Outcome> outcomes_;  // guarded by mu_

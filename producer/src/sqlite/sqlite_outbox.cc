@@ -19,8 +19,10 @@ namespace {
 // The relay's handle on the database file.
 class RelayTable : public sql::RelayTable {
  public:
-  RelayTable(std::string path, std::chrono::milliseconds busy_timeout)
-      : path_(std::move(path)), busy_timeout_(busy_timeout) {}
+  RelayTable(std::string path, std::chrono::milliseconds busy_timeout, bool hold_key_behind_parked)
+      : path_(std::move(path)),
+        busy_timeout_(busy_timeout),
+        hold_key_behind_parked_(hold_key_behind_parked) {}
 
   Status Connect() override {
     if (db_) return Status::OK();
@@ -46,13 +48,16 @@ class RelayTable : public sql::RelayTable {
   Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon) override {
     return DeleteOlderThan(db_.get(), "txmq_origin", "recorded_at", horizon);
   }
-  Result<std::chrono::milliseconds> NextDueIn() override { return sqlite::NextDueIn(db_.get()); }
+  Result<std::chrono::milliseconds> NextDueIn() override {
+    return sqlite::NextDueIn(db_.get(), hold_key_behind_parked_);
+  }
   std::string where() const override { return "SQLite database '" + path_ + "'"; }
   std::string ctl_flag() const override { return "--sqlite '" + path_ + "'"; }
 
  private:
   const std::string path_;
   const std::chrono::milliseconds busy_timeout_;
+  const bool hold_key_behind_parked_;
   Database db_;
 };
 
@@ -76,7 +81,8 @@ class Outbox::Impl {
       auto admin = Database::Open(options_.path, options_.busy_timeout);
       if (!admin.ok()) return admin.status();
       if (Status s = MigrateOutbox(admin->get()); !s.ok()) return s;
-      auto table = std::make_unique<RelayTable>(options_.path, options_.busy_timeout);
+      auto table = std::make_unique<RelayTable>(options_.path, options_.busy_timeout,
+                                                options_.hold_key_behind_parked);
       if (Status s = table->Connect(); !s.ok()) return s;
       auto relay = std::make_unique<sql::Relay>(ToRelayOptions(options_), std::move(table));
       if (auto counts = CountRows(admin->get()); counts.ok()) {

@@ -148,9 +148,18 @@ Result<Counts> CountRows(sqlite3* db) {
   return counts;
 }
 
-Result<std::chrono::milliseconds> NextDueIn(sqlite3* db) {
-  auto r = Exec(db, "SELECT coalesce(max(0, min(next_attempt_at) - " + Now() +
-                        "), -1) FROM txmq_outbox WHERE state = 0");
+Result<std::chrono::milliseconds> NextDueIn(sqlite3* db, bool hold_key_behind_parked) {
+  // The rows ClaimDue would look at, each due at its next attempt or, when
+  // claimed, when the claim runs out.
+  const std::string earlier_blocks = hold_key_behind_parked ? "" : " AND e.state = 0";
+  auto r = Exec(db,
+                "SELECT coalesce(max(0, min(max(o.next_attempt_at, coalesce(o.lease_until,"
+                " o.next_attempt_at))) - " +
+                    Now() +
+                    "), -1) FROM txmq_outbox o WHERE o.state = 0"
+                    " AND (o.msg_key = '' OR NOT EXISTS (SELECT 1 FROM txmq_outbox e"
+                    "      WHERE e.msg_key = o.msg_key AND e.seq < o.seq" +
+                    earlier_blocks + "))");
   if (!r.ok()) return r.status();
   return std::chrono::milliseconds(r->rows.at(0)[0].AsInt());
 }

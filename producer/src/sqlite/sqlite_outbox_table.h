@@ -51,7 +51,10 @@ Status ReleaseClaims(sqlite3* db, const std::string& owner);
 
 using Counts = sql::Counts;
 Result<Counts> CountRows(sqlite3* db);
-Result<std::chrono::milliseconds> NextDueIn(sqlite3* db);
+// How long until the next pending row can be claimed (0: one can now;
+// -1: none), as pg::NextDueIn: a claimed row (and a row behind an earlier
+// one of its key) when the claim runs out, not now.
+Result<std::chrono::milliseconds> NextDueIn(sqlite3* db, bool hold_key_behind_parked = true);
 
 // Operator access, also with no relay running (as pg_outbox_table.h).
 Result<std::vector<OutboxRow>> ListRows(sqlite3* db, bool parked);

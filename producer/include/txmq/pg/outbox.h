@@ -71,8 +71,10 @@ struct OutboxOptions {
   // See OutboxOptions::hold_key_behind_parked in txmq/outbox.h.
   bool hold_key_behind_parked = true;
   // Relays look for rows this often: rows that were added, became due, or
-  // whose claim ran out. A relay that found rows looks again at once, so
-  // this bounds the relay lag of a quiet table only.
+  // whose claim ran out. A relay whose last claim was full looks again at
+  // once, and one whose claims found rows within the last interval looks
+  // again after a tenth of it, so this bounds the relay lag of a quiet
+  // table only.
   std::chrono::milliseconds poll_interval{100};
   // How long txmq_origin remembers each message Add committed, after it was
   // sent: a compensation (OnCompensation, only_recorded) runs the undo only

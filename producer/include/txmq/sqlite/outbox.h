@@ -65,7 +65,8 @@ struct OutboxOptions {
   int max_in_flight = 256;
   bool hold_key_behind_parked = true;
   // SQLite has no NOTIFY: the relay looks this often for committed rows
-  // (one indexed query), and at once after an Add in this process.
+  // (one indexed query), a tenth as long while its claims keep finding
+  // rows, and at once after an Add in this process.
   std::chrono::milliseconds poll_interval{200};
   // How long txmq_origin remembers each message Add committed, after it was
   // sent: a compensation (OnCompensation, only_recorded) runs the undo only
