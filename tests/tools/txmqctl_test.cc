@@ -181,6 +181,7 @@ TEST_F(Txmqctl, StatusShowsTheVersionAndEveryEffectiveSetting) {
                                            "replication-listen",
                                            "peers",
                                            "min-isr",
+                                           "lease-ttl",
                                            "replication-key",
                                            "replication-peer-keys"};
   std::regex flag(R"(\n\s+--([a-z-]+))");
