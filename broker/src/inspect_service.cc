@@ -1,5 +1,7 @@
 #include "broker/src/inspect_service.h"
 
+#include "broker/src/round_replicator.h"
+
 #include <algorithm>
 #include <memory>
 
@@ -45,11 +47,21 @@ void InspectService::FillTopic(const TopicState& topic, bool with_groups,
   out.setCreatedMs(topic.created_ms);
   auto queues = out.initQueues(static_cast<unsigned>(topic.queues.size()));
   const QueuePlacement placement = PlacementFor(core_.options());
+  // A placed topic's queues are spread over the cluster's groups: each
+  // queue names its own group and that group's leader.
+  std::optional<TopicPlacementSource::Served> placed;
+  if (topics_.placement() != nullptr) placed = topics_.placement()->ServedQueues(topic.name);
+  if (placed && placed->groups.size() != topic.queues.size()) placed.reset();
   uint64_t messages = 0;
   for (uint32_t q = 0; q < topic.queues.size(); ++q) {
     queues[q].setQueue(q);
-    queues[q].setGroup(placement.group);
-    queues[q].setLeader(placement.leader);
+    if (placed && placed->groups[q] != placement.group) {
+      queues[q].setGroup(placed->groups[q]);
+      queues[q].setLeader(core_.options().replicator->LeaderNodeOf(placed->groups[q]));
+    } else {
+      queues[q].setGroup(placement.group);
+      queues[q].setLeader(placement.leader);
+    }
     queues[q].setMinOffset(topic.queues[q].min_offset);
     queues[q].setEndOffset(topic.queues[q].visible_end);
     // Not what cannot be read back (taken out of the queue, or damaged).

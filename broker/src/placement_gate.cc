@@ -66,7 +66,7 @@ PlacementGate::Decision PlacementGate::Admit(std::string_view topic, std::string
 std::optional<TopicPlacementSource::Served> PlacementGate::ServedQueues(std::string_view topic) {
   auto p = Known(topic);
   if (!p) return std::nullopt;
-  return Served{p->queue_count, p->QueuesOf(replicator_->group())};
+  return Served{p->queue_count, p->QueuesOf(replicator_->group()), p->groups};
 }
 
 void PlacementGate::Park(std::string topic, SteadyTime now,

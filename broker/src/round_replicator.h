@@ -53,6 +53,8 @@ class RoundReplicator {
     return {nullptr, Status::FailedPrecondition("not a cluster node: nothing is placed")};
   }
   virtual std::string LeaderUrlOf(const std::string& /*group*/) const { return ""; }
+  // The name of a group's leader from that map ("" unknown).
+  virtual std::string LeaderNodeOf(const std::string& /*group*/) const { return ""; }
 };
 
 }  // namespace txmq::broker

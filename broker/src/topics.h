@@ -53,7 +53,8 @@ class TopicPlacementSource {
   virtual ~TopicPlacementSource() = default;
   struct Served {
     uint32_t queue_count = 0;
-    std::vector<uint32_t> queues;  // served by this node's group
+    std::vector<uint32_t> queues;     // served by this node's group
+    std::vector<std::string> groups;  // every queue's group
   };
   // Nullopt: the topic is not placed (a single broker, a broker's own
   // topic, or not yet).
@@ -65,6 +66,7 @@ class TopicManager {
   explicit TopicManager(Core& core) : core_(core) {}
   // A cluster node's placement (null: none); set before any request.
   void set_placement(TopicPlacementSource* placement) { placement_ = placement; }
+  TopicPlacementSource* placement() const { return placement_; }
 
   // Loads topic records and finds each queue's first and next offsets.
   Status Recover();

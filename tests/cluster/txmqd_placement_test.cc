@@ -154,6 +154,29 @@ TEST_F(TxmqdPlacement, ABrokerRefusesAMessageOfAnotherGroupsQueueNamingItsLeader
     EXPECT_EQ(wire::ToString(queues[q].getLeaderUrl()),
               placement.groups[q] == "g1" ? nodes_[0].url() : nodes_[1].url());
   }
+  // Topic show on either group's broker names each queue's own group and
+  // that group's leader (one message each, so both hold the topic).
+  {
+    Producer producer({.broker = nodes_[0].url(), .send_timeout = 10s});
+    ASSERT_TRUE(producer.Start().ok());
+    ASSERT_TRUE(producer.Send({.topic = "orders", .key = g1_key, .body = "y"}).ok());
+    ASSERT_TRUE(
+        producer.Send({.topic = "orders", .key = KeyServedBy(placement, "g2"), .body = "z"}).ok());
+  }
+  for (const Node& n : nodes_) {
+    auto at = net::Connection::Open({.broker = n.url()});
+    ASSERT_TRUE(at.ok());
+    auto show = (*at)->NewRequest();
+    show.envelope().setTopicShow("orders");
+    auto info = (*at)->CallSync(std::move(show), 10s);
+    ASSERT_TRUE(info.ok()) << n.name << ": " << info.status().ToString();
+    auto shown = info->envelope().getTopicShowOk().getQueues();
+    ASSERT_EQ(shown.size(), placement.queue_count);
+    for (uint32_t q = 0; q < shown.size(); ++q) {
+      EXPECT_EQ(wire::ToString(shown[q].getGroup()), placement.groups[q]) << n.name << " " << q;
+      EXPECT_EQ(wire::ToString(shown[q].getLeader()), placement.groups[q] == "g1" ? "a" : "b");
+    }
+  }
   // Nothing of the refused send was stored on g2.
   auto delivered = DrainDeliveries(nodes_[1].url(), "orders", 0, 500ms, 5s);
   for (const Received& r : delivered) EXPECT_NE(r.id, "raw-1");

@@ -115,6 +115,12 @@ std::string ClusterNode::LeaderUrlOf(const std::string& group) const {
   return it == map->groups.end() ? "" : it->second.leader_url;
 }
 
+std::string ClusterNode::LeaderNodeOf(const std::string& group) const {
+  auto map = placement_->map();
+  auto it = map->groups.find(group);
+  return it == map->groups.end() ? "" : it->second.state.leader;
+}
+
 std::string ClusterNode::leader_url() const {
   std::lock_guard<std::mutex> lock(mu_);
   return leader_url_;

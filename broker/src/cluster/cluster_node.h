@@ -99,6 +99,7 @@ class ClusterNode final : public broker::RoundReplicator {
   std::string group() const override { return options_.group; }
   PlacementLookup LookupPlacement(const std::string& topic, uint32_t queue_count) override;
   std::string LeaderUrlOf(const std::string& group) const override;
+  std::string LeaderNodeOf(const std::string& group) const override;
 
   std::vector<std::string> TakeCommittedRounds() override;
   uint64_t Replicate(std::string payload) override;
