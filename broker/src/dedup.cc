@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "protocol/src/fmix64.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 
@@ -16,19 +17,9 @@ constexpr size_t kBitsPerEntry = 14;
 constexpr size_t kFirstFilterCapacity = 64 * 1024;
 constexpr size_t kMaxFilterCapacity = 16 * 1024 * 1024;  // 20 MB of bits
 
-// Spreads FNV's bits before they pick Bloom probes (murmur3's finalizer).
-uint64_t Mix(uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
-
 }  // namespace
 
-uint64_t DedupHash(std::string_view message_id) { return Mix(StableHash(message_id)); }
+uint64_t DedupHash(std::string_view message_id) { return Fmix64(StableHash(message_id)); }
 
 BloomFilter::BloomFilter(size_t capacity)
     : bits_(((capacity * kBitsPerEntry + 511) / 512) * kBlockWords, 0), capacity_(capacity) {}
@@ -42,7 +33,7 @@ class Probes {
  public:
   Probes(uint64_t hash, size_t blocks)
       : block_(static_cast<size_t>((static_cast<unsigned __int128>(hash) * blocks) >> 64)),
-        bits_{Mix(hash ^ 0x9e3779b97f4a7c15ull), Mix(hash ^ 0xc2b2ae3d27d4eb4full)} {}
+        bits_{Fmix64(hash ^ 0x9e3779b97f4a7c15ull), Fmix64(hash ^ 0xc2b2ae3d27d4eb4full)} {}
   size_t block() const { return block_; }
   // The i-th probe's bit in the block, 0..511.
   uint64_t Bit(int i) const { return (bits_[i / 7] >> (9 * (i % 7))) & 511; }

@@ -148,20 +148,27 @@ void SetError(Envelope::Builder envelope, const Status& status) {
   error.setMessage(status.message());
 }
 
-void SetNotLeader(Envelope::Builder envelope, const std::string& message,
-                  const std::string& leader_url) {
+namespace {
+
+// An error that names where to go instead.
+void SetRedirect(Envelope::Builder envelope, ErrorCode code, const std::string& message,
+                 const std::string& leader_url) {
   auto error = envelope.initError();
-  error.setCode(ErrorCode::NOT_LEADER);
+  error.setCode(code);
   error.setMessage(message);
   error.setLeaderUrl(leader_url);
 }
 
+}  // namespace
+
+void SetNotLeader(Envelope::Builder envelope, const std::string& message,
+                  const std::string& leader_url) {
+  SetRedirect(envelope, ErrorCode::NOT_LEADER, message, leader_url);
+}
+
 void SetWrongGroup(Envelope::Builder envelope, const std::string& message,
                    const std::string& leader_url) {
-  auto error = envelope.initError();
-  error.setCode(ErrorCode::WRONG_GROUP);
-  error.setMessage(message);
-  error.setLeaderUrl(leader_url);
+  SetRedirect(envelope, ErrorCode::WRONG_GROUP, message, leader_url);
 }
 
 std::string LeaderUrlOf(Envelope::Reader envelope) {

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "protocol/src/fmix64.h"
 #include "protocol/src/util.h"
 
 namespace txmq::cluster {
@@ -20,16 +21,6 @@ namespace txmq::cluster {
 using nlohmann::json;
 
 namespace {
-
-// murmur3's fmix64: every input bit moves about half the output bits.
-uint64_t Finalize(uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
 
 // weight / -ln(u), u in (0, 1) from the top 53 bits of the hash: the
 // maximum over groups picks each with probability weight / total.
@@ -48,7 +39,7 @@ uint64_t PlacementHash(std::string_view topic, uint32_t queue, std::string_view 
   input.append(std::to_string(queue));
   input.push_back('\0');
   input.append(group);
-  return Finalize(StableHash(input));
+  return Fmix64(StableHash(input));
 }
 
 Result<TopicPlacement> PlaceQueues(std::string_view topic, uint32_t queue_count,
