@@ -4,6 +4,7 @@
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
+#include "txmq/names.h"
 
 namespace txmq::producer {
 
@@ -37,6 +38,9 @@ void GroupRouter::Forget(const std::string& topic) {
 }
 
 void GroupRouter::Resolve(const std::string& topic, const std::string& key, ResolveFn done) {
+  // The broker's own topics (a compensation topic) are not placed: each
+  // group keeps its own.
+  if (IsSystemName(topic)) return done(Target{&home_, false});
   Result<Target> target = Status::Unavailable("no route");
   {
     std::lock_guard<std::mutex> lock(mu_);
