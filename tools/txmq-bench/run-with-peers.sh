@@ -6,6 +6,11 @@
 #   tools/txmq-bench/run-with-peers.sh                          # txmq + every peer
 #   tools/txmq-bench/run-with-peers.sh --only txmq,redis,leveldb --reps 1
 #   TXMQ_BENCH=/path/to/build/bin/txmq-bench tools/txmq-bench/run-with-peers.sh
+#   tools/txmq-bench/run-with-peers.sh --txmq-cluster --only txmq,rabbitmq --reps 3
+#
+# --txmq-cluster (ours, not the harness's) adds the system txmq3: one etcd and
+# three txmqd replicas (--min-isr 2) on loopback, measured with the same client
+# (peers/txmq3.sh; needs etcd).
 #
 # Every argument goes to the harness's run-all.sh (--only, --reps, --dur,
 # --no-install, --no-probe, --keep-data); so does every knob of its
@@ -50,15 +55,29 @@ for f in "$peers_src"/*; do
 done
 chmod -R u+w "$dest"
 cp "$here/peers/txmq.sh" "$dest/systems/txmq.sh"
+cp "$here/peers/txmq3.sh" "$dest/systems/txmq3.sh"
 
-# Without --only, run the harness's own list plus txmq.
-args=("$@")
+# Without --only, run the harness's own list plus txmq; --txmq-cluster adds
+# txmq3 to whichever list runs.
+args=()
+cluster=0
+for a in "$@"; do
+  if [[ $a == --txmq-cluster ]]; then cluster=1; else args+=("$a"); fi
+done
+extra=""
+[[ $cluster == 1 ]] && extra=",txmq3"
 has_only=0
-for a in "${args[@]}"; do [[ $a == --only ]] && has_only=1; done
+for ((i = 0; i < ${#args[@]}; i++)); do
+  if [[ ${args[$i]} == --only ]]; then
+    has_only=1
+    ((i + 1 < ${#args[@]})) || die "--only needs a list"
+    args[i + 1]="${args[$((i + 1))]}$extra"
+  fi
+done
 if [[ $has_only == 0 ]]; then
   all=$(sed -n 's/^ALL_SYSTEMS="\(.*\)"$/\1/p' "$dest/run-all.sh")
   [[ -n $all ]] || die "cannot read ALL_SYSTEMS from $dest/run-all.sh; pass --only"
-  args=(--only "${all// /,},txmq" "${args[@]}")
+  args=(--only "${all// /,},txmq$extra" "${args[@]}")
 fi
 
 echo "run-with-peers: harness copy $dest; txmq-bench $TXMQ_BENCH; txmqd $TXMQD" >&2

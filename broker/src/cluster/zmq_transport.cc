@@ -211,8 +211,10 @@ bool ZmqReplicationTransport::Wait(std::chrono::milliseconds timeout) {
   while (true) {
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
                                {zap_ ? zap_->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    // Rounded up: truncated, the last (for the leader's 1 ms wait: every)
+    // millisecond would be polled with timeout 0, a busy loop on one core.
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     try {
       zmq::poll(items, zap_ ? 2 : 1, std::max(left, std::chrono::milliseconds(0)));
     } catch (const zmq::error_t& e) {
