@@ -15,7 +15,8 @@ fail() {
 repo=$work/checkout/txmq
 mkdir -p "$repo/tools/txmq-bench/peers" "$repo/build/bin"
 cp "$source_dir/tools/txmq-bench/run-with-peers.sh" "$repo/tools/txmq-bench/"
-cp "$source_dir/tools/txmq-bench/peers/txmq.sh" "$repo/tools/txmq-bench/peers/"
+cp "$source_dir/tools/txmq-bench/peers/txmq.sh" "$source_dir/tools/txmq-bench/peers/txmq3.sh" \
+  "$repo/tools/txmq-bench/peers/"
 for b in txmq-bench txmqd; do
   printf '#!/bin/sh\nexit 0\n' >"$repo/build/bin/$b"
   chmod +x "$repo/build/bin/$b"
