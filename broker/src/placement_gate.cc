@@ -44,7 +44,7 @@ PlacementGate::Decision PlacementGate::Admit(std::string_view topic, std::string
                 std::to_string(p.queue_count) + " queues"),
             {}};
   }
-  const std::string mine = replicator_->group();
+  const std::string& mine = group_;
   uint32_t queue = 0;
   if (!key.empty()) {
     queue = static_cast<uint32_t>(StableHash(key) % p.queue_count);
@@ -66,7 +66,7 @@ PlacementGate::Decision PlacementGate::Admit(std::string_view topic, std::string
 std::optional<TopicPlacementSource::Served> PlacementGate::ServedQueues(std::string_view topic) {
   auto p = Known(topic);
   if (!p) return std::nullopt;
-  return Served{p->queue_count, p->QueuesOf(replicator_->group()), p->groups};
+  return Served{p->queue_count, p->QueuesOf(group_), p->groups};
 }
 
 void PlacementGate::Park(std::string topic, SteadyTime now,

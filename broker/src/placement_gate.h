@@ -43,7 +43,8 @@ namespace txmq::broker {
 class PlacementGate final : public TopicPlacementSource {
  public:
   // Inactive when `replicator` is null.
-  explicit PlacementGate(RoundReplicator* replicator) : replicator_(replicator) {}
+  explicit PlacementGate(RoundReplicator* replicator)
+      : replicator_(replicator), group_(replicator ? replicator->group() : "") {}
 
   bool active() const { return replicator_ != nullptr; }
 
@@ -88,6 +89,7 @@ class PlacementGate final : public TopicPlacementSource {
   };
 
   RoundReplicator* const replicator_;
+  const std::string group_;  // this node's (fixed for its life)
   // Placements never change once stored (queues do not move yet), so
   // each is fetched from the thread's map once.
   std::map<std::string, std::shared_ptr<const cluster::TopicPlacement>, std::less<>> known_;

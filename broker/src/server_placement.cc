@@ -13,28 +13,28 @@ namespace {
 
 using E = wire::Envelope;
 
-// Every topic a request names with the key of its message: what the gate
-// decides on. Empty for requests that name none.
-std::vector<std::pair<std::string, std::string>> TopicsOf(E::Reader env) {
-  std::vector<std::pair<std::string, std::string>> out;
+std::string_view View(capnp::Text::Reader text) { return {text.begin(), text.size()}; }
+
+// Calls `fn(topic, key)` for every topic a request names, with its
+// message's key, until `fn` returns true (then true). Views into the
+// frame: nothing is copied on the send path.
+template <typename Fn>
+bool AnyTopicOf(E::Reader env, Fn&& fn) {
   switch (env.which()) {
     case E::SEND: {
       auto m = env.getSend().getMessage();
-      out.emplace_back(wire::ToString(m.getTopic()), wire::ToString(m.getKey()));
-      break;
+      return fn(View(m.getTopic()), View(m.getKey()));
     }
     case E::SEND_HALF:
       for (auto m : env.getSendHalf().getMessages()) {
-        out.emplace_back(wire::ToString(m.getTopic()), wire::ToString(m.getKey()));
+        if (fn(View(m.getTopic()), View(m.getKey()))) return true;
       }
-      break;
+      return false;
     case E::CREATE_TOPIC:
-      out.emplace_back(wire::ToString(env.getCreateTopic().getTopic()), "");
-      break;
+      return fn(View(env.getCreateTopic().getTopic()), std::string_view());
     default:
-      break;
+      return false;
   }
-  return out;
 }
 
 }  // namespace
@@ -42,8 +42,6 @@ std::vector<std::pair<std::string, std::string>> TopicsOf(E::Reader env) {
 bool Server::HoldForPlacement(const RequestContext& ctx, wire::Envelope::Reader env,
                               wire::Frame& frame, int fd) {
   if (!placement_.active()) return false;
-  const auto topics = TopicsOf(env);
-  if (topics.empty()) return false;
   // A send places its topic only where a send may create one; a half's
   // topic is created when it commits, and a create is one.
   const bool may_place = env.which() != E::SEND || options_.auto_create_topics;
@@ -51,7 +49,8 @@ bool Server::HoldForPlacement(const RequestContext& ctx, wire::Envelope::Reader 
   if (env.which() == E::CREATE_TOPIC && env.getCreateTopic().getQueues() != 0) {
     asked_queues = env.getCreateTopic().getQueues();
   }
-  for (const auto& [topic, key] : topics) {
+  // True once the request was answered or parked.
+  return AnyTopicOf(env, [&](std::string_view topic, std::string_view key) {
     // Bad names are the handlers' to refuse; they must not be placed.
     if (!ValidateName("topic", topic).ok() || asked_queues > kMaxQueues) return false;
     const TopicState* here = topics_.Find(topic);
@@ -61,21 +60,18 @@ bool Server::HoldForPlacement(const RequestContext& ctx, wire::Envelope::Reader 
     }
     auto decision = placement_.Admit(topic, key, queues_here, asked_queues);
     using Kind = PlacementGate::Decision::Kind;
-    if (decision.kind == Kind::kServe) continue;
-    if (decision.kind == Kind::kRefuse) {
-      if (decision.status.code() == StatusCode::kWrongGroup) {
-        auto reply = Core::NewReply(ctx);
-        wire::SetWrongGroup(reply.envelope(), decision.status.message(), decision.leader_url);
-        core_.Reply(ctx, reply);
-      } else {
-        core_.ReplyError(ctx, decision.status);
-      }
-      return true;
+    if (decision.kind == Kind::kServe) return false;
+    if (decision.kind == Kind::kPark) {
+      ParkRequest(ctx, std::string(topic), frame, fd);
+    } else if (decision.status.code() == StatusCode::kWrongGroup) {
+      auto reply = Core::NewReply(ctx);
+      wire::SetWrongGroup(reply.envelope(), decision.status.message(), decision.leader_url);
+      core_.Reply(ctx, reply);
+    } else {
+      core_.ReplyError(ctx, decision.status);
     }
-    ParkRequest(ctx, topic, frame, fd);
     return true;
-  }
-  return false;
+  });
 }
 
 void Server::ParkRequest(const RequestContext& ctx, const std::string& topic, wire::Frame& frame,
