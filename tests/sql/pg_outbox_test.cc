@@ -273,7 +273,9 @@ TEST_F(PgOutbox, ARelayPausedPastItsLeaseCannotUndoTheTakeover) {
   Sql(conn_.get(), "BEGIN");
   ASSERT_TRUE(outbox.Add(conn_.get(), {.topic = "orders", .body = "x", .id = "row"}).ok());
   Sql(conn_.get(), "COMMIT");
-  auto a = pg::ClaimDue(conn_.get(), "a", 200ms, 10, true);
+  // a's claim must outlast the next statement even on a loaded machine,
+  // and run out within the wait below.
+  auto a = pg::ClaimDue(conn_.get(), "a", 1500ms, 10, true);
   ASSERT_TRUE(a.ok() && a->size() == 1u);
   auto none = pg::ClaimDue(conn_.get(), "b", 10s, 10, true);
   ASSERT_TRUE(none.ok() && none->empty()) << "claimed rows are not claimed twice";

@@ -1,8 +1,9 @@
 // The original's transaction and its compensation at once on PostgreSQL,
 // on two connections: exactly one of "the original committed and was
 // undone" and "the original failed and nothing was undone" holds, never
-// "committed and not undone". Some rounds add the outbox row first (the
-// compensation then waits on its record), the others race the two.
+// "committed and not undone". A third of the rounds add the outbox row
+// first (the compensation then waits on its record), a third let the
+// compensation finish first, the rest race the two.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -69,6 +70,7 @@ TEST_F(PgUndoRace, TheOriginalEitherCommitsAndIsUndoneOrFailsAndNothingIsUndone)
     SCOPED_TRACE("round " + std::to_string(round));
     const Message order{.topic = "orders", .body = "x", .id = "race-" + std::to_string(round)};
     const bool add_first = round % 3 == 0;
+    const bool compensation_first = round % 3 == 1;
     Run(original.get(), "BEGIN");
     Run(original.get(), "INSERT INTO orders VALUES ($1, 1)", {order.id});
     Status added = add_first ? outbox->Add(original.get(), order) : Status::OK();
@@ -84,6 +86,12 @@ TEST_F(PgUndoRace, TheOriginalEitherCommitsAndIsUndoneOrFailsAndNothingIsUndone)
       // The compensation's fence meets the uncommitted origin record.
       EXPECT_TRUE(WaitFor([&] { return LockWaiters() >= 1 || done; }));
       EXPECT_FALSE(done) << "the compensation decided while the original could still commit";
+    } else if (compensation_first) {
+      // The compensation fences the id before the original's Add: its
+      // commit must fail. Deterministic, so both outcomes occur in every
+      // run whatever the machine's speed.
+      EXPECT_TRUE(WaitFor([&] { return done.load(); }));
+      added = outbox->Add(original.get(), order);
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(round % 4));  // vary the race
       added = outbox->Add(original.get(), order);

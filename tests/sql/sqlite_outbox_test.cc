@@ -192,12 +192,16 @@ TEST_F(SqliteOutbox, TwoRelaysOnOneDatabaseSendEveryRowOnceInKeyOrder) {
   constexpr int kRows = 200, kKeys = 8;
   std::set<std::string> ids;
   for (int i = 0; i < kRows; i += 10) {
+    // Add wakes the adding relay; alternating them wakes each in turn, so
+    // neither waits out its poll interval while the other sends everything
+    // (on a fast disk one relay can drain 200 rows within one interval).
+    sqlite::Outbox& adder = (i / 10) % 2 == 0 ? relay1 : relay2;
     Sql(db_.get(), "BEGIN IMMEDIATE");
     for (int j = i; j < i + 10; ++j) {
       const std::string id = "r-" + std::to_string(1000 + j);
       ids.insert(id);
       ASSERT_TRUE(
-          relay1
+          adder
               .Add(
                   db_.get(),
                   {.topic = "orders", .key = "k" + std::to_string(j % kKeys), .body = id, .id = id})
@@ -217,7 +221,9 @@ TEST_F(SqliteOutbox, ARelayPausedPastItsLeaseCannotUndoTheTakeover) {
   Sql(db_.get(), "BEGIN IMMEDIATE");
   ASSERT_TRUE(outbox.Add(db_.get(), {.topic = "orders", .body = "x", .id = "row"}).ok());
   Sql(db_.get(), "COMMIT");
-  auto a = sqlite::ClaimDue(db_.get(), "a", 200ms, 10, true);
+  // a's claim must outlast the next statement even on a loaded machine,
+  // and run out within the wait below.
+  auto a = sqlite::ClaimDue(db_.get(), "a", 1500ms, 10, true);
   ASSERT_TRUE(a.ok() && a->size() == 1u);
   auto none = sqlite::ClaimDue(db_.get(), "b", 10s, 10, true);
   ASSERT_TRUE(none.ok() && none->empty()) << "claimed rows are not claimed twice";
