@@ -34,9 +34,11 @@ inline void PutFixed64(std::string* dst, uint64_t v) {
 }
 
 inline void PutVarint64(std::string* dst, uint64_t v) {
-  char buf[10];
-  int n = 0;
-  while (v >= 0x80) {
+  char buf[10];  // 64 bits, 7 a byte
+  size_t n = 0;
+  // The bound on n never stops a 64-bit value early; it lets the compiler
+  // see that buf cannot overflow (GCC 12 warned where it was inlined).
+  while (v >= 0x80 && n < sizeof(buf) - 1) {
     buf[n++] = static_cast<char>(v | 0x80);
     v >>= 7;
   }

@@ -19,9 +19,9 @@ namespace {
 using namespace std::chrono_literals;
 using testing::EtcdServer;
 
-constexpr auto kTickEvery = 250ms;
+constexpr auto kEtcdTickEvery = 250ms;
 
-struct Node {
+struct EtcdNode {
   std::unique_ptr<Coordinator> link;  // one client per node, as in production
   std::unique_ptr<GroupMember> member;
   GroupMember* operator->() { return member.get(); }
@@ -50,8 +50,8 @@ class RealEtcdGroupMember : public ::testing::Test {
     return c.ok() ? std::move(*c) : nullptr;
   }
 
-  Node Join(const std::string& name) {
-    Node n;
+  EtcdNode Join(const std::string& name) {
+    EtcdNode n;
     n.link = Connect();
     GroupMemberOptions o;
     o.cluster = cluster_;
@@ -75,9 +75,9 @@ class RealEtcdGroupMember : public ::testing::Test {
   }
 
   // n1 leads epoch 1 with ISR {n1, n2, n3}.
-  void FormThree(Node& n1, Node& n2, Node& n3) {
+  void FormThree(EtcdNode& n1, EtcdNode& n2, EtcdNode& n3) {
     ASSERT_TRUE(n1->Tick(Clock::now()).became_leader);
-    for (Node* n : {&n2, &n3}) {
+    for (EtcdNode* n : {&n2, &n3}) {
       TickReport r = (*n)->Tick(Clock::now());
       ASSERT_TRUE(r.coordinator.ok()) << r.coordinator.ToString();
     }
@@ -93,16 +93,16 @@ class RealEtcdGroupMember : public ::testing::Test {
 };
 
 TEST_F(RealEtcdGroupMember, AnIsrMemberTakesOverWhenTheLeadersLeaseExpires) {
-  Node n1 = Join("n1");
-  Node n2 = Join("n2");
-  Node n3 = Join("n3");
+  EtcdNode n1 = Join("n1");
+  EtcdNode n2 = Join("n2");
+  EtcdNode n3 = Join("n3");
   FormThree(n1, n2, n3);
   // n1 stops ticking; etcd ends its lease about a TTL later.
   const auto stopped = Clock::now();
-  Node* next = nullptr;
+  EtcdNode* next = nullptr;
   while (!next && Clock::now() - stopped < 6s) {
-    std::this_thread::sleep_for(kTickEvery);
-    for (Node* n : {&n2, &n3}) {
+    std::this_thread::sleep_for(kEtcdTickEvery);
+    for (EtcdNode* n : {&n2, &n3}) {
       TickReport r = (*n)->Tick(Clock::now());
       EXPECT_TRUE(r.coordinator.ok()) << r.coordinator.ToString();
       if (r.became_leader) next = n;
@@ -123,9 +123,9 @@ TEST_F(RealEtcdGroupMember, AnIsrMemberTakesOverWhenTheLeadersLeaseExpires) {
 }
 
 TEST_F(RealEtcdGroupMember, ALeaderWhoseLeaseWasRevokedIsFencedOutOfTheIsr) {
-  Node n1 = Join("n1");
-  Node n2 = Join("n2");
-  Node n3 = Join("n3");
+  EtcdNode n1 = Join("n1");
+  EtcdNode n2 = Join("n2");
+  EtcdNode n3 = Join("n3");
   FormThree(n1, n2, n3);
   // etcd ends n1's lease behind its back (as when it expired unnoticed).
   auto key = observer_->Get(BrokerKey(cluster_, "n1"));

@@ -12,6 +12,7 @@
 
 #include "broker/src/disk_watermark.h"
 #include "tests/testutil/admin_client.h"
+#include "tests/testutil/fake_free_space.h"
 #include "tests/testutil/testutil.h"
 #include "tests/testutil/tx_requests.h"
 #include "txmq/transaction_producer.h"
@@ -19,21 +20,13 @@
 namespace txmq {
 namespace {
 
+using testing::FakeFreeSpace;
+
 using namespace std::chrono_literals;
 using testing::AdminClient;
 using testing::WaitFor;
 
 constexpr uint64_t kMiB = 1ull << 20;
-
-class FakeFreeSpace final : public FreeSpaceSource {
- public:
-  Result<uint64_t> FreeBytes(const std::string&) override {
-    ++reads;
-    return free.load();
-  }
-  std::atomic<uint64_t> free{100'000 * kMiB};
-  std::atomic<int> reads{0};
-};
 
 class DiskWatermarkBroker : public ::testing::Test {
  protected:

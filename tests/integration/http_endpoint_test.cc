@@ -17,6 +17,7 @@
 #include "broker/src/disk_watermark.h"
 #include "broker/src/http/http_server.h"
 #include "tests/testutil/admin_client.h"
+#include "tests/testutil/fake_free_space.h"
 #include "tests/testutil/prometheus_text.h"
 #include "tests/testutil/testutil.h"
 #include "tests/testutil/tx_requests.h"
@@ -24,6 +25,8 @@
 
 namespace txmq {
 namespace {
+
+using testing::FakeFreeSpace;
 
 using namespace std::chrono_literals;
 using testing::AdminClient;
@@ -274,12 +277,6 @@ TEST(HttpFlag, NonLoopbackAddressIsRefusedWithoutInsecure) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("--http 'localhost' is not HOST:PORT"), std::string::npos) << r.err;
 }
-
-class FakeFreeSpace final : public FreeSpaceSource {
- public:
-  Result<uint64_t> FreeBytes(const std::string&) override { return free.load(); }
-  std::atomic<uint64_t> free{100'000ull << 20};
-};
 
 TEST(HttpReadiness, ReadyzIs503WithAReasonWhileTheDiskIsBelowTheWatermark) {
   testing::TempDir dir;

@@ -125,6 +125,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
 
 std::vector<std::string> SplitLines(const std::string& text);
 
+inline bool Has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
 // Runs `argv` (output to `log_path`) until it has written `ready_path`,
 // then SIGKILLs it: a process that dies at the point it chose. Returns the
 // ready file's contents; a test failure (and "") if it never got ready.

@@ -22,10 +22,7 @@ using testing::BrokerProcess;
 using testing::SplitLines;
 using testing::TempDir;
 
-bool Has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
+using testing::Has;
 // The audit lines in `text` (a log file, or txmqctl's stderr).
 std::vector<std::string> AuditLines(const std::string& text) {
   std::vector<std::string> out;

@@ -15,10 +15,7 @@ namespace {
 using testing::SplitLines;
 using testing::WaitFor;
 
-bool Has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
+using testing::Has;
 // "2026-01-31T12:00:00.250Z".
 std::string UtcMs(int64_t ms) {
   const std::time_t seconds = static_cast<std::time_t>(ms / 1000);

@@ -14,10 +14,7 @@ namespace {
 using testing::SplitLines;
 using Inspect = CtlTest;
 
-bool Has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
+using testing::Has;
 TEST_F(Inspect, TopicCreateListShow) {
   auto r = Ctl({"topic", "list"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -16,10 +16,7 @@ namespace {
 using testing::SplitLines;
 using testing::WaitFor;
 
-bool Has(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
+using testing::Has;
 class Lifecycle : public CtlTest {
  protected:
   void SetUp() override {

@@ -16,8 +16,9 @@ namespace {
 
 using testing::TempDir;
 
-struct Store {
-  explicit Store(const std::string& dir, bool verify_all = true, bool repair = false) {
+// A store opened with the start-up check (verify_all) and repair chosen.
+struct CheckedStore {
+  explicit CheckedStore(const std::string& dir, bool verify_all = true, bool repair = false) {
     options.dir = dir;
     options.segment_bytes = 1 << 20;
     options.max_round_bytes = 1 << 18;
@@ -48,7 +49,7 @@ std::string BodyOf(int i) { return "body-" + std::to_string(1000 + i) + std::str
 // `rounds` rounds of `per_round` messages in topic 3, queue 0, offsets
 // 0, 1, ...
 void Fill(const std::string& dir, int rounds = 10, int per_round = 10) {
-  Store s(dir);
+  CheckedStore s(dir);
   ASSERT_TRUE(s.Open().ok());
   s.store->PutTopic("orders", {3, 1, 1, ""});
   for (int round = 0; round < rounds; ++round) {
@@ -85,7 +86,7 @@ std::string Segment(const TempDir& dir) { return dir.path() + "/log/000000000000
 TEST(BrokerStoreDamage, ADamagedRecordIsReadAsCorruptionNamingItsFileAndIsNotCounted) {
   TempDir dir;
   Fill(dir.path());
-  Store s(dir.path(), /*verify_all=*/false);  // damage found when read, not at start
+  CheckedStore s(dir.path(), /*verify_all=*/false);  // damage found when read, not at start
   ASSERT_TRUE(s.Open().ok());
   FlipInFile(Segment(dir), BodyOf(42), 5, 3);
   auto m = s.store->ReadMessage(3, 0, 42);
@@ -108,11 +109,11 @@ TEST(BrokerStoreDamage, RepairTakesOutExactlyTheUnreadableMessageAndNamesIt) {
   Fill(dir.path());
   FlipInFile(Segment(dir), BodyOf(42), 5, 3);
   {
-    Store plain(dir.path());
+    CheckedStore plain(dir.path());
     EXPECT_EQ(plain.Open().code(), StatusCode::kCorruption);
   }
   {
-    Store s(dir.path(), true, /*repair=*/true);
+    CheckedStore s(dir.path(), true, /*repair=*/true);
     ASSERT_TRUE(s.Open().ok());
     const RepairReport& r = s.store->repair_report();
     ASSERT_EQ(r.messages.size(), 1u);
@@ -122,7 +123,7 @@ TEST(BrokerStoreDamage, RepairTakesOutExactlyTheUnreadableMessageAndNamesIt) {
     EXPECT_EQ(r.log_damage.size(), 1u);
     EXPECT_FALSE(r.index_rebuilt);
   }
-  Store s(dir.path());
+  CheckedStore s(dir.path());
   ASSERT_TRUE(s.Open().ok()) << "the repaired directory starts";
   EXPECT_EQ(s.store->ReadMessage(3, 0, 42).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(s.store->unreadable_messages(), 1u);
@@ -154,7 +155,7 @@ TEST(BrokerStoreDamage, ADamagedIndexBlockFoundWhileServingStopsAllWrites) {
   const std::string table = BiggestTable(dir);
   ASSERT_FALSE(table.empty());
   FlipInFile(table, "", 100, 32);
-  Store s(dir.path(), /*verify_all=*/false);  // found when read, not at start
+  CheckedStore s(dir.path(), /*verify_all=*/false);  // found when read, not at start
   ASSERT_TRUE(s.Open().ok());
   EXPECT_FALSE(s.store->GetId(1'000'000 / store::kIdBucketMs, "id-0").has_value());
   s.store->PutMeta("after", "x");
@@ -170,18 +171,18 @@ TEST(BrokerStoreDamage, ADamagedIndexIsRefusedAtStartAndRebuiltFromTheLog) {
   const std::string table = BiggestTable(dir);
   FlipInFile(table, "", 100, 32);
   {
-    Store plain(dir.path());
+    CheckedStore plain(dir.path());
     const Status s = plain.Open();
     EXPECT_EQ(s.code(), StatusCode::kCorruption);
     EXPECT_NE(s.message().find(table), std::string::npos) << s.message();
   }
   {
-    Store s(dir.path(), true, /*repair=*/true);
+    CheckedStore s(dir.path(), true, /*repair=*/true);
     ASSERT_TRUE(s.Open().ok());
     EXPECT_TRUE(s.store->repair_report().index_rebuilt);
     EXPECT_TRUE(s.store->repair_report().messages.empty());
   }
-  Store s(dir.path());
+  CheckedStore s(dir.path());
   ASSERT_TRUE(s.Open().ok());
   for (int n = 0; n < 100; ++n) {
     auto m = s.store->ReadMessage(3, 0, static_cast<uint64_t>(n));

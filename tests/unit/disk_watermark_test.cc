@@ -8,23 +8,14 @@
 #include <atomic>
 
 #include "protocol/src/byte_size.h"
+#include "tests/testutil/fake_free_space.h"
 
 namespace txmq::broker {
 namespace {
 
-constexpr uint64_t kMiB = 1ull << 20;
+using txmq::testing::FakeFreeSpace;
 
-class FakeFreeSpace final : public FreeSpaceSource {
- public:
-  Result<uint64_t> FreeBytes(const std::string&) override {
-    ++reads;
-    if (fail) return Status::Internal("statvfs: no such device");
-    return free.load();
-  }
-  std::atomic<uint64_t> free{100'000 * kMiB};
-  std::atomic<bool> fail{false};
-  std::atomic<int> reads{0};
-};
+constexpr uint64_t kMiB = 1ull << 20;
 
 class DiskWatermarkTest : public ::testing::Test {
  protected:
