@@ -339,9 +339,12 @@ int main(int argc, char** argv) {
     std::cerr << "txmqd: " << e.what() << "\n";
     return 2;
   } catch (const CLI::ParseError& e) {
-    // --help and --version exit 0; any bad usage exits 2, as txmqctl does.
-    app.exit(e);
-    return e.get_exit_code() == 0 ? 0 : 2;
+    // --help and --version print and exit 0; bad usage is one line that
+    // names the program (it may be one of several in a service's log) and
+    // exits 2, as txmqctl does.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << "txmqd: " << e.what() << " (see --help)\n";
+    return 2;
   }
 
   if (print_config) {

@@ -60,6 +60,26 @@ TEST(TxmqdConfigFile, AFileThatIsNotKeyEqualsValueIsAnErrorNamingTheLine) {
                     "line 3: 'flush' is set twice (also on line 1)");
 }
 
+// As txmqctl: one line that names the program and the bad flag, exit 2,
+// and --help still prints the usage and exits 0.
+TEST(TxmqdFlags, AnUnknownFlagIsOneLineNamingTxmqdAndTheFlag) {
+  TempDir dir;
+  auto r =
+      RunCommand({BinPath("txmqd"), "--data-dir", dir.Sub("data"), "--flsuh", "async"}, "", 15s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("txmqd: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find("--flsuh"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("see --help"), std::string::npos) << r.err;
+  EXPECT_EQ(testing::SplitLines(r.err).size(), 1u) << r.err;
+  auto bad_value = RunCommand({BinPath("txmqd"), "--queues", "many"}, "", 15s);
+  EXPECT_EQ(bad_value.exit_code, 2) << bad_value.err;
+  EXPECT_EQ(bad_value.err.rfind("txmqd: ", 0), 0u) << bad_value.err;
+  EXPECT_NE(bad_value.err.find("many"), std::string::npos) << bad_value.err;
+  auto help = RunCommand({BinPath("txmqd"), "--help"}, "", 15s);
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_NE(help.out.find("--data-dir"), std::string::npos);
+}
+
 TEST(TxmqdConfigFile, CommentsFlagsAndQuotedValuesAreRead) {
   TempDir dir;
   std::ofstream(dir.Sub("txmqd.toml")) << "\xEF\xBB\xBF# txmqd.toml\n"
