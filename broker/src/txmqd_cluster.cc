@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "broker/src/auth/security.h"
+#include "broker/src/cluster/placement_directory.h"
 #include "broker/src/cluster_status_reply.h"
 #include "broker/src/standby_responder.h"
 #include "protocol/src/curve_keys.h"
@@ -105,6 +106,12 @@ void AddClusterFlags(CLI::App& app, ClusterFlags& f) {
                  "rides out longer stalls of the node or etcd without an election. The same "
                  "on every node of a group")
       ->capture_default_str();
+  app.add_option("--group-weight", f.group_weight,
+                 "With --etcd: this group's share (1 to 1000) of the queues of topics placed "
+                 "from now on, relative to the other groups' weights: a group of weight 2 gets "
+                 "about twice the queues of one of weight 1. Stored placements never move. "
+                 "The same on every node of a group")
+      ->capture_default_str();
 }
 
 Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const BrokerOptions& o) {
@@ -112,11 +119,11 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
   if (f.etcd.empty()) {
     if (!f.group.empty() || !f.node.empty() || !f.replication_listen.empty() || !f.peers.empty() ||
         f.min_isr != 1 || !f.replication_key.empty() || !f.replication_peer_keys.empty() ||
-        f.lease_ttl_seconds != 3) {
+        f.lease_ttl_seconds != 3 || f.group_weight != 1) {
       return Status::InvalidArgument(
           "--group, --node, --replication-listen, --peers, --replication-key, "
-          "--replication-peer-keys, --min-isr and --lease-ttl need --etcd (without it txmqd is "
-          "a single broker)");
+          "--replication-peer-keys, --min-isr, --lease-ttl and --group-weight need --etcd "
+          "(without it txmqd is a single broker)");
     }
     return c;
   }
@@ -171,6 +178,12 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
         " (below 1 s etcd cannot keep it alive; above 60 s a dead leader's group waits that long)");
   }
   c.lease_ttl = std::chrono::seconds(f.lease_ttl_seconds);
+  if (f.group_weight < 1 || f.group_weight > static_cast<int>(cluster::kMaxGroupWeight)) {
+    return Status::InvalidArgument("--group-weight " + std::to_string(f.group_weight) +
+                                   ": a group's weight is 1 to " +
+                                   std::to_string(cluster::kMaxGroupWeight));
+  }
+  c.group_weight = static_cast<uint32_t>(f.group_weight);
   c.log_dir = o.data_dir + "/replica";
   c.segment_bytes = o.segment_bytes;
   return c;

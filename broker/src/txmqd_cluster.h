@@ -30,6 +30,9 @@ struct ClusterFlags {
   // --min-isr, refused without --etcd unless at its default (the sample
   // config file names every key at its default).
   int lease_ttl_seconds = 3;
+  // This group's share of new topics' queues (ClusterNodeOptions::
+  // group_weight); refused without --etcd unless at its default.
+  int group_weight = 1;
 };
 
 // --lease-ttl's range in seconds: at least one keep-alive round trip to

@@ -122,6 +122,37 @@ TEST_P(PlacementDirectory, NoGroupMeansNoPlacementAndSaysWhy) {
   EXPECT_TRUE(read->kvs.empty());
 }
 
+TEST_P(PlacementDirectory, PublishedWeightsAreListedAndShareTheQueues) {
+  AddGroup("g1", "a", "tcp://127.0.0.1:7801");
+  AddGroup("g2", "b", "tcp://127.0.0.1:7802");
+  AddGroup("g3", "c", "tcp://127.0.0.1:7803");
+  auto first = PublishGroupWeight(c(), cluster_, "g2", 3);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, 0u) << "nothing stored before";
+  auto again = PublishGroupWeight(c(), cluster_, "g2", 3);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 3u);
+  EXPECT_EQ(PublishGroupWeight(c(), cluster_, "g2", 0).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(PublishGroupWeight(c(), cluster_, "g2", kMaxGroupWeight + 1).status().code(),
+            StatusCode::kInvalidArgument);
+  // A record no txmq wrote counts as weight 1, and does not stop placing.
+  ASSERT_TRUE(c().Put(GroupWeightKey(cluster_, "g3"), "heavy").ok());
+
+  auto groups = ListGroups(c(), cluster_);
+  ASSERT_TRUE(groups.ok()) << groups.status().ToString();
+  ASSERT_EQ(groups->size(), 3u) << "a weight record is not a group";
+  EXPECT_EQ((*groups)[0].group, "g1");
+  EXPECT_EQ((*groups)[0].weight, 1u);
+  EXPECT_EQ((*groups)[1].weight, 3u);
+  EXPECT_EQ((*groups)[2].weight, 1u);
+
+  auto placed = EnsurePlacement(c(), cluster_, "orders", 10);
+  ASSERT_TRUE(placed.ok()) << placed.status().ToString();
+  EXPECT_EQ(placed->QueuesOf("g2").size(), 6u) << "ceil(10 x 3/5), and every queue is placed";
+  EXPECT_EQ(placed->QueuesOf("g1").size() + placed->QueuesOf("g3").size(), 4u);
+}
+
 TEST_P(PlacementDirectory, TheMapRoutesEveryQueueToItsGroupsLeader) {
   AddGroup("g1", "a1", "tcp://127.0.0.1:1001");
   AddGroup("g2", "b1", "tcp://127.0.0.1:1002");

@@ -42,6 +42,13 @@ TEST(TxmqdFlags, ClusterFlagsWithoutEtcdAreRefused) {
   ExpectRefused({"--group", "g"}, "--etcd");
   ExpectRefused({"--min-isr", "2"}, "--etcd");
   ExpectRefused({"--lease-ttl", "5"}, "--etcd");
+  ExpectRefused({"--group-weight", "2"}, "--etcd");
+}
+
+TEST(TxmqdFlags, AGroupWeightOutOfRangeIsRefusedNamingTheValue) {
+  ExpectRefused(Cluster({"--group-weight", "0"}), "--group-weight 0");
+  ExpectRefused(Cluster({"--group-weight", "1001"}), "--group-weight 1001");
+  ExpectRefused(Cluster({"--group-weight", "heavy"}), "--group-weight");
 }
 
 TEST(TxmqdFlags, ALeaseTtlOutOfRangeIsRefusedNamingTheValue) {

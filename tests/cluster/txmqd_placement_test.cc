@@ -12,6 +12,7 @@
 
 #include "broker/src/cluster/etcd_coordinator.h"
 #include "broker/src/cluster/placement.h"
+#include "broker/src/cluster/placement_directory.h"
 #include "protocol/src/codec.h"
 #include "protocol/src/connection.h"
 #include "protocol/src/message_codec.h"
@@ -26,12 +27,28 @@ using namespace std::chrono_literals;
 class TxmqdPlacement : public TxmqdGroupFixture {
  protected:
   // Node `n` alone in broker group `group`.
-  void StartAlone(Node& n, const std::string& group) {
-    n.process = Process::Spawn(
-        {BinPath("txmqd"), "--etcd", etcd_->endpoint(), "--cluster", cluster_, "--group", group,
-         "--node", n.name, "--listen", n.url(), "--replication-listen", n.replication(),
-         "--data-dir", dir_.Sub(n.name), "--ready-file", Ready(n), "--client-timeout", "3s"},
-        dir_.Sub(n.name + ".log"));
+  void StartAlone(Node& n, const std::string& group, const std::vector<std::string>& more = {}) {
+    std::vector<std::string> argv = {BinPath("txmqd"),
+                                     "--etcd",
+                                     etcd_->endpoint(),
+                                     "--cluster",
+                                     cluster_,
+                                     "--group",
+                                     group,
+                                     "--node",
+                                     n.name,
+                                     "--listen",
+                                     n.url(),
+                                     "--replication-listen",
+                                     n.replication(),
+                                     "--data-dir",
+                                     dir_.Sub(n.name),
+                                     "--ready-file",
+                                     Ready(n),
+                                     "--client-timeout",
+                                     "3s"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    n.process = Process::Spawn(argv, dir_.Sub(n.name + ".log"));
     ASSERT_NE(n.process, nullptr);
   }
 
@@ -114,6 +131,32 @@ TEST_F(TxmqdPlacement, AProducerGivenTheClusterStoresEachMessageInTheGroupOfItsQ
     }
   }
   EXPECT_EQ(seen.size(), static_cast<size_t>(kMessages));
+}
+
+// --group-weight: g2 of weight 3 beside g1 of weight 1 gets three
+// quarters of a new topic's 8 queues (the bounded load makes it exact).
+TEST_F(TxmqdPlacement, AGroupsWeightGivesItThatShareOfANewTopicsQueues) {
+  MakeNodes(2);
+  StartAlone(nodes_[0], "g1", {"--queues", "8"});
+  StartAlone(nodes_[1], "g2", {"--queues", "8", "--group-weight", "3"});
+  WaitReady(nodes_[0]);
+  WaitReady(nodes_[1]);
+  auto etcd = cluster::OpenEtcdCoordinator({.endpoints = {etcd_->endpoint()}});
+  ASSERT_TRUE(etcd.ok());
+  auto stored_weight = [&](const std::string& group) {
+    auto read = (*etcd)->Get(cluster::GroupWeightKey(cluster_, group));
+    return read.ok() && !read->kvs.empty() ? read->kvs.front().value : std::string();
+  };
+  ASSERT_TRUE(WaitFor([&] { return stored_weight("g2") == "3"; }, 10s)) << stored_weight("g2");
+  EXPECT_EQ(stored_weight("g1"), "1");
+
+  Producer producer({.broker = nodes_[0].url(), .send_timeout = 10s});
+  ASSERT_TRUE(producer.Start().ok());
+  ASSERT_TRUE(producer.Send({.topic = "weighed", .key = "k", .body = "x"}).ok());
+  const cluster::TopicPlacement placement = StoredPlacement("weighed");
+  ASSERT_EQ(placement.queue_count, 8u);
+  EXPECT_EQ(placement.QueuesOf("g1").size(), 2u);
+  EXPECT_EQ(placement.QueuesOf("g2").size(), 6u);
 }
 
 TEST_F(TxmqdPlacement, ABrokerRefusesAMessageOfAnotherGroupsQueueNamingItsLeader) {

@@ -182,6 +182,7 @@ TEST_F(Txmqctl, StatusShowsTheVersionAndEveryEffectiveSetting) {
                                            "peers",
                                            "min-isr",
                                            "lease-ttl",
+                                           "group-weight",
                                            "replication-key",
                                            "replication-peer-keys"};
   std::regex flag(R"(\n\s+--([a-z-]+))");

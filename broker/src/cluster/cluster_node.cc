@@ -72,7 +72,8 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions optio
     node->placement_ = std::make_unique<PlacementThread>(
         std::move(coordinator.value()), node->options_.cluster,
         std::chrono::duration_cast<std::chrono::milliseconds>(node->options_.lease_ttl) / 3,
-        [n = node.get()] { n->event_.Notify(); });
+        [n = node.get()] { n->event_.Notify(); },
+        GroupWeight{node->options_.group, node->options_.group_weight});
   }
   auto started = std::make_shared<std::promise<Status>>();
   auto result = started->get_future();

@@ -65,6 +65,9 @@ struct ClusterNodeOptions {
   std::string replication_secret_key;
   size_t min_isr = 1;
   std::chrono::seconds lease_ttl{3};
+  // The group's weight in placements of topics from now on (1 to
+  // kMaxGroupWeight, placement_directory.h); stored in etcd at start.
+  uint32_t group_weight = 1;
   // An ISR follower that has lacked entries this long is taken out of the
   // ISR (so a dead one stops holding commits back).
   std::chrono::milliseconds max_lag{3000};

@@ -1,5 +1,7 @@
 #include "broker/src/cluster/placement_directory.h"
 
+#include <charconv>
+#include <map>
 #include <string_view>
 
 namespace txmq::cluster {
@@ -9,14 +11,25 @@ namespace {
 std::string GroupsPrefix(const std::string& cluster) { return "/txmq/" + cluster + "/groups/"; }
 std::string BrokersPrefix(const std::string& cluster) { return "/txmq/" + cluster + "/brokers/"; }
 
-// "<group>" of ".../groups/<group>/state"; "" for any other key under the
-// prefix (a group's config, say).
-std::string GroupOfStateKey(std::string_view key, std::string_view prefix) {
-  constexpr std::string_view kSuffix = "/state";
-  if (key.size() <= prefix.size() + kSuffix.size() || !key.ends_with(kSuffix)) return "";
-  std::string_view group = key.substr(prefix.size(), key.size() - prefix.size() - kSuffix.size());
+// "<group>" of prefix + "<group>" + suffix (".../groups/<group>/state");
+// "" for any other key under the prefix.
+std::string GroupOfKey(std::string_view key, std::string_view prefix, std::string_view suffix) {
+  if (key.size() <= prefix.size() + suffix.size() || !key.ends_with(suffix)) return "";
+  std::string_view group = key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
   if (group.find('/') != std::string_view::npos) return "";
   return std::string(group);
+}
+
+std::string GroupOfStateKey(std::string_view key, std::string_view prefix) {
+  return GroupOfKey(key, prefix, "/state");
+}
+
+// A stored weight, or 0 when the text is not one in range.
+uint32_t ParseWeight(std::string_view text) {
+  uint32_t weight = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), weight);
+  if (ec != std::errc() || end != text.data() + text.size()) return 0;
+  return weight <= kMaxGroupWeight ? weight : 0;
 }
 
 Result<std::optional<TopicPlacement>> ReadPlacement(Coordinator& coordinator,
@@ -36,11 +49,38 @@ Result<std::vector<GroupWeight>> ListGroups(Coordinator& coordinator, const std:
   auto read = coordinator.GetPrefix(prefix);
   if (!read.ok()) return read.status();
   std::vector<GroupWeight> groups;  // kvs come sorted by key, so by group
+  std::map<std::string, uint32_t, std::less<>> weights;
   for (const KeyValue& kv : read->kvs) {
-    std::string group = GroupOfStateKey(kv.key, prefix);
-    if (!group.empty()) groups.push_back({std::move(group), 1});
+    if (std::string group = GroupOfStateKey(kv.key, prefix); !group.empty()) {
+      groups.push_back({std::move(group), 1});
+    } else if (std::string weighed = GroupOfKey(kv.key, prefix, "/weight"); !weighed.empty()) {
+      // One unreadable record must not stop every placement: weight 1.
+      if (uint32_t w = ParseWeight(kv.value); w != 0) weights[weighed] = w;
+    }
+  }
+  for (GroupWeight& g : groups) {
+    if (auto it = weights.find(g.group); it != weights.end()) g.weight = it->second;
   }
   return groups;
+}
+
+std::string GroupWeightKey(const std::string& cluster, const std::string& group) {
+  return GroupsPrefix(cluster) + group + "/weight";
+}
+
+Result<uint32_t> PublishGroupWeight(Coordinator& coordinator, const std::string& cluster,
+                                    const std::string& group, uint32_t weight) {
+  if (weight == 0 || weight > kMaxGroupWeight) {
+    return Status::InvalidArgument("group weight " + std::to_string(weight) + ": must be 1 to " +
+                                   std::to_string(kMaxGroupWeight));
+  }
+  const std::string key = GroupWeightKey(cluster, group);
+  auto read = coordinator.Get(key);
+  if (!read.ok()) return read.status();
+  const uint32_t before = read->kvs.empty() ? 0 : ParseWeight(read->kvs.front().value);
+  if (before == weight) return before;
+  if (auto put = coordinator.Put(key, std::to_string(weight)); !put.ok()) return put.status();
+  return before;
 }
 
 Result<TopicPlacement> EnsurePlacement(Coordinator& coordinator, const std::string& cluster,

@@ -26,9 +26,21 @@
 
 namespace txmq::cluster {
 
-// The groups a new topic is placed on: each with a state record, weight 1
-// (weights are not configurable yet), sorted by name.
+// The groups a new topic is placed on: each with a state record, sorted by
+// name, with the weight its nodes published (1 when none did, or when the
+// record cannot be read).
 Result<std::vector<GroupWeight>> ListGroups(Coordinator& coordinator, const std::string& cluster);
+
+// A group's weight (txmqd --group-weight, 1 to kMaxGroupWeight): its share
+// of the queues of topics placed from now on, relative to the other
+// groups'. Stored placements never move. Stored without a lease under
+// GroupWeightKey, so it outlives the nodes; each node writes it when it
+// starts, the same on every node of a group. Returns the weight stored
+// before (0 when there was none); writes nothing when it is unchanged.
+constexpr uint32_t kMaxGroupWeight = 1000;
+std::string GroupWeightKey(const std::string& cluster, const std::string& group);
+Result<uint32_t> PublishGroupWeight(Coordinator& coordinator, const std::string& cluster,
+                                    const std::string& group, uint32_t weight);
 
 // The topic's stored placement; if it has none, `queue_count` queues
 // placed on ListGroups and stored, unless another writer got there first

@@ -10,11 +10,13 @@ namespace txmq::cluster {
 
 PlacementThread::PlacementThread(std::unique_ptr<Coordinator> coordinator, std::string cluster,
                                  std::chrono::milliseconds poll_every,
-                                 std::function<void()> on_placed)
+                                 std::function<void()> on_placed, GroupWeight weight)
     : coordinator_(std::move(coordinator)),
       cluster_(std::move(cluster)),
       poll_every_(poll_every),
       on_placed_(std::move(on_placed)),
+      weight_(std::move(weight)),
+      weight_published_(weight_.group.empty()),
       map_(std::make_shared<const ClusterMap>()) {
   thread_ = std::thread([this] { Loop(); });
 }
@@ -35,6 +37,9 @@ PlacementLookup PlacementThread::Lookup(const std::string& topic, uint32_t queue
     return {std::shared_ptr<const TopicPlacement>(map_, &it->second), Status::OK()};
   }
   if (auto failed = failed_.find(topic); failed != failed_.end()) {
+    // A look leaves the failure for the parked requests that look next;
+    // a request that asks takes it, and the one after asks again.
+    if (queue_count == 0) return {nullptr, failed->second};
     Status why = failed->second;
     failed_.erase(failed);
     return {nullptr, why};
@@ -65,6 +70,26 @@ bool PlacementThread::WaitForFreshMap(std::chrono::milliseconds timeout) {
 Status PlacementThread::coordinator_error() const {
   std::lock_guard<std::mutex> lock(mu_);
   return coordinator_error_;
+}
+
+bool PlacementThread::PublishWeight() {
+  if (weight_published_) return true;
+  auto log = Logger("cluster");
+  auto before = PublishGroupWeight(*coordinator_, cluster_, weight_.group, weight_.weight);
+  if (!before.ok()) {
+    if (!weight_warned_) {
+      log->warn("group {}: cannot store its weight {} yet (asking again every poll): {}",
+                weight_.group, weight_.weight, before.status().ToString());
+    }
+    weight_warned_ = true;
+    return false;
+  }
+  if (*before != weight_.weight) {
+    log->info("group {}: weight {} (was {}); topics placed from now on use it", weight_.group,
+              weight_.weight, *before == 0 ? std::string("unset, so 1") : std::to_string(*before));
+  }
+  weight_published_ = true;
+  return true;
 }
 
 void PlacementThread::Refresh() {
@@ -110,6 +135,7 @@ void PlacementThread::Loop() {
     }
     if (std::chrono::steady_clock::now() >= next_poll) {
       lock.unlock();
+      PublishWeight();
       Refresh();
       lock.lock();
       next_poll = std::chrono::steady_clock::now() + poll_every_;

@@ -8,7 +8,8 @@
 // again after each. The core thread never waits for etcd: Lookup answers
 // from the last map at once, and a topic that has no placement yet is
 // "pending" (the broker tells the client to ask again in a moment) while
-// this thread stores one. Shared under mu_: the map, the topics asked for,
+// this thread stores one. It also publishes its group's weight. Shared
+// under mu_: the map, the topics asked for,
 // the last error per topic and of the last poll.
 //
 // Thread safety: every public method may be called from any thread; the
@@ -36,17 +37,20 @@ class PlacementThread {
  public:
   // `on_placed` (optional) runs on this thread after a placement asked for
   // was stored and the map has it (or storing it failed), so that the
-  // asker can look again.
+  // asker can look again. `weight` (optional: a group named) is this
+  // node's group and its --group-weight, published before the first read
+  // and again at each poll until etcd took it.
   PlacementThread(std::unique_ptr<Coordinator> coordinator, std::string cluster,
-                  std::chrono::milliseconds poll_every, std::function<void()> on_placed = nullptr);
+                  std::chrono::milliseconds poll_every, std::function<void()> on_placed = nullptr,
+                  GroupWeight weight = {"", 0});
   ~PlacementThread();
   PlacementThread(const PlacementThread&) = delete;
   PlacementThread& operator=(const PlacementThread&) = delete;
 
   // The topic's placement from the last map; without one, a request to
-  // store one with `queue_count` queues (0: only a look) and null; the
-  // error of the last try, once, when it failed (the next Lookup tries
-  // again).
+  // store one with `queue_count` queues (0: only a look) and null. When
+  // the last try failed: its error, to every look and to one lookup that
+  // asks (the lookup after that tries again).
   PlacementLookup Lookup(const std::string& topic, uint32_t queue_count);
   // The last map read (empty before the first read).
   std::shared_ptr<const ClusterMap> map() const;
@@ -59,11 +63,16 @@ class PlacementThread {
  private:
   void Loop();
   void Refresh();
+  // True once the weight is stored (or there is none to store).
+  bool PublishWeight();
 
   const std::unique_ptr<Coordinator> coordinator_;  // this thread's alone
   const std::string cluster_;
   const std::chrono::milliseconds poll_every_;
   const std::function<void()> on_placed_;
+  const GroupWeight weight_;
+  bool weight_published_ = false;  // this thread's alone
+  bool weight_warned_ = false;     // this thread's alone
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
