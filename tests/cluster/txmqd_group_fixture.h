@@ -125,6 +125,20 @@ class TxmqdGroupFixture : public ::testing::Test {
     return leader;
   }
 
+  // The last `lines` lines of every node's log, for a failure message:
+  // the temp dir and its logs are gone once the test ends.
+  std::string LogTails(size_t lines = 40) const {
+    std::string out;
+    for (const Node& n : nodes_) {
+      const std::vector<std::string> all = SplitLines(ReadFile(dir_.Sub(n.name + ".log")));
+      out += "--- " + n.name + "'s log, last " + std::to_string(lines) + " lines:\n";
+      for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) {
+        out += all[i] + "\n";
+      }
+    }
+    return out;
+  }
+
   // The group's ISR as etcd has it (empty when it cannot be read).
   std::vector<std::string> Isr() {
     auto etcd = cluster::OpenEtcdCoordinator({.endpoints = {etcd_->endpoint()}});

@@ -178,10 +178,11 @@ TEST_F(TxmqdGroup, AProducerGivenTheListLeavesAPausedLeader) {
     old->process->Signal(SIGCONT);
     load.Stop();
   }
-  ASSERT_TRUE(first_ack.has_value()) << "no send acknowledged after the leader's pause";
+  ASSERT_TRUE(first_ack.has_value()) << "no send acknowledged after the leader's pause\n"
+                                     << LogTails();
   const double to_ack = std::chrono::duration<double>(*first_ack - paused).count();
   std::cout << "paused leader " << old->name << ": next ack after " << to_ack << " s\n";
-  EXPECT_TRUE(took_over) << "acknowledgements did not go on after the pause";
+  EXPECT_TRUE(took_over) << "acknowledgements did not go on after the pause\n" << LogTails();
   // The failover budget (TTL + 3 s) is TxmqdFailover's, as a p99 over its
   // cycles. Here it is one sample taken while other suites share the two
   // cores (6.3 s seen in a -j2 run), so the bound only catches a client
