@@ -57,35 +57,38 @@ class TxmqdGroupFixture : public ::testing::Test {
       if (p.name == n.name) continue;
       peers += (peers.empty() ? "" : ",") + p.name + "=" + ReplicationEndpoint(n, p);
     }
-    std::vector<std::string> argv = {BinPath("txmqd"),
-                                     "--etcd",
-                                     EtcdEndpoint(n),
-                                     "--cluster",
-                                     cluster_,
-                                     "--group",
-                                     "g",
-                                     "--node",
-                                     n.name,
-                                     "--listen",
-                                     n.url(),
-                                     "--replication-listen",
-                                     n.replication(),
-                                     "--peers",
-                                     peers,
-                                     "--min-isr",
-                                     std::to_string(min_isr),
-                                     "--data-dir",
-                                     dir_.Sub(n.name),
-                                     "--ready-file",
-                                     Ready(n),
-                                     "--client-timeout",
-                                     "3s"};
+    std::vector<std::string> argv = NodeArgv(n, "g");
+    argv.insert(argv.end(), {"--peers", peers, "--min-isr", std::to_string(min_isr)});
     if (lease_ttl_seconds_ > 0) {
       argv.insert(argv.end(), {"--lease-ttl", std::to_string(lease_ttl_seconds_)});
     }
     argv.insert(argv.end(), extra.begin(), extra.end());
     n.process = Process::Spawn(argv, dir_.Sub(n.name + ".log"));
     ASSERT_NE(n.process, nullptr);
+  }
+
+  // The flags every test node gets: node `n` of broker group `group`,
+  // with its own ports, data dir and ready file.
+  std::vector<std::string> NodeArgv(const Node& n, const std::string& group) const {
+    return {BinPath("txmqd"),
+            "--etcd",
+            EtcdEndpoint(n),
+            "--cluster",
+            cluster_,
+            "--group",
+            group,
+            "--node",
+            n.name,
+            "--listen",
+            n.url(),
+            "--replication-listen",
+            n.replication(),
+            "--data-dir",
+            dir_.Sub(n.name),
+            "--ready-file",
+            Ready(n),
+            "--client-timeout",
+            "3s"};
   }
 
   // Where node `from` reaches `to`'s replication port, and where `n`

@@ -28,25 +28,7 @@ class TxmqdPlacement : public TxmqdGroupFixture {
  protected:
   // Node `n` alone in broker group `group`.
   void StartAlone(Node& n, const std::string& group, const std::vector<std::string>& more = {}) {
-    std::vector<std::string> argv = {BinPath("txmqd"),
-                                     "--etcd",
-                                     etcd_->endpoint(),
-                                     "--cluster",
-                                     cluster_,
-                                     "--group",
-                                     group,
-                                     "--node",
-                                     n.name,
-                                     "--listen",
-                                     n.url(),
-                                     "--replication-listen",
-                                     n.replication(),
-                                     "--data-dir",
-                                     dir_.Sub(n.name),
-                                     "--ready-file",
-                                     Ready(n),
-                                     "--client-timeout",
-                                     "3s"};
+    std::vector<std::string> argv = NodeArgv(n, group);
     argv.insert(argv.end(), more.begin(), more.end());
     n.process = Process::Spawn(argv, dir_.Sub(n.name + ".log"));
     ASSERT_NE(n.process, nullptr);
