@@ -22,7 +22,7 @@ std::string BrokerPicker::OnNotLeader(const std::string& leader, SteadyTime now)
   // until its lease ends. Failed before: the old name was the dead one,
   // and this one refused while it took over.
   const auto failed = refused_.find(leader);
-  const bool failed_as_leader = failed != refused_.end() && failed->second >= named_since_;
+  const bool failed_as_leader = failed != refused_.end() && failed->second.when >= named_since_;
   if (!leader.empty() && leader != current_ && !(failed_as_leader && RefusedLately(leader, now))) {
     current_ = leader;
     return current_;
@@ -34,8 +34,8 @@ std::string BrokerPicker::OnNotLeader(const std::string& leader, SteadyTime now)
   return Next(now);
 }
 
-std::string BrokerPicker::OnLinkDown(SteadyTime now) {
-  refused_[current_] = now;
+std::string BrokerPicker::OnLinkDown(SteadyTime now, bool slow) {
+  refused_[current_] = {now, slow};
   const std::string next = Next(now);
   if (!next.empty()) Hold(now);
   return next;
@@ -43,7 +43,7 @@ std::string BrokerPicker::OnLinkDown(SteadyTime now) {
 
 std::string BrokerPicker::OnSilent(SteadyTime now) {
   if (bootstrap_.size() == 1) return "";
-  return OnLinkDown(now);
+  return OnLinkDown(now, /*slow=*/true);
 }
 
 void BrokerPicker::OnServed() {
@@ -59,25 +59,34 @@ void BrokerPicker::OnServed() {
 std::string BrokerPicker::Next(SteadyTime now) {
   // One bootstrap URL and there already: nowhere else to go.
   if (bootstrap_.size() == 1 && current_ == bootstrap_.front()) return "";
-  // The next URL in turn that is not this one, preferring one that did not
-  // just refuse (a dead leader stays in the list).
-  std::string fallback;
-  for (size_t tried = 0; tried < bootstrap_.size(); ++tried) {
+  // The next URL in turn that is not this one and did not fail lately; if
+  // all did, the first that only refused before the first that hung (a
+  // dead or paused leader stays in the list).
+  std::string best;
+  int best_rank = 3;
+  for (size_t tried = 0; tried < bootstrap_.size() && best_rank > 0; ++tried) {
     const std::string& candidate = bootstrap_[next_++ % bootstrap_.size()];
     if (candidate == current_) continue;
-    if (fallback.empty()) fallback = candidate;
-    if (!RefusedLately(candidate, now)) {
-      current_ = candidate;
-      return current_;
+    if (const int rank = FailureRank(candidate, now); rank < best_rank) {
+      best = candidate;
+      best_rank = rank;
     }
   }
-  current_ = fallback.empty() ? bootstrap_.front() : fallback;
+  current_ = best.empty() ? bootstrap_.front() : best;
   return current_;
 }
 
 bool BrokerPicker::RefusedLately(const std::string& url, SteadyTime now) const {
   const auto refused = refused_.find(url);
-  return refused != refused_.end() && now - refused->second < options_.refused_memory;
+  return refused != refused_.end() && now - refused->second.when < options_.refused_memory;
+}
+
+int BrokerPicker::FailureRank(const std::string& url, SteadyTime now) const {
+  const auto failed = refused_.find(url);
+  if (failed == refused_.end()) return 0;
+  const auto age = now - failed->second.when;
+  if (failed->second.slow) return age < options_.slow_memory ? 2 : 0;
+  return age < options_.refused_memory ? 1 : 0;
 }
 
 void BrokerPicker::Hold(SteadyTime now) {

@@ -616,7 +616,7 @@ class Connection::Impl {
     if (link != LinkState::Link::kRefused && now - link_since_ < kLinkPatience) return;
     link_since_ = now;
     const std::string from = picker_.current();
-    const std::string to = picker_.OnLinkDown(now);
+    const std::string to = picker_.OnLinkDown(now, link != LinkState::Link::kRefused);
     if (to.empty()) return;
     log_->info("no connection to broker {} ({}); trying {}", from,
                link == LinkState::Link::kRefused ? "refused" : "not connected in time", to);

@@ -187,7 +187,7 @@ TEST_F(TxmqdGroup, AProducerGivenTheListLeavesAPausedLeader) {
   // cycles. Here it is one sample taken while other suites share the two
   // cores (6.3 s seen in a -j2 run), so the bound only catches a client
   // that waits out its heartbeat or its call timeouts one by one.
-  EXPECT_LE(to_ack, std::chrono::duration<double>(kLeaseTtl + 6s).count());
+  EXPECT_LE(to_ack, std::chrono::duration<double>(kLeaseTtl + 6s).count()) << LogTails();
 
   auto exited = old->process->Wait(20s);
   ASSERT_TRUE(exited.has_value()) << "the deposed leader keeps running";

@@ -154,6 +154,27 @@ TEST(BrokerPicker, ABrokerThatServedAndWentSilentIsNotFollowedBack) {
   EXPECT_EQ(p.OnNotLeader(kC, t + 30ms), kC);
 }
 
+// Seen in TxmqdGroup's paused-leader test: kB, the leader, was paused
+// and left a call unanswered; kC, just elected, refused for the moment
+// before it bound its port; kA, not told yet, named nobody. 2.3 s after
+// the pause the client went back to the paused kB (its failure older than
+// refused_memory) and waited 2 s more for a connection. A node that only
+// refused is tried before one that hung.
+TEST(BrokerPicker, WithNoLeaderNamedANodeThatRefusedIsTriedBeforeOneThatHung) {
+  BrokerPicker p({kA, kB, kC});
+  const SteadyTime t = SteadyClock::now();
+  ASSERT_EQ(p.OnNotLeader(kB, t), kB);
+  p.OnServed();
+  EXPECT_EQ(p.OnSilent(t + 1500ms), kC);           // kB paused: a call timed out
+  EXPECT_EQ(p.OnNotLeader("", t + 3500ms), kA);    // kC: elected, not serving yet
+  EXPECT_EQ(p.OnLinkDown(t + 3600ms, false), kC);  // kA refused (say, restarting)
+  EXPECT_EQ(p.OnLinkDown(t + 3700ms, false), kA);  // kC refused while binding
+  EXPECT_EQ(p.OnNotLeader("", t + 4000ms), kC) << "not the paused kB (2.5 s ago, hung)";
+  // Long after, the hung one is tried in turn again.
+  EXPECT_EQ(p.OnLinkDown(t + 10s, true), kA);
+  EXPECT_EQ(p.OnNotLeader("", t + 10100ms), kB);
+}
+
 TEST(BrokerPicker, OneUrlStaysOnSilence) {
   BrokerPicker p({kA});
   const SteadyTime t = SteadyClock::now();
