@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "protocol/src/edit_distance.h"
+
 namespace txmq::broker {
 
 namespace {
@@ -15,21 +17,6 @@ namespace {
 // Options a config file may not set: they are about this invocation.
 bool NotConfigurable(const std::string& key) {
   return key == "config" || key == "help" || key == "version" || key == "print-config";
-}
-
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
 }
 
 std::string Shown(const std::string& line) {
@@ -87,12 +74,7 @@ class Strict : public CLI::ConfigBase {
     const CLI::Option* option = app_.get_option_no_throw("--" + key);
     if (option != nullptr && option->get_configurable() && !NotConfigurable(key)) return;
     if (NotConfigurable(key)) Fail(line, "'" + key + "' cannot be set in a config file");
-    std::string nearest;
-    size_t best = std::max<size_t>(2, key.size() / 3) + 1;
-    for (const std::string& k : Keys()) {
-      const size_t d = EditDistance(key, k);
-      if (d < best) best = d, nearest = k;
-    }
+    const std::string nearest = Nearest(key, Keys());
     Fail(line, "unknown key '" + Shown(key) + "'" +
                    (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") +
                    "; keys are the long flag names of txmqd --help");
