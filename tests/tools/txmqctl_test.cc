@@ -112,6 +112,14 @@ TEST_F(Txmqctl, BodyFromStdinAndBinaryBodiesInJson) {
   EXPECT_EQ(j["body_base64"], "AP8Qeno=");
 }
 
+// A mistyped command is named, with the command meant when one is close.
+TEST_F(Txmqctl, AnUnknownCommandIsNamedWithTheNearestOne) {
+  ExpectFails({"tpoic", "list"}, 2, "unknown command 'tpoic' (did you mean 'topic'?)");
+  ExpectFails({"tx", "lsit"}, 2, "unknown command 'lsit' (did you mean 'list'?)");
+  ExpectFails({"--json", "topic", "frobnicate"}, 2, "unknown command 'frobnicate' (see --help)");
+  ExpectFails({"topic"}, 2, "A subcommand is required");  // nothing mistyped
+}
+
 TEST_F(Txmqctl, BadUsageExitsTwoWithOneLine) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"frobnicate"},

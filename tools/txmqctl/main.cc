@@ -3,10 +3,36 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "protocol/src/edit_distance.h"
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
 #include "txmq/logging.h"
 #include "txmq/version.h"
+
+// "unknown command 'tpoic' (did you mean 'topic'?)" when the parse stopped
+// at a word that is not a command of the deepest command given; "" when
+// the error is another. CLI11 alone says only "A subcommand is required".
+std::string UnknownCommand(const CLI::App& app) {
+  // The commands given, outermost first. A word the deepest one does not
+  // take falls through (fallthrough()) to the ones above it.
+  std::vector<const CLI::App*> given = {&app};
+  while (!given.back()->get_subcommands().empty()) {
+    given.push_back(given.back()->get_subcommands().front());
+  }
+  const std::vector<const CLI::App*> commands = given.back()->get_subcommands({});
+  if (commands.empty()) return "";
+  std::vector<std::string> names;
+  for (const CLI::App* c : commands) names.push_back(c->get_name());
+  for (auto at = given.rbegin(); at != given.rend(); ++at) {
+    for (const std::string& word : (*at)->remaining()) {
+      if (word.empty() || word[0] == '-') continue;
+      const std::string nearest = txmq::Nearest(word, names);
+      return "unknown command '" + word + "'" +
+             (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)");
+    }
+  }
+  return "";
+}
 
 int main(int argc, char** argv) {
   using namespace txmq::ctl;
@@ -82,7 +108,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "txmqctl: " << e.what() << " (see --help)\n";
+    const std::string unknown = UnknownCommand(app);
+    std::cerr << "txmqctl: " << (unknown.empty() ? e.what() : unknown) << " (see --help)\n";
     return kExitUsage;
   }
   txmq::SetLogLevel(txmq::ParseLogLevel(log_level).value());
