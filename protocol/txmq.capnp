@@ -699,6 +699,8 @@ struct QueueRoute {
 struct TopicRoute {
   topic @0 :Text;
   queues @1 :List(QueueRoute);
+  answeredBy @2 :Text;  # the group of the broker that answered ("" for a single broker):
+                        # a client knows which queues its own connection serves
 }
 
 # ---- replicated broker groups (txmqctl cluster status) ----

@@ -126,6 +126,7 @@ void Server::HandleRoute(const RequestContext& ctx, wire::RouteRequest::Reader r
     if (!found.placement) return ParkRequest(ctx, topic, frame, fd);
     placed = found.placement;
   }
+  route.setAnsweredBy(options_.replicator->group());
   auto out = route.initQueues(placed->queue_count);
   for (uint32_t q = 0; q < placed->queue_count; ++q) {
     out[q].setGroup(placed->groups[q]);

@@ -1,15 +1,21 @@
 // Threads started by Consumer::Start:
-//   "txmq-io"     (inside the Connection) runs the completions of pulls,
+//   "txmq-io"     (inside each Connection) runs the completions of pulls,
 //                 acks, nacks and lease extensions;
-//   "txmq-pull"   asks for messages while fewer than max_in_flight are held;
+//   "txmq-pull"   one per source (the connection given, and in a cluster one
+//                 per other broker group serving the topics): asks it for
+//                 messages while fewer than max_in_flight are held;
+//   "txmq-route"  asks where the topics' queues are every few seconds and
+//                 adds or moves sources (consumer_sources.cc);
 //   "txmq-lease"  renews the leases of held messages that are not running
 //                 and makes failed keyed messages ready when their retry is due;
 //   "txmq-handler" (handler_threads) run handlers and send their outcomes.
 // Shared under mu_: held_ (every message this consumer holds a lease on,
-// see held_messages.h), pending_calls_, stopping_, released_,
-// renew_not_before_, renew_failing_. Waiting: the puller on puller_cv_, handlers on
-// work_cv_, the lease keeper on keeper_cv_, Shutdown on calls_cv_.
-// A stop asked for on a handler thread runs on "txmq-stop".
+// see held_messages.h), sources_ (the list, each one's connection and
+// acks), pending_calls_, stopping_, released_, refresh_soon_,
+// renew_not_before_, renew_failing_. Waiting: the pullers on puller_cv_,
+// handlers on work_cv_, the lease keeper on keeper_cv_, the route thread on
+// router_cv_, Shutdown on calls_cv_. A stop asked for on a handler thread
+// runs on "txmq-stop".
 #include "txmq/consumer.h"
 
 #include <algorithm>
@@ -39,17 +45,21 @@ Status Consumer::Impl::Start() {
   auto keys =
       curve::LoadClientKeys(options_.curve_key, options_.server_key, "curve_key", "server_key");
   if (!keys.ok()) return keys.status();
-  auto connection = net::Connection::Open({.broker = options_.broker,
-                                           .client_id = options_.client_id,
-                                           .role = wire::Role::CONSUMER,
-                                           .group = options_.group,
-                                           .software = std::string("txmq-consumer ") + kVersion,
-                                           .curve = *keys});
+  home_options_ = {.broker = options_.broker,
+                   .client_id = options_.client_id,
+                   .role = wire::Role::CONSUMER,
+                   .group = options_.group,
+                   .software = std::string("txmq-consumer ") + kVersion,
+                   .curve = *keys};
+  auto connection = net::Connection::Open(home_options_);
   if (!connection.ok()) return connection.status();
-  connection_ = std::move(connection.value());
-  puller_ = std::thread([this] {
-    SetThreadName("txmq-pull");
-    PullLoop();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    AddSource("", options_.broker, std::move(connection.value()));
+  }
+  router_ = std::thread([this] {
+    SetThreadName("txmq-route");
+    RouteLoop();
   });
   keeper_ = std::thread([this] {
     SetThreadName("txmq-lease");
@@ -108,20 +118,29 @@ void Consumer::Impl::StopAndWait() {
   puller_cv_.notify_all();
   work_cv_.notify_all();
   keeper_cv_.notify_all();
-  puller_.join();
+  router_cv_.notify_all();
+  router_.join();  // sources_ changes no more
+  for (auto& source : sources_) source->puller.join();
   keeper_.join();
   for (auto& w : workers_) w.join();
 
   // One bound for the broker's answers to outcomes and to the give-back.
   const SteadyTime answers_by = SteadyClock::now() + kShutdownAckWait;
-  std::vector<Received> idle;
+  std::vector<HeldMessages::Idle> idle;
   {
     std::unique_lock<std::mutex> lock(mu_);
     calls_cv_.wait_until(lock, answers_by, [this] { return pending_calls_ == 0; });
     idle = held_.TakeIdle();
     released_ = true;  // from now on a late pull reply gives back what it brings
   }
-  if (!idle.empty()) Release(idle);
+  // Each source's in arrival order, so each key's order is kept.
+  for (uint32_t source = 0; source < sources_.size(); ++source) {
+    std::vector<Received> back;
+    for (auto& held : idle) {
+      if (held.source == source) back.push_back(std::move(held.message));
+    }
+    if (!back.empty()) Release(source, back);
+  }
   size_t unanswered, unreported;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -136,14 +155,22 @@ void Consumer::Impl::StopAndWait() {
         "again when their leases end",
         options_.group, unanswered, unreported);
   }
-  connection_->Close();  // goodbye; pending calls complete UNAVAILABLE before it returns
+  // Goodbye; pending calls complete UNAVAILABLE before each returns.
+  for (uint32_t source = 0; source < sources_.size(); ++source) ConnectionOf(source)->Close();
   stopped_ = true;
 }
 
-void Consumer::Impl::PullLoop() {
+void Consumer::Impl::PullLoop(uint32_t source) {
+  ConsumerSource* from;  // stays: sources_ only grows, and holds pointers
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    from = sources_[source].get();
+  }
+  const std::string where = from->group.empty() ? "" : " from broker group " + from->group;
   auto backoff = std::chrono::milliseconds(100);
   while (true) {
     int want;
+    std::shared_ptr<net::Connection> connection;
     {
       // Pull again once half a batch of room is free, not at the first
       // free slot: each pull then brings a useful amount while the
@@ -154,9 +181,12 @@ void Consumer::Impl::PullLoop() {
       std::unique_lock<std::mutex> lock(mu_);
       puller_cv_.wait(lock, [&] { return stopping_ || Room() >= room_needed; });
       if (stopping_) return;
+      // Each source pulls on its own: with several, up to a batch per
+      // source more than max_in_flight may arrive at once.
       want = std::min(options_.pull_batch, Room());
+      connection = from->connection;
     }
-    auto request = connection_->NewRequest();
+    auto request = connection->NewRequest();
     auto pull = request.envelope().initPull();
     pull.setGroup(options_.group);
     auto topics = pull.initTopics(static_cast<unsigned>(handlers_.size()));
@@ -168,9 +198,11 @@ void Consumer::Impl::PullLoop() {
     pull.setStartFromLatest(options_.start_from_latest);
 
     auto outcome = std::make_shared<std::optional<Status>>();
-    connection_->Call(
-        std::move(request), options_.long_poll + kPullMargin,
-        [this, outcome](Result<wire::Frame> reply) { OnPulled(std::move(reply), outcome); });
+    connection->Call(std::move(request), options_.long_poll + kPullMargin,
+                     [this, source, outcome](Result<wire::Frame> reply) {
+                       OnPulled(source, std::move(reply), outcome);
+                     });
+    connection.reset();  // the route thread may replace it meanwhile
     std::unique_lock<std::mutex> lock(mu_);
     puller_cv_.wait(lock, [&] { return stopping_ || outcome->has_value(); });
     if (stopping_) return;
@@ -179,8 +211,13 @@ void Consumer::Impl::PullLoop() {
       continue;
     }
     // Broker away or refusing: say so (once per backoff step), wait, retry.
-    log_->warn("pull for group '{}' failed: {}; retrying in {} ms", options_.group,
+    // Another group's leader may have moved: the routes say where to.
+    log_->warn("pull for group '{}'{} failed: {}; retrying in {} ms", options_.group, where,
                outcome->value().ToString(), backoff.count());
+    if (source != 0) {
+      refresh_soon_ = true;
+      router_cv_.notify_all();
+    }
     puller_cv_.wait_for(lock, backoff, [this] { return stopping_; });
     backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
@@ -189,7 +226,7 @@ void Consumer::Impl::PullLoop() {
 int Consumer::Impl::Room() const { return options_.max_in_flight - static_cast<int>(held_.size()); }
 
 // I/O thread.
-void Consumer::Impl::OnPulled(Result<wire::Frame> reply,
+void Consumer::Impl::OnPulled(uint32_t source, Result<wire::Frame> reply,
                               std::shared_ptr<std::optional<Status>> outcome) {
   std::vector<Received> got;
   if (reply.ok()) {
@@ -208,18 +245,19 @@ void Consumer::Impl::OnPulled(Result<wire::Frame> reply,
       // messages of their keys, which keeps each key's order.
       received_ += got.size();
       const SteadyTime lease_until = SteadyClock::now() + options_.visibility_timeout;
-      for (auto& m : got) held_.Add(std::move(m), lease_until);
+      for (auto& m : got) held_.Add(std::move(m), lease_until, source);
     }
   }
   puller_cv_.notify_all();  // the pull's outcome
   work_cv_.notify_all();    // new work
   keeper_cv_.notify_all();  // new leases to look after
-  if (give_back) Release(got);
+  if (give_back) Release(source, got);
 }
 
 void Consumer::Impl::WorkLoop() {
   while (true) {
     HeldMessages::Id id;
+    uint32_t source;
     const Received* m;  // stays valid while it runs: only this thread ends it
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -229,15 +267,16 @@ void Consumer::Impl::WorkLoop() {
       if (!taken) continue;
       id = *taken;
       m = &held_.Find(id)->message;
+      source = held_.Find(id)->source;
     }
     ConsumeResult result = Run(*m);
     if (result.kind() == ConsumeResult::Kind::kSuccess) {
       ++succeeded_;
-      SendOutcome(*m, result);
+      SendOutcome(source, *m, result);
       Done(id);
     } else if (m->key.empty()) {
       ++retried_;
-      SendOutcome(*m, result);  // a nack: the broker redelivers it after the delay
+      SendOutcome(source, *m, result);  // a nack: the broker redelivers it after the delay
       Done(id);
     } else {
       // Keyed: retried here, before the key's later messages (see consumer.h).
@@ -246,7 +285,7 @@ void Consumer::Impl::WorkLoop() {
         std::lock_guard<std::mutex> lock(mu_);
         held_.Find(id)->state = HeldMessages::State::kReporting;
       }
-      ReportFailure(id, *m, result.delay());
+      ReportFailure(id, source, *m, result.delay());
     }
   }
 }
@@ -275,15 +314,16 @@ void Consumer::Impl::Done(HeldMessages::Id id) {
   puller_cv_.notify_one();  // room for more
 }
 
-void Consumer::Impl::SendOutcome(const Received& m, const ConsumeResult& result) {
-  if (result.kind() == ConsumeResult::Kind::kSuccess) return QueueAck(m);
-  auto request = connection_->NewRequest();
+void Consumer::Impl::SendOutcome(uint32_t source, const Received& m, const ConsumeResult& result) {
+  if (result.kind() == ConsumeResult::Kind::kSuccess) return QueueAck(source, m);
+  auto connection = ConnectionOf(source);
+  auto request = connection->NewRequest();
   auto nack = request.envelope().initNack();
   nack.setGroup(options_.group);
   nack.setDelayMs(static_cast<uint32_t>(result.delay().count()));
   nack.setMaxReconsumeTimes(options_.max_reconsume_times);
   AddReceipt(nack.initReceipts(1)[0], m);
-  Track(std::move(request), kAckTimeout, [this](Result<wire::Frame> reply) {
+  Track(*connection, std::move(request), kAckTimeout, [this](Result<wire::Frame> reply) {
     if (!reply.ok()) {
       ++ack_errors_;
       // The lease ends by itself; the message comes back (at-least-once).
@@ -292,27 +332,33 @@ void Consumer::Impl::SendOutcome(const Received& m, const ConsumeResult& result)
   });
 }
 
-void Consumer::Impl::QueueAck(const Received& m) {
+void Consumer::Impl::QueueAck(uint32_t source, const Received& m) {
   std::vector<AckReceipt> batch;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    acks_waiting_.push_back({m.topic, m.queue, m.offset, m.lease.retry_id, m.lease.lease_id});
-    if (ack_in_flight_) return;  // goes with the next request
-    ack_in_flight_ = true;
-    batch.swap(acks_waiting_);
+    ConsumerSource& to = *sources_[source];
+    to.acks_waiting.push_back({m.topic, m.queue, m.offset, m.lease.retry_id, m.lease.lease_id});
+    if (to.ack_in_flight) return;  // goes with the next request
+    to.ack_in_flight = true;
+    batch.swap(to.acks_waiting);
   }
-  SendAcks(std::move(batch));
+  SendAcks(source, std::move(batch));
 }
 
-void Consumer::Impl::SendAcks(std::vector<AckReceipt> batch) {
-  // More than one request holds goes back to wait for the next.
-  if (batch.size() > kMaxReceiptsPerRequest) {
+void Consumer::Impl::SendAcks(uint32_t source, std::vector<AckReceipt> batch) {
+  std::shared_ptr<net::Connection> connection;
+  {
     std::lock_guard<std::mutex> lock(mu_);
-    acks_waiting_.insert(acks_waiting_.begin(), batch.begin() + kMaxReceiptsPerRequest,
-                         batch.end());
-    batch.resize(kMaxReceiptsPerRequest);
+    ConsumerSource& to = *sources_[source];
+    // More than one request holds goes back to wait for the next.
+    if (batch.size() > kMaxReceiptsPerRequest) {
+      to.acks_waiting.insert(to.acks_waiting.begin(), batch.begin() + kMaxReceiptsPerRequest,
+                             batch.end());
+      batch.resize(kMaxReceiptsPerRequest);
+    }
+    connection = to.connection;
   }
-  auto request = connection_->NewRequest();
+  auto request = connection->NewRequest();
   auto ack = request.envelope().initAck();
   ack.setGroup(options_.group);
   auto receipts = ack.initReceipts(static_cast<unsigned>(batch.size()));
@@ -324,12 +370,13 @@ void Consumer::Impl::SendAcks(std::vector<AckReceipt> batch) {
     receipts[i].setLeaseId(batch[i].lease_id);
   }
   ++ack_requests_;
-  Track(std::move(request), kAckTimeout, [this, count = batch.size()](Result<wire::Frame> reply) {
-    OnAcked(count, std::move(reply));
-  });
+  Track(*connection, std::move(request), kAckTimeout,
+        [this, source, count = batch.size()](Result<wire::Frame> reply) {
+          OnAcked(source, count, std::move(reply));
+        });
 }
 
-void Consumer::Impl::OnAcked(size_t count, Result<wire::Frame> reply) {
+void Consumer::Impl::OnAcked(uint32_t source, size_t count, Result<wire::Frame> reply) {
   if (!reply.ok()) {
     ack_errors_ += count;
     // The leases end by themselves; the messages come back (at-least-once).
@@ -341,25 +388,27 @@ void Consumer::Impl::OnAcked(size_t count, Result<wire::Frame> reply) {
   std::vector<AckReceipt> batch;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (acks_waiting_.empty()) {
-      ack_in_flight_ = false;
+    ConsumerSource& to = *sources_[source];
+    if (to.acks_waiting.empty()) {
+      to.ack_in_flight = false;
       return;
     }
-    batch.swap(acks_waiting_);
+    batch.swap(to.acks_waiting);
   }
-  SendAcks(std::move(batch));
+  SendAcks(source, std::move(batch));
 }
 
-void Consumer::Impl::Release(const std::vector<Received>& messages) {
+void Consumer::Impl::Release(uint32_t source, const std::vector<Received>& messages) {
+  auto connection = ConnectionOf(source);
   for (size_t start = 0; start < messages.size(); start += kMaxReceiptsPerRequest) {
     const size_t n = std::min(kMaxReceiptsPerRequest, messages.size() - start);
-    auto request = connection_->NewRequest();
+    auto request = connection->NewRequest();
     auto nack = request.envelope().initNack();
     nack.setGroup(options_.group);
     nack.setRelease(true);
     auto receipts = nack.initReceipts(static_cast<unsigned>(n));
     for (size_t i = 0; i < n; ++i) AddReceipt(receipts[i], messages[start + i]);
-    Track(std::move(request), kAckTimeout, [this, n](Result<wire::Frame> reply) {
+    Track(*connection, std::move(request), kAckTimeout, [this, n](Result<wire::Frame> reply) {
       if (!reply.ok()) {
         log_->warn(
             "giving back {} messages of group '{}' failed: {}; they come back when "
@@ -370,21 +419,27 @@ void Consumer::Impl::Release(const std::vector<Received>& messages) {
   }
 }
 
-void Consumer::Impl::Track(wire::OutFrame request, std::chrono::milliseconds timeout,
+std::shared_ptr<net::Connection> Consumer::Impl::ConnectionOf(uint32_t source) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sources_[source]->connection;
+}
+
+void Consumer::Impl::Track(net::Connection& connection, wire::OutFrame request,
+                           std::chrono::milliseconds timeout,
                            std::function<void(Result<wire::Frame>)> on_reply) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++pending_calls_;
   }
-  connection_->Call(std::move(request), timeout,
-                    [this, on_reply = std::move(on_reply)](Result<wire::Frame> reply) {
-                      on_reply(std::move(reply));
-                      {
-                        std::lock_guard<std::mutex> lock(mu_);
-                        --pending_calls_;
-                      }
-                      calls_cv_.notify_all();
-                    });
+  connection.Call(std::move(request), timeout,
+                  [this, on_reply = std::move(on_reply)](Result<wire::Frame> reply) {
+                    on_reply(std::move(reply));
+                    {
+                      std::lock_guard<std::mutex> lock(mu_);
+                      --pending_calls_;
+                    }
+                    calls_cv_.notify_all();
+                  });
 }
 
 Consumer::Consumer(ConsumerOptions options) : options_(std::move(options)) {}

@@ -31,9 +31,10 @@ const char* LeaseStateName(wire::LeaseState s) {
 
 }  // namespace
 
-void Consumer::Impl::ReportFailure(HeldMessages::Id id, const Received& m,
+void Consumer::Impl::ReportFailure(HeldMessages::Id id, uint32_t source, const Received& m,
                                    std::chrono::milliseconds delay) {
-  auto request = connection_->NewRequest();
+  auto connection = ConnectionOf(source);
+  auto request = connection->NewRequest();
   auto x = request.envelope().initExtendLease();
   x.setGroup(options_.group);
   AddReceipt(x.initReceipts(1)[0], m);
@@ -42,71 +43,73 @@ void Consumer::Impl::ReportFailure(HeldMessages::Id id, const Received& m,
   x.setDelayMs(static_cast<uint32_t>(delay.count()));
   x.setMaxReconsumeTimes(options_.max_reconsume_times);
   const SteadyTime sent_at = SteadyClock::now();
-  Track(std::move(request), kAckTimeout, [this, id, delay, sent_at](Result<wire::Frame> reply) {
-    std::optional<wire::LeaseState> state;
-    uint32_t count = 0, retry_after = 0, valid_for = 0;
-    if (reply.ok()) {
-      auto results = reply->envelope().getExtendLeaseOk().getResults();
-      if (results.size() == 1) {
-        state = results[0].getState();
-        count = results[0].getDeliveryCount();
-        retry_after = results[0].getRetryAfterMs();
-        valid_for = results[0].getValidForMs();
-      }
-    }
-    bool done = false;
-    std::optional<Received> nack;  // the broker cannot keep it: old behaviour
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      HeldMessages::Entry* e = held_.Find(id);
-      if (e == nullptr) return;
-      const SteadyTime now = SteadyClock::now();
-      if (state == wire::LeaseState::EXTENDED) {
-        e->message.delivery_count = count;
-        e->lease_until = sent_at + std::chrono::milliseconds(valid_for);
-        held_.Backoff(id, now + std::chrono::milliseconds(retry_after));
-      } else if (state == wire::LeaseState::DEAD_LETTERED) {
-        log_->warn(
-            "message {} ({}/{}/{}) of group '{}' failed delivery {}, past the redelivery "
-            "limit: moved to '{}'; the next message of key '{}' runs now",
-            e->message.id, e->message.topic, e->message.queue, e->message.offset, options_.group,
-            count, DeadLetterTopic(options_.group), e->message.key);
-        held_.Finish(id);
-        done = true;
-      } else if (state.has_value()) {
-        ++leases_lost_;
-        log_->warn(
-            "message {} ({}/{}/{}) of group '{}' failed and its lease is {}: the broker "
-            "delivers it again; the next message of key '{}' runs now",
-            e->message.id, e->message.topic, e->message.queue, e->message.offset, options_.group,
-            LeaseStateName(*state), e->message.key);
-        held_.Finish(id);
-        done = true;
-      } else if (!reply.ok() && !reply.status().IsRetryable()) {
-        // A broker that does not serve extendLease (an older version):
-        // hand the failure to it as a nack; this message loses its place
-        // in its key's order.
-        log_->error(
-            "broker cannot hold message {} for a retry in place ({}); nacking it, so key '{}' "
-            "may run out of order",
-            e->message.id, reply.status().ToString(), e->message.key);
-        nack = e->message;
-        held_.Finish(id);
-        done = true;
-      } else {
-        // Unknown whether it was counted; keep it, try again in a while.
-        log_->warn("could not report the failure of message {} to the broker: {}; retrying it",
-                   e->message.id, reply.ok() ? "malformed reply" : reply.status().ToString());
-        held_.Backoff(id, now + std::max<std::chrono::milliseconds>(delay, kUnreportedRetry));
-      }
-    }
-    if (nack) SendOutcome(*nack, ConsumeResult::RetryLater(delay));
-    if (done) {
-      work_cv_.notify_all();
-      puller_cv_.notify_one();
-    }
-    keeper_cv_.notify_all();
-  });
+  Track(
+      *connection, std::move(request), kAckTimeout,
+      [this, id, source, delay, sent_at](Result<wire::Frame> reply) {
+        std::optional<wire::LeaseState> state;
+        uint32_t count = 0, retry_after = 0, valid_for = 0;
+        if (reply.ok()) {
+          auto results = reply->envelope().getExtendLeaseOk().getResults();
+          if (results.size() == 1) {
+            state = results[0].getState();
+            count = results[0].getDeliveryCount();
+            retry_after = results[0].getRetryAfterMs();
+            valid_for = results[0].getValidForMs();
+          }
+        }
+        bool done = false;
+        std::optional<Received> nack;  // the broker cannot keep it: old behaviour
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          HeldMessages::Entry* e = held_.Find(id);
+          if (e == nullptr) return;
+          const SteadyTime now = SteadyClock::now();
+          if (state == wire::LeaseState::EXTENDED) {
+            e->message.delivery_count = count;
+            e->lease_until = sent_at + std::chrono::milliseconds(valid_for);
+            held_.Backoff(id, now + std::chrono::milliseconds(retry_after));
+          } else if (state == wire::LeaseState::DEAD_LETTERED) {
+            log_->warn(
+                "message {} ({}/{}/{}) of group '{}' failed delivery {}, past the redelivery "
+                "limit: moved to '{}'; the next message of key '{}' runs now",
+                e->message.id, e->message.topic, e->message.queue, e->message.offset,
+                options_.group, count, DeadLetterTopic(options_.group), e->message.key);
+            held_.Finish(id);
+            done = true;
+          } else if (state.has_value()) {
+            ++leases_lost_;
+            log_->warn(
+                "message {} ({}/{}/{}) of group '{}' failed and its lease is {}: the broker "
+                "delivers it again; the next message of key '{}' runs now",
+                e->message.id, e->message.topic, e->message.queue, e->message.offset,
+                options_.group, LeaseStateName(*state), e->message.key);
+            held_.Finish(id);
+            done = true;
+          } else if (!reply.ok() && !reply.status().IsRetryable()) {
+            // A broker that does not serve extendLease (an older version):
+            // hand the failure to it as a nack; this message loses its place
+            // in its key's order.
+            log_->error(
+                "broker cannot hold message {} for a retry in place ({}); nacking it, so key '{}' "
+                "may run out of order",
+                e->message.id, reply.status().ToString(), e->message.key);
+            nack = e->message;
+            held_.Finish(id);
+            done = true;
+          } else {
+            // Unknown whether it was counted; keep it, try again in a while.
+            log_->warn("could not report the failure of message {} to the broker: {}; retrying it",
+                       e->message.id, reply.ok() ? "malformed reply" : reply.status().ToString());
+            held_.Backoff(id, now + std::max<std::chrono::milliseconds>(delay, kUnreportedRetry));
+          }
+        }
+        if (nack) SendOutcome(source, *nack, ConsumeResult::RetryLater(delay));
+        if (done) {
+          work_cv_.notify_all();
+          puller_cv_.notify_one();
+        }
+        keeper_cv_.notify_all();
+      });
 }
 
 // Renews what is held but not running before its lease ends (half a
@@ -122,10 +125,16 @@ void Consumer::Impl::KeepLoop() {
       // A quarter more than needed, so renewals go out in batches.
       std::vector<HeldMessages::Id> ids = held_.TakeForRenewal(now + margin + visibility / 4);
       if (!ids.empty()) {
-        std::vector<Received> messages;
-        for (HeldMessages::Id id : ids) messages.push_back(held_.Find(id)->message);
+        // Each lease is renewed where it was granted.
+        std::map<uint32_t, std::pair<std::vector<HeldMessages::Id>, std::vector<Received>>> by;
+        for (HeldMessages::Id id : ids) {
+          const HeldMessages::Entry* e = held_.Find(id);
+          auto& [those, messages] = by[e->source];
+          those.push_back(id);
+          messages.push_back(e->message);
+        }
         lock.unlock();
-        Renew(ids, messages);
+        for (const auto& [source, batch] : by) Renew(source, batch.first, batch.second);
         lock.lock();
         continue;
       }
@@ -141,21 +150,22 @@ void Consumer::Impl::KeepLoop() {
   }
 }
 
-void Consumer::Impl::Renew(const std::vector<HeldMessages::Id>& ids,
+void Consumer::Impl::Renew(uint32_t source, const std::vector<HeldMessages::Id>& ids,
                            const std::vector<Received>& messages) {
+  auto connection = ConnectionOf(source);
   const auto timeout = std::clamp<std::chrono::milliseconds>(
       options_.visibility_timeout / 4, std::chrono::milliseconds(100), kAckTimeout);
   for (size_t start = 0; start < ids.size(); start += kMaxReceiptsPerRequest) {
     const size_t n = std::min(kMaxReceiptsPerRequest, ids.size() - start);
     std::vector<HeldMessages::Id> batch(ids.begin() + start, ids.begin() + start + n);
-    auto request = connection_->NewRequest();
+    auto request = connection->NewRequest();
     auto x = request.envelope().initExtendLease();
     x.setGroup(options_.group);
     x.setVisibilityTimeoutMs(static_cast<uint32_t>(options_.visibility_timeout.count()));
     auto receipts = x.initReceipts(static_cast<unsigned>(n));
     for (size_t i = 0; i < n; ++i) AddReceipt(receipts[i], messages[start + i]);
     const SteadyTime sent_at = SteadyClock::now();
-    Track(std::move(request), timeout,
+    Track(*connection, std::move(request), timeout,
           [this, batch = std::move(batch), sent_at](Result<wire::Frame> reply) {
             OnRenewed(batch, sent_at, std::move(reply));
           });

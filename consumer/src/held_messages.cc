@@ -17,9 +17,10 @@ std::string LaneOf(const Received& m) {
 
 }  // namespace
 
-HeldMessages::Id HeldMessages::Add(Received message, SteadyTime lease_until) {
+HeldMessages::Id HeldMessages::Add(Received message, SteadyTime lease_until, uint32_t source) {
   const Id id = next_id_++;
   Entry& e = entries_[id];
+  e.source = source;
   e.lane = LaneOf(message);
   e.message = std::move(message);
   e.lease_until = lease_until;
@@ -115,13 +116,13 @@ SteadyTime HeldMessages::NextDue(std::chrono::milliseconds renew_margin) const {
   return next;
 }
 
-std::vector<Received> HeldMessages::TakeIdle() {
-  std::vector<Received> out;
+std::vector<HeldMessages::Idle> HeldMessages::TakeIdle() {
+  std::vector<Idle> out;
   std::vector<Id> taken;
   // Entries are in arrival order, so each key's messages come out in order.
   for (auto& [id, e] : entries_) {
     if (e.state == State::kRunning || e.state == State::kReporting) continue;
-    out.push_back(std::move(e.message));
+    out.push_back({e.source, std::move(e.message)});
     taken.push_back(id);
   }
   for (Id id : taken) {

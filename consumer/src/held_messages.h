@@ -40,15 +40,17 @@ class HeldMessages {
 
   struct Entry {
     Received message;
-    std::string lane;  // empty: no key
+    uint32_t source = 0;  // the consumer's connection it came from (and is acked through)
+    std::string lane;     // empty: no key
     State state = State::kReady;
     SteadyTime lease_until;  // when the broker's lease ends, by our clock (an estimate)
     SteadyTime retry_at;     // kBackoff: when it runs again
     bool renewing = false;   // a renewal for it is in flight
   };
 
-  // Holds a message just received; its lease ends around `lease_until`.
-  Id Add(Received message, SteadyTime lease_until);
+  // Holds a message just received through `source`; its lease ends
+  // around `lease_until`.
+  Id Add(Received message, SteadyTime lease_until, uint32_t source = 0);
 
   // The oldest ready message, now running; nullopt when none is ready.
   std::optional<Id> TakeReady();
@@ -74,7 +76,11 @@ class HeldMessages {
 
   // Removes every message that is not running or reporting and returns
   // them in the order to give them back: each key's in arrival order.
-  std::vector<Received> TakeIdle();
+  struct Idle {
+    uint32_t source;
+    Received message;
+  };
+  std::vector<Idle> TakeIdle();
 
   // Messages held, in any state.
   size_t size() const { return entries_.size(); }

@@ -75,7 +75,8 @@ void GroupRouter::OnRoute(const std::string& topic, Result<wire::Frame> reply) {
     Route route;
     bool known = false;
     if (reply.ok()) {
-      auto queues = reply->envelope().getRouteOk().getQueues();
+      auto answer = reply->envelope().getRouteOk();
+      auto queues = answer.getQueues();
       std::string first_group;
       bool one_group = true;
       for (uint32_t q = 0; q < queues.size(); ++q) {
@@ -84,9 +85,13 @@ void GroupRouter::OnRoute(const std::string& topic, Result<wire::Frame> reply) {
         if (q == 0) first_group = route.groups.back();
         one_group = one_group && route.groups.back() == first_group;
       }
-      // One broker or one group serves it all: the home connection, which
-      // follows that group's leader.
-      if (one_group) route = Route{};
+      // One broker, or the one group the home connection's broker is in,
+      // serves it all: the home connection, which follows that group's
+      // leader. A topic wholly on another group goes there like any other.
+      if (one_group &&
+          (first_group.empty() || first_group == wire::ToString(answer.getAnsweredBy()))) {
+        route = Route{};
+      }
       known = true;
     } else if (reply.status().code() == StatusCode::kInvalidArgument &&
                reply.status().message().find("is not one the broker serves") != std::string::npos) {

@@ -4,8 +4,9 @@
 // Each topic's route is asked once, of the broker the producer's own
 // connection talks to (a route request, which also places a topic that
 // has no placement yet, as its first send would). A topic that one broker
-// serves (a single broker, a cluster of one group, or a broker too old to
-// know routes) keeps using that connection: nothing changes for it. Across
+// serves (a single broker, the one group of the broker asked, or a broker
+// too old to know routes) keeps using that connection: nothing changes for
+// it. Across
 // groups, a message goes to the group serving its queue (the key's queue,
 // StableHash(key) % queues, as the broker computes it; keyless messages
 // turn round the topic's queues), through one connection per group, opened

@@ -8,6 +8,8 @@
 // group replicates, and two single-node groups keep the test small.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <mutex>
 #include <set>
 
 #include "broker/src/cluster/etcd_coordinator.h"
@@ -18,6 +20,7 @@
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "tests/cluster/txmqd_group_fixture.h"
+#include "txmq/consumer.h"
 
 namespace txmq::testing {
 namespace {
@@ -59,6 +62,73 @@ class TxmqdPlacement : public TxmqdGroupFixture {
     auto p = cluster::DecodeTopicPlacement(read->kvs.front().value);
     EXPECT_TRUE(p.ok()) << p.status().ToString();
     return p.ok() ? *p : cluster::TopicPlacement{};
+  }
+
+  // A topic name whose one queue the placement puts on `group` among `groups`.
+  static std::string TopicWhollyOn(const std::string& group,
+                                   const std::vector<std::string>& groups) {
+    std::vector<cluster::GroupWeight> weights;
+    for (const auto& g : groups) weights.push_back({.group = g, .weight = 1});
+    for (int i = 0; i < 1000; ++i) {
+      const std::string topic = "one-queue-" + std::to_string(i);
+      auto p = cluster::PlaceQueues(topic, 1, weights);
+      if (p.ok() && p->groups.front() == group) return topic;
+    }
+    ADD_FAILURE() << "no one-queue topic lands on " << group;
+    return "";
+  }
+
+  // Every message of `topic` that the broker at `url` itself holds, read
+  // by raw pulls (a Consumer would read the other groups' too).
+  static std::vector<Received> StoredAt(const std::string& url, const std::string& topic) {
+    auto connection =
+        net::Connection::Open({.broker = url, .role = wire::Role::CONSUMER, .group = "inspect"});
+    EXPECT_TRUE(connection.ok());
+    std::vector<Received> got;
+    for (int round = 0; connection.ok() && round < 100; ++round) {
+      auto request = (*connection)->NewRequest();
+      auto pull = request.envelope().initPull();
+      pull.setGroup("inspect");
+      pull.initTopics(1).set(0, topic);
+      pull.setMaxMessages(64);
+      pull.setWaitMs(500);
+      pull.setVisibilityTimeoutMs(600'000);
+      auto reply = (*connection)->CallSync(std::move(request), 10s);
+      EXPECT_TRUE(reply.ok()) << reply.status().ToString();
+      if (!reply.ok() || reply->envelope().getPullOk().getMessages().size() == 0) break;
+      for (auto d : reply->envelope().getPullOk().getMessages()) {
+        got.push_back(wire::DeliveredFromWire(d));
+      }
+    }
+    return got;
+  }
+
+  // What a consumer of group "readers" given `url` receives of `topics`,
+  // once it has `n` messages (or after 30 s).
+  static std::vector<Received> Consume(const std::string& url,
+                                       const std::vector<std::string>& topics, size_t n) {
+    std::mutex mu;
+    std::vector<Received> got;
+    Consumer consumer({.broker = url, .group = "readers", .long_poll = 500ms});
+    for (const std::string& topic : topics) {
+      EXPECT_TRUE(consumer
+                      .Subscribe(topic,
+                                 [&](const Received& m) {
+                                   std::lock_guard<std::mutex> lock(mu);
+                                   got.push_back(m);
+                                   return ConsumeResult::Success();
+                                 })
+                      .ok());
+    }
+    EXPECT_TRUE(consumer.Start().ok());
+    WaitFor(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu);
+          return got.size() >= n;
+        },
+        30s);
+    consumer.Shutdown();
+    return got;
   }
 
   // A key whose queue (of `queues`) `placement` gives to `group`.
@@ -104,7 +174,7 @@ TEST_F(TxmqdPlacement, AProducerGivenTheClusterStoresEachMessageInTheGroupOfItsQ
     size_t expected = 0;
     for (const auto& [id, q] : queue_of) expected += placement.groups[q] == group ? 1 : 0;
     ASSERT_GT(expected, 0u) << "the keys should reach both groups";
-    auto delivered = DrainDeliveries(node->url(), "orders", expected, 500ms, 30s);
+    auto delivered = StoredAt(node->url(), "orders");
     EXPECT_EQ(delivered.size(), expected) << group;
     for (const Received& m : delivered) {
       EXPECT_EQ(placement.groups[m.queue], group) << m.id << " stored in queue " << m.queue;
@@ -113,6 +183,86 @@ TEST_F(TxmqdPlacement, AProducerGivenTheClusterStoresEachMessageInTheGroupOfItsQ
     }
   }
   EXPECT_EQ(seen.size(), static_cast<size_t>(kMessages));
+}
+
+// A topic of one queue lives wholly on one group. Placed on the group the
+// producer's bootstrap node is not in, its messages must still reach it:
+// "served by one group" is not "served by the broker I am connected to".
+TEST_F(TxmqdPlacement, ATopicWhollyOnAnotherGroupIsSentToThatGroup) {
+  MakeNodes(2);
+  StartAlone(nodes_[0], "g1", {"--queues", "1"});
+  StartAlone(nodes_[1], "g2", {"--queues", "1"});
+  WaitReady(nodes_[0]);
+  WaitReady(nodes_[1]);
+  const std::string topic = TopicWhollyOn("g2", {"g1", "g2"});
+  Producer producer({.broker = nodes_[0].url(), .send_timeout = 10s});
+  ASSERT_TRUE(producer.Start().ok());
+  for (const std::string key : {"a", "b", ""}) {
+    auto sent = producer.Send({.topic = topic, .key = key, .body = "x", .id = topic + key});
+    ASSERT_TRUE(sent.ok()) << "key '" << key << "': " << sent.status().ToString();
+  }
+  EXPECT_EQ(StoredPlacement(topic).groups, std::vector<std::string>{"g2"});
+  // A consumer given g1's node reads them from g2.
+  EXPECT_EQ(Consume(nodes_[0].url(), {topic}, 3).size(), 3u);
+}
+
+// One consumer given one node reads a topic spread over two groups, also
+// when it subscribed before the topic existed; its acks reach the group
+// each message came from, so nothing is delivered again.
+TEST_F(TxmqdPlacement, AConsumerGivenOneNodeReadsTheQueuesOfEveryGroup) {
+  StartTwoGroups();
+  std::mutex mu;
+  std::vector<Received> got;
+  Consumer consumer({.broker = nodes_[0].url(), .group = "readers", .long_poll = 500ms});
+  ASSERT_TRUE(consumer
+                  .Subscribe("orders",
+                             [&](const Received& m) {
+                               std::lock_guard<std::mutex> lock(mu);
+                               got.push_back(m);
+                               return ConsumeResult::Success();
+                             })
+                  .ok());
+  ASSERT_TRUE(consumer.Start().ok());
+
+  Producer producer({.broker = nodes_[0].url(), .send_timeout = 10s});
+  ASSERT_TRUE(producer.Start().ok());
+  constexpr int kMessages = 120;
+  std::vector<std::future<Result<SendResult>>> sends;
+  for (int i = 0; i < kMessages; ++i) {
+    sends.push_back(producer.SendAsync({.topic = "orders",
+                                        .key = "key-" + std::to_string(i % 30),
+                                        .body = std::to_string(i),
+                                        .id = "id-" + std::to_string(i)}));
+  }
+  for (auto& send : sends) ASSERT_TRUE(send.get().ok());
+  const cluster::TopicPlacement placement = StoredPlacement("orders");
+  ASSERT_FALSE(placement.QueuesOf("g1").empty());
+  ASSERT_FALSE(placement.QueuesOf("g2").empty());
+
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return got.size() >= static_cast<size_t>(kMessages);
+      },
+      30s))
+      << "received " << got.size() << " of " << kMessages;
+  consumer.Shutdown();
+  std::set<std::string> ids;
+  std::map<std::string, int> last_of_key;
+  std::set<std::string> groups_read;
+  for (const Received& m : got) {
+    EXPECT_TRUE(ids.insert(m.id).second) << m.id << " delivered twice";
+    const int i = std::stoi(m.body);
+    EXPECT_LT(last_of_key.try_emplace(m.key, -1).first->second, i) << m.key << " out of order";
+    last_of_key[m.key] = i;
+    groups_read.insert(placement.groups[m.queue]);
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kMessages));
+  EXPECT_EQ(groups_read, (std::set<std::string>{"g1", "g2"}));
+  // Acknowledged where they were leased: neither group has any for "readers".
+  for (const Node& n : nodes_) {
+    EXPECT_TRUE(DrainDeliveries(n.url(), "orders", 0, 500ms, 5s, "readers").empty()) << n.name;
+  }
 }
 
 // --group-weight: g2 of weight 3 beside g1 of weight 1 gets three

@@ -368,6 +368,15 @@ TEST_F(Curve, EveryVerbOfAWrongPrincipalIsRefusedAndChangesNothing) {
          p.setGroup("billing");
          p.setAll(true);
        }},
+      // A consumer may ask where a topic's queues are, never place one.
+      {"place a topic through a route", "billing",
+       [](auto e) {
+         auto r = e.initRoute();
+         r.setTopic("placed-by-billing");
+         r.setCreate(true);
+       }},
+      {"ask a route with no right at all", "mallory",
+       [](auto e) { e.initRoute().setTopic("orders"); }},
   };
   std::map<std::string, std::unique_ptr<net::Connection>> connections;
   for (const Row& row : rows) {
@@ -408,6 +417,8 @@ TEST_F(Curve, EveryVerbOfAWrongPrincipalIsRefusedAndChangesNothing) {
     r.setDeleteTopic("made-by-ops");
   });
   EXPECT_TRUE(dry.ok()) << "an admin may delete topics: " << dry.status().ToString();
+  auto route = Call(*billing, [](auto e) { e.initRoute().setTopic("orders"); });
+  EXPECT_TRUE(route.ok()) << "a consumer may ask where queues are: " << route.status().ToString();
   auto status = Call(*connections["mallory"], [](auto e) { e.setStatus(); });
   EXPECT_TRUE(status.ok()) << "status is for every principal: " << status.status().ToString();
   auto ended = Call(*orders, [tx](auto e) {

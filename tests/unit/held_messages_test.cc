@@ -96,14 +96,16 @@ TEST(HeldMessages, IdleMessagesComeBackInArrivalOrderPerKey) {
   auto a1 = held.Add(Msg("t", "a", "a1"), t);
   held.Add(Msg("t", "b", "b1"), t);
   held.Add(Msg("t", "a", "a2"), t);
-  held.Add(Msg("t", "a", "a3"), t);
+  held.Add(Msg("t", "a", "a3"), t, /*source=*/1);
   ASSERT_EQ(held.TakeReady(), a1);
   EXPECT_EQ(BodyOf(held, held.TakeReady()), "b1");  // running: stays
   held.Find(a1)->state = State::kReporting;         // talking to the broker: stays
-  std::vector<Received> idle = held.TakeIdle();
+  // Each with the source it came from: it goes back there.
   std::vector<std::string> bodies;
-  for (const Received& m : idle) bodies.push_back(m.body);
-  EXPECT_EQ(bodies, (std::vector<std::string>{"a2", "a3"}));
+  for (const auto& [source, m] : held.TakeIdle()) {
+    bodies.push_back(m.body + "@" + std::to_string(source));
+  }
+  EXPECT_EQ(bodies, (std::vector<std::string>{"a2@0", "a3@1"}));
   EXPECT_EQ(held.size(), 2u);
 }
 

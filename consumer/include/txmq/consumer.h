@@ -102,7 +102,10 @@ using Handler = std::function<ConsumeResult(const Received&)>;
 struct ConsumerOptions {
   // Broker endpoint, or a replicated group's nodes comma-separated: the
   // consumer pulls from the group's leader, and after a failover from the
-  // next one (messages it held unacknowledged are delivered again).
+  // next one (messages it held unacknowledged are delivered again). In a
+  // cluster of several broker groups it also pulls from the leader of
+  // every other group serving queues of its topics (asked every few
+  // seconds, so topics placed later are found too).
   std::string broker = "tcp://127.0.0.1:7800";
   // CURVE, for a broker started with --curve-secret-key: the file of this
   // client's secret key (`txmqctl keygen NAME` writes NAME.key; the public
