@@ -731,6 +731,17 @@ struct ClusterStatus {
   commitIndex @11 :UInt64;  # leader only
   coordinatorError @12 :Text;  # why its last tick could not reach etcd; empty: it could
   replicas @13 :List(ReplicaStatus);
+  groups @14 :List(GroupLeader);  # every group of the cluster, as the answering node's
+                                  # map has them; empty on a single broker
+}
+
+# One broker group of the cluster: where a client reaches it.
+struct GroupLeader {
+  group @0 :Text;
+  leader @1 :Text;          # the leader node; empty: none now
+  leaderUrl @2 :Text;       # its client URL; empty: unknown (down)
+  epoch @3 :Int64;
+  nodeUrls @4 :List(Text);  # every live node's client URL, the leader's first
 }
 
 # ---- lease extension ----

@@ -28,7 +28,11 @@ wire::ClusterStatusView ClusterStatusOf(const cluster::ClusterHealth& h) {
 
 wire::ClusterStatusView ClusterStatusFor(const BrokerOptions& o) {
   if (o.replicator != nullptr) {
-    if (auto board = o.replicator->health()) return ClusterStatusOf(board->Read());
+    if (auto board = o.replicator->health()) {
+      wire::ClusterStatusView v = ClusterStatusOf(board->Read());
+      v.groups = o.replicator->Groups();
+      return v;
+    }
   }
   wire::ClusterStatusView v;
   v.node = o.name;

@@ -16,6 +16,7 @@
 
 #include "broker/src/cluster/cluster_health.h"
 #include "broker/src/cluster/placement.h"
+#include "protocol/src/cluster_status_codec.h"
 #include "protocol/src/event_fd.h"
 #include "txmq/status.h"
 
@@ -55,6 +56,8 @@ class RoundReplicator {
   virtual std::string LeaderUrlOf(const std::string& /*group*/) const { return ""; }
   // The name of a group's leader from that map ("" unknown).
   virtual std::string LeaderNodeOf(const std::string& /*group*/) const { return ""; }
+  // Every group of that map and where clients reach it.
+  virtual std::vector<wire::GroupLeaderView> Groups() const { return {}; }
 };
 
 }  // namespace txmq::broker

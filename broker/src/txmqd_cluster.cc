@@ -209,7 +209,12 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(
   // server admitting the ACL's keys, as the broker will.
   auto started = StandbyResponder::Start(
       o.listen, options.node, [n = node->get()] { return n->leader_url(); },
-      [board = (*node)->health()] { return ClusterStatusOf(board->Read()); }, o);
+      [n = node->get(), board = (*node)->health()] {
+        wire::ClusterStatusView v = ClusterStatusOf(board->Read());
+        v.groups = n->Groups();
+        return v;
+      },
+      o);
   if (!started.ok()) {
     std::cerr << "txmqd: " << started.status().message() << "\n";
     *exit_code = 1;

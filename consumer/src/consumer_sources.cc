@@ -4,7 +4,9 @@
 // one group. In a cluster of several, a topic's queues are spread over
 // groups; thread "txmq-route" asks home for each subscribed topic's route
 // every few seconds (and soon after another group's pull failed) and gives
-// every other group serving some of its queues a source of its own: a
+// every other group serving some of its queues a source of its own (every
+// group of the cluster, from cluster status, when it reads one of the
+// broker's own topics, which each group keeps for itself): a
 // connection at that group's leader and a puller. A source whose group's
 // leader moved gets a connection to the new one. Sources are never removed
 // while the consumer runs (a group that serves nothing now costs one idle
@@ -13,6 +15,7 @@
 #include <utility>
 
 #include "consumer/src/consumer_impl.h"
+#include "protocol/src/cluster_status_codec.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "txmq/names.h"
@@ -44,10 +47,14 @@ void Consumer::Impl::RefreshSources() {
   // Every group other than home's serving a queue, and its leader's URL
   // ("" while it has none).
   std::map<std::string, std::string> leaders;
+  bool every_group = false;
   for (const auto& [topic, handler] : handlers_) {
-    // The broker's own topics (dead letters, compensations) are each
-    // group's own: every source pulls them.
-    if (IsSystemName(topic)) continue;
+    // The broker's own topics (dead letters, compensations) are not
+    // placed: each group keeps its own, so they are read from every group.
+    if (IsSystemName(topic)) {
+      every_group = true;
+      continue;
+    }
     auto request = home->NewRequest();
     request.envelope().initRoute().setTopic(topic);
     auto reply = home->CallSync(std::move(request), kRouteTimeout);
@@ -61,6 +68,19 @@ void Consumer::Impl::RefreshSources() {
       if (group.empty() || group == home_group) continue;
       std::string& url = leaders[group];
       if (url.empty()) url = wire::ToString(queue.getLeaderUrl());
+    }
+  }
+
+  if (every_group) {
+    auto request = home->NewRequest();
+    request.envelope().setClusterStatus();
+    auto reply = home->CallSync(std::move(request), kRouteTimeout);
+    if (reply.ok() && reply->envelope().which() == wire::Envelope::CLUSTER_STATUS_OK) {
+      const wire::ClusterStatusView view =
+          wire::ReadClusterStatus(reply->envelope().getClusterStatusOk());
+      for (const wire::GroupLeaderView& g : view.groups) {
+        if (view.member && g.group != view.group) leaders.emplace(g.group, g.leader_url);
+      }
     }
   }
 

@@ -81,8 +81,9 @@ void TransactionProducer::Impl::RunAsync(std::shared_ptr<AsyncCall> call) {
   call->in_window = true;
   // The messages stay in the call, which the half's request keeps alive.
   std::shared_ptr<const std::vector<Message>> messages(call, &call->messages);
-  client_->SendHalfAsync(call->tx_id, std::move(messages), [this, call](Status s) {
+  call->client->SendHalfAsync(call->tx_id, std::move(messages), [this, call](Status s) {
     if (!s.ok()) {
+      if (s.code() == StatusCode::kWrongGroup) groups_->Forget(call->messages);
       HalfFailed(*call, s);
       return Complete(call);
     }
@@ -102,7 +103,7 @@ void TransactionProducer::Impl::LocalStep(std::shared_ptr<AsyncCall> call) {
   RunLocal(*call, call->run_local);
   TxState end;
   if (!AfterLocal(*call, &end)) return Complete(call);
-  client_->EndAsync(call->tx_id, end, [this, call, end](Result<TxState> recorded) {
+  call->client->EndAsync(call->tx_id, end, [this, call, end](Result<TxState> recorded) {
     AfterEnd(*call, end, std::move(recorded));
     Complete(call);
   });
@@ -133,7 +134,20 @@ void TransactionProducer::Impl::LeaveWindow() {
 Status TransactionProducer::Impl::FlushEnds(std::chrono::milliseconds timeout) {
   producer::CallGate::Pass pass(gate_);
   if (!pass) return NotRunning();
-  return client_->ends().Flush(timeout);
+  return FlushAll(timeout);
+}
+
+Status TransactionProducer::Impl::FlushAll(std::chrono::milliseconds timeout) {
+  // One deadline for all: each group's ends wait on their own broker.
+  const SteadyTime deadline = SteadyClock::now() + timeout;
+  Status first;
+  for (producer::TxClient* client : groups_->All()) {
+    const auto left = std::max(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()),
+        std::chrono::milliseconds(1));
+    if (Status s = client->ends().Flush(left); !s.ok() && first.ok()) first = s;
+  }
+  return first;
 }
 
 }  // namespace txmq

@@ -37,7 +37,10 @@ Status TransactionProducer::Impl::Prepare(Call& call) {
     m.properties[property::kProducerGroup] = options_.group;
     m.properties[property::kTransactionId] = call.tx_id;
   }
-  if (Status s = client_->Prepare(call.messages); !s.ok()) return s;
+  auto client = groups_->For(call.messages);
+  if (!client.ok()) return client.status();
+  call.client = *client;
+  if (Status s = call.client->Prepare(call.messages); !s.ok()) return s;
   for (const Message& m : call.messages) call.result.message_ids.push_back(m.id);
   // From here on the broker may know the transaction: the caller gets its
   // id with every answer, to follow an error up.
@@ -80,7 +83,7 @@ bool TransactionProducer::Impl::AfterLocal(Call& call, TxState* end) {
     *end = *result.local;
   }
   if (!background()) return true;
-  client_->ends().Add(call.tx_id, *end);
+  call.client->ends().Add(call.tx_id, *end);
   result.end_pending = true;
   return false;
 }
@@ -120,13 +123,14 @@ void TransactionProducer::Impl::AfterEnd(Call& call, TxState sent, Result<TxStat
 
 TransactionResult TransactionProducer::Impl::Run(Call call, const LocalFn& run_local) {
   if (Status s = Prepare(call); !s.ok()) return Failed(s);
-  if (Status s = client_->SendHalf(call.tx_id, call.messages); !s.ok()) {
+  if (Status s = call.client->SendHalf(call.tx_id, call.messages); !s.ok()) {
+    if (s.code() == StatusCode::kWrongGroup) groups_->Forget(call.messages);
     HalfFailed(call, s);
     return std::move(call.result);
   }
   RunLocal(call, run_local);
   TxState end;
-  if (AfterLocal(call, &end)) AfterEnd(call, end, client_->End(call.tx_id, end));
+  if (AfterLocal(call, &end)) AfterEnd(call, end, call.client->End(call.tx_id, end));
   return std::move(call.result);
 }
 
@@ -184,12 +188,23 @@ Status TransactionProducer::Impl::Start() {
                                    ") must be at least 1 and local_threads (" +
                                    std::to_string(options_.local_threads) + ") 1-256");
   }
-  auto client = producer::TxClient::Open(options_, std::move(check));
-  if (!client.ok()) return client.status();
-  client_ = std::move(client.value());
+  auto home = producer::TxClient::Open(options_, check);
+  if (!home.ok()) return home.status();
+  client_id_ = (*home)->connection().client_id();
+  // Another broker group's client: the same producer, named after its
+  // group there (stable, so that group's checks of an earlier run find it).
+  auto open_group = [options = options_, check, home_id = client_id_](const std::string& group,
+                                                                      const std::string& broker) {
+    ProducerOptions o = options;
+    o.broker = broker;
+    o.client_id = home_id + "." + group;
+    if (o.client_id.size() > 127) o.client_id = NewUuidV7();
+    return producer::TxClient::Open(o, check);
+  };
+  groups_ = std::make_unique<producer::TxGroups>(std::move(home.value()), std::move(open_group),
+                                                 options_.send_timeout);
   locals_ = std::make_unique<producer::TaskThreads>(options_.local_threads);
   store_txs_ = std::move(store_txs);
-  client_id_ = client_->connection().client_id();
   state_ = State::kRunning;
   gate_.Open();
   return Status::OK();
@@ -216,17 +231,17 @@ void TransactionProducer::Impl::Shutdown() {
   // after that: what it uses must not be freed under it.
   const bool idle = gate_.WaitIdle(options_.send_timeout);
   if (idle) {
-    if (Status s = client_->ends().Flush(options_.send_timeout); !s.ok()) {
+    if (Status s = FlushAll(options_.send_timeout); !s.ok()) {
       Logger("producer")
           ->warn("transaction producer {} shutting down: {}", client_id_, s.message());
     }
   } else {
     closing_ = true;
-    client_->Close();
+    for (producer::TxClient* client : groups_->All()) client->Close();
     gate_.WaitIdle();
   }
   locals_.reset();  // idle: no task is left
-  client_.reset();  // stops the checkers (waiting for running ones) first
+  groups_.reset();  // stops the checkers (waiting for running ones) first
   store_txs_.reset();
 }
 
@@ -272,7 +287,7 @@ TransactionResult TransactionProducer::Impl::SendWithStore(
 Result<SendResult> TransactionProducer::Impl::Send(Message message) {
   producer::CallGate::Pass pass(gate_);
   if (!pass) return NotRunning();
-  net::Connection& connection = client_->connection();
+  net::Connection& connection = groups_->home().connection();
   if (Status s = property::CheckUserProperties(message.properties); !s.ok()) return s;
   if (Status s = producer::PrepareMessage(message, connection); !s.ok()) return s;
   std::promise<Result<SendResult>> promise;

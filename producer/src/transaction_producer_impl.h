@@ -4,8 +4,8 @@
 // Prepare, the half, RunLocal, AfterLocal (which queues a background end or
 // asks for a confirmed one), AfterEnd.
 //
-// Threads: the I/O thread of the connection runs the completions of halves
-// and ends; `locals_` runs the local transactions of asynchronous calls;
+// Threads: the I/O thread of each group's connection (tx_groups.h) runs
+// the completions of halves and ends; `locals_` runs the local transactions of asynchronous calls;
 // a synchronous call runs everything on its caller's thread.
 #pragma once
 
@@ -22,6 +22,7 @@
 #include "producer/src/store_checker.h"
 #include "producer/src/task_threads.h"
 #include "producer/src/tx_client.h"
+#include "producer/src/tx_groups.h"
 #include "txmq/transaction_producer.h"
 
 namespace txmq {
@@ -51,6 +52,8 @@ class TransactionProducer::Impl {
       std::function<TxState(LocalTxn&, const std::vector<Message>&)> local);
   Status FlushEnds(std::chrono::milliseconds timeout);
   Result<SendResult> Send(Message message);
+  // Waits for every group's background ends, `timeout` in all.
+  Status FlushAll(std::chrono::milliseconds timeout);
 
   const std::string& client_id() const { return client_id_; }
 
@@ -61,6 +64,8 @@ class TransactionProducer::Impl {
   struct Call {
     std::string tx_id{};
     std::vector<Message> messages{};
+    // The group's client that takes its half and its end (set by Prepare).
+    producer::TxClient* client = nullptr;
     TransactionResult result{};
     Status local_status{};  // the local commit failed (store-backed)
   };
@@ -114,11 +119,11 @@ class TransactionProducer::Impl {
   std::mutex shutdown_mu_;
   std::mutex mu_;
   State state_ = State::kNew;  // guarded by mu_
-  // Calls pass it while they use client_, locals_ and store_txs_, which
-  // Start sets and Shutdown frees once the gate is closed and empty. An
-  // asynchronous call holds its pass until its future is set.
+  // Calls pass it while they use groups_ (and its clients), locals_ and
+  // store_txs_, which Start sets and Shutdown frees once the gate is closed
+  // and empty. An asynchronous call holds its pass until its future is set.
   producer::CallGate gate_;
-  std::unique_ptr<producer::TxClient> client_;
+  std::unique_ptr<producer::TxGroups> groups_;
   std::unique_ptr<producer::TaskThreads> locals_;
   std::unique_ptr<producer::StoreTransactions> store_txs_;  // store-backed only
   std::string client_id_;                                   // set by Start, then constant

@@ -35,6 +35,17 @@ void FillClusterStatus(const ClusterStatusView& v, ClusterStatus::Builder out) {
     b.setLagEntries(r.lag_entries);
     b.setLastContactMs(r.last_contact_ms);
   }
+  auto groups = out.initGroups(static_cast<unsigned>(v.groups.size()));
+  for (unsigned i = 0; i < groups.size(); ++i) {
+    const GroupLeaderView& g = v.groups[i];
+    auto b = groups[i];
+    b.setGroup(g.group);
+    b.setLeader(g.leader);
+    b.setLeaderUrl(g.leader_url);
+    b.setEpoch(g.epoch);
+    auto urls = b.initNodeUrls(static_cast<unsigned>(g.node_urls.size()));
+    for (unsigned u = 0; u < urls.size(); ++u) urls.set(u, g.node_urls[u]);
+  }
 }
 
 ClusterStatusView ReadClusterStatus(ClusterStatus::Reader in) {
@@ -55,6 +66,12 @@ ClusterStatusView ReadClusterStatus(ClusterStatus::Reader in) {
   for (auto r : in.getReplicas()) {
     v.replicas.push_back({Str(r.getNode()), r.getLeader(), r.getInIsr(), r.getProgressKnown(),
                           r.getLogIndex(), r.getLagEntries(), r.getLastContactMs()});
+  }
+  for (auto g : in.getGroups()) {
+    GroupLeaderView group{
+        Str(g.getGroup()), Str(g.getLeader()), Str(g.getLeaderUrl()), g.getEpoch(), {}};
+    for (auto url : g.getNodeUrls()) group.node_urls.push_back(Str(url));
+    v.groups.push_back(std::move(group));
   }
   return v;
 }

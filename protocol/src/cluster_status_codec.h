@@ -26,6 +26,16 @@ struct ReplicaStatusView {
   bool operator==(const ReplicaStatusView&) const = default;
 };
 
+struct GroupLeaderView {
+  std::string group;
+  std::string leader;
+  std::string leader_url;
+  int64_t epoch = 0;
+  std::vector<std::string> node_urls;
+
+  bool operator==(const GroupLeaderView&) const = default;
+};
+
 struct ClusterStatusView {
   bool member = false;  // false: a single broker (the rest but `node` empty)
   std::string cluster;
@@ -41,6 +51,7 @@ struct ClusterStatusView {
   uint64_t commit_index = 0;
   std::string coordinator_error;
   std::vector<ReplicaStatusView> replicas;
+  std::vector<GroupLeaderView> groups;  // every group of the cluster
 
   bool operator==(const ClusterStatusView&) const = default;
 };

@@ -156,6 +156,14 @@ TEST_P(PlacementDirectory, PublishedWeightsAreListedAndShareTheQueues) {
 TEST_P(PlacementDirectory, TheMapRoutesEveryQueueToItsGroupsLeader) {
   AddGroup("g1", "a1", "tcp://127.0.0.1:1001");
   AddGroup("g2", "b1", "tcp://127.0.0.1:1002");
+  // Followers of g1 (one named after the leader, to show the leader comes
+  // first by being the leader, not by name).
+  ASSERT_TRUE(
+      c().Put(BrokerKey(cluster_, "a0"), EncodeNodeRegistration({"tcp://127.0.0.1:1000", "g1"}))
+          .ok());
+  ASSERT_TRUE(
+      c().Put(BrokerKey(cluster_, "a2"), EncodeNodeRegistration({"tcp://127.0.0.1:1003", "g1"}))
+          .ok());
   auto placed = EnsurePlacement(c(), cluster_, "orders", 4);
   ASSERT_TRUE(placed.ok());
   // g2's leader lost its lease: its group stays placed, with no URL (its
@@ -170,6 +178,10 @@ TEST_P(PlacementDirectory, TheMapRoutesEveryQueueToItsGroupsLeader) {
   EXPECT_EQ(map->groups.at("g1").leader_url, "tcp://127.0.0.1:1001");
   EXPECT_EQ(map->groups.at("g1").state.epoch, 1);
   EXPECT_EQ(map->groups.at("g2").leader_url, "");
+  EXPECT_EQ(map->groups.at("g1").node_urls,
+            (std::vector<std::string>{"tcp://127.0.0.1:1001", "tcp://127.0.0.1:1000",
+                                      "tcp://127.0.0.1:1003"}));
+  EXPECT_TRUE(map->groups.at("g2").node_urls.empty());
   ASSERT_EQ(map->unreadable.size(), 1u);
   EXPECT_NE(map->unreadable[0].find("broken"), std::string::npos);
   ASSERT_EQ(map->topics.count("orders"), 1u);

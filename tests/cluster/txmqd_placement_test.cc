@@ -8,140 +8,30 @@
 // group replicates, and two single-node groups keep the test small.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "broker/src/cluster/etcd_coordinator.h"
 #include "broker/src/cluster/placement.h"
 #include "broker/src/cluster/placement_directory.h"
+#include "protocol/src/cluster_status_codec.h"
 #include "protocol/src/codec.h"
 #include "protocol/src/connection.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
-#include "tests/cluster/txmqd_group_fixture.h"
-#include "txmq/consumer.h"
+#include "tests/cluster/two_groups_fixture.h"
+#include "txmq/names.h"
 
 namespace txmq::testing {
 namespace {
 
 using namespace std::chrono_literals;
 
-class TxmqdPlacement : public TxmqdGroupFixture {
- protected:
-  // Node `n` alone in broker group `group`.
-  void StartAlone(Node& n, const std::string& group, const std::vector<std::string>& more = {}) {
-    std::vector<std::string> argv = NodeArgv(n, group);
-    argv.insert(argv.end(), more.begin(), more.end());
-    n.process = Process::Spawn(argv, dir_.Sub(n.name + ".log"));
-    ASSERT_NE(n.process, nullptr);
-  }
-
-  void WaitReady(const Node& n) {
-    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(Ready(n)); }, 20s))
-        << n.name << " never served; its log:\n"
-        << ReadFile(dir_.Sub(n.name + ".log"));
-  }
-
-  // Two groups, g1 = {a} and g2 = {b}, both serving.
-  void StartTwoGroups() {
-    MakeNodes(2);
-    StartAlone(nodes_[0], "g1");
-    StartAlone(nodes_[1], "g2");
-    WaitReady(nodes_[0]);
-    WaitReady(nodes_[1]);
-  }
-
-  // The topic's placement as etcd has it.
-  cluster::TopicPlacement StoredPlacement(const std::string& topic) {
-    auto etcd = cluster::OpenEtcdCoordinator({.endpoints = {etcd_->endpoint()}});
-    EXPECT_TRUE(etcd.ok());
-    auto read = (*etcd)->Get(cluster::PlacementKey(cluster_, topic));
-    EXPECT_TRUE(read.ok() && !read->kvs.empty()) << "no placement stored for " << topic;
-    if (!read.ok() || read->kvs.empty()) return {};
-    auto p = cluster::DecodeTopicPlacement(read->kvs.front().value);
-    EXPECT_TRUE(p.ok()) << p.status().ToString();
-    return p.ok() ? *p : cluster::TopicPlacement{};
-  }
-
-  // A topic name whose one queue the placement puts on `group` among `groups`.
-  static std::string TopicWhollyOn(const std::string& group,
-                                   const std::vector<std::string>& groups) {
-    std::vector<cluster::GroupWeight> weights;
-    for (const auto& g : groups) weights.push_back({.group = g, .weight = 1});
-    for (int i = 0; i < 1000; ++i) {
-      const std::string topic = "one-queue-" + std::to_string(i);
-      auto p = cluster::PlaceQueues(topic, 1, weights);
-      if (p.ok() && p->groups.front() == group) return topic;
-    }
-    ADD_FAILURE() << "no one-queue topic lands on " << group;
-    return "";
-  }
-
-  // Every message of `topic` that the broker at `url` itself holds, read
-  // by raw pulls (a Consumer would read the other groups' too).
-  static std::vector<Received> StoredAt(const std::string& url, const std::string& topic) {
-    auto connection =
-        net::Connection::Open({.broker = url, .role = wire::Role::CONSUMER, .group = "inspect"});
-    EXPECT_TRUE(connection.ok());
-    std::vector<Received> got;
-    for (int round = 0; connection.ok() && round < 100; ++round) {
-      auto request = (*connection)->NewRequest();
-      auto pull = request.envelope().initPull();
-      pull.setGroup("inspect");
-      pull.initTopics(1).set(0, topic);
-      pull.setMaxMessages(64);
-      pull.setWaitMs(500);
-      pull.setVisibilityTimeoutMs(600'000);
-      auto reply = (*connection)->CallSync(std::move(request), 10s);
-      EXPECT_TRUE(reply.ok()) << reply.status().ToString();
-      if (!reply.ok() || reply->envelope().getPullOk().getMessages().size() == 0) break;
-      for (auto d : reply->envelope().getPullOk().getMessages()) {
-        got.push_back(wire::DeliveredFromWire(d));
-      }
-    }
-    return got;
-  }
-
-  // What a consumer of group "readers" given `url` receives of `topics`,
-  // once it has `n` messages (or after 30 s).
-  static std::vector<Received> Consume(const std::string& url,
-                                       const std::vector<std::string>& topics, size_t n) {
-    std::mutex mu;
-    std::vector<Received> got;
-    Consumer consumer({.broker = url, .group = "readers", .long_poll = 500ms});
-    for (const std::string& topic : topics) {
-      EXPECT_TRUE(consumer
-                      .Subscribe(topic,
-                                 [&](const Received& m) {
-                                   std::lock_guard<std::mutex> lock(mu);
-                                   got.push_back(m);
-                                   return ConsumeResult::Success();
-                                 })
-                      .ok());
-    }
-    EXPECT_TRUE(consumer.Start().ok());
-    WaitFor(
-        [&] {
-          std::lock_guard<std::mutex> lock(mu);
-          return got.size() >= n;
-        },
-        30s);
-    consumer.Shutdown();
-    return got;
-  }
-
-  // A key whose queue (of `queues`) `placement` gives to `group`.
-  static std::string KeyServedBy(const cluster::TopicPlacement& placement,
-                                 const std::string& group) {
-    for (int i = 0; i < 10000; ++i) {
-      const std::string key = "k" + std::to_string(i);
-      if (placement.groups[StableHash(key) % placement.queue_count] == group) return key;
-    }
-    ADD_FAILURE() << "no key lands on " << group;
-    return "";
-  }
-};
+class TxmqdPlacement : public TwoGroupsFixture {};
 
 TEST_F(TxmqdPlacement, AProducerGivenTheClusterStoresEachMessageInTheGroupOfItsQueue) {
   StartTwoGroups();
@@ -355,6 +245,77 @@ TEST_F(TxmqdPlacement, ABrokerRefusesAMessageOfAnotherGroupsQueueNamingItsLeader
   // Nothing of the refused send was stored on g2.
   auto delivered = DrainDeliveries(nodes_[1].url(), "orders", 0, 500ms, 5s);
   for (const Received& r : delivered) EXPECT_NE(r.id, "raw-1");
+}
+
+// Cluster status lists every group of the cluster, whichever node is
+// asked, and txmqctl cluster status shows each group from its own leader.
+TEST_F(TxmqdPlacement, ClusterStatusShowsEveryGroupFromItsOwnLeader) {
+  StartTwoGroups();
+  auto connection = net::Connection::Open({.broker = nodes_[1].url()});
+  ASSERT_TRUE(connection.ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto request = (*connection)->NewRequest();
+        request.envelope().setClusterStatus();
+        auto reply = (*connection)->CallSync(std::move(request), 10s);
+        if (!reply.ok()) return false;
+        auto view = wire::ReadClusterStatus(reply->envelope().getClusterStatusOk());
+        return view.groups == std::vector<wire::GroupLeaderView>{
+                                  {"g1", "a", nodes_[0].url(), 1, {nodes_[0].url()}},
+                                  {"g2", "b", nodes_[1].url(), 1, {nodes_[1].url()}}};
+      },
+      10s))
+      << "node b never listed both groups with their leaders";
+
+  auto run = RunCommand({BinPath("txmqctl"), "--broker", nodes_[0].url(), "--timeout", "5s",
+                         "--json", "cluster", "status"},
+                        "", 20s);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto j = nlohmann::json::parse(run.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << run.out;
+  ASSERT_EQ(j["groups"].size(), 2u) << run.out;
+  for (const auto& [index, group, leader, url] :
+       {std::tuple{0, "g1", "a", nodes_[0].url()}, std::tuple{1, "g2", "b", nodes_[1].url()}}) {
+    const auto& g = j["groups"][index];
+    EXPECT_EQ(g["group"], group) << run.out;
+    EXPECT_EQ(g["leader"], leader) << run.out;
+    EXPECT_EQ(g["view"], "leader") << run.out;
+    EXPECT_EQ(g["asked"], url) << run.out;
+    EXPECT_EQ(g["replicas"].size(), 1u) << run.out;
+  }
+}
+
+// Dead letters are the broker's own topic, kept by each group for
+// itself: a consumer of them given one node reads every group's.
+TEST_F(TxmqdPlacement, AConsumerOfDeadLettersReadsThemFromEveryGroup) {
+  StartTwoGroups();
+  Producer producer({.broker = nodes_[0].url(), .send_timeout = 10s});
+  ASSERT_TRUE(producer.Start().ok());
+  ASSERT_TRUE(producer.Send({.topic = "orders", .key = "first", .body = "x", .id = "x"}).ok());
+  const std::string g2_key = KeyServedBy(StoredPlacement("orders"), "g2");
+  ASSERT_TRUE(producer.Send({.topic = "orders", .key = g2_key, .body = "bad", .id = "bad"}).ok());
+
+  // Group "failing" reads g2 directly and fails "bad" until it is a dead letter there.
+  std::atomic<int> failures{0};
+  Consumer failing({.broker = nodes_[1].url(),
+                    .group = "failing",
+                    .long_poll = 500ms,
+                    .max_reconsume_times = 1});
+  ASSERT_TRUE(failing
+                  .Subscribe("orders",
+                             [&](const Received& m) {
+                               if (m.id != "bad") return ConsumeResult::Success();
+                               ++failures;
+                               return ConsumeResult::RetryLater(10ms);
+                             })
+                  .ok());
+  ASSERT_TRUE(failing.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return failures.load() >= 2; }, 20s)) << failures.load();
+  failing.Shutdown();
+
+  auto got = Consume(nodes_[0].url(), {DeadLetterTopic("failing")}, 1);
+  ASSERT_EQ(got.size(), 1u) << "the dead letter on g2 was not read through g1's node";
+  EXPECT_EQ(got[0].id, "bad");
 }
 
 }  // namespace

@@ -37,6 +37,9 @@ TEST(ClusterStatusCodec, RoundTripsAMembersView) {
   v.replicas = {{"a", true, true, true, 1234, 0, 0},
                 {"b", false, true, true, 1230, 4, 150},
                 {"c", false, false, false, 0, 0, -1}};
+  v.groups = {
+      {"g1", "a", "tcp://127.0.0.1:7001", 7, {"tcp://127.0.0.1:7001", "tcp://127.0.0.1:7002"}},
+      {"g2", "", "", 3, {}}};
   EXPECT_EQ(ThroughTheWire(v), v);
 }
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "protocol/src/cluster_status_codec.h"
 
@@ -19,7 +20,9 @@ struct ClusterReport {
   std::string note;   // why this is not the leader's view ("" when it is)
 };
 
-nlohmann::json ClusterJson(const ClusterReport& report);
-void PrintCluster(std::ostream& out, const ClusterReport& report);
+// `reports`: the group of the --broker list first, then every other group
+// of the cluster, each from its own leader where one answered.
+nlohmann::json ClusterJson(const std::vector<ClusterReport>& reports);
+void PrintCluster(std::ostream& out, const std::vector<ClusterReport>& reports);
 
 }  // namespace txmq::ctl

@@ -56,9 +56,10 @@ Result<wire::ClusterStatusView> Ask(Ctl& ctl, const std::string& url,
   return wire::ReadClusterStatus(reply->envelope().getClusterStatusOk());
 }
 
-int Show(Ctl& ctl, const StatusArgs& args) {
-  auto urls = net::ParseBrokerList(ctl.broker());
-  if (!urls.ok()) return ctl.Usage(urls.status().message());
+// The group of the first node of `urls` that answers: the leader's view,
+// unless `local` or no leader answers (then the node's own, and `note`
+// says why).
+Result<ClusterReport> GroupReport(Ctl& ctl, const std::vector<std::string>& urls, bool local) {
   // One URL may take the whole budget; with a list each gets a share, so a
   // hung first node leaves time for the others.
   const auto share = [&](size_t tries) {
@@ -70,8 +71,8 @@ int Show(Ctl& ctl, const StatusArgs& args) {
   ClusterReport report;
   Status first_error;
   size_t asked = 0;
-  for (const std::string& url : *urls) {
-    auto got = Ask(ctl, url, share(urls->size() - asked++));
+  for (const std::string& url : urls) {
+    auto got = Ask(ctl, url, share(urls.size() - asked++));
     if (got.ok()) {
       report.status = std::move(*got);
       report.asked = url;
@@ -79,12 +80,12 @@ int Show(Ctl& ctl, const StatusArgs& args) {
     }
     if (first_error.ok()) first_error = got.status();
   }
-  if (report.asked.empty()) return ctl.Fail(first_error);
-  const wire::ClusterStatusView& first = report.status;
-  if (first.member && !first.leading && !args.local) {
+  if (report.asked.empty()) return first_error;
+  const wire::ClusterStatusView first = report.status;
+  if (first.member && !first.leading && !local) {
     std::vector<std::string> candidates;
     if (!first.leader_url.empty()) candidates.push_back(first.leader_url);
-    for (const std::string& url : *urls) {
+    for (const std::string& url : urls) {
       if (url != report.asked && url != first.leader_url) candidates.push_back(url);
     }
     std::string why = first.leader.empty() ? "no leader is known (an election runs)" : "";
@@ -108,10 +109,45 @@ int Show(Ctl& ctl, const StatusArgs& args) {
                     first.node + "'s own view";
     }
   }
+  return report;
+}
+
+int Show(Ctl& ctl, const StatusArgs& args) {
+  auto urls = net::ParseBrokerList(ctl.broker());
+  if (!urls.ok()) return ctl.Usage(urls.status().message());
+  auto first = GroupReport(ctl, *urls, args.local);
+  if (!first.ok()) return ctl.Fail(first.status());
+  std::vector<ClusterReport> reports{*first};
+  // The other groups of the cluster, each asked at its own nodes (leader
+  // first), as the answering node's map lists them.
+  const std::vector<wire::GroupLeaderView> groups = first->status.groups;
+  for (const wire::GroupLeaderView& g : groups) {
+    if (args.local || g.group == first->status.group) continue;
+    auto other = g.node_urls.empty()
+                     ? Result<ClusterReport>(Status::Unavailable("no node of it is registered"))
+                     : GroupReport(ctl, g.node_urls, false);
+    if (other.ok() && other->status.group == g.group) {
+      reports.push_back(std::move(*other));
+      continue;
+    }
+    // Unreachable (or moved): what the map says of it.
+    ClusterReport seen;
+    seen.status.member = true;
+    seen.status.cluster = first->status.cluster;
+    seen.status.group = g.group;
+    seen.status.leader = g.leader;
+    seen.status.leader_url = g.leader_url;
+    seen.status.epoch = g.epoch;
+    seen.note = "no node of group " + g.group + " answered (" +
+                (other.ok() ? "the node asked serves group " + other->status.group
+                            : other.status().ToString()) +
+                "); showing what " + first->status.node + " knows of it";
+    reports.push_back(std::move(seen));
+  }
   if (ctl.json()) {
-    PrintJson(ClusterJson(report));
+    PrintJson(ClusterJson(reports));
   } else {
-    PrintCluster(std::cout, report);
+    PrintCluster(std::cout, reports);
   }
   return kExitOk;
 }
@@ -121,13 +157,15 @@ int Show(Ctl& ctl, const StatusArgs& args) {
 void AddClusterCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   auto* noun = app.add_subcommand(
       "cluster",
-      "A replicated broker group (txmqd --etcd): its leader, epoch, ISR and replicas\n"
+      "The replicated broker groups (txmqd --etcd): leader, epoch, ISR and replicas\n"
       "Example: txmqctl --broker 7001,7002,7003 cluster status");
   noun->require_subcommand(1);
   auto args = std::make_shared<StatusArgs>();
   auto* status = noun->add_subcommand(
       "status",
-      "The group's leader, epoch and in-sync replica set (ISR), and each replica's lag.\n"
+      "The group's leader, epoch and in-sync replica set (ISR), and each replica's lag;\n"
+      "then the same for every other group of the cluster, asked at its own nodes (with\n"
+      "--local only the asked node's group).\n"
       "Any node may be asked: one that does not lead names the leader, which is asked\n"
       "next (then the rest of --broker); only the leader knows each follower's lag. If\n"
       "no leader answers, the asked node's own view is shown and 'note' says why.\n"

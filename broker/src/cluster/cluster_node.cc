@@ -122,6 +122,16 @@ std::string ClusterNode::LeaderNodeOf(const std::string& group) const {
   return it == map->groups.end() ? "" : it->second.state.leader;
 }
 
+std::vector<wire::GroupLeaderView> ClusterNode::Groups() const {
+  auto map = placement_->map();
+  std::vector<wire::GroupLeaderView> out;
+  for (const auto& [group, route] : map->groups) {
+    out.push_back(
+        {group, route.state.leader, route.leader_url, route.state.epoch, route.node_urls});
+  }
+  return out;
+}
+
 std::string ClusterNode::leader_url() const {
   std::lock_guard<std::mutex> lock(mu_);
   return leader_url_;

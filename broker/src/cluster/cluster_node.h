@@ -103,6 +103,7 @@ class ClusterNode final : public broker::RoundReplicator {
   PlacementLookup LookupPlacement(const std::string& topic, uint32_t queue_count) override;
   std::string LeaderUrlOf(const std::string& group) const override;
   std::string LeaderNodeOf(const std::string& group) const override;
+  std::vector<wire::GroupLeaderView> Groups() const override;
 
   std::vector<std::string> TakeCommittedRounds() override;
   uint64_t Replicate(std::string payload) override;

@@ -137,7 +137,8 @@ Result<ClusterMap> ReadClusterMap(Coordinator& coordinator, const std::string& c
   auto placements = coordinator.GetPrefix(placement_prefix);
   if (!placements.ok()) return placements.status();
 
-  std::map<std::string, std::string> url_of;  // node -> client URL
+  std::map<std::string, std::string> url_of;                      // node -> client URL
+  std::map<std::string, std::vector<std::string>> urls_of_group;  // by node name
   for (const KeyValue& kv : brokers->kvs) {
     auto r = DecodeNodeRegistration(kv.value);
     if (!r.ok()) {
@@ -145,6 +146,7 @@ Result<ClusterMap> ReadClusterMap(Coordinator& coordinator, const std::string& c
       continue;
     }
     url_of[kv.key.substr(BrokersPrefix(cluster).size())] = r->url;
+    urls_of_group[r->group].push_back(r->url);
   }
   for (const KeyValue& kv : groups->kvs) {
     const std::string group = GroupOfStateKey(kv.key, groups_prefix);
@@ -154,9 +156,13 @@ Result<ClusterMap> ReadClusterMap(Coordinator& coordinator, const std::string& c
       map.unreadable.push_back(kv.key + ": " + state.status().message());
       continue;
     }
-    GroupRoute route{std::move(*state), {}};
+    GroupRoute route{std::move(*state), {}, {}};
     if (auto url = url_of.find(route.state.leader); url != url_of.end()) {
       route.leader_url = url->second;
+      route.node_urls.push_back(url->second);
+    }
+    for (const std::string& url : urls_of_group[group]) {
+      if (url != route.leader_url) route.node_urls.push_back(url);
     }
     map.groups.emplace(group, std::move(route));
   }

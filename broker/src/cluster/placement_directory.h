@@ -56,6 +56,9 @@ Result<TopicPlacement> EnsurePlacement(Coordinator& coordinator, const std::stri
 struct GroupRoute {
   GroupState state;        // epoch, leader, ISR
   std::string leader_url;  // the leader's client URL; "" when it is not registered (down)
+  // Every registered (live) node's client URL, the leader's first: a
+  // client given them follows the group's leader by itself.
+  std::vector<std::string> node_urls;
 };
 
 struct ClusterMap {

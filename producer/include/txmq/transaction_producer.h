@@ -68,6 +68,12 @@
 //       }));
 //   for (auto& r : results) if (auto t = r.get(); !t.ok()) log(t.status.ToString());
 //
+// A cluster of several broker groups: a transaction is one group's. Its
+// messages go to the group serving their queues (a keyed message's queue
+// is its key's; keyless ones go with the keyed ones); messages no single
+// group serves are refused with INVALID_ARGUMENT before anything is sent.
+// The producer answers the check-backs of every group of the cluster.
+//
 // Thread safety: all methods may be called from any thread, Shutdown also
 // while other threads are inside SendInTransaction (see Shutdown). The
 // checker runs on `checker_threads` library threads, possibly concurrently;
