@@ -138,9 +138,14 @@ std::string ClusterNode::leader_url() const {
 }
 
 uint64_t ClusterNode::Replicate(std::string payload) {
-  std::lock_guard<std::mutex> lock(mu_);
-  to_append_.push_back(std::move(payload));
-  return ++next_ticket_;
+  uint64_t ticket;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    to_append_.push_back(std::move(payload));
+    ticket = ++next_ticket_;
+  }
+  round_waiting_.Notify();
+  return ticket;
 }
 
 Status ClusterNode::failure() const {
@@ -310,9 +315,13 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
       next_tick = now + tick_every;
       now = ReplicationClock::now();
     }
-    // Rounds the core handed over: appended and fsynced here in one go.
+    // Rounds the core handed over: appended here in one go, sent to the
+    // followers, and only then fsynced, so that the leader's fsync and
+    // the followers' (a round trip away) overlap. An entry counts towards
+    // the commit index on the leader only once SyncLocal made it durable.
     if (m.leader) {
       std::deque<std::string> rounds;
+      round_waiting_.Drain();
       {
         std::lock_guard<std::mutex> lock(mu_);
         rounds.swap(to_append_);
@@ -325,11 +334,6 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
         }
         m.tickets.emplace_back(++m.next_ticket, *index);
       }
-      // (Also the epoch-start entry, which Start appends unsynced.)
-      if (m.leader && m.log->last().index != m.log->durable().index) {
-        if (Status s = m.leader->SyncLocal(); !s.ok())
-          lose("syncing the replica log: " + s.ToString());
-      }
     }
     size_t moved = 0;
     if (m.leader) {
@@ -337,6 +341,11 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
         (void)m.transport->Send(out.to, EncodeReplicationMessage(out.message));
         ++moved;
       }
+    }
+    // (Also the epoch-start entry, which Start appends unsynced.)
+    if (m.leader && m.log->last().index != m.log->durable().index) {
+      if (Status s = m.leader->SyncLocal(); !s.ok())
+        lose("syncing the replica log: " + s.ToString());
     }
     while (auto frame = m.transport->Receive()) {
       ++moved;
@@ -402,7 +411,7 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
         }
       }
     }
-    if (moved == 0) m.transport->Wait(m.leader ? 1ms : 20ms);
+    if (moved == 0) m.transport->Wait(m.leader ? 1ms : 20ms, round_waiting_.fd());
   }
   if (m.leader) m.leader->StepDown(Status::Unavailable("node stopping"));
   m.member.reset();  // leaves the group: the lease is revoked

@@ -118,6 +118,9 @@ class ClusterNode final : public broker::RoundReplicator {
 
   const ClusterNodeOptions options_;
   EventFd event_;
+  // Raised by Replicate: wakes the replication thread's wait at once, so a
+  // round starts replicating when it is handed over, not at the next poll.
+  EventFd round_waiting_;
   const std::shared_ptr<HealthBoard> health_;
   std::atomic<uint64_t> committed_{0};
   std::atomic<bool> stop_{false};

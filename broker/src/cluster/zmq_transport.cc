@@ -206,22 +206,24 @@ std::optional<TransportFrame> ZmqReplicationTransport::Receive() {
   }
 }
 
-bool ZmqReplicationTransport::Wait(std::chrono::milliseconds timeout) {
+bool ZmqReplicationTransport::Wait(std::chrono::milliseconds timeout, int wake_fd) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, wake_fd, ZMQ_POLLIN, 0},
                                {zap_ ? zap_->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
     // Rounded up: truncated, the last (for the leader's 1 ms wait: every)
     // millisecond would be polled with timeout 0, a busy loop on one core.
     const auto left =
         std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     try {
-      zmq::poll(items, zap_ ? 2 : 1, std::max(left, std::chrono::milliseconds(0)));
+      // With no wake fd its item is an fd of -1, which poll skips.
+      zmq::poll(items, zap_ ? 3 : 2, std::max(left, std::chrono::milliseconds(0)));
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) Logger("cluster")->error("replication poll failed: {}", e.what());
     }
-    if (zap_ && (items[1].revents & ZMQ_POLLIN)) zap_->ServeWaiting();
-    if (items[0].revents & ZMQ_POLLIN) return true;
+    if (zap_ && (items[2].revents & ZMQ_POLLIN)) zap_->ServeWaiting();
+    if ((items[0].revents | items[1].revents) & ZMQ_POLLIN) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
   }
 }

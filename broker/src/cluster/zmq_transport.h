@@ -113,9 +113,10 @@ class ZmqReplicationTransport final : public ReplicationTransport {
   // The next frame from an accepted peer; refused ones are dropped on the
   // way. Answers waiting ZAP requests first.
   std::optional<TransportFrame> Receive() override;
-  // Waits up to `timeout` for a frame (answering ZAP requests meanwhile);
-  // true when one is waiting. For the replication loop's idle moments.
-  bool Wait(std::chrono::milliseconds timeout);
+  // Waits up to `timeout` for a frame (answering ZAP requests meanwhile),
+  // or for `wake_fd` (an eventfd; -1: none) to be readable; true when
+  // either is. For the replication loop's idle moments.
+  bool Wait(std::chrono::milliseconds timeout, int wake_fd = -1);
 
   // The bound endpoint, port resolved.
   const std::string& endpoint() const { return endpoint_; }
