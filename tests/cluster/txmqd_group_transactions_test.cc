@@ -5,6 +5,8 @@
 // its group left there.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <set>
 
@@ -116,6 +118,42 @@ TEST_F(TxmqdGroupTransactions, AHalfLeftOnAnotherGroupIsCheckedWithTheNextProduc
   bool delivered = false;
   for (const Received& m : got) delivered = delivered || m.body == "undecided";
   EXPECT_TRUE(delivered) << "the transaction its checker committed was not delivered";
+}
+
+// An operator given one node reaches another group's open transactions by
+// naming the group (--broker-group), and a group that does not exist is
+// refused naming the ones that do.
+TEST_F(TxmqdGroupTransactions, TxmqctlReachesAnotherGroupByName) {
+  StartTwoGroups();
+  PlaceOrders();
+  TransactionProducer producer({.broker = nodes_[0].url(), .group = "shop", .send_timeout = 10s},
+                               [](const CheckRequest&) { return TxState::kUnknown; });
+  ASSERT_TRUE(producer.Start().ok());
+  auto r = producer.SendInTransaction({.topic = "orders", .key = g2_key_, .body = "open"},
+                                      [](const Message&) { return TxState::kUnknown; });
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+
+  auto open_ids = [&](const std::vector<std::string>& group_flag) {
+    std::vector<std::string> argv = {BinPath("txmqctl"), "--broker", nodes_[0].url(), "--json"};
+    argv.insert(argv.end(), group_flag.begin(), group_flag.end());
+    argv.insert(argv.end(), {"tx", "list"});
+    auto run = RunCommand(argv, "", 20s);
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    std::set<std::string> ids;
+    auto j = nlohmann::json::parse(run.out, nullptr, false);
+    if (j.is_object()) {
+      for (const auto& tx : j["transactions"]) ids.insert(tx["id"].get<std::string>());
+    }
+    return ids;
+  };
+  EXPECT_EQ(open_ids({}).count(r.transaction_id), 0u) << "g1 holds no half of it";
+  EXPECT_EQ(open_ids({"--broker-group", "g2"}).count(r.transaction_id), 1u);
+
+  auto wrong = RunCommand(
+      {BinPath("txmqctl"), "--broker", nodes_[0].url(), "--broker-group", "g7", "tx", "list"}, "",
+      20s);
+  EXPECT_EQ(wrong.exit_code, 4) << wrong.err;
+  EXPECT_TRUE(Has(wrong.err, "no broker group 'g7' (its groups: g1, g2)")) << wrong.err;
 }
 
 }  // namespace

@@ -127,8 +127,10 @@ int Consume(Ctl& ctl, const ConsumeArgs& args) {
   if (!keys.ok()) return ctl.Fail(keys.status());
   auto from_latest = StartFromLatest(ctl, args);
   if (!from_latest.ok()) return ctl.Fail(from_latest.status());
+  auto broker = ctl.Broker();
+  if (!broker.ok()) return ctl.Fail(broker.status());
   net::ConnectionOptions o;
-  o.broker = ctl.broker();
+  o.broker = *broker;
   o.curve = *keys;
   o.role = wire::Role::CONSUMER;
   o.group = args.group;

@@ -140,10 +140,11 @@ void AddSendCommand(CLI::App& app, Ctl& ctl, Runner& run) {
       // Learn first whether anything listens there, so a broker that is
       // down fails now instead of after every retry's timeout.
       if (auto reached = ctl.Connection(); !reached.ok()) return ctl.Fail(reached.status());
+      const std::string broker = ctl.Broker().value();  // resolved by Connection()
       // The attempts share what is left of --timeout (--lines: per message).
       constexpr int kRetries = 2;
       Producer producer(
-          {.broker = ctl.broker(),
+          {.broker = broker,
            .curve_key = ctl.curve_key_file(),
            .server_key = ctl.server_key_file(),
            .group = "txmqctl",

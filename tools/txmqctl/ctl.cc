@@ -5,6 +5,8 @@
 #include <ctime>
 #include <iostream>
 
+#include "protocol/src/cluster_status_codec.h"
+#include "protocol/src/edit_distance.h"
 #include "protocol/src/util.h"
 #include "txmq/version.h"
 
@@ -121,14 +123,68 @@ Result<curve::ClientKeys> Ctl::Keys() {
   return *keys_;
 }
 
+Result<std::string> Ctl::Broker() {
+  if (globals_.broker_group.empty()) return globals_.broker;
+  if (!resolved_broker_.empty()) return resolved_broker_;
+  auto keys = Keys();
+  if (!keys.ok()) return keys.status();
+  used_broker_ = true;
+  net::ConnectionOptions o;
+  o.curve = *keys;
+  o.broker = globals_.broker;
+  o.role = wire::Role::ADMIN;
+  o.software = std::string("txmqctl ") + kVersion;
+  auto c = net::Connection::Open(o);
+  if (!c.ok()) return c.status();
+  if (Status s = WaitReachable(**c); !s.ok()) return s;
+  auto request = (*c)->NewRequest();
+  request.envelope().setClusterStatus();
+  auto reply = (*c)->CallSync(std::move(request), Left());
+  if (!reply.ok()) return reply.status();
+  const std::string& wanted = globals_.broker_group;
+  if (reply->envelope().which() != wire::Envelope::CLUSTER_STATUS_OK) {
+    return Status::FailedPrecondition("--broker-group " + wanted + ": the broker at " +
+                                      globals_.broker +
+                                      " does not know cluster status (older than txmqctl?)");
+  }
+  const wire::ClusterStatusView view =
+      wire::ReadClusterStatus(reply->envelope().getClusterStatusOk());
+  if (!view.member) {
+    return Status::InvalidArgument("--broker-group " + wanted + ": the broker at " +
+                                   globals_.broker +
+                                   " is a single broker, not a node of a cluster");
+  }
+  std::vector<std::string> names;
+  for (const wire::GroupLeaderView& g : view.groups) {
+    names.push_back(g.group);
+    if (g.group != wanted) continue;
+    if (g.node_urls.empty()) {
+      return Status::Unavailable("broker group " + wanted + " of cluster " + view.cluster +
+                                 " has no live node registered (is it down?)");
+    }
+    for (const std::string& url : g.node_urls) {
+      resolved_broker_ += (resolved_broker_.empty() ? "" : ",") + url;
+    }
+    return resolved_broker_;
+  }
+  std::string known;
+  for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+  const std::string nearest = Nearest(wanted, names);
+  return Status::NotFound("cluster " + view.cluster + " has no broker group '" + wanted +
+                          "' (its groups: " + (known.empty() ? "none known yet" : known) + ")" +
+                          (nearest.empty() ? "" : "; did you mean '" + nearest + "'?"));
+}
+
 Result<net::Connection*> Ctl::Connection() {
   if (!connection_) {
+    auto broker = Broker();
+    if (!broker.ok()) return broker.status();
     auto keys = Keys();
     if (!keys.ok()) return keys.status();
     used_broker_ = true;
     net::ConnectionOptions o;
     o.curve = *keys;
-    o.broker = globals_.broker;
+    o.broker = *broker;
     o.role = wire::Role::ADMIN;
     o.software = std::string("txmqctl ") + kVersion;
     auto c = net::Connection::Open(o);

@@ -50,6 +50,9 @@ Result<std::string> NormalizeBrokerUrl(const std::string& flag, const std::strin
 
 struct Globals {
   std::string broker = "tcp://127.0.0.1:7800";  // --broker or TXMQ_BROKER
+  // --broker-group: in a cluster of several broker groups, the group to
+  // talk to, found through --broker's cluster status ("" = --broker's own).
+  std::string broker_group;
   bool json = false;
   // The whole command's time budget for the broker: connecting, every
   // request, a send's retries.
@@ -89,7 +92,13 @@ class Ctl {
   // --timeout as given (the budget's size).
   std::chrono::milliseconds timeout() const;
   bool json() const { return globals_.json; }
+  // --broker as given.
   const std::string& broker() const { return globals_.broker; }
+  // Where the command's broker calls go: --broker, or with --broker-group
+  // that group's live nodes (leader first) as --broker's node lists them
+  // in cluster status. Resolved once; NOT_FOUND naming the groups there
+  // are when the cluster has no such group.
+  Result<std::string> Broker();
   const std::string& operator_name() const { return globals_.operator_name; }
   // The keys of --curve-key and --server-key (empty: plaintext); read once.
   Result<curve::ClientKeys> Keys();
@@ -105,6 +114,7 @@ class Ctl {
   Globals& globals_;
   std::unique_ptr<net::Connection> connection_;
   std::optional<curve::ClientKeys> keys_;
+  std::string resolved_broker_;  // Broker()'s answer, once known
   SteadyTime deadline_{};
   bool used_broker_ = false;  // a failure may be the broker's absence
 };

@@ -59,6 +59,11 @@ int main(int argc, char** argv) {
              "Broker address: tcp://HOST:PORT, HOST:PORT or a port (also TXMQ_BROKER); for a "
              "replicated group, its nodes comma-separated (the leader is found)")
           ->capture_default_str();
+  app.add_option("--broker-group", globals.broker_group,
+                 "In a cluster of several broker groups: talk to this group, found through "
+                 "--broker's cluster status (default: the group of the --broker node). "
+                 "Transactions, dead letters and consumer groups are each group's own")
+      ->capture_default_str();
   app.add_flag("--json", globals.json, "Machine-readable output (JSON; JSON lines for streams)");
   app.add_option("--timeout", globals.timeout,
                  "How long a command waits for the broker in all: connecting, replies, a "
