@@ -63,6 +63,9 @@ void Consumer::Impl::RefreshSources() {
     if (!reply.ok()) continue;
     auto route = reply->envelope().getRouteOk();
     const std::string home_group = wire::ToString(route.getAnsweredBy());
+    // A broker that does not say its group (from before answeredBy): its
+    // connection is all this consumer reads, as it was then.
+    if (home_group.empty()) continue;
     for (auto queue : route.getQueues()) {
       const std::string group = wire::ToString(queue.getGroup());
       if (group.empty() || group == home_group) continue;

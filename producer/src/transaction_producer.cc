@@ -237,7 +237,7 @@ void TransactionProducer::Impl::Shutdown() {
     }
   } else {
     closing_ = true;
-    for (producer::TxClient* client : groups_->All()) client->Close();
+    groups_->CloseAll();
     gate_.WaitIdle();
   }
   locals_.reset();  // idle: no task is left

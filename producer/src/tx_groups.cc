@@ -74,9 +74,23 @@ void TxGroups::Refresh() {
     Logger("producer")
         ->info("transactions of broker group {} go to {}, and its check-backs come from there",
                group.group, broker);
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopping_) {  // CloseAll ran meanwhile: this one is not in its list
+      lock.unlock();
+      (*opened)->Close();
+      return;
+    }
     groups_.emplace(group.group, std::move(opened.value()));
   }
+}
+
+void TxGroups::CloseAll() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;  // no client is opened from now on
+  }
+  stop_cv_.notify_all();
+  for (TxClient* client : All()) client->Close();
 }
 
 Result<TxGroups::Route> TxGroups::RouteOf(const std::string& topic) {
@@ -109,7 +123,9 @@ Result<TxGroups::Route> TxGroups::RouteOf(const std::string& topic) {
     route.groups.push_back(wire::ToString(q.getGroup()));
     anywhere_else = anywhere_else || route.groups.back() != route.home_group;
   }
-  if (!anywhere_else) route.groups.clear();  // home serves every queue
+  // Home serves every queue; also when the broker did not say its own
+  // group (from before answeredBy), as it did then.
+  if (!anywhere_else || route.home_group.empty()) route.groups.clear();
   std::lock_guard<std::mutex> lock(mu_);
   routes_[topic] = route;
   return route;

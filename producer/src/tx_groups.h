@@ -46,7 +46,8 @@ class TxGroups {
   using OpenFn = std::function<Result<std::unique_ptr<TxClient>>(const std::string& group,
                                                                  const std::string& broker)>;
   TxGroups(std::unique_ptr<TxClient> home, OpenFn open, std::chrono::milliseconds timeout);
-  // Stops the thread, then the other groups' clients, then home's.
+  // Closes home (a listing in progress gives up), stops the thread, then
+  // destroys the other groups' clients and home's.
   ~TxGroups();
   TxGroups(const TxGroups&) = delete;
   TxGroups& operator=(const TxGroups&) = delete;
@@ -61,6 +62,9 @@ class TxGroups {
   void Forget(const std::vector<Message>& messages);
   // Home first.
   std::vector<TxClient*> All();
+  // Closes every client (calls waiting on a broker fail at once) and opens
+  // no more: For then answers UNAVAILABLE for a group without one.
+  void CloseAll();
 
  private:
   struct Route {

@@ -113,7 +113,10 @@ Result<ClusterReport> GroupReport(Ctl& ctl, const std::vector<std::string>& urls
 }
 
 int Show(Ctl& ctl, const StatusArgs& args) {
-  auto urls = net::ParseBrokerList(ctl.broker());
+  // With --broker-group, that group's nodes.
+  auto broker = ctl.Broker();
+  if (!broker.ok()) return ctl.Fail(broker.status());
+  auto urls = net::ParseBrokerList(*broker);
   if (!urls.ok()) return ctl.Usage(urls.status().message());
   auto first = GroupReport(ctl, *urls, args.local);
   if (!first.ok()) return ctl.Fail(first.status());

@@ -319,9 +319,11 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
     // followers, and only then fsynced, so that the leader's fsync and
     // the followers' (a round trip away) overlap. An entry counts towards
     // the commit index on the leader only once SyncLocal made it durable.
+    // Drained on every pass, leading or not: rounds handed over after this
+    // node stopped leading must not keep the wait below from waiting.
+    round_waiting_.Drain();
     if (m.leader) {
       std::deque<std::string> rounds;
-      round_waiting_.Drain();
       {
         std::lock_guard<std::mutex> lock(mu_);
         rounds.swap(to_append_);
