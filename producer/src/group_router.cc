@@ -1,5 +1,6 @@
 #include "producer/src/group_router.h"
 
+#include "producer/src/send_path.h"
 #include "protocol/src/codec.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
@@ -126,8 +127,11 @@ Result<GroupRouter::Target> GroupRouter::Pick(const std::string& topic, Route& r
     net::ConnectionOptions o = group_options_;
     o.broker = url;
     // Its own name at each group's broker, so that no registration
-    // replaces the home connection's.
-    o.client_id = home_.client_id() + "." + group;
+    // replaces the home connection's (or another connection's of this
+    // client: group_options_ may name a base of its own).
+    o.client_id =
+        (group_options_.client_id.empty() ? home_.client_id() : group_options_.client_id) + "." +
+        group;
     if (o.client_id.size() > 127) o.client_id = NewUuidV7();
     auto opened = net::Connection::Open(std::move(o));
     if (!opened.ok()) return opened.status();
@@ -135,6 +139,31 @@ Result<GroupRouter::Target> GroupRouter::Pick(const std::string& topic, Route& r
     Logger("producer")->info("topic {}: queues of broker group {} go to {}", topic, group, url);
   }
   return Target{connection.get(), true};
+}
+
+void SendRouted(std::shared_ptr<GroupRouter> router, const ProducerOptions& options,
+                std::shared_ptr<const Message> message, SendCallback done, int reroutes) {
+  std::weak_ptr<GroupRouter> weak = router;
+  router->Resolve(
+      message->topic, message->key,
+      [weak, &options, message, done = std::move(done),
+       reroutes](Result<GroupRouter::Target> target) mutable {
+        if (!target.ok()) return done(target.status());
+        const bool routed = target->routed;
+        SendWithRetries(
+            *target->connection, options, message,
+            [weak, &options, message, done = std::move(done), reroutes,
+             routed](Result<SendResult> r) mutable {
+              const StatusCode code = r.ok() ? StatusCode::kOk : r.status().code();
+              const bool stale =
+                  code == StatusCode::kWrongGroup ||
+                  (routed && (code == StatusCode::kUnavailable || code == StatusCode::kTimeout));
+              auto router = weak.lock();
+              if (!stale || reroutes == 0 || !router) return done(std::move(r));
+              router->Forget(message->topic);
+              SendRouted(std::move(router), options, message, std::move(done), reroutes - 1);
+            });
+      });
 }
 
 }  // namespace txmq::producer

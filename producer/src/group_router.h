@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "protocol/src/connection.h"
+#include "txmq/producer.h"
 #include "txmq/status.h"
 
 namespace txmq::producer {
@@ -40,7 +41,8 @@ class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
  public:
   // `home`: the producer's connection (must outlive the router);
   // `group_options`: what a group connection is opened with (its broker
-  // is set per group); `timeout`: a route request's.
+  // is set per group, its client id is group_options' or else home's,
+  // then "." and the group); `timeout`: a route request's.
   GroupRouter(net::Connection& home, net::ConnectionOptions group_options,
               std::chrono::milliseconds timeout);
   ~GroupRouter();
@@ -83,5 +85,13 @@ class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
   // when its route names the new URL.
   std::map<std::string, std::unique_ptr<net::Connection>> groups_;  // guarded by mu_
 };
+
+// Sends `message` where `router` says, and when the route turned out stale
+// (WRONG_GROUP, or its group's connection failed the send) asks the route
+// again and sends again with the same id, `reroutes` times. Runs on the
+// caller's thread, then on I/O threads (never waits). `options` must
+// outlive the send.
+void SendRouted(std::shared_ptr<GroupRouter> router, const ProducerOptions& options,
+                std::shared_ptr<const Message> message, SendCallback done, int reroutes = 3);
 
 }  // namespace txmq::producer

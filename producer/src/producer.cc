@@ -80,7 +80,7 @@ class Producer::Impl {
     }
     if (Status s = producer::PrepareMessage(message, *connection_); !s.ok()) return callback(s);
     const std::string id = message.id;
-    SendRouted(
+    producer::SendRouted(
         router_, options_, std::make_shared<const Message>(std::move(message)),
         [callback = std::move(callback), shut_down = shut_down_, id](Result<SendResult> r) {
           if (!r.ok() && shut_down->load() && r.status().code() == StatusCode::kUnavailable) {
@@ -90,46 +90,13 @@ class Producer::Impl {
                 "(the broker stores it once)"));
           }
           callback(std::move(r));
-        },
-        kReroutes);
+        });
   }
 
   const std::string& client_id() const { return client_id_; }
 
  private:
   enum class State { kNew, kRunning, kShutDown };
-
-  // A send whose route turned out stale (WRONG_GROUP, or its group's
-  // connection failed it) is routed again this many times, same message id.
-  static constexpr int kReroutes = 3;
-
-  // Sends `message` where the router says; runs on the caller's thread,
-  // then on I/O threads (never waits).
-  static void SendRouted(std::shared_ptr<producer::GroupRouter> router,
-                         const ProducerOptions& options, std::shared_ptr<const Message> message,
-                         SendCallback done, int reroutes_left) {
-    std::weak_ptr<producer::GroupRouter> weak = router;
-    router->Resolve(
-        message->topic, message->key,
-        [weak, &options, message, done = std::move(done),
-         reroutes_left](Result<producer::GroupRouter::Target> target) mutable {
-          if (!target.ok()) return done(target.status());
-          const bool routed = target->routed;
-          producer::SendWithRetries(
-              *target->connection, options, message,
-              [weak, &options, message, done = std::move(done), reroutes_left,
-               routed](Result<SendResult> r) mutable {
-                const StatusCode code = r.ok() ? StatusCode::kOk : r.status().code();
-                const bool stale =
-                    code == StatusCode::kWrongGroup ||
-                    (routed && (code == StatusCode::kUnavailable || code == StatusCode::kTimeout));
-                auto router = weak.lock();
-                if (!stale || reroutes_left == 0 || !router) return done(std::move(r));
-                router->Forget(message->topic);
-                SendRouted(std::move(router), options, message, std::move(done), reroutes_left - 1);
-              });
-        });
-  }
 
   Status NotRunning() {
     std::lock_guard<std::mutex> lock(mu_);

@@ -4,10 +4,12 @@
 
 #include "producer/src/send_path.h"
 #include "producer/src/transaction_producer_impl.h"
+#include "protocol/src/curve_keys.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "storage/src/local_store_impl.h"
 #include "txmq/properties.h"
+#include "txmq/version.h"
 
 namespace txmq {
 
@@ -203,6 +205,20 @@ Status TransactionProducer::Impl::Start() {
   };
   groups_ = std::make_unique<producer::TxGroups>(std::move(home.value()), std::move(open_group),
                                                  options_.send_timeout);
+  // Plain sends (Send) go through connections of their own to other
+  // groups: they answer no checks.
+  auto keys =
+      curve::LoadClientKeys(options_.curve_key, options_.server_key, "curve_key", "server_key");
+  if (!keys.ok()) return keys.status();
+  router_ = std::make_shared<producer::GroupRouter>(
+      groups_->home().connection(),
+      net::ConnectionOptions{.broker = options_.broker,
+                             .client_id = client_id_ + ".send",
+                             .role = wire::Role::PRODUCER,
+                             .group = options_.group,
+                             .software = std::string("txmq-tx-producer ") + kVersion,
+                             .curve = *keys},
+      options_.send_timeout);
   locals_ = std::make_unique<producer::TaskThreads>(options_.local_threads);
   store_txs_ = std::move(store_txs);
   state_ = State::kRunning;
@@ -241,6 +257,7 @@ void TransactionProducer::Impl::Shutdown() {
     gate_.WaitIdle();
   }
   locals_.reset();  // idle: no task is left
+  router_.reset();  // its connections route through home's
   groups_.reset();  // stops the checkers (waiting for running ones) first
   store_txs_.reset();
 }
@@ -292,9 +309,9 @@ Result<SendResult> TransactionProducer::Impl::Send(Message message) {
   if (Status s = producer::PrepareMessage(message, connection); !s.ok()) return s;
   std::promise<Result<SendResult>> promise;
   auto future = promise.get_future();
-  producer::SendWithRetries(connection, options_,
-                            std::make_shared<const Message>(std::move(message)),
-                            [&promise](Result<SendResult> r) { promise.set_value(std::move(r)); });
+  // Routed like a Producer's: to the group serving the key's queue.
+  producer::SendRouted(router_, options_, std::make_shared<const Message>(std::move(message)),
+                       [&promise](Result<SendResult> r) { promise.set_value(std::move(r)); });
   auto r = future.get();
   if (!r.ok()) return Explain(r.status());
   return r;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "producer/src/call_gate.h"
+#include "producer/src/group_router.h"
 #include "producer/src/store_checker.h"
 #include "producer/src/task_threads.h"
 #include "producer/src/tx_client.h"
@@ -124,6 +125,7 @@ class TransactionProducer::Impl {
   // and empty. An asynchronous call holds its pass until its future is set.
   producer::CallGate gate_;
   std::unique_ptr<producer::TxGroups> groups_;
+  std::shared_ptr<producer::GroupRouter> router_;  // plain sends (Send); set with groups_
   std::unique_ptr<producer::TaskThreads> locals_;
   std::unique_ptr<producer::StoreTransactions> store_txs_;  // store-backed only
   std::string client_id_;                                   // set by Start, then constant

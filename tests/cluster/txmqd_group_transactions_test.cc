@@ -60,6 +60,10 @@ TEST_F(TxmqdGroupTransactions, EachTransactionGoesToTheGroupOfItsQueue) {
       [](const std::vector<Message>&) { return TxState::kCommit; });
   ASSERT_TRUE(mixed.ok()) << mixed.status.ToString();
 
+  // A plain send of the transaction producer is routed like a Producer's.
+  auto plain = producer.Send({.topic = "orders", .key = g2_key_, .body = "plain"});
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+
   // One group cannot take both: refused before anything is sent.
   auto split = producer.SendInTransaction(
       std::vector<Message>{{.topic = "orders", .key = g1_key_, .body = "split"},
@@ -72,11 +76,14 @@ TEST_F(TxmqdGroupTransactions, EachTransactionGoesToTheGroupOfItsQueue) {
   EXPECT_NE(split.status.message().find("key '" + g2_key_ + "'"), std::string::npos)
       << split.status.message();
 
-  auto got = Consume(nodes_[0].url(), {"orders"}, committed.size() + 3);
+  auto got = Consume(nodes_[0].url(), {"orders"}, committed.size() + 4);
   std::set<std::string> keys;
   std::set<std::string> groups;
   for (const Received& m : got) {
     EXPECT_NE(m.body, "split");
+    if (m.body == "plain") {
+      EXPECT_EQ(placement_.groups[m.queue], "g2") << "the plain send was not routed by its key";
+    }
     if (m.body == "keyless") {
       EXPECT_EQ(placement_.groups[m.queue], "g2") << "the keyless message left its transaction";
     }
