@@ -318,5 +318,88 @@ TEST_F(TxmqdPlacement, AConsumerOfDeadLettersReadsThemFromEveryGroup) {
   EXPECT_EQ(got[0].id, "bad");
 }
 
+// g2 is two nodes: when its leader dies, a consumer given g1's node finds
+// g2's new leader by itself and reads on; nothing g2 acknowledged is lost.
+TEST_F(TxmqdPlacement, AConsumerFollowsAnotherGroupsNewLeader) {
+  MakeNodes(3);  // a: g1; b and c: g2
+  StartAlone(nodes_[0], "g1");
+  for (int i : {1, 2}) {
+    Node& n = nodes_[i];
+    const Node& peer = nodes_[3 - i];
+    std::vector<std::string> argv = NodeArgv(n, "g2");
+    argv.insert(argv.end(), {"--peers", peer.name + "=" + peer.replication(), "--min-isr", "1",
+                             "--lease-ttl", "2"});
+    n.process = Process::Spawn(argv, dir_.Sub(n.name + ".log"));
+    ASSERT_NE(n.process, nullptr);
+  }
+  WaitReady(nodes_[0]);
+  auto etcd = cluster::OpenEtcdCoordinator({.endpoints = {etcd_->endpoint()}});
+  ASSERT_TRUE(etcd.ok());
+  auto g2_state = [&] {
+    auto read = (*etcd)->Get(cluster::GroupStateKey(cluster_, "g2"));
+    if (!read.ok() || read->kvs.empty()) return cluster::GroupState{};
+    auto state = cluster::DecodeGroupState(read->kvs.front().value);
+    return state.ok() ? *state : cluster::GroupState{};
+  };
+  // Both in g2's ISR: what its leader acknowledges, the other has too.
+  ASSERT_TRUE(WaitFor([&] { return g2_state().isr.size() == 2; }, 30s)) << LogTails();
+
+  Producer producer({.broker = nodes_[0].url(), .send_timeout = 5s});
+  ASSERT_TRUE(producer.Start().ok());
+  ASSERT_TRUE(producer.Send({.topic = "orders", .key = "first", .body = "x", .id = "x"}).ok());
+  const cluster::TopicPlacement placement = StoredPlacement("orders");
+  std::vector<std::string> g2_keys;
+  for (int i = 0; i < 10000 && g2_keys.size() < 5; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    if (placement.groups[StableHash(key) % placement.queue_count] == "g2") g2_keys.push_back(key);
+  }
+  ASSERT_EQ(g2_keys.size(), 5u);
+  // Each acknowledged once, retried (same id) while g2 elects.
+  auto send = [&](const std::string& id, const std::string& key) {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      if (producer.Send({.topic = "orders", .key = key, .body = id, .id = id}).ok()) return true;
+    }
+    return false;
+  };
+
+  std::mutex mu;
+  std::set<std::string> got;
+  Consumer consumer({.broker = nodes_[0].url(), .group = "readers", .long_poll = 500ms});
+  ASSERT_TRUE(consumer
+                  .Subscribe("orders",
+                             [&](const Received& m) {
+                               std::lock_guard<std::mutex> lock(mu);
+                               got.insert(m.id);
+                               return ConsumeResult::Success();
+                             })
+                  .ok());
+  ASSERT_TRUE(consumer.Start().ok());
+  auto received_all = [&](int n) {
+    return WaitFor(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu);
+          for (int i = 0; i < n; ++i) {
+            if (got.count("m" + std::to_string(i)) == 0) return false;
+          }
+          return true;
+        },
+        40s);
+  };
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(send("m" + std::to_string(i), g2_keys[i % 5]));
+  }
+  ASSERT_TRUE(received_all(10)) << "before the kill";
+
+  const std::string old_leader = g2_state().leader;
+  Node& dying = old_leader == "b" ? nodes_[1] : nodes_[2];
+  Kill9(dying);
+  for (int i = 10; i < 20; ++i) {
+    ASSERT_TRUE(send("m" + std::to_string(i), g2_keys[i % 5])) << "m" << i << LogTails();
+  }
+  EXPECT_NE(g2_state().leader, old_leader);
+  EXPECT_TRUE(received_all(20)) << "the consumer did not follow g2's new leader\n" << LogTails();
+  consumer.Shutdown();
+}
+
 }  // namespace
 }  // namespace txmq::testing
