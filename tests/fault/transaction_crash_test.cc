@@ -206,6 +206,18 @@ TEST(TransactionCrash, CopierDeliversExactlyTheCommittedSet) {
   }
   EXPECT_EQ(delivered, committed) << "delivered " << delivered.size() << ", committed "
                                   << committed.size();
+  // Name the difference: the sets print cut short.
+  const auto decided = testing::ReadDecisions(decisions);
+  for (const std::string& id : delivered) {
+    if (committed.count(id) != 0) continue;
+    auto it = decided.find(id);
+    ADD_FAILURE() << "delivered but not committed: " << id
+                  << " (decision: " << (it == decided.end() ? "none" : TxStateName(it->second))
+                  << ")";
+  }
+  for (const std::string& id : committed) {
+    if (delivered.count(id) == 0) ADD_FAILURE() << "committed but not delivered: " << id;
+  }
   std::cout << "committed " << committed.size() << ", rolled back " << rolled_back
             << " (of ~6000 started), delivered " << delivered.size() << "\n";
 }
