@@ -11,8 +11,9 @@
 
 namespace txmq::testing {
 
-// message id -> decision. A torn last line (the writer was killed
-// mid-write) counts as no decision.
+// message id -> decision. A torn line (a writer killed mid-write) counts as
+// no decision: each copier first ends whatever line it finds unfinished,
+// so its own first line never joins a torn one.
 inline std::map<std::string, TxState> ReadDecisions(const std::string& path) {
   std::map<std::string, TxState> out;
   std::ifstream in(path);

@@ -67,6 +67,11 @@ int Copier(const std::string& broker, const std::string& group, const std::strin
            int count, int threads, const std::string& decisions, bool dies = false) {
   int fd = open(decisions.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (fd < 0) return 1;
+  // An earlier copier killed mid-write (SIGKILL can cut a write short at a
+  // page boundary) may have left a line without its end: end it, so this
+  // copier's first line is not read as part of it ("copy-24" + "copy-3005
+  // COMMIT" read as one decision for an id that never existed).
+  if (write(fd, "\n", 1) != 1) return 1;
   txmq::TransactionProducer p({.broker = broker,
                                .group = group,
                                .send_timeout = std::chrono::milliseconds(1000),
