@@ -150,8 +150,7 @@ net::ConnectionOptions Consumer::Impl::SourceOptions(const std::string& group,
   o.broker = url;
   // Its own name at each group's broker, so that no registration there
   // replaces the home connection's (when home moves into that group).
-  o.client_id = ConnectionOf(0)->client_id() + "." + group;
-  if (o.client_id.size() > 127) o.client_id = NewUuidV7();
+  o.client_id = GroupClientId(ConnectionOf(0)->client_id(), group);
   return o;
 }
 

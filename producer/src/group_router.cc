@@ -129,10 +129,8 @@ Result<GroupRouter::Target> GroupRouter::Pick(const std::string& topic, Route& r
     // Its own name at each group's broker, so that no registration
     // replaces the home connection's (or another connection's of this
     // client: group_options_ may name a base of its own).
-    o.client_id =
-        (group_options_.client_id.empty() ? home_.client_id() : group_options_.client_id) + "." +
-        group;
-    if (o.client_id.size() > 127) o.client_id = NewUuidV7();
+    o.client_id = GroupClientId(
+        group_options_.client_id.empty() ? home_.client_id() : group_options_.client_id, group);
     auto opened = net::Connection::Open(std::move(o));
     if (!opened.ok()) return opened.status();
     connection = std::move(opened.value());

@@ -199,8 +199,7 @@ Status TransactionProducer::Impl::Start() {
                                                                       const std::string& broker) {
     ProducerOptions o = options;
     o.broker = broker;
-    o.client_id = home_id + "." + group;
-    if (o.client_id.size() > 127) o.client_id = NewUuidV7();
+    o.client_id = GroupClientId(home_id, group);
     return producer::TxClient::Open(o, check);
   };
   groups_ = std::make_unique<producer::TxGroups>(std::move(home.value()), std::move(open_group),

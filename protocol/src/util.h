@@ -38,6 +38,13 @@ inline uint64_t StableHash(std::string_view data) {
 // last 62 bits come from getrandom(2) for every id, so processes (also
 // fork()ed ones) and threads never share a random stream. Thread-safe.
 std::string NewUuidV7();
+// The client id of one client's connection to another broker group:
+// "<base>.<group>", its own name there so that no registration replaces
+// another connection's; a fresh UUIDv7 when that passes 127 bytes.
+inline std::string GroupClientId(const std::string& base, const std::string& group) {
+  std::string id = base + "." + group;
+  return id.size() > 127 ? NewUuidV7() : id;
+}
 
 // The Unix milliseconds a UUIDv7 (canonical text) was made at; -1 if `id`
 // is not one.
