@@ -530,6 +530,8 @@ struct CursorInfo {
   inFlight @5 :UInt32;
   lag @6 :UInt64;          # stored messages not yet finished: end - max(floor, first stored)
   expired @7 :UInt64;      # deleted by retention before the group received them (since start)
+  owner @8 :Text;          # the consumer given the queue ("" none: nobody pulls it here)
+  handingOver @9 :Bool;    # another consumer still holds messages of it: the owner waits
 }
 
 struct RetryInfo {

@@ -1,5 +1,6 @@
 #include "broker/src/delivery.h"
 
+#include "broker/src/queue_owners.h"
 #include "broker/src/stored_message.h"
 
 #include <algorithm>
@@ -79,6 +80,19 @@ std::chrono::milliseconds Delivery::ClampVisibility(uint32_t requested_ms) const
 
 std::vector<Delivery::Item> Delivery::Collect(const PullSpec& spec, SteadyTime now, Status* held) {
   GroupState& g = groups_.Get(spec.group);
+  // The asker is a member of each topic's consumers from now on: the
+  // queues it may take are those it owns (queue_owners.h).
+  for (const std::string& name : spec.topics) {
+    TopicState* t = topics_.Find(name);
+    if (t == nullptr) continue;
+    Subscription* sub = groups_.Subscribe(g, *t, spec.from_latest);
+    if (sub == nullptr) continue;
+    const std::vector<uint32_t>& served = topics_.Served(*t);
+    // A newcomer only takes queues from the others; a change of the served
+    // queues may give others some, whose parked pulls are then served.
+    if (served != sub->shared) groups_.NoteHandoff(g.name);
+    JoinOwners(*sub, name, spec.client, now, served);
+  }
   std::vector<Item> out;
   size_t bytes = 0;
   Status unused;
@@ -95,7 +109,9 @@ void Delivery::CollectRetries(GroupState& g, const PullSpec& spec, SteadyTime no
                                 out->size() < spec.max_messages && *bytes < kMaxPullBytes;) {
     RetryEntry& e = g.retries.at(it->second);
     const storage::RetryRecord& r = e.record;
-    if (!Contains(spec.topics, r.topic)) {
+    const QueueCursor* owned_by = groups_.CursorOf(g, r.topic, r.queue);
+    if (!Contains(spec.topics, r.topic) ||
+        (owned_by != nullptr && !MayTake(*owned_by, spec.client))) {
       ++it;
       continue;
     }
@@ -138,6 +154,7 @@ void Delivery::CollectFresh(GroupState& g, const PullSpec& spec, SteadyTime now,
     for (uint32_t k = 0; k < nq && out->size() < spec.max_messages && *bytes < kMaxPullBytes; ++k) {
       const uint32_t q = (sub->next_queue + k) % nq;
       QueueCursor& c = sub->queues[q];
+      if (!MayTake(c, spec.client)) continue;
       const QueueState& qs = t->queues[q];
       if (c.next < qs.min_offset) {  // retention deleted what this group had not read
         c.next = qs.min_offset;
@@ -202,6 +219,7 @@ void Delivery::ReplyItems(const std::string& routing_id, uint64_t request_id,
     // these, so they are given back at once, not counted as a delivery,
     // instead of waiting out the visibility timeout.
     for (const Item& item : items) FailLease(item.lease_id, /*count_attempt=*/false, 0, 0);
+    LeaveAllQueues(routing_id);  // nor does it own queues any more
   }
 }
 

@@ -92,6 +92,15 @@ class Delivery {
     uint64_t lease_id = 0;
   };
 
+  // Queue ownership (queue_owners.h): members that neither pulled nor
+  // extended a lease for max_long_poll + client_timeout, and have no pull
+  // parked, leave their topics' consumers.
+  void SweepIdleMembers(SteadyTime now);
+  // `routing_id` is no consumer of any topic any more.
+  void LeaveAllQueues(const std::string& routing_id);
+  // Parked pulls of groups where a queue may have become takeable.
+  void ServeHandoffs(SteadyTime now);
+
   // A consumer's lease length, or the broker default, within the allowed range.
   std::chrono::milliseconds ClampVisibility(uint32_t requested_ms) const;
   // A consumer's redelivery limit for a message it failed: what it asked
@@ -136,6 +145,7 @@ class Delivery {
   std::map<std::string, std::set<uint64_t>, std::less<>> parked_by_group_;
   std::map<std::string, std::set<uint64_t>, std::less<>> parked_by_client_;
   uint64_t next_parked_ = 1;
+  SteadyTime next_member_sweep_{};
   // Redelivery limits consumers announced (not 0), by client id; a client
   // is forgotten when it leaves.
   std::unordered_map<std::string, uint32_t> announced_max_reconsume_;

@@ -55,6 +55,13 @@ void Delivery::HandleExtendLease(const RequestContext& ctx,
       x.state = wire::LeaseState::NOT_HOLDER;
       continue;
     }
+    // A consumer busy with what it holds is still one of the topic's.
+    if (auto sub = ref->group->subscriptions.find(ref->topic);
+        sub != ref->group->subscriptions.end()) {
+      if (auto m = sub->second.members.find(ctx.routing_id); m != sub->second.members.end()) {
+        m->second = now;
+      }
+    }
     Lease& lease = groups_.LeaseOf(*ref);
     std::chrono::milliseconds wait{0};
     if (failed) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "broker/src/delivery.h"
+#include "broker/src/queue_owners.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
 #include "storage/src/records.h"
@@ -138,6 +139,7 @@ bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_m
 
   uint32_t deliveries;  // deliveries that count so far, including this one
   RetryEntry* existing = nullptr;
+  const bool redelivery = ref.cursor == nullptr;
   if (ref.cursor != nullptr) {
     auto l = ref.cursor->leased.find(ref.offset);
     deliveries = l->second.delivery_count;
@@ -169,7 +171,13 @@ bool Delivery::FailLease(uint64_t lease_id, bool count_attempt, uint32_t delay_m
   existing->record.delivery_count = deliveries;
   existing->record.max_reconsume = max_reconsume;
   const int64_t wait = count_attempt ? (delay_ms != 0 ? delay_ms : BackoffMs(deliveries)) : 0;
-  ScheduleRetry(g, *existing, core_.NowMs() + wait);
+  int64_t due = core_.NowMs() + wait;
+  // A redelivery given back unprocessed keeps its place: due when it was,
+  // not behind the later messages of its queue given back meanwhile (a
+  // consumer shutting down gives back what it held, and a pull it had in
+  // flight may have taken some of that again before its goodbye).
+  if (!count_attempt && redelivery) due = std::min(due, existing->due_ms);
+  ScheduleRetry(g, *existing, due);
   core_.counters().redelivery_scheduled++;
   return false;
 }
@@ -239,6 +247,45 @@ void Delivery::Tick(SteadyTime now) {
     FailLease(deadlines.begin()->second, true, 0, 0);
   }
   TickParked(now);
+  if (now >= next_member_sweep_) {
+    next_member_sweep_ = now + std::chrono::seconds(1);
+    SweepIdleMembers(now);
+  }
+  ServeHandoffs(now);
+}
+
+void Delivery::SweepIdleMembers(SteadyTime now) {
+  const auto idle = core_.options().max_long_poll + core_.options().client_timeout;
+  for (auto& [name, g] : groups_.all()) {
+    for (auto& [topic, sub] : g.subscriptions) {
+      std::vector<std::string> gone;
+      for (const auto& [member, seen] : sub.members) {
+        if (now - seen > idle && !parked_by_client_.contains(member)) gone.push_back(member);
+      }
+      for (const std::string& member : gone) {
+        LeaveOwners(sub, topic, member);
+        groups_.NoteHandoff(name);
+      }
+    }
+  }
+}
+
+void Delivery::LeaveAllQueues(const std::string& routing_id) {
+  // Its queues go to the other members (served once it let go of them).
+  for (auto& [name, g] : groups_.all()) {
+    for (auto& [topic, sub] : g.subscriptions) {
+      if (LeaveOwners(sub, topic, routing_id)) groups_.NoteHandoff(name);
+    }
+  }
+}
+
+void Delivery::ServeHandoffs(SteadyTime now) {
+  for (const std::string& group : groups_.TakeHandoffs()) {
+    auto it = parked_by_group_.find(group);
+    if (it == parked_by_group_.end()) continue;
+    const std::set<uint64_t> ids = it->second;  // serving unparks
+    for (uint64_t id : ids) TryServeParked(id, now);
+  }
 }
 
 void Delivery::ReleaseClient(const std::string& routing_id, const std::string& shown_as,
@@ -251,6 +298,7 @@ void Delivery::ReleaseClient(const std::string& routing_id, const std::string& s
   // and delivered, in that order too (keeps a key's messages in order).
   std::sort(held.begin(), held.end());
   for (uint64_t id : held) FailLease(id, failed, 0, 0);
+  LeaveAllQueues(routing_id);
   announced_max_reconsume_.erase(routing_id);
   if (!held.empty()) {
     Logger("broker")->info("client {} {}: {} leased messages {}", shown_as,

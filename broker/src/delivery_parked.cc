@@ -122,6 +122,7 @@ void Delivery::AnswerParked(const Status& status) {
 }
 
 SteadyTime Delivery::NextWake() const {
+  if (groups_.has_handoffs()) return SteadyTime{};  // a queue changed hands: serve its owner now
   SteadyTime wake = SteadyTime::max();
   if (!groups_.lease_deadlines().empty()) wake = groups_.lease_deadlines().begin()->first;
   if (!parked_by_deadline_.empty()) wake = std::min(wake, parked_by_deadline_.begin()->first);

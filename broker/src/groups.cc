@@ -240,6 +240,18 @@ void GroupTable::Erase(const std::string& name) {
 void GroupTable::AddLease(const LeaseRef& ref, uint64_t lease_id) {
   lease_deadlines_.emplace(ref.deadline, lease_id);
   leases_.emplace(lease_id, ref);
+  if (QueueCursor* c = CursorOf(ref)) ++c->holders[ref.client];
+}
+
+QueueCursor* GroupTable::CursorOf(const LeaseRef& ref) {
+  if (ref.cursor != nullptr) return ref.cursor;
+  return CursorOf(*ref.group, ref.topic, ref.queue);
+}
+
+QueueCursor* GroupTable::CursorOf(GroupState& group, std::string_view topic, uint32_t queue) {
+  auto sub = group.subscriptions.find(topic);
+  if (sub == group.subscriptions.end() || queue >= sub->second.queues.size()) return nullptr;
+  return &sub->second.queues[queue];
 }
 
 Lease& GroupTable::LeaseOf(const LeaseRef& ref) {
@@ -260,7 +272,15 @@ void GroupTable::ExtendLease(uint64_t lease_id, SteadyTime deadline) {
 void GroupTable::RemoveLease(uint64_t lease_id) {
   auto it = leases_.find(lease_id);
   if (it == leases_.end()) return;
-  lease_deadlines_.erase({it->second.deadline, lease_id});
+  const LeaseRef& ref = it->second;
+  if (QueueCursor* c = CursorOf(ref)) {
+    auto h = c->holders.find(ref.client);
+    if (h != c->holders.end() && --h->second == 0) {
+      c->holders.erase(h);
+      if (ref.client != c->owner) NoteHandoff(ref.group->name);
+    }
+  }
+  lease_deadlines_.erase({ref.deadline, lease_id});
   leases_.erase(it);
 }
 

@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "broker/src/core.h"
@@ -44,6 +45,11 @@ struct QueueCursor {
   bool dirty = false;
   std::map<uint64_t, Lease> leased;  // offset -> lease
   uint64_t expired = 0;  // offsets retention deleted before they were handed out (since start)
+  // Ownership (queue_owners.h): the consumer connection (routing id) the
+  // queue's messages go to, and how many leases on the queue each client
+  // holds now (fresh messages and redeliveries), kept by GroupTable.
+  std::string owner;
+  std::map<std::string, uint32_t, std::less<>> holders;
 
   uint64_t floor() const { return leased.empty() ? next : leased.begin()->first; }
 };
@@ -51,6 +57,11 @@ struct QueueCursor {
 struct Subscription {
   std::vector<QueueCursor> queues;
   uint32_t next_queue = 0;  // where the next pull starts, for fairness
+  // The consumers the queues are shared among: routing id -> when it last
+  // pulled the topic for the group or extended a lease on it.
+  std::map<std::string, SteadyTime, std::less<>> members;
+  // The queues shared among them: those this node serves (empty: all).
+  std::vector<uint32_t> shared;
 };
 
 struct RetryEntry {
@@ -152,9 +163,21 @@ class GroupTable {
   uint64_t NewLeaseId() { return next_lease_id_++; }
   uint64_t NewRetryId() { return next_retry_id_++; }
 
-  // Leases by deadline, and where each lives.
+  // Leases by deadline, and where each lives. Both keep the queue's
+  // holders; a removal that leaves a queue to its owner alone notes a
+  // hand-off of the group.
   void AddLease(const LeaseRef& ref, uint64_t lease_id);
   void RemoveLease(uint64_t lease_id);
+  // The cursor of the queue a lease is on (a redelivery's too); null when
+  // the group no longer reads that topic.
+  QueueCursor* CursorOf(const LeaseRef& ref);
+  QueueCursor* CursorOf(GroupState& group, std::string_view topic, uint32_t queue);
+
+  // Groups where a queue may have become takeable for its owner (its last
+  // other holder let go, or the owners changed), since the last Take.
+  void NoteHandoff(const std::string& group) { handoffs_.insert(group); }
+  bool has_handoffs() const { return !handoffs_.empty(); }
+  std::set<std::string> TakeHandoffs() { return std::exchange(handoffs_, {}); }
   // The lease record behind `ref`: in its cursor, or in its retry entry.
   Lease& LeaseOf(const LeaseRef& ref);
   // Moves a lease's deadline wherever it is kept.
@@ -178,6 +201,7 @@ class GroupTable {
   std::vector<QueueCursor*> dirty_;
   std::set<std::pair<SteadyTime, uint64_t>> lease_deadlines_;
   std::unordered_map<uint64_t, LeaseRef> leases_;
+  std::set<std::string> handoffs_;
   uint64_t next_lease_id_ = 1;  // set by Recover
   uint64_t next_retry_id_ = 1;
 };

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "broker/src/cluster_status_reply.h"
+#include "broker/src/queue_owners.h"
 #include "broker/src/stored_message.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
@@ -336,6 +337,10 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
     list[i].setInFlight(static_cast<uint32_t>(row.cursor->leased.size()));
     list[i].setLag(row.lag);
     list[i].setExpired(row.cursor->expired);
+    if (!row.cursor->owner.empty()) {
+      list[i].setOwner(clients_.NameOf(row.cursor->owner));
+      list[i].setHandingOver(!MayTake(*row.cursor, row.cursor->owner));
+    }
   }
   std::vector<const RetryEntry*> retries;
   for (const auto& [id, e] : g.retries) retries.push_back(&e);

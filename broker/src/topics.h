@@ -117,6 +117,11 @@ class TopicManager {
   const std::map<std::string, TopicState, std::less<>>& all() const { return topics_; }
   std::map<std::string, TopicState, std::less<>>& all() { return topics_; }
   uint64_t MessagesStored() const;
+  // The queues of `topic` this node's group serves (empty: all of them).
+  const std::vector<uint32_t>& Served(TopicState& topic) {
+    CheckPlacement(topic);
+    return topic.served;
+  }
 
  private:
   // Fills topic.served from the placement once it is known.

@@ -141,6 +141,13 @@ void Consumer::Impl::StopAndWait() {
     }
     if (!back.empty()) Release(source, back);
   }
+  std::vector<std::pair<uint32_t, std::vector<Received>>> late;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_given_back_ = true;
+    late.swap(late_);
+  }
+  for (const auto& [source, messages] : late) Release(source, messages);
   size_t unanswered, unreported;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -238,7 +245,9 @@ void Consumer::Impl::OnPulled(uint32_t source, Result<wire::Frame> reply,
   {
     std::lock_guard<std::mutex> lock(mu_);
     *outcome = reply.status();
-    if (released_) {
+    if (released_ && !held_given_back_) {
+      if (!got.empty()) late_.emplace_back(source, std::move(got));  // Shutdown gives them back
+    } else if (released_) {
       give_back = !got.empty();
     } else {
       // Also while stopping: Shutdown gives them back after the earlier

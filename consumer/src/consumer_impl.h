@@ -156,7 +156,12 @@ class Consumer::Impl {
   size_t pending_calls_ = 0;           // guarded by mu_
   bool stopping_ = false;              // guarded by mu_
   bool released_ = false;              // guarded by mu_: Shutdown gave back what was held
-  bool refresh_soon_ = false;          // guarded by mu_: another group's pull failed
+  // Guarded by mu_. Pull replies that arrive after released_ but before
+  // Shutdown sent its give-back of what was held: given back after it, so
+  // that a key's later messages never come back before its earlier ones.
+  bool held_given_back_ = false;
+  std::vector<std::pair<uint32_t, std::vector<Received>>> late_;
+  bool refresh_soon_ = false;  // guarded by mu_: another group's pull failed
   // Connections of sources whose group's leader moved, closed; dropped by
   // the route thread once nothing else holds them. Guarded by mu_.
   std::vector<std::shared_ptr<net::Connection>> retired_;

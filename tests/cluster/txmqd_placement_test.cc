@@ -10,9 +10,11 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 #include <tuple>
 
 #include "broker/src/cluster/etcd_coordinator.h"
@@ -153,6 +155,78 @@ TEST_F(TxmqdPlacement, AConsumerGivenOneNodeReadsTheQueuesOfEveryGroup) {
   for (const Node& n : nodes_) {
     EXPECT_TRUE(DrainDeliveries(n.url(), "orders", 0, 500ms, 5s, "readers").empty()) << n.name;
   }
+}
+
+// Two consumers of one group, given different nodes: every broker group
+// shares its own queues between them (queue_owners.h), so each reads from
+// both groups, and a key's messages never run on both at once nor out of
+// order, also while the second one joins and queues change hands.
+TEST_F(TxmqdPlacement, TwoConsumersShareTheQueuesOfEveryGroup) {
+  StartTwoGroups();
+  std::mutex mu;
+  std::vector<std::pair<int, Received>> runs;  // (consumer, message) in start order
+  std::map<std::string, int> running;          // by key
+  int overlaps = 0;
+  auto start = [&](int who, const std::string& url) {
+    auto c = std::make_unique<Consumer>(
+        ConsumerOptions{.broker = url, .group = "readers", .long_poll = 500ms});
+    EXPECT_TRUE(c->Subscribe("orders", [&, who](const Received& m) {
+                   {
+                     std::lock_guard<std::mutex> lock(mu);
+                     runs.emplace_back(who, m);
+                     if (running[m.key]++ > 0) ++overlaps;
+                   }
+                   std::this_thread::sleep_for(2ms);
+                   std::lock_guard<std::mutex> lock(mu);
+                   --running[m.key];
+                   return ConsumeResult::Success();
+                 }).ok());
+    EXPECT_TRUE(c->Start().ok());
+    return c;
+  };
+  Producer producer({.broker = nodes_[0].url(), .send_timeout = 10s});
+  ASSERT_TRUE(producer.Start().ok());
+  auto first = start(0, nodes_[0].url());
+  // Paced over about 4 s: the second consumer joins both groups meanwhile
+  // (its route to the other group is asked within 2 s).
+  constexpr int kMessages = 400;
+  std::unique_ptr<Consumer> second;
+  for (int i = 0; i < kMessages; ++i) {
+    if (i == 40) second = start(1, nodes_[1].url());
+    auto r = producer.Send({.topic = "orders",
+                            .key = "key-" + std::to_string(i % 24),
+                            .body = std::to_string(i),
+                            .id = "id-" + std::to_string(i)});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    std::this_thread::sleep_for(10ms);
+  }
+  const cluster::TopicPlacement placement = StoredPlacement("orders");
+  ASSERT_EQ(placement.QueuesOf("g1").size(), 2u);
+  ASSERT_EQ(placement.QueuesOf("g2").size(), 2u);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return runs.size() >= static_cast<size_t>(kMessages);
+      },
+      30s))
+      << "received " << runs.size() << " of " << kMessages;
+  first->Shutdown();
+  second->Shutdown();
+  EXPECT_EQ(overlaps, 0) << "a key ran on both consumers at once";
+  std::map<std::string, int> last_of_key;
+  std::set<std::string> ids;
+  std::map<int, std::set<std::string>> groups_of;  // consumer -> groups it read, last half
+  for (size_t n = 0; n < runs.size(); ++n) {
+    const auto& [who, m] = runs[n];
+    EXPECT_TRUE(ids.insert(m.id).second) << m.id << " ran twice";
+    const int i = std::stoi(m.body);
+    EXPECT_LT(last_of_key.try_emplace(m.key, -1).first->second, i) << m.key << " out of order";
+    last_of_key[m.key] = i;
+    if (i >= kMessages / 2) groups_of[who].insert(placement.groups[m.queue]);
+  }
+  const std::set<std::string> both{"g1", "g2"};
+  EXPECT_EQ(groups_of[0], both) << "the first consumer kept a queue of each group";
+  EXPECT_EQ(groups_of[1], both) << "the second took one of each group";
 }
 
 // --group-weight: g2 of weight 3 beside g1 of weight 1 gets three

@@ -148,16 +148,20 @@ TEST_F(Leases, OnlyTheHolderCanExtendALeaseAndNotOnceItEnded) {
   EXPECT_EQ(failed.valid_for_ms, 500u);
 
   // Left alone, the lease ends; extending it then is refused, and the
-  // message goes to the next puller.
-  LeaseClient next(broker_->endpoint(), "next");
+  // message comes again with the next pull of its queue's owner (the
+  // holder: `other` never pulled, so it owns nothing).
+  capnp::MallocMessageBuilder first_receipt;
+  first_receipt.setRoot(r);
+  const wire::Receipt::Reader ended = first_receipt.getRoot<wire::Receipt>().asReader();
   std::vector<wire::Receipt::Reader> again;
   ASSERT_TRUE(WaitFor([&] {
-    again = next.Pull("workers", "jobs", 10000);
+    again = holder.Pull("workers", "jobs", 10000);
     return !again.empty();
   }));
-  auto late = holder.Extend("workers", r, 400);
+  auto late = holder.Extend("workers", ended, 400);
   EXPECT_EQ(late.state, wire::LeaseState::EXPIRED);
-  EXPECT_EQ(next.Extend("workers", again[0], 400).state, wire::LeaseState::EXTENDED);
+  EXPECT_EQ(other.Extend("workers", again[0], 400).state, wire::LeaseState::NOT_HOLDER);
+  EXPECT_EQ(holder.Extend("workers", again[0], 400).state, wire::LeaseState::EXTENDED);
 }
 
 TEST_F(Leases, GoodbyeGivesHeldMessagesBackInTheOrderTheyWereHandedOut) {

@@ -246,6 +246,53 @@ TEST_F(Ordering, HeldLeasesAreExtendedAndNotDeliveredToAnotherConsumer) {
   EXPECT_EQ(a.stats().leases_lost, 0u);
 }
 
+// Consumers of one group share the topic's queues, each queue owned by one
+// of them at a time (broker/src/queue_owners.h): a key's messages never run
+// on two consumers at once, and run in order while consumers join and leave.
+TEST_F(Ordering, ConsumersJoiningAndLeavingAGroupRunEachKeyInOrder) {
+  constexpr int kKeys = 16, kPerKey = 60;
+  Runs runs;  // shared: start order across all consumers
+  auto handler = [&](const Received& m) {
+    runs.Begin(m);
+    std::this_thread::sleep_for(1ms);  // room for another consumer to overlap
+    runs.End(m);
+    return ConsumeResult::Success();
+  };
+  auto start = [&] {
+    auto c = std::make_unique<Consumer>(Options("billing"));
+    EXPECT_TRUE(c->Subscribe("invoices", handler).ok());
+    EXPECT_TRUE(c->Start().ok());
+    return c;
+  };
+  // Sent while consumers come and go: a third of the messages each time.
+  int sent = 0;
+  auto send_third = [&] {
+    for (int n = 0; n < kKeys * kPerKey / 3; ++n, ++sent) {
+      Send("invoices", "key-" + std::to_string(sent % kKeys), std::to_string(sent / kKeys));
+    }
+  };
+  // A backlog first: three consumers start at once and pull batches of it.
+  send_third();
+  std::unique_ptr<Consumer> a = start();
+  std::unique_ptr<Consumer> b = start();
+  std::unique_ptr<Consumer> c = start();
+  ASSERT_TRUE(WaitFor([&] { return runs.count() >= static_cast<size_t>(sent) / 2; }, 30s));
+  a->Shutdown();  // its queues go to b and c, what it had not run first
+  send_third();
+  std::unique_ptr<Consumer> d = start();  // takes its share from b and c
+  send_third();
+  ASSERT_EQ(sent, kKeys * kPerKey);
+  ASSERT_TRUE(WaitFor([&] { return runs.count() >= static_cast<size_t>(sent); }, 60s))
+      << runs.count() << " of " << sent;
+  b->Shutdown();
+  c->Shutdown();
+  d->Shutdown();
+  EXPECT_EQ(runs.overlaps, 0) << "one key ran on two consumers at once";
+  for (int k = 0; k < kKeys; ++k) {
+    EXPECT_EQ(runs.BodiesOf("key-" + std::to_string(k)), Numbers(0, kPerKey)) << "key-" << k;
+  }
+}
+
 TEST_F(Ordering, ShutdownGivesBackAKeysMessagesInOrderBehindItsRetry) {
   for (int i = 0; i < 6; ++i) Send("orders", "order-5", std::to_string(i));
   Runs first, second;

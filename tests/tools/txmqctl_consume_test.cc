@@ -179,5 +179,37 @@ TEST_F(CtlConsume, APeekLongerThanALeasePrintsEachMessageOnceAndCountsNothing) {
   for (const auto& m : again) EXPECT_EQ(m["delivery_count"], 1) << m;
 }
 
+// Each queue of a group has one owner among its consumers (the broker's
+// queue_owners.h): group show names it per queue, in the text and the JSON.
+TEST_F(CtlConsume, GroupShowNamesEachQueuesOwner) {
+  Send("orders", "k", "first");  // the topic, with the broker's 4 queues
+  std::vector<std::unique_ptr<Consumer>> consumers;
+  for (const std::string id : {"picker-a", "picker-b"}) {
+    consumers.push_back(
+        std::make_unique<Consumer>(ConsumerOptions{.broker = broker_->endpoint(),
+                                                   .group = "pickers",
+                                                   .long_poll = std::chrono::milliseconds(200),
+                                                   .client_id = id}));
+    ASSERT_TRUE(consumers.back()
+                    ->Subscribe("orders", [](const Received&) { return ConsumeResult::Success(); })
+                    .ok());
+    ASSERT_TRUE(consumers.back()->Start().ok());
+  }
+  std::map<std::string, int> owned;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    owned.clear();
+    auto g = JsonIfOk({"group", "show", "pickers"});
+    if (!g.is_object()) return false;
+    for (const auto& q : g["queues"]) ++owned[q["owner"].get<std::string>()];
+    return owned == std::map<std::string, int>{{"picker-a", 2}, {"picker-b", 2}};
+  })) << "owners: "
+      << ::testing::PrintToString(owned);
+  auto text = Ctl({"group", "show", "pickers"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("OWNER"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("picker-a"), std::string::npos) << text.out;
+  for (auto& c : consumers) c->Shutdown();
+}
+
 }  // namespace
 }  // namespace txmq

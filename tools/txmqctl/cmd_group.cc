@@ -40,7 +40,9 @@ nlohmann::json GroupJson(wire::GroupInfo::Reader g, bool detailed) {
                            {"end", c.getEnd()},
                            {"lag", c.getLag()},
                            {"in_flight", c.getInFlight()},
-                           {"expired", c.getExpired()}});
+                           {"expired", c.getExpired()},
+                           {"owner", wire::ToString(c.getOwner())},
+                           {"handing_over", c.getHandingOver()}});
   }
   j["retries"] = nlohmann::json::array();
   for (auto r : g.getRetries()) {
@@ -106,12 +108,14 @@ void PrintGroup(wire::GroupInfo::Reader g) {
   members.Print(std::cout, "no consumer of this group is connected");
 
   std::cout << "\nqueues:\n";
-  Table queues({"TOPIC", "QUEUE", "FLOOR", "NEXT", "END", "LAG", "IN FLIGHT", "EXPIRED"});
+  Table queues({"TOPIC", "QUEUE", "FLOOR", "NEXT", "END", "LAG", "IN FLIGHT", "EXPIRED", "OWNER"});
   for (auto c : g.getCursors()) {
+    std::string owner = c.getOwner().size() == 0 ? "-" : wire::ToString(c.getOwner());
+    if (c.getHandingOver()) owner += " (handing over)";
     queues.AddRow({wire::ToString(c.getTopic()), std::to_string(c.getQueue()),
                    std::to_string(c.getFloor()), std::to_string(c.getNext()),
                    std::to_string(c.getEnd()), std::to_string(c.getLag()),
-                   std::to_string(c.getInFlight()), std::to_string(c.getExpired())});
+                   std::to_string(c.getInFlight()), std::to_string(c.getExpired()), owner});
   }
   queues.Print(std::cout, "the group has not read any topic yet");
 

@@ -43,10 +43,19 @@
 //    one after its own backoff. A broker restart delivers everything not
 //    acknowledged again, in order. Shutdown gives held messages back in
 //    order, due at once, before the key's later messages.
-//  - Scope: order holds within one consumer. Consumers of one group pull
-//    from the same queues, so with several consumers in a group a key's
-//    messages can run on two of them at once; run one consumer per group
-//    where the order of a key matters across all its messages.
+//  - Several consumers of a group share a topic's queues: the broker gives
+//    each queue to one of them (least-loaded, about queues / consumers
+//    each), so a key's messages run on one consumer at a time. When a
+//    consumer joins or leaves, queues move; a queue reaches its new owner
+//    only after the old one acked, failed or gave back every message of it
+//    that it held. So a key keeps its order across consumers too, with the
+//    lost-lease exception above. A topic's queue count caps how many
+//    consumers of a group get work; the others wait, and take over when
+//    one leaves. A consumer that vanishes (crash, cut off) keeps its
+//    queues until the broker forgets it (its client_timeout, 10 s by
+//    default), and what it held until its leases end; one that stays
+//    connected but neither pulls nor renews a lease for the broker's max
+//    long poll + client timeout (40 s by default) loses its queues too.
 //
 // Thread safety: every method may be called from any thread. Subscribe
 // before Start; Start after Shutdown fails. Handlers run on

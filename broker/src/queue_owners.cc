@@ -1,0 +1,115 @@
+#include "broker/src/queue_owners.h"
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "protocol/src/util.h"
+
+namespace txmq::broker {
+
+namespace {
+
+// The tie-break among members holding equally few: rendezvous on (topic,
+// queue, member), stable for as long as the member is.
+uint64_t Score(std::string_view topic, uint32_t queue, std::string_view member) {
+  std::string key;
+  key.reserve(topic.size() + member.size() + 12);
+  key.append(topic).push_back('\0');
+  key.append(std::to_string(queue)).push_back('\0');
+  key.append(member);
+  return StableHash(key);
+}
+
+}  // namespace
+
+bool MayTake(const QueueCursor& c, std::string_view client) {
+  if (c.owner != client) return false;
+  return c.holders.empty() || (c.holders.size() == 1 && c.holders.begin()->first == client);
+}
+
+bool JoinOwners(Subscription& sub, std::string_view topic, const std::string& client,
+                SteadyTime now, const std::vector<uint32_t>& served) {
+  auto [it, added] = sub.members.try_emplace(client, now);
+  it->second = now;
+  if (!added && served == sub.shared) return false;
+  sub.shared = served;
+  ShareQueues(sub, topic);
+  return true;
+}
+
+bool LeaveOwners(Subscription& sub, std::string_view topic, std::string_view client) {
+  auto it = sub.members.find(client);
+  if (it == sub.members.end()) return false;
+  sub.members.erase(it);
+  ShareQueues(sub, topic);
+  return true;
+}
+
+void ShareQueues(Subscription& sub, std::string_view topic) {
+  std::vector<uint32_t> shared;
+  for (uint32_t q = 0; q < sub.queues.size(); ++q) {
+    if (sub.shared.empty() ||
+        std::find(sub.shared.begin(), sub.shared.end(), q) != sub.shared.end()) {
+      shared.push_back(q);
+    } else {
+      sub.queues[q].owner.clear();  // another broker group's
+    }
+  }
+  const auto n = static_cast<uint32_t>(shared.size());
+  const size_t m = sub.members.size();
+  if (m == 0) {
+    for (uint32_t q : shared) sub.queues[q].owner.clear();
+    return;
+  }
+  std::map<std::string_view, std::vector<uint32_t>> owned;  // member -> its queues
+  for (const auto& [member, seen] : sub.members) owned[member];
+  std::vector<uint32_t> open;
+  for (uint32_t q : shared) {
+    auto it = owned.find(sub.queues[q].owner);
+    if (it == owned.end()) {
+      open.push_back(q);
+    } else {
+      it->second.push_back(q);
+    }
+  }
+  // The members holding most keep the larger shares: fewest queues move.
+  std::vector<std::string_view> by_holding;
+  for (const auto& [member, queues] : owned) by_holding.push_back(member);
+  std::stable_sort(
+      by_holding.begin(), by_holding.end(),
+      [&](std::string_view a, std::string_view b) { return owned[a].size() > owned[b].size(); });
+  std::map<std::string_view, size_t> share;
+  for (size_t i = 0; i < m; ++i) share[by_holding[i]] = n / m + (i < n % m ? 1 : 0);
+  const auto busy = [&](uint32_t q) { return !sub.queues[q].holders.empty(); };
+  for (auto& [member, queues] : owned) {
+    // Over its share: idle queues go first (they move at once), busy last.
+    std::sort(queues.begin(), queues.end(),
+              [&](uint32_t a, uint32_t b) { return busy(a) != busy(b) ? busy(a) : a < b; });
+    while (queues.size() > share[member]) {
+      open.push_back(queues.back());
+      queues.pop_back();
+    }
+  }
+  std::sort(open.begin(), open.end());
+  for (uint32_t q : open) {
+    std::string_view best;
+    size_t best_held = 0;
+    uint64_t best_score = 0;
+    for (const auto& [member, queues] : owned) {
+      if (queues.size() >= share[member]) continue;
+      const uint64_t score = Score(topic, q, member);
+      if (best.empty() || queues.size() < best_held ||
+          (queues.size() == best_held && score > best_score)) {
+        best = member;
+        best_held = queues.size();
+        best_score = score;
+      }
+    }
+    if (best.empty()) break;  // cannot happen: the shares add up to n
+    owned[best].push_back(q);
+    sub.queues[q].owner = std::string(best);
+  }
+}
+
+}  // namespace txmq::broker
