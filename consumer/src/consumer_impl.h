@@ -127,6 +127,8 @@ class Consumer::Impl {
   // Asks home where the subscribed topics' queues are and gives every
   // other broker group serving some of them a source.
   void RefreshSources();
+  // A call to home the route thread waits for, or nothing once stopping.
+  std::optional<Result<wire::Frame>> AskHome(net::Connection& home, wire::OutFrame request);
   // Under mu_: a new source pulling from `url`, its puller started.
   void AddSource(std::string group, std::string url, std::shared_ptr<net::Connection> c);
   // The options of a connection to `url` (of broker group `group`).

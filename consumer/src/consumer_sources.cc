@@ -12,6 +12,8 @@
 // while the consumer runs (a group that serves nothing now costs one idle
 // long poll).
 #include <map>
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "consumer/src/consumer_impl.h"
@@ -42,6 +44,24 @@ void Consumer::Impl::RouteLoop() {
   }
 }
 
+std::optional<Result<wire::Frame>> Consumer::Impl::AskHome(net::Connection& home,
+                                                           wire::OutFrame request) {
+  // Not CallSync: Shutdown waits for this thread, and must not wait out a
+  // call to a broker that does not answer.
+  auto answer = std::make_shared<std::optional<Result<wire::Frame>>>();
+  home.Call(std::move(request), kRouteTimeout, [this, answer](Result<wire::Frame> reply) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      *answer = std::move(reply);
+    }
+    router_cv_.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu_);
+  router_cv_.wait(lock, [&] { return stopping_ || answer->has_value(); });
+  if (stopping_) return std::nullopt;
+  return std::move(answer->value());
+}
+
 void Consumer::Impl::RefreshSources() {
   std::shared_ptr<net::Connection> home = ConnectionOf(0);
   // Every group other than home's serving a queue, and its leader's URL
@@ -57,11 +77,12 @@ void Consumer::Impl::RefreshSources() {
     }
     auto request = home->NewRequest();
     request.envelope().initRoute().setTopic(topic);
-    auto reply = home->CallSync(std::move(request), kRouteTimeout);
+    auto reply = AskHome(*home, std::move(request));
+    if (!reply) return;  // stopping
     // Not placed yet, a single broker from before routes, or away: there
     // is nothing to add now; asked again at the next refresh.
-    if (!reply.ok()) continue;
-    auto route = reply->envelope().getRouteOk();
+    if (!reply->ok()) continue;
+    auto route = (*reply)->envelope().getRouteOk();
     const std::string home_group = wire::ToString(route.getAnsweredBy());
     // A broker that does not say its group (from before answeredBy): its
     // connection is all this consumer reads, as it was then.
@@ -77,10 +98,11 @@ void Consumer::Impl::RefreshSources() {
   if (every_group) {
     auto request = home->NewRequest();
     request.envelope().setClusterStatus();
-    auto reply = home->CallSync(std::move(request), kRouteTimeout);
-    if (reply.ok() && reply->envelope().which() == wire::Envelope::CLUSTER_STATUS_OK) {
+    auto reply = AskHome(*home, std::move(request));
+    if (!reply) return;  // stopping
+    if (reply->ok() && (*reply)->envelope().which() == wire::Envelope::CLUSTER_STATUS_OK) {
       const wire::ClusterStatusView view =
-          wire::ReadClusterStatus(reply->envelope().getClusterStatusOk());
+          wire::ReadClusterStatus((*reply)->envelope().getClusterStatusOk());
       for (const wire::GroupLeaderView& g : view.groups) {
         if (view.member && g.group != view.group) leaders.emplace(g.group, g.leader_url);
       }

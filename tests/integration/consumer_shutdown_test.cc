@@ -226,6 +226,22 @@ TEST_F(ConsumerShutdown, WhileAcksAreUnansweredEndsInTimeAndLosesNothing) {
   EXPECT_EQ(again.size(), 3u) << "not acknowledged, so delivered again";
 }
 
+// The route thread asks the broker where each topic's queues are (one call
+// per topic, each bounded by 5 s). With the broker gone, Shutdown must not
+// wait for those calls: it used to, for up to 5 s per topic.
+TEST_F(ConsumerShutdown, WhileRouteCallsGoUnansweredReturnsPromptly) {
+  Consumer c(Options("router"));
+  for (const std::string topic : {"t1", "t2", "t3", "t4"}) {
+    ASSERT_TRUE(c.Subscribe(topic, [](const Received&) { return ConsumeResult::Success(); }).ok());
+  }
+  ASSERT_TRUE(c.Start().ok());
+  broker_->Stop();
+  std::this_thread::sleep_for(2500ms);  // the next refresh (every 2 s) waits on t1 now
+  const SteadyTime start = SteadyClock::now();
+  c.Shutdown();
+  EXPECT_LT(SteadyClock::now() - start, 4s) << "Shutdown waited for unanswered route calls";
+}
+
 TEST_F(ConsumerShutdown, StartAfterShutdownIsRefused) {
   SendN("jobs", 1);
   std::atomic<int> handled{0};
