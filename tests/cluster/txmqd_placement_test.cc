@@ -210,6 +210,33 @@ TEST_F(TxmqdPlacement, TwoConsumersShareTheQueuesOfEveryGroup) {
       },
       30s))
       << "received " << runs.size() << " of " << kMessages;
+  // Operators see it from one node: every broker group's view, each queue
+  // of a group owned by one of the two consumers, each consumer one queue.
+  auto shown = RunCommand(
+      {BinPath("txmqctl"), "--broker", nodes_[0].url(), "--json", "group", "show", "readers"}, "",
+      20s);
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  const auto j = nlohmann::json::parse(shown.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << shown.out;
+  EXPECT_EQ(j["broker_group"], "g1") << shown.out;
+  ASSERT_EQ(j["other_broker_groups"].size(), 1u) << shown.out;
+  EXPECT_EQ(j["other_broker_groups"][0]["broker_group"], "g2") << shown.out;
+  const auto owners_in = [&](const nlohmann::json& group, const std::string& broker_group) {
+    std::set<std::string> owners;
+    for (const auto& q : group["queues"]) {
+      const bool served = placement.groups[q["queue"].get<uint32_t>()] == broker_group;
+      EXPECT_EQ(q["owner"].get<std::string>().empty(), !served) << broker_group << ": " << q;
+      if (served) owners.insert(q["owner"].get<std::string>());
+    }
+    return owners.size();
+  };
+  EXPECT_EQ(owners_in(j, "g1"), 2u) << shown.out;
+  EXPECT_EQ(owners_in(j["other_broker_groups"][0]["group"], "g2"), 2u) << shown.out;
+  auto text = RunCommand(
+      {BinPath("txmqctl"), "--broker", nodes_[0].url(), "group", "show", "readers"}, "", 20s);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("broker group g1:"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("broker group g2:"), std::string::npos) << text.out;
   first->Shutdown();
   second->Shutdown();
   EXPECT_EQ(overlaps, 0) << "a key ran on both consumers at once";

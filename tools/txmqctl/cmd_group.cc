@@ -2,11 +2,14 @@
 // (delete, reset: cmd_lifecycle.cc).
 #include <iostream>
 
+#include "protocol/src/cluster_status_codec.h"
+#include "protocol/src/connection.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
 #include "tools/txmqctl/table.h"
 #include "txmq/names.h"
+#include "txmq/version.h"
 
 namespace txmq::ctl {
 
@@ -136,15 +139,98 @@ void PrintGroup(wire::GroupInfo::Reader g) {
   }
 }
 
+// A consumer group as another broker group of the cluster sees it: each
+// group keeps the cursors, leases and owners of the queues it serves.
+struct BrokerGroupView {
+  std::string broker_group;
+  Result<wire::Frame> reply;  // a GroupShowOk, or why there is none
+};
+
+// In a cluster of several broker groups (and without --broker-group), the
+// group as each other broker group sees it, asked at that group's nodes
+// (leader first) as --broker's cluster status lists them. Sets `home` to
+// --broker's own group ("" for a single broker).
+std::vector<BrokerGroupView> OtherBrokerGroups(Ctl& ctl, const std::string& name,
+                                               std::string* home) {
+  std::vector<BrokerGroupView> out;
+  if (!ctl.broker_group().empty()) return out;  // one broker group asked for
+  auto status = ctl.Call([](wire::Envelope::Builder e) { e.setClusterStatus(); });
+  if (!status.ok() || status->envelope().which() != wire::Envelope::CLUSTER_STATUS_OK) return out;
+  const wire::ClusterStatusView view =
+      wire::ReadClusterStatus(status->envelope().getClusterStatusOk());
+  if (!view.member) return out;
+  *home = view.group;
+  for (const wire::GroupLeaderView& g : view.groups) {
+    if (g.group == view.group) continue;
+    if (g.node_urls.empty()) {
+      out.push_back({g.group, Status::Unavailable("no node of broker group " + g.group +
+                                                  " is registered (is it down?)")});
+      continue;
+    }
+    auto keys = ctl.Keys();
+    if (!keys.ok()) return out;
+    net::ConnectionOptions o;
+    o.curve = *keys;
+    for (const std::string& url : g.node_urls) o.broker += (o.broker.empty() ? "" : ",") + url;
+    o.role = wire::Role::ADMIN;
+    o.software = std::string("txmqctl ") + kVersion;
+    auto c = net::Connection::Open(o);
+    if (!c.ok()) {
+      out.push_back({g.group, c.status()});
+      continue;
+    }
+    if (Status s = ctl.WaitReachable(**c); !s.ok()) {
+      out.push_back({g.group, s});
+      continue;
+    }
+    auto request = (*c)->NewRequest();
+    request.envelope().setGroupShow(name);
+    out.push_back({g.group, (*c)->CallSync(std::move(request), ctl.Left())});
+  }
+  return out;
+}
+
 int Show(Ctl& ctl, const std::string& name) {
   if (Status s = ValidateName("group", name); !s.ok()) return ctl.Usage(s.message());
   auto reply = ctl.Call([&](wire::Envelope::Builder e) { e.setGroupShow(name); });
   if (!reply.ok()) return ctl.Fail(reply.status());
   auto g = reply->envelope().getGroupShowOk();
+  std::string home;
+  const std::vector<BrokerGroupView> others = OtherBrokerGroups(ctl, name, &home);
+  // NOT_FOUND from another broker group: the group never read there.
+  const auto unread = [](const BrokerGroupView& v) {
+    return !v.reply.ok() && v.reply.status().code() == StatusCode::kNotFound;
+  };
   if (ctl.json()) {
-    PrintJson(GroupJson(g, true));
-  } else {
-    PrintGroup(g);
+    nlohmann::json j = GroupJson(g, true);
+    if (!home.empty()) {
+      j["broker_group"] = home;
+      j["other_broker_groups"] = nlohmann::json::array();
+      for (const BrokerGroupView& v : others) {
+        nlohmann::json entry = {{"broker_group", v.broker_group}};
+        if (v.reply.ok()) {
+          entry["group"] = GroupJson(v.reply->envelope().getGroupShowOk(), true);
+        } else {
+          entry["error"] = unread(v) ? "the group has not read from this broker group"
+                                     : v.reply.status().ToString();
+        }
+        j["other_broker_groups"].push_back(std::move(entry));
+      }
+    }
+    PrintJson(j);
+    return kExitOk;
+  }
+  if (!others.empty()) std::cout << "broker group " << home << ":\n";
+  PrintGroup(g);
+  for (const BrokerGroupView& v : others) {
+    std::cout << "\nbroker group " << v.broker_group << ":\n";
+    if (v.reply.ok()) {
+      PrintGroup(v.reply->envelope().getGroupShowOk());
+    } else if (unread(v)) {
+      std::cout << "the group has not read from this broker group\n";
+    } else {
+      std::cout << "not reachable: " << v.reply.status().ToString() << "\n";
+    }
   }
   return kExitOk;
 }
@@ -171,8 +257,9 @@ void AddGroupCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   auto name = std::make_shared<std::string>();
   auto* show = noun->add_subcommand(
       "show",
-      "A group's connected members, lag per queue, in-flight leases and messages\n"
-      "waiting for a redelivery\n"
+      "A group's connected members, lag and owner per queue, in-flight leases and\n"
+      "messages waiting for a redelivery; in a cluster of several broker groups,\n"
+      "as each broker group sees it (--broker-group G: as G alone sees it)\n"
       "Example: txmqctl group show billing");
   show->add_option("group", *name, "Consumer group")->required();
   show->callback([&ctl, &run, name] { run = [&ctl, name] { return Show(ctl, *name); }; });

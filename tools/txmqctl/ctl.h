@@ -94,6 +94,8 @@ class Ctl {
   bool json() const { return globals_.json; }
   // --broker as given.
   const std::string& broker() const { return globals_.broker; }
+  // --broker-group as given ("": --broker's own).
+  const std::string& broker_group() const { return globals_.broker_group; }
   // Where the command's broker calls go: --broker, or with --broker-group
   // that group's live nodes (leader first) as --broker's node lists them
   // in cluster status. Resolved once; NOT_FOUND naming the groups there
