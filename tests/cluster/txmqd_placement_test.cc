@@ -210,6 +210,7 @@ TEST_F(TxmqdPlacement, TwoConsumersShareTheQueuesOfEveryGroup) {
       },
       30s))
       << "received " << runs.size() << " of " << kMessages;
+  const std::set<std::string> both{"g1", "g2"};
   // Operators see it from one node: every broker group's view, each queue
   // of a group owned by one of the two consumers, each consumer one queue.
   auto shown = RunCommand(
@@ -232,6 +233,16 @@ TEST_F(TxmqdPlacement, TwoConsumersShareTheQueuesOfEveryGroup) {
   };
   EXPECT_EQ(owners_in(j, "g1"), 2u) << shown.out;
   EXPECT_EQ(owners_in(j["other_broker_groups"][0]["group"], "g2"), 2u) << shown.out;
+  auto listed = RunCommand(
+      {BinPath("txmqctl"), "--broker", nodes_[1].url(), "--json", "group", "list"}, "", 20s);
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  const auto list = nlohmann::json::parse(listed.out, nullptr, false);
+  ASSERT_TRUE(list.is_object()) << listed.out;
+  std::set<std::string> listed_in;
+  for (const auto& g : list["groups"]) {
+    if (g["name"] == "readers") listed_in.insert(g["broker_group"].get<std::string>());
+  }
+  EXPECT_EQ(listed_in, both) << "one row per broker group: " << listed.out;
   auto text = RunCommand(
       {BinPath("txmqctl"), "--broker", nodes_[0].url(), "group", "show", "readers"}, "", 20s);
   ASSERT_EQ(text.exit_code, 0) << text.err;
@@ -251,7 +262,6 @@ TEST_F(TxmqdPlacement, TwoConsumersShareTheQueuesOfEveryGroup) {
     last_of_key[m.key] = i;
     if (i >= kMessages / 2) groups_of[who].insert(placement.groups[m.queue]);
   }
-  const std::set<std::string> both{"g1", "g2"};
   EXPECT_EQ(groups_of[0], both) << "the first consumer kept a queue of each group";
   EXPECT_EQ(groups_of[1], both) << "the second took one of each group";
 }

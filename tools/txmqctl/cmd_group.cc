@@ -1,6 +1,9 @@
 // txmqctl group list | show: consumer groups, their members and progress
 // (delete, reset: cmd_lifecycle.cc).
+#include <functional>
 #include <iostream>
+#include <utility>
+#include <vector>
 
 #include "protocol/src/cluster_status_codec.h"
 #include "protocol/src/connection.h"
@@ -61,28 +64,6 @@ nlohmann::json GroupJson(wire::GroupInfo::Reader g, bool detailed) {
   return j;
 }
 
-int List(Ctl& ctl) {
-  auto reply = ctl.Call([](wire::Envelope::Builder e) { e.setGroupList(); });
-  if (!reply.ok()) return ctl.Fail(reply.status());
-  auto groups = reply->envelope().getGroupListOk().getGroups();
-  if (ctl.json()) {
-    nlohmann::json j = {{"groups", nlohmann::json::array()}};
-    for (auto g : groups) j["groups"].push_back(GroupJson(g, false));
-    PrintJson(j);
-    return kExitOk;
-  }
-  Table table(
-      {"GROUP", "TOPICS", "MEMBERS", "LAG", "IN FLIGHT", "RETRYING", "DEAD LETTERS", "EXPIRED"});
-  for (auto g : groups) {
-    table.AddRow({wire::ToString(g.getName()), OneLine(Joined(g.getTopics()), 60),
-                  std::to_string(g.getMembers().size()), std::to_string(g.getLag()),
-                  std::to_string(g.getInFlight()), std::to_string(g.getRetrying()),
-                  std::to_string(g.getDeadLetters()), std::to_string(g.getExpired())});
-  }
-  table.Print(std::cout, "no consumer groups");
-  return kExitOk;
-}
-
 void PrintGroup(wire::GroupInfo::Reader g) {
   Fields f;
   f.Add("group", wire::ToString(g.getName()));
@@ -139,19 +120,19 @@ void PrintGroup(wire::GroupInfo::Reader g) {
   }
 }
 
-// A consumer group as another broker group of the cluster sees it: each
-// group keeps the cursors, leases and owners of the queues it serves.
+// What another broker group of the cluster answered: each keeps the
+// cursors, leases and owners of the queues it serves.
 struct BrokerGroupView {
   std::string broker_group;
-  Result<wire::Frame> reply;  // a GroupShowOk, or why there is none
+  Result<wire::Frame> reply;  // the answer, or why there is none
 };
 
 // In a cluster of several broker groups (and without --broker-group), the
-// group as each other broker group sees it, asked at that group's nodes
+// request `fill` makes, asked of each other broker group at its nodes
 // (leader first) as --broker's cluster status lists them. Sets `home` to
 // --broker's own group ("" for a single broker).
-std::vector<BrokerGroupView> OtherBrokerGroups(Ctl& ctl, const std::string& name,
-                                               std::string* home) {
+std::vector<BrokerGroupView> OtherBrokerGroups(
+    Ctl& ctl, const std::function<void(wire::Envelope::Builder)>& fill, std::string* home) {
   std::vector<BrokerGroupView> out;
   if (!ctl.broker_group().empty()) return out;  // one broker group asked for
   auto status = ctl.Call([](wire::Envelope::Builder e) { e.setClusterStatus(); });
@@ -184,10 +165,67 @@ std::vector<BrokerGroupView> OtherBrokerGroups(Ctl& ctl, const std::string& name
       continue;
     }
     auto request = (*c)->NewRequest();
-    request.envelope().setGroupShow(name);
+    fill(request.envelope());
     out.push_back({g.group, (*c)->CallSync(std::move(request), ctl.Left())});
   }
   return out;
+}
+
+int List(Ctl& ctl) {
+  auto reply = ctl.Call([](wire::Envelope::Builder e) { e.setGroupList(); });
+  if (!reply.ok()) return ctl.Fail(reply.status());
+  std::string home;
+  const std::vector<BrokerGroupView> others = OtherBrokerGroups(
+      ctl, [](wire::Envelope::Builder e) { e.setGroupList(); }, &home);
+  // Rows of every broker group that answered, each named in a cluster.
+  std::vector<std::pair<std::string, wire::GroupInfo::Reader>> rows;
+  for (auto g : reply->envelope().getGroupListOk().getGroups()) rows.emplace_back(home, g);
+  for (const BrokerGroupView& v : others) {
+    if (!v.reply.ok()) continue;
+    for (auto g : v.reply->envelope().getGroupListOk().getGroups()) {
+      rows.emplace_back(v.broker_group, g);
+    }
+  }
+  if (ctl.json()) {
+    nlohmann::json j = {{"groups", nlohmann::json::array()}};
+    for (const auto& [broker_group, g] : rows) {
+      nlohmann::json entry = GroupJson(g, false);
+      if (!home.empty()) entry["broker_group"] = broker_group;
+      j["groups"].push_back(std::move(entry));
+    }
+    if (!home.empty()) {
+      j["unreachable_broker_groups"] = nlohmann::json::array();
+      for (const BrokerGroupView& v : others) {
+        if (!v.reply.ok()) {
+          j["unreachable_broker_groups"].push_back(
+              {{"broker_group", v.broker_group}, {"error", v.reply.status().ToString()}});
+        }
+      }
+    }
+    PrintJson(j);
+    return kExitOk;
+  }
+  std::vector<std::string> head = {"GROUP",     "TOPICS",   "MEMBERS",      "LAG",
+                                   "IN FLIGHT", "RETRYING", "DEAD LETTERS", "EXPIRED"};
+  if (!home.empty()) head.insert(head.begin(), "BROKER GROUP");
+  Table table(head);
+  for (const auto& [broker_group, g] : rows) {
+    std::vector<std::string> row = {
+        wire::ToString(g.getName()),           OneLine(Joined(g.getTopics()), 60),
+        std::to_string(g.getMembers().size()), std::to_string(g.getLag()),
+        std::to_string(g.getInFlight()),       std::to_string(g.getRetrying()),
+        std::to_string(g.getDeadLetters()),    std::to_string(g.getExpired())};
+    if (!home.empty()) row.insert(row.begin(), broker_group);
+    table.AddRow(row);
+  }
+  table.Print(std::cout, "no consumer groups");
+  for (const BrokerGroupView& v : others) {
+    if (!v.reply.ok()) {
+      std::cout << "broker group " << v.broker_group
+                << " not reachable: " << v.reply.status().ToString() << "\n";
+    }
+  }
+  return kExitOk;
 }
 
 int Show(Ctl& ctl, const std::string& name) {
@@ -196,7 +234,8 @@ int Show(Ctl& ctl, const std::string& name) {
   if (!reply.ok()) return ctl.Fail(reply.status());
   auto g = reply->envelope().getGroupShowOk();
   std::string home;
-  const std::vector<BrokerGroupView> others = OtherBrokerGroups(ctl, name, &home);
+  const std::vector<BrokerGroupView> others = OtherBrokerGroups(
+      ctl, [&](wire::Envelope::Builder e) { e.setGroupShow(name); }, &home);
   // NOT_FOUND from another broker group: the group never read there.
   const auto unread = [](const BrokerGroupView& v) {
     return !v.reply.ok() && v.reply.status().code() == StatusCode::kNotFound;
@@ -250,7 +289,8 @@ void AddGroupCommand(CLI::App& app, Ctl& ctl, Runner& run) {
 
   auto* list = noun->add_subcommand(
       "list",
-      "Every consumer group with its lag, in-flight, retrying and dead letters\n"
+      "Every consumer group with its lag, in-flight, retrying and dead letters;\n"
+      "in a cluster of several broker groups, a row per broker group it reads in\n"
       "Example: txmqctl group list --json");
   list->callback([&ctl, &run] { run = [&ctl] { return List(ctl); }; });
 
