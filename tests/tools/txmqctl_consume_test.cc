@@ -1,6 +1,7 @@
 // txmqctl consume --from-latest and --no-ack (--dry-run): where a new group
 // starts, and a peek that leaves everything to the group as it was.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <map>
 #include <mutex>
@@ -209,6 +210,73 @@ TEST_F(CtlConsume, GroupShowNamesEachQueuesOwner) {
   EXPECT_NE(text.out.find("OWNER"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("picker-a"), std::string::npos) << text.out;
   for (auto& c : consumers) c->Shutdown();
+}
+
+// A consumer killed -9 while it holds messages of every queue: another
+// consumer of the group gets none of those queues while it lives (they are
+// its), and all of them, with every message, once the broker forgot it
+// (client timeout); each key's messages still in order.
+TEST_F(CtlConsume, AKilledConsumersQueuesGoToTheOtherOnceTheBrokerForgetsIt) {
+  const std::vector<std::string> keys = {"a", "b", "c", "d", "e", "f", "g", "h"};
+  for (int i = 0; i < 3; ++i) {
+    for (const std::string& key : keys) Send("orders", key, key + "-" + std::to_string(i));
+  }
+  // The doomed consumer takes everything and holds it (peeks extend their
+  // leases until consume ends).
+  auto doomed = testing::Process::Spawn(
+      {testing::BinPath("txmqctl"), "--broker", broker_->endpoint(), "consume", "orders", "--group",
+       "pickers", "--no-ack", "--wait", "60s"},
+      dir_.Sub("doomed.log"));
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto g = JsonIfOk({"group", "show", "pickers"});
+    return g.is_object() && g["in_flight"] == 24;
+  })) << "the doomed consumer never held all 24";
+
+  std::mutex mu;
+  std::vector<Received> got;
+  Consumer survivor({.broker = broker_->endpoint(),
+                     .group = "pickers",
+                     .long_poll = std::chrono::milliseconds(200),
+                     .client_id = "survivor"});
+  ASSERT_TRUE(survivor
+                  .Subscribe("orders",
+                             [&](const Received& m) {
+                               std::lock_guard<std::mutex> lock(mu);
+                               got.push_back(m);
+                               return ConsumeResult::Success();
+                             })
+                  .ok());
+  ASSERT_TRUE(survivor.Start().ok());
+  // A member now, with a share of the queues it cannot take yet.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto g = JsonIfOk({"group", "show", "pickers"});
+    int waiting = 0;
+    if (g.is_object()) {
+      for (const auto& q : g["queues"]) waiting += q["owner"] == "survivor" && q["handing_over"];
+    }
+    return waiting == 2;
+  })) << "the survivor was given no queue to wait for";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_TRUE(got.empty()) << "a queue's messages went to two consumers at once";
+  }
+
+  doomed->Signal(SIGKILL);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return got.size() >= 24;
+      },
+      std::chrono::seconds(20)))
+      << "the survivor got " << got.size() << " of 24";
+  auto g = Json({"group", "show", "pickers"});
+  for (const auto& q : g["queues"]) EXPECT_EQ(q["owner"], "survivor") << g;
+  survivor.Shutdown();
+  std::map<std::string, std::vector<std::string>> by_key;
+  for (const Received& m : got) by_key[m.key].push_back(m.body);
+  for (const std::string& key : keys) {
+    EXPECT_EQ(by_key[key], (std::vector<std::string>{key + "-0", key + "-1", key + "-2"}));
+  }
 }
 
 }  // namespace
