@@ -1,5 +1,6 @@
 #include "broker/src/delivery.h"
 
+#include "broker/src/clients.h"
 #include "broker/src/queue_owners.h"
 #include "broker/src/stored_message.h"
 
@@ -51,6 +52,7 @@ void Delivery::HandlePull(const RequestContext& ctx, wire::PullRequest::Reader r
   spec.visibility = ClampVisibility(request.getVisibilityTimeoutMs());
   spec.from_latest = request.getStartFromLatest();
   spec.client = ctx.routing_id;
+  spec.shown_as = ctx.client != nullptr ? ctx.client->id : "an unregistered client";
   auto wait = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(request.getWaitMs()),
                                                   o.max_long_poll);
 
@@ -91,7 +93,12 @@ std::vector<Delivery::Item> Delivery::Collect(const PullSpec& spec, SteadyTime n
     // A newcomer only takes queues from the others; a change of the served
     // queues may give others some, whose parked pulls are then served.
     if (served != sub->shared) groups_.NoteHandoff(g.name);
+    const bool joining = !sub->members.contains(spec.client);
     JoinOwners(*sub, name, spec.client, now, served);
+    if (joining) {
+      member_names_[spec.client] = spec.shown_as;
+      LogMembers(g, name, *sub, spec.shown_as, "joined");
+    }
   }
   std::vector<Item> out;
   size_t bytes = 0;
@@ -219,7 +226,7 @@ void Delivery::ReplyItems(const std::string& routing_id, uint64_t request_id,
     // these, so they are given back at once, not counted as a delivery,
     // instead of waiting out the visibility timeout.
     for (const Item& item : items) FailLease(item.lease_id, /*count_attempt=*/false, 0, 0);
-    LeaveAllQueues(routing_id);  // nor does it own queues any more
+    LeaveAllQueues(routing_id, "could not be reached");  // nor does it own queues any more
   }
 }
 

@@ -63,6 +63,7 @@ class Delivery {
     std::chrono::milliseconds visibility{0};
     bool from_latest = false;
     std::string client;
+    std::string shown_as;  // the client's hello id, for logs (the routing id is secret)
   };
   struct Parked {
     std::string routing_id;
@@ -96,8 +97,11 @@ class Delivery {
   // extended a lease for max_long_poll + client_timeout, and have no pull
   // parked, leave their topics' consumers.
   void SweepIdleMembers(SteadyTime now);
-  // `routing_id` is no consumer of any topic any more.
-  void LeaveAllQueues(const std::string& routing_id);
+  // `routing_id` is no consumer of any topic any more (`why`, for the log).
+  void LeaveAllQueues(const std::string& routing_id, std::string_view why);
+  // One log line when a group's consumers of a topic change.
+  void LogMembers(const GroupState& g, const std::string& topic, const Subscription& sub,
+                  const std::string& who, std::string_view what) const;
   // Parked pulls of groups where a queue may have become takeable.
   void ServeHandoffs(SteadyTime now);
 
@@ -149,6 +153,9 @@ class Delivery {
   // Redelivery limits consumers announced (not 0), by client id; a client
   // is forgotten when it leaves.
   std::unordered_map<std::string, uint32_t> announced_max_reconsume_;
+  // Hello ids of consumers that joined a topic's consumers, by routing id
+  // (for the log lines of queue ownership); forgotten when they leave.
+  std::unordered_map<std::string, std::string> member_names_;
 };
 
 }  // namespace txmq::broker

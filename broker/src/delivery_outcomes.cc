@@ -256,6 +256,7 @@ void Delivery::Tick(SteadyTime now) {
 
 void Delivery::SweepIdleMembers(SteadyTime now) {
   const auto idle = core_.options().max_long_poll + core_.options().client_timeout;
+  std::set<std::string> swept;
   for (auto& [name, g] : groups_.all()) {
     for (auto& [topic, sub] : g.subscriptions) {
       std::vector<std::string> gone;
@@ -265,18 +266,50 @@ void Delivery::SweepIdleMembers(SteadyTime now) {
       for (const std::string& member : gone) {
         LeaveOwners(sub, topic, member);
         groups_.NoteHandoff(name);
+        auto named = member_names_.find(member);
+        LogMembers(g, topic, sub, named != member_names_.end() ? named->second : "a consumer",
+                   "left (no pull for " + std::to_string(idle.count() / 1000) + " s)");
+        swept.insert(member);
       }
+    }
+  }
+  // A name is kept while its client is a member anywhere (an unregistered
+  // client is never released, so this is where its name goes).
+  for (const auto& [name, g] : groups_.all()) {
+    for (const auto& [topic, sub] : g.subscriptions) {
+      for (auto it = swept.begin(); it != swept.end();) {
+        it = sub.members.contains(*it) ? swept.erase(it) : std::next(it);
+      }
+    }
+  }
+  for (const std::string& member : swept) member_names_.erase(member);
+}
+
+void Delivery::LeaveAllQueues(const std::string& routing_id, std::string_view why) {
+  auto named = member_names_.find(routing_id);
+  if (named == member_names_.end()) return;  // never joined any topic's consumers
+  const std::string who = named->second;
+  member_names_.erase(named);
+  // Its queues go to the other members (served once it let go of them).
+  for (auto& [name, g] : groups_.all()) {
+    for (auto& [topic, sub] : g.subscriptions) {
+      if (!LeaveOwners(sub, topic, routing_id)) continue;
+      groups_.NoteHandoff(name);
+      LogMembers(g, topic, sub, who, "left (" + std::string(why) + ")");
     }
   }
 }
 
-void Delivery::LeaveAllQueues(const std::string& routing_id) {
-  // Its queues go to the other members (served once it let go of them).
-  for (auto& [name, g] : groups_.all()) {
-    for (auto& [topic, sub] : g.subscriptions) {
-      if (LeaveOwners(sub, topic, routing_id)) groups_.NoteHandoff(name);
-    }
-  }
+void Delivery::LogMembers(const GroupState& g, const std::string& topic, const Subscription& sub,
+                          const std::string& who, std::string_view what) const {
+  size_t owned = 0;
+  for (const QueueCursor& c : sub.queues) owned += !c.owner.empty();
+  const size_t n = sub.members.size();
+  const std::string now = n == 0   ? "no consumer reads it here now"
+                          : n == 1 ? "1 consumer owns its " + std::to_string(owned) + " queues here"
+                                   : std::to_string(n) + " consumers share its " +
+                                         std::to_string(owned) + " queues here";
+  Logger("broker")->info("consumer group '{}' on '{}': {} {}; {}", g.name, topic, who, what, now);
 }
 
 void Delivery::ServeHandoffs(SteadyTime now) {
@@ -298,7 +331,7 @@ void Delivery::ReleaseClient(const std::string& routing_id, const std::string& s
   // and delivered, in that order too (keeps a key's messages in order).
   std::sort(held.begin(), held.end());
   for (uint64_t id : held) FailLease(id, failed, 0, 0);
-  LeaveAllQueues(routing_id);
+  LeaveAllQueues(routing_id, failed ? "went silent" : "said goodbye");
   announced_max_reconsume_.erase(routing_id);
   if (!held.empty()) {
     Logger("broker")->info("client {} {}: {} leased messages {}", shown_as,
