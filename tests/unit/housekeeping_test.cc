@@ -82,7 +82,8 @@ TEST(Housekeeping, RetentionCountsAndLogsWhatAGroupHadNotReceived) {
                       "orders/0 offsets 2..4"),
             std::string::npos)
       << text;
-  EXPECT_EQ(text.find("group 'done'"), std::string::npos) << text;
+  EXPECT_EQ(text.find("that group 'done'"), std::string::npos) << text;
+  EXPECT_EQ(text.find("that group 'other'"), std::string::npos) << text;
 }
 
 }  // namespace
