@@ -19,6 +19,7 @@
 #include "consumer/src/consumer_impl.h"
 #include "protocol/src/cluster_status_codec.h"
 #include "protocol/src/message_codec.h"
+#include "protocol/src/route_codec.h"
 #include "protocol/src/util.h"
 #include "txmq/names.h"
 
@@ -82,16 +83,16 @@ void Consumer::Impl::RefreshSources() {
     // Not placed yet, a single broker from before routes, or away: there
     // is nothing to add now; asked again at the next refresh.
     if (!reply->ok()) continue;
-    auto route = (*reply)->envelope().getRouteOk();
-    const std::string home_group = wire::ToString(route.getAnsweredBy());
+    const wire::TopicRouteView route = wire::ReadTopicRoute((*reply)->envelope().getRouteOk());
+    const std::string& home_group = route.answered_by;
     // A broker that does not say its group (from before answeredBy): its
     // connection is all this consumer reads, as it was then.
     if (home_group.empty()) continue;
-    for (auto queue : route.getQueues()) {
-      const std::string group = wire::ToString(queue.getGroup());
+    for (size_t q = 0; q < route.groups.size(); ++q) {
+      const std::string& group = route.groups[q];
       if (group.empty() || group == home_group) continue;
       std::string& url = leaders[group];
-      if (url.empty()) url = wire::ToString(queue.getLeaderUrl());
+      if (url.empty()) url = route.leader_urls[q];
     }
   }
 

@@ -1,9 +1,12 @@
 #include "producer/src/group_router.h"
 
+#include <algorithm>
+
 #include "producer/src/send_path.h"
 #include "protocol/src/codec.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
+#include "protocol/src/route_codec.h"
 #include "protocol/src/util.h"
 #include "txmq/names.h"
 
@@ -76,26 +79,20 @@ void GroupRouter::OnRoute(const std::string& topic, Result<wire::Frame> reply) {
     Route route;
     bool known = false;
     if (reply.ok()) {
-      auto answer = reply->envelope().getRouteOk();
-      auto queues = answer.getQueues();
-      std::string first_group;
-      bool one_group = true;
-      for (uint32_t q = 0; q < queues.size(); ++q) {
-        route.groups.push_back(wire::ToString(queues[q].getGroup()));
-        route.urls.push_back(wire::ToString(queues[q].getLeaderUrl()));
-        if (q == 0) first_group = route.groups.back();
-        one_group = one_group && route.groups.back() == first_group;
-      }
+      wire::TopicRouteView answer = wire::ReadTopicRoute(reply->envelope().getRouteOk());
+      const std::string first_group = answer.groups.empty() ? "" : answer.groups.front();
+      const bool one_group = std::all_of(answer.groups.begin(), answer.groups.end(),
+                                         [&](const std::string& g) { return g == first_group; });
+      route.groups = std::move(answer.groups);
+      route.urls = std::move(answer.leader_urls);
       // One broker, or the one group the home connection's broker is in,
       // serves it all: the home connection, which follows that group's
       // leader. A topic wholly on another group goes there like any other.
-      if (one_group &&
-          (first_group.empty() || first_group == wire::ToString(answer.getAnsweredBy()))) {
+      if (one_group && (first_group.empty() || first_group == answer.answered_by)) {
         route = Route{};
       }
       known = true;
-    } else if (reply.status().code() == StatusCode::kInvalidArgument &&
-               reply.status().message().find("is not one the broker serves") != std::string::npos) {
+    } else if (wire::FromBeforeRoutes(reply.status())) {
       known = true;  // a broker from before placement: it serves it all
     }
     // Any other failure (unreachable, not placed in time) is not kept: the

@@ -6,6 +6,7 @@
 #include "protocol/src/cluster_status_codec.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
+#include "protocol/src/route_codec.h"
 #include "protocol/src/util.h"
 #include "txmq/names.h"
 
@@ -109,20 +110,18 @@ Result<TxGroups::Route> TxGroups::RouteOf(const std::string& topic) {
     // A broker from before routes serves everything; any other failure
     // (away, not placed in time) is not kept: the half goes home, whose
     // answer says how things are.
-    if (reply.status().code() == StatusCode::kInvalidArgument &&
-        reply.status().message().find("is not one the broker serves") != std::string::npos) {
+    if (wire::FromBeforeRoutes(reply.status())) {
       std::lock_guard<std::mutex> lock(mu_);
       routes_[topic] = route;
     }
     return route;
   }
-  auto answer = reply->envelope().getRouteOk();
-  route.home_group = wire::ToString(answer.getAnsweredBy());
-  bool anywhere_else = false;
-  for (auto q : answer.getQueues()) {
-    route.groups.push_back(wire::ToString(q.getGroup()));
-    anywhere_else = anywhere_else || route.groups.back() != route.home_group;
-  }
+  wire::TopicRouteView answer = wire::ReadTopicRoute(reply->envelope().getRouteOk());
+  route.home_group = answer.answered_by;
+  route.groups = std::move(answer.groups);
+  const bool anywhere_else =
+      std::any_of(route.groups.begin(), route.groups.end(),
+                  [&](const std::string& g) { return g != route.home_group; });
   // Home serves every queue; also when the broker did not say its own
   // group (from before answeredBy), as it did then.
   if (!anywhere_else || route.home_group.empty()) route.groups.clear();
