@@ -300,7 +300,9 @@ TEST_F(SqliteCrash, ARelayStoppedPastItsLeaseBetweenClaimAndMarkSentChangesNothi
         const int64_t stored = 100 - Count("txmq_outbox") + static_cast<int64_t>(claims.size());
         return WaitFor([&] { return admin.TopicMessages("orders") == stored; }, 2s);
       });
-  ASSERT_FALSE(a_claims.empty()) << "relay a was never seen holding a claim\n"
+  ASSERT_FALSE(a_claims.empty()) << "relay a was never seen holding a claim in 20 s ("
+                                 << Count("txmq_outbox") << " rows left, txmqd stored "
+                                 << admin.TopicMessages("orders") << " of 100)\n"
                                  << testing::ReadFile(dir_.Sub("service.log"));
   ASSERT_GT(Count("txmq_outbox"), 0);
 
