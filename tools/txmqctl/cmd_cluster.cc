@@ -16,7 +16,6 @@
 #include "protocol/src/util.h"
 #include "tools/txmqctl/cluster_view.h"
 #include "tools/txmqctl/ctl.h"
-#include "txmq/version.h"
 
 namespace txmq::ctl {
 
@@ -31,18 +30,9 @@ struct StatusArgs {
 // Asks the one node at `url`, within `budget`.
 Result<wire::ClusterStatusView> Ask(Ctl& ctl, const std::string& url,
                                     std::chrono::milliseconds budget) {
-  auto keys = ctl.Keys();
-  if (!keys.ok()) return keys.status();
-  net::ConnectionOptions o;
-  o.curve = *keys;
-  o.broker = url;
-  o.follow_leader = false;
-  o.role = wire::Role::ADMIN;
-  o.software = std::string("txmqctl ") + kVersion;
-  auto c = net::Connection::Open(o);
-  if (!c.ok()) return c.status();
   const SteadyTime deadline = SteadyClock::now() + budget;
-  if (Status s = ctl.WaitReachable(**c, budget); !s.ok()) return s;
+  auto c = ctl.OpenAdmin(url, budget, /*follow_leader=*/false);
+  if (!c.ok()) return c.status();
   auto request = (*c)->NewRequest();
   request.envelope().setClusterStatus();
   const auto left = std::max(

@@ -6,13 +6,11 @@
 #include <vector>
 
 #include "protocol/src/cluster_status_codec.h"
-#include "protocol/src/connection.h"
 #include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
 #include "tools/txmqctl/table.h"
 #include "txmq/names.h"
-#include "txmq/version.h"
 
 namespace txmq::ctl {
 
@@ -148,20 +146,11 @@ std::vector<BrokerGroupView> OtherBrokerGroups(
                                                   " is registered (is it down?)")});
       continue;
     }
-    auto keys = ctl.Keys();
-    if (!keys.ok()) return out;
-    net::ConnectionOptions o;
-    o.curve = *keys;
-    for (const std::string& url : g.node_urls) o.broker += (o.broker.empty() ? "" : ",") + url;
-    o.role = wire::Role::ADMIN;
-    o.software = std::string("txmqctl ") + kVersion;
-    auto c = net::Connection::Open(o);
+    std::string nodes;
+    for (const std::string& url : g.node_urls) nodes += (nodes.empty() ? "" : ",") + url;
+    auto c = ctl.OpenAdmin(nodes);
     if (!c.ok()) {
       out.push_back({g.group, c.status()});
-      continue;
-    }
-    if (Status s = ctl.WaitReachable(**c); !s.ok()) {
-      out.push_back({g.group, s});
       continue;
     }
     auto request = (*c)->NewRequest();

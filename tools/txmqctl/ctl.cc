@@ -108,6 +108,24 @@ std::chrono::milliseconds Ctl::timeout() const {
   return std::chrono::milliseconds(ms > 0 ? ms : 10'000);
 }
 
+Result<std::unique_ptr<net::Connection>> Ctl::OpenAdmin(
+    const std::string& broker, std::optional<std::chrono::milliseconds> budget,
+    bool follow_leader) {
+  auto keys = Keys();
+  if (!keys.ok()) return keys.status();
+  used_broker_ = true;
+  net::ConnectionOptions o;
+  o.curve = *keys;
+  o.broker = broker;
+  o.follow_leader = follow_leader;
+  o.role = wire::Role::ADMIN;
+  o.software = std::string("txmqctl ") + kVersion;
+  auto c = net::Connection::Open(o);
+  if (!c.ok()) return c.status();
+  if (Status s = WaitReachable(**c, budget); !s.ok()) return s;
+  return std::move(c.value());
+}
+
 Status Ctl::WaitReachable(net::Connection& connection,
                           std::optional<std::chrono::milliseconds> budget) {
   used_broker_ = true;
@@ -126,17 +144,8 @@ Result<curve::ClientKeys> Ctl::Keys() {
 Result<std::string> Ctl::Broker() {
   if (globals_.broker_group.empty()) return globals_.broker;
   if (!resolved_broker_.empty()) return resolved_broker_;
-  auto keys = Keys();
-  if (!keys.ok()) return keys.status();
-  used_broker_ = true;
-  net::ConnectionOptions o;
-  o.curve = *keys;
-  o.broker = globals_.broker;
-  o.role = wire::Role::ADMIN;
-  o.software = std::string("txmqctl ") + kVersion;
-  auto c = net::Connection::Open(o);
+  auto c = OpenAdmin(globals_.broker);
   if (!c.ok()) return c.status();
-  if (Status s = WaitReachable(**c); !s.ok()) return s;
   auto request = (*c)->NewRequest();
   request.envelope().setClusterStatus();
   auto reply = (*c)->CallSync(std::move(request), Left());
@@ -179,17 +188,8 @@ Result<net::Connection*> Ctl::Connection() {
   if (!connection_) {
     auto broker = Broker();
     if (!broker.ok()) return broker.status();
-    auto keys = Keys();
-    if (!keys.ok()) return keys.status();
-    used_broker_ = true;
-    net::ConnectionOptions o;
-    o.curve = *keys;
-    o.broker = *broker;
-    o.role = wire::Role::ADMIN;
-    o.software = std::string("txmqctl ") + kVersion;
-    auto c = net::Connection::Open(o);
+    auto c = OpenAdmin(*broker);
     if (!c.ok()) return c.status();
-    if (Status s = WaitReachable(**c); !s.ok()) return s;
     connection_ = std::move(c.value());
   }
   return connection_.get();

@@ -87,6 +87,12 @@ class Ctl {
   // `budget` when given (else what is left).
   Status WaitReachable(net::Connection& connection,
                        std::optional<std::chrono::milliseconds> budget = std::nullopt);
+  // An admin connection of its own to `broker` (a URL or a node list),
+  // with the command's keys, once reachable within `budget` (else what is
+  // left); `follow_leader` false stays on the node asked.
+  Result<std::unique_ptr<net::Connection>> OpenAdmin(
+      const std::string& broker, std::optional<std::chrono::milliseconds> budget = std::nullopt,
+      bool follow_leader = true);
   // One request/response within the budget; `fill` sets the request.
   Result<wire::Frame> Call(const std::function<void(wire::Envelope::Builder)>& fill);
   // --timeout as given (the budget's size).
