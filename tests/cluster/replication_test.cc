@@ -411,6 +411,49 @@ TEST(Replication, LeaderWillNotStartInAnEpochItsLogHasPassed) {
   EXPECT_EQ(again.status().code(), StatusCode::kAborted);
 }
 
+TEST(Replication, FollowersAtOnePointAreSentOneFrame) {
+  Group g;
+  ReplicationLeader& l = g.Lead("a", 1);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(l.Append("round " + std::to_string(i)).ok());
+  ASSERT_TRUE(l.SyncLocal().ok());
+  auto out = l.Poll(g.now());
+  ASSERT_EQ(out.size(), 2u);
+  // Both followers start at the epoch-start entry: the same append, one
+  // encoding, and what it carries is the log's.
+  EXPECT_EQ(out[0].frame, out[1].frame);
+  auto m = DecodeReplicationMessage(*out[0].frame);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  const auto& a = std::get<AppendRequest>(m->body);
+  ASSERT_EQ(a.entries.size(), 4u);
+  for (const ReplicaEntry& e : a.entries) EXPECT_EQ(e, *g["a"].log->Read(e.index));
+
+  // Once b is further along than c, each gets its own.
+  // (Those frames were never delivered: sent again after resend_after.)
+  g.Cut("a", "c", true);
+  g.Pass(1s);
+  g.Pump();
+  ASSERT_EQ(g["b"].log->durable().index, 4u);
+  ASSERT_TRUE(l.Append("only b hears of it").ok());
+  ASSERT_TRUE(l.SyncLocal().ok());
+  g.Pass(1s);  // c's request is resent
+  out = l.Poll(g.now());
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_NE(out[0].frame, out[1].frame);
+  for (const Outgoing& o : out) {
+    auto sent = DecodeReplicationMessage(*o.frame);
+    ASSERT_TRUE(sent.ok());
+    EXPECT_EQ(std::get<AppendRequest>(sent->body).entries.size(), o.to == "b" ? 1u : 5u) << o.to;
+  }
+}
+
+TEST(ReplicationMessages, DecodesAFrameThatIsNotWordAligned) {
+  ReplicationMessage m{7, AppendRequest{4, "a", {3, 99}, {{4, 4, 5, std::string(1000, 'p')}}, 2}};
+  const std::string bytes = " " + EncodeReplicationMessage(m);
+  auto back = DecodeReplicationMessage(std::string_view(bytes).substr(1));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(std::get<AppendRequest>(back->body).entries.at(0).payload, std::string(1000, 'p'));
+}
+
 TEST(ReplicationMessages, RoundTrip) {
   ReplicationMessage m{7, AppendRequest{4, "a", {3, 99}, {{4, 4, 5, std::string("x\0y", 3)}}, 2}};
   auto back = DecodeReplicationMessage(EncodeReplicationMessage(m));

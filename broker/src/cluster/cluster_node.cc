@@ -13,6 +13,7 @@
 #include "broker/src/cluster/replication_leader.h"
 #include "broker/src/cluster/replication_messages.h"
 #include "protocol/src/log.h"
+#include "protocol/src/util.h"
 
 namespace txmq::cluster {
 
@@ -154,6 +155,7 @@ Status ClusterNode::failure() const {
 }
 
 void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
+  SetThreadName("txmq-replica");
   auto log = Logger("cluster");
   Impl m;
   const auto tick_every =
@@ -340,7 +342,7 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
     size_t moved = 0;
     if (m.leader) {
       for (Outgoing& out : m.leader->Poll(now)) {
-        (void)m.transport->Send(out.to, EncodeReplicationMessage(out.message));
+        (void)m.transport->Send(out.to, std::move(out.frame));
         ++moved;
       }
     }

@@ -6,14 +6,15 @@ class InProcNetwork::Endpoint final : public ReplicationTransport {
  public:
   Endpoint(InProcNetwork& network, std::string node) : network_(network), node_(std::move(node)) {}
 
-  Status Send(const std::string& peer, std::string bytes) override {
+  using ReplicationTransport::Send;
+  Status Send(const std::string& peer, SharedFrame frame) override {
     auto it = network_.endpoints_.find(peer);
     if (it == network_.endpoints_.end()) return Status::Unavailable("no node " + peer);
     if (network_.IsCut(node_, peer)) {
       ++network_.dropped_;
       return Status::OK();  // lost on the way: the sender cannot tell
     }
-    it->second->inbox_.push_back({node_, std::move(bytes)});
+    it->second->inbox_.push_back({node_, *frame});
     return Status::OK();
   }
 

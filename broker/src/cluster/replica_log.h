@@ -113,6 +113,9 @@ class ReplicaLog {
 
   // The entry at `index` (1 .. last().index); kNotFound otherwise.
   virtual Result<ReplicaEntry> Read(uint64_t index) const = 0;
+  // The payload of the entry at `index` in place, without a copy: valid
+  // until the log next changes (an append or a truncation).
+  virtual Result<std::string_view> PayloadAt(uint64_t index) const = 0;
   // The chain crc of the entry at `index` (0 for index 0); none past the
   // end.
   virtual std::optional<uint32_t> CrcAt(uint64_t index) const = 0;

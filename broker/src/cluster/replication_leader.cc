@@ -1,6 +1,7 @@
 #include "broker/src/cluster/replication_leader.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace txmq::cluster {
 
@@ -67,27 +68,36 @@ void ReplicationLeader::WhenCommitted(uint64_t index, Completion done) {
   }
 }
 
-AppendRequest ReplicationLeader::BuildAppend(const FollowerProgress& p) const {
-  AppendRequest r;
-  r.epoch = epoch_;
-  r.leader = options_.node;
-  r.prev = {p.next - 1, *log_.CrcAt(p.next - 1)};
-  r.leader_commit = commit_;
+std::pair<uint64_t, SharedFrame> ReplicationLeader::EncodeAppendFrom(
+    const FollowerProgress& p, std::map<uint64_t, std::pair<uint64_t, SharedFrame>>& built) {
+  auto it = built.find(p.next);
+  if (it != built.end()) return it->second;
+  AppendRequest head;
+  head.epoch = epoch_;
+  head.leader = options_.node;
+  head.prev = {p.next - 1, *log_.CrcAt(p.next - 1)};
+  head.leader_commit = commit_;
+  // Payloads in place in the log: the frame is the only copy.
+  std::vector<EntryView> entries;
   size_t bytes = 0;
+  const auto& starts = log_.epochs();
   for (uint64_t i = p.next; i <= log_.last().index; ++i) {
-    if (r.entries.size() >= options_.max_batch_entries) break;
-    auto e = log_.Read(i);
-    if (!e.ok()) break;  // the log is this leader's own: cannot happen
-    if (!r.entries.empty() && bytes + e->payload.size() > options_.max_batch_bytes) break;
-    bytes += e->payload.size();
-    r.entries.push_back(std::move(*e));
+    if (entries.size() >= options_.max_batch_entries) break;
+    auto payload = log_.PayloadAt(i);
+    if (!payload.ok()) break;  // the log is this leader's own: cannot happen
+    if (!entries.empty() && bytes + payload->size() > options_.max_batch_bytes) break;
+    bytes += payload->size();
+    entries.push_back({i, starts.EpochAt(i), *log_.CrcAt(i), *payload});
   }
-  return r;
+  const uint64_t id = next_request_id_++;
+  auto frame = std::make_shared<const std::string>(EncodeAppend(id, head, entries));
+  return built[p.next] = {id, std::move(frame)};
 }
 
 std::vector<Outgoing> ReplicationLeader::Poll(ReplicationClock::time_point now) {
   std::vector<Outgoing> out;
   if (stepped_down_) return out;
+  std::map<uint64_t, std::pair<uint64_t, SharedFrame>> built;
   for (auto& [node, p] : followers_) {
     const bool waiting = p.inflight_id != 0 && now - p.sent_at < options_.resend_after;
     if (waiting) continue;
@@ -95,19 +105,19 @@ std::vector<Outgoing> ReplicationLeader::Poll(ReplicationClock::time_point now) 
     const bool behind = p.next <= log_.last().index || p.sent_commit < commit_;
     const bool idle_too_long = now - p.sent_at >= options_.heartbeat_every;
     if (!p.truncate && !behind && !resend && !idle_too_long) continue;
-    ReplicationMessage m;
-    m.request_id = next_request_id_++;
+    SharedFrame frame;
     if (p.truncate) {
       p.truncate->leader_commit = commit_;
-      m.body = *p.truncate;
+      p.inflight_id = next_request_id_++;
+      frame = std::make_shared<const std::string>(
+          EncodeReplicationMessage({p.inflight_id, *p.truncate}));
     } else {
-      m.body = BuildAppend(p);
+      std::tie(p.inflight_id, frame) = EncodeAppendFrom(p, built);
     }
-    p.inflight_id = m.request_id;
     p.sent_at = now;
     p.sent_up_to = log_.last().index;
     p.sent_commit = commit_;
-    out.push_back({node, std::move(m)});
+    out.push_back({node, std::move(frame)});
   }
   return out;
 }

@@ -6,7 +6,8 @@
 //                     epoch and appends the epoch-start entry
 //   Append(payload)   one write round; SyncLocal() after a group of them
 //   WhenCommitted(i)  runs a completion once entry i is committed (acks)
-//   Poll(now)         the requests to send now, one in flight per follower
+//   Poll(now)         the requests to send now (encoded), one in flight per
+//                     follower
 //   OnAnswer(...)     each follower's answer
 //   Replicas(now)     each follower's progress, for operators
 //   SetIsr(...)       after GroupMember changed the ISR
@@ -57,10 +58,11 @@ struct ReplicationLeaderOptions {
   std::chrono::milliseconds heartbeat_every{200};
 };
 
-// A request for one follower.
+// A request for one follower, encoded (replication_messages.h): followers
+// sent the same append share one frame.
 struct Outgoing {
   std::string to;
-  ReplicationMessage message;
+  SharedFrame frame;
 };
 
 struct FollowerProgress {
@@ -143,7 +145,11 @@ class ReplicationLeader {
   ReplicationLeader(ReplicaLog& log, ReplicationLeaderOptions options, int64_t epoch);
   void OnOk(FollowerProgress& p, const AppendAnswer& a);
   void OnDivergent(FollowerProgress& p, const AppendAnswer& a);
-  AppendRequest BuildAppend(const FollowerProgress& p) const;
+  // The append that brings `p` up from p.next, encoded once per Poll for
+  // every follower at that point (`built`: by p.next, the frame and its
+  // request id).
+  std::pair<uint64_t, SharedFrame> EncodeAppendFrom(
+      const FollowerProgress& p, std::map<uint64_t, std::pair<uint64_t, SharedFrame>>& built);
   void AdvanceCommit();
 
   ReplicaLog& log_;

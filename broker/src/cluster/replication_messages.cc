@@ -4,6 +4,7 @@
 #include <capnp/serialize.h>
 #include <kj/io.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "protocol/replication.capnp.h"
@@ -43,13 +44,14 @@ Outcome FromWire(repl::Outcome o) {
   return Outcome::kFailed;  // an outcome this version does not know
 }
 
-void Build(const AppendRequest& a, repl::Append::Builder b) {
-  b.setEpoch(a.epoch);
-  b.setLeader(a.leader);
-  Put(b.initPrev(), a.prev);
-  auto list = b.initEntries(static_cast<unsigned>(a.entries.size()));
-  for (size_t i = 0; i < a.entries.size(); ++i) {
-    const ReplicaEntry& e = a.entries[i];
+void Build(const AppendRequest& head, const std::vector<EntryView>& entries,
+           repl::Append::Builder b) {
+  b.setEpoch(head.epoch);
+  b.setLeader(head.leader);
+  Put(b.initPrev(), head.prev);
+  auto list = b.initEntries(static_cast<unsigned>(entries.size()));
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const EntryView& e = entries[i];
     auto eb = list[static_cast<unsigned>(i)];
     eb.setIndex(e.index);
     eb.setEpoch(e.epoch);
@@ -57,7 +59,14 @@ void Build(const AppendRequest& a, repl::Append::Builder b) {
     eb.setPayload(
         kj::arrayPtr(reinterpret_cast<const kj::byte*>(e.payload.data()), e.payload.size()));
   }
-  b.setLeaderCommit(a.leader_commit);
+  b.setLeaderCommit(head.leader_commit);
+}
+
+std::vector<EntryView> Views(const std::vector<ReplicaEntry>& entries) {
+  std::vector<EntryView> views;
+  views.reserve(entries.size());
+  for (const ReplicaEntry& e : entries) views.push_back({e.index, e.epoch, e.crc, e.payload});
+  return views;
 }
 
 void Build(const TruncateRequest& t, repl::Truncate::Builder b) {
@@ -96,27 +105,50 @@ std::string_view OutcomeName(Outcome o) {
   return "?";
 }
 
-std::string EncodeReplicationMessage(const ReplicationMessage& m) {
-  capnp::MallocMessageBuilder builder;
-  auto root = builder.initRoot<repl::ReplicationMessage>();
-  root.setRequestId(m.request_id);
-  std::visit(
-      [&](const auto& body) {
-        using T = std::decay_t<decltype(body)>;
-        if constexpr (std::is_same_v<T, AppendRequest>) {
-          Build(body, root.initAppend());
-        } else if constexpr (std::is_same_v<T, TruncateRequest>) {
-          Build(body, root.initTruncate());
-        } else {
-          Build(body, root.initAnswer());
-        }
-      },
-      m.body);
+namespace {
+
+// Room for the whole message in the builder's first segment, so a batch
+// of rounds is one allocation and one segment, not a chain of doubling
+// ones: the payloads' words plus each entry's struct and list pointer,
+// the rest small.
+unsigned FirstSegmentWords(const std::vector<EntryView>& entries) {
+  size_t words = 64;
+  for (const EntryView& e : entries) words += 8 + (e.payload.size() + 7) / 8;
+  return static_cast<unsigned>(std::min<size_t>(words, kMaxReplicationFrameBytes / 8));
+}
+
+std::string Serialize(capnp::MessageBuilder& builder) {
   const size_t words = capnp::computeSerializedSizeInWords(builder);
   std::string out(words * sizeof(capnp::word), '\0');
   kj::ArrayOutputStream stream(kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data()), out.size()));
   capnp::writeMessage(stream, builder);
   return out;
+}
+
+}  // namespace
+
+std::string EncodeAppend(uint64_t request_id, const AppendRequest& head,
+                         const std::vector<EntryView>& entries) {
+  capnp::MallocMessageBuilder builder(FirstSegmentWords(entries));
+  auto root = builder.initRoot<repl::ReplicationMessage>();
+  root.setRequestId(request_id);
+  Build(head, entries, root.initAppend());
+  return Serialize(builder);
+}
+
+std::string EncodeReplicationMessage(const ReplicationMessage& m) {
+  if (const auto* append = std::get_if<AppendRequest>(&m.body)) {
+    return EncodeAppend(m.request_id, *append, Views(append->entries));
+  }
+  capnp::MallocMessageBuilder builder;
+  auto root = builder.initRoot<repl::ReplicationMessage>();
+  root.setRequestId(m.request_id);
+  if (const auto* truncate = std::get_if<TruncateRequest>(&m.body)) {
+    Build(*truncate, root.initTruncate());
+  } else {
+    Build(std::get<AppendAnswer>(m.body), root.initAnswer());
+  }
+  return Serialize(builder);
 }
 
 Result<ReplicationMessage> DecodeReplicationMessage(std::string_view bytes, size_t max_bytes) {
@@ -128,16 +160,22 @@ Result<ReplicationMessage> DecodeReplicationMessage(std::string_view bytes, size
     return Status::Corruption("replication frame of " + std::to_string(bytes.size()) +
                               " bytes is not a whole number of 8-byte words");
   }
-  // Cap'n Proto reads words in place and needs them aligned: copy.
-  // TODO(perf): read in place when the transport's buffer is aligned.
-  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  // Cap'n Proto reads words in place and needs them aligned. A large
+  // frame's buffer comes from malloc and is; anything else is copied.
+  kj::Array<capnp::word> copy;
+  kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(bytes.data()),
+                                        bytes.size() / sizeof(capnp::word));
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(capnp::word) != 0) {
+    copy = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+    std::memcpy(copy.begin(), bytes.data(), bytes.size());
+    words = copy.asPtr();
+  }
   capnp::ReaderOptions options;
   options.traversalLimitInWords = words.size() * 4 + 1024;
   options.nestingLimit = 16;
   ReplicationMessage m;
   try {
-    capnp::FlatArrayMessageReader reader(words.asPtr(), options);
+    capnp::FlatArrayMessageReader reader(words, options);
     auto root = reader.getRoot<repl::ReplicationMessage>();
     m.request_id = root.getRequestId();
     switch (root.which()) {

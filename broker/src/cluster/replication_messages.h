@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -20,7 +21,7 @@ struct AppendRequest {
   int64_t epoch = 0;
   std::string leader;
   EntryRef prev;
-  std::vector<ReplicaEntry> entries;  // TODO(perf): views into the leader's log, not copies
+  std::vector<ReplicaEntry> entries;
   uint64_t leader_commit = 0;
 };
 
@@ -55,7 +56,24 @@ struct ReplicationMessage {
 // carries one batch of rounds; the leader bounds a batch well below it).
 inline constexpr size_t kMaxReplicationFrameBytes = 64u << 20;
 
+// An entry to send, its payload read in place where the leader's log
+// keeps it.
+struct EntryView {
+  uint64_t index = 0;
+  int64_t epoch = 0;
+  uint32_t crc = 0;
+  std::string_view payload;
+};
+
+// An encoded frame. A leader encodes one append once and sends the same
+// bytes to every follower that needs exactly that append.
+using SharedFrame = std::shared_ptr<const std::string>;
+
 std::string EncodeReplicationMessage(const ReplicationMessage& m);
+// An append whose entries are `entries` (head.entries is not read): the
+// payloads are copied once, into the frame.
+std::string EncodeAppend(uint64_t request_id, const AppendRequest& head,
+                         const std::vector<EntryView>& entries);
 // kCorruption when `bytes` is not a well-formed message within the limits
 // (untrusted input: traversal and nesting are bounded, exceptions caught).
 Result<ReplicationMessage> DecodeReplicationMessage(std::string_view bytes,

@@ -18,7 +18,7 @@ size_t PumpLeader(ReplicationTransport& transport, ReplicationLeader& leader,
                   ReplicationClock::time_point now) {
   size_t moved = 0;
   for (Outgoing& out : leader.Poll(now)) {
-    (void)transport.Send(out.to, EncodeReplicationMessage(out.message));
+    (void)transport.Send(out.to, std::move(out.frame));
     ++moved;
   }
   while (auto frame = transport.Receive()) {

@@ -32,9 +32,13 @@ struct TransportFrame {
 class ReplicationTransport {
  public:
   virtual ~ReplicationTransport() = default;
-  // Queues `bytes` for `peer`; kUnavailable when it cannot now (unknown
-  // peer, full queue): the frame is dropped.
-  virtual Status Send(const std::string& peer, std::string bytes) = 0;
+  // Queues `frame` for `peer`, keeping a reference rather than a copy;
+  // kUnavailable when it cannot now (unknown peer, full queue): the frame
+  // is dropped.
+  virtual Status Send(const std::string& peer, SharedFrame frame) = 0;
+  Status Send(const std::string& peer, std::string bytes) {
+    return Send(peer, std::make_shared<const std::string>(std::move(bytes)));
+  }
   // The next frame that arrived, without waiting; none when there is none.
   virtual std::optional<TransportFrame> Receive() = 0;
 };

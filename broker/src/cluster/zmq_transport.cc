@@ -139,12 +139,17 @@ Status ZmqReplicationTransport::Setup() {
   return Status::OK();
 }
 
-Status ZmqReplicationTransport::Send(const std::string& peer, std::string bytes) {
+Status ZmqReplicationTransport::Send(const std::string& peer, SharedFrame frame) {
   auto it = dealers_.find(peer);
   if (it == dealers_.end()) return Status::Unavailable("no replication peer " + peer);
   try {
-    // TODO(perf): hand the encoded buffer over without this copy.
-    if (it->second.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) return Status::OK();
+    // ZeroMQ takes the frame without a copy and lets go of it (on its I/O
+    // thread) once written: the message holds a reference until then.
+    auto* held = new SharedFrame(std::move(frame));
+    zmq::message_t message(
+        const_cast<char*>((*held)->data()), (*held)->size(),
+        [](void*, void* hint) { delete static_cast<SharedFrame*>(hint); }, held);
+    if (it->second.send(message, zmq::send_flags::dontwait)) return Status::OK();
   } catch (const zmq::error_t& e) {
     ++dropped_;
     return Status::Unavailable("send to " + peer + " failed: " + e.what());

@@ -109,7 +109,8 @@ class ZmqReplicationTransport final : public ReplicationTransport {
   ZmqReplicationTransport& operator=(const ZmqReplicationTransport&) = delete;
 
   // kUnavailable, frame dropped: unknown peer, not connected, queue full.
-  Status Send(const std::string& peer, std::string bytes) override;
+  using ReplicationTransport::Send;
+  Status Send(const std::string& peer, SharedFrame frame) override;
   // The next frame from an accepted peer; refused ones are dropped on the
   // way. Answers waiting ZAP requests first.
   std::optional<TransportFrame> Receive() override;
