@@ -280,19 +280,20 @@ Status FileReplicaLog::TruncateAfter(uint64_t keep) {
 }
 
 Result<ReplicaEntry> FileReplicaLog::Read(uint64_t index) const {
-  auto payload = PayloadAt(index);
-  if (!payload.ok()) return payload.status();
-  const Loc& loc = locs_[index - 1];
-  return ReplicaEntry{index, loc.epoch, loc.crc, std::string(*payload)};
+  auto view = View(index);
+  if (!view.ok()) return view.status();
+  return ReplicaEntry{index, view->epoch, view->crc, std::string(view->payload)};
 }
 
-Result<std::string_view> FileReplicaLog::PayloadAt(uint64_t index) const {
+Result<EntryView> FileReplicaLog::View(uint64_t index) const {
   if (index == 0 || index > locs_.size()) {
     return Status::NotFound("replica log entry " + std::to_string(index) + ": the log holds 1.." +
                             std::to_string(locs_.size()));
   }
   const Loc& loc = locs_[index - 1];
-  return segments_.at(loc.segment)->mapped().substr(loc.offset + kHeaderBytes, loc.length);
+  return EntryView{
+      index, loc.epoch, loc.crc,
+      segments_.at(loc.segment)->mapped().substr(loc.offset + kHeaderBytes, loc.length)};
 }
 
 std::optional<uint32_t> FileReplicaLog::CrcAt(uint64_t index) const {

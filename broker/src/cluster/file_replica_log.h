@@ -46,7 +46,7 @@ class FileReplicaLog final : public ReplicaLog {
   Status Sync() override;
   Status TruncateAfter(uint64_t keep) override;
   Result<ReplicaEntry> Read(uint64_t index) const override;
-  Result<std::string_view> PayloadAt(uint64_t index) const override;
+  Result<EntryView> View(uint64_t index) const override;
   std::optional<uint32_t> CrcAt(uint64_t index) const override;
 
  private:

@@ -57,6 +57,14 @@ struct ReplicaEntry {
   bool operator==(const ReplicaEntry&) const = default;
 };
 
+// An entry whose payload stays where the log keeps it (no copy).
+struct EntryView {
+  uint64_t index = 0;
+  int64_t epoch = 0;
+  uint32_t crc = 0;
+  std::string_view payload;
+};
+
 // The chain crc of the entry after `prev_crc`.
 uint32_t ChainCrc(uint32_t prev_crc, int64_t epoch, uint64_t index, std::string_view payload);
 
@@ -113,9 +121,9 @@ class ReplicaLog {
 
   // The entry at `index` (1 .. last().index); kNotFound otherwise.
   virtual Result<ReplicaEntry> Read(uint64_t index) const = 0;
-  // The payload of the entry at `index` in place, without a copy: valid
-  // until the log next changes (an append or a truncation).
-  virtual Result<std::string_view> PayloadAt(uint64_t index) const = 0;
+  // The same in place, without a copy: the payload is valid until the log
+  // next changes (an append or a truncation).
+  virtual Result<EntryView> View(uint64_t index) const = 0;
   // The chain crc of the entry at `index` (0 for index 0); none past the
   // end.
   virtual std::optional<uint32_t> CrcAt(uint64_t index) const = 0;

@@ -80,14 +80,13 @@ std::pair<uint64_t, SharedFrame> ReplicationLeader::EncodeAppendFrom(
   // Payloads in place in the log: the frame is the only copy.
   std::vector<EntryView> entries;
   size_t bytes = 0;
-  const auto& starts = log_.epochs();
   for (uint64_t i = p.next; i <= log_.last().index; ++i) {
     if (entries.size() >= options_.max_batch_entries) break;
-    auto payload = log_.PayloadAt(i);
-    if (!payload.ok()) break;  // the log is this leader's own: cannot happen
-    if (!entries.empty() && bytes + payload->size() > options_.max_batch_bytes) break;
-    bytes += payload->size();
-    entries.push_back({i, starts.EpochAt(i), *log_.CrcAt(i), *payload});
+    auto e = log_.View(i);
+    if (!e.ok()) break;  // the log is this leader's own: cannot happen
+    if (!entries.empty() && bytes + e->payload.size() > options_.max_batch_bytes) break;
+    bytes += e->payload.size();
+    entries.push_back(*e);
   }
   const uint64_t id = next_request_id_++;
   auto frame = std::make_shared<const std::string>(EncodeAppend(id, head, entries));

@@ -87,26 +87,6 @@ void Build(const AppendAnswer& a, repl::Answer::Builder b) {
   b.setReason(a.reason);
 }
 
-}  // namespace
-
-std::string_view OutcomeName(Outcome o) {
-  switch (o) {
-    case Outcome::kOk:
-      return "ok";
-    case Outcome::kStaleEpoch:
-      return "stale epoch";
-    case Outcome::kGap:
-      return "gap";
-    case Outcome::kDivergent:
-      return "divergent";
-    case Outcome::kFailed:
-      return "failed";
-  }
-  return "?";
-}
-
-namespace {
-
 // Room for the whole message in the builder's first segment, so a batch
 // of rounds is one allocation and one segment, not a chain of doubling
 // ones: the payloads' words plus each entry's struct and list pointer,
@@ -126,6 +106,22 @@ std::string Serialize(capnp::MessageBuilder& builder) {
 }
 
 }  // namespace
+
+std::string_view OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kStaleEpoch:
+      return "stale epoch";
+    case Outcome::kGap:
+      return "gap";
+    case Outcome::kDivergent:
+      return "divergent";
+    case Outcome::kFailed:
+      return "failed";
+  }
+  return "?";
+}
 
 std::string EncodeAppend(uint64_t request_id, const AppendRequest& head,
                          const std::vector<EntryView>& entries) {

@@ -56,15 +56,6 @@ struct ReplicationMessage {
 // carries one batch of rounds; the leader bounds a batch well below it).
 inline constexpr size_t kMaxReplicationFrameBytes = 64u << 20;
 
-// An entry to send, its payload read in place where the leader's log
-// keeps it.
-struct EntryView {
-  uint64_t index = 0;
-  int64_t epoch = 0;
-  uint32_t crc = 0;
-  std::string_view payload;
-};
-
 // An encoded frame. A leader encodes one append once and sends the same
 // bytes to every follower that needs exactly that append.
 using SharedFrame = std::shared_ptr<const std::string>;
