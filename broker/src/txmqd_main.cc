@@ -36,6 +36,7 @@
 #include "broker/src/txmqd_cluster.h"
 #include "protocol/src/byte_size.h"
 #include "protocol/src/log.h"
+#include "protocol/src/unknown_option.h"
 #include "protocol/src/util.h"
 #include "txmq/broker.h"
 #include "txmq/logging.h"
@@ -343,7 +344,8 @@ int main(int argc, char** argv) {
     // names the program (it may be one of several in a service's log) and
     // exits 2, as txmqctl does.
     if (e.get_exit_code() == 0) return app.exit(e);
-    std::cerr << "txmqd: " << e.what() << " (see --help)\n";
+    const std::string unknown = txmq::UnknownOption(app);
+    std::cerr << "txmqd: " << (unknown.empty() ? e.what() : unknown) << " (see --help)\n";
     return 2;
   }
 

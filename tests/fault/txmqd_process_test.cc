@@ -39,6 +39,17 @@ void ExpectConfigError(const testing::CommandResult& r, const std::string& path,
   EXPECT_EQ(testing::SplitLines(r.err).size(), 1u) << r.err;
 }
 
+TEST(TxmqdCommandLine, AnUnknownOptionIsAnErrorNamingItAndTheNearestOne) {
+  TempDir dir;
+  auto r = RunCommand(
+      {BinPath("txmqd"), "--data-dir", dir.Sub("data"), "--lisen", "tcp://127.0.0.1:*"}, "", 15s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err, "txmqd: unknown option '--lisen' (did you mean '--listen'?) (see --help)\n");
+  r = RunCommand({BinPath("txmqd"), "--data-dir", dir.Sub("data"), "--flsh=sync"}, "", 15s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err, "txmqd: unknown option '--flsh' (did you mean '--flush'?) (see --help)\n");
+}
+
 TEST(TxmqdConfigFile, AnUnknownKeyIsAnErrorNamingTheKeyAndTheNearestFlag) {
   TempDir dir;
   auto r = StartWithConfig(dir, "# a typo\nflsh = \"async\"\n");

@@ -120,6 +120,14 @@ TEST_F(Txmqctl, AnUnknownCommandIsNamedWithTheNearestOne) {
   ExpectFails({"topic"}, 2, "A subcommand is required");  // nothing mistyped
 }
 
+// A mistyped option is named, not the value after it.
+TEST_F(Txmqctl, AnUnknownOptionIsNamedWithTheNearestOne) {
+  ExpectFails({"--brokr", "tcp://127.0.0.1:1", "topic", "list"}, 2,
+              "unknown option '--brokr' (did you mean '--broker'?)");
+  ExpectFails({"topic", "list", "--jsn"}, 2, "unknown option '--jsn' (did you mean '--json'?)");
+  ExpectFails({"topic", "list", "--frobnicate=1"}, 2, "unknown option '--frobnicate' (see --help)");
+}
+
 TEST_F(Txmqctl, BadUsageExitsTwoWithOneLine) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"frobnicate"},

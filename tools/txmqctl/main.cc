@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "protocol/src/edit_distance.h"
+#include "protocol/src/unknown_option.h"
 #include "protocol/src/util.h"
 #include "tools/txmqctl/ctl.h"
 #include "txmq/logging.h"
@@ -113,7 +114,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    const std::string unknown = UnknownCommand(app);
+    // A mistyped option first: the value after it is left over too and
+    // would read as a mistyped command.
+    std::string unknown = txmq::UnknownOption(app);
+    if (unknown.empty()) unknown = UnknownCommand(app);
     std::cerr << "txmqctl: " << (unknown.empty() ? e.what() : unknown) << " (see --help)\n";
     return kExitUsage;
   }
