@@ -290,16 +290,22 @@ TEST_F(SqliteCrash, ARelayStoppedPastItsLeaseBetweenClaimAndMarkSentChangesNothi
   ASSERT_TRUE(txmqd.Start()) << testing::ReadFile(txmqd.log_path());
   const std::set<std::string> ids = PlaceOrders(0, 100);
 
+  // a's sends hang on a stopped txmqd, so a holds its first claims until
+  // the test sees them: left to run between the test's polls, a relay can
+  // send all 100 rows before a poll comes round on a loaded machine.
+  // Under the test's write lock txmqd goes on and stores what a holds; a
+  // is stopped then, its late writes including mark-sent (a cannot mark
+  // while the test holds the lock).
+  txmqd.Signal(SIGSTOP);
   auto a = Service({"relay", path_, txmqd.endpoint(), "a", "1000"});
-  ASSERT_TRUE(WaitFor([&] { return Count("txmq_outbox") <= 80; }, 20s)) << "relay a works";
-  // Stopped once txmqd stored what a holds: its late writes then include
-  // mark-sent (while the test holds the write lock a cannot mark them).
   testing::AdminClient admin(txmqd.endpoint());
   const std::map<std::string, int64_t> a_claims =
       StopHoldingClaims(*a, "a", [&](const std::map<std::string, int64_t>& claims) {
+        txmqd.Signal(SIGCONT);
         const int64_t stored = 100 - Count("txmq_outbox") + static_cast<int64_t>(claims.size());
         return WaitFor([&] { return admin.TopicMessages("orders") == stored; }, 2s);
       });
+  txmqd.Signal(SIGCONT);
   ASSERT_FALSE(a_claims.empty()) << "relay a was never seen holding a claim in 20 s ("
                                  << Count("txmq_outbox") << " rows left, txmqd stored "
                                  << admin.TopicMessages("orders") << " of 100)\n"
