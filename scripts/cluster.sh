@@ -8,6 +8,7 @@
 #
 #   scripts/cluster.sh [BUILD_BIN_DIR]          # default build/bin
 #   MIN_ISR=1 scripts/cluster.sh                # acknowledge on the leader alone
+#   TXMQD_ARGS="--cached-log-mb 0" scripts/cluster.sh   # more options for every node
 #
 # Ports on 127.0.0.1: etcd 2379 (peer 2380); clients 7801-7803; replication
 # 7901-7903; HTTP (/readyz, /metrics, console) 9461-9463. Kill the leader
@@ -17,6 +18,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/build/bin}
 dir=${CLUSTER_DIR:-$root/cluster-data}
 min_isr=${MIN_ISR:-2}
+read -r -a extra_args <<< "${TXMQD_ARGS:-}"
 etcd=$(command -v etcd || true)
 [ -n "$etcd" ] || { echo "cluster.sh: no etcd: apt-get install etcd-server (scripts/deps.sh)" >&2; exit 2; }
 [ -x "$bin/txmqd" ] || { echo "cluster.sh: no $bin/txmqd: build first (make build)" >&2; exit 2; }
@@ -56,7 +58,7 @@ for i in 0 1 2; do
   "$bin/txmqd" --etcd http://127.0.0.1:2379 --cluster local --group g1 --node "$n" \
     --listen "tcp://127.0.0.1:$((7801 + i))" --replication-listen "tcp://127.0.0.1:$((7901 + i))" \
     --peers "$peers" --min-isr "$min_isr" --data-dir "$dir/$n" \
-    --http "127.0.0.1:$((9461 + i))" --ready-file "$dir/$n.ready" 2>"$dir/$n.log" &
+    --http "127.0.0.1:$((9461 + i))" --ready-file "$dir/$n.ready" "${extra_args[@]}" 2>"$dir/$n.log" &
   pids+=($!)
   urls+=("tcp://127.0.0.1:$((7801 + i))")
   echo "node $n: pid $!, clients tcp://127.0.0.1:$((7801 + i)), http://127.0.0.1:$((9461 + i))/readyz, log $dir/$n.log"

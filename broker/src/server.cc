@@ -21,6 +21,7 @@ storage::StoreOptions StoreOptionsFor(const BrokerOptions& o) {
   // every ack); the store is rebuilt from it, so a second fsync buys nothing.
   s.sync = o.flush == FlushMode::kSync && o.replicator == nullptr;
   s.segment_bytes = o.segment_bytes;
+  s.cached_log_bytes = o.cached_log_bytes;
   s.max_round_bytes = std::min<size_t>(16u << 20, o.segment_bytes / 4);
   s.write_buffer_bytes = o.write_buffer_bytes;
   s.table_file_bytes = o.table_file_bytes;

@@ -72,6 +72,7 @@ std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerO
       {"checks-per-second", to_string(o.checks_per_second)},
       {"resolved-retention", Duration(o.resolved_retention)},
       {"segment-mb", to_string(o.segment_bytes >> 20)},
+      {"cached-log-mb", to_string(o.cached_log_bytes >> 20)},
       {"write-buffer-mb", to_string(o.write_buffer_bytes >> 20)},
       {"table-file-mb", to_string(o.table_file_bytes >> 20)},
       {"curve-secret-key", o.curve_secret_key_file.empty() ? "-" : o.curve_secret_key_file},

@@ -186,6 +186,7 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
   c.group_weight = static_cast<uint32_t>(f.group_weight);
   c.log_dir = o.data_dir + "/replica";
   c.segment_bytes = o.segment_bytes;
+  c.cached_log_bytes = o.cached_log_bytes;
   return c;
 }
 

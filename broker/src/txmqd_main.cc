@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   bool no_auto_create = false;
   std::string verify_on_start = "all";
   size_t write_buffer_mb = o.write_buffer_bytes >> 20, table_file_mb = o.table_file_bytes >> 20;
-  uint64_t segment_mb = o.segment_bytes >> 20;
+  uint64_t segment_mb = o.segment_bytes >> 20, cached_log_mb = o.cached_log_bytes >> 20;
   std::string min_free_disk;  // "": MinFreeDiskRoom
   std::string tx_timeout = "6s", check_interval = "10s", check_interval_max = "60s",
               check_timeout = "3s", resolved_retention = "24h", stuck_policy = "park";
@@ -194,6 +194,12 @@ int main(int argc, char** argv) {
                  "Size of a commit-log segment file in MiB (preallocated; retention frees whole "
                  "segments; at least 4 x --max-message-bytes + 1 MiB)")
       ->check(CLI::Range(2, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--cached-log-mb", cached_log_mb,
+                 "MiB at the end of each log (commit log, replicated log) kept in the page "
+                 "cache for consumers and followers at the tail; older pages are dropped once "
+                 "durable, so memory does not grow with the data. 0: left to the kernel")
+      ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   app.add_option("--write-buffer-mb", write_buffer_mb,
                  "Index (LevelDB) memtable size in MiB; a checkpoint flushes it, so larger means "
@@ -367,6 +373,7 @@ int main(int argc, char** argv) {
   o.write_buffer_bytes = write_buffer_mb << 20;
   o.table_file_bytes = table_file_mb << 20;
   o.segment_bytes = segment_mb << 20;
+  o.cached_log_bytes = cached_log_mb << 20;
   o.verify_storage_at_start = verify_on_start == "all";
   o.stuck_policy = stuck_policy == "commit"     ? txmq::StuckPolicy::kCommit
                    : stuck_policy == "rollback" ? txmq::StuckPolicy::kRollback

@@ -187,6 +187,7 @@ Status BrokerStore::Recover() {
   LogOptions log_options;
   log_options.dir = dir + "/log";
   log_options.segment_bytes = options_.segment_bytes;
+  log_options.cached_tail_bytes = options_.cached_log_bytes;
   log_options.fs = fs;
   log_options.verify_all = check;
   log_options.skips = *skips;

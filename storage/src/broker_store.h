@@ -93,6 +93,8 @@ struct StoreOptions {
   bool sync = true;
   std::chrono::milliseconds async_sync_interval{100};
   uint64_t segment_bytes = 128ull << 20;
+  // LogOptions::cached_tail_bytes: the log's tail the page cache keeps.
+  uint64_t cached_log_bytes = 256ull << 20;
   // A round stops taking more once it holds this much.
   size_t max_round_bytes = 16u << 20;
   // Log written between checkpoints (what a crash recovery replays at most).

@@ -1,5 +1,7 @@
 #include "storage/src/commit_log.h"
 
+#include <algorithm>
+
 #include "storage/src/crc32c.h"
 
 namespace txmq::storage {
@@ -54,6 +56,8 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(const LogOptions& options, Lo
   auto log = std::unique_ptr<CommitLog>(new CommitLog(options));
   if (Status s = log->LoadSegments(); !s.ok()) return s;
   if (Status s = log->Scan(from, replay); !s.ok()) return s;
+  // The scan read the log through the cache; only its tail stays there.
+  log->DropCacheBehind(log->written_.position);
   return log;
 }
 
@@ -221,7 +225,27 @@ Status CommitLog::Sync() {
   }
   unsynced_.clear();
   synced_index_ = written_.index - 1;
+  DropCacheBehind(written_.position);
   return Status::OK();
+}
+
+void CommitLog::DropCacheBehind(uint64_t durable_end) {
+  // A few system calls per MiB written rather than per round.
+  constexpr uint64_t kStep = 1u << 20;
+  const uint64_t keep = options_.cached_tail_bytes;
+  if (keep == 0 || durable_end < keep + kStep) return;
+  const uint64_t until = durable_end - keep;
+  if (until < cache_dropped_before_ + kStep) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = segments_.upper_bound(cache_dropped_before_);
+  if (it != segments_.begin()) --it;
+  for (; it != segments_.end() && it->first < until; ++it) {
+    const uint64_t base = it->first;
+    const uint64_t from = std::max(cache_dropped_before_, base);
+    const uint64_t to = std::min(until, base + it->second->size());
+    if (from < to) it->second->DropCache(from - base, to - from);
+  }
+  cache_dropped_before_ = until;
 }
 
 Status CommitLog::PrepareNextSegment() {

@@ -102,6 +102,12 @@ struct LogOptions {
   // Salvage: damage does not fail Open; each damaged stretch is handed to
   // this and the scan continues after it.
   std::function<void(const LogDamage&)> on_damage;
+  // The page cache keeps the last this-many durable bytes of the log (what
+  // consumers at the tail read); older pages are dropped as the log grows
+  // (File::DropCache), so a long log does not fill memory with pages
+  // nobody reads, and new writes reuse pages instead of taking fresh ones.
+  // 0: left to the kernel.
+  uint64_t cached_tail_bytes = 256ull << 20;
 };
 
 // One entry as stored; `payload` views into the segment mapping.
@@ -237,6 +243,11 @@ class CommitLog {
   LogCursor written_;
   uint64_t synced_index_ = 0;  // entries up to this index are durable
   std::vector<File*> unsynced_;
+  // Storage thread (and Open): the page cache may hold nothing before this.
+  uint64_t cache_dropped_before_ = 0;
+  // Storage thread: drops the cache of durable bytes more than
+  // cached_tail_bytes behind `durable_end`.
+  void DropCacheBehind(uint64_t durable_end);
 };
 
 // "<base:20 digits>.seg"

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -82,6 +83,19 @@ class PosixFile final : public File {
 
   Status Sync() override {
     return ::fdatasync(fd_) == 0 ? Status::OK() : Errno("syncing", path_, errno);
+  }
+
+  void DropCache(uint64_t offset, uint64_t n) override {
+    static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t from = offset / page * page;
+    const uint64_t to = std::min(offset + n, size_) / page * page;
+    if (to <= from) return;
+    // The kernel keeps a page that a process maps: unmap ours first (a
+    // shared file mapping reads the page back from the file when touched
+    // again, so a reader holding a view loses nothing).
+    if (map_ != nullptr) ::madvise(const_cast<char*>(map_) + from, to - from, MADV_DONTNEED);
+    ::posix_fadvise(fd_, static_cast<off_t>(from), static_cast<off_t>(to - from),
+                    POSIX_FADV_DONTNEED);
   }
 
   std::string_view mapped() const override { return {map_, map_ ? size_ : 0}; }

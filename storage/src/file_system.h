@@ -33,6 +33,11 @@ class File {
   // Makes every write so far durable (fdatasync: the size does not change
   // after Allocate, so only data is flushed).
   virtual Status Sync() = 0;
+  // Advisory: the page cache need not keep the whole pages of [offset,
+  // offset + n), which are durable (synced). Reads through mapped() still
+  // see those bytes, from the disk. A log calls it for what lies far
+  // behind its tail, so the cache holds the part that is read (CommitLog).
+  virtual void DropCache(uint64_t offset, uint64_t n) = 0;
   // The whole file, mapped read-only; reads see writes at once.
   virtual std::string_view mapped() const = 0;
   virtual uint64_t size() const = 0;

@@ -56,6 +56,38 @@ TEST(ReplicaLog, AppendsSyncsAndRecoversTheSameChain) {
   EXPECT_EQ(e7->payload, std::string(100, 'b'));  // the second of its AppendN
 }
 
+// As the commit log's: the page cache keeps the tail the leader sends
+// from and lets go of the rest once it is durable, also of what recovery
+// read.
+TEST(ReplicaLog, ThePageCacheKeepsOnlyTheTailOfTheLog) {
+  TempDir dir;
+  const std::string segment = dir.path() + "/00000000000000000001.rlog";
+  FileReplicaLogOptions o{dir.path(), 16 << 20};
+  o.cached_tail_bytes = 1 << 20;
+  const std::string payload(64 << 10, 'p');
+  uint64_t written = 0;
+  {
+    auto log = FileReplicaLog::Open(o);
+    ASSERT_TRUE(log.ok()) << log.status().message();
+    for (int i = 0; i < 16; ++i) {
+      AppendN(**log, 4, 1, payload.size());
+      ASSERT_TRUE((*log)->Sync().ok());
+    }
+    written = 64 * (payload.size() + 32);
+    // Dropped in steps of 1 MiB: everything 2 MiB before the end is gone.
+    EXPECT_EQ(testing::CachedPages(segment, 0, written - (2 << 20)), 0);
+    const uint64_t recent = (written - (512 << 10)) / 4096 * 4096;
+    EXPECT_EQ(testing::CachedPages(segment, recent, 256 << 10), (256 << 10) / 4096);
+    auto first = (*log)->View(1);
+    ASSERT_TRUE(first.ok()) << first.status().message();
+    EXPECT_EQ(first->payload, std::string(payload.size(), 'a')) << "read back from the disk";
+  }
+  auto reopened = FileReplicaLog::Open(o);  // recovery reads every entry
+  ASSERT_TRUE(reopened.ok()) << reopened.status().message();
+  EXPECT_EQ((*reopened)->last().index, 64u);
+  EXPECT_EQ(testing::CachedPages(segment, 0, written - (2 << 20)), 0);
+}
+
 TEST(ReplicaLog, RefusesAnEntryThatDoesNotChainOrFollow) {
   TempDir dir;
   auto log = OpenLog(dir.path(), storage::FileSystem::Default());

@@ -49,6 +49,7 @@ class FaultFile final : public storage::File {
     return Status::OK();
   }
 
+  void DropCache(uint64_t offset, uint64_t n) override { base_->DropCache(offset, n); }
   std::string_view mapped() const override { return base_->mapped(); }
   uint64_t size() const override { return base_->size(); }
   const std::string& path() const override { return base_->path(); }

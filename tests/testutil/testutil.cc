@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -80,6 +81,25 @@ std::string ReadFile(const std::string& path) {
 }
 
 std::string BinPath(const std::string& name) { return std::string(TXMQ_BIN_DIR) + "/" + name; }
+
+int64_t CachedPages(const std::string& path, uint64_t offset, uint64_t n) {
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t from = offset / page * page;
+  const uint64_t length = offset + n - from;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || n == 0) {
+    if (fd >= 0) ::close(fd);
+    return fd < 0 ? -1 : 0;
+  }
+  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(from));
+  ::close(fd);
+  if (map == MAP_FAILED) return -1;
+  std::vector<unsigned char> resident((length + page - 1) / page);
+  const int rc = ::mincore(map, length, resident.data());
+  ::munmap(map, length);
+  if (rc != 0) return -1;
+  return std::count_if(resident.begin(), resident.end(), [](unsigned char r) { return r & 1; });
+}
 
 int FreeLoopbackPort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

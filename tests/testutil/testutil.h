@@ -48,6 +48,10 @@ bool WaitFor(const std::function<bool()>& done,
 // The whole file ("" if it cannot be read).
 std::string ReadFile(const std::string& path);
 
+// How many pages of [offset, offset + n) of the file at `path` the page
+// cache holds (mincore of a mapping of its own); -1 if it cannot tell.
+int64_t CachedPages(const std::string& path, uint64_t offset, uint64_t n);
+
 // A loopback TCP port nobody listened on a moment ago (the kernel picks
 // it). Another process may take it before the caller does: retry then.
 int FreeLoopbackPort();

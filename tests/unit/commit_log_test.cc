@@ -148,6 +148,38 @@ TEST(CommitLog, EntriesRollToTheNextSegmentAndNeverStraddle) {
   EXPECT_EQ(r.payloads.back(), written.back().second);
 }
 
+// The page cache keeps the log's tail (what consumers read) and lets go
+// of the rest once it is durable, also of what the recovery scan read:
+// a log much larger than memory does not crowd it, and writes reuse pages.
+TEST(CommitLog, ThePageCacheKeepsOnlyTheTailOfTheLog) {
+  TempDir dir;
+  Replayed r;
+  LogOptions o = Options(dir, FileSystem::Default(), 16 << 20);
+  o.cached_tail_bytes = 1 << 20;
+  const std::string payload(64 << 10, 'p');
+  const std::string segment = o.dir + "/" + SegmentFileName(0);
+  uint64_t first = 0, end = 0;
+  {
+    auto log = OpenLog(o, &r);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    first = Append(**log, payload).position;
+    for (int i = 0; i < 63; ++i) Append(**log, payload);
+    end = (*log)->written_end().position;
+    ASSERT_GT(end, 4u << 20);
+    // Dropped in steps of 1 MiB: everything 2 MiB before the end is gone.
+    EXPECT_EQ(testing::CachedPages(segment, 0, end - (2 << 20)), 0);
+    const uint64_t recent = (end - (512 << 10)) / 4096 * 4096;
+    EXPECT_EQ(testing::CachedPages(segment, recent, 256 << 10), (256 << 10) / 4096);
+    auto old_entry = (*log)->ReadEntry(first);
+    ASSERT_TRUE(old_entry.ok()) << old_entry.status().ToString();
+    EXPECT_EQ(old_entry->payload, payload) << "read back from the disk";
+  }
+  auto reopened = OpenLog(o, &r);  // scans (reads) every entry
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ(r.payloads.size(), 64u);
+  EXPECT_EQ(testing::CachedPages(segment, 0, end - (2 << 20)), 0);
+}
+
 TEST(CommitLog, AnEntryLargerThanASegmentIsRefused) {
   TempDir dir;
   Replayed r;

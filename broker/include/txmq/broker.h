@@ -118,6 +118,12 @@ struct BrokerOptions {
   // segments). A write round never spans two, so it bounds the largest
   // round: at least 4 x max_message_bytes.
   uint64_t segment_bytes = 128ull * 1024 * 1024;
+  // How much of the end of each log (the commit log; a cluster node's
+  // replicated log too) the page cache keeps: consumers at the tail and
+  // followers catching up read it from memory. Older pages are dropped
+  // once durable, so the cache does not grow with the data (and writes
+  // reuse pages instead of taking new ones). 0: left to the kernel.
+  uint64_t cached_log_bytes = 256ull * 1024 * 1024;
   // The index (LevelDB: where messages are, cursors, schedules; message
   // bodies live in the log): memtable and table file sizes. A checkpoint
   // flushes the memtable, so larger means longer checkpoints.

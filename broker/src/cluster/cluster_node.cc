@@ -181,7 +181,8 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
                   agreed.ToString());
       }
     }
-    auto replica_log = FileReplicaLog::Open({.dir = options_.log_dir});
+    auto replica_log = FileReplicaLog::Open(
+        {.dir = options_.log_dir, .cached_tail_bytes = options_.cached_log_bytes});
     if (!replica_log.ok()) return started->set_value(replica_log.status());
     m.log = std::move(replica_log.value());
     GroupMemberOptions g;

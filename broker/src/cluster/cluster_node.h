@@ -76,6 +76,8 @@ struct ClusterNodeOptions {
   // The store's commit-log segment size (--segment-mb): the same on every
   // node of the group (group_config.h); checked against etcd at start.
   uint64_t segment_bytes = 0;
+  // The replica log's tail the page cache keeps (BrokerOptions).
+  uint64_t cached_log_bytes = 256ull << 20;
 };
 
 class ClusterNode final : public broker::RoundReplicator {

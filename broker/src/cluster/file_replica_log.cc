@@ -158,7 +158,34 @@ Status FileReplicaLog::Recover() {
   }
   durable_ = last_;
   if (!locs_.empty()) highest_epoch_ = std::max(highest_epoch_, locs_.back().epoch);
+  DropCacheBehind();  // the walk read every segment through the cache
   return Status::OK();
+}
+
+void FileReplicaLog::DropCacheBehind() {
+  constexpr uint64_t kStep = 1u << 20;  // a few system calls per MiB, not per append
+  uint64_t keep = options_.cached_tail_bytes;
+  if (keep == 0 || tail_segment_ == 0) return;
+  // The point `keep` bytes before the tail, counting older segments as
+  // full (an entry that did not fit left at most its size unused).
+  auto it = segments_.find(tail_segment_);
+  uint64_t end = tail_offset_;
+  while (end < keep) {
+    if (it == segments_.begin()) return;  // the whole log fits
+    keep -= end;
+    --it;
+    end = it->second->size();
+  }
+  const uint64_t until_segment = it->first, until = end - keep;
+  if (until_segment == cache_dropped_segment_ && until < cache_dropped_offset_ + kStep) return;
+  for (auto s = segments_.lower_bound(cache_dropped_segment_);
+       s != segments_.end() && s->first <= until_segment; ++s) {
+    const uint64_t from = s->first == cache_dropped_segment_ ? cache_dropped_offset_ : 0;
+    const uint64_t to = s->first == until_segment ? until : s->second->size();
+    if (from < to) s->second->DropCache(from, to - from);
+  }
+  cache_dropped_segment_ = until_segment;
+  cache_dropped_offset_ = until;
 }
 
 Status FileReplicaLog::RemoveSegment(uint64_t first) {
@@ -237,6 +264,7 @@ Status FileReplicaLog::Sync() {
     it = unsynced_.erase(it);
   }
   durable_ = last_;
+  DropCacheBehind();
   return Status::OK();
 }
 

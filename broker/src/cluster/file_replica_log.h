@@ -25,6 +25,10 @@ struct FileReplicaLogOptions {
   uint64_t segment_bytes = 64ull << 20;
   // Not owned; must outlive the log.
   storage::FileSystem* fs = storage::FileSystem::Default();
+  // The page cache keeps about this many bytes at the log's end (what the
+  // leader sends a follower from); older durable pages are dropped
+  // (storage::LogOptions::cached_tail_bytes). 0: left to the kernel.
+  uint64_t cached_tail_bytes = 256ull << 20;
 };
 
 class FileReplicaLog final : public ReplicaLog {
@@ -66,6 +70,9 @@ class FileReplicaLog final : public ReplicaLog {
   void ForgetAfter(uint64_t keep);
   std::string SegmentPath(uint64_t first) const;
   std::string EpochPath() const { return options_.dir + "/epoch"; }
+  // Drops the cache of what lies more than cached_tail_bytes before the
+  // tail (which is durable: after Sync or recovery).
+  void DropCacheBehind();
 
   const FileReplicaLogOptions options_;
   std::map<uint64_t, std::unique_ptr<storage::File>> segments_;  // by first index
@@ -77,6 +84,10 @@ class FileReplicaLog final : public ReplicaLog {
   uint64_t tail_segment_ = 0;  // where the next entry goes (0: a new segment)
   uint64_t tail_offset_ = 0;
   std::set<uint64_t> unsynced_;  // segments written since the last Sync
+  // The cache holds nothing before this offset of this segment, nor of
+  // the segments before it.
+  uint64_t cache_dropped_segment_ = 0;
+  uint64_t cache_dropped_offset_ = 0;
 };
 
 }  // namespace txmq::cluster
