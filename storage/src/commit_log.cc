@@ -56,7 +56,11 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(const LogOptions& options, Lo
   auto log = std::unique_ptr<CommitLog>(new CommitLog(options));
   if (Status s = log->LoadSegments(); !s.ok()) return s;
   if (Status s = log->Scan(from, replay); !s.ok()) return s;
-  // The scan read the log through the cache; only its tail stays there.
+  // The scan read the log through the cache, dropping it behind itself;
+  // at the end it read the first entry of the last segment again (the
+  // segment's size) and what follows the end. From the start, then: only
+  // the tail stays.
+  log->cache_dropped_before_ = 0;
   log->DropCacheBehind(log->written_.position);
   return log;
 }

@@ -87,7 +87,13 @@ class PosixFile final : public File {
 
   void DropCache(uint64_t offset, uint64_t n) override {
     static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    const uint64_t from = offset / page * page;
+    // The kernel drops only folios wholly inside the range, and the page
+    // cache holds a file in folios of up to 2 MiB: a folio across the start
+    // of this range stuck out past the end of the last one and stayed.
+    // Starting at a folio boundary takes it now (dropping what is already
+    // gone costs next to nothing).
+    constexpr uint64_t kLargestFolio = 2u << 20;
+    const uint64_t from = offset / kLargestFolio * kLargestFolio;
     const uint64_t to = std::min(offset + n, size_) / page * page;
     if (to <= from) return;
     // The kernel keeps a page that a process maps: unmap ours first (a

@@ -196,6 +196,16 @@ Status CommitLog::Walk(LogCursor from, const ReplayFn& replay, LogCursor* end) {
     reached = false;
   }
   uint64_t last_index = 0;  // of the last whole entry
+  // The walk reads the log through the page cache (all of it under
+  // verify_all). Dropping what it has read, except the tail kept anyway,
+  // bounds the memory it fills, and the pages it frees are the ones its
+  // next reads reuse: a page the machine has not used lately costs more to
+  // hand out than the read that fills it (DESIGN.md, "page cache").
+  const uint64_t files_end =
+      segments_.empty() ? 0 : segments_.rbegin()->first + segments_.rbegin()->second->size();
+  auto drop_read = [&] {
+    DropCacheBehind(std::min(at.position + options_.cached_tail_bytes, files_end));
+  };
   auto damage = [&](uint64_t to, std::string what) {
     LogDamage d;
     d.from = at.position;
@@ -291,6 +301,7 @@ Status CommitLog::Walk(LogCursor from, const ReplayFn& replay, LogCursor* end) {
       at = {e.end(), e.header.index + 1, e.header.crc};
       chain_known = true;
       last_index = e.header.index;
+      drop_read();
       continue;
     }
     // The writer rolls to the next segment when an entry does not fit.

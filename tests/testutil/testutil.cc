@@ -8,6 +8,7 @@
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -99,6 +100,16 @@ int64_t CachedPages(const std::string& path, uint64_t offset, uint64_t n) {
   ::munmap(map, length);
   if (rc != 0) return -1;
   return std::count_if(resident.begin(), resident.end(), [](unsigned char r) { return r & 1; });
+}
+
+bool EvictFromPageCache(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  const bool dropped = ::fstat(fd, &st) == 0 && ::fdatasync(fd) == 0 &&
+                       ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0;
+  ::close(fd);
+  return dropped && CachedPages(path, 0, static_cast<uint64_t>(st.st_size)) == 0;
 }
 
 int FreeLoopbackPort() {

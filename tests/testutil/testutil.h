@@ -52,6 +52,11 @@ std::string ReadFile(const std::string& path);
 // cache holds (mincore of a mapping of its own); -1 if it cannot tell.
 int64_t CachedPages(const std::string& path, uint64_t offset, uint64_t n);
 
+// Writes the file's cached pages out and drops them from the page cache, so
+// the next read of it comes from the disk (as after a reboot). False if the
+// kernel would not (a page some process maps stays).
+bool EvictFromPageCache(const std::string& path);
+
 // A loopback TCP port nobody listened on a moment ago (the kernel picks
 // it). Another process may take it before the caller does: retry then.
 int FreeLoopbackPort();

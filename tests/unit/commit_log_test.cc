@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -177,6 +178,70 @@ TEST(CommitLog, ThePageCacheKeepsOnlyTheTailOfTheLog) {
   auto reopened = OpenLog(o, &r);  // scans (reads) every entry
   ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
   EXPECT_EQ(r.payloads.size(), 64u);
+  EXPECT_EQ(testing::CachedPages(segment, 0, end - (2 << 20)), 0);
+}
+
+// Read from the disk, a file comes into the page cache in folios of up to
+// 2 MiB; the kernel drops only folios wholly inside a range. Ranges that
+// follow each other at odd places must still leave nothing behind.
+TEST(SegmentFile, DroppingRangeAfterRangeLeavesNoFolioBehind) {
+  TempDir dir;
+  const std::string path = dir.Sub("file");
+  const uint64_t size = 32 << 20;
+  {
+    auto file = FileSystem::Default()->Open(path, size);
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    const std::string chunk(1 << 20, 'x');
+    for (uint64_t at = 0; at < size; at += chunk.size()) {
+      const iovec v{const_cast<char*>(chunk.data()), chunk.size()};
+      ASSERT_TRUE((*file)->WriteAt(at, {&v, 1}).ok());
+    }
+    ASSERT_TRUE((*file)->Sync().ok());
+  }
+  ASSERT_TRUE(testing::EvictFromPageCache(path));
+  auto file = FileSystem::Default()->Open(path, 0);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  const std::string_view bytes = (*file)->mapped();
+  uint64_t dropped = 0, sum = 0;
+  for (uint64_t at = 0; at < size; at += 4096) {
+    sum += static_cast<unsigned char>(bytes[at]);  // read front to back
+    if (at >= dropped + (1 << 20) + 12288) {       // steps of a little over 1 MiB
+      (*file)->DropCache(dropped, at - dropped);
+      dropped = at;
+    }
+  }
+  EXPECT_EQ(sum, size / 4096 * 'x');
+  EXPECT_EQ(testing::CachedPages(path, 0, dropped - (2 << 20)), 0);
+}
+
+TEST(CommitLog, AWalkOverAColdLogDropsWhatItReadAsItGoes) {
+  TempDir dir;
+  LogOptions o = Options(dir, FileSystem::Default(), 16 << 20);
+  o.cached_tail_bytes = 1 << 20;
+  o.verify_all = true;
+  const std::string payload(64 << 10, 'p');
+  const std::string segment = o.dir + "/" + SegmentFileName(0);
+  {
+    Replayed r;
+    auto log = OpenLog(o, &r);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    for (int i = 0; i < 192; ++i) Append(**log, payload);
+  }
+  // Read from the disk, the log comes into the cache through readahead, in
+  // folios of up to 2 MiB.
+  ASSERT_TRUE(testing::EvictFromPageCache(segment));
+  int replayed = 0;
+  int64_t cached_behind_the_walk = -1;
+  auto reopened = CommitLog::Open(o, {}, [&](const LogEntry& e) {
+    if (++replayed == 192) {
+      cached_behind_the_walk = testing::CachedPages(segment, 0, e.position - (4 << 20));
+    }
+    return Status::OK();
+  });
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  ASSERT_EQ(replayed, 192);
+  EXPECT_EQ(cached_behind_the_walk, 0) << "pages the walk had read and left behind";
+  const uint64_t end = (*reopened)->written_end().position;
   EXPECT_EQ(testing::CachedPages(segment, 0, end - (2 << 20)), 0);
 }
 

@@ -60,13 +60,22 @@ start_broker() {
   local t0
   t0=$(date +%s.%N)
   "$txmqd" --listen "$listen" --data-dir "$dir/data" --ready-file "$dir/ready" \
-    --log-level "$level" --transaction-timeout 1h "$@" >>"$dir/txmqd.log" 2>&1 &
+    --log-level "$level" --transaction-timeout 1h "${open_limits[@]}" "$@" >>"$dir/txmqd.log" 2>&1 &
   pid=$!
   for _ in $(seq 1200); do [[ -s $dir/ready ]] && break; sleep 0.05; done
   [[ -s $dir/ready ]] || { echo "sustained.sh: txmqd did not start:" >&2; cat "$dir/txmqd.log" >&2; exit 1; }
   ready_s=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.2f}')")
 }
 field() { awk -v k="$1" '$1 == k {print $2}' "/proc/$pid/$2"; }
+
+# The transactions left open are one producer group's: txmqd's limits on
+# open transactions (10,000 per group, 100,000 in all by default) must let
+# them all in, unless the arguments after -- say otherwise.
+open_limits=()
+if [[ $open_tx -gt 10000 && " $* " != *" --max-open-transactions"* ]]; then
+  open_limits=(--max-open-transactions-per-group "$open_tx"
+    --max-open-transactions "$((open_tx > 100000 ? open_tx : 100000))")
+fi
 
 start_broker "$@"
 endpoint=$(cat "$dir/ready")

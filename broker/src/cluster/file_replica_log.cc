@@ -130,7 +130,12 @@ Status FileReplicaLog::Recover() {
     return Status::Corruption("replica log '" + options_.dir + "' starts with segment " +
                               std::to_string(segments_.begin()->first) + ", not 1");
   }
-  // The walk (see the top of the file).
+  // The walk (see the top of the file). A segment read through with at
+  // least the cached tail's worth of segments after it leaves the cache at
+  // once: the memory the walk fills stays bounded, and its next reads reuse
+  // the pages (commit_log.h, cached_tail_bytes).
+  uint64_t bytes_after = 0;
+  for (const auto& [first, file] : segments_) bytes_after += file->size();
   auto seg = segments_.begin();
   while (seg != segments_.end() && seg->first == last_.index + 1) {
     const std::string_view bytes = seg->second->mapped();
@@ -149,6 +154,13 @@ Status FileReplicaLog::Recover() {
       offset += kHeaderBytes + h.length;
     }
     tail_offset_ = offset;
+    bytes_after -= seg->second->size();
+    const uint64_t keep = options_.cached_tail_bytes;
+    if (keep != 0 && bytes_after >= keep) {
+      seg->second->DropCache(0, seg->second->size());
+      cache_dropped_segment_ = std::next(seg) == segments_.end() ? 0 : std::next(seg)->first;
+      cache_dropped_offset_ = 0;
+    }
     ++seg;
   }
   std::vector<uint64_t> stale;
