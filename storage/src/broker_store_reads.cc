@@ -150,6 +150,7 @@ Result<store::RecordView> BrokerStore::RecordAt(uint64_t position, store::Record
   if (!bytes.ok()) return bytes.status();
   store::RecordView r;
   if (!store::ParseRecordAt(*bytes, &r) || r.type != type) return RecordDamaged(position, what);
+  log_->NoteRead(position, r.size());
   return r;
 }
 

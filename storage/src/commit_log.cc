@@ -60,7 +60,7 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(const LogOptions& options, Lo
   // at the end it read the first entry of the last segment again (the
   // segment's size) and what follows the end. From the start, then: only
   // the tail stays.
-  log->cache_dropped_before_ = 0;
+  log->cache_dropped_before_.store(0, std::memory_order_relaxed);
   log->DropCacheBehind(log->written_.position);
   return log;
 }
@@ -237,19 +237,46 @@ void CommitLog::DropCacheBehind(uint64_t durable_end) {
   // A few system calls per MiB written rather than per round.
   constexpr uint64_t kStep = 1u << 20;
   const uint64_t keep = options_.cached_tail_bytes;
-  if (keep == 0 || durable_end < keep + kStep) return;
-  const uint64_t until = durable_end - keep;
-  if (until < cache_dropped_before_ + kStep) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = segments_.upper_bound(cache_dropped_before_);
-  if (it != segments_.begin()) --it;
-  for (; it != segments_.end() && it->first < until; ++it) {
-    const uint64_t base = it->first;
-    const uint64_t from = std::max(cache_dropped_before_, base);
-    const uint64_t to = std::min(until, base + it->second->size());
-    if (from < to) it->second->DropCache(from - base, to - from);
+  if (keep == 0) return;
+  const uint64_t dropped = cache_dropped_before_.load(std::memory_order_relaxed);
+  if (cold_read_bytes_.load(std::memory_order_relaxed) >= keep) {
+    cold_read_bytes_.store(0, std::memory_order_relaxed);
+    const uint64_t from = cold_read_from_.exchange(UINT64_MAX, std::memory_order_relaxed);
+    const uint64_t to = std::min(cold_read_to_.exchange(0, std::memory_order_relaxed), dropped);
+    std::lock_guard<std::mutex> lock(mu_);
+    DropCacheOf(from, to);
   }
-  cache_dropped_before_ = until;
+  if (durable_end < keep + kStep) return;
+  const uint64_t until = durable_end - keep;
+  if (until < dropped + kStep) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  DropCacheOf(dropped, until);
+  cache_dropped_before_.store(until, std::memory_order_relaxed);
+}
+
+void CommitLog::DropCacheOf(uint64_t from, uint64_t to) {
+  if (from >= to) return;
+  auto it = segments_.upper_bound(from);
+  if (it != segments_.begin()) --it;
+  for (; it != segments_.end() && it->first < to; ++it) {
+    const uint64_t base = it->first;
+    const uint64_t first = std::max(from, base);
+    const uint64_t last = std::min(to, base + it->second->size());
+    if (first < last) it->second->DropCache(first - base, last - first);
+  }
+}
+
+void CommitLog::NoteRead(uint64_t position, uint64_t n) const {
+  if (position >= cache_dropped_before_.load(std::memory_order_relaxed)) return;
+  cold_read_bytes_.fetch_add(n, std::memory_order_relaxed);
+  uint64_t from = cold_read_from_.load(std::memory_order_relaxed);
+  while (position < from &&
+         !cold_read_from_.compare_exchange_weak(from, position, std::memory_order_relaxed)) {
+  }
+  uint64_t to = cold_read_to_.load(std::memory_order_relaxed);
+  while (position + n > to &&
+         !cold_read_to_.compare_exchange_weak(to, position + n, std::memory_order_relaxed)) {
+  }
 }
 
 Status CommitLog::PrepareNextSegment() {

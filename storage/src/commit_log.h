@@ -182,6 +182,12 @@ class CommitLog {
   Result<std::string_view> ReadFrom(uint64_t position) const;
   // Any thread. The whole entry at `position`, checksum verified.
   Result<LogEntry> ReadEntry(uint64_t position) const;
+  // Any thread: a reader used the bytes [position, position + n) of a view.
+  // Reads behind the cached tail are counted: once they add up to the
+  // tail's size, the storage thread drops their pages again after its next
+  // sync, so a reader far behind (a consumer catching up) keeps at most
+  // that much more of the log in memory, not all it read.
+  void NoteRead(uint64_t position, uint64_t n) const;
 
   // Core thread. Removes the segments that lie wholly before `position`;
   // returns how many bytes that freed.
@@ -243,11 +249,20 @@ class CommitLog {
   LogCursor written_;
   uint64_t synced_index_ = 0;  // entries up to this index are durable
   std::vector<File*> unsynced_;
-  // Storage thread (and Open): the page cache may hold nothing before this.
-  uint64_t cache_dropped_before_ = 0;
+  // Written by the storage thread (and Open), read by NoteRead: before
+  // this the page cache holds only what readers brought back.
+  std::atomic<uint64_t> cache_dropped_before_{0};
+  // NoteRead's count of reads before cache_dropped_before_, and the span
+  // they fell in.
+  mutable std::atomic<uint64_t> cold_read_bytes_{0};
+  mutable std::atomic<uint64_t> cold_read_from_{UINT64_MAX};
+  mutable std::atomic<uint64_t> cold_read_to_{0};
   // Storage thread: drops the cache of durable bytes more than
-  // cached_tail_bytes behind `durable_end`.
+  // cached_tail_bytes behind `durable_end`, and of what readers brought
+  // back behind that once NoteRead counted enough.
   void DropCacheBehind(uint64_t durable_end);
+  // Drops the cache of [from, to). Caller holds mu_.
+  void DropCacheOf(uint64_t from, uint64_t to);
 };
 
 // "<base:20 digits>.seg"

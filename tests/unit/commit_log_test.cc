@@ -181,6 +181,37 @@ TEST(CommitLog, ThePageCacheKeepsOnlyTheTailOfTheLog) {
   EXPECT_EQ(testing::CachedPages(segment, 0, end - (2 << 20)), 0);
 }
 
+TEST(CommitLog, WhatAReaderFarBehindBroughtBackLeavesTheCacheAgain) {
+  TempDir dir;
+  Replayed r;
+  LogOptions o = Options(dir, FileSystem::Default(), 16 << 20);
+  o.cached_tail_bytes = 1 << 20;
+  const std::string payload(64 << 10, 'p');
+  const std::string segment = o.dir + "/" + SegmentFileName(0);
+  auto log = OpenLog(o, &r);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  std::vector<uint64_t> positions;
+  for (int i = 0; i < 64; ++i) positions.push_back(Append(**log, payload).position);
+  const uint64_t behind = positions[40];  // everything before it left the cache
+  ASSERT_EQ(testing::CachedPages(segment, 0, behind), 0);
+
+  // A consumer catching up reads the first 40 entries (2.5 MiB) back in.
+  uint64_t sum = 0;
+  for (int i = 0; i < 40; ++i) {
+    auto e = (*log)->ReadEntry(positions[i]);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    for (char c : e->payload) sum += static_cast<unsigned char>(c);
+    (*log)->NoteRead(positions[i], e->end() - positions[i]);
+  }
+  EXPECT_EQ(sum, 40u * payload.size() * 'p');
+  EXPECT_GT(testing::CachedPages(segment, 0, behind), 0) << "read back from the disk";
+
+  Append(**log, payload);  // the next sync drops them again
+  // (But the page the last entry read ends in: it holds the next one too.)
+  EXPECT_EQ(testing::CachedPages(segment, 0, behind - 4096), 0);
+  EXPECT_GT(testing::CachedPages(segment, positions[62], 4096), 0) << "the tail stays";
+}
+
 // Read from the disk, a file comes into the page cache in folios of up to
 // 2 MiB; the kernel drops only folios wholly inside a range. Ranges that
 // follow each other at odd places must still leave nothing behind.
