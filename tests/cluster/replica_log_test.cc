@@ -88,6 +88,37 @@ TEST(ReplicaLog, ThePageCacheKeepsOnlyTheTailOfTheLog) {
   EXPECT_EQ(testing::CachedPages(segment, 0, written - (2 << 20)), 0);
 }
 
+TEST(ReplicaLog, WhatAReaderFarBehindBroughtBackLeavesTheCacheAgain) {
+  TempDir dir;
+  const std::string segment = dir.path() + "/00000000000000000001.rlog";
+  FileReplicaLogOptions o{dir.path(), 16 << 20};
+  o.cached_tail_bytes = 1 << 20;
+  const uint64_t size = 64 << 10;
+  auto log = FileReplicaLog::Open(o);
+  ASSERT_TRUE(log.ok()) << log.status().message();
+  for (int i = 0; i < 16; ++i) {
+    AppendN(**log, 4, 1, size);
+    ASSERT_TRUE((*log)->Sync().ok());
+  }
+  const uint64_t behind = 40 * (size + 32);  // where entry 41 starts
+  ASSERT_EQ(testing::CachedPages(segment, 0, behind), 0);
+
+  // A follower catching up: entries 1..40 (2.5 MiB) read back in, and then
+  // some more after the first 1 MiB of them.
+  uint64_t sum = 0;
+  for (uint64_t index = 1; index <= 40; ++index) {
+    auto view = (*log)->View(index);
+    ASSERT_TRUE(view.ok()) << view.status().message();
+    for (char c : view->payload) sum += static_cast<unsigned char>(c);
+    if (index == 17) {
+      EXPECT_EQ(testing::CachedPages(segment, 0, 16 * (size + 32) - 4096), 0)
+          << "the first 16 entries (1 MiB) left the cache when the 17th was viewed";
+    }
+  }
+  EXPECT_GT(sum, 0u);
+  EXPECT_GT(testing::CachedPages(segment, 0, behind), 0) << "read back from the disk";
+}
+
 TEST(ReplicaLog, RefusesAnEntryThatDoesNotChainOrFollow) {
   TempDir dir;
   auto log = OpenLog(dir.path(), storage::FileSystem::Default());

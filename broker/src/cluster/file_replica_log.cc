@@ -331,9 +331,41 @@ Result<EntryView> FileReplicaLog::View(uint64_t index) const {
                             std::to_string(locs_.size()));
   }
   const Loc& loc = locs_[index - 1];
+  NoteColdView(loc);
   return EntryView{
       index, loc.epoch, loc.crc,
       segments_.at(loc.segment)->mapped().substr(loc.offset + kHeaderBytes, loc.length)};
+}
+
+void FileReplicaLog::NoteColdView(const Loc& loc) const {
+  const uint64_t keep = options_.cached_tail_bytes;
+  if (keep == 0 || loc.segment > cache_dropped_segment_ ||
+      (loc.segment == cache_dropped_segment_ && loc.offset >= cache_dropped_offset_)) {
+    return;
+  }
+  if (cold_.bytes >= keep) {
+    // Views handed out earlier may still be read: a dropped page comes
+    // back from the file.
+    for (auto s = segments_.lower_bound(cold_.from_segment);
+         s != segments_.end() && s->first <= cold_.to_segment; ++s) {
+      const uint64_t from = s->first == cold_.from_segment ? cold_.from_offset : 0;
+      const uint64_t to = s->first == cold_.to_segment ? cold_.to_offset : s->second->size();
+      if (from < to) s->second->DropCache(from, to - from);
+    }
+    cold_ = {};
+  }
+  const uint64_t end = loc.offset + kHeaderBytes + loc.length;
+  if (cold_.bytes == 0 ||
+      std::pair(loc.segment, loc.offset) < std::pair(cold_.from_segment, cold_.from_offset)) {
+    cold_.from_segment = loc.segment;
+    cold_.from_offset = loc.offset;
+  }
+  if (cold_.bytes == 0 ||
+      std::pair(loc.segment, end) > std::pair(cold_.to_segment, cold_.to_offset)) {
+    cold_.to_segment = loc.segment;
+    cold_.to_offset = end;
+  }
+  cold_.bytes += kHeaderBytes + loc.length;
 }
 
 std::optional<uint32_t> FileReplicaLog::CrcAt(uint64_t index) const {

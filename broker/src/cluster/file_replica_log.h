@@ -88,6 +88,16 @@ class FileReplicaLog final : public ReplicaLog {
   // the segments before it.
   uint64_t cache_dropped_segment_ = 0;
   uint64_t cache_dropped_offset_ = 0;
+  // Views of entries behind that point (a follower catching up, the store
+  // rebuilt from the log) bring their pages back: counted here, and
+  // dropped again by View once they add up to cached_tail_bytes.
+  struct ColdReads {
+    uint64_t bytes = 0;
+    uint64_t from_segment = 0, from_offset = 0;  // the span they fell in
+    uint64_t to_segment = 0, to_offset = 0;
+  };
+  mutable ColdReads cold_;
+  void NoteColdView(const Loc& loc) const;
 };
 
 }  // namespace txmq::cluster
