@@ -152,13 +152,26 @@ TEST(CommitLog, EntriesRollToTheNextSegmentAndNeverStraddle) {
 // The page cache keeps the log's tail (what consumers read) and lets go
 // of the rest once it is durable, also of what the recovery scan read:
 // a log much larger than memory does not crowd it, and writes reuse pages.
+// A log of one 16 MiB segment that keeps 1 MiB cached, and its 64 KiB
+// entries' payload.
+struct CachedTailLog {
+  explicit CachedTailLog(const TempDir& dir)
+      : options(Options(dir, FileSystem::Default(), 16 << 20)),
+        segment(options.dir + "/" + SegmentFileName(0)) {
+    options.cached_tail_bytes = 1 << 20;
+  }
+  LogOptions options;
+  const std::string segment;
+  const std::string payload = std::string(64 << 10, 'p');
+};
+
 TEST(CommitLog, ThePageCacheKeepsOnlyTheTailOfTheLog) {
   TempDir dir;
   Replayed r;
-  LogOptions o = Options(dir, FileSystem::Default(), 16 << 20);
-  o.cached_tail_bytes = 1 << 20;
-  const std::string payload(64 << 10, 'p');
-  const std::string segment = o.dir + "/" + SegmentFileName(0);
+  CachedTailLog t(dir);
+  const LogOptions& o = t.options;
+  const std::string& payload = t.payload;
+  const std::string& segment = t.segment;
   uint64_t first = 0, end = 0;
   {
     auto log = OpenLog(o, &r);
@@ -184,11 +197,10 @@ TEST(CommitLog, ThePageCacheKeepsOnlyTheTailOfTheLog) {
 TEST(CommitLog, WhatAReaderFarBehindBroughtBackLeavesTheCacheAgain) {
   TempDir dir;
   Replayed r;
-  LogOptions o = Options(dir, FileSystem::Default(), 16 << 20);
-  o.cached_tail_bytes = 1 << 20;
-  const std::string payload(64 << 10, 'p');
-  const std::string segment = o.dir + "/" + SegmentFileName(0);
-  auto log = OpenLog(o, &r);
+  CachedTailLog t(dir);
+  const std::string& payload = t.payload;
+  const std::string& segment = t.segment;
+  auto log = OpenLog(t.options, &r);
   ASSERT_TRUE(log.ok()) << log.status().ToString();
   std::vector<uint64_t> positions;
   for (int i = 0; i < 64; ++i) positions.push_back(Append(**log, payload).position);
@@ -247,11 +259,11 @@ TEST(SegmentFile, DroppingRangeAfterRangeLeavesNoFolioBehind) {
 
 TEST(CommitLog, AWalkOverAColdLogDropsWhatItReadAsItGoes) {
   TempDir dir;
-  LogOptions o = Options(dir, FileSystem::Default(), 16 << 20);
-  o.cached_tail_bytes = 1 << 20;
+  CachedTailLog t(dir);
+  LogOptions& o = t.options;
   o.verify_all = true;
-  const std::string payload(64 << 10, 'p');
-  const std::string segment = o.dir + "/" + SegmentFileName(0);
+  const std::string& payload = t.payload;
+  const std::string& segment = t.segment;
   {
     Replayed r;
     auto log = OpenLog(o, &r);
