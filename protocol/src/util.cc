@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sys/random.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -51,12 +52,51 @@ void KernelRandom(void* out, size_t size) {
   }
 }
 
+// Random bytes for ids, drawn from the kernel a batch per thread: one
+// system call per hundred ids rather than per id. A fork()ed child must
+// not hand out bytes its parent drew (it would repeat the parent's next
+// ids' random bits), so fork moves the child to a new generation and each
+// thread's batch of an older one is drawn afresh.
+std::atomic<uint64_t> fork_generation{0};
+
+void IdRandom(void* out, size_t size) {
+  static const bool registered = [] {
+    pthread_atfork(nullptr, nullptr,
+                   [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  struct Batch {
+    uint64_t generation = 0;
+    size_t used = sizeof bytes;  // none drawn yet
+    unsigned char bytes[1024];
+  };
+  thread_local Batch batch;
+  const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+  if (batch.generation != generation || batch.used + size > sizeof batch.bytes) {
+    KernelRandom(batch.bytes, sizeof batch.bytes);
+    batch.generation = generation;
+    batch.used = 0;
+  }
+  std::memcpy(out, batch.bytes + batch.used, size);
+  batch.used += size;
+}
+
+// Writes the low `digits` hex digits of `value` to `out`.
+void Hex(uint64_t value, int digits, char* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (int i = digits - 1; i >= 0; --i) {
+    out[i] = kDigits[value & 0xf];
+    value >>= 4;
+  }
+}
+
 }  // namespace
 
 std::string NewUuidV7() {
   // 48 bits of Unix ms, then a 12-bit counter (rand_a) that keeps ids from
   // one process ordered inside a millisecond, then 62 random bits (rand_b)
-  // fresh from the kernel for every id.
+  // from the kernel, never used for another id.
   static std::mutex mu;
   static int64_t last_ms = 0;
   static uint32_t counter = 0;
@@ -65,7 +105,7 @@ std::string NewUuidV7() {
     uint64_t lo;
     uint16_t counter_start;
   } random;
-  KernelRandom(&random, sizeof random);  // outside the lock: a syscall
+  IdRandom(&random, sizeof random);  // outside the lock: now and then a syscall
 
   uint64_t hi;
   uint64_t lo;
@@ -85,12 +125,14 @@ std::string NewUuidV7() {
     hi = (static_cast<uint64_t>(ms) << 16) | 0x7000 | counter;
     lo = (random.lo & 0x3fffffffffffffffull) | 0x8000000000000000ull;
   }
-  char buf[37];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
-                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
-                static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xffffffffffffull));
-  return std::string(buf, 36);
+  // xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx
+  std::string id(36, '-');
+  Hex(hi >> 32, 8, &id[0]);
+  Hex(hi >> 16, 4, &id[9]);
+  Hex(hi, 4, &id[14]);
+  Hex(lo >> 48, 4, &id[19]);
+  Hex(lo, 12, &id[24]);
+  return id;
 }
 
 std::string NewSecretHex(size_t bytes) {

@@ -35,8 +35,9 @@ inline uint64_t StableHash(std::string_view data) {
 
 // A new RFC 9562 UUIDv7 in canonical text form (36 characters). Ids made by
 // one process are strictly increasing, also within one millisecond; the
-// last 62 bits come from getrandom(2) for every id, so processes (also
-// fork()ed ones) and threads never share a random stream. Thread-safe.
+// last 62 bits come from getrandom(2) (drawn a batch per thread, afresh in
+// a fork()ed child), so processes (also fork()ed ones) and threads never
+// share a random stream. Thread-safe.
 std::string NewUuidV7();
 // The client id of one client's connection to another broker group:
 // "<base>.<group>", its own name there so that no registration replaces
