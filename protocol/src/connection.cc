@@ -136,20 +136,23 @@ class Connection::Impl {
   wire::OutFrame NewRequest() { return wire::OutFrame(next_request_id_.fetch_add(1)); }
 
   void Enqueue(Outgoing out) {
-    bool accepted = false, was_empty = false;
+    bool accepted = false, wake = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!stopped_) {
-        was_empty = inbox_.empty();
         inbox_.push_back(std::move(out));
         accepted = true;
+        // The I/O thread looks at the inbox before each poll: only one that
+        // waits in poll needs waking, and once (a system call saved per
+        // request while it is busy, e.g. completing replies whose callbacks
+        // send the next requests).
+        wake = io_polling_ && !io_woken_;
+        io_woken_ = io_woken_ || wake;
       }
     }
-    // The I/O thread takes the whole inbox per wake-up, so only the first
-    // request of a burst needs to wake it (a syscall saved per request).
-    if (accepted) {
-      if (was_empty) wake_.Notify();
-    } else if (out.done) {
+    if (wake) {
+      wake_.Notify();
+    } else if (!accepted && out.done) {
       out.done(Status::Unavailable("connection to " + options_.broker + " is closed"));
     }
   }
@@ -492,6 +495,12 @@ class Connection::Impl {
       // Rounded up: a deadline 0.3 ms away must not become a busy poll(0).
       auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
       if (!unsent_.empty()) wait = std::min<long>(wait, 10);  // retry a blocked send soon
+      {
+        // A request enqueued from here on finds io_polling_ set and wakes us.
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!inbox_.empty()) wait = 0;
+        io_polling_ = true;
+      }
       zmq::pollitem_t items[] = {{socket_->handle(), 0, ZMQ_POLLIN, 0},
                                  {nullptr, wake_.fd(), ZMQ_POLLIN, 0},
                                  {monitor_ ? monitor_->handle() : nullptr, -1, ZMQ_POLLIN, 0}};
@@ -499,6 +508,10 @@ class Connection::Impl {
         zmq::poll(items, monitor_ ? 3 : 2, std::chrono::milliseconds(std::max<long>(wait, 0)));
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) log_->error("poll failed: {}", e.what());
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        io_polling_ = io_woken_ = false;
       }
       if (items[1].revents & ZMQ_POLLIN) wake_.Drain();
       if (items[0].revents & ZMQ_POLLIN) ReceiveAll();
@@ -747,6 +760,8 @@ class Connection::Impl {
   std::mutex mu_;
   std::deque<Outgoing> inbox_;  // guarded by mu_
   bool stopped_ = false;        // guarded by mu_
+  bool io_polling_ = false;     // guarded by mu_: the I/O thread is in (or entering) poll
+  bool io_woken_ = false;       // guarded by mu_: and the eventfd was written since
 
   mutable std::mutex url_mu_;
   std::string current_url_;  // guarded by url_mu_; picker_.current() for other threads
