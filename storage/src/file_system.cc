@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -53,7 +54,7 @@ Status SyncDirectory(const std::string& dir) {
 class PosixFile final : public File {
  public:
   PosixFile(std::string path, int fd, uint64_t size, const char* map)
-      : path_(std::move(path)), fd_(fd), size_(size), map_(map) {}
+      : path_(std::move(path)), fd_(fd), size_(size), map_(map), data_end_(DataEnd(fd, size)) {}
   ~PosixFile() override {
     if (map_ != nullptr) ::munmap(const_cast<char*>(map_), size_);
     ::close(fd_);
@@ -71,6 +72,7 @@ class PosixFile final : public File {
         return Errno("writing", path_, errno);
       }
       offset += static_cast<uint64_t>(n);
+      WroteUpTo(offset);
       size_t left = static_cast<size_t>(n);
       while (first < rest.size() && left >= rest[first].iov_len) left -= rest[first++].iov_len;
       if (left > 0) {
@@ -104,6 +106,11 @@ class PosixFile final : public File {
                     POSIX_FADV_DONTNEED);
   }
 
+  std::pair<uint64_t, uint64_t> DataAfter(uint64_t offset) const override {
+    const uint64_t end = data_end_.load(std::memory_order_acquire);
+    return offset < end ? std::pair(offset, end) : std::pair(size_, size_);
+  }
+
   std::string_view mapped() const override { return {map_, map_ ? size_ : 0}; }
   uint64_t size() const override { return size_; }
   const std::string& path() const override { return path_; }
@@ -113,6 +120,33 @@ class PosixFile final : public File {
   int fd_;
   uint64_t size_;
   const char* map_;
+  // Past this the file reads as zeros: what the file system held at open
+  // (its last data, counting the page cache), then what WriteAt wrote.
+  std::atomic<uint64_t> data_end_;
+
+  void WroteUpTo(uint64_t end) {
+    uint64_t seen = data_end_.load(std::memory_order_relaxed);
+    while (end > seen && !data_end_.compare_exchange_weak(seen, end, std::memory_order_release)) {
+    }
+  }
+
+  // Where the file's last stretch of data ends: SEEK_DATA/SEEK_HOLE skip
+  // holes and unwritten (preallocated) extents the page cache does not
+  // hold. Asked before anything maps the file in, so readahead has not yet
+  // made zeros look like data; the whole file when the system cannot tell.
+  static uint64_t DataEnd(int fd, uint64_t size) {
+    uint64_t end = 0;
+    off_t at = 0;
+    for (int stretches = 0; static_cast<uint64_t>(at) < size; ++stretches) {
+      const off_t data = ::lseek(fd, at, SEEK_DATA);
+      if (data < 0) return errno == ENXIO ? end : size;
+      const off_t hole = ::lseek(fd, data, SEEK_HOLE);
+      if (hole < 0 || stretches == 64) return size;  // fragmented: read it all
+      end = std::min<uint64_t>(static_cast<uint64_t>(hole), size);
+      at = hole;
+    }
+    return end;
+  }
 };
 
 class PosixFileSystem final : public FileSystem {

@@ -11,11 +11,13 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "txmq/status.h"
@@ -38,6 +40,14 @@ class File {
   // see those bytes, from the disk. A log calls it for what lies far
   // behind its tail, so the cache holds the part that is read (CommitLog).
   virtual void DropCache(uint64_t offset, uint64_t n) = 0;
+  // The first stretch [first, second) at or after `offset` that may hold
+  // bytes other than zeros; {size(), size()} if none. Outside such
+  // stretches the file reads as zeros and need not be read (a log's
+  // preallocated, never written tail). This answer, reading everything,
+  // is always right.
+  virtual std::pair<uint64_t, uint64_t> DataAfter(uint64_t offset) const {
+    return {std::min(offset, size()), size()};
+  }
   // The whole file, mapped read-only; reads see writes at once.
   virtual std::string_view mapped() const = 0;
   virtual uint64_t size() const = 0;

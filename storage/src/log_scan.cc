@@ -38,6 +38,20 @@ bool AllZero(std::string_view bytes) {
   return true;
 }
 
+// Whether `file` reads as zeros from `offset` to its end. Only what the
+// file system says may hold data is read: the never written rest of a
+// preallocated segment (most of the last one) is not brought into memory.
+bool ZerosFrom(const File& file, uint64_t offset) {
+  const std::string_view all = file.mapped();
+  while (offset < all.size()) {
+    const auto [from, to] = file.DataAfter(offset);
+    if (from >= all.size()) return true;
+    if (!AllZero(all.substr(from, std::min<uint64_t>(to, all.size()) - from))) return false;
+    offset = std::max(to, from + 1);
+  }
+  return true;
+}
+
 // Sectors a torn write may leave unwritten (the smallest a disk persists
 // on its own).
 constexpr size_t kSectorBytes = 512;
@@ -140,9 +154,23 @@ std::optional<LogEntry> CommitLog::FindSyncedEntryAfter(uint64_t position, uint6
     const uint64_t base = it->first;
     std::string_view all = it->second->mapped();
     size_t at = position >= base ? static_cast<size_t>(position - base) + 1 : 0;
+    uint64_t data_end = 0;  // the stretch the file system says may hold data
     while (at + log::kHeaderBytes <= all.size()) {
-      const void* hit = memmem(all.data() + at, all.size() - at, magic, sizeof magic);
-      if (hit == nullptr) break;
+      if (at >= data_end) {
+        // Zeros hold no entry: skip what was never written (not reading it
+        // keeps the unwritten rest of the last segment out of memory).
+        const auto [from, to] = it->second->DataAfter(at);
+        if (from >= all.size()) break;
+        at = std::max<size_t>(at, from);
+        data_end = std::max<uint64_t>(to, at + 1);
+      }
+      // An entry's magic starts inside the stretch; its header may run on.
+      const size_t span = std::min<uint64_t>(data_end + sizeof magic - 1, all.size()) - at;
+      const void* hit = memmem(all.data() + at, span, magic, sizeof magic);
+      if (hit == nullptr) {
+        at = data_end;
+        continue;
+      }
       at = static_cast<size_t>(static_cast<const char*>(hit) - all.data());
       LogEntry e;
       if (ParseEntry(all.substr(at), base + at, &e) &&
@@ -315,7 +343,7 @@ Status CommitLog::Walk(LogCursor from, const ReplayFn& replay, LogCursor* end) {
     // Nothing written after this point of the segment: what follows (if
     // anything) starts the next one.
     if (next_base > at.position && segments_.upper_bound(at.position) != segments_.end() &&
-        AllZero(seg->mapped().substr(at.position - base))) {
+        ZerosFrom(*seg, at.position - base)) {
       at.position = next_base;
       continue;
     }

@@ -162,5 +162,28 @@ TEST(CommitLog, AWalkOverAColdLogDropsWhatItReadAsItGoes) {
   EXPECT_EQ(testing::CachedPages(segment, 0, end - (2 << 20) - kFolio), 0);
 }
 
+// The end-of-log check looks for a later entry in the rest of the last
+// segment; what was never written there reads as zeros and is not read.
+TEST(CommitLog, OpeningALogLeavesTheUnwrittenRestOfItsSegmentUnread) {
+  TempDir dir;
+  CachedTailLog t(dir);
+  LogOptions& o = t.options;
+  o.segment_bytes = 64 << 20;
+  o.verify_all = true;
+  {
+    Replayed r;
+    auto log = OpenLog(o, &r);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    for (int i = 0; i < 8; ++i) Append(**log, t.payload);
+  }
+  ASSERT_TRUE(testing::EvictFromPageCache(t.segment));
+  Replayed r;
+  auto reopened = OpenLog(o, &r);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ(r.payloads.size(), 8u);
+  // (Readahead past the end may bring in a few MiB; not the other 50.)
+  EXPECT_EQ(testing::CachedPages(t.segment, 16 << 20, 48 << 20), 0);
+}
+
 }  // namespace
 }  // namespace txmq::storage
