@@ -140,7 +140,10 @@ TEST_F(TxmqdCurveGroup, ANodeWithAKeyThePeersDoNotListNeverJoinsTheIsr) {
     EXPECT_FALSE(InIsr(c.name)) << "a node with an unlisted key is in the ISR; its log:\n"
                                 << testing::ReadFile(dir_.Sub(c.name + ".log"));
   }
-  EXPECT_FALSE(c.process->Wait(0ms).has_value()) << "a refused node keeps trying, it does not exit";
+  const auto exited = c.process->Wait(0ms);
+  EXPECT_FALSE(exited.has_value()) << "a refused node keeps trying, it does not exit (it exited "
+                                   << exited.value_or(0) << "); its log:\n"
+                                   << testing::ReadFile(dir_.Sub(c.name + ".log"));
 }
 
 TEST_F(TxmqdCurveGroup, CurveClientsGivenAFollowerFirstReachTheLeaderWellWithinTheirTimeout) {
