@@ -216,6 +216,11 @@ class PosixFileSystem final : public FileSystem {
         return Errno("mapping", path, err);
       }
       map = static_cast<const char*>(m);
+      // Files here are logs, read front to back. A page fault then reads
+      // ahead of the page, not around it: reading around would bring back,
+      // behind a reader, pages DropCache has just let go (seen as up to 4
+      // MiB cached behind a reader under load).
+      ::madvise(m, file_size, MADV_SEQUENTIAL);
     }
     return std::unique_ptr<File>(new PosixFile(path, fd, file_size, map));
   }
