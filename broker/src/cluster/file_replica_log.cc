@@ -156,9 +156,9 @@ Status FileReplicaLog::Recover() {
     tail_offset_ = offset;
     bytes_after -= seg->second->size();
     const uint64_t keep = options_.cached_tail_bytes;
-    if (keep != 0 && bytes_after >= keep) {
-      seg->second->DropCache(0, seg->second->size());
-      cache_dropped_segment_ = std::next(seg) == segments_.end() ? 0 : std::next(seg)->first;
+    if (keep != 0 && bytes_after >= keep) {  // then a later segment exists
+      DropCacheOf(seg->first, 0, seg->first, seg->second->size());
+      cache_dropped_segment_ = std::next(seg)->first;
       cache_dropped_offset_ = 0;
     }
     ++seg;
@@ -190,12 +190,7 @@ void FileReplicaLog::DropCacheBehind() {
   }
   const uint64_t until_segment = it->first, until = end - keep;
   if (until_segment == cache_dropped_segment_ && until < cache_dropped_offset_ + kStep) return;
-  for (auto s = segments_.lower_bound(cache_dropped_segment_);
-       s != segments_.end() && s->first <= until_segment; ++s) {
-    const uint64_t from = s->first == cache_dropped_segment_ ? cache_dropped_offset_ : 0;
-    const uint64_t to = s->first == until_segment ? until : s->second->size();
-    if (from < to) s->second->DropCache(from, to - from);
-  }
+  DropCacheOf(cache_dropped_segment_, cache_dropped_offset_, until_segment, until);
   cache_dropped_segment_ = until_segment;
   cache_dropped_offset_ = until;
 }
@@ -346,12 +341,7 @@ void FileReplicaLog::NoteColdView(const Loc& loc) const {
   if (cold_.bytes >= keep) {
     // Views handed out earlier may still be read: a dropped page comes
     // back from the file.
-    for (auto s = segments_.lower_bound(cold_.from_segment);
-         s != segments_.end() && s->first <= cold_.to_segment; ++s) {
-      const uint64_t from = s->first == cold_.from_segment ? cold_.from_offset : 0;
-      const uint64_t to = s->first == cold_.to_segment ? cold_.to_offset : s->second->size();
-      if (from < to) s->second->DropCache(from, to - from);
-    }
+    DropCacheOf(cold_.from_segment, cold_.from_offset, cold_.to_segment, cold_.to_offset);
     cold_ = {};
   }
   const uint64_t end = loc.offset + kHeaderBytes + loc.length;
@@ -366,6 +356,16 @@ void FileReplicaLog::NoteColdView(const Loc& loc) const {
     cold_.to_offset = end;
   }
   cold_.bytes += kHeaderBytes + loc.length;
+}
+
+void FileReplicaLog::DropCacheOf(uint64_t from_segment, uint64_t from_offset, uint64_t to_segment,
+                                 uint64_t to_offset) const {
+  for (auto s = segments_.lower_bound(from_segment); s != segments_.end() && s->first <= to_segment;
+       ++s) {
+    const uint64_t from = s->first == from_segment ? from_offset : 0;
+    const uint64_t to = s->first == to_segment ? to_offset : s->second->size();
+    if (from < to) s->second->DropCache(from, to - from);
+  }
 }
 
 std::optional<uint32_t> FileReplicaLog::CrcAt(uint64_t index) const {

@@ -98,6 +98,10 @@ class FileReplicaLog final : public ReplicaLog {
   };
   mutable ColdReads cold_;
   void NoteColdView(const Loc& loc) const;
+  // Drops the cache from offset `from_offset` of the segment named
+  // `from_segment` to `to_offset` of the one named `to_segment`.
+  void DropCacheOf(uint64_t from_segment, uint64_t from_offset, uint64_t to_segment,
+                   uint64_t to_offset) const;
 };
 
 }  // namespace txmq::cluster
