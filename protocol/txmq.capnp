@@ -694,6 +694,10 @@ struct RouteRequest {
 struct QueueRoute {
   group @0 :Text;       # the broker group serving the queue
   leaderUrl @1 :Text;   # that group's leader's client URL; empty: none now (down)
+  # The queue moved to `group`, and this group still delivers the messages
+  # it holds of it: consumers read them there (empty: none).
+  drainingFrom @2 :Text;
+  drainingLeaderUrl @3 :Text;
 }
 
 # queues[q] is queue q's route. A single broker (no cluster) answers with
@@ -826,7 +830,25 @@ struct LifecycleRequest {
     deleteGroup @4 :Text;              # consumer group
     resetGroup @5 :GroupResetRequest;
     purgeDlq @6 :DlqPurgeRequest;
+    moveQueue @7 :QueueMoveRequest;    # a cluster: a queue to another broker group
   }
+}
+
+struct QueueMoveRequest {
+  topic @0 :Text;
+  queue @1 :UInt32;
+  toGroup @2 :Text;
+}
+
+# A queue's move: sends of it go to toGroup from now on; fromGroup still
+# delivers the messages it holds of it, and each consumer group reads
+# toGroup's only once it has read those (per-key order across the move).
+struct QueueMove {
+  topic @0 :Text;
+  queue @1 :UInt32;
+  fromGroup @2 :Text;
+  toGroup @3 :Text;
+  generation @4 :UInt32;   # moves of the queue so far, this one included
 }
 
 struct TopicDeletion {
@@ -873,5 +895,6 @@ struct LifecycleOk {
     groupDeleted @2 :GroupDeletion;
     groupReset @3 :GroupResetResult;
     dlqPurged @4 :DlqPurgeResult;
+    queueMoved @5 :QueueMove;
   }
 }

@@ -158,10 +158,14 @@ void Delivery::CollectFresh(GroupState& g, const PullSpec& spec, SteadyTime now,
     if (t == nullptr) continue;  // not created yet: a long poll waits for it
     Subscription* sub = groups_.Subscribe(g, *t, spec.from_latest);
     const auto nq = static_cast<uint32_t>(sub->queues.size());
+    TopicPlacementSource* placement = topics_.placement();
     for (uint32_t k = 0; k < nq && out->size() < spec.max_messages && *bytes < kMaxPullBytes; ++k) {
       const uint32_t q = (sub->next_queue + k) % nq;
       QueueCursor& c = sub->queues[q];
       if (!MayTake(c, spec.client)) continue;
+      // A queue that moved here: its older messages first (on the group
+      // it left), so that a key's order holds across the move.
+      if (placement != nullptr && placement->HeldBack(name, q, g.name)) continue;
       const QueueState& qs = t->queues[q];
       if (c.next < qs.min_offset) {  // retention deleted what this group had not read
         c.next = qs.min_offset;

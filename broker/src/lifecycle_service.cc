@@ -67,6 +67,8 @@ void LifecycleService::Handle(const RequestContext& ctx, wire::LifecycleRequest:
       return ResetGroup(call, request.getResetGroup());
     case R::PURGE_DLQ:
       return PurgeDlq(call, request.getPurgeDlq());
+    case R::MOVE_QUEUE:
+      return MoveQueue(call, request.getMoveQueue());
   }
   d_.core.ReplyError(ctx,
                      Status::InvalidArgument("lifecycle request kind " +

@@ -1,6 +1,7 @@
 // Operator lifecycle changes: delete a topic, delete a consumer group,
-// reset a group's offsets on a topic, purge dead letters (txmqctl topic
-// delete, group delete, group reset, dlq purge).
+// reset a group's offsets on a topic, purge dead letters, move a queue to
+// another broker group (txmqctl topic delete, group delete, group reset,
+// dlq purge, topic move).
 //
 // Each request runs the same steps:
 //   1. RequireAdmin (admin_auth.h), a writable store, valid names;
@@ -20,6 +21,8 @@
 //      object, result) once that round is durable. A refusal is audited
 //      too (not a dry run's: it changes nothing).
 // A deleted topic's index entries are swept afterwards (topic_sweeper.h).
+// A queue move is written to etcd, not to the store (lifecycle_moves.cc):
+// its reply and audit line come once etcd has it.
 //
 // Thread safety: the core thread only.
 #pragma once
@@ -36,6 +39,7 @@
 #include "broker/src/delivery.h"
 #include "broker/src/groups.h"
 #include "broker/src/inspect_service.h"
+#include "broker/src/placement_gate.h"
 #include "broker/src/topic_sweeper.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
@@ -53,6 +57,8 @@ class LifecycleService {
     const TransactionService& transactions;
     InspectService& inspect;
     TopicSweeper& sweeper;
+    PlacementGate& placement;
+    RoundReplicator* replicator;  // null: a single broker
   };
   explicit LifecycleService(const Deps& deps) : d_(deps) {}
 
@@ -71,6 +77,7 @@ class LifecycleService {
   void DeleteGroup(const Call& call, const std::string& group);
   void ResetGroup(const Call& call, wire::GroupResetRequest::Reader request);
   void PurgeDlq(const Call& call, wire::DlqPurgeRequest::Reader request);
+  void MoveQueue(const Call& call, wire::QueueMoveRequest::Reader request);
 
   // The checks every change starts with: an admin, a writable store (a dry
   // run only reads).

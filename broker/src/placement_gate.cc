@@ -1,10 +1,26 @@
 #include "broker/src/placement_gate.h"
 
+#include <algorithm>
+
 #include "protocol/src/log.h"
 
 namespace txmq::broker {
 
+void PlacementGate::Revalidate() {
+  const uint64_t version = replicator_->PlacementVersion();
+  if (version == known_version_) return;
+  known_.clear();
+  known_version_ = version;
+}
+
+uint64_t PlacementGate::version() {
+  if (!active()) return 0;
+  Revalidate();
+  return known_version_;
+}
+
 cluster::PlacementLookup PlacementGate::Lookup(std::string_view topic, uint32_t queue_count) {
+  Revalidate();
   if (auto it = known_.find(topic); it != known_.end()) return {it->second, Status::OK()};
   cluster::PlacementLookup found = replicator_->LookupPlacement(std::string(topic), queue_count);
   if (found.placement) known_.emplace(std::string(topic), found.placement);
@@ -13,6 +29,7 @@ cluster::PlacementLookup PlacementGate::Lookup(std::string_view topic, uint32_t 
 
 std::shared_ptr<const cluster::TopicPlacement> PlacementGate::Known(std::string_view topic) {
   if (!active()) return nullptr;
+  Revalidate();
   if (auto it = known_.find(topic); it != known_.end()) return it->second;
   // Only a look: a topic nobody asked to place stays unplaced (queue
   // count 0 would be refused by the thread anyway).
@@ -66,7 +83,26 @@ PlacementGate::Decision PlacementGate::Admit(std::string_view topic, std::string
 std::optional<TopicPlacementSource::Served> PlacementGate::ServedQueues(std::string_view topic) {
   auto p = Known(topic);
   if (!p) return std::nullopt;
-  return Served{p->queue_count, p->QueuesOf(group_), p->groups};
+  std::vector<uint32_t> queues = p->QueuesOf(group_);
+  for (uint32_t q : p->QueuesDrainingFrom(group_)) queues.push_back(q);
+  std::sort(queues.begin(), queues.end());
+  return Served{p->queue_count, std::move(queues), p->groups};
+}
+
+bool PlacementGate::HeldBack(std::string_view topic, uint32_t queue, std::string_view group) {
+  if (!active()) return false;
+  auto p = Known(topic);
+  if (!p || queue >= p->queue_count || p->groups[queue] != group_ ||
+      p->DrainingFrom(queue).empty()) {
+    return false;
+  }
+  auto pending = replicator_->DrainPending({std::string(topic), queue, p->GenerationOf(queue)});
+  return !pending || std::find(pending->begin(), pending->end(), group) != pending->end();
+}
+
+void PlacementGate::ParkMove(uint64_t ticket, SteadyTime now,
+                             std::function<void(Result<cluster::TopicPlacement>)> resume) {
+  moves_.push_back({ticket, now + kParkLimit, std::move(resume)});
 }
 
 void PlacementGate::Park(std::string topic, SteadyTime now,
@@ -79,6 +115,21 @@ void PlacementGate::Park(std::string topic, SteadyTime now,
 }
 
 void PlacementGate::ResumeParked(SteadyTime now) {
+  for (auto it = moves_.begin(); it != moves_.end();) {
+    auto outcome = replicator_->TakeMoveOutcome(it->ticket);
+    if (!outcome && now < it->deadline) {
+      ++it;
+      continue;
+    }
+    auto resume = std::move(it->resume);
+    it = moves_.erase(it);
+    if (outcome) known_.clear();  // the map read after the move has it
+    resume(outcome ? std::move(*outcome)
+                   : Result<cluster::TopicPlacement>(Status::Unavailable(
+                         "the move was not written within " + std::to_string(kParkLimit.count()) +
+                         " s (is etcd reachable from the broker?); look with txmqctl topic "
+                         "show before asking again")));
+  }
   if (parked_.empty()) return;
   // Resuming may park again (a placement known only to a map read after
   // it): those wait for the next call.

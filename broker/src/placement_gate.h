@@ -19,6 +19,13 @@
 //   kParkLimit is answered UNAVAILABLE with the reason (etcd unreachable,
 //   say); one whose placement failed, with the error.
 //
+// A queue moved to another group (DESIGN.md "Moving a queue between
+// groups") is still served here for delivery while this group holds older
+// messages of it (ServedQueues), and sends of it are refused WRONG_GROUP
+// as for any queue of another group. The group it moved to holds back its
+// newer messages from a consumer group until the old group reported that
+// consumer group drained (HeldBack).
+//
 // Thread safety: the core thread only.
 #pragma once
 
@@ -65,9 +72,20 @@ class PlacementGate final : public TopicPlacementSource {
   // OK while it is being stored, or the error of storing it.
   cluster::PlacementLookup Lookup(std::string_view topic, uint32_t queue_count);
 
-  // TopicPlacementSource (topics.h): the placed queue count and this
-  // group's queues of a placed topic.
+  // TopicPlacementSource (topics.h): the placed queue count and the
+  // queues of a placed topic this group delivers: its own and those that
+  // moved away from it (their older messages are read here).
   std::optional<Served> ServedQueues(std::string_view topic) override;
+  uint64_t version() override;
+  // TopicPlacementSource: whether consumer group `group` must not be handed queue `queue` of
+  // `topic` here yet: the queue moved here and the group it left has not
+  // reported `group` drained (no report yet: every group waits).
+  bool HeldBack(std::string_view topic, uint32_t queue, std::string_view group) override;
+
+  // Keeps `resume` until the move asked for with `ticket` (RoundReplicator::
+  // RequestMove) was written or refused, or kParkLimit passed (UNAVAILABLE).
+  void ParkMove(uint64_t ticket, SteadyTime now,
+                std::function<void(Result<cluster::TopicPlacement>)> resume);
 
   // Keeps `resume` until the placement of `topic` is known (resume(OK)),
   // failed (resume(error)) or kParkLimit passed (resume(UNAVAILABLE)).
@@ -76,7 +94,7 @@ class PlacementGate final : public TopicPlacementSource {
   // Resumes the parked requests whose topic is decided or whose time ran
   // out. Called when the replicator's event fires and at housekeeping.
   void ResumeParked(SteadyTime now);
-  bool has_parked() const { return !parked_.empty(); }
+  bool has_parked() const { return !parked_.empty() || !moves_.empty(); }
 
   static constexpr std::chrono::seconds kParkLimit{5};
   static constexpr size_t kMaxParked = 10000;
@@ -88,12 +106,22 @@ class PlacementGate final : public TopicPlacementSource {
     std::function<void(const Status&)> resume;
   };
 
+  struct ParkedMove {
+    uint64_t ticket;
+    SteadyTime deadline;
+    std::function<void(Result<cluster::TopicPlacement>)> resume;
+  };
+  // Forgets the placements looked up before a map read that changed some.
+  void Revalidate();
+
   RoundReplicator* const replicator_;
   const std::string group_;  // this node's (fixed for its life)
-  // Placements never change once stored (queues do not move yet), so
-  // each is fetched from the thread's map once.
+  // Placements change only when a queue moves, so each is fetched from the
+  // thread's map once per placement version.
   std::map<std::string, std::shared_ptr<const cluster::TopicPlacement>, std::less<>> known_;
+  uint64_t known_version_ = 0;
   std::deque<Parked> parked_;
+  std::deque<ParkedMove> moves_;
 };
 
 }  // namespace txmq::broker

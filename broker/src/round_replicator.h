@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,30 @@ class RoundReplicator {
   virtual std::string LeaderNodeOf(const std::string& /*group*/) const { return ""; }
   // Every group of that map and where clients reach it.
   virtual std::vector<wire::GroupLeaderView> Groups() const { return {}; }
+
+  // Moving queues (DESIGN.md "Moving a queue between groups"), any thread.
+  // Grows when the map's placements or drain reports changed: what was
+  // looked up before may be stale.
+  virtual uint64_t PlacementVersion() const { return 0; }
+  // Asks for the move (placement_thread.h); event() fires when its
+  // outcome is there to take.
+  virtual uint64_t RequestMove(const std::string& /*topic*/, uint32_t /*queue*/,
+                               const std::string& /*to*/) {
+    return 0;
+  }
+  virtual std::optional<Result<cluster::TopicPlacement>> TakeMoveOutcome(uint64_t /*ticket*/) {
+    return Result<cluster::TopicPlacement>(
+        Status::FailedPrecondition("not a cluster node: queues do not move"));
+  }
+  // The consumer groups that the group a queue moved from has reported it
+  // still owes older messages of that move (empty: drained); nullopt when
+  // it has reported nothing yet.
+  virtual std::optional<std::vector<std::string>> DrainPending(
+      const cluster::QueueGeneration& /*moved*/) const {
+    return std::nullopt;
+  }
+  // This node's group's report of every queue that moved away from it.
+  virtual void ReportDrains(std::map<cluster::QueueGeneration, std::vector<std::string>>) {}
 };
 
 }  // namespace txmq::broker

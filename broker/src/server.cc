@@ -66,7 +66,8 @@ Server::Server(const BrokerOptions& options, const TimeSource& time, SnapshotMai
       inspect_(core_, topics_, groups_, clients_),
       dlq_(core_, topics_, groups_, delivery_),
       sweeper_(core_, topics_, delayed_),
-      lifecycle_({core_, topics_, groups_, clients_, delivery_, transactions_, inspect_, sweeper_}),
+      lifecycle_({core_, topics_, groups_, clients_, delivery_, transactions_, inspect_, sweeper_,
+                  placement_, options.replicator}),
       metrics_(core_, topics_, groups_, clients_, transactions_, info_),
       mailbox_(metrics),
       operators_(operators),
@@ -638,6 +639,7 @@ void Server::SubmitIfIdle(bool allow_inline) {
 
 void Server::Housekeeping(SteadyTime now) {
   placement_.ResumeParked(now);
+  TickMoves(now);
   disk_.Tick(now, store_->log_allocated_bytes());
   delivery_.Tick(now);
   transactions_.Tick(now);

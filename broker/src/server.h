@@ -112,6 +112,10 @@ class Server {
   void ParkRequest(const RequestContext& ctx, const std::string& topic, wire::Frame& frame, int fd);
   void HandleRoute(const RequestContext& ctx, wire::RouteRequest::Reader request,
                    wire::Frame& frame, int fd);
+  // Queues moved away from this group: reports which consumer groups have
+  // not read what it holds of them; and when placements changed, serves
+  // the parked pulls again (a queue held back may be free now).
+  void TickMoves(SteadyTime now);
   // Continues broker time from what the data directory recorded last.
   Status ResumeBrokerTime();
   void CountBadFrame(const std::string& routing_id, uint64_t request_id, const Status& why);
@@ -182,6 +186,8 @@ class Server {
   uint64_t last_ticket_ = 0;
 
   SteadyTime next_cleanup_;
+  SteadyTime next_drain_report_{};
+  uint64_t placement_version_seen_ = 0;
   SteadyTime last_bad_frame_log_;
   uint64_t bad_frames_logged_ = 0;
 };

@@ -2,6 +2,9 @@
 // halves and topic creation wait for their topic's placement or go to the
 // group serving their queue; route requests say where each queue is
 // served.
+#include <algorithm>
+#include <set>
+
 #include "broker/src/message_check.h"
 #include "broker/src/server.h"
 #include "protocol/src/message_codec.h"
@@ -131,8 +134,56 @@ void Server::HandleRoute(const RequestContext& ctx, wire::RouteRequest::Reader r
   for (uint32_t q = 0; q < placed->queue_count; ++q) {
     out[q].setGroup(placed->groups[q]);
     out[q].setLeaderUrl(options_.replicator->LeaderUrlOf(placed->groups[q]));
+    const std::string_view from = placed->DrainingFrom(q);
+    auto owed = from.empty()
+                    ? std::nullopt
+                    : options_.replicator->DrainPending({topic, q, placed->GenerationOf(q)});
+    if (!from.empty() && (!owed || !owed->empty())) {  // not drained for every group yet
+      out[q].setDrainingFrom(std::string(from));
+      out[q].setDrainingLeaderUrl(options_.replicator->LeaderUrlOf(std::string(from)));
+    }
   }
   core_.Reply(ctx, reply);
+}
+
+void Server::TickMoves(SteadyTime now) {
+  if (!placement_.active()) return;
+  if (const uint64_t version = placement_.version(); version != placement_version_seen_) {
+    placement_version_seen_ = version;
+    std::set<std::string> every;
+    for (const auto& [name, topic] : topics_.all()) every.insert(name);
+    delivery_.OnTopicsAdvanced(every);
+  }
+  if (now < next_drain_report_) return;
+  next_drain_report_ = now + std::chrono::milliseconds(200);
+  // A consumer group owes nothing of a queue once it finished every
+  // message stored there (its floor is the queue's end, the open round
+  // included: sends admitted before the move are in it) and has no
+  // redelivery of it scheduled. A group that never read the topic here
+  // owes nothing: the group the queue went to does not wait for it.
+  const std::string& here = options_.replicator->group();
+  std::map<cluster::QueueGeneration, std::vector<std::string>> reports;
+  for (auto& [name, topic] : topics_.all()) {
+    auto placed = placement_.Known(name);
+    if (!placed) continue;
+    for (uint32_t q : placed->QueuesDrainingFrom(here)) {
+      if (q >= topic.queues.size()) continue;
+      std::vector<std::string>& pending = reports[{name, q, placed->GenerationOf(q)}];
+      const auto* readers = groups_.ReadersOf(name);
+      if (readers == nullptr) continue;
+      for (GroupState* g : *readers) {
+        auto sub = g->subscriptions.find(name);
+        if (sub == g->subscriptions.end() || q >= sub->second.queues.size()) continue;
+        bool owes = sub->second.queues[q].floor() < topic.queues[q].next_offset;
+        for (auto it = g->retries.begin(); !owes && it != g->retries.end(); ++it) {
+          owes = it->second.record.topic == name && it->second.record.queue == q;
+        }
+        if (owes) pending.push_back(g->name);
+      }
+      std::sort(pending.begin(), pending.end());
+    }
+  }
+  options_.replicator->ReportDrains(std::move(reports));
 }
 
 }  // namespace txmq::broker

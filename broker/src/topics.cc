@@ -87,6 +87,7 @@ Result<TopicState*> TopicManager::GetOrCreate(std::string_view name, bool create
   if (placed) {
     topic.served = std::move(placed->queues);
     topic.placement_checked = true;
+    topic.placement_version = placement_->version();
   }
   topic.name = std::string(name);
   topic.id = next_id_++;
@@ -142,10 +143,13 @@ uint64_t TopicManager::FirstStoredAtOrAfter(const TopicState& topic, uint32_t qu
 }
 
 void TopicManager::CheckPlacement(TopicState& topic) {
-  if (topic.placement_checked || placement_ == nullptr) return;
+  if (placement_ == nullptr) return;
+  const uint64_t version = placement_->version();
+  if (topic.placement_checked && topic.placement_version == version) return;
   auto placed = placement_->ServedQueues(topic.name);
   if (!placed) return;  // not placed (yet): asked again next time
   topic.placement_checked = true;
+  topic.placement_version = version;
   if (placed->queue_count == topic.queues.size()) topic.served = std::move(placed->queues);
 }
 

@@ -45,6 +45,7 @@ struct TopicState {
   // empty: all of them (a single broker, a broker's own topic).
   std::vector<uint32_t> served;
   bool placement_checked = false;  // `served` was asked of the placement
+  uint64_t placement_version = 0;  // ... at this version of it
 };
 
 // What a cluster's placement says about a topic (placement_gate.h).
@@ -59,6 +60,15 @@ class TopicPlacementSource {
   // Nullopt: the topic is not placed (a single broker, a broker's own
   // topic, or not yet).
   virtual std::optional<Served> ServedQueues(std::string_view topic) = 0;
+  // Grows when placements may have changed (a queue moved): `served` is
+  // asked again.
+  virtual uint64_t version() { return 0; }
+  // Whether consumer group `group` waits before reading `queue` here (it
+  // moved here and the group it left still delivers its older messages).
+  virtual bool HeldBack(std::string_view /*topic*/, uint32_t /*queue*/,
+                        std::string_view /*group*/) {
+    return false;
+  }
 };
 
 class TopicManager {

@@ -89,10 +89,15 @@ void Consumer::Impl::RefreshSources() {
     // connection is all this consumer reads, as it was then.
     if (home_group.empty()) continue;
     for (size_t q = 0; q < route.groups.size(); ++q) {
-      const std::string& group = route.groups[q];
-      if (group.empty() || group == home_group) continue;
-      std::string& url = leaders[group];
-      if (url.empty()) url = route.leader_urls[q];
+      // A queue that moved is read from both groups: the one it left
+      // until that has delivered what it holds of it.
+      for (const auto& [group, leader] :
+           {std::pair(route.groups[q], route.leader_urls[q]),
+            std::pair(route.draining_from[q], route.draining_urls[q])}) {
+        if (group.empty() || group == home_group) continue;
+        std::string& url = leaders[group];
+        if (url.empty()) url = leader;
+      }
     }
   }
 

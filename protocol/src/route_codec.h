@@ -20,6 +20,10 @@ struct TopicRouteView {
   std::string answered_by;
   std::vector<std::string> groups;       // per queue: the group serving it
   std::vector<std::string> leader_urls;  // per queue: its leader's URL ("" none now)
+  // Per queue: the group it moved from that still delivers what it holds
+  // of it, and that group's leader's URL ("" none).
+  std::vector<std::string> draining_from;
+  std::vector<std::string> draining_urls;
 };
 
 inline TopicRouteView ReadTopicRoute(TopicRoute::Reader route) {
@@ -28,6 +32,8 @@ inline TopicRouteView ReadTopicRoute(TopicRoute::Reader route) {
   for (auto q : route.getQueues()) {
     v.groups.push_back(ToString(q.getGroup()));
     v.leader_urls.push_back(ToString(q.getLeaderUrl()));
+    v.draining_from.push_back(ToString(q.getDrainingFrom()));
+    v.draining_urls.push_back(ToString(q.getDrainingLeaderUrl()));
   }
   return v;
 }

@@ -202,6 +202,56 @@ TEST_P(PlacementDirectory, TheMapRoutesEveryQueueToItsGroupsLeader) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fake, PlacementDirectory, ::testing::Values("fake"));
+TEST_P(PlacementDirectory, AMovedQueueWaitsForItsDrainBeforeItMovesAgain) {
+  AddGroup("g1", "a", "tcp://127.0.0.1:1001");
+  AddGroup("g2", "b", "tcp://127.0.0.1:1002");
+  ASSERT_TRUE(EnsurePlacement(c(), cluster_, "orders", 4).ok());
+  auto before = EnsurePlacement(c(), cluster_, "orders", 4);
+  ASSERT_TRUE(before.ok());
+  const std::string from = before->groups[1];
+  const std::string to = from == "g1" ? "g2" : "g1";
+
+  auto moved = MoveQueue(c(), cluster_, "orders", 1, to);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(moved->groups[1], to);
+  EXPECT_EQ(moved->DrainingFrom(1), from);
+  EXPECT_EQ(moved->GenerationOf(1), 1u);
+  EXPECT_EQ(moved->GenerationOf(0), 0u);
+  auto map = ReadClusterMap(c(), cluster_);
+  ASSERT_TRUE(map.ok());
+  EXPECT_EQ(map->topics.at("orders"), *moved);
+
+  // Back before the old group reported: refused, naming why.
+  auto back = MoveQueue(c(), cluster_, "orders", 1, from);
+  EXPECT_EQ(back.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(back.status().message().find("no report"), std::string::npos)
+      << back.status().ToString();
+  const QueueGeneration id{"orders", 1, 1};
+  ASSERT_TRUE(c().Put(DrainKey(cluster_, id), EncodeDrainReport({"billing"})).ok());
+  back = MoveQueue(c(), cluster_, "orders", 1, from);
+  EXPECT_NE(back.status().message().find("consumer groups billing have not read"),
+            std::string::npos)
+      << back.status().ToString();
+  map = ReadClusterMap(c(), cluster_);
+  ASSERT_TRUE(map.ok());
+  EXPECT_EQ(map->drains.at(id), std::vector<std::string>{"billing"});
+  ASSERT_TRUE(c().Put(DrainKey(cluster_, id), EncodeDrainReport({})).ok());
+  back = MoveQueue(c(), cluster_, "orders", 1, from);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->GenerationOf(1), 2u);
+  EXPECT_EQ(back->DrainingFrom(1), to);
+
+  // Refusals name the bad value.
+  EXPECT_EQ(MoveQueue(c(), cluster_, "orders", 1, from).status().code(),
+            StatusCode::kFailedPrecondition);  // there already
+  auto unknown = MoveQueue(c(), cluster_, "orders", 0, "g9");
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.status().message().find("no broker group g9"), std::string::npos);
+  EXPECT_EQ(MoveQueue(c(), cluster_, "orders", 4, to).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(MoveQueue(c(), cluster_, "nothing", 0, to).status().code(), StatusCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(RealEtcdPlacement, PlacementDirectory, ::testing::Values("etcd"));
 
 }  // namespace

@@ -148,7 +148,7 @@ TEST(Placement, RecordsRoundTripAndRefuseAnotherShape) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, *p);
   // Unknown fields are a later version's: ignored.
-  auto later = DecodeTopicPlacement(R"({"queues":1,"groups":["g1"],"generation":[3]})");
+  auto later = DecodeTopicPlacement(R"({"queues":1,"groups":["g1"],"weights":[3]})");
   ASSERT_TRUE(later.ok());
   EXPECT_EQ(later->groups, std::vector<std::string>{"g1"});
   for (const char* bad :
@@ -159,6 +159,31 @@ TEST(Placement, RecordsRoundTripAndRefuseAnotherShape) {
     EXPECT_EQ(d.status().code(), StatusCode::kCorruption) << bad;
   }
   EXPECT_EQ(PlacementKey("prod", "orders"), "/txmq/prod/placement/orders");
+}
+
+TEST(Placement, AMovedQueueKeepsItsGenerationAndTheGroupItLeft) {
+  TopicPlacement p{.queue_count = 2, .groups = {"g2", "g2"}};
+  p.generation = {1, 0};
+  p.drain_from = {"g1", ""};
+  auto back = DecodeTopicPlacement(EncodeTopicPlacement(p));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, p);
+  EXPECT_EQ(back->DrainingFrom(0), "g1");
+  EXPECT_EQ(back->DrainingFrom(1), "");
+  EXPECT_EQ(back->GenerationOf(0), 1u);
+  EXPECT_EQ(back->QueuesDrainingFrom("g1"), std::vector<uint32_t>{0});
+  EXPECT_TRUE(back->QueuesDrainingFrom("g2").empty());
+  // A record from before moves has neither field, and means generation 0.
+  auto old = DecodeTopicPlacement(R"({"queues":1,"groups":["g1"]})");
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->GenerationOf(0), 0u);
+  EXPECT_EQ(EncodeTopicPlacement(*old), R"({"groups":["g1"],"queues":1})");
+  for (const char* bad : {R"({"queues":1,"groups":["g1"],"generation":[1]})",
+                          R"({"queues":2,"groups":["g1","g2"],"generation":[1],"from":["g1"]})",
+                          R"({"queues":1,"groups":["g1"],"generation":[-1],"from":["g2"]})",
+                          R"({"queues":1,"groups":["g1"],"generation":[1],"from":[3]})"}) {
+    EXPECT_EQ(DecodeTopicPlacement(bad).status().code(), StatusCode::kCorruption) << bad;
+  }
 }
 
 }  // namespace

@@ -34,6 +34,16 @@ class FakeReplicator final : public RoundReplicator {
   std::string LeaderUrlOf(const std::string& group) const override {
     return group == "g2" ? "tcp://127.0.0.1:2002" : "";
   }
+  uint64_t PlacementVersion() const override { return version; }
+  std::optional<std::vector<std::string>> DrainPending(
+      const cluster::QueueGeneration& moved) const override {
+    auto it = drains.find(moved);
+    if (it == drains.end()) return std::nullopt;
+    return it->second;
+  }
+
+  uint64_t version = 0;
+  std::map<cluster::QueueGeneration, std::vector<std::string>> drains;
 
   std::map<std::string, std::shared_ptr<const cluster::TopicPlacement>> placed;
   std::map<std::string, Status> failing;
@@ -61,7 +71,7 @@ TEST(PlacementGate, WithoutAClusterEverythingIsServedHere) {
 TEST(PlacementGate, ServesItsQueuesAndSendsTheRestToTheirGroup) {
   FakeReplicator r;
   r.placed["orders"] = std::make_shared<cluster::TopicPlacement>(
-      cluster::TopicPlacement{4, {"g1", "g2", "g1", "g2"}});
+      cluster::TopicPlacement{.queue_count = 4, .groups = {"g1", "g2", "g1", "g2"}});
   PlacementGate gate(&r);
   EXPECT_EQ(gate.Admit("orders", KeyOfQueue(0, 4), 0, 8).kind, Kind::kServe);
   EXPECT_EQ(gate.Admit("orders", KeyOfQueue(2, 4), 4, 8).kind, Kind::kServe);
@@ -78,15 +88,15 @@ TEST(PlacementGate, ServesItsQueuesAndSendsTheRestToTheirGroup) {
   EXPECT_EQ(served->queue_count, 4u);
   EXPECT_EQ(served->queues, (std::vector<uint32_t>{0, 2}));
   // Keyless where this group serves nothing: the first queue's group.
-  r.placed["elsewhere"] =
-      std::make_shared<cluster::TopicPlacement>(cluster::TopicPlacement{2, {"g2", "g2"}});
+  r.placed["elsewhere"] = std::make_shared<cluster::TopicPlacement>(
+      cluster::TopicPlacement{.queue_count = 2, .groups = {"g2", "g2"}});
   EXPECT_EQ(gate.Admit("elsewhere", "", 0, 4).status.code(), StatusCode::kWrongGroup);
 }
 
 TEST(PlacementGate, ATopicWithAnotherQueueCountHereIsRefusedNamingBoth) {
   FakeReplicator r;
-  r.placed["orders"] =
-      std::make_shared<cluster::TopicPlacement>(cluster::TopicPlacement{2, {"g1", "g1"}});
+  r.placed["orders"] = std::make_shared<cluster::TopicPlacement>(
+      cluster::TopicPlacement{.queue_count = 2, .groups = {"g1", "g1"}});
   PlacementGate gate(&r);
   auto d = gate.Admit("orders", "k", 8, 4);
   EXPECT_EQ(d.kind, Kind::kRefuse);
@@ -113,7 +123,7 @@ TEST(PlacementGate, AnUnplacedTopicWaitsAndIsServedOncePlaced) {
   gate.ResumeParked(t0 + 1s);
   EXPECT_TRUE(outcomes.empty()) << "still being placed";
   r.placed["fresh"] = std::make_shared<cluster::TopicPlacement>(
-      cluster::TopicPlacement{4, {"g1", "g1", "g1", "g1"}});
+      cluster::TopicPlacement{.queue_count = 4, .groups = {"g1", "g1", "g1", "g1"}});
   gate.ResumeParked(t0 + 2s);
   ASSERT_EQ(outcomes.size(), 2u);
   EXPECT_TRUE(outcomes[0].ok() && outcomes[1].ok());
@@ -143,6 +153,50 @@ TEST(PlacementGate, ParkedRequestsHearWhyTheirTopicCouldNotBePlaced) {
   auto d = gate.Admit("broken", "k", 0, 4);
   EXPECT_EQ(d.kind, Kind::kRefuse);
   EXPECT_NE(d.status.message().find("etcd down"), std::string::npos);
+}
+
+TEST(PlacementGate, AQueueMovedHereWaitsForEachConsumerGroupToDrainTheOldGroup) {
+  FakeReplicator r;  // this node is g1's
+  auto before = std::make_shared<cluster::TopicPlacement>(
+      cluster::TopicPlacement{.queue_count = 2, .groups = {"g2", "g1"}});
+  r.placed["orders"] = before;
+  PlacementGate gate(&r);
+  EXPECT_FALSE(gate.HeldBack("orders", 0, "billing"));
+  EXPECT_EQ(gate.ServedQueues("orders")->queues, std::vector<uint32_t>{1});
+
+  // Queue 0 moves from g2 to g1: a new map, a new placement version.
+  auto after = std::make_shared<cluster::TopicPlacement>(*before);
+  after->groups[0] = "g1";
+  after->generation = {1, 0};
+  after->drain_from = {"g2", ""};
+  r.placed["orders"] = after;
+  EXPECT_EQ(gate.ServedQueues("orders")->queues, std::vector<uint32_t>{1}) << "still the old map";
+  ++r.version;
+  EXPECT_EQ(gate.ServedQueues("orders")->queues, (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(gate.Admit("orders", KeyOfQueue(0, 2), 2, 8).kind, Kind::kServe);
+  // No report from g2 yet: every consumer group waits.
+  EXPECT_TRUE(gate.HeldBack("orders", 0, "billing"));
+  EXPECT_FALSE(gate.HeldBack("orders", 1, "billing"));
+  r.drains[{"orders", 0, 1}] = {"billing"};
+  EXPECT_TRUE(gate.HeldBack("orders", 0, "billing"));
+  EXPECT_FALSE(gate.HeldBack("orders", 0, "audit")) << "a group g2 owes nothing";
+  r.drains[{"orders", 0, 1}] = {};
+  EXPECT_FALSE(gate.HeldBack("orders", 0, "billing"));
+}
+
+TEST(PlacementGate, AQueueMovedAwayIsRefusedButStillDelivered) {
+  FakeReplicator r;
+  auto moved = std::make_shared<cluster::TopicPlacement>(
+      cluster::TopicPlacement{.queue_count = 2, .groups = {"g2", "g2"}});
+  moved->generation = {1, 0};
+  moved->drain_from = {"g1", ""};
+  r.placed["orders"] = moved;
+  PlacementGate gate(&r);
+  auto refused = gate.Admit("orders", KeyOfQueue(0, 2), 2, 8);
+  EXPECT_EQ(refused.status.code(), StatusCode::kWrongGroup);
+  EXPECT_EQ(refused.leader_url, "tcp://127.0.0.1:2002");
+  EXPECT_EQ(gate.ServedQueues("orders")->queues, std::vector<uint32_t>{0});
+  EXPECT_FALSE(gate.HeldBack("orders", 0, "billing")) << "the old group is never held";
 }
 
 }  // namespace

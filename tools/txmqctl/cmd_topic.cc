@@ -1,4 +1,4 @@
-// txmqctl topic list | create | show | peek (delete: cmd_lifecycle.cc).
+// txmqctl topic list | create | show | peek (delete: cmd_lifecycle.cc; move: cmd_topic_move.cc).
 #include <iostream>
 #include <optional>
 
@@ -252,7 +252,8 @@ void AddTopicCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                                   "  txmqctl topic create orders --queues 8\n"
                                   "  txmqctl topic show orders --json\n"
                                   "  txmqctl topic peek orders --queue 0 --from 100 --max 5\n"
-                                  "  txmqctl topic delete old-orders --dry-run");
+                                  "  txmqctl topic delete old-orders --dry-run\n"
+                                  "  txmqctl topic move orders --queue 3 --to g2");
   noun->require_subcommand(1);
 
   auto* list = noun->add_subcommand(
@@ -305,6 +306,7 @@ void AddTopicCommand(CLI::App& app, Ctl& ctl, Runner& run) {
       [&ctl, &run, peek_args] { run = [&ctl, peek_args] { return Peek(ctl, *peek_args); }; });
 
   AddTopicDeleteCommand(*noun, ctl, run);
+  AddTopicMoveCommand(*noun, ctl, run);
 }
 
 }  // namespace txmq::ctl

@@ -111,6 +111,14 @@ PlacementLookup ClusterNode::LookupPlacement(const std::string& topic, uint32_t 
   return placement_->Lookup(topic, queue_count);
 }
 
+std::optional<std::vector<std::string>> ClusterNode::DrainPending(
+    const QueueGeneration& moved) const {
+  auto map = placement_->map();
+  auto it = map->drains.find(moved);
+  if (it == map->drains.end()) return std::nullopt;
+  return it->second;
+}
+
 std::string ClusterNode::LeaderUrlOf(const std::string& group) const {
   auto map = placement_->map();
   auto it = map->groups.find(group);

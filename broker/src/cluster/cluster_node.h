@@ -106,6 +106,17 @@ class ClusterNode final : public broker::RoundReplicator {
   std::string LeaderUrlOf(const std::string& group) const override;
   std::string LeaderNodeOf(const std::string& group) const override;
   std::vector<wire::GroupLeaderView> Groups() const override;
+  uint64_t PlacementVersion() const override { return placement_->placement_version(); }
+  uint64_t RequestMove(const std::string& topic, uint32_t queue, const std::string& to) override {
+    return placement_->RequestMove(topic, queue, to);
+  }
+  std::optional<Result<TopicPlacement>> TakeMoveOutcome(uint64_t ticket) override {
+    return placement_->TakeMoveOutcome(ticket);
+  }
+  std::optional<std::vector<std::string>> DrainPending(const QueueGeneration& moved) const override;
+  void ReportDrains(std::map<QueueGeneration, std::vector<std::string>> reports) override {
+    placement_->ReportDrains(std::move(reports));
+  }
 
   std::vector<std::string> TakeCommittedRounds() override;
   uint64_t Replicate(std::string payload) override;

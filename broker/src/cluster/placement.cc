@@ -1,10 +1,11 @@
 // The JSON of a stored placement:
 //
-//   TopicPlacement  {"queues": int >= 1, "groups": [string, ...]}
-//                   (exactly `queues` names, none empty)
+//   TopicPlacement  {"queues": int >= 1, "groups": [string, ...],
+//                    "generation": [int, ...], "from": [string, ...]}
+//                   (exactly `queues` groups, none empty; generation and
+//                   from only once a queue moved, then `queues` of each)
 //
-// Unknown fields are ignored so that a later version can add some (a
-// generation per queue when queues move).
+// Unknown fields are ignored so that a later version can add some.
 #include "broker/src/cluster/placement.h"
 
 #include <algorithm>
@@ -67,7 +68,7 @@ Result<TopicPlacement> PlaceQueues(std::string_view topic, uint32_t queue_count,
   for (size_t i = 0; i < groups.size(); ++i) {
     room[i] = (uint64_t{queue_count} * groups[i].weight + total_weight - 1) / total_weight;
   }
-  TopicPlacement placement{queue_count, {}};
+  TopicPlacement placement{.queue_count = queue_count};
   placement.groups.reserve(queue_count);
   std::vector<size_t> ranked(groups.size());
   std::vector<double> score(groups.size());
@@ -99,7 +100,12 @@ std::string PlacementKey(const std::string& cluster, std::string_view topic) {
 }
 
 std::string EncodeTopicPlacement(const TopicPlacement& p) {
-  return json{{"queues", p.queue_count}, {"groups", p.groups}}.dump();
+  json j{{"queues", p.queue_count}, {"groups", p.groups}};
+  if (!p.generation.empty()) {
+    j["generation"] = p.generation;
+    j["from"] = p.drain_from;
+  }
+  return j.dump();
 }
 
 Result<TopicPlacement> DecodeTopicPlacement(const std::string& text) {
@@ -117,10 +123,26 @@ Result<TopicPlacement> DecodeTopicPlacement(const std::string& text) {
   if (!groups.is_array() || groups.size() != queues.get<uint64_t>()) {
     return bad("groups is not an array of one group per queue");
   }
-  TopicPlacement p{queues.get<uint32_t>(), {}};
+  TopicPlacement p{.queue_count = queues.get<uint32_t>()};
   for (const json& g : groups) {
     if (!g.is_string() || g.get<std::string>().empty()) return bad("a group is not a name");
     p.groups.push_back(g.get<std::string>());
+  }
+  const json generation = j.value("generation", json());
+  const json from = j.value("from", json());
+  if (generation.is_null() != from.is_null()) return bad("generation and from come together");
+  if (generation.is_null()) return p;
+  if (!generation.is_array() || generation.size() != p.queue_count || !from.is_array() ||
+      from.size() != p.queue_count) {
+    return bad("generation and from are not arrays of one entry per queue");
+  }
+  for (size_t q = 0; q < p.queue_count; ++q) {
+    if (!generation[q].is_number_unsigned() || generation[q].get<uint64_t>() > UINT32_MAX) {
+      return bad("a generation is not a count");
+    }
+    if (!from[q].is_string()) return bad("a from is not a group name");
+    p.generation.push_back(generation[q].get<uint32_t>());
+    p.drain_from.push_back(from[q].get<std::string>());
   }
   return p;
 }

@@ -40,9 +40,37 @@ struct GroupWeight {
 };
 
 // A topic's queue -> group map as stored in etcd.
+//
+// A queue moved to another group (MoveQueue, placement_directory.h) keeps
+// its older messages where they were: the group it left (drain_from[q])
+// still delivers them, and the group it went to holds back the newer ones
+// from each consumer group until the old group reports that consumer
+// group drained (DrainKey). Each move starts a new generation of the
+// queue, so the reports of one move never stand for another.
 struct TopicPlacement {
   uint32_t queue_count = 0;
-  std::vector<std::string> groups;  // groups[q]: the group that serves queue q
+  std::vector<std::string> groups{};  // groups[q]: the group that serves queue q
+  // Both empty until a queue of the topic moves; then one entry per queue:
+  // moves so far (0: where it was placed) and the group the last move
+  // left ("" none).
+  std::vector<uint32_t> generation{};
+  std::vector<std::string> drain_from{};
+
+  uint32_t GenerationOf(uint32_t q) const { return q < generation.size() ? generation[q] : 0; }
+  // The group still delivering queue q's older messages; "" when none.
+  std::string_view DrainingFrom(uint32_t q) const {
+    if (q >= drain_from.size() || drain_from[q] == groups[q]) return {};
+    return drain_from[q];
+  }
+  // Queues that moved from `group` to another: it delivers what it holds
+  // of them until every consumer group has read it.
+  std::vector<uint32_t> QueuesDrainingFrom(std::string_view group) const {
+    std::vector<uint32_t> out;
+    for (uint32_t q = 0; q < groups.size(); ++q) {
+      if (!group.empty() && DrainingFrom(q) == group) out.push_back(q);
+    }
+    return out;
+  }
 
   // Queues served by `group`, ascending. (Inline: the broker library uses
   // it without linking the cluster's.)
@@ -53,7 +81,44 @@ struct TopicPlacement {
     }
     return out;
   }
+  // Why queue `queue` cannot move to `to` as this placement stands (no
+  // such queue, or it is there already); OK otherwise.
+  Status CheckMove(std::string_view topic, uint32_t queue, const std::string& to) const {
+    if (queue >= queue_count) {
+      return Status::InvalidArgument("topic " + std::string(topic) + " has queues 0-" +
+                                     std::to_string(queue_count - 1) + ", not " +
+                                     std::to_string(queue));
+    }
+    if (groups[queue] == to) {
+      return Status::FailedPrecondition("queue " + std::to_string(queue) + " of topic " +
+                                        std::string(topic) + " is served by group " + to +
+                                        " already");
+    }
+    return Status::OK();
+  }
+  // This placement with queue `queue` moved to `to` (CheckMove passed): a
+  // new generation, drained from the group it leaves.
+  TopicPlacement Moved(uint32_t queue, const std::string& to) const {
+    TopicPlacement p = *this;
+    if (p.generation.empty()) {
+      p.generation.assign(queue_count, 0);
+      p.drain_from.assign(queue_count, "");
+    }
+    p.drain_from[queue] = p.groups[queue];
+    p.groups[queue] = to;
+    ++p.generation[queue];
+    return p;
+  }
+
   bool operator==(const TopicPlacement&) const = default;
+};
+
+// One move of one queue: what a drain report is about.
+struct QueueGeneration {
+  std::string topic;
+  uint32_t queue = 0;
+  uint32_t generation = 0;
+  auto operator<=>(const QueueGeneration&) const = default;
 };
 
 // What a node knows about a topic's placement now: the placement, or why
@@ -80,9 +145,10 @@ Result<TopicPlacement> PlaceQueues(std::string_view topic, uint32_t queue_count,
 std::string PlacementKey(const std::string& cluster, std::string_view topic);
 std::string PlacementPrefix(const std::string& cluster);
 
-// {"queues": N, "groups": ["g1", ...]} with one group per queue. Decoding
-// ignores unknown fields and refuses any other shape (kCorruption naming
-// the key's text).
+// {"queues": N, "groups": ["g1", ...]} with one group per queue, and once a
+// queue moved "generation": [n, ...] and "from": ["g", ...], one per queue
+// too. Decoding ignores unknown fields and refuses any other shape
+// (kCorruption naming the key's text).
 std::string EncodeTopicPlacement(const TopicPlacement& p);
 Result<TopicPlacement> DecodeTopicPlacement(const std::string& json);
 

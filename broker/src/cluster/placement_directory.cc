@@ -42,6 +42,11 @@ Result<std::optional<TopicPlacement>> ReadPlacement(Coordinator& coordinator,
   return std::optional<TopicPlacement>(std::move(*placement));
 }
 
+bool ParseUint(std::string_view text, uint32_t* out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
 }  // namespace
 
 Result<std::vector<GroupWeight>> ListGroups(Coordinator& coordinator, const std::string& cluster) {
@@ -136,6 +141,9 @@ Result<ClusterMap> ReadClusterMap(Coordinator& coordinator, const std::string& c
   const std::string placement_prefix = PlacementPrefix(cluster);
   auto placements = coordinator.GetPrefix(placement_prefix);
   if (!placements.ok()) return placements.status();
+  const std::string drain_prefix = DrainPrefix(cluster);
+  auto drains = coordinator.GetPrefix(drain_prefix);
+  if (!drains.ok()) return drains.status();
 
   std::map<std::string, std::string> url_of;                      // node -> client URL
   std::map<std::string, std::vector<std::string>> urls_of_group;  // by node name
@@ -173,6 +181,21 @@ Result<ClusterMap> ReadClusterMap(Coordinator& coordinator, const std::string& c
       continue;
     }
     map.topics.emplace(kv.key.substr(placement_prefix.size()), std::move(*p));
+  }
+  for (const KeyValue& kv : drains->kvs) {
+    // <queue>/<generation>/<topic>
+    const std::string_view rest = std::string_view(kv.key).substr(drain_prefix.size());
+    const size_t slash1 = rest.find('/');
+    const size_t slash2 = slash1 == std::string_view::npos ? slash1 : rest.find('/', slash1 + 1);
+    QueueGeneration id;
+    auto pending = DecodeDrainReport(kv.value);
+    if (slash2 == std::string_view::npos || !ParseUint(rest.substr(0, slash1), &id.queue) ||
+        !ParseUint(rest.substr(slash1 + 1, slash2 - slash1 - 1), &id.generation) || !pending.ok()) {
+      map.unreadable.push_back(kv.key + ": not a drain report");
+      continue;
+    }
+    id.topic = std::string(rest.substr(slash2 + 1));
+    map.drains.emplace(std::move(id), std::move(*pending));
   }
   return map;
 }

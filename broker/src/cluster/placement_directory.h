@@ -64,6 +64,9 @@ struct GroupRoute {
 struct ClusterMap {
   std::map<std::string, GroupRoute> groups;      // by group name
   std::map<std::string, TopicPlacement> topics;  // by topic name
+  // What the group a queue moved from last reported: the consumer groups
+  // that have not read all it holds of the queue (empty: drained).
+  std::map<QueueGeneration, std::vector<std::string>> drains;
   // Records that could not be read, one line each (key: why); the rest of
   // the map is still good.
   std::vector<std::string> unreadable;
@@ -78,7 +81,27 @@ struct ClusterMap {
   QueueRoute Route(const std::string& topic, uint32_t queue) const;
 };
 
-// Three prefix reads (groups, brokers, placements). They are not one
+// Moves queue `queue` of `topic` to group `to` (txmqctl topic move): the
+// placement names `to` for the queue, its generation grows by one, and its
+// drain_from names the group it left. A transaction on the record's
+// revision (read again and retried when another writer got between).
+// Errors name the bad value: kNotFound (the topic is not placed),
+// kInvalidArgument (no such queue; `to` has no state record),
+// kFailedPrecondition (the queue is on `to` already; the queue's last move
+// is still draining, naming the consumer groups it waits for), or the
+// coordinator's.
+Result<TopicPlacement> MoveQueue(Coordinator& coordinator, const std::string& cluster,
+                                 const std::string& topic, uint32_t queue, const std::string& to);
+
+// /txmq/<cluster>/drain/<queue>/<generation>/<topic> = {"pending": [...]}:
+// written by the leader of the group a queue moved from, whenever the
+// consumer groups it still owes messages change.
+std::string DrainPrefix(const std::string& cluster);
+std::string DrainKey(const std::string& cluster, const QueueGeneration& q);
+std::string EncodeDrainReport(const std::vector<std::string>& pending);
+Result<std::vector<std::string>> DecodeDrainReport(const std::string& json);
+
+// Four prefix reads (groups, brokers, placements, drain reports). They are not one
 // snapshot of the store: a route may be a moment old, which brokers
 // answer with NOT_LEADER naming where to go.
 Result<ClusterMap> ReadClusterMap(Coordinator& coordinator, const std::string& cluster);

@@ -72,6 +72,59 @@ Status PlacementThread::coordinator_error() const {
   return coordinator_error_;
 }
 
+uint64_t PlacementThread::placement_version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return placement_version_;
+}
+
+uint64_t PlacementThread::RequestMove(std::string topic, uint32_t queue, std::string to) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t ticket = next_move_ticket_++;
+  moves_.push_back({ticket, std::move(topic), queue, std::move(to)});
+  wake_.notify_all();
+  return ticket;
+}
+
+std::optional<Result<TopicPlacement>> PlacementThread::TakeMoveOutcome(uint64_t ticket) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = moved_.find(ticket);
+  if (it == moved_.end()) return std::nullopt;
+  Result<TopicPlacement> outcome = std::move(it->second);
+  moved_.erase(it);
+  return outcome;
+}
+
+void PlacementThread::ReportDrains(std::map<QueueGeneration, std::vector<std::string>> reports) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (drains_ == reports) return;
+  drains_ = std::move(reports);
+  wake_.notify_all();  // a consumer group drained: the group it moved to waits for word
+}
+
+void PlacementThread::WriteDrainReports() {
+  std::map<QueueGeneration, std::vector<std::string>> reports;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reports = drains_;
+  }
+  for (const auto& [id, pending] : reports) {
+    if (auto it = drains_written_.find(id); it != drains_written_.end() && it->second == pending) {
+      continue;
+    }
+    auto put = coordinator_->Put(DrainKey(cluster_, id), EncodeDrainReport(pending));
+    if (!put.ok()) {
+      Logger("cluster")->warn("topic {} queue {}: cannot report its drain yet: {}", id.topic,
+                              id.queue, put.status().ToString());
+      return;  // the next poll tries again
+    }
+    Logger("cluster")->info(
+        "topic {} queue {} (moved away, generation {}): {}", id.topic, id.queue, id.generation,
+        pending.empty() ? std::string("drained for every consumer group")
+                        : std::to_string(pending.size()) + " consumer group(s) still reading it");
+    drains_written_[id] = pending;
+  }
+}
+
 bool PlacementThread::PublishWeight() {
   if (weight_published_) return true;
   auto log = Logger("cluster");
@@ -96,7 +149,10 @@ void PlacementThread::Refresh() {
   auto read = ReadClusterMap(*coordinator_, cluster_);
   std::lock_guard<std::mutex> lock(mu_);
   coordinator_error_ = read.ok() ? Status::OK() : read.status();
-  if (read.ok()) map_ = std::make_shared<const ClusterMap>(std::move(*read));
+  if (read.ok()) {
+    if (read->topics != map_->topics || read->drains != map_->drains) ++placement_version_;
+    map_ = std::make_shared<const ClusterMap>(std::move(*read));
+  }
   ++map_reads_;
   refreshed_.notify_all();
 }
@@ -133,9 +189,35 @@ void PlacementThread::Loop() {
       }
       continue;
     }
+    if (!moves_.empty()) {
+      MoveAsked move = moves_.front();
+      moves_.pop_front();
+      lock.unlock();
+      auto moved = MoveQueue(*coordinator_, cluster_, move.topic, move.queue, move.to);
+      if (moved.ok()) {
+        log->warn(
+            "topic {}: queue {} moved to group {} (generation {}); group {} delivers what "
+            "it holds of it first",
+            move.topic, move.queue, move.to, moved->GenerationOf(move.queue),
+            moved->DrainingFrom(move.queue));
+        Refresh();
+      } else {
+        log->warn("topic {}: queue {} not moved to group {}: {}", move.topic, move.queue, move.to,
+                  moved.status().ToString());
+      }
+      lock.lock();
+      moved_.emplace(move.ticket, std::move(moved));
+      if (on_placed_) {
+        lock.unlock();
+        on_placed_();
+        lock.lock();
+      }
+      continue;
+    }
     if (std::chrono::steady_clock::now() >= next_poll) {
       lock.unlock();
       PublishWeight();
+      WriteDrainReports();
       Refresh();
       lock.lock();
       next_poll = std::chrono::steady_clock::now() + poll_every_;

@@ -8,8 +8,10 @@
 // again after each. The core thread never waits for etcd: Lookup answers
 // from the last map at once, and a topic that has no placement yet is
 // "pending" (the broker tells the client to ask again in a moment) while
-// this thread stores one. It also publishes its group's weight. Shared
-// under mu_: the map, the topics asked for,
+// this thread stores one. It also publishes its group's weight, writes the
+// queue moves an operator asked for, and the drain reports its group's
+// leader computes (queue_move.cc). Shared under mu_: the map, the topics
+// asked for, the moves asked for and their outcomes, the drain reports,
 // the last error per topic and of the last poll.
 //
 // Thread safety: every public method may be called from any thread; the
@@ -24,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -59,12 +62,31 @@ class PlacementThread {
   bool WaitForFreshMap(std::chrono::milliseconds timeout);
   // Why the last poll failed (OK when it did not).
   Status coordinator_error() const;
+  // Grows whenever a map read finds placements or drain reports changed.
+  uint64_t placement_version() const;
+
+  // Asks for queue `queue` of `topic` to move to group `to` (MoveQueue);
+  // the ticket's outcome is there for TakeMoveOutcome once the move was
+  // written or refused (on_placed runs then), the map having it.
+  uint64_t RequestMove(std::string topic, uint32_t queue, std::string to);
+  std::optional<Result<TopicPlacement>> TakeMoveOutcome(uint64_t ticket);
+  // What this node's group owes now of queues that moved away from it
+  // (its leader's core computes it): written to etcd at the next poll
+  // where it differs from what was written last.
+  void ReportDrains(std::map<QueueGeneration, std::vector<std::string>> reports);
 
  private:
   void Loop();
   void Refresh();
   // True once the weight is stored (or there is none to store).
   bool PublishWeight();
+  void WriteDrainReports();
+  struct MoveAsked {
+    uint64_t ticket;
+    std::string topic;
+    uint32_t queue;
+    std::string to;
+  };
 
   const std::unique_ptr<Coordinator> coordinator_;  // this thread's alone
   const std::string cluster_;
@@ -77,10 +99,17 @@ class PlacementThread {
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable refreshed_;
-  std::shared_ptr<const ClusterMap> map_;               // guarded by mu_
-  uint64_t map_reads_ = 0;                              // guarded by mu_
-  std::deque<std::pair<std::string, uint32_t>> asked_;  // guarded by mu_
-  std::map<std::string, Status> failed_;                // by topic; guarded by mu_
+  std::shared_ptr<const ClusterMap> map_;                       // guarded by mu_
+  uint64_t map_reads_ = 0;                                      // guarded by mu_
+  std::deque<std::pair<std::string, uint32_t>> asked_;          // guarded by mu_
+  std::map<std::string, Status> failed_;                        // by topic; guarded by mu_
+  uint64_t placement_version_ = 0;                              // guarded by mu_
+  std::deque<MoveAsked> moves_;                                 // guarded by mu_
+  uint64_t next_move_ticket_ = 1;                               // guarded by mu_
+  std::map<uint64_t, Result<TopicPlacement>> moved_;            // by ticket; guarded by mu_
+  std::map<QueueGeneration, std::vector<std::string>> drains_;  // to write; mu_
+  // What this thread last wrote of each report (it writes only changes).
+  std::map<QueueGeneration, std::vector<std::string>> drains_written_;    // this thread's
   Status coordinator_error_ = Status::Unavailable("etcd not asked yet");  // mu_
   bool stop_ = false;                                                     // guarded by mu_
   std::thread thread_;

@@ -1,0 +1,112 @@
+// Moving a queue between broker groups (placement_directory.h MoveQueue)
+// and the drain reports that tell the group it went to when each consumer
+// group has read what the group it left still holds (DESIGN.md "Moving a
+// queue").
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "broker/src/cluster/placement_directory.h"
+
+namespace txmq::cluster {
+
+using nlohmann::json;
+
+namespace {
+
+// The moves that may be stacked on a record another writer keeps
+// changing before ours lands: each retry reads it again.
+constexpr int kMoveAttempts = 3;
+
+std::string Joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// Whether the queue's last move still waits for consumer groups; OK when
+// it moved never or is drained.
+Status CheckDrained(Coordinator& coordinator, const std::string& cluster, const std::string& topic,
+                    uint32_t queue, const TopicPlacement& p) {
+  const std::string_view from = p.DrainingFrom(queue);
+  if (from.empty()) return Status::OK();
+  const QueueGeneration moved{topic, queue, p.GenerationOf(queue)};
+  auto read = coordinator.Get(DrainKey(cluster, moved));
+  if (!read.ok()) return read.status();
+  const std::string head = "queue " + std::to_string(queue) + " of topic " + topic +
+                           " is still draining from group " + std::string(from);
+  if (read->kvs.empty()) {
+    return Status::FailedPrecondition(head +
+                                      " (no report from that group's leader yet: is it up?)");
+  }
+  auto pending = DecodeDrainReport(read->kvs.front().value);
+  if (!pending.ok()) return pending.status();
+  if (pending->empty()) return Status::OK();
+  return Status::FailedPrecondition(head + ": consumer groups " + Joined(*pending) +
+                                    " have not read its older messages");
+}
+
+}  // namespace
+
+std::string DrainPrefix(const std::string& cluster) { return "/txmq/" + cluster + "/drain/"; }
+
+std::string DrainKey(const std::string& cluster, const QueueGeneration& q) {
+  // The topic last: a name may hold any character but the ones before it.
+  return DrainPrefix(cluster) + std::to_string(q.queue) + "/" + std::to_string(q.generation) + "/" +
+         q.topic;
+}
+
+std::string EncodeDrainReport(const std::vector<std::string>& pending) {
+  return json{{"pending", pending}}.dump();
+}
+
+Result<std::vector<std::string>> DecodeDrainReport(const std::string& text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const json pending = j.is_object() ? j.value("pending", json()) : json();
+  if (!pending.is_array()) return Status::Corruption("drain report: no pending list: " + text);
+  std::vector<std::string> out;
+  for (const json& g : pending) {
+    if (!g.is_string()) return Status::Corruption("drain report: a group is not a name: " + text);
+    out.push_back(g.get<std::string>());
+  }
+  return out;
+}
+
+Result<TopicPlacement> MoveQueue(Coordinator& coordinator, const std::string& cluster,
+                                 const std::string& topic, uint32_t queue, const std::string& to) {
+  const std::string key = PlacementKey(cluster, topic);
+  for (int attempt = 0;; ++attempt) {
+    auto read = coordinator.Get(key);
+    if (!read.ok()) return read.status();
+    if (read->kvs.empty()) {
+      return Status::NotFound("topic " + topic + " is not placed on the cluster's groups (" + key +
+                              " is absent)");
+    }
+    auto placed = DecodeTopicPlacement(read->kvs.front().value);
+    if (!placed.ok()) return Status::Corruption(key + ": " + placed.status().message());
+    TopicPlacement p = std::move(*placed);
+    if (Status s = p.CheckMove(topic, queue, to); !s.ok()) return s;
+    auto groups = ListGroups(coordinator, cluster);
+    if (!groups.ok()) return groups.status();
+    std::vector<std::string> names;
+    for (const GroupWeight& g : *groups) names.push_back(g.group);
+    if (std::find(names.begin(), names.end(), to) == names.end()) {
+      return Status::InvalidArgument("no broker group " + to + " in cluster " + cluster +
+                                     " (groups: " + Joined(names) + ")");
+    }
+    if (Status s = CheckDrained(coordinator, cluster, topic, queue, p); !s.ok()) return s;
+
+    p = p.Moved(queue, to);
+    Txn move;
+    move.compares = {Compare::ModRevisionIs(key, read->kvs.front().mod_revision)};
+    move.on_success = {WriteOp::Put(key, EncodeTopicPlacement(p))};
+    auto written = coordinator.Commit(move);
+    if (!written.ok()) return written.status();  // a timeout: the operator looks and asks again
+    if (written->succeeded) return p;
+    if (attempt + 1 == kMoveAttempts) {
+      return Status::Unavailable(key + " kept changing while the move was written; try again");
+    }
+  }
+}
+
+}  // namespace txmq::cluster
