@@ -429,6 +429,12 @@ struct QueueInfo {
   endOffset @2 :UInt64;   # one past the last visible offset
   group @3 :Text;         # the replicated broker group holding it; empty: a single broker
   leader @4 :Text;        # the node (or single broker) that serves it
+  # The queue moved to `group` and its older messages are still read from
+  # this group (empty: none); the consumer groups that have not finished
+  # them as that group last reported, unless it has not reported yet.
+  drainingFrom @5 :Text;
+  drainReported @6 :Bool;
+  drainPending @7 :List(Text);
 }
 
 struct GroupLag {

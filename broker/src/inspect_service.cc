@@ -63,6 +63,15 @@ void InspectService::FillTopic(const TopicState& topic, bool with_groups,
       queues[q].setGroup(placement.group);
       queues[q].setLeader(placement.leader);
     }
+    if (placed) {
+      if (auto draining = topics_.placement()->DrainingOf(topic.name, q)) {
+        queues[q].setDrainingFrom(draining->from);
+        queues[q].setDrainReported(draining->pending.has_value());
+        const auto& pending = draining->pending ? *draining->pending : std::vector<std::string>{};
+        auto list = queues[q].initDrainPending(static_cast<unsigned>(pending.size()));
+        for (unsigned i = 0; i < pending.size(); ++i) list.set(i, pending[i]);
+      }
+    }
     queues[q].setMinOffset(topic.queues[q].min_offset);
     queues[q].setEndOffset(topic.queues[q].visible_end);
     // Not what cannot be read back (taken out of the queue, or damaged).

@@ -89,14 +89,18 @@ std::optional<TopicPlacementSource::Served> PlacementGate::ServedQueues(std::str
   return Served{p->queue_count, std::move(queues), p->groups};
 }
 
+std::optional<TopicPlacementSource::Draining> PlacementGate::DrainingOf(std::string_view topic,
+                                                                        uint32_t queue) {
+  auto p = active() ? Known(topic) : nullptr;
+  if (!p || queue >= p->queue_count || p->DrainingFrom(queue).empty()) return std::nullopt;
+  return Draining{std::string(p->DrainingFrom(queue)),
+                  replicator_->DrainPending({std::string(topic), queue, p->GenerationOf(queue)})};
+}
+
 bool PlacementGate::HeldBack(std::string_view topic, uint32_t queue, std::string_view group) {
-  if (!active()) return false;
-  auto p = Known(topic);
-  if (!p || queue >= p->queue_count || p->groups[queue] != group_ ||
-      p->DrainingFrom(queue).empty()) {
-    return false;
-  }
-  auto pending = replicator_->DrainPending({std::string(topic), queue, p->GenerationOf(queue)});
+  auto draining = DrainingOf(topic, queue);
+  if (!draining || draining->from == group_) return false;  // the old group is never held
+  const auto& pending = draining->pending;
   return !pending || std::find(pending->begin(), pending->end(), group) != pending->end();
 }
 

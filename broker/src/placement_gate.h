@@ -81,6 +81,7 @@ class PlacementGate final : public TopicPlacementSource {
   // `topic` here yet: the queue moved here and the group it left has not
   // reported `group` drained (no report yet: every group waits).
   bool HeldBack(std::string_view topic, uint32_t queue, std::string_view group) override;
+  std::optional<Draining> DrainingOf(std::string_view topic, uint32_t queue) override;
 
   // Keeps `resume` until the move asked for with `ticket` (RoundReplicator::
   // RequestMove) was written or refused, or kParkLimit passed (UNAVAILABLE).

@@ -69,6 +69,16 @@ class TopicPlacementSource {
                         std::string_view /*group*/) {
     return false;
   }
+  // A queue whose older messages are still read from the group it moved
+  // from: that group, and the consumer groups it last reported owing them
+  // (nullopt: no report yet). Nullopt when the queue is not draining.
+  struct Draining {
+    std::string from;
+    std::optional<std::vector<std::string>> pending;
+  };
+  virtual std::optional<Draining> DrainingOf(std::string_view /*topic*/, uint32_t /*queue*/) {
+    return std::nullopt;
+  }
 };
 
 class TopicManager {

@@ -166,6 +166,23 @@ TEST_F(TxmqdQueueMove, AQueueMovedUnderKeyedLoadKeepsEveryKeysOrder) {
   EXPECT_EQ(inversions, 0) << "a key's messages handled out of order, e.g. " << example;
   EXPECT_GT(acknowledged.size(), 300u);
 
+  // topic show on the new group says where the queue drains from, and
+  // that nobody waits any more once the consumer group finished it.
+  nlohmann::json shown;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const CommandResult r = RunCommand(
+            {BinPath("txmqctl"), "--broker", nodes_[1].url(), "--json", "topic", "show", topic}, "",
+            30s);
+        shown = nlohmann::json::parse(r.out, nullptr, false);
+        if (shown.is_discarded() || !shown.contains("queues")) return false;
+        const nlohmann::json& d = shown["queues"][0]["draining"];
+        return d.is_object() && d.value("reported", false) && d["pending"].empty();
+      },
+      20s))
+      << shown.dump();
+  EXPECT_EQ(shown["queues"][0]["draining"].value("from", ""), "g1") << shown.dump();
+
   // The move's refusals name what is wrong.
   const CommandResult again = Move(nodes_[0].url(), topic, 0, "g2");
   EXPECT_NE(again.exit_code, 0);

@@ -36,8 +36,28 @@ std::string LeaderOf(wire::QueueInfo::Reader q) {
   return q.getLeader().size() == 0 ? "-" : wire::ToString(q.getLeader());
 }
 
+// "-", or where a moved queue's older messages are still read and who
+// has not finished them.
+std::string MoveOf(wire::QueueInfo::Reader q) {
+  if (q.getDrainingFrom().size() == 0) return "-";
+  std::string out = "draining from " + wire::ToString(q.getDrainingFrom()) + ": ";
+  if (!q.getDrainReported()) return out + "no report yet";
+  if (q.getDrainPending().size() == 0) return out + "done";
+  std::string groups;
+  for (auto g : q.getDrainPending()) groups += (groups.empty() ? "" : ", ") + wire::ToString(g);
+  return out + "waits for " + groups;
+}
+
 nlohmann::json QueueJson(wire::QueueInfo::Reader q) {
+  nlohmann::json draining = nullptr;
+  if (q.getDrainingFrom().size() != 0) {
+    draining = {{"from", wire::ToString(q.getDrainingFrom())},
+                {"reported", q.getDrainReported()},
+                {"pending", nlohmann::json::array()}};
+    for (auto g : q.getDrainPending()) draining["pending"].push_back(wire::ToString(g));
+  }
   return {{"queue", q.getQueue()},
+          {"draining", draining},
           {"min_offset", q.getMinOffset()},
           {"end_offset", q.getEndOffset()},
           {"messages", q.getEndOffset() - q.getMinOffset()},
@@ -100,13 +120,15 @@ int Show(Ctl& ctl, const std::string& name) {
   std::cout << "\n";
   // MAX OFFSET is the last stored one; the broker reports one past it.
   // GROUP and LEADER: the replicated group holding the queue and the node
-  // serving it ("-" and the broker's name on a single broker).
-  Table queues({"QUEUE", "MIN OFFSET", "MAX OFFSET", "MESSAGES", "GROUP", "LEADER"});
+  // serving it ("-" and the broker's name on a single broker). MOVE: a
+  // queue moved here whose older messages are still read where it was.
+  Table queues({"QUEUE", "MIN OFFSET", "MAX OFFSET", "MESSAGES", "GROUP", "LEADER", "MOVE"});
   for (auto q : t.getQueues()) {
     const bool empty = q.getEndOffset() <= q.getMinOffset();
     queues.AddRow({std::to_string(q.getQueue()), empty ? "-" : std::to_string(q.getMinOffset()),
                    empty ? "-" : std::to_string(q.getEndOffset() - 1),
-                   std::to_string(q.getEndOffset() - q.getMinOffset()), GroupOf(q), LeaderOf(q)});
+                   std::to_string(q.getEndOffset() - q.getMinOffset()), GroupOf(q), LeaderOf(q),
+                   MoveOf(q)});
   }
   queues.Print(std::cout, "no queues");
   std::cout << "\n";
