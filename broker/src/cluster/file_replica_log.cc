@@ -34,6 +34,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "protocol/src/log.h"
+
 namespace txmq::cluster {
 namespace {
 
@@ -85,6 +87,8 @@ bool ParseSegmentName(const std::string& name, uint64_t* first) {
 }
 
 }  // namespace
+
+FileReplicaLog::FileReplicaLog(FileReplicaLogOptions options) : options_(std::move(options)) {}
 
 Result<std::unique_ptr<FileReplicaLog>> FileReplicaLog::Open(FileReplicaLogOptions options) {
   if (options.dir.empty()) return Status::InvalidArgument("FileReplicaLogOptions.dir is empty");
@@ -145,10 +149,10 @@ Status FileReplicaLog::Recover() {
       Header h;
       if (!DecodeHeader(bytes.substr(offset), &h)) break;
       if (h.index != last_.index + 1 || h.length > bytes.size() - offset - kHeaderBytes) break;
-      if (!locs_.empty() && h.epoch < locs_.back().epoch) break;
+      if (last_.index > 0 && h.epoch < tail_loc_.epoch) break;
       const std::string_view payload = bytes.substr(offset + kHeaderBytes, h.length);
       if (ChainCrc(last_.crc, h.epoch, h.index, payload) != h.crc) break;
-      locs_.push_back({seg->first, offset, h.length, h.epoch, h.crc});
+      NoteLoc(h.index, {seg->first, offset, h.length, h.epoch, h.crc});
       epochs_.Append(h.epoch, h.index);
       last_ = {h.index, h.crc};
       offset += kHeaderBytes + h.length;
@@ -169,7 +173,7 @@ Status FileReplicaLog::Recover() {
     if (Status s = RemoveSegment(first); !s.ok()) return s;
   }
   durable_ = last_;
-  if (!locs_.empty()) highest_epoch_ = std::max(highest_epoch_, locs_.back().epoch);
+  if (last_.index > 0) highest_epoch_ = std::max(highest_epoch_, tail_loc_.epoch);
   DropCacheBehind();  // the walk read every segment through the cache
   return Status::OK();
 }
@@ -218,10 +222,10 @@ Status FileReplicaLog::Append(const ReplicaEntry& entry) {
     return Status::InvalidArgument("replica log append of entry " + std::to_string(entry.index) +
                                    " after " + std::to_string(last_.index));
   }
-  if (!locs_.empty() && entry.epoch < locs_.back().epoch) {
+  if (last_.index > 0 && entry.epoch < tail_loc_.epoch) {
     return Status::InvalidArgument("replica log append of entry " + std::to_string(entry.index) +
                                    " of epoch " + std::to_string(entry.epoch) + " after epoch " +
-                                   std::to_string(locs_.back().epoch));
+                                   std::to_string(tail_loc_.epoch));
   }
   if (ChainCrc(last_.crc, entry.epoch, entry.index, entry.payload) != entry.crc) {
     return Status::Corruption("replica log entry " + std::to_string(entry.index) +
@@ -251,8 +255,8 @@ Status FileReplicaLog::Append(const ReplicaEntry& entry) {
                           {const_cast<char*>(entry.payload.data()), entry.payload.size()}};
   if (Status s = file->WriteAt(tail_offset_, parts); !s.ok()) return s;
   unsynced_.insert(tail_segment_);
-  locs_.push_back({tail_segment_, tail_offset_, static_cast<uint32_t>(entry.payload.size()),
-                   entry.epoch, entry.crc});
+  NoteLoc(entry.index, {tail_segment_, tail_offset_, static_cast<uint32_t>(entry.payload.size()),
+                        entry.epoch, entry.crc});
   epochs_.Append(entry.epoch, entry.index);
   tail_offset_ += n;
   last_ = entry.ref();
@@ -275,17 +279,66 @@ Status FileReplicaLog::Sync() {
   return Status::OK();
 }
 
+void FileReplicaLog::NoteLoc(uint64_t index, const Loc& loc) {
+  if ((index - 1) % kStride == 0) marks_.push_back({loc.segment, loc.offset});
+  tail_loc_ = loc;
+}
+
+FileReplicaLog::Loc FileReplicaLog::ReadLoc(uint64_t segment, uint64_t offset) const {
+  Header h;
+  // Every entry up to last_ was written whole and checked (appended or
+  // walked at recovery): a header that does not decode is a bug.
+  if (!DecodeHeader(segments_.at(segment)->mapped().substr(offset), &h)) {
+    Logger("cluster")->critical("replica log '{}': no entry header at segment {} offset {}",
+                                options_.dir, segment, offset);
+    std::abort();
+  }
+  return {segment, offset, h.length, h.epoch, h.crc};
+}
+
+FileReplicaLog::Loc FileReplicaLog::Locate(uint64_t index) const {
+  if (index == last_.index) return tail_loc_;
+  // Start at a place located before that is nearer than the entry's mark
+  // (reading only the headers walked past: a header read far behind the
+  // tail brings its pages back into the cache), else at the mark.
+  const uint64_t marked = (index - 1) / kStride * kStride + 1;
+  uint64_t at = 0;
+  Loc loc;
+  for (const auto& [known, where] : located_) {
+    if (known >= marked && known <= index && known > at) {
+      at = known;
+      loc = where;
+    }
+  }
+  if (at == 0) {
+    const Mark& mark = marks_[(index - 1) / kStride];
+    at = marked;
+    loc = ReadLoc(mark.segment, mark.offset);
+  }
+  while (at < index) {
+    ++at;
+    loc = segments_.contains(at) ? ReadLoc(at, 0)
+                                 : ReadLoc(loc.segment, loc.offset + kHeaderBytes + loc.length);
+  }
+  located_[next_located_] = {index, loc};
+  next_located_ = (next_located_ + 1) % kLocated;
+  return loc;
+}
+
 void FileReplicaLog::ForgetAfter(uint64_t keep) {
-  locs_.resize(keep);
   epochs_.TruncateAfter(keep);
-  last_ = {keep, keep == 0 ? 0 : locs_.back().crc};
+  if (keep > 0) tail_loc_ = Locate(keep);
+  marks_.resize(keep == 0 ? 0 : (keep - 1) / kStride + 1);
+  for (auto& [known, where] : located_) {
+    if (known > keep) known = 0;
+  }
+  last_ = {keep, keep == 0 ? 0 : tail_loc_.crc};
   if (durable_.index > keep) durable_ = last_;
   if (keep == 0) {
     tail_segment_ = tail_offset_ = 0;
   } else {
-    const Loc& end = locs_.back();
-    tail_segment_ = end.segment;
-    tail_offset_ = end.offset + kHeaderBytes + end.length;
+    tail_segment_ = tail_loc_.segment;
+    tail_offset_ = tail_loc_.offset + kHeaderBytes + tail_loc_.length;
   }
 }
 
@@ -297,7 +350,7 @@ Status FileReplicaLog::TruncateAfter(uint64_t keep) {
   if (keep == last_.index) return Status::OK();
   // First the entry after `keep` stops being whole, durably; then the
   // segments that hold only later entries go.
-  const Loc cut = locs_[keep];
+  const Loc cut = Locate(keep + 1);
   storage::File* file = segments_.at(cut.segment).get();
   const char zeros[kHeaderBytes] = {};
   const iovec part{const_cast<char*>(zeros), kHeaderBytes};
@@ -321,11 +374,11 @@ Result<ReplicaEntry> FileReplicaLog::Read(uint64_t index) const {
 }
 
 Result<EntryView> FileReplicaLog::View(uint64_t index) const {
-  if (index == 0 || index > locs_.size()) {
+  if (index == 0 || index > last_.index) {
     return Status::NotFound("replica log entry " + std::to_string(index) + ": the log holds 1.." +
-                            std::to_string(locs_.size()));
+                            std::to_string(last_.index));
   }
-  const Loc& loc = locs_[index - 1];
+  const Loc loc = Locate(index);
   NoteColdView(loc);
   return EntryView{
       index, loc.epoch, loc.crc,
@@ -370,8 +423,8 @@ void FileReplicaLog::DropCacheOf(uint64_t from_segment, uint64_t from_offset, ui
 
 std::optional<uint32_t> FileReplicaLog::CrcAt(uint64_t index) const {
   if (index == 0) return 0u;
-  if (index > locs_.size()) return std::nullopt;
-  return locs_[index - 1].crc;
+  if (index > last_.index) return std::nullopt;
+  return Locate(index).crc;
 }
 
 }  // namespace txmq::cluster

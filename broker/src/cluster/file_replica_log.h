@@ -5,6 +5,7 @@
 // Thread safety: none (see replica_log.h).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -31,6 +32,15 @@ struct FileReplicaLogOptions {
   uint64_t cached_tail_bytes = 256ull << 20;
 };
 
+// Where an entry lies: its segment (by first index) and offset there.
+struct ReplicaEntryPlace {
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  int64_t epoch = 0;
+  uint32_t crc = 0;
+};
+
 class FileReplicaLog final : public ReplicaLog {
  public:
   // Opens (or creates) the log in options.dir and recovers it: the log ends
@@ -54,16 +64,9 @@ class FileReplicaLog final : public ReplicaLog {
   std::optional<uint32_t> CrcAt(uint64_t index) const override;
 
  private:
-  // Where an entry lies: its segment (by first index) and offset there.
-  struct Loc {
-    uint64_t segment = 0;
-    uint64_t offset = 0;
-    uint32_t length = 0;
-    int64_t epoch = 0;
-    uint32_t crc = 0;
-  };
+  using Loc = ReplicaEntryPlace;
 
-  explicit FileReplicaLog(FileReplicaLogOptions options) : options_(std::move(options)) {}
+  explicit FileReplicaLog(FileReplicaLogOptions options);
   Status Recover();
   Status RemoveSegment(uint64_t first);
   // Drops entries after `keep` from memory; the next append goes after it.
@@ -76,7 +79,27 @@ class FileReplicaLog final : public ReplicaLog {
 
   const FileReplicaLogOptions options_;
   std::map<uint64_t, std::unique_ptr<storage::File>> segments_;  // by first index
-  std::vector<Loc> locs_;  // locs_[i] is entry i + 1 (TODO(perf): sparse, with prefix deletion)
+  // Where entries lie, sparsely: memory must not grow by a record per
+  // entry (a busy group appends a thousand a second, for weeks). marks_[k]
+  // is entry k * kStride + 1; any other is found from the one before it
+  // by its header (next entry: the segment named by its index if there is
+  // one, else right after it). A few places located last make a reader
+  // going forward (a follower catching up, the store rebuilt) step one
+  // entry at a time.
+  static constexpr uint64_t kStride = 64;
+  struct Mark {
+    uint64_t segment = 0;
+    uint64_t offset = 0;
+  };
+  std::vector<Mark> marks_;
+  Loc tail_loc_;  // the last entry's (valid when last_.index > 0)
+  static constexpr size_t kLocated = 4;
+  mutable std::array<std::pair<uint64_t, Loc>, kLocated> located_;  // (index, where); 0: none
+  mutable size_t next_located_ = 0;
+  // Entry `index`, 1..last_.index.
+  Loc Locate(uint64_t index) const;
+  Loc ReadLoc(uint64_t segment, uint64_t offset) const;
+  void NoteLoc(uint64_t index, const Loc& loc);
   EpochTable epochs_;
   int64_t highest_epoch_ = 0;
   EntryRef last_;
