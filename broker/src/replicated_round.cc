@@ -28,20 +28,30 @@ Result<ReplicatedRound> DecodeReplicatedRound(std::string_view payload) {
   return round;
 }
 
-Status ApplyReplicatedRounds(storage::BrokerStore& store, std::vector<std::string> payloads) {
-  for (size_t i = 0; i < payloads.size(); ++i) {
-    if (payloads[i].empty()) continue;  // an epoch-start entry
-    auto round = DecodeReplicatedRound(payloads[i]);
-    if (!round.ok()) return round.status();
-    payloads[i].clear();
-    if (Status s = store.WriteReplicated(round->time_ms, std::move(round->records),
-                                         std::move(round->ops_record));
-        !s.ok()) {
-      return Status(s.code(), "writing replicated round " + std::to_string(i + 1) +
-                                  " into the store: " + s.message());
-    }
+Status StoreRebuild::Apply(std::string_view payload) {
+  ++entries_;
+  if (payload.empty()) return Status::OK();  // an epoch-start entry
+  auto round = DecodeReplicatedRound(payload);
+  Status s = round.ok() ? store_.WriteReplicated(round->time_ms, std::move(round->records),
+                                                 std::move(round->ops_record), /*sync=*/false)
+                        : round.status();
+  if (!s.ok()) {
+    return Status(s.code(), "writing replicated round " + std::to_string(entries_) +
+                                " into the store: " + s.message());
   }
-  return Status::OK();
+  unsynced_bytes_ += payload.size();
+  if (unsynced_bytes_ < kSyncBytes) return Status::OK();
+  unsynced_bytes_ = 0;
+  return store_.SyncReplicated();
+}
+
+Status ApplyReplicatedRounds(storage::BrokerStore& store, std::vector<std::string> payloads) {
+  StoreRebuild rebuild(store);
+  for (std::string& payload : payloads) {
+    if (Status s = rebuild.Apply(payload); !s.ok()) return s;
+    std::string().swap(payload);  // its memory goes now, not with the vector
+  }
+  return rebuild.Finish();
 }
 
 }  // namespace txmq::broker

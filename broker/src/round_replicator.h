@@ -4,16 +4,18 @@
 // visibility to consumers) run only then. Without one (a single node)
 // completions run when the store has the round, as always.
 //
-// Thread safety: TakeCommittedRounds and Replicate are called by the
+// Thread safety: ReplayCommittedRounds and Replicate are called by the
 // broker's opening and core thread only; committed,
 // failure, event and health from any thread.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "broker/src/cluster/cluster_health.h"
@@ -27,9 +29,12 @@ namespace txmq::broker {
 class RoundReplicator {
  public:
   virtual ~RoundReplicator() = default;
-  // Once, when the broker opens: the committed rounds (payloads,
-  // replicated_round.h) the store is rebuilt from, oldest first.
-  virtual std::vector<std::string> TakeCommittedRounds() = 0;
+  // Once, when the broker opens: calls `apply` with each committed round
+  // (its payload, replicated_round.h) the store is rebuilt from, oldest
+  // first, one at a time (a log may be larger than memory); returns the
+  // first error, apply's included.
+  virtual Status ReplayCommittedRounds(
+      const std::function<Status(std::string_view payload)>& apply) = 0;
   // Takes one round's payload (replicated_round.h) for the replicated
   // log; returns its ticket: 1, 2, ... in call order.
   virtual uint64_t Replicate(std::string payload) = 0;

@@ -89,9 +89,14 @@ Status Server::Init() {
   if (!store.ok()) return store.status();
   store_ = std::move(store.value());
   if (options_.replicator != nullptr) {
-    auto rounds = options_.replicator->TakeCommittedRounds();
-    log->info("rebuilding the store from {} committed entries", rounds.size());
-    if (Status s = ApplyReplicatedRounds(*store_, std::move(rounds)); !s.ok()) return s;
+    StoreRebuild rebuild(*store_);
+    Status replayed = options_.replicator->ReplayCommittedRounds(
+        [&](std::string_view payload) { return rebuild.Apply(payload); });
+    if (replayed.ok()) replayed = rebuild.Finish();
+    if (!replayed.ok()) return replayed;
+    log->info(
+        "rebuilt the store from {} committed entries in {} ms", rebuild.entries(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(core_.SteadyNow() - start).count());
   }
   core_.set_store(store_.get());
   disk_.Start(core_.SteadyNow(), store_->log_allocated_bytes());

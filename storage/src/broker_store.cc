@@ -624,7 +624,7 @@ void BrokerStore::DeleteRunByPosition(uint64_t position, uint32_t topic_id, uint
 
 // ---------------- the pipeline ----------------
 
-void BrokerStore::WriteRound(Round& round) {
+void BrokerStore::WriteRound(Round& round, bool sync) {
   // Even completions alone wait on what came before them, which may be lost.
   if (!write_error_.ok()) {
     round.set_status(write_error_);
@@ -635,7 +635,7 @@ void BrokerStore::WriteRound(Round& round) {
   PendingEntry& e = round.entry();
   Status s = log_->Write(e);
   uint64_t sync_micros = 0;
-  const bool syncs = s.ok() && options_.sync;
+  const bool syncs = s.ok() && sync;
   if (syncs) {
     const auto sync_start = SteadyClock::now();
     s = log_->Sync();
@@ -648,7 +648,7 @@ void BrokerStore::WriteRound(Round& round) {
   std::lock_guard<std::mutex> lock(mu_);
   if (s.ok()) {
     applied_ = log_->written_end();
-    if (options_.sync) synced_ = applied_;
+    if (syncs) synced_ = applied_;
     bytes_since_checkpoint_ += e.bytes();
   }
   stats_.rounds++;
@@ -687,11 +687,12 @@ std::unique_ptr<Round> BrokerStore::WriteInline(int64_t time_ms) {
   }
   // The storage thread is idle (not busy), so this thread is the writer.
   std::lock_guard<std::mutex> writer(writer_mu_);
-  WriteRound(*round);
+  WriteRound(*round, options_.sync);
   return round;
 }
 
-Status BrokerStore::WriteReplicated(int64_t time_ms, std::string records, std::string ops_record) {
+Status BrokerStore::WriteReplicated(int64_t time_ms, std::string records, std::string ops_record,
+                                    bool sync) {
   if (busy_ || !round_->empty()) {
     return Status::FailedPrecondition("a replicated round must not overtake this store's own");
   }
@@ -700,8 +701,17 @@ Status BrokerStore::WriteReplicated(int64_t time_ms, std::string records, std::s
   if (round.writes_nothing()) return Status::OK();
   if (Status s = log_->Place(round.entry()); !s.ok()) return s;
   std::lock_guard<std::mutex> writer(writer_mu_);
-  WriteRound(round);
+  WriteRound(round, sync && options_.sync);
   return round.status();
+}
+
+Status BrokerStore::SyncReplicated() {
+  std::lock_guard<std::mutex> writer(writer_mu_);
+  if (!write_error_.ok()) return write_error_;
+  if (Status s = log_->Sync(); !s.ok()) return write_error_ = s;
+  std::lock_guard<std::mutex> lock(mu_);
+  synced_ = applied_;
+  return Status::OK();
 }
 
 std::unique_ptr<Round> BrokerStore::TakeFinished() {
@@ -729,7 +739,7 @@ void BrokerStore::StorageLoop() {
       lock.unlock();
       {
         std::lock_guard<std::mutex> writer(writer_mu_);
-        if (round->status().ok()) WriteRound(*round);
+        if (round->status().ok()) WriteRound(*round, options_.sync);
       }
       lock.lock();
       finished_ = std::move(round);

@@ -238,7 +238,13 @@ class BrokerStore {
   // the same write and index update as a round of this store. Requires
   // !busy() and an empty open round; positions come out as on the store
   // that sealed it when both applied the same rounds from empty.
-  Status WriteReplicated(int64_t time_ms, std::string records, std::string ops_record);
+  // With `sync` false the round is not made durable here: a store rebuilt
+  // from a replica log (whose entries are durable already, and which is
+  // rebuilt again from empty after a crash) syncs once at the end with
+  // SyncReplicated instead of once per round.
+  Status WriteReplicated(int64_t time_ms, std::string records, std::string ops_record,
+                         bool sync = true);
+  Status SyncReplicated();
   // The finished round (run its completions with Complete()), or null.
   std::unique_ptr<Round> TakeFinished();
   // Blocks until the round in flight finished; null if none.
@@ -351,7 +357,8 @@ class BrokerStore {
   // leveldb Get with the checksums verified: NOT_FOUND, or CORRUPTION
   // after IndexDamaged.
   Status IndexGet(std::string_view key, std::string* value, const std::string& what);
-  void WriteRound(Round& round);
+  // `sync`: fdatasync the log before applying (--flush sync).
+  void WriteRound(Round& round, bool sync);
   void StorageLoop();
   void CheckpointLoop();
   Status Checkpoint();

@@ -258,6 +258,47 @@ TEST(ReplicaLog, EveryEntryIsFoundInAnyOrderFromTheSparseIndex) {
   check(*log, 400);
 }
 
+// A new leader's store is rebuilt from the committed entries read off
+// the files by the broker's thread while the replication thread owns the
+// log and appends after them.
+TEST(ReplicaLog, CommittedEntriesAreReadOffTheFilesWhileTheLogAppends) {
+  TempDir dir;
+  auto log = OpenLog(dir.path(), storage::FileSystem::Default(), 4096);
+  std::vector<ReplicaEntry> written;
+  for (int i = 0; i < 200; ++i) {
+    ReplicaEntry e = Next(log->last(), 1 + i / 80, std::string(100 + (i * 53) % 400, 'a' + i % 26));
+    ASSERT_TRUE(log->Append(e).ok());
+    written.push_back(e);
+  }
+  ASSERT_TRUE(log->Sync().ok());
+  std::vector<std::string> read;
+  ASSERT_TRUE(
+      ReadReplicaEntries(dir.path(), storage::FileSystem::Default(), 150, [&](const EntryView& e) {
+        EXPECT_EQ(e.index, read.size() + 1);
+        EXPECT_EQ(e.crc, written[e.index - 1].crc);
+        EXPECT_EQ(e.epoch, written[e.index - 1].epoch);
+        read.emplace_back(e.payload);
+        // The owner goes on appending meanwhile.
+        return log->Append(Next(log->last(), 9, "later"));
+      }).ok());
+  ASSERT_EQ(read.size(), 150u);
+  for (size_t i = 0; i < read.size(); ++i) ASSERT_EQ(read[i], written[i].payload) << i;
+
+  // Asked for more than the log holds: an error naming the entry.
+  auto beyond = ReadReplicaEntries(dir.path(), storage::FileSystem::Default(), 10'000,
+                                   [](const EntryView&) { return Status::OK(); });
+  EXPECT_EQ(beyond.code(), StatusCode::kCorruption);
+  EXPECT_NE(beyond.message().find("entry 351"), std::string::npos) << beyond.message();
+  // The caller's error stops the walk.
+  int calls = 0;
+  auto stopped =
+      ReadReplicaEntries(dir.path(), storage::FileSystem::Default(), 100, [&](const EntryView&) {
+        return ++calls == 3 ? Status::Unavailable("enough") : Status::OK();
+      });
+  EXPECT_EQ(stopped.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(calls, 3);
+}
+
 TEST(EpochTable, EndsAndFloors) {
   EpochTable t;
   t.Append(1, 1);

@@ -18,7 +18,9 @@ using Kind = PlacementGate::Decision::Kind;
 
 class FakeReplicator final : public RoundReplicator {
  public:
-  std::vector<std::string> TakeCommittedRounds() override { return {}; }
+  Status ReplayCommittedRounds(const std::function<Status(std::string_view)>&) override {
+    return Status::OK();
+  }
   uint64_t Replicate(std::string) override { return 0; }
   uint64_t committed() const override { return 0; }
   Status failure() const override { return Status::OK(); }

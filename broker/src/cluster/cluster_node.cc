@@ -100,11 +100,17 @@ bool ClusterNode::WaitUntilLeading(std::chrono::milliseconds timeout) {
   return true;
 }
 
-std::vector<std::string> ClusterNode::TakeCommittedRounds() {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::string> rounds;
-  if (leadership_) rounds.swap(*leadership_);
-  return rounds;
+Status ClusterNode::ReplayCommittedRounds(
+    const std::function<Status(std::string_view payload)>& apply) {
+  uint64_t entries = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (leadership_) entries = std::exchange(*leadership_, 0);
+  }
+  // Read from the files, not through the replication thread's log: the
+  // entries before the epoch start are committed and never change.
+  return ReadReplicaEntries(options_.log_dir, storage::FileSystem::Default(), entries,
+                            [&](const EntryView& e) { return apply(e.payload); });
 }
 
 PlacementLookup ClusterNode::LookupPlacement(const std::string& topic, uint32_t queue_count) {
@@ -403,25 +409,12 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
         event_.Notify();
       }
       if (!m.handed_over && commit >= m.leader->epoch_start()) {
-        std::vector<std::string> entries;
-        bool ok = true;
-        for (uint64_t i = 1; i < m.leader->epoch_start(); ++i) {
-          auto entry = m.log->Read(i);
-          if (!entry.ok()) {
-            log->error("cannot read replica entry {}: {}", i, entry.status().ToString());
-            ok = false;
-            break;
-          }
-          entries.push_back(std::move(entry->payload));
-        }
-        if (ok) {
-          m.handed_over = true;
-          log->info("node {} serves group {}: epoch {} committed from index {}", options_.node,
-                    options_.group, m.leader->epoch(), m.leader->epoch_start());
-          std::lock_guard<std::mutex> lock(mu_);
-          leadership_ = std::move(entries);
-          leadership_cv_.notify_all();
-        }
+        m.handed_over = true;
+        log->info("node {} serves group {}: epoch {} committed from index {}", options_.node,
+                  options_.group, m.leader->epoch(), m.leader->epoch_start());
+        std::lock_guard<std::mutex> lock(mu_);
+        leadership_ = m.leader->epoch_start() - 1;
+        leadership_cv_.notify_all();
       }
     }
     if (moved == 0) m.transport->Wait(m.leader ? 1ms : 20ms, round_waiting_.fd());

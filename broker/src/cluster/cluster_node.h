@@ -92,7 +92,7 @@ class ClusterNode final : public broker::RoundReplicator {
 
   // Main thread. True once this node leads and its epoch-start entry
   // committed (within `timeout`): the broker may open now, and
-  // TakeCommittedRounds has the entries before it.
+  // ReplayCommittedRounds has the entries before it.
   bool WaitUntilLeading(std::chrono::milliseconds timeout);
   // The leader's client URL as last read from etcd ("" unknown).
   std::string leader_url() const;
@@ -118,7 +118,8 @@ class ClusterNode final : public broker::RoundReplicator {
     placement_->ReportDrains(std::move(reports));
   }
 
-  std::vector<std::string> TakeCommittedRounds() override;
+  Status ReplayCommittedRounds(
+      const std::function<Status(std::string_view payload)>& apply) override;
   uint64_t Replicate(std::string payload) override;
   uint64_t committed() const override { return committed_.load(std::memory_order_acquire); }
   Status failure() const override;
@@ -142,12 +143,13 @@ class ClusterNode final : public broker::RoundReplicator {
 
   mutable std::mutex mu_;
   std::condition_variable leadership_cv_;
-  std::deque<std::string> to_append_;                   // guarded by mu_
-  uint64_t next_ticket_ = 0;                            // guarded by mu_
-  std::optional<std::vector<std::string>> leadership_;  // guarded by mu_
-  bool leadership_taken_ = false;                       // guarded by mu_
-  std::string leader_url_;                              // guarded by mu_
-  Status failure_;                                      // guarded by mu_
+  std::deque<std::string> to_append_;  // guarded by mu_
+  uint64_t next_ticket_ = 0;           // guarded by mu_
+  // Leading, with this many committed entries before the epoch start.
+  std::optional<uint64_t> leadership_;  // guarded by mu_
+  bool leadership_taken_ = false;       // guarded by mu_
+  std::string leader_url_;              // guarded by mu_
+  Status failure_;                      // guarded by mu_
   std::thread thread_;
 };
 

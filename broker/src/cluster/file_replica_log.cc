@@ -421,6 +421,53 @@ void FileReplicaLog::DropCacheOf(uint64_t from_segment, uint64_t from_offset, ui
   }
 }
 
+Status ReadReplicaEntries(const std::string& dir, storage::FileSystem* fs, uint64_t upto,
+                          const std::function<Status(const EntryView&)>& fn) {
+  if (upto == 0) return Status::OK();
+  auto names = fs->List(dir);
+  if (!names.ok()) return names.status();
+  std::map<uint64_t, std::string> segments;  // by first index
+  for (const std::string& name : *names) {
+    uint64_t first;
+    if (ParseSegmentName(name, &first)) segments.emplace(first, dir + "/" + name);
+  }
+  constexpr uint64_t kDropStep = 8u << 20;  // bounds what the walk leaves cached
+  EntryRef prev;
+  std::unique_ptr<storage::File> file;
+  uint64_t offset = 0, dropped = 0;
+  while (prev.index < upto) {
+    const uint64_t index = prev.index + 1;
+    if (auto starts = segments.find(index); starts != segments.end()) {
+      if (file) file->DropCache(dropped, file->size() - dropped);
+      auto opened = fs->Open(starts->second, 0);
+      if (!opened.ok()) return opened.status();
+      file = std::move(*opened);
+      offset = dropped = 0;
+    }
+    Header h;
+    const std::string_view bytes = file ? file->mapped() : std::string_view();
+    const std::string where = "replica log '" + dir + "' entry " + std::to_string(index);
+    if (!file || !DecodeHeader(bytes.substr(std::min<uint64_t>(offset, bytes.size())), &h) ||
+        h.index != index || h.length > bytes.size() - offset - kHeaderBytes) {
+      return Status::Corruption(where + ": not found whole (the log ends before " +
+                                std::to_string(upto) + ")");
+    }
+    const EntryView view{index, h.epoch, h.crc, bytes.substr(offset + kHeaderBytes, h.length)};
+    if (ChainCrc(prev.crc, h.epoch, h.index, view.payload) != h.crc) {
+      return Status::Corruption(where + ": does not chain to the entry before it");
+    }
+    if (Status s = fn(view); !s.ok()) return s;
+    prev = {index, h.crc};
+    offset += kHeaderBytes + h.length;
+    if (offset - dropped >= kDropStep) {
+      file->DropCache(dropped, offset - dropped);
+      dropped = offset;
+    }
+  }
+  if (file) file->DropCache(dropped, offset - dropped);
+  return Status::OK();
+}
+
 std::optional<uint32_t> FileReplicaLog::CrcAt(uint64_t index) const {
   if (index == 0) return 0u;
   if (index > last_.index) return std::nullopt;

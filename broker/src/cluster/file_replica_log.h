@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -40,6 +41,16 @@ struct ReplicaEntryPlace {
   int64_t epoch = 0;
   uint32_t crc = 0;
 };
+
+// Reads entries 1..`upto` of the replica log in `dir` in order, through
+// mappings of its own, for a thread that does not own the log: entries
+// up to the commit index never change (they are never truncated), so
+// they read whole while the owner appends after them. Each entry's chain
+// is checked as recovery checks it; a break before `upto` is kCorruption
+// naming the entry. Pages read leave the page cache as it goes. `fn`'s
+// error stops the walk and is returned.
+Status ReadReplicaEntries(const std::string& dir, storage::FileSystem* fs, uint64_t upto,
+                          const std::function<Status(const EntryView&)>& fn);
 
 class FileReplicaLog final : public ReplicaLog {
  public:
