@@ -844,6 +844,9 @@ struct QueueMoveRequest {
   topic @0 :Text;
   queue @1 :UInt32;
   toGroup @2 :Text;
+  # Instead of one queue: every queue whose placement on the groups the
+  # cluster has now differs from its stored one (after a group joined).
+  rebalance @3 :Bool;
 }
 
 # A queue's move: sends of it go to toGroup from now on; fromGroup still
@@ -902,5 +905,6 @@ struct LifecycleOk {
     groupReset @3 :GroupResetResult;
     dlqPurged @4 :DlqPurgeResult;
     queueMoved @5 :QueueMove;
+    queuesMoved @6 :List(QueueMove);   # a rebalance (none: nothing to move)
   }
 }

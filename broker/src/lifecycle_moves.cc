@@ -11,58 +11,53 @@
 namespace txmq::broker {
 
 void LifecycleService::MoveQueue(const Call& call, wire::QueueMoveRequest::Reader request) {
-  constexpr std::string_view kAction = "queue-move";
+  const bool rebalance = request.getRebalance();
+  const std::string action = rebalance ? "topic-rebalance" : "queue-move";
   const std::string topic = wire::ToString(request.getTopic());
-  const uint32_t queue = request.getQueue();
+  const uint32_t queue = rebalance ? cluster::kEveryQueue : request.getQueue();
   const std::string to = wire::ToString(request.getToGroup());
-  const std::string object = "topic=" + topic + " queue=" + std::to_string(queue) + " to=" + to;
-  if (Status s = Admit(call, kAction); !s.ok()) return Refuse(call, kAction, object, s);
-  if (Status s = ValidateName("topic", topic); !s.ok()) return Refuse(call, kAction, object, s);
-  if (to.empty()) {
-    return Refuse(call, kAction, object, Status::InvalidArgument("name the group to move to"));
+  const std::string object =
+      "topic=" + topic + (rebalance ? "" : " queue=" + std::to_string(queue) + " to=" + to);
+  if (Status s = Admit(call, action); !s.ok()) return Refuse(call, action, object, s);
+  if (Status s = ValidateName("topic", topic); !s.ok()) return Refuse(call, action, object, s);
+  if (!rebalance && to.empty()) {
+    return Refuse(call, action, object, Status::InvalidArgument("name the group to move to"));
   }
   if (!d_.placement.active() || d_.replicator == nullptr) {
-    return Refuse(call, kAction, object,
+    return Refuse(call, action, object,
                   Status::FailedPrecondition("this broker is in no cluster: it serves every "
                                              "queue itself, and queues move only between groups"));
   }
-  auto answer = [this, call](const cluster::TopicPlacement& p, const std::string& topic,
-                             uint32_t queue) {
-    auto reply = std::make_shared<wire::OutFrame>(call.ctx.request_id);
-    auto ok = reply->envelope().initLifecycleOk();
-    ok.setDryRun(call.dry_run);
-    auto m = ok.initQueueMoved();
-    m.setTopic(topic);
-    m.setQueue(queue);
-    m.setFromGroup(std::string(p.DrainingFrom(queue)));
-    m.setToGroup(p.groups[queue]);
-    m.setGeneration(p.GenerationOf(queue));
-    d_.core.Reply(call.ctx, *reply);
-  };
-  if (call.dry_run) {
-    // What the move would write, from this node's last read of etcd,
-    // which may still refuse it (a group it does not know, a previous
-    // move still draining). The move itself checks against etcd.
-    auto placed = d_.placement.Known(topic);
-    if (!placed) {
-      return Refuse(call, kAction, object,
-                    Status::NotFound("topic " + topic +
-                                     " is not placed on the cluster's groups (as this node "
-                                     "last read etcd)"));
-    }
-    if (Status s = placed->CheckMove(topic, queue, to); !s.ok()) {
-      return Refuse(call, kAction, object, s);
-    }
-    return answer(placed->Moved(queue, to), topic, queue);
-  }
-  const uint64_t ticket = d_.replicator->RequestMove(topic, queue, to);
-  d_.placement.ParkMove(ticket, d_.core.SteadyNow(),
-                        [this, call, object, topic, queue, answer,
-                         action = std::string(kAction)](Result<cluster::TopicPlacement> moved) {
-                          if (!moved.ok()) return Refuse(call, action, object, moved.status());
-                          Audit(call, action, object, "applied");
-                          answer(*moved, topic, queue);
-                        });
+  // Checked and (unless a dry run) written against etcd by the placement
+  // thread; this waits parked, the core goes on.
+  const uint64_t ticket = d_.replicator->RequestMove(topic, queue, to, !call.dry_run);
+  d_.placement.ParkMove(
+      ticket, d_.core.SteadyNow(),
+      [this, call, object, topic, action, rebalance](Result<cluster::QueueMoves> moved) {
+        if (!moved.ok()) return Refuse(call, action, object, moved.status());
+        if (!call.dry_run) {
+          Audit(call, action, object,
+                "applied (" + std::to_string(moved->moved.size()) + " queues moved)");
+        }
+        wire::OutFrame reply(call.ctx.request_id);
+        auto ok = reply.envelope().initLifecycleOk();
+        ok.setDryRun(call.dry_run);
+        auto fill = [&](wire::QueueMove::Builder m, uint32_t q) {
+          const cluster::TopicPlacement& p = moved->placement;
+          m.setTopic(topic);
+          m.setQueue(q);
+          m.setFromGroup(std::string(p.DrainingFrom(q)));
+          m.setToGroup(p.groups[q]);
+          m.setGeneration(p.GenerationOf(q));
+        };
+        if (rebalance) {
+          auto list = ok.initQueuesMoved(static_cast<unsigned>(moved->moved.size()));
+          for (unsigned i = 0; i < moved->moved.size(); ++i) fill(list[i], moved->moved[i]);
+        } else {
+          fill(ok.initQueueMoved(), moved->moved.front());
+        }
+        d_.core.Reply(call.ctx, reply);
+      });
 }
 
 }  // namespace txmq::broker

@@ -105,7 +105,7 @@ bool PlacementGate::HeldBack(std::string_view topic, uint32_t queue, std::string
 }
 
 void PlacementGate::ParkMove(uint64_t ticket, SteadyTime now,
-                             std::function<void(Result<cluster::TopicPlacement>)> resume) {
+                             std::function<void(Result<cluster::QueueMoves>)> resume) {
   moves_.push_back({ticket, now + kParkLimit, std::move(resume)});
 }
 
@@ -129,7 +129,7 @@ void PlacementGate::ResumeParked(SteadyTime now) {
     it = moves_.erase(it);
     if (outcome) known_.clear();  // the map read after the move has it
     resume(outcome ? std::move(*outcome)
-                   : Result<cluster::TopicPlacement>(Status::Unavailable(
+                   : Result<cluster::QueueMoves>(Status::Unavailable(
                          "the move was not written within " + std::to_string(kParkLimit.count()) +
                          " s (is etcd reachable from the broker?); look with txmqctl topic "
                          "show before asking again")));

@@ -86,7 +86,7 @@ class PlacementGate final : public TopicPlacementSource {
   // Keeps `resume` until the move asked for with `ticket` (RoundReplicator::
   // RequestMove) was written or refused, or kParkLimit passed (UNAVAILABLE).
   void ParkMove(uint64_t ticket, SteadyTime now,
-                std::function<void(Result<cluster::TopicPlacement>)> resume);
+                std::function<void(Result<cluster::QueueMoves>)> resume);
 
   // Keeps `resume` until the placement of `topic` is known (resume(OK)),
   // failed (resume(error)) or kParkLimit passed (resume(UNAVAILABLE)).
@@ -110,7 +110,7 @@ class PlacementGate final : public TopicPlacementSource {
   struct ParkedMove {
     uint64_t ticket;
     SteadyTime deadline;
-    std::function<void(Result<cluster::TopicPlacement>)> resume;
+    std::function<void(Result<cluster::QueueMoves>)> resume;
   };
   // Forgets the placements looked up before a map read that changed some.
   void Revalidate();

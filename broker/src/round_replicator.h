@@ -72,12 +72,14 @@ class RoundReplicator {
   virtual uint64_t PlacementVersion() const { return 0; }
   // Asks for the move (placement_thread.h); event() fires when its
   // outcome is there to take.
+  // `queue` kEveryQueue: a rebalance of the topic (`to` unused); `write`
+  // false: only what would be written.
   virtual uint64_t RequestMove(const std::string& /*topic*/, uint32_t /*queue*/,
-                               const std::string& /*to*/) {
+                               const std::string& /*to*/, bool /*write*/ = true) {
     return 0;
   }
-  virtual std::optional<Result<cluster::TopicPlacement>> TakeMoveOutcome(uint64_t /*ticket*/) {
-    return Result<cluster::TopicPlacement>(
+  virtual std::optional<Result<cluster::QueueMoves>> TakeMoveOutcome(uint64_t /*ticket*/) {
+    return Result<cluster::QueueMoves>(
         Status::FailedPrecondition("not a cluster node: queues do not move"));
   }
   // The consumer groups that the group a queue moved from has reported it

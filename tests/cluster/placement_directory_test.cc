@@ -213,13 +213,14 @@ TEST_P(PlacementDirectory, AMovedQueueWaitsForItsDrainBeforeItMovesAgain) {
 
   auto moved = MoveQueue(c(), cluster_, "orders", 1, to);
   ASSERT_TRUE(moved.ok()) << moved.status().ToString();
-  EXPECT_EQ(moved->groups[1], to);
-  EXPECT_EQ(moved->DrainingFrom(1), from);
-  EXPECT_EQ(moved->GenerationOf(1), 1u);
-  EXPECT_EQ(moved->GenerationOf(0), 0u);
+  EXPECT_EQ(moved->placement.groups[1], to);
+  EXPECT_EQ(moved->placement.DrainingFrom(1), from);
+  EXPECT_EQ(moved->placement.GenerationOf(1), 1u);
+  EXPECT_EQ(moved->placement.GenerationOf(0), 0u);
   auto map = ReadClusterMap(c(), cluster_);
   ASSERT_TRUE(map.ok());
-  EXPECT_EQ(map->topics.at("orders"), *moved);
+  EXPECT_EQ(map->topics.at("orders"), moved->placement);
+  EXPECT_EQ(moved->moved, std::vector<uint32_t>{1});
 
   // Back before the old group reported: refused, naming why.
   auto back = MoveQueue(c(), cluster_, "orders", 1, from);
@@ -238,8 +239,8 @@ TEST_P(PlacementDirectory, AMovedQueueWaitsForItsDrainBeforeItMovesAgain) {
   ASSERT_TRUE(c().Put(DrainKey(cluster_, id), EncodeDrainReport({})).ok());
   back = MoveQueue(c(), cluster_, "orders", 1, from);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
-  EXPECT_EQ(back->GenerationOf(1), 2u);
-  EXPECT_EQ(back->DrainingFrom(1), to);
+  EXPECT_EQ(back->placement.GenerationOf(1), 2u);
+  EXPECT_EQ(back->placement.DrainingFrom(1), to);
 
   // Refusals name the bad value.
   EXPECT_EQ(MoveQueue(c(), cluster_, "orders", 1, from).status().code(),
@@ -250,6 +251,56 @@ TEST_P(PlacementDirectory, AMovedQueueWaitsForItsDrainBeforeItMovesAgain) {
   EXPECT_EQ(MoveQueue(c(), cluster_, "orders", 4, to).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(MoveQueue(c(), cluster_, "nothing", 0, to).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(PlacementDirectory, ARebalanceMovesAJoiningGroupsShareAndWaitsForDrains) {
+  AddGroup("g1", "a", "tcp://127.0.0.1:1001");
+  ASSERT_TRUE(EnsurePlacement(c(), cluster_, "orders", 8).ok());
+  auto alone = RebalanceTopic(c(), cluster_, "orders");
+  ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+  EXPECT_TRUE(alone->moved.empty()) << "one group: nothing to move";
+
+  AddGroup("g2", "b", "tcp://127.0.0.1:1002");
+  auto dry = RebalanceTopic(c(), cluster_, "orders", /*write=*/false);
+  ASSERT_TRUE(dry.ok()) << dry.status().ToString();
+  auto stored = EnsurePlacement(c(), cluster_, "orders", 8);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->QueuesOf("g1").size(), 8u) << "a dry run writes nothing";
+
+  auto moved = RebalanceTopic(c(), cluster_, "orders");
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(moved->moved, dry->moved);
+  EXPECT_EQ(moved->moved.size(), 4u) << "g2's share of 8";
+  auto proposal = PlaceQueues("orders", 8, {{"g1", 1}, {"g2", 1}});
+  ASSERT_TRUE(proposal.ok());
+  EXPECT_EQ(moved->placement.groups, proposal->groups);
+  for (uint32_t q : moved->moved) {
+    EXPECT_EQ(moved->placement.DrainingFrom(q), "g1");
+    EXPECT_EQ(moved->placement.GenerationOf(q), 1u);
+  }
+  auto map = ReadClusterMap(c(), cluster_);
+  ASSERT_TRUE(map.ok());
+  EXPECT_EQ(map->topics.at("orders"), moved->placement);
+
+  // In balance now: nothing more moves, and no drain is waited for.
+  auto again = RebalanceTopic(c(), cluster_, "orders");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->moved.empty());
+  // A third group: the queues it would take include ones still draining.
+  AddGroup("g3", "c", "tcp://127.0.0.1:1003");
+  auto third = RebalanceTopic(c(), cluster_, "orders", /*write=*/false);
+  bool waits = false;
+  for (uint32_t q : moved->moved) {
+    auto p = PlaceQueues("orders", 8, {{"g1", 1}, {"g2", 1}, {"g3", 1}});
+    waits |= p.ok() && p->groups[q] != "g2";
+  }
+  if (waits) {
+    EXPECT_EQ(third.status().code(), StatusCode::kFailedPrecondition) << third.status().ToString();
+    EXPECT_NE(third.status().message().find("still draining from group g1"), std::string::npos);
+  } else {
+    EXPECT_TRUE(third.ok()) << third.status().ToString();
+  }
+  EXPECT_EQ(RebalanceTopic(c(), cluster_, "nothing").status().code(), StatusCode::kNotFound);
 }
 
 INSTANTIATE_TEST_SUITE_P(RealEtcdPlacement, PlacementDirectory, ::testing::Values("etcd"));

@@ -1,8 +1,10 @@
-// Moving a queue between broker groups under keyed load (DESIGN.md
-// "Moving a queue between groups"): sends of the queue go to the new group
-// at once, the old group delivers what it held of it, and a consumer group
-// is handed the new group's messages only once it has finished the old
-// group's, so every key is handled in the order it was sent.
+// Moving queues between broker groups under keyed load (DESIGN.md "Moving
+// a queue between groups"): sends of a moved queue go to the new group at
+// once, the old group delivers what it held of it, and a consumer group is
+// handed the new group's messages only once it has finished the old
+// group's, so every key is handled in the order it was sent. One queue
+// moved by name (txmqctl topic move), and a topic rebalanced onto a group
+// that joined after it was placed (txmqctl topic rebalance).
 #include <gtest/gtest.h>
 
 #include <condition_variable>
@@ -20,93 +22,161 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A consumer of group "readers" that runs one message at a time and holds
+// each until Release(): what it has not run stays a backlog in the group
+// that stored it, read before nothing else once released.
+class HeldConsumer {
+ public:
+  HeldConsumer(const std::string& url, const std::string& topic)
+      : consumer_({.broker = url,
+                   .group = "readers",
+                   .handler_threads = 1,
+                   .max_in_flight = 4,
+                   .pull_batch = 4,
+                   .long_poll = 500ms}) {
+    EXPECT_TRUE(consumer_
+                    .Subscribe(topic,
+                               [this](const Received& m) {
+                                 std::unique_lock<std::mutex> lock(mu_);
+                                 released_cv_.wait_for(lock, 60s, [&] { return released_; });
+                                 handled_.push_back(m.id);
+                                 return ConsumeResult::Success();
+                               })
+                    .ok());
+    EXPECT_TRUE(consumer_.Start().ok());
+  }
+  ~HeldConsumer() {
+    Release();  // a failed assertion returned early: shutdown must not wait on a handler
+    consumer_.Shutdown();
+  }
+
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      released_ = true;
+    }
+    released_cv_.notify_all();
+  }
+
+  bool WaitHandled(const std::set<std::string>& ids, std::chrono::seconds timeout) {
+    return WaitFor(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu_);
+          std::set<std::string> seen(handled_.begin(), handled_.end());
+          return std::includes(seen.begin(), seen.end(), ids.begin(), ids.end());
+        },
+        timeout);
+  }
+
+  // The messages of a key run out of the order they were sent (KeyedLoad
+  // ids: PREFIX-KEY-SEQ), first runs only; "" when none did.
+  std::string FirstInversion() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::set<std::string> first_seen;
+    std::map<std::string, int> last_seq;  // by key
+    for (const std::string& id : handled_) {
+      if (!first_seen.insert(id).second) continue;  // a redelivery
+      const std::string key = id.substr(0, id.rfind('-'));
+      const int seq = std::stoi(id.substr(id.rfind('-') + 1));
+      auto [it, fresh] = last_seq.try_emplace(key, seq);
+      if (!fresh && seq < it->second) return id + " after seq " + std::to_string(it->second);
+      it->second = seq;
+    }
+    return "";
+  }
+
+ private:
+  Consumer consumer_;
+  std::mutex mu_;
+  std::condition_variable released_cv_;
+  bool released_ = false;             // guarded by mu_
+  std::vector<std::string> handled_;  // ids in the order the handler ran; guarded by mu_
+};
+
+std::set<std::string> Acknowledged(const OpHistory& history) {
+  std::set<std::string> ids;
+  for (const Op& op : history.Snapshot()) {
+    if (op.state == OpState::kOk) ids.insert(op.id);
+  }
+  return ids;
+}
+
 class TxmqdQueueMove : public TwoGroupsFixture {
  protected:
-  // `txmqctl --broker URL --json topic move TOPIC --queue Q --to GROUP`.
+  // `txmqctl --broker URL --json topic ARGS...`.
+  CommandResult Topic(const std::string& url, std::vector<std::string> args) {
+    std::vector<std::string> argv = {BinPath("txmqctl"), "--broker", url, "--timeout", "10s",
+                                     "--json",           "topic"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, "", 30s);
+  }
   CommandResult Move(const std::string& url, const std::string& topic, uint32_t queue,
                      const std::string& to, bool dry_run = false) {
-    std::vector<std::string> argv = {BinPath("txmqctl"),
-                                     "--broker",
-                                     url,
-                                     "--timeout",
-                                     "10s",
-                                     "--json",
-                                     "topic",
-                                     "move",
-                                     topic,
-                                     "--queue",
-                                     std::to_string(queue),
-                                     "--to",
-                                     to};
-    if (dry_run) argv.push_back("--dry-run");
-    return RunCommand(argv, "", 30s);
+    std::vector<std::string> args = {"move", topic, "--queue", std::to_string(queue), "--to", to};
+    if (dry_run) args.push_back("--dry-run");
+    return Topic(url, args);
+  }
+
+  // Keyed sends go on until `more` further ones were acknowledged.
+  static void WaitForMoreAcks(const OpHistory& history, size_t more) {
+    const size_t from = history.acknowledged();
+    ASSERT_TRUE(WaitFor([&] { return history.acknowledged() >= from + more; }, 30s))
+        << "sends stopped: " << history.acknowledged() - from << " of " << more;
+  }
+
+  // Waits until the broker at `url` itself stored messages of `queue`:
+  // the old group has seen the move (it learns it at its next read of
+  // etcd) and refuses them, so keys go on in the new group while the old
+  // one still holds a backlog of them.
+  void WaitForStoredAt(const std::string& url, const std::string& topic, uint32_t queue) {
+    nlohmann::json shown;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          shown = nlohmann::json::parse(Topic(url, {"show", topic}).out, nullptr, false);
+          return !shown.is_discarded() && shown.contains("queues") &&
+                 shown["queues"][queue].value("end_offset", 0) > 0;
+        },
+        30s))
+        << "queue " << queue << " never got messages at " << url << ": " << shown.dump();
+  }
+
+  // Every acknowledged send ran, each key in the order it was sent.
+  static void ExpectEveryKeyInOrder(HeldConsumer& consumer, const OpHistory& history) {
+    const std::set<std::string> acknowledged = Acknowledged(history);
+    EXPECT_GT(acknowledged.size(), 300u);
+    EXPECT_TRUE(consumer.WaitHandled(acknowledged, 60s)) << "not every acknowledged send ran";
+    const std::string inversion = consumer.FirstInversion();
+    EXPECT_EQ(inversion, "") << "a key's messages ran out of order";
   }
 };
 
-// The sequence number of a KeyedLoad message id, PREFIX-KEY-SEQ.
-int SeqOf(const std::string& id) { return std::stoi(id.substr(id.rfind('-') + 1)); }
-
 TEST_F(TxmqdQueueMove, AQueueMovedUnderKeyedLoadKeepsEveryKeysOrder) {
   StartTwoGroups();
-  // Queue 0 on g1, queue 1 on g2: the consumer below reads from both
-  // groups from the start, so nothing but the hold keeps it from reading
-  // g2's part of queue 0 before g1's.
+  // Queue 0 on g1, queue 1 on g2: the consumer reads from both groups from
+  // the start, so nothing but the hold keeps it from reading g2's part of
+  // queue 0 before g1's (without the hold keys ran out of order in every
+  // run).
   std::string topic;
   for (int i = 0; i < 1000 && topic.empty(); ++i) {
     auto p = cluster::PlaceQueues("moving-" + std::to_string(i), 2, {{"g1", 1}, {"g2", 1}});
-    if (p.ok() && p->groups == std::vector<std::string>{"g1", "g2"})
+    if (p.ok() && p->groups == std::vector<std::string>{"g1", "g2"}) {
       topic = "moving-" + std::to_string(i);
+    }
   }
   ASSERT_FALSE(topic.empty());
-  const CommandResult created = RunCommand(
-      {BinPath("txmqctl"), "--broker", nodes_[0].url(), "topic", "create", topic, "--queues", "2"},
-      "", 30s);
+  const CommandResult created = Topic(nodes_[0].url(), {"create", topic, "--queues", "2"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
 
-  // One consumer, one message at a time, held up until the move is done
-  // and the new group has messages too: the old group keeps a backlog
-  // that this consumer group has not read when the queue moves.
-  std::mutex mu;
-  std::condition_variable released_cv;
-  bool released = false;
-  std::vector<std::string> handled;  // ids, in the order the handler ran
-  auto release = [&] {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      released = true;
-    }
-    released_cv.notify_all();
-  };
-  Consumer consumer({.broker = nodes_[0].url(),
-                     .group = "readers",
-                     .handler_threads = 1,
-                     .max_in_flight = 4,
-                     .pull_batch = 4,
-                     .long_poll = 500ms});
-  ASSERT_TRUE(consumer
-                  .Subscribe(topic,
-                             [&](const Received& m) {
-                               std::unique_lock<std::mutex> lock(mu);
-                               released_cv.wait_for(lock, 60s, [&] { return released; });
-                               handled.push_back(m.id);
-                               return ConsumeResult::Success();
-                             })
-                  .ok());
-  // Declared after the consumer, so destroyed before it: a failed
-  // assertion returns early, and the handler must not hold up shutdown.
-  std::shared_ptr<void> release_on_return(nullptr, [&](void*) { release(); });
-  ASSERT_TRUE(consumer.Start().ok());
-
+  HeldConsumer consumer(nodes_[0].url(), topic);
   OpHistory history;
   KeyedLoad load({.brokers = nodes_[0].url() + "," + nodes_[1].url(),
                   .topic = topic,
                   .keys = 8,
                   .per_second = 200},
                  history);
-  ASSERT_TRUE(WaitFor([&] { return history.acknowledged() >= 150; }, 30s));
+  WaitForMoreAcks(history, 150);
 
-  // A dry run (asked of g1, which placed the topic) says what a move
-  // would write and writes nothing.
+  // A dry run says what a move would write and writes nothing.
   const CommandResult dry = Move(nodes_[0].url(), topic, 0, "g2", /*dry_run=*/true);
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
   auto would = nlohmann::json::parse(dry.out, nullptr, false);
@@ -125,55 +195,18 @@ TEST_F(TxmqdQueueMove, AQueueMovedUnderKeyedLoadKeepsEveryKeysOrder) {
   EXPECT_EQ(placed.groups, (std::vector<std::string>{"g2", "g2"}));
   EXPECT_EQ(placed.DrainingFrom(0), "g1");
 
-  // Keys keep being sent, now to g2 (g1 answers WRONG_GROUP).
-  const size_t acked_at_move = history.acknowledged();
-  ASSERT_TRUE(WaitFor([&] { return history.acknowledged() >= acked_at_move + 150; }, 30s))
-      << "sends stopped after the move: " << history.acknowledged() - acked_at_move;
+  WaitForStoredAt(nodes_[1].url(), topic, 0);  // g1 answers WRONG_GROUP now
+  WaitForMoreAcks(history, 100);
   load.Stop();
-  release();
-
-  std::set<std::string> acknowledged;
-  for (const Op& op : history.Snapshot()) {
-    if (op.state == OpState::kOk) acknowledged.insert(op.id);
-  }
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        std::lock_guard<std::mutex> lock(mu);
-        std::set<std::string> seen(handled.begin(), handled.end());
-        return std::includes(seen.begin(), seen.end(), acknowledged.begin(), acknowledged.end());
-      },
-      60s))
-      << "not every acknowledged send was handled";
-  consumer.Shutdown();
-
-  // Per key, the first handling of each message in send order.
-  std::lock_guard<std::mutex> lock(mu);
-  std::set<std::string> first_seen;
-  std::map<std::string, int> last_seq;  // by key
-  int inversions = 0;
-  std::string example;
-  for (const std::string& id : handled) {
-    if (!first_seen.insert(id).second) continue;  // a redelivery
-    const std::string key = id.substr(0, id.rfind('-'));
-    const int seq = SeqOf(id);
-    auto [it, fresh] = last_seq.try_emplace(key, seq);
-    if (!fresh && seq < it->second) {
-      if (++inversions == 1) example = id + " after seq " + std::to_string(it->second);
-      continue;
-    }
-    it->second = seq;
-  }
-  EXPECT_EQ(inversions, 0) << "a key's messages handled out of order, e.g. " << example;
-  EXPECT_GT(acknowledged.size(), 300u);
+  consumer.Release();
+  ExpectEveryKeyInOrder(consumer, history);
 
   // topic show on the new group says where the queue drains from, and
   // that nobody waits any more once the consumer group finished it.
   nlohmann::json shown;
   EXPECT_TRUE(WaitFor(
       [&] {
-        const CommandResult r = RunCommand(
-            {BinPath("txmqctl"), "--broker", nodes_[1].url(), "--json", "topic", "show", topic}, "",
-            30s);
+        const CommandResult r = Topic(nodes_[1].url(), {"show", topic});
         shown = nlohmann::json::parse(r.out, nullptr, false);
         if (shown.is_discarded() || !shown.contains("queues")) return false;
         const nlohmann::json& d = shown["queues"][0]["draining"];
@@ -193,6 +226,48 @@ TEST_F(TxmqdQueueMove, AQueueMovedUnderKeyedLoadKeepsEveryKeysOrder) {
   const CommandResult no_queue = Move(nodes_[0].url(), topic, 5, "g1");
   EXPECT_NE(no_queue.exit_code, 0);
   EXPECT_TRUE(Has(no_queue.err, "has queues 0-1, not 5")) << no_queue.err;
+}
+
+// A group that joins takes part in topics placed after it; `topic
+// rebalance` gives it its share of an older topic's queues, keys in order.
+TEST_F(TxmqdQueueMove, ARebalanceGivesAJoiningGroupItsShareUnderKeyedLoad) {
+  MakeNodes(2);
+  StartAlone(nodes_[0], "g1");
+  WaitReady(nodes_[0]);
+  const std::string topic = "older";
+  const CommandResult created = Topic(nodes_[0].url(), {"create", topic, "--queues", "4"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_EQ(StoredPlacement(topic).QueuesOf("g1").size(), 4u);
+
+  HeldConsumer consumer(nodes_[0].url(), topic);
+  OpHistory history;
+  KeyedLoad load({.brokers = nodes_[0].url(), .topic = topic, .keys = 8, .per_second = 200},
+                 history);
+  WaitForMoreAcks(history, 150);
+
+  StartAlone(nodes_[1], "g2");
+  WaitReady(nodes_[1]);
+  const CommandResult dry = Topic(nodes_[0].url(), {"rebalance", topic, "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_EQ(StoredPlacement(topic).QueuesOf("g1").size(), 4u) << "a dry run writes nothing";
+  const CommandResult rebalanced = Topic(nodes_[0].url(), {"rebalance", topic});
+  ASSERT_EQ(rebalanced.exit_code, 0) << rebalanced.err;
+  auto answer = nlohmann::json::parse(rebalanced.out, nullptr, false);
+  ASSERT_FALSE(answer.is_discarded()) << rebalanced.out;
+  EXPECT_EQ(answer["moved"], nlohmann::json::parse(dry.out)["moved"]);
+  EXPECT_EQ(answer["moved"].size(), 2u) << rebalanced.out;
+  const cluster::TopicPlacement placed = StoredPlacement(topic);
+  EXPECT_EQ(placed.QueuesOf("g2").size(), 2u);
+  EXPECT_EQ(placed.QueuesDrainingFrom("g1"), placed.QueuesOf("g2"));
+
+  for (uint32_t q : placed.QueuesOf("g2")) WaitForStoredAt(nodes_[1].url(), topic, q);
+  WaitForMoreAcks(history, 100);
+  load.Stop();
+  consumer.Release();
+  ExpectEveryKeyInOrder(consumer, history);
+  const CommandResult again = Topic(nodes_[0].url(), {"rebalance", topic});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(nlohmann::json::parse(again.out, nullptr, false)["moved"].size(), 0u) << again.out;
 }
 
 }  // namespace

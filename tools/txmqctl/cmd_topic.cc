@@ -275,7 +275,8 @@ void AddTopicCommand(CLI::App& app, Ctl& ctl, Runner& run) {
                                   "  txmqctl topic show orders --json\n"
                                   "  txmqctl topic peek orders --queue 0 --from 100 --max 5\n"
                                   "  txmqctl topic delete old-orders --dry-run\n"
-                                  "  txmqctl topic move orders --queue 3 --to g2");
+                                  "  txmqctl topic move orders --queue 3 --to g2\n"
+                                  "  txmqctl topic rebalance orders --dry-run");
   noun->require_subcommand(1);
 
   auto* list = noun->add_subcommand(

@@ -1,6 +1,9 @@
-// txmqctl topic move: a queue of a topic to another broker group of the
-// cluster (DESIGN.md "Moving a queue between groups").
+// txmqctl topic move and topic rebalance: a queue of a topic to another
+// broker group of the cluster, or every queue that today's groups would
+// place elsewhere (DESIGN.md "Moving a queue between groups").
 #include <iostream>
+
+#include <nlohmann/json.hpp>
 
 #include "protocol/src/message_codec.h"
 #include "tools/txmqctl/ctl.h"
@@ -50,6 +53,47 @@ int Move(Ctl& ctl, const MoveArgs& args) {
   return kExitOk;
 }
 
+struct RebalanceArgs {
+  std::string topic;
+  bool dry_run = false;
+};
+
+int Rebalance(Ctl& ctl, const RebalanceArgs& args) {
+  if (Status s = ValidateName("topic", args.topic); !s.ok()) return ctl.Usage(s.message());
+  auto reply = CallLifecycle(ctl, args.dry_run, false, [&](wire::LifecycleRequest::Builder r) {
+    auto m = r.initMoveQueue();
+    m.setTopic(args.topic);
+    m.setRebalance(true);
+  });
+  if (!reply.ok()) return ctl.Fail(reply.status());
+  auto ok = reply->envelope().getLifecycleOk();
+  auto moved = ok.getQueuesMoved();
+  if (ctl.json()) {
+    nlohmann::json j = {
+        {"dry_run", ok.getDryRun()}, {"topic", args.topic}, {"moved", nlohmann::json::array()}};
+    for (auto m : moved) {
+      j["moved"].push_back({{"queue", m.getQueue()},
+                            {"from", wire::ToString(m.getFromGroup())},
+                            {"to", wire::ToString(m.getToGroup())},
+                            {"generation", m.getGeneration()}});
+    }
+    PrintJson(j);
+    return kExitOk;
+  }
+  if (moved.size() == 0) {
+    std::cout << "topic '" << args.topic
+              << "' is placed as the cluster's groups would place it now: nothing to move\n";
+    return kExitOk;
+  }
+  std::cout << (ok.getDryRun() ? "dry run: would move " : "moved ") << Count(moved.size(), "queue")
+            << " of topic '" << args.topic << "':\n";
+  for (auto m : moved) {
+    std::cout << "  queue " << m.getQueue() << ": " << wire::ToString(m.getFromGroup()) << " -> "
+              << wire::ToString(m.getToGroup()) << " (generation " << m.getGeneration() << ")\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddTopicMoveCommand(CLI::App& topic, Ctl& ctl, Runner& run) {
@@ -70,6 +114,23 @@ void AddTopicMoveCommand(CLI::App& topic, Ctl& ctl, Runner& run) {
   move->add_option("--to", args->to, "The broker group it moves to")->required();
   move->add_flag("--dry-run", args->dry_run, "Say what would change; change nothing");
   move->callback([&ctl, &run, args] { run = [&ctl, args] { return Move(ctl, *args); }; });
+
+  auto rebalance_args = std::make_shared<RebalanceArgs>();
+  auto* rebalance = topic.add_subcommand(
+      "rebalance",
+      "Move the queues of a topic that the cluster's groups of today would place elsewhere\n"
+      "(audit-logged): after a group joined, about its share of the topic's queues go to\n"
+      "it, each as txmqctl topic move moves one (every key keeps its order). A stored\n"
+      "placement never changes by itself. Refused while a queue that would move is still\n"
+      "draining from its last move.\n"
+      "Examples:\n"
+      "  txmqctl topic rebalance orders --dry-run\n"
+      "  txmqctl --operator alice topic rebalance orders");
+  rebalance->add_option("topic", rebalance_args->topic, "Topic")->required();
+  rebalance->add_flag("--dry-run", rebalance_args->dry_run, "Say what would move; move nothing");
+  rebalance->callback([&ctl, &run, rebalance_args] {
+    run = [&ctl, rebalance_args] { return Rebalance(ctl, *rebalance_args); };
+  });
 }
 
 }  // namespace txmq::ctl

@@ -143,7 +143,8 @@ void AddDlqCommand(CLI::App& app, Ctl& ctl, Runner& run);
 // The verbs that delete or rewind (cmd_lifecycle.cc): topic delete, group
 // delete and reset, dlq purge.
 void AddTopicDeleteCommand(CLI::App& topic, Ctl& ctl, Runner& run);
-// topic move (cmd_topic_move.cc): a queue to another broker group.
+// topic move and rebalance (cmd_topic_move.cc): queues to other broker
+// groups.
 void AddTopicMoveCommand(CLI::App& topic, Ctl& ctl, Runner& run);
 void AddGroupChangeCommands(CLI::App& group, Ctl& ctl, Runner& run);
 void AddDlqPurgeCommand(CLI::App& dlq, Ctl& ctl, Runner& run);

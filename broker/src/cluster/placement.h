@@ -113,6 +113,16 @@ struct TopicPlacement {
   bool operator==(const TopicPlacement&) const = default;
 };
 
+// What a queue move or a topic's rebalance wrote (asked for a dry run:
+// would write): the record after it and the queues that moved.
+struct QueueMoves {
+  TopicPlacement placement;
+  std::vector<uint32_t> moved;
+};
+// A move request's queue meaning "every queue whose placement on today's
+// groups differs" (RebalanceTopic).
+inline constexpr uint32_t kEveryQueue = UINT32_MAX;
+
 // One move of one queue: what a drain report is about.
 struct QueueGeneration {
   std::string topic;

@@ -90,8 +90,19 @@ struct ClusterMap {
 // kFailedPrecondition (the queue is on `to` already; the queue's last move
 // is still draining, naming the consumer groups it waits for), or the
 // coordinator's.
-Result<TopicPlacement> MoveQueue(Coordinator& coordinator, const std::string& cluster,
-                                 const std::string& topic, uint32_t queue, const std::string& to);
+// `write` false: checked and returned, not written (a dry run).
+Result<QueueMoves> MoveQueue(Coordinator& coordinator, const std::string& cluster,
+                             const std::string& topic, uint32_t queue, const std::string& to,
+                             bool write = true);
+
+// Moves every queue of `topic` whose placement on the groups there are now
+// (PlaceQueues with ListGroups) differs from the stored one, as MoveQueue
+// moves one, in one transaction: after a group joined, about its share of
+// the topic's queues go to it. Nothing moved when none differ. Refused
+// (kFailedPrecondition, naming them) while a queue that would move is
+// still draining from its last move.
+Result<QueueMoves> RebalanceTopic(Coordinator& coordinator, const std::string& cluster,
+                                  const std::string& topic, bool write = true);
 
 // /txmq/<cluster>/drain/<queue>/<generation>/<topic> = {"pending": [...]}:
 // written by the leader of the group a queue moved from, whenever the

@@ -77,19 +77,20 @@ uint64_t PlacementThread::placement_version() const {
   return placement_version_;
 }
 
-uint64_t PlacementThread::RequestMove(std::string topic, uint32_t queue, std::string to) {
+uint64_t PlacementThread::RequestMove(std::string topic, uint32_t queue, std::string to,
+                                      bool write) {
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t ticket = next_move_ticket_++;
-  moves_.push_back({ticket, std::move(topic), queue, std::move(to)});
+  moves_.push_back({ticket, std::move(topic), queue, std::move(to), write});
   wake_.notify_all();
   return ticket;
 }
 
-std::optional<Result<TopicPlacement>> PlacementThread::TakeMoveOutcome(uint64_t ticket) {
+std::optional<Result<QueueMoves>> PlacementThread::TakeMoveOutcome(uint64_t ticket) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = moved_.find(ticket);
   if (it == moved_.end()) return std::nullopt;
-  Result<TopicPlacement> outcome = std::move(it->second);
+  Result<QueueMoves> outcome = std::move(it->second);
   moved_.erase(it);
   return outcome;
 }
@@ -193,16 +194,23 @@ void PlacementThread::Loop() {
       MoveAsked move = moves_.front();
       moves_.pop_front();
       lock.unlock();
-      auto moved = MoveQueue(*coordinator_, cluster_, move.topic, move.queue, move.to);
-      if (moved.ok()) {
-        log->warn(
-            "topic {}: queue {} moved to group {} (generation {}); group {} delivers what "
-            "it holds of it first",
-            move.topic, move.queue, move.to, moved->GenerationOf(move.queue),
-            moved->DrainingFrom(move.queue));
+      auto moved =
+          move.queue == kEveryQueue
+              ? RebalanceTopic(*coordinator_, cluster_, move.topic, move.write)
+              : MoveQueue(*coordinator_, cluster_, move.topic, move.queue, move.to, move.write);
+      if (moved.ok() && move.write) {
+        for (uint32_t q : moved->moved) {
+          log->warn(
+              "topic {}: queue {} moved to group {} (generation {}); group {} delivers "
+              "what it holds of it first",
+              move.topic, q, moved->placement.groups[q], moved->placement.GenerationOf(q),
+              moved->placement.DrainingFrom(q));
+        }
         Refresh();
-      } else {
-        log->warn("topic {}: queue {} not moved to group {}: {}", move.topic, move.queue, move.to,
+      } else if (!moved.ok()) {
+        log->warn("topic {}: {} not moved: {}", move.topic,
+                  move.queue == kEveryQueue ? std::string("its queues")
+                                            : "queue " + std::to_string(move.queue),
                   moved.status().ToString());
       }
       lock.lock();

@@ -68,8 +68,10 @@ class PlacementThread {
   // Asks for queue `queue` of `topic` to move to group `to` (MoveQueue);
   // the ticket's outcome is there for TakeMoveOutcome once the move was
   // written or refused (on_placed runs then), the map having it.
-  uint64_t RequestMove(std::string topic, uint32_t queue, std::string to);
-  std::optional<Result<TopicPlacement>> TakeMoveOutcome(uint64_t ticket);
+  // `queue` kEveryQueue: RebalanceTopic instead; `write` false: what
+  // would be written.
+  uint64_t RequestMove(std::string topic, uint32_t queue, std::string to, bool write = true);
+  std::optional<Result<QueueMoves>> TakeMoveOutcome(uint64_t ticket);
   // What this node's group owes now of queues that moved away from it
   // (its leader's core computes it): written to etcd at the next poll
   // where it differs from what was written last.
@@ -86,6 +88,7 @@ class PlacementThread {
     std::string topic;
     uint32_t queue;
     std::string to;
+    bool write;
   };
 
   const std::unique_ptr<Coordinator> coordinator_;  // this thread's alone
@@ -106,7 +109,7 @@ class PlacementThread {
   uint64_t placement_version_ = 0;                              // guarded by mu_
   std::deque<MoveAsked> moves_;                                 // guarded by mu_
   uint64_t next_move_ticket_ = 1;                               // guarded by mu_
-  std::map<uint64_t, Result<TopicPlacement>> moved_;            // by ticket; guarded by mu_
+  std::map<uint64_t, Result<QueueMoves>> moved_;                // by ticket; guarded by mu_
   std::map<QueueGeneration, std::vector<std::string>> drains_;  // to write; mu_
   // What this thread last wrote of each report (it writes only changes).
   std::map<QueueGeneration, std::vector<std::string>> drains_written_;    // this thread's

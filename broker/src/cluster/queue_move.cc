@@ -3,6 +3,7 @@
 // group has read what the group it left still holds (DESIGN.md "Moving a
 // queue").
 #include <algorithm>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -72,8 +73,18 @@ Result<std::vector<std::string>> DecodeDrainReport(const std::string& text) {
   return out;
 }
 
-Result<TopicPlacement> MoveQueue(Coordinator& coordinator, const std::string& cluster,
-                                 const std::string& topic, uint32_t queue, const std::string& to) {
+namespace {
+
+using Plan = std::vector<std::pair<uint32_t, std::string>>;  // queue -> the group it goes to
+
+// Reads the topic's record, lets `plan` choose the moves, checks that none
+// of those queues is still draining, and writes the record with them in
+// one transaction on its revision (read again and planned again when
+// another writer got between). `write` false: the moves are returned, not
+// written.
+Result<QueueMoves> WriteMoves(Coordinator& coordinator, const std::string& cluster,
+                              const std::string& topic, bool write,
+                              const std::function<Result<Plan>(const TopicPlacement&)>& plan) {
   const std::string key = PlacementKey(cluster, topic);
   for (int attempt = 0;; ++attempt) {
     auto read = coordinator.Get(key);
@@ -84,29 +95,64 @@ Result<TopicPlacement> MoveQueue(Coordinator& coordinator, const std::string& cl
     }
     auto placed = DecodeTopicPlacement(read->kvs.front().value);
     if (!placed.ok()) return Status::Corruption(key + ": " + placed.status().message());
-    TopicPlacement p = std::move(*placed);
-    if (Status s = p.CheckMove(topic, queue, to); !s.ok()) return s;
-    auto groups = ListGroups(coordinator, cluster);
-    if (!groups.ok()) return groups.status();
-    std::vector<std::string> names;
-    for (const GroupWeight& g : *groups) names.push_back(g.group);
-    if (std::find(names.begin(), names.end(), to) == names.end()) {
-      return Status::InvalidArgument("no broker group " + to + " in cluster " + cluster +
-                                     " (groups: " + Joined(names) + ")");
+    auto moves = plan(*placed);
+    if (!moves.ok()) return moves.status();
+    QueueMoves out{std::move(*placed), {}};
+    for (const auto& [queue, to] : *moves) {
+      if (Status s = CheckDrained(coordinator, cluster, topic, queue, out.placement); !s.ok()) {
+        return s;
+      }
+      out.placement = out.placement.Moved(queue, to);
+      out.moved.push_back(queue);
     }
-    if (Status s = CheckDrained(coordinator, cluster, topic, queue, p); !s.ok()) return s;
-
-    p = p.Moved(queue, to);
+    if (out.moved.empty() || !write) return out;
     Txn move;
     move.compares = {Compare::ModRevisionIs(key, read->kvs.front().mod_revision)};
-    move.on_success = {WriteOp::Put(key, EncodeTopicPlacement(p))};
+    move.on_success = {WriteOp::Put(key, EncodeTopicPlacement(out.placement))};
     auto written = coordinator.Commit(move);
     if (!written.ok()) return written.status();  // a timeout: the operator looks and asks again
-    if (written->succeeded) return p;
+    if (written->succeeded) return out;
     if (attempt + 1 == kMoveAttempts) {
       return Status::Unavailable(key + " kept changing while the move was written; try again");
     }
   }
+}
+
+}  // namespace
+
+Result<QueueMoves> MoveQueue(Coordinator& coordinator, const std::string& cluster,
+                             const std::string& topic, uint32_t queue, const std::string& to,
+                             bool write) {
+  return WriteMoves(
+      coordinator, cluster, topic, write, [&](const TopicPlacement& p) -> Result<Plan> {
+        if (Status s = p.CheckMove(topic, queue, to); !s.ok()) return s;
+        auto groups = ListGroups(coordinator, cluster);
+        if (!groups.ok()) return groups.status();
+        std::vector<std::string> names;
+        for (const GroupWeight& g : *groups) names.push_back(g.group);
+        if (std::find(names.begin(), names.end(), to) == names.end()) {
+          return Status::InvalidArgument("no broker group " + to + " in cluster " + cluster +
+                                         " (groups: " + Joined(names) + ")");
+        }
+        return Plan{{queue, to}};
+      });
+}
+
+Result<QueueMoves> RebalanceTopic(Coordinator& coordinator, const std::string& cluster,
+                                  const std::string& topic, bool write) {
+  return WriteMoves(coordinator, cluster, topic, write,
+                    [&](const TopicPlacement& p) -> Result<Plan> {
+                      auto groups = ListGroups(coordinator, cluster);
+                      if (!groups.ok()) return groups.status();
+                      auto proposal = PlaceQueues(topic, p.queue_count, *groups);
+                      if (!proposal.ok()) return proposal.status();
+                      Plan plan;
+                      for (uint32_t q = 0; q < p.queue_count; ++q) {
+                        if (proposal->groups[q] != p.groups[q])
+                          plan.emplace_back(q, proposal->groups[q]);
+                      }
+                      return plan;
+                    });
 }
 
 }  // namespace txmq::cluster
