@@ -89,6 +89,9 @@ class RoundReplicator {
       const cluster::QueueGeneration& /*moved*/) const {
     return std::nullopt;
   }
+  // Every queue of every topic in that map that moved away from this
+  // node's group and may still be drained from it.
+  virtual std::vector<cluster::QueueGeneration> MovedAway() const { return {}; }
   // This node's group's report of every queue that moved away from it.
   virtual void ReportDrains(std::map<cluster::QueueGeneration, std::vector<std::string>>) {}
 };

@@ -160,28 +160,28 @@ void Server::TickMoves(SteadyTime now) {
   // message stored there (its floor is the queue's end, the open round
   // included: sends admitted before the move are in it) and has no
   // redelivery of it scheduled. A group that never read the topic here
-  // owes nothing: the group the queue went to does not wait for it.
-  const std::string& here = options_.replicator->group();
+  // owes nothing: the group the queue went to does not wait for it. Every
+  // queue that moved away is reported, from the node's map, not only
+  // those of topics this group holds: one that never stored a message of
+  // the topic owes nothing and must say so, or the new group waits
+  // forever.
   std::map<cluster::QueueGeneration, std::vector<std::string>> reports;
-  for (auto& [name, topic] : topics_.all()) {
-    auto placed = placement_.Known(name);
-    if (!placed) continue;
-    for (uint32_t q : placed->QueuesDrainingFrom(here)) {
-      if (q >= topic.queues.size()) continue;
-      std::vector<std::string>& pending = reports[{name, q, placed->GenerationOf(q)}];
-      const auto* readers = groups_.ReadersOf(name);
-      if (readers == nullptr) continue;
-      for (GroupState* g : *readers) {
-        auto sub = g->subscriptions.find(name);
-        if (sub == g->subscriptions.end() || q >= sub->second.queues.size()) continue;
-        bool owes = sub->second.queues[q].floor() < topic.queues[q].next_offset;
-        for (auto it = g->retries.begin(); !owes && it != g->retries.end(); ++it) {
-          owes = it->second.record.topic == name && it->second.record.queue == q;
-        }
-        if (owes) pending.push_back(g->name);
+  for (const cluster::QueueGeneration& moved : options_.replicator->MovedAway()) {
+    std::vector<std::string>& pending = reports[moved];
+    const TopicState* topic = topics_.Find(moved.topic);
+    const auto* readers = groups_.ReadersOf(moved.topic);
+    if (topic == nullptr || readers == nullptr || moved.queue >= topic->queues.size()) continue;
+    const uint32_t q = moved.queue;
+    for (GroupState* g : *readers) {
+      auto sub = g->subscriptions.find(moved.topic);
+      if (sub == g->subscriptions.end() || q >= sub->second.queues.size()) continue;
+      bool owes = sub->second.queues[q].floor() < topic->queues[q].next_offset;
+      for (auto it = g->retries.begin(); !owes && it != g->retries.end(); ++it) {
+        owes = it->second.record.topic == moved.topic && it->second.record.queue == q;
       }
-      std::sort(pending.begin(), pending.end());
+      if (owes) pending.push_back(g->name);
     }
+    std::sort(pending.begin(), pending.end());
   }
   options_.replicator->ReportDrains(std::move(reports));
 }

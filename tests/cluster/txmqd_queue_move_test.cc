@@ -270,5 +270,34 @@ TEST_F(TxmqdQueueMove, ARebalanceGivesAJoiningGroupItsShareUnderKeyedLoad) {
   EXPECT_EQ(nlohmann::json::parse(again.out, nullptr, false)["moved"].size(), 0u) << again.out;
 }
 
+// A queue moved away from a group that never stored a message of its
+// topic: that group owes nothing and says so, so the new group's messages
+// of the queue are not held back for good.
+TEST_F(TxmqdQueueMove, AQueueMovedFromAGroupThatNeverHadTheTopicIsNotHeldBack) {
+  StartTwoGroups();
+  std::string topic;
+  for (int i = 0; i < 1000 && topic.empty(); ++i) {
+    auto p = cluster::PlaceQueues("quiet-" + std::to_string(i), 2, {{"g1", 1}, {"g2", 1}});
+    if (p.ok() && p->groups == std::vector<std::string>{"g1", "g2"}) {
+      topic = "quiet-" + std::to_string(i);
+    }
+  }
+  ASSERT_FALSE(topic.empty());
+  // Created (and placed) through g2: g1 never hears of the topic.
+  const CommandResult created = Topic(nodes_[1].url(), {"create", topic, "--queues", "2"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const CommandResult moved = Move(nodes_[1].url(), topic, 0, "g2");
+  ASSERT_EQ(moved.exit_code, 0) << moved.err;
+
+  Producer producer({.broker = nodes_[1].url(), .send_timeout = 10s});
+  ASSERT_TRUE(producer.Start().ok());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(producer.Send({.topic = topic, .key = "k" + std::to_string(i), .body = "x"}).ok());
+  }
+  producer.Shutdown();
+  const std::vector<Received> got = Consume(nodes_[1].url(), {topic}, 20);
+  EXPECT_EQ(got.size(), 20u) << "the moved queue's messages were held back";
+}
+
 }  // namespace
 }  // namespace txmq::testing

@@ -125,6 +125,21 @@ std::optional<std::vector<std::string>> ClusterNode::DrainPending(
   return it->second;
 }
 
+std::vector<QueueGeneration> ClusterNode::MovedAway() const {
+  auto map = placement_->map();
+  std::lock_guard<std::mutex> lock(moved_away_mu_);
+  if (map != moved_away_map_) {  // computed once per map read, not per call
+    moved_away_.clear();
+    for (const auto& [topic, p] : map->topics) {
+      for (uint32_t q : p.QueuesDrainingFrom(options_.group)) {
+        moved_away_.push_back({topic, q, p.GenerationOf(q)});
+      }
+    }
+    moved_away_map_ = std::move(map);
+  }
+  return moved_away_;
+}
+
 std::string ClusterNode::LeaderUrlOf(const std::string& group) const {
   auto map = placement_->map();
   auto it = map->groups.find(group);

@@ -115,6 +115,7 @@ class ClusterNode final : public broker::RoundReplicator {
     return placement_->TakeMoveOutcome(ticket);
   }
   std::optional<std::vector<std::string>> DrainPending(const QueueGeneration& moved) const override;
+  std::vector<QueueGeneration> MovedAway() const override;
   void ReportDrains(std::map<QueueGeneration, std::vector<std::string>> reports) override {
     placement_->ReportDrains(std::move(reports));
   }
@@ -141,6 +142,10 @@ class ClusterNode final : public broker::RoundReplicator {
   std::atomic<bool> stop_{false};
   // Placements and the cluster map (its own thread; set by Start).
   std::unique_ptr<PlacementThread> placement_;
+  // MovedAway's answer for the map it was computed from.
+  mutable std::mutex moved_away_mu_;
+  mutable std::shared_ptr<const ClusterMap> moved_away_map_;  // guarded by moved_away_mu_
+  mutable std::vector<QueueGeneration> moved_away_;           // guarded by moved_away_mu_
 
   mutable std::mutex mu_;
   std::condition_variable leadership_cv_;
