@@ -215,6 +215,8 @@ void PlacementThread::Loop() {
       }
       lock.lock();
       moved_.emplace(move.ticket, std::move(moved));
+      // An outcome nobody took (the asker gave up waiting) goes in time.
+      while (moved_.size() > kKeptMoveOutcomes) moved_.erase(moved_.begin());
       if (on_placed_) {
         lock.unlock();
         on_placed_();

@@ -102,13 +102,14 @@ class PlacementThread {
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable refreshed_;
-  std::shared_ptr<const ClusterMap> map_;                       // guarded by mu_
-  uint64_t map_reads_ = 0;                                      // guarded by mu_
-  std::deque<std::pair<std::string, uint32_t>> asked_;          // guarded by mu_
-  std::map<std::string, Status> failed_;                        // by topic; guarded by mu_
-  uint64_t placement_version_ = 0;                              // guarded by mu_
-  std::deque<MoveAsked> moves_;                                 // guarded by mu_
-  uint64_t next_move_ticket_ = 1;                               // guarded by mu_
+  std::shared_ptr<const ClusterMap> map_;               // guarded by mu_
+  uint64_t map_reads_ = 0;                              // guarded by mu_
+  std::deque<std::pair<std::string, uint32_t>> asked_;  // guarded by mu_
+  std::map<std::string, Status> failed_;                // by topic; guarded by mu_
+  uint64_t placement_version_ = 0;                      // guarded by mu_
+  std::deque<MoveAsked> moves_;                         // guarded by mu_
+  uint64_t next_move_ticket_ = 1;                       // guarded by mu_
+  static constexpr size_t kKeptMoveOutcomes = 64;
   std::map<uint64_t, Result<QueueMoves>> moved_;                // by ticket; guarded by mu_
   std::map<QueueGeneration, std::vector<std::string>> drains_;  // to write; mu_
   // What this thread last wrote of each report (it writes only changes).
