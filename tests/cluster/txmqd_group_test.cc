@@ -165,7 +165,8 @@ TEST_F(TxmqdGroup, AProducerGivenTheListLeavesAPausedLeader) {
         {.brokers = AllUrls(), .per_second = 200, .send_timeout = 1500ms, .id_prefix = "p"},
         history);
     ASSERT_TRUE(testing::WaitFor([&] { return history.acknowledged() >= 50; }, 30s))
-        << "nothing acknowledged before the pause";
+        << history.acknowledged() << " of 50 sends acknowledged before the pause\n"
+        << LogTails();
     old->process->Signal(SIGSTOP);
     paused = std::chrono::steady_clock::now();
     acked_at_pause = history.acknowledged();
