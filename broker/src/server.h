@@ -186,7 +186,7 @@ class Server {
   uint64_t last_ticket_ = 0;
 
   SteadyTime next_cleanup_;
-  SteadyTime next_drain_report_{};
+  SteadyTime next_move_tick_{};
   uint64_t placement_version_seen_ = 0;
   SteadyTime last_bad_frame_log_;
   uint64_t bad_frames_logged_ = 0;

@@ -147,15 +147,14 @@ void Server::HandleRoute(const RequestContext& ctx, wire::RouteRequest::Reader r
 }
 
 void Server::TickMoves(SteadyTime now) {
-  if (!placement_.active()) return;
+  if (!placement_.active() || now < next_move_tick_) return;
+  next_move_tick_ = now + std::chrono::milliseconds(200);
   if (const uint64_t version = placement_.version(); version != placement_version_seen_) {
     placement_version_seen_ = version;
     std::set<std::string> every;
     for (const auto& [name, topic] : topics_.all()) every.insert(name);
     delivery_.OnTopicsAdvanced(every);
   }
-  if (now < next_drain_report_) return;
-  next_drain_report_ = now + std::chrono::milliseconds(200);
   // A consumer group owes nothing of a queue once it finished every
   // message stored there (its floor is the queue's end, the open round
   // included: sends admitted before the move are in it) and has no

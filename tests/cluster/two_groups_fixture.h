@@ -63,14 +63,23 @@ class TwoGroupsFixture : public TxmqdGroupFixture {
   // A topic name whose one queue the placement puts on `group` among `groups`.
   static std::string TopicWhollyOn(const std::string& group,
                                    const std::vector<std::string>& groups) {
+    return TopicPlacedAs("one-queue-", {group}, groups);
+  }
+
+  // A topic name PREFIX<n> whose queues the placement puts on
+  // `queue_groups` (one group per queue) among `groups`.
+  static std::string TopicPlacedAs(const std::string& prefix,
+                                   const std::vector<std::string>& queue_groups,
+                                   const std::vector<std::string>& groups) {
     std::vector<cluster::GroupWeight> weights;
     for (const auto& g : groups) weights.push_back({.group = g, .weight = 1});
+    const auto queues = static_cast<uint32_t>(queue_groups.size());
     for (int i = 0; i < 1000; ++i) {
-      const std::string topic = "one-queue-" + std::to_string(i);
-      auto p = cluster::PlaceQueues(topic, 1, weights);
-      if (p.ok() && p->groups.front() == group) return topic;
+      const std::string topic = prefix + std::to_string(i);
+      auto p = cluster::PlaceQueues(topic, queues, weights);
+      if (p.ok() && p->groups == queue_groups) return topic;
     }
-    ADD_FAILURE() << "no one-queue topic lands on " << group;
+    ADD_FAILURE() << "no topic " << prefix << "N is placed that way";
     return "";
   }
 

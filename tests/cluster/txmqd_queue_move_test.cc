@@ -156,13 +156,7 @@ TEST_F(TxmqdQueueMove, AQueueMovedUnderKeyedLoadKeepsEveryKeysOrder) {
   // the start, so nothing but the hold keeps it from reading g2's part of
   // queue 0 before g1's (without the hold keys ran out of order in every
   // run).
-  std::string topic;
-  for (int i = 0; i < 1000 && topic.empty(); ++i) {
-    auto p = cluster::PlaceQueues("moving-" + std::to_string(i), 2, {{"g1", 1}, {"g2", 1}});
-    if (p.ok() && p->groups == std::vector<std::string>{"g1", "g2"}) {
-      topic = "moving-" + std::to_string(i);
-    }
-  }
+  const std::string topic = TopicPlacedAs("moving-", {"g1", "g2"}, {"g1", "g2"});
   ASSERT_FALSE(topic.empty());
   const CommandResult created = Topic(nodes_[0].url(), {"create", topic, "--queues", "2"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
@@ -275,13 +269,7 @@ TEST_F(TxmqdQueueMove, ARebalanceGivesAJoiningGroupItsShareUnderKeyedLoad) {
 // of the queue are not held back for good.
 TEST_F(TxmqdQueueMove, AQueueMovedFromAGroupThatNeverHadTheTopicIsNotHeldBack) {
   StartTwoGroups();
-  std::string topic;
-  for (int i = 0; i < 1000 && topic.empty(); ++i) {
-    auto p = cluster::PlaceQueues("quiet-" + std::to_string(i), 2, {{"g1", 1}, {"g2", 1}});
-    if (p.ok() && p->groups == std::vector<std::string>{"g1", "g2"}) {
-      topic = "quiet-" + std::to_string(i);
-    }
-  }
+  const std::string topic = TopicPlacedAs("quiet-", {"g1", "g2"}, {"g1", "g2"});
   ASSERT_FALSE(topic.empty());
   // Created (and placed) through g2: g1 never hears of the topic.
   const CommandResult created = Topic(nodes_[1].url(), {"create", topic, "--queues", "2"});

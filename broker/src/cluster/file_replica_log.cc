@@ -446,15 +446,15 @@ Status ReadReplicaEntries(const std::string& dir, storage::FileSystem* fs, uint6
     }
     Header h;
     const std::string_view bytes = file ? file->mapped() : std::string_view();
-    const std::string where = "replica log '" + dir + "' entry " + std::to_string(index);
+    auto where = [&] { return "replica log '" + dir + "' entry " + std::to_string(index); };
     if (!file || !DecodeHeader(bytes.substr(std::min<uint64_t>(offset, bytes.size())), &h) ||
         h.index != index || h.length > bytes.size() - offset - kHeaderBytes) {
-      return Status::Corruption(where + ": not found whole (the log ends before " +
+      return Status::Corruption(where() + ": not found whole (the log ends before " +
                                 std::to_string(upto) + ")");
     }
     const EntryView view{index, h.epoch, h.crc, bytes.substr(offset + kHeaderBytes, h.length)};
     if (ChainCrc(prev.crc, h.epoch, h.index, view.payload) != h.crc) {
-      return Status::Corruption(where + ": does not chain to the entry before it");
+      return Status::Corruption(where() + ": does not chain to the entry before it");
     }
     if (Status s = fn(view); !s.ok()) return s;
     prev = {index, h.crc};

@@ -73,8 +73,7 @@ Status PlacementThread::coordinator_error() const {
 }
 
 uint64_t PlacementThread::placement_version() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return placement_version_;
+  return placement_version_.load(std::memory_order_acquire);
 }
 
 uint64_t PlacementThread::RequestMove(std::string topic, uint32_t queue, std::string to,
@@ -151,8 +150,10 @@ void PlacementThread::Refresh() {
   std::lock_guard<std::mutex> lock(mu_);
   coordinator_error_ = read.ok() ? Status::OK() : read.status();
   if (read.ok()) {
-    if (read->topics != map_->topics || read->drains != map_->drains) ++placement_version_;
+    const bool changed = read->topics != map_->topics || read->drains != map_->drains;
     map_ = std::make_shared<const ClusterMap>(std::move(*read));
+    // After the map: whoever sees the new version finds the new map.
+    if (changed) placement_version_.fetch_add(1, std::memory_order_release);
   }
   ++map_reads_;
   refreshed_.notify_all();

@@ -18,6 +18,7 @@
 // destructor stops and joins the thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -106,9 +107,10 @@ class PlacementThread {
   uint64_t map_reads_ = 0;                              // guarded by mu_
   std::deque<std::pair<std::string, uint32_t>> asked_;  // guarded by mu_
   std::map<std::string, Status> failed_;                // by topic; guarded by mu_
-  uint64_t placement_version_ = 0;                      // guarded by mu_
-  std::deque<MoveAsked> moves_;                         // guarded by mu_
-  uint64_t next_move_ticket_ = 1;                       // guarded by mu_
+  // Written under mu_; read without it (every send asks).
+  std::atomic<uint64_t> placement_version_{0};
+  std::deque<MoveAsked> moves_;    // guarded by mu_
+  uint64_t next_move_ticket_ = 1;  // guarded by mu_
   static constexpr size_t kKeptMoveOutcomes = 64;
   std::map<uint64_t, Result<QueueMoves>> moved_;                // by ticket; guarded by mu_
   std::map<QueueGeneration, std::vector<std::string>> drains_;  // to write; mu_
