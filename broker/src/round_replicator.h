@@ -30,11 +30,11 @@ class RoundReplicator {
  public:
   virtual ~RoundReplicator() = default;
   // Once, when the broker opens: calls `apply` with each committed round
-  // (its payload, replicated_round.h) the store is rebuilt from, oldest
-  // first, one at a time (a log may be larger than memory); returns the
-  // first error, apply's included.
+  // (its payload, replicated_round.h) after the first `after` (those the
+  // store holds already), oldest first, one at a time (a log may be larger
+  // than memory); returns the first error, apply's included.
   virtual Status ReplayCommittedRounds(
-      const std::function<Status(std::string_view payload)>& apply) = 0;
+      uint64_t after, const std::function<Status(std::string_view payload)>& apply) = 0;
   // Takes one round's payload (replicated_round.h) for the replicated
   // log; returns its ticket: 1, 2, ... in call order.
   virtual uint64_t Replicate(std::string payload) = 0;

@@ -8,6 +8,7 @@
 
 #include "broker/src/cluster_status_reply.h"
 #include "broker/src/replicated_round.h"
+#include "broker/src/store_handover.h"
 #include "protocol/src/log.h"
 #include "protocol/src/message_codec.h"
 #include "txmq/version.h"
@@ -78,24 +79,33 @@ Server::~Server() = default;
 Status Server::Init() {
   auto log = Logger("broker");
   const auto start = core_.SteadyNow();
-  if (options_.replicator != nullptr) {
+  uint64_t kept_entries = 0;
+  if (options_.replicator != nullptr && options_.kept_store != nullptr) {
+    StoreHandover::Kept kept = options_.kept_store->Take(&commit_done_);
+    store_ = std::move(kept.store);
+    kept_entries = kept.applied;
+  }
+  if (options_.replicator != nullptr && !store_) {
     // Derived from the replicated log, and rebuilt in this store's one
     // session from empty, so records land where the leader's did.
     std::error_code ec;
     std::filesystem::remove_all(options_.data_dir, ec);
     if (ec) return Status::Internal("cannot clear " + options_.data_dir + ": " + ec.message());
   }
-  auto store = storage::BrokerStore::Open(StoreOptionsFor(options_), &commit_done_);
-  if (!store.ok()) return store.status();
-  store_ = std::move(store.value());
+  if (!store_) {
+    auto store = storage::BrokerStore::Open(StoreOptionsFor(options_), &commit_done_);
+    if (!store.ok()) return store.status();
+    store_ = std::move(store.value());
+  }
   if (options_.replicator != nullptr) {
     StoreRebuild rebuild(*store_);
     Status replayed = options_.replicator->ReplayCommittedRounds(
-        [&](std::string_view payload) { return rebuild.Apply(payload); });
+        kept_entries, [&](std::string_view payload) { return rebuild.Apply(payload); });
     if (replayed.ok()) replayed = rebuild.Finish();
     if (!replayed.ok()) return replayed;
     log->info(
-        "rebuilt the store from {} committed entries in {} ms", rebuild.entries(),
+        "store: {} committed entries were applied while following, {} now, in {} ms", kept_entries,
+        rebuild.entries(),
         std::chrono::duration_cast<std::chrono::milliseconds>(core_.SteadyNow() - start).count());
   }
   core_.set_store(store_.get());

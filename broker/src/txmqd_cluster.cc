@@ -7,6 +7,7 @@
 #include "broker/src/auth/security.h"
 #include "broker/src/cluster/placement_directory.h"
 #include "broker/src/cluster_status_reply.h"
+#include "broker/src/server.h"
 #include "broker/src/standby_responder.h"
 #include "protocol/src/curve_keys.h"
 #include "protocol/src/log.h"
@@ -190,7 +191,7 @@ Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& f, const 
   return c;
 }
 
-std::unique_ptr<cluster::ClusterNode> StartClusterNode(
+ClusterStart StartClusterNode(
     const cluster::ClusterNodeOptions& options, BrokerOptions& o, const sigset_t& signals,
     int* exit_code,
     const std::function<void(std::shared_ptr<const cluster::HealthBoard>)>& joined) {
@@ -202,7 +203,20 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(
     std::cerr << "txmqd: cannot join group " << options.group << ": " << node.status().ToString()
               << "\n";
     *exit_code = 1;
-    return nullptr;
+    return {};
+  }
+  // The store this node continues if it wins: applied while it follows,
+  // so that a failover replays the last moments, not the whole log.
+  BrokerOptions store_options = o;
+  store_options.data_dir += "/store";
+  store_options.replicator = node->get();
+  auto standby = StandbyStore::Start(StoreOptionsFor(store_options), options.log_dir,
+                                     [n = node->get()] { return n->follower_committed(); });
+  if (!standby.ok()) {
+    std::cerr << "txmqd: cannot open the store in " << store_options.data_dir << ": "
+              << standby.status().ToString() << "\n";
+    *exit_code = 1;
+    return {};
   }
   if (joined) joined((*node)->health());
   log->info("following; serving clients once this node leads group {}", options.group);
@@ -219,20 +233,20 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(
   if (!started.ok()) {
     std::cerr << "txmqd: " << started.status().message() << "\n";
     *exit_code = 1;
-    return nullptr;
+    return {};
   }
-  std::unique_ptr<StandbyResponder> standby = std::move(started.value());
+  std::unique_ptr<StandbyResponder> responder = std::move(started.value());
   while (!(*node)->WaitUntilLeading(std::chrono::milliseconds(200))) {
     const timespec now{0, 0};
     const int sig = sigtimedwait(&signals, nullptr, &now);
     if (sig == SIGINT || sig == SIGTERM) {
       log->info("stopping before leading");
       *exit_code = 0;
-      return nullptr;
+      return {};
     }
-    if (sig == SIGHUP && standby->curve()) {
+    if (sig == SIGHUP && responder->curve()) {
       // A key revoked while this node follows is refused here at once.
-      if (Status s = standby->ReloadAcl(); s.ok()) {
+      if (Status s = responder->ReloadAcl(); s.ok()) {
         log->info("SIGHUP: reloaded ACL {}", o.acl_file);
       } else {
         log->error("SIGHUP: ACL {} NOT reloaded, the previous one stays in force: {}", o.acl_file,
@@ -240,11 +254,13 @@ std::unique_ptr<cluster::ClusterNode> StartClusterNode(
       }
     }
   }
-  standby.reset();  // frees the endpoint for the broker
-  // The broker rebuilds its store there from the committed rounds.
-  o.data_dir += "/store";
+  responder.reset();  // frees the endpoint for the broker
+  // The broker continues that store with the committed rounds it lacks.
+  o.data_dir = store_options.data_dir;
   o.replicator = node->get();
-  return std::move(node.value());
+  o.kept_store = standby->get();
+  log->info("leading; the store kept while following holds {} entries", (*standby)->applied());
+  return {std::move(node.value()), std::move(standby.value())};
 }
 
 }  // namespace txmq::broker

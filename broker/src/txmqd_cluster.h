@@ -11,6 +11,7 @@
 #include <string>
 
 #include "broker/src/cluster/cluster_node.h"
+#include "broker/src/standby_store.h"
 #include "txmq/broker.h"
 #include "txmq/status.h"
 
@@ -44,12 +45,19 @@ void AddClusterFlags(CLI::App& app, ClusterFlags& flags);
 // The node's options from the flags; kInvalidArgument naming the flag.
 Result<cluster::ClusterNodeOptions> ClusterOptions(const ClusterFlags& flags,
                                                    const BrokerOptions& o);
-// Starts the node and waits until it may serve (it leads); then points
-// `o` at the store o.data_dir + "/store" (which the broker rebuilds from
-// the committed rounds) and at the node. Null (and `*exit_code` set: 0 on
-// a signal in `signals`, 1 on an error) when it stops first. `joined` is
+// A node that leads, and the store it kept while it followed (its thread
+// reads the node: destroyed first).
+struct ClusterStart {
+  std::unique_ptr<cluster::ClusterNode> node;
+  std::unique_ptr<StandbyStore> standby;
+};
+// Starts the node, and the store o.data_dir + "/store" it keeps applied
+// from the committed entries while it follows, and waits until it may
+// serve (it leads); then points `o` at that store (which the broker
+// continues) and at the node. Null node (and `*exit_code` set: 0 on a
+// signal in `signals`, 1 on an error) when it stops first. `joined` is
 // called with the node's health board once it runs, before it leads.
-std::unique_ptr<cluster::ClusterNode> StartClusterNode(
+ClusterStart StartClusterNode(
     const cluster::ClusterNodeOptions& options, BrokerOptions& o, const sigset_t& signals,
     int* exit_code, const std::function<void(std::shared_ptr<const cluster::HealthBoard>)>& joined);
 

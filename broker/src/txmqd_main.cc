@@ -537,7 +537,7 @@ int main(int argc, char** argv) {
   }
 
   // A cluster node follows until it leads; only then is there a store.
-  std::unique_ptr<txmq::cluster::ClusterNode> node;
+  txmq::broker::ClusterStart node;
   if (!cluster_flags.etcd.empty()) {
     int exit_code = 0;
     node = txmq::broker::StartClusterNode(
@@ -545,7 +545,7 @@ int main(int argc, char** argv) {
         [&](std::shared_ptr<const txmq::cluster::HealthBoard> board) {
           if (http) http->AttachCluster([board] { return board->Read(); });
         });
-    if (!node) return exit_code;
+    if (!node.node) return exit_code;
   }
   auto broker = txmq::Broker::Start(o);
   if (!broker.ok() && broker.status().code() == txmq::StatusCode::kCorruption) {
@@ -615,8 +615,8 @@ int main(int argc, char** argv) {
   if (http) http->Stop();
   (*broker)->Stop();
   watcher.join();
-  if (node && !node->failure().ok()) {
-    std::cerr << "txmqd: stopped: " << node->failure().message() << "\n";
+  if (node.node && !node.node->failure().ok()) {
+    std::cerr << "txmqd: stopped: " << node.node->failure().message() << "\n";
     return 5;
   }
   if (!stopped_by_itself.ok()) {

@@ -705,6 +705,11 @@ Status BrokerStore::WriteReplicated(int64_t time_ms, std::string records, std::s
   return round.status();
 }
 
+void BrokerStore::set_round_done(EventFd* round_done) {
+  std::lock_guard<std::mutex> lock(mu_);
+  round_done_ = round_done;
+}
+
 Status BrokerStore::SyncReplicated() {
   std::lock_guard<std::mutex> writer(writer_mu_);
   if (!write_error_.ok()) return write_error_;

@@ -245,6 +245,10 @@ class BrokerStore {
   Status WriteReplicated(int64_t time_ms, std::string records, std::string ops_record,
                          bool sync = true);
   Status SyncReplicated();
+  // Raised after each submitted round from now on, instead of Open's: for
+  // a store that changes hands (broker/src/standby_store.h) while no round
+  // is submitted.
+  void set_round_done(EventFd* round_done);
   // The finished round (run its completions with Complete()), or null.
   std::unique_ptr<Round> TakeFinished();
   // Blocks until the round in flight finished; null if none.
@@ -373,7 +377,7 @@ class BrokerStore {
               const std::function<bool(std::string_view key, std::string_view value)>& fn);
 
   StoreOptions options_;
-  EventFd* round_done_;
+  EventFd* round_done_;                        // guarded by mu_
   std::unique_ptr<leveldb::Env> waiting_env_;  // outlives index_env_
   std::unique_ptr<leveldb::Env> index_env_;    // outlives db_
   leveldb::ReadOptions reads_;                 // every index read: checksums verified

@@ -299,6 +299,94 @@ TEST(ReplicaLog, CommittedEntriesAreReadOffTheFilesWhileTheLogAppends) {
   EXPECT_EQ(calls, 3);
 }
 
+// A follower's store applies entries as they commit: one reader follows
+// the growing log, each entry handed over once, across segment rolls, and
+// an entry its caller refused comes again on the next read.
+TEST(ReplicaLog, AReaderFollowsTheGrowingLogReadingEachEntryOnce) {
+  TempDir dir;
+  auto log = OpenLog(dir.path(), storage::FileSystem::Default(), 4096);
+  std::vector<ReplicaEntry> written;
+  auto append = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      const int k = static_cast<int>(written.size());
+      ReplicaEntry e =
+          Next(log->last(), 1 + k / 70, std::string(100 + (k * 53) % 400, 'a' + k % 26));
+      ASSERT_TRUE(log->Append(e).ok());
+      written.push_back(e);
+    }
+    ASSERT_TRUE(log->Sync().ok());
+  };
+  ReplicaLogReader reader(dir.path(), storage::FileSystem::Default());
+  std::vector<uint64_t> seen;
+  auto collect = [&](const EntryView& e) {
+    EXPECT_EQ(e.payload, written[e.index - 1].payload) << e.index;
+    EXPECT_EQ(e.crc, written[e.index - 1].crc) << e.index;
+    seen.push_back(e.index);
+    return Status::OK();
+  };
+  append(30);
+  ASSERT_TRUE(reader.Read(25, collect).ok());
+  EXPECT_EQ(reader.last(), 25u);
+  ASSERT_TRUE(reader.Read(25, collect).ok());  // nothing new
+  append(170);                                 // rolls several segments
+  ASSERT_TRUE(reader.Read(120, collect).ok());
+  int calls = 0;
+  auto refused = reader.Read(200, [&](const EntryView& e) {
+    if (++calls == 4) return Status::Unavailable("not now");
+    return collect(e);
+  });
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(reader.last(), 123u);
+  ASSERT_TRUE(reader.Read(200, collect).ok());
+  ASSERT_EQ(seen.size(), 200u);
+  for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], i + 1);
+  // Past the log's end: an error naming the entry, nothing handed over.
+  auto beyond = reader.Read(201, collect);
+  EXPECT_EQ(beyond.code(), StatusCode::kCorruption);
+  EXPECT_NE(beyond.message().find("entry 201"), std::string::npos) << beyond.message();
+  EXPECT_EQ(seen.size(), 200u);
+}
+
+// The broker continues a store that holds the first entries already: its
+// reader starts anywhere, at a segment's first entry or inside one, and
+// still checks the chain from there.
+TEST(ReplicaLog, AReaderStartsAfterAnyEntry) {
+  TempDir dir;
+  auto log = OpenLog(dir.path(), storage::FileSystem::Default(), 4096);
+  std::vector<ReplicaEntry> written;
+  for (int k = 0; k < 120; ++k) {
+    ReplicaEntry e = Next(log->last(), 1 + k / 50, std::string(100 + (k * 37) % 300, 'a' + k % 26));
+    ASSERT_TRUE(log->Append(e).ok());
+    written.push_back(e);
+  }
+  ASSERT_TRUE(log->Sync().ok());
+  std::vector<uint64_t> firsts;  // the entries that start a segment
+  auto names = storage::FileSystem::Default()->List(dir.path());
+  ASSERT_TRUE(names.ok());
+  for (const std::string& name : *names) {
+    if (name.ends_with(".rlog")) firsts.push_back(std::stoull(name.substr(0, 20)));
+  }
+  ASSERT_GT(firsts.size(), 3u) << "the test should roll segments";
+  std::vector<uint64_t> starts = {0, 1, 2, 119, 120};
+  for (uint64_t f : firsts) {
+    starts.push_back(f - 1);
+    starts.push_back(f);
+  }
+  for (uint64_t after : starts) {
+    ReplicaLogReader reader(dir.path(), storage::FileSystem::Default(), after);
+    uint64_t expected = after + 1;
+    Status s = reader.Read(120, [&](const EntryView& e) {
+      EXPECT_EQ(e.index, expected) << "after " << after;
+      EXPECT_EQ(e.payload, written[e.index - 1].payload) << e.index;
+      ++expected;
+      return Status::OK();
+    });
+    ASSERT_TRUE(s.ok()) << "after " << after << ": " << s.ToString();
+    EXPECT_EQ(expected, 121u) << "after " << after;
+    EXPECT_EQ(reader.last(), 120u);
+  }
+}
+
 TEST(EpochTable, EndsAndFloors) {
   EpochTable t;
   t.Append(1, 1);

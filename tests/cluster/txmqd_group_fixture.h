@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -142,14 +143,25 @@ class TxmqdGroupFixture : public ::testing::Test {
     return out;
   }
 
-  // The group's ISR as etcd has it (empty when it cannot be read).
-  std::vector<std::string> Isr() {
+  // The group's record as etcd has it (none when it cannot be read).
+  std::optional<cluster::GroupState> GroupRecord() {
     auto etcd = cluster::OpenEtcdCoordinator({.endpoints = {etcd_->endpoint()}});
-    if (!etcd.ok()) return {};
+    if (!etcd.ok()) return std::nullopt;
     auto read = (*etcd)->Get(cluster::GroupStateKey(cluster_, "g"));
-    if (!read.ok() || read->kvs.empty()) return {};
+    if (!read.ok() || read->kvs.empty()) return std::nullopt;
     auto state = cluster::DecodeGroupState(read->kvs.front().value);
-    return state.ok() ? state->isr : std::vector<std::string>{};
+    if (!state.ok()) return std::nullopt;
+    return *state;
+  }
+  // Its ISR (empty when it cannot be read).
+  std::vector<std::string> Isr() {
+    auto state = GroupRecord();
+    return state ? state->isr : std::vector<std::string>{};
+  }
+  // The node that won its last election ("" unknown).
+  std::string GroupLeader() {
+    auto state = GroupRecord();
+    return state ? state->leader : "";
   }
 
   // Sends `n` messages with ids prefix-0.. to `url`; every one must be

@@ -18,7 +18,7 @@ using Kind = PlacementGate::Decision::Kind;
 
 class FakeReplicator final : public RoundReplicator {
  public:
-  Status ReplayCommittedRounds(const std::function<Status(std::string_view)>&) override {
+  Status ReplayCommittedRounds(uint64_t, const std::function<Status(std::string_view)>&) override {
     return Status::OK();
   }
   uint64_t Replicate(std::string) override { return 0; }

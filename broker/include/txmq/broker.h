@@ -35,6 +35,9 @@ struct MetricsSnapshot;
 // Where a cluster node's rounds are replicated (broker/src/
 // round_replicator.h); txmqd's --etcd sets one.
 class RoundReplicator;
+// A store kept from the replicated log before the broker opened (broker/
+// src/store_handover.h); txmqd's --etcd sets one.
+class StoreHandover;
 }  // namespace broker
 
 enum class FlushMode {
@@ -160,6 +163,9 @@ struct BrokerOptions {
   // A cluster node (txmqd --etcd): each round's replies wait until the
   // group committed it (must outlive the broker). Null: a single node.
   broker::RoundReplicator* replicator = nullptr;
+  // With a replicator: the store to continue, holding the log's first
+  // entries already (must outlive Broker::Start). Null: rebuilt from empty.
+  broker::StoreHandover* kept_store = nullptr;
 
   // --- disk space ---
   // The disk watermark: below this much free space on the data directory's

@@ -101,16 +101,21 @@ bool ClusterNode::WaitUntilLeading(std::chrono::milliseconds timeout) {
 }
 
 Status ClusterNode::ReplayCommittedRounds(
-    const std::function<Status(std::string_view payload)>& apply) {
+    uint64_t after, const std::function<Status(std::string_view payload)>& apply) {
   uint64_t entries = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (leadership_) entries = std::exchange(*leadership_, 0);
   }
+  if (after > entries) {
+    return Status::Internal("the store holds " + std::to_string(after) +
+                            " replicated entries, more than the " + std::to_string(entries) +
+                            " committed before this node's epoch");
+  }
   // Read from the files, not through the replication thread's log: the
   // entries before the epoch start are committed and never change.
-  return ReadReplicaEntries(options_.log_dir, storage::FileSystem::Default(), entries,
-                            [&](const EntryView& e) { return apply(e.payload); });
+  ReplicaLogReader reader(options_.log_dir, storage::FileSystem::Default(), after);
+  return reader.Read(entries, [&](const EntryView& e) { return apply(e.payload); });
 }
 
 PlacementLookup ClusterNode::LookupPlacement(const std::string& topic, uint32_t queue_count) {
@@ -392,6 +397,7 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
       // A request: answered by the follower's rules also while this node
       // leads (its epoch is then above any sender's: refused).
       (void)m.transport->Send(frame->peer, EncodeReplicationMessage(m.follower->Handle(*message)));
+      follower_committed_.store(m.follower->commit_index(), std::memory_order_release);
     }
     if (m.leader && m.leader->superseded()) lose("a follower has seen a newer epoch");
     // A follower out of the ISR that holds every committed entry right now

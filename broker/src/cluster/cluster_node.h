@@ -11,16 +11,18 @@
 // ISR changes, so a slow or absent etcd never stops appends and answers. Shared under mu_: rounds
 // handed over by the core thread and not yet appended, the hand-over of
 // leadership to main (the committed entries before this epoch), the
-// leader's URL, the failure; committed_ is atomic; the health board has
-// its own lock. The core thread calls Replicate (and the broker's Init
-// TakeCommittedRounds); main calls WaitUntilLeading and leader_url; the
+// leader's URL, the failure; committed_ and follower_committed_ are
+// atomic; the health board has its own lock. The core thread calls Replicate (and the broker's Init
+// ReplayCommittedRounds); main calls WaitUntilLeading and leader_url; the
 // HTTP workers read the health board.
 //
-// Life of a node: it follows (answers appends, keeps its log) until it
-// wins an election and its epoch-start entry commits; then main rebuilds
-// the store from the entries before it and starts the broker, whose rounds
-// come through Replicate. If it stops leading after that, failure() is set
-// for good (the broker stops and txmqd exits; restarted, it follows).
+// Life of a node: it follows (answers appends, keeps its log, publishes the
+// commit index it learned for the store kept beside it, broker/src/
+// standby_store.h) until it wins an election and its epoch-start entry
+// commits; then main hands that store to the broker, which writes the
+// committed entries it lacks, and whose rounds come through Replicate. If
+// it stops leading after that, failure() is set for good (the broker
+// stops and txmqd exits; restarted, it follows).
 //
 // Thread safety: as above; the destructor stops and joins the thread.
 #pragma once
@@ -121,7 +123,13 @@ class ClusterNode final : public broker::RoundReplicator {
   }
 
   Status ReplayCommittedRounds(
-      const std::function<Status(std::string_view payload)>& apply) override;
+      uint64_t after, const std::function<Status(std::string_view payload)>& apply) override;
+  // Any thread: the highest entry this node knows committed while it
+  // follows (its log holds it, it never changes); what a store kept up to
+  // date beside the log may apply (broker/src/standby_store.h).
+  uint64_t follower_committed() const {
+    return follower_committed_.load(std::memory_order_acquire);
+  }
   uint64_t Replicate(std::string payload) override;
   uint64_t committed() const override { return committed_.load(std::memory_order_acquire); }
   Status failure() const override;
@@ -139,6 +147,7 @@ class ClusterNode final : public broker::RoundReplicator {
   EventFd round_waiting_;
   const std::shared_ptr<HealthBoard> health_;
   std::atomic<uint64_t> committed_{0};
+  std::atomic<uint64_t> follower_committed_{0};
   std::atomic<bool> stop_{false};
   // Placements and the cluster map (its own thread; set by Start).
   std::unique_ptr<PlacementThread> placement_;

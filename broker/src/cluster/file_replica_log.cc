@@ -421,51 +421,75 @@ void FileReplicaLog::DropCacheOf(uint64_t from_segment, uint64_t from_offset, ui
   }
 }
 
-Status ReadReplicaEntries(const std::string& dir, storage::FileSystem* fs, uint64_t upto,
-                          const std::function<Status(const EntryView&)>& fn) {
-  if (upto == 0) return Status::OK();
-  auto names = fs->List(dir);
+ReplicaLogReader::ReplicaLogReader(std::string dir, storage::FileSystem* fs, uint64_t after)
+    : dir_(std::move(dir)), fs_(fs), last_read_(after), skip_until_(after) {}
+
+ReplicaLogReader::~ReplicaLogReader() { DropReadPages(); }
+
+void ReplicaLogReader::DropReadPages() {
+  if (file_ && offset_ > dropped_) file_->DropCache(dropped_, offset_ - dropped_);
+  dropped_ = offset_;
+}
+
+Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const EntryView&)>& fn) {
+  if (upto <= last_read_) return Status::OK();
+  // Listed again on each call: every segment holding an entry up to `upto`
+  // exists by now (the entries are committed), and none of them goes away.
+  auto names = fs_->List(dir_);
   if (!names.ok()) return names.status();
   std::map<uint64_t, std::string> segments;  // by first index
   for (const std::string& name : *names) {
     uint64_t first;
-    if (ParseSegmentName(name, &first)) segments.emplace(first, dir + "/" + name);
+    if (ParseSegmentName(name, &first)) segments.emplace(first, dir_ + "/" + name);
+  }
+  uint64_t index = last_read_ + 1;  // the next entry to hand over
+  if (!file_ && skip_until_ > 0) {
+    // A reader that starts after entry `skip_until_`: walk from the start
+    // of the segment holding it, to learn its chain value on the way.
+    auto holding = segments.upper_bound(skip_until_);
+    if (holding == segments.begin()) {
+      return Status::Corruption("replica log '" + dir_ + "': no segment holds entry " +
+                                std::to_string(skip_until_));
+    }
+    index = std::prev(holding)->first;
   }
   constexpr uint64_t kDropStep = 8u << 20;  // bounds what the walk leaves cached
-  EntryRef prev;
-  std::unique_ptr<storage::File> file;
-  uint64_t offset = 0, dropped = 0;
-  while (prev.index < upto) {
-    const uint64_t index = prev.index + 1;
+  while (last_read_ < upto || index <= skip_until_) {
     if (auto starts = segments.find(index); starts != segments.end()) {
-      if (file) file->DropCache(dropped, file->size() - dropped);
-      auto opened = fs->Open(starts->second, 0);
+      DropReadPages();
+      auto opened = fs_->Open(starts->second, 0);
       if (!opened.ok()) return opened.status();
-      file = std::move(*opened);
-      offset = dropped = 0;
+      file_ = std::move(*opened);
+      offset_ = dropped_ = 0;
     }
     Header h;
-    const std::string_view bytes = file ? file->mapped() : std::string_view();
-    auto where = [&] { return "replica log '" + dir + "' entry " + std::to_string(index); };
-    if (!file || !DecodeHeader(bytes.substr(std::min<uint64_t>(offset, bytes.size())), &h) ||
-        h.index != index || h.length > bytes.size() - offset - kHeaderBytes) {
+    const std::string_view bytes = file_ ? file_->mapped() : std::string_view();
+    auto where = [&] { return "replica log '" + dir_ + "' entry " + std::to_string(index); };
+    if (!file_ || !DecodeHeader(bytes.substr(std::min<uint64_t>(offset_, bytes.size())), &h) ||
+        h.index != index || h.length > bytes.size() - offset_ - kHeaderBytes) {
       return Status::Corruption(where() + ": not found whole (the log ends before " +
-                                std::to_string(upto) + ")");
+                                std::to_string(std::max(upto, skip_until_)) + ")");
     }
-    const EntryView view{index, h.epoch, h.crc, bytes.substr(offset + kHeaderBytes, h.length)};
-    if (ChainCrc(prev.crc, h.epoch, h.index, view.payload) != h.crc) {
-      return Status::Corruption(where() + ": does not chain to the entry before it");
+    const EntryView view{index, h.epoch, h.crc, bytes.substr(offset_ + kHeaderBytes, h.length)};
+    if (index > skip_until_) {
+      if (ChainCrc(last_crc_, h.epoch, h.index, view.payload) != h.crc) {
+        return Status::Corruption(where() + ": does not chain to the entry before it");
+      }
+      if (Status s = fn(view); !s.ok()) return s;
     }
-    if (Status s = fn(view); !s.ok()) return s;
-    prev = {index, h.crc};
-    offset += kHeaderBytes + h.length;
-    if (offset - dropped >= kDropStep) {
-      file->DropCache(dropped, offset - dropped);
-      dropped = offset;
-    }
+    last_read_ = index;
+    last_crc_ = h.crc;
+    offset_ += kHeaderBytes + h.length;
+    ++index;
+    if (offset_ - dropped_ >= kDropStep) DropReadPages();
   }
-  if (file) file->DropCache(dropped, offset - dropped);
   return Status::OK();
+}
+
+Status ReadReplicaEntries(const std::string& dir, storage::FileSystem* fs, uint64_t upto,
+                          const std::function<Status(const EntryView&)>& fn) {
+  ReplicaLogReader reader(dir, fs);
+  return reader.Read(upto, fn);
 }
 
 std::optional<uint32_t> FileReplicaLog::CrcAt(uint64_t index) const {

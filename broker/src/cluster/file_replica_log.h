@@ -42,13 +42,48 @@ struct ReplicaEntryPlace {
   uint32_t crc = 0;
 };
 
-// Reads entries 1..`upto` of the replica log in `dir` in order, through
-// mappings of its own, for a thread that does not own the log: entries
-// up to the commit index never change (they are never truncated), so
-// they read whole while the owner appends after them. Each entry's chain
-// is checked as recovery checks it; a break before `upto` is kCorruption
-// naming the entry. Pages read leave the page cache as it goes. `fn`'s
-// error stops the walk and is returned.
+// Reads the replica log in `dir` in order, through mappings of its own,
+// for a thread that does not own the log: entries up to the commit index
+// never change (they are never truncated), so they read whole while the
+// owner appends after them. Each entry's chain is checked as recovery
+// checks it; a break is kCorruption naming the entry. Pages read leave the
+// page cache as it goes.
+//
+// A reader continues where its last Read stopped, so one that follows a
+// growing log (a follower's store applying entries as they commit) reads
+// each entry once. Thread safety: none; one thread uses a reader.
+class ReplicaLogReader {
+ public:
+  // The next Read starts at entry `after` + 1 (entries up to `after` are
+  // walked past, not checked again).
+  ReplicaLogReader(std::string dir, storage::FileSystem* fs, uint64_t after = 0);
+  ~ReplicaLogReader();
+  ReplicaLogReader(const ReplicaLogReader&) = delete;
+  ReplicaLogReader& operator=(const ReplicaLogReader&) = delete;
+
+  // Calls `fn` with each entry after the last one read up to `upto`, which
+  // must be committed (so on disk whole); kCorruption when the log ends
+  // before it. `fn`'s error stops the walk and is returned; the entry it
+  // failed on is read again by the next call.
+  Status Read(uint64_t upto, const std::function<Status(const EntryView&)>& fn);
+  // The last entry handed to `fn` (or `after`).
+  uint64_t last() const { return last_read_; }
+
+ private:
+  void DropReadPages();
+
+  const std::string dir_;
+  storage::FileSystem* const fs_;
+  uint64_t last_read_ = 0;
+  uint32_t last_crc_ = 0;  // the chain value of entry last_read_
+  // Entries up to this are walked past, unchecked, on the first Read.
+  const uint64_t skip_until_;
+  std::unique_ptr<storage::File> file_;
+  uint64_t offset_ = 0;   // where entry last_read_ + 1 starts in file_
+  uint64_t dropped_ = 0;  // file_'s pages before this left the cache
+};
+
+// Entries 1..`upto` through a ReplicaLogReader.
 Status ReadReplicaEntries(const std::string& dir, storage::FileSystem* fs, uint64_t upto,
                           const std::function<Status(const EntryView&)>& fn);
 

@@ -1,0 +1,185 @@
+// The store a follower keeps applied from its replica log: it applies
+// exactly the committed entries, as they commit, and hands over a store
+// that holds what the leader's holds, at the same log positions, so a new
+// leader replays only the entries it had not applied yet.
+#include "broker/src/standby_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/src/cluster/file_replica_log.h"
+#include "protocol/src/event_fd.h"
+#include "tests/testutil/testutil.h"
+
+namespace txmq::broker {
+namespace {
+
+using namespace std::chrono_literals;
+
+storage::StoreOptions StandbyStoreOptions(const std::string& dir) {
+  storage::StoreOptions o;
+  o.dir = dir;
+  o.sync = false;
+  o.segment_bytes = 64 << 10;  // small: the rounds below roll segments
+  o.max_round_bytes = 16 << 10;
+  return o;
+}
+
+// A leader's store writing rounds, and its replica log holding them as
+// entries (an epoch start first, as a leader's log begins).
+class StandbyStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto leader = storage::BrokerStore::Open(StandbyStoreOptions(dir_.Sub("leader")), &done_);
+    ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+    leader_ = std::move(*leader);
+    auto log = cluster::FileReplicaLog::Open({dir_.Sub("replica"), 16 << 10});
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    log_ = std::move(*log);
+    AppendEntry("");
+  }
+
+  void AppendEntry(std::string payload) {
+    cluster::ReplicaEntry e{log_->last().index + 1, 1, 0, std::move(payload)};
+    e.crc = cluster::ChainCrc(log_->last().crc, e.epoch, e.index, e.payload);
+    ASSERT_TRUE(log_->Append(e).ok());
+    ASSERT_TRUE(log_->Sync().ok());
+  }
+
+  // `n` rounds of 5 messages each on the leader, each an entry.
+  void WriteRounds(int n) {
+    for (int r = 0; r < n; ++r, ++rounds_) {
+      for (int i = 0; i < 5; ++i, ++offset_) {
+        const std::string id = "m" + std::to_string(offset_);
+        const std::string body(300 + 37 * ((rounds_ + i) % 11), 'x');
+        storage::MessageView m;
+        m.id = id;
+        m.topic = "t";
+        m.body = body;
+        m.stored_ms = 1000 + rounds_;
+        leader_->AppendMessage(1, 0, offset_, m, true);
+      }
+      leader_->PutMeta("round", std::to_string(rounds_));
+      auto written = leader_->WriteInline(5000 + rounds_);
+      ASSERT_TRUE(written->status().ok()) << written->status().ToString();
+      AppendEntry(EncodeReplicatedRound(written->entry().time_ms, written->records(),
+                                        written->ops_record()));
+      written->Complete();
+    }
+  }
+
+  std::unique_ptr<StandbyStore> StartStandby() {
+    auto standby = StandbyStore::Start(StandbyStoreOptions(dir_.Sub("standby")),
+                                       dir_.Sub("replica"), [this] { return committed_.load(); },
+                                       1ms);
+    EXPECT_TRUE(standby.ok()) << standby.status().ToString();
+    return standby.ok() ? std::move(*standby) : nullptr;
+  }
+
+  bool WaitApplied(const StandbyStore& s, uint64_t n) {
+    for (int i = 0; i < 1000 && s.applied() < n; ++i) std::this_thread::sleep_for(5ms);
+    return s.applied() == n;
+  }
+
+  testing::TempDir dir_;
+  EventFd done_;
+  std::unique_ptr<storage::BrokerStore> leader_;
+  std::unique_ptr<cluster::FileReplicaLog> log_;
+  std::atomic<uint64_t> committed_{0};
+  uint64_t offset_ = 0;
+  int rounds_ = 0;
+};
+
+TEST_F(StandbyStoreTest, AppliesOnlyCommittedEntriesAsTheyCommit) {
+  WriteRounds(10);  // entries 2..11
+  auto standby = StartStandby();
+  ASSERT_NE(standby, nullptr);
+  committed_ = 6;
+  ASSERT_TRUE(WaitApplied(*standby, 6));
+  WriteRounds(30);  // the log grows past what is committed
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(standby->applied(), 6u) << "applied entries that were not committed";
+  committed_ = 41;
+  ASSERT_TRUE(WaitApplied(*standby, 41));
+
+  EventFd round_done;
+  StoreHandover::Kept kept = standby->Take(&round_done);
+  ASSERT_NE(kept.store, nullptr);
+  EXPECT_EQ(kept.applied, 41u);
+  EXPECT_EQ(kept.store->log_end(), leader_->log_end());
+  EXPECT_EQ(kept.store->GetMeta("round"), std::optional<std::string>("39"));
+  for (uint64_t o = 0; o < offset_; ++o) {
+    auto in_leader = leader_->ReadMessage(1, 0, o);
+    auto in_kept = kept.store->ReadMessage(1, 0, o);
+    ASSERT_TRUE(in_kept.ok()) << o << ": " << in_kept.status().ToString();
+    EXPECT_EQ(in_kept->position, in_leader->position) << "offset " << o;
+  }
+  EXPECT_EQ(standby->Take(&round_done).store, nullptr) << "handed over twice";
+}
+
+// What the broker's Init does with it: continue the store with the
+// entries it lacks, so the result is the leader's store.
+TEST_F(StandbyStoreTest, TheBrokerContinuesTheKeptStoreWithTheRest) {
+  WriteRounds(25);
+  auto standby = StartStandby();
+  ASSERT_NE(standby, nullptr);
+  committed_ = 12;
+  ASSERT_TRUE(WaitApplied(*standby, 12));
+  EventFd round_done;
+  StoreHandover::Kept kept = standby->Take(&round_done);
+  ASSERT_NE(kept.store, nullptr);
+  StoreRebuild rest(*kept.store);
+  cluster::ReplicaLogReader reader(dir_.Sub("replica"), storage::FileSystem::Default(),
+                                   kept.applied);
+  ASSERT_TRUE(
+      reader.Read(26, [&](const cluster::EntryView& e) { return rest.Apply(e.payload); }).ok());
+  ASSERT_TRUE(rest.Finish().ok());
+  EXPECT_EQ(rest.entries(), 14u);
+  EXPECT_EQ(kept.store->log_end(), leader_->log_end());
+  EXPECT_EQ(kept.store->GetMeta("round"), std::optional<std::string>("24"));
+}
+
+// An entry it cannot apply stops it; the store is not handed over (the
+// broker then rebuilds from empty and reports the damage itself).
+TEST_F(StandbyStoreTest, AnEntryItCannotApplyStopsItAndNothingIsHandedOver) {
+  WriteRounds(3);
+  AppendEntry("not a round");
+  WriteRounds(2);
+  auto standby = StartStandby();
+  ASSERT_NE(standby, nullptr);
+  committed_ = 7;
+  for (int i = 0; i < 200 && standby->applied() < 4; ++i) std::this_thread::sleep_for(5ms);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(standby->applied(), 4u) << "went past the entry it could not apply";
+  EventFd round_done;
+  EXPECT_EQ(standby->Take(&round_done).store, nullptr);
+}
+
+// A restarted node's store starts empty again: anything left in the
+// directory from before is cleared, never continued (it would place
+// records elsewhere than the leader did).
+TEST_F(StandbyStoreTest, StartsFromAnEmptyStore) {
+  WriteRounds(5);
+  {
+    auto first = StartStandby();
+    ASSERT_NE(first, nullptr);
+    committed_ = 6;
+    ASSERT_TRUE(WaitApplied(*first, 6));
+  }
+  committed_ = 3;
+  auto again = StartStandby();
+  ASSERT_NE(again, nullptr);
+  ASSERT_TRUE(WaitApplied(*again, 3));
+  EventFd round_done;
+  StoreHandover::Kept kept = again->Take(&round_done);
+  ASSERT_NE(kept.store, nullptr);
+  EXPECT_EQ(kept.store->GetMeta("round"), std::optional<std::string>("1"));
+}
+
+}  // namespace
+}  // namespace txmq::broker
