@@ -847,6 +847,11 @@ struct QueueMoveRequest {
   # Instead of one queue: every queue whose placement on the groups the
   # cluster has now differs from its stored one (after a group joined).
   rebalance @3 :Bool;
+  # Instead of a move: stop waiting for the group `queue` last moved from
+  # (gone for good); its consumer groups read the new group's messages of
+  # the queue at once, and what the old group still holds of it is not
+  # delivered. The reply's fromGroup names that group.
+  release @4 :Bool;
 }
 
 # A queue's move: sends of it go to toGroup from now on; fromGroup still

@@ -1,5 +1,6 @@
 // txmqctl topic move: a queue of a placed topic goes to another broker
-// group (DESIGN.md "Moving a queue between groups"). The move is a write
+// group (DESIGN.md "Moving a queue between groups"), or stops waiting for
+// the group it left (--release). The move is a write
 // of the topic's placement in etcd, made by the placement thread while
 // the request waits here parked (the core never waits for etcd); the
 // reply and the audit line come once etcd has it, or with why it did not.
@@ -12,15 +13,22 @@ namespace txmq::broker {
 
 void LifecycleService::MoveQueue(const Call& call, wire::QueueMoveRequest::Reader request) {
   const bool rebalance = request.getRebalance();
-  const std::string action = rebalance ? "topic-rebalance" : "queue-move";
+  const bool release = request.getRelease();
+  const std::string action =
+      rebalance ? "topic-rebalance" : (release ? "queue-release" : "queue-move");
   const std::string topic = wire::ToString(request.getTopic());
   const uint32_t queue = rebalance ? cluster::kEveryQueue : request.getQueue();
   const std::string to = wire::ToString(request.getToGroup());
-  const std::string object =
-      "topic=" + topic + (rebalance ? "" : " queue=" + std::to_string(queue) + " to=" + to);
+  const std::string object = "topic=" + topic +
+                             (rebalance ? "" : " queue=" + std::to_string(queue)) +
+                             (rebalance || release ? "" : " to=" + to);
   if (Status s = Admit(call, action); !s.ok()) return Refuse(call, action, object, s);
   if (Status s = ValidateName("topic", topic); !s.ok()) return Refuse(call, action, object, s);
-  if (!rebalance && to.empty()) {
+  if (rebalance && release) {
+    return Refuse(call, action, object,
+                  Status::InvalidArgument("a release names one queue; not with a rebalance"));
+  }
+  if (!rebalance && !release && to.empty()) {
     return Refuse(call, action, object, Status::InvalidArgument("name the group to move to"));
   }
   if (!d_.placement.active() || d_.replicator == nullptr) {
@@ -30,14 +38,15 @@ void LifecycleService::MoveQueue(const Call& call, wire::QueueMoveRequest::Reade
   }
   // Checked and (unless a dry run) written against etcd by the placement
   // thread; this waits parked, the core goes on.
-  const uint64_t ticket = d_.replicator->RequestMove(topic, queue, to, !call.dry_run);
+  const uint64_t ticket = d_.replicator->RequestMove(topic, queue, to, !call.dry_run, release);
   d_.placement.ParkMove(
       ticket, d_.core.SteadyNow(),
-      [this, call, object, topic, action, rebalance](Result<cluster::QueueMoves> moved) {
+      [this, call, object, topic, action, rebalance, release](Result<cluster::QueueMoves> moved) {
         if (!moved.ok()) return Refuse(call, action, object, moved.status());
         if (!call.dry_run) {
           Audit(call, action, object,
-                "applied (" + std::to_string(moved->moved.size()) + " queues moved)");
+                release ? "applied (no longer waiting for group " + moved->released_from + ")"
+                        : "applied (" + std::to_string(moved->moved.size()) + " queues moved)");
         }
         wire::OutFrame reply(call.ctx.request_id);
         auto ok = reply.envelope().initLifecycleOk();
@@ -46,7 +55,7 @@ void LifecycleService::MoveQueue(const Call& call, wire::QueueMoveRequest::Reade
           const cluster::TopicPlacement& p = moved->placement;
           m.setTopic(topic);
           m.setQueue(q);
-          m.setFromGroup(std::string(p.DrainingFrom(q)));
+          m.setFromGroup(release ? moved->released_from : std::string(p.DrainingFrom(q)));
           m.setToGroup(p.groups[q]);
           m.setGeneration(p.GenerationOf(q));
         };

@@ -202,6 +202,50 @@ TEST_P(PlacementDirectory, TheMapRoutesEveryQueueToItsGroupsLeader) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fake, PlacementDirectory, ::testing::Values("fake"));
+// A queue moved from a group that is gone for good would wait for its
+// drain report forever: an operator releases it. The queue then drains
+// from nobody (its generation stays) and can move again.
+TEST_P(PlacementDirectory, AReleasedQueueNoLongerWaitsForTheGroupItLeft) {
+  AddGroup("g1", "a", "tcp://127.0.0.1:1001");
+  AddGroup("g2", "b", "tcp://127.0.0.1:1002");
+  auto before = EnsurePlacement(c(), cluster_, "orders", 4);
+  ASSERT_TRUE(before.ok());
+  const std::string from = before->groups[2];
+  const std::string to = from == "g1" ? "g2" : "g1";
+  EXPECT_EQ(ReleaseDrain(c(), cluster_, "orders", 2).status().code(),
+            StatusCode::kFailedPrecondition)
+      << "released a queue that never moved";
+  ASSERT_TRUE(MoveQueue(c(), cluster_, "orders", 2, to).ok());
+
+  auto dry = ReleaseDrain(c(), cluster_, "orders", 2, /*write=*/false);
+  ASSERT_TRUE(dry.ok()) << dry.status().ToString();
+  EXPECT_EQ(dry->released_from, from);
+  EXPECT_EQ(ReadClusterMap(c(), cluster_)->topics.at("orders").DrainingFrom(2), from)
+      << "a dry run wrote";
+
+  auto released = ReleaseDrain(c(), cluster_, "orders", 2);
+  ASSERT_TRUE(released.ok()) << released.status().ToString();
+  EXPECT_EQ(released->released_from, from);
+  EXPECT_EQ(released->moved, std::vector<uint32_t>{2});
+  const TopicPlacement stored = ReadClusterMap(c(), cluster_)->topics.at("orders");
+  EXPECT_EQ(stored, released->placement);
+  EXPECT_EQ(stored.DrainingFrom(2), "");
+  EXPECT_TRUE(stored.QueuesDrainingFrom(from).empty());
+  EXPECT_EQ(stored.groups[2], to);
+  EXPECT_EQ(stored.GenerationOf(2), 1u);
+
+  // No drain report needed to move it again; released twice is refused.
+  EXPECT_EQ(ReleaseDrain(c(), cluster_, "orders", 2).status().code(),
+            StatusCode::kFailedPrecondition);
+  auto back = MoveQueue(c(), cluster_, "orders", 2, from);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->placement.GenerationOf(2), 2u);
+  auto no_queue = ReleaseDrain(c(), cluster_, "orders", 9);
+  EXPECT_EQ(no_queue.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(no_queue.status().message().find("has queues 0-3, not 9"), std::string::npos);
+  EXPECT_EQ(ReleaseDrain(c(), cluster_, "nothing", 0).status().code(), StatusCode::kNotFound);
+}
+
 TEST_P(PlacementDirectory, AMovedQueueWaitsForItsDrainBeforeItMovesAgain) {
   AddGroup("g1", "a", "tcp://127.0.0.1:1001");
   AddGroup("g2", "b", "tcp://127.0.0.1:1002");

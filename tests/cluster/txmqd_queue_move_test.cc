@@ -287,5 +287,73 @@ TEST_F(TxmqdQueueMove, AQueueMovedFromAGroupThatNeverHadTheTopicIsNotHeldBack) {
   EXPECT_EQ(got.size(), 20u) << "the moved queue's messages were held back";
 }
 
+// A queue moved away from a group that is gone for good: no drain report
+// will ever come, so the new group holds the queue's messages back from
+// every consumer group until an operator releases it (txmqctl topic move
+// --release); then they are delivered.
+TEST_F(TxmqdQueueMove, AQueueMovedFromAGroupGoneForGoodIsHeldUntilReleased) {
+  StartTwoGroups();
+  const std::string topic = TopicPlacedAs("stranded-", {"g1", "g2"}, {"g1", "g2"});
+  ASSERT_FALSE(topic.empty());
+  const CommandResult created = Topic(nodes_[1].url(), {"create", topic, "--queues", "2"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  Kill9(nodes_[0]);  // g1, for good
+  const CommandResult moved = Move(nodes_[1].url(), topic, 0, "g2");
+  ASSERT_EQ(moved.exit_code, 0) << moved.err;
+
+  std::string key0;  // a key of queue 0
+  for (int i = 0; key0.empty() && i < 1000; ++i) {
+    if (StableHash("k" + std::to_string(i)) % 2 == 0) key0 = "k" + std::to_string(i);
+  }
+  Producer producer({.broker = nodes_[1].url(), .send_timeout = 10s});
+  ASSERT_TRUE(producer.Start().ok());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(producer.Send({.topic = topic, .key = key0, .body = std::to_string(i)}).ok());
+  }
+  producer.Shutdown();
+
+  std::mutex mu;
+  size_t received = 0;  // guarded by mu
+  Consumer consumer({.broker = nodes_[1].url(), .group = "readers", .long_poll = 500ms});
+  ASSERT_TRUE(consumer
+                  .Subscribe(topic,
+                             [&](const Received&) {
+                               std::lock_guard<std::mutex> lock(mu);
+                               ++received;
+                               return ConsumeResult::Success();
+                             })
+                  .ok());
+  ASSERT_TRUE(consumer.Start().ok());
+  auto count = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return received;
+  };
+  // Held: a bounded look (the queue waits for a report that never comes).
+  EXPECT_FALSE(WaitFor([&] { return count() > 0; }, 3s))
+      << "delivered before the group it moved from drained or was released";
+
+  // Refusals first: --release and --to together, a queue that never moved.
+  const CommandResult both =
+      Topic(nodes_[1].url(), {"move", topic, "--queue", "0", "--release", "--to", "g2"});
+  EXPECT_NE(both.exit_code, 0);
+  const CommandResult unmoved =
+      Topic(nodes_[1].url(), {"move", topic, "--queue", "1", "--release"});
+  EXPECT_NE(unmoved.exit_code, 0);
+  EXPECT_TRUE(Has(unmoved.err, "not draining")) << unmoved.err;
+
+  const CommandResult released =
+      Topic(nodes_[1].url(), {"move", topic, "--queue", "0", "--release"});
+  ASSERT_EQ(released.exit_code, 0) << released.err;
+  auto answer = nlohmann::json::parse(released.out, nullptr, false);
+  ASSERT_FALSE(answer.is_discarded()) << released.out;
+  EXPECT_EQ(answer["from"], "g1");
+  EXPECT_EQ(answer["to"], "g2");
+  EXPECT_EQ(answer["released"], true);
+  EXPECT_EQ(StoredPlacement(topic).DrainingFrom(0), "");
+  EXPECT_TRUE(WaitFor([&] { return count() == 10; }, 30s))
+      << "released, yet " << count() << " of 10 delivered";
+  consumer.Shutdown();
+}
+
 }  // namespace
 }  // namespace txmq::testing

@@ -1,6 +1,7 @@
 // txmqctl topic move and topic rebalance: a queue of a topic to another
-// broker group of the cluster, or every queue that today's groups would
-// place elsewhere (DESIGN.md "Moving a queue between groups").
+// broker group of the cluster (or released from the group it left), or
+// every queue that today's groups would place elsewhere (DESIGN.md "Moving
+// a queue between groups").
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -18,17 +19,27 @@ struct MoveArgs {
   std::string topic;
   uint32_t queue = 0;
   std::string to;
+  bool release = false;
   bool dry_run = false;
 };
 
 int Move(Ctl& ctl, const MoveArgs& args) {
   if (Status s = ValidateName("topic", args.topic); !s.ok()) return ctl.Usage(s.message());
-  if (args.to.empty()) return ctl.Usage("--to names the broker group the queue moves to");
+  if (args.release && !args.to.empty()) {
+    return ctl.Usage(
+        "--release stops waiting for the group the queue left; it moves nothing, so "
+        "not with --to " +
+        args.to);
+  }
+  if (!args.release && args.to.empty()) {
+    return ctl.Usage("--to names the broker group the queue moves to (or --release)");
+  }
   auto reply = CallLifecycle(ctl, args.dry_run, false, [&](wire::LifecycleRequest::Builder r) {
     auto m = r.initMoveQueue();
     m.setTopic(args.topic);
     m.setQueue(args.queue);
     m.setToGroup(args.to);
+    m.setRelease(args.release);
   });
   if (!reply.ok()) return ctl.Fail(reply.status());
   auto ok = reply->envelope().getLifecycleOk();
@@ -36,12 +47,22 @@ int Move(Ctl& ctl, const MoveArgs& args) {
   const std::string from = wire::ToString(moved.getFromGroup());
   const std::string to = wire::ToString(moved.getToGroup());
   if (ctl.json()) {
-    PrintJson({{"dry_run", ok.getDryRun()},
-               {"topic", wire::ToString(moved.getTopic())},
-               {"queue", moved.getQueue()},
-               {"from", from},
-               {"to", to},
-               {"generation", moved.getGeneration()}});
+    nlohmann::json j = {{"dry_run", ok.getDryRun()},
+                        {"topic", wire::ToString(moved.getTopic())},
+                        {"queue", moved.getQueue()},
+                        {"from", from},
+                        {"to", to},
+                        {"generation", moved.getGeneration()}};
+    if (args.release) j["released"] = true;
+    PrintJson(j);
+    return kExitOk;
+  }
+  if (args.release) {
+    std::cout << (ok.getDryRun() ? "dry run: would release" : "released") << " queue "
+              << moved.getQueue() << " of topic '" << wire::ToString(moved.getTopic())
+              << "' from group " << from << ": consumer groups read group " << to
+              << "'s messages of it without waiting for " << from << "; what " << from
+              << " still holds of it is not delivered\n";
     return kExitOk;
   }
   std::cout << (ok.getDryRun() ? "dry run: would move" : "moved") << " queue " << moved.getQueue()
@@ -106,12 +127,20 @@ void AddTopicMoveCommand(CLI::App& topic, Ctl& ctl, Runner& run) {
       "only once it has read the old group's, so every key's order holds. Refused while\n"
       "the queue's previous move still waits for a consumer group (the refusal names\n"
       "them), and for a group the cluster does not have.\n"
+      "With --release instead of --to: stop waiting for the group the queue last moved\n"
+      "from, when that group is gone for good and its drain report will never come\n"
+      "(topic show's MOVE column says who waits). Consumer groups then read the new\n"
+      "group's messages of the queue at once; what the old group still holds of it is\n"
+      "not delivered.\n"
       "Examples:\n"
       "  txmqctl --broker tcp://10.0.0.1:5555 topic move orders --queue 3 --to g2 --dry-run\n"
-      "  txmqctl --operator alice topic move orders --queue 3 --to g2");
+      "  txmqctl --operator alice topic move orders --queue 3 --to g2\n"
+      "  txmqctl --operator alice topic move orders --queue 3 --release");
   move->add_option("topic", args->topic, "Topic")->required();
   move->add_option("--queue,-q", args->queue, "The queue's number")->required();
-  move->add_option("--to", args->to, "The broker group it moves to")->required();
+  move->add_option("--to", args->to, "The broker group it moves to");
+  move->add_flag("--release", args->release,
+                 "Stop waiting for the group the queue last moved from (gone for good)");
   move->add_flag("--dry-run", args->dry_run, "Say what would change; change nothing");
   move->callback([&ctl, &run, args] { run = [&ctl, args] { return Move(ctl, *args); }; });
 

@@ -109,9 +109,9 @@ class ClusterNode final : public broker::RoundReplicator {
   std::string LeaderNodeOf(const std::string& group) const override;
   std::vector<wire::GroupLeaderView> Groups() const override;
   uint64_t PlacementVersion() const override { return placement_->placement_version(); }
-  uint64_t RequestMove(const std::string& topic, uint32_t queue, const std::string& to,
-                       bool write) override {
-    return placement_->RequestMove(topic, queue, to, write);
+  uint64_t RequestMove(const std::string& topic, uint32_t queue, const std::string& to, bool write,
+                       bool release) override {
+    return placement_->RequestMove(topic, queue, to, write, release);
   }
   std::optional<Result<QueueMoves>> TakeMoveOutcome(uint64_t ticket) override {
     return placement_->TakeMoveOutcome(ticket);

@@ -81,14 +81,17 @@ struct TopicPlacement {
     }
     return out;
   }
+  // kInvalidArgument when the topic has no queue `queue`.
+  Status CheckQueue(std::string_view topic, uint32_t queue) const {
+    if (queue < queue_count) return Status::OK();
+    return Status::InvalidArgument("topic " + std::string(topic) + " has queues 0-" +
+                                   std::to_string(queue_count - 1) + ", not " +
+                                   std::to_string(queue));
+  }
   // Why queue `queue` cannot move to `to` as this placement stands (no
   // such queue, or it is there already); OK otherwise.
   Status CheckMove(std::string_view topic, uint32_t queue, const std::string& to) const {
-    if (queue >= queue_count) {
-      return Status::InvalidArgument("topic " + std::string(topic) + " has queues 0-" +
-                                     std::to_string(queue_count - 1) + ", not " +
-                                     std::to_string(queue));
-    }
+    if (Status s = CheckQueue(topic, queue); !s.ok()) return s;
     if (groups[queue] == to) {
       return Status::FailedPrecondition("queue " + std::to_string(queue) + " of topic " +
                                         std::string(topic) + " is served by group " + to +
@@ -110,14 +113,25 @@ struct TopicPlacement {
     return p;
   }
 
+  // This placement with queue `queue` no longer draining from the group
+  // it left (an operator gave up on that group): its generation stays.
+  TopicPlacement Released(uint32_t queue) const {
+    TopicPlacement p = *this;
+    if (queue < p.drain_from.size()) p.drain_from[queue] = "";
+    return p;
+  }
+
   bool operator==(const TopicPlacement&) const = default;
 };
 
 // What a queue move or a topic's rebalance wrote (asked for a dry run:
-// would write): the record after it and the queues that moved.
+// would write): the record after it and the queues that moved. A release
+// (ReleaseDrain) names its queue in `moved` and the group no longer
+// waited for in `released_from`.
 struct QueueMoves {
   TopicPlacement placement;
   std::vector<uint32_t> moved;
+  std::string released_from{};
 };
 // A move request's queue meaning "every queue whose placement on today's
 // groups differs" (RebalanceTopic).

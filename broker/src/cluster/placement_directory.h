@@ -104,6 +104,17 @@ Result<QueueMoves> MoveQueue(Coordinator& coordinator, const std::string& cluste
 Result<QueueMoves> RebalanceTopic(Coordinator& coordinator, const std::string& cluster,
                                   const std::string& topic, bool write = true);
 
+// Stops waiting for the group queue `queue` of `topic` last moved from
+// (txmqctl topic move --release; for a group gone for good, whose drain
+// report will never come): its drain_from is cleared, so the group it
+// went to holds nothing back and routes no longer name the old one, which
+// stops serving the queue; what it still holds of it is not delivered.
+// kInvalidArgument (no such queue), kFailedPrecondition (the queue is not
+// draining), kNotFound (the topic is not placed), or the coordinator's.
+// `write` false: checked and returned, not written.
+Result<QueueMoves> ReleaseDrain(Coordinator& coordinator, const std::string& cluster,
+                                const std::string& topic, uint32_t queue, bool write = true);
+
 // /txmq/<cluster>/drain/<queue>/<generation>/<topic> = {"pending": [...]}:
 // written by the leader of the group a queue moved from, whenever the
 // consumer groups it still owes messages change.

@@ -76,11 +76,11 @@ uint64_t PlacementThread::placement_version() const {
   return placement_version_.load(std::memory_order_acquire);
 }
 
-uint64_t PlacementThread::RequestMove(std::string topic, uint32_t queue, std::string to,
-                                      bool write) {
+uint64_t PlacementThread::RequestMove(std::string topic, uint32_t queue, std::string to, bool write,
+                                      bool release) {
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t ticket = next_move_ticket_++;
-  moves_.push_back({ticket, std::move(topic), queue, std::move(to), write});
+  moves_.push_back({ticket, std::move(topic), queue, std::move(to), write, release});
   wake_.notify_all();
   return ticket;
 }
@@ -196,10 +196,18 @@ void PlacementThread::Loop() {
       moves_.pop_front();
       lock.unlock();
       auto moved =
-          move.queue == kEveryQueue
+          move.release ? ReleaseDrain(*coordinator_, cluster_, move.topic, move.queue, move.write)
+          : move.queue == kEveryQueue
               ? RebalanceTopic(*coordinator_, cluster_, move.topic, move.write)
               : MoveQueue(*coordinator_, cluster_, move.topic, move.queue, move.to, move.write);
-      if (moved.ok() && move.write) {
+      if (moved.ok() && move.write && move.release) {
+        log->warn(
+            "topic {}: queue {} released from group {} by an operator: group {} hands out its "
+            "messages of it without waiting; what group {} still holds of it is not delivered",
+            move.topic, move.queue, moved->released_from, moved->placement.groups[move.queue],
+            moved->released_from);
+        Refresh();
+      } else if (moved.ok() && move.write) {
         for (uint32_t q : moved->moved) {
           log->warn(
               "topic {}: queue {} moved to group {} (generation {}); group {} delivers "

@@ -69,9 +69,11 @@ class PlacementThread {
   // Asks for queue `queue` of `topic` to move to group `to` (MoveQueue);
   // the ticket's outcome is there for TakeMoveOutcome once the move was
   // written or refused (on_placed runs then), the map having it.
-  // `queue` kEveryQueue: RebalanceTopic instead; `write` false: what
-  // would be written.
-  uint64_t RequestMove(std::string topic, uint32_t queue, std::string to, bool write = true);
+  // `queue` kEveryQueue: RebalanceTopic instead; `release`: ReleaseDrain
+  // of the queue instead (`to` unused); `write` false: what would be
+  // written.
+  uint64_t RequestMove(std::string topic, uint32_t queue, std::string to, bool write = true,
+                       bool release = false);
   std::optional<Result<QueueMoves>> TakeMoveOutcome(uint64_t ticket);
   // What this node's group owes now of queues that moved away from it
   // (its leader's core computes it): written to etcd at the next poll
@@ -90,6 +92,7 @@ class PlacementThread {
     uint32_t queue;
     std::string to;
     bool write;
+    bool release;
   };
 
   const std::unique_ptr<Coordinator> coordinator_;  // this thread's alone

@@ -77,14 +77,13 @@ namespace {
 
 using Plan = std::vector<std::pair<uint32_t, std::string>>;  // queue -> the group it goes to
 
-// Reads the topic's record, lets `plan` choose the moves, checks that none
-// of those queues is still draining, and writes the record with them in
-// one transaction on its revision (read again and planned again when
-// another writer got between). `write` false: the moves are returned, not
-// written.
-Result<QueueMoves> WriteMoves(Coordinator& coordinator, const std::string& cluster,
-                              const std::string& topic, bool write,
-                              const std::function<Result<Plan>(const TopicPlacement&)>& plan) {
+// Reads the topic's record, lets `change` make the new one, and writes it
+// in one transaction on its revision (read again and changed again when
+// another writer got between). Nothing is written when `change` names no
+// queue or `write` is false (then what would be written is returned).
+Result<QueueMoves> WritePlacementChange(
+    Coordinator& coordinator, const std::string& cluster, const std::string& topic, bool write,
+    const std::function<Result<QueueMoves>(const TopicPlacement&)>& change) {
   const std::string key = PlacementKey(cluster, topic);
   for (int attempt = 0;; ++attempt) {
     auto read = coordinator.Get(key);
@@ -95,27 +94,38 @@ Result<QueueMoves> WriteMoves(Coordinator& coordinator, const std::string& clust
     }
     auto placed = DecodeTopicPlacement(read->kvs.front().value);
     if (!placed.ok()) return Status::Corruption(key + ": " + placed.status().message());
-    auto moves = plan(*placed);
-    if (!moves.ok()) return moves.status();
-    QueueMoves out{std::move(*placed), {}};
-    for (const auto& [queue, to] : *moves) {
-      if (Status s = CheckDrained(coordinator, cluster, topic, queue, out.placement); !s.ok()) {
-        return s;
-      }
-      out.placement = out.placement.Moved(queue, to);
-      out.moved.push_back(queue);
-    }
-    if (out.moved.empty() || !write) return out;
-    Txn move;
-    move.compares = {Compare::ModRevisionIs(key, read->kvs.front().mod_revision)};
-    move.on_success = {WriteOp::Put(key, EncodeTopicPlacement(out.placement))};
-    auto written = coordinator.Commit(move);
+    auto out = change(*placed);
+    if (!out.ok() || out->moved.empty() || !write) return out;
+    Txn txn;
+    txn.compares = {Compare::ModRevisionIs(key, read->kvs.front().mod_revision)};
+    txn.on_success = {WriteOp::Put(key, EncodeTopicPlacement(out->placement))};
+    auto written = coordinator.Commit(txn);
     if (!written.ok()) return written.status();  // a timeout: the operator looks and asks again
     if (written->succeeded) return out;
     if (attempt + 1 == kMoveAttempts) {
-      return Status::Unavailable(key + " kept changing while the move was written; try again");
+      return Status::Unavailable(key + " kept changing while the change was written; try again");
     }
   }
+}
+
+// The moves `plan` chooses, each checked not to be draining still.
+Result<QueueMoves> WriteMoves(Coordinator& coordinator, const std::string& cluster,
+                              const std::string& topic, bool write,
+                              const std::function<Result<Plan>(const TopicPlacement&)>& plan) {
+  return WritePlacementChange(
+      coordinator, cluster, topic, write, [&](const TopicPlacement& placed) -> Result<QueueMoves> {
+        auto moves = plan(placed);
+        if (!moves.ok()) return moves.status();
+        QueueMoves out{placed, {}};
+        for (const auto& [queue, to] : *moves) {
+          if (Status s = CheckDrained(coordinator, cluster, topic, queue, out.placement); !s.ok()) {
+            return s;
+          }
+          out.placement = out.placement.Moved(queue, to);
+          out.moved.push_back(queue);
+        }
+        return out;
+      });
 }
 
 }  // namespace
@@ -153,6 +163,22 @@ Result<QueueMoves> RebalanceTopic(Coordinator& coordinator, const std::string& c
                       }
                       return plan;
                     });
+}
+
+Result<QueueMoves> ReleaseDrain(Coordinator& coordinator, const std::string& cluster,
+                                const std::string& topic, uint32_t queue, bool write) {
+  return WritePlacementChange(
+      coordinator, cluster, topic, write, [&](const TopicPlacement& p) -> Result<QueueMoves> {
+        if (Status s = p.CheckQueue(topic, queue); !s.ok()) return s;
+        const std::string_view from = p.DrainingFrom(queue);
+        if (from.empty()) {
+          return Status::FailedPrecondition("queue " + std::to_string(queue) + " of topic " +
+                                            topic +
+                                            " is not draining from another group: nothing to "
+                                            "release");
+        }
+        return QueueMoves{p.Released(queue), {queue}, std::string(from)};
+      });
 }
 
 }  // namespace txmq::cluster
