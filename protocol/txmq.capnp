@@ -435,6 +435,10 @@ struct QueueInfo {
   drainingFrom @5 :Text;
   drainReported @6 :Bool;
   drainPending @7 :List(Text);
+  # Asked of the group the queue moved away from: the group it went to
+  # (then `group` and `leader` name this group, whose part the offsets
+  # are, and drainingFrom is this group). Empty otherwise.
+  movedTo @8 :Text;
 }
 
 struct GroupLag {

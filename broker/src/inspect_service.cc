@@ -56,15 +56,21 @@ void InspectService::FillTopic(const TopicState& topic, bool with_groups,
   uint64_t messages = 0;
   for (uint32_t q = 0; q < topic.queues.size(); ++q) {
     queues[q].setQueue(q);
-    if (placed && placed->groups[q] != placement.group) {
+    const auto draining = placed ? topics_.placement()->DrainingOf(topic.name, q) : std::nullopt;
+    // A queue that moved away from here: its offsets below are this
+    // group's part, still delivered here, so the row names this group and
+    // where the queue went.
+    const bool moved_away = draining && draining->from == placement.group;
+    if (placed && placed->groups[q] != placement.group && !moved_away) {
       queues[q].setGroup(placed->groups[q]);
       queues[q].setLeader(core_.options().replicator->LeaderNodeOf(placed->groups[q]));
     } else {
       queues[q].setGroup(placement.group);
       queues[q].setLeader(placement.leader);
     }
+    if (moved_away) queues[q].setMovedTo(placed->groups[q]);
     if (placed) {
-      if (auto draining = topics_.placement()->DrainingOf(topic.name, q)) {
+      if (draining) {
         queues[q].setDrainingFrom(draining->from);
         queues[q].setDrainReported(draining->pending.has_value());
         const auto& pending = draining->pending ? *draining->pending : std::vector<std::string>{};

@@ -190,6 +190,14 @@ TEST_F(TxmqdQueueMove, AQueueMovedUnderKeyedLoadKeepsEveryKeysOrder) {
   EXPECT_EQ(placed.DrainingFrom(0), "g1");
 
   WaitForStoredAt(nodes_[1].url(), topic, 0);  // g1 answers WRONG_GROUP now
+  // Asked of g1, the row is g1's part of the queue, and says where it went.
+  const auto at_old =
+      nlohmann::json::parse(Topic(nodes_[0].url(), {"show", topic}).out, nullptr, false);
+  ASSERT_TRUE(!at_old.is_discarded() && at_old.contains("queues")) << at_old.dump();
+  EXPECT_EQ(at_old["queues"][0]["group"], "g1") << at_old.dump();
+  EXPECT_EQ(at_old["queues"][0]["moved_to"], "g2") << at_old.dump();
+  EXPECT_EQ(at_old["queues"][0]["draining"]["from"], "g1") << at_old.dump();
+  EXPECT_EQ(at_old["queues"][1]["moved_to"], nullptr) << at_old.dump();
   WaitForMoreAcks(history, 100);
   load.Stop();
   consumer.Release();

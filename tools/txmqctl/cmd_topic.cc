@@ -40,7 +40,9 @@ std::string LeaderOf(wire::QueueInfo::Reader q) {
 // has not finished them.
 std::string MoveOf(wire::QueueInfo::Reader q) {
   if (q.getDrainingFrom().size() == 0) return "-";
-  std::string out = "draining from " + wire::ToString(q.getDrainingFrom()) + ": ";
+  std::string out = q.getMovedTo().size() != 0
+                        ? "moved to " + wire::ToString(q.getMovedTo()) + ", draining here: "
+                        : "draining from " + wire::ToString(q.getDrainingFrom()) + ": ";
   if (!q.getDrainReported()) return out + "no report yet";
   if (q.getDrainPending().size() == 0) return out + "done";
   std::string groups;
@@ -58,6 +60,8 @@ nlohmann::json QueueJson(wire::QueueInfo::Reader q) {
   }
   return {{"queue", q.getQueue()},
           {"draining", draining},
+          {"moved_to", q.getMovedTo().size() == 0 ? nlohmann::json(nullptr)
+                                                  : nlohmann::json(wire::ToString(q.getMovedTo()))},
           {"min_offset", q.getMinOffset()},
           {"end_offset", q.getEndOffset()},
           {"messages", q.getEndOffset() - q.getMinOffset()},
@@ -121,7 +125,9 @@ int Show(Ctl& ctl, const std::string& name) {
   // MAX OFFSET is the last stored one; the broker reports one past it.
   // GROUP and LEADER: the replicated group holding the queue and the node
   // serving it ("-" and the broker's name on a single broker). MOVE: a
-  // queue moved here whose older messages are still read where it was.
+  // queue moved here whose older messages are still read where it was,
+  // or (asked of that group) one moved away whose older messages are
+  // read here.
   Table queues({"QUEUE", "MIN OFFSET", "MAX OFFSET", "MESSAGES", "GROUP", "LEADER", "MOVE"});
   for (auto q : t.getQueues()) {
     const bool empty = q.getEndOffset() <= q.getMinOffset();
