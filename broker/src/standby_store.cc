@@ -17,13 +17,15 @@ constexpr int kStandbyNice = 10;
 Result<std::unique_ptr<StandbyStore>> StandbyStore::Start(const storage::StoreOptions& store,
                                                           const std::string& log_dir,
                                                           std::function<uint64_t()> committed,
+                                                          std::function<void(uint64_t)> applied,
                                                           std::chrono::milliseconds poll) {
   // One session from empty: a store closed and opened again would place
   // records elsewhere than the leader's did (replicated_round.h).
   std::error_code ec;
   std::filesystem::remove_all(store.dir, ec);
   if (ec) return Status::Internal("cannot clear " + store.dir + ": " + ec.message());
-  auto standby = std::unique_ptr<StandbyStore>(new StandbyStore(log_dir, std::move(committed), poll));
+  auto standby = std::unique_ptr<StandbyStore>(
+      new StandbyStore(log_dir, std::move(committed), std::move(applied), poll));
   auto opened = storage::BrokerStore::Open(store, &standby->unused_round_done_);
   if (!opened.ok()) return opened.status();
   standby->store_ = std::move(opened.value());
@@ -33,9 +35,10 @@ Result<std::unique_ptr<StandbyStore>> StandbyStore::Start(const storage::StoreOp
 }
 
 StandbyStore::StandbyStore(const std::string& log_dir, std::function<uint64_t()> committed,
-                           std::chrono::milliseconds poll)
+                           std::function<void(uint64_t)> applied, std::chrono::milliseconds poll)
     : reader_(log_dir, storage::FileSystem::Default()),
       committed_(std::move(committed)),
+      on_applied_(std::move(applied)),
       poll_(poll) {}
 
 StandbyStore::~StandbyStore() {
@@ -59,6 +62,7 @@ void StandbyStore::Loop() {
       if (stop_) return Status::Aborted("stopping");
       return rebuild_->Apply(e.payload);
     });
+    if (on_applied_) on_applied_(reader_.last());
     std::unique_lock<std::mutex> lock(mu_);
     applied_ = reader_.last();
     if (!s.ok() && s.code() != StatusCode::kAborted) {

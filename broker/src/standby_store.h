@@ -35,10 +35,11 @@ class StandbyStore final : public StoreHandover {
  public:
   // Clears `store.dir` and opens the store there empty, then applies the
   // replica log in `log_dir` up to `committed()` (any thread may call it;
-  // it must only grow) on its own thread, looking every `poll`.
+  // it must only grow) on its own thread, looking every `poll`, and tells
+  // `applied` (if set) how many entries the store holds after each pass.
   static Result<std::unique_ptr<StandbyStore>> Start(
       const storage::StoreOptions& store, const std::string& log_dir,
-      std::function<uint64_t()> committed,
+      std::function<uint64_t()> committed, std::function<void(uint64_t)> applied = {},
       std::chrono::milliseconds poll = std::chrono::milliseconds(20));
   ~StandbyStore() override;
   StandbyStore(const StandbyStore&) = delete;
@@ -52,7 +53,7 @@ class StandbyStore final : public StoreHandover {
 
  private:
   StandbyStore(const std::string& log_dir, std::function<uint64_t()> committed,
-               std::chrono::milliseconds poll);
+               std::function<void(uint64_t)> applied, std::chrono::milliseconds poll);
   void Loop();
 
   EventFd unused_round_done_;  // the store raises it only for rounds it is submitted
@@ -60,6 +61,7 @@ class StandbyStore final : public StoreHandover {
   std::optional<StoreRebuild> rebuild_;  // over store_
   cluster::ReplicaLogReader reader_;
   const std::function<uint64_t()> committed_;
+  const std::function<void(uint64_t)> on_applied_;
   const std::chrono::milliseconds poll_;
 
   mutable std::mutex mu_;

@@ -210,8 +210,10 @@ ClusterStart StartClusterNode(
   BrokerOptions store_options = o;
   store_options.data_dir += "/store";
   store_options.replicator = node->get();
-  auto standby = StandbyStore::Start(StoreOptionsFor(store_options), options.log_dir,
-                                     [n = node->get()] { return n->follower_committed(); });
+  auto standby = StandbyStore::Start(
+      StoreOptionsFor(store_options), options.log_dir,
+      [n = node->get()] { return n->follower_committed(); },
+      [n = node->get()](uint64_t applied) { n->set_store_applied(applied); });
   if (!standby.ok()) {
     std::cerr << "txmqd: cannot open the store in " << store_options.data_dir << ": "
               << standby.status().ToString() << "\n";

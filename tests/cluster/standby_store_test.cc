@@ -74,9 +74,9 @@ class StandbyStoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<StandbyStore> StartStandby() {
-    auto standby = StandbyStore::Start(StandbyStoreOptions(dir_.Sub("standby")),
-                                       dir_.Sub("replica"), [this] { return committed_.load(); },
-                                       1ms);
+    auto standby = StandbyStore::Start(
+        StandbyStoreOptions(dir_.Sub("standby")), dir_.Sub("replica"),
+        [this] { return committed_.load(); }, {}, 1ms);
     EXPECT_TRUE(standby.ok()) << standby.status().ToString();
     return standby.ok() ? std::move(*standby) : nullptr;
   }

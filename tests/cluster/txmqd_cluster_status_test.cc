@@ -8,6 +8,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -107,6 +108,20 @@ TEST_F(TxmqdClusterStatus, EveryNodeNamesTheLeaderAndAKilledFollowerLeavesTheIsr
   }
   // The table for people, asked at a follower.
   Node* follower = &nodes_[0] == leader ? &nodes_[1] : &nodes_[0];
+
+  // A follower's /metrics: the store it keeps holds every entry it knows
+  // committed (what a takeover would replay: nothing); a leader has none.
+  std::optional<double> applied, committed;
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        const auto m = testing::ParsePromText(Metrics(*follower));
+        applied = m.Value("txmq_cluster_store_applied_index");
+        committed = m.Value("txmq_cluster_follower_commit_index");
+        return applied && committed && *committed > 0 && *applied == *committed;
+      },
+      10s))
+      << "applied " << applied.value_or(-1) << ", committed " << committed.value_or(-1);
+  EXPECT_FALSE(testing::ParsePromText(Metrics(*leader)).Value("txmq_cluster_store_applied_index"));
   auto text = testing::RunCommand(
       {testing::BinPath("txmqctl"), "--broker", follower->url(), "cluster", "status"}, "", 20s);
   EXPECT_EQ(text.exit_code, 0) << text.err;

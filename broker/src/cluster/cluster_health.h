@@ -53,6 +53,11 @@ struct ClusterHealth {
   // every ISR member has fsynced.
   uint64_t last_index = 0;
   uint64_t commit_index = 0;
+  // A follower: the highest commit index it has learned, and the entries
+  // the store it keeps beside its log holds (broker/src/standby_store.h);
+  // a takeover replays the committed entries after that. 0 on a leader.
+  uint64_t follower_commit = 0;
+  uint64_t store_applied = 0;
   // Why the last tick could not reach etcd ("" when it could).
   std::string coordinator_error;
   // Every member of the group (this node and its --peers), by name.

@@ -340,6 +340,10 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
       health.leader_url = view.leader_url;
       health.last_index = m.log->last().index;
       health.commit_index = m.leader ? m.leader->commit_index() : 0;
+      if (!m.leader) {
+        health.follower_commit = m.follower->commit_index();
+        health.store_applied = store_applied_.load(std::memory_order_relaxed);
+      }
       // Published once a tick (TTL / 3): lag figures are that old at most.
       health.replicas = DescribeReplicas(options_.node, peer_names, view.state, health.last_index,
                                          m.leader.get(), now);

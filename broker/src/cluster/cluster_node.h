@@ -130,6 +130,10 @@ class ClusterNode final : public broker::RoundReplicator {
   uint64_t follower_committed() const {
     return follower_committed_.load(std::memory_order_acquire);
   }
+  // Any thread: how many entries that store holds, for the health board.
+  void set_store_applied(uint64_t entries) {
+    store_applied_.store(entries, std::memory_order_relaxed);
+  }
   uint64_t Replicate(std::string payload) override;
   uint64_t committed() const override { return committed_.load(std::memory_order_acquire); }
   Status failure() const override;
@@ -148,6 +152,7 @@ class ClusterNode final : public broker::RoundReplicator {
   const std::shared_ptr<HealthBoard> health_;
   std::atomic<uint64_t> committed_{0};
   std::atomic<uint64_t> follower_committed_{0};
+  std::atomic<uint64_t> store_applied_{0};
   std::atomic<bool> stop_{false};
   // Placements and the cluster map (its own thread; set by Start).
   std::unique_ptr<PlacementThread> placement_;

@@ -351,6 +351,13 @@ void RenderCluster(Exposition& e, const cluster::ClusterHealth& c) {
   e.Family("txmq_cluster_commit_index", "gauge",
            "Leader only: the highest replica entry every ISR member has fsynced.");
   if (c.leading) e.Sample("txmq_cluster_commit_index", group, c.commit_index);
+  e.Family("txmq_cluster_follower_commit_index", "gauge",
+           "Follower only: the highest replica entry it has learned is committed.");
+  if (!c.leading) e.Sample("txmq_cluster_follower_commit_index", group, c.follower_commit);
+  e.Family("txmq_cluster_store_applied_index", "gauge",
+           "Follower only: the replica entries the store it keeps holds; were it elected now, it "
+           "would replay the committed entries after this before serving.");
+  if (!c.leading) e.Sample("txmq_cluster_store_applied_index", group, c.store_applied);
   e.Family("txmq_cluster_coordinator_reachable", "gauge",
            "1 when the last lease tick reached etcd.");
   e.Sample("txmq_cluster_coordinator_reachable", group, uint64_t{c.coordinator_error.empty()});
