@@ -223,8 +223,12 @@ TEST_P(PlacementDirectory, AReleasedQueueNoLongerWaitsForTheGroupItLeft) {
   EXPECT_EQ(ReadClusterMap(c(), cluster_)->topics.at("orders").DrainingFrom(2), from)
       << "a dry run wrote";
 
+  const QueueGeneration moved_id{"orders", 2, 1};
+  ASSERT_TRUE(c().Put(DrainKey(cluster_, moved_id), EncodeDrainReport({"billing"})).ok());
   auto released = ReleaseDrain(c(), cluster_, "orders", 2);
   ASSERT_TRUE(released.ok()) << released.status().ToString();
+  EXPECT_TRUE(c().Get(DrainKey(cluster_, moved_id))->kvs.empty())
+      << "the report given up on stayed";
   EXPECT_EQ(released->released_from, from);
   EXPECT_EQ(released->moved, std::vector<uint32_t>{2});
   const TopicPlacement stored = ReadClusterMap(c(), cluster_)->topics.at("orders");
@@ -285,6 +289,9 @@ TEST_P(PlacementDirectory, AMovedQueueWaitsForItsDrainBeforeItMovesAgain) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->placement.GenerationOf(1), 2u);
   EXPECT_EQ(back->placement.DrainingFrom(1), to);
+  // The drained generation's report went with the move.
+  EXPECT_TRUE(c().Get(DrainKey(cluster_, id))->kvs.empty());
+  EXPECT_EQ(ReadClusterMap(c(), cluster_)->drains.count(id), 0u);
 
   // Refusals name the bad value.
   EXPECT_EQ(MoveQueue(c(), cluster_, "orders", 1, from).status().code(),

@@ -81,6 +81,10 @@ using Plan = std::vector<std::pair<uint32_t, std::string>>;  // queue -> the gro
 // in one transaction on its revision (read again and changed again when
 // another writer got between). Nothing is written when `change` names no
 // queue or `write` is false (then what would be written is returned).
+// The drain reports of the changed queues' generations before the change
+// go in the same transaction: nobody waits on them any more (a move
+// needed them drained, a release gave up on them), so the reports of a
+// queue moved again and again do not pile up.
 Result<QueueMoves> WritePlacementChange(
     Coordinator& coordinator, const std::string& cluster, const std::string& topic, bool write,
     const std::function<Result<QueueMoves>(const TopicPlacement&)>& change) {
@@ -99,6 +103,12 @@ Result<QueueMoves> WritePlacementChange(
     Txn txn;
     txn.compares = {Compare::ModRevisionIs(key, read->kvs.front().mod_revision)};
     txn.on_success = {WriteOp::Put(key, EncodeTopicPlacement(out->placement))};
+    for (uint32_t q : out->moved) {
+      const uint32_t before = placed->GenerationOf(q);
+      if (before > 0) {
+        txn.on_success.push_back(WriteOp::Delete(DrainKey(cluster, {topic, q, before})));
+      }
+    }
     auto written = coordinator.Commit(txn);
     if (!written.ok()) return written.status();  // a timeout: the operator looks and asks again
     if (written->succeeded) return out;
