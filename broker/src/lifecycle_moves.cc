@@ -28,6 +28,11 @@ void LifecycleService::MoveQueue(const Call& call, wire::QueueMoveRequest::Reade
     return Refuse(call, action, object,
                   Status::InvalidArgument("a release names one queue; not with a rebalance"));
   }
+  if (release && !to.empty()) {
+    return Refuse(
+        call, action, object,
+        Status::InvalidArgument("a release moves nothing: no group to move to (" + to + ")"));
+  }
   if (!rebalance && !release && to.empty()) {
     return Refuse(call, action, object, Status::InvalidArgument("name the group to move to"));
   }
@@ -38,7 +43,12 @@ void LifecycleService::MoveQueue(const Call& call, wire::QueueMoveRequest::Reade
   }
   // Checked and (unless a dry run) written against etcd by the placement
   // thread; this waits parked, the core goes on.
-  const uint64_t ticket = d_.replicator->RequestMove(topic, queue, to, !call.dry_run, release);
+  const uint64_t ticket = d_.replicator->RequestMove({.topic = topic,
+                                                      .queue = queue,
+                                                      .to = to,
+                                                      .release = release,
+                                                      .force = call.force,
+                                                      .write = !call.dry_run});
   d_.placement.ParkMove(
       ticket, d_.core.SteadyNow(),
       [this, call, object, topic, action, rebalance, release](Result<cluster::QueueMoves> moved) {

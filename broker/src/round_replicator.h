@@ -72,14 +72,8 @@ class RoundReplicator {
   virtual uint64_t PlacementVersion() const { return 0; }
   // Asks for the move (placement_thread.h); event() fires when its
   // outcome is there to take.
-  // `queue` kEveryQueue: a rebalance of the topic (`to` unused);
-  // `release`: stop waiting for the group the queue drains from (`to`
-  // unused); `write` false: only what would be written.
-  virtual uint64_t RequestMove(const std::string& /*topic*/, uint32_t /*queue*/,
-                               const std::string& /*to*/, bool /*write*/ = true,
-                               bool /*release*/ = false) {
-    return 0;
-  }
+  // (cluster::MoveRequest says what each field asks.)
+  virtual uint64_t RequestMove(cluster::MoveRequest /*request*/) { return 0; }
   virtual std::optional<Result<cluster::QueueMoves>> TakeMoveOutcome(uint64_t /*ticket*/) {
     return Result<cluster::QueueMoves>(
         Status::FailedPrecondition("not a cluster node: queues do not move"));

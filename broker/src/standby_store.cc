@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <leveldb/env.h>
+
 #include <filesystem>
 
 #include "protocol/src/log.h"
@@ -30,6 +32,12 @@ Result<std::unique_ptr<StandbyStore>> StandbyStore::Start(const storage::StoreOp
   if (!opened.ok()) return opened.status();
   standby->store_ = std::move(opened.value());
   standby->rebuild_.emplace(*standby->store_);
+  // LevelDB starts its one background (compaction) thread at its first
+  // Schedule, and a thread inherits its creator's nice value: start it
+  // here, at normal priority, or the first memtable the niced standby
+  // thread fills would leave every compaction of the process, the
+  // broker's after a takeover included, at nice 10.
+  leveldb::Env::Default()->Schedule([](void*) {}, nullptr);
   standby->thread_ = std::thread([s = standby.get()] { s->Loop(); });
   return standby;
 }
@@ -42,7 +50,10 @@ StandbyStore::StandbyStore(const std::string& log_dir, std::function<uint64_t()>
       poll_(poll) {}
 
 StandbyStore::~StandbyStore() {
-  stop_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -83,7 +94,10 @@ uint64_t StandbyStore::applied() const {
 }
 
 StoreHandover::Kept StandbyStore::Take(EventFd* round_done) {
-  stop_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);  // so the wait cannot miss it
+    stop_ = true;
+  }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (!store_) return {};  // taken before

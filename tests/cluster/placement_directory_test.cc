@@ -217,6 +217,18 @@ TEST_P(PlacementDirectory, AReleasedQueueNoLongerWaitsForTheGroupItLeft) {
       << "released a queue that never moved";
   ASSERT_TRUE(MoveQueue(c(), cluster_, "orders", 2, to).ok());
 
+  // Refused while the group it left has a live node (it reports by itself).
+  const std::string from_node = from == "g1" ? "a" : "b";
+  auto alive = ReleaseDrain(c(), cluster_, "orders", 2);
+  EXPECT_EQ(alive.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(
+      alive.status().message().find("group " + from + " still has live nodes (" + from_node + ")"),
+      std::string::npos)
+      << alive.status().ToString();
+  auto forced = ReleaseDrain(c(), cluster_, "orders", 2, /*write=*/false, /*force=*/true);
+  EXPECT_TRUE(forced.ok()) << forced.status().ToString();
+  ASSERT_TRUE(c().Delete(BrokerKey(cluster_, from_node)).ok());  // its lease ran out
+
   auto dry = ReleaseDrain(c(), cluster_, "orders", 2, /*write=*/false);
   ASSERT_TRUE(dry.ok()) << dry.status().ToString();
   EXPECT_EQ(dry->released_from, from);

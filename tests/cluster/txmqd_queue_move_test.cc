@@ -298,25 +298,35 @@ TEST_F(TxmqdQueueMove, AQueueMovedFromAGroupThatNeverHadTheTopicIsNotHeldBack) {
 // A queue moved away from a group that is gone for good: no drain report
 // will ever come, so the new group holds the queue's messages back from
 // every consumer group until an operator releases it (txmqctl topic move
-// --release); then they are delivered.
+// --release; refused while that group still has a live node); then they
+// are delivered.
 TEST_F(TxmqdQueueMove, AQueueMovedFromAGroupGoneForGoodIsHeldUntilReleased) {
   StartTwoGroups();
-  const std::string topic = TopicPlacedAs("stranded-", {"g1", "g2"}, {"g1", "g2"});
+  const std::string topic = TopicPlacedAs("stranded-", {"g1", "g1", "g2"}, {"g1", "g2"});
   ASSERT_FALSE(topic.empty());
-  const CommandResult created = Topic(nodes_[1].url(), {"create", topic, "--queues", "2"});
+  const CommandResult created = Topic(nodes_[1].url(), {"create", topic, "--queues", "3"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
-  Kill9(nodes_[0]);  // g1, for good
-  const CommandResult moved = Move(nodes_[1].url(), topic, 0, "g2");
-  ASSERT_EQ(moved.exit_code, 0) << moved.err;
+  auto release = [&](uint32_t queue) {
+    return Topic(nodes_[1].url(), {"move", topic, "--queue", std::to_string(queue), "--release"});
+  };
 
-  std::string key0;  // a key of queue 0
-  for (int i = 0; key0.empty() && i < 1000; ++i) {
-    if (StableHash("k" + std::to_string(i)) % 2 == 0) key0 = "k" + std::to_string(i);
+  // While g1 lives it reports by itself: a release is refused.
+  ASSERT_EQ(Move(nodes_[1].url(), topic, 0, "g2").exit_code, 0);
+  const CommandResult alive = release(0);
+  EXPECT_NE(alive.exit_code, 0);
+  EXPECT_TRUE(Has(alive.err, "group g1 still has live nodes (a)")) << alive.err;
+
+  Kill9(nodes_[0]);  // g1, for good
+  const CommandResult moved = Move(nodes_[1].url(), topic, 1, "g2");
+  ASSERT_EQ(moved.exit_code, 0) << moved.err;
+  std::string key1;  // a key of queue 1
+  for (int i = 0; key1.empty() && i < 1000; ++i) {
+    if (StableHash("k" + std::to_string(i)) % 3 == 1) key1 = "k" + std::to_string(i);
   }
   Producer producer({.broker = nodes_[1].url(), .send_timeout = 10s});
   ASSERT_TRUE(producer.Start().ok());
   for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(producer.Send({.topic = topic, .key = key0, .body = std::to_string(i)}).ok());
+    ASSERT_TRUE(producer.Send({.topic = topic, .key = key1, .body = std::to_string(i)}).ok());
   }
   producer.Shutdown();
 
@@ -340,24 +350,29 @@ TEST_F(TxmqdQueueMove, AQueueMovedFromAGroupGoneForGoodIsHeldUntilReleased) {
   EXPECT_FALSE(WaitFor([&] { return count() > 0; }, 3s))
       << "delivered before the group it moved from drained or was released";
 
-  // Refusals first: --release and --to together, a queue that never moved.
+  // Refusals: --release with --to, a queue that never moved.
   const CommandResult both =
-      Topic(nodes_[1].url(), {"move", topic, "--queue", "0", "--release", "--to", "g2"});
+      Topic(nodes_[1].url(), {"move", topic, "--queue", "1", "--release", "--to", "g2"});
   EXPECT_NE(both.exit_code, 0);
-  const CommandResult unmoved =
-      Topic(nodes_[1].url(), {"move", topic, "--queue", "1", "--release"});
+  const CommandResult unmoved = release(2);
   EXPECT_NE(unmoved.exit_code, 0);
   EXPECT_TRUE(Has(unmoved.err, "not draining")) << unmoved.err;
 
-  const CommandResult released =
-      Topic(nodes_[1].url(), {"move", topic, "--queue", "0", "--release"});
-  ASSERT_EQ(released.exit_code, 0) << released.err;
+  // Once g1's lease has run out (its live-node key gone), it is released.
+  CommandResult released;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        released = release(1);
+        return released.exit_code == 0;
+      },
+      30s))
+      << released.err;
   auto answer = nlohmann::json::parse(released.out, nullptr, false);
   ASSERT_FALSE(answer.is_discarded()) << released.out;
   EXPECT_EQ(answer["from"], "g1");
   EXPECT_EQ(answer["to"], "g2");
   EXPECT_EQ(answer["released"], true);
-  EXPECT_EQ(StoredPlacement(topic).DrainingFrom(0), "");
+  EXPECT_EQ(StoredPlacement(topic).DrainingFrom(1), "");
   EXPECT_TRUE(WaitFor([&] { return count() == 10; }, 30s))
       << "released, yet " << count() << " of 10 delivered";
   consumer.Shutdown();

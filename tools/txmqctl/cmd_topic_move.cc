@@ -20,6 +20,7 @@ struct MoveArgs {
   uint32_t queue = 0;
   std::string to;
   bool release = false;
+  bool force = false;
   bool dry_run = false;
 };
 
@@ -34,7 +35,8 @@ int Move(Ctl& ctl, const MoveArgs& args) {
   if (!args.release && args.to.empty()) {
     return ctl.Usage("--to names the broker group the queue moves to (or --release)");
   }
-  auto reply = CallLifecycle(ctl, args.dry_run, false, [&](wire::LifecycleRequest::Builder r) {
+  if (args.force && !args.release) return ctl.Usage("--force goes with --release only");
+  auto reply = CallLifecycle(ctl, args.dry_run, args.force, [&](wire::LifecycleRequest::Builder r) {
     auto m = r.initMoveQueue();
     m.setTopic(args.topic);
     m.setQueue(args.queue);
@@ -131,7 +133,8 @@ void AddTopicMoveCommand(CLI::App& topic, Ctl& ctl, Runner& run) {
       "from, when that group is gone for good and its drain report will never come\n"
       "(topic show's MOVE column says who waits). Consumer groups then read the new\n"
       "group's messages of the queue at once; what the old group still holds of it is\n"
-      "not delivered.\n"
+      "not delivered. Refused while the old group has a live node (it reports by\n"
+      "itself), unless --force.\n"
       "Examples:\n"
       "  txmqctl --broker tcp://10.0.0.1:5555 topic move orders --queue 3 --to g2 --dry-run\n"
       "  txmqctl --operator alice topic move orders --queue 3 --to g2\n"
@@ -140,7 +143,11 @@ void AddTopicMoveCommand(CLI::App& topic, Ctl& ctl, Runner& run) {
   move->add_option("--queue,-q", args->queue, "The queue's number")->required();
   move->add_option("--to", args->to, "The broker group it moves to");
   move->add_flag("--release", args->release,
-                 "Stop waiting for the group the queue last moved from (gone for good)");
+                 "Stop waiting for the group the queue last moved from (gone for good: refused "
+                 "while it has a live node)");
+  move->add_flag("--force", args->force,
+                 "With --release: also while that group has live nodes (gives up what it holds "
+                 "of the queue)");
   move->add_flag("--dry-run", args->dry_run, "Say what would change; change nothing");
   move->callback([&ctl, &run, args] { run = [&ctl, args] { return Move(ctl, *args); }; });
 

@@ -244,8 +244,9 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
     auto transport = ZmqReplicationTransport::Open(t);
     if (!transport.ok()) return started->set_value(transport.status());
     m.transport = std::move(transport.value());
-    // Followers apply nothing (the store is rebuilt when this node leads),
-    // so nothing below the log's end is known committed: floor 0.
+    // The store kept beside the log starts empty at every start
+    // (standby_store.h), so nothing is known committed yet: floor 0; the
+    // leader's first request says how far.
     m.follower = std::make_unique<ReplicaFollower>(options_.node, *m.log, 0);
   }
   log->info("node {} of group {} (cluster {}): replication on {} ({}), log at index {} epoch {}",

@@ -109,9 +109,8 @@ class ClusterNode final : public broker::RoundReplicator {
   std::string LeaderNodeOf(const std::string& group) const override;
   std::vector<wire::GroupLeaderView> Groups() const override;
   uint64_t PlacementVersion() const override { return placement_->placement_version(); }
-  uint64_t RequestMove(const std::string& topic, uint32_t queue, const std::string& to, bool write,
-                       bool release) override {
-    return placement_->RequestMove(topic, queue, to, write, release);
+  uint64_t RequestMove(MoveRequest request) override {
+    return placement_->RequestMove(std::move(request));
   }
   std::optional<Result<QueueMoves>> TakeMoveOutcome(uint64_t ticket) override {
     return placement_->TakeMoveOutcome(ticket);

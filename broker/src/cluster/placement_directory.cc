@@ -138,12 +138,16 @@ Result<ClusterMap> ReadClusterMap(Coordinator& coordinator, const std::string& c
   if (!groups.ok()) return groups.status();
   auto brokers = coordinator.GetPrefix(BrokersPrefix(cluster));
   if (!brokers.ok()) return brokers.status();
-  const std::string placement_prefix = PlacementPrefix(cluster);
-  auto placements = coordinator.GetPrefix(placement_prefix);
-  if (!placements.ok()) return placements.status();
+  // Drain reports before placements (two reads, two revisions): a move
+  // landing between them then shows as a placement newer than the reports
+  // (its new generation not reported yet: held, as it should be), never
+  // as an older placement whose report the move deleted.
   const std::string drain_prefix = DrainPrefix(cluster);
   auto drains = coordinator.GetPrefix(drain_prefix);
   if (!drains.ok()) return drains.status();
+  const std::string placement_prefix = PlacementPrefix(cluster);
+  auto placements = coordinator.GetPrefix(placement_prefix);
+  if (!placements.ok()) return placements.status();
 
   std::map<std::string, std::string> url_of;                      // node -> client URL
   std::map<std::string, std::vector<std::string>> urls_of_group;  // by node name

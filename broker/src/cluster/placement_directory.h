@@ -110,10 +110,12 @@ Result<QueueMoves> RebalanceTopic(Coordinator& coordinator, const std::string& c
 // went to holds nothing back and routes no longer name the old one, which
 // stops serving the queue; what it still holds of it is not delivered.
 // kInvalidArgument (no such queue), kFailedPrecondition (the queue is not
-// draining), kNotFound (the topic is not placed), or the coordinator's.
+// draining; that group still has a registered, live node, unless
+// `force`), kNotFound (the topic is not placed), or the coordinator's.
 // `write` false: checked and returned, not written.
 Result<QueueMoves> ReleaseDrain(Coordinator& coordinator, const std::string& cluster,
-                                const std::string& topic, uint32_t queue, bool write = true);
+                                const std::string& topic, uint32_t queue, bool write = true,
+                                bool force = false);
 
 // /txmq/<cluster>/drain/<queue>/<generation>/<topic> = {"pending": [...]}:
 // written by the leader of the group a queue moved from, whenever the

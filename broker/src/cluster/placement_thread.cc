@@ -76,11 +76,10 @@ uint64_t PlacementThread::placement_version() const {
   return placement_version_.load(std::memory_order_acquire);
 }
 
-uint64_t PlacementThread::RequestMove(std::string topic, uint32_t queue, std::string to, bool write,
-                                      bool release) {
+uint64_t PlacementThread::RequestMove(MoveRequest request) {
   std::lock_guard<std::mutex> lock(mu_);
   const uint64_t ticket = next_move_ticket_++;
-  moves_.push_back({ticket, std::move(topic), queue, std::move(to), write, release});
+  moves_.push_back({ticket, std::move(request)});
   wake_.notify_all();
   return ticket;
 }
@@ -192,11 +191,13 @@ void PlacementThread::Loop() {
       continue;
     }
     if (!moves_.empty()) {
-      MoveAsked move = moves_.front();
+      MoveAsked asked = moves_.front();
       moves_.pop_front();
       lock.unlock();
+      const MoveRequest& move = asked.request;
       auto moved =
-          move.release ? ReleaseDrain(*coordinator_, cluster_, move.topic, move.queue, move.write)
+          move.release ? ReleaseDrain(*coordinator_, cluster_, move.topic, move.queue, move.write,
+                                      move.force)
           : move.queue == kEveryQueue
               ? RebalanceTopic(*coordinator_, cluster_, move.topic, move.write)
               : MoveQueue(*coordinator_, cluster_, move.topic, move.queue, move.to, move.write);
@@ -223,7 +224,7 @@ void PlacementThread::Loop() {
                   moved.status().ToString());
       }
       lock.lock();
-      moved_.emplace(move.ticket, std::move(moved));
+      moved_.emplace(asked.ticket, std::move(moved));
       // An outcome nobody took (the asker gave up waiting) goes in time.
       while (moved_.size() > kKeptMoveOutcomes) moved_.erase(moved_.begin());
       if (on_placed_) {

@@ -70,10 +70,8 @@ class PlacementThread {
   // the ticket's outcome is there for TakeMoveOutcome once the move was
   // written or refused (on_placed runs then), the map having it.
   // `queue` kEveryQueue: RebalanceTopic instead; `release`: ReleaseDrain
-  // of the queue instead (`to` unused); `write` false: what would be
-  // written.
-  uint64_t RequestMove(std::string topic, uint32_t queue, std::string to, bool write = true,
-                       bool release = false);
+  // of the queue instead; `write` false: what would be written.
+  uint64_t RequestMove(MoveRequest request);
   std::optional<Result<QueueMoves>> TakeMoveOutcome(uint64_t ticket);
   // What this node's group owes now of queues that moved away from it
   // (its leader's core computes it): written to etcd at the next poll
@@ -88,11 +86,7 @@ class PlacementThread {
   void WriteDrainReports();
   struct MoveAsked {
     uint64_t ticket;
-    std::string topic;
-    uint32_t queue;
-    std::string to;
-    bool write;
-    bool release;
+    MoveRequest request;
   };
 
   const std::unique_ptr<Coordinator> coordinator_;  // this thread's alone

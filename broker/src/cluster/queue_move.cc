@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "broker/src/cluster/group_state.h"
 #include "broker/src/cluster/placement_directory.h"
 
 namespace txmq::cluster {
@@ -45,6 +46,20 @@ Status CheckDrained(Coordinator& coordinator, const std::string& cluster, const 
   if (pending->empty()) return Status::OK();
   return Status::FailedPrecondition(head + ": consumer groups " + Joined(*pending) +
                                     " have not read its older messages");
+}
+
+// The nodes of `group` whose liveness key (held by their lease) is there.
+Result<std::vector<std::string>> LiveNodesOf(Coordinator& coordinator, const std::string& cluster,
+                                             const std::string& group) {
+  const std::string prefix = BrokerKey(cluster, "");
+  auto read = coordinator.GetPrefix(prefix);
+  if (!read.ok()) return read.status();
+  std::vector<std::string> nodes;
+  for (const KeyValue& kv : read->kvs) {
+    auto r = DecodeNodeRegistration(kv.value);
+    if (r.ok() && r->group == group) nodes.push_back(kv.key.substr(prefix.size()));
+  }
+  return nodes;
 }
 
 }  // namespace
@@ -176,7 +191,7 @@ Result<QueueMoves> RebalanceTopic(Coordinator& coordinator, const std::string& c
 }
 
 Result<QueueMoves> ReleaseDrain(Coordinator& coordinator, const std::string& cluster,
-                                const std::string& topic, uint32_t queue, bool write) {
+                                const std::string& topic, uint32_t queue, bool write, bool force) {
   return WritePlacementChange(
       coordinator, cluster, topic, write, [&](const TopicPlacement& p) -> Result<QueueMoves> {
         if (Status s = p.CheckQueue(topic, queue); !s.ok()) return s;
@@ -186,6 +201,20 @@ Result<QueueMoves> ReleaseDrain(Coordinator& coordinator, const std::string& clu
                                             topic +
                                             " is not draining from another group: nothing to "
                                             "release");
+        }
+        if (!force) {
+          // A group with a live node reports the drain itself: releasing
+          // it would give up messages it still delivers, out of order.
+          auto live = LiveNodesOf(coordinator, cluster, std::string(from));
+          if (!live.ok()) return live.status();
+          if (!live->empty()) {
+            return Status::FailedPrecondition(
+                "group " + std::string(from) + " still has live nodes (" + Joined(*live) +
+                "): it reports queue " + std::to_string(queue) +
+                " drained by itself once its consumer groups have read it. Release only a group "
+                "that is gone for good (--force releases anyway, giving up what it holds of the "
+                "queue)");
+          }
         }
         return QueueMoves{p.Released(queue), {queue}, std::string(from)};
       });

@@ -31,8 +31,8 @@ namespace txmq::cluster {
 class ReplicaFollower {
  public:
   // `log` must outlive the follower. `commit_floor`: an index known
-  // committed before this start (the store's applied index), below which
-  // nothing is ever truncated.
+  // committed before this start, below which nothing is ever truncated
+  // (txmqd passes 0: its store starts empty at every start).
   ReplicaFollower(std::string node, ReplicaLog& log, uint64_t commit_floor = 0)
       : node_(std::move(node)), log_(log), commit_(commit_floor) {}
   ReplicaFollower(const ReplicaFollower&) = delete;
@@ -46,7 +46,7 @@ class ReplicaFollower {
 
   // The highest index known committed: the leader's commit index, capped
   // at what this log is known to share with the leader. Not persisted: after
-  // a restart the store's applied index is the floor, and the leader's next
+  // a restart the floor it was started with, until the leader's next
   // request says the rest.
   uint64_t commit_index() const { return commit_; }
   // The leader of the highest epoch seen ("" before the first request).
