@@ -873,6 +873,10 @@ struct TopicDeletion {
   topic @0 :TopicInfo;                  # its queues, messages, and the groups reading it
   delayed @1 :UInt32;                   # delayed messages waiting to enter it
   liveConsumers @2 :List(ClientSummary); # connected consumers of those groups (force)
+  # A cluster: the other broker groups serving queues of the topic. Only
+  # the asked group's part is deleted; theirs stay, and so does the
+  # topic's stored placement.
+  otherGroups @3 :List(Text);
 }
 
 struct GroupDeletion {

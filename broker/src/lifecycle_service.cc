@@ -210,6 +210,15 @@ void LifecycleService::DeleteTopic(const Call& call, const std::string& name) {
   auto report = ok.initTopicDeleted();
   d_.inspect.FillTopic(*topic, true, report.initTopic());
   report.setDelayed(CountDelayed(topic->id));
+  if (d_.replicator != nullptr && d_.topics.placement() != nullptr) {
+    if (auto served = d_.topics.placement()->ServedQueues(name)) {
+      std::set<std::string> others(served->groups.begin(), served->groups.end());
+      others.erase(d_.replicator->group());
+      auto list = report.initOtherGroups(static_cast<unsigned>(others.size()));
+      unsigned i = 0;
+      for (const std::string& g : others) list.set(i++, g);
+    }
+  }
   FillClients(live, d_.core.SteadyNow(),
               report.initLiveConsumers(static_cast<unsigned>(live.size())));
   if (call.dry_run) return Finish(call, kAction, object, reply);

@@ -98,6 +98,33 @@ TEST_F(TxmqdPlacement, ATopicWhollyOnAnotherGroupIsSentToThatGroup) {
   EXPECT_EQ(Consume(nodes_[0].url(), {topic}, 3).size(), 3u);
 }
 
+// Deleting a topic deletes the asked group's part only; the answer names
+// the other groups that still serve queues of it, so an operator is not
+// told "deleted" about queues that are still there.
+TEST_F(TxmqdPlacement, DeletingATopicNamesTheGroupsWhosePartStays) {
+  StartTwoGroups();
+  const std::string topic = TopicPlacedAs("spread-", {"g1", "g2"}, {"g1", "g2"});
+  ASSERT_FALSE(topic.empty());
+  auto txmqctl = [&](const std::string& url, std::vector<std::string> args) {
+    std::vector<std::string> argv = {BinPath("txmqctl"), "--broker", url, "--timeout", "10s"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, "", 30s);
+  };
+  for (const Node& n : nodes_) {  // each group holds its part
+    const CommandResult created = txmqctl(n.url(), {"topic", "create", topic, "--queues", "2"});
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+  }
+  const CommandResult deleted = txmqctl(nodes_[0].url(), {"--json", "topic", "delete", topic});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
+  auto j = nlohmann::json::parse(deleted.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << deleted.out;
+  EXPECT_EQ(j["other_groups"], nlohmann::json::array({"g2"})) << deleted.out;
+  // And in words, asked of g2 (whose part g1 did not delete).
+  const CommandResult text = txmqctl(nodes_[1].url(), {"topic", "delete", topic});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_TRUE(Has(text.out, "its queues on group g1 stay there")) << text.out;
+}
+
 // One consumer given one node reads a topic spread over two groups, also
 // when it subscribed before the topic existed; its acks reach the group
 // each message came from, so nothing is delivered again.

@@ -174,7 +174,9 @@ void PrintTopicDeletion(Ctl& ctl, wire::TopicDeletion::Reader d, bool dry_run) {
                         {"queues", nlohmann::json::array()},
                         {"groups", nlohmann::json::array()},
                         {"delayed", d.getDelayed()},
-                        {"live_consumers", ClientsJson(d.getLiveConsumers())}};
+                        {"live_consumers", ClientsJson(d.getLiveConsumers())},
+                        {"other_groups", nlohmann::json::array()}};
+    for (auto g : d.getOtherGroups()) j["other_groups"].push_back(wire::ToString(g));
     for (auto q : t.getQueues()) {
       j["queues"].push_back({{"queue", q.getQueue()},
                              {"min_offset", q.getMinOffset()},
@@ -220,6 +222,14 @@ void PrintTopicDeletion(Ctl& ctl, wire::TopicDeletion::Reader d, bool dry_run) {
   std::cout << Outcome(dry_run, "deleted " + what + "; its storage is freed in the background",
                        "delete " + what + "; nothing changed")
             << "\n";
+  if (d.getOtherGroups().size() != 0) {
+    std::vector<std::string> others;
+    for (auto g : d.getOtherGroups()) others.push_back(wire::ToString(g));
+    std::cout << "only this broker group's part of it: its queues on "
+              << (others.size() == 1 ? "group " : "groups ") << Joined(others)
+              << " stay there (txmqctl --broker-group G topic delete " << name
+              << " deletes each), and its placement stays in the cluster\n";
+  }
 }
 
 void PrintGroupDeletion(Ctl& ctl, wire::GroupDeletion::Reader d, bool dry_run) {
