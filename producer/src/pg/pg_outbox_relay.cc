@@ -77,9 +77,14 @@ class PgRelayTable : public sql::RelayTable {
     return pg::NextDueIn(conn_.get(), hold_key_behind_parked_, &prepared_);
   }
   int wake_fd() override { return PQsocket(conn_.get()); }
-  void Drain() override {
+  bool Drain() override {
     PQconsumeInput(conn_.get());  // a broken link shows in PQstatus
-    while (PGnotify* note = PQnotifies(conn_.get())) PQfreemem(note);
+    bool any = false;
+    while (PGnotify* note = PQnotifies(conn_.get())) {
+      PQfreemem(note);
+      any = true;
+    }
+    return any;
   }
   std::string where() const override { return "database '" + Redacted(conninfo_) + "'"; }
   std::string ctl_flag() const override { return "--pg '" + Redacted(conninfo_) + "'"; }

@@ -331,6 +331,11 @@ void Relay::RecordFailed(const Outcome& o) {
 }
 
 void Relay::Wait(std::chrono::milliseconds timeout) {
+  // A NOTIFY that arrived while the relay ran its statements (after the
+  // claim's snapshot, so its row was not claimed) was read off the socket
+  // with their results: poll would not see it, and the row would wait for
+  // the poll interval. Look again at once instead.
+  if (!table_->broken() && table_->Drain()) return;
   pollfd fds[2] = {{wake_pipe_[0], POLLIN, 0}, {-1, POLLIN, 0}};
   nfds_t n = 1;
   if (!table_->broken()) {

@@ -83,7 +83,10 @@ class RelayTable {
   // A descriptor that becomes readable when rows were added (NOTIFY), or
   // -1; Drain consumes what it signalled.
   virtual int wake_fd() { return -1; }
-  virtual void Drain() {}
+  // True when a wake-up was there (read off wake_fd, or already taken in
+  // by the connection while it ran a statement: then wake_fd does not
+  // show it).
+  virtual bool Drain() { return false; }
   // "database 'orders'", and the txmqctl flag that finds it, for logs.
   virtual std::string where() const = 0;
   virtual std::string ctl_flag() const = 0;
