@@ -49,9 +49,11 @@ StandbyStore::StandbyStore(const std::string& log_dir, std::function<uint64_t()>
       on_applied_(std::move(applied)),
       poll_(poll) {}
 
-StandbyStore::~StandbyStore() {
+StandbyStore::~StandbyStore() { StopThread(); }
+
+void StandbyStore::StopThread() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);  // so the wait cannot miss it
     stop_ = true;
   }
   wake_.notify_all();
@@ -94,12 +96,7 @@ uint64_t StandbyStore::applied() const {
 }
 
 StoreHandover::Kept StandbyStore::Take(EventFd* round_done) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);  // so the wait cannot miss it
-    stop_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  StopThread();
   if (!store_) return {};  // taken before
   Status s = failure_.ok() ? rebuild_->Finish() : failure_;
   rebuild_.reset();

@@ -55,6 +55,8 @@ class StandbyStore final : public StoreHandover {
   StandbyStore(const std::string& log_dir, std::function<uint64_t()> committed,
                std::function<void(uint64_t)> applied, std::chrono::milliseconds poll);
   void Loop();
+  // Stops the thread between two entries and joins it.
+  void StopThread();
 
   EventFd unused_round_done_;  // the store raises it only for rounds it is submitted
   std::unique_ptr<storage::BrokerStore> store_;
