@@ -1,9 +1,9 @@
-// Spaces out the "refused ..." warnings of the auth log: a scanner or a
-// misconfigured client must not flood it. At most one line per interval;
-// the next line says how many were left out since.
+// Spaces out "refused ..." warnings (the auth log's, the replication
+// links'): a scanner or a misconfigured client must not flood the log. At most one line per
+// interval; the next line says how many were left out since.
 //
 // Thread safety: none; each owner uses it from one thread (the core's
-// guard, the ZAP handler's thread).
+// guard, a ZAP handler's thread).
 #pragma once
 
 #include <chrono>
@@ -17,9 +17,11 @@ namespace txmq::broker::auth {
 
 class RefusalLog {
  public:
-  explicit RefusalLog(std::chrono::seconds every = std::chrono::seconds(5)) : every_(every) {}
+  explicit RefusalLog(std::string logger = "auth",
+                      std::chrono::seconds every = std::chrono::seconds(5))
+      : logger_(std::move(logger)), every_(every) {}
 
-  // Logs `line` as a warning on "auth", unless a line went out less than
+  // Logs `line` as a warning on the logger named at construction, unless a line went out less than
   // the interval ago (then it is only counted). Spacing out needs no
   // injected clock: the steady clock of this process will do.
   void Warn(const std::string& line) {
@@ -28,17 +30,18 @@ class RefusalLog {
       ++unlogged_;
       return;
     }
-    Logger("auth")->warn("{}{}", line,
-                         unlogged_ == 0 ? std::string()
-                                        : " (and " + std::to_string(unlogged_) +
-                                              " more refusals not logged in the last " +
-                                              std::to_string(every_.count()) + "s)");
+    Logger(logger_)->warn("{}{}", line,
+                          unlogged_ == 0 ? std::string()
+                                         : " (and " + std::to_string(unlogged_) +
+                                               " more refusals not logged in the last " +
+                                               std::to_string(every_.count()) + "s)");
     logged_once_ = true;
     last_log_ = now;
     unlogged_ = 0;
   }
 
  private:
+  const std::string logger_;
   const std::chrono::seconds every_;
   bool logged_once_ = false;
   SteadyTime last_log_{};

@@ -109,6 +109,18 @@ void ZapHandler::Serve() {
     }
   }
 
+  // Counted before the reply: the reply lets the connection proceed (or
+  // fail), and whoever watches the counters must find this decision in
+  // them as soon as its effect is visible.
+  if (v.allow) {
+    allowed_++;
+    Logger("auth")->debug("connection from {} authenticated as principal '{}'", address,
+                          v.principal);
+  } else {
+    denied_++;
+    refusals_.Warn("refused a connection from " + address + ": " + v.text);
+  }
+
   const std::string request_id = frames.size() > 1 ? frames[1].to_string() : std::string();
   try {
     socket_.send(zmq::buffer(std::string_view("1.0")), zmq::send_flags::sndmore);
@@ -119,17 +131,7 @@ void ZapHandler::Serve() {
     socket_.send(zmq::message_t(), zmq::send_flags::none);
   } catch (const zmq::error_t& e) {
     Logger("auth")->error("ZAP handler reply failed: {}", e.what());
-    return;
   }
-
-  if (v.allow) {
-    allowed_++;
-    Logger("auth")->debug("connection from {} authenticated as principal '{}'", address,
-                          v.principal);
-    return;
-  }
-  denied_++;
-  refusals_.Warn("refused a connection from " + address + ": " + v.text);
 }
 
 }  // namespace txmq::broker::auth

@@ -73,6 +73,14 @@ void ZapAllowList::Answer(std::vector<zmq::message_t>& request) {
       text = "public key " + key + " is not a member of this group";
     }
   }
+  // Counted before the reply: once the reply is out the link proceeds or
+  // fails, and whoever watches the counters must already find it there.
+  if (allow) {
+    ++allowed_;
+  } else {
+    ++denied_;
+    refusals_.Warn("refused a replication connection: " + text);
+  }
   const std::string request_id = request.size() > 1 ? request[1].to_string() : std::string();
   try {
     socket_.send(zmq::buffer(std::string_view("1.0")), zmq::send_flags::sndmore);
@@ -83,14 +91,6 @@ void ZapAllowList::Answer(std::vector<zmq::message_t>& request) {
     socket_.send(zmq::message_t(), zmq::send_flags::none);
   } catch (const zmq::error_t& e) {
     Logger("cluster")->error("replication ZAP reply failed: {}", e.what());
-    return;
-  }
-  if (allow) {
-    ++allowed_;
-  } else {
-    ++denied_;
-    // TODO: rate-limit like auth/refusal_log.h once this runs in txmqd.
-    Logger("cluster")->warn("refused a replication connection: {}", text);
   }
 }
 

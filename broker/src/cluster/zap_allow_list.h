@@ -15,15 +15,18 @@
 // the transport binds this before it creates its CURVE ROUTER, in a
 // context of its own (the endpoint is per context).
 //
-// Thread safety: none; the transport's thread owns it.
+// Thread safety: the transport's thread owns it; the counters may be read
+// from any thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <zmq.hpp>
 
+#include "broker/src/auth/refusal_log.h"
 #include "txmq/status.h"
 
 namespace txmq::cluster {
@@ -44,8 +47,9 @@ class ZapAllowList {
   // Answers every request waiting, without blocking; returns how many.
   size_t ServeWaiting();
 
-  uint64_t allowed() const { return allowed_; }
-  uint64_t denied() const { return denied_; }
+  // Read from any thread.
+  uint64_t allowed() const { return allowed_.load(); }
+  uint64_t denied() const { return denied_.load(); }
 
  private:
   ZapAllowList(zmq::context_t& context, std::map<std::string, std::string> keys);
@@ -53,8 +57,9 @@ class ZapAllowList {
 
   const std::map<std::string, std::string> keys_;
   zmq::socket_t socket_;
-  uint64_t allowed_ = 0;
-  uint64_t denied_ = 0;
+  std::atomic<uint64_t> allowed_{0};
+  std::atomic<uint64_t> denied_{0};
+  broker::auth::RefusalLog refusals_{"cluster"};  // the thread that serves the socket
 };
 
 }  // namespace txmq::cluster
