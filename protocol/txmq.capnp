@@ -73,6 +73,11 @@ struct Hello {
   version @3 :UInt32;   # protocolVersion of the client
   software @4 :Text;    # "txmq-producer 0.1.0", shown to operators
   checker @5 :Bool;     # a producer that answers transaction checks
+  # The client instance this connection belongs to: a consumer connected
+  # to several broker groups names the same one on each, so that the groups
+  # share a topic's queues among instances, not connections. Empty: the
+  # client id. At most 255 bytes.
+  instance @6 :Text;
 }
 
 struct HelloOk {

@@ -14,6 +14,12 @@ Result<const ClientInfo*> ClientRegistry::Hello(const std::string& routing_id,
     return Status::InvalidArgument("client id must be 1-255 bytes (got " +
                                    std::to_string(client_id.size()) + ")");
   }
+  std::string instance = wire::ToString(hello.getInstance());
+  if (instance.size() > 255) {
+    return Status::InvalidArgument("client instance must be at most 255 bytes (got " +
+                                   std::to_string(instance.size()) + ")");
+  }
+  if (instance.empty()) instance = client_id;
   auto mine = clients_.find(routing_id);
   if (mine != clients_.end() && mine->second.id != client_id) {
     return Status::InvalidArgument("this connection registered as client '" + mine->second.id +
@@ -34,6 +40,7 @@ Result<const ClientInfo*> ClientRegistry::Hello(const std::string& routing_id,
   }
   ClientInfo& c = clients_[routing_id];
   c.id = client_id;
+  c.instance = std::move(instance);
   c.routing_id = routing_id;
   c.key = key;
   c.role = hello.getRole();

@@ -26,6 +26,7 @@ namespace txmq::broker {
 
 struct ClientInfo {
   std::string id;          // client id from hello (public)
+  std::string instance;    // hello's instance, or the id (queue_owners.h)
   std::string routing_id;  // its connection (secret: never shown)
   std::string key;         // CURVE public key (Z85) of the connection; "" without CURVE
   wire::Role role = wire::Role::ADMIN;

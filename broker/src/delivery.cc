@@ -53,6 +53,7 @@ void Delivery::HandlePull(const RequestContext& ctx, wire::PullRequest::Reader r
   spec.from_latest = request.getStartFromLatest();
   spec.client = ctx.routing_id;
   spec.shown_as = ctx.client != nullptr ? ctx.client->id : "an unregistered client";
+  spec.instance = ctx.client != nullptr ? ctx.client->instance : ctx.routing_id;
   auto wait = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(request.getWaitMs()),
                                                   o.max_long_poll);
 
@@ -94,7 +95,7 @@ std::vector<Delivery::Item> Delivery::Collect(const PullSpec& spec, SteadyTime n
     // queues may give others some, whose parked pulls are then served.
     if (served != sub->shared) groups_.NoteHandoff(g.name);
     const bool joining = !sub->members.contains(spec.client);
-    JoinOwners(*sub, name, spec.client, now, served);
+    JoinOwners(*sub, name, {.client = spec.client, .instance = spec.instance}, now, served);
     if (joining) {
       member_names_[spec.client] = spec.shown_as;
       LogMembers(g, name, *sub, spec.shown_as, "joined");

@@ -64,6 +64,7 @@ class Delivery {
     bool from_latest = false;
     std::string client;
     std::string shown_as;  // the client's hello id, for logs (the routing id is secret)
+    std::string instance;  // the client instance it is one connection of (queue_owners.h)
   };
   struct Parked {
     std::string routing_id;

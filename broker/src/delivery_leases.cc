@@ -59,7 +59,7 @@ void Delivery::HandleExtendLease(const RequestContext& ctx,
     if (auto sub = ref->group->subscriptions.find(ref->topic);
         sub != ref->group->subscriptions.end()) {
       if (auto m = sub->second.members.find(ctx.routing_id); m != sub->second.members.end()) {
-        m->second = now;
+        m->second.seen = now;
       }
     }
     Lease& lease = groups_.LeaseOf(*ref);

@@ -260,8 +260,8 @@ void Delivery::SweepIdleMembers(SteadyTime now) {
   for (auto& [name, g] : groups_.all()) {
     for (auto& [topic, sub] : g.subscriptions) {
       std::vector<std::string> gone;
-      for (const auto& [member, seen] : sub.members) {
-        if (now - seen > idle && !parked_by_client_.contains(member)) gone.push_back(member);
+      for (const auto& [member, m] : sub.members) {
+        if (now - m.seen > idle && !parked_by_client_.contains(member)) gone.push_back(member);
       }
       for (const std::string& member : gone) {
         LeaveOwners(sub, topic, member);

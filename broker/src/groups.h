@@ -54,12 +54,20 @@ struct QueueCursor {
   uint64_t floor() const { return leased.empty() ? next : leased.begin()->first; }
 };
 
+// A consumer connection sharing a topic's queues (queue_owners.h).
+struct Member {
+  // When it last pulled the topic for the group or extended a lease on it.
+  SteadyTime seen{};
+  // The client instance it is a connection of: across broker groups the
+  // queues are shared among instances.
+  std::string instance;
+};
+
 struct Subscription {
   std::vector<QueueCursor> queues;
   uint32_t next_queue = 0;  // where the next pull starts, for fairness
-  // The consumers the queues are shared among: routing id -> when it last
-  // pulled the topic for the group or extended a lease on it.
-  std::map<std::string, SteadyTime, std::less<>> members;
+  // The consumers the queues are shared among, by routing id.
+  std::map<std::string, Member, std::less<>> members;
   // The queues shared among them: those this node serves (empty: all).
   std::vector<uint32_t> shared;
 };

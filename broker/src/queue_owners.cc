@@ -21,6 +21,38 @@ uint64_t Score(std::string_view topic, uint32_t queue, std::string_view member) 
   return StableHash(key);
 }
 
+// The rule across broker groups (see the header): every queue of the
+// topic to an instance, the served ones to that instance's connection.
+void ShareAcrossGroups(Subscription& sub, std::string_view topic, const std::vector<bool>& served) {
+  // Instance -> its connection here: the one seen last (ties: the first),
+  // as a consumer's old connection at a group may linger beside its new one.
+  std::map<std::string_view, std::string_view> connection_of;
+  for (const auto& [client, m] : sub.members) {
+    auto [it, added] = connection_of.try_emplace(m.instance, client);
+    if (!added && m.seen > sub.members.find(it->second)->second.seen) it->second = client;
+  }
+  const auto n = static_cast<uint32_t>(sub.queues.size());
+  const size_t k = connection_of.size();
+  const size_t share = n / k;
+  size_t bigger_shares = n % k;  // how many instances may still hold share + 1
+  std::map<std::string_view, size_t> held;
+  for (uint32_t q = 0; q < n; ++q) {
+    std::string_view best;
+    uint64_t best_score = 0;
+    for (const auto& [instance, connection] : connection_of) {
+      const size_t h = held[instance];
+      if (h > share || (h == share && bigger_shares == 0)) continue;
+      const uint64_t score = Score(topic, q, instance);
+      if (best.empty() || score > best_score) {
+        best = instance;
+        best_score = score;
+      }
+    }
+    if (held[best]++ == share) --bigger_shares;
+    sub.queues[q].owner = served[q] ? std::string(connection_of[best]) : std::string();
+  }
+}
+
 }  // namespace
 
 bool MayTake(const QueueCursor& c, std::string_view client) {
@@ -28,10 +60,12 @@ bool MayTake(const QueueCursor& c, std::string_view client) {
   return c.holders.empty() || (c.holders.size() == 1 && c.holders.begin()->first == client);
 }
 
-bool JoinOwners(Subscription& sub, std::string_view topic, const std::string& client,
-                SteadyTime now, const std::vector<uint32_t>& served) {
-  auto [it, added] = sub.members.try_emplace(client, now);
-  it->second = now;
+bool JoinOwners(Subscription& sub, std::string_view topic, const Joiner& who, SteadyTime now,
+                const std::vector<uint32_t>& served) {
+  auto [it, added] = sub.members.try_emplace(
+      who.client,
+      Member{.seen = now, .instance = who.instance.empty() ? who.client : who.instance});
+  it->second.seen = now;
   if (!added && served == sub.shared) return false;
   sub.shared = served;
   ShareQueues(sub, topic);
@@ -48,10 +82,12 @@ bool LeaveOwners(Subscription& sub, std::string_view topic, std::string_view cli
 
 void ShareQueues(Subscription& sub, std::string_view topic) {
   std::vector<uint32_t> shared;
+  std::vector<bool> served(sub.queues.size(), false);
   for (uint32_t q = 0; q < sub.queues.size(); ++q) {
     if (sub.shared.empty() ||
         std::find(sub.shared.begin(), sub.shared.end(), q) != sub.shared.end()) {
       shared.push_back(q);
+      served[q] = true;
     } else {
       sub.queues[q].owner.clear();  // another broker group's
     }
@@ -60,6 +96,10 @@ void ShareQueues(Subscription& sub, std::string_view topic) {
   const size_t m = sub.members.size();
   if (m == 0) {
     for (uint32_t q : shared) sub.queues[q].owner.clear();
+    return;
+  }
+  if (n < sub.queues.size()) {
+    ShareAcrossGroups(sub, topic, served);
     return;
   }
   std::map<std::string_view, std::vector<uint32_t>> owned;  // member -> its queues

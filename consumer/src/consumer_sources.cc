@@ -179,6 +179,9 @@ net::ConnectionOptions Consumer::Impl::SourceOptions(const std::string& group,
   // Its own name at each group's broker, so that no registration there
   // replaces the home connection's (when home moves into that group).
   o.client_id = GroupClientId(ConnectionOf(0)->client_id(), group);
+  // One instance everywhere (home's id, as home's broker sees it): each
+  // group shares a topic's queues among instances as a whole.
+  o.instance = ConnectionOf(0)->client_id();
   return o;
 }
 

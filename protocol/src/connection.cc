@@ -280,6 +280,7 @@ class Connection::Impl {
     hello.setVersion(wire::PROTOCOL_VERSION);
     hello.setSoftware(options_.software);
     hello.setChecker(options_.checker);
+    hello.setInstance(options_.instance);
     Outgoing out;
     out.request_id = request.request_id();
     out.bytes = request.Encode();
@@ -786,6 +787,9 @@ Result<std::unique_ptr<Connection>> Connection::Open(ConnectionOptions options,
   if (options.client_id.empty()) options.client_id = NewUuidV7();
   if (options.client_id.size() > 255) {
     return Status::InvalidArgument("client id is longer than 255 bytes");
+  }
+  if (options.instance.size() > 255) {
+    return Status::InvalidArgument("client instance is longer than 255 bytes");
   }
   if (options.curve.enabled()) {
     if (Status s = curve::CheckKey("server key", options.curve.server_key); !s.ok()) return s;

@@ -35,6 +35,29 @@ using namespace std::chrono_literals;
 
 class TxmqdPlacement : public TwoGroupsFixture {};
 
+// How many queues each consumer owns over both groups, from `txmqctl
+// --json group show` asked at g1 (which shows g2's view too). A consumer
+// is shown by its id at its home group and as "ID.G" at the other
+// (GroupClientId), so the name up to the first '.' is the consumer. Every
+// queue must be owned, and only at the group that serves it.
+std::map<std::string, int> QueuesPerConsumer(const nlohmann::json& shown,
+                                             const cluster::TopicPlacement& placement) {
+  std::map<std::string, int> held;
+  std::vector<std::pair<std::string, nlohmann::json>> views{{"g1", shown}};
+  for (const auto& other : shown["other_broker_groups"]) {
+    views.emplace_back(other["broker_group"].get<std::string>(), other["group"]);
+  }
+  for (const auto& [broker_group, view] : views) {
+    for (const auto& q : view["queues"]) {
+      const std::string owner = q["owner"].get<std::string>();
+      const bool served = placement.groups[q["queue"].get<uint32_t>()] == broker_group;
+      EXPECT_EQ(owner.empty(), !served) << broker_group << ": " << q;
+      if (served) ++held[owner.substr(0, owner.find('.'))];
+    }
+  }
+  return held;
+}
+
 TEST_F(TxmqdPlacement, AProducerGivenTheClusterStoresEachMessageInTheGroupOfItsQueue) {
   StartTwoGroups();
   // The bootstrap list names only g1's node: the producer learns g2's
@@ -239,7 +262,7 @@ TEST_F(TxmqdPlacement, TwoConsumersShareTheQueuesOfEveryGroup) {
       << "received " << runs.size() << " of " << kMessages;
   const std::set<std::string> both{"g1", "g2"};
   // Operators see it from one node: every broker group's view, each queue
-  // of a group owned by one of the two consumers, each consumer one queue.
+  // owned by one of the two consumers, each consumer two of the four.
   auto shown = RunCommand(
       {BinPath("txmqctl"), "--broker", nodes_[0].url(), "--json", "group", "show", "readers"}, "",
       20s);
@@ -249,17 +272,9 @@ TEST_F(TxmqdPlacement, TwoConsumersShareTheQueuesOfEveryGroup) {
   EXPECT_EQ(j["broker_group"], "g1") << shown.out;
   ASSERT_EQ(j["other_broker_groups"].size(), 1u) << shown.out;
   EXPECT_EQ(j["other_broker_groups"][0]["broker_group"], "g2") << shown.out;
-  const auto owners_in = [&](const nlohmann::json& group, const std::string& broker_group) {
-    std::set<std::string> owners;
-    for (const auto& q : group["queues"]) {
-      const bool served = placement.groups[q["queue"].get<uint32_t>()] == broker_group;
-      EXPECT_EQ(q["owner"].get<std::string>().empty(), !served) << broker_group << ": " << q;
-      if (served) owners.insert(q["owner"].get<std::string>());
-    }
-    return owners.size();
-  };
-  EXPECT_EQ(owners_in(j, "g1"), 2u) << shown.out;
-  EXPECT_EQ(owners_in(j["other_broker_groups"][0]["group"], "g2"), 2u) << shown.out;
+  const std::map<std::string, int> held = QueuesPerConsumer(j, placement);
+  ASSERT_EQ(held.size(), 2u) << shown.out;
+  for (const auto& [consumer, queues] : held) EXPECT_EQ(queues, 2) << consumer << ": " << shown.out;
   auto listed = RunCommand(
       {BinPath("txmqctl"), "--broker", nodes_[1].url(), "--json", "group", "list"}, "", 20s);
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
@@ -280,17 +295,87 @@ TEST_F(TxmqdPlacement, TwoConsumersShareTheQueuesOfEveryGroup) {
   EXPECT_EQ(overlaps, 0) << "a key ran on both consumers at once";
   std::map<std::string, int> last_of_key;
   std::set<std::string> ids;
-  std::map<int, std::set<std::string>> groups_of;  // consumer -> groups it read, last half
+  std::set<int> ran_late;  // consumers that ran messages of the last half
   for (size_t n = 0; n < runs.size(); ++n) {
     const auto& [who, m] = runs[n];
     EXPECT_TRUE(ids.insert(m.id).second) << m.id << " ran twice";
     const int i = std::stoi(m.body);
     EXPECT_LT(last_of_key.try_emplace(m.key, -1).first->second, i) << m.key << " out of order";
     last_of_key[m.key] = i;
-    if (i >= kMessages / 2) groups_of[who].insert(placement.groups[m.queue]);
+    if (i >= kMessages / 2) ran_late.insert(who);
   }
-  EXPECT_EQ(groups_of[0], both) << "the first consumer kept a queue of each group";
-  EXPECT_EQ(groups_of[1], both) << "the second took one of each group";
+  EXPECT_EQ(ran_late, (std::set<int>{0, 1})) << "both consumers had work once both had joined";
+}
+
+// Four consumers, four queues, two per broker group. Two consumers come
+// first and own everything, two of each group's queues each; then two
+// more join. Sharing each group's queues on its own, both groups kept
+// their two owners (the sticky rule moves nothing while no member holds
+// more than its share there), and the newcomers stayed idle with two
+// queues each held by the first two. Shared as one topic, every consumer
+// owns exactly one queue.
+TEST_F(TxmqdPlacement, ConsumersShareTheWholeTopicAcrossBrokerGroups) {
+  StartTwoGroups();
+  Producer producer({.broker = nodes_[0].url(), .send_timeout = 10s});
+  ASSERT_TRUE(producer.Start().ok());
+  ASSERT_TRUE(producer.Send({.topic = "orders", .key = "k", .body = "x"}).ok());
+  const cluster::TopicPlacement placement = StoredPlacement("orders");
+  ASSERT_EQ(placement.QueuesOf("g1").size(), 2u);
+  ASSERT_EQ(placement.QueuesOf("g2").size(), 2u);
+  // A group holds its part of a topic from its first message on.
+  ASSERT_TRUE(
+      producer.Send({.topic = "orders", .key = KeyServedBy(placement, "g2"), .body = "y"}).ok());
+  std::vector<std::unique_ptr<Consumer>> consumers;
+  const auto start = [&] {
+    // Home at g1: each consumer reaches g2 through its route.
+    auto c = std::make_unique<Consumer>(
+        ConsumerOptions{.broker = nodes_[0].url(),
+                        .group = "readers",
+                        .long_poll = 500ms,
+                        .client_id = "reader-" + std::to_string(consumers.size())});
+    ASSERT_TRUE(
+        c->Subscribe("orders", [](const Received&) { return ConsumeResult::Success(); }).ok());
+    ASSERT_TRUE(c->Start().ok());
+    consumers.push_back(std::move(c));
+  };
+  std::string last;  // txmqctl's last answer
+  std::map<std::string, int> held;
+  // Owners per consumer, every queue owned, `members` at each group.
+  const auto shared_among = [&](size_t members) {
+    auto shown = RunCommand(
+        {BinPath("txmqctl"), "--broker", nodes_[0].url(), "--json", "group", "show", "readers"}, "",
+        20s);
+    last = shown.exit_code == 0 ? shown.out : shown.err;
+    const auto j = nlohmann::json::parse(shown.out, nullptr, false);
+    if (shown.exit_code != 0 || !j.is_object() || j["other_broker_groups"].size() != 1) {
+      return false;
+    }
+    held.clear();
+    int owned = 0;
+    for (const auto& view : {j, j["other_broker_groups"][0]["group"]}) {
+      if (view["members"].size() != members) return false;
+      for (const auto& q : view["queues"]) {
+        const std::string owner = q["owner"].get<std::string>();
+        if (owner.empty()) continue;
+        ++owned;
+        ++held[owner.substr(0, owner.find('.'))];
+      }
+    }
+    return owned == 4;
+  };
+  start();
+  start();
+  ASSERT_TRUE(WaitFor([&] { return shared_among(2); }, 20s)) << last;
+  start();
+  start();
+  EXPECT_TRUE(WaitFor([&] { return shared_among(4) && held.size() == 4; }, 20s))
+      << "not every consumer owns a queue: " << last;
+  const auto j = nlohmann::json::parse(last, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << last;
+  held = QueuesPerConsumer(j, placement);
+  ASSERT_EQ(held.size(), 4u) << last;
+  for (const auto& [consumer, queues] : held) EXPECT_EQ(queues, 1) << consumer << ": " << last;
+  for (auto& c : consumers) c->Shutdown();
 }
 
 // --group-weight: g2 of weight 3 beside g1 of weight 1 gets three

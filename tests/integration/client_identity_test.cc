@@ -118,6 +118,31 @@ TEST_F(ClientIdentity, AnIdIsFreeAgainOnceItsOwnerSaidGoodbye) {
   EXPECT_TRUE(Hello(next, "reused-name", wire::Role::CONSUMER, "g").ok());
 }
 
+// Hello's instance (queue_owners.h) is bounded like the client id: a
+// longer one is refused, naming both sizes, and the broker keeps serving.
+TEST_F(ClientIdentity, AnInstanceOverTheLimitIsRefusedByName) {
+  RawClient raw(broker_->endpoint());
+  wire::OutFrame hello(1);
+  auto h = hello.envelope().initHello();
+  h.setClientId("long-instance");
+  h.setRole(wire::Role::CONSUMER);
+  h.setGroup("g");
+  h.setVersion(wire::PROTOCOL_VERSION);
+  h.setInstance(std::string(256, 'i'));
+  const Status refused = raw.Call(hello);
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument) << refused.ToString();
+  EXPECT_NE(refused.message().find("client instance must be at most 255 bytes (got 256)"),
+            std::string::npos)
+      << refused.ToString();
+  h.setInstance(std::string(255, 'i'));
+  EXPECT_TRUE(raw.Call(hello).ok());
+  EXPECT_EQ(
+      net::Connection::Open({.broker = broker_->endpoint(), .instance = std::string(256, 'i')})
+          .status()
+          .code(),
+      StatusCode::kInvalidArgument);
+}
+
 // The routing id is what a connection's replies go to; logging it would
 // hand it to whoever reads the logs. Lines about a client name its hello id.
 TEST_F(ClientIdentity, LogsNameAClientByItsIdNeverByItsRoutingId) {

@@ -37,7 +37,7 @@ TEST(QueueSharing, EveryQueueHasOneOwnerAndSharesDifferByAtMostOne) {
     Subscription sub = Queues(n);
     const SteadyTime now{};
     for (int m = 1; m <= 5; ++m) {
-      EXPECT_TRUE(JoinOwners(sub, "orders", "c" + std::to_string(m), now));
+      EXPECT_TRUE(JoinOwners(sub, "orders", {"c" + std::to_string(m)}, now));
       std::map<std::string, int> counts = Counts(sub);
       EXPECT_FALSE(counts.contains(""))
           << n << " queues, " << m << " members: a queue has no owner";
@@ -57,12 +57,12 @@ TEST(QueueSharing, EveryQueueHasOneOwnerAndSharesDifferByAtMostOne) {
 TEST(QueueSharing, AJoinMovesOnlyTheNewcomersShareAndALeaveOnlyTheLeaversQueues) {
   Subscription sub = Queues(12);
   const SteadyTime now{};
-  JoinOwners(sub, "orders", "a", now);
-  JoinOwners(sub, "orders", "b", now);
+  JoinOwners(sub, "orders", {"a"}, now);
+  JoinOwners(sub, "orders", {"b"}, now);
   std::vector<std::string> before;
   for (const QueueCursor& c : sub.queues) before.push_back(c.owner);
 
-  JoinOwners(sub, "orders", "c", now);
+  JoinOwners(sub, "orders", {"c"}, now);
   int moved = 0;
   for (uint32_t q = 0; q < 12; ++q) {
     if (sub.queues[q].owner != before[q]) {
@@ -90,10 +90,10 @@ TEST(QueueSharing, AJoinMovesOnlyTheNewcomersShareAndALeaveOnlyTheLeaversQueues)
 
 TEST(QueueSharing, AnOwnerOverItsShareGivesUpIdleQueuesBeforeBusyOnes) {
   Subscription sub = Queues(4);
-  JoinOwners(sub, "orders", "a", SteadyTime{});
+  JoinOwners(sub, "orders", {"a"}, SteadyTime{});
   sub.queues[2].holders["a"] = 1;  // a holds messages of queues 2 and 3
   sub.queues[3].holders["a"] = 3;
-  JoinOwners(sub, "orders", "b", SteadyTime{});
+  JoinOwners(sub, "orders", {"b"}, SteadyTime{});
   EXPECT_EQ(sub.queues[2].owner, "a");
   EXPECT_EQ(sub.queues[3].owner, "a");
   EXPECT_EQ(sub.queues[0].owner, "b");
@@ -101,26 +101,94 @@ TEST(QueueSharing, AnOwnerOverItsShareGivesUpIdleQueuesBeforeBusyOnes) {
 }
 
 // In a cluster a broker has a cursor for every queue of a topic but serves
-// only its group's: only those are shared (two consumers, two queues here:
-// one each, never an empty queue of another group for one of them).
-TEST(QueueSharing, OnlyTheQueuesThisBrokerServesAreShared) {
+// only its group's: only those get an owner here.
+TEST(QueueSharing, OnlyTheQueuesThisBrokerServesGetAnOwner) {
   Subscription sub = Queues(4);
   const std::vector<uint32_t> served{1, 3};
-  EXPECT_TRUE(JoinOwners(sub, "orders", "a", SteadyTime{}, served));
-  EXPECT_TRUE(JoinOwners(sub, "orders", "b", SteadyTime{}, served));
+  EXPECT_TRUE(JoinOwners(sub, "orders", {"a"}, SteadyTime{}, served));
+  EXPECT_TRUE(JoinOwners(sub, "orders", {"b"}, SteadyTime{}, served));
   EXPECT_EQ(sub.queues[0].owner, "");
   EXPECT_EQ(sub.queues[2].owner, "");
   EXPECT_NE(sub.queues[1].owner, "");
   EXPECT_NE(sub.queues[3].owner, "");
-  EXPECT_NE(sub.queues[1].owner, sub.queues[3].owner);
-  EXPECT_FALSE(JoinOwners(sub, "orders", "a", SteadyTime{}, served)) << "nothing changed";
+  EXPECT_FALSE(JoinOwners(sub, "orders", {"a"}, SteadyTime{}, served)) << "nothing changed";
   // The placement learnt later (a topic recovered before it was known).
   Subscription late = Queues(4);
-  JoinOwners(late, "orders", "a", SteadyTime{});
-  JoinOwners(late, "orders", "b", SteadyTime{});
-  EXPECT_TRUE(JoinOwners(late, "orders", "a", SteadyTime{}, served)) << "shared anew";
+  JoinOwners(late, "orders", {"a"}, SteadyTime{});
+  JoinOwners(late, "orders", {"b"}, SteadyTime{});
+  EXPECT_TRUE(JoinOwners(late, "orders", {"a"}, SteadyTime{}, served)) << "shared anew";
   EXPECT_EQ(late.queues[0].owner, "");
-  EXPECT_NE(late.queues[1].owner, late.queues[3].owner);
+  EXPECT_EQ(late.queues[2].owner, "");
+  EXPECT_NE(late.queues[1].owner, "");
+  EXPECT_NE(late.queues[3].owner, "");
+}
+
+// Across broker groups a consumer is one connection at each group (its own
+// routing id there), and every group shares only its own queues. Together
+// they must still give every consumer instance its share of the whole
+// topic: with a queue per group and two consumers, each gets one, not one
+// both and the other none.
+TEST(QueueSharing, AcrossBrokerGroupsEachInstanceGetsItsShareOfTheWholeTopic) {
+  int cases = 0;
+  for (uint32_t n : {2u, 3u, 4u, 5u, 7u, 8u, 16u}) {
+    for (uint32_t groups : {2u, 3u}) {
+      if (groups > n) continue;
+      for (int k = 1; k <= 5; ++k) {
+        // Queue q is served by group q % groups (placement is the
+        // cluster's business; any split will do).
+        std::vector<Subscription> at(groups, Queues(n));
+        for (uint32_t g = 0; g < groups; ++g) {
+          std::vector<uint32_t> served;
+          for (uint32_t q = g; q < n; q += groups) served.push_back(q);
+          for (int i = 0; i < k; ++i) {
+            const std::string instance = "consumer-" + std::to_string(i);
+            JoinOwners(at[g], "orders",
+                       {.client = instance + "@" + std::to_string(g), .instance = instance},
+                       SteadyTime{}, served);
+          }
+        }
+        std::map<std::string, int> held;  // by instance
+        for (uint32_t q = 0; q < n; ++q) {
+          int owners = 0;
+          for (uint32_t g = 0; g < groups; ++g) {
+            const std::string& owner = at[g].queues[q].owner;
+            if (owner.empty()) continue;
+            ++owners;
+            EXPECT_EQ(owner.substr(owner.find('@') + 1), std::to_string(q % groups))
+                << "queue " << q << " owned at a group that does not serve it";
+            ++held[owner.substr(0, owner.find('@'))];
+          }
+          EXPECT_EQ(owners, 1) << n << " queues, " << groups << " groups, " << k
+                               << " consumers: queue " << q;
+        }
+        int lo = INT32_MAX, hi = 0;
+        for (int i = 0; i < k; ++i) {
+          const int h = held["consumer-" + std::to_string(i)];
+          lo = std::min(lo, h);
+          hi = std::max(hi, h);
+        }
+        EXPECT_LE(hi - lo, 1) << n << " queues, " << groups << " groups, " << k << " consumers";
+        ++cases;
+      }
+    }
+  }
+  EXPECT_GT(cases, 50);
+}
+
+// A consumer whose connection at a group was replaced (its group's leader
+// moved) may briefly have two there: its queues go to the newer one.
+TEST(QueueSharing, AcrossBrokerGroupsAnInstancesQueuesGoToItsConnectionSeenLast) {
+  Subscription sub = Queues(4);
+  const std::vector<uint32_t> served{0, 2};
+  const SteadyTime t0{};
+  JoinOwners(sub, "orders", {.client = "old", .instance = "c"}, t0, served);
+  EXPECT_EQ(sub.queues[0].owner, "old");
+  EXPECT_EQ(sub.queues[2].owner, "old");
+  JoinOwners(sub, "orders", {.client = "new", .instance = "c"}, t0 + 1s, served);
+  EXPECT_EQ(sub.queues[0].owner, "new");
+  EXPECT_EQ(sub.queues[2].owner, "new");
+  EXPECT_TRUE(LeaveOwners(sub, "orders", "new"));
+  EXPECT_EQ(sub.queues[0].owner, "old");
 }
 
 TEST(QueueSharing, AQueueIsTakeableByItsOwnerOnlyOnceNobodyElseHoldsIt) {

@@ -56,6 +56,8 @@
 //    default), and what it held until its leases end; one that stays
 //    connected but neither pulls nor renews a lease for the broker's max
 //    long poll + client timeout (40 s by default) loses its queues too.
+//    In a cluster of several broker groups the share is of the whole
+//    topic: a consumer's connections to the groups count as one consumer.
 //
 // Thread safety: every method may be called from any thread. Subscribe
 // before Start; Start after Shutdown fails. Handlers run on
