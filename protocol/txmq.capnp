@@ -846,6 +846,11 @@ struct LifecycleRequest {
     resetGroup @5 :GroupResetRequest;
     purgeDlq @6 :DlqPurgeRequest;
     moveQueue @7 :QueueMoveRequest;    # a cluster: a queue to another broker group
+    # A cluster: deletes the topic's stored placement (txmqctl topic delete
+    # asks it once every group's part is gone), so that the name can be
+    # placed anew, with another queue count too. Refused while this group
+    # holds the topic (again).
+    forgetPlacement @8 :Text;
   }
 }
 
@@ -880,7 +885,8 @@ struct TopicDeletion {
   liveConsumers @2 :List(ClientSummary); # connected consumers of those groups (force)
   # A cluster: the other broker groups serving queues of the topic. Only
   # the asked group's part is deleted; theirs stay, and so does the
-  # topic's stored placement.
+  # topic's stored placement (txmqctl deletes each part, then asks
+  # forgetPlacement).
   otherGroups @3 :List(Text);
 }
 
@@ -924,5 +930,6 @@ struct LifecycleOk {
     dlqPurged @4 :DlqPurgeResult;
     queueMoved @5 :QueueMove;
     queuesMoved @6 :List(QueueMove);   # a rebalance (none: nothing to move)
+    placementForgotten @7 :UInt32;     # the deleted placement's queue count
   }
 }

@@ -1,6 +1,7 @@
 // txmqctl topic move: a queue of a placed topic goes to another broker
 // group (DESIGN.md "Moving a queue between groups"), or stops waiting for
-// the group it left (--release). The move is a write
+// the group it left (--release); and the end of txmqctl topic delete in a
+// cluster, the deletion of the topic's placement. Each is a write
 // of the topic's placement in etcd, made by the placement thread while
 // the request waits here parked (the core never waits for etcd); the
 // reply and the audit line come once etcd has it, or with why it did not.
@@ -75,6 +76,43 @@ void LifecycleService::MoveQueue(const Call& call, wire::QueueMoveRequest::Reade
         } else {
           fill(ok.initQueueMoved(), moved->moved.front());
         }
+        d_.core.Reply(call.ctx, reply);
+      });
+}
+
+void LifecycleService::ForgetPlacement(const Call& call, const std::string& topic) {
+  static constexpr std::string_view kAction = "topic-placement-delete";
+  const std::string object = "topic=" + topic;
+  if (Status s = Admit(call, kAction); !s.ok()) return Refuse(call, kAction, object, s);
+  if (Status s = ValidateName("topic", topic); !s.ok()) return Refuse(call, kAction, object, s);
+  if (!d_.placement.active() || d_.replicator == nullptr) {
+    return Refuse(call, kAction, object,
+                  Status::FailedPrecondition("this broker is in no cluster: a topic has no "
+                                             "placement to delete"));
+  }
+  if (d_.topics.Find(topic) != nullptr) {
+    // Deleted and created again since (a producer still sending to it),
+    // or never deleted here: its queues would outlive their placement.
+    return Refuse(call, kAction, object,
+                  Status::FailedPrecondition(
+                      "broker group " + d_.replicator->group() + " holds topic '" + topic +
+                      "': delete it (and stop what sends to it) before its placement"));
+  }
+  const uint64_t ticket =
+      d_.replicator->RequestMove({.topic = topic, .write = !call.dry_run, .forget = true});
+  d_.placement.ParkMove(
+      ticket, d_.core.SteadyNow(), [this, call, object](Result<cluster::QueueMoves> forgotten) {
+        if (!forgotten.ok()) {
+          return Refuse(call, kAction, object, forgotten.status());
+        }
+        const uint32_t queues = forgotten->placement.queue_count;
+        if (!call.dry_run) {
+          Audit(call, kAction, object, "applied (" + std::to_string(queues) + " queues)");
+        }
+        wire::OutFrame reply(call.ctx.request_id);
+        auto ok = reply.envelope().initLifecycleOk();
+        ok.setDryRun(call.dry_run);
+        ok.setPlacementForgotten(queues);
         d_.core.Reply(call.ctx, reply);
       });
 }

@@ -69,6 +69,8 @@ void LifecycleService::Handle(const RequestContext& ctx, wire::LifecycleRequest:
       return PurgeDlq(call, request.getPurgeDlq());
     case R::MOVE_QUEUE:
       return MoveQueue(call, request.getMoveQueue());
+    case R::FORGET_PLACEMENT:
+      return ForgetPlacement(call, wire::ToString(request.getForgetPlacement()));
   }
   d_.core.ReplyError(ctx,
                      Status::InvalidArgument("lifecycle request kind " +

@@ -78,6 +78,7 @@ class LifecycleService {
   void ResetGroup(const Call& call, wire::GroupResetRequest::Reader request);
   void PurgeDlq(const Call& call, wire::DlqPurgeRequest::Reader request);
   void MoveQueue(const Call& call, wire::QueueMoveRequest::Reader request);
+  void ForgetPlacement(const Call& call, const std::string& topic);
 
   // The checks every change starts with: an admin, a writable store (a dry
   // run only reads).

@@ -262,6 +262,36 @@ TEST_P(PlacementDirectory, AReleasedQueueNoLongerWaitsForTheGroupItLeft) {
   EXPECT_EQ(ReleaseDrain(c(), cluster_, "nothing", 0).status().code(), StatusCode::kNotFound);
 }
 
+// A deleted topic's placement goes with its queues' drain reports; the
+// name is then placed anew, with another queue count too.
+TEST_P(PlacementDirectory, AForgottenPlacementLetsTheNameBePlacedAnew) {
+  AddGroup("g1", "a", "tcp://127.0.0.1:1001");
+  AddGroup("g2", "b", "tcp://127.0.0.1:1002");
+  ASSERT_TRUE(EnsurePlacement(c(), cluster_, "orders", 4).ok());
+  auto moved =
+      MoveQueue(c(), cluster_, "orders", 1,
+                EnsurePlacement(c(), cluster_, "orders", 4)->groups[1] == "g1" ? "g2" : "g1");
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  const QueueGeneration report{"orders", 1, 1};
+  ASSERT_TRUE(c().Put(DrainKey(cluster_, report), EncodeDrainReport({"billing"})).ok());
+
+  auto dry = ForgetPlacement(c(), cluster_, "orders", /*write=*/false);
+  ASSERT_TRUE(dry.ok()) << dry.status().ToString();
+  EXPECT_EQ(dry->placement, moved->placement);
+  EXPECT_TRUE(ReadClusterMap(c(), cluster_)->topics.contains("orders")) << "a dry run deleted";
+
+  auto forgotten = ForgetPlacement(c(), cluster_, "orders");
+  ASSERT_TRUE(forgotten.ok()) << forgotten.status().ToString();
+  EXPECT_EQ(forgotten->placement.queue_count, 4u);
+  EXPECT_FALSE(ReadClusterMap(c(), cluster_)->topics.contains("orders"));
+  EXPECT_TRUE(c().Get(DrainKey(cluster_, report))->kvs.empty()) << "its drain report stayed";
+  EXPECT_EQ(ForgetPlacement(c(), cluster_, "orders").status().code(), StatusCode::kNotFound);
+  auto again = EnsurePlacement(c(), cluster_, "orders", 2);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->queue_count, 2u);
+  EXPECT_EQ(again->GenerationOf(1), 0u);
+}
+
 TEST_P(PlacementDirectory, AMovedQueueWaitsForItsDrainBeforeItMovesAgain) {
   AddGroup("g1", "a", "tcp://127.0.0.1:1001");
   AddGroup("g2", "b", "tcp://127.0.0.1:1002");

@@ -118,48 +118,6 @@ void PrintGroup(wire::GroupInfo::Reader g) {
   }
 }
 
-// What another broker group of the cluster answered: each keeps the
-// cursors, leases and owners of the queues it serves.
-struct BrokerGroupView {
-  std::string broker_group;
-  Result<wire::Frame> reply;  // the answer, or why there is none
-};
-
-// In a cluster of several broker groups (and without --broker-group), the
-// request `fill` makes, asked of each other broker group at its nodes
-// (leader first) as --broker's cluster status lists them. Sets `home` to
-// --broker's own group ("" for a single broker).
-std::vector<BrokerGroupView> OtherBrokerGroups(
-    Ctl& ctl, const std::function<void(wire::Envelope::Builder)>& fill, std::string* home) {
-  std::vector<BrokerGroupView> out;
-  if (!ctl.broker_group().empty()) return out;  // one broker group asked for
-  auto status = ctl.Call([](wire::Envelope::Builder e) { e.setClusterStatus(); });
-  if (!status.ok() || status->envelope().which() != wire::Envelope::CLUSTER_STATUS_OK) return out;
-  const wire::ClusterStatusView view =
-      wire::ReadClusterStatus(status->envelope().getClusterStatusOk());
-  if (!view.member) return out;
-  *home = view.group;
-  for (const wire::GroupLeaderView& g : view.groups) {
-    if (g.group == view.group) continue;
-    if (g.node_urls.empty()) {
-      out.push_back({g.group, Status::Unavailable("no node of broker group " + g.group +
-                                                  " is registered (is it down?)")});
-      continue;
-    }
-    std::string nodes;
-    for (const std::string& url : g.node_urls) nodes += (nodes.empty() ? "" : ",") + url;
-    auto c = ctl.OpenAdmin(nodes);
-    if (!c.ok()) {
-      out.push_back({g.group, c.status()});
-      continue;
-    }
-    auto request = (*c)->NewRequest();
-    fill(request.envelope());
-    out.push_back({g.group, (*c)->CallSync(std::move(request), ctl.Left())});
-  }
-  return out;
-}
-
 int List(Ctl& ctl) {
   auto reply = ctl.Call([](wire::Envelope::Builder e) { e.setGroupList(); });
   if (!reply.ok()) return ctl.Fail(reply.status());

@@ -50,9 +50,27 @@ int TopicDelete(Ctl& ctl, const TopicDeleteArgs& args) {
     }
     return ctl.Usage(s.message());
   }
-  auto reply = CallLifecycle(ctl, args.dry_run, args.force, [&](wire::LifecycleRequest::Builder r) {
-    r.setDeleteTopic(args.topic);
-  });
+  const auto fill = [&](wire::LifecycleRequest::Builder r) { r.setDeleteTopic(args.topic); };
+  auto reply = CallLifecycle(ctl, args.dry_run, args.force, fill);
+  // Absent here, the topic may still have parts in other broker groups.
+  if (!reply.ok() && reply.status().code() != StatusCode::kNotFound) {
+    return ctl.Fail(reply.status());
+  }
+  std::string home;
+  std::vector<BrokerGroupView> others = OtherBrokerGroups(
+      ctl,
+      [&](wire::Envelope::Builder e) {
+        auto r = e.initLifecycle();
+        r.setOperator(ctl.operator_name());
+        r.setDryRun(args.dry_run);
+        r.setForce(args.force);
+        fill(r);
+      },
+      &home);
+  if (!home.empty()) {
+    return DeleteTopicInEveryGroup(ctl, args.topic, args.dry_run, args.force, home,
+                                   std::move(reply), std::move(others));
+  }
   if (!reply.ok()) return ctl.Fail(reply.status());
   auto ok = reply->envelope().getLifecycleOk();
   PrintTopicDeletion(ctl, ok.getTopicDeleted(), ok.getDryRun());
@@ -137,6 +155,11 @@ void AddTopicDeleteCommand(CLI::App& topic, Ctl& ctl, Runner& run) {
       "would create the topic again), and, unless --force, while a consumer of a group\n"
       "that reads it is connected or holds one of its messages. A producer that still\n"
       "sends to it creates it again (unless txmqd runs with --no-auto-create-topics).\n"
+      "In a cluster every broker group's part goes (--broker-group G: only G's), then,\n"
+      "once no group holds one, the topic's placement, so that the name can be created\n"
+      "again, with another queue count too. A group that refuses or cannot be reached\n"
+      "keeps its part, and the placement stays: run it again (exit code of the first\n"
+      "failure; the output names each group's outcome).\n"
       "Examples:\n"
       "  txmqctl topic delete old-orders --dry-run\n"
       "  txmqctl --operator alice topic delete old-orders");

@@ -340,4 +340,35 @@ std::string OneLine(const std::string& text, size_t max) {
   return out;
 }
 
+std::vector<BrokerGroupView> OtherBrokerGroups(
+    Ctl& ctl, const std::function<void(wire::Envelope::Builder)>& fill, std::string* home) {
+  std::vector<BrokerGroupView> out;
+  if (!ctl.broker_group().empty()) return out;  // one broker group asked for
+  auto status = ctl.Call([](wire::Envelope::Builder e) { e.setClusterStatus(); });
+  if (!status.ok() || status->envelope().which() != wire::Envelope::CLUSTER_STATUS_OK) return out;
+  const wire::ClusterStatusView view =
+      wire::ReadClusterStatus(status->envelope().getClusterStatusOk());
+  if (!view.member) return out;
+  *home = view.group;
+  for (const wire::GroupLeaderView& g : view.groups) {
+    if (g.group == view.group) continue;
+    if (g.node_urls.empty()) {
+      out.push_back({g.group, Status::Unavailable("no node of broker group " + g.group +
+                                                  " is registered (is it down?)")});
+      continue;
+    }
+    std::string nodes;
+    for (const std::string& url : g.node_urls) nodes += (nodes.empty() ? "" : ",") + url;
+    auto c = ctl.OpenAdmin(nodes);
+    if (!c.ok()) {
+      out.push_back({g.group, c.status()});
+      continue;
+    }
+    auto request = (*c)->NewRequest();
+    fill(request.envelope());
+    out.push_back({g.group, (*c)->CallSync(std::move(request), ctl.Left())});
+  }
+  return out;
+}
+
 }  // namespace txmq::ctl

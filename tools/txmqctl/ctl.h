@@ -5,10 +5,12 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "protocol/src/connection.h"
 #include "protocol/src/curve_keys.h"
@@ -126,6 +128,20 @@ class Ctl {
   SteadyTime deadline_{};
   bool used_broker_ = false;  // a failure may be the broker's absence
 };
+
+// What another broker group of the cluster answered: each keeps the
+// cursors, leases and owners of the queues it serves.
+struct BrokerGroupView {
+  std::string broker_group;
+  Result<wire::Frame> reply;  // the answer, or why there is none
+};
+
+// In a cluster of several broker groups (and without --broker-group), the
+// request `fill` makes, asked of each other broker group at its nodes
+// (leader first) as --broker's cluster status lists them. Sets `home` to
+// --broker's own group ("" for a single broker).
+std::vector<BrokerGroupView> OtherBrokerGroups(
+    Ctl& ctl, const std::function<void(wire::Envelope::Builder)>& fill, std::string* home);
 
 // A command registers its subcommand and sets `run` to what executes it.
 using Runner = std::function<int()>;

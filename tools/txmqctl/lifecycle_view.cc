@@ -156,7 +156,28 @@ Result<ResetTarget> ParseResetTarget(const std::string& text, int64_t now_ms) {
   return Status::InvalidArgument("--to '" + text + "' is not one of: " + kToForms);
 }
 
-void PrintTopicDeletion(Ctl& ctl, wire::TopicDeletion::Reader d, bool dry_run) {
+nlohmann::json TopicDeletionJson(wire::TopicDeletion::Reader d) {
+  auto t = d.getTopic();
+  nlohmann::json j = {{"messages", t.getMessages()},
+                      {"queues", nlohmann::json::array()},
+                      {"groups", nlohmann::json::array()},
+                      {"delayed", d.getDelayed()},
+                      {"live_consumers", ClientsJson(d.getLiveConsumers())}};
+  for (auto q : t.getQueues()) {
+    j["queues"].push_back({{"queue", q.getQueue()},
+                           {"min_offset", q.getMinOffset()},
+                           {"end_offset", q.getEndOffset()}});
+  }
+  for (auto g : t.getGroups()) {
+    j["groups"].push_back({{"group", wire::ToString(g.getGroup())},
+                           {"lag", g.getLag()},
+                           {"in_flight", g.getInFlight()},
+                           {"retrying", g.getRetrying()}});
+  }
+  return j;
+}
+
+void PrintTopicDeletionText(wire::TopicDeletion::Reader d, bool dry_run) {
   auto t = d.getTopic();
   const std::string name = wire::ToString(t.getName());
   std::vector<std::string> groups;
@@ -164,32 +185,6 @@ void PrintTopicDeletion(Ctl& ctl, wire::TopicDeletion::Reader d, bool dry_run) {
   for (auto g : t.getGroups()) {
     groups.push_back(wire::ToString(g.getGroup()));
     retrying += g.getRetrying();
-  }
-  if (ctl.json()) {
-    nlohmann::json j = {{"action", "topic-delete"},
-                        {"dry_run", dry_run},
-                        {"operator", ctl.operator_name()},
-                        {"topic", name},
-                        {"messages", t.getMessages()},
-                        {"queues", nlohmann::json::array()},
-                        {"groups", nlohmann::json::array()},
-                        {"delayed", d.getDelayed()},
-                        {"live_consumers", ClientsJson(d.getLiveConsumers())},
-                        {"other_groups", nlohmann::json::array()}};
-    for (auto g : d.getOtherGroups()) j["other_groups"].push_back(wire::ToString(g));
-    for (auto q : t.getQueues()) {
-      j["queues"].push_back({{"queue", q.getQueue()},
-                             {"min_offset", q.getMinOffset()},
-                             {"end_offset", q.getEndOffset()}});
-    }
-    for (auto g : t.getGroups()) {
-      j["groups"].push_back({{"group", wire::ToString(g.getGroup())},
-                             {"lag", g.getLag()},
-                             {"in_flight", g.getInFlight()},
-                             {"retrying", g.getRetrying()}});
-    }
-    PrintJson(j);
-    return;
   }
   if (dry_run) {
     Fields f;
@@ -222,13 +217,30 @@ void PrintTopicDeletion(Ctl& ctl, wire::TopicDeletion::Reader d, bool dry_run) {
   std::cout << Outcome(dry_run, "deleted " + what + "; its storage is freed in the background",
                        "delete " + what + "; nothing changed")
             << "\n";
+}
+
+void PrintTopicDeletion(Ctl& ctl, wire::TopicDeletion::Reader d, bool dry_run) {
+  const std::string name = wire::ToString(d.getTopic().getName());
+  if (ctl.json()) {
+    nlohmann::json j = {{"action", "topic-delete"},
+                        {"dry_run", dry_run},
+                        {"operator", ctl.operator_name()},
+                        {"topic", name}};
+    j.update(TopicDeletionJson(d));
+    j["other_groups"] = nlohmann::json::array();
+    for (auto g : d.getOtherGroups()) j["other_groups"].push_back(wire::ToString(g));
+    PrintJson(j);
+    return;
+  }
+  PrintTopicDeletionText(d, dry_run);
   if (d.getOtherGroups().size() != 0) {
     std::vector<std::string> others;
     for (auto g : d.getOtherGroups()) others.push_back(wire::ToString(g));
     std::cout << "only this broker group's part of it: its queues on "
               << (others.size() == 1 ? "group " : "groups ") << Joined(others)
               << " stay there (txmqctl --broker-group G topic delete " << name
-              << " deletes each), and its placement stays in the cluster\n";
+              << " deletes each; without --broker-group every group's part and the "
+                 "placement go), and its placement stays in the cluster\n";
   }
 }
 

@@ -31,7 +31,22 @@ Result<ResetTarget> ParseResetTarget(const std::string& text, int64_t now_ms);
 // optional) or "now-30m"; epoch ms, or nullopt when it is neither.
 std::optional<int64_t> ParseTimeArg(const std::string& text, int64_t now_ms);
 
+// One broker group's topic deletion report: as JSON fields (messages,
+// queues, groups, delayed, live_consumers), in words (a dry run with its
+// tables); PrintTopicDeletion prints either, with the other groups whose
+// part stays.
+nlohmann::json TopicDeletionJson(wire::TopicDeletion::Reader d);
+void PrintTopicDeletionText(wire::TopicDeletion::Reader d, bool dry_run);
 void PrintTopicDeletion(Ctl& ctl, wire::TopicDeletion::Reader d, bool dry_run);
+
+// txmqctl topic delete without --broker-group in a cluster of several
+// broker groups (cluster_topic_delete.cc): `first` is the answer of
+// --broker's own group `home` to the deletion, `others` those of the other
+// groups (OtherBrokerGroups); once no group holds a part, this deletes the
+// topic's placement. Prints the outcome of each; returns the exit code.
+int DeleteTopicInEveryGroup(Ctl& ctl, const std::string& topic, bool dry_run, bool force,
+                            const std::string& home, Result<wire::Frame> first,
+                            std::vector<BrokerGroupView> others);
 void PrintGroupDeletion(Ctl& ctl, wire::GroupDeletion::Reader d, bool dry_run);
 void PrintGroupReset(Ctl& ctl, wire::GroupResetResult::Reader r, bool dry_run,
                      const std::string& to);

@@ -142,12 +142,14 @@ inline constexpr uint32_t kEveryQueue = UINT32_MAX;
 struct MoveRequest {
   std::string topic;
   uint32_t queue = 0;  // kEveryQueue: a rebalance of the topic
-  std::string to;      // a move: the group the queue goes to
+  std::string to{};    // a move: the group the queue goes to
   // Instead of a move: stop waiting for the group the queue left
   // (ReleaseDrain); with `force` also while that group has live nodes.
   bool release = false;
   bool force = false;
   bool write = true;  // false: only what would be written
+  // Instead of a move: delete the topic's placement (ForgetPlacement).
+  bool forget = false;
 };
 
 // One move of one queue: what a drain report is about.

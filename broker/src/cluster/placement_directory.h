@@ -117,6 +117,15 @@ Result<QueueMoves> ReleaseDrain(Coordinator& coordinator, const std::string& clu
                                 const std::string& topic, uint32_t queue, bool write = true,
                                 bool force = false);
 
+// Deletes the stored placement of `topic` with its queues' drain reports,
+// in one transaction on the record's revision (txmqctl topic delete, once
+// every group's part of the topic is gone): the name can be placed anew,
+// with another queue count too. Returns the record deleted (`moved`
+// empty). kNotFound when the topic is not placed. `write` false: read and
+// returned, not deleted.
+Result<QueueMoves> ForgetPlacement(Coordinator& coordinator, const std::string& cluster,
+                                   const std::string& topic, bool write = true);
+
 // /txmq/<cluster>/drain/<queue>/<generation>/<topic> = {"pending": [...]}:
 // written by the leader of the group a queue moved from, whenever the
 // consumer groups it still owes messages change.

@@ -196,12 +196,19 @@ void PlacementThread::Loop() {
       lock.unlock();
       const MoveRequest& move = asked.request;
       auto moved =
-          move.release ? ReleaseDrain(*coordinator_, cluster_, move.topic, move.queue, move.write,
-                                      move.force)
+          move.forget    ? ForgetPlacement(*coordinator_, cluster_, move.topic, move.write)
+          : move.release ? ReleaseDrain(*coordinator_, cluster_, move.topic, move.queue, move.write,
+                                        move.force)
           : move.queue == kEveryQueue
               ? RebalanceTopic(*coordinator_, cluster_, move.topic, move.write)
               : MoveQueue(*coordinator_, cluster_, move.topic, move.queue, move.to, move.write);
-      if (moved.ok() && move.write && move.release) {
+      if (moved.ok() && move.write && move.forget) {
+        log->warn(
+            "topic {}: its placement ({} queues) deleted by an operator after the topic "
+            "was deleted; the name is placed anew when it is used again",
+            move.topic, moved->placement.queue_count);
+        Refresh();
+      } else if (moved.ok() && move.write && move.release) {
         log->warn(
             "topic {}: queue {} released from group {} by an operator: group {} hands out its "
             "messages of it without waiting; what group {} still holds of it is not delivered",

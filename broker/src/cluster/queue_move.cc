@@ -220,4 +220,32 @@ Result<QueueMoves> ReleaseDrain(Coordinator& coordinator, const std::string& clu
       });
 }
 
+Result<QueueMoves> ForgetPlacement(Coordinator& coordinator, const std::string& cluster,
+                                   const std::string& topic, bool write) {
+  const std::string key = PlacementKey(cluster, topic);
+  for (int attempt = 0; attempt < kMoveAttempts; ++attempt) {
+    auto read = coordinator.Get(key);
+    if (!read.ok()) return read.status();
+    if (read->kvs.empty()) {
+      return Status::NotFound("topic " + topic + " is not placed on the cluster's groups (" + key +
+                              " is absent)");
+    }
+    auto placed = DecodeTopicPlacement(read->kvs.front().value);
+    if (!placed.ok()) return Status::Corruption(key + ": " + placed.status().message());
+    if (!write) return QueueMoves{*placed, {}};
+    Txn txn;
+    txn.compares = {Compare::ModRevisionIs(key, read->kvs.front().mod_revision)};
+    txn.on_success = {WriteOp::Delete(key)};
+    for (uint32_t q = 0; q < placed->queue_count; ++q) {
+      if (const uint32_t g = placed->GenerationOf(q); g > 0) {
+        txn.on_success.push_back(WriteOp::Delete(DrainKey(cluster, {topic, q, g})));
+      }
+    }
+    auto written = coordinator.Commit(txn);
+    if (!written.ok()) return written.status();
+    if (written->succeeded) return QueueMoves{*placed, {}};
+  }
+  return Status::Unavailable(key + " kept changing while it was deleted; try again");
+}
+
 }  // namespace txmq::cluster
