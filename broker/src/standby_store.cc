@@ -20,14 +20,15 @@ Result<std::unique_ptr<StandbyStore>> StandbyStore::Start(const storage::StoreOp
                                                           const std::string& log_dir,
                                                           std::function<uint64_t()> committed,
                                                           std::function<void(uint64_t)> applied,
-                                                          std::chrono::milliseconds poll) {
+                                                          std::chrono::milliseconds poll,
+                                                          uint64_t keep_cached_log_bytes) {
   // One session from empty: a store closed and opened again would place
   // records elsewhere than the leader's did (replicated_round.h).
   std::error_code ec;
   std::filesystem::remove_all(store.dir, ec);
   if (ec) return Status::Internal("cannot clear " + store.dir + ": " + ec.message());
-  auto standby = std::unique_ptr<StandbyStore>(
-      new StandbyStore(log_dir, std::move(committed), std::move(applied), poll));
+  auto standby = std::unique_ptr<StandbyStore>(new StandbyStore(
+      log_dir, std::move(committed), std::move(applied), poll, keep_cached_log_bytes));
   auto opened = storage::BrokerStore::Open(store, &standby->unused_round_done_);
   if (!opened.ok()) return opened.status();
   standby->store_ = std::move(opened.value());
@@ -43,8 +44,9 @@ Result<std::unique_ptr<StandbyStore>> StandbyStore::Start(const storage::StoreOp
 }
 
 StandbyStore::StandbyStore(const std::string& log_dir, std::function<uint64_t()> committed,
-                           std::function<void(uint64_t)> applied, std::chrono::milliseconds poll)
-    : reader_(log_dir, storage::FileSystem::Default()),
+                           std::function<void(uint64_t)> applied, std::chrono::milliseconds poll,
+                           uint64_t keep_cached_log_bytes)
+    : reader_(log_dir, storage::FileSystem::Default(), 0, keep_cached_log_bytes),
       committed_(std::move(committed)),
       on_applied_(std::move(applied)),
       poll_(poll) {}

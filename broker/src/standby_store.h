@@ -37,10 +37,13 @@ class StandbyStore final : public StoreHandover {
   // replica log in `log_dir` up to `committed()` (any thread may call it;
   // it must only grow) on its own thread, looking every `poll`, and tells
   // `applied` (if set) how many entries the store holds after each pass.
+  // The last `keep_cached_log_bytes` it read of the log stay in the page
+  // cache (the log's cached tail, FileReplicaLogOptions::cached_tail_bytes).
   static Result<std::unique_ptr<StandbyStore>> Start(
       const storage::StoreOptions& store, const std::string& log_dir,
       std::function<uint64_t()> committed, std::function<void(uint64_t)> applied = {},
-      std::chrono::milliseconds poll = std::chrono::milliseconds(20));
+      std::chrono::milliseconds poll = std::chrono::milliseconds(20),
+      uint64_t keep_cached_log_bytes = 0);
   ~StandbyStore() override;
   StandbyStore(const StandbyStore&) = delete;
   StandbyStore& operator=(const StandbyStore&) = delete;
@@ -53,7 +56,8 @@ class StandbyStore final : public StoreHandover {
 
  private:
   StandbyStore(const std::string& log_dir, std::function<uint64_t()> committed,
-               std::function<void(uint64_t)> applied, std::chrono::milliseconds poll);
+               std::function<void(uint64_t)> applied, std::chrono::milliseconds poll,
+               uint64_t keep_cached_log_bytes);
   void Loop();
   // Stops the thread between two entries and joins it.
   void StopThread();

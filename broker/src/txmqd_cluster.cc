@@ -213,7 +213,8 @@ ClusterStart StartClusterNode(
   auto standby = StandbyStore::Start(
       StoreOptionsFor(store_options), options.log_dir,
       [n = node->get()] { return n->follower_committed(); },
-      [n = node->get()](uint64_t applied) { n->set_store_applied(applied); });
+      [n = node->get()](uint64_t applied) { n->set_store_applied(applied); },
+      std::chrono::milliseconds(20), options.cached_log_bytes);
   if (!standby.ok()) {
     std::cerr << "txmqd: cannot open the store in " << store_options.data_dir << ": "
               << standby.status().ToString() << "\n";

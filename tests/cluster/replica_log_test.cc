@@ -92,6 +92,52 @@ TEST(ReplicaLog, ThePageCacheKeepsOnlyTheTailOfTheLog) {
   EXPECT_EQ(testing::CachedPages(segment, 0, written - (2 << 20) - kFolio), 0);
 }
 
+// A follower's standby store reads the log right behind its end. What it
+// reads leaves the cache, but not the log's cached tail: a follower that
+// wins reads recent entries from there to catch up laggards.
+TEST(ReplicaLog, AReaderLeavesTheLastBytesItWasToldToKeepCached) {
+  TempDir dir;
+  FileReplicaLogOptions o{dir.path(), 4 << 20};
+  o.cached_tail_bytes = 1 << 20;
+  const uint64_t size = 64 << 10;
+  auto log = FileReplicaLog::Open(o);
+  ASSERT_TRUE(log.ok()) << log.status().message();
+  for (int i = 0; i < 45; ++i) {
+    AppendN(**log, 4, 1, size);
+    ASSERT_TRUE((*log)->Sync().ok());
+  }
+  std::vector<std::string> segments;  // oldest first
+  for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
+    if (f.path().extension() == ".rlog") segments.push_back(f.path().string());
+  }
+  std::sort(segments.begin(), segments.end());
+  ASSERT_EQ(segments.size(), 3u);
+  const uint64_t last_first = std::stoull(std::filesystem::path(segments[2]).stem().string());
+  const uint64_t per_segment = (last_first - 1) / 2 * (size + 32);  // the bytes of its entries
+  const uint64_t in_last = (180 - last_first + 1) * (size + 32);
+  {
+    ReplicaLogReader reader(dir.path(), storage::FileSystem::Default(), 0, o.cached_tail_bytes);
+    uint64_t sum = 0;
+    ASSERT_TRUE(reader
+                    .Read(180,
+                          [&](const EntryView& e) {
+                            for (char c : e.payload) sum += static_cast<unsigned char>(c);
+                            return Status::OK();
+                          })
+                    .ok());
+    EXPECT_GT(sum, 0u);
+  }
+  // Read through from the disk, then dropped: the first two segments and
+  // the last one's start.
+  EXPECT_EQ(testing::CachedPages(segments[0], 0, per_segment - kFolio), 0);
+  EXPECT_EQ(testing::CachedPages(segments[1], 0, per_segment - kFolio), 0);
+  EXPECT_EQ(testing::CachedPages(segments[2], 0, in_last - (1 << 20) - kFolio), 0);
+  // The last MiB stays.
+  const uint64_t recent = (in_last - (512 << 10)) / 4096 * 4096;
+  EXPECT_EQ(testing::CachedPages(segments[2], recent, 256 << 10), (256 << 10) / 4096)
+      << "the reader dropped the log's cached tail";
+}
+
 TEST(ReplicaLog, WhatAReaderFarBehindBroughtBackLeavesTheCacheAgain) {
   TempDir dir;
   const std::string segment = dir.path() + "/00000000000000000001.rlog";

@@ -421,14 +421,32 @@ void FileReplicaLog::DropCacheOf(uint64_t from_segment, uint64_t from_offset, ui
   }
 }
 
-ReplicaLogReader::ReplicaLogReader(std::string dir, storage::FileSystem* fs, uint64_t after)
-    : dir_(std::move(dir)), fs_(fs), last_read_(after), skip_until_(after) {}
+ReplicaLogReader::ReplicaLogReader(std::string dir, storage::FileSystem* fs, uint64_t after,
+                                   uint64_t keep_cached)
+    : dir_(std::move(dir)),
+      fs_(fs),
+      keep_cached_(keep_cached),
+      last_read_(after),
+      skip_until_(after) {}
 
-ReplicaLogReader::~ReplicaLogReader() { DropReadPages(); }
+ReplicaLogReader::~ReplicaLogReader() { DropReadPages(keep_cached_); }
 
-void ReplicaLogReader::DropReadPages() {
-  if (file_ && offset_ > dropped_) file_->DropCache(dropped_, offset_ - dropped_);
-  dropped_ = offset_;
+void ReplicaLogReader::DropReadPages(uint64_t keep) {
+  while (cached_ > keep && !behind_.empty()) {
+    ReadThrough& oldest = behind_.front();
+    const uint64_t n = std::min(oldest.to - oldest.from, cached_ - keep);
+    oldest.file->DropCache(oldest.from, n);
+    oldest.from += n;
+    cached_ -= n;
+    if (oldest.from < oldest.to) return;  // keep's worth left in it
+    behind_.pop_front();
+  }
+  if (cached_ > keep && file_) {
+    const uint64_t n = cached_ - keep;
+    file_->DropCache(dropped_, n);
+    dropped_ += n;
+    cached_ -= n;
+  }
 }
 
 Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const EntryView&)>& fn) {
@@ -453,12 +471,15 @@ Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const En
     }
     index = std::prev(holding)->first;
   }
-  constexpr uint64_t kDropStep = 8u << 20;  // bounds what the walk leaves cached
+  // Dropped a step at a time: a few system calls per 8 MiB, not per entry.
+  constexpr uint64_t kDropStep = 8u << 20;
   while (last_read_ < upto || index <= skip_until_) {
     if (auto starts = segments.find(index); starts != segments.end()) {
-      DropReadPages();
       auto opened = fs_->Open(starts->second, 0);
       if (!opened.ok()) return opened.status();
+      if (file_ && offset_ > dropped_) {
+        behind_.push_back({std::move(file_), dropped_, offset_});
+      }
       file_ = std::move(*opened);
       offset_ = dropped_ = 0;
     }
@@ -480,8 +501,9 @@ Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const En
     last_read_ = index;
     last_crc_ = h.crc;
     offset_ += kHeaderBytes + h.length;
+    cached_ += kHeaderBytes + h.length;
     ++index;
-    if (offset_ - dropped_ >= kDropStep) DropReadPages();
+    if (cached_ >= keep_cached_ + kDropStep) DropReadPages(keep_cached_);
   }
   return Status::OK();
 }

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -47,7 +48,10 @@ struct ReplicaEntryPlace {
 // never change (they are never truncated), so they read whole while the
 // owner appends after them. Each entry's chain is checked as recovery
 // checks it; a break is kCorruption naming the entry. Pages read leave the
-// page cache as it goes.
+// page cache as it goes, but for the last `keep_cached` bytes read: a
+// follower's standby reads right behind the log's end, whose pages the
+// log keeps cached (cached_tail_bytes) for the node it may become, a
+// leader catching up laggards from them.
 //
 // A reader continues where its last Read stopped, so one that follows a
 // growing log (a follower's store applying entries as they commit) reads
@@ -56,7 +60,8 @@ class ReplicaLogReader {
  public:
   // The next Read starts at entry `after` + 1 (entries up to `after` are
   // walked past, not checked again).
-  ReplicaLogReader(std::string dir, storage::FileSystem* fs, uint64_t after = 0);
+  ReplicaLogReader(std::string dir, storage::FileSystem* fs, uint64_t after = 0,
+                   uint64_t keep_cached = 0);
   ~ReplicaLogReader();
   ReplicaLogReader(const ReplicaLogReader&) = delete;
   ReplicaLogReader& operator=(const ReplicaLogReader&) = delete;
@@ -70,10 +75,12 @@ class ReplicaLogReader {
   uint64_t last() const { return last_read_; }
 
  private:
-  void DropReadPages();
+  // Drops pages read until at most `keep` bytes read stay cached.
+  void DropReadPages(uint64_t keep);
 
   const std::string dir_;
   storage::FileSystem* const fs_;
+  const uint64_t keep_cached_;
   uint64_t last_read_ = 0;
   uint32_t last_crc_ = 0;  // the chain value of entry last_read_
   // Entries up to this are walked past, unchecked, on the first Read.
@@ -81,6 +88,14 @@ class ReplicaLogReader {
   std::unique_ptr<storage::File> file_;
   uint64_t offset_ = 0;   // where entry last_read_ + 1 starts in file_
   uint64_t dropped_ = 0;  // file_'s pages before this left the cache
+  // Segments read through whose last pages read are still cached, oldest
+  // first: [from, to) of each.
+  struct ReadThrough {
+    std::unique_ptr<storage::File> file;
+    uint64_t from = 0, to = 0;
+  };
+  std::deque<ReadThrough> behind_;
+  uint64_t cached_ = 0;  // bytes read and not dropped, behind_'s and file_'s
 };
 
 // Entries 1..`upto` through a ReplicaLogReader.
