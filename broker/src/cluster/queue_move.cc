@@ -92,6 +92,24 @@ namespace {
 
 using Plan = std::vector<std::pair<uint32_t, std::string>>;  // queue -> the group it goes to
 
+// The topic's placement record at `key` and the revision that wrote it.
+struct StoredPlacement {
+  TopicPlacement placement;
+  Revision mod_revision = 0;
+};
+Result<StoredPlacement> ReadPlacement(Coordinator& coordinator, const std::string& key,
+                                      const std::string& topic) {
+  auto read = coordinator.Get(key);
+  if (!read.ok()) return read.status();
+  if (read->kvs.empty()) {
+    return Status::NotFound("topic " + topic + " is not placed on the cluster's groups (" + key +
+                            " is absent)");
+  }
+  auto placed = DecodeTopicPlacement(read->kvs.front().value);
+  if (!placed.ok()) return Status::Corruption(key + ": " + placed.status().message());
+  return StoredPlacement{std::move(*placed), read->kvs.front().mod_revision};
+}
+
 // Reads the topic's record, lets `change` make the new one, and writes it
 // in one transaction on its revision (read again and changed again when
 // another writer got between). Nothing is written when `change` names no
@@ -105,18 +123,13 @@ Result<QueueMoves> WritePlacementChange(
     const std::function<Result<QueueMoves>(const TopicPlacement&)>& change) {
   const std::string key = PlacementKey(cluster, topic);
   for (int attempt = 0;; ++attempt) {
-    auto read = coordinator.Get(key);
-    if (!read.ok()) return read.status();
-    if (read->kvs.empty()) {
-      return Status::NotFound("topic " + topic + " is not placed on the cluster's groups (" + key +
-                              " is absent)");
-    }
-    auto placed = DecodeTopicPlacement(read->kvs.front().value);
-    if (!placed.ok()) return Status::Corruption(key + ": " + placed.status().message());
+    auto stored = ReadPlacement(coordinator, key, topic);
+    if (!stored.ok()) return stored.status();
+    const TopicPlacement* placed = &stored->placement;
     auto out = change(*placed);
     if (!out.ok() || out->moved.empty() || !write) return out;
     Txn txn;
-    txn.compares = {Compare::ModRevisionIs(key, read->kvs.front().mod_revision)};
+    txn.compares = {Compare::ModRevisionIs(key, stored->mod_revision)};
     txn.on_success = {WriteOp::Put(key, EncodeTopicPlacement(out->placement))};
     for (uint32_t q : out->moved) {
       const uint32_t before = placed->GenerationOf(q);
@@ -224,17 +237,12 @@ Result<QueueMoves> ForgetPlacement(Coordinator& coordinator, const std::string& 
                                    const std::string& topic, bool write) {
   const std::string key = PlacementKey(cluster, topic);
   for (int attempt = 0; attempt < kMoveAttempts; ++attempt) {
-    auto read = coordinator.Get(key);
-    if (!read.ok()) return read.status();
-    if (read->kvs.empty()) {
-      return Status::NotFound("topic " + topic + " is not placed on the cluster's groups (" + key +
-                              " is absent)");
-    }
-    auto placed = DecodeTopicPlacement(read->kvs.front().value);
-    if (!placed.ok()) return Status::Corruption(key + ": " + placed.status().message());
+    auto stored = ReadPlacement(coordinator, key, topic);
+    if (!stored.ok()) return stored.status();
+    const TopicPlacement* placed = &stored->placement;
     if (!write) return QueueMoves{*placed, {}};
     Txn txn;
-    txn.compares = {Compare::ModRevisionIs(key, read->kvs.front().mod_revision)};
+    txn.compares = {Compare::ModRevisionIs(key, stored->mod_revision)};
     txn.on_success = {WriteOp::Delete(key)};
     for (uint32_t q = 0; q < placed->queue_count; ++q) {
       if (const uint32_t g = placed->GenerationOf(q); g > 0) {
