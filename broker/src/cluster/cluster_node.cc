@@ -113,8 +113,11 @@ Status ClusterNode::ReplayCommittedRounds(
                             " committed before this node's epoch");
   }
   // Read from the files, not through the replication thread's log: the
-  // entries before the epoch start are committed and never change.
-  ReplicaLogReader reader(options_.log_dir, storage::FileSystem::Default(), after);
+  // entries before the epoch start are committed and never change. The
+  // last ones are the log's cached tail, which this leader reads again to
+  // catch its followers up: they stay cached.
+  ReplicaLogReader reader(options_.log_dir, storage::FileSystem::Default(), after,
+                          options_.cached_log_bytes);
   return reader.Read(entries, [&](const EntryView& e) { return apply(e.payload); });
 }
 

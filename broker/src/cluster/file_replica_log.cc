@@ -479,6 +479,14 @@ Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const En
       if (!opened.ok()) return opened.status();
       if (file_ && offset_ > dropped_) {
         behind_.push_back({std::move(file_), dropped_, offset_});
+        // Each one held is an open, mapped file: small segments under a
+        // large keep_cached would pile them up, so the oldest goes whole.
+        if (behind_.size() > kMaxSegmentsBehind) {
+          ReadThrough& oldest = behind_.front();
+          oldest.file->DropCache(oldest.from, oldest.to - oldest.from);
+          cached_ -= oldest.to - oldest.from;
+          behind_.pop_front();
+        }
       }
       file_ = std::move(*opened);
       offset_ = dropped_ = 0;
@@ -501,7 +509,11 @@ Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const En
     last_read_ = index;
     last_crc_ = h.crc;
     offset_ += kHeaderBytes + h.length;
-    cached_ += kHeaderBytes + h.length;
+    if (index > skip_until_) {
+      cached_ += kHeaderBytes + h.length;
+    } else {
+      dropped_ = offset_;  // walked past (its header read), not read: not counted
+    }
     ++index;
     if (cached_ >= keep_cached_ + kDropStep) DropReadPages(keep_cached_);
   }

@@ -48,7 +48,8 @@ struct ReplicaEntryPlace {
 // never change (they are never truncated), so they read whole while the
 // owner appends after them. Each entry's chain is checked as recovery
 // checks it; a break is kCorruption naming the entry. Pages read leave the
-// page cache as it goes, but for the last `keep_cached` bytes read: a
+// page cache as it goes, but for the last `keep_cached` bytes read (in at
+// most the last 9 segment files: fewer bytes when segments are small): a
 // follower's standby reads right behind the log's end, whose pages the
 // log keeps cached (cached_tail_bytes) for the node it may become, a
 // leader catching up laggards from them.
@@ -95,6 +96,7 @@ class ReplicaLogReader {
     uint64_t from = 0, to = 0;
   };
   std::deque<ReadThrough> behind_;
+  static constexpr size_t kMaxSegmentsBehind = 8;
   uint64_t cached_ = 0;  // bytes read and not dropped, behind_'s and file_'s
 };
 
