@@ -20,9 +20,10 @@ void LifecycleService::MoveQueue(const Call& call, wire::QueueMoveRequest::Reade
   const std::string topic = wire::ToString(request.getTopic());
   const uint32_t queue = rebalance ? cluster::kEveryQueue : request.getQueue();
   const std::string to = wire::ToString(request.getToGroup());
-  const std::string object = "topic=" + topic +
+  // Audit tokens: the names are checked after a refusal may be audited.
+  const std::string object = "topic=" + AuditToken(topic) +
                              (rebalance ? "" : " queue=" + std::to_string(queue)) +
-                             (rebalance || release ? "" : " to=" + to);
+                             (rebalance || release ? "" : " to=" + AuditToken(to));
   if (Status s = Admit(call, action); !s.ok()) return Refuse(call, action, object, s);
   if (Status s = ValidateName("topic", topic); !s.ok()) return Refuse(call, action, object, s);
   if (rebalance && release) {
@@ -82,7 +83,7 @@ void LifecycleService::MoveQueue(const Call& call, wire::QueueMoveRequest::Reade
 
 void LifecycleService::ForgetPlacement(const Call& call, const std::string& topic) {
   static constexpr std::string_view kAction = "topic-placement-delete";
-  const std::string object = "topic=" + topic;
+  const std::string object = "topic=" + AuditToken(topic);
   if (Status s = Admit(call, kAction); !s.ok()) return Refuse(call, kAction, object, s);
   if (Status s = ValidateName("topic", topic); !s.ok()) return Refuse(call, kAction, object, s);
   if (!d_.placement.active() || d_.replicator == nullptr) {
@@ -90,9 +91,10 @@ void LifecycleService::ForgetPlacement(const Call& call, const std::string& topi
                   Status::FailedPrecondition("this broker is in no cluster: a topic has no "
                                              "placement to delete"));
   }
-  if (d_.topics.Find(topic) != nullptr) {
+  if (!call.dry_run && d_.topics.Find(topic) != nullptr) {
     // Deleted and created again since (a producer still sending to it),
-    // or never deleted here: its queues would outlive their placement.
+    // or never deleted here: its queues would outlive their placement. (A
+    // dry run of topic delete deleted nothing, so it finds the topic.)
     return Refuse(call, kAction, object,
                   Status::FailedPrecondition(
                       "broker group " + d_.replicator->group() + " holds topic '" + topic +

@@ -103,7 +103,7 @@ void ShareQueues(Subscription& sub, std::string_view topic) {
     return;
   }
   std::map<std::string_view, std::vector<uint32_t>> owned;  // member -> its queues
-  for (const auto& [member, seen] : sub.members) owned[member];
+  for (const auto& [member, unused] : sub.members) owned[member];
   std::vector<uint32_t> open;
   for (uint32_t q : shared) {
     auto it = owned.find(sub.queues[q].owner);

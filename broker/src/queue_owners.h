@@ -34,9 +34,13 @@
 // whole topic; not sticky like the rule above (a join or leave may move
 // more than its share), and blind to busy queues; the hand-off below
 // keeps that safe. While a consumer has joined some groups and not yet
-// others the groups disagree for a moment: a queue may stay unowned or be
-// unevenly shared until its next pull there, never owned twice (each
-// queue is assigned where it is served).
+// others the groups disagree for a moment: the shares are uneven until it
+// pulls there, but every queue still has one owner (each queue is
+// assigned only where it is served). An instance must name one consumer:
+// the library uses its home connection's client id, unique at that
+// broker. A consumer that sends none (older than hello's instance) is a
+// different instance at each group, shared among as before but without
+// the balance over the whole topic.
 //
 // Memory only, as leases are: after a restart or a failover the members
 // join again with their next pull.

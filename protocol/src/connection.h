@@ -64,7 +64,8 @@ struct ConnectionOptions {
   // The name this client registers under (hello); a fresh UUIDv7 when empty.
   std::string client_id{};
   // The client instance this connection is one of (hello), when it has
-  // connections to several broker groups; empty: the client id.
+  // connections to several broker groups: one name per process (brokers
+  // share queues among instances); empty: the client id.
   std::string instance{};
   wire::Role role = wire::Role::ADMIN;
   // Producer or consumer group announced in hello.

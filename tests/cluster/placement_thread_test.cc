@@ -46,5 +46,28 @@ TEST(PlacementThread, AFailedStoreIsSeenByEveryLookUntilAnAskingLookupTakesItAnd
   EXPECT_TRUE(WaitFor([&] { return tries.load() == 2; }));
 }
 
+// A drain report is written only while its topic is placed: a report
+// computed from a map read before the topic's placement was deleted must
+// not outlive it (it would pass for the report of the name placed anew).
+TEST(PlacementThread, DrainReportsOfATopicNoLongerPlacedAreNotWritten) {
+  auto owned = std::make_unique<FakeCoordinator>();
+  FakeCoordinator& etcd = *owned;
+  ASSERT_TRUE(etcd.Put(GroupStateKey("c1", "g1"), EncodeGroupState({1, "a", {"a"}})).ok());
+  ASSERT_TRUE(etcd.Put(BrokerKey("c1", "a"), EncodeNodeRegistration({"tcp://x:1", "g1"})).ok());
+  ASSERT_TRUE(EnsurePlacement(etcd, "c1", "placed", 2).ok());
+  PlacementThread thread(std::move(owned), "c1", 20ms);
+  const QueueGeneration placed{"placed", 1, 1}, deleted{"deleted", 1, 1};
+  ASSERT_TRUE(etcd.Put(DrainKey("c1", deleted), EncodeDrainReport({"old"})).ok());
+  thread.ReportDrains({{placed, {"billing"}}, {deleted, {"billing"}}});
+  ASSERT_TRUE(WaitFor([&] {
+    auto read = etcd.Get(DrainKey("c1", placed));
+    return read.ok() && !read->kvs.empty();
+  }));
+  ASSERT_TRUE(thread.WaitForFreshMap(5s));  // a poll after the one that wrote
+  auto stale = etcd.Get(DrainKey("c1", deleted));
+  ASSERT_TRUE(stale.ok());
+  EXPECT_TRUE(stale->kvs.empty()) << "a report of a topic no longer placed was written";
+}
+
 }  // namespace
 }  // namespace txmq::cluster

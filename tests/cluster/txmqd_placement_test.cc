@@ -140,6 +140,13 @@ TEST_F(TxmqdPlacement, DeletingATopicDeletesEveryGroupsPartAndThenItsPlacement) 
     const CommandResult created = txmqctl(n.url(), {"topic", "create", topic, "--queues", "2"});
     ASSERT_EQ(created.exit_code, 0) << created.err;
   }
+  // A dry run while every group holds its part says what would go.
+  const CommandResult dry_all = txmqctl(nodes_[0].url(), {"topic", "delete", topic, "--dry-run"});
+  ASSERT_EQ(dry_all.exit_code, 0) << dry_all.out << dry_all.err;
+  EXPECT_TRUE(Has(dry_all.out, "broker group g1: \ntopic")) << dry_all.out;
+  EXPECT_TRUE(Has(dry_all.out, "broker group g2: \ntopic")) << dry_all.out;
+  EXPECT_TRUE(Has(dry_all.out, "would delete the topic's placement (2 queues)")) << dry_all.out;
+
   // One group's part, asked of that group.
   const CommandResult one =
       txmqctl(nodes_[0].url(), {"--broker-group", "g1", "--json", "topic", "delete", topic});

@@ -1,4 +1,4 @@
-// txmqctl topic delete in a cluster of several broker groups. Each group
+// txmqctl topic delete in a cluster (of one broker group or more). Each group
 // holds its part of a topic (the queues placed on it, their cursors and
 // redeliveries) and etcd holds the topic's placement, which fixes its
 // queue count and where each queue lives. Deleting only the asked group's
@@ -6,13 +6,17 @@
 // and creating it again with another queue count was refused. So without
 // --broker-group the deletion goes to every group (--broker's first), and
 // then the placement is deleted through --broker's group, but only once
-// no group holds a part: a group that refused or could not be asked keeps
-// its part, and the placement stays until the command is run again.
+// no group holds a part: another group that refused or could not be asked
+// keeps its part, and the placement stays until the command is run again.
+// When --broker's group refuses (live consumers, open transactions),
+// nothing is asked of the others.
 //
 // Producers still sending to the topic create it again (in the group of
 // each message's queue, by the placement they knew): stop them first, as
 // on a single broker.
 #include <iostream>
+#include <optional>
+#include <vector>
 
 #include "protocol/src/message_codec.h"
 #include "tools/txmqctl/lifecycle_view.h"

@@ -39,8 +39,8 @@ nlohmann::json TopicDeletionJson(wire::TopicDeletion::Reader d);
 void PrintTopicDeletionText(wire::TopicDeletion::Reader d, bool dry_run);
 void PrintTopicDeletion(Ctl& ctl, wire::TopicDeletion::Reader d, bool dry_run);
 
-// txmqctl topic delete without --broker-group in a cluster of several
-// broker groups (cluster_topic_delete.cc): `first` is the answer of
+// txmqctl topic delete without --broker-group in a cluster (of one broker
+// group or more; cluster_topic_delete.cc): `first` is the answer of
 // --broker's own group `home` to the deletion, `others` those of the other
 // groups (OtherBrokerGroups); once no group holds a part, this deletes the
 // topic's placement. Prints the outcome of each; returns the exit code.

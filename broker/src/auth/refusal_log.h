@@ -1,6 +1,7 @@
 // Spaces out "refused ..." warnings (the auth log's, the replication
-// links'): a scanner or a misconfigured client must not flood the log. At most one line per
-// interval; the next line says how many were left out since.
+// links'): a scanner or a misconfigured client must not flood the log. At
+// most one line per interval; the next line says how many were left out
+// since.
 //
 // Thread safety: none; each owner uses it from one thread (the core's
 // guard, a ZAP handler's thread).
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
@@ -21,9 +23,10 @@ class RefusalLog {
                       std::chrono::seconds every = std::chrono::seconds(5))
       : logger_(std::move(logger)), every_(every) {}
 
-  // Logs `line` as a warning on the logger named at construction, unless a line went out less than
-  // the interval ago (then it is only counted). Spacing out needs no
-  // injected clock: the steady clock of this process will do.
+  // Logs `line` as a warning on the logger named at construction, unless
+  // a line went out less than the interval ago (then it is only counted).
+  // Spacing out needs no injected clock: the steady clock of this process
+  // will do.
   void Warn(const std::string& line) {
     const SteadyTime now = SteadyClock::now();
     if (logged_once_ && now - last_log_ < every_) {

@@ -110,17 +110,26 @@ void PlacementThread::WriteDrainReports() {
     if (auto it = drains_written_.find(id); it != drains_written_.end() && it->second == pending) {
       continue;
     }
-    auto put = coordinator_->Put(DrainKey(cluster_, id), EncodeDrainReport(pending));
+    // Only while the topic is placed: a topic deleted everywhere had its
+    // reports deleted with its placement (ForgetPlacement), and one written
+    // now from a map read before that would outlive it, to be taken for
+    // the report of a queue of the name placed anew.
+    Txn txn;
+    txn.compares = {Compare::Absent(PlacementKey(cluster_, id.topic))};
+    txn.on_success = {WriteOp::Delete(DrainKey(cluster_, id))};
+    txn.on_failure = {WriteOp::Put(DrainKey(cluster_, id), EncodeDrainReport(pending))};
+    auto put = coordinator_->Commit(txn);
     if (!put.ok()) {
       Logger("cluster")->warn("topic {} queue {}: cannot report its drain yet: {}", id.topic,
                               id.queue, put.status().ToString());
       return;  // the next poll tries again
     }
+    drains_written_[id] = pending;
+    if (put->succeeded) continue;  // no longer placed: nothing to report
     Logger("cluster")->info(
         "topic {} queue {} (moved away, generation {}): {}", id.topic, id.queue, id.generation,
         pending.empty() ? std::string("drained for every consumer group")
                         : std::to_string(pending.size()) + " consumer group(s) still reading it");
-    drains_written_[id] = pending;
   }
 }
 

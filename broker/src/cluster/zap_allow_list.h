@@ -47,7 +47,7 @@ class ZapAllowList {
   // Answers every request waiting, without blocking; returns how many.
   size_t ServeWaiting();
 
-  // Read from any thread.
+  // Atomics: the transport's metrics read them from other threads.
   uint64_t allowed() const { return allowed_.load(); }
   uint64_t denied() const { return denied_.load(); }
 
