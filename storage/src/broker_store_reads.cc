@@ -6,15 +6,16 @@
 
 #include "protocol/src/log.h"
 #include "storage/src/broker_store.h"
+#include "storage/src/broker_store_internal.h"
 #include "storage/src/coding.h"
 
 namespace txmq::storage {
 
+using detail::AsSlice;
+
 namespace {
 
 bool ReadFixed64(std::string_view in, uint64_t* v) { return GetFixed64(&in, v) && in.empty(); }
-
-leveldb::Slice AsSlice(std::string_view s) { return {s.data(), s.size()}; }
 
 }  // namespace
 
