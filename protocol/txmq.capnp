@@ -534,6 +534,10 @@ struct ClientSummary {
   connectedMs @4 :Int64;
   lastSeenAgoMs @5 :Int64;
   checker @6 :Bool;
+  # The client instance it is a connection of (hello's instance; the
+  # client id when it named none): a consumer's connections to several
+  # broker groups name one instance.
+  instance @7 :Text;
 }
 
 struct CursorInfo {

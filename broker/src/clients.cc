@@ -106,4 +106,19 @@ std::vector<const ClientInfo*> ClientRegistry::Checkers(const std::string& group
   return out;
 }
 
+void FillClients(const std::vector<const ClientInfo*>& clients, SteadyTime now,
+                 capnp::List<wire::ClientSummary>::Builder out) {
+  for (unsigned i = 0; i < clients.size(); ++i) {
+    const ClientInfo& c = *clients[i];
+    out[i].setClientId(c.id);
+    out[i].setInstance(c.instance);
+    out[i].setRole(c.role);
+    out[i].setGroup(c.group);
+    out[i].setSoftware(c.software);
+    out[i].setConnectedMs(c.connected_ms);
+    out[i].setLastSeenAgoMs(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - c.last_seen).count());
+  }
+}
+
 }  // namespace txmq::broker

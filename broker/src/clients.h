@@ -77,4 +77,9 @@ class ClientRegistry {
   std::function<bool(const ClientInfo&, const std::string&)> check_filter_;
 };
 
+// Fills the wire list of client summaries (group show, refusals that
+// name live consumers).
+void FillClients(const std::vector<const ClientInfo*>& clients, SteadyTime now,
+                 capnp::List<wire::ClientSummary>::Builder out);
+
 }  // namespace txmq::broker

@@ -315,17 +315,7 @@ void InspectService::FillGroup(GroupState& g, bool detailed, wire::GroupInfo::Bu
   for (const auto& [id, c] : clients_.all()) {
     if (c.role == wire::Role::CONSUMER && c.group == g.name) members.push_back(&c);
   }
-  auto m = out.initMembers(static_cast<unsigned>(members.size()));
-  const SteadyTime now = core_.SteadyNow();
-  for (unsigned i = 0; i < members.size(); ++i) {
-    m[i].setClientId(members[i]->id);
-    m[i].setRole(members[i]->role);
-    m[i].setGroup(members[i]->group);
-    m[i].setSoftware(members[i]->software);
-    m[i].setConnectedMs(members[i]->connected_ms);
-    m[i].setLastSeenAgoMs(
-        std::chrono::duration_cast<std::chrono::milliseconds>(now - members[i]->last_seen).count());
-  }
+  FillClients(members, core_.SteadyNow(), out.initMembers(static_cast<unsigned>(members.size())));
   uint32_t leased_retries = 0;
   for (const auto& [id, e] : g.retries) leased_retries += e.lease.has_value();
   out.setLag(lag);

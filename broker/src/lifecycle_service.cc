@@ -41,20 +41,6 @@ std::string DescribeConsumers(const std::vector<const ClientInfo*>& consumers) {
   return Plural(consumers.size(), "connected consumer") + " (" + FirstFew(ids) + ")";
 }
 
-void FillClients(const std::vector<const ClientInfo*>& clients, SteadyTime now,
-                 capnp::List<wire::ClientSummary>::Builder out) {
-  for (unsigned i = 0; i < clients.size(); ++i) {
-    const ClientInfo& c = *clients[i];
-    out[i].setClientId(c.id);
-    out[i].setRole(c.role);
-    out[i].setGroup(c.group);
-    out[i].setSoftware(c.software);
-    out[i].setConnectedMs(c.connected_ms);
-    out[i].setLastSeenAgoMs(
-        std::chrono::duration_cast<std::chrono::milliseconds>(now - c.last_seen).count());
-  }
-}
-
 void LifecycleService::Handle(const RequestContext& ctx, wire::LifecycleRequest::Reader request) {
   using R = wire::LifecycleRequest;
   Call call{ctx, wire::ToString(request.getOperator()), request.getDryRun(), request.getForce()};

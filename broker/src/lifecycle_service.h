@@ -110,8 +110,4 @@ class LifecycleService {
 
 // "2 connected consumers (client-a, client-b)": for refusals.
 std::string DescribeConsumers(const std::vector<const ClientInfo*>& consumers);
-// Fills the wire list of client summaries.
-void FillClients(const std::vector<const ClientInfo*>& clients, SteadyTime now,
-                 capnp::List<wire::ClientSummary>::Builder out);
-
 }  // namespace txmq::broker

@@ -38,8 +38,8 @@ class TxmqdPlacement : public TwoGroupsFixture {};
 // How many queues each consumer owns over both groups, from `txmqctl
 // --json group show` asked at g1 (which shows g2's view too). A consumer
 // is shown by its id at its home group and as "ID.G" at the other
-// (GroupClientId), so the name up to the first '.' is the consumer. Every
-// queue must be owned, and only at the group that serves it.
+// (GroupClientId); each group's members name the instance behind each id.
+// Every queue must be owned, and only at the group that serves it.
 std::map<std::string, int> QueuesPerConsumer(const nlohmann::json& shown,
                                              const cluster::TopicPlacement& placement) {
   std::map<std::string, int> held;
@@ -48,11 +48,18 @@ std::map<std::string, int> QueuesPerConsumer(const nlohmann::json& shown,
     views.emplace_back(other["broker_group"].get<std::string>(), other["group"]);
   }
   for (const auto& [broker_group, view] : views) {
+    std::map<std::string, std::string> instance_of;  // client id -> instance
+    for (const auto& m : view["members"]) {
+      instance_of[m["client_id"].get<std::string>()] = m["instance"].get<std::string>();
+    }
     for (const auto& q : view["queues"]) {
       const std::string owner = q["owner"].get<std::string>();
       const bool served = placement.groups[q["queue"].get<uint32_t>()] == broker_group;
       EXPECT_EQ(owner.empty(), !served) << broker_group << ": " << q;
-      if (served) ++held[owner.substr(0, owner.find('.'))];
+      if (!served) continue;
+      EXPECT_TRUE(instance_of.contains(owner)) << broker_group << ": owner " << owner;
+      EXPECT_EQ(instance_of[owner], owner.substr(0, owner.find('.'))) << broker_group;
+      ++held[instance_of[owner]];
     }
   }
   return held;
@@ -437,6 +444,12 @@ TEST_F(TxmqdPlacement, ConsumersShareTheWholeTopicAcrossBrokerGroups) {
   held = QueuesPerConsumer(j, placement);
   ASSERT_EQ(held.size(), 4u) << last;
   for (const auto& [consumer, queues] : held) EXPECT_EQ(queues, 1) << consumer << ": " << last;
+  // In words: g2 knows the consumers as "reader-N.g2", and says whose.
+  const CommandResult text = RunCommand(
+      {BinPath("txmqctl"), "--broker", nodes_[0].url(), "group", "show", "readers"}, "", 20s);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_TRUE(Has(text.out, "INSTANCE")) << text.out;
+  EXPECT_TRUE(Has(text.out, "reader-2.g2  reader-2 ")) << text.out;
   for (auto& c : consumers) c->Shutdown();
 }
 

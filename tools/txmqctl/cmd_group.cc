@@ -30,6 +30,7 @@ nlohmann::json GroupJson(wire::GroupInfo::Reader g, bool detailed) {
   for (auto t : g.getTopics()) j["topics"].push_back(wire::ToString(t));
   for (auto m : g.getMembers()) {
     j["members"].push_back({{"client_id", wire::ToString(m.getClientId())},
+                            {"instance", wire::ToString(m.getInstance())},
                             {"software", wire::ToString(m.getSoftware())},
                             {"connected_ms", m.getConnectedMs()},
                             {"last_seen_ago_ms", m.getLastSeenAgoMs()}});
@@ -81,11 +82,22 @@ void PrintGroup(wire::GroupInfo::Reader g) {
   f.Print(std::cout);
 
   std::cout << "\nmembers:\n";
-  Table members({"CLIENT", "SOFTWARE", "CONNECTED", "LAST SEEN"});
+  // In a cluster of several broker groups a consumer is one connection at
+  // each, under another client id ("ID.G"): the instance column says
+  // which consumer it is, shown when some member has one of its own.
+  bool instances = false;
   for (auto m : g.getMembers()) {
-    members.AddRow({wire::ToString(m.getClientId()), wire::ToString(m.getSoftware()),
-                    AgeMs(m.getConnectedMs()) + " ago",
-                    FormatDurationMs(m.getLastSeenAgoMs()) + " ago"});
+    instances = instances || (m.getInstance().size() != 0 && m.getInstance() != m.getClientId());
+  }
+  std::vector<std::string> head = {"CLIENT", "SOFTWARE", "CONNECTED", "LAST SEEN"};
+  if (instances) head.insert(head.begin() + 1, "INSTANCE");
+  Table members(head);
+  for (auto m : g.getMembers()) {
+    std::vector<std::string> row = {
+        wire::ToString(m.getClientId()), wire::ToString(m.getSoftware()),
+        AgeMs(m.getConnectedMs()) + " ago", FormatDurationMs(m.getLastSeenAgoMs()) + " ago"};
+    if (instances) row.insert(row.begin() + 1, wire::ToString(m.getInstance()));
+    members.AddRow(row);
   }
   members.Print(std::cout, "no consumer of this group is connected");
 
