@@ -80,10 +80,7 @@ nlohmann::json TopicJson(wire::TopicInfo::Reader t, bool with_groups) {
   if (!with_groups) return j;
   j["groups"] = nlohmann::json::array();
   for (auto g : t.getGroups()) {
-    j["groups"].push_back({{"group", wire::ToString(g.getGroup())},
-                           {"lag", g.getLag()},
-                           {"in_flight", g.getInFlight()},
-                           {"retrying", g.getRetrying()}});
+    j["groups"].push_back(GroupLagJson(g));
   }
   return j;
 }

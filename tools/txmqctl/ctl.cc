@@ -7,6 +7,7 @@
 
 #include "protocol/src/cluster_status_codec.h"
 #include "protocol/src/edit_distance.h"
+#include "protocol/src/message_codec.h"
 #include "protocol/src/util.h"
 #include "txmq/version.h"
 
@@ -369,6 +370,13 @@ std::vector<BrokerGroupView> OtherBrokerGroups(
     out.push_back({g.group, (*c)->CallSync(std::move(request), ctl.Left())});
   }
   return out;
+}
+
+nlohmann::json GroupLagJson(wire::GroupLag::Reader g) {
+  return {{"group", wire::ToString(g.getGroup())},
+          {"lag", g.getLag()},
+          {"in_flight", g.getInFlight()},
+          {"retrying", g.getRetrying()}};
 }
 
 }  // namespace txmq::ctl

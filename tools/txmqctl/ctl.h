@@ -175,6 +175,9 @@ Status ValidateId(const std::string& what, const std::string& id);
 // "1 message", "3 messages".
 std::string Count(uint64_t n, const std::string& noun);
 
+// A consumer group's row on a topic (topic show, topic delete).
+nlohmann::json GroupLagJson(wire::GroupLag::Reader g);
+
 // One JSON document on stdout; bytes that are not UTF-8 are replaced, never
 // a crash.
 void PrintJson(const nlohmann::json& j);

@@ -169,10 +169,7 @@ nlohmann::json TopicDeletionJson(wire::TopicDeletion::Reader d) {
                            {"end_offset", q.getEndOffset()}});
   }
   for (auto g : t.getGroups()) {
-    j["groups"].push_back({{"group", wire::ToString(g.getGroup())},
-                           {"lag", g.getLag()},
-                           {"in_flight", g.getInFlight()},
-                           {"retrying", g.getRetrying()}});
+    j["groups"].push_back(GroupLagJson(g));
   }
   return j;
 }
