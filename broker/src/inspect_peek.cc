@@ -34,7 +34,7 @@ void InspectService::HandlePeek(const RequestContext& ctx, wire::PeekRequest::Re
   if (Status s = ValidateNameOrSystem("topic", name); !s.ok()) return core_.ReplyError(ctx, s);
   TopicState* topic = topics_.Find(name);
   if (topic == nullptr) {
-    return core_.ReplyError(ctx, Status::NotFound("topic '" + name + "' does not exist"));
+    return core_.ReplyError(ctx, topics_.Missing(name));
   }
   const auto queues = static_cast<uint32_t>(topic->queues.size());
   if (request.getOneQueue() && request.getQueue() >= queues) {

@@ -122,8 +122,7 @@ void InspectService::HandleTopicList(const RequestContext& ctx) {
 void InspectService::HandleTopicShow(const RequestContext& ctx, capnp::Text::Reader name) {
   const TopicState* topic = topics_.Find(wire::ToString(name));
   if (topic == nullptr) {
-    return core_.ReplyError(
-        ctx, Status::NotFound("topic '" + wire::ToString(name) + "' does not exist"));
+    return core_.ReplyError(ctx, topics_.Missing(wire::ToString(name)));
   }
   auto reply = Core::NewReply(ctx);
   FillTopic(*topic, true, reply.envelope().initTopicShowOk());
@@ -233,7 +232,7 @@ void InspectService::HandleFindMessages(const RequestContext& ctx,
   const std::string key = wire::ToString(request.getKey());
   TopicState* topic = topics_.Find(name);
   if (topic == nullptr) {
-    return core_.ReplyError(ctx, Status::NotFound("topic '" + name + "' does not exist"));
+    return core_.ReplyError(ctx, topics_.Missing(name));
   }
   if (key.empty()) return core_.ReplyError(ctx, Status::InvalidArgument("a key is required"));
   const uint32_t limit = request.getLimit() == 0 ? kDefaultFindLimit : request.getLimit();

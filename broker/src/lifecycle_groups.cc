@@ -134,8 +134,7 @@ void LifecycleService::ResetGroup(const Call& call, wire::GroupResetRequest::Rea
   if (Status s = ValidateName("group", group); !s.ok()) return refuse(s);
   if (Status s = ValidateNameOrSystem("topic", topic_name); !s.ok()) return refuse(s);
   TopicState* topic = d_.topics.Find(topic_name);
-  if (topic == nullptr)
-    return refuse(Status::NotFound("topic '" + topic_name + "' does not exist"));
+  if (topic == nullptr) return refuse(d_.topics.Missing(topic_name));
   GroupState* g = d_.groups.Find(group);
   if (g == nullptr) {
     return refuse(Status::NotFound("consumer group '" + group +

@@ -159,7 +159,7 @@ void LifecycleService::DeleteTopic(const Call& call, const std::string& name) {
         "topics with txmqctl group delete GROUP"));
   }
   TopicState* topic = d_.topics.Find(name);
-  if (topic == nullptr) return refuse(Status::NotFound("topic '" + name + "' does not exist"));
+  if (topic == nullptr) return refuse(d_.topics.Missing(name));
 
   std::vector<std::string> txs;
   for (const auto& [id, tx] : d_.transactions.open()) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <tuple>
 
+#include "protocol/src/edit_distance.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 #include "storage/src/records.h"
@@ -52,6 +53,14 @@ Status TopicManager::Recover() {
 TopicState* TopicManager::Find(std::string_view name) {
   auto it = topics_.find(name);
   return it == topics_.end() ? nullptr : &it->second;
+}
+
+Status TopicManager::Missing(const std::string& name) const {
+  std::vector<std::string> names;
+  for (const auto& [existing, state] : topics_) names.push_back(existing);
+  const std::string nearest = Nearest(name, names);
+  return Status::NotFound("topic '" + name + "' does not exist" +
+                          (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)"));
 }
 
 TopicState* TopicManager::FindById(uint32_t id) {

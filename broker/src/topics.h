@@ -93,6 +93,9 @@ class TopicManager {
 
   TopicState* Find(std::string_view name);
   TopicState* FindById(uint32_t id);
+  // NOT_FOUND for a topic `name` that Find does not know, naming the
+  // existing topic it may be a typo of.
+  Status Missing(const std::string& name) const;
   // An existing topic, or a new one (recorded in the open round, with
   // `creator`) when `create` allows it; NOT_FOUND otherwise. `queues` 0 =
   // the default, or in a cluster the placed count (FAILED_PRECONDITION

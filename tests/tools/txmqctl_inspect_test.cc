@@ -165,6 +165,11 @@ TEST_F(Inspect, TopicPeekReadsWithoutAGroupOrALease) {
       0u);
 
   ExpectFails({"topic", "peek", "nope"}, kExitNotFound, "topic 'nope' does not exist");
+  // A typo of a topic that exists names it.
+  ExpectFails({"topic", "peek", "ordrs"}, kExitNotFound,
+              "topic 'ordrs' does not exist (did you mean 'orders'?)");
+  ExpectFails({"topic", "show", "ordres"}, kExitNotFound, "did you mean 'orders'?");
+  ExpectFails({"topic", "delete", "ordrs"}, kExitNotFound, "did you mean 'orders'?");
   ExpectFails({"topic", "peek", "orders", "--queue", "2"}, kExitUsage,
               "queue 2: topic 'orders' has 2 queues (0-1)");
   ExpectFails({"topic", "peek", "orders", "--from-time", "yesterday"}, kExitUsage,
