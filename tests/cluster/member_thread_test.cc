@@ -137,6 +137,29 @@ TEST(MemberThread, AWinAndAnIsrChangeComeOutAsEventsInOrder) {
   EXPECT_TRUE(testing::WaitFor([&] { return a.view().state.isr.size() == 2; }));
 }
 
+TEST(MemberThread, ANodeAlreadyInTheIsrIsNoChange) {
+  GatedCoordinator etcd;
+  MemberThread a(Member(etcd, "a"), 10ms);
+  ASSERT_FALSE(EventsUntil(a, [](const MemberEvent& e) {
+                 return e.kind == MemberEvent::Kind::kBecameLeader;
+               }).empty());
+  a.RequestExpand("b");
+  ASSERT_EQ(
+      EventsUntil(a, [](const MemberEvent& e) { return e.kind == MemberEvent::Kind::kIsrChanged; })
+          .size(),
+      1u);
+
+  // Requests run in order: had the second "b" made an event, it would
+  // come out before the one for "c".
+  a.RequestExpand("b");
+  a.RequestExpand("c");
+  auto events = EventsUntil(a, [](const MemberEvent& e) {
+    return e.kind == MemberEvent::Kind::kIsrChanged && e.isr.size() == 3;
+  });
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].isr, (std::vector<std::string>{"a", "b", "c"}));
+}
+
 TEST(MemberThread, EveryCallReturnsAtOnceWhileTheCoordinatorHangs) {
   GatedCoordinator etcd;
   MemberThread a(Member(etcd, "a"), 10ms);

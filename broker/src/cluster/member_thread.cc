@@ -95,6 +95,7 @@ void MemberThread::Loop() {
 void MemberThread::Run(const Request& request) {
   auto log = Logger("cluster");
   const int64_t epoch_before = member_->leader_epoch();
+  const std::vector<std::string> isr_before = member_->view().isr;
   Status done;
   switch (request.kind) {
     case Request::Kind::kShrink:
@@ -104,8 +105,10 @@ void MemberThread::Run(const Request& request) {
       break;
     case Request::Kind::kExpand:
       done = member_->ExpandIsr(request.node, Clock::now());
-      log->info("{} caught up; into the ISR: {}", request.node,
-                done.ok() ? "done" : done.ToString());
+      if (!done.ok() || member_->view().isr != isr_before) {
+        log->info("{} caught up; into the ISR: {}", request.node,
+                  done.ok() ? "done" : done.ToString());
+      }
       break;
     case Request::Kind::kLeave:
       done = member_->Leave();
@@ -119,7 +122,10 @@ void MemberThread::Run(const Request& request) {
     events_.push_back({.kind = MemberEvent::Kind::kSteppedDown,
                        .epoch = epoch_before,
                        .note = done.ok() ? "left the group" : done.ToString()});
-  } else if (done.ok() && request.kind != Request::Kind::kLeave && epoch_before != 0) {
+  } else if (done.ok() && request.kind != Request::Kind::kLeave && epoch_before != 0 &&
+             member_->view().isr != isr_before) {
+    // A node asked for twice (the second ask arriving after the first was
+    // done) is already in: nothing changed, so nothing to announce.
     events_.push_back({.kind = MemberEvent::Kind::kIsrChanged,
                        .epoch = epoch_before,
                        .isr = member_->view().isr});
