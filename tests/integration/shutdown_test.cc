@@ -122,21 +122,24 @@ TEST_F(Shutdown, ALocalTransactionOutlastingTheGraceFailsItsEndAndShutdownWaitsF
       {.broker = broker_->endpoint(), .group = "slow-local", .send_timeout = 300ms},
       [](const CheckRequest&) { return TxState::kUnknown; });
   ASSERT_TRUE(p.Start().ok());
-  std::atomic<bool> in_local{false}, shutting_down{false}, call_returned{false};
+  std::atomic<bool> in_local{false}, shutting_down{false}, local_returned{false};
   TransactionResult result;
   std::thread caller([&] {
     result = p.SendInTransaction({.topic = "slow", .body = "x"}, [&](const Message&) {
       in_local = true;
       EXPECT_TRUE(WaitFor([&] { return shutting_down.load(); }));
       std::this_thread::sleep_for(1s);  // well past the 300 ms grace
+      local_returned = true;
       return TxState::kCommit;
     });
-    call_returned = true;
   });
   ASSERT_TRUE(WaitFor([&] { return in_local.load(); }));
   shutting_down = true;
   p.Shutdown();
-  EXPECT_TRUE(call_returned.load()) << "Shutdown returned while a call still used the producer";
+  // The call leaves the producer after its local step returned and before
+  // it returns itself: only the first is ordered before Shutdown's return
+  // (the caller may not have stored the result yet).
+  EXPECT_TRUE(local_returned.load()) << "Shutdown returned while a call still used the producer";
   caller.join();
   EXPECT_EQ(result.status.code(), StatusCode::kUnavailable) << result.status.ToString();
   EXPECT_NE(result.status.message().find("shut down"), std::string::npos)
