@@ -341,9 +341,17 @@ Status CommitLog::Walk(LogCursor from, const ReplayFn& replay, LogCursor* end) {
       continue;
     }
     // Nothing written after this point of the segment: what follows (if
-    // anything) starts the next one.
+    // anything) starts the next one. Unless the next segment was only
+    // prepared (nothing written at its start): then the log ends here, and
+    // continues here, where a log never closed would have placed the next
+    // entry (a replica's store must place as its leader's did).
+    // Damage after this point is still found: the torn-tail check below
+    // looks for synced entries further on.
+    const File* next_segment = Find(next_base);
+    const bool next_prepared_only =
+        next_segment != nullptr && AllZero(next_segment->mapped().substr(0, log::kHeaderBytes));
     if (next_base > at.position && segments_.upper_bound(at.position) != segments_.end() &&
-        ZerosFrom(*seg, at.position - base)) {
+        !next_prepared_only && ZerosFrom(*seg, at.position - base)) {
       at.position = next_base;
       continue;
     }

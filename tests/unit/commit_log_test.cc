@@ -117,6 +117,32 @@ TEST(CommitLog, EntriesRollToTheNextSegmentAndNeverStraddle) {
   EXPECT_EQ(r.payloads.back(), written.back().second);
 }
 
+// Positions are a function of the entries' sizes alone, also across a
+// reopen: a replica's store reopened after a restart must place what it
+// applies next where the leader's store (never closed) did. A segment
+// prepared ahead and never written must not move the end there.
+TEST(CommitLog, AReopenedLogContinuesInTheSegmentItWasWritingNotThePreparedOne) {
+  TempDir dir;
+  const uint64_t segment = 1 << 16;
+  Replayed r;
+  LogCursor end;
+  {
+    auto log = OpenLog(Options(dir, FileSystem::Default(), segment), &r);
+    ASSERT_TRUE(log.ok());
+    while ((*log)->written_end().position < segment * 3 / 4) Append(**log, std::string(900, 'a'));
+    ASSERT_TRUE((*log)->PrepareNextSegment().ok());
+    ASSERT_EQ((*log)->Segments().size(), 2u) << "the next segment should be prepared";
+    end = (*log)->written_end();
+  }
+  auto log = OpenLog(Options(dir, FileSystem::Default(), segment), &r);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  EXPECT_EQ((*log)->placed_end(), end);
+  // The next entries go where a log never closed puts them.
+  PendingEntry next = Append(**log, std::string(900, 'b'));
+  EXPECT_EQ(next.position, end.position);
+  EXPECT_EQ(next.index, end.index);
+}
+
 TEST(CommitLog, AnEntryLargerThanASegmentIsRefused) {
   TempDir dir;
   Replayed r;
