@@ -42,7 +42,7 @@ Status StoreRebuild::Apply(std::string_view payload) {
   unsynced_bytes_ += payload.size();
   if (unsynced_bytes_ < kSyncBytes) return Status::OK();
   unsynced_bytes_ = 0;
-  return store_.SyncReplicated();
+  return Finish();
 }
 
 Status ApplyReplicatedRounds(storage::BrokerStore& store, std::vector<std::string> payloads) {

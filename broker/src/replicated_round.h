@@ -30,21 +30,28 @@ std::string EncodeReplicatedRound(int64_t time_ms, std::string_view records,
 // kCorruption when `payload` is not one.
 Result<ReplicatedRound> DecodeReplicatedRound(std::string_view payload);
 
-// Writes committed rounds, in order, into a store opened empty, as its own
-// rounds would be written. For a store opened empty: a store that is
-// closed and opened again continues its log at the next segment, so only
-// one session from empty places records as the leader's did. The log is
-// not synced after each round (the entries are durable in the replica
-// log, and a crash means another rebuild from empty): every kSyncBytes,
-// so that what the page cache holds stays bounded, and at Finish.
+// Writes committed rounds, in order, into a store that holds exactly the
+// rounds before them (opened empty, or continued: standby_store.h), as
+// its own rounds would be written, so records land where the leader's
+// did. The log is not synced after each round (the entries are durable
+// in the replica log, and what a crash takes is applied again from it):
+// every kSyncBytes, so that what the page cache holds stays bounded, and
+// at Finish.
 class StoreRebuild {
  public:
   explicit StoreRebuild(storage::BrokerStore& store) : store_(store) {}
   // One committed entry's payload; an empty one (an epoch start) is
   // skipped. Errors name the entry (its number in the replay).
   Status Apply(std::string_view payload);
-  Status Finish() { return store_.SyncReplicated(); }
+  Status Finish() {
+    Status s = store_.SyncReplicated();
+    if (s.ok()) ++syncs_;
+    return s;
+  }
   uint64_t entries() const { return entries_; }
+  // How often the store was synced (each time, every round applied so far
+  // is durable in it).
+  uint64_t syncs() const { return syncs_; }
 
   static constexpr uint64_t kSyncBytes = 64ull << 20;
 
@@ -52,6 +59,7 @@ class StoreRebuild {
   storage::BrokerStore& store_;
   uint64_t entries_ = 0;
   uint64_t unsynced_bytes_ = 0;
+  uint64_t syncs_ = 0;
 };
 
 // Every round in `payloads` through a StoreRebuild, then Finish.

@@ -7,14 +7,126 @@
 
 #include <filesystem>
 
+#include "broker/src/replica_applied_mark.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 
 namespace txmq::broker {
 
 namespace {
+
 constexpr int kStandbyNice = 10;
+
+// What a store kept by a run before holds of the replica log.
+struct Continued {
+  std::unique_ptr<storage::BrokerStore> store;
+  uint64_t applied = 0;      // replica entries 1..applied
+  uint32_t applied_crc = 0;  // entry applied's chain value
+  uint64_t checked = 0;      // rounds compared with the log after the mark
+};
+
+// The rounds the store holds after its mark must be, in order, the rounds
+// of the replica entries after the mark's: a leader's store may hold a
+// round its log never got (it was killed between the two writes) or one
+// of an entry a later leader replaced. Any difference: not continued.
+Result<Continued> ContinueKept(const storage::StoreOptions& options, const std::string& log_dir,
+                               EventFd* round_done) {
+  auto mark = ReadReplicaAppliedMark(options.fs, options.dir);
+  if (!mark.ok()) return mark.status();
+  auto opened = storage::BrokerStore::Open(options, round_done);
+  if (!opened.ok()) return opened.status();
+  Continued c{std::move(opened.value()), mark->replica_index, mark->replica_crc, 0};
+  cluster::ReplicaLogReader reader(
+      log_dir, options.fs, mark->replica_index, 0,
+      mark->replica_index > 0 ? std::optional<uint32_t>(mark->replica_crc) : std::nullopt);
+  if (Status s =
+          reader.Read(mark->replica_index, [](const cluster::EntryView&) { return Status::OK(); });
+      !s.ok()) {
+    return s;
+  }
+  Status checked =
+      c.store->ForEachRound(mark->store, [&](int64_t time_ms, std::string_view payload) {
+        ++c.checked;
+        // The next entry that wrote a round (an epoch start or a round of
+        // nothing did not) must be this one.
+        for (bool matched = false; !matched;) {
+          Status s = reader.Read(reader.last() + 1, [&](const cluster::EntryView& e) {
+            c.applied = e.index;
+            c.applied_crc = e.crc;
+            if (e.payload.empty()) return Status::OK();
+            auto round = DecodeReplicatedRound(e.payload);
+            if (!round.ok()) return round.status();
+            if (round->records.empty() && round->ops_record.empty()) return Status::OK();
+            matched = true;
+            const bool same = round->time_ms == time_ms &&
+                              payload.size() == round->records.size() + round->ops_record.size() &&
+                              payload.starts_with(round->records) &&
+                              payload.ends_with(round->ops_record);
+            if (same) return Status::OK();
+            return Status::Corruption("the store's round " + std::to_string(c.checked) +
+                                      " after its mark differs from replica entry " +
+                                      std::to_string(e.index));
+          });
+          if (!s.ok()) {
+            return Status(s.code(),
+                          "the store holds rounds the replica log does not (" + s.message() + ")");
+          }
+        }
+        return Status::OK();
+      });
+  if (!checked.ok()) return checked;
+  return c;
+}
+
 }  // namespace
+
+Result<std::unique_ptr<StandbyStore>> StandbyStore::Open(const storage::StoreOptions& store,
+                                                         const std::string& log_dir,
+                                                         uint64_t keep_cached_log_bytes) {
+  auto log = Logger("standby");
+  auto standby = std::unique_ptr<StandbyStore>(new StandbyStore());
+  const auto start = std::chrono::steady_clock::now();
+  auto kept = ContinueKept(store, log_dir, &standby->unused_round_done_);
+  if (kept.ok()) {
+    standby->store_ = std::move(kept->store);
+    standby->applied_ = kept->applied;
+    standby->applied_crc_ = kept->applied_crc;
+    log->info(
+        "continuing the store kept in {}: it holds replica entries 1..{} ({} rounds after its "
+        "mark checked against the log in {} ms)",
+        store.dir, kept->applied, kept->checked,
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                              start)
+            .count());
+  } else {
+    if (kept.status().code() != StatusCode::kNotFound || std::filesystem::exists(store.dir)) {
+      log->warn("not continuing the store in {} ({}); building it again from the replica log",
+                store.dir, kept.status().ToString());
+    }
+    // From empty: rounds written into a store of before would be placed
+    // elsewhere than the leader's (replicated_round.h).
+    std::error_code ec;
+    std::filesystem::remove_all(store.dir, ec);
+    if (ec) return Status::Internal("cannot clear " + store.dir + ": " + ec.message());
+    auto opened = storage::BrokerStore::Open(store, &standby->unused_round_done_);
+    if (!opened.ok()) return opened.status();
+    standby->store_ = std::move(opened.value());
+    // Marked empty: killed before its first sync, the next start checks
+    // every round against the log rather than building them all again.
+    standby->Mark();
+  }
+  standby->rebuild_.emplace(*standby->store_);
+  standby->reader_.emplace(
+      log_dir, store.fs, standby->applied_, keep_cached_log_bytes,
+      standby->applied_ > 0 ? std::optional<uint32_t>(standby->applied_crc_) : std::nullopt);
+  // LevelDB starts its one background (compaction) thread at its first
+  // Schedule, and a thread inherits its creator's nice value: start it
+  // here, at normal priority, or the first memtable the niced standby
+  // thread fills would leave every compaction of the process, the
+  // broker's after a takeover included, at nice 10.
+  leveldb::Env::Default()->Schedule([](void*) {}, nullptr);
+  return standby;
+}
 
 Result<std::unique_ptr<StandbyStore>> StandbyStore::Start(const storage::StoreOptions& store,
                                                           const std::string& log_dir,
@@ -22,36 +134,25 @@ Result<std::unique_ptr<StandbyStore>> StandbyStore::Start(const storage::StoreOp
                                                           std::function<void(uint64_t)> applied,
                                                           std::chrono::milliseconds poll,
                                                           uint64_t keep_cached_log_bytes) {
-  // One session from empty: a store closed and opened again would place
-  // records elsewhere than the leader's did (replicated_round.h).
-  std::error_code ec;
-  std::filesystem::remove_all(store.dir, ec);
-  if (ec) return Status::Internal("cannot clear " + store.dir + ": " + ec.message());
-  auto standby = std::unique_ptr<StandbyStore>(new StandbyStore(
-      log_dir, std::move(committed), std::move(applied), poll, keep_cached_log_bytes));
-  auto opened = storage::BrokerStore::Open(store, &standby->unused_round_done_);
-  if (!opened.ok()) return opened.status();
-  standby->store_ = std::move(opened.value());
-  standby->rebuild_.emplace(*standby->store_);
-  // LevelDB starts its one background (compaction) thread at its first
-  // Schedule, and a thread inherits its creator's nice value: start it
-  // here, at normal priority, or the first memtable the niced standby
-  // thread fills would leave every compaction of the process, the
-  // broker's after a takeover included, at nice 10.
-  leveldb::Env::Default()->Schedule([](void*) {}, nullptr);
-  standby->thread_ = std::thread([s = standby.get()] { s->Loop(); });
+  auto standby = Open(store, log_dir, keep_cached_log_bytes);
+  if (standby.ok()) (*standby)->Follow(std::move(committed), std::move(applied), poll);
   return standby;
 }
 
-StandbyStore::StandbyStore(const std::string& log_dir, std::function<uint64_t()> committed,
-                           std::function<void(uint64_t)> applied, std::chrono::milliseconds poll,
-                           uint64_t keep_cached_log_bytes)
-    : reader_(log_dir, storage::FileSystem::Default(), 0, keep_cached_log_bytes),
-      committed_(std::move(committed)),
-      on_applied_(std::move(applied)),
-      poll_(poll) {}
+void StandbyStore::Follow(std::function<uint64_t()> committed,
+                          std::function<void(uint64_t)> applied, std::chrono::milliseconds poll) {
+  committed_ = std::move(committed);
+  on_applied_ = std::move(applied);
+  poll_ = poll;
+  thread_ = std::thread([this] { Loop(); });
+}
 
-StandbyStore::~StandbyStore() { StopThread(); }
+StandbyStore::~StandbyStore() {
+  StopThread();
+  // Stopped while following: synced and marked, the next start continues
+  // with nothing to check.
+  if (store_ && rebuild_ && failure_.ok() && rebuild_->Finish().ok()) Mark();
+}
 
 void StandbyStore::StopThread() {
   {
@@ -60,6 +161,23 @@ void StandbyStore::StopThread() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void StandbyStore::Mark() {
+  ReplicaAppliedMark mark;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    mark = {store_->log_cursor(), applied_, applied_crc_};
+  }
+  // Without it the next start builds the store from empty: slower, not
+  // wrong.
+  if (Status s = WriteReplicaAppliedMark(store_->options().fs, store_->options().dir, mark);
+      !s.ok()) {
+    Logger("standby")->warn(
+        "cannot record what the store holds ({}); the next start builds it "
+        "again from the replica log",
+        s.ToString());
+  }
 }
 
 void StandbyStore::Loop() {
@@ -71,15 +189,27 @@ void StandbyStore::Loop() {
   auto log = Logger("standby");
   while (!stop_) {
     const uint64_t upto = committed_();
+    // Not before the entries up to the kept store's last one are committed
+    // (the first Read walks them): until then they may be truncated.
     // Stops between two entries when asked: Take wants the store now, and
     // the broker replays the rest.
-    Status s = reader_.Read(upto, [&](const cluster::EntryView& e) {
-      if (stop_) return Status::Aborted("stopping");
-      return rebuild_->Apply(e.payload);
-    });
-    if (on_applied_) on_applied_(reader_.last());
+    Status s;
+    if (upto > reader_->last())
+      s = reader_->Read(upto, [&](const cluster::EntryView& e) {
+        if (stop_) return Status::Aborted("stopping");
+        const uint64_t syncs = rebuild_->syncs();
+        Status applied = rebuild_->Apply(e.payload);
+        if (!applied.ok()) return applied;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          applied_ = e.index;
+          applied_crc_ = e.crc;
+        }
+        if (rebuild_->syncs() != syncs) Mark();
+        return Status::OK();
+      });
+    if (on_applied_) on_applied_(reader_->last());
     std::unique_lock<std::mutex> lock(mu_);
-    applied_ = reader_.last();
     if (!s.ok() && s.code() != StatusCode::kAborted) {
       log->error(
           "the store kept beside the replica log stopped at entry {}: {}. If this node leads, "
@@ -100,10 +230,16 @@ uint64_t StandbyStore::applied() const {
 StoreHandover::Kept StandbyStore::Take(EventFd* round_done) {
   StopThread();
   if (!store_) return {};  // taken before
-  Status s = failure_.ok() ? rebuild_->Finish() : failure_;
+  Status s = failure_;
+  // A continued store's last entry may not have been committed when it
+  // was applied; this node leads now, so its log holds every committed
+  // entry and changes only by appending: it must still be that entry.
+  if (s.ok()) s = reader_->Read(applied_, [](const cluster::EntryView&) { return Status::OK(); });
+  if (s.ok()) s = rebuild_->Finish();
+  if (s.ok()) Mark();
   rebuild_.reset();
   if (!s.ok()) {
-    if (failure_.ok()) Logger("standby")->error("syncing the kept store: {}", s.ToString());
+    if (failure_.ok()) Logger("standby")->error("handing over the kept store: {}", s.ToString());
     store_.reset();  // closed, so that the broker can open the directory anew
     return {};
   }

@@ -1,17 +1,23 @@
 // The store a cluster node keeps while it follows (DESIGN.md "Wiring into
-// txmqd: the decisions"): opened empty when txmqd starts, in the one
-// session the broker will continue if this node wins an election, and
-// applied from the replica log up to the commit index the follower has
-// learned, so that a new leader replays only the entries of the last
-// moments instead of everything the group ever stored.
+// txmqd: the decisions"): the one the broker will continue if this node
+// wins an election, applied from the replica log up to the commit index
+// the follower has learned, so that a new leader replays only the entries
+// of the last moments instead of everything the group ever stored.
+//
+// A restarted node continues the store it kept before (its mark,
+// replica_applied_mark.h, names the replica entry it was synced at; every
+// round it holds after that is checked against the replica log) instead
+// of building it again from the whole log; a store that cannot be
+// continued (none, no mark, damaged, holding a round the log does not)
+// is cleared and built from empty, as the log says why.
 //
 // Thread "txmq-standby" (at nice 10) owns the store, the StoreRebuild and the
-// ReplicaLogReader until Take stops it; applied() and failure are shared
-// under mu_. The replica log belongs to the replication thread: this one
-// reads committed entries off its files, which never change.
+// ReplicaLogReader from Follow until Take stops it; applied() and failure
+// are shared under mu_. The replica log belongs to the replication thread:
+// this one reads committed entries off its files, which never change.
 //
-// Thread safety: Start, Take and the destructor from one thread (main);
-// applied() from any.
+// Thread safety: Open, Follow, Take and the destructor from one thread
+// (main); applied() from any.
 #pragma once
 
 #include <atomic>
@@ -33,12 +39,16 @@ namespace txmq::broker {
 
 class StandbyStore final : public StoreHandover {
  public:
-  // Clears `store.dir` and opens the store there empty, then applies the
-  // replica log in `log_dir` up to `committed()` (any thread may call it;
-  // it must only grow) on its own thread, looking every `poll`, and tells
-  // `applied` (if set) how many entries the store holds after each pass.
-  // The last `keep_cached_log_bytes` it read of the log stay in the page
-  // cache (the log's cached tail, FileReplicaLogOptions::cached_tail_bytes).
+  // Opens the store in `store.dir`: the one kept by a run before when it
+  // can be continued, else cleared and empty. Reads the replica log in
+  // `log_dir`, entries not yet known to be committed included: call it
+  // before the replication thread opens that log. The last
+  // `keep_cached_log_bytes` it reads of the log stay in the page cache
+  // (the log's cached tail, FileReplicaLogOptions::cached_tail_bytes).
+  static Result<std::unique_ptr<StandbyStore>> Open(const storage::StoreOptions& store,
+                                                    const std::string& log_dir,
+                                                    uint64_t keep_cached_log_bytes = 0);
+  // Open, then Follow: for a log nobody writes meanwhile (tests).
   static Result<std::unique_ptr<StandbyStore>> Start(
       const storage::StoreOptions& store, const std::string& log_dir,
       std::function<uint64_t()> committed, std::function<void(uint64_t)> applied = {},
@@ -48,33 +58,43 @@ class StandbyStore final : public StoreHandover {
   StandbyStore(const StandbyStore&) = delete;
   StandbyStore& operator=(const StandbyStore&) = delete;
 
+  // Applies the replica log up to `committed()` (any thread may call it;
+  // it must only grow) on its own thread, looking every `poll`, and tells
+  // `applied` (if set) how many entries the store holds after each pass.
+  // Once.
+  void Follow(std::function<uint64_t()> committed, std::function<void(uint64_t)> applied = {},
+              std::chrono::milliseconds poll = std::chrono::milliseconds(20));
+
   // Stops applying. A store that failed to apply an entry (the error was
-  // logged) is closed and not handed over: the broker rebuilds from empty.
+  // logged), or continues entries the log no longer holds (a leader's
+  // uncommitted tail, replaced), is closed and not handed over: the broker
+  // rebuilds from empty.
   Kept Take(EventFd* round_done) override;
-  // Entries applied so far.
+  // Entries applied so far (after Open: what the continued store holds).
   uint64_t applied() const;
 
  private:
-  StandbyStore(const std::string& log_dir, std::function<uint64_t()> committed,
-               std::function<void(uint64_t)> applied, std::chrono::milliseconds poll,
-               uint64_t keep_cached_log_bytes);
+  StandbyStore() = default;
   void Loop();
   // Stops the thread between two entries and joins it.
   void StopThread();
+  // Records in the store's directory what it holds, once it is synced.
+  void Mark();
 
   EventFd unused_round_done_;  // the store raises it only for rounds it is submitted
   std::unique_ptr<storage::BrokerStore> store_;
-  std::optional<StoreRebuild> rebuild_;  // over store_
-  cluster::ReplicaLogReader reader_;
-  const std::function<uint64_t()> committed_;
-  const std::function<void(uint64_t)> on_applied_;
-  const std::chrono::milliseconds poll_;
+  std::optional<StoreRebuild> rebuild_;              // over store_
+  std::optional<cluster::ReplicaLogReader> reader_;  // set by Open
+  std::function<uint64_t()> committed_;
+  std::function<void(uint64_t)> on_applied_;
+  std::chrono::milliseconds poll_{20};
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::atomic<bool> stop_{false};
-  uint64_t applied_ = 0;  // guarded by mu_
-  Status failure_;        // guarded by mu_
+  uint64_t applied_ = 0;      // guarded by mu_
+  uint32_t applied_crc_ = 0;  // the chain value of entry applied_; guarded by mu_
+  Status failure_;            // guarded by mu_
   std::thread thread_;
 };
 

@@ -198,6 +198,21 @@ ClusterStart StartClusterNode(
   auto log = Logger("txmqd");
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
+  // The store this node continues if it wins: applied while it follows,
+  // so that a failover replays the last moments, not the whole log.
+  // Opened first: continuing the one kept by the last run checks it
+  // against the replica log before the replication thread may change it.
+  BrokerOptions store_options = o;
+  store_options.data_dir += "/store";
+  storage::StoreOptions standby_options = StoreOptionsFor(store_options);
+  standby_options.sync = false;  // the replica log's fsync is the one that counts
+  auto standby = StandbyStore::Open(standby_options, options.log_dir, options.cached_log_bytes);
+  if (!standby.ok()) {
+    std::cerr << "txmqd: cannot open the store in " << store_options.data_dir << ": "
+              << standby.status().ToString() << "\n";
+    *exit_code = 1;
+    return {};
+  }
   auto node = cluster::ClusterNode::Start(options);
   if (!node.ok()) {
     std::cerr << "txmqd: cannot join group " << options.group << ": " << node.status().ToString()
@@ -205,22 +220,8 @@ ClusterStart StartClusterNode(
     *exit_code = 1;
     return {};
   }
-  // The store this node continues if it wins: applied while it follows,
-  // so that a failover replays the last moments, not the whole log.
-  BrokerOptions store_options = o;
-  store_options.data_dir += "/store";
-  store_options.replicator = node->get();
-  auto standby = StandbyStore::Start(
-      StoreOptionsFor(store_options), options.log_dir,
-      [n = node->get()] { return n->follower_committed(); },
-      [n = node->get()](uint64_t applied) { n->set_store_applied(applied); },
-      std::chrono::milliseconds(20), options.cached_log_bytes);
-  if (!standby.ok()) {
-    std::cerr << "txmqd: cannot open the store in " << store_options.data_dir << ": "
-              << standby.status().ToString() << "\n";
-    *exit_code = 1;
-    return {};
-  }
+  (*standby)->Follow([n = node->get()] { return n->follower_committed(); },
+                     [n = node->get()](uint64_t applied) { n->set_store_applied(applied); });
   if (joined) joined((*node)->health());
   log->info("following; serving clients once this node leads group {}", options.group);
   // Until then clients hear where the leader is: with CURVE on a CURVE

@@ -223,4 +223,12 @@ std::string FormatDurationMs(int64_t ms) {
   return s;
 }
 
+std::string OneLineForLog(const std::string& text) {
+  std::string out = text.substr(0, 80);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
 }  // namespace txmq

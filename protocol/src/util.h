@@ -63,4 +63,8 @@ int64_t ParseDurationMs(std::string_view text);
 // 1500 -> "1.5s", 90000 -> "1m30s".
 std::string FormatDurationMs(int64_t ms);
 
+// A stored text quoted in an error or a log line: one line, at most 80
+// printable characters.
+std::string OneLineForLog(const std::string& text);
+
 }  // namespace txmq

@@ -315,6 +315,18 @@ class BrokerStore {
   void RequestCheckpoint();
   // Where the next round will go.
   uint64_t log_end() const { return log_->placed_end().position; }
+  // Where the next round will go, its number and chain value. Only while
+  // no round is in flight (!busy()): the chain value is known once the
+  // round before is written.
+  LogCursor log_cursor() const { return log_->written_end(); }
+  // Calls `fn` with the time and payload of each round written from
+  // `from` (a log_cursor() of before) to the end, in order; NOT_FOUND when
+  // `from` is no longer in the log, CORRUPTION when the rounds there do
+  // not follow on from `from`. A replica's store checks what it holds
+  // against the replicated log this way (broker/src/standby_store.h).
+  Status ForEachRound(
+      const LogCursor& from,
+      const std::function<Status(int64_t time_ms, std::string_view payload)>& fn) const;
   // Bytes of log segments created since open (disk space the log took).
   uint64_t log_allocated_bytes() const { return log_->allocated_bytes(); }
 

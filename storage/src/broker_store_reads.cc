@@ -466,6 +466,46 @@ std::optional<int64_t> BrokerStore::EntryTime(uint64_t position) const {
   return log_->TimeAt(position);
 }
 
+Status BrokerStore::ForEachRound(
+    const LogCursor& from,
+    const std::function<Status(int64_t time_ms, std::string_view payload)>& fn) const {
+  const LogCursor end = log_->placed_end();
+  if (from.index > end.index || from.position > end.position) {
+    return Status::Corruption("log cursor at entry " + std::to_string(from.index) +
+                              " is past the log's end (entry " + std::to_string(end.index) + ")");
+  }
+  if (from.position < log_->start()) {
+    return Status::NotFound("log position " + std::to_string(from.position) +
+                            " was deleted (the log starts at " + std::to_string(log_->start()) +
+                            ")");
+  }
+  LogCursor at = from;
+  while (at.index < end.index) {
+    auto e = log_->ReadEntry(at.position);
+    if (!e.ok() || e->header.index != at.index) {
+      // The rest of a segment an entry did not fit in: it is in the next.
+      uint64_t next = UINT64_MAX;
+      for (const SegmentInfo& seg : log_->Segments()) {
+        if (seg.base > at.position) next = std::min(next, seg.base);
+      }
+      if (next == UINT64_MAX || (e.ok() && e->header.index != at.index)) {
+        return Status::Corruption("log entry " + std::to_string(at.index) + " not found at " +
+                                  std::to_string(at.position) + " or after it");
+      }
+      at.position = next;
+      continue;
+    }
+    if (e->header.prev_crc != at.prev_crc) {
+      return Status::Corruption("log entry " + std::to_string(at.index) + " at " +
+                                std::to_string(at.position) +
+                                " does not chain to the entry before it");
+    }
+    if (Status s = fn(e->header.time_ms, e->payload); !s.ok()) return s;
+    at = {e->end(), at.index + 1, e->header.crc};
+  }
+  return Status::OK();
+}
+
 void BrokerStore::RequestCheckpoint() {
   {
     std::lock_guard<std::mutex> lock(mu_);

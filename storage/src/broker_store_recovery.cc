@@ -33,15 +33,6 @@ namespace {
 constexpr const char* kFormatFile = "FORMAT";
 constexpr const char* kRepairsFile = "REPAIRS";
 
-// A stored text quoted in an error: one line, bounded.
-std::string OneLineForLog(const std::string& text) {
-  std::string out = text.substr(0, 80);
-  for (char& c : out) {
-    if (c < 0x20 || c > 0x7e) c = '?';
-  }
-  return out;
-}
-
 }  // namespace
 
 Status BrokerStore::Recover() {

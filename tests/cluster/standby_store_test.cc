@@ -1,13 +1,16 @@
 // The store a follower keeps applied from its replica log: it applies
 // exactly the committed entries, as they commit, and hands over a store
 // that holds what the leader's holds, at the same log positions, so a new
-// leader replays only the entries it had not applied yet.
+// leader replays only the entries it had not applied yet. Restarted, it
+// continues that store where every round it holds is the log's, and
+// builds it again where not.
 #include "broker/src/standby_store.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -160,10 +163,48 @@ TEST_F(StandbyStoreTest, AnEntryItCannotApplyStopsItAndNothingIsHandedOver) {
   EXPECT_EQ(standby->Take(&round_done).store, nullptr);
 }
 
-// A restarted node's store starts empty again: anything left in the
-// directory from before is cleared, never continued (it would place
-// records elsewhere than the leader did).
-TEST_F(StandbyStoreTest, StartsFromAnEmptyStore) {
+// What the store holds matches the leader's: every message at the same
+// position, the same log end, the last round's meta.
+void ExpectSameAsLeader(storage::BrokerStore& kept, storage::BrokerStore& leader, uint64_t offsets,
+                        const std::string& last_round) {
+  EXPECT_EQ(kept.log_end(), leader.log_end());
+  EXPECT_EQ(kept.GetMeta("round"), std::optional<std::string>(last_round));
+  for (uint64_t o = 0; o < offsets; ++o) {
+    auto in_leader = leader.ReadMessage(1, 0, o);
+    auto in_kept = kept.ReadMessage(1, 0, o);
+    ASSERT_TRUE(in_kept.ok()) << o << ": " << in_kept.status().ToString();
+    EXPECT_EQ(in_kept->position, in_leader->position) << "offset " << o;
+  }
+}
+
+// A restarted node continues the store it kept: it holds at once what it
+// had applied, applies only the entries after that, and ends up holding
+// what the leader's holds at the same positions (a store reopened must
+// place its next rounds where the leader's, never closed, did).
+TEST_F(StandbyStoreTest, ARestartedNodeContinuesTheStoreItKept) {
+  WriteRounds(20);  // entries 2..21: past half a segment, so the next one is prepared
+  {
+    auto first = StartStandby();
+    ASSERT_NE(first, nullptr);
+    committed_ = 21;
+    ASSERT_TRUE(WaitApplied(*first, 21));
+  }
+  WriteRounds(30);  // entries 22..51
+  auto again = StartStandby();
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->applied(), 21u) << "the kept store was not continued";
+  committed_ = 51;
+  ASSERT_TRUE(WaitApplied(*again, 51));
+  EventFd round_done;
+  StoreHandover::Kept kept = again->Take(&round_done);
+  ASSERT_NE(kept.store, nullptr);
+  EXPECT_EQ(kept.applied, 51u);
+  ExpectSameAsLeader(*kept.store, *leader_, offset_, "49");
+}
+
+// A mark that does not read as one (a disk that lied, a hand edit) is
+// not guessed at: the store is built again.
+TEST_F(StandbyStoreTest, ADamagedMarkBuildsTheStoreAgain) {
   WriteRounds(5);
   {
     auto first = StartStandby();
@@ -171,14 +212,118 @@ TEST_F(StandbyStoreTest, StartsFromAnEmptyStore) {
     committed_ = 6;
     ASSERT_TRUE(WaitApplied(*first, 6));
   }
+  const std::string mark = dir_.Sub("standby") + "/REPLICA_APPLIED";
+  std::string text = testing::ReadFile(mark);
+  ASSERT_FALSE(text.empty());
+  text[text.find(' ', text.find(' ') + 1) + 1] ^= 1;  // a digit of the store position
+  ASSERT_TRUE(storage::FileSystem::Default()->WriteFileAtomically(mark, text).ok());
   committed_ = 3;
   auto again = StartStandby();
   ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->applied(), 0u) << "continued a store whose mark is damaged";
   ASSERT_TRUE(WaitApplied(*again, 3));
+}
+
+// After a crash the store may hold rounds its mark does not name yet (it
+// is written at syncs): they are checked against the log and kept.
+TEST_F(StandbyStoreTest, RoundsAfterTheMarkAreCheckedAndKept) {
+  WriteRounds(20);  // entries 2..21
+  const std::string mark = dir_.Sub("standby") + "/REPLICA_APPLIED";
+  std::string early_mark;
+  {
+    auto first = StartStandby();
+    ASSERT_NE(first, nullptr);
+    committed_ = 6;
+    ASSERT_TRUE(WaitApplied(*first, 6));
+  }
+  early_mark = testing::ReadFile(mark);
+  ASSERT_FALSE(early_mark.empty());
+  {
+    auto second = StartStandby();
+    ASSERT_NE(second, nullptr);
+    committed_ = 21;
+    ASSERT_TRUE(WaitApplied(*second, 21));
+  }
+  ASSERT_TRUE(storage::FileSystem::Default()
+                  ->WriteFileAtomically(mark, early_mark)
+                  .ok());  // as if killed before marking again
+  auto third = StartStandby();
+  ASSERT_NE(third, nullptr);
+  EXPECT_EQ(third->applied(), 21u);
   EventFd round_done;
-  StoreHandover::Kept kept = again->Take(&round_done);
+  StoreHandover::Kept kept = third->Take(&round_done);
   ASSERT_NE(kept.store, nullptr);
-  EXPECT_EQ(kept.store->GetMeta("round"), std::optional<std::string>("1"));
+  ExpectSameAsLeader(*kept.store, *leader_, offset_, "19");
+}
+
+// A store holding rounds the log does not hold (a leader killed between
+// its store write and its log append, or whose uncommitted tail a later
+// leader replaced) is not continued: it is built again from empty.
+class StandbyStoreNotAPrefix : public StandbyStoreTest {
+ protected:
+  // A store that applied entries 1..11 with its mark at 4, a log cut
+  // after 8 and `refill` appended: a standby started on that builds the
+  // store again, to 8 committed entries.
+  void ExpectBuiltAgain(const std::function<void()>& refill) {
+    WriteRounds(10);  // entries 2..11
+    const std::string mark = dir_.Sub("standby") + "/REPLICA_APPLIED";
+    {
+      auto first = StartStandby();
+      ASSERT_NE(first, nullptr);
+      committed_ = 4;
+      ASSERT_TRUE(WaitApplied(*first, 4));
+    }
+    const std::string early_mark = testing::ReadFile(mark);
+    {
+      auto second = StartStandby();
+      ASSERT_NE(second, nullptr);
+      committed_ = 11;
+      ASSERT_TRUE(WaitApplied(*second, 11));
+    }
+    ASSERT_TRUE(storage::FileSystem::Default()->WriteFileAtomically(mark, early_mark).ok());
+    ASSERT_TRUE(log_->TruncateAfter(8).ok());
+    refill();
+    committed_ = 8;
+    auto again = StartStandby();
+    ASSERT_NE(again, nullptr);
+    ASSERT_TRUE(WaitApplied(*again, 8)) << again->applied();
+    EventFd round_done;
+    StoreHandover::Kept kept = again->Take(&round_done);
+    ASSERT_NE(kept.store, nullptr);
+    EXPECT_EQ(kept.store->GetMeta("round"), std::optional<std::string>("6"));
+  }
+};
+
+TEST_F(StandbyStoreNotAPrefix, AStoreHoldingMoreThanTheLogIsBuiltAgain) {
+  ExpectBuiltAgain([] {});
+}
+
+TEST_F(StandbyStoreNotAPrefix, AStoreWhoseRoundsDifferFromTheLogsIsBuiltAgain) {
+  ExpectBuiltAgain([this] {
+    for (int i = 0; i < 3; ++i) AppendEntry(EncodeReplicatedRound(9000 + i, "other", ""));
+  });
+}
+
+// A continued store's last entries may have been a leader's uncommitted
+// tail: if the log replaced them after the store was opened, the store is
+// not handed over (the broker builds one from empty).
+TEST_F(StandbyStoreTest, AKeptStoreWhoseEntriesTheLogReplacedIsNotHandedOver) {
+  WriteRounds(10);  // entries 2..11
+  {
+    auto first = StartStandby();
+    ASSERT_NE(first, nullptr);
+    committed_ = 11;
+    ASSERT_TRUE(WaitApplied(*first, 11));
+  }
+  committed_ = 0;  // after a restart, nothing is known to be committed
+  auto again = StartStandby();
+  ASSERT_NE(again, nullptr);
+  ASSERT_EQ(again->applied(), 11u);
+  // The next leader's log, which this node's follows: entries 9.. differ.
+  ASSERT_TRUE(log_->TruncateAfter(8).ok());
+  for (int i = 0; i < 4; ++i) AppendEntry("");
+  EventFd round_done;
+  EXPECT_EQ(again->Take(&round_done).store, nullptr);
 }
 
 }  // namespace

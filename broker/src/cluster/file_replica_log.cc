@@ -422,12 +422,14 @@ void FileReplicaLog::DropCacheOf(uint64_t from_segment, uint64_t from_offset, ui
 }
 
 ReplicaLogReader::ReplicaLogReader(std::string dir, storage::FileSystem* fs, uint64_t after,
-                                   uint64_t keep_cached)
+                                   uint64_t keep_cached, std::optional<uint32_t> after_crc)
     : dir_(std::move(dir)),
       fs_(fs),
       keep_cached_(keep_cached),
       last_read_(after),
-      skip_until_(after) {}
+      skip_until_(after),
+      skip_until_crc_(after_crc),
+      walked_(after == 0) {}
 
 ReplicaLogReader::~ReplicaLogReader() { DropReadPages(keep_cached_); }
 
@@ -450,7 +452,7 @@ void ReplicaLogReader::DropReadPages(uint64_t keep) {
 }
 
 Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const EntryView&)>& fn) {
-  if (upto <= last_read_) return Status::OK();
+  if (upto <= last_read_ && walked_) return Status::OK();
   // Listed again on each call: every segment holding an entry up to `upto`
   // exists by now (the entries are committed), and none of them goes away.
   auto names = fs_->List(dir_);
@@ -500,6 +502,13 @@ Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const En
                                 std::to_string(std::max(upto, skip_until_)) + ")");
     }
     const EntryView view{index, h.epoch, h.crc, bytes.substr(offset_ + kHeaderBytes, h.length)};
+    if (index == skip_until_ && skip_until_crc_ && h.crc != *skip_until_crc_) {
+      return Status::Corruption(where() + " is not the entry read before (its chain value is " +
+                                std::to_string(h.crc) + ", not " +
+                                std::to_string(*skip_until_crc_) +
+                                "): the log was truncated and written again after it");
+    }
+    if (index == skip_until_) walked_ = true;
     if (index > skip_until_) {
       if (ChainCrc(last_crc_, h.epoch, h.index, view.payload) != h.crc) {
         return Status::Corruption(where() + ": does not chain to the entry before it");

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -60,17 +61,21 @@ struct ReplicaEntryPlace {
 class ReplicaLogReader {
  public:
   // The next Read starts at entry `after` + 1 (entries up to `after` are
-  // walked past, not checked again).
+  // walked past, not checked again). With `after_crc`, entry `after` must
+  // have that chain value: a reader continuing what a store applied before
+  // finds out when the log no longer holds those entries (a leader's
+  // uncommitted tail replaced by the next leader's) as kCorruption.
   ReplicaLogReader(std::string dir, storage::FileSystem* fs, uint64_t after = 0,
-                   uint64_t keep_cached = 0);
+                   uint64_t keep_cached = 0, std::optional<uint32_t> after_crc = std::nullopt);
   ~ReplicaLogReader();
   ReplicaLogReader(const ReplicaLogReader&) = delete;
   ReplicaLogReader& operator=(const ReplicaLogReader&) = delete;
 
   // Calls `fn` with each entry after the last one read up to `upto`, which
   // must be committed (so on disk whole); kCorruption when the log ends
-  // before it. `fn`'s error stops the walk and is returned; the entry it
-  // failed on is read again by the next call.
+  // before it. The first call walks to entry `after` (and checks
+  // `after_crc`) even when `upto` is not past it. `fn`'s error stops the walk and is returned; the
+  // entry it failed on is read again by the next call.
   Status Read(uint64_t upto, const std::function<Status(const EntryView&)>& fn);
   // The last entry handed to `fn` (or `after`).
   uint64_t last() const { return last_read_; }
@@ -84,8 +89,11 @@ class ReplicaLogReader {
   const uint64_t keep_cached_;
   uint64_t last_read_ = 0;
   uint32_t last_crc_ = 0;  // the chain value of entry last_read_
-  // Entries up to this are walked past, unchecked, on the first Read.
+  // Entries up to this are walked past, unchecked, on the first Read;
+  // the last of them must have this chain value (when set).
   const uint64_t skip_until_;
+  const std::optional<uint32_t> skip_until_crc_;
+  bool walked_;  // past entry skip_until_ (its chain value checked)
   std::unique_ptr<storage::File> file_;
   uint64_t offset_ = 0;   // where entry last_read_ + 1 starts in file_
   uint64_t dropped_ = 0;  // file_'s pages before this left the cache
