@@ -152,6 +152,8 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
   }
   if (*freed > 0) {
     Logger("broker")->info("retention: deleted {} MiB of old log segments", *freed >> 20);
+    // For the replicas' stores, which delete them when they apply it.
+    store.PutMeta(storage::BrokerStore::kLogReleasedMeta, std::to_string(store.log_start()));
   } else {
     store.RequestCheckpoint();  // the segments go once a checkpoint covers their index changes
   }

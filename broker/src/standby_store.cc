@@ -5,9 +5,11 @@
 
 #include <leveldb/env.h>
 
+#include <charconv>
 #include <filesystem>
 
 #include "broker/src/replica_applied_mark.h"
+#include "protocol/src/byte_size.h"
 #include "protocol/src/log.h"
 #include "protocol/src/util.h"
 
@@ -180,6 +182,30 @@ void StandbyStore::Mark() {
   }
 }
 
+void StandbyStore::ReleaseAsTheLeaderDid() {
+  const auto released = store_->GetMeta(storage::BrokerStore::kLogReleasedMeta);
+  uint64_t before = 0;
+  if (!released ||
+      std::from_chars(released->data(), released->data() + released->size(), before).ec !=
+          std::errc() ||
+      before <= store_->log_start()) {
+    return;
+  }
+  auto freed = store_->DeleteLogBefore(before);
+  if (!freed.ok()) {
+    Logger("standby")->error("deleting old log segments as the leader did: {}",
+                             freed.status().ToString());
+    return;
+  }
+  if (*freed == 0) {
+    store_->RequestCheckpoint();  // they go once a checkpoint covers them: a later pass
+    return;
+  }
+  Logger("standby")->info("deleted {} of old log segments, as the leader did", FormatBytes(*freed));
+  // The mark may name a position that is gone now.
+  if (rebuild_->Finish().ok()) Mark();
+}
+
 void StandbyStore::Loop() {
   SetThreadName("txmq-standby");
   // Behind the replication thread when the CPU is short: acks wait for
@@ -208,6 +234,7 @@ void StandbyStore::Loop() {
         if (rebuild_->syncs() != syncs) Mark();
         return Status::OK();
       });
+    if (s.ok()) ReleaseAsTheLeaderDid();
     if (on_applied_) on_applied_(reader_->last());
     std::unique_lock<std::mutex> lock(mu_);
     if (!s.ok() && s.code() != StatusCode::kAborted) {

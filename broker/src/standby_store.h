@@ -80,6 +80,9 @@ class StandbyStore final : public StoreHandover {
   void StopThread();
   // Records in the store's directory what it holds, once it is synced.
   void Mark();
+  // Deletes the log segments the leader deleted (retention), as the
+  // applied rounds say (BrokerStore::kLogReleasedMeta).
+  void ReleaseAsTheLeaderDid();
 
   EventFd unused_round_done_;  // the store raises it only for rounds it is submitted
   std::unique_ptr<storage::BrokerStore> store_;

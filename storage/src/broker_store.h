@@ -307,6 +307,11 @@ class BrokerStore {
   // Deletes log segments wholly before `position`, once a checkpoint covers
   // them; returns bytes freed (0 while the checkpoint is behind).
   Result<uint64_t> DeleteLogBefore(uint64_t position);
+  // The meta key where a broker that deleted log segments records the
+  // position it deleted before, in the round after: a replica's store,
+  // which holds the same rounds at the same positions, deletes the same
+  // segments when it applies that round (broker/src/standby_store.h).
+  static constexpr std::string_view kLogReleasedMeta = "log-released-before";
   uint64_t log_start() const { return log_->start(); }
   // The time of the entry at `position` (a round); none if it is gone.
   // (Of the next whole entry when the one there is damaged.)

@@ -8,9 +8,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,12 +71,17 @@ class StandbyStoreTest : public ::testing::Test {
         leader_->AppendMessage(1, 0, offset_, m, true);
       }
       leader_->PutMeta("round", std::to_string(rounds_));
-      auto written = leader_->WriteInline(5000 + rounds_);
-      ASSERT_TRUE(written->status().ok()) << written->status().ToString();
-      AppendEntry(EncodeReplicatedRound(written->entry().time_ms, written->records(),
-                                        written->ops_record()));
-      written->Complete();
+      WriteOwnRound(5000 + rounds_);
     }
+  }
+
+  // The leader's open round as a round and an entry.
+  void WriteOwnRound(int64_t time_ms) {
+    auto written = leader_->WriteInline(time_ms);
+    ASSERT_TRUE(written->status().ok()) << written->status().ToString();
+    AppendEntry(
+        EncodeReplicatedRound(written->entry().time_ms, written->records(), written->ops_record()));
+    written->Complete();
   }
 
   std::unique_ptr<StandbyStore> StartStandby() {
@@ -200,6 +208,64 @@ TEST_F(StandbyStoreTest, ARestartedNodeContinuesTheStoreItKept) {
   ASSERT_NE(kept.store, nullptr);
   EXPECT_EQ(kept.applied, 51u);
   ExpectSameAsLeader(*kept.store, *leader_, offset_, "49");
+}
+
+// The leader's retention deletes old log segments and says so in its
+// next round; the replica's store, whose rounds lie at the same
+// positions, deletes the same ones when it applies that round (or its
+// disk would keep every round the group ever stored while it follows).
+TEST_F(StandbyStoreTest, DeletesTheLogSegmentsTheLeaderDeleted) {
+  WriteRounds(60);  // entries 2..61, several segments
+  ASSERT_GE(leader_->Segments().size(), 3u) << "the test should roll segments";
+  // Retention as the broker runs it: the runs there expire (a round),
+  // then the segments go, and the next round says so.
+  const uint64_t before = leader_->Segments()[2].base;
+  uint64_t start = 0;
+  ASSERT_TRUE(leader_
+                  ->ForEachRunBefore(before,
+                                     [&](uint64_t position, uint32_t topic_id, uint32_t queue,
+                                         uint64_t first, uint64_t end) {
+                                       leader_->DeleteRunByPosition(position, topic_id, queue,
+                                                                    first);
+                                       start = std::max(start, end);
+                                       return true;
+                                     })
+                  .ok());
+  leader_->SetQueueStart(1, 0, start);
+  WriteOwnRound(9998);
+  ASSERT_TRUE(leader_->SyncReplicated().ok());
+  ASSERT_TRUE(leader_->CheckpointNow().ok());
+  auto freed = leader_->DeleteLogBefore(before);
+  ASSERT_TRUE(freed.ok() && *freed > 0);
+  leader_->PutMeta(storage::BrokerStore::kLogReleasedMeta, std::to_string(leader_->log_start()));
+  WriteOwnRound(9999);
+
+  auto standby = StartStandby();
+  ASSERT_NE(standby, nullptr);
+  committed_ = log_->last().index;
+  ASSERT_TRUE(WaitApplied(*standby, committed_));
+  const std::string log_dir = dir_.Sub("standby") + "/log";
+  const auto first_segment = [&] {
+    std::set<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(log_dir)) {
+      names.insert(e.path().filename().string());
+    }
+    return names.empty() ? std::string() : *names.begin();
+  };
+  const std::string leaders_first = storage::SegmentFileName(leader_->log_start());
+  EXPECT_TRUE(testing::WaitFor([&] { return first_segment() == leaders_first; }, 10s))
+      << "the standby's log starts at " << first_segment() << ", the leader's at " << leaders_first;
+
+  // Restarted, it continues the store (its mark was moved past what went).
+  standby.reset();
+  auto again = StartStandby();
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->applied(), committed_.load());
+  EventFd round_done;
+  StoreHandover::Kept kept = again->Take(&round_done);
+  ASSERT_NE(kept.store, nullptr);
+  EXPECT_EQ(kept.store->log_start(), leader_->log_start());
+  EXPECT_EQ(kept.store->log_end(), leader_->log_end());
 }
 
 // A mark that does not read as one (a disk that lied, a hand edit) is

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -517,6 +518,46 @@ TEST_F(TxmqdGroup, ARestartedFollowerContinuesItsStore) {
   for (const std::string& id : acked) {
     EXPECT_EQ(delivered.count(id), 1u) << "acknowledged " << id << " lost";
   }
+}
+
+// Retention on the leader deletes old log segments of its store; the
+// followers' stores delete the same ones when they apply the round that
+// says so, rather than keeping everything the group ever stored.
+TEST_F(TxmqdGroup, FollowersStoresDeleteTheSegmentsTheLeadersRetentionDeleted) {
+  MakeNodes(2);
+  const std::vector<std::string> small = {"--segment-mb", "2",           "--max-message-bytes",
+                                          "65536",        "--retention", "2s"};
+  for (Node& n : nodes_) StartNode(n, 2, small);
+  Node* leader = WaitForLeader();
+  ASSERT_NE(leader, nullptr);
+  Node* follower = leader == &nodes_[0] ? &nodes_[1] : &nodes_[0];
+  const auto first_segment = [&](const Node& n) {
+    std::set<std::string> names;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir_.Sub(n.name) + "/store/log", ec)) {
+      names.insert(e.path().filename().string());
+    }
+    return names.empty() ? std::string() : *names.begin();
+  };
+  {
+    Producer producer({.broker = leader->url(), .send_timeout = 10s});
+    ASSERT_TRUE(producer.Start().ok());
+    const std::string body(1000, 'x');
+    for (int i = 0; i < 5000; ++i) {
+      producer.SendAsync({.topic = "expiring", .body = body}, [](Result<SendResult>) {});
+    }
+    ASSERT_TRUE(producer.Send({.topic = "expiring", .body = "last"}).ok());
+  }
+  const std::string oldest = first_segment(*leader);
+  ASSERT_FALSE(oldest.empty());
+  ASSERT_TRUE(testing::WaitFor([&] { return first_segment(*leader) != oldest; }, 30s))
+      << "the leader's retention never deleted a segment\n"
+      << LogTails();
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return first_segment(*follower) == first_segment(*leader); }, 20s))
+      << "the follower's store starts at " << first_segment(*follower) << ", the leader's at "
+      << first_segment(*leader) << "\n"
+      << LogTails();
 }
 
 }  // namespace
