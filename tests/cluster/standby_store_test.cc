@@ -106,6 +106,20 @@ class StandbyStoreTest : public ::testing::Test {
   int rounds_ = 0;
 };
 
+// What the store holds matches the leader's: every message at the same
+// position, the same log end, the last round's meta.
+void ExpectSameAsLeader(storage::BrokerStore& kept, storage::BrokerStore& leader, uint64_t offsets,
+                        const std::string& last_round) {
+  EXPECT_EQ(kept.log_end(), leader.log_end());
+  EXPECT_EQ(kept.GetMeta("round"), std::optional<std::string>(last_round));
+  for (uint64_t o = 0; o < offsets; ++o) {
+    auto in_leader = leader.ReadMessage(1, 0, o);
+    auto in_kept = kept.ReadMessage(1, 0, o);
+    ASSERT_TRUE(in_kept.ok()) << o << ": " << in_kept.status().ToString();
+    EXPECT_EQ(in_kept->position, in_leader->position) << "offset " << o;
+  }
+}
+
 TEST_F(StandbyStoreTest, AppliesOnlyCommittedEntriesAsTheyCommit) {
   WriteRounds(10);  // entries 2..11
   auto standby = StartStandby();
@@ -122,14 +136,7 @@ TEST_F(StandbyStoreTest, AppliesOnlyCommittedEntriesAsTheyCommit) {
   StoreHandover::Kept kept = standby->Take(&round_done);
   ASSERT_NE(kept.store, nullptr);
   EXPECT_EQ(kept.applied, 41u);
-  EXPECT_EQ(kept.store->log_end(), leader_->log_end());
-  EXPECT_EQ(kept.store->GetMeta("round"), std::optional<std::string>("39"));
-  for (uint64_t o = 0; o < offset_; ++o) {
-    auto in_leader = leader_->ReadMessage(1, 0, o);
-    auto in_kept = kept.store->ReadMessage(1, 0, o);
-    ASSERT_TRUE(in_kept.ok()) << o << ": " << in_kept.status().ToString();
-    EXPECT_EQ(in_kept->position, in_leader->position) << "offset " << o;
-  }
+  ExpectSameAsLeader(*kept.store, *leader_, offset_, "39");
   EXPECT_EQ(standby->Take(&round_done).store, nullptr) << "handed over twice";
 }
 
@@ -169,20 +176,6 @@ TEST_F(StandbyStoreTest, AnEntryItCannotApplyStopsItAndNothingIsHandedOver) {
   EXPECT_EQ(standby->applied(), 4u) << "went past the entry it could not apply";
   EventFd round_done;
   EXPECT_EQ(standby->Take(&round_done).store, nullptr);
-}
-
-// What the store holds matches the leader's: every message at the same
-// position, the same log end, the last round's meta.
-void ExpectSameAsLeader(storage::BrokerStore& kept, storage::BrokerStore& leader, uint64_t offsets,
-                        const std::string& last_round) {
-  EXPECT_EQ(kept.log_end(), leader.log_end());
-  EXPECT_EQ(kept.GetMeta("round"), std::optional<std::string>(last_round));
-  for (uint64_t o = 0; o < offsets; ++o) {
-    auto in_leader = leader.ReadMessage(1, 0, o);
-    auto in_kept = kept.ReadMessage(1, 0, o);
-    ASSERT_TRUE(in_kept.ok()) << o << ": " << in_kept.status().ToString();
-    EXPECT_EQ(in_kept->position, in_leader->position) << "offset " << o;
-  }
 }
 
 // A restarted node continues the store it kept: it holds at once what it
