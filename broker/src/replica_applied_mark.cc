@@ -1,7 +1,13 @@
 #include "broker/src/replica_applied_mark.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 #include "protocol/src/util.h"
 #include "storage/src/crc32c.h"
@@ -52,6 +58,28 @@ Result<ReplicaAppliedMark> ReadReplicaAppliedMark(storage::FileSystem* fs,
   auto text = fs->ReadFile(path);
   if (!text.ok()) return text.status();
   return DecodeReplicaAppliedMark(*text);
+}
+
+Status DiscardStoreDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const std::string trash = dir + ".discarded";
+  std::error_code ec;
+  fs::remove_all(trash, ec);
+  if (ec) return Status::Internal("cannot delete " + trash + ": " + ec.message());
+  if (!fs::exists(dir, ec)) return Status::OK();
+  fs::rename(dir, trash, ec);
+  if (ec) return Status::Internal("cannot rename " + dir + " to " + trash + ": " + ec.message());
+  const std::string parent = fs::path(dir).parent_path().string();
+  const int fd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    return Status::Internal("cannot sync " + parent + ": " + std::strerror(err));
+  }
+  ::close(fd);
+  fs::remove_all(trash, ec);
+  if (ec) return Status::Internal("cannot delete " + trash + ": " + ec.message());
+  return Status::OK();
 }
 
 }  // namespace txmq::broker

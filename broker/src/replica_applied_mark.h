@@ -43,4 +43,11 @@ Status WriteReplicaAppliedMark(storage::FileSystem* fs, const std::string& store
 Result<ReplicaAppliedMark> ReadReplicaAppliedMark(storage::FileSystem* fs,
                                                   const std::string& store_dir);
 
+// Deletes a cluster node's store directory so that a crash at any point
+// leaves either all of it or none of it: a store half deleted (its index
+// gone, its mark and log still there) must never be continued. Renamed
+// away first (durably), then deleted; a leftover of a deletion cut short
+// goes too.
+Status DiscardStoreDir(const std::string& dir);
+
 }  // namespace txmq::broker

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <optional>
 #include <thread>
 
 #include "broker/src/cluster_status_reply.h"
+#include "broker/src/replica_applied_mark.h"
 #include "broker/src/replicated_round.h"
 #include "broker/src/store_handover.h"
 #include "protocol/src/log.h"
@@ -86,11 +86,9 @@ Status Server::Init() {
     kept_entries = kept.applied;
   }
   if (options_.replicator != nullptr && !store_) {
-    // Derived from the replicated log, and rebuilt in this store's one
-    // session from empty, so records land where the leader's did.
-    std::error_code ec;
-    std::filesystem::remove_all(options_.data_dir, ec);
-    if (ec) return Status::Internal("cannot clear " + options_.data_dir + ": " + ec.message());
+    // Derived from the replicated log, and rebuilt from empty, so records
+    // land where the leader's did.
+    if (Status s = DiscardStoreDir(options_.data_dir); !s.ok()) return s;
   }
   if (!store_) {
     auto store = storage::BrokerStore::Open(StoreOptionsFor(options_), &commit_done_);

@@ -87,6 +87,9 @@ Result<std::unique_ptr<StandbyStore>> StandbyStore::Open(const storage::StoreOpt
                                                          uint64_t keep_cached_log_bytes) {
   auto log = Logger("standby");
   auto standby = std::unique_ptr<StandbyStore>(new StandbyStore());
+  standby->options_ = store;
+  standby->log_dir_ = log_dir;
+  standby->keep_cached_ = keep_cached_log_bytes;
   const auto start = std::chrono::steady_clock::now();
   auto kept = ContinueKept(store, log_dir, &standby->unused_round_done_);
   if (kept.ok()) {
@@ -100,27 +103,21 @@ Result<std::unique_ptr<StandbyStore>> StandbyStore::Open(const storage::StoreOpt
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                               start)
             .count());
+    standby->StartReading();
   } else {
-    if (kept.status().code() != StatusCode::kNotFound || std::filesystem::exists(store.dir)) {
+    const StatusCode code = kept.status().code();
+    if (code != StatusCode::kNotFound && code != StatusCode::kCorruption) {
+      // Not a verdict on the store (a disk error, its lock held by another
+      // process): nothing is deleted.
+      return Status(code,
+                    "cannot open the store kept in " + store.dir + ": " + kept.status().message());
+    }
+    if (code != StatusCode::kNotFound || std::filesystem::exists(store.dir)) {
       log->warn("not continuing the store in {} ({}); building it again from the replica log",
                 store.dir, kept.status().ToString());
     }
-    // From empty: rounds written into a store of before would be placed
-    // elsewhere than the leader's (replicated_round.h).
-    std::error_code ec;
-    std::filesystem::remove_all(store.dir, ec);
-    if (ec) return Status::Internal("cannot clear " + store.dir + ": " + ec.message());
-    auto opened = storage::BrokerStore::Open(store, &standby->unused_round_done_);
-    if (!opened.ok()) return opened.status();
-    standby->store_ = std::move(opened.value());
-    // Marked empty: killed before its first sync, the next start checks
-    // every round against the log rather than building them all again.
-    standby->Mark();
+    if (Status s = standby->OpenEmpty(); !s.ok()) return s;
   }
-  standby->rebuild_.emplace(*standby->store_);
-  standby->reader_.emplace(
-      log_dir, store.fs, standby->applied_, keep_cached_log_bytes,
-      standby->applied_ > 0 ? std::optional<uint32_t>(standby->applied_crc_) : std::nullopt);
   // LevelDB starts its one background (compaction) thread at its first
   // Schedule, and a thread inherits its creator's nice value: start it
   // here, at normal priority, or the first memtable the niced standby
@@ -128,6 +125,49 @@ Result<std::unique_ptr<StandbyStore>> StandbyStore::Open(const storage::StoreOpt
   // broker's after a takeover included, at nice 10.
   leveldb::Env::Default()->Schedule([](void*) {}, nullptr);
   return standby;
+}
+
+Status StandbyStore::OpenEmpty() {
+  rebuild_.reset();
+  store_.reset();
+  // From empty: rounds written into a store of before would be placed
+  // elsewhere than the leader's (replicated_round.h).
+  if (Status s = DiscardStoreDir(options_.dir); !s.ok()) return s;
+  auto opened = storage::BrokerStore::Open(options_, &unused_round_done_);
+  if (!opened.ok()) return opened.status();
+  store_ = std::move(opened.value());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    applied_ = 0;
+    applied_crc_ = 0;
+    failure_ = Status::OK();
+    fresh_ = true;
+  }
+  StartReading();
+  // Marked empty: killed before its first sync, the next start checks
+  // every round against the log rather than building them all again.
+  Mark();
+  return Status::OK();
+}
+
+void StandbyStore::StartReading() {
+  rebuild_.emplace(*store_);
+  reader_.emplace(log_dir_, options_.fs, applied_, keep_cached_,
+                  applied_ > 0 ? std::optional<uint32_t>(applied_crc_) : std::nullopt);
+}
+
+bool StandbyStore::WantsStartOver() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !fresh_ && !failure_.ok();
+}
+
+Status StandbyStore::StartOver() {
+  StopThread();
+  Logger("standby")->warn("building the store again from the replica log, from empty");
+  if (Status s = OpenEmpty(); !s.ok()) return s;
+  stop_ = false;
+  thread_ = std::thread([this] { Loop(); });
+  return Status::OK();
 }
 
 Result<std::unique_ptr<StandbyStore>> StandbyStore::Start(const storage::StoreOptions& store,
@@ -238,10 +278,18 @@ void StandbyStore::Loop() {
     if (on_applied_) on_applied_(reader_->last());
     std::unique_lock<std::mutex> lock(mu_);
     if (!s.ok() && s.code() != StatusCode::kAborted) {
-      log->error(
-          "the store kept beside the replica log stopped at entry {}: {}. If this node leads, "
-          "it rebuilds its store from the whole log instead",
-          applied_, s.ToString());
+      if (fresh_) {
+        log->error(
+            "the store kept beside the replica log stopped at entry {}: {}. If this node leads, "
+            "it rebuilds its store from the whole log instead",
+            applied_, s.ToString());
+      } else {
+        // A continued store's last entries were an old leader's tail that
+        // the log no longer holds, or it does not take the next entry:
+        // txmqd builds it again (WantsStartOver).
+        log->warn("the store continued from the last run cannot go on at entry {}: {}", applied_,
+                  s.ToString());
+      }
       failure_ = s;
       return;
     }

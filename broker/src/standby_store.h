@@ -73,8 +73,21 @@ class StandbyStore final : public StoreHandover {
   // Entries applied so far (after Open: what the continued store holds).
   uint64_t applied() const;
 
+  // True once a store continued from the last run turned out not to be
+  // the log's (its last entries were an old leader's uncommitted tail,
+  // since replaced): it stopped, and StartOver builds it from empty.
+  bool WantsStartOver() const;
+  // Stops the thread, discards the store, opens it empty and follows the
+  // log again from its first entry. On a thread at normal priority (the
+  // store's own threads inherit it): main's.
+  Status StartOver();
+
  private:
   StandbyStore() = default;
+  // Discards the store directory and opens it empty, applied 0.
+  Status OpenEmpty();
+  // The rebuild and the reader over store_, from entry applied_ on.
+  void StartReading();
   void Loop();
   // Stops the thread between two entries and joins it.
   void StopThread();
@@ -84,6 +97,9 @@ class StandbyStore final : public StoreHandover {
   // applied rounds say (BrokerStore::kLogReleasedMeta).
   void ReleaseAsTheLeaderDid();
 
+  storage::StoreOptions options_;
+  std::string log_dir_;
+  uint64_t keep_cached_ = 0;
   EventFd unused_round_done_;  // the store raises it only for rounds it is submitted
   std::unique_ptr<storage::BrokerStore> store_;
   std::optional<StoreRebuild> rebuild_;              // over store_
@@ -98,6 +114,7 @@ class StandbyStore final : public StoreHandover {
   uint64_t applied_ = 0;      // guarded by mu_
   uint32_t applied_crc_ = 0;  // the chain value of entry applied_; guarded by mu_
   Status failure_;            // guarded by mu_
+  bool fresh_ = false;        // built from empty in this run; guarded by mu_
   std::thread thread_;
 };
 

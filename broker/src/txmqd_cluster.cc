@@ -206,10 +206,10 @@ ClusterStart StartClusterNode(
   store_options.data_dir += "/store";
   storage::StoreOptions standby_options = StoreOptionsFor(store_options);
   standby_options.sync = false;  // the replica log's fsync is the one that counts
-  auto standby = StandbyStore::Open(standby_options, options.log_dir, options.cached_log_bytes);
-  if (!standby.ok()) {
+  auto opened = StandbyStore::Open(standby_options, options.log_dir, options.cached_log_bytes);
+  if (!opened.ok()) {
     std::cerr << "txmqd: cannot open the store in " << store_options.data_dir << ": "
-              << standby.status().ToString() << "\n";
+              << opened.status().ToString() << "\n";
     *exit_code = 1;
     return {};
   }
@@ -220,8 +220,11 @@ ClusterStart StartClusterNode(
     *exit_code = 1;
     return {};
   }
-  (*standby)->Follow([n = node->get()] { return n->follower_committed(); },
-                     [n = node->get()](uint64_t applied) { n->set_store_applied(applied); });
+  // Declared after the node, so destroyed before it on every return: its
+  // thread reads the node until it is joined.
+  std::unique_ptr<StandbyStore> standby = std::move(opened.value());
+  standby->Follow([n = node->get()] { return n->follower_committed(); },
+                  [n = node->get()](uint64_t applied) { n->set_store_applied(applied); });
   if (joined) joined((*node)->health());
   log->info("following; serving clients once this node leads group {}", options.group);
   // Until then clients hear where the leader is: with CURVE on a CURVE
@@ -241,6 +244,14 @@ ClusterStart StartClusterNode(
   }
   std::unique_ptr<StandbyResponder> responder = std::move(started.value());
   while (!(*node)->WaitUntilLeading(std::chrono::milliseconds(200))) {
+    if (standby->WantsStartOver()) {
+      if (Status s = standby->StartOver(); !s.ok()) {
+        std::cerr << "txmqd: cannot build the store in " << store_options.data_dir
+                  << " again: " << s.ToString() << "\n";
+        *exit_code = 1;
+        return {};
+      }
+    }
     const timespec now{0, 0};
     const int sig = sigtimedwait(&signals, nullptr, &now);
     if (sig == SIGINT || sig == SIGTERM) {
@@ -262,9 +273,9 @@ ClusterStart StartClusterNode(
   // The broker continues that store with the committed rounds it lacks.
   o.data_dir = store_options.data_dir;
   o.replicator = node->get();
-  o.kept_store = standby->get();
-  log->info("leading; the store kept while following holds {} entries", (*standby)->applied());
-  return {std::move(node.value()), std::move(standby.value())};
+  o.kept_store = standby.get();
+  log->info("leading; the store kept while following holds {} entries", standby->applied());
+  return {std::move(node.value()), std::move(standby)};
 }
 
 }  // namespace txmq::broker

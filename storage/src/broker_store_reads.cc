@@ -503,6 +503,12 @@ Status BrokerStore::ForEachRound(
     if (Status s = fn(e->header.time_ms, e->payload); !s.ok()) return s;
     at = {e->end(), at.index + 1, e->header.crc};
   }
+  // Also when no round follows `from`: it must name this log's end.
+  if (at != end) {
+    return Status::Corruption("the log ends at entry " + std::to_string(end.index) + ", position " +
+                              std::to_string(end.position) + ", not where the rounds from " +
+                              std::to_string(from.position) + " lead");
+  }
   return Status::OK();
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "broker/src/cluster/file_replica_log.h"
+#include "broker/src/replica_applied_mark.h"
 #include "protocol/src/event_fd.h"
 #include "tests/testutil/testutil.h"
 
@@ -383,6 +384,92 @@ TEST_F(StandbyStoreTest, AKeptStoreWhoseEntriesTheLogReplacedIsNotHandedOver) {
   for (int i = 0; i < 4; ++i) AppendEntry("");
   EventFd round_done;
   EXPECT_EQ(again->Take(&round_done).store, nullptr);
+}
+
+// When the commit index passes a continued store's last entries and the
+// log no longer holds them (an old leader's tail, replaced), the store
+// stops and asks to be built again; StartOver does that from empty, and
+// the store then holds the log's rounds.
+TEST_F(StandbyStoreTest, AContinuedStoreTheLogOvertookIsBuiltAgainFromEmpty) {
+  WriteRounds(10);  // entries 2..11
+  {
+    auto first = StartStandby();
+    ASSERT_NE(first, nullptr);
+    committed_ = 11;
+    ASSERT_TRUE(WaitApplied(*first, 11));
+  }
+  committed_ = 0;
+  auto again = StartStandby();
+  ASSERT_NE(again, nullptr);
+  ASSERT_EQ(again->applied(), 11u);
+  ASSERT_TRUE(log_->TruncateAfter(8).ok());
+  for (int i = 0; i < 5; ++i) AppendEntry("");  // 9..13: the next leader's
+  committed_ = 13;
+  ASSERT_TRUE(testing::WaitFor([&] { return again->WantsStartOver(); }, 5s));
+  ASSERT_TRUE(again->StartOver().ok());
+  ASSERT_TRUE(WaitApplied(*again, 13));
+  EXPECT_FALSE(again->WantsStartOver());
+  EventFd round_done;
+  StoreHandover::Kept kept = again->Take(&round_done);
+  ASSERT_NE(kept.store, nullptr);
+  EXPECT_EQ(kept.store->GetMeta("round"), std::optional<std::string>("6"));
+}
+
+// A store that cannot be opened for a reason that says nothing about it
+// (here: another process, or another StandbyStore, holds it) is left
+// alone: the start fails, nothing is deleted.
+TEST_F(StandbyStoreTest, AStoreInUseIsNeitherContinuedNorDeleted) {
+  WriteRounds(5);
+  {
+    auto first = StartStandby();
+    ASSERT_NE(first, nullptr);
+    committed_ = 6;
+    ASSERT_TRUE(WaitApplied(*first, 6));
+  }
+  auto holder = StartStandby();
+  ASSERT_NE(holder, nullptr);
+  ASSERT_EQ(holder->applied(), 6u);
+  auto second = StandbyStore::Open(StandbyStoreOptions(dir_.Sub("standby")), dir_.Sub("replica"));
+  EXPECT_FALSE(second.ok()) << "opened a store another one holds";
+  EXPECT_TRUE(std::filesystem::exists(dir_.Sub("standby") + "/REPLICA_APPLIED"));
+  holder.reset();
+  auto after = StartStandby();
+  ASSERT_NE(after, nullptr);
+  EXPECT_EQ(after->applied(), 6u) << "the store was deleted under its holder";
+}
+
+// A mark naming the store's end, but with another chain value there, is
+// not the store's: it is built again rather than trusted.
+TEST_F(StandbyStoreTest, AMarkWhoseChainValueIsNotTheStoresIsRefused) {
+  WriteRounds(5);
+  {
+    auto first = StartStandby();
+    ASSERT_NE(first, nullptr);
+    committed_ = 6;
+    ASSERT_TRUE(WaitApplied(*first, 6));
+  }
+  auto fs = storage::FileSystem::Default();
+  auto mark = ReadReplicaAppliedMark(fs, dir_.Sub("standby"));
+  ASSERT_TRUE(mark.ok()) << mark.status().ToString();
+  mark->store.prev_crc ^= 1;
+  ASSERT_TRUE(WriteReplicaAppliedMark(fs, dir_.Sub("standby"), *mark).ok());
+  auto again = StartStandby();
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->applied(), 0u);
+}
+
+// Deleting a node's store leaves all of it or none of it, whatever a
+// crash interrupts: the directory is renamed away before anything in it
+// goes, and what a deletion cut short left is deleted next time.
+TEST(DiscardStoreDir, RenamesAwayThenDeletesAndCleansUpALeftover) {
+  testing::TempDir dir;
+  const std::string store = dir.Sub("store");
+  std::filesystem::create_directories(store + "/index");
+  std::filesystem::create_directories(store + ".discarded/log");  // a deletion cut short
+  ASSERT_TRUE(DiscardStoreDir(store).ok());
+  EXPECT_FALSE(std::filesystem::exists(store));
+  EXPECT_FALSE(std::filesystem::exists(store + ".discarded"));
+  EXPECT_TRUE(DiscardStoreDir(store).ok()) << "nothing to delete is fine";
 }
 
 }  // namespace
