@@ -25,6 +25,7 @@ struct Continued {
   uint64_t applied = 0;      // replica entries 1..applied
   uint32_t applied_crc = 0;  // entry applied's chain value
   uint64_t checked = 0;      // rounds compared with the log after the mark
+  uint64_t checked_bytes = 0;
 };
 
 // The rounds the store holds after its mark must be, in order, the rounds
@@ -32,7 +33,7 @@ struct Continued {
 // round its log never got (it was killed between the two writes) or one
 // of an entry a later leader replaced. Any difference: not continued.
 Result<Continued> ContinueKept(const storage::StoreOptions& options, const std::string& log_dir,
-                               EventFd* round_done) {
+                               EventFd* round_done, uint64_t max_check_bytes) {
   auto mark = ReadReplicaAppliedMark(options.fs, options.dir);
   if (!mark.ok()) return mark.status();
   auto opened = storage::BrokerStore::Open(options, round_done);
@@ -49,6 +50,14 @@ Result<Continued> ContinueKept(const storage::StoreOptions& options, const std::
   Status checked =
       c.store->ForEachRound(mark->store, [&](int64_t time_ms, std::string_view payload) {
         ++c.checked;
+        c.checked_bytes += payload.size();
+        if (c.checked_bytes > max_check_bytes) {
+          // A leader's store: marked at the hand-over, not since. Checked
+          // here, before the node joins, it would keep the node out for
+          // as long; built again, it is done in the background.
+          return Status::NotFound("more than " + FormatBytes(max_check_bytes) +
+                                  " of rounds after its mark (written while it led)");
+        }
         // The next entry that wrote a round (an epoch start or a round of
         // nothing did not) must be this one.
         for (bool matched = false; !matched;) {
@@ -84,22 +93,26 @@ Result<Continued> ContinueKept(const storage::StoreOptions& options, const std::
 
 Result<std::unique_ptr<StandbyStore>> StandbyStore::Open(const storage::StoreOptions& store,
                                                          const std::string& log_dir,
-                                                         uint64_t keep_cached_log_bytes) {
+                                                         uint64_t keep_cached_log_bytes,
+                                                         uint64_t max_check_bytes) {
   auto log = Logger("standby");
   auto standby = std::unique_ptr<StandbyStore>(new StandbyStore());
   standby->options_ = store;
   standby->log_dir_ = log_dir;
   standby->keep_cached_ = keep_cached_log_bytes;
   const auto start = std::chrono::steady_clock::now();
-  auto kept = ContinueKept(store, log_dir, &standby->unused_round_done_);
+  auto kept = ContinueKept(store, log_dir, &standby->unused_round_done_, max_check_bytes);
   if (kept.ok()) {
     standby->store_ = std::move(kept->store);
     standby->applied_ = kept->applied;
     standby->applied_crc_ = kept->applied_crc;
     log->info(
-        "continuing the store kept in {}: it holds replica entries 1..{} ({} rounds after its "
-        "mark checked against the log in {} ms)",
-        store.dir, kept->applied, kept->checked,
+        "continuing the store kept in {}: it holds {} ({} rounds after its mark checked against "
+        "the log in {} ms)",
+        store.dir,
+        kept->applied == 0 ? std::string("no replica entry yet")
+                           : "replica entries 1.." + std::to_string(kept->applied),
+        kept->checked,
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                               start)
             .count());

@@ -45,9 +45,14 @@ class StandbyStore final : public StoreHandover {
   // before the replication thread opens that log. The last
   // `keep_cached_log_bytes` it reads of the log stay in the page cache
   // (the log's cached tail, FileReplicaLogOptions::cached_tail_bytes).
+  // A kept store with more than `max_check_bytes` of rounds after its mark
+  // (a leader's: marked at the hand-over) is built again instead, in the
+  // background, rather than checked while the node waits to join.
   static Result<std::unique_ptr<StandbyStore>> Open(const storage::StoreOptions& store,
                                                     const std::string& log_dir,
-                                                    uint64_t keep_cached_log_bytes = 0);
+                                                    uint64_t keep_cached_log_bytes = 0,
+                                                    uint64_t max_check_bytes = kMaxCheckBytes);
+  static constexpr uint64_t kMaxCheckBytes = 256ull << 20;
   // Open, then Follow: for a log nobody writes meanwhile (tests).
   static Result<std::unique_ptr<StandbyStore>> Start(
       const storage::StoreOptions& store, const std::string& log_dir,

@@ -458,6 +458,46 @@ TEST_F(StandbyStoreTest, AMarkWhoseChainValueIsNotTheStoresIsRefused) {
   EXPECT_EQ(again->applied(), 0u);
 }
 
+// A leader's store is marked at the hand-over only: the rounds it wrote
+// while leading are checked at its next start, up to a bound; past it the
+// store is built again in the background instead of keeping the node
+// from joining while it is checked.
+TEST_F(StandbyStoreTest, ALeadersStoreFarPastItsMarkIsBuiltAgainNotChecked) {
+  WriteRounds(5);  // entries 2..6
+  {
+    auto standby = StartStandby();
+    ASSERT_NE(standby, nullptr);
+    committed_ = 6;
+    ASSERT_TRUE(WaitApplied(*standby, 6));
+    EventFd round_done;
+    StoreHandover::Kept kept = standby->Take(&round_done);  // marked here
+    ASSERT_NE(kept.store, nullptr);
+    WriteRounds(20);  // entries 7..26, which the new leader writes too
+    StoreRebuild led(*kept.store);
+    cluster::ReplicaLogReader reader(dir_.Sub("replica"), storage::FileSystem::Default(), 6);
+    ASSERT_TRUE(
+        reader.Read(26, [&](const cluster::EntryView& e) { return led.Apply(e.payload); }).ok());
+    ASSERT_TRUE(led.Finish().ok());
+  }
+  const auto options = StandbyStoreOptions(dir_.Sub("standby"));
+  {
+    auto bounded = StandbyStore::Open(options, dir_.Sub("replica"), 0, /*max_check_bytes=*/4096);
+    ASSERT_TRUE(bounded.ok()) << bounded.status().ToString();
+    EXPECT_EQ((*bounded)->applied(), 0u) << "checked more than the bound";
+  }
+  // Built again from empty by the one above; applied to 26 and stopped,
+  // it is continued with nothing after its mark.
+  committed_ = 26;
+  {
+    auto built = StartStandby();
+    ASSERT_NE(built, nullptr);
+    ASSERT_TRUE(WaitApplied(*built, 26));
+  }
+  auto continued = StandbyStore::Open(options, dir_.Sub("replica"), 0, 4096);
+  ASSERT_TRUE(continued.ok());
+  EXPECT_EQ((*continued)->applied(), 26u);
+}
+
 // Deleting a node's store leaves all of it or none of it, whatever a
 // crash interrupts: the directory is renamed away before anything in it
 // goes, and what a deletion cut short left is deleted next time.
