@@ -122,6 +122,12 @@ TEST_F(TxmqdClusterStatus, EveryNodeNamesTheLeaderAndAKilledFollowerLeavesTheIsr
       10s))
       << "applied " << applied.value_or(-1) << ", committed " << committed.value_or(-1);
   EXPECT_FALSE(testing::ParsePromText(Metrics(*leader)).Value("txmq_cluster_store_applied_index"));
+  // What the replica log takes on disk, on every node (it only grows).
+  for (const Node* n : {leader, follower}) {
+    const auto bytes = testing::ParsePromText(Metrics(*n)).Value("txmq_cluster_log_bytes");
+    ASSERT_TRUE(bytes.has_value()) << n->name;
+    EXPECT_GT(*bytes, 0) << n->name;
+  }
   auto text = testing::RunCommand(
       {testing::BinPath("txmqctl"), "--broker", follower->url(), "cluster", "status"}, "", 20s);
   EXPECT_EQ(text.exit_code, 0) << text.err;

@@ -210,11 +210,13 @@ TEST(MetricsText, ClusterFamiliesForLeaderAndFollower) {
   MetricsSnapshot snapshot;
   auto leader = Member("a", {"a", "b"}, true);
   leader.commit_index = 15;
+  leader.log_bytes = 4096;
   const std::string text = http::RenderMetrics(&snapshot, &leader, http::ProcessStats{});
   EXPECT_TRUE(ParsePromText(text).errors.empty()) << text;
   EXPECT_NE(text.find("txmq_cluster_leader{group=\"g1\",node=\"a\"} 1"), std::string::npos);
   EXPECT_NE(text.find("txmq_cluster_isr_size{group=\"g1\",node=\"a\"} 2"), std::string::npos);
   EXPECT_NE(text.find("txmq_cluster_commit_index{group=\"g1\",node=\"a\"} 15"), std::string::npos);
+  EXPECT_NE(text.find("txmq_cluster_log_bytes{group=\"g1\",node=\"a\"} 4096"), std::string::npos);
   EXPECT_NE(text.find("txmq_build_info"), std::string::npos);
 
   // A follower has no broker: only its view of the group.

@@ -53,6 +53,7 @@ struct ClusterHealth {
   // every ISR member has fsynced.
   uint64_t last_index = 0;
   uint64_t commit_index = 0;
+  uint64_t log_bytes = 0;  // its files on disk
   // A follower: the highest commit index it has learned, and the entries
   // the store it keeps beside its log holds (broker/src/standby_store.h);
   // a takeover replays the committed entries after that. 0 on a leader.

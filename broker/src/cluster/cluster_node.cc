@@ -343,6 +343,7 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
       health.leader = view.state.leader;
       health.leader_url = view.leader_url;
       health.last_index = m.log->last().index;
+      health.log_bytes = m.log->disk_bytes();
       health.commit_index = m.leader ? m.leader->commit_index() : 0;
       if (!m.leader) {
         health.follower_commit = m.follower->commit_index();

@@ -541,4 +541,10 @@ std::optional<uint32_t> FileReplicaLog::CrcAt(uint64_t index) const {
   return Locate(index).crc;
 }
 
+uint64_t FileReplicaLog::disk_bytes() const {
+  uint64_t total = 0;
+  for (const auto& [first, file] : segments_) total += file->size();
+  return total;
+}
+
 }  // namespace txmq::cluster

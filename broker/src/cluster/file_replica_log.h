@@ -133,6 +133,9 @@ class FileReplicaLog final : public ReplicaLog {
   Result<ReplicaEntry> Read(uint64_t index) const override;
   Result<EntryView> View(uint64_t index) const override;
   std::optional<uint32_t> CrcAt(uint64_t index) const override;
+  // The size of its segment files: what it takes on disk. The log is not
+  // truncated yet, so this only grows (DESIGN.md "Replication").
+  uint64_t disk_bytes() const;
 
  private:
   using Loc = ReplicaEntryPlace;

@@ -348,6 +348,10 @@ void RenderCluster(Exposition& e, const cluster::ClusterHealth& c) {
   e.Sample("txmq_cluster_min_isr", group, static_cast<uint64_t>(c.min_isr));
   e.Family("txmq_cluster_log_last_index", "gauge", "The index of this node's last replica entry.");
   e.Sample("txmq_cluster_log_last_index", group, c.last_index);
+  e.Family("txmq_cluster_log_bytes", "gauge",
+           "Bytes of this node's replica log files. The log keeps every entry its group ever "
+           "wrote (it is not truncated yet): plan the disk for it and alert on its growth.");
+  e.Sample("txmq_cluster_log_bytes", group, c.log_bytes);
   e.Family("txmq_cluster_commit_index", "gauge",
            "Leader only: the highest replica entry every ISR member has fsynced.");
   if (c.leading) e.Sample("txmq_cluster_commit_index", group, c.commit_index);
