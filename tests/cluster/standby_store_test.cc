@@ -93,6 +93,15 @@ class StandbyStoreTest : public ::testing::Test {
     return standby.ok() ? std::move(*standby) : nullptr;
   }
 
+  // A run of the node that follows until its store holds entries 1..n,
+  // then stops cleanly (its store synced and marked).
+  void FollowAndStop(uint64_t n) {
+    auto standby = StartStandby();
+    ASSERT_NE(standby, nullptr);
+    committed_ = n;
+    ASSERT_TRUE(WaitApplied(*standby, n));
+  }
+
   bool WaitApplied(const StandbyStore& s, uint64_t n) {
     for (int i = 0; i < 1000 && s.applied() < n; ++i) std::this_thread::sleep_for(5ms);
     return s.applied() == n;
@@ -185,12 +194,7 @@ TEST_F(StandbyStoreTest, AnEntryItCannotApplyStopsItAndNothingIsHandedOver) {
 // place its next rounds where the leader's, never closed, did).
 TEST_F(StandbyStoreTest, ARestartedNodeContinuesTheStoreItKept) {
   WriteRounds(20);  // entries 2..21: past half a segment, so the next one is prepared
-  {
-    auto first = StartStandby();
-    ASSERT_NE(first, nullptr);
-    committed_ = 21;
-    ASSERT_TRUE(WaitApplied(*first, 21));
-  }
+  ASSERT_NO_FATAL_FAILURE(FollowAndStop(21));
   WriteRounds(30);  // entries 22..51
   auto again = StartStandby();
   ASSERT_NE(again, nullptr);
@@ -266,12 +270,7 @@ TEST_F(StandbyStoreTest, DeletesTheLogSegmentsTheLeaderDeleted) {
 // not guessed at: the store is built again.
 TEST_F(StandbyStoreTest, ADamagedMarkBuildsTheStoreAgain) {
   WriteRounds(5);
-  {
-    auto first = StartStandby();
-    ASSERT_NE(first, nullptr);
-    committed_ = 6;
-    ASSERT_TRUE(WaitApplied(*first, 6));
-  }
+  ASSERT_NO_FATAL_FAILURE(FollowAndStop(6));
   const std::string mark = dir_.Sub("standby") + "/REPLICA_APPLIED";
   std::string text = testing::ReadFile(mark);
   ASSERT_FALSE(text.empty());
@@ -290,20 +289,10 @@ TEST_F(StandbyStoreTest, RoundsAfterTheMarkAreCheckedAndKept) {
   WriteRounds(20);  // entries 2..21
   const std::string mark = dir_.Sub("standby") + "/REPLICA_APPLIED";
   std::string early_mark;
-  {
-    auto first = StartStandby();
-    ASSERT_NE(first, nullptr);
-    committed_ = 6;
-    ASSERT_TRUE(WaitApplied(*first, 6));
-  }
+  ASSERT_NO_FATAL_FAILURE(FollowAndStop(6));
   early_mark = testing::ReadFile(mark);
   ASSERT_FALSE(early_mark.empty());
-  {
-    auto second = StartStandby();
-    ASSERT_NE(second, nullptr);
-    committed_ = 21;
-    ASSERT_TRUE(WaitApplied(*second, 21));
-  }
+  ASSERT_NO_FATAL_FAILURE(FollowAndStop(21));
   ASSERT_TRUE(storage::FileSystem::Default()
                   ->WriteFileAtomically(mark, early_mark)
                   .ok());  // as if killed before marking again
@@ -327,19 +316,9 @@ class StandbyStoreNotAPrefix : public StandbyStoreTest {
   void ExpectBuiltAgain(const std::function<void()>& refill) {
     WriteRounds(10);  // entries 2..11
     const std::string mark = dir_.Sub("standby") + "/REPLICA_APPLIED";
-    {
-      auto first = StartStandby();
-      ASSERT_NE(first, nullptr);
-      committed_ = 4;
-      ASSERT_TRUE(WaitApplied(*first, 4));
-    }
+    ASSERT_NO_FATAL_FAILURE(FollowAndStop(4));
     const std::string early_mark = testing::ReadFile(mark);
-    {
-      auto second = StartStandby();
-      ASSERT_NE(second, nullptr);
-      committed_ = 11;
-      ASSERT_TRUE(WaitApplied(*second, 11));
-    }
+    ASSERT_NO_FATAL_FAILURE(FollowAndStop(11));
     ASSERT_TRUE(storage::FileSystem::Default()->WriteFileAtomically(mark, early_mark).ok());
     ASSERT_TRUE(log_->TruncateAfter(8).ok());
     refill();
@@ -369,12 +348,7 @@ TEST_F(StandbyStoreNotAPrefix, AStoreWhoseRoundsDifferFromTheLogsIsBuiltAgain) {
 // not handed over (the broker builds one from empty).
 TEST_F(StandbyStoreTest, AKeptStoreWhoseEntriesTheLogReplacedIsNotHandedOver) {
   WriteRounds(10);  // entries 2..11
-  {
-    auto first = StartStandby();
-    ASSERT_NE(first, nullptr);
-    committed_ = 11;
-    ASSERT_TRUE(WaitApplied(*first, 11));
-  }
+  ASSERT_NO_FATAL_FAILURE(FollowAndStop(11));
   committed_ = 0;  // after a restart, nothing is known to be committed
   auto again = StartStandby();
   ASSERT_NE(again, nullptr);
@@ -392,12 +366,7 @@ TEST_F(StandbyStoreTest, AKeptStoreWhoseEntriesTheLogReplacedIsNotHandedOver) {
 // the store then holds the log's rounds.
 TEST_F(StandbyStoreTest, AContinuedStoreTheLogOvertookIsBuiltAgainFromEmpty) {
   WriteRounds(10);  // entries 2..11
-  {
-    auto first = StartStandby();
-    ASSERT_NE(first, nullptr);
-    committed_ = 11;
-    ASSERT_TRUE(WaitApplied(*first, 11));
-  }
+  ASSERT_NO_FATAL_FAILURE(FollowAndStop(11));
   committed_ = 0;
   auto again = StartStandby();
   ASSERT_NE(again, nullptr);
@@ -420,12 +389,7 @@ TEST_F(StandbyStoreTest, AContinuedStoreTheLogOvertookIsBuiltAgainFromEmpty) {
 // alone: the start fails, nothing is deleted.
 TEST_F(StandbyStoreTest, AStoreInUseIsNeitherContinuedNorDeleted) {
   WriteRounds(5);
-  {
-    auto first = StartStandby();
-    ASSERT_NE(first, nullptr);
-    committed_ = 6;
-    ASSERT_TRUE(WaitApplied(*first, 6));
-  }
+  ASSERT_NO_FATAL_FAILURE(FollowAndStop(6));
   auto holder = StartStandby();
   ASSERT_NE(holder, nullptr);
   ASSERT_EQ(holder->applied(), 6u);
@@ -442,12 +406,7 @@ TEST_F(StandbyStoreTest, AStoreInUseIsNeitherContinuedNorDeleted) {
 // not the store's: it is built again rather than trusted.
 TEST_F(StandbyStoreTest, AMarkWhoseChainValueIsNotTheStoresIsRefused) {
   WriteRounds(5);
-  {
-    auto first = StartStandby();
-    ASSERT_NE(first, nullptr);
-    committed_ = 6;
-    ASSERT_TRUE(WaitApplied(*first, 6));
-  }
+  ASSERT_NO_FATAL_FAILURE(FollowAndStop(6));
   auto fs = storage::FileSystem::Default();
   auto mark = ReadReplicaAppliedMark(fs, dir_.Sub("standby"));
   ASSERT_TRUE(mark.ok()) << mark.status().ToString();
