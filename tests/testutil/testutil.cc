@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -112,7 +113,9 @@ bool EvictFromPageCache(const std::string& path) {
   return dropped && CachedPages(path, 0, static_cast<uint64_t>(st.st_size)) == 0;
 }
 
-int FreeLoopbackPort() {
+namespace {
+
+int AnyFreeLoopbackPort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
   sockaddr_in addr{};
@@ -127,6 +130,23 @@ int FreeLoopbackPort() {
   }
   close(fd);
   return port;
+}
+
+}  // namespace
+
+int FreeLoopbackPort() {
+  // The kernel may hand the port it just freed out again: two nodes of
+  // one test, given their ports before either listens, got the same one.
+  // Never the same port twice in one process.
+  static std::mutex mu;
+  static std::set<int> handed_out;
+  std::lock_guard<std::mutex> lock(mu);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int port = AnyFreeLoopbackPort();
+    if (port < 0) return port;
+    if (handed_out.insert(port).second) return port;
+  }
+  return -1;
 }
 
 namespace {
