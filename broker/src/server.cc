@@ -600,9 +600,14 @@ void Server::CompleteReplicated() {
     replicating_.pop_front();
     // Not committed here; it may still commit under the next leader, so
     // the client retries (same message id) rather than gives up.
-    if (r.ticket > committed) r.round->set_status(Status::Unavailable(lost.message()));
+    if (r.ticket > committed) {
+      r.round->set_status(Status::Unavailable(lost.message()));
+    } else if (!r.round->writes_nothing()) {
+      leader_mark_.Committed(*r.round, r.ticket);
+    }
     r.round->Complete();
   }
+  leader_mark_.MaybeWrite(*store_);
   if (!lost.ok() && !core_.storage_failed()) {
     core_.SetStorageFailed(lost);
     Logger("broker")->critical("{}; stopping (this node's rounds since may never commit)",
@@ -689,6 +694,9 @@ void Server::Drain() {
     if (auto round = store_->WaitFinished()) FinishRound(std::move(round));
   }
   DrainReplicated();
+  if (options_.replicator != nullptr && store_->SyncReplicated().ok()) {
+    leader_mark_.MaybeWrite(*store_, /*stopping=*/true);
+  }
   store_.reset();  // a last checkpoint: a clean stop leaves nothing to replay
   router_->close();
 }

@@ -39,6 +39,7 @@
 #include "broker/src/dlq_service.h"
 #include "broker/src/groups.h"
 #include "broker/src/inspect_service.h"
+#include "broker/src/leader_mark.h"
 #include "broker/src/lifecycle_service.h"
 #include "broker/src/metrics_collector.h"
 #include "broker/src/operator_link.h"
@@ -183,6 +184,7 @@ class Server {
     std::unique_ptr<storage::Round> round;
   };
   std::deque<Replicating> replicating_;
+  LeaderMark leader_mark_;  // what the store holds of the replica log
   uint64_t last_ticket_ = 0;
 
   SteadyTime next_cleanup_;

@@ -324,6 +324,11 @@ class BrokerStore {
   // no round is in flight (!busy()): the chain value is known once the
   // round before is written.
   LogCursor log_cursor() const { return log_->written_end(); }
+  // Rounds 1..this are durable in the log (any thread).
+  uint64_t synced_rounds() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return synced_.index - 1;
+  }
   // Calls `fn` with the time and payload of each round written from
   // `from` (a log_cursor() of before) to the end, in order; NOT_FOUND when
   // `from` is no longer in the log, CORRUPTION when the rounds there do

@@ -56,6 +56,7 @@ class Round {
   // records and its operations record, as that store wrote them.
   void SealReplicated(int64_t time_ms, uint64_t epoch, std::string records, std::string ops_record);
   PendingEntry& entry() { return entry_; }
+  const PendingEntry& entry() const { return entry_; }
   // The whole payload as written (records and the operations record).
   std::string_view records() const { return records_; }
   std::string_view ops_record() const { return ops_record_; }

@@ -394,6 +394,19 @@ std::pair<long, long> KeptAndReplayed(const Node& n, const testing::TempDir& dir
   return {kept, replayed};
 }
 
+// From a node's log, at its last start: how many rounds after the mark
+// of the store it continued were checked ("(K rounds after its mark");
+// -1 if it did not continue one.
+long RoundsCheckedAfterMark(const Node& n, const testing::TempDir& dir) {
+  const std::string log = testing::ReadFile(dir.Sub(n.name + ".log"));
+  const size_t at = log.rfind("continuing the store kept in");
+  if (at == std::string::npos) return -1;
+  const size_t open = log.find(" (", at);
+  long rounds = -1;
+  if (open != std::string::npos) (void)std::sscanf(log.c_str() + open, " (%ld rounds", &rounds);
+  return rounds;
+}
+
 // From a node's log, at its last start: how many replica entries the
 // store it continued held ("... it holds replica entries 1..N"); -1 if it
 // did not continue one.
@@ -558,6 +571,47 @@ TEST_F(TxmqdGroup, FollowersStoresDeleteTheSegmentsTheLeadersRetentionDeleted) {
       << "the follower's store starts at " << first_segment(*follower) << ", the leader's at "
       << first_segment(*leader) << "\n"
       << LogTails();
+}
+
+// A leader marks its store as followers do (at a clean stop, and every
+// 64 MiB): stopped with SIGTERM and started again, it continues its store
+// from its own mark, checking only what it wrote after it, not every round
+// it wrote while it led.
+TEST_F(TxmqdGroup, ALeaderStoppedCleanlyContinuesItsStoreFromItsOwnMark) {
+  MakeNodes(3);
+  for (Node& n : nodes_) StartNode(n, 2);
+  Node* leader = WaitForLeader();
+  ASSERT_NE(leader, nullptr);
+  std::vector<std::string> acked = SendAll(leader->url(), "led", 100);
+  {
+    Producer producer({.broker = leader->url(), .send_timeout = 5s});
+    ASSERT_TRUE(producer.Start().ok());
+    for (int i = 0; i < 40; ++i) {  // a round each
+      acked.push_back("one-" + std::to_string(i));
+      auto r = producer.Send({.topic = "orders", .key = "k", .body = "b", .id = acked.back()});
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+    }
+  }
+  ASSERT_FALSE(HasFailure());
+  leader->process->Signal(SIGTERM);
+  const auto exited = leader->process->Wait(20s);
+  ASSERT_TRUE(exited.has_value()) << LogTails();
+  EXPECT_EQ(*exited, 0) << LogTails();
+  StartNode(*leader, 2);
+  ASSERT_TRUE(testing::WaitFor([&] { return ContinuedEntries(*leader, dir_) >= 0; }, 20s))
+      << "the old leader did not continue its store\n"
+      << LogTails();
+  EXPECT_GT(ContinuedEntries(*leader, dir_), 40) << LogTails();
+  EXPECT_LE(RoundsCheckedAfterMark(*leader, dir_), 2)
+      << "checked the rounds it wrote while leading: its own mark is missing\n"
+      << LogTails();
+  // And it serves them all once it leads again.
+  Node* next = WaitForLeader(30s);
+  ASSERT_NE(next, nullptr);
+  auto delivered = testing::DrainTopic(next->url(), "orders", acked.size(), 300ms);
+  for (const std::string& id : acked) {
+    EXPECT_EQ(delivered.count(id), 1u) << "acknowledged " << id << " lost";
+  }
 }
 
 }  // namespace
