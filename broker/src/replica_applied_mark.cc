@@ -17,10 +17,10 @@ namespace txmq::broker {
 std::string EncodeReplicaAppliedMark(const ReplicaAppliedMark& mark) {
   char line[192];
   std::snprintf(line, sizeof line,
-                "txmq-replica-applied 1 %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64,
-                mark.store.position, mark.store.index, mark.store.prev_crc, mark.replica_index);
+                "txmq-replica-applied 1 %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %" PRIu32,
+                mark.store.position, mark.store.index, mark.store.prev_crc, mark.replica_index,
+                mark.replica_crc);
   std::string text = line;
-  text += mark.replica_crc ? " " + std::to_string(*mark.replica_crc) : std::string(" -");
   char crc[16];
   std::snprintf(crc, sizeof crc, " %08x\n", storage::crc32c::Value(text));
   return text + crc;
@@ -30,22 +30,18 @@ Result<ReplicaAppliedMark> DecodeReplicaAppliedMark(const std::string& text) {
   ReplicaAppliedMark m;
   unsigned version = 0;
   unsigned crc = 0;
-  char replica_crc[16] = {};
-  uint32_t known = 0;
   const size_t cut = text.rfind(' ');
-  const bool parsed =
-      std::sscanf(text.c_str(),
-                  "txmq-replica-applied %u %" SCNu64 " %" SCNu64 " %" SCNu32 " %" SCNu64 " %15s %x",
+  if (std::sscanf(text.c_str(),
+                  "txmq-replica-applied %u %" SCNu64 " %" SCNu64 " %" SCNu32 " %" SCNu64 " %" SCNu32
+                  " %x",
                   &version, &m.store.position, &m.store.index, &m.store.prev_crc, &m.replica_index,
-                  replica_crc, &crc) == 7 &&
-      (std::string_view(replica_crc) == "-" || std::sscanf(replica_crc, "%" SCNu32, &known) == 1);
-  if (!parsed || version != 1 || cut == std::string::npos ||
+                  &m.replica_crc, &crc) != 7 ||
+      version != 1 || cut == std::string::npos ||
       storage::crc32c::Value(std::string_view(text).substr(0, cut)) != crc) {
     const std::string line = text.substr(0, text.find('\n'));
     return Status::Corruption(std::string(kReplicaAppliedFile) + " is damaged: '" +
                               OneLineForLog(line) + "'");
   }
-  if (std::string_view(replica_crc) != "-") m.replica_crc = known;
   return m;
 }
 

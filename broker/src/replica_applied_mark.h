@@ -5,19 +5,16 @@
 //
 // The mark says: the store's rounds before `store` (a log cursor) are the
 // rounds of replica entries 1..replica_index, and entry replica_index has
-// chain value replica_crc (when known: a leader marks only committed
-// entries, which never change, and does not know their chain values). It
-// names only synced rounds, so a store found after a crash holds at least
-// that much; rounds after it are checked against the replica log before
-// they are trusted.
+// chain value replica_crc. It names only synced rounds, so a store found
+// after a crash holds at least that much; rounds after it are checked
+// against the replica log before they are trusted.
 //
 // REPLICA_APPLIED := "txmq-replica-applied 1 <store position> <store index>
-//                     <store prev crc> <replica index> <replica crc or -> <crc32c>\n"
+//                     <store prev crc> <replica index> <replica crc> <crc32c>\n"
 // (the last field: CRC32C of the line before it, in hex).
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 
 #include "storage/src/commit_log.h"
@@ -31,7 +28,7 @@ inline constexpr const char* kReplicaAppliedFile = "REPLICA_APPLIED";
 struct ReplicaAppliedMark {
   storage::LogCursor store;
   uint64_t replica_index = 0;
-  std::optional<uint32_t> replica_crc;
+  uint32_t replica_crc = 0;
   bool operator==(const ReplicaAppliedMark&) const = default;
 };
 

@@ -40,6 +40,15 @@ class RoundReplicator {
   virtual uint64_t Replicate(std::string payload) = 0;
   // Every round with a ticket up to this is committed.
   virtual uint64_t committed() const = 0;
+  // The replica entry a committed round became (its index in the log and
+  // its chain crc), while the ticket is among the last kCommittedKept
+  // committed; none otherwise.
+  struct Entry {
+    uint64_t index = 0;
+    uint32_t crc = 0;
+  };
+  virtual std::optional<Entry> CommittedEntry(uint64_t /*ticket*/) const { return std::nullopt; }
+  static constexpr size_t kCommittedKept = 1 << 16;
   // Non-OK once nothing more will commit through this node (it stopped
   // leading): rounds still waiting fail with it and the broker stops.
   virtual Status failure() const = 0;

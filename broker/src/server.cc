@@ -607,7 +607,7 @@ void Server::CompleteReplicated() {
     }
     r.round->Complete();
   }
-  leader_mark_.MaybeWrite(*store_);
+  leader_mark_.MaybeWrite(*store_, *options_.replicator);
   if (!lost.ok() && !core_.storage_failed()) {
     core_.SetStorageFailed(lost);
     Logger("broker")->critical("{}; stopping (this node's rounds since may never commit)",
@@ -695,7 +695,7 @@ void Server::Drain() {
   }
   DrainReplicated();
   if (options_.replicator != nullptr && store_->SyncReplicated().ok()) {
-    leader_mark_.MaybeWrite(*store_, /*stopping=*/true);
+    leader_mark_.MaybeWrite(*store_, *options_.replicator, /*stopping=*/true);
   }
   store_.reset();  // a last checkpoint: a clean stop leaves nothing to replay
   router_->close();

@@ -22,9 +22,9 @@ constexpr int kStandbyNice = 10;
 // What a store kept by a run before holds of the replica log.
 struct Continued {
   std::unique_ptr<storage::BrokerStore> store;
-  uint64_t applied = 0;                 // replica entries 1..applied
-  std::optional<uint32_t> applied_crc;  // entry applied's chain value, when known
-  uint64_t checked = 0;                 // rounds compared with the log after the mark
+  uint64_t applied = 0;      // replica entries 1..applied
+  uint32_t applied_crc = 0;  // entry applied's chain value
+  uint64_t checked = 0;      // rounds compared with the log after the mark
   uint64_t checked_bytes = 0;
 };
 
@@ -39,8 +39,9 @@ Result<Continued> ContinueKept(const storage::StoreOptions& options, const std::
   auto opened = storage::BrokerStore::Open(options, round_done);
   if (!opened.ok()) return opened.status();
   Continued c{std::move(opened.value()), mark->replica_index, mark->replica_crc, 0};
-  cluster::ReplicaLogReader reader(log_dir, options.fs, mark->replica_index, 0,
-                                   mark->replica_index > 0 ? mark->replica_crc : std::nullopt);
+  cluster::ReplicaLogReader reader(
+      log_dir, options.fs, mark->replica_index, 0,
+      mark->replica_index > 0 ? std::optional<uint32_t>(mark->replica_crc) : std::nullopt);
   if (Status s =
           reader.Read(mark->replica_index, [](const cluster::EntryView&) { return Status::OK(); });
       !s.ok()) {
@@ -151,7 +152,7 @@ Status StandbyStore::OpenEmpty() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     applied_ = 0;
-    applied_crc_ = 0u;
+    applied_crc_ = 0;
     failure_ = Status::OK();
     fresh_ = true;
   }
@@ -165,7 +166,7 @@ Status StandbyStore::OpenEmpty() {
 void StandbyStore::StartReading() {
   rebuild_.emplace(*store_);
   reader_.emplace(log_dir_, options_.fs, applied_, keep_cached_,
-                  applied_ > 0 ? applied_crc_ : std::nullopt);
+                  applied_ > 0 ? std::optional<uint32_t>(applied_crc_) : std::nullopt);
 }
 
 bool StandbyStore::WantsStartOver() const {

@@ -116,12 +116,10 @@ class StandbyStore final : public StoreHandover {
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::atomic<bool> stop_{false};
-  uint64_t applied_ = 0;  // guarded by mu_
-  // The chain value of entry applied_ (unknown when a leader's mark named
-  // it: a committed entry, which never changes); guarded by mu_.
-  std::optional<uint32_t> applied_crc_ = 0u;
-  Status failure_;      // guarded by mu_
-  bool fresh_ = false;  // built from empty in this run; guarded by mu_
+  uint64_t applied_ = 0;      // guarded by mu_
+  uint32_t applied_crc_ = 0;  // the chain value of entry applied_; guarded by mu_
+  Status failure_;            // guarded by mu_
+  bool fresh_ = false;        // built from empty in this run; guarded by mu_
   std::thread thread_;
 };
 

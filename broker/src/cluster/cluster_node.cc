@@ -175,6 +175,16 @@ std::string ClusterNode::leader_url() const {
   return leader_url_;
 }
 
+std::optional<ClusterNode::Entry> ClusterNode::CommittedEntry(uint64_t ticket) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (committed_entries_.empty() || ticket < committed_entries_.front().first) return std::nullopt;
+  const uint64_t at = ticket - committed_entries_.front().first;  // tickets are consecutive
+  if (at >= committed_entries_.size() || committed_entries_[at].first != ticket) {
+    return std::nullopt;
+  }
+  return committed_entries_[at].second;
+}
+
 uint64_t ClusterNode::Replicate(std::string payload) {
   uint64_t ticket;
   {
@@ -430,9 +440,17 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
     if (m.leader) {
       const uint64_t commit = m.leader->commit_index();
       uint64_t done = 0;
+      std::vector<std::pair<uint64_t, Entry>> entries;
       while (!m.tickets.empty() && m.tickets.front().second <= commit) {
         done = m.tickets.front().first;
+        const uint64_t index = m.tickets.front().second;
+        entries.push_back({done, {index, m.log->CrcAt(index).value_or(0)}});
         m.tickets.pop_front();
+      }
+      if (!entries.empty()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (const auto& e : entries) committed_entries_.push_back(e);
+        while (committed_entries_.size() > kCommittedKept) committed_entries_.pop_front();
       }
       if (done != 0) {
         committed_.store(done, std::memory_order_release);

@@ -135,6 +135,7 @@ class ClusterNode final : public broker::RoundReplicator {
   }
   uint64_t Replicate(std::string payload) override;
   uint64_t committed() const override { return committed_.load(std::memory_order_acquire); }
+  std::optional<Entry> CommittedEntry(uint64_t ticket) const override;
   Status failure() const override;
   EventFd& event() override { return event_; }
 
@@ -164,6 +165,9 @@ class ClusterNode final : public broker::RoundReplicator {
   std::condition_variable leadership_cv_;
   std::deque<std::string> to_append_;  // guarded by mu_
   uint64_t next_ticket_ = 0;           // guarded by mu_
+  // The last kCommittedKept committed tickets and their entries, oldest
+  // first; guarded by mu_.
+  std::deque<std::pair<uint64_t, Entry>> committed_entries_;
   // Leading, with this many committed entries before the epoch start.
   std::optional<uint64_t> leadership_;  // guarded by mu_
   bool leadership_taken_ = false;       // guarded by mu_
