@@ -185,6 +185,20 @@ class TxmqdGroupFixture : public ::testing::Test {
     return ids;
   }
 
+  // The same one at a time, each acknowledged before the next is sent:
+  // a round each, so the replica log gets as many entries.
+  std::vector<std::string> SendOneByOne(const std::string& url, const std::string& prefix, int n) {
+    std::vector<std::string> ids;
+    Producer producer({.broker = url, .send_timeout = std::chrono::seconds(5)});
+    EXPECT_TRUE(producer.Start().ok());
+    for (int i = 0; i < n; ++i) {
+      ids.push_back(prefix + "-" + std::to_string(i));
+      auto r = producer.Send({.topic = "orders", .key = "k", .body = "b", .id = ids.back()});
+      EXPECT_TRUE(r.ok()) << ids.back() << ": " << r.status().ToString();
+    }
+    return ids;
+  }
+
   void Kill9(Node& n) {
     n.process->Signal(SIGKILL);
     (void)n.process->Wait(std::chrono::seconds(10));

@@ -433,16 +433,8 @@ TEST_F(TxmqdGroup, ANewLeaderContinuesTheStoreItKeptWhileFollowing) {
   ASSERT_NE(first, nullptr);
   std::vector<std::string> acked = SendAll(first->url(), "first", 200);
   ASSERT_FALSE(HasFailure());
-  {
-    // One at a time: a round each, so the log holds many entries.
-    Producer producer({.broker = first->url(), .send_timeout = 5s});
-    ASSERT_TRUE(producer.Start().ok());
-    for (int i = 0; i < 80; ++i) {
-      acked.push_back("one-" + std::to_string(i));
-      auto r = producer.Send({.topic = "orders", .key = "k", .body = "b", .id = acked.back()});
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
-    }
-  }
+  for (const std::string& id : SendOneByOne(first->url(), "one", 80)) acked.push_back(id);
+  ASSERT_FALSE(HasFailure());
 
   auto kept_and_replayed = [&](const Node& n) { return KeptAndReplayed(n, dir_); };
   EXPECT_EQ(kept_and_replayed(*first).first, 0) << "the first leader had nothing to keep";
@@ -491,14 +483,8 @@ TEST_F(TxmqdGroup, ARestartedFollowerContinuesItsStore) {
   Node* leader = WaitForLeader();
   ASSERT_NE(leader, nullptr);
   std::vector<std::string> acked = SendAll(leader->url(), "before", 200);
-  {
-    Producer producer({.broker = leader->url(), .send_timeout = 5s});
-    ASSERT_TRUE(producer.Start().ok());
-    for (int i = 0; i < 60; ++i) {  // a round each: many entries
-      acked.push_back("one-" + std::to_string(i));
-      auto r = producer.Send({.topic = "orders", .key = "k", .body = "b", .id = acked.back()});
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
-    }
+  for (const std::string& id : SendOneByOne(leader->url(), "one", 60)) {
+    acked.push_back(id);
   }
   ASSERT_FALSE(HasFailure());
   Node* follower = nullptr;
@@ -583,14 +569,8 @@ TEST_F(TxmqdGroup, ALeaderStoppedCleanlyContinuesItsStoreFromItsOwnMark) {
   Node* leader = WaitForLeader();
   ASSERT_NE(leader, nullptr);
   std::vector<std::string> acked = SendAll(leader->url(), "led", 100);
-  {
-    Producer producer({.broker = leader->url(), .send_timeout = 5s});
-    ASSERT_TRUE(producer.Start().ok());
-    for (int i = 0; i < 40; ++i) {  // a round each
-      acked.push_back("one-" + std::to_string(i));
-      auto r = producer.Send({.topic = "orders", .key = "k", .body = "b", .id = acked.back()});
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
-    }
+  for (const std::string& id : SendOneByOne(leader->url(), "one", 40)) {
+    acked.push_back(id);
   }
   ASSERT_FALSE(HasFailure());
   leader->process->Signal(SIGTERM);
