@@ -1,0 +1,81 @@
+// How the server finishes a written round: on a single node its
+// completions run at once; on a cluster leader the round is handed to
+// replication and completes once committed (DESIGN.md "Wiring into txmqd:
+// the decisions"), and committed rounds are marked in the store
+// (leader_mark.h). Core thread.
+#include "broker/src/replicated_round.h"
+#include "broker/src/server.h"
+#include "protocol/src/log.h"
+
+namespace txmq::broker {
+
+void Server::FinishRound(std::unique_ptr<storage::Round> round) {
+  if (!round->status().ok()) {
+    core_.SetStorageFailed(round->status());
+    // RESOURCE_EXHAUSTED: storage waited a minute for a file descriptor.
+    const bool descriptors = round->status().code() == StatusCode::kResourceExhausted;
+    Logger("broker")->critical(
+        "storage write failed: {}. The broker refuses writes from now on; {} and restart it "
+        "(acknowledged data is safe)",
+        round->status().ToString(),
+        descriptors ? "find what holds the file descriptors (raise ulimit -n)" : "fix the disk");
+  }
+  if (options_.replicator != nullptr && round->status().ok()) {
+    if (!round->writes_nothing()) {
+      last_ticket_ = options_.replicator->Replicate(
+          EncodeReplicatedRound(round->entry().time_ms, round->records(), round->ops_record()));
+    }
+    // Completions alone wait for the round before them.
+    replicating_.push_back({last_ticket_, std::move(round)});
+    return CompleteReplicated();
+  }
+  round->Complete();
+  delivery_.OnTopicsAdvanced(topics_.TakeAdvanced());
+}
+
+void Server::CompleteReplicated() {
+  const uint64_t committed = options_.replicator->committed();
+  const Status lost = options_.replicator->failure();
+  if (lost.ok() && (replicating_.empty() || replicating_.front().ticket > committed)) return;
+  while (!replicating_.empty() && (replicating_.front().ticket <= committed || !lost.ok())) {
+    Replicating r = std::move(replicating_.front());
+    replicating_.pop_front();
+    // Not committed here; it may still commit under the next leader, so
+    // the client retries (same message id) rather than gives up.
+    if (r.ticket > committed) {
+      r.round->set_status(Status::Unavailable(lost.message()));
+    } else if (!r.round->writes_nothing()) {
+      leader_mark_.Committed(*r.round, r.ticket);
+    }
+    r.round->Complete();
+  }
+  leader_mark_.MaybeWrite(*store_, *options_.replicator);
+  if (!lost.ok() && !core_.storage_failed()) {
+    core_.SetStorageFailed(lost);
+    Logger("broker")->critical("{}; stopping (this node's rounds since may never commit)",
+                               lost.message());
+  }
+  delivery_.OnTopicsAdvanced(topics_.TakeAdvanced());
+}
+
+void Server::DrainReplicated() {
+  if (options_.replicator == nullptr) return;
+  const SteadyTime deadline = SteadyClock::now() + std::chrono::seconds(5);
+  while (!replicating_.empty() && options_.replicator->failure().ok() &&
+         SteadyClock::now() < deadline) {
+    zmq::pollitem_t item{nullptr, options_.replicator->event().fd(), ZMQ_POLLIN, 0};
+    try {
+      zmq::poll(&item, 1, std::chrono::milliseconds(50));
+    } catch (const zmq::error_t&) {
+    }
+    options_.replicator->event().Drain();
+    CompleteReplicated();
+  }
+  for (Replicating& r : replicating_) {
+    r.round->set_status(Status::Unavailable("the broker stopped before the round was replicated"));
+    r.round->Complete();
+  }
+  replicating_.clear();
+}
+
+}  // namespace txmq::broker
