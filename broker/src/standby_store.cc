@@ -235,28 +235,29 @@ void StandbyStore::Mark() {
   }
 }
 
-void StandbyStore::ReleaseAsTheLeaderDid() {
+bool StandbyStore::ReleaseAsTheLeaderDid() {
   const auto released = store_->GetMeta(storage::BrokerStore::kLogReleasedMeta);
   uint64_t before = 0;
   if (!released ||
       std::from_chars(released->data(), released->data() + released->size(), before).ec !=
           std::errc() ||
       before <= store_->log_start()) {
-    return;
+    return false;
   }
   auto freed = store_->DeleteLogBefore(before);
   if (!freed.ok()) {
     Logger("standby")->error("deleting old log segments as the leader did: {}",
                              freed.status().ToString());
-    return;
+    return false;
   }
   if (*freed == 0) {
     store_->RequestCheckpoint();  // they go once a checkpoint covers them: a later pass
-    return;
+    return true;
   }
   Logger("standby")->info("deleted {} of old log segments, as the leader did", FormatBytes(*freed));
   // The mark may name a position that is gone now.
   if (rebuild_->Finish().ok()) Mark();
+  return false;
 }
 
 void StandbyStore::Loop() {
@@ -273,6 +274,7 @@ void StandbyStore::Loop() {
     // Stops between two entries when asked: Take wants the store now, and
     // the broker replays the rest.
     Status s;
+    const uint64_t before_pass = reader_->last();
     if (upto > reader_->last())
       s = reader_->Read(upto, [&](const cluster::EntryView& e) {
         if (stop_) return Status::Aborted("stopping");
@@ -287,7 +289,11 @@ void StandbyStore::Loop() {
         if (rebuild_->syncs() != syncs) Mark();
         return Status::OK();
       });
-    if (s.ok()) ReleaseAsTheLeaderDid();
+    // The leader's word comes in an applied round: looked up only after
+    // one, or while a deletion waits for a checkpoint.
+    if (s.ok() && (reader_->last() != before_pass || release_pending_)) {
+      release_pending_ = ReleaseAsTheLeaderDid();
+    }
     if (on_applied_) on_applied_(reader_->last());
     std::unique_lock<std::mutex> lock(mu_);
     if (!s.ok() && s.code() != StatusCode::kAborted) {

@@ -99,8 +99,9 @@ class StandbyStore final : public StoreHandover {
   // Records in the store's directory what it holds, once it is synced.
   void Mark();
   // Deletes the log segments the leader deleted (retention), as the
-  // applied rounds say (BrokerStore::kLogReleasedMeta).
-  void ReleaseAsTheLeaderDid();
+  // applied rounds say (BrokerStore::kLogReleasedMeta); true while some
+  // wait for the store's checkpoint to cover them.
+  bool ReleaseAsTheLeaderDid();
 
   storage::StoreOptions options_;
   std::string log_dir_;
@@ -109,6 +110,7 @@ class StandbyStore final : public StoreHandover {
   std::unique_ptr<storage::BrokerStore> store_;
   std::optional<StoreRebuild> rebuild_;              // over store_
   std::optional<cluster::ReplicaLogReader> reader_;  // set by Open
+  bool release_pending_ = true;  // look at the first pass (a store kept from before)
   std::function<uint64_t()> committed_;
   std::function<void(uint64_t)> on_applied_;
   std::chrono::milliseconds poll_{20};
