@@ -64,6 +64,15 @@ bool Server::HoldForPlacement(const RequestContext& ctx, wire::Envelope::Reader 
     auto decision = placement_.Admit(topic, key, queues_here, asked_queues);
     using Kind = PlacementGate::Decision::Kind;
     if (decision.kind == Kind::kServe) return false;
+    // A resend of a message this group stored (its answer lost, the queue
+    // moved since) is answered here with what was stored: sent on to the
+    // queue's new group it would be stored twice, the dedup window being
+    // each group's. A WRONG_GROUP answer therefore also says "not stored
+    // here", which a producer may rely on before it tries another group.
+    if (decision.status.code() == StatusCode::kWrongGroup && env.which() == E::SEND &&
+        dedup_.Find(View(env.getSend().getMessage().getId()))) {
+      return false;
+    }
     if (decision.kind == Kind::kPark) {
       ParkRequest(ctx, std::string(topic), frame, fd);
     } else if (decision.status.code() == StatusCode::kWrongGroup) {

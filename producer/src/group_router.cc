@@ -20,7 +20,7 @@ GroupRouter::~GroupRouter() {
   // Their pending calls fail now, on this thread; their completions hold
   // only weak pointers to this router, which no longer lock.
   std::map<std::string, std::unique_ptr<net::Connection>> groups;
-  std::map<std::string, std::vector<std::pair<std::string, ResolveFn>>> asking;
+  std::map<std::string, std::vector<Waiting>> asking;
   {
     std::lock_guard<std::mutex> lock(mu_);
     groups.swap(groups_);
@@ -29,9 +29,9 @@ GroupRouter::~GroupRouter() {
   groups.clear();
   // Sends waiting for a route that will now never be read.
   for (auto& [topic, waiting] : asking) {
-    for (auto& [key, done] : waiting) {
-      done(Status::Unavailable("the producer shut down before the route of topic " + topic +
-                               " was known"));
+    for (auto& w : waiting) {
+      w.done(Status::Unavailable("the producer shut down before the route of topic " + topic +
+                                 " was known"));
     }
   }
 }
@@ -41,20 +41,45 @@ void GroupRouter::Forget(const std::string& topic) {
   routes_.erase(topic);
 }
 
-void GroupRouter::Resolve(const std::string& topic, const std::string& key, ResolveFn done) {
+void GroupRouter::NoteUnsure(const std::string& message_id, const std::string& group) {
+  if (message_id.empty() || group.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto [it, fresh] = unsure_.insert_or_assign(message_id, group);
+  if (!fresh) return;
+  unsure_order_.push_back(message_id);
+  while (unsure_order_.size() > kMaxUnsure) {
+    unsure_.erase(unsure_order_.front());
+    unsure_order_.pop_front();
+  }
+}
+
+void GroupRouter::NoteSettled(const std::string& message_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Its place in unsure_order_ goes when it comes round.
+  unsure_.erase(message_id);
+}
+
+std::string GroupRouter::UnsureGroupOf(const std::string& message_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = unsure_.find(message_id);
+  return it == unsure_.end() ? "" : it->second;
+}
+
+void GroupRouter::Resolve(const std::string& topic, const std::string& key, ResolveFn done,
+                          const std::string& unsure_group) {
   // The broker's own topics (a compensation topic) are not placed: each
   // group keeps its own.
-  if (IsSystemName(topic)) return done(Target{&home_, false});
+  if (IsSystemName(topic)) return done(Target{&home_, false, ""});
   Result<Target> target = Status::Unavailable("no route");
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto route = routes_.find(topic);
     if (route == routes_.end()) {
       auto& waiting = asking_[topic];
-      waiting.emplace_back(key, std::move(done));
+      waiting.push_back({key, unsure_group, std::move(done)});
       if (waiting.size() > 1) return;  // asked already
     } else {
-      target = Pick(topic, route->second, key);
+      target = Pick(topic, route->second, key, unsure_group);
     }
   }
   if (done) return done(std::move(target));
@@ -70,7 +95,7 @@ void GroupRouter::Resolve(const std::string& topic, const std::string& key, Reso
 }
 
 void GroupRouter::OnRoute(const std::string& topic, Result<wire::Frame> reply) {
-  std::vector<std::pair<std::string, ResolveFn>> waiting;
+  std::vector<Waiting> waiting;
   std::vector<Result<Target>> targets;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -83,13 +108,19 @@ void GroupRouter::OnRoute(const std::string& topic, Result<wire::Frame> reply) {
       const std::string first_group = answer.groups.empty() ? "" : answer.groups.front();
       const bool one_group = std::all_of(answer.groups.begin(), answer.groups.end(),
                                          [&](const std::string& g) { return g == first_group; });
+      const bool draining = std::any_of(answer.draining_from.begin(), answer.draining_from.end(),
+                                        [](const std::string& g) { return !g.empty(); });
       route.groups = std::move(answer.groups);
       route.urls = std::move(answer.leader_urls);
+      route.draining_from = std::move(answer.draining_from);
+      route.draining_urls = std::move(answer.draining_urls);
       // One broker, or the one group the home connection's broker is in,
-      // serves it all: the home connection, which follows that group's
-      // leader. A topic wholly on another group goes there like any other.
-      if (one_group && (first_group.empty() || first_group == answer.answered_by)) {
+      // serves it all (none of it draining from elsewhere): the home
+      // connection, which follows that group's leader. A topic wholly on
+      // another group goes there like any other.
+      if (one_group && !draining && (first_group.empty() || first_group == answer.answered_by)) {
         route = Route{};
+        route.home_group = first_group;
       }
       known = true;
     } else if (wire::FromBeforeRoutes(reply.status())) {
@@ -99,26 +130,45 @@ void GroupRouter::OnRoute(const std::string& topic, Result<wire::Frame> reply) {
     // send goes to the home connection, which reports the state of things.
     if (known) {
       auto& stored = routes_[topic] = std::move(route);
-      for (auto& [key, done] : waiting) targets.push_back(Pick(topic, stored, key));
+      for (auto& w : waiting) targets.push_back(Pick(topic, stored, w.key, w.unsure_group));
     } else {
-      for (size_t i = 0; i < waiting.size(); ++i) targets.push_back(Target{&home_, false});
+      for (size_t i = 0; i < waiting.size(); ++i) targets.push_back(Target{&home_, false, ""});
     }
   }
-  for (size_t i = 0; i < waiting.size(); ++i) waiting[i].second(std::move(targets[i]));
+  for (size_t i = 0; i < waiting.size(); ++i) waiting[i].done(std::move(targets[i]));
 }
 
 Result<GroupRouter::Target> GroupRouter::Pick(const std::string& topic, Route& route,
-                                              const std::string& key) {
-  if (route.groups.empty()) return Target{&home_, false};
+                                              const std::string& key,
+                                              const std::string& unsure_group) {
+  if (route.groups.empty()) return Target{&home_, false, route.home_group};
   const auto n = static_cast<uint32_t>(route.groups.size());
   const uint32_t queue =
       key.empty() ? route.next++ % n : static_cast<uint32_t>(StableHash(key) % n);
   const std::string& group = route.groups[queue];
+  if (!unsure_group.empty() && group != unsure_group && queue < route.draining_from.size() &&
+      route.draining_from[queue] == unsure_group) {
+    if (route.draining_urls[queue].empty()) {
+      return Status::Unavailable(
+          "an earlier send of this message to broker group " + unsure_group +
+          " got no answer, and queue " + std::to_string(queue) + " of topic " + topic +
+          " moved from it to group " + group + "; " + unsure_group +
+          " has no leader now to say whether it stored the message (resend it later with the "
+          "same id)");
+    }
+    return ConnectionTo(topic, unsure_group, route.draining_urls[queue]);
+  }
   const std::string& url = route.urls[queue];
   if (url.empty()) {
     return Status::Unavailable("queue " + std::to_string(queue) + " of topic " + topic +
                                " is served by broker group " + group + ", which has no leader now");
   }
+  return ConnectionTo(topic, group, url);
+}
+
+Result<GroupRouter::Target> GroupRouter::ConnectionTo(const std::string& topic,
+                                                      const std::string& group,
+                                                      const std::string& url) {
   auto& connection = groups_[group + "|" + url];
   if (!connection) {
     net::ConnectionOptions o = group_options_;
@@ -133,7 +183,7 @@ Result<GroupRouter::Target> GroupRouter::Pick(const std::string& topic, Route& r
     connection = std::move(opened.value());
     Logger("producer")->info("topic {}: queues of broker group {} go to {}", topic, group, url);
   }
-  return Target{connection.get(), true};
+  return Target{connection.get(), true, group};
 }
 
 void SendRouted(std::shared_ptr<GroupRouter> router, const ProducerOptions& options,
@@ -147,18 +197,29 @@ void SendRouted(std::shared_ptr<GroupRouter> router, const ProducerOptions& opti
         const bool routed = target->routed;
         SendWithRetries(
             *target->connection, options, message,
-            [weak, &options, message, done = std::move(done), reroutes,
-             routed](Result<SendResult> r) mutable {
+            [weak, &options, message, done = std::move(done), reroutes, routed,
+             group = target->group](Result<SendResult> r) mutable {
               const StatusCode code = r.ok() ? StatusCode::kOk : r.status().code();
-              const bool stale =
-                  code == StatusCode::kWrongGroup ||
-                  (routed && (code == StatusCode::kUnavailable || code == StatusCode::kTimeout));
+              const bool unanswered =
+                  code == StatusCode::kUnavailable || code == StatusCode::kTimeout;
+              const bool stale = code == StatusCode::kWrongGroup || (routed && unanswered);
               auto router = weak.lock();
+              if (router) {
+                // WRONG_GROUP also says "not stored here" (a group answers
+                // a message it holds as a duplicate).
+                if (unanswered) {
+                  router->NoteUnsure(message->id, group);
+                } else if (code != StatusCode::kWrongGroup ||
+                           router->UnsureGroupOf(message->id) == group) {
+                  router->NoteSettled(message->id);
+                }
+              }
               if (!stale || reroutes == 0 || !router) return done(std::move(r));
               router->Forget(message->topic);
               SendRouted(std::move(router), options, message, std::move(done), reroutes - 1);
             });
-      });
+      },
+      router->UnsureGroupOf(message->id));
 }
 
 }  // namespace txmq::producer

@@ -14,6 +14,14 @@
 // (NOT_LEADER) by itself. A WRONG_GROUP answer, or a group connection that
 // failed a call, makes the topic's route be asked again.
 //
+// A message whose send ended without an answer (UNAVAILABLE, TIMEOUT) may
+// be stored in the group it went to. The router remembers that group by
+// message id (the newest 10,000), and while the message's queue drains from
+// it after a move, a resend goes there first: that group answers a message
+// it holds as a duplicate and one it does not hold WRONG_GROUP, and only
+// then is it sent to the queue's new group. Otherwise it would be stored in
+// both, each group's dedup window knowing only its own.
+//
 // Threads: Resolve may be called from any thread, and also from a
 // connection's I/O thread (completions call it to send again elsewhere):
 // it never waits; a route being asked is answered on the asking
@@ -22,6 +30,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -54,23 +63,47 @@ class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
     // Sent to a group of a cluster with several: a failure there may mean
     // the route changed (the caller forgets the topic and resolves again).
     bool routed = false;
+    std::string group;  // the group it serves; "": not known (one broker)
   };
   using ResolveFn = std::function<void(Result<Target>)>;
   // Calls `done` with where a message of `topic` with `key` goes: at once
   // when the route is known, else once it was asked.
-  void Resolve(const std::string& topic, const std::string& key, ResolveFn done);
+  // `unsure_group`: a group an earlier send of the message may have stored
+  // it in ("" none); see the top of this file.
+  void Resolve(const std::string& topic, const std::string& key, ResolveFn done,
+               const std::string& unsure_group = "");
   // The topic's route is asked again on its next use.
   void Forget(const std::string& topic);
+
+  // What the router remembers of sends without an answer, by message id.
+  void NoteUnsure(const std::string& message_id, const std::string& group);
+  void NoteSettled(const std::string& message_id);
+  std::string UnsureGroupOf(const std::string& message_id);
+  static constexpr size_t kMaxUnsure = 10'000;
 
  private:
   struct Route {
     // Empty: the home connection serves every queue.
     std::vector<std::string> groups;  // per queue
     std::vector<std::string> urls;    // per queue: its group leader's client URL
-    uint32_t next = 0;                // keyless messages turn round the queues
+    // Per queue: the group it moved from that still drains it, and that
+    // group's leader's URL ("" none).
+    std::vector<std::string> draining_from;
+    std::vector<std::string> draining_urls;
+    std::string home_group;  // with no groups: the home connection's group
+    uint32_t next = 0;       // keyless messages turn round the queues
+  };
+  struct Waiting {
+    std::string key;
+    std::string unsure_group;
+    ResolveFn done;
   };
   // Under mu_: where `key` goes by `route`.
-  Result<Target> Pick(const std::string& topic, Route& route, const std::string& key);
+  Result<Target> Pick(const std::string& topic, Route& route, const std::string& key,
+                      const std::string& unsure_group);
+  // Under mu_: the connection to `group`'s leader at `url`, opened on first use.
+  Result<Target> ConnectionTo(const std::string& topic, const std::string& group,
+                              const std::string& url);
   // The route request's answer (I/O thread of home_).
   void OnRoute(const std::string& topic, Result<wire::Frame> reply);
 
@@ -79,11 +112,13 @@ class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
   const std::chrono::milliseconds timeout_;
 
   std::mutex mu_;
-  std::map<std::string, Route> routes_;                                           // guarded by mu_
-  std::map<std::string, std::vector<std::pair<std::string, ResolveFn>>> asking_;  // mu_
+  std::map<std::string, Route> routes_;                 // guarded by mu_
+  std::map<std::string, std::vector<Waiting>> asking_;  // mu_
   // By "group|url": a group whose leader moved gets a new connection
   // when its route names the new URL.
   std::map<std::string, std::unique_ptr<net::Connection>> groups_;  // guarded by mu_
+  std::map<std::string, std::string> unsure_;  // message id -> group; guarded by mu_
+  std::deque<std::string> unsure_order_;       // ids in unsure_, oldest first; mu_
 };
 
 // Sends `message` where `router` says, and when the route turned out stale

@@ -378,5 +378,117 @@ TEST_F(TxmqdQueueMove, AQueueMovedFromAGroupGoneForGoodIsHeldUntilReleased) {
   consumer.Shutdown();
 }
 
+// A send whose answer was lost, resent after its queue moved: the group
+// that stored it answers the resend with what it stored (a duplicate), so
+// it is never stored in the new group as well; a message it never stored
+// is refused there, naming the new group.
+TEST_F(TxmqdQueueMove, AResendOfAMessageTheOldGroupStoredIsAnsweredThereNotStoredAgain) {
+  StartTwoGroups();
+  const std::string topic = TopicPlacedAs("resent-", {"g1", "g2"}, {"g1", "g2"});
+  ASSERT_FALSE(topic.empty());
+  const CommandResult created = Topic(nodes_[0].url(), {"create", topic, "--queues", "2"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string key0;  // a key of queue 0
+  for (int i = 0; key0.empty() && i < 1000; ++i) {
+    if (StableHash("k" + std::to_string(i)) % 2 == 0) key0 = "k" + std::to_string(i);
+  }
+  auto g1 = net::Connection::Open({.broker = nodes_[0].url()});
+  ASSERT_TRUE(g1.ok());
+  auto send_to_g1 = [&](const std::string& id) {
+    auto request = (*g1)->NewRequest();
+    auto m = request.envelope().initSend().initMessage();
+    m.setId(id);
+    m.setTopic(topic);
+    m.setKey(key0);
+    m.setBody(kj::StringPtr("x").asBytes());
+    return (*g1)->CallSync(std::move(request), 10s);
+  };
+  auto first = send_to_g1("stored-before-the-move");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_FALSE(first->envelope().getSendOk().getDuplicate());
+
+  ASSERT_EQ(Move(nodes_[1].url(), topic, 0, "g2").exit_code, 0);
+  Result<wire::Frame> fresh = Status::Internal("not sent");
+  int n = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        fresh = send_to_g1("fresh-" + std::to_string(n++));
+        return !fresh.ok();
+      },
+      30s))
+      << "g1 never saw the move";
+  EXPECT_EQ(fresh.status().code(), StatusCode::kWrongGroup) << fresh.status().ToString();
+
+  auto resent = send_to_g1("stored-before-the-move");
+  ASSERT_TRUE(resent.ok()) << "refused, so a producer would store it in g2 too: "
+                           << resent.status().ToString();
+  auto ok = resent->envelope().getSendOk();
+  EXPECT_TRUE(ok.getDuplicate());
+  EXPECT_EQ(ok.getQueue(), 0u);
+  EXPECT_EQ(ok.getOffset(), first->envelope().getSendOk().getOffset());
+  // g2 makes its part of the topic with the first message it stores.
+  const CommandResult show = Topic(nodes_[1].url(), {"show", topic});
+  EXPECT_NE(show.exit_code, 0) << "g2 stored a message of the topic: " << show.out;
+  EXPECT_TRUE(Has(show.err, "does not exist")) << show.err;
+}
+
+// The same through a producer: its send to g1 got no answer (g1 stopped),
+// but g1 stored it once it ran again; the queue moved, and the producer
+// learned the new route. Its resend of that message goes to g1 first, which
+// answers it as a duplicate, and nothing of it is stored in g2.
+TEST_F(TxmqdQueueMove, AProducersResendOfAnUnansweredSendAsksTheGroupItWentToFirst) {
+  // g1 is stopped for the producer's send timeouts, a few seconds.
+  StartTwoGroups({"--lease-ttl", "15"});
+  const std::string topic = TopicPlacedAs("unanswered-", {"g1", "g2"}, {"g1", "g2"});
+  ASSERT_FALSE(topic.empty());
+  const CommandResult created = Topic(nodes_[1].url(), {"create", topic, "--queues", "2"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string key0;  // a key of queue 0
+  for (int i = 0; key0.empty() && i < 1000; ++i) {
+    if (StableHash("k" + std::to_string(i)) % 2 == 0) key0 = "k" + std::to_string(i);
+  }
+  Producer producer({.broker = nodes_[1].url(), .send_timeout = 1s});
+  ASSERT_TRUE(producer.Start().ok());
+  ASSERT_TRUE(producer.Send({.topic = topic, .key = key0, .body = "x"}).ok());  // g1 is known
+
+  nodes_[0].process->Signal(SIGSTOP);
+  auto unanswered = producer.Send({.topic = topic, .key = key0, .body = "x", .id = "unanswered"});
+  nodes_[0].process->Signal(SIGCONT);
+  ASSERT_FALSE(unanswered.ok());
+  WaitForStoredAt(nodes_[0].url(), topic, 0);
+  const CommandResult shown = Topic(nodes_[0].url(), {"show", topic});
+  ASSERT_EQ(nlohmann::json::parse(shown.out)["queues"][0].value("end_offset", 0), 2)
+      << "g1 did not store the send it got while stopped: " << shown.out;
+
+  ASSERT_EQ(Move(nodes_[1].url(), topic, 0, "g2").exit_code, 0);
+  // Once g1 refuses queue 0, a send makes the producer ask the route again.
+  auto g1 = net::Connection::Open({.broker = nodes_[0].url()});
+  ASSERT_TRUE(g1.ok());
+  int n = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto request = (*g1)->NewRequest();
+        auto m = request.envelope().initSend().initMessage();
+        m.setId("probe-" + std::to_string(n++));
+        m.setTopic(topic);
+        m.setKey(key0);
+        m.setBody(kj::StringPtr("x").asBytes());
+        auto reply = (*g1)->CallSync(std::move(request), 10s);
+        return !reply.ok() && reply.status().code() == StatusCode::kWrongGroup;
+      },
+      30s))
+      << "g1 never saw the move";
+  auto moved = producer.Send({.topic = topic, .key = key0, .body = "x", .id = "after-the-move"});
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_FALSE(moved->duplicate);
+
+  auto resent = producer.Send({.topic = topic, .key = key0, .body = "x", .id = "unanswered"});
+  ASSERT_TRUE(resent.ok()) << resent.status().ToString();
+  EXPECT_TRUE(resent->duplicate) << "stored again in g2";
+  producer.Shutdown();
+  const CommandResult at_g2 = Topic(nodes_[1].url(), {"show", topic});
+  EXPECT_EQ(nlohmann::json::parse(at_g2.out)["queues"][0].value("end_offset", 0), 1) << at_g2.out;
+}
+
 }  // namespace
 }  // namespace txmq::testing
