@@ -69,9 +69,9 @@ bool Server::HoldForPlacement(const RequestContext& ctx, wire::Envelope::Reader 
     // queue's new group it would be stored twice, the dedup window being
     // each group's. A WRONG_GROUP answer therefore also says "not stored
     // here", which a producer may rely on before it tries another group.
-    if (decision.status.code() == StatusCode::kWrongGroup && env.which() == E::SEND &&
-        dedup_.Find(View(env.getSend().getMessage().getId()))) {
-      return false;
+    if (decision.status.code() == StatusCode::kWrongGroup && env.which() == E::SEND) {
+      auto hit = dedup_.Find(View(env.getSend().getMessage().getId()));
+      if (hit && hit->first.topic == topic) return false;
     }
     if (decision.kind == Kind::kPark) {
       ParkRequest(ctx, std::string(topic), frame, fd);

@@ -44,11 +44,18 @@ void GroupRouter::Forget(const std::string& topic) {
 void GroupRouter::NoteUnsure(const std::string& message_id, const std::string& group) {
   if (message_id.empty() || group.empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
-  auto [it, fresh] = unsure_.insert_or_assign(message_id, group);
+  auto [it, fresh] = unsure_.try_emplace(message_id);
+  it->second.group = group;
   if (!fresh) return;
-  unsure_order_.push_back(message_id);
+  it->second.noted = ++unsure_noted_;
+  unsure_order_.emplace_back(message_id, it->second.noted);
   while (unsure_order_.size() > kMaxUnsure) {
-    unsure_.erase(unsure_order_.front());
+    // Only the note it was queued for: the id may have settled and been
+    // noted again since.
+    auto oldest = unsure_.find(unsure_order_.front().first);
+    if (oldest != unsure_.end() && oldest->second.noted == unsure_order_.front().second) {
+      unsure_.erase(oldest);
+    }
     unsure_order_.pop_front();
   }
 }
@@ -62,7 +69,7 @@ void GroupRouter::NoteSettled(const std::string& message_id) {
 std::string GroupRouter::UnsureGroupOf(const std::string& message_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = unsure_.find(message_id);
-  return it == unsure_.end() ? "" : it->second;
+  return it == unsure_.end() ? "" : it->second.group;
 }
 
 void GroupRouter::Resolve(const std::string& topic, const std::string& key, ResolveFn done,
@@ -80,6 +87,8 @@ void GroupRouter::Resolve(const std::string& topic, const std::string& key, Reso
       if (waiting.size() > 1) return;  // asked already
     } else {
       target = Pick(topic, route->second, key, unsure_group);
+      // No leader there when the route was asked: ask again next time.
+      if (!target.ok()) routes_.erase(route);
     }
   }
   if (done) return done(std::move(target));
@@ -115,11 +124,17 @@ void GroupRouter::OnRoute(const std::string& topic, Result<wire::Frame> reply) {
       route.draining_from = std::move(answer.draining_from);
       route.draining_urls = std::move(answer.draining_urls);
       // One broker, or the one group the home connection's broker is in,
-      // serves it all (none of it draining from elsewhere): the home
-      // connection, which follows that group's leader. A topic wholly on
-      // another group goes there like any other.
-      if (one_group && !draining && (first_group.empty() || first_group == answer.answered_by)) {
-        route = Route{};
+      // serves it all: the home connection, which follows that group's
+      // leader (a queue draining from elsewhere is kept for resends of
+      // messages unsure there). A topic wholly on another group goes there
+      // like any other.
+      if (one_group && (first_group.empty() || first_group == answer.answered_by)) {
+        route.groups.clear();
+        route.urls.clear();
+        if (!draining) {
+          route.draining_from.clear();
+          route.draining_urls.clear();
+        }
         route.home_group = first_group;
       }
       known = true;
@@ -130,7 +145,12 @@ void GroupRouter::OnRoute(const std::string& topic, Result<wire::Frame> reply) {
     // send goes to the home connection, which reports the state of things.
     if (known) {
       auto& stored = routes_[topic] = std::move(route);
-      for (auto& w : waiting) targets.push_back(Pick(topic, stored, w.key, w.unsure_group));
+      bool failed = false;
+      for (auto& w : waiting) {
+        targets.push_back(Pick(topic, stored, w.key, w.unsure_group));
+        failed |= !targets.back().ok();
+      }
+      if (failed) routes_.erase(topic);  // a group without a leader: ask again next time
     } else {
       for (size_t i = 0; i < waiting.size(); ++i) targets.push_back(Target{&home_, false, ""});
     }
@@ -141,11 +161,12 @@ void GroupRouter::OnRoute(const std::string& topic, Result<wire::Frame> reply) {
 Result<GroupRouter::Target> GroupRouter::Pick(const std::string& topic, Route& route,
                                               const std::string& key,
                                               const std::string& unsure_group) {
-  if (route.groups.empty()) return Target{&home_, false, route.home_group};
-  const auto n = static_cast<uint32_t>(route.groups.size());
+  const Target home{&home_, false, route.home_group};
+  if (route.groups.empty() && route.draining_from.empty()) return home;
+  const auto n = static_cast<uint32_t>(std::max(route.groups.size(), route.draining_from.size()));
   const uint32_t queue =
       key.empty() ? route.next++ % n : static_cast<uint32_t>(StableHash(key) % n);
-  const std::string& group = route.groups[queue];
+  const std::string& group = route.groups.empty() ? route.home_group : route.groups[queue];
   if (!unsure_group.empty() && group != unsure_group && queue < route.draining_from.size() &&
       route.draining_from[queue] == unsure_group) {
     if (route.draining_urls[queue].empty()) {
@@ -158,6 +179,7 @@ Result<GroupRouter::Target> GroupRouter::Pick(const std::string& topic, Route& r
     }
     return ConnectionTo(topic, unsure_group, route.draining_urls[queue]);
   }
+  if (route.groups.empty()) return home;
   const std::string& url = route.urls[queue];
   if (url.empty()) {
     return Status::Unavailable("queue " + std::to_string(queue) + " of topic " + topic +
@@ -205,13 +227,15 @@ void SendRouted(std::shared_ptr<GroupRouter> router, const ProducerOptions& opti
               const bool stale = code == StatusCode::kWrongGroup || (routed && unanswered);
               auto router = weak.lock();
               if (router) {
-                // WRONG_GROUP also says "not stored here" (a group answers
-                // a message it holds as a duplicate).
-                if (unanswered) {
-                  router->NoteUnsure(message->id, group);
-                } else if (code != StatusCode::kWrongGroup ||
-                           router->UnsureGroupOf(message->id) == group) {
+                // Stored, or (WRONG_GROUP: a group answers a message it
+                // holds as a duplicate) not stored there: settled. Any
+                // other answer a retry could change (overloaded, not the
+                // leader) may have come after an attempt that stored it.
+                if (code == StatusCode::kOk || (code == StatusCode::kWrongGroup &&
+                                                router->UnsureGroupOf(message->id) == group)) {
                   router->NoteSettled(message->id);
+                } else if (code != StatusCode::kWrongGroup && r.status().IsRetryable()) {
+                  router->NoteUnsure(message->id, group);
                 }
               }
               if (!stale || reroutes == 0 || !router) return done(std::move(r));

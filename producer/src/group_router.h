@@ -90,8 +90,10 @@ class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
     // group's leader's URL ("" none).
     std::vector<std::string> draining_from;
     std::vector<std::string> draining_urls;
-    std::string home_group;  // with no groups: the home connection's group
-    uint32_t next = 0;       // keyless messages turn round the queues
+    // With no groups (the home connection serves every queue): its group;
+    // draining_from may then still name where queues drain from.
+    std::string home_group;
+    uint32_t next = 0;  // keyless messages turn round the queues
   };
   struct Waiting {
     std::string key;
@@ -117,8 +119,14 @@ class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
   // By "group|url": a group whose leader moved gets a new connection
   // when its route names the new URL.
   std::map<std::string, std::unique_ptr<net::Connection>> groups_;  // guarded by mu_
-  std::map<std::string, std::string> unsure_;  // message id -> group; guarded by mu_
-  std::deque<std::string> unsure_order_;       // ids in unsure_, oldest first; mu_
+  struct Unsure {
+    std::string group;
+    uint64_t noted = 0;  // when it was noted (a count)
+  };
+  std::map<std::string, Unsure> unsure_;  // by message id; guarded by mu_
+  // Ids as they were noted, oldest first, with their count; guarded by mu_.
+  std::deque<std::pair<std::string, uint64_t>> unsure_order_;
+  uint64_t unsure_noted_ = 0;  // guarded by mu_
 };
 
 // Sends `message` where `router` says, and when the route turned out stale
