@@ -6,6 +6,7 @@
 #include <leveldb/env.h>
 
 #include <charconv>
+#include <deque>
 #include <filesystem>
 
 #include "broker/src/replica_applied_mark.h"
@@ -26,19 +27,33 @@ struct Continued {
   uint32_t applied_crc = 0;  // entry applied's chain value
   uint64_t checked = 0;      // rounds compared with the log after the mark
   uint64_t checked_bytes = 0;
+  std::deque<StandbyStore::RoundAhead> ahead;  // rounds it holds after entry `applied`
+  uint64_t ahead_bytes = 0;
 };
 
+bool SameRound(const ReplicatedRound& round, int64_t time_ms, std::string_view payload) {
+  return round.time_ms == time_ms &&
+         payload.size() == round.records.size() + round.ops_record.size() &&
+         payload.starts_with(round.records) && payload.ends_with(round.ops_record);
+}
+
 // The rounds the store holds after its mark must be, in order, the rounds
-// of the replica entries after the mark's: a leader's store may hold a
-// round its log never got (it was killed between the two writes) or one
-// of an entry a later leader replaced. Any difference: not continued.
+// of the replica entries after the mark's: one of an entry a later leader
+// replaced differs, and the store is not continued. A leader's store may
+// also hold rounds its log never got (it was killed between its store
+// write and its log append): those past the log's end are kept aside as
+// rounds ahead, to be compared with the entries the log gets next (the
+// new leader's: they are the same when a follower had them).
 Result<Continued> ContinueKept(const storage::StoreOptions& options, const std::string& log_dir,
                                EventFd* round_done, uint64_t max_check_bytes) {
   auto mark = ReadReplicaAppliedMark(options.fs, options.dir);
   if (!mark.ok()) return mark.status();
   auto opened = storage::BrokerStore::Open(options, round_done);
   if (!opened.ok()) return opened.status();
-  Continued c{std::move(opened.value()), mark->replica_index, mark->replica_crc, 0};
+  Continued c;
+  c.store = std::move(opened.value());
+  c.applied = mark->replica_index;
+  c.applied_crc = mark->replica_crc;
   cluster::ReplicaLogReader reader(
       log_dir, options.fs, mark->replica_index, 0,
       mark->replica_index > 0 ? std::optional<uint32_t>(mark->replica_crc) : std::nullopt);
@@ -47,8 +62,18 @@ Result<Continued> ContinueKept(const storage::StoreOptions& options, const std::
       !s.ok()) {
     return s;
   }
+  bool log_ended = false;
   Status checked =
       c.store->ForEachRound(mark->store, [&](int64_t time_ms, std::string_view payload) {
+        if (log_ended) {
+          c.ahead_bytes += payload.size();
+          if (c.ahead_bytes > StandbyStore::kMaxAheadBytes) {
+            return Status::NotFound("more than " + FormatBytes(StandbyStore::kMaxAheadBytes) +
+                                    " of rounds past the replica log's end");
+          }
+          c.ahead.push_back({time_ms, std::string(payload)});
+          return Status::OK();
+        }
         ++c.checked;
         c.checked_bytes += payload.size();
         if (c.checked_bytes > max_check_bytes) {
@@ -69,15 +94,17 @@ Result<Continued> ContinueKept(const storage::StoreOptions& options, const std::
             if (!round.ok()) return round.status();
             if (round->records.empty() && round->ops_record.empty()) return Status::OK();
             matched = true;
-            const bool same = round->time_ms == time_ms &&
-                              payload.size() == round->records.size() + round->ops_record.size() &&
-                              payload.starts_with(round->records) &&
-                              payload.ends_with(round->ops_record);
-            if (same) return Status::OK();
+            if (SameRound(*round, time_ms, payload)) return Status::OK();
             return Status::Corruption("the store's round " + std::to_string(c.checked) +
                                       " after its mark differs from replica entry " +
                                       std::to_string(e.index));
           });
+          if (!s.ok() && reader.ended()) {
+            log_ended = true;
+            c.ahead_bytes = payload.size();
+            c.ahead.push_back({time_ms, std::string(payload)});
+            return Status::OK();
+          }
           if (!s.ok()) {
             return Status(s.code(),
                           "the store holds rounds the replica log does not (" + s.message() + ")");
@@ -106,16 +133,22 @@ Result<std::unique_ptr<StandbyStore>> StandbyStore::Open(const storage::StoreOpt
     standby->store_ = std::move(kept->store);
     standby->applied_ = kept->applied;
     standby->applied_crc_ = kept->applied_crc;
+    standby->ahead_ = std::move(kept->ahead);
     log->info(
         "continuing the store kept in {}: it holds {} ({} rounds after its mark checked against "
-        "the log in {} ms)",
+        "the log in {} ms){}",
         store.dir,
         kept->applied == 0 ? std::string("no replica entry yet")
                            : "replica entries 1.." + std::to_string(kept->applied),
         kept->checked,
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                               start)
-            .count());
+            .count(),
+        standby->ahead_.empty()
+            ? std::string()
+            : ", and " + std::to_string(standby->ahead_.size()) +
+                  " rounds past the log's end (written while it led): each must be the next "
+                  "round the log gets, or the store is built again");
     standby->StartReading();
   } else {
     const StatusCode code = kept.status().code();
@@ -149,6 +182,7 @@ Status StandbyStore::OpenEmpty() {
   auto opened = storage::BrokerStore::Open(options_, &unused_round_done_);
   if (!opened.ok()) return opened.status();
   store_ = std::move(opened.value());
+  ahead_.clear();
   {
     std::lock_guard<std::mutex> lock(mu_);
     applied_ = 0;
@@ -219,6 +253,9 @@ void StandbyStore::StopThread() {
 }
 
 void StandbyStore::Mark() {
+  // The store's end is past entry applied_ until its rounds ahead are
+  // matched: a mark now would name rounds as that entry's.
+  if (!ahead_.empty()) return;
   ReplicaAppliedMark mark;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -279,7 +316,7 @@ void StandbyStore::Loop() {
       s = reader_->Read(upto, [&](const cluster::EntryView& e) {
         if (stop_) return Status::Aborted("stopping");
         const uint64_t syncs = rebuild_->syncs();
-        Status applied = rebuild_->Apply(e.payload);
+        Status applied = ahead_.empty() ? rebuild_->Apply(e.payload) : MatchAhead(e);
         if (!applied.ok()) return applied;
         {
           std::lock_guard<std::mutex> lock(mu_);
@@ -316,6 +353,27 @@ void StandbyStore::Loop() {
   }
 }
 
+Status StandbyStore::MatchAhead(const cluster::EntryView& e) {
+  if (e.payload.empty()) return Status::OK();  // an epoch start: no round
+  auto round = DecodeReplicatedRound(e.payload);
+  if (!round.ok()) return round.status();
+  if (round->records.empty() && round->ops_record.empty()) return Status::OK();
+  const RoundAhead& next = ahead_.front();
+  if (!SameRound(*round, next.time_ms, next.payload)) {
+    return Status::Corruption("replica entry " + std::to_string(e.index) +
+                              " is not the round the store holds past the log's end (the old "
+                              "leader's round never reached the new leader)");
+  }
+  ahead_.pop_front();
+  if (ahead_.empty()) {
+    Logger("standby")->info(
+        "the store's rounds past the log's end were the log's next rounds, up to entry {}: it is "
+        "continued",
+        e.index);
+  }
+  return Status::OK();
+}
+
 uint64_t StandbyStore::applied() const {
   std::lock_guard<std::mutex> lock(mu_);
   return applied_;
@@ -325,6 +383,12 @@ StoreHandover::Kept StandbyStore::Take(EventFd* round_done) {
   StopThread();
   if (!store_) return {};  // taken before
   Status s = failure_;
+  if (s.ok() && !ahead_.empty()) {
+    s = Status::FailedPrecondition(
+        "the store holds " + std::to_string(ahead_.size()) + " rounds past entry " +
+        std::to_string(applied_) +
+        " that the log has not brought (yet): it is not the log's, and is built again");
+  }
   // A continued store's last entry may not have been committed when it
   // was applied; this node leads now, so its log holds every committed
   // entry and changes only by appending: it must still be that entry.

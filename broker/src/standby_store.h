@@ -8,8 +8,10 @@
 // replica_applied_mark.h, names the replica entry it was synced at; every
 // round it holds after that is checked against the replica log) instead
 // of building it again from the whole log; a store that cannot be
-// continued (none, no mark, damaged, holding a round the log does not)
-// is cleared and built from empty, as the log says why.
+// continued (none, no mark, damaged, holding a round that differs from
+// the log's) is cleared and built from empty, as the log says why. Rounds
+// a leader's store holds past its log's end are compared with the entries
+// the log gets next, and the store is built again only if they differ.
 //
 // Thread "txmq-standby" (at nice 10) owns the store, the StoreRebuild and the
 // ReplicaLogReader from Follow until Take stops it; applied() and failure
@@ -24,6 +26,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -53,6 +56,15 @@ class StandbyStore final : public StoreHandover {
                                                     uint64_t keep_cached_log_bytes = 0,
                                                     uint64_t max_check_bytes = kMaxCheckBytes);
   static constexpr uint64_t kMaxCheckBytes = 256ull << 20;
+  // A leader's store may hold rounds its replica log never got (killed
+  // between the store write and the log append). Up to this many bytes of
+  // them are kept aside in memory and compared with the entries the log
+  // gets next; more, and the store is built again.
+  static constexpr uint64_t kMaxAheadBytes = 64ull << 20;
+  struct RoundAhead {
+    int64_t time_ms = 0;
+    std::string payload;  // the round's records and index operations
+  };
   // Open, then Follow: for a log nobody writes meanwhile (tests).
   static Result<std::unique_ptr<StandbyStore>> Start(
       const storage::StoreOptions& store, const std::string& log_dir,
@@ -98,6 +110,9 @@ class StandbyStore final : public StoreHandover {
   void StopThread();
   // Records in the store's directory what it holds, once it is synced.
   void Mark();
+  // With rounds ahead: `e` must be the next of them (or write no round);
+  // it is then matched, not applied (the store holds it).
+  Status MatchAhead(const cluster::EntryView& e);
   // Deletes the log segments the leader deleted (retention), as the
   // applied rounds say (BrokerStore::kLogReleasedMeta); true while some
   // wait for the store's checkpoint to cover them.
@@ -111,6 +126,9 @@ class StandbyStore final : public StoreHandover {
   std::optional<StoreRebuild> rebuild_;              // over store_
   std::optional<cluster::ReplicaLogReader> reader_;  // set by Open
   bool release_pending_ = true;  // look at the first pass (a store kept from before)
+  // Rounds the store holds past entry applied_, oldest first: a leader's,
+  // never in its log; matched against the entries the log gets next.
+  std::deque<RoundAhead> ahead_;
   std::function<uint64_t()> committed_;
   std::function<void(uint64_t)> on_applied_;
   std::chrono::milliseconds poll_{20};

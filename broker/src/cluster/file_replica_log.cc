@@ -452,6 +452,7 @@ void ReplicaLogReader::DropReadPages(uint64_t keep) {
 }
 
 Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const EntryView&)>& fn) {
+  ended_ = false;
   if (upto <= last_read_ && walked_) return Status::OK();
   // Listed again on each call: every segment holding an entry up to `upto`
   // exists by now (the entries are committed), and none of them goes away.
@@ -498,6 +499,7 @@ Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const En
     auto where = [&] { return "replica log '" + dir_ + "' entry " + std::to_string(index); };
     if (!file_ || !DecodeHeader(bytes.substr(std::min<uint64_t>(offset_, bytes.size())), &h) ||
         h.index != index || h.length > bytes.size() - offset_ - kHeaderBytes) {
+      ended_ = true;
       return Status::Corruption(where() + ": not found whole (the log ends before " +
                                 std::to_string(std::max(upto, skip_until_)) + ")");
     }
@@ -511,6 +513,7 @@ Status ReplicaLogReader::Read(uint64_t upto, const std::function<Status(const En
     if (index == skip_until_) walked_ = true;
     if (index > skip_until_) {
       if (ChainCrc(last_crc_, h.epoch, h.index, view.payload) != h.crc) {
+        ended_ = true;  // where the log's own recovery would end it (a torn tail)
         return Status::Corruption(where() + ": does not chain to the entry before it");
       }
       if (Status s = fn(view); !s.ok()) return s;

@@ -79,6 +79,10 @@ class ReplicaLogReader {
   Status Read(uint64_t upto, const std::function<Status(const EntryView&)>& fn);
   // The last entry handed to `fn` (or `after`).
   uint64_t last() const { return last_read_; }
+  // The last Read failed where the log's recovery would end the log: the
+  // entry it wanted is not whole, not the next index, or does not chain
+  // (a torn tail; not: entry `after` is not the one read before).
+  bool ended() const { return ended_; }
 
  private:
   // Drops pages read until at most `keep` bytes read stay cached.
@@ -94,6 +98,7 @@ class ReplicaLogReader {
   const uint64_t skip_until_;
   const std::optional<uint32_t> skip_until_crc_;
   bool walked_;  // past entry skip_until_ (its chain value checked)
+  bool ended_ = false;
   std::unique_ptr<storage::File> file_;
   uint64_t offset_ = 0;   // where entry last_read_ + 1 starts in file_
   uint64_t dropped_ = 0;  // file_'s pages before this left the cache
