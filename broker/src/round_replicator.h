@@ -38,6 +38,11 @@ class RoundReplicator {
   // Takes one round's payload (replicated_round.h) for the replicated
   // log; returns its ticket: 1, 2, ... in call order.
   virtual uint64_t Replicate(std::string payload) = 0;
+  // Returns once the round with `ticket` is in this node's replica log
+  // (written, not necessarily synced): OK; or once replication failed, or
+  // a while passed (a broker stopping must not hang here): why not. Any
+  // thread.
+  virtual Status WaitAppended(uint64_t /*ticket*/) { return Status::OK(); }
   // Every round with a ticket up to this is committed.
   virtual uint64_t committed() const = 0;
   // The replica entry a committed round became (its index in the log and

@@ -72,7 +72,9 @@ Server::Server(const BrokerOptions& options, const TimeSource& time, SnapshotMai
       metrics_(core_, topics_, groups_, clients_, transactions_, info_),
       mailbox_(metrics),
       operators_(operators),
-      acl_guard_([this](const std::string& tx_id) { return transactions_.GroupOf(tx_id); }) {}
+      acl_guard_([this](const std::string& tx_id) { return transactions_.GroupOf(tx_id); }) {
+  HandToReplicationWhenSealed();
+}
 
 Server::~Server() = default;
 
@@ -576,14 +578,17 @@ void Server::SubmitIfIdle(bool allow_inline) {
   // written right here: that saves two thread hand-offs on its latency.
   // Under load rounds are large and go to the storage thread, which writes
   // while this thread reads the next batch of requests.
-  if (allow_inline && store_->round_completions() <= kInlineRoundMax &&
+  // Not on a cluster node: its store write waits for the replica log's
+  // append, which this thread must not.
+  if (allow_inline && options_.replicator == nullptr &&
+      store_->round_completions() <= kInlineRoundMax &&
       !(router_->get(zmq::sockopt::events) & ZMQ_POLLIN)) {
     core_.StampBrokerTime();
-    FinishRound(store_->WriteInline(core_.NowMs()));
+    FinishRound(store_->WriteInline(core_.NowMs(), sealed_));
     return;
   }
   core_.StampBrokerTime();
-  store_->Submit(core_.NowMs());
+  store_->Submit(core_.NowMs(), sealed_);
 }
 
 void Server::Housekeeping(SteadyTime now) {
@@ -621,7 +626,7 @@ void Server::Drain() {
   if (!store_->round_empty()) {
     topics_.SealRound();
     core_.StampBrokerTime();
-    store_->Submit(core_.NowMs());
+    store_->Submit(core_.NowMs(), sealed_);
     if (auto round = store_->WaitFinished()) FinishRound(std::move(round));
   }
   DrainReplicated();

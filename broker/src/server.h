@@ -120,6 +120,8 @@ class Server {
   // Continues broker time from what the data directory recorded last.
   Status ResumeBrokerTime();
   void CountBadFrame(const std::string& routing_id, uint64_t request_id, const Status& why);
+  // Cluster leader: sets sealed_, which hands a sealed round to replication.
+  void HandToReplicationWhenSealed();
   void FinishRound(std::unique_ptr<storage::Round> round);
   // Cluster node: completes the rounds whose entries committed, in order;
   // once the replicator failed, fails the rest with its status and stops
@@ -186,6 +188,11 @@ class Server {
   std::deque<Replicating> replicating_;
   LeaderMark leader_mark_;  // what the store holds of the replica log
   uint64_t last_ticket_ = 0;
+  // A cluster leader hands each round to replication once it is sealed,
+  // before the store writes it (server_rounds.cc); these are the rounds
+  // handed so, oldest first, with their tickets, until FinishRound.
+  storage::BrokerStore::SealedFn sealed_;
+  std::deque<std::pair<const storage::Round*, uint64_t>> sealed_tickets_;
 
   SteadyTime next_cleanup_;
   SteadyTime next_move_tick_{};

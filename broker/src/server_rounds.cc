@@ -1,6 +1,6 @@
 // How the server finishes a written round: on a single node its
-// completions run at once; on a cluster leader the round is handed to
-// replication and completes once committed (DESIGN.md "Wiring into txmqd:
+// completions run at once; on a cluster leader the round, handed to
+// replication when it was sealed, completes once committed (DESIGN.md "Wiring into txmqd:
 // the decisions"), and committed rounds are marked in the store
 // (leader_mark.h). Core thread.
 #include "broker/src/replicated_round.h"
@@ -9,8 +9,37 @@
 
 namespace txmq::broker {
 
+void Server::HandToReplicationWhenSealed() {
+  if (options_.replicator == nullptr) return;
+  // The store writes it only once the replica log holds it, so that a
+  // leader killed at any instant has a store that is a prefix of its log
+  // (page cache included: kill -9 takes neither), which its next start
+  // continues instead of building a store from the whole log
+  // (standby_store.h). The store's own write is not synced on a cluster
+  // node, so waiting for the log's append costs the round little: its
+  // acknowledgement waits for the log's sync anyway.
+  sealed_ = [this](storage::Round& round) {
+    RoundReplicator* replicator = options_.replicator;
+    const uint64_t ticket = replicator->Replicate(
+        EncodeReplicatedRound(round.entry().time_ms, round.records(), round.ops_record()));
+    sealed_tickets_.emplace_back(&round, ticket);
+    round.set_before_write([replicator, ticket] { return replicator->WaitAppended(ticket); });
+  };
+}
+
 void Server::FinishRound(std::unique_ptr<storage::Round> round) {
-  if (!round->status().ok()) {
+  std::optional<uint64_t> ticket;
+  if (!sealed_tickets_.empty() && sealed_tickets_.front().first == round.get()) {
+    ticket = sealed_tickets_.front().second;
+    sealed_tickets_.pop_front();
+  }
+  const Status lost =
+      options_.replicator != nullptr ? options_.replicator->failure() : Status::OK();
+  if (!round->status().ok() && !lost.ok()) {
+    // Not written because replication failed (this node stopped leading):
+    // the store holds no round its log lacks; CompleteReplicated stops
+    // the broker, saying why.
+  } else if (!round->status().ok()) {
     core_.SetStorageFailed(round->status());
     // RESOURCE_EXHAUSTED: storage waited a minute for a file descriptor.
     const bool descriptors = round->status().code() == StatusCode::kResourceExhausted;
@@ -21,10 +50,7 @@ void Server::FinishRound(std::unique_ptr<storage::Round> round) {
         descriptors ? "find what holds the file descriptors (raise ulimit -n)" : "fix the disk");
   }
   if (options_.replicator != nullptr && round->status().ok()) {
-    if (!round->writes_nothing()) {
-      last_ticket_ = options_.replicator->Replicate(
-          EncodeReplicatedRound(round->entry().time_ms, round->records(), round->ops_record()));
-    }
+    if (ticket) last_ticket_ = *ticket;
     // Completions alone wait for the round before them.
     replicating_.push_back({last_ticket_, std::move(round)});
     return CompleteReplicated();

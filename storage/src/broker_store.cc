@@ -202,6 +202,11 @@ void BrokerStore::WriteRound(Round& round, bool sync) {
     return;
   }
   if (round.writes_nothing()) return;  // completions alone: nothing to make durable
+  if (Status s = round.RunBeforeWrite(); !s.ok()) {
+    write_error_ = s;
+    round.set_status(s);
+    return;
+  }
   const auto start = SteadyClock::now();
   PendingEntry& e = round.entry();
   Status s = log_->Write(e);
@@ -233,11 +238,12 @@ void BrokerStore::WriteRound(Round& round, bool sync) {
   if (bytes_since_checkpoint_ >= options_.checkpoint_bytes) cv_.notify_all();
 }
 
-void BrokerStore::Submit(int64_t time_ms) {
+void BrokerStore::Submit(int64_t time_ms, const SealedFn& sealed) {
   std::unique_ptr<Round> round = std::exchange(round_, std::make_unique<Round>());
   round->Seal(time_ms, options_.epoch);
   if (!round->writes_nothing()) {
     if (Status s = log_->Place(round->entry()); !s.ok()) round->set_status(s);
+    if (round->status().ok() && sealed) sealed(*round);
   }
   busy_ = true;
   {
@@ -247,7 +253,7 @@ void BrokerStore::Submit(int64_t time_ms) {
   cv_.notify_all();
 }
 
-std::unique_ptr<Round> BrokerStore::WriteInline(int64_t time_ms) {
+std::unique_ptr<Round> BrokerStore::WriteInline(int64_t time_ms, const SealedFn& sealed) {
   std::unique_ptr<Round> round = std::exchange(round_, std::make_unique<Round>());
   round->Seal(time_ms, options_.epoch);
   if (!round->writes_nothing()) {
@@ -255,6 +261,7 @@ std::unique_ptr<Round> BrokerStore::WriteInline(int64_t time_ms) {
       round->set_status(s);
       return round;
     }
+    if (sealed) sealed(*round);
   }
   // The storage thread is idle (not busy), so this thread is the writer.
   std::lock_guard<std::mutex> writer(writer_mu_);

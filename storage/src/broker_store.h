@@ -227,12 +227,16 @@ class BrokerStore {
   // ---------------- the write pipeline (core thread) ----------------
   // True while a submitted round has not been taken back.
   bool busy() const { return busy_; }
+  // Called with a round once it is sealed and placed, before any of it is
+  // written, when it writes something: a cluster leader hands it to
+  // replication then, so that its log append runs beside this write.
+  using SealedFn = std::function<void(Round&)>;
   // Seals the open round (log time `time_ms`) and hands it to the storage
   // thread. Requires !busy().
-  void Submit(int64_t time_ms);
+  void Submit(int64_t time_ms, const SealedFn& sealed = {});
   // Writes the open round on the calling thread (its status set) and
   // returns it: for a small round nobody waits behind. Requires !busy().
-  std::unique_ptr<Round> WriteInline(int64_t time_ms);
+  std::unique_ptr<Round> WriteInline(int64_t time_ms, const SealedFn& sealed = {});
   // Writes a round another store sealed (a replica's committed entry:
   // its time, records and operations record) on the calling thread, with
   // the same write and index update as a round of this store. Requires

@@ -62,6 +62,11 @@ class Round {
   std::string_view ops_record() const { return ops_record_; }
   const Status& status() const { return status_; }
   void set_status(Status s) { status_ = std::move(s); }
+  // Run by the writer just before the round's write (a cluster leader
+  // waits there for its replica log to hold the round first); an error
+  // fails the round unwritten, and every round after it.
+  void set_before_write(std::function<Status()> fn) { before_write_ = std::move(fn); }
+  Status RunBeforeWrite() { return before_write_ ? before_write_() : Status::OK(); }
   // Runs the completions with the round's status, in order.
   void Complete();
 
@@ -73,6 +78,7 @@ class Round {
   std::vector<Completion> completions_;
   PendingEntry entry_;
   Status status_;
+  std::function<Status()> before_write_;
 };
 
 }  // namespace txmq::storage

@@ -87,8 +87,12 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions optio
 }
 
 ClusterNode::~ClusterNode() {
-  stop_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);  // so that no wait misses it
+    stop_ = true;
+  }
   leadership_cv_.notify_all();
+  appended_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -196,6 +200,17 @@ uint64_t ClusterNode::Replicate(std::string payload) {
   return ticket;
 }
 
+Status ClusterNode::WaitAppended(uint64_t ticket) {
+  std::unique_lock<std::mutex> lock(mu_);
+  appended_cv_.wait_for(lock, std::chrono::seconds(10),
+                        [&] { return appended_ticket_ >= ticket || !failure_.ok() || stop_; });
+  if (appended_ticket_ >= ticket) return Status::OK();
+  if (!failure_.ok()) return failure_;
+  return Status::Unavailable("round " + std::to_string(ticket) +
+                             (stop_ ? " was not in the replica log when replication stopped"
+                                    : " was not in the replica log after 10 s"));
+}
+
 Status ClusterNode::failure() const {
   std::lock_guard<std::mutex> lock(mu_);
   return failure_;
@@ -283,6 +298,7 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
       failure_ = Status::Unavailable("node " + options_.node + " stopped leading group " +
                                      options_.group + ": " + why);
       event_.Notify();
+      appended_cv_.notify_all();
     }
   };
   std::vector<std::string> peer_names;
@@ -391,6 +407,13 @@ void ClusterNode::Loop(std::shared_ptr<std::promise<Status>> started) {
           break;
         }
         m.tickets.emplace_back(++m.next_ticket, *index);
+      }
+      if (!rounds.empty()) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          appended_ticket_ = m.next_ticket;
+        }
+        appended_cv_.notify_all();
       }
     }
     size_t moved = 0;

@@ -134,6 +134,7 @@ class ClusterNode final : public broker::RoundReplicator {
     store_applied_.store(entries, std::memory_order_relaxed);
   }
   uint64_t Replicate(std::string payload) override;
+  Status WaitAppended(uint64_t ticket) override;
   uint64_t committed() const override { return committed_.load(std::memory_order_acquire); }
   std::optional<Entry> CommittedEntry(uint64_t ticket) const override;
   Status failure() const override;
@@ -163,8 +164,10 @@ class ClusterNode final : public broker::RoundReplicator {
 
   mutable std::mutex mu_;
   std::condition_variable leadership_cv_;
-  std::deque<std::string> to_append_;  // guarded by mu_
-  uint64_t next_ticket_ = 0;           // guarded by mu_
+  std::deque<std::string> to_append_;    // guarded by mu_
+  uint64_t next_ticket_ = 0;             // guarded by mu_
+  uint64_t appended_ticket_ = 0;         // in the replica log up to this; guarded by mu_
+  std::condition_variable appended_cv_;  // appended_ticket_, failure_ or stop_ changed
   // The last kCommittedKept committed tickets and their entries, oldest
   // first; guarded by mu_.
   std::deque<std::pair<uint64_t, Entry>> committed_entries_;
