@@ -39,9 +39,8 @@ class RoundReplicator {
   // log; returns its ticket: 1, 2, ... in call order.
   virtual uint64_t Replicate(std::string payload) = 0;
   // Returns once the round with `ticket` is in this node's replica log
-  // (written, not necessarily synced): OK; or once replication failed, or
-  // a while passed (a broker stopping must not hang here): why not. Any
-  // thread.
+  // (written, not necessarily synced): OK; or once replication failed or
+  // stopped: why it never will be. Any thread.
   virtual Status WaitAppended(uint64_t /*ticket*/) { return Status::OK(); }
   // Every round with a ticket up to this is committed.
   virtual uint64_t committed() const = 0;

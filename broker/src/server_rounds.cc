@@ -35,7 +35,8 @@ void Server::FinishRound(std::unique_ptr<storage::Round> round) {
   }
   const Status lost =
       options_.replicator != nullptr ? options_.replicator->failure() : Status::OK();
-  if (!round->status().ok() && !lost.ok()) {
+  if (!lost.ok() && round->status().code() == lost.code() &&
+      round->status().message() == lost.message()) {
     // Not written because replication failed (this node stopped leading):
     // the store holds no round its log lacks; CompleteReplicated stops
     // the broker, saying why.

@@ -40,8 +40,8 @@ bool SameRound(const ReplicatedRound& round, int64_t time_ms, std::string_view p
 // The rounds the store holds after its mark must be, in order, the rounds
 // of the replica entries after the mark's: one of an entry a later leader
 // replaced differs, and the store is not continued. A leader's store may
-// also hold rounds its log never got (it was killed between its store
-// write and its log append): those past the log's end are kept aside as
+// also hold rounds its log never got (see kMaxAheadBytes): those past
+// the log's end are kept aside as
 // rounds ahead, to be compared with the entries the log gets next (the
 // new leader's: they are the same when a follower had them).
 Result<Continued> ContinueKept(const storage::StoreOptions& options, const std::string& log_dir,

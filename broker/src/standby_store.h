@@ -56,8 +56,9 @@ class StandbyStore final : public StoreHandover {
                                                     uint64_t keep_cached_log_bytes = 0,
                                                     uint64_t max_check_bytes = kMaxCheckBytes);
   static constexpr uint64_t kMaxCheckBytes = 256ull << 20;
-  // A leader's store may hold rounds its replica log never got (killed
-  // between the store write and the log append). Up to this many bytes of
+  // A leader's store may hold rounds its replica log never got (a power
+  // loss kept the store's pages, not the log's; until 2026-12-05 the store
+  // was written first, and a kill -9 did). Up to this many bytes of
   // them are kept aside in memory and compared with the entries the log
   // gets next; more, and the store is built again.
   static constexpr uint64_t kMaxAheadBytes = 64ull << 20;

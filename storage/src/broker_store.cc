@@ -197,13 +197,14 @@ void BrokerStore::DeleteRunByPosition(uint64_t position, uint32_t topic_id, uint
 
 void BrokerStore::WriteRound(Round& round, bool sync) {
   // Even completions alone wait on what came before them, which may be lost.
-  if (!write_error_.ok()) {
-    round.set_status(write_error_);
+  if (!write_error_.ok() || !refused_.ok()) {
+    round.set_status(!write_error_.ok() ? write_error_ : refused_);
     return;
   }
   if (round.writes_nothing()) return;  // completions alone: nothing to make durable
   if (Status s = round.RunBeforeWrite(); !s.ok()) {
-    write_error_ = s;
+    refused_ = s;
+    failed_ = true;
     round.set_status(s);
     return;
   }
@@ -217,7 +218,10 @@ void BrokerStore::WriteRound(Round& round, bool sync) {
     s = log_->Sync();
     sync_micros = static_cast<uint64_t>(MicrosSince(sync_start));
   }
-  if (!s.ok()) write_error_ = s;
+  if (!s.ok()) {
+    write_error_ = s;
+    failed_ = true;
+  }
   if (s.ok()) s = ApplyToIndex(e.position, round.records(), round.ops_record());
   if (s.ok()) s = log_->PrepareNextSegment();
   round.set_status(s);
@@ -243,7 +247,7 @@ void BrokerStore::Submit(int64_t time_ms, const SealedFn& sealed) {
   round->Seal(time_ms, options_.epoch);
   if (!round->writes_nothing()) {
     if (Status s = log_->Place(round->entry()); !s.ok()) round->set_status(s);
-    if (round->status().ok() && sealed) sealed(*round);
+    if (round->status().ok() && sealed && !failed_) sealed(*round);
   }
   busy_ = true;
   {
@@ -261,7 +265,7 @@ std::unique_ptr<Round> BrokerStore::WriteInline(int64_t time_ms, const SealedFn&
       round->set_status(s);
       return round;
     }
-    if (sealed) sealed(*round);
+    if (sealed && !failed_) sealed(*round);
   }
   // The storage thread is idle (not busy), so this thread is the writer.
   std::lock_guard<std::mutex> writer(writer_mu_);
@@ -291,7 +295,10 @@ void BrokerStore::set_round_done(EventFd* round_done) {
 Status BrokerStore::SyncReplicated() {
   std::lock_guard<std::mutex> writer(writer_mu_);
   if (!write_error_.ok()) return write_error_;
-  if (Status s = log_->Sync(); !s.ok()) return write_error_ = s;
+  if (Status s = log_->Sync(); !s.ok()) {
+    failed_ = true;
+    return write_error_ = s;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   synced_ = applied_;
   return Status::OK();
@@ -339,7 +346,10 @@ void BrokerStore::StorageLoop() {
       {
         std::lock_guard<std::mutex> writer(writer_mu_);
         s = log_->Sync();
-        if (!s.ok() && write_error_.ok()) write_error_ = s;
+        if (!s.ok() && write_error_.ok()) {
+          write_error_ = s;
+          failed_ = true;
+        }
       }
       lock.lock();
       last_sync = SteadyClock::now();
@@ -381,7 +391,10 @@ Status BrokerStore::Checkpoint() {
     // The cover must be durable in the log before the checkpoint names it.
     std::lock_guard<std::mutex> writer(writer_mu_);
     if (!write_error_.ok()) return write_error_;
-    if (Status s = log_->Sync(); !s.ok()) return write_error_ = s;
+    if (Status s = log_->Sync(); !s.ok()) {
+      failed_ = true;
+      return write_error_ = s;
+    }
   }
   // Concurrent rounds may keep applying meanwhile: the flushed table files
   // then hold more than `cover`, which replay from `cover` tolerates.

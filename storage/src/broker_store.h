@@ -457,6 +457,15 @@ class BrokerStore {
   // behind them would be acknowledged and unreadable. Only reopening
   // (recovery finds where the durable log ends) clears it.
   Status write_error_;
+  // The first round refused before its write (Round::RunBeforeWrite: a
+  // cluster node whose replica log could not take it); guarded by
+  // writer_mu_. Every later round is refused too, so the store never
+  // holds a round after one it lacks; what it holds stays whole, so
+  // syncs and checkpoints go on.
+  Status refused_;
+  // Set once write_error_ or refused_ is: Submit hands no more rounds to
+  // `sealed` (they would only fail here).
+  std::atomic<bool> failed_{false};
   std::mutex checkpoint_mu_;  // one checkpoint at a time
   std::thread storage_thread_;
   std::thread checkpoint_thread_;

@@ -106,6 +106,7 @@ Status BrokerStore::IndexDamaged(const leveldb::Status& s, const std::string& wh
   if (!s.IsCorruption()) return status;
   std::lock_guard<std::mutex> writer(writer_mu_);
   if (write_error_.ok()) {
+    failed_ = true;
     write_error_ = Status::Corruption(
         "the index is damaged (" + status.message() +
         "); nothing more is written. Stop txmqd and start it with --repair to rebuild the index "

@@ -102,6 +102,29 @@ class StandbyStoreTest : public ::testing::Test {
     ASSERT_TRUE(WaitApplied(*standby, n));
   }
 
+  // A store that applied entries 1..11 with its mark at 4, and a log cut
+  // after 8 (committed 8): the payloads of entries 9..11 that were cut.
+  std::vector<std::string> CutTheLogUnderTheStore() {
+    WriteRounds(10);  // entries 2..11
+    const std::string mark = dir_.Sub("standby") + "/REPLICA_APPLIED";
+    EXPECT_NO_FATAL_FAILURE(FollowAndStop(4));
+    const std::string early_mark = testing::ReadFile(mark);
+    EXPECT_NO_FATAL_FAILURE(FollowAndStop(11));
+    EXPECT_TRUE(storage::FileSystem::Default()->WriteFileAtomically(mark, early_mark).ok());
+    std::vector<std::string> cut;
+    cluster::ReplicaLogReader reader(dir_.Sub("replica"), storage::FileSystem::Default(), 8);
+    EXPECT_TRUE(reader
+                    .Read(11,
+                          [&](const cluster::EntryView& e) {
+                            cut.emplace_back(e.payload);
+                            return Status::OK();
+                          })
+                    .ok());
+    EXPECT_TRUE(log_->TruncateAfter(8).ok());
+    committed_ = 8;
+    return cut;
+  }
+
   bool WaitApplied(const StandbyStore& s, uint64_t n) {
     for (int i = 0; i < 1000 && s.applied() < n; ++i) std::this_thread::sleep_for(5ms);
     return s.applied() == n;
@@ -314,13 +337,7 @@ class StandbyStoreNotAPrefix : public StandbyStoreTest {
   // after 8 and `refill` appended: a standby started on that builds the
   // store again, to 8 committed entries.
   void ExpectBuiltAgain(const std::function<void()>& refill) {
-    WriteRounds(10);  // entries 2..11
-    const std::string mark = dir_.Sub("standby") + "/REPLICA_APPLIED";
-    ASSERT_NO_FATAL_FAILURE(FollowAndStop(4));
-    const std::string early_mark = testing::ReadFile(mark);
-    ASSERT_NO_FATAL_FAILURE(FollowAndStop(11));
-    ASSERT_TRUE(storage::FileSystem::Default()->WriteFileAtomically(mark, early_mark).ok());
-    ASSERT_TRUE(log_->TruncateAfter(8).ok());
+    ASSERT_EQ(CutTheLogUnderTheStore().size(), 3u);
     refill();
     committed_ = 8;
     auto again = StartStandby();
@@ -344,31 +361,7 @@ TEST_F(StandbyStoreNotAPrefix, AStoreWhoseRoundsDifferFromTheLogsIsBuiltAgain) {
 // the log gets next (from the new leader, which has them when a follower
 // did): the same rounds, and the store is continued; others, and it is
 // built again; none yet at a hand-over, and it is not handed over.
-class StandbyStoreAhead : public StandbyStoreTest {
- protected:
-  // A store that applied entries 1..11 with its mark at 4, and a log cut
-  // after 8: the payloads of entries 9..11 that were cut.
-  std::vector<std::string> CutTheLogUnderTheStore() {
-    WriteRounds(10);  // entries 2..11
-    const std::string mark = dir_.Sub("standby") + "/REPLICA_APPLIED";
-    EXPECT_NO_FATAL_FAILURE(FollowAndStop(4));
-    const std::string early_mark = testing::ReadFile(mark);
-    EXPECT_NO_FATAL_FAILURE(FollowAndStop(11));
-    EXPECT_TRUE(storage::FileSystem::Default()->WriteFileAtomically(mark, early_mark).ok());
-    std::vector<std::string> cut;
-    cluster::ReplicaLogReader reader(dir_.Sub("replica"), storage::FileSystem::Default(), 8);
-    EXPECT_TRUE(reader
-                    .Read(11,
-                          [&](const cluster::EntryView& e) {
-                            cut.emplace_back(e.payload);
-                            return Status::OK();
-                          })
-                    .ok());
-    EXPECT_TRUE(log_->TruncateAfter(8).ok());
-    committed_ = 8;
-    return cut;
-  }
-};
+class StandbyStoreAhead : public StandbyStoreTest {};
 
 TEST_F(StandbyStoreAhead, RoundsPastTheLogsEndAreContinuedWhenTheLogBringsThem) {
   const std::vector<std::string> cut = CutTheLogUnderTheStore();

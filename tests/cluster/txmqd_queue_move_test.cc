@@ -117,6 +117,29 @@ class TxmqdQueueMove : public TwoGroupsFixture {
     return Topic(url, args);
   }
 
+  // A key whose messages go to `queue` of a topic with `queues` queues.
+  static std::string KeyOf(uint32_t queue, uint32_t queues) {
+    for (int i = 0; i < 1000; ++i) {
+      const std::string key = "k" + std::to_string(i);
+      if (StableHash(key) % queues == queue) return key;
+    }
+    ADD_FAILURE() << "no key of queue " << queue;
+    return "";
+  }
+
+  // Message `id` with `key` sent to the broker `connection` talks to and
+  // nowhere else (no route asked), as one attempt of a producer's.
+  static Result<wire::Frame> SendOnce(net::Connection& connection, const std::string& topic,
+                                      const std::string& key, const std::string& id) {
+    auto request = connection.NewRequest();
+    auto m = request.envelope().initSend().initMessage();
+    m.setId(id);
+    m.setTopic(topic);
+    m.setKey(key);
+    m.setBody(kj::StringPtr("x").asBytes());
+    return connection.CallSync(std::move(request), 10s);
+  }
+
   // Keyed sends go on until `more` further ones were acknowledged.
   static void WaitForMoreAcks(const OpHistory& history, size_t more) {
     const size_t from = history.acknowledged();
@@ -319,10 +342,7 @@ TEST_F(TxmqdQueueMove, AQueueMovedFromAGroupGoneForGoodIsHeldUntilReleased) {
   Kill9(nodes_[0]);  // g1, for good
   const CommandResult moved = Move(nodes_[1].url(), topic, 1, "g2");
   ASSERT_EQ(moved.exit_code, 0) << moved.err;
-  std::string key1;  // a key of queue 1
-  for (int i = 0; key1.empty() && i < 1000; ++i) {
-    if (StableHash("k" + std::to_string(i)) % 3 == 1) key1 = "k" + std::to_string(i);
-  }
+  const std::string key1 = KeyOf(1, 3);
   Producer producer({.broker = nodes_[1].url(), .send_timeout = 10s});
   ASSERT_TRUE(producer.Start().ok());
   for (int i = 0; i < 10; ++i) {
@@ -388,21 +408,10 @@ TEST_F(TxmqdQueueMove, AResendOfAMessageTheOldGroupStoredIsAnsweredThereNotStore
   ASSERT_FALSE(topic.empty());
   const CommandResult created = Topic(nodes_[0].url(), {"create", topic, "--queues", "2"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string key0;  // a key of queue 0
-  for (int i = 0; key0.empty() && i < 1000; ++i) {
-    if (StableHash("k" + std::to_string(i)) % 2 == 0) key0 = "k" + std::to_string(i);
-  }
+  const std::string key0 = KeyOf(0, 2);
   auto g1 = net::Connection::Open({.broker = nodes_[0].url()});
   ASSERT_TRUE(g1.ok());
-  auto send_to_g1 = [&](const std::string& id) {
-    auto request = (*g1)->NewRequest();
-    auto m = request.envelope().initSend().initMessage();
-    m.setId(id);
-    m.setTopic(topic);
-    m.setKey(key0);
-    m.setBody(kj::StringPtr("x").asBytes());
-    return (*g1)->CallSync(std::move(request), 10s);
-  };
+  auto send_to_g1 = [&](const std::string& id) { return SendOnce(**g1, topic, key0, id); };
   auto first = send_to_g1("stored-before-the-move");
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   ASSERT_FALSE(first->envelope().getSendOk().getDuplicate());
@@ -443,10 +452,7 @@ TEST_F(TxmqdQueueMove, AProducersResendOfAnUnansweredSendAsksTheGroupItWentToFir
   ASSERT_FALSE(topic.empty());
   const CommandResult created = Topic(nodes_[1].url(), {"create", topic, "--queues", "2"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string key0;  // a key of queue 0
-  for (int i = 0; key0.empty() && i < 1000; ++i) {
-    if (StableHash("k" + std::to_string(i)) % 2 == 0) key0 = "k" + std::to_string(i);
-  }
+  const std::string key0 = KeyOf(0, 2);
   Producer producer({.broker = nodes_[1].url(), .send_timeout = 1s});
   ASSERT_TRUE(producer.Start().ok());
   ASSERT_TRUE(producer.Send({.topic = topic, .key = key0, .body = "x"}).ok());  // g1 is known
@@ -467,13 +473,7 @@ TEST_F(TxmqdQueueMove, AProducersResendOfAnUnansweredSendAsksTheGroupItWentToFir
   int n = 0;
   ASSERT_TRUE(WaitFor(
       [&] {
-        auto request = (*g1)->NewRequest();
-        auto m = request.envelope().initSend().initMessage();
-        m.setId("probe-" + std::to_string(n++));
-        m.setTopic(topic);
-        m.setKey(key0);
-        m.setBody(kj::StringPtr("x").asBytes());
-        auto reply = (*g1)->CallSync(std::move(request), 10s);
+        auto reply = SendOnce(**g1, topic, key0, "probe-" + std::to_string(n++));
         return !reply.ok() && reply.status().code() == StatusCode::kWrongGroup;
       },
       30s))

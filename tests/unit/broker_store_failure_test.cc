@@ -33,8 +33,9 @@ struct Store {
     store = std::move(s.value());
     return Status::OK();
   }
-  // One message per round, on the storage thread or inline.
-  Status Append(uint64_t offset, bool inline_write) {
+  // One message per round, on the storage thread or inline; `sealed` as
+  // a cluster leader's (BrokerStore::SealedFn).
+  Status Append(uint64_t offset, bool inline_write, const BrokerStore::SealedFn& sealed = {}) {
     const std::string id = "m" + std::to_string(offset);
     MessageView m;
     m.id = id;
@@ -44,9 +45,9 @@ struct Store {
     store->AppendMessage(1, 0, offset, m, true);
     std::unique_ptr<Round> round;
     if (inline_write) {
-      round = store->WriteInline(++clock);
+      round = store->WriteInline(++clock, sealed);
     } else {
-      store->Submit(++clock);
+      store->Submit(++clock, sealed);
       round = store->WaitFinished();
     }
     Status s = round->status();
@@ -111,6 +112,42 @@ TEST(BrokerStoreFailure, UnderFlushAsyncAFailedBackgroundSyncFailsTheNextRound) 
   uint64_t offset = 1;
   EXPECT_TRUE(testing::WaitFor([&] { return !s.Append(offset++, false).ok(); }))
       << "rounds are still acknowledged after the log lost what they follow";
+}
+
+// A cluster leader's round that its replica log never took (the node
+// stopped leading) is refused before its write, and so is every round
+// after it: the store never holds a round after one it lacks. What it
+// holds is whole, so it still syncs (a clean stop marks and checkpoints
+// it), and no round is handed to replication once one was refused.
+TEST(BrokerStoreFailure, ARoundRefusedBeforeItsWriteIsNotWrittenNorAnyAfterIt) {
+  TempDir dir;
+  {
+    Store s(dir.path());
+    s.options.sync = false;
+    ASSERT_TRUE(s.Open().ok());
+    int sealed = 0;
+    bool refuse = false;
+    auto seal = [&](Round& round) {
+      ++sealed;
+      round.set_before_write([&] {
+        return refuse ? Status::Unavailable("node a stopped leading group g1") : Status::OK();
+      });
+    };
+    ASSERT_TRUE(s.Append(0, false, seal).ok());
+    refuse = true;
+    Status refused = s.Append(1, false, seal);
+    EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+    refuse = false;
+    Status later = s.Append(2, false, seal);
+    EXPECT_FALSE(later.ok()) << "a round after a refused one was written";
+    EXPECT_EQ(sealed, 2) << "a round was handed to replication after one was refused";
+    EXPECT_EQ(s.store->GetQueueBounds(1, 0).end, 1u);
+    EXPECT_TRUE(s.store->SyncReplicated().ok()) << "what the store holds no longer syncs";
+  }
+  Store s(dir.path());
+  ASSERT_TRUE(s.Open().ok());
+  EXPECT_EQ(s.store->GetQueueBounds(1, 0).end, 1u);
+  EXPECT_TRUE(s.store->ReadMessage(1, 0, 0).ok());
 }
 
 }  // namespace

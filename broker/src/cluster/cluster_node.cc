@@ -202,13 +202,21 @@ uint64_t ClusterNode::Replicate(std::string payload) {
 
 Status ClusterNode::WaitAppended(uint64_t ticket) {
   std::unique_lock<std::mutex> lock(mu_);
-  appended_cv_.wait_for(lock, std::chrono::seconds(10),
-                        [&] { return appended_ticket_ >= ticket || !failure_.ok() || stop_; });
+  auto done = [&] { return appended_ticket_ >= ticket || !failure_.ok() || stop_; };
+  // As long as it takes: a replica log stalled (its disk, a frozen
+  // process) stalls this round's store write as it stalls its ack, and
+  // the broker goes on once it is back.
+  for (int waited = 10; !appended_cv_.wait_for(lock, std::chrono::seconds(10), done);
+       waited += 10) {
+    Logger("cluster")->warn(
+        "round {} is not in the replica log after {} s; the store waits for it (is the replica "
+        "log's disk stalled?)",
+        ticket, waited);
+  }
   if (appended_ticket_ >= ticket) return Status::OK();
   if (!failure_.ok()) return failure_;
-  return Status::Unavailable("round " + std::to_string(ticket) +
-                             (stop_ ? " was not in the replica log when replication stopped"
-                                    : " was not in the replica log after 10 s"));
+  return Status::Unavailable("replication stopped before round " + std::to_string(ticket) +
+                             " was in the replica log");
 }
 
 Status ClusterNode::failure() const {
