@@ -19,6 +19,23 @@ void SendService::ReplyStored(const std::string& routing_id, uint64_t request_id
   core_.Reply(routing_id, reply);
 }
 
+void SendService::AnswerDuplicate(const RequestContext& ctx, const std::string& message_id,
+                                  const DedupWindow::Hit& hit) {
+  core_.counters().duplicates++;
+  if (hit.durable) {
+    return ReplyStored(ctx.routing_id, ctx.request_id, message_id, hit.first, true);
+  }
+  // The first copy is still on its way to disk: answer when it arrived.
+  core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, message_id,
+                   first = hit.first](const Status& s) {
+    if (!s.ok()) {
+      return core_.ReplyError({routing_id, request_id, nullptr},
+                              Status::Unavailable("message not stored: " + s.message()));
+    }
+    ReplyStored(routing_id, request_id, message_id, first, true);
+  });
+}
+
 void SendService::Handle(const RequestContext& ctx, wire::SendRequest::Reader request) {
   if (Status s = core_.CheckWritable(); !s.ok()) return core_.ReplyError(ctx, s);
   auto in = request.getMessage();
@@ -28,22 +45,7 @@ void SendService::Handle(const RequestContext& ctx, wire::SendRequest::Reader re
   }
   std::string message_id(m.id);
 
-  if (auto hit = dedup_.Find(m.id)) {
-    core_.counters().duplicates++;
-    if (hit->durable) {
-      return ReplyStored(ctx.routing_id, ctx.request_id, message_id, hit->first, true);
-    }
-    // The first copy is still on its way to disk: answer when it arrived.
-    core_.OnDurable([this, routing_id = ctx.routing_id, request_id = ctx.request_id, message_id,
-                     first = hit->first](const Status& s) {
-      if (!s.ok()) {
-        return core_.ReplyError({routing_id, request_id, nullptr},
-                                Status::Unavailable("message not stored: " + s.message()));
-      }
-      ReplyStored(routing_id, request_id, message_id, first, true);
-    });
-    return;
-  }
+  if (auto hit = dedup_.Find(m.id)) return AnswerDuplicate(ctx, message_id, *hit);
 
   // After the dedup window: a resend of a stored message writes nothing.
   if (Status s = core_.CheckAcceptsNewData(); !s.ok()) return core_.ReplyError(ctx, s);

@@ -15,6 +15,10 @@ class SendService {
       : core_(core), topics_(topics), dedup_(dedup), delayed_(delayed) {}
 
   void Handle(const RequestContext& ctx, wire::SendRequest::Reader request);
+  // Answers a send of `message_id`, which the window holds (`hit`), with
+  // what was stored first: at once, or once that first copy is durable.
+  void AnswerDuplicate(const RequestContext& ctx, const std::string& message_id,
+                       const DedupWindow::Hit& hit);
 
  private:
   void ReplyStored(const std::string& routing_id, uint64_t request_id,

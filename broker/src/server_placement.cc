@@ -70,8 +70,14 @@ bool Server::HoldForPlacement(const RequestContext& ctx, wire::Envelope::Reader 
     // each group's. A WRONG_GROUP answer therefore also says "not stored
     // here", which a producer may rely on before it tries another group.
     if (decision.status.code() == StatusCode::kWrongGroup && env.which() == E::SEND) {
-      auto hit = dedup_.Find(View(env.getSend().getMessage().getId()));
-      if (hit && hit->first.topic == topic) return false;
+      const std::string id = wire::ToString(env.getSend().getMessage().getId());
+      auto hit = dedup_.Find(id);
+      // Answered here: the handler would look again, and the id may have
+      // left the window in between (then it would be stored here).
+      if (hit && hit->first.topic == topic) {
+        sends_.AnswerDuplicate(ctx, id, *hit);
+        return true;
+      }
     }
     if (decision.kind == Kind::kPark) {
       ParkRequest(ctx, std::string(topic), frame, fd);
