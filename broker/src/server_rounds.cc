@@ -1,8 +1,8 @@
 // How the server finishes a written round: on a single node its
 // completions run at once; on a cluster leader the round, handed to
-// replication when it was sealed, completes once committed (DESIGN.md "Wiring into txmqd:
-// the decisions"), and committed rounds are marked in the store
-// (leader_mark.h). Core thread.
+// replication when it was sealed, completes once committed (DESIGN.md
+// "Wiring into txmqd: the decisions"), and committed rounds are marked in
+// the store (leader_mark.h). Core thread.
 #include "broker/src/replicated_round.h"
 #include "broker/src/server.h"
 #include "protocol/src/log.h"
@@ -35,12 +35,13 @@ void Server::FinishRound(std::unique_ptr<storage::Round> round) {
   }
   const Status lost =
       options_.replicator != nullptr ? options_.replicator->failure() : Status::OK();
-  if (!lost.ok() && round->status().code() == lost.code() &&
-      round->status().message() == lost.message()) {
-    // Not written because replication failed (this node stopped leading):
-    // the store holds no round its log lacks; CompleteReplicated stops
-    // the broker, saying why.
-  } else if (!round->status().ok()) {
+  // Not written because replication failed (this node stopped leading):
+  // the store holds no round its log lacks. It fails in its turn, after
+  // the rounds before it, and CompleteReplicated stops the broker, saying
+  // why.
+  const bool refused = !lost.ok() && round->status().code() == lost.code() &&
+                       round->status().message() == lost.message();
+  if (!round->status().ok() && !refused) {
     core_.SetStorageFailed(round->status());
     // RESOURCE_EXHAUSTED: storage waited a minute for a file descriptor.
     const bool descriptors = round->status().code() == StatusCode::kResourceExhausted;
@@ -50,7 +51,7 @@ void Server::FinishRound(std::unique_ptr<storage::Round> round) {
         round->status().ToString(),
         descriptors ? "find what holds the file descriptors (raise ulimit -n)" : "fix the disk");
   }
-  if (options_.replicator != nullptr && round->status().ok()) {
+  if (options_.replicator != nullptr && (round->status().ok() || refused)) {
     if (ticket) last_ticket_ = *ticket;
     // Completions alone wait for the round before them.
     replicating_.push_back({last_ticket_, std::move(round)});
