@@ -70,7 +70,10 @@ void Server::CompleteReplicated() {
     replicating_.pop_front();
     // Not committed here; it may still commit under the next leader, so
     // the client retries (same message id) rather than gives up.
-    if (r.ticket > committed) {
+    if (!r.round->status().ok()) {
+      // Refused unwritten (FinishRound): it fails with that, whatever
+      // committed (a round without its own ticket carries the one before).
+    } else if (r.ticket > committed) {
       r.round->set_status(Status::Unavailable(lost.message()));
     } else if (!r.round->writes_nothing()) {
       leader_mark_.Committed(*r.round, r.ticket);
