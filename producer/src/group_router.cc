@@ -164,8 +164,20 @@ Result<GroupRouter::Target> GroupRouter::Pick(const std::string& topic, Route& r
   const Target home{&home_, false, route.home_group};
   if (route.groups.empty() && route.draining_from.empty()) return home;
   const auto n = static_cast<uint32_t>(std::max(route.groups.size(), route.draining_from.size()));
-  const uint32_t queue =
-      key.empty() ? route.next++ % n : static_cast<uint32_t>(StableHash(key) % n);
+  uint32_t queue = key.empty() ? route.next++ % n : static_cast<uint32_t>(StableHash(key) % n);
+  if (key.empty() && !unsure_group.empty()) {
+    // Keyless, any queue will do: one of the group that may hold it, which
+    // answers it as a duplicate if so, not one of another group, which
+    // would store it again.
+    for (uint32_t q = 0; q < n; ++q) {
+      const bool serves = q < route.groups.size() ? route.groups[q] == unsure_group
+                                                  : route.home_group == unsure_group;
+      if (serves || (q < route.draining_from.size() && route.draining_from[q] == unsure_group)) {
+        queue = q;
+        break;
+      }
+    }
+  }
   const std::string& group = route.groups.empty() ? route.home_group : route.groups[queue];
   if (!unsure_group.empty() && group != unsure_group && queue < route.draining_from.size() &&
       route.draining_from[queue] == unsure_group) {

@@ -20,7 +20,9 @@
 // it after a move, a resend goes there first: that group answers a message
 // it holds as a duplicate and one it does not hold WRONG_GROUP, and only
 // then is it sent to the queue's new group. Otherwise it would be stored in
-// both, each group's dedup window knowing only its own.
+// both, each group's dedup window knowing only its own. A keyless resend,
+// which any queue would take, goes to a queue of that group for the same
+// reason.
 //
 // Threads: Resolve may be called from any thread, and also from a
 // connection's I/O thread (completions call it to send again elsewhere):

@@ -490,5 +490,46 @@ TEST_F(TxmqdQueueMove, AProducersResendOfAnUnansweredSendAsksTheGroupItWentToFir
   EXPECT_EQ(nlohmann::json::parse(at_g2.out)["queues"][0].value("end_offset", 0), 1) << at_g2.out;
 }
 
+// A keyless send to g1 that got no answer (g1 stopped; it stores the
+// message once it runs again) is resent to a queue of g1, which answers
+// it as a duplicate, and never to one of g2, which would store it too:
+// keyless messages otherwise turn round the queues, and queue 0 is g2's.
+TEST_F(TxmqdQueueMove, AKeylessResendOfAnUnansweredSendStaysWithTheGroupItWentTo) {
+  StartTwoGroups({"--lease-ttl", "15"});
+  const std::string topic = TopicPlacedAs("keyless-", {"g2", "g1"}, {"g1", "g2"});
+  ASSERT_FALSE(topic.empty());
+  const CommandResult created = Topic(nodes_[1].url(), {"create", topic, "--queues", "2"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  Producer producer({.broker = nodes_[1].url(), .send_timeout = 1s});
+  ASSERT_TRUE(producer.Start().ok());
+  // Queues 0, 1, 0 in turn: g1's connection is open, and the next keyless
+  // send goes to queue 1.
+  for (uint32_t i = 0; i < 3; ++i) {
+    auto warm = producer.Send({.topic = topic, .body = "x", .id = "warm-" + std::to_string(i)});
+    ASSERT_TRUE(warm.ok()) << warm.status().ToString();
+    ASSERT_EQ(warm->queue, i % 2);
+  }
+
+  nodes_[0].process->Signal(SIGSTOP);
+  auto unanswered = producer.Send({.topic = topic, .body = "x", .id = "unanswered"});  // queue 1
+  nodes_[0].process->Signal(SIGCONT);
+  EXPECT_FALSE(unanswered.ok()) << "answered while g1 was stopped: stored in queue "
+                                << unanswered->queue;
+  WaitForStoredAt(nodes_[0].url(), topic, 1);
+
+  auto resent = producer.Send({.topic = topic, .body = "x", .id = "unanswered"});
+  ASSERT_TRUE(resent.ok()) << resent.status().ToString();
+  EXPECT_TRUE(resent->duplicate);
+  EXPECT_EQ(resent->queue, 1u);
+  producer.Shutdown();
+  auto end_of = [&](const Node& n, uint32_t queue) {
+    const CommandResult shown = Topic(n.url(), {"show", topic});
+    auto json = nlohmann::json::parse(shown.out, nullptr, false);
+    return json.is_discarded() ? -1 : json["queues"][queue].value("end_offset", -1);
+  };
+  EXPECT_EQ(end_of(nodes_[1], 0), 2) << "g2 stored the message g1 holds";
+  EXPECT_EQ(end_of(nodes_[0], 1), 2);
+}
+
 }  // namespace
 }  // namespace txmq::testing
