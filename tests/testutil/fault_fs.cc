@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 namespace txmq::testing {
 
@@ -102,12 +103,20 @@ uint64_t FaultFileSystem::RestoreLocked(const std::string& path, Tracked& t) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return 0;  // removed meanwhile
   uint64_t restored = 0;
+  // A page the disk wrote back holds every write to it up to some moment:
+  // torn, each page keeps a random prefix of its writes (once a write to
+  // it is kept, so is every older one), never a later write without an
+  // earlier one, which no disk could show.
+  std::map<uint64_t, bool> kept_from_here;  // by page
   // Newest first, so each range ends with what it held at the last sync.
   for (auto u = t.undo.rbegin(); u != t.undo.rend(); ++u) {
     for (uint64_t at = 0; at < u->old_bytes.size();) {
-      const uint64_t page_end = std::min<uint64_t>(
-          u->old_bytes.size(), (u->offset + at) / kPage * kPage + kPage - u->offset);
-      const bool keep_new = torn_ && (rng_() & 1);
+      const uint64_t page = (u->offset + at) / kPage;
+      const uint64_t page_end =
+          std::min<uint64_t>(u->old_bytes.size(), page * kPage + kPage - u->offset);
+      bool& kept = kept_from_here[page];
+      if (!kept) kept = torn_ && (rng_() & 1);
+      const bool keep_new = kept;
       if (!keep_new) {
         (void)!::pwrite(fd, u->old_bytes.data() + at, page_end - at,
                         static_cast<off_t>(u->offset + at));
