@@ -178,6 +178,10 @@ TEST_F(SqliteOutbox, ASecondWriterWaitsForTheFirstAndABusyDatabaseIsARetryableTi
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(outbox.stats().sent, 0u);
   Sql(db_.get(), "COMMIT");
+  // From here b is an ordinary writer: the relay now claims and marks k-1,
+  // and on a loaded machine one of its write transactions can outlast
+  // b's 200 ms.
+  Sql(b.get(), "PRAGMA busy_timeout = 10000");
   PlaceOrder(outbox, b.get(), "k-2", "k");
   ASSERT_TRUE(outbox.Flush(10s).ok()) << outbox.stats().last_error;
   EXPECT_EQ(ByKey(Receive(2))["k"], (std::vector<std::string>{"k-1", "k-2"}));
