@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,7 +18,6 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <set>
 #include <sstream>
 #include <thread>
 
@@ -115,36 +115,66 @@ bool EvictFromPageCache(const std::string& path) {
 
 namespace {
 
-int AnyFreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
+bool CanBindLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
-  return port;
+  return ok;
+}
+
+// The kernel's range for outgoing connections and bind(0); a port outside
+// it is never taken by some process's connect().
+std::pair<int, int> EphemeralRange() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 32768, high = 60999;
+  in >> low >> high;
+  return {low, high};
+}
+
+// Holds `port` for this process's lifetime: an exclusive flock on a file
+// named after it, shared by every test process on the machine, released by
+// the kernel when the process exits however it ends.
+// The lock's descriptor, or -1 if another process holds the port.
+int ClaimAcrossProcesses(int port) {
+  static const std::string dir = "/tmp/txmq-test-ports";
+  ::mkdir(dir.c_str(), 0777);
+  const std::string path = dir + "/" + std::to_string(port);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace
 
 int FreeLoopbackPort() {
-  // The kernel may hand the port it just freed out again: two nodes of
-  // one test, given their ports before either listens, got the same one.
-  // Never the same port twice in one process.
+  // Tests of several ctest processes pick ports at once, and the port
+  // must stay free until a txmqd started later binds it. A port the kernel
+  // picks (bind to 0) is from the ephemeral range, where any connect() of
+  // any process may take it meanwhile, and another test process may be
+  // handed the same one. So pick outside that range, and claim the port
+  // machine-wide (a lock file) before handing it out.
   static std::mutex mu;
-  static std::set<int> handed_out;
   std::lock_guard<std::mutex> lock(mu);
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const int port = AnyFreeLoopbackPort();
-    if (port < 0) return port;
-    if (handed_out.insert(port).second) return port;
+  const auto [ephemeral_low, ephemeral_high] = EphemeralRange();
+  int low = 10000, high = ephemeral_low - 1;
+  if (high - low < 1000) low = ephemeral_high + 1, high = 65535;
+  static uint32_t next = static_cast<uint32_t>(::getpid()) * 7919u;
+  const int span = high - low + 1;
+  for (int attempt = 0; attempt < span; ++attempt) {
+    const int port = low + static_cast<int>(next++ % static_cast<uint32_t>(span));
+    const int claim = ClaimAcrossProcesses(port);
+    if (claim < 0) continue;
+    if (CanBindLoopback(port)) return port;  // the claim's fd stays open till exit
+    ::close(claim);
   }
   return -1;
 }

@@ -57,8 +57,10 @@ int64_t CachedPages(const std::string& path, uint64_t offset, uint64_t n);
 // kernel would not (a page some process maps stays).
 bool EvictFromPageCache(const std::string& path);
 
-// A loopback TCP port nobody listened on a moment ago (the kernel picks
-// it). Another process may take it before the caller does: retry then.
+// A loopback TCP port free a moment ago, outside the kernel's ephemeral
+// range and held for this process by a lock file under
+// /tmp/txmq-test-ports, so no other test process is handed it and no
+// outgoing connection takes it. -1 if none is left.
 int FreeLoopbackPort();
 
 // Path of a binary built by this project (build/bin/NAME).
