@@ -125,7 +125,7 @@ TEST_F(TxmqdPartition, AFollowerCutOffLeavesTheIsrAndAStaleOneNeverLeads) {
   for (Node& n : nodes_) StartNode(n, 2);
   Node* leader = WaitForLeader();
   ASSERT_NE(leader, nullptr);
-  ASSERT_TRUE(testing::WaitFor([&] { return Isr().size() == 3; }, 20s));
+  ASSERT_TRUE(testing::WaitFor([&] { return Isr().size() == 3; }, 40s)) << LogTails();
   Node* cut = Other(leader);
   std::vector<std::string> acked = SendAll(leader->url(), "all-in", 20);
 
@@ -175,7 +175,7 @@ TEST_F(TxmqdPartition, ALeaderCutOffFromItsGroupAndEtcdAcknowledgesNothingMore) 
   for (Node& n : nodes_) StartNode(n, 2);
   Node* old = WaitForLeader();
   ASSERT_NE(old, nullptr);
-  ASSERT_TRUE(testing::WaitFor([&] { return Isr().size() == 3; }, 20s));
+  ASSERT_TRUE(testing::WaitFor([&] { return Isr().size() == 3; }, 40s)) << LogTails();
   std::vector<std::string> acked = SendAll(old->url(), "before", 50);
   ASSERT_FALSE(HasFailure());
 
