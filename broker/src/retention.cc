@@ -113,7 +113,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     if (*budget == 0) return false;
     --*budget;
     if (auto half = store.ReadHalf(tx_id, index); half.ok()) {
-      store.PutHalf(half->body);
+      store.MoveHalf(half->body);
       ++moved;
     }
     return true;

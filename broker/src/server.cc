@@ -25,6 +25,7 @@ storage::StoreOptions StoreOptionsFor(const BrokerOptions& o) {
   s.cached_log_bytes = o.cached_log_bytes;
   s.max_round_bytes = std::min<size_t>(16u << 20, o.segment_bytes / 4);
   s.write_buffer_bytes = o.write_buffer_bytes;
+  s.index_overlay_bytes = o.index_overlay_bytes;
   s.table_file_bytes = o.table_file_bytes;
   s.verify_all = o.verify_storage_at_start;
   s.repair = o.repair;

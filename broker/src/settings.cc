@@ -74,6 +74,7 @@ std::vector<std::pair<std::string, std::string>> EffectiveSettings(const BrokerO
       {"segment-mb", to_string(o.segment_bytes >> 20)},
       {"cached-log-mb", to_string(o.cached_log_bytes >> 20)},
       {"write-buffer-mb", to_string(o.write_buffer_bytes >> 20)},
+      {"index-overlay-mb", to_string(o.index_overlay_bytes >> 20)},
       {"table-file-mb", to_string(o.table_file_bytes >> 20)},
       {"curve-secret-key", o.curve_secret_key_file.empty() ? "-" : o.curve_secret_key_file},
       {"acl", o.acl_file.empty() ? "-" : o.acl_file},

@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   bool no_auto_create = false;
   std::string verify_on_start = "all";
   size_t write_buffer_mb = o.write_buffer_bytes >> 20, table_file_mb = o.table_file_bytes >> 20;
+  size_t index_overlay_mb = o.index_overlay_bytes >> 20;
   uint64_t segment_mb = o.segment_bytes >> 20, cached_log_mb = o.cached_log_bytes >> 20;
   std::string min_free_disk;  // "": MinFreeDiskRoom
   std::string tx_timeout = "6s", check_interval = "10s", check_interval_max = "60s",
@@ -205,6 +206,13 @@ int main(int argc, char** argv) {
                  "Index (LevelDB) memtable size in MiB; a checkpoint flushes it, so larger means "
                  "longer checkpoints")
       ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--index-overlay-mb", index_overlay_mb,
+                 "Transactions' short-lived index keys (half references, check schedule, "
+                 "records) kept in memory up to this many MiB or the next checkpoint, so a "
+                 "transaction that ends by then costs LevelDB no write for them; rebuilt from "
+                 "the log after a crash. 0: written to the index at once")
+      ->check(CLI::Range(0, 4096))
       ->capture_default_str();
   app.add_option("--table-file-mb", table_file_mb, "Index (LevelDB) table file size in MiB")
       ->check(CLI::Range(1, 4096))
@@ -371,6 +379,7 @@ int main(int argc, char** argv) {
   o.flush = flush == "async" ? txmq::FlushMode::kAsync : txmq::FlushMode::kSync;
   o.auto_create_topics = !no_auto_create;
   o.write_buffer_bytes = write_buffer_mb << 20;
+  o.index_overlay_bytes = index_overlay_mb << 20;
   o.table_file_bytes = table_file_mb << 20;
   o.segment_bytes = segment_mb << 20;
   o.cached_log_bytes = cached_log_mb << 20;

@@ -61,6 +61,7 @@ Result<std::unique_ptr<BrokerStore>> BrokerStore::Open(const StoreOptions& optio
   }
   auto store = std::unique_ptr<BrokerStore>(new BrokerStore(options, round_done));
   if (Status s = store->Recover(); !s.ok()) return s;
+  store->overlay_live_ = options.index_overlay_bytes > 0;
   store->storage_thread_ = std::thread([s = store.get()] {
     SetThreadName("txmq-storage");
     s->StorageLoop();
@@ -150,7 +151,12 @@ void BrokerStore::DeleteDelayed(int64_t due_ms, uint64_t seq) {
   round_->Delete(store::DelayedKey(due_ms, seq));
 }
 
-void BrokerStore::PutHalf(const store::HalfBody& half) { round_->AppendHalf(half); }
+void BrokerStore::PutHalf(const store::HalfBody& half) {
+  round_->AppendHalf(half);
+  round_->MarkNew(store::HalfKey(half.tx_id, half.index));
+}
+
+void BrokerStore::MoveHalf(const store::HalfBody& half) { round_->AppendHalf(half); }
 
 void BrokerStore::DeleteHalf(std::string_view tx_id, uint32_t index) {
   round_->Delete(store::HalfKey(tx_id, index));
@@ -163,7 +169,10 @@ void BrokerStore::PutTx(std::string_view tx_id, const TxRecord& record) {
 void BrokerStore::DeleteTx(std::string_view tx_id) { round_->Delete(store::TxKey(tx_id)); }
 
 void BrokerStore::ScheduleCheck(int64_t next_check_ms, std::string_view tx_id) {
-  round_->Put(store::TimedTxKey(store::kCheck, next_check_ms, tx_id), "");
+  // A slot is put only where none is (the old one is deleted first).
+  std::string key = store::TimedTxKey(store::kCheck, next_check_ms, tx_id);
+  round_->Put(key, "");
+  round_->MarkNew(std::move(key));
 }
 
 void BrokerStore::UnscheduleCheck(int64_t next_check_ms, std::string_view tx_id) {
@@ -222,7 +231,7 @@ void BrokerStore::WriteRound(Round& round, bool sync) {
     write_error_ = s;
     failed_ = true;
   }
-  if (s.ok()) s = ApplyToIndex(e.position, round.records(), round.ops_record());
+  if (s.ok()) s = ApplyToIndex(e.position, round.records(), round.ops_record(), &round.new_keys());
   if (s.ok()) s = log_->PrepareNextSegment();
   round.set_status(s);
   std::lock_guard<std::mutex> lock(mu_);
@@ -239,7 +248,7 @@ void BrokerStore::WriteRound(Round& round, bool sync) {
   stats_.write_latency.Observe(write_micros);
   stats_.sync_micros_max = std::max(stats_.sync_micros_max, sync_micros);
   if (syncs) stats_.sync_latency.Observe(sync_micros);
-  if (bytes_since_checkpoint_ >= options_.checkpoint_bytes) cv_.notify_all();
+  if (bytes_since_checkpoint_ >= options_.checkpoint_bytes || OverlayFull()) cv_.notify_all();
 }
 
 void BrokerStore::Submit(int64_t time_ms, const SealedFn& sealed) {
@@ -379,6 +388,24 @@ Status BrokerStore::FlushIndex() {
                      "flushing the index");
 }
 
+Status BrokerStore::FlushOverlay() {
+  Status s;
+  for (leveldb::WriteBatch& batch : overlay_.Seal(1u << 20)) {
+    leveldb::WriteOptions wo;  // unsynced: the log is the durable copy
+    s = FromLevelDb(db_->get()->Write(wo, &batch), "writing the index overlay");
+    if (!s.ok()) break;
+  }
+  // Even after a failed write: the error stops the store (below), and the
+  // next start replays the log from the last checkpoint.
+  overlay_.DropSealed();
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> writer(writer_mu_);
+    if (write_error_.ok()) write_error_ = s;
+    failed_ = true;
+  }
+  return s;
+}
+
 Status BrokerStore::Checkpoint() {
   std::lock_guard<std::mutex> checkpoint(checkpoint_mu_);
   LogCursor cover;
@@ -387,6 +414,10 @@ Status BrokerStore::Checkpoint() {
     // Covered: applied to the index and durable in the log.
     cover = applied_.index <= synced_.index ? applied_ : synced_;
   }
+  // Every round before `cover` was applied, so what it put in the overlay
+  // is in the batch the flush writes now (rounds applied meanwhile may be
+  // too: more than the cover, which replay tolerates).
+  if (Status s = FlushOverlay(); !s.ok()) return s;
   if (!options_.sync) {
     // The cover must be durable in the log before the checkpoint names it.
     std::lock_guard<std::mutex> writer(writer_mu_);
@@ -419,13 +450,25 @@ void BrokerStore::CheckpointLoop() {
   while (!stopping_) {
     cv_.wait_for(lock, std::chrono::milliseconds(500), [this] {
       return stopping_ || checkpoint_requested_ ||
-             bytes_since_checkpoint_ >= options_.checkpoint_bytes;
+             bytes_since_checkpoint_ >= options_.checkpoint_bytes || OverlayFull();
     });
     if (stopping_) return;
     const bool due =
         checkpoint_requested_ || bytes_since_checkpoint_ >= options_.checkpoint_bytes ||
         (bytes_since_checkpoint_ > 0 && SteadyClock::now() - last >= options_.checkpoint_interval);
-    if (!due) continue;
+    if (!due) {
+      if (OverlayFull()) {
+        lock.unlock();
+        {
+          std::lock_guard<std::mutex> checkpoint(checkpoint_mu_);
+          if (Status s = FlushOverlay(); !s.ok()) {
+            Logger("storage")->error("writing the index overlay failed: {}", s.ToString());
+          }
+        }
+        lock.lock();
+      }
+      continue;
+    }
     checkpoint_requested_ = false;
     lock.unlock();
     Status s = Checkpoint();

@@ -63,6 +63,7 @@
 #include "storage/src/db.h"
 #include "storage/src/file_system.h"
 #include "storage/src/index_env.h"
+#include "storage/src/index_overlay.h"
 #include "storage/src/latency_histogram.h"
 #include "storage/src/records.h"
 #include "storage/src/store_format.h"
@@ -104,6 +105,10 @@ struct StoreOptions {
   size_t write_buffer_bytes = 16u << 20;
   size_t table_file_bytes = 8u << 20;
   size_t block_cache_bytes = 32u << 20;
+  // Short-lived transaction keys kept in memory before the index takes
+  // them (index_overlay.h); written to LevelDB at each checkpoint and once
+  // this many bytes were applied. 0: straight to LevelDB.
+  size_t index_overlay_bytes = 16u << 20;
   uint64_t epoch = 1;
   // At Open, read the whole log and index and refuse damage anywhere
   // (false: only what recovery replays; damage elsewhere is found when it
@@ -150,6 +155,8 @@ struct StoreStats {
   uint64_t log_start = 0;
   uint64_t log_end = 0;
   uint64_t damaged_records = 0;    // found failing their checksum since start
+  uint64_t overlay_dropped = 0;    // index puts deleted before they reached LevelDB
+  uint64_t overlay_written = 0;    // index operations the overlay handed to LevelDB
   LatencyHistogram write_latency;  // each round: write, fsync, index update
   LatencyHistogram sync_latency;   // each fdatasync (--flush sync)
 };
@@ -181,7 +188,10 @@ class BrokerStore {
   void DeleteRetry(std::string_view group, int64_t due_ms, uint64_t retry_id);
   void PutDelayed(const store::DelayedBody& delayed);
   void DeleteDelayed(int64_t due_ms, uint64_t seq);
+  // A new half (its key is new to the index).
   void PutHalf(const store::HalfBody& half);
+  // A stored half written again further on (retention keeps it).
+  void MoveHalf(const store::HalfBody& half);
   void DeleteHalf(std::string_view tx_id, uint32_t index);
   void PutTx(std::string_view tx_id, const TxRecord& record);
   void DeleteTx(std::string_view tx_id);
@@ -368,10 +378,13 @@ class BrokerStore {
   // The index must not name log positions the log does not hold.
   Status CheckIndexAgainstLog();
   uint64_t MaxIndexedPosition();
+  // `new_keys` (sorted; null when unknown): Round::MarkNew.
   Status ApplyToIndex(uint64_t entry_position, std::string_view records,
-                      std::string_view ops_record);
+                      std::string_view ops_record,
+                      const std::vector<std::string>* new_keys = nullptr);
   // Derived keys for `records`; runs are keyed under `entry_position`.
-  Status ApplyRecords(uint64_t entry_position, const std::vector<PlacedRecord>& records);
+  Status ApplyRecords(uint64_t entry_position, const std::vector<PlacedRecord>& records,
+                      const std::vector<std::string>* new_keys = nullptr);
   // store_repair.cc
   void SalvageDamaged(const LogDamage& damage, uint64_t replay_from);
   Status CheckQueues();
@@ -392,6 +405,12 @@ class BrokerStore {
   void StorageLoop();
   void CheckpointLoop();
   Status Checkpoint();
+  // Writes what the overlay holds into LevelDB (unsynced, as every index
+  // write); under checkpoint_mu_.
+  Status FlushOverlay();
+  bool OverlayFull() const {
+    return overlay_live_ && overlay_.bytes() >= options_.index_overlay_bytes;
+  }
   Status FlushIndex();
   // The record of `type` at a log position.
   // (`what` names it in errors: "message 3/1/17").
@@ -413,6 +432,9 @@ class BrokerStore {
   // of themselves (unverified), to name them in the report.
   std::vector<LostMessage> damaged_peeks_;
   std::unique_ptr<Db> db_;
+  // In front of db_ once recovery is done (recovery writes LevelDB itself).
+  IndexOverlay overlay_;
+  bool overlay_live_ = false;  // set before the threads start
   std::unique_ptr<CommitLog> log_;
   std::unique_ptr<Round> round_;  // core thread: the open round
   bool busy_ = false;             // core thread

@@ -117,6 +117,16 @@ Status BrokerStore::IndexDamaged(const leveldb::Status& s, const std::string& wh
 }
 
 Status BrokerStore::IndexGet(std::string_view key, std::string* value, const std::string& what) {
+  if (overlay_live_ && IndexOverlay::Holds(key)) {
+    switch (overlay_.Get(key, value)) {
+      case IndexOverlay::Found::kValue:
+        return Status::OK();
+      case IndexOverlay::Found::kDeleted:
+        return Status::NotFound(what + ": not found");
+      case IndexOverlay::Found::kNotHere:
+        break;
+    }
+  }
   leveldb::Status s = db_->get()->Get(reads_, AsSlice(key), value);
   if (s.ok()) return Status::OK();
   if (s.IsNotFound()) return Status::NotFound(what + ": not found");
@@ -264,12 +274,29 @@ BrokerStore::QueueBounds BrokerStore::GetQueueBounds(uint32_t topic_id, uint32_t
 Status BrokerStore::Scan(
     std::string_view prefix, std::string_view from,
     const std::function<bool(std::string_view key, std::string_view value)>& fn) {
+  const std::string_view start = from.empty() ? prefix : from;
+  // The overlay first: a key it hands to LevelDB meanwhile is then in
+  // both, and the overlay's copy wins.
+  const std::vector<IndexOverlay::Entry> over =
+      overlay_live_ && IndexOverlay::Holds(prefix)
+          ? overlay_.Range(start, store::PrefixEnd(std::string(prefix)))
+          : std::vector<IndexOverlay::Entry>{};
+  auto o = over.begin();
   std::unique_ptr<leveldb::Iterator> it(db_->get()->NewIterator(reads_));
-  for (it->Seek(AsSlice(from.empty() ? prefix : from));
-       it->Valid() && it->key().starts_with(AsSlice(prefix)); it->Next()) {
-    if (!fn({it->key().data(), it->key().size()}, {it->value().data(), it->value().size()})) {
-      break;
+  it->Seek(AsSlice(start));
+  while (true) {
+    const bool db_more = it->Valid() && it->key().starts_with(AsSlice(prefix));
+    if (!db_more && o == over.end()) break;
+    const std::string_view db_key =
+        db_more ? std::string_view(it->key().data(), it->key().size()) : std::string_view();
+    if (o != over.end() && (!db_more || o->first <= db_key)) {
+      if (db_more && o->first == db_key) it->Next();  // the overlay's is newer
+      const IndexOverlay::Entry& e = *o++;
+      if (e.second && !fn(e.first, *e.second)) break;
+      continue;
     }
+    if (!fn(db_key, {it->value().data(), it->value().size()})) break;
+    it->Next();
   }
   return it->status().ok() ? Status::OK() : IndexDamaged(it->status(), "scanning the index");
 }
@@ -536,6 +563,9 @@ StoreStats BrokerStore::stats() const {
   s.log_start = log_->start();
   s.log_end = applied_.position;
   s.damaged_records = damaged_positions_.size();
+  const IndexOverlay::Stats overlay = overlay_.stats();
+  s.overlay_dropped = overlay.dropped;
+  s.overlay_written = overlay.written;
   return s;
 }
 

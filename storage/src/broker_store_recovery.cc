@@ -330,7 +330,8 @@ uint64_t BrokerStore::MaxIndexedPosition() {
 }
 
 Status BrokerStore::ApplyToIndex(uint64_t entry_position, std::string_view records,
-                                 std::string_view ops_record) {
+                                 std::string_view ops_record,
+                                 const std::vector<std::string>* new_keys) {
   std::vector<PlacedRecord> placed;
   std::vector<store::RecordView> parsed;
   const uint64_t payload_at = entry_position + log::kHeaderBytes;
@@ -345,12 +346,25 @@ Status BrokerStore::ApplyToIndex(uint64_t entry_position, std::string_view recor
       placed.push_back({payload_at + base + r.offset_in_payload, r});
     }
   }
-  return ApplyRecords(entry_position, placed);
+  return ApplyRecords(entry_position, placed, new_keys);
 }
 
-Status BrokerStore::ApplyRecords(uint64_t entry_position,
-                                 const std::vector<PlacedRecord>& records) {
+Status BrokerStore::ApplyRecords(uint64_t entry_position, const std::vector<PlacedRecord>& records,
+                                 const std::vector<std::string>* new_keys) {
   leveldb::WriteBatch batch;
+  // Keys the overlay holds go there (index_overlay.h), the rest to LevelDB.
+  const auto put = [&](std::string_view key, std::string_view value) {
+    if (!overlay_live_ || !IndexOverlay::Holds(key)) return batch.Put(AsSlice(key), AsSlice(value));
+    const bool is_new =
+        new_keys != nullptr &&
+        std::binary_search(new_keys->begin(), new_keys->end(), key,
+                           [](std::string_view a, std::string_view b) { return a < b; });
+    overlay_.Put(key, value, is_new);
+  };
+  const auto del = [&](std::string_view key) {
+    if (!overlay_live_ || !IndexOverlay::Holds(key)) return batch.Delete(AsSlice(key));
+    overlay_.Delete(key);
+  };
   struct Run {
     uint32_t topic_id;
     uint32_t queue;
@@ -397,7 +411,7 @@ Status BrokerStore::ApplyRecords(uint64_t entry_position,
           return Status::Corruption("undecodable half record at log position " +
                                     std::to_string(position));
         }
-        batch.Put(store::HalfKey(h.tx_id, h.index), Fixed64(position));
+        put(store::HalfKey(h.tx_id, h.index), Fixed64(position));
         break;
       }
       case store::kDelayed: {
@@ -425,9 +439,9 @@ Status BrokerStore::ApplyRecords(uint64_t entry_position,
                                       std::to_string(entry_position));
           }
           if (op == store::kPut) {
-            batch.Put(AsSlice(key), AsSlice(value));
+            put(key, value);
           } else {
-            batch.Delete(AsSlice(key));
+            del(key);
           }
         }
         break;

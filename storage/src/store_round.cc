@@ -1,5 +1,7 @@
 #include "storage/src/store_round.h"
 
+#include <algorithm>
+
 #include "storage/src/coding.h"
 
 namespace txmq::storage {
@@ -18,6 +20,7 @@ void Round::Delete(std::string_view key) {
 void Round::Seal(int64_t time_ms, uint64_t epoch) {
   ops_record_.clear();
   if (!ops_.empty()) store::AppendIndexOpsRecord(ops_, &ops_record_);
+  std::sort(new_keys_.begin(), new_keys_.end());
   entry_ = PendingEntry{};
   entry_.epoch = epoch;
   entry_.time_ms = time_ms;

@@ -35,6 +35,12 @@ class Round {
   void AppendDelayed(const store::DelayedBody& d) { store::AppendDelayedRecord(d, &records_); }
   void Put(std::string_view key, std::string_view value);
   void Delete(std::string_view key);
+  // The key (of a put or a record in this round) has no live value in the
+  // index: its delete may cancel its put in memory (index_overlay.h). Not
+  // logged: a replica or a replay applies the round without it.
+  void MarkNew(std::string key) { new_keys_.push_back(std::move(key)); }
+  // Sorted by Seal.
+  const std::vector<std::string>& new_keys() const { return new_keys_; }
 
   // Runs once the round is durable and applied (or failed): last added,
   // last run; OnDurableFirst puts `fn` before every completion so far.
@@ -74,6 +80,7 @@ class Round {
   std::string records_;
   std::string ops_;
   std::string ops_record_;  // built by Seal
+  std::vector<std::string> new_keys_;
   size_t messages_ = 0;
   std::vector<Completion> completions_;
   PendingEntry entry_;

@@ -389,5 +389,159 @@ TEST(BrokerStore, ALogWithoutItsCheckpointIsRefused) {
   EXPECT_EQ(h.Open().code(), StatusCode::kCorruption);
 }
 
+// ---- the index overlay (index_overlay.h) through the store ----
+
+TxRecord Tx(const std::string& group) {
+  TxRecord tx;
+  tx.group = group;
+  tx.messages.push_back({"m", "orders", "k"});
+  return tx;
+}
+
+std::vector<std::string> HalvesOf(BrokerStore& store) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(store
+                  .ForEachHalf([&](std::string_view tx, uint32_t, uint64_t) {
+                    out.emplace_back(tx);
+                    return true;
+                  })
+                  .ok());
+  return out;
+}
+
+std::vector<std::string> ChecksOf(BrokerStore& store) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(store
+                  .ForEachScheduledCheck([&](int64_t, std::string_view tx) {
+                    out.emplace_back(tx);
+                    return true;
+                  })
+                  .ok());
+  return out;
+}
+
+// Prepares `tx` as the broker does: record, check slot, half.
+void Prepare(BrokerStore& store, const std::string& tx, int64_t check_ms = 7000) {
+  store.PutTx(tx, Tx("g"));
+  store.ScheduleCheck(check_ms, tx);
+  store.PutHalf({tx, 0, 0, Msg("m-" + tx, "body of " + tx)});
+}
+
+void End(BrokerStore& store, const std::string& tx, int64_t check_ms = 7000) {
+  store.DeleteHalf(tx, 0);
+  store.UnscheduleCheck(check_ms, tx);
+  TxRecord done = Tx("g");
+  done.state = TxStateCode::kCommitted;
+  store.PutTx(tx, done);
+}
+
+TEST(BrokerStoreOverlay, ATransactionEndedBetweenCheckpointsWritesNoHalfOrCheckKeyToTheIndex) {
+  TempDir dir;
+  Harness h(dir.path());
+  ASSERT_TRUE(h.Open().ok());
+  Prepare(*h.store, "t1");
+  ASSERT_TRUE(h.Commit().ok());
+  EXPECT_EQ(HalvesOf(*h.store), std::vector<std::string>{"t1"});
+  EXPECT_EQ(ChecksOf(*h.store), std::vector<std::string>{"t1"});
+  End(*h.store, "t1");
+  ASSERT_TRUE(h.Commit().ok());
+  EXPECT_EQ(h.store->stats().overlay_dropped, 2u) << "the half's reference and the check slot";
+  EXPECT_TRUE(HalvesOf(*h.store).empty());
+  EXPECT_TRUE(ChecksOf(*h.store).empty());
+  ASSERT_TRUE(h.store->CheckpointNow().ok());
+  EXPECT_EQ(h.store->stats().overlay_written, 1u) << "the record, once, as it ended";
+  h.store.reset();
+  ASSERT_TRUE(h.Open().ok());
+  auto tx = h.store->GetTx("t1");
+  ASSERT_TRUE(tx.has_value());
+  EXPECT_EQ(tx->state, TxStateCode::kCommitted);
+  EXPECT_TRUE(HalvesOf(*h.store).empty());
+}
+
+// The overlay is not durable: what it held at a power loss comes back by
+// replaying the log from the checkpoint.
+TEST(BrokerStoreOverlay, TransactionsOnlyInTheOverlaySurviveAPowerLoss) {
+  TempDir dir;
+  FaultFileSystem fs;
+  FaultLevelDbEnv env;
+  {
+    Harness h(dir.path(), &fs, &env);
+    ASSERT_TRUE(h.Open().ok());
+    Prepare(*h.store, "before");  // in the overlay when the checkpoint covers it
+    Prepare(*h.store, "ended-after");
+    ASSERT_TRUE(h.Commit().ok());
+    ASSERT_TRUE(h.store->CheckpointNow().ok());
+    Prepare(*h.store, "open");
+    Prepare(*h.store, "ended");
+    ASSERT_TRUE(h.Commit().ok());
+    End(*h.store, "ended");
+    End(*h.store, "ended-after");
+    ASSERT_TRUE(h.Commit().ok());
+    fs.PowerOff();
+    env.PowerOff();
+  }
+  fs.DropUnsynced();
+  env.DropUnsynced();
+  Harness h(dir.path());
+  ASSERT_TRUE(h.Open().ok());
+  EXPECT_EQ(HalvesOf(*h.store), (std::vector<std::string>{"before", "open"}));
+  EXPECT_EQ(ChecksOf(*h.store), (std::vector<std::string>{"before", "open"}));
+  for (const char* open : {"before", "open"}) {
+    auto half = h.store->ReadHalf(open, 0);
+    ASSERT_TRUE(half.ok()) << open << ": " << half.status().ToString();
+    EXPECT_EQ(half->body.message.body, "body of " + std::string(open));
+  }
+  for (const char* ended : {"ended", "ended-after"}) {
+    auto tx = h.store->GetTx(ended);
+    ASSERT_TRUE(tx.has_value()) << ended;
+    EXPECT_EQ(tx->state, TxStateCode::kCommitted) << ended;
+    EXPECT_EQ(h.store->ReadHalf(ended, 0).status().code(), StatusCode::kNotFound) << ended;
+  }
+  EXPECT_EQ(h.store->GetTx("open")->state, TxStateCode::kPrepared);
+}
+
+// Scans merge the overlay with LevelDB: keys of both, in order, without
+// the ones the overlay deleted.
+TEST(BrokerStoreOverlay, AScanSeesTheIndexAndTheOverlayAsOne) {
+  TempDir dir;
+  Harness h(dir.path());
+  ASSERT_TRUE(h.Open().ok());
+  for (const char* tx : {"a", "c", "e"}) Prepare(*h.store, tx);
+  ASSERT_TRUE(h.Commit().ok());
+  ASSERT_TRUE(h.store->CheckpointNow().ok());  // a, c, e now in LevelDB
+  for (const char* tx : {"b", "d", "f"}) Prepare(*h.store, tx);
+  End(*h.store, "c");
+  End(*h.store, "d");
+  ASSERT_TRUE(h.Commit().ok());
+  EXPECT_EQ(HalvesOf(*h.store), (std::vector<std::string>{"a", "b", "e", "f"}));
+  EXPECT_EQ(ChecksOf(*h.store), (std::vector<std::string>{"a", "b", "e", "f"}));
+  EXPECT_EQ(h.store->ReadHalf("c", 0).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(h.store->ReadHalf("b", 0).ok());
+}
+
+// Retention writes a stored half again further on: its key is not new,
+// so deleting it must hide the reference LevelDB holds.
+TEST(BrokerStoreOverlay, AMovedHalfDeletedLaterLeavesNoOldReferenceBehind) {
+  TempDir dir;
+  Harness h(dir.path());
+  ASSERT_TRUE(h.Open().ok());
+  Prepare(*h.store, "t");
+  ASSERT_TRUE(h.Commit().ok());
+  ASSERT_TRUE(h.store->CheckpointNow().ok());
+  auto half = h.store->ReadHalf("t", 0);
+  ASSERT_TRUE(half.ok());
+  h.store->MoveHalf(half->body);
+  ASSERT_TRUE(h.Commit().ok());
+  h.store->DeleteHalf("t", 0);
+  ASSERT_TRUE(h.Commit().ok());
+  EXPECT_EQ(h.store->ReadHalf("t", 0).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(h.store->CheckpointNow().ok());
+  h.store.reset();
+  ASSERT_TRUE(h.Open().ok());
+  EXPECT_EQ(h.store->stats().replayed_entries, 0u);
+  EXPECT_EQ(h.store->ReadHalf("t", 0).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(HalvesOf(*h.store).empty());
+}
+
 }  // namespace
 }  // namespace txmq::storage

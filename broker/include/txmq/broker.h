@@ -132,6 +132,10 @@ struct BrokerOptions {
   // flushes the memtable, so larger means longer checkpoints.
   size_t write_buffer_bytes = 16 * 1024 * 1024;
   size_t table_file_bytes = 8 * 1024 * 1024;
+  // Index keys of transactions (half references, check schedule, records)
+  // are kept in memory until a checkpoint or until this much was written,
+  // so those that end by then never reach LevelDB. 0: written at once.
+  size_t index_overlay_bytes = 16 * 1024 * 1024;
   // --- security ---
   // CURVE (txmqd --curve-secret-key FILE --acl FILE): the broker's secret
   // key file (`txmqctl keygen NAME` writes NAME.key; clients pin its
