@@ -24,6 +24,7 @@ PACKAGES=(
   libpq-dev                     # local message tables in PostgreSQL (txmq::postgres)
   postgresql                    # tests: a real PostgreSQL server (initdb into a temp dir)
   libsqlite3-dev                # local message tables in SQLite (txmq::sqlite)
+  libjemalloc-dev               # txmqd's allocator (broker/CMakeLists.txt)
 )
 
 missing=()

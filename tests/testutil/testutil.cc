@@ -273,7 +273,7 @@ BrokerProcess::~BrokerProcess() {
 bool BrokerProcess::Start() {
   const std::string ready = data_dir_ + ".ready";
   std::filesystem::remove(ready);
-  std::vector<std::string> argv = {BinPath("txmqd"),
+  std::vector<std::string> argv = {BinPath(binary_),
                                    "--data-dir",
                                    data_dir_,
                                    "--listen",

@@ -110,9 +110,12 @@ class BrokerProcess {
   const std::string& log_path() const { return log_path_; }
   // The running txmqd's pid; -1 when none runs.
   pid_t pid() const { return process_ ? process_->pid() : -1; }
+  // Starts this build/bin binary instead of txmqd (a test build of it).
+  void UseBinary(std::string name) { binary_ = std::move(name); }
 
  private:
   std::string data_dir_;
+  std::string binary_ = "txmqd";
   std::vector<std::string> extra_args_;
   std::vector<std::string> extra_env_;
   std::string endpoint_;
