@@ -395,19 +395,27 @@ Status BrokerStore::FlushOverlay() {
     s = FromLevelDb(db_->get()->Write(wo, &batch), "writing the index overlay");
     if (!s.ok()) break;
   }
-  // Even after a failed write: the error stops the store (below), and the
-  // next start replays the log from the last checkpoint.
-  overlay_.DropSealed();
-  if (!s.ok()) {
-    std::lock_guard<std::mutex> writer(writer_mu_);
-    if (write_error_.ok()) write_error_ = s;
-    failed_ = true;
+  if (s.ok()) {
+    overlay_.DropSealed();
+    return s;
   }
+  // The sealed operations stay where reads find them, and no checkpoint
+  // may cover their rounds now (Checkpoint refuses after write_error_):
+  // the store stops, and the next start replays them from the log.
+  std::lock_guard<std::mutex> writer(writer_mu_);
+  if (write_error_.ok()) write_error_ = s;
+  failed_ = true;
   return s;
 }
 
 Status BrokerStore::Checkpoint() {
   std::lock_guard<std::mutex> checkpoint(checkpoint_mu_);
+  {
+    // After a failed write, the index may lack what the rounds it would
+    // cover did (an overlay write failed): never record it as covered.
+    std::lock_guard<std::mutex> writer(writer_mu_);
+    if (!write_error_.ok()) return write_error_;
+  }
   LogCursor cover;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -29,7 +29,7 @@ void IndexOverlay::Put(std::string_view key, std::string_view value, bool is_new
     it->second.value = std::string(value);  // what LevelDB may hold is unchanged
     return;
   }
-  bytes_ += key.size();
+  bytes_ += key.size() + kEntryOverhead;
   const std::optional<bool> after = AfterSealed(key);
   current_.emplace(std::string(key), Value{std::string(value), after ? *after : !is_new});
 }
@@ -46,7 +46,7 @@ void IndexOverlay::Delete(std::string_view key) {
     return;
   }
   if (AfterSealed(key) == false) return;  // the sealed batch deletes it already
-  bytes_ += key.size();
+  bytes_ += key.size() + kEntryOverhead;
   current_.emplace(std::string(key), Value{std::nullopt, true});
 }
 
@@ -87,7 +87,9 @@ std::vector<IndexOverlay::Entry> IndexOverlay::Range(std::string_view from,
 std::vector<leveldb::WriteBatch> IndexOverlay::Seal(size_t batch_bytes) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    sealed_ = std::move(current_);
+    // sealed_ is empty unless its write failed: then it is written again,
+    // with the newer operations over it.
+    for (auto& [key, v] : current_) sealed_.insert_or_assign(key, std::move(v));
     current_.clear();
     bytes_ = 0;
     stats_.written += sealed_.size();

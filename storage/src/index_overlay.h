@@ -57,12 +57,15 @@ class IndexOverlay {
   // Moves what was applied so far aside and returns it as batches for
   // LevelDB of about `batch_bytes` each (a small batch lets the storage
   // thread's own index writes in between); reads still see it until
-  // DropSealed. One seal at a time (the checkpoint thread).
+  // DropSealed. One seal at a time (the checkpoint thread). After a
+  // failed write (no DropSealed) the next Seal returns it again, with
+  // what was applied since over it.
   std::vector<leveldb::WriteBatch> Seal(size_t batch_bytes);
   // The sealed batch is in LevelDB now.
   void DropSealed();
 
-  // Key and value bytes applied since the last seal.
+  // Bytes applied since the last seal: keys, values and a map entry's
+  // own cost.
   size_t bytes() const;
   struct Stats {
     uint64_t dropped = 0;  // puts deleted before they reached LevelDB
@@ -76,6 +79,8 @@ class IndexOverlay {
     bool index_may_hold = true;        // LevelDB may hold an older value
   };
   using Map = std::map<std::string, Value, std::less<>>;
+  // A map node with its key and value strings, beyond their bytes.
+  static constexpr size_t kEntryOverhead = 128;
   // What LevelDB will hold for `key` once sealed_ is written: true or
   // false when sealed_ names it, nullopt when only LevelDB knows.
   std::optional<bool> AfterSealed(std::string_view key) const;
