@@ -25,6 +25,8 @@ class DelayedMessages {
   uint64_t Add(int64_t due_ms, const TopicState& topic, uint32_t queue,
                const storage::MessageView& message);
   void Schedule(int64_t due_ms, uint64_t seq) { due_.emplace(due_ms, seq); }
+  // Still waiting for its time (scheduled, not yet moved into its queue).
+  bool Waiting(int64_t due_ms, uint64_t seq) const { return due_.count({due_ms, seq}) > 0; }
 
   // Moves up to `budget` due messages into their queues; one whose topic
   // was deleted meanwhile is deleted instead.

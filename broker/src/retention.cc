@@ -110,6 +110,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     ++examined_;
     if (position >= release_before) return true;
     pinned = true;
+    if (!transactions_.open().count(std::string(tx_id))) return true;  // its delete is on its way
     if (*budget == 0) return false;
     --*budget;
     if (auto half = store.ReadHalf(tx_id, index); half.ok()) {
@@ -123,6 +124,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
       ++examined_;
       if (position >= release_before) return true;
       pinned = true;
+      if (!delayed_.Waiting(due, seq)) return true;  // delivered: its delete is on its way
       if (*budget == 0) return false;
       --*budget;
       if (auto d = store.ReadDelayed(due, seq); d.ok()) {

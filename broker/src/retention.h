@@ -10,7 +10,10 @@
 //      checkpoint covers the index changes of steps 1 and 2. An open half
 //      message or a waiting delayed message in such a segment is first
 //      copied forward into the current round (relocated), so a transaction
-//      stuck for longer than the retention loses nothing.
+//      stuck for longer than the retention loses nothing. One that is no
+//      longer open or waiting (its end or delivery is in a round not yet
+//      applied, whose delete frees the segment) is left alone: a copy put
+//      after that delete would name it in the index again, for ever.
 #pragma once
 
 #include <cstdint>
@@ -18,16 +21,23 @@
 #include <tuple>
 
 #include "broker/src/core.h"
+#include "broker/src/delayed.h"
 #include "broker/src/groups.h"
 #include "broker/src/topics.h"
+#include "broker/src/transactions.h"
 
 namespace txmq::broker {
 
 class Retention {
  public:
   // `groups` hears of every queue start moved (GroupTable::NoteExpired).
-  Retention(Core& core, TopicManager& topics, GroupTable& groups)
-      : core_(core), topics_(topics), groups_(groups) {}
+  Retention(Core& core, TopicManager& topics, GroupTable& groups,
+            const TransactionService& transactions, const DelayedMessages& delayed)
+      : core_(core),
+        topics_(topics),
+        groups_(groups),
+        transactions_(transactions),
+        delayed_(delayed) {}
 
   // Does up to `budget` units of work; true when more is waiting.
   bool Tick(int64_t now_ms, uint32_t budget);
@@ -46,6 +56,8 @@ class Retention {
   Core& core_;
   TopicManager& topics_;
   GroupTable& groups_;
+  const TransactionService& transactions_;
+  const DelayedMessages& delayed_;
   uint64_t expired_ = 0;
   uint64_t examined_ = 0;
   // Work already put into a round that may not be applied yet: the next

@@ -62,7 +62,7 @@ Server::Server(const BrokerOptions& options, const TimeSource& time, SnapshotMai
       sends_(core_, topics_, dedup_, delayed_),
       delivery_(core_, topics_, groups_),
       transactions_(core_, topics_, delayed_, dedup_, clients_),
-      retention_(core_, topics_, groups_),
+      retention_(core_, topics_, groups_, transactions_, delayed_),
       admin_(core_, topics_, clients_, transactions_, groups_, info_,
              [this] { return metrics_.Collect(); }),
       inspect_(core_, topics_, groups_, clients_),

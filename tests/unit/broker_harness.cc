@@ -96,7 +96,7 @@ BrokerHarness::BrokerHarness(const BrokerOptions& options)
       sends_(core_, topics_, dedup_, delayed_),
       delivery_(core_, topics_, groups_),
       transactions_(core_, topics_, delayed_, dedup_, clients_),
-      retention_(core_, topics_, groups_) {
+      retention_(core_, topics_, groups_, transactions_, delayed_) {
   options_.data_dir = dir_.Sub("data");
   auto store = storage::BrokerStore::Open(StoreOptionsFor(options_.data_dir), &round_done_);
   EXPECT_TRUE(store.ok()) << store.status().ToString();
