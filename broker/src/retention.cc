@@ -105,12 +105,23 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
   // tick looks again).
   if (relocating_) return true;
   bool pinned = false;
-  uint32_t moved = 0;
+  uint32_t moved = 0, dropped = 0;
   s = store.ForEachHalf([&](std::string_view tx_id, uint32_t index, uint64_t position) {
     ++examined_;
     if (position >= release_before) return true;
     pinned = true;
-    if (!transactions_.open().count(std::string(tx_id))) return true;  // its delete is on its way
+    if (const std::string id(tx_id); !transactions_.open().count(id)) {
+      if (transactions_.Ending(id)) return true;  // the end deletes it; wait for that
+      // No transaction will ever end it (a half of a transaction that ended
+      // without deleting it): it would only hold its segment for ever.
+      Logger("broker")->warn(
+          "retention: dropping the index entry of half message {} of transaction '{}', which "
+          "is not open (its transaction ended without it)",
+          index, id);
+      store.DeleteHalf(tx_id, index);
+      ++dropped;
+      return true;
+    }
     if (*budget == 0) return false;
     --*budget;
     if (auto half = store.ReadHalf(tx_id, index); half.ok()) {
@@ -138,9 +149,11 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     Logger("broker")->error("retention: {}", s.ToString());
     return false;
   }
-  if (moved > 0) {
+  if (moved + dropped > 0) {
     relocating_ = true;
     core_.OnDurable([this](const Status&) { relocating_ = false; });
+  }
+  if (moved > 0) {
     Logger("broker")->info(
         "retention: copied {} open half or delayed messages out of old log segments", moved);
   }

@@ -13,7 +13,9 @@
 //      stuck for longer than the retention loses nothing. One that is no
 //      longer open or waiting (its end or delivery is in a round not yet
 //      applied, whose delete frees the segment) is left alone: a copy put
-//      after that delete would name it in the index again, for ever.
+//      after that delete would name it in the index again, for ever. A
+//      half no transaction will end (its transaction ended without
+//      deleting it) has its index entry deleted instead.
 #pragma once
 
 #include <cstdint>

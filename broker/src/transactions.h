@@ -109,6 +109,8 @@ class TransactionService {
   // Open transactions by id (lifecycle_service.h refuses to delete a topic
   // they would append to).
   const std::map<std::string, OpenTx>& open() const { return open_; }
+  // Ended, with the round that records the end not yet durable.
+  bool Ending(const std::string& tx_id) const { return resolving_.count(tx_id) > 0; }
   size_t open_count() const { return open_.size(); }
   // The most open transactions one producer group has (O(groups)).
   size_t LargestGroupOpen() const;

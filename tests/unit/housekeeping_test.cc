@@ -174,5 +174,36 @@ TEST(Housekeeping, RetentionLeavesADelayedMessageMovedIntoItsQueueInARoundNotYet
   EXPECT_EQ((*got)[0].id, "d1");
 }
 
+// A half whose transaction ended without deleting it (a damaged half the
+// commit could not read, or a copy retention made before it left ending
+// transactions alone) will never be ended: retention deletes its index
+// entry instead of holding its segment, and every later one, for ever.
+TEST(Housekeeping, RetentionDropsAHalfNoTransactionWillEndAndFreesItsSegment) {
+  BrokerOptions o;
+  o.default_queues = 1;
+  o.max_message_bytes = 256u << 10;
+  o.retention = 1h;
+  o.cleanup_interval = 1s;
+  BrokerHarness h(o);
+  storage::MessageView orphan;
+  orphan.id = "m-orphan";
+  orphan.topic = "orders";
+  orphan.body = "body";
+  h.core().store().PutHalf({"tx-orphan", 0, 0, orphan});
+  h.Commit();
+  ASSERT_NO_FATAL_FAILURE(FillThreeSegments(h));
+  testing::LogCapture log;
+  h.Advance(o.retention + 1s);
+  ExpectOldSegmentsDeleted(h, log);
+  EXPECT_NE(log.text().find("dropping the index entry of half message 0 of transaction "
+                            "'tx-orphan'"),
+            std::string::npos)
+      << log.text();
+  int halves = 0;
+  ASSERT_TRUE(
+      h.core().store().ForEachHalf([&](auto, uint32_t, uint64_t) { return ++halves; }).ok());
+  EXPECT_EQ(halves, 0);
+}
+
 }  // namespace
 }  // namespace txmq::broker
