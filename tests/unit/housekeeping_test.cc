@@ -86,6 +86,16 @@ TEST(Housekeeping, RetentionCountsAndLogsWhatAGroupHadNotReceived) {
   EXPECT_EQ(text.find("that group 'other'"), std::string::npos) << text;
 }
 
+// One queue per topic, messages up to 256 KiB, kept for an hour.
+BrokerOptions SegmentRetentionOptions() {
+  BrokerOptions o;
+  o.default_queues = 1;
+  o.max_message_bytes = 256u << 10;
+  o.retention = 1h;
+  o.cleanup_interval = 1s;
+  return o;
+}
+
 // Messages that expire after an hour, filling three of the harness's
 // 8 MiB log segments.
 void FillThreeSegments(BrokerHarness& h) {
@@ -121,11 +131,7 @@ void ExpectOldSegmentsDeleted(BrokerHarness& h, testing::LogCapture& log) {
 // behind the delete only with that round in flight, but it must not be
 // made either way.
 TEST(Housekeeping, RetentionLeavesTheHalfOfATransactionEndingInARoundNotYetWritten) {
-  BrokerOptions o;
-  o.default_queues = 1;
-  o.max_message_bytes = 256u << 10;
-  o.retention = 1h;
-  o.cleanup_interval = 1s;
+  const BrokerOptions o = SegmentRetentionOptions();
   BrokerHarness h(o);  // its log segments are 8 MiB
   h.Hello("p", wire::Role::PRODUCER, "g");
   ASSERT_EQ(h.SendHalf("p", "g", "tx-old", {"m-old"}), wire::TxState::PREPARED);
@@ -154,11 +160,7 @@ TEST(Housekeeping, RetentionLeavesTheHalfOfATransactionEndingInARoundNotYetWritt
 // retention next, which must not copy it forward (a copy applied after
 // the delete would deliver it again after a restart).
 TEST(Housekeeping, RetentionLeavesADelayedMessageMovedIntoItsQueueInARoundNotYetWritten) {
-  BrokerOptions o;
-  o.default_queues = 1;
-  o.max_message_bytes = 256u << 10;
-  o.retention = 1h;
-  o.cleanup_interval = 1s;
+  const BrokerOptions o = SegmentRetentionOptions();
   BrokerHarness h(o);
   h.Send("later", "d1", /*delay_ms=*/2 * 3'600'000);
   ASSERT_NO_FATAL_FAILURE(FillThreeSegments(h));
@@ -179,11 +181,7 @@ TEST(Housekeeping, RetentionLeavesADelayedMessageMovedIntoItsQueueInARoundNotYet
 // transactions alone) will never be ended: retention deletes its index
 // entry instead of holding its segment, and every later one, for ever.
 TEST(Housekeeping, RetentionDropsAHalfNoTransactionWillEndAndFreesItsSegment) {
-  BrokerOptions o;
-  o.default_queues = 1;
-  o.max_message_bytes = 256u << 10;
-  o.retention = 1h;
-  o.cleanup_interval = 1s;
+  const BrokerOptions o = SegmentRetentionOptions();
   BrokerHarness h(o);
   storage::MessageView orphan;
   orphan.id = "m-orphan";
