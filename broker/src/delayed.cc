@@ -35,6 +35,7 @@ void DelayedMessages::Tick(int64_t now_ms, uint32_t budget) {
     if (!stored.ok()) {
       Logger("broker")->error("delayed message {} due at {} is unreadable ({}); left in place", seq,
                               due, stored.status().ToString());
+      stranded_.emplace(due, seq);
       continue;
     }
     storage::store::DelayedBody& d = stored->body;
@@ -48,6 +49,7 @@ void DelayedMessages::Tick(int64_t now_ms, uint32_t budget) {
     if (d.queue >= topic->queues.size()) {
       Logger("broker")->error("delayed message {} names topic {} queue {} that cannot take it",
                               d.message.id, d.topic_id, d.queue);
+      stranded_.emplace(due, seq);
       continue;
     }
     d.message.stored_ms = now_ms;  // retention counts from when it became visible
@@ -64,6 +66,11 @@ void DelayedMessages::Drop(int64_t due_ms, uint64_t seq, const storage::store::D
   if (auto id = store.GetId(bucket, d.message.id); id && id->topic_id == d.topic_id) {
     store.DeleteId(bucket, d.message.id);
   }
+}
+
+void DelayedMessages::Forget(int64_t due_ms, uint64_t seq) {
+  stranded_.erase({due_ms, seq});
+  core_.store().DeleteDelayed(due_ms, seq);
 }
 
 int64_t DelayedMessages::NextDueMs() const {

@@ -27,6 +27,13 @@ class DelayedMessages {
   void Schedule(int64_t due_ms, uint64_t seq) { due_.emplace(due_ms, seq); }
   // Still waiting for its time (scheduled, not yet moved into its queue).
   bool Waiting(int64_t due_ms, uint64_t seq) const { return due_.count({due_ms, seq}) > 0; }
+  // Came due but could not be moved (unreadable, or its queue cannot take
+  // it): left in the store, and tried again only after a restart.
+  bool Stranded(int64_t due_ms, uint64_t seq) const { return stranded_.count({due_ms, seq}) > 0; }
+  // Deletes the store's entry of a message no longer waiting (stranded, or
+  // deleted already in a round not yet written: deleting again is
+  // harmless) in the open round.
+  void Forget(int64_t due_ms, uint64_t seq);
 
   // Moves up to `budget` due messages into their queues; one whose topic
   // was deleted meanwhile is deleted instead.
@@ -43,6 +50,7 @@ class DelayedMessages {
   Core& core_;
   TopicManager& topics_;
   std::set<std::pair<int64_t, uint64_t>> due_;  // durable entries only
+  std::set<std::pair<int64_t, uint64_t>> stranded_;
   uint64_t next_seq_ = 1;
 };
 

@@ -34,7 +34,7 @@ class Retention {
  public:
   // `groups` hears of every queue start moved (GroupTable::NoteExpired).
   Retention(Core& core, TopicManager& topics, GroupTable& groups,
-            const TransactionService& transactions, const DelayedMessages& delayed)
+            const TransactionService& transactions, DelayedMessages& delayed)
       : core_(core),
         topics_(topics),
         groups_(groups),
@@ -59,7 +59,7 @@ class Retention {
   TopicManager& topics_;
   GroupTable& groups_;
   const TransactionService& transactions_;
-  const DelayedMessages& delayed_;
+  DelayedMessages& delayed_;
   uint64_t expired_ = 0;
   uint64_t examined_ = 0;
   // Work already put into a round that may not be applied yet: the next

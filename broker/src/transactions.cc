@@ -419,8 +419,14 @@ void TransactionService::Finish(OpenTx& tx, TxStateCode state, const std::string
 void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
   for (uint32_t i = 0; i < tx.record.messages.size(); ++i) {
     auto half = core_.store().ReadHalf(tx.id, i);
+    // The index entry goes either way: nothing will read an unreadable
+    // half once its transaction has ended, and a reference left behind
+    // would come back if the id were reused (the new half's put and
+    // delete cancel in the index overlay, uncovering the old one).
+    core_.store().DeleteHalf(tx.id, i);
     if (!half.ok()) {
-      // Never drop silently: the record stays for an operator to look at.
+      // Never drop silently: the transaction record stays (COMMITTED) and
+      // the log names the message that was lost with its damage.
       Logger("broker")->critical(
           "transaction {}: half message {} is missing or unreadable ({}); the "
           "other messages are committed",
@@ -428,7 +434,6 @@ void TransactionService::Commit(OpenTx& tx, int64_t now_ms) {
       continue;
     }
     storage::MessageView& m = half->body.message;  // views into the log; appends copy
-    core_.store().DeleteHalf(tx.id, i);
     if (auto first = dedup_.Find(m.id)) {
       // Stored already inside the window: by a plain send, or by an
       // earlier transaction the producer retried after an unknown outcome.

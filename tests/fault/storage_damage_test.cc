@@ -141,14 +141,6 @@ void WriteAt(const std::string& path, uint64_t offset, const std::string& bytes)
   std::fclose(f);
 }
 
-// Flips `n` bytes of `path` at `offset`.
-void Flip(const std::string& path, uint64_t offset, size_t n) {
-  std::string bytes = ReadBytes(path).substr(offset, n);
-  ASSERT_EQ(bytes.size(), n);
-  for (char& c : bytes) c = static_cast<char>(~c);
-  WriteAt(path, offset, bytes);
-}
-
 // Where the log's written bytes end in the (preallocated) first segment.
 uint64_t UsedBytes(const std::string& data) {
   const std::string seg = ReadBytes(Segment(data));
@@ -263,7 +255,7 @@ TEST_P(StorageDamage, FlippedBytesInTheLogAreRefusedAndRepairNamesTheLostMessage
   const std::string seg = ReadBytes(Segment(data));
   const size_t at = seg.find(BodyOf(1500));
   ASSERT_NE(at, std::string::npos);
-  Flip(Segment(data), at, 64);
+  testing::FlipBytes(Segment(data), at, 64);
   ExpectRefusal(StartExpectingRefusal(data), {Segment(data), ", byte ", "is damaged"});
   RepairAndCheck(data, 1, 2, {IdOf(1500)});
 }
@@ -281,7 +273,7 @@ TEST_P(StorageDamage, FlippedBytesInAnIndexTableAreRefusedAndTheIndexIsRebuiltFr
     }
   }
   ASSERT_FALSE(table.empty()) << "the clean stop leaves the index in table files";
-  Flip(table, size / 2, 64);
+  testing::FlipBytes(table, size / 2, 64);
   ExpectRefusal(StartExpectingRefusal(data), {table, "index"});
   RepairAndCheck(data, 0, 0);
   EXPECT_TRUE(RepairReport(data)["index_rebuilt"].get<bool>());
@@ -374,7 +366,7 @@ TEST(StorageDamageOnce, ARecordDamagedWhileServingIsNeverServedAndItsQueueWaits)
   const std::string seg = ReadBytes(Segment(data));
   const size_t at = seg.find(BodyOf(50));
   ASSERT_NE(at, std::string::npos);
-  Flip(Segment(data), at + 10, 4);
+  testing::FlipBytes(Segment(data), at + 10, 4);
 
   std::mutex mu;
   std::map<std::string, int> seen;

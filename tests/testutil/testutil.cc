@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -80,6 +82,20 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+void FlipBytes(const std::string& path, uint64_t offset, size_t n) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << path << ": " << std::strerror(errno);
+  std::string bytes(n, '\0');
+  const ssize_t got = ::pread(fd, bytes.data(), n, static_cast<off_t>(offset));
+  EXPECT_EQ(got, static_cast<ssize_t>(n)) << path << " is shorter than byte " << offset + n;
+  if (got == static_cast<ssize_t>(n)) {
+    for (char& c : bytes) c = static_cast<char>(~c);
+    EXPECT_EQ(::pwrite(fd, bytes.data(), n, static_cast<off_t>(offset)), static_cast<ssize_t>(n))
+        << path << ": " << std::strerror(errno);
+  }
+  ::close(fd);
 }
 
 std::string BinPath(const std::string& name) { return std::string(TXMQ_BIN_DIR) + "/" + name; }

@@ -48,6 +48,11 @@ bool WaitFor(const std::function<bool()>& done,
 // The whole file ("" if it cannot be read).
 std::string ReadFile(const std::string& path);
 
+// Damage for tests: inverts `n` bytes of the file at `path` from `offset`
+// (bit rot the page cache and later reads see). Fails the test if the
+// file is shorter.
+void FlipBytes(const std::string& path, uint64_t offset, size_t n);
+
 // How many pages of [offset, offset + n) of the file at `path` the page
 // cache holds (mincore of a mapping of its own); -1 if it cannot tell.
 int64_t CachedPages(const std::string& path, uint64_t offset, uint64_t n);

@@ -69,16 +69,10 @@ void Fill(const std::string& dir, int rounds = 10, int per_round = 10) {
 }
 
 void FlipInFile(const std::string& path, const std::string& find, size_t skip, size_t n) {
-  std::string bytes = testing::ReadFile(path);
+  const std::string bytes = testing::ReadFile(path);
   const size_t at = find.empty() ? skip : bytes.find(find) + skip;
   ASSERT_LT(at + n, bytes.size());
-  std::string flipped = bytes.substr(at, n);
-  for (char& c : flipped) c = static_cast<char>(~c);
-  FILE* f = std::fopen(path.c_str(), "r+b");
-  ASSERT_NE(f, nullptr);
-  std::fseek(f, static_cast<long>(at), SEEK_SET);
-  std::fwrite(flipped.data(), 1, n, f);
-  std::fclose(f);
+  testing::FlipBytes(path, at, n);
 }
 
 std::string Segment(const TempDir& dir) { return dir.path() + "/log/00000000000000000000.seg"; }
