@@ -10,6 +10,7 @@
 #include "broker/src/auth/security.h"
 #include "broker/src/limits.h"
 #include "broker/src/server.h"
+#include "protocol/src/broker_list.h"
 #include "protocol/src/byte_size.h"
 #include "protocol/src/codec.h"
 #include "protocol/src/log.h"
@@ -29,8 +30,10 @@ Status ValidateBrokerOptions(const BrokerOptions& o) {
     return Status::InvalidArgument(field + " = " + value + ": " + rule);
   };
   if (o.name.empty()) return bad("name", "''", "must not be empty");
-  if (o.listen.empty())
-    return bad("listen", "''", "must be a ZeroMQ endpoint like tcp://127.0.0.1:7800");
+  if (const std::string why = net::EndpointProblem(o.listen, /*bind=*/true); !why.empty()) {
+    return bad("listen", "'" + o.listen + "'",
+               why + "; it must be a ZeroMQ endpoint like tcp://127.0.0.1:7800");
+  }
   if (o.data_dir.empty()) return bad("data_dir", "''", "must name a directory");
   if (o.default_queues < 1 || o.default_queues > 1024) {
     return bad("default_queues", std::to_string(o.default_queues), "must be 1-1024");

@@ -31,9 +31,11 @@
 #include "broker/src/auth/security.h"
 #include "broker/src/config_file.h"
 #include "broker/src/http/http_server.h"
+#include "broker/src/listen_precheck.h"
 #include "broker/src/sd_notify.h"
 #include "broker/src/settings.h"
 #include "broker/src/txmqd_cluster.h"
+#include "protocol/src/broker_list.h"
 #include "protocol/src/byte_size.h"
 #include "protocol/src/log.h"
 #include "protocol/src/unknown_option.h"
@@ -115,7 +117,8 @@ int main(int argc, char** argv) {
                  "flag names (flush = \"async\"); an unknown key or line is an error");
   app.config_formatter(txmq::broker::StrictConfig(app));
   app.add_option("--listen", o.listen,
-                 "ZeroMQ endpoint to bind; tcp://127.0.0.1:* picks a free port")
+                 "ZeroMQ endpoint to bind: tcp://HOST:PORT (HOST:PORT alone means the same), "
+                 "ipc://PATH; tcp://127.0.0.1:* picks a free port")
       ->capture_default_str();
   app.add_option("--max-connections", o.max_connections,
                  "Most TCP connections open at once; one more is closed as it arrives (logged, "
@@ -130,7 +133,8 @@ int main(int argc, char** argv) {
                  "no limit")
       ->capture_default_str();
   app.add_option("--data-dir", o.data_dir,
-                 "LevelDB directory (created if missing; one broker each)")
+                 "Data directory: the commit log (log/) and its index (index/); created if "
+                 "missing; one broker each")
       ->capture_default_str();
   app.add_option("--flush", flush,
                  "sync: fsync before acknowledging (survives power loss); async: acknowledge once "
@@ -312,7 +316,7 @@ int main(int argc, char** argv) {
                  "admin (bursts of 10 s' worth); beyond it OVERLOADED")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   app.add_option("--audit-log", hangup_files.audit_log,
@@ -352,6 +356,13 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ConfigError& e) {
     std::cerr << "txmqd: " << e.what() << "\n";
+    return 2;
+  } catch (const CLI::FileError& e) {
+    // CLI11's "X was not readable (missing?)": name the flag and the cause.
+    std::string path = e.what();
+    path = path.substr(0, path.find(" was not readable"));
+    std::cerr << "txmqd: --config " << path << ": cannot read it ("
+              << (access(path.c_str(), F_OK) != 0 ? "no such file" : "permission denied") << ")\n";
     return 2;
   } catch (const CLI::ParseError& e) {
     // --help and --version print and exit 0; bad usage is one line that
@@ -420,6 +431,14 @@ int main(int argc, char** argv) {
       }
       o.retry_backoff.push_back(d);
     }
+  }
+
+  // What cannot be bound is told before the store is opened and checked.
+  o.listen = txmq::net::WithTcpScheme(o.listen);
+  if (const std::string why = txmq::net::EndpointProblem(o.listen, /*bind=*/true); !why.empty()) {
+    std::cerr << "txmqd: --listen '" << o.listen << "' " << why
+              << " (e.g. tcp://127.0.0.1:7800, or tcp://127.0.0.1:* for a free port)\n";
+    return 2;
   }
 
   // Security flags that do not fit are bad usage, told before anything starts.
@@ -543,6 +562,14 @@ int main(int argc, char** argv) {
           "for /metrics and no TLS for the console's token (--insecure)",
           http->address());
     }
+  }
+
+  // Before the store is opened and checked, which can take long (and
+  // before a cluster node's stand-by answers on the port itself).
+  if (const std::string why = txmq::broker::ListenPortProblem(o.listen); !why.empty()) {
+    std::cerr << "txmqd: cannot listen on " << o.listen << ": " << why
+              << " (another txmqd, or another program, holds it: pick another --listen port)\n";
+    return 1;
   }
 
   // A cluster node follows until it leads; only then is there a store.

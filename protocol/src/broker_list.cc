@@ -22,13 +22,29 @@ bool IsPort(const std::string& text) {
   return port >= 1 && port <= 65535;
 }
 
-// Why `url` is not a broker address a client can connect to; "" if it is.
-std::string Problem(const std::string& url) {
+// "HOST:PORT" with no scheme: a host without blanks or slashes, a port.
+bool IsBareHostPort(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || !IsPort(text.substr(colon + 1))) return false;
+  return std::none_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(colon),
+                      [](unsigned char c) { return c <= 0x20 || c == '/' || c >= 0x7f; });
+}
+
+}  // namespace
+
+std::string WithTcpScheme(const std::string& text) {
+  return IsBareHostPort(text) ? "tcp://" + text : text;
+}
+
+std::string EndpointProblem(const std::string& url, bool bind) {
   if (url.rfind("tcp://", 0) == 0) {
     const std::string rest = url.substr(6);
     const size_t colon = rest.rfind(':');
     if (colon == std::string::npos || colon == 0) return "has no HOST:PORT after tcp://";
-    if (!IsPort(rest.substr(colon + 1))) return "has no port 1-65535";
+    const std::string port = rest.substr(colon + 1);
+    if (!IsPort(port) && !(bind && (port == "*" || port == "0"))) {
+      return bind ? "has no port 1-65535 (or *: a free one)" : "has no port 1-65535";
+    }
     for (unsigned char c : rest.substr(0, colon)) {
       if (c <= 0x20 || c == '/' || c >= 0x7f || c == ',') return "has a bad host";
     }
@@ -38,22 +54,23 @@ std::string Problem(const std::string& url) {
     const std::string prefix(scheme);
     if (url.rfind(prefix, 0) == 0) return url.size() > prefix.size() ? "" : "has no name";
   }
-  return "is not tcp://HOST:PORT, ipc://PATH or inproc://NAME";
+  return "is not tcp://HOST:PORT (or HOST:PORT), ipc://PATH or inproc://NAME";
 }
-
-}  // namespace
 
 Result<std::vector<std::string>> ParseBrokerList(const std::string& text) {
   std::vector<std::string> urls;
   size_t start = 0;
   for (int position = 1;; ++position) {
     const size_t comma = text.find(',', start);
-    const std::string url =
-        Trim(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    const std::string where = "broker URL " + std::to_string(position) + " of '" + text + "'";
+    const std::string url = WithTcpScheme(
+        Trim(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
+    const bool alone = position == 1 && comma == std::string::npos;
+    const std::string where =
+        alone ? "broker URL" : "broker URL " + std::to_string(position) + " of '" + text + "'";
     if (url.empty()) return Status::InvalidArgument(where + " is empty");
-    if (const std::string why = Problem(url); !why.empty()) {
-      return Status::InvalidArgument(where + ", '" + url + "', " + why);
+    if (const std::string why = EndpointProblem(url); !why.empty()) {
+      return Status::InvalidArgument(alone ? where + " '" + url + "' " + why
+                                           : where + ", '" + url + "', " + why);
     }
     if (std::find(urls.begin(), urls.end(), url) != urls.end()) {
       return Status::InvalidArgument(where + ", '" + url + "', appears twice");

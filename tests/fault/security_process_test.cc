@@ -2,7 +2,10 @@
 // keys from txmqctl keygen, a JSON ACL, SIGHUP to revoke a key. Real
 // processes, real CURVE over loopback.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -175,6 +178,56 @@ TEST(TxmqdListen, PlaintextOnAReachableAddressNeedsInsecureAndCurveNeedsBothFile
   EXPECT_EQ(half.exit_code, 2) << half.err;
   EXPECT_NE(half.err.find("--curve-secret-key and --acl go together"), std::string::npos)
       << half.err;
+}
+
+// HOST:PORT is taken as tcp://HOST:PORT (as txmqctl --broker takes it);
+// what is no endpoint at all is refused at once, before the data
+// directory is created, let alone checked.
+TEST(TxmqdListen, HostAndPortAloneIsTcpAndAnythingElseIsRefusedBeforeTheStoreOpens) {
+  TempDir dir;
+  auto refused =
+      RunCommand({BinPath("txmqd"), "--data-dir", dir.Sub("data"), "--listen", "7953"}, "", 15s);
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("--listen '7953' is not tcp://HOST:PORT"), std::string::npos)
+      << refused.err;
+  EXPECT_EQ(refused.err.find("reachable from other machines"), std::string::npos) << refused.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("data")));
+
+  const std::string host_port = "127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
+  auto broker = testing::Process::Spawn({BinPath("txmqd"), "--data-dir", dir.Sub("data"),
+                                         "--listen", host_port, "--ready-file", dir.Sub("ready")},
+                                        dir.Sub("txmqd.log"));
+  ASSERT_NE(broker, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(dir.Sub("ready")); }, 20s))
+      << testing::ReadFile(dir.Sub("txmqd.log"));
+  EXPECT_NE(testing::ReadFile(dir.Sub("ready")).find("tcp://" + host_port), std::string::npos)
+      << testing::ReadFile(dir.Sub("ready"));
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(20s), 0);
+}
+
+// A port another program holds is told before the data directory is even
+// created (opening and checking a large one can take minutes).
+TEST(TxmqdListen, APortInUseIsToldBeforeTheStoreIsOpened) {
+  TempDir dir;
+  const int port = testing::FreeLoopbackPort();
+  const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(holder, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(holder, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(holder, 1), 0);
+  const std::string listen = "tcp://127.0.0.1:" + std::to_string(port);
+  auto r =
+      RunCommand({BinPath("txmqd"), "--data-dir", dir.Sub("data"), "--listen", listen}, "", 15s);
+  ::close(holder);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot listen on " + listen + ": Address already in use"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("data")));
 }
 
 // With --insecure it serves in plaintext and says so where an operator

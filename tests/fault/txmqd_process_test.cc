@@ -58,6 +58,15 @@ TEST(TxmqdConfigFile, AnUnknownKeyIsAnErrorNamingTheKeyAndTheNearestFlag) {
   ExpectConfigError(r, dir.Sub("txmqd.toml"), "unknown key 'data_dir' (did you mean 'data-dir'?)");
 }
 
+TEST(TxmqdConfigFile, AMissingFileIsAnErrorNamingTheFlagAndTheFile) {
+  TempDir dir;
+  auto r = RunCommand({BinPath("txmqd"), "--config", dir.Sub("nope.toml"), "--data-dir",
+                       dir.Sub("data"), "--listen", "tcp://127.0.0.1:*"},
+                      "", 15s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err, "txmqd: --config " + dir.Sub("nope.toml") + ": cannot read it (no such file)\n");
+}
+
 TEST(TxmqdConfigFile, AFileThatIsNotKeyEqualsValueIsAnErrorNamingTheLine) {
   TempDir dir;
   const std::string path = dir.Sub("txmqd.toml");

@@ -16,6 +16,26 @@ TEST(BrokerList, OneUrlIsAListOfOne) {
   EXPECT_EQ(*urls, std::vector<std::string>{"tcp://127.0.0.1:7800"});
 }
 
+// As txmqctl --broker takes it: HOST:PORT means tcp://HOST:PORT.
+TEST(BrokerList, HostAndPortAloneIsTcp) {
+  auto urls = ParseBrokerList("127.0.0.1:7800, tcp://127.0.0.1:7801,[::1]:7802");
+  ASSERT_TRUE(urls.ok()) << urls.status().ToString();
+  EXPECT_EQ(*urls, (std::vector<std::string>{"tcp://127.0.0.1:7800", "tcp://127.0.0.1:7801",
+                                             "tcp://[::1]:7802"}));
+}
+
+// txmqd --listen: also tcp://HOST:*, a free port.
+TEST(BrokerList, AnEndpointToBindMayAskForAFreePort) {
+  EXPECT_EQ(EndpointProblem("tcp://127.0.0.1:*", /*bind=*/true), "");
+  EXPECT_EQ(EndpointProblem("tcp://*:7800", /*bind=*/true), "");
+  EXPECT_NE(EndpointProblem("tcp://127.0.0.1:*"), "");
+  EXPECT_NE(EndpointProblem("7953", /*bind=*/true).find("is not tcp://HOST:PORT"),
+            std::string::npos);
+  EXPECT_EQ(WithTcpScheme("127.0.0.1:7953"), "tcp://127.0.0.1:7953");
+  EXPECT_EQ(WithTcpScheme("7953"), "7953");
+  EXPECT_EQ(WithTcpScheme("ipc:///tmp/b"), "ipc:///tmp/b");
+}
+
 TEST(BrokerList, CommasSeparateAndBlanksAroundAreDropped) {
   auto urls = ParseBrokerList("tcp://127.0.0.1:1, tcp://127.0.0.1:2 ,ipc:///tmp/b,inproc://c");
   ASSERT_TRUE(urls.ok()) << urls.status().ToString();
@@ -31,13 +51,14 @@ TEST(BrokerList, ErrorsNameTheBadUrlAndWhereItIs) {
   for (const Case& c : std::vector<Case>{
            {"tcp://127.0.0.1:1,,tcp://127.0.0.1:2", "broker URL 2 of "},
            {"tcp://127.0.0.1:1,", "broker URL 2 of 'tcp://127.0.0.1:1,' is empty"},
-           {"", "broker URL 1 of '' is empty"},
+           {"", "broker URL is empty"},
            {"tcp://127.0.0.1:1,http://127.0.0.1:2", "'http://127.0.0.1:2', is not tcp://"},
-           {"tcp://127.0.0.1:99999", "'tcp://127.0.0.1:99999', has no port"},
-           {"tcp://127.0.0.1", "'tcp://127.0.0.1', has no HOST:PORT"},
-           {"127.0.0.1:7800", "broker URL 1 of '127.0.0.1:7800', '127.0.0.1:7800', is not"},
+           {"tcp://127.0.0.1:99999", "broker URL 'tcp://127.0.0.1:99999' has no port"},
+           {"tcp://127.0.0.1", "broker URL 'tcp://127.0.0.1' has no HOST:PORT"},
+           {"7800", "broker URL '7800' is not tcp://HOST:PORT"},
+           {"tcp://127.0.0.1:*", "broker URL 'tcp://127.0.0.1:*' has no port"},
            {"tcp://127.0.0.1:1,tcp://127.0.0.1:1", "broker URL 2 of "},
-           {"ipc://", "'ipc://', has no name"},
+           {"ipc://", "broker URL 'ipc://' has no name"},
        }) {
     auto urls = ParseBrokerList(c.text);
     ASSERT_FALSE(urls.ok()) << "'" << c.text << "' was taken";
