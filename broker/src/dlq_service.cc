@@ -52,12 +52,13 @@ void DlqService::HandleList(const RequestContext& ctx, wire::DlqListRequest::Rea
     uint64_t offset;
     storage::MessageView m;  // views into the log
   };
+  auto dlq = DeadLetterTopicOf(topics_, groups_, group);
+  if (!dlq.ok()) return core_.ReplyError(ctx, dlq.status());
   std::vector<Row> rows;
   bool more = false;
   uint64_t total = 0;
-  const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
   // One pass: count them all, keep the page.
-  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t offset, const storage::MessageView& m) {
+  ForEachDeadLetter(core_, *dlq, 0, [&](uint64_t offset, const storage::MessageView& m) {
     ++total;
     if (offset < from) return true;
     if (rows.size() < limit) {
@@ -80,10 +81,11 @@ void DlqService::HandleShow(const RequestContext& ctx, wire::DlqShowRequest::Rea
   const std::string group = wire::ToString(request.getGroup());
   const std::string id = wire::ToString(request.getMessageId());
   if (Status s = CheckGroup(group); !s.ok()) return core_.ReplyError(ctx, s);
-  const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
+  auto dlq = DeadLetterTopicOf(topics_, groups_, group);
+  if (!dlq.ok()) return core_.ReplyError(ctx, dlq.status());
   std::optional<uint64_t> found;
   storage::MessageView m;
-  ForEachDeadLetter(core_, dlq, 0, [&](uint64_t offset, const storage::MessageView& letter) {
+  ForEachDeadLetter(core_, *dlq, 0, [&](uint64_t offset, const storage::MessageView& letter) {
     if (letter.id != id) return true;
     found = offset;
     m = letter;
@@ -113,7 +115,9 @@ void DlqService::HandleResend(const RequestContext& ctx, wire::DlqResendRequest:
   if (!request.getAll() && wanted.empty()) {
     return core_.ReplyError(ctx, Status::InvalidArgument("name message ids, or ask for all"));
   }
-  const TopicState* dlq = topics_.Find(DeadLetterTopic(group));
+  auto found = DeadLetterTopicOf(topics_, groups_, group);
+  if (!found.ok()) return core_.ReplyError(ctx, found.status());
+  const TopicState* dlq = *found;
   struct Letter {
     uint64_t offset;
     storage::MessageView m;  // views into the log

@@ -42,6 +42,17 @@ void ForEachDeadLetter(Core& core, const TopicState* dlq, uint64_t from_offset,
   }
 }
 
+Result<const TopicState*> DeadLetterTopicOf(TopicManager& topics, GroupTable& groups,
+                                            const std::string& group) {
+  const TopicState* dlq = topics.Find(DeadLetterTopic(group));
+  if (dlq == nullptr && groups.Find(group) == nullptr) {
+    return Status::NotFound("consumer group '" + group +
+                            "' is not known and has no dead-letter queue here (txmqctl group "
+                            "list shows the groups)");
+  }
+  return dlq;
+}
+
 void InspectService::FillTopic(const TopicState& topic, bool with_groups,
                                wire::TopicInfo::Builder out) {
   out.setName(topic.name);

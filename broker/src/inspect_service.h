@@ -50,4 +50,10 @@ using DeadLetterFn = std::function<bool(uint64_t offset, const storage::MessageV
 void ForEachDeadLetter(Core& core, const TopicState* dlq, uint64_t from_offset,
                        const DeadLetterFn& fn);
 
+// The dead-letter topic of consumer group `group` (null: it has none yet).
+// NOT_FOUND when neither the group nor a dead-letter topic of its name is
+// known here: a typo must not read as an empty queue.
+Result<const TopicState*> DeadLetterTopicOf(TopicManager& topics, GroupTable& groups,
+                                            const std::string& group);
+
 }  // namespace txmq::broker

@@ -233,8 +233,9 @@ void LifecycleService::PurgeDlq(const Call& call, wire::DlqPurgeRequest::Reader 
     return refuse(
         Status::InvalidArgument("name the dead letters to purge, or all of them (not both)"));
   }
-  const std::string dlq_name = DeadLetterTopic(group);
-  const TopicState* dlq = d_.topics.Find(dlq_name);
+  auto found = DeadLetterTopicOf(d_.topics, d_.groups, group);
+  if (!found.ok()) return refuse(found.status());
+  const TopicState* dlq = *found;
   std::vector<std::pair<uint64_t, std::string>> purged;  // offset, id
   std::set<std::string> seen;
   uint64_t total = 0;
@@ -267,7 +268,7 @@ void LifecycleService::PurgeDlq(const Call& call, wire::DlqPurgeRequest::Reader 
   if (purged.size() == total) {
     // Nothing is left: the whole dead-letter topic goes, and its storage
     // with it; the next dead letter starts it again.
-    RemoveTopic(dlq_name);
+    RemoveTopic(DeadLetterTopic(group));
     return Finish(call, kAction, object, reply);
   }
   for (const auto& [offset, id] : purged) d_.core.store().RemoveMessage(dlq->id, 0, offset);

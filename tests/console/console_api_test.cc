@@ -31,6 +31,13 @@ class ConsoleApiTest : public ConsoleTest {
             .ok());
   }
 
+  // A consumer group reading `topic` (its dead-letter queue empty).
+  void ConsumerGroup(const std::string& group, const std::string& topic = "orders") {
+    auto r = testing::RunCommand({testing::BinPath("txmqctl"), "--broker", broker_->endpoint(),
+                                  "consume", topic, "--group", group, "--wait", "0.1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
   wire::TxState StateOf(const std::string& id) {
     auto info = admin_->Show(id);
     EXPECT_TRUE(info.ok()) << info.status().ToString();
@@ -74,6 +81,7 @@ TEST_F(ConsoleApiTest, ActionsNeedTheToken) {
 
 TEST_F(ConsoleApiTest, ReadsNeedTheTokenToo) {
   OpenTx("tx-1");
+  ConsumerGroup("billing");
   for (const char* path : {"/api/transactions", "/api/transactions/tx-1", "/api/topics",
                            "/api/groups", "/api/dlq/billing"}) {
     EXPECT_EQ(Request("GET", path).status, 401) << path;
@@ -220,6 +228,7 @@ TEST_F(ConsoleApiTest, ActionsWriteTheAuditLineWithOperatorActionAndReason) {
   auto recheck = Post("/api/transactions/tx-k/recheck", kAlice);
   ASSERT_EQ(recheck.status, 200) << recheck.body;
   EXPECT_EQ(recheck.Json()["scheduled"], 1);
+  ConsumerGroup("billing");
   auto resend = Post("/api/dlq/billing/resend",
                      {{"operator", "alice"}, {"reason", "bug fixed"}, {"message_ids", {"gone"}}});
   ASSERT_EQ(resend.status, 200) << resend.body;

@@ -162,8 +162,11 @@ TEST_F(Admin, DeadLettersCanBeListedShownAndResentToTheirGroupOnly) {
 
   auto dlq_list = [&] {
     auto r = admin_->Call([](wire::Envelope::Builder e) { e.initDlqList().setGroup("workers"); });
-    EXPECT_TRUE(r.ok());
     std::vector<std::string> ids;
+    // NOT_FOUND until the consumer registered its group.
+    if (!r.ok() && r.status().code() == StatusCode::kNotFound) return ids;
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return ids;
     for (auto l : r->envelope().getDlqListOk().getMessages())
       ids.push_back(wire::ToString(l.getId()));
     return ids;

@@ -27,7 +27,9 @@ class Dlq : public CtlTest {
                     .ok());
     EXPECT_TRUE(failing.Start().ok());
     EXPECT_TRUE(testing::WaitFor([&] {
-      auto j = Json({"dlq", "list", "billing"});
+      // NOT_FOUND until the consumer registered its group.
+      const nlohmann::json j = JsonIfOk({"dlq", "list", "billing"});
+      if (j.is_null()) return false;
       for (const auto& m : j["messages"]) {
         if (m["id"] == id) return true;
       }
@@ -42,13 +44,23 @@ class Dlq : public CtlTest {
   }
 };
 
-TEST_F(Dlq, ListShowAndResendDeliversAgain) {
-  auto r = Ctl({"dlq", "list", "billing"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "(no dead letters in group 'billing')\n");
+// A group nobody consumes with (a typo) is not an empty dead-letter
+// queue: every dlq command says so, and a resend or purge changes nothing.
+TEST_F(Dlq, AnUnknownGroupIsNotFoundNotAnEmptyQueue) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"dlq", "list", "billng"},
+           {"dlq", "show", "billng", "0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"},
+           {"dlq", "resend", "billng", "--all"},
+           {"dlq", "purge", "billng", "--all"}}) {
+    ExpectFails(args, kExitNotFound,
+                "consumer group 'billng' is not known and has no dead-letter queue here");
+  }
+  EXPECT_EQ(Json({"status"})["consumer_groups"], 0) << "nothing was created";
+}
 
+TEST_F(Dlq, ListShowAndResendDeliversAgain) {
   const std::string id = DeadLetter("charge 10 EUR");
-  r = Ctl({"dlq", "list", "billing"});
+  auto r = Ctl({"dlq", "list", "billing"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto lines = SplitLines(r.out);
   ASSERT_EQ(lines.size(), 2u) << r.out;
