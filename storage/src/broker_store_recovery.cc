@@ -175,10 +175,16 @@ Status BrokerStore::Recover() {
   if (!scanned.ok()) return scanned;
   checkpointed_position_ = from.position;
   stats_.replayed_entries = replayed;
-  if (replayed > 0) {
-    Logger("storage")->info("replayed {} log entries {} in {} ms", replayed,
-                            rebuild ? "into the rebuilt index" : "after the checkpoint",
+  if (replayed > 0 && rebuild) {
+    Logger("storage")->info("replayed {} log entries into the rebuilt index in {} ms", replayed,
                             MicrosSince(start) / 1000);
+  } else if (replayed > 0) {
+    // A clean stop checkpoints last (~BrokerStore): entries after the
+    // checkpoint mean the previous run ended without one.
+    Logger("storage")->info(
+        "the previous run did not stop cleanly (a crash, kill -9, power loss, or a failed final "
+        "checkpoint): replayed the {} log entries it wrote after its last checkpoint in {} ms",
+        replayed, MicrosSince(start) / 1000);
   }
   if (check) {
     Logger("storage")->info(

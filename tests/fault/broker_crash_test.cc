@@ -43,6 +43,9 @@ void KillWhileSending(const std::vector<std::string>& broker_args) {
       broker.Kill9();  // in the middle of group commits
       std::this_thread::sleep_for(300ms);
       ASSERT_TRUE(broker.Start()) << "restart " << kill;
+      EXPECT_NE(testing::ReadFile(broker.log_path()).find("the previous run did not stop cleanly"),
+                std::string::npos)
+          << "the start-up log says what happened";
     }
     const size_t before = load.acked_count();
     ASSERT_TRUE(WaitFor([&] { return load.acked_count() > before + 500; }, 30s));
@@ -132,6 +135,8 @@ TEST(BrokerProcessLifecycle, SigtermAndSigintFinishAcceptedWritesAndExitZero) {
               std::string::npos);
   }
   ASSERT_TRUE(broker.Start());
+  EXPECT_EQ(testing::ReadFile(broker.log_path()).find("did not stop cleanly"), std::string::npos)
+      << "every stop was clean";
   ExpectEveryAckedOnceAndNoneTwice(
       acked, testing::DrainTopic(broker.endpoint(), "graceful", acked.size()));
 }
