@@ -107,8 +107,9 @@ Status CheckMessage(wire::Message::Reader in, const BrokerOptions& options, bool
   if (counted_bytes != nullptr) *counted_bytes = payload;
   const int64_t delay = in.getDelayMs();
   if (delay < 0 || delay > options.max_delay.count()) {
-    return Status::InvalidArgument("delay of " + std::to_string(delay) +
-                                   " ms must be between 0 and " +
+    return Status::InvalidArgument("delay of " + std::to_string(delay) + " ms (" +
+                                   (delay < 0 ? "negative" : FormatDurationMs(delay)) +
+                                   ") must be between 0 and " +
                                    FormatDurationMs(options.max_delay.count()));
   }
   return Status::OK();

@@ -4,6 +4,8 @@
 // with --audit-log for the broker's actions; a real local store for the
 // outbox, whose lines txmqctl writes itself (stderr and its --audit-log).
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -339,6 +341,24 @@ TEST_F(Audit, AnAuditLogTxmqctlCannotOpenIsBadUsageAndChangesNothing) {
   EXPECT_TRUE(Has(r.err, "cannot open audit log '" + dir_.path() + "'")) << r.err;
   auto list = Ctl("alice", {"--json", "outbox", "list", "--db", store_});
   EXPECT_TRUE(Has(list.out, "pending-1")) << list.out << list.err;
+}
+
+// Without --operator the operator is $USER@host; where no USER or LOGNAME
+// is set (systemd units, cron, docker exec) it is the account's name, not
+// "unknown".
+TEST_F(Audit, WithoutUserOrLognameTheOperatorIsTheAccountAtTheHost) {
+  const passwd* account = getpwuid(geteuid());
+  ASSERT_NE(account, nullptr);
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  auto r = testing::RunCommand(
+      {testing::BinPath("txmqctl"), "--broker", broker_->endpoint(), "topic", "create", "orders"},
+      "", std::chrono::seconds(30), {"USER=", "LOGNAME="});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto lines = AuditLines(testing::ReadFile(broker_trail_));
+  ASSERT_EQ(lines.size(), 1u) << testing::ReadFile(broker_trail_);
+  EXPECT_TRUE(Has(lines[0], std::string("operator='") + account->pw_name + "@" + host + "'"))
+      << lines[0];
 }
 
 }  // namespace

@@ -106,6 +106,21 @@ TEST_F(CtlConsume, FromLatestOnATopicNotCreatedYetPrintsTheMessageThatCreatesIt)
       << "the first message was sent after consume started, and created the topic";
 }
 
+// Waiting for a topic that does not exist is allowed (a consumer may start
+// first), but a typo must not pass unseen: stderr says so, and names the
+// group it leaves.
+TEST_F(CtlConsume, ATopicThatDoesNotExistIsNamedOnStderr) {
+  Send("order-created", "k", "first");
+  auto r = Ctl({"consume", "ordr-created", "--group", "typo", "--wait", "0.2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("topic 'ordr-created' does not exist (yet); group 'typo' waits for it"),
+            std::string::npos)
+      << r.err;
+  r = Ctl({"consume", "order-created", "--group", "typo", "--wait", "0.2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("does not exist"), std::string::npos) << r.err;
+}
+
 TEST_F(CtlConsume, NoAckPrintsAndLeavesEveryMessageToTheGroupUncounted) {
   std::set<std::string> sent;
   for (const std::string k : {"a", "b", "c"}) sent.insert(Send("orders", k, "body-" + k));

@@ -102,6 +102,18 @@ TEST_F(Txmqctl, LinesModeSendsEachLineAndPrintsEachId) {
   EXPECT_TRUE(bodies.count("line-299"));
 }
 
+// A line the broker refuses ends the run: what was acknowledged is on
+// stdout, and stderr says how many made it and how many did not.
+TEST_F(Txmqctl, LinesModeThatFailsSaysHowManyLinesWereAcknowledged) {
+  const std::string too_big(broker_->options().max_message_bytes + 1, 'x');
+  auto sent = Ctl({"send", "bulk", "--lines"}, "ok-1\nok-2\n" + too_big + "\n");
+  EXPECT_EQ(sent.exit_code, 1) << sent.err;  // TOO_LARGE
+  EXPECT_EQ(SplitLines(sent.out).size(), 2u) << sent.out;
+  EXPECT_NE(sent.err.find("(2 lines acknowledged, their ids printed; 1 failed; the rest not sent)"),
+            std::string::npos)
+      << sent.err;
+}
+
 TEST_F(Txmqctl, BodyFromStdinAndBinaryBodiesInJson) {
   std::string binary("\x00\xff\x10zz", 5);
   ASSERT_EQ(Ctl({"send", "bin", "-"}, binary).exit_code, 0);
@@ -117,7 +129,20 @@ TEST_F(Txmqctl, AnUnknownCommandIsNamedWithTheNearestOne) {
   ExpectFails({"tpoic", "list"}, 2, "unknown command 'tpoic' (did you mean 'topic'?)");
   ExpectFails({"tx", "lsit"}, 2, "unknown command 'lsit' (did you mean 'list'?)");
   ExpectFails({"--json", "topic", "frobnicate"}, 2, "unknown command 'frobnicate' (see --help)");
-  ExpectFails({"topic"}, 2, "A subcommand is required");  // nothing mistyped
+  // Nothing mistyped, something missing: the commands it takes.
+  auto missing = ExpectFails({"topic"}, 2, "'txmqctl topic' needs a command: ");
+  EXPECT_NE(missing.err.find("create"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("list"), std::string::npos) << missing.err;
+  ExpectFails({}, 2, "'txmqctl' needs a command: status, send, consume");
+}
+
+// A value out of range says what is allowed in words a person reads.
+TEST_F(Txmqctl, ABadNumberOrDurationSaysWhatIsAllowed) {
+  auto max = ExpectFails({"consume", "orders", "-g", "g", "--max", "-1"}, 2,
+                         "not in range 0 to 1000000000");
+  EXPECT_LT(max.err.size(), 160u) << max.err;
+  ExpectFails({"--timeout", "0", "status"}, 2, "--timeout '0' must be more than 0");
+  ExpectFails({"--timeout", "soon", "status"}, 2, "--timeout 'soon' is not a duration");
 }
 
 // A mistyped option is named, not the value after it.

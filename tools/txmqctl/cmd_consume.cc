@@ -2,6 +2,7 @@
 // arrives; acknowledge it, or (--no-ack) give it back uncounted at the end.
 #include <algorithm>
 #include <iostream>
+#include <optional>
 #include <vector>
 
 #include "protocol/src/message_codec.h"
@@ -67,20 +68,25 @@ struct Held {
   uint64_t lease_id = 0;
 };
 
+// Whether the topic exists; empty when this caller may not look (with an
+// ACL, looking at a topic is an admin's right).
+Result<std::optional<bool>> TopicExists(Ctl& ctl, const std::string& topic) {
+  auto reply = ctl.Call([&](wire::Envelope::Builder e) { e.setTopicShow(topic); });
+  if (reply.ok()) return std::optional<bool>(true);
+  if (reply.status().code() == StatusCode::kNotFound) return std::optional<bool>(false);
+  if (reply.status().code() == StatusCode::kPermissionDenied) return std::optional<bool>();
+  return reply.status();
+}
+
 // --from-latest asks the broker to start a new group at the topic's end,
 // and the broker decides that on the pull that first finds the topic. A
 // topic that does not exist yet holds nothing sent before this consume
 // started, so reading it from its start is what --from-latest means: its
 // first message is not skipped because it was also what created the topic.
-Result<bool> StartFromLatest(Ctl& ctl, const ConsumeArgs& args) {
-  if (!args.from_latest) return false;
-  auto reply = ctl.Call([&](wire::Envelope::Builder e) { e.setTopicShow(args.topic); });
-  if (reply.ok()) return true;
-  if (reply.status().code() == StatusCode::kNotFound) return false;
-  // With an ACL, looking at a topic is an admin's right; a consumer that
-  // lacks it asks the broker for the end as it always did.
-  if (reply.status().code() == StatusCode::kPermissionDenied) return true;
-  return reply.status();
+// A consumer that may not look at the topic asks the broker for the end
+// as it always did.
+bool StartFromLatest(const ConsumeArgs& args, std::optional<bool> exists) {
+  return args.from_latest && exists.value_or(true);
 }
 
 // Gives the peeked messages back to the group: visible again at once, the
@@ -125,8 +131,16 @@ Status GiveBack(Ctl& ctl, net::Connection& c, const std::string& group,
 int Consume(Ctl& ctl, const ConsumeArgs& args) {
   auto keys = ctl.Keys();
   if (!keys.ok()) return ctl.Fail(keys.status());
-  auto from_latest = StartFromLatest(ctl, args);
-  if (!from_latest.ok()) return ctl.Fail(from_latest.status());
+  auto exists = TopicExists(ctl, args.topic);
+  if (!exists.ok()) return ctl.Fail(exists.status());
+  if (*exists == std::optional<bool>(false)) {
+    // Waiting for a topic before its first message is allowed; a typo
+    // should not pass unseen, nor the group it leaves behind.
+    std::cerr << "txmqctl: topic '" << args.topic << "' does not exist (yet); group '" << args.group
+              << "' waits for it and stays (txmqctl topic list shows the topics; "
+              << "txmqctl group delete " << args.group << " removes the group)\n";
+  }
+  const bool from_latest = StartFromLatest(args, *exists);
   auto broker = ctl.Broker();
   if (!broker.ok()) return ctl.Fail(broker.status());
   net::ConnectionOptions o;
@@ -155,7 +169,7 @@ int Consume(Ctl& ctl, const ConsumeArgs& args) {
     pull.setMaxMessages(
         static_cast<uint32_t>(args.max == 0 ? 64 : std::min<int64_t>(64, args.max - printed)));
     pull.setWaitMs(static_cast<uint32_t>(left.count()));
-    pull.setStartFromLatest(*from_latest);
+    pull.setStartFromLatest(from_latest);
     if (args.no_ack) pull.setVisibilityTimeoutMs(kPeekLeaseMs);
     auto reply = c.CallSync(std::move(request), left + ctl.timeout());
     if (!reply.ok()) return ctl.Fail(reply.status());
@@ -209,7 +223,7 @@ void AddConsumeCommand(CLI::App& app, Ctl& ctl, Runner& run) {
   cmd->add_option("topic", args->topic, "Topic (or %DLQ%<group>)")->required();
   cmd->add_option("--group,-g", args->group, "Consumer group")->required();
   cmd->add_option("--max,-n", args->max, "Stop after this many messages (0: no limit)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000'000}));
   cmd->add_option("--wait", args->wait,
                   "Stop when nothing arrived for this long (30s, 2m; a plain number is seconds)")
       ->capture_default_str();

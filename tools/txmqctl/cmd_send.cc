@@ -49,6 +49,7 @@ int SendLines(Ctl& ctl, Producer& producer, const Message& base, int window) {
   std::condition_variable cv;
   int in_flight = 0;
   Status first_error;
+  uint64_t acknowledged = 0, failed = 0;
   for (std::string line; std::getline(std::cin, line);) {
     Message m = base;
     m.body = std::move(line);
@@ -60,9 +61,11 @@ int SendLines(Ctl& ctl, Producer& producer, const Message& base, int window) {
     producer.SendAsync(std::move(m), [&](Result<SendResult> r) {
       std::lock_guard<std::mutex> guard(mu);
       if (r.ok()) {
+        ++acknowledged;
         PrintResult(ctl, *r);
-      } else if (first_error.ok()) {
-        first_error = r.status();
+      } else {
+        ++failed;
+        if (first_error.ok()) first_error = r.status();
       }
       --in_flight;
       cv.notify_all();
@@ -71,7 +74,12 @@ int SendLines(Ctl& ctl, Producer& producer, const Message& base, int window) {
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return in_flight == 0; });
   std::cout.flush();
-  return first_error.ok() ? kExitOk : ctl.Fail(first_error);
+  if (first_error.ok()) return kExitOk;
+  // Which lines made it is on stdout (one id each); how many, here.
+  return ctl.Fail(
+      Status(first_error.code(), first_error.message() + " (" + std::to_string(acknowledged) +
+                                     " lines acknowledged, their ids printed; " +
+                                     std::to_string(failed) + " failed; the rest not sent)"));
 }
 
 }  // namespace

@@ -212,7 +212,8 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
     limits_block.Print(std::cout);
   }
   if (s.getSettings().size() > 0) {
-    std::cout << "\nsettings (txmqd --help explains each)\n";
+    std::cout << "\nsettings (txmqd --help explains each flag; max-long-poll, max-delay, "
+                 "max-pull-messages and cleanup-* are fixed limits, not flags)\n";
     settings_block.Print(std::cout);
   }
   return kExitOk;

@@ -1,5 +1,6 @@
 #include "tools/txmqctl/ctl.h"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -14,12 +15,22 @@
 namespace txmq::ctl {
 
 std::string DefaultOperator() {
-  const char* user = std::getenv("USER");
-  if (user == nullptr || *user == '\0') user = std::getenv("LOGNAME");
-  if (user == nullptr || *user == '\0') return "unknown";
+  std::string user;
+  for (const char* name : {"USER", "LOGNAME"}) {
+    if (const char* v = std::getenv(name); v != nullptr && *v != '\0') {
+      user = v;
+      break;
+    }
+  }
+  // Under systemd, cron or `docker exec` neither is set: the account is.
+  if (user.empty()) {
+    const passwd* account = getpwuid(geteuid());
+    user = account != nullptr && account->pw_name != nullptr ? account->pw_name
+                                                             : "uid " + std::to_string(geteuid());
+  }
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') return user;
-  return std::string(user) + "@" + host;
+  return user + "@" + host;
 }
 
 int ExitCodeOf(const Status& status, bool from_broker) {

@@ -35,6 +35,20 @@ std::string UnknownCommand(const CLI::App& app) {
   return "";
 }
 
+// "txmqctl tx" alone: which commands it takes, not just that one is needed.
+std::string MissingCommand(const CLI::App& app) {
+  std::vector<const CLI::App*> given = {&app};
+  while (!given.back()->get_subcommands().empty()) {
+    given.push_back(given.back()->get_subcommands().front());
+  }
+  const std::vector<const CLI::App*> commands = given.back()->get_subcommands({});
+  if (commands.empty()) return "";
+  std::string path = "txmqctl", names;  // the root's name is argv[0], a path
+  for (size_t i = 1; i < given.size(); ++i) path += " " + given[i]->get_name();
+  for (const CLI::App* c : commands) names += (names.empty() ? "" : ", ") + c->get_name();
+  return "'" + path + "' needs a command: " + names;
+}
+
 int main(int argc, char** argv) {
   using namespace txmq::ctl;
   Globals globals;
@@ -84,7 +98,7 @@ int main(int argc, char** argv) {
   // debugging a connection.
   std::string log_level = "error";
   app.add_option("--log-level", log_level,
-                 "Client library logging: trace, debug, info, warn, error")
+                 "Client library logging: trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   app.set_version_flag("--version", std::string("txmqctl ") + txmq::kVersion);
@@ -118,6 +132,10 @@ int main(int argc, char** argv) {
     // would read as a mistyped command.
     std::string unknown = txmq::UnknownOption(app);
     if (unknown.empty()) unknown = UnknownCommand(app);
+    if (unknown.empty() && dynamic_cast<const CLI::RequiredError*>(&e) != nullptr &&
+        std::string(e.what()).find("subcommand") != std::string::npos) {
+      unknown = MissingCommand(app);
+    }
     std::cerr << "txmqctl: " << (unknown.empty() ? e.what() : unknown) << " (see --help)\n";
     return kExitUsage;
   }
@@ -131,8 +149,10 @@ int main(int argc, char** argv) {
                        "' has a control character; a name is printable text");
     }
   }
-  if (txmq::ParseDurationMs(globals.timeout) <= 0) {
+  if (const int64_t ms = txmq::ParseDurationMs(globals.timeout); ms < 0) {
     return ctl.Usage("--timeout '" + globals.timeout + "' is not a duration (e.g. 10s)");
+  } else if (ms == 0) {
+    return ctl.Usage("--timeout '" + globals.timeout + "' must be more than 0 (e.g. 10s)");
   }
   auto broker =
       NormalizeBrokerUrl(broker_flag->count() > 0 ? "--broker" : "TXMQ_BROKER", globals.broker);
