@@ -33,8 +33,10 @@ void DelayedMessages::Tick(int64_t now_ms, uint32_t budget) {
     due_.erase(due_.begin());
     auto stored = core_.store().ReadDelayed(due, seq);
     if (!stored.ok()) {
-      Logger("broker")->error("delayed message {} due at {} is unreadable ({}); left in place", seq,
-                              due, stored.status().ToString());
+      Logger("broker")->error(
+          "delayed message {} due at {} is unreadable ({}); left in place (tried again after a "
+          "restart, dropped when retention deletes its segment)",
+          seq, due, stored.status().ToString());
       stranded_.emplace(due, seq);
       continue;
     }
@@ -61,6 +63,7 @@ void DelayedMessages::Tick(int64_t now_ms, uint32_t budget) {
 void DelayedMessages::Drop(int64_t due_ms, uint64_t seq, const storage::store::DelayedBody& d) {
   storage::BrokerStore& store = core_.store();
   due_.erase({due_ms, seq});
+  stranded_.erase({due_ms, seq});
   store.DeleteDelayed(due_ms, seq);
   const uint64_t bucket = static_cast<uint64_t>(d.message.stored_ms) / storage::store::kIdBucketMs;
   if (auto id = store.GetId(bucket, d.message.id); id && id->topic_id == d.topic_id) {

@@ -30,9 +30,7 @@ class DelayedMessages {
   // Came due but could not be moved (unreadable, or its queue cannot take
   // it): left in the store, and tried again only after a restart.
   bool Stranded(int64_t due_ms, uint64_t seq) const { return stranded_.count({due_ms, seq}) > 0; }
-  // Deletes the store's entry of a message no longer waiting (stranded, or
-  // deleted already in a round not yet written: deleting again is
-  // harmless) in the open round.
+  // Deletes a stranded message's entry from the store (in the open round).
   void Forget(int64_t due_ms, uint64_t seq);
 
   // Moves up to `budget` due messages into their queues; one whose topic

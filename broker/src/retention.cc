@@ -135,21 +135,22 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
       ++examined_;
       if (position >= release_before) return true;
       pinned = true;
-      if (!delayed_.Waiting(due, seq)) {
-        // Moved into its queue or dropped (its delete may be in a round
-        // not yet written; a second delete is harmless, unlike a copy),
-        // or stranded: nothing will move it now, and its entry would hold
-        // its segment, and every later one, for ever.
-        if (delayed_.Stranded(due, seq)) {
-          Logger("broker")->warn(
-              "retention: dropping the index entry of delayed message {} due at {}, which came "
-              "due and could not be moved into its queue",
-              seq, due);
-        }
+      if (delayed_.Stranded(due, seq)) {
+        // Came due and could not be moved: nothing will move it in this
+        // run, and its entry would hold its segment, and every later one,
+        // for ever.
+        Logger("broker")->error(
+            "retention: dropping delayed message {} due at {}, which came due and could not be "
+            "moved into its queue; it is lost (its segment is deleted)",
+            seq, due);
         delayed_.Forget(due, seq);
         ++dropped;
         return true;
       }
+      // Moved into its queue (its delete is on its way), or written in a
+      // round whose completion (Schedule) has not run yet: a cluster
+      // leader's waits for the quorum. Neither may be touched.
+      if (!delayed_.Waiting(due, seq)) return true;
       if (*budget == 0) return false;
       --*budget;
       if (auto d = store.ReadDelayed(due, seq); d.ok()) {

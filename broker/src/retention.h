@@ -15,7 +15,9 @@
 //      applied, whose delete frees the segment) is left alone: a copy put
 //      after that delete would name it in the index again, for ever. A
 //      half no transaction will end (its transaction ended without
-//      deleting it) has its index entry deleted instead.
+//      deleting it), and a delayed message that came due but could not be
+//      moved into its queue (stranded), have their index entry deleted
+//      instead, with a line that names what is lost.
 #pragma once
 
 #include <cstdint>

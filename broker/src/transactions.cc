@@ -251,6 +251,7 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
   }
   core_.store().ScheduleCheck(r.next_check_ms, tx_id);
   schedule_.emplace(r.next_check_ms, tx_id);
+  tx.halves_durable = false;
   OpenTx& stored = Open(std::move(tx));
   Persist(stored);
   stats_.halves_stored += views.size();
@@ -261,6 +262,7 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
       return core_.ReplyError({routing_id, request_id, nullptr},
                               Status::Unavailable("half message not stored: " + s.message()));
     }
+    if (auto it = open_.find(tx_id); it != open_.end()) it->second.halves_durable = true;
     reply_half(routing_id, request_id, tx_id, TxStateCode::kPrepared);
   });
 }
@@ -312,6 +314,13 @@ void TransactionService::EndOne(const RequestContext& ctx,
   };
 
   auto it = open_.find(tx_id);
+  if (it != open_.end() && !it->second.halves_durable) {
+    // Only a client that does not wait for its SendHalf's answer gets here.
+    audit(it->second.record.group, "refused (not prepared yet)");
+    return fail(Status::Unavailable("transaction '" + tx_id +
+                                    "' is not prepared yet: its half messages are still being "
+                                    "written; end it once its SendHalf is answered"));
+  }
   if (it != open_.end()) {
     std::string by;
     if (!op.empty() || ctx.as_admin) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 
 #include "protocol/src/message_codec.h"
 
@@ -389,6 +390,17 @@ void BrokerHarness::Answer(const std::string& client, const Check& check, wire::
         r.setError(error);
       },
       check.request_id);
+}
+
+void BrokerHarness::DamageLog(const std::string& text) {
+  for (const auto& e : std::filesystem::recursive_directory_iterator(options_.data_dir)) {
+    if (e.path().extension() != ".seg") continue;
+    const size_t at = testing::ReadFile(e.path().string()).find(text);
+    if (at == std::string::npos) continue;
+    testing::FlipBytes(e.path().string(), at, text.size());
+    return;
+  }
+  ADD_FAILURE() << "'" << text << "' is in no log segment";
 }
 
 }  // namespace txmq::broker

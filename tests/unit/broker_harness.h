@@ -170,6 +170,10 @@ class BrokerHarness {
   // `client` answers a check.
   void Answer(const std::string& client, const Check& check, wire::TxOutcome outcome,
               const std::string& error = "");
+  // Damage: inverts the bytes of the first log record holding `text` (a
+  // body), so reading that record fails its checksum.
+  void DamageLog(const std::string& text);
+
   // The transaction's record as the store has it (after Commit).
   std::optional<storage::TxRecord> GetTx(const std::string& tx_id) { return store_->GetTx(tx_id); }
 
