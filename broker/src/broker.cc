@@ -205,7 +205,9 @@ class Broker::Impl {
   Status exit_status_;     // guarded by mu_
 };
 
-Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
+Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& given) {
+  BrokerOptions options = given;
+  options.listen = net::WithTcpScheme(options.listen);  // HOST:PORT, as every client takes it
   if (Status s = ValidateBrokerOptions(options); !s.ok()) return s;
   auto impl = std::make_unique<Impl>(options);
   if (Status s = impl->Start(); !s.ok()) return s;

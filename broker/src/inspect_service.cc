@@ -48,7 +48,8 @@ Result<const TopicState*> DeadLetterTopicOf(TopicManager& topics, GroupTable& gr
   if (dlq == nullptr && groups.Find(group) == nullptr) {
     return Status::NotFound("consumer group '" + group +
                             "' is not known and has no dead-letter queue here (txmqctl group "
-                            "list shows the groups)");
+                            "list shows the groups and, in a cluster, the broker groups each "
+                            "reads)");
   }
   return dlq;
 }

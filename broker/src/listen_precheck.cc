@@ -6,23 +6,22 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 namespace txmq::broker {
 
-std::string ListenPortProblem(const std::string& endpoint) {
-  if (endpoint.rfind("tcp://", 0) != 0) return "";
+int ListenPortProblem(const std::string& endpoint) {
+  if (endpoint.rfind("tcp://", 0) != 0) return 0;
   const std::string rest = endpoint.substr(6);
   const size_t colon = rest.rfind(':');
-  if (colon == std::string::npos) return "";
+  if (colon == std::string::npos) return 0;
   std::string host = rest.substr(0, colon);
   const std::string port_text = rest.substr(colon + 1);
   if (port_text.empty() || port_text.find_first_not_of("0123456789") != std::string::npos ||
       port_text.size() > 5) {
-    return "";  // "*": a free port
+    return 0;  // "*": a free port
   }
   const int port = std::stoi(port_text);
-  if (port < 1 || port > 65535) return "";
+  if (port < 1 || port > 65535) return 0;
 
   sockaddr_storage address{};
   socklen_t length = 0;
@@ -45,17 +44,15 @@ std::string ListenPortProblem(const std::string& endpoint) {
     v6->sin6_port = htons(static_cast<uint16_t>(port));
     length = sizeof(sockaddr_in6);
   } else {
-    return "";  // a host or interface name: left to ZeroMQ
+    return 0;  // a host or interface name: left to ZeroMQ
   }
   const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "";
+  if (fd < 0) return 0;
   // As ZeroMQ binds: a port in TIME_WAIT after a restart is not "in use".
   const int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  std::string problem;
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0) {
-    problem = std::strerror(errno);
-  }
+  const int problem =
+      ::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) == 0 ? 0 : errno;
   ::close(fd);
   return problem;
 }

@@ -10,9 +10,10 @@
 namespace txmq::broker {
 
 // For tcp://ADDRESS:PORT with an IP address (or *) and a port number: binds
-// a socket there and closes it. Returns why that failed ("address already
-// in use"), or "" when it worked or cannot be told this way (a host name,
-// an interface name, a free port, ipc://). The real bind still decides.
-std::string ListenPortProblem(const std::string& endpoint);
+// a socket there and closes it. Returns the bind's errno (EADDRINUSE,
+// EACCES, EADDRNOTAVAIL...), or 0 when it worked or cannot be told this way
+// (a host name, an interface name, a free port, ipc://). The real bind
+// still decides.
+int ListenPortProblem(const std::string& endpoint);
 
 }  // namespace txmq::broker

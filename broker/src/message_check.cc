@@ -107,10 +107,13 @@ Status CheckMessage(wire::Message::Reader in, const BrokerOptions& options, bool
   if (counted_bytes != nullptr) *counted_bytes = payload;
   const int64_t delay = in.getDelayMs();
   if (delay < 0 || delay > options.max_delay.count()) {
-    return Status::InvalidArgument("delay of " + std::to_string(delay) + " ms (" +
-                                   (delay < 0 ? "negative" : FormatDurationMs(delay)) +
-                                   ") must be between 0 and " +
-                                   FormatDurationMs(options.max_delay.count()));
+    // In the limit's units too, unless rounding would make them look equal.
+    const std::string max = FormatDurationMs(options.max_delay.count());
+    const std::string as_duration = delay < 0 ? "" : FormatDurationMs(delay);
+    return Status::InvalidArgument(
+        "delay of " + std::to_string(delay) + " ms" +
+        (as_duration.empty() || as_duration == max ? "" : " (" + as_duration + ")") +
+        " must be between 0 and " + max);
   }
   return Status::OK();
 }

@@ -15,12 +15,14 @@
 // runs its own threads (broker/src/http/http_server.h) and reaches the
 // broker only through its core thread: snapshots it hands over, and the
 // console's operator requests it serves (Broker::Operate).
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -361,8 +363,12 @@ int main(int argc, char** argv) {
     // CLI11's "X was not readable (missing?)": name the flag and the cause.
     std::string path = e.what();
     path = path.substr(0, path.find(" was not readable"));
-    std::cerr << "txmqd: --config " << path << ": cannot read it ("
-              << (access(path.c_str(), F_OK) != 0 ? "no such file" : "permission denied") << ")\n";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // the cause: CLI11 gives none
+    const int error = fd < 0 ? errno : 0;
+    if (fd >= 0) ::close(fd);
+    std::cerr << "txmqd: --config " << path << ": cannot read it"
+              << (error != 0 ? std::string(" (") + std::strerror(error) + ")" : std::string())
+              << "\n";
     return 2;
   } catch (const CLI::ParseError& e) {
     // --help and --version print and exit 0; bad usage is one line that
@@ -566,9 +572,13 @@ int main(int argc, char** argv) {
 
   // Before the store is opened and checked, which can take long (and
   // before a cluster node's stand-by answers on the port itself).
-  if (const std::string why = txmq::broker::ListenPortProblem(o.listen); !why.empty()) {
-    std::cerr << "txmqd: cannot listen on " << o.listen << ": " << why
-              << " (another txmqd, or another program, holds it: pick another --listen port)\n";
+  if (const int error = txmq::broker::ListenPortProblem(o.listen); error != 0) {
+    std::cerr << "txmqd: cannot listen on " << o.listen << ": " << std::strerror(error)
+              << (error == EADDRINUSE
+                      ? " (another txmqd, or another program, holds it: pick another --listen "
+                        "port)"
+                      : "")
+              << "\n";
     return 1;
   }
 

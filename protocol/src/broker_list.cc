@@ -22,10 +22,12 @@ bool IsPort(const std::string& text) {
   return port >= 1 && port <= 65535;
 }
 
-// "HOST:PORT" with no scheme: a host without blanks or slashes, a port.
+// "HOST:PORT" with no scheme (whatever PORT is: EndpointProblem judges
+// it): a host without blanks or slashes before the last colon.
 bool IsBareHostPort(const std::string& text) {
+  if (text.find("://") != std::string::npos) return false;
   const size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || !IsPort(text.substr(colon + 1))) return false;
+  if (colon == std::string::npos || colon == 0) return false;
   return std::none_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(colon),
                       [](unsigned char c) { return c <= 0x20 || c == '/' || c >= 0x7f; });
 }

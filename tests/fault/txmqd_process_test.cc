@@ -64,7 +64,8 @@ TEST(TxmqdConfigFile, AMissingFileIsAnErrorNamingTheFlagAndTheFile) {
                        dir.Sub("data"), "--listen", "tcp://127.0.0.1:*"},
                       "", 15s);
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_EQ(r.err, "txmqd: --config " + dir.Sub("nope.toml") + ": cannot read it (no such file)\n");
+  EXPECT_EQ(r.err, "txmqd: --config " + dir.Sub("nope.toml") +
+                       ": cannot read it (No such file or directory)\n");
 }
 
 TEST(TxmqdConfigFile, AFileThatIsNotKeyEqualsValueIsAnErrorNamingTheLine) {

@@ -31,7 +31,7 @@ TEST(MaxDelay, AtTheLimitIsDeliveredWhenDueAndBeyondItIsRefusedNamingTheLimit) {
   auto over = p.Send({.topic = "timers", .body = "too late", .delay = 1501ms});
   ASSERT_FALSE(over.ok()) << "a delay above max_delay was taken";
   EXPECT_EQ(over.status().code(), StatusCode::kInvalidArgument) << over.status().ToString();
-  EXPECT_NE(over.status().message().find("delay of 1501 ms (1.5s) must be between 0 and 1.5s"),
+  EXPECT_NE(over.status().message().find("delay of 1501 ms must be between 0 and 1.5s"),
             std::string::npos)
       << over.status().ToString();
 

@@ -33,6 +33,7 @@ TEST(BrokerList, AnEndpointToBindMayAskForAFreePort) {
             std::string::npos);
   EXPECT_EQ(WithTcpScheme("127.0.0.1:7953"), "tcp://127.0.0.1:7953");
   EXPECT_EQ(WithTcpScheme("7953"), "7953");
+  EXPECT_EQ(WithTcpScheme("127.0.0.1:*"), "tcp://127.0.0.1:*");
   EXPECT_EQ(WithTcpScheme("ipc:///tmp/b"), "ipc:///tmp/b");
 }
 
@@ -56,6 +57,7 @@ TEST(BrokerList, ErrorsNameTheBadUrlAndWhereItIs) {
            {"tcp://127.0.0.1:99999", "broker URL 'tcp://127.0.0.1:99999' has no port"},
            {"tcp://127.0.0.1", "broker URL 'tcp://127.0.0.1' has no HOST:PORT"},
            {"7800", "broker URL '7800' is not tcp://HOST:PORT"},
+           {"127.0.0.1:99999", "broker URL 'tcp://127.0.0.1:99999' has no port 1-65535"},
            {"tcp://127.0.0.1:*", "broker URL 'tcp://127.0.0.1:*' has no port"},
            {"tcp://127.0.0.1:1,tcp://127.0.0.1:1", "broker URL 2 of "},
            {"ipc://", "broker URL 'ipc://' has no name"},

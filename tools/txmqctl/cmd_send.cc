@@ -50,12 +50,16 @@ int SendLines(Ctl& ctl, Producer& producer, const Message& base, int window) {
   int in_flight = 0;
   Status first_error;
   uint64_t acknowledged = 0, failed = 0;
+  bool stopped_early = false;  // lines were left unsent
   for (std::string line; std::getline(std::cin, line);) {
     Message m = base;
     m.body = std::move(line);
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return in_flight < window; });
-    if (!first_error.ok()) break;
+    if (!first_error.ok()) {
+      stopped_early = true;
+      break;
+    }
     ++in_flight;
     lock.unlock();
     producer.SendAsync(std::move(m), [&](Result<SendResult> r) {
@@ -76,10 +80,10 @@ int SendLines(Ctl& ctl, Producer& producer, const Message& base, int window) {
   std::cout.flush();
   if (first_error.ok()) return kExitOk;
   // Which lines made it is on stdout (one id each); how many, here.
-  return ctl.Fail(
-      Status(first_error.code(), first_error.message() + " (" + std::to_string(acknowledged) +
-                                     " lines acknowledged, their ids printed; " +
-                                     std::to_string(failed) + " failed; the rest not sent)"));
+  return ctl.Fail(Status(first_error.code(),
+                         first_error.message() + " (" + std::to_string(acknowledged) +
+                             " lines acknowledged, their ids printed; " + std::to_string(failed) +
+                             " failed" + (stopped_early ? "; the rest not sent)" : ")")));
 }
 
 }  // namespace
