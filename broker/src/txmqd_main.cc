@@ -230,7 +230,7 @@ int main(int argc, char** argv) {
                  "accept them again once an eighth more is free. A size: 1GiB, 600MiB, 2GB. "
                  "Default and least: the room the broker may still need while it refuses, "
                  "2 x segment + 4 x write buffer (LevelDB level-0 compaction) + 25 x table file "
-                 "(its largest compaction): 520MiB with the defaults. 0: off (a full disk then "
+                 "(its largest compaction): 584MiB with the defaults. 0: off (a full disk then "
                  "stops the broker)");
   app.add_option("--verify-on-start", verify_on_start,
                  "all: read the whole commit log and index (every checksum) at start and refuse "

@@ -102,7 +102,7 @@ struct StoreOptions {
   uint64_t checkpoint_bytes = 512ull << 20;
   std::chrono::milliseconds checkpoint_interval{60'000};
   // The index.
-  size_t write_buffer_bytes = 16u << 20;
+  size_t write_buffer_bytes = 32u << 20;
   size_t table_file_bytes = 8u << 20;
   size_t block_cache_bytes = 32u << 20;
   // Short-lived transaction keys kept in memory before the index takes

@@ -118,9 +118,9 @@ TEST_F(DiskWatermarkTest, ZeroTurnsTheCheckOff) {
 
 TEST(MinFreeDisk, DefaultsToTheRoomTheBrokerNeedsAndRefusesLess) {
   BrokerOptions o;
-  // 2 x 128 MiB segments + 4 x 16 MiB memtables + 25 x 8 MiB table files.
-  EXPECT_EQ(MinFreeDiskRoom(o), 520 * kMiB);
-  EXPECT_EQ(EffectiveMinFreeDisk(o), 520 * kMiB);
+  // 2 x 128 MiB segments + 4 x 32 MiB memtables + 25 x 8 MiB table files.
+  EXPECT_EQ(MinFreeDiskRoom(o), 584 * kMiB);
+  EXPECT_EQ(EffectiveMinFreeDisk(o), 584 * kMiB);
   o.segment_bytes = 8 * kMiB;
   o.write_buffer_bytes = kMiB;
   o.table_file_bytes = kMiB;

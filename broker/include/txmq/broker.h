@@ -129,8 +129,11 @@ struct BrokerOptions {
   uint64_t cached_log_bytes = 256ull * 1024 * 1024;
   // The index (LevelDB: where messages are, cursors, schedules; message
   // bodies live in the log): memtable and table file sizes. A checkpoint
-  // flushes the memtable, so larger means longer checkpoints.
-  size_t write_buffer_bytes = 16 * 1024 * 1024;
+  // flushes the memtable, so larger means longer checkpoints. 32 MiB: each
+  // flush under a busy transaction load makes LevelDB rewrite much of the
+  // level below, so halving the flushes took 7-8% of the broker's CPU per
+  // transaction (BENCHMARKS.md, "the index memtable").
+  size_t write_buffer_bytes = 32 * 1024 * 1024;
   size_t table_file_bytes = 8 * 1024 * 1024;
   // Index keys of transactions (half references, check schedule, records)
   // are kept in memory until a checkpoint or until this much was written,
@@ -295,7 +298,7 @@ Status ValidateBrokerOptions(const BrokerOptions& options);
 //                            deleting them;
 // + 25 x table_file_bytes    the largest compaction LevelDB expands to (its
 //                            output is written before its inputs go).
-// 520 MiB with the defaults (128 MiB segments, 16 MiB memtable, 8 MiB tables).
+// 584 MiB with the defaults (128 MiB segments, 32 MiB memtable, 8 MiB tables).
 uint64_t MinFreeDiskRoom(const BrokerOptions& options);
 // min_free_disk_bytes, or MinFreeDiskRoom when unset.
 uint64_t EffectiveMinFreeDisk(const BrokerOptions& options);
