@@ -10,16 +10,22 @@
 #include "txmq/logging.h"
 #include "txmq/version.h"
 
-// "unknown command 'tpoic' (did you mean 'topic'?)" when the parse stopped
-// at a word that is not a command of the deepest command given; "" when
-// the error is another. CLI11 alone says only "A subcommand is required".
-std::string UnknownCommand(const CLI::App& app) {
-  // The commands given, outermost first. A word the deepest one does not
-  // take falls through (fallthrough()) to the ones above it.
+// The commands given, outermost (the app) first.
+std::vector<const CLI::App*> CommandsGiven(const CLI::App& app) {
   std::vector<const CLI::App*> given = {&app};
   while (!given.back()->get_subcommands().empty()) {
     given.push_back(given.back()->get_subcommands().front());
   }
+  return given;
+}
+
+// "unknown command 'tpoic' (did you mean 'topic'?)" when the parse stopped
+// at a word that is not a command of the deepest command given; "" when
+// the error is another.
+std::string UnknownCommand(const CLI::App& app) {
+  // A word the deepest command does not take falls through
+  // (fallthrough()) to the ones above it.
+  const std::vector<const CLI::App*> given = CommandsGiven(app);
   const std::vector<const CLI::App*> commands = given.back()->get_subcommands({});
   if (commands.empty()) return "";
   std::vector<std::string> names;
@@ -37,10 +43,7 @@ std::string UnknownCommand(const CLI::App& app) {
 
 // "txmqctl tx" alone: which commands it takes, not just that one is needed.
 std::string MissingCommand(const CLI::App& app) {
-  std::vector<const CLI::App*> given = {&app};
-  while (!given.back()->get_subcommands().empty()) {
-    given.push_back(given.back()->get_subcommands().front());
-  }
+  const std::vector<const CLI::App*> given = CommandsGiven(app);
   const std::vector<const CLI::App*> commands = given.back()->get_subcommands({});
   if (commands.empty()) return "";
   std::string path = "txmqctl", names;  // the root's name is argv[0], a path
