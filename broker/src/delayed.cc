@@ -22,6 +22,7 @@ Status DelayedMessages::Recover() {
 uint64_t DelayedMessages::Add(int64_t due_ms, const TopicState& topic, uint32_t queue,
                               const storage::MessageView& message) {
   const uint64_t seq = next_seq_++;
+  added_.emplace(due_ms, seq);
   core_.store().PutDelayed({due_ms, seq, topic.id, queue, message});
   return seq;
 }

@@ -24,13 +24,21 @@ class DelayedMessages {
   // Schedule(due, seq) once that round is durable.
   uint64_t Add(int64_t due_ms, const TopicState& topic, uint32_t queue,
                const storage::MessageView& message);
-  void Schedule(int64_t due_ms, uint64_t seq) { due_.emplace(due_ms, seq); }
+  void Schedule(int64_t due_ms, uint64_t seq) {
+    added_.erase({due_ms, seq});
+    due_.emplace(due_ms, seq);
+  }
+  // Added, its round not yet complete (Schedule to come): the index may
+  // name it already (a cluster leader's completions wait for the quorum).
+  bool Pending(int64_t due_ms, uint64_t seq) const { return added_.count({due_ms, seq}) > 0; }
   // Still waiting for its time (scheduled, not yet moved into its queue).
   bool Waiting(int64_t due_ms, uint64_t seq) const { return due_.count({due_ms, seq}) > 0; }
   // Came due but could not be moved (unreadable, or its queue cannot take
   // it): left in the store, and tried again only after a restart.
   bool Stranded(int64_t due_ms, uint64_t seq) const { return stranded_.count({due_ms, seq}) > 0; }
-  // Deletes a stranded message's entry from the store (in the open round).
+  // Deletes the store's entry of a message neither waiting nor pending (in
+  // the open round): stranded, moved into its queue already (its delete is
+  // on its way; a second one is harmless), or one nothing will deliver.
   void Forget(int64_t due_ms, uint64_t seq);
 
   // Moves up to `budget` due messages into their queues; one whose topic
@@ -47,7 +55,8 @@ class DelayedMessages {
  private:
   Core& core_;
   TopicManager& topics_;
-  std::set<std::pair<int64_t, uint64_t>> due_;  // durable entries only
+  std::set<std::pair<int64_t, uint64_t>> due_;    // durable entries only
+  std::set<std::pair<int64_t, uint64_t>> added_;  // Add()ed, not yet Schedule()d
   std::set<std::pair<int64_t, uint64_t>> stranded_;
   uint64_t next_seq_ = 1;
 };

@@ -147,10 +147,18 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
         ++dropped;
         return true;
       }
-      // Moved into its queue (its delete is on its way), or written in a
-      // round whose completion (Schedule) has not run yet: a cluster
-      // leader's waits for the quorum. Neither may be touched.
-      if (!delayed_.Waiting(due, seq)) return true;
+      // Written in a round whose completion (Schedule) has not run yet: a
+      // cluster leader's waits for the quorum. Not to be touched.
+      if (delayed_.Pending(due, seq)) return true;
+      if (!delayed_.Waiting(due, seq)) {
+        // Moved into its queue (its delete is on its way: a second one is
+        // harmless, unlike a copy), or named by the index with nothing to
+        // deliver it (a copy the relocation race before 0803e06 left):
+        // either way its entry must not hold the segment.
+        delayed_.Forget(due, seq);
+        ++dropped;
+        return true;
+      }
       if (*budget == 0) return false;
       --*budget;
       if (auto d = store.ReadDelayed(due, seq); d.ok()) {

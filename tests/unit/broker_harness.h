@@ -195,6 +195,7 @@ class BrokerHarness {
   GroupTable& groups() { return groups_; }
   Delivery& delivery() { return delivery_; }
   TransactionService& transactions() { return transactions_; }
+  DelayedMessages& delayed() { return delayed_; }
   Retention& retention() { return retention_; }
 
  private:

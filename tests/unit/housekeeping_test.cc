@@ -217,7 +217,8 @@ TEST(Housekeeping, RetentionLeavesADelayedMessageWhoseRoundHasNotCompleted) {
   m.id = "d-pending";
   m.topic = "later";
   m.body = "body";
-  h.core().store().PutDelayed({h.NowMs() + 3 * 3'600'000, 999, topic->id, 0, m});
+  // Added as a send adds it; the send's completion (Schedule) never runs.
+  const uint64_t seq = h.delayed().Add(h.NowMs() + 3 * 3'600'000, *topic, 0, m);
   h.Commit();
   ASSERT_NO_FATAL_FAILURE(FillThreeSegments(h));
   testing::LogCapture log;
@@ -226,12 +227,40 @@ TEST(Housekeeping, RetentionLeavesADelayedMessageWhoseRoundHasNotCompleted) {
   int pending = 0;
   ASSERT_TRUE(h.core()
                   .store()
-                  .ForEachDelayedPosition([&](int64_t, uint64_t seq, uint64_t) {
-                    pending += seq == 999;
+                  .ForEachDelayedPosition([&](int64_t, uint64_t s, uint64_t) {
+                    pending += s == seq;
                     return true;
                   })
                   .ok());
   EXPECT_EQ(pending, 1);
+}
+
+// An index entry of a delayed message that nothing will deliver: neither
+// waiting nor pending (a copy the old relocation race left behind after
+// its delivery). Retention deletes it rather than keep its segment, and
+// every later one, for ever; nothing is delivered.
+TEST(Housekeeping, RetentionDropsADelayedEntryNothingWillDeliverAndFreesItsSegment) {
+  const BrokerOptions o = SegmentRetentionOptions();
+  BrokerHarness h(o);
+  h.Send("later", "d0", /*delay_ms=*/1000);  // creates the topic
+  const TopicState* topic = h.topics().Find("later");
+  ASSERT_NE(topic, nullptr);
+  storage::MessageView m;
+  m.id = "d-orphan";
+  m.topic = "later";
+  m.body = "body";
+  h.core().store().PutDelayed({h.NowMs() + 3 * 3'600'000, 999, topic->id, 0, m});
+  h.Commit();
+  ASSERT_NO_FATAL_FAILURE(FillThreeSegments(h));
+  testing::LogCapture log;
+  h.Advance(o.retention + 1s);
+  ExpectOldSegmentsDeleted(h, log);
+  int left = 0;
+  ASSERT_TRUE(h.core()
+                  .store()
+                  .ForEachDelayedPosition([&](int64_t, uint64_t, uint64_t) { return ++left; })
+                  .ok());
+  EXPECT_EQ(left, 0);
 }
 
 // A delayed message that came due but cannot be read is left in place
