@@ -41,7 +41,8 @@ namespace {
 constexpr int kHighWaterMark = 100'000;
 constexpr int kReadBudget = 512;  // requests per loop pass before committing
 constexpr auto kMaxPollWait = std::chrono::milliseconds(100);
-constexpr size_t kInlineRoundMax = 4;  // completions; a send has two
+constexpr auto kFailStopGrace = std::chrono::seconds(1);  // Drain
+constexpr size_t kInlineRoundMax = 4;                     // completions; a send has two
 }  // namespace
 
 Server::Server(const BrokerOptions& options, const TimeSource& time, SnapshotMailbox* metrics,
@@ -635,6 +636,15 @@ void Server::Drain() {
     leader_mark_.MaybeWrite(*store_, *options_.replicator, /*stopping=*/true);
   }
   store_.reset();  // a last checkpoint: a clean stop leaves nothing to replay
+  if (core_.storage_failed()) {
+    // The clients of the failed rounds were just told why ("not stored:
+    // I/O error"). A client socket drops what it has not read yet when its
+    // connection closes (ZMQ_IMMEDIATE ends the pipe at once), and a
+    // loaded client may take a while to read: it would hear only "outcome
+    // unknown". Keep the connections open a moment first; a fail-stop is
+    // rare, so the wait costs nothing that matters.
+    std::this_thread::sleep_for(kFailStopGrace);
+  }
   router_->close();
 }
 
