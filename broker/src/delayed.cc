@@ -33,6 +33,9 @@ void DelayedMessages::Tick(int64_t now_ms, uint32_t budget) {
     auto [due, seq] = *due_.begin();
     due_.erase(due_.begin());
     auto stored = core_.store().ReadDelayed(due, seq);
+    if (stored.status().code() == StatusCode::kNotFound) {
+      continue;  // dropped while its send's round was in flight (its topic deleted)
+    }
     if (!stored.ok()) {
       Logger("broker")->error(
           "delayed message {} due at {} is unreadable ({}); left in place (tried again after a "

@@ -637,12 +637,14 @@ void Server::Drain() {
   }
   store_.reset();  // a last checkpoint: a clean stop leaves nothing to replay
   if (core_.storage_failed()) {
-    // The clients of the failed rounds were just told why ("not stored:
-    // I/O error"). A client socket drops what it has not read yet when its
-    // connection closes (ZMQ_IMMEDIATE ends the pipe at once), and a
-    // loaded client may take a while to read: it would hear only "outcome
-    // unknown". Keep the connections open a moment first; a fail-stop is
-    // rare, so the wait costs nothing that matters.
+    // The clients of the failed rounds were just told why (an I/O error,
+    // or on a cluster leader that it stopped leading). A client socket
+    // drops what it has not read yet when its connection closes
+    // (ZMQ_IMMEDIATE ends the pipe at once), and a loaded client may take
+    // a while to read: it would hear only "outcome unknown". Keep the
+    // connections open a moment first; this stop is rare, so the wait
+    // costs nothing that matters. Requests arriving meanwhile are not
+    // read: their clients hear "outcome unknown" and retry.
     std::this_thread::sleep_for(kFailStopGrace);
   }
   router_->close();

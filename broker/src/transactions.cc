@@ -177,9 +177,16 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
     known = resolved->state;
   }
   if (known) {
-    core_.OnDurable(
-        [reply_half, routing_id = ctx.routing_id, request_id = ctx.request_id, tx_id,
-         state = *known](const Status&) { reply_half(routing_id, request_id, tx_id, state); });
+    core_.OnDurable([this, reply_half, routing_id = ctx.routing_id, request_id = ctx.request_id,
+                     tx_id, state = *known](const Status& s) {
+      // The first one may still be in a round that failed: never PREPARED
+      // for halves that are not stored.
+      if (!s.ok()) {
+        return core_.ReplyError({routing_id, request_id, nullptr},
+                                Status::Unavailable("half message not stored: " + s.message()));
+      }
+      reply_half(routing_id, request_id, tx_id, state);
+    });
     return;
   }
 
@@ -315,7 +322,8 @@ void TransactionService::EndOne(const RequestContext& ctx,
 
   auto it = open_.find(tx_id);
   if (it != open_.end() && !it->second.halves_durable) {
-    // Only a client that does not wait for its SendHalf's answer gets here.
+    // A client that does not wait for its SendHalf's answer (or whose
+    // SendHalf timed out), or an operator quicker than the disk.
     audit(it->second.record.group, "refused (not prepared yet)");
     return fail(Status::Unavailable("transaction '" + tx_id +
                                     "' is not prepared yet: its half messages are still being "
@@ -358,7 +366,10 @@ void TransactionService::EndOne(const RequestContext& ctx,
   }
   audit(resolved->group, "already final");
   // The same end again: answer OK once what recorded it is durable.
-  core_.OnDurable([tx_id, wanted, then = std::move(then)](const Status&) {
+  core_.OnDurable([tx_id, wanted, then = std::move(then)](const Status& s) {
+    if (!s.ok()) {
+      return then(EndDone{tx_id, Status::Unavailable("outcome not recorded: " + s.message())});
+    }
     then(EndDone{tx_id, Status::OK(), wanted, true});
   });
 }

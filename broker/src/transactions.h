@@ -57,9 +57,10 @@ struct OpenTx {
   uint64_t check_request = 0;  // request id of the check awaiting an answer; 0 = none
   SteadyTime check_deadline;
   std::string checked_instance;
-  // False from the SendHalf until its round is durable (on a cluster
-  // leader: committed). Until then the halves are not in the index to be
-  // read, and a commit would lose them: an end is refused (UNAVAILABLE).
+  // False from the SendHalf until its round completes (is durable; on a
+  // cluster leader, committed). Until then the halves may not be in the
+  // index yet, and a commit would find none to store: an end is refused
+  // (UNAVAILABLE), no check is sent, and a check answer counts as unknown.
   bool halves_durable = true;
 };
 

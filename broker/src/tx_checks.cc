@@ -110,6 +110,9 @@ void TransactionService::Tick(SteadyTime now) {
        ++scanned) {
     OpenTx& tx = open_.at(it->second);
     ++it;  // SendCheck moves tx in the schedule
+    // Its halves are not written yet (an operator's check now, or a round
+    // slower than the transaction timeout): asked once they are.
+    if (!tx.halves_durable) continue;
     // A copy: SendCheck may end the transaction (a stuck policy) and erase tx.
     const std::string group = tx.record.group;
     if (saturated.count(group) || deferred.count(group)) continue;
@@ -252,6 +255,13 @@ void TransactionService::NoteAnswer(OpenTx& tx, CheckAnswerCode answer, const st
 
 bool TransactionService::ApplyAnswer(OpenTx& tx, CheckAnswerCode answer, const std::string& error,
                                      const std::string& from) {
+  if ((answer == CheckAnswerCode::kCommit || answer == CheckAnswerCode::kRollback) &&
+      !tx.halves_durable) {
+    // An answer nobody asked for yet (no check goes out before the halves
+    // are written): a commit now would find no half to store. It counts as
+    // unknown; the check to come asks again.
+    answer = CheckAnswerCode::kUnknown;
+  }
   NoteAnswer(tx, answer, error);
   if (answer == CheckAnswerCode::kCommit || answer == CheckAnswerCode::kRollback) {
     Finish(tx,

@@ -60,6 +60,40 @@ TEST(TxEndEdges, AnEndBeforeItsHalvesAreDurableIsRefusedAndLosesNothing) {
   EXPECT_EQ((*got)[0].id, "m-early");
 }
 
+// A check due between a half's SendHalf and the end of its round (a slow
+// round, or an operator's "check now"): no check goes out until the halves
+// are written (a producer that
+// answered COMMIT would otherwise have the broker commit a half it cannot
+// find yet), and one goes out right after; its COMMIT then stores the
+// message. An answer nobody asked for yet counts as unknown.
+TEST(TxEndEdges, NoCheckGoesOutBeforeTheHalvesAreDurable) {
+  BrokerOptions o;
+  o.default_queues = 1;
+  BrokerHarness h(o);
+  h.Hello("p", wire::Role::PRODUCER, "g");
+  testing::LogCapture log;
+  h.Submit("p", [](auto e) { BuildHalf(e, "tx-checked", "m-checked"); });
+  // A round slower than the transaction timeout (an operator's "check
+  // now" does the same): the check is due, the halves still unwritten.
+  h.time().Advance(o.transaction_timeout + 1s);
+  h.Housekeeping();
+  EXPECT_TRUE(h.TakeChecks("p").empty()) << "a check before the halves were written";
+  // Unasked; the harness writes the round after the answer was handled.
+  h.Answer("p", Check{0, "tx-checked", 0}, wire::TxOutcome::COMMIT);
+  auto record = h.GetTx("tx-checked");
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->state, storage::TxStateCode::kPrepared) << "decided before it was written";
+  h.Housekeeping();
+  auto checks = h.TakeChecks("p");
+  ASSERT_EQ(checks.size(), 1u);
+  h.Answer("p", checks[0], wire::TxOutcome::COMMIT);
+  EXPECT_EQ(log.text().find("missing or unreadable"), std::string::npos) << log.text();
+  auto got = h.Pull("c", "readers", "orders", 60'000, 0, 10);
+  ASSERT_TRUE(got.has_value());
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].id, "m-checked");
+}
+
 // A commit that cannot read a half (damage) commits the others and logs
 // the loss; the half's index entry goes too. Left behind, it would pin its
 // segment until retention dropped it, and a later transaction reusing the
