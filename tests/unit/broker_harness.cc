@@ -12,12 +12,17 @@ namespace txmq::broker {
 
 namespace {
 
-storage::StoreOptions StoreOptionsFor(const std::string& dir) {
+storage::StoreOptions StoreOptionsFor(const BrokerOptions& o) {
   storage::StoreOptions s;
-  s.dir = dir;
+  s.dir = o.data_dir;
   // What is under test is when things happen, not whether they survive a
-  // power loss: skip the fdatasync per round (the store tests cover it).
-  s.sync = false;
+  // power loss: skip the fdatasync per round (the store tests cover it),
+  // unless the test brought file layers whose syncs it makes fail.
+  s.sync = o.storage_layers != nullptr;
+  if (o.storage_layers) {
+    s.fs = o.storage_layers->fs;
+    s.env = o.storage_layers->env;
+  }
   s.segment_bytes = 8u << 20;
   s.max_round_bytes = 2u << 20;
   return s;
@@ -99,7 +104,7 @@ BrokerHarness::BrokerHarness(const BrokerOptions& options)
       transactions_(core_, topics_, delayed_, dedup_, clients_),
       retention_(core_, topics_, groups_, transactions_, delayed_) {
   options_.data_dir = dir_.Sub("data");
-  auto store = storage::BrokerStore::Open(StoreOptionsFor(options_.data_dir), &round_done_);
+  auto store = storage::BrokerStore::Open(StoreOptionsFor(options_), &round_done_);
   EXPECT_TRUE(store.ok()) << store.status().ToString();
   if (!store.ok()) std::abort();  // nothing below can run without it
   store_ = std::move(store.value());

@@ -3,6 +3,8 @@
 // commit that cannot read a half.
 #include <gtest/gtest.h>
 
+#include "broker/src/server.h"
+#include "tests/testutil/fault_fs.h"
 #include "tests/testutil/log_capture.h"
 #include "tests/unit/broker_harness.h"
 
@@ -92,6 +94,36 @@ TEST(TxEndEdges, NoCheckGoesOutBeforeTheHalvesAreDurable) {
   ASSERT_TRUE(got.has_value());
   ASSERT_EQ(got->size(), 1u);
   EXPECT_EQ((*got)[0].id, "m-checked");
+}
+
+// A producer resends its half while the first is still being written (its
+// SendHalf timed out), and that write fails. The resend waits for the same
+// round: it must hear the failure too, never PREPARED for halves that were
+// not stored (the producer would run its local transaction and commit
+// something the broker does not have). A repeated end likewise.
+TEST(TxEndEdges, AResendWaitingOnAFailedRoundHearsTheFailure) {
+  testing::FaultFileSystem fs;
+  testing::FaultLevelDbEnv env;
+  auto layers = std::make_shared<StorageLayers>();
+  layers->fs = &fs;
+  layers->env = &env;
+  BrokerOptions o;
+  o.default_queues = 1;
+  o.storage_layers = layers;
+  BrokerHarness h(o);
+  h.Hello("p", wire::Role::PRODUCER, "g");
+  const uint64_t first = h.Submit("p", [](auto e) { BuildHalf(e, "tx-resent", "m-resent"); });
+  const uint64_t again = h.Submit("p", [](auto e) { BuildHalf(e, "tx-resent", "m-resent"); });
+  fs.FailSyncs();
+  h.Commit();
+  for (uint64_t request : {first, again}) {
+    auto reply = h.link().TakeReply("p", request);
+    ASSERT_TRUE(reply.has_value()) << request;
+    EXPECT_EQ(wire::StatusOf(reply->envelope()).code(), StatusCode::kUnavailable)
+        << (request == first ? "the first" : "the resend") << " was answered "
+        << (reply->envelope().isSendHalfOk() ? "PREPARED"
+                                             : wire::StatusOf(reply->envelope()).ToString());
+  }
 }
 
 // A commit that cannot read a half (damage) commits the others and logs
