@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <string>
 
-#include "protocol/src/event_fd.h"
 #include "storage/src/broker_store.h"
 #include "tests/testutil/testutil.h"
+#include "tests/unit/broker_store_harness.h"
 
 namespace txmq::storage {
 namespace {
@@ -17,31 +17,12 @@ namespace {
 using testing::TempDir;
 
 // A store opened with the start-up check (verify_all) and repair chosen.
-struct CheckedStore {
-  explicit CheckedStore(const std::string& dir, bool verify_all = true, bool repair = false) {
-    options.dir = dir;
-    options.segment_bytes = 1 << 20;
-    options.max_round_bytes = 1 << 18;
+struct CheckedStore : Harness {
+  explicit CheckedStore(const std::string& dir, bool verify_all = true, bool repair = false)
+      : Harness(dir) {
     options.verify_all = verify_all;
     options.repair = repair;
   }
-  Status Open() {
-    auto s = BrokerStore::Open(options, &done);
-    if (!s.ok()) return s.status();
-    store = std::move(s.value());
-    return Status::OK();
-  }
-  Status Commit() {
-    store->Submit(++clock);
-    auto round = store->WaitFinished();
-    Status s = round->status();
-    round->Complete();
-    return s;
-  }
-  StoreOptions options;
-  EventFd done;
-  std::unique_ptr<BrokerStore> store;
-  int64_t clock = 1'000'000;
 };
 
 std::string BodyOf(int i) { return "body-" + std::to_string(1000 + i) + std::string(40, '.'); }

@@ -9,10 +9,10 @@
 #include <chrono>
 #include <string>
 
-#include "protocol/src/event_fd.h"
 #include "storage/src/broker_store.h"
 #include "tests/testutil/fault_fs.h"
 #include "tests/testutil/testutil.h"
+#include "tests/unit/broker_store_harness.h"
 
 namespace txmq::storage {
 namespace {
@@ -20,19 +20,9 @@ namespace {
 using testing::FaultFileSystem;
 using testing::TempDir;
 
-struct Store {
-  explicit Store(const std::string& dir, FileSystem* fs = FileSystem::Default()) {
-    options.dir = dir;
-    options.segment_bytes = 1 << 20;
-    options.max_round_bytes = options.segment_bytes / 4;
-    options.fs = fs;
-  }
-  Status Open() {
-    auto s = BrokerStore::Open(options, &done);
-    if (!s.ok()) return s.status();
-    store = std::move(s.value());
-    return Status::OK();
-  }
+struct Store : Harness {
+  explicit Store(const std::string& dir, FileSystem* fs = FileSystem::Default())
+      : Harness(dir, fs) {}
   // One message per round, on the storage thread or inline; `sealed` as
   // a cluster leader's (BrokerStore::SealedFn).
   Status Append(uint64_t offset, bool inline_write, const BrokerStore::SealedFn& sealed = {}) {
@@ -54,10 +44,6 @@ struct Store {
     round->Complete();
     return s;
   }
-  StoreOptions options;
-  EventFd done;
-  std::unique_ptr<BrokerStore> store;
-  int64_t clock = 1'000'000;
 };
 
 void NoRoundAfterAFailedOneIsDurable(bool inline_write) {
