@@ -25,6 +25,12 @@ std::string Shown(const std::string& line) {
   return out.size() > 60 ? out.substr(0, 57) + "..." : out;
 }
 
+// "config file 'F' line N: ", the start of an error about that line.
+std::string LineOf(const std::string& file, int line) {
+  return (file.empty() ? std::string("the config file") : "config file '" + file + "'") + " line " +
+         std::to_string(line) + ": ";
+}
+
 std::string Trim(const std::string& s) {
   const size_t begin = s.find_first_not_of(" \t\r");
   if (begin == std::string::npos) return "";
@@ -33,12 +39,13 @@ std::string Trim(const std::string& s) {
 
 class Strict : public CLI::ConfigBase {
  public:
-  explicit Strict(const CLI::App& app) : app_(app) {}
+  Strict(const CLI::App& app, ConfigLines* read) : app_(app), read_(read) {}
 
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
     std::string text(std::istreambuf_iterator<char>(input), {});
     if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a UTF-8 byte order mark
     Check(text);
+    if (read_ != nullptr) read_->file = FileName();
     std::istringstream checked(text);
     return CLI::ConfigBase::from_config(checked);
   }
@@ -46,14 +53,12 @@ class Strict : public CLI::ConfigBase {
  private:
   // The file being read: CLI11 hands over a stream, the name is the
   // --config option's value.
-  std::string Where(int line) const {
+  std::string FileName() const {
     const CLI::Option* config = app_.get_config_ptr();
-    std::string file = "the config file";
-    if (config != nullptr && config->results().size() == 1) {
-      file = "config file '" + config->results()[0] + "'";
-    }
-    return file + " line " + std::to_string(line) + ": ";
+    return config != nullptr && config->results().size() == 1 ? config->results()[0] : "";
   }
+
+  std::string Where(int line) const { return LineOf(FileName(), line); }
 
   [[noreturn]] void Fail(int line, const std::string& what) const {
     throw CLI::ConfigError(Where(line) + what);
@@ -122,6 +127,7 @@ class Strict : public CLI::ConfigBase {
         Fail(number,
              "'" + key + "' is set twice (also on line " + std::to_string(it->second) + ")");
       }
+      if (read_ != nullptr) read_->lines[key] = number;
       const std::string value = Trim(line.substr(eq + 1));
       if (value.empty() || value[0] == '#') Fail(number, "'" + key + "' has no value");
       if (value[0] == '"' || value[0] == '\'') {
@@ -140,12 +146,58 @@ class Strict : public CLI::ConfigBase {
   }
 
   const CLI::App& app_;
+  ConfigLines* const read_;
 };
 
 }  // namespace
 
-std::shared_ptr<CLI::Config> StrictConfig(const CLI::App& app) {
-  return std::make_shared<Strict>(app);
+std::shared_ptr<CLI::Config> StrictConfig(const CLI::App& app, ConfigLines* read) {
+  return std::make_shared<Strict>(app, read);
+}
+
+namespace {
+
+// `argv` gives the option named by long name `key` (--key, --key=V, or one
+// of its short names).
+bool OnCommandLine(const CLI::App& app, const std::string& key, int argc, const char* const* argv) {
+  const CLI::Option* option = app.get_option_no_throw("--" + key);
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg.rfind("--", 0) == 0) {
+      const std::string_view name = arg.substr(2, arg.find('=') - 2);
+      if (option != nullptr ? option->check_lname(std::string(name)) : name == key) return true;
+    } else if (arg.size() >= 2 && arg[0] == '-' && option != nullptr) {
+      if (option->check_sname(std::string(arg.substr(1, 1)))) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string ConfigOrigin(const ConfigLines& read, const CLI::App& app, std::string_view message,
+                         int argc, const char* const* argv) {
+  size_t first = std::string_view::npos;
+  int line = 0;
+  for (const auto& [key, number] : read.lines) {
+    // "--key" as a whole flag name: not the start of a longer one.
+    const std::string flag = "--" + key;
+    for (size_t at = message.find(flag); at != std::string_view::npos;
+         at = message.find(flag, at + 1)) {
+      const size_t end = at + flag.size();
+      const bool whole =
+          end == message.size() || !(std::isalnum(static_cast<unsigned char>(message[end])) ||
+                                     message[end] == '-' || message[end] == '_');
+      if (!whole) continue;
+      if (at < first && !OnCommandLine(app, key, argc, argv)) {
+        first = at;
+        line = number;
+      }
+      break;
+    }
+  }
+  return first == std::string_view::npos ? "" : LineOf(read.file, line);
 }
 
 namespace {

@@ -10,16 +10,37 @@
 //   - a key that is no long flag of the app (with the nearest one);
 //   - a key set twice; an unterminated string or array; an empty value.
 // What passes is then read by CLI11 as before.
+//
+// A value CLI11 or txmqd refuses later (`retention = "forever"`) is told
+// as the flag's error; ConfigOrigin puts the file and line in front of it,
+// since CLI11 does not say which source set a value.
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <map>
 #include <memory>
+#include <string>
+#include <string_view>
 
 namespace txmq::broker {
 
-// A config formatter for `app` (which must outlive it):
-//   app.config_formatter(StrictConfig(app));
-std::shared_ptr<CLI::Config> StrictConfig(const CLI::App& app);
+// The keys a config file set and their lines, as the reader read them.
+struct ConfigLines {
+  std::string file;                  // the --config value
+  std::map<std::string, int> lines;  // key (a long flag name) -> line
+};
+
+// A config formatter for `app` (which must outlive it) that notes what it
+// read in `read` (may be null; must outlive the formatter):
+//   app.config_formatter(StrictConfig(app, &lines));
+std::shared_ptr<CLI::Config> StrictConfig(const CLI::App& app, ConfigLines* read = nullptr);
+
+// "config file 'F' line N: " when `message` names (as --key) a key the
+// file set and the command line `argv` did not give (a flag there wins
+// over the file, so the file's value was not the one refused); "" else.
+// The first such key in the message counts.
+std::string ConfigOrigin(const ConfigLines& read, const CLI::App& app, std::string_view message,
+                         int argc, const char* const* argv);
 
 // A config file naming every option `app` takes from one (txmqd
 // --print-config; tools/packaging/txmqd.conf is its output): each key with

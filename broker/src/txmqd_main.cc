@@ -117,7 +117,15 @@ int main(int argc, char** argv) {
   app.set_config("--config", "",
                  "Read options from a TOML/INI file: one 'key = value' a line, keys are the long "
                  "flag names (flush = \"async\"); an unknown key or line is an error");
-  app.config_formatter(txmq::broker::StrictConfig(app));
+  txmq::broker::ConfigLines config_lines;
+  app.config_formatter(txmq::broker::StrictConfig(app, &config_lines));
+  // Bad usage: one line naming txmqd, and the config file's line when the
+  // value came from there; exit 2.
+  const auto usage = [&](const std::string& message) {
+    std::cerr << "txmqd: " << txmq::broker::ConfigOrigin(config_lines, app, message, argc, argv)
+              << message << "\n";
+    return 2;
+  };
   app.add_option("--listen", o.listen,
                  "ZeroMQ endpoint to bind: tcp://HOST:PORT (HOST:PORT alone means the same), "
                  "ipc://PATH; tcp://127.0.0.1:* picks a free port")
@@ -376,8 +384,7 @@ int main(int argc, char** argv) {
     // exits 2, as txmqctl does.
     if (e.get_exit_code() == 0) return app.exit(e);
     const std::string unknown = txmq::UnknownOption(app);
-    std::cerr << "txmqd: " << (unknown.empty() ? e.what() : unknown) << " (see --help)\n";
-    return 2;
+    return usage((unknown.empty() ? std::string(e.what()) : unknown) + " (see --help)");
   }
 
   if (print_config) {
@@ -388,8 +395,7 @@ int main(int argc, char** argv) {
   auto log = txmq::Logger("txmqd");
   if (!hangup_files.audit_log.empty()) {
     if (txmq::Status s = txmq::SetAuditFile(hangup_files.audit_log); !s.ok()) {
-      std::cerr << "txmqd: --audit-log: " << s.message() << "\n";
-      return 2;
+      return usage("--audit-log: " + s.message());
     }
   }
   o.acl_file = hangup_files.acl;
@@ -414,15 +420,13 @@ int main(int argc, char** argv) {
       !ParseDuration("--check-interval-max", check_interval_max, &o.check_interval_max, &error) ||
       !ParseDuration("--check-timeout", check_timeout, &o.check_timeout, &error) ||
       !ParseDuration("--resolved-retention", resolved_retention, &o.resolved_retention, &error)) {
-    std::cerr << "txmqd: " << error << "\n";
-    return 2;
+    return usage(error);
   }
   if (!min_free_disk.empty()) {
     auto bytes = txmq::ParseByteSize(min_free_disk);
     if (!bytes) {
-      std::cerr << "txmqd: --min-free-disk = '" << min_free_disk
-                << "' is not a size (examples: 1GiB, 600MiB, 2GB; 0 turns the check off)\n";
-      return 2;
+      return usage("--min-free-disk = '" + min_free_disk +
+                   "' is not a size (examples: 1GiB, 600MiB, 2GB; 0 turns the check off)");
     }
     o.min_free_disk_bytes = *bytes;
   }
@@ -431,10 +435,7 @@ int main(int argc, char** argv) {
     std::stringstream in(retry_backoff);
     for (std::string part; std::getline(in, part, ',');) {
       std::chrono::milliseconds d;
-      if (!ParseDuration("--retry-backoff", part, &d, &error)) {
-        std::cerr << "txmqd: " << error << "\n";
-        return 2;
-      }
+      if (!ParseDuration("--retry-backoff", part, &d, &error)) return usage(error);
       o.retry_backoff.push_back(d);
     }
   }
@@ -442,67 +443,55 @@ int main(int argc, char** argv) {
   // What cannot be bound is told before the store is opened and checked.
   o.listen = txmq::net::WithTcpScheme(o.listen);
   if (const std::string why = txmq::net::EndpointProblem(o.listen, /*bind=*/true); !why.empty()) {
-    std::cerr << "txmqd: --listen '" << o.listen << "' " << why
-              << " (e.g. tcp://127.0.0.1:7800, or tcp://127.0.0.1:* for a free port)\n";
-    return 2;
+    return usage("--listen '" + o.listen + "' " + why +
+                 " (e.g. tcp://127.0.0.1:7800, or tcp://127.0.0.1:* for a free port)");
   }
 
   // Security flags that do not fit are bad usage, told before anything starts.
   if (o.curve_secret_key_file.empty() != o.acl_file.empty()) {
-    std::cerr << "txmqd: --curve-secret-key and --acl go together: with no ACL nobody could "
-                 "connect, with no key nobody is known\n";
-    return 2;
+    return usage(
+        "--curve-secret-key and --acl go together: with no ACL nobody could connect, with no key "
+        "nobody is known");
   }
   if (o.curve_secret_key_file.empty() && !o.insecure &&
       !txmq::broker::auth::IsLoopbackEndpoint(o.listen)) {
-    std::cerr << "txmqd: --listen " << o.listen
-              << " is reachable from other machines, and without CURVE anyone who reaches it "
+    return usage("--listen " + o.listen +
+                 " is reachable from other machines, and without CURVE anyone who reaches it "
                  "could send, consume and act as an operator. Use --curve-secret-key FILE --acl "
-                 "FILE, listen on 127.0.0.1, or accept plaintext with --insecure\n";
-    return 2;
+                 "FILE, listen on 127.0.0.1, or accept plaintext with --insecure");
   }
 
   if (http_address.empty() && !http_token_file.empty()) {
-    std::cerr << "txmqd: --http-token-file is the web console's token, and needs --http\n";
-    return 2;
+    return usage("--http-token-file is the web console's token, and needs --http");
   }
   if (!http_address.empty()) {
     std::string host;
     int port = 0;
     if (txmq::Status s = txmq::broker::http::ParseHttpAddress(http_address, &host, &port);
         !s.ok()) {
-      std::cerr << "txmqd: " << s.message() << "\n";
-      return 2;
+      return usage(s.message());
     }
     if (!http_token_file.empty()) {
       if (auto token = txmq::broker::http::ReadConsoleToken(http_token_file); !token.ok()) {
-        std::cerr << "txmqd: " << token.status().message() << "\n";
-        return 2;
+        return usage(token.status().message());
       }
     }
     if (!o.insecure && !txmq::broker::http::IsLoopbackHttpAddress(http_address)) {
-      std::cerr << "txmqd: --http " << http_address
-                << " is reachable from other machines, and the HTTP endpoint has no "
+      return usage("--http " + http_address +
+                   " is reachable from other machines, and the HTTP endpoint has no "
                    "authentication for /metrics (anyone who reaches it reads every topic and "
                    "group name and the broker's counters) and no TLS (the console's token "
                    "travels in plaintext). Serve it on 127.0.0.1 (and let a local agent or a "
-                   "proxy expose it), or accept that with --insecure\n";
-      return 2;
+                   "proxy expose it), or accept that with --insecure");
     }
   }
 
   auto cluster_options = txmq::broker::ClusterOptions(cluster_flags, o);
-  if (!cluster_options.ok()) {
-    std::cerr << "txmqd: " << cluster_options.status().message() << "\n";
-    return 2;
-  }
+  if (!cluster_options.ok()) return usage(cluster_options.status().message());
 
   // Rules between options (a segment must hold 4 messages, the disk
   // watermark must leave the broker its room, ...): bad usage, like a bad flag.
-  if (txmq::Status s = txmq::ValidateBrokerOptions(o); !s.ok()) {
-    std::cerr << "txmqd: " << s.message() << "\n";
-    return 2;
-  }
+  if (txmq::Status s = txmq::ValidateBrokerOptions(o); !s.ok()) return usage(s.message());
 
   // Each connection holds a descriptor, as does each log segment: take
   // every descriptor the hard limit allows (the soft one is often 1024).

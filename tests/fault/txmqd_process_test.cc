@@ -81,6 +81,28 @@ TEST(TxmqdConfigFile, AFileThatIsNotKeyEqualsValueIsAnErrorNamingTheLine) {
                     "line 3: 'flush' is set twice (also on line 1)");
 }
 
+// A value the file set that txmqd cannot take is told where it is: the
+// file and line, then what is wrong with it. The same value given on the
+// command line (which wins over the file) is told as a flag.
+TEST(TxmqdConfigFile, ABadValueIsAnErrorNamingTheFileAndLine) {
+  TempDir dir;
+  const std::string path = dir.Sub("txmqd.toml");
+  ExpectConfigError(StartWithConfig(dir, "queues = 2\nretention = \"forever\"\n"), path,
+                    "line 2: --retention = 'forever' is not a duration");
+  ExpectConfigError(StartWithConfig(dir, "flush = \"sometimes\"\n"), path,
+                    "line 1: --flush: sometimes not in {sync,async}");
+  ExpectConfigError(StartWithConfig(dir, "# size\n\nmin-free-disk = \"lots\"\n"), path,
+                    "line 3: --min-free-disk = 'lots' is not a size");
+  ExpectConfigError(StartWithConfig(dir, "queues = \"many\"\n"), path, "line 1: ");
+
+  std::ofstream(path) << "retention = \"72h\"\n";
+  auto r = RunCommand({BinPath("txmqd"), "--config", path, "--data-dir", dir.Sub("data"),
+                       "--listen", "tcp://127.0.0.1:*", "--retention", "forever"},
+                      "", 15s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("txmqd: --retention = 'forever' is not a duration", 0), 0u) << r.err;
+}
+
 // As txmqctl: one line that names the program and the bad flag, exit 2,
 // and --help still prints the usage and exits 0.
 TEST(TxmqdFlags, AnUnknownFlagIsOneLineNamingTxmqdAndTheFlag) {
