@@ -104,6 +104,16 @@ TEST_F(PgInbox, AFailedHandlerLeavesNeitherItsWritesNorTheRecord) {
   EXPECT_EQ(ignoring_errors(Delivery("m-2", "order-2")).kind(), ConsumeResult::Kind::kRetryLater);
   EXPECT_FALSE(*inbox->Processed("m-2"));
 
+  // A handler that ends the inbox's transaction itself: the record went
+  // with it (PostgreSQL's COMMIT outside a transaction only warns), so the
+  // message is given back, not acknowledged.
+  Handler ending = inbox->Idempotent([&](PGconn* conn, const Received&) {
+    (void)pg::Exec(conn, "ROLLBACK");
+    return ConsumeResult::Success();
+  });
+  EXPECT_EQ(ending(Delivery("m-3", "order-3")).kind(), ConsumeResult::Kind::kRetryLater);
+  EXPECT_FALSE(*inbox->Processed("m-3"));
+
   // The next delivery of m-1 runs and commits.
   Handler working = inbox->Idempotent(RecordOrder(runs));
   EXPECT_EQ(working(Delivery("m-1", "order-1")).kind(), ConsumeResult::Kind::kSuccess);

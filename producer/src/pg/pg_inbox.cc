@@ -122,14 +122,10 @@ class Inbox::Impl {
         log_->error("an undo cannot be compensated (message {}): will retry", m.id);
         return {Attempt::Then::kRollback, ConsumeResult::RetryLater()};
       }
+      // (RunHandler gives back an undo that ended the transaction itself:
+      // marking it undone outside it could record an undo whose writes
+      // were rolled back.)
       if (run.then != Attempt::Then::kCommit) return run;
-      if (PQtransactionStatus(conn) == PQTRANS_INERROR) return FailedHandlerTransaction();
-      if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
-        // Marking it undone outside the handler's transaction could record
-        // an undo whose writes were rolled back.
-        return {Attempt::Then::kGiveBack, ConsumeResult::RetryLater(),
-                "the undo handler ended the inbox's transaction itself"};
-      }
       auto undone = Exec(
           conn,
           "UPDATE txmq_inbox SET state = 'U', note = $3,"
@@ -223,6 +219,14 @@ class Inbox::Impl {
     }
     if (result.kind() != ConsumeResult::Kind::kSuccess) return {Attempt::Then::kRollback, result};
     if (PQtransactionStatus(conn) == PQTRANS_INERROR) return FailedHandlerTransaction();
+    if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
+      // The handler ended the inbox's transaction (COMMIT or ROLLBACK):
+      // the record went with it, or was committed apart from the rest of
+      // the handler's writes. PostgreSQL's COMMIT outside a transaction
+      // only warns, so acknowledging could lose the message.
+      return {Attempt::Then::kGiveBack, ConsumeResult::RetryLater(),
+              "the handler ended the inbox's transaction itself"};
+    }
     return {Attempt::Then::kCommit};
   }
 
