@@ -17,9 +17,34 @@ bool Retention::Tick(int64_t now_ms, uint32_t budget) {
   return more;
 }
 
+void Retention::NoteFreed(uint64_t floor) {
+  uncovered_.push_back({floor, 0});
+  // Completions run in round order, and the entries were noted in that
+  // order: the first one not yet written is this round's.
+  core_.OnDurable([this](const Status&) {
+    for (Uncovered& u : uncovered_) {
+      if (u.written_end == 0) {
+        u.written_end = core_.store().log_end();
+        break;
+      }
+    }
+  });
+}
+
+uint64_t Retention::UncoveredFloor(uint64_t live) {
+  const uint64_t covered = core_.store().checkpointed_position();
+  while (!uncovered_.empty() && uncovered_.front().written_end != 0 &&
+         uncovered_.front().written_end <= covered) {
+    uncovered_.pop_front();
+  }
+  for (const Uncovered& u : uncovered_) live = std::min(live, u.floor);
+  return live;
+}
+
 bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
   storage::BrokerStore& store = core_.store();
   bool more = false;
+  uint64_t freed_from = UINT64_MAX;
   Status s = store.ForEachRunBefore(UINT64_MAX, [&](uint64_t position, uint32_t topic_id,
                                                     uint32_t queue, uint64_t first, uint64_t end) {
     ++examined_;
@@ -33,6 +58,7 @@ bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
     if (time && *time >= cutoff_ms) return false;  // this round and every later one are young
     --*budget;
     store.DeleteRunByPosition(position, topic_id, queue, first);
+    freed_from = std::min(freed_from, position);
     TopicState* topic = topics_.FindById(topic_id);
     if (topic != nullptr && queue < topic->queues.size()) {
       QueueState& q = topic->queues[queue];
@@ -50,6 +76,7 @@ bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
     return true;
   });
   if (!s.ok()) Logger("broker")->error("retention: {}", s.ToString());
+  if (freed_from != UINT64_MAX) NoteFreed(freed_from);
   return more;
 }
 
@@ -92,6 +119,10 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     return false;
   });
   if (!s.ok()) return false;
+  // Runs (and halves, delayed messages) whose deletes a crash could still
+  // undo hold their segments too.
+  const uint64_t free_of_index = live;
+  live = UncoveredFloor(live);
   // Segments wholly before it, but never the one in use.
   uint64_t release_before = 0;
   for (size_t i = 0; i + 1 < segments.size(); ++i) {
@@ -99,13 +130,18 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     if (end > live) break;
     release_before = end;
   }
-  if (release_before == 0) return false;
+  if (release_before == 0) {
+    // Only a checkpoint stands between the old segments and their release.
+    if (live < free_of_index) store.RequestCheckpoint();
+    return false;
+  }
   // Halves and delayed messages there are copied forward first, at most
   // one batch at a time (the copies must reach the index before a later
   // tick looks again).
   if (relocating_) return true;
   bool pinned = false;
   uint32_t moved = 0, dropped = 0;
+  uint64_t freed_from = UINT64_MAX;  // the lowest position moved or dropped
   s = store.ForEachHalf([&](std::string_view tx_id, uint32_t index, uint64_t position) {
     ++examined_;
     if (position >= release_before) return true;
@@ -119,6 +155,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
           "is not open (its transaction ended without it)",
           index, id);
       store.DeleteHalf(tx_id, index);
+      freed_from = std::min(freed_from, position);
       ++dropped;
       return true;
     }
@@ -126,6 +163,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     --*budget;
     if (auto half = store.ReadHalf(tx_id, index); half.ok()) {
       store.MoveHalf(half->body);
+      freed_from = std::min(freed_from, position);
       ++moved;
     }
     return true;
@@ -144,6 +182,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
             "moved into its queue; it is lost (its segment is deleted)",
             seq, due);
         delayed_.Forget(due, seq);
+        freed_from = std::min(freed_from, position);
         ++dropped;
         return true;
       }
@@ -156,6 +195,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
         // deliver it (a copy the relocation race before 0803e06 left):
         // either way its entry must not hold the segment.
         delayed_.Forget(due, seq);
+        freed_from = std::min(freed_from, position);
         ++dropped;
         return true;
       }
@@ -163,6 +203,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
       --*budget;
       if (auto d = store.ReadDelayed(due, seq); d.ok()) {
         store.PutDelayed(d->body);
+        freed_from = std::min(freed_from, position);
         ++moved;
       }
       return true;
@@ -172,6 +213,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     Logger("broker")->error("retention: {}", s.ToString());
     return false;
   }
+  if (freed_from != UINT64_MAX) NoteFreed(freed_from);
   if (moved + dropped > 0) {
     relocating_ = true;
     core_.OnDurable([this](const Status&) { relocating_ = false; });

@@ -7,7 +7,10 @@
 //      moves past them;
 //   2. message ids older than the cutoff leave the id index;
 //   3. a log segment that nothing points into any more is deleted, once a
-//      checkpoint covers the index changes of steps 1 and 2. An open half
+//      checkpoint covers the index changes that freed it (steps 1 and 2,
+//      and the copies and drops below): until then a crash can undo them,
+//      and an index naming messages in a deleted segment is refused at
+//      the next start. An open half
 //      message or a waiting delayed message in such a segment is first
 //      copied forward into the current round (relocated), so a transaction
 //      stuck for longer than the retention loses nothing. One that is no
@@ -21,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <tuple>
 
@@ -54,6 +58,13 @@ class Retention {
 
  private:
   bool ExpireRuns(int64_t cutoff_ms, uint32_t* budget);
+  // Notes that the open round takes out of the index entries at log
+  // positions from `floor` on: segments from there stay until a checkpoint
+  // covers that round.
+  void NoteFreed(uint64_t floor);
+  // The lowest position freed by a round no checkpoint covers yet, or
+  // `live` when lower (forgets what the last checkpoint covers).
+  uint64_t UncoveredFloor(uint64_t live);
   bool ExpireIds(int64_t cutoff_ms, uint32_t* budget);
   bool ReleaseSegments(uint32_t* budget);
 
@@ -72,6 +83,14 @@ class Retention {
   std::optional<RunKey> last_expired_run_;
   uint64_t ids_expired_before_ = 0;  // id bucket
   bool relocating_ = false;          // copies in a round not yet applied
+  // Rounds holding retention's index changes that no checkpoint covers
+  // yet, oldest first: the lowest position each freed, and where the log
+  // ended once it was written (0 until then).
+  struct Uncovered {
+    uint64_t floor = 0;
+    uint64_t written_end = 0;
+  };
+  std::deque<Uncovered> uncovered_;
 };
 
 }  // namespace txmq::broker

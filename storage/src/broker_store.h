@@ -321,6 +321,13 @@ class BrokerStore {
   // Deletes log segments wholly before `position`, once a checkpoint covers
   // them; returns bytes freed (0 while the checkpoint is behind).
   Result<uint64_t> DeleteLogBefore(uint64_t position);
+  // Where the last checkpoint's cover ends: index changes of rounds before
+  // it survive any crash (they are in the index's synced files, or
+  // replayed from the synced log).
+  uint64_t checkpointed_position() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return checkpointed_position_;
+  }
   // The meta key where a broker that deleted log segments records the
   // position it deleted before, in the round after: a replica's store,
   // which holds the same rounds at the same positions, deletes the same

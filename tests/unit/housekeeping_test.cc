@@ -8,6 +8,7 @@
 
 #include <optional>
 
+#include "tests/testutil/fault_fs.h"
 #include "tests/testutil/log_capture.h"
 #include "tests/unit/broker_harness.h"
 
@@ -123,6 +124,41 @@ void ExpectOldSegmentsDeleted(BrokerHarness& h, testing::LogCapture& log) {
     EXPECT_TRUE(h.core().store().CheckpointNow().ok());
     return log.text().find("MiB of old log segments") != std::string::npos;
   })) << log.text();
+}
+
+// Retention takes a segment's runs out of the index in the open round;
+// the segment may go only once that round is written. Deleted before, a
+// crash in between (the round lost, the file gone) leaves an index naming
+// messages in a segment that no longer exists, and the next start refuses
+// the data directory ("a segment file holding acknowledged messages is
+// missing") until --repair.
+TEST(Housekeeping, RetentionKeepsASegmentUntilTheRoundDeletingItsRunsIsWritten) {
+  // Synced rounds (the harness skips the sync otherwise), so checkpoints
+  // cover them as on a broker under --flush sync.
+  testing::FaultFileSystem fs;
+  testing::FaultLevelDbEnv env;
+  auto layers = std::make_shared<StorageLayers>();
+  layers->fs = &fs;
+  layers->env = &env;
+  BrokerOptions o = SegmentRetentionOptions();
+  o.storage_layers = layers;
+  BrokerHarness h(o);
+  ASSERT_NO_FATAL_FAILURE(FillThreeSegments(h));
+  ASSERT_TRUE(h.core().store().CheckpointNow().ok());  // covers past every full segment
+  const size_t segments = h.core().store().Segments().size();
+  testing::LogCapture log;
+  h.time().Advance(o.retention + 1s);
+  for (int tick = 0; tick < 5; ++tick) {  // the runs' deletes wait in the open round
+    h.Housekeeping();
+    h.time().Advance(1s);
+    ASSERT_TRUE(h.core().store().CheckpointNow().ok());  // a periodic one
+  }
+  EXPECT_EQ(h.core().store().Segments().size(), segments)
+      << "a segment was deleted before the round taking its runs out of the index was written\n"
+      << log.text();
+  h.Commit();
+  ExpectOldSegmentsDeleted(h, log);
+  EXPECT_LT(h.core().store().Segments().size(), segments);
 }
 
 // An old log segment holds the half of a transaction that is ending: its
