@@ -344,7 +344,8 @@ void BrokerStore::StorageLoop() {
       finished_ = std::move(round);
       cv_.notify_all();
       round_done_->Notify();
-      continue;
+      // On to the background sync when it is due: rounds that keep coming
+      // must not put it off until the next checkpoint.
     }
     if (!options_.sync && synced_ != applied_ &&
         SteadyClock::now() - last_sync >= options_.async_sync_interval) {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 
 #include "storage/src/broker_store.h"
 #include "tests/testutil/fault_fs.h"
@@ -98,6 +99,25 @@ TEST(BrokerStoreFailure, UnderFlushAsyncAFailedBackgroundSyncFailsTheNextRound) 
   uint64_t offset = 1;
   EXPECT_TRUE(testing::WaitFor([&] { return !s.Append(offset++, false).ok(); }))
       << "rounds are still acknowledged after the log lost what they follow";
+}
+
+// The background sync runs every async_sync_interval also while rounds
+// keep coming: a busy broker under --flush async is not left unsynced
+// until its next checkpoint, and a cluster leader (whose store runs so)
+// gets synced rounds to mark.
+TEST(BrokerStoreFailure, UnderFlushAsyncTheBackgroundSyncRunsUnderSteadyTraffic) {
+  TempDir dir;
+  Store s(dir.path());
+  s.options.sync = false;
+  s.options.async_sync_interval = std::chrono::milliseconds(20);
+  ASSERT_TRUE(s.Open().ok());
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(400);
+  uint64_t offset = 0;
+  while (std::chrono::steady_clock::now() < until) {  // a round every ~5 ms, never 20 ms apart
+    ASSERT_TRUE(s.Append(offset++, false).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GT(s.store->synced_rounds(), 0u) << offset << " rounds, none synced";
 }
 
 // A cluster leader's round that its replica log never took (the node
