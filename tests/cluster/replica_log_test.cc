@@ -200,6 +200,72 @@ TEST(ReplicaLog, PowerLossKeepsExactlyWhatWasSynced) {
   EXPECT_EQ(log->last().index, 33u);
 }
 
+// A failed sync forgets the entries since the last good one, and the
+// segments begun for them go too: entries appended again (a new leader's,
+// of other sizes) roll at other indexes, and a leftover segment named by
+// a forgotten index would be read in place of the log's own entries, and
+// at the next start would end the log before them (entries synced and
+// acknowledged, lost).
+TEST(ReplicaLog, AFailedSyncLeavesNoSegmentOfTheEntriesItForgot) {
+  TempDir dir;
+  FaultFileSystem fs;
+  uint64_t old_roll = 0;
+  {
+    auto log = OpenLog(dir.path(), &fs, 4096);
+    AppendN(*log, 10, 1);
+    ASSERT_TRUE(log->Sync().ok());
+    AppendN(*log, 40, 1);  // rolls into a second segment
+    for (uint64_t i = 11; i <= 50 && old_roll == 0; ++i) {
+      if (fs.Exists(dir.Sub(std::string(20 - std::to_string(i).size(), '0') + std::to_string(i) +
+                            ".rlog"))) {
+        old_roll = i;
+      }
+    }
+    ASSERT_NE(old_roll, 0u) << "the test wants a roll before the failed sync";
+    fs.FailNextSyncs(1);
+    ASSERT_FALSE(log->Sync().ok());
+    ASSERT_EQ(log->last().index, 10u);
+    AppendN(*log, 200, 2, 10);  // smaller entries: the first segment holds past old_roll
+    ASSERT_TRUE(log->Sync().ok());
+    ASSERT_EQ(log->last().index, 210u);
+    auto view = log->View(old_roll);
+    ASSERT_TRUE(view.ok()) << view.status().ToString();
+    EXPECT_EQ(view->epoch, 2) << "entry " << old_roll << " was read from the forgotten segment";
+    EXPECT_EQ(view->payload.size(), 10u);
+  }
+  auto log = OpenLog(dir.path(), &fs, 4096);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->last().index, 210u) << "synced entries were lost at the restart";
+}
+
+// An entry a failed sync forgot, whose bytes reached the disk anyway, is
+// followed by the same entry written again larger, in a new segment: the
+// old bytes chain (the entry before is the same), so without an end to
+// the old segment recovery would take them for the log and lose the
+// synced entry.
+TEST(ReplicaLog, AnEntryRewrittenInANewSegmentAfterAFailedSyncIsTheOneRecovered) {
+  TempDir dir;
+  FaultFileSystem fs;
+  {
+    auto log = OpenLog(dir.path(), &fs, 4096);
+    AppendN(*log, 10, 1);  // 1,320 of the segment's 4,096 bytes
+    ASSERT_TRUE(log->Sync().ok());
+    AppendN(*log, 1, 1);  // fits
+    fs.FailNextSyncsKeepingWrites(1);
+    ASSERT_FALSE(log->Sync().ok());
+    ASSERT_EQ(log->last().index, 10u);
+    AppendN(*log, 1, 2, 3000);  // does not fit: a new segment
+    ASSERT_TRUE(log->Sync().ok());
+  }
+  auto log = OpenLog(dir.path(), &fs, 4096);
+  ASSERT_NE(log, nullptr);
+  ASSERT_EQ(log->last().index, 11u);
+  auto entry = log->View(11);
+  ASSERT_TRUE(entry.ok()) << entry.status().ToString();
+  EXPECT_EQ(entry->epoch, 2) << "the forgotten entry came back in place of the synced one";
+  EXPECT_EQ(entry->payload.size(), 3000u);
+}
+
 TEST(ReplicaLog, RaisedEpochIsDurableAndNeverLowered) {
   TempDir dir;
   FaultFileSystem fs;

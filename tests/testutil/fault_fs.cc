@@ -41,6 +41,10 @@ class FaultFile final : public storage::File {
     }
     if (fail > 0) {
       std::lock_guard<std::mutex> lock(fs_->mu_);
+      if (fs_->keep_failed_writes_) {
+        fs_->files_[path()].undo.clear();
+        return Status::Internal("I/O error syncing '" + path() + "' (test): writes kept");
+      }
       fs_->RestoreLocked(path(), fs_->files_[path()]);
       return Status::Internal("I/O error syncing '" + path() + "' (test): unsynced writes lost");
     }

@@ -45,7 +45,17 @@ class FaultFileSystem final : public storage::FileSystem {
   // The next `n` syncs fail and, as a kernel does after a writeback error,
   // the file's unsynced writes are lost; later syncs succeed again (a
   // transient fault: the caller must not trust a later sync to cover them).
-  void FailNextSyncs(int n) { fail_next_syncs_ = n; }
+  void FailNextSyncs(int n) {
+    keep_failed_writes_ = false;
+    fail_next_syncs_ = n;
+  }
+  // The same, but the writes reach the disk anyway (the error was another
+  // page's, or the kernel wrote them back later): a caller must not take
+  // what follows its last good sync for nothing.
+  void FailNextSyncsKeepingWrites(int n) {
+    keep_failed_writes_ = true;
+    fail_next_syncs_ = n;
+  }
   bool powered_off() const { return off_; }
   // Keep a random subset of unsynced pages instead of none.
   void Torn(uint64_t seed) {
@@ -83,6 +93,7 @@ class FaultFileSystem final : public storage::FileSystem {
   std::atomic<bool> off_{false};
   std::atomic<bool> fail_syncs_{false};
   std::atomic<int> fail_next_syncs_{0};
+  std::atomic<bool> keep_failed_writes_{false};
   bool torn_ = false;
   std::mt19937_64 rng_;
   mutable std::mutex mu_;

@@ -4,7 +4,9 @@
 //                                 atomically (write, sync, rename, sync dir)
 //   <dir>/<first:20 digits>.rlog  a preallocated segment of segment_bytes
 //                                 whose first entry is number `first`; an
-//                                 entry that does not fit starts a new one
+//                                 entry that does not fit starts a new one,
+//                                 and a zero header (when it fits) ends the
+//                                 segment it did not fit in
 //
 //   Entry  := Header Payload
 //   Header := magic:u32 crc:u32 length:u32 reserved:u32 epoch:i64 index:u64
@@ -19,7 +21,12 @@
 // each entry is whole, has the next index, an epoch no lower than the one
 // before, and chains. Where that fails the log continues in the segment
 // named by the next index if there is one (the entry rolled), else it ends
-// there; every other segment is removed. A torn or unsynced tail therefore
+// there; every other segment is removed. (A segment named by an entry an
+// earlier one holds is the leftover of entries a failed sync forgot, which
+// the sync's own removal did not get to: skipped, and removed too. Stale
+// bytes continue a chain only after the same entry, the case of an entry
+// forgotten by a failed sync and written again larger, in a new segment:
+// the zero header at a roll ends the old one before such bytes.) A torn or unsynced tail therefore
 // just ends the log: only synced entries were ever reported durable, and
 // they come before it. (Unlike the commit log, a damaged synced entry is
 // not told apart from a torn tail: the leader's copy makes it whole again.)
@@ -141,7 +148,16 @@ Status FileReplicaLog::Recover() {
   uint64_t bytes_after = 0;
   for (const auto& [first, file] : segments_) bytes_after += file->size();
   auto seg = segments_.begin();
-  while (seg != segments_.end() && seg->first == last_.index + 1) {
+  std::vector<uint64_t> stale;
+  while (seg != segments_.end() && seg->first <= last_.index + 1) {
+    if (seg->first <= last_.index) {
+      // Named by an entry an earlier segment holds: the leftover of
+      // entries a failed sync forgot (its removal failed), never the log.
+      bytes_after -= seg->second->size();
+      stale.push_back(seg->first);
+      ++seg;
+      continue;
+    }
     const std::string_view bytes = seg->second->mapped();
     uint64_t offset = 0;
     tail_segment_ = seg->first;
@@ -167,7 +183,6 @@ Status FileReplicaLog::Recover() {
     }
     ++seg;
   }
-  std::vector<uint64_t> stale;
   for (; seg != segments_.end(); ++seg) stale.push_back(seg->first);
   for (uint64_t first : stale) {
     if (Status s = RemoveSegment(first); !s.ok()) return s;
@@ -241,6 +256,18 @@ Status FileReplicaLog::Append(const ReplicaEntry& entry) {
   if (tail_segment_ != 0 && tail_offset_ + n <= segments_.at(tail_segment_)->size()) {
     file = segments_.at(tail_segment_).get();
   } else {
+    if (tail_segment_ != 0 && tail_offset_ + kHeaderBytes <= segments_.at(tail_segment_)->size()) {
+      // The segment ends here: say so, with a header that does not decode.
+      // What lies after the last entry may be an entry a failed sync
+      // forgot (this one, written there before, smaller); if it chains,
+      // recovery would take it and what follows it for the log.
+      const char zeros[kHeaderBytes] = {};
+      const iovec end{const_cast<char*>(zeros), kHeaderBytes};
+      if (Status s = segments_.at(tail_segment_)->WriteAt(tail_offset_, {&end, 1}); !s.ok()) {
+        return s;
+      }
+      unsynced_.insert(tail_segment_);
+    }
     auto created = options_.fs->Open(SegmentPath(entry.index), options_.segment_bytes);
     if (!created.ok()) return created.status();
     file = created->get();
@@ -269,6 +296,16 @@ Status FileReplicaLog::Sync() {
       // After a failed fdatasync the kernel may have dropped the dirty
       // pages and a later sync succeeds without them (fsyncgate): forget
       // every entry since the last good sync; they are appended again.
+      // The segments begun for them go too: entries appended again (of
+      // other sizes: a new leader's) roll at other indexes, and a segment
+      // named by a forgotten index would be read in their place, and end
+      // the log before them at the next start.
+      if (Status removed = RemoveSegmentsAfter(durable_.index); !removed.ok()) {
+        Logger("cluster")->error(
+            "replica log '{}': removing the segments of entries a failed sync forgot: {} (the "
+            "next start removes them)",
+            options_.dir, removed.ToString());
+      }
       ForgetAfter(durable_.index);
       return s;
     }
@@ -356,15 +393,21 @@ Status FileReplicaLog::TruncateAfter(uint64_t keep) {
   const iovec part{const_cast<char*>(zeros), kHeaderBytes};
   if (Status s = file->WriteAt(cut.offset, {&part, 1}); !s.ok()) return s;
   if (Status s = file->Sync(); !s.ok()) return s;
+  if (Status s = RemoveSegmentsAfter(keep); !s.ok()) return s;
+  ForgetAfter(keep);
+  return Status::OK();
+}
+
+Status FileReplicaLog::RemoveSegmentsAfter(uint64_t keep) {
   std::vector<uint64_t> later;
   for (auto it = segments_.upper_bound(keep); it != segments_.end(); ++it) {
     later.push_back(it->first);
   }
+  Status first_error;
   for (uint64_t first : later) {
-    if (Status s = RemoveSegment(first); !s.ok()) return s;
+    if (Status s = RemoveSegment(first); !s.ok() && first_error.ok()) first_error = s;
   }
-  ForgetAfter(keep);
-  return Status::OK();
+  return first_error;
 }
 
 Result<ReplicaEntry> FileReplicaLog::Read(uint64_t index) const {

@@ -148,6 +148,9 @@ class FileReplicaLog final : public ReplicaLog {
   explicit FileReplicaLog(FileReplicaLogOptions options);
   Status Recover();
   Status RemoveSegment(uint64_t first);
+  // Removes every segment named after entry `keep` (all are tried; the
+  // first error is returned).
+  Status RemoveSegmentsAfter(uint64_t keep);
   // Drops entries after `keep` from memory; the next append goes after it.
   void ForgetAfter(uint64_t keep);
   std::string SegmentPath(uint64_t first) const;
