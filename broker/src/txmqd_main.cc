@@ -586,9 +586,19 @@ int main(int argc, char** argv) {
   if (!broker.ok() && broker.status().code() == txmq::StatusCode::kCorruption) {
     // Damage is its own exit code: a supervisor must not restart into it.
     std::cerr << "txmqd: the data directory " << o.data_dir
-              << " is damaged; refusing to start: " << broker.status().message() << "\n"
-              << "txmqd: copy the directory aside, then start txmqd once with the same options "
-                 "and --repair (README: \"A damaged data directory\")\n";
+              << " is damaged; refusing to start: " << broker.status().message() << "\n";
+    if (cluster_flags.etcd.empty()) {
+      std::cerr << "txmqd: copy the directory aside, then start txmqd once with the same options "
+                   "and --repair (README: \"A damaged data directory\")\n";
+    } else {
+      // --repair is for a single broker, whose store is the record. A
+      // cluster node's record is its replica log, and its group's other
+      // members hold every committed entry.
+      std::cerr << "txmqd: a cluster node is not repaired: when its group has other members, "
+                   "move this node's data directory aside and start it again; it rejoins "
+                   "empty and copies the group's log from the leader (README: \"A replicated "
+                   "broker group\")\n";
+    }
     return 4;
   }
   if (!broker.ok()) {
