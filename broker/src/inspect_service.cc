@@ -42,6 +42,12 @@ void ForEachDeadLetter(Core& core, const TopicState* dlq, uint64_t from_offset,
   }
 }
 
+uint64_t DeadLettersArriving(const TopicState* dlq) {
+  if (dlq == nullptr) return 0;
+  const QueueState& q = dlq->queues[0];
+  return q.next_offset - q.visible_end;
+}
+
 Result<const TopicState*> DeadLetterTopicOf(TopicManager& topics, GroupTable& groups,
                                             const std::string& group) {
   const TopicState* dlq = topics.Find(DeadLetterTopic(group));

@@ -49,6 +49,9 @@ class InspectService {
 using DeadLetterFn = std::function<bool(uint64_t offset, const storage::MessageView& m)>;
 void ForEachDeadLetter(Core& core, const TopicState* dlq, uint64_t from_offset,
                        const DeadLetterFn& fn);
+// Dead letters appended to `dlq` (null: none) in a round not yet durable:
+// not visible to ForEachDeadLetter, and on their way.
+uint64_t DeadLettersArriving(const TopicState* dlq);
 
 // The dead-letter topic of consumer group `group` (null: it has none yet).
 // NOT_FOUND when neither the group nor a dead-letter topic of its name is

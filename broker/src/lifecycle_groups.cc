@@ -81,7 +81,7 @@ void LifecycleService::DeleteGroup(const Call& call, const std::string& name) {
         "; stop its consumers first, or pass --force (a consumer still running starts the "
         "group over, from each topic's start or end as it asks)"));
   }
-  uint64_t dead = 0;
+  uint64_t dead = DeadLettersArriving(dlq);  // on their way: they count too
   ForEachDeadLetter(d_.core, dlq, 0, [&](uint64_t, const storage::MessageView&) {
     ++dead;
     return true;

@@ -261,11 +261,14 @@ void LifecycleService::PurgeDlq(const Call& call, wire::DlqPurgeRequest::Reader 
   for (unsigned i = 0; i < purged.size(); ++i) ids.set(i, purged[i].second);
   auto absent = report.initMissing(static_cast<unsigned>(missing.size()));
   for (unsigned i = 0; i < missing.size(); ++i) absent.set(i, missing[i]);
-  report.setRemaining(total - purged.size());
+  // Dead letters whose round is not durable yet are on their way: kept,
+  // and counted as remaining.
+  const uint64_t arriving = DeadLettersArriving(dlq);
+  report.setRemaining(total - purged.size() + arriving);
   object += " messages=" + std::to_string(purged.size());
   if (call.dry_run || purged.empty()) return Finish(call, kAction, object, reply);
 
-  if (purged.size() == total) {
+  if (purged.size() == total && arriving == 0) {
     // Nothing is left: the whole dead-letter topic goes, and its storage
     // with it; the next dead letter starts it again.
     RemoveTopic(DeadLetterTopic(group));

@@ -102,7 +102,11 @@ BrokerHarness::BrokerHarness(const BrokerOptions& options)
       sends_(core_, topics_, dedup_, delayed_),
       delivery_(core_, topics_, groups_),
       transactions_(core_, topics_, delayed_, dedup_, clients_),
-      retention_(core_, topics_, groups_, transactions_, delayed_) {
+      retention_(core_, topics_, groups_, transactions_, delayed_),
+      inspect_(core_, topics_, groups_, clients_),
+      sweeper_(core_, topics_, delayed_),
+      lifecycle_({core_, topics_, groups_, clients_, delivery_, transactions_, inspect_, sweeper_,
+                  placement_, nullptr}) {
   options_.data_dir = dir_.Sub("data");
   auto store = storage::BrokerStore::Open(StoreOptionsFor(options_), &round_done_);
   EXPECT_TRUE(store.ok()) << store.status().ToString();
@@ -111,7 +115,7 @@ BrokerHarness::BrokerHarness(const BrokerOptions& options)
   core_.set_store(store_.get());
   // As Server::Init.
   for (Status s : {topics_.Recover(), dedup_.Recover(), delayed_.Recover(), groups_.Recover(),
-                   transactions_.Recover()}) {
+                   transactions_.Recover(), sweeper_.Recover()}) {
     EXPECT_TRUE(s.ok()) << s.ToString();
   }
   next_cleanup_ = core_.SteadyNow();
@@ -136,6 +140,7 @@ void BrokerHarness::Housekeeping() {
     more |= retention_.Tick(core_.NowMs(), options_.cleanup_batch);
     dedup_.Cleanup(core_.NowMs());
     more |= transactions_.Cleanup(core_.NowMs(), options_.cleanup_batch);
+    more |= sweeper_.Tick(options_.cleanup_batch);
   }
   next_cleanup_ = now + (more ? std::chrono::milliseconds(50) : options_.cleanup_interval);
 }
@@ -228,6 +233,8 @@ void BrokerHarness::Dispatch(const std::string& client, const wire::Frame& frame
       return transactions_.HandleEndTransaction(ctx, env.getEndTransaction());
     case E::CHECK_REPLY:
       return transactions_.HandleCheckReply(ctx, env.getCheckReply());
+    case E::LIFECYCLE:
+      return lifecycle_.Handle(ctx, env.getLifecycle());
     default:
       ADD_FAILURE() << "the harness does not serve request kind " << static_cast<int>(env.which());
   }

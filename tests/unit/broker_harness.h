@@ -31,8 +31,12 @@
 #include "broker/src/delayed.h"
 #include "broker/src/delivery.h"
 #include "broker/src/groups.h"
+#include "broker/src/inspect_service.h"
+#include "broker/src/lifecycle_service.h"
+#include "broker/src/placement_gate.h"
 #include "broker/src/retention.h"
 #include "broker/src/send_service.h"
+#include "broker/src/topic_sweeper.h"
 #include "broker/src/topics.h"
 #include "broker/src/transactions.h"
 #include "protocol/src/codec.h"
@@ -217,6 +221,11 @@ class BrokerHarness {
   Delivery delivery_;
   TransactionService transactions_;
   Retention retention_;
+  // Operators' lifecycle requests, as a single broker serves them.
+  PlacementGate placement_{nullptr};
+  InspectService inspect_;
+  TopicSweeper sweeper_;
+  LifecycleService lifecycle_;
   std::unique_ptr<storage::BrokerStore> store_;
   SteadyTime next_cleanup_;
   uint64_t next_request_ = 1;
