@@ -189,5 +189,19 @@ TEST_F(PgInbox, RecordsOlderThanTheHorizonAreRemoved) {
             StatusCode::kInvalidArgument);
 }
 
+// A sweep keeps up with a busy inbox: it removes every expired record,
+// not one batch (a sweep a minute removing 1,000 records fell behind any
+// inbox taking more than 17 messages a second, for ever).
+TEST_F(PgInbox, ASweepRemovesEveryExpiredRecordNotOneBatch) {
+  auto inbox = pg::Inbox::Open({.conninfo = conninfo_, .group = "billing", .horizon = 1h});
+  ASSERT_TRUE(inbox.ok());
+  Sql(conn_.get(),
+      "INSERT INTO txmq_inbox (group_name, message_id, state, processed_at)"
+      " SELECT 'billing', 'old-' || i, 'P', now() - interval '2 hours'"
+      " FROM generate_series(1, 5000) AS i");
+  EXPECT_EQ(*(*inbox)->RemoveExpired(), 5000);
+  EXPECT_EQ(Count("txmq_inbox"), 0);
+}
+
 }  // namespace
 }  // namespace txmq

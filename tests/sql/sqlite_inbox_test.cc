@@ -184,5 +184,17 @@ TEST_F(SqliteInbox, RecordsOlderThanTheHorizonAreRemoved) {
             StatusCode::kInvalidArgument);
 }
 
+// As PgInbox.ASweepRemovesEveryExpiredRecordNotOneBatch.
+TEST_F(SqliteInbox, ASweepRemovesEveryExpiredRecordNotOneBatch) {
+  auto inbox = sqlite::Inbox::Open({.path = path_, .group = "billing", .horizon = 1h});
+  ASSERT_TRUE(inbox.ok());
+  Sql(db_.get(),
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)"
+      " INSERT INTO txmq_inbox (group_name, message_id, state, processed_at)"
+      " SELECT 'billing', 'old-' || i, 'P', 0 FROM n");
+  EXPECT_EQ(*(*inbox)->RemoveExpired(), 5000);
+  EXPECT_EQ(Count("txmq_inbox"), 0);
+}
+
 }  // namespace
 }  // namespace txmq

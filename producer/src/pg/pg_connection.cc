@@ -153,18 +153,32 @@ void ConnectionPool::Give(Connection conn) {
 }
 
 Result<int64_t> DeleteOlderThan(PGconn* conn, std::string_view table, std::string_view time_column,
-                                std::chrono::milliseconds horizon, const std::string& group) {
-  const std::string where = std::string(time_column) +
-                            " < clock_timestamp() - $1::bigint * interval '1 millisecond'" +
-                            (group.empty() ? "" : " AND group_name = $2");
+                                std::chrono::milliseconds horizon, const std::string& group,
+                                std::string_view unless, bool* more) {
+  std::string where =
+      std::string(time_column) + " < clock_timestamp() - $1::bigint * interval '1 millisecond'";
+  if (!group.empty()) where += " AND group_name = $2";
+  if (!unless.empty()) where += " AND NOT (" + std::string(unless) + ")";
   std::vector<Param> params = {Param::Int(horizon.count())};
   if (!group.empty()) params.push_back(Param::Text(group));
-  auto r = Exec(conn,
-                "DELETE FROM " + std::string(table) + " WHERE ctid IN (SELECT ctid FROM " +
-                    std::string(table) + " WHERE " + where + " LIMIT 1000)",
-                params);
-  if (!r.ok()) return r.status();
-  return RowsChanged(r->get());
+  const std::string statement = "DELETE FROM " + std::string(table) +
+                                " WHERE ctid IN (SELECT ctid FROM " + std::string(table) +
+                                " WHERE " + where + " LIMIT " +
+                                std::to_string(producer::kSweepBatchRows) + ")";
+  const auto until = std::chrono::steady_clock::now() + producer::kSweepTimeBudget;
+  int64_t total = 0;
+  if (more != nullptr) *more = false;
+  while (true) {
+    auto r = Exec(conn, statement, params);
+    if (!r.ok()) return r.status();
+    const int64_t n = RowsChanged(r->get());
+    total += n;
+    if (n < producer::kSweepBatchRows) return total;
+    if (std::chrono::steady_clock::now() >= until) {
+      if (more != nullptr) *more = true;
+      return total;
+    }
+  }
 }
 
 std::string Redacted(const std::string& conninfo) {

@@ -114,12 +114,15 @@ class ConnectionPool {
   std::vector<Connection> idle_;  // guarded by mu_
 };
 
-// Retention of txmq's record tables: deletes up to 1,000 rows of `table`
-// whose `time_column` is older than `horizon` (and, when `group` is not
-// empty, whose group_name is `group`); how many. Run at most once a minute
-// per table by SweepIfDue.
+// Retention of txmq's record tables: deletes the rows of `table` whose
+// `time_column` is older than `horizon` (and, when `group` is not empty,
+// whose group_name is `group`; when `unless` is not empty, for which that
+// SQL condition is false), in batches of kSweepBatchRows, until none is
+// left or kSweepTimeBudget is spent (then *more is set); how many. Run at
+// most once a minute per table (SweepThrottle), sooner when *more.
 Result<int64_t> DeleteOlderThan(PGconn* conn, std::string_view table, std::string_view time_column,
-                                std::chrono::milliseconds horizon, const std::string& group = "");
+                                std::chrono::milliseconds horizon, const std::string& group = "",
+                                std::string_view unless = "", bool* more = nullptr);
 
 using SweepThrottle = producer::SweepThrottle;
 

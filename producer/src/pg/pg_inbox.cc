@@ -173,7 +173,7 @@ class Inbox::Impl {
   Result<int64_t> RemoveExpired() {
     auto conn = pool_.Take();
     if (!conn.ok()) return conn.status();
-    auto n = Sweep(conn->get());
+    auto n = producer::SweepAll([&](bool* more) { return Sweep(conn->get(), more); });
     pool_.Give(std::move(*conn));
     return n;
   }
@@ -298,14 +298,14 @@ class Inbox::Impl {
   }
 
   void MaybeSweep(PGconn* conn) {
-    if (!sweeps_.Due()) return;
-    if (auto n = Sweep(conn); !n.ok()) {
-      log_->warn("removing old records of txmq_inbox failed: {}", n.status().ToString());
+    if (Status s = sweeps_.RunIfDue([&](bool* more) { return Sweep(conn, more); }); !s.ok()) {
+      log_->warn("removing old records of txmq_inbox failed: {}", s.ToString());
     }
   }
 
-  Result<int64_t> Sweep(PGconn* conn) {
-    return DeleteOlderThan(conn, "txmq_inbox", "processed_at", options_.horizon, options_.group);
+  Result<int64_t> Sweep(PGconn* conn, bool* more) {
+    return DeleteOlderThan(conn, "txmq_inbox", "processed_at", options_.horizon, options_.group, "",
+                           more);
   }
 
   const InboxOptions options_;

@@ -14,6 +14,7 @@
 // wait on. The service's Add commits as the service's transaction says
 // (synchronous by default): that is the write that must not be lost.
 #include "producer/src/pg/pg_outbox_impl.h"
+#include "producer/src/sql/origin_check.h"
 #include "protocol/src/log.h"
 
 namespace txmq::pg {
@@ -70,8 +71,9 @@ class PgRelayTable : public sql::RelayTable {
       const std::vector<std::pair<std::string, int64_t>>& rows) override {
     return pg::MarkSentMany(conn_.get(), rows, &prepared_);
   }
-  Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon) override {
-    return DeleteOlderThan(conn_.get(), "txmq_origin", "recorded_at", horizon);
+  Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon, bool* more) override {
+    return DeleteOlderThan(conn_.get(), "txmq_origin", "recorded_at", horizon, "",
+                           sql::kOriginStillInOutbox, more);
   }
   Result<std::chrono::milliseconds> NextDueIn() override {
     return pg::NextDueIn(conn_.get(), hold_key_behind_parked_, &prepared_);

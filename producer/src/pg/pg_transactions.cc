@@ -57,7 +57,7 @@ class TransactionRecords::Impl {
   Result<int64_t> RemoveExpired() {
     auto conn = pool_.Take();
     if (!conn.ok()) return conn.status();
-    auto n = Sweep(conn->get());
+    auto n = producer::SweepAll([&](bool* more) { return Sweep(conn->get(), more); });
     pool_.Give(std::move(*conn));
     return n;
   }
@@ -119,14 +119,13 @@ class TransactionRecords::Impl {
   }
 
   void MaybeSweep(PGconn* conn) {
-    if (!sweeps_.Due()) return;
-    if (auto n = Sweep(conn); !n.ok()) {
-      log_->warn("removing old records of txmq_tx failed: {}", n.status().ToString());
+    if (Status s = sweeps_.RunIfDue([&](bool* more) { return Sweep(conn, more); }); !s.ok()) {
+      log_->warn("removing old records of txmq_tx failed: {}", s.ToString());
     }
   }
 
-  Result<int64_t> Sweep(PGconn* conn) {
-    return DeleteOlderThan(conn, "txmq_tx", "recorded_at", options_.horizon);
+  Result<int64_t> Sweep(PGconn* conn, bool* more) {
+    return DeleteOlderThan(conn, "txmq_tx", "recorded_at", options_.horizon, "", "", more);
   }
 
   const TransactionRecordOptions options_;

@@ -64,6 +64,12 @@ class OriginTables {
 // producer side keeps its records) and than the origin records (a
 // message added before the database had them may have committed). `why` says what was decided.
 // Errors are the database's (run the compensation again).
+// True (SQL, both dialects) for an origin record whose row is still in
+// the outbox (pending, parked, retried): its message was not sent, so the
+// record's horizon has not begun; retention keeps it.
+inline constexpr const char* kOriginStillInOutbox =
+    "EXISTS (SELECT 1 FROM txmq_outbox o WHERE o.id = txmq_origin.message_id)";
+
 Result<Origin> CheckOrigin(OriginTables& tables, const std::string& message_id,
                            const std::string& tx_id, std::chrono::milliseconds horizon,
                            std::string* why);

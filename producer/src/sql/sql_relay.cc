@@ -185,11 +185,16 @@ void Relay::Run() {
     // timeout), on NOTIFY, or at the next poll. Claiming again at once
     // would mostly find nothing, a round trip per message for nothing.
     if (sent > 0 && sent >= room) continue;
-    if (sent == 0 && written && origin_sweeps_.Due()) {
-      // Idle moments only; a sweep that fails is tried at the next one.
-      if (auto n = table_->RemoveExpiredOrigins(options_.record_horizon); !n.ok()) {
+    if (written) {
+      // A minute apart (sooner while it falls behind), for at most
+      // kSweepTimeBudget: also under steady load, when the relay is never
+      // idle. One that fails is tried at the next one.
+      if (Status s = origin_sweeps_.RunIfDue([&](bool* more) {
+            return table_->RemoveExpiredOrigins(options_.record_horizon, more);
+          });
+          !s.ok()) {
         log_->warn("outbox relay {}: removing old origin records failed: {}", options_.instance,
-                   n.status().ToString());
+                   s.ToString());
       }
     }
     // While rows keep coming (a claim found some within the last poll

@@ -76,8 +76,9 @@ class RelayTable {
     return deleted;
   }
   // Removes origin records (txmq_origin, sql/origin_check.h) older than
-  // `horizon`, a batch at a time; how many.
-  virtual Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon) = 0;
+  // `horizon` whose row is no longer in the outbox (kOriginStillInOutbox),
+  // as DeleteOlderThan does (*more: some are left); how many.
+  virtual Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon, bool* more) = 0;
   // Until the next pending row is due (0: now; -1: none).
   virtual Result<std::chrono::milliseconds> NextDueIn() = 0;
   // A descriptor that becomes readable when rows were added (NOTIFY), or

@@ -1,5 +1,7 @@
 #include "producer/src/sqlite/sqlite_db.h"
 
+#include "producer/src/sweep_throttle.h"
+
 namespace txmq::sqlite {
 
 namespace {
@@ -139,7 +141,8 @@ void DatabasePool::Give(Database db) {
 }
 
 Result<int64_t> DeleteOlderThan(sqlite3* db, std::string_view table, std::string_view time_column,
-                                std::chrono::milliseconds horizon, const std::string& group) {
+                                std::chrono::milliseconds horizon, const std::string& group,
+                                std::string_view unless, bool* more) {
   const std::string t(table);
   std::vector<Value> params = {Value::Int(horizon.count())};
   std::string where = std::string(time_column) + " < " + kNowMs + " - ?1";
@@ -147,12 +150,23 @@ Result<int64_t> DeleteOlderThan(sqlite3* db, std::string_view table, std::string
     where += " AND group_name = ?2";
     params.push_back(Value::Text(group));
   }
-  auto r = Exec(db,
-                "DELETE FROM " + t + " WHERE rowid IN (SELECT rowid FROM " + t + " WHERE " + where +
-                    " LIMIT 1000)",
-                params);
-  if (!r.ok()) return r.status();
-  return r->changes;
+  if (!unless.empty()) where += " AND NOT (" + std::string(unless) + ")";
+  const std::string statement = "DELETE FROM " + t + " WHERE rowid IN (SELECT rowid FROM " + t +
+                                " WHERE " + where + " LIMIT " +
+                                std::to_string(producer::kSweepBatchRows) + ")";
+  const auto until = std::chrono::steady_clock::now() + producer::kSweepTimeBudget;
+  int64_t total = 0;
+  if (more != nullptr) *more = false;
+  while (true) {
+    auto r = Exec(db, statement, params);
+    if (!r.ok()) return r.status();
+    total += r->changes;
+    if (r->changes < producer::kSweepBatchRows) return total;
+    if (std::chrono::steady_clock::now() >= until) {
+      if (more != nullptr) *more = true;
+      return total;
+    }
+  }
 }
 
 std::string FileName(sqlite3* db) {

@@ -101,11 +101,11 @@ class DatabasePool {
   std::vector<Database> idle_;  // guarded by mu_
 };
 
-// Retention of txmq's record tables: deletes up to 1,000 rows of `table`
-// whose `time_column` (ms since the epoch) is older than `horizon` (and,
-// when `group` is not empty, whose group_name is `group`); how many.
+// Retention of txmq's record tables, as pg::DeleteOlderThan (whose
+// comment says the rest); `time_column` is in ms since the epoch.
 Result<int64_t> DeleteOlderThan(sqlite3* db, std::string_view table, std::string_view time_column,
-                                std::chrono::milliseconds horizon, const std::string& group = "");
+                                std::chrono::milliseconds horizon, const std::string& group = "",
+                                std::string_view unless = "", bool* more = nullptr);
 
 // The file name of `db`'s main database, for logs and errors.
 std::string FileName(sqlite3* db);

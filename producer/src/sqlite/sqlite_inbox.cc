@@ -149,7 +149,7 @@ class Inbox::Impl {
   Result<int64_t> RemoveExpired() {
     auto db = pool_.Take();
     if (!db.ok()) return db.status();
-    auto n = Sweep(db->get());
+    auto n = producer::SweepAll([&](bool* more) { return Sweep(db->get(), more); });
     pool_.Give(std::move(*db));
     return n;
   }
@@ -250,14 +250,14 @@ class Inbox::Impl {
   }
 
   void MaybeSweep(sqlite3* db) {
-    if (!sweeps_.Due()) return;
-    if (auto n = Sweep(db); !n.ok()) {
-      log_->warn("removing old records of txmq_inbox failed: {}", n.status().ToString());
+    if (Status s = sweeps_.RunIfDue([&](bool* more) { return Sweep(db, more); }); !s.ok()) {
+      log_->warn("removing old records of txmq_inbox failed: {}", s.ToString());
     }
   }
 
-  Result<int64_t> Sweep(sqlite3* db) {
-    return DeleteOlderThan(db, "txmq_inbox", "processed_at", options_.horizon, options_.group);
+  Result<int64_t> Sweep(sqlite3* db, bool* more) {
+    return DeleteOlderThan(db, "txmq_inbox", "processed_at", options_.horizon, options_.group, "",
+                           more);
   }
 
   const InboxOptions options_;

@@ -2,6 +2,7 @@
 // is sql::Relay over the SQLite statements of sqlite_outbox_table.h.
 #include <thread>
 
+#include "producer/src/sql/origin_check.h"
 #include "producer/src/sql/relay_holder.h"
 #include "producer/src/sql/sql_relay.h"
 #include "producer/src/sqlite/sqlite_db.h"
@@ -45,8 +46,9 @@ class RelayTable : public sql::RelayTable {
     return sqlite::MarkFailed(db_.get(), id, fence, park, retry_in, error);
   }
   Status Release(const std::string& owner) override { return ReleaseClaims(db_.get(), owner); }
-  Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon) override {
-    return DeleteOlderThan(db_.get(), "txmq_origin", "recorded_at", horizon);
+  Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon, bool* more) override {
+    return DeleteOlderThan(db_.get(), "txmq_origin", "recorded_at", horizon, "",
+                           sql::kOriginStillInOutbox, more);
   }
   Result<std::chrono::milliseconds> NextDueIn() override {
     return sqlite::NextDueIn(db_.get(), hold_key_behind_parked_);

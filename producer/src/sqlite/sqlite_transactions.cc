@@ -67,7 +67,7 @@ class TransactionRecords::Impl {
   Result<int64_t> RemoveExpired() {
     auto db = pool_.Take();
     if (!db.ok()) return db.status();
-    auto n = DeleteOlderThan(db->get(), "txmq_tx", "recorded_at", options_.horizon);
+    auto n = producer::SweepAll([&](bool* more) { return Sweep(db->get(), more); });
     pool_.Give(std::move(*db));
     return n;
   }
@@ -104,10 +104,13 @@ class TransactionRecords::Impl {
   }
 
   void MaybeSweep(sqlite3* db) {
-    if (!sweeps_.Due()) return;
-    if (auto n = DeleteOlderThan(db, "txmq_tx", "recorded_at", options_.horizon); !n.ok()) {
-      log_->warn("removing old records of txmq_tx failed: {}", n.status().ToString());
+    if (Status s = sweeps_.RunIfDue([&](bool* more) { return Sweep(db, more); }); !s.ok()) {
+      log_->warn("removing old records of txmq_tx failed: {}", s.ToString());
     }
+  }
+
+  Result<int64_t> Sweep(sqlite3* db, bool* more) {
+    return DeleteOlderThan(db, "txmq_tx", "recorded_at", options_.horizon, "", "", more);
   }
 
   const TransactionRecordOptions options_;
