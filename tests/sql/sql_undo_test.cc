@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <thread>
+#include <type_traits>
 
 #include "consumer/src/compensation_message.h"
 #include "protocol/src/util.h"
@@ -385,6 +386,36 @@ TYPED_TEST(SqlUndo, TheOriginOfARowStillInTheOutboxIsKeptPastTheHorizon) {
   ASSERT_TRUE(outbox->Start().ok());
   EXPECT_TRUE(WaitFor([&] { return this->Count("txmq_origin") <= 1; }));
   EXPECT_EQ(this->Count("txmq_origin"), 1) << "the parked row's origin went with the sent one's";
+  outbox->Shutdown();
+}
+
+// A row sent long after its Add (an outage, a park and a requeue): its
+// origin record is kept for the horizon from the send, as a compensation
+// of it may come back that long after, not from the Add.
+TYPED_TEST(SqlUndo, AnOriginIsKeptForTheHorizonAfterALateSend) {
+  constexpr bool kPg = std::is_same_v<TypeParam, PgBackend>;
+  const std::string two_hours_ago = kPg ? "- interval '2 hours'" : "- 7200000";
+  {
+    auto outbox = this->MakeOutbox(std::chrono::hours(1));
+    this->CommitWithOutbox(*outbox, this->Original("order-12"));
+    this->Run(this->main_handle(),
+              "UPDATE txmq_outbox SET created_at = created_at " + two_hours_ago);
+    this->Run(this->main_handle(),
+              "UPDATE txmq_origin SET recorded_at = recorded_at " + two_hours_ago);
+    ASSERT_TRUE(outbox->Start().ok());
+    EXPECT_TRUE(outbox->Flush(std::chrono::seconds(10)).ok());  // sent now
+    outbox->Shutdown();
+  }
+  // The next relay's first sweep: it removes an old record of a message
+  // sent long ago, and keeps order-12's.
+  this->Run(this->main_handle(),
+            "INSERT INTO txmq_origin (message_id, state) VALUES ('order-sent', 'C')");
+  this->Run(this->main_handle(), "UPDATE txmq_origin SET recorded_at = recorded_at " +
+                                     two_hours_ago + " WHERE message_id = 'order-sent'");
+  auto outbox = this->MakeOutbox(std::chrono::hours(1));
+  ASSERT_TRUE(outbox->Start().ok());
+  EXPECT_TRUE(WaitFor([&] { return this->Count("txmq_origin") <= 1; }));
+  EXPECT_EQ(this->Count("txmq_origin"), 1) << "order-12's record went 2 hours after its Add";
   outbox->Shutdown();
 }
 

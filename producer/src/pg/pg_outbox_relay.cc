@@ -71,6 +71,9 @@ class PgRelayTable : public sql::RelayTable {
       const std::vector<std::pair<std::string, int64_t>>& rows) override {
     return pg::MarkSentMany(conn_.get(), rows, &prepared_);
   }
+  Status RestartOriginHorizon(const std::vector<std::string>& ids) override {
+    return pg::RestartOriginHorizon(conn_.get(), ids, &prepared_);
+  }
   Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon, bool* more) override {
     return DeleteOlderThan(conn_.get(), "txmq_origin", "recorded_at", horizon, "",
                            sql::kOriginStillInOutbox, more);

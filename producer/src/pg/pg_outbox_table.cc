@@ -161,6 +161,17 @@ Result<std::vector<bool>> MarkSentMany(PGconn* conn,
   return out;
 }
 
+Status RestartOriginHorizon(PGconn* conn, const std::vector<std::string>& ids,
+                            PreparedStatements* prepared) {
+  std::vector<std::pair<std::string, int64_t>> rows;
+  for (const std::string& id : ids) rows.emplace_back(id, 0);
+  auto r = Exec(conn, prepared,
+                "UPDATE txmq_origin SET recorded_at = clock_timestamp()"
+                " WHERE message_id = ANY($1::text[])",
+                {Param::Text(TextArray(rows))});
+  return r.ok() ? Status::OK() : r.status();
+}
+
 Result<bool> MarkFailed(PGconn* conn, const std::string& id, int64_t fence, bool park,
                         std::chrono::milliseconds retry_in, const std::string& error,
                         PreparedStatements* prepared) {

@@ -52,6 +52,9 @@ Result<bool> MarkSent(PGconn* conn, const std::string& id, int64_t fence,
                       PreparedStatements* prepared = nullptr);
 // MarkSent of many rows in one statement (one commit); for each row in
 // order, whether it was deleted.
+// Sets the origin records of `ids` recorded now (sql::RelayTable).
+Status RestartOriginHorizon(PGconn* conn, const std::vector<std::string>& ids,
+                            PreparedStatements* prepared);
 Result<std::vector<bool>> MarkSentMany(PGconn* conn,
                                        const std::vector<std::pair<std::string, int64_t>>& rows,
                                        PreparedStatements* prepared = nullptr);

@@ -12,6 +12,11 @@
 
 namespace txmq::sql {
 
+namespace {
+// A row sent this long after its Add waited (retries, a park, an outage).
+constexpr int64_t kWaitedMs = 60'000;
+}  // namespace
+
 Status ValidateRelayOptions(const RelayOptions& o, const std::string& who) {
   const auto send_budget = o.producer.send_timeout * (o.producer.retries + 1);
   if (o.lease <= send_budget) {
@@ -303,6 +308,20 @@ void Relay::RecordSent(const std::vector<const Outcome*>& sent) {
         "sent again after their claim runs out and stored once",
         options_.instance, rows.size(), last_error_);
     return;
+  }
+  // A row that waited (its record's horizon runs from its Add) has its
+  // record kept from now on. Rare: sent rows are usually milliseconds old.
+  std::vector<std::string> waited;
+  for (const Outcome* o : sent) {
+    if (o->row.age_ms >= kWaitedMs) waited.push_back(o->row.message.id);
+  }
+  if (!waited.empty()) {
+    if (Status s = table_->RestartOriginHorizon(waited); !s.ok()) {
+      log_->warn(
+          "outbox relay {}: keeping the origin records of {} rows that waited failed ({}); a "
+          "compensation of them after the horizon from their Add finds none",
+          options_.instance, waited.size(), s.ToString());
+    }
   }
   for (size_t i = 0; i < rows.size() && i < deleted->size(); ++i) {
     if (!(*deleted)[i]) {

@@ -79,6 +79,10 @@ class RelayTable {
   // `horizon` whose row is no longer in the outbox (kOriginStillInOutbox),
   // as DeleteOlderThan does (*more: some are left); how many.
   virtual Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon, bool* more) = 0;
+  // Starts the horizon of these messages' origin records again, now: their
+  // rows waited in the outbox (retried, parked), and a record is kept for
+  // the horizon after its message was sent.
+  virtual Status RestartOriginHorizon(const std::vector<std::string>& ids) = 0;
   // Until the next pending row is due (0: now; -1: none).
   virtual Result<std::chrono::milliseconds> NextDueIn() = 0;
   // A descriptor that becomes readable when rows were added (NOTIFY), or

@@ -46,6 +46,9 @@ class RelayTable : public sql::RelayTable {
     return sqlite::MarkFailed(db_.get(), id, fence, park, retry_in, error);
   }
   Status Release(const std::string& owner) override { return ReleaseClaims(db_.get(), owner); }
+  Status RestartOriginHorizon(const std::vector<std::string>& ids) override {
+    return sqlite::RestartOriginHorizon(db_.get(), ids);
+  }
   Result<int64_t> RemoveExpiredOrigins(std::chrono::milliseconds horizon, bool* more) override {
     return DeleteOlderThan(db_.get(), "txmq_origin", "recorded_at", horizon, "",
                            sql::kOriginStillInOutbox, more);

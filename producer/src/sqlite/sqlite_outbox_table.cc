@@ -104,6 +104,17 @@ Result<std::vector<sql::ClaimedRow>> ClaimDue(sqlite3* db, const std::string& ow
   return rows;
 }
 
+Status RestartOriginHorizon(sqlite3* db, const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    auto r = Exec(
+        db,
+        std::string("UPDATE txmq_origin SET recorded_at = ") + kNowMs + " WHERE message_id = ?1",
+        {Value::Text(id)});
+    if (!r.ok()) return r.status();
+  }
+  return Status::OK();
+}
+
 Result<bool> MarkSent(sqlite3* db, const std::string& id, int64_t fence) {
   auto r = Exec(db, "DELETE FROM txmq_outbox WHERE id = ?1 AND fence = ?2",
                 {Value::Text(id), Value::Int(fence)});

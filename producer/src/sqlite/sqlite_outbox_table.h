@@ -45,6 +45,8 @@ Result<std::vector<sql::ClaimedRow>> ClaimDue(sqlite3* db, const std::string& ow
                                               std::chrono::milliseconds lease, int limit,
                                               bool hold_key_behind_parked);
 Result<bool> MarkSent(sqlite3* db, const std::string& id, int64_t fence);
+// Sets the origin records of `ids` recorded now (sql::RelayTable).
+Status RestartOriginHorizon(sqlite3* db, const std::vector<std::string>& ids);
 Result<bool> MarkFailed(sqlite3* db, const std::string& id, int64_t fence, bool park,
                         std::chrono::milliseconds retry_in, const std::string& error);
 Status ReleaseClaims(sqlite3* db, const std::string& owner);

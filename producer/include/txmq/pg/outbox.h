@@ -79,7 +79,11 @@ struct OutboxOptions {
   // How long txmq_origin remembers each message Add committed, after it was
   // sent: a compensation (OnCompensation, only_recorded) runs the undo only
   // while this record exists. At least as long as a compensation may take
-  // to come back; the relay removes older records at idle moments.
+  // to come back. A record is kept while its row is in the outbox, and a
+  // row sent a minute or more after its Add (retried, parked and requeued)
+  // starts its record's horizon again at the send. The relay removes older
+  // records when it starts and a minute apart (sooner while it falls
+  // behind), for at most 100 ms at a time.
   std::chrono::milliseconds record_horizon = std::chrono::hours(24 * 7);
   // true: a committed Add also wakes the relays at once (NOTIFY), for the
   // lowest lag on a quiet table. Off by default: PostgreSQL commits the
