@@ -1,15 +1,23 @@
 // A write round as the replicated log carries it, and the store rebuilt
 // from such rounds (DESIGN.md "Wiring into txmqd: the decisions").
 //
-// Payload := time_ms:fixed64 records_length:fixed64 records ops_record
+// Payload := time_ms:fixed64 records_length:fixed64 [position:fixed64]
+//            records ops_record
 //   records, ops_record: exactly what the leader's store wrote as the
 //   commit-log entry's payload (storage/src/store_format.h), so a replica
 //   that writes the same rounds in the same order from an empty store
 //   places every record at the same log position.
+//   position: where the leader's store placed the round; present when bit
+//   63 of records_length is set (rounds written before 2026-12-05 lack
+//   it). A replica's store checks that it places the round there too:
+//   index operations name log positions (retention, topic sweeps), and a
+//   store that places rounds elsewhere (another --segment-mb) would apply
+//   them to the wrong records.
 // The epoch-start entry is an empty payload: not a round.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,10 +31,13 @@ struct ReplicatedRound {
   int64_t time_ms = 0;
   std::string records;
   std::string ops_record;
+  std::optional<uint64_t> position;
 };
 
+// Without `position`, the format of rounds before 2026-12-05 (tests).
 std::string EncodeReplicatedRound(int64_t time_ms, std::string_view records,
-                                  std::string_view ops_record);
+                                  std::string_view ops_record,
+                                  std::optional<uint64_t> position = std::nullopt);
 // kCorruption when `payload` is not one.
 Result<ReplicatedRound> DecodeReplicatedRound(std::string_view payload);
 

@@ -20,8 +20,8 @@ void Server::HandToReplicationWhenSealed() {
   // acknowledgement waits for the log's sync anyway.
   sealed_ = [this](storage::Round& round) {
     RoundReplicator* replicator = options_.replicator;
-    const uint64_t ticket = replicator->Replicate(
-        EncodeReplicatedRound(round.entry().time_ms, round.records(), round.ops_record()));
+    const uint64_t ticket = replicator->Replicate(EncodeReplicatedRound(
+        round.entry().time_ms, round.records(), round.ops_record(), round.entry().position));
     sealed_tickets_.emplace_back(&round, ticket);
     round.set_before_write([replicator, ticket] { return replicator->WaitAppended(ticket); });
   };

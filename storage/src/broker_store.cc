@@ -283,7 +283,7 @@ std::unique_ptr<Round> BrokerStore::WriteInline(int64_t time_ms, const SealedFn&
 }
 
 Status BrokerStore::WriteReplicated(int64_t time_ms, std::string records, std::string ops_record,
-                                    bool sync) {
+                                    bool sync, std::optional<uint64_t> leader_position) {
   if (busy_ || !round_->empty()) {
     return Status::FailedPrecondition("a replicated round must not overtake this store's own");
   }
@@ -292,6 +292,15 @@ Status BrokerStore::WriteReplicated(int64_t time_ms, std::string records, std::s
   if (round.writes_nothing()) return Status::OK();
   if (Status s = log_->Place(round.entry()); !s.ok()) return s;
   std::lock_guard<std::mutex> writer(writer_mu_);
+  if (leader_position && *leader_position != round.entry().position && refused_.ok()) {
+    refused_ = Status::Corruption(
+        "this store places the round at log position " + std::to_string(round.entry().position) +
+        ", the leader's store at " + std::to_string(*leader_position) +
+        ": the stores differ, and the round's index operations would apply to other records "
+        "(every node of a group must run with the same --segment-mb; this one has " +
+        std::to_string(options_.segment_bytes >> 20) + ")");
+    failed_ = true;
+  }
   WriteRound(round, sync && options_.sync);
   return round.status();
 }

@@ -256,8 +256,10 @@ class BrokerStore {
   // from a replica log (whose entries are durable already, and which is
   // rebuilt again from empty after a crash) syncs once at the end with
   // SyncReplicated instead of once per round.
+  // With `leader_position`, the round must land there (kCorruption
+  // otherwise, and the store writes nothing more).
   Status WriteReplicated(int64_t time_ms, std::string records, std::string ops_record,
-                         bool sync = true);
+                         bool sync = true, std::optional<uint64_t> leader_position = std::nullopt);
   Status SyncReplicated();
   // Raised after each submitted round from now on, instead of Open's: for
   // a store that changes hands (broker/src/standby_store.h) while no round

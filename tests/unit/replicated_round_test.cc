@@ -46,8 +46,8 @@ TEST(ReplicatedRound, ARebuiltStoreHasEveryMessageAtTheSamePosition) {
     (*a)->PutMeta("round", std::to_string(round));
     auto written = (*a)->WriteInline(5000 + round);
     ASSERT_TRUE(written->status().ok()) << written->status().ToString();
-    payloads.push_back(
-        EncodeReplicatedRound(written->entry().time_ms, written->records(), written->ops_record()));
+    payloads.push_back(EncodeReplicatedRound(written->entry().time_ms, written->records(),
+                                             written->ops_record(), written->entry().position));
     written->Complete();
   }
 
@@ -84,8 +84,8 @@ TEST(ReplicatedRound, RoundsOfIndexOperationsAloneAreRebuiltToo) {
   auto round = [&](int64_t time_ms) {
     auto written = (*a)->WriteInline(time_ms);
     ASSERT_TRUE(written->status().ok()) << written->status().ToString();
-    payloads.push_back(
-        EncodeReplicatedRound(written->entry().time_ms, written->records(), written->ops_record()));
+    payloads.push_back(EncodeReplicatedRound(written->entry().time_ms, written->records(),
+                                             written->ops_record(), written->entry().position));
     written->Complete();
   };
   (*a)->ScheduleCheck(100, "tx");
@@ -109,6 +109,41 @@ TEST(ReplicatedRound, RoundsOfIndexOperationsAloneAreRebuiltToo) {
                   })
                   .ok());
   EXPECT_EQ(checks, std::vector<int64_t>{200}) << "the rescheduling round was lost";
+}
+
+// Rounds place by size: a store with another segment size puts the
+// round that rolls elsewhere, and every index operation naming a position
+// after it would act on other records (retention deleting live segments).
+// It refuses the round instead, naming --segment-mb.
+TEST(ReplicatedRound, AStoreThatPlacesARoundElsewhereRefusesIt) {
+  testing::TempDir dir;
+  EventFd done_a;
+  auto a = storage::BrokerStore::Open(Options(dir.Sub("a")), &done_a);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  std::vector<std::string> payloads;
+  for (int round = 0; round < 20; ++round) {
+    storage::MessageView m;
+    const std::string id = "m" + std::to_string(round);
+    const std::string body(8 << 10, 'x');
+    m.id = id;
+    m.topic = "t";
+    m.body = body;
+    (*a)->AppendMessage(1, 0, round, m, true);
+    auto written = (*a)->WriteInline(1000 + round);
+    ASSERT_TRUE(written->status().ok()) << written->status().ToString();
+    payloads.push_back(EncodeReplicatedRound(written->entry().time_ms, written->records(),
+                                             written->ops_record(), written->entry().position));
+    written->Complete();
+  }
+  ASSERT_GT((*a)->Segments().size(), 1u) << "the test should roll segments";
+  EventFd done_b;
+  storage::StoreOptions other = Options(dir.Sub("b"));
+  other.segment_bytes *= 2;
+  auto b = storage::BrokerStore::Open(other, &done_b);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  Status s = ApplyReplicatedRounds(**b, payloads);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("--segment-mb"), std::string::npos) << s.ToString();
 }
 
 TEST(ReplicatedRound, APayloadTooShortIsCorruption) {
