@@ -178,26 +178,18 @@ bool OnCommandLine(const CLI::App& app, const std::string& key, int argc, const 
 
 std::string ConfigOrigin(const ConfigLines& read, const CLI::App& app, std::string_view message,
                          int argc, const char* const* argv) {
-  size_t first = std::string_view::npos;
-  int line = 0;
-  for (const auto& [key, number] : read.lines) {
-    // "--key" as a whole flag name: not the start of a longer one.
-    const std::string flag = "--" + key;
-    for (size_t at = message.find(flag); at != std::string_view::npos;
-         at = message.find(flag, at + 1)) {
-      const size_t end = at + flag.size();
-      const bool whole =
-          end == message.size() || !(std::isalnum(static_cast<unsigned char>(message[end])) ||
-                                     message[end] == '-' || message[end] == '_');
-      if (!whole) continue;
-      if (at < first && !OnCommandLine(app, key, argc, argv)) {
-        first = at;
-        line = number;
-      }
-      break;
-    }
+  // The flag a usage error is about starts it ("--retention = ...",
+  // "--flush: ..."); flags named later are advice ("use --insecure").
+  if (!message.starts_with("--")) return "";
+  size_t end = 2;
+  while (end < message.size() && (std::isalnum(static_cast<unsigned char>(message[end])) ||
+                                  message[end] == '-' || message[end] == '_')) {
+    ++end;
   }
-  return first == std::string_view::npos ? "" : LineOf(read.file, line);
+  const std::string key(message.substr(2, end - 2));
+  auto it = read.lines.find(key);
+  if (it == read.lines.end() || OnCommandLine(app, key, argc, argv)) return "";
+  return LineOf(read.file, it->second);
 }
 
 namespace {

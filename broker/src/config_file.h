@@ -35,10 +35,10 @@ struct ConfigLines {
 //   app.config_formatter(StrictConfig(app, &lines));
 std::shared_ptr<CLI::Config> StrictConfig(const CLI::App& app, ConfigLines* read = nullptr);
 
-// "config file 'F' line N: " when `message` names (as --key) a key the
-// file set and the command line `argv` did not give (a flag there wins
-// over the file, so the file's value was not the one refused); "" else.
-// The first such key in the message counts.
+// "config file 'F' line N: " when `message` starts with the flag (--key)
+// of a key the file set and the command line `argv` did not give (a flag
+// there wins over the file, so the file's value was not the one refused);
+// "" else.
 std::string ConfigOrigin(const ConfigLines& read, const CLI::App& app, std::string_view message,
                          int argc, const char* const* argv);
 

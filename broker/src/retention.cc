@@ -17,34 +17,9 @@ bool Retention::Tick(int64_t now_ms, uint32_t budget) {
   return more;
 }
 
-void Retention::NoteFreed(uint64_t floor) {
-  uncovered_.push_back({floor, 0});
-  // Completions run in round order, and the entries were noted in that
-  // order: the first one not yet written is this round's.
-  core_.OnDurable([this](const Status&) {
-    for (Uncovered& u : uncovered_) {
-      if (u.written_end == 0) {
-        u.written_end = core_.store().log_end();
-        break;
-      }
-    }
-  });
-}
-
-uint64_t Retention::UncoveredFloor(uint64_t live) {
-  const uint64_t covered = core_.store().checkpointed_position();
-  while (!uncovered_.empty() && uncovered_.front().written_end != 0 &&
-         uncovered_.front().written_end <= covered) {
-    uncovered_.pop_front();
-  }
-  for (const Uncovered& u : uncovered_) live = std::min(live, u.floor);
-  return live;
-}
-
 bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
   storage::BrokerStore& store = core_.store();
   bool more = false;
-  uint64_t freed_from = UINT64_MAX;
   Status s = store.ForEachRunBefore(UINT64_MAX, [&](uint64_t position, uint32_t topic_id,
                                                     uint32_t queue, uint64_t first, uint64_t end) {
     ++examined_;
@@ -58,7 +33,6 @@ bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
     if (time && *time >= cutoff_ms) return false;  // this round and every later one are young
     --*budget;
     store.DeleteRunByPosition(position, topic_id, queue, first);
-    freed_from = std::min(freed_from, position);
     TopicState* topic = topics_.FindById(topic_id);
     if (topic != nullptr && queue < topic->queues.size()) {
       QueueState& q = topic->queues[queue];
@@ -76,7 +50,6 @@ bool Retention::ExpireRuns(int64_t cutoff_ms, uint32_t* budget) {
     return true;
   });
   if (!s.ok()) Logger("broker")->error("retention: {}", s.ToString());
-  if (freed_from != UINT64_MAX) NoteFreed(freed_from);
   return more;
 }
 
@@ -104,6 +77,7 @@ bool Retention::ExpireIds(int64_t cutoff_ms, uint32_t* budget) {
 
 bool Retention::ReleaseSegments(uint32_t* budget) {
   storage::BrokerStore& store = core_.store();
+  if (release_) return FinishRelease();
   const auto segments = store.Segments();
   if (segments.size() < 2) return false;  // the segment in use always stays
   // Where the oldest run still indexed lies: everything before it is free
@@ -119,10 +93,6 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     return false;
   });
   if (!s.ok()) return false;
-  // Runs (and halves, delayed messages) whose deletes a crash could still
-  // undo hold their segments too.
-  const uint64_t free_of_index = live;
-  live = UncoveredFloor(live);
   // Segments wholly before it, but never the one in use.
   uint64_t release_before = 0;
   for (size_t i = 0; i + 1 < segments.size(); ++i) {
@@ -130,18 +100,13 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     if (end > live) break;
     release_before = end;
   }
-  if (release_before == 0) {
-    // Only a checkpoint stands between the old segments and their release.
-    if (live < free_of_index) store.RequestCheckpoint();
-    return false;
-  }
+  if (release_before == 0) return false;
   // Halves and delayed messages there are copied forward first, at most
   // one batch at a time (the copies must reach the index before a later
   // tick looks again).
   if (relocating_) return true;
   bool pinned = false;
   uint32_t moved = 0, dropped = 0;
-  uint64_t freed_from = UINT64_MAX;  // the lowest position moved or dropped
   s = store.ForEachHalf([&](std::string_view tx_id, uint32_t index, uint64_t position) {
     ++examined_;
     if (position >= release_before) return true;
@@ -155,7 +120,6 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
           "is not open (its transaction ended without it)",
           index, id);
       store.DeleteHalf(tx_id, index);
-      freed_from = std::min(freed_from, position);
       ++dropped;
       return true;
     }
@@ -163,7 +127,6 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     --*budget;
     if (auto half = store.ReadHalf(tx_id, index); half.ok()) {
       store.MoveHalf(half->body);
-      freed_from = std::min(freed_from, position);
       ++moved;
     }
     return true;
@@ -182,7 +145,6 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
             "moved into its queue; it is lost (its segment is deleted)",
             seq, due);
         delayed_.Forget(due, seq);
-        freed_from = std::min(freed_from, position);
         ++dropped;
         return true;
       }
@@ -195,7 +157,6 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
         // deliver it (a copy the relocation race before 0803e06 left):
         // either way its entry must not hold the segment.
         delayed_.Forget(due, seq);
-        freed_from = std::min(freed_from, position);
         ++dropped;
         return true;
       }
@@ -203,7 +164,6 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
       --*budget;
       if (auto d = store.ReadDelayed(due, seq); d.ok()) {
         store.PutDelayed(d->body);
-        freed_from = std::min(freed_from, position);
         ++moved;
       }
       return true;
@@ -213,7 +173,6 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     Logger("broker")->error("retention: {}", s.ToString());
     return false;
   }
-  if (freed_from != UINT64_MAX) NoteFreed(freed_from);
   if (moved + dropped > 0) {
     relocating_ = true;
     core_.OnDurable([this](const Status&) { relocating_ = false; });
@@ -225,7 +184,30 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
   // Relocations are in the open round: the segments go on a later tick,
   // once the new places are in the index and a checkpoint covers it.
   if (pinned) return true;
-  auto freed = store.DeleteLogBefore(release_before);
+  // Nothing in the index points there any more, counting the deletes in
+  // rounds not yet applied or not yet durable (this tick's among them).
+  // A crash can still undo those, so the segments go once a checkpoint
+  // covers every round up to the open one.
+  release_.emplace(Release{release_before, 0, false});
+  core_.OnDurable([this](const Status&) {
+    if (release_ && release_->written_end == 0) release_->written_end = core_.store().log_end();
+  });
+  return false;
+}
+
+bool Retention::FinishRelease() {
+  storage::BrokerStore& store = core_.store();
+  if (release_->written_end == 0) return false;  // the open round is not written yet
+  if (store.checkpointed_position() < release_->written_end) {
+    if (!release_->checkpoint_asked) {
+      store.RequestCheckpoint();  // one, not one a tick
+      release_->checkpoint_asked = true;
+    }
+    return false;
+  }
+  const uint64_t before = release_->before;
+  release_.reset();
+  auto freed = store.DeleteLogBefore(before);
   if (!freed.ok()) {
     Logger("broker")->error("retention: deleting old log segments: {}", freed.status().ToString());
     return false;
@@ -234,8 +216,6 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
     Logger("broker")->info("retention: deleted {} MiB of old log segments", *freed >> 20);
     // For the replicas' stores, which delete them when they apply it.
     store.PutMeta(storage::BrokerStore::kLogReleasedMeta, std::to_string(store.log_start()));
-  } else {
-    store.RequestCheckpoint();  // the segments go once a checkpoint covers their index changes
   }
   return false;
 }

@@ -24,7 +24,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <tuple>
 
@@ -58,13 +57,9 @@ class Retention {
 
  private:
   bool ExpireRuns(int64_t cutoff_ms, uint32_t* budget);
-  // Notes that the open round takes out of the index entries at log
-  // positions from `floor` on: segments from there stay until a checkpoint
-  // covers that round.
-  void NoteFreed(uint64_t floor);
-  // The lowest position freed by a round no checkpoint covers yet, or
-  // `live` when lower (forgets what the last checkpoint covers).
-  uint64_t UncoveredFloor(uint64_t live);
+  // Deletes the segments of the release decided before, once a checkpoint
+  // covers every round up to the one open at the decision.
+  bool FinishRelease();
   bool ExpireIds(int64_t cutoff_ms, uint32_t* budget);
   bool ReleaseSegments(uint32_t* budget);
 
@@ -83,14 +78,15 @@ class Retention {
   std::optional<RunKey> last_expired_run_;
   uint64_t ids_expired_before_ = 0;  // id bucket
   bool relocating_ = false;          // copies in a round not yet applied
-  // Rounds holding retention's index changes that no checkpoint covers
-  // yet, oldest first: the lowest position each freed, and where the log
-  // ended once it was written (0 until then).
-  struct Uncovered {
-    uint64_t floor = 0;
+  // Segments found free of index entries, waiting for a checkpoint that
+  // covers the rounds that freed them: before them, that round's end once
+  // it is written (0 until then), and whether a checkpoint was asked for.
+  struct Release {
+    uint64_t before = 0;
     uint64_t written_end = 0;
+    bool checkpoint_asked = false;
   };
-  std::deque<Uncovered> uncovered_;
+  std::optional<Release> release_;
 };
 
 }  // namespace txmq::broker

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 
 #include "txmq/status.h"
 
@@ -40,7 +41,9 @@ class SweepThrottle {
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
   }
-  std::atomic<int64_t> last_ms_{0};
+  // Never swept: the first one is due at once (the steady clock may have
+  // started less than a minute ago).
+  std::atomic<int64_t> last_ms_{std::numeric_limits<int64_t>::min() / 2};
 };
 
 // A sweep deletes in batches of this many rows, one statement each (a

@@ -101,6 +101,13 @@ TEST(TxmqdConfigFile, ABadValueIsAnErrorNamingTheFileAndLine) {
                       "", 15s);
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_EQ(r.err.rfind("txmqd: --retention = 'forever' is not a duration", 0), 0u) << r.err;
+  // A typo on the command line that suggests a key the file set is the
+  // command line's.
+  r = RunCommand({BinPath("txmqd"), "--config", path, "--data-dir", dir.Sub("data"), "--listen",
+                  "tcp://127.0.0.1:*", "--retentoin", "1h"},
+                 "", 15s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("txmqd: unknown option '--retentoin'", 0), 0u) << r.err;
 }
 
 // As txmqctl: one line that names the program and the bad flag, exit 2,

@@ -161,6 +161,45 @@ TEST(Housekeeping, RetentionKeepsASegmentUntilTheRoundDeletingItsRunsIsWritten) 
   EXPECT_LT(h.core().store().Segments().size(), segments);
 }
 
+// Under steady traffic retention expires something every tick, mostly in
+// the oldest segment. It asks for a checkpoint once per segment release,
+// not once per tick: each checkpoint flushes the index to a new table.
+TEST(Housekeeping, SteadyExpiryAsksForACheckpointPerReleaseNotPerTick) {
+  testing::FaultFileSystem fs;
+  testing::FaultLevelDbEnv env;
+  auto layers = std::make_shared<StorageLayers>();
+  layers->fs = &fs;
+  layers->env = &env;
+  BrokerOptions o = SegmentRetentionOptions();
+  o.retention = 30s;
+  o.storage_layers = layers;
+  BrokerHarness h(o);
+  auto send = [&](int i) {
+    auto reply = h.Call("sender", [&](wire::Envelope::Builder e) {
+      auto m = e.initSend().initMessage();
+      m.setId("steady-" + std::to_string(i));
+      m.setTopic("steady");
+      m.setBody(wire::AsData(std::string(100u << 10, 'x')));
+    });
+    ASSERT_TRUE(reply.has_value() && reply->envelope().isSendOk());
+  };
+  int i = 0;
+  for (; i < 60; ++i) {  // 6 MiB a minute: a segment every 80 s
+    ASSERT_NO_FATAL_FAILURE(send(i));
+    h.Advance(1s);
+  }
+  const uint64_t before = h.core().store().stats().checkpoints;
+  const size_t segments = h.core().store().Segments().size();
+  for (; i < 300; ++i) {  // four minutes more: expiring a message a tick
+    ASSERT_NO_FATAL_FAILURE(send(i));
+    h.Advance(1s);
+  }
+  EXPECT_TRUE(testing::WaitFor([&] { return h.core().store().stats().checkpoints > before; }));
+  const uint64_t checkpoints = h.core().store().stats().checkpoints - before;
+  EXPECT_LE(checkpoints, 12u) << "checkpoints asked for in 240 ticks";
+  EXPECT_LE(h.core().store().Segments().size(), segments + 1) << "old segments were not deleted";
+}
+
 // An old log segment holds the half of a transaction that is ending: its
 // end is in a round not yet written (in the broker, possibly in flight on
 // the storage thread while housekeeping runs), so the index still names

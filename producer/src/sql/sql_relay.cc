@@ -290,6 +290,22 @@ void Relay::RecordSent(const std::vector<const Outcome*>& sent) {
     std::lock_guard<std::mutex> lock(mu_);
     sent_ += sent.size();
   }
+  // A row that waited (its record's horizon runs from its Add) has its
+  // record kept from now on: before its row goes, so that no sweep finds
+  // the old record without the row. Rare: sent rows are usually
+  // milliseconds old.
+  std::vector<std::string> waited;
+  for (const Outcome* o : sent) {
+    if (o->row.age_ms >= kWaitedMs) waited.push_back(o->row.message.id);
+  }
+  if (!waited.empty()) {
+    if (Status s = table_->RestartOriginHorizon(waited); !s.ok()) {
+      log_->warn(
+          "outbox relay {}: keeping the origin records of {} rows that waited failed ({}); a "
+          "compensation of them after the horizon from their Add finds none",
+          options_.instance, waited.size(), s.ToString());
+    }
+  }
   std::vector<std::pair<std::string, int64_t>> rows;
   for (const Outcome* o : sent) rows.emplace_back(o->row.message.id, o->row.fence);
   Result<std::vector<bool>> deleted = std::vector<bool>{};
@@ -308,20 +324,6 @@ void Relay::RecordSent(const std::vector<const Outcome*>& sent) {
         "sent again after their claim runs out and stored once",
         options_.instance, rows.size(), last_error_);
     return;
-  }
-  // A row that waited (its record's horizon runs from its Add) has its
-  // record kept from now on. Rare: sent rows are usually milliseconds old.
-  std::vector<std::string> waited;
-  for (const Outcome* o : sent) {
-    if (o->row.age_ms >= kWaitedMs) waited.push_back(o->row.message.id);
-  }
-  if (!waited.empty()) {
-    if (Status s = table_->RestartOriginHorizon(waited); !s.ok()) {
-      log_->warn(
-          "outbox relay {}: keeping the origin records of {} rows that waited failed ({}); a "
-          "compensation of them after the horizon from their Add finds none",
-          options_.instance, waited.size(), s.ToString());
-    }
   }
   for (size_t i = 0; i < rows.size() && i < deleted->size(); ++i) {
     if (!(*deleted)[i]) {
