@@ -252,14 +252,17 @@ Status Guard::CheckVerb(RequestContext& ctx, const Principal& p, wire::Envelope:
 }
 
 void Guard::LogRefusal(const RequestContext& ctx, const Status& why, bool admin_verb) {
-  const std::string client = ctx.client != nullptr ? ctx.client->id : "an unregistered client";
+  // The client id is the client's to choose: escaped, it cannot start a
+  // line of its own in the audit trail or the log.
+  const std::string client =
+      ctx.client != nullptr ? AuditToken(ctx.client->id) : "an unregistered client";
   // An operator command refused is part of the audit trail, always.
   if (admin_verb) {
     Logger("audit")->warn("principal='{}' client={} action=refused reason='{}'",
-                          ctx.principal != nullptr ? ctx.principal->name : "?", client,
-                          why.message());
+                          AuditField(ctx.principal != nullptr ? ctx.principal->name : "?"), client,
+                          AuditField(why.message()));
   }
-  refusals_.Warn("refused a request of " + client + ": " + why.message());
+  refusals_.Warn("refused a request of " + client + ": " + AuditField(why.message()));
 }
 
 }  // namespace txmq::broker::auth

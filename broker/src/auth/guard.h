@@ -90,12 +90,14 @@ class Guard {
   // Fills ctx.principal and ctx.as_admin; OK or PERMISSION_DENIED naming
   // the principal, the request and the right it lacks.
   Status Check(RequestContext& ctx, wire::Envelope::Reader env);
+  // What Check does with a refusal: a rate-limited warning, and for an
+  // operator request an audit line (every field the client chose escaped).
+  void LogRefusal(const RequestContext& ctx, const Status& why, bool admin_verb);
 
  private:
   Status CheckVerb(RequestContext& ctx, const Principal& p, wire::Envelope::Reader env);
   Status NeedProducerGroup(RequestContext& ctx, const Principal& p, const std::string& tx_id,
                            const char* what);
-  void LogRefusal(const RequestContext& ctx, const Status& why, bool admin_verb);
 
   GroupOfTx group_of_tx_;
   Principal console_;  // set once, by the constructor
