@@ -171,10 +171,20 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
 
   // A resend of a half already stored (or already ended) changes nothing.
   std::optional<TxStateCode> known;
-  if (open_.count(tx_id)) {
+  std::string known_group;
+  if (auto it = open_.find(tx_id); it != open_.end()) {
     known = TxStateCode::kPrepared;
+    known_group = it->second.record.group;
   } else if (auto resolved = FindResolved(tx_id)) {
     known = resolved->state;
+    known_group = resolved->group;
+  }
+  if (known && known_group != group) {
+    // Not a resend: another group's id. Its state and group are that
+    // group's business; its commit must not end the other transaction.
+    return core_.ReplyError(
+        ctx, Status::Conflict("transaction id '" + tx_id +
+                              "' is in use by another producer group; choose another id"));
   }
   if (known) {
     core_.OnDurable([this, reply_half, routing_id = ctx.routing_id, request_id = ctx.request_id,

@@ -13,10 +13,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-void BuildHalf(wire::Envelope::Builder e, const std::string& tx_id, const std::string& id) {
+void BuildHalf(wire::Envelope::Builder e, const std::string& tx_id, const std::string& id,
+               const std::string& group = "g") {
   auto h = e.initSendHalf();
   h.setTransactionId(tx_id);
-  h.setProducerGroup("g");
+  h.setProducerGroup(group);
   auto m = h.initMessages(1)[0];
   m.setId(id);
   m.setTopic("orders");
@@ -170,6 +171,33 @@ TEST(TxEndEdges, ACommitDeletesTheIndexEntryOfAHalfItCannotRead) {
   ASSERT_EQ(got->size(), 2u);
   EXPECT_EQ((*got)[0].id, "m-again-0");
   EXPECT_EQ((*got)[1].id, "m-again-1");
+}
+
+// Transaction ids are the producer's to choose. A half of another
+// producer group with an id in use (open or recently ended) is not a
+// resend of it: answered PREPARED, its messages would not be stored, and
+// its producer's commit would end the other group's transaction.
+TEST(TxEndEdges, AHalfOfAnotherGroupWithAnIdInUseIsAConflict) {
+  BrokerOptions o;
+  o.default_queues = 1;
+  BrokerHarness h(o);
+  h.Hello("pa", wire::Role::PRODUCER, "orders");
+  h.Hello("pb", wire::Role::PRODUCER, "billing");
+  ASSERT_EQ(h.SendHalf("pa", "orders", "order-42", {"a1"}), wire::TxState::PREPARED);
+  for (int ended = 0; ended < 2; ++ended) {
+    auto reply = h.Call("pb", [](auto e) { BuildHalf(e, "order-42", "b1", "billing"); });
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_EQ(wire::StatusOf(reply->envelope()).code(), StatusCode::kConflict)
+        << (ended ? "ended" : "open") << ": "
+        << (reply->envelope().isSendHalfOk() ? "PREPARED"
+                                             : wire::StatusOf(reply->envelope()).ToString());
+    if (!ended) {
+      ASSERT_EQ(h.End("pa", "order-42", wire::TxOutcome::ROLLBACK).second,
+                wire::TxState::ROLLED_BACK);
+    }
+  }
+  // Its own group's resend is still a resend.
+  EXPECT_EQ(h.SendHalf("pa", "orders", "order-42", {"a1"}), wire::TxState::ROLLED_BACK);
 }
 
 }  // namespace
