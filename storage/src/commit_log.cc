@@ -112,6 +112,15 @@ File* CommitLog::Find(uint64_t position) const {
 Status CommitLog::Scan(LogCursor from, const ReplayFn& replay) {
   LogCursor at;
   if (Status s = Walk(from, replay, &at); !s.ok()) return s;
+  // What the walk read whole may be in the page cache only (a process
+  // killed between a round's write and its fdatasync): it is replayed,
+  // and a checkpoint will name it, so it must be as durable as the rest
+  // before anything builds on it. (A segment with nothing unsynced costs
+  // a system call.)
+  for (const auto& [base, file] : segments_) {
+    if (base + file->size() <= from.position || base >= at.position) continue;
+    if (Status s = file->Sync(); !s.ok()) return s;
+  }
   SetEnd(at);
   // A segment that starts after the end holds nothing that belongs to the
   // log.

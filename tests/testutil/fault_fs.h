@@ -42,6 +42,9 @@ class FaultFileSystem final : public storage::FileSystem {
   // Writes still reach the page cache but syncs fail: the moment between
   // a write and its fdatasync.
   void FailSyncs() { fail_syncs_ = true; }
+  // Syncs work again, and what was written meanwhile is still unsynced:
+  // a process killed with its last writes in the page cache, restarted.
+  void AllowSyncs() { fail_syncs_ = false; }
   // The next `n` syncs fail and, as a kernel does after a writeback error,
   // the file's unsynced writes are lost; later syncs succeed again (a
   // transient fault: the caller must not trust a later sync to cover them).
