@@ -56,6 +56,14 @@ ConsumeResult UntilCommitted(const Received& m, const std::function<Run()>& once
   }
 }
 
+// The message's record could not be read: whether it was processed is
+// unknown, so it is given back (running the handler could repeat it).
+ConsumeResult Unreadable(const Received& m, const Status& why) {
+  Logger("inbox")->error("message {} of '{}': its inbox record cannot be read ({}); retried later",
+                         m.id, m.topic, why.ToString());
+  return ConsumeResult::RetryLater();
+}
+
 Run Decided(ConsumeResult result) { return {std::move(result), Status::OK()}; }
 Run Committed(LocalTxn& txn) { return {std::nullopt, txn.Commit()}; }
 
@@ -117,7 +125,13 @@ Inbox::Inbox(LocalStore& store, InboxOptions options)
 }
 
 std::optional<InboxRecord> Inbox::Lookup(const std::string& dedup_key) const {
-  return inbox::Read(store_, inbox::RecordKey(options_.group, dedup_key));
+  auto record = inbox::Read(store_, inbox::RecordKey(options_.group, dedup_key));
+  if (!record.ok()) {
+    Logger("inbox")->warn("looking up {} in group '{}': {}", dedup_key, options_.group,
+                          record.status().ToString());
+    return std::nullopt;
+  }
+  return *record;
 }
 
 Handler Inbox::Idempotent(TxnHandler handler, DedupKeyFn dedup_key) {
@@ -128,7 +142,9 @@ Handler Inbox::Idempotent(TxnHandler handler, DedupKeyFn dedup_key) {
     // Copies delivered at the same time wait here; the second then finds
     // the first one's record.
     auto guard = store_.impl().LockKey(record_key);
-    if (auto existing = inbox::Read(store_, record_key)) {
+    auto read = inbox::Read(store_, record_key);
+    if (!read.ok()) return Unreadable(m, read.status());
+    if (const auto& existing = *read) {
       if (existing->state != InboxState::kFenced) return ConsumeResult::Success();
       // Its undo came first: the message must not take effect now.
       LocalTxn txn = store_.Begin();
@@ -163,7 +179,9 @@ Handler Inbox::Undo(TxnHandler handler, DedupKeyFn undoes) {
     const std::string target = undoes(m);
     const std::string record_key = inbox::RecordKey(options_.group, target);
     auto guard = store_.impl().LockKey(record_key);
-    auto existing = inbox::Read(store_, record_key);
+    auto read = inbox::Read(store_, record_key);
+    if (!read.ok()) return Unreadable(m, read.status());
+    const auto& existing = *read;
     if (!existing) {
       // Nothing to undo yet: fence the original so it never takes effect.
       LocalTxn txn = store_.Begin();

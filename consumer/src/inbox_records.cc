@@ -21,20 +21,22 @@ std::string RecordKey(const std::string& group, const std::string& dedup_key) {
   return ReservedKey("i/r/" + Suffix(group, dedup_key));
 }
 
-std::optional<InboxRecord> Read(LocalStore& store, const std::string& record_key) {
+Result<std::optional<InboxRecord>> Read(LocalStore& store, const std::string& record_key) {
   std::string value;
-  if (!store.impl().db()->Get(storage::CheckedReads(), record_key, &value).ok())
-    return std::nullopt;
+  const leveldb::Status got = store.impl().db()->Get(storage::CheckedReads(), record_key, &value);
+  if (got.IsNotFound()) return std::optional<InboxRecord>();
+  if (!got.ok()) return Status::Unavailable("reading inbox record: " + got.ToString());
   std::string_view in(value);
   uint8_t state;
   uint64_t time_ms;
   std::string_view note;
   if (!storage::GetByte(&in, &state) || state > static_cast<uint8_t>(InboxState::kSkipped) ||
       !storage::GetFixed64(&in, &time_ms) || !storage::GetLengthPrefixed(&in, &note)) {
-    return std::nullopt;
+    return Status::Corruption("inbox record is malformed");
   }
-  return InboxRecord{static_cast<InboxState>(state), FromEpochMs(static_cast<int64_t>(time_ms)),
-                     std::string(note)};
+  return std::optional<InboxRecord>(InboxRecord{static_cast<InboxState>(state),
+                                                FromEpochMs(static_cast<int64_t>(time_ms)),
+                                                std::string(note)});
 }
 
 void Write(LocalTxn& txn, const std::string& group, const std::string& dedup_key, InboxState state,

@@ -13,7 +13,9 @@
 namespace txmq::inbox {
 
 std::string RecordKey(const std::string& group, const std::string& dedup_key);
-std::optional<InboxRecord> Read(LocalStore& store, const std::string& record_key);
+// The record, none, or the error that kept it from being read (an I/O
+// error, damage: not the same as none, which runs a handler again).
+Result<std::optional<InboxRecord>> Read(LocalStore& store, const std::string& record_key);
 // Puts the record and its retention index entry into `txn`, stamped with
 // `at_ms` (now unless given).
 void Write(LocalTxn& txn, const std::string& group, const std::string& dedup_key, InboxState state,

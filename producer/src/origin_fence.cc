@@ -34,7 +34,12 @@ Origin CheckTransaction(LocalStore& store, const std::string& tx_id,
 
 Origin CheckMessage(LocalStore& store, LocalTxn& txn, const std::string& message_id,
                     std::chrono::milliseconds horizon, std::string* why) {
-  auto record = outbox::ReadRecord(store, message_id);
+  auto read = outbox::ReadRecord(store, message_id);
+  if (!read.ok()) {
+    *why = "the record of message " + message_id + " cannot be read: " + read.status().ToString();
+    return Origin::kUndecided;
+  }
+  const auto& record = *read;
   if (record && record->state == outbox::kCommitted) {
     *why = "message " + message_id + " committed here";
     return Origin::kCommitted;
@@ -58,7 +63,8 @@ Origin CheckMessage(LocalStore& store, LocalTxn& txn, const std::string& message
   outbox::PutRecord(txn, message_id, outbox::kFenced, note);
   txn.impl().Require(outbox::RecordKey(message_id), [store = &store, message_id] {
     auto now = outbox::ReadRecord(*store, message_id);
-    if (now && now->state == outbox::kCommitted) {
+    if (!now.ok()) return now.status();
+    if (*now && (*now)->state == outbox::kCommitted) {
       return Status::Aborted("message " + message_id + " committed while its compensation ran");
     }
     return Status::OK();

@@ -117,10 +117,11 @@ Status Outbox::Impl::Add(LocalTxn& txn, Message message) {
   outbox::PutRecord(txn, message.id, outbox::kCommitted, "");
   txn.impl().Require(outbox::RecordKey(message.id), [store = &store_, id = message.id] {
     auto record = outbox::ReadRecord(*store, id);
-    if (record && record->state == outbox::kFenced) {
+    if (!record.ok()) return record.status();  // fenced or not: unknown, so no commit
+    if (*record && (*record)->state == outbox::kFenced) {
       return Status::Aborted("message " + id +
                              " was fenced: a compensation for it arrived before it committed (" +
-                             record->note + "); nothing was committed");
+                             (*record)->note + "); nothing was committed");
     }
     return Status::OK();
   });

@@ -87,18 +87,21 @@ std::string RecordKey(std::string_view message_id) {
   return k;
 }
 
-std::optional<Record> ReadRecord(LocalStore& store, std::string_view message_id) {
+Result<std::optional<Record>> ReadRecord(LocalStore& store, std::string_view message_id) {
   auto value = store.impl().Get(RecordKey(message_id));
-  if (!value.ok()) return std::nullopt;
+  if (value.status().code() == StatusCode::kNotFound) return std::optional<Record>();
+  if (!value.ok()) return value.status();
   std::string_view in(*value);
   uint8_t state;
   uint64_t time_ms;
   std::string_view note;
   if (!s::GetByte(&in, &state) || !s::GetFixed64(&in, &time_ms) ||
       !s::GetLengthPrefixed(&in, &note)) {
-    return std::nullopt;
+    return Status::Corruption("origin record of message " + std::string(message_id) +
+                              " is malformed");
   }
-  return Record{static_cast<char>(state), static_cast<int64_t>(time_ms), std::string(note)};
+  return std::optional<Record>(
+      Record{static_cast<char>(state), static_cast<int64_t>(time_ms), std::string(note)});
 }
 
 void PutRecord(LocalTxn& txn, std::string_view message_id, char state, std::string_view note) {

@@ -62,7 +62,9 @@ struct Record {
 };
 
 std::string RecordKey(std::string_view message_id);
-std::optional<Record> ReadRecord(LocalStore& store, std::string_view message_id);
+// The record, none, or the error that kept it from being read (an I/O
+// error, damage: not the same as none, which a compensation would fence).
+Result<std::optional<Record>> ReadRecord(LocalStore& store, std::string_view message_id);
 // Puts the record of `message_id` and its retention index entry into `txn`.
 void PutRecord(LocalTxn& txn, std::string_view message_id, char state, std::string_view note);
 

@@ -145,7 +145,9 @@ TEST_F(CompensationFence, AnOrderCommittingWhileItsCompensationRunsIsUndoneNotLo
   EXPECT_EQ(producer::CheckOrigin(*store_, again, "order-8", "", 24h, &why),
             producer::Origin::kCommitted)
       << why;
-  EXPECT_EQ(outbox::ReadRecord(*store_, "order-8")->state, outbox::kCommitted);
+  auto record = outbox::ReadRecord(*store_, "order-8");
+  ASSERT_TRUE(record.ok() && record->has_value()) << record.status().ToString();
+  EXPECT_EQ((*record)->state, outbox::kCommitted);
 }
 
 TEST_F(CompensationFence, TransactionsAreFencedByTheirRecord) {
