@@ -412,6 +412,14 @@ TEST_F(Curve, EveryVerbOfAWrongPrincipalIsRefusedAndChangesNothing) {
   EXPECT_TRUE(route.ok()) << "a consumer may ask where queues are: " << route.status().ToString();
   auto status = Call(*connections["mallory"], [](auto e) { e.setStatus(); });
   EXPECT_TRUE(status.ok()) << "status is for every principal: " << status.status().ToString();
+  if (status.ok()) {
+    // But not the metrics, which name every topic and group.
+    EXPECT_FALSE(status->envelope().getStatusOk().hasMetrics())
+        << "a principal without admin read every topic's and group's metrics";
+  }
+  auto admin_status = Call(*ops, [](auto e) { e.setStatus(); });
+  ASSERT_TRUE(admin_status.ok()) << admin_status.status().ToString();
+  EXPECT_GT(admin_status->envelope().getStatusOk().getMetrics().getQueues().size(), 0u);
   auto ended = Call(*orders, [tx](auto e) {
     auto end = e.initEndTransaction();
     end.setTransactionId(tx);
