@@ -2,6 +2,7 @@
 // stores: the idempotent inbox, compensation with its null-compensation
 // and hanging fences, and the store-backed transaction producer's checks.
 #include <gtest/gtest.h>
+#include <leveldb/env.h>
 
 #include <algorithm>
 #include <atomic>
@@ -309,6 +310,70 @@ TEST_F(LocalTables, AnOperatorRollbackWhileTheLocalStepRunsEndsTheCallAborted) {
   // rows are in, and ABORTED is how the caller learns that they have no
   // message.
   EXPECT_EQ(*store->Get("order/7"), "created");
+}
+
+// LevelDB's files, whose log syncs fail (after the bytes were written)
+// once `fail` is set: a local commit whose outcome is not known.
+class FailingLogSyncEnv final : public leveldb::EnvWrapper {
+ public:
+  FailingLogSyncEnv() : leveldb::EnvWrapper(leveldb::Env::Default()) {}
+  std::atomic<bool> fail{false};
+
+  leveldb::Status NewWritableFile(const std::string& name, leveldb::WritableFile** out) override {
+    leveldb::Status s = target()->NewWritableFile(name, out);
+    if (s.ok() && name.ends_with(".log")) *out = new File(*out, &fail);
+    return s;
+  }
+  leveldb::Status NewAppendableFile(const std::string& name, leveldb::WritableFile** out) override {
+    leveldb::Status s = target()->NewAppendableFile(name, out);
+    if (s.ok() && name.ends_with(".log")) *out = new File(*out, &fail);
+    return s;
+  }
+
+ private:
+  class File final : public leveldb::WritableFile {
+   public:
+    File(leveldb::WritableFile* base, const std::atomic<bool>* fail) : base_(base), fail_(fail) {}
+    leveldb::Status Append(const leveldb::Slice& data) override { return base_->Append(data); }
+    leveldb::Status Close() override { return base_->Close(); }
+    leveldb::Status Flush() override { return base_->Flush(); }
+    leveldb::Status Sync() override {
+      if (leveldb::Status s = base_->Flush(); !s.ok()) return s;
+      if (*fail_) return leveldb::Status::IOError("test: fdatasync failed");
+      return base_->Sync();
+    }
+
+   private:
+    std::unique_ptr<leveldb::WritableFile> base_;
+    const std::atomic<bool>* fail_;
+  };
+};
+
+// A local commit that failed in a way that may still have written it (a
+// failed fdatasync: LevelDB may show the batch after a reopen) is not the
+// rollback of the local step: the library sends no end, and check-back
+// asks the store. Rolled back, a commit that did land would lose its
+// messages.
+TEST_F(LocalTables, ALocalCommitWhoseOutcomeIsUnknownIsNotRolledBack) {
+  FailingLogSyncEnv env;
+  auto store = LocalStore::Impl::Open(dir_.Sub("orders"), {}, &env);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  TransactionProducer p({.broker = broker_->endpoint(), .group = "orders"}, **store);
+  ASSERT_TRUE(p.Start().ok());
+  env.fail = true;
+  TransactionResult r = p.SendInTransaction({.topic = "orders", .key = "1", .body = "order 1"},
+                                            [](LocalTxn& tx, const Message&) {
+                                              EXPECT_TRUE(tx.Put("order/1", "created").ok());
+                                              return TxState::kCommit;
+                                            });
+  EXPECT_FALSE(r.status.ok());
+  ASSERT_FALSE(r.transaction_id.empty());
+  testing::AdminClient admin(broker_->endpoint());
+  auto info = admin.Show(r.transaction_id);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->state, wire::TxState::PREPARED)
+      << "the library rolled back a local commit that may have landed";
+  p.Shutdown();
 }
 
 TEST_F(LocalTables, ARollbackTombstoneRefusesALaterCommitOfItsTransaction) {

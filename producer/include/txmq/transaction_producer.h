@@ -134,6 +134,10 @@ using TransactionChecker = std::function<TxState(const CheckRequest&)>;
 //   - TIMEOUT, UNAVAILABLE (or another error): the end was not confirmed;
 //     check-back decides. The local transaction ran: do not simply repeat
 //     the call, follow transaction_id up (txmqctl tx show <id>).
+//   - a store-backed producer whose local commit failed other than ABORTED
+//     (an I/O error: the batch may still be on disk and show up when the
+//     store is opened again) sends no end: the error is the commit's, the
+//     outcome kUnknown, and check-back asks the store.
 // Once the half was sent, transaction_id is set, on error too.
 struct [[nodiscard]] TransactionResult {
   Status status{};
