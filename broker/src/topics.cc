@@ -70,8 +70,26 @@ TopicState* TopicManager::FindById(uint32_t id) {
 
 Status TopicManager::AdmitNew(std::string_view name, const RequestContext& ctx, bool take_token) {
   const std::string_view creator = ctx.creator();
-  return core_.limits().AdmitTopic(name, topics_.size(), {creator, created_by_.Of(creator)},
+  size_t reserved = 0, reserved_by_creator = 0;  // to be created, `name` aside
+  for (const auto& [topic, r] : reserved_) {
+    if (topic == name || Find(topic) != nullptr) continue;
+    ++reserved;
+    if (r.creator == creator) ++reserved_by_creator;
+  }
+  return core_.limits().AdmitTopic(name, topics_.size() + reserved,
+                                   {creator, created_by_.Of(creator) + reserved_by_creator},
                                    take_token);
+}
+
+void TopicManager::Reserve(std::string_view name, std::string_view creator) {
+  auto it = reserved_.find(name);
+  if (it == reserved_.end()) it = reserved_.emplace(std::string(name), Reservation{}).first;
+  if (it->second.holders++ == 0) it->second.creator = creator;
+}
+
+void TopicManager::Unreserve(std::string_view name) {
+  auto it = reserved_.find(name);
+  if (it != reserved_.end() && --it->second.holders == 0) reserved_.erase(it);
 }
 
 Result<TopicState*> TopicManager::GetOrCreate(std::string_view name, bool create, uint32_t queues,

@@ -104,7 +104,14 @@ class TopicManager {
                                   std::string_view creator = {});
   // Whether the caller of `ctx` may create topic `name` now: the broker's
   // and its principal's limits (Limits::AdmitTopic).
+  // Topics reserved (below) and not yet created count as existing, and
+  // towards their first reserver's share.
   Status AdmitNew(std::string_view name, const RequestContext& ctx, bool take_token = true);
+  // A topic an open transaction's commit will create (a half named it when
+  // it did not exist): it counts against the topic limits from now on, as
+  // the commit itself cannot be refused. One Unreserve per Reserve.
+  void Reserve(std::string_view name, std::string_view creator);
+  void Unreserve(std::string_view name);
   // Topics that exist, by the principal that created them.
   const CreatorCounts& created_by() const { return created_by_; }
 
@@ -154,6 +161,11 @@ class TopicManager {
   TopicPlacementSource* placement_ = nullptr;
   std::map<std::string, TopicState, std::less<>> topics_;
   CreatorCounts created_by_;
+  struct Reservation {
+    uint32_t holders = 0;
+    std::string creator;  // of the first holder
+  };
+  std::map<std::string, Reservation, std::less<>> reserved_;
   std::map<uint32_t, TopicState*> by_id_;
   uint32_t next_id_ = 1;
   std::set<std::string> advanced_;

@@ -243,12 +243,21 @@ void TransactionService::HandleSendHalf(const RequestContext& ctx,
                               std::to_string(core_.options().max_message_bytes) + " bytes"));
   }
   // A topic the commit will create is checked against the topic count now
-  // (the commit itself must not fail); the creation rate is not: halves
-  // naming a topic create nothing, and many may name the same one.
-  for (std::string_view name : new_topics) {
-    if (Status s = topics_.AdmitNew(name, ctx, false); !s.ok()) {
-      return core_.ReplyError(ctx, s);
+  // (the commit itself must not fail), counting the others this half and
+  // every open one will create (reserved: Open reserves them for good);
+  // the creation rate is not: halves naming a topic create nothing, and
+  // many may name the same one.
+  {
+    std::vector<std::string_view> admitted;
+    Status refused;
+    for (std::string_view name : new_topics) {
+      refused = topics_.AdmitNew(name, ctx, false);
+      if (!refused.ok()) break;
+      topics_.Reserve(name, ctx.creator());
+      admitted.push_back(name);
     }
+    for (std::string_view name : admitted) topics_.Unreserve(name);
+    if (!refused.ok()) return core_.ReplyError(ctx, refused);
   }
 
   const int64_t now = core_.NowMs();
@@ -425,6 +434,8 @@ void TransactionService::Finish(OpenTx& tx, TxStateCode state, const std::string
   schedule_.erase({r.next_check_ms, tx.id});
   core_.store().UnscheduleCheck(r.next_check_ms, tx.id);
   if (r.stuck) --stuck_count_;
+  for (const std::string& topic : tx.reserved_topics) topics_.Unreserve(topic);
+  tx.reserved_topics.clear();
   r.state = state;
   r.stuck = false;
   r.resolved_ms = now;
@@ -501,6 +512,15 @@ void TransactionService::Persist(const OpenTx& tx) { core_.store().PutTx(tx.id, 
 
 OpenTx& TransactionService::Open(OpenTx tx) {
   ++open_by_group_[tx.record.group];
+  for (const auto& m : tx.record.messages) {
+    if (topics_.Find(m.topic) != nullptr) continue;
+    if (std::find(tx.reserved_topics.begin(), tx.reserved_topics.end(), m.topic) !=
+        tx.reserved_topics.end()) {
+      continue;
+    }
+    topics_.Reserve(m.topic, tx.record.principal);
+    tx.reserved_topics.push_back(m.topic);
+  }
   const std::string id = tx.id;
   return open_.emplace(id, std::move(tx)).first->second;
 }

@@ -62,6 +62,9 @@ struct OpenTx {
   // index yet, and a commit would find none to store: an end is refused
   // (UNAVAILABLE), no check is sent, and a check answer counts as unknown.
   bool halves_durable = true;
+  // Topics its commit will create (TopicManager::Reserve), released when
+  // it ends.
+  std::vector<std::string> reserved_topics;
 };
 
 struct TxStats {

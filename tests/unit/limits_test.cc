@@ -244,6 +244,52 @@ TEST_F(TransactionLimits, TheBrokerWideLimitHoldsAcrossGroups) {
 
 // ---- topics and groups ----
 
+// Halves name topics their commits create. Each new topic counts against
+// the limits when its half is admitted: one half naming five new topics,
+// or two halves one each, must not take the count past --max-topics (nor
+// a principal past its share), since the commit cannot be refused.
+TEST(TopicLimits, TopicsThatOpenHalvesWillCreateCountAgainstTheLimits) {
+  BrokerOptions o = LimitOptions();
+  o.max_topics = 10;
+  BrokerHarness h(o);
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(SendTo(h, "flood", "t" + std::to_string(i), "m" + std::to_string(i)).ok());
+  }
+  auto half = [&](const std::string& tx, const std::vector<std::string>& topics) {
+    return StatusOf(h.Call("p", [&](wire::Envelope::Builder e) {
+      auto r = e.initSendHalf();
+      r.setTransactionId(tx);
+      r.setProducerGroup("shop");
+      auto ms = r.initMessages(static_cast<unsigned>(topics.size()));
+      for (unsigned i = 0; i < topics.size(); ++i) {
+        ms[i].setId(tx + "-" + std::to_string(i));
+        ms[i].setTopic(topics[i]);
+        ms[i].setBody(wire::AsData("x"));
+      }
+    }));
+  };
+  ExpectRefusal(half("tx-five", {"new0", "new1", "new2", "new3", "new4"}),
+                StatusCode::kResourceExhausted, "max-topics", 10);
+  ASSERT_TRUE(half("tx-a", {"new-a"}).ok());
+  ASSERT_TRUE(half("tx-b", {"new-b", "new-a"}).ok()) << "new-a counts once";
+  ExpectRefusal(half("tx-c", {"new-c"}), StatusCode::kResourceExhausted, "max-topics", 10);
+  ASSERT_EQ(h.End("p", "tx-a", wire::TxOutcome::COMMIT).second, wire::TxState::COMMITTED);
+  ASSERT_EQ(h.End("p", "tx-b", wire::TxOutcome::COMMIT).second, wire::TxState::COMMITTED);
+  EXPECT_EQ(h.topics().all().size(), 10u);
+}
+
+TEST(TopicLimits, TopicsThatOpenHalvesWillCreateGiveTheirPlaceBackWhenRolledBack) {
+  BrokerOptions o = LimitOptions();
+  o.max_topics = 3;
+  BrokerHarness h(o);
+  ASSERT_TRUE(SendTo(h, "flood", "t0", "m0").ok());
+  ASSERT_TRUE(SendTo(h, "flood", "t1", "m1").ok());
+  ASSERT_EQ(h.SendHalf("p", "shop", "tx-1", {"x"}, "brand-new"), wire::TxState::PREPARED);
+  ExpectRefusal(SendTo(h, "flood", "t2", "m2"), StatusCode::kResourceExhausted, "max-topics", 3);
+  ASSERT_EQ(h.End("p", "tx-1", wire::TxOutcome::ROLLBACK).second, wire::TxState::ROLLED_BACK);
+  EXPECT_TRUE(SendTo(h, "flood", "t2", "m2").ok());
+}
+
 TEST(TopicLimits, ANewTopicPastTheCountIsRefusedAndExistingOnesStillWork) {
   BrokerOptions o = LimitOptions();
   o.max_topics = 10;
