@@ -16,13 +16,15 @@ GroupRouter::GroupRouter(net::Connection& home, net::ConnectionOptions group_opt
                          std::chrono::milliseconds timeout)
     : home_(home), group_options_(std::move(group_options)), timeout_(timeout) {}
 
-GroupRouter::~GroupRouter() {
-  // Their pending calls fail now, on this thread; their completions hold
-  // only weak pointers to this router, which no longer lock.
+GroupRouter::~GroupRouter() { Close(); }
+
+void GroupRouter::Close() {
+  // Their pending calls fail now, on this thread.
   std::map<std::string, std::unique_ptr<net::Connection>> groups;
   std::map<std::string, std::vector<Waiting>> asking;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
     groups.swap(groups_);
     asking.swap(asking_);
   }
@@ -80,6 +82,7 @@ void GroupRouter::Resolve(const std::string& topic, const std::string& key, Reso
   Result<Target> target = Status::Unavailable("no route");
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return done(Status::Unavailable("the producer shut down"));
     auto route = routes_.find(topic);
     if (route == routes_.end()) {
       auto& waiting = asking_[topic];
@@ -203,6 +206,7 @@ Result<GroupRouter::Target> GroupRouter::Pick(const std::string& topic, Route& r
 Result<GroupRouter::Target> GroupRouter::ConnectionTo(const std::string& topic,
                                                       const std::string& group,
                                                       const std::string& url) {
+  if (closed_) return Status::Unavailable("the producer shut down");
   auto& connection = groups_[group + "|" + url];
   if (!connection) {
     net::ConnectionOptions o = group_options_;

@@ -57,6 +57,12 @@ class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
   GroupRouter(net::Connection& home, net::ConnectionOptions group_options,
               std::chrono::milliseconds timeout);
   ~GroupRouter();
+  // Closes the group connections (joining their I/O threads) and fails
+  // the sends waiting for a route; later ones fail at once. The owner
+  // calls it before it lets go of the router: a completion on a group
+  // connection's I/O thread may hold the router then, and destroying that
+  // connection on its own thread would wait for itself for ever.
+  void Close();
   GroupRouter(const GroupRouter&) = delete;
   GroupRouter& operator=(const GroupRouter&) = delete;
 
@@ -121,6 +127,7 @@ class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
   // By "group|url": a group whose leader moved gets a new connection
   // when its route names the new URL.
   std::map<std::string, std::unique_ptr<net::Connection>> groups_;  // guarded by mu_
+  bool closed_ = false;                                             // guarded by mu_
   struct Unsure {
     std::string group;
     uint64_t noted = 0;  // when it was noted (a count)

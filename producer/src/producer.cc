@@ -65,7 +65,8 @@ class Producer::Impl {
     gate_.Close();
     gate_.WaitIdle();
     shut_down_->store(true);
-    router_.reset();      // group connections first: they route through home
+    if (router_) router_->Close();  // group connections first (they route through home), here
+    router_.reset();
     connection_.reset();  // sends in flight complete now, with UNAVAILABLE
   }
 

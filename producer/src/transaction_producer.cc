@@ -267,8 +267,9 @@ void TransactionProducer::Impl::Shutdown() {
     groups_->CloseAll();
     gate_.WaitIdle();
   }
-  locals_.reset();  // idle: no task is left
-  router_.reset();  // its connections route through home's
+  locals_.reset();                // idle: no task is left
+  if (router_) router_->Close();  // its connections route through home's; closed here
+  router_.reset();
   groups_.reset();  // stops the checkers (waiting for running ones) first
   store_txs_.reset();
 }

@@ -9,6 +9,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -126,6 +129,56 @@ TEST_F(TxmqdPlacement, ATopicWhollyOnAnotherGroupIsSentToThatGroup) {
   EXPECT_EQ(StoredPlacement(topic).groups, std::vector<std::string>{"g2"});
   // A consumer given g1's node reads them from g2.
   EXPECT_EQ(Consume(nodes_[0].url(), {topic}, 3).size(), 3u);
+}
+
+// A producer destroyed while a send's callback runs on another group's
+// connection: that completion held the router, whose destruction then
+// fell to that connection's own I/O thread, which waited for itself for
+// ever (and every call pending on it never completed). The producer now
+// closes the group connections itself, from the thread that destroys it.
+// Threads of this process named `name`.
+int ThreadsNamed(const std::string& name) {
+  int n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string got;
+    std::getline(comm, got);
+    n += got == name;
+  }
+  return n;
+}
+
+TEST_F(TxmqdPlacement, AProducerDestroyedWhileACallbackOfAnotherGroupRunsStops) {
+  MakeNodes(2);
+  StartAlone(nodes_[0], "g1", {"--queues", "1"});
+  StartAlone(nodes_[1], "g2", {"--queues", "1"});
+  WaitReady(nodes_[0]);
+  WaitReady(nodes_[1]);
+  const std::string topic = TopicWhollyOn("g2", {"g1", "g2"});
+  const int io_threads = ThreadsNamed("txmq-io");
+  auto producer =
+      std::make_unique<Producer>(ProducerOptions{.broker = nodes_[0].url(), .send_timeout = 10s});
+  ASSERT_TRUE(producer->Start().ok());
+  ASSERT_TRUE(producer->Send({.topic = topic, .body = "warm"}).ok());  // g2's connection is open
+  std::promise<void> inside;
+  producer->SendAsync({.topic = topic, .body = "slow"}, [&](Result<SendResult> r) {
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    inside.set_value();
+    std::this_thread::sleep_for(300ms);  // on g2's connection's I/O thread
+  });
+  ASSERT_EQ(inside.get_future().wait_for(10s), std::future_status::ready);
+  auto destroyed = std::make_shared<std::atomic<bool>>(false);
+  std::thread([p = std::move(producer), destroyed]() mutable {
+    p.reset();
+    destroyed->store(true);
+  }).detach();
+  // Long after the callback returned: a hang is for ever.
+  EXPECT_TRUE(WaitFor([&] { return destroyed->load(); }, 10s))
+      << "destroying the producer hung on another group's connection";
+  // And every thread of the producer ended: the last of them must not be
+  // left waiting for itself.
+  EXPECT_TRUE(WaitFor([&] { return ThreadsNamed("txmq-io") == io_threads; }, 5s))
+      << ThreadsNamed("txmq-io") - io_threads << " I/O threads of the producer still run";
 }
 
 // One consumer given one node reads a topic spread over two groups, also
