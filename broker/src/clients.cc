@@ -19,6 +19,16 @@ Result<const ClientInfo*> ClientRegistry::Hello(const std::string& routing_id,
     return Status::InvalidArgument("client instance must be at most 255 bytes (got " +
                                    std::to_string(instance.size()) + ")");
   }
+  // Ids go into log and audit lines: a control character there could
+  // start a line of the client's own.
+  for (const std::string* name : {&client_id, static_cast<const std::string*>(&instance)}) {
+    if (std::any_of(name->begin(), name->end(),
+                    [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+      return Status::InvalidArgument(
+          std::string(name == &client_id ? "client id" : "client instance") +
+          " must not contain control characters");
+    }
+  }
   if (instance.empty()) instance = client_id;
   auto mine = clients_.find(routing_id);
   if (mine != clients_.end() && mine->second.id != client_id) {

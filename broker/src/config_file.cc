@@ -179,7 +179,11 @@ bool OnCommandLine(const CLI::App& app, const std::string& key, int argc, const 
 std::string ConfigOrigin(const ConfigLines& read, const CLI::App& app, std::string_view message,
                          int argc, const char* const* argv) {
   // The flag a usage error is about starts it ("--retention = ...",
-  // "--flush: ..."); flags named later are advice ("use --insecure").
+  // "--flush: ...", CLI11's "Could not convert: --queues = many"); flags
+  // named later are advice ("use --insecure").
+  for (std::string_view prefix : {"Could not convert: "}) {
+    if (message.starts_with(prefix)) message.remove_prefix(prefix.size());
+  }
   if (!message.starts_with("--")) return "";
   size_t end = 2;
   while (end < message.size() && (std::isalnum(static_cast<unsigned char>(message[end])) ||

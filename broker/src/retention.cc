@@ -188,7 +188,7 @@ bool Retention::ReleaseSegments(uint32_t* budget) {
   // rounds not yet applied or not yet durable (this tick's among them).
   // A crash can still undo those, so the segments go once a checkpoint
   // covers every round up to the open one.
-  release_.emplace(Release{release_before, 0, false});
+  release_.emplace(Release{release_before, 0, false, 0});
   core_.OnDurable([this](const Status&) {
     if (release_ && release_->written_end == 0) release_->written_end = core_.store().log_end();
   });
@@ -199,9 +199,14 @@ bool Retention::FinishRelease() {
   storage::BrokerStore& store = core_.store();
   if (release_->written_end == 0) return false;  // the open round is not written yet
   if (store.checkpointed_position() < release_->written_end) {
-    if (!release_->checkpoint_asked) {
-      store.RequestCheckpoint();  // one, not one a tick
-      release_->checkpoint_asked = true;
+    // One request, not one a tick; again only when a checkpoint came and
+    // stopped short (it covers what the log has synced, which under
+    // --flush async or on a cluster node may lag the round a little).
+    const uint64_t checkpoints = store.stats().checkpoints;
+    if (!release_->asked || checkpoints != release_->checkpoints_when_asked) {
+      store.RequestCheckpoint();
+      release_->asked = true;
+      release_->checkpoints_when_asked = checkpoints;
     }
     return false;
   }

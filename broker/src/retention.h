@@ -80,11 +80,13 @@ class Retention {
   bool relocating_ = false;          // copies in a round not yet applied
   // Segments found free of index entries, waiting for a checkpoint that
   // covers the rounds that freed them: before them, that round's end once
-  // it is written (0 until then), and whether a checkpoint was asked for.
+  // it is written (0 until then), and whether a checkpoint was asked for
+  // (and how many checkpoints there had been then).
   struct Release {
     uint64_t before = 0;
     uint64_t written_end = 0;
-    bool checkpoint_asked = false;
+    bool asked = false;
+    uint64_t checkpoints_when_asked = 0;
   };
   std::optional<Release> release_;
 };

@@ -81,8 +81,11 @@ void GroupRouter::Resolve(const std::string& topic, const std::string& key, Reso
   if (IsSystemName(topic)) return done(Target{&home_, false, ""});
   Result<Target> target = Status::Unavailable("no route");
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return done(Status::Unavailable("the producer shut down"));
+    std::unique_lock<std::mutex> lock(mu_);
+    if (closed_) {
+      lock.unlock();  // the caller's callback runs without the router's lock
+      return done(Status::Unavailable("the producer shut down"));
+    }
     auto route = routes_.find(topic);
     if (route == routes_.end()) {
       auto& waiting = asking_[topic];

@@ -58,7 +58,13 @@ void StoreTransactions::RecordCommit(LocalTxn& txn, const std::string& tx_id) {
   LocalStore::Impl* store = &store_.impl();
   txn.impl().Require(key, [store, key, tx_id]() {
     std::string value;
-    if (store->db()->Get(storage::CheckedReads(), key, &value).ok() && value == "R") {
+    const leveldb::Status read = store->db()->Get(storage::CheckedReads(), key, &value);
+    if (!read.ok() && !read.IsNotFound()) {
+      // Whether check-back rolled it back is unknown: no commit.
+      return Status::Unavailable("transaction " + tx_id +
+                                 ": its record cannot be read: " + read.ToString());
+    }
+    if (read.ok() && value == "R") {
       return Status::Aborted("transaction " + tx_id +
                              " was aborted by check-back (the broker asked, the local "
                              "transaction had not committed, so it was rolled back); nothing was "

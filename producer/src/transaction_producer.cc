@@ -77,6 +77,12 @@ bool TransactionProducer::Impl::AfterLocal(Call& call, TxState* end) {
     result.status =
         Status(call.local_status.code(), About(call.tx_id, call.local_status.message()));
     if (call.local_status.code() != StatusCode::kAborted) {
+      result.status = Status(
+          call.local_status.code(),
+          About(call.tx_id, "local commit failed (" + call.local_status.message() +
+                                "); whether it was written is not known, so no end was sent and "
+                                "check-back decides from the local store: do not repeat the "
+                                "call, follow the transaction up"));
       // A commit that failed otherwise may still have written (a failed
       // fdatasync: LevelDB may show the batch after a reopen). Not the
       // library's to decide: no end, and check-back asks the store, which
@@ -265,6 +271,7 @@ void TransactionProducer::Impl::Shutdown() {
   } else {
     closing_ = true;
     groups_->CloseAll();
+    if (router_) router_->Close();  // a send pending on another group's connection fails now
     gate_.WaitIdle();
   }
   locals_.reset();                // idle: no task is left

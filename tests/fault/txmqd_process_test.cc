@@ -94,6 +94,8 @@ TEST(TxmqdConfigFile, ABadValueIsAnErrorNamingTheFileAndLine) {
   ExpectConfigError(StartWithConfig(dir, "# size\n\nmin-free-disk = \"lots\"\n"), path,
                     "line 3: --min-free-disk = 'lots' is not a size");
   ExpectConfigError(StartWithConfig(dir, "queues = \"many\"\n"), path, "line 1: ");
+  ExpectConfigError(StartWithConfig(dir, "max-connections = \"lots\"\n"), path,
+                    "line 1: Could not convert: --max-connections");
 
   std::ofstream(path) << "retention = \"72h\"\n";
   auto r = RunCommand({BinPath("txmqd"), "--config", path, "--data-dir", dir.Sub("data"),

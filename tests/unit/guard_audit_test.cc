@@ -7,6 +7,7 @@
 #include "broker/src/clients.h"
 #include "broker/src/core.h"
 #include "tests/testutil/log_capture.h"
+#include "tests/unit/broker_harness.h"
 
 namespace txmq::broker::auth {
 namespace {
@@ -25,6 +26,24 @@ TEST(GuardAudit, AClientIdCannotForgeAnAuditLine) {
   const std::string text = audit.text();
   ASSERT_NE(text.find("action=refused"), std::string::npos) << text;
   EXPECT_EQ(text.find("\nFORGED"), std::string::npos) << text;
+}
+
+// And hello refuses such an id in the first place: it goes into other log
+// lines too (a refused hello, a client forgotten).
+TEST(GuardAudit, AClientIdWithAControlCharacterIsRefusedAtHello) {
+  BrokerOptions o;
+  BrokerHarness h(o);
+  for (const std::string& id : {std::string("m\nFORGED"), std::string("tab\there")}) {
+    auto reply = h.Call(id, [&](wire::Envelope::Builder e) {
+      auto hello = e.initHello();
+      hello.setClientId(id);
+      hello.setRole(wire::Role::PRODUCER);
+      hello.setGroup("g");
+      hello.setVersion(wire::PROTOCOL_VERSION);
+    });
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_EQ(wire::StatusOf(reply->envelope()).code(), StatusCode::kInvalidArgument);
+  }
 }
 
 }  // namespace
