@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "protocol/src/log.h"
 #include "storage/src/crc32c.h"
 
 namespace txmq::storage {
@@ -112,6 +113,11 @@ File* CommitLog::Find(uint64_t position) const {
 Status CommitLog::Scan(LogCursor from, const ReplayFn& replay) {
   LogCursor at;
   if (Status s = Walk(from, replay, &at); !s.ok()) return s;
+  // Bytes after the end in its segment are a torn or unsynced entry's.
+  // Space is written once from zeros: that is how a later entry torn by a
+  // crash is told from a damaged one (its unwritten sectors read as
+  // zeros), so they go before anything is written over them.
+  if (Status s = ZeroAfter(at.position); !s.ok()) return s;
   // What the walk read whole may be in the page cache only (a process
   // killed between a round's write and its fdatasync): it is replayed,
   // and a checkpoint will name it, so it must be as durable as the rest
@@ -133,6 +139,39 @@ Status CommitLog::Scan(LogCursor from, const ReplayFn& replay) {
     if (Status s = options_.fs->Remove(path); !s.ok()) return s;
   }
   return Status::OK();
+}
+
+Status CommitLog::ZeroAfter(uint64_t position) {
+  File* seg = Find(position);
+  if (seg == nullptr) return Status::OK();
+  const uint64_t from = position - BaseOf(position);
+  const std::string_view bytes = seg->mapped();
+  // The stale bytes end where a long run of zeros begins (the segment's
+  // unwritten rest, which is not read on: a start reads the tail only).
+  constexpr uint64_t kPage = 4096, kZeroRun = 64u << 10;
+  uint64_t last = 0;
+  bool found = false;
+  for (uint64_t at = from; at < bytes.size(); at += kPage) {
+    const std::string_view page = bytes.substr(at, kPage);
+    if (const size_t nz = page.find_last_not_of('\0'); nz != std::string_view::npos) {
+      last = at + nz;
+      found = true;
+    } else if (at + page.size() - (found ? last + 1 : from) >= kZeroRun) {
+      break;
+    }
+  }
+  if (!found) return Status::OK();
+  static const std::string kZeros(1u << 20, '\0');
+  for (uint64_t at = from; at <= last; at += kZeros.size()) {
+    const size_t n = std::min<uint64_t>(kZeros.size(), last + 1 - at);
+    const iovec part{const_cast<char*>(kZeros.data()), n};
+    if (Status s = seg->WriteAt(at, {&part, 1}); !s.ok()) return s;
+  }
+  Logger("storage")->info(
+      "zeroed {} bytes after the log's end at position {} (an entry a crash "
+      "cut short, or never synced)",
+      last + 1 - from, position);
+  return seg->Sync();
 }
 
 void CommitLog::SetEnd(const LogCursor& at) {

@@ -214,6 +214,9 @@ class CommitLog {
   Status Scan(LogCursor from, const ReplayFn& replay);
   // Sets where the next entry goes (the end of the scan, or ContinueAt).
   void SetEnd(const LogCursor& at);
+  // Writes zeros over whatever the segment holding `position` has from
+  // there on (a torn or unsynced entry), and syncs them.
+  Status ZeroAfter(uint64_t position);
   // log_scan.cc: the walk and its parts.
   Status Walk(LogCursor from, const ReplayFn& replay, LogCursor* end);
   Status Damaged(LogDamage damage);

@@ -314,6 +314,49 @@ TEST(CommitLog, StaleBytesAfterATruncationNeverReadAsTheNextEntry) {
   EXPECT_EQ(r.payloads[0], "e3-new");
 }
 
+// The bytes of a torn entry cut at a start are zeroed there (and synced):
+// segment space is written once from zeros, which is how a later entry
+// torn by a second power loss is told from a damaged one (its unwritten
+// sectors read as zeros). Left in place, the old entry's bytes filled the
+// new entry's unwritten sector, and the start refused a torn tail as
+// damage.
+TEST(CommitLog, TheBytesOfATornTailAreZeroedSoAnEntryTornOverThemIsTornNotDamage) {
+  TempDir dir;
+  Replayed r;
+  const std::string path = dir.Sub("log") + "/00000000000000000000.seg";
+  LogCursor after_one;
+  {
+    auto log = OpenLog(Options(dir, FileSystem::Default()), &r);
+    ASSERT_TRUE(log.ok());
+    Append(**log, "e1");
+    after_one = (*log)->written_end();
+    Append(**log, std::string(3000, 'x'), /*sync=*/false);
+  }
+  // Power loss 1 tore it: its first sector never reached the disk.
+  const int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const std::string zeros(512, '\0');
+  ASSERT_EQ(::pwrite(fd, zeros.data(), 512, static_cast<off_t>(after_one.position)), 512);
+  r = {};
+  {
+    auto log = OpenLog(Options(dir, FileSystem::Default()), &r);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    ASSERT_EQ(r.payloads.size(), 1u);
+    // What the disk holds at a sector the next entry will cover whole.
+    const off_t sector = static_cast<off_t>((after_one.position + 512 + 511) / 512 * 512);
+    std::string before(512, '?');
+    ASSERT_EQ(::pread(fd, before.data(), 512, sector), 512);
+    Append(**log, std::string(2000, 'y'), /*sync=*/false);
+    // Power loss 2: the entry's other sectors reached the disk, that one not.
+    ASSERT_EQ(::pwrite(fd, before.data(), 512, sector), 512);
+  }
+  ::close(fd);
+  r = {};
+  auto log = OpenLog(Options(dir, FileSystem::Default()), &r);
+  ASSERT_TRUE(log.ok()) << "a torn tail was taken for damage: " << log.status().ToString();
+  EXPECT_EQ(r.payloads.size(), 1u);
+}
+
 TEST(CommitLog, DeleteBeforeRemovesWholeSegmentsOnly) {
   TempDir dir;
   Replayed r;
