@@ -390,7 +390,18 @@ Status BrokerStore::FlushIndex() {
   // other compaction runs.
   const std::string nothing = "\xff\xff\xff\xff txmq-checkpoint";
   leveldb::Slice begin(nothing), end(nothing);
-  db_->get()->CompactRange(&begin, &end);
+  {
+    // With no other writer at LevelDB's door. CompactRange's flush is a
+    // write without a batch; queued behind a round's write that is waiting
+    // for room (LevelDB releases its mutex to slow writers down when level
+    // 0 fills up), it is folded into that write's group and returns with
+    // the memtable unflushed. The checkpoint would then name a cover whose
+    // index changes are only in memory (LevelDB's own log is not written:
+    // index_env.h), and a crash would lose them for good. Rounds wait for
+    // the flush meanwhile, once a checkpoint.
+    std::lock_guard<std::mutex> writer(writer_mu_);
+    db_->get()->CompactRange(&begin, &end);
+  }
   // LevelDB reports a failed background flush only through its properties
   // and later writes; a tiny unsynced write surfaces it.
   leveldb::WriteOptions wo;
