@@ -89,6 +89,8 @@ BrokerStore::~BrokerStore() {
                               s.ToString());
     }
   }
+  std::lock_guard<std::mutex> lock(log_for_index_mu_);
+  log_for_index_ = nullptr;  // the log goes before the index (member order)
 }
 
 // ---------------- writes ----------------

@@ -445,8 +445,12 @@ class BrokerStore {
   IndexOverlay overlay_;
   bool overlay_live_ = false;  // set before the threads start
   std::unique_ptr<CommitLog> log_;
-  std::unique_ptr<Round> round_;  // core thread: the open round
-  bool busy_ = false;             // core thread
+  // log_ for the index's file layer (index_env.h), which LevelDB's own
+  // threads call; null before the log is open and once the store stops.
+  std::mutex log_for_index_mu_;
+  CommitLog* log_for_index_ = nullptr;  // guarded by log_for_index_mu_
+  std::unique_ptr<Round> round_;        // core thread: the open round
+  bool busy_ = false;                   // core thread
 
   // Read cache (core thread): the last queue run each queue was read from.
   struct RunCacheKey {

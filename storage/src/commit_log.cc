@@ -177,6 +177,7 @@ Status CommitLog::ZeroAfter(uint64_t position) {
 void CommitLog::SetEnd(const LogCursor& at) {
   placed_ = written_ = at;
   synced_index_ = at.index - 1;  // what is on disk now is as durable as it gets
+  synced_position_.store(at.position);
   if (File* seg = Find(at.position); seg != nullptr) {
     placed_segment_base_ = BaseOf(at.position);
     placed_segment_end_ = placed_segment_base_ + seg->size();
@@ -271,12 +272,23 @@ Status CommitLog::Write(PendingEntry& entry) {
   return Status::OK();
 }
 
+Status CommitLog::SyncWrittenFromAnyThread() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t durable = synced_position_.load();
+  for (const auto& [base, file] : segments_) {
+    if (base + file->size() <= durable) continue;
+    if (Status s = file->Sync(); !s.ok()) return s;
+  }
+  return Status::OK();
+}
+
 Status CommitLog::Sync() {
   for (File* seg : unsynced_) {
     if (Status s = seg->Sync(); !s.ok()) return s;
   }
   unsynced_.clear();
   synced_index_ = written_.index - 1;
+  synced_position_.store(written_.position);
   DropCacheBehind(written_.position);
   return Status::OK();
 }

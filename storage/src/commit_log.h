@@ -168,6 +168,11 @@ class CommitLog {
   Status Write(PendingEntry& entry);
   // Storage thread. Makes every written entry durable.
   Status Sync();
+  // For a thread that is not the writer (LevelDB's, about to sync a table
+  // file holding index changes of rounds written here): fdatasyncs every
+  // segment that may hold bytes written since the last Sync. What Sync
+  // and synced() report does not change.
+  Status SyncWrittenFromAnyThread();
   // Storage thread, between rounds: creates the segment after the one in
   // use once that is half full, so a roll never waits for a file.
   Status PrepareNextSegment();
@@ -251,6 +256,8 @@ class CommitLog {
   // Storage thread.
   LogCursor written_;
   uint64_t synced_index_ = 0;  // entries up to this index are durable
+  // Where the last Sync (or the start) left the log durable.
+  std::atomic<uint64_t> synced_position_{0};
   std::vector<File*> unsynced_;
   // Written by the storage thread (and Open), read by NoteRead: before
   // this the page cache holds only what readers brought back.

@@ -21,18 +21,42 @@ class DiscardingFile final : public leveldb::WritableFile {
   std::unique_ptr<leveldb::WritableFile> file_;
 };
 
+// A table file or manifest: `before` runs first when it is synced.
+class SyncAfterFile final : public leveldb::WritableFile {
+ public:
+  SyncAfterFile(leveldb::WritableFile* file, const std::function<leveldb::Status()>* before)
+      : file_(file), before_(before) {}
+  leveldb::Status Append(const leveldb::Slice& data) override { return file_->Append(data); }
+  leveldb::Status Close() override { return file_->Close(); }
+  leveldb::Status Flush() override { return file_->Flush(); }
+  leveldb::Status Sync() override {
+    if (leveldb::Status s = (*before_)(); !s.ok()) return s;
+    return file_->Sync();
+  }
+
+ private:
+  std::unique_ptr<leveldb::WritableFile> file_;
+  const std::function<leveldb::Status()>* before_;
+};
+
 std::string BaseName(const std::string& path) {
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-leveldb::Status Wrap(const std::string& name, leveldb::Status opened,
-                     leveldb::WritableFile** result) {
-  if (opened.ok() && IsLevelDbLogName(BaseName(name))) *result = new DiscardingFile(*result);
+}  // namespace
+
+leveldb::Status WalDiscardingEnv::Wrap(const std::string& name, leveldb::Status opened,
+                                       leveldb::WritableFile** result) {
+  if (!opened.ok()) return opened;
+  const std::string base = BaseName(name);
+  if (IsLevelDbLogName(base)) {
+    *result = new DiscardingFile(*result);
+  } else if (before_index_sync_ && (base.ends_with(".ldb") || base.starts_with("MANIFEST-"))) {
+    *result = new SyncAfterFile(*result, &before_index_sync_);
+  }
   return opened;
 }
-
-}  // namespace
 
 bool IsLevelDbLogName(const std::string& name) {
   if (!name.ends_with(".log") || name.size() <= 4) return false;
