@@ -158,7 +158,8 @@ int PrintStatus(const Ctl& ctl, wire::BrokerStatus::Reader s) {
         {"commit_write_micros", s.getCommitWriteMicros()},
         {"settings", settings},
         {"limits", limits},
-        {"metrics", MetricsJson(s.getMetrics())},
+        // null: the broker shows them to admins only (under an ACL).
+        {"metrics", s.hasMetrics() ? MetricsJson(s.getMetrics()) : nlohmann::json()},
     });
     return kExitOk;
   }
