@@ -51,6 +51,27 @@ class SweepThrottle {
 inline constexpr int kSweepBatchRows = 1000;
 inline constexpr std::chrono::milliseconds kSweepTimeBudget{100};
 
+// Runs `batch` (Result<int64_t>(): one statement deleting at most
+// kSweepBatchRows rows; how many) until one deletes fewer or
+// kSweepTimeBudget is spent (then *more is set, when given); how many rows
+// went in all.
+template <typename Batch>
+Result<int64_t> DeleteInBatches(const Batch& batch, bool* more) {
+  const auto until = std::chrono::steady_clock::now() + kSweepTimeBudget;
+  int64_t total = 0;
+  if (more != nullptr) *more = false;
+  while (true) {
+    auto n = batch();
+    if (!n.ok()) return n.status();
+    total += *n;
+    if (*n < kSweepBatchRows) return total;
+    if (std::chrono::steady_clock::now() >= until) {
+      if (more != nullptr) *more = true;
+      return total;
+    }
+  }
+}
+
 // Runs `sweep` (as in RunIfDue) until it leaves nothing behind: a caller
 // that asked for a sweep now. How many rows went.
 template <typename Sweep>

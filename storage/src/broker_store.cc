@@ -392,15 +392,18 @@ Status BrokerStore::FlushIndex() {
   // other compaction runs.
   const std::string nothing = "\xff\xff\xff\xff txmq-checkpoint";
   leveldb::Slice begin(nothing), end(nothing);
+  // CompactRange's flush is a write without a batch; queued behind a
+  // round's write that is waiting for room (LevelDB releases its mutex to
+  // slow writers down when level 0 fills up), it is folded into that
+  // write's group and returns with the memtable unflushed. The checkpoint
+  // would then name a cover whose index changes are only in memory
+  // (LevelDB's own log is not written: index_env.h), and a crash would
+  // lose them for good. So the flush that counts runs with no round's
+  // write at LevelDB's door. CompactRange also waits for a compaction
+  // already running: a first call, with rounds going on, takes that wait
+  // and most of the memtable, so rounds wait only for the rest.
+  db_->get()->CompactRange(&begin, &end);
   {
-    // With no other writer at LevelDB's door. CompactRange's flush is a
-    // write without a batch; queued behind a round's write that is waiting
-    // for room (LevelDB releases its mutex to slow writers down when level
-    // 0 fills up), it is folded into that write's group and returns with
-    // the memtable unflushed. The checkpoint would then name a cover whose
-    // index changes are only in memory (LevelDB's own log is not written:
-    // index_env.h), and a crash would lose them for good. Rounds wait for
-    // the flush meanwhile, once a checkpoint.
     std::lock_guard<std::mutex> writer(writer_mu_);
     db_->get()->CompactRange(&begin, &end);
   }

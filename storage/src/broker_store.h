@@ -431,7 +431,12 @@ class BrokerStore {
               const std::function<bool(std::string_view key, std::string_view value)>& fn);
 
   StoreOptions options_;
-  EventFd* round_done_;                        // guarded by mu_
+  EventFd* round_done_;  // guarded by mu_
+  // log_ for the index's file layer (index_env.h), which LevelDB's own
+  // threads call; null before the log is open and once the store stops.
+  // Declared before db_: LevelDB's threads may call until db_ is gone.
+  std::mutex log_for_index_mu_;
+  CommitLog* log_for_index_ = nullptr;         // guarded by log_for_index_mu_
   std::unique_ptr<leveldb::Env> waiting_env_;  // outlives index_env_
   std::unique_ptr<leveldb::Env> index_env_;    // outlives db_
   leveldb::ReadOptions reads_;                 // every index read: checksums verified
@@ -445,12 +450,8 @@ class BrokerStore {
   IndexOverlay overlay_;
   bool overlay_live_ = false;  // set before the threads start
   std::unique_ptr<CommitLog> log_;
-  // log_ for the index's file layer (index_env.h), which LevelDB's own
-  // threads call; null before the log is open and once the store stops.
-  std::mutex log_for_index_mu_;
-  CommitLog* log_for_index_ = nullptr;  // guarded by log_for_index_mu_
-  std::unique_ptr<Round> round_;        // core thread: the open round
-  bool busy_ = false;                   // core thread
+  std::unique_ptr<Round> round_;  // core thread: the open round
+  bool busy_ = false;             // core thread
 
   // Read cache (core thread): the last queue run each queue was read from.
   struct RunCacheKey {

@@ -218,6 +218,9 @@ Status BrokerStore::Recover() {
                                 ". Nothing was changed. Start txmqd with --repair to keep what "
                                 "can be read and list what is lost");
     }
+    // Nothing the index names lies past the end: what follows it is a torn
+    // or unsynced entry's bytes, which new entries must not be written over.
+    if (Status s = log_->ZeroAfterEnd(); !s.ok()) return s;
   }
   if (replayed > 0 || !fs->Exists(checkpoint_path)) return Checkpoint();
   return Status::OK();

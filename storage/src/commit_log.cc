@@ -113,11 +113,6 @@ File* CommitLog::Find(uint64_t position) const {
 Status CommitLog::Scan(LogCursor from, const ReplayFn& replay) {
   LogCursor at;
   if (Status s = Walk(from, replay, &at); !s.ok()) return s;
-  // Bytes after the end in its segment are a torn or unsynced entry's.
-  // Space is written once from zeros: that is how a later entry torn by a
-  // crash is told from a damaged one (its unwritten sectors read as
-  // zeros), so they go before anything is written over them.
-  if (Status s = ZeroAfter(at.position); !s.ok()) return s;
   // What the walk read whole may be in the page cache only (a process
   // killed between a round's write and its fdatasync): it is replayed,
   // and a checkpoint will name it, so it must be as durable as the rest
@@ -141,26 +136,16 @@ Status CommitLog::Scan(LogCursor from, const ReplayFn& replay) {
   return Status::OK();
 }
 
-Status CommitLog::ZeroAfter(uint64_t position) {
+Status CommitLog::ZeroAfterEnd() {
+  const uint64_t position = written_.position;
   File* seg = Find(position);
   if (seg == nullptr) return Status::OK();
   const uint64_t from = position - BaseOf(position);
-  const std::string_view bytes = seg->mapped();
-  // The stale bytes end where a long run of zeros begins (the segment's
-  // unwritten rest, which is not read on: a start reads the tail only).
-  constexpr uint64_t kPage = 4096, kZeroRun = 64u << 10;
-  uint64_t last = 0;
-  bool found = false;
-  for (uint64_t at = from; at < bytes.size(); at += kPage) {
-    const std::string_view page = bytes.substr(at, kPage);
-    if (const size_t nz = page.find_last_not_of('\0'); nz != std::string_view::npos) {
-      last = at + nz;
-      found = true;
-    } else if (at + page.size() - (found ? last + 1 : from) >= kZeroRun) {
-      break;
-    }
-  }
-  if (!found) return Status::OK();
+  // Only what may hold data is read: nothing, in the usual case.
+  const auto [first, end] = seg->DataAfter(from);
+  const std::string_view bytes = seg->mapped().substr(0, end);
+  const size_t last = first < end ? bytes.find_last_not_of('\0') : std::string_view::npos;
+  if (last == std::string_view::npos || last < from) return Status::OK();
   static const std::string kZeros(1u << 20, '\0');
   for (uint64_t at = from; at <= last; at += kZeros.size()) {
     const size_t n = std::min<uint64_t>(kZeros.size(), last + 1 - at);
@@ -168,8 +153,8 @@ Status CommitLog::ZeroAfter(uint64_t position) {
     if (Status s = seg->WriteAt(at, {&part, 1}); !s.ok()) return s;
   }
   Logger("storage")->info(
-      "zeroed {} bytes after the log's end at position {} (an entry a crash "
-      "cut short, or never synced)",
+      "zeroed {} bytes after the log's end at position {} (an entry a crash cut short, or never "
+      "synced)",
       last + 1 - from, position);
   return seg->Sync();
 }
@@ -273,16 +258,34 @@ Status CommitLog::Write(PendingEntry& entry) {
 }
 
 Status CommitLog::SyncWrittenFromAnyThread() {
-  std::lock_guard<std::mutex> lock(mu_);
-  const uint64_t durable = synced_position_.load();
-  for (const auto& [base, file] : segments_) {
-    if (base + file->size() <= durable) continue;
-    if (Status s = file->Sync(); !s.ok()) return s;
+  // The files are synced outside the lock, which every read takes. None
+  // of them goes meanwhile: segments are deleted only wholly before a
+  // checkpoint, which is never past what the last Sync made durable.
+  std::vector<File*> files;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t durable = synced_position_.load();
+    for (const auto& [base, file] : segments_) {
+      if (base + file->size() > durable) files.push_back(file.get());
+    }
+  }
+  for (File* file : files) {
+    if (Status s = file->Sync(); !s.ok()) {
+      // The kernel may have dropped the pages and tells it once: the
+      // writer's next Sync must fail too, not report them durable.
+      std::lock_guard<std::mutex> lock(mu_);
+      if (foreign_sync_error_.ok()) foreign_sync_error_ = s;
+      return s;
+    }
   }
   return Status::OK();
 }
 
 Status CommitLog::Sync() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!foreign_sync_error_.ok()) return foreign_sync_error_;
+  }
   for (File* seg : unsynced_) {
     if (Status s = seg->Sync(); !s.ok()) return s;
   }

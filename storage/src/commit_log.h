@@ -173,6 +173,12 @@ class CommitLog {
   // segment that may hold bytes written since the last Sync. What Sync
   // and synced() report does not change.
   Status SyncWrittenFromAnyThread();
+  // After a start, once the store checked that nothing it indexes lies
+  // past the log's end: writes zeros over what the end's segment holds
+  // after it (a torn or unsynced entry) and syncs them. Space is written
+  // once from zeros: that is how a later entry torn by a crash is told
+  // from a damaged one (its unwritten sectors read as zeros).
+  Status ZeroAfterEnd();
   // Storage thread, between rounds: creates the segment after the one in
   // use once that is half full, so a roll never waits for a file.
   Status PrepareNextSegment();
@@ -219,9 +225,7 @@ class CommitLog {
   Status Scan(LogCursor from, const ReplayFn& replay);
   // Sets where the next entry goes (the end of the scan, or ContinueAt).
   void SetEnd(const LogCursor& at);
-  // Writes zeros over whatever the segment holding `position` has from
-  // there on (a torn or unsynced entry), and syncs them.
-  Status ZeroAfter(uint64_t position);
+
   // log_scan.cc: the walk and its parts.
   Status Walk(LogCursor from, const ReplayFn& replay, LogCursor* end);
   Status Damaged(LogDamage damage);
@@ -258,6 +262,9 @@ class CommitLog {
   uint64_t synced_index_ = 0;  // entries up to this index are durable
   // Where the last Sync (or the start) left the log durable.
   std::atomic<uint64_t> synced_position_{0};
+  // A failed fdatasync of SyncWrittenFromAnyThread; every later Sync
+  // returns it. Guarded by mu_.
+  Status foreign_sync_error_;
   std::vector<File*> unsynced_;
   // Written by the storage thread (and Open), read by NoteRead: before
   // this the page cache holds only what readers brought back.

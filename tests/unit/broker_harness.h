@@ -42,6 +42,7 @@
 #include "protocol/src/codec.h"
 #include "protocol/src/event_fd.h"
 #include "storage/src/broker_store.h"
+#include "tests/testutil/fault_fs.h"
 #include "tests/testutil/testutil.h"
 
 namespace txmq::broker {
@@ -101,6 +102,21 @@ struct Check {
   uint64_t request_id = 0;
   std::string tx_id;
   uint32_t check_count = 0;
+};
+
+// Fault file layers for a harness's store (BrokerOptions.storage_layers),
+// which then syncs every round, so checkpoints cover rounds as on a broker
+// under --flush sync; a test makes syncs fail or cuts the power through
+// them. Must outlive the harness.
+struct FaultLayers {
+  testing::FaultFileSystem fs;
+  testing::FaultLevelDbEnv env;
+  std::shared_ptr<StorageLayers> Shared() {
+    auto layers = std::make_shared<StorageLayers>();
+    layers->fs = &fs;
+    layers->env = &env;
+    return layers;
+  }
 };
 
 // Thread safety: one test thread uses a harness.

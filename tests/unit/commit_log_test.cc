@@ -342,6 +342,7 @@ TEST(CommitLog, TheBytesOfATornTailAreZeroedSoAnEntryTornOverThemIsTornNotDamage
     auto log = OpenLog(Options(dir, FileSystem::Default()), &r);
     ASSERT_TRUE(log.ok()) << log.status().ToString();
     ASSERT_EQ(r.payloads.size(), 1u);
+    ASSERT_TRUE((*log)->ZeroAfterEnd().ok());  // as the store does once its checks passed
     // What the disk holds at a sector the next entry will cover whole.
     const off_t sector = static_cast<off_t>((after_one.position + 512 + 511) / 512 * 512);
     std::string before(512, '?');

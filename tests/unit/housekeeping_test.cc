@@ -136,13 +136,9 @@ void ExpectOldSegmentsDeleted(BrokerHarness& h, testing::LogCapture& log) {
 TEST(Housekeeping, RetentionKeepsASegmentUntilTheRoundDeletingItsRunsIsWritten) {
   // Synced rounds (the harness skips the sync otherwise), so checkpoints
   // cover them as on a broker under --flush sync.
-  testing::FaultFileSystem fs;
-  testing::FaultLevelDbEnv env;
-  auto layers = std::make_shared<StorageLayers>();
-  layers->fs = &fs;
-  layers->env = &env;
+  FaultLayers layers;
   BrokerOptions o = SegmentRetentionOptions();
-  o.storage_layers = layers;
+  o.storage_layers = layers.Shared();
   BrokerHarness h(o);
   ASSERT_NO_FATAL_FAILURE(FillThreeSegments(h));
   ASSERT_TRUE(h.core().store().CheckpointNow().ok());  // covers past every full segment
@@ -187,14 +183,10 @@ TEST(Housekeeping, ARetentionReleaseIsNotStuckBehindACheckpointThatStoppedShort)
 // the oldest segment. It asks for a checkpoint once per segment release,
 // not once per tick: each checkpoint flushes the index to a new table.
 TEST(Housekeeping, SteadyExpiryAsksForACheckpointPerReleaseNotPerTick) {
-  testing::FaultFileSystem fs;
-  testing::FaultLevelDbEnv env;
-  auto layers = std::make_shared<StorageLayers>();
-  layers->fs = &fs;
-  layers->env = &env;
+  FaultLayers layers;
   BrokerOptions o = SegmentRetentionOptions();
   o.retention = 30s;
-  o.storage_layers = layers;
+  o.storage_layers = layers.Shared();
   BrokerHarness h(o);
   auto send = [&](int i) {
     auto reply = h.Call("sender", [&](wire::Envelope::Builder e) {

@@ -103,19 +103,15 @@ TEST(TxEndEdges, NoCheckGoesOutBeforeTheHalvesAreDurable) {
 // not stored (the producer would run its local transaction and commit
 // something the broker does not have). A repeated end likewise.
 TEST(TxEndEdges, AResendWaitingOnAFailedRoundHearsTheFailure) {
-  testing::FaultFileSystem fs;
-  testing::FaultLevelDbEnv env;
-  auto layers = std::make_shared<StorageLayers>();
-  layers->fs = &fs;
-  layers->env = &env;
+  FaultLayers layers;
   BrokerOptions o;
   o.default_queues = 1;
-  o.storage_layers = layers;
+  o.storage_layers = layers.Shared();
   BrokerHarness h(o);
   h.Hello("p", wire::Role::PRODUCER, "g");
   const uint64_t first = h.Submit("p", [](auto e) { BuildHalf(e, "tx-resent", "m-resent"); });
   const uint64_t again = h.Submit("p", [](auto e) { BuildHalf(e, "tx-resent", "m-resent"); });
-  fs.FailSyncs();
+  layers.fs.FailSyncs();
   h.Commit();
   for (uint64_t request : {first, again}) {
     auto reply = h.link().TakeReply("p", request);

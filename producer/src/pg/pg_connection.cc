@@ -165,20 +165,13 @@ Result<int64_t> DeleteOlderThan(PGconn* conn, std::string_view table, std::strin
                                 " WHERE ctid IN (SELECT ctid FROM " + std::string(table) +
                                 " WHERE " + where + " LIMIT " +
                                 std::to_string(producer::kSweepBatchRows) + ")";
-  const auto until = std::chrono::steady_clock::now() + producer::kSweepTimeBudget;
-  int64_t total = 0;
-  if (more != nullptr) *more = false;
-  while (true) {
-    auto r = Exec(conn, statement, params);
-    if (!r.ok()) return r.status();
-    const int64_t n = RowsChanged(r->get());
-    total += n;
-    if (n < producer::kSweepBatchRows) return total;
-    if (std::chrono::steady_clock::now() >= until) {
-      if (more != nullptr) *more = true;
-      return total;
-    }
-  }
+  return producer::DeleteInBatches(
+      [&]() -> Result<int64_t> {
+        auto r = Exec(conn, statement, params);
+        if (!r.ok()) return r.status();
+        return RowsChanged(r->get());
+      },
+      more);
 }
 
 std::string Redacted(const std::string& conninfo) {

@@ -154,19 +154,13 @@ Result<int64_t> DeleteOlderThan(sqlite3* db, std::string_view table, std::string
   const std::string statement = "DELETE FROM " + t + " WHERE rowid IN (SELECT rowid FROM " + t +
                                 " WHERE " + where + " LIMIT " +
                                 std::to_string(producer::kSweepBatchRows) + ")";
-  const auto until = std::chrono::steady_clock::now() + producer::kSweepTimeBudget;
-  int64_t total = 0;
-  if (more != nullptr) *more = false;
-  while (true) {
-    auto r = Exec(db, statement, params);
-    if (!r.ok()) return r.status();
-    total += r->changes;
-    if (r->changes < producer::kSweepBatchRows) return total;
-    if (std::chrono::steady_clock::now() >= until) {
-      if (more != nullptr) *more = true;
-      return total;
-    }
-  }
+  return producer::DeleteInBatches(
+      [&]() -> Result<int64_t> {
+        auto r = Exec(db, statement, params);
+        if (!r.ok()) return r.status();
+        return static_cast<int64_t>(r->changes);
+      },
+      more);
 }
 
 std::string FileName(sqlite3* db) {
