@@ -1,6 +1,7 @@
 #include "producer/src/group_router.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "producer/src/send_path.h"
 #include "protocol/src/codec.h"
@@ -27,6 +28,15 @@ void GroupRouter::Close() {
     closed_ = true;
     groups.swap(groups_);
     asking.swap(asking_);
+  }
+  for (auto& [name, connection] : groups) {
+    // The last reference can go in a completion on one of these
+    // connections (a send's callback ran while the producer shut down):
+    // destroying it here would wait for this very thread. Another thread
+    // does it once this completion has returned.
+    if (connection && connection->OnIoThread()) {
+      std::thread([gone = std::move(connection)]() mutable { gone.reset(); }).detach();
+    }
   }
   groups.clear();
   // Sends waiting for a route that will now never be read.

@@ -57,11 +57,10 @@ class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
   GroupRouter(net::Connection& home, net::ConnectionOptions group_options,
               std::chrono::milliseconds timeout);
   ~GroupRouter();
-  // Closes the group connections (joining their I/O threads) and fails
-  // the sends waiting for a route; later ones fail at once. The owner
-  // calls it before it lets go of the router: a completion on a group
-  // connection's I/O thread may hold the router then, and destroying that
-  // connection on its own thread would wait for itself for ever.
+  // Closes the group connections (joining their I/O threads; one whose
+  // own I/O thread runs this is closed on another thread) and fails the
+  // sends waiting for a route; later ones fail at once. The destructor
+  // calls it; the router's last reference may go in a completion.
   void Close();
   GroupRouter(const GroupRouter&) = delete;
   GroupRouter& operator=(const GroupRouter&) = delete;

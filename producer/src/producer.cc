@@ -65,8 +65,7 @@ class Producer::Impl {
     gate_.Close();
     gate_.WaitIdle();
     shut_down_->store(true);
-    if (router_) router_->Close();  // group connections first (they route through home), here
-    router_.reset();
+    router_.reset();      // group connections first: they route through home
     connection_.reset();  // sends in flight complete now, with UNAVAILABLE
   }
 

@@ -271,12 +271,10 @@ void TransactionProducer::Impl::Shutdown() {
   } else {
     closing_ = true;
     groups_->CloseAll();
-    if (router_) router_->Close();  // a send pending on another group's connection fails now
     gate_.WaitIdle();
   }
-  locals_.reset();                // idle: no task is left
-  if (router_) router_->Close();  // its connections route through home's; closed here
-  router_.reset();
+  locals_.reset();  // idle: no task is left
+  router_.reset();  // its connections route through home's
   groups_.reset();  // stops the checkers (waiting for running ones) first
   store_txs_.reset();
 }

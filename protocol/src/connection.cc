@@ -288,6 +288,8 @@ Status Connection::WaitConnected(std::chrono::milliseconds timeout) {
 
 void Connection::Close(std::chrono::milliseconds timeout) { impl_->Close(timeout); }
 
+bool Connection::OnIoThread() const { return impl_->OnIoThread(); }
+
 const std::string& Connection::client_id() const { return impl_->options().client_id; }
 const std::string& Connection::broker() const { return impl_->options().broker; }
 std::string Connection::current_broker() const { return impl_->current_url(); }

@@ -132,6 +132,10 @@ class Connection {
   // releases this client's leases at once. Idempotent.
   void Close(std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
 
+  // Whether the caller runs on this connection's I/O thread (a completion):
+  // there the connection must not be destroyed, which waits for that thread.
+  bool OnIoThread() const;
+
   const std::string& client_id() const;
   // As configured (the whole list).
   const std::string& broker() const;

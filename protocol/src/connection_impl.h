@@ -66,6 +66,7 @@ struct Pending {
 
 class Connection::Impl {
  public:
+  bool OnIoThread() const { return std::this_thread::get_id() == thread_.get_id(); }
   Impl(ConnectionOptions options, std::vector<std::string> urls, IncomingCallFn on_call)
       : options_(std::move(options)),
         picker_(urls, PickerOptions(urls.size())),
