@@ -1,6 +1,7 @@
 #include "producer/src/group_router.h"
 
 #include <algorithm>
+#include <system_error>
 #include <thread>
 
 #include "producer/src/send_path.h"
@@ -19,6 +20,11 @@ GroupRouter::GroupRouter(net::Connection& home, net::ConnectionOptions group_opt
 
 GroupRouter::~GroupRouter() { Close(); }
 
+void GroupRouter::Shut() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+}
+
 void GroupRouter::Close() {
   // Their pending calls fail now, on this thread.
   std::map<std::string, std::unique_ptr<net::Connection>> groups;
@@ -35,7 +41,14 @@ void GroupRouter::Close() {
     // destroying it here would wait for this very thread. Another thread
     // does it once this completion has returned.
     if (connection && connection->OnIoThread()) {
-      std::thread([gone = std::move(connection)]() mutable { gone.reset(); }).detach();
+      try {
+        std::thread([gone = std::move(connection)]() mutable { gone.reset(); }).detach();
+      } catch (const std::system_error& e) {
+        // No thread to be had: left open rather than waiting for ourselves.
+        Logger("producer")
+            ->error("cannot close the connection to broker group {}: {}", name, e.what());
+        (void)connection.release();
+      }
     }
   }
   groups.clear();

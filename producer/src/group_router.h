@@ -62,6 +62,10 @@ class GroupRouter : public std::enable_shared_from_this<GroupRouter> {
   // sends waiting for a route; later ones fail at once. The destructor
   // calls it; the router's last reference may go in a completion.
   void Close();
+  // Refuses what comes next (routes, new connections), destroying
+  // nothing: the owner calls it when it shuts down, so a completion still
+  // holding the router does not reroute through connections going away.
+  void Shut();
   GroupRouter(const GroupRouter&) = delete;
   GroupRouter& operator=(const GroupRouter&) = delete;
 

@@ -65,8 +65,9 @@ class Producer::Impl {
     gate_.Close();
     gate_.WaitIdle();
     shut_down_->store(true);
-    router_.reset();      // group connections first: they route through home
-    connection_.reset();  // sends in flight complete now, with UNAVAILABLE
+    if (router_) router_->Shut();  // a completion still holding it reroutes nothing
+    router_.reset();               // group connections first: they route through home
+    connection_.reset();           // sends in flight complete now, with UNAVAILABLE
   }
 
   // `stamped`: the library set the message's reserved properties.

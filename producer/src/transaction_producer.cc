@@ -273,9 +273,10 @@ void TransactionProducer::Impl::Shutdown() {
     groups_->CloseAll();
     gate_.WaitIdle();
   }
-  locals_.reset();  // idle: no task is left
-  router_.reset();  // its connections route through home's
-  groups_.reset();  // stops the checkers (waiting for running ones) first
+  locals_.reset();               // idle: no task is left
+  if (router_) router_->Shut();  // a completion still holding it reroutes nothing
+  router_.reset();               // its connections route through home's
+  groups_.reset();               // stops the checkers (waiting for running ones) first
   store_txs_.reset();
 }
 

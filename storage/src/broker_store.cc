@@ -61,6 +61,7 @@ Result<std::unique_ptr<BrokerStore>> BrokerStore::Open(const StoreOptions& optio
   }
   auto store = std::unique_ptr<BrokerStore>(new BrokerStore(options, round_done));
   if (Status s = store->Recover(); !s.ok()) return s;
+  store->recovered_ = true;
   store->overlay_live_ = options.index_overlay_bytes > 0;
   store->storage_thread_ = std::thread([s = store.get()] {
     SetThreadName("txmq-storage");
@@ -82,8 +83,9 @@ BrokerStore::~BrokerStore() {
   cv_.notify_all();
   if (storage_thread_.joinable()) storage_thread_.join();
   if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
-  // A clean stop leaves nothing to replay.
-  if (log_ && db_) {
+  // A clean stop leaves nothing to replay. A store whose start refused
+  // (damage) changes nothing: it said so.
+  if (recovered_ && log_ && db_) {
     if (Status s = Checkpoint(); !s.ok()) {
       Logger("storage")->warn("final checkpoint failed ({}); the next start replays the log",
                               s.ToString());

@@ -450,6 +450,7 @@ class BrokerStore {
   IndexOverlay overlay_;
   bool overlay_live_ = false;  // set before the threads start
   std::unique_ptr<CommitLog> log_;
+  bool recovered_ = false;        // Recover succeeded: a stop checkpoints
   std::unique_ptr<Round> round_;  // core thread: the open round
   bool busy_ = false;             // core thread
 

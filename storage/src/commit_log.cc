@@ -289,6 +289,12 @@ Status CommitLog::Sync() {
   for (File* seg : unsynced_) {
     if (Status s = seg->Sync(); !s.ok()) return s;
   }
+  {
+    // Again: the other thread's sync may have taken the error (the kernel
+    // tells it once per file) while ours ran.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!foreign_sync_error_.ok()) return foreign_sync_error_;
+  }
   unsynced_.clear();
   synced_index_ = written_.index - 1;
   synced_position_.store(written_.position);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -162,6 +163,40 @@ TEST(BrokerStoreFailure, UnderFlushAsyncAPowerLossNeverLeavesTheIndexAheadOfTheL
   Status opened = s.Open();
   ASSERT_TRUE(opened.ok()) << opened.ToString();
   EXPECT_LE(s.store->GetQueueBounds(1, 0).end, appended);
+}
+
+// A start that refuses a damaged store ("Nothing was changed. Start txmqd
+// with --repair ...") changes nothing: the store it opened halfway did
+// not checkpoint (flush the index it replayed, rewrite CHECKPOINT) when
+// it was thrown away.
+TEST(BrokerStoreFailure, AStartThatRefusesChangesNothing) {
+  TempDir dir;
+  const std::string crashed = dir.Sub("crashed");
+  {
+    Harness h(dir.Sub("live"));
+    ASSERT_TRUE(h.Open().ok());
+    for (uint64_t i = 0; i < 8; ++i) {  // 1.6 MiB: two segments of 1 MiB
+      h.store->AppendMessage(1, 0, i, Msg("m" + std::to_string(i), std::string(200 << 10, 'x')),
+                             true);
+      ASSERT_TRUE(h.Commit().ok());
+      // A checkpoint in the second segment, with rounds after it.
+      if (i == 5) {
+        ASSERT_TRUE(h.store->CheckpointNow().ok());
+      }
+    }
+    ASSERT_GE(h.store->Segments().size(), 2u);
+    // As a crash leaves it: rounds after the last checkpoint, to replay.
+    std::filesystem::copy(dir.Sub("live"), crashed, std::filesystem::copy_options::recursive);
+  }
+  const std::string checkpoint = crashed + "/CHECKPOINT";
+  ASSERT_TRUE(std::filesystem::exists(checkpoint));
+  const std::string before = testing::ReadFile(checkpoint);
+  // The first segment, which holds indexed messages, is gone.
+  std::filesystem::remove(crashed + "/log/00000000000000000000.seg");
+  Store s(crashed);
+  Status opened = s.Open();
+  ASSERT_EQ(opened.code(), StatusCode::kCorruption) << opened.ToString();
+  EXPECT_EQ(testing::ReadFile(checkpoint), before) << "a refused start rewrote CHECKPOINT";
 }
 
 // The background sync runs every async_sync_interval also while rounds
