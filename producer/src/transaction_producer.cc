@@ -74,26 +74,22 @@ void TransactionProducer::Impl::RunLocal(Call& call, const LocalFn& run_local) {
 bool TransactionProducer::Impl::AfterLocal(Call& call, TxState* end) {
   TransactionResult& result = call.result;
   if (!call.local_status.ok()) {
-    result.status =
-        Status(call.local_status.code(), About(call.tx_id, call.local_status.message()));
     if (call.local_status.code() != StatusCode::kAborted) {
+      // A commit that failed otherwise may still have written (a failed
+      // fdatasync: LevelDB may show the batch after a reopen). Not the
+      // library's to decide: no end, and check-back asks the store, which
+      // answers from what it holds (UNKNOWN while it cannot tell).
       result.status = Status(
           call.local_status.code(),
           About(call.tx_id, "local commit failed (" + call.local_status.message() +
                                 "); whether it was written is not known, so no end was sent and "
                                 "check-back decides from the local store: do not repeat the "
                                 "call, follow the transaction up"));
-      // A commit that failed otherwise may still have written (a failed
-      // fdatasync: LevelDB may show the batch after a reopen). Not the
-      // library's to decide: no end, and check-back asks the store, which
-      // answers from what it holds (UNKNOWN while it cannot tell).
-      Logger("producer")
-          ->warn(
-              "local commit of transaction {} failed ({}); whether it was written is not known: no "
-              "end is sent, check-back decides from the local store",
-              call.tx_id, call.local_status.ToString());
+      Logger("producer")->warn("{}", result.status.message());
       return false;
     }
+    result.status =
+        Status(call.local_status.code(), About(call.tx_id, call.local_status.message()));
     // Refused, nothing written (a check rolled it back first, a conflict):
     // the broker side is rolled back already, or is now.
     *end = TxState::kRollback;

@@ -282,16 +282,12 @@ Status CommitLog::SyncWrittenFromAnyThread() {
 }
 
 Status CommitLog::Sync() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!foreign_sync_error_.ok()) return foreign_sync_error_;
-  }
   for (File* seg : unsynced_) {
     if (Status s = seg->Sync(); !s.ok()) return s;
   }
   {
-    // Again: the other thread's sync may have taken the error (the kernel
-    // tells it once per file) while ours ran.
+    // After ours: the other thread's sync may have taken the error (the
+    // kernel tells it once per file), before or while ours ran.
     std::lock_guard<std::mutex> lock(mu_);
     if (!foreign_sync_error_.ok()) return foreign_sync_error_;
   }
