@@ -7,6 +7,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -16,22 +17,28 @@ namespace txmq {
 
 // The first leftover word of `app` or of a command given under it that
 // looks like a long option, named with the nearest long option of the
-// commands given; "" when no leftover word looks like one.
+// commands given, or, when it names an argument given by position
+// ("--topic orders"), saying so; "" when no leftover word looks like one.
 inline std::string UnknownOption(const CLI::App& app) {
   std::vector<const CLI::App*> given = {&app};
   while (!given.back()->get_subcommands().empty()) {
     given.push_back(given.back()->get_subcommands().front());
   }
-  std::vector<std::string> names;
+  std::vector<std::string> names, positional;
   for (const CLI::App* a : given) {
     for (const CLI::Option* o : a->get_options()) {
       for (const std::string& n : o->get_lnames()) names.push_back("--" + n);
+      if (!o->nonpositional() && o->get_positional()) positional.push_back("--" + o->get_name());
     }
   }
   for (const CLI::App* a : given) {
     for (std::string word : a->remaining()) {
       if (word.rfind("--", 0) != 0 || word.size() == 2) continue;
       word = word.substr(0, word.find('='));
+      if (std::find(positional.begin(), positional.end(), word) != positional.end()) {
+        return "unknown option '" + word + "' (" + word.substr(2) +
+               " is given by its position, without a flag)";
+      }
       const std::string nearest = Nearest(word, names);
       return "unknown option '" + word + "'" +
              (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)");

@@ -150,6 +150,9 @@ TEST_F(Txmqctl, AnUnknownOptionIsNamedWithTheNearestOne) {
               "unknown option '--brokr' (did you mean '--broker'?)");
   ExpectFails({"topic", "list", "--jsn"}, 2, "unknown option '--jsn' (did you mean '--json'?)");
   ExpectFails({"topic", "list", "--frobnicate=1"}, 2, "unknown option '--frobnicate' (see --help)");
+  // A positional argument given as a flag is told so.
+  ExpectFails({"send", "--topic", "orders", "hello"}, 2,
+              "unknown option '--topic' (topic is given by its position, without a flag");
 }
 
 TEST_F(Txmqctl, BadUsageExitsTwoWithOneLine) {
